@@ -1,0 +1,61 @@
+/** `dockfleet agent`: enroll on first start, then keep the channel to the hub and the engine
+ * inventory running until stopped. Listens on no port. */
+import type { Logger } from '../lib/logger.ts';
+import { DockfleetError } from '../protocol/errors.ts';
+import type { AgentConfig } from './config.ts';
+import { EngineClient } from './engine-client.ts';
+import { enrollAgent } from './enroll.ts';
+import { runChannel } from './hub-channel.ts';
+import { AgentIdentity } from './identity.ts';
+import { InventoryWatcher } from './inventory-watcher.ts';
+import { createTunnelHandler } from './tunnel-handler.ts';
+
+export interface AgentHooks {
+  /** Called each time the channel is up (the CLI prints `agent NAME connected`). */
+  onConnected?: (node: string) => void;
+  onPending?: (node: string) => void;
+}
+
+/** Returns the identity (enrolling when --state holds none). */
+export async function loadOrEnroll(config: AgentConfig, log: Logger): Promise<AgentIdentity> {
+  const existing = await AgentIdentity.load(config.stateDir);
+  if (existing) {
+    if (config.code) log.info({ node: existing.node }, 'already enrolled; --code ignored');
+    if (config.name && config.name !== existing.node) {
+      throw new DockfleetError('bad_request', `state in ${config.stateDir} belongs to node ${existing.node}, not ${config.name}`);
+    }
+    return existing;
+  }
+  if (!config.code) throw new DockfleetError('bad_request', `not enrolled yet (no identity in ${config.stateDir}); pass --code`);
+  if (!config.hubUrl) throw new DockfleetError('bad_request', 'first start needs --hub URL');
+  const identity = await enrollAgent({ hubUrl: config.hubUrl, code: config.code, name: config.name ?? undefined, stateDir: config.stateDir });
+  log.info({ node: identity.node }, 'enrolled');
+  return identity;
+}
+
+export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSignal, hooks: AgentHooks = {}): Promise<void> {
+  const identity = await loadOrEnroll(config, log);
+  const engine = new EngineClient(config.dockerHost);
+  const inventory = new InventoryWatcher(engine, log);
+  // The watcher stops with the agent, also when the channel ends for good (revoked).
+  const stop = new AbortController();
+  signal.addEventListener('abort', () => stop.abort(), { once: true });
+  const watching = inventory.run(stop.signal);
+  try {
+    await runChannel(
+      {
+        hubUrl: config.hubUrl ?? new URL(identity.hubUrl),
+        identity,
+        handler: createTunnelHandler({ identity, inventory, log }),
+        log,
+        onConnected: () => hooks.onConnected?.(identity.node),
+        onPending: () => hooks.onPending?.(identity.node),
+      },
+      signal,
+    );
+  } finally {
+    stop.abort();
+    await watching;
+    engine.close();
+  }
+}

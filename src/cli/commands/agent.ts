@@ -1,0 +1,31 @@
+import { parseArgs } from 'node:util';
+import { agentConfigFrom } from '../../agent/config.ts';
+import { runAgent } from '../../agent/run-agent.ts';
+import { createLogger } from '../../lib/logger.ts';
+import type { Command } from '../command.ts';
+import { untilSignal } from '../until-signal.ts';
+
+export const agentCommand: Command = {
+  summary: 'run the agent beside a Docker engine (dials out; listens on no port)',
+  usage: `dockfleet agent --hub URL [--code CODE] [--state DIR] [--docker unix:///var/run/docker.sock] [--name NAME]
+
+  --hub URL     the hub, e.g. https://hub.example:7443 (HTTPS_PROXY/NO_PROXY are honoured)
+  --code CODE   enrollment code or join token; needed only the first time
+  --state DIR   the agent's identity: pinned hub CA and private key (default ./agent-state)
+  --docker URL  the engine's socket (default unix:///var/run/docker.sock)
+  --name NAME   the node's name (required with a join token)`,
+  async run(args) {
+    const { values } = parseArgs({
+      args, strict: true,
+      options: { hub: { type: 'string' }, code: { type: 'string' }, state: { type: 'string' }, docker: { type: 'string' }, name: { type: 'string' } },
+    });
+    const config = agentConfigFrom(values);
+    const log = createLogger('agent');
+    const stop = new AbortController();
+    void untilSignal().then(() => stop.abort());
+    await runAgent(config, log, stop.signal, {
+      onConnected: (node) => process.stdout.write(`agent ${node} connected\n`),
+      onPending: (node) => process.stdout.write(`agent ${node} pending approval\n`),
+    });
+  },
+};

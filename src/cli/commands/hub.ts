@@ -1,0 +1,28 @@
+import { parseArgs } from 'node:util';
+import { hubConfigFrom } from '../../hub/config.ts';
+import { runHub } from '../../hub/run-hub.ts';
+import { createLogger } from '../../lib/logger.ts';
+import type { Command } from '../command.ts';
+import { untilSignal } from '../until-signal.ts';
+
+export const hubCommand: Command = {
+  summary: 'run the hub (control plane)',
+  usage: `dockfleet hub [--data DIR] [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE]
+
+  --data DIR          state: CA, database, admin.token (default ./data)
+  --listen HOST:PORT  the one HTTPS port for UI, API, agents and Docker endpoints (default 127.0.0.1:7443)
+  --tls-cert FILE     serve this certificate chain instead of one from the hub's private CA
+  --tls-key FILE      its private key`,
+  async run(args) {
+    const { values } = parseArgs({
+      args, strict: true,
+      options: { data: { type: 'string' }, listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' } },
+    });
+    const config = hubConfigFrom(values);
+    const log = createLogger('hub');
+    const running = await runHub(config, log);
+    process.stdout.write(`hub ready ${running.url}\n`);
+    await untilSignal();
+    await running.close();
+  },
+};

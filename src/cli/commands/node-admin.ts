@@ -1,0 +1,106 @@
+/** Client commands that manage nodes through the hub's REST API. */
+import { parseArgs } from 'node:util';
+import type { NodeView } from '../../protocol/api.ts';
+import { UsageError, type Command } from '../command.ts';
+import { TARGET_HELP, TARGET_OPTIONS, callHub, resolveTarget } from '../hub-client.ts';
+
+const OPTIONS = { ...TARGET_OPTIONS, ttl: { type: 'string' }, json: { type: 'boolean' } } as const;
+
+/** Parses a command's flags; `allowed` names the options beyond the hub-target ones. */
+function parse(args: string[], allowed: Array<'ttl' | 'json'> = []) {
+  const parsed = parseArgs({ args, strict: true, allowPositionals: true, options: OPTIONS });
+  for (const extra of ['ttl', 'json'] as const) {
+    if (parsed.values[extra] !== undefined && !allowed.includes(extra)) throw new UsageError(`unknown option --${extra}`);
+  }
+  return parsed;
+}
+
+function oneName(positionals: string[]): string {
+  if (positionals.length !== 1) throw new UsageError('expected exactly one NAME');
+  return positionals[0]!;
+}
+
+function parseTtl(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(\d+)(s|m|h|d)?$/.exec(value);
+  if (!m) throw new UsageError(`--ttl must look like 900, 15m, 2h or 7d, got "${value}"`);
+  return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 's'];
+}
+
+/** A command that posts to /api/v1/nodes/NAME/ACTION and prints a line about it. */
+function nodeAction(action: 'approve' | 'revoke' | 'rotate', summary: string, done: (name: string) => string): Command {
+  return {
+    summary,
+    usage: `dockfleet ${action} NAME\n\n${TARGET_HELP}`,
+    async run(args) {
+      const { values, positionals } = parse(args);
+      const name = oneName(positionals);
+      await callHub(resolveTarget(values), 'POST', `/api/v1/nodes/${encodeURIComponent(name)}/${action}`);
+      process.stdout.write(`${done(name)}\n`);
+    },
+  };
+}
+
+export const enrollCommand: Command = {
+  summary: 'mint a single-use enrollment code for a new node',
+  usage: `dockfleet enroll NAME [--ttl 15m]
+
+Prints the agent command line, then the code alone on the last line of stdout.
+The code embeds the digest of the hub's CA, so the agent verifies the hub on first contact.
+
+${TARGET_HELP}`,
+  async run(args) {
+    const { values, positionals } = parse(args, ['ttl']);
+    const name = oneName(positionals);
+    const target = resolveTarget(values);
+    const ttlSeconds = parseTtl(values.ttl);
+    const res = (await callHub(target, 'POST', '/api/v1/enrollments', { name, ...(ttlSeconds ? { ttlSeconds } : {}) })) as { code: string; expiresAt: string };
+    process.stdout.write(`# on the Docker host of ${name} (code valid until ${res.expiresAt}, single use):\n`);
+    process.stdout.write(`#   dockfleet agent --hub ${target.url.origin} --code ${res.code}\n`);
+    process.stdout.write(`${res.code}\n`);
+  },
+};
+
+export const joinTokenCommand: Command = {
+  summary: 'mint a fleet join token: nodes that join with it wait as pending until approved',
+  usage: `dockfleet join-token [--ttl 24h]
+
+Prints the token alone on the last line of stdout. Agents use it as --code with --name NAME.
+
+${TARGET_HELP}`,
+  async run(args) {
+    const { values, positionals } = parse(args, ['ttl']);
+    if (positionals.length > 0) throw new UsageError('join-token takes no arguments');
+    const ttlSeconds = parseTtl(values.ttl);
+    const res = (await callHub(resolveTarget(values), 'POST', '/api/v1/join-tokens', ttlSeconds ? { ttlSeconds } : {})) as { token: string; expiresAt: string };
+    process.stdout.write(`# reusable until ${res.expiresAt}; nodes joining with it wait for 'dockfleet approve NAME'\n${res.token}\n`);
+  },
+};
+
+export const nodesCommand: Command = {
+  summary: 'list nodes and their status',
+  usage: `dockfleet nodes [--json]
+
+  --json   an array of {name, status, lastSeen, engine:{version}, …}; status is pending|online|offline|revoked
+
+${TARGET_HELP}`,
+  async run(args) {
+    const { values, positionals } = parse(args, ['json']);
+    if (positionals.length > 0) throw new UsageError('nodes takes no arguments');
+    const nodes = (await callHub(resolveTarget(values), 'GET', '/api/v1/nodes')) as NodeView[];
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify(nodes, null, 2)}\n`);
+      return;
+    }
+    const rows = [['NAME', 'STATUS', 'ENGINE', 'CONTAINERS', 'LAST SEEN']];
+    for (const n of nodes) {
+      rows.push([n.name, n.status, n.engine.version ?? '-', `${n.counts.running}/${n.counts.containers}`, n.lastSeen ?? 'never']);
+    }
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+  },
+};
+
+export const approveCommand = nodeAction('approve', 'approve a pending node (joined with a join token)', (n) => `node ${n} approved`);
+export const revokeCommand = nodeAction('revoke', "revoke a node: its credential stops working at once, for good", (n) => `node ${n} revoked`);
+export const rotateCommand = nodeAction('rotate', "replace a node's key without downtime", (n) => `node ${n} key rotated`);

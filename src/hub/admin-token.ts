@@ -1,0 +1,34 @@
+/** API tokens: random bearer secrets, stored as SHA-256 hashes. The first start writes the admin
+ * token to DIR/admin.token (0600), as a cluster writes its admin kubeconfig. */
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Store } from '../store/store.ts';
+
+export const ADMIN_TOKEN_FILE = 'admin.token';
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+export function newToken(): string {
+  return `dft_${randomBytes(32).toString('base64url')}`;
+}
+
+/** Makes sure DIR/admin.token exists and that the store knows its hash. */
+export async function ensureAdminToken(dataDir: string, store: Store): Promise<void> {
+  const file = join(dataDir, ADMIN_TOKEN_FILE);
+  let token: string;
+  try {
+    token = (await readFile(file, 'utf8')).trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    token = newToken();
+    await writeFile(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
+  }
+  await chmod(file, 0o600);
+  const hash = hashToken(token);
+  if (!(await store.getToken(hash))) {
+    await store.insertToken({ tokenHash: hash, name: 'admin', role: 'admin', createdAt: Date.now(), revokedAt: null });
+  }
+}

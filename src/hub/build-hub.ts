@@ -1,0 +1,64 @@
+/**
+ * Wires the hub's parts into request and upgrade handlers, apart from any listening socket:
+ * REST API and health (Hono), the agents' gateway (WebSocket upgrade). `run-hub.ts` listens.
+ */
+import type { IncomingMessage, RequestListener } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { getRequestListener } from '@hono/node-server';
+import { GATEWAY_PATH } from '../protocol/handshake.ts';
+import type { Store } from '../store/store.ts';
+import type { Logger } from '../lib/logger.ts';
+import { buildRestApp } from './api/rest-app.ts';
+import { Enrollment } from './enrollment.ts';
+import { AgentGateway } from './gateway/agent-gateway.ts';
+import type { ReconnectLimiter } from './gateway/reconnect-limiter.ts';
+import { InventoryCache } from './inventory-cache.ts';
+import { NodeRegistry } from './node-registry.ts';
+
+export interface HubDeps {
+  store: Store;
+  caDigest: string;
+  log: Logger;
+  handshakeTimeoutMs?: number;
+  limiter?: ReconnectLimiter;
+}
+
+export interface Hub {
+  requestListener: RequestListener;
+  upgradeListener: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  registry: NodeRegistry;
+  inventory: InventoryCache;
+  enrollment: Enrollment;
+  close(): Promise<void>;
+}
+
+export async function buildHub(deps: HubDeps): Promise<Hub> {
+  const { store, log } = deps;
+  const inventory = new InventoryCache(store, log);
+  const registry = new NodeRegistry(store, inventory, log);
+  await registry.init();
+  const enrollment = new Enrollment(store, registry, deps.caDigest);
+  const gateway = new AgentGateway({
+    store, registry, log,
+    ...(deps.handshakeTimeoutMs === undefined ? {} : { handshakeTimeoutMs: deps.handshakeTimeoutMs }),
+    ...(deps.limiter === undefined ? {} : { limiter: deps.limiter }),
+  });
+  const app = buildRestApp({ store, registry, inventory, enrollment, log });
+  const requestListener = getRequestListener(app.fetch);
+
+  return {
+    requestListener,
+    upgradeListener(req, socket, head) {
+      const path = (req.url ?? '').split('?')[0];
+      if (path === GATEWAY_PATH) return gateway.handleUpgrade(req, socket, head);
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    },
+    registry,
+    inventory,
+    enrollment,
+    async close() {
+      gateway.close();
+      await registry.close();
+    },
+  };
+}

@@ -1,0 +1,193 @@
+/**
+ * One connected agent as the hub sees it: an HTTP/2 client session over the agent's WebSocket.
+ * Every hub→agent call is a stream on it; the agent's inventory arrives on one long-lived
+ * stream the link keeps open for as long as the agent is connected.
+ */
+import { EventEmitter } from 'node:events';
+import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import type { WebSocket } from 'ws';
+import { DockfleetError } from '../../protocol/errors.ts';
+import { CLOSE_CODES, type ErrorFrame } from '../../protocol/handshake.ts';
+import { HEARTBEAT_MS, DEAD_AFTER_MS } from '../../protocol/heartbeat.ts';
+import { INVENTORY_PATH, MAX_INVENTORY_LINE, inventoryMessage, type InventoryMessage } from '../../protocol/inventory.ts';
+import { H2_MAX_SESSION_MEMORY_MB, H2_SETTINGS, startHeartbeat, widenSessionWindow } from '../../lib/h2-channel.ts';
+import { NdjsonSplitter, parseJsonLine } from '../../lib/ndjson.ts';
+import { WebSocketDuplex } from '../../lib/websocket-duplex.ts';
+import type { Logger } from '../../lib/logger.ts';
+
+export interface AgentLinkEvents {
+  inventory: [InventoryMessage];
+  close: [];
+}
+
+export interface AgentResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  stream: ClientHttp2Stream;
+}
+
+export interface LinkRequest {
+  method: string;
+  path: string;
+  headers?: Record<string, string>;
+  body?: Buffer;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+const INVENTORY_RETRY_MS = 1_000;
+
+export class AgentLink extends EventEmitter<AgentLinkEvents> {
+  readonly nodeId: string;
+  readonly nodeName: string;
+  keyId: string;
+  readonly connectedAt = Date.now();
+  lastSeen = Date.now();
+  readonly #ws: WebSocket;
+  readonly #session: ClientHttp2Session;
+  readonly #log: Logger;
+  #closed = false;
+  #stopHeartbeat: () => void;
+
+  constructor(opts: { ws: WebSocket; nodeId: string; nodeName: string; keyId: string; log: Logger }) {
+    super();
+    this.nodeId = opts.nodeId;
+    this.nodeName = opts.nodeName;
+    this.keyId = opts.keyId;
+    this.#ws = opts.ws;
+    this.#log = opts.log;
+    const duplex = new WebSocketDuplex(opts.ws, () => this.close({ t: 'error', code: 'protocol_error', message: 'unexpected text frame' }));
+    duplex.on('error', () => {});
+    this.#session = http2.connect('http://agent.dockfleet.invalid', {
+      createConnection: () => duplex,
+      settings: H2_SETTINGS,
+      maxSessionMemory: H2_MAX_SESSION_MEMORY_MB,
+    });
+    widenSessionWindow(this.#session);
+    this.#session.on('error', (err) => this.#log.debug({ err, node: this.nodeName }, 'agent session error'));
+    this.#session.once('close', () => this.#onClosed());
+    opts.ws.once('close', () => this.#onClosed());
+    this.#stopHeartbeat = startHeartbeat(this.#session, {
+      intervalMs: HEARTBEAT_MS,
+      deadAfterMs: DEAD_AFTER_MS,
+      onAlive: () => (this.lastSeen = Date.now()),
+      onDead: () => {
+        this.#log.warn({ node: this.nodeName }, 'agent link silent too long, dropping it');
+        this.close();
+      },
+    });
+    this.#followInventory();
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Sends a request through the agent; resolves with the response head and its body stream. */
+  request(req: LinkRequest): Promise<AgentResponse> {
+    if (this.#closed) return Promise.reject(new DockfleetError('node_offline', `node ${this.nodeName} is offline`));
+    return new Promise((resolve, reject) => {
+      const stream = this.#session.request(
+        { ':method': req.method, ':path': req.path, ...req.headers },
+        { endStream: req.body === undefined, signal: req.signal },
+      );
+      const timer = setTimeout(() => {
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+        reject(new DockfleetError('node_timeout', `node ${this.nodeName} did not answer in ${req.timeoutMs} ms`));
+      }, req.timeoutMs ?? 30_000);
+      stream.once('response', (headers) => {
+        clearTimeout(timer);
+        resolve({ status: Number(headers[':status']), headers, stream });
+      });
+      stream.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new DockfleetError('node_offline', `node ${this.nodeName}: ${err.message}`, { cause: err }));
+      });
+      stream.once('close', () => {
+        clearTimeout(timer);
+        reject(new DockfleetError('node_offline', `node ${this.nodeName} closed the stream`));
+      });
+      if (req.body !== undefined) stream.end(req.body);
+    });
+  }
+
+  /** A request whose answer is JSON, read whole (bounded). */
+  async requestJson(req: LinkRequest & { maxBytes?: number }): Promise<{ status: number; body: unknown }> {
+    const res = await this.request(req);
+    const limit = req.maxBytes ?? 1024 * 1024;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of res.stream as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > limit) {
+        res.stream.close(http2.constants.NGHTTP2_CANCEL);
+        throw new DockfleetError('payload_too_large', `answer from ${this.nodeName} exceeds ${limit} bytes`);
+      }
+      chunks.push(chunk);
+    }
+    const text = Buffer.concat(chunks).toString('utf8');
+    const parsed = text === '' ? { ok: true as const, value: null } : parseJsonLine(text);
+    if (!parsed.ok) throw new DockfleetError('protocol_error', `node ${this.nodeName} answered with malformed JSON`);
+    return { status: res.status, body: parsed.value };
+  }
+
+  /** Closes the link, first telling the agent why when a reason is given. */
+  close(reason?: ErrorFrame): void {
+    if (this.#closed) return;
+    if (reason && this.#ws.readyState === this.#ws.OPEN) {
+      this.#ws.send(JSON.stringify(reason));
+      this.#ws.close(CLOSE_CODES.rejected);
+    } else {
+      this.#ws.close(CLOSE_CODES.goingAway);
+    }
+    // A peer that does not complete the closing handshake is cut off.
+    setTimeout(() => this.#ws.terminate(), 1_000).unref();
+    this.#onClosed();
+  }
+
+  #onClosed(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#stopHeartbeat();
+    if (!this.#session.destroyed) this.#session.destroy();
+    this.emit('close');
+  }
+
+  #followInventory(): void {
+    if (this.#closed) return;
+    const stream = this.#session.request({ ':method': 'GET', ':path': INVENTORY_PATH });
+    const splitter = new NdjsonSplitter(MAX_INVENTORY_LINE);
+    stream.on('data', (chunk: Buffer) => {
+      let lines: string[];
+      try {
+        lines = splitter.push(chunk);
+      } catch (err) {
+        this.#log.warn({ node: this.nodeName, err }, 'inventory line too long; dropping link');
+        this.close({ t: 'error', code: 'protocol_error', message: 'inventory line too long' });
+        return;
+      }
+      for (const line of lines) this.#acceptInventoryLine(line);
+    });
+    stream.on('error', () => {});
+    stream.once('close', () => {
+      if (!this.#closed) setTimeout(() => this.#followInventory(), INVENTORY_RETRY_MS).unref();
+    });
+    stream.end();
+  }
+
+  #acceptInventoryLine(line: string): void {
+    const parsed = parseJsonLine(line);
+    const message = parsed.ok ? inventoryMessage.safeParse(parsed.value) : null;
+    if (!message?.success) {
+      this.#log.warn({ node: this.nodeName }, 'ignored a malformed inventory message');
+      return;
+    }
+    this.lastSeen = Date.now();
+    try {
+      this.emit('inventory', message.data);
+    } catch (err) {
+      // Whatever an agent sends, it must not take the hub down with it.
+      this.#log.error({ err, node: this.nodeName }, 'inventory update failed');
+    }
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * The hub's current view of each node's engine: served from memory, written behind to the
+ * store (coalesced per node and section) so it survives a restart without a write per event.
+ */
+import type { InventorySection } from '../protocol/inventory.ts';
+import type { Store } from '../store/store.ts';
+import type { Logger } from '../lib/logger.ts';
+
+export interface EngineState {
+  state: 'up' | 'down' | 'unknown';
+  error?: string;
+}
+
+interface NodeInventory {
+  sections: Map<InventorySection, { items: unknown[]; updatedAt: number }>;
+  engine: EngineState;
+}
+
+const FLUSH_DELAY_MS = 1_000;
+
+export class InventoryCache {
+  readonly #store: Store;
+  readonly #log: Logger;
+  readonly #nodes = new Map<string, NodeInventory>();
+  readonly #dirty = new Map<string, Set<InventorySection>>();
+  #flushTimer: NodeJS.Timeout | null = null;
+  #flushing: Promise<void> = Promise.resolve();
+
+  constructor(store: Store, log: Logger) {
+    this.#store = store;
+    this.#log = log;
+  }
+
+  /** Loads a node's last known inventory from the store (at start, before its agent is back). */
+  async load(nodeId: string): Promise<void> {
+    const records = await this.#store.loadInventory(nodeId);
+    const entry = this.#entry(nodeId);
+    for (const r of records) {
+      if (!entry.sections.has(r.section)) entry.sections.set(r.section, { items: r.items, updatedAt: r.updatedAt });
+    }
+  }
+
+  section(nodeId: string, section: InventorySection): { items: unknown[]; updatedAt: number } | null {
+    return this.#nodes.get(nodeId)?.sections.get(section) ?? null;
+  }
+
+  engine(nodeId: string): EngineState {
+    return this.#nodes.get(nodeId)?.engine ?? { state: 'unknown' };
+  }
+
+  counts(nodeId: string): { containers: number; running: number; images: number; volumes: number; networks: number } {
+    const size = (s: InventorySection): number => this.section(nodeId, s)?.items.length ?? 0;
+    const containers = this.section(nodeId, 'containers')?.items ?? [];
+    const running = containers.filter((c) => (c as { State?: unknown }).State === 'running').length;
+    return { containers: containers.length, running, images: size('images'), volumes: size('volumes'), networks: size('networks') };
+  }
+
+  setSection(nodeId: string, section: InventorySection, items: unknown[], at: number): void {
+    this.#entry(nodeId).sections.set(section, { items, updatedAt: at });
+    let dirty = this.#dirty.get(nodeId);
+    if (!dirty) this.#dirty.set(nodeId, (dirty = new Set()));
+    dirty.add(section);
+    this.#flushTimer ??= setTimeout(() => void this.flush(), FLUSH_DELAY_MS);
+  }
+
+  setEngine(nodeId: string, engine: EngineState): void {
+    this.#entry(nodeId).engine = engine;
+  }
+
+  /** Marks the engine state unknown (the agent went away); the sections stay as last known. */
+  forgetEngine(nodeId: string): void {
+    const entry = this.#nodes.get(nodeId);
+    if (entry) entry.engine = { state: 'unknown' };
+  }
+
+  drop(nodeId: string): void {
+    this.#nodes.delete(nodeId);
+    this.#dirty.delete(nodeId);
+  }
+
+  /** Writes every pending section to the store. Safe to call at any time; calls serialise. */
+  flush(): Promise<void> {
+    if (this.#flushTimer) clearTimeout(this.#flushTimer);
+    this.#flushTimer = null;
+    const batch = [...this.#dirty];
+    this.#dirty.clear();
+    this.#flushing = this.#flushing.then(async () => {
+      for (const [nodeId, sections] of batch) {
+        for (const section of sections) {
+          const current = this.section(nodeId, section);
+          if (!current) continue;
+          try {
+            await this.#store.saveInventory(nodeId, section, current.items, current.updatedAt);
+          } catch (err) {
+            this.#log.error({ err, nodeId, section }, 'could not persist inventory');
+          }
+        }
+      }
+    });
+    return this.#flushing;
+  }
+
+  #entry(nodeId: string): NodeInventory {
+    let entry = this.#nodes.get(nodeId);
+    if (!entry) this.#nodes.set(nodeId, (entry = { sections: new Map(), engine: { state: 'unknown' } }));
+    return entry;
+  }
+}

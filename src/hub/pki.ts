@@ -1,0 +1,274 @@
+/** Hub PKI: a private CA (ECDSA P-256), the hub's TLS server certificate, and client certificates. */
+// tsyringe, a dependency of @peculiar/x509, needs the Reflect metadata polyfill loaded first.
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import { KeyObject, X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { caDigest } from '../protocol/ca-digest.ts';
+
+x509.cryptoProvider.set(globalThis.crypto);
+
+const EC_ALG = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+const SIGN_ALG = { name: 'ECDSA', hash: 'SHA-256' } as const;
+const DAY_MS = 86_400_000;
+/** Backdate notBefore a little to tolerate clock skew between hub and agents. */
+const SKEW_MS = 5 * 60_000;
+/** A stored server certificate expiring sooner than this is re-issued on load. */
+const RENEW_BEFORE_MS = 30 * DAY_MS;
+
+export interface HubPki {
+  caCertPem: string;
+  caKeyPem: string;
+  /** Leaf followed by the CA cert (or the supplied chain), so clients receive the chain. */
+  serverCertPem: string;
+  serverKeyPem: string;
+  /** Digest agents pin: the private CA, or the last certificate of a supplied tlsCertFile. */
+  caDigest: string;
+}
+
+export interface HubPkiOptions {
+  hosts: string[];
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+}
+
+interface KeyPairPem {
+  certPem: string;
+  keyPem: string;
+}
+
+/** Loads `dir/pki/*`, creating the CA and server certificate on first use. */
+export async function loadOrCreateHubPki(dir: string, opts: HubPkiOptions): Promise<HubPki> {
+  const pkiDir = join(dir, 'pki');
+  await mkdir(pkiDir, { recursive: true, mode: 0o700 });
+  const ca = await loadOrCreateCa(pkiDir);
+  const base = { caCertPem: ca.certPem, caKeyPem: ca.keyPem };
+
+  if (opts.tlsCertFile !== undefined || opts.tlsKeyFile !== undefined) {
+    if (!opts.tlsCertFile || !opts.tlsKeyFile) throw new Error('tlsCertFile and tlsKeyFile must be given together');
+    const chain = splitPemCerts(await readFile(opts.tlsCertFile, 'utf8'));
+    const top = chain.at(-1);
+    if (!top) throw new Error(`no certificate found in ${opts.tlsCertFile}`);
+    const serverKeyPem = await readFile(opts.tlsKeyFile, 'utf8');
+    if (!new X509Certificate(chain[0]!).checkPrivateKey(createPrivateKey(serverKeyPem))) {
+      throw new Error(`${opts.tlsKeyFile} is not the private key of the first certificate in ${opts.tlsCertFile}`);
+    }
+    return { ...base, serverCertPem: chain.join(''), serverKeyPem, caDigest: caDigest(top) };
+  }
+
+  const server = await loadOrIssueServer(pkiDir, ca, opts.hosts);
+  return { ...base, serverCertPem: server.certPem + ca.certPem, serverKeyPem: server.keyPem, caDigest: caDigest(ca.certPem) };
+}
+
+/** Issues a clientAuth certificate signed by the hub CA (default 365 days). */
+export async function issueClientCert(
+  pki: HubPki,
+  opts: { commonName: string; days?: number },
+): Promise<{ certPem: string; keyPem: string; serialHex: string }> {
+  const days = opts.days ?? 365;
+  if (!opts.commonName) throw new Error('commonName is required');
+  if (!Number.isFinite(days) || days <= 0) throw new Error(`invalid certificate lifetime: ${days} days`);
+  const keys = await generateKeys();
+  const cert = await signLeaf(pki, {
+    commonName: opts.commonName,
+    publicKey: keys.publicKey,
+    notAfter: new Date(Date.now() + days * DAY_MS),
+    extensions: [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])],
+  });
+  return { certPem: toPem(cert), keyPem: exportKeyPem(keys.privateKey), serialHex: cert.serialNumber.toLowerCase() };
+}
+
+async function loadOrCreateCa(pkiDir: string): Promise<KeyPairPem> {
+  const certPath = join(pkiDir, 'ca.pem');
+  const keyPath = join(pkiDir, 'ca-key.pem');
+  const [certPem, keyPem] = await Promise.all([readOptional(certPath), readOptional(keyPath)]);
+  if (certPem !== undefined && keyPem !== undefined) {
+    const cert = new X509Certificate(certPem);
+    if (!cert.checkPrivateKey(createPrivateKey(keyPem))) throw new Error(`${keyPath} does not match ${certPath}`);
+    return { certPem: cert.toString(), keyPem };
+  }
+  if (certPem !== undefined || keyPem !== undefined) {
+    // A new CA would silently invalidate every enrolled agent's pinned digest.
+    throw new Error(`incomplete hub CA in ${pkiDir}: restore both ca.pem and ca-key.pem, or remove both to create a new CA`);
+  }
+
+  const keys = await generateKeys();
+  const now = Date.now();
+  const notAfter = new Date(now);
+  notAfter.setUTCFullYear(notAfter.getUTCFullYear() + 10);
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomSerialHex(),
+    name: [{ CN: [`dockfleet hub CA ${randomBytes(4).toString('hex')}`] }],
+    notBefore: new Date(now - SKEW_MS),
+    notAfter,
+    keys,
+    signingAlgorithm: SIGN_ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  const ca = { certPem: toPem(cert), keyPem: exportKeyPem(keys.privateKey) };
+  await writeSecret(keyPath, ca.keyPem);
+  await writeFile(certPath, ca.certPem, { mode: 0o644 });
+  return ca;
+}
+
+async function loadOrIssueServer(pkiDir: string, ca: KeyPairPem, hosts: string[]): Promise<KeyPairPem> {
+  const certPath = join(pkiDir, 'server.pem');
+  const keyPath = join(pkiDir, 'server-key.pem');
+  const wanted = sanNames([...hosts, 'localhost', '127.0.0.1', '::1', hostname()]);
+  const [certPem, keyPem] = await Promise.all([readOptional(certPath), readOptional(keyPath)]);
+  let previous: SanName[] = [];
+  if (certPem !== undefined && keyPem !== undefined) {
+    const leaf = parseCert(certPem);
+    const caCert = new X509Certificate(ca.certPem);
+    if (leaf && leaf.checkIssued(caCert) && leaf.verify(caCert.publicKey)) {
+      previous = leafSanNames(leaf);
+      const fresh = Date.parse(leaf.validTo) - Date.now() > RENEW_BEFORE_MS;
+      const covers = wanted.every((n) => previous.some((p) => p.type === n.type && p.value === n.value));
+      if (fresh && covers && keyMatches(leaf, keyPem)) return { certPem: leaf.toString(), keyPem };
+    }
+  }
+
+  // Keep names the previous certificate covered so agents configured with an older host keep working.
+  const names = sanNames([...wanted, ...previous].map((n) => n.value));
+  const keys = await generateKeys();
+  const cert = await signLeaf(
+    { caCertPem: ca.certPem, caKeyPem: ca.keyPem },
+    {
+      commonName: 'dockfleet hub',
+      publicKey: keys.publicKey,
+      notAfter: new Date(Date.now() + 730 * DAY_MS),
+      extensions: [
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+        new x509.SubjectAlternativeNameExtension(names),
+      ],
+    },
+  );
+  const server = { certPem: toPem(cert), keyPem: exportKeyPem(keys.privateKey) };
+  await writeSecret(keyPath, server.keyPem);
+  await writeFile(certPath, server.certPem, { mode: 0o644 });
+  return server;
+}
+
+/** Signs an end-entity certificate with the hub CA; `extensions` adds EKU/SAN. */
+async function signLeaf(
+  ca: Pick<HubPki, 'caCertPem' | 'caKeyPem'>,
+  leaf: { commonName: string; publicKey: CryptoKey; notAfter: Date; extensions: x509.Extension[] },
+): Promise<x509.X509Certificate> {
+  const caCert = new x509.X509Certificate(ca.caCertPem);
+  const caSki = caCert.getExtension(x509.SubjectKeyIdentifierExtension);
+  return x509.X509CertificateGenerator.create({
+    serialNumber: randomSerialHex(),
+    subject: [{ CN: [leaf.commonName] }],
+    issuer: caCert.subjectName,
+    notBefore: new Date(Date.now() - SKEW_MS),
+    notAfter: leaf.notAfter,
+    publicKey: leaf.publicKey,
+    signingKey: await importSigningKey(ca.caKeyPem),
+    signingAlgorithm: SIGN_ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      ...leaf.extensions,
+      await x509.SubjectKeyIdentifierExtension.create(leaf.publicKey),
+      caSki
+        ? new x509.AuthorityKeyIdentifierExtension(caSki.keyId)
+        : await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey),
+    ],
+  });
+}
+
+type SanName = { type: 'dns' | 'ip'; value: string };
+
+/** Classifies, canonicalises and de-duplicates host names for a SAN extension. */
+function sanNames(hosts: string[]): SanName[] {
+  const out = new Map<string, SanName>();
+  for (const raw of hosts) {
+    const host = raw.trim().replace(/^\[(.*)\]$/, '$1');
+    if (!host) continue;
+    const name: SanName = isIP(host)
+      ? { type: 'ip', value: canonicalIp(host) }
+      : { type: 'dns', value: host.toLowerCase().replace(/\.$/, '') };
+    out.set(`${name.type}:${name.value}`, name);
+  }
+  return [...out.values()];
+}
+
+function canonicalIp(ip: string): string {
+  return isIP(ip) === 6 ? new URL(`http://[${ip}]/`).hostname.slice(1, -1) : ip;
+}
+
+function leafSanNames(leaf: X509Certificate): SanName[] {
+  const san = new x509.X509Certificate(leaf.raw).getExtension(x509.SubjectAlternativeNameExtension);
+  const values = (san?.names.toJSON() ?? []).filter((n) => n.type === 'dns' || n.type === 'ip').map((n) => n.value);
+  return sanNames(values);
+}
+
+function splitPemCerts(pem: string): string[] {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  return blocks.map((b) => new X509Certificate(b).toString());
+}
+
+function parseCert(pem: string): X509Certificate | undefined {
+  try {
+    return new X509Certificate(pem);
+  } catch {
+    return undefined;
+  }
+}
+
+function keyMatches(cert: X509Certificate, keyPem: string): boolean {
+  try {
+    return cert.checkPrivateKey(createPrivateKey(keyPem));
+  } catch {
+    return false;
+  }
+}
+
+async function generateKeys(): Promise<CryptoKeyPair> {
+  return globalThis.crypto.subtle.generateKey(EC_ALG, true, ['sign', 'verify']);
+}
+
+async function importSigningKey(pem: string): Promise<CryptoKey> {
+  const key = createPrivateKey(pem);
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+    throw new Error('hub CA key must be an ECDSA P-256 key');
+  }
+  const der = key.export({ type: 'pkcs8', format: 'der' });
+  return globalThis.crypto.subtle.importKey('pkcs8', der, EC_ALG, false, ['sign']);
+}
+
+function exportKeyPem(key: CryptoKey): string {
+  return KeyObject.from(key).export({ type: 'pkcs8', format: 'pem' }).toString();
+}
+
+function toPem(cert: x509.X509Certificate): string {
+  return new X509Certificate(Buffer.from(cert.rawData)).toString();
+}
+
+/** 16 random bytes as a positive, non-zero-led DER INTEGER in hex. */
+function randomSerialHex(): string {
+  const bytes = randomBytes(16);
+  bytes[0] = (bytes[0]! & 0x7f) || 0x01;
+  return bytes.toString('hex');
+}
+
+async function readOptional(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+async function writeSecret(path: string, data: string): Promise<void> {
+  await writeFile(path, data, { mode: 0o600 });
+  await chmod(path, 0o600);
+}

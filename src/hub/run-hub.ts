@@ -1,0 +1,65 @@
+/** `dockfleet hub`: reads config once, prepares DIR (PKI, database, admin token), listens. */
+import { mkdir, writeFile } from 'node:fs/promises';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
+import { urlHost } from '../lib/host-port.ts';
+import type { Logger } from '../lib/logger.ts';
+import { ensureAdminToken } from './admin-token.ts';
+import { buildHub, type Hub } from './build-hub.ts';
+import type { HubConfig } from './config.ts';
+import { loadOrCreateHubPki } from './pki.ts';
+
+export const HUB_INFO_FILE = 'hub.json';
+export const DATABASE_FILE = 'dockfleet.db';
+
+export interface RunningHub {
+  url: string;
+  caDigest: string;
+  caPem: string;
+  hub: Hub;
+  close(): Promise<void>;
+}
+
+export async function runHub(config: HubConfig, log: Logger): Promise<RunningHub> {
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const pki = await loadOrCreateHubPki(config.dataDir, {
+    hosts: [config.host],
+    ...(config.tlsCertFile && config.tlsKeyFile ? { tlsCertFile: config.tlsCertFile, tlsKeyFile: config.tlsKeyFile } : {}),
+  });
+  // Created private first: SQLite gives its -wal and -shm files the database file's mode.
+  await writeFile(join(config.dataDir, DATABASE_FILE), '', { flag: 'a', mode: 0o600 });
+  const store = new SqliteStore(join(config.dataDir, DATABASE_FILE));
+  const applied = await store.migrate();
+  if (applied.length > 0) log.info({ applied }, 'database migrations applied');
+  await ensureAdminToken(config.dataDir, store);
+
+  const hub = await buildHub({ store, caDigest: pki.caDigest, log });
+  const server = https.createServer(
+    { cert: pki.serverCertPem, key: pki.serverKeyPem, minVersion: 'TLSv1.2', keepAliveTimeout: 65_000 },
+    hub.requestListener,
+  );
+  server.on('upgrade', hub.upgradeListener);
+  server.on('tlsClientError', () => {});
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `https://${urlHost(config.host, port)}`;
+  await writeFile(join(config.dataDir, HUB_INFO_FILE), `${JSON.stringify({ url, caDigest: pki.caDigest }, null, 2)}\n`);
+
+  return {
+    url,
+    caDigest: pki.caDigest,
+    caPem: pki.caCertPem,
+    hub,
+    async close() {
+      server.close();
+      await hub.close();
+      server.closeAllConnections();
+      await store.close();
+    },
+  };
+}

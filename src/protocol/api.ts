@@ -1,0 +1,39 @@
+/** Bodies of the hub's REST API (v1), shared by the hub, the agent's enrollment and the CLI. */
+import { z } from 'zod';
+import { nodeNameSchema } from './handshake.ts';
+
+export const NODE_STATUSES = ['pending', 'online', 'offline', 'revoked'] as const;
+export type NodeStatus = (typeof NODE_STATUSES)[number];
+
+export const nodeView = z.object({
+  name: z.string(),
+  status: z.enum(NODE_STATUSES),
+  lastSeen: z.string().nullable(),
+  engine: z.object({
+    version: z.string().nullable(),
+    state: z.enum(['up', 'down', 'unknown']),
+    error: z.string().optional(),
+  }),
+  host: z
+    .object({ os: z.string(), arch: z.string(), cpus: z.number(), memoryBytes: z.number(), hostname: z.string() })
+    .nullable(),
+  counts: z.object({ containers: z.number(), running: z.number(), images: z.number(), volumes: z.number(), networks: z.number() }),
+});
+export type NodeView = z.infer<typeof nodeView>;
+
+export const createEnrollmentBody = z.object({
+  name: nodeNameSchema,
+  ttlSeconds: z.number().int().min(30).max(7 * 24 * 3600).optional(),
+});
+export const enrollmentCreated = z.object({ name: z.string(), code: z.string(), expiresAt: z.string() });
+
+export const createJoinTokenBody = z.object({ ttlSeconds: z.number().int().min(30).max(365 * 24 * 3600).optional() });
+export const joinTokenCreated = z.object({ token: z.string(), expiresAt: z.string() });
+
+export const enrollBody = z.object({
+  code: z.string().max(200),
+  /** Required with a join token; with a single-use code it must match the code's name when given. */
+  name: nodeNameSchema.optional(),
+  publicKey: z.string().max(1000),
+});
+export const enrolled = z.object({ name: z.string(), status: z.enum(NODE_STATUSES) });

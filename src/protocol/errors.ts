@@ -1,0 +1,68 @@
+/**
+ * The one registry of error codes. Every error that crosses a boundary (REST, gateway close
+ * frames, CLI output) carries one of these codes. Codes are never reused or renamed; tests
+ * assert codes, not messages.
+ */
+export const ERROR_CODES = {
+  bad_request: { status: 400, retryable: false },
+  validation_failed: { status: 400, retryable: false },
+  unauthenticated: { status: 401, retryable: false },
+  forbidden: { status: 403, retryable: false },
+  not_found: { status: 404, retryable: false },
+  node_not_found: { status: 404, retryable: false },
+  name_taken: { status: 409, retryable: false },
+  invalid_state: { status: 409, retryable: false },
+  code_invalid: { status: 401, retryable: false },
+  code_expired: { status: 401, retryable: false },
+  code_used: { status: 401, retryable: false },
+  payload_too_large: { status: 413, retryable: false },
+  rate_limited: { status: 429, retryable: true },
+  node_offline: { status: 502, retryable: true },
+  node_timeout: { status: 504, retryable: true },
+  engine_unavailable: { status: 502, retryable: true },
+  hub_unreachable: { status: 503, retryable: true },
+  hub_untrusted: { status: 495, retryable: false },
+  node_revoked: { status: 403, retryable: false },
+  node_pending: { status: 403, retryable: true },
+  key_retired: { status: 401, retryable: false },
+  protocol_error: { status: 400, retryable: false },
+  handshake_timeout: { status: 408, retryable: true },
+  replaced: { status: 409, retryable: true },
+  internal: { status: 500, retryable: true },
+} as const satisfies Record<string, { status: number; retryable: boolean }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_CODES, value);
+}
+
+/** The single error class used across dockfleet. */
+export class DockfleetError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DockfleetError';
+    this.code = code;
+  }
+  get status(): number {
+    return ERROR_CODES[this.code].status;
+  }
+  get retryable(): boolean {
+    return ERROR_CODES[this.code].retryable;
+  }
+  toJSON(): ErrorBody {
+    return { error: { code: this.code, message: this.message } };
+  }
+}
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string };
+}
+
+/** Turns anything thrown into a DockfleetError at an edge; unknown errors become `internal`
+ * with a generic message so internals (paths, secrets) never leak to a caller. */
+export function toDockfleetError(err: unknown): DockfleetError {
+  if (err instanceof DockfleetError) return err;
+  return new DockfleetError('internal', 'internal error', { cause: err });
+}

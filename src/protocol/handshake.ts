@@ -1,0 +1,91 @@
+/**
+ * The agent gateway handshake. After the WebSocket upgrade, hub and agent exchange a few JSON
+ * text frames (validated here), then switch to binary frames that carry one HTTP/2 session:
+ * the hub is the HTTP/2 client, the agent the server, so every request is hub-initiated while
+ * the TCP connection stays agent-initiated.
+ */
+import { z } from 'zod';
+import { ERROR_CODES, type ErrorCode } from './errors.ts';
+
+export const PROTOCOL_VERSION = 1;
+/** Path of the WebSocket upgrade on the hub's port. */
+export const GATEWAY_PATH = '/gateway/v1/agent';
+/** WebSocket subprotocol: names the framing inside the socket. */
+export const GATEWAY_SUBPROTOCOL = 'dockfleet.h2.v1';
+/** Handshake frames are small; anything larger is a protocol error. */
+export const MAX_HANDSHAKE_FRAME = 8 * 1024;
+/** Label for the TLS exported keying material that binds the signature to one TLS session. */
+export const EKM_LABEL = 'EXPORTER-dockfleet-gateway-v1';
+export const EKM_LENGTH = 32;
+export const EKM_CONTEXT = Buffer.alloc(0);
+
+const base64url = z.string().regex(/^[A-Za-z0-9_-]+$/).max(512);
+export const nodeNameSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'node names are 1–63 lowercase letters, digits or dashes, not starting with a dash');
+
+export const challengeFrame = z.object({
+  t: z.literal('challenge'),
+  v: z.number().int(),
+  nonce: base64url,
+});
+
+export const authFrame = z.object({
+  t: z.literal('auth'),
+  v: z.number().int(),
+  node: nodeNameSchema,
+  keyId: z.string().regex(/^[0-9a-f]{32}$/),
+  sig: base64url,
+  agentVersion: z.string().max(64),
+});
+
+export const pendingFrame = z.object({ t: z.literal('pending') });
+
+export const welcomeFrame = z.object({
+  t: z.literal('welcome'),
+  v: z.number().int(),
+  node: nodeNameSchema,
+  heartbeatMs: z.number().int().positive(),
+  deadAfterMs: z.number().int().positive(),
+});
+
+export const errorFrame = z.object({
+  t: z.literal('error'),
+  code: z.string().refine((c): c is ErrorCode => Object.hasOwn(ERROR_CODES, c)),
+  message: z.string().max(500),
+  retryAfterMs: z.number().int().nonnegative().optional(),
+});
+
+export type ChallengeFrame = z.infer<typeof challengeFrame>;
+export type AuthFrame = z.infer<typeof authFrame>;
+export type WelcomeFrame = z.infer<typeof welcomeFrame>;
+export type ErrorFrame = { t: 'error'; code: ErrorCode; message: string; retryAfterMs?: number };
+
+export const hubFrame = z.discriminatedUnion('t', [challengeFrame, pendingFrame, welcomeFrame, errorFrame]);
+export type HubFrame = z.infer<typeof hubFrame>;
+
+/** WebSocket close codes (4000–4999 are ours). The reason travels in a preceding error frame. */
+export const CLOSE_CODES = {
+  normal: 1000,
+  goingAway: 1001,
+  protocolError: 4000,
+  rejected: 4001,
+} as const;
+
+/** Bytes an agent signs to prove it holds its key, bound to the hub's nonce and to the TLS
+ * session (exported keying material), so a captured signature is useless anywhere else. */
+export function authPayload(node: string, nonce: string, ekm: Buffer): Buffer {
+  return Buffer.from(`dockfleet-gateway-v${PROTOCOL_VERSION}\n${node}\n${nonce}\n${ekm.toString('hex')}`);
+}
+
+/** Parses a JSON text frame with a schema; returns null for anything malformed. */
+export function parseFrame<T>(schema: z.ZodType<T>, data: string): T | null {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(data);
+  } catch {
+    return null;
+  }
+  const parsed = schema.safeParse(raw);
+  return parsed.success ? parsed.data : null;
+}

@@ -1,0 +1,184 @@
+/** The embedded store: one SQLite file (WAL) through better-sqlite3. */
+import Database from 'better-sqlite3';
+import { DockfleetError } from '../../protocol/errors.ts';
+import type { InventorySection } from '../../protocol/inventory.ts';
+import type { CodeRecord, InventoryRecord, NodeKeyRecord, NodeRecord, NodeState, Store, TokenRecord } from '../store.ts';
+import { applyMigrations } from './migrate.ts';
+
+interface NodeRow {
+  id: string;
+  name: string;
+  state: NodeState;
+  created_at: number;
+  approved_at: number | null;
+  revoked_at: number | null;
+  last_seen: number | null;
+  facts: string | null;
+}
+
+function nodeFromRow(row: NodeRow): NodeRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    state: row.state,
+    createdAt: row.created_at,
+    approvedAt: row.approved_at,
+    revokedAt: row.revoked_at,
+    lastSeen: row.last_seen,
+    facts: row.facts === null ? null : (JSON.parse(row.facts) as NodeRecord['facts']),
+  };
+}
+
+export class SqliteStore implements Store {
+  readonly #db: Database.Database;
+
+  constructor(file: string) {
+    this.#db = new Database(file);
+    this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma('synchronous = NORMAL');
+    this.#db.pragma('foreign_keys = ON');
+    this.#db.pragma('busy_timeout = 5000');
+  }
+
+  async migrate(): Promise<string[]> {
+    return applyMigrations(this.#db);
+  }
+
+  async close(): Promise<void> {
+    this.#db.close();
+  }
+
+  async listNodes(): Promise<NodeRecord[]> {
+    // Ordered so that, per name, a live record comes last and wins; a name with only revoked
+    // records shows its newest one (as revoked) until the name is enrolled again.
+    const rows = this.#db.prepare("SELECT * FROM nodes ORDER BY name, (state <> 'revoked'), created_at").all() as NodeRow[];
+    const byName = new Map<string, NodeRecord>();
+    for (const row of rows) byName.set(row.name, nodeFromRow(row));
+    return [...byName.values()];
+  }
+
+  async getNodeByName(name: string): Promise<NodeRecord | null> {
+    const row = this.#db
+      .prepare("SELECT * FROM nodes WHERE name = ? ORDER BY (state = 'revoked'), created_at DESC LIMIT 1")
+      .get(name) as NodeRow | undefined;
+    return row ? nodeFromRow(row) : null;
+  }
+
+  async getNodeById(id: string): Promise<NodeRecord | null> {
+    const row = this.#db.prepare('SELECT * FROM nodes WHERE id = ?').get(id) as NodeRow | undefined;
+    return row ? nodeFromRow(row) : null;
+  }
+
+  #insertNode(node: NodeRecord, key: NodeKeyRecord): void {
+    try {
+      this.#db
+        .prepare('INSERT INTO nodes (id, name, state, created_at, approved_at, revoked_at, last_seen, facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(node.id, node.name, node.state, node.createdAt, node.approvedAt, node.revokedAt, node.lastSeen, node.facts ? JSON.stringify(node.facts) : null);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
+        throw new DockfleetError('name_taken', `a node named ${node.name} already exists`);
+      }
+      throw err;
+    }
+    this.#db
+      .prepare('INSERT INTO node_keys (key_id, node_id, public_key, state, created_at) VALUES (?, ?, ?, ?, ?)')
+      .run(key.keyId, key.nodeId, key.publicKey, key.state, key.createdAt);
+  }
+
+  async createNode(node: NodeRecord, key: NodeKeyRecord): Promise<void> {
+    this.#db.transaction(() => this.#insertNode(node, key))();
+  }
+
+  async setNodeState(id: string, state: NodeState, at: number): Promise<void> {
+    const column = state === 'active' ? 'approved_at' : state === 'revoked' ? 'revoked_at' : null;
+    this.#db.transaction(() => {
+      if (column) this.#db.prepare(`UPDATE nodes SET state = ?, ${column} = ? WHERE id = ?`).run(state, at, id);
+      else this.#db.prepare('UPDATE nodes SET state = ? WHERE id = ?').run(state, id);
+      if (state === 'revoked') {
+        this.#db.prepare("UPDATE node_keys SET state = 'retired', retired_at = ? WHERE node_id = ? AND state = 'active'").run(at, id);
+      }
+    })();
+  }
+
+  async touchNodes(seen: ReadonlyArray<{ id: string; lastSeen: number }>): Promise<void> {
+    const stmt = this.#db.prepare('UPDATE nodes SET last_seen = ? WHERE id = ?');
+    this.#db.transaction(() => {
+      for (const s of seen) stmt.run(s.lastSeen, s.id);
+    })();
+  }
+
+  async setNodeFacts(id: string, facts: NodeRecord['facts']): Promise<void> {
+    this.#db.prepare('UPDATE nodes SET facts = ? WHERE id = ?').run(facts ? JSON.stringify(facts) : null, id);
+  }
+
+  async getNodeKey(keyId: string): Promise<NodeKeyRecord | null> {
+    const row = this.#db.prepare('SELECT key_id, node_id, public_key, state, created_at FROM node_keys WHERE key_id = ?').get(keyId) as
+      | { key_id: string; node_id: string; public_key: string; state: 'active' | 'retired'; created_at: number }
+      | undefined;
+    return row ? { keyId: row.key_id, nodeId: row.node_id, publicKey: row.public_key, state: row.state, createdAt: row.created_at } : null;
+  }
+
+  async replaceNodeKey(nodeId: string, key: NodeKeyRecord, at: number): Promise<void> {
+    this.#db.transaction(() => {
+      this.#db.prepare("UPDATE node_keys SET state = 'retired', retired_at = ? WHERE node_id = ? AND state = 'active'").run(at, nodeId);
+      this.#db
+        .prepare('INSERT INTO node_keys (key_id, node_id, public_key, state, created_at) VALUES (?, ?, ?, ?, ?)')
+        .run(key.keyId, nodeId, key.publicKey, 'active', key.createdAt);
+    })();
+  }
+
+  async insertCode(code: CodeRecord): Promise<void> {
+    this.#db
+      .prepare('INSERT INTO enrollment_codes (secret_hash, kind, node_name, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(code.secretHash, code.kind, code.nodeName, code.createdAt, code.expiresAt, code.usedAt);
+  }
+
+  async getCode(secretHash: string): Promise<CodeRecord | null> {
+    const row = this.#db.prepare('SELECT * FROM enrollment_codes WHERE secret_hash = ?').get(secretHash) as
+      | { secret_hash: string; kind: CodeRecord['kind']; node_name: string | null; created_at: number; expires_at: number; used_at: number | null }
+      | undefined;
+    return row
+      ? { secretHash: row.secret_hash, kind: row.kind, nodeName: row.node_name, createdAt: row.created_at, expiresAt: row.expires_at, usedAt: row.used_at }
+      : null;
+  }
+
+  async markCodeUsed(secretHash: string, at: number): Promise<boolean> {
+    return this.#db.prepare('UPDATE enrollment_codes SET used_at = ? WHERE secret_hash = ? AND used_at IS NULL').run(at, secretHash).changes === 1;
+  }
+
+  async redeemCode(secretHash: string, at: number, node: NodeRecord, key: NodeKeyRecord): Promise<void> {
+    this.#db.transaction(() => {
+      const changed = this.#db.prepare('UPDATE enrollment_codes SET used_at = ? WHERE secret_hash = ? AND used_at IS NULL').run(at, secretHash).changes;
+      if (changed !== 1) throw new DockfleetError('code_used', 'enrollment code was already used');
+      this.#insertNode(node, key);
+    })();
+  }
+
+  async insertToken(token: TokenRecord): Promise<void> {
+    this.#db
+      .prepare('INSERT INTO api_tokens (token_hash, name, role, created_at, revoked_at) VALUES (?, ?, ?, ?, ?)')
+      .run(token.tokenHash, token.name, token.role, token.createdAt, token.revokedAt);
+  }
+
+  async getToken(tokenHash: string): Promise<TokenRecord | null> {
+    const row = this.#db.prepare('SELECT * FROM api_tokens WHERE token_hash = ?').get(tokenHash) as
+      | { token_hash: string; name: string; role: 'admin'; created_at: number; revoked_at: number | null }
+      | undefined;
+    return row ? { tokenHash: row.token_hash, name: row.name, role: row.role, createdAt: row.created_at, revokedAt: row.revoked_at } : null;
+  }
+
+  async saveInventory(nodeId: string, section: InventorySection, items: unknown[], at: number): Promise<void> {
+    this.#db
+      .prepare('INSERT INTO node_inventory (node_id, section, items, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (node_id, section) DO UPDATE SET items = excluded.items, updated_at = excluded.updated_at')
+      .run(nodeId, section, JSON.stringify(items), at);
+  }
+
+  async loadInventory(nodeId: string): Promise<InventoryRecord[]> {
+    const rows = this.#db.prepare('SELECT section, items, updated_at FROM node_inventory WHERE node_id = ?').all(nodeId) as Array<{
+      section: InventorySection;
+      items: string;
+      updated_at: number;
+    }>;
+    return rows.map((r) => ({ section: r.section, items: JSON.parse(r.items) as unknown[], updatedAt: r.updated_at }));
+  }
+}

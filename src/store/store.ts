@@ -1,0 +1,82 @@
+/**
+ * The hub's durable truth. The core declares this interface; each database is a folder beside
+ * it (sqlite/ today) that fills it in. Methods are async so a networked database fits too.
+ */
+import type { EngineFacts, InventorySection } from '../protocol/inventory.ts';
+import type { CodeKind } from '../protocol/enrollment-code.ts';
+
+export type NodeState = 'pending' | 'active' | 'revoked';
+
+export interface NodeRecord {
+  id: string;
+  name: string;
+  state: NodeState;
+  createdAt: number;
+  approvedAt: number | null;
+  revokedAt: number | null;
+  lastSeen: number | null;
+  facts: EngineFacts | null;
+}
+
+export interface NodeKeyRecord {
+  keyId: string;
+  nodeId: string;
+  publicKey: string;
+  state: 'active' | 'retired';
+  createdAt: number;
+}
+
+export interface CodeRecord {
+  secretHash: string;
+  kind: CodeKind;
+  nodeName: string | null;
+  createdAt: number;
+  expiresAt: number;
+  usedAt: number | null;
+}
+
+export interface TokenRecord {
+  tokenHash: string;
+  name: string;
+  role: 'admin';
+  createdAt: number;
+  revokedAt: number | null;
+}
+
+export interface InventoryRecord {
+  section: InventorySection;
+  items: unknown[];
+  updatedAt: number;
+}
+
+export interface Store {
+  /** Applies pending migrations; returns the names it applied, in order. */
+  migrate(): Promise<string[]>;
+  close(): Promise<void>;
+
+  listNodes(): Promise<NodeRecord[]>;
+  getNodeByName(name: string): Promise<NodeRecord | null>;
+  getNodeById(id: string): Promise<NodeRecord | null>;
+  /** Creates a node and its first key atomically. Fails with name_taken for a live name. */
+  createNode(node: NodeRecord, key: NodeKeyRecord): Promise<void>;
+  setNodeState(id: string, state: NodeState, at: number): Promise<void>;
+  touchNodes(seen: ReadonlyArray<{ id: string; lastSeen: number }>): Promise<void>;
+  setNodeFacts(id: string, facts: EngineFacts | null): Promise<void>;
+
+  getNodeKey(keyId: string): Promise<NodeKeyRecord | null>;
+  /** Makes `key` the node's only active key; every other key of the node is retired for good. */
+  replaceNodeKey(nodeId: string, key: NodeKeyRecord, at: number): Promise<void>;
+
+  insertCode(code: CodeRecord): Promise<void>;
+  getCode(secretHash: string): Promise<CodeRecord | null>;
+  /** Marks a single-use code used; false when it was used already (a lost race). */
+  markCodeUsed(secretHash: string, at: number): Promise<boolean>;
+  /** Single-use redemption in one transaction: mark the code used and create the node. */
+  redeemCode(secretHash: string, at: number, node: NodeRecord, key: NodeKeyRecord): Promise<void>;
+
+  insertToken(token: TokenRecord): Promise<void>;
+  getToken(tokenHash: string): Promise<TokenRecord | null>;
+
+  saveInventory(nodeId: string, section: InventorySection, items: unknown[], at: number): Promise<void>;
+  loadInventory(nodeId: string): Promise<InventoryRecord[]>;
+}
