@@ -23,11 +23,11 @@ export type NodeView = z.infer<typeof nodeView>;
 
 export const createEnrollmentBody = z.object({
   name: nodeNameSchema,
-  ttlSeconds: z.number().int().min(30).max(7 * 24 * 3600).optional(),
+  ttlSeconds: z.number().int().min(1).max(7 * 24 * 3600).optional(),
 });
 export const enrollmentCreated = z.object({ name: z.string(), code: z.string(), expiresAt: z.string() });
 
-export const createJoinTokenBody = z.object({ ttlSeconds: z.number().int().min(30).max(365 * 24 * 3600).optional() });
+export const createJoinTokenBody = z.object({ ttlSeconds: z.number().int().min(1).max(365 * 24 * 3600).optional() });
 export const joinTokenCreated = z.object({ token: z.string(), expiresAt: z.string() });
 
 export const enrollBody = z.object({

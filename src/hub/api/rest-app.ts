@@ -45,6 +45,8 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
   app.onError((err, c) => {
     const e = toDockfleetError(err);
     if (e.code === 'internal') log.error({ err }, 'request failed');
+    // The rest of a refused body is never read, so the connection cannot be reused.
+    if (e.code === 'payload_too_large') c.header('connection', 'close');
     return c.json(e.toJSON(), e.status as 400);
   });
   app.notFound((c) => c.json(new DockfleetError('not_found', `no route ${c.req.method} ${c.req.path}`).toJSON(), 404));

@@ -1,0 +1,174 @@
+/** The agents' gateway under hostile or broken clients: every case is refused with a clear
+ * error code, and the hub stays up and keeps serving well-behaved agents. */
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import { after, before, test } from 'node:test';
+import { connectOnce } from '../src/agent/hub-channel.ts';
+import { AgentIdentity } from '../src/agent/identity.ts';
+import { enrollAgent } from '../src/agent/enroll.ts';
+import { silentLogger } from '../src/lib/logger.ts';
+import { INVENTORY_PATH, NOOP_PATH } from '../src/protocol/inventory.ts';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { mintCode, nodeStatus, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
+import { authFrameFor, openRawClient } from './support/raw-gateway-client.ts';
+
+let hub: TestHub;
+let identity: AgentIdentity;
+let privateKeyPem: string;
+
+before(async () => {
+  hub = await startTestHub();
+  const stateDir = await mkdtemp(join(tmpdir(), 'dockfleet-faults-'));
+  identity = await enrollAgent({ hubUrl: new URL(hub.url), code: await mintCode(hub, 'target'), stateDir });
+  privateKeyPem = await readFile(join(stateDir, 'key.pem'), 'utf8');
+});
+after(() => hub.stop());
+
+async function refusedWith(send: (c: Awaited<ReturnType<typeof openRawClient>>, nonce: string) => void): Promise<{ code: string; closeCode: number }> {
+  const client = await openRawClient(hub.url, hub.caPem);
+  const challenge = await client.nextFrame();
+  assert.equal(challenge.t, 'challenge');
+  send(client, challenge.nonce);
+  const frame = await client.nextFrame();
+  assert.equal(frame.t, 'error');
+  const closed = await client.closed;
+  return { code: frame.code, closeCode: closed.code };
+}
+
+test('binary data before authentication is a protocol error', async () => {
+  const r = await refusedWith((c) => c.ws.send(Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')));
+  assert.deepEqual(r, { code: 'protocol_error', closeCode: 4000 });
+});
+
+test('a malformed auth frame is a protocol error', async () => {
+  assert.equal((await refusedWith((c) => c.ws.send('{"t":"auth","node":'))).code, 'protocol_error');
+  assert.equal((await refusedWith((c) => c.ws.send('{"t":"hello"}'))).code, 'protocol_error');
+});
+
+test('an oversized handshake frame is refused', async () => {
+  assert.equal((await refusedWith((c) => c.ws.send(JSON.stringify({ t: 'auth', pad: 'x'.repeat(20_000) })))).code, 'payload_too_large');
+});
+
+test('an unsupported protocol version is refused with a clear message', async () => {
+  const r = await refusedWith((c, nonce) => {
+    const frame = JSON.parse(authFrameFor(c, nonce, identity.node, identity.keyId, privateKeyPem));
+    c.ws.send(JSON.stringify({ ...frame, v: 99 }));
+  });
+  assert.equal(r.code, 'protocol_error');
+});
+
+test('a bad signature, an unknown key and a replayed signature are all unauthenticated', async () => {
+  const bad = await refusedWith((c, nonce) => {
+    const frame = JSON.parse(authFrameFor(c, nonce, identity.node, identity.keyId, privateKeyPem));
+    c.ws.send(JSON.stringify({ ...frame, sig: Buffer.alloc(64).toString('base64url') }));
+  });
+  assert.equal(bad.code, 'unauthenticated');
+  const unknown = await refusedWith((c, nonce) => c.ws.send(authFrameFor(c, nonce, identity.node, 'f'.repeat(32), privateKeyPem)));
+  assert.equal(unknown.code, 'unauthenticated');
+  // A signature captured from one connection is useless on another (new nonce, new TLS session).
+  const first = await openRawClient(hub.url, hub.caPem);
+  const captured = authFrameFor(first, (await first.nextFrame()).nonce, identity.node, identity.keyId, privateKeyPem);
+  first.ws.terminate();
+  const replay = await refusedWith((c) => c.ws.send(captured));
+  assert.equal(replay.code, 'unauthenticated');
+});
+
+test('a client that opens the gateway and says nothing is dropped after the deadline', async () => {
+  const client = await openRawClient(hub.url, hub.caPem);
+  const started = Date.now();
+  assert.equal((await client.nextFrame()).t, 'challenge');
+  const frame = await client.nextFrame(8_000);
+  assert.equal(frame.code, 'handshake_timeout');
+  await client.closed;
+  const took = Date.now() - started;
+  assert.ok(took >= 4_500 && took < 7_000, `dropped after ${took} ms`);
+});
+
+test('a client without the dockfleet subprotocol is not served', async () => {
+  await assert.rejects(openRawClient(hub.url, hub.caPem, { protocol: 'something-else' }));
+});
+
+test('garbage inside an authenticated channel drops that link only', async () => {
+  const client = await openRawClient(hub.url, hub.caPem);
+  client.ws.send(authFrameFor(client, (await client.nextFrame()).nonce, identity.node, identity.keyId, privateKeyPem));
+  assert.equal((await client.nextFrame()).t, 'welcome');
+  await waitFor(async () => (await nodeStatus(hub, 'target')) === 'online', 3_000, 'online');
+  client.ws.send(Buffer.from('this is not an HTTP/2 frame at all, not even close'));
+  await client.closed;
+  await waitFor(async () => (await nodeStatus(hub, 'target')) === 'offline', 3_000, 'offline after garbage');
+  assert.equal((await hub.api('GET', '/healthz')).status, 200);
+});
+
+/** Runs the real agent channel with a handler that serves a hostile inventory stream. */
+async function withInventory(write: (res: http2.Http2ServerResponse) => void, body: (stop: AbortController) => Promise<void>): Promise<void> {
+  const stop = new AbortController();
+  const handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void => {
+    if (req.url === INVENTORY_PATH) return write(res);
+    if (req.url === NOOP_PATH) return void res.writeHead(204).end();
+    res.writeHead(404).end();
+  };
+  const session = connectOnce({ hubUrl: new URL(hub.url), identity, handler, log: silentLogger() }, stop.signal).catch(() => null);
+  try {
+    await body(stop);
+  } finally {
+    stop.abort();
+    await session;
+  }
+}
+
+test('malformed inventory lines are ignored and the link stays up', async () => {
+  await withInventory((res) => {
+    res.writeHead(200);
+    res.write('not json\n{"t":"section","section":"containers","items":"nope","at":1}\n{"t":"section","section":"bogus","items":[],"at":1}\n');
+    res.write(`${JSON.stringify({ t: 'section', section: 'containers', items: [{ Id: 'good', State: 'running' }], at: Date.now() })}\n`);
+  }, async () => {
+    const res = await waitFor(async () => {
+      const r = await hub.api('GET', '/api/v1/nodes/target/containers');
+      return r.json.length === 1 ? r : null;
+    }, 5_000, 'the valid line to land');
+    assert.equal(res.json[0].Id, 'good');
+    assert.equal(await nodeStatus(hub, 'target'), 'online');
+    const ping = await hub.api('GET', '/api/v1/nodes/target/ping');
+    assert.equal(ping.json.status, 204);
+  });
+});
+
+test('an oversized inventory line drops the link without the hub buffering it', async () => {
+  let closed = false;
+  await withInventory((res) => {
+    res.writeHead(200);
+    const chunk = Buffer.alloc(1024 * 1024, 0x61);
+    let sent = 0;
+    const pump = (): void => {
+      while (sent < 40 && !res.destroyed) {
+        sent++;
+        if (!res.write(chunk)) return void res.once('drain', pump);
+      }
+    };
+    res.once('close', () => (closed = true));
+    pump();
+  }, async () => {
+    await waitFor(() => closed, 15_000, 'the hub to drop the link');
+    await waitFor(async () => (await nodeStatus(hub, 'target')) === 'offline', 3_000, 'offline');
+  });
+  assert.equal((await hub.api('GET', '/healthz')).status, 200);
+});
+
+test('a node reconnecting in a tight loop is refused with a retry time', async () => {
+  const codes: string[] = [];
+  let retryAfterMs = 0;
+  for (let i = 0; i < 16; i++) {
+    const client = await openRawClient(hub.url, hub.caPem);
+    client.ws.send(authFrameFor(client, (await client.nextFrame()).nonce, identity.node, identity.keyId, privateKeyPem));
+    const frame = await client.nextFrame();
+    codes.push(frame.t === 'welcome' ? 'welcome' : frame.code);
+    if (frame.t === 'error') retryAfterMs = frame.retryAfterMs;
+    client.ws.terminate();
+  }
+  assert.ok(codes.slice(0, 5).every((c) => c === 'welcome'), codes.join());
+  assert.equal(codes.at(-1), 'rate_limited');
+  assert.ok(retryAfterMs > 1_000 && retryAfterMs <= 10_000, `retry after ${retryAfterMs}`);
+  assert.equal((await hub.api('GET', '/healthz')).status, 200);
+});

@@ -1,0 +1,81 @@
+/** The embedded store: migrations, name uniqueness, atomic redemption, durability. */
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
+import { DockfleetError } from '../src/protocol/errors.ts';
+import type { NodeKeyRecord, NodeRecord } from '../src/store/store.ts';
+
+function node(id: string, name: string, state: NodeRecord['state'] = 'active'): NodeRecord {
+  return { id, name, state, createdAt: Date.now(), approvedAt: null, revokedAt: null, lastSeen: null, facts: null };
+}
+function key(keyId: string, nodeId: string): NodeKeyRecord {
+  return { keyId, nodeId, publicKey: `pem-${keyId}`, state: 'active', createdAt: Date.now() };
+}
+
+test('store: migrations apply once and report what they applied', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'dockfleet-store-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'db.sqlite');
+  const first = new SqliteStore(file);
+  assert.deepEqual(await first.migrate(), ['20261122T180000-initial.sql']);
+  await first.close();
+  const second = new SqliteStore(file);
+  assert.deepEqual(await second.migrate(), []);
+  await second.close();
+});
+
+test('store: a live name is unique, a revoked name can be enrolled again', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'dockfleet-store-'));
+  const store = new SqliteStore(join(dir, 'db.sqlite'));
+  t.after(async () => { await store.close(); await rm(dir, { recursive: true, force: true }); });
+  await store.migrate();
+  await store.createNode(node('n1', 'alpha'), key('k1'.padEnd(32, '0'), 'n1'));
+  await assert.rejects(store.createNode(node('n2', 'alpha'), key('k2'.padEnd(32, '0'), 'n2')), (e: unknown) => e instanceof DockfleetError && e.code === 'name_taken');
+  assert.equal(await store.getNodeById('n2'), null, 'nothing half-made');
+  await store.setNodeState('n1', 'revoked', Date.now());
+  assert.equal((await store.getNodeKey('k1'.padEnd(32, '0')))?.state, 'retired', 'revoking retires the keys');
+  await store.createNode(node('n3', 'alpha'), key('k3'.padEnd(32, '0'), 'n3'));
+  const listed = await store.listNodes();
+  assert.deepEqual(listed.map((n) => [n.name, n.id]), [['alpha', 'n3']]);
+});
+
+test('store: redeeming a code is all or nothing', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'dockfleet-store-'));
+  const store = new SqliteStore(join(dir, 'db.sqlite'));
+  t.after(async () => { await store.close(); await rm(dir, { recursive: true, force: true }); });
+  await store.migrate();
+  const now = Date.now();
+  await store.createNode(node('n0', 'taken'), key('a'.repeat(32), 'n0'));
+  await store.insertCode({ secretHash: 'h1', kind: 'single', nodeName: 'taken', createdAt: now, expiresAt: now + 60_000, usedAt: null });
+  // The name is taken: the redemption fails and the code stays unused.
+  await assert.rejects(store.redeemCode('h1', now, node('n1', 'taken'), key('b'.repeat(32), 'n1')), /already exists/);
+  assert.equal((await store.getCode('h1'))?.usedAt, null);
+  assert.equal(await store.getNodeKey('b'.repeat(32)), null);
+  await store.insertCode({ secretHash: 'h2', kind: 'single', nodeName: 'fresh', createdAt: now, expiresAt: now + 60_000, usedAt: null });
+  await store.redeemCode('h2', now, node('n2', 'fresh'), key('c'.repeat(32), 'n2'));
+  await assert.rejects(store.redeemCode('h2', now, node('n3', 'fresh2'), key('d'.repeat(32), 'n3')), (e: unknown) => e instanceof DockfleetError && e.code === 'code_used');
+  assert.equal(await store.getNodeById('n3'), null);
+});
+
+test('store: inventory and node facts survive reopening the file', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'dockfleet-store-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'db.sqlite');
+  const a = new SqliteStore(file);
+  await a.migrate();
+  await a.createNode(node('n1', 'alpha'), key('e'.repeat(32), 'n1'));
+  await a.saveInventory('n1', 'containers', [{ Id: 'c1', State: 'running' }], 42);
+  await a.saveInventory('n1', 'containers', [{ Id: 'c2', State: 'exited' }], 43);
+  await a.touchNodes([{ id: 'n1', lastSeen: 1234 }]);
+  await a.close();
+  const b = new SqliteStore(file);
+  await b.migrate();
+  assert.deepEqual(await b.loadInventory('n1'), [{ section: 'containers', items: [{ Id: 'c2', State: 'exited' }], updatedAt: 43 }]);
+  assert.equal((await b.getNodeById('n1'))?.lastSeen, 1234);
+  await b.close();
+  const bytes = await readFile(file);
+  assert.ok(bytes.length > 0);
+});

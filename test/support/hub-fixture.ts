@@ -1,0 +1,76 @@
+/** A real hub (real TLS, real SQLite, real port) in this process, on a temp data dir. */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hubConfigFrom } from '../../src/hub/config.ts';
+import { runHub, type RunningHub } from '../../src/hub/run-hub.ts';
+import { silentLogger } from '../../src/lib/logger.ts';
+
+export interface TestHub extends RunningHub {
+  dataDir: string;
+  token: string;
+  api(method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; json: any }>;
+  /** Closes the hub and removes its data dir (unless `keepData`). */
+  stop(opts?: { keepData?: boolean }): Promise<void>;
+}
+
+export async function startTestHub(opts: { dataDir?: string; port?: number } = {}): Promise<TestHub> {
+  const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'dockfleet-hub-')));
+  const running = await runHub(hubConfigFrom({ data: dataDir, listen: `127.0.0.1:${opts.port ?? 0}` }), silentLogger());
+  const token = (await readFile(join(dataDir, 'admin.token'), 'utf8')).trim();
+  const agent = new https.Agent({ ca: running.caPem, keepAlive: true });
+  const api: TestHub['api'] = (method, path, body, useToken = token) =>
+    new Promise((resolve, reject) => {
+      const payload = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+      const req = https.request(new URL(path, running.url), {
+        method, agent,
+        headers: { ...(useToken ? { authorization: `Bearer ${useToken}` } : {}), ...(payload ? { 'content-type': 'application/json' } : {}) },
+      }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: unknown = null;
+          try { json = JSON.parse(text); } catch { json = text; }
+          resolve({ status: res.statusCode ?? 0, json });
+        });
+      });
+      req.on('error', reject);
+      req.end(payload);
+    });
+  return {
+    ...running,
+    dataDir,
+    token,
+    api,
+    async stop(stopOpts = {}) {
+      agent.destroy();
+      await running.close();
+      if (!stopOpts.keepData && !opts.dataDir) await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Mints a single-use enrollment code for NAME through the REST API. */
+export async function mintCode(hub: TestHub, name: string, ttlSeconds?: number): Promise<string> {
+  const res = await hub.api('POST', '/api/v1/enrollments', { name, ...(ttlSeconds ? { ttlSeconds } : {}) });
+  if (res.status !== 201) throw new Error(`enrollment failed: ${JSON.stringify(res.json)}`);
+  return res.json.code as string;
+}
+
+/** Polls until `check` returns a truthy value or the deadline passes. */
+export async function waitFor<T>(check: () => Promise<T> | T, timeoutMs: number, what: string, everyMs = 25): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export async function nodeStatus(hub: TestHub, name: string): Promise<string | undefined> {
+  const res = await hub.api('GET', '/api/v1/nodes');
+  return (res.json as Array<{ name: string; status: string }>).find((n) => n.name === name)?.status;
+}
