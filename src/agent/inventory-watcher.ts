@@ -66,7 +66,7 @@ export class InventoryWatcher extends EventEmitter<InventoryEvents> {
         await this.#followEngine(signal, () => backoff.reset());
       } catch (err) {
         if (signal.aborted) break;
-        const message = err instanceof DockfleetError ? err.message : (err as Error).message;
+        const message = err instanceof DockfleetError ? err.message : `lost the engine at ${this.#engine.socketPath}: ${(err as Error).message}`;
         if (this.#status.state === 'up' || this.#status.error !== message) {
           this.#log.warn({ error: message }, 'engine unavailable');
           this.#setStatus({ state: 'down', error: message });

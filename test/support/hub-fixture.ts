@@ -60,11 +60,11 @@ export async function mintCode(hub: TestHub, name: string, ttlSeconds?: number):
 }
 
 /** Polls until `check` returns a truthy value or the deadline passes. */
-export async function waitFor<T>(check: () => Promise<T> | T, timeoutMs: number, what: string, everyMs = 25): Promise<T> {
+export async function waitFor<T>(check: () => Promise<T> | T, timeoutMs: number, what: string, everyMs = 25): Promise<Exclude<T, null | undefined | false>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
-    if (value) return value;
+    if (value) return value as Exclude<T, null | undefined | false>;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
