@@ -172,3 +172,23 @@ test('a node reconnecting in a tight loop is refused with a retry time', async (
   assert.ok(retryAfterMs > 1_000 && retryAfterMs <= 10_000, `retry after ${retryAfterMs}`);
   assert.equal((await hub.api('GET', '/healthz')).status, 200);
 });
+
+test('a request in flight when its agent dies fails at once with node_offline, not a hang', async () => {
+  const stop = new AbortController();
+  let received = false;
+  const handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void => {
+    if (req.url === INVENTORY_PATH) return void res.writeHead(200);
+    received = true; // and never answer: the agent dies mid-request
+  };
+  const session = connectOnce({ hubUrl: new URL(hub.url), identity, handler, log: silentLogger() }, stop.signal).catch(() => null);
+  await waitFor(async () => (await nodeStatus(hub, 'target')) === 'online', 5_000, 'online');
+  const pending = hub.api('GET', '/api/v1/nodes/target/ping');
+  await waitFor(() => received, 5_000, 'the request to reach the agent');
+  const killedAt = Date.now();
+  stop.abort();
+  await session;
+  const res = await pending;
+  assert.equal(res.status, 502);
+  assert.equal(res.json.error.code, 'node_offline');
+  assert.ok(Date.now() - killedAt < 1_000, 'answered promptly');
+});
