@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { KeyObject, X509Certificate } from 'node:crypto';
+import { KeyObject, X509Certificate, generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, request } from 'node:https';
 import type { Server } from 'node:https';
@@ -190,8 +190,17 @@ test('tlsCertFile/tlsKeyFile: served as-is, digest of the last certificate, priv
   await stat(join(d, 'pki', 'ca-key.pem'));
 });
 
+/** A client makes its own key pair; the hub certifies only the public half. */
+async function clientWithOwnKey(hub: HubPki, commonName: string, days?: number) {
+  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const issued = await issueClientCert(hub, {
+    commonName, publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(), ...(days ? { days } : {}),
+  });
+  return { ...issued, keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
+}
+
 test('issueClientCert: accepted by a requestCert server; self-signed client rejected', async () => {
-  const client = await issueClientCert(pki, { commonName: 'alice' });
+  const client = await clientWithOwnKey(pki, 'alice');
   assert.match(client.serialHex, /^[0-9a-f]+$/);
   const cert = new X509Certificate(client.certPem);
   assert.deepEqual(cert.keyUsage, ['1.3.6.1.5.5.7.3.2']);
@@ -205,7 +214,7 @@ test('issueClientCert: accepted by a requestCert server; self-signed client reje
 
   // A lenient server shows why each bad client is unauthorized; the strict one drops the connection.
   const lenientPort = await serve(pki, { requestCert: true, rejectUnauthorized: false, ca: pki.caCertPem });
-  const foreign = await issueClientCert(otherPki, { commonName: 'mallory', days: 1 });
+  const foreign = await clientWithOwnKey(otherPki, 'mallory', 1);
   const bad: Array<[string, { cert?: string; key?: string }, string]> = [
     ['self-signed', await selfSignedClientCert('alice'), 'DEPTH_ZERO_SELF_SIGNED_CERT'],
     ['foreign CA', { cert: foreign.certPem, key: foreign.keyPem }, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE'],

@@ -7,6 +7,8 @@ export interface AgentConfig {
   readonly stateDir: string;
   readonly dockerHost: string;
   readonly name: string | null;
+  /** This host's policy for the Docker API; never settable from the hub. */
+  readonly policyFile: string;
 }
 
 export interface AgentFlags {
@@ -15,9 +17,14 @@ export interface AgentFlags {
   state?: string | undefined;
   docker?: string | undefined;
   name?: string | undefined;
+  policy?: string | undefined;
 }
 
-export const AGENT_DEFAULTS = { state: './agent-state', docker: 'unix:///var/run/docker.sock' } as const;
+export const AGENT_DEFAULTS = {
+  state: './agent-state',
+  docker: 'unix:///var/run/docker.sock',
+  policy: '/etc/dockfleet/agent-policy.json',
+} as const;
 
 export function agentConfigFrom(flags: AgentFlags): AgentConfig {
   let hubUrl: URL | null = null;
@@ -40,5 +47,6 @@ export function agentConfigFrom(flags: AgentFlags): AgentConfig {
     stateDir: resolve(flags.state ?? AGENT_DEFAULTS.state),
     dockerHost: docker,
     name: flags.name ?? null,
+    policyFile: resolve(flags.policy ?? AGENT_DEFAULTS.policy),
   });
 }

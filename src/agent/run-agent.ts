@@ -3,7 +3,9 @@
 import type { Logger } from '../lib/logger.ts';
 import { DockfleetError } from '../protocol/errors.ts';
 import type { AgentConfig } from './config.ts';
+import { createEngineProxy } from './docker/engine-proxy.ts';
 import { EngineClient } from './engine-client.ts';
+import { AgentPolicy } from './policy/policy.ts';
 import { enrollAgent } from './enroll.ts';
 import { runChannel } from './hub-channel.ts';
 import { AgentIdentity } from './identity.ts';
@@ -34,6 +36,8 @@ export async function loadOrEnroll(config: AgentConfig, log: Logger): Promise<Ag
 }
 
 export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSignal, hooks: AgentHooks = {}): Promise<void> {
+  // A malformed policy file stops the agent before it connects: fail closed.
+  const policy = await AgentPolicy.load(config.policyFile);
   const identity = await loadOrEnroll(config, log);
   const engine = new EngineClient(config.dockerHost);
   const inventory = new InventoryWatcher(engine, log);
@@ -46,7 +50,7 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
       {
         hubUrl: config.hubUrl ?? new URL(identity.hubUrl),
         identity,
-        handler: createTunnelHandler({ identity, inventory, log }),
+        handler: createTunnelHandler({ identity, inventory, log, docker: createEngineProxy(engine, policy, log) }),
         log,
         onConnected: () => hooks.onConnected?.(identity.node),
         onPending: () => hooks.onPending?.(identity.node),

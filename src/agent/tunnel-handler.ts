@@ -5,6 +5,7 @@
  */
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { INVENTORY_PATH, NOOP_PATH, ROTATE_PATH, rotateRequest, type InventoryMessage, type InventorySection } from '../protocol/inventory.ts';
+import { DOCKER_PREFIX } from '../protocol/docker-tunnel.ts';
 import { parseJsonLine } from '../lib/ndjson.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { AgentIdentity } from './identity.ts';
@@ -14,9 +15,11 @@ export interface TunnelDeps {
   identity: AgentIdentity;
   inventory: InventoryWatcher;
   log: Logger;
+  /** Serves Docker Engine API calls (paths under DOCKER_PREFIX). */
+  docker: TunnelHandler;
 }
 
-export type TunnelHandler = (req: Http2ServerRequest, res: Http2ServerResponse) => void;
+export type TunnelHandler = (req: Http2ServerRequest, res: Http2ServerResponse) => void | Promise<void>;
 
 function sendJson(res: Http2ServerResponse, status: number, body: unknown): void {
   const payload = JSON.stringify(body);
@@ -26,7 +29,8 @@ function sendJson(res: Http2ServerResponse, status: number, body: unknown): void
 
 export function createTunnelHandler(deps: TunnelDeps): TunnelHandler {
   return (req, res) => {
-    const path = req.url.split('?')[0];
+    const path = req.url.split('?')[0] ?? '';
+    if (path.startsWith(`${DOCKER_PREFIX}/`)) return void deps.docker(req, res);
     if (path === NOOP_PATH) {
       res.writeHead(204);
       res.end();

@@ -2,6 +2,8 @@
 import { DockfleetError } from '../protocol/errors.ts';
 import { UsageError, type Command } from './command.ts';
 import { agentCommand } from './commands/agent.ts';
+import { connectCommand } from './commands/connect.ts';
+import { dockerEnvCommand } from './commands/docker-env.ts';
 import { hubCommand } from './commands/hub.ts';
 import { approveCommand, enrollCommand, joinTokenCommand, nodesCommand, revokeCommand, rotateCommand } from './commands/node-admin.ts';
 import { startCommand } from './commands/start.ts';
@@ -16,6 +18,8 @@ const COMMANDS: Record<string, Command> = {
   nodes: nodesCommand,
   revoke: revokeCommand,
   rotate: rotateCommand,
+  'docker-env': dockerEnvCommand,
+  connect: connectCommand,
 };
 
 function overview(): string {

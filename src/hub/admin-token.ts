@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { Store } from '../store/store.ts';
 
 export const ADMIN_TOKEN_FILE = 'admin.token';
+export const ADMIN_USER_ID = 'admin';
 
 export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
@@ -28,7 +29,10 @@ export async function ensureAdminToken(dataDir: string, store: Store): Promise<v
   }
   await chmod(file, 0o600);
   const hash = hashToken(token);
+  if (!(await store.getUser(ADMIN_USER_ID))) {
+    await store.insertUser({ id: ADMIN_USER_ID, name: 'admin', role: 'admin', createdAt: Date.now(), disabledAt: null });
+  }
   if (!(await store.getToken(hash))) {
-    await store.insertToken({ tokenHash: hash, name: 'admin', role: 'admin', createdAt: Date.now(), revokedAt: null });
+    await store.insertToken({ tokenHash: hash, name: 'admin', userId: ADMIN_USER_ID, createdAt: Date.now(), revokedAt: null });
   }
 }

@@ -10,15 +10,21 @@ import type { Store } from '../store/store.ts';
 import type { Logger } from '../lib/logger.ts';
 import { buildRestApp } from './api/rest-app.ts';
 import { Enrollment } from './enrollment.ts';
+import { AuditLog } from './audit-log.ts';
+import { Principals } from './auth/principals.ts';
+import { DockerGateway } from './docker/docker-gateway.ts';
+import { isDockerUrl } from './docker/docker-route.ts';
 import { AgentGateway } from './gateway/agent-gateway.ts';
+import type { HubPki } from './pki.ts';
 import type { ReconnectLimiter } from './gateway/reconnect-limiter.ts';
 import { InventoryCache } from './inventory-cache.ts';
 import { NodeRegistry } from './node-registry.ts';
 
 export interface HubDeps {
   store: Store;
-  caDigest: string;
+  pki: HubPki;
   log: Logger;
+  fleetDeadlineMs?: number;
   handshakeTimeoutMs?: number;
   limiter?: ReconnectLimiter;
 }
@@ -37,20 +43,30 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
   const inventory = new InventoryCache(store, log);
   const registry = new NodeRegistry(store, inventory, log);
   await registry.init();
-  const enrollment = new Enrollment(store, registry, deps.caDigest);
+  const enrollment = new Enrollment(store, registry, deps.pki.caDigest);
+  const principals = new Principals(store);
+  const audit = new AuditLog(store, log);
+  const docker = new DockerGateway({
+    registry, principals, audit, log,
+    ...(deps.fleetDeadlineMs === undefined ? {} : { fleetDeadlineMs: deps.fleetDeadlineMs }),
+  });
   const gateway = new AgentGateway({
     store, registry, log,
     ...(deps.handshakeTimeoutMs === undefined ? {} : { handshakeTimeoutMs: deps.handshakeTimeoutMs }),
     ...(deps.limiter === undefined ? {} : { limiter: deps.limiter }),
   });
-  const app = buildRestApp({ store, registry, inventory, enrollment, log });
-  const requestListener = getRequestListener(app.fetch);
+  const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log });
+  const restListener = getRequestListener(app.fetch);
 
   return {
-    requestListener,
+    requestListener(req, res) {
+      if (isDockerUrl(req.url ?? '')) return void docker.handleRequest(req, res);
+      return restListener(req, res);
+    },
     upgradeListener(req, socket, head) {
-      const path = (req.url ?? '').split('?')[0];
-      if (path === GATEWAY_PATH) return gateway.handleUpgrade(req, socket, head);
+      const url = req.url ?? '';
+      if (url.split('?')[0] === GATEWAY_PATH) return gateway.handleUpgrade(req, socket, head);
+      if (isDockerUrl(url)) return void docker.handleUpgrade(req, socket, head);
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     },
     registry,

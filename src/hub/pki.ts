@@ -2,7 +2,7 @@
 // tsyringe, a dependency of @peculiar/x509, needs the Reflect metadata polyfill loaded first.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { KeyObject, X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
+import { KeyObject, X509Certificate, createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
@@ -64,21 +64,25 @@ export async function loadOrCreateHubPki(dir: string, opts: HubPkiOptions): Prom
 }
 
 /** Issues a clientAuth certificate signed by the hub CA (default 365 days). */
+/** Certifies a client's own ECDSA P-256 public key (SPKI PEM) for clientAuth: the key pair is
+ * made by the client, so the hub never holds a user's private key. */
 export async function issueClientCert(
   pki: HubPki,
-  opts: { commonName: string; days?: number },
-): Promise<{ certPem: string; keyPem: string; serialHex: string }> {
+  opts: { commonName: string; publicKeyPem: string; days?: number },
+): Promise<{ certPem: string; serialHex: string; notAfter: Date }> {
   const days = opts.days ?? 365;
   if (!opts.commonName) throw new Error('commonName is required');
   if (!Number.isFinite(days) || days <= 0) throw new Error(`invalid certificate lifetime: ${days} days`);
-  const keys = await generateKeys();
+  const spki = createPublicKey(opts.publicKeyPem).export({ type: 'spki', format: 'der' });
+  const publicKey = await globalThis.crypto.subtle.importKey('spki', spki, EC_ALG, true, ['verify']);
+  const notAfter = new Date(Date.now() + days * DAY_MS);
   const cert = await signLeaf(pki, {
     commonName: opts.commonName,
-    publicKey: keys.publicKey,
-    notAfter: new Date(Date.now() + days * DAY_MS),
+    publicKey,
+    notAfter,
     extensions: [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])],
   });
-  return { certPem: toPem(cert), keyPem: exportKeyPem(keys.privateKey), serialHex: cert.serialNumber.toLowerCase() };
+  return { certPem: toPem(cert), serialHex: cert.serialNumber.toLowerCase(), notAfter };
 }
 
 async function loadOrCreateCa(pkiDir: string): Promise<KeyPairPem> {

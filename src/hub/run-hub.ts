@@ -35,9 +35,24 @@ export async function runHub(config: HubConfig, log: Logger): Promise<RunningHub
   if (applied.length > 0) log.info({ applied }, 'database migrations applied');
   await ensureAdminToken(config.dataDir, store);
 
-  const hub = await buildHub({ store, caDigest: pki.caDigest, log });
+  const hub = await buildHub({ store, pki, log });
   const server = https.createServer(
-    { cert: pki.serverCertPem, key: pki.serverKeyPem, minVersion: 'TLSv1.2', keepAliveTimeout: 65_000 },
+    {
+      cert: pki.serverCertPem,
+      key: pki.serverKeyPem,
+      minVersion: 'TLSv1.2',
+      // Client certificates are asked for, not required: the docker CLI sends one, agents and
+      // token users do not. Each route decides what it accepts.
+      requestCert: true,
+      rejectUnauthorized: false,
+      ca: pki.caCertPem,
+      // Hijacked Docker connections half-close: stdin ends while output goes on.
+      allowHalfOpen: true,
+      keepAliveTimeout: 65_000,
+      // Uploads (docker load, build contexts) may take long; headers may not.
+      requestTimeout: 0,
+      headersTimeout: 60_000,
+    },
     hub.requestListener,
   );
   server.on('upgrade', hub.upgradeListener);

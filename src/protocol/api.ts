@@ -37,3 +37,20 @@ export const enrollBody = z.object({
   publicKey: z.string().max(1000),
 });
 export const enrolled = z.object({ name: z.string(), status: z.enum(NODE_STATUSES) });
+
+export const USER_ROLES = ['admin', 'operator', 'viewer'] as const;
+export const createUserBody = z.object({
+  name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'user names are 1–63 lowercase letters, digits, dots, dashes or underscores'),
+  role: z.enum(USER_ROLES),
+});
+export const createTokenBody = z.object({ name: z.string().min(1).max(100) });
+export const createClientCertBody = z.object({ publicKey: z.string().max(2000), days: z.number().int().min(1).max(3650).optional() });
+export const clientCertIssued = z.object({ serial: z.string(), caPem: z.string(), certPem: z.string(), expiresAt: z.string() });
+export const auditQuery = z.object({
+  user: z.string().max(100).optional(),
+  node: z.string().max(100).optional(),
+  since: z.coerce.number().int().nonnegative().optional(),
+  until: z.coerce.number().int().nonnegative().optional(),
+  before: z.coerce.number().int().positive().optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});

@@ -35,12 +35,49 @@ export interface CodeRecord {
   usedAt: number | null;
 }
 
+export type UserRole = 'admin' | 'operator' | 'viewer';
+
+export interface UserRecord {
+  id: string;
+  name: string;
+  role: UserRole;
+  createdAt: number;
+  disabledAt: number | null;
+}
+
 export interface TokenRecord {
   tokenHash: string;
   name: string;
-  role: 'admin';
+  userId: string;
   createdAt: number;
   revokedAt: number | null;
+}
+
+export interface ClientCertRecord {
+  serial: string;
+  userId: string;
+  createdAt: number;
+  expiresAt: number;
+  revokedAt: number | null;
+}
+
+export interface AuditEntry {
+  at: number;
+  user: string;
+  node: string | null;
+  method: string;
+  path: string;
+  status: number;
+}
+
+export interface AuditQuery {
+  user?: string;
+  node?: string;
+  since?: number;
+  until?: number;
+  limit: number;
+  /** Entries with an id below this (paging backwards). */
+  before?: number;
 }
 
 export interface InventoryRecord {
@@ -76,6 +113,17 @@ export interface Store {
 
   insertToken(token: TokenRecord): Promise<void>;
   getToken(tokenHash: string): Promise<TokenRecord | null>;
+
+  insertUser(user: UserRecord): Promise<void>;
+  getUser(id: string): Promise<UserRecord | null>;
+  getUserByName(name: string): Promise<UserRecord | null>;
+
+  insertClientCert(cert: ClientCertRecord): Promise<void>;
+  getClientCert(serial: string): Promise<ClientCertRecord | null>;
+  revokeClientCert(serial: string, at: number): Promise<boolean>;
+
+  appendAudit(entry: AuditEntry): Promise<void>;
+  queryAudit(query: AuditQuery): Promise<Array<AuditEntry & { id: number }>>;
 
   saveInventory(nodeId: string, section: InventorySection, items: unknown[], at: number): Promise<void>;
   loadInventory(nodeId: string): Promise<InventoryRecord[]>;

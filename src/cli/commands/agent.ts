@@ -7,17 +7,19 @@ import { untilSignal } from '../until-signal.ts';
 
 export const agentCommand: Command = {
   summary: 'run the agent beside a Docker engine (dials out; listens on no port)',
-  usage: `dockfleet agent --hub URL [--code CODE] [--state DIR] [--docker unix:///var/run/docker.sock] [--name NAME]
+  usage: `dockfleet agent --hub URL [--code CODE] [--state DIR] [--docker unix:///var/run/docker.sock] [--name NAME] [--policy FILE]
 
   --hub URL     the hub, e.g. https://hub.example:7443 (HTTPS_PROXY/NO_PROXY are honoured)
   --code CODE   enrollment code or join token; needed only the first time
   --state DIR   the agent's identity: pinned hub CA and private key (default ./agent-state)
   --docker URL  the engine's socket (default unix:///var/run/docker.sock)
-  --name NAME   the node's name (required with a join token)`,
+  --name NAME   the node's name (required with a join token)
+  --policy FILE this host's Docker API policy (default /etc/dockfleet/agent-policy.json; built-in
+                defaults when absent; set only on this host, never from the hub)`,
   async run(args) {
     const { values } = parseArgs({
       args, strict: true,
-      options: { hub: { type: 'string' }, code: { type: 'string' }, state: { type: 'string' }, docker: { type: 'string' }, name: { type: 'string' } },
+      options: { hub: { type: 'string' }, code: { type: 'string' }, state: { type: 'string' }, docker: { type: 'string' }, name: { type: 'string' }, policy: { type: 'string' } },
     });
     const config = agentConfigFrom(values);
     const log = createLogger('agent');

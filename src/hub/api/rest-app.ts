@@ -1,35 +1,39 @@
 /** The REST API (v1) as a Hono app: built apart from listening, so tests can call it in-process. */
+import { randomUUID } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { z } from 'zod';
 import { DockfleetError, toDockfleetError } from '../../protocol/errors.ts';
-import { createEnrollmentBody, createJoinTokenBody, enrollBody } from '../../protocol/api.ts';
+import {
+  auditQuery, createClientCertBody, createEnrollmentBody, createJoinTokenBody, createTokenBody, createUserBody, enrollBody,
+} from '../../protocol/api.ts';
 import { INVENTORY_SECTIONS, NOOP_PATH, type InventorySection } from '../../protocol/inventory.ts';
 import type { Store } from '../../store/store.ts';
 import type { Logger } from '../../lib/logger.ts';
+import { hashToken, newToken } from '../admin-token.ts';
+import { AuditLog, isMutating } from '../audit-log.ts';
+import { bearerAuth, type AuthVariables } from '../auth/bearer-middleware.ts';
+import { assertAdmin, type Principals } from '../auth/principals.ts';
 import type { Enrollment } from '../enrollment.ts';
 import type { InventoryCache } from '../inventory-cache.ts';
-import type { NodeRegistry } from '../node-registry.ts';
 import { rotateNodeKey } from '../key-rotation.ts';
-import { bearerAuth, type AuthVariables } from './auth.ts';
+import type { NodeRegistry } from '../node-registry.ts';
+import { issueClientCert, type HubPki } from '../pki.ts';
 
 export interface RestDeps {
   store: Store;
   registry: NodeRegistry;
   inventory: InventoryCache;
   enrollment: Enrollment;
+  principals: Principals;
+  audit: AuditLog;
+  pki: HubPki;
   log: Logger;
 }
 
 const MAX_BODY = 64 * 1024;
 
-async function parseBody<T>(c: Context, schema: z.ZodType<T>): Promise<T> {
-  let raw: unknown;
-  try {
-    raw = await c.req.json();
-  } catch {
-    throw new DockfleetError('bad_request', 'request body must be JSON');
-  }
+function parseWith<T>(schema: z.ZodType<T>, raw: unknown): T {
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -38,9 +42,20 @@ async function parseBody<T>(c: Context, schema: z.ZodType<T>): Promise<T> {
   return parsed.data;
 }
 
+async function parseBody<T>(c: Context, schema: z.ZodType<T>): Promise<T> {
+  let raw: unknown;
+  try {
+    raw = await c.req.json();
+  } catch {
+    throw new DockfleetError('bad_request', 'request body must be JSON');
+  }
+  return parseWith(schema, raw);
+}
+
 export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }> {
-  const { store, registry, inventory, enrollment, log } = deps;
+  const { store, registry, inventory, enrollment, principals, audit, pki, log } = deps;
   const app = new Hono<{ Variables: AuthVariables }>();
+  const admin = (c: Context<{ Variables: AuthVariables }>): void => assertAdmin(c.get('principal'));
 
   app.onError((err, c) => {
     const e = toDockfleetError(err);
@@ -65,7 +80,13 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
     return c.json({ name: node.name, status: registry.status(node) }, 201);
   });
 
-  app.use('/api/*', bearerAuth(store));
+  app.use('/api/*', bearerAuth(principals));
+  app.use('/api/*', async (c, next) => {
+    await next();
+    if (isMutating(c.req.method)) {
+      audit.record({ user: c.get('principal').name, node: c.req.param('name') ?? null, method: c.req.method, path: c.req.path, status: c.res.status });
+    }
+  });
 
   app.get('/api/v1/nodes', (c) => c.json(registry.list()));
   app.get('/api/v1/nodes/:name', (c) => c.json(registry.view(registry.require(c.req.param('name')))));
@@ -80,17 +101,19 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
   }
 
   app.post('/api/v1/enrollments', async (c) => {
+    admin(c);
     const body = await parseBody(c, createEnrollmentBody);
     return c.json(await enrollment.createCode(body.name, body.ttlSeconds), 201);
   });
   app.post('/api/v1/join-tokens', async (c) => {
+    admin(c);
     const body = await parseBody(c, createJoinTokenBody);
     return c.json(await enrollment.createJoinToken(body.ttlSeconds), 201);
   });
 
-  app.post('/api/v1/nodes/:name/approve', async (c) => c.json(registry.view(await registry.approve(c.req.param('name')))));
-  app.post('/api/v1/nodes/:name/revoke', async (c) => c.json(registry.view(await registry.revoke(c.req.param('name')))));
-  app.post('/api/v1/nodes/:name/rotate', async (c) => c.json(await rotateNodeKey(registry, store, c.req.param('name'))));
+  app.post('/api/v1/nodes/:name/approve', async (c) => (admin(c), c.json(registry.view(await registry.approve(c.req.param('name'))))));
+  app.post('/api/v1/nodes/:name/revoke', async (c) => (admin(c), c.json(registry.view(await registry.revoke(c.req.param('name'))))));
+  app.post('/api/v1/nodes/:name/rotate', async (c) => (admin(c), c.json(await rotateNodeKey(registry, store, c.req.param('name')))));
 
   /** Round trip through the node's agent without touching its engine (diagnostics, benches). */
   app.get('/api/v1/nodes/:name/ping', async (c) => {
@@ -100,6 +123,55 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
     res.stream.resume();
     const micros = Number((process.hrtime.bigint() - started) / 1000n);
     return c.json({ status: res.status, roundTripMicros: micros });
+  });
+
+  app.post('/api/v1/users', async (c) => {
+    admin(c);
+    const body = await parseBody(c, createUserBody);
+    const user = { id: randomUUID(), name: body.name, role: body.role, createdAt: Date.now(), disabledAt: null };
+    await store.insertUser(user);
+    const token = newToken();
+    await store.insertToken({ tokenHash: hashToken(token), name: 'initial', userId: user.id, createdAt: Date.now(), revokedAt: null });
+    return c.json({ name: user.name, role: user.role, token }, 201);
+  });
+
+  /** A personal API token for the caller, shown once. */
+  app.post('/api/v1/tokens', async (c) => {
+    const body = await parseBody(c, createTokenBody);
+    const token = newToken();
+    await store.insertToken({ tokenHash: hashToken(token), name: body.name, userId: c.get('principal').userId, createdAt: Date.now(), revokedAt: null });
+    return c.json({ name: body.name, token }, 201);
+  });
+
+  /** Certifies the caller's own public key for the stock docker CLI (`dockfleet docker-env`). */
+  app.post('/api/v1/client-certs', async (c) => {
+    const body = await parseBody(c, createClientCertBody);
+    const principal = c.get('principal');
+    let issued: Awaited<ReturnType<typeof issueClientCert>>;
+    try {
+      issued = await issueClientCert(pki, { commonName: principal.name, publicKeyPem: body.publicKey, ...(body.days ? { days: body.days } : {}) });
+    } catch {
+      throw new DockfleetError('validation_failed', 'publicKey must be an ECDSA P-256 public key (PEM)');
+    }
+    await store.insertClientCert({ serial: issued.serialHex, userId: principal.userId, createdAt: Date.now(), expiresAt: issued.notAfter.getTime(), revokedAt: null });
+    return c.json({ serial: issued.serialHex, caPem: pki.caCertPem, certPem: issued.certPem, expiresAt: issued.notAfter.toISOString() }, 201);
+  });
+
+  app.delete('/api/v1/client-certs/:serial', async (c) => {
+    const principal = c.get('principal');
+    const serial = c.req.param('serial').toLowerCase();
+    const cert = await store.getClientCert(serial);
+    if (!cert) throw new DockfleetError('not_found', `no client certificate ${serial}`);
+    if (cert.userId !== principal.userId) assertAdmin(principal);
+    if (!(await store.revokeClientCert(serial, Date.now()))) throw new DockfleetError('invalid_state', `client certificate ${serial} is already revoked`);
+    return c.json({ serial, revoked: true });
+  });
+
+  app.get('/api/v1/audit', async (c) => {
+    admin(c);
+    const q = parseWith(auditQuery, c.req.query());
+    const rows = await audit.query(q);
+    return c.json(rows.map((r) => ({ ...r, time: new Date(r.at).toISOString() })));
   });
 
   return app;

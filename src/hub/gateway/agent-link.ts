@@ -111,6 +111,12 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
     });
   }
 
+  /** Opens a raw stream to the agent (the Docker gateway pipes bytes through it). */
+  openStream(headers: Record<string, string | string[]>, opts: { endStream: boolean }): ClientHttp2Stream {
+    if (this.#closed) throw new DockfleetError('node_offline', `node ${this.nodeName} is offline`);
+    return this.#session.request(headers, { endStream: opts.endStream });
+  }
+
   /** A request whose answer is JSON, read whole (bounded). */
   async requestJson(req: LinkRequest & { maxBytes?: number }): Promise<{ status: number; body: unknown }> {
     const res = await this.request(req);

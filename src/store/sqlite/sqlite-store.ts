@@ -2,7 +2,9 @@
 import Database from 'better-sqlite3';
 import { DockfleetError } from '../../protocol/errors.ts';
 import type { InventorySection } from '../../protocol/inventory.ts';
-import type { CodeRecord, InventoryRecord, NodeKeyRecord, NodeRecord, NodeState, Store, TokenRecord } from '../store.ts';
+import type {
+  AuditEntry, AuditQuery, ClientCertRecord, CodeRecord, InventoryRecord, NodeKeyRecord, NodeRecord, NodeState, Store, TokenRecord, UserRecord,
+} from '../store.ts';
 import { applyMigrations } from './migrate.ts';
 
 interface NodeRow {
@@ -14,6 +16,18 @@ interface NodeRow {
   revoked_at: number | null;
   last_seen: number | null;
   facts: string | null;
+}
+
+interface UserRow {
+  id: string;
+  name: string;
+  role: UserRecord['role'];
+  created_at: number;
+  disabled_at: number | null;
+}
+
+function userFromRow(row: UserRow | undefined): UserRecord | null {
+  return row ? { id: row.id, name: row.name, role: row.role, createdAt: row.created_at, disabledAt: row.disabled_at } : null;
 }
 
 function nodeFromRow(row: NodeRow): NodeRecord {
@@ -156,15 +170,69 @@ export class SqliteStore implements Store {
 
   async insertToken(token: TokenRecord): Promise<void> {
     this.#db
-      .prepare('INSERT INTO api_tokens (token_hash, name, role, created_at, revoked_at) VALUES (?, ?, ?, ?, ?)')
-      .run(token.tokenHash, token.name, token.role, token.createdAt, token.revokedAt);
+      .prepare('INSERT INTO api_tokens (token_hash, name, user_id, created_at, revoked_at) VALUES (?, ?, ?, ?, ?)')
+      .run(token.tokenHash, token.name, token.userId, token.createdAt, token.revokedAt);
   }
 
   async getToken(tokenHash: string): Promise<TokenRecord | null> {
     const row = this.#db.prepare('SELECT * FROM api_tokens WHERE token_hash = ?').get(tokenHash) as
-      | { token_hash: string; name: string; role: 'admin'; created_at: number; revoked_at: number | null }
+      | { token_hash: string; name: string; user_id: string; created_at: number; revoked_at: number | null }
       | undefined;
-    return row ? { tokenHash: row.token_hash, name: row.name, role: row.role, createdAt: row.created_at, revokedAt: row.revoked_at } : null;
+    return row ? { tokenHash: row.token_hash, name: row.name, userId: row.user_id, createdAt: row.created_at, revokedAt: row.revoked_at } : null;
+  }
+
+  async insertUser(user: UserRecord): Promise<void> {
+    try {
+      this.#db
+        .prepare('INSERT INTO users (id, name, role, created_at, disabled_at) VALUES (?, ?, ?, ?, ?)')
+        .run(user.id, user.name, user.role, user.createdAt, user.disabledAt);
+    } catch (err) {
+      if ((err as { code?: string }).code?.startsWith('SQLITE_CONSTRAINT')) throw new DockfleetError('name_taken', `a user named ${user.name} already exists`);
+      throw err;
+    }
+  }
+
+  async getUser(id: string): Promise<UserRecord | null> {
+    return userFromRow(this.#db.prepare('SELECT * FROM users WHERE id = ?').get(id) as UserRow | undefined);
+  }
+
+  async getUserByName(name: string): Promise<UserRecord | null> {
+    return userFromRow(this.#db.prepare('SELECT * FROM users WHERE name = ?').get(name) as UserRow | undefined);
+  }
+
+  async insertClientCert(cert: ClientCertRecord): Promise<void> {
+    this.#db
+      .prepare('INSERT INTO client_certs (serial, user_id, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?)')
+      .run(cert.serial, cert.userId, cert.createdAt, cert.expiresAt, cert.revokedAt);
+  }
+
+  async getClientCert(serial: string): Promise<ClientCertRecord | null> {
+    const row = this.#db.prepare('SELECT * FROM client_certs WHERE serial = ?').get(serial) as
+      | { serial: string; user_id: string; created_at: number; expires_at: number; revoked_at: number | null }
+      | undefined;
+    return row ? { serial: row.serial, userId: row.user_id, createdAt: row.created_at, expiresAt: row.expires_at, revokedAt: row.revoked_at } : null;
+  }
+
+  async revokeClientCert(serial: string, at: number): Promise<boolean> {
+    return this.#db.prepare('UPDATE client_certs SET revoked_at = ? WHERE serial = ? AND revoked_at IS NULL').run(at, serial).changes === 1;
+  }
+
+  async appendAudit(entry: AuditEntry): Promise<void> {
+    this.#db
+      .prepare('INSERT INTO audit_log (at, user, node, method, path, status) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(entry.at, entry.user, entry.node, entry.method, entry.path, entry.status);
+  }
+
+  async queryAudit(query: AuditQuery): Promise<Array<AuditEntry & { id: number }>> {
+    const where: string[] = [];
+    const args: Array<string | number> = [];
+    if (query.user !== undefined) { where.push('user = ?'); args.push(query.user); }
+    if (query.node !== undefined) { where.push('node = ?'); args.push(query.node); }
+    if (query.since !== undefined) { where.push('at >= ?'); args.push(query.since); }
+    if (query.until !== undefined) { where.push('at < ?'); args.push(query.until); }
+    if (query.before !== undefined) { where.push('id < ?'); args.push(query.before); }
+    const sql = `SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
+    return this.#db.prepare(sql).all(...args, query.limit) as Array<AuditEntry & { id: number }>;
   }
 
   async saveInventory(nodeId: string, section: InventorySection, items: unknown[], at: number): Promise<void> {

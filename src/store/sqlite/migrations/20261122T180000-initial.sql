@@ -33,10 +33,21 @@ CREATE TABLE enrollment_codes (
   used_at     INTEGER
 );
 
+-- People and tools that act on the fleet. Roles: admin (everything), operator (all Docker
+-- calls), viewer (read-only Docker calls).
+CREATE TABLE users (
+  id          TEXT PRIMARY KEY,
+  name        TEXT NOT NULL UNIQUE,
+  role        TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),
+  created_at  INTEGER NOT NULL,
+  disabled_at INTEGER
+);
+
+-- Bearer tokens, stored as hashes; each belongs to a user.
 CREATE TABLE api_tokens (
   token_hash TEXT PRIMARY KEY,
   name       TEXT NOT NULL,
-  role       TEXT NOT NULL,
+  user_id    TEXT NOT NULL REFERENCES users (id),
   created_at INTEGER NOT NULL,
   revoked_at INTEGER
 );

@@ -1,0 +1,121 @@
+/**
+ * The agent's end of the Docker gateway: one hub stream in, one engine request out, bytes
+ * piped both ways with backpressure. A hijacked call (attach/exec) becomes a raw duplex pipe
+ * between the HTTP/2 stream and the engine's upgraded socket once the engine says 101.
+ */
+import http, { type IncomingMessage } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { Socket } from 'node:net';
+import { pipeline } from 'node:stream';
+import { BODY_LENGTH_HEADER, DOCKER_PREFIX, UPGRADED_HEADER, UPGRADE_HEADER, dockerErrorBody, forwardableHeaders } from '../../protocol/docker-tunnel.ts';
+import type { Logger } from '../../lib/logger.ts';
+
+export interface EngineTarget {
+  socketPath: string;
+}
+
+/** The part of a Docker request the policy needs; the proxy buffers the body only when asked. */
+export interface DockerGate {
+  /** Whether this request's body must be read (bounded) before deciding. */
+  needsBody(method: string, path: string): boolean;
+  check(method: string, path: string, body: Buffer | null): { allowed: true } | { allowed: false; reason: string };
+}
+
+export const MAX_INSPECTED_BODY = 1024 * 1024;
+
+function sendError(res: Http2ServerResponse, status: number, message: string, extra: Record<string, string> = {}): void {
+  if (res.headersSent) return void res.stream.close();
+  const body = dockerErrorBody(message);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...extra });
+  res.end(body);
+}
+
+async function readBounded(req: Http2ServerRequest, limit: number): Promise<Buffer | null> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) return null;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Reads exactly `length` bytes and leaves anything after them in the stream. */
+async function readExactly(req: Http2ServerRequest, length: number, limit: number): Promise<Buffer | null> {
+  if (!Number.isInteger(length) || length < 0 || length > limit) return null;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  while (size < length) {
+    const chunk = (req.read() as Buffer | null) ?? (await new Promise<Buffer | null>((resolve) => {
+      const done = (): void => {
+        req.off('readable', onReadable);
+        req.off('end', onEnd);
+      };
+      const onReadable = (): void => { done(); resolve((req.read() as Buffer | null) ?? Buffer.alloc(0)); };
+      const onEnd = (): void => { done(); resolve(null); };
+      req.once('readable', onReadable);
+      req.once('end', onEnd);
+    }));
+    if (chunk === null) return null;
+    const need = length - size;
+    if (chunk.length > need) {
+      req.unshift(chunk.subarray(need));
+      chunks.push(chunk.subarray(0, need));
+      size = length;
+    } else {
+      chunks.push(chunk);
+      size += chunk.length;
+    }
+  }
+  return Buffer.concat(chunks, length);
+}
+
+export function createEngineProxy(engine: EngineTarget, gate: DockerGate, log: Logger) {
+  return async function proxy(req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
+    const path = req.url.slice(DOCKER_PREFIX.length) || '/';
+    const method = req.method;
+    const upgrade = req.headers[UPGRADE_HEADER] !== undefined;
+    let body: Buffer | null = null;
+    if (upgrade) {
+      // The body and the raw stream share the HTTP/2 stream: take exactly Content-Length.
+      body = await readExactly(req, Number(req.headers[BODY_LENGTH_HEADER] ?? 0), MAX_INSPECTED_BODY);
+      if (body === null) return sendError(res, 400, 'hijacked request with a malformed or oversized body');
+    } else if (gate.needsBody(method, path)) {
+      body = await readBounded(req, MAX_INSPECTED_BODY);
+      if (body === null) return sendError(res, 413, `request body over ${MAX_INSPECTED_BODY} bytes cannot be inspected by this host's policy`);
+    }
+    const verdict = gate.check(method, path, body);
+    if (!verdict.allowed) {
+      log.warn({ method, path, reason: verdict.reason }, 'docker call refused by local policy');
+      return sendError(res, 403, verdict.reason, { 'x-dockfleet-policy': 'refused' });
+    }
+    const headers = forwardableHeaders(req.headers as Record<string, string | string[] | undefined>, new Set([UPGRADE_HEADER, BODY_LENGTH_HEADER, 'content-length']));
+    if (body !== null) headers['content-length'] = String(body.length);
+    else if (req.headers['content-length'] !== undefined) headers['content-length'] = String(req.headers['content-length']);
+    if (upgrade) Object.assign(headers, { connection: 'Upgrade', upgrade: 'tcp' });
+    const out = http.request({ socketPath: engine.socketPath, method, path, headers: { ...headers, host: 'docker' } });
+
+    // The hub (or its client) went away: stop the engine call too (log follows, stats, …).
+    const abort = (): void => void out.destroy();
+    res.once('close', abort);
+
+    out.once('response', (engineRes: IncomingMessage) => {
+      res.writeHead(engineRes.statusCode ?? 502, forwardableHeaders(engineRes.headers));
+      pipeline(engineRes, res, () => {});
+    });
+    out.once('upgrade', (engineRes: IncomingMessage, socket: Socket, head: Buffer) => {
+      res.writeHead(200, { ...forwardableHeaders(engineRes.headers), [UPGRADED_HEADER]: String(engineRes.statusCode ?? 101) });
+      if (head.length > 0) res.write(head);
+      // Engine → hub until the engine closes; hub → engine, with its end as the engine's stdin EOF.
+      socket.on('error', () => res.stream.close());
+      socket.pipe(res);
+      req.pipe(socket);
+      res.once('close', () => socket.destroy());
+    });
+    out.once('error', (err) => sendError(res, 502, `dockfleet agent could not reach the Docker engine: ${err.message}`));
+
+    if (body !== null) out.end(body);
+    else pipeline(req, out, () => {});
+  };
+}

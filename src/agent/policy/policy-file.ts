@@ -1,0 +1,176 @@
+/**
+ * The agent's local policy file: what the Docker API may do on this host. It lives on the
+ * agent's host and is never settable from the hub. A missing file means the defaults; a file
+ * that exists but is malformed stops the agent (fail closed).
+ *
+ * Sections (each Docker Engine API endpoint belongs to exactly one; unknown endpoints to none
+ * and are always refused):
+ *
+ * | section      | endpoints                                                              | default |
+ * |--------------|------------------------------------------------------------------------|---------|
+ * | ping         | GET/HEAD /_ping                                                        | on      |
+ * | version      | GET /version                                                           | on      |
+ * | info         | GET /info                                                              | on      |
+ * | events       | GET /events                                                            | on      |
+ * | system       | GET /system/df                                                         | on      |
+ * | containers   | /containers/* (list, create, inspect, logs, stats, top, changes, start,| on      |
+ * |              | stop, kill, wait, attach, resize, update, rename, delete, prune),      |         |
+ * |              | POST /commit                                                           |         |
+ * | exec         | POST /containers/ID/exec, /exec/ID/{start,resize,json}                 | on      |
+ * | archive      | GET/HEAD/PUT /containers/ID/archive, GET /containers/ID/export         | off     |
+ * | images       | /images/* (list, pull/import, load, inspect, history, push, tag,       | on      |
+ * |              | search, delete, prune) except exporting                                |         |
+ * | imageExport  | GET /images/get, GET /images/NAME/get (image tarballs)                 | off     |
+ * | build        | POST /build, /build/prune, /build/cancel (classic builder)             | on      |
+ * | session      | POST /session, POST /grpc (BuildKit; raw BuildKit control)             | off     |
+ * | volumes      | /volumes/*                                                             | on      |
+ * | networks     | /networks/*                                                            | on      |
+ * | distribution | GET /distribution/NAME/json (registry manifest lookup)                 | on      |
+ * | auth         | POST /auth (registry login check)                                      | off     |
+ * | plugins      | /plugins/* (install/upgrade/set also need allow.pluginInstall)         | off     |
+ * | swarm        | /swarm/*                                                               | off     |
+ * | nodes        | /nodes/*                                                               | off     |
+ * | services     | /services/* (service specs are not inspected)                          | off     |
+ * | tasks        | /tasks/*                                                               | off     |
+ * | secrets      | /secrets/*                                                             | off     |
+ * | configs      | /configs/*                                                             | off     |
+ *
+ * File shape (JSON, every key optional, unknown keys are errors):
+ *   { "sections": { "containers": true, ... },
+ *     "allow": { "privileged": false, "bindMounts": ["/srv"], "bindRoot": false,
+ *                "dockerSocket": false, "hostNamespaces": false, "capabilities": ["SYS_PTRACE"],
+ *                "devices": false, "pluginInstall": false } }
+ * `sections` omitted → the defaults above. `sections` present → it is the complete list:
+ * a section not set true is off (deny by default), so enabling `archive` means listing every
+ * section wanted. `allow` keys default to false; `bindMounts` omitted or null means any host
+ * path may be bind-mounted except `/` and the engine sockets (set it to restrict binds to
+ * those directories; `[]` forbids bind mounts altogether).
+ */
+import { readFile } from 'node:fs/promises';
+import { posix } from 'node:path';
+import { z } from 'zod';
+
+export const SECTION_NAMES = [
+  'ping', 'version', 'info', 'events', 'system', 'containers', 'exec', 'archive', 'images',
+  'imageExport', 'build', 'session', 'volumes', 'networks', 'distribution', 'auth', 'plugins',
+  'swarm', 'nodes', 'services', 'tasks', 'secrets', 'configs',
+] as const;
+
+export type SectionName = (typeof SECTION_NAMES)[number];
+
+const DEFAULT_ON: ReadonlySet<SectionName> = new Set<SectionName>([
+  'ping', 'version', 'info', 'events', 'system', 'containers', 'exec', 'images', 'build',
+  'volumes', 'networks', 'distribution',
+]);
+
+const absolutePath = z
+  .string()
+  .refine((p) => p.startsWith('/') && !p.includes('\0'), 'must be an absolute host path')
+  .transform(normaliseDir);
+
+const capability = z
+  .string()
+  .regex(/^(cap_)?[a-z_]+$/i, 'must be a capability name like "SYS_PTRACE"')
+  .transform((c) => c.toUpperCase().replace(/^CAP_/, ''));
+
+const allowSchema = z.strictObject({
+  privileged: z.boolean().default(false),
+  bindMounts: z.array(absolutePath).nullable().default(null),
+  bindRoot: z.boolean().default(false),
+  dockerSocket: z.boolean().default(false),
+  hostNamespaces: z.boolean().default(false),
+  capabilities: z.array(capability).default([]),
+  devices: z.boolean().default(false),
+  pluginInstall: z.boolean().default(false),
+});
+
+const fileSchema = z.strictObject({
+  sections: z.partialRecord(z.enum(SECTION_NAMES), z.boolean()).optional(),
+  allow: allowSchema.optional(),
+});
+
+export interface PolicyAllow {
+  readonly privileged: boolean;
+  /** Normalised absolute directories; null = any host path except `/` and engine sockets. */
+  readonly bindMounts: readonly string[] | null;
+  readonly bindRoot: boolean;
+  readonly dockerSocket: boolean;
+  readonly hostNamespaces: boolean;
+  /** Upper case, without the CAP_ prefix; "ALL" allows every capability. */
+  readonly capabilities: readonly string[];
+  readonly devices: boolean;
+  readonly pluginInstall: boolean;
+}
+
+export interface Policy {
+  readonly sections: Readonly<Record<SectionName, boolean>>;
+  readonly allow: PolicyAllow;
+  /** Where the policy came from, for refusal messages: a file path or "the default policy". */
+  readonly source: string;
+}
+
+function sectionsFrom(set: ReadonlySet<SectionName> | ((name: SectionName) => boolean)): Record<SectionName, boolean> {
+  const on = typeof set === 'function' ? set : (name: SectionName) => set.has(name);
+  return Object.fromEntries(SECTION_NAMES.map((name) => [name, on(name)])) as Record<SectionName, boolean>;
+}
+
+function deepFreeze(policy: Policy): Policy {
+  Object.freeze(policy.sections);
+  Object.freeze(policy.allow.bindMounts);
+  Object.freeze(policy.allow.capabilities);
+  Object.freeze(policy.allow);
+  return Object.freeze(policy);
+}
+
+export const DEFAULT_POLICY: Policy = deepFreeze({
+  sections: sectionsFrom(DEFAULT_ON),
+  allow: allowSchema.parse({}),
+  source: 'the default policy',
+});
+
+/** `/srv//data/./x/` → `/srv/data/x`; `//`, `/..` → `/`. */
+export function normaliseDir(path: string): string {
+  const normal = posix.normalize(path);
+  return normal.length > 1 ? normal.replace(/\/+$/, '') : normal;
+}
+
+function describePath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return 'the top level';
+  return path.map((key, i) => (typeof key === 'number' ? `[${key}]` : `${i === 0 ? '' : '.'}${String(key)}`)).join('');
+}
+
+/** Parses policy file text; throws a one-line Error naming `path` and the bad field. */
+export function parsePolicy(text: string, path: string): Policy {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new Error(`policy file ${path} is not valid JSON: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const parsed = fileSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue ? describePath(issue.path) : 'the top level';
+    throw new Error(`policy file ${path} is invalid at ${where}: ${issue?.message ?? 'unknown problem'}`);
+  }
+  const { sections, allow } = parsed.data;
+  return deepFreeze({
+    sections: sections === undefined ? sectionsFrom(DEFAULT_ON) : sectionsFrom((name) => sections[name] === true),
+    allow: allow ?? allowSchema.parse({}),
+    source: path,
+  });
+}
+
+/** Reads the policy at `path`; null or a missing file gives the defaults. */
+export async function loadPolicy(path: string | null): Promise<Policy> {
+  if (path === null) return DEFAULT_POLICY;
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return deepFreeze({ ...DEFAULT_POLICY, source: `the default policy, as ${path} does not exist` });
+    throw new Error(`cannot read policy file ${path}: ${code ?? (err as Error).message}`);
+  }
+  return parsePolicy(text, path);
+}

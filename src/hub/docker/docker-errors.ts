@@ -1,0 +1,21 @@
+/** Docker-format error answers, so the stock CLI prints `Error response from daemon: …`. */
+import type { ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { dockerErrorBody } from '../../protocol/docker-tunnel.ts';
+import type { DockfleetError } from '../../protocol/errors.ts';
+
+export function writeDockerError(res: ServerResponse, err: DockfleetError): void {
+  if (res.headersSent) return void res.destroy();
+  const body = dockerErrorBody(err.message);
+  res.writeHead(err.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-dockfleet-error': err.code });
+  res.end(body);
+}
+
+/** The same on a raw socket (a hijack that never got its upgrade). */
+export function writeDockerErrorToSocket(socket: Duplex, err: DockfleetError): void {
+  const body = dockerErrorBody(err.message);
+  socket.end(
+    `HTTP/1.1 ${err.status} Error\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+      `x-dockfleet-error: ${err.code}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}

@@ -1,0 +1,70 @@
+/**
+ * Hijacked Docker calls (attach, exec start): the client asks `Upgrade: tcp`, and after the
+ * engine's 101 the connection carries raw bytes both ways. The hub reads the request body
+ * (Content-Length bytes; Node hands an upgrade request's body over as raw socket bytes), sends
+ * it on a stream marked for upgrade, then writes Docker's own 101 handshake and pipes. Closing
+ * the client's write side (stdin EOF) ends the stream's request side; the engine's end ends it all.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { BODY_LENGTH_HEADER, DOCKER_PREFIX, UPGRADED_HEADER, UPGRADE_HEADER, forwardableHeaders } from '../../protocol/docker-tunnel.ts';
+import { DockfleetError } from '../../protocol/errors.ts';
+import type { AgentLink } from '../gateway/agent-link.ts';
+import { readUpgradeBody } from '../../lib/upgrade-body.ts';
+import { writeDockerErrorToSocket } from './docker-errors.ts';
+import { CLIENT_ONLY_HEADERS, responseHeaders } from './node-proxy.ts';
+
+function formatHead(statusLine: string, headers: Record<string, string | string[]>): string {
+  const lines = [statusLine];
+  for (const [name, value] of Object.entries(headers)) {
+    for (const v of Array.isArray(value) ? value : [value]) lines.push(`${name}: ${v}`);
+  }
+  return `${lines.join('\r\n')}\r\n\r\n`;
+}
+
+const HIJACK_DROPPED_HEADERS = new Set([...CLIENT_ONLY_HEADERS, 'content-length']);
+
+export async function hijackToNode(link: AgentLink, enginePath: string, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<number> {
+  const { body, rest } = await readUpgradeBody(socket, head, req.headers['content-length']);
+  const stream = link.openStream(
+    {
+      ':method': req.method ?? 'POST',
+      ':path': `${DOCKER_PREFIX}${enginePath}`,
+      ...forwardableHeaders(req.headers, HIJACK_DROPPED_HEADERS),
+      [UPGRADE_HEADER]: 'tcp',
+      [BODY_LENGTH_HEADER]: String(body.length),
+    },
+    { endStream: false },
+  );
+  if (body.length > 0) stream.write(body);
+  let upgraded = false;
+  return new Promise((resolve) => {
+    stream.once('response', (headers) => {
+      const status = Number(headers[':status']);
+      if (headers[UPGRADED_HEADER] === undefined) {
+        // The engine refused (no such container, policy, …): an ordinary answer, then close.
+        socket.write(formatHead(`HTTP/1.1 ${status} ${status < 400 ? 'OK' : 'Error'}`, { ...responseHeaders(headers), connection: 'close' }));
+        stream.pipe(socket);
+        stream.once('end', () => resolve(status));
+        return;
+      }
+      upgraded = true;
+      socket.write(formatHead('HTTP/1.1 101 UPGRADED', { ...responseHeaders(headers), connection: 'Upgrade', upgrade: 'tcp' }));
+      if (rest.length > 0) stream.write(rest);
+      stream.pipe(socket);
+      socket.pipe(stream);
+      socket.resume();
+      resolve(101);
+    });
+    stream.once('error', (err) => {
+      // After the 101 the connection is raw bytes: an error can only close it.
+      if (upgraded) return void socket.destroy();
+      writeDockerErrorToSocket(socket, new DockfleetError('node_offline', `node ${link.nodeName} went away: ${err.message}`));
+      resolve(502);
+    });
+    socket.once('error', () => stream.destroy());
+    socket.once('close', () => {
+      if (!stream.closed) stream.destroy();
+    });
+  });
+}

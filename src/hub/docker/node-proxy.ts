@@ -1,0 +1,59 @@
+/**
+ * One ordinary Docker API call to one node: the client's request becomes an HTTP/2 stream to
+ * the agent, and the answer streams back, both ways with backpressure. A client that goes away
+ * cancels the stream, which stops the engine call on the host (log follows, stats, events).
+ */
+import http2, { type IncomingHttpHeaders as H2Headers } from 'node:http2';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream';
+import { DOCKER_PREFIX, forwardableHeaders } from '../../protocol/docker-tunnel.ts';
+import { DockfleetError } from '../../protocol/errors.ts';
+import type { AgentLink } from '../gateway/agent-link.ts';
+import { writeDockerError } from './docker-errors.ts';
+
+/** Headers the client sends that are for the hub, not for the engine. */
+export const CLIENT_ONLY_HEADERS = new Set(['authorization', 'cookie']);
+
+/** Response headers from the agent, ready for an HTTP/1.1 client. */
+export function responseHeaders(headers: H2Headers): Record<string, string | string[]> {
+  return forwardableHeaders(headers as Record<string, string | string[] | undefined>, new Set(['x-dockfleet-upgraded']));
+}
+
+export function proxyToNode(link: AgentLink, enginePath: string, req: IncomingMessage, res: ServerResponse): Promise<number> {
+  return new Promise((resolve) => {
+    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = link.openStream(
+        { ':method': req.method ?? 'GET', ':path': `${DOCKER_PREFIX}${enginePath}`, ...forwardableHeaders(req.headers, CLIENT_ONLY_HEADERS) },
+        { endStream: !hasBody },
+      );
+    } catch (err) {
+      writeDockerError(res, err as DockfleetError);
+      return resolve((err as DockfleetError).status);
+    }
+    let status = 502;
+    stream.once('response', (headers) => {
+      status = Number(headers[':status']);
+      res.writeHead(status, responseHeaders(headers));
+      // Long streams (logs -f, events, stats) must reach the client as they come.
+      res.flushHeaders();
+      pipeline(stream, res, () => resolve(status));
+    });
+    stream.once('error', (err) => {
+      if (!res.headersSent) writeDockerError(res, new DockfleetError('node_offline', `node ${link.nodeName} went away: ${err.message}`));
+      else res.destroy();
+      resolve(status);
+    });
+    stream.once('close', () => {
+      if (!res.headersSent) {
+        writeDockerError(res, new DockfleetError('node_offline', `node ${link.nodeName} closed the call before answering`));
+        resolve(status);
+      }
+    });
+    res.once('close', () => {
+      if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+    });
+    if (hasBody) pipeline(req, stream, () => {});
+  });
+}
