@@ -74,20 +74,19 @@ export async function connectOnce(opts: ChannelOptions, signal: AbortSignal): Pr
       answer = await frames.next(null);
     }
     if (answer.t !== 'welcome') throw new DockfleetError('protocol_error', `unexpected ${answer.t} frame from hub`);
-    frames.stop();
-    return await serve(ws, opts);
+    return await serve(ws, opts, frames.stop());
   } finally {
     signal.removeEventListener('abort', onAbort);
     ws.terminate();
   }
 }
 
-async function serve(ws: WebSocket, opts: ChannelOptions): Promise<DockfleetError | null> {
+async function serve(ws: WebSocket, opts: ChannelOptions, early: Buffer[]): Promise<DockfleetError | null> {
   let parting: DockfleetError | null = null;
   const duplex = new WebSocketDuplex(ws, (text) => {
     const frame = parseFrame(errorFrame, text);
     if (frame) parting = new DockfleetError(isErrorCode(frame.code) ? frame.code : 'internal', frame.message);
-  });
+  }, early);
   duplex.on('error', () => {});
   const server = http2.createServer({ settings: H2_SETTINGS, maxSessionMemory: H2_MAX_SESSION_MEMORY_MB }, opts.handler);
   const session = await new Promise<ServerHttp2Session>((resolve) => {
@@ -113,14 +112,18 @@ async function serve(ws: WebSocket, opts: ChannelOptions): Promise<DockfleetErro
 }
 
 /** Reads handshake frames in order; an error frame from the hub becomes a thrown error. */
-function frameReader(ws: WebSocket): { next(timeoutMs: number | null): Promise<Exclude<HubFrame, { t: 'error' }>>; stop(): void } {
+function frameReader(ws: WebSocket): { next(timeoutMs: number | null): Promise<Exclude<HubFrame, { t: 'error' }>>; stop(): Buffer[] } {
   const queue: string[] = [];
+  // The hub starts HTTP/2 right after its welcome; those bytes can arrive in the same read as
+  // the welcome, before this reader is stopped, and must reach the HTTP/2 session.
+  const early: Buffer[] = [];
   let wake: (() => void) | null = null;
   let closed: DockfleetError | null = null;
   let lastPing = Date.now();
   const onMessage = (data: WebSocket.RawData, isBinary: boolean): void => {
-    if (isBinary) closed ??= new DockfleetError('protocol_error', 'hub sent binary data during the handshake');
-    else queue.push(Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8'));
+    const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
+    if (isBinary) early.push(buf);
+    else queue.push(buf.toString('utf8'));
     wake?.();
   };
   const onClose = (): void => {
@@ -144,6 +147,7 @@ function frameReader(ws: WebSocket): { next(timeoutMs: number | null): Promise<E
         if (text !== undefined) {
           const frame = parseFrame(hubFrame, text);
           if (!frame) throw new DockfleetError('protocol_error', 'malformed frame from hub');
+          if (early.length > 0 && frame.t !== 'welcome') throw new DockfleetError('protocol_error', 'hub sent binary data during the handshake');
           if (frame.t === 'error') {
             throw new DockfleetError(isErrorCode(frame.code) ? frame.code : 'internal', frame.message, { cause: frame.retryAfterMs });
           }
@@ -169,6 +173,7 @@ function frameReader(ws: WebSocket): { next(timeoutMs: number | null): Promise<E
       ws.off('close', onClose);
       ws.off('error', onError);
       ws.off('ping', onPing);
+      return early.splice(0);
     },
   };
 }

@@ -5,6 +5,7 @@
  */
 import { DockfleetError } from '../protocol/errors.ts';
 import type { NodeStatus, NodeView } from '../protocol/api.ts';
+import { DEAD_AFTER_MS } from '../protocol/heartbeat.ts';
 import type { InventoryMessage } from '../protocol/inventory.ts';
 import type { NodeRecord, Store } from '../store/store.ts';
 import type { Logger } from '../lib/logger.ts';
@@ -12,6 +13,7 @@ import type { AgentLink } from './gateway/agent-link.ts';
 import type { InventoryCache } from './inventory-cache.ts';
 
 const LAST_SEEN_FLUSH_MS = 10_000;
+const SWEEP_MS = 1_000;
 
 interface PendingWaiter {
   admit: () => void;
@@ -23,9 +25,12 @@ export class NodeRegistry {
   readonly #inventory: InventoryCache;
   readonly #log: Logger;
   readonly #byId = new Map<string, NodeRecord>();
+  /** name → id of the record that name refers to (the live one, else the newest revoked). */
+  readonly #idByName = new Map<string, string>();
   readonly #links = new Map<string, AgentLink>();
   readonly #pending = new Map<string, PendingWaiter>();
   #flushTimer: NodeJS.Timeout | null = null;
+  #sweepTimer: NodeJS.Timeout | null = null;
 
   constructor(store: Store, inventory: InventoryCache, log: Logger) {
     this.#store = store;
@@ -36,24 +41,37 @@ export class NodeRegistry {
   async init(): Promise<void> {
     for (const node of await this.#store.listNodes()) {
       this.#byId.set(node.id, node);
+      this.#idByName.set(node.name, node.id);
       if (node.state !== 'revoked') await this.#inventory.load(node.id);
     }
     this.#flushTimer = setInterval(() => void this.flushLastSeen(), LAST_SEEN_FLUSH_MS);
     this.#flushTimer.unref();
+    this.#sweepTimer = setInterval(() => this.#sweepSilentLinks(), SWEEP_MS);
+    this.#sweepTimer.unref();
+  }
+
+  /** One timer for every link: a link silent for DEAD_AFTER_MS (no ping, no message) is dead. */
+  #sweepSilentLinks(): void {
+    const cutoff = Date.now() - DEAD_AFTER_MS;
+    for (const link of this.#links.values()) {
+      if (link.lastSeen < cutoff) {
+        this.#log.warn({ node: link.nodeName }, 'agent link silent too long, dropping it');
+        link.close();
+      }
+    }
   }
 
   /** Remembers a node the enrollment just created. */
   add(node: NodeRecord): void {
-    for (const [id, old] of this.#byId) if (old.name === node.name) this.#byId.delete(id);
+    const previous = this.#idByName.get(node.name);
+    if (previous !== undefined) this.#byId.delete(previous);
     this.#byId.set(node.id, node);
+    this.#idByName.set(node.name, node.id);
   }
 
   byName(name: string): NodeRecord | null {
-    let found: NodeRecord | null = null;
-    for (const node of this.#byId.values()) {
-      if (node.name === name && (found === null || found.state === 'revoked')) found = node;
-    }
-    return found;
+    const id = this.#idByName.get(name);
+    return id === undefined ? null : (this.#byId.get(id) ?? null);
   }
 
   byId(id: string): NodeRecord | null {
@@ -173,6 +191,7 @@ export class NodeRegistry {
   /** Closes every link (hub shutdown) and persists what is pending. */
   async close(): Promise<void> {
     if (this.#flushTimer) clearInterval(this.#flushTimer);
+    if (this.#sweepTimer) clearInterval(this.#sweepTimer);
     await this.flushLastSeen();
     for (const waiter of this.#pending.values()) waiter.reject(new DockfleetError('hub_unreachable', 'hub is shutting down'));
     for (const link of this.#links.values()) link.close();

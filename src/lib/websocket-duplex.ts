@@ -10,9 +10,11 @@ import type { WebSocket } from 'ws';
 export class WebSocketDuplex extends Duplex {
   readonly #ws: WebSocket;
 
-  constructor(ws: WebSocket, onText: (text: string) => void) {
+  /** `initial`: binary messages already taken off the socket, delivered first. */
+  constructor(ws: WebSocket, onText: (text: string) => void, initial: Buffer[] = []) {
     super({ allowHalfOpen: false });
     this.#ws = ws;
+    for (const buf of initial) this.push(buf);
     ws.on('message', (data, isBinary) => {
       const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
       if (!isBinary) return onText(buf.toString('utf8'));

@@ -8,9 +8,8 @@ import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHt
 import type { WebSocket } from 'ws';
 import { DockfleetError } from '../../protocol/errors.ts';
 import { CLOSE_CODES, type ErrorFrame } from '../../protocol/handshake.ts';
-import { HEARTBEAT_MS, DEAD_AFTER_MS } from '../../protocol/heartbeat.ts';
 import { INVENTORY_PATH, MAX_INVENTORY_LINE, inventoryMessage, type InventoryMessage } from '../../protocol/inventory.ts';
-import { H2_MAX_SESSION_MEMORY_MB, H2_SETTINGS, startHeartbeat, widenSessionWindow } from '../../lib/h2-channel.ts';
+import { H2_MAX_SESSION_MEMORY_MB, H2_SETTINGS, widenSessionWindow } from '../../lib/h2-channel.ts';
 import { NdjsonSplitter, parseJsonLine } from '../../lib/ndjson.ts';
 import { WebSocketDuplex } from '../../lib/websocket-duplex.ts';
 import type { Logger } from '../../lib/logger.ts';
@@ -47,7 +46,6 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
   readonly #session: ClientHttp2Session;
   readonly #log: Logger;
   #closed = false;
-  #stopHeartbeat: () => void;
 
   constructor(opts: { ws: WebSocket; nodeId: string; nodeName: string; keyId: string; log: Logger }) {
     super();
@@ -67,15 +65,9 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
     this.#session.on('error', (err) => this.#log.debug({ err, node: this.nodeName }, 'agent session error'));
     this.#session.once('close', () => this.#onClosed());
     opts.ws.once('close', () => this.#onClosed());
-    this.#stopHeartbeat = startHeartbeat(this.#session, {
-      intervalMs: HEARTBEAT_MS,
-      deadAfterMs: DEAD_AFTER_MS,
-      onAlive: () => (this.lastSeen = Date.now()),
-      onDead: () => {
-        this.#log.warn({ node: this.nodeName }, 'agent link silent too long, dropping it');
-        this.close();
-      },
-    });
+    // The agent pings every HEARTBEAT_MS; each ping it sends is a sign of life here, and the
+    // registry's sweep drops links that stay silent (no per-link timer on the hub).
+    this.#session.on('ping', () => (this.lastSeen = Date.now()));
     this.#followInventory();
   }
 
@@ -154,7 +146,6 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
   #onClosed(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#stopHeartbeat();
     if (!this.#session.destroyed) this.#session.destroy();
     this.emit('close');
   }

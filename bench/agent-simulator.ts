@@ -1,0 +1,309 @@
+/**
+ * Simulated agents for fleet benches: each one enrolls through the hub's REST API with its own
+ * Ed25519 key and keeps a REAL channel up (TLS → WebSocket → signed handshake → HTTP/2, with
+ * runChannel's heartbeats and reconnect backoff). No Docker behind them: the tunnel answers the
+ * no-op ping and serves a small, fixed inventory stream that stays open.
+ *
+ * As a library:   startSimulatedFleet({ hubUrl, caPem, token, count, namePrefix, concurrency })
+ * As a process:   node --import tsx bench/agent-simulator.ts --hub URL --ca FILE --token T \
+ *                   --count N --prefix P [--concurrency C] [--watch-stdin]
+ *   prints `enrolled N in MS ms`, then `simulated K connected` whenever K changes (and
+ *   `stats connects=C drops=D` every 2 s when those moved); stops on SIGTERM/SIGINT
+ *   (and, with --watch-stdin, when its stdin closes, i.e. when the parent died).
+ * Identities live in memory only, so a restarted hub sees the same nodes come back.
+ */
+import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { hostname } from 'node:os';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { runChannel, type ChannelIdentity } from '../src/agent/hub-channel.ts';
+import type { TunnelHandler } from '../src/agent/tunnel-handler.ts';
+import { Backoff, type BackoffOptions } from '../src/lib/backoff.ts';
+import { silentLogger, type Logger } from '../src/lib/logger.ts';
+import { INVENTORY_PATH, NOOP_PATH, type InventoryMessage } from '../src/protocol/inventory.ts';
+import { generateNodeKey, keyIdOf, signWith } from '../src/protocol/node-keys.ts';
+import { HubHttp, runPool } from './lib/hub-http.ts';
+
+export interface SimulatedFleetOptions {
+  hubUrl: string | URL;
+  caPem: string;
+  /** Admin bearer token (mints one enrollment code per node). */
+  token: string;
+  count: number;
+  /** Node names are `${namePrefix}-${i}` (lowercase letters, digits, dashes). */
+  namePrefix: string;
+  /** Enrollments and first connects in flight at once (default 32). Reconnects are not gated. */
+  concurrency?: number;
+  log?: Logger;
+  /** Called whenever the number of connected agents changes. */
+  onChange?: (connected: number) => void;
+}
+
+export interface SimulatedFleet {
+  nodes: string[];
+  stop(): Promise<void>;
+  connectedCount(): number;
+  /** Channels that ended for good (fatal refusal), with the reason. */
+  failures(): Array<{ node: string; error: string }>;
+  /** Since start: completed handshakes, and links or attempts that ended (drops include failed dials). */
+  stats(): { connects: number; drops: number };
+}
+
+interface SimNode {
+  name: string;
+  identity: ChannelIdentity;
+  connected: boolean;
+  everConnected: boolean;
+}
+
+/** runChannel asks its backoff for a delay each time a connection ends (or fails): that is the
+ * one hook that tells us a link went down, since ChannelOptions has onConnected only. */
+class TrackingBackoff extends Backoff {
+  readonly #onDown: () => void;
+  constructor(opts: BackoffOptions, onDown: () => void) {
+    super(opts);
+    this.#onDown = onDown;
+  }
+  override next(): number {
+    this.#onDown();
+    return super.next();
+  }
+}
+
+const now = (): number => Date.now();
+
+function fakeContainers(node: string, at: number): Array<Record<string, unknown>> {
+  return ['web', 'db', 'cache'].map((role, i) => ({
+    Id: `${node.replace(/-/g, '')}${role}`.padEnd(64, '0').slice(0, 64),
+    Names: [`/${role}`],
+    Image: ['nginx:1.27', 'postgres:16', 'redis:7'][i],
+    ImageID: `sha256:${String(i).repeat(64)}`,
+    Command: ['nginx -g daemon off;', 'postgres', 'redis-server'][i],
+    Created: Math.floor(at / 1000) - 3600 * (i + 1),
+    State: i === 2 ? 'exited' : 'running',
+    Status: i === 2 ? 'Exited (0) 5 minutes ago' : 'Up 1 hour',
+    Ports: i === 0 ? [{ PrivatePort: 80, PublicPort: 8080, Type: 'tcp' }] : [],
+    Labels: { 'com.docker.compose.project': 'demo', 'com.docker.compose.service': role },
+  }));
+}
+
+/** The agent side of the tunnel without an engine: 204 for the no-op, a fixed inventory. */
+export function simulatedTunnelHandler(node: string): TunnelHandler {
+  const facts = {
+    version: '27.3.1', apiVersion: '1.47', os: 'Ubuntu 24.04.1 LTS', arch: 'x86_64',
+    kernel: '6.8.0-45-generic', cpus: 4, memoryBytes: 8 * 1024 ** 3, hostname: node,
+  };
+  return (req: Http2ServerRequest, res: Http2ServerResponse) => {
+    const path = req.url.split('?')[0];
+    if (path === NOOP_PATH) {
+      res.writeHead(204);
+      res.end();
+      return;
+    }
+    if (path === INVENTORY_PATH && req.method === 'GET') {
+      const at = now();
+      const lines: InventoryMessage[] = [
+        { t: 'engine', state: 'up', facts },
+        { t: 'section', section: 'containers', items: fakeContainers(node, at), at },
+      ];
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      res.write(lines.map((m) => `${JSON.stringify(m)}\n`).join(''));
+      // Stays open, as a real agent's stream does while it watches the engine.
+      return;
+    }
+    const body = JSON.stringify({ message: `no such agent endpoint ${path}` });
+    res.writeHead(404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  };
+}
+
+/** A counting gate: at most `limit` holders at once. */
+class Gate {
+  #free: number;
+  readonly #waiters: Array<() => void> = [];
+  constructor(limit: number) {
+    this.#free = limit;
+  }
+  async acquire(): Promise<() => void> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.#waiters.shift();
+      if (next) next();
+      else this.#free++;
+    };
+  }
+}
+
+async function enrollOne(http: HubHttp, name: string): Promise<ChannelIdentity> {
+  const { code } = await http.json<{ code: string }>('POST', '/api/v1/enrollments', { name });
+  const keys = generateNodeKey();
+  await http.json('POST', '/api/v1/enroll', { code, publicKey: keys.publicKeyPem }, { auth: false });
+  const privateKey: KeyObject = createPrivateKey(keys.privateKeyPem);
+  return { node: name, keyId: keyIdOf(keys.publicKeyPem), caPem: '', sign: (payload) => signWith(privateKey, payload) };
+}
+
+export async function startSimulatedFleet(opts: SimulatedFleetOptions): Promise<SimulatedFleet> {
+  const hubUrl = new URL(opts.hubUrl);
+  const concurrency = Math.max(1, opts.concurrency ?? 32);
+  const log = opts.log ?? silentLogger();
+  const width = String(Math.max(0, opts.count - 1)).length;
+  const names = Array.from({ length: opts.count }, (_, i) => `${opts.namePrefix}-${String(i).padStart(width, '0')}`);
+
+  // 1. Enroll: one single-use code per node, one fresh Ed25519 key per node.
+  const http = new HubHttp(hubUrl, opts.caPem, opts.token, Math.min(concurrency, 16));
+  const sims: SimNode[] = new Array(names.length);
+  try {
+    await runPool(names.length, Math.min(concurrency, 16), async (i) => {
+      const identity = await enrollOne(http, names[i]!);
+      sims[i] = { name: names[i]!, identity: { ...identity, caPem: opts.caPem }, connected: false, everConnected: false };
+    });
+  } finally {
+    http.close();
+  }
+
+  // 2. Connect: every node runs the real runChannel; first connects are staggered by a gate.
+  let connected = 0;
+  let connects = 0;
+  let drops = 0;
+  const failures: Array<{ node: string; error: string }> = [];
+  const setConnected = (sim: SimNode, up: boolean): void => {
+    if (sim.connected === up) return;
+    sim.connected = up;
+    connected += up ? 1 : -1;
+    opts.onChange?.(connected);
+  };
+  const abort = new AbortController();
+  const gate = new Gate(concurrency);
+  const running = sims.map(async (sim) => {
+    const release = await gate.acquire();
+    // A node that cannot connect must not hold its slot forever.
+    const slotTimer = setTimeout(release, 15_000);
+    try {
+      if (abort.signal.aborted) return;
+      await runChannel(
+        {
+          hubUrl,
+          identity: sim.identity,
+          handler: simulatedTunnelHandler(sim.name),
+          log,
+          agentVersion: 'bench-sim',
+          backoff: new TrackingBackoff({ initialMs: 100, maxMs: 10_000 }, () => {
+            drops++;
+            setConnected(sim, false);
+          }),
+          onConnected: () => {
+            connects++;
+            sim.everConnected = true;
+            setConnected(sim, true);
+            clearTimeout(slotTimer);
+            release();
+          },
+        },
+        abort.signal,
+      );
+    } catch (err) {
+      failures.push({ node: sim.name, error: (err as Error).message });
+    } finally {
+      clearTimeout(slotTimer);
+      release();
+      setConnected(sim, false);
+    }
+  });
+
+  return {
+    nodes: names,
+    connectedCount: () => connected,
+    failures: () => [...failures],
+    stats: () => ({ connects, drops }),
+    async stop() {
+      abort.abort();
+      await Promise.allSettled(running);
+    },
+  };
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      hub: { type: 'string' },
+      ca: { type: 'string' },
+      token: { type: 'string' },
+      'token-file': { type: 'string' },
+      count: { type: 'string' },
+      prefix: { type: 'string', default: `sim-${hostname().toLowerCase().replace(/[^a-z0-9-]/g, '')}`.slice(0, 40) },
+      concurrency: { type: 'string', default: '32' },
+      'watch-stdin': { type: 'boolean', default: false },
+    },
+  });
+  if (!values.hub || !values.ca || !values.count || (!values.token && !values['token-file'])) {
+    process.stderr.write('usage: agent-simulator.ts --hub URL --ca FILE (--token T | --token-file FILE) --count N --prefix P [--concurrency C] [--watch-stdin]\n');
+    process.exitCode = 2;
+    return;
+  }
+  const token = values.token ?? (await readFile(values['token-file']!, 'utf8')).trim();
+  const caPem = await readFile(values.ca, 'utf8');
+  const count = Number(values.count);
+  if (!Number.isInteger(count) || count < 1) throw new Error(`--count must be a positive integer, got ${values.count}`);
+
+  let printed = -1;
+  let timer: NodeJS.Timeout | null = null;
+  let fleet: SimulatedFleet | null = null;
+  const print = (): void => {
+    timer = null;
+    const n = fleet?.connectedCount() ?? 0;
+    if (n === printed) return;
+    printed = n;
+    process.stdout.write(`simulated ${n} connected\n`);
+  };
+  const started = Date.now();
+  fleet = await startSimulatedFleet({
+    hubUrl: values.hub, caPem, token, count, namePrefix: values.prefix!, concurrency: Number(values.concurrency),
+    // Reaching everyone (or losing everyone) is printed at once; in between, at most every 250 ms.
+    onChange: (n) => {
+      if (n === count || n === 0) print();
+      else timer ??= setTimeout(print, 250);
+    },
+  });
+  process.stdout.write(`enrolled ${count} in ${Date.now() - started} ms\n`);
+
+  let stopping = false;
+  const stop = async (why: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`agent-simulator: stopping (${why})\n`);
+    if (timer) clearTimeout(timer);
+    await fleet!.stop();
+    for (const f of fleet!.failures().slice(0, 5)) process.stderr.write(`agent-simulator: ${f.node} gave up: ${f.error}\n`);
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  if (values['watch-stdin']) {
+    process.stdin.on('end', () => void stop('stdin closed'));
+    process.stdin.on('error', () => void stop('stdin error'));
+    process.stdin.resume();
+  }
+  // Also keeps the process alive (the channels' timers are unref'd).
+  let lastStats = '';
+  setInterval(() => {
+    const { connects, drops } = fleet!.stats();
+    const line = `stats connects=${connects} drops=${drops}`;
+    if (line !== lastStats) process.stdout.write(`${line}\n`);
+    lastStats = line;
+  }, 2_000);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main(process.argv.slice(2)).catch((err: unknown) => {
+    process.stderr.write(`agent-simulator: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  });
+}
