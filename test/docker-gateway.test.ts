@@ -285,3 +285,28 @@ test('clear failures: unknown node, offline node, revoked certificate, viewer wr
   assert.notEqual(revoked.code, 0);
   assert.match(revoked.stderr, /revoked/);
 });
+
+test('an engine that dies mid-stream ends the client’s stream; hub and agent stay up', async () => {
+  // Host 0's engine goes away while `docker events` is streaming from it.
+  const { spawn } = await import('node:child_process');
+  const child = spawn(DOCKER_BIN, ['events'], { env: { ...process.env, ...env }, stdio: 'ignore' });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  await new Promise((r) => setTimeout(r, 1_000));
+  assert.equal(child.exitCode, null, 'events is streaming');
+  await engines[0]!.kill({ signal: 'SIGKILL' });
+  const killedAt = Date.now();
+  const code = await Promise.race([exited, new Promise<'hang'>((r) => setTimeout(() => r('hang'), 10_000))]);
+  assert.notEqual(code, 'hang', 'the docker CLI was left hanging');
+  assert.ok(Date.now() - killedAt < 10_000);
+  // The node itself stays online and reports its engine down; the next call fails clearly.
+  assert.equal((await hub.api('GET', '/healthz')).status, 200);
+  const node = await waitFor(async () => {
+    const n = (await hub.api('GET', '/api/v1/nodes/gw-0')).json;
+    return n.engine.state === 'down' ? n : null;
+  }, 10_000, 'engine down reported');
+  assert.equal(node.status, 'online');
+  const ps = await docker(['ps']);
+  assert.notEqual(ps.code, 0);
+  assert.match(ps.stderr, /could not reach the Docker engine/);
+  await engines[0]!.start();
+});

@@ -2,6 +2,7 @@
 import http, { type IncomingMessage } from 'node:http';
 import { DockfleetError } from '../protocol/errors.ts';
 import { parseJsonLine } from '../lib/ndjson.ts';
+import { readBounded } from '../lib/read-bounded.ts';
 
 const MAX_JSON_BYTES = 64 * 1024 * 1024;
 
@@ -51,17 +52,12 @@ export class EngineClient {
   /** A request whose answer is JSON; non-2xx answers become engine errors with Docker's message. */
   async json<T = unknown>(req: EngineRequest): Promise<T> {
     const res = await this.raw({ timeoutMs: 30_000, ...req });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of res as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > MAX_JSON_BYTES) {
-        res.destroy();
-        throw new DockfleetError('payload_too_large', `engine answer to ${req.path} is too large`);
-      }
-      chunks.push(chunk);
+    const raw = await readBounded(res as AsyncIterable<Buffer>, MAX_JSON_BYTES);
+    if (raw === null) {
+      res.destroy();
+      throw new DockfleetError('payload_too_large', `engine answer to ${req.path} is too large`);
     }
-    const text = Buffer.concat(chunks).toString('utf8');
+    const text = raw.toString('utf8');
     const parsed = text === '' ? { ok: true as const, value: null } : parseJsonLine(text);
     const status = res.statusCode ?? 0;
     if (status < 200 || status >= 300) {

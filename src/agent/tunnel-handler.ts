@@ -7,6 +7,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { INVENTORY_PATH, NOOP_PATH, ROTATE_PATH, rotateRequest, type InventoryMessage, type InventorySection } from '../protocol/inventory.ts';
 import { DOCKER_PREFIX } from '../protocol/docker-tunnel.ts';
 import { parseJsonLine } from '../lib/ndjson.ts';
+import { readBounded } from '../lib/read-bounded.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { AgentIdentity } from './identity.ts';
 import type { InventoryWatcher } from './inventory-watcher.ts';
@@ -89,14 +90,9 @@ function streamInventory(watcher: InventoryWatcher, res: Http2ServerResponse): v
 }
 
 async function rotate(deps: TunnelDeps, req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > 4096) return sendJson(res, 413, { message: 'body too large' });
-    chunks.push(chunk);
-  }
-  const parsed = parseJsonLine(Buffer.concat(chunks).toString('utf8'));
+  const raw = await readBounded(req as AsyncIterable<Buffer>, 4096);
+  if (raw === null) return sendJson(res, 413, { message: 'body too large' });
+  const parsed = parseJsonLine(raw.toString('utf8'));
   const body = parsed.ok ? rotateRequest.safeParse(parsed.value) : null;
   if (!body?.success) return sendJson(res, 400, { message: 'malformed rotate request' });
   try {

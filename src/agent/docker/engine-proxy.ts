@@ -9,6 +9,7 @@ import type { Socket } from 'node:net';
 import { pipeline } from 'node:stream';
 import { BODY_LENGTH_HEADER, DOCKER_PREFIX, UPGRADED_HEADER, UPGRADE_HEADER, dockerErrorBody, forwardableHeaders } from '../../protocol/docker-tunnel.ts';
 import type { Logger } from '../../lib/logger.ts';
+import { readBounded } from '../../lib/read-bounded.ts';
 
 export interface EngineTarget {
   socketPath: string;
@@ -28,17 +29,6 @@ function sendError(res: Http2ServerResponse, status: number, message: string, ex
   const body = dockerErrorBody(message);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...extra });
   res.end(body);
-}
-
-async function readBounded(req: Http2ServerRequest, limit: number): Promise<Buffer | null> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) return null;
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
 }
 
 /** Reads exactly `length` bytes and leaves anything after them in the stream. */
@@ -82,7 +72,7 @@ export function createEngineProxy(engine: EngineTarget, gate: DockerGate, log: L
       body = await readExactly(req, Number(req.headers[BODY_LENGTH_HEADER] ?? 0), MAX_INSPECTED_BODY);
       if (body === null) return sendError(res, 400, 'hijacked request with a malformed or oversized body');
     } else if (gate.needsBody(method, path)) {
-      body = await readBounded(req, MAX_INSPECTED_BODY);
+      body = await readBounded(req as AsyncIterable<Buffer>, MAX_INSPECTED_BODY);
       if (body === null) return sendError(res, 413, `request body over ${MAX_INSPECTED_BODY} bytes cannot be inspected by this host's policy`);
     }
     const verdict = gate.check(method, path, body);

@@ -11,6 +11,7 @@ import { CLOSE_CODES, type ErrorFrame } from '../../protocol/handshake.ts';
 import { INVENTORY_PATH, MAX_INVENTORY_LINE, inventoryMessage, type InventoryMessage } from '../../protocol/inventory.ts';
 import { H2_MAX_SESSION_MEMORY_MB, H2_SETTINGS, widenSessionWindow } from '../../lib/h2-channel.ts';
 import { NdjsonSplitter, parseJsonLine } from '../../lib/ndjson.ts';
+import { readBounded } from '../../lib/read-bounded.ts';
 import { WebSocketDuplex } from '../../lib/websocket-duplex.ts';
 import type { Logger } from '../../lib/logger.ts';
 
@@ -113,17 +114,12 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
   async requestJson(req: LinkRequest & { maxBytes?: number }): Promise<{ status: number; body: unknown }> {
     const res = await this.request(req);
     const limit = req.maxBytes ?? 1024 * 1024;
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of res.stream as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > limit) {
-        res.stream.close(http2.constants.NGHTTP2_CANCEL);
-        throw new DockfleetError('payload_too_large', `answer from ${this.nodeName} exceeds ${limit} bytes`);
-      }
-      chunks.push(chunk);
+    const raw = await readBounded(res.stream as AsyncIterable<Buffer>, limit);
+    if (raw === null) {
+      res.stream.close(http2.constants.NGHTTP2_CANCEL);
+      throw new DockfleetError('payload_too_large', `answer from ${this.nodeName} exceeds ${limit} bytes`);
     }
-    const text = Buffer.concat(chunks).toString('utf8');
+    const text = raw.toString('utf8');
     const parsed = text === '' ? { ok: true as const, value: null } : parseJsonLine(text);
     if (!parsed.ok) throw new DockfleetError('protocol_error', `node ${this.nodeName} answered with malformed JSON`);
     return { status: res.status, body: parsed.value };
