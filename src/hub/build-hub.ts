@@ -10,6 +10,9 @@ import type { Store } from '../store/store.ts';
 import type { Logger } from '../lib/logger.ts';
 import { buildRestApp } from './api/rest-app.ts';
 import { Enrollment } from './enrollment.ts';
+import { LiveStream, LIVE_STREAM_PATH } from './api/live-stream.ts';
+import { TerminalBridge, isTerminalPath } from './api/terminal-bridge.ts';
+import { matchVolumeFiles, proxyVolumeFiles } from './api/volume-files-proxy.ts';
 import { AuditLog } from './audit-log.ts';
 import { Principals } from './auth/principals.ts';
 import { DockerGateway } from './docker/docker-gateway.ts';
@@ -57,22 +60,31 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
   });
   const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log });
   const restListener = getRequestListener(app.fetch);
+  const live = new LiveStream(registry, inventory, principals);
+  const terminals = new TerminalBridge({ registry, principals, audit, log });
 
   return {
     requestListener(req, res) {
-      if (isDockerUrl(req.url ?? '')) return void docker.handleRequest(req, res);
+      const url = req.url ?? '';
+      // Streams stay out of the REST framework so they keep Node's backpressure end to end.
+      if (isDockerUrl(url)) return void docker.handleRequest(req, res);
+      if (url.split('?')[0] === LIVE_STREAM_PATH && req.method === 'GET') return void live.handle(req, res);
+      const files = matchVolumeFiles(url);
+      if (files) return void proxyVolumeFiles({ registry, principals, audit, log }, files, req, res);
       return restListener(req, res);
     },
     upgradeListener(req, socket, head) {
       const url = req.url ?? '';
       if (url.split('?')[0] === GATEWAY_PATH) return gateway.handleUpgrade(req, socket, head);
       if (isDockerUrl(url)) return void docker.handleUpgrade(req, socket, head);
+      if (isTerminalPath(url)) return void terminals.handleUpgrade(req, socket, head);
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     },
     registry,
     inventory,
     enrollment,
     async close() {
+      live.close();
       gateway.close();
       await registry.close();
     },

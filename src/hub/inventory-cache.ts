@@ -2,6 +2,7 @@
  * The hub's current view of each node's engine: served from memory, written behind to the
  * store (coalesced per node and section) so it survives a restart without a write per event.
  */
+import { EventEmitter } from 'node:events';
 import type { InventorySection } from '../protocol/inventory.ts';
 import type { Store } from '../store/store.ts';
 import type { Logger } from '../lib/logger.ts';
@@ -18,7 +19,12 @@ interface NodeInventory {
 
 const FLUSH_DELAY_MS = 1_000;
 
-export class InventoryCache {
+export interface InventoryEvents {
+  /** A node's section or engine state changed. */
+  changed: [nodeId: string, what: InventorySection | 'engine'];
+}
+
+export class InventoryCache extends EventEmitter<InventoryEvents> {
   readonly #store: Store;
   readonly #log: Logger;
   readonly #nodes = new Map<string, NodeInventory>();
@@ -27,6 +33,7 @@ export class InventoryCache {
   #flushing: Promise<void> = Promise.resolve();
 
   constructor(store: Store, log: Logger) {
+    super();
     this.#store = store;
     this.#log = log;
   }
@@ -61,16 +68,19 @@ export class InventoryCache {
     if (!dirty) this.#dirty.set(nodeId, (dirty = new Set()));
     dirty.add(section);
     this.#flushTimer ??= setTimeout(() => void this.flush(), FLUSH_DELAY_MS);
+    this.emit('changed', nodeId, section);
   }
 
   setEngine(nodeId: string, engine: EngineState): void {
     this.#entry(nodeId).engine = engine;
+    this.emit('changed', nodeId, 'engine');
   }
 
   /** Marks the engine state unknown (the agent went away); the sections stay as last known. */
   forgetEngine(nodeId: string): void {
     const entry = this.#nodes.get(nodeId);
     if (entry) entry.engine = { state: 'unknown' };
+    this.emit('changed', nodeId, 'engine');
   }
 
   drop(nodeId: string): void {

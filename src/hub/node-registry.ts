@@ -3,6 +3,7 @@
  * gateway, inventory from the cache. Status is derived, never stored: revoked and pending come
  * from the record, online/offline from whether a link is up.
  */
+import { EventEmitter } from 'node:events';
 import { DockfleetError } from '../protocol/errors.ts';
 import type { NodeStatus, NodeView } from '../protocol/api.ts';
 import { DEAD_AFTER_MS } from '../protocol/heartbeat.ts';
@@ -20,7 +21,12 @@ interface PendingWaiter {
   reject: (reason: DockfleetError) => void;
 }
 
-export class NodeRegistry {
+export interface RegistryEvents {
+  /** Something any node view shows may have changed (status, record, facts). */
+  changed: [];
+}
+
+export class NodeRegistry extends EventEmitter<RegistryEvents> {
   readonly #store: Store;
   readonly #inventory: InventoryCache;
   readonly #log: Logger;
@@ -33,6 +39,7 @@ export class NodeRegistry {
   #sweepTimer: NodeJS.Timeout | null = null;
 
   constructor(store: Store, inventory: InventoryCache, log: Logger) {
+    super();
     this.#store = store;
     this.#inventory = inventory;
     this.#log = log;
@@ -67,6 +74,7 @@ export class NodeRegistry {
     if (previous !== undefined) this.#byId.delete(previous);
     this.#byId.set(node.id, node);
     this.#idByName.set(node.name, node.id);
+    this.emit('changed');
   }
 
   byName(name: string): NodeRecord | null {
@@ -134,8 +142,10 @@ export class NodeRegistry {
       this.#inventory.forgetEngine(link.nodeId);
       void this.#touch(link.nodeId, link.lastSeen);
       this.#log.info({ node: link.nodeName }, 'node offline');
+      this.emit('changed');
     });
     this.#log.info({ node: link.nodeName }, 'node online');
+    this.emit('changed');
   }
 
   /** Parks a pending node's connection until an admin approves or revokes it. */
@@ -160,6 +170,7 @@ export class NodeRegistry {
     this.#byId.set(node.id, updated);
     this.#pending.get(node.id)?.admit();
     this.#pending.delete(node.id);
+    this.emit('changed');
     return updated;
   }
 
@@ -176,6 +187,7 @@ export class NodeRegistry {
     this.#links.get(node.id)?.close({ t: 'error', code: reason.code, message: reason.message });
     this.#inventory.drop(node.id);
     this.#log.info({ node: name }, 'node revoked');
+    this.emit('changed');
     return updated;
   }
 

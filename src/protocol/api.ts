@@ -54,3 +54,6 @@ export const auditQuery = z.object({
   before: z.coerce.number().int().positive().optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
+
+export const credentialsBody = z.object({ username: z.string().min(1).max(64), password: z.string().min(1).max(1024) });
+export const changePasswordBody = z.object({ current: z.string().min(1).max(1024), next: z.string().min(1).max(1024) });

@@ -53,6 +53,13 @@ export interface TokenRecord {
   revokedAt: number | null;
 }
 
+export interface SessionRecord {
+  idHash: string;
+  userId: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
 export interface ClientCertRecord {
   serial: string;
   userId: string;
@@ -117,6 +124,21 @@ export interface Store {
   insertUser(user: UserRecord): Promise<void>;
   getUser(id: string): Promise<UserRecord | null>;
   getUserByName(name: string): Promise<UserRecord | null>;
+  getPasswordHash(userId: string): Promise<string | null>;
+  setPasswordHash(userId: string, hash: string): Promise<void>;
+  /** Whether any user can sign in with a password (else the UI offers first-run setup). */
+  hasPasswordUser(): Promise<boolean>;
+  /** Creates the first password user, only if none exists yet (atomic): false if one does. */
+  createFirstPasswordUser(user: UserRecord, passwordHash: string): Promise<boolean>;
+
+  listTokens(userId: string): Promise<TokenRecord[]>;
+  revokeToken(tokenHash: string, userId: string, at: number): Promise<boolean>;
+
+  insertSession(session: SessionRecord): Promise<void>;
+  getSession(idHash: string): Promise<SessionRecord | null>;
+  deleteSession(idHash: string): Promise<void>;
+  /** Ends a user's sessions, all or all but one. */
+  deleteSessionsOfUser(userId: string, exceptIdHash?: string): Promise<number>;
 
   insertClientCert(cert: ClientCertRecord): Promise<void>;
   getClientCert(serial: string): Promise<ClientCertRecord | null>;

@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { accountRoutes, publicAccountRoutes } from './account-routes.ts';
 import type { z } from 'zod';
 import { DockfleetError, toDockfleetError } from '../../protocol/errors.ts';
 import {
@@ -12,7 +13,7 @@ import type { Store } from '../../store/store.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { hashToken, newToken } from '../admin-token.ts';
 import { AuditLog, isMutating } from '../audit-log.ts';
-import { bearerAuth, type AuthVariables } from '../auth/bearer-middleware.ts';
+import { restAuth, type AuthVariables } from '../auth/rest-auth.ts';
 import { assertAdmin, type Principals } from '../auth/principals.ts';
 import type { Enrollment } from '../enrollment.ts';
 import type { InventoryCache } from '../inventory-cache.ts';
@@ -80,13 +81,16 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
     return c.json({ name: node.name, status: registry.status(node) }, 201);
   });
 
-  app.use('/api/*', bearerAuth(principals));
+  publicAccountRoutes(app, { store, audit, log, parse: parseBody });
+  app.use('/api/*', restAuth(principals));
   app.use('/api/*', async (c, next) => {
     await next();
     if (isMutating(c.req.method)) {
       audit.record({ user: c.get('principal').name, node: c.req.param('name') ?? null, method: c.req.method, path: c.req.path, status: c.res.status });
     }
   });
+
+  accountRoutes(app, { store, parse: parseBody });
 
   app.get('/api/v1/nodes', (c) => c.json(registry.list()));
   app.get('/api/v1/nodes/:name', (c) => c.json(registry.view(registry.require(c.req.param('name')))));

@@ -8,12 +8,28 @@ import type { TLSSocket } from 'node:tls';
 import { DockfleetError } from '../../protocol/errors.ts';
 import type { Store, UserRole } from '../../store/store.ts';
 import { hashToken } from '../admin-token.ts';
+import { UI_HEADER, hashSessionId, sessionIdFrom } from './sessions.ts';
 
 export interface Principal {
   userId: string;
   name: string;
   role: UserRole;
-  via: 'token' | 'certificate';
+  via: 'token' | 'certificate' | 'session';
+  /** The session's hash when signed in through the UI (to end it, or keep it on password change). */
+  sessionHash?: string;
+}
+
+/** What authentication needs from a request, whatever framework carries it. */
+export interface Credentials {
+  method: string;
+  authorization?: string | undefined;
+  cookie?: string | undefined;
+  uiHeader?: string | undefined;
+  /** For WebSocket upgrades, which cannot carry custom headers: Origin must be this hub. */
+  origin?: string | undefined;
+  host?: string | undefined;
+  upgrade?: boolean;
+  socket?: TLSSocket | undefined;
 }
 
 const BEARER = /^Bearer ([A-Za-z0-9_.~+/=-]{16,512})$/;
@@ -44,12 +60,36 @@ export class Principals {
     return this.#user(record.userId, 'certificate');
   }
 
-  /** A bearer token wins over a certificate when both are present. */
-  async fromRequest(req: IncomingMessage): Promise<Principal> {
-    if (req.headers.authorization !== undefined) return this.fromBearer(req.headers.authorization);
-    const viaCert = typeof (req.socket as TLSSocket).getPeerCertificate === 'function' ? await this.fromCertificate(req.socket as TLSSocket) : null;
-    if (!viaCert) throw new DockfleetError('unauthenticated', 'a client certificate or bearer token is required');
+  /** The UI's session cookie. Changes need the X-Dockfleet-UI header (or, for a WebSocket,
+   * an Origin of this hub): a cookie alone never authorises a cross-site request. */
+  async fromSession(creds: Credentials): Promise<Principal | null> {
+    const id = sessionIdFrom(creds.cookie);
+    if (!id) return null;
+    const idHash = hashSessionId(id);
+    const session = await this.#store.getSession(idHash);
+    if (!session || session.expiresAt <= Date.now()) throw new DockfleetError('unauthenticated', 'your session has ended; sign in again');
+    if (creds.upgrade) {
+      if (!creds.origin || !creds.host || new URL(creds.origin).host !== creds.host) {
+        throw new DockfleetError('forbidden', 'WebSocket from another origin');
+      }
+    } else if (!READ_ONLY.has(creds.method) && creds.uiHeader === undefined) {
+      throw new DockfleetError('forbidden', `requests that change something need the ${UI_HEADER} header`);
+    }
+    return { ...(await this.#user(session.userId, 'session')), sessionHash: idHash };
+  }
+
+  /** Bearer token first, then the session cookie, then a client certificate. */
+  async resolve(creds: Credentials): Promise<Principal> {
+    if (creds.authorization !== undefined) return this.fromBearer(creds.authorization);
+    const viaSession = await this.fromSession(creds);
+    if (viaSession) return viaSession;
+    const viaCert = creds.socket && typeof creds.socket.getPeerCertificate === 'function' ? await this.fromCertificate(creds.socket) : null;
+    if (!viaCert) throw new DockfleetError('unauthenticated', 'sign in, or use a bearer token or client certificate');
     return viaCert;
+  }
+
+  fromRequest(req: IncomingMessage, upgrade = false): Promise<Principal> {
+    return this.resolve(credentialsOf(req, upgrade));
   }
 
   async #user(userId: string, via: Principal['via']): Promise<Principal> {
@@ -57,6 +97,20 @@ export class Principals {
     if (!user || user.disabledAt !== null) throw new DockfleetError('unauthenticated', 'this user is disabled');
     return { userId: user.id, name: user.name, role: user.role, via };
   }
+}
+
+export function credentialsOf(req: IncomingMessage, upgrade = false): Credentials {
+  const ui = req.headers[UI_HEADER];
+  return {
+    method: req.method ?? 'GET',
+    authorization: req.headers.authorization,
+    cookie: req.headers.cookie,
+    uiHeader: Array.isArray(ui) ? ui[0] : ui,
+    origin: req.headers.origin,
+    host: req.headers.host,
+    upgrade,
+    socket: req.socket as TLSSocket,
+  };
 }
 
 /** Whether a role may make this Docker API call. Hijacks (attach/exec) always write. */

@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { POLICY_REFUSAL_HEADER } from '../../protocol/docker-tunnel.ts';
+import { DOCKER_PREFIX, POLICY_REFUSAL_HEADER } from '../../protocol/docker-tunnel.ts';
 import { DockfleetError, toDockfleetError } from '../../protocol/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { AuditLog, isMutating } from '../audit-log.ts';
@@ -15,7 +15,7 @@ import { writeDockerError, writeDockerErrorToSocket } from './docker-errors.ts';
 import { parseDockerRoute, type DockerRoute } from './docker-route.ts';
 import { answerFleet } from './fleet-proxy.ts';
 import { hijackToNode } from './hijack-proxy.ts';
-import { proxyToNode } from './node-proxy.ts';
+import { proxyToAgent } from './node-proxy.ts';
 
 export interface DockerGatewayDeps {
   registry: NodeRegistry;
@@ -37,7 +37,7 @@ export class DockerGateway {
   async #admit(req: IncomingMessage, hijack: boolean): Promise<{ route: DockerRoute; principal: Principal }> {
     const route = parseDockerRoute(req.url ?? '');
     if (!route) throw new DockfleetError('not_found', `no Docker endpoint at ${req.url}; use /docker/nodes/NAME/ or /docker/fleet/`);
-    const principal = await this.#deps.principals.fromRequest(req);
+    const principal = await this.#deps.principals.fromRequest(req, hijack);
     assertDockerAllowed(principal, req.method ?? 'GET', hijack);
     return { route, principal };
   }
@@ -61,7 +61,7 @@ export class DockerGateway {
       ({ route, principal } = await this.#admit(req, false));
       status = route.kind === 'fleet'
         ? await answerFleet(this.#deps.registry, route.enginePath, req, res, this.#fleetDeadlineMs)
-        : await proxyToNode(this.#deps.registry.requireLink(route.node), route.enginePath, req, res);
+        : await proxyToAgent(this.#deps.registry.requireLink(route.node), `${DOCKER_PREFIX}${route.enginePath}`, req, res);
       if (res.getHeader(POLICY_REFUSAL_HEADER) !== undefined) this.#deps.log.info({ user: principal.name, node: route.kind === 'node' ? route.node : null }, 'call refused by host policy');
     } catch (err) {
       const e = toDockfleetError(err);

@@ -6,26 +6,27 @@
 import http2, { type IncomingHttpHeaders as H2Headers } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream';
-import { DOCKER_PREFIX, forwardableHeaders } from '../../protocol/docker-tunnel.ts';
+import { forwardableHeaders } from '../../protocol/docker-tunnel.ts';
 import { DockfleetError } from '../../protocol/errors.ts';
 import type { AgentLink } from '../gateway/agent-link.ts';
 import { writeDockerError } from './docker-errors.ts';
 
-/** Headers the client sends that are for the hub, not for the engine. */
-export const CLIENT_ONLY_HEADERS = new Set(['authorization', 'cookie']);
+/** Headers the client sends that are for the hub, not for the agent or the engine. */
+export const CLIENT_ONLY_HEADERS = new Set(['authorization', 'cookie', 'x-dockfleet-ui', 'origin', 'referer']);
 
 /** Response headers from the agent, ready for an HTTP/1.1 client. */
 export function responseHeaders(headers: H2Headers): Record<string, string | string[]> {
   return forwardableHeaders(headers as Record<string, string | string[] | undefined>, new Set(['x-dockfleet-upgraded']));
 }
 
-export function proxyToNode(link: AgentLink, enginePath: string, req: IncomingMessage, res: ServerResponse): Promise<number> {
+/** Streams the client's request to `agentPath` on the node's agent and the answer back. */
+export function proxyToAgent(link: AgentLink, agentPath: string, req: IncomingMessage, res: ServerResponse): Promise<number> {
   return new Promise((resolve) => {
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
     let stream: http2.ClientHttp2Stream;
     try {
       stream = link.openStream(
-        { ':method': req.method ?? 'GET', ':path': `${DOCKER_PREFIX}${enginePath}`, ...forwardableHeaders(req.headers, CLIENT_ONLY_HEADERS) },
+        { ':method': req.method ?? 'GET', ':path': agentPath, ...forwardableHeaders(req.headers, CLIENT_ONLY_HEADERS) },
         { endStream: !hasBody },
       );
     } catch (err) {

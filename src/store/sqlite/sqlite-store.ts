@@ -3,7 +3,8 @@ import Database from 'better-sqlite3';
 import { DockfleetError } from '../../protocol/errors.ts';
 import type { InventorySection } from '../../protocol/inventory.ts';
 import type {
-  AuditEntry, AuditQuery, ClientCertRecord, CodeRecord, InventoryRecord, NodeKeyRecord, NodeRecord, NodeState, Store, TokenRecord, UserRecord,
+  AuditEntry, AuditQuery, ClientCertRecord, CodeRecord, InventoryRecord, NodeKeyRecord, NodeRecord, NodeState, SessionRecord, Store, TokenRecord,
+  UserRecord,
 } from '../store.ts';
 import { applyMigrations } from './migrate.ts';
 
@@ -198,6 +199,61 @@ export class SqliteStore implements Store {
 
   async getUserByName(name: string): Promise<UserRecord | null> {
     return userFromRow(this.#db.prepare('SELECT * FROM users WHERE name = ?').get(name) as UserRow | undefined);
+  }
+
+  async getPasswordHash(userId: string): Promise<string | null> {
+    const row = this.#db.prepare('SELECT password_hash FROM users WHERE id = ?').get(userId) as { password_hash: string | null } | undefined;
+    return row?.password_hash ?? null;
+  }
+
+  async setPasswordHash(userId: string, hash: string): Promise<void> {
+    this.#db.prepare('UPDATE users SET password_hash = ? WHERE id = ?').run(hash, userId);
+  }
+
+  async hasPasswordUser(): Promise<boolean> {
+    return this.#db.prepare('SELECT 1 FROM users WHERE password_hash IS NOT NULL LIMIT 1').get() !== undefined;
+  }
+
+  async createFirstPasswordUser(user: UserRecord, passwordHash: string): Promise<boolean> {
+    return this.#db.transaction(() => {
+      if (this.#db.prepare('SELECT 1 FROM users WHERE password_hash IS NOT NULL LIMIT 1').get() !== undefined) return false;
+      this.#db
+        .prepare('INSERT INTO users (id, name, role, created_at, disabled_at, password_hash) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(user.id, user.name, user.role, user.createdAt, user.disabledAt, passwordHash);
+      return true;
+    }).immediate();
+  }
+
+  async listTokens(userId: string): Promise<TokenRecord[]> {
+    const rows = this.#db.prepare('SELECT * FROM api_tokens WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at').all(userId) as Array<{
+      token_hash: string; name: string; user_id: string; created_at: number; revoked_at: number | null;
+    }>;
+    return rows.map((r) => ({ tokenHash: r.token_hash, name: r.name, userId: r.user_id, createdAt: r.created_at, revokedAt: r.revoked_at }));
+  }
+
+  async revokeToken(tokenHash: string, userId: string, at: number): Promise<boolean> {
+    return this.#db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE token_hash = ? AND user_id = ? AND revoked_at IS NULL').run(at, tokenHash, userId).changes === 1;
+  }
+
+  async insertSession(session: SessionRecord): Promise<void> {
+    this.#db
+      .prepare('INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)')
+      .run(session.idHash, session.userId, session.createdAt, session.expiresAt);
+  }
+
+  async getSession(idHash: string): Promise<SessionRecord | null> {
+    const row = this.#db.prepare('SELECT * FROM sessions WHERE id_hash = ?').get(idHash) as
+      | { id_hash: string; user_id: string; created_at: number; expires_at: number }
+      | undefined;
+    return row ? { idHash: row.id_hash, userId: row.user_id, createdAt: row.created_at, expiresAt: row.expires_at } : null;
+  }
+
+  async deleteSession(idHash: string): Promise<void> {
+    this.#db.prepare('DELETE FROM sessions WHERE id_hash = ?').run(idHash);
+  }
+
+  async deleteSessionsOfUser(userId: string, exceptIdHash?: string): Promise<number> {
+    return this.#db.prepare('DELETE FROM sessions WHERE user_id = ? AND id_hash IS NOT ?').run(userId, exceptIdHash ?? null).changes;
   }
 
   async insertClientCert(cert: ClientCertRecord): Promise<void> {

@@ -1,0 +1,116 @@
+/**
+ * Accounts for people: first-run setup (no default password anywhere), sign-in with a session
+ * cookie (rate-limited), sign-out, password change (ends the user's other sessions), and
+ * personal API tokens (shown once, stored hashed, revocable).
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Context, Hono } from 'hono';
+import { DockfleetError } from '../../protocol/errors.ts';
+import { changePasswordBody, createUserBody, credentialsBody } from '../../protocol/api.ts';
+import type { Store } from '../../store/store.ts';
+import type { Logger } from '../../lib/logger.ts';
+import { LoginLimiter } from '../auth/login-limiter.ts';
+import { hashPassword, passwordProblem, verifyPassword } from '../auth/passwords.ts';
+import type { AuthVariables } from '../auth/rest-auth.ts';
+import { clearedSessionCookie, createSession, sessionCookie } from '../auth/sessions.ts';
+import type { AuditLog } from '../audit-log.ts';
+
+type App = Hono<{ Variables: AuthVariables }>;
+type Parse = <T>(c: Context, schema: import('zod').ZodType<T>) => Promise<T>;
+
+function clientAddress(c: Context): string {
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  return incoming?.socket.remoteAddress ?? 'unknown';
+}
+
+/** Routes that work without signing in: setup and sign-in. */
+export function publicAccountRoutes(app: App, deps: { store: Store; audit: AuditLog; log: Logger; parse: Parse; limiter?: LoginLimiter }): void {
+  const { store, audit, log, parse } = deps;
+  const limiter = deps.limiter ?? new LoginLimiter();
+  // A hash to compare against when the user does not exist, so timing does not tell.
+  const decoy = hashPassword(randomUUID());
+
+  app.get('/api/v1/setup', async (c) => c.json({ needed: !(await store.hasPasswordUser()) }));
+
+  app.post('/api/v1/setup', async (c) => {
+    const body = await parse(c, credentialsBody);
+    const name = createUserBody.shape.name.safeParse(body.username);
+    if (!name.success) throw new DockfleetError('validation_failed', `username: ${name.error.issues[0]?.message ?? 'invalid'}`);
+    const problem = passwordProblem(body.password);
+    if (problem) throw new DockfleetError('validation_failed', `password: ${problem}`);
+    if ((await store.getUserByName(name.data)) !== null) throw new DockfleetError('name_taken', `a user named ${name.data} already exists`);
+    const user = { id: randomUUID(), name: name.data, role: 'admin' as const, createdAt: Date.now(), disabledAt: null };
+    if (!(await store.createFirstPasswordUser(user, await hashPassword(body.password)))) {
+      throw new DockfleetError('invalid_state', 'setup is done already; sign in instead');
+    }
+    const session = await createSession(store, user.id);
+    c.header('set-cookie', sessionCookie(session.id));
+    audit.record({ user: user.name, node: null, method: 'POST', path: '/api/v1/setup', status: 201 });
+    log.info({ user: user.name }, 'first admin account created');
+    return c.json({ name: user.name, role: user.role }, 201);
+  });
+
+  app.post('/api/v1/session', async (c) => {
+    const body = await parse(c, credentialsBody);
+    const keys = [`user:${body.username.toLowerCase()}`, `ip:${clientAddress(c)}`];
+    const wait = limiter.retryAfter(keys);
+    if (wait > 0) {
+      c.header('retry-after', String(Math.ceil(wait / 1000)));
+      throw new DockfleetError('rate_limited', `too many failed sign-ins; try again in ${Math.ceil(wait / 1000)} s`);
+    }
+    const user = await store.getUserByName(body.username);
+    const hash = user && user.disabledAt === null ? await store.getPasswordHash(user.id) : null;
+    const ok = await verifyPassword(body.password, hash ?? (await decoy));
+    if (!user || !hash || !ok) {
+      limiter.fail(keys);
+      audit.record({ user: body.username.slice(0, 64), node: null, method: 'POST', path: '/api/v1/session', status: 401 });
+      throw new DockfleetError('unauthenticated', 'wrong username or password');
+    }
+    limiter.succeed([keys[0]!]);
+    const session = await createSession(store, user.id);
+    c.header('set-cookie', sessionCookie(session.id));
+    return c.json({ name: user.name, role: user.role });
+  });
+}
+
+/** Routes for a signed-in user (after the auth middleware). */
+export function accountRoutes(app: App, deps: { store: Store; parse: Parse }): void {
+  const { store, parse } = deps;
+
+  app.get('/api/v1/me', (c) => {
+    const p = c.get('principal');
+    return c.json({ name: p.name, role: p.role, via: p.via });
+  });
+
+  app.delete('/api/v1/session', async (c) => {
+    const p = c.get('principal');
+    if (p.sessionHash) await store.deleteSession(p.sessionHash);
+    c.header('set-cookie', clearedSessionCookie());
+    return c.json({ signedOut: true });
+  });
+
+  app.post('/api/v1/me/password', async (c) => {
+    const p = c.get('principal');
+    const body = await parse(c, changePasswordBody);
+    const hash = await store.getPasswordHash(p.userId);
+    if (!hash || !(await verifyPassword(body.current, hash))) throw new DockfleetError('unauthenticated', 'the current password is wrong');
+    const problem = passwordProblem(body.next);
+    if (problem) throw new DockfleetError('validation_failed', `password: ${problem}`);
+    await store.setPasswordHash(p.userId, await hashPassword(body.next));
+    const ended = await store.deleteSessionsOfUser(p.userId, p.sessionHash);
+    return c.json({ changed: true, otherSessionsEnded: ended });
+  });
+
+  app.get('/api/v1/tokens', async (c) => {
+    const tokens = await store.listTokens(c.get('principal').userId);
+    return c.json(tokens.map((t) => ({ id: t.tokenHash, name: t.name, createdAt: new Date(t.createdAt).toISOString() })));
+  });
+
+  app.delete('/api/v1/tokens/:id', async (c) => {
+    if (!(await store.revokeToken(c.req.param('id'), c.get('principal').userId, Date.now()))) {
+      throw new DockfleetError('not_found', 'no such token of yours');
+    }
+    return c.json({ revoked: true });
+  });
+}

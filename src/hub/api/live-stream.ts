@@ -1,0 +1,101 @@
+/**
+ * Live updates for the UI as Server-Sent Events: `nodes` (the whole list) and `containers`
+ * ({node, items}) on every change. Changes are coalesced per client and flushed a few times a
+ * second, so a burst of engine events costs one message. A client that cannot keep up (more
+ * than MAX_BUFFERED bytes waiting) is dropped, not buffered without end; EventSource
+ * reconnects by itself and gets a fresh snapshot.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { toDockfleetError } from '../../protocol/errors.ts';
+import type { Principals } from '../auth/principals.ts';
+import type { InventoryCache } from '../inventory-cache.ts';
+import type { NodeRegistry } from '../node-registry.ts';
+
+export const LIVE_STREAM_PATH = '/api/v1/stream';
+const FLUSH_MS = 250;
+const KEEPALIVE_MS = 15_000;
+const MAX_BUFFERED = 4 * 1024 * 1024;
+
+interface Client {
+  res: ServerResponse;
+  nodes: boolean;
+  containers: Set<string>;
+}
+
+export class LiveStream {
+  readonly #registry: NodeRegistry;
+  readonly #inventory: InventoryCache;
+  readonly #principals: Principals;
+  readonly #clients = new Set<Client>();
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(registry: NodeRegistry, inventory: InventoryCache, principals: Principals) {
+    this.#registry = registry;
+    this.#inventory = inventory;
+    this.#principals = principals;
+    registry.on('changed', () => this.#mark((c) => (c.nodes = true)));
+    inventory.on('changed', (nodeId, what) => {
+      this.#mark((c) => {
+        c.nodes = true;
+        if (what === 'containers') c.containers.add(nodeId);
+      });
+    });
+  }
+
+  get clientCount(): number {
+    return this.#clients.size;
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      await this.#principals.fromRequest(req);
+    } catch (err) {
+      const e = toDockfleetError(err);
+      res.writeHead(e.status, { 'content-type': 'application/json' }).end(JSON.stringify(e.toJSON()));
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' });
+    const client: Client = { res, nodes: true, containers: new Set(this.#registry.list().map((n) => this.#registry.byName(n.name)!.id)) };
+    this.#clients.add(client);
+    const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
+    res.once('close', () => {
+      clearInterval(keepalive);
+      this.#clients.delete(client);
+    });
+    this.#flush(client);
+  }
+
+  close(): void {
+    for (const c of this.#clients) c.res.end();
+    this.#clients.clear();
+  }
+
+  #mark(update: (c: Client) => void): void {
+    if (this.#clients.size === 0) return;
+    for (const c of this.#clients) update(c);
+    this.#timer ??= setTimeout(() => {
+      this.#timer = null;
+      for (const c of this.#clients) this.#flush(c);
+    }, FLUSH_MS);
+  }
+
+  #flush(client: Client): void {
+    const { res } = client;
+    if (res.writableLength > MAX_BUFFERED) {
+      res.end();
+      this.#clients.delete(client);
+      return;
+    }
+    if (client.nodes) {
+      client.nodes = false;
+      res.write(`event: nodes\ndata: ${JSON.stringify(this.#registry.list())}\n\n`);
+    }
+    for (const nodeId of client.containers) {
+      const node = this.#registry.byId(nodeId);
+      if (!node) continue;
+      const items = this.#inventory.section(nodeId, 'containers')?.items ?? [];
+      res.write(`event: containers\ndata: ${JSON.stringify({ node: node.name, items })}\n\n`);
+    }
+    client.containers.clear();
+  }
+}

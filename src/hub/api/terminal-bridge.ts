@@ -1,0 +1,127 @@
+/**
+ * A shell in a container for the browser: a WebSocket on the hub, bridged to a TTY exec
+ * session through the node's agent (exec create, then a hijacked exec start, exactly what
+ * `docker exec -it` does, under the host's policy). Binary messages are terminal bytes both
+ * ways; a text message {"type":"resize","cols":C,"rows":R} resizes the TTY. Output the
+ * browser does not read fast enough pauses the exec stream instead of piling up.
+ */
+import type { IncomingMessage } from 'node:http';
+import http2 from 'node:http2';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { z } from 'zod';
+import { BODY_LENGTH_HEADER, DOCKER_PREFIX, UPGRADED_HEADER, UPGRADE_HEADER } from '../../protocol/docker-tunnel.ts';
+import { DockfleetError, toDockfleetError } from '../../protocol/errors.ts';
+import type { Logger } from '../../lib/logger.ts';
+import { parseJsonLine } from '../../lib/ndjson.ts';
+import type { AuditLog } from '../audit-log.ts';
+import { assertDockerAllowed, type Principals } from '../auth/principals.ts';
+import type { AgentLink } from '../gateway/agent-link.ts';
+import type { NodeRegistry } from '../node-registry.ts';
+
+const TERMINAL_PATH = /^\/api\/v1\/nodes\/([a-z0-9][a-z0-9-]{0,62})\/containers\/([A-Za-z0-9][A-Za-z0-9_.-]{0,127})\/terminal$/;
+const HIGH_WATER = 1024 * 1024;
+const resizeMessage = z.object({ type: z.literal('resize'), cols: z.number().int().min(1).max(1000), rows: z.number().int().min(1).max(1000) });
+const terminalQuery = z.object({
+  cols: z.coerce.number().int().min(1).max(1000).default(80),
+  rows: z.coerce.number().int().min(1).max(1000).default(24),
+  cmd: z.string().min(1).max(200).regex(/^[^\0]+$/).default('/bin/sh'),
+});
+
+export function isTerminalPath(url: string): boolean {
+  return TERMINAL_PATH.test(url.split('?')[0] ?? '');
+}
+
+export class TerminalBridge {
+  readonly #wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 64 * 1024 });
+  readonly #deps: { registry: NodeRegistry; principals: Principals; audit: AuditLog; log: Logger };
+
+  constructor(deps: { registry: NodeRegistry; principals: Principals; audit: AuditLog; log: Logger }) {
+    this.#deps = deps;
+  }
+
+  async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on('error', () => {});
+    const url = new URL(req.url ?? '/', 'https://hub.invalid');
+    const [, node, container] = TERMINAL_PATH.exec(url.pathname) ?? [];
+    let execId: string;
+    let link: AgentLink;
+    let query: z.infer<typeof terminalQuery>;
+    try {
+      const principal = await this.#deps.principals.fromRequest(req, true);
+      assertDockerAllowed(principal, 'POST', true);
+      const parsed = terminalQuery.safeParse(Object.fromEntries(url.searchParams));
+      if (!parsed.success) throw new DockfleetError('validation_failed', 'cols, rows and cmd must be valid');
+      query = parsed.data;
+      link = this.#deps.registry.requireLink(node!);
+      const created = await link.requestJson({
+        method: 'POST', path: `${DOCKER_PREFIX}/containers/${encodeURIComponent(container!)}/exec`,
+        headers: { 'content-type': 'application/json' },
+        body: Buffer.from(JSON.stringify({
+          AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: true,
+          Cmd: [query.cmd], Env: ['TERM=xterm-256color'], ConsoleSize: [query.rows, query.cols],
+        })),
+        timeoutMs: 10_000,
+      });
+      if (created.status !== 201) throw new DockfleetError('bad_request', (created.body as { message?: string } | null)?.message ?? `exec create failed (${created.status})`);
+      execId = String((created.body as { Id: unknown }).Id);
+      this.#deps.audit.record({ user: principal.name, node: node!, method: 'POST', path: `/containers/${container}/exec (terminal)`, status: 101 });
+    } catch (err) {
+      const e = toDockfleetError(err);
+      socket.end(`HTTP/1.1 ${e.status} Error\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n${JSON.stringify(e.toJSON())}`);
+      return;
+    }
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#bridge(ws, link, execId, query));
+  }
+
+  #bridge(ws: WebSocket, link: AgentLink, execId: string, size: { cols: number; rows: number }): void {
+    const body = Buffer.from(JSON.stringify({ Detach: false, Tty: true, ConsoleSize: [size.rows, size.cols] }));
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = link.openStream({
+        ':method': 'POST', ':path': `${DOCKER_PREFIX}/exec/${execId}/start`, 'content-type': 'application/json',
+        [UPGRADE_HEADER]: 'tcp', [BODY_LENGTH_HEADER]: String(body.length),
+      }, { endStream: false });
+    } catch (err) {
+      return ws.close(1011, toDockfleetError(err).message.slice(0, 120));
+    }
+    stream.write(body);
+    stream.once('response', (headers) => {
+      if (headers[UPGRADED_HEADER] === undefined) {
+        stream.close();
+        return ws.close(1011, `exec refused (${headers[':status']})`);
+      }
+      stream.on('data', (chunk: Buffer) => {
+        ws.send(chunk, { binary: true });
+        if (ws.bufferedAmount > HIGH_WATER) {
+          stream.pause();
+          const resume = setInterval(() => {
+            if (ws.bufferedAmount < HIGH_WATER / 2 || ws.readyState !== ws.OPEN) {
+              clearInterval(resume);
+              stream.resume();
+            }
+          }, 20);
+        }
+      });
+      stream.once('end', () => ws.close(1000, 'session ended'));
+    });
+    stream.on('error', () => ws.close(1011, 'the node went away'));
+    ws.on('message', (data, isBinary) => {
+      const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
+      if (!isBinary) {
+        const parsed = parseJsonLine(buf.toString('utf8'));
+        const resize = parsed.ok ? resizeMessage.safeParse(parsed.value) : null;
+        if (resize?.success) {
+          void link.request({ method: 'POST', path: `${DOCKER_PREFIX}/exec/${execId}/resize?h=${resize.data.rows}&w=${resize.data.cols}`, timeoutMs: 5_000 })
+            .then((r) => r.stream.resume(), () => {});
+          return;
+        }
+      }
+      stream.write(buf);
+    });
+    ws.once('close', () => {
+      if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+    });
+    ws.on('error', () => {});
+  }
+}

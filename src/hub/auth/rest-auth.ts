@@ -1,0 +1,21 @@
+/** REST authentication: a bearer token, or the UI's session cookie (see Principals.resolve). */
+import type { MiddlewareHandler } from 'hono';
+import type { Principal, Principals } from './principals.ts';
+import { UI_HEADER } from './sessions.ts';
+
+export type AuthVariables = { principal: Principal };
+
+export function restAuth(principals: Principals): MiddlewareHandler<{ Variables: AuthVariables }> {
+  return async (c, next) => {
+    c.set(
+      'principal',
+      await principals.resolve({
+        method: c.req.method,
+        authorization: c.req.header('authorization'),
+        cookie: c.req.header('cookie'),
+        uiHeader: c.req.header(UI_HEADER),
+      }),
+    );
+    await next();
+  };
+}

@@ -1,0 +1,163 @@
+/** Shapes of what the hub and the Docker Engine API answer (only the fields the UI reads). */
+
+export type NodeStatus = 'pending' | 'online' | 'offline' | 'revoked';
+export type Role = 'admin' | 'operator' | 'viewer';
+
+export interface NodeView {
+  name: string;
+  status: NodeStatus;
+  lastSeen: string | null;
+  engine: { version: string | null; state: 'up' | 'down' | 'unknown'; error?: string };
+  host: { os: string; arch: string; cpus: number; memoryBytes: number; hostname: string } | null;
+  counts: { containers: number; running: number; images: number; volumes: number; networks: number };
+}
+
+export interface Me {
+  name: string;
+  role: Role;
+}
+
+export interface TokenInfo {
+  id: string;
+  name: string;
+  createdAt: string | number;
+}
+
+export interface EnrollmentCreated {
+  name: string;
+  code: string;
+  expiresAt: string;
+}
+
+export interface DockerPort {
+  IP?: string;
+  PrivatePort: number;
+  PublicPort?: number;
+  Type: string;
+}
+
+/** One entry of Docker's `GET /containers/json?all=1`. */
+export interface DockerContainer {
+  Id: string;
+  Names?: string[];
+  Image: string;
+  ImageID?: string;
+  Command?: string;
+  Created: number;
+  Ports?: DockerPort[];
+  Labels?: Record<string, string> | null;
+  State: string;
+  Status: string;
+}
+
+/** A container with the node it lives on. */
+export interface FleetContainer extends DockerContainer {
+  node: string;
+  name: string;
+}
+
+export interface DockerImage {
+  Id: string;
+  RepoTags?: string[] | null;
+  RepoDigests?: string[] | null;
+  Created: number;
+  Size: number;
+  Containers?: number;
+  Labels?: Record<string, string> | null;
+}
+
+export interface DockerVolume {
+  Name: string;
+  Driver: string;
+  Mountpoint: string;
+  CreatedAt?: string;
+  Labels?: Record<string, string> | null;
+  Scope?: string;
+  UsageData?: { Size: number; RefCount: number } | null;
+}
+
+export interface DockerNetwork {
+  Name: string;
+  Id: string;
+  Created?: string;
+  Driver: string;
+  Scope: string;
+  Internal?: boolean;
+  Attachable?: boolean;
+  IPAM?: { Config?: Array<{ Subnet?: string; Gateway?: string }> | null };
+  Containers?: Record<string, { Name?: string; IPv4Address?: string }> | null;
+  Labels?: Record<string, string> | null;
+}
+
+export interface FileEntry {
+  name: string;
+  type: 'file' | 'dir' | 'symlink' | 'other';
+  size: number;
+  mode: number | string;
+  modifiedAt: string | number | null;
+  linkTarget?: string;
+}
+
+export interface FileListing {
+  path: string;
+  entries: FileEntry[];
+}
+
+export interface AuditRow {
+  id: string | number;
+  time: string;
+  user: string;
+  node: string | null;
+  method: string;
+  path: string;
+  status: number;
+}
+
+/** The parts of `GET /containers/ID/json` the UI shows. */
+export interface ContainerInspect {
+  Id: string;
+  Name: string;
+  Created: string;
+  Path?: string;
+  Args?: string[];
+  RestartCount?: number;
+  State: {
+    Status: string;
+    Running: boolean;
+    Paused?: boolean;
+    Restarting?: boolean;
+    OOMKilled?: boolean;
+    Pid?: number;
+    ExitCode?: number;
+    Error?: string;
+    StartedAt?: string;
+    FinishedAt?: string;
+    Health?: { Status: string; FailingStreak?: number };
+  };
+  Image: string;
+  Config: {
+    Hostname?: string;
+    User?: string;
+    Tty?: boolean;
+    Env?: string[] | null;
+    Cmd?: string[] | null;
+    Entrypoint?: string[] | null;
+    Image?: string;
+    WorkingDir?: string;
+    Labels?: Record<string, string> | null;
+    ExposedPorts?: Record<string, unknown> | null;
+  };
+  HostConfig?: {
+    RestartPolicy?: { Name?: string; MaximumRetryCount?: number };
+    NetworkMode?: string;
+    Privileged?: boolean;
+    Memory?: number;
+    NanoCpus?: number;
+    AutoRemove?: boolean;
+  };
+  Mounts?: Array<{ Type: string; Name?: string; Source?: string; Destination: string; RW?: boolean; Mode?: string }>;
+  NetworkSettings?: {
+    Ports?: Record<string, Array<{ HostIp: string; HostPort: string }> | null> | null;
+    Networks?: Record<string, { IPAddress?: string; Gateway?: string; MacAddress?: string; Aliases?: string[] | null }> | null;
+  };
+}
