@@ -439,8 +439,17 @@ describe('the policy file', () => {
 });
 
 test('every section has routes, and turning every section on opens them', () => {
-  for (const name of SECTION_NAMES) assert.ok(API_ROUTES.some((route) => route.section === name), name);
+  // volumeFiles guards the hub UI's file browser, not a Docker endpoint.
+  for (const name of SECTION_NAMES.filter((n) => n !== 'volumeFiles')) assert.ok(API_ROUTES.some((route) => route.section === name), name);
   const all = policyWith({ sections: everything });
   for (const route of API_ROUTES) assert.equal(all.policy.sections[route.section], true);
   assert.deepEqual(all.check('POST', '/v1.41/services/create', Buffer.from('{}')), { allowed: true });
+});
+
+test('the volume file browser is its own section, off by default', async () => {
+  const defaults = await AgentPolicy.load(null);
+  const refused = defaults.checkVolumeFiles();
+  assert.ok(!refused.allowed);
+  assert.match(refused.reason, /^dockfleet policy on this host refuses browsing or changing files inside volumes \(sections\.volumeFiles is not true in the default policy/);
+  assert.deepEqual(policyWith({ sections: { volumeFiles: true } }).checkVolumeFiles(), { allowed: true });
 });

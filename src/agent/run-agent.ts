@@ -1,21 +1,36 @@
 /** `dockfleet agent`: enroll on first start, then keep the channel to the hub and the engine
  * inventory running until stopped. Listens on no port. */
 import type { Logger } from '../lib/logger.ts';
+import { dockerErrorBody } from '../protocol/docker-tunnel.ts';
 import { DockfleetError } from '../protocol/errors.ts';
 import type { AgentConfig } from './config.ts';
 import { createEngineProxy } from './docker/engine-proxy.ts';
 import { EngineClient } from './engine-client.ts';
-import { AgentPolicy } from './policy/policy.ts';
 import { enrollAgent } from './enroll.ts';
 import { runChannel } from './hub-channel.ts';
 import { AgentIdentity } from './identity.ts';
 import { InventoryWatcher } from './inventory-watcher.ts';
-import { createTunnelHandler } from './tunnel-handler.ts';
+import { AgentPolicy } from './policy/policy.ts';
+import { createTunnelHandler, type TunnelHandler } from './tunnel-handler.ts';
+import { engineMountpoints } from './volume-files/engine-mountpoints.ts';
+import { createVolumeFilesHandler } from './volume-files/volume-files-handler.ts';
+import { VolumeFiles } from './volume-files/volume-files.ts';
 
 export interface AgentHooks {
   /** Called each time the channel is up (the CLI prints `agent NAME connected`). */
   onConnected?: (node: string) => void;
   onPending?: (node: string) => void;
+}
+
+/** The volume file browser answers only where this host's policy turns it on. */
+function guardedVolumeFiles(policy: AgentPolicy, handler: TunnelHandler): TunnelHandler {
+  return (req, res) => {
+    const verdict = policy.checkVolumeFiles();
+    if (verdict.allowed) return handler(req, res);
+    const body = dockerErrorBody(verdict.reason);
+    res.writeHead(403, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  };
 }
 
 /** Returns the identity (enrolling when --state holds none). */
@@ -50,7 +65,11 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
       {
         hubUrl: config.hubUrl ?? new URL(identity.hubUrl),
         identity,
-        handler: createTunnelHandler({ identity, inventory, log, docker: createEngineProxy(engine, policy, log) }),
+        handler: createTunnelHandler({
+          identity, inventory, log,
+          docker: createEngineProxy(engine, policy, log),
+          volumeFiles: guardedVolumeFiles(policy, createVolumeFilesHandler(new VolumeFiles({ resolveMountpoint: engineMountpoints(engine) }), log)),
+        }),
         log,
         onConnected: () => hooks.onConnected?.(identity.node),
         onPending: () => hooks.onPending?.(identity.node),

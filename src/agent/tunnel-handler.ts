@@ -6,6 +6,7 @@
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { INVENTORY_PATH, NOOP_PATH, ROTATE_PATH, rotateRequest, type InventoryMessage, type InventorySection } from '../protocol/inventory.ts';
 import { DOCKER_PREFIX } from '../protocol/docker-tunnel.ts';
+import { VOLUME_FILES_PREFIX } from '../protocol/volume-files.ts';
 import { parseJsonLine } from '../lib/ndjson.ts';
 import { readBounded } from '../lib/read-bounded.ts';
 import type { Logger } from '../lib/logger.ts';
@@ -18,6 +19,8 @@ export interface TunnelDeps {
   log: Logger;
   /** Serves Docker Engine API calls (paths under DOCKER_PREFIX). */
   docker: TunnelHandler;
+  /** Serves the hub UI's volume file browser (paths under VOLUME_FILES_PREFIX). */
+  volumeFiles: TunnelHandler;
 }
 
 export type TunnelHandler = (req: Http2ServerRequest, res: Http2ServerResponse) => void | Promise<void>;
@@ -32,6 +35,7 @@ export function createTunnelHandler(deps: TunnelDeps): TunnelHandler {
   return (req, res) => {
     const path = req.url.split('?')[0] ?? '';
     if (path.startsWith(`${DOCKER_PREFIX}/`)) return void deps.docker(req, res);
+    if (path.startsWith(`${VOLUME_FILES_PREFIX}/`)) return void deps.volumeFiles(req, res);
     if (path === NOOP_PATH) {
       res.writeHead(204);
       res.end();

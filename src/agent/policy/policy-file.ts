@@ -34,6 +34,8 @@
  * | tasks        | /tasks/*                                                               | off     |
  * | secrets      | /secrets/*                                                             | off     |
  * | configs      | /configs/*                                                             | off     |
+ * | volumeFiles  | the hub UI's volume file browser (not a Docker endpoint): list, read,  | off     |
+ * |              | upload, rename, delete files inside this host's volumes                |         |
  *
  * File shape (JSON, every key optional, unknown keys are errors):
  *   { "sections": { "containers": true, ... },
@@ -53,7 +55,7 @@ import { z } from 'zod';
 export const SECTION_NAMES = [
   'ping', 'version', 'info', 'events', 'system', 'containers', 'exec', 'archive', 'images',
   'imageExport', 'build', 'session', 'volumes', 'networks', 'distribution', 'auth', 'plugins',
-  'swarm', 'nodes', 'services', 'tasks', 'secrets', 'configs',
+  'swarm', 'nodes', 'services', 'tasks', 'secrets', 'configs', 'volumeFiles',
 ] as const;
 
 export type SectionName = (typeof SECTION_NAMES)[number];

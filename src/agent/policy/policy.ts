@@ -56,6 +56,7 @@ const SECTION_WORDS: Readonly<Record<SectionName, string>> = {
   tasks: 'reading swarm tasks',
   secrets: 'managing swarm secrets',
   configs: 'managing swarm configs',
+  volumeFiles: 'browsing or changing files inside volumes',
 };
 
 /** The request as shown in a refusal: plain when it is plain, JSON-quoted otherwise. */
@@ -114,6 +115,12 @@ export class AgentPolicy {
     }
     const inspect = BODY_CHECKS.get(op);
     return inspect ? this.#checkBody(section, inspect, body) : ALLOWED;
+  }
+
+  /** The hub UI's volume file browser: not a Docker endpoint, a section of its own. */
+  checkVolumeFiles(): PolicyVerdict {
+    if (this.#policy.sections.volumeFiles) return ALLOWED;
+    return this.#refuse('volumeFiles', SECTION_WORDS.volumeFiles, 'sections.volumeFiles is not true');
   }
 
   #checkBody(section: SectionName, inspect: BodyCheck, body: Buffer | null): PolicyVerdict {
