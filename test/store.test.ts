@@ -20,7 +20,7 @@ test('store: migrations apply once and report what they applied', async (t) => {
   t.after(() => rm(dir, { recursive: true, force: true }));
   const file = join(dir, 'db.sqlite');
   const first = new SqliteStore(file);
-  assert.deepEqual(await first.migrate(), ['20261122T180000-initial.sql', '20261122T190000-client-certs-audit.sql']);
+  assert.deepEqual(await first.migrate(), ['20261122T180000-initial.sql', '20261122T190000-client-certs-audit.sql', '20261122T200000-accounts-sessions.sql']);
   await first.close();
   const second = new SqliteStore(file);
   assert.deepEqual(await second.migrate(), []);
