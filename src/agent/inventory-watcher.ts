@@ -38,6 +38,9 @@ export class InventoryWatcher extends EventEmitter<InventoryEvents> {
   #status: EngineStatus = { state: 'down', error: 'not contacted yet' };
   readonly #sections = new Map<InventorySection, { items: unknown[]; at: number }>();
   readonly #pending = new Set<InventorySection>();
+  /** Sections being listed now, and those that changed again meanwhile (listed once more after). */
+  readonly #listing = new Set<InventorySection>();
+  readonly #again = new Set<InventorySection>();
   #relistTimer: NodeJS.Timeout | null = null;
 
   constructor(engine: EngineClient, log: Logger) {
@@ -84,7 +87,8 @@ export class InventoryWatcher extends EventEmitter<InventoryEvents> {
     }
     try {
       const facts = await this.#readFacts(signal);
-      await Promise.all(INVENTORY_SECTIONS.map((s) => this.#relist(s, signal)));
+      // Everything again after (re)connecting: the engine keeps only its last 256 events.
+      await Promise.all(INVENTORY_SECTIONS.map((s) => this.#runListing(s, signal)));
       this.#setStatus({ state: 'up', facts });
       onUp();
       const splitter = new NdjsonSplitter(1024 * 1024);
@@ -114,8 +118,26 @@ export class InventoryWatcher extends EventEmitter<InventoryEvents> {
     this.#relistTimer = null;
     const sections = [...this.#pending];
     this.#pending.clear();
-    for (const s of sections) {
-      this.#relist(s).catch((err: Error) => this.#log.warn({ section: s, error: err.message }, 'could not re-list'));
+    for (const s of sections) this.#scheduleRelist(s);
+  }
+
+  /** One listing per section at a time, so an older answer can never land after a newer one;
+   * changes during a listing cause exactly one more listing after it. */
+  #scheduleRelist(section: InventorySection): void {
+    if (this.#listing.has(section)) {
+      this.#again.add(section);
+      return;
+    }
+    this.#runListing(section).catch((err: Error) => this.#log.warn({ section, error: err.message }, 'could not re-list'));
+  }
+
+  async #runListing(section: InventorySection, signal?: AbortSignal): Promise<void> {
+    this.#listing.add(section);
+    try {
+      await this.#relist(section, signal);
+    } finally {
+      this.#listing.delete(section);
+      if (this.#again.delete(section)) this.#scheduleRelist(section);
     }
   }
 
@@ -123,9 +145,6 @@ export class InventoryWatcher extends EventEmitter<InventoryEvents> {
     const at = Date.now();
     const body = await this.#engine.json<unknown>({ path: SECTION_PATHS[section], ...(signal ? { signal } : {}) });
     const items = section === 'volumes' ? ((body as { Volumes?: unknown[] | null }).Volumes ?? []) : (body as unknown[]);
-    const previous = this.#sections.get(section);
-    // An older listing that finishes after a newer one must not win.
-    if (previous && previous.at > at) return;
     this.#sections.set(section, { items, at });
     this.emit('section', section, items, at);
   }

@@ -14,6 +14,7 @@ import { LiveStream, LIVE_STREAM_PATH } from './api/live-stream.ts';
 import { TerminalBridge, isTerminalPath } from './api/terminal-bridge.ts';
 import { matchVolumeFiles, proxyVolumeFiles } from './api/volume-files-proxy.ts';
 import { AuditLog } from './audit-log.ts';
+import { buildUi, createUiHandler } from './ui/ui-assets.ts';
 import { Principals } from './auth/principals.ts';
 import { DockerGateway } from './docker/docker-gateway.ts';
 import { isDockerUrl } from './docker/docker-route.ts';
@@ -60,11 +61,13 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
   });
   const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log });
   const restListener = getRequestListener(app.fetch);
+  const ui = createUiHandler(await buildUi());
   const live = new LiveStream(registry, inventory, principals);
   const terminals = new TerminalBridge({ registry, principals, audit, log });
 
   return {
     requestListener(req, res) {
+      if (ui(req, res)) return;
       const url = req.url ?? '';
       // Streams stay out of the REST framework so they keep Node's backpressure end to end.
       if (isDockerUrl(url)) return void docker.handleRequest(req, res);

@@ -42,6 +42,8 @@ export const USER_ROLES = ['admin', 'operator', 'viewer'] as const;
 export const createUserBody = z.object({
   name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'user names are 1–63 lowercase letters, digits, dots, dashes or underscores'),
   role: z.enum(USER_ROLES),
+  /** Optional: lets the user sign in to the web UI (else tokens and certificates only). */
+  password: z.string().min(1).max(1024).optional(),
 });
 export const createTokenBody = z.object({ name: z.string().min(1).max(100) });
 export const createClientCertBody = z.object({ publicKey: z.string().max(2000), days: z.number().int().min(1).max(3650).optional() });

@@ -53,7 +53,7 @@ export function publicAccountRoutes(app: App, deps: { store: Store; audit: Audit
 
   app.post('/api/v1/session', async (c) => {
     const body = await parse(c, credentialsBody);
-    const keys = [`user:${body.username.toLowerCase()}`, `ip:${clientAddress(c)}`];
+    const keys = [`account:${body.username.toLowerCase()}`, `ip:${clientAddress(c)}`];
     const wait = limiter.retryAfter(keys);
     if (wait > 0) {
       c.header('retry-after', String(Math.ceil(wait / 1000)));

@@ -14,6 +14,7 @@ import type { Logger } from '../../lib/logger.ts';
 import { hashToken, newToken } from '../admin-token.ts';
 import { AuditLog, isMutating } from '../audit-log.ts';
 import { restAuth, type AuthVariables } from '../auth/rest-auth.ts';
+import { hashPassword, passwordProblem } from '../auth/passwords.ts';
 import { assertAdmin, type Principals } from '../auth/principals.ts';
 import type { Enrollment } from '../enrollment.ts';
 import type { InventoryCache } from '../inventory-cache.ts';
@@ -132,8 +133,13 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
   app.post('/api/v1/users', async (c) => {
     admin(c);
     const body = await parseBody(c, createUserBody);
+    if (body.password !== undefined) {
+      const problem = passwordProblem(body.password);
+      if (problem) throw new DockfleetError('validation_failed', `password: ${problem}`);
+    }
     const user = { id: randomUUID(), name: body.name, role: body.role, createdAt: Date.now(), disabledAt: null };
     await store.insertUser(user);
+    if (body.password !== undefined) await store.setPasswordHash(user.id, await hashPassword(body.password));
     const token = newToken();
     await store.insertToken({ tokenHash: hashToken(token), name: 'initial', userId: user.id, createdAt: Date.now(), revokedAt: null });
     return c.json({ name: user.name, role: user.role, token }, 201);

@@ -1,21 +1,25 @@
-/** Slows password guessing: after `maxFailures` failed sign-ins for one account or from one
- * address within `windowMs`, further attempts are refused until the window has passed. */
+/** Slows password guessing: after too many failed sign-ins for one account (`account:` keys)
+ * or from one address (`ip:` keys, a looser limit so one person's typos on a shared address
+ * do not lock out everyone behind it) within `windowMs`, attempts wait out the window. */
 export class LoginLimiter {
-  readonly #maxFailures: number;
+  readonly #perAccount: number;
+  readonly #perAddress: number;
   readonly #windowMs: number;
   readonly #failures = new Map<string, number[]>();
 
-  constructor(maxFailures = 5, windowMs = 5 * 60_000) {
-    this.#maxFailures = maxFailures;
-    this.#windowMs = windowMs;
+  constructor(opts: { perAccount?: number; perAddress?: number; windowMs?: number } = {}) {
+    this.#perAccount = opts.perAccount ?? 5;
+    this.#perAddress = opts.perAddress ?? 20;
+    this.#windowMs = opts.windowMs ?? 5 * 60_000;
   }
 
   /** Milliseconds to wait before trying again, or 0 when attempts are allowed. */
   retryAfter(keys: string[], now = Date.now()): number {
     let wait = 0;
     for (const key of keys) {
+      const limit = key.startsWith('ip:') ? this.#perAddress : this.#perAccount;
       const recent = this.#recent(key, now);
-      if (recent.length >= this.#maxFailures) wait = Math.max(wait, recent[recent.length - this.#maxFailures]! + this.#windowMs - now);
+      if (recent.length >= limit) wait = Math.max(wait, recent[recent.length - limit]! + this.#windowMs - now);
     }
     return wait;
   }

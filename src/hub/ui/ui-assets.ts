@@ -77,7 +77,8 @@ async function makeAsset(path: string, body: Buffer): Promise<UiAsset> {
     gzip(body, { level: 9 }),
     brotli(body, {
       params: {
-        [zlib.constants.BROTLI_PARAM_QUALITY]: 11,
+        // 11 costs ~1 s per 350 KB on the CI machine and saves ~5 % over 9; keep start-up fast.
+        [zlib.constants.BROTLI_PARAM_QUALITY]: body.length <= 64 * 1024 ? 11 : 9,
         [zlib.constants.BROTLI_PARAM_SIZE_HINT]: body.length,
         [zlib.constants.BROTLI_PARAM_MODE]: zlib.constants.BROTLI_MODE_TEXT,
       },

@@ -83,7 +83,8 @@ export async function request(method: string, path: string, opts: RequestOptions
     if ((err as Error).name === 'AbortError') throw err;
     throw new ApiError(0, 'network', 'The hub could not be reached. Check your connection.');
   }
-  if (!res.ok) {
+  // 304 from a Docker action means "already so" (start a running container): not a failure.
+  if (!res.ok && res.status !== 304) {
     const e = await errorFrom(res);
     if (res.status === 401 && !opts.quiet401) onUnauthorized();
     throw e;
@@ -93,7 +94,7 @@ export async function request(method: string, path: string, opts: RequestOptions
 
 export async function json<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
   const res = await request(method, path, opts);
-  if (res.status === 204) return undefined as T;
+  if (res.status === 204 || res.status === 304) return undefined as T;
   const text = await res.text();
   return (text ? JSON.parse(text) : undefined) as T;
 }

@@ -48,6 +48,8 @@ export interface DockerContainer {
   Labels?: Record<string, string> | null;
   State: string;
   Status: string;
+  Mounts?: Array<{ Type: string; Name?: string; Source?: string; Destination: string }> | null;
+  NetworkSettings?: { Networks?: Record<string, { NetworkID?: string; IPAddress?: string }> | null } | null;
 }
 
 /** A container with the node it lives on. */
@@ -101,6 +103,8 @@ export interface FileEntry {
 export interface FileListing {
   path: string;
   entries: FileEntry[];
+  /** The directory holds more entries than the agent lists at once. */
+  truncated?: boolean;
 }
 
 export interface AuditRow {

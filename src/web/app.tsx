@@ -1,0 +1,200 @@
+/** The shell: session gate, navigation, routes, and the hosts for dialogs and toasts. */
+import type { ComponentChildren, JSX } from 'preact';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { ConfirmHost } from './components/dialog.tsx';
+import { Icon } from './components/icons.tsx';
+import { ToastHost } from './components/toasts.tsx';
+import { ErrorState, Loading, Spinner, buttonClass } from './components/ui.tsx';
+import { errorMessage } from './lib/api.ts';
+import { fleet, startLive } from './lib/live.ts';
+import { match, navigate, onLinkClick, useLocation } from './lib/router.ts';
+import { loadSession, session, signOut } from './lib/session.ts';
+import { useStore } from './lib/store.ts';
+import type { Me } from './lib/types.ts';
+import { AccountPage } from './pages/account.tsx';
+import { AuditPage } from './pages/audit.tsx';
+import { ContainerPage } from './pages/container.tsx';
+import { ContainersPage } from './pages/containers.tsx';
+import { ImagesPage, NetworksPage, NodeResourceRedirect, VolumesPage } from './pages/resources.tsx';
+import { NodesPage } from './pages/nodes.tsx';
+import { SignInPage } from './pages/sign-in.tsx';
+import { VolumeFilesPage } from './pages/volume-files.tsx';
+
+export function App(): JSX.Element {
+  const s = useStore(session);
+  useEffect(() => void loadSession(), []);
+  useEffect(() => {
+    document.addEventListener('click', onLinkClick);
+    return () => document.removeEventListener('click', onLinkClick);
+  }, []);
+  let body: JSX.Element;
+  if (s.status === 'loading') body = <div class="center-page"><Loading label="Loading dockfleet…" /></div>;
+  else if (s.status === 'error') body = <div class="center-page"><ErrorState title="The hub did not answer" error={s.message} onRetry={() => void loadSession()} /></div>;
+  else if (s.status === 'signedOut') body = <SignInPage setupNeeded={s.setupNeeded} {...(s.reason ? { reason: s.reason } : {})} />;
+  else body = <Shell me={s.me} />;
+  return (
+    <>
+      {body}
+      <ConfirmHost />
+      <ToastHost />
+    </>
+  );
+}
+
+interface NavItem {
+  href: string;
+  label: string;
+  icon: string;
+  active: (path: string) => boolean;
+}
+
+const NAV: NavItem[] = [
+  { href: '/nodes', label: 'Nodes', icon: 'nodes', active: (p) => p === '/nodes' || p === '/' },
+  { href: '/containers', label: 'Containers', icon: 'containers', active: (p) => p.startsWith('/containers') },
+  { href: '/images', label: 'Images', icon: 'images', active: (p) => p === '/images' || /^\/nodes\/[^/]+\/images$/.test(p) },
+  { href: '/volumes', label: 'Volumes', icon: 'volumes', active: (p) => p === '/volumes' || /^\/nodes\/[^/]+\/volumes(\/|$)/.test(p) },
+  { href: '/networks', label: 'Networks', icon: 'networks', active: (p) => p === '/networks' || /^\/nodes\/[^/]+\/networks$/.test(p) },
+  { href: '/audit', label: 'Audit', icon: 'audit', active: (p) => p.startsWith('/audit') },
+  { href: '/account', label: 'Account', icon: 'account', active: (p) => p.startsWith('/account') },
+];
+
+function LiveIndicator(): JSX.Element {
+  const f = useStore(fleet);
+  const text = f.mode === 'live' ? 'Live' : f.mode === 'polling' ? 'Polling' : f.mode === 'reconnecting' ? 'Reconnecting…' : 'Connecting…';
+  const title = f.mode === 'live' ? 'Updates stream from the hub as they happen' : f.mode === 'polling' ? 'The live stream is unavailable; refreshing every few seconds' : 'Connecting to the hub';
+  return (
+    <span class={`live live-${f.mode}`} title={title}>
+      <span class="dot" aria-hidden="true" />
+      <span class="label">{text}</span>
+    </span>
+  );
+}
+
+function Shell({ me }: { me: Me }): JSX.Element {
+  const loc = useLocation();
+  const [menuOpen, setMenuOpen] = useState(false);
+  const [signingOut, setSigningOut] = useState(false);
+  const mainRef = useRef<HTMLElement>(null);
+  const lastPath = useRef(loc.path);
+
+  useEffect(() => {
+    startLive();
+  }, []);
+
+  useEffect(() => {
+    setMenuOpen(false);
+    if (lastPath.current !== loc.path) {
+      lastPath.current = loc.path;
+      mainRef.current?.focus({ preventScroll: true });
+    }
+  }, [loc.path]);
+
+  useEffect(() => {
+    if (!menuOpen) return;
+    const onKey = (e: KeyboardEvent): void => {
+      if (e.key === 'Escape') setMenuOpen(false);
+    };
+    document.addEventListener('keydown', onKey);
+    return () => document.removeEventListener('keydown', onKey);
+  }, [menuOpen]);
+
+  const doSignOut = async (): Promise<void> => {
+    setSigningOut(true);
+    try {
+      await signOut();
+      navigate('/', { replace: true });
+    } catch (err) {
+      setSigningOut(false);
+      console.error(errorMessage(err));
+    }
+  };
+
+  return (
+    <div class={`shell${menuOpen ? ' menu-open' : ''}`}>
+      <a class="skip-link" href="#main" onClick={(e) => { e.preventDefault(); mainRef.current?.focus(); }}>Skip to content</a>
+      <header class="sidebar">
+        <div class="brand-row">
+          <a class="brand" href="/nodes" aria-label="dockfleet home">
+            <svg viewBox="0 0 32 32" width="26" height="26" aria-hidden="true"><rect width="32" height="32" rx="7" fill="var(--accent)" /><path d="M7 19h18l-2 6H9z M9 13h4v4H9z M14 13h4v4h-4z M19 13h4v4h-4z M14 8h4v4h-4z" fill="#fff" /></svg>
+            <span class="label">dockfleet</span>
+          </a>
+          <button type="button" class="icon-btn menu-btn" aria-expanded={menuOpen ? 'true' : 'false'} aria-controls="main-nav" onClick={() => setMenuOpen((o) => !o)}>
+            <Icon name={menuOpen ? 'close' : 'menu'} size={22} />
+            <span class="sr-only">Menu</span>
+          </button>
+        </div>
+        <nav id="main-nav" class="nav" aria-label="Main">
+          <ul>
+            {NAV.map((n) => {
+              const active = n.active(loc.path);
+              return (
+                <li key={n.href}>
+                  <a href={n.href} class={active ? 'active' : ''} aria-current={active ? 'page' : undefined} title={n.label}>
+                    <Icon name={n.icon} />
+                    <span class="label">{n.label}</span>
+                  </a>
+                </li>
+              );
+            })}
+          </ul>
+          <div class="nav-foot">
+            <LiveIndicator />
+            <div class="whoami">
+              <span class="who-name" title={me.name}>{me.name}</span>
+              <span class="who-role">{me.role}</span>
+            </div>
+            <button type="button" class={buttonClass('ghost', true, 'signout')} onClick={() => void doSignOut()} disabled={signingOut} aria-busy={signingOut ? 'true' : undefined}>
+              {signingOut ? <Spinner /> : <Icon name="signout" size={16} />}
+              <span class="label">Sign out</span>
+            </button>
+          </div>
+        </nav>
+      </header>
+      <main id="main" ref={mainRef} tabIndex={-1} class="main">
+        <Routes path={loc.path} me={me} />
+      </main>
+    </div>
+  );
+}
+
+function Title({ title, children }: { title: string; children: ComponentChildren }): JSX.Element {
+  useEffect(() => {
+    document.title = `${title} · dockfleet`;
+  }, [title]);
+  return <>{children}</>;
+}
+
+function Redirect({ to }: { to: string }): null {
+  useEffect(() => navigate(to, { replace: true }), [to]);
+  return null;
+}
+
+function Routes({ path, me }: { path: string; me: Me }): JSX.Element | null {
+  let m: Record<string, string> | null;
+  if (path === '/' || path === '') return <Redirect to="/nodes" />;
+  if (match('/nodes', path)) return <Title title="Nodes"><NodesPage me={me} /></Title>;
+  if ((m = match('/nodes/:node', path))) return <Redirect to={`/containers?node=${encodeURIComponent(m.node!)}`} />;
+  if (match('/containers', path)) return <Title title="Containers"><ContainersPage me={me} /></Title>;
+  // ContainerPage sets the document title itself (the container's name).
+  if ((m = match('/containers/:node/:id', path))) return <ContainerPage me={me} node={m.node!} id={m.id!} tab="overview" />;
+  if ((m = match('/containers/:node/:id/logs', path))) return <ContainerPage me={me} node={m.node!} id={m.id!} tab="logs" />;
+  if ((m = match('/containers/:node/:id/terminal', path))) return <ContainerPage me={me} node={m.node!} id={m.id!} tab="terminal" />;
+  if (match('/images', path)) return <NodeResourceRedirect kind="images" />;
+  if (match('/volumes', path)) return <NodeResourceRedirect kind="volumes" />;
+  if (match('/networks', path)) return <NodeResourceRedirect kind="networks" />;
+  if ((m = match('/nodes/:node/images', path))) return <Title title="Images"><ImagesPage me={me} node={m.node!} /></Title>;
+  if ((m = match('/nodes/:node/volumes', path))) return <Title title="Volumes"><VolumesPage me={me} node={m.node!} /></Title>;
+  if ((m = match('/nodes/:node/networks', path))) return <Title title="Networks"><NetworksPage me={me} node={m.node!} /></Title>;
+  if ((m = match('/nodes/:node/volumes/:vol/files', path))) return <Title title="Files"><VolumeFilesPage me={me} node={m.node!} volume={m.vol!} /></Title>;
+  if (match('/audit', path)) return <Title title="Audit"><AuditPage /></Title>;
+  if (match('/account', path)) return <Title title="Account"><AccountPage me={me} /></Title>;
+  return (
+    <Title title="Not found">
+      <div class="state state-empty">
+        <h1 class="state-title">Page not found</h1>
+        <p class="state-body">Nothing lives at <code>{path}</code>.</p>
+        <a class={buttonClass('primary')} href="/nodes">Go to nodes</a>
+      </div>
+    </Title>
+  );
+}

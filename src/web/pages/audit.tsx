@@ -1,0 +1,123 @@
+/** Who did what, where, when (admins only). */
+import type { JSX } from 'preact';
+import { useState } from 'preact/hooks';
+import { Empty, ErrorState, Loading, PageHeader, SubmitButton, buttonClass, useAsync } from '../components/ui.tsx';
+import { ApiError, get, qs } from '../lib/api.ts';
+import { dateTime } from '../lib/format.ts';
+import { navigate, useLocation } from '../lib/router.ts';
+import type { AuditRow } from '../lib/types.ts';
+
+/** datetime-local value (local time) → epoch ms, or '' */
+function toEpoch(v: string): string {
+  if (!v) return '';
+  const t = new Date(v).getTime();
+  return Number.isFinite(t) ? String(t) : '';
+}
+
+function toLocalInput(ms: string | null): string {
+  if (!ms) return '';
+  const n = Number(ms);
+  const d = Number.isFinite(n) ? new Date(n) : new Date(ms);
+  if (Number.isNaN(d.getTime())) return '';
+  const p = (x: number): string => String(x).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
+function statusTone(s: number): string {
+  return s >= 500 ? 'bad' : s >= 400 ? 'warn' : 'ok';
+}
+
+export function AuditPage(): JSX.Element {
+  const loc = useLocation();
+  const q = loc.query;
+  const params = { user: q.get('user') ?? '', node: q.get('node') ?? '', since: q.get('since') ?? '', until: q.get('until') ?? '', limit: q.get('limit') ?? '200' };
+  const [form, setForm] = useState({ ...params, since: toLocalInput(params.since), until: toLocalInput(params.until) });
+  const state = useAsync(
+    (signal) => get<AuditRow[]>(`/api/v1/audit${qs(params)}`, { signal }),
+    [params.user, params.node, params.since, params.until, params.limit],
+  );
+
+  const submit = (e: Event): void => {
+    e.preventDefault();
+    navigate(`/audit${qs({ user: form.user.trim(), node: form.node.trim(), since: toEpoch(form.since), until: toEpoch(form.until), limit: form.limit === '200' ? '' : form.limit })}`, { replace: true });
+    state.reload();
+  };
+  const forbidden = state.error instanceof ApiError && state.error.status === 403;
+
+  return (
+    <>
+      <PageHeader title="Audit log" sub="Every change made through the hub: REST calls and Docker API calls." />
+      {forbidden ? (
+        <div class="state state-error" role="alert">
+          <p class="state-title">Only admins can read the audit log</p>
+          <p class="state-body">Your account is not an administrator. Ask an admin if you need to know who changed what.</p>
+        </div>
+      ) : (
+        <>
+          <form class="filters" role="search" aria-label="Filter audit log" onSubmit={submit}>
+            <div class="field">
+              <label for="a-user">User</label>
+              <input id="a-user" value={form.user} autocomplete="off" onInput={(e) => setForm({ ...form, user: e.currentTarget.value })} />
+            </div>
+            <div class="field">
+              <label for="a-node">Node</label>
+              <input id="a-node" value={form.node} autocomplete="off" onInput={(e) => setForm({ ...form, node: e.currentTarget.value })} />
+            </div>
+            <div class="field">
+              <label for="a-since">Since</label>
+              <input id="a-since" type="datetime-local" value={form.since} onInput={(e) => setForm({ ...form, since: e.currentTarget.value })} />
+            </div>
+            <div class="field">
+              <label for="a-until">Until</label>
+              <input id="a-until" type="datetime-local" value={form.until} onInput={(e) => setForm({ ...form, until: e.currentTarget.value })} />
+            </div>
+            <div class="field">
+              <label for="a-limit">Limit</label>
+              <select id="a-limit" value={form.limit} onChange={(e) => setForm({ ...form, limit: e.currentTarget.value })}>
+                {['50', '100', '200', '500', '1000'].map((n) => <option key={n} value={n}>{n}</option>)}
+              </select>
+            </div>
+            <div class="filters-submit">
+              <SubmitButton busy={state.loading && state.data !== undefined}>Apply</SubmitButton>
+              <button type="button" class={buttonClass('ghost')} onClick={() => { setForm({ user: '', node: '', since: '', until: '', limit: '200' }); navigate('/audit', { replace: true }); }}>
+                Reset
+              </button>
+            </div>
+          </form>
+          {state.data === undefined ? (
+            state.error ? <ErrorState error={state.error} onRetry={state.reload} title="Could not load the audit log" /> : <Loading label="Loading the audit log…" />
+          ) : state.data.length === 0 ? (
+            <Empty title="No entries match">Changes appear here as people and tools make them.</Empty>
+          ) : (
+            <div class="table-wrap">
+              <table class="table responsive audit-table">
+                <caption class="sr-only">Audit entries, newest first</caption>
+                <thead>
+                  <tr>
+                    <th scope="col">Time</th>
+                    <th scope="col">User</th>
+                    <th scope="col">Node</th>
+                    <th scope="col">Request</th>
+                    <th scope="col">Status</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {state.data.map((r) => (
+                    <tr key={String(r.id)}>
+                      <td data-label="Time" class="nowrap">{dateTime(r.time)}</td>
+                      <td data-label="User">{r.user}</td>
+                      <td data-label="Node">{r.node ?? <span class="muted">—</span>}</td>
+                      <td data-label="Request" class="mono small break"><strong>{r.method}</strong> {r.path}</td>
+                      <td data-label="Status"><span class={`badge badge-${statusTone(r.status)}`}>{r.status}</span></td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+              <p class="muted small table-note">{state.data.length} entries{state.data.length >= Number(params.limit) ? ` (the newest ${params.limit}; narrow the filters or raise the limit for more)` : ''}.</p>
+            </div>
+          )}
+        </>
+      )}
+    </>
+  );
+}

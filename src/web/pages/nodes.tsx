@@ -1,0 +1,202 @@
+/** Nodes: status, engine, host facts, counts; enroll, approve, rotate, revoke. */
+import type { JSX } from 'preact';
+import { useState } from 'preact/hooks';
+import { Dialog, confirmAction } from '../components/dialog.tsx';
+import { toast } from '../components/toasts.tsx';
+import {
+  ActionButton, CopyField, Empty, ErrorState, InlineError, Loading, PageHeader, StatusBadge, SubmitButton, buttonClass, useTicker,
+} from '../components/ui.tsx';
+import { apiNodePath, errorMessage, post } from '../lib/api.ts';
+import { ago, bytes, dateTime } from '../lib/format.ts';
+import { fleet } from '../lib/live.ts';
+import { useStore } from '../lib/store.ts';
+import type { EnrollmentCreated, Me, NodeView } from '../lib/types.ts';
+
+const NODE_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+export function NodesPage({ me }: { me: Me }): JSX.Element {
+  const f = useStore(fleet);
+  const [enrolling, setEnrolling] = useState(false);
+  useTicker(15_000);
+  const isAdmin = me.role === 'admin';
+  const nodes = f.nodes;
+  const online = nodes?.filter((n) => n.status === 'online').length ?? 0;
+
+  return (
+    <>
+      <PageHeader
+        title="Nodes"
+        sub={nodes ? `${nodes.length} ${nodes.length === 1 ? 'node' : 'nodes'}, ${online} online` : undefined}
+      >
+        {isAdmin && (
+          <button type="button" class={buttonClass('primary')} onClick={() => setEnrolling(true)}>
+            Enroll node
+          </button>
+        )}
+      </PageHeader>
+      {nodes === null ? (
+        f.error ? <ErrorState error={f.error} title="Could not load nodes" /> : <Loading label="Loading nodes…" />
+      ) : nodes.length === 0 ? (
+        <Empty title="No nodes yet">
+          <p>Enroll a Docker host: the hub gives you a one-time code and the command to run on that host. The agent only dials out, so hosts behind NAT work too.</p>
+          {isAdmin && (
+            <button type="button" class={buttonClass('primary')} onClick={() => setEnrolling(true)}>
+              Enroll node
+            </button>
+          )}
+        </Empty>
+      ) : (
+        <div class="node-grid">
+          {[...nodes].sort((a, b) => Number(a.status === 'revoked') - Number(b.status === 'revoked') || a.name.localeCompare(b.name)).map((n) => (
+            <NodeCard key={n.name} node={n} isAdmin={isAdmin} />
+          ))}
+        </div>
+      )}
+      {enrolling && <EnrollDialog onClose={() => setEnrolling(false)} />}
+    </>
+  );
+}
+
+function NodeCard({ node: n, isAdmin }: { node: NodeView; isAdmin: boolean }): JSX.Element {
+  const enc = encodeURIComponent(n.name);
+  const usable = n.status === 'online' || n.status === 'offline';
+  const act = async (action: 'approve' | 'rotate' | 'revoke'): Promise<void> => {
+    await post(apiNodePath(n.name, `/${action}`));
+    toast.success(action === 'approve' ? `${n.name} approved` : action === 'rotate' ? `${n.name}: new agent key in use; the old one no longer works` : `${n.name} revoked`);
+  };
+  const askRevoke = () => confirmAction({
+      title: `Revoke ${n.name}?`,
+      body: <p>The agent's connection is cut at once and its key never works again. To manage this host again you will have to enroll it anew.</p>,
+      confirmLabel: 'Revoke',
+      danger: true,
+    });
+  const titleId = `node-${n.name}`;
+  return (
+    <article class={`card node-card status-${n.status}`} aria-labelledby={titleId}>
+      <div class="node-card-head">
+        <div>
+          <h2 id={titleId} class="node-name">{n.name}</h2>
+          <div class="muted small">{n.host ? n.host.hostname : 'no host facts yet'}</div>
+        </div>
+        <StatusBadge status={n.status} />
+      </div>
+      <dl class="node-facts">
+        <div>
+          <dt>Engine</dt>
+          <dd>
+            {n.engine.version ? `Docker ${n.engine.version}` : '—'}{' '}
+            {n.engine.state !== 'up' && <StatusBadge status={n.engine.state} {...(n.engine.error ? { title: n.engine.error } : {})} />}
+            {n.engine.error && <div class="small bad-text">{n.engine.error}</div>}
+          </dd>
+        </div>
+        <div>
+          <dt>Host</dt>
+          <dd>{n.host ? `${n.host.os}/${n.host.arch} · ${n.host.cpus} CPU · ${bytes(n.host.memoryBytes)}` : '—'}</dd>
+        </div>
+        <div>
+          <dt>Last seen</dt>
+          <dd title={n.lastSeen ? dateTime(n.lastSeen) : undefined}>{n.status === 'online' ? 'now' : n.lastSeen ? ago(n.lastSeen) : 'never'}</dd>
+        </div>
+      </dl>
+      <ul class="node-counts" aria-label="Inventory">
+        <li>
+          <a href={`/containers?node=${enc}`}>
+            <strong>{n.counts.running}<span class="of">/{n.counts.containers}</span></strong> <span>running</span>
+          </a>
+        </li>
+        <li><a href={`/nodes/${enc}/images`}><strong>{n.counts.images}</strong> <span>images</span></a></li>
+        <li><a href={`/nodes/${enc}/volumes`}><strong>{n.counts.volumes}</strong> <span>volumes</span></a></li>
+        <li><a href={`/nodes/${enc}/networks`}><strong>{n.counts.networks}</strong> <span>networks</span></a></li>
+      </ul>
+      {isAdmin && n.status !== 'revoked' && (
+        <div class="card-actions">
+          {n.status === 'pending' && (
+            <ActionButton variant="primary" small what={`Approve ${n.name}`} onClick={() => act('approve')}>
+              Approve
+            </ActionButton>
+          )}
+          {usable && (
+            <ActionButton small what={`Rotate ${n.name}`} onClick={() => act('rotate')} title="Give the agent a new key; the old key stops working">
+              Rotate key
+            </ActionButton>
+          )}
+          <ActionButton small variant="danger" what={`Revoke ${n.name}`} confirm={askRevoke} onClick={() => act('revoke')}>
+            Revoke
+          </ActionButton>
+        </div>
+      )}
+    </article>
+  );
+}
+
+function EnrollDialog({ onClose }: { onClose: () => void }): JSX.Element {
+  const [name, setName] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [created, setCreated] = useState<EnrollmentCreated | null>(null);
+
+  const submit = async (e: Event): Promise<void> => {
+    e.preventDefault();
+    const n = name.trim();
+    if (!NODE_NAME.test(n)) {
+      setError('Node names are 1–63 lowercase letters, digits or dashes, not starting with a dash.');
+      return;
+    }
+    setBusy(true);
+    setError(null);
+    try {
+      setCreated(await post<EnrollmentCreated>('/api/v1/enrollments', { name: n }));
+    } catch (err) {
+      setError(errorMessage(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  if (created) {
+    const command = `dockfleet agent --hub ${window.location.origin} --code ${created.code}`;
+    return (
+      <Dialog title={`Enroll ${created.name}`} onClose={onClose} wide footer={<button type="button" class={buttonClass('primary')} onClick={onClose}>Done</button>}>
+        <p>Run this on the Docker host. The code works once and expires {ago(created.expiresAt)} ({dateTime(created.expiresAt)}).</p>
+        <CopyField label="Agent command" value={command} />
+        <p class="muted small">
+          The agent dials out to the hub and pins its certificate authority from the code; it never listens on a port. Use{' '}
+          <code>npx dockfleet agent …</code> where dockfleet is not installed globally, and add <code>--state DIR</code> to choose where it keeps its key.
+        </p>
+        <details>
+          <summary>Just the code</summary>
+          <CopyField label="Enrollment code" value={created.code} />
+        </details>
+      </Dialog>
+    );
+  }
+
+  return (
+    <Dialog title="Enroll a node" onClose={onClose} busy={busy}>
+      <form onSubmit={(e) => void submit(e)} noValidate>
+        <div class="field">
+          <label for="enroll-name">Node name</label>
+          <input
+            id="enroll-name"
+            required
+            autocomplete="off"
+            autocapitalize="none"
+            spellcheck={false}
+            maxLength={63}
+            placeholder="shop-01"
+            value={name}
+            aria-describedby="enroll-name-hint"
+            aria-invalid={error ? 'true' : undefined}
+            onInput={(e) => setName(e.currentTarget.value.toLowerCase())}
+          />
+          <div class="hint" id="enroll-name-hint">Lowercase letters, digits and dashes.</div>
+        </div>
+        <InlineError>{error}</InlineError>
+        <div class="form-actions">
+          <button type="button" class={buttonClass('default')} onClick={onClose} disabled={busy}>Cancel</button>
+          <SubmitButton busy={busy}>Create enrollment code</SubmitButton>
+        </div>
+      </form>
+    </Dialog>
+  );
+}
