@@ -54,6 +54,9 @@ export async function connectOnce(opts: ChannelOptions, signal: AbortSignal): Pr
     perMessageDeflate: false,
     maxPayload: MAX_MESSAGE,
     handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+    // RFC 6455 masking guards proxies from scripts in browsers; this client is no browser and
+    // the channel is TLS end to end, so a zero mask lets both ends skip XOR-ing every byte.
+    generateMask: (mask: Buffer) => void mask.fill(0),
   });
   const onAbort = (): void => ws.terminate();
   signal.addEventListener('abort', onAbort, { once: true });

@@ -36,6 +36,14 @@ export class WebSocketDuplex extends Duplex {
     this.#ws.send(chunk, { binary: true }, callback);
   }
 
+  /** HTTP/2 writes come corked in bursts (9-byte frame headers, then payloads): one WebSocket
+   * message, and so one TLS record, for the whole burst instead of one per piece. */
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
+    if (this.#ws.readyState !== this.#ws.OPEN) return callback(new Error('websocket is not open'));
+    const data = chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk));
+    this.#ws.send(data, { binary: true }, callback);
+  }
+
   override _final(callback: (error?: Error | null) => void): void {
     this.#ws.close(1000);
     callback();

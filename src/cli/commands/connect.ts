@@ -11,19 +11,12 @@ import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { dockerErrorBody, forwardableHeaders } from '../../protocol/docker-tunnel.ts';
+import { http1Head, http1JsonAnswer } from '../../lib/http1-head.ts';
 import { readUpgradeBody } from '../../lib/upgrade-body.ts';
 import { UsageError, type Command } from '../command.ts';
 import { TARGET_HELP, TARGET_OPTIONS, resolveTarget, type HubTarget } from '../hub-client.ts';
 import { untilSignal } from '../until-signal.ts';
 
-function rawHead(status: number, message: string, headers: http.IncomingHttpHeaders): string {
-  const lines = [`HTTP/1.1 ${status} ${message}`];
-  for (const [k, v] of Object.entries(headers)) {
-    if (v === undefined) continue;
-    for (const one of Array.isArray(v) ? v : [v]) lines.push(`${k}: ${one}`);
-  }
-  return `${lines.join('\r\n')}\r\n\r\n`;
-}
 
 /** Removes a stale socket file, but never a live socket or anything that is not a socket. */
 async function clearStaleSocket(path: string): Promise<void> {
@@ -69,7 +62,7 @@ export function createConnectServer(target: HubTarget, node: string): http.Serve
       ({ body, rest }) => {
         const out = hubRequest(req, { ...forwardableHeaders(req.headers), connection: 'Upgrade', upgrade: 'tcp' });
         out.once('upgrade', (hubRes, hubSocket: Socket, hubHead: Buffer) => {
-          client.write(rawHead(101, 'UPGRADED', hubRes.headers));
+          client.write(http1Head(101, hubRes.headers));
           if (hubHead.length > 0) client.write(hubHead);
           if (rest.length > 0) hubSocket.write(rest);
           hubSocket.on('error', () => client.destroy());
@@ -78,13 +71,13 @@ export function createConnectServer(target: HubTarget, node: string): http.Serve
           client.resume();
         });
         out.once('response', (hubRes) => {
-          client.write(rawHead(hubRes.statusCode ?? 502, 'Error', { ...hubRes.headers, connection: 'close' }));
+          client.write(http1Head(hubRes.statusCode ?? 502, { ...hubRes.headers, connection: 'close' }));
           hubRes.pipe(client);
         });
-        out.once('error', (err) => client.end(rawHead(502, 'Bad Gateway', { 'content-type': 'application/json', connection: 'close' }) + dockerErrorBody(err.message)));
+        out.once('error', (err) => client.end(http1JsonAnswer(502, dockerErrorBody(err.message))));
         out.end(body);
       },
-      (err: Error) => client.end(rawHead(400, 'Bad Request', { 'content-type': 'application/json', connection: 'close' }) + dockerErrorBody(err.message)),
+      (err: Error) => client.end(http1JsonAnswer(400, dockerErrorBody(err.message))),
     );
   });
   return server;

@@ -12,6 +12,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
 import { BODY_LENGTH_HEADER, DOCKER_PREFIX, UPGRADED_HEADER, UPGRADE_HEADER } from '../../protocol/docker-tunnel.ts';
 import { DockfleetError, toDockfleetError } from '../../protocol/errors.ts';
+import { http1JsonAnswer } from '../../lib/http1-head.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { parseJsonLine } from '../../lib/ndjson.ts';
 import type { AuditLog } from '../audit-log.ts';
@@ -68,7 +69,7 @@ export class TerminalBridge {
       this.#deps.audit.record({ user: principal.name, node: node!, method: 'POST', path: `/containers/${container}/exec (terminal)`, status: 101 });
     } catch (err) {
       const e = toDockfleetError(err);
-      socket.end(`HTTP/1.1 ${e.status} Error\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n${JSON.stringify(e.toJSON())}`);
+      socket.end(http1JsonAnswer(e.status, JSON.stringify(e.toJSON())));
       return;
     }
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#bridge(ws, link, execId, query));

@@ -1,6 +1,7 @@
 /** Docker-format error answers, so the stock CLI prints `Error response from daemon: …`. */
 import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { http1Head } from '../../lib/http1-head.ts';
 import { dockerErrorBody } from '../../protocol/docker-tunnel.ts';
 import type { DockfleetError } from '../../protocol/errors.ts';
 
@@ -14,8 +15,5 @@ export function writeDockerError(res: ServerResponse, err: DockfleetError): void
 /** The same on a raw socket (a hijack that never got its upgrade). */
 export function writeDockerErrorToSocket(socket: Duplex, err: DockfleetError): void {
   const body = dockerErrorBody(err.message);
-  socket.end(
-    `HTTP/1.1 ${err.status} Error\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-      `x-dockfleet-error: ${err.code}\r\nconnection: close\r\n\r\n${body}`,
-  );
+  socket.end(http1Head(err.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-dockfleet-error': err.code, connection: 'close' }) + body);
 }

@@ -10,17 +10,10 @@ import type { Duplex } from 'node:stream';
 import { BODY_LENGTH_HEADER, DOCKER_PREFIX, UPGRADED_HEADER, UPGRADE_HEADER, forwardableHeaders } from '../../protocol/docker-tunnel.ts';
 import { DockfleetError } from '../../protocol/errors.ts';
 import type { AgentLink } from '../gateway/agent-link.ts';
+import { http1Head } from '../../lib/http1-head.ts';
 import { readUpgradeBody } from '../../lib/upgrade-body.ts';
 import { writeDockerErrorToSocket } from './docker-errors.ts';
 import { CLIENT_ONLY_HEADERS, responseHeaders } from './node-proxy.ts';
-
-function formatHead(statusLine: string, headers: Record<string, string | string[]>): string {
-  const lines = [statusLine];
-  for (const [name, value] of Object.entries(headers)) {
-    for (const v of Array.isArray(value) ? value : [value]) lines.push(`${name}: ${v}`);
-  }
-  return `${lines.join('\r\n')}\r\n\r\n`;
-}
 
 const HIJACK_DROPPED_HEADERS = new Set([...CLIENT_ONLY_HEADERS, 'content-length']);
 
@@ -43,13 +36,13 @@ export async function hijackToNode(link: AgentLink, enginePath: string, req: Inc
       const status = Number(headers[':status']);
       if (headers[UPGRADED_HEADER] === undefined) {
         // The engine refused (no such container, policy, …): an ordinary answer, then close.
-        socket.write(formatHead(`HTTP/1.1 ${status} ${status < 400 ? 'OK' : 'Error'}`, { ...responseHeaders(headers), connection: 'close' }));
+        socket.write(http1Head(status, { ...responseHeaders(headers), connection: 'close' }));
         stream.pipe(socket);
         stream.once('end', () => resolve(status));
         return;
       }
       upgraded = true;
-      socket.write(formatHead('HTTP/1.1 101 UPGRADED', { ...responseHeaders(headers), connection: 'Upgrade', upgrade: 'tcp' }));
+      socket.write(http1Head(101, { ...responseHeaders(headers), connection: 'Upgrade', upgrade: 'tcp' }));
       if (rest.length > 0) stream.write(rest);
       stream.pipe(socket);
       socket.pipe(stream);

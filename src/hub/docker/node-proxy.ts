@@ -37,8 +37,9 @@ export function proxyToAgent(link: AgentLink, agentPath: string, req: IncomingMe
     stream.once('response', (headers) => {
       status = Number(headers[':status']);
       res.writeHead(status, responseHeaders(headers));
-      // Long streams (logs -f, events, stats) must reach the client as they come.
-      res.flushHeaders();
+      // Long streams (logs -f, events, stats; no content-length) must reach the client as
+      // they come; a sized answer goes out with its body in one write.
+      if (headers['content-length'] === undefined) res.flushHeaders();
       pipeline(stream, res, () => resolve(status));
     });
     stream.once('error', (err) => {

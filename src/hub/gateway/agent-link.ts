@@ -84,22 +84,26 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
         { ':method': req.method, ':path': req.path, ...req.headers },
         { endStream: req.body === undefined, signal: req.signal },
       );
+      let settled = false;
+      // Errors are built only when they are used: a stack trace per call is not free.
+      const fail = (make: () => DockfleetError): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        reject(make());
+      };
       const timer = setTimeout(() => {
         stream.close(http2.constants.NGHTTP2_CANCEL);
-        reject(new DockfleetError('node_timeout', `node ${this.nodeName} did not answer in ${req.timeoutMs} ms`));
+        fail(() => new DockfleetError('node_timeout', `node ${this.nodeName} did not answer in ${req.timeoutMs} ms`));
       }, req.timeoutMs ?? 30_000);
       stream.once('response', (headers) => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
         resolve({ status: Number(headers[':status']), headers, stream });
       });
-      stream.once('error', (err) => {
-        clearTimeout(timer);
-        reject(new DockfleetError('node_offline', `node ${this.nodeName}: ${err.message}`, { cause: err }));
-      });
-      stream.once('close', () => {
-        clearTimeout(timer);
-        reject(new DockfleetError('node_offline', `node ${this.nodeName} closed the stream`));
-      });
+      stream.once('error', (err) => fail(() => new DockfleetError('node_offline', `node ${this.nodeName}: ${err.message}`, { cause: err })));
+      stream.once('close', () => fail(() => new DockfleetError('node_offline', `node ${this.nodeName} closed the stream`)));
       if (req.body !== undefined) stream.end(req.body);
     });
   }

@@ -46,6 +46,8 @@ function nodeFromRow(row: NodeRow): NodeRecord {
 
 export class SqliteStore implements Store {
   readonly #db: Database.Database;
+  /** Prepared once per SQL text: preparing costs more than running most of these queries. */
+  readonly #statements = new Map<string, Database.Statement>();
 
   constructor(file: string) {
     this.#db = new Database(file);
@@ -53,6 +55,12 @@ export class SqliteStore implements Store {
     this.#db.pragma('synchronous = NORMAL');
     this.#db.pragma('foreign_keys = ON');
     this.#db.pragma('busy_timeout = 5000');
+  }
+
+  #stmt(sql: string): Database.Statement {
+    let statement = this.#statements.get(sql);
+    if (!statement) this.#statements.set(sql, (statement = this.#db.prepare(sql)));
+    return statement;
   }
 
   async migrate(): Promise<string[]> {
@@ -66,28 +74,26 @@ export class SqliteStore implements Store {
   async listNodes(): Promise<NodeRecord[]> {
     // Ordered so that, per name, a live record comes last and wins; a name with only revoked
     // records shows its newest one (as revoked) until the name is enrolled again.
-    const rows = this.#db.prepare("SELECT * FROM nodes ORDER BY name, (state <> 'revoked'), created_at").all() as NodeRow[];
+    const rows = this.#stmt("SELECT * FROM nodes ORDER BY name, (state <> 'revoked'), created_at").all() as NodeRow[];
     const byName = new Map<string, NodeRecord>();
     for (const row of rows) byName.set(row.name, nodeFromRow(row));
     return [...byName.values()];
   }
 
   async getNodeByName(name: string): Promise<NodeRecord | null> {
-    const row = this.#db
-      .prepare("SELECT * FROM nodes WHERE name = ? ORDER BY (state = 'revoked'), created_at DESC LIMIT 1")
+    const row = this.#stmt("SELECT * FROM nodes WHERE name = ? ORDER BY (state = 'revoked'), created_at DESC LIMIT 1")
       .get(name) as NodeRow | undefined;
     return row ? nodeFromRow(row) : null;
   }
 
   async getNodeById(id: string): Promise<NodeRecord | null> {
-    const row = this.#db.prepare('SELECT * FROM nodes WHERE id = ?').get(id) as NodeRow | undefined;
+    const row = this.#stmt('SELECT * FROM nodes WHERE id = ?').get(id) as NodeRow | undefined;
     return row ? nodeFromRow(row) : null;
   }
 
   #insertNode(node: NodeRecord, key: NodeKeyRecord): void {
     try {
-      this.#db
-        .prepare('INSERT INTO nodes (id, name, state, created_at, approved_at, revoked_at, last_seen, facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      this.#stmt('INSERT INTO nodes (id, name, state, created_at, approved_at, revoked_at, last_seen, facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
         .run(node.id, node.name, node.state, node.createdAt, node.approvedAt, node.revokedAt, node.lastSeen, node.facts ? JSON.stringify(node.facts) : null);
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
@@ -95,8 +101,7 @@ export class SqliteStore implements Store {
       }
       throw err;
     }
-    this.#db
-      .prepare('INSERT INTO node_keys (key_id, node_id, public_key, state, created_at) VALUES (?, ?, ?, ?, ?)')
+    this.#stmt('INSERT INTO node_keys (key_id, node_id, public_key, state, created_at) VALUES (?, ?, ?, ?, ?)')
       .run(key.keyId, key.nodeId, key.publicKey, key.state, key.createdAt);
   }
 
@@ -107,27 +112,27 @@ export class SqliteStore implements Store {
   async setNodeState(id: string, state: NodeState, at: number): Promise<void> {
     const column = state === 'active' ? 'approved_at' : state === 'revoked' ? 'revoked_at' : null;
     this.#db.transaction(() => {
-      if (column) this.#db.prepare(`UPDATE nodes SET state = ?, ${column} = ? WHERE id = ?`).run(state, at, id);
-      else this.#db.prepare('UPDATE nodes SET state = ? WHERE id = ?').run(state, id);
+      if (column) this.#stmt(`UPDATE nodes SET state = ?, ${column} = ? WHERE id = ?`).run(state, at, id);
+      else this.#stmt('UPDATE nodes SET state = ? WHERE id = ?').run(state, id);
       if (state === 'revoked') {
-        this.#db.prepare("UPDATE node_keys SET state = 'retired', retired_at = ? WHERE node_id = ? AND state = 'active'").run(at, id);
+        this.#stmt("UPDATE node_keys SET state = 'retired', retired_at = ? WHERE node_id = ? AND state = 'active'").run(at, id);
       }
     })();
   }
 
   async touchNodes(seen: ReadonlyArray<{ id: string; lastSeen: number }>): Promise<void> {
-    const stmt = this.#db.prepare('UPDATE nodes SET last_seen = ? WHERE id = ?');
+    const stmt = this.#stmt('UPDATE nodes SET last_seen = ? WHERE id = ?');
     this.#db.transaction(() => {
       for (const s of seen) stmt.run(s.lastSeen, s.id);
     })();
   }
 
   async setNodeFacts(id: string, facts: NodeRecord['facts']): Promise<void> {
-    this.#db.prepare('UPDATE nodes SET facts = ? WHERE id = ?').run(facts ? JSON.stringify(facts) : null, id);
+    this.#stmt('UPDATE nodes SET facts = ? WHERE id = ?').run(facts ? JSON.stringify(facts) : null, id);
   }
 
   async getNodeKey(keyId: string): Promise<NodeKeyRecord | null> {
-    const row = this.#db.prepare('SELECT key_id, node_id, public_key, state, created_at FROM node_keys WHERE key_id = ?').get(keyId) as
+    const row = this.#stmt('SELECT key_id, node_id, public_key, state, created_at FROM node_keys WHERE key_id = ?').get(keyId) as
       | { key_id: string; node_id: string; public_key: string; state: 'active' | 'retired'; created_at: number }
       | undefined;
     return row ? { keyId: row.key_id, nodeId: row.node_id, publicKey: row.public_key, state: row.state, createdAt: row.created_at } : null;
@@ -135,21 +140,19 @@ export class SqliteStore implements Store {
 
   async replaceNodeKey(nodeId: string, key: NodeKeyRecord, at: number): Promise<void> {
     this.#db.transaction(() => {
-      this.#db.prepare("UPDATE node_keys SET state = 'retired', retired_at = ? WHERE node_id = ? AND state = 'active'").run(at, nodeId);
-      this.#db
-        .prepare('INSERT INTO node_keys (key_id, node_id, public_key, state, created_at) VALUES (?, ?, ?, ?, ?)')
+      this.#stmt("UPDATE node_keys SET state = 'retired', retired_at = ? WHERE node_id = ? AND state = 'active'").run(at, nodeId);
+      this.#stmt('INSERT INTO node_keys (key_id, node_id, public_key, state, created_at) VALUES (?, ?, ?, ?, ?)')
         .run(key.keyId, nodeId, key.publicKey, 'active', key.createdAt);
     })();
   }
 
   async insertCode(code: CodeRecord): Promise<void> {
-    this.#db
-      .prepare('INSERT INTO enrollment_codes (secret_hash, kind, node_name, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?)')
+    this.#stmt('INSERT INTO enrollment_codes (secret_hash, kind, node_name, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?)')
       .run(code.secretHash, code.kind, code.nodeName, code.createdAt, code.expiresAt, code.usedAt);
   }
 
   async getCode(secretHash: string): Promise<CodeRecord | null> {
-    const row = this.#db.prepare('SELECT * FROM enrollment_codes WHERE secret_hash = ?').get(secretHash) as
+    const row = this.#stmt('SELECT * FROM enrollment_codes WHERE secret_hash = ?').get(secretHash) as
       | { secret_hash: string; kind: CodeRecord['kind']; node_name: string | null; created_at: number; expires_at: number; used_at: number | null }
       | undefined;
     return row
@@ -158,25 +161,24 @@ export class SqliteStore implements Store {
   }
 
   async markCodeUsed(secretHash: string, at: number): Promise<boolean> {
-    return this.#db.prepare('UPDATE enrollment_codes SET used_at = ? WHERE secret_hash = ? AND used_at IS NULL').run(at, secretHash).changes === 1;
+    return this.#stmt('UPDATE enrollment_codes SET used_at = ? WHERE secret_hash = ? AND used_at IS NULL').run(at, secretHash).changes === 1;
   }
 
   async redeemCode(secretHash: string, at: number, node: NodeRecord, key: NodeKeyRecord): Promise<void> {
     this.#db.transaction(() => {
-      const changed = this.#db.prepare('UPDATE enrollment_codes SET used_at = ? WHERE secret_hash = ? AND used_at IS NULL').run(at, secretHash).changes;
+      const changed = this.#stmt('UPDATE enrollment_codes SET used_at = ? WHERE secret_hash = ? AND used_at IS NULL').run(at, secretHash).changes;
       if (changed !== 1) throw new DockfleetError('code_used', 'enrollment code was already used');
       this.#insertNode(node, key);
     })();
   }
 
   async insertToken(token: TokenRecord): Promise<void> {
-    this.#db
-      .prepare('INSERT INTO api_tokens (token_hash, name, user_id, created_at, revoked_at) VALUES (?, ?, ?, ?, ?)')
+    this.#stmt('INSERT INTO api_tokens (token_hash, name, user_id, created_at, revoked_at) VALUES (?, ?, ?, ?, ?)')
       .run(token.tokenHash, token.name, token.userId, token.createdAt, token.revokedAt);
   }
 
   async getToken(tokenHash: string): Promise<TokenRecord | null> {
-    const row = this.#db.prepare('SELECT * FROM api_tokens WHERE token_hash = ?').get(tokenHash) as
+    const row = this.#stmt('SELECT * FROM api_tokens WHERE token_hash = ?').get(tokenHash) as
       | { token_hash: string; name: string; user_id: string; created_at: number; revoked_at: number | null }
       | undefined;
     return row ? { tokenHash: row.token_hash, name: row.name, userId: row.user_id, createdAt: row.created_at, revokedAt: row.revoked_at } : null;
@@ -184,8 +186,7 @@ export class SqliteStore implements Store {
 
   async insertUser(user: UserRecord): Promise<void> {
     try {
-      this.#db
-        .prepare('INSERT INTO users (id, name, role, created_at, disabled_at) VALUES (?, ?, ?, ?, ?)')
+      this.#stmt('INSERT INTO users (id, name, role, created_at, disabled_at) VALUES (?, ?, ?, ?, ?)')
         .run(user.id, user.name, user.role, user.createdAt, user.disabledAt);
     } catch (err) {
       if ((err as { code?: string }).code?.startsWith('SQLITE_CONSTRAINT')) throw new DockfleetError('name_taken', `a user named ${user.name} already exists`);
@@ -194,88 +195,84 @@ export class SqliteStore implements Store {
   }
 
   async getUser(id: string): Promise<UserRecord | null> {
-    return userFromRow(this.#db.prepare('SELECT * FROM users WHERE id = ?').get(id) as UserRow | undefined);
+    return userFromRow(this.#stmt('SELECT * FROM users WHERE id = ?').get(id) as UserRow | undefined);
   }
 
   async getUserByName(name: string): Promise<UserRecord | null> {
-    return userFromRow(this.#db.prepare('SELECT * FROM users WHERE name = ?').get(name) as UserRow | undefined);
+    return userFromRow(this.#stmt('SELECT * FROM users WHERE name = ?').get(name) as UserRow | undefined);
   }
 
   async getPasswordHash(userId: string): Promise<string | null> {
-    const row = this.#db.prepare('SELECT password_hash FROM users WHERE id = ?').get(userId) as { password_hash: string | null } | undefined;
+    const row = this.#stmt('SELECT password_hash FROM users WHERE id = ?').get(userId) as { password_hash: string | null } | undefined;
     return row?.password_hash ?? null;
   }
 
   async setPasswordHash(userId: string, hash: string): Promise<void> {
-    this.#db.prepare('UPDATE users SET password_hash = ? WHERE id = ?').run(hash, userId);
+    this.#stmt('UPDATE users SET password_hash = ? WHERE id = ?').run(hash, userId);
   }
 
   async hasPasswordUser(): Promise<boolean> {
-    return this.#db.prepare('SELECT 1 FROM users WHERE password_hash IS NOT NULL LIMIT 1').get() !== undefined;
+    return this.#stmt('SELECT 1 FROM users WHERE password_hash IS NOT NULL LIMIT 1').get() !== undefined;
   }
 
   async createFirstPasswordUser(user: UserRecord, passwordHash: string): Promise<boolean> {
     return this.#db.transaction(() => {
-      if (this.#db.prepare('SELECT 1 FROM users WHERE password_hash IS NOT NULL LIMIT 1').get() !== undefined) return false;
-      this.#db
-        .prepare('INSERT INTO users (id, name, role, created_at, disabled_at, password_hash) VALUES (?, ?, ?, ?, ?, ?)')
+      if (this.#stmt('SELECT 1 FROM users WHERE password_hash IS NOT NULL LIMIT 1').get() !== undefined) return false;
+      this.#stmt('INSERT INTO users (id, name, role, created_at, disabled_at, password_hash) VALUES (?, ?, ?, ?, ?, ?)')
         .run(user.id, user.name, user.role, user.createdAt, user.disabledAt, passwordHash);
       return true;
     }).immediate();
   }
 
   async listTokens(userId: string): Promise<TokenRecord[]> {
-    const rows = this.#db.prepare('SELECT * FROM api_tokens WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at').all(userId) as Array<{
+    const rows = this.#stmt('SELECT * FROM api_tokens WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at').all(userId) as Array<{
       token_hash: string; name: string; user_id: string; created_at: number; revoked_at: number | null;
     }>;
     return rows.map((r) => ({ tokenHash: r.token_hash, name: r.name, userId: r.user_id, createdAt: r.created_at, revokedAt: r.revoked_at }));
   }
 
   async revokeToken(tokenHash: string, userId: string, at: number): Promise<boolean> {
-    return this.#db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE token_hash = ? AND user_id = ? AND revoked_at IS NULL').run(at, tokenHash, userId).changes === 1;
+    return this.#stmt('UPDATE api_tokens SET revoked_at = ? WHERE token_hash = ? AND user_id = ? AND revoked_at IS NULL').run(at, tokenHash, userId).changes === 1;
   }
 
   async insertSession(session: SessionRecord): Promise<void> {
-    this.#db
-      .prepare('INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)')
+    this.#stmt('INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)')
       .run(session.idHash, session.userId, session.createdAt, session.expiresAt);
   }
 
   async getSession(idHash: string): Promise<SessionRecord | null> {
-    const row = this.#db.prepare('SELECT * FROM sessions WHERE id_hash = ?').get(idHash) as
+    const row = this.#stmt('SELECT * FROM sessions WHERE id_hash = ?').get(idHash) as
       | { id_hash: string; user_id: string; created_at: number; expires_at: number }
       | undefined;
     return row ? { idHash: row.id_hash, userId: row.user_id, createdAt: row.created_at, expiresAt: row.expires_at } : null;
   }
 
   async deleteSession(idHash: string): Promise<void> {
-    this.#db.prepare('DELETE FROM sessions WHERE id_hash = ?').run(idHash);
+    this.#stmt('DELETE FROM sessions WHERE id_hash = ?').run(idHash);
   }
 
   async deleteSessionsOfUser(userId: string, exceptIdHash?: string): Promise<number> {
-    return this.#db.prepare('DELETE FROM sessions WHERE user_id = ? AND id_hash IS NOT ?').run(userId, exceptIdHash ?? null).changes;
+    return this.#stmt('DELETE FROM sessions WHERE user_id = ? AND id_hash IS NOT ?').run(userId, exceptIdHash ?? null).changes;
   }
 
   async insertClientCert(cert: ClientCertRecord): Promise<void> {
-    this.#db
-      .prepare('INSERT INTO client_certs (serial, user_id, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?)')
+    this.#stmt('INSERT INTO client_certs (serial, user_id, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?)')
       .run(cert.serial, cert.userId, cert.createdAt, cert.expiresAt, cert.revokedAt);
   }
 
   async getClientCert(serial: string): Promise<ClientCertRecord | null> {
-    const row = this.#db.prepare('SELECT * FROM client_certs WHERE serial = ?').get(serial) as
+    const row = this.#stmt('SELECT * FROM client_certs WHERE serial = ?').get(serial) as
       | { serial: string; user_id: string; created_at: number; expires_at: number; revoked_at: number | null }
       | undefined;
     return row ? { serial: row.serial, userId: row.user_id, createdAt: row.created_at, expiresAt: row.expires_at, revokedAt: row.revoked_at } : null;
   }
 
   async revokeClientCert(serial: string, at: number): Promise<boolean> {
-    return this.#db.prepare('UPDATE client_certs SET revoked_at = ? WHERE serial = ? AND revoked_at IS NULL').run(at, serial).changes === 1;
+    return this.#stmt('UPDATE client_certs SET revoked_at = ? WHERE serial = ? AND revoked_at IS NULL').run(at, serial).changes === 1;
   }
 
   async appendAudit(entry: AuditEntry): Promise<void> {
-    this.#db
-      .prepare('INSERT INTO audit_log (at, user, node, method, path, status) VALUES (?, ?, ?, ?, ?, ?)')
+    this.#stmt('INSERT INTO audit_log (at, user, node, method, path, status) VALUES (?, ?, ?, ?, ?, ?)')
       .run(entry.at, entry.user, entry.node, entry.method, entry.path, entry.status);
   }
 
@@ -288,17 +285,16 @@ export class SqliteStore implements Store {
     if (query.until !== undefined) { where.push('at < ?'); args.push(query.until); }
     if (query.before !== undefined) { where.push('id < ?'); args.push(query.before); }
     const sql = `SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
-    return this.#db.prepare(sql).all(...args, query.limit) as Array<AuditEntry & { id: number }>;
+    return this.#stmt(sql).all(...args, query.limit) as Array<AuditEntry & { id: number }>;
   }
 
   async saveInventory(nodeId: string, section: InventorySection, items: unknown[], at: number): Promise<void> {
-    this.#db
-      .prepare('INSERT INTO node_inventory (node_id, section, items, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (node_id, section) DO UPDATE SET items = excluded.items, updated_at = excluded.updated_at')
+    this.#stmt('INSERT INTO node_inventory (node_id, section, items, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (node_id, section) DO UPDATE SET items = excluded.items, updated_at = excluded.updated_at')
       .run(nodeId, section, JSON.stringify(items), at);
   }
 
   async loadInventory(nodeId: string): Promise<InventoryRecord[]> {
-    const rows = this.#db.prepare('SELECT section, items, updated_at FROM node_inventory WHERE node_id = ?').all(nodeId) as Array<{
+    const rows = this.#stmt('SELECT section, items, updated_at FROM node_inventory WHERE node_id = ?').all(nodeId) as Array<{
       section: InventorySection;
       items: string;
       updated_at: number;
