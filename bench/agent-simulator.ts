@@ -6,17 +6,25 @@
  *
  * As a library:   startSimulatedFleet({ hubUrl, caPem, token, count, namePrefix, concurrency })
  * As a process:   node --import tsx bench/agent-simulator.ts --hub URL --ca FILE --token T \
- *                   --count N --prefix P [--concurrency C] [--watch-stdin]
+ *                   --count N --prefix P [--concurrency C] [--watch-stdin] \
+ *                   [--docker-containers K] [--control-stdin]
  *   prints `enrolled N in MS ms`, then `simulated K connected` whenever K changes (and
  *   `stats connects=C drops=D` every 2 s when those moved); stops on SIGTERM/SIGINT
  *   (and, with --watch-stdin, when its stdin closes, i.e. when the parent died).
+ *   --docker-containers K: GET /docker[/vX.Y]/containers/json answers a JSON array of K fake
+ *   containers in the engine's list format (without it, Docker paths get 404 as before).
+ *   --control-stdin: reads commands from stdin, one a line: `stall NAME[,NAME…]` makes those
+ *   nodes stop answering Docker paths (requests are held, never answered; the channel and its
+ *   heartbeats stay up), `unstall NAME[,NAME…]` undoes it; each is acknowledged on stdout with
+ *   `stalled K` / `unstalled K` (K = nodes stalled now).
  * Identities live in memory only, so a restarted hub sees the same nodes come back.
  */
-import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { hostname } from 'node:os';
 import { pathToFileURL } from 'node:url';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { runChannel, type ChannelIdentity } from '../src/agent/hub-channel.ts';
 import type { TunnelHandler } from '../src/agent/tunnel-handler.ts';
@@ -39,6 +47,8 @@ export interface SimulatedFleetOptions {
   log?: Logger;
   /** Called whenever the number of connected agents changes. */
   onChange?: (connected: number) => void;
+  /** Fake containers each node lists on GET /docker[/vX.Y]/containers/json (default 0: 404). */
+  dockerContainers?: number;
 }
 
 export interface SimulatedFleet {
@@ -49,6 +59,10 @@ export interface SimulatedFleet {
   failures(): Array<{ node: string; error: string }>;
   /** Since start: completed handshakes, and links or attempts that ended (drops include failed dials). */
   stats(): { connects: number; drops: number };
+  /** Makes these nodes hold Docker requests unanswered (true) or answer again (false). */
+  stallDocker(nodes: readonly string[], stalled: boolean): void;
+  /** Nodes whose Docker paths are stalled now. */
+  stalledNodes(): string[];
 }
 
 interface SimNode {
@@ -89,8 +103,53 @@ function fakeContainers(node: string, at: number): Array<Record<string, unknown>
   }));
 }
 
-/** The agent side of the tunnel without an engine: 204 for the no-op, a fixed inventory. */
-export function simulatedTunnelHandler(node: string): TunnelHandler {
+const DOCKER_CONTAINERS_PATH = /^\/docker(?:\/v\d+\.\d+)?\/containers\/json$/;
+
+/** `count` containers in the engine's GET /containers/json format (~1 KB of JSON each). */
+export function fakeDockerContainers(node: string, count: number, at = Date.now()): Array<Record<string, unknown>> {
+  const roles = ['web', 'api', 'worker', 'db', 'cache', 'proxy', 'cron', 'queue'];
+  return Array.from({ length: count }, (_, i) => {
+    const role = roles[i % roles.length]!;
+    const id = createHash('sha256').update(`${node}/${i}`).digest('hex');
+    const running = i % 5 !== 4;
+    return {
+      Id: id,
+      Names: [`/${role}-${i}`],
+      Image: `registry.example/${role}:1.${i}`,
+      ImageID: `sha256:${createHash('sha256').update(role).digest('hex')}`,
+      Command: `/docker-entrypoint.sh ${role} --port ${8000 + i}`,
+      Created: Math.floor(at / 1000) - 3600 * (i + 1),
+      Ports: i % 3 === 0 ? [{ IP: '0.0.0.0', PrivatePort: 8000 + i, PublicPort: 18000 + i, Type: 'tcp' }] : [],
+      Labels: { 'com.docker.compose.project': 'demo', 'com.docker.compose.service': role, 'com.docker.compose.container-number': String(i) },
+      State: running ? 'running' : 'exited',
+      Status: running ? `Up ${i + 1} hours` : 'Exited (0) 5 minutes ago',
+      HostConfig: { NetworkMode: 'bridge' },
+      NetworkSettings: {
+        Networks: {
+          bridge: {
+            IPAMConfig: null, Links: null, Aliases: null, NetworkID: createHash('sha256').update('bridge').digest('hex'),
+            EndpointID: running ? createHash('sha256').update(`${id}/ep`).digest('hex') : '', Gateway: running ? '172.17.0.1' : '',
+            IPAddress: running ? `172.17.0.${i + 2}` : '', IPPrefixLen: running ? 16 : 0, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0,
+            MacAddress: running ? `02:42:ac:11:00:${(i + 2).toString(16).padStart(2, '0')}` : '', DriverOpts: null,
+          },
+        },
+      },
+      Mounts: i % 4 === 0 ? [{ Type: 'volume', Name: `${role}-data`, Source: `/var/lib/docker/volumes/${role}-data/_data`, Destination: '/data', Driver: 'local', Mode: 'z', RW: true, Propagation: '' }] : [],
+    };
+  });
+}
+
+export interface SimulatedDocker {
+  /** Fake containers on GET /docker[/vX.Y]/containers/json. */
+  containers: number;
+  /** While true, Docker requests are held and never answered. */
+  stalled: () => boolean;
+}
+
+/** The agent side of the tunnel without an engine: 204 for the no-op, a fixed inventory, and
+ * (with `docker`) a fake container list on the Docker path. */
+export function simulatedTunnelHandler(node: string, docker?: SimulatedDocker): TunnelHandler {
+  let containersBody: string | null = null;
   const facts = {
     version: '27.3.1', apiVersion: '1.47', os: 'Ubuntu 24.04.1 LTS', arch: 'x86_64',
     kernel: '6.8.0-45-generic', cpus: 4, memoryBytes: 8 * 1024 ** 3, hostname: node,
@@ -112,6 +171,16 @@ export function simulatedTunnelHandler(node: string): TunnelHandler {
       res.write(lines.map((m) => `${JSON.stringify(m)}\n`).join(''));
       // Stays open, as a real agent's stream does while it watches the engine.
       return;
+    }
+    if (docker && path !== undefined && path.startsWith('/docker/')) {
+      // A stalled node holds the request; the hub's deadline cancels the stream.
+      if (docker.stalled()) return;
+      if (DOCKER_CONTAINERS_PATH.test(path) && req.method === 'GET') {
+        containersBody ??= JSON.stringify(fakeDockerContainers(node, docker.containers));
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(containersBody), 'api-version': '1.47' });
+        res.end(containersBody);
+        return;
+      }
     }
     const body = JSON.stringify({ message: `no such agent endpoint ${path}` });
     res.writeHead(404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
@@ -180,6 +249,8 @@ export async function startSimulatedFleet(opts: SimulatedFleetOptions): Promise<
   };
   const abort = new AbortController();
   const gate = new Gate(concurrency);
+  const stalled = new Set<string>();
+  const dockerContainers = opts.dockerContainers ?? 0;
   const running = sims.map(async (sim) => {
     const release = await gate.acquire();
     // A node that cannot connect must not hold its slot forever.
@@ -190,7 +261,7 @@ export async function startSimulatedFleet(opts: SimulatedFleetOptions): Promise<
         {
           hubUrl,
           identity: sim.identity,
-          handler: simulatedTunnelHandler(sim.name),
+          handler: simulatedTunnelHandler(sim.name, dockerContainers > 0 ? { containers: dockerContainers, stalled: () => stalled.has(sim.name) } : undefined),
           log,
           agentVersion: 'bench-sim',
           backoff: new TrackingBackoff({ initialMs: 100, maxMs: 10_000 }, () => {
@@ -221,6 +292,14 @@ export async function startSimulatedFleet(opts: SimulatedFleetOptions): Promise<
     connectedCount: () => connected,
     failures: () => [...failures],
     stats: () => ({ connects, drops }),
+    stallDocker(nodes, on) {
+      for (const n of nodes) {
+        if (!names.includes(n)) throw new Error(`no simulated node ${n}`);
+        if (on) stalled.add(n);
+        else stalled.delete(n);
+      }
+    },
+    stalledNodes: () => [...stalled].sort(),
     async stop() {
       abort.abort();
       await Promise.allSettled(running);
@@ -241,10 +320,12 @@ async function main(argv: string[]): Promise<void> {
       prefix: { type: 'string', default: `sim-${hostname().toLowerCase().replace(/[^a-z0-9-]/g, '')}`.slice(0, 40) },
       concurrency: { type: 'string', default: '32' },
       'watch-stdin': { type: 'boolean', default: false },
+      'docker-containers': { type: 'string', default: '0' },
+      'control-stdin': { type: 'boolean', default: false },
     },
   });
   if (!values.hub || !values.ca || !values.count || (!values.token && !values['token-file'])) {
-    process.stderr.write('usage: agent-simulator.ts --hub URL --ca FILE (--token T | --token-file FILE) --count N --prefix P [--concurrency C] [--watch-stdin]\n');
+    process.stderr.write('usage: agent-simulator.ts --hub URL --ca FILE (--token T | --token-file FILE) --count N --prefix P [--concurrency C] [--watch-stdin] [--docker-containers K] [--control-stdin]\n');
     process.exitCode = 2;
     return;
   }
@@ -252,6 +333,8 @@ async function main(argv: string[]): Promise<void> {
   const caPem = await readFile(values.ca, 'utf8');
   const count = Number(values.count);
   if (!Number.isInteger(count) || count < 1) throw new Error(`--count must be a positive integer, got ${values.count}`);
+  const dockerContainers = Number(values['docker-containers']);
+  if (!Number.isInteger(dockerContainers) || dockerContainers < 0) throw new Error(`--docker-containers must be a non-negative integer, got ${values['docker-containers']}`);
 
   let printed = -1;
   let timer: NodeJS.Timeout | null = null;
@@ -265,7 +348,7 @@ async function main(argv: string[]): Promise<void> {
   };
   const started = Date.now();
   fleet = await startSimulatedFleet({
-    hubUrl: values.hub, caPem, token, count, namePrefix: values.prefix!, concurrency: Number(values.concurrency),
+    hubUrl: values.hub, caPem, token, count, namePrefix: values.prefix!, concurrency: Number(values.concurrency), dockerContainers,
     // Reaching everyone (or losing everyone) is printed at once; in between, at most every 250 ms.
     onChange: (n) => {
       if (n === count || n === 0) print();
@@ -290,6 +373,18 @@ async function main(argv: string[]): Promise<void> {
     process.stdin.on('end', () => void stop('stdin closed'));
     process.stdin.on('error', () => void stop('stdin error'));
     process.stdin.resume();
+  }
+  if (values['control-stdin']) {
+    createInterface({ input: process.stdin }).on('line', (line) => {
+      const m = /^(stall|unstall) (\S+)$/.exec(line.trim());
+      if (!m) return void process.stderr.write(`agent-simulator: unknown command "${line}"\n`);
+      try {
+        fleet!.stallDocker(m[2]!.split(','), m[1] === 'stall');
+        process.stdout.write(`${m[1]}ed ${fleet!.stalledNodes().length}\n`);
+      } catch (err) {
+        process.stdout.write(`error ${(err as Error).message}\n`);
+      }
+    });
   }
   // Also keeps the process alive (the channels' timers are unref'd).
   let lastStats = '';

@@ -1,0 +1,102 @@
+/**
+ * The web UI's budget: JavaScript of the first load (gzipped, target ≤ 300 KB) and time to a
+ * meaningful paint of the fleet pages with 100 nodes and 2,000 containers (target < 1 s),
+ * beside the same pages for an empty fleet in the same run. The hub runs as its own process;
+ * 100 simulated agents (the real protocol, 20 containers each) feed it; Debian's chromium
+ * loads the pages. Writes bench/results/web-ui.json.
+ */
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
+import { startSimulatedFleet } from './agent-simulator.ts';
+import { startHubProcess } from './lib/dockfleet-procs.ts';
+import { machineFacts } from './lib/machine.ts';
+import { freePort } from './lib/proc.ts';
+import { summarize } from './lib/stats.ts';
+import { buildUi, firstLoadBytes, firstLoadJsBytes } from '../src/hub/ui/ui-assets.ts';
+import { launchBrowser } from '../test/support/browser.ts';
+
+const NODES = Number(process.env.BENCH_UI_NODES ?? 100);
+const CONTAINERS_PER_NODE = Number(process.env.BENCH_UI_CONTAINERS ?? 20);
+const LOADS = Number(process.env.BENCH_UI_LOADS ?? 7);
+const PASSWORD = 'benchmark passphrase';
+
+/** Loads `path` and returns ms from navigation start until `ready` holds, plus first contentful paint. */
+async function timeLoad(page: Page, url: string, ready: string): Promise<{ readyMs: number; fcpMs: number | null }> {
+  await page.goto(url, { waitUntil: 'commit' });
+  await page.waitForFunction(ready, undefined, { timeout: 30_000, polling: 'raf' });
+  return page.evaluate(() => ({
+    readyMs: performance.now(),
+    fcpMs: performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? null,
+  }));
+}
+
+async function measure(page: Page, base: string, expectNodes: number, expectContainers: number) {
+  const nodesReady = `document.querySelectorAll('article.node-card').length === ${expectNodes} && ${expectNodes} > 0 || (${expectNodes} === 0 && !!document.querySelector('main h1'))`;
+  const containersReady = `(() => { const t = document.querySelector('main')?.innerText ?? ''; return ${expectContainers} === 0 ? /No containers|0 on/.test(t) || !!document.querySelector('main h1') : new RegExp('${expectContainers.toLocaleString('en-US')} on|${expectContainers} on').test(t); })()`;
+  const out: Record<string, { ready: ReturnType<typeof summarize>; fcp: ReturnType<typeof summarize> }> = {};
+  for (const [name, path, ready] of [['nodes', '/nodes', nodesReady], ['containers', '/containers', containersReady]] as const) {
+    const ready_: number[] = [];
+    const fcp: number[] = [];
+    await timeLoad(page, `${base}${path}`, ready); // warm: caches, JIT
+    for (let i = 0; i < LOADS; i++) {
+      const r = await timeLoad(page, `${base}${path}`, ready);
+      ready_.push(r.readyMs);
+      if (r.fcpMs !== null) fcp.push(r.fcpMs);
+    }
+    out[name] = { ready: summarize(ready_), fcp: summarize(fcp) };
+  }
+  return out;
+}
+
+const assets = await buildUi();
+const dataDir = await mkdtemp(join(tmpdir(), 'dockfleet-bench-ui-'));
+const hub = await startHubProcess(dataDir, `127.0.0.1:${await freePort()}`);
+const browser = await launchBrowser();
+let fleet: Awaited<ReturnType<typeof startSimulatedFleet>> | null = null;
+try {
+  // A UI user, signed in once; the cookie is reused for every load.
+  const headers = { authorization: `Bearer ${hub.token}`, 'content-type': 'application/json' };
+  const { request } = await import('node:https');
+  await new Promise<void>((resolve, reject) => {
+    const req = request(new URL('/api/v1/users', hub.url), { method: 'POST', ca: hub.caPem, headers }, (res) => (res.resume(), res.on('end', resolve)));
+    req.on('error', reject);
+    req.end(JSON.stringify({ name: 'bench', role: 'admin', password: PASSWORD }));
+  });
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  await page.goto(hub.url);
+  await page.getByLabel('Username').fill('bench');
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('link', { name: 'Nodes' }).waitFor();
+
+  const empty = await measure(page, hub.url, 0, 0);
+  fleet = await startSimulatedFleet({ hubUrl: hub.url, caPem: hub.caPem, token: hub.token, count: NODES, namePrefix: 'ui', dockerContainers: CONTAINERS_PER_NODE });
+  const deadline = Date.now() + 60_000;
+  while (fleet.connectedCount() < NODES && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  await new Promise((r) => setTimeout(r, 2_000));
+  const full = await measure(page, hub.url, NODES, NODES * CONTAINERS_PER_NODE);
+
+  const result = {
+    bench: 'web-ui',
+    at: new Date().toISOString(),
+    machine: machineFacts(),
+    firstLoad: { gzipBytes: firstLoadBytes(assets), jsGzipBytes: firstLoadJsBytes(assets), budgetJsGzipBytes: 300 * 1024 },
+    fleet: { nodes: NODES, containers: NODES * CONTAINERS_PER_NODE },
+    loadsPerPage: LOADS,
+    baselineEmptyFleetMs: empty,
+    fullFleetMs: full,
+    targetReadyMs: 1000,
+    notes: ['readyMs: navigation start → every node card rendered (/nodes) or the container count shown (/containers), in the page\'s own clock; fcpMs: first contentful paint.'],
+  };
+  await mkdir('bench/results', { recursive: true });
+  await writeFile('bench/results/web-ui.json', `${JSON.stringify(result, null, 2)}\n`);
+  console.log(JSON.stringify(result, null, 2));
+} finally {
+  await fleet?.stop();
+  await browser.close();
+  await hub.child.stop();
+  await rm(dataDir, { recursive: true, force: true });
+}
