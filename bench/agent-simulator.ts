@@ -165,7 +165,8 @@ export function simulatedTunnelHandler(node: string, docker?: SimulatedDocker): 
       const at = now();
       const lines: InventoryMessage[] = [
         { t: 'engine', state: 'up', facts },
-        { t: 'section', section: 'containers', items: fakeContainers(node, at), at },
+        // With a Docker container list, the inventory carries the same containers.
+        { t: 'section', section: 'containers', items: docker ? fakeDockerContainers(node, docker.containers, at) : fakeContainers(node, at), at },
       ];
       res.writeHead(200, { 'content-type': 'application/x-ndjson' });
       res.write(lines.map((m) => `${JSON.stringify(m)}\n`).join(''));

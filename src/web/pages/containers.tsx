@@ -13,6 +13,8 @@ import { setQuery, useLocation } from '../lib/router.ts';
 import { useStore } from '../lib/store.ts';
 import type { FleetContainer, Me } from '../lib/types.ts';
 
+const PAGE_ROWS = 100;
+
 const STATES = ['running', 'exited', 'paused', 'restarting', 'created', 'dead', 'removing'];
 
 type SortKey = 'name' | 'node' | 'image' | 'state' | 'created';
@@ -98,6 +100,9 @@ export function ContainersPage({ me }: { me: Me }): JSX.Element {
   }, [all, filters.node, filters.state, filters.name, filters.image, filters.label, sort, desc]);
 
   const running = all.filter((c) => c.State === 'running').length;
+  // A page of rows at a time: thousands of rows would make every live update re-render them all.
+  const [limit, setLimit] = useState(PAGE_ROWS);
+  const visible = shown.length > limit ? shown.slice(0, limit) : shown;
   const anyFilter = Object.values(filters).some(Boolean);
   const loading = f.nodes === null || (all.length === 0 && f.containers.size === 0 && (f.nodes?.some((n) => n.status === 'online') ?? false));
 
@@ -189,7 +194,7 @@ export function ContainersPage({ me }: { me: Me }): JSX.Element {
               </tr>
             </thead>
             <tbody>
-              {shown.map((c) => {
+              {visible.map((c) => {
                 const offline = nodeStatus.get(c.node) !== 'online';
                 const p = ports(c.Ports);
                 return (
@@ -224,7 +229,16 @@ export function ContainersPage({ me }: { me: Me }): JSX.Element {
               })}
             </tbody>
           </table>
-          {anyFilter && <p class="muted small table-note">Showing {shown.length} of {all.length}.</p>}
+          {(anyFilter || visible.length < shown.length) && (
+            <p class="muted small table-note">
+              Showing {visible.length} of {shown.length}{anyFilter ? ` matching (${all.length} in all)` : ''}.{' '}
+              {visible.length < shown.length && (
+                <button type="button" class={buttonClass('link', true)} onClick={() => setLimit((l) => l + PAGE_ROWS)}>
+                  Show {Math.min(PAGE_ROWS, shown.length - visible.length)} more
+                </button>
+              )}
+            </p>
+          )}
         </div>
       )}
       {pruning && <PruneDialog kind="containers" nodes={nodeNames.filter((n) => nodeStatus.get(n) === 'online')} {...(filters.node ? { node: filters.node } : {})} onClose={() => setPruning(false)} />}
