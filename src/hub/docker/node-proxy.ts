@@ -19,6 +19,29 @@ export function responseHeaders(headers: H2Headers): Record<string, string | str
   return forwardableHeaders(headers as Record<string, string | string[] | undefined>, new Set(['x-dockfleet-upgraded']));
 }
 
+/** Copies the agent's answer to the client with backpressure, corking each burst of
+ * HTTP/2 DATA frames into one write instead of a syscall per frame. */
+function relay(from: http2.ClientHttp2Stream, to: ServerResponse, done: () => void): void {
+  let corked = false;
+  from.on('data', (chunk: Buffer) => {
+    if (!corked) {
+      corked = true;
+      to.cork();
+      process.nextTick(() => {
+        corked = false;
+        to.uncork();
+      });
+    }
+    if (!to.write(chunk)) from.pause();
+  });
+  to.on('drain', () => from.resume());
+  from.once('end', () => to.end());
+  from.once('error', () => to.destroy());
+  // A client gone mid-answer: stop reading from the agent (the caller cancels the stream).
+  to.on('error', () => from.destroy());
+  to.once('close', done);
+}
+
 /** Streams the client's request to `agentPath` on the node's agent and the answer back. */
 export function proxyToAgent(link: AgentLink, agentPath: string, req: IncomingMessage, res: ServerResponse): Promise<number> {
   return new Promise((resolve) => {
@@ -40,7 +63,7 @@ export function proxyToAgent(link: AgentLink, agentPath: string, req: IncomingMe
       // Long streams (logs -f, events, stats; no content-length) must reach the client as
       // they come; a sized answer goes out with its body in one write.
       if (headers['content-length'] === undefined) res.flushHeaders();
-      pipeline(stream, res, () => resolve(status));
+      relay(stream, res, () => resolve(status));
     });
     stream.once('error', (err) => {
       if (!res.headersSent) writeDockerError(res, new DockfleetError('node_offline', `node ${link.nodeName} went away: ${err.message}`));
