@@ -44,17 +44,11 @@ import { createDelayedNetns, tcpConnectRtt, type DelayedNetns } from './lib/netn
 import { cpuSeconds, freePort, rssBytes, sleep, startChild, type Child } from './lib/proc.ts';
 import { startSampler, type ProcWindow } from './lib/sampler.ts';
 import { median, summarize, type LatencySummary } from './lib/stats.ts';
+import { envInt } from './lib/env-int.ts';
 
 const RESULTS = process.env.BENCH_OUT ?? join(ROOT, 'bench', 'results', 'docker-gateway.json');
 const LOAD_CLIENT = join(ROOT, 'bench', 'lib', 'load-client.ts');
 
-const envInt = (name: string, fallback: number): number => {
-  const v = process.env[name];
-  if (v === undefined || v === '') return fallback;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got ${v}`);
-  return n;
-};
 const PHASES = new Set((process.env.BENCH_PHASES ?? 'small,stream,rtt,many').split(',').map((s) => s.trim()));
 const SMALL_N = envInt('BENCH_SMALL_N', 2000);
 const SMALL_ROUNDS = Math.max(1, envInt('BENCH_SMALL_ROUNDS', 4));

@@ -20,17 +20,11 @@ import { execFileSync } from 'node:child_process';
 import { HubHttp, runPool } from './lib/hub-http.ts';
 import { cpuSeconds, freePort, peakRssBytes, rssBytes, sleep, startChild, type Child } from './lib/proc.ts';
 import { median, summarize, type LatencySummary } from './lib/stats.ts';
+import { envInt } from './lib/env-int.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const RESULTS = join(ROOT, 'bench', 'results', 'fleet-scale.json');
 
-const envInt = (name: string, fallback: number): number => {
-  const v = process.env[name];
-  if (v === undefined || v === '') return fallback;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got ${v}`);
-  return n;
-};
 const AGENTS = (process.env.BENCH_AGENTS ?? '100,1000').split(',').map((s) => Number(s.trim())).filter((n) => Number.isInteger(n) && n > 0);
 const SETTLE_MS = envInt('BENCH_SETTLE_MS', 10_000);
 const CPU_WINDOW_MS = envInt('BENCH_CPU_WINDOW_MS', 20_000);
