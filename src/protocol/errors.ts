@@ -28,6 +28,10 @@ export const ERROR_CODES = {
   protocol_error: { status: 400, retryable: false },
   handshake_timeout: { status: 408, retryable: true },
   replaced: { status: 409, retryable: true },
+  path_refused: { status: 403, retryable: false },
+  conflict: { status: 409, retryable: false },
+  length_required: { status: 411, retryable: false },
+  insufficient_storage: { status: 507, retryable: true },
   internal: { status: 500, retryable: true },
 } as const satisfies Record<string, { status: number; retryable: boolean }>;
 

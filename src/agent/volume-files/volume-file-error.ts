@@ -2,6 +2,8 @@
  * What can go wrong with a volume file operation. Messages are written for the person at the
  * other end: they quote the caller's own (volume-relative) path, never a host path.
  */
+import { DockfleetError, type ErrorCode } from '../../protocol/errors.ts';
+
 export type VolumeFileErrorKind =
   | 'bad_request'
   | 'refused'
@@ -11,25 +13,23 @@ export type VolumeFileErrorKind =
   | 'too_large'
   | 'no_space';
 
-export const VOLUME_FILE_ERROR_STATUS: Readonly<Record<VolumeFileErrorKind, number>> = {
-  bad_request: 400,
-  refused: 403,
-  not_found: 404,
-  conflict: 409,
-  length_required: 411,
-  too_large: 413,
-  no_space: 507,
+/** Each kind is a code of the project's one error registry (statuses live there). */
+const CODE_OF: Readonly<Record<VolumeFileErrorKind, ErrorCode>> = {
+  bad_request: 'bad_request',
+  refused: 'path_refused',
+  not_found: 'not_found',
+  conflict: 'conflict',
+  length_required: 'length_required',
+  too_large: 'payload_too_large',
+  no_space: 'insufficient_storage',
 };
 
-export class VolumeFileError extends Error {
+export class VolumeFileError extends DockfleetError {
   readonly kind: VolumeFileErrorKind;
   constructor(kind: VolumeFileErrorKind, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(CODE_OF[kind], message, options);
     this.name = 'VolumeFileError';
     this.kind = kind;
-  }
-  get status(): number {
-    return VOLUME_FILE_ERROR_STATUS[this.kind];
   }
 }
 
