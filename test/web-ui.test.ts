@@ -158,6 +158,41 @@ test('volume files: upload, list, download; escape attempts are refused', async 
   }
 });
 
+test('images, volumes and networks of a node: list, inspect, remove with confirmation, prune', async () => {
+  await page.goto(`${hub.url}/nodes/shop-01/images`);
+  const image = page.getByRole('row', { name: /dockfleet-test\/busybox/ });
+  await image.waitFor();
+  await image.getByRole('button', { name: 'Inspect' }).click();
+  const inspect = page.getByRole('dialog');
+  await inspect.getByText(/Cmd|Entrypoint|Architecture/).first().waitFor();
+  await screenshot(page, 'images-inspect-1280');
+  await inspect.getByRole('button', { name: 'Close' }).first().click();
+
+  // A network made on the host shows up; removing it asks first, then it is gone from the engine.
+  await engineRequest(engine.socketPath, 'POST', '/networks/create', { Name: 'ui-net' });
+  await page.goto(`${hub.url}/nodes/shop-01/networks`);
+  const net = page.getByRole('row', { name: /ui-net/ });
+  await net.getByRole('button', { name: 'Remove' }).click();
+  // A confirmation first (an alert dialog), then the removal.
+  await page.getByRole('alertdialog').getByRole('button', { name: 'Remove' }).click();
+  await net.waitFor({ state: 'detached' });
+  assert.equal((await engineRequest(engine.socketPath, 'GET', '/networks/ui-net')).status, 404);
+
+  // An unused volume beside the one in use: prune must remove it and only it.
+  await engineRequest(engine.socketPath, 'POST', '/volumes/create', { Name: 'ui-spare' });
+  await page.goto(`${hub.url}/nodes/shop-01/volumes`);
+  await page.getByRole('row', { name: /ui-spare/ }).waitFor();
+  await page.getByRole('button', { name: /Prune/ }).first().click();
+  const prune = page.locator('dialog[open]');
+  await prune.getByRole('button', { name: 'Prune', exact: true }).click();
+  await prune.getByRole('status').waitFor();
+  assert.doesNotMatch((await prune.getByRole('status').textContent()) ?? '', /Nothing to prune/);
+  assert.equal((await engineRequest(engine.socketPath, 'GET', '/volumes/ui-spare')).status, 404);
+  assert.equal((await engineRequest(engine.socketPath, 'GET', '/volumes/site')).status, 200, 'the volume in use stays');
+  await screenshot(page, 'volumes-prune-1280');
+  await prune.getByRole('button', { name: 'Done' }).click();
+});
+
 test('phone width: the fleet is readable and the menu works; sign out and back in', async () => {
   const phone = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
   await phone.addCookies(await context.cookies());
