@@ -75,11 +75,13 @@ export class LiveStream {
     for (const c of this.#clients) update(c);
     this.#timer ??= setTimeout(() => {
       this.#timer = null;
-      for (const c of this.#clients) this.#flush(c);
+      // Each payload is serialised once per flush, however many clients want it.
+      const payloads = new Payloads(this.#registry, this.#inventory);
+      for (const c of this.#clients) this.#flush(c, payloads);
     }, FLUSH_MS);
   }
 
-  #flush(client: Client): void {
+  #flush(client: Client, payloads = new Payloads(this.#registry, this.#inventory)): void {
     const { res } = client;
     if (res.writableLength > MAX_BUFFERED) {
       res.end();
@@ -88,14 +90,41 @@ export class LiveStream {
     }
     if (client.nodes) {
       client.nodes = false;
-      res.write(`event: nodes\ndata: ${JSON.stringify(this.#registry.list())}\n\n`);
+      res.write(payloads.nodes());
     }
     for (const nodeId of client.containers) {
-      const node = this.#registry.byId(nodeId);
-      if (!node) continue;
-      const items = this.#inventory.section(nodeId, 'containers')?.items ?? [];
-      res.write(`event: containers\ndata: ${JSON.stringify({ node: node.name, items })}\n\n`);
+      const event = payloads.containers(nodeId);
+      if (event) res.write(event);
     }
     client.containers.clear();
+  }
+}
+
+/** The events of one flush, built on first use and shared by every client. */
+class Payloads {
+  readonly #registry: NodeRegistry;
+  readonly #inventory: InventoryCache;
+  #nodes: string | null = null;
+  readonly #containers = new Map<string, string | null>();
+
+  constructor(registry: NodeRegistry, inventory: InventoryCache) {
+    this.#registry = registry;
+    this.#inventory = inventory;
+  }
+
+  nodes(): string {
+    this.#nodes ??= `event: nodes\ndata: ${JSON.stringify(this.#registry.list())}\n\n`;
+    return this.#nodes;
+  }
+
+  containers(nodeId: string): string | null {
+    let event = this.#containers.get(nodeId);
+    if (event === undefined) {
+      const node = this.#registry.byId(nodeId);
+      const items = this.#inventory.section(nodeId, 'containers')?.items ?? [];
+      event = node ? `event: containers\ndata: ${JSON.stringify({ node: node.name, items })}\n\n` : null;
+      this.#containers.set(nodeId, event);
+    }
+    return event;
   }
 }
