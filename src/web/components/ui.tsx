@@ -302,3 +302,28 @@ export function useTicker(ms: number): number {
   return n;
 }
 
+
+/** A responsive table with a screen-reader caption and plain column headers; the last column
+ * holds row actions (its header is for screen readers only). `after` goes below the table. */
+export function DataTable({ caption, columns, after, children }: {
+  caption: ComponentChildren;
+  columns: string[];
+  after?: ComponentChildren;
+  children: ComponentChildren;
+}): JSX.Element {
+  return (
+    <div class="table-wrap">
+      <table class="table responsive">
+        <caption class="sr-only">{caption}</caption>
+        <thead>
+          <tr>
+            {columns.map((c) => <th key={c} scope="col">{c}</th>)}
+            <th scope="col"><span class="sr-only">Actions</span></th>
+          </tr>
+        </thead>
+        <tbody>{children}</tbody>
+      </table>
+      {after}
+    </div>
+  );
+}

@@ -6,7 +6,7 @@ import { Icon } from '../components/icons.tsx';
 import { PruneDialog } from '../components/prune.tsx';
 import { toast } from '../components/toasts.tsx';
 import {
-  ActionButton, AsyncView, Empty, ErrorState, KeyFacts, Loading, PageHeader, RawJson, StatusBadge, buttonClass, useAsync,
+  ActionButton, AsyncView, DataTable, Empty, ErrorState, KeyFacts, Loading, PageHeader, RawJson, StatusBadge, buttonClass, useAsync,
 } from '../components/ui.tsx';
 import type { PruneKind } from '../lib/actions.ts';
 import { dockerPath, get, request } from '../lib/api.ts';
@@ -179,45 +179,30 @@ export function ImagesPage({ me, node }: { me: Me; node: string }): JSX.Element 
           images.length === 0 ? (
             <Empty title="No images on this node" />
           ) : (
-            <div class="table-wrap">
-              <table class="table responsive">
-                <caption class="sr-only">Images on {node}</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Repository:tag</th>
-                    <th scope="col">ID</th>
-                    <th scope="col">Size</th>
-                    <th scope="col">Created</th>
-                    <th scope="col">Used by</th>
-                    <th scope="col"><span class="sr-only">Actions</span></th>
+            <DataTable caption={`Images on ${node}`} columns={['Repository:tag', 'ID', 'Size', 'Created', 'Used by']}>
+              {[...images].sort((a, b) => b.Created - a.Created).map((img) => {
+                const tags = (img.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
+                const label = tags[0] ?? (img.RepoDigests?.[0]?.split('@')[0] ? `${img.RepoDigests[0].split('@')[0]} (untagged)` : shortId(img.Id));
+                const users = usage.get(img.Id) ?? [];
+                return (
+                  <tr key={img.Id}>
+                    <td data-label="Tags" class="cell-name">
+                      {tags.length ? tags.map((t) => <div key={t} class="break strong">{t}</div>) : <span class="muted">&lt;none&gt;</span>}
+                    </td>
+                    <td data-label="ID" class="mono">{shortId(img.Id)}</td>
+                    <td data-label="Size">{bytes(img.Size)}</td>
+                    <td data-label="Created" title={dateTime(img.Created)}>{ago(img.Created)}</td>
+                    <td data-label="Used by">{users.length ? <span title={users.join(', ')}>{plural(users.length, 'container')}</span> : <span class="muted">unused</span>}</td>
+                    <td class="cell-actions">
+                      <div class="row-actions">
+                        <button type="button" class={buttonClass('ghost', true)} onClick={() => setInspecting(img)}>Inspect</button>
+                        {canWrite && <ActionButton small variant="danger" what={`Remove ${label}`} confirm={askRemove(img, label)} onClick={(ok) => remove(img, label, ok)}>Remove</ActionButton>}
+                      </div>
+                    </td>
                   </tr>
-                </thead>
-                <tbody>
-                  {[...images].sort((a, b) => b.Created - a.Created).map((img) => {
-                    const tags = (img.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
-                    const label = tags[0] ?? (img.RepoDigests?.[0]?.split('@')[0] ? `${img.RepoDigests[0].split('@')[0]} (untagged)` : shortId(img.Id));
-                    const users = usage.get(img.Id) ?? [];
-                    return (
-                      <tr key={img.Id}>
-                        <td data-label="Tags" class="cell-name">
-                          {tags.length ? tags.map((t) => <div key={t} class="break strong">{t}</div>) : <span class="muted">&lt;none&gt;</span>}
-                        </td>
-                        <td data-label="ID" class="mono">{shortId(img.Id)}</td>
-                        <td data-label="Size">{bytes(img.Size)}</td>
-                        <td data-label="Created" title={dateTime(img.Created)}>{ago(img.Created)}</td>
-                        <td data-label="Used by">{users.length ? <span title={users.join(', ')}>{plural(users.length, 'container')}</span> : <span class="muted">unused</span>}</td>
-                        <td class="cell-actions">
-                          <div class="row-actions">
-                            <button type="button" class={buttonClass('ghost', true)} onClick={() => setInspecting(img)}>Inspect</button>
-                            {canWrite && <ActionButton small variant="danger" what={`Remove ${label}`} confirm={askRemove(img, label)} onClick={(ok) => remove(img, label, ok)}>Remove</ActionButton>}
-                          </div>
-                        </td>
-                      </tr>
-                    );
-                  })}
-                </tbody>
-              </table>
-            </div>
+                );
+              })}
+            </DataTable>
           )
         }
       </AsyncView>
@@ -295,45 +280,30 @@ export function VolumesPage({ me, node }: { me: Me; node: string }): JSX.Element
           !volumes || volumes.length === 0 ? (
             <Empty title="No volumes on this node" />
           ) : (
-            <div class="table-wrap">
-              <table class="table responsive">
-                <caption class="sr-only">Volumes on {node}</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Name</th>
-                    <th scope="col">Driver</th>
-                    <th scope="col">Created</th>
-                    <th scope="col">Used by</th>
-                    <th scope="col"><span class="sr-only">Actions</span></th>
+            <DataTable caption={`Volumes on ${node}`} columns={['Name', 'Driver', 'Created', 'Used by']} after={(state.data?.Warnings ?? []).map((w) => <p key={w} class="warn-text small">{w}</p>)}>
+              {volumes.map((v) => {
+                const users = usage.get(v.Name) ?? [];
+                const files = `/nodes/${encodeURIComponent(node)}/volumes/${encodeURIComponent(v.Name)}/files`;
+                return (
+                  <tr key={v.Name}>
+                    <td data-label="Name" class="cell-name">
+                      <a href={files} class="strong-link break" title="Browse files">{v.Name}</a>
+                      {v.Labels?.['com.docker.compose.project'] && <div class="muted small">compose: {v.Labels['com.docker.compose.project']}</div>}
+                    </td>
+                    <td data-label="Driver">{v.Driver}</td>
+                    <td data-label="Created" title={dateTime(v.CreatedAt ?? null)}>{ago(v.CreatedAt ?? null)}</td>
+                    <td data-label="Used by">{users.length ? users.join(', ') : <span class="muted">unused</span>}</td>
+                    <td class="cell-actions">
+                      <div class="row-actions">
+                        <a class={buttonClass('ghost', true)} href={files}><Icon name="folder" size={15} />Files</a>
+                        <button type="button" class={buttonClass('ghost', true)} onClick={() => setInspecting(v.Name)}>Inspect</button>
+                        {canWrite && <ActionButton small variant="danger" what={`Remove ${v.Name}`} confirm={askRemove(v)} onClick={(ok) => remove(v, ok)}>Remove</ActionButton>}
+                      </div>
+                    </td>
                   </tr>
-                </thead>
-                <tbody>
-                  {volumes.map((v) => {
-                    const users = usage.get(v.Name) ?? [];
-                    const files = `/nodes/${encodeURIComponent(node)}/volumes/${encodeURIComponent(v.Name)}/files`;
-                    return (
-                      <tr key={v.Name}>
-                        <td data-label="Name" class="cell-name">
-                          <a href={files} class="strong-link break" title="Browse files">{v.Name}</a>
-                          {v.Labels?.['com.docker.compose.project'] && <div class="muted small">compose: {v.Labels['com.docker.compose.project']}</div>}
-                        </td>
-                        <td data-label="Driver">{v.Driver}</td>
-                        <td data-label="Created" title={dateTime(v.CreatedAt ?? null)}>{ago(v.CreatedAt ?? null)}</td>
-                        <td data-label="Used by">{users.length ? users.join(', ') : <span class="muted">unused</span>}</td>
-                        <td class="cell-actions">
-                          <div class="row-actions">
-                            <a class={buttonClass('ghost', true)} href={files}><Icon name="folder" size={15} />Files</a>
-                            <button type="button" class={buttonClass('ghost', true)} onClick={() => setInspecting(v.Name)}>Inspect</button>
-                            {canWrite && <ActionButton small variant="danger" what={`Remove ${v.Name}`} confirm={askRemove(v)} onClick={(ok) => remove(v, ok)}>Remove</ActionButton>}
-                          </div>
-                        </td>
-                      </tr>
-                    );
-                  })}
-                </tbody>
-              </table>
-              {(state.data?.Warnings ?? []).map((w) => <p key={w} class="warn-text small">{w}</p>)}
-            </div>
+                );
+              })}
+            </DataTable>
           )
         }
       </AsyncView>
@@ -400,48 +370,33 @@ export function NetworksPage({ me, node }: { me: Me; node: string }): JSX.Elemen
           networks.length === 0 ? (
             <Empty title="No networks on this node" />
           ) : (
-            <div class="table-wrap">
-              <table class="table responsive">
-                <caption class="sr-only">Networks on {node}</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Name</th>
-                    <th scope="col">ID</th>
-                    <th scope="col">Driver</th>
-                    <th scope="col">Subnet</th>
-                    <th scope="col">Containers</th>
-                    <th scope="col"><span class="sr-only">Actions</span></th>
+            <DataTable caption={`Networks on ${node}`} columns={['Name', 'ID', 'Driver', 'Subnet', 'Containers']}>
+              {[...networks].sort((a, b) => a.Name.localeCompare(b.Name)).map((n) => {
+                const users = nodeContainersCount(n);
+                const subnets = (n.IPAM?.Config ?? []).map((c) => c.Subnet).filter(Boolean);
+                return (
+                  <tr key={n.Id}>
+                    <td data-label="Name" class="cell-name">
+                      <span class="strong">{n.Name}</span>
+                      {BUILTIN_NETWORKS.has(n.Name) && <span class="chip">built-in</span>}
+                      {n.Internal && <span class="chip">internal</span>}
+                    </td>
+                    <td data-label="ID" class="mono">{shortId(n.Id)}</td>
+                    <td data-label="Driver">{n.Driver}{n.Scope && n.Scope !== 'local' ? ` (${n.Scope})` : ''}</td>
+                    <td data-label="Subnet" class="mono">{subnets.join(', ') || '—'}</td>
+                    <td data-label="Containers">{users.length ? <span title={users.join(', ')}>{users.length}</span> : <span class="muted">0</span>}</td>
+                    <td class="cell-actions">
+                      <div class="row-actions">
+                        <button type="button" class={buttonClass('ghost', true)} onClick={() => setInspecting(n)}>Inspect</button>
+                        {canWrite && !BUILTIN_NETWORKS.has(n.Name) && (
+                          <ActionButton small variant="danger" what={`Remove ${n.Name}`} confirm={askRemove(n)} onClick={() => remove(n)}>Remove</ActionButton>
+                        )}
+                      </div>
+                    </td>
                   </tr>
-                </thead>
-                <tbody>
-                  {[...networks].sort((a, b) => a.Name.localeCompare(b.Name)).map((n) => {
-                    const users = nodeContainersCount(n);
-                    const subnets = (n.IPAM?.Config ?? []).map((c) => c.Subnet).filter(Boolean);
-                    return (
-                      <tr key={n.Id}>
-                        <td data-label="Name" class="cell-name">
-                          <span class="strong">{n.Name}</span>
-                          {BUILTIN_NETWORKS.has(n.Name) && <span class="chip">built-in</span>}
-                          {n.Internal && <span class="chip">internal</span>}
-                        </td>
-                        <td data-label="ID" class="mono">{shortId(n.Id)}</td>
-                        <td data-label="Driver">{n.Driver}{n.Scope && n.Scope !== 'local' ? ` (${n.Scope})` : ''}</td>
-                        <td data-label="Subnet" class="mono">{subnets.join(', ') || '—'}</td>
-                        <td data-label="Containers">{users.length ? <span title={users.join(', ')}>{users.length}</span> : <span class="muted">0</span>}</td>
-                        <td class="cell-actions">
-                          <div class="row-actions">
-                            <button type="button" class={buttonClass('ghost', true)} onClick={() => setInspecting(n)}>Inspect</button>
-                            {canWrite && !BUILTIN_NETWORKS.has(n.Name) && (
-                              <ActionButton small variant="danger" what={`Remove ${n.Name}`} confirm={askRemove(n)} onClick={() => remove(n)}>Remove</ActionButton>
-                            )}
-                          </div>
-                        </td>
-                      </tr>
-                    );
-                  })}
-                </tbody>
-              </table>
-            </div>
+                );
+              })}
+            </DataTable>
           )
         }
       </AsyncView>
