@@ -14,7 +14,7 @@ import { LiveStream, LIVE_STREAM_PATH } from './api/live-stream.ts';
 import { TerminalBridge, isTerminalPath } from './api/terminal-bridge.ts';
 import { matchVolumeFiles, proxyVolumeFiles } from './api/volume-files-proxy.ts';
 import { AuditLog } from './audit-log.ts';
-import { buildUi, createUiHandler } from './ui/ui-assets.ts';
+import { buildUi, createUiHandler, describeUi } from './ui/ui-assets.ts';
 import { Principals } from './auth/principals.ts';
 import { DockerGateway } from './docker/docker-gateway.ts';
 import { isDockerUrl } from './docker/docker-route.ts';
@@ -61,7 +61,9 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
   });
   const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log });
   const restListener = getRequestListener(app.fetch);
-  const ui = createUiHandler(await buildUi());
+  const assets = await buildUi();
+  log.info(describeUi(assets), 'web UI built');
+  const ui = createUiHandler(assets);
   const live = new LiveStream(registry, inventory, principals);
   const terminals = new TerminalBridge({ registry, principals, audit, log });
 

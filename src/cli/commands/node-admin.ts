@@ -1,6 +1,6 @@
 /** Client commands that manage nodes through the hub's REST API. */
 import { parseArgs } from 'node:util';
-import type { NodeView } from '../../protocol/api.ts';
+import { enrollmentCreated, joinTokenCreated, type NodeView } from '../../protocol/api.ts';
 import { UsageError, type Command } from '../command.ts';
 import { TARGET_HELP, TARGET_OPTIONS, callHub, resolveTarget } from '../hub-client.ts';
 
@@ -54,7 +54,7 @@ ${TARGET_HELP}`,
     const name = oneName(positionals);
     const target = resolveTarget(values);
     const ttlSeconds = parseTtl(values.ttl);
-    const res = (await callHub(target, 'POST', '/api/v1/enrollments', { name, ...(ttlSeconds ? { ttlSeconds } : {}) })) as { code: string; expiresAt: string };
+    const res = enrollmentCreated.parse(await callHub(target, 'POST', '/api/v1/enrollments', { name, ...(ttlSeconds ? { ttlSeconds } : {}) }));
     process.stdout.write(`# on the Docker host of ${name} (code valid until ${res.expiresAt}, single use):\n`);
     process.stdout.write(`#   dockfleet agent --hub ${target.url.origin} --code ${res.code}\n`);
     process.stdout.write(`${res.code}\n`);
@@ -72,7 +72,7 @@ ${TARGET_HELP}`,
     const { values, positionals } = parse(args, ['ttl']);
     if (positionals.length > 0) throw new UsageError('join-token takes no arguments');
     const ttlSeconds = parseTtl(values.ttl);
-    const res = (await callHub(resolveTarget(values), 'POST', '/api/v1/join-tokens', ttlSeconds ? { ttlSeconds } : {})) as { token: string; expiresAt: string };
+    const res = joinTokenCreated.parse(await callHub(resolveTarget(values), 'POST', '/api/v1/join-tokens', ttlSeconds ? { ttlSeconds } : {}));
     process.stdout.write(`# reusable until ${res.expiresAt}; nodes joining with it wait for 'dockfleet approve NAME'\n${res.token}\n`);
   },
 };

@@ -227,16 +227,6 @@ export function PageHeader({ title, children, sub }: { title: ComponentChildren;
   );
 }
 
-export function Field({ id, label, children, hint }: { id: string; label: string; children: ComponentChildren; hint?: ComponentChildren }): JSX.Element {
-  return (
-    <div class="field">
-      <label for={id}>{label}</label>
-      {children}
-      {hint && <div class="hint" id={`${id}-hint`}>{hint}</div>}
-    </div>
-  );
-}
-
 export interface AsyncState<T> {
   data: T | undefined;
   error: unknown;

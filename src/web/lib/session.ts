@@ -11,11 +11,6 @@ export type SessionState =
 
 export const session = createStore<SessionState>({ status: 'loading' });
 
-export function currentMe(): Me | null {
-  const s = session.get();
-  return s.status === 'signedIn' ? s.me : null;
-}
-
 async function setupNeeded(): Promise<boolean> {
   try {
     const r = await get<{ needed: boolean }>('/api/v1/setup', { quiet401: true });
