@@ -12,7 +12,7 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mintCode, nodeStatus, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
-import { authFrameFor, openRawClient } from './support/raw-gateway-client.ts';
+import { authFrameFor, openRawClient, type RawClient, type RawClientOptions } from './support/raw-gateway-client.ts';
 
 let hub: TestHub;
 let identity: AgentIdentity;
@@ -26,35 +26,46 @@ before(async () => {
 });
 after(() => hub.stop());
 
-async function refusedWith(send: (c: Awaited<ReturnType<typeof openRawClient>>, nonce: string) => void): Promise<{ code: string; closeCode: number }> {
-  const client = await openRawClient(hub.url, hub.caPem);
+async function refusedWith(send: (c: RawClient, nonce: string) => void, opts: RawClientOptions = {}): Promise<{ code: string }> {
+  const client = await openRawClient(hub.url, hub.caPem, opts);
   const challenge = await client.nextFrame();
   assert.equal(challenge.t, 'challenge');
   send(client, challenge.nonce);
   const frame = await client.nextFrame();
   assert.equal(frame.t, 'error');
-  const closed = await client.closed;
-  return { code: frame.code, closeCode: closed.code };
+  await client.closed;
+  return { code: frame.code };
 }
 
-test('binary data before authentication is a protocol error', async () => {
-  const r = await refusedWith((c) => c.ws.send(Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')));
-  assert.deepEqual(r, { code: 'protocol_error', closeCode: 4000 });
+test('HTTP/2 bytes before authentication are a protocol error', async () => {
+  const r = await refusedWith((c) => c.sendRaw(Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')));
+  assert.deepEqual(r, { code: 'protocol_error' });
+});
+
+test('a stream that does not open with the WebSocket frame header is a protocol error', async () => {
+  // A text frame, a short binary frame, plain bytes: only the one endless binary frame is ours.
+  for (const start of [Buffer.from([0x81, 0x85, 0, 0, 0, 0, 0x68, 0x65, 0x6c, 0x6c, 0x6f]), Buffer.from([0x82, 0x82, 0, 0, 0, 0, 0x7b, 0x7d]), Buffer.from('{"t":"auth"}\n')]) {
+    const client = await openRawClient(hub.url, hub.caPem, { streamStart: start });
+    assert.equal((await client.nextFrame()).t, 'challenge');
+    const frame = await client.nextFrame();
+    assert.deepEqual([frame.t, frame.code], ['error', 'protocol_error']);
+    await client.closed;
+  }
 });
 
 test('a malformed auth frame is a protocol error', async () => {
-  assert.equal((await refusedWith((c) => c.ws.send('{"t":"auth","node":'))).code, 'protocol_error');
-  assert.equal((await refusedWith((c) => c.ws.send('{"t":"hello"}'))).code, 'protocol_error');
+  assert.equal((await refusedWith((c) => c.send('{"t":"auth","node":'))).code, 'protocol_error');
+  assert.equal((await refusedWith((c) => c.send('{"t":"hello"}'))).code, 'protocol_error');
 });
 
 test('an oversized handshake frame is refused', async () => {
-  assert.equal((await refusedWith((c) => c.ws.send(JSON.stringify({ t: 'auth', pad: 'x'.repeat(20_000) })))).code, 'payload_too_large');
+  assert.equal((await refusedWith((c) => c.send(JSON.stringify({ t: 'auth', pad: 'x'.repeat(20_000) })))).code, 'payload_too_large');
 });
 
 test('an unsupported protocol version is refused with a clear message', async () => {
   const r = await refusedWith((c, nonce) => {
     const frame = JSON.parse(authFrameFor(c, nonce, identity.node, identity.keyId, privateKeyPem));
-    c.ws.send(JSON.stringify({ ...frame, v: 99 }));
+    c.send(JSON.stringify({ ...frame, v: 99 }));
   });
   assert.equal(r.code, 'protocol_error');
 });
@@ -62,16 +73,16 @@ test('an unsupported protocol version is refused with a clear message', async ()
 test('a bad signature, an unknown key and a replayed signature are all unauthenticated', async () => {
   const bad = await refusedWith((c, nonce) => {
     const frame = JSON.parse(authFrameFor(c, nonce, identity.node, identity.keyId, privateKeyPem));
-    c.ws.send(JSON.stringify({ ...frame, sig: Buffer.alloc(64).toString('base64url') }));
+    c.send(JSON.stringify({ ...frame, sig: Buffer.alloc(64).toString('base64url') }));
   });
   assert.equal(bad.code, 'unauthenticated');
-  const unknown = await refusedWith((c, nonce) => c.ws.send(authFrameFor(c, nonce, identity.node, 'f'.repeat(32), privateKeyPem)));
+  const unknown = await refusedWith((c, nonce) => c.send(authFrameFor(c, nonce, identity.node, 'f'.repeat(32), privateKeyPem)));
   assert.equal(unknown.code, 'unauthenticated');
   // A signature captured from one connection is useless on another (new nonce, new TLS session).
   const first = await openRawClient(hub.url, hub.caPem);
   const captured = authFrameFor(first, (await first.nextFrame()).nonce, identity.node, identity.keyId, privateKeyPem);
-  first.ws.terminate();
-  const replay = await refusedWith((c) => c.ws.send(captured));
+  first.terminate();
+  const replay = await refusedWith((c) => c.send(captured));
   assert.equal(replay.code, 'unauthenticated');
 });
 
@@ -92,10 +103,10 @@ test('a client without the dockfleet subprotocol is not served', async () => {
 
 test('garbage inside an authenticated channel drops that link only', async () => {
   const client = await openRawClient(hub.url, hub.caPem);
-  client.ws.send(authFrameFor(client, (await client.nextFrame()).nonce, identity.node, identity.keyId, privateKeyPem));
+  client.send(authFrameFor(client, (await client.nextFrame()).nonce, identity.node, identity.keyId, privateKeyPem));
   assert.equal((await client.nextFrame()).t, 'welcome');
   await waitFor(async () => (await nodeStatus(hub, 'target')) === 'online', 3_000, 'online');
-  client.ws.send(Buffer.from('this is not an HTTP/2 frame at all, not even close'));
+  client.sendRaw(Buffer.from('this is not an HTTP/2 frame at all, not even close'));
   await client.closed;
   await waitFor(async () => (await nodeStatus(hub, 'target')) === 'offline', 3_000, 'offline after garbage');
   assert.equal((await hub.api('GET', '/healthz')).status, 200);
@@ -182,11 +193,11 @@ test('a node reconnecting in a tight loop is refused with a retry time', async (
   let retryAfterMs = 0;
   for (let i = 0; i < 16; i++) {
     const client = await openRawClient(hub.url, hub.caPem);
-    client.ws.send(authFrameFor(client, (await client.nextFrame()).nonce, identity.node, identity.keyId, privateKeyPem));
+    client.send(authFrameFor(client, (await client.nextFrame()).nonce, identity.node, identity.keyId, privateKeyPem));
     const frame = await client.nextFrame();
     codes.push(frame.t === 'welcome' ? 'welcome' : frame.code);
     if (frame.t === 'error') retryAfterMs = frame.retryAfterMs;
-    client.ws.terminate();
+    client.terminate();
   }
   assert.ok(codes.slice(0, 5).every((c) => c === 'welcome'), codes.join());
   assert.equal(codes.at(-1), 'rate_limited');

@@ -17,9 +17,9 @@ after(() => hub.stop());
 async function rawAuth(node: string, privateKeyPem: string): Promise<any> {
   const keyId = keyIdOf(createPublicKey(privateKeyPem).export({ type: 'spki', format: 'pem' }).toString());
   const client = await openRawClient(hub.url, hub.caPem);
-  client.ws.send(authFrameFor(client, (await client.nextFrame()).nonce, node, keyId, privateKeyPem));
+  client.send(authFrameFor(client, (await client.nextFrame()).nonce, node, keyId, privateKeyPem));
   const frame = await client.nextFrame();
-  client.ws.terminate();
+  client.terminate();
   return frame;
 }
 

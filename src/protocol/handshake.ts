@@ -1,8 +1,9 @@
 /**
- * The agent gateway handshake. After the WebSocket upgrade, hub and agent exchange a few JSON
- * text frames (validated here), then switch to binary frames that carry one HTTP/2 session:
- * the hub is the HTTP/2 client, the agent the server, so every request is hub-initiated while
- * the TCP connection stays agent-initiated.
+ * The agent gateway handshake. After the WebSocket upgrade (gateway-stream.ts), hub and agent
+ * exchange a few JSON lines (validated here), then the same connection carries one HTTP/2
+ * session: the hub is the HTTP/2 client, the agent the server, so every request is
+ * hub-initiated while the TCP connection stays agent-initiated. Once HTTP/2 runs, the hub's
+ * parting words (revoked, replaced, …) travel as an error frame in the GOAWAY's debug data.
  */
 import { z } from 'zod';
 import { ERROR_CODES, type ErrorCode } from './errors.ts';
@@ -10,9 +11,9 @@ import { ERROR_CODES, type ErrorCode } from './errors.ts';
 export const PROTOCOL_VERSION = 1;
 /** Path of the WebSocket upgrade on the hub's port. */
 export const GATEWAY_PATH = '/gateway/v1/agent';
-/** WebSocket subprotocol: names the framing inside the socket. */
-export const GATEWAY_SUBPROTOCOL = 'dockfleet.h2.v1';
-/** Handshake frames are small; anything larger is a protocol error. */
+/** WebSocket subprotocol: names the framing inside the socket (gateway-stream.ts). */
+export const GATEWAY_SUBPROTOCOL = 'dockfleet.h2.v2';
+/** Handshake lines are small; anything larger is a protocol error. */
 export const MAX_HANDSHAKE_FRAME = 8 * 1024;
 /** Label for the TLS exported keying material that binds the signature to one TLS session. */
 export const EKM_LABEL = 'EXPORTER-dockfleet-gateway-v1';
@@ -40,6 +41,8 @@ export const authFrame = z.object({
 });
 
 export const pendingFrame = z.object({ t: z.literal('pending') });
+/** Sent by the hub while a node waits for approval, so the agent can tell a live hub from a dead one. */
+export const keepaliveFrame = z.object({ t: z.literal('keepalive') });
 
 export const welcomeFrame = z.object({
   t: z.literal('welcome'),
@@ -61,16 +64,8 @@ export type AuthFrame = z.infer<typeof authFrame>;
 export type WelcomeFrame = z.infer<typeof welcomeFrame>;
 export type ErrorFrame = { t: 'error'; code: ErrorCode; message: string; retryAfterMs?: number };
 
-export const hubFrame = z.discriminatedUnion('t', [challengeFrame, pendingFrame, welcomeFrame, errorFrame]);
+export const hubFrame = z.discriminatedUnion('t', [challengeFrame, pendingFrame, keepaliveFrame, welcomeFrame, errorFrame]);
 export type HubFrame = z.infer<typeof hubFrame>;
-
-/** WebSocket close codes (4000–4999 are ours). The reason travels in a preceding error frame. */
-export const CLOSE_CODES = {
-  normal: 1000,
-  goingAway: 1001,
-  protocolError: 4000,
-  rejected: 4001,
-} as const;
 
 /** Bytes an agent signs to prove it holds its key, bound to the hub's nonce and to the TLS
  * session (exported keying material), so a captured signature is useless anywhere else. */
@@ -78,7 +73,7 @@ export function authPayload(node: string, nonce: string, ekm: Buffer): Buffer {
   return Buffer.from(`dockfleet-gateway-v${PROTOCOL_VERSION}\n${node}\n${nonce}\n${ekm.toString('hex')}`);
 }
 
-/** Parses a JSON text frame with a schema; returns null for anything malformed. */
+/** Parses a JSON handshake line with a schema; returns null for anything malformed. */
 export function parseFrame<T>(schema: z.ZodType<T>, data: string): T | null {
   let raw: unknown;
   try {

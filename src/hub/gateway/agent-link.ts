@@ -1,18 +1,18 @@
 /**
- * One connected agent as the hub sees it: an HTTP/2 client session over the agent's WebSocket.
+ * One connected agent as the hub sees it: an HTTP/2 client session on the agent's upgraded TLS
+ * socket (native: Node's HTTP/2 reads and writes the socket without a JavaScript hop).
  * Every hub→agent call is a stream on it; the agent's inventory arrives on one long-lived
  * stream the link keeps open for as long as the agent is connected.
  */
 import { EventEmitter } from 'node:events';
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
-import type { WebSocket } from 'ws';
+import type { TLSSocket } from 'node:tls';
 import { DockfleetError } from '../../protocol/errors.ts';
-import { CLOSE_CODES, type ErrorFrame } from '../../protocol/handshake.ts';
+import type { ErrorFrame } from '../../protocol/handshake.ts';
 import { INVENTORY_PATH, MAX_INVENTORY_LINE, inventoryMessage, type InventoryMessage } from '../../protocol/inventory.ts';
 import { H2_MAX_SESSION_MEMORY_MB, H2_SETTINGS, widenSessionWindow } from '../../lib/h2-channel.ts';
 import { NdjsonSplitter, parseJsonLine } from '../../lib/ndjson.ts';
 import { readBounded } from '../../lib/read-bounded.ts';
-import { WebSocketDuplex } from '../../lib/websocket-duplex.ts';
 import type { Logger } from '../../lib/logger.ts';
 
 export interface AgentLinkEvents {
@@ -36,6 +36,8 @@ export interface LinkRequest {
 }
 
 const INVENTORY_RETRY_MS = 1_000;
+/** How long a closing link waits for the agent to hang up after GOAWAY before cutting it off. */
+const CLOSE_GRACE_MS = 1_000;
 
 export class AgentLink extends EventEmitter<AgentLinkEvents> {
   readonly nodeId: string;
@@ -43,29 +45,31 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
   keyId: string;
   readonly connectedAt = Date.now();
   lastSeen = Date.now();
-  readonly #ws: WebSocket;
+  readonly #socket: TLSSocket;
   readonly #session: ClientHttp2Session;
   readonly #log: Logger;
   #closed = false;
 
-  constructor(opts: { ws: WebSocket; nodeId: string; nodeName: string; keyId: string; log: Logger }) {
+  constructor(opts: { socket: TLSSocket; nodeId: string; nodeName: string; keyId: string; log: Logger }) {
     super();
     this.nodeId = opts.nodeId;
     this.nodeName = opts.nodeName;
     this.keyId = opts.keyId;
-    this.#ws = opts.ws;
+    this.#socket = opts.socket;
     this.#log = opts.log;
-    const duplex = new WebSocketDuplex(opts.ws, () => this.close({ t: 'error', code: 'protocol_error', message: 'unexpected text frame' }));
-    duplex.on('error', () => {});
     this.#session = http2.connect('http://agent.dockfleet.invalid', {
-      createConnection: () => duplex,
+      createConnection: () => opts.socket,
       settings: H2_SETTINGS,
       maxSessionMemory: H2_MAX_SESSION_MEMORY_MB,
     });
     widenSessionWindow(this.#session);
     this.#session.on('error', (err) => this.#log.debug({ err, node: this.nodeName }, 'agent session error'));
     this.#session.once('close', () => this.#onClosed());
-    opts.ws.once('close', () => this.#onClosed());
+    opts.socket.once('close', () => this.#onClosed());
+    // HTTP/2 reads the socket natively; what still reaches JavaScript is its end. The hub's
+    // server allows half-open sockets, so an agent's hang-up must close this side here.
+    opts.socket.once('end', () => this.#onClosed());
+    opts.socket.resume();
     // The agent pings every HEARTBEAT_MS; each ping it sends is a sign of life here, and the
     // registry's sweep drops links that stay silent (no per-link timer on the hub).
     this.#session.on('ping', () => (this.lastSeen = Date.now()));
@@ -129,25 +133,31 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
     return { status: res.status, body: parsed.value };
   }
 
-  /** Closes the link, first telling the agent why when a reason is given. */
+  /** Closes the link, first telling the agent why (in the GOAWAY's debug data) when a reason is given. */
   close(reason?: ErrorFrame): void {
     if (this.#closed) return;
-    if (reason && this.#ws.readyState === this.#ws.OPEN) {
-      this.#ws.send(JSON.stringify(reason));
-      this.#ws.close(CLOSE_CODES.rejected);
-    } else {
-      this.#ws.close(CLOSE_CODES.goingAway);
+    if (reason && !this.#session.destroyed) {
+      const code = reason.code === 'protocol_error' ? http2.constants.NGHTTP2_PROTOCOL_ERROR : http2.constants.NGHTTP2_NO_ERROR;
+      this.#session.goaway(code, 0, Buffer.from(JSON.stringify(reason)));
+      // The agent hangs up when it reads the reason; one that does not is cut off.
+      setTimeout(() => this.#teardown(), CLOSE_GRACE_MS).unref();
+      this.#closed = true;
+      this.emit('close');
+      return;
     }
-    // A peer that does not complete the closing handshake is cut off.
-    setTimeout(() => this.#ws.terminate(), 1_000).unref();
     this.#onClosed();
   }
 
   #onClosed(): void {
-    if (this.#closed) return;
+    if (this.#closed) return this.#teardown();
     this.#closed = true;
-    if (!this.#session.destroyed) this.#session.destroy();
+    this.#teardown();
     this.emit('close');
+  }
+
+  #teardown(): void {
+    if (!this.#session.destroyed) this.#session.destroy();
+    if (!this.#socket.destroyed) this.#socket.destroy();
   }
 
   #followInventory(): void {

@@ -1,0 +1,61 @@
+/**
+ * The agent's side of the gateway upgrade: asks the hub (over the dialed TLS socket) for the
+ * WebSocket upgrade, checks the answer, and starts its half of the stream (gateway-stream.ts).
+ * A hub that refuses with a 4xx will not change its mind (wrong path, old protocol): that is
+ * fatal; a 5xx (a proxy in between with no hub behind it) is worth retrying.
+ */
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { DockfleetError } from '../protocol/errors.ts';
+import { AGENT_STREAM_START, HUB_STREAM_START, HandshakeStream, websocketAccept } from '../protocol/gateway-stream.ts';
+import { GATEWAY_PATH, GATEWAY_SUBPROTOCOL } from '../protocol/handshake.ts';
+import { readBounded } from '../lib/read-bounded.ts';
+
+export function upgradeToGateway(socket: TLSSocket, hubUrl: URL, timeoutMs: number): Promise<HandshakeStream> {
+  const key = randomBytes(16).toString('base64');
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      createConnection: () => socket,
+      method: 'GET',
+      path: GATEWAY_PATH,
+      setHost: false,
+      headers: {
+        host: hubUrl.host,
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        'sec-websocket-key': key,
+        'sec-websocket-version': '13',
+        'sec-websocket-protocol': GATEWAY_SUBPROTOCOL,
+      },
+      timeout: timeoutMs,
+    });
+    req.once('upgrade', (res, upgraded, head) => {
+      if (res.headers['sec-websocket-accept'] !== websocketAccept(key) || res.headers['sec-websocket-protocol'] !== GATEWAY_SUBPROTOCOL) {
+        upgraded.destroy();
+        return reject(new DockfleetError('protocol_error', `hub ${hubUrl.host} answered the upgrade without the ${GATEWAY_SUBPROTOCOL} handshake`));
+      }
+      upgraded.setTimeout(0);
+      if (head.length > 0) upgraded.unshift(head);
+      upgraded.write(AGENT_STREAM_START);
+      resolve(new HandshakeStream(upgraded, HUB_STREAM_START));
+    });
+    req.once('response', (res) => {
+      const status = res.statusCode ?? 0;
+      void readBounded(res as AsyncIterable<Buffer>, 4096).catch(() => null).then((body) => {
+        socket.destroy();
+        let reason = '';
+        try {
+          reason = String((JSON.parse(body?.toString('utf8') ?? '') as { message?: unknown }).message ?? '');
+        } catch {
+          // Not ours (a proxy's page): the status says enough.
+        }
+        const message = `hub ${hubUrl.host} refused the gateway upgrade: HTTP ${status}${reason ? ` (${reason.slice(0, 200)})` : ''}`;
+        reject(new DockfleetError(status >= 400 && status < 500 ? 'protocol_error' : 'hub_unreachable', message));
+      });
+    });
+    req.once('timeout', () => req.destroy(new Error('no answer to the gateway upgrade in time')));
+    req.once('error', (err) => reject(new DockfleetError('hub_unreachable', `gateway upgrade: ${err.message}`, { cause: err })));
+    req.end();
+  });
+}
