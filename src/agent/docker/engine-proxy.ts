@@ -10,6 +10,7 @@ import { pipeline } from 'node:stream';
 import { BODY_LENGTH_HEADER, DOCKER_PREFIX, UPGRADED_HEADER, UPGRADE_HEADER, dockerErrorBody, forwardableHeaders } from '../../protocol/docker-tunnel.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { readBounded } from '../../lib/read-bounded.ts';
+import { relay } from '../../lib/relay.ts';
 
 export interface EngineTarget {
   socketPath: string;
@@ -92,7 +93,7 @@ export function createEngineProxy(engine: EngineTarget, gate: DockerGate, log: L
 
     out.once('response', (engineRes: IncomingMessage) => {
       res.writeHead(engineRes.statusCode ?? 502, forwardableHeaders(engineRes.headers));
-      pipeline(engineRes, res, () => {});
+      relay(engineRes, res.stream);
     });
     out.once('upgrade', (engineRes: IncomingMessage, socket: Socket, head: Buffer) => {
       res.writeHead(200, { ...forwardableHeaders(engineRes.headers), [UPGRADED_HEADER]: String(engineRes.statusCode ?? 101) });

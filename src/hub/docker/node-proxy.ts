@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream';
 import { forwardableHeaders } from '../../protocol/docker-tunnel.ts';
 import { DockfleetError } from '../../protocol/errors.ts';
+import { relay } from '../../lib/relay.ts';
 import type { AgentLink } from '../gateway/agent-link.ts';
 import { writeDockerError } from './docker-errors.ts';
 
@@ -17,29 +18,6 @@ export const CLIENT_ONLY_HEADERS = new Set(['authorization', 'cookie', 'x-dockfl
 /** Response headers from the agent, ready for an HTTP/1.1 client. */
 export function responseHeaders(headers: H2Headers): Record<string, string | string[]> {
   return forwardableHeaders(headers as Record<string, string | string[] | undefined>, new Set(['x-dockfleet-upgraded']));
-}
-
-/** Copies the agent's answer to the client with backpressure, corking each burst of
- * HTTP/2 DATA frames into one write instead of a syscall per frame. */
-function relay(from: http2.ClientHttp2Stream, to: ServerResponse, done: () => void): void {
-  let corked = false;
-  from.on('data', (chunk: Buffer) => {
-    if (!corked) {
-      corked = true;
-      to.cork();
-      process.nextTick(() => {
-        corked = false;
-        to.uncork();
-      });
-    }
-    if (!to.write(chunk)) from.pause();
-  });
-  to.on('drain', () => from.resume());
-  from.once('end', () => to.end());
-  from.once('error', () => to.destroy());
-  // A client gone mid-answer: stop reading from the agent (the caller cancels the stream).
-  to.on('error', () => from.destroy());
-  to.once('close', done);
 }
 
 /** Streams the client's request to `agentPath` on the node's agent and the answer back. */
@@ -63,7 +41,8 @@ export function proxyToAgent(link: AgentLink, agentPath: string, req: IncomingMe
       // Long streams (logs -f, events, stats; no content-length) must reach the client as
       // they come; a sized answer goes out with its body in one write.
       if (headers['content-length'] === undefined) res.flushHeaders();
-      relay(stream, res, () => resolve(status));
+      res.once('close', () => resolve(status));
+      relay(stream, res);
     });
     stream.once('error', (err) => {
       if (!res.headersSent) writeDockerError(res, new DockfleetError('node_offline', `node ${link.nodeName} went away: ${err.message}`));
