@@ -12,6 +12,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
 import { BODY_LENGTH_HEADER, DOCKER_PREFIX, UPGRADED_HEADER, UPGRADE_HEADER } from '../../protocol/docker-tunnel.ts';
 import { DockfleetError, toDockfleetError } from '../../protocol/errors.ts';
+import { cancelUnlessDone } from '../../lib/h2-channel.ts';
 import { http1JsonAnswer } from '../../lib/http1-head.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { parseJsonLine } from '../../lib/ndjson.ts';
@@ -120,9 +121,7 @@ export class TerminalBridge {
       }
       stream.write(buf);
     });
-    ws.once('close', () => {
-      if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
-    });
+    ws.once('close', () => cancelUnlessDone(stream));
     ws.on('error', () => {});
   }
 }

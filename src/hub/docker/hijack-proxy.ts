@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import { BODY_LENGTH_HEADER, DOCKER_PREFIX, UPGRADED_HEADER, UPGRADE_HEADER, forwardableHeaders } from '../../protocol/docker-tunnel.ts';
 import { DockfleetError } from '../../protocol/errors.ts';
 import type { AgentLink } from '../gateway/agent-link.ts';
+import { cancelUnlessDone } from '../../lib/h2-channel.ts';
 import { http1Head } from '../../lib/http1-head.ts';
 import { readUpgradeBody } from '../../lib/upgrade-body.ts';
 import { writeDockerErrorToSocket } from './docker-errors.ts';
@@ -56,8 +57,6 @@ export async function hijackToNode(link: AgentLink, enginePath: string, req: Inc
       resolve(502);
     });
     socket.once('error', () => stream.destroy());
-    socket.once('close', () => {
-      if (!stream.closed) stream.destroy();
-    });
+    socket.once('close', () => cancelUnlessDone(stream));
   });
 }

@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream';
 import { forwardableHeaders } from '../../protocol/docker-tunnel.ts';
 import { DockfleetError } from '../../protocol/errors.ts';
+import { cancelUnlessDone } from '../../lib/h2-channel.ts';
 import { relay } from '../../lib/relay.ts';
 import type { AgentLink } from '../gateway/agent-link.ts';
 import { writeDockerError } from './docker-errors.ts';
@@ -56,7 +57,7 @@ export function proxyToAgent(link: AgentLink, agentPath: string, req: IncomingMe
       }
     });
     res.once('close', () => {
-      if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+      cancelUnlessDone(stream);
     });
     if (hasBody) pipeline(req, stream, () => {});
   });

@@ -84,10 +84,12 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
   request(req: LinkRequest): Promise<AgentResponse> {
     if (this.#closed) return Promise.reject(new DockfleetError('node_offline', `node ${this.nodeName} is offline`));
     return new Promise((resolve, reject) => {
-      const stream = this.#session.request(
-        { ':method': req.method, ':path': req.path, ...req.headers },
-        { endStream: req.body === undefined, signal: req.signal },
-      );
+      let stream: ClientHttp2Stream;
+      try {
+        stream = this.#newStream({ ':method': req.method, ':path': req.path, ...req.headers }, { endStream: req.body === undefined, signal: req.signal });
+      } catch (err) {
+        return reject(err);
+      }
       let settled = false;
       // Errors are built only when they are used: a stack trace per call is not free.
       const fail = (make: () => DockfleetError): void => {
@@ -114,8 +116,17 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
 
   /** Opens a raw stream to the agent (the Docker gateway pipes bytes through it). */
   openStream(headers: Record<string, string | string[]>, opts: { endStream: boolean }): ClientHttp2Stream {
+    return this.#newStream(headers, opts);
+  }
+
+  #newStream(headers: Record<string, string | string[]>, opts: { endStream: boolean; signal?: AbortSignal }): ClientHttp2Stream {
     if (this.#closed) throw new DockfleetError('node_offline', `node ${this.nodeName} is offline`);
-    return this.#session.request(headers, { endStream: opts.endStream });
+    try {
+      return this.#session.request(headers, opts);
+    } catch (err) {
+      // The session is closing (GOAWAY sent or received) a moment before the link says so.
+      throw new DockfleetError('node_offline', `node ${this.nodeName} is going away: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   /** A request whose answer is JSON, read whole (bounded). */
