@@ -28,19 +28,23 @@ export function upgradeToGateway(socket: TLSSocket, hubUrl: URL, timeoutMs: numb
         'sec-websocket-version': '13',
         'sec-websocket-protocol': GATEWAY_SUBPROTOCOL,
       },
-      timeout: timeoutMs,
     });
+    // A timer of our own: http.request's `timeout` option would stay armed on the socket after
+    // the upgrade and cut the channel that many seconds into its life.
+    const timer = setTimeout(() => req.destroy(new Error('no answer to the gateway upgrade in time')), timeoutMs);
+    req.once('close', () => clearTimeout(timer));
     req.once('upgrade', (res, upgraded, head) => {
+      clearTimeout(timer);
       if (res.headers['sec-websocket-accept'] !== websocketAccept(key) || res.headers['sec-websocket-protocol'] !== GATEWAY_SUBPROTOCOL) {
         upgraded.destroy();
         return reject(new DockfleetError('protocol_error', `hub ${hubUrl.host} answered the upgrade without the ${GATEWAY_SUBPROTOCOL} handshake`));
       }
-      upgraded.setTimeout(0);
       if (head.length > 0) upgraded.unshift(head);
       upgraded.write(AGENT_STREAM_START);
       resolve(new HandshakeStream(upgraded, HUB_STREAM_START));
     });
     req.once('response', (res) => {
+      clearTimeout(timer);
       const status = res.statusCode ?? 0;
       void readBounded(res as AsyncIterable<Buffer>, 4096).catch(() => null).then((body) => {
         socket.destroy();
@@ -54,7 +58,6 @@ export function upgradeToGateway(socket: TLSSocket, hubUrl: URL, timeoutMs: numb
         reject(new DockfleetError(status >= 400 && status < 500 ? 'protocol_error' : 'hub_unreachable', message));
       });
     });
-    req.once('timeout', () => req.destroy(new Error('no answer to the gateway upgrade in time')));
     req.once('error', (err) => reject(new DockfleetError('hub_unreachable', `gateway upgrade: ${err.message}`, { cause: err })));
     req.end();
   });
