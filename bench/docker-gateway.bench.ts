@@ -159,8 +159,8 @@ async function smallCalls(ctx: Ctx): Promise<Record<string, unknown>> {
       const responseBytes: Record<string, number> = {};
       for (const [name, { client, prefix }] of Object.entries(clients)) {
         for (let i = 0; i < 200; i++) {
-          const res = await client.request(`${prefix}${path}`);
-          if (res.status !== 200) throw new Error(`${name} ${path}: HTTP ${res.status}`);
+          const res = await client.request(`${prefix}${path}`, { keepBody: true });
+          if (res.status !== 200) throw new Error(`${name} ${path}: HTTP ${res.status} ${res.body?.toString('utf8').slice(0, 300)}`);
           responseBytes[name] = res.bytes;
         }
         if (path === '/containers/json') {
@@ -175,7 +175,7 @@ async function smallCalls(ctx: Ctx): Promise<Record<string, unknown>> {
           const before = cpuNow();
           for (let i = 0; i < per && samples[name]!.length < SMALL_N; i++) {
             const res = await client.request(`${prefix}${path}`);
-            if (res.status !== 200) throw new Error(`${name} ${path}: HTTP ${res.status}`);
+            if (res.status !== 200) throw new Error(`${name} ${path}: HTTP ${res.status} on call ${samples[name]!.length + 1}`);
             samples[name]!.push(res.ms);
           }
           const after = cpuNow();
