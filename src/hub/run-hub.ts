@@ -1,6 +1,7 @@
 /** `dockfleet hub`: reads config once, prepares DIR (PKI, database, admin token), listens. */
 import { mkdir, writeFile } from 'node:fs/promises';
 import https from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
@@ -57,6 +58,9 @@ export async function runHub(config: HubConfig, log: Logger): Promise<RunningHub
   );
   server.on('upgrade', hub.upgradeListener);
   server.on('tlsClientError', () => {});
+  // No TLS 1.2 renegotiation: a connection keeps the client certificate it started with (the
+  // principal cache relies on it), and a client cannot make the hub redo handshakes at will.
+  server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation());
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());

@@ -107,6 +107,9 @@ export function createEngineProxy(engine: EngineTarget, gate: DockerGate, log: L
     out.once('error', (err) => sendError(res, 502, `dockfleet agent could not reach the Docker engine: ${err.message}`));
 
     if (body !== null) out.end(body);
+    // Most calls have no body: end at once rather than set up a pipeline (whose teardown builds
+    // an AbortError, a measurable share of a small call's cost).
+    else if (req.stream.endAfterHeaders) out.end();
     else pipeline(req, out, () => {});
   };
 }

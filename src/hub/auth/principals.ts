@@ -52,10 +52,11 @@ export class Principals {
 
   /** The certificate's user, or null when the client presented none. */
   async fromCertificate(socket: TLSSocket): Promise<Principal | null> {
-    const cert = socket.getPeerCertificate();
-    if (!cert || Object.keys(cert).length === 0) return null;
+    const serial = peerSerial(socket);
+    if (serial === null) return null;
     if (!socket.authorized) throw new DockfleetError('unauthenticated', 'client certificate was not issued by this hub');
-    const record = await this.#store.getClientCert(cert.serialNumber.toLowerCase());
+    // Looked up on every call, so a revocation applies to connections already open.
+    const record = await this.#store.getClientCert(serial);
     if (!record || record.revokedAt !== null) throw new DockfleetError('unauthenticated', 'client certificate is revoked or unknown');
     return this.#user(record.userId, 'certificate');
   }
@@ -122,4 +123,17 @@ export function assertDockerAllowed(principal: Principal, method: string, hijack
 
 export function assertAdmin(principal: Principal): void {
   if (principal.role !== 'admin') throw new DockfleetError('forbidden', `user ${principal.name} is not an admin`);
+}
+
+/** A connection's client certificate cannot change (the hub refuses renegotiation), so its
+ * serial is read once per connection: getPeerCertificate builds a large object per call. */
+const serials = new WeakMap<TLSSocket, string | null>();
+function peerSerial(socket: TLSSocket): string | null {
+  let serial = serials.get(socket);
+  if (serial === undefined) {
+    const cert = socket.getPeerCertificate();
+    serial = cert && Object.keys(cert).length > 0 ? cert.serialNumber.toLowerCase() : null;
+    serials.set(socket, serial);
+  }
+  return serial;
 }
