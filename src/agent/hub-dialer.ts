@@ -81,6 +81,9 @@ export async function dialHub(hubUrl: URL, trust: HubTrust, signal?: AbortSignal
     signal?.addEventListener('abort', onAbort, { once: true });
     s.once('secureConnect', () => {
       clearTimeout(timer);
+      // Many small HTTP/2 frames share this one connection: with Nagle's algorithm a frame
+      // written while another is unacknowledged waits for the peer's (possibly delayed) ACK.
+      s.setNoDelay(true);
       signal?.removeEventListener('abort', onAbort);
       resolve(s);
     });
