@@ -12,7 +12,7 @@ import { AGENT_STREAM_START, HUB_STREAM_START, HandshakeStream, websocketAccept 
 import { GATEWAY_PATH, GATEWAY_SUBPROTOCOL } from '../protocol/handshake.ts';
 import { readBounded } from '../lib/read-bounded.ts';
 
-export function upgradeToGateway(socket: TLSSocket, hubUrl: URL, timeoutMs: number): Promise<HandshakeStream> {
+export function upgradeToGateway(socket: TLSSocket, hubUrl: URL, timeoutMs: number): Promise<HandshakeStream<TLSSocket>> {
   const key = randomBytes(16).toString('base64');
   return new Promise((resolve, reject) => {
     const req = http.request({
@@ -29,19 +29,20 @@ export function upgradeToGateway(socket: TLSSocket, hubUrl: URL, timeoutMs: numb
         'sec-websocket-protocol': GATEWAY_SUBPROTOCOL,
       },
     });
-    // A timer of our own: http.request's `timeout` option would stay armed on the socket after
-    // the upgrade and cut the channel that many seconds into its life.
+    // A timer of our own, cleared at the answer: http.request's `timeout` option is an idle
+    // timeout on the socket, and this socket lives on as the channel.
     const timer = setTimeout(() => req.destroy(new Error('no answer to the gateway upgrade in time')), timeoutMs);
     req.once('close', () => clearTimeout(timer));
-    req.once('upgrade', (res, upgraded, head) => {
+    // With createConnection, the upgraded socket is the very TLS socket this request was given.
+    req.once('upgrade', (res, _upgraded, head) => {
       clearTimeout(timer);
       if (res.headers['sec-websocket-accept'] !== websocketAccept(key) || res.headers['sec-websocket-protocol'] !== GATEWAY_SUBPROTOCOL) {
-        upgraded.destroy();
+        socket.destroy();
         return reject(new DockfleetError('protocol_error', `hub ${hubUrl.host} answered the upgrade without the ${GATEWAY_SUBPROTOCOL} handshake`));
       }
-      if (head.length > 0) upgraded.unshift(head);
-      upgraded.write(AGENT_STREAM_START);
-      resolve(new HandshakeStream(upgraded, HUB_STREAM_START));
+      if (head.length > 0) socket.unshift(head);
+      socket.write(AGENT_STREAM_START);
+      resolve(new HandshakeStream(socket, HUB_STREAM_START));
     });
     req.once('response', (res) => {
       clearTimeout(timer);

@@ -71,7 +71,7 @@ export async function connectOnce(opts: ChannelOptions, signal: AbortSignal): Pr
       while (answer.t === 'keepalive');
     }
     if (answer.t !== 'welcome') throw new DockfleetError('protocol_error', `unexpected ${answer.t} frame from hub`);
-    return await serve(hs.release() as TLSSocket, opts);
+    return await serve(hs.release(), opts);
   } finally {
     signal.removeEventListener('abort', onAbort);
     socket.destroy();

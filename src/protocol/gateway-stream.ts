@@ -68,8 +68,8 @@ export function refuseUpgrade(socket: Duplex, status: number, message: string): 
  * lines (each at most MAX_HANDSHAKE_FRAME bytes) and writes lines. `release()` hands the socket
  * on with whatever arrived after the last line put back, for HTTP/2 to read first.
  */
-export class HandshakeStream {
-  readonly socket: Duplex;
+export class HandshakeStream<S extends Duplex = Duplex> {
+  readonly socket: S;
   readonly #expectStart: Buffer;
   #started = false;
   #pending: Buffer = Buffer.alloc(0);
@@ -79,7 +79,7 @@ export class HandshakeStream {
   #wake: (() => void) | null = null;
   #released = false;
 
-  constructor(socket: Duplex, expectStart: Buffer) {
+  constructor(socket: S, expectStart: Buffer) {
     this.socket = socket;
     this.#expectStart = expectStart;
     socket.on('data', this.#onData);
@@ -132,7 +132,7 @@ export class HandshakeStream {
   }
 
   /** Stops reading handshake lines; bytes already read beyond them go back to the socket. */
-  release(): Duplex {
+  release(): S {
     this.#released = true;
     const socket = this.socket;
     socket.pause();

@@ -57,14 +57,16 @@ export class AgentGateway {
     if (head.length > 0) socket.unshift(head);
     this.#handshaking.add(socket);
     socket.once('close', () => this.#handshaking.delete(socket));
-    void this.#handshake(new HandshakeStream(socket, AGENT_STREAM_START), socket as TLSSocket);
+    // The hub listens with TLS only: every upgraded socket is a TLSSocket.
+    void this.#handshake(new HandshakeStream(socket as TLSSocket, AGENT_STREAM_START));
   }
 
   close(): void {
     for (const socket of this.#handshaking) socket.destroy();
   }
 
-  async #handshake(hs: HandshakeStream, tls: TLSSocket): Promise<void> {
+  async #handshake(hs: HandshakeStream<TLSSocket>): Promise<void> {
+    const tls = hs.socket;
     const abort = new AbortController();
     tls.once('close', () => abort.abort());
     const timer = setTimeout(() => {
@@ -75,7 +77,7 @@ export class AgentGateway {
     hs.send({ t: 'challenge', v: PROTOCOL_VERSION, nonce });
     try {
       const auth = await firstFrame(hs, abort.signal);
-      const link = await this.#authenticate(hs, tls, nonce, auth, abort.signal, timer);
+      const link = await this.#authenticate(hs, nonce, auth, abort.signal, timer);
       this.#handshaking.delete(tls);
       this.#registry.attach(link);
     } catch (err) {
@@ -89,11 +91,11 @@ export class AgentGateway {
     }
   }
 
-  async #authenticate(hs: HandshakeStream, tls: TLSSocket, nonce: string, auth: AuthFrame, signal: AbortSignal, timer: NodeJS.Timeout): Promise<AgentLink> {
+  async #authenticate(hs: HandshakeStream<TLSSocket>, nonce: string, auth: AuthFrame, signal: AbortSignal, timer: NodeJS.Timeout): Promise<AgentLink> {
     if (auth.v !== PROTOCOL_VERSION) throw new DockfleetError('protocol_error', `unsupported protocol version ${auth.v} (hub speaks ${PROTOCOL_VERSION})`);
     const key = await this.#store.getNodeKey(auth.keyId);
     const node = key ? this.#registry.byId(key.nodeId) : null;
-    const ekm = tls.exportKeyingMaterial(EKM_LENGTH, EKM_LABEL, EKM_CONTEXT);
+    const ekm = hs.socket.exportKeyingMaterial(EKM_LENGTH, EKM_LABEL, EKM_CONTEXT);
     if (!key || !node || node.name !== auth.node || !verifySignature(key.publicKey, authPayload(auth.node, nonce, ekm), auth.sig)) {
       throw new DockfleetError('unauthenticated', 'unknown node key or bad signature');
     }
@@ -119,7 +121,7 @@ export class AgentGateway {
       }
     }
     await hs.sendLast({ t: 'welcome', v: PROTOCOL_VERSION, node: node.name, heartbeatMs: HEARTBEAT_MS, deadAfterMs: DEAD_AFTER_MS });
-    return new AgentLink({ socket: hs.release() as TLSSocket, nodeId: node.id, nodeName: node.name, keyId: key.keyId, log: this.#log });
+    return new AgentLink({ socket: hs.release(), nodeId: node.id, nodeName: node.name, keyId: key.keyId, log: this.#log });
   }
 }
 
