@@ -1,6 +1,6 @@
 /**
- * The bytes of the agents' gateway below HTTP/2. The agent asks for a WebSocket upgrade (so the
- * connection passes reverse proxies that forward WebSockets, and CONNECT proxies). Each side
+ * The bytes of the agents' gateway below HTTP/2. The agent asks for a WebSocket upgrade, the
+ * kind of upgrade proxies are built to pass on. Each side
  * then sends one binary WebSocket frame header that declares the largest length there is
  * (2^63 − 1): everything after it, for the life of the connection, is that one message's
  * payload. Inside it come a few handshake lines (JSON, one per line, validated by
@@ -8,8 +8,10 @@
  * reads and writes the socket natively with no per-message framing or copying in between.
  *
  * The agent's header carries a mask bit with an all-zero key, as RFC 6455 requires of clients;
- * XOR with zero leaves the payload as it is. Proxies that tunnel the upgraded connection (nginx,
- * HAProxy, Envoy, Traefik, Caddy) see a valid, endless binary message.
+ * XOR with zero leaves the payload as it is. CONNECT proxies and proxies that pass TLS through
+ * carry the connection; one that looked at the frames would see a valid, endless binary
+ * message. (A proxy that terminates TLS cannot carry it at all: the agent's signature is bound
+ * to its own TLS session.)
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
