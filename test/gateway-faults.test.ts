@@ -2,11 +2,13 @@
  * error code, and the hub stays up and keeps serving well-behaved agents. */
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
+import tls from 'node:tls';
 import { after, before, test } from 'node:test';
 import { connectOnce } from '../src/agent/hub-channel.ts';
 import { AgentIdentity } from '../src/agent/identity.ts';
 import { enrollAgent } from '../src/agent/enroll.ts';
 import { silentLogger } from '../src/lib/logger.ts';
+import { GATEWAY_PATH, GATEWAY_SUBPROTOCOL } from '../src/protocol/handshake.ts';
 import { INVENTORY_PATH, NOOP_PATH } from '../src/protocol/inventory.ts';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -99,6 +101,30 @@ test('a client that opens the gateway and says nothing is dropped after the dead
 
 test('a client without the dockfleet subprotocol is not served', async () => {
   await assert.rejects(openRawClient(hub.url, hub.caPem, { protocol: 'something-else' }));
+});
+
+test('a malformed upgrade request gets a clear HTTP error, not a hang', async () => {
+  const ask = async (headers: string[]): Promise<string> => {
+    const url = new URL(hub.url);
+    const socket = tls.connect({ host: url.hostname, port: Number(url.port), ca: hub.caPem, servername: 'localhost' });
+    socket.on('error', () => {});
+    socket.write([`GET ${GATEWAY_PATH} HTTP/1.1`, `Host: ${url.host}`, 'Connection: Upgrade', 'Upgrade: websocket', ...headers, '', ''].join('\r\n'));
+    let answer = '';
+    socket.on('data', (c: Buffer) => (answer += c.toString('latin1')));
+    await new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    return answer;
+  };
+  const key = 'Sec-WebSocket-Key: ' + Buffer.alloc(16, 7).toString('base64');
+  const protocol = `Sec-WebSocket-Protocol: ${GATEWAY_SUBPROTOCOL}`;
+  const noKey = await ask(['Sec-WebSocket-Version: 13', protocol]);
+  assert.match(noKey, /^HTTP\/1\.1 400 /);
+  assert.match(noKey, /Sec-WebSocket-Key/);
+  const oldVersion = await ask([key, 'Sec-WebSocket-Version: 8', protocol]);
+  assert.match(oldVersion, /^HTTP\/1\.1 426 /);
+  assert.match(oldVersion, /\r\nSec-WebSocket-Version: 13\r\n/);
+  const oldProtocol = await ask([key, 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Protocol: dockfleet.h2.v1']);
+  assert.match(oldProtocol, /^HTTP\/1\.1 400 /);
+  assert.match(oldProtocol, /dockfleet\.h2\.v2/);
 });
 
 test('garbage inside an authenticated channel drops that link only', async () => {

@@ -61,7 +61,9 @@ export function answerUpgrade(req: IncomingMessage): UpgradeVerdict {
 /** An HTTP error answer to a refused upgrade, then the socket is closed. */
 export function refuseUpgrade(socket: Duplex, status: number, message: string): void {
   const body = JSON.stringify({ message });
-  socket.end(`HTTP/1.1 ${status} ${status === 426 ? 'Upgrade Required' : 'Bad Request'}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  // RFC 6455 §4.4: a version the server does not speak is answered with the one it does.
+  const version = status === 426 ? 'Sec-WebSocket-Version: 13\r\n' : '';
+  socket.end(`HTTP/1.1 ${status} ${status === 426 ? 'Upgrade Required' : 'Bad Request'}\r\nConnection: close\r\n${version}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
   setTimeout(() => socket.destroy(), 1_000).unref();
 }
 
