@@ -6,11 +6,11 @@
 import http, { type IncomingMessage } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
-import { pipeline } from 'node:stream';
 import { BODY_LENGTH_HEADER, DOCKER_PREFIX, UPGRADED_HEADER, UPGRADE_HEADER, dockerErrorBody, forwardableHeaders } from '../../protocol/docker-tunnel.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { readBounded } from '../../lib/read-bounded.ts';
 import { relay } from '../../lib/relay.ts';
+import { EngineHttp } from './engine-http.ts';
 
 export interface EngineTarget {
   socketPath: string;
@@ -63,6 +63,7 @@ async function readExactly(req: Http2ServerRequest, length: number, limit: numbe
 }
 
 export function createEngineProxy(engine: EngineTarget, gate: DockerGate, log: Logger) {
+  const engineHttp = new EngineHttp(engine.socketPath);
   return async function proxy(req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
     const path = req.url.slice(DOCKER_PREFIX.length) || '/';
     const method = req.method;
@@ -84,14 +85,28 @@ export function createEngineProxy(engine: EngineTarget, gate: DockerGate, log: L
     const headers = forwardableHeaders(req.headers as Record<string, string | string[] | undefined>, new Set([UPGRADE_HEADER, BODY_LENGTH_HEADER, 'content-length']));
     if (body !== null) headers['content-length'] = String(body.length);
     else if (req.headers['content-length'] !== undefined) headers['content-length'] = String(req.headers['content-length']);
-    if (upgrade) Object.assign(headers, { connection: 'Upgrade', upgrade: 'tcp' });
+    if (!upgrade) {
+      // An ordinary call: our own HTTP/1.1 client (engine-http.ts), the bulk path.
+      const bodySource = body !== null ? body : req.stream.endAfterHeaders ? null : req;
+      const abortCall = engineHttp.request(
+        { method, path, headers: { ...headers, host: 'docker' }, body: bodySource },
+        (engineRes) => {
+          res.writeHead(engineRes.statusCode, forwardableHeaders(engineRes.headers));
+          relay(engineRes, res.stream);
+        },
+        (err) => sendError(res, 502, `dockfleet agent could not reach the Docker engine: ${err.message}`),
+      );
+      // The hub (or its client) went away: stop the engine call too (log follows, stats, …).
+      res.once('close', abortCall);
+      return;
+    }
+
+    // A hijacked call (attach, exec start): Node's client hands over the upgraded socket.
+    Object.assign(headers, { connection: 'Upgrade', upgrade: 'tcp' });
     const out = http.request({ socketPath: engine.socketPath, method, path, headers: { ...headers, host: 'docker' } });
-
-    // The hub (or its client) went away: stop the engine call too (log follows, stats, …).
-    const abort = (): void => void out.destroy();
-    res.once('close', abort);
-
+    res.once('close', () => void out.destroy());
     out.once('response', (engineRes: IncomingMessage) => {
+      // The engine answered without switching protocols (an error, usually): pass it on.
       res.writeHead(engineRes.statusCode ?? 502, forwardableHeaders(engineRes.headers));
       relay(engineRes, res.stream);
     });
@@ -105,11 +120,6 @@ export function createEngineProxy(engine: EngineTarget, gate: DockerGate, log: L
       res.once('close', () => socket.destroy());
     });
     out.once('error', (err) => sendError(res, 502, `dockfleet agent could not reach the Docker engine: ${err.message}`));
-
-    if (body !== null) out.end(body);
-    // Most calls have no body: end at once rather than set up a pipeline (whose teardown builds
-    // an AbortError, a measurable share of a small call's cost).
-    else if (req.stream.endAfterHeaders) out.end();
-    else pipeline(req, out, () => {});
+    out.end(body ?? undefined);
   };
 }
