@@ -211,8 +211,9 @@ test('malformed answers are clear errors and the connection is dropped, not reus
   };
   const server = await rawServer((socket, request) => {
     const path = request.split(' ')[1]!;
-    if (path === '/cut') socket.end(answers[path]);
-    else socket.write(answers[path] ?? 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK');
+    const answer = answers[path] ?? 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK';
+    if (path === '/cut') socket.end(answer);
+    else socket.write(answer);
   });
   const client = new EngineHttp(server.path);
   const expected: Record<string, RegExp> = {

@@ -15,7 +15,7 @@ import {
 } from '../protocol/handshake.ts';
 import { DEAD_AFTER_MS, HEARTBEAT_MS } from '../protocol/heartbeat.ts';
 import { Backoff, sleep } from '../lib/backoff.ts';
-import { H2_MAX_SESSION_MEMORY_MB, H2_SETTINGS, startHeartbeat, widenSessionWindow } from '../lib/h2-channel.ts';
+import { H2_MAX_SESSION_MEMORY_MB, H2_SETTINGS, WindowSizer, startHeartbeat, widenSessionWindow } from '../lib/h2-channel.ts';
 import type { Logger } from '../lib/logger.ts';
 import { dialHub } from './hub-dialer.ts';
 import { upgradeToGateway } from './gateway-upgrade.ts';
@@ -106,6 +106,9 @@ async function serve(socket: TLSSocket, opts: ChannelOptions): Promise<Dockfleet
   // HTTP/2 reads the socket natively; flowing lets its end and errors reach JavaScript.
   socket.resume();
   widenSessionWindow(session);
+  // Uploads (docker cp into a container, load, build contexts) flow into this side's windows.
+  const windows = new WindowSizer(session, (window, rttMs) => opts.log.debug({ rttMs, window }, 'stream windows sized to the link'));
+  windows.probe();
   session.on('error', (err) => opts.log.debug({ err }, 'hub session error'));
   // The hub's parting words (revoked, replaced, …) come as an error frame in GOAWAY's debug data.
   session.on('goaway', (_code, _lastStreamId, data?: Buffer) => {
@@ -117,6 +120,7 @@ async function serve(socket: TLSSocket, opts: ChannelOptions): Promise<Dockfleet
   const stopHeartbeat = startHeartbeat(session, {
     intervalMs: HEARTBEAT_MS,
     deadAfterMs: DEAD_AFTER_MS,
+    onRtt: (ms) => windows.sample(ms),
     onDead: () => {
       opts.log.warn('hub silent too long, reconnecting');
       session.destroy();

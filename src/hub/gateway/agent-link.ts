@@ -10,7 +10,7 @@ import type { TLSSocket } from 'node:tls';
 import { DockfleetError } from '../../protocol/errors.ts';
 import type { ErrorFrame } from '../../protocol/handshake.ts';
 import { INVENTORY_PATH, MAX_INVENTORY_LINE, inventoryMessage, type InventoryMessage } from '../../protocol/inventory.ts';
-import { H2_MAX_SESSION_MEMORY_MB, H2_SETTINGS, widenSessionWindow } from '../../lib/h2-channel.ts';
+import { H2_MAX_SESSION_MEMORY_MB, H2_SETTINGS, WindowSizer, widenSessionWindow } from '../../lib/h2-channel.ts';
 import { NdjsonSplitter, parseJsonLine } from '../../lib/ndjson.ts';
 import { readBounded } from '../../lib/read-bounded.ts';
 import type { Logger } from '../../lib/logger.ts';
@@ -38,6 +38,9 @@ export interface LinkRequest {
 const INVENTORY_RETRY_MS = 1_000;
 /** How long a closing link waits for the agent to hang up after GOAWAY before cutting it off. */
 const CLOSE_GRACE_MS = 1_000;
+/** How often the hub measures the link's round trip again (riding on the agent's heartbeat). */
+const RTT_PROBE_EVERY_MS = 60_000;
+const RTT_EARLY_PROBES = 5;
 
 export class AgentLink extends EventEmitter<AgentLinkEvents> {
   readonly nodeId: string;
@@ -72,7 +75,24 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
     opts.socket.resume();
     // The agent pings every HEARTBEAT_MS; each ping it sends is a sign of life here, and the
     // registry's sweep drops links that stay silent (no per-link timer on the hub).
-    this.#session.on('ping', () => (this.lastSeen = Date.now()));
+    // Downloads (logs, export, docker cp out, save) flow into the hub's windows: size them to the
+    // link's round trip, measured once the session is up and again now and then.
+    const windows = new WindowSizer(this.#session, (window, rttMs) => this.#log.debug({ node: this.nodeName, rttMs, window }, 'stream windows sized to the link'));
+    // The first probes run while the agent is still busy connecting (inventory, JIT), so the
+    // next few heartbeats each bring another.
+    let probedAt = 0;
+    let probes = 0;
+    const probe = (): void => {
+      probedAt = Date.now();
+      probes++;
+      windows.probe();
+    };
+    if (this.#session.connecting) this.#session.once('connect', probe);
+    else probe();
+    this.#session.on('ping', () => {
+      this.lastSeen = Date.now();
+      if (probes < RTT_EARLY_PROBES || this.lastSeen - probedAt >= RTT_PROBE_EVERY_MS) probe();
+    });
     this.#followInventory();
   }
 
