@@ -272,6 +272,43 @@ test('one agent link carries thousands of quick calls without a hiccup', async (
   }
 });
 
+test('an export yields to quick calls on the same node, arrives whole, and leaves nothing counted', async () => {
+  await ok(['run', '-d', '--name', 'bulkq', BUSYBOX_IMAGE, 'sleep', '600']);
+  await ok(['exec', 'bulkq', 'dd', 'if=/dev/urandom', 'of=/big', 'bs=1M', 'count=128']);
+  const link = hub.hub.registry.link(hub.hub.registry.require('gw-0').id)!;
+  const yieldsBefore = link.qos.yields;
+  const { Agent, request } = await import('node:https');
+  const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: hub.caPem });
+  const ping = (): Promise<number> => new Promise((resolve, reject) => {
+    const req = request(`${hub.url}/docker/nodes/gw-0/_ping`, { agent, headers: { authorization: `Bearer ${hub.token}` } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  try {
+    let exporting = true;
+    const through = docker(['export', 'bulkq'], { timeoutMs: 120_000 }).finally(() => (exporting = false));
+    const statuses: number[] = [];
+    while (exporting) statuses.push(await ping());
+    const tar = await through;
+    assert.equal(tar.code, 0, tar.stderr);
+    assert.ok(statuses.length > 0 && statuses.every((s) => s === 200), `pings during the export: ${statuses.join(',')}`);
+    const direct = await docker(['export', 'bulkq'], { timeoutMs: 120_000, env: { DOCKER_HOST: engines[0]!.dockerHost, DOCKER_TLS_VERIFY: '', DOCKER_CERT_PATH: '' } });
+    assert.equal(direct.code, 0, direct.stderr);
+    const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+    assert.equal(tar.stdoutBytes.length, direct.stdoutBytes.length);
+    assert.equal(sha(tar.stdoutBytes), sha(direct.stdoutBytes), 'the export that yielded is byte for byte the engine\'s');
+    assert.ok(link.qos.yields > yieldsBefore, 'the export yielded to the pings');
+    assert.equal(link.qos.interactive, 0, 'every call that began has ended');
+    assert.equal(link.qos.closed(), false);
+  } finally {
+    agent.destroy();
+    await docker(['rm', '-f', 'bulkq']);
+  }
+});
+
 test('every mutating call is in the audit log with user, node, method, path and status', async () => {
   const res = await hub.api('GET', '/api/v1/audit?node=gw-0&limit=1000');
   assert.equal(res.status, 200);

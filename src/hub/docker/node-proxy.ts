@@ -2,6 +2,7 @@
  * One ordinary Docker API call to one node: the client's request becomes an HTTP/2 stream to
  * the agent, and the answer streams back, both ways with backpressure. A client that goes away
  * cancels the stream, which stops the engine call on the host (log follows, stats, events).
+ * A bulk answer yields to interactive calls on the same link (link-qos.ts).
  */
 import http2, { type IncomingHttpHeaders as H2Headers } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -11,6 +12,7 @@ import { DockfleetError } from '../../protocol/errors.ts';
 import { cancelUnlessDone } from '../../lib/h2-channel.ts';
 import { relay } from '../../lib/relay.ts';
 import type { AgentLink } from '../gateway/agent-link.ts';
+import { BULK_AFTER_BYTES } from '../gateway/link-qos.ts';
 import { writeDockerError } from './docker-errors.ts';
 
 /** Headers the client sends that are for the hub, not for the agent or the engine. */
@@ -36,6 +38,9 @@ export function proxyToAgent(link: AgentLink, agentPath: string, req: IncomingMe
       return resolve((err as DockfleetError).status);
     }
     let status = 502;
+    // Interactive until the answer turns out to be bulk (link-qos.ts).
+    const endInteractive = link.qos.begin();
+    stream.once('close', endInteractive);
     stream.once('response', (headers) => {
       status = Number(headers[':status']);
       res.writeHead(status, responseHeaders(headers));
@@ -43,7 +48,16 @@ export function proxyToAgent(link: AgentLink, agentPath: string, req: IncomingMe
       // they come; a sized answer goes out with its body in one write.
       if (headers['content-length'] === undefined) res.flushHeaders();
       res.once('close', () => resolve(status));
-      relay(stream, res);
+      const copy = relay(stream, res);
+      let bytes = 0;
+      const countBytes = (chunk: Buffer): void => {
+        bytes += chunk.length;
+        if (bytes < BULK_AFTER_BYTES) return;
+        stream.off('data', countBytes);
+        endInteractive();
+        copy.gate(link.qos);
+      };
+      stream.on('data', countBytes);
     });
     stream.once('error', (err) => {
       if (!res.headersSent) writeDockerError(res, new DockfleetError('node_offline', `node ${link.nodeName} went away: ${err.message}`));

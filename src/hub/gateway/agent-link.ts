@@ -11,6 +11,7 @@ import { DockfleetError } from '../../protocol/errors.ts';
 import type { ErrorFrame } from '../../protocol/handshake.ts';
 import { INVENTORY_PATH, MAX_INVENTORY_LINE, inventoryMessage, type InventoryMessage } from '../../protocol/inventory.ts';
 import { H2_MAX_SESSION_MEMORY_MB, H2_SETTINGS, WindowSizer, widenSessionWindow } from '../../lib/h2-channel.ts';
+import { LinkQos } from './link-qos.ts';
 import { NdjsonSplitter, parseJsonLine } from '../../lib/ndjson.ts';
 import { readBounded } from '../../lib/read-bounded.ts';
 import type { Logger } from '../../lib/logger.ts';
@@ -50,6 +51,8 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
   lastSeen = Date.now();
   readonly #socket: TLSSocket;
   readonly #session: ClientHttp2Session;
+  /** Interactive calls first: bulk answers on this link yield to them (link-qos.ts). */
+  readonly qos = new LinkQos();
   readonly #log: Logger;
   #closed = false;
 
@@ -151,6 +154,15 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
 
   /** A request whose answer is JSON, read whole (bounded). */
   async requestJson(req: LinkRequest & { maxBytes?: number }): Promise<{ status: number; body: unknown }> {
+    const endInteractive = this.qos.begin();
+    try {
+      return await this.#requestJson(req);
+    } finally {
+      endInteractive();
+    }
+  }
+
+  async #requestJson(req: LinkRequest & { maxBytes?: number }): Promise<{ status: number; body: unknown }> {
     const res = await this.request(req);
     const limit = req.maxBytes ?? 1024 * 1024;
     const raw = await readBounded(res.stream as AsyncIterable<Buffer>, limit);
@@ -180,6 +192,7 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
   }
 
   #onClosed(): void {
+    this.qos.close();
     if (this.#closed) return this.#teardown();
     this.#closed = true;
     this.#teardown();
