@@ -16,8 +16,9 @@
  *   rtt     a network namespace behind a veth pair with netem 25 ms each way (50 ms RTT); a second
  *           hub on 10.231.77.1, its agent inside the namespace (engine reached by unix socket);
  *           the 1 GiB export through that hub, beside plain TCP over the same link as baseline.
- *   many    200 concurrent clients on GET /containers/json for 10 s: direct (reference), hub,
- *           hub while a 1 GiB export streams through the same agent; closed loop (each client
+ *   many    200 concurrent clients on GET /containers/json for 10 s: direct, direct while a 1 GiB
+ *           export streams straight from the engine (references), hub, hub while the export
+ *           streams through the same agent; closed loop (each client
  *           sends its next call as soon as it has the answer: measures saturation) and paced
  *           (each client at most one call per 5 s, then per 1 s: 40 and 200 calls/s in all).
  *
@@ -467,7 +468,7 @@ interface Background {
   stop(): Promise<{ completed: number; bytes: number }>;
 }
 
-/** Exports the big container through the hub over and over until stopped. */
+/** Exports the big container over and over (through the hub or straight from the engine) until stopped. */
 function exportLoop(target: Target, path: string): Background {
   const client = new TimedClient(target);
   const abort = new AbortController();
@@ -498,7 +499,7 @@ function exportLoop(target: Target, path: string): Background {
   };
 }
 
-async function runLoad(ctx: Ctx, label: string, target: Target, path: string, intervalMs: number, withExport: string | null): Promise<Record<string, unknown>> {
+async function runLoad(ctx: Ctx, label: string, target: Target, path: string, intervalMs: number, withExport: { target: Target; path: string } | null): Promise<Record<string, unknown>> {
   log(`many: ${label}`);
   const child = startChild('load-client', process.execPath, ['--import', 'tsx', LOAD_CLIENT], { cwd: ROOT, env: childEnv() });
   let bg: Background | null = null;
@@ -507,7 +508,7 @@ async function runLoad(ctx: Ctx, label: string, target: Target, path: string, in
     await child.waitForLine(/^ready$/, 60_000);
     let bgBytes0 = 0;
     if (withExport) {
-      bg = exportLoop(ctx.tokenTarget, withExport);
+      bg = exportLoop(withExport.target, withExport.path);
       // Let the export reach full flow before the small calls start.
       await sleep(1_500);
       if (bg.bytes() === 0) throw new Error('the export did not start within 1.5 s');
@@ -542,14 +543,16 @@ async function runLoad(ctx: Ctx, label: string, target: Target, path: string, in
 async function many(ctx: Ctx, big: BigContainer): Promise<Record<string, unknown>> {
   await assertRunning(ctx.engine);
   const direct: Target = { kind: 'unix', socketPath: ctx.engine.socketPath };
-  const exportPath = `/docker/nodes/${NODE}/containers/${big.id}/export`;
+  const hubExport = { target: ctx.tokenTarget, path: `/docker/nodes/${NODE}/containers/${big.id}/export` };
+  const directExport = { target: direct, path: `/containers/${big.id}/export` };
   const hubPath = `/docker/nodes/${NODE}/containers/json`;
   const variants = async (intervalMs: number): Promise<Record<string, Record<string, unknown>>> => {
     const how = intervalMs === 0 ? 'back to back' : `1 call per ${intervalMs} ms each`;
     return {
       direct: await runLoad(ctx, `${MANY_CLIENTS} clients ${how}, direct`, direct, '/containers/json', intervalMs, null),
+      directWithExport: await runLoad(ctx, `${MANY_CLIENTS} clients ${how}, direct, direct export running`, direct, '/containers/json', intervalMs, directExport),
       hub: await runLoad(ctx, `${MANY_CLIENTS} clients ${how}, hub`, ctx.tokenTarget, hubPath, intervalMs, null),
-      hubWithExport: await runLoad(ctx, `${MANY_CLIENTS} clients ${how}, hub, export running`, ctx.tokenTarget, hubPath, intervalMs, exportPath),
+      hubWithExport: await runLoad(ctx, `${MANY_CLIENTS} clients ${how}, hub, export running`, ctx.tokenTarget, hubPath, intervalMs, hubExport),
     };
   };
   const closedLoop = await variants(0);
@@ -600,7 +603,7 @@ function printSummary(r: Record<string, any>): void {
   if (r.many) {
     out.push('', `Many at once: ${r.many.clients} clients on /containers/json for ${r.many.durationMs / 1000} s. p50 / p99 ms, req/s:`);
     const line = (name: string, x: any): string => `  ${name.padEnd(36)} ${String(x.latencyMs.p50).padStart(9)} / ${String(x.latencyMs.p99).padStart(9)}  ${String(x.requestsPerSecond).padStart(8)} req/s  errors ${x.errors}${x.exportMBpsDuringRun !== null ? `  (export ${x.exportMBpsDuringRun} MB/s meanwhile)` : ''}`;
-    const group = (label: string, g: any): void => void out.push(line(`${label}, direct`, g.direct), line(`${label}, hub`, g.hub), line(`${label}, hub + export`, g.hubWithExport));
+    const group = (label: string, g: any): void => void out.push(line(`${label}, direct`, g.direct), line(`${label}, direct + export`, g.directWithExport), line(`${label}, hub`, g.hub), line(`${label}, hub + export`, g.hubWithExport));
     group('closed loop', r.many.closedLoop);
     for (const p of r.many.paced) group(`paced 1/${p.intervalMsPerClient / 1000} s`, p);
     out.push(`  target: p99 < ${TARGETS.manyP99Ms} ms with the export: ${Object.entries(r.many.withinTarget).map(([k, v]) => `${k} ${ok(v as boolean)}`).join(', ')}`);
@@ -666,7 +669,7 @@ async function main(): Promise<void> {
       'small: the three clients run in interleaved blocks (direct, token, cert) × rounds; cpuMicrosPerRequest is the CPU time each process used per request during its blocks.',
       'MB/s is 10^6 bytes per second of body, from request written to last byte read. RSS is VmRSS sampled every 100 ms; idle is the median of 5 samples just before the transfer. stream.summary medians are nearest-rank: with 2 repetitions, the slower one; every run is in stream.runs.',
       'rtt: netem on both veth ends (tc qdisc add dev … root netem delay 25ms, default limit); plain TCP baseline is one node socket sending the same byte count from inside the namespace to the root side.',
-      'many: each client has its own keep-alive connection in a separate load-generator process; closed loop = next request as soon as the answer is read; paced = at most one request per interval per client.',
+      'many: each client has its own keep-alive connection in a separate load-generator process; closed loop = next request as soon as the answer is read; paced = at most one request per interval per client. The export runs in the bench process; "direct + export" streams it straight from the engine socket, the reference for what the export alone does to the engine and the machine.',
     ],
     ...result,
   };
