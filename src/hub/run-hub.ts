@@ -1,7 +1,7 @@
 /** `dockfleet hub`: reads config once, prepares DIR (PKI, database, admin token), listens. */
 import { mkdir, writeFile } from 'node:fs/promises';
 import https from 'node:https';
-import type { TLSSocket } from 'node:tls';
+import tls, { type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
@@ -23,6 +23,8 @@ export interface RunningHub {
   close(): Promise<void>;
 }
 
+const AES128_FIRST = ['TLS_AES_128_GCM_SHA256', ...tls.DEFAULT_CIPHERS.split(':').filter((c) => c !== 'TLS_AES_128_GCM_SHA256')].join(':');
+
 export async function runHub(config: HubConfig, log: Logger): Promise<RunningHub> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const pki = await loadOrCreateHubPki(config.dataDir, {
@@ -42,6 +44,10 @@ export async function runHub(config: HubConfig, log: Logger): Promise<RunningHub
       cert: pki.serverCertPem,
       key: pki.serverKeyPem,
       minVersion: 'TLSv1.2',
+      // AES-128-GCM first (TLS 1.3's mandatory suite): every byte through the gateway is
+      // encrypted twice more than on the engine's socket, and 10 AES rounds cost less than 14.
+      ciphers: AES128_FIRST,
+      honorCipherOrder: true,
       // Client certificates are asked for, not required: the docker CLI sends one, agents and
       // token users do not. Each route decides what it accepts.
       requestCert: true,
