@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { X509Certificate, createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -248,19 +249,24 @@ async function fetchWithHeaders(url: string): Promise<{ headers: Headers; json: 
   });
 }
 
-test('one agent link carries thousands of quick calls without a hiccup', async () => {
-  // Each quick call once left a stray RST_STREAM behind; after ~1,700 of them Node's limit on
-  // invalid frames ended the whole channel.
-  const { Agent, request } = await import('node:https');
-  const agent = new Agent({ keepAlive: true, maxSockets: 4, ca: hub.caPem });
+/** GET /docker/nodes/gw-0/_ping with the admin token over `sockets` kept-alive connections. */
+function hubPinger(sockets: number): { agent: HttpsAgent; ping: () => Promise<number> } {
+  const agent = new HttpsAgent({ keepAlive: true, maxSockets: sockets, ca: hub.caPem });
   const ping = (): Promise<number> => new Promise((resolve, reject) => {
-    const req = request(`${hub.url}/docker/nodes/gw-0/_ping`, { agent, headers: { authorization: `Bearer ${hub.token}` } }, (res) => {
+    const req = httpsRequest(`${hub.url}/docker/nodes/gw-0/_ping`, { agent, headers: { authorization: `Bearer ${hub.token}` } }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode ?? 0));
     });
     req.on('error', reject);
     req.end();
   });
+  return { agent, ping };
+}
+
+test('one agent link carries thousands of quick calls without a hiccup', async () => {
+  // Each quick call once left a stray RST_STREAM behind; after ~1,700 of them Node's limit on
+  // invalid frames ended the whole channel.
+  const { agent, ping } = hubPinger(4);
   try {
     const statuses = new Map<number, number>();
     for (let i = 0; i < 3_000; i += 4) {
@@ -277,16 +283,7 @@ test('an export yields to quick calls on the same node, arrives whole, and leave
   await ok(['exec', 'bulkq', 'dd', 'if=/dev/urandom', 'of=/big', 'bs=1M', 'count=128']);
   const link = hub.hub.registry.link(hub.hub.registry.require('gw-0').id)!;
   const yieldsBefore = link.qos.yields;
-  const { Agent, request } = await import('node:https');
-  const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: hub.caPem });
-  const ping = (): Promise<number> => new Promise((resolve, reject) => {
-    const req = request(`${hub.url}/docker/nodes/gw-0/_ping`, { agent, headers: { authorization: `Bearer ${hub.token}` } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  const { agent, ping } = hubPinger(1);
   try {
     let exporting = true;
     const through = docker(['export', 'bulkq'], { timeoutMs: 120_000 }).finally(() => (exporting = false));
