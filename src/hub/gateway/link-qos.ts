@@ -20,16 +20,13 @@ export const MAX_YIELD_MS = 100;
 export const MIN_RUN_MS = 25;
 
 export class LinkQos implements FlowGate {
-  readonly #events = new EventEmitter();
+  /** Made when the first bulk answer waits on this link: most links never carry one. */
+  #events: EventEmitter | null = null;
   #interactive = 0;
   #yields = 0;
   #yielding = false;
   #yieldTimer: NodeJS.Timeout | null = null;
   #runTimer: NodeJS.Timeout | null = null;
-
-  constructor() {
-    this.#events.setMaxListeners(0);
-  }
 
   /** Interactive calls in flight (for tests and stats). */
   get interactive(): number {
@@ -46,8 +43,13 @@ export class LinkQos implements FlowGate {
   }
 
   onOpen(cb: () => void): () => void {
-    this.#events.on('open', cb);
-    return () => void this.#events.off('open', cb);
+    if (!this.#events) {
+      this.#events = new EventEmitter();
+      this.#events.setMaxListeners(0);
+    }
+    const events = this.#events;
+    events.on('open', cb);
+    return () => void events.off('open', cb);
   }
 
   /** An interactive call starts; the returned function ends it (once; later calls do nothing). */
@@ -77,7 +79,7 @@ export class LinkQos implements FlowGate {
     // While bulk has its guaranteed run, it keeps it; the run's end looks again.
     if (this.#yielding || this.#runTimer || this.#interactive === 0) return;
     this.#yielding = true;
-    if (this.#events.listenerCount('open') > 0) this.#yields++;
+    if (this.#events && this.#events.listenerCount('open') > 0) this.#yields++;
     this.#yieldTimer = setTimeout(() => {
       this.#yieldTimer = null;
       this.#open();
@@ -95,7 +97,7 @@ export class LinkQos implements FlowGate {
     this.#yieldTimer = null;
     if (!this.#yielding) return;
     this.#yielding = false;
-    this.#events.emit('open');
+    this.#events?.emit('open');
   }
 
   #clearTimers(): void {
