@@ -97,6 +97,7 @@ export class EngineResponse extends Readable {
   readonly statusMessage: string;
   readonly headers: EngineHeaders;
   readonly #resumeSocket: () => void;
+  readonly #onDestroy: (err: Error | null) => void;
 
   constructor(head: ParsedHead, resumeSocket: () => void, onDestroy: (err: Error | null) => void) {
     super({ highWaterMark: 256 * 1024 });
@@ -106,8 +107,6 @@ export class EngineResponse extends Readable {
     this.#resumeSocket = resumeSocket;
     this.#onDestroy = onDestroy;
   }
-
-  readonly #onDestroy: (err: Error | null) => void;
 
   override _read(): void {
     this.#resumeSocket();
@@ -234,27 +233,26 @@ class Exchange {
   }
 
   fail(err: Error, retryable = false): void {
-    if (this.#failed) return;
-    this.#failed = true;
-    this.conn.destroy();
-    this.#bodyWriter?.destroy();
-    if (this.#res) {
-      if (!this.#responseDone) this.#res.destroy(err);
-    } else {
-      // Only a request the engine cannot have acted on is sent again: a GET or HEAD on a
-      // kept-alive connection that closed before a single byte of answer.
-      const safe = (this.method === 'GET' || this.method === 'HEAD') && this.reused && this.#requestDone && !this.#gotBytes;
-      this.#onError(err, retryable && safe);
-    }
+    if (!this.#teardown(err) || this.#res) return;
+    // Only a request the engine cannot have acted on is sent again: a GET or HEAD on a
+    // kept-alive connection that closed before a single byte of answer.
+    const safe = (this.method === 'GET' || this.method === 'HEAD') && this.reused && this.#requestDone && !this.#gotBytes;
+    this.#onError(err, retryable && safe);
   }
 
   /** The caller gave up (client gone): the connection cannot be reused mid-exchange. */
   abort(): void {
-    if (this.#responseDone && this.#requestDone) return;
+    if (!(this.#responseDone && this.#requestDone)) this.#teardown();
+  }
+
+  /** Drops the connection and what still streams on it; false when that was done already. */
+  #teardown(err?: Error): boolean {
+    if (this.#failed) return false;
     this.#failed = true;
     this.conn.destroy();
     this.#bodyWriter?.destroy();
-    if (this.#res && !this.#responseDone) this.#res.destroy();
+    if (this.#res && !this.#responseDone) this.#res.destroy(err);
+    return true;
   }
 
   #takeHead(data: Buffer): Buffer {
@@ -448,6 +446,7 @@ class EngineConnection {
     this.#exchange = null;
     if (!reusable || this.socket.destroyed) return this.destroy();
     this.socket.unref();
+    if (this.#idleTimer) clearTimeout(this.#idleTimer);
     this.#idleTimer = setTimeout(() => this.destroy(), IDLE_TIMEOUT_MS);
     this.#idleTimer.unref();
     this.#pool.idle(this);

@@ -76,13 +76,11 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
     // server allows half-open sockets, so an agent's hang-up must close this side here.
     opts.socket.once('end', () => this.#onClosed());
     opts.socket.resume();
-    // The agent pings every HEARTBEAT_MS; each ping it sends is a sign of life here, and the
-    // registry's sweep drops links that stay silent (no per-link timer on the hub).
     // Downloads (logs, export, docker cp out, save) flow into the hub's windows: size them to the
-    // link's round trip, measured once the session is up and again now and then.
+    // link's round trip, measured once the session is up and again now and then. The first
+    // probes run while the agent is still busy connecting (inventory, JIT), so the next few
+    // heartbeats each bring another.
     const windows = new WindowSizer(this.#session, (window, rttMs) => this.#log.debug({ node: this.nodeName, rttMs, window }, 'stream windows sized to the link'));
-    // The first probes run while the agent is still busy connecting (inventory, JIT), so the
-    // next few heartbeats each bring another.
     let probedAt = 0;
     let probes = 0;
     const probe = (): void => {
@@ -92,6 +90,8 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
     };
     if (this.#session.connecting) this.#session.once('connect', probe);
     else probe();
+    // The agent pings every HEARTBEAT_MS; each ping it sends is a sign of life here, and the
+    // registry's sweep drops links that stay silent (no per-link timer on the hub).
     this.#session.on('ping', () => {
       this.lastSeen = Date.now();
       if (probes < RTT_EARLY_PROBES || this.lastSeen - probedAt >= RTT_PROBE_EVERY_MS) probe();
