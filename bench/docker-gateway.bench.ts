@@ -21,6 +21,7 @@
  *           streams through the same agent; closed loop (each client
  *           sends its next call as soon as it has the answer: measures saturation) and paced
  *           (each client at most one call per 5 s, then per 1 s: 40 and 200 calls/s in all).
+ *           First, one client pinging every 20 ms while the export runs, direct and through the hub.
  *
  * Writes bench/results/docker-gateway.json and prints a summary. Knobs (env): BENCH_SMALL_N=2000
  * BENCH_SMALL_ROUNDS=4 BENCH_CONTAINERS=50 BENCH_BIG_MIB=1024 BENCH_STREAM_REPS=2
@@ -63,6 +64,7 @@ const MANY_INTERVALS = (process.env.BENCH_MANY_INTERVALS ?? '5000,1000').split('
 const WATCHDOG_MS = envInt('BENCH_WATCHDOG_MS', 600_000);
 const RTT_SUBNET = '10.231.77';
 const RTT_ONE_WAY_MS = 25;
+const PING_INTERVAL_MS = 20;
 const NODE = 'gw';
 const FAR_NODE = 'far';
 
@@ -499,12 +501,12 @@ function exportLoop(target: Target, path: string): Background {
   };
 }
 
-async function runLoad(ctx: Ctx, label: string, target: Target, path: string, intervalMs: number, withExport: { target: Target; path: string } | null): Promise<Record<string, unknown>> {
+async function runLoad(ctx: Ctx, label: string, target: Target, path: string, intervalMs: number, withExport: { target: Target; path: string } | null, clients = MANY_CLIENTS): Promise<Record<string, unknown>> {
   log(`many: ${label}`);
   const child = startChild('load-client', process.execPath, ['--import', 'tsx', LOAD_CLIENT], { cwd: ROOT, env: childEnv() });
   let bg: Background | null = null;
   try {
-    child.proc.stdin!.write(`${JSON.stringify({ target, path, clients: MANY_CLIENTS, durationMs: MANY_MS, intervalMs })}\n`);
+    child.proc.stdin!.write(`${JSON.stringify({ target, path, clients, durationMs: MANY_MS, intervalMs })}\n`);
     await child.waitForLine(/^ready$/, 60_000);
     let bgBytes0 = 0;
     if (withExport) {
@@ -540,6 +542,21 @@ async function runLoad(ctx: Ctx, label: string, target: Target, path: string, in
   }
 }
 
+/**
+ * One client, one `/_ping` every 20 ms while an export streams (its own keep-alive connection,
+ * in a separate load-generator process like the many-clients load), through the hub with the
+ * export through the same agent, and direct with the export straight from the engine.
+ */
+async function pingsDuringExport(ctx: Ctx, direct: Target, hubExport: { target: Target; path: string }, directExport: { target: Target; path: string }): Promise<Record<string, unknown>> {
+  const runOne = (label: string, target: Target, path: string, exp: { target: Target; path: string }): Promise<Record<string, unknown>> =>
+    runLoad(ctx, label, target, path, PING_INTERVAL_MS, exp, 1);
+  return {
+    intervalMs: PING_INTERVAL_MS,
+    direct: await runOne('one client, /_ping every 20 ms, direct, direct export running', direct, '/_ping', directExport),
+    hub: await runOne('one client, /_ping every 20 ms, hub, export through the same agent', ctx.tokenTarget, `/docker/nodes/${NODE}/_ping`, hubExport),
+  };
+}
+
 async function many(ctx: Ctx, big: BigContainer): Promise<Record<string, unknown>> {
   await assertRunning(ctx.engine);
   const direct: Target = { kind: 'unix', socketPath: ctx.engine.socketPath };
@@ -555,6 +572,7 @@ async function many(ctx: Ctx, big: BigContainer): Promise<Record<string, unknown
       hubWithExport: await runLoad(ctx, `${MANY_CLIENTS} clients ${how}, hub, export running`, ctx.tokenTarget, hubPath, intervalMs, hubExport),
     };
   };
+  const pingDuringExport = await pingsDuringExport(ctx, direct, hubExport, directExport);
   const closedLoop = await variants(0);
   const paced: Array<Record<string, unknown>> = [];
   for (const intervalMs of MANY_INTERVALS) paced.push({ intervalMsPerClient: intervalMs, ...(await variants(intervalMs)) });
@@ -562,6 +580,7 @@ async function many(ctx: Ctx, big: BigContainer): Promise<Record<string, unknown
   return {
     clients: MANY_CLIENTS,
     durationMs: MANY_MS,
+    pingDuringExport,
     closedLoop,
     paced,
     withinTarget: {
@@ -604,6 +623,7 @@ function printSummary(r: Record<string, any>): void {
     out.push('', `Many at once: ${r.many.clients} clients on /containers/json for ${r.many.durationMs / 1000} s. p50 / p99 ms, req/s:`);
     const line = (name: string, x: any): string => `  ${name.padEnd(36)} ${String(x.latencyMs.p50).padStart(9)} / ${String(x.latencyMs.p99).padStart(9)}  ${String(x.requestsPerSecond).padStart(8)} req/s  errors ${x.errors}${x.exportMBpsDuringRun !== null ? `  (export ${x.exportMBpsDuringRun} MB/s meanwhile)` : ''}`;
     const group = (label: string, g: any): void => void out.push(line(`${label}, direct`, g.direct), line(`${label}, direct + export`, g.directWithExport), line(`${label}, hub`, g.hub), line(`${label}, hub + export`, g.hubWithExport));
+    if (r.many.pingDuringExport) out.push(line('one /_ping per 20 ms + export, direct', r.many.pingDuringExport.direct), line('one /_ping per 20 ms + export, hub', r.many.pingDuringExport.hub));
     group('closed loop', r.many.closedLoop);
     for (const p of r.many.paced) group(`paced 1/${p.intervalMsPerClient / 1000} s`, p);
     out.push(`  target: p99 < ${TARGETS.manyP99Ms} ms with the export: ${Object.entries(r.many.withinTarget).map(([k, v]) => `${k} ${ok(v as boolean)}`).join(', ')}`);
