@@ -229,7 +229,7 @@ class Exchange {
       this.#finishBody();
       return;
     }
-    this.fail(new EngineHttpError(this.#parsed ? 'the engine closed the connection mid-response' : 'the engine closed the connection without answering'), !this.#gotBytes);
+    this.fail(new EngineHttpError(this.#parsed ? 'the engine closed the connection mid-response' : 'the engine closed the connection without answering'), true);
   }
 
   fail(err: Error, retryable = false): void {
