@@ -38,6 +38,18 @@ export function streamWindowFor(rttMs: number): number {
 
 type AnySession = ClientHttp2Session | ServerHttp2Session;
 
+/** Sends an HTTP/2 PING; `onAck` gets its round trip in ms. A refused or failed ping is
+ * dropped: Node throws when too many are outstanding. */
+function pingForRtt(session: AnySession, onAck: (ms: number) => void): void {
+  try {
+    session.ping((err, ms) => {
+      if (!err) onAck(ms);
+    });
+  } catch {
+    // Dropped, as said above.
+  }
+}
+
 export function widenSessionWindow(session: AnySession): void {
   const apply = (): void => {
     if (!session.destroyed) session.setLocalWindowSize(H2_SESSION_WINDOW);
@@ -66,16 +78,12 @@ export function startHeartbeat(session: AnySession, opts: HeartbeatOptions): () 
       opts.onDead();
       return;
     }
-    try {
-      session.ping((err, ms) => {
-        if (err) return;
-        lastAck = Date.now();
-        opts.onAlive?.();
-        opts.onRtt?.(ms);
-      });
-    } catch {
-      // Too many outstanding pings means the peer is silent; the deadline above handles it.
-    }
+    // Too many outstanding pings means the peer is silent; the deadline above handles it.
+    pingForRtt(session, (ms) => {
+      lastAck = Date.now();
+      opts.onAlive?.();
+      opts.onRtt?.(ms);
+    });
   }, opts.intervalMs);
   timer.unref();
   const stop = (): void => clearInterval(timer);
@@ -130,16 +138,11 @@ export class WindowSizer {
     this.#onResize?.(want, rttMs);
   }
 
-  /** Sends one ping now and feeds its round trip in. */
+  /** Sends one ping now and feeds its round trip in (with too many outstanding, the next
+   * probe will do). */
   probe(): void {
     const s = this.#session;
     if (s.destroyed || s.closed || s.connecting) return;
-    try {
-      s.ping((err, ms) => {
-        if (!err) this.sample(ms);
-      });
-    } catch {
-      // Too many pings outstanding: the next probe will do.
-    }
+    pingForRtt(s, (ms) => this.sample(ms));
   }
 }

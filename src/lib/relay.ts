@@ -20,9 +20,6 @@ export interface RelayOptions {
   budgetBytes?: number;
   /** Ends `to` when `from` ends (default true). */
   end?: boolean;
-  /** Read only while this is open (checked per chunk); may be attached later with the
-   * returned function. */
-  gate?: FlowGate;
 }
 
 export interface Relay {
@@ -60,13 +57,13 @@ export function relay(from: Readable, to: Writable, opts: RelayOptions = {}): Re
     if (!from.readableEnded) from.destroy();
   });
   from.once('close', () => stopGate?.());
-  const attach = (g: FlowGate): void => {
-    stopGate?.();
-    gate = g;
-    stopGate = g.onOpen(() => {
-      if (to.writableLength < budget && !from.destroyed) from.resume();
-    });
+  return {
+    gate(g: FlowGate): void {
+      stopGate?.();
+      gate = g;
+      stopGate = g.onOpen(() => {
+        if (to.writableLength < budget && !from.destroyed) from.resume();
+      });
+    },
   };
-  if (opts.gate) attach(opts.gate);
-  return { gate: attach };
 }
