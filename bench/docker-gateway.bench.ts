@@ -11,6 +11,9 @@
  *           over keep-alive each, direct (node:http, socketPath) vs hub (bearer token) vs hub
  *           (client certificate from POST /api/v1/client-certs, as the docker CLI does), in
  *           interleaved blocks so drift hits all three alike. Hub, agent and dockerd CPU per call.
+ *           Then the same with BENCH_SMALL_GAP_MS of silence after each answer, so the engine never
+ *           sees two calls back to back on any path (dockerd answers some calls faster when they
+ *           come back to back, which flatters the direct path in the first series).
  *   stream  a container holding a 1 GiB file: GET /containers/ID/export and
  *           GET /containers/ID/archive?path=/big, direct vs hub, MB/s, hub/agent RSS every 100 ms.
  *   rtt     a network namespace behind a veth pair with netem 25 ms each way (50 ms RTT); a second
@@ -23,8 +26,12 @@
  *           (each client at most one call per 5 s, then per 1 s: 40 and 200 calls/s in all).
  *           First, one client pinging every 20 ms while the export runs, direct and through the hub.
  *
+ * Native relay reference (lib/native-relay.ts): when nginx with its stream module is at hand
+ * (bench/fetch-nginx.sh), small, stream and many also go through two nginx processes that do
+ * nothing but relay bytes over the same two TLS hops: the floor any relay design reaches here.
+ *
  * Writes bench/results/docker-gateway.json and prints a summary. Knobs (env): BENCH_SMALL_N=2000
- * BENCH_SMALL_ROUNDS=4 BENCH_CONTAINERS=50 BENCH_BIG_MIB=1024 BENCH_STREAM_REPS=2
+ * BENCH_SMALL_ROUNDS=4 BENCH_SMALL_SPACED_N=500 BENCH_SMALL_GAP_MS=10 BENCH_CONTAINERS=50 BENCH_BIG_MIB=1024 BENCH_STREAM_REPS=2
  * BENCH_MANY_CLIENTS=200 BENCH_MANY_MS=10000 BENCH_MANY_INTERVALS=5000,1000 BENCH_CPU_PROF=DIR
  * BENCH_WATCHDOG_MS=600000. Kills only the pids it started; removes its engine, namespace and
  * temp dirs also on failure.
@@ -42,6 +49,7 @@ import { TimedClient, type Target } from './lib/http-timing.ts';
 import { runPool } from './lib/hub-http.ts';
 import type { LoadResult } from './lib/load-client.ts';
 import { machineFacts } from './lib/machine.ts';
+import { findNginx, startRelayChain, type RelayChain } from './lib/native-relay.ts';
 import { createDelayedNetns, tcpConnectRtt, type DelayedNetns } from './lib/netns.ts';
 import { cpuSeconds, freePort, rssBytes, sleep, startChild, type Child } from './lib/proc.ts';
 import { startSampler, type ProcWindow } from './lib/sampler.ts';
@@ -55,6 +63,8 @@ const PHASES = new Set((process.env.BENCH_PHASES ?? 'small,stream,rtt,many').spl
 const SMALL_N = envInt('BENCH_SMALL_N', 2000);
 const SMALL_ROUNDS = Math.max(1, envInt('BENCH_SMALL_ROUNDS', 4));
 const CONTAINERS = envInt('BENCH_CONTAINERS', 50);
+const SMALL_SPACED_N = envInt('BENCH_SMALL_SPACED_N', 500);
+const SMALL_GAP_MS = envInt('BENCH_SMALL_GAP_MS', 10);
 const SMALL_PATHS = (process.env.BENCH_SMALL_PATHS ?? '/_ping,/version,/containers/json').split(',');
 const BIG_MIB = envInt('BENCH_BIG_MIB', 1024);
 const STREAM_REPS = Math.max(1, envInt('BENCH_STREAM_REPS', 2));
@@ -94,6 +104,8 @@ interface Ctx {
   hub: HubProcess;
   agent: Child;
   tokenTarget: Target;
+  /** The two-nginx chain (lib/native-relay.ts), when nginx is at hand. */
+  relay: RelayChain | null;
   certTarget: Target;
   pids: Record<string, number>;
 }
@@ -120,13 +132,18 @@ async function clientCertTarget(hub: HubProcess): Promise<Target> {
   return { kind: 'https', base: hub.url, caPem: issued.caPem, cert: issued.certPem, key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
 }
 
-interface SmallEndpointResult {
-  path: string;
-  responseBytes: Record<string, number>;
+interface SmallSeries {
   latencyMs: Record<string, LatencySummary>;
   overheadMs: Record<string, { p50: number; p99: number; mean: number }>;
   cpuMicrosPerRequest: Record<string, Record<string, number>>;
+}
+
+interface SmallEndpointResult extends SmallSeries {
+  path: string;
+  responseBytes: Record<string, number>;
   withinTarget: Record<string, { p50: boolean; p99: boolean }>;
+  /** The same calls with a pause after each answer (BENCH_SMALL_GAP_MS): the engine never sees two calls back to back. */
+  spaced: SmallSeries & { gapMs: number; requestsPerClient: number };
 }
 
 async function startSmallContainers(engine: TestEngine): Promise<void> {
@@ -147,18 +164,49 @@ async function smallCalls(ctx: Ctx): Promise<Record<string, unknown>> {
     direct: { client: new TimedClient({ kind: 'unix', socketPath: ctx.engine.socketPath }), prefix: '' },
     hubToken: { client: new TimedClient(ctx.tokenTarget), prefix: `/docker/nodes/${NODE}` },
     hubCert: { client: new TimedClient(ctx.certTarget), prefix: `/docker/nodes/${NODE}` },
+    ...(ctx.relay ? { nativeRelay: { client: new TimedClient(ctx.relay.target), prefix: '' } } : {}),
   };
-  const cpuPids = { hub: ctx.pids.hub!, agent: ctx.pids.agent!, dockerd: ctx.pids.dockerd!, client: process.pid };
+  const cpuPids: Record<string, number> = { hub: ctx.pids.hub!, agent: ctx.pids.agent!, dockerd: ctx.pids.dockerd!, client: process.pid, ...(ctx.relay?.pids ?? {}) };
   const cpuNow = (): Record<string, number> => Object.fromEntries(Object.entries(cpuPids).map(([k, pid]) => {
     const c = cpuSeconds(pid);
     return [k, c.user + c.system];
   }));
+
+  /** `n` calls per client in interleaved blocks, each call followed by `gapMs` of silence. */
+  const series = async (path: string, n: number, gapMs: number): Promise<SmallSeries> => {
+    const samples: Record<string, number[]> = Object.fromEntries(Object.keys(clients).map((k) => [k, []]));
+    const cpu: Record<string, Record<string, number>> = Object.fromEntries(Object.keys(clients).map((k) => [k, Object.fromEntries(Object.keys(cpuPids).map((p) => [p, 0]))]));
+    const per = Math.ceil(n / SMALL_ROUNDS);
+    for (let r = 0; r < SMALL_ROUNDS; r++) {
+      for (const [name, { client, prefix }] of Object.entries(clients)) {
+        const before = cpuNow();
+        for (let i = 0; i < per && samples[name]!.length < n; i++) {
+          const res = await client.request(`${prefix}${path}`);
+          if (res.status !== 200) throw new Error(`${name} ${path}: HTTP ${res.status} on call ${samples[name]!.length + 1}`);
+          samples[name]!.push(res.ms);
+          if (gapMs > 0) await sleep(gapMs);
+        }
+        const after = cpuNow();
+        for (const p of Object.keys(cpuPids)) cpu[name]![p]! += after[p]! - before[p]!;
+      }
+    }
+    const latencyMs = Object.fromEntries(Object.entries(samples).map(([k, s]) => [k, summarize(s)]));
+    const overhead = (k: string): { p50: number; p99: number; mean: number } => ({
+      p50: round(latencyMs[k]!.p50 - latencyMs.direct!.p50, 3),
+      p99: round(latencyMs[k]!.p99 - latencyMs.direct!.p99, 3),
+      mean: round(latencyMs[k]!.mean - latencyMs.direct!.mean, 3),
+    });
+    return {
+      latencyMs,
+      overheadMs: Object.fromEntries(Object.keys(clients).filter((k) => k !== 'direct').map((k) => [k, overhead(k)])),
+      cpuMicrosPerRequest: Object.fromEntries(Object.entries(cpu).map(([k, byProc]) => [k, Object.fromEntries(Object.entries(byProc).map(([p, s]) => [p, Math.round((s / samples[k]!.length) * 1e6)]))])),
+    };
+  };
+
   const endpoints: SmallEndpointResult[] = [];
   try {
     for (const path of SMALL_PATHS) {
-      log(`small: ${path} × ${SMALL_N} each: direct, hub (token), hub (client cert)`);
-      const samples: Record<string, number[]> = Object.fromEntries(Object.keys(clients).map((k) => [k, []]));
-      const cpu: Record<string, Record<string, number>> = Object.fromEntries(Object.keys(clients).map((k) => [k, Object.fromEntries(Object.keys(cpuPids).map((p) => [p, 0]))]));
+      log(`small: ${path} × ${SMALL_N} each: ${Object.keys(clients).join(', ')}`);
       const responseBytes: Record<string, number> = {};
       for (const [name, { client, prefix }] of Object.entries(clients)) {
         for (let i = 0; i < 200; i++) {
@@ -172,33 +220,15 @@ async function smallCalls(ctx: Ctx): Promise<Record<string, unknown>> {
           if (n !== CONTAINERS) throw new Error(`${name}: /containers/json listed ${n} containers, expected ${CONTAINERS}`);
         }
       }
-      const per = Math.ceil(SMALL_N / SMALL_ROUNDS);
-      for (let r = 0; r < SMALL_ROUNDS; r++) {
-        for (const [name, { client, prefix }] of Object.entries(clients)) {
-          const before = cpuNow();
-          for (let i = 0; i < per && samples[name]!.length < SMALL_N; i++) {
-            const res = await client.request(`${prefix}${path}`);
-            if (res.status !== 200) throw new Error(`${name} ${path}: HTTP ${res.status} on call ${samples[name]!.length + 1}`);
-            samples[name]!.push(res.ms);
-          }
-          const after = cpuNow();
-          for (const p of Object.keys(cpuPids)) cpu[name]![p]! += after[p]! - before[p]!;
-        }
-      }
-      const latencyMs = Object.fromEntries(Object.entries(samples).map(([k, s]) => [k, summarize(s)]));
-      const overhead = (k: string): { p50: number; p99: number; mean: number } => ({
-        p50: round(latencyMs[k]!.p50 - latencyMs.direct!.p50, 3),
-        p99: round(latencyMs[k]!.p99 - latencyMs.direct!.p99, 3),
-        mean: round(latencyMs[k]!.mean - latencyMs.direct!.mean, 3),
-      });
-      const overheadMs = { hubToken: overhead('hubToken'), hubCert: overhead('hubCert') };
+      const backToBack = await series(path, SMALL_N, 0);
+      log(`small: ${path} × ${SMALL_SPACED_N} each, ${SMALL_GAP_MS} ms apart`);
+      const spaced = await series(path, SMALL_SPACED_N, SMALL_GAP_MS);
       endpoints.push({
         path,
         responseBytes,
-        latencyMs,
-        overheadMs,
-        cpuMicrosPerRequest: Object.fromEntries(Object.entries(cpu).map(([k, byProc]) => [k, Object.fromEntries(Object.entries(byProc).map(([p, s]) => [p, Math.round((s / samples[k]!.length) * 1e6)]))])),
-        withinTarget: Object.fromEntries(Object.entries(overheadMs).map(([k, o]) => [k, { p50: o.p50 <= TARGETS.smallP50OverheadMs, p99: o.p99 <= TARGETS.smallP99OverheadMs }])),
+        ...backToBack,
+        withinTarget: Object.fromEntries(Object.entries(backToBack.overheadMs).map(([k, o]) => [k, { p50: o.p50 <= TARGETS.smallP50OverheadMs, p99: o.p99 <= TARGETS.smallP99OverheadMs }])),
+        spaced: { gapMs: SMALL_GAP_MS, requestsPerClient: SMALL_SPACED_N, ...spaced },
       });
     }
   } finally {
@@ -312,7 +342,8 @@ async function streams(ctx: Ctx, big: BigContainer): Promise<Record<string, unkn
   const rssPids = { hub: ctx.pids.hub!, agent: ctx.pids.agent! };
   const cpuPids = { dockerd: ctx.pids.dockerd! };
   const kinds = { export: `/containers/${big.id}/export`, archive: `/containers/${big.id}/archive?path=/big` };
-  const runs: Record<string, { direct: TransferResult[]; hub: TransferResult[] }> = { export: { direct: [], hub: [] }, archive: { direct: [], hub: [] } };
+  const relay = ctx.relay ? new TimedClient(ctx.relay.target) : null;
+  const runs: Record<string, { direct: TransferResult[]; hub: TransferResult[]; nativeRelay: TransferResult[] }> = { export: { direct: [], hub: [], nativeRelay: [] }, archive: { direct: [], hub: [], nativeRelay: [] } };
   try {
     for (let rep = 0; rep < STREAM_REPS; rep++) {
       for (const [kind, path] of Object.entries(kinds)) {
@@ -324,21 +355,32 @@ async function streams(ctx: Ctx, big: BigContainer): Promise<Record<string, unkn
         if (h.bytes !== d.bytes) throw new Error(`${kind}: the hub delivered ${h.bytes} bytes, the engine ${d.bytes}`);
         runs[kind]!.direct.push(d);
         runs[kind]!.hub.push(h);
+        if (relay) {
+          const n = await transfer('nativeRelay', relay, path, rssPids, { ...cpuPids, ...ctx.relay!.pids });
+          log(`stream: ${kind} native relay ${n.MBps} MB/s`);
+          if (n.bytes !== d.bytes) throw new Error(`${kind}: the native relay delivered ${n.bytes} bytes, the engine ${d.bytes}`);
+          runs[kind]!.nativeRelay.push(n);
+        }
       }
     }
   } finally {
     direct.close();
     hub.close();
+    relay?.close();
   }
   const summary = Object.fromEntries(Object.entries(runs).map(([kind, r]) => {
     const dMB = median(r.direct.map((x) => x.MBps));
     const hMB = median(r.hub.map((x) => x.MBps));
+    const nMB = r.nativeRelay.length > 0 ? median(r.nativeRelay.map((x) => x.MBps)) : null;
     const maxDelta = (proc: string): number => Math.max(...r.hub.map((x) => x.rss[proc]!.deltaBytes));
     return [kind, {
       bytes: r.hub[0]!.bytes,
       directMBps: dMB,
       hubMBps: hMB,
       ratio: round(hMB / dMB, 3),
+      nativeRelayMBps: nMB,
+      nativeRelayRatio: nMB === null ? null : round(nMB / dMB, 3),
+      hubToNativeRelay: nMB === null ? null : round(hMB / nMB, 3),
       hubRssDeltaMaxBytes: maxDelta('hub'),
       agentRssDeltaMaxBytes: maxDelta('agent'),
       withinTarget: { ratio: hMB / dMB >= TARGETS.streamRatio, rss: maxDelta('hub') <= TARGETS.streamRssDeltaBytes && maxDelta('agent') <= TARGETS.streamRssDeltaBytes },
@@ -547,13 +589,14 @@ async function runLoad(ctx: Ctx, label: string, target: Target, path: string, in
  * in a separate load-generator process like the many-clients load), through the hub with the
  * export through the same agent, and direct with the export straight from the engine.
  */
-async function pingsDuringExport(ctx: Ctx, direct: Target, hubExport: { target: Target; path: string }, directExport: { target: Target; path: string }): Promise<Record<string, unknown>> {
+async function pingsDuringExport(ctx: Ctx, direct: Target, hubExport: { target: Target; path: string }, directExport: { target: Target; path: string }, relayExport: { target: Target; path: string } | null): Promise<Record<string, unknown>> {
   const runOne = (label: string, target: Target, path: string, exp: { target: Target; path: string }): Promise<Record<string, unknown>> =>
     runLoad(ctx, label, target, path, PING_INTERVAL_MS, exp, 1);
   return {
     intervalMs: PING_INTERVAL_MS,
     direct: await runOne('one client, /_ping every 20 ms, direct, direct export running', direct, '/_ping', directExport),
     hub: await runOne('one client, /_ping every 20 ms, hub, export through the same agent', ctx.tokenTarget, `/docker/nodes/${NODE}/_ping`, hubExport),
+    ...(relayExport ? { nativeRelay: await runOne('one client, /_ping every 20 ms, native relay, export through it', relayExport.target, '/_ping', relayExport) } : {}),
   };
 }
 
@@ -563,6 +606,7 @@ async function many(ctx: Ctx, big: BigContainer): Promise<Record<string, unknown
   const hubExport = { target: ctx.tokenTarget, path: `/docker/nodes/${NODE}/containers/${big.id}/export` };
   const directExport = { target: direct, path: `/containers/${big.id}/export` };
   const hubPath = `/docker/nodes/${NODE}/containers/json`;
+  const relayExport = ctx.relay ? { target: ctx.relay.target, path: `/containers/${big.id}/export` } : null;
   const variants = async (intervalMs: number): Promise<Record<string, Record<string, unknown>>> => {
     const how = intervalMs === 0 ? 'back to back' : `1 call per ${intervalMs} ms each`;
     return {
@@ -570,9 +614,10 @@ async function many(ctx: Ctx, big: BigContainer): Promise<Record<string, unknown
       directWithExport: await runLoad(ctx, `${MANY_CLIENTS} clients ${how}, direct, direct export running`, direct, '/containers/json', intervalMs, directExport),
       hub: await runLoad(ctx, `${MANY_CLIENTS} clients ${how}, hub`, ctx.tokenTarget, hubPath, intervalMs, null),
       hubWithExport: await runLoad(ctx, `${MANY_CLIENTS} clients ${how}, hub, export running`, ctx.tokenTarget, hubPath, intervalMs, hubExport),
+      ...(relayExport ? { nativeRelayWithExport: await runLoad(ctx, `${MANY_CLIENTS} clients ${how}, native relay, export through it`, relayExport.target, '/containers/json', intervalMs, relayExport) } : {}),
     };
   };
-  const pingDuringExport = await pingsDuringExport(ctx, direct, hubExport, directExport);
+  const pingDuringExport = await pingsDuringExport(ctx, direct, hubExport, directExport, relayExport);
   const closedLoop = await variants(0);
   const paced: Array<Record<string, unknown>> = [];
   for (const intervalMs of MANY_INTERVALS) paced.push({ intervalMsPerClient: intervalMs, ...(await variants(intervalMs)) });
@@ -599,18 +644,24 @@ function printSummary(r: Record<string, any>): void {
   const ok = (b: boolean): string => (b ? 'ok' : 'MISSES TARGET');
   if (r.small) {
     out.push(`Small calls, ${r.small.requestsPerClient} sequential requests each over keep-alive (${r.small.runningContainers} running containers). ms:`);
-    out.push('  endpoint          direct p50/p99     hub token p50/p99 (Δ)                  hub cert p50/p99 (Δ)');
-    for (const e of r.small.endpoints as SmallEndpointResult[]) {
-      const l = e.latencyMs;
-      const d = (k: string): string => `${l[k]!.p50.toFixed(3)} / ${l[k]!.p99.toFixed(3)} (+${e.overheadMs[k]!.p50.toFixed(3)} / +${e.overheadMs[k]!.p99.toFixed(3)}) ${ok(e.withinTarget[k]!.p50 && e.withinTarget[k]!.p99)}`;
-      out.push(`  ${e.path.padEnd(16)}  ${`${l.direct!.p50.toFixed(3)} / ${l.direct!.p99.toFixed(3)}`.padEnd(17)}  ${d('hubToken').padEnd(37)}  ${d('hubCert')}`);
-    }
+    const table = (title: string, pick: (e: SmallEndpointResult) => SmallSeries): void => {
+      out.push(title, '  endpoint          direct p50/p99     hub token p50/p99 (Δ)                  hub cert p50/p99 (Δ)                   native relay p50/p99 (Δ)');
+      for (const e of r.small.endpoints as SmallEndpointResult[]) {
+        const { latencyMs: l, overheadMs: o } = pick(e);
+        const d = (k: string): string => (l[k] ? `${l[k]!.p50.toFixed(3)} / ${l[k]!.p99.toFixed(3)} (+${o[k]!.p50.toFixed(3)} / +${o[k]!.p99.toFixed(3)}) ${ok(o[k]!.p50 <= TARGETS.smallP50OverheadMs && o[k]!.p99 <= TARGETS.smallP99OverheadMs)}` : 'n/a');
+        out.push(`  ${e.path.padEnd(16)}  ${`${l.direct!.p50.toFixed(3)} / ${l.direct!.p99.toFixed(3)}`.padEnd(17)}  ${d('hubToken').padEnd(37)}  ${d('hubCert').padEnd(37)}  ${d('nativeRelay')}`);
+      }
+    };
+    table(`Small calls, ${r.small.requestsPerClient} sequential requests each over keep-alive (${r.small.runningContainers} running containers). ms:`, (e) => e);
+    const first = (r.small.endpoints as SmallEndpointResult[])[0];
+    if (first) table(`Spaced: ${first.spaced.requestsPerClient} each, ${first.spaced.gapMs} ms of silence after every answer. ms:`, (e) => e.spaced);
     out.push(`  targets: p50 ≤ +${TARGETS.smallP50OverheadMs} ms, p99 ≤ +${TARGETS.smallP99OverheadMs} ms`);
   }
   if (r.stream) {
     out.push('', `Streams (${mib(r.stream.bigFile.fileBytes)} MiB file from ${r.stream.bigFile.source}), median of ${r.stream.repetitions}:`);
     for (const [kind, s] of Object.entries(r.stream.summary as Record<string, any>)) {
       out.push(`  ${kind.padEnd(8)} direct ${s.directMBps} MB/s, hub ${s.hubMBps} MB/s, ratio ${s.ratio} ${ok(s.withinTarget.ratio)}; RSS peak−idle hub +${mib(s.hubRssDeltaMaxBytes)} MiB, agent +${mib(s.agentRssDeltaMaxBytes)} MiB ${ok(s.withinTarget.rss)}`);
+      if (s.nativeRelayMBps !== null) out.push(`  ${''.padEnd(8)} native relay (two nginx, TLS both hops) ${s.nativeRelayMBps} MB/s, ratio ${s.nativeRelayRatio}; hub / native relay ${s.hubToNativeRelay}`);
     }
     out.push(`  targets: ratio ≥ ${TARGETS.streamRatio}, RSS delta ≤ ${mib(TARGETS.streamRssDeltaBytes)} MiB`);
   }
@@ -622,8 +673,8 @@ function printSummary(r: Record<string, any>): void {
   if (r.many) {
     out.push('', `Many at once: ${r.many.clients} clients on /containers/json for ${r.many.durationMs / 1000} s. p50 / p99 ms, req/s:`);
     const line = (name: string, x: any): string => `  ${name.padEnd(36)} ${String(x.latencyMs.p50).padStart(9)} / ${String(x.latencyMs.p99).padStart(9)}  ${String(x.requestsPerSecond).padStart(8)} req/s  errors ${x.errors}${x.exportMBpsDuringRun !== null ? `  (export ${x.exportMBpsDuringRun} MB/s meanwhile)` : ''}`;
-    const group = (label: string, g: any): void => void out.push(line(`${label}, direct`, g.direct), line(`${label}, direct + export`, g.directWithExport), line(`${label}, hub`, g.hub), line(`${label}, hub + export`, g.hubWithExport));
-    if (r.many.pingDuringExport) out.push(line('one /_ping per 20 ms + export, direct', r.many.pingDuringExport.direct), line('one /_ping per 20 ms + export, hub', r.many.pingDuringExport.hub));
+    const group = (label: string, g: any): void => void out.push(line(`${label}, direct`, g.direct), line(`${label}, direct + export`, g.directWithExport), line(`${label}, hub`, g.hub), line(`${label}, hub + export`, g.hubWithExport), ...(g.nativeRelayWithExport ? [line(`${label}, native relay + export`, g.nativeRelayWithExport)] : []));
+    if (r.many.pingDuringExport) out.push(line('one /_ping per 20 ms + export, direct', r.many.pingDuringExport.direct), line('one /_ping per 20 ms + export, hub', r.many.pingDuringExport.hub), ...(r.many.pingDuringExport.nativeRelay ? [line('one /_ping per 20 ms + export, relay', r.many.pingDuringExport.nativeRelay)] : []));
     group('closed loop', r.many.closedLoop);
     for (const p of r.many.paced) group(`paced 1/${p.intervalMsPerClient / 1000} s`, p);
     out.push(`  target: p99 < ${TARGETS.manyP99Ms} ms with the export: ${Object.entries(r.many.withinTarget).map(([k, v]) => `${k} ${ok(v as boolean)}`).join(', ')}`);
@@ -645,6 +696,7 @@ async function main(): Promise<void> {
   tempDirs.add(work);
   let hub: HubProcess | null = null;
   let agent: Child | null = null;
+  let relay: RelayChain | null = null;
   const result: Record<string, unknown> = {};
   try {
     const policyFile = join(work, 'policy.json');
@@ -652,11 +704,21 @@ async function main(): Promise<void> {
     hub = await startHubProcess(join(work, 'hub'), `127.0.0.1:${await freePort()}`);
     agent = await startAgentProcess({ hub, name: NODE, stateDir: join(work, 'agent'), docker: engine!.dockerHost, policyFile });
     log(`hub ${hub.url} (pid ${hub.child.pid}), agent ${NODE} (pid ${agent.pid}), dockerd pid ${engine!.pid}`);
+    const nginx = findNginx();
+    if ('missing' in nginx) {
+      log(`native relay reference skipped: ${nginx.missing}`);
+      result.nativeRelay = { skipped: nginx.missing };
+    } else {
+      relay = await startRelayChain(nginx, engine!.socketPath, join(work, 'relay'));
+      log(`native relay reference: ${relay.version}, pids ${relay.pids.relayHub} (hub role), ${relay.pids.relayAgent} (agent role)`);
+      result.nativeRelay = { nginx: nginx.binary, version: relay.version, tls: 'TLS 1.3, TLS_AES_128_GCM_SHA256 on both hops', proxyBufferBytes: 256 * 1024 };
+    }
     const ctx: Ctx = {
       engine: engine!, work, policyFile, hub, agent,
       tokenTarget: { kind: 'https', base: hub.url, caPem: hub.caPem, headers: { authorization: `Bearer ${hub.token}` } },
       certTarget: await clientCertTarget(hub),
       pids: { hub: hub.child.pid, agent: agent.pid, dockerd: engine!.pid },
+      relay,
     };
     if (PHASES.has('small') || PHASES.has('many')) await startSmallContainers(engine!);
     if (PHASES.has('small')) result.small = await smallCalls(ctx);
@@ -670,6 +732,7 @@ async function main(): Promise<void> {
     if (PHASES.has('many')) result.many = await many(ctx, big!);
     if (PHASES.has('rtt')) result.rtt = await rttPhase(ctx, big!);
   } finally {
+    await relay?.stop();
     await agent?.stop(5_000);
     await hub?.child.stop(5_000);
     await stopEngines([engine!]);

@@ -4,7 +4,8 @@
  * dies. Proxy variables are dropped from their environment so all traffic stays local.
  *
  * BENCH_CPU_PROF=DIR adds `--cpu-prof --cpu-prof-dir=DIR` to every hub and agent started here
- * (profiles are written when they exit on SIGTERM).
+ * (profiles are written when they exit on SIGTERM). BENCH_NODE_FLAGS adds Node/V8 flags (space-separated)
+ * to each, for experiments such as --trace-gc.
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -26,7 +27,8 @@ export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
 /** Node flags for hub/agent children (CPU profiling when BENCH_CPU_PROF is set). */
 export function nodeFlags(label: string): string[] {
   const dir = process.env.BENCH_CPU_PROF;
-  return dir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(dir)}`, `--cpu-prof-name=${label}-${Date.now()}.cpuprofile`] : [];
+  const extra = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  return [...extra, ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(dir)}`, `--cpu-prof-name=${label}-${Date.now()}.cpuprofile`] : [])];
 }
 
 export interface HubProcess {
