@@ -28,7 +28,7 @@
  *
  * Native relay reference (lib/native-relay.ts): when nginx with its stream module is at hand
  * (bench/fetch-nginx.sh), small, stream and many also go through two nginx processes that do
- * nothing but relay bytes over the same two TLS hops: the floor any relay design reaches here.
+ * nothing but relay bytes over the same two TLS hops: what a lean native relay reaches here.
  *
  * Writes bench/results/docker-gateway.json and prints a summary. Knobs (env): BENCH_SMALL_N=2000
  * BENCH_SMALL_ROUNDS=4 BENCH_SMALL_SPACED_N=500 BENCH_SMALL_GAP_MS=10 BENCH_CONTAINERS=50 BENCH_BIG_MIB=1024 BENCH_STREAM_REPS=2
@@ -643,7 +643,6 @@ function printSummary(r: Record<string, any>): void {
   const out: string[] = [''];
   const ok = (b: boolean): string => (b ? 'ok' : 'MISSES TARGET');
   if (r.small) {
-    out.push(`Small calls, ${r.small.requestsPerClient} sequential requests each over keep-alive (${r.small.runningContainers} running containers). ms:`);
     const table = (title: string, pick: (e: SmallEndpointResult) => SmallSeries): void => {
       out.push(title, '  endpoint          direct p50/p99     hub token p50/p99 (Δ)                  hub cert p50/p99 (Δ)                   native relay p50/p99 (Δ)');
       for (const e of r.small.endpoints as SmallEndpointResult[]) {

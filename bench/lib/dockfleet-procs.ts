@@ -24,7 +24,7 @@ export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   return env;
 }
 
-/** Node flags for hub/agent children (CPU profiling when BENCH_CPU_PROF is set). */
+/** Node flags for hub/agent children: BENCH_NODE_FLAGS, then CPU profiling when BENCH_CPU_PROF is set. */
 export function nodeFlags(label: string): string[] {
   const dir = process.env.BENCH_CPU_PROF;
   const extra = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);

@@ -4,8 +4,8 @@
  * the engine's unix socket. No HTTP parsing, no auth, no policy, no multiplexing: C, epoll and
  * OpenSSL, one process per role like the hub and the agent (master_process off, one worker).
  * Both hops use TLS_AES_128_GCM_SHA256, the suite the hub prefers. What this chain costs against
- * the engine's own socket is what the two TLS hops and two extra loopback hops cost on this
- * machine; no design that keeps TLS on both legs can do better.
+ * the engine's own socket is roughly what the two TLS hops and two extra loopback hops cost on
+ * this machine: a lean native relay's figure, the reference for what the hub's own work costs.
  *
  * nginx is a bench tool here, not a dependency: BENCH_NGINX (binary) and BENCH_NGINX_STREAM
  * (ngx_stream_module.so) point at it; without them Debian's paths are tried, then the copy
