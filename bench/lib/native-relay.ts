@@ -82,8 +82,9 @@ async function waitListening(child: Child, port: number, dir: string, role: stri
     if (ok) return;
     await sleep(50);
   }
-  const err = await readFile(join(dir, `${role}.err`), 'utf8').catch(() => '');
-  throw new Error(`nginx (${role}) did not listen on 127.0.0.1:${port}: ${err.trim() || child.tail().join('\n')}`);
+  const err = (await readFile(join(dir, `${role}.err`), 'utf8').catch(() => '')).trim() || child.tail().join('\n');
+  const exit = child.proc.exitCode;
+  throw new Error(`nginx (${role}) ${exit !== null ? `exited with code ${exit}` : 'did not listen'} on 127.0.0.1:${port}${err ? `: ${err}` : ' (it wrote no error)'}`);
 }
 
 /** Starts the two-nginx chain in front of `engineSocket`; `dir` holds its configs, key and logs. */
