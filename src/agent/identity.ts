@@ -3,10 +3,11 @@
  * private key the agent made itself (0600, never sent anywhere). A key prepared for rotation
  * waits beside it in key.next.pem until the hub has switched.
  */
-import { createPublicKey } from 'node:crypto';
+import { X509Certificate, createPublicKey } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { DockfleetError } from '../protocol/errors.ts';
 import { generateNodeKey, keyIdOf, rotationProofPayload, signWith } from '../protocol/node-keys.ts';
 import type { RotatePrepared } from '../protocol/inventory.ts';
 
@@ -14,7 +15,60 @@ const IDENTITY_FILE = 'identity.json';
 const KEY_FILE = 'key.pem';
 const NEXT_KEY_FILE = 'key.next.pem';
 
-const identityFile = z.object({ v: z.literal(1), hubUrl: z.string(), node: z.string(), caPem: z.string() });
+const identityFile = z.object({
+  v: z.literal(1),
+  hubUrl: z.url({ protocol: /^https$/ }),
+  node: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/),
+  caPem: z.string().refine(isCertificate, 'not a PEM certificate'),
+});
+
+function isCertificate(pem: string): boolean {
+  try {
+    new X509Certificate(pem);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A state file that exists but cannot be used: one line naming it and the way out. */
+function damaged(path: string, what: string, dir: string): DockfleetError {
+  return new DockfleetError(
+    'state_corrupt',
+    `agent state file ${path} is damaged (${what}); restore ${dir} from a backup, or move it aside and enroll this host again with a new code from \`dockfleet enroll NAME\``,
+  );
+}
+
+async function readStateFile(path: string, dir: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+    throw damaged(path, code === 'ENOENT' ? 'missing beside identity.json' : `cannot be read: ${code}`, dir);
+  }
+}
+
+function parseIdentity(text: string, path: string, dir: string): z.infer<typeof identityFile> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw damaged(path, text.trim() === '' ? 'empty' : 'not complete JSON, perhaps truncated', dir);
+  }
+  const parsed = identityFile.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  throw damaged(path, `field ${issue?.path.join('.') || '(top level)'}: ${issue?.message ?? 'unexpected shape'}`, dir);
+}
+
+/** The public half of a private key read from `path`, or a state_corrupt error naming it. */
+function publicOfFile(privateKeyPem: string, path: string, dir: string): string {
+  try {
+    return publicOf(privateKeyPem);
+  } catch {
+    throw damaged(path, privateKeyPem.trim() === '' ? 'empty' : 'not a private key in PEM form', dir);
+  }
+}
 
 async function writeAtomic(path: string, data: string, mode: number): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`;
@@ -49,16 +103,18 @@ export class AgentIdentity {
 
   /** Loads the identity in `dir`, or null when the agent was never enrolled there. */
   static async load(dir: string): Promise<AgentIdentity | null> {
+    const identityPath = join(dir, IDENTITY_FILE);
     let text: string;
     try {
-      text = await readFile(join(dir, IDENTITY_FILE), 'utf8');
+      text = await readFile(identityPath, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw err;
+      throw damaged(identityPath, `cannot be read: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`, dir);
     }
-    const data = identityFile.parse(JSON.parse(text));
-    const privateKeyPem = await readFile(join(dir, KEY_FILE), 'utf8');
-    return new AgentIdentity(dir, data, privateKeyPem, publicOf(privateKeyPem));
+    const data = parseIdentity(text, identityPath, dir);
+    const keyPath = join(dir, KEY_FILE);
+    const privateKeyPem = await readStateFile(keyPath, dir);
+    return new AgentIdentity(dir, data, privateKeyPem, publicOfFile(privateKeyPem, keyPath, dir));
   }
 
   /** Generates a key pair for a new enrollment (nothing is written until `save`). */
@@ -90,7 +146,14 @@ export class AgentIdentity {
     } catch {
       return false;
     }
-    const keyId = keyIdOf(publicOf(next));
+    let keyId: string;
+    try {
+      keyId = keyIdOf(publicOf(next));
+    } catch {
+      // A damaged prepared key is as good as none: the hub keeps the current key.
+      await this.discardNextKey();
+      return false;
+    }
     if (expectedKeyId !== undefined && keyId !== expectedKeyId) return false;
     await rename(join(this.dir, NEXT_KEY_FILE), join(this.dir, KEY_FILE));
     this.#privateKeyPem = next;

@@ -32,6 +32,7 @@ export const ERROR_CODES = {
   conflict: { status: 409, retryable: false },
   length_required: { status: 411, retryable: false },
   insufficient_storage: { status: 507, retryable: true },
+  state_corrupt: { status: 500, retryable: false },
   internal: { status: 500, retryable: true },
 } as const satisfies Record<string, { status: number; retryable: boolean }>;
 
