@@ -39,6 +39,21 @@ export function forwardableHeaders(
   return out;
 }
 
+/** Every header whose name starts with this is the hub's and the agent's own (body length,
+ * upgrade marks, policy verdicts, the UI's CSRF mark): a client never gets to send one on. */
+export const INTERNAL_HEADER_PREFIX = 'x-dockfleet-';
+
+/** A client's request headers as they may travel to an agent: forwardable, minus `drop`,
+ * minus every internal header, whatever the client put there. */
+export function clientRequestHeaders(
+  headers: Record<string, string | string[] | undefined>,
+  drop: ReadonlySet<string> = new Set(),
+): Record<string, string | string[]> {
+  const out = forwardableHeaders(headers, drop);
+  for (const name of Object.keys(out)) if (name.startsWith(INTERNAL_HEADER_PREFIX)) delete out[name];
+  return out;
+}
+
 /** Docker's error body: the CLI prints `Error response from daemon: <message>`. */
 export function dockerErrorBody(message: string): string {
   return `${JSON.stringify({ message })}\n`;

@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { BODY_LENGTH_HEADER, DOCKER_PREFIX, UPGRADED_HEADER, UPGRADE_HEADER, forwardableHeaders } from '../../protocol/docker-tunnel.ts';
+import { BODY_LENGTH_HEADER, DOCKER_PREFIX, UPGRADED_HEADER, UPGRADE_HEADER, clientRequestHeaders } from '../../protocol/docker-tunnel.ts';
 import { DockfleetError } from '../../protocol/errors.ts';
 import type { AgentLink } from '../gateway/agent-link.ts';
 import { cancelUnlessDone } from '../../lib/h2-channel.ts';
@@ -24,7 +24,7 @@ export async function hijackToNode(link: AgentLink, enginePath: string, req: Inc
     {
       ':method': req.method ?? 'POST',
       ':path': `${DOCKER_PREFIX}${enginePath}`,
-      ...forwardableHeaders(req.headers, HIJACK_DROPPED_HEADERS),
+      ...clientRequestHeaders(req.headers, HIJACK_DROPPED_HEADERS),
       [UPGRADE_HEADER]: 'tcp',
       [BODY_LENGTH_HEADER]: String(body.length),
     },

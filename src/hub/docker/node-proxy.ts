@@ -7,7 +7,7 @@
 import http2, { type IncomingHttpHeaders as H2Headers } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream';
-import { forwardableHeaders } from '../../protocol/docker-tunnel.ts';
+import { clientRequestHeaders, forwardableHeaders } from '../../protocol/docker-tunnel.ts';
 import { DockfleetError } from '../../protocol/errors.ts';
 import { cancelUnlessDone } from '../../lib/h2-channel.ts';
 import { relay } from '../../lib/relay.ts';
@@ -15,8 +15,9 @@ import type { AgentLink } from '../gateway/agent-link.ts';
 import { BULK_AFTER_BYTES } from '../gateway/link-qos.ts';
 import { writeDockerError } from './docker-errors.ts';
 
-/** Headers the client sends that are for the hub, not for the agent or the engine. */
-export const CLIENT_ONLY_HEADERS = new Set(['authorization', 'cookie', 'x-dockfleet-ui', 'origin', 'referer']);
+/** Headers the client sends that are for the hub, not for the agent or the engine (and every
+ * x-dockfleet-* header, dropped by clientRequestHeaders). */
+export const CLIENT_ONLY_HEADERS = new Set(['authorization', 'cookie', 'origin', 'referer']);
 
 /** Response headers from the agent, ready for an HTTP/1.1 client. */
 export function responseHeaders(headers: H2Headers): Record<string, string | string[]> {
@@ -30,7 +31,7 @@ export function proxyToAgent(link: AgentLink, agentPath: string, req: IncomingMe
     let stream: http2.ClientHttp2Stream;
     try {
       stream = link.openStream(
-        { ':method': req.method ?? 'GET', ':path': agentPath, ...forwardableHeaders(req.headers, CLIENT_ONLY_HEADERS) },
+        { ':method': req.method ?? 'GET', ':path': agentPath, ...clientRequestHeaders(req.headers, CLIENT_ONLY_HEADERS) },
         { endStream: !hasBody },
       );
     } catch (err) {
