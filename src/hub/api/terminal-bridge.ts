@@ -30,6 +30,20 @@ const terminalQuery = z.object({
   cmd: z.string().min(1).max(200).regex(/^[^\0]+$/).default('/bin/sh'),
 });
 
+/** A browser always sends Origin on a WebSocket: it must be this hub's own https origin,
+ * exactly (scheme, host and port), never `null` or http://. A tool that is not a browser sends
+ * none and proves itself with a token; a session cookie without Origin is refused later. */
+export function assertOwnOrigin(origin: string | undefined, host: string | undefined): void {
+  if (origin === undefined) return;
+  let own: string | null = null;
+  try {
+    own = host ? new URL(`https://${host}`).origin : null;
+  } catch {
+    own = null;
+  }
+  if (own === null || origin !== own) throw new DockfleetError('forbidden', 'the terminal opens only from this hub\'s own https origin');
+}
+
 export function isTerminalPath(url: string): boolean {
   return TERMINAL_PATH.test(url.split('?')[0] ?? '');
 }
@@ -50,6 +64,7 @@ export class TerminalBridge {
     let link: AgentLink;
     let query: z.infer<typeof terminalQuery>;
     try {
+      assertOwnOrigin(req.headers.origin, req.headers.host);
       const principal = await this.#deps.principals.fromRequest(req, true);
       assertDockerAllowed(principal, 'POST', true);
       const parsed = terminalQuery.safeParse(Object.fromEntries(url.searchParams));
