@@ -41,11 +41,17 @@ after(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-test('first visit offers setup; the new admin lands on the fleet', async () => {
+test('first visit offers setup, which asks for the hub machine\'s setup code; the new admin lands on the fleet', async () => {
   await page.goto(hub.url);
   await page.getByLabel('Username').waitFor();
   await screenshot(page, 'setup-1280');
+  await page.getByLabel('Setup code').fill('WRNG-WRNG-WRNG-WRNG-WRNG');
   await page.getByLabel('Username').fill(USER);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.getByText(/setup code/i).and(page.getByRole('alert')).waitFor();
+  const code = (await readFile(join(hub.dataDir, 'setup.code'), 'utf8')).trim();
+  await page.getByLabel('Setup code').fill(code);
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Create account' }).click();
   await page.getByRole('link', { name: 'Nodes' }).waitFor();
