@@ -33,6 +33,10 @@ export const ERROR_CODES = {
   length_required: { status: 411, retryable: false },
   insufficient_storage: { status: 507, retryable: true },
   state_corrupt: { status: 500, retryable: false },
+  /** The hub's own storage (its audit log) cannot be written: changes are refused, reads go on. */
+  storage_full: { status: 507, retryable: true },
+  /** One user holds as many concurrent Docker calls and streams as a hub allows. */
+  too_many_streams: { status: 429, retryable: true },
   internal: { status: 500, retryable: true },
 } as const satisfies Record<string, { status: number; retryable: boolean }>;
 
