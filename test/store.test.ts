@@ -1,6 +1,8 @@
 /** The embedded store: migrations, name uniqueness, atomic redemption, durability. */
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -20,7 +22,7 @@ test('store: migrations apply once and report what they applied', async (t) => {
   t.after(() => rm(dir, { recursive: true, force: true }));
   const file = join(dir, 'db.sqlite');
   const first = new SqliteStore(file);
-  assert.deepEqual(await first.migrate(), ['20261122T180000-initial.sql', '20261122T190000-client-certs-audit.sql', '20261122T200000-accounts-sessions.sql']);
+  assert.deepEqual(await first.migrate(), ['20261122T180000-initial.sql', '20261122T190000-client-certs-audit.sql', '20261122T200000-accounts-sessions.sql', '20261123T090000-audit-intent.sql', '20261201T120000-admin-token-principal.sql']);
   await first.close();
   const second = new SqliteStore(file);
   assert.deepEqual(await second.migrate(), []);
@@ -78,4 +80,25 @@ test('store: inventory and node facts survive reopening the file', async (t) => 
   await b.close();
   const bytes = await readFile(file);
   assert.ok(bytes.length > 0);
+});
+
+test('store: an audit intent is a row before its outcome; old rows keep their time as both', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'dockfleet-store-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'db.sqlite');
+  const a = new SqliteStore(file);
+  await a.migrate();
+  await a.appendAudit({ at: 100, user: 'u', node: null, method: 'POST', path: '/api/v1/session', status: 401 });
+  const id = await a.beginAudit({ startedAt: 200, user: 'u', node: 'n', method: 'PUT', path: '/containers/x/archive' });
+  await a.close();
+  // Reopened as after a crash: the intent is there, with no outcome.
+  const b = new SqliteStore(file);
+  await b.migrate();
+  const [open, done] = await b.queryAudit({ limit: 10 });
+  assert.deepEqual(open, { id, at: 200, user: 'u', node: 'n', method: 'PUT', path: '/containers/x/archive', status: null, finishedAt: null, bytes: null });
+  assert.deepEqual([done!.at, done!.status, done!.finishedAt], [100, 401, 100]);
+  await b.finishAudit(id, { status: 200, finishedAt: 250, bytes: 7 });
+  const [finished] = await b.queryAudit({ limit: 1, since: 150 });
+  assert.deepEqual([finished!.status, finished!.finishedAt, finished!.bytes], [200, 250, 7]);
+  await b.close();
 });

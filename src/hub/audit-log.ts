@@ -1,25 +1,88 @@
-/** The hub's audit log: who did what, where, when. Writes never fail the call they record. */
-import type { AuditEntry, AuditQuery, Store } from '../store/store.ts';
+/**
+ * The hub's audit log: who did what, where, when. A call that changes something is recorded in
+ * two steps: its intent, durably, before it is forwarded (so a hub killed mid-call leaves the
+ * row behind, with its start time), and its outcome after. When the intent cannot be written,
+ * `begin` throws (storage_full) and the caller refuses the call: nothing acts unaudited.
+ */
+import type { AuditEntry, AuditQuery, AuditRow, Store } from '../store/store.ts';
+import { DockfleetError, toDockfleetError } from '../protocol/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 
 const MAX_PATH = 1000;
 
+/** ok and failed come from the status; running: the call is still going on in this hub;
+ * interrupted: it started before this hub did and never got an outcome (a crash, a kill). */
+export type AuditOutcomeName = 'ok' | 'failed' | 'running' | 'interrupted';
+
+export interface AuditIntentInput {
+  user: string;
+  node: string | null;
+  method: string;
+  path: string;
+}
+
+/** One recorded intent; `finish` writes its outcome once (later calls are ignored). */
+export interface AuditCall {
+  readonly id: number;
+  readonly startedAt: number;
+  finish(status: number, bytes?: number | null): void;
+}
+
+export interface AuditView extends Omit<AuditRow, 'finishedAt'> {
+  startedAt: string;
+  finishedAt: string | null;
+  outcome: AuditOutcomeName;
+}
+
 export class AuditLog {
   readonly #store: Store;
   readonly #log: Logger;
+  /** Rows without an outcome that started before this are from an earlier run of the hub. */
+  readonly #bootedAt = Date.now();
 
   constructor(store: Store, log: Logger) {
     this.#store = store;
     this.#log = log;
   }
 
+  /** A call that is already over, in one step. Never fails the caller (sign-in attempts). */
   record(entry: Omit<AuditEntry, 'at'> & { at?: number }): void {
     const row: AuditEntry = { ...entry, at: entry.at ?? Date.now(), path: entry.path.slice(0, MAX_PATH) };
     this.#store.appendAudit(row).catch((err) => this.#log.error({ err }, 'could not write the audit log'));
   }
 
-  query(q: AuditQuery): Promise<Array<AuditEntry & { id: number }>> {
-    return this.#store.queryAudit(q);
+  /** Writes the intent before the call goes on; throws (storage_full) when it cannot. */
+  async begin(intent: AuditIntentInput): Promise<AuditCall> {
+    const startedAt = Date.now();
+    let id: number;
+    try {
+      id = await this.#store.beginAudit({ ...intent, path: intent.path.slice(0, MAX_PATH), startedAt });
+    } catch (err) {
+      const e = toDockfleetError(err);
+      this.#log.error({ err, code: e.code }, 'could not write the audit log: refusing the call');
+      throw e.code === 'storage_full' ? e : new DockfleetError('storage_full', 'the hub cannot write its audit log; changes are refused until it can', { cause: err });
+    }
+    let done = false;
+    return {
+      id,
+      startedAt,
+      finish: (status, bytes = null) => {
+        if (done) return;
+        done = true;
+        this.#store.finishAudit(id, { status, finishedAt: Date.now(), bytes })
+          .catch((err) => this.#log.error({ err, id }, 'could not write an audit outcome; the row reads as interrupted'));
+      },
+    };
+  }
+
+  async query(q: AuditQuery): Promise<AuditView[]> {
+    const rows = await this.#store.queryAudit(q);
+    return rows.map((r) => ({
+      ...r,
+      startedAt: new Date(r.at).toISOString(),
+      finishedAt: r.finishedAt === null ? null : new Date(r.finishedAt).toISOString(),
+      outcome: r.status !== null ? (r.status >= 400 ? 'failed' : 'ok') : r.at < this.#bootedAt ? 'interrupted' : 'running',
+    }));
   }
 }
 

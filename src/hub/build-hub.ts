@@ -18,6 +18,7 @@ import { buildUi, createUiHandler, describeUi } from './ui/ui-assets.ts';
 import { Principals } from './auth/principals.ts';
 import { DockerGateway } from './docker/docker-gateway.ts';
 import { isDockerUrl } from './docker/docker-route.ts';
+import { StreamCaps } from './docker/stream-caps.ts';
 import { AgentGateway } from './gateway/agent-gateway.ts';
 import type { HubPki } from './pki.ts';
 import type { ReconnectLimiter } from './gateway/reconnect-limiter.ts';
@@ -31,6 +32,8 @@ export interface HubDeps {
   fleetDeadlineMs?: number;
   handshakeTimeoutMs?: number;
   limiter?: ReconnectLimiter;
+  /** Concurrent Docker calls, streams, terminals and file transfers per user (default 64). */
+  streamsPerUser?: number;
 }
 
 export interface Hub {
@@ -50,8 +53,9 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
   const enrollment = new Enrollment(store, registry, deps.pki.caDigest);
   const principals = new Principals(store);
   const audit = new AuditLog(store, log);
+  const caps = new StreamCaps(deps.streamsPerUser);
   const docker = new DockerGateway({
-    registry, principals, audit, log,
+    registry, principals, audit, log, caps,
     ...(deps.fleetDeadlineMs === undefined ? {} : { fleetDeadlineMs: deps.fleetDeadlineMs }),
   });
   const gateway = new AgentGateway({
@@ -65,7 +69,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
   log.info(describeUi(assets), 'web UI built');
   const ui = createUiHandler(assets);
   const live = new LiveStream(registry, inventory, principals);
-  const terminals = new TerminalBridge({ registry, principals, audit, log });
+  const terminals = new TerminalBridge({ registry, principals, audit, log, caps });
 
   return {
     requestListener(req, res) {
@@ -75,7 +79,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
       if (isDockerUrl(url)) return void docker.handleRequest(req, res);
       if (url.split('?')[0] === LIVE_STREAM_PATH && req.method === 'GET') return void live.handle(req, res);
       const files = matchVolumeFiles(url);
-      if (files) return void proxyVolumeFiles({ registry, principals, audit, log }, files, req, res);
+      if (files) return void proxyVolumeFiles({ registry, principals, audit, log, caps }, files, req, res);
       return restListener(req, res);
     },
     upgradeListener(req, socket, head) {

@@ -1,6 +1,8 @@
 /**
  * The hub's durable truth. The core declares this interface; each database is a folder beside
  * it (sqlite/ today) that fills it in. Methods are async so a networked database fits too.
+ * A method that fails because the storage is full, failing or read-only rejects with the
+ * DockfleetError `storage_full`, so callers refuse changes instead of acting unrecorded.
  */
 import type { EngineFacts, InventorySection } from '../protocol/inventory.ts';
 import type { CodeKind } from '../protocol/enrollment-code.ts';
@@ -68,6 +70,7 @@ export interface ClientCertRecord {
   revokedAt: number | null;
 }
 
+/** A call that is already over, written in one step (e.g. a failed sign-in). */
 export interface AuditEntry {
   at: number;
   user: string;
@@ -75,6 +78,36 @@ export interface AuditEntry {
   method: string;
   path: string;
   status: number;
+}
+
+/** What is about to happen, written before the call is forwarded. */
+export interface AuditIntent {
+  startedAt: number;
+  user: string;
+  node: string | null;
+  method: string;
+  path: string;
+}
+
+/** How it ended, written after. */
+export interface AuditOutcome {
+  status: number;
+  finishedAt: number;
+  bytes: number | null;
+}
+
+/** One row: `at` is when the call started; `status` and `finishedAt` are null while (or, after
+ * a crash, forever) its outcome is unknown. */
+export interface AuditRow {
+  id: number;
+  at: number;
+  user: string;
+  node: string | null;
+  method: string;
+  path: string;
+  status: number | null;
+  finishedAt: number | null;
+  bytes: number | null;
 }
 
 export interface AuditQuery {
@@ -144,8 +177,12 @@ export interface Store {
   getClientCert(serial: string): Promise<ClientCertRecord | null>;
   revokeClientCert(serial: string, at: number): Promise<boolean>;
 
+  /** Writes a finished call in one step. */
   appendAudit(entry: AuditEntry): Promise<void>;
-  queryAudit(query: AuditQuery): Promise<Array<AuditEntry & { id: number }>>;
+  /** Writes an intent durably (it survives a crash of the hub) and returns its row id. */
+  beginAudit(intent: AuditIntent): Promise<number>;
+  finishAudit(id: number, outcome: AuditOutcome): Promise<void>;
+  queryAudit(query: AuditQuery): Promise<AuditRow[]>;
 
   saveInventory(nodeId: string, section: InventorySection, items: unknown[], at: number): Promise<void>;
   loadInventory(nodeId: string): Promise<InventoryRecord[]>;

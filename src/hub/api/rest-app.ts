@@ -34,6 +34,7 @@ export interface RestDeps {
 }
 
 const MAX_BODY = 64 * 1024;
+const NODE_IN_PATH = /^\/api\/v1\/nodes\/([^/]+)/;
 
 function parseWith<T>(schema: z.ZodType<T>, raw: unknown): T {
   const parsed = schema.safeParse(raw);
@@ -84,11 +85,13 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
 
   publicAccountRoutes(app, { store, audit, log, parse: parseBody });
   app.use('/api/*', restAuth(principals));
+  // A change is audited before it runs (or refused with storage_full), its outcome after.
   app.use('/api/*', async (c, next) => {
+    if (!isMutating(c.req.method)) return next();
+    const node = NODE_IN_PATH.exec(c.req.path)?.[1] ?? null;
+    const call = await audit.begin({ user: c.get('principal').name, node, method: c.req.method, path: c.req.path });
     await next();
-    if (isMutating(c.req.method)) {
-      audit.record({ user: c.get('principal').name, node: c.req.param('name') ?? null, method: c.req.method, path: c.req.path, status: c.res.status });
-    }
+    call.finish(c.res.status);
   });
 
   accountRoutes(app, { store, parse: parseBody });

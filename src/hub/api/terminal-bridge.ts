@@ -16,10 +16,11 @@ import { cancelUnlessDone } from '../../lib/h2-channel.ts';
 import { http1JsonAnswer } from '../../lib/http1-head.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { parseJsonLine } from '../../lib/ndjson.ts';
-import type { AuditLog } from '../audit-log.ts';
+import type { AuditCall, AuditLog } from '../audit-log.ts';
 import { assertDockerAllowed, type Principals } from '../auth/principals.ts';
 import type { AgentLink } from '../gateway/agent-link.ts';
 import type { NodeRegistry } from '../node-registry.ts';
+import type { StreamCaps } from '../docker/stream-caps.ts';
 
 const TERMINAL_PATH = /^\/api\/v1\/nodes\/([a-z0-9][a-z0-9-]{0,62})\/containers\/([A-Za-z0-9][A-Za-z0-9_.-]{0,127})\/terminal$/;
 const HIGH_WATER = 1024 * 1024;
@@ -48,11 +49,20 @@ export function isTerminalPath(url: string): boolean {
   return TERMINAL_PATH.test(url.split('?')[0] ?? '');
 }
 
+export interface TerminalDeps {
+  registry: NodeRegistry;
+  principals: Principals;
+  audit: AuditLog;
+  log: Logger;
+  /** A terminal session holds one of its user's places until it closes. */
+  caps: StreamCaps;
+}
+
 export class TerminalBridge {
   readonly #wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 64 * 1024 });
-  readonly #deps: { registry: NodeRegistry; principals: Principals; audit: AuditLog; log: Logger };
+  readonly #deps: TerminalDeps;
 
-  constructor(deps: { registry: NodeRegistry; principals: Principals; audit: AuditLog; log: Logger }) {
+  constructor(deps: TerminalDeps) {
     this.#deps = deps;
   }
 
@@ -63,6 +73,8 @@ export class TerminalBridge {
     let execId: string;
     let link: AgentLink;
     let query: z.infer<typeof terminalQuery>;
+    let call: AuditCall | null = null;
+    let release: (() => void) | null = null;
     try {
       assertOwnOrigin(req.headers.origin, req.headers.host);
       const principal = await this.#deps.principals.fromRequest(req, true);
@@ -70,6 +82,9 @@ export class TerminalBridge {
       const parsed = terminalQuery.safeParse(Object.fromEntries(url.searchParams));
       if (!parsed.success) throw new DockfleetError('validation_failed', 'cols, rows and cmd must be valid');
       query = parsed.data;
+      // The session is audited before anything runs in the container (or refused: storage_full).
+      call = await this.#deps.audit.begin({ user: principal.name, node: node!, method: 'POST', path: `/containers/${container}/exec (terminal)` });
+      release = this.#deps.caps.acquire(principal.userId, principal.name);
       link = this.#deps.registry.requireLink(node!);
       const created = await link.requestJson({
         method: 'POST', path: `${DOCKER_PREFIX}/containers/${encodeURIComponent(container!)}/exec`,
@@ -82,12 +97,19 @@ export class TerminalBridge {
       });
       if (created.status !== 201) throw new DockfleetError('bad_request', (created.body as { message?: string } | null)?.message ?? `exec create failed (${created.status})`);
       execId = String((created.body as { Id: unknown }).Id);
-      this.#deps.audit.record({ user: principal.name, node: node!, method: 'POST', path: `/containers/${container}/exec (terminal)`, status: 101 });
     } catch (err) {
       const e = toDockfleetError(err);
+      release?.();
+      call?.finish(e.status);
       socket.end(http1JsonAnswer(e.status, JSON.stringify(e.toJSON())));
       return;
     }
+    // The session's place and outcome end with its connection, however it ends.
+    const session = call;
+    socket.once('close', () => {
+      release?.();
+      session.finish(101);
+    });
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#bridge(ws, link, execId, query));
   }
 

@@ -1,14 +1,16 @@
 /**
  * The Docker endpoints: every call is authenticated (client certificate or bearer token),
- * authorised for the user's role, routed to one node or the fleet, and, when it changes
- * something, written to the audit log with its outcome. Failures are Docker-format errors.
+ * authorised for the user's role, counted against the user's cap on concurrent calls, routed
+ * to one node or the fleet, and, when it changes something, audited: its intent is written
+ * before the call is forwarded (or the call is refused: storage_full), its outcome after.
+ * Failures are Docker-format errors.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { DOCKER_PREFIX, POLICY_REFUSAL_HEADER } from '../../protocol/docker-tunnel.ts';
 import { DockfleetError, toDockfleetError } from '../../protocol/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
-import { AuditLog, isMutating } from '../audit-log.ts';
+import { isMutating, type AuditCall, type AuditLog } from '../audit-log.ts';
 import { assertDockerAllowed, type Principal, type Principals } from '../auth/principals.ts';
 import type { NodeRegistry } from '../node-registry.ts';
 import { writeDockerError, writeDockerErrorToSocket } from './docker-errors.ts';
@@ -16,6 +18,7 @@ import { parseDockerRoute, type DockerRoute } from './docker-route.ts';
 import { answerFleet } from './fleet-proxy.ts';
 import { hijackToNode } from './hijack-proxy.ts';
 import { proxyToAgent } from './node-proxy.ts';
+import { StreamCaps } from './stream-caps.ts';
 
 export interface DockerGatewayDeps {
   registry: NodeRegistry;
@@ -23,42 +26,54 @@ export interface DockerGatewayDeps {
   audit: AuditLog;
   log: Logger;
   fleetDeadlineMs?: number;
+  /** Shared with the terminal and volume files, so one user's cap covers them all. */
+  caps?: StreamCaps;
 }
 
 export class DockerGateway {
   readonly #deps: DockerGatewayDeps;
   readonly #fleetDeadlineMs: number;
+  readonly #caps: StreamCaps;
 
   constructor(deps: DockerGatewayDeps) {
     this.#deps = deps;
     this.#fleetDeadlineMs = deps.fleetDeadlineMs ?? 3_000;
+    this.#caps = deps.caps ?? new StreamCaps();
   }
 
-  async #admit(req: IncomingMessage, hijack: boolean): Promise<{ route: DockerRoute; principal: Principal }> {
+  /** Who may do what where; then the intent (for a change) before anything is forwarded; then
+   * a place under the user's cap. Returns how to end the call: its outcome and its place. */
+  async #admit(req: IncomingMessage, hijack: boolean): Promise<{ route: DockerRoute; principal: Principal; end: (status: number) => void }> {
     const route = parseDockerRoute(req.url ?? '');
     if (!route) throw new DockfleetError('not_found', `no Docker endpoint at ${req.url}; use /docker/nodes/NAME/ or /docker/fleet/`);
     const principal = await this.#deps.principals.fromRequest(req, hijack);
     assertDockerAllowed(principal, req.method ?? 'GET', hijack);
-    return { route, principal };
-  }
-
-  #audit(principal: Principal | null, route: DockerRoute | null, req: IncomingMessage, status: number, hijack: boolean): void {
-    if (!principal || !(hijack || isMutating(req.method ?? 'GET'))) return;
-    this.#deps.audit.record({
-      user: principal.name,
-      node: route?.kind === 'node' ? route.node : null,
-      method: req.method ?? 'GET',
-      path: route?.enginePath ?? req.url ?? '',
-      status,
-    });
+    let call: AuditCall | null = null;
+    if (hijack || isMutating(req.method ?? 'GET')) {
+      call = await this.#deps.audit.begin({
+        user: principal.name,
+        node: route.kind === 'node' ? route.node : null,
+        method: req.method ?? 'GET',
+        path: route.enginePath,
+      });
+    }
+    let release: () => void;
+    try {
+      release = this.#caps.acquire(principal.userId, principal.name);
+    } catch (err) {
+      call?.finish(toDockfleetError(err).status);
+      throw err;
+    }
+    return { route, principal, end: (status) => { release(); call?.finish(status); } };
   }
 
   async handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let principal: Principal | null = null;
-    let route: DockerRoute | null = null;
+    let end: ((status: number) => void) | null = null;
     let status: number;
     try {
-      ({ route, principal } = await this.#admit(req, false));
+      const admitted = await this.#admit(req, false);
+      end = admitted.end;
+      const { route, principal } = admitted;
       status = route.kind === 'fleet'
         ? await answerFleet(this.#deps.registry, route.enginePath, req, res, this.#fleetDeadlineMs)
         : await proxyToAgent(this.#deps.registry.requireLink(route.node), `${DOCKER_PREFIX}${route.enginePath}`, req, res);
@@ -69,16 +84,17 @@ export class DockerGateway {
       writeDockerError(res, e);
       status = e.status;
     }
-    this.#audit(principal, route, req, status, false);
+    end?.(status);
   }
 
   async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    let principal: Principal | null = null;
-    let route: DockerRoute | null = null;
+    let end: ((status: number) => void) | null = null;
     let status: number;
     socket.on('error', () => {});
     try {
-      ({ route, principal } = await this.#admit(req, true));
+      const admitted = await this.#admit(req, true);
+      end = admitted.end;
+      const { route } = admitted;
       if (route.kind !== 'node') throw new DockfleetError('not_found', 'attach and exec need a node: /docker/nodes/NAME/');
       status = await hijackToNode(this.#deps.registry.requireLink(route.node), route.enginePath, req, socket, head);
     } catch (err) {
@@ -87,6 +103,9 @@ export class DockerGateway {
       writeDockerErrorToSocket(socket, e);
       status = e.status;
     }
-    this.#audit(principal, route, req, status, true);
+    // A hijacked stream ends when its connection does: its place is held until then.
+    if (status !== 101 || socket.destroyed || !end) return void end?.(status);
+    const ended = end;
+    socket.once('close', () => ended(status));
   }
 }

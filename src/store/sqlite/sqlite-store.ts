@@ -3,7 +3,7 @@ import Database from 'better-sqlite3';
 import { DockfleetError } from '../../protocol/errors.ts';
 import type { InventorySection } from '../../protocol/inventory.ts';
 import type {
-  AuditEntry, AuditQuery, ClientCertRecord, CodeRecord, InventoryRecord, NodeKeyRecord, NodeRecord, NodeState, SessionRecord, Store, TokenRecord,
+  AuditEntry, AuditIntent, AuditOutcome, AuditQuery, AuditRow, ClientCertRecord, CodeRecord, InventoryRecord, NodeKeyRecord, NodeRecord, NodeState, SessionRecord, Store, TokenRecord,
   UserRecord,
 } from '../store.ts';
 import { applyMigrations } from './migrate.ts';
@@ -272,11 +272,23 @@ export class SqliteStore implements Store {
   }
 
   async appendAudit(entry: AuditEntry): Promise<void> {
-    this.#stmt('INSERT INTO audit_log (at, user, node, method, path, status) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(entry.at, entry.user, entry.node, entry.method, entry.path, entry.status);
+    this.#stmt('INSERT INTO audit_log (at, user, node, method, path, status, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(entry.at, entry.user, entry.node, entry.method, entry.path, entry.status, entry.at);
   }
 
-  async queryAudit(query: AuditQuery): Promise<Array<AuditEntry & { id: number }>> {
+  async beginAudit(intent: AuditIntent): Promise<number> {
+    // Committed on return: in WAL mode the row is in the log file before the call goes on, so
+    // a hub killed mid-call leaves it behind (synchronous=NORMAL: a power cut may still lose it).
+    return Number(this.#stmt('INSERT INTO audit_log (at, user, node, method, path) VALUES (?, ?, ?, ?, ?)')
+      .run(intent.startedAt, intent.user, intent.node, intent.method, intent.path).lastInsertRowid);
+  }
+
+  async finishAudit(id: number, outcome: AuditOutcome): Promise<void> {
+    this.#stmt('UPDATE audit_log SET status = ?, finished_at = ?, bytes = ? WHERE id = ?')
+      .run(outcome.status, outcome.finishedAt, outcome.bytes, id);
+  }
+
+  async queryAudit(query: AuditQuery): Promise<AuditRow[]> {
     const where: string[] = [];
     const args: Array<string | number> = [];
     if (query.user !== undefined) { where.push('user = ?'); args.push(query.user); }
@@ -284,8 +296,8 @@ export class SqliteStore implements Store {
     if (query.since !== undefined) { where.push('at >= ?'); args.push(query.since); }
     if (query.until !== undefined) { where.push('at < ?'); args.push(query.until); }
     if (query.before !== undefined) { where.push('id < ?'); args.push(query.before); }
-    const sql = `SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
-    return this.#stmt(sql).all(...args, query.limit) as Array<AuditEntry & { id: number }>;
+    const sql = `SELECT id, at, user, node, method, path, status, finished_at AS finishedAt, bytes FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
+    return this.#stmt(sql).all(...args, query.limit) as AuditRow[];
   }
 
   async saveInventory(nodeId: string, section: InventorySection, items: unknown[], at: number): Promise<void> {
@@ -301,4 +313,28 @@ export class SqliteStore implements Store {
     }>;
     return rows.map((r) => ({ section: r.section, items: JSON.parse(r.items) as unknown[], updatedAt: r.updated_at }));
   }
+}
+
+/** SQLite's codes for a disk that is full, failing or read-only (extended codes start with these). */
+const STORAGE_FAILURES = ['SQLITE_FULL', 'SQLITE_IOERR', 'SQLITE_READONLY', 'SQLITE_CANTOPEN'];
+
+function storageFailure(err: unknown): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !STORAGE_FAILURES.some((c) => code.startsWith(c))) return err;
+  return new DockfleetError('storage_full', 'the hub cannot write to its storage (disk full, failing or read-only); changes are refused until it can', { cause: err });
+}
+
+// Every method of the store, one translation: whatever SQLite statement fails for lack of
+// storage, the caller sees storage_full instead of an internal error.
+for (const name of Object.getOwnPropertyNames(SqliteStore.prototype)) {
+  const proto = SqliteStore.prototype as unknown as Record<string, unknown>;
+  const method = proto[name];
+  if (name === 'constructor' || typeof method !== 'function') continue;
+  proto[name] = async function (this: SqliteStore, ...args: unknown[]): Promise<unknown> {
+    try {
+      return await (method as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+    } catch (err) {
+      throw storageFailure(err);
+    }
+  };
 }
