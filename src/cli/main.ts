@@ -6,6 +6,7 @@ import { connectCommand } from './commands/connect.ts';
 import { dockerEnvCommand } from './commands/docker-env.ts';
 import { hubCommand } from './commands/hub.ts';
 import { approveCommand, enrollCommand, joinTokenCommand, nodesCommand, revokeCommand, rotateCommand } from './commands/node-admin.ts';
+import { setupCodeCommand } from './commands/setup-code.ts';
 import { startCommand } from './commands/start.ts';
 
 const COMMANDS: Record<string, Command> = {
@@ -20,6 +21,7 @@ const COMMANDS: Record<string, Command> = {
   rotate: rotateCommand,
   'docker-env': dockerEnvCommand,
   connect: connectCommand,
+  'setup-code': setupCodeCommand,
 };
 
 function overview(): string {

@@ -1,5 +1,8 @@
 /** API tokens: random bearer secrets, stored as SHA-256 hashes. The first start writes the admin
- * token to DIR/admin.token (0600), as a cluster writes its admin kubeconfig. */
+ * token to DIR/admin.token (0600), as a cluster writes its admin kubeconfig. The token acts as
+ * its own principal, named `admin.token` in the audit log and in /api/v1/me: it holds no name a
+ * person might want (the first admin may be called `admin`), and it has no password, so nobody
+ * signs in as it. */
 import { createHash, randomBytes } from 'node:crypto';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -7,6 +10,8 @@ import type { Store } from '../store/store.ts';
 
 export const ADMIN_TOKEN_FILE = 'admin.token';
 export const ADMIN_USER_ID = 'admin';
+/** The token's principal; hubs made before this name called it `admin` (renamed by a migration). */
+export const ADMIN_TOKEN_PRINCIPAL = 'admin.token';
 
 export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
@@ -30,9 +35,9 @@ export async function ensureAdminToken(dataDir: string, store: Store): Promise<v
   await chmod(file, 0o600);
   const hash = hashToken(token);
   if (!(await store.getUser(ADMIN_USER_ID))) {
-    await store.insertUser({ id: ADMIN_USER_ID, name: 'admin', role: 'admin', createdAt: Date.now(), disabledAt: null });
+    await store.insertUser({ id: ADMIN_USER_ID, name: ADMIN_TOKEN_PRINCIPAL, role: 'admin', createdAt: Date.now(), disabledAt: null });
   }
   if (!(await store.getToken(hash))) {
-    await store.insertToken({ tokenHash: hash, name: 'admin', userId: ADMIN_USER_ID, createdAt: Date.now(), revokedAt: null });
+    await store.insertToken({ tokenHash: hash, name: ADMIN_TOKEN_FILE, userId: ADMIN_USER_ID, createdAt: Date.now(), revokedAt: null });
   }
 }

@@ -8,6 +8,7 @@ import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
 import { urlHost } from '../lib/host-port.ts';
 import type { Logger } from '../lib/logger.ts';
 import { ensureAdminToken } from './admin-token.ts';
+import { SetupCode } from './auth/setup-code.ts';
 import { buildHub, type Hub } from './build-hub.ts';
 import type { HubConfig } from './config.ts';
 import { loadOrCreateHubPki } from './pki.ts';
@@ -37,6 +38,7 @@ export async function runHub(config: HubConfig, log: Logger): Promise<RunningHub
   const applied = await store.migrate();
   if (applied.length > 0) log.info({ applied }, 'database migrations applied');
   await ensureAdminToken(config.dataDir, store);
+  await SetupCode.open(config.dataDir, store); // DIR/setup.code while no one can sign in yet
 
   const hub = await buildHub({ store, pki, log });
   const server = https.createServer(

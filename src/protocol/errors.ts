@@ -15,6 +15,8 @@ export const ERROR_CODES = {
   code_invalid: { status: 401, retryable: false },
   code_expired: { status: 401, retryable: false },
   code_used: { status: 401, retryable: false },
+  /** First-run setup without the hub machine's one-time setup code, or with a wrong one. */
+  setup_code_invalid: { status: 401, retryable: false },
   payload_too_large: { status: 413, retryable: false },
   rate_limited: { status: 429, retryable: true },
   node_offline: { status: 502, retryable: true },

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { hubConfigFrom } from '../../hub/config.ts';
 import { runHub } from '../../hub/run-hub.ts';
+import { printSetupCode } from './setup-code.ts';
 import { createLogger } from '../../lib/logger.ts';
 import type { Command } from '../command.ts';
 import { untilSignal } from '../until-signal.ts';
@@ -21,6 +22,7 @@ export const hubCommand: Command = {
     const config = hubConfigFrom(values);
     const log = createLogger('hub');
     const running = await runHub(config, log);
+    await printSetupCode(config.dataDir);
     process.stdout.write(`hub ready ${running.url}\n`);
     await untilSignal();
     await running.close();

@@ -11,6 +11,7 @@ import { AgentIdentity } from '../../agent/identity.ts';
 import { runAgent } from '../../agent/run-agent.ts';
 import { hubConfigFrom } from '../../hub/config.ts';
 import { runHub } from '../../hub/run-hub.ts';
+import { printSetupCode } from './setup-code.ts';
 import { createLogger } from '../../lib/logger.ts';
 import type { Command } from '../command.ts';
 import { untilSignal } from '../until-signal.ts';
@@ -55,6 +56,7 @@ export const startCommand: Command = {
     } else {
       process.stdout.write(`no Docker engine answers at ${agentConfig.dockerHost}; running the hub alone\n`);
     }
+    await printSetupCode(hubConfig.dataDir);
     process.stdout.write(`hub ready ${hub.url}\n`);
     process.stdout.write(`admin token: ${join(hubConfig.dataDir, 'admin.token')} · try: npx dockfleet nodes\n`);
     await untilSignal();

@@ -1,7 +1,8 @@
 /**
- * Accounts for people: first-run setup (no default password anywhere), sign-in with a session
- * cookie (rate-limited), sign-out, password change (ends the user's other sessions), and
- * personal API tokens (shown once, stored hashed, revocable).
+ * Accounts for people: first-run setup (no default password anywhere; it needs the one-time
+ * code from the hub's machine), sign-in with a session cookie (rate-limited before the password
+ * is checked; known devices pass an account's back-off), sign-out, password change (ends the
+ * user's other sessions), and personal API tokens (shown once, stored hashed, revocable).
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -10,66 +11,102 @@ import { DockfleetError } from '../../protocol/errors.ts';
 import { changePasswordBody, createUserBody, credentialsBody } from '../../protocol/api.ts';
 import type { Store } from '../../store/store.ts';
 import type { Logger } from '../../lib/logger.ts';
-import { LoginLimiter } from '../auth/login-limiter.ts';
+import type { Attempt, Reservation } from '../auth/attempt-limiter.ts';
+import { KnownDevices } from '../auth/known-devices.ts';
+import { CLEARED_ON_SUCCESS, LoginLimiter } from '../auth/login-limiter.ts';
 import { hashPassword, passwordProblem, verifyPassword } from '../auth/passwords.ts';
 import type { AuthVariables } from '../auth/rest-auth.ts';
 import { clearedSessionCookie, createSession, sessionCookie } from '../auth/sessions.ts';
+import { SetupCode, setupBody } from '../auth/setup-code.ts';
 import type { AuditLog } from '../audit-log.ts';
 
 type App = Hono<{ Variables: AuthVariables }>;
 type Parse = <T>(c: Context, schema: import('zod').ZodType<T>) => Promise<T>;
 
+/** The TCP peer's address. Forwarding headers are never trusted: anyone can send them. */
 function clientAddress(c: Context): string {
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
   return incoming?.socket.remoteAddress ?? 'unknown';
 }
 
+/** The reserved attempt, or a 429 with Retry-After. */
+function admitted(c: Context, reservation: Reservation, what: string): Attempt {
+  if (reservation.ok) return reservation.attempt;
+  const seconds = Math.max(1, Math.ceil(reservation.retryAfterMs / 1000));
+  c.header('retry-after', String(seconds));
+  throw new DockfleetError('rate_limited', `too many failed ${what}; try again in ${seconds} s`);
+}
+
 /** Routes that work without signing in: setup and sign-in. */
-export function publicAccountRoutes(app: App, deps: { store: Store; audit: AuditLog; log: Logger; parse: Parse; limiter?: LoginLimiter }): void {
+export function publicAccountRoutes(
+  app: App,
+  deps: { store: Store; audit: AuditLog; log: Logger; parse: Parse; limiter?: LoginLimiter; devices?: KnownDevices },
+): void {
   const { store, audit, log, parse } = deps;
   const limiter = deps.limiter ?? new LoginLimiter();
+  const devices = deps.devices ?? new KnownDevices();
   // A hash to compare against when the user does not exist, so timing does not tell.
   const decoy = hashPassword(randomUUID());
 
   app.get('/api/v1/setup', async (c) => c.json({ needed: !(await store.hasPasswordUser()) }));
 
   app.post('/api/v1/setup', async (c) => {
-    const body = await parse(c, credentialsBody);
+    const body = await parse(c, setupBody);
+    const setup = SetupCode.of(store);
+    if (await store.hasPasswordUser()) {
+      await setup?.consume();
+      throw new DockfleetError('invalid_state', 'setup is done already; sign in instead');
+    }
+    if (!setup) throw new DockfleetError('setup_code_invalid', 'this hub has no setup code; start it with `dockfleet hub`');
     const name = createUserBody.shape.name.safeParse(body.username);
     if (!name.success) throw new DockfleetError('validation_failed', `username: ${name.error.issues[0]?.message ?? 'invalid'}`);
     const problem = passwordProblem(body.password);
     if (problem) throw new DockfleetError('validation_failed', `password: ${problem}`);
-    if ((await store.getUserByName(name.data)) !== null) throw new DockfleetError('name_taken', `a user named ${name.data} already exists`);
-    const user = { id: randomUUID(), name: name.data, role: 'admin' as const, createdAt: Date.now(), disabledAt: null };
-    if (!(await store.createFirstPasswordUser(user, await hashPassword(body.password)))) {
-      throw new DockfleetError('invalid_state', 'setup is done already; sign in instead');
+    const attempt = admitted(c, limiter.reserveSetup(clientAddress(c)), 'setup codes');
+    try {
+      setup.claim(body.setupCode);
+    } catch (err) {
+      // Only a wrong or missing code counts as a guess.
+      if (!(err instanceof DockfleetError && err.code === 'setup_code_invalid')) attempt.succeeded();
+      throw err;
     }
+    attempt.succeeded();
+    const user = { id: randomUUID(), name: name.data, role: 'admin' as const, createdAt: Date.now(), disabledAt: null };
+    try {
+      if ((await store.getUserByName(name.data)) !== null) throw new DockfleetError('name_taken', `a user named ${name.data} already exists`);
+      if (!(await store.createFirstPasswordUser(user, await hashPassword(body.password)))) {
+        throw new DockfleetError('invalid_state', 'setup is done already; sign in instead');
+      }
+    } catch (err) {
+      setup.release();
+      throw err;
+    }
+    await setup.consume();
     const session = await createSession(store, user.id);
     c.header('set-cookie', sessionCookie(session.id));
+    c.header('set-cookie', devices.cookieFor(user.name), { append: true });
     audit.record({ user: user.name, node: null, method: 'POST', path: '/api/v1/setup', status: 201 });
-    log.info({ user: user.name }, 'first admin account created');
+    log.info({ user: user.name }, 'first admin account created; the setup code is used up');
     return c.json({ name: user.name, role: user.role }, 201);
   });
 
   app.post('/api/v1/session', async (c) => {
     const body = await parse(c, credentialsBody);
-    const keys = [`account:${body.username.toLowerCase()}`, `ip:${clientAddress(c)}`];
-    const wait = limiter.retryAfter(keys);
-    if (wait > 0) {
-      c.header('retry-after', String(Math.ceil(wait / 1000)));
-      throw new DockfleetError('rate_limited', `too many failed sign-ins; try again in ${Math.ceil(wait / 1000)} s`);
-    }
+    const account = body.username.toLowerCase();
+    const device = devices.deviceOf(c.req.header('cookie'), account);
+    // Counted now, before the slow check: concurrent guesses cannot slip past the limit.
+    const attempt = admitted(c, limiter.reserveSignIn({ address: clientAddress(c), account, device }), 'sign-ins');
     const user = await store.getUserByName(body.username);
     const hash = user && user.disabledAt === null ? await store.getPasswordHash(user.id) : null;
     const ok = await verifyPassword(body.password, hash ?? (await decoy));
     if (!user || !hash || !ok) {
-      limiter.fail(keys);
       audit.record({ user: body.username.slice(0, 64), node: null, method: 'POST', path: '/api/v1/session', status: 401 });
       throw new DockfleetError('unauthenticated', 'wrong username or password');
     }
-    limiter.succeed([keys[0]!]);
+    attempt.succeeded(CLEARED_ON_SUCCESS);
     const session = await createSession(store, user.id);
     c.header('set-cookie', sessionCookie(session.id));
+    c.header('set-cookie', devices.cookieFor(user.name), { append: true });
     return c.json({ name: user.name, role: user.role });
   });
 }

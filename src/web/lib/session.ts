@@ -38,8 +38,9 @@ export async function signIn(username: string, password: string): Promise<void> 
   await loadSession();
 }
 
-export async function createFirstAccount(username: string, password: string): Promise<void> {
-  await post('/api/v1/setup', { username, password }, { quiet401: true });
+/** `setupCode` comes from the hub's machine (`dockfleet setup-code`, or the hub's first lines). */
+export async function createFirstAccount(username: string, password: string, setupCode: string): Promise<void> {
+  await post('/api/v1/setup', { username, password, setupCode }, { quiet401: true });
   await loadSession();
 }
 

@@ -8,6 +8,7 @@ import { createFirstAccount, signIn } from '../lib/session.ts';
 export function SignInPage({ setupNeeded, reason }: { setupNeeded: boolean; reason?: string }): JSX.Element {
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
+  const [setupCode, setSetupCode] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [retryUntil, setRetryUntil] = useState<number | null>(null);
@@ -38,7 +39,7 @@ export function SignInPage({ setupNeeded, reason }: { setupNeeded: boolean; reas
     setError(null);
     setBusy(true);
     try {
-      if (setupNeeded) await createFirstAccount(username.trim(), password);
+      if (setupNeeded) await createFirstAccount(username.trim(), password, setupCode.trim());
       else await signIn(username.trim(), password);
     } catch (err) {
       if (err instanceof ApiError && err.status === 429) {
@@ -46,6 +47,8 @@ export function SignInPage({ setupNeeded, reason }: { setupNeeded: boolean; reas
         setRetryUntil(Date.now() + s * 1000);
         setNow(Date.now());
         setError('rate');
+      } else if (err instanceof ApiError && err.code === 'setup_code_invalid') {
+        setError('Wrong setup code. Run `dockfleet setup-code` on the hub\'s machine to see it.');
       } else if (err instanceof ApiError && (err.status === 401 || err.code === 'unauthenticated')) {
         setError('Wrong username or password.');
       } else {
@@ -68,14 +71,23 @@ export function SignInPage({ setupNeeded, reason }: { setupNeeded: boolean; reas
         </div>
         <h1>{setupNeeded ? 'Create the first account' : 'Sign in'}</h1>
         {setupNeeded ? (
-          <p class="muted">This hub has no users yet. The account you create now is its administrator.</p>
+          <p class="muted">
+            This hub has no users yet. The account you create now is its administrator. The setup code proves you
+            control the hub's machine: the hub printed it when it started, and <code>dockfleet setup-code</code> shows it.
+          </p>
         ) : (
           reason && <p class="notice" role="status">{reason}</p>
         )}
         <form onSubmit={(e) => void submit(e)} novalidate={false}>
+          {setupNeeded && (
+            <div class="field">
+              <label for="auth-setup-code">Setup code</label>
+              <input id="auth-setup-code" name="setup-code" autocomplete="one-time-code" autocapitalize="characters" spellcheck={false} required placeholder="XXXX-XXXX-XXXX-XXXX-XXXX" value={setupCode} onInput={(e) => setSetupCode(e.currentTarget.value)} autofocus />
+            </div>
+          )}
           <div class="field">
             <label for="auth-username">Username</label>
-            <input id="auth-username" name="username" autocomplete="username" autocapitalize="none" spellcheck={false} required value={username} onInput={(e) => setUsername(e.currentTarget.value)} autofocus />
+            <input id="auth-username" name="username" autocomplete="username" autocapitalize="none" spellcheck={false} required value={username} onInput={(e) => setUsername(e.currentTarget.value)} autofocus={!setupNeeded} />
           </div>
           <div class="field">
             <label for="auth-password">Password</label>
