@@ -7,6 +7,7 @@ import { MALFORMED, flagSet, isRecord, listField, objectField, stringField, stri
 import { checkBindSource } from './host-paths.ts';
 import type { PolicyAllow } from './policy-file.ts';
 import { malformed, quote, type Say } from './refusal-text.ts';
+import { checkResourceControls } from './resource-controls.ts';
 import { checkVolumeDriverOptions } from './volume-driver-options.ts';
 
 /** Docker's default capability set, which `CapAdd` may repeat without any allowance. */
@@ -23,25 +24,32 @@ type Check = (hc: JsonObject, allow: PolicyAllow, say: Say, where: string) => st
 const privileged: Check = (hc, allow, say) =>
   !allow.privileged && flagSet(hc, 'Privileged') ? say('privileged containers', 'allow.privileged is false') : null;
 
-/** Security options that switch confinement off; custom seccomp profiles count (they can allow everything). */
+/**
+ * Security options that switch confinement off, read as the engine parses them: the bare words
+ * `no-new-privileges`, `disable` (SELinux labels off) and `writable-cgroups`; otherwise
+ * key=value, or key:value when there is no `=`. Case and spaces are folded (the engine would
+ * refuse those spellings; refusing them too costs nothing). Custom seccomp profiles count (they
+ * can allow everything), and so does any SELinux label but a level or a file type.
+ */
 function unconfining(opt: string): boolean {
-  const text = opt.trim();
+  const text = opt.trim().toLowerCase();
   if (text === 'no-new-privileges') return false;
+  if (text === 'disable' || text === 'writable-cgroups') return true;
   const sep = text.includes('=') ? '=' : ':';
   const at = text.indexOf(sep);
-  const key = (at === -1 ? text : text.slice(0, at)).trim().toLowerCase();
-  const value = (at === -1 ? '' : text.slice(at + 1)).trim().toLowerCase();
+  const key = (at === -1 ? text : text.slice(0, at)).trim();
+  const value = (at === -1 ? '' : text.slice(at + 1)).trim();
   switch (key) {
     case 'seccomp':
-      return value !== 'builtin';
+      return value !== 'builtin' && value !== '';
     case 'apparmor':
       return value === 'unconfined';
     case 'label':
-      return value === 'disable' || value.includes('spc_t') || value.includes('unconfined');
+      return !/^(level|filetype)\s*[:=]/.test(value);
     case 'systempaths':
       return value === 'unconfined';
     case 'writable-cgroups':
-      return value !== 'false';
+      return !['0', 'f', 'false'].includes(value);
     default:
       return false;
   }
@@ -141,7 +149,7 @@ const mounts: Check = (hc, allow, say, where) => {
   return null;
 };
 
-const CHECKS: readonly Check[] = [privileged, securityOpts, namespaces, capabilities, devices, binds, mounts];
+const CHECKS: readonly Check[] = [privileged, securityOpts, namespaces, capabilities, devices, binds, mounts, checkResourceControls];
 
 /** `where` prefixes field names in refusals: "HostConfig." or "" for top-level fields. */
 export function inspectHostConfig(hc: JsonObject, allow: PolicyAllow, say: Say, where: string): string | null {

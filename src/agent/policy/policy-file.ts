@@ -47,6 +47,25 @@
  * section wanted. `allow` keys default to false; `bindMounts` omitted or null means any host
  * path may be bind-mounted except `/` and the engine sockets (set it to restrict binds to
  * those directories; `[]` forbids bind mounts altogether).
+ *
+ * `allow.resources`: controls that can starve the host or lift a container out of the limits
+ * set on the engine's cgroup, checked in container create and update bodies
+ * (resource-controls.ts):
+ *
+ * | key                 | allows                                                       | default |
+ * |---------------------|--------------------------------------------------------------|---------|
+ * | negativeOomScoreAdj | OomScoreAdj below 0 (the OOM killer takes the host's first)  | false   |
+ * | oomKillDisable      | OomKillDisable true                                          | false   |
+ * | unlimitedPids       | PidsLimit -1 on create; 0 or -1 on update (lifts a limit)    | false   |
+ * | cgroupParents       | CgroupParent values allowed: exact, or paths under one       | []      |
+ * | maxTmpfsBytes       | per container, every tmpfs (Tmpfs, Mounts, ShmSize) must have| 1 GiB   |
+ * |                     | a size and all add up to at most this; null = no cap         |         |
+ * | realtimeCpu         | CpuRealtimePeriod/Runtime, the ulimit rtprio                 | false   |
+ * | unlimitedUlimits    | a ulimit of -1 (unlimited), a memlock above maxTmpfsBytes    | false   |
+ *
+ * A create that names no PidsLimit (the CLI sends 0) gets no limit, as the engine has no
+ * default: unlimitedPids only stops a limit being lifted. CPU shares and I/O weights pass:
+ * they weigh a container against its siblings under the engine's cgroup, not against the host.
  */
 import { readFile } from 'node:fs/promises';
 import { posix } from 'node:path';
@@ -75,6 +94,11 @@ const capability = z
   .regex(/^(cap_)?[a-z_]+$/i, 'must be a capability name like "SYS_PTRACE"')
   .transform((c) => c.toUpperCase().replace(/^CAP_/, ''));
 
+const cgroupParent = z
+  .string()
+  .refine((p) => p !== '' && !p.includes('\0') && !p.split('/').some((part) => part === '..' || part === '.'), 'must be a cgroup path or systemd slice, without "." or ".."')
+  .transform((p) => (p.startsWith('/') ? normaliseDir(p) : p));
+
 const allowSchema = z.strictObject({
   privileged: z.boolean().default(false),
   bindMounts: z.array(absolutePath).nullable().default(null),
@@ -84,6 +108,15 @@ const allowSchema = z.strictObject({
   capabilities: z.array(capability).default([]),
   devices: z.boolean().default(false),
   pluginInstall: z.boolean().default(false),
+  resources: z.strictObject({
+    negativeOomScoreAdj: z.boolean().default(false),
+    oomKillDisable: z.boolean().default(false),
+    unlimitedPids: z.boolean().default(false),
+    cgroupParents: z.array(cgroupParent).default([]),
+    maxTmpfsBytes: z.number().int().positive().nullable().default(1024 ** 3),
+    realtimeCpu: z.boolean().default(false),
+    unlimitedUlimits: z.boolean().default(false),
+  }).prefault({}),
 });
 
 const fileSchema = z.strictObject({
@@ -102,6 +135,20 @@ export interface PolicyAllow {
   readonly capabilities: readonly string[];
   readonly devices: boolean;
   readonly pluginInstall: boolean;
+  readonly resources: ResourceAllow;
+}
+
+/** `allow.resources`: controls that can starve the host (see the table above). */
+export interface ResourceAllow {
+  readonly negativeOomScoreAdj: boolean;
+  readonly oomKillDisable: boolean;
+  readonly unlimitedPids: boolean;
+  /** Cgroup parents a container may name: exactly, or (for paths) anything under them. */
+  readonly cgroupParents: readonly string[];
+  /** Per container: every tmpfs and /dev/shm must have a size, adding up to at most this; null = no cap. */
+  readonly maxTmpfsBytes: number | null;
+  readonly realtimeCpu: boolean;
+  readonly unlimitedUlimits: boolean;
 }
 
 export interface Policy {
@@ -120,6 +167,8 @@ function deepFreeze(policy: Policy): Policy {
   Object.freeze(policy.sections);
   Object.freeze(policy.allow.bindMounts);
   Object.freeze(policy.allow.capabilities);
+  Object.freeze(policy.allow.resources.cgroupParents);
+  Object.freeze(policy.allow.resources);
   Object.freeze(policy.allow);
   return Object.freeze(policy);
 }

@@ -11,7 +11,8 @@
  */
 import { classify, normaliseApiPath, queryOf } from './classify-request.ts';
 import { inspectCreate, inspectExecCreate, inspectVolumeCreate } from './inspect-body.ts';
-import { SECTION_NAMES, loadPolicy, type Policy, type PolicyAllow, type SectionName } from './policy-file.ts';
+import { DEFAULT_POLICY, SECTION_NAMES, loadPolicy, type Policy, type PolicyAllow, type SectionName } from './policy-file.ts';
+import { describeResourceAllowances, inspectContainerUpdate } from './resource-controls.ts';
 import { REFUSAL_PREFIX, quote, sayer, type Say } from './refusal-text.ts';
 import { parseStrictJson } from './strict-json.ts';
 
@@ -27,6 +28,7 @@ const BODY_CHECKS: ReadonlyMap<string, BodyCheck> = new Map([
   ['ContainerCreate', inspectCreate],
   ['ContainerExec', inspectExecCreate],
   ['VolumeCreate', inspectVolumeCreate],
+  ['ContainerUpdate', inspectContainerUpdate],
 ]);
 
 /** Plugin operations that install code or change a plugin's mounts and devices. */
@@ -88,9 +90,11 @@ export class AgentPolicy {
   /** One line for the agent's startup log. */
   summary(): string {
     const on = SECTION_NAMES.filter((name) => this.#policy.sections[name]);
-    const allow = Object.entries(this.#policy.allow)
+    const { resources, ...flat } = this.#policy.allow;
+    const allow = Object.entries(flat)
       .filter(([, value]) => value !== false && value !== null && !(Array.isArray(value) && value.length === 0))
-      .map(([key, value]) => (Array.isArray(value) ? `${key}=${value.join(',')}` : key));
+      .map(([key, value]) => (Array.isArray(value) ? `${key}=${value.join(',')}` : key))
+      .concat(describeResourceAllowances(resources, DEFAULT_POLICY.allow.resources));
     return `policy from ${this.#policy.source}: sections ${on.join(' ') || '(none)'}; allow ${allow.join(' ') || '(nothing extra)'}`;
   }
 
