@@ -58,9 +58,8 @@ export class AuditLog {
     try {
       id = await this.#store.beginAudit({ ...intent, path: intent.path.slice(0, MAX_PATH), startedAt });
     } catch (err) {
-      const e = toDockfleetError(err);
-      this.#log.error({ err, code: e.code }, 'could not write the audit log: refusing the call');
-      throw e.code === 'storage_full' ? e : new DockfleetError('storage_full', 'the hub cannot write its audit log; changes are refused until it can', { cause: err });
+      this.#log.error({ err, code: toDockfleetError(err).code }, 'could not write the audit log: refusing the call');
+      throw new DockfleetError('storage_full', 'the hub cannot write its audit log (its storage is full, failing or read-only), so it refuses changes until it can; reads go on', { cause: err });
     }
     let done = false;
     return {
