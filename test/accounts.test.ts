@@ -8,6 +8,8 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { addressKey, LoginLimiter } from '../src/hub/auth/login-limiter.ts';
 import { startTestHub, type TestHub } from './support/hub-fixture.ts';
 import { freePort, spawnDockfleet } from './support/processes.ts';
 
@@ -148,6 +150,50 @@ test('the user admin and the admin token stay apart: sign-in, /me, tokens and au
   } finally {
     await other.stop();
   }
+});
+
+test('a hub that ran for days on admin.token alone: after an upgrade the same code still works and the admin may be called admin', async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'dockfleet-upgrade-'));
+  try {
+    const first = await startTestHub({ dataDir });
+    const code = (await readFile(join(dataDir, 'setup.code'), 'utf8')).trim();
+    assert.equal((await first.api('POST', '/api/v1/tokens', { name: 'ci' })).status, 201);
+    await first.stop({ keepData: true });
+    // Make the database look as an older hub left it: the token's principal was user "admin".
+    const db = new Database(join(dataDir, 'dockfleet.db'));
+    db.prepare("UPDATE users SET name = 'admin' WHERE id = 'admin'").run();
+    db.prepare("DELETE FROM schema_migrations WHERE name LIKE '%admin-token-principal%'").run();
+    db.close();
+    const upgraded = await startTestHub({ dataDir });
+    try {
+      assert.equal((await upgraded.api('GET', '/api/v1/me')).json.name, 'admin.token');
+      assert.equal((await readFile(join(dataDir, 'setup.code'), 'utf8')).trim(), code, 'a restart keeps the code it printed');
+      const made = await call('POST', '/api/v1/setup', { on: upgraded, body: { username: 'admin', password: 'the first admin password', setupCode: code } });
+      assert.equal(made.status, 201, JSON.stringify(made.json));
+    } finally {
+      await upgraded.stop({ keepData: true });
+    }
+    // Setup done: a restart removes nothing it needs and makes no new code.
+    const later = await startTestHub({ dataDir });
+    await assert.rejects(stat(join(dataDir, 'setup.code')), { code: 'ENOENT' });
+    assert.equal((await call('POST', '/api/v1/setup', { on: later, body: { username: 'eve', password: 'another long password', setupCode: code } })).json.error.code, 'invalid_state');
+    await later.stop({ keepData: true });
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('the sign-in limiter holds bounded memory and counts an IPv6 /64 as one address', () => {
+  const limiter = new LoginLimiter({ maxKeys: 1_000 });
+  for (let i = 0; i < 20_000; i++) limiter.reserveSignIn({ address: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, account: `user${i}`, device: null });
+  assert.ok(limiter.size <= 1_000, `${limiter.size} keys held`);
+  assert.equal(addressKey('2001:db8:1:2:aaaa::1'), addressKey('2001:db8:1:2:ffff:ffff:ffff:ffff'));
+  assert.notEqual(addressKey('2001:db8:1:2::1'), addressKey('2001:db8:1:3::1'));
+  assert.equal(addressKey('::ffff:127.0.0.5'), '127.0.0.5');
+  const small = new LoginLimiter();
+  let refused = 0;
+  for (let i = 0; i < 25; i++) if (!small.reserveSignIn({ address: `2001:db8:9:9::${i.toString(16)}`, account: `a${i}`, device: null }).ok) refused++;
+  assert.equal(refused, 5, 'twenty attempts per /64, whichever address in it they come from');
 });
 
 test('dockfleet hub prints the setup code on stdout while setup is needed, never in its logs', async () => {
