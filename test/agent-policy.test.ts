@@ -388,6 +388,7 @@ describe('the policy file', () => {
     const { resources: _resources, ...allowFlat } = DEFAULT_POLICY.allow; // allow.resources: see resource-controls.test.ts
     assert.deepEqual(allowFlat, {
       privileged: false, bindMounts: null, bindRoot: false, dockerSocket: false, hostNamespaces: false, capabilities: [], devices: false, pluginInstall: false,
+      containerWritableBindSources: false, remoteBuildContexts: false,
     });
   });
 

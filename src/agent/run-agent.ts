@@ -10,6 +10,8 @@ import { enrollAgent } from './enroll.ts';
 import { runChannel } from './hub-channel.ts';
 import { AgentIdentity } from './identity.ts';
 import { InventoryWatcher } from './inventory-watcher.ts';
+import { engineHostView } from './policy/host-view.ts';
+import { PolicyGate } from './policy/policy-gate.ts';
 import { AgentPolicy } from './policy/policy.ts';
 import { createTunnelHandler, type TunnelHandler } from './tunnel-handler.ts';
 import { engineMountpoints } from './volume-files/engine-mountpoints.ts';
@@ -22,11 +24,12 @@ export interface AgentHooks {
   onPending?: (node: string) => void;
 }
 
-/** The volume file browser answers only where this host's policy turns it on. */
-function guardedVolumeFiles(policy: AgentPolicy, handler: TunnelHandler): TunnelHandler {
+/** The volume file browser answers only where this host's policy turns it on (refusals logged here). */
+function guardedVolumeFiles(policy: AgentPolicy, handler: TunnelHandler, log: Logger): TunnelHandler {
   return (req, res) => {
     const verdict = policy.checkVolumeFiles();
     if (verdict.allowed) return handler(req, res);
+    log.warn({ method: req.method, path: req.url.split('?')[0], reason: verdict.reason }, 'volume files call refused by local policy');
     const body = dockerErrorBody(verdict.reason);
     res.writeHead(403, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
     res.end(body);
@@ -67,8 +70,9 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
         identity,
         handler: createTunnelHandler({
           identity, inventory, log,
-          docker: createEngineProxy(engine, policy, log),
-          volumeFiles: guardedVolumeFiles(policy, createVolumeFilesHandler(new VolumeFiles({ resolveMountpoint: engineMountpoints(engine) }), log)),
+          // The policy's host pass asks the same engine, and resolves paths on this host.
+          docker: createEngineProxy(engine, new PolicyGate(policy, engineHostView(engine)), log),
+          volumeFiles: guardedVolumeFiles(policy, createVolumeFilesHandler(new VolumeFiles({ resolveMountpoint: engineMountpoints(engine) }), log), log),
         }),
         log,
         onConnected: () => hooks.onConnected?.(identity.node),

@@ -6,7 +6,7 @@
 import http, { type IncomingMessage } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
-import { BODY_LENGTH_HEADER, DOCKER_PREFIX, UPGRADED_HEADER, UPGRADE_HEADER, dockerErrorBody, forwardableHeaders } from '../../protocol/docker-tunnel.ts';
+import { BODY_LENGTH_HEADER, DOCKER_PREFIX, POLICY_REFUSAL_HEADER, UPGRADED_HEADER, UPGRADE_HEADER, dockerErrorBody, forwardableHeaders } from '../../protocol/docker-tunnel.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { readBounded } from '../../lib/read-bounded.ts';
 import { relay } from '../../lib/relay.ts';
@@ -16,11 +16,20 @@ export interface EngineTarget {
   socketPath: string;
 }
 
+export type GateVerdict = { allowed: true } | { allowed: false; reason: string };
+
 /** The part of a Docker request the policy needs; the proxy buffers the body only when asked. */
 export interface DockerGate {
   /** Whether this request's body must be read (bounded) before deciding. */
   needsBody(method: string, path: string): boolean;
-  check(method: string, path: string, body: Buffer | null): { allowed: true } | { allowed: false; reason: string };
+  /** May consult the engine and the host's filesystem (policy-gate.ts); never rejects. */
+  check(method: string, path: string, body: Buffer | null): GateVerdict | Promise<GateVerdict>;
+}
+
+/** Every refusal by this host's policy is logged here, on the host: method, path, reason. Never
+ * the body, nor the query (a remote build URL may carry a token); reasons never quote secrets. */
+function logRefusal(log: Logger, method: string, path: string, reason: string): void {
+  log.warn({ method, path: path.split('?')[0], reason }, 'docker call refused by local policy');
 }
 
 export const MAX_INSPECTED_BODY = 1024 * 1024;
@@ -72,16 +81,25 @@ export function createEngineProxy(engine: EngineTarget, gate: DockerGate, log: L
     if (upgrade) {
       // The body and the raw stream share the HTTP/2 stream: take exactly Content-Length.
       body = await readExactly(req, Number(req.headers[BODY_LENGTH_HEADER] ?? 0), MAX_INSPECTED_BODY);
-      if (body === null) return sendError(res, 400, 'hijacked request with a malformed or oversized body');
+      if (body === null) {
+        logRefusal(log, method, path, 'hijacked request with a malformed or oversized body');
+        return sendError(res, 400, 'hijacked request with a malformed or oversized body');
+      }
     } else if (gate.needsBody(method, path)) {
       body = await readBounded(req as AsyncIterable<Buffer>, MAX_INSPECTED_BODY);
-      if (body === null) return sendError(res, 413, `request body over ${MAX_INSPECTED_BODY} bytes cannot be inspected by this host's policy`);
+      if (body === null) {
+        const reason = `request body over ${MAX_INSPECTED_BODY} bytes cannot be inspected by this host's policy`;
+        logRefusal(log, method, path, reason);
+        return sendError(res, 413, reason, { [POLICY_REFUSAL_HEADER]: 'refused' });
+      }
     }
-    const verdict = gate.check(method, path, body);
+    const verdict = await gate.check(method, path, body);
     if (!verdict.allowed) {
-      log.warn({ method, path, reason: verdict.reason }, 'docker call refused by local policy');
-      return sendError(res, 403, verdict.reason, { 'x-dockfleet-policy': 'refused' });
+      logRefusal(log, method, path, verdict.reason);
+      return sendError(res, 403, verdict.reason, { [POLICY_REFUSAL_HEADER]: 'refused' });
     }
+    // The hub's caller may have gone while the host was being checked.
+    if (res.stream.destroyed) return;
     const headers = forwardableHeaders(req.headers as Record<string, string | string[] | undefined>, new Set([UPGRADE_HEADER, BODY_LENGTH_HEADER, 'content-length']));
     if (body !== null) headers['content-length'] = String(body.length);
     else if (req.headers['content-length'] !== undefined) headers['content-length'] = String(req.headers['content-length']);

@@ -48,6 +48,24 @@
  * path may be bind-mounted except `/` and the engine sockets (set it to restrict binds to
  * those directories; `[]` forbids bind mounts altogether).
  *
+ * Host paths are judged where they lead on this host, not by their text: every bind source
+ * (`Binds`, `Mounts` of type bind, local volumes with `o=bind`/`type=none`, at volume create,
+ * when such a volume is mounted, through `VolumesFrom`, and again at container start/restart)
+ * is resolved component by component, symlinks and `..` included. A path that leads into
+ * /proc or /sys (magic links such as /proc/self/root cannot be judged by reading them) is
+ * refused unless `bindMounts` lists a directory under /proc or /sys holding it. A path that
+ * cannot be resolved (ELOOP, EACCES, …) is refused. The engine's socket and data root count
+ * as the Docker socket (`dockerSocket`).
+ *
+ * Further `allow` keys, default false:
+ *   containerWritableBindSources  bind sources strictly inside a directory that an existing
+ *       container has mounted read-write, or inside the engine's data root. Refused by default
+ *       because a container could swap a component of such a path for a symlink between the
+ *       check and the engine's mount (the directory a container writes itself is fine).
+ *   remoteBuildContexts  `POST /build?remote=…` (http/https URLs, git repositories): the engine
+ *       fetches it. Even when allowed, never from loopback, link-local, unspecified or this
+ *       host's own addresses, after resolving the name with DNS.
+ *
  * `allow.resources`: controls that can starve the host or lift a container out of the limits
  * set on the engine's cgroup, checked in container create and update bodies
  * (resource-controls.ts):
@@ -108,6 +126,8 @@ const allowSchema = z.strictObject({
   capabilities: z.array(capability).default([]),
   devices: z.boolean().default(false),
   pluginInstall: z.boolean().default(false),
+  containerWritableBindSources: z.boolean().default(false),
+  remoteBuildContexts: z.boolean().default(false),
   resources: z.strictObject({
     negativeOomScoreAdj: z.boolean().default(false),
     oomKillDisable: z.boolean().default(false),
@@ -135,6 +155,10 @@ export interface PolicyAllow {
   readonly capabilities: readonly string[];
   readonly devices: boolean;
   readonly pluginInstall: boolean;
+  /** Bind sources inside a directory that a container can write, or inside the engine's data root. */
+  readonly containerWritableBindSources: boolean;
+  /** `POST /build?remote=…`: the engine fetches a URL or clones a repository (never from this host itself). */
+  readonly remoteBuildContexts: boolean;
   readonly resources: ResourceAllow;
 }
 

@@ -14,6 +14,7 @@ import { inspectCreate, inspectExecCreate, inspectVolumeCreate } from './inspect
 import { DEFAULT_POLICY, SECTION_NAMES, loadPolicy, type Policy, type PolicyAllow, type SectionName } from './policy-file.ts';
 import { describeResourceAllowances, inspectContainerUpdate } from './resource-controls.ts';
 import { REFUSAL_PREFIX, quote, sayer, type Say } from './refusal-text.ts';
+import { CLIENT_SESSION, remoteTarget, shownRemote } from './remote-context.ts';
 import { parseStrictJson } from './strict-json.ts';
 
 /** Bodies the policy inspects are buffered up to this size; larger ones are refused. */
@@ -117,6 +118,10 @@ export class AgentPolicy {
     if (op === 'ImageBuild' && !allow.hostNamespaces && queryOf(path).getAll('networkmode').some((m) => m.trim().toLowerCase() === 'host')) {
       return this.#refuse(section, 'builds on the host network, networkmode=host', 'allow.hostNamespaces is false');
     }
+    if (op === 'ImageBuild') {
+      const refusal = this.#checkRemotes(queryOf(path).getAll('remote'));
+      if (refusal) return this.#refuse(section, refusal.what, refusal.rule);
+    }
     const inspect = BODY_CHECKS.get(op);
     return inspect ? this.#checkBody(section, inspect, body) : ALLOWED;
   }
@@ -125,6 +130,19 @@ export class AgentPolicy {
   checkVolumeFiles(): PolicyVerdict {
     if (this.#policy.sections.volumeFiles) return ALLOWED;
     return this.#refuse('volumeFiles', SECTION_WORDS.volumeFiles, 'sections.volumeFiles is not true');
+  }
+
+  /** The pure half of remote build contexts; the gate resolves the hosts (remote-context.ts). */
+  #checkRemotes(remotes: readonly string[]): { what: string; rule: string } | null {
+    for (const remote of remotes) {
+      if (remote === '' || remote === CLIENT_SESSION) continue;
+      if (!this.#policy.allow.remoteBuildContexts) {
+        return { what: `a build whose context the engine fetches itself, remote=${shownRemote(remote)}`, rule: 'allow.remoteBuildContexts is false' };
+      }
+      const target = remoteTarget(remote);
+      if (typeof target === 'string') return { what: target, rule: 'remote build contexts must name a plain http, https or git host' };
+    }
+    return null;
   }
 
   #checkBody(section: SectionName, inspect: BodyCheck, body: Buffer | null): PolicyVerdict {
