@@ -27,6 +27,8 @@ export function responseHeaders(headers: H2Headers): Record<string, string | str
 /** Streams the client's request to `agentPath` on the node's agent and the answer back. */
 export function proxyToAgent(link: AgentLink, agentPath: string, req: IncomingMessage, res: ServerResponse): Promise<number> {
   return new Promise((resolve) => {
+    // A client that left while the hub was still checking it: its 'close' has been and gone.
+    if (req.socket.destroyed) return resolve(499);
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
     let stream: http2.ClientHttp2Stream;
     try {
