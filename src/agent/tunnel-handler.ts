@@ -1,10 +1,9 @@
 /**
  * What the agent answers on its side of the channel (it is the HTTP/2 server; the hub asks).
- * The inventory stream coalesces: while the hub reads slowly, only the newest version of each
- * section waits to be sent, so memory stays bounded however fast the engine changes.
+ * The inventory stream is its own file (inventory-stream.ts).
  */
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import { INVENTORY_PATH, NOOP_PATH, ROTATE_PATH, rotateRequest, type InventoryMessage, type InventorySection } from '../protocol/inventory.ts';
+import { INVENTORY_PATH, NOOP_PATH, ROTATE_PATH, rotateRequest } from '../protocol/inventory.ts';
 import { DOCKER_PREFIX } from '../protocol/docker-tunnel.ts';
 import { VOLUME_FILES_PREFIX } from '../protocol/volume-files.ts';
 import { parseJsonLine } from '../lib/ndjson.ts';
@@ -12,6 +11,7 @@ import { readBounded } from '../lib/read-bounded.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { AgentIdentity } from './identity.ts';
 import type { InventoryWatcher } from './inventory-watcher.ts';
+import { streamInventory } from './inventory-stream.ts';
 
 export interface TunnelDeps {
   identity: AgentIdentity;
@@ -45,52 +45,6 @@ export function createTunnelHandler(deps: TunnelDeps): TunnelHandler {
     if (path === ROTATE_PATH && req.method === 'POST') return void rotate(deps, req, res);
     sendJson(res, 404, { message: `no such agent endpoint ${path}` });
   };
-}
-
-function streamInventory(watcher: InventoryWatcher, res: Http2ServerResponse): void {
-  res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-  const dirty = new Set<InventorySection>();
-  let engineDirty = true;
-  let waiting = false;
-
-  const flush = (): void => {
-    waiting = false;
-    if (res.closed || res.destroyed) return;
-    const messages: InventoryMessage[] = [];
-    if (engineDirty) {
-      const status = watcher.status;
-      messages.push(status.state === 'up' ? { t: 'engine', state: 'up', facts: status.facts } : { t: 'engine', state: 'down', error: status.error.slice(0, 500) });
-      engineDirty = false;
-    }
-    for (const section of dirty) {
-      const current = watcher.section(section);
-      if (current) messages.push({ t: 'section', section, items: current.items as Array<Record<string, unknown>>, at: current.at });
-    }
-    dirty.clear();
-    for (const m of messages) {
-      if (!res.write(`${JSON.stringify(m)}\n`)) {
-        waiting = true;
-        res.once('drain', flush);
-        return;
-      }
-    }
-  };
-  const onSection = (section: InventorySection): void => {
-    dirty.add(section);
-    if (!waiting) flush();
-  };
-  const onEngine = (): void => {
-    engineDirty = true;
-    if (!waiting) flush();
-  };
-  for (const [section] of watcher.snapshot()) dirty.add(section);
-  watcher.on('section', onSection);
-  watcher.on('engine', onEngine);
-  res.once('close', () => {
-    watcher.off('section', onSection);
-    watcher.off('engine', onEngine);
-  });
-  flush();
 }
 
 async function rotate(deps: TunnelDeps, req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
