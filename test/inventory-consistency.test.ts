@@ -14,7 +14,7 @@ import { freePort, spawnDockfleet, type DockfleetProcess } from './support/proce
 
 const NODE = 'big-host';
 /** A label long enough that 60 containers make a list of well over 64 KiB. */
-const LONG = 'x'.repeat(4000);
+const LONG = 'x'.repeat(8000);
 
 let engine: TestEngine;
 let hub: TestHub;
