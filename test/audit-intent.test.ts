@@ -13,6 +13,7 @@ import { runContainer, startEngines, stopEngines, type TestEngine } from './supp
 import { waitFor } from './support/hub-fixture.ts';
 import { startTestAgent, type TestAgent } from './support/agent-fixture.ts';
 import { spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
+import WebSocket from 'ws';
 import { hubRequest } from './support/hub-request.ts';
 
 interface AuditView { id: number; method: string; path: string; status: number | null; startedAt: string; finishedAt: string | null; outcome: string }
@@ -77,6 +78,18 @@ test('a row carries the call’s start time, before its finish time, and its out
   assert.ok(finished <= answered + 50);
   assert.equal(row.outcome, 'ok');
   assert.equal(row.status, 200);
+});
+
+test('a terminal session is in the audit log while it is open, and finishes when it closes', async () => {
+  await runContainer(engines[0]!, { name: 'shell' });
+  const ws = new WebSocket(`${hubUrl.replace(/^https/, 'wss')}/api/v1/nodes/audit-0/containers/shell/terminal`, { ca: caPem, headers: auth() });
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  const open = await waitFor(async () => (await audit()).find((r) => r.path === '/containers/shell/exec (terminal)'), 5_000, 'the session row');
+  assert.equal(open.outcome, 'running', 'the row is there while the session runs');
+  ws.close();
+  const closed = await waitFor(async () => (await audit()).find((r) => r.id === open.id && r.finishedAt !== null), 5_000, 'the session outcome');
+  assert.equal(closed.status, 101);
+  assert.equal(closed.outcome, 'ok');
 });
 
 test('a hub SIGKILLed during a slow docker cp leaves the row, read back as interrupted', async () => {
