@@ -342,7 +342,12 @@ describe('sections and bodies', () => {
     assert.equal(defaults.needsBody('POST', '/v1.41/containers/create'), true);
     assert.equal(defaults.needsBody('POST', '/v1.41/containers/web/exec'), true);
     assert.equal(defaults.needsBody('POST', '/v1.41/volumes/create'), true);
-    assert.equal(defaults.needsBody('POST', '/v1.41/containers/web/start'), false);
+    // A start body is read only to refuse it: engines before API 1.24 apply it as a HostConfig.
+    assert.equal(defaults.needsBody('POST', '/v1.41/containers/web/start'), true);
+    assert.deepEqual(defaults.check('POST', '/v1.41/containers/web/start', Buffer.alloc(0)), { allowed: true });
+    assert.deepEqual(defaults.check('POST', '/v1.41/containers/web/start', Buffer.from(' {} ')), { allowed: true });
+    assert.equal(defaults.check('POST', '/v1.23/containers/web/start', Buffer.from('{"Binds":["/:/h"]}')).allowed, false);
+    assert.equal(defaults.check('POST', '/v1.23/containers/web/start', null).allowed, false);
     assert.equal(defaults.needsBody('POST', '/v1.41/build'), false);
     assert.equal(defaults.needsBody('POST', '/v1.41/plugins/pull'), false);
     assert.equal(policyWith({ sections: { containers: true } }).needsBody('POST', '/containers/web/exec'), false);

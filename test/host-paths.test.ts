@@ -189,3 +189,19 @@ describe('between create and start, and writable directories', () => {
     }
   });
 });
+
+test('a HostConfig sent with container start (engines apply it before API 1.24) is refused', async () => {
+  const created = await create('hp-default', {}, { Cmd: ['sleep', '60'] });
+  assert.equal(created.status, 201, JSON.stringify(created.json));
+  try {
+    const res = await hub.api('POST', `/docker/nodes/hp-default/v1.23/containers/${created.json.Id}/start`, { Binds: ['/:/host'], Privileged: true });
+    assertRefused(res, /container start with a request body/);
+    const state = await engineRequest(engine.socketPath, 'GET', `/containers/${created.json.Id}/json`);
+    assert.equal(state.json.HostConfig.Privileged, false);
+    assert.equal(state.json.State.Running, false);
+    // A start without a body (what every client sends) still works.
+    assert.equal((await docker('hp-default', 'POST', `/containers/${created.json.Id}/start`)).status, 204);
+  } finally {
+    await engineRequest(engine.socketPath, 'DELETE', `/containers/${created.json.Id}?force=1`);
+  }
+});

@@ -32,6 +32,9 @@ const BODY_CHECKS: ReadonlyMap<string, BodyCheck> = new Map([
   ['ContainerUpdate', inspectContainerUpdate],
 ]);
 
+/** What every client sends with `POST /containers/ID/start`: nothing (or an empty object). */
+const EMPTY_START_BODY = /^\s*(\{\s*\}|null)?\s*$/;
+
 /** Plugin operations that install code or change a plugin's mounts and devices. */
 const PLUGIN_INSTALL_OPS: ReadonlySet<string> = new Set(['PluginPull', 'PluginCreate', 'PluginUpgrade', 'PluginSet']);
 
@@ -102,7 +105,7 @@ export class AgentPolicy {
   /** Whether check() must see this request's body: true only when the body alone decides. */
   needsBody(method: string, path: string): boolean {
     const { section, op } = classify(method, path);
-    return section !== null && this.#policy.sections[section] && BODY_CHECKS.has(op);
+    return section !== null && this.#policy.sections[section] && (BODY_CHECKS.has(op) || op === 'ContainerStart');
   }
 
   check(method: string, path: string, body: Buffer | null): PolicyVerdict {
@@ -117,6 +120,10 @@ export class AgentPolicy {
     }
     if (op === 'ImageBuild' && !allow.hostNamespaces && queryOf(path).getAll('networkmode').some((m) => m.trim().toLowerCase() === 'host')) {
       return this.#refuse(section, 'builds on the host network, networkmode=host', 'allow.hostNamespaces is false');
+    }
+    if (op === 'ContainerStart' && !EMPTY_START_BODY.test(body?.toString('utf8') ?? 'absent')) {
+      // Engines that accept API versions before 1.24 apply a start body as the HostConfig.
+      return this.#refuse(section, 'a container start with a request body (engines apply it as a HostConfig before API 1.24)', 'start bodies are never inspected');
     }
     if (op === 'ImageBuild') {
       const refusal = this.#checkRemotes(queryOf(path).getAll('remote'));
