@@ -10,7 +10,7 @@ export const hubCommand: Command = {
   summary: 'run the hub (control plane)',
   usage: `dockfleet hub [--data DIR] [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE]
 
-  --data DIR          state: CA, database, admin.token (default ./data)
+  --data DIR          state: CA, database, admin.token, and setup.code until the first admin exists (default ./data)
   --listen HOST:PORT  the one HTTPS port for UI, API, agents and Docker endpoints (default 127.0.0.1:7443)
   --tls-cert FILE     serve this certificate chain instead of one from the hub's private CA
   --tls-key FILE      its private key`,
