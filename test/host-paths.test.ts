@@ -7,6 +7,7 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { resolveHostPath } from '../src/agent/policy/resolve-host-path.ts';
 import { BUSYBOX_IMAGE, containerLogs, engineRequest, startEngines, stopEngines, waitContainer, type TestEngine } from './support/engines.ts';
 import { mintCode, startTestHub, type TestHub } from './support/hub-fixture.ts';
 import { startTestAgent, type TestAgent } from './support/agent-fixture.ts';
@@ -204,4 +205,23 @@ test('a HostConfig sent with container start (engines apply it before API 1.24) 
   } finally {
     await engineRequest(engine.socketPath, 'DELETE', `/containers/${created.json.Id}?force=1`);
   }
+});
+
+describe('resolveHostPath walks the host like the kernel, with mkdir -p for a missing tail', () => {
+  test('relative and absolute symlinks, `..` after them, and a missing tail', async () => {
+    const dir = join(work, 'walk');
+    await mkdir(join(dir, 'real', 'deep'), { recursive: true });
+    await symlink('real/deep', join(dir, 'rel'));
+    await symlink(join(dir, 'real'), join(dir, 'abs'));
+    await writeFile(join(dir, 'file'), 'x');
+    assert.deepEqual(await resolveHostPath(`${dir}/rel`), { kind: 'path', path: `${dir}/real/deep` });
+    assert.deepEqual(await resolveHostPath(`${dir}/rel/..`), { kind: 'path', path: `${dir}/real` });
+    assert.deepEqual(await resolveHostPath(`${dir}//abs/./deep/`), { kind: 'path', path: `${dir}/real/deep` });
+    assert.deepEqual(await resolveHostPath(`${dir}/rel/new/sub`), { kind: 'path', path: `${dir}/real/deep/new/sub` });
+    // mkdir -p creates "new", so ".." comes back to where the walk was, and the walk goes on physically.
+    assert.deepEqual(await resolveHostPath(`${dir}/rel/new/../../../abs`), { kind: 'path', path: `${dir}/real` });
+    assert.equal((await resolveHostPath(`${dir}/file/x`)).kind, 'unresolvable');
+    assert.equal((await resolveHostPath('relative/path')).kind, 'unresolvable');
+    assert.deepEqual(await resolveHostPath('/proc/self/root/etc'), { kind: 'kernel', path: '/proc/self/root/etc' });
+  });
 });
