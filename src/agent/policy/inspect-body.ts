@@ -6,10 +6,14 @@
  * under "HostConfig" and at the top level, which the engine still decodes as a deprecated
  * embedded HostConfig.
  *
- * Not checked (documented limits): POST /containers/ID/update (it cannot change privileges,
- * namespaces or mounts), VolumesFrom and `container:<id>` namespace modes (they borrow
- * from another container, which only someone on the host could have made unsafe), named
- * volumes created outside the agent, networks named by id rather than "host", swarm specs.
+ * These checks read text only. Where host paths lead — symlinks, /proc magic links, named
+ * volumes whose options bind a host path (made through the agent or not), VolumesFrom — is
+ * judged afterwards by the host pass (policy-gate.ts, host-path-judge.ts), which asks the
+ * engine and resolves paths on the host.
+ *
+ * Not checked (documented limits): `container:<id>` namespace modes (they borrow from
+ * another container, which only someone on the host could have made unsafe), networks named
+ * by id rather than "host", swarm specs.
  */
 import { DEFAULT_POLICY, type PolicyAllow } from './policy-file.ts';
 import { MALFORMED, flagSet, isRecord, objectField } from './go-fields.ts';
