@@ -64,11 +64,16 @@ export class InventoryCache extends EventEmitter<InventoryEvents> {
 
   setSection(nodeId: string, section: InventorySection, items: unknown[], at: number): void {
     this.#entry(nodeId).sections.set(section, { items, updatedAt: at });
+    this.#markDirty(nodeId, section);
+    this.emit('changed', nodeId, section);
+  }
+
+  #markDirty(nodeId: string, section: InventorySection): void {
     let dirty = this.#dirty.get(nodeId);
     if (!dirty) this.#dirty.set(nodeId, (dirty = new Set()));
     dirty.add(section);
-    this.#flushTimer ??= setTimeout(() => void this.flush(), FLUSH_DELAY_MS);
-    this.emit('changed', nodeId, section);
+    // unref: a retry against a failing store must not keep a closing hub alive (close() flushes).
+    this.#flushTimer ??= setTimeout(() => void this.flush(), FLUSH_DELAY_MS).unref();
   }
 
   setEngine(nodeId: string, engine: EngineState): void {
@@ -102,7 +107,9 @@ export class InventoryCache extends EventEmitter<InventoryEvents> {
           try {
             await this.#store.saveInventory(nodeId, section, current.items, current.updatedAt);
           } catch (err) {
-            this.#log.error({ err, nodeId, section }, 'could not persist inventory');
+            // Kept pending and tried again: otherwise a restart would bring back an older view.
+            this.#log.error({ err, nodeId, section }, 'could not persist inventory; will retry');
+            if (this.#nodes.has(nodeId)) this.#markDirty(nodeId, section);
           }
         }
       }

@@ -227,6 +227,9 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
   }
 
   #acceptInventoryLine(line: string): void {
+    // A link that was replaced or closed may still deliver what was in flight: it is older
+    // than what the node's new link sends, so it must not overwrite it.
+    if (this.#closed) return;
     const parsed = parseJsonLine(line);
     const message = parsed.ok ? inventoryMessage.safeParse(parsed.value) : null;
     if (!message?.success) {
