@@ -58,7 +58,11 @@ async function object(engine: EngineClient, path: string): Promise<JsonObject | 
   throw new HostViewError(`the engine's answer to ${path} is not an object`);
 }
 
+/** How long the engine's /info (for DockerRootDir, which changes only when the engine restarts) is reused. */
+const INFO_TTL_MS = 30_000;
+
 export function engineHostView(engine: EngineClient): HostView {
+  let info: { at: number; value: Promise<JsonObject> } | null = null;
   return {
     inspectVolume: (name) => object(engine, `/volumes/${encodeURIComponent(name)}`),
     inspectContainer: (ref) => object(engine, `/containers/${encodeURIComponent(ref)}/json`),
@@ -72,8 +76,13 @@ export function engineHostView(engine: EngineClient): HostView {
       const list = body?.Volumes ?? [];
       return Array.isArray(list) ? list.filter(isRecord) : [];
     },
-    async engineInfo() {
-      return (await object(engine, '/info')) ?? {};
+    engineInfo() {
+      if (info === null || Date.now() - info.at > INFO_TTL_MS) {
+        const value = object(engine, '/info').then((answer) => answer ?? {});
+        info = { at: Date.now(), value };
+        value.catch(() => (info = null));
+      }
+      return info.value;
     },
     engineSockets: () => [engine.socketPath],
     resolvePath: resolveHostPath,
