@@ -132,3 +132,18 @@ test('a container that starts and exits at once shows "exited" within a second',
   assert.deepEqual(late, [], `not shown as exited within a second: ${late.join(', ')}`);
   await waitSectionsEqual(hub, NODE, engine, 2_000);
 });
+
+test('a container connected to a network is listed with it (the event is a network event)', { timeout: 30_000 }, async () => {
+  const net = await engineRequest(engine.socketPath, 'POST', '/networks/create', { Name: 'conn-net' });
+  assert.equal(net.status, 201);
+  const id = await runContainer(engine, { name: 'conn-c' });
+  const networksOf = async (): Promise<string[]> => {
+    const list = (await hub.api('GET', `/api/v1/nodes/${NODE}/containers`)).json as Array<{ Id: string; NetworkSettings?: { Networks?: Record<string, unknown> } }>;
+    return Object.keys(list.find((c) => c.Id === id)?.NetworkSettings?.Networks ?? {});
+  };
+  await waitFor(async () => (await networksOf()).length > 0, 2_000, 'conn-c in the hub');
+  assert.equal((await engineRequest(engine.socketPath, 'POST', '/networks/conn-net/connect', { Container: id })).status, 200);
+  await waitFor(async () => (await networksOf()).includes('conn-net'), 1_000, 'conn-c listed on conn-net in the hub', 10);
+  assert.equal((await engineRequest(engine.socketPath, 'POST', '/networks/conn-net/disconnect', { Container: id })).status, 200);
+  await waitFor(async () => !(await networksOf()).includes('conn-net'), 1_000, 'conn-c no longer listed on conn-net', 10);
+});
