@@ -225,3 +225,15 @@ describe('resolveHostPath walks the host like the kernel, with mkdir -p for a mi
     assert.deepEqual(await resolveHostPath('/proc/self/root/etc'), { kind: 'kernel', path: '/proc/self/root/etc' });
   });
 });
+
+test('allow.bindRoot still allows "/" itself (it holds the engine socket by definition)', async () => {
+  const { judgeResolvedSource } = await import('../src/agent/policy/host-paths.ts');
+  const { parsePolicy } = await import('../src/agent/policy/policy-file.ts');
+  const { sayer } = await import('../src/agent/policy/refusal-text.ts');
+  const facts = { engineSockets: ['/run/docker.sock'], engineRoot: '/var/lib/docker', writable: [] };
+  const rootAllowed = parsePolicy('{"allow":{"bindRoot":true}}', 'p.json').allow;
+  assert.equal(judgeResolvedSource('/x/link', { kind: 'path', path: '/' }, rootAllowed, sayer('p.json'), facts), null);
+  const defaults = parsePolicy('{}', 'p.json').allow;
+  assert.match(judgeResolvedSource('/x/link', { kind: 'path', path: '/' }, defaults, sayer('p.json'), facts) ?? '', /host root "\/", as "\/x\/link" resolves on this host/);
+  assert.match(judgeResolvedSource('/x/lib', { kind: 'path', path: '/var/lib' }, rootAllowed, sayer('p.json'), facts) ?? '', /engine's data directory or a directory holding it/);
+});

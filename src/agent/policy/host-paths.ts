@@ -78,6 +78,8 @@ export function judgeResolvedSource(spelled: string, resolved: Resolution, allow
   const path = resolved.path;
   const refusal = checkBindSource(path, allow, say, spelled);
   if (refusal) return refusal;
+  // allow.bindRoot has said yes to "/", which holds the engine's socket and data by definition.
+  if (path === '/') return null;
   const via = normaliseDir(spelled) !== path ? `, as ${quote(spelled)} resolves on this host` : '';
   if (!allow.dockerSocket && facts.engineSockets.some((sock) => isUnder(sock, path))) {
     return say(`bind-mounting the Docker socket or a directory holding it, ${quote(path)}${via}`, 'allow.dockerSocket is false');
