@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { NO_ENGINE } from './support/agent-fixture.ts';
 import { mintCode, startTestHub, waitFor, nodeStatus, type TestHub } from './support/hub-fixture.ts';
 import { spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
@@ -13,9 +15,12 @@ import { spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
 let hub: TestHub;
 let dir: string;
 let agent: DockfleetProcess;
+/** The hub's own log lines (it runs in this process). */
+const hubLines: Array<Record<string, unknown>> = [];
 
 before(async () => {
-  hub = await startTestHub();
+  const sink = new Writable({ write(chunk: Buffer, _enc, done) { for (const l of chunk.toString().split('\n')) if (l) hubLines.push(JSON.parse(l)); done(); } });
+  hub = await startTestHub({ log: pino({ level: 'info' }, sink) });
   dir = await mkdtemp(join(tmpdir(), 'dockfleet-refusal-log-'));
   const code = await mintCode(hub, 'logged');
   agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', code, '--state', join(dir, 'state'), '--docker', NO_ENGINE, '--policy', join(dir, 'no-policy.json')]);
@@ -80,4 +85,15 @@ test('a refused volume file browse and a refused hijacked call are logged too', 
   }, 5_000, 'two more refusals in the agent log');
   assert.ok(lines.some((l) => /volumeFiles is not true/.test(String(l.reason)) && /\/volumes\/data\/files/.test(String(l.path))), JSON.stringify(lines));
   assert.ok(lines.some((l) => /sections\.session is not true/.test(String(l.reason)) && l.path === '/v1.43/session'), JSON.stringify(lines));
+});
+
+test('the hub logs a call that the host refused, with who, where and what, never the body', async () => {
+  const secret = 'S3CRET-in-hub-log';
+  const res = await hub.api('POST', '/docker/nodes/logged/v1.43/containers/create?name=evil2', { Image: 'busybox', Env: [`TOKEN=${secret}`], HostConfig: { Privileged: true } });
+  assert.equal(res.status, 403);
+  const line = await waitFor(() => hubLines.find((l) => l.msg === 'call refused by host policy' && l.path === '/v1.43/containers/create'), 5_000, 'the refusal in the hub log');
+  assert.equal(line.node, 'logged');
+  assert.equal(line.method, 'POST');
+  assert.equal(typeof line.user, 'string');
+  assert.ok(!JSON.stringify(hubLines).includes(secret), 'the body never reaches the hub log');
 });

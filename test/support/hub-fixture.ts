@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hubConfigFrom } from '../../src/hub/config.ts';
 import { runHub, type RunningHub } from '../../src/hub/run-hub.ts';
-import { silentLogger } from '../../src/lib/logger.ts';
+import { silentLogger, type Logger } from '../../src/lib/logger.ts';
 
 export interface TestHub extends RunningHub {
   dataDir: string;
@@ -15,9 +15,9 @@ export interface TestHub extends RunningHub {
   stop(opts?: { keepData?: boolean }): Promise<void>;
 }
 
-export async function startTestHub(opts: { dataDir?: string; port?: number } = {}): Promise<TestHub> {
+export async function startTestHub(opts: { dataDir?: string; port?: number; log?: Logger } = {}): Promise<TestHub> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'dockfleet-hub-')));
-  const running = await runHub(hubConfigFrom({ data: dataDir, listen: `127.0.0.1:${opts.port ?? 0}` }), silentLogger());
+  const running = await runHub(hubConfigFrom({ data: dataDir, listen: `127.0.0.1:${opts.port ?? 0}` }), opts.log ?? silentLogger());
   const token = (await readFile(join(dataDir, 'admin.token'), 'utf8')).trim();
   const agent = new https.Agent({ ca: running.caPem, keepAlive: true });
   const api: TestHub['api'] = (method, path, body, useToken = token) =>

@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { DOCKER_PREFIX, POLICY_REFUSAL_HEADER } from '../../protocol/docker-tunnel.ts';
+import { DOCKER_PREFIX } from '../../protocol/docker-tunnel.ts';
 import { DockfleetError, toDockfleetError } from '../../protocol/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { isMutating, type AuditCall, type AuditLog } from '../audit-log.ts';
@@ -74,10 +74,13 @@ export class DockerGateway {
       const admitted = await this.#admit(req, false);
       end = admitted.end;
       const { route, principal } = admitted;
-      status = route.kind === 'fleet'
-        ? await answerFleet(this.#deps.registry, route.enginePath, req, res, this.#fleetDeadlineMs)
-        : await proxyToAgent(this.#deps.registry.requireLink(route.node), `${DOCKER_PREFIX}${route.enginePath}`, req, res);
-      if (res.getHeader(POLICY_REFUSAL_HEADER) !== undefined) this.#deps.log.info({ user: principal.name, node: route.kind === 'node' ? route.node : null }, 'call refused by host policy');
+      if (route.kind === 'fleet') {
+        status = await answerFleet(this.#deps.registry, route.enginePath, req, res, this.#fleetDeadlineMs);
+      } else {
+        const outcome = await proxyToAgent(this.#deps.registry.requireLink(route.node), `${DOCKER_PREFIX}${route.enginePath}`, req, res);
+        status = outcome.status;
+        if (outcome.refusedByPolicy) this.#deps.log.info({ user: principal.name, node: route.node, method: req.method, path: route.enginePath.split('?')[0] }, 'call refused by host policy');
+      }
     } catch (err) {
       const e = toDockfleetError(err);
       if (e.code === 'internal') this.#deps.log.error({ err }, 'docker gateway failure');

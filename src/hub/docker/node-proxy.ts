@@ -7,7 +7,7 @@
 import http2, { type IncomingHttpHeaders as H2Headers } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream';
-import { clientRequestHeaders, forwardableHeaders } from '../../protocol/docker-tunnel.ts';
+import { POLICY_REFUSAL_HEADER, clientRequestHeaders, forwardableHeaders } from '../../protocol/docker-tunnel.ts';
 import { DockfleetError } from '../../protocol/errors.ts';
 import { cancelUnlessDone } from '../../lib/h2-channel.ts';
 import { relay } from '../../lib/relay.ts';
@@ -24,9 +24,16 @@ export function responseHeaders(headers: H2Headers): Record<string, string | str
   return forwardableHeaders(headers as Record<string, string | string[] | undefined>, new Set(['x-dockfleet-upgraded']));
 }
 
+/** How a proxied call ended: the status sent, and whether the host's policy refused it. */
+export interface ProxyOutcome {
+  status: number;
+  refusedByPolicy: boolean;
+}
+
 /** Streams the client's request to `agentPath` on the node's agent and the answer back. */
-export function proxyToAgent(link: AgentLink, agentPath: string, req: IncomingMessage, res: ServerResponse): Promise<number> {
-  return new Promise((resolve) => {
+export function proxyToAgent(link: AgentLink, agentPath: string, req: IncomingMessage, res: ServerResponse): Promise<ProxyOutcome> {
+  let refusedByPolicy = false;
+  return new Promise<number>((resolve) => {
     // A client that left while the hub was still checking it: its 'close' has been and gone.
     if (req.socket.destroyed) return resolve(499);
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
@@ -46,6 +53,7 @@ export function proxyToAgent(link: AgentLink, agentPath: string, req: IncomingMe
     stream.once('close', endInteractive);
     stream.once('response', (headers) => {
       status = Number(headers[':status']);
+      refusedByPolicy = headers[POLICY_REFUSAL_HEADER] !== undefined;
       res.writeHead(status, responseHeaders(headers));
       // Long streams (logs -f, events, stats; no content-length) must reach the client as
       // they come; a sized answer goes out with its body in one write.
@@ -77,5 +85,5 @@ export function proxyToAgent(link: AgentLink, agentPath: string, req: IncomingMe
       cancelUnlessDone(stream);
     });
     if (hasBody) pipeline(req, stream, () => {});
-  });
+  }).then((status) => ({ status, refusedByPolicy }));
 }
