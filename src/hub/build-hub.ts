@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
 import { getRequestListener } from '@hono/node-server';
 import { GATEWAY_PATH } from '../protocol/handshake.ts';
 import type { Store } from '../store/store.ts';
+import type { SetupCode } from './auth/setup-code.ts';
 import type { Logger } from '../lib/logger.ts';
 import { buildRestApp } from './api/rest-app.ts';
 import { Enrollment } from './enrollment.ts';
@@ -27,6 +28,8 @@ import { NodeRegistry } from './node-registry.ts';
 
 export interface HubDeps {
   store: Store;
+  /** The first-run setup code (DIR/setup.code); without one, setup is refused. */
+  setupCode?: SetupCode | null;
   pki: HubPki;
   log: Logger;
   fleetDeadlineMs?: number;
@@ -63,7 +66,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
     ...(deps.handshakeTimeoutMs === undefined ? {} : { handshakeTimeoutMs: deps.handshakeTimeoutMs }),
     ...(deps.limiter === undefined ? {} : { limiter: deps.limiter }),
   });
-  const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log });
+  const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log, setupCode: deps.setupCode ?? null });
   const restListener = getRequestListener(app.fetch);
   const assets = await buildUi();
   log.info(describeUi(assets), 'web UI built');

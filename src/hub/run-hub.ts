@@ -38,9 +38,9 @@ export async function runHub(config: HubConfig, log: Logger): Promise<RunningHub
   const applied = await store.migrate();
   if (applied.length > 0) log.info({ applied }, 'database migrations applied');
   await ensureAdminToken(config.dataDir, store);
-  await SetupCode.open(config.dataDir, store); // DIR/setup.code while no one can sign in yet
+  const setupCode = await SetupCode.open(config.dataDir, store); // DIR/setup.code while no one can sign in yet
 
-  const hub = await buildHub({ store, pki, log });
+  const hub = await buildHub({ store, pki, log, setupCode });
   const server = https.createServer(
     {
       cert: pki.serverCertPem,

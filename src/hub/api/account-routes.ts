@@ -17,7 +17,7 @@ import { CLEARED_ON_SUCCESS, LoginLimiter } from '../auth/login-limiter.ts';
 import { hashPassword, passwordProblem, verifyPassword } from '../auth/passwords.ts';
 import type { AuthVariables } from '../auth/rest-auth.ts';
 import { clearedSessionCookie, createSession, sessionCookie } from '../auth/sessions.ts';
-import { SetupCode, setupBody } from '../auth/setup-code.ts';
+import { setupBody, type SetupCode } from '../auth/setup-code.ts';
 import type { AuditLog } from '../audit-log.ts';
 
 type App = Hono<{ Variables: AuthVariables }>;
@@ -40,7 +40,7 @@ function admitted(c: Context, reservation: Reservation, what: string): Attempt {
 /** Routes that work without signing in: setup and sign-in. */
 export function publicAccountRoutes(
   app: App,
-  deps: { store: Store; audit: AuditLog; log: Logger; parse: Parse; limiter?: LoginLimiter; devices?: KnownDevices },
+  deps: { store: Store; audit: AuditLog; log: Logger; parse: Parse; setupCode: SetupCode | null; limiter?: LoginLimiter; devices?: KnownDevices },
 ): void {
   const { store, audit, log, parse } = deps;
   const limiter = deps.limiter ?? new LoginLimiter();
@@ -52,7 +52,7 @@ export function publicAccountRoutes(
 
   app.post('/api/v1/setup', async (c) => {
     const body = await parse(c, setupBody);
-    const setup = SetupCode.of(store);
+    const setup = deps.setupCode;
     if (await store.hasPasswordUser()) {
       await setup?.consume();
       throw new DockfleetError('invalid_state', 'setup is done already; sign in instead');

@@ -21,6 +21,7 @@ import type { InventoryCache } from '../inventory-cache.ts';
 import { rotateNodeKey } from '../key-rotation.ts';
 import type { NodeRegistry } from '../node-registry.ts';
 import { issueClientCert, type HubPki } from '../pki.ts';
+import type { SetupCode } from '../auth/setup-code.ts';
 
 export interface RestDeps {
   store: Store;
@@ -31,6 +32,7 @@ export interface RestDeps {
   audit: AuditLog;
   pki: HubPki;
   log: Logger;
+  setupCode: SetupCode | null;
 }
 
 const MAX_BODY = 64 * 1024;
@@ -83,7 +85,7 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
     return c.json({ name: node.name, status: registry.status(node) }, 201);
   });
 
-  publicAccountRoutes(app, { store, audit, log, parse: parseBody });
+  publicAccountRoutes(app, { store, audit, log, parse: parseBody, setupCode: deps.setupCode });
   app.use('/api/*', restAuth(principals));
   // A change is audited before it runs (or refused with storage_full), its outcome after.
   app.use('/api/*', async (c, next) => {

@@ -60,25 +60,16 @@ export class SetupCode {
   /** At hub start: while setup is needed, keeps (or makes) DIR/setup.code; otherwise removes it. */
   static async open(dataDir: string, store: Store): Promise<SetupCode> {
     const file = join(dataDir, SETUP_CODE_FILE);
-    let opened: SetupCode;
     if (await store.hasPasswordUser()) {
       await rm(file, { force: true });
-      opened = new SetupCode(file, null);
-    } else {
-      opened = new SetupCode(file, digest(await ensureCodeFile(dataDir, file)));
+      return new SetupCode(file, null);
     }
-    attached.set(store, opened);
-    return opened;
+    return new SetupCode(file, digest(await ensureCodeFile(dataDir, file)));
   }
 
   /** Whether setup is still open (a code exists and has not been used). */
   get isOpen(): boolean {
     return this.#hash !== null;
-  }
-
-  /** The code a hub built on this store opened, if any. */
-  static of(store: Store): SetupCode | null {
-    return attached.get(store) ?? null;
   }
 
   /** Checks the code and claims it for this setup; throws `setup_code_invalid` when it is
@@ -117,6 +108,3 @@ async function ensureCodeFile(dataDir: string, file: string): Promise<string> {
   await writeFile(file, `${code}\n`, { mode: 0o600, flag: 'wx' });
   return code;
 }
-
-/** run-hub opens the code beside admin.token; the routes find it through the hub's store. */
-const attached = new WeakMap<Store, SetupCode>();
