@@ -312,7 +312,7 @@ test('every mutating call is in the audit log with user, node, method, path and 
   const entries = res.json as Array<{ user: string; node: string; method: string; path: string; status: number; time: string }>;
   const created = entries.find((e) => e.method === 'POST' && /\/containers\/create/.test(e.path));
   assert.ok(created, 'container create audited');
-  assert.equal(created.user, 'admin');
+  assert.equal(created.user, 'admin.token', 'the admin token is its own principal');
   assert.ok(entries.some((e) => /\/exec\/[0-9a-f]+\/start/.test(e.path) && e.status === 101), 'exec start audited as a hijack');
   assert.ok(entries.some((e) => e.status === 403), 'policy refusals audited');
   assert.ok(!entries.some((e) => e.method === 'GET'), 'reads are not audited');
