@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   key_retired: { status: 401, retryable: false },
   protocol_error: { status: 400, retryable: false },
   handshake_timeout: { status: 408, retryable: true },
+  body_stalled: { status: 408, retryable: true },
   replaced: { status: 409, retryable: true },
   path_refused: { status: 403, retryable: false },
   conflict: { status: 409, retryable: false },
