@@ -48,6 +48,7 @@ function closedWithin(socket: net.Socket, withinMs: number): Promise<number> {
   return new Promise((resolve, reject) => {
     if (socket.destroyed) return resolve(0);
     socket.on('error', () => {});
+    socket.resume(); // a socket only reports its end once what came before it was read
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new Error(`still open after ${withinMs} ms`));

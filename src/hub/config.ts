@@ -1,6 +1,7 @@
 /** The hub's configuration: defaults, then flags; validated once, frozen. */
 import { resolve } from 'node:path';
 import { parseHostPort } from '../lib/host-port.ts';
+import { LISTENER_DEFAULTS, type ListenerLimits } from './listener/listener-limits.ts';
 
 export interface HubConfig {
   readonly dataDir: string;
@@ -8,6 +9,7 @@ export interface HubConfig {
   readonly port: number;
   readonly tlsCertFile: string | null;
   readonly tlsKeyFile: string | null;
+  readonly listener: ListenerLimits;
 }
 
 export interface HubFlags {
@@ -15,6 +17,8 @@ export interface HubFlags {
   listen?: string | undefined;
   'tls-cert'?: string | undefined;
   'tls-key'?: string | undefined;
+  'max-connections-per-address'?: string | undefined;
+  'max-agent-links-per-address'?: string | undefined;
 }
 
 export const HUB_DEFAULTS = { data: './data', listen: '127.0.0.1:7443' } as const;
@@ -30,5 +34,16 @@ export function hubConfigFrom(flags: HubFlags): HubConfig {
     port,
     tlsCertFile: cert === null ? null : resolve(cert),
     tlsKeyFile: key === null ? null : resolve(key),
+    listener: Object.freeze({
+      ...LISTENER_DEFAULTS,
+      perAddress: positiveInt(flags['max-connections-per-address'], LISTENER_DEFAULTS.perAddress, '--max-connections-per-address'),
+      agentLinksPerAddress: positiveInt(flags['max-agent-links-per-address'], LISTENER_DEFAULTS.agentLinksPerAddress, '--max-agent-links-per-address'),
+    }),
   });
+}
+
+function positiveInt(value: string | undefined, fallback: number, flag: string): number {
+  if (value === undefined) return fallback;
+  if (!/^[1-9][0-9]{0,8}$/.test(value)) throw new Error(`${flag} wants a whole number from 1, not "${value}"`);
+  return Number(value);
 }

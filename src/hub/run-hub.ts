@@ -12,6 +12,9 @@ import { SetupCode } from './auth/setup-code.ts';
 import { buildHub, type Hub } from './build-hub.ts';
 import type { HubConfig } from './config.ts';
 import { loadOrCreateHubPki } from './pki.ts';
+import { ConnectionGuard } from './listener/connection-guard.ts';
+import { AGENT_LINKS_FULL_ANSWER, bodyStalledAnswer, isAgentUpgrade } from './listener/limit-answers.ts';
+import { httpServerTimeouts } from './listener/listener-limits.ts';
 
 export const HUB_INFO_FILE = 'hub.json';
 export const DATABASE_FILE = 'dockfleet.db';
@@ -57,14 +60,18 @@ export async function runHub(config: HubConfig, log: Logger): Promise<RunningHub
       ca: pki.caCertPem,
       // Hijacked Docker connections half-close: stdin ends while output goes on.
       allowHalfOpen: true,
-      keepAliveTimeout: 65_000,
-      // Uploads (docker load, build contexts) may take long; headers may not.
-      requestTimeout: 0,
-      headersTimeout: 60_000,
+      // Uploads (docker load, build contexts) may take as long as they keep flowing; a head, a
+      // handshake and a silent body may not (the guard's limits).
+      ...httpServerTimeouts(config.listener),
     },
     hub.requestListener,
   );
-  server.on('upgrade', hub.upgradeListener);
+  const guard = new ConnectionGuard({
+    limits: config.listener, log, isAgentUpgrade,
+    stallAnswer: bodyStalledAnswer, agentLinksFullAnswer: AGENT_LINKS_FULL_ANSWER,
+  });
+  guard.attach(server);
+  server.on('upgrade', guard.guardUpgrades(hub.upgradeListener));
   server.on('tlsClientError', () => {});
   // No TLS 1.2 renegotiation: a connection keeps the client certificate it started with (the
   // principal cache relies on it), and a client cannot make the hub redo handshakes at will.
@@ -84,6 +91,7 @@ export async function runHub(config: HubConfig, log: Logger): Promise<RunningHub
     hub,
     async close() {
       server.close();
+      guard.close();
       await hub.close();
       server.closeAllConnections();
       await store.close();

@@ -1,0 +1,101 @@
+/**
+ * Holds one TLS listener to its ListenerLimits: refuses a connection over its address's cap at
+ * accept (before any TLS work), destroys one whose handshake has not finished in time, watches
+ * request bodies for stalls, and counts agent-gateway upgrades in their own budget. The head and
+ * keep-alive deadlines are Node's own (httpServerTimeouts). Any listener the hub opens is
+ * attached the same way.
+ */
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../../lib/logger.ts';
+import { AddressCap, connectionKey } from './address-cap.ts';
+import { BodyStallWatch, type StallAnswer } from './body-stall-watch.ts';
+import type { ListenerLimits } from './listener-limits.ts';
+
+export type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+export interface ConnectionGuardOptions {
+  limits: ListenerLimits;
+  log: Logger;
+  /** The raw HTTP/1.1 answer for a cut body. */
+  stallAnswer: StallAnswer;
+  /** The raw HTTP/1.1 answer for an agent upgrade over its address's agent-link budget. */
+  agentLinksFullAnswer: string;
+  isAgentUpgrade(req: IncomingMessage): boolean;
+}
+
+/** An HTTPS server: a TLS server that also emits HTTP's request and upgrade events. */
+type HttpsLikeServer = TlsServer & Pick<HttpServer, 'on' | 'prependListener'>;
+
+export class ConnectionGuard {
+  readonly #opts: ConnectionGuardOptions;
+  readonly #cap: AddressCap;
+  readonly #stalls: BodyStallWatch;
+  /** Handshake deadlines of accepted connections whose TLS has not finished, by connection key. */
+  readonly #handshakes = new Map<string, NodeJS.Timeout>();
+
+  constructor(opts: ConnectionGuardOptions) {
+    this.#opts = opts;
+    this.#cap = new AddressCap(opts.limits, (address) =>
+      opts.log.warn({ address, perAddress: opts.limits.perAddress }, 'connection cap reached for a client address; refusing more'));
+    this.#stalls = new BodyStallWatch(opts.limits.bodyStallMs, opts.stallAnswer);
+  }
+
+  /** Call once, right after the server is created and before it listens. */
+  attach(server: HttpsLikeServer): void {
+    // The TLS server wraps each accepted socket in its 'connection' listener; ours runs first
+    // and hands on only the sockets it admits.
+    const wrapTls = server.listeners('connection') as Array<(socket: Socket) => void>;
+    server.removeAllListeners('connection');
+    server.on('connection', (socket: Socket) => {
+      if (!this.#admit(socket)) return;
+      for (const listener of wrapTls) listener.call(server, socket);
+    });
+    server.on('secureConnection', (socket: TLSSocket) => this.#handshakeDone(socket));
+    server.prependListener('request', (req, res) => this.#stalls.watch(req, res));
+  }
+
+  /** Wraps the hub's upgrade listener: agent-gateway upgrades move to the agent-link budget. */
+  guardUpgrades(inner: UpgradeListener): UpgradeListener {
+    return (req, socket, head) => {
+      if (this.#opts.isAgentUpgrade(req) && !this.#cap.moveToAgentLinks(req.socket)) {
+        this.#opts.log.warn({ address: req.socket.remoteAddress, agentLinksPerAddress: this.#opts.limits.agentLinksPerAddress }, 'agent-link cap reached for a client address');
+        return void socket.end(this.#opts.agentLinksFullAnswer);
+      }
+      inner(req, socket, head);
+    };
+  }
+
+  close(): void {
+    this.#stalls.close();
+    for (const timer of this.#handshakes.values()) clearTimeout(timer);
+    this.#handshakes.clear();
+  }
+
+  #admit(socket: Socket): boolean {
+    socket.on('error', () => {});
+    if (!this.#cap.admit(socket)) {
+      socket.destroy();
+      return false;
+    }
+    const key = connectionKey(socket)!;
+    const timer = setTimeout(() => socket.destroy(), this.#opts.limits.handshakeMs).unref();
+    this.#handshakes.set(key, timer);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      if (this.#handshakes.get(key) === timer) this.#handshakes.delete(key);
+    });
+    return true;
+  }
+
+  #handshakeDone(socket: TLSSocket): void {
+    const key = connectionKey(socket);
+    if (key === null) return;
+    const timer = this.#handshakes.get(key);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.#handshakes.delete(key);
+  }
+}
