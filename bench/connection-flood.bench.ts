@@ -33,7 +33,8 @@ async function client(mode: Mode, port: number, count: number, firstAddress: num
   const say = (line: string): void => void process.stdout.write(`${line}\n`);
   const open = (i: number): Promise<void> => new Promise((resolve) => {
     const localAddress = `127.0.0.${firstAddress + Math.floor(i / perAddress)}`;
-    const socket = tls.connect({ host: '127.0.0.1', port, localAddress, rejectUnauthorized: false });
+    // localAddress goes on to net.connect (tls's option type leaves it out).
+    const socket = tls.connect({ host: '127.0.0.1', port, localAddress, rejectUnauthorized: false } as tls.ConnectionOptions);
     socket.on('error', () => {});
     socket.on('data', () => {});
     let secured = false;
