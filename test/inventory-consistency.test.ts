@@ -3,14 +3,11 @@
  * writes meet backpressure) and when many sections change at once. Real engine, real agent
  * process, real hub. */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { engineRequest, runContainer, startEngines, stopEngines, type TestEngine } from './support/engines.ts';
-import { mintCode, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
-import { engineSections, importTinyImage, waitSectionsEqual } from './support/inventory-compare.ts';
-import { freePort, spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
+import { engineRequest, runContainer, type TestEngine } from './support/engines.ts';
+import { startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
+import { engineSections, importTinyImage, startInventoryRig, stopInventoryRig, waitSectionsEqual } from './support/inventory-compare.ts';
+import type { DockfleetProcess } from './support/processes.ts';
 
 const NODE = 'big-host';
 /** A label long enough that 60 containers make a list of well over 64 KiB. */
@@ -37,20 +34,10 @@ async function inParallel(width: number, jobs: Array<() => Promise<unknown>>): P
 }
 
 before(async () => {
-  [engine] = (await startEngines(1, { prefix: 'invc' })) as [TestEngine];
-  hubDir = await mkdtemp(join(tmpdir(), 'dockfleet-invc-'));
-  port = await freePort();
-  hub = await startTestHub({ dataDir: hubDir, port });
-  agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', await mintCode(hub, NODE), '--state', join(hubDir, 'agent'), '--docker', engine.dockerHost]);
-  await agent.waitForLine(new RegExp(`agent ${NODE} connected`));
+  ({ engine, hub, hubDir, port, agent } = await startInventoryRig('invc', NODE));
 });
 
-after(async () => {
-  await agent?.stop();
-  await hub?.stop();
-  if (engine) await stopEngines([engine]);
-  if (hubDir) await rm(hubDir, { recursive: true, force: true });
-});
+after(() => stopInventoryRig({ engine, hub, hubDir, agent }));
 
 test('large sections changing all at once: the hub ends equal to the engine, section by section', { timeout: 120_000 }, async () => {
   const jobs: Array<() => Promise<unknown>> = [];

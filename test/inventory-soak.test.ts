@@ -3,14 +3,11 @@
  * now and then the hub is busy for 300 ms (it stops reading its links); at checkpoints and at the end the hub's four sections must equal the engine's. Bounded to
  * about 200 changes. The seed is printed, and DOCKFLEET_SOAK_SEED replays a run. */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { engineRequest, runContainer, startEngines, stopEngines, BUSYBOX_IMAGE, type TestEngine } from './support/engines.ts';
-import { mintCode, startTestHub, type TestHub } from './support/hub-fixture.ts';
-import { importTinyImage, waitSectionsEqual } from './support/inventory-compare.ts';
-import { spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
+import { engineRequest, runContainer, BUSYBOX_IMAGE, type TestEngine } from './support/engines.ts';
+import type { TestHub } from './support/hub-fixture.ts';
+import { importTinyImage, startInventoryRig, stopInventoryRig, waitSectionsEqual } from './support/inventory-compare.ts';
+import type { DockfleetProcess } from './support/processes.ts';
 
 const NODE = 'soak-host';
 const OPERATIONS = 200;
@@ -36,19 +33,10 @@ function generator(seed: number): () => number {
 }
 
 before(async () => {
-  [engine] = (await startEngines(1, { prefix: 'soak' })) as [TestEngine];
-  hubDir = await mkdtemp(join(tmpdir(), 'dockfleet-soak-'));
-  hub = await startTestHub({ dataDir: hubDir });
-  agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', await mintCode(hub, NODE), '--state', join(hubDir, 'agent'), '--docker', engine.dockerHost]);
-  await agent.waitForLine(new RegExp(`agent ${NODE} connected`));
+  ({ engine, hub, hubDir, agent } = await startInventoryRig('soak', NODE));
 });
 
-after(async () => {
-  await agent?.stop();
-  await hub?.stop();
-  if (engine) await stopEngines([engine]);
-  if (hubDir) await rm(hubDir, { recursive: true, force: true });
-});
+after(() => stopInventoryRig({ engine, hub, hubDir, agent }));
 
 test('after ~200 random changes the hub shows exactly what the engine lists', { timeout: 150_000 }, async (t) => {
   const seed = Number(process.env.DOCKFLEET_SOAK_SEED ?? Math.floor(Math.random() * 2 ** 31));
