@@ -114,7 +114,11 @@ export interface AuditRow {
   node: string | null;
   method: string;
   path: string;
-  status: number;
+  /** Null until the call has an outcome (still running, or interrupted by a hub restart). */
+  status: number | null;
+  startedAt: string;
+  finishedAt: string | null;
+  outcome: 'ok' | 'failed' | 'running' | 'interrupted';
 }
 
 /** The parts of `GET /containers/ID/json` the UI shows. */

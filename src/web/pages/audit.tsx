@@ -27,6 +27,14 @@ function statusTone(s: number): string {
   return s >= 500 ? 'bad' : s >= 400 ? 'warn' : 'ok';
 }
 
+/** The status once a call has ended; until then what is known: running, or interrupted. */
+function Outcome({ row }: { row: AuditRow }): JSX.Element {
+  if (row.status !== null) return <span class={`badge badge-${statusTone(row.status)}`}>{row.status}</span>;
+  return row.outcome === 'interrupted'
+    ? <span class="badge badge-warn" title="the hub stopped before this call ended; it may have done part of its work">interrupted</span>
+    : <span class="badge">running</span>;
+}
+
 export function AuditPage(): JSX.Element {
   const loc = useLocation();
   const q = loc.query;
@@ -108,7 +116,7 @@ export function AuditPage(): JSX.Element {
                       <td data-label="User">{r.user}</td>
                       <td data-label="Node">{r.node ?? <span class="muted">—</span>}</td>
                       <td data-label="Request" class="mono small break"><strong>{r.method}</strong> {r.path}</td>
-                      <td data-label="Status"><span class={`badge badge-${statusTone(r.status)}`}>{r.status}</span></td>
+                      <td data-label="Status"><Outcome row={r} /></td>
                     </tr>
                   ))}
                 </tbody>
