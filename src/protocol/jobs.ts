@@ -1,0 +1,70 @@
+/**
+ * Jobs: durable work the hub files for one node and the agent carries out exactly once.
+ *
+ * Delivery is at least once: the hub opens `POST JOBS_PATH` with the job as its JSON body on
+ * the agent's channel, and keeps doing so (after a reconnect, after its own restart) until it
+ * holds the job's final result. The agent answers every delivery with an NDJSON stream of
+ * `jobEvent`s. Its ledger (a durable record in its state dir) makes the rest exactly once: a job
+ * it has finished is answered at once with the recorded result; a job it is running is joined;
+ * a job it started and lost to a crash is finished or rolled back when the agent starts again,
+ * before anything else, and then answered from the ledger.
+ */
+import { z } from 'zod';
+import { STACK_NAME, stackRevision } from './stacks.ts';
+
+export const JOBS_PATH = '/_dockfleet/v1/jobs';
+export const JOB_KINDS = ['deploy', 'rollback', 'remove'] as const;
+export type JobKind = (typeof JOB_KINDS)[number];
+export const JOB_STATES = ['queued', 'running', 'succeeded', 'failed'] as const;
+export type JobState = (typeof JOB_STATES)[number];
+
+export const JOB_ID = /^job_[0-9a-z]{20,40}$/;
+
+/** The job as the agent receives it. Secret values travel here, never inside the project. */
+export const jobRequest = z.strictObject({
+  id: z.string().regex(JOB_ID),
+  kind: z.enum(JOB_KINDS),
+  node: z.string(),
+  stack: z.string().regex(STACK_NAME),
+  /** deploy: the revision to apply; rollback: the revision to return to (the agent's own
+   * snapshot when it holds it, else this); remove: null. */
+  target: stackRevision.nullable(),
+  /** Secret environment values and secret files (base64), by name. Never logged or stored in plaintext. */
+  secrets: z.strictObject({ env: z.record(z.string(), z.string()), files: z.record(z.string(), z.string()) }),
+  createdAt: z.number(),
+  /** After this the agent refuses to start it (it may still report one it already ran). */
+  expiresAt: z.number(),
+});
+export type JobRequest = z.infer<typeof jobRequest>;
+
+export const jobStep = z.strictObject({
+  name: z.string().max(200),
+  state: z.enum(['running', 'succeeded', 'failed', 'skipped']),
+  startedAt: z.number(),
+  finishedAt: z.number().nullable(),
+});
+export type JobStep = z.infer<typeof jobStep>;
+
+export const jobResult = z.strictObject({
+  state: z.enum(['succeeded', 'failed']),
+  /** Why it failed, for people: the refusing policy, the failing service and its last log lines. */
+  error: z.string().max(8_000).nullable(),
+  /** The revision the stack is on after the job (the old one when a deploy was rolled back). */
+  revision: z.number().int().nonnegative(),
+  rolledBack: z.boolean(),
+  startedAt: z.number(),
+  finishedAt: z.number(),
+});
+export type JobResult = z.infer<typeof jobResult>;
+
+/** One line of the agent's answer to a delivery. */
+export const jobEvent = z.discriminatedUnion('t', [
+  /** The ledger has the job: `running` (started now or earlier), or already `done`. */
+  z.strictObject({ t: z.literal('accepted'), at: z.number() }),
+  z.strictObject({ t: z.literal('step'), step: jobStep }),
+  z.strictObject({ t: z.literal('log'), at: z.number(), line: z.string().max(4_000) }),
+  z.strictObject({ t: z.literal('done'), result: jobResult }),
+  /** Refused before it started (expired, malformed, for another node); final. */
+  z.strictObject({ t: z.literal('refused'), code: z.string(), message: z.string().max(2_000) }),
+]);
+export type JobEvent = z.infer<typeof jobEvent>;
