@@ -6,6 +6,8 @@
  */
 import type { EngineFacts, InventorySection } from '../protocol/inventory.ts';
 import type { CodeKind } from '../protocol/enrollment-code.ts';
+import type { JobStore } from './job-store.ts';
+import type { StackStore } from './stack-store.ts';
 
 export type NodeState = 'pending' | 'active' | 'revoked';
 
@@ -127,6 +129,10 @@ export interface InventoryRecord {
 }
 
 export interface Store {
+  /** The job queue's tables (hub/jobs/). */
+  readonly jobs: JobStore;
+  /** Stacks, their revisions, node labels (hub/stacks/). */
+  readonly stacks: StackStore;
   /** Applies pending migrations; returns the names it applied, in order. */
   migrate(): Promise<string[]>;
   close(): Promise<void>;

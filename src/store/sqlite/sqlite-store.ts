@@ -6,7 +6,12 @@ import type {
   AuditEntry, AuditIntent, AuditOutcome, AuditQuery, AuditRow, ClientCertRecord, CodeRecord, InventoryRecord, NodeKeyRecord, NodeRecord, NodeState, SessionRecord, Store, TokenRecord,
   UserRecord,
 } from '../store.ts';
+import type { JobStore } from '../job-store.ts';
+import type { StackStore } from '../stack-store.ts';
 import { applyMigrations } from './migrate.ts';
+import { SqliteJobStore } from './sqlite-job-store.ts';
+import { SqliteStackStore } from './sqlite-stack-store.ts';
+import { StatementCache, translateStorageFailures } from './statement-cache.ts';
 
 interface NodeRow {
   id: string;
@@ -46,8 +51,9 @@ function nodeFromRow(row: NodeRow): NodeRecord {
 
 export class SqliteStore implements Store {
   readonly #db: Database.Database;
-  /** Prepared once per SQL text: preparing costs more than running most of these queries. */
-  readonly #statements = new Map<string, Database.Statement>();
+  readonly #sql: StatementCache;
+  readonly jobs: JobStore;
+  readonly stacks: StackStore;
 
   constructor(file: string) {
     this.#db = new Database(file);
@@ -55,12 +61,13 @@ export class SqliteStore implements Store {
     this.#db.pragma('synchronous = NORMAL');
     this.#db.pragma('foreign_keys = ON');
     this.#db.pragma('busy_timeout = 5000');
+    this.#sql = new StatementCache(this.#db);
+    this.jobs = new SqliteJobStore(this.#db);
+    this.stacks = new SqliteStackStore(this.#db);
   }
 
   #stmt(sql: string): Database.Statement {
-    let statement = this.#statements.get(sql);
-    if (!statement) this.#statements.set(sql, (statement = this.#db.prepare(sql)));
-    return statement;
+    return this.#sql.get(sql);
   }
 
   async migrate(): Promise<string[]> {
@@ -315,26 +322,4 @@ export class SqliteStore implements Store {
   }
 }
 
-/** SQLite's codes for a disk that is full, failing or read-only (extended codes start with these). */
-const STORAGE_FAILURES = ['SQLITE_FULL', 'SQLITE_IOERR', 'SQLITE_READONLY', 'SQLITE_CANTOPEN'];
-
-function storageFailure(err: unknown): unknown {
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code !== 'string' || !STORAGE_FAILURES.some((c) => code.startsWith(c))) return err;
-  return new DockfleetError('storage_full', 'the hub cannot write to its storage (disk full, failing or read-only); changes are refused until it can', { cause: err });
-}
-
-// Every method of the store, one translation: whatever SQLite statement fails for lack of
-// storage, the caller sees storage_full instead of an internal error.
-for (const name of Object.getOwnPropertyNames(SqliteStore.prototype)) {
-  const proto = SqliteStore.prototype as unknown as Record<string, unknown>;
-  const method = proto[name];
-  if (name === 'constructor' || typeof method !== 'function') continue;
-  proto[name] = async function (this: SqliteStore, ...args: unknown[]): Promise<unknown> {
-    try {
-      return await (method as (...a: unknown[]) => Promise<unknown>).apply(this, args);
-    } catch (err) {
-      throw storageFailure(err);
-    }
-  };
-}
+translateStorageFailures(SqliteStore);
