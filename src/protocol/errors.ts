@@ -40,6 +40,10 @@ export const ERROR_CODES = {
   storage_full: { status: 507, retryable: true },
   /** One user holds as many concurrent Docker calls and streams as a hub allows. */
   too_many_streams: { status: 429, retryable: true },
+  /** A queued job whose node did not take it before its expiry (default 24 h). */
+  job_expired: { status: 410, retryable: false },
+  /** An idempotency key already names a job for another node, stack or kind. */
+  idempotency_conflict: { status: 409, retryable: false },
   internal: { status: 500, retryable: true },
 } as const satisfies Record<string, { status: number; retryable: boolean }>;
 
