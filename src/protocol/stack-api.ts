@@ -1,0 +1,102 @@
+/** Bodies of the hub's stack and node-label REST API (v1), shared by the hub and the CLI. */
+import { z } from 'zod';
+import { nodeNameSchema } from './handshake.ts';
+import { healthGate } from './stacks.ts';
+
+/**
+ * Docker's recommendation for label keys: lowercase letters and digits, single dots or dashes
+ * between them; the prefixes Docker reserves for itself are refused.
+ */
+export const LABEL_KEY = /^[a-z0-9](?:[a-z0-9]|[.-](?=[a-z0-9]))*$/;
+const RESERVED_PREFIXES = ['com.docker.', 'io.docker.', 'org.dockerproject.'];
+/** Printable text without control characters. */
+const LABEL_VALUE = /^[^\p{Cc}]*$/u;
+
+export const labelKey = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(LABEL_KEY, 'label keys are lowercase letters and digits with single dots or dashes between them')
+  .refine((k) => !RESERVED_PREFIXES.some((p) => k.startsWith(p)), 'label keys under com.docker., io.docker. and org.dockerproject. are reserved for Docker');
+export const labelValue = z.string().max(256).regex(LABEL_VALUE, 'label values hold no control characters');
+
+export const setNodeLabelsBody = z.strictObject({
+  /** A value sets the label; null removes it. */
+  labels: z.record(labelKey, labelValue.nullable()).refine((l) => Object.keys(l).length <= 64, 'at most 64 labels per change'),
+});
+
+/** Where a stack runs: one node, a list, or every node carrying a label (resolved at deploy time). */
+export const stackTarget = z.union([
+  z.strictObject({ node: nodeNameSchema }),
+  z.strictObject({ nodes: z.array(nodeNameSchema).min(1).max(1000) }),
+  z.strictObject({ selector: z.strictObject({ key: labelKey, value: labelValue }) }),
+]);
+export type StackTarget = z.infer<typeof stackTarget>;
+
+/** `key=value` as the CLI and the API accept a selector. */
+export function parseSelector(text: string): { key: string; value: string } | null {
+  const at = text.indexOf('=');
+  if (at <= 0) return null;
+  const parsed = z.strictObject({ key: labelKey, value: labelValue }).safeParse({ key: text.slice(0, at), value: text.slice(at + 1) });
+  return parsed.success ? parsed.data : null;
+}
+
+const envMap = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'variable names are letters, digits and underscores').max(256), z.string().max(65_536));
+
+export const deployStackBody = z.strictObject({
+  compose: z.string().min(1).max(256 * 1024),
+  env: envMap.optional(),
+  secretEnv: envMap.optional(),
+  /** base64 contents by the path written in the compose file (env_file, secrets, configs). */
+  files: z.record(z.string().min(1).max(1024), z.string().max(1024 * 1024)).optional(),
+  target: z.union([stackTarget, z.strictObject({ selector: z.string() })]),
+  parallel: z.number().int().min(1).max(1000).optional(),
+  gate: healthGate.partial().optional(),
+  idempotencyKey: z.string().min(1).max(200).optional(),
+});
+export type DeployStackBody = z.infer<typeof deployStackBody>;
+
+export const rollbackStackBody = z.strictObject({
+  to: z.number().int().positive().optional(),
+  idempotencyKey: z.string().min(1).max(200).optional(),
+});
+
+export const STACK_ROLLOUT_STATES = ['running', 'succeeded', 'failed'] as const;
+
+export interface StackNodeView {
+  node: string;
+  revision: number;
+  status: string;
+  drift: Array<{ service: string | null; container: string | null; kind: string; detail: string }>;
+  updatedAt: string;
+}
+
+export interface StackListItem {
+  name: string;
+  revision: number;
+  nodes: Array<{ node: string; revision: number; status: string }>;
+}
+
+export interface RolloutView {
+  id: string;
+  stack: string;
+  kind: 'deploy' | 'rollback' | 'remove';
+  revision: number;
+  nodes: string[];
+  parallel: number;
+  state: (typeof STACK_ROLLOUT_STATES)[number];
+  stoppedAtNode: string | null;
+  error: string | null;
+  jobs: string[];
+  createdBy: string;
+  createdAt: string;
+  finishedAt: string | null;
+}
+
+/** What a deploy, rollback or removal answers (202): the jobs filed so far, the last one last. */
+export interface RolloutStarted {
+  stack: string;
+  revision: number;
+  rollout: string;
+  jobs: string[];
+}
