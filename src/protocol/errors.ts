@@ -44,6 +44,8 @@ export const ERROR_CODES = {
   job_expired: { status: 410, retryable: false },
   /** An idempotency key already names a job for another node, stack or kind. */
   idempotency_conflict: { status: 409, retryable: false },
+  /** A job delivered to an agent that is not the job's node (the agent refuses it, unrun). */
+  job_misdirected: { status: 421, retryable: false },
   internal: { status: 500, retryable: true },
 } as const satisfies Record<string, { status: number; retryable: boolean }>;
 
