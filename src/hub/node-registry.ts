@@ -35,6 +35,7 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
   readonly #idByName = new Map<string, string>();
   readonly #links = new Map<string, AgentLink>();
   readonly #pending = new Map<string, PendingWaiter>();
+  #labelsOf: (name: string) => Record<string, string> = () => ({});
   #flushTimer: NodeJS.Timeout | null = null;
   #sweepTimer: NodeJS.Timeout | null = null;
 
@@ -111,6 +112,11 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
     return this.#links.has(node.id) ? 'online' : 'offline';
   }
 
+  /** Where node views find each node's labels (the stacks' NodeLabels). */
+  showLabels(labelsOf: (name: string) => Record<string, string>): void {
+    this.#labelsOf = labelsOf;
+  }
+
   list(): NodeView[] {
     return [...this.#byId.values()].sort((a, b) => a.name.localeCompare(b.name)).map((n) => this.view(n));
   }
@@ -127,6 +133,7 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
       engine: { version: facts?.version ?? null, ...engine },
       host: facts ? { os: facts.os, arch: facts.arch, cpus: facts.cpus, memoryBytes: facts.memoryBytes, hostname: facts.hostname } : null,
       counts: this.#inventory.counts(node.id),
+      labels: this.#labelsOf(node.name),
     };
   }
 

@@ -18,6 +18,8 @@ export const nodeView = z.object({
     .object({ os: z.string(), arch: z.string(), cpus: z.number(), memoryBytes: z.number(), hostname: z.string() })
     .nullable(),
   counts: z.object({ containers: z.number(), running: z.number(), images: z.number(), volumes: z.number(), networks: z.number() }),
+  /** Node labels (`dockfleet label`), which stack selectors match. */
+  labels: z.record(z.string(), z.string()),
 });
 export type NodeView = z.infer<typeof nodeView>;
 

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { accountRoutes, publicAccountRoutes } from './account-routes.ts';
+import { STACK_DEPLOY_MAX_BODY, isStackDeployPath, stackRoutes, type StackRoutesDeps } from './stack-routes.ts';
 import type { z } from 'zod';
 import { DockfleetError, toDockfleetError } from '../../protocol/errors.ts';
 import {
@@ -33,6 +34,8 @@ export interface RestDeps {
   pki: HubPki;
   log: Logger;
   setupCode: SetupCode | null;
+  /** Node labels and stacks (hub/stacks/); without them those routes are absent. */
+  stacks?: StackRoutesDeps | null;
 }
 
 const MAX_BODY = 64 * 1024;
@@ -70,10 +73,9 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
     return c.json(e.toJSON(), e.status as 400);
   });
   app.notFound((c) => c.json(new DockfleetError('not_found', `no route ${c.req.method} ${c.req.path}`).toJSON(), 404));
-  app.use(
-    '*',
-    bodyLimit({ maxSize: MAX_BODY, onError: () => { throw new DockfleetError('payload_too_large', `request body exceeds ${MAX_BODY} bytes`); } }),
-  );
+  const limitTo = (maxSize: number) => bodyLimit({ maxSize, onError: () => { throw new DockfleetError('payload_too_large', `request body exceeds ${maxSize} bytes`); } });
+  const [smallBody, deployBody] = [limitTo(MAX_BODY), limitTo(STACK_DEPLOY_MAX_BODY)];
+  app.use('*', (c, next) => (isStackDeployPath(c.req.path) ? deployBody : smallBody)(c, next));
 
   app.get('/healthz', (c) => c.json({ ok: true }));
 
@@ -97,6 +99,7 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
   });
 
   accountRoutes(app, { store, parse: parseBody });
+  if (deps.stacks) stackRoutes(app, deps.stacks, parseBody);
 
   app.get('/api/v1/nodes', (c) => c.json(registry.list()));
   app.get('/api/v1/nodes/:name', (c) => c.json(registry.view(registry.require(c.req.param('name')))));

@@ -1,0 +1,59 @@
+/**
+ * What the stack service needs from its neighbours, as small interfaces: the job queue
+ * (hub/jobs/), the secret box (hub/secret-box.ts) and the Compose front door (compose/).
+ * build-hub.ts hands the real ones in; tests may hand in their own.
+ */
+import type { JobKind, JobState } from '../../protocol/jobs.ts';
+import type { StackProject, StackRevision } from '../../protocol/stacks.ts';
+
+export interface StackJobView {
+  id: string;
+  kind: JobKind;
+  node: string;
+  stack: string;
+  state: JobState;
+  /** When final: the revision the stack is on after the job. */
+  revision: number | null;
+  /** A failed deploy whose previous revision the agent put back. */
+  rolledBack: boolean;
+  error: string | null;
+}
+
+export interface FileJobInput {
+  kind: JobKind;
+  node: string;
+  stack: string;
+  target: StackRevision | null;
+  secrets: { env: Record<string, string>; files: Record<string, string> };
+  idempotencyKey: string;
+  createdBy: string;
+  expiresInMs?: number;
+}
+
+export interface StackJobs {
+  file(input: FileJobInput): Promise<StackJobView>;
+  /** Resolves when the job is final (succeeded|failed). */
+  wait(id: string, signal?: AbortSignal): Promise<StackJobView>;
+}
+
+/** Seals text with the hub's key (kept outside the database), bound to `context`, and opens it again. */
+export interface SecretSealer {
+  seal(plain: string, context: string): string;
+  openText(sealed: string, context: string): string;
+}
+
+export interface ComposeInput {
+  stack: string;
+  yaml: string;
+  env: Record<string, string>;
+  secretEnv: Record<string, string>;
+  files: Record<string, string>;
+}
+export type ComposeResult =
+  | { ok: true; project: StackProject; secretFiles: Record<string, string> }
+  | { ok: false; errors: Array<{ path: string; line: number | null; message: string }> };
+
+export interface ComposeFrontDoor {
+  parse(input: ComposeInput): ComposeResult;
+  digest(project: StackProject, secretEnvDigests: Record<string, string>): string;
+}
