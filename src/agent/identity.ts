@@ -3,7 +3,7 @@
  * private key the agent made itself (0600, never sent anywhere). A key prepared for rotation
  * waits beside it in key.next.pem until the hub has switched.
  */
-import { X509Certificate, createPublicKey } from 'node:crypto';
+import { X509Certificate, createPrivateKey, createPublicKey, hkdfSync } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -99,6 +99,13 @@ export class AgentIdentity {
 
   sign(payload: Buffer): string {
     return signWith(this.#privateKeyPem, payload);
+  }
+
+  /** A 32-byte key for sealing this agent's own state at rest: HKDF-SHA256 over the private key,
+   * `purpose` keeping uses apart. It changes when the key rotates (say which key sealed what: keyId). */
+  deriveStateKey(purpose: string): Buffer {
+    const ikm = createPrivateKey(this.#privateKeyPem).export({ type: 'pkcs8', format: 'der' });
+    return Buffer.from(hkdfSync('sha256', ikm, Buffer.alloc(0), `dockfleet agent state v1: ${purpose}`, 32));
   }
 
   /** Loads the identity in `dir`, or null when the agent was never enrolled there. */
