@@ -1,0 +1,133 @@
+/**
+ * The agent's jobs: every delivery of a job ends here, and here it is decided whether the job
+ * runs (once), is joined (running now), is answered from the ledger (finished) or refused
+ * (another node's, or expired before it started). One job per stack runs at a time on this
+ * agent; the next one for that stack waits its turn. Jobs run under the agent's own lifetime,
+ * never a delivery's: a hub that goes away mid-job does not stop it. When the agent stops, a
+ * running job stays `started` in the ledger and is resumed on the next start (recover()).
+ */
+import { jobResult, type JobRequest, type JobResult } from '../../protocol/jobs.ts';
+import type { ErrorCode } from '../../protocol/errors.ts';
+import type { Logger } from '../../lib/logger.ts';
+import { JobExecution } from './job-execution.ts';
+import type { JobLedger, LedgerRecord } from './job-ledger.ts';
+import type { StackJobRunner } from './job-runner.ts';
+import { SecretRedactor } from './secret-redactor.ts';
+import type { SecretSeal } from './secret-seal.ts';
+import { StackLocks } from './stack-locks.ts';
+
+export type Delivery =
+  | { kind: 'refused'; code: ErrorCode; message: string }
+  | { kind: 'finished'; result: JobResult }
+  /** `accepted` settles once the ledger holds the job (null), or with why it could not (the job is not run). */
+  | { kind: 'live'; execution: JobExecution; accepted: Promise<{ code: ErrorCode; message: string } | null> };
+
+export interface AgentJobsOptions {
+  node: string;
+  ledger: JobLedger;
+  seal: SecretSeal;
+  runner: StackJobRunner;
+  log: Logger;
+  /** The agent's lifetime: aborting it stops running jobs without finishing them (they resume on the next start). */
+  signal: AbortSignal;
+}
+
+export class AgentJobs {
+  readonly #opts: AgentJobsOptions;
+  readonly #running = new Map<string, { execution: JobExecution; accepted: Promise<{ code: ErrorCode; message: string } | null>; settled: Promise<void> }>();
+  readonly #locks = new StackLocks();
+
+  constructor(opts: AgentJobsOptions) {
+    this.#opts = opts;
+  }
+
+  /** Resumes every job the ledger shows accepted and unfinished, oldest first; called before deliveries are served.
+   * A job whose sealed secrets cannot be opened (the key rotated) waits for the hub's next delivery. */
+  recover(): number {
+    let resumed = 0;
+    for (const record of this.#opts.ledger.unfinished()) {
+      const secrets = record.sealed ? this.#opts.seal.open(record.request.id, record.sealed) : null;
+      if (!secrets) {
+        this.#opts.log.warn({ job: record.request.id }, 'job interrupted; its secrets cannot be opened here, so it waits for the hub to deliver it again');
+        continue;
+      }
+      this.#launch({ ...record.request, secrets }, record);
+      resumed++;
+    }
+    return resumed;
+  }
+
+  deliver(request: JobRequest): Delivery {
+    const { node, ledger } = this.#opts;
+    if (request.node !== node) return { kind: 'refused', code: 'job_misdirected', message: `job ${request.id} is for node ${request.node}; this is ${node}` };
+    const running = this.#running.get(request.id);
+    if (running) return { kind: 'live', execution: running.execution, accepted: running.accepted };
+    const record = ledger.get(request.id);
+    if (record?.state === 'finished' && record.result) return { kind: 'finished', result: record.result };
+    if (!record && request.expiresAt <= Date.now()) {
+      return { kind: 'refused', code: 'job_expired', message: `job ${request.id} expired at ${new Date(request.expiresAt).toISOString()} before it started` };
+    }
+    // New, or accepted before and waiting (for its secrets, after a restart): run it now.
+    const live = this.#launch(request, record);
+    return { kind: 'live', execution: live.execution, accepted: live.accepted };
+  }
+
+  /** Settles when every job running now has stopped (after the agent's signal, they stop unfinished). */
+  async idle(): Promise<void> {
+    await Promise.all([...this.#running.values()].map((r) => r.settled));
+  }
+
+  #launch(request: JobRequest, record: Readonly<LedgerRecord> | null): { execution: JobExecution; accepted: Promise<{ code: ErrorCode; message: string } | null> } {
+    const { ledger, seal, log } = this.#opts;
+    const execution = new JobExecution(request, ledger, new SecretRedactor(request.secrets));
+    const accepted = record
+      ? Promise.resolve(null)
+      : ledger.receive(request, seal.seal(request.id, request.secrets)).then(
+        () => null,
+        (err: unknown) => {
+          log.error({ err, job: request.id }, 'job could not be recorded; not run');
+          return { code: 'insufficient_storage' as const, message: `the agent could not record job ${request.id} in its state dir` };
+        },
+      );
+    const entry = { execution, accepted, settled: Promise.resolve() };
+    this.#running.set(request.id, entry);
+    entry.settled = this.#run(execution, accepted, record?.state === 'started').finally(() => this.#running.delete(request.id));
+    return entry;
+  }
+
+  async #run(execution: JobExecution, accepted: Promise<unknown>, wasStarted: boolean): Promise<void> {
+    const { ledger, runner, log, signal } = this.#opts;
+    if ((await accepted) !== null) return execution.abandon();
+    const release = await this.#locks.acquire(execution.request.stack);
+    try {
+      if (signal.aborted) return execution.abandon();
+      const startedAt = Date.now();
+      await ledger.start(execution.id, startedAt);
+      log.info({ job: execution.id, kind: execution.request.kind, stack: execution.request.stack, resumed: wasStarted }, wasStarted ? 'job resumed' : 'job started');
+      let result: JobResult;
+      try {
+        const raw = await runner.run(execution.request, execution.context(signal, wasStarted));
+        const parsed = jobResult.safeParse(raw);
+        result = parsed.success ? parsed.data : failed(startedAt, 'the stack runner returned a malformed result');
+      } catch (err) {
+        result = failed(startedAt, (err as Error)?.message ?? String(err));
+      }
+      // Stopped with the agent: not finished; the next start resumes it.
+      if (signal.aborted) return execution.abandon();
+      const error = result.error === null ? null : execution.redact(result.error).slice(0, 8_000);
+      const final: JobResult = { ...result, error };
+      await ledger.finish(execution.id, final);
+      log.info({ job: execution.id, state: final.state, revision: final.revision, rolledBack: final.rolledBack }, 'job finished');
+      execution.finish(final);
+    } catch (err) {
+      log.error({ err, job: execution.id }, 'job ledger write failed; the job stays unfinished and resumes on the next start');
+      execution.abandon();
+    } finally {
+      release();
+    }
+  }
+}
+
+function failed(startedAt: number, error: string): JobResult {
+  return { state: 'failed', error, revision: 0, rolledBack: false, startedAt, finishedAt: Date.now() };
+}
