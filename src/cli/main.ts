@@ -5,8 +5,11 @@ import { agentCommand } from './commands/agent.ts';
 import { connectCommand } from './commands/connect.ts';
 import { dockerEnvCommand } from './commands/docker-env.ts';
 import { hubCommand } from './commands/hub.ts';
+import { jobShowCommand, jobsCommand } from './commands/jobs.ts';
 import { approveCommand, enrollCommand, joinTokenCommand, nodesCommand, revokeCommand, rotateCommand } from './commands/node-admin.ts';
 import { setupCodeCommand } from './commands/setup-code.ts';
+import { labelCommand } from './commands/label.ts';
+import { stackCommand } from './commands/stack.ts';
 import { startCommand } from './commands/start.ts';
 
 const COMMANDS: Record<string, Command> = {
@@ -22,6 +25,10 @@ const COMMANDS: Record<string, Command> = {
   'docker-env': dockerEnvCommand,
   connect: connectCommand,
   'setup-code': setupCodeCommand,
+  label: labelCommand,
+  stack: stackCommand,
+  jobs: jobsCommand,
+  job: jobShowCommand,
 };
 
 function overview(): string {

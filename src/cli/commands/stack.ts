@@ -1,0 +1,144 @@
+/** `dockfleet stack deploy|ls|history|rollback|rm` (CONTRACT.md, Stacks and jobs). */
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { DockfleetError } from '../../protocol/errors.ts';
+import type { RolloutStarted, RolloutView, StackListItem } from '../../protocol/stack-api.ts';
+import { UsageError, type Command } from '../command.ts';
+import { TARGET_HELP, TARGET_OPTIONS, callHub, resolveTarget, type HubTarget } from '../hub-client.ts';
+import { readEnvFile, readNamedFiles } from './stack-files.ts';
+
+const OPTIONS = {
+  ...TARGET_OPTIONS,
+  file: { type: 'string', short: 'f' }, node: { type: 'string' }, nodes: { type: 'string' }, selector: { type: 'string' },
+  'env-file': { type: 'string' }, 'secret-env-file': { type: 'string' }, parallel: { type: 'string' },
+  wait: { type: 'boolean' }, json: { type: 'boolean' }, to: { type: 'string' },
+} as const;
+const WAIT_POLL_MS = 500;
+
+const stackPath = (name: string, rest = ''): string => `/api/v1/stacks/${encodeURIComponent(name)}${rest}`;
+
+function table(rows: string[][]): void {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+}
+
+function positiveInt(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^[1-9]\d*$/.test(value)) throw new UsageError(`${flag} must be a positive whole number`);
+  return Number(value);
+}
+
+/** Prints the jobs filed (the last one last); with --wait, follows the rollout to its end. */
+async function finish(target: HubTarget, started: RolloutStarted, wait: boolean): Promise<void> {
+  for (const job of started.jobs) process.stdout.write(`${job}\n`);
+  if (!wait) return;
+  let rollout: RolloutView;
+  for (;;) {
+    rollout = (await callHub(target, 'GET', stackPath(started.stack, `/rollouts/${started.rollout}`))) as RolloutView;
+    if (rollout.state !== 'running') break;
+    await new Promise((r) => setTimeout(r, WAIT_POLL_MS));
+  }
+  const last = rollout.jobs.at(-1);
+  if (last !== undefined && last !== started.jobs.at(-1)) process.stdout.write(`${last}\n`);
+  if (rollout.state === 'failed') throw new DockfleetError('invalid_state', `${rollout.kind} of ${rollout.stack} failed: ${rollout.error ?? 'a job failed'}`);
+}
+
+async function deploy(args: ReturnType<typeof parse>): Promise<void> {
+  const { values, positionals } = args;
+  const name = oneName(positionals);
+  if (values.file === undefined) throw new UsageError('deploy needs -f FILE');
+  const chosen = (['node', 'nodes', 'selector'] as const).filter((k) => values[k] !== undefined);
+  if (chosen.length !== 1) throw new UsageError('give exactly one of --node, --nodes or --selector');
+  const targetSpec = values.node !== undefined ? { node: values.node }
+    : values.nodes !== undefined ? { nodes: values.nodes.split(',').map((n) => n.trim()).filter(Boolean) }
+    : { selector: values.selector! };
+  let compose: string;
+  try {
+    compose = await readFile(values.file, 'utf8');
+  } catch {
+    throw new DockfleetError('bad_request', `cannot read the compose file at ${values.file}`);
+  }
+  const parallel = positiveInt(values.parallel, '--parallel');
+  const body = {
+    compose, target: targetSpec,
+    files: await readNamedFiles(values.file, compose),
+    ...(values['env-file'] === undefined ? {} : { env: await readEnvFile(values['env-file']) }),
+    ...(values['secret-env-file'] === undefined ? {} : { secretEnv: await readEnvFile(values['secret-env-file']) }),
+    ...(parallel === undefined ? {} : { parallel }),
+  };
+  const target = resolveTarget(values);
+  await finish(target, (await callHub(target, 'POST', stackPath(name, '/deploy'), body)) as RolloutStarted, values.wait === true);
+}
+
+function parse(args: string[]) {
+  return parseArgs({ args, strict: true, allowPositionals: true, options: OPTIONS });
+}
+
+function oneName(positionals: string[]): string {
+  if (positionals.length !== 1) throw new UsageError('expected exactly one stack NAME');
+  return positionals[0]!;
+}
+
+function only(values: Record<string, unknown>, allowed: string[]): void {
+  const own = ['file', 'node', 'nodes', 'selector', 'env-file', 'secret-env-file', 'parallel', 'wait', 'json', 'to'];
+  for (const key of own) if (values[key] !== undefined && !allowed.includes(key)) throw new UsageError(`unknown option --${key}`);
+}
+
+export const stackCommand: Command = {
+  summary: 'deploy Compose stacks to nodes, list them, see their history, roll back, remove',
+  usage: `dockfleet stack deploy NAME -f FILE (--node N | --nodes A,B | --selector key=value)
+                       [--env-file F] [--secret-env-file F] [--parallel N] [--wait]
+dockfleet stack ls [--json]
+dockfleet stack history NAME [--json]
+dockfleet stack rollback NAME [--to REV] [--wait]
+dockfleet stack rm NAME [--wait]
+
+deploy, rollback and rm print the jobs they filed, the last one on the last line of stdout.
+--wait follows the rollout: exit 0 when every target is healthy, 1 when it failed (a failed
+deploy is rolled back on its node; the nodes after it keep their revision).
+--selector picks the nodes that carry the label when the deploy is filed.
+Files the Compose file names (env_file, secrets and configs with file:) are read relative to it.
+
+${TARGET_HELP}`,
+  async run(argv) {
+    const [sub, ...rest] = argv;
+    const args = parse(rest);
+    const { values, positionals } = args;
+    switch (sub) {
+      case 'deploy':
+        only(values, ['file', 'node', 'nodes', 'selector', 'env-file', 'secret-env-file', 'parallel', 'wait']);
+        return deploy(args);
+      case 'ls': {
+        only(values, ['json']);
+        if (positionals.length > 0) throw new UsageError('stack ls takes no arguments');
+        const stacks = (await callHub(resolveTarget(values), 'GET', '/api/v1/stacks')) as StackListItem[];
+        if (values.json) return void process.stdout.write(`${JSON.stringify(stacks, null, 2)}\n`);
+        const rows = [['NAME', 'REVISION', 'NODES']];
+        for (const s of stacks) rows.push([s.name, String(s.revision), s.nodes.map((n) => `${n.node}:${n.status}@${n.revision}`).join(' ') || '-']);
+        return table(rows);
+      }
+      case 'history': {
+        only(values, ['json']);
+        const history = (await callHub(resolveTarget(values), 'GET', stackPath(oneName(positionals), '/history'))) as Array<{ revision: number; createdAt: string; createdBy: string; services: string[]; digest: string }>;
+        if (values.json) return void process.stdout.write(`${JSON.stringify(history, null, 2)}\n`);
+        const rows = [['REVISION', 'CREATED', 'BY', 'SERVICES', 'DIGEST']];
+        for (const h of history) rows.push([String(h.revision), h.createdAt, h.createdBy, h.services.join(','), h.digest.slice(0, 12)]);
+        return table(rows);
+      }
+      case 'rollback': {
+        only(values, ['to', 'wait']);
+        const to = positiveInt(values.to, '--to');
+        const target = resolveTarget(values);
+        const started = (await callHub(target, 'POST', stackPath(oneName(positionals), '/rollback'), to === undefined ? {} : { to })) as RolloutStarted;
+        return finish(target, started, values.wait === true);
+      }
+      case 'rm': {
+        only(values, ['wait']);
+        const target = resolveTarget(values);
+        return finish(target, (await callHub(target, 'DELETE', stackPath(oneName(positionals)))) as RolloutStarted, values.wait === true);
+      }
+      default:
+        throw new UsageError(sub === undefined ? 'expected deploy, ls, history, rollback or rm' : `unknown stack command "${sub}"`);
+    }
+  },
+};
