@@ -8,6 +8,6 @@ export interface StackPolicy {
 
 /** Asks the gate; a refusal becomes the reason string, an allowance null. */
 export async function refusal(policy: StackPolicy, method: string, path: string, body?: unknown): Promise<string | null> {
-  const verdict = await policy.check(method, path, body === undefined ? null : Buffer.from(JSON.stringify(body)));
+  const verdict = await policy.check(method, path, body === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(body)));
   return verdict.allowed ? null : verdict.reason;
 }
