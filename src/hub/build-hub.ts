@@ -25,6 +25,10 @@ import type { HubPki } from './pki.ts';
 import type { ReconnectLimiter } from './gateway/reconnect-limiter.ts';
 import { InventoryCache } from './inventory-cache.ts';
 import { NodeRegistry } from './node-registry.ts';
+import { JobDispatcher } from './jobs/job-dispatcher.ts';
+import { JobQueue } from './jobs/job-queue.ts';
+import { StackStatusFeed } from './jobs/stack-status-feed.ts';
+import type { SecretBox } from './secret-box.ts';
 
 export interface HubDeps {
   store: Store;
@@ -32,6 +36,8 @@ export interface HubDeps {
   setupCode?: SetupCode | null;
   pki: HubPki;
   log: Logger;
+  /** Seals secrets at rest (DIR/secrets.key). */
+  secrets: SecretBox;
   fleetDeadlineMs?: number;
   handshakeTimeoutMs?: number;
   limiter?: ReconnectLimiter;
@@ -45,6 +51,11 @@ export interface Hub {
   registry: NodeRegistry;
   inventory: InventoryCache;
   enrollment: Enrollment;
+  /** The durable job queue (delivered to agents by its dispatcher). */
+  jobs: JobQueue;
+  /** Each agent's stack status messages, for the stack service to register on. */
+  stackStatus: StackStatusFeed;
+  secrets: SecretBox;
   close(): Promise<void>;
 }
 
@@ -54,6 +65,10 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
   const registry = new NodeRegistry(store, inventory, log);
   await registry.init();
   const enrollment = new Enrollment(store, registry, deps.pki.caDigest);
+  const jobs = new JobQueue(store.jobs, deps.secrets);
+  const dispatcher = new JobDispatcher({ queue: jobs, registry, log });
+  await dispatcher.start();
+  const stackStatus = new StackStatusFeed(registry, log);
   const principals = new Principals(store);
   const audit = new AuditLog(store, log);
   const caps = new StreamCaps(deps.streamsPerUser);
@@ -66,7 +81,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
     ...(deps.handshakeTimeoutMs === undefined ? {} : { handshakeTimeoutMs: deps.handshakeTimeoutMs }),
     ...(deps.limiter === undefined ? {} : { limiter: deps.limiter }),
   });
-  const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log, setupCode: deps.setupCode ?? null });
+  const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log, setupCode: deps.setupCode ?? null, jobs });
   const restListener = getRequestListener(app.fetch);
   const assets = await buildUi();
   log.info(describeUi(assets), 'web UI built');
@@ -95,9 +110,13 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
     registry,
     inventory,
     enrollment,
+    jobs,
+    stackStatus,
+    secrets: deps.secrets,
     async close() {
       live.close();
       gateway.close();
+      await dispatcher.close();
       await registry.close();
     },
   };

@@ -24,6 +24,8 @@ interface PendingWaiter {
 export interface RegistryEvents {
   /** Something any node view shows may have changed (status, record, facts). */
   changed: [];
+  /** A node's link is up (attached; any link it replaced is closed already). */
+  linked: [link: AgentLink];
 }
 
 export class NodeRegistry extends EventEmitter<RegistryEvents> {
@@ -153,6 +155,7 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
     });
     this.#log.info({ node: link.nodeName }, 'node online');
     this.emit('changed');
+    this.emit('linked', link);
   }
 
   /** Parks a pending node's connection until an admin approves or revokes it. */

@@ -12,6 +12,7 @@ import { SetupCode } from './auth/setup-code.ts';
 import { buildHub, type Hub } from './build-hub.ts';
 import type { HubConfig } from './config.ts';
 import { loadOrCreateHubPki } from './pki.ts';
+import { SecretBox } from './secret-box.ts';
 import { ConnectionGuard } from './listener/connection-guard.ts';
 import { AGENT_LINKS_FULL_ANSWER, bodyStalledAnswer, isAgentUpgrade } from './listener/limit-answers.ts';
 import { httpServerTimeouts } from './listener/listener-limits.ts';
@@ -43,7 +44,8 @@ export async function runHub(config: HubConfig, log: Logger): Promise<RunningHub
   await ensureAdminToken(config.dataDir, store);
   const setupCode = await SetupCode.open(config.dataDir, store); // DIR/setup.code while no one can sign in yet
 
-  const hub = await buildHub({ store, pki, log, setupCode });
+  const secrets = await SecretBox.open(config.dataDir); // DIR/secrets.key, beside admin.token, never in the database
+  const hub = await buildHub({ store, pki, log, setupCode, secrets });
   const server = https.createServer(
     {
       cert: pki.serverCertPem,

@@ -3,6 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { accountRoutes, publicAccountRoutes } from './account-routes.ts';
+import { jobRoutes } from './job-routes.ts';
+import type { JobQueue } from '../jobs/job-queue.ts';
 import { STACK_DEPLOY_MAX_BODY, isStackDeployPath, stackRoutes, type StackRoutesDeps } from './stack-routes.ts';
 import type { z } from 'zod';
 import { DockfleetError, toDockfleetError } from '../../protocol/errors.ts';
@@ -34,6 +36,8 @@ export interface RestDeps {
   pki: HubPki;
   log: Logger;
   setupCode: SetupCode | null;
+  /** The job queue (hub/jobs/); without it the job routes are absent. */
+  jobs?: JobQueue | null;
   /** Node labels and stacks (hub/stacks/); without them those routes are absent. */
   stacks?: StackRoutesDeps | null;
 }
@@ -99,6 +103,7 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
   });
 
   accountRoutes(app, { store, parse: parseBody });
+  if (deps.jobs) jobRoutes(app, deps.jobs);
   if (deps.stacks) stackRoutes(app, deps.stacks, parseBody);
 
   app.get('/api/v1/nodes', (c) => c.json(registry.list()));

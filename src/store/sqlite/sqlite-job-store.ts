@@ -106,14 +106,14 @@ export class SqliteJobStore implements JobStore {
   }
 
   async listJobs(filter: JobFilter): Promise<JobRecord[]> {
-    const rows = this.#sql.get(`SELECT * FROM jobs WHERE (?1 IS NULL OR node = ?1) AND (?2 IS NULL OR stack = ?2)
-      ORDER BY seq DESC LIMIT ?3`).all(filter.node ?? null, filter.stack ?? null, filter.limit) as JobRow[];
+    const rows = this.#sql.get(`SELECT * FROM jobs WHERE (@node IS NULL OR node = @node) AND (@stack IS NULL OR stack = @stack)
+      ORDER BY seq DESC LIMIT @limit`).all({ node: filter.node ?? null, stack: filter.stack ?? null, limit: filter.limit }) as JobRow[];
     return rows.map(fromRow);
   }
 
   async openJobs(node?: string): Promise<JobRecord[]> {
-    const rows = this.#sql.get(`SELECT * FROM jobs WHERE state IN ('queued', 'running') AND (?1 IS NULL OR node = ?1)
-      ORDER BY seq`).all(node ?? null) as JobRow[];
+    const rows = this.#sql.get(`SELECT * FROM jobs WHERE state IN ('queued', 'running') AND (@node IS NULL OR node = @node)
+      ORDER BY seq`).all({ node: node ?? null }) as JobRow[];
     return rows.map(fromRow);
   }
 

@@ -1,0 +1,189 @@
+/**
+ * The hub's durable job queue: jobs filed for a node, stored before anything else happens,
+ * with their secrets sealed by the secret box. A repeated submit (same idempotency key) gets
+ * the job it filed before, also when the submits race. Transitions go through here, so
+ * `finished` fires once per job; the dispatcher (job-dispatcher.ts) carries jobs to agents.
+ */
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { DockfleetError } from '../../protocol/errors.ts';
+import { jobRequest, type JobKind, type JobRequest, type JobResult, type JobStep } from '../../protocol/jobs.ts';
+import type { StackRevision } from '../../protocol/stacks.ts';
+import type { JobLogLine, JobRecord, JobStore } from '../../store/job-store.ts';
+import type { SecretBox } from '../secret-box.ts';
+import { jobDetail, jobView, type JobDetail, type JobView } from './job-views.ts';
+
+export const DEFAULT_JOB_EXPIRY_MS = 24 * 60 * 60 * 1000;
+const MAX_LIST = 1_000;
+
+export interface JobSecrets {
+  env: Record<string, string>;
+  files: Record<string, string>;
+}
+
+export interface FileJobInput {
+  kind: JobKind;
+  node: string;
+  stack: string;
+  target: StackRevision | null;
+  secrets: JobSecrets;
+  idempotencyKey: string;
+  createdBy: string;
+  /** Default 24 h. */
+  expiresInMs?: number;
+}
+
+export interface JobQueueEvents {
+  /** A new job is stored (not for a repeated submit). */
+  filed: [JobView];
+  /** A job became final (succeeded or failed). */
+  finished: [JobView];
+}
+
+/** `job_` and 24 lowercase base-36 characters (about 124 random bits). */
+export function newJobId(): string {
+  const bytes = randomBytes(24);
+  let id = '';
+  for (const b of bytes) id += (b % 36).toString(36);
+  return `job_${id}`;
+}
+
+export class JobQueue extends EventEmitter<JobQueueEvents> {
+  readonly #store: JobStore;
+  readonly #box: SecretBox;
+
+  constructor(store: JobStore, box: SecretBox) {
+    super();
+    this.setMaxListeners(0);
+    this.#store = store;
+    this.#box = box;
+  }
+
+  async file(input: FileJobInput): Promise<JobView> {
+    if (input.target !== null && input.target.stack !== input.stack) {
+      throw new DockfleetError('validation_failed', `target: the revision is of stack ${input.target.stack}, not ${input.stack}`);
+    }
+    if (input.idempotencyKey === '' || input.idempotencyKey.length > 500) throw new DockfleetError('validation_failed', 'idempotencyKey: 1 to 500 characters');
+    const id = newJobId();
+    const now = Date.now();
+    const record: JobRecord = {
+      id, kind: input.kind, node: input.node, stack: input.stack, revision: input.target?.revision ?? null,
+      idempotencyKey: input.idempotencyKey, state: 'queued',
+      request: JSON.stringify({ target: input.target }),
+      secrets: this.#box.seal(JSON.stringify({ env: input.secrets.env, files: input.secrets.files }), id),
+      createdBy: input.createdBy, createdAt: now, expiresAt: now + (input.expiresInMs ?? DEFAULT_JOB_EXPIRY_MS),
+      startedAt: null, finishedAt: null, result: null, errorCode: null, error: null,
+      attempts: 0, deliveredAt: null, deliveryError: null, logsDropped: 0,
+    };
+    // Checked before it is stored: a job the agent's schema would refuse never enters the queue.
+    const check = jobRequest.safeParse(this.#toRequest(record, input.secrets));
+    if (!check.success) {
+      const issue = check.error.issues[0];
+      throw new DockfleetError('validation_failed', `${issue?.path.join('.') || 'job'}: ${issue?.message ?? 'invalid'}`);
+    }
+    const { inserted, job } = await this.#store.insertJob(record);
+    if (!inserted && (job.kind !== input.kind || job.node !== input.node || job.stack !== input.stack)) {
+      throw new DockfleetError('idempotency_conflict', `idempotency key already names job ${job.id} (${job.kind} of ${job.stack} on ${job.node})`);
+    }
+    const view = jobView(job);
+    if (inserted) this.emit('filed', view);
+    return view;
+  }
+
+  async get(id: string): Promise<JobDetail | null> {
+    const job = await this.#store.getJob(id);
+    if (!job) return null;
+    return jobDetail(job, await this.#store.steps(id), await this.#store.logs(id));
+  }
+
+  async list(filter: { node?: string | undefined; stack?: string | undefined; limit?: number | undefined } = {}): Promise<JobView[]> {
+    const limit = Math.min(Math.max(1, filter.limit ?? 100), MAX_LIST);
+    return (await this.#store.listJobs({ node: filter.node, stack: filter.stack, limit })).map(jobView);
+  }
+
+  /** Resolves when the job is final. */
+  wait(id: string, signal?: AbortSignal): Promise<JobView> {
+    return new Promise((resolve, reject) => {
+      const done = (view: JobView): void => {
+        if (view.id !== id) return;
+        cleanup();
+        resolve(view);
+      };
+      const abort = (): void => {
+        cleanup();
+        reject(new DockfleetError('hub_unreachable', `stopped waiting for job ${id}`));
+      };
+      const cleanup = (): void => {
+        this.off('finished', done);
+        signal?.removeEventListener('abort', abort);
+      };
+      if (signal?.aborted) return abort();
+      // Listening before reading: a job that finishes in between is not missed.
+      this.on('finished', done);
+      signal?.addEventListener('abort', abort, { once: true });
+      this.#store.getJob(id).then((job) => {
+        if (!job) {
+          cleanup();
+          reject(new DockfleetError('not_found', `no job ${id}`));
+        } else if (job.state === 'succeeded' || job.state === 'failed') {
+          done(jobView(job));
+        }
+      }, (err: unknown) => {
+        cleanup();
+        reject(err);
+      });
+    });
+  }
+
+  // ---- for the dispatcher ----
+
+  /** Queued and running jobs, oldest first. */
+  open(node?: string): Promise<JobRecord[]> {
+    return this.#store.openJobs(node);
+  }
+
+  nextExpiry(): Promise<number | null> {
+    return this.#store.nextExpiry();
+  }
+
+  /** The job as the agent receives it, secrets opened (kept in memory only for the delivery). */
+  request(job: JobRecord): JobRequest {
+    return this.#toRequest(job, this.secrets(job));
+  }
+
+  secrets(job: JobRecord): JobSecrets {
+    return JSON.parse(this.#box.openText(job.secrets, job.id)) as JobSecrets;
+  }
+
+  markDelivered(id: string): Promise<void> {
+    return this.#store.markDelivered(id, Date.now());
+  }
+
+  setDeliveryError(id: string, error: string | null): Promise<void> {
+    return this.#store.setDeliveryError(id, error);
+  }
+
+  markRunning(id: string): Promise<boolean> {
+    return this.#store.markRunning(id, Date.now());
+  }
+
+  recordProgress(id: string, steps: readonly JobStep[], logs: readonly JobLogLine[]): Promise<void> {
+    return this.#store.recordProgress(id, steps, logs);
+  }
+
+  /** Makes the job final (once); emits `finished`. False when it was final already. */
+  async finish(id: string, outcome: { result: JobResult } | { errorCode: string; error: string }): Promise<boolean> {
+    const finish = 'result' in outcome
+      ? { state: outcome.result.state, result: outcome.result, errorCode: null, error: outcome.result.error, at: Date.now() }
+      : { state: 'failed' as const, result: null, errorCode: outcome.errorCode, error: outcome.error, at: Date.now() };
+    if (!(await this.#store.finishJob(id, finish))) return false;
+    const job = await this.#store.getJob(id);
+    if (job) this.emit('finished', jobView(job));
+    return true;
+  }
+
+  #toRequest(job: JobRecord, secrets: JobSecrets): JobRequest {
+    const { target } = JSON.parse(job.request) as { target: JobRequest['target'] };
+    return { id: job.id, kind: job.kind, node: job.node, stack: job.stack, target, secrets, createdAt: job.createdAt, expiresAt: job.expiresAt };
+  }
+}
