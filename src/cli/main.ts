@@ -6,7 +6,6 @@ import { connectCommand } from './commands/connect.ts';
 import { dockerEnvCommand } from './commands/docker-env.ts';
 import { hubCommand } from './commands/hub.ts';
 import { jobShowCommand, jobsCommand } from './commands/jobs.ts';
-import { jobShowCommand, jobsCommand } from './commands/jobs.ts';
 import { approveCommand, enrollCommand, joinTokenCommand, nodesCommand, revokeCommand, rotateCommand } from './commands/node-admin.ts';
 import { setupCodeCommand } from './commands/setup-code.ts';
 import { labelCommand } from './commands/label.ts';
@@ -26,8 +25,6 @@ const COMMANDS: Record<string, Command> = {
   'docker-env': dockerEnvCommand,
   connect: connectCommand,
   'setup-code': setupCodeCommand,
-  jobs: jobsCommand,
-  job: jobShowCommand,
   label: labelCommand,
   stack: stackCommand,
   jobs: jobsCommand,
