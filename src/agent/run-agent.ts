@@ -10,6 +10,9 @@ import { enrollAgent } from './enroll.ts';
 import { runChannel } from './hub-channel.ts';
 import { AgentIdentity } from './identity.ts';
 import { InventoryWatcher } from './inventory-watcher.ts';
+import type { StackJobRunner } from './jobs/job-runner.ts';
+import { recoverJobs } from './jobs/recover-jobs.ts';
+import { unavailableRunner } from './jobs/unavailable-runner.ts';
 import { engineHostView } from './policy/host-view.ts';
 import { PolicyGate } from './policy/policy-gate.ts';
 import { AgentPolicy } from './policy/policy.ts';
@@ -22,6 +25,8 @@ export interface AgentHooks {
   /** Called each time the channel is up (the CLI prints `agent NAME connected`). */
   onConnected?: (node: string) => void;
   onPending?: (node: string) => void;
+  /** What carries out the hub's jobs (tests give their own). */
+  runner?: StackJobRunner;
 }
 
 /** The volume file browser answers only where this host's policy turns it on (refusals logged here). */
@@ -62,6 +67,8 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
   // The watcher stops with the agent, also when the channel ends for good (revoked).
   const stop = new AbortController();
   signal.addEventListener('abort', () => stop.abort(), { once: true });
+  // Jobs interrupted by the last stop resume now, before the hub can deliver anything.
+  const jobs = await recoverJobs({ stateDir: config.stateDir, node: identity.node, identity, runner: hooks.runner ?? unavailableRunner, log, signal: stop.signal });
   const watching = inventory.run(stop.signal);
   try {
     await runChannel(
@@ -73,6 +80,7 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
           // The policy's host pass asks the same engine, and resolves paths on this host.
           docker: createEngineProxy(engine, new PolicyGate(policy, engineHostView(engine)), log),
           volumeFiles: guardedVolumeFiles(policy, createVolumeFilesHandler(new VolumeFiles({ resolveMountpoint: engineMountpoints(engine) }), log), log),
+          jobs: jobs.handler,
         }),
         log,
         onConnected: () => hooks.onConnected?.(identity.node),
@@ -82,6 +90,7 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
     );
   } finally {
     stop.abort();
+    await jobs.settle(5_000);
     await watching;
     engine.close();
   }

@@ -6,6 +6,8 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { INVENTORY_PATH, NOOP_PATH, ROTATE_PATH, rotateRequest } from '../protocol/inventory.ts';
 import { DOCKER_PREFIX } from '../protocol/docker-tunnel.ts';
 import { VOLUME_FILES_PREFIX } from '../protocol/volume-files.ts';
+import { JOBS_PATH } from '../protocol/jobs.ts';
+import { STACKS_STATUS_PATH } from '../protocol/stacks.ts';
 import { parseJsonLine } from '../lib/ndjson.ts';
 import { readBounded } from '../lib/read-bounded.ts';
 import type { Logger } from '../lib/logger.ts';
@@ -21,6 +23,10 @@ export interface TunnelDeps {
   docker: TunnelHandler;
   /** Serves the hub UI's volume file browser (paths under VOLUME_FILES_PREFIX). */
   volumeFiles: TunnelHandler;
+  /** Deliveries of jobs (POST JOBS_PATH; src/agent/jobs/). */
+  jobs?: TunnelHandler;
+  /** The stacks' status stream (GET STACKS_STATUS_PATH; src/agent/stacks/). */
+  stacksStatus?: TunnelHandler;
 }
 
 export type TunnelHandler = (req: Http2ServerRequest, res: Http2ServerResponse) => void | Promise<void>;
@@ -43,6 +49,8 @@ export function createTunnelHandler(deps: TunnelDeps): TunnelHandler {
     }
     if (path === INVENTORY_PATH && req.method === 'GET') return streamInventory(deps.inventory, res);
     if (path === ROTATE_PATH && req.method === 'POST') return void rotate(deps, req, res);
+    if (path === JOBS_PATH && req.method === 'POST' && deps.jobs) return void deps.jobs(req, res);
+    if (path === STACKS_STATUS_PATH && req.method === 'GET' && deps.stacksStatus) return void deps.stacksStatus(req, res);
     sendJson(res, 404, { message: `no such agent endpoint ${path}` });
   };
 }
