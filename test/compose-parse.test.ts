@@ -327,3 +327,13 @@ test('projectDigest: equal intent gives an equal digest whatever the key order; 
   (changed.services.db as { image: string }).image = 'mysql:8.0';
   assert.notEqual(projectDigest(changed, digests), base);
 });
+
+test('YAML that would change meaning unseen is refused: unresolved tags (!reset), !!binary, __proto__ keys', () => {
+  const tag = errors(parse('services:\n  web:\n    image: nginx\n    ports: !reset []\n'));
+  assert.deepEqual(tag.map((e) => e.line), [4]);
+  assert.match(tag[0]?.message ?? '', /!reset/);
+  const binary = errors(parse('services:\n  web:\n    image: nginx\n    labels: !!binary aGk=\n'));
+  assert.deepEqual(binary.map((e) => [e.path, e.line]), [['services.web.labels', 4]]);
+  const proto = errors(parse('services:\n  web:\n    image: nginx\n  __proto__:\n    image: evil\n'));
+  assert.deepEqual(proto.map((e) => [e.path, e.line]), [['services.__proto__', 4]]);
+});

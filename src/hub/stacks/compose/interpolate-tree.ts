@@ -30,8 +30,16 @@ export function interpolateTree(root: unknown, vars: Variables): InterpolatedTre
     }
     if (Array.isArray(value)) return value.map((item, index) => walk(item, [...path, index]));
     if (value !== null && typeof value === 'object') {
+      if (Object.getPrototypeOf(value) !== Object.prototype) {
+        problems.push({ path, message: 'only strings, numbers, booleans, null, lists and mappings are Compose values (no YAML !!binary, !!set, …)' });
+        return null;
+      }
       const out: Record<string, unknown> = {};
       for (const [key, item] of Object.entries(value)) {
+        if (key === '__proto__') {
+          problems.push({ path: [...path, key], message: 'the key __proto__ is not allowed' });
+          continue;
+        }
         out[key] = path.length === 0 && key.startsWith('x-') ? item : walk(item, [...path, key]);
       }
       return out;

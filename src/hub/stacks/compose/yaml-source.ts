@@ -31,7 +31,9 @@ export class YamlSource {
     }
     const lines = new LineCounter();
     const doc = parseDocument(text, { lineCounter: lines, merge: true, uniqueKeys: true, prettyErrors: true });
-    const problems = [...doc.errors];
+    // Warnings count too: an unresolved tag (Compose's own `!reset`, `!override`) would
+    // otherwise be read as its plain value, silently changing what the file says.
+    const problems = [...doc.errors, ...doc.warnings];
     if (problems.length > 0) {
       return {
         ok: false,
@@ -40,7 +42,9 @@ export class YamlSource {
           line: err.linePos?.[0].line ?? lines.linePos(err.pos[0]).line,
           message: err.code === 'DUPLICATE_KEY'
             ? `duplicate key ${JSON.stringify(keyAt(text, err.pos[0]))}: each key may appear once in a mapping`
-            : `invalid YAML: ${firstLine(err.message)}`,
+            : err.code === 'TAG_RESOLVE_FAILED'
+              ? `${firstLine(err.message).replace(/ at line.*$/, '')}: YAML tags such as !reset and !override are not supported`
+              : `invalid YAML: ${firstLine(err.message)}`,
         })),
       };
     }
