@@ -111,3 +111,36 @@ test('remove takes the containers and networks away and keeps named volumes', as
   assert.deepEqual(await rig.names('volumes', 'gone'), ['gone_data']);
   assert.equal((await rig.state.read('gone', 'desired'))?.state, 'removed');
 });
+
+test('drift: a stack container removed or added by hand is reported within 10 s, and a deploy reconciles it', async () => {
+  const { DriftWatcher } = await import('../src/agent/stacks/drift-watch.ts');
+  const p = project('drifty', { a: service(), b: service() });
+  const rev = revision(p, 1, { stableMs: 300 });
+  assert.equal((await rig.run('deploy', 'drifty', rev)).result.state, 'succeeded');
+  // A long period: only the engine's events can make the watcher look within 10 s.
+  const watcher = new DriftWatcher(rig.stackEngine, rig.state, { periodMs: 600_000 });
+  const stop = new AbortController();
+  const running = watcher.run(stop.signal);
+  const stateOf = () => watcher.status.stacks.find((s) => s.stack === 'drifty');
+  const waitFor = async (ok: () => boolean, what: string): Promise<number> => {
+    const t0 = Date.now();
+    while (!ok()) {
+      assert.ok(Date.now() - t0 < 10_000, `${what} not reported within 10 s: ${JSON.stringify(stateOf())}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return Date.now() - t0;
+  };
+  try {
+    await waitFor(() => stateOf()?.state === 'healthy', 'the healthy stack');
+    await rig.stackEngine.must('DELETE', '/containers/drifty_a_1?force=1');
+    await waitFor(() => stateOf()?.state === 'drifted' && stateOf()!.drift.some((d) => d.kind === 'missing' && d.service === 'a'), 'the missing container');
+    await runContainer(rig.engine, { name: 'drifty_extra', labels: { 'com.docker.compose.project': 'drifty', 'com.docker.compose.service': 'x' } });
+    await waitFor(() => stateOf()!.drift.some((d) => d.kind === 'added' && d.container === 'drifty_extra'), 'the added container');
+    await rig.stackEngine.must('DELETE', '/containers/drifty_extra?force=1');
+    assert.equal((await rig.run('deploy', 'drifty', rev)).result.state, 'succeeded');
+    await waitFor(() => stateOf()?.state === 'healthy' && stateOf()!.drift.length === 0, 'the reconciled stack');
+  } finally {
+    stop.abort();
+    await running;
+  }
+});
