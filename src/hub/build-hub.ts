@@ -28,6 +28,7 @@ import { NodeRegistry } from './node-registry.ts';
 import { JobDispatcher } from './jobs/job-dispatcher.ts';
 import { JobQueue } from './jobs/job-queue.ts';
 import { StackStatusFeed } from './jobs/stack-status-feed.ts';
+import { buildStacks } from './stacks/build-stacks.ts';
 import type { SecretBox } from './secret-box.ts';
 
 export interface HubDeps {
@@ -69,6 +70,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
   const dispatcher = new JobDispatcher({ queue: jobs, registry, log });
   await dispatcher.start();
   const stackStatus = new StackStatusFeed(registry, log);
+  const stacks = await buildStacks({ store: store.stacks, registry, jobs, secrets: deps.secrets, log, onStatus: (h) => stackStatus.onStatus(h) });
   const principals = new Principals(store);
   const audit = new AuditLog(store, log);
   const caps = new StreamCaps(deps.streamsPerUser);
@@ -81,7 +83,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
     ...(deps.handshakeTimeoutMs === undefined ? {} : { handshakeTimeoutMs: deps.handshakeTimeoutMs }),
     ...(deps.limiter === undefined ? {} : { limiter: deps.limiter }),
   });
-  const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log, setupCode: deps.setupCode ?? null, jobs });
+  const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log, setupCode: deps.setupCode ?? null, jobs, stacks: stacks.routes });
   const restListener = getRequestListener(app.fetch);
   const assets = await buildUi();
   log.info(describeUi(assets), 'web UI built');
@@ -116,6 +118,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
     async close() {
       live.close();
       gateway.close();
+      await stacks.close();
       await dispatcher.close();
       await registry.close();
     },
