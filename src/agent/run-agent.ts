@@ -12,7 +12,11 @@ import { AgentIdentity } from './identity.ts';
 import { InventoryWatcher } from './inventory-watcher.ts';
 import type { StackJobRunner } from './jobs/job-runner.ts';
 import { recoverJobs } from './jobs/recover-jobs.ts';
-import { unavailableRunner } from './jobs/unavailable-runner.ts';
+import { StackStateDir } from './stacks/desired-state.ts';
+import { DriftWatcher } from './stacks/drift-watch.ts';
+import { StackEngine } from './stacks/stack-engine.ts';
+import { StackApplier } from './stacks/stack-job-runner.ts';
+import { createStacksStatusHandler } from './stacks/stacks-status-stream.ts';
 import { engineHostView } from './policy/host-view.ts';
 import { PolicyGate } from './policy/policy-gate.ts';
 import { AgentPolicy } from './policy/policy.ts';
@@ -67,9 +71,15 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
   // The watcher stops with the agent, also when the channel ends for good (revoked).
   const stop = new AbortController();
   signal.addEventListener('abort', () => stop.abort(), { once: true });
+  // One gate for every Docker call: the hub's, and the ones stacks make on this host.
+  const gate = new PolicyGate(policy, engineHostView(engine));
+  const stackState = new StackStateDir(config.stateDir);
+  const stackEngine = new StackEngine(engine);
+  const drift = new DriftWatcher(stackEngine, stackState);
+  const runner = hooks.runner ?? new StackApplier({ engine: stackEngine, policy: gate, state: stackState, onChange: () => drift.poke() });
   // Jobs interrupted by the last stop resume now, before the hub can deliver anything.
-  const jobs = await recoverJobs({ stateDir: config.stateDir, node: identity.node, identity, runner: hooks.runner ?? unavailableRunner, log, signal: stop.signal });
-  const watching = inventory.run(stop.signal);
+  const jobs = await recoverJobs({ stateDir: config.stateDir, node: identity.node, identity, runner, log, signal: stop.signal });
+  const watching = Promise.all([inventory.run(stop.signal), drift.run(stop.signal)]);
   try {
     await runChannel(
       {
@@ -78,9 +88,10 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
         handler: createTunnelHandler({
           identity, inventory, log,
           // The policy's host pass asks the same engine, and resolves paths on this host.
-          docker: createEngineProxy(engine, new PolicyGate(policy, engineHostView(engine)), log),
+          docker: createEngineProxy(engine, gate, log),
           volumeFiles: guardedVolumeFiles(policy, createVolumeFilesHandler(new VolumeFiles({ resolveMountpoint: engineMountpoints(engine) }), log), log),
           jobs: jobs.handler,
+          stacksStatus: createStacksStatusHandler(drift),
         }),
         log,
         onConnected: () => hooks.onConnected?.(identity.node),
