@@ -17,6 +17,10 @@
  *   nodes stop answering Docker paths (requests are held, never answered; the channel and its
  *   heartbeats stay up), `unstall NAME[,NAME…]` undoes it; each is acknowledged on stdout with
  *   `stalled K` / `unstalled K` (K = nodes stalled now).
+ *   --jobs: nodes answer stack jobs (lib/simulated-jobs.ts: `accepted` at once, `done` after
+ *   --job-delay-ms D, default 0) and the stack status stream; each first delivery is printed as
+ *   `job ID NODE SEEN_AT` (SEEN_AT: epoch ms, sub-ms precision). With --control-stdin,
+ *   `job-delay MS` changes the delay (acknowledged with `job-delay MS`).
  * Identities live in memory only, so a restarted hub sees the same nodes come back.
  */
 import { createHash, createPrivateKey, type KeyObject } from 'node:crypto';
@@ -33,6 +37,7 @@ import { silentLogger, type Logger } from '../src/lib/logger.ts';
 import { INVENTORY_PATH, NOOP_PATH, type InventoryMessage } from '../src/protocol/inventory.ts';
 import { generateNodeKey, keyIdOf, signWith } from '../src/protocol/node-keys.ts';
 import { HubHttp, runPool } from './lib/hub-http.ts';
+import { simulatedJobHandler, type JobHandler, type SimulatedJobsOptions } from './lib/simulated-jobs.ts';
 
 export interface SimulatedFleetOptions {
   hubUrl: string | URL;
@@ -49,6 +54,8 @@ export interface SimulatedFleetOptions {
   onChange?: (connected: number) => void;
   /** Fake containers each node lists on GET /docker[/vX.Y]/containers/json (default 0: 404). */
   dockerContainers?: number;
+  /** Answer stack jobs and the stack status stream (default: both get 404, as before). */
+  jobs?: SimulatedJobsOptions;
 }
 
 export interface SimulatedFleet {
@@ -148,8 +155,9 @@ export interface SimulatedDocker {
 
 /** The agent side of the tunnel without an engine: 204 for the no-op, a fixed inventory, and
  * (with `docker`) a fake container list on the Docker path. */
-export function simulatedTunnelHandler(node: string, docker?: SimulatedDocker): TunnelHandler {
+export function simulatedTunnelHandler(node: string, docker?: SimulatedDocker, jobs?: SimulatedJobsOptions): TunnelHandler {
   let containersBody: string | null = null;
+  const jobHandler: JobHandler | null = jobs ? simulatedJobHandler(node, jobs) : null;
   const facts = {
     version: '27.3.1', apiVersion: '1.47', os: 'Ubuntu 24.04.1 LTS', arch: 'x86_64',
     kernel: '6.8.0-45-generic', cpus: 4, memoryBytes: 8 * 1024 ** 3, hostname: node,
@@ -161,6 +169,7 @@ export function simulatedTunnelHandler(node: string, docker?: SimulatedDocker): 
       res.end();
       return;
     }
+    if (jobHandler?.(req, res)) return;
     if (path === INVENTORY_PATH && req.method === 'GET') {
       const at = now();
       const lines: InventoryMessage[] = [
@@ -262,7 +271,7 @@ export async function startSimulatedFleet(opts: SimulatedFleetOptions): Promise<
         {
           hubUrl,
           identity: sim.identity,
-          handler: simulatedTunnelHandler(sim.name, dockerContainers > 0 ? { containers: dockerContainers, stalled: () => stalled.has(sim.name) } : undefined),
+          handler: simulatedTunnelHandler(sim.name, dockerContainers > 0 ? { containers: dockerContainers, stalled: () => stalled.has(sim.name) } : undefined, opts.jobs),
           log,
           agentVersion: 'bench-sim',
           backoff: new TrackingBackoff({ initialMs: 100, maxMs: 10_000 }, () => {
@@ -323,10 +332,12 @@ async function main(argv: string[]): Promise<void> {
       'watch-stdin': { type: 'boolean', default: false },
       'docker-containers': { type: 'string', default: '0' },
       'control-stdin': { type: 'boolean', default: false },
+      jobs: { type: 'boolean', default: false },
+      'job-delay-ms': { type: 'string', default: '0' },
     },
   });
   if (!values.hub || !values.ca || !values.count || (!values.token && !values['token-file'])) {
-    process.stderr.write('usage: agent-simulator.ts --hub URL --ca FILE (--token T | --token-file FILE) --count N --prefix P [--concurrency C] [--watch-stdin] [--docker-containers K] [--control-stdin]\n');
+    process.stderr.write('usage: agent-simulator.ts --hub URL --ca FILE (--token T | --token-file FILE) --count N --prefix P [--concurrency C] [--watch-stdin] [--docker-containers K] [--control-stdin] [--jobs] [--job-delay-ms D]\n');
     process.exitCode = 2;
     return;
   }
@@ -336,6 +347,12 @@ async function main(argv: string[]): Promise<void> {
   if (!Number.isInteger(count) || count < 1) throw new Error(`--count must be a positive integer, got ${values.count}`);
   const dockerContainers = Number(values['docker-containers']);
   if (!Number.isInteger(dockerContainers) || dockerContainers < 0) throw new Error(`--docker-containers must be a non-negative integer, got ${values['docker-containers']}`);
+
+  let jobDelayMs = Number(values['job-delay-ms']);
+  if (!Number.isFinite(jobDelayMs) || jobDelayMs < 0) throw new Error(`--job-delay-ms must be a non-negative number, got ${values['job-delay-ms']}`);
+  const jobs: SimulatedJobsOptions | undefined = values.jobs
+    ? { delayMs: () => jobDelayMs, onJob: (j) => void process.stdout.write(`job ${j.id} ${j.node} ${j.seenAt.toFixed(3)}\n`) }
+    : undefined;
 
   let printed = -1;
   let timer: NodeJS.Timeout | null = null;
@@ -349,7 +366,7 @@ async function main(argv: string[]): Promise<void> {
   };
   const started = Date.now();
   fleet = await startSimulatedFleet({
-    hubUrl: values.hub, caPem, token, count, namePrefix: values.prefix!, concurrency: Number(values.concurrency), dockerContainers,
+    hubUrl: values.hub, caPem, token, count, namePrefix: values.prefix!, concurrency: Number(values.concurrency), dockerContainers, jobs,
     // Reaching everyone (or losing everyone) is printed at once; in between, at most every 250 ms.
     onChange: (n) => {
       if (n === count || n === 0) print();
@@ -377,6 +394,11 @@ async function main(argv: string[]): Promise<void> {
   }
   if (values['control-stdin']) {
     createInterface({ input: process.stdin }).on('line', (line) => {
+      const delay = /^job-delay (\d+(?:\.\d+)?)$/.exec(line.trim());
+      if (delay) {
+        jobDelayMs = Number(delay[1]);
+        return void process.stdout.write(`job-delay ${jobDelayMs}\n`);
+      }
       const m = /^(stall|unstall) (\S+)$/.exec(line.trim());
       if (!m) return void process.stderr.write(`agent-simulator: unknown command "${line}"\n`);
       try {
