@@ -15,6 +15,11 @@ import { AccountPage } from './pages/account.tsx';
 import { AuditPage } from './pages/audit.tsx';
 import { ContainerPage } from './pages/container.tsx';
 import { ContainersPage } from './pages/containers.tsx';
+import { JobPage } from './pages/job.tsx';
+import { JobsPage } from './pages/jobs.tsx';
+import { StackDeployPage } from './pages/stack-deploy.tsx';
+import { StackPage } from './pages/stack.tsx';
+import { StacksPage } from './pages/stacks.tsx';
 import { ImagesPage, NetworksPage, NodeResourceRedirect, VolumesPage } from './pages/resources.tsx';
 import { NodesPage } from './pages/nodes.tsx';
 import { SignInPage } from './pages/sign-in.tsx';
@@ -51,6 +56,8 @@ interface NavItem {
 const NAV: NavItem[] = [
   { href: '/nodes', label: 'Nodes', icon: 'nodes', active: (p) => p === '/nodes' || p === '/' },
   { href: '/containers', label: 'Containers', icon: 'containers', active: (p) => p.startsWith('/containers') },
+  { href: '/stacks', label: 'Stacks', icon: 'stacks', active: (p) => p.startsWith('/stacks') },
+  { href: '/jobs', label: 'Jobs', icon: 'jobs', active: (p) => p.startsWith('/jobs') },
   { href: '/images', label: 'Images', icon: 'images', active: (p) => p === '/images' || /^\/nodes\/[^/]+\/images$/.test(p) },
   { href: '/volumes', label: 'Volumes', icon: 'volumes', active: (p) => p === '/volumes' || /^\/nodes\/[^/]+\/volumes(\/|$)/.test(p) },
   { href: '/networks', label: 'Networks', icon: 'networks', active: (p) => p === '/networks' || /^\/nodes\/[^/]+\/networks$/.test(p) },
@@ -186,6 +193,11 @@ function Routes({ path, me }: { path: string; me: Me }): JSX.Element | null {
   if ((m = match('/nodes/:node/volumes', path))) return <Title title="Volumes"><VolumesPage me={me} node={m.node!} /></Title>;
   if ((m = match('/nodes/:node/networks', path))) return <Title title="Networks"><NetworksPage me={me} node={m.node!} /></Title>;
   if ((m = match('/nodes/:node/volumes/:vol/files', path))) return <Title title="Files"><VolumeFilesPage me={me} node={m.node!} volume={m.vol!} /></Title>;
+  if (match('/stacks', path)) return <Title title="Stacks"><StacksPage me={me} /></Title>;
+  if (match('/stacks/deploy', path)) return <Title title="Deploy a stack"><StackDeployPage me={me} /></Title>;
+  if ((m = match('/stacks/:name', path))) return <Title title={m.name!}><StackPage me={me} name={m.name!} /></Title>;
+  if (match('/jobs', path)) return <Title title="Jobs"><JobsPage /></Title>;
+  if ((m = match('/jobs/:id', path))) return <Title title="Job"><JobPage id={m.id!} /></Title>;
   if (match('/audit', path)) return <Title title="Audit"><AuditPage /></Title>;
   if (match('/account', path)) return <Title title="Account"><AccountPage me={me} /></Title>;
   return (

@@ -9,6 +9,8 @@ const paths: Record<string, string> = {
   networks: 'M10 3v4M4 13v-2h12v2M10 7a1.5 1.5 0 100 .01M2.5 13h3v4h-3zM8.5 13h3v4h-3zM14.5 13h3v4h-3zM10 11v2',
   audit: 'M5 3h8l3 3v11H5zM13 3v3h3M8 9h5M8 12h5M8 15h3',
   account: 'M10 10a3.5 3.5 0 100-7 3.5 3.5 0 000 7zM3.5 17c.8-3 3.4-4.5 6.5-4.5s5.7 1.5 6.5 4.5',
+  stacks: 'M10 3l7 3.5-7 3.5-7-3.5zM3 10l7 3.5 7-3.5M3 13.5l7 3.5 7-3.5',
+  jobs: 'M4 5h2M4 10h2M4 15h2M8.5 5H16M8.5 10H16M8.5 15H16',
   menu: 'M3 5h14M3 10h14M3 15h14',
   close: 'M5 5l10 10M15 5L5 15',
   folder: 'M2.5 5.5a1 1 0 011-1h4l1.5 1.5h7.5a1 1 0 011 1V15a1 1 0 01-1 1h-13a1 1 0 01-1-1z',

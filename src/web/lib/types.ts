@@ -10,6 +10,8 @@ export interface NodeView {
   engine: { version: string | null; state: 'up' | 'down' | 'unknown'; error?: string };
   host: { os: string; arch: string; cpus: number; memoryBytes: number; hostname: string } | null;
   counts: { containers: number; running: number; images: number; volumes: number; networks: number };
+  /** Node labels (`dockfleet label NODE key=value`); stacks target them with a selector. */
+  labels?: Record<string, string>;
 }
 
 export interface Me {
@@ -168,4 +170,125 @@ export interface ContainerInspect {
     Ports?: Record<string, Array<{ HostIp: string; HostPort: string }> | null> | null;
     Networks?: Record<string, { IPAddress?: string; Gateway?: string; MacAddress?: string; Aliases?: string[] | null }> | null;
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stacks and jobs (src/protocol/stack-api.ts, src/hub/stacks/stack-views.ts, src/hub/jobs/job-views.ts)
+
+export type StackNodeStatus = 'deploying' | 'healthy' | 'failed' | 'rolled-back' | 'drifted' | 'removed' | string;
+
+export interface StackListItem {
+  name: string;
+  revision: number;
+  nodes: Array<{ node: string; revision: number; status: StackNodeStatus }>;
+}
+
+export interface DriftItem {
+  service: string | null;
+  container: string | null;
+  kind: string;
+  detail: string;
+}
+
+export interface StackNodeView {
+  node: string;
+  revision: number;
+  status: StackNodeStatus;
+  drift: DriftItem[];
+  updatedAt: string;
+}
+
+export interface RolloutView {
+  id: string;
+  stack: string;
+  kind: 'deploy' | 'rollback' | 'remove';
+  revision: number;
+  nodes: string[];
+  parallel: number;
+  state: 'running' | 'succeeded' | 'failed';
+  stoppedAtNode: string | null;
+  error: string | null;
+  jobs: string[];
+  createdBy: string;
+  createdAt: string;
+  finishedAt: string | null;
+}
+
+export interface StackDetail {
+  name: string;
+  revision: number;
+  createdAt: string | null;
+  removedAt: string | null;
+  drifted: boolean;
+  nodes: StackNodeView[];
+  rollouts: RolloutView[];
+}
+
+export type StackTargetSpec = { node: string } | { nodes: string[] } | { selector: { key: string; value: string } };
+
+export interface RevisionSummary {
+  revision: number;
+  createdAt: string | null;
+  createdBy: string;
+  digest: string;
+  target: StackTargetSpec;
+  parallel: number;
+  gate: { stableMs: number; deadlineMs: number };
+  services: string[];
+  env: Record<string, string>;
+  secretEnv: string[];
+  secretFiles: string[];
+  files: string[];
+}
+
+export interface RevisionDetail extends RevisionSummary {
+  compose: string;
+}
+
+export interface RolloutStarted {
+  stack: string;
+  revision: number;
+  rollout: string;
+  jobs: string[];
+}
+
+/** One problem of a Compose file, as the hub's deploy answers it (400) and the editor shows it. */
+export interface ComposeIssue {
+  path: string;
+  line: number | null;
+  message: string;
+}
+
+export type JobState = 'queued' | 'running' | 'succeeded' | 'failed';
+
+export interface JobView {
+  id: string;
+  kind: 'deploy' | 'rollback' | 'remove';
+  node: string;
+  stack: string;
+  state: JobState;
+  createdAt: string;
+  finishedAt: string | null;
+  revision: number | null;
+  rolledBack: boolean;
+  error: string | null;
+  errorCode: string | null;
+}
+
+export interface JobStep {
+  name: string;
+  state: 'running' | 'succeeded' | 'failed' | 'skipped';
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface JobDetail extends JobView {
+  createdBy: string;
+  startedAt: string | null;
+  expiresAt: string | null;
+  attempts: number;
+  deliveryError: string | null;
+  steps: JobStep[];
+  logs: Array<{ at: string | null; line: string }>;
+  logsDropped: number;
 }

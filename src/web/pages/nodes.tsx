@@ -2,6 +2,7 @@
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import { Dialog, confirmAction } from '../components/dialog.tsx';
+import { LabelChips, LabelsDialog } from '../components/node-labels.tsx';
 import { toast } from '../components/toasts.tsx';
 import {
   ActionButton, CopyField, Empty, ErrorState, InlineError, Loading, PageHeader, StatusBadge, SubmitButton, buttonClass, useTicker,
@@ -48,7 +49,7 @@ export function NodesPage({ me }: { me: Me }): JSX.Element {
       ) : (
         <div class="node-grid">
           {[...nodes].sort((a, b) => Number(a.status === 'revoked') - Number(b.status === 'revoked') || a.name.localeCompare(b.name)).map((n) => (
-            <NodeCard key={n.name} node={n} isAdmin={isAdmin} />
+            <NodeCard key={n.name} node={n} isAdmin={isAdmin} canLabel={me.role === 'admin' || me.role === 'operator'} />
           ))}
         </div>
       )}
@@ -57,8 +58,9 @@ export function NodesPage({ me }: { me: Me }): JSX.Element {
   );
 }
 
-function NodeCard({ node: n, isAdmin }: { node: NodeView; isAdmin: boolean }): JSX.Element {
+function NodeCard({ node: n, isAdmin, canLabel }: { node: NodeView; isAdmin: boolean; canLabel: boolean }): JSX.Element {
   const enc = encodeURIComponent(n.name);
+  const [editingLabels, setEditingLabels] = useState(false);
   const usable = n.status === 'online' || n.status === 'offline';
   const act = async (action: 'approve' | 'rotate' | 'revoke'): Promise<void> => {
     await post(apiNodePath(n.name, `/${action}`));
@@ -97,7 +99,19 @@ function NodeCard({ node: n, isAdmin }: { node: NodeView; isAdmin: boolean }): J
           <dt>Last seen</dt>
           <dd title={n.lastSeen ? dateTime(n.lastSeen) : undefined}>{n.status === 'online' ? 'now' : n.lastSeen ? ago(n.lastSeen) : 'never'}</dd>
         </div>
+        <div>
+          <dt>Labels</dt>
+          <dd class="labels-dd">
+            <LabelChips labels={n.labels} />
+            {n.status !== 'revoked' && (canLabel ? (
+              <button type="button" class={buttonClass('link', true)} onClick={() => setEditingLabels(true)}>Edit labels<span class="sr-only"> of {n.name}</span></button>
+            ) : (
+              <button type="button" class={buttonClass('link', true)} disabled title="Editing labels needs an operator or admin">Edit labels<span class="sr-only"> of {n.name} (needs an operator or admin)</span></button>
+            ))}
+          </dd>
+        </div>
       </dl>
+      {editingLabels && <LabelsDialog node={n.name} labels={n.labels ?? {}} onClose={() => setEditingLabels(false)} />}
       <ul class="node-counts" aria-label="Inventory">
         <li>
           <a href={`/containers?node=${enc}`}>

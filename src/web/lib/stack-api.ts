@@ -1,0 +1,62 @@
+/** Stack calls whose answers the generic helpers would flatten: a refused deploy's per-line
+ * Compose problems (400 `error.errors`). */
+import { ApiError, UI_HEADER, errorFrom } from './api.ts';
+import type { ComposeIssue, RolloutStarted, StackTargetSpec } from './types.ts';
+
+export interface DeployInput {
+  compose: string;
+  env?: Record<string, string>;
+  secretEnv?: Record<string, string>;
+  target: StackTargetSpec | { selector: string };
+  parallel?: number;
+  gate?: { stableMs?: number; deadlineMs?: number };
+  idempotencyKey?: string;
+}
+
+/** Refused before anything was queued, with each problem's place and line. */
+export class ComposeRefusedError extends ApiError {
+  constructor(message: string, readonly issues: ComposeIssue[]) {
+    super(400, 'validation_failed', message);
+  }
+}
+
+export async function deployStack(name: string, body: DeployInput): Promise<RolloutStarted> {
+  let res: Response;
+  try {
+    res = await fetch(`/api/v1/stacks/${encodeURIComponent(name)}/deploy`, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { Accept: 'application/json', 'Content-Type': 'application/json', [UI_HEADER]: '1' },
+      body: JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, 'network', 'The hub could not be reached. Check your connection.');
+  }
+  if (res.status === 400) {
+    const text = await res.text();
+    let parsed: { error?: { code?: string; message?: string; errors?: ComposeIssue[] } } = {};
+    try {
+      parsed = JSON.parse(text) as typeof parsed;
+    } catch { /* not JSON: a plain error below */ }
+    const e = parsed.error;
+    if (e && Array.isArray(e.errors)) throw new ComposeRefusedError(e.message ?? 'the Compose file was refused', e.errors);
+    throw new ApiError(400, e?.code ?? 'http_400', e?.message ?? 'bad request');
+  }
+  if (!res.ok) throw await errorFrom(res);
+  return (await res.json()) as RolloutStarted;
+}
+
+/** `KEY=value` per line (blank lines and `#` comments skipped) → a map; bad lines are named. */
+export function parseEnvLines(text: string): { env: Record<string, string>; bad: string[] } {
+  const env: Record<string, string> = {};
+  const bad: string[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) return;
+    const eq = line.indexOf('=');
+    const key = eq > 0 ? line.slice(0, eq).trim() : '';
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) bad.push(`line ${i + 1}`);
+    else env[key] = line.slice(eq + 1);
+  });
+  return { env, bad };
+}
