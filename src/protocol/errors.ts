@@ -46,6 +46,8 @@ export const ERROR_CODES = {
   idempotency_conflict: { status: 409, retryable: false },
   /** A job delivered to an agent that is not the job's node (the agent refuses it, unrun). */
   job_misdirected: { status: 421, retryable: false },
+  /** A stack already has a rollout running (deploy, rollback or removal): one at a time per stack. */
+  rollout_in_progress: { status: 409, retryable: true },
   internal: { status: 500, retryable: true },
 } as const satisfies Record<string, { status: number; retryable: boolean }>;
 

@@ -88,7 +88,8 @@ export interface StackStore {
    * In one transaction: creates the stack if new (and clears a removal), numbers the next
    * revision, stores it as `build(revision)` makes it, makes it current, and stores the
    * rollout `rollout(revision)`. A rollout idempotency key already stored makes it a no-op
-   * that returns the rollout stored with it (a repeated submit).
+   * that returns the rollout stored with it (a repeated submit). Otherwise, while another
+   * rollout of the stack is running, rejects with `rollout_in_progress` and stores nothing.
    */
   createRevision(
     stack: string,
@@ -101,7 +102,8 @@ export interface StackStore {
   /** Newest first. */
   listRevisions(stack: string): Promise<RevisionRecord[]>;
   /** Points the stack at `revision` (or marks it removed) and stores the rollout, in one
-   * transaction; an idempotency key already stored returns that rollout instead. */
+   * transaction; an idempotency key already stored returns that rollout instead; another
+   * running rollout of the stack rejects with `rollout_in_progress`. */
   startRollout(rollout: RolloutRecord, stackChange: { currentRevision?: number; removedAt?: number | null }): Promise<{ created: boolean; rollout: RolloutRecord }>;
 
   upsertStackNode(record: StackNodeRecord): Promise<void>;

@@ -11,7 +11,7 @@ const OPTIONS = {
   ...TARGET_OPTIONS,
   file: { type: 'string', short: 'f' }, node: { type: 'string' }, nodes: { type: 'string' }, selector: { type: 'string' },
   'env-file': { type: 'string' }, 'secret-env-file': { type: 'string' }, parallel: { type: 'string' },
-  wait: { type: 'boolean' }, json: { type: 'boolean' }, to: { type: 'string' },
+  wait: { type: 'boolean' }, json: { type: 'boolean' }, to: { type: 'string' }, 'idempotency-key': { type: 'string' },
 } as const;
 const WAIT_POLL_MS = 500;
 
@@ -65,9 +65,18 @@ async function deploy(args: ReturnType<typeof parse>): Promise<void> {
     ...(values['env-file'] === undefined ? {} : { env: await readEnvFile(values['env-file']) }),
     ...(values['secret-env-file'] === undefined ? {} : { secretEnv: await readEnvFile(values['secret-env-file']) }),
     ...(parallel === undefined ? {} : { parallel }),
+    ...idempotency(values),
   };
   const target = resolveTarget(values);
   await finish(target, (await callHub(target, 'POST', stackPath(name, '/deploy'), body)) as RolloutStarted, values.wait === true);
+}
+
+/** `--idempotency-key K`: a repeated command with the same key returns what the first one filed. */
+function idempotency(values: { 'idempotency-key'?: string | undefined }): { idempotencyKey?: string } {
+  const key = values['idempotency-key'];
+  if (key === undefined) return {};
+  if (key.length < 1 || key.length > 200) throw new UsageError('--idempotency-key must be 1 to 200 characters');
+  return { idempotencyKey: key };
 }
 
 function parse(args: string[]) {
@@ -80,23 +89,26 @@ function oneName(positionals: string[]): string {
 }
 
 function only(values: Record<string, unknown>, allowed: string[]): void {
-  const own = ['file', 'node', 'nodes', 'selector', 'env-file', 'secret-env-file', 'parallel', 'wait', 'json', 'to'];
+  const own = ['file', 'node', 'nodes', 'selector', 'env-file', 'secret-env-file', 'parallel', 'wait', 'json', 'to', 'idempotency-key'];
   for (const key of own) if (values[key] !== undefined && !allowed.includes(key)) throw new UsageError(`unknown option --${key}`);
 }
 
 export const stackCommand: Command = {
   summary: 'deploy Compose stacks to nodes, list them, see their history, roll back, remove',
   usage: `dockfleet stack deploy NAME -f FILE (--node N | --nodes A,B | --selector key=value)
-                       [--env-file F] [--secret-env-file F] [--parallel N] [--wait]
+                       [--env-file F] [--secret-env-file F] [--parallel N] [--idempotency-key K] [--wait]
 dockfleet stack ls [--json]
 dockfleet stack history NAME [--json]
-dockfleet stack rollback NAME [--to REV] [--wait]
+dockfleet stack rollback NAME [--to REV] [--idempotency-key K] [--wait]
 dockfleet stack rm NAME [--wait]
 
 deploy, rollback and rm print the jobs they filed, the last one on the last line of stdout.
 --wait follows the rollout: exit 0 when every target is healthy, 1 when it failed (a failed
 deploy is rolled back on its node; the nodes after it keep their revision).
 --selector picks the nodes that carry the label when the deploy is filed.
+--idempotency-key K: the same command again with the same K files nothing new and prints the
+same jobs (safe to retry after a lost answer). One rollout runs per stack at a time: another
+is refused with [rollout_in_progress] until it ends.
 Files the Compose file names (env_file, secrets and configs with file:) are read relative to it.
 
 ${TARGET_HELP}`,
@@ -106,7 +118,7 @@ ${TARGET_HELP}`,
     const { values, positionals } = args;
     switch (sub) {
       case 'deploy':
-        only(values, ['file', 'node', 'nodes', 'selector', 'env-file', 'secret-env-file', 'parallel', 'wait']);
+        only(values, ['file', 'node', 'nodes', 'selector', 'env-file', 'secret-env-file', 'parallel', 'wait', 'idempotency-key']);
         return deploy(args);
       case 'ls': {
         only(values, ['json']);
@@ -126,10 +138,11 @@ ${TARGET_HELP}`,
         return table(rows);
       }
       case 'rollback': {
-        only(values, ['to', 'wait']);
+        only(values, ['to', 'wait', 'idempotency-key']);
         const to = positiveInt(values.to, '--to');
         const target = resolveTarget(values);
-        const started = (await callHub(target, 'POST', stackPath(oneName(positionals), '/rollback'), to === undefined ? {} : { to })) as RolloutStarted;
+        const body = { ...(to === undefined ? {} : { to }), ...idempotency(values) };
+        const started = (await callHub(target, 'POST', stackPath(oneName(positionals), '/rollback'), body)) as RolloutStarted;
         return finish(target, started, values.wait === true);
       }
       case 'rm': {

@@ -1,5 +1,6 @@
 /** StackStore on the hub's SQLite database (tables from the stacks migration). */
 import type Database from 'better-sqlite3';
+import { DockfleetError } from '../../protocol/errors.ts';
 import type {
   NodeLabelRow, RevisionRecord, RolloutPatch, RolloutRecord, StackNodeRecord, StackRecord, StackStore,
 } from '../stack-store.ts';
@@ -72,6 +73,7 @@ export class SqliteStackStore implements StackStore {
     return this.#sql.db.transaction(() => {
       const existing = this.#rolloutByKey(idempotencyKey);
       if (existing) return { created: false, rollout: existing };
+      this.#refuseWhileRunning(stack);
       this.#sql.get('INSERT INTO stacks (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING').run(stack, at);
       const { last } = this.#sql.get('SELECT COALESCE(MAX(revision), 0) AS last FROM stack_revisions WHERE stack = ?').get(stack) as { last: number };
       const rev = build(last + 1);
@@ -100,6 +102,7 @@ export class SqliteStackStore implements StackStore {
     return this.#sql.db.transaction(() => {
       const existing = this.#rolloutByKey(rollout.idempotencyKey);
       if (existing) return { created: false, rollout: existing };
+      this.#refuseWhileRunning(rollout.stack);
       if (change.currentRevision !== undefined) this.#sql.get('UPDATE stacks SET current_revision = ? WHERE name = ?').run(change.currentRevision, rollout.stack);
       if (change.removedAt !== undefined) this.#sql.get('UPDATE stacks SET removed_at = ? WHERE name = ?').run(change.removedAt, rollout.stack);
       this.#insertRollout(rollout);
@@ -145,6 +148,12 @@ export class SqliteStackStore implements StackStore {
 
   async listRollouts(stack: string, limit: number): Promise<RolloutRecord[]> {
     return (this.#sql.get('SELECT * FROM stack_rollouts WHERE stack = ? ORDER BY created_at DESC, rowid DESC LIMIT ?').all(stack, limit) as RolloutRow[]).map(rolloutFrom);
+  }
+
+  /** One rollout at a time per stack; checked inside the transaction that would store another. */
+  #refuseWhileRunning(stack: string): void {
+    const running = this.#sql.get("SELECT id, kind FROM stack_rollouts WHERE stack = ? AND state = 'running' LIMIT 1").get(stack) as { id: string; kind: string } | undefined;
+    if (running) throw new DockfleetError('rollout_in_progress', `stack ${stack} has a ${running.kind} running (rollout ${running.id}); wait for it to end`);
   }
 
   #rolloutByKey(key: string): RolloutRecord | null {
