@@ -7,7 +7,7 @@
  *
  * Sealed form: `v1.` + base64url(12-byte IV ‖ ciphertext ‖ 16-byte tag).
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DockfleetError } from '../protocol/errors.ts';
@@ -20,10 +20,19 @@ const PREFIX = 'v1.';
 
 export class SecretBox {
   readonly #key: Buffer;
+  /** HMAC key for digests of secret values, derived (HKDF) so it is never the sealing key. */
+  readonly #digestKey: Buffer;
 
   constructor(key: Buffer) {
     if (key.length !== KEY_BYTES) throw new DockfleetError('state_corrupt', `the secret key must be ${KEY_BYTES} bytes`);
     this.#key = Buffer.from(key);
+    this.#digestKey = Buffer.from(hkdfSync('sha256', this.#key, Buffer.alloc(0), 'dockfleet.secret-digest.v1', KEY_BYTES));
+  }
+
+  /** A keyed digest (HMAC-SHA256, hex): equal inputs give equal digests, but without this
+   * hub's secrets.key nobody can test a guessed value against one (e.g. from a database copy). */
+  digest(data: string): string {
+    return createHmac('sha256', this.#digestKey).update(data, 'utf8').digest('hex');
   }
 
   /** Reads DIR/secrets.key, making it (0600) on first start. A key of the wrong size stops the hub. */

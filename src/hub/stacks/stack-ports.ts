@@ -36,10 +36,12 @@ export interface StackJobs {
   wait(id: string, signal?: AbortSignal): Promise<StackJobView>;
 }
 
-/** Seals text with the hub's key (kept outside the database), bound to `context`, and opens it again. */
+/** Seals text with the hub's key (kept outside the database), bound to `context`, and opens it
+ * again; `digest` is a keyed hash under a key derived from it (hub/secret-box.ts). */
 export interface SecretSealer {
   seal(plain: string, context: string): string;
   openText(sealed: string, context: string): string;
+  digest(data: string): string;
 }
 
 export interface ComposeInput {

@@ -7,7 +7,7 @@
  * A selector target is resolved when the deploy is filed: a node that gains the label later
  * gets the stack at the next deploy, not by itself.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { DockfleetError } from '../../protocol/errors.ts';
 import { healthGate, type StacksStatusMessage } from '../../protocol/stacks.ts';
 import { parseSelector, type DeployStackBody, type RolloutStarted, type StackTarget } from '../../protocol/stack-api.ts';
@@ -70,8 +70,8 @@ export class StackService {
     const gate = healthGate.parse(body.gate ?? {});
     const parallel = body.parallel ?? 1;
     const secretDigests: Record<string, string> = {};
-    for (const [name, value] of Object.entries(secretEnv)) secretDigests[name] = secretDigest(stack, name, value);
-    for (const [name, value] of Object.entries(parsed.secretFiles)) secretDigests[`file:${name}`] = secretDigest(stack, `file:${name}`, value);
+    for (const [name, value] of Object.entries(secretEnv)) secretDigests[name] = secretDigest(secrets, stack, name, value);
+    for (const [name, value] of Object.entries(parsed.secretFiles)) secretDigests[`file:${name}`] = secretDigest(secrets, stack, `file:${name}`, value);
     const digest = compose.digest(parsed.project, secretDigests);
     const sealed: SealedSecrets = { secretEnv, secretFiles: parsed.secretFiles, files };
     const at = Date.now();
@@ -210,7 +210,9 @@ export class StackService {
 /** A revision's sealed secrets open only as that revision's. */
 const sealContext = (stack: string, revision: number): string => `stack-revision:${stack}:${revision}`;
 
-/** Equal secret values give equal digests (so equal intent), bound to the stack and name. */
-function secretDigest(stack: string, name: string, value: string): string {
-  return createHash('sha256').update(`dockfleet.stack-secret.v1\0${stack}\0${name}\0${value}`).digest('hex');
+/** Equal secret values give equal digests (so equal intent), bound to the stack and name. Keyed
+ * (HMAC under a key derived from secrets.key): the digest stored in a revision lets no one who
+ * holds only the database test guesses of a weak secret offline. */
+function secretDigest(box: SecretSealer, stack: string, name: string, value: string): string {
+  return box.digest(`dockfleet.stack-secret.v2\0${stack}\0${name}\0${value}`);
 }
