@@ -80,7 +80,7 @@ export function JobProgress({ id, onFinal, heading = 'h2' }: { id: string; onFin
         <span role="status" aria-live="polite" class="job-state">
           <StateBadge state={job.state} />
           {live && <Spinner />}
-          {job.rolledBack && <span class="badge badge-warn">rolled back</span>}
+          {job.rolledBack && job.kind === 'deploy' && <span class="badge badge-warn" title="the deploy failed and the previous revision was put back">rolled back</span>}
         </span>
       </div>
       <dl class="kv small">

@@ -2,6 +2,7 @@
 import type { JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { errorMessage, get } from '../lib/api.ts';
+import { plural } from '../lib/format.ts';
 import { lineDiff } from '../lib/line-diff.ts';
 import type { RevisionDetail } from '../lib/types.ts';
 import { InlineError, Loading } from './ui.tsx';
@@ -63,7 +64,7 @@ export function RevisionDiff({ stack, revisions }: { stack: string; revisions: n
       {!current ? (!error && <Loading label="Loading the revisions…" />) : (
         <>
           <p class="muted small" role="status">
-            {changed === 0 ? 'The Compose files are the same.' : `${lines.filter((l) => l.kind === 'del').length} lines removed, ${lines.filter((l) => l.kind === 'add').length} added`}
+            {changed === 0 ? 'The Compose files are the same.' : `${plural(lines.filter((l) => l.kind === 'del').length, 'line')} removed, ${lines.filter((l) => l.kind === 'add').length} added`}
             {current[0].digest === current[1].digest ? ' · same intent (equal digests)' : ''}
           </p>
           <div class="diff" role="table" aria-label={`Compose file, revision ${from} to revision ${to}`}>

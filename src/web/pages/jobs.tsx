@@ -75,7 +75,7 @@ export function JobsPage(): JSX.Element {
                   <td data-label="Revision">{j.revision ?? '—'}</td>
                   <td data-label="State">
                     <StateBadge state={j.state} />
-                    {j.rolledBack && <span class="badge badge-warn">rolled back</span>}
+                    {j.rolledBack && j.kind === 'deploy' && <span class="badge badge-warn">rolled back</span>}
                     {j.error && <div class="small bad-text clamp" title={j.error}>{j.errorCode ? `${j.errorCode}: ` : ''}{j.error}</div>}
                   </td>
                   <td data-label="Filed" class="nowrap" title={dateTime(j.createdAt)}>{ago(j.createdAt)}</td>
