@@ -83,3 +83,15 @@ test('the config-hash follows the config and the secret values, not the revision
   assert.equal(labels['dockfleet.stack.revision'], '3');
   assert.ok(!JSON.stringify(labels).includes('s3cret'));
 });
+
+test('an ephemeral host port allows start-first; a service whose volumes are snapshotted always stops first', () => {
+  const p = project('shop', {
+    ephemeral: service({ ports: [{ target: 80, published: null, hostIp: '127.0.0.1', protocol: 'tcp' }], environment: { V: '2' } }),
+    stateful: service({ labels: { 'dockfleet.snapshot-volumes': 'true' }, environment: { V: '2' } }),
+  });
+  const observed = [running(p, 'ephemeral', { configHash: 'old' }), running(p, 'stateful', { configHash: 'old' })];
+  const plan = planStack(p, desiredOf(p), { containers: observed, networks: ['shop_default'], volumes: [] });
+  const kinds = Object.fromEntries(plan.services.map((s) => [s.service, s.action]));
+  assert.equal(kinds.ephemeral!.kind, 'start-first');
+  assert.deepEqual(kinds.stateful, { kind: 'stop-first', old: [observed[1]], renameOld: false });
+});

@@ -5,15 +5,16 @@
  * revision's containers are set aside, not removed, until the gate passes; a failed gate (or
  * a failed start) restores them from the journal, so the host is always on a whole revision.
  */
-import type { StackRevision } from '../../protocol/stacks.ts';
+import type { StackProject, StackRevision } from '../../protocol/stacks.ts';
 import { COMPOSE_LABELS } from '../../protocol/stacks.ts';
 import { configHash, containerCreateBody, serviceNetworks } from './container-spec.ts';
-import type { JournalFile, StackStateDir } from './desired-state.ts';
+import type { DesiredFile, JournalFile, StackStateDir } from './desired-state.ts';
 import { waitForCondition, waitForGate, type GateMember } from './health-gate.ts';
 import { observeProject } from './observe-stack.ts';
 import { planStack, type DesiredService, type ServiceStep, type StackPlan } from './plan-stack.ts';
 import { resolveImages } from './resolve-images.ts';
 import { restoreJournal } from './restore-journal.ts';
+import { labelledVolumes, snapshotVolumes, type VolumeToCopy } from './volume-snapshots.ts';
 import type { StackEngine } from './stack-engine.ts';
 import { refusal, type StackPolicy } from './stack-policy.ts';
 
@@ -44,7 +45,7 @@ export async function finishInterrupted(ctx: ApplyContext, stack: string): Promi
   const journal = await ctx.state.read(stack, 'journal');
   if (!journal) return false;
   ctx.log(`an apply of revision ${journal.revision} was cut short; restoring what was there before it`);
-  await restoreJournal(ctx.engine, journal, ctx.log);
+  await restoreJournal(ctx.engine, stack, journal, ctx.log);
   await ctx.state.remove(stack, 'journal');
   return true;
 }
@@ -100,10 +101,17 @@ function volumeBody(req: ApplyRequest, key: string, name: string): Record<string
 
 export async function applyStack(ctx: ApplyContext, req: ApplyRequest, workingDir: string): Promise<ApplyOutcome> {
   const { project, stack, revision, gate } = req.target;
-  const previous = await ctx.state.read(stack, 'desired');
+  const stored = await ctx.state.read(stack, 'desired');
+  // What the host holds: nothing after a removal or a first deploy that failed.
+  const previous = stored && stored.state !== 'removed' && !(stored.state === 'failed' && Object.keys(stored.services).length === 0) ? stored : null;
   const before = previous?.revision.revision ?? 0;
+  // A deploy that fails on a host holding nothing still leaves a record, so the stack reads failed.
+  const refusedEarly = async (error: string): Promise<ApplyOutcome> => {
+    if (!previous) await ctx.state.write(stack, 'desired', { v: 1, revision: req.target, services: {}, state: 'failed', updatedAt: Date.now() });
+    return { ok: false, error, revision: before, rolledBack: false };
+  };
   const images = await ctx.step('resolve images', () => resolveImages(ctx.engine, ctx.policy, project, req.pinnedImages, ctx.log));
-  if (!images.ok) return { ok: false, error: images.error, revision: before, rolledBack: false };
+  if (!images.ok) return refusedEarly(images.error);
   const desired = new Map<string, DesiredService>();
   for (const service of Object.keys(project.services)) {
     desired.set(service, { hash: configHash(project, service, req.secretEnv), imageId: images.ids.get(service)! });
@@ -112,7 +120,7 @@ export async function applyStack(ctx: ApplyContext, req: ApplyRequest, workingDi
   try {
     plan = planStack(project, desired, await observeProject(ctx.engine, stack));
   } catch (err) {
-    return { ok: false, error: (err as Error).message, revision: before, rolledBack: false };
+    return refusedEarly((err as Error).message);
   }
   const bodies = new Map<string, Record<string, unknown>>();
   for (const step of plan.services) {
@@ -122,24 +130,31 @@ export async function applyStack(ctx: ApplyContext, req: ApplyRequest, workingDi
     }));
   }
   const refused = await ctx.step('check the host policy', () => preflight(ctx, req, plan, bodies));
-  if (refused) return { ok: false, error: refused, revision: before, rolledBack: false };
+  if (refused) return refusedEarly(refused);
 
   if (previous && previous.revision.revision !== revision) {
     const imagesOf = Object.fromEntries(Object.entries(previous.services).map(([s, r]) => [s, r.imageId]));
     await ctx.state.write(stack, 'snapshot', { v: 1, revision: previous.revision, images: imagesOf, takenAt: Date.now() });
   }
-  const journal: JournalFile = { v: 1, jobId: req.jobId, revision, retired: [], created: { containers: [], networks: [], volumes: [] } };
+  const journal: JournalFile = { v: 1, jobId: req.jobId, revision, retired: [], created: { containers: [], networks: [], volumes: [] }, volumes: [], paused: [] };
   const note = (): Promise<void> => ctx.state.write(stack, 'journal', journal);
   await note();
+  const snapshotFailed = previous && previous.revision.revision !== revision ? await takeVolumeSnapshots(ctx, stack, project, previous, plan, images.ids, journal, note) : null;
+  if (snapshotFailed) {
+    for (const id of journal.paused) await ctx.engine.call('POST', `/containers/${id}/unpause`).catch(() => undefined);
+    await ctx.state.remove(stack, 'journal');
+    return { ok: false, error: snapshotFailed, revision: before, rolledBack: false };
+  }
   if (previous) await ctx.state.write(stack, 'desired', { ...previous, state: 'deploying', updatedAt: Date.now() });
 
   const fail = async (error: string): Promise<ApplyOutcome> => {
     await ctx.step('restore the previous revision', async () => {
-      await restoreJournal(ctx.engine, journal, ctx.log);
+      await restoreJournal(ctx.engine, stack, journal, ctx.log);
       await ctx.state.remove(stack, 'journal');
     });
     if (previous) await ctx.state.write(stack, 'desired', { ...previous, state: 'rolled-back', updatedAt: Date.now() });
-    return { ok: false, error, revision: before, rolledBack: true };
+    else await ctx.state.write(stack, 'desired', { v: 1, revision: req.target, services: {}, state: 'failed', updatedAt: Date.now() });
+    return { ok: false, error, revision: before, rolledBack: previous !== null };
   };
 
   try {
@@ -180,6 +195,33 @@ export async function applyStack(ctx: ApplyContext, req: ApplyRequest, workingDi
   });
   await ctx.state.remove(stack, 'journal');
   return { ok: true, revision };
+}
+
+/**
+ * Copies the named volumes of the labelled services this plan replaces (labelled in the old
+ * revision or the new), before anything changes; the reason it could not, or null.
+ */
+async function takeVolumeSnapshots(
+  ctx: ApplyContext, stack: string, target: StackProject, previous: DesiredFile, plan: StackPlan, images: ReadonlyMap<string, string>,
+  journal: JournalFile, note: () => Promise<void>,
+): Promise<string | null> {
+  const replaced = plan.services.filter((s) => s.action.kind === 'start-first' || s.action.kind === 'stop-first').map((s) => s.service);
+  const imageOf = (service: string): string => previous.services[service]?.imageId ?? images.get(service)!;
+  const volumes = new Map<string, VolumeToCopy>();
+  for (const p of [target, previous.revision.project]) {
+    for (const v of labelledVolumes(p, replaced, imageOf)) if (!volumes.has(v.volume)) volumes.set(v.volume, v);
+  }
+  if (volumes.size === 0) return null;
+  try {
+    await ctx.step('snapshot volumes', () => snapshotVolumes({
+      engine: ctx.engine, policy: ctx.policy, log: ctx.log,
+      paused: async (ids) => { journal.paused = ids; await note(); },
+      copied: async (copy) => { journal.volumes.push(copy); await note(); },
+    }, stack, previous.revision.revision, [...volumes.values()]));
+    return null;
+  } catch (err) {
+    return `could not snapshot the volumes before the deploy, so nothing was changed: ${(err as Error).message}`;
+  }
 }
 
 /** One service: wait for its dependencies, set the old container aside, create and start the new. */

@@ -5,7 +5,8 @@
  *                  service, and the stack's state (secret values are never in it: the project
  *                  names secret variables only, and hashes see a digest of their values)
  *   snapshot.json  the revision before the last deploy, with its resolved image IDs
- *   journal.json   an apply in progress: what it retired and created, for a resume
+ *   journal.json   an apply in progress: what it retired and created, the volume snapshots it
+ *                  took and the containers it paused, for a resume
  * Each file is written whole to a temporary name, synced, then renamed over the old one.
  */
 import { mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
@@ -42,6 +43,10 @@ export const journalFile = z.strictObject({
   retired: z.array(z.strictObject({ id: z.string(), name: z.string(), renamedTo: z.string().nullable(), wasRunning: z.boolean() })),
   /** Names of containers, networks and volumes this apply made (written before each create). */
   created: z.strictObject({ containers: z.array(z.string()), networks: z.array(z.string()), volumes: z.array(z.string()) }),
+  /** Finished volume snapshots: copied back on a rollback, before the old containers start. */
+  volumes: z.array(z.strictObject({ volume: z.string(), snapshot: z.string(), image: z.string() })).default([]),
+  /** Containers paused for a snapshot copy: unpaused on a rollback if a crash left them so. */
+  paused: z.array(z.string()).default([]),
 });
 export type JournalFile = z.infer<typeof journalFile>;
 

@@ -5,7 +5,7 @@
  * after a crash plans only what is still missing.
  */
 import { DockfleetError } from '../../protocol/errors.ts';
-import type { StackProject } from '../../protocol/stacks.ts';
+import { STACK_LABELS, type StackProject } from '../../protocol/stacks.ts';
 import { containerName, defaultNetwork, serviceNetworks } from './container-spec.ts';
 
 /** One container of the project as the engine shows it. */
@@ -40,7 +40,7 @@ export type ServiceAction =
   | { kind: 'create' }
   /** Start the new container beside the old ones, retire the old after the gate. */
   | { kind: 'start-first'; old: ObservedContainer[] }
-  /** A fixed name or a published host port: stop the old ones first. */
+  /** A fixed name, a fixed host port or snapshotted volumes: stop the old ones first. */
   | { kind: 'stop-first'; old: ObservedContainer[]; renameOld: boolean };
 
 export interface ServiceStep {
@@ -80,10 +80,14 @@ export function dependencyOrder(project: StackProject): string[] {
   return order;
 }
 
-/** Whether two copies of the service can run at once: no fixed name and no published host port. */
+/**
+ * Whether two copies of the service can run at once: no fixed name and no fixed host port (an
+ * ephemeral one, `published: null`, lets each copy have its own). A service whose volumes are
+ * snapshotted never runs twice: two copies would write the same data.
+ */
 export function canStartFirst(project: StackProject, service: string): boolean {
   const spec = project.services[service]!;
-  return spec.containerName === null && spec.ports.every((p) => p.published === null);
+  return spec.containerName === null && spec.ports.every((p) => p.published === null) && spec.labels[STACK_LABELS.snapshotVolumes] !== 'true';
 }
 
 export function planStack(project: StackProject, desired: ReadonlyMap<string, DesiredService>, observed: ObservedProject): StackPlan {
