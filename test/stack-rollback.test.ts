@@ -129,3 +129,24 @@ test('an apply cut short by a crash is finished when the job runs again', async 
   assert.ok(Object.values(after6).every((c) => c.state === 'running'));
   assert.notDeepEqual(after6, before1);
 });
+
+test('a first deploy that fails leaves nothing running and the stack reads failed on revision 0; the next good deploy is a first deploy', async () => {
+  const { DriftWatcher } = await import('../src/agent/stacks/drift-watch.ts');
+  const broken = project('fresh', { a: service({ restart: 'always', command: ['sh', '-c', 'exit 4'] }) });
+  const { result } = await rig.run('deploy', 'fresh', revision(broken, 1, { stableMs: 500 }));
+  assert.equal(result.state, 'failed');
+  assert.equal(result.rolledBack, false, 'there was nothing to roll back to');
+  assert.equal(result.revision, 0);
+  assert.deepEqual(await rig.containers('fresh'), {});
+  const watcher = new DriftWatcher(rig.stackEngine, rig.state);
+  await watcher.check();
+  const seen = watcher.status.stacks.find((s) => s.stack === 'fresh');
+  assert.deepEqual(seen && { revision: seen.revision, state: seen.state, drift: seen.drift }, { revision: 0, state: 'failed', drift: [] });
+
+  const good = project('fresh', { a: service() });
+  const next = await rig.run('deploy', 'fresh', revision(good, 2, { stableMs: 300 }));
+  assert.equal(next.result.state, 'succeeded', next.result.error ?? '');
+  assert.equal(await rig.state.read('fresh', 'snapshot'), null, 'no snapshot of a revision the host never ran');
+  await watcher.check();
+  assert.equal(watcher.status.stacks.find((s) => s.stack === 'fresh')?.state, 'healthy');
+});

@@ -78,6 +78,11 @@ export class DriftWatcher extends EventEmitter<{ change: [] }> {
       }
       if (!desired) continue;
       const base = { stack, revision: desired.revision.revision, at: Date.now() };
+      if (desired.state === 'failed') {
+        // A deploy failed on a host that held nothing of the stack: it is on no revision.
+        next.push({ ...base, revision: Object.keys(desired.services).length === 0 ? 0 : base.revision, state: 'failed', drift: [] });
+        continue;
+      }
       if (desired.state === 'removed' || desired.state === 'deploying' || (await this.#state.read(stack, 'journal').catch(() => null))) {
         next.push({ ...base, state: desired.state === 'removed' ? 'removed' : 'deploying', drift: [] });
         continue;
