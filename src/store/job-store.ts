@@ -80,6 +80,12 @@ export interface JobStore {
   finishJob(id: string, finish: JobFinish): Promise<boolean>;
   /** Steps (upserted by name and start) and log lines (bounded), in one transaction. */
   recordProgress(id: string, steps: readonly JobStep[], logs: readonly JobLogLine[]): Promise<void>;
+  /**
+   * Deletes finished jobs (with their steps and log lines) that finished before `settledBefore`
+   * and either before `finishedBefore` or outside the newest `keepFinished` finished jobs.
+   * Open jobs are never deleted. Returns how many went.
+   */
+  pruneFinished(rule: { keepFinished: number; finishedBefore: number; settledBefore: number }): Promise<number>;
   steps(id: string): Promise<JobStep[]>;
   logs(id: string): Promise<JobLogLine[]>;
 }

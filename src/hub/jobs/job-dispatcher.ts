@@ -13,7 +13,7 @@ import type { Logger } from '../../lib/logger.ts';
 import type { AgentLink } from '../gateway/agent-link.ts';
 import type { NodeRegistry } from '../node-registry.ts';
 import { deliverJob } from './job-delivery.ts';
-import type { JobQueue } from './job-queue.ts';
+import { DEFAULT_JOB_RETENTION, type JobQueue, type JobRetention } from './job-queue.ts';
 
 export interface DispatcherOptions {
   queue: JobQueue;
@@ -24,6 +24,9 @@ export interface DispatcherOptions {
   retryMaxMs?: number;
   /** A queued job the agent answers against the protocol this often fails (protocol_error). */
   maxBadDeliveries?: number;
+  /** Finished jobs kept (default: the newest 10,000, none past 30 days); pruned at start and every pruneEveryMs. */
+  retention?: JobRetention;
+  pruneEveryMs?: number;
 }
 
 const MAX_TIMER_MS = 60 * 60 * 1000;
@@ -41,6 +44,9 @@ export class JobDispatcher {
   readonly #draining = new Map<string, { again: boolean; done: Promise<void> }>();
   readonly #inFlight = new Set<string>();
   readonly #closing = new AbortController();
+  readonly #retention: JobRetention;
+  readonly #pruneEveryMs: number;
+  #pruneTimer: NodeJS.Timeout | null = null;
   #expiryTimer: NodeJS.Timeout | null = null;
   #expiryAt = Infinity;
 
@@ -51,6 +57,8 @@ export class JobDispatcher {
     this.#retryMinMs = opts.retryMinMs ?? 500;
     this.#retryMaxMs = opts.retryMaxMs ?? 30_000;
     this.#maxBad = opts.maxBadDeliveries ?? 5;
+    this.#retention = opts.retention ?? DEFAULT_JOB_RETENTION;
+    this.#pruneEveryMs = opts.pruneEveryMs ?? 60 * 60 * 1000;
   }
 
   /** Follows link-ups and new jobs; fails jobs that expired while the hub was down. */
@@ -61,6 +69,9 @@ export class JobDispatcher {
       void this.#scheduleExpiry();
     });
     await this.#sweepExpired();
+    await this.#prune();
+    this.#pruneTimer = setInterval(() => void this.#prune(), this.#pruneEveryMs);
+    this.#pruneTimer.unref();
     for (const node of this.#registry.list()) if (node.status === 'online') this.kick(node.name);
   }
 
@@ -91,6 +102,7 @@ export class JobDispatcher {
   async close(): Promise<void> {
     this.#closing.abort();
     if (this.#expiryTimer) clearTimeout(this.#expiryTimer);
+    if (this.#pruneTimer) clearInterval(this.#pruneTimer);
     await Promise.allSettled([...this.#draining.values()].map((s) => s.done));
   }
 
@@ -145,6 +157,15 @@ export class JobDispatcher {
       // A new link: deliver again at once. The same link: pause first, growing.
       if (this.#linkOf(node) !== link) continue;
       await this.#pause(link, Math.min(this.#retryMinMs * 2 ** pauses++, this.#retryMaxMs));
+    }
+  }
+
+  async #prune(): Promise<void> {
+    try {
+      const pruned = await this.#queue.prune(Date.now(), this.#retention);
+      if (pruned > 0) this.#log.info({ pruned }, 'finished jobs pruned');
+    } catch (err) {
+      this.#log.error({ err }, 'job pruning failed');
     }
   }
 

@@ -14,6 +14,17 @@ import type { SecretBox } from '../secret-box.ts';
 import { jobDetail, jobView, type JobDetail, type JobView } from './job-views.ts';
 
 export const DEFAULT_JOB_EXPIRY_MS = 24 * 60 * 60 * 1000;
+
+/** How long finished jobs (with their steps and log lines) are kept: the newest `keepFinished`,
+ * none older than `maxAgeMs`; a job that finished less than `minAgeMs` ago is always kept (a
+ * rollout still waiting on its wave finds its jobs by idempotency key, and must not file them
+ * again). Open jobs are never pruned. */
+export interface JobRetention {
+  keepFinished: number;
+  maxAgeMs: number;
+  minAgeMs: number;
+}
+export const DEFAULT_JOB_RETENTION: Readonly<JobRetention> = Object.freeze({ keepFinished: 10_000, maxAgeMs: 30 * DEFAULT_JOB_EXPIRY_MS, minAgeMs: DEFAULT_JOB_EXPIRY_MS });
 const MAX_LIST = 1_000;
 
 export interface JobSecrets {
@@ -99,6 +110,13 @@ export class JobQueue extends EventEmitter<JobQueueEvents> {
   async list(filter: { node?: string | undefined; stack?: string | undefined; limit?: number | undefined } = {}): Promise<JobView[]> {
     const limit = Math.min(Math.max(1, filter.limit ?? 100), MAX_LIST);
     return (await this.#store.listJobs({ node: filter.node, stack: filter.stack, limit })).map(jobView);
+  }
+
+  /** Drops finished jobs past the retention bound; returns how many. */
+  prune(now = Date.now(), retention: JobRetention = DEFAULT_JOB_RETENTION): Promise<number> {
+    return this.#store.pruneFinished({
+      keepFinished: retention.keepFinished, finishedBefore: now - retention.maxAgeMs, settledBefore: now - retention.minAgeMs,
+    });
   }
 
   /** Resolves when the job is final. */

@@ -86,6 +86,20 @@ export class SqliteJobStore implements JobStore {
     });
   }
 
+  async pruneFinished(rule: { keepFinished: number; finishedBefore: number; settledBefore: number }): Promise<number> {
+    return this.#sql.db.transaction(() => {
+      // The newest `keepFinished` finished jobs: everything finished before the last of them is beyond the count.
+      const edge = this.#sql.get(`SELECT finished_at AS at, seq FROM jobs WHERE state IN ('succeeded', 'failed')
+        ORDER BY finished_at DESC, seq DESC LIMIT 1 OFFSET ?`).get(Math.max(0, rule.keepFinished - 1)) as { at: number; seq: number } | undefined;
+      const doomed = `SELECT id FROM jobs WHERE state IN ('succeeded', 'failed') AND finished_at < @settled
+        AND (finished_at < @before OR finished_at < @edgeAt OR (finished_at = @edgeAt AND seq < @edgeSeq))`;
+      const args = { settled: rule.settledBefore, before: rule.finishedBefore, edgeAt: edge?.at ?? -1, edgeSeq: edge?.seq ?? -1 };
+      this.#sql.get(`DELETE FROM job_steps WHERE job_id IN (${doomed})`).run(args);
+      this.#sql.get(`DELETE FROM job_logs WHERE job_id IN (${doomed})`).run(args);
+      return this.#sql.get(`DELETE FROM jobs WHERE id IN (${doomed})`).run(args).changes;
+    })();
+  }
+
   async insertJob(job: JobRecord): Promise<{ inserted: boolean; job: JobRecord }> {
     const info = this.#sql.get(`INSERT INTO jobs (id, kind, node, stack, revision, idempotency_key, state, request, secrets,
         created_by, created_at, expires_at, started_at, finished_at, result, error_code, error, attempts, delivered_at, delivery_error, logs_dropped)
