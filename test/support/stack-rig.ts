@@ -1,5 +1,5 @@
 /** One private engine and a StackApplier on it, with the default host policy, for stack tests. */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -21,7 +21,10 @@ export interface StackRig {
   state: StackStateDir;
   stateDir: string;
   applier: StackApplier;
-  run(kind: JobKind, stack: string, target: StackRevision | null, opts?: { secrets?: Record<string, string>; ctx?: Partial<JobContext> }): Promise<{ result: JobResult; logs: string[]; steps: string[] }>;
+  /** `applier`: another applier on the same engine and state (one with another policy, say). */
+  run(kind: JobKind, stack: string, target: StackRevision | null, opts?: { secrets?: Record<string, string>; files?: Record<string, string>; ctx?: Partial<JobContext>; applier?: StackApplier }): Promise<{ result: JobResult; logs: string[]; steps: string[] }>;
+  /** An applier on this engine and state under another host policy (the policy file's JSON). */
+  applierWith(policy: unknown): Promise<StackApplier>;
   /** The project's containers: name → config-hash, running. */
   containers(stack: string): Promise<Record<string, { hash: string; state: string; service: string }>>;
   names(kind: 'networks' | 'volumes', stack: string): Promise<string[]>;
@@ -44,7 +47,7 @@ export async function startStackRig(prefix: string): Promise<StackRig> {
       const steps: string[] = [];
       const job: JobRequest = {
         id: `job_${randomBytes(12).toString('hex')}`, kind, node: 'n1', stack, target,
-        secrets: { env: opts.secrets ?? {}, files: {} }, createdAt: Date.now(), expiresAt: Date.now() + 3_600_000,
+        secrets: { env: opts.secrets ?? {}, files: opts.files ?? {} }, createdAt: Date.now(), expiresAt: Date.now() + 3_600_000,
       };
       const ctx: JobContext = {
         step: async (name, run) => { steps.push(name); return run(); },
@@ -53,8 +56,13 @@ export async function startStackRig(prefix: string): Promise<StackRig> {
         resumed: false,
         ...opts.ctx,
       };
-      const result = await applier.run(job, ctx);
+      const result = await (opts.applier ?? applier).run(job, ctx);
       return { result, logs, steps };
+    },
+    async applierWith(policyJson) {
+      const file = join(stateDir, `policy-${randomBytes(4).toString('hex')}.json`);
+      await writeFile(file, JSON.stringify(policyJson));
+      return new StackApplier({ engine: stackEngine, policy: new PolicyGate(await AgentPolicy.load(file), engineHostView(client)), state });
     },
     async containers(stack) {
       const r = await engineRequest(engine.socketPath, 'GET', `/containers/json?all=1&filters=${filter(stack)}`);

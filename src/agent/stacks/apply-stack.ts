@@ -13,6 +13,8 @@ import { waitForCondition, waitForGate, type GateMember } from './health-gate.ts
 import { observeProject } from './observe-stack.ts';
 import { planStack, type DesiredService, type ServiceStep, type StackPlan } from './plan-stack.ts';
 import { resolveImages } from './resolve-images.ts';
+import { hasServiceFiles, serviceFiles } from './service-files.ts';
+import { tarFiles } from './tar-files.ts';
 import { restoreJournal } from './restore-journal.ts';
 import { labelledVolumes, snapshotVolumes, type VolumeToCopy } from './volume-snapshots.ts';
 import type { StackEngine } from './stack-engine.ts';
@@ -31,6 +33,8 @@ export interface ApplyRequest {
   jobId: string;
   target: StackRevision;
   secretEnv: Readonly<Record<string, string>>;
+  /** Secret files' contents (base64) by name: written into the containers, never to disk by the agent. */
+  secretFiles: Readonly<Record<string, string>>;
   /** service → image ID (a rollback to a snapshot runs exactly the images it ran). */
   pinnedImages: Readonly<Record<string, string>>;
 }
@@ -63,10 +67,13 @@ async function preflight(ctx: ApplyContext, req: ApplyRequest, plan: StackPlan, 
   }
   for (const step of plan.services) {
     const spec = project.services[step.service]!;
-    if (spec.secrets.length > 0 || spec.configs.length > 0) {
-      return `service ${step.service}: secrets and configs files are not applied by this agent yet`;
-    }
     if (step.action.kind === 'keep') continue;
+    if (hasServiceFiles(project, step.service)) {
+      const files = serviceFiles(project, step.service, req.secretFiles);
+      if (!files.ok) return files.error;
+      const no = await refusal(ctx.policy, 'PUT', `/containers/${encodeURIComponent(step.name)}/archive?path=%2F`);
+      if (no) return `service ${step.service}: its secrets and configs files are written into the container with PUT /containers/…/archive, and ${no}`;
+    }
     const refused = await refusal(ctx.policy, 'POST', `/containers/create?name=${encodeURIComponent(step.name)}`, bodies.get(step.service));
     if (refused) return `service ${step.service}: ${refused}`;
     const holder = await ctx.engine.inspect('containers', step.name);
@@ -114,7 +121,7 @@ export async function applyStack(ctx: ApplyContext, req: ApplyRequest, workingDi
   if (!images.ok) return refusedEarly(images.error);
   const desired = new Map<string, DesiredService>();
   for (const service of Object.keys(project.services)) {
-    desired.set(service, { hash: configHash(project, service, req.secretEnv), imageId: images.ids.get(service)! });
+    desired.set(service, { hash: configHash(project, service, req.secretEnv, req.secretFiles), imageId: images.ids.get(service)! });
   }
   let plan: StackPlan;
   try {
@@ -255,6 +262,14 @@ async function applyService(
   current.set(step.service, created.Id);
   for (const net of serviceNetworks(project, step.service).slice(1)) {
     await ctx.engine.must('POST', `/networks/${encodeURIComponent(net.name)}/connect`, { Container: created.Id, EndpointConfig: { Aliases: net.aliases } });
+  }
+  if (hasServiceFiles(project, step.service)) {
+    const files = serviceFiles(project, step.service, req.secretFiles);
+    if (!files.ok) return files.error;
+    const no = await refusal(ctx.policy, 'PUT', `/containers/${created.Id}/archive?path=%2F`);
+    if (no) return `service ${step.service}: ${no}`;
+    const put = await ctx.engine.putArchive(created.Id, '/', tarFiles(files.files));
+    if (put.status !== 200) return `service ${step.service}: its secrets and configs files could not be written (${put.status}): ${put.message}`;
   }
   const refused = await refusal(ctx.policy, 'POST', `/containers/${created.Id}/start`);
   if (refused) return `service ${step.service}: ${refused}`;

@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { COMPOSE_LABELS, STACK_LABELS, type StackProject, type StackService } from '../../protocol/stacks.ts';
+import { hasServiceFiles, serviceFileDigests } from './service-files.ts';
 
 /** What Debian's docker-compose v1 reads (it warns on nothing older than this). */
 export const COMPOSE_VERSION_LABEL = '1.29.2';
@@ -49,13 +50,15 @@ const sha256 = (text: string): string => createHash('sha256').update(text).diges
 
 /**
  * The service's config-hash: its normalised config, the engine names of the networks and
- * volumes it uses, and a digest of the secret values it takes (never the values themselves).
+ * volumes it uses, and a digest of the secret values and of the secret and config files it
+ * takes (never the values themselves).
  */
-export function configHash(project: StackProject, service: string, secretEnv: Readonly<Record<string, string>>): string {
+export function configHash(project: StackProject, service: string, secretEnv: Readonly<Record<string, string>>, secretFiles: Readonly<Record<string, string>> = {}): string {
   const spec = project.services[service]!;
   const secrets = spec.secretEnvironment.slice().sort().map((name) => [name, sha256(`dockfleet-secret\0${secretEnv[name] ?? ''}`)]);
   const volumes = spec.mounts.flatMap((m) => (m.type === 'volume' && m.source !== null ? [project.volumes[m.source]?.name ?? m.source] : []));
-  return sha256(canonicalJson({ service: spec, networks: serviceNetworks(project, service), volumes, secrets }));
+  const files = hasServiceFiles(project, service) ? { files: serviceFileDigests(project, service, secretFiles) } : {};
+  return sha256(canonicalJson({ service: spec, networks: serviceNetworks(project, service), volumes, secrets, ...files }));
 }
 
 export function containerName(project: StackProject, service: string, number: number): string {

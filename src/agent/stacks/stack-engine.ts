@@ -3,6 +3,7 @@
  * decides what happens next, where EngineClient.json turns every non-2xx into one error),
  * and a container's last log lines read through Docker's 8-byte stream framing.
  */
+import http from 'node:http';
 import type { EngineClient } from '../engine-client.ts';
 import { readBounded } from '../../lib/read-bounded.ts';
 import { parseJsonLine } from '../../lib/ndjson.ts';
@@ -57,6 +58,28 @@ export class StackEngine {
     if (answer.status === 404) return null;
     if (answer.status !== 200) throw new DockfleetError('engine_unavailable', `engine could not inspect ${kind} ${ref} (${answer.status}): ${answer.message}`);
     return answer.json as Record<string, any>;
+  }
+
+  /** `PUT /containers/ID/archive?path=…` with a tar body (EngineClient sends JSON bodies only). */
+  putArchive(id: string, path: string, tar: Buffer, timeoutMs = 60_000): Promise<EngineAnswer> {
+    return new Promise((resolve, reject) => {
+      const req = http.request({
+        socketPath: this.#engine.socketPath, method: 'PUT', timeout: timeoutMs,
+        path: `/containers/${encodeURIComponent(id)}/archive?path=${encodeURIComponent(path)}`,
+        headers: { 'content-type': 'application/x-tar', 'content-length': tar.length },
+      }, (res) => {
+        void readBounded(res as AsyncIterable<Buffer>, 64 * 1024).then((raw) => {
+          const text = raw?.toString('utf8') ?? '';
+          const parsed = text.trim() === '' ? null : parseJsonLine(text.trim());
+          const json = parsed?.ok ? parsed.value : null;
+          const status = res.statusCode ?? 0;
+          resolve({ status, json, text, message: status >= 400 ? String((json as { message?: unknown } | null)?.message ?? text.slice(0, 300)).trim() : '' });
+        }, reject);
+      });
+      req.on('timeout', () => req.destroy(new DockfleetError('engine_unavailable', 'engine did not answer an archive upload in time')));
+      req.on('error', (err) => reject(err instanceof DockfleetError ? err : new DockfleetError('engine_unavailable', `engine at ${this.#engine.socketPath}: ${err.message}`)));
+      req.end(tar);
+    });
   }
 
   /** The last `lines` lines of a container's output (stdout and stderr interleaved). */

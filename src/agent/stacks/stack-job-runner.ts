@@ -58,13 +58,13 @@ export class StackApplier implements StackJobRunner {
     if (job.kind === 'remove') return removeStack(ctx, job.stack);
     if (job.kind === 'deploy') {
       if (!job.target) return { ok: false, error: 'a deploy job without a target revision', revision: 0, rolledBack: false };
-      return applyStack(ctx, { jobId: job.id, target: job.target, secretEnv: job.secrets.env, pinnedImages: {} }, workingDir);
+      return applyStack(ctx, { jobId: job.id, target: job.target, secretEnv: job.secrets.env, secretFiles: job.secrets.files, pinnedImages: {} }, workingDir);
     }
     const snapshot = await this.#deps.state.read(job.stack, 'snapshot');
     const useSnapshot = snapshot !== null && (job.target === null || job.target.revision === snapshot.revision.revision);
     const target: StackRevision | null = useSnapshot ? snapshot.revision : job.target;
     if (!target) return { ok: false, error: 'nothing to roll back to: this host holds no earlier revision of the stack and the job names none', revision: 0, rolledBack: false };
     ctx.log(`rolling back to revision ${target.revision}${useSnapshot ? ' (this host\'s snapshot, with the images it ran)' : ''}`);
-    return applyStack(ctx, { jobId: job.id, target, secretEnv: job.secrets.env, pinnedImages: useSnapshot ? snapshot.images : {} }, workingDir);
+    return applyStack(ctx, { jobId: job.id, target, secretEnv: job.secrets.env, secretFiles: job.secrets.files, pinnedImages: useSnapshot ? snapshot.images : {} }, workingDir);
   }
 }
