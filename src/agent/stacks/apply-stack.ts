@@ -268,7 +268,7 @@ async function applyService(
     if (!files.ok) return files.error;
     const no = await refusal(ctx.policy, 'PUT', `/containers/${created.Id}/archive?path=%2F`);
     if (no) return `service ${step.service}: ${no}`;
-    const put = await ctx.engine.putArchive(created.Id, '/', tarFiles(files.files));
+    const put = await ctx.engine.putArchive(created.Id, '/', await tarFiles(files.files));
     if (put.status !== 200) return `service ${step.service}: its secrets and configs files could not be written (${put.status}): ${put.message}`;
   }
   const refused = await refusal(ctx.policy, 'POST', `/containers/${created.Id}/start`);
