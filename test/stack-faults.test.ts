@@ -113,7 +113,7 @@ test('a selector rollout goes in waves of one and stops at the node whose engine
   await engineRequest(engines.n2.socketPath, 'DELETE', '/containers/web_extra_1?force=1');
 });
 
-test('drift (a container removed, one added by hand) reaches stack ls and the API within 10 s; a deploy reconciles it', { timeout: 120_000 }, async () => {
+test('drift (a container removed, one added by hand) reaches stack ls and the API within 10 s; a deploy reconciles it', { timeout: 120_000 }, async (t) => {
   const app = (await containers('n1', 'web')).find((c) => c.Labels['com.docker.compose.service'] === 'app')!;
   await runContainer(engines.n3, { name: 'web_byhand_1', labels: { 'com.docker.compose.project': 'web', 'com.docker.compose.service': 'byhand' } });
   await engineRequest(engines.n1.socketPath, 'DELETE', `/containers/${app.Id}?force=1`);
@@ -128,6 +128,7 @@ test('drift (a container removed, one added by hand) reaches stack ls and the AP
   assert.ok(detail.nodes.find((n) => n.node === 'n1')!.drift.some((d) => JSON.stringify(d).includes('app')), JSON.stringify(detail.nodes));
   assert.ok(detail.nodes.find((n) => n.node === 'n3')!.drift.length > 0, JSON.stringify(detail.nodes));
   assert.ok(seconds <= 10, `drift seen after ${seconds} s`);
+  t.diagnostic(`drift in stack ls after ${seconds.toFixed(2)} s`);
 
   const v2 = join(work, 'web-v2.yml');
   const fix = await cli('stack', 'deploy', 'web', '-f', v2, '--nodes', 'n1,n3', '--wait');
@@ -153,7 +154,7 @@ test('a second rollout of a stack while one runs is refused with rollout_in_prog
   assert.equal(third.code, 0, `a rollout after the first one ended is taken: ${third.stderr}`);
 });
 
-test('an agent SIGKILLed during the gate wait ends its job on a whole revision when it returns', { timeout: 180_000 }, async () => {
+test('an agent SIGKILLed during the gate wait ends its job on a whole revision when it returns', { timeout: 180_000 }, async (t) => {
   const v2 = await composeFile('slow-v2', { worker: { healthy: false, release: 'two' } });
   const deploy = await cli('stack', 'deploy', 'slow', '-f', v2, '--node', 'n1');
   assert.equal(deploy.code, 0, deploy.stderr);
@@ -168,6 +169,7 @@ test('an agent SIGKILLed during the gate wait ends its job on a whole revision w
     const j = (await hub.api('GET', `/api/v1/jobs/${jobId}`)).json as { state: string };
     return j.state === 'succeeded' || j.state === 'failed' ? j : null;
   }, 90_000, 'the job final', 500);
+  t.diagnostic(`the interrupted job ended ${job.state}`);
   const now = await containers('n1', 'slow');
   assert.equal(now.length, 1, JSON.stringify(now.map((c) => c.Names)));
   assert.equal(now[0]!.State, 'running');
