@@ -74,6 +74,19 @@ test('an invalid Compose file is refused with path and line before anything is s
   assert.equal(deliveredTo('n1', 'bad').length, 0);
 });
 
+test('validate checks a Compose file as a deploy would, and stores, queues and audits nothing', async () => {
+  const auditBefore = (await hub.api('GET', '/api/v1/audit?limit=1000')).json.length;
+  const bad = await hub.api('POST', '/api/v1/stacks/draft/validate', { compose: 'services:\n  web:\n    image: busybox\n    ports: 12\n' });
+  assert.equal(bad.status, 200, JSON.stringify(bad.json));
+  assert.ok(bad.json.errors.some((e: { path: string; line: number | null }) => /services\.web\.ports/.test(e.path) && e.line === 4), JSON.stringify(bad.json));
+  const unset = await hub.api('POST', '/api/v1/stacks/draft/validate', { compose: 'services:\n  web:\n    image: ${IMAGE}\n' });
+  assert.ok(unset.json.errors.some((e: { message: string }) => /IMAGE/.test(e.message)), 'an unset variable is a problem');
+  const set = await hub.api('POST', '/api/v1/stacks/draft/validate', { compose: 'services:\n  web:\n    image: ${IMAGE}\n', env: { IMAGE: 'busybox' } });
+  assert.deepEqual(set.json, { errors: [] });
+  assert.equal((await hub.api('GET', '/api/v1/stacks/draft')).status, 404);
+  assert.equal((await hub.api('GET', '/api/v1/audit?limit=1000')).json.length, auditBefore);
+});
+
 test('a deploy to 3 nodes in waves of 1 stops at the failed 2nd node: the 3rd never gets a job', async () => {
   failing = new Set(['n2']);
   const res = await hub.api('POST', '/api/v1/stacks/waves/deploy', { compose: COMPOSE, env: { MODE: 'a' }, target: { nodes: ['n1', 'n2', 'n3'] } });

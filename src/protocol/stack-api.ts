@@ -56,6 +56,10 @@ export const deployStackBody = z.strictObject({
 });
 export type DeployStackBody = z.infer<typeof deployStackBody>;
 
+/** What the Compose editor sends as you type: the file and what it is read with, no target. */
+export const validateComposeBody = deployStackBody.pick({ compose: true, env: true, secretEnv: true, files: true });
+export type ValidateComposeBody = z.infer<typeof validateComposeBody>;
+
 export const rollbackStackBody = z.strictObject({
   to: z.number().int().positive().optional(),
   idempotencyKey: z.string().min(1).max(200).optional(),

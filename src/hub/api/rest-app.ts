@@ -5,7 +5,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { accountRoutes, publicAccountRoutes } from './account-routes.ts';
 import { jobRoutes } from './job-routes.ts';
 import type { JobQueue } from '../jobs/job-queue.ts';
-import { STACK_DEPLOY_MAX_BODY, isStackDeployPath, stackRoutes, type StackRoutesDeps } from './stack-routes.ts';
+import { STACK_DEPLOY_MAX_BODY, isReadOnlyPost, isStackDeployPath, stackRoutes, type StackRoutesDeps } from './stack-routes.ts';
 import type { z } from 'zod';
 import { DockfleetError, toDockfleetError } from '../../protocol/errors.ts';
 import {
@@ -95,7 +95,7 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
   app.use('/api/*', restAuth(principals));
   // A change is audited before it runs (or refused with storage_full), its outcome after.
   app.use('/api/*', async (c, next) => {
-    if (!isMutating(c.req.method)) return next();
+    if (!isMutating(c.req.method) || isReadOnlyPost(c.req.path)) return next();
     const node = NODE_IN_PATH.exec(c.req.path)?.[1] ?? null;
     const call = await audit.begin({ user: c.get('principal').name, node, method: c.req.method, path: c.req.path });
     await next();

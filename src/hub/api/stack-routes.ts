@@ -6,7 +6,7 @@
 import type { Context, Hono } from 'hono';
 import type { ZodType } from 'zod';
 import { DockfleetError } from '../../protocol/errors.ts';
-import { deployStackBody, rollbackStackBody, setNodeLabelsBody } from '../../protocol/stack-api.ts';
+import { deployStackBody, rollbackStackBody, setNodeLabelsBody, validateComposeBody } from '../../protocol/stack-api.ts';
 import { STACK_NAME } from '../../protocol/stacks.ts';
 import type { Principal } from '../auth/principals.ts';
 import type { AuthVariables } from '../auth/rest-auth.ts';
@@ -27,8 +27,11 @@ type Parse = <T>(c: Context, schema: ZodType<T>) => Promise<T>;
 
 /** A deploy carries the Compose file and the files it names: more than the API's usual 64 KiB. */
 export const STACK_DEPLOY_MAX_BODY = 8 * 1024 * 1024;
-const DEPLOY_PATH = /^\/api\/v1\/stacks\/[^/]+\/deploy$/;
+const DEPLOY_PATH = /^\/api\/v1\/stacks\/[^/]+\/(deploy|validate)$/;
 export const isStackDeployPath = (path: string): boolean => DEPLOY_PATH.test(path);
+/** Checks a Compose file and changes nothing: a POST the audit log leaves out. */
+const VALIDATE_PATH = /^\/api\/v1\/stacks\/[^/]+\/validate$/;
+export const isReadOnlyPost = (path: string): boolean => VALIDATE_PATH.test(path);
 
 function assertOperator(principal: Principal): void {
   if (principal.role !== 'admin' && principal.role !== 'operator') throw new DockfleetError('forbidden', 'changing stacks and labels needs an admin or operator');
@@ -61,6 +64,13 @@ export function stackRoutes(app: App, deps: StackRoutesDeps, parse: Parse): void
     return c.json(await views.revision(stackName(c), rev));
   });
   app.get('/api/v1/stacks/:name/rollouts/:id', async (c) => c.json(await views.rollout(stackName(c), c.req.param('id'))));
+
+  // The Compose editor's check as you type: the hub's own parser and schema, nothing stored.
+  app.post('/api/v1/stacks/:name/validate', async (c) => {
+    const name = stackName(c);
+    const body = await parse(c, validateComposeBody);
+    return c.json({ errors: stacks.validate(name, body) });
+  });
 
   app.post('/api/v1/stacks/:name/deploy', async (c) => {
     const principal = c.get('principal');

@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { DockfleetError } from '../../protocol/errors.ts';
 import { healthGate, type StacksStatusMessage } from '../../protocol/stacks.ts';
-import { parseSelector, type DeployStackBody, type RolloutStarted, type StackTarget } from '../../protocol/stack-api.ts';
+import { parseSelector, type DeployStackBody, type RolloutStarted, type StackTarget, type ValidateComposeBody } from '../../protocol/stack-api.ts';
 import type { Logger } from '../../lib/logger.ts';
 import type { RevisionRecord, RolloutKind, RolloutRecord, StackStore } from '../../store/stack-store.ts';
 import type { NodeRegistry } from '../node-registry.ts';
@@ -28,10 +28,17 @@ export interface StackServiceDeps {
   log: Logger;
 }
 
+/** One reason a Compose file is refused, with its key's path and line. */
+export interface ComposeProblem {
+  path: string;
+  line: number | null;
+  message: string;
+}
+
 /** A Compose file that does not pass: 400 with every problem's path and line. */
 export class ComposeRefused extends DockfleetError {
-  readonly errors: Array<{ path: string; line: number | null; message: string }>;
-  constructor(errors: Array<{ path: string; line: number | null; message: string }>) {
+  readonly errors: ComposeProblem[];
+  constructor(errors: ComposeProblem[]) {
     const first = errors[0];
     super('validation_failed', first ? `compose file: ${first.path}${first.line === null ? '' : ` (line ${first.line})`}: ${first.message}` : 'compose file is invalid');
     this.errors = errors;
@@ -56,6 +63,12 @@ export class StackService {
       store: deps.store, jobs: deps.jobs, log: deps.log,
       hooks: { jobFor: (r, n) => this.#jobFor(r, n), filed: (r, j) => this.#filed(r, j), finished: (r, j) => this.#finished(r, j) },
     });
+  }
+
+  /** The problems a deploy of this file would be refused for, without storing or queueing anything. */
+  validate(stack: string, body: ValidateComposeBody): ComposeProblem[] {
+    const parsed = this.#deps.compose.parse({ stack, yaml: body.compose, env: body.env ?? {}, secretEnv: body.secretEnv ?? {}, files: body.files ?? {} });
+    return parsed.ok ? [] : parsed.errors;
   }
 
   async deploy(stack: string, body: DeployStackBody, who: string): Promise<RolloutStarted> {

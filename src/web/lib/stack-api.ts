@@ -1,6 +1,6 @@
 /** Stack calls whose answers the generic helpers would flatten: a refused deploy's per-line
  * Compose problems (400 `error.errors`). */
-import { ApiError, UI_HEADER, errorFrom } from './api.ts';
+import { ApiError, UI_HEADER, errorFrom, post } from './api.ts';
 import type { ComposeIssue, RolloutStarted, StackTargetSpec } from './types.ts';
 
 export interface DeployInput {
@@ -44,6 +44,11 @@ export async function deployStack(name: string, body: DeployInput): Promise<Roll
   }
   if (!res.ok) throw await errorFrom(res);
   return (await res.json()) as RolloutStarted;
+}
+
+/** The hub's check of a Compose file, storing nothing: every problem with its path and line. */
+export async function validateCompose(name: string, body: Pick<DeployInput, 'compose' | 'env' | 'secretEnv'>, signal: AbortSignal): Promise<ComposeIssue[]> {
+  return (await post<{ errors: ComposeIssue[] }>(`/api/v1/stacks/${encodeURIComponent(name)}/validate`, body, { signal })).errors;
 }
 
 /** `KEY=value` per line (blank lines and `#` comments skipped) → a map; bad lines are named. */

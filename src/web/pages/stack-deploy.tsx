@@ -12,7 +12,7 @@ import { ErrorState, InlineError, Loading, PageHeader, SubmitButton, buttonClass
 import { errorMessage, get } from '../lib/api.ts';
 import { fleet } from '../lib/live.ts';
 import { useLocation } from '../lib/router.ts';
-import { ComposeRefusedError, deployStack, parseEnvLines, type DeployInput } from '../lib/stack-api.ts';
+import { ComposeRefusedError, deployStack, parseEnvLines, validateCompose, type DeployInput } from '../lib/stack-api.ts';
 import { useStore } from '../lib/store.ts';
 import type { ComposeIssue, Me, RevisionDetail, RevisionSummary, RolloutStarted, RolloutView } from '../lib/types.ts';
 import { VIEWER_REASON, canChangeStacks } from './stacks.tsx';
@@ -32,21 +32,29 @@ const EXAMPLE = `services:
 type TargetKind = 'node' | 'nodes' | 'selector';
 interface SecretRow { name: string; value: string }
 
-/** Problems the browser sees as you type (a lazy chunk), debounced. */
-function useComposeCheck(text: string): { issues: ComposeIssue[]; checking: boolean } {
+/** Problems the hub's own check finds as you type (debounced; a newer text cancels the older
+ * request). Secret variables are sent by name with a stand-in value: their values never leave
+ * the form before deploy. */
+function useComposeCheck(stack: string, text: string, envText: string, secretNames: string[]): { issues: ComposeIssue[]; checking: boolean } {
   const [issues, setIssues] = useState<ComposeIssue[]>([]);
   const [checking, setChecking] = useState(false);
+  const secretKey = secretNames.join('\n');
   useEffect(() => {
-    let stale = false;
+    if (!text.trim()) {
+      setIssues([{ path: '', line: null, message: 'the Compose file is empty' }]);
+      return undefined;
+    }
+    const abort = new AbortController();
     setChecking(true);
     const t = setTimeout(() => {
-      import('../lib/compose-check.ts').then(
-        (m) => { if (!stale) { setIssues(text.trim() ? m.checkCompose(text) : [{ path: '', line: null, message: 'the Compose file is empty' }]); setChecking(false); } },
-        () => { if (!stale) { setIssues([]); setChecking(false); } },
+      const secretEnv = Object.fromEntries(secretNames.filter((n) => n).map((n) => [n, 'secret']));
+      validateCompose(STACK_NAME.test(stack) ? stack : 'preview', { compose: text, env: parseEnvLines(envText).env, secretEnv }, abort.signal).then(
+        (found) => { setIssues(found); setChecking(false); },
+        (err: Error) => { if (err.name !== 'AbortError') { setIssues([]); setChecking(false); } },
       );
     }, CHECK_DEBOUNCE_MS);
-    return () => { stale = true; clearTimeout(t); };
-  }, [text]);
+    return () => { abort.abort(); clearTimeout(t); };
+  }, [stack, text, envText, secretKey]);
   return { issues, checking };
 }
 
@@ -91,7 +99,7 @@ function DeployForm({ me, name: initialName, base }: { me: Me; name: string; bas
   const [refused, setRefused] = useState<ComposeIssue[] | null>(null);
   const [started, setStarted] = useState<RolloutStarted | null>(null);
   const idempotencyKey = useRef(typeof crypto.randomUUID === 'function' ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`);
-  const check = useComposeCheck(compose);
+  const check = useComposeCheck(name, compose, envText, secrets.map((s) => s.name.trim()));
 
   useEffect(() => {
     if (!node && nodes.length > 0 && kind === 'node') setNode(nodes[0]!.name);
@@ -172,7 +180,7 @@ function DeployForm({ me, name: initialName, base }: { me: Me; name: string; bas
           <label for="compose-text">Compose file</label>
           <ComposeEditor id="compose-text" value={compose} onInput={onCompose} issues={issues} checking={check.checking && !refused}
             issuesTitle={refused ? 'The hub refused the file' : 'Checked as you type'} describedBy="compose-hint" />
-          <div class="hint" id="compose-hint">Checked in your browser as you type; the hub checks it again, fully, when you deploy, and nothing is queued for a file it refuses.</div>
+          <div class="hint" id="compose-hint">Checked by the hub as you type (nothing is stored); the hub checks it again when you deploy, and nothing is queued for a file it refuses.</div>
         </div>
         <fieldset class="field target-field">
           <legend>Target</legend>
