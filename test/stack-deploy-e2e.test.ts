@@ -105,6 +105,9 @@ test('stack deploy --wait brings a compose project up healthy on the node; docke
   assert.equal(ps.code, 0, ps.stderr);
   assert.match(ps.stdout, /shop_db_1\s.*Up/);
   assert.match(ps.stdout, /shop_worker_1\s.*Up/);
+  const logs = await run('docker-compose', ['-p', 'shop', 'logs', '--no-color', 'worker'], { DOCKER_HOST: engine.dockerHost }, { cwd: work });
+  assert.equal(logs.code, 0, logs.stderr);
+  assert.match(logs.stdout, /worker up/, 'docker-compose logs finds the service by its labels');
 
   const jobs = await cli('jobs', '--stack', 'shop', '--json');
   const list = JSON.parse(jobs.stdout) as Array<Record<string, unknown>>;

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { launchBrowser, screenshot } from './support/browser.ts';
+import { launchBrowser, reportTrouble, screenshot } from './support/browser.ts';
 import { BUSYBOX_IMAGE, engineRequest, startEngines, stopEngines, type TestEngine } from './support/engines.ts';
 import { mintCode, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
 import { spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
@@ -71,6 +71,7 @@ before(async () => {
   await agent.waitForLine(new RegExp(`agent ${NODE} connected`));
   browser = await launchBrowser();
   context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
+  reportTrouble(context);
   page = await context.newPage();
   page.setDefaultTimeout(15_000);
   await page.goto(hub.url);

@@ -10,7 +10,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { engineRequest, runContainer, startEngines, stopEngines, waitContainer, type TestEngine } from './support/engines.ts';
 import { startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
 import { startTestAgent, type TestAgent } from './support/agent-fixture.ts';
-import { launchBrowser, screenshot } from './support/browser.ts';
+import { launchBrowser, reportTrouble, screenshot } from './support/browser.ts';
 
 let engine: TestEngine;
 let hub: TestHub;
@@ -29,6 +29,7 @@ before(async () => {
   browser = await launchBrowser();
   // The hub's certificate comes from its private CA, which this throwaway profile does not know.
   context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 860 }, acceptDownloads: true });
+  reportTrouble(context);
   page = await context.newPage();
   page.setDefaultTimeout(15_000);
 });
