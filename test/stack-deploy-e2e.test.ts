@@ -35,7 +35,7 @@ function composeFile(revision: 'good' | 'crash'): string {
     `    image: ${BUSYBOX_IMAGE}`,
     "    command: ['sh', '-c', 'touch /tmp/ready; exec sleep 3600']",
     '    environment:',
-    '      DB_PASSWORD: ${DB_PASSWORD}',
+    '      DB_PASSWORD: ${DB_SECRET}',
     '    healthcheck:',
     "      test: ['CMD-SHELL', 'test -f /tmp/ready']",
     '      interval: 300ms',
@@ -74,7 +74,8 @@ before(async () => {
   agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', await mintCode(hub, NODE), '--state', join(work, 'agent'),
     '--docker', engine.dockerHost, '--policy', join(work, 'no-policy.json')]);
   await agent.waitForLine(new RegExp(`agent ${NODE} connected`));
-  await writeFile(join(work, 'secret.env'), `DB_PASSWORD=${SECRET}\n`);
+  // Given as DB_SECRET, read by the service as DB_PASSWORD: the agent must get it under the latter.
+  await writeFile(join(work, 'secret.env'), `DB_SECRET=${SECRET}\n`);
 });
 
 after(async () => {

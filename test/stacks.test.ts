@@ -174,6 +174,17 @@ test('secret values reach the agent but never the API answers or the database fi
   }
 });
 
+test('a secret used under another name reaches the agent under the name the service reads, rendered', async () => {
+  const compose = 'services:\n  app:\n    image: busybox:1.36\n    environment:\n      WORDPRESS_DB_PASSWORD: "pw-${DB_PW}"\n';
+  const res = await hub.api('POST', '/api/v1/stacks/renamed/deploy', { compose, secretEnv: { DB_PW: SECRET }, target: { node: 'n2' } });
+  assert.equal(res.status, 202, JSON.stringify(res.json));
+  await rolloutDone('renamed', res.json.rollout);
+  const job = deliveredTo('n2', 'renamed')[0]!;
+  assert.deepEqual(job.target?.project.services.app?.secretEnvironment, ['WORDPRESS_DB_PASSWORD']);
+  assert.deepEqual(job.secrets.env, { WORDPRESS_DB_PASSWORD: `pw-${SECRET}` }, 'the agent looks the value up by the variable the service reads');
+  assert.deepEqual((await hub.api('GET', '/api/v1/stacks/renamed/revisions/1')).json.secretEnv, ['DB_PW'], 'the form asks again for what was given');
+});
+
 test('dockfleet stack deploy --wait: exit 0 when healthy, 1 when the deploy failed; ls --json per CONTRACT.md', async () => {
   const dir = hub.dataDir;
   await writeFile(join(dir, 'ca-test.pem'), hub.caPem);

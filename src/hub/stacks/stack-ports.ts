@@ -5,6 +5,7 @@
  */
 import type { JobKind, JobState } from '../../protocol/jobs.ts';
 import type { StackProject, StackRevision } from '../../protocol/stacks.ts';
+import type { ComposeInput, ComposeResult } from './compose/parse-compose.ts';
 
 export interface StackJobView {
   id: string;
@@ -43,17 +44,6 @@ export interface SecretSealer {
   openText(sealed: string, context: string): string;
   digest(data: string): string;
 }
-
-export interface ComposeInput {
-  stack: string;
-  yaml: string;
-  env: Record<string, string>;
-  secretEnv: Record<string, string>;
-  files: Record<string, string>;
-}
-export type ComposeResult =
-  | { ok: true; project: StackProject; secretFiles: Record<string, string> }
-  | { ok: false; errors: Array<{ path: string; line: number | null; message: string }> };
 
 export interface ComposeFrontDoor {
   parse(input: ComposeInput): ComposeResult;

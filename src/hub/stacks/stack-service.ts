@@ -46,7 +46,11 @@ export class ComposeRefused extends DockfleetError {
 }
 
 interface SealedSecrets {
+  /** The --secret-env-file values as given (the deploy form asks for these names again). */
   secretEnv: Record<string, string>;
+  /** Each service variable that takes a secret, with its rendered value: the job's
+   * `secrets.env`, looked up by the name the service reads (`PW: "x-${DB_PW}"` → PW). */
+  jobEnv?: Record<string, string>;
   secretFiles: Record<string, string>;
   files: Record<string, string>;
 }
@@ -83,10 +87,10 @@ export class StackService {
     const gate = healthGate.parse(body.gate ?? {});
     const parallel = body.parallel ?? 1;
     const secretDigests: Record<string, string> = {};
-    for (const [name, value] of Object.entries(secretEnv)) secretDigests[name] = secretDigest(secrets, stack, name, value);
+    for (const [name, value] of Object.entries(parsed.secretEnv)) secretDigests[name] = secretDigest(secrets, stack, name, value);
     for (const [name, value] of Object.entries(parsed.secretFiles)) secretDigests[`file:${name}`] = secretDigest(secrets, stack, `file:${name}`, value);
     const digest = compose.digest(parsed.project, secretDigests);
-    const sealed: SealedSecrets = { secretEnv, secretFiles: parsed.secretFiles, files };
+    const sealed: SealedSecrets = { secretEnv, jobEnv: parsed.secretEnv, secretFiles: parsed.secretFiles, files };
     const at = Date.now();
     const key = body.idempotencyKey === undefined ? `deploy:${stack}:${randomBytes(12).toString('hex')}` : `deploy:${stack}:client:${body.idempotencyKey}`;
     const build = (revision: number): RevisionRecord => ({
@@ -193,7 +197,7 @@ export class StackService {
     const revision = await this.#deps.store.getRevision(rollout.stack, rollout.revision);
     if (!revision) throw new DockfleetError('state_corrupt', `stack ${rollout.stack} revision ${rollout.revision} is missing`);
     const opened = JSON.parse(this.#deps.secrets.openText(revision.sealedSecrets, sealContext(rollout.stack, rollout.revision))) as SealedSecrets;
-    return { ...base, target: revision.target, secrets: { env: opened.secretEnv, files: opened.secretFiles } };
+    return { ...base, target: revision.target, secrets: { env: opened.jobEnv ?? opened.secretEnv, files: opened.secretFiles } };
   }
 
   async #filed(rollout: RolloutRecord, job: StackJobView): Promise<void> {
