@@ -55,6 +55,7 @@ import { cpuSeconds, freePort, rssBytes, sleep, startChild, type Child } from '.
 import { startSampler, type ProcWindow } from './lib/sampler.ts';
 import { median, summarize, type LatencySummary } from './lib/stats.ts';
 import { envInt } from './lib/env-int.ts';
+import { benchLog, runBench } from './lib/bench-run.ts';
 
 const RESULTS = process.env.BENCH_OUT ?? join(ROOT, 'bench', 'results', 'docker-gateway.json');
 const LOAD_CLIENT = join(ROOT, 'bench', 'lib', 'load-client.ts');
@@ -95,7 +96,7 @@ process.on('exit', () => {
 const round = (n: number, digits = 2): number => Math.round(n * 10 ** digits) / 10 ** digits;
 const MB = 1e6;
 const MiB = 1024 * 1024;
-const log = (msg: string): void => void process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+const log = benchLog;
 
 interface Ctx {
   engine: TestEngine;
@@ -768,10 +769,4 @@ async function main(): Promise<void> {
   process.stdout.write(`\nwrote ${RESULTS} (${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`docker-gateway bench failed: ${(err as Error).stack ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+runBench('docker-gateway', main);

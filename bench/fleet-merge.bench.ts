@@ -26,6 +26,7 @@ import { freePort, sleep, startChild, type Child } from './lib/proc.ts';
 import { startSampler } from './lib/sampler.ts';
 import { summarize, type LatencySummary } from './lib/stats.ts';
 import { envInt } from './lib/env-int.ts';
+import { benchLog, runBench } from './lib/bench-run.ts';
 
 const RESULTS = process.env.BENCH_OUT ?? join(ROOT, 'bench', 'results', 'fleet-merge.json');
 const envCount = (name: string, fallback: number): number => envInt(name, fallback, { integer: true });
@@ -44,7 +45,7 @@ const tempDirs = new Set<string>();
 process.on('exit', () => {
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
-const log = (msg: string): void => void process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+const log = benchLog;
 const round = (n: number, d = 1): number => Math.round(n * 10 ** d) / 10 ** d;
 
 interface Checked {
@@ -218,10 +219,4 @@ async function main(): Promise<void> {
   ].join('\n'));
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`fleet-merge bench failed: ${(err as Error).stack ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+runBench('fleet-merge', main);

@@ -21,9 +21,10 @@ import { envInt } from './lib/env-int.ts';
 import { runPool } from './lib/hub-http.ts';
 import { oneServiceCompose, startJobFleetRig, type JobFleetRig } from './lib/job-fleet-rig.ts';
 import { machineFacts } from './lib/machine.ts';
-import { cpuSeconds, sleep } from './lib/proc.ts';
+import { cpuTotalSeconds, sleep } from './lib/proc.ts';
 import { preciseNow } from './lib/simulated-jobs.ts';
 import { summarize, type LatencySummary } from './lib/stats.ts';
+import { benchLog, runBench } from './lib/bench-run.ts';
 
 const RESULTS = process.env.BENCH_OUT ?? join(ROOT, 'bench', 'results', 'job-dispatch.json');
 const AGENTS = envInt('BENCH_AGENTS', 1000, { integer: true });
@@ -33,12 +34,9 @@ const CLIENTS = Math.max(1, envInt('BENCH_CLIENTS', 4, { integer: true }));
 const CPU_WINDOW_MS = envInt('BENCH_CPU_WINDOW_MS', 10_000, { integer: true });
 const TARGET_P99_MS = 50;
 
-const log = (msg: string): void => void process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+const log = benchLog;
 const round = (n: number, d = 2): number => Math.round(n * 10 ** d) / 10 ** d;
-const cpuOf = (pid: number): number => {
-  const c = cpuSeconds(pid);
-  return c.user + c.system;
-};
+const cpuOf = cpuTotalSeconds;
 
 interface Series {
   submitToAgentMs: LatencySummary;
@@ -160,10 +158,4 @@ async function main(): Promise<void> {
   ].join('\n'));
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`job-dispatch bench failed: ${(err as Error).stack ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+runBench('job-dispatch', main);

@@ -29,6 +29,7 @@ import { sleep } from './lib/proc.ts';
 import { preciseNow } from './lib/simulated-jobs.ts';
 import { startStackEngineRig, stepTimes, type StackEngineRig } from './lib/stack-engine-rig.ts';
 import { median } from './lib/stats.ts';
+import { benchLog, runBench } from './lib/bench-run.ts';
 
 const RESULTS = process.env.BENCH_OUT ?? join(ROOT, 'bench', 'results', 'stack-deploy.json');
 const RUNS = Math.max(1, envInt('BENCH_RUNS', 5, { integer: true }));
@@ -39,7 +40,7 @@ const COMPOSE_BIN = '/usr/bin/docker-compose';
 const PATHS = ['direct', 'dockfleet-rest', 'dockfleet-cli'] as const;
 type PathName = (typeof PATHS)[number];
 
-const log = (msg: string): void => void process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+const log = benchLog;
 const round = (n: number, d = 1): number => Math.round(n * 10 ** d) / 10 ** d;
 
 function service(name: string, dependsOn: string | null): string[] {
@@ -221,10 +222,4 @@ async function main(): Promise<void> {
     `  CLI start-up: dockfleet ${out.cliStartupMs} ms, docker-compose ${out.composeStartupMs} ms`, `wrote ${RESULTS} (${((Date.now() - started) / 1000).toFixed(0)} s)`, ''].join('\n'));
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`stack-deploy bench failed: ${(err as Error).stack ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+runBench('stack-deploy', main);

@@ -32,6 +32,7 @@ import { freePort, sleep } from './lib/proc.ts';
 import { preciseNow } from './lib/simulated-jobs.ts';
 import { startStackEngineRig, stepTimes, type StackEngineRig } from './lib/stack-engine-rig.ts';
 import { median } from './lib/stats.ts';
+import { benchLog, runBench } from './lib/bench-run.ts';
 
 const RESULTS = process.env.BENCH_OUT ?? join(ROOT, 'bench', 'results', 'stack-rollback.json');
 const REPS = Math.max(1, envInt('BENCH_REPS', 3, { integer: true }));
@@ -49,7 +50,7 @@ const SCENARIOS: Array<{ publish: Publish; failure: Failure }> = [
   { publish: 'stop-first', failure: 'crash-loop' },
 ];
 
-const log = (msg: string): void => void process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+const log = benchLog;
 const round = (n: number, d = 1): number => Math.round(n * 10 ** d) / 10 ** d;
 
 function compose(rev: 1 | 2, failure: Failure, port: string): string {
@@ -224,10 +225,4 @@ async function main(): Promise<void> {
   process.stdout.write(['', `failed gate → previous revision serving again (deadline ${DEADLINE_MS} ms, ${REPS} runs each)`, ...lines, `wrote ${RESULTS} (${((Date.now() - started) / 1000).toFixed(0)} s)`, ''].join('\n'));
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`stack-rollback bench failed: ${(err as Error).stack ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+runBench('stack-rollback', main);

@@ -21,9 +21,10 @@ import { ROOT } from './lib/dockfleet-procs.ts';
 import { envInt } from './lib/env-int.ts';
 import { oneServiceCompose, startJobFleetRig, type JobFleetRig } from './lib/job-fleet-rig.ts';
 import { machineFacts } from './lib/machine.ts';
-import { cpuSeconds, sleep } from './lib/proc.ts';
+import { cpuTotalSeconds, sleep } from './lib/proc.ts';
 import { preciseNow } from './lib/simulated-jobs.ts';
 import { median, summarize } from './lib/stats.ts';
+import { benchLog, runBench } from './lib/bench-run.ts';
 
 const RESULTS = process.env.BENCH_OUT ?? join(ROOT, 'bench', 'results', 'stack-rollout.json');
 const AGENTS = envInt('BENCH_AGENTS', 100, { integer: true });
@@ -32,12 +33,9 @@ const JOB_MS = envInt('BENCH_JOB_MS', 50);
 const REPS = Math.max(1, envInt('BENCH_REPS', 5, { integer: true }));
 const STACK = 'fleet-app';
 
-const log = (msg: string): void => void process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+const log = benchLog;
 const round = (n: number, d = 1): number => Math.round(n * 10 ** d) / 10 ** d;
-const cpuOf = (pid: number): number => {
-  const c = cpuSeconds(pid);
-  return c.user + c.system;
-};
+const cpuOf = cpuTotalSeconds;
 
 interface RolloutRun {
   revision: number;
@@ -155,10 +153,4 @@ async function main(): Promise<void> {
   ].join('\n'));
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`stack-rollout bench failed: ${(err as Error).stack ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+runBench('stack-rollout', main);

@@ -169,6 +169,12 @@ export function cpuSeconds(pid: number): { user: number; system: number } {
   return { user: Number(fields[11]) / hz, system: Number(fields[12]) / hz };
 }
 
+/** User plus system CPU seconds of `pid` so far. */
+export function cpuTotalSeconds(pid: number): number {
+  const c = cpuSeconds(pid);
+  return c.user + c.system;
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
