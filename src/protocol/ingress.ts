@@ -1,0 +1,45 @@
+/**
+ * Ingress: the container label grammar (CONTRACT.md "Ingress") and the route view that
+ * `GET /api/v1/routes` and `dockfleet routes --json` return.
+ *
+ * Labels: `dockfleet.ingress.host`, `.port`, `.path`, `.protocol`, `.access`, and the indexed
+ * forms `dockfleet.ingress.N.host` … (N a decimal index without leading zeros) for several
+ * routes on one container. The unindexed set and each index are one route each.
+ */
+import { z } from 'zod';
+
+export const INGRESS_PREFIX = 'dockfleet.ingress.';
+export const INGRESS_KEYS = ['host', 'port', 'path', 'protocol', 'access'] as const;
+export type IngressKey = (typeof INGRESS_KEYS)[number];
+
+export const INGRESS_PROTOCOLS = ['http', 'h2c', 'https'] as const;
+export type IngressProtocol = (typeof INGRESS_PROTOCOLS)[number];
+
+/** RFC 1123 host name, lowercase, at least two labels would be too strict for tests: one or more. */
+export const HOSTNAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
+/** `public`, `users`, or a role name. */
+export const ACCESS = /^[a-z][a-z0-9_-]{0,62}$/;
+/** The largest index accepted in `dockfleet.ingress.N.*` (keeps one container's routes bounded). */
+export const MAX_ROUTE_INDEX = 99;
+
+export const routeTlsView = z.object({
+  state: z.enum(['none', 'pending', 'valid', 'expiring', 'failed', 'supplied']),
+  notAfter: z.string().nullable(),
+});
+
+export const routeView = z.object({
+  host: z.string(),
+  path: z.string(),
+  node: z.string(),
+  container: z.string(),
+  port: z.number().int().nullable(),
+  access: z.string(),
+  protocol: z.enum(INGRESS_PROTOCOLS),
+  running: z.boolean(),
+  nodeOnline: z.boolean(),
+  tls: routeTlsView,
+  /** Why this claim is not served (a label mistake or a conflict); null when it is served. */
+  error: z.string().nullable(),
+});
+export type RouteView = z.infer<typeof routeView>;
+export const routeViews = z.array(routeView);
