@@ -6,8 +6,8 @@
  *
  * Port: `.port` if given; else the container's single exposed TCP port. Exposed ports come from
  * the containers list's `Ports` (Docker lists exposed ports there, published or not, while the
- * container runs; a stopped container lists none, so `exposed` is then null: unknown, and an
- * explicit `.port` is taken on trust).
+ * container runs; a stopped container lists none, so `exposed` is then null: unknown, an explicit
+ * `.port` is taken on trust and a missing one leaves `port` null until the container runs).
  */
 import {
   ACCESS, HOSTNAME, INGRESS_KEYS, INGRESS_PREFIX, INGRESS_PROTOCOLS, MAX_ROUTE_INDEX,
@@ -98,7 +98,8 @@ function claimFrom(index: string, group: Partial<Record<IngressKey, string>>, ex
     }
     return { ...claim, port };
   }
-  if (exposed === null) return fail(`${label('port')} is missing, and the exposed ports of a stopped container are unknown`);
+  // Stopped, never seen running: the port is settled when it runs; meanwhile the route stays (503, not 404).
+  if (exposed === null) return claim;
   if (exposed.length !== 1) return fail(`${label('port')} is missing and the container exposes ${describe(exposed)}: say which`);
   return { ...claim, port: exposed[0] ?? null };
 }

@@ -21,6 +21,7 @@ export interface RouteTarget {
   node: string;
   containerId: string;
   containerName: string;
+  /** 0 only for a container never seen running whose `.port` label is absent (it is not running, so 503). */
   port: number;
   protocol: 'http' | 'h2c' | 'https';
   access: string;
