@@ -10,6 +10,7 @@ import { approveCommand, enrollCommand, joinTokenCommand, nodesCommand, revokeCo
 import { setupCodeCommand } from './commands/setup-code.ts';
 import { labelCommand } from './commands/label.ts';
 import { stackCommand } from './commands/stack.ts';
+import { routesCommand } from './commands/routes.ts';
 import { startCommand } from './commands/start.ts';
 
 const COMMANDS: Record<string, Command> = {
@@ -29,6 +30,7 @@ const COMMANDS: Record<string, Command> = {
   stack: stackCommand,
   jobs: jobsCommand,
   job: jobShowCommand,
+  routes: routesCommand,
 };
 
 function overview(): string {

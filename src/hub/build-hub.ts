@@ -30,6 +30,7 @@ import { JobQueue } from './jobs/job-queue.ts';
 import { StackStatusFeed } from './jobs/stack-status-feed.ts';
 import { buildStacks } from './stacks/build-stacks.ts';
 import type { SecretBox } from './secret-box.ts';
+import { RouteTable } from './edge/route-table.ts';
 
 export interface HubDeps {
   store: Store;
@@ -57,6 +58,8 @@ export interface Hub {
   /** Each agent's stack status messages, for the stack service to register on. */
   stackStatus: StackStatusFeed;
   secrets: SecretBox;
+  /** Every node's ingress routes from container labels (the edge matches against it). */
+  routes: RouteTable;
   close(): Promise<void>;
 }
 
@@ -71,6 +74,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
   await dispatcher.start();
   const stackStatus = new StackStatusFeed(registry, log);
   const stacks = await buildStacks({ store: store.stacks, registry, jobs, secrets: deps.secrets, log, onStatus: (h) => stackStatus.onStatus(h) });
+  const routes = new RouteTable(registry, inventory);
   const principals = new Principals(store);
   const audit = new AuditLog(store, log);
   const caps = new StreamCaps(deps.streamsPerUser);
@@ -83,7 +87,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
     ...(deps.handshakeTimeoutMs === undefined ? {} : { handshakeTimeoutMs: deps.handshakeTimeoutMs }),
     ...(deps.limiter === undefined ? {} : { limiter: deps.limiter }),
   });
-  const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log, setupCode: deps.setupCode ?? null, jobs, stacks: stacks.routes });
+  const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log, setupCode: deps.setupCode ?? null, jobs, stacks: stacks.routes, routes });
   const restListener = getRequestListener(app.fetch);
   const assets = await buildUi();
   log.info(describeUi(assets), 'web UI built');
@@ -115,7 +119,9 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
     jobs,
     stackStatus,
     secrets: deps.secrets,
+    routes,
     async close() {
+      routes.close();
       live.close();
       gateway.close();
       await stacks.close();

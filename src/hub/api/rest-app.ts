@@ -4,6 +4,8 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { accountRoutes, publicAccountRoutes } from './account-routes.ts';
 import { jobRoutes } from './job-routes.ts';
+import { routeRoutes } from './route-routes.ts';
+import type { RouteTable } from '../edge/route-table.ts';
 import type { JobQueue } from '../jobs/job-queue.ts';
 import { STACK_DEPLOY_MAX_BODY, isReadOnlyPost, isStackDeployPath, stackRoutes, type StackRoutesDeps } from './stack-routes.ts';
 import type { z } from 'zod';
@@ -40,6 +42,8 @@ export interface RestDeps {
   jobs?: JobQueue | null;
   /** Node labels and stacks (hub/stacks/); without them those routes are absent. */
   stacks?: StackRoutesDeps | null;
+  /** Ingress routes from labels (hub/edge/); without them `GET /api/v1/routes` is absent. */
+  routes?: RouteTable | null;
 }
 
 const MAX_BODY = 64 * 1024;
@@ -105,6 +109,7 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
   accountRoutes(app, { store, parse: parseBody });
   if (deps.jobs) jobRoutes(app, deps.jobs);
   if (deps.stacks) stackRoutes(app, deps.stacks, parseBody);
+  if (deps.routes) routeRoutes(app, deps.routes);
 
   app.get('/api/v1/nodes', (c) => c.json(registry.list()));
   app.get('/api/v1/nodes/:name', (c) => c.json(registry.view(registry.require(c.req.param('name')))));
