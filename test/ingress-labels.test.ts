@@ -136,6 +136,18 @@ test('two containers claiming one host+path: the one created first wins, in eith
   }
 });
 
+test('claims made in the same second (the list has whole seconds) are settled by container ID, the same on every hub', () => {
+  const labels = { 'dockfleet.ingress.host': 'tie.example.com' };
+  for (const order of [0, 1]) {
+    const inventory = new InventoryCache(noStore, quiet);
+    const table = new RouteTable(fakeRegistry([{ id: 'n1', name: 'alpha', online: true }]), inventory);
+    const pair = [container('f'.repeat(64), 'later-id', 5, labels), container('0'.repeat(64), 'earlier-id', 5, labels)];
+    inventory.setSection('n1', 'containers', order === 0 ? pair : pair.reverse(), 1);
+    assert.equal(table.match('tie.example.com', '/')?.target.containerName, 'earlier-id');
+    table.close();
+  }
+});
+
 test('longest path prefix wins, by whole segments; a stopped container keeps its route with running false', () => {
   const inventory = new InventoryCache(noStore, quiet);
   const table = new RouteTable(fakeRegistry([{ id: 'n1', name: 'alpha', online: true }]), inventory);
