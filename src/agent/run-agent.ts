@@ -5,6 +5,7 @@ import { dockerErrorBody } from '../protocol/docker-tunnel.ts';
 import { DockfleetError } from '../protocol/errors.ts';
 import type { AgentConfig } from './config.ts';
 import { createEngineProxy } from './docker/engine-proxy.ts';
+import { createContainerDialer } from './edge/container-dialer.ts';
 import { EngineClient } from './engine-client.ts';
 import { enrollAgent } from './enroll.ts';
 import { runChannel } from './hub-channel.ts';
@@ -92,6 +93,7 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
           volumeFiles: guardedVolumeFiles(policy, createVolumeFilesHandler(new VolumeFiles({ resolveMountpoint: engineMountpoints(engine) }), log), log),
           jobs: jobs.handler,
           stacksStatus: createStacksStatusHandler(drift),
+          edgeDial: createContainerDialer(engine, log),
         }),
         log,
         onConnected: () => hooks.onConnected?.(identity.node),

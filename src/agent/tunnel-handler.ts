@@ -8,6 +8,7 @@ import { DOCKER_PREFIX } from '../protocol/docker-tunnel.ts';
 import { VOLUME_FILES_PREFIX } from '../protocol/volume-files.ts';
 import { JOBS_PATH } from '../protocol/jobs.ts';
 import { STACKS_STATUS_PATH } from '../protocol/stacks.ts';
+import { EDGE_DIAL_PATH } from '../protocol/edge-dial.ts';
 import { parseJsonLine } from '../lib/ndjson.ts';
 import { readBounded } from '../lib/read-bounded.ts';
 import type { Logger } from '../lib/logger.ts';
@@ -27,6 +28,8 @@ export interface TunnelDeps {
   jobs?: TunnelHandler;
   /** The stacks' status stream (GET STACKS_STATUS_PATH; src/agent/stacks/). */
   stacksStatus?: TunnelHandler;
+  /** The edge's connections to containers on this host (POST EDGE_DIAL_PATH; src/agent/edge/). */
+  edgeDial?: TunnelHandler;
 }
 
 export type TunnelHandler = (req: Http2ServerRequest, res: Http2ServerResponse) => void | Promise<void>;
@@ -51,6 +54,7 @@ export function createTunnelHandler(deps: TunnelDeps): TunnelHandler {
     if (path === ROTATE_PATH && req.method === 'POST') return void rotate(deps, req, res);
     if (path === JOBS_PATH && req.method === 'POST' && deps.jobs) return void deps.jobs(req, res);
     if (path === STACKS_STATUS_PATH && req.method === 'GET' && deps.stacksStatus) return void deps.stacksStatus(req, res);
+    if (path === EDGE_DIAL_PATH && deps.edgeDial) return void deps.edgeDial(req, res);
     sendJson(res, 404, { message: `no such agent endpoint ${path}` });
   };
 }

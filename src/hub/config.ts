@@ -10,6 +10,8 @@ export interface HubConfig {
   readonly tlsCertFile: string | null;
   readonly tlsKeyFile: string | null;
   readonly listener: ListenerLimits;
+  /** The public edge port for apps published by labels (`--edge-listen`); null: no edge. */
+  readonly edge: { readonly host: string; readonly port: number } | null;
 }
 
 export interface HubFlags {
@@ -19,6 +21,7 @@ export interface HubFlags {
   'tls-key'?: string | undefined;
   'max-connections-per-address'?: string | undefined;
   'max-agent-links-per-address'?: string | undefined;
+  'edge-listen'?: string | undefined;
 }
 
 export const HUB_DEFAULTS = { data: './data', listen: '127.0.0.1:7443' } as const;
@@ -34,6 +37,7 @@ export function hubConfigFrom(flags: HubFlags): HubConfig {
     port,
     tlsCertFile: cert === null ? null : resolve(cert),
     tlsKeyFile: key === null ? null : resolve(key),
+    edge: flags['edge-listen'] === undefined ? null : Object.freeze(parseHostPort(flags['edge-listen'], '--edge-listen')),
     listener: Object.freeze({
       ...LISTENER_DEFAULTS,
       perAddress: positiveInt(flags['max-connections-per-address'], LISTENER_DEFAULTS.perAddress, '--max-connections-per-address'),

@@ -16,6 +16,8 @@ import { SecretBox } from './secret-box.ts';
 import { ConnectionGuard } from './listener/connection-guard.ts';
 import { AGENT_LINKS_FULL_ANSWER, bodyStalledAnswer, isAgentUpgrade } from './listener/limit-answers.ts';
 import { httpServerTimeouts } from './listener/listener-limits.ts';
+import { EdgeProxy } from './edge/edge-proxy.ts';
+import { startEdgeListener, type RunningEdge } from './edge/edge-listener.ts';
 
 export const HUB_INFO_FILE = 'hub.json';
 export const DATABASE_FILE = 'dockfleet.db';
@@ -25,6 +27,8 @@ export interface RunningHub {
   caDigest: string;
   caPem: string;
   hub: Hub;
+  /** The edge port's number, when `--edge-listen` was given. */
+  edgePort: number | null;
   close(): Promise<void>;
 }
 
@@ -83,6 +87,12 @@ export async function runHub(config: HubConfig, log: Logger): Promise<RunningHub
     server.listen(config.port, config.host, () => resolve());
   });
   const { port } = server.address() as AddressInfo;
+  // The edge: the hub's own server certificate for every name until ACME and supplied ones come.
+  const edge: RunningEdge | null = config.edge === null ? null : await startEdgeListener({
+    ...config.edge, limits: config.listener, log,
+    certificate: () => ({ cert: pki.serverCertPem, key: pki.serverKeyPem }),
+    proxy: new EdgeProxy({ routes: hub.routes, registry: hub.registry, log }),
+  });
   const url = `https://${urlHost(config.host, port)}`;
   await writeFile(join(config.dataDir, HUB_INFO_FILE), `${JSON.stringify({ url, caDigest: pki.caDigest }, null, 2)}\n`);
 
@@ -91,7 +101,9 @@ export async function runHub(config: HubConfig, log: Logger): Promise<RunningHub
     caDigest: pki.caDigest,
     caPem: pki.caCertPem,
     hub,
+    edgePort: edge?.port ?? null,
     async close() {
+      edge?.close();
       server.close();
       guard.close();
       await hub.close();

@@ -15,9 +15,9 @@ export interface TestHub extends RunningHub {
   stop(opts?: { keepData?: boolean }): Promise<void>;
 }
 
-export async function startTestHub(opts: { dataDir?: string; port?: number; log?: Logger } = {}): Promise<TestHub> {
+export async function startTestHub(opts: { dataDir?: string; port?: number; log?: Logger; edgeListen?: string } = {}): Promise<TestHub> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'dockfleet-hub-')));
-  const running = await runHub(hubConfigFrom({ data: dataDir, listen: `127.0.0.1:${opts.port ?? 0}` }), opts.log ?? silentLogger());
+  const running = await runHub(hubConfigFrom({ data: dataDir, listen: `127.0.0.1:${opts.port ?? 0}`, 'edge-listen': opts.edgeListen }), opts.log ?? silentLogger());
   const token = (await readFile(join(dataDir, 'admin.token'), 'utf8')).trim();
   const agent = new https.Agent({ ca: running.caPem, keepAlive: true });
   const api: TestHub['api'] = (method, path, body, useToken = token) =>

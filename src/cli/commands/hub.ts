@@ -8,18 +8,19 @@ import { untilSignal } from '../until-signal.ts';
 
 export const hubCommand: Command = {
   summary: 'run the hub (control plane)',
-  usage: `dockfleet hub [--data DIR] [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE] [--max-connections-per-address N] [--max-agent-links-per-address N]
+  usage: `dockfleet hub [--data DIR] [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE] [--max-connections-per-address N] [--max-agent-links-per-address N] [--edge-listen HOST:PORT]
 
   --data DIR          state: CA, database, admin.token, and setup.code until the first admin exists (default ./data)
   --listen HOST:PORT  the one HTTPS port for UI, API, agents and Docker endpoints (default 127.0.0.1:7443)
   --tls-cert FILE     serve this certificate chain instead of one from the hub's private CA
   --tls-key FILE      its private key
   --max-connections-per-address N   connections one client address may hold at once, agent links apart (default 256)
-  --max-agent-links-per-address N   agent links one address (a site's NAT) may hold (default 4096)`,
+  --max-agent-links-per-address N   agent links one address (a site's NAT) may hold (default 4096)
+  --edge-listen HOST:PORT  public HTTPS for apps published by dockfleet.ingress.* labels (off by default)`,
   async run(args) {
     const { values } = parseArgs({
       args, strict: true,
-      options: { data: { type: 'string' }, listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'max-connections-per-address': { type: 'string' }, 'max-agent-links-per-address': { type: 'string' } },
+      options: { data: { type: 'string' }, listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'max-connections-per-address': { type: 'string' }, 'max-agent-links-per-address': { type: 'string' }, 'edge-listen': { type: 'string' } },
     });
     const config = hubConfigFrom(values);
     const log = createLogger('hub');
