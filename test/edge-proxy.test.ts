@@ -214,10 +214,11 @@ test('an unknown host gets a 404 page naming it', async () => {
   assert.match(res.body.toString(), /nobody\.test/);
 });
 
-test('a request with both Content-Length and Transfer-Encoding is refused with 400', async () => {
-  const raw = await new Promise<string>((resolve, reject) => {
+/** Writes `request` as raw bytes on a fresh TLS connection to the edge; resolves with all it answers. */
+function rawExchange(request: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
     const socket = tls.connect({ host: '127.0.0.1', port: edgePort, servername: 'app.test', ca: hub.caPem, checkServerIdentity: () => undefined }, () => {
-      socket.write('POST /cgi-bin/sum HTTP/1.1\r\nHost: app.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: app.test\r\n\r\n');
+      socket.write(request);
     });
     let text = '';
     socket.on('data', (c: Buffer) => (text += c.toString()));
@@ -225,8 +226,19 @@ test('a request with both Content-Length and Transfer-Encoding is refused with 4
     socket.on('close', () => resolve(text));
     socket.on('error', reject);
   });
+}
+
+test('a request with both Content-Length and Transfer-Encoding is refused with 400', async () => {
+  const raw = await rawExchange('POST /cgi-bin/sum HTTP/1.1\r\nHost: app.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: app.test\r\n\r\n');
   assert.match(raw, /^HTTP\/1\.1 400/);
   assert.doesNotMatch(raw, /HTTP\/1\.1 (200|404)/);
+});
+
+test('an obs-folded header and an oversized head are refused, never passed on', async () => {
+  const folded = await rawExchange('GET / HTTP/1.1\r\nHost: app.test\r\nX-Folded: one\r\n two\r\n\r\n');
+  assert.match(folded, /^HTTP\/1\.1 400/);
+  const huge = await rawExchange(`GET / HTTP/1.1\r\nHost: app.test\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`);
+  assert.match(huge, /^HTTP\/1\.1 431/);
 });
 
 test('a stopped container answers 503 within 2 s, naming the route', async () => {
