@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { engineRequest, runContainer, type TestEngine } from './support/engines.ts';
 import { startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
-import { engineSections, importTinyImage, startInventoryRig, stopInventoryRig, waitSectionsEqual } from './support/inventory-compare.ts';
+import { engineSections, importTinyImage, waitSectionsEqual } from './support/inventory-compare.ts';
+import { startNodeRig, stopNodeRig, type NodeRig } from './support/node-rig.ts';
 import type { DockfleetProcess } from './support/processes.ts';
 
 const NODE = 'big-host';
@@ -15,6 +16,7 @@ const LONG = 'x'.repeat(8000);
 
 let engine: TestEngine;
 let hub: TestHub;
+let rig: NodeRig | undefined;
 let hubDir: string;
 let port: number;
 let agent: DockfleetProcess;
@@ -34,10 +36,12 @@ async function inParallel(width: number, jobs: Array<() => Promise<unknown>>): P
 }
 
 before(async () => {
-  ({ engine, hub, hubDir, port, agent } = await startInventoryRig('invc', NODE));
+  rig = await startNodeRig('invc', NODE);
+  ({ engine, hub, hubDir, port, agent } = rig);
 });
 
-after(() => stopInventoryRig({ engine, hub, hubDir, agent }));
+// The hub may have been restarted: stop the one running now.
+after(() => stopNodeRig({ ...rig, hub }));
 
 test('large sections changing all at once: the hub ends equal to the engine, section by section', { timeout: 120_000 }, async () => {
   const jobs: Array<() => Promise<unknown>> = [];

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { engineRequest, runContainer, BUSYBOX_IMAGE, type TestEngine } from './support/engines.ts';
 import type { TestHub } from './support/hub-fixture.ts';
-import { importTinyImage, startInventoryRig, stopInventoryRig, waitSectionsEqual } from './support/inventory-compare.ts';
+import { importTinyImage, waitSectionsEqual } from './support/inventory-compare.ts';
+import { startNodeRig, stopNodeRig, type NodeRig } from './support/node-rig.ts';
 import type { DockfleetProcess } from './support/processes.ts';
 
 const NODE = 'soak-host';
@@ -17,7 +18,7 @@ const LABEL = 'y'.repeat(8000);
 
 let engine: TestEngine;
 let hub: TestHub;
-let hubDir: string;
+let rig: NodeRig | undefined;
 let agent: DockfleetProcess;
 
 /** A small deterministic generator (mulberry32), so a failing run can be replayed. */
@@ -33,10 +34,11 @@ function generator(seed: number): () => number {
 }
 
 before(async () => {
-  ({ engine, hub, hubDir, agent } = await startInventoryRig('soak', NODE));
+  rig = await startNodeRig('soak', NODE);
+  ({ engine, hub, agent } = rig);
 });
 
-after(() => stopInventoryRig({ engine, hub, hubDir, agent }));
+after(() => stopNodeRig({ ...rig }));
 
 test('after ~200 random changes the hub shows exactly what the engine lists', { timeout: 150_000 }, async (t) => {
   const seed = Number(process.env.DOCKFLEET_SOAK_SEED ?? Math.floor(Math.random() * 2 ** 31));

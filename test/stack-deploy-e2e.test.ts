@@ -3,20 +3,21 @@
  * docker-compose v1 on the host lists it, a crash-looping revision is rolled back whole, the job
  * history shows why, and `stack rm` takes it away. Secret values stay out of every record. */
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { run } from './support/docker-cli.ts';
-import { BUSYBOX_IMAGE, engineRequest, startEngines, stopEngines, type TestEngine } from './support/engines.ts';
-import { mintCode, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
+import { BUSYBOX_IMAGE, engineRequest, type TestEngine } from './support/engines.ts';
+import { waitFor, type TestHub } from './support/hub-fixture.ts';
 import { spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
+import { startNodeRig, stopNodeRig, type NodeRig } from './support/node-rig.ts';
 
 const NODE = 'shop-01';
 const SECRET = 'pw-5ecret-e2e-value';
 let engine: TestEngine;
 let hub: TestHub;
 let agent: DockfleetProcess;
+let rig: NodeRig | undefined;
 let work: string;
 
 async function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -68,21 +69,14 @@ async function assertNowhereIn(dir: string, needle: string): Promise<void> {
 }
 
 before(async () => {
-  [engine] = (await startEngines(1, { prefix: 'stacke2e' })) as [TestEngine];
-  work = await mkdtemp(join(tmpdir(), 'dockfleet-stack-e2e-'));
-  hub = await startTestHub({ dataDir: join(work, 'hub') });
-  agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', await mintCode(hub, NODE), '--state', join(work, 'agent'),
-    '--docker', engine.dockerHost, '--policy', join(work, 'no-policy.json')]);
-  await agent.waitForLine(new RegExp(`agent ${NODE} connected`));
+  rig = await startNodeRig('stacke2e', NODE);
+  ({ engine, hub, agent, dir: work } = rig);
   // Given as DB_SECRET, read by the service as DB_PASSWORD: the agent must get it under the latter.
   await writeFile(join(work, 'secret.env'), `DB_SECRET=${SECRET}\n`);
 });
 
 after(async () => {
-  await agent?.stop();
-  await hub?.stop();
-  if (engine) await stopEngines([engine]);
-  if (work) await rm(work, { recursive: true, force: true });
+  await stopNodeRig({ ...rig });
 });
 
 test('stack deploy --wait brings a compose project up healthy on the node; docker-compose v1 lists it', { timeout: 120_000 }, async () => {

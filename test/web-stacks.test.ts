@@ -4,15 +4,15 @@
  * page shows its history and a diff between revisions 1 and 2; a rollback from the UI; node
  * labels edited on the nodes page reach the API; the pages hold at phone width. */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { launchBrowser, reportTrouble, screenshot } from './support/browser.ts';
-import { BUSYBOX_IMAGE, engineRequest, startEngines, stopEngines, type TestEngine } from './support/engines.ts';
-import { mintCode, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
-import { spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
+import { BUSYBOX_IMAGE, engineRequest, type TestEngine } from './support/engines.ts';
+import { waitFor, type TestHub } from './support/hub-fixture.ts';
+import type { DockfleetProcess } from './support/processes.ts';
+import { startNodeRig, stopNodeRig, type NodeRig } from './support/node-rig.ts';
 
 const NODE = 'shop-01';
 const USER = 'grace';
@@ -23,6 +23,7 @@ let agent: DockfleetProcess;
 let browser: Browser;
 let context: BrowserContext;
 let page: Page;
+let rig: NodeRig | undefined;
 let work: string;
 
 function compose(release: string): string {
@@ -63,12 +64,8 @@ async function deployFromForm(): Promise<string[]> {
 }
 
 before(async () => {
-  [engine] = (await startEngines(1, { prefix: 'webstk' })) as [TestEngine];
-  work = await mkdtemp(join(tmpdir(), 'dockfleet-web-stacks-'));
-  hub = await startTestHub({ dataDir: join(work, 'hub') });
-  agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', await mintCode(hub, NODE), '--state', join(work, 'agent'),
-    '--docker', engine.dockerHost, '--policy', join(work, 'no-policy.json')]);
-  await agent.waitForLine(new RegExp(`agent ${NODE} connected`));
+  rig = await startNodeRig('webstk', NODE);
+  ({ engine, hub, agent, dir: work } = rig);
   browser = await launchBrowser();
   context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
   reportTrouble(context);
@@ -84,10 +81,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  await agent?.stop();
-  await hub?.stop();
-  if (engine) await stopEngines([engine]);
-  if (work) await rm(work, { recursive: true, force: true });
+  await stopNodeRig({ ...rig });
 });
 
 test('the Compose editor shows a schema error with its line as you type, and clears it when fixed', async () => {

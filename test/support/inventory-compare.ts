@@ -1,11 +1,7 @@
 /** Compares the hub's four inventory sections of a node with what its engine lists itself,
  * and makes inventory quickly: tiny images imported from a one-file tar, labelled objects. */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { engineRequest, startEngines, stopEngines, type TestEngine } from './engines.ts';
-import { mintCode, startTestHub, type TestHub } from './hub-fixture.ts';
-import { freePort, spawnDockfleet, type DockfleetProcess } from './processes.ts';
+import { engineRequest, type TestEngine } from './engines.ts';
+import type { TestHub } from './hub-fixture.ts';
 
 export type Sections = Record<'containers' | 'images' | 'volumes' | 'networks', string[]>;
 
@@ -106,30 +102,3 @@ export async function waitSectionsEqual(hub: TestHub, node: string, engine: Test
   }
 }
 
-export interface InventoryRig {
-  engine: TestEngine;
-  hub: TestHub;
-  /** The hub's data dir (the agent's state is in it too); a hub restarted on it and `port` keeps its nodes. */
-  hubDir: string;
-  port: number;
-  agent: DockfleetProcess;
-}
-
-/** One private engine, an in-process hub on a fixed port, and a real agent process for NODE. */
-export async function startInventoryRig(prefix: string, node: string): Promise<InventoryRig> {
-  const [engine] = (await startEngines(1, { prefix })) as [TestEngine];
-  const hubDir = await mkdtemp(join(tmpdir(), `dockfleet-${prefix}-`));
-  const port = await freePort();
-  const hub = await startTestHub({ dataDir: hubDir, port });
-  const agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', await mintCode(hub, node), '--state', join(hubDir, 'agent'), '--docker', engine.dockerHost]);
-  await agent.waitForLine(new RegExp(`agent ${node} connected`));
-  return { engine, hub, hubDir, port, agent };
-}
-
-/** Stops what startInventoryRig started; any part may be missing when `before` failed early. */
-export async function stopInventoryRig(rig: Partial<InventoryRig>): Promise<void> {
-  await rig.agent?.stop();
-  await rig.hub?.stop();
-  if (rig.engine) await stopEngines([rig.engine]);
-  if (rig.hubDir) await rm(rig.hubDir, { recursive: true, force: true });
-}
