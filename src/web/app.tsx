@@ -17,6 +17,7 @@ import { ContainerPage } from './pages/container.tsx';
 import { ContainersPage } from './pages/containers.tsx';
 import { JobPage } from './pages/job.tsx';
 import { JobsPage } from './pages/jobs.tsx';
+import { RoutesPage } from './pages/routes.tsx';
 import { StackDeployPage } from './pages/stack-deploy.tsx';
 import { StackPage } from './pages/stack.tsx';
 import { StacksPage } from './pages/stacks.tsx';
@@ -58,6 +59,7 @@ const NAV: NavItem[] = [
   { href: '/containers', label: 'Containers', icon: 'containers', active: (p) => p.startsWith('/containers') },
   { href: '/stacks', label: 'Stacks', icon: 'stacks', active: (p) => p.startsWith('/stacks') },
   { href: '/jobs', label: 'Jobs', icon: 'jobs', active: (p) => p.startsWith('/jobs') },
+  { href: '/routes', label: 'Routes', icon: 'link', active: (p) => p.startsWith('/routes') },
   { href: '/images', label: 'Images', icon: 'images', active: (p) => p === '/images' || /^\/nodes\/[^/]+\/images$/.test(p) },
   { href: '/volumes', label: 'Volumes', icon: 'volumes', active: (p) => p === '/volumes' || /^\/nodes\/[^/]+\/volumes(\/|$)/.test(p) },
   { href: '/networks', label: 'Networks', icon: 'networks', active: (p) => p === '/networks' || /^\/nodes\/[^/]+\/networks$/.test(p) },
@@ -198,6 +200,7 @@ function Routes({ path, me }: { path: string; me: Me }): JSX.Element | null {
   if ((m = match('/stacks/:name', path))) return <Title title={m.name!}><StackPage me={me} name={m.name!} /></Title>;
   if (match('/jobs', path)) return <Title title="Jobs"><JobsPage /></Title>;
   if ((m = match('/jobs/:id', path))) return <Title title="Job"><JobPage id={m.id!} /></Title>;
+  if (match('/routes', path)) return <Title title="Routes"><RoutesPage /></Title>;
   if (match('/audit', path)) return <Title title="Audit"><AuditPage /></Title>;
   if (match('/account', path)) return <Title title="Account"><AccountPage me={me} /></Title>;
   return (
