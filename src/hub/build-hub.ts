@@ -31,6 +31,7 @@ import { StackStatusFeed } from './jobs/stack-status-feed.ts';
 import { buildStacks } from './stacks/build-stacks.ts';
 import type { SecretBox } from './secret-box.ts';
 import { RouteTable } from './edge/route-table.ts';
+import { EdgeSignIn } from './edge/access/edge-sign-in.ts';
 
 export interface HubDeps {
   store: Store;
@@ -60,6 +61,8 @@ export interface Hub {
   secrets: SecretBox;
   /** Every node's ingress routes from container labels (the edge matches against it). */
   routes: RouteTable;
+  /** Sign-in for routes marked `users` or a role: the hand-off codes and the edge's gate. */
+  edgeSignIn: EdgeSignIn;
   close(): Promise<void>;
 }
 
@@ -75,6 +78,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
   const stackStatus = new StackStatusFeed(registry, log);
   const stacks = await buildStacks({ store: store.stacks, registry, jobs, secrets: deps.secrets, log, onStatus: (h) => stackStatus.onStatus(h) });
   const routes = new RouteTable(registry, inventory);
+  const edgeSignIn = new EdgeSignIn({ store, secrets: deps.secrets, routes });
   const principals = new Principals(store);
   const audit = new AuditLog(store, log);
   const caps = new StreamCaps(deps.streamsPerUser);
@@ -87,7 +91,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
     ...(deps.handshakeTimeoutMs === undefined ? {} : { handshakeTimeoutMs: deps.handshakeTimeoutMs }),
     ...(deps.limiter === undefined ? {} : { limiter: deps.limiter }),
   });
-  const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log, setupCode: deps.setupCode ?? null, jobs, stacks: stacks.routes, routes });
+  const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log, setupCode: deps.setupCode ?? null, jobs, stacks: stacks.routes, routes, edgeSignIn });
   const restListener = getRequestListener(app.fetch);
   const assets = await buildUi();
   log.info(describeUi(assets), 'web UI built');
@@ -120,6 +124,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
     stackStatus,
     secrets: deps.secrets,
     routes,
+    edgeSignIn,
     async close() {
       routes.close();
       live.close();

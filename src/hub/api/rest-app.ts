@@ -5,6 +5,8 @@ import { bodyLimit } from 'hono/body-limit';
 import { accountRoutes, publicAccountRoutes } from './account-routes.ts';
 import { jobRoutes } from './job-routes.ts';
 import { routeRoutes } from './route-routes.ts';
+import { edgeSignInRoutes } from './edge-sign-in-routes.ts';
+import type { EdgeSignIn } from '../edge/access/edge-sign-in.ts';
 import type { RouteTable } from '../edge/route-table.ts';
 import type { JobQueue } from '../jobs/job-queue.ts';
 import { STACK_DEPLOY_MAX_BODY, isReadOnlyPost, isStackDeployPath, stackRoutes, type StackRoutesDeps } from './stack-routes.ts';
@@ -44,6 +46,8 @@ export interface RestDeps {
   stacks?: StackRoutesDeps | null;
   /** Ingress routes from labels (hub/edge/); without them `GET /api/v1/routes` is absent. */
   routes?: RouteTable | null;
+  /** Sign-in hand-off to app hosts on the edge; without it `POST /api/v1/edge/hand-off` is absent. */
+  edgeSignIn?: EdgeSignIn | null;
 }
 
 const MAX_BODY = 64 * 1024;
@@ -110,6 +114,7 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
   if (deps.jobs) jobRoutes(app, deps.jobs);
   if (deps.stacks) stackRoutes(app, deps.stacks, parseBody);
   if (deps.routes) routeRoutes(app, deps.routes);
+  if (deps.edgeSignIn) edgeSignInRoutes(app, deps.edgeSignIn, parseBody);
 
   app.get('/api/v1/nodes', (c) => c.json(registry.list()));
   app.get('/api/v1/nodes/:name', (c) => c.json(registry.view(registry.require(c.req.param('name')))));
