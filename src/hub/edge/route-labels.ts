@@ -13,6 +13,7 @@ import {
   ACCESS, HOSTNAME, INGRESS_KEYS, INGRESS_PREFIX, INGRESS_PROTOCOLS, MAX_ROUTE_INDEX,
   type IngressKey, type IngressProtocol,
 } from '../../protocol/ingress.ts';
+import { accessProblem } from './access/access-levels.ts';
 
 export interface RouteClaim {
   /** '' for the unindexed set, else the index as written ('1', '2', …). */
@@ -87,6 +88,8 @@ function claimFrom(index: string, group: Partial<Record<IngressKey, string>>, ex
     return fail(`${label('protocol')}: "${clip(group.protocol)}" is not one of ${INGRESS_PROTOCOLS.join(', ')}`);
   }
   if (!ACCESS.test(access)) return fail(`${label('access')}: "${clip(access)}" is not public, users or a role name`);
+  const unknownAccess = accessProblem(access);
+  if (unknownAccess) return fail(`${label('access')}: ${unknownAccess}`);
 
   if (group.port !== undefined) {
     if (!/^[1-9][0-9]{0,4}$/.test(group.port) || Number(group.port) > 65_535) {
