@@ -14,7 +14,7 @@ import type { Logger } from '../src/lib/logger.ts';
 test('one unindexed route: defaults for path, protocol and access; the single exposed port', () => {
   const [r, ...rest] = routesFromLabels({ 'dockfleet.ingress.host': 'app.example.com', other: 'x' }, [8080]);
   assert.equal(rest.length, 0);
-  assert.deepEqual(r, { index: '', host: 'app.example.com', path: '/', port: 8080, protocol: 'http', access: 'public', error: null });
+  assert.deepEqual(r, { index: '', host: 'app.example.com', path: '/', port: 8080, protocol: 'http', access: 'public', idleTimeout: null, error: null });
 });
 
 test('no ingress labels: no claims', () => {

@@ -2,14 +2,15 @@
  * Ingress: the container label grammar (CONTRACT.md "Ingress") and the route view that
  * `GET /api/v1/routes` and `dockfleet routes --json` return.
  *
- * Labels: `dockfleet.ingress.host`, `.port`, `.path`, `.protocol`, `.access`, and the indexed
+ * Labels: `dockfleet.ingress.host`, `.port`, `.path`, `.protocol`, `.access`, `.idle-timeout`
+ * (seconds a request or response may stop flowing; default 60, 1..86400), and the indexed
  * forms `dockfleet.ingress.N.host` … (N a decimal index without leading zeros) for several
  * routes on one container. The unindexed set and each index are one route each.
  */
 import { z } from 'zod';
 
 export const INGRESS_PREFIX = 'dockfleet.ingress.';
-export const INGRESS_KEYS = ['host', 'port', 'path', 'protocol', 'access'] as const;
+export const INGRESS_KEYS = ['host', 'port', 'path', 'protocol', 'access', 'idle-timeout'] as const;
 export type IngressKey = (typeof INGRESS_KEYS)[number];
 
 export const INGRESS_PROTOCOLS = ['http', 'h2c', 'https'] as const;
@@ -19,6 +20,9 @@ export type IngressProtocol = (typeof INGRESS_PROTOCOLS)[number];
 export const HOSTNAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
 /** `public`, `users`, or a role name. */
 export const ACCESS = /^[a-z][a-z0-9_-]{0,62}$/;
+/** `.idle-timeout`: seconds a request or response may stop flowing before the edge ends it. */
+export const IDLE_TIMEOUT_MIN_S = 1;
+export const IDLE_TIMEOUT_MAX_S = 86_400;
 /** The largest index accepted in `dockfleet.ingress.N.*` (keeps one container's routes bounded). */
 export const MAX_ROUTE_INDEX = 99;
 

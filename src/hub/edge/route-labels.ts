@@ -10,7 +10,7 @@
  * `.port` is taken on trust and a missing one leaves `port` null until the container runs).
  */
 import {
-  ACCESS, HOSTNAME, INGRESS_KEYS, INGRESS_PREFIX, INGRESS_PROTOCOLS, MAX_ROUTE_INDEX,
+  ACCESS, HOSTNAME, IDLE_TIMEOUT_MAX_S, IDLE_TIMEOUT_MIN_S, INGRESS_KEYS, INGRESS_PREFIX, INGRESS_PROTOCOLS, MAX_ROUTE_INDEX,
   type IngressKey, type IngressProtocol,
 } from '../../protocol/ingress.ts';
 import { accessProblem } from './access/access-levels.ts';
@@ -23,11 +23,13 @@ export interface RouteClaim {
   port: number | null;
   protocol: IngressProtocol;
   access: string;
+  /** `.idle-timeout` in seconds; null when not set (the edge's default applies). */
+  idleTimeout: number | null;
   /** Why the claim cannot be served; null when the labels are good. */
   error: string | null;
 }
 
-const INDEXED = /^(0|[1-9][0-9]*)\.([a-z]+)$/;
+const INDEXED = /^(0|[1-9][0-9]*)\.([a-z][a-z-]*)$/;
 const MAX_PATH = 1024;
 
 /** True for a label the ingress grammar owns (`dockfleet.ingress.` and anything under it). */
@@ -66,7 +68,7 @@ export function routesFromLabels(labels: Record<string, string>, exposed: readon
 }
 
 function emptyClaim(index: string, error: string): RouteClaim {
-  return { index, host: '', path: '/', port: null, protocol: 'http', access: 'public', error };
+  return { index, host: '', path: '/', port: null, protocol: 'http', access: 'public', idleTimeout: null, error };
 }
 
 function claimFrom(index: string, group: Partial<Record<IngressKey, string>>, exposed: readonly number[] | null): RouteClaim {
@@ -75,7 +77,7 @@ function claimFrom(index: string, group: Partial<Record<IngressKey, string>>, ex
   const path = group.path ?? '/';
   const protocol = (INGRESS_PROTOCOLS as readonly string[]).includes(group.protocol ?? 'http') ? (group.protocol ?? 'http') as IngressProtocol : 'http';
   const access = group.access ?? 'public';
-  const claim: RouteClaim = { index, host, path, port: null, protocol, access, error: null };
+  const claim: RouteClaim = { index, host, path, port: null, protocol, access, idleTimeout: null, error: null };
   const fail = (error: string): RouteClaim => ({ ...claim, error });
 
   if (group.host === undefined) return fail(`${label('host')} is missing`);
@@ -88,6 +90,14 @@ function claimFrom(index: string, group: Partial<Record<IngressKey, string>>, ex
     return fail(`${label('protocol')}: "${clip(group.protocol)}" is not one of ${INGRESS_PROTOCOLS.join(', ')}`);
   }
   if (!ACCESS.test(access)) return fail(`${label('access')}: "${clip(access)}" is not public, users or a role name`);
+  if (group['idle-timeout'] !== undefined) {
+    const text = group['idle-timeout'];
+    const seconds = /^[1-9][0-9]{0,5}$/.test(text) ? Number(text) : NaN;
+    if (!(seconds >= IDLE_TIMEOUT_MIN_S && seconds <= IDLE_TIMEOUT_MAX_S)) {
+      return fail(`${label('idle-timeout')}: "${clip(text)}" is not a whole number of seconds from ${IDLE_TIMEOUT_MIN_S} to ${IDLE_TIMEOUT_MAX_S}`);
+    }
+    claim.idleTimeout = seconds;
+  }
   const unknownAccess = accessProblem(access);
   if (unknownAccess) return fail(`${label('access')}: ${unknownAccess}`);
 

@@ -25,6 +25,8 @@ export interface RouteTarget {
   port: number;
   protocol: 'http' | 'h2c' | 'https';
   access: string;
+  /** `.idle-timeout` in seconds; null for the edge's default. */
+  idleTimeout: number | null;
   running: boolean;
   nodeOnline: boolean;
 }
@@ -175,6 +177,7 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
       port: c.claim.port ?? 0,
       protocol: c.claim.protocol,
       access: c.claim.access,
+      idleTimeout: c.claim.idleTimeout,
       running: c.container.running,
       nodeOnline: this.#online(c.nodeId),
     };
