@@ -24,10 +24,13 @@ import { StacksPage } from './pages/stacks.tsx';
 import { ImagesPage, NetworksPage, NodeResourceRedirect, VolumesPage } from './pages/resources.tsx';
 import { NodesPage } from './pages/nodes.tsx';
 import { SignInPage } from './pages/sign-in.tsx';
+import { EDGE_SIGN_IN_PATH, EdgeSignInPage, edgeSignInHost } from './pages/edge-sign-in.tsx';
 import { VolumeFilesPage } from './pages/volume-files.tsx';
 
 export function App(): JSX.Element {
   const s = useStore(session);
+  // An app on the edge sent the browser here to sign in: signed in, it goes straight back (no shell).
+  const handOff = useLocation().path === EDGE_SIGN_IN_PATH;
   useEffect(() => void loadSession(), []);
   useEffect(() => {
     document.addEventListener('click', onLinkClick);
@@ -36,8 +39,10 @@ export function App(): JSX.Element {
   let body: JSX.Element;
   if (s.status === 'loading') body = <div class="center-page"><Loading label="Loading dockfleet…" /></div>;
   else if (s.status === 'error') body = <div class="center-page"><ErrorState title="The hub did not answer" error={s.message} onRetry={() => void loadSession()} /></div>;
-  else if (s.status === 'signedOut') body = <SignInPage setupNeeded={s.setupNeeded} {...(s.reason ? { reason: s.reason } : {})} />;
-  else body = <Shell me={s.me} />;
+  else if (s.status === 'signedOut') {
+    const reason = s.reason ?? (handOff ? `Sign in to continue to ${edgeSignInHost()}.` : undefined);
+    body = <SignInPage setupNeeded={s.setupNeeded} {...(reason ? { reason } : {})} />;
+  } else body = handOff ? <EdgeSignInPage me={s.me} /> : <Shell me={s.me} />;
   return (
     <>
       {body}
