@@ -130,7 +130,7 @@ export function RoutesPage(): JSX.Element {
                     <td data-label="Route" class="cell-name">
                       <span class="strong mono">{routeName(r)}</span>
                     </td>
-                    <td data-label="Node">
+                    <td data-label="Node" class="nowrap">
                       <a href={`/containers?node=${encodeURIComponent(r.node)}`}>{r.node}</a>
                     </td>
                     <td data-label="Container">
