@@ -34,6 +34,9 @@ export class AcmeAccountFile {
   readonly #secrets: SecretBox;
   readonly #directoryUrl: string;
   #account: AcmeAccount | null = null;
+  #loading: Promise<AcmeAccount> | null = null;
+  /** Writes one after another, so the file always holds the last state. */
+  #writing: Promise<void> = Promise.resolve();
 
   constructor(dataDir: string, secrets: SecretBox, directoryUrl: string) {
     this.#dir = join(dataDir, ACME_DIR);
@@ -42,8 +45,15 @@ export class AcmeAccountFile {
   }
 
   /** The account, read once (made and written on first use). A file that does not parse or open stops here with its path. */
-  async load(): Promise<AcmeAccount> {
-    if (this.#account) return this.#account;
+  load(): Promise<AcmeAccount> {
+    this.#loading ??= this.#read().catch((err: unknown) => {
+      this.#loading = null;
+      throw err;
+    });
+    return this.#loading;
+  }
+
+  async #read(): Promise<AcmeAccount> {
     const file = join(this.#dir, ACCOUNT_FILE);
     let text: string | null = null;
     try { text = await readFile(file, 'utf8'); } catch (err) {
@@ -69,7 +79,13 @@ export class AcmeAccountFile {
     await this.#write();
   }
 
-  async #write(): Promise<void> {
+  #write(): Promise<void> {
+    const next = this.#writing.then(() => this.#writeNow());
+    this.#writing = next.catch(() => {});
+    return next;
+  }
+
+  async #writeNow(): Promise<void> {
     const account = this.#account!;
     await mkdir(this.#dir, { recursive: true, mode: 0o700 });
     const body = { version: 1, directoryUrl: this.#directoryUrl, accountUrl: account.url, key: this.#secrets.seal(account.key.toPem(), SEAL_CONTEXT) };

@@ -46,6 +46,8 @@ export class AcmeClient {
   readonly #opts: AcmeClientOptions;
   #directory: z.infer<typeof directorySchema> | null = null;
   #nonce: string | null = null;
+  /** The registration in flight: orders side by side wait for one account, not one each. */
+  #registering: Promise<string> | null = null;
 
   constructor(opts: AcmeClientOptions) {
     this.#opts = opts;
@@ -94,19 +96,24 @@ export class AcmeClient {
   /** A signed POST (payload undefined: POST-as-GET) by the account, registering it first if needed. */
   async #signed(url: string, payload: unknown, what: string, signal?: AbortSignal, accept?: string): Promise<AcmeAnswer> {
     const account = await this.#opts.account.load();
-    let kid = account.url ?? (await this.#register(account.key, signal));
+    const kid = account.url ?? (await this.#register(account.key, signal));
     try {
       return await this.#post(url, payload, account.key, { kid }, what, signal, accept);
     } catch (err) {
       // A server that lost its accounts (a restarted test CA, a reset staging server): register the same key again, once.
       if (!(err instanceof AcmeFailure && err.problemType === 'accountDoesNotExist')) throw err;
-      await this.#opts.account.saveUrl(null);
-      kid = await this.#register(account.key, signal);
-      return this.#post(url, payload, account.key, { kid }, what, signal, accept);
+      if (account.url === kid) await this.#opts.account.saveUrl(null);
+      const again = account.url ?? (await this.#register(account.key, signal));
+      return this.#post(url, payload, account.key, { kid: again }, what, signal, accept);
     }
   }
 
-  async #register(key: AccountKey, signal?: AbortSignal): Promise<string> {
+  #register(key: AccountKey, signal?: AbortSignal): Promise<string> {
+    this.#registering ??= this.#registerNow(key, signal).finally(() => { this.#registering = null; });
+    return this.#registering;
+  }
+
+  async #registerNow(key: AccountKey, signal?: AbortSignal): Promise<string> {
     const dir = await this.#directoryOf(signal);
     const contact = this.#opts.email === null ? [] : [`mailto:${this.#opts.email}`];
     const answer = await this.#post(dir.newAccount, { termsOfServiceAgreed: true, contact }, key, { jwk: true }, 'the account registration', signal);
