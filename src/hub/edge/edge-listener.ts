@@ -1,28 +1,43 @@
 /**
  * The edge port (`--edge-listen HOST:PORT`): public HTTPS for the apps that labels publish,
- * apart from the management port. It takes its certificate from a function of the SNI name, so
- * ACME and user-supplied certificates can be added per host; it is held to the same listener
- * limits as the management port (handshake, head and body-stall deadlines, per-address cap).
+ * apart from the management port. Browsers get HTTP/2 (ALPN `h2`), everyone else HTTP/1.1 on
+ * the same port; one pair of handlers (the proxy's) serves both, and HTTP/1.1 upgrades
+ * (WebSocket) still come as 'upgrade' events. The certificate comes from a function of the SNI
+ * name, so ACME and user-supplied certificates are served per host from the next handshake on.
+ *
+ * Every connection is held to the hub's listener limits whichever protocol it speaks: the
+ * per-address cap and the handshake deadline at accept (the connection guard), the head and
+ * keep-alive deadlines (Node's own for HTTP/1.1; set on the server by hand, since http2's
+ * HTTP/1.1 fallback ignores the options; edge-h2-limits.ts for HTTP/2), the body-stall watch
+ * (the guard's for HTTP/1.1, per stream for HTTP/2), and HTTP/2's stream and header-size bounds.
  * Agents never connect here: no upgrade counts as an agent link.
  */
-import https from 'node:https';
+import http2, { type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '../../lib/logger.ts';
-import { ConnectionGuard } from '../listener/connection-guard.ts';
+import { DockfleetError } from '../../protocol/errors.ts';
+import { ConnectionGuard, type UpgradeListener } from '../listener/connection-guard.ts';
 import { bodyStalledAnswer } from '../listener/limit-answers.ts';
 import { httpServerTimeouts, type ListenerLimits } from '../listener/listener-limits.ts';
-import type { EdgeProxy } from './edge-proxy.ts';
+import { EDGE_H2_SETTINGS, holdSessionToHeadDeadline, watchH2Body } from './edge-h2-limits.ts';
 
-/** The certificate and key for a server name (SNI; '' when the client sent none). */
+/** The certificate and key for a server name (SNI, lowercase; '' when the client sent none). */
 export type EdgeCertificateSource = (serverName: string) => { cert: string; key: string };
+
+/** What the edge port hands its requests to (the proxy): HTTP/1.1 and HTTP/2 requests alike. */
+export interface EdgeHandlers {
+  handleRequest(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void;
+  handleUpgrade: UpgradeListener;
+}
 
 export interface EdgeListenerOptions {
   host: string;
   port: number;
   limits: ListenerLimits;
   certificate: EdgeCertificateSource;
-  proxy: EdgeProxy;
+  proxy: EdgeHandlers;
   log: Logger;
 }
 
@@ -32,33 +47,36 @@ export interface RunningEdge {
 }
 
 export async function startEdgeListener(opts: EdgeListenerOptions): Promise<RunningEdge> {
-  const contexts = new Map<string, { pem: string; context: SecureContext }>();
-  const contextFor = (name: string): SecureContext => {
-    const { cert, key } = opts.certificate(name);
-    const cached = contexts.get(name);
-    if (cached && cached.pem === cert) return cached.context;
-    const context = tls.createSecureContext({ cert, key, minVersion: 'TLSv1.2' });
-    if (contexts.size > 1024) contexts.clear();
-    contexts.set(name, { pem: cert, context });
-    return context;
-  };
+  const contexts = new SecureContexts(opts.certificate);
   const fallback = opts.certificate('');
-  const server = https.createServer(
-    {
-      cert: fallback.cert, key: fallback.key, minVersion: 'TLSv1.2',
-      SNICallback: (name, done) => {
-        try { done(null, contextFor(name.toLowerCase())); } catch (err) { done(err as Error); }
-      },
-      allowHalfOpen: true,
-      ...httpServerTimeouts(opts.limits),
+  const server = http2.createSecureServer({
+    cert: fallback.cert, key: fallback.key, minVersion: 'TLSv1.2',
+    allowHTTP1: true,
+    ALPNProtocols: ['h2', 'http/1.1'],
+    settings: EDGE_H2_SETTINGS,
+    SNICallback: (name, done) => {
+      try { done(null, contexts.forName(name.toLowerCase())); } catch (err) { done(err as Error); }
     },
-    opts.proxy.handleRequest,
-  );
+    allowHalfOpen: true,
+    handshakeTimeout: opts.limits.handshakeMs,
+  });
+  holdHttp1Fallback(server, opts.limits);
+  // Added before the guard wraps 'connection': only admitted sockets are tracked.
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   const guard = new ConnectionGuard({
     limits: opts.limits, log: opts.log, isAgentUpgrade: () => false,
     stallAnswer: bodyStalledAnswer, agentLinksFullAnswer: '',
   });
-  guard.attach(server);
+  guard.attach(server as unknown as Parameters<ConnectionGuard['attach']>[0]);
+  server.on('session', (session) => holdSessionToHeadDeadline(session, opts.limits));
+  server.on('request', (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => {
+    if (req.httpVersionMajor === 2) watchH2Body(req as Http2ServerRequest, res as Http2ServerResponse, opts.limits.bodyStallMs, h2StallAnswer);
+    opts.proxy.handleRequest(req, res);
+  });
   server.on('upgrade', guard.guardUpgrades(opts.proxy.handleUpgrade));
   server.on('tlsClientError', () => {});
   server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation());
@@ -72,7 +90,44 @@ export async function startEdgeListener(opts: EdgeListenerOptions): Promise<Runn
     close() {
       server.close();
       guard.close();
-      server.closeAllConnections();
+      for (const socket of sockets) socket.destroy();
     },
   };
+}
+
+/** http2's HTTP/1.1 fallback reads its deadlines from the server object (60 s head, 5 min whole
+ * request), never from the options: set the listener's own before it listens. */
+function holdHttp1Fallback(server: Http2SecureServer, limits: ListenerLimits): void {
+  const timeouts = httpServerTimeouts(limits);
+  Object.assign(server, {
+    headersTimeout: timeouts.headersTimeout,
+    requestTimeout: timeouts.requestTimeout,
+    keepAliveTimeout: timeouts.keepAliveTimeout,
+    connectionsCheckingInterval: timeouts.connectionsCheckingInterval,
+  });
+}
+
+function h2StallAnswer(stalledMs: number): { status: number; headers: Record<string, string>; body: string } {
+  const err = new DockfleetError('body_stalled', `the request body stopped arriving (no byte for ${Math.round(stalledMs / 1000)} s)`);
+  return { status: err.status, headers: { 'content-type': 'application/json', 'x-dockfleet-error': err.code }, body: JSON.stringify(err.toJSON()) };
+}
+
+/** One TLS context per server name, remade when the source's certificate for it changes. */
+class SecureContexts {
+  readonly #source: EdgeCertificateSource;
+  readonly #byName = new Map<string, { cert: string; context: SecureContext }>();
+
+  constructor(source: EdgeCertificateSource) {
+    this.#source = source;
+  }
+
+  forName(name: string): SecureContext {
+    const { cert, key } = this.#source(name);
+    const cached = this.#byName.get(name);
+    if (cached && cached.cert === cert) return cached.context;
+    const context = tls.createSecureContext({ cert, key, minVersion: 'TLSv1.2' });
+    if (this.#byName.size >= 1024) this.#byName.clear();
+    this.#byName.set(name, { cert, context });
+    return context;
+  }
 }

@@ -54,7 +54,8 @@ export class ConnectionGuard {
       for (const listener of wrapTls) listener.call(server, socket);
     });
     server.on('secureConnection', (socket: TLSSocket) => this.#handshakeDone(socket));
-    server.prependListener('request', (req, res) => this.#stalls.watch(req, res));
+    // HTTP/2 streams share one socket: a listener that speaks HTTP/2 watches them per stream.
+    server.prependListener('request', (req, res) => { if (req.httpVersionMajor !== 2) this.#stalls.watch(req, res); });
   }
 
   /** Wraps the hub's upgrade listener: agent-gateway upgrades move to the agent-link budget. */
