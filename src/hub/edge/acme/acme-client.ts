@@ -53,6 +53,11 @@ export class AcmeClient {
     this.#opts = opts;
   }
 
+  /** Ends the kept-alive connections to the ACME server. */
+  close(): void {
+    this.#opts.transport.close();
+  }
+
   /** The key authorization for TOKEN under this hub's account key. */
   async keyAuthorization(token: string): Promise<string> {
     return (await this.#opts.account.load()).key.keyAuthorization(token);

@@ -60,6 +60,11 @@ export class AcmeManager {
     this.#tuning = tuningFrom(opts.tuning);
   }
 
+  /** The challenge this hub answers: HTTP-01 when it has --edge-http, else TLS-ALPN-01. */
+  get challenge(): ChallengeType {
+    return this.#opts.challenge;
+  }
+
   /** Orders placed by this process (a restarted hub starts from 0 and, with good certificates stored, stays there). */
   get ordersPlaced(): number {
     return this.#ordersPlaced;
@@ -87,6 +92,7 @@ export class AcmeManager {
     this.#queue.length = 0;
     this.#abort.abort();
     await Promise.allSettled(this.#running.values());
+    this.#opts.client.close();
   }
 
   #queueCheck(): void {
