@@ -29,6 +29,8 @@ export const MAX_ROUTE_INDEX = 99;
 export const routeTlsView = z.object({
   state: z.enum(['none', 'pending', 'valid', 'expiring', 'failed', 'supplied']),
   notAfter: z.string().nullable(),
+  /** Why the last ACME order for the host failed (`failed`); null otherwise. Never secret. */
+  error: z.string().nullable(),
 });
 
 export const routeView = z.object({

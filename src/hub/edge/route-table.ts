@@ -46,7 +46,7 @@ interface Claimed {
   conflict: string | null;
 }
 
-const NO_TLS: RouteTls = { state: 'none', notAfter: null };
+const NO_TLS: RouteTls = { state: 'none', notAfter: null, error: null };
 
 export class RouteTable extends EventEmitter<RouteTableEvents> {
   readonly #registry: NodeRegistry;
