@@ -12,6 +12,19 @@ export interface HubConfig {
   readonly listener: ListenerLimits;
   /** The public edge port for apps published by labels (`--edge-listen`); null: no edge. */
   readonly edge: { readonly host: string; readonly port: number } | null;
+  /** The edge's plain-HTTP port (`--edge-http`): ACME HTTP-01 answers and redirects to HTTPS; null: none. */
+  readonly edgeHttp: { readonly host: string; readonly port: number } | null;
+  /** ACME for the edge's hosts (`--acme-directory`, `--acme-email`, `--acme-ca`); null: no ACME. */
+  readonly acme: AcmeConfig | null;
+}
+
+export interface AcmeConfig {
+  /** The ACME server's directory URL (https). */
+  readonly directoryUrl: string;
+  /** The account's contact address, or null for an account without one. */
+  readonly email: string | null;
+  /** A PEM file of extra roots to trust for the ACME server's own HTTPS (a private or test CA). */
+  readonly caFile: string | null;
 }
 
 export interface HubFlags {
@@ -22,6 +35,10 @@ export interface HubFlags {
   'max-connections-per-address'?: string | undefined;
   'max-agent-links-per-address'?: string | undefined;
   'edge-listen'?: string | undefined;
+  'edge-http'?: string | undefined;
+  'acme-directory'?: string | undefined;
+  'acme-email'?: string | undefined;
+  'acme-ca'?: string | undefined;
 }
 
 export const HUB_DEFAULTS = { data: './data', listen: '127.0.0.1:7443' } as const;
@@ -38,6 +55,8 @@ export function hubConfigFrom(flags: HubFlags): HubConfig {
     tlsCertFile: cert === null ? null : resolve(cert),
     tlsKeyFile: key === null ? null : resolve(key),
     edge: flags['edge-listen'] === undefined ? null : Object.freeze(parseHostPort(flags['edge-listen'], '--edge-listen')),
+    edgeHttp: edgeHttpFrom(flags),
+    acme: acmeFrom(flags),
     listener: Object.freeze({
       ...LISTENER_DEFAULTS,
       perAddress: positiveInt(flags['max-connections-per-address'], LISTENER_DEFAULTS.perAddress, '--max-connections-per-address'),
@@ -50,4 +69,26 @@ function positiveInt(value: string | undefined, fallback: number, flag: string):
   if (value === undefined) return fallback;
   if (!/^[1-9][0-9]{0,8}$/.test(value)) throw new Error(`${flag} wants a whole number from 1, not "${value}"`);
   return Number(value);
+}
+
+function edgeHttpFrom(flags: HubFlags): HubConfig['edgeHttp'] {
+  if (flags['edge-http'] === undefined) return null;
+  if (flags['edge-listen'] === undefined) throw new Error('--edge-http needs --edge-listen (it redirects to the edge\'s HTTPS port)');
+  return Object.freeze(parseHostPort(flags['edge-http'], '--edge-http'));
+}
+
+function acmeFrom(flags: HubFlags): AcmeConfig | null {
+  const directory = flags['acme-directory'];
+  if (directory === undefined) {
+    if (flags['acme-email'] !== undefined) throw new Error('--acme-email needs --acme-directory');
+    if (flags['acme-ca'] !== undefined) throw new Error('--acme-ca needs --acme-directory');
+    return null;
+  }
+  if (flags['edge-listen'] === undefined) throw new Error('--acme-directory needs --edge-listen (certificates are for the edge\'s hosts)');
+  let url: URL;
+  try { url = new URL(directory); } catch { throw new Error(`--acme-directory wants a URL, not "${directory}"`); }
+  if (url.protocol !== 'https:') throw new Error(`--acme-directory must be an https:// URL, not "${directory}"`);
+  const email = flags['acme-email'] ?? null;
+  if (email !== null && !/^[^\s@<>,;:]+@[^\s@<>,;:]+$/.test(email)) throw new Error(`--acme-email wants an email address, not "${email}"`);
+  return Object.freeze({ directoryUrl: url.href, email, caFile: flags['acme-ca'] === undefined ? null : resolve(flags['acme-ca']) });
 }

@@ -9,6 +9,7 @@ import { untilSignal } from '../until-signal.ts';
 export const hubCommand: Command = {
   summary: 'run the hub (control plane)',
   usage: `dockfleet hub [--data DIR] [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE] [--max-connections-per-address N] [--max-agent-links-per-address N] [--edge-listen HOST:PORT]
+          [--edge-http HOST:PORT] [--acme-directory URL [--acme-email EMAIL] [--acme-ca FILE]]
 
   --data DIR          state: CA, database, admin.token, and setup.code until the first admin exists (default ./data)
   --listen HOST:PORT  the one HTTPS port for UI, API, agents and Docker endpoints (default 127.0.0.1:7443)
@@ -16,11 +17,16 @@ export const hubCommand: Command = {
   --tls-key FILE      its private key
   --max-connections-per-address N   connections one client address may hold at once, agent links apart (default 256)
   --max-agent-links-per-address N   agent links one address (a site's NAT) may hold (default 4096)
-  --edge-listen HOST:PORT  public HTTPS for apps published by dockfleet.ingress.* labels (off by default)`,
+  --edge-listen HOST:PORT  public HTTPS for apps published by dockfleet.ingress.* labels (off by default)
+  --edge-http HOST:PORT    plain HTTP beside it: ACME HTTP-01 answers, everything else redirected to HTTPS
+  --acme-directory URL     get and renew the edge's certificates from this ACME server (needs --edge-listen)
+  --acme-email EMAIL       the ACME account's contact address
+  --acme-ca FILE           extra roots (PEM) to trust for the ACME server's own HTTPS`,
   async run(args) {
     const { values } = parseArgs({
       args, strict: true,
-      options: { data: { type: 'string' }, listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'max-connections-per-address': { type: 'string' }, 'max-agent-links-per-address': { type: 'string' }, 'edge-listen': { type: 'string' } },
+      options: { data: { type: 'string' }, listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'max-connections-per-address': { type: 'string' }, 'max-agent-links-per-address': { type: 'string' }, 'edge-listen': { type: 'string' },
+        'edge-http': { type: 'string' }, 'acme-directory': { type: 'string' }, 'acme-email': { type: 'string' }, 'acme-ca': { type: 'string' } },
     });
     const config = hubConfigFrom(values);
     const log = createLogger('hub');
