@@ -1,0 +1,73 @@
+/**
+ * One connection to a container, through its node's agent: an HTTP/2 stream on the agent link
+ * (EDGE_DIAL_PATH); once the agent answers 200 it has connected to the container's own address
+ * on its host, and the stream carries the raw TCP bytes both ways. A refusal becomes the page
+ * the client gets (503 when the container is not running, 502 when it refused the port or the
+ * node is gone), carried by DialRefused.
+ */
+import type { ClientHttp2Stream } from 'node:http2';
+import { EDGE_DIAL_REASON_HEADER, edgeDialPath } from '../../../protocol/edge-dial.ts';
+import { cancelUnlessDone } from '../../../lib/h2-channel.ts';
+import type { NodeRegistry } from '../../node-registry.ts';
+import { routeDownPage, type EdgePage } from '../edge-pages.ts';
+
+/** Where a connection goes: the container (on its node) and port, named for pages. */
+export interface DialTarget {
+  node: string;
+  containerId: string;
+  containerName: string;
+  port: number;
+  /** The route as pages name it (`host` or `host/path`). */
+  route: string;
+}
+
+export type LinkSource = Pick<NodeRegistry, 'requireLink'>;
+
+export class DialRefused extends Error {
+  readonly page: EdgePage;
+  constructor(page: EdgePage) {
+    super(page.detail);
+    this.page = page;
+  }
+}
+
+export function offlinePage(target: DialTarget, detail = `Node ${target.node} is offline.`): EdgePage {
+  return routeDownPage(target.route, 502, detail);
+}
+
+export function notRunningPage(target: DialTarget): EdgePage {
+  return routeDownPage(target.route, 503, `Container ${target.containerName} on node ${target.node} is not running.`);
+}
+
+/** Opens a connection to the target; rejects with DialRefused saying why not. */
+export function dialContainer(links: LinkSource, target: DialTarget): Promise<ClientHttp2Stream> {
+  let stream: ClientHttp2Stream;
+  try {
+    stream = links.requireLink(target.node).openStream(
+      { ':method': 'POST', ':path': edgeDialPath(target.containerId, target.port) }, { endStream: false });
+  } catch {
+    return Promise.reject(new DialRefused(offlinePage(target)));
+  }
+  return new Promise((resolve, reject) => {
+    const refuse = (page: EdgePage): void => {
+      cancelUnlessDone(stream);
+      reject(new DialRefused(page));
+    };
+    const onError = (): void => refuse(offlinePage(target, `Node ${target.node} went away.`));
+    const onClose = (): void => refuse(offlinePage(target, `Node ${target.node} closed the connection.`));
+    stream.once('error', onError);
+    stream.once('close', onClose);
+    stream.once('response', (headers) => {
+      stream.off('error', onError);
+      stream.off('close', onClose);
+      if (Number(headers[':status']) === 200) {
+        // Whoever uses the connection listens for its errors; until then (and after) none may go unheard.
+        stream.on('error', () => {});
+        return resolve(stream);
+      }
+      const reason = String(headers[EDGE_DIAL_REASON_HEADER] ?? '');
+      if (reason === 'not_running' || reason === 'no_container' || reason === 'no_address') return refuse(notRunningPage(target));
+      refuse(routeDownPage(target.route, 502, `Container ${target.containerName} on node ${target.node} refused a connection on port ${target.port}.`));
+    });
+  });
+}
