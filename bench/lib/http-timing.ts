@@ -17,6 +17,7 @@ export interface TimedResult {
 
 export type Target =
   | { kind: 'unix'; socketPath: string }
+  | { kind: 'http'; base: string; headers?: Record<string, string> }
   | { kind: 'https'; base: string; caPem: string; headers?: Record<string, string>; cert?: string; key?: string; servername?: string };
 
 export class TimedClient {
@@ -26,7 +27,7 @@ export class TimedClient {
   constructor(target: Target, maxSockets = 1) {
     this.#target = target;
     const common = { keepAlive: true, maxSockets, maxFreeSockets: maxSockets, keepAliveMsecs: 10_000 };
-    this.#agent = target.kind === 'unix'
+    this.#agent = target.kind !== 'https'
       ? new http.Agent(common)
       : new https.Agent({ ...common, ca: target.caPem, ...(target.cert ? { cert: target.cert, key: target.key } : {}) });
   }
@@ -57,11 +58,14 @@ export class TimedClient {
       let req: http.ClientRequest;
       if (this.#target.kind === 'unix') {
         req = http.request({ socketPath: this.#target.socketPath, path, method, agent: this.#agent, headers: { host: 'docker' }, ...(opts.signal ? { signal: opts.signal } : {}) }, onResponse);
+      } else if (this.#target.kind === 'http') {
+        req = http.request(new URL(path, this.#target.base), { method, agent: this.#agent, headers: { ...this.#target.headers }, ...(opts.signal ? { signal: opts.signal } : {}) }, onResponse);
       } else {
         const url = new URL(path, this.#target.base);
         req = https.request(url, {
           method, agent: this.#agent, headers: { ...this.#target.headers },
-          ...(this.#target.servername ? { servername: this.#target.servername } : {}),
+          // '' sends no SNI and checks the certificate against the URL's host (an IP) despite a Host header.
+          ...(this.#target.servername !== undefined ? { servername: this.#target.servername } : {}),
           ...(opts.signal ? { signal: opts.signal } : {}),
         }, onResponse);
       }
