@@ -11,6 +11,7 @@ import { setupCodeCommand } from './commands/setup-code.ts';
 import { labelCommand } from './commands/label.ts';
 import { stackCommand } from './commands/stack.ts';
 import { routesCommand } from './commands/routes.ts';
+import { certsCommand } from './commands/certs.ts';
 import { startCommand } from './commands/start.ts';
 
 const COMMANDS: Record<string, Command> = {
@@ -31,6 +32,7 @@ const COMMANDS: Record<string, Command> = {
   jobs: jobsCommand,
   job: jobShowCommand,
   routes: routesCommand,
+  certs: certsCommand,
 };
 
 function overview(): string {

@@ -32,6 +32,7 @@ import { buildStacks } from './stacks/build-stacks.ts';
 import type { SecretBox } from './secret-box.ts';
 import { RouteTable } from './edge/route-table.ts';
 import { EdgeSignIn } from './edge/access/edge-sign-in.ts';
+import { EdgeCertificates } from './edge/certs/edge-certificates.ts';
 
 export interface HubDeps {
   store: Store;
@@ -63,6 +64,8 @@ export interface Hub {
   routes: RouteTable;
   /** Sign-in for routes marked `users` or a role: the hand-off codes and the edge's gate. */
   edgeSignIn: EdgeSignIn;
+  /** The edge's certificates (supplied and ACME), keys sealed in the store. */
+  edgeCertificates: EdgeCertificates;
   close(): Promise<void>;
 }
 
@@ -79,6 +82,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
   const stacks = await buildStacks({ store: store.stacks, registry, jobs, secrets: deps.secrets, log, onStatus: (h) => stackStatus.onStatus(h) });
   const routes = new RouteTable(registry, inventory);
   const edgeSignIn = new EdgeSignIn({ store, secrets: deps.secrets, routes });
+  const edgeCertificates = await EdgeCertificates.open({ store: store.certs, secrets: deps.secrets, log });
   const principals = new Principals(store);
   const audit = new AuditLog(store, log);
   const caps = new StreamCaps(deps.streamsPerUser);
@@ -91,7 +95,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
     ...(deps.handshakeTimeoutMs === undefined ? {} : { handshakeTimeoutMs: deps.handshakeTimeoutMs }),
     ...(deps.limiter === undefined ? {} : { limiter: deps.limiter }),
   });
-  const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log, setupCode: deps.setupCode ?? null, jobs, stacks: stacks.routes, routes, edgeSignIn });
+  const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log, setupCode: deps.setupCode ?? null, jobs, stacks: stacks.routes, routes, edgeSignIn, edgeCertificates });
   const restListener = getRequestListener(app.fetch);
   const assets = await buildUi();
   log.info(describeUi(assets), 'web UI built');
@@ -125,6 +129,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
     secrets: deps.secrets,
     routes,
     edgeSignIn,
+    edgeCertificates,
     async close() {
       routes.close();
       live.close();

@@ -18,6 +18,8 @@ import { AGENT_LINKS_FULL_ANSWER, bodyStalledAnswer, isAgentUpgrade } from './li
 import { httpServerTimeouts } from './listener/listener-limits.ts';
 import { EdgeProxy } from './edge/edge-proxy.ts';
 import { startEdgeListener, type RunningEdge } from './edge/edge-listener.ts';
+import { ChallengeBoard } from './edge/certs/challenge-board.ts';
+import type { EdgeCertificates } from './edge/certs/edge-certificates.ts';
 
 export const HUB_INFO_FILE = 'hub.json';
 export const DATABASE_FILE = 'dockfleet.db';
@@ -29,6 +31,10 @@ export interface RunningHub {
   hub: Hub;
   /** The edge port's number, when `--edge-listen` was given. */
   edgePort: number | null;
+  /** The edge's certificates (supplied and ACME; ACME stores what it obtains here). */
+  edgeCertificates: EdgeCertificates;
+  /** ACME challenges in flight, answered by the edge ports (HTTP-01 on --edge-http, TLS-ALPN-01 on --edge-listen). */
+  edgeChallenges: ChallengeBoard;
   close(): Promise<void>;
 }
 
@@ -87,10 +93,14 @@ export async function runHub(config: HubConfig, log: Logger): Promise<RunningHub
     server.listen(config.port, config.host, () => resolve());
   });
   const { port } = server.address() as AddressInfo;
-  // The edge: the hub's own server certificate for every name until ACME and supplied ones come.
+  // The edge: per server name a supplied or ACME certificate from the book, else the hub's own.
+  const book = hub.edgeCertificates;
+  hub.routes.showTls(book.tlsOf);
+  const edgeChallenges = new ChallengeBoard();
+  const hubPair = { cert: pki.serverCertPem, key: pki.serverKeyPem };
   const edge: RunningEdge | null = config.edge === null ? null : await startEdgeListener({
     ...config.edge, limits: config.listener, log,
-    certificate: () => ({ cert: pki.serverCertPem, key: pki.serverKeyPem }),
+    certificate: (name) => book.forServerName(name) ?? hubPair,
     proxy: new EdgeProxy({ routes: hub.routes, registry: hub.registry, log }),
   });
   const url = `https://${urlHost(config.host, port)}`;
@@ -102,6 +112,8 @@ export async function runHub(config: HubConfig, log: Logger): Promise<RunningHub
     caPem: pki.caCertPem,
     hub,
     edgePort: edge?.port ?? null,
+    edgeCertificates: book,
+    edgeChallenges,
     async close() {
       edge?.close();
       server.close();

@@ -49,3 +49,25 @@ export const routeView = z.object({
 });
 export type RouteView = z.infer<typeof routeView>;
 export const routeViews = z.array(routeView);
+
+/** `POST /api/v1/certificates`: a certificate chain (leaf first) and its unencrypted private key, PEM. */
+export const addCertificateBody = z.object({
+  certPem: z.string().min(1).max(60_000),
+  keyPem: z.string().min(1).max(20_000),
+}).strict();
+
+/** One edge certificate as `GET /api/v1/certificates` and `dockfleet certs ls --json` show it: never its key. */
+export const certificateView = z.object({
+  id: z.string(),
+  source: z.enum(['supplied', 'acme']),
+  names: z.array(z.string()),
+  notBefore: z.string(),
+  notAfter: z.string(),
+  /** SHA-256 of the leaf, colon-separated hex. */
+  fingerprint: z.string(),
+  issuer: z.string(),
+  /** The host an ACME certificate was ordered for; null for a supplied one. */
+  acmeHost: z.string().nullable(),
+  createdAt: z.string(),
+});
+export type CertificateView = z.infer<typeof certificateView>;

@@ -8,6 +8,7 @@ import type { EngineFacts, InventorySection } from '../protocol/inventory.ts';
 import type { CodeKind } from '../protocol/enrollment-code.ts';
 import type { JobStore } from './job-store.ts';
 import type { StackStore } from './stack-store.ts';
+import type { CertStore } from './cert-store.ts';
 
 export type NodeState = 'pending' | 'active' | 'revoked';
 
@@ -133,6 +134,8 @@ export interface Store {
   readonly jobs: JobStore;
   /** Stacks, their revisions, node labels (hub/stacks/). */
   readonly stacks: StackStore;
+  /** The edge's TLS certificates, keys sealed (hub/edge/certs/). */
+  readonly certs: CertStore;
   /** Applies pending migrations; returns the names it applied, in order. */
   migrate(): Promise<string[]>;
   close(): Promise<void>;

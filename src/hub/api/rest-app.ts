@@ -6,6 +6,8 @@ import { accountRoutes, publicAccountRoutes } from './account-routes.ts';
 import { jobRoutes } from './job-routes.ts';
 import { routeRoutes } from './route-routes.ts';
 import { edgeSignInRoutes } from './edge-sign-in-routes.ts';
+import { certificateRoutes } from './certificate-routes.ts';
+import type { EdgeCertificates } from '../edge/certs/edge-certificates.ts';
 import type { EdgeSignIn } from '../edge/access/edge-sign-in.ts';
 import type { RouteTable } from '../edge/route-table.ts';
 import type { JobQueue } from '../jobs/job-queue.ts';
@@ -48,6 +50,8 @@ export interface RestDeps {
   routes?: RouteTable | null;
   /** Sign-in hand-off to app hosts on the edge; without it `POST /api/v1/edge/hand-off` is absent. */
   edgeSignIn?: EdgeSignIn | null;
+  /** The edge's certificates; without them the /api/v1/certificates routes are absent. */
+  edgeCertificates?: EdgeCertificates | null;
 }
 
 const MAX_BODY = 64 * 1024;
@@ -115,6 +119,7 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
   if (deps.stacks) stackRoutes(app, deps.stacks, parseBody);
   if (deps.routes) routeRoutes(app, deps.routes);
   if (deps.edgeSignIn) edgeSignInRoutes(app, deps.edgeSignIn, parseBody);
+  if (deps.edgeCertificates) certificateRoutes(app, deps.edgeCertificates, parseBody);
 
   app.get('/api/v1/nodes', (c) => c.json(registry.list()));
   app.get('/api/v1/nodes/:name', (c) => c.json(registry.view(registry.require(c.req.param('name')))));

@@ -8,9 +8,11 @@ import type {
 } from '../store.ts';
 import type { JobStore } from '../job-store.ts';
 import type { StackStore } from '../stack-store.ts';
+import type { CertStore } from '../cert-store.ts';
 import { applyMigrations } from './migrate.ts';
 import { SqliteJobStore } from './sqlite-job-store.ts';
 import { SqliteStackStore } from './sqlite-stack-store.ts';
+import { SqliteCertStore } from './sqlite-cert-store.ts';
 import { StatementCache, translateStorageFailures } from './statement-cache.ts';
 
 interface NodeRow {
@@ -54,6 +56,7 @@ export class SqliteStore implements Store {
   readonly #sql: StatementCache;
   readonly jobs: JobStore;
   readonly stacks: StackStore;
+  readonly certs: CertStore;
 
   constructor(file: string) {
     this.#db = new Database(file);
@@ -64,6 +67,7 @@ export class SqliteStore implements Store {
     this.#sql = new StatementCache(this.#db);
     this.jobs = new SqliteJobStore(this.#db);
     this.stacks = new SqliteStackStore(this.#db);
+    this.certs = new SqliteCertStore(this.#db);
   }
 
   #stmt(sql: string): Database.Statement {

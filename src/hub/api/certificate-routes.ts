@@ -1,0 +1,31 @@
+/**
+ * The edge's certificates over REST: `GET /api/v1/certificates` (supplied and ACME ones, never
+ * a key; anyone signed in), `POST /api/v1/certificates {certPem, keyPem}` (admin: a supplied
+ * certificate, wildcards included, served from the next handshake) and
+ * `DELETE /api/v1/certificates/ID` (admin). The REST audit middleware records both changes
+ * (method and path only: the body, and so the key, never reaches the audit log).
+ */
+import type { Context, Hono } from 'hono';
+import type { ZodType } from 'zod';
+import { addCertificateBody } from '../../protocol/ingress.ts';
+import { assertAdmin } from '../auth/principals.ts';
+import type { AuthVariables } from '../auth/rest-auth.ts';
+import type { EdgeCertificates } from '../edge/certs/edge-certificates.ts';
+
+type App = Hono<{ Variables: AuthVariables }>;
+type Parse = <T>(c: Context, schema: ZodType<T>) => Promise<T>;
+
+export function certificateRoutes(app: App, book: EdgeCertificates, parse: Parse): void {
+  app.get('/api/v1/certificates', (c) => c.json(book.list()));
+
+  app.post('/api/v1/certificates', async (c) => {
+    assertAdmin(c.get('principal'));
+    const body = await parse(c, addCertificateBody);
+    return c.json(await book.addSupplied(body.certPem, body.keyPem), 201);
+  });
+
+  app.delete('/api/v1/certificates/:id', async (c) => {
+    assertAdmin(c.get('principal'));
+    return c.json({ ...(await book.remove(c.req.param('id'))), removed: true });
+  });
+}
