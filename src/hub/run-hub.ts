@@ -19,6 +19,7 @@ import { httpServerTimeouts } from './listener/listener-limits.ts';
 import { EdgeProxy } from './edge/edge-proxy.ts';
 import { startEdgeListener, type RunningEdge } from './edge/edge-listener.ts';
 import { ChallengeBoard } from './edge/certs/challenge-board.ts';
+import { startEdgeHttpListener, type RunningEdgeHttp } from './edge/edge-http-listener.ts';
 import type { EdgeCertificates } from './edge/certs/edge-certificates.ts';
 
 export const HUB_INFO_FILE = 'hub.json';
@@ -31,6 +32,8 @@ export interface RunningHub {
   hub: Hub;
   /** The edge port's number, when `--edge-listen` was given. */
   edgePort: number | null;
+  /** The edge's plain-HTTP port's number (ACME HTTP-01, redirects), when `--edge-http` was given. */
+  edgeHttpPort: number | null;
   /** The edge's certificates (supplied and ACME; ACME stores what it obtains here). */
   edgeCertificates: EdgeCertificates;
   /** ACME challenges in flight, answered by the edge ports (HTTP-01 on --edge-http, TLS-ALPN-01 on --edge-listen). */
@@ -99,9 +102,12 @@ export async function runHub(config: HubConfig, log: Logger): Promise<RunningHub
   const edgeChallenges = new ChallengeBoard();
   const hubPair = { cert: pki.serverCertPem, key: pki.serverKeyPem };
   const edge: RunningEdge | null = config.edge === null ? null : await startEdgeListener({
-    ...config.edge, limits: config.listener, log,
+    ...config.edge, limits: config.listener, log, challenges: edgeChallenges,
     certificate: (name) => book.forServerName(name) ?? hubPair,
     proxy: new EdgeProxy({ routes: hub.routes, registry: hub.registry, log }),
+  });
+  const edgeHttp: RunningEdgeHttp | null = config.edgeHttp === null || edge === null ? null : await startEdgeHttpListener({
+    ...config.edgeHttp, httpsPort: edge.port, limits: config.listener, challenges: edgeChallenges, log,
   });
   const url = `https://${urlHost(config.host, port)}`;
   await writeFile(join(config.dataDir, HUB_INFO_FILE), `${JSON.stringify({ url, caDigest: pki.caDigest }, null, 2)}\n`);
@@ -112,9 +118,11 @@ export async function runHub(config: HubConfig, log: Logger): Promise<RunningHub
     caPem: pki.caCertPem,
     hub,
     edgePort: edge?.port ?? null,
+    edgeHttpPort: edgeHttp?.port ?? null,
     edgeCertificates: book,
     edgeChallenges,
     async close() {
+      edgeHttp?.close();
       edge?.close();
       server.close();
       guard.close();

@@ -2,7 +2,7 @@
  * certificates a user would bring to the edge: exact names, wildcards, expired ones, any dates. */
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { KeyObject, randomBytes } from 'node:crypto';
+import { KeyObject, X509Certificate, randomBytes } from 'node:crypto';
 
 x509.cryptoProvider.set(globalThis.crypto);
 
@@ -68,4 +68,21 @@ export async function makeLeaf(ca: TestCa, opts: { names: string[]; cn?: string;
 export async function makeKey(): Promise<string> {
   const keys = await crypto.subtle.generateKey(EC, true, ['sign', 'verify']);
   return keyPem(keys.privateKey);
+}
+
+/** A TLS-ALPN-01 challenge certificate (RFC 8737 3): self-signed for HOST, with the critical
+ * acmeIdentifier extension holding the SHA-256 of a key authorization. */
+export async function makeAlpnChallenge(host: string, keyAuthorization: string): Promise<{ cert: string; key: string; fingerprint: string }> {
+  const keys = await crypto.subtle.generateKey(EC, true, ['sign', 'verify']);
+  const digest = Buffer.from(await crypto.subtle.digest('SHA-256', Buffer.from(keyAuthorization)));
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serial(), name: `CN=${host}`, keys, signingAlgorithm: SIGN,
+    notBefore: new Date(Date.now() - DAY), notAfter: new Date(Date.now() + 7 * DAY),
+    extensions: [
+      new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: host }]),
+      new x509.Extension('1.3.6.1.5.5.7.1.31', true, Buffer.concat([Buffer.from([0x04, 0x20]), digest])),
+    ],
+  });
+  const pem = cert.toString('pem');
+  return { cert: pem, key: keyPem(keys.privateKey), fingerprint: new X509Certificate(pem).fingerprint256 };
 }

@@ -4,6 +4,8 @@
  * the same port; one pair of handlers (the proxy's) serves both, and HTTP/1.1 upgrades
  * (WebSocket) still come as 'upgrade' events. The certificate comes from a function of the SNI
  * name, so ACME and user-supplied certificates are served per host from the next handshake on.
+ * Each connection's ClientHello is read before TLS starts: one offering `acme-tls/1` goes to the
+ * TLS-ALPN-01 responder (certs/alpn-responder.ts), bytes that are no ClientHello are closed.
  *
  * Every connection is held to the hub's listener limits whichever protocol it speaks: the
  * per-address cap and the handshake deadline at accept (the connection guard), the head and
@@ -22,6 +24,9 @@ import { ConnectionGuard, type UpgradeListener } from '../listener/connection-gu
 import { bodyStalledAnswer } from '../listener/limit-answers.ts';
 import { httpServerTimeouts, type ListenerLimits } from '../listener/listener-limits.ts';
 import { EDGE_H2_SETTINGS, holdSessionToHeadDeadline, watchH2Body } from './edge-h2-limits.ts';
+import { ACME_TLS_ALPN, AlpnResponder } from './certs/alpn-responder.ts';
+import { ChallengeBoard } from './certs/challenge-board.ts';
+import { peekClientHello } from './certs/hello-peek.ts';
 
 /** The certificate and key for a server name (SNI, lowercase; '' when the client sent none). */
 export type EdgeCertificateSource = (serverName: string) => { cert: string; key: string };
@@ -38,6 +43,8 @@ export interface EdgeListenerOptions {
   limits: ListenerLimits;
   certificate: EdgeCertificateSource;
   proxy: EdgeHandlers;
+  /** ACME challenges in flight: TLS-ALPN-01 certificates are served from here (default: none ever). */
+  challenges?: ChallengeBoard;
   log: Logger;
 }
 
@@ -61,11 +68,23 @@ export async function startEdgeListener(opts: EdgeListenerOptions): Promise<Runn
     handshakeTimeout: opts.limits.handshakeMs,
   });
   holdHttp1Fallback(server, opts.limits);
-  // Added before the guard wraps 'connection': only admitted sockets are tracked.
+  const responder = new AlpnResponder({
+    board: opts.challenges ?? new ChallengeBoard(), normalContext: (name) => contexts.forName(name), fallback, handshakeMs: opts.limits.handshakeMs,
+  });
+  // The TLS server's own 'connection' listener starts TLS; it runs once the ClientHello has been
+  // read (and put back), unless the hello offers acme-tls/1. The guard, attached below, wraps
+  // all of this: only admitted sockets get here, and the handshake deadline covers the read.
+  const startTls = server.listeners('connection') as Array<(socket: Socket) => void>;
+  server.removeAllListeners('connection');
   const sockets = new Set<Socket>();
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
+    peekClientHello(socket, (hello) => {
+      if (hello.kind !== 'hello') return void socket.destroy();
+      if (hello.alpn.includes(ACME_TLS_ALPN)) return responder.take(socket);
+      for (const listener of startTls) listener.call(server, socket);
+    });
   });
   const guard = new ConnectionGuard({
     limits: opts.limits, log: opts.log, isAgentUpgrade: () => false,
