@@ -21,6 +21,9 @@ import { startEdgeListener, type RunningEdge } from './edge/edge-listener.ts';
 import { ChallengeBoard } from './edge/certs/challenge-board.ts';
 import { startEdgeHttpListener, type RunningEdgeHttp } from './edge/edge-http-listener.ts';
 import type { EdgeCertificates } from './edge/certs/edge-certificates.ts';
+import { startAcme } from './edge/acme/start-acme.ts';
+import type { AcmeManager } from './edge/acme/acme-manager.ts';
+import type { AcmeTuning } from './edge/acme/acme-schedule.ts';
 
 export const HUB_INFO_FILE = 'hub.json';
 export const DATABASE_FILE = 'dockfleet.db';
@@ -38,12 +41,19 @@ export interface RunningHub {
   edgeCertificates: EdgeCertificates;
   /** ACME challenges in flight, answered by the edge ports (HTTP-01 on --edge-http, TLS-ALPN-01 on --edge-listen). */
   edgeChallenges: ChallengeBoard;
+  /** Keeps the routes' certificates from ACME, when `--acme-directory` was given. */
+  acme: AcmeManager | null;
   close(): Promise<void>;
+}
+
+/** Settings that are not flags: tests tune ACME's timings here. */
+export interface RunHubOptions {
+  acmeTuning?: Partial<AcmeTuning>;
 }
 
 const AES128_FIRST = ['TLS_AES_128_GCM_SHA256', ...tls.DEFAULT_CIPHERS.split(':').filter((c) => c !== 'TLS_AES_128_GCM_SHA256')].join(':');
 
-export async function runHub(config: HubConfig, log: Logger): Promise<RunningHub> {
+export async function runHub(config: HubConfig, log: Logger, options: RunHubOptions = {}): Promise<RunningHub> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const pki = await loadOrCreateHubPki(config.dataDir, {
     hosts: [config.host],
@@ -96,6 +106,7 @@ export async function runHub(config: HubConfig, log: Logger): Promise<RunningHub
     server.listen(config.port, config.host, () => resolve());
   });
   const { port } = server.address() as AddressInfo;
+  const url = `https://${urlHost(config.host, port)}`;
   // The edge: per server name a supplied or ACME certificate from the book, else the hub's own.
   const book = hub.edgeCertificates;
   hub.routes.showTls(book.tlsOf);
@@ -104,12 +115,17 @@ export async function runHub(config: HubConfig, log: Logger): Promise<RunningHub
   const edge: RunningEdge | null = config.edge === null ? null : await startEdgeListener({
     ...config.edge, limits: config.listener, log, challenges: edgeChallenges,
     certificate: (name) => book.forServerName(name) ?? hubPair,
-    proxy: new EdgeProxy({ routes: hub.routes, registry: hub.registry, log }),
+    // Routes marked `users` or a role send browsers to this hub's URL to sign in.
+    proxy: new EdgeProxy({ routes: hub.routes, registry: hub.registry, log, access: hub.edgeSignIn.gate(url) }),
   });
+  if (edge) hub.edgeSignIn.servesOn(edge.port);
   const edgeHttp: RunningEdgeHttp | null = config.edgeHttp === null || edge === null ? null : await startEdgeHttpListener({
     ...config.edgeHttp, httpsPort: edge.port, limits: config.listener, challenges: edgeChallenges, log,
   });
-  const url = `https://${urlHost(config.host, port)}`;
+  const acme = config.acme === null || edge === null ? null : await startAcme({
+    settings: config.acme, hasHttpPort: edgeHttp !== null, dataDir: config.dataDir, secrets,
+    routes: hub.routes, book, board: edgeChallenges, log, ...(options.acmeTuning ? { tuning: options.acmeTuning } : {}),
+  });
   await writeFile(join(config.dataDir, HUB_INFO_FILE), `${JSON.stringify({ url, caDigest: pki.caDigest }, null, 2)}\n`);
 
   return {
@@ -121,7 +137,9 @@ export async function runHub(config: HubConfig, log: Logger): Promise<RunningHub
     edgeHttpPort: edgeHttp?.port ?? null,
     edgeCertificates: book,
     edgeChallenges,
+    acme,
     async close() {
+      await acme?.close();
       edgeHttp?.close();
       edge?.close();
       server.close();
