@@ -77,6 +77,11 @@ export class AcmeManager {
     this.#queueCheck();
   }
 
+  /** Orders running or waiting for a turn now. */
+  get ordersInFlight(): number {
+    return this.#running.size + this.#queue.length;
+  }
+
   /** Changes when certificates are renewed (tests lower it to renew early) and checks at once. */
   setRenewFraction(renewFraction: number): void {
     this.#tuning = tuningFrom({ ...this.#tuning, renewFraction });
@@ -160,7 +165,9 @@ export class AcmeManager {
       log.warn({ host, reason: failure.message, failures: state.failures, retryInS: Math.round(delay / 1000) }, 'acme: order failed; the certificate the host had is still served');
       if (state.retryTimer) clearTimeout(state.retryTimer);
       state.retryTimer = setTimeout(() => {
+        // The timer's clock is not Date.now(): it may fire a millisecond "early", so firing is what makes the host due.
         state.retryTimer = null;
+        state.retryAt = 0;
         this.#queueCheck();
       }, delay);
       state.retryTimer.unref();
