@@ -16,7 +16,8 @@
  *
  *   node --import tsx bench/edge-http.bench.ts
  *
- * Knobs (env): BENCH_CONCURRENCY=1,64,256 BENCH_RUN_MS=5000 BENCH_ROUNDS=3 BENCH_WARM_MS=3000.
+ * Knobs (env): BENCH_CONCURRENCY=1,64,256 BENCH_RUN_MS=5000 BENCH_ROUNDS=3 BENCH_WARM_MS=3000
+ * BENCH_PATHS=direct,nginx,edge.
  * Targets (issue 15): edge p50 within +1 ms of nginx, edge throughput ≥ 0.7× nginx.
  * Writes bench/results/edge-http.json.
  */
@@ -39,8 +40,10 @@ const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? '1,64,256').split(',').map
 const RUN_MS = envInt('BENCH_RUN_MS', 5_000);
 const ROUNDS = Math.max(1, envInt('BENCH_ROUNDS', 3));
 const WARM_MS = envInt('BENCH_WARM_MS', 3_000);
-const PATHS = ['direct', 'nginx', 'edge'] as const;
-type PathName = (typeof PATHS)[number];
+const ALL_PATHS = ['direct', 'nginx', 'edge'] as const;
+type PathName = (typeof ALL_PATHS)[number];
+/** BENCH_PATHS=edge runs some (for a profile, BENCH_CPU_PROF=DIR); the summary needs all three. */
+const PATHS = ALL_PATHS.filter((p) => (process.env.BENCH_PATHS ?? 'direct,nginx,edge').split(',').includes(p));
 const TARGETS = { p50OverNginxMs: 1, throughputVsNginx: 0.7 };
 
 const log = benchLog;
@@ -98,8 +101,12 @@ function summary(runs: Run[]): Record<string, unknown> {
         cpuMicrosPerRequest: Object.fromEntries(procs.map((p) => [p, Math.round(median(mine.map((r) => r.cpuMicrosPerRequest[p] ?? 0)))])),
       };
     }
-    const edge = per.edge!;
-    const nginx = per.nginx!;
+    const edge = per.edge;
+    const nginx = per.nginx;
+    if (!edge || !nginx || !per.direct) {
+      out[String(clients)] = per;
+      continue;
+    }
     out[String(clients)] = {
       ...per,
       edgeP50OverNginxMs: round(edge.p50 - nginx.p50, 3),
@@ -160,6 +167,7 @@ async function main(): Promise<void> {
   const lines = CONCURRENCY.map((c) => {
     const x = s[String(c)];
     const row = (p: PathName): string => `${p} ${x[p].rps} req/s p50 ${x[p].p50} p99 ${x[p].p99}`;
+    if (!x.withinTarget) return `  ${String(c).padStart(3)} conns: ${PATHS.map(row).join(' | ')}`;
     return `  ${String(c).padStart(3)} conns: ${PATHS.map(row).join(' | ')}\n         edge vs nginx: p50 ${x.edgeP50OverNginxMs >= 0 ? '+' : ''}${x.edgeP50OverNginxMs} ms (${x.withinTarget.p50 ? 'within' : 'OVER'} +${TARGETS.p50OverNginxMs}), throughput ×${x.edgeThroughputVsNginx} (${x.withinTarget.throughput ? 'within' : 'UNDER'} ${TARGETS.throughputVsNginx}×)`;
   });
   process.stdout.write(['', 'edge-http: a 26-byte answer, closed loop', ...lines, `wrote ${RESULTS} (${((Date.now() - started) / 1000).toFixed(0)} s)`, ''].join('\n'));

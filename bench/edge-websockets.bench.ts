@@ -12,10 +12,10 @@
  *
  * The client (this process) holds every connection; the hub gets --max-connections-per-address
  * above the count, and every process the bench starts runs with the open-files hard limit.
- * Knobs (env): BENCH_WS=10000 BENCH_WS_IN_FLIGHT=50 BENCH_WS_IDLE_MS=30000.
+ * Knobs (env): BENCH_WS=10000 BENCH_WS_IN_FLIGHT=50 BENCH_WS_IDLE_MS=30000 BENCH_WS_HANDSHAKE_MS=10000.
  * Writes bench/results/edge-websockets.json.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import WebSocket from 'ws';
 import { benchLog, runBench } from './lib/bench-run.ts';
@@ -31,6 +31,7 @@ const COUNT = envInt('BENCH_WS', 10_000);
 const IN_FLIGHT = envInt('BENCH_WS_IN_FLIGHT', 50);
 const IDLE_MS = envInt('BENCH_WS_IDLE_MS', 30_000);
 const WARM = 200;
+const HANDSHAKE_MS = envInt('BENCH_WS_HANDSHAKE_MS', 10_000);
 
 const log = benchLog;
 const round = (n: number, d = 1): number => Math.round(n * 10 ** d) / 10 ** d;
@@ -48,7 +49,7 @@ async function settledRss(pids: Record<string, number>): Promise<Record<string, 
   }
 }
 
-interface Opened { sockets: WebSocket[]; openMs: number[]; totalMs: number; closedEarly: () => number }
+interface Opened { sockets: WebSocket[]; openMs: number[]; totalMs: number; closedEarly: () => number; failed: number; firstFailure: string | null }
 
 /** Opens `count` WebSockets to `port` (TLS, no SNI, Host bench.test), `IN_FLIGHT` handshakes at a time. */
 async function openMany(port: number, caPem: string, count: number): Promise<Opened> {
@@ -59,7 +60,7 @@ async function openMany(port: number, caPem: string, count: number): Promise<Ope
   const t0 = performance.now();
   const one = (): Promise<void> => new Promise((resolve, reject) => {
     const started = performance.now();
-    const ws = new WebSocket(`wss://127.0.0.1:${port}/ws`, { ca: caPem, headers: { host: EDGE_HOST }, perMessageDeflate: false, handshakeTimeout: 30_000 });
+    const ws = new WebSocket(`wss://127.0.0.1:${port}/ws`, { ca: caPem, headers: { host: EDGE_HOST }, perMessageDeflate: false, handshakeTimeout: HANDSHAKE_MS });
     ws.once('open', () => {
       openMs.push(performance.now() - started);
       sockets.push(ws);
@@ -69,13 +70,19 @@ async function openMany(port: number, caPem: string, count: number): Promise<Ope
     ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: HTTP ${res.statusCode}`)));
     ws.once('error', reject);
   });
+  let firstFailure: string | null = null;
+  let failed = 0;
+  // After the first failure no new handshake starts (those in flight finish or fail): what opened stays open.
   await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, count) }, async () => {
-    while (next < count) {
+    while (next < count && firstFailure === null) {
       next++;
-      await one();
+      await one().catch((err: Error) => {
+        failed++;
+        firstFailure ??= `${err.message} (with ${sockets.length} open)`;
+      });
     }
   }));
-  return { sockets, openMs, totalMs: performance.now() - t0, closedEarly: () => closed };
+  return { sockets, openMs, totalMs: performance.now() - t0, closedEarly: () => closed, failed, firstFailure };
 }
 
 /** Every socket sends one message and must get it back. */
@@ -105,6 +112,10 @@ async function closeAll(sockets: WebSocket[]): Promise<void> {
 
 interface PathResult {
   count: number;
+  /** How many opened; fewer than count when a handshake failed (then no more were tried). */
+  opened: number;
+  failed: number;
+  firstFailure: string | null;
   openSeconds: number;
   opensPerSecond: number;
   upgradeMs: ReturnType<typeof summarize>;
@@ -123,7 +134,9 @@ async function measure(label: string, port: number, caPem: string, count: number
   const before = await settledRss(pids);
   log(`${label}: opening ${count} WebSockets, ${IN_FLIGHT} at a time`);
   const opened = await openMany(port, caPem, count);
-  log(`${label}: ${opened.sockets.length} open in ${round(opened.totalMs / 1000, 2)} s; idle for ${IDLE_MS / 1000} s`);
+  const n = opened.sockets.length;
+  log(`${label}: ${n} open in ${round(opened.totalMs / 1000, 2)} s${opened.firstFailure ? `, then a handshake failed: ${opened.firstFailure}` : ''}; idle for ${IDLE_MS / 1000} s`);
+  if (n === 0) throw new Error(`${label}: no WebSocket opened: ${opened.firstFailure}`);
   await sleep(IDLE_MS);
   const open = await settledRss(pids);
   const echoed = await echoAll(opened.sockets);
@@ -133,18 +146,21 @@ async function measure(label: string, port: number, caPem: string, count: number
   const mb = (r: Record<string, number>): Record<string, number> => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, round(v / 1e6)]));
   const result: PathResult = {
     count,
+    opened: n,
+    failed: opened.failed,
+    firstFailure: opened.firstFailure,
     openSeconds: round(opened.totalMs / 1000, 2),
-    opensPerSecond: round(count / (opened.totalMs / 1000)),
+    opensPerSecond: round(n / (opened.totalMs / 1000)),
     upgradeMs: summarize(opened.openMs),
     echoedAfterIdle: echoed,
     closedDuringIdle,
     rssBeforeMB: mb(before),
     rssOpenMB: mb(open),
     rssAfterCloseMB: mb(afterClose),
-    bytesPerConnection: Object.fromEntries(Object.keys(pids).map((k) => [k, Math.round((open[k]! - before[k]!) / count)])),
+    bytesPerConnection: Object.fromEntries(Object.keys(pids).map((k) => [k, Math.round((open[k]! - before[k]!) / n)])),
   };
-  log(`${label}: per connection ${JSON.stringify(result.bytesPerConnection)} B; upgrade p50 ${result.upgradeMs.p50} ms p99 ${result.upgradeMs.p99} ms; ${echoed}/${count} echoed after idle`);
-  if (echoed !== count) throw new Error(`${label}: only ${echoed} of ${count} WebSockets echoed after ${IDLE_MS} ms idle (${closedDuringIdle} closed)`);
+  log(`${label}: per connection ${JSON.stringify(result.bytesPerConnection)} B; upgrade p50 ${result.upgradeMs.p50} ms p99 ${result.upgradeMs.p99} ms; ${echoed}/${n} echoed after idle`);
+  if (echoed !== n) throw new Error(`${label}: only ${echoed} of ${n} WebSockets echoed after ${IDLE_MS} ms idle (${closedDuringIdle} closed)`);
   return result;
 }
 
@@ -154,13 +170,16 @@ async function main(): Promise<void> {
   const machine = machineFacts();
   const { hard } = openFilesLimit();
   // nginx holds two descriptors per proxied connection (client and upstream) in its one process.
-  const nginxCount = Math.min(COUNT, Math.floor((hard - 500) / 2));
+  // (worker_connections counts both, and its upstream keep-alive pool besides).
+  const nginxCount = Math.min(COUNT, Math.floor((hard - 1_200) / 2));
   log('starting a private engine, the app container, a hub with --edge-listen, an agent and nginx');
-  const rig: EdgeRig = await startEdgeRig({ prefix: 'edgews', maxConnectionsPerAddress: COUNT + 1_000, nginxConnections: nginxCount * 2 + 200 });
+  const rig: EdgeRig = await startEdgeRig({ prefix: 'edgews', maxConnectionsPerAddress: COUNT + 1_000, nginxConnections: nginxCount * 2 + 1_000 });
   let out: Record<string, any>;
   try {
     const edge = await measure('edge', rig.edgePort, rig.hub.caPem, COUNT, { hub: rig.pids.hub, agent: rig.pids.agent, app: rig.pids.app });
     const nginx = await measure('nginx', rig.nginx.port, rig.nginx.caPem, nginxCount, { nginx: rig.pids.nginx, app: rig.pids.app });
+    const nginxErrors = (await readFile(join(rig.work, 'nginx', 'error.log'), 'utf8').catch(() => '')).trim().split('\n').filter(Boolean).slice(-5);
+    if (nginxErrors.length > 0) log(`nginx error.log: ${nginxErrors.join(' | ')}`);
     out = {
       bench: 'edge-websockets',
       timestamp: new Date().toISOString(),
@@ -171,17 +190,22 @@ async function main(): Promise<void> {
         'bytesPerConnection: settled RSS with every WebSocket open and idle, minus settled RSS before (after a warm-up of 200 opened and closed), over the count.',
         'edge: client ⇄ TLS ⇄ hub edge port ⇄ one HTTP/2 stream on the agent link ⇄ agent ⇄ TCP ⇄ app; nginx: client ⇄ TLS ⇄ nginx (one worker) ⇄ TCP ⇄ app.',
         `nginx ran with ${nginxCount} connections: two descriptors each in one process under an open-files hard limit of ${hard}.`,
-        'Every socket echoed one message after the idle wait; closedDuringIdle counts any the edge or app dropped meanwhile.',
+        'Every socket that opened echoed one message after the idle wait; closedDuringIdle counts any the edge or app dropped meanwhile.',
+        'When a handshake fails (e.g. times out), no more are tried: the figures are then over the ones that opened (opened, firstFailure).',
       ],
       edge,
       nginx,
+      nginxErrors,
       summary: {
+        edgeOpened: edge.opened,
+        edgeReachedCount: edge.opened === COUNT,
+        edgeFirstFailure: edge.firstFailure,
         hubBytesPerConnection: edge.bytesPerConnection.hub,
         agentBytesPerConnection: edge.bytesPerConnection.agent,
         nginxBytesPerConnection: nginx.bytesPerConnection.nginx,
         appBytesPerConnection: edge.bytesPerConnection.app,
         edgeOpenSeconds: edge.openSeconds,
-        nginxOpenSecondsScaled: round(nginx.openSeconds * (COUNT / nginxCount), 2),
+        nginxOpenSeconds: nginx.openSeconds,
       },
     };
   } finally {
@@ -191,6 +215,7 @@ async function main(): Promise<void> {
   await writeFile(RESULTS, `${JSON.stringify(out, null, 2)}\n`);
   const s = out.summary;
   process.stdout.write(['', `edge-websockets: ${COUNT} idle WebSockets`,
+    ...(s.edgeReachedCount ? [] : [`  edge: only ${s.edgeOpened} of ${COUNT} opened: ${s.edgeFirstFailure}`]),
     `  edge: hub ${s.hubBytesPerConnection} B + agent ${s.agentBytesPerConnection} B per connection; opened in ${s.edgeOpenSeconds} s (upgrade p50 ${out.edge.upgradeMs.p50} ms, p99 ${out.edge.upgradeMs.p99} ms)`,
     `  nginx (${out.config.nginxCount}): ${s.nginxBytesPerConnection} B per connection; opened in ${out.nginx.openSeconds} s`,
     `  app: ${s.appBytesPerConnection} B per connection`,

@@ -31,7 +31,7 @@ export function nginxConfig(dir: string, port: number, upstream: string, opts: {
   return `daemon off;
 master_process off;
 worker_processes 1;
-worker_rlimit_nofile ${opts.workerConnections * 2 + 64};
+worker_rlimit_nofile ${opts.workerConnections + 64};
 pid ${join(dir, 'nginx.pid')};
 error_log ${join(dir, 'error.log')} warn;
 events { worker_connections ${opts.workerConnections}; }
