@@ -2,11 +2,14 @@
  * and a private engine whose containers carry ingress labels: the empty state says how to
  * publish a route; one good route, one with a malformed label and two claiming one host are
  * listed with their node, container, port, certificate and status, the mistake and the conflict
- * on their own rows; the page follows a container that stops and a node that goes offline without
+ * on their own rows; a certificate supplied for a host shows with its expiry; the page follows a container that stops and a node that goes offline without
  * a reload; the links reach the container page; axe finds nothing at 1280 and 1024 px, and
  * nothing scrolls sideways. */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { AxeBuilder } from '@axe-core/playwright';
@@ -137,6 +140,27 @@ test('a good route, a malformed label and two containers claiming one host: each
   const api = await apiRoutes();
   assert.deepEqual(api.filter((r) => r.error !== null).map((r) => r.container).sort(), ['blog-b', 'broken']);
   assert.match((await page.locator('.page-sub').textContent()) ?? '', /4 routes, 2 not served/);
+});
+
+test('a certificate supplied for a host shows on its row as supplied, with its expiry', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'dockfleet-webrt-cert-'));
+  try {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '90',
+      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-subj', '/CN=shop.test', '-addext', 'subjectAltName=DNS:shop.test'], { stdio: 'ignore' });
+    const certPem = await readFile(join(dir, 'cert.pem'), 'utf8');
+    const added = await hub.api('POST', '/api/v1/certificates', { certPem, keyPem: await readFile(join(dir, 'key.pem'), 'utf8') });
+    assert.equal(added.status, 201, JSON.stringify(added.json));
+    const notAfter = new Date(new X509Certificate(certPem).validTo);
+    const shop = row('shop.test', 'shop');
+    await waitFor(async () => (await cell(shop, 'Certificate')).startsWith('supplied'), 10_000, 'the row to show the supplied certificate', 100);
+    const text = await cell(shop, 'Certificate');
+    assert.match(text, /^supplied until /);
+    assert.ok(text.includes(String(notAfter.getFullYear())), `the expiry date is shown (${text})`);
+    assert.equal(await cell(row('broken.test', 'broken'), 'Certificate'), 'none', 'a host without a certificate of its own still reads none');
+    await screenshot(page, 'routes-supplied-1280');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('at 1280 and 1024 px: axe finds nothing, and nothing scrolls sideways', async () => {

@@ -11,8 +11,8 @@ import { dateTime } from '../lib/format.ts';
 import { containerName, fleet } from '../lib/live.ts';
 import { useStore } from '../lib/store.ts';
 
-/** A route as the hub lists it; `tls.error` (why ACME last failed) arrives with certificate automation. */
-export type RouteRow = Omit<RouteView, 'tls'> & { tls: RouteView['tls'] & { error?: string | null } };
+/** A route as the hub lists it (`tls.error`: why the last ACME order for its host failed). */
+export type RouteRow = RouteView;
 
 const POLL_MS = 5000;
 /** Feed changes closer together than this cause one reload. */
