@@ -2,7 +2,8 @@
  * shortened to 1 s: HTTP/1.1 and HTTP/2 alike, a connection that never starts TLS, a request
  * head dribbled line by line (HTTP/1.1) or frame by frame (HTTP/2 CONTINUATION), an HTTP/2
  * session that sends no HEADERS, a stalled request body (either protocol) and an idle
- * connection are each cut within the deadline, while the edge keeps answering other clients;
+ * connection are each cut within the deadline, while the edge keeps answering other clients; an
+ * HTTP/2 client that floods requests and never reads is ended with hub memory bounded;
  * browsers get HTTP/2 by ALPN; the per-address cap holds HTTP/2 connections too. No route is
  * needed: the edge's own 404 page for an unknown host is the answer being served. */
 import assert from 'node:assert/strict';
@@ -13,6 +14,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { hubConfigFrom, type HubConfig } from '../src/hub/config.ts';
 import { runHub, type RunningHub } from '../src/hub/run-hub.ts';
 import { silentLogger } from '../src/lib/logger.ts';
@@ -41,6 +44,15 @@ before(async () => { edge = await startEdge(SHORT); });
 after(async () => { await stopEdge(edge); });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+// The hub runs in this process: live memory (after a full collection) is what it holds.
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+function liveBytes(): number {
+  gc();
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+}
 
 function connectTls(port: number, alpn: string[]): Promise<tls.TLSSocket> {
   return new Promise((resolve, reject) => {
@@ -221,6 +233,34 @@ test('HTTP/2: the server announces bounded streams and header size', async () =>
     });
     assert.doesNotMatch(outcome, /^status 404/, `the oversized head was served: ${outcome}`);
   } finally { session.destroy(); }
+});
+
+test('HTTP/2: a client that sends requests and never reads is ended, and hub memory stays bounded', async () => {
+  const base = liveBytes();
+  const socket = await connectTls(edge.port, ['h2']);
+  socket.pause(); // never reads a byte of the answers
+  socket.on('error', () => {});
+  // Windows as large as HTTP/2 allows, so only the edge's own bounds can hold answers back.
+  const settings = Buffer.alloc(6);
+  settings.writeUInt16BE(0x4, 0);
+  settings.writeUInt32BE(2 ** 31 - 1, 2);
+  const windowUpdate = Buffer.alloc(4);
+  windowUpdate.writeUInt32BE(2 ** 31 - 1 - 65_535);
+  socket.write(Buffer.concat([H2_PREFACE, frame(0x4, 0, 0, settings), frame(0x8, 0, 0, windowUpdate)]));
+  const block = Buffer.concat([Buffer.from([0x82, 0x87, 0x84]), literal(':authority', 'nowhere.test'), literal('x-pad', 'p'.repeat(100))]);
+  let id = 1;
+  let peak = 0;
+  const t0 = Date.now();
+  while (!socket.destroyed && id < 400_000 && Date.now() - t0 < 20_000) {
+    const batch: Buffer[] = [];
+    for (let i = 0; i < 2_000; i++, id += 2) batch.push(frame(0x1, 0x5, id, block));
+    if (!socket.write(Buffer.concat(batch))) await Promise.race([new Promise((r) => socket.once('drain', r)), sleep(500)]);
+    await sleep(10);
+    peak = Math.max(peak, liveBytes() - base);
+  }
+  assert.equal(socket.destroyed, true, `the edge still holds the session after ${(id - 1) / 2} requests it never answered to a reader`);
+  assert.ok(peak < 16 * 1024 * 1024, `hub memory grew by ${Math.round(peak / 1024 / 1024)} MB`);
+  assert.equal((await h2Get(edge.port)).status, 404, 'the edge serves others');
 });
 
 test('the per-address cap holds HTTP/2 connections too', async () => {
