@@ -47,12 +47,12 @@ interface AcmeHub {
 }
 
 /** A hub with an edge and ACME on fixed ports and DIR, with its own in-process agent on the test engine. */
-async function startAcmeHub(name: string, opts: { hubPort: number; edgePort: number; httpPort: number | null; tuning?: Partial<AcmeTuning> }): Promise<AcmeHub> {
+async function startAcmeHub(name: string, opts: { hubPort: number; edgePort: number; httpPort: number | null; email?: string; tuning?: Partial<AcmeTuning> }): Promise<AcmeHub> {
   const dataDir = join(dir, name);
   const config = hubConfigFrom({
     data: dataDir, listen: `127.0.0.1:${opts.hubPort}`, 'edge-listen': `127.0.0.1:${opts.edgePort}`,
     ...(opts.httpPort === null ? {} : { 'edge-http': `127.0.0.1:${opts.httpPort}` }),
-    'acme-directory': pebble.directoryUrl, 'acme-email': 'ops@example.com', 'acme-ca': pebble.caFile,
+    'acme-directory': pebble.directoryUrl, 'acme-email': opts.email ?? 'ops@example.com', 'acme-ca': pebble.caFile,
   });
   const running = await runHub(config, process.env.ACME_TEST_LOG ? createLogger('hub') : silentLogger(), { acmeTuning: { ...TUNING, ...opts.tuning } });
   const token = (await readFile(join(dataDir, 'admin.token'), 'utf8')).trim();
@@ -209,7 +209,8 @@ describe('HTTP-01 (the hub has --edge-http)', { skip }, () => {
 
   test('a restarted hub serves the same certificate and places no order', async () => {
     await hub.close();
-    hub = await startAcmeHub('http01', { hubPort: ports.http01Hub, edgePort: ports.http01Edge, httpPort: ports.http01Http });
+    // A new contact address too: it reaches the server with the next request, not as an order.
+    hub = await startAcmeHub('http01', { hubPort: ports.http01Hub, edgePort: ports.http01Edge, httpPort: ports.http01Http, email: 'admin@example.com' });
     const cert = await waitForServed(edge(), WEB, root, 'the stored certificate after a restart');
     assert.equal(cert.serialNumber, firstSerial);
     await waitFor(async () => (await routeTls(hub, WEB))?.state === 'valid', 10_000, 'the route back with its certificate');
@@ -237,6 +238,8 @@ describe('HTTP-01 (the hub has --edge-http)', { skip }, () => {
     assert.ok(seen.slice(0, Math.max(firstNew, 0)).every((s) => s === firstSerial), 'only the old certificate before the new one');
     assert.ok(hub.running.acme!.ordersPlaced >= 1);
     firstSerial = renewed.serialNumber;
+    const account = JSON.parse(await readFile(join(hub.dataDir, 'acme', 'account.json'), 'utf8'));
+    assert.equal(account.contact, 'admin@example.com', 'the changed --acme-email was sent to the account');
   });
 
   test('pebble refusing the challenge: the host says failed with pebble\'s reason, keeps its old certificate, and recovers on a retry', async () => {

@@ -20,6 +20,8 @@ const accountFile = z.object({
   version: z.literal(1),
   directoryUrl: z.string(),
   accountUrl: z.string().nullable(),
+  /** The contact the account was registered or last updated with. */
+  contact: z.string().nullable().default(null),
   key: z.string(),
 });
 
@@ -27,6 +29,8 @@ export interface AcmeAccount {
   key: AccountKey;
   /** The account URL (the JWS `kid`) at this directory, or null before registration. */
   url: string | null;
+  /** The contact address the server has for it (null: none, or not registered yet). */
+  contact: string | null;
 }
 
 export class AcmeAccountFile {
@@ -60,7 +64,7 @@ export class AcmeAccountFile {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
     if (text === null) {
-      this.#account = { key: AccountKey.generate(), url: null };
+      this.#account = { key: AccountKey.generate(), url: null, contact: null };
       await this.#write();
       return this.#account;
     }
@@ -69,13 +73,16 @@ export class AcmeAccountFile {
       throw new Error(`${file} is not a dockfleet ACME account file; move it away to register a new account`);
     }
     const key = AccountKey.fromPem(this.#secrets.openText(parsed.key, SEAL_CONTEXT));
-    this.#account = { key, url: parsed.directoryUrl === this.#directoryUrl ? parsed.accountUrl : null };
+    const same = parsed.directoryUrl === this.#directoryUrl;
+    this.#account = { key, url: same ? parsed.accountUrl : null, contact: same ? parsed.contact : null };
     return this.#account;
   }
 
-  async saveUrl(url: string | null): Promise<void> {
+  /** Records the account URL and the contact the server now has (null URL: the server forgot the account). */
+  async saveRegistration(url: string | null, contact: string | null): Promise<void> {
     const account = await this.load();
     account.url = url;
+    account.contact = url === null ? null : contact;
     await this.#write();
   }
 
@@ -88,7 +95,7 @@ export class AcmeAccountFile {
   async #writeNow(): Promise<void> {
     const account = this.#account!;
     await mkdir(this.#dir, { recursive: true, mode: 0o700 });
-    const body = { version: 1, directoryUrl: this.#directoryUrl, accountUrl: account.url, key: this.#secrets.seal(account.key.toPem(), SEAL_CONTEXT) };
+    const body = { version: 1, directoryUrl: this.#directoryUrl, accountUrl: account.url, contact: account.contact, key: this.#secrets.seal(account.key.toPem(), SEAL_CONTEXT) };
     const file = join(this.#dir, ACCOUNT_FILE);
     const temp = `${file}.${process.pid}.tmp`;
     await writeFile(temp, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600 });

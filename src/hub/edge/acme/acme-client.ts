@@ -102,12 +102,13 @@ export class AcmeClient {
   async #signed(url: string, payload: unknown, what: string, signal?: AbortSignal, accept?: string): Promise<AcmeAnswer> {
     const account = await this.#opts.account.load();
     const kid = account.url ?? (await this.#register(account.key, signal));
+    if (account.contact !== this.#opts.email) await this.#updateContact(account.key, kid, signal);
     try {
       return await this.#post(url, payload, account.key, { kid }, what, signal, accept);
     } catch (err) {
       // A server that lost its accounts (a restarted test CA, a reset staging server): register the same key again, once.
       if (!(err instanceof AcmeFailure && err.problemType === 'accountDoesNotExist')) throw err;
-      if (account.url === kid) await this.#opts.account.saveUrl(null);
+      if (account.url === kid) await this.#opts.account.saveRegistration(null, null);
       const again = account.url ?? (await this.#register(account.key, signal));
       return this.#post(url, payload, account.key, { kid: again }, what, signal, accept);
     }
@@ -124,8 +125,15 @@ export class AcmeClient {
     const answer = await this.#post(dir.newAccount, { termsOfServiceAgreed: true, contact }, key, { jwk: true }, 'the account registration', signal);
     const url = header(answer, 'location');
     if (!url) throw new AcmeFailure('protocol', 'the ACME server registered the account without giving its URL (no Location)');
-    await this.#opts.account.saveUrl(url);
+    await this.#opts.account.saveRegistration(url, this.#opts.email);
     return url;
+  }
+
+  /** `--acme-email` changed since the account was registered: tell the server (§7.3.2). */
+  async #updateContact(key: AccountKey, kid: string, signal?: AbortSignal): Promise<void> {
+    const contact = this.#opts.email === null ? [] : [`mailto:${this.#opts.email}`];
+    await this.#post(kid, { contact }, key, { kid }, 'the account contact update', signal);
+    await this.#opts.account.saveRegistration(kid, this.#opts.email);
   }
 
   async #post(url: string, payload: unknown, key: AccountKey, signer: JwsSigner, what: string, signal?: AbortSignal, accept?: string): Promise<AcmeAnswer> {
