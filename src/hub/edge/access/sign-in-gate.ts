@@ -81,15 +81,14 @@ export class SignInGate implements EdgeAccessGate {
   }
 
   async #callback(req: Req, route: EdgeRouteAccess, url: URL): Promise<EdgeAdmission> {
-    const cookies = edgeCookieValues(req.headers.cookie);
-    const clear: Record<string, string> = cookies.length > 0 ? { 'set-cookie': clearedEdgeSessionCookie() } : {};
+    // A refused code leaves any session the browser holds alone: a link to a spent code must not sign anyone out.
     const noReferrer = { 'referrer-policy': 'no-referrer' };
     if (req.method !== 'GET' && req.method !== 'HEAD') return codeRefused(req, route, noReferrer);
     const handOff = this.#opts.codes.take(url.searchParams.get('code') ?? '');
-    if (!handOff || handOff.host !== route.host) return codeRefused(req, route, { ...noReferrer, ...clear });
+    if (!handOff || handOff.host !== route.host) return codeRefused(req, route, noReferrer);
     const now = this.#now();
     const user = await this.#hubUser(handOff.session, handOff.userId, now);
-    if (!user) return codeRefused(req, route, { ...noReferrer, ...clear });
+    if (!user) return codeRefused(req, route, noReferrer);
     const expiresAt = Math.min(user.sessionExpiresAt, now + EDGE_SESSION_TTL_MS);
     const value = sealEdgeSession(this.#opts.secrets, { host: route.host, session: handOff.session, user: handOff.userId, expiresAt });
     return {
