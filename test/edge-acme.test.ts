@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -310,6 +311,25 @@ describe('TLS-ALPN-01 (no --edge-http)', { skip }, () => {
 });
 
 describe('ACME pieces without a server', () => {
+  test('an --acme-ca file without a certificate stops the hub with its name before anything listens', async () => {
+    const scratch = await mkdtemp(join(tmpdir(), 'dockfleet-acme-ca-'));
+    try {
+      const notPem = join(scratch, 'ca.pem');
+      await writeFile(notPem, 'not a certificate\n');
+      const port = await freePort();
+      const config = hubConfigFrom({
+        data: join(scratch, 'hub'), listen: `127.0.0.1:${port}`, 'edge-listen': '127.0.0.1:0',
+        'acme-directory': 'https://127.0.0.1:9/dir', 'acme-ca': notPem,
+      });
+      await assert.rejects(runHub(config, silentLogger()), new RegExp(`--acme-ca ${notPem}: no PEM certificate in it`));
+      await new Promise<void>((resolve, reject) => {
+        const probe = net.createServer().once('error', reject).listen(port, '127.0.0.1', () => probe.close(() => resolve()));
+      });
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+  });
+
   test('renewal is due with less than the fraction of the lifetime left, and never for a fresh certificate', () => {
     const day = 86_400_000;
     const now = Date.UTC(2030, 0, 1);

@@ -21,7 +21,7 @@ import { startEdgeListener, type RunningEdge } from './edge/edge-listener.ts';
 import { ChallengeBoard } from './edge/certs/challenge-board.ts';
 import { startEdgeHttpListener, type RunningEdgeHttp } from './edge/edge-http-listener.ts';
 import type { EdgeCertificates } from './edge/certs/edge-certificates.ts';
-import { startAcme } from './edge/acme/start-acme.ts';
+import { loadAcmeTrust, startAcme } from './edge/acme/start-acme.ts';
 import type { AcmeManager } from './edge/acme/acme-manager.ts';
 import type { AcmeTuning } from './edge/acme/acme-schedule.ts';
 
@@ -55,6 +55,7 @@ const AES128_FIRST = ['TLS_AES_128_GCM_SHA256', ...tls.DEFAULT_CIPHERS.split(':'
 
 export async function runHub(config: HubConfig, log: Logger, options: RunHubOptions = {}): Promise<RunningHub> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const acmeTrust = config.acme === null ? null : await loadAcmeTrust(config.acme); // a bad --acme-ca stops the hub before it listens
   const pki = await loadOrCreateHubPki(config.dataDir, {
     hosts: [config.host],
     ...(config.tlsCertFile && config.tlsKeyFile ? { tlsCertFile: config.tlsCertFile, tlsKeyFile: config.tlsKeyFile } : {}),
@@ -122,8 +123,8 @@ export async function runHub(config: HubConfig, log: Logger, options: RunHubOpti
   const edgeHttp: RunningEdgeHttp | null = config.edgeHttp === null || edge === null ? null : await startEdgeHttpListener({
     ...config.edgeHttp, httpsPort: edge.port, limits: config.listener, challenges: edgeChallenges, log,
   });
-  const acme = config.acme === null || edge === null ? null : await startAcme({
-    settings: config.acme, hasHttpPort: edgeHttp !== null, dataDir: config.dataDir, secrets,
+  const acme = config.acme === null || acmeTrust === null || edge === null ? null : startAcme({
+    settings: config.acme, trust: acmeTrust, hasHttpPort: edgeHttp !== null, dataDir: config.dataDir, secrets,
     routes: hub.routes, book, board: edgeChallenges, log, ...(options.acmeTuning ? { tuning: options.acmeTuning } : {}),
   });
   await writeFile(join(config.dataDir, HUB_INFO_FILE), `${JSON.stringify({ url, caDigest: pki.caDigest }, null, 2)}\n`);

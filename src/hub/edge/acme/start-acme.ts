@@ -23,8 +23,16 @@ export interface AcmeSettings {
   readonly caFile: string | null;
 }
 
+/** What the ACME client trusts beyond the system roots, read before the hub listens (a bad `--acme-ca` stops it there). */
+export interface AcmeTrust { readonly extraCaPem: string | null }
+
+export async function loadAcmeTrust(settings: AcmeSettings): Promise<AcmeTrust> {
+  return { extraCaPem: settings.caFile === null ? null : await readCaFile(settings.caFile) };
+}
+
 export interface StartAcmeOptions {
   settings: AcmeSettings;
+  trust: AcmeTrust;
   /** True when the hub serves `--edge-http` (then HTTP-01 is used). */
   hasHttpPort: boolean;
   dataDir: string;
@@ -39,12 +47,11 @@ export interface StartAcmeOptions {
 /** How long one request to the ACME server may take. */
 const REQUEST_TIMEOUT_MS = 30_000;
 
-export async function startAcme(opts: StartAcmeOptions): Promise<AcmeManager> {
-  const extraCaPem = opts.settings.caFile === null ? null : await readCaFile(opts.settings.caFile);
+export function startAcme(opts: StartAcmeOptions): AcmeManager {
   const client = new AcmeClient({
     directoryUrl: opts.settings.directoryUrl,
     email: opts.settings.email,
-    transport: new AcmeTransport({ extraCaPem, timeoutMs: REQUEST_TIMEOUT_MS }),
+    transport: new AcmeTransport({ extraCaPem: opts.trust.extraCaPem, timeoutMs: REQUEST_TIMEOUT_MS }),
     account: new AcmeAccountFile(opts.dataDir, opts.secrets, opts.settings.directoryUrl),
   });
   const challenge = opts.hasHttpPort ? 'http-01' : 'tls-alpn-01';
