@@ -9,6 +9,7 @@
  * error) and retried with a doubling, capped delay; the certificate the host had is served until
  * a new one is stored. Checks run at start, on every route change, and on an unref'd timer.
  */
+import { isIP } from 'node:net';
 import type { Logger } from '../../../lib/logger.ts';
 import type { RouteView } from '../../../protocol/ingress.ts';
 import type { EdgeCertificateBook } from '../certs/certificate-book.ts';
@@ -175,7 +176,8 @@ export class AcmeManager {
   }
 }
 
-/** Hosts of the routes that are served (no label mistake, no lost conflict), lowercase. */
+/** Hosts of the routes that are served (no label mistake, no lost conflict), lowercase; an
+ * address literal is left out (ACME here orders DNS names only). */
 function servedHosts(routes: RouteView[]): Set<string> {
-  return new Set(routes.filter((r) => r.error === null).map((r) => r.host.toLowerCase()));
+  return new Set(routes.filter((r) => r.error === null && isIP(r.host) === 0).map((r) => r.host.toLowerCase()));
 }
