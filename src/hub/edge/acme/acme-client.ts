@@ -101,16 +101,19 @@ export class AcmeClient {
   /** A signed POST (payload undefined: POST-as-GET) by the account, registering it first if needed. */
   async #signed(url: string, payload: unknown, what: string, signal?: AbortSignal, accept?: string): Promise<AcmeAnswer> {
     const account = await this.#opts.account.load();
-    const kid = account.url ?? (await this.#register(account.key, signal));
-    if (account.contact !== this.#opts.email) await this.#updateContact(account.key, kid, signal);
+    let kid: string | null = null;
+    const attempt = async (): Promise<AcmeAnswer> => {
+      kid = account.url ?? (await this.#register(account.key, signal));
+      if (account.contact !== this.#opts.email) await this.#updateContact(account.key, kid, signal);
+      return this.#post(url, payload, account.key, { kid }, what, signal, accept);
+    };
     try {
-      return await this.#post(url, payload, account.key, { kid }, what, signal, accept);
+      return await attempt();
     } catch (err) {
       // A server that lost its accounts (a restarted test CA, a reset staging server): register the same key again, once.
       if (!(err instanceof AcmeFailure && err.problemType === 'accountDoesNotExist')) throw err;
-      if (account.url === kid) await this.#opts.account.saveRegistration(null, null);
-      const again = account.url ?? (await this.#register(account.key, signal));
-      return this.#post(url, payload, account.key, { kid: again }, what, signal, accept);
+      if (kid !== null && account.url === kid) await this.#opts.account.saveRegistration(null, null);
+      return attempt();
     }
   }
 
