@@ -18,7 +18,8 @@ import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { hubConfigFrom } from '../src/hub/config.ts';
 import { runHub, type RunningHub } from '../src/hub/run-hub.ts';
-import { createLogger, silentLogger } from '../src/lib/logger.ts';
+import { pino } from 'pino';
+import { silentLogger } from '../src/lib/logger.ts';
 import { AcmeFailure } from '../src/hub/edge/acme/acme-failure.ts';
 import { alpnChallengeCertificate } from '../src/hub/edge/acme/acme-material.ts';
 import { needsOrder, retryDelayMs, tuningFrom, type AcmeTuning } from '../src/hub/edge/acme/acme-schedule.ts';
@@ -34,6 +35,7 @@ const OTHER = 'other.example.com';
 /** Quick retries, so recovery shows within a test's patience. */
 const TUNING: Partial<AcmeTuning> = { retryFirstMs: 300, retryMaxMs: 1_000, checkEveryMs: 60_000 };
 
+const hubLog: string[] = [];
 let engine: TestEngine;
 let pebble: Pebble;
 let dir: string;
@@ -55,7 +57,9 @@ async function startAcmeHub(name: string, opts: { hubPort: number; edgePort: num
     ...(opts.httpPort === null ? {} : { 'edge-http': `127.0.0.1:${opts.httpPort}` }),
     'acme-directory': pebble.directoryUrl, 'acme-email': opts.email ?? 'ops@example.com', 'acme-ca': pebble.caFile,
   });
-  const running = await runHub(config, process.env.ACME_TEST_LOG ? createLogger('hub') : silentLogger(), { acmeTuning: { ...TUNING, ...opts.tuning } });
+  // The hub's log lines are kept: what ACME logs is checked for keys and tokens.
+  const log = pino({ level: 'info' }, { write: (line: string) => void hubLog.push(line) });
+  const running = await runHub(config, log, { acmeTuning: { ...TUNING, ...opts.tuning } });
   const token = (await readFile(join(dataDir, 'admin.token'), 'utf8')).trim();
   const client = new https.Agent({ ca: running.caPem, keepAlive: false });
   const api: AcmeHub['api'] = (method, path, body) => new Promise((resolve, reject) => {
@@ -287,6 +291,16 @@ describe('HTTP-01 (the hub has --edge-http)', { skip }, () => {
       await pebble.startServer();
     }
     await waitFor(async () => (await routeTls(hub, WEB))?.state === 'valid', 10_000, 'the host valid again');
+  });
+
+  test('the hub logged its orders and failures with reasons, and no key or challenge token', () => {
+    const acme = hubLog.filter((l) => l.includes('"msg":"acme: '));
+    assert.ok(acme.some((l) => l.includes('certificate stored')), 'orders are logged');
+    assert.ok(acme.some((l) => /order failed.*|"reason":"ACME server refused/.test(l)), 'failures are logged with the reason');
+    const all = hubLog.join('');
+    assert.ok(!all.includes('PRIVATE KEY'), 'no key in the log');
+    assert.doesNotMatch(all, /acme-challenge\/[A-Za-z0-9_-]{16,}/, 'no challenge token in the log');
+    assert.doesNotMatch(all, /"keyAuthorization"|[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{43}/, 'no key authorization in the log');
   });
 });
 
