@@ -171,7 +171,7 @@ async function main(): Promise<void> {
   const { hard } = openFilesLimit();
   // nginx holds two descriptors per proxied connection (client and upstream) in its one process.
   // (worker_connections counts both, and its upstream keep-alive pool besides).
-  const nginxCount = Math.min(COUNT, Math.floor((hard - 1_200) / 2.2));
+  const nginxCount = Math.min(COUNT, Math.floor((hard - 1_200) / 2.5));
   log('starting a private engine, the app container, a hub with --edge-listen, an agent and nginx');
   const rig: EdgeRig = await startEdgeRig({ prefix: 'edgews', maxConnectionsPerAddress: COUNT + 1_000, nginxConnections: nginxCount * 2 + 1_000 });
   let out: Record<string, any>;
