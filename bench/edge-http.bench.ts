@@ -16,8 +16,12 @@
  *
  *   node --import tsx bench/edge-http.bench.ts
  *
+ * Then the same at 64 and 256 connections paced to 2,500 requests/s in all (each connection one
+ * request per N/2500 s): below every path's capacity, so the latency is the path's own and not
+ * the queue a saturated closed loop builds.
+ *
  * Knobs (env): BENCH_CONCURRENCY=1,64,256 BENCH_RUN_MS=5000 BENCH_ROUNDS=3 BENCH_WARM_MS=3000
- * BENCH_PATHS=direct,nginx,edge.
+ * BENCH_PACED=64,256 BENCH_PACED_RPS=2500 BENCH_PATHS=direct,nginx,edge.
  * Targets (issue 15): edge p50 within +1 ms of nginx, edge throughput ≥ 0.7× nginx.
  * Writes bench/results/edge-http.json.
  */
@@ -45,6 +49,9 @@ type PathName = (typeof ALL_PATHS)[number];
 /** BENCH_PATHS=edge runs some (for a profile, BENCH_CPU_PROF=DIR); the summary needs all three. */
 const PATHS = ALL_PATHS.filter((p) => (process.env.BENCH_PATHS ?? 'direct,nginx,edge').split(',').includes(p));
 const TARGETS = { p50OverNginxMs: 1, throughputVsNginx: 0.7 };
+/** Paced runs: these connection counts, all together at PACED_RPS requests per second (below every path's capacity). */
+const PACED = (process.env.BENCH_PACED ?? '64,256').split(',').map(Number).filter((n) => n > 0);
+const PACED_RPS = envInt('BENCH_PACED_RPS', 2_500);
 
 const log = benchLog;
 const round = (n: number, d = 2): number => Math.round(n * 10 ** d) / 10 ** d;
@@ -52,6 +59,8 @@ const round = (n: number, d = 2): number => Math.round(n * 10 ** d) / 10 ** d;
 interface Run {
   path: PathName;
   clients: number;
+  /** 0: closed loop; else each connection sends at most one request per interval. */
+  intervalMs: number;
   round: number;
   rps: number;
   p50: number;
@@ -63,10 +72,10 @@ interface Run {
   cpuPercent: Record<string, number>;
 }
 
-async function load(rig: EdgeRig, path: PathName, target: Target, clients: number, durationMs: number, roundNo: number): Promise<Run> {
+async function load(rig: EdgeRig, path: PathName, target: Target, clients: number, durationMs: number, roundNo: number, intervalMs = 0): Promise<Run> {
   const child = startChild('load-client', process.execPath, ['--import', 'tsx', LOAD_CLIENT], { cwd: ROOT, env: childEnv() });
   try {
-    child.proc.stdin!.write(`${JSON.stringify({ target, path: '/small', clients, durationMs })}\n`);
+    child.proc.stdin!.write(`${JSON.stringify({ target, path: '/small', clients, durationMs, intervalMs })}\n`);
     await child.waitForLine(/^ready$/, 60_000);
     const pids: Record<string, number> = path === 'edge' ? { hub: rig.pids.hub, agent: rig.pids.agent, app: rig.pids.app } : path === 'nginx' ? { nginx: rig.pids.nginx, app: rig.pids.app } : { app: rig.pids.app };
     const sampler = startSampler({ ...pids, loadClient: child.pid }, 500);
@@ -76,7 +85,7 @@ async function load(rig: EdgeRig, path: PathName, target: Target, clients: numbe
     const windows = sampler.stop();
     const r = JSON.parse(line) as LoadResult;
     return {
-      path, clients, round: roundNo,
+      path, clients, intervalMs, round: roundNo,
       rps: r.requestsPerSecond, p50: r.latencyMs.p50, p99: r.latencyMs.p99, errors: r.errors, firstError: r.firstError,
       cpuMicrosPerRequest: Object.fromEntries(Object.entries(windows).map(([k, w]) => [k, r.count > 0 ? Math.round((w.cpuS / r.count) * 1e6) : 0])),
       cpuPercent: Object.fromEntries(Object.entries(windows).map(([k, w]) => [k, w.cpuPercent])),
@@ -86,9 +95,9 @@ async function load(rig: EdgeRig, path: PathName, target: Target, clients: numbe
   }
 }
 
-function summary(runs: Run[]): Record<string, unknown> {
+function summary(runs: Run[], concurrency: number[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const clients of CONCURRENCY) {
+  for (const clients of concurrency) {
     const per: Record<string, { rps: number; p50: number; p99: number; errors: number; cpuMicrosPerRequest: Record<string, number> }> = {};
     for (const path of PATHS) {
       const mine = runs.filter((r) => r.path === path && r.clients === clients);
@@ -139,23 +148,36 @@ async function main(): Promise<void> {
           runs.push(run);
         }
       }
+      for (const clients of PACED) {
+        const intervalMs = round((clients / PACED_RPS) * 1000, 1);
+        const order = [...PATHS.slice(r % PATHS.length), ...PATHS.slice(0, r % PATHS.length)];
+        for (const path of order) {
+          const run = await load(rig, path, rig.targets[path], clients, RUN_MS, r, intervalMs);
+          log(`round ${r}/${ROUNDS} ${String(clients).padStart(3)} conns paced to ${PACED_RPS}/s ${path.padEnd(6)} ${String(run.rps).padStart(8)} req/s  p50 ${run.p50} ms  p99 ${run.p99} ms${run.errors ? `  ${run.errors} errors (${run.firstError})` : ''}`);
+          if (run.errors > 0) throw new Error(`${path} at ${clients} paced: ${run.errors} errors, first: ${run.firstError}`);
+          runs.push(run);
+        }
+      }
     }
     out = {
       bench: 'edge-http',
       timestamp: new Date().toISOString(),
       durationMs: Date.now() - started,
       machine: { ...machine, nginx: rig.nginx.version },
-      config: { concurrency: CONCURRENCY, runMs: RUN_MS, rounds: ROUNDS, warmMs: WARM_MS, path: '/small', responseBytes: 26, maxConnectionsPerAddress: 4096 },
+      config: { concurrency: CONCURRENCY, paced: PACED, pacedRequestsPerSecond: PACED_RPS, runMs: RUN_MS, rounds: ROUNDS, warmMs: WARM_MS, path: '/small', responseBytes: 26, maxConnectionsPerAddress: 4096 },
       targets: TARGETS,
       notes: [
         'direct: plain HTTP/1.1 keep-alive to the container address on the engine bridge (no TLS, no proxy): the floor.',
         'nginx: Debian nginx, one worker, TLS 1.3 (TLS_AES_128_GCM_SHA256), HTTP/1.1 keep-alive upstream pool, no buffering (config in nginxConfig).',
         'edge: the hub edge port, TLS 1.3; each client connection is one HTTP/2 stream on the agent link (itself TLS), the agent holds one TCP connection to the app per client connection.',
-        'Closed loop: each of N keep-alive connections sends its next GET as soon as the answer is read; medians over rounds; 2 cores shared by client, proxy processes and app.',
+        'Closed loop (summary): each of N keep-alive connections sends its next GET as soon as the answer is read, so at 64 and 256 the machine is saturated and p50 is mostly queueing (N / throughput); medians over rounds; 2 cores shared by client, proxy processes and app.',
+        'Paced (paced): the same connections, each sending at most one GET per N/PACED_RPS seconds, so all paths carry the same load below saturation and latency is the path\'s own; rps there is the offered rate, not a capacity.',
         'cpuMicrosPerRequest: CPU seconds each process used during the run divided by requests completed (loadClient is the client process).',
       ],
       nginxConfig: rig.nginx.config,
-      summary: summary(runs),
+      summary: summary(runs.filter((r) => r.intervalMs === 0), CONCURRENCY),
+      /** The same connections paced to PACED_RPS in all: latency below saturation, where queueing does not hide it. */
+      paced: summary(runs.filter((r) => r.intervalMs > 0), PACED),
       runs,
     };
   } finally {
@@ -170,7 +192,12 @@ async function main(): Promise<void> {
     if (!x.withinTarget) return `  ${String(c).padStart(3)} conns: ${PATHS.map(row).join(' | ')}`;
     return `  ${String(c).padStart(3)} conns: ${PATHS.map(row).join(' | ')}\n         edge vs nginx: p50 ${x.edgeP50OverNginxMs >= 0 ? '+' : ''}${x.edgeP50OverNginxMs} ms (${x.withinTarget.p50 ? 'within' : 'OVER'} +${TARGETS.p50OverNginxMs}), throughput ×${x.edgeThroughputVsNginx} (${x.withinTarget.throughput ? 'within' : 'UNDER'} ${TARGETS.throughputVsNginx}×)`;
   });
-  process.stdout.write(['', 'edge-http: a 26-byte answer, closed loop', ...lines, `wrote ${RESULTS} (${((Date.now() - started) / 1000).toFixed(0)} s)`, ''].join('\n'));
+  const p = out.paced as Record<string, any>;
+  const pacedLines = PACED.map((c) => {
+    const x = p[String(c)];
+    return `  ${String(c).padStart(3)} conns: ${PATHS.map((q) => `${q} p50 ${x[q].p50} p99 ${x[q].p99}`).join(' | ')}${x.withinTarget ? `  edge p50 ${x.edgeP50OverNginxMs >= 0 ? '+' : ''}${x.edgeP50OverNginxMs} ms vs nginx (${x.withinTarget.p50 ? 'within' : 'OVER'} +${TARGETS.p50OverNginxMs})` : ''}`;
+  });
+  process.stdout.write(['', 'edge-http: a 26-byte answer, closed loop', ...lines, `paced to ${PACED_RPS} req/s in all`, ...pacedLines, `wrote ${RESULTS} (${((Date.now() - started) / 1000).toFixed(0)} s)`, ''].join('\n'));
 }
 
 runBench('edge-http', main);
