@@ -154,6 +154,16 @@ test('HTTP/1.1: an idle keep-alive connection is closed after its answer', async
   await closedWithin(socket, 4_000);
 });
 
+test('HTTP/1.1: an oversized head gets its 431, even while the client is still sending', async () => {
+  for (const size of [64 * 1024, 1024 * 1024]) {
+    const socket = await connectTls(edge.port, ['http/1.1']);
+    const text = collect(socket);
+    socket.write(`GET / HTTP/1.1\r\nHost: nowhere.test\r\nX-Big: ${'a'.repeat(size)}\r\n\r\n`);
+    const ms = await closedWithin(socket, 4_000);
+    assert.match(text(), /^HTTP\/1\.1 431 /, `a ${size / 1024} KiB head: "${text().slice(0, 40)}" after ${ms} ms`);
+  }
+});
+
 test('HTTP/2: a session that sends no HEADERS is closed at the head deadline', async () => {
   const session = http2.connect(`https://127.0.0.1:${edge.port}`, { servername: 'nowhere.test', rejectUnauthorized: false });
   session.on('error', () => {});

@@ -12,10 +12,13 @@
  * keep-alive deadlines (Node's own for HTTP/1.1; set on the server by hand, since http2's
  * HTTP/1.1 fallback ignores the options; edge-h2-limits.ts for HTTP/2), the body-stall watch
  * (the guard's for HTTP/1.1, per stream for HTTP/2), and HTTP/2's stream and header-size bounds.
+ * An HTTP/1.1 request the parser refuses gets Node's answer (400, 408, 413, 431) and a graceful
+ * close, so the answer is read even while the client is still sending.
  * Agents never connect here: no upgrade counts as an agent link.
  */
 import http2, { type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '../../lib/logger.ts';
@@ -97,6 +100,7 @@ export async function startEdgeListener(opts: EdgeListenerOptions): Promise<Runn
     opts.proxy.handleRequest(req, res);
   });
   server.on('upgrade', guard.guardUpgrades(opts.proxy.handleUpgrade));
+  server.on('clientError', answerClientError);
   server.on('tlsClientError', () => {});
   server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation());
   await new Promise<void>((resolve, reject) => {
@@ -125,6 +129,27 @@ function holdHttp1Fallback(server: Http2SecureServer, limits: ListenerLimits): v
     connectionsCheckingInterval: timeouts.connectionsCheckingInterval,
   });
 }
+
+/** Node's answers to an HTTP/1.1 request it cannot parse (its own when no listener is set). */
+const CLIENT_ERROR_STATUS: Record<string, number> = { HPE_HEADER_OVERFLOW: 431, HPE_CHUNK_EXTENSIONS_OVERFLOW: 413, ERR_HTTP_REQUEST_TIMEOUT: 408 };
+
+/** An HTTP/1.1 request the parser refused (oversized head, obs-fold, smuggling, a late head):
+ * Node's answer, then a graceful close. Node's own handler destroys the socket at once, and a
+ * socket closed with the client's bytes unread is reset, which loses the answer; here what the
+ * client still sends is read and dropped for up to a second after the answer. */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  // The parser reports again for each chunk that still arrives: the first report is answered.
+  if (answered.has(socket)) return;
+  answered.add(socket);
+  const http1 = socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null };
+  if (!socket.writable || err.code === 'ECONNRESET' || http1._httpMessage?.headersSent) return void socket.destroy();
+  const status = CLIENT_ERROR_STATUS[err.code ?? ''] ?? 400;
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  socket.removeAllListeners('data'); // the parser's: what follows is dropped unparsed
+  socket.resume();
+  setTimeout(() => socket.destroy(), 1_000).unref();
+}
+const answered = new WeakSet<Duplex>();
 
 function h2StallAnswer(stalledMs: number): { status: number; headers: Record<string, string>; body: string } {
   const err = new DockfleetError('body_stalled', `the request body stopped arriving (no byte for ${Math.round(stalledMs / 1000)} s)`);
