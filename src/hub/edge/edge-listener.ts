@@ -156,22 +156,27 @@ function h2StallAnswer(stalledMs: number): { status: number; headers: Record<str
   return { status: err.status, headers: { 'content-type': 'application/json', 'x-dockfleet-error': err.code }, body: JSON.stringify(err.toJSON()) };
 }
 
-/** One TLS context per server name, remade when the source's certificate for it changes. */
+/** One TLS context per certificate (not per server name: a client inventing names must not make
+ * the edge build a context for each), remade when the source's certificate for a name changes. */
 class SecureContexts {
   readonly #source: EdgeCertificateSource;
-  readonly #byName = new Map<string, { cert: string; context: SecureContext }>();
+  /** By the pair object the source returns (the book hands out the same object per certificate). */
+  readonly #byPair = new WeakMap<object, SecureContext>();
+  /** By the certificate's text, for a source that makes a new object each time. */
+  readonly #byCert = new Map<string, SecureContext>();
 
   constructor(source: EdgeCertificateSource) {
     this.#source = source;
   }
 
   forName(name: string): SecureContext {
-    const { cert, key } = this.#source(name);
-    const cached = this.#byName.get(name);
-    if (cached && cached.cert === cert) return cached.context;
-    const context = tls.createSecureContext({ cert, key, minVersion: 'TLSv1.2' });
-    if (this.#byName.size >= 1024) this.#byName.clear();
-    this.#byName.set(name, { cert, context });
+    const pair = this.#source(name);
+    const known = this.#byPair.get(pair) ?? this.#byCert.get(pair.cert);
+    if (known) return known;
+    const context = tls.createSecureContext({ cert: pair.cert, key: pair.key, minVersion: 'TLSv1.2' });
+    if (this.#byCert.size >= 1024) this.#byCert.clear();
+    this.#byCert.set(pair.cert, context);
+    this.#byPair.set(pair, context);
     return context;
   }
 }
