@@ -61,7 +61,7 @@ test('a container started with labels is routable within a second; stopped it st
   const tookMs = Date.now() - started;
   assert.deepEqual(route, {
     host: 'shop.example.test', path: '/', node: NODE, container: 'shop', port: 8080, access: 'public', protocol: 'http',
-    running: true, nodeOnline: true, tls: { state: 'none', notAfter: null }, error: null,
+    running: true, nodeOnline: true, tls: { state: 'none', notAfter: null, error: null }, error: null,
   });
   assert.equal((await routeOf('shop', 'api.example.test'))?.protocol, 'h2c');
   const match = hub.hub.routes.match('API.example.test:443', '/v1/items');
