@@ -227,6 +227,25 @@ test('HTTP/2: a stalled request body closes its stream, and the session goes on 
   } finally { session.destroy(); }
 });
 
+test('HTTP/2: a request body that trickles steadily is not cut', async () => {
+  const session = http2.connect(`https://127.0.0.1:${edge.port}`, { servername: 'nowhere.test', rejectUnauthorized: false });
+  session.on('error', () => {});
+  try {
+    const slow = session.request({ ':method': 'POST', ':path': '/upload', ':authority': 'nowhere.test' });
+    slow.on('error', () => {});
+    slow.resume();
+    for (let i = 0; i < 8; i++) { // one byte every 400 ms: 3.2 s, well past the 1 s stall deadline
+      assert.equal(slow.closed, false, `cut after ${i} bytes`);
+      slow.write('x');
+      await sleep(400);
+    }
+    assert.equal(slow.closed, false);
+    slow.end();
+    await new Promise((resolve) => slow.once('close', resolve));
+    assert.equal(slow.rstCode, http2.constants.NGHTTP2_NO_ERROR);
+  } finally { session.destroy(); }
+});
+
 test('HTTP/2: the server announces bounded streams and header size', async () => {
   const session = http2.connect(`https://127.0.0.1:${edge.port}`, { servername: 'nowhere.test', rejectUnauthorized: false });
   session.on('error', () => {});
