@@ -23,7 +23,10 @@ const WINDOW_BYTES_PER_RTT_MS = 128_000;
 export const H2_SETTINGS: Settings = {
   initialWindowSize: STREAM_WINDOW_INITIAL,
   maxFrameSize: 64 * 1024,
-  maxConcurrentStreams: 4096,
+  // Every edge connection (an open WebSocket, a kept backend connection) holds one stream for
+  // as long as it lives: 10,000 idle WebSockets to one node need room beyond the 4,096 this once
+  // was. The edge keeps EDGE_STREAMS_RESERVED of them for the node's own management calls.
+  maxConcurrentStreams: 16_384,
   enablePush: false,
 };
 /** Connection-level receive window: shared by all streams of one agent. */
