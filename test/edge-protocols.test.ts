@@ -123,7 +123,7 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-test('an HTTP/2 client (ALPN h2) gets the app through the edge; no pseudo-header reaches the app; pages come on HTTP/2 too', async () => {
+test('an HTTP/2 client (ALPN h2) gets the app through the edge; no pseudo-header reaches the app; pages come on HTTP/2 too', { timeout: 60_000 }, async () => {
   const session = await h2Session('app.test');
   try {
     assert.equal(session.alpnProtocol, 'h2');
@@ -143,7 +143,7 @@ test('an HTTP/2 client (ALPN h2) gets the app through the edge; no pseudo-header
   } finally { session.close(); }
 });
 
-test('X-Forwarded-For, -Proto and -Host are the edge\'s on HTTP/2 as on HTTP/1.1; Forwarded, X-Real-IP and the user header a client sent are dropped', async () => {
+test('X-Forwarded-For, -Proto and -Host are the edge\'s on HTTP/2 as on HTTP/1.1; Forwarded, X-Real-IP and the user header a client sent are dropped', { timeout: 60_000 }, async () => {
   const spoof = { 'x-forwarded-for': '6.6.6.6', 'x-forwarded-host': 'evil.test', 'x-forwarded-proto': 'http', forwarded: 'for=6.6.6.6', 'x-real-ip': '6.6.6.6', [EDGE_USER_HEADER]: 'mallory' };
   const session = await h2Session('app.test');
   try {
@@ -161,7 +161,7 @@ test('X-Forwarded-For, -Proto and -Host are the edge\'s on HTTP/2 as on HTTP/1.1
   } finally { session.close(); }
 });
 
-test('trailers pass both ways between an HTTP/2 client and an HTTP/1.1 app', async () => {
+test('trailers pass both ways between an HTTP/2 client and an HTTP/1.1 app', { timeout: 60_000 }, async () => {
   const session = await h2Session('app.test');
   try {
     const res = await h2(session, { ':method': 'POST', ':path': '/trailers', ':authority': 'app.test' }, 'hello', { 'x-client-trailer': 'sent' });
@@ -182,7 +182,7 @@ function grpcFrame(text: string): Buffer {
   return frame;
 }
 
-test('gRPC to an h2c app: a bidirectional stream (each answer before the next message) with trailers both ways; calls share one app connection', async () => {
+test('gRPC to an h2c app: a bidirectional stream (each answer before the next message) with trailers both ways; calls share one app connection', { timeout: 60_000 }, async () => {
   const session = await h2Session('grpc.test');
   try {
     const before = json(await h2(session, { ':path': '/sessions', ':authority': 'grpc.test' }));
@@ -227,7 +227,7 @@ test('gRPC to an h2c app: a bidirectional stream (each answer before the next me
   assert.equal(json(plain).authority, 'grpc.test');
 });
 
-test('an https app: TLS to the container with the route\'s host as SNI (its certificate is not verified)', async () => {
+test('an https app: TLS to the container with the route\'s host as SNI (its certificate is not verified)', { timeout: 60_000 }, async () => {
   const session = await h2Session('tls.test');
   try {
     for (const res of [await h1({ host: 'tls.test', path: '/echo' }), await h2(session, { ':path': '/echo', ':authority': 'tls.test' })]) {
@@ -240,7 +240,7 @@ test('an https app: TLS to the container with the route\'s host as SNI (its cert
   } finally { session.close(); }
 });
 
-test('backend connections are kept: 20 requests, each on a new client connection, reach the app on one connection', async () => {
+test('backend connections are kept: 20 requests, each on a new client connection, reach the app on one connection', { timeout: 60_000 }, async () => {
   const before = json(await h1({ host: 'app.test', path: '/connections' }));
   for (let i = 0; i < 20; i++) assert.equal((await h1({ host: 'app.test', path: `/echo/${i}` })).status, 200);
   const afterRequests = json(await h1({ host: 'app.test', path: '/connections' }));
@@ -268,7 +268,7 @@ function rawUpgrade(port: number, host: string, headers: Record<string, string>,
   });
 }
 
-test('the access gate is asked before any dial: its refusal goes out as it is (HTTP/1.1, HTTP/2, upgrade); on pass the app gets the user and not the edge cookie', async () => {
+test('the access gate is asked before any dial: its refusal goes out as it is (HTTP/1.1, HTTP/2, upgrade); on pass the app gets the user and not the edge cookie', { timeout: 60_000 }, async () => {
   const port = gated.port;
   const countBefore = json(await h1({ port, host: 'gate.test', path: '/connections', headers: { cookie: 'df_edge=good' } })).requests;
   gateCalls.length = 0;

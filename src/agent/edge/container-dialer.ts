@@ -1,9 +1,11 @@
 /**
  * The agent's half of the edge: on EDGE_DIAL_PATH it connects to a running container's address
- * on this host (from the engine's own answer, never from the hub's word) and pipes the TCP
- * socket through the HTTP/2 stream, with backpressure both ways. Nothing but a running
+ * on this host (from the engine's own answer, never from the hub's word; running-addresses.ts
+ * remembers it between dials only while the engine's events say nothing changed) and pipes the
+ * TCP socket through the HTTP/2 stream, with backpressure both ways. Nothing but a running
  * container's network address on this engine is ever dialled, so the hub cannot use the agent
- * to reach other hosts on its network.
+ * to reach other hosts on its network. When the engine says a container stopped, its
+ * connections are closed at once (the hub keeps some for reuse; none may outlive the container).
  */
 import net from 'node:net';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
@@ -12,25 +14,9 @@ import { EDGE_DIAL_REASON_HEADER, parseEdgeDial, type EdgeDialRefusal } from '..
 import type { EngineClient } from '../engine-client.ts';
 import type { Logger } from '../../lib/logger.ts';
 import type { TunnelHandler } from '../tunnel-handler.ts';
+import { RunningAddresses } from './running-addresses.ts';
 
 const CONNECT_TIMEOUT_MS = 5_000;
-
-interface InspectAnswer {
-  State?: { Running?: boolean };
-  NetworkSettings?: { IPAddress?: string; Networks?: Record<string, { IPAddress?: string } | null> };
-}
-
-/** The container's addresses on this host's networks, first the default bridge's. */
-export function containerAddresses(inspect: InspectAnswer): string[] {
-  const found = new Set<string>();
-  const primary = inspect.NetworkSettings?.IPAddress;
-  if (primary && net.isIP(primary)) found.add(primary);
-  for (const network of Object.values(inspect.NetworkSettings?.Networks ?? {})) {
-    const ip = network?.IPAddress;
-    if (ip && net.isIP(ip)) found.add(ip);
-  }
-  return [...found];
-}
 
 function refuse(res: Http2ServerResponse, status: number, reason: EdgeDialRefusal, message: string): void {
   const body = JSON.stringify({ reason, message });
@@ -38,21 +24,36 @@ function refuse(res: Http2ServerResponse, status: number, reason: EdgeDialRefusa
   res.end(body);
 }
 
+const MESSAGES = {
+  no_container: [404, 'no container %s on this host'],
+  not_running: [503, 'container %s is not running'],
+  no_address: [503, 'container %s has no network address'],
+} as const;
+
 export function createContainerDialer(engine: EngineClient, log: Logger): TunnelHandler {
+  /** Open connections per container ID as dialled (a full ID from the hub's routes). */
+  const open = new Map<string, Set<net.Socket>>();
+  const addresses = new RunningAddresses(engine, log, (containerId) => {
+    for (const socket of open.get(containerId) ?? []) socket.destroy();
+  });
   return async (req: Http2ServerRequest, res: Http2ServerResponse) => {
     const dial = req.method === 'POST' ? parseEdgeDial(req.url) : null;
     if (!dial) return refuse(res, 400, 'bad_request', 'a dial wants POST with container=ID and port=1..65535');
-    let inspect: InspectAnswer;
-    try {
-      inspect = await engine.json<InspectAnswer>({ path: `/containers/${dial.containerId}/json`, timeoutMs: 5_000 });
-    } catch {
-      return refuse(res, 404, 'no_container', `no container ${dial.containerId.slice(0, 12)} on this host`);
+    const found = await addresses.lookup(dial.containerId);
+    if (!found.ok) {
+      const [status, message] = MESSAGES[found.reason];
+      return refuse(res, status, found.reason, message.replace('%s', dial.containerId.slice(0, 12)));
     }
-    if (inspect.State?.Running !== true) return refuse(res, 503, 'not_running', `container ${dial.containerId.slice(0, 12)} is not running`);
-    const address = containerAddresses(inspect)[0];
-    if (!address) return refuse(res, 503, 'no_address', `container ${dial.containerId.slice(0, 12)} has no network address`);
+    if (req.stream.destroyed) return;
 
-    const socket = net.connect({ host: address, port: dial.port, noDelay: true });
+    const socket = net.connect({ host: found.address, port: dial.port, noDelay: true });
+    let sockets = open.get(dial.containerId);
+    if (!sockets) open.set(dial.containerId, (sockets = new Set()));
+    sockets.add(socket);
+    socket.once('close', () => {
+      sockets.delete(socket);
+      if (sockets.size === 0 && open.get(dial.containerId) === sockets) open.delete(dial.containerId);
+    });
     socket.setTimeout(CONNECT_TIMEOUT_MS, () => socket.destroy(new Error('connect timed out')));
     socket.once('error', (err) => {
       if (!res.headersSent) return refuse(res, 502, 'connect_failed', `port ${dial.port} of the container refused: ${err.message}`);
@@ -61,12 +62,14 @@ export function createContainerDialer(engine: EngineClient, log: Logger): Tunnel
     socket.once('connect', () => {
       socket.setTimeout(0);
       res.writeHead(200);
-      // The stream is the connection from here on: client bytes in, container bytes out.
+      // The stream is the connection from here on: the hub's bytes in, the container's out. (The
+      // request side is read through the compatibility layer: piping the raw stream both ways
+      // at once cut downloads whose client paused — seen in edge-proxy.test.)
       pipeline(req, socket, () => {});
       pipeline(socket, res.stream, (err) => {
         if (err) log.debug({ err, container: dial.containerId.slice(0, 12) }, 'edge connection ended');
       });
     });
-    req.once('close', () => { if (!socket.destroyed && !res.headersSent) socket.destroy(); });
+    req.stream.once('close', () => { if (!socket.destroyed && !res.headersSent) socket.destroy(); });
   };
 }

@@ -48,6 +48,9 @@ export function dialContainer(links: LinkSource, target: DialTarget): Promise<Cl
   } catch {
     return Promise.reject(new DialRefused(offlinePage(target)));
   }
+  // Whoever uses the connection listens for its errors; before, between and after, none may go
+  // unheard (a link that dies errors every stream on it, refused or idle ones too).
+  stream.on('error', () => {});
   return new Promise((resolve, reject) => {
     const refuse = (page: EdgePage): void => {
       cancelUnlessDone(stream);
@@ -60,11 +63,7 @@ export function dialContainer(links: LinkSource, target: DialTarget): Promise<Cl
     stream.once('response', (headers) => {
       stream.off('error', onError);
       stream.off('close', onClose);
-      if (Number(headers[':status']) === 200) {
-        // Whoever uses the connection listens for its errors; until then (and after) none may go unheard.
-        stream.on('error', () => {});
-        return resolve(stream);
-      }
+      if (Number(headers[':status']) === 200) return resolve(stream);
       const reason = String(headers[EDGE_DIAL_REASON_HEADER] ?? '');
       if (reason === 'not_running' || reason === 'no_container' || reason === 'no_address') return refuse(notRunningPage(target));
       refuse(routeDownPage(target.route, 502, `Container ${target.containerName} on node ${target.node} refused a connection on port ${target.port}.`));
