@@ -65,7 +65,7 @@ test('a container started with labels is routable within a second; stopped it st
   });
   assert.equal((await routeOf('shop', 'api.example.test'))?.protocol, 'h2c');
   const match = hub.hub.routes.match('API.example.test:443', '/v1/items');
-  assert.deepEqual(match?.target, { node: NODE, containerId: id, containerName: 'shop', port: 8080, protocol: 'h2c', access: 'public', running: true, nodeOnline: true });
+  assert.deepEqual(match?.target, { node: NODE, containerId: id, containerName: 'shop', port: 8080, protocol: 'h2c', access: 'public', idleTimeout: null, running: true, nodeOnline: true });
   process.stderr.write(`label → route in GET /api/v1/routes: ${tookMs} ms from create (create, start, engine event, agent, hub)\n`);
 
   assert.equal((await engineRequest(engine.socketPath, 'POST', `/containers/${id}/stop?t=1`)).status, 204);
