@@ -446,11 +446,19 @@ describe('the policy file', () => {
 });
 
 test('every section has routes, and turning every section on opens them', () => {
-  // volumeFiles guards the hub UI's file browser, not a Docker endpoint.
-  for (const name of SECTION_NAMES.filter((n) => n !== 'volumeFiles')) assert.ok(API_ROUTES.some((route) => route.section === name), name);
+  // volumeFiles guards the hub UI's file browser and ingress the edge's connections: neither is a Docker endpoint.
+  for (const name of SECTION_NAMES.filter((n) => n !== 'volumeFiles' && n !== 'ingress')) assert.ok(API_ROUTES.some((route) => route.section === name), name);
   const all = policyWith({ sections: everything });
   for (const route of API_ROUTES) assert.equal(all.policy.sections[route.section], true);
   assert.deepEqual(all.check('POST', '/v1.41/services/create', Buffer.from('{}')), { allowed: true });
+});
+
+test('the edge\'s connections to containers are their own section, on by default and off when a sections list leaves it out', async () => {
+  assert.deepEqual((await AgentPolicy.load(null)).checkIngress(), { allowed: true });
+  const off = policyWith({ sections: { containers: true } }).checkIngress();
+  assert.ok(!off.allowed);
+  assert.match(off.reason, /refuses the edge connecting to containers published by ingress labels \(sections\.ingress is not true/);
+  assert.deepEqual(policyWith({ sections: { ingress: true } }).checkIngress(), { allowed: true });
 });
 
 test('the volume file browser is its own section, off by default', async () => {

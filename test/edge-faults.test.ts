@@ -209,7 +209,7 @@ test('a 2 GiB upload arrives byte for byte (sha256 at the container), with bound
   assert.ok(agentPeak < 96 * MB, `the agent grew by ${Math.round(agentPeak / MB)} MB during the upload`);
 });
 
-test('the agent dials only a running container of its own engine: not an unknown ID, not a stopped container, not a malformed request', { timeout: 60_000 }, async () => {
+test('the agent dials only a running container of its own engine, on a port its own labels publish: not an unknown ID, not a stopped container, not an unlabelled port, not a malformed request', { timeout: 60_000 }, async () => {
   const link = hub.hub.registry.requireLink(NODE);
   const dial = async (path: string): Promise<{ status: number; reason: string }> => {
     const res = await link.request({ method: 'POST', path, timeoutMs: 10_000 });
@@ -222,8 +222,23 @@ test('the agent dials only a running container of its own engine: not an unknown
   assert.deepEqual(await dial(edgeDialPath(idle, 8080)), { status: 503, reason: 'not_running' });
   assert.deepEqual(await dial('/_dockfleet/v1/edge/dial?container=..%2F..&port=80'), { status: 400, reason: 'bad_request' });
   // One that was just served and then stopped is refused at once (nothing remembered about it is trusted).
-  const busy = await runContainer(engine, { name: 'served-then-stopped', cmd: ['httpd', '-f', '-p', '8080'] });
+  const busy = await runContainer(engine, {
+    name: 'served-then-stopped', cmd: ['httpd', '-f', '-p', '8080'],
+    labels: { 'dockfleet.ingress.host': 'busy.test', 'dockfleet.ingress.port': '8080' },
+    config: { ExposedPorts: { '8080/tcp': {}, '22/tcp': {} } },
+  });
   assert.equal((await dial(edgeDialPath(busy, 8080))).status, 200);
+  // Whatever the hub asks, a port the container's own labels do not publish is not dialled (exposed or not).
+  assert.deepEqual(await dial(edgeDialPath(busy, 22)), { status: 403, reason: 'port_not_published' });
+  assert.deepEqual(await dial(edgeDialPath(busy, 9999)), { status: 403, reason: 'port_not_published' });
+  const unlabelled = await runContainer(engine, { name: 'no-ingress-labels', cmd: ['httpd', '-f', '-p', '8080'], config: { ExposedPorts: { '8080/tcp': {} } } });
+  assert.deepEqual(await dial(edgeDialPath(unlabelled, 8080)), { status: 403, reason: 'port_not_published' });
+  // A host label without a port publishes the single exposed port.
+  const single = await runContainer(engine, {
+    name: 'one-exposed-port', cmd: ['httpd', '-f', '-p', '8080'],
+    labels: { 'dockfleet.ingress.host': 'single.test' }, config: { ExposedPorts: { '8080/tcp': {} } },
+  });
+  assert.equal((await dial(edgeDialPath(single, 8080))).status, 200);
   assert.equal((await engineRequest(engine.socketPath, 'POST', `/containers/${busy}/stop?t=0`)).status, 204);
   assert.deepEqual(await dial(edgeDialPath(busy, 8080)), { status: 503, reason: 'not_running' });
 });
@@ -268,4 +283,25 @@ test('the node goes offline mid-transfer: the download ends cut, not hung; new r
   const connectedAt = Date.now();
   await waitFor(async () => (await edgeGet('big.test', '/echo')).status === 200, 2_000, 'the route to serve within 2 s of the agent connecting');
   assert.ok(Date.now() - connectedAt < 2_000);
+});
+
+test('a host whose policy turns ingress off: the agent refuses every edge connection and the client gets a 502 page saying so; the node itself stays online', { timeout: 60_000 }, async () => {
+  const { writeFile } = await import('node:fs/promises');
+  const policy = join(dir, 'no-ingress-policy.json');
+  await writeFile(policy, JSON.stringify({ sections: { ping: true, version: true, info: true, events: true, containers: true } }));
+  await agent.stop();
+  agent = spawnDockfleet(['agent', '--hub', hub.url, '--state', join(dir, 'agent'), '--docker', engine.dockerHost, '--policy', policy]);
+  try {
+    await agent.waitForLine(new RegExp(`agent ${NODE} connected`));
+    const refused = await waitFor(async () => {
+      const r = await edgeGet('up.test', '/ready');
+      return r.status === 502 ? r : null;
+    }, 10_000, 'the edge to be refused by policy');
+    assert.match(refused.body.toString(), /policy on node fault-host does not let the edge reach its containers \(sections\.ingress\)/);
+    assert.equal((await hub.api('GET', `/api/v1/nodes/${NODE}/containers`)).status, 200);
+  } finally {
+    await agent.stop();
+    agent = startAgent(['--hub', hub.url]);
+    await agent.waitForLine(new RegExp(`agent ${NODE} connected`));
+  }
 });

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
 import { routesFromLabels } from '../src/hub/edge/route-labels.ts';
+import { labelledIngressPorts } from '../src/protocol/ingress.ts';
 import { bareHost, RouteTable } from '../src/hub/edge/route-table.ts';
 import { InventoryCache } from '../src/hub/inventory-cache.ts';
 import type { NodeRegistry } from '../src/hub/node-registry.ts';
@@ -160,4 +161,25 @@ test('longest path prefix wins, by whole segments; a stopped container keeps its
   assert.equal(table.match('x.example.com', '/apiary')?.target.containerName, 'root');
   assert.equal(table.match('y.example.com', '/'), null);
   table.close();
+});
+
+test('the agent\'s rule for which ports labels publish agrees with every valid route the hub reads from the same labels', () => {
+  const cases: Array<[Record<string, string>, number[]]> = [
+    [{ 'dockfleet.ingress.host': 'a.test', 'dockfleet.ingress.port': '8080' }, [8080, 22]],
+    [{ 'dockfleet.ingress.host': 'a.test' }, [3000]],
+    [{ 'dockfleet.ingress.host': 'a.test' }, [3000, 4000]],
+    [{ 'dockfleet.ingress.1.host': 'a.test', 'dockfleet.ingress.1.port': '81', 'dockfleet.ingress.2.host': 'b.test' }, [9000]],
+    [{ 'dockfleet.ingress.host': 'a.test', 'dockfleet.ingress.port': '99999' }, [80]],
+    [{ 'dockfleet.ingress.port': '7000' }, [7000]],
+  ];
+  for (const [labels, exposed] of cases) {
+    const published = labelledIngressPorts(labels, exposed);
+    for (const claim of routesFromLabels(labels, exposed)) {
+      if (claim.error === null && claim.port !== null) assert.ok(published.includes(claim.port), `${JSON.stringify(labels)}: ${claim.port} in ${published}`);
+    }
+    // Never more than the labels name, plus the one exposed port a host-only route falls back to.
+    for (const port of published) assert.ok(Object.values(labels).includes(String(port)) || (exposed.length === 1 && port === exposed[0]), `${port}`);
+  }
+  assert.deepEqual(labelledIngressPorts({ 'dockfleet.ingress.host': 'a.test' }, [3000, 4000]), []);
+  assert.deepEqual(labelledIngressPorts({ other: '80' }, [80]), []);
 });

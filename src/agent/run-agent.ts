@@ -93,7 +93,7 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
           volumeFiles: guardedVolumeFiles(policy, createVolumeFilesHandler(new VolumeFiles({ resolveMountpoint: engineMountpoints(engine) }), log), log),
           jobs: jobs.handler,
           stacksStatus: createStacksStatusHandler(drift),
-          edgeDial: createContainerDialer(engine, log),
+          edgeDial: createContainerDialer(engine, log, () => { const v = policy.checkIngress(); return v.allowed ? null : v.reason; }),
         }),
         log,
         onConnected: () => hooks.onConnected?.(identity.node),

@@ -5,9 +5,13 @@
  * Any other answer is a refusal with a JSON `{ reason }` body and EDGE_DIAL_REASON_HEADER.
  */
 export const EDGE_DIAL_PATH = '/_dockfleet/v1/edge/dial';
-/** Why the agent did not connect: `no_container`, `not_running`, `no_address`, `connect_failed`. */
+/**
+ * Why the agent did not connect: `no_container`, `not_running`, `no_address`, `connect_failed`,
+ * `port_not_published` (the container's own labels do not publish that port), `policy` (this
+ * host's policy turns `ingress` off).
+ */
 export const EDGE_DIAL_REASON_HEADER = 'x-dockfleet-dial-reason';
-export type EdgeDialRefusal = 'bad_request' | 'no_container' | 'not_running' | 'no_address' | 'connect_failed';
+export type EdgeDialRefusal = 'bad_request' | 'no_container' | 'not_running' | 'no_address' | 'connect_failed' | 'port_not_published' | 'policy';
 
 const CONTAINER_ID = /^[a-f0-9]{12,64}$/;
 

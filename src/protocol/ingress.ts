@@ -71,3 +71,30 @@ export const certificateView = z.object({
   createdAt: z.string(),
 });
 export type CertificateView = z.infer<typeof certificateView>;
+
+/**
+ * The container ports a container's own ingress labels publish — the only ports an agent lets the
+ * edge connect to (judged from the engine's inspect, never from the hub's word): every valid
+ * `.port` value, and, for a route that names no port, the container's exposed TCP port when it
+ * has exactly one (the hub's rule for a missing `.port`).
+ */
+export function labelledIngressPorts(labels: Readonly<Record<string, string>>, exposedTcp: readonly number[]): number[] {
+  const ports = new Set<number>();
+  const groups = new Map<string, { host: boolean; port: boolean }>();
+  for (const [key, value] of Object.entries(labels)) {
+    if (!key.startsWith(INGRESS_PREFIX)) continue;
+    const match = /^(?:(0|[1-9][0-9]*)\.)?(host|port)$/.exec(key.slice(INGRESS_PREFIX.length));
+    if (!match) continue;
+    const index = match[1] ?? '';
+    const group = groups.get(index) ?? { host: false, port: false };
+    groups.set(index, group);
+    if (match[2] === 'host') group.host = true;
+    else {
+      group.port = true;
+      if (/^[1-9][0-9]{0,4}$/.test(value) && Number(value) <= 65_535) ports.add(Number(value));
+    }
+  }
+  const onlyExposed = exposedTcp.length === 1 ? exposedTcp[0] : undefined;
+  if (onlyExposed !== undefined && [...groups.values()].some((g) => g.host && !g.port)) ports.add(onlyExposed);
+  return [...ports].sort((a, b) => a - b);
+}

@@ -30,7 +30,8 @@ const MESSAGES = {
   no_address: [503, 'container %s has no network address'],
 } as const;
 
-export function createContainerDialer(engine: EngineClient, log: Logger): TunnelHandler {
+/** `permit`: this host's policy on the edge's connections (null when allowed, else the reason). */
+export function createContainerDialer(engine: EngineClient, log: Logger, permit: () => string | null = () => null): TunnelHandler {
   /** Open connections per container ID as dialled (a full ID from the hub's routes). */
   const open = new Map<string, Set<net.Socket>>();
   const addresses = new RunningAddresses(engine, log, (containerId) => {
@@ -39,10 +40,19 @@ export function createContainerDialer(engine: EngineClient, log: Logger): Tunnel
   return async (req: Http2ServerRequest, res: Http2ServerResponse) => {
     const dial = req.method === 'POST' ? parseEdgeDial(req.url) : null;
     if (!dial) return refuse(res, 400, 'bad_request', 'a dial wants POST with container=ID and port=1..65535');
+    const refusal = permit();
+    if (refusal !== null) {
+      log.warn({ container: dial.containerId.slice(0, 12), port: dial.port, reason: refusal }, 'edge connection refused by local policy');
+      return refuse(res, 403, 'policy', refusal);
+    }
     const found = await addresses.lookup(dial.containerId);
     if (!found.ok) {
       const [status, message] = MESSAGES[found.reason];
       return refuse(res, status, found.reason, message.replace('%s', dial.containerId.slice(0, 12)));
+    }
+    if (!found.ports.includes(dial.port)) {
+      // The hub's word is not enough: only what the container's own labels publish is reachable.
+      return refuse(res, 403, 'port_not_published', `container ${dial.containerId.slice(0, 12)} does not publish port ${dial.port} by its ingress labels`);
     }
     if (req.stream.destroyed) return;
 

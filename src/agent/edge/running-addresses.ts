@@ -16,15 +16,18 @@ import net from 'node:net';
 import type { EngineClient } from '../engine-client.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { NdjsonSplitter, parseJsonLine } from '../../lib/ndjson.ts';
+import { labelledIngressPorts } from '../../protocol/ingress.ts';
 
 export interface InspectAnswer {
   Id?: string;
+  Config?: { Labels?: Record<string, string> | null; ExposedPorts?: Record<string, unknown> | null };
   State?: { Running?: boolean; Paused?: boolean; Restarting?: boolean };
   NetworkSettings?: { IPAddress?: string; Networks?: Record<string, { IPAddress?: string } | null> };
 }
 
 export type Lookup =
-  | { ok: true; address: string }
+  /** `ports`: what the container's own ingress labels publish (labelledIngressPorts); fixed for its life. */
+  | { ok: true; address: string; ports: readonly number[] }
   | { ok: false; reason: 'no_container' | 'not_running' | 'no_address' };
 
 const EVENTS_PATH = `/events?filters=${encodeURIComponent(JSON.stringify({ type: ['container', 'network'] }))}`;
@@ -44,6 +47,13 @@ export function containerAddresses(inspect: InspectAnswer): string[] {
   return [...found];
 }
 
+/** `Config.ExposedPorts` keys like `8080/tcp` → 8080 (udp and sctp are not for the edge). */
+export function exposedTcpPorts(inspect: InspectAnswer): number[] {
+  return Object.keys(inspect.Config?.ExposedPorts ?? {})
+    .map((key) => /^([1-9][0-9]{0,4})\/tcp$/.exec(key)?.[1])
+    .filter((p): p is string => p !== undefined).map(Number);
+}
+
 /** Events after which a container's open connections are dead or soon will be. */
 const ENDS_CONNECTIONS = /^(die|stop|pause|destroy|oom|disconnect)$/;
 
@@ -59,7 +69,7 @@ export function eventContainer(event: unknown): string | null {
 export class RunningAddresses {
   readonly #engine: EngineClient;
   readonly #log: Logger;
-  readonly #known = new Map<string, string>();
+  readonly #known = new Map<string, { address: string; ports: readonly number[] }>();
   /** Bumped by every container event and every (re)subscription: an inspect that saw it change is not remembered. */
   #epoch = 0;
   #live = false;
@@ -82,7 +92,7 @@ export class RunningAddresses {
   async lookup(containerId: string): Promise<Lookup> {
     this.#subscribe();
     const known = this.#live ? this.#known.get(containerId) : undefined;
-    if (known) return { ok: true, address: known };
+    if (known) return { ok: true, ...known };
     const epoch = this.#epoch;
     let inspect: InspectAnswer;
     try {
@@ -93,12 +103,13 @@ export class RunningAddresses {
     if (inspect.State?.Running !== true || inspect.State.Paused === true || inspect.State.Restarting === true) return { ok: false, reason: 'not_running' };
     const address = containerAddresses(inspect)[0];
     if (!address) return { ok: false, reason: 'no_address' };
+    const ports = labelledIngressPorts(inspect.Config?.Labels ?? {}, exposedTcpPorts(inspect));
     // Only a full ID is remembered, and only when no event came between the inspect and now.
     if (this.#live && epoch === this.#epoch && /^[a-f0-9]{64}$/.test(containerId)) {
       if (this.#known.size >= MAX_REMEMBERED) this.#known.clear();
-      this.#known.set(containerId, address);
+      this.#known.set(containerId, { address, ports });
     }
-    return { ok: true, address };
+    return { ok: true, address, ports };
   }
 
   #forgetAll(): void {

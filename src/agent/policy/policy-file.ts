@@ -36,6 +36,9 @@
  * | configs      | /configs/*                                                             | off     |
  * | volumeFiles  | the hub UI's volume file browser (not a Docker endpoint): list, read,  | off     |
  * |              | upload, rename, delete files inside this host's volumes                |         |
+ * | ingress      | the hub's edge connecting to containers on this host (not a Docker     | on      |
+ * |              | endpoint): only to a running container's own address, and only to a    |         |
+ * |              | port its own `dockfleet.ingress.*` labels publish                      |         |
  *
  * File shape (JSON, every key optional, unknown keys are errors):
  *   { "sections": { "containers": true, ... },
@@ -92,14 +95,14 @@ import { z } from 'zod';
 export const SECTION_NAMES = [
   'ping', 'version', 'info', 'events', 'system', 'containers', 'exec', 'archive', 'images',
   'imageExport', 'build', 'session', 'volumes', 'networks', 'distribution', 'auth', 'plugins',
-  'swarm', 'nodes', 'services', 'tasks', 'secrets', 'configs', 'volumeFiles',
+  'swarm', 'nodes', 'services', 'tasks', 'secrets', 'configs', 'volumeFiles', 'ingress',
 ] as const;
 
 export type SectionName = (typeof SECTION_NAMES)[number];
 
 const DEFAULT_ON: ReadonlySet<SectionName> = new Set<SectionName>([
   'ping', 'version', 'info', 'events', 'system', 'containers', 'exec', 'images', 'build',
-  'volumes', 'networks', 'distribution',
+  'volumes', 'networks', 'distribution', 'ingress',
 ]);
 
 const absolutePath = z

@@ -63,6 +63,7 @@ const SECTION_WORDS: Readonly<Record<SectionName, string>> = {
   secrets: 'managing swarm secrets',
   configs: 'managing swarm configs',
   volumeFiles: 'browsing or changing files inside volumes',
+  ingress: 'the edge connecting to containers published by ingress labels',
 };
 
 /** The request as shown in a refusal: plain when it is plain, JSON-quoted otherwise. */
@@ -137,6 +138,12 @@ export class AgentPolicy {
   checkVolumeFiles(): PolicyVerdict {
     if (this.#policy.sections.volumeFiles) return ALLOWED;
     return this.#refuse('volumeFiles', SECTION_WORDS.volumeFiles, 'sections.volumeFiles is not true');
+  }
+
+  /** The edge's connections to containers (ingress labels): not a Docker endpoint, a section of its own. */
+  checkIngress(): PolicyVerdict {
+    if (this.#policy.sections.ingress) return ALLOWED;
+    return this.#refuse('ingress', SECTION_WORDS.ingress, 'sections.ingress is not true');
   }
 
   /** The pure half of remote build contexts; the gate resolves the hosts (remote-context.ts). */

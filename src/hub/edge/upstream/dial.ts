@@ -21,7 +21,23 @@ export interface DialTarget {
   route: string;
 }
 
-export type LinkSource = Pick<NodeRegistry, 'requireLink'>;
+/**
+ * Where dial streams are opened: the node registry's links; optionally how many edge streams one
+ * link may hold, and the count of those open per link object (a reconnected node has a new link
+ * and a fresh count). The edge proxy keeps one count for all its dials.
+ */
+export type LinkSource = Pick<NodeRegistry, 'requireLink'> & {
+  readonly maxStreamsPerLink?: number;
+  readonly openStreams?: WeakMap<object, number>;
+};
+
+/**
+ * Dial streams one agent link may hold at once. The link allows 16,384 concurrent streams
+ * (H2_SETTINGS); every edge connection holds one for its life (an idle WebSocket included),
+ * so the edge leaves the rest to the node's own management calls (Docker API, logs, jobs):
+ * a flood of idle connections to one app cannot lock its node out of the hub.
+ */
+export const EDGE_STREAMS_PER_LINK = 15_360;
 
 export class DialRefused extends Error {
   readonly page: EdgePage;
@@ -43,8 +59,17 @@ export function notRunningPage(target: DialTarget): EdgePage {
 export function dialContainer(links: LinkSource, target: DialTarget): Promise<ClientHttp2Stream> {
   let stream: ClientHttp2Stream;
   try {
-    stream = links.requireLink(target.node).openStream(
-      { ':method': 'POST', ':path': edgeDialPath(target.containerId, target.port) }, { endStream: false });
+    const link = links.requireLink(target.node);
+    const openDials = links.openStreams ?? new WeakMap<object, number>();
+    const open = openDials.get(link) ?? 0;
+    const cap = links.maxStreamsPerLink ?? EDGE_STREAMS_PER_LINK;
+    if (open >= cap) {
+      return Promise.reject(new DialRefused(routeDownPage(target.route, 503,
+        `Node ${target.node} holds as many edge connections as it may (${cap}); try again later.`)));
+    }
+    stream = link.openStream({ ':method': 'POST', ':path': edgeDialPath(target.containerId, target.port) }, { endStream: false });
+    openDials.set(link, open + 1);
+    stream.once('close', () => openDials.set(link, (openDials.get(link) ?? 1) - 1));
   } catch {
     return Promise.reject(new DialRefused(offlinePage(target)));
   }
@@ -66,6 +91,8 @@ export function dialContainer(links: LinkSource, target: DialTarget): Promise<Cl
       if (Number(headers[':status']) === 200) return resolve(stream);
       const reason = String(headers[EDGE_DIAL_REASON_HEADER] ?? '');
       if (reason === 'not_running' || reason === 'no_container' || reason === 'no_address') return refuse(notRunningPage(target));
+      if (reason === 'policy') return refuse(routeDownPage(target.route, 502, `The policy on node ${target.node} does not let the edge reach its containers (sections.ingress).`));
+      if (reason === 'port_not_published') return refuse(routeDownPage(target.route, 502, `Container ${target.containerName} on node ${target.node} does not publish port ${target.port} by its labels.`));
       refuse(routeDownPage(target.route, 502, `Container ${target.containerName} on node ${target.node} refused a connection on port ${target.port}.`));
     });
   });
