@@ -304,10 +304,51 @@ test('the access gate is asked before any dial: its refusal goes out as it is (H
     assert.equal(head.headers[EDGE_USER_HEADER], 'alice');
     assert.equal(head.headers.cookie, undefined);
     assert.match(passedUpgrade, /ping$/);
+    // An app may set its own cookies, never the edge's session cookie (it could sign its user out).
+    for (const res of [
+      await h1({ port, host: 'gate.test', path: '/cookies', headers: { cookie: 'df_edge=good' } }),
+      await h2(session, { ':path': '/cookies', ':authority': 'gate.test', cookie: 'df_edge=good' }),
+    ]) {
+      assert.equal(res.status, 200);
+      assert.deepEqual(res.headers['set-cookie'], ['app=1; Path=/']);
+    }
     // A public route passes with no user: a client's user header never gets through.
     const open = json(await h2(session, { ':path': '/echo', ':authority': 'app.test', [EDGE_USER_HEADER]: 'mallory' }));
     assert.equal(open.headers[EDGE_USER_HEADER], undefined);
   } finally { session.close(); }
   const countAfter = json(await h1({ port, host: 'gate.test', path: '/connections', headers: { cookie: 'df_edge=good' } })).requests;
-  assert.equal(countAfter - countBefore, 3, 'only the two passed requests (and this count) reached the app');
+  assert.equal(countAfter - countBefore, 5, 'only the passed requests (and this count) reached the app');
+});
+
+test('edge connections to one node are capped below the link\'s stream limit: past the cap a 503 page, while the node\'s own Docker API still answers; a closed connection frees its place', { timeout: 60_000 }, async () => {
+  const pki = await loadOrCreateHubPki(join(dir, 'capped-pki'), { hosts: ['app.test'] });
+  const proxy = new EdgeProxy({ routes: hub.hub.routes, registry: hub.hub.registry, log: silentLogger(), maxStreamsPerLink: 2 });
+  const capped = await startEdgeListener({
+    host: '127.0.0.1', port: 0, limits: LISTENER_DEFAULTS, log: silentLogger(),
+    certificate: () => ({ cert: pki.serverCertPem, key: pki.serverKeyPem }), proxy,
+  });
+  const held: tls.TLSSocket[] = [];
+  try {
+    // Two idle WebSockets take both places (each holds its dial stream for as long as it lives).
+    for (let i = 0; i < 2; i++) {
+      const socket = tls.connect({ host: '127.0.0.1', port: capped.port, servername: 'app.test', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+      held.push(socket);
+      let text = '';
+      socket.on('data', (c: Buffer) => (text += c.toString()));
+      socket.write('GET /socket HTTP/1.1\r\nhost: app.test\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\n');
+      await waitFor(() => /^HTTP\/1\.1 101 /.test(text), 10_000, `upgrade ${i} to be answered`).catch((e: Error) => { throw new Error(`${e.message}: ${JSON.stringify(text)}`); });
+    }
+    const refused = await h1({ port: capped.port, host: 'app.test', path: '/echo' });
+    assert.equal(refused.status, 503);
+    assert.match(refused.body.toString(), /as many edge connections as it may \(2\)/);
+    // The node's management path is not behind the edge's connections.
+    const ping = await hub.api('GET', '/api/v1/nodes/proto-host/containers');
+    assert.equal(ping.status, 200);
+    held.shift()!.destroy();
+    await waitFor(async () => (await h1({ port: capped.port, host: 'app.test', path: '/echo' })).status === 200, 10_000, 'a freed place to serve again');
+  } finally {
+    for (const socket of held) socket.destroy();
+    capped.close();
+    proxy.close();
+  }
 });

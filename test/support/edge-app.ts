@@ -42,6 +42,10 @@ function handler(seen) {
     const url = new URL(req.url, 'http://app');
     const json = (value) => { res.setHeader('content-type', 'application/json'); res.end(JSON.stringify(value)); };
     if (url.pathname === '/connections') return json(seen);
+    if (url.pathname === '/cookies') {
+      res.setHeader('set-cookie', ['df_edge=from-the-app; Path=/', 'app=1; Path=/']);
+      return json({ cookies: true });
+    }
     if (url.pathname === '/big') {
       const mb = Number(url.searchParams.get('mb') ?? '1');
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': mb * MB });

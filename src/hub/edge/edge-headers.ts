@@ -89,7 +89,16 @@ export function edgeUpgradeHeaders(req: IncomingMessage, user: string | null): H
 
 /** The app's answer headers (or trailers) as the client may get them, HTTP/1.1 or HTTP/2. */
 export function edgeResponseHeaders(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): HeaderMap {
-  return forwardableHeaders(headers);
+  const kept = forwardableHeaders(headers);
+  const cookies = kept['set-cookie'];
+  if (cookies !== undefined) {
+    // The edge's own session cookie is the edge's to set: an app may not overwrite or clear it.
+    const own = (line: string): boolean => line.trimStart().toLowerCase().startsWith(`${EDGE_SESSION_COOKIE}=`);
+    const lines = (Array.isArray(cookies) ? cookies : [cookies]).filter((line) => !own(line));
+    if (lines.length === 0) delete kept['set-cookie'];
+    else kept['set-cookie'] = lines;
+  }
+  return kept;
 }
 
 /** Trailers worth passing on (forwardable and not empty); null when there are none. */

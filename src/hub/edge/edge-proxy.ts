@@ -25,7 +25,7 @@ import {
 } from './edge-pages.ts';
 import { POOL_DEFAULTS, type BackendTarget, type PoolLimits } from './upstream/backend-target.ts';
 import { DialAgent } from './upstream/dial-agent.ts';
-import { DialRefused, dialContainer, notRunningPage, offlinePage, type LinkSource } from './upstream/dial.ts';
+import { DialRefused, EDGE_STREAMS_PER_LINK, dialContainer, notRunningPage, offlinePage, type LinkSource } from './upstream/dial.ts';
 import { forwardH2c } from './upstream/forward-h2c.ts';
 import { forwardHttp1 } from './upstream/forward-http1.ts';
 import { H2cSessions } from './upstream/h2c-sessions.ts';
@@ -56,6 +56,8 @@ export interface EdgeProxyOptions {
   /** Idle time allowed on an upgraded (WebSocket) connection (default one hour; a route's longer idle time wins). */
   upgradeIdleMs?: number;
   pool?: Partial<PoolLimits>;
+  /** Edge connections one node's link may hold at once (default EDGE_STREAMS_PER_LINK; the rest is the node's management room). */
+  maxStreamsPerLink?: number;
 }
 
 export const EDGE_IDLE_MS = 60_000;
@@ -66,6 +68,7 @@ interface Matched { target: BackendTarget; access: string; idleMs: number; host:
 export class EdgeProxy {
   readonly #opts: EdgeProxyOptions;
   readonly #gate: EdgeAccessGate;
+  readonly #links: LinkSource;
   /** Pooled HTTP/1.1 connections to `http` and `https` apps. */
   readonly http1: DialAgent;
   /** One HTTP/2 session per `h2c` app. */
@@ -75,8 +78,10 @@ export class EdgeProxy {
     this.#opts = opts;
     this.#gate = opts.access ?? PUBLIC_ONLY_GATE;
     const limits = { ...POOL_DEFAULTS, ...opts.pool };
-    this.http1 = new DialAgent(opts.registry, limits);
-    this.h2c = new H2cSessions(opts.registry, limits);
+    this.#links = { requireLink: (node) => opts.registry.requireLink(node), maxStreamsPerLink: opts.maxStreamsPerLink ?? EDGE_STREAMS_PER_LINK,
+      openStreams: new WeakMap() };
+    this.http1 = new DialAgent(this.#links, limits);
+    this.h2c = new H2cSessions(this.#links, limits);
   }
 
   readonly handleRequest = (req: EdgeRequest, res: EdgeResponse): void => {
@@ -126,7 +131,7 @@ export class EdgeProxy {
     }
     let stream;
     try {
-      stream = await dialContainer(this.#opts.registry, found.target);
+      stream = await dialContainer(this.#links, found.target);
     } catch (err) {
       if (err instanceof DialRefused) return writeEdgePage(socket, err.page);
       throw err;
