@@ -318,3 +318,12 @@ describe('through the edge', () => {
     for (const secret of [url.searchParams.get('code')!, cookie.split('=')[1]!, session.split('=')[1]!]) assert.ok(!logs.includes(secret), 'a secret in the logs');
   });
 });
+
+test('--public-url: the hub as browsers reach it, for the edge\'s sign-in redirects — an https origin, nothing else', async () => {
+  const { hubConfigFrom } = await import('../src/hub/config.ts');
+  assert.equal(hubConfigFrom({}).publicUrl, null);
+  assert.equal(hubConfigFrom({ 'public-url': 'https://Hub.Example.com:8443/' }).publicUrl, 'https://hub.example.com:8443');
+  for (const bad of ['http://hub.example.com', 'https://hub.example.com/ui', 'https://u:p@hub.example.com', 'https://hub.example.com/?x=1', 'hub.example.com']) {
+    assert.throws(() => hubConfigFrom({ 'public-url': bad }), /--public-url wants an https/, bad);
+  }
+});

@@ -16,6 +16,8 @@ export interface HubConfig {
   readonly edgeHttp: { readonly host: string; readonly port: number } | null;
   /** ACME for the edge's hosts (`--acme-directory`, `--acme-email`, `--acme-ca`); null: no ACME. */
   readonly acme: AcmeConfig | null;
+  /** The hub's address as browsers reach it (`--public-url`), for the edge's sign-in redirects; null: the --listen address. */
+  readonly publicUrl: string | null;
 }
 
 export interface AcmeConfig {
@@ -39,6 +41,7 @@ export interface HubFlags {
   'acme-directory'?: string | undefined;
   'acme-email'?: string | undefined;
   'acme-ca'?: string | undefined;
+  'public-url'?: string | undefined;
 }
 
 export const HUB_DEFAULTS = { data: './data', listen: '127.0.0.1:7443' } as const;
@@ -57,12 +60,24 @@ export function hubConfigFrom(flags: HubFlags): HubConfig {
     edge: flags['edge-listen'] === undefined ? null : Object.freeze(parseHostPort(flags['edge-listen'], '--edge-listen')),
     edgeHttp: edgeHttpFrom(flags),
     acme: acmeFrom(flags),
+    publicUrl: publicUrlFrom(flags['public-url']),
     listener: Object.freeze({
       ...LISTENER_DEFAULTS,
       perAddress: positiveInt(flags['max-connections-per-address'], LISTENER_DEFAULTS.perAddress, '--max-connections-per-address'),
       agentLinksPerAddress: positiveInt(flags['max-agent-links-per-address'], LISTENER_DEFAULTS.agentLinksPerAddress, '--max-agent-links-per-address'),
     }),
   });
+}
+
+/** An https origin (no path, query or credentials): where browsers are sent to sign in for the edge. */
+function publicUrlFrom(value: string | undefined): string | null {
+  if (value === undefined) return null;
+  let url: URL;
+  try { url = new URL(value); } catch { throw new Error(`--public-url wants an https URL such as https://hub.example.com, not "${value}"`); }
+  if (url.protocol !== 'https:' || url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '' || (url.pathname !== '/' && url.pathname !== '')) {
+    throw new Error(`--public-url wants an https origin without path, query or credentials, not "${value}"`);
+  }
+  return url.origin;
 }
 
 function positiveInt(value: string | undefined, fallback: number, flag: string): number {

@@ -117,7 +117,7 @@ export async function runHub(config: HubConfig, log: Logger, options: RunHubOpti
     ...config.edge, limits: config.listener, log, challenges: edgeChallenges,
     certificate: (name) => book.forServerName(name) ?? hubPair,
     // Routes marked `users` or a role send browsers to this hub's URL to sign in.
-    proxy: new EdgeProxy({ routes: hub.routes, registry: hub.registry, log, access: hub.edgeSignIn.gate(url) }),
+    proxy: new EdgeProxy({ routes: hub.routes, registry: hub.registry, log, access: hub.edgeSignIn.gate(config.publicUrl ?? url) }),
   });
   if (edge) hub.edgeSignIn.servesOn(edge.port);
   const edgeHttp: RunningEdgeHttp | null = config.edgeHttp === null || edge === null ? null : await startEdgeHttpListener({

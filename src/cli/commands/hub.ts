@@ -9,7 +9,7 @@ import { untilSignal } from '../until-signal.ts';
 export const hubCommand: Command = {
   summary: 'run the hub (control plane)',
   usage: `dockfleet hub [--data DIR] [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE] [--max-connections-per-address N] [--max-agent-links-per-address N] [--edge-listen HOST:PORT]
-          [--edge-http HOST:PORT] [--acme-directory URL [--acme-email EMAIL] [--acme-ca FILE]]
+          [--edge-http HOST:PORT] [--acme-directory URL [--acme-email EMAIL] [--acme-ca FILE]] [--public-url URL]
 
   --data DIR          state: CA, database, admin.token, and setup.code until the first admin exists (default ./data)
   --listen HOST:PORT  the one HTTPS port for UI, API, agents and Docker endpoints (default 127.0.0.1:7443)
@@ -21,12 +21,13 @@ export const hubCommand: Command = {
   --edge-http HOST:PORT    plain HTTP beside it: ACME HTTP-01 answers, everything else redirected to HTTPS
   --acme-directory URL     get and renew the edge's certificates from this ACME server (needs --edge-listen)
   --acme-email EMAIL       the ACME account's contact address
-  --acme-ca FILE           extra roots (PEM) to trust for the ACME server's own HTTPS`,
+  --acme-ca FILE           extra roots (PEM) to trust for the ACME server's own HTTPS
+  --public-url URL         the hub as browsers reach it (behind a proxy or NAT), for the edge's sign-in redirects`,
   async run(args) {
     const { values } = parseArgs({
       args, strict: true,
       options: { data: { type: 'string' }, listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'max-connections-per-address': { type: 'string' }, 'max-agent-links-per-address': { type: 'string' }, 'edge-listen': { type: 'string' },
-        'edge-http': { type: 'string' }, 'acme-directory': { type: 'string' }, 'acme-email': { type: 'string' }, 'acme-ca': { type: 'string' } },
+        'edge-http': { type: 'string' }, 'acme-directory': { type: 'string' }, 'acme-email': { type: 'string' }, 'acme-ca': { type: 'string' }, 'public-url': { type: 'string' } },
     });
     const config = hubConfigFrom(values);
     const log = createLogger('hub');
