@@ -1,7 +1,7 @@
 /** `dockfleet hub`: reads config once, prepares DIR (PKI, database, admin token), listens. */
 import { mkdir, writeFile } from 'node:fs/promises';
 import https from 'node:https';
-import tls, { type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
@@ -16,6 +16,7 @@ import { SecretBox } from './secret-box.ts';
 import { ConnectionGuard } from './listener/connection-guard.ts';
 import { AGENT_LINKS_FULL_ANSWER, bodyStalledAnswer, isAgentUpgrade } from './listener/limit-answers.ts';
 import { httpServerTimeouts } from './listener/listener-limits.ts';
+import { SERVER_CIPHER_PREFERENCE } from './listener/tls-ciphers.ts';
 import { EdgeProxy } from './edge/edge-proxy.ts';
 import { startEdgeListener, type RunningEdge } from './edge/edge-listener.ts';
 import { ChallengeBoard } from './edge/certs/challenge-board.ts';
@@ -51,7 +52,6 @@ export interface RunHubOptions {
   acmeTuning?: Partial<AcmeTuning>;
 }
 
-const AES128_FIRST = ['TLS_AES_128_GCM_SHA256', ...tls.DEFAULT_CIPHERS.split(':').filter((c) => c !== 'TLS_AES_128_GCM_SHA256')].join(':');
 
 export async function runHub(config: HubConfig, log: Logger, options: RunHubOptions = {}): Promise<RunningHub> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
@@ -75,10 +75,8 @@ export async function runHub(config: HubConfig, log: Logger, options: RunHubOpti
       cert: pki.serverCertPem,
       key: pki.serverKeyPem,
       minVersion: 'TLSv1.2',
-      // AES-128-GCM first (TLS 1.3's mandatory suite): every byte through the gateway is
-      // encrypted twice more than on the engine's socket, and 10 AES rounds cost less than 14.
-      ciphers: AES128_FIRST,
-      honorCipherOrder: true,
+      // AES-128-GCM first: every byte through the gateway is encrypted twice more than on the engine's socket.
+      ...SERVER_CIPHER_PREFERENCE,
       // Client certificates are asked for, not required: the docker CLI sends one, agents and
       // token users do not. Each route decides what it accepts.
       requestCert: true,

@@ -26,6 +26,7 @@ import { DockfleetError } from '../../protocol/errors.ts';
 import { ConnectionGuard, type UpgradeListener } from '../listener/connection-guard.ts';
 import { bodyStalledAnswer } from '../listener/limit-answers.ts';
 import { httpServerTimeouts, type ListenerLimits } from '../listener/listener-limits.ts';
+import { SERVER_CIPHER_PREFERENCE } from '../listener/tls-ciphers.ts';
 import { EDGE_H2_SETTINGS, holdSessionToHeadDeadline, watchH2Body } from './edge-h2-limits.ts';
 import { ACME_TLS_ALPN, AlpnResponder } from './certs/alpn-responder.ts';
 import { ChallengeBoard } from './certs/challenge-board.ts';
@@ -60,7 +61,7 @@ export async function startEdgeListener(opts: EdgeListenerOptions): Promise<Runn
   const contexts = new SecureContexts(opts.certificate);
   const fallback = opts.certificate('');
   const server = http2.createSecureServer({
-    cert: fallback.cert, key: fallback.key, minVersion: 'TLSv1.2',
+    cert: fallback.cert, key: fallback.key, minVersion: 'TLSv1.2', ...SERVER_CIPHER_PREFERENCE,
     allowHTTP1: true,
     ALPNProtocols: ['h2', 'http/1.1'],
     settings: EDGE_H2_SETTINGS,
@@ -173,7 +174,7 @@ class SecureContexts {
     const pair = this.#source(name);
     const known = this.#byPair.get(pair) ?? this.#byCert.get(pair.cert);
     if (known) return known;
-    const context = tls.createSecureContext({ cert: pair.cert, key: pair.key, minVersion: 'TLSv1.2' });
+    const context = tls.createSecureContext({ cert: pair.cert, key: pair.key, minVersion: 'TLSv1.2', ...SERVER_CIPHER_PREFERENCE });
     if (this.#byCert.size >= 1024) this.#byCert.clear();
     this.#byCert.set(pair.cert, context);
     this.#byPair.set(pair, context);
