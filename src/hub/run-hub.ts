@@ -2,7 +2,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
 import { urlHost } from '../lib/host-port.ts';
@@ -25,6 +24,7 @@ import type { EdgeCertificates } from './edge/certs/edge-certificates.ts';
 import { loadAcmeTrust, startAcme } from './edge/acme/start-acme.ts';
 import type { AcmeManager } from './edge/acme/acme-manager.ts';
 import type { AcmeTuning } from './edge/acme/acme-schedule.ts';
+import { listenOn } from '../lib/listen.ts';
 
 export const HUB_INFO_FILE = 'hub.json';
 export const DATABASE_FILE = 'dockfleet.db';
@@ -100,11 +100,7 @@ export async function runHub(config: HubConfig, log: Logger, options: RunHubOpti
   // No TLS 1.2 renegotiation: a connection keeps the client certificate it started with (the
   // principal cache relies on it), and a client cannot make the hub redo handshakes at will.
   server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation());
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOn(server, config.host, config.port);
   const url = `https://${urlHost(config.host, port)}`;
   // The edge: per server name a supplied or ACME certificate from the book, else the hub's own.
   const book = hub.edgeCertificates;

@@ -9,13 +9,14 @@
  * head and keep-alive deadlines (Node's own), and the body-stall watch.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Logger } from '../../lib/logger.ts';
 import { AddressCap } from '../listener/address-cap.ts';
 import { BodyStallWatch } from '../listener/body-stall-watch.ts';
 import { bodyStalledAnswer } from '../listener/limit-answers.ts';
 import { httpServerTimeouts, type ListenerLimits } from '../listener/listener-limits.ts';
 import type { ChallengeBoard } from './certs/challenge-board.ts';
+import { listenOn } from '../../lib/listen.ts';
 
 export const ACME_CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
 const TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
@@ -54,11 +55,7 @@ export async function startEdgeHttpListener(opts: EdgeHttpListenerOptions): Prom
   });
   const stalls = new BodyStallWatch(opts.limits.bodyStallMs, bodyStalledAnswer);
   server.prependListener('request', (req, res) => stalls.watch(req, res));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOn(server, opts.host, opts.port);
   return {
     port,
     close() {

@@ -20,7 +20,7 @@ import http2, { type Http2SecureServer, type Http2ServerRequest, type Http2Serve
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Logger } from '../../lib/logger.ts';
 import { DockfleetError } from '../../protocol/errors.ts';
 import { ConnectionGuard, type UpgradeListener } from '../listener/connection-guard.ts';
@@ -31,6 +31,7 @@ import { EDGE_H2_SETTINGS, holdSessionToHeadDeadline, watchH2Body } from './edge
 import { ACME_TLS_ALPN, AlpnResponder } from './certs/alpn-responder.ts';
 import { ChallengeBoard } from './certs/challenge-board.ts';
 import { peekClientHello } from './certs/hello-peek.ts';
+import { listenOn } from '../../lib/listen.ts';
 
 /** The certificate and key for a server name (SNI, lowercase; '' when the client sent none). */
 export type EdgeCertificateSource = (serverName: string) => { cert: string; key: string };
@@ -104,11 +105,7 @@ export async function startEdgeListener(opts: EdgeListenerOptions): Promise<Runn
   server.on('clientError', answerClientError);
   server.on('tlsClientError', () => {});
   server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation());
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOn(server, opts.host, opts.port);
   return {
     port,
     close() {
