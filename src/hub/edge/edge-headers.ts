@@ -87,17 +87,21 @@ export function edgeUpgradeHeaders(req: IncomingMessage, user: string | null): H
   return { ...edgeRequestHeaders(req, user), connection: 'Upgrade', upgrade: String(req.headers.upgrade ?? '') };
 }
 
-/** The app's answer headers (or trailers) as the client may get them, HTTP/1.1 or HTTP/2. */
+/** Headers (or trailers) as the client may get them, HTTP/1.1 or HTTP/2: the edge's own answers (the access gate's included) use these. */
 export function edgeResponseHeaders(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): HeaderMap {
+  return forwardableHeaders(headers);
+}
+
+/** An app's response head toward the client: as above, and the edge's own session cookie is the
+ * edge's to set — an app may not overwrite or clear it (it could sign its user out). */
+export function appResponseHeaders(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): HeaderMap {
   const kept = forwardableHeaders(headers);
   const cookies = kept['set-cookie'];
-  if (cookies !== undefined) {
-    // The edge's own session cookie is the edge's to set: an app may not overwrite or clear it.
-    const own = (line: string): boolean => line.trimStart().toLowerCase().startsWith(`${EDGE_SESSION_COOKIE}=`);
-    const lines = (Array.isArray(cookies) ? cookies : [cookies]).filter((line) => !own(line));
-    if (lines.length === 0) delete kept['set-cookie'];
-    else kept['set-cookie'] = lines;
-  }
+  if (cookies === undefined) return kept;
+  const own = (line: string): boolean => line.trimStart().toLowerCase().startsWith(`${EDGE_SESSION_COOKIE}=`);
+  const lines = (Array.isArray(cookies) ? cookies : [cookies]).filter((line) => !own(line));
+  if (lines.length === 0) delete kept['set-cookie'];
+  else kept['set-cookie'] = lines;
   return kept;
 }
 

@@ -5,7 +5,7 @@
  * `grpc-message`). The client may speak HTTP/2 or HTTP/1.1; the app always gets HTTP/2.
  */
 import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
-import { abortResponse, edgeResponseHeaders, passableTrailers, writeResponseHead, type HeaderMap } from '../edge-headers.ts';
+import { abortResponse, appResponseHeaders, passableTrailers, writeResponseHead, type HeaderMap } from '../edge-headers.ts';
 import type { H2cSessions } from './h2c-sessions.ts';
 import { IdleTimeout, hasNoBody, passBody, sendFailurePage, type Exchange } from './exchange.ts';
 
@@ -55,7 +55,7 @@ function relay(x: Exchange, upstream: ClientHttp2Stream): void {
   });
   upstream.once('response', (headers: IncomingHttpHeaders) => {
     answered = true;
-    writeResponseHead(res, Number(headers[':status'] ?? 502), undefined, edgeResponseHeaders(headers));
+    writeResponseHead(res, Number(headers[':status'] ?? 502), undefined, appResponseHeaders(headers));
     upstream.pipe(res, { end: false });
   });
   let trailers: HeaderMap | null = null;

@@ -6,7 +6,7 @@
  * sat idle) is sent once more on a fresh one, as the client would have done.
  */
 import http, { type IncomingMessage } from 'node:http';
-import { abortResponse, edgeResponseHeaders, passableTrailers, writeResponseHead } from '../edge-headers.ts';
+import { abortResponse, appResponseHeaders, passableTrailers, writeResponseHead } from '../edge-headers.ts';
 import { backendKey } from './backend-target.ts';
 import type { DialAgent, PooledRequestOptions } from './dial-agent.ts';
 import { IDEMPOTENT, IdleTimeout, hasNoBody, passBody, sendFailurePage, type Exchange } from './exchange.ts';
@@ -52,7 +52,7 @@ export function forwardHttp1(x: Exchange, agent: DialAgent): void {
 
 function relayAnswer(answer: IncomingMessage, x: Exchange): void {
   const { res } = x;
-  writeResponseHead(res, answer.statusCode ?? 502, answer.statusMessage, edgeResponseHeaders(answer.headers));
+  writeResponseHead(res, answer.statusCode ?? 502, answer.statusMessage, appResponseHeaders(answer.headers));
   answer.pipe(res, { end: false });
   answer.once('end', () => {
     const trailers = passableTrailers(answer.trailers);
