@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { engineRequest, runContainer, startEngines, stopEngines, type TestEngine } from '../../test/support/engines.ts';
 import { nodeImage } from '../../test/support/node-image.ts';
-import { BIN, ROOT, childEnv, mintEnrollmentCode, nodeFlags, policyJson, type HubProcess } from './dockfleet-procs.ts';
+import { ALL_DOCKER_SECTIONS, BIN, ROOT, childEnv, mintEnrollmentCode, nodeFlags, policyJson, type HubProcess } from './dockfleet-procs.ts';
 import { startEdgeNginx, type EdgeNginx } from './edge-nginx.ts';
 import { TimedClient, type Target } from './http-timing.ts';
 import { freePort, sleep, startChild, type Child } from './proc.ts';
@@ -98,7 +98,7 @@ async function startHub(dir: string, opts: Required<Pick<EdgeRigOptions, 'maxCon
 
 async function startAgent(hub: HubProcess, engine: TestEngine, work: string, nofile: number): Promise<Child> {
   const policyFile = join(work, 'policy.json');
-  await writeFile(policyFile, policyJson());
+  await writeFile(policyFile, policyJson([...ALL_DOCKER_SECTIONS, 'ingress']));
   const code = await mintEnrollmentCode(hub, NODE);
   const [cmd, args] = limited(nofile, process.execPath, [...nodeFlags(`agent-${NODE}`), BIN, 'agent', '--hub', hub.url, '--code', code,
     '--state', join(work, 'agent'), '--docker', engine.dockerHost, '--policy', policyFile]);
