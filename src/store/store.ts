@@ -4,6 +4,7 @@
  * A method that fails because the storage is full, failing or read-only rejects with the
  * DockfleetError `storage_full`, so callers refuse changes instead of acting unrecorded.
  */
+import type { RegistryStore } from '../hub/registry-auth/registry-store.ts';
 import type { EngineFacts, InventorySection } from '../protocol/inventory.ts';
 import type { CodeKind } from '../protocol/enrollment-code.ts';
 import type { JobStore } from './job-store.ts';
@@ -136,6 +137,8 @@ export interface Store {
   readonly stacks: StackStore;
   /** The edge's TLS certificates, keys sealed (hub/edge/certs/). */
   readonly certs: CertStore;
+  /** Registry credentials, secrets sealed (hub/registry-auth/). */
+  readonly registries: RegistryStore;
   /** Applies pending migrations; returns the names it applied, in order. */
   migrate(): Promise<string[]>;
   close(): Promise<void>;
