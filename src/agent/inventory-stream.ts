@@ -8,17 +8,24 @@
  */
 import type { Http2ServerResponse } from 'node:http2';
 import type { InventoryMessage, InventorySection } from '../protocol/inventory.ts';
+import type { PolicySummary } from '../protocol/policy-summary.ts';
 import type { InventoryWatcher } from './inventory-watcher.ts';
 
-export function streamInventory(watcher: InventoryWatcher, res: Http2ServerResponse): void {
+/** `policy`, when given, is the first line of every stream: the hub shows what this host allows. */
+export function streamInventory(watcher: InventoryWatcher, res: Http2ServerResponse, policy?: PolicySummary): void {
   res.writeHead(200, { 'content-type': 'application/x-ndjson' });
   /** Sections whose newest version this stream has not written yet. */
   const dirty = new Set<InventorySection>();
   let engineDirty = true;
   let waiting = false;
+  let policyDue = policy !== undefined;
 
   /** The next message to write, taken off the marks at the moment it is built (so it is the newest). */
   const next = (): InventoryMessage | null => {
+    if (policyDue && policy) {
+      policyDue = false;
+      return { t: 'policy', summary: policy };
+    }
     if (engineDirty) {
       engineDirty = false;
       const status = watcher.status;

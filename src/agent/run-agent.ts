@@ -21,6 +21,7 @@ import { createStacksStatusHandler } from './stacks/stacks-status-stream.ts';
 import { engineHostView } from './policy/host-view.ts';
 import { PolicyGate } from './policy/policy-gate.ts';
 import { AgentPolicy } from './policy/policy.ts';
+import { summarisePolicy } from './policy/policy-summary.ts';
 import { createTunnelHandler, type TunnelHandler } from './tunnel-handler.ts';
 import { engineMountpoints } from './volume-files/engine-mountpoints.ts';
 import { createVolumeFilesHandler } from './volume-files/volume-files-handler.ts';
@@ -93,6 +94,7 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
           volumeFiles: guardedVolumeFiles(policy, createVolumeFilesHandler(new VolumeFiles({ resolveMountpoint: engineMountpoints(engine) }), log), log),
           jobs: jobs.handler,
           stacksStatus: createStacksStatusHandler(drift),
+          policySummary: summarisePolicy(policy.policy),
           edgeDial: createContainerDialer(engine, log, () => { const v = policy.checkIngress(); return v.allowed ? null : v.reason; }),
         }),
         log,

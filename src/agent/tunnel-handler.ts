@@ -15,6 +15,7 @@ import type { Logger } from '../lib/logger.ts';
 import type { AgentIdentity } from './identity.ts';
 import type { InventoryWatcher } from './inventory-watcher.ts';
 import { streamInventory } from './inventory-stream.ts';
+import type { PolicySummary } from '../protocol/policy-summary.ts';
 
 export interface TunnelDeps {
   identity: AgentIdentity;
@@ -30,6 +31,8 @@ export interface TunnelDeps {
   stacksStatus?: TunnelHandler;
   /** The edge's connections to containers on this host (POST EDGE_DIAL_PATH; src/agent/edge/). */
   edgeDial?: TunnelHandler;
+  /** What this host's policy allows, sent first on each inventory stream. */
+  policySummary?: PolicySummary;
 }
 
 export type TunnelHandler = (req: Http2ServerRequest, res: Http2ServerResponse) => void | Promise<void>;
@@ -50,7 +53,7 @@ export function createTunnelHandler(deps: TunnelDeps): TunnelHandler {
       res.end();
       return;
     }
-    if (path === INVENTORY_PATH && req.method === 'GET') return streamInventory(deps.inventory, res);
+    if (path === INVENTORY_PATH && req.method === 'GET') return streamInventory(deps.inventory, res, deps.policySummary);
     if (path === ROTATE_PATH && req.method === 'POST') return void rotate(deps, req, res);
     if (path === JOBS_PATH && req.method === 'POST' && deps.jobs) return void deps.jobs(req, res);
     if (path === STACKS_STATUS_PATH && req.method === 'GET' && deps.stacksStatus) return void deps.stacksStatus(req, res);

@@ -8,6 +8,7 @@ import { DockfleetError } from '../protocol/errors.ts';
 import type { NodeStatus, NodeView } from '../protocol/api.ts';
 import { DEAD_AFTER_MS } from '../protocol/heartbeat.ts';
 import type { InventoryMessage } from '../protocol/inventory.ts';
+import type { PolicySummary } from '../protocol/policy-summary.ts';
 import type { NodeRecord, Store } from '../store/store.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { AgentLink } from './gateway/agent-link.ts';
@@ -37,6 +38,8 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
   readonly #idByName = new Map<string, string>();
   readonly #links = new Map<string, AgentLink>();
   readonly #pending = new Map<string, PendingWaiter>();
+  /** Each node's policy as its agent last reported it (kept while offline; not persisted: null until it reports after a hub start). */
+  readonly #policies = new Map<string, PolicySummary>();
   #labelsOf: (name: string) => Record<string, string> = () => ({});
   #flushTimer: NodeJS.Timeout | null = null;
   #sweepTimer: NodeJS.Timeout | null = null;
@@ -136,6 +139,7 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
       host: facts ? { os: facts.os, arch: facts.arch, cpus: facts.cpus, memoryBytes: facts.memoryBytes, hostname: facts.hostname } : null,
       counts: this.#inventory.counts(node.id),
       labels: this.#labelsOf(node.name),
+      policy: this.#policies.get(node.id) ?? null,
     };
   }
 
@@ -228,6 +232,11 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
 
   async #onInventory(nodeId: string, msg: InventoryMessage): Promise<void> {
     if (msg.t === 'section') return this.#inventory.setSection(nodeId, msg.section, msg.items, msg.at);
+    if (msg.t === 'policy') {
+      this.#policies.set(nodeId, msg.summary);
+      this.emit('changed');
+      return;
+    }
     if (msg.state === 'down') return this.#inventory.setEngine(nodeId, { state: 'down', error: msg.error });
     this.#inventory.setEngine(nodeId, { state: 'up' });
     const node = this.#byId.get(nodeId);

@@ -1,6 +1,7 @@
 /** Bodies of the hub's REST API (v1), shared by the hub, the agent's enrollment and the CLI. */
 import { z } from 'zod';
 import { nodeNameSchema } from './handshake.ts';
+import { policySummary } from './policy-summary.ts';
 
 export const NODE_STATUSES = ['pending', 'online', 'offline', 'revoked'] as const;
 export type NodeStatus = (typeof NODE_STATUSES)[number];
@@ -20,6 +21,8 @@ export const nodeView = z.object({
   counts: z.object({ containers: z.number(), running: z.number(), images: z.number(), volumes: z.number(), networks: z.number() }),
   /** Node labels (`dockfleet label`), which stack selectors match. */
   labels: z.record(z.string(), z.string()),
+  /** What the node's local policy allows, as its agent last reported it; null until it has. */
+  policy: policySummary.nullable(),
 });
 export type NodeView = z.infer<typeof nodeView>;
 

@@ -4,6 +4,7 @@
  * kept in Docker's own list format; only the envelope is checked here.
  */
 import { z } from 'zod';
+import { policyMessage } from './policy-summary.ts';
 
 export const INVENTORY_PATH = '/_dockfleet/v1/inventory';
 export const NOOP_PATH = '/_dockfleet/v1/noop';
@@ -32,6 +33,7 @@ export const inventoryMessage = z.union([
   z.object({ t: z.literal('engine'), state: z.literal('up'), facts: engineFacts }),
   z.object({ t: z.literal('engine'), state: z.literal('down'), error: z.string().max(500) }),
   z.object({ t: z.literal('section'), section: z.enum(INVENTORY_SECTIONS), items: z.array(item), at: z.number() }),
+  policyMessage,
 ]);
 export type InventoryMessage = z.infer<typeof inventoryMessage>;
 

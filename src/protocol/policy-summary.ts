@@ -1,0 +1,54 @@
+/**
+ * What a node's local policy allows, as the agent reports it to the hub (an inventory message,
+ * `{ t: 'policy', summary }`, first on every inventory stream) and the hub shows it in node views
+ * (`policy`), so the UI can say per node what it allows and disable what it refuses. Only what
+ * the policy itself says: sections on/off and the allow flags; never the policy file's path.
+ */
+import { z } from 'zod';
+
+/** The sections the UI asks about (a subset of the agent's SECTION_NAMES, same spelling). */
+export const SUMMARY_SECTIONS = [
+  'containers', 'exec', 'archive', 'images', 'imageExport', 'build', 'volumes', 'networks', 'distribution',
+  'events', 'plugins', 'swarm', 'volumeFiles', 'ingress',
+] as const;
+export type SummarySection = (typeof SUMMARY_SECTIONS)[number];
+
+/** What each section lets the hub do on the node, in words for "This host allows: …". */
+export const SECTION_WORDS: Readonly<Record<SummarySection, string>> = {
+  containers: 'managing containers',
+  exec: 'terminals (exec)',
+  archive: 'container files (archive)',
+  images: 'images',
+  imageExport: 'exporting images',
+  build: 'image builds',
+  volumes: 'volumes',
+  networks: 'networks',
+  distribution: 'registry lookups',
+  events: 'engine events',
+  plugins: 'plugins',
+  swarm: 'swarm',
+  volumeFiles: 'volume files',
+  ingress: 'ingress (edge)',
+};
+
+export const policySummary = z.object({
+  /** True when the agent runs with a policy file, false with the built-in default policy. */
+  custom: z.boolean(),
+  sections: z.record(z.enum(SUMMARY_SECTIONS), z.boolean()),
+  allow: z.object({
+    privileged: z.boolean(),
+    /** The directories the policy lists for bind mounts; null = any host path (except / and engine sockets). */
+    bindMounts: z.array(z.string().max(4096)).max(256).nullable(),
+    bindRoot: z.boolean(),
+    dockerSocket: z.boolean(),
+    hostNamespaces: z.boolean(),
+    devices: z.boolean(),
+    capabilities: z.array(z.string().max(64)).max(128),
+    remoteBuildContexts: z.boolean(),
+  }),
+});
+export type PolicySummary = z.infer<typeof policySummary>;
+
+/** The inventory message that carries it. */
+export const policyMessage = z.object({ t: z.literal('policy'), summary: policySummary });
+export type PolicyMessage = z.infer<typeof policyMessage>;
