@@ -7,6 +7,8 @@ import { jobRoutes } from './job-routes.ts';
 import { routeRoutes } from './route-routes.ts';
 import { edgeSignInRoutes } from './edge-sign-in-routes.ts';
 import { certificateRoutes } from './certificate-routes.ts';
+import { registryRoutes } from '../registry-auth/registry-routes.ts';
+import type { RegistryAuth } from '../registry-auth/registry-auth.ts';
 import type { EdgeCertificates } from '../edge/certs/edge-certificates.ts';
 import type { EdgeSignIn } from '../edge/access/edge-sign-in.ts';
 import type { RouteTable } from '../edge/route-table.ts';
@@ -52,6 +54,8 @@ export interface RestDeps {
   edgeSignIn?: EdgeSignIn | null;
   /** The edge's certificates; without them the /api/v1/certificates routes are absent. */
   edgeCertificates?: EdgeCertificates | null;
+  /** Registry credentials for pulls; without them the /api/v1/registries routes are absent. */
+  registryAuth?: RegistryAuth | null;
 }
 
 const MAX_BODY = 64 * 1024;
@@ -120,6 +124,7 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
   if (deps.routes) routeRoutes(app, deps.routes);
   if (deps.edgeSignIn) edgeSignInRoutes(app, deps.edgeSignIn, parseBody);
   if (deps.edgeCertificates) certificateRoutes(app, deps.edgeCertificates, parseBody);
+  if (deps.registryAuth) registryRoutes(app, deps.registryAuth, parseBody);
 
   app.get('/api/v1/nodes', (c) => c.json(registry.list()));
   app.get('/api/v1/nodes/:name', (c) => c.json(registry.view(registry.require(c.req.param('name')))));
