@@ -33,6 +33,7 @@ import type { SecretBox } from './secret-box.ts';
 import { RouteTable } from './edge/route-table.ts';
 import { EdgeSignIn } from './edge/access/edge-sign-in.ts';
 import { EdgeCertificates } from './edge/certs/edge-certificates.ts';
+import { RegistryAuth } from './registry-auth/registry-auth.ts';
 
 export interface HubDeps {
   store: Store;
@@ -86,8 +87,9 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
   const principals = new Principals(store);
   const audit = new AuditLog(store, log);
   const caps = new StreamCaps(deps.streamsPerUser);
+  const registryAuth = new RegistryAuth(store.registries, deps.secrets);
   const docker = new DockerGateway({
-    registry, principals, audit, log, caps,
+    registry, principals, audit, log, caps, registryAuth,
     ...(deps.fleetDeadlineMs === undefined ? {} : { fleetDeadlineMs: deps.fleetDeadlineMs }),
   });
   const gateway = new AgentGateway({
@@ -95,7 +97,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
     ...(deps.handshakeTimeoutMs === undefined ? {} : { handshakeTimeoutMs: deps.handshakeTimeoutMs }),
     ...(deps.limiter === undefined ? {} : { limiter: deps.limiter }),
   });
-  const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log, setupCode: deps.setupCode ?? null, jobs, stacks: stacks.routes, routes, edgeSignIn, edgeCertificates });
+  const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log, setupCode: deps.setupCode ?? null, jobs, stacks: stacks.routes, routes, edgeSignIn, edgeCertificates, registryAuth });
   const restListener = getRequestListener(app.fetch);
   const assets = await buildUi();
   log.info(describeUi(assets), 'web UI built');
