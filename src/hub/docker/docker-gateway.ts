@@ -19,6 +19,7 @@ import { answerFleet } from './fleet-proxy.ts';
 import { hijackToNode } from './hijack-proxy.ts';
 import { proxyToAgent } from './node-proxy.ts';
 import { StreamCaps } from './stream-caps.ts';
+import type { RegistryAuth } from '../registry-auth/registry-auth.ts';
 
 export interface DockerGatewayDeps {
   registry: NodeRegistry;
@@ -28,6 +29,8 @@ export interface DockerGatewayDeps {
   fleetDeadlineMs?: number;
   /** Shared with the terminal and volume files, so one user's cap covers them all. */
   caps?: StreamCaps;
+  /** Stored registry credentials, set as X-Registry-Auth on a pull that names one. */
+  registryAuth?: RegistryAuth;
 }
 
 export class DockerGateway {
@@ -77,6 +80,7 @@ export class DockerGateway {
       if (route.kind === 'fleet') {
         status = await answerFleet(this.#deps.registry, route.enginePath, req, res, this.#fleetDeadlineMs);
       } else {
+        await this.#deps.registryAuth?.applyToRequest(req.method ?? 'GET', route.enginePath, req.headers);
         const outcome = await proxyToAgent(this.#deps.registry.requireLink(route.node), `${DOCKER_PREFIX}${route.enginePath}`, req, res);
         status = outcome.status;
         if (outcome.refusedByPolicy) this.#deps.log.info({ user: principal.name, node: route.node, method: req.method, path: route.enginePath.split('?')[0] }, 'call refused by host policy');
