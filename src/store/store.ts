@@ -7,6 +7,7 @@
 import type { RegistryStore } from '../hub/registry-auth/registry-store.ts';
 import type { EngineFacts, InventorySection } from '../protocol/inventory.ts';
 import type { CodeKind } from '../protocol/enrollment-code.ts';
+import type { AccessStore } from './access-store.ts';
 import type { JobStore } from './job-store.ts';
 import type { StackStore } from './stack-store.ts';
 import type { CertStore } from './cert-store.ts';
@@ -137,6 +138,8 @@ export interface Store {
   readonly stacks: StackStore;
   /** The edge's TLS certificates, keys sealed (hub/edge/certs/). */
   readonly certs: CertStore;
+  /** Node grants, user administration, token use, pending codes (hub/access/). */
+  readonly access: AccessStore;
   /** Registry credentials, secrets sealed (hub/registry-auth/). */
   readonly registries: RegistryStore;
   /** Applies pending migrations; returns the names it applied, in order. */
