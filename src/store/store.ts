@@ -11,6 +11,7 @@ import type { AccessStore } from './access-store.ts';
 import type { JobStore } from './job-store.ts';
 import type { StackStore } from './stack-store.ts';
 import type { CertStore } from './cert-store.ts';
+import type { AlertStore } from './alert-store.ts';
 
 export type NodeState = 'pending' | 'active' | 'revoked';
 
@@ -138,6 +139,8 @@ export interface Store {
   readonly stacks: StackStore;
   /** The edge's TLS certificates, keys sealed (hub/edge/certs/). */
   readonly certs: CertStore;
+  /** Alerts: incidents, receivers (targets sealed) and deliveries (hub/alerts/). */
+  readonly alerts: AlertStore;
   /** Node grants, user administration, token use, pending codes (hub/access/). */
   readonly access: AccessStore;
   /** Registry credentials, secrets sealed (hub/registry-auth/). */

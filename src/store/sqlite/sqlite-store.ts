@@ -13,6 +13,8 @@ import { applyMigrations } from './migrate.ts';
 import { SqliteJobStore } from './sqlite-job-store.ts';
 import { SqliteStackStore } from './sqlite-stack-store.ts';
 import { SqliteCertStore } from './sqlite-cert-store.ts';
+import { SqliteAlertStore } from './sqlite-alert-store.ts';
+import type { AlertStore } from '../alert-store.ts';
 import { SqliteAccessStore } from './sqlite-access-store.ts';
 import type { AccessStore } from '../access-store.ts';
 import { SqliteRegistryStore } from '../../hub/registry-auth/sqlite-registry-store.ts';
@@ -61,6 +63,7 @@ export class SqliteStore implements Store {
   readonly jobs: JobStore;
   readonly stacks: StackStore;
   readonly certs: CertStore;
+  readonly alerts: AlertStore;
   readonly access: AccessStore;
   readonly registries: RegistryStore;
 
@@ -74,6 +77,7 @@ export class SqliteStore implements Store {
     this.jobs = new SqliteJobStore(this.#db);
     this.stacks = new SqliteStackStore(this.#db);
     this.certs = new SqliteCertStore(this.#db);
+    this.alerts = new SqliteAlertStore(this.#db);
     this.access = new SqliteAccessStore(this.#db);
     this.registries = new SqliteRegistryStore(this.#db);
   }
