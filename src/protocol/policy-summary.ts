@@ -13,24 +13,6 @@ export const SUMMARY_SECTIONS = [
 ] as const;
 export type SummarySection = (typeof SUMMARY_SECTIONS)[number];
 
-/** What each section lets the hub do on the node, in words for "This host allows: …". */
-export const SECTION_WORDS: Readonly<Record<SummarySection, string>> = {
-  containers: 'managing containers',
-  exec: 'terminals (exec)',
-  archive: 'container files (archive)',
-  images: 'images',
-  imageExport: 'exporting images',
-  build: 'image builds',
-  volumes: 'volumes',
-  networks: 'networks',
-  distribution: 'registry lookups',
-  events: 'engine events',
-  plugins: 'plugins',
-  swarm: 'swarm',
-  volumeFiles: 'volume files',
-  ingress: 'ingress (edge)',
-};
-
 export const policySummary = z.object({
   /** True when the agent runs with a policy file, false with the built-in default policy. */
   custom: z.boolean(),

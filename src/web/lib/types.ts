@@ -1,4 +1,5 @@
 /** Shapes of what the hub and the Docker Engine API answer (only the fields the UI reads). */
+import type { PolicySummary } from '../../protocol/policy-summary.ts';
 
 export type NodeStatus = 'pending' | 'online' | 'offline' | 'revoked';
 export type Role = 'admin' | 'operator' | 'viewer';
@@ -12,6 +13,8 @@ export interface NodeView {
   counts: { containers: number; running: number; images: number; volumes: number; networks: number };
   /** Node labels (`dockfleet label NODE key=value`); stacks target them with a selector. */
   labels?: Record<string, string>;
+  /** What the node's local policy allows, as its agent last reported it; null (or absent) until it has. */
+  policy?: PolicySummary | null;
 }
 
 export interface Me {
