@@ -23,6 +23,8 @@ import { PolicyGate } from './policy/policy-gate.ts';
 import { AgentPolicy } from './policy/policy.ts';
 import { summarisePolicy } from './policy/policy-summary.ts';
 import { createTunnelHandler, type TunnelHandler } from './tunnel-handler.ts';
+import { StatsSampler } from './stats/stats-sampler.ts';
+import { createStatsStreamHandler } from './stats/stats-stream.ts';
 import { engineMountpoints } from './volume-files/engine-mountpoints.ts';
 import { createVolumeFilesHandler } from './volume-files/volume-files-handler.ts';
 import { VolumeFiles } from './volume-files/volume-files.ts';
@@ -82,6 +84,9 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
   // Jobs interrupted by the last stop resume now, before the hub can deliver anything.
   const jobs = await recoverJobs({ stateDir: config.stateDir, node: identity.node, identity, runner, log, signal: stop.signal });
   const watching = Promise.all([inventory.run(stop.signal), drift.run(stop.signal)]);
+  // Samples only while the hub holds a stats stream open (someone is looking at a page).
+  const stats = new StatsSampler(engine, log);
+  stop.signal.addEventListener('abort', () => stats.stop(), { once: true });
   try {
     await runChannel(
       {
@@ -96,6 +101,7 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
           stacksStatus: createStacksStatusHandler(drift),
           policySummary: summarisePolicy(policy.policy),
           edgeDial: createContainerDialer(engine, log, () => { const v = policy.checkIngress(); return v.allowed ? null : v.reason; }),
+          stats: createStatsStreamHandler(stats),
         }),
         log,
         onConnected: () => hooks.onConnected?.(identity.node),

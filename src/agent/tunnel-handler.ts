@@ -9,6 +9,7 @@ import { VOLUME_FILES_PREFIX } from '../protocol/volume-files.ts';
 import { JOBS_PATH } from '../protocol/jobs.ts';
 import { STACKS_STATUS_PATH } from '../protocol/stacks.ts';
 import { EDGE_DIAL_PATH } from '../protocol/edge-dial.ts';
+import { STATS_PATH } from '../protocol/stats.ts';
 import { parseJsonLine } from '../lib/ndjson.ts';
 import { readBounded } from '../lib/read-bounded.ts';
 import type { Logger } from '../lib/logger.ts';
@@ -31,6 +32,8 @@ export interface TunnelDeps {
   stacksStatus?: TunnelHandler;
   /** The edge's connections to containers on this host (POST EDGE_DIAL_PATH; src/agent/edge/). */
   edgeDial?: TunnelHandler;
+  /** Container and host stats while the hub watches (GET STATS_PATH; src/agent/stats/). */
+  stats?: TunnelHandler;
   /** What this host's policy allows, sent first on each inventory stream. */
   policySummary?: PolicySummary;
 }
@@ -58,6 +61,7 @@ export function createTunnelHandler(deps: TunnelDeps): TunnelHandler {
     if (path === JOBS_PATH && req.method === 'POST' && deps.jobs) return void deps.jobs(req, res);
     if (path === STACKS_STATUS_PATH && req.method === 'GET' && deps.stacksStatus) return void deps.stacksStatus(req, res);
     if (path === EDGE_DIAL_PATH && deps.edgeDial) return void deps.edgeDial(req, res);
+    if (path === STATS_PATH && req.method === 'GET' && deps.stats) return void deps.stats(req, res);
     sendJson(res, 404, { message: `no such agent endpoint ${path}` });
   };
 }
