@@ -1,4 +1,4 @@
-/** Who did what, where, when (admins only). */
+/** Who did what, where, when (admins only): each row a sentence, the raw call one click away. */
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import { Empty, ErrorState, Loading, PageHeader, SubmitButton, buttonClass, useAsync } from '../components/ui.tsx';
@@ -6,6 +6,7 @@ import { ApiError, get, qs } from '../lib/api.ts';
 import { dateTime } from '../lib/format.ts';
 import { navigate, useLocation } from '../lib/router.ts';
 import type { AuditRow } from '../lib/types.ts';
+import { auditWords } from '../lib/audit-words.ts';
 
 /** datetime-local value (local time) → epoch ms, or '' */
 function toEpoch(v: string): string {
@@ -25,6 +26,16 @@ function toLocalInput(ms: string | null): string {
 
 function statusTone(s: number): string {
   return s >= 500 ? 'bad' : s >= 400 ? 'warn' : 'ok';
+}
+
+/** "mara opened a terminal in web on shop-01", its node and container linked. */
+function Sentence({ row }: { row: AuditRow }): JSX.Element {
+  const words = auditWords(row);
+  return (
+    <>
+      {words.parts.map((p, i) => (typeof p === 'string' ? p : <a key={i} href={p.href}>{p.text}</a>))}
+    </>
+  );
 }
 
 /** The status once a call has ended; until then what is known: running, or interrupted. */
@@ -103,9 +114,7 @@ export function AuditPage(): JSX.Element {
                 <thead>
                   <tr>
                     <th scope="col">Time</th>
-                    <th scope="col">User</th>
-                    <th scope="col">Node</th>
-                    <th scope="col">Request</th>
+                    <th scope="col">What happened</th>
                     <th scope="col">Status</th>
                   </tr>
                 </thead>
@@ -113,9 +122,13 @@ export function AuditPage(): JSX.Element {
                   {state.data.map((r) => (
                     <tr key={String(r.id)}>
                       <td data-label="Time" class="nowrap">{dateTime(r.time)}</td>
-                      <td data-label="User">{r.user}</td>
-                      <td data-label="Node">{r.node ?? <span class="muted">—</span>}</td>
-                      <td data-label="Request" class="mono small break"><strong>{r.method}</strong> {r.path}</td>
+                      <td data-label="What happened" class="audit-words break">
+                        <Sentence row={r} />
+                        <details class="audit-raw">
+                          <summary class="small muted">Raw call</summary>
+                          <code class="mono small break"><strong>{r.method}</strong> {r.path} → {r.status ?? r.outcome}</code>
+                        </details>
+                      </td>
                       <td data-label="Status"><Outcome row={r} /></td>
                     </tr>
                   ))}
