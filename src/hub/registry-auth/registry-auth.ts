@@ -35,6 +35,11 @@ export function registryOfImage(image: string): string {
   return first.includes('.') || first.includes(':') || first === 'localhost' ? first : 'docker.io';
 }
 
+/** Docker's encoding: URL-safe base64 *with* padding (the engine's decoder needs the `=`). */
+export function dockerAuthHeader(auth: { username: string; password: string; serveraddress: string }): string {
+  return Buffer.from(JSON.stringify(auth), 'utf8').toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
+}
+
 export class RegistryAuth {
   readonly #store: RegistryStore;
   readonly #secrets: SecretBox;
@@ -62,7 +67,7 @@ export class RegistryAuth {
     if (!(await this.#store.deleteRegistry(id))) throw new DockfleetError('not_found', `no registry credentials ${id}`);
   }
 
-  /** Docker's X-Registry-Auth value (base64url JSON) for the credential `id`, checked against the
+  /** Docker's X-Registry-Auth value (padded base64url JSON) for the credential `id`, checked against the
    * image's registry so a credential is never sent to another host. */
   async headerFor(id: string, image: string): Promise<string> {
     const r = await this.#store.getRegistry(id);
@@ -70,7 +75,7 @@ export class RegistryAuth {
     const host = registryOfImage(image);
     if (host !== r.server) throw new DockfleetError('validation_failed', `these credentials are for ${r.server}, but ${image} comes from ${host}`);
     const password = this.#secrets.open(r.sealedSecret, `registry:${id}`).toString('utf8');
-    return Buffer.from(JSON.stringify({ username: r.username, password, serveraddress: r.server }), 'utf8').toString('base64url');
+    return dockerAuthHeader({ username: r.username, password, serveraddress: r.server });
   }
 
   /**
