@@ -12,6 +12,8 @@ import type { Logger } from '../lib/logger.ts';
 import { buildRestApp } from './api/rest-app.ts';
 import { Enrollment } from './enrollment.ts';
 import { LiveStream, LIVE_STREAM_PATH } from './api/live-stream.ts';
+import { StatsHub } from './stats/stats-hub.ts';
+import { StatsEvents, STATS_STREAM_PATH } from './stats/stats-events.ts';
 import { TerminalBridge, isTerminalPath } from './api/terminal-bridge.ts';
 import { matchVolumeFiles, proxyVolumeFiles } from './api/volume-files-proxy.ts';
 import { AuditLog } from './audit-log.ts';
@@ -103,6 +105,8 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
   log.info(describeUi(assets), 'web UI built');
   const ui = createUiHandler(assets);
   const live = new LiveStream(registry, inventory, principals);
+  const stats = new StatsHub(registry, log);
+  const statsEvents = new StatsEvents(stats, principals);
   const terminals = new TerminalBridge({ registry, principals, audit, log, caps });
 
   return {
@@ -112,6 +116,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
       // Streams stay out of the REST framework so they keep Node's backpressure end to end.
       if (isDockerUrl(url)) return void docker.handleRequest(req, res);
       if (url.split('?')[0] === LIVE_STREAM_PATH && req.method === 'GET') return void live.handle(req, res);
+      if (url.split('?')[0] === STATS_STREAM_PATH && req.method === 'GET') return void statsEvents.handle(req, res);
       const files = matchVolumeFiles(url);
       if (files) return void proxyVolumeFiles({ registry, principals, audit, log, caps }, files, req, res);
       return restListener(req, res);
@@ -135,6 +140,8 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
     async close() {
       routes.close();
       live.close();
+      statsEvents.close();
+      stats.close();
       gateway.close();
       await stacks.close();
       await dispatcher.close();
