@@ -4,6 +4,7 @@ import { useEffect, useMemo, useState } from 'preact/hooks';
 import { Dialog, confirmAction } from '../components/dialog.tsx';
 import { Icon } from '../components/icons.tsx';
 import { PruneDialog } from '../components/prune.tsx';
+import { VolumeFilesButton } from '../components/volume-files-button.tsx';
 import { toast } from '../components/toasts.tsx';
 import {
   ActionButton, AsyncView, DataTable, Empty, ErrorState, KeyFacts, Loading, PageHeader, RawJson, StatusBadge, buttonClass, useAsync,
@@ -295,7 +296,7 @@ export function VolumesPage({ me, node }: { me: Me; node: string }): JSX.Element
                     <td data-label="Used by">{users.length ? users.join(', ') : <span class="muted">unused</span>}</td>
                     <td class="cell-actions">
                       <div class="row-actions">
-                        <a class={buttonClass('ghost', true)} href={files}><Icon name="folder" size={15} />Files</a>
+                        <VolumeFilesButton node={node} volume={v.Name} />
                         <button type="button" class={buttonClass('ghost', true)} onClick={() => setInspecting(v.Name)}>Inspect</button>
                         {canWrite && <ActionButton small variant="danger" what={`Remove ${v.Name}`} confirm={askRemove(v)} onClick={(ok) => remove(v, ok)}>Remove</ActionButton>}
                       </div>
