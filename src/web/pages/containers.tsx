@@ -45,14 +45,28 @@ export function ContainerActions({ c, canWrite, compact }: { c: { node: string; 
     <div class={`row-actions${compact ? ' compact' : ''}`}>
       {running ? (
         <>
-          <ActionButton small what={`Stop ${c.name}`} onClick={run('stop')}>Stop</ActionButton>
-          <ActionButton small what={`Restart ${c.name}`} onClick={run('restart')}>Restart</ActionButton>
+          <ActionButton small what={`Stop ${c.name}`} aria-label={`Stop ${c.name}`} onClick={run('stop')}>Stop</ActionButton>
+          <ActionButton small what={`Restart ${c.name}`} aria-label={`Restart ${c.name}`} onClick={run('restart')}>Restart</ActionButton>
         </>
       ) : (
-        <ActionButton small what={`Start ${c.name}`} onClick={run('start')}>Start</ActionButton>
+        <ActionButton small what={`Start ${c.name}`} aria-label={`Start ${c.name}`} onClick={run('start')}>Start</ActionButton>
       )}
-      <ActionButton small variant="danger" what={`Remove ${c.name}`} confirm={askRemove} onClick={remove}>Remove</ActionButton>
+      <ActionButton small variant="danger" what={`Remove ${c.name}`} aria-label={`Remove ${c.name}`} confirm={askRemove} onClick={remove}>Remove</ActionButton>
     </div>
+  );
+}
+
+/** The state a container had when its node was last heard from: grey, never a live green. */
+function LastKnownState({ state, status, since }: { state: string; status: string; since: string | null }): JSX.Element {
+  const when = since ? `${status} since ${dateTime(since)}` : status;
+  return (
+    <span class="last-known" title={since ? `last heard from ${dateTime(since)}` : undefined}>
+      <span class="badge badge-stale">
+        <span class="dot" aria-hidden="true" />
+        last seen {state}
+      </span>
+      <span class="muted small"> · node {when}</span>
+    </span>
   );
 }
 
@@ -76,6 +90,7 @@ export function ContainersPage({ me }: { me: Me }): JSX.Element {
   const all = useMemo(() => fleetContainers(f), [f.containers]);
   const nodeNames = useMemo(() => (f.nodes ?? []).map((n) => n.name).sort(), [f.nodes]);
   const nodeStatus = useMemo(() => new Map((f.nodes ?? []).map((n) => [n.name, n.status])), [f.nodes]);
+  const nodeSeen = useMemo(() => new Map((f.nodes ?? []).map((n) => [n.name, n.lastSeen])), [f.nodes]);
 
   const shown = useMemo(() => {
     const name = filters.name.toLowerCase();
@@ -209,8 +224,14 @@ export function ContainersPage({ me }: { me: Me }): JSX.Element {
                     </td>
                     <td data-label="Image" class="cell-image" title={c.Image}>{c.Image.startsWith('sha256:') ? shortId(c.Image) : c.Image}</td>
                     <td data-label="State">
-                      <StatusBadge status={c.State} />
-                      {stateDetail(c.State, c.Status) && <div class="muted small">{stateDetail(c.State, c.Status)}</div>}
+                      {offline ? (
+                        <LastKnownState state={c.State} status={nodeStatus.get(c.node) ?? 'gone'} since={nodeSeen.get(c.node) ?? null} />
+                      ) : (
+                        <>
+                          <StatusBadge status={c.State} />
+                          {stateDetail(c.State, c.Status) && <div class="muted small">{stateDetail(c.State, c.Status)}</div>}
+                        </>
+                      )}
                     </td>
                     <td data-label="Created" class="nowrap col-wide" title={dateTime(c.Created)}>{ago(c.Created, Date.now(), true)}</td>
                     <td data-label="Ports" class="cell-ports">
@@ -218,7 +239,7 @@ export function ContainersPage({ me }: { me: Me }): JSX.Element {
                     </td>
                     <td class="cell-actions">
                       <div class="row-actions">
-                        <a class={buttonClass('ghost', true, 'icon-only')} href={containerPath(c, 'logs')} aria-label="Logs" title="Logs">
+                        <a class={buttonClass('ghost', true, 'icon-only')} href={containerPath(c, 'logs')} aria-label={`Logs of ${c.name}`} title="Logs">
                           <Icon name="logs" size={16} />
                         </a>
                         <ContainerActions c={c} canWrite={canWrite && !offline} compact />

@@ -10,6 +10,7 @@ import {
 import { apiNodePath, errorMessage, post } from '../lib/api.ts';
 import { ago, bytes, dateTime } from '../lib/format.ts';
 import { fleet } from '../lib/live.ts';
+import { policyExtras, policyOverview } from '../lib/policy.ts';
 import { useStore } from '../lib/store.ts';
 import type { EnrollmentCreated, Me, NodeView } from '../lib/types.ts';
 
@@ -100,6 +101,10 @@ function NodeCard({ node: n, isAdmin, canLabel }: { node: NodeView; isAdmin: boo
           <dd title={n.lastSeen ? dateTime(n.lastSeen) : undefined}>{n.status === 'online' ? 'now' : n.lastSeen ? ago(n.lastSeen) : 'never'}</dd>
         </div>
         <div>
+          <dt>Policy</dt>
+          <dd><PolicyFacts node={n} /></dd>
+        </div>
+        <div>
           <dt>Labels</dt>
           <dd class="labels-dd">
             <LabelChips labels={n.labels} />
@@ -140,6 +145,21 @@ function NodeCard({ node: n, isAdmin, canLabel }: { node: NodeView; isAdmin: boo
         </div>
       )}
     </article>
+  );
+}
+
+/** What the host's own policy allows, as its agent last reported it. */
+function PolicyFacts({ node }: { node: NodeView }): JSX.Element {
+  const overview = policyOverview(node);
+  if (!overview) return <span class="muted">not reported yet</span>;
+  const extras = policyExtras(node);
+  return (
+    <div class="policy-facts">
+      <p class="policy-line">This host allows: {overview.allows.join(', ') || 'nothing'}.</p>
+      {overview.refuses.length > 0 && <p class="policy-line muted small">Refuses: {overview.refuses.join(', ')}.</p>}
+      {extras.length > 0 && <p class="policy-line muted small">Containers: {extras.join('; ')}.</p>}
+      {!node.policy?.custom && <p class="policy-line muted small">The agent's default policy (no policy file).</p>}
+    </div>
   );
 }
 

@@ -1,8 +1,13 @@
-/** A shell in a container. The xterm.js part is a lazily loaded chunk (see ../term/). */
+/** A shell in a container. The xterm.js part is a lazily loaded chunk (see ../term/).
+ * Keys go to the shell, Tab and Escape included; Escape followed by Tab (or Shift+Tab) moves
+ * focus out of the terminal instead (WCAG 2.1.2, no keyboard trap), as the hint under it says. */
 import type { JSX } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { Empty, ErrorState, Spinner, buttonClass } from '../components/ui.tsx';
 import { apiNodePath } from '../lib/api.ts';
+import { fleet } from '../lib/live.ts';
+import { policyAllows, policyRefusal } from '../lib/policy.ts';
+import { useStore } from '../lib/store.ts';
 import type { TermSession, TermState } from '../term/xterm-session.ts';
 
 const COMMANDS = ['/bin/sh', '/bin/bash', '/bin/ash', '/bin/zsh'];
@@ -14,9 +19,13 @@ export function TerminalView({ node, id, name, running, canWrite }: { node: stri
   const [state, setState] = useState<TermState | { state: 'loading' } | { state: 'idle' }>({ state: 'idle' });
   const [loadError, setLoadError] = useState<string | null>(null);
   const [attempt, setAttempt] = useState(0);
+  const nodeView = useStore(fleet).nodes?.find((n) => n.name === node);
+  const execAllowed = policyAllows(nodeView, 'exec');
+  /** Set by Escape: the next Tab leaves the terminal instead of reaching the shell. */
+  const escaped = useRef(false);
 
   useEffect(() => {
-    if (!running || !canWrite || attempt === 0) return;
+    if (!running || !canWrite || !execAllowed || attempt === 0) return;
     let cancelled = false;
     setState({ state: 'loading' });
     setLoadError(null);
@@ -42,14 +51,28 @@ export function TerminalView({ node, id, name, running, canWrite }: { node: stri
       session.current?.dispose();
       session.current = null;
     };
-  }, [node, id, running, canWrite, attempt]);
+  }, [node, id, running, canWrite, execAllowed, attempt]);
 
   // Connect at once when the tab opens on a running container.
   useEffect(() => {
-    if (running && canWrite) setAttempt((a) => (a === 0 ? 1 : a));
-  }, [running, canWrite]);
+    if (running && canWrite && execAllowed) setAttempt((a) => (a === 0 ? 1 : a));
+  }, [running, canWrite, execAllowed]);
+
+  // Capture phase, so it runs before xterm.js sees the key: Escape still reaches the shell (vi
+  // needs it), and arms the way out; a Tab right after it is kept from xterm.js, so the browser
+  // moves focus on as it does anywhere else.
+  const onKeyDownCapture = (e: KeyboardEvent): void => {
+    if (e.key === 'Shift' || e.key === 'Control' || e.key === 'Alt' || e.key === 'Meta') return;
+    if (e.key === 'Tab' && escaped.current && !e.ctrlKey && !e.altKey && !e.metaKey) {
+      escaped.current = false;
+      e.stopPropagation();
+      return;
+    }
+    escaped.current = e.key === 'Escape';
+  };
 
   if (!canWrite) return <Empty title="Terminals need the operator or admin role">Viewers may read logs and inspect containers, not run commands in them.</Empty>;
+  if (!execAllowed) return <Empty title="This host's policy does not allow terminals">{policyRefusal(nodeView, 'exec')}</Empty>;
   if (!running) return <Empty title={`${name} is not running`}>Start the container to open a terminal in it.</Empty>;
 
   const connected = state.state === 'open';
@@ -91,8 +114,10 @@ export function TerminalView({ node, id, name, running, canWrite }: { node: stri
         </span>
       </form>
       {loadError && <ErrorState error={loadError} onRetry={() => setAttempt((a) => a + 1)} />}
-      <div class="term-host" ref={host} onClick={() => session.current?.focus()} />
-      <p class="muted small">Keys go to the container while the terminal has focus. Click outside it to leave.</p>
+      <div class="term-host" ref={host} onClick={() => session.current?.focus()} onKeyDownCapture={onKeyDownCapture} />
+      <p class="muted small term-hint" id="term-hint">
+        Keys go to the container while the terminal has focus, Tab and Esc included. To leave it, press <kbd>Esc</kbd> then <kbd>Tab</kbd> (or <kbd>Shift</kbd>+<kbd>Tab</kbd>), or click outside it.
+      </p>
     </section>
   );
 }
