@@ -86,7 +86,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
   const routes = new RouteTable(registry, inventory);
   const edgeSignIn = new EdgeSignIn({ store, secrets: deps.secrets, routes });
   const edgeCertificates = await EdgeCertificates.open({ store: store.certs, secrets: deps.secrets, log });
-  const principals = new Principals(store);
+  const principals = new Principals(store, (name) => stacks.routes.labels.of(name));
   const audit = new AuditLog(store, log);
   const caps = new StreamCaps(deps.streamsPerUser);
   const registryAuth = new RegistryAuth(store.registries, deps.secrets);

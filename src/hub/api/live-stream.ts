@@ -8,6 +8,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { toDockfleetError } from '../../protocol/errors.ts';
 import type { Principals } from '../auth/principals.ts';
+import type { NodeAccess } from '../access/node-access.ts';
 import type { InventoryCache } from '../inventory-cache.ts';
 import type { NodeRegistry } from '../node-registry.ts';
 
@@ -18,6 +19,8 @@ const MAX_BUFFERED = 4 * 1024 * 1024;
 
 interface Client {
   res: ServerResponse;
+  /** The nodes this client may see: a scoped user's feed carries only its granted nodes. */
+  access: NodeAccess;
   nodes: boolean;
   containers: Set<string>;
 }
@@ -47,15 +50,16 @@ export class LiveStream {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let access: NodeAccess;
     try {
-      await this.#principals.fromRequest(req);
+      access = (await this.#principals.fromRequest(req)).access;
     } catch (err) {
       const e = toDockfleetError(err);
       res.writeHead(e.status, { 'content-type': 'application/json' }).end(JSON.stringify(e.toJSON()));
       return;
     }
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' });
-    const client: Client = { res, nodes: true, containers: new Set(this.#registry.list().map((n) => this.#registry.byName(n.name)!.id)) };
+    const client: Client = { res, access, nodes: true, containers: new Set(this.#registry.list().map((n) => this.#registry.byName(n.name)!.id)) };
     this.#clients.add(client);
     const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
     res.once('close', () => {
@@ -90,9 +94,11 @@ export class LiveStream {
     }
     if (client.nodes) {
       client.nodes = false;
-      res.write(payloads.nodes());
+      res.write(client.access.scoped ? payloads.nodesFor(client.access) : payloads.nodes());
     }
     for (const nodeId of client.containers) {
+      const name = this.#registry.byId(nodeId)?.name;
+      if (name === undefined || !client.access.canSee(name)) continue;
       const event = payloads.containers(nodeId);
       if (event) res.write(event);
     }
@@ -115,6 +121,11 @@ class Payloads {
   nodes(): string {
     this.#nodes ??= `event: nodes\ndata: ${JSON.stringify(this.#registry.list())}\n\n`;
     return this.#nodes;
+  }
+
+  /** The node list cut to what one scoped client sees (serialised for that client alone). */
+  nodesFor(access: NodeAccess): string {
+    return `event: nodes\ndata: ${JSON.stringify(this.#registry.list().filter((n) => access.canSee(n.name)))}\n\n`;
   }
 
   containers(nodeId: string): string | null {

@@ -25,6 +25,7 @@ import type { Logger } from '../../lib/logger.ts';
 import { hashToken, newToken } from '../admin-token.ts';
 import { AuditLog, isMutating } from '../audit-log.ts';
 import { restAuth, type AuthVariables } from '../auth/rest-auth.ts';
+import { restScope } from '../access/rest-scope.ts';
 import { hashPassword, passwordProblem } from '../auth/passwords.ts';
 import { assertAdmin, type Principals } from '../auth/principals.ts';
 import type { Enrollment } from '../enrollment.ts';
@@ -117,6 +118,8 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
     await next();
     call.finish(c.res.status);
   });
+  // Node scope after the audit's intent, so a refused change is on record too.
+  app.use('/api/*', restScope());
 
   accountRoutes(app, { store, parse: parseBody });
   if (deps.jobs) jobRoutes(app, deps.jobs);
@@ -126,7 +129,7 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
   if (deps.edgeCertificates) certificateRoutes(app, deps.edgeCertificates, parseBody);
   if (deps.registryAuth) registryRoutes(app, deps.registryAuth, parseBody);
 
-  app.get('/api/v1/nodes', (c) => c.json(registry.list()));
+  app.get('/api/v1/nodes', (c) => c.json(registry.list().filter((n) => c.get('principal').access.canSee(n.name))));
   app.get('/api/v1/nodes/:name', (c) => c.json(registry.view(registry.require(c.req.param('name')))));
 
   for (const section of INVENTORY_SECTIONS) {

@@ -78,7 +78,7 @@ export class TerminalBridge {
     try {
       assertOwnOrigin(req.headers.origin, req.headers.host);
       const principal = await this.#deps.principals.fromRequest(req, true);
-      assertDockerAllowed(principal, 'POST', true);
+      assertDockerAllowed(principal, 'POST', true, node!);
       const parsed = terminalQuery.safeParse(Object.fromEntries(url.searchParams));
       if (!parsed.success) throw new DockfleetError('validation_failed', 'cols, rows and cmd must be valid');
       query = parsed.data;

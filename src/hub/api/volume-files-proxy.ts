@@ -34,7 +34,7 @@ export async function proxyVolumeFiles(
   let release: (() => void) | null = null;
   try {
     const principal = await deps.principals.fromRequest(req);
-    assertDockerAllowed(principal, req.method ?? 'GET', false);
+    assertDockerAllowed(principal, req.method ?? 'GET', false, route.node);
     // A change is audited before it reaches the host, or refused (storage_full).
     if (isMutating(req.method ?? 'GET')) {
       call = await deps.audit.begin({ user: principal.name, node: route.node, method: req.method ?? 'GET', path: `/volumes/${route.volume}/files${route.search}` });

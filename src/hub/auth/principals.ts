@@ -1,13 +1,17 @@
 /**
  * Who is calling: a user, found from a bearer token or from a client certificate the hub
  * issued (the stock docker CLI's way). Disabled users, revoked tokens and revoked or foreign
- * certificates are all `unauthenticated`; what a role may do is `forbidden`.
+ * certificates are all `unauthenticated`; what a role may do is `forbidden`. Each principal
+ * carries its NodeAccess (hub/access/): its global role and node grants, loaded per call so a
+ * changed grant applies at once. Expired tokens are refused; a token's last use is recorded at
+ * most once a minute.
  */
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { DockfleetError } from '../../protocol/errors.ts';
 import type { Store, UserRole } from '../../store/store.ts';
 import { hashToken } from '../admin-token.ts';
+import { NodeAccess, type LabelsOf } from '../access/node-access.ts';
 import { UI_HEADER, hashSessionId, sessionIdFrom } from './sessions.ts';
 
 export interface Principal {
@@ -17,6 +21,8 @@ export interface Principal {
   via: 'token' | 'certificate' | 'session';
   /** The session's hash when signed in through the UI (to end it, or keep it on password change). */
   sessionHash?: string;
+  /** Which nodes this principal sees, and its role on each. */
+  access: NodeAccess;
 }
 
 /** What authentication needs from a request, whatever framework carries it. */
@@ -34,20 +40,31 @@ export interface Credentials {
 
 const BEARER = /^Bearer ([A-Za-z0-9_.~+/=-]{16,512})$/;
 const READ_ONLY = new Set(['GET', 'HEAD']);
+/** A token's last use is written at most this often. */
+const TOUCH_EVERY_MS = 60_000;
 
 export class Principals {
   readonly #store: Store;
+  readonly #labelsOf: LabelsOf;
 
-  constructor(store: Store) {
+  /** `labelsOf` gives a node's labels (node label grants are matched against them, live). */
+  constructor(store: Store, labelsOf: LabelsOf = () => ({})) {
     this.#store = store;
+    this.#labelsOf = labelsOf;
   }
 
   async fromBearer(header: string | undefined): Promise<Principal> {
     const m = BEARER.exec(header ?? '');
     if (!m) throw new DockfleetError('unauthenticated', 'missing or malformed bearer token');
-    const token = await this.#store.getToken(hashToken(m[1]!));
+    const tokenHash = hashToken(m[1]!);
+    const token = await this.#store.getToken(tokenHash);
     if (!token || token.revokedAt !== null) throw new DockfleetError('unauthenticated', 'invalid or revoked token');
-    return this.#user(token.userId, 'token');
+    const now = Date.now();
+    const use = await this.#store.access.tokenUse(tokenHash);
+    if (use?.expiresAt != null && use.expiresAt <= now) throw new DockfleetError('unauthenticated', 'this token has expired');
+    const principal = await this.#user(token.userId, 'token');
+    if (use?.lastUsedAt == null || use.lastUsedAt < now - TOUCH_EVERY_MS) await this.#store.access.touchToken(tokenHash, now, now - TOUCH_EVERY_MS);
+    return principal;
   }
 
   /** The certificate's user, or null when the client presented none. */
@@ -96,7 +113,9 @@ export class Principals {
   async #user(userId: string, via: Principal['via']): Promise<Principal> {
     const user = await this.#store.getUser(userId);
     if (!user || user.disabledAt !== null) throw new DockfleetError('unauthenticated', 'this user is disabled');
-    return { userId: user.id, name: user.name, role: user.role, via };
+    const [scoped, grants] = await Promise.all([this.#store.access.isScoped(user.id), this.#store.access.listGrants(user.id)]);
+    const access = new NodeAccess(scoped ? null : user.role, grants, this.#labelsOf);
+    return { userId: user.id, name: user.name, role: user.role, via, access };
   }
 }
 
@@ -114,10 +133,18 @@ export function credentialsOf(req: IncomingMessage, upgrade = false): Credential
   };
 }
 
-/** Whether a role may make this Docker API call. Hijacks (attach/exec) always write. */
-export function assertDockerAllowed(principal: Principal, method: string, hijack: boolean): void {
-  if (principal.role === 'viewer' && (hijack || !READ_ONLY.has(method))) {
-    throw new DockfleetError('forbidden', `user ${principal.name} (viewer) may only read`);
+/** Whether the principal may make this Docker API call on `node` (null: the fleet endpoint,
+ * which is read-only and merges only the nodes the principal sees). A node out of sight is
+ * `node_not_found`. Hijacks (attach/exec) always write. */
+export function assertDockerAllowed(principal: Principal, method: string, hijack: boolean, node: string | null): void {
+  const writes = hijack || !READ_ONLY.has(method);
+  if (node !== null) {
+    if (writes) principal.access.requireChange(node, principal.name);
+    else principal.access.requireSight(node);
+    return;
+  }
+  if (writes && (principal.access.scoped || principal.role === 'viewer')) {
+    throw new DockfleetError('forbidden', `user ${principal.name} may only read across the fleet`);
   }
 }
 

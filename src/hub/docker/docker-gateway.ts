@@ -50,7 +50,7 @@ export class DockerGateway {
     const route = parseDockerRoute(req.url ?? '');
     if (!route) throw new DockfleetError('not_found', `no Docker endpoint at ${req.url}; use /docker/nodes/NAME/ or /docker/fleet/`);
     const principal = await this.#deps.principals.fromRequest(req, hijack);
-    assertDockerAllowed(principal, req.method ?? 'GET', hijack);
+    assertDockerAllowed(principal, req.method ?? 'GET', hijack, route.kind === 'node' ? route.node : null);
     let call: AuditCall | null = null;
     if (hijack || isMutating(req.method ?? 'GET')) {
       call = await this.#deps.audit.begin({
@@ -78,7 +78,7 @@ export class DockerGateway {
       end = admitted.end;
       const { route, principal } = admitted;
       if (route.kind === 'fleet') {
-        status = await answerFleet(this.#deps.registry, route.enginePath, req, res, this.#fleetDeadlineMs);
+        status = await answerFleet(this.#deps.registry, route.enginePath, req, res, this.#fleetDeadlineMs, (node) => principal.access.canSee(node));
       } else {
         await this.#deps.registryAuth?.applyToRequest(req.method ?? 'GET', route.enginePath, req.headers);
         const outcome = await proxyToAgent(this.#deps.registry.requireLink(route.node), `${DOCKER_PREFIX}${route.enginePath}`, req, res);

@@ -32,7 +32,10 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
   res.end(payload);
 }
 
-export async function answerFleet(registry: NodeRegistry, enginePath: string, req: IncomingMessage, res: ServerResponse, deadlineMs: number): Promise<number> {
+/** `canSee` limits the merge to the nodes the caller may see (its grants, hub/access/). */
+export async function answerFleet(
+  registry: NodeRegistry, enginePath: string, req: IncomingMessage, res: ServerResponse, deadlineMs: number, canSee: (node: string) => boolean,
+): Promise<number> {
   const [path, query = ''] = enginePath.split('?', 2) as [string, string?];
   const method = req.method ?? 'GET';
   if (PING_PATH.test(path) && (method === 'GET' || method === 'HEAD')) {
@@ -49,7 +52,7 @@ export async function answerFleet(registry: NodeRegistry, enginePath: string, re
     throw new DockfleetError('not_found', `the fleet endpoint answers only GET containers/json, images/json, volumes and networks; use /docker/nodes/NAME/ for ${method} ${path}`);
   }
   const section = list[1]!;
-  const nodes = registry.list().filter((n) => n.status === 'online' || n.status === 'offline');
+  const nodes = registry.list().filter((n) => (n.status === 'online' || n.status === 'offline') && canSee(n.name));
   const answers = await Promise.all(
     nodes.map(async (n) => {
       if (n.status !== 'online') return { node: n.name, body: null };

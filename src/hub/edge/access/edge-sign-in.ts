@@ -50,7 +50,7 @@ export class EdgeSignIn {
   }
 
   /** A code for `appHost` (as the browser named it) carrying the caller's hub session there. */
-  handOff(principal: Principal, appHost: string, returnTo: string): HandOffAnswer {
+  handOff(principal: Omit<Principal, 'access'>, appHost: string, returnTo: string): HandOffAnswer {
     if (principal.via !== 'session' || !principal.sessionHash) {
       throw new DockfleetError('forbidden', 'an app sign-in is handed on from a browser session at the hub, not a token or certificate');
     }
