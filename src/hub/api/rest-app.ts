@@ -13,6 +13,8 @@ import type { EdgeCertificates } from '../edge/certs/edge-certificates.ts';
 import type { EdgeSignIn } from '../edge/access/edge-sign-in.ts';
 import type { RouteTable } from '../edge/route-table.ts';
 import type { JobQueue } from '../jobs/job-queue.ts';
+import { eventRoutes } from '../events/event-routes.ts';
+import type { FleetEvents } from '../events/fleet-events.ts';
 import { STACK_DEPLOY_MAX_BODY, isReadOnlyPost, isStackDeployPath, stackRoutes, type StackRoutesDeps } from './stack-routes.ts';
 import type { z } from 'zod';
 import { DockfleetError, toDockfleetError } from '../../protocol/errors.ts';
@@ -57,6 +59,8 @@ export interface RestDeps {
   edgeCertificates?: EdgeCertificates | null;
   /** Registry credentials for pulls; without them the /api/v1/registries routes are absent. */
   registryAuth?: RegistryAuth | null;
+  /** The fleet's Docker events (hub/events/); without them the /api/v1/events routes are absent. */
+  events?: FleetEvents | null;
 }
 
 const MAX_BODY = 64 * 1024;
@@ -127,6 +131,7 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
   if (deps.routes) routeRoutes(app, deps.routes);
   if (deps.edgeSignIn) edgeSignInRoutes(app, deps.edgeSignIn, parseBody);
   if (deps.edgeCertificates) certificateRoutes(app, deps.edgeCertificates, parseBody);
+  if (deps.events) eventRoutes(app, deps.events, parseWith);
   if (deps.registryAuth) registryRoutes(app, deps.registryAuth, parseBody);
 
   app.get('/api/v1/nodes', (c) => c.json(registry.list().filter((n) => c.get('principal').access.canSee(n.name))));
