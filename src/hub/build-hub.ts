@@ -10,6 +10,7 @@ import type { Store } from '../store/store.ts';
 import type { SetupCode } from './auth/setup-code.ts';
 import type { Logger } from '../lib/logger.ts';
 import { buildRestApp } from './api/rest-app.ts';
+import { FleetEvents } from './events/fleet-events.ts';
 import { Enrollment } from './enrollment.ts';
 import { LiveStream, LIVE_STREAM_PATH } from './api/live-stream.ts';
 import { StatsHub } from './stats/stats-hub.ts';
@@ -99,7 +100,8 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
     ...(deps.handshakeTimeoutMs === undefined ? {} : { handshakeTimeoutMs: deps.handshakeTimeoutMs }),
     ...(deps.limiter === undefined ? {} : { limiter: deps.limiter }),
   });
-  const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log, setupCode: deps.setupCode ?? null, jobs, stacks: stacks.routes, routes, edgeSignIn, edgeCertificates, registryAuth });
+  const events = new FleetEvents(registry, log);
+  const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log, setupCode: deps.setupCode ?? null, jobs, stacks: stacks.routes, routes, edgeSignIn, edgeCertificates, registryAuth, events });
   const restListener = getRequestListener(app.fetch);
   const assets = await buildUi();
   log.info(describeUi(assets), 'web UI built');
@@ -140,6 +142,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
     async close() {
       routes.close();
       live.close();
+      events.close();
       statsEvents.close();
       stats.close();
       gateway.close();
