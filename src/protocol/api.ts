@@ -50,7 +50,8 @@ export const createUserBody = z.object({
   /** Optional: lets the user sign in to the web UI (else tokens and certificates only). */
   password: z.string().min(1).max(1024).optional(),
 });
-export const createTokenBody = z.object({ name: z.string().min(1).max(100) });
+/** A token expires: after `expiresInDays` (default 90). */
+export const createTokenBody = z.object({ name: z.string().min(1).max(100), expiresInDays: z.number().int().min(1).max(3650).optional() });
 export const createClientCertBody = z.object({ publicKey: z.string().max(2000), days: z.number().int().min(1).max(3650).optional() });
 export const clientCertIssued = z.object({ serial: z.string(), caPem: z.string(), certPem: z.string(), expiresAt: z.string() });
 export const auditQuery = z.object({

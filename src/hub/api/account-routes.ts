@@ -140,8 +140,9 @@ export function accountRoutes(app: App, deps: { store: Store; parse: Parse }): v
   });
 
   app.get('/api/v1/tokens', async (c) => {
-    const tokens = await store.listTokens(c.get('principal').userId);
-    return c.json(tokens.map((t) => ({ id: t.tokenHash, name: t.name, createdAt: new Date(t.createdAt).toISOString() })));
+    const tokens = await store.access.listTokenSummaries(c.get('principal').userId);
+    const iso = (at: number | null): string | null => (at === null ? null : new Date(at).toISOString());
+    return c.json(tokens.map((t) => ({ id: t.tokenHash, name: t.name, createdAt: iso(t.createdAt), expiresAt: iso(t.expiresAt), lastUsedAt: iso(t.lastUsedAt) })));
   });
 
   app.delete('/api/v1/tokens/:id', async (c) => {

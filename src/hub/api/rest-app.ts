@@ -28,6 +28,7 @@ import { hashToken, newToken } from '../admin-token.ts';
 import { AuditLog, isMutating } from '../audit-log.ts';
 import { restAuth, type AuthVariables } from '../auth/rest-auth.ts';
 import { restScope } from '../access/rest-scope.ts';
+import { accessRoutes } from '../access/access-routes.ts';
 import { hashPassword, passwordProblem } from '../auth/passwords.ts';
 import { assertAdmin, type Principals } from '../auth/principals.ts';
 import type { Enrollment } from '../enrollment.ts';
@@ -126,6 +127,7 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
   app.use('/api/*', restScope());
 
   accountRoutes(app, { store, parse: parseBody });
+  accessRoutes(app, { store, parse: parseBody });
   if (deps.jobs) jobRoutes(app, deps.jobs);
   if (deps.stacks) stackRoutes(app, deps.stacks, parseBody);
   if (deps.routes) routeRoutes(app, deps.routes);
@@ -190,8 +192,11 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
   app.post('/api/v1/tokens', async (c) => {
     const body = await parseBody(c, createTokenBody);
     const token = newToken();
-    await store.insertToken({ tokenHash: hashToken(token), name: body.name, userId: c.get('principal').userId, createdAt: Date.now(), revokedAt: null });
-    return c.json({ name: body.name, token }, 201);
+    const tokenHash = hashToken(token);
+    const expiresAt = Date.now() + (body.expiresInDays ?? 90) * 86_400_000;
+    await store.insertToken({ tokenHash, name: body.name, userId: c.get('principal').userId, createdAt: Date.now(), revokedAt: null });
+    await store.access.setTokenExpiry(tokenHash, expiresAt);
+    return c.json({ name: body.name, token, expiresAt: new Date(expiresAt).toISOString() }, 201);
   });
 
   /** Certifies the caller's own public key for the stock docker CLI (`dockfleet docker-env`). */
