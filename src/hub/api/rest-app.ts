@@ -7,6 +7,8 @@ import { jobRoutes } from './job-routes.ts';
 import { routeRoutes } from './route-routes.ts';
 import { edgeSignInRoutes } from './edge-sign-in-routes.ts';
 import { certificateRoutes } from './certificate-routes.ts';
+import { alertRoutes } from '../alerts/alert-routes.ts';
+import type { Alerts } from '../alerts/alerts.ts';
 import { registryRoutes } from '../registry-auth/registry-routes.ts';
 import type { RegistryAuth } from '../registry-auth/registry-auth.ts';
 import type { EdgeCertificates } from '../edge/certs/edge-certificates.ts';
@@ -62,6 +64,8 @@ export interface RestDeps {
   registryAuth?: RegistryAuth | null;
   /** The fleet's Docker events (hub/events/); without them the /api/v1/events routes are absent. */
   events?: FleetEvents | null;
+  /** Incidents and receivers (hub/alerts/); without them the alert routes are absent. */
+  alerts?: Alerts | null;
 }
 
 const MAX_BODY = 64 * 1024;
@@ -133,6 +137,7 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
   if (deps.routes) routeRoutes(app, deps.routes);
   if (deps.edgeSignIn) edgeSignInRoutes(app, deps.edgeSignIn, parseBody);
   if (deps.edgeCertificates) certificateRoutes(app, deps.edgeCertificates, parseBody);
+  if (deps.alerts) alertRoutes(app, deps.alerts, parseBody);
   if (deps.events) eventRoutes(app, deps.events, parseWith);
   if (deps.registryAuth) registryRoutes(app, deps.registryAuth, parseBody);
 
