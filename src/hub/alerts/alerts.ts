@@ -1,0 +1,87 @@
+/**
+ * The hub's alerts, assembled: the registry of sources (nodes, containers, stacks, jobs; a later
+ * kind is one more `AlertSource` passed in `extraSources`), the incident book they report to,
+ * the receivers and the worker that delivers each incident's events to them.
+ */
+import type { AlertStore, IncidentRecord } from '../../store/alert-store.ts';
+import type { Logger } from '../../lib/logger.ts';
+import type { InventoryCache } from '../inventory-cache.ts';
+import type { JobQueue } from '../jobs/job-queue.ts';
+import type { StackStatusFeed } from '../jobs/stack-status-feed.ts';
+import type { NodeRegistry } from '../node-registry.ts';
+import type { SecretBox } from '../secret-box.ts';
+import type { AlertSource } from './alert-source.ts';
+import { DeliveryWorker, type DeliveryTuning } from './delivery-worker.ts';
+import { IncidentBook } from './incident-book.ts';
+import { Receivers } from './receivers.ts';
+import { ContainerSource, type ContainerLoopTuning } from './sources/container-source.ts';
+import { JobFailureSource } from './sources/job-failure-source.ts';
+import { NodeOfflineSource } from './sources/node-offline-source.ts';
+import { StackDriftSource } from './sources/stack-drift-source.ts';
+
+export interface AlertTuning {
+  /** How long a node may be away before it is an incident (default 30 s). */
+  offlineGraceMs: number;
+  containerLoop: Partial<ContainerLoopTuning>;
+  delivery: Partial<DeliveryTuning>;
+}
+
+export const OFFLINE_GRACE_DEFAULT_MS = 30_000;
+
+export interface AlertsDeps {
+  store: AlertStore;
+  secrets: SecretBox;
+  log: Logger;
+  registry: NodeRegistry;
+  inventory: InventoryCache;
+  jobs: JobQueue;
+  stackStatus: StackStatusFeed;
+  tuning?: Partial<AlertTuning>;
+  extraSources?: AlertSource[];
+}
+
+export class Alerts {
+  readonly store: AlertStore;
+  readonly book: IncidentBook;
+  readonly receivers: Receivers;
+  readonly worker: DeliveryWorker;
+  readonly #stops: (() => void)[] = [];
+
+  private constructor(deps: AlertsDeps) {
+    this.store = deps.store;
+    this.book = new IncidentBook(deps.store, deps.log);
+    this.receivers = new Receivers(deps.store, deps.secrets);
+    this.worker = new DeliveryWorker({ store: deps.store, receivers: this.receivers, log: deps.log, tuning: deps.tuning?.delivery ?? {} });
+  }
+
+  static async start(deps: AlertsDeps): Promise<Alerts> {
+    const alerts = new Alerts(deps);
+    await alerts.book.load();
+    alerts.book.on('changed', () => alerts.worker.poke());
+    const sources: AlertSource[] = [
+      new NodeOfflineSource(deps.registry, deps.tuning?.offlineGraceMs ?? OFFLINE_GRACE_DEFAULT_MS),
+      new ContainerSource(deps.registry, deps.inventory, deps.tuning?.containerLoop ?? {}),
+      new StackDriftSource(deps.stackStatus),
+      new JobFailureSource(deps.jobs),
+      ...(deps.extraSources ?? []),
+    ];
+    for (const source of sources) alerts.#stops.push(source.start(alerts.book));
+    alerts.worker.poke(); // deliveries left pending by the previous run
+    return alerts;
+  }
+
+  /** A made-up incident for the test button (never stored). */
+  static testIncident(): IncidentRecord {
+    const now = Date.now();
+    return {
+      id: 'inc_test', key: 'test', kind: 'test', severity: 'warning', node: null, subject: 'dockfleet',
+      title: 'Test alert from dockfleet', detail: 'This receiver is set up correctly.', state: 'open', openedAt: now, updatedAt: now, resolvedAt: null,
+    };
+  }
+
+  async close(): Promise<void> {
+    for (const stop of this.#stops.splice(0)) stop();
+    await this.book.settled();
+    await this.worker.close();
+  }
+}
