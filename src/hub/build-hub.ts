@@ -36,6 +36,7 @@ import type { SecretBox } from './secret-box.ts';
 import { RouteTable } from './edge/route-table.ts';
 import { EdgeSignIn } from './edge/access/edge-sign-in.ts';
 import { EdgeCertificates } from './edge/certs/edge-certificates.ts';
+import { Alerts, type AlertTuning } from './alerts/alerts.ts';
 import { RegistryAuth } from './registry-auth/registry-auth.ts';
 
 export interface HubDeps {
@@ -51,6 +52,8 @@ export interface HubDeps {
   limiter?: ReconnectLimiter;
   /** Concurrent Docker calls, streams, terminals and file transfers per user (default 64). */
   streamsPerUser?: number;
+  /** Alert timings (offline grace, restart loop, delivery retries); tests shorten them. */
+  alertTuning?: Partial<AlertTuning>;
 }
 
 export interface Hub {
@@ -70,6 +73,8 @@ export interface Hub {
   edgeSignIn: EdgeSignIn;
   /** The edge's certificates (supplied and ACME), keys sealed in the store. */
   edgeCertificates: EdgeCertificates;
+  /** Incidents from every alert source, delivered to the admin's receivers. */
+  alerts: Alerts;
   close(): Promise<void>;
 }
 
@@ -87,6 +92,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
   const routes = new RouteTable(registry, inventory);
   const edgeSignIn = new EdgeSignIn({ store, secrets: deps.secrets, routes });
   const edgeCertificates = await EdgeCertificates.open({ store: store.certs, secrets: deps.secrets, log });
+  const alerts = await Alerts.start({ store: store.alerts, secrets: deps.secrets, log, registry, inventory, jobs, stackStatus, tuning: deps.alertTuning ?? {} });
   const principals = new Principals(store, (name) => stacks.routes.labels.of(name));
   const audit = new AuditLog(store, log);
   const caps = new StreamCaps(deps.streamsPerUser);
@@ -101,7 +107,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
     ...(deps.limiter === undefined ? {} : { limiter: deps.limiter }),
   });
   const events = new FleetEvents(registry, log);
-  const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log, setupCode: deps.setupCode ?? null, jobs, stacks: stacks.routes, routes, edgeSignIn, edgeCertificates, registryAuth, events });
+  const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log, setupCode: deps.setupCode ?? null, jobs, stacks: stacks.routes, routes, edgeSignIn, edgeCertificates, registryAuth, events, alerts });
   const restListener = getRequestListener(app.fetch);
   const assets = await buildUi();
   log.info(describeUi(assets), 'web UI built');
@@ -139,7 +145,9 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
     routes,
     edgeSignIn,
     edgeCertificates,
+    alerts,
     async close() {
+      await alerts.close();
       routes.close();
       live.close();
       events.close();

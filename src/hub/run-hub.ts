@@ -9,6 +9,7 @@ import type { Logger } from '../lib/logger.ts';
 import { ensureAdminToken } from './admin-token.ts';
 import { SetupCode } from './auth/setup-code.ts';
 import { buildHub, type Hub } from './build-hub.ts';
+import type { AlertTuning } from './alerts/alerts.ts';
 import type { HubConfig } from './config.ts';
 import { loadOrCreateHubPki } from './pki.ts';
 import { SecretBox } from './secret-box.ts';
@@ -50,6 +51,8 @@ export interface RunningHub {
 /** Settings that are not flags: tests tune ACME's timings here. */
 export interface RunHubOptions {
   acmeTuning?: Partial<AcmeTuning>;
+  /** Alert timings (offline grace, restart loop, delivery retries). */
+  alertTuning?: Partial<AlertTuning>;
 }
 
 
@@ -69,7 +72,7 @@ export async function runHub(config: HubConfig, log: Logger, options: RunHubOpti
   const setupCode = await SetupCode.open(config.dataDir, store); // DIR/setup.code while no one can sign in yet
 
   const secrets = await SecretBox.open(config.dataDir); // DIR/secrets.key, beside admin.token, never in the database
-  const hub = await buildHub({ store, pki, log, setupCode, secrets });
+  const hub = await buildHub({ store, pki, log, setupCode, secrets, ...(options.alertTuning ? { alertTuning: options.alertTuning } : {}) });
   const server = https.createServer(
     {
       cert: pki.serverCertPem,
