@@ -4,7 +4,7 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hubConfigFrom } from '../../src/hub/config.ts';
-import { runHub, type RunningHub } from '../../src/hub/run-hub.ts';
+import { runHub, type RunHubOptions, type RunningHub } from '../../src/hub/run-hub.ts';
 import { silentLogger, type Logger } from '../../src/lib/logger.ts';
 
 export interface TestHub extends RunningHub {
@@ -15,9 +15,9 @@ export interface TestHub extends RunningHub {
   stop(opts?: { keepData?: boolean }): Promise<void>;
 }
 
-export async function startTestHub(opts: { dataDir?: string; port?: number; log?: Logger; edgeListen?: string } = {}): Promise<TestHub> {
+export async function startTestHub(opts: { dataDir?: string; port?: number; log?: Logger; edgeListen?: string; run?: RunHubOptions } = {}): Promise<TestHub> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'dockfleet-hub-')));
-  const running = await runHub(hubConfigFrom({ data: dataDir, listen: `127.0.0.1:${opts.port ?? 0}`, 'edge-listen': opts.edgeListen }), opts.log ?? silentLogger());
+  const running = await runHub(hubConfigFrom({ data: dataDir, listen: `127.0.0.1:${opts.port ?? 0}`, 'edge-listen': opts.edgeListen }), opts.log ?? silentLogger(), opts.run ?? {});
   const token = (await readFile(join(dataDir, 'admin.token'), 'utf8')).trim();
   const agent = new https.Agent({ ca: running.caPem, keepAlive: true });
   const api: TestHub['api'] = (method, path, body, useToken = token) =>
