@@ -15,6 +15,8 @@ import { AccountPage } from './pages/account.tsx';
 import { AuditPage } from './pages/audit.tsx';
 import { ContainerPage } from './pages/container.tsx';
 import { ContainersPage } from './pages/containers.tsx';
+import { RunContainerPage } from './pages/run-container.tsx';
+import { ContainerEditPage } from './pages/container-edit.tsx';
 import { JobPage } from './pages/job.tsx';
 import { JobsPage } from './pages/jobs.tsx';
 import { RoutesPage } from './pages/routes.tsx';
@@ -191,6 +193,8 @@ function Routes({ path, me }: { path: string; me: Me }): JSX.Element | null {
   if (match('/nodes', path)) return <Title title="Nodes"><NodesPage me={me} /></Title>;
   if ((m = match('/nodes/:node', path))) return <Redirect to={`/containers?node=${encodeURIComponent(m.node!)}`} />;
   if (match('/containers', path)) return <Title title="Containers"><ContainersPage me={me} /></Title>;
+  if (match('/containers/run', path)) return <Title title="Run a container"><RunContainerPage me={me} /></Title>;
+  if ((m = match('/containers/:node/:id/edit', path))) return <Title title="Change a container"><ContainerEditPage me={me} node={m.node!} id={m.id!} /></Title>;
   // ContainerPage sets the document title itself (the container's name).
   if ((m = match('/containers/:node/:id', path))) return <ContainerPage me={me} node={m.node!} id={m.id!} tab="overview" />;
   if ((m = match('/containers/:node/:id/logs', path))) return <ContainerPage me={me} node={m.node!} id={m.id!} tab="logs" />;
