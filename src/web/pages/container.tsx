@@ -12,6 +12,7 @@ import type { ContainerInspect, Me } from '../lib/types.ts';
 import { ContainerActions } from './containers.tsx';
 import { LogsView } from './logs.tsx';
 import { TerminalView } from './terminal.tsx';
+import { ContainerMoreActions } from './container-more-actions.tsx';
 
 type Tab = 'overview' | 'logs' | 'terminal';
 
@@ -73,6 +74,7 @@ export function ContainerPage({ me, node, id, tab }: { me: Me; node: string; id:
               canWrite={me.role !== 'viewer' && nodeOnline}
             />
           )}
+          {info && me.role !== 'viewer' && nodeOnline && <ContainerMoreActions node={node} id={info.Id} name={name} paused={info.State.Paused === true} running={info.State.Running} />}
         </div>
       </div>
       <nav class="tabs" aria-label="Container views">
