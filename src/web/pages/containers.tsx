@@ -4,6 +4,7 @@ import { useMemo, useState } from 'preact/hooks';
 import { confirmAction } from '../components/dialog.tsx';
 import { Icon } from '../components/icons.tsx';
 import { PruneDialog } from '../components/prune.tsx';
+import { Sparkline } from '../components/sparkline.tsx';
 import { toast } from '../components/toasts.tsx';
 import { ActionButton, Empty, ErrorState, Loading, PageHeader, StatusBadge, buttonClass, useTicker } from '../components/ui.tsx';
 import { containerAction, removeContainer, type ContainerAction } from '../lib/actions.ts';
@@ -203,6 +204,7 @@ export function ContainersPage({ me }: { me: Me }): JSX.Element {
                 {sortHeader('node', 'Node')}
                 {sortHeader('image', 'Image')}
                 {sortHeader('state', 'State')}
+                <th scope="col">CPU</th>
                 {sortHeader('created', 'Created', true)}
                 <th scope="col">Ports</th>
                 <th scope="col"><span class="sr-only">Actions</span></th>
@@ -220,7 +222,7 @@ export function ContainersPage({ me }: { me: Me }): JSX.Element {
                     </td>
                     <td data-label="Node">
                       <a href={`/containers?node=${encodeURIComponent(c.node)}`} onClick={(e) => { e.preventDefault(); setQuery({ node: c.node }); }}>{c.node}</a>
-                      {offline && <span class="muted small"> (node {nodeStatus.get(c.node) ?? 'gone'})</span>}
+                      {offline && <div class="muted small">node {nodeStatus.get(c.node) ?? 'gone'}</div>}
                     </td>
                     <td data-label="Image" class="cell-image" title={c.Image}>{c.Image.startsWith('sha256:') ? shortId(c.Image) : c.Image}</td>
                     <td data-label="State">
@@ -232,6 +234,9 @@ export function ContainersPage({ me }: { me: Me }): JSX.Element {
                           {stateDetail(c.State, c.Status) && <div class="muted small">{stateDetail(c.State, c.Status)}</div>}
                         </>
                       )}
+                    </td>
+                    <td data-label="CPU" class="cell-cpu">
+                      {c.State === 'running' && !offline ? <Sparkline node={c.node} id={c.Id} name={c.name} /> : <span class="muted">—</span>}
                     </td>
                     <td data-label="Created" class="nowrap col-wide" title={dateTime(c.Created)}>{ago(c.Created, Date.now(), true)}</td>
                     <td data-label="Ports" class="cell-ports">
