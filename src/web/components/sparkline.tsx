@@ -1,0 +1,51 @@
+/**
+ * A container's CPU as a tiny inline SVG line (no chart library), with its latest value beside
+ * it. It watches the container's stats only while it is on screen (IntersectionObserver), so a
+ * long list streams only the rows someone can see.
+ */
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { useStore } from '../lib/store.ts';
+import { containerKey, statsPoints, watchStats, type ContainerPoint } from '../lib/stats.ts';
+
+const W = 64;
+const H = 18;
+
+/** Watches `key` while `ref`'s element is visible. */
+export function useVisibleStats(ref: { current: Element | null }, key: string | null): void {
+  const [visible, setVisible] = useState(false);
+  useEffect(() => {
+    const el = ref.current;
+    if (!el || typeof IntersectionObserver === 'undefined') return setVisible(true);
+    const io = new IntersectionObserver((entries) => setVisible(entries.some((e) => e.isIntersecting)));
+    io.observe(el);
+    return () => io.disconnect();
+  }, [ref.current]);
+  useEffect(() => (visible && key ? watchStats(key) : undefined), [visible, key]);
+}
+
+export function sparkPath(values: readonly number[], max: number, w = W, h = H): string {
+  if (values.length < 2) return '';
+  const step = w / (values.length - 1);
+  return values.map((v, i) => `${(i * step).toFixed(1)},${(h - 1 - (Math.min(v, max) / max) * (h - 2)).toFixed(1)}`).join(' ');
+}
+
+export function Sparkline({ node, id, name }: { node: string; id: string; name: string }) {
+  const ref = useRef<HTMLSpanElement>(null);
+  const key = containerKey(node, id);
+  useVisibleStats(ref, key);
+  const points = (useStore(statsPoints).get(key) ?? []) as ContainerPoint[];
+  const values = points.map((p) => p.cpuPercent);
+  const last = values.at(-1);
+  const max = Math.max(100, ...values);
+  return (
+    <span ref={ref} class="sparkline" data-stats={key} title={last === undefined ? undefined : `CPU ${last.toFixed(1)} %`}>
+      <svg width={W} height={H} viewBox={`0 0 ${W} ${H}`} aria-hidden="true" focusable="false">
+        <polyline points={sparkPath(values, max)} fill="none" stroke="currentColor" stroke-width="1.5" />
+      </svg>
+      <span class="sparkline-value">
+        <span class="sr-only">{`CPU of ${name}: `}</span>
+        {last === undefined ? '–' : `${last.toFixed(0)}%`}
+      </span>
+    </span>
+  );
+}
