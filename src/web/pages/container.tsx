@@ -13,6 +13,7 @@ import { ContainerActions } from './containers.tsx';
 import { LogsView } from './logs.tsx';
 import { TerminalView } from './terminal.tsx';
 import { ContainerMoreActions } from './container-more-actions.tsx';
+import { StatsSection } from '../components/stats-section.tsx';
 
 type Tab = 'overview' | 'logs' | 'terminal';
 
@@ -89,7 +90,7 @@ export function ContainerPage({ me, node, id, tab }: { me: Me; node: string; id:
         <ErrorState title="This container no longer exists" error="It was removed. Going back to the list…" />
       ) : tab === 'overview' ? (
         <AsyncView state={inspect} loadingLabel="Inspecting…" errorTitle="Could not inspect this container">
-          {(d) => <Overview info={d} />}
+          {(d) => <>{d.State.Running && nodeOnline && <StatsSection key={`${node}/${d.Id}`} node={node} id={d.Id} />}<Overview info={d} /></>}
         </AsyncView>
       ) : tab === 'logs' ? (
         info ? <LogsView key={`${node}/${id}`} node={node} id={id} name={name} tty={info.Config.Tty === true} running={info.State.Running} />
