@@ -3,6 +3,7 @@ import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import { Dialog, confirmAction } from '../components/dialog.tsx';
 import { LabelChips, LabelsDialog } from '../components/node-labels.tsx';
+import { HostUse } from '../components/sparkline.tsx';
 import { toast } from '../components/toasts.tsx';
 import {
   ActionButton, CopyField, Empty, ErrorState, InlineError, Loading, PageHeader, StatusBadge, SubmitButton, buttonClass, useTicker,
@@ -96,6 +97,12 @@ function NodeCard({ node: n, isAdmin, canLabel }: { node: NodeView; isAdmin: boo
           <dt>Host</dt>
           <dd>{n.host ? `${n.host.os}/${n.host.arch} · ${n.host.cpus} CPU · ${bytes(n.host.memoryBytes)}` : '—'}</dd>
         </div>
+        {n.status === 'online' && (
+          <div>
+            <dt>In use now</dt>
+            <dd><HostUse node={n.name} /></dd>
+          </div>
+        )}
         <div>
           <dt>Last seen</dt>
           <dd title={n.lastSeen ? dateTime(n.lastSeen) : undefined}>{n.status === 'online' ? 'now' : n.lastSeen ? ago(n.lastSeen) : 'never'}</dd>
