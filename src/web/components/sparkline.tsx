@@ -1,11 +1,12 @@
 /**
  * A container's CPU as a tiny inline SVG line (no chart library), with its latest value beside
  * it. It watches the container's stats only while it is on screen (IntersectionObserver), so a
- * long list streams only the rows someone can see.
+ * long list streams only the rows someone can see. HostUse does the same for a node card.
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { useStore } from '../lib/store.ts';
-import { containerKey, statsPoints, watchStats, type ContainerPoint } from '../lib/stats.ts';
+import { bytes } from '../lib/format.ts';
+import { containerKey, hostKey, statsPoints, watchStats, type ContainerPoint, type HostPoint } from '../lib/stats.ts';
 
 const W = 64;
 const H = 18;
@@ -46,6 +47,20 @@ export function Sparkline({ node, id, name }: { node: string; id: string; name: 
         <span class="sr-only">{`CPU of ${name}: `}</span>
         {last === undefined ? '–' : `${last.toFixed(0)}%`}
       </span>
+    </span>
+  );
+}
+
+/** A node's current CPU and memory (the agent reads /proc on its host), watched while on screen. */
+export function HostUse({ node }: { node: string }) {
+  const ref = useRef<HTMLSpanElement>(null);
+  const key = hostKey(node);
+  useVisibleStats(ref, key);
+  const last = (useStore(statsPoints).get(key) ?? []).at(-1) as HostPoint | undefined;
+  const mem = last && last.memTotal > 0 ? (last.memUsed / last.memTotal) * 100 : null;
+  return (
+    <span ref={ref} class="host-use" data-host-use={node}>
+      {last ? `CPU ${last.cpuPercent.toFixed(0)} % · memory ${mem === null ? '—' : `${mem.toFixed(0)} %`} (${bytes(last.memUsed)} of ${bytes(last.memTotal)})` : '…'}
     </span>
   );
 }

@@ -23,10 +23,10 @@ function Chart({ title, series, max, format }: { title: string; series: Series[]
   const summary = series.map((s) => `${s.label} ${s.values.length ? format(s.values.at(-1)!) : 'no data yet'}`).join(', ');
   return (
     <figure class="stats-chart">
-      <figcaption><strong>{title}</strong> <span class="muted">{summary}</span></figcaption>
+      <figcaption><strong>{title}</strong> <span class="muted">{summary}</span>{series.length > 1 && <span class="muted"> (solid: {series[0]!.label}, dashed: {series[1]!.label})</span>}</figcaption>
       <svg viewBox={`0 0 ${W} ${H}`} width="100%" height={H} role="img" aria-label={`${title}: ${summary}; scale up to ${format(top)}`} preserveAspectRatio="none">
-        <line x1="0" y1={H - 1} x2={W} y2={H - 1} class="stats-axis" />
-        {series.map((s) => (s.values.length > 1 ? <polyline key={s.label} points={path(s.values)} fill="none" class={s.className} stroke-width="1.5" vector-effect="non-scaling-stroke" /> : null))}
+        <line x1="0" y1={H - 1} x2={W} y2={H - 1} stroke="currentColor" stroke-opacity="0.3" />
+        {series.map((s) => (s.values.length > 1 ? <polyline key={s.label} points={path(s.values)} fill="none" stroke="currentColor" stroke-width="1.5" vector-effect="non-scaling-stroke" {...(s.className === 'stats-line-b' ? { 'stroke-dasharray': '4 3' } : {})} /> : null))}
       </svg>
       <div class="muted stats-scale" aria-hidden="true">max {format(top)}</div>
     </figure>

@@ -4,6 +4,7 @@
  * a moment after the set changes and closed when it is empty, so the hub's agents sample only
  * what someone can see. Points are kept per key in a small ring (POINTS), never more.
  */
+import { session } from './session.ts';
 import { createStore } from './store.ts';
 
 export interface ContainerPoint {
@@ -99,3 +100,7 @@ export function stopStats(): void {
   watched.clear();
   schedule();
 }
+
+session.subscribe((s) => {
+  if (s.status !== 'signedIn') stopStats();
+});
