@@ -295,3 +295,54 @@ export interface JobDetail extends JobView {
   logs: Array<{ at: string | null; line: string }>;
   logsDropped: number;
 }
+
+/** GET /api/v1/alerts: incidents newest first, each with its deliveries per receiver. */
+export interface AlertDelivery {
+  receiver: string;
+  receiverId: string;
+  event: 'opened' | 'resolved';
+  state: 'pending' | 'sent' | 'failed';
+  attempts: number;
+  nextAttemptAt: string | null;
+  lastStatus: number | null;
+  lastError: string | null;
+  sentAt: string | null;
+}
+
+export interface AlertIncident {
+  id: string;
+  key: string;
+  /** node-offline, container, stack-drift, job-failed (later: certificates, backups). */
+  kind: string;
+  severity: 'critical' | 'warning';
+  state: 'open' | 'resolved';
+  node: string | null;
+  subject: string;
+  title: string;
+  detail: string;
+  openedAt: string;
+  updatedAt: string;
+  resolvedAt: string | null;
+  deliveries: AlertDelivery[];
+}
+
+export type AlertReceiverFormat = 'json' | 'ntfy' | 'slack';
+
+/** GET /api/v1/alert-receivers (admin): the target as scheme and host only, header names only. */
+export interface AlertReceiver {
+  id: string;
+  name: string;
+  format: AlertReceiverFormat;
+  target: string;
+  headerNames: string[];
+  enabled: boolean;
+  createdAt: string;
+  lastDelivery: { event: string; state: 'pending' | 'sent' | 'failed'; attempts: number; lastStatus: number | null; lastError: string | null; at: string | null } | null;
+}
+
+/** POST /api/v1/alert-receivers/ID/test. */
+export interface AlertTestOutcome {
+  ok: boolean;
+  status: number | null;
+  error: string | null;
+}
