@@ -4,7 +4,12 @@
  * at /api/v1/events/stream delivers new ones live. The ring is bounded and newest-first.
  */
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import https from 'node:https';
+import { join } from 'node:path';
+import { AxeBuilder } from '@axe-core/playwright';
+import type { Browser, Page } from 'playwright-core';
+import { launchBrowser, reportTrouble } from './support/browser.ts';
 import { after, before, describe, test } from 'node:test';
 import { EventRing } from '../src/hub/events/event-ring.ts';
 import { fromDockerEvent } from '../src/hub/events/docker-event.ts';
@@ -84,5 +89,72 @@ describe('fleet events from a real engine', () => {
     } finally {
       req.destroy();
     }
+  });
+
+  describe('in the browser', () => {
+    let browser: Browser;
+    let page: Page;
+    before(async () => {
+      browser = await launchBrowser();
+      const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
+      reportTrouble(context);
+      page = await context.newPage();
+      page.setDefaultTimeout(15_000);
+      await page.goto(rig.hub.url);
+      await page.getByRole('heading', { name: /first account/ }).waitFor({ timeout: 30_000 });
+      await page.getByLabel('Setup code').fill((await readFile(join(rig.hub.dataDir, 'setup.code'), 'utf8')).trim());
+      await page.getByLabel('Username').fill('mara');
+      await page.getByLabel('Password').fill('a long enough passphrase');
+      await page.getByRole('button', { name: 'Create account' }).click();
+      await page.getByRole('link', { name: 'Events' }).waitFor();
+    });
+    after(async () => {
+      await browser?.close();
+    });
+
+    async function assertAccessible(where: string): Promise<void> {
+      const result = await new AxeBuilder({ page }).analyze();
+      const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+        .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('; ')}`);
+      assert.deepEqual(bad, [], `axe at ${where}`);
+    }
+
+    test('the events page shows a new event live, filters by name, and passes axe at 1280 and 390 px', { timeout: 60_000 }, async () => {
+      await page.getByRole('link', { name: 'Events' }).click();
+      await page.getByRole('heading', { name: 'Events', level: 1 }).waitFor();
+      await page.getByRole('status').filter({ hasText: 'Live' }).waitFor();
+      await runContainer(rig.engine, { name: 'evt-live' });
+      const item = page.locator('li.timeline-item').filter({ hasText: 'evt-live' }).filter({ hasText: /\bstart\b/ });
+      await item.first().waitFor();
+      assert.match(await item.first().innerText(), /evt-01: container evt-live start/);
+      await assertAccessible('events, 1280 px');
+      await page.getByLabel('Name').fill('evt-live');
+      await page.getByLabel('Name').press('Enter');
+      await page.waitForURL(/name=evt-live/);
+      await page.getByRole('status').filter({ hasText: 'Live' }).waitFor();
+      const names = await page.locator('li.timeline-item').allInnerTexts();
+      assert.ok(names.length > 0 && names.every((t) => t.includes('evt-live')), names.join(' | '));
+      await page.setViewportSize({ width: 390, height: 844 });
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 1, `the page scrolls sideways by ${overflow} px at 390`);
+      await assertAccessible('events, 390 px');
+      await page.setViewportSize({ width: 1280, height: 900 });
+    });
+
+    test('the audit log reads in words, links the node, and keeps the raw call one click away', { timeout: 60_000 }, async () => {
+      const created = await rig.hub.api('POST', '/docker/nodes/evt-01/containers/create?name=audit-web', { Image: 'dockfleet-test/busybox:latest', Cmd: ['true'] });
+      assert.equal(created.status, 201);
+      await page.goto(`${rig.hub.url}/audit`);
+      const sentence = page.locator('td[data-label="What happened"]').filter({ hasText: 'created container audit-web on evt-01' });
+      await sentence.first().waitFor();
+      assert.equal(await sentence.first().getByRole('link', { name: 'evt-01' }).getAttribute('href'), '/containers?node=evt-01');
+      const raw = sentence.first().locator('details');
+      assert.equal(await raw.locator('code').isVisible(), false);
+      await raw.locator('summary').click();
+      assert.match(await raw.locator('code').innerText(), /POST \/containers\/create\?name=audit-web → 201/);
+      await assertAccessible('audit, 1280 px');
+      await page.setViewportSize({ width: 390, height: 844 });
+      await assertAccessible('audit, 390 px');
+    });
   });
 });

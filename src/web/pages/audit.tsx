@@ -28,12 +28,15 @@ function statusTone(s: number): string {
   return s >= 500 ? 'bad' : s >= 400 ? 'warn' : 'ok';
 }
 
+/** Links inside a sentence are underlined, not told apart by colour alone (WCAG 1.4.1). */
+const INLINE_LINK = { textDecoration: "underline" };
+
 /** "mara opened a terminal in web on shop-01", its node and container linked. */
 function Sentence({ row }: { row: AuditRow }): JSX.Element {
   const words = auditWords(row);
   return (
     <>
-      {words.parts.map((p, i) => (typeof p === 'string' ? p : <a key={i} href={p.href}>{p.text}</a>))}
+      {words.parts.map((p, i) => (typeof p === 'string' ? p : <a key={i} href={p.href} style={INLINE_LINK}>{p.text}</a>))}
     </>
   );
 }

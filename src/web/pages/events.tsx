@@ -105,7 +105,7 @@ export function EventsPage(): JSX.Element {
           {events.map((e) => (
             <li key={e.seq} class="timeline-item">
               <time class="muted small nowrap" dateTime={new Date(e.time).toISOString()}>{dateTime(e.time)}</time>
-              <span> <a href={`/events${qs({ ...filter, node: e.node })}`}>{e.node}</a>: {e.type} {link(e)} <strong>{e.action}</strong></span>
+              <span> <a href={`/events${qs({ ...filter, node: e.node })}`} style={{ textDecoration: 'underline' }}>{e.node}</a>: {e.type} {link(e)} <strong>{e.action}</strong></span>
               {Object.keys(e.detail).length > 0 && <span class="muted small"> ({Object.entries(e.detail).map(([k, v]) => `${k} ${v}`).join(', ')})</span>}
             </li>
           ))}
