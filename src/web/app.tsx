@@ -29,6 +29,7 @@ import { SignInPage } from './pages/sign-in.tsx';
 import { EDGE_SIGN_IN_PATH, EdgeSignInPage, edgeSignInHost } from './pages/edge-sign-in.tsx';
 import { VolumeFilesPage } from './pages/volume-files.tsx';
 import { EventsPage } from './pages/events.tsx';
+import { AlertsPage } from './pages/alerts.tsx';
 
 export function App(): JSX.Element {
   const s = useStore(session);
@@ -71,6 +72,7 @@ const NAV: NavItem[] = [
   { href: '/images', label: 'Images', icon: 'images', active: (p) => p === '/images' || /^\/nodes\/[^/]+\/images$/.test(p) },
   { href: '/volumes', label: 'Volumes', icon: 'volumes', active: (p) => p === '/volumes' || /^\/nodes\/[^/]+\/volumes(\/|$)/.test(p) },
   { href: '/networks', label: 'Networks', icon: 'networks', active: (p) => p === '/networks' || /^\/nodes\/[^/]+\/networks$/.test(p) },
+  { href: '/alerts', label: 'Alerts', icon: 'info', active: (p) => p.startsWith('/alerts') },
   { href: '/events', label: 'Events', icon: 'jobs', active: (p) => p.startsWith('/events') },
   { href: '/audit', label: 'Audit', icon: 'audit', active: (p) => p.startsWith('/audit') },
   { href: '/account', label: 'Account', icon: 'account', active: (p) => p.startsWith('/account') },
@@ -212,6 +214,7 @@ function Routes({ path, me }: { path: string; me: Me }): JSX.Element | null {
   if (match('/jobs', path)) return <Title title="Jobs"><JobsPage /></Title>;
   if ((m = match('/jobs/:id', path))) return <Title title="Job"><JobPage id={m.id!} /></Title>;
   if (match('/routes', path)) return <Title title="Routes"><RoutesPage /></Title>;
+  if (match('/alerts', path)) return <Title title="Alerts"><AlertsPage me={me} /></Title>;
   if (match('/events', path)) return <Title title="Events"><EventsPage /></Title>;
   if (match('/audit', path)) return <Title title="Audit"><AuditPage /></Title>;
   if (match('/account', path)) return <Title title="Account"><AccountPage me={me} /></Title>;
