@@ -12,6 +12,7 @@ import { loadSession, session, signOut } from './lib/session.ts';
 import { useStore } from './lib/store.ts';
 import type { Me } from './lib/types.ts';
 import { AccountPage } from './pages/account.tsx';
+import { PeoplePage } from './pages/people.tsx';
 import { AuditPage } from './pages/audit.tsx';
 import { ContainerPage } from './pages/container.tsx';
 import { ContainersPage } from './pages/containers.tsx';
@@ -75,6 +76,7 @@ const NAV: NavItem[] = [
   { href: '/alerts', label: 'Alerts', icon: 'info', active: (p) => p.startsWith('/alerts') },
   { href: '/events', label: 'Events', icon: 'jobs', active: (p) => p.startsWith('/events') },
   { href: '/audit', label: 'Audit', icon: 'audit', active: (p) => p.startsWith('/audit') },
+  { href: '/people', label: 'People', icon: 'account', active: (p) => p.startsWith('/people') },
   { href: '/account', label: 'Account', icon: 'account', active: (p) => p.startsWith('/account') },
 ];
 
@@ -217,6 +219,7 @@ function Routes({ path, me }: { path: string; me: Me }): JSX.Element | null {
   if (match('/alerts', path)) return <Title title="Alerts"><AlertsPage me={me} /></Title>;
   if (match('/events', path)) return <Title title="Events"><EventsPage /></Title>;
   if (match('/audit', path)) return <Title title="Audit"><AuditPage /></Title>;
+  if (match('/people', path)) return <Title title="People"><PeoplePage /></Title>;
   if (match('/account', path)) return <Title title="Account"><AccountPage me={me} /></Title>;
   return (
     <Title title="Not found">
