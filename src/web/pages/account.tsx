@@ -8,7 +8,10 @@ import {
 } from '../components/ui.tsx';
 import { del, errorMessage, get, post } from '../lib/api.ts';
 import { ago, dateTime } from '../lib/format.ts';
-import type { Me, TokenInfo } from '../lib/types.ts';
+import type { Me, TokenInfo as BaseToken } from '../lib/types.ts';
+
+/** A token as listed: when it expires and when it was last used (at most a minute stale). */
+type TokenInfo = BaseToken & { expiresAt?: string | null; lastUsedAt?: string | null };
 
 export function AccountPage({ me }: { me: Me }): JSX.Element {
   return (
@@ -122,13 +125,15 @@ function TokensCard(): JSX.Element {
             <table class="table responsive">
               <caption class="sr-only">Your API tokens</caption>
               <thead>
-                <tr><th scope="col">Name</th><th scope="col">Created</th><th scope="col"><span class="sr-only">Actions</span></th></tr>
+                <tr><th scope="col">Name</th><th scope="col">Created</th><th scope="col">Expires</th><th scope="col">Last used</th><th scope="col"><span class="sr-only">Actions</span></th></tr>
               </thead>
               <tbody>
                 {list.map((t) => (
                   <tr key={t.id}>
                     <td data-label="Name" class="strong">{t.name}</td>
                     <td data-label="Created" title={dateTime(t.createdAt)}>{ago(t.createdAt)}</td>
+                    <td data-label="Expires">{t.expiresAt ? dateTime(t.expiresAt) : 'never'}</td>
+                    <td data-label="Last used" title={t.lastUsedAt ? dateTime(t.lastUsedAt) : undefined}>{t.lastUsedAt ? ago(t.lastUsedAt) : 'never'}</td>
                     <td class="cell-actions">
                       <div class="row-actions">
                         <ActionButton small variant="danger" what={`Delete ${t.name}`} confirm={askRevoke(t)} onClick={() => revoke(t)}>Delete</ActionButton>
@@ -148,6 +153,7 @@ function TokensCard(): JSX.Element {
 
 function NewTokenDialog({ onClose, onCreated }: { onClose: () => void; onCreated: () => void }): JSX.Element {
   const [name, setName] = useState('');
+  const [days, setDays] = useState('90');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [created, setCreated] = useState<{ name: string; token: string } | null>(null);
@@ -157,7 +163,7 @@ function NewTokenDialog({ onClose, onCreated }: { onClose: () => void; onCreated
     setBusy(true);
     setError(null);
     try {
-      setCreated(await post<{ name: string; token: string }>('/api/v1/tokens', { name: name.trim() }));
+      setCreated(await post<{ name: string; token: string }>('/api/v1/tokens', { name: name.trim(), expiresInDays: Number(days) }));
       onCreated();
     } catch (err) {
       setError(errorMessage(err));
@@ -180,6 +186,10 @@ function NewTokenDialog({ onClose, onCreated }: { onClose: () => void; onCreated
         <div class="field">
           <label for="token-name">Token name</label>
           <input id="token-name" required maxLength={100} autocomplete="off" placeholder="ci-deploy" value={name} onInput={(e) => setName(e.currentTarget.value)} />
+        </div>
+        <div class="field">
+          <label for="token-days">Expires after (days)</label>
+          <input id="token-days" type="number" required min={1} max={3650} value={days} onInput={(e) => setDays(e.currentTarget.value)} />
         </div>
         <InlineError>{error}</InlineError>
         <div class="form-actions">
