@@ -2,6 +2,7 @@
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import { Dialog, confirmAction } from '../components/dialog.tsx';
+import { EnrollDialog } from '../components/enroll-dialog.tsx';
 import { LabelChips, LabelsDialog } from '../components/node-labels.tsx';
 import { HostUse } from '../components/sparkline.tsx';
 import { toast } from '../components/toasts.tsx';
@@ -167,77 +168,5 @@ function PolicyFacts({ node }: { node: NodeView }): JSX.Element {
       {extras.length > 0 && <p class="policy-line muted small">Containers: {extras.join('; ')}.</p>}
       {!node.policy?.custom && <p class="policy-line muted small">The agent's default policy (no policy file).</p>}
     </div>
-  );
-}
-
-function EnrollDialog({ onClose }: { onClose: () => void }): JSX.Element {
-  const [name, setName] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const [created, setCreated] = useState<EnrollmentCreated | null>(null);
-
-  const submit = async (e: Event): Promise<void> => {
-    e.preventDefault();
-    const n = name.trim();
-    if (!NODE_NAME.test(n)) {
-      setError('Node names are 1–63 lowercase letters, digits or dashes, not starting with a dash.');
-      return;
-    }
-    setBusy(true);
-    setError(null);
-    try {
-      setCreated(await post<EnrollmentCreated>('/api/v1/enrollments', { name: n }));
-    } catch (err) {
-      setError(errorMessage(err));
-    } finally {
-      setBusy(false);
-    }
-  };
-
-  if (created) {
-    const command = `dockfleet agent --hub ${window.location.origin} --code ${created.code}`;
-    return (
-      <Dialog title={`Enroll ${created.name}`} onClose={onClose} wide footer={<button type="button" class={buttonClass('primary')} onClick={onClose}>Done</button>}>
-        <p>Run this on the Docker host. The code works once and expires {ago(created.expiresAt)} ({dateTime(created.expiresAt)}).</p>
-        <CopyField label="Agent command" value={command} />
-        <p class="muted small">
-          The agent dials out to the hub and pins its certificate authority from the code; it never listens on a port. Use{' '}
-          <code>npx dockfleet agent …</code> where dockfleet is not installed globally, and add <code>--state DIR</code> to choose where it keeps its key.
-        </p>
-        <details>
-          <summary>Just the code</summary>
-          <CopyField label="Enrollment code" value={created.code} />
-        </details>
-      </Dialog>
-    );
-  }
-
-  return (
-    <Dialog title="Enroll a node" onClose={onClose} busy={busy}>
-      <form onSubmit={(e) => void submit(e)} noValidate>
-        <div class="field">
-          <label for="enroll-name">Node name</label>
-          <input
-            id="enroll-name"
-            required
-            autocomplete="off"
-            autocapitalize="none"
-            spellcheck={false}
-            maxLength={63}
-            placeholder="shop-01"
-            value={name}
-            aria-describedby="enroll-name-hint"
-            aria-invalid={error ? 'true' : undefined}
-            onInput={(e) => setName(e.currentTarget.value.toLowerCase())}
-          />
-          <div class="hint" id="enroll-name-hint">Lowercase letters, digits and dashes.</div>
-        </div>
-        <InlineError>{error}</InlineError>
-        <div class="form-actions">
-          <button type="button" class={buttonClass('default')} onClick={onClose} disabled={busy}>Cancel</button>
-          <SubmitButton busy={busy}>Create enrollment code</SubmitButton>
-        </div>
-      </form>
-    </Dialog>
   );
 }
