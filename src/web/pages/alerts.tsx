@@ -16,6 +16,8 @@ import type { AlertDelivery, AlertIncident, AlertReceiver, AlertReceiverFormat, 
 const REFRESH_MS = 3000;
 const RESOLVED_SHOWN = 50;
 const enc = encodeURIComponent;
+/** Links inside a line of grey text must not rely on colour alone (axe link-in-text-block). */
+const UNDERLINED = { textDecoration: 'underline' };
 
 const KIND_WORDS: Record<string, string> = {
   'node-offline': 'Node offline',
@@ -88,8 +90,8 @@ function IncidentItem({ i }: { i: AlertIncident }): JSX.Element {
       <h3 class="strong" style={{ fontSize: '14px', margin: '6px 0 2px' }}>{i.title}</h3>
       <p class="small" style={{ margin: '0 0 6px' }}>{i.detail}</p>
       <p class="small muted" style={{ margin: 0 }}>
-        {i.node && <>Node <a href={`/containers${qs({ node: i.node })}`}>{i.node}</a> · </>}
-        {link ? <>Subject <a href={link}>{i.kind === 'job-failed' ? `job for ${i.subject}` : i.subject}</a> · </> : i.kind !== 'node-offline' ? <>Subject {i.subject} · </> : null}
+        {i.node && <>Node <a style={UNDERLINED} href={`/containers${qs({ node: i.node })}`}>{i.node}</a> · </>}
+        {link ? <>Subject <a style={UNDERLINED} href={link}>{i.kind === 'job-failed' ? `job for ${i.subject}` : i.subject}</a> · </> : i.kind !== 'node-offline' ? <>Subject {i.subject} · </> : null}
         Opened <time dateTime={i.openedAt} title={dateTime(i.openedAt)}>{ago(i.openedAt)}</time>
         {' · '}
         {i.resolvedAt
