@@ -1,428 +1,290 @@
-/** Images, volumes and networks of one node, through the Docker API; inspect, remove, prune. */
+/**
+ * Images, volumes and networks across the fleet, one table each, like Containers: every node's
+ * items with a node column, search, sort and a node filter kept in the URL. Lists come from the
+ * hub's inventory (GET /api/v1/nodes/NAME/KIND), so an offline node shows what it last reported,
+ * marked as such. Create volumes and networks; prune shows what it will remove first.
+ */
 import type { ComponentChildren, JSX } from 'preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { Dialog, confirmAction } from '../components/dialog.tsx';
-import { Icon } from '../components/icons.tsx';
-import { PruneDialog } from '../components/prune.tsx';
+import { BUILTIN_NETWORKS, PruneDialog, imageLabel } from '../components/prune.tsx';
+import { CreateNetworkDialog, CreateVolumeDialog } from '../components/resource-create.tsx';
 import { VolumeFilesButton } from '../components/volume-files-button.tsx';
 import { toast } from '../components/toasts.tsx';
-import {
-  ActionButton, AsyncView, DataTable, Empty, ErrorState, KeyFacts, Loading, PageHeader, RawJson, StatusBadge, buttonClass, useAsync,
-} from '../components/ui.tsx';
-import type { PruneKind } from '../lib/actions.ts';
-import { dockerPath, get, request } from '../lib/api.ts';
+import { ActionButton, AsyncView, Empty, KeyFacts, Loading, PageHeader, RawJson, buttonClass, useAsync } from '../components/ui.tsx';
+import { apiNodePath, dockerPath, errorMessage, get, request } from '../lib/api.ts';
 import { ago, bytes, dateTime, plural, shortId } from '../lib/format.ts';
 import { containerName, fleet } from '../lib/live.ts';
-import { navigate } from '../lib/router.ts';
+import { navigate, setQuery, useLocation } from '../lib/router.ts';
 import { useStore } from '../lib/store.ts';
-import type { DockerImage, DockerNetwork, DockerVolume, Me, NodeView } from '../lib/types.ts';
+import type { DockerContainer, DockerImage, DockerNetwork, DockerVolume, Me, NodeView } from '../lib/types.ts';
 
-type Kind = 'images' | 'volumes' | 'networks';
-const LAST_NODE_KEY = 'dockfleet.lastNode';
+export type Kind = 'images' | 'volumes' | 'networks';
+type Item = DockerImage | DockerVolume | DockerNetwork;
+interface Row { node: string; key: string; item: Item; stale: boolean }
 
-function rememberNode(node: string): void {
-  try {
-    localStorage.setItem(LAST_NODE_KEY, node);
-  } catch { /* private mode */ }
-}
+interface Column { key: string; label: string; value: (r: Row) => string | number }
 
-/** /images, /volumes, /networks: go to the last used (or first online) node's page. */
-export function NodeResourceRedirect({ kind }: { kind: Kind }): JSX.Element {
-  const f = useStore(fleet);
-  const nodes = f.nodes;
-  const target = useMemo(() => {
-    if (!nodes || nodes.length === 0) return null;
-    let last: string | null = null;
-    try {
-      last = localStorage.getItem(LAST_NODE_KEY);
-    } catch { /* ignore */ }
-    const usable = nodes.filter((n) => n.status !== 'pending' && n.status !== 'revoked');
-    const pick = usable.find((n) => n.name === last) ?? usable.find((n) => n.status === 'online') ?? usable[0];
-    return pick?.name ?? null;
-  }, [nodes]);
+const TITLE: Record<Kind, string> = { images: 'Images', volumes: 'Volumes', networks: 'Networks' };
+const NOUN: Record<Kind, string> = { images: 'image', volumes: 'volume', networks: 'network' };
+
+const visibleNodes = (nodes: NodeView[] | null): NodeView[] =>
+  (nodes ?? []).filter((n) => n.status !== 'pending' && n.status !== 'revoked').sort((a, b) => a.name.localeCompare(b.name));
+
+/** Every node's last reported list of `kind`; reloads when a node's status or count changes. */
+function useFleetInventory(kind: Kind, nodes: NodeView[], bump: number): { rows: Row[] | null; errors: Array<[string, string]> } {
+  const stamp = nodes.map((n) => `${n.name}:${n.status}:${n.counts[kind]}`).join(',');
+  const [state, setState] = useState<{ rows: Row[] | null; errors: Array<[string, string]> }>({ rows: null, errors: [] });
   useEffect(() => {
-    if (target) navigate(`/nodes/${encodeURIComponent(target)}/${kind}`, { replace: true });
-  }, [target, kind]);
-  const title = kind[0]!.toUpperCase() + kind.slice(1);
-  useEffect(() => {
-    document.title = `${title} · dockfleet`;
-  }, [title]);
-  if (nodes === null) return <><PageHeader title={title} /><Loading /></>;
-  return (
-    <>
-      <PageHeader title={title} />
-      {target ? <Loading /> : (
-        <Empty title="No node to show">
-          <p>{title} live on nodes. Enroll a node (or approve a pending one) first.</p>
-          <a class={buttonClass('primary')} href="/nodes">Go to nodes</a>
-        </Empty>
-      )}
-    </>
-  );
+    const ctl = new AbortController();
+    void Promise.all(nodes.map(async (n) => {
+      try {
+        const items = await get<Item[]>(apiNodePath(n.name, `/${kind}`), { signal: ctl.signal });
+        return { rows: items.map((item) => ({ node: n.name, key: `${n.name}/${'Id' in item ? item.Id : item.Name}`, item, stale: n.status !== 'online' })) };
+      } catch (err) {
+        return { rows: [] as Row[], error: [n.name, errorMessage(err)] as [string, string] };
+      }
+    })).then((parts) => {
+      if (ctl.signal.aborted) return;
+      setState({ rows: parts.flatMap((p) => p.rows), errors: parts.flatMap((p) => (p.error ? [p.error] : [])) });
+    });
+    return () => ctl.abort();
+  }, [kind, stamp, bump]);
+  return state;
 }
 
-function NodeSwitcher({ node, kind, nodes }: { node: string; kind: Kind; nodes: NodeView[] | null }): JSX.Element {
-  const names = (nodes ?? []).filter((n) => n.status !== 'pending' && n.status !== 'revoked').map((n) => n.name).sort();
-  if (!names.includes(node)) names.unshift(node);
-  return (
-    <div class="field field-inline">
-      <label for="node-switch">Node</label>
-      <select id="node-switch" value={node} onChange={(e) => navigate(`/nodes/${encodeURIComponent(e.currentTarget.value)}/${kind}`)}>
-        {names.map((n) => <option key={n} value={n}>{n}{nodes?.find((x) => x.name === n)?.status === 'offline' ? ' (offline)' : ''}</option>)}
-      </select>
-    </div>
-  );
+/** Per node: which containers use what (image id, volume name, network id or name). */
+function usageOf(kind: Kind, containers: ReadonlyMap<string, DockerContainer[]>): Map<string, string[]> {
+  const m = new Map<string, string[]>();
+  const add = (k: string, who: string): void => void m.set(k, [...(m.get(k) ?? []), who]);
+  for (const [node, list] of containers) {
+    for (const c of list) {
+      const who = containerName(c);
+      if (kind === 'images' && c.ImageID) add(`${node}/${c.ImageID}`, who);
+      if (kind === 'volumes') for (const mt of c.Mounts ?? []) if (mt.Type === 'volume' && mt.Name) add(`${node}/${mt.Name}`, who);
+      if (kind === 'networks') {
+        for (const [name, n] of Object.entries(c.NetworkSettings?.Networks ?? {})) {
+          add(`${node}/${n.NetworkID || name}`, who);
+          if (n.NetworkID && n.NetworkID !== name) add(`${node}/${name}`, who);
+        }
+      }
+    }
+  }
+  return m;
 }
 
-function ResourcePage({ me, node, kind, count, children }: {
-  me: Me;
-  node: string;
-  kind: Kind;
-  count?: string;
-  children: ComponentChildren;
-}): JSX.Element {
-  const f = useStore(fleet);
-  const [pruning, setPruning] = useState(false);
-  useEffect(() => rememberNode(node), [node]);
-  const nv = f.nodes?.find((n) => n.name === node);
-  const title = kind[0]!.toUpperCase() + kind.slice(1);
-  return (
-    <>
-      <PageHeader
-        title={title}
-        sub={<>on <strong>{node}</strong>{nv && nv.status !== 'online' && <> · <StatusBadge status={nv.status} /></>}{count ? ` · ${count}` : ''}</>}
-      >
-        <NodeSwitcher node={node} kind={kind} nodes={f.nodes} />
-        {me.role !== 'viewer' && (
-          <button type="button" class={buttonClass('default')} onClick={() => setPruning(true)} disabled={nv?.status !== 'online'}>
-            Prune…
-          </button>
-        )}
-      </PageHeader>
-      {f.nodes && !nv ? <ErrorState title="Unknown node" error={`There is no node named ${node}.`} /> : children}
-      {pruning && <PruneDialog kind={kind as PruneKind} nodes={[node]} node={node} onClose={() => setPruning(false)} />}
-    </>
-  );
+const users = (kind: Kind, usage: Map<string, string[]>, r: Row): string[] =>
+  kind === 'networks' ? usage.get(r.key) ?? usage.get(`${r.node}/${(r.item as DockerNetwork).Name}`) ?? [] : usage.get(r.key) ?? [];
+
+function columnsFor(kind: Kind, usage: Map<string, string[]>): Column[] {
+  const used: Column = { key: 'used', label: kind === 'networks' ? 'Containers' : 'Used by', value: (r) => users(kind, usage, r).length };
+  const node: Column = { key: 'node', label: 'Node', value: (r) => r.node };
+  if (kind === 'images') {
+    return [
+      { key: 'name', label: 'Repository:tag', value: (r) => imageLabel(r.item as DockerImage) }, node,
+      { key: 'size', label: 'Size', value: (r) => (r.item as DockerImage).Size },
+      { key: 'created', label: 'Created', value: (r) => (r.item as DockerImage).Created }, used,
+    ];
+  }
+  if (kind === 'volumes') {
+    return [
+      { key: 'name', label: 'Name', value: (r) => (r.item as DockerVolume).Name }, node,
+      { key: 'driver', label: 'Driver', value: (r) => (r.item as DockerVolume).Driver },
+      { key: 'created', label: 'Created', value: (r) => Date.parse((r.item as DockerVolume).CreatedAt ?? '') || 0 }, used,
+    ];
+  }
+  return [
+    { key: 'name', label: 'Name', value: (r) => (r.item as DockerNetwork).Name }, node,
+    { key: 'driver', label: 'Driver', value: (r) => (r.item as DockerNetwork).Driver },
+    { key: 'subnet', label: 'Subnet', value: (r) => ((r.item as DockerNetwork).IPAM?.Config ?? []).map((c) => c.Subnet).filter(Boolean).join(', ') },
+    used,
+  ];
 }
 
-/** Reloads when the node's inventory count for `kind` changes (the stream keeps counts current). */
-function useInventoryStamp(node: string, kind: Kind): string {
-  const f = useStore(fleet);
-  const n = f.nodes?.find((x) => x.name === node);
-  return n ? `${n.status}|${n.counts[kind]}` : '';
+function searchText(kind: Kind, r: Row): string {
+  const i = r.item;
+  if (kind === 'images') { const img = i as DockerImage; return [img.Id, ...(img.RepoTags ?? []), ...(img.RepoDigests ?? [])].join(' '); }
+  if (kind === 'volumes') { const v = i as DockerVolume; return [v.Name, v.Driver, ...Object.entries(v.Labels ?? {}).map(([k, x]) => `${k}=${x}`)].join(' '); }
+  const n = i as DockerNetwork;
+  return [n.Name, n.Id, n.Driver, ...(n.IPAM?.Config ?? []).map((c) => c.Subnet ?? '')].join(' ');
 }
 
-function InspectDialog({ title, path, facts, onClose }: {
-  title: string;
-  path: string;
-  facts: (d: Record<string, unknown>) => Array<[string, ComponentChildren] | null | false>;
-  onClose: () => void;
-}): JSX.Element {
+function InspectDialog({ title, path, onClose }: { title: string; path: string; onClose: () => void }): JSX.Element {
   const state = useAsync((signal) => get<Record<string, unknown>>(path, { signal }), [path]);
   return (
     <Dialog title={title} onClose={onClose} wide footer={<button type="button" class={buttonClass('primary')} onClick={onClose}>Close</button>}>
       <AsyncView state={state} loadingLabel="Inspecting…">
-        {(d) => (
-          <>
-            <KeyFacts items={facts(d)} />
-            <RawJson value={d} />
-          </>
-        )}
+        {(d) => <><KeyFacts items={[['ID', <code class="break">{String(d.Id ?? d.Name ?? '')}</code>], ['Created', dateTime((d.Created ?? d.CreatedAt) as string)]]} /><RawJson value={d} /></>}
       </AsyncView>
     </Dialog>
   );
 }
 
-// ---------------------------------------------------------------------------------------------
-// Images
-
-export function ImagesPage({ me, node }: { me: Me; node: string }): JSX.Element {
-  const stamp = useInventoryStamp(node, 'images');
-  const state = useAsync((signal) => get<DockerImage[]>(dockerPath(node, '/images/json'), { signal }), [node, stamp]);
-  const f = useStore(fleet);
-  const [inspecting, setInspecting] = useState<DockerImage | null>(null);
-  const usage = useMemo(() => {
-    const m = new Map<string, string[]>();
-    for (const c of f.containers.get(node) ?? []) {
-      if (!c.ImageID) continue;
-      m.set(c.ImageID, [...(m.get(c.ImageID) ?? []), containerName(c)]);
-    }
-    return m;
-  }, [f.containers, node]);
-  const canWrite = me.role !== 'viewer';
-  const total = state.data?.reduce((s, i) => s + i.Size, 0) ?? 0;
-
-  const askRemove = (img: DockerImage, label: string) => () => {
-    const users = usage.get(img.Id) ?? [];
-    return confirmAction({
-      title: `Remove ${label}?`,
-      body: (
-        <>
-          <p>The image <strong>{label}</strong> ({shortId(img.Id)}, {bytes(img.Size)}) is deleted from <strong>{node}</strong>.</p>
-          {users.length > 0 && <p class="warn-text">Used by {plural(users.length, 'container')}: {users.join(', ')}.</p>}
-        </>
-      ),
-      confirmLabel: 'Remove',
-      danger: true,
-      checkbox: { label: 'Force: also remove it when tagged more than once or used by stopped containers', checked: false },
-    });
-  };
-  const remove = async (img: DockerImage, label: string, ok: { checked: boolean }): Promise<void> => {
-    await request('DELETE', dockerPath(node, `/images/${encodeURIComponent(img.Id)}${ok.checked ? '?force=1' : ''}`));
-    toast.success(`${label} removed from ${node}`);
-    state.reload();
-  };
-
-  return (
-    <ResourcePage me={me} node={node} kind="images" {...(state.data ? { count: `${plural(state.data.length, 'image')}, ${bytes(total)}` } : {})}>
-      <AsyncView state={state} loadingLabel="Loading images…" errorTitle="Could not list images">
-        {(images) =>
-          images.length === 0 ? (
-            <Empty title="No images on this node" />
-          ) : (
-            <DataTable caption={`Images on ${node}`} columns={['Repository:tag', 'ID', 'Size', 'Created', 'Used by']}>
-              {[...images].sort((a, b) => b.Created - a.Created).map((img) => {
-                const tags = (img.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
-                const label = tags[0] ?? (img.RepoDigests?.[0]?.split('@')[0] ? `${img.RepoDigests[0].split('@')[0]} (untagged)` : shortId(img.Id));
-                const users = usage.get(img.Id) ?? [];
-                return (
-                  <tr key={img.Id}>
-                    <td data-label="Tags" class="cell-name">
-                      {tags.length ? tags.map((t) => <div key={t} class="break strong">{t}</div>) : <span class="muted">&lt;none&gt;</span>}
-                    </td>
-                    <td data-label="ID" class="mono">{shortId(img.Id)}</td>
-                    <td data-label="Size">{bytes(img.Size)}</td>
-                    <td data-label="Created" title={dateTime(img.Created)}>{ago(img.Created)}</td>
-                    <td data-label="Used by">{users.length ? <span title={users.join(', ')}>{plural(users.length, 'container')}</span> : <span class="muted">unused</span>}</td>
-                    <td class="cell-actions">
-                      <div class="row-actions">
-                        <button type="button" class={buttonClass('ghost', true)} onClick={() => setInspecting(img)}>Inspect</button>
-                        {canWrite && <ActionButton small variant="danger" what={`Remove ${label}`} confirm={askRemove(img, label)} onClick={(ok) => remove(img, label, ok)}>Remove</ActionButton>}
-                      </div>
-                    </td>
-                  </tr>
-                );
-              })}
-            </DataTable>
-          )
-        }
-      </AsyncView>
-      {inspecting && (
-        <InspectDialog
-          title={`Image ${(inspecting.RepoTags ?? [])[0] ?? shortId(inspecting.Id)}`}
-          path={dockerPath(node, `/images/${encodeURIComponent(inspecting.Id)}/json`)}
-          onClose={() => setInspecting(null)}
-          facts={(d) => {
-            const cfg = (d.Config ?? {}) as { Cmd?: string[]; Entrypoint?: string[]; ExposedPorts?: Record<string, unknown>; WorkingDir?: string; User?: string };
-            return [
-              ['ID', <code class="break">{String(d.Id)}</code>],
-              ['Tags', ((d.RepoTags as string[] | undefined) ?? []).join(', ') || '—'],
-              ['Created', dateTime(d.Created as string)],
-              ['Size', bytes(d.Size as number)],
-              ['Platform', `${String(d.Os ?? '')}/${String(d.Architecture ?? '')}${d.Variant ? `/${String(d.Variant)}` : ''}`],
-              ['Entrypoint', cfg.Entrypoint?.join(' ') || '—'],
-              ['Command', cfg.Cmd?.join(' ') || '—'],
-              ['Exposed ports', Object.keys(cfg.ExposedPorts ?? {}).join(', ') || '—'],
-              cfg.WorkingDir ? ['Working dir', cfg.WorkingDir] : null,
-              cfg.User ? ['User', cfg.User] : null,
-            ];
-          }}
-        />
-      )}
-    </ResourcePage>
-  );
+function nameCell(kind: Kind, r: Row): ComponentChildren {
+  if (kind === 'images') {
+    const tags = ((r.item as DockerImage).RepoTags ?? []).filter((t) => t !== '<none>:<none>');
+    return <>{tags.length ? tags.map((t) => <div key={t} class="break strong">{t}</div>) : <span class="muted">&lt;none&gt;</span>}<div class="muted small mono">{shortId((r.item as DockerImage).Id)}</div></>;
+  }
+  if (kind === 'volumes') {
+    const v = r.item as DockerVolume;
+    return <><span class="strong break">{v.Name}</span>{v.Labels?.['com.docker.compose.project'] && <div class="muted small">compose: {v.Labels['com.docker.compose.project']}</div>}</>;
+  }
+  const n = r.item as DockerNetwork;
+  return <><span class="strong">{n.Name}</span>{BUILTIN_NETWORKS.has(n.Name) && <span class="chip">built-in</span>}{n.Internal && <span class="chip">internal</span>}</>;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Volumes
-
-export function VolumesPage({ me, node }: { me: Me; node: string }): JSX.Element {
-  const stamp = useInventoryStamp(node, 'volumes');
-  const state = useAsync((signal) => get<{ Volumes: DockerVolume[] | null; Warnings?: string[] | null }>(dockerPath(node, '/volumes'), { signal }), [node, stamp]);
-  const f = useStore(fleet);
-  const [inspecting, setInspecting] = useState<string | null>(null);
-  const usage = useMemo(() => {
-    const m = new Map<string, string[]>();
-    for (const c of f.containers.get(node) ?? []) {
-      for (const mt of c.Mounts ?? []) {
-        if (mt.Type === 'volume' && mt.Name) m.set(mt.Name, [...(m.get(mt.Name) ?? []), containerName(c)]);
-      }
-    }
-    return m;
-  }, [f.containers, node]);
-  const canWrite = me.role !== 'viewer';
-  const volumes = state.data ? [...(state.data.Volumes ?? [])].sort((a, b) => a.Name.localeCompare(b.Name)) : undefined;
-
-  const askRemove = (v: DockerVolume) => () => {
-    const users = usage.get(v.Name) ?? [];
-    return confirmAction({
-      title: `Remove volume ${v.Name.length > 24 ? `${v.Name.slice(0, 12)}…` : v.Name}?`,
-      body: (
-        <>
-          <p>The volume <strong class="break">{v.Name}</strong> and all its data are deleted from <strong>{node}</strong>. This cannot be undone.</p>
-          {users.length > 0 && <p class="warn-text">Mounted by {users.join(', ')}: Docker refuses while a container uses it.</p>}
-        </>
-      ),
-      confirmLabel: 'Remove',
-      danger: true,
-      checkbox: { label: 'Force', checked: false },
-    });
-  };
-  const remove = async (v: DockerVolume, ok: { checked: boolean }): Promise<void> => {
-    await request('DELETE', dockerPath(node, `/volumes/${encodeURIComponent(v.Name)}${ok.checked ? '?force=1' : ''}`));
-    toast.success(`Volume ${v.Name} removed`);
-    state.reload();
-  };
-
-  return (
-    <ResourcePage me={me} node={node} kind="volumes" {...(volumes ? { count: plural(volumes.length, 'volume') } : {})}>
-      <AsyncView state={state} loadingLabel="Loading volumes…" errorTitle="Could not list volumes">
-        {() =>
-          !volumes || volumes.length === 0 ? (
-            <Empty title="No volumes on this node" />
-          ) : (
-            <DataTable caption={`Volumes on ${node}`} columns={['Name', 'Driver', 'Created', 'Used by']} after={(state.data?.Warnings ?? []).map((w) => <p key={w} class="warn-text small">{w}</p>)}>
-              {volumes.map((v) => {
-                const users = usage.get(v.Name) ?? [];
-                const files = `/nodes/${encodeURIComponent(node)}/volumes/${encodeURIComponent(v.Name)}/files`;
-                return (
-                  <tr key={v.Name}>
-                    <td data-label="Name" class="cell-name">
-                      <a href={files} class="strong-link break" title="Browse files">{v.Name}</a>
-                      {v.Labels?.['com.docker.compose.project'] && <div class="muted small">compose: {v.Labels['com.docker.compose.project']}</div>}
-                    </td>
-                    <td data-label="Driver">{v.Driver}</td>
-                    <td data-label="Created" title={dateTime(v.CreatedAt ?? null)}>{ago(v.CreatedAt ?? null)}</td>
-                    <td data-label="Used by">{users.length ? users.join(', ') : <span class="muted">unused</span>}</td>
-                    <td class="cell-actions">
-                      <div class="row-actions">
-                        <VolumeFilesButton node={node} volume={v.Name} />
-                        <button type="button" class={buttonClass('ghost', true)} onClick={() => setInspecting(v.Name)}>Inspect</button>
-                        {canWrite && <ActionButton small variant="danger" what={`Remove ${v.Name}`} confirm={askRemove(v)} onClick={(ok) => remove(v, ok)}>Remove</ActionButton>}
-                      </div>
-                    </td>
-                  </tr>
-                );
-              })}
-            </DataTable>
-          )
-        }
-      </AsyncView>
-      {inspecting && (
-        <InspectDialog
-          title={`Volume ${inspecting}`}
-          path={dockerPath(node, `/volumes/${encodeURIComponent(inspecting)}`)}
-          onClose={() => setInspecting(null)}
-          facts={(d) => [
-            ['Name', <span class="break">{String(d.Name)}</span>],
-            ['Driver', String(d.Driver ?? '')],
-            ['Mountpoint', <code class="break">{String(d.Mountpoint ?? '')}</code>],
-            ['Created', dateTime(d.CreatedAt as string)],
-            ['Scope', String(d.Scope ?? '')],
-            ['Used by', (usage.get(inspecting) ?? []).join(', ') || 'no container'],
-          ]}
-        />
-      )}
-    </ResourcePage>
-  );
+function cell(kind: Kind, col: Column, r: Row, usage: Map<string, string[]>): ComponentChildren {
+  if (col.key === 'name') return nameCell(kind, r);
+  if (col.key === 'node') return <>{r.node}{r.stale && <div class="muted small">last known</div>}</>;
+  if (col.key === 'size') return bytes((r.item as DockerImage).Size);
+  if (col.key === 'created') {
+    const t = kind === 'images' ? (r.item as DockerImage).Created : (r.item as DockerVolume).CreatedAt ?? null;
+    return <span title={dateTime(t)}>{ago(t)}</span>;
+  }
+  if (col.key === 'used') {
+    const u = users(kind, usage, r);
+    return u.length ? <span title={u.join(', ')}>{kind === 'volumes' ? u.join(', ') : plural(u.length, 'container')}</span> : <span class="muted">unused</span>;
+  }
+  return String(col.value(r)) || '—';
 }
 
-// ---------------------------------------------------------------------------------------------
-// Networks
-
-const BUILTIN_NETWORKS = new Set(['bridge', 'host', 'none']);
-
-export function NetworksPage({ me, node }: { me: Me; node: string }): JSX.Element {
-  const stamp = useInventoryStamp(node, 'networks');
-  const state = useAsync((signal) => get<DockerNetwork[]>(dockerPath(node, '/networks'), { signal }), [node, stamp]);
+export function FleetResources({ me, kind }: { me: Me; kind: Kind }): JSX.Element {
   const f = useStore(fleet);
-  const [inspecting, setInspecting] = useState<DockerNetwork | null>(null);
-  const usage = useMemo(() => {
-    const m = new Map<string, string[]>();
-    for (const c of f.containers.get(node) ?? []) {
-      for (const [name, n] of Object.entries(c.NetworkSettings?.Networks ?? {})) {
-        const key = n.NetworkID || name;
-        m.set(key, [...(m.get(key) ?? []), containerName(c)]);
-        if (key !== name) m.set(name, [...(m.get(name) ?? []), containerName(c)]);
-      }
-    }
-    return m;
-  }, [f.containers, node]);
+  const loc = useLocation();
+  const q = loc.query;
+  const nodeFilter = q.get('node') ?? '';
+  const search = q.get('q') ?? '';
+  const sort = q.get('sort') ?? 'node';
+  const desc = q.get('dir') === 'desc';
+  const [bump, setBump] = useState(0);
+  const [dialog, setDialog] = useState<'prune' | 'create' | null>(null);
+  const [inspecting, setInspecting] = useState<Row | null>(null);
+  const nodes = useMemo(() => visibleNodes(f.nodes), [f.nodes]);
+  const online = nodes.filter((n) => n.status === 'online').map((n) => n.name);
+  const { rows, errors } = useFleetInventory(kind, nodes, bump);
+  const usage = useMemo(() => usageOf(kind, f.containers), [kind, f.containers]);
+  const columns = useMemo(() => columnsFor(kind, usage), [kind, usage]);
   const canWrite = me.role !== 'viewer';
+  const title = TITLE[kind];
+  useEffect(() => { document.title = `${title} · dockfleet`; }, [title]);
 
-  const askRemove = (n: DockerNetwork) => () => confirmAction({
-      title: `Remove network ${n.Name}?`,
-      body: <p>The network <strong>{n.Name}</strong> is deleted from <strong>{node}</strong>. Docker refuses while containers are attached.</p>,
-      confirmLabel: 'Remove',
-      danger: true,
+  const shown = useMemo(() => {
+    const needle = search.trim().toLowerCase();
+    const list = (rows ?? []).filter((r) => (!nodeFilter || r.node === nodeFilter) && (!needle || searchText(kind, r).toLowerCase().includes(needle)));
+    const col = columns.find((c) => c.key === sort) ?? columns[1]!;
+    const name = columns[0]!;
+    list.sort((a, b) => {
+      const x = col.value(a);
+      const y = col.value(b);
+      const r = (typeof x === 'number' && typeof y === 'number' ? x - y : String(x).localeCompare(String(y))) || String(name.value(a)).localeCompare(String(name.value(b)));
+      return desc ? -r : r;
     });
-  const remove = async (n: DockerNetwork): Promise<void> => {
-    await request('DELETE', dockerPath(node, `/networks/${encodeURIComponent(n.Id)}`));
-    toast.success(`Network ${n.Name} removed`);
-    state.reload();
-  };
+    return list;
+  }, [rows, nodeFilter, search, sort, desc, columns, kind]);
 
-  const nodeContainersCount = (n: DockerNetwork): string[] => usage.get(n.Id) ?? usage.get(n.Name) ?? [];
+  const reload = (): void => setBump((b) => b + 1);
+  const remove = (r: Row) => async (ok: { checked: boolean }): Promise<void> => {
+    const id = kind === 'volumes' ? (r.item as DockerVolume).Name : (r.item as DockerImage | DockerNetwork).Id;
+    await request('DELETE', dockerPath(r.node, `/${kind}/${encodeURIComponent(id)}${ok.checked ? '?force=1' : ''}`));
+    toast.success(`${NOUN[kind]} ${String(columns[0]!.value(r))} removed from ${r.node}`);
+    reload();
+  };
+  const askRemove = (r: Row) => () => confirmAction({
+    title: `Remove this ${NOUN[kind]}?`,
+    body: <p>The {NOUN[kind]} <strong class="break">{String(columns[0]!.value(r))}</strong> is deleted from <strong>{r.node}</strong>{kind === 'volumes' ? ' with all its data' : ''}. {users(kind, usage, r).length > 0 ? 'Containers use it: Docker may refuse.' : ''}</p>,
+    confirmLabel: 'Remove',
+    danger: true,
+    ...(kind === 'networks' ? {} : { checkbox: { label: 'Force', checked: false } }),
+  });
+
+  const sortHeader = (c: Column): JSX.Element => {
+    const active = sort === c.key;
+    return (
+      <th key={c.key} scope="col" aria-sort={active ? (desc ? 'descending' : 'ascending') : undefined}>
+        <button type="button" class="th-sort" onClick={() => setQuery({ sort: c.key === 'node' ? null : c.key, dir: active && !desc ? 'desc' : null })}>
+          {c.label}<span class="sort-mark" aria-hidden="true">{active ? (desc ? '▾' : '▴') : ''}</span>
+        </button>
+      </th>
+    );
+  };
+  const anyFilter = Boolean(nodeFilter || search);
+  const inspectPath = (r: Row): string => dockerPath(r.node, kind === 'images' ? `/images/${encodeURIComponent((r.item as DockerImage).Id)}/json`
+    : kind === 'volumes' ? `/volumes/${encodeURIComponent((r.item as DockerVolume).Name)}` : `/networks/${encodeURIComponent((r.item as DockerNetwork).Id)}`);
 
   return (
-    <ResourcePage me={me} node={node} kind="networks" {...(state.data ? { count: plural(state.data.length, 'network') } : {})}>
-      <AsyncView state={state} loadingLabel="Loading networks…" errorTitle="Could not list networks">
-        {(networks) =>
-          networks.length === 0 ? (
-            <Empty title="No networks on this node" />
-          ) : (
-            <DataTable caption={`Networks on ${node}`} columns={['Name', 'ID', 'Driver', 'Subnet', 'Containers']}>
-              {[...networks].sort((a, b) => a.Name.localeCompare(b.Name)).map((n) => {
-                const users = nodeContainersCount(n);
-                const subnets = (n.IPAM?.Config ?? []).map((c) => c.Subnet).filter(Boolean);
+    <>
+      <PageHeader title={title} sub={rows ? `${plural(rows.length, NOUN[kind])} on ${plural(nodes.length, 'node')}` : undefined}>
+        {canWrite && kind !== 'images' && online.length > 0 && (
+          <button type="button" class={buttonClass('primary')} onClick={() => setDialog('create')}>Create {NOUN[kind]}…</button>
+        )}
+        {canWrite && online.length > 0 && <button type="button" class={buttonClass('default')} onClick={() => setDialog('prune')}>Prune…</button>}
+      </PageHeader>
+
+      <form class="filters" role="search" aria-label={`Filter ${kind}`} onSubmit={(e) => e.preventDefault()}>
+        <div class="field">
+          <label for="r-node">Node</label>
+          <select id="r-node" value={nodeFilter} onChange={(e) => setQuery({ node: e.currentTarget.value })}>
+            <option value="">All nodes</option>
+            {nodes.map((n) => <option key={n.name} value={n.name}>{n.name}{n.status !== 'online' ? ` (${n.status})` : ''}</option>)}
+            {nodeFilter && !nodes.some((n) => n.name === nodeFilter) && <option value={nodeFilter}>{nodeFilter}</option>}
+          </select>
+        </div>
+        <div class="field">
+          <label for="r-search">Search</label>
+          <input id="r-search" type="search" value={search} autocomplete="off" placeholder={kind === 'images' ? 'nginx' : 'name'} onInput={(e) => setQuery({ q: e.currentTarget.value })} />
+        </div>
+        {anyFilter && <button type="button" class={buttonClass('ghost', true, 'filters-clear')} onClick={() => setQuery({ node: null, q: null })}>Clear filters</button>}
+      </form>
+
+      {errors.map(([n, e]) => <p key={n} class="warn-text small">Could not read {kind} of {n}: {e}</p>)}
+      {f.nodes === null || rows === null ? <Loading label={`Loading ${kind}…`} /> : nodes.length === 0 ? (
+        <Empty title="No node to show"><p>{title} live on nodes. Enroll a node (or approve a pending one) first.</p><a class={buttonClass('primary')} href="/nodes">Go to nodes</a></Empty>
+      ) : shown.length === 0 ? (
+        <Empty title={anyFilter ? `No ${kind} match these filters` : `No ${kind} yet`} />
+      ) : (
+        <div class="table-wrap">
+          <table class="table responsive">
+            <caption class="sr-only">{title}{anyFilter ? ` (filtered: ${shown.length} of ${rows.length})` : ''}</caption>
+            <thead><tr>{columns.map(sortHeader)}<th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
+            <tbody>
+              {shown.map((r) => {
+                const label = String(columns[0]!.value(r));
+                const builtin = kind === 'networks' && BUILTIN_NETWORKS.has((r.item as DockerNetwork).Name);
                 return (
-                  <tr key={n.Id}>
-                    <td data-label="Name" class="cell-name">
-                      <span class="strong">{n.Name}</span>
-                      {BUILTIN_NETWORKS.has(n.Name) && <span class="chip">built-in</span>}
-                      {n.Internal && <span class="chip">internal</span>}
-                    </td>
-                    <td data-label="ID" class="mono">{shortId(n.Id)}</td>
-                    <td data-label="Driver">{n.Driver}{n.Scope && n.Scope !== 'local' ? ` (${n.Scope})` : ''}</td>
-                    <td data-label="Subnet" class="mono">{subnets.join(', ') || '—'}</td>
-                    <td data-label="Containers">{users.length ? <span title={users.join(', ')}>{users.length}</span> : <span class="muted">0</span>}</td>
+                  <tr key={r.key} class={r.stale ? 'row-stale' : ''}>
+                    {columns.map((c) => <td key={c.key} data-label={c.label} class={c.key === 'name' ? 'cell-name' : c.key === 'subnet' ? 'mono' : undefined}>{cell(kind, c, r, usage)}</td>)}
                     <td class="cell-actions">
                       <div class="row-actions">
-                        <button type="button" class={buttonClass('ghost', true)} onClick={() => setInspecting(n)}>Inspect</button>
-                        {canWrite && !BUILTIN_NETWORKS.has(n.Name) && (
-                          <ActionButton small variant="danger" what={`Remove ${n.Name}`} confirm={askRemove(n)} onClick={() => remove(n)}>Remove</ActionButton>
+                        {kind === 'volumes' && <VolumeFilesButton node={r.node} volume={(r.item as DockerVolume).Name} />}
+                        <button type="button" class={buttonClass('ghost', true)} disabled={r.stale} aria-label={`Inspect ${label} on ${r.node}`} onClick={() => setInspecting(r)}>Inspect</button>
+                        {canWrite && !builtin && !r.stale && (
+                          <ActionButton small variant="danger" what={`Remove ${label}`} aria-label={`Remove ${label} on ${r.node}`} confirm={askRemove(r)} onClick={remove(r)}>Remove</ActionButton>
                         )}
                       </div>
                     </td>
                   </tr>
                 );
               })}
-            </DataTable>
-          )
-        }
-      </AsyncView>
-      {inspecting && (
-        <InspectDialog
-          title={`Network ${inspecting.Name}`}
-          path={dockerPath(node, `/networks/${encodeURIComponent(inspecting.Id)}`)}
-          onClose={() => setInspecting(null)}
-          facts={(d) => {
-            const ipam = (d.IPAM ?? {}) as { Config?: Array<{ Subnet?: string; Gateway?: string }> | null };
-            const attached = Object.values((d.Containers ?? {}) as Record<string, { Name?: string; IPv4Address?: string }>);
-            return [
-              ['ID', <code class="break">{String(d.Id)}</code>],
-              ['Driver', String(d.Driver ?? '')],
-              ['Scope', String(d.Scope ?? '')],
-              ['Subnets', (ipam.Config ?? []).map((c) => `${c.Subnet ?? ''}${c.Gateway ? ` (gateway ${c.Gateway})` : ''}`).join(', ') || '—'],
-              ['Internal', d.Internal ? 'yes' : 'no'],
-              ['Attachable', d.Attachable ? 'yes' : 'no'],
-              ['Containers', attached.length ? attached.map((c) => `${c.Name ?? '?'}${c.IPv4Address ? ` ${c.IPv4Address}` : ''}`).join(', ') : 'none'],
-              ['Created', dateTime(d.Created as string)],
-            ];
-          }}
-        />
+            </tbody>
+          </table>
+        </div>
       )}
-    </ResourcePage>
+      {inspecting && <InspectDialog title={`${TITLE[kind].slice(0, -1)} ${String(columns[0]!.value(inspecting))}`} path={inspectPath(inspecting)} onClose={() => setInspecting(null)} />}
+      {dialog === 'prune' && (
+        <PruneDialog kind={kind} nodes={online} {...(nodeFilter && online.includes(nodeFilter) ? { node: nodeFilter } : {})} onClose={() => setDialog(null)} onDone={reload} />
+      )}
+      {dialog === 'create' && kind === 'volumes' && <CreateVolumeDialog nodes={online} {...(nodeFilter ? { node: nodeFilter } : {})} onClose={() => setDialog(null)} onCreated={reload} />}
+      {dialog === 'create' && kind === 'networks' && <CreateNetworkDialog nodes={online} {...(nodeFilter ? { node: nodeFilter } : {})} onClose={() => setDialog(null)} onCreated={reload} />}
+    </>
   );
 }
 
+/** /nodes/NODE/images (and volumes, networks): the fleet view filtered to that node. */
+function NodeRedirect({ node, kind }: { node: string; kind: Kind }): JSX.Element {
+  useEffect(() => navigate(`/${kind}?node=${encodeURIComponent(node)}`, { replace: true }), [node, kind]);
+  return <><PageHeader title={TITLE[kind]} /><Loading /></>;
+}
+
+export const ImagesPage = ({ node }: { me: Me; node: string }): JSX.Element => <NodeRedirect node={node} kind="images" />;
+export const VolumesPage = ({ node }: { me: Me; node: string }): JSX.Element => <NodeRedirect node={node} kind="volumes" />;
+export const NetworksPage = ({ node }: { me: Me; node: string }): JSX.Element => <NodeRedirect node={node} kind="networks" />;
