@@ -18,6 +18,7 @@ const RESOLVED_SHOWN = 50;
 const enc = encodeURIComponent;
 /** Links inside a line of grey text must not rely on colour alone (axe link-in-text-block). */
 const UNDERLINED = { textDecoration: 'underline' };
+const SPACED = { marginBottom: '16px' };
 
 const KIND_WORDS: Record<string, string> = {
   'node-offline': 'Node offline',
@@ -42,11 +43,11 @@ export function AlertsPage({ me }: { me: Me }): JSX.Element {
           const resolved = list.filter((i) => i.state === 'resolved').slice(0, RESOLVED_SHOWN);
           return (
             <>
-              <section class="card" aria-labelledby="al-open">
+              <section class="card" style={SPACED} aria-labelledby="al-open">
                 <h2 id="al-open" class="card-title">Open incidents ({open.length})</h2>
                 {open.length === 0 ? <Empty title="Nothing is wrong right now" /> : <IncidentList list={open} />}
               </section>
-              <section class="card" aria-labelledby="al-resolved">
+              <section class="card" style={SPACED} aria-labelledby="al-resolved">
                 <h2 id="al-resolved" class="card-title">Recently resolved</h2>
                 {resolved.length === 0 ? <p class="muted small">No incident has been resolved yet.</p> : <IncidentList list={resolved} />}
               </section>
@@ -191,7 +192,7 @@ function ReceiversCard(): JSX.Element {
                       {tested[r.id] && <div role="status" class="test-result">{tested[r.id]}</div>}
                     </td>
                     <td class="cell-actions">
-                      <div class="row-actions" style={{ flexWrap: 'wrap' }}>
+                      <div class="row-actions">
                         <ActionButton small what={`Test ${r.name}`} aria-label={`Send a test to ${r.name}`} onClick={() => test(r)}>Test</ActionButton>
                         <ActionButton small what={`Change ${r.name}`} aria-label={`${r.enabled ? 'Disable' : 'Enable'} ${r.name}`} onClick={() => toggle(r)}>{r.enabled ? 'Disable' : 'Enable'}</ActionButton>
                         <ActionButton small variant="danger" what={`Delete ${r.name}`} aria-label={`Delete ${r.name}`}
