@@ -43,10 +43,9 @@ export function Sparkline({ node, id, name }: { node: string; id: string; name: 
       <svg width={W} height={H} viewBox={`0 0 ${W} ${H}`} aria-hidden="true" focusable="false">
         <polyline points={sparkPath(values, max)} fill="none" stroke="currentColor" stroke-width="1.5" />
       </svg>
-      <span class="sparkline-value">
-        <span class="sr-only">{`CPU of ${name}: `}</span>
-        {last === undefined ? '–' : `${last.toFixed(0)}%`}
-      </span>
+      {/* The label sits beside the value, not in it: .sparkline-value holds the number alone. */}
+      <span class="sr-only">{`CPU of ${name}: `}</span>
+      <span class="sparkline-value">{last === undefined ? '–' : `${last.toFixed(0)}%`}</span>
     </span>
   );
 }
