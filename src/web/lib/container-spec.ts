@@ -1,9 +1,10 @@
 /**
  * The run / edit form as plain text fields, and the Engine API create body made from it (pure
  * functions, unit-tested in Node). Going the other way, a container's inspect becomes the form
- * (duplicate, edit), and a recreate body keeps everything the form does not show: its volumes
- * (named and bind, and anonymous ones re-attached from the old container's mounts), entrypoint,
- * working dir, user and the rest of its HostConfig.
+ * (duplicate, edit), and a recreate body keeps what the form does not show but someone set: its
+ * volumes (named and bind, and anonymous ones re-attached from the old container's mounts), its
+ * networks, entrypoint, working dir, user and the HostConfig settings that differ from the
+ * engine's own defaults — never the fields the engine fills in by itself.
  */
 
 export type RestartName = 'no' | 'always' | 'unless-stopped' | 'on-failure';
@@ -145,6 +146,7 @@ export function specToCreateBody(spec: RunSpec): SpecResult {
 
 /** The inspect fields this module reads (a subset of Docker's). */
 export interface InspectForSpec {
+  Id?: string;
   Name: string;
   Config: { Image?: string; Cmd?: string[] | null; Env?: string[] | null; Labels?: Record<string, string> | null; [k: string]: unknown };
   HostConfig?: {
@@ -152,6 +154,7 @@ export interface InspectForSpec {
     Binds?: string[] | null; NetworkMode?: string; Memory?: number; NanoCpus?: number; PidsLimit?: number | null; [k: string]: unknown;
   };
   Mounts?: Array<{ Type?: string; Name?: string; Source?: string; Destination: string; RW?: boolean }>;
+  NetworkSettings?: { Networks?: Record<string, EndpointInspect> | null } | null;
 }
 
 /** A container's inspect as the form (for duplicate and edit). */
@@ -180,33 +183,133 @@ export function specFromInspect(info: InspectForSpec): RunSpec {
   };
 }
 
-/** Config fields of an inspect that are facts of the old container, not settings for a new one. */
-const NOT_CARRIED = new Set(['Hostname', 'Domainname', 'Image', 'Env', 'Labels', 'ExposedPorts', 'Cmd']);
+/** Config settings carried over as they are: the form does not show them, and they were the
+ * user's (or the image's, which the new container would get anyway). */
+const CONFIG_CARRIED = ['Entrypoint', 'WorkingDir', 'User', 'Tty', 'OpenStdin', 'StdinOnce', 'AttachStdin', 'AttachStdout', 'AttachStderr', 'StopSignal', 'StopTimeout', 'Healthcheck', 'Shell', 'Domainname'] as const;
+
+/** HostConfig settings carried over only when they differ from what the engine fills in by
+ * itself. Never MaskedPaths, ReadonlyPaths, or any other field the engine reports but nobody
+ * asked for: sent back, the host policy rightly judges them as if the user had set them
+ * (overriding MaskedPaths counts as privileged). */
+const HOST_CARRIED: ReadonlyArray<[string, (v: unknown) => boolean]> = [
+  ['PublishAllPorts', (v) => v === true],
+  ['VolumesFrom', (v) => Array.isArray(v) && v.length > 0],
+  ['Links', (v) => Array.isArray(v) && v.length > 0],
+  ['Dns', (v) => Array.isArray(v) && v.length > 0],
+  ['DnsOptions', (v) => Array.isArray(v) && v.length > 0],
+  ['DnsSearch', (v) => Array.isArray(v) && v.length > 0],
+  ['ExtraHosts', (v) => Array.isArray(v) && v.length > 0],
+  ['GroupAdd', (v) => Array.isArray(v) && v.length > 0],
+  ['CapAdd', (v) => Array.isArray(v) && v.length > 0],
+  ['CapDrop', (v) => Array.isArray(v) && v.length > 0],
+  ['SecurityOpt', (v) => Array.isArray(v) && v.length > 0],
+  ['Devices', (v) => Array.isArray(v) && v.length > 0],
+  ['Ulimits', (v) => Array.isArray(v) && v.length > 0],
+  ['Tmpfs', (v) => !!v && typeof v === 'object' && Object.keys(v).length > 0],
+  ['Sysctls', (v) => !!v && typeof v === 'object' && Object.keys(v).length > 0],
+  ['StorageOpt', (v) => !!v && typeof v === 'object' && Object.keys(v).length > 0],
+  ['Privileged', (v) => v === true],
+  ['ReadonlyRootfs', (v) => v === true],
+  ['Init', (v) => v === true],
+  ['OomKillDisable', (v) => v === true],
+  ['OomScoreAdj', (v) => typeof v === 'number' && v !== 0],
+  ['ShmSize', (v) => typeof v === 'number' && v !== 0 && v !== 64 * 1024 * 1024],
+  ['IpcMode', (v) => typeof v === 'string' && v !== '' && v !== 'private' && v !== 'shareable'],
+  ['PidMode', (v) => typeof v === 'string' && v !== ''],
+  ['UTSMode', (v) => typeof v === 'string' && v !== ''],
+  ['UsernsMode', (v) => typeof v === 'string' && v !== ''],
+  ['CgroupParent', (v) => typeof v === 'string' && v !== ''],
+  ['CgroupnsMode', (v) => typeof v === 'string' && v !== '' && v !== 'private' && v !== 'host'],
+  ['Runtime', (v) => typeof v === 'string' && v !== '' && v !== 'runc'],
+  ['LogConfig', (v) => !!v && typeof v === 'object' && ((v as { Type?: string }).Type ?? '') !== '' && ((v as { Type?: string }).Type !== 'json-file' || Object.keys((v as { Config?: object }).Config ?? {}).length > 0)],
+  // Resources the form does not show.
+  ['CpuShares', (v) => typeof v === 'number' && v !== 0],
+  ['CpuPeriod', (v) => typeof v === 'number' && v !== 0],
+  ['CpuQuota', (v) => typeof v === 'number' && v !== 0],
+  ['CpusetCpus', (v) => typeof v === 'string' && v !== ''],
+  ['CpusetMems', (v) => typeof v === 'string' && v !== ''],
+  ['MemoryReservation', (v) => typeof v === 'number' && v !== 0],
+  ['MemorySwap', (v) => typeof v === 'number' && v !== 0],
+  ['MemorySwappiness', (v) => typeof v === 'number' && v >= 0],
+  ['BlkioWeight', (v) => typeof v === 'number' && v !== 0],
+  ['AutoRemove', (v) => v === true],
+];
+
+type EndpointInspect = { Aliases?: string[] | null; IPAMConfig?: Record<string, unknown> | null; Links?: string[] | null; DriverOpts?: Record<string, string> | null };
+
+/** An endpoint's settings worth keeping: what was asked for, not what the engine assigned. */
+function endpointSettings(ep: EndpointInspect, oldId: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const aliases = (ep.Aliases ?? []).filter((a) => !oldId.startsWith(a));
+  if (aliases.length) out.Aliases = aliases;
+  const ipam = Object.fromEntries(Object.entries(ep.IPAMConfig ?? {}).filter(([, v]) => v !== '' && v !== null && !(Array.isArray(v) && v.length === 0)));
+  if (Object.keys(ipam).length) out.IPAMConfig = ipam;
+  if (ep.Links?.length) out.Links = ep.Links;
+  if (ep.DriverOpts && Object.keys(ep.DriverOpts).length) out.DriverOpts = ep.DriverOpts;
+  return out;
+}
+
+export interface RecreateResult extends SpecResult {
+  /** Networks to connect the new container to after create (Engine API before 1.44 takes one
+   * endpoint at create): network name → endpoint settings. */
+  connect: Array<{ network: string; settings: Record<string, unknown> }>;
+}
 
 /**
- * The create body for a recreate: the old container's Config and HostConfig with the form's
- * edits laid over them, and every volume it had kept — named volumes and binds through its
- * HostConfig, anonymous volumes (made by the image's VOLUME lines) re-attached by name at the
- * same path, so their data carries over.
+ * The create body for a recreate: the form's fields, plus exactly what must carry over and the
+ * form does not show — volumes (named and bind through Binds; `--mount`s; anonymous volumes made
+ * by the image's VOLUME lines re-attached by name at the same path, so their data stays), the
+ * network mode and every network with its aliases and fixed addresses, entrypoint, working dir,
+ * user, and the HostConfig settings someone set (HOST_CARRIED). Nothing the engine filled in on
+ * its own is sent back.
  */
-export function recreateBody(info: InspectForSpec, spec: RunSpec): SpecResult {
+export function recreateBody(info: InspectForSpec, spec: RunSpec): RecreateResult {
   const edited = specToCreateBody(spec);
-  if (!edited.body) return edited;
+  if (!edited.body) return { ...edited, connect: [] };
+  const oldId = info.Id ?? '';
   const config: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(info.Config)) if (!NOT_CARRIED.has(k) && v !== null && v !== undefined) config[k] = v;
-  const hc: Record<string, unknown> = { ...(info.HostConfig ?? {}), ...edited.body.HostConfig };
+  for (const k of CONFIG_CARRIED) {
+    const v = info.Config[k];
+    if (v !== null && v !== undefined && v !== '' && v !== false) config[k] = v;
+  }
+  const hostname = info.Config.Hostname;
+  if (typeof hostname === 'string' && hostname !== '' && !oldId.startsWith(hostname)) config.Hostname = hostname;
+  const old = info.HostConfig ?? {};
+  const hc: Record<string, unknown> = {};
+  for (const [k, keep] of HOST_CARRIED) if (keep(old[k])) hc[k] = old[k];
+  Object.assign(hc, edited.body.HostConfig);
+  // The engine reports a swap limit of twice the memory limit when none was asked for; keep
+  // only one set by hand, and only while the memory limit it goes with stays the same.
+  if (hc.MemorySwap !== undefined && (hc.Memory !== old.Memory || (hc.MemorySwap !== -1 && hc.MemorySwap === 2 * (old.Memory ?? 0)))) delete hc.MemorySwap;
+  const oldRestart = old.RestartPolicy as { Name?: string; MaximumRetryCount?: number } | undefined;
+  if (spec.restart === 'on-failure' && oldRestart?.Name === 'on-failure' && oldRestart.MaximumRetryCount) {
+    hc.RestartPolicy = { Name: 'on-failure', MaximumRetryCount: oldRestart.MaximumRetryCount };
+  }
   const bound = new Set((edited.body.HostConfig.Binds as string[]).map((b) => b.split(':')[1]));
-  const mounts = [...((info.HostConfig?.Mounts as Array<{ Target: string }> | null | undefined) ?? [])];
+  const mounts = [...((old.Mounts as Array<{ Target: string }> | null | undefined) ?? [])];
   const mounted = new Set(mounts.map((m) => m.Target));
   for (const m of info.Mounts ?? []) {
     if (m.Type !== 'volume' || !m.Name || bound.has(m.Destination) || mounted.has(m.Destination)) continue;
-    const inBinds = (info.HostConfig?.Binds ?? []).some((b) => b.split(':')[1] === m.Destination);
+    const inBinds = (old.Binds ?? []).some((b) => b.split(':')[1] === m.Destination);
     if (inBinds) continue; // a named volume the form dropped: the user removed it
     mounts.push({ Type: 'volume', Source: m.Name, Target: m.Destination, ReadOnly: m.RW === false } as { Target: string });
   }
-  hc.Mounts = mounts;
-  if (!spec.network.trim()) hc.NetworkMode = info.HostConfig?.NetworkMode ?? 'default';
+  if (mounts.length) hc.Mounts = mounts;
+  const mode = spec.network.trim() || old.NetworkMode || 'default';
+  hc.NetworkMode = mode;
   const body: CreateBody = { ...config, ...edited.body, HostConfig: hc };
   if (!body.Cmd && info.Config.Cmd && !spec.command.trim()) delete body.Cmd;
-  return { body, errors: {} };
+  // Networks: the primary one (NetworkMode) at create, the others connected after it.
+  const connect: RecreateResult['connect'] = [];
+  const networks = info.NetworkSettings?.Networks ?? {};
+  const primary = mode === 'default' ? 'bridge' : mode;
+  for (const [net, ep] of Object.entries(networks)) {
+    const settings = endpointSettings(ep, oldId);
+    if (net === primary) {
+      if (Object.keys(settings).length) body.NetworkingConfig = { EndpointsConfig: { [net]: settings } };
+    } else if (!/^(host|none|container:)/.test(mode)) {
+      connect.push({ network: net, settings });
+    }
+  }
+  return { body, errors: {}, connect };
 }

@@ -1,7 +1,8 @@
 /** Change a container: edit env, labels, ports, restart policy and resources, then recreate it
  * keeping its volumes (container-spec.ts's recreateBody). Each step goes through the Docker
  * endpoint, so the host's policy judges it; if the new container is refused, the old one is
- * given back its name (and started again if it was running). */
+ * given back its name (and started again if it was running). Networks beyond the first are
+ * connected before the start. */
 import type { JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { toast } from '../components/toasts.tsx';
@@ -25,10 +26,14 @@ export async function recreateContainer(node: string, info: Inspect, spec: RunSp
   const aside = `${name}-old-${Date.now().toString(36)}`;
   if (info.State.Running) await post(c(info.Id, '/stop'));
   await post(c(info.Id, `/rename?name=${encodeURIComponent(aside)}`));
-  let created: { Id: string };
+  let created: { Id: string } | null = null;
   try {
     created = await post<{ Id: string }>(dockerPath(node, `/containers/create?name=${encodeURIComponent(name)}`), made.body);
+    for (const { network, settings } of made.connect) {
+      await post(dockerPath(node, `/networks/${encodeURIComponent(network)}/connect`), { Container: created.Id, EndpointConfig: settings });
+    }
   } catch (err) {
+    if (created) await del(c(created.Id, '?force=1')).catch(() => {});
     await post(c(info.Id, `/rename?name=${encodeURIComponent(name)}`)).catch(() => {});
     if (info.State.Running) await post(c(info.Id, '/start')).catch(() => {});
     throw err;
