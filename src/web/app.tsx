@@ -203,6 +203,7 @@ function Routes({ path, me }: { path: string; me: Me }): JSX.Element | null {
   if ((m = match('/containers/:node/:id', path))) return <ContainerPage me={me} node={m.node!} id={m.id!} tab="overview" />;
   if ((m = match('/containers/:node/:id/logs', path))) return <ContainerPage me={me} node={m.node!} id={m.id!} tab="logs" />;
   if ((m = match('/containers/:node/:id/terminal', path))) return <ContainerPage me={me} node={m.node!} id={m.id!} tab="terminal" />;
+  if ((m = match('/containers/:node/:id/files', path))) return <ContainerPage me={me} node={m.node!} id={m.id!} tab="files" />;
   if (match('/images', path)) return <FleetResources me={me} kind="images" />;
   if (match('/volumes', path)) return <FleetResources me={me} kind="volumes" />;
   if (match('/networks', path)) return <FleetResources me={me} kind="networks" />;
