@@ -130,7 +130,7 @@ test('recreate: a volume the form dropped stays dropped; a hand-set swap, hostna
   const info: InspectForSpec = {
     ...inspected,
     Config: { ...inspected.Config, Hostname: 'shop' },
-    HostConfig: { ...inspected.HostConfig, MemorySwap: 96 * 1024 * 1024, RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 5 } as { Name: string } },
+    HostConfig: { ...inspected.HostConfig, MemorySwap: 96 * 1024 * 1024, RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 5 } },
   };
   const r = recreateBody(info, { ...specFromInspect(info), volumes: '' });
   const hc = r.body!.HostConfig;

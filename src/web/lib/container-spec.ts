@@ -150,7 +150,7 @@ export interface InspectForSpec {
   Name: string;
   Config: { Image?: string; Cmd?: string[] | null; Env?: string[] | null; Labels?: Record<string, string> | null; [k: string]: unknown };
   HostConfig?: {
-    RestartPolicy?: { Name?: string }; PortBindings?: Record<string, Array<{ HostIp?: string; HostPort?: string }> | null> | null;
+    RestartPolicy?: { Name?: string; MaximumRetryCount?: number }; PortBindings?: Record<string, Array<{ HostIp?: string; HostPort?: string }> | null> | null;
     Binds?: string[] | null; NetworkMode?: string; Memory?: number; NanoCpus?: number; PidsLimit?: number | null; [k: string]: unknown;
   };
   Mounts?: Array<{ Type?: string; Name?: string; Source?: string; Destination: string; RW?: boolean }>;

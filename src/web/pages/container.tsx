@@ -1,4 +1,4 @@
-/** One container: key facts from inspect, raw JSON, logs and a terminal. */
+/** One container: key facts from inspect, raw JSON, logs, a terminal and its files. */
 import type { JSX } from 'preact';
 import { useEffect, useMemo } from 'preact/hooks';
 import { Icon } from '../components/icons.tsx';
@@ -14,8 +14,9 @@ import { LogsView } from './logs.tsx';
 import { TerminalView } from './terminal.tsx';
 import { ContainerMoreActions } from './container-more-actions.tsx';
 import { StatsSection } from '../components/stats-section.tsx';
+import { ContainerFilesView } from './container-files.tsx';
 
-type Tab = 'overview' | 'logs' | 'terminal';
+type Tab = 'overview' | 'logs' | 'terminal' | 'files';
 
 export function ContainerPage({ me, node, id, tab }: { me: Me; node: string; id: string; tab: Tab }): JSX.Element {
   const f = useStore(fleet);
@@ -47,6 +48,7 @@ export function ContainerPage({ me, node, id, tab }: { me: Me; node: string; id:
     ['overview', 'Overview', base, 'info'],
     ['logs', 'Logs', `${base}/logs`, 'logs'],
     ['terminal', 'Terminal', `${base}/terminal`, 'terminal'],
+    ['files', 'Files', `${base}/files`, 'folder'],
   ];
 
   return (
@@ -95,6 +97,8 @@ export function ContainerPage({ me, node, id, tab }: { me: Me; node: string; id:
       ) : tab === 'logs' ? (
         info ? <LogsView key={`${node}/${id}`} node={node} id={id} name={name} tty={info.Config.Tty === true} running={info.State.Running} />
           : inspect.error ? <ErrorState error={inspect.error} onRetry={inspect.reload} title="Could not inspect this container" /> : <Loading label="Inspecting…" />
+      ) : tab === 'files' ? (
+        <ContainerFilesView key={`${node}/${id}`} node={node} id={id} name={name} canWrite={me.role !== 'viewer' && nodeOnline} />
       ) : info ? (
         <TerminalView key={`${node}/${id}`} node={node} id={id} name={name} running={info.State.Running} canWrite={me.role !== 'viewer'} />
       ) : inspect.error ? (
