@@ -1,9 +1,10 @@
 /**
  * Samples what the hub's open stats streams name, and nothing else: a timer runs only while at
  * least one stream is open, each tick asks the engine for a one-shot stats answer per watched
- * container (a few at a time), turns it into a point with the previous sample's counters, and
- * hands the tick's line to every stream. Memory is bounded: one set of counters per watched
- * container, forgotten when no stream names it any more.
+ * container (a few at a time), turns it into a point with the previous sample's counters (a
+ * container's first sample gives counters only, no point), and hands the tick's line to every
+ * stream. Memory is bounded: one set of counters per watched container, forgotten when no
+ * stream names it any more.
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../../lib/logger.ts';
@@ -133,8 +134,10 @@ export class StatsSampler extends EventEmitter<{ tick: [StatsLine] }> {
       this.#counters.delete(id);
       return null;
     }
-    const point = pointOf(id, stats, now, this.#counters.get(id) ?? null);
+    const before = this.#counters.get(id) ?? null;
     if (this.#watches.size > 0) this.#counters.set(id, now);
-    return point;
+    // The first sample only sets the counters: with nothing to compare, CPU and the rates would
+    // read 0, a false dip on every chart each time sampling (re)starts.
+    return before ? pointOf(id, stats, now, before) : null;
   }
 }
