@@ -15,7 +15,8 @@ const H = 90;
 interface Series { label: string; values: number[]; className: string }
 
 function Chart({ title, series, max, format }: { title: string; series: Series[]; max: number; format: (n: number) => string }) {
-  const top = Math.max(max, ...series.flatMap((s) => s.values), 1e-9);
+  // `max` is the least scale (100 % for CPU, 1 KB/s for a rate), so an idle chart reads "max 1.0 KB/s", not 1e-9.
+  const top = Math.max(max, ...series.flatMap((s) => s.values));
   const path = (values: number[]): string => {
     const step = values.length > 1 ? W / (values.length - 1) : W;
     return values.map((v, i) => `${(i * step).toFixed(1)},${(H - 2 - (v / top) * (H - 4)).toFixed(1)}`).join(' ');
@@ -45,9 +46,9 @@ export default function StatsCharts({ node, id }: { node: string; id: string }) 
   return (
     <section ref={ref} class="stats-charts" aria-label="Resource use" data-stats-charts={key}>
       <Chart title="CPU" max={100} format={(n) => `${n.toFixed(1)} %`} series={[{ label: 'CPU', values: col((p) => p.cpuPercent), className: 'stats-line-a' }]} />
-      <Chart title={limit ? `Memory (limit ${bytes(limit)})` : 'Memory'} max={0} format={bytes} series={[{ label: 'used', values: col((p) => p.memUsage), className: 'stats-line-a' }]} />
-      <Chart title="Network" max={0} format={rate} series={[{ label: 'in', values: col((p) => p.netRx), className: 'stats-line-a' }, { label: 'out', values: col((p) => p.netTx), className: 'stats-line-b' }]} />
-      <Chart title="Block I/O" max={0} format={rate} series={[{ label: 'read', values: col((p) => p.blkRead), className: 'stats-line-a' }, { label: 'write', values: col((p) => p.blkWrite), className: 'stats-line-b' }]} />
+      <Chart title={limit ? `Memory (limit ${bytes(limit)})` : 'Memory'} max={1024 * 1024} format={bytes} series={[{ label: 'used', values: col((p) => p.memUsage), className: 'stats-line-a' }]} />
+      <Chart title="Network" max={1024} format={rate} series={[{ label: 'in', values: col((p) => p.netRx), className: 'stats-line-a' }, { label: 'out', values: col((p) => p.netTx), className: 'stats-line-b' }]} />
+      <Chart title="Block I/O" max={1024} format={rate} series={[{ label: 'read', values: col((p) => p.blkRead), className: 'stats-line-a' }, { label: 'write', values: col((p) => p.blkWrite), className: 'stats-line-b' }]} />
     </section>
   );
 }
