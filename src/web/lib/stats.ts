@@ -80,8 +80,15 @@ function schedule(): void {
   timer ??= setTimeout(reopen, REOPEN_MS);
 }
 
+/** localStorage `dockfleet.stats` = `off` turns the live feed off in this browser (the stats
+ * benchmark measures the same page with and without it; also a way out on a slow machine). */
+const statsOff = (): boolean => {
+  try { return localStorage.getItem('dockfleet.stats') === 'off'; } catch { return false; }
+};
+
 /** Watches a key (containerKey/hostKey) until the returned function is called. */
 export function watchStats(key: string): () => void {
+  if (statsOff()) return () => {};
   watched.set(key, (watched.get(key) ?? 0) + 1);
   schedule();
   let done = false;
