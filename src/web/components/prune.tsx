@@ -1,6 +1,6 @@
 /**
  * Prune containers, images, volumes or networks on one node or the whole fleet. The dialog first
- * lists exactly what would go, computed from the hub's current inventory the way the engine
+ * lists exactly what would go, computed from each node's current lists the way the engine
  * decides (stopped containers; dangling or all unused images; volumes no container uses, anonymous
  * only on engines from 23.0 unless asked; networks no running container uses, never bridge, host
  * or none). Only then does it prune through each node's Docker endpoint, and it says what went.
@@ -8,7 +8,7 @@
 import type { JSX } from 'preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import type { PruneKind } from '../lib/actions.ts';
-import { apiNodePath, dockerPath, errorMessage, get, json } from '../lib/api.ts';
+import { dockerPath, errorMessage, get, json } from '../lib/api.ts';
 import { bytes, plural, shortId } from '../lib/format.ts';
 import { containerName, fleet, refreshContainers } from '../lib/live.ts';
 import { useStore } from '../lib/store.ts';
@@ -117,9 +117,11 @@ export function PruneDialog({ kind, nodes, node: initialNode, onClose, onDone }:
     if (kind === 'containers') return;
     const ctl = new AbortController();
     setInventory(null);
-    void Promise.all(targets.map(async (n): Promise<[string, unknown[] | string]> => {
+    void Promise.all(targets.filter((n) => views.get(n)?.status === 'online').map(async (n): Promise<[string, unknown[] | string]> => {
       try {
-        return [n, await get<unknown[]>(apiNodePath(n, `/${kind}`), { signal: ctl.signal })];
+        // Live from the engine, not the hub's inventory: some changes (a commit) send no event.
+        const live = await get<unknown[] | { Volumes?: unknown[] | null }>(dockerPath(n, kind === 'images' ? '/images/json' : `/${kind}`), { signal: ctl.signal });
+        return [n, Array.isArray(live) ? live : live.Volumes ?? []];
       } catch (err) {
         return [n, errorMessage(err)];
       }
