@@ -56,8 +56,8 @@ export function PeoplePage(): JSX.Element {
                         <div class="row-actions">
                           <button type="button" class={buttonClass('default', true)} aria-label={`Change access of ${u.name}`} onClick={() => setAccess(u)}>Access</button>
                           <button type="button" class={buttonClass('default', true)} aria-label={`Grants of ${u.name}`} onClick={() => setGranting(u.name)}>Grants</button>
-                          <ActionButton small what={`Reset password of ${u.name}`} onClick={() => reset(u)}>Reset password</ActionButton>
-                          <ActionButton small variant={u.disabledAt === null ? 'danger' : 'default'} what={`${u.disabledAt === null ? 'Disable' : 'Enable'} ${u.name}`} onClick={() => toggle(u)}>
+                          <ActionButton small what={`Reset password of ${u.name}`} aria-label={`Reset password of ${u.name}`} onClick={() => reset(u)}>Reset password</ActionButton>
+                          <ActionButton small variant={u.disabledAt === null ? 'danger' : 'default'} what={`${u.disabledAt === null ? 'Disable' : 'Enable'} ${u.name}`} aria-label={`${u.disabledAt === null ? 'Disable' : 'Enable'} ${u.name}`} onClick={() => toggle(u)}>
                             {u.disabledAt === null ? 'Disable' : 'Enable'}
                           </ActionButton>
                         </div>
@@ -196,7 +196,7 @@ function GrantsDialog({ name, onClose }: { name: string; onClose: () => void }):
           <ul class="plain-list">
             {list.map((g) => (
               <li key={g.id}>{g.node ? <>node <strong>{g.node}</strong></> : <>nodes labelled <code>{g.selector}</code></>} — {g.role}{' '}
-                <ActionButton small variant="danger" what={`Remove grant on ${g.node ?? g.selector}`} onClick={async () => { await del(userPath(name, `/grants/${g.id}`)); grants.reload(); }}>Remove</ActionButton>
+                <ActionButton small variant="danger" what={`Remove grant on ${g.node ?? g.selector}`} aria-label={`Remove grant on ${g.node ?? g.selector}`} onClick={async () => { await del(userPath(name, `/grants/${g.id}`)); grants.reload(); }}>Remove</ActionButton>
               </li>
             ))}
           </ul>
@@ -234,7 +234,7 @@ function PendingCodes(): JSX.Element {
                   <td data-label="For node">{k.node ?? <span class="muted">any</span>}</td>
                   <td data-label="Expires" title={dateTime(k.expiresAt)}>{dateTime(k.expiresAt)}</td>
                   <td class="cell-actions"><div class="row-actions">
-                    <ActionButton small variant="danger" what={`Revoke ${k.kind === 'code' ? `code for ${k.node}` : `join token ${k.id}`}`} onClick={async () => { await del(`/api/v1/enrollments/${k.id}`); toast.success('Revoked'); codes.reload(); }}>Revoke</ActionButton>
+                    <ActionButton small variant="danger" what={`Revoke ${k.kind === 'code' ? `code for ${k.node}` : `join token ${k.id}`}`} aria-label={`Revoke ${k.kind === 'code' ? `code for ${k.node}` : `join token ${k.id}`}`} onClick={async () => { await del(`/api/v1/enrollments/${k.id}`); toast.success('Revoked'); codes.reload(); }}>Revoke</ActionButton>
                   </div></td>
                 </tr>
               ))}
