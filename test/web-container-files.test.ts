@@ -2,7 +2,7 @@
  * engine: on a node whose policy file turns `archive` on, a folder is listed from the archive
  * stream, a file downloads as itself (pulled out of the tar), and a file uploaded from the browser
  * (a tar built there) lands in the container; on a node with the default policy (archive off)
- * the tab says so, with the reason, and sends nothing. axe at 1280 and 390 px. */
+ * the tab says so, with the reason (and offers no upload). axe at 1280 and 390 px. */
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -71,7 +71,7 @@ after(async () => {
 
 test('where the policy turns archive on: list a folder, download a file as itself, upload a file into the container', { timeout: 90_000 }, async () => {
   await page.goto(`${hub!.url}/containers/${ON}/${id.slice(0, 12)}`);
-  await page.getByRole('link', { name: 'Files' }).click();
+  await page.getByRole('link', { name: 'Files', exact: true }).click();
   await page.waitForURL(/\/files$/);
   await page.getByRole('table').waitFor();
   await page.getByRole('link', { name: 'srv', exact: true }).click();

@@ -70,14 +70,14 @@ async function list(node: string, id: string, path: string, signal: AbortSignal)
   if (!isDir) return { stat, isDir, entries: [], incomplete: false };
   const res = await request('GET', archivePath(node, id, path), { signal, headers: { Accept: 'application/x-tar' } });
   const entries: TarEntry[] = [];
-  let root: string | null = null;
+  // Entries are named under the folder's own name (`etc/hosts`); for `/` there is no such prefix.
+  const root = stat.name === '/' || stat.name === '' ? '' : stat.name;
   let read = 0;
   let incomplete = false;
   const counted = res.body!.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({
     transform(chunk, ctl) { read += chunk.length; ctl.enqueue(chunk); },
   }));
   await walkTar(counted, (e) => {
-    if (root === null) { root = e.path; return; }
     const name = childName(root, e.path);
     if (name) entries.push({ ...e, path: name });
     if (entries.length >= LIST_ENTRY_CAP || read > LIST_BYTE_CAP) { incomplete = true; return 'stop'; }
