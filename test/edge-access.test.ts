@@ -31,10 +31,10 @@ describe('the gate on its own', () => {
   let signIn: EdgeSignIn;
   const routes = {
     match(host: string, path: string) {
-      if (host === 'app.test') return { host, path: '/', target: { access: 'users' } };
+      if (host === 'app.test') return { host, path: '/', target: { access: 'users', node: 'n1' } };
       if (host === 'ops.test') return { host, path: '/', target: { access: 'operator' } };
-      if (host === 'deep.test') return path.startsWith('/app') ? { host, path: '/app', target: { access: 'users' } } : null;
-      if (host === 'open.test') return { host, path: '/', target: { access: 'public' } };
+      if (host === 'deep.test') return path.startsWith('/app') ? { host, path: '/app', target: { access: 'users', node: 'n1' } } : null;
+      if (host === 'open.test') return { host, path: '/', target: { access: 'public', node: 'n1' } };
       return null;
     },
   };
@@ -59,7 +59,7 @@ describe('the gate on its own', () => {
   const gate = () => signIn.gate('https://hub.test:7443');
   const callback = async (url: string, host = 'app.test'): Promise<EdgeAdmission> => {
     const u = new URL(url);
-    return gate().admit(req(u.pathname + u.search, HTML), { host, path: '/', access: 'users' });
+    return gate().admit(req(u.pathname + u.search, HTML), { host, path: '/', access: 'users', node: 'n1' });
   };
 
   test('roles rank admin > operator > viewer; users admits every role', () => {
@@ -93,7 +93,7 @@ describe('the gate on its own', () => {
 
   test('a code is bound to its host and to the hub session it came from', async () => {
     const forApp = signIn.handOff(principal, 'app.test', '/');
-    const elsewhere = await gate().admit(req(new URL(forApp.url).pathname + new URL(forApp.url).search, HTML), { host: 'ops.test', path: '/', access: 'operator' });
+    const elsewhere = await gate().admit(req(new URL(forApp.url).pathname + new URL(forApp.url).search, HTML), { host: 'ops.test', path: '/', access: 'operator', node: 'n1' });
     assert.equal(!elsewhere.pass && elsewhere.status, 400, 'a code for app.test is refused on ops.test');
     const second = await createSession(store, 'u1');
     const other = { ...principal, sessionHash: second.idHash };
@@ -122,15 +122,42 @@ describe('the gate on its own', () => {
     const cookie = !made.pass ? made.headers['set-cookie'] ?? '' : '';
     assert.match(cookie, /^df_edge=v1\.[A-Za-z0-9_-]+; Path=\/; HttpOnly; Secure; SameSite=Lax; Max-Age=43200$/);
     const pair = cookie.split(';')[0]!;
-    const on = (host: string, access = 'users') => gate().admit(req('/', { ...HTML, cookie: pair }), { host, path: '/', access });
+    const on = (host: string, access = 'users') => gate().admit(req('/', { ...HTML, cookie: pair }), { host, path: '/', access, node: 'n1' });
     assert.deepEqual(await on('app.test'), { pass: true, user: 'vic' });
     const copied = await on('deep.test');
     assert.equal(!copied.pass && copied.status, 302, 'a cookie copied to another host is refused');
-    const tampered = await gate().admit(req('/', { ...HTML, cookie: `${pair.slice(0, -2)}AA` }), { host: 'app.test', path: '/', access: 'users' });
+    const tampered = await gate().admit(req('/', { ...HTML, cookie: `${pair.slice(0, -2)}AA` }), { host: 'app.test', path: '/', access: 'users', node: 'n1' });
     assert.equal(tampered.pass, false);
     now += 12 * 3600_000;
     const expired = await on('app.test');
     assert.equal(!expired.pass && expired.status, 302, 'an expired edge session sends the browser to sign in again');
+  });
+
+  test('a user granted only some nodes (a customer) passes only to apps on those nodes, by name or by label', async () => {
+    const { url } = signIn.handOff(principal, 'app.test', '/');
+    const made = await callback(url);
+    const pair = (!made.pass ? made.headers['set-cookie'] ?? '' : '').split(';')[0]!;
+    const on = (node: string, access = 'users') => gate().admit(req('/', { ...HTML, cookie: pair }), { host: 'app.test', path: '/', access, node });
+    assert.deepEqual(await on('n1'), { pass: true, user: 'vic' }, 'a global viewer passes a users route anywhere');
+    await store.access.setUserAccess('u1', 'viewer', true);
+    await store.access.insertGrant({ id: 'g1', userId: 'u1', node: 'n2', labelKey: null, labelValue: null, role: 'viewer', createdAt: now });
+    try {
+      const elsewhere = await on('n1');
+      assert.equal(!elsewhere.pass && elsewhere.status, 403, 'scoped to n2, the app on n1 is not theirs');
+      assert.deepEqual(await on('n2'), { pass: true, user: 'vic' });
+      const higher = await on('n2', 'operator');
+      assert.equal(!higher.pass && higher.status, 403, 'a viewer grant does not pass an operator route');
+      // By label: the gate asks the node's labels at each request.
+      const labelled = new EdgeSignIn({ store, secrets: new SecretBox(Buffer.alloc(32, 7)), routes, now: () => now, labelsOf: (n): Record<string, string> => (n === 'n3' ? { customer: 'acme' } : {}) });
+      await store.access.insertGrant({ id: 'g2', userId: 'u1', node: null, labelKey: 'customer', labelValue: 'acme', role: 'operator', createdAt: now });
+      const byLabel = (node: string) => labelled.gate('https://hub.test:7443').admit(req('/', { ...HTML, cookie: pair }), { host: 'app.test', path: '/', access: 'operator', node });
+      assert.deepEqual(await byLabel('n3'), { pass: true, user: 'vic' });
+      assert.equal((await byLabel('n1')).pass, false);
+    } finally {
+      await store.access.deleteGrant('u1', 'g1');
+      await store.access.deleteGrant('u1', 'g2');
+      await store.access.setUserAccess('u1', 'viewer', false);
+    }
   });
 });
 

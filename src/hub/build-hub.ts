@@ -90,7 +90,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
   const stackStatus = new StackStatusFeed(registry, log);
   const stacks = await buildStacks({ store: store.stacks, registry, jobs, secrets: deps.secrets, log, onStatus: (h) => stackStatus.onStatus(h) });
   const routes = new RouteTable(registry, inventory);
-  const edgeSignIn = new EdgeSignIn({ store, secrets: deps.secrets, routes });
+  const edgeSignIn = new EdgeSignIn({ store, secrets: deps.secrets, routes, labelsOf: (name) => stacks.routes.labels.of(name) });
   const edgeCertificates = await EdgeCertificates.open({ store: store.certs, secrets: deps.secrets, log });
   const alerts = await Alerts.start({ store: store.alerts, secrets: deps.secrets, log, registry, inventory, jobs, stackStatus, tuning: deps.alertTuning ?? {} });
   const principals = new Principals(store, (name) => stacks.routes.labels.of(name));

@@ -16,7 +16,8 @@ export type EdgeAdmission =
   | { pass: true; user: string | null }
   | { pass: false; status: number; headers: Record<string, string>; body: string };
 
-export interface EdgeRouteAccess { host: string; path: string; access: string }
+/** The route a request matched: its host and path prefix, its access label, and the node its container runs on. */
+export interface EdgeRouteAccess { host: string; path: string; access: string; node: string }
 
 export interface EdgeAccessGate {
   /** Called for every request and upgrade that matched a route, before any dial. */

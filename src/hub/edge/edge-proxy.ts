@@ -173,7 +173,7 @@ export class EdgeProxy {
 
   async #admit(req: EdgeRequest, found: Matched): Promise<EdgeAdmission> {
     try {
-      return await this.#gate.admit(req, { host: found.host, path: found.path, access: found.access });
+      return await this.#gate.admit(req, { host: found.host, path: found.path, access: found.access, node: found.target.node });
     } catch (err) {
       this.#opts.log.warn({ err, route: found.target.route }, 'edge access check failed');
       const page = routeDownPage(found.target.route, 502, 'The edge could not check access to this route.');

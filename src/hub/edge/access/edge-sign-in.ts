@@ -11,12 +11,15 @@ import type { SecretBox } from '../../secret-box.ts';
 import { HandOffCodes } from './hand-off-codes.ts';
 import { callbackPath, checkReturnPath, parseAppAuthority } from './hand-off-target.ts';
 import { SignInGate } from './sign-in-gate.ts';
+import type { LabelsOf } from '../../access/node-access.ts';
 
 /** What the hand-off needs of the route table (route-table.ts's `match`, structurally). */
 export interface AccessRouteLookup { match(host: string, path: string): { path: string; target: { access: string } } | null }
 
 export interface EdgeSignInOptions {
-  store: Pick<Store, 'getSession' | 'getUser'>;
+  store: Pick<Store, 'getSession' | 'getUser' | 'access'>;
+  /** A node's labels, for grants by label. */
+  labelsOf?: LabelsOf;
   secrets: SecretBox;
   routes: AccessRouteLookup;
   now?: () => number;
@@ -46,7 +49,10 @@ export class EdgeSignIn {
 
   /** The gate for the edge proxy; `hubUrl` is where browsers are sent to sign in. */
   gate(hubUrl: string): SignInGate {
-    return new SignInGate({ store: this.#opts.store, secrets: this.#opts.secrets, codes: this.codes, hubUrl, ...(this.#opts.now ? { now: this.#opts.now } : {}) });
+    return new SignInGate({
+      store: this.#opts.store, secrets: this.#opts.secrets, codes: this.codes, hubUrl,
+      ...(this.#opts.labelsOf ? { labelsOf: this.#opts.labelsOf } : {}), ...(this.#opts.now ? { now: this.#opts.now } : {}),
+    });
   }
 
   /** A code for `appHost` (as the browser named it) carrying the caller's hub session there. */

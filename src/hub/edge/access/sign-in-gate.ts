@@ -11,6 +11,7 @@ import type { Http2ServerRequest } from 'node:http2';
 import type { Store, UserRole } from '../../../store/store.ts';
 import type { SecretBox } from '../../secret-box.ts';
 import type { EdgeAccessGate, EdgeAdmission, EdgeRouteAccess } from '../edge-access-gate.ts';
+import { NodeAccess, type LabelsOf } from '../../access/node-access.ts';
 import { isAccessLevel, roleAdmits } from './access-levels.ts';
 import { codeRefused, isUpgrade, roleNeeded, signInNeeded, toHubSignIn, unknownAccess, wantsHtml } from './access-answers.ts';
 import { EDGE_SESSION_TTL_MS, clearedEdgeSessionCookie, edgeCookieValues, edgeSessionCookie, openEdgeSession, sealEdgeSession } from './edge-session.ts';
@@ -23,7 +24,9 @@ export const HAND_OFF_PAGE = '/edge-sign-in';
 type Req = IncomingMessage | Http2ServerRequest;
 
 export interface SignInGateOptions {
-  store: Pick<Store, 'getSession' | 'getUser'>;
+  store: Pick<Store, 'getSession' | 'getUser' | 'access'>;
+  /** A node's labels (for grants by label); none when not given. */
+  labelsOf?: LabelsOf;
   secrets: SecretBox;
   codes: HandOffCodes;
   /** The hub's management URL, where browsers sign in (`RunningHub.url`). */
@@ -31,7 +34,8 @@ export interface SignInGateOptions {
   now?: () => number;
 }
 
-interface SignedIn { name: string; role: UserRole }
+/** The user, and their role on the route's node (global role or grants; null: the node is out of their sight). */
+interface SignedIn { name: string; role: UserRole | null }
 
 export class SignInGate implements EdgeAccessGate {
   readonly #opts: SignInGateOptions;
@@ -48,8 +52,12 @@ export class SignInGate implements EdgeAccessGate {
     const url = requestUrl(req);
     if (url.pathname === callbackPath(route.path)) return this.#callback(req, route, url);
     const cookies = edgeCookieValues(req.headers.cookie);
-    const user = await this.#signedIn(cookies, route.host);
-    if (user) return roleAdmits(user.role, route.access) ? { pass: true, user: user.name } : roleNeeded(req, route, user);
+    const user = await this.#signedIn(cookies, route.host, route.node);
+    if (user) {
+      // A user granted only some nodes (a customer) passes only to apps on those nodes.
+      if (user.role !== null && roleAdmits(user.role, route.access)) return { pass: true, user: user.name };
+      return roleNeeded(req, route, { name: user.name, role: user.role ?? 'no' });
+    }
     // A stale or foreign cookie is dropped on the way, so the browser does not keep sending it.
     const clear: Record<string, string> = cookies.length > 0 ? { 'set-cookie': clearedEdgeSessionCookie() } : {};
     if (isUpgrade(req) || !(req.method === 'GET' || req.method === 'HEAD') || !wantsHtml(req)) return signInNeeded(req, route, clear);
@@ -61,13 +69,16 @@ export class SignInGate implements EdgeAccessGate {
   }
 
   /** The user a cookie's session belongs to, if it is for this host, unexpired, and its hub session and user still stand. */
-  async #signedIn(cookies: string[], host: string): Promise<SignedIn | null> {
+  async #signedIn(cookies: string[], host: string, node: string): Promise<SignedIn | null> {
     const now = this.#now();
     for (const value of cookies) {
       const session = openEdgeSession(this.#opts.secrets, value, host, now);
       if (!session) continue;
       const user = await this.#hubUser(session.session, session.user, now);
-      if (user) return user;
+      if (!user) continue;
+      const [scoped, grants] = await Promise.all([this.#opts.store.access.isScoped(session.user), this.#opts.store.access.listGrants(session.user)]);
+      const access = new NodeAccess(scoped ? null : user.role, grants, this.#opts.labelsOf ?? (() => ({})));
+      return { name: user.name, role: access.roleOn(node) };
     }
     return null;
   }
