@@ -62,8 +62,10 @@ export class StatsEvents {
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let selection: StatsSelection;
     try {
-      await this.#principals.fromRequest(req);
+      const principal = await this.#principals.fromRequest(req);
       selection = parseSelection((req.url ?? '').split('?')[1] ?? '');
+      // Only nodes the caller may see (a customer's own): any other is answered as absent.
+      for (const node of [...selection.containers.keys(), ...selection.hosts]) principal.access.requireSight(node);
     } catch (err) {
       const e = toDockfleetError(err);
       res.writeHead(e.status, { 'content-type': 'application/json' }).end(JSON.stringify(e.toJSON()));
