@@ -117,7 +117,8 @@ export function accountRoutes(app: App, deps: { store: Store; parse: Parse }): v
 
   app.get('/api/v1/me', (c) => {
     const p = c.get('principal');
-    return c.json({ name: p.name, role: p.role, via: p.via });
+    // scoped: the user sees only its granted nodes (the UI offers no fleet-wide pages); absent when false.
+    return c.json({ name: p.name, role: p.role, via: p.via, ...(p.access.scoped ? { scoped: true } : {}) });
   });
 
   app.delete('/api/v1/session', async (c) => {
