@@ -148,7 +148,8 @@ test('removing the grant closes the node at once; a disabled user is refused eve
   assert.equal((await hub.api('PATCH', '/api/v1/users/cust', { disabled: true })).status, 200);
   assert.equal((await asCustomer('GET', '/api/v1/me')).status, 401);
   assert.equal((await hub.api('PATCH', '/api/v1/users/cust', { disabled: false })).status, 200);
-  assert.equal((await asCustomer('GET', '/api/v1/me')).status, 200);
+  assert.equal((await asCustomer('GET', '/api/v1/me')).json.scoped, true, '/me tells the UI the user is scoped');
+  assert.equal((await hub.api('GET', '/api/v1/me')).json.scoped, undefined, 'absent for a fleet-wide principal');
 });
 
 test('tokens expire and show their last use; pending codes list without secrets and revoke', async () => {
