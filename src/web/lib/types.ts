@@ -20,6 +20,8 @@ export interface NodeView {
 export interface Me {
   name: string;
   role: Role;
+  /** Limited to granted nodes: nothing fleet-wide (stacks, jobs, routes, alerts, events, audit, people). */
+  scoped?: boolean;
 }
 
 export interface TokenInfo {
