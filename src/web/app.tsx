@@ -62,21 +62,23 @@ interface NavItem {
   label: string;
   icon: string;
   active: (path: string) => boolean;
+  /** Across the whole fleet: not offered to a user limited to granted nodes (the hub refuses it). */
+  fleetWide?: true;
 }
 
 const NAV: NavItem[] = [
   { href: '/nodes', label: 'Nodes', icon: 'nodes', active: (p) => p === '/nodes' || p === '/' },
   { href: '/containers', label: 'Containers', icon: 'containers', active: (p) => p.startsWith('/containers') },
-  { href: '/stacks', label: 'Stacks', icon: 'stacks', active: (p) => p.startsWith('/stacks') },
-  { href: '/jobs', label: 'Jobs', icon: 'jobs', active: (p) => p.startsWith('/jobs') },
-  { href: '/routes', label: 'Routes', icon: 'link', active: (p) => p.startsWith('/routes') },
+  { href: '/stacks', label: 'Stacks', icon: 'stacks', active: (p) => p.startsWith('/stacks'), fleetWide: true },
+  { href: '/jobs', label: 'Jobs', icon: 'jobs', active: (p) => p.startsWith('/jobs'), fleetWide: true },
+  { href: '/routes', label: 'Routes', icon: 'link', active: (p) => p.startsWith('/routes'), fleetWide: true },
   { href: '/images', label: 'Images', icon: 'images', active: (p) => p === '/images' || /^\/nodes\/[^/]+\/images$/.test(p) },
   { href: '/volumes', label: 'Volumes', icon: 'volumes', active: (p) => p === '/volumes' || /^\/nodes\/[^/]+\/volumes(\/|$)/.test(p) },
   { href: '/networks', label: 'Networks', icon: 'networks', active: (p) => p === '/networks' || /^\/nodes\/[^/]+\/networks$/.test(p) },
-  { href: '/alerts', label: 'Alerts', icon: 'info', active: (p) => p.startsWith('/alerts') },
-  { href: '/events', label: 'Events', icon: 'jobs', active: (p) => p.startsWith('/events') },
-  { href: '/audit', label: 'Audit', icon: 'audit', active: (p) => p.startsWith('/audit') },
-  { href: '/people', label: 'People', icon: 'account', active: (p) => p.startsWith('/people') },
+  { href: '/alerts', label: 'Alerts', icon: 'info', active: (p) => p.startsWith('/alerts'), fleetWide: true },
+  { href: '/events', label: 'Events', icon: 'jobs', active: (p) => p.startsWith('/events'), fleetWide: true },
+  { href: '/audit', label: 'Audit', icon: 'audit', active: (p) => p.startsWith('/audit'), fleetWide: true },
+  { href: '/people', label: 'People', icon: 'account', active: (p) => p.startsWith('/people'), fleetWide: true },
   { href: '/account', label: 'Account', icon: 'account', active: (p) => p.startsWith('/account') },
 ];
 
@@ -147,7 +149,7 @@ function Shell({ me }: { me: Me }): JSX.Element {
         </div>
         <nav id="main-nav" class="nav" aria-label="Main">
           <ul>
-            {NAV.map((n) => {
+            {NAV.filter((n) => !(me.scoped && n.fleetWide)).map((n) => {
               const active = n.active(loc.path);
               return (
                 <li key={n.href}>
@@ -163,7 +165,7 @@ function Shell({ me }: { me: Me }): JSX.Element {
             <LiveIndicator />
             <div class="whoami">
               <span class="who-name" title={me.name}>{me.name}</span>
-              <span class="who-role">{me.role}</span>
+              <span class="who-role">{me.scoped ? 'granted nodes' : me.role}</span>
             </div>
             <button type="button" class={buttonClass('ghost', true, 'signout')} onClick={() => void doSignOut()} disabled={signingOut} aria-busy={signingOut ? 'true' : undefined}>
               {signingOut ? <Spinner /> : <Icon name="signout" size={16} />}
@@ -191,9 +193,23 @@ function Redirect({ to }: { to: string }): null {
   return null;
 }
 
+function FleetWideOnly(): JSX.Element {
+  return (
+    <Title title="Not available">
+      <div class="state state-empty">
+        <h1 class="state-title">Not available to your account</h1>
+        <p class="state-body">This page covers the whole fleet; your account sees only the nodes granted to it.</p>
+        <a class={buttonClass('primary')} href="/nodes">Go to your nodes</a>
+      </div>
+    </Title>
+  );
+}
+
 function Routes({ path, me }: { path: string; me: Me }): JSX.Element | null {
   let m: Record<string, string> | null;
   if (path === '/' || path === '') return <Redirect to="/nodes" />;
+  // A page across the fleet, reached by a link or typed URL: say so instead of asking the hub for a refusal.
+  if (me.scoped && NAV.some((n) => n.fleetWide && n.active(path))) return <FleetWideOnly />;
   if (match('/nodes', path)) return <Title title="Nodes"><NodesPage me={me} /></Title>;
   if ((m = match('/nodes/:node', path))) return <Redirect to={`/containers?node=${encodeURIComponent(m.node!)}`} />;
   if (match('/containers', path)) return <Title title="Containers"><ContainersPage me={me} /></Title>;
