@@ -77,7 +77,7 @@ test('where the policy turns archive on: list a folder, download a file as itsel
   await page.getByRole('link', { name: 'srv', exact: true }).click();
   await page.getByRole('link', { name: 'app', exact: true }).click();
   await page.getByRole('link', { name: 'conf', exact: true }).click();
-  await page.getByRole('cell', { name: 'app.ini' }).waitFor();
+  await page.getByRole('cell', { name: 'app.ini', exact: true }).waitFor();
   assert.match(await page.getByRole('heading', { name: /Files in/ }).textContent() ?? '', /\/srv\/app\/conf/);
   await assertAccessible(page, 'container files, 1280 px');
   await screenshot(page, 'container-files-1280');
@@ -87,7 +87,7 @@ test('where the policy turns archive on: list a folder, download a file as itsel
   assert.equal(await readFile((await download.path())!, 'utf8'), 'greeting=hello\n', 'the file itself, not a tar');
 
   await page.locator('#container-upload').setInputFiles({ name: 'new.txt', mimeType: 'text/plain', buffer: Buffer.from('uploaded from the browser\n') });
-  await page.getByRole('cell', { name: 'new.txt' }).waitFor();
+  await page.getByRole('cell', { name: 'new.txt', exact: true }).waitFor();
   const exec = await engineRequest(engine!.socketPath, 'GET', `/containers/${id}/archive?path=${encodeURIComponent('/srv/app/conf/new.txt')}`);
   assert.equal(exec.status, 200, 'the uploaded file exists in the container');
   assert.match(exec.text, /uploaded from the browser/);
@@ -95,7 +95,10 @@ test('where the policy turns archive on: list a folder, download a file as itsel
   await page.setViewportSize({ width: 390, height: 844 });
   await assertAccessible(page, 'container files, 390 px');
   const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  assert.ok(over <= 1, `scrolls sideways by ${over} px`);
+  const wide = over <= 1 ? [] : await page.evaluate(() => [...document.querySelectorAll('body *')]
+    .filter((el) => el.getBoundingClientRect().right > window.innerWidth + 1)
+    .slice(0, 6).map((el) => `${el.tagName.toLowerCase()}.${el.className} ${Math.round(el.getBoundingClientRect().right)}`));
+  assert.ok(over <= 1, `scrolls sideways by ${over} px: ${wide.join(', ')}`);
   await screenshot(page, 'container-files-390');
   await page.setViewportSize({ width: 1280, height: 900 });
 });

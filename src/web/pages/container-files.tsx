@@ -58,8 +58,9 @@ async function statPath(node: string, id: string, path: string, signal?: AbortSi
 
 /** The tar entry names are relative to the archived folder's own name (`etc/hosts` for /etc). */
 function childName(rootName: string, path: string): string | null {
-  const p = path.replace(/^\.\//, '').replace(/\/+$/, '');
-  const root = rootName.replace(/^\.\//, '').replace(/\/+$/, '');
+  // The engine names entries under the folder's own name (`etc/hosts`), `./x`, or for `/` itself `/x`.
+  const p = path.replace(/^(?:\.?\/)+/, '').replace(/\/+$/, '');
+  const root = rootName.replace(/^(?:\.?\/)+/, '').replace(/\/+$/, '');
   const rel = root === '' || root === '.' ? p : p.startsWith(`${root}/`) ? p.slice(root.length + 1) : null;
   return rel && !rel.includes('/') ? rel : null;
 }
