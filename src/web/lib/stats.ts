@@ -28,11 +28,18 @@ let timer: ReturnType<typeof setTimeout> | null = null;
 export const containerKey = (node: string, id: string): string => `c:${node}/${id}`;
 export const hostKey = (node: string): string => `h:${node}`;
 
+/** Container ids go out short (12 hex, as `docker ps` shows them): 200 full ids made a request
+ * line over the hub's 16 KB header limit. Answers come back by short id; this maps them home. */
+const SHORT = 12;
+let byShort = new Map<string, string>();
+
 function queryOf(keys: string[]): string {
   const params = new URLSearchParams();
-  for (const k of keys) params.append(k.startsWith('c:') ? 'c' : 'host', k.slice(2));
+  for (const k of keys) params.append(k.startsWith('c:') ? 'c' : 'host', k.startsWith('c:') ? k.slice(2, k.lastIndexOf('/') + 1 + SHORT) : k.slice(2));
   return params.toString();
 }
+
+const keyOf = (node: string, id: string): string => byShort.get(`${node}/${id.slice(0, SHORT)}`) ?? containerKey(node, id);
 
 function append(entries: Array<[string, Array<ContainerPoint | HostPoint>]>): void {
   statsPoints.set((prev) => {
@@ -57,19 +64,20 @@ function reopen(): void {
   // Forget what nobody shows any more.
   statsPoints.set((prev) => new Map([...prev].filter(([k]) => watched.has(k))));
   if (keys.length === 0) return;
+  byShort = new Map(keys.filter((k) => k.startsWith('c:')).map((k) => [k.slice(2, k.lastIndexOf('/') + 1 + SHORT), k]));
   const es = new EventSource(`/api/v1/stats/stream?${query}`, { withCredentials: true });
   source = es;
   es.addEventListener('history', (e) => {
     try {
       const d = JSON.parse((e as MessageEvent<string>).data) as { containers: Array<{ node: string; id: string; points: ContainerPoint[] }>; hosts: Array<{ node: string; points: HostPoint[] }> };
       statsPoints.set((prev) => new Map([...prev].filter(([k]) => !watched.has(k))));
-      append([...d.containers.map((c) => [containerKey(c.node, c.id), c.points] as [string, ContainerPoint[]]), ...d.hosts.map((h) => [hostKey(h.node), h.points] as [string, HostPoint[]])]);
+      append([...d.containers.map((c) => [keyOf(c.node, c.id), c.points] as [string, ContainerPoint[]]), ...d.hosts.map((h) => [hostKey(h.node), h.points] as [string, HostPoint[]])]);
     } catch { /* a malformed event is skipped */ }
   });
   es.addEventListener('tick', (e) => {
     try {
       const t = JSON.parse((e as MessageEvent<string>).data) as { node: string; at: number; host?: Omit<HostPoint, 'at'>; containers: Array<Omit<ContainerPoint, 'at'> & { id: string }> };
-      const entries: Array<[string, Array<ContainerPoint | HostPoint>]> = t.containers.map((c) => [containerKey(t.node, c.id), [{ ...c, at: t.at }]]);
+      const entries: Array<[string, Array<ContainerPoint | HostPoint>]> = t.containers.map((c) => [keyOf(t.node, c.id), [{ ...c, at: t.at }]]);
       if (t.host) entries.push([hostKey(t.node), [{ ...t.host, at: t.at }]]);
       append(entries);
     } catch { /* skipped */ }
