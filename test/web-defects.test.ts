@@ -1,5 +1,5 @@
 /** The defects the UI walk-through found, in a real browser (Debian's chromium) against a real
- * hub, two real agent processes on one private engine (open-01 with the default policy, strict-01
+ * hub, two real agent processes on one private engine (open-01 with the default sections plus volume files, strict-01
  * with a policy file that turns exec and volume files off) and real containers:
  *  1. the containers table fits at 1280, 1024 and 390 px, every row's actions on screen, its
  *     buttons named with the container ("Stop web-1");
@@ -9,17 +9,21 @@
  *  4. node cards say what each host's policy allows; the terminal and the volume Files button are
  *     refused up front, with the reason, where the policy turns them off. */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { AxeBuilder } from '@axe-core/playwright';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { launchBrowser, reportTrouble, screenshot } from './support/browser.ts';
+import { launchBrowser, openAsFirstAdmin, screenshot } from './support/browser.ts';
 import { engineRequest, runContainer, startEngines, stopEngines, type TestEngine } from './support/engines.ts';
 import { mintCode, nodeStatus, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
 import { spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
 
+/** The default sections, plus the volume file browser (off by default). */
+const OPEN_POLICY = {
+  sections: Object.fromEntries(['ping', 'version', 'info', 'events', 'system', 'containers', 'exec', 'images', 'build', 'volumes', 'networks', 'distribution', 'ingress', 'volumeFiles'].map((s) => [s, true])),
+};
 const STRICT_POLICY = {
   sections: { ping: true, version: true, info: true, events: true, system: true, containers: true, images: true, volumes: true, networks: true },
 };
@@ -78,7 +82,9 @@ before(async () => {
   await writeFile(strictPolicy, JSON.stringify(STRICT_POLICY));
   [engine] = (await startEngines(1, { prefix: 'webdef' })) as [TestEngine];
   hub = await startTestHub({ dataDir: join(dir, 'hub') });
-  openAgent = await agentFor('open-01', join(dir, 'no-policy.json'));
+  const openPolicy = join(dir, 'open-policy.json');
+  await writeFile(openPolicy, JSON.stringify(OPEN_POLICY));
+  openAgent = await agentFor('open-01', openPolicy);
   strictAgent = await agentFor('strict-01', strictPolicy);
   webId = await runContainer(engine, { name: 'web-1' });
   await runContainer(engine, { name: 'worker-with-a-rather-long-name-2', labels: { 'com.example.tier': 'background' } });
@@ -86,16 +92,7 @@ before(async () => {
   await engineRequest(engine.socketPath, 'POST', '/volumes/create', { Name: 'site' });
 
   browser = await launchBrowser();
-  context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
-  reportTrouble(context);
-  page = await context.newPage();
-  page.setDefaultTimeout(15_000);
-  await page.goto(hub.url);
-  await page.getByLabel('Setup code').fill((await readFile(join(hub.dataDir, 'setup.code'), 'utf8')).trim());
-  await page.getByLabel('Username').fill('ada');
-  await page.getByLabel('Password').fill('a long enough passphrase');
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await page.getByRole('link', { name: 'Containers' }).waitFor();
+  ({ context, page } = await openAsFirstAdmin(browser, hub, 'Containers'));
 });
 
 after(async () => {
@@ -156,7 +153,7 @@ test('node cards say what each host allows; the strict host refuses terminals an
   assert.match(strictText, /Refuses: [^.]*terminals[^.]*volume files/);
   const openText = (await open.textContent()) ?? '';
   assert.match(openText, /This host allows: [^.]*terminals/);
-  assert.match(openText, /default policy/);
+  assert.match(openText, /This host allows: [^.]*volume files/);
   await assertAccessible('the nodes page with policies, 1280 px');
   await page.setViewportSize({ width: 390, height: 844 });
   await strict.getByText('This host allows:').waitFor();

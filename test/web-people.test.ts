@@ -4,13 +4,13 @@
  * waits visibly for the agent; the customer, signed in, sees only its node. axe finds nothing
  * serious or critical at 1280 and 390 px. */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { AxeBuilder } from '@axe-core/playwright';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { launchBrowser, reportTrouble } from './support/browser.ts';
+import { launchBrowser, openAsFirstAdmin, reportTrouble } from './support/browser.ts';
 import { engineRequest, runContainer, startEngines, stopEngines, type TestEngine } from './support/engines.ts';
 import { type TestHub, waitFor } from './support/hub-fixture.ts';
 import { startNodeRig, stopNodeRig, type NodeRig } from './support/node-rig.ts';
@@ -37,16 +37,7 @@ before(async () => {
   hub = rig.hub;
   work = await mkdtemp(join(tmpdir(), 'dockfleet-webpp-'));
   browser = await launchBrowser();
-  context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
-  reportTrouble(context);
-  page = await context.newPage();
-  page.setDefaultTimeout(15_000);
-  await page.goto(hub.url);
-  await page.getByLabel('Setup code').fill((await readFile(join(hub.dataDir, 'setup.code'), 'utf8')).trim());
-  await page.getByLabel('Username').fill('ada');
-  await page.getByLabel('Password').fill('a long enough passphrase');
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await page.getByRole('link', { name: 'People' }).waitFor();
+  ({ context, page } = await openAsFirstAdmin(browser, hub, 'People'));
 });
 
 after(async () => {

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { AxeBuilder } from '@axe-core/playwright';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
-import { launchBrowser, reportTrouble, screenshot } from './support/browser.ts';
+import { launchBrowser, openAsFirstAdmin, screenshot } from './support/browser.ts';
 import { engineRequest, runContainer, type TestEngine } from './support/engines.ts';
 import { waitFor, type TestHub } from './support/hub-fixture.ts';
 import { startNodeRig, stopNodeRig, type NodeRig } from './support/node-rig.ts';
@@ -74,16 +74,7 @@ before(async () => {
   rig = await startNodeRig('webrt', NODE);
   ({ engine, hub } = rig);
   browser = await launchBrowser();
-  context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
-  reportTrouble(context);
-  page = await context.newPage();
-  page.setDefaultTimeout(15_000);
-  await page.goto(hub.url);
-  await page.getByLabel('Setup code').fill((await readFile(join(hub.dataDir, 'setup.code'), 'utf8')).trim());
-  await page.getByLabel('Username').fill('ada');
-  await page.getByLabel('Password').fill('a long enough passphrase');
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await page.getByRole('link', { name: 'Routes' }).waitFor();
+  ({ context, page } = await openAsFirstAdmin(browser, hub, 'Routes'));
 });
 
 after(async () => {

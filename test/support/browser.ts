@@ -1,6 +1,7 @@
 /** A real browser for UI tests: Debian's chromium driven by playwright-core (no browser
  * download). Screenshots go to test-output/ (not committed). */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -26,4 +27,40 @@ export function reportTrouble(context: BrowserContext): void {
     if (res.status() >= 400) process.stderr.write(`[browser] ${res.status()} ${res.request().method()} ${res.url()}\n`);
   });
   context.on('weberror', (err) => process.stderr.write(`[browser] page error: ${err.error().message}\n`));
+}
+
+/**
+ * A new browser context (1280 × 900, the hub's own CA ignored, trouble reported) on a fresh hub,
+ * signed in as the first admin `ada` through the setup page and its setup code; ready once the
+ * nav link named `landmark` shows.
+ */
+export async function openAsFirstAdmin(browser: Browser, hub: { url: string; dataDir: string }, landmark: string): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
+  reportTrouble(context);
+  const page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  await gotoSteadily(page, hub.url);
+  await page.getByLabel('Setup code').fill((await readFile(join(hub.dataDir, 'setup.code'), 'utf8')).trim());
+  await page.getByLabel('Username').fill('ada');
+  await page.getByLabel('Password').fill('a long enough passphrase');
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.getByRole('link', { name: landmark }).waitFor();
+  return { context, page };
+}
+
+/**
+ * page.goto, again when Chromium drops the navigation with ERR_NETWORK_CHANGED: the tests' own
+ * engines add bridges and veths while a browser runs, and Chromium aborts loads when the host's
+ * interfaces change. Any other failure is thrown at once.
+ */
+export async function gotoSteadily(page: Page, url: string, tries = 4): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await page.goto(url);
+      return;
+    } catch (err) {
+      if (attempt >= tries || !/ERR_NETWORK_CHANGED/.test((err as Error).message)) throw err;
+      await new Promise((r) => setTimeout(r, 250 * attempt));
+    }
+  }
 }
