@@ -69,7 +69,7 @@ export class NodeAccess {
   /** For a change on the node: operator or admin there. */
   requireChange(node: string, who: string): void {
     const role = this.requireSight(node);
-    if (role === 'viewer') throw new DockfleetError('forbidden', `user ${who} may only read on ${node}`);
+    if (role === 'viewer') throw new DockfleetError('forbidden', `user ${who} has the viewer role on ${node} and may only read there`);
   }
 
   /** For anything fleet-wide: refused to a scoped user. */
