@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { AxeBuilder } from '@axe-core/playwright';
 import type { Browser, Page } from 'playwright-core';
-import { launchBrowser, reportTrouble, screenshot } from './support/browser.ts';
+import { gotoSteadily, launchBrowser, reportTrouble, screenshot } from './support/browser.ts';
 import { runContainer } from './support/engines.ts';
 import { startNodeRig, stopNodeRig, type NodeRig } from './support/node-rig.ts';
 
@@ -32,7 +32,7 @@ before(async () => {
   reportTrouble(context);
   page = await context.newPage();
   page.setDefaultTimeout(15_000);
-  await page.goto(rig.hub.url);
+  await gotoSteadily(page, rig.hub.url);
   await page.getByLabel('Setup code').fill((await readFile(join(rig.hub.dataDir, 'setup.code'), 'utf8')).trim());
   await page.getByLabel('Username').fill('ada');
   await page.getByLabel('Password').fill('a long enough passphrase');
@@ -46,7 +46,7 @@ after(async () => {
 });
 
 test('the Containers list shows a live CPU sparkline for a busy container', async () => {
-  await page.goto(`${rig.hub.url}/containers`);
+  await gotoSteadily(page, `${rig.hub.url}/containers`);
   const spark = page.locator(`[data-stats="c:${NODE}/${burner}"]`);
   await spark.waitFor();
   await page.waitForFunction((sel) => {
@@ -60,7 +60,7 @@ test('the Containers list shows a live CPU sparkline for a busy container', asyn
 test('the detail page loads the charts as a lazy chunk and draws CPU over 50 %', async () => {
   const chunks: string[] = [];
   page.on('response', (r) => { if (r.url().includes('/assets/chunk-')) chunks.push(r.url()); });
-  await page.goto(`${rig.hub.url}/containers/${NODE}/${burner}`);
+  await gotoSteadily(page, `${rig.hub.url}/containers/${NODE}/${burner}`);
   await page.getByRole('heading', { name: 'Resource use' }).waitFor();
   const cpu = page.getByRole('img', { name: /^CPU: CPU \d/ });
   await cpu.waitFor();
@@ -72,13 +72,13 @@ test('the detail page loads the charts as a lazy chunk and draws CPU over 50 %',
 });
 
 test('the node card says how busy the host is now; the phone layout holds', async () => {
-  await page.goto(`${rig.hub.url}/nodes`);
+  await gotoSteadily(page, `${rig.hub.url}/nodes`);
   const use = page.locator(`[data-host-use="${NODE}"]`);
   await page.waitForFunction((sel) => /CPU \d+ % · memory \d+ %/.test(document.querySelector(sel)?.textContent ?? ''), `[data-host-use="${NODE}"]`, { timeout: 10_000 });
   assert.match((await use.textContent()) ?? '', /of/);
   await page.setViewportSize({ width: 390, height: 844 });
   await noSeriousViolations(page, 'nodes 390');
-  await page.goto(`${rig.hub.url}/containers`);
+  await gotoSteadily(page, `${rig.hub.url}/containers`);
   await page.locator(`[data-stats="c:${NODE}/${burner}"]`).waitFor();
   await screenshot(page, 'stats-containers-390');
   await noSeriousViolations(page, 'containers 390');
