@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { AxeBuilder } from '@axe-core/playwright';
 import type { Browser, Page } from 'playwright-core';
-import { launchBrowser, reportTrouble, screenshot } from './support/browser.ts';
+import { launchBrowser, openAsFirstAdmin, screenshot } from './support/browser.ts';
 import { engineRequest, runContainer, startEngines, stopEngines, type TestEngine } from './support/engines.ts';
 import { mintCode, startTestHub, type TestHub } from './support/hub-fixture.ts';
 import { spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
@@ -49,16 +49,7 @@ before(async () => {
   await startAgent(OFF, null); // no policy file: the defaults, archive off
   id = await runContainer(engine, { name: 'shop', cmd: ['sh', '-c', 'mkdir -p /srv/app/conf && echo "greeting=hello" > /srv/app/conf/app.ini && sleep 3600'] });
   browser = await launchBrowser();
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 }, acceptDownloads: true });
-  reportTrouble(context);
-  page = await context.newPage();
-  page.setDefaultTimeout(15_000);
-  await page.goto(hub.url);
-  await page.getByLabel('Setup code').fill((await readFile(join(dir, 'hub', 'setup.code'), 'utf8')).trim());
-  await page.getByLabel('Username').fill('ada');
-  await page.getByLabel('Password').fill('a long enough passphrase');
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await page.getByRole('link', { name: 'Nodes' }).waitFor();
+  ({ page } = await openAsFirstAdmin(browser, { url: hub.url, dataDir: join(dir, 'hub') }, 'Nodes', { acceptDownloads: true }));
 });
 
 after(async () => {

@@ -6,13 +6,13 @@
  * that will go before anything is removed, and afterwards they are gone from the engine; axe
  * finds nothing serious at 1280 and 390 px, and nothing scrolls sideways at 390. */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { AxeBuilder } from '@axe-core/playwright';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { launchBrowser, reportTrouble, screenshot } from './support/browser.ts';
+import { launchBrowser, openAsFirstAdmin, screenshot } from './support/browser.ts';
 import { engineRequest, runContainer, startEngines, stopEngines, type TestEngine } from './support/engines.ts';
 import { mintCode, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
 import { spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
@@ -58,16 +58,7 @@ before(async () => {
   await engineRequest(sockB(), 'POST', '/volumes/create', { Name: 'beta-data' });
   await engineRequest(sockA(), 'POST', '/networks/create', { Name: 'alpha-net' });
   browser = await launchBrowser();
-  context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
-  reportTrouble(context);
-  page = await context.newPage();
-  page.setDefaultTimeout(15_000);
-  await page.goto(hub.url);
-  await page.getByLabel('Setup code').fill((await readFile(join(dir, 'hub', 'setup.code'), 'utf8')).trim());
-  await page.getByLabel('Username').fill('ada');
-  await page.getByLabel('Password').fill('a long enough passphrase');
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await page.getByRole('link', { name: 'Nodes' }).waitFor();
+  ({ context, page } = await openAsFirstAdmin(browser, { url: hub.url, dataDir: join(dir, 'hub') }, 'Nodes'));
 });
 
 after(async () => {

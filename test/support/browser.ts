@@ -34,8 +34,10 @@ export function reportTrouble(context: BrowserContext): void {
  * signed in as the first admin `ada` through the setup page and its setup code; ready once the
  * nav link named `landmark` shows.
  */
-export async function openAsFirstAdmin(browser: Browser, hub: { url: string; dataDir: string }, landmark: string): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
+export async function openAsFirstAdmin(
+  browser: Browser, hub: { url: string; dataDir: string }, landmark: string, options: { acceptDownloads?: boolean } = {},
+): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 }, ...options });
   reportTrouble(context);
   const page = await context.newPage();
   page.setDefaultTimeout(15_000);
