@@ -3,7 +3,7 @@
  * anything that is not an object with a Type and an Action is refused (null), and only a few
  * short attributes are kept.
  */
-import type { FleetEvent } from './event-ring.ts';
+import type { FleetEvent } from '../../protocol/fleet-events.ts';
 
 const KEPT_ATTRIBUTES = ['image', 'exitCode', 'signal', 'container', 'driver', 'type'];
 const MAX_TEXT = 300;

@@ -8,7 +8,8 @@ import type { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import type { FleetEvents } from './fleet-events.ts';
-import { matchesEvent, type EventFilter, type FleetEvent } from './event-ring.ts';
+import type { FleetEvent } from '../../protocol/fleet-events.ts';
+import { matchesEvent, type EventFilter } from './event-ring.ts';
 
 const MAX_PENDING = 1_000;
 

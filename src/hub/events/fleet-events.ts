@@ -13,7 +13,8 @@ import type { Logger } from '../../lib/logger.ts';
 import type { AgentLink } from '../gateway/agent-link.ts';
 import type { NodeRegistry } from '../node-registry.ts';
 import { fromDockerEvent } from './docker-event.ts';
-import { EventRing, type EventFilter, type FleetEvent } from './event-ring.ts';
+import type { FleetEvent } from '../../protocol/fleet-events.ts';
+import { EventRing, type EventFilter } from './event-ring.ts';
 
 const MAX_LINE = 256 * 1024;
 const RETRY_MIN_MS = 1_000;

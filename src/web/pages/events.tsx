@@ -9,17 +9,8 @@ import { dateTime } from '../lib/format.ts';
 import { fleet } from '../lib/live.ts';
 import { navigate, useLocation } from '../lib/router.ts';
 import { useStore } from '../lib/store.ts';
+import type { FleetEvent } from '../../protocol/fleet-events.ts';
 
-interface FleetEvent {
-  seq: number;
-  node: string;
-  time: number;
-  type: string;
-  action: string;
-  id: string;
-  name: string;
-  detail: Record<string, string>;
-}
 
 const KEEP = 300;
 const TYPES = ['container', 'image', 'volume', 'network'];
