@@ -6,17 +6,17 @@
  *   grants' roles applies: grants only ever add rights.
  * - A *scoped* user (a "customer") has no global role at all: it sees and touches only the
  *   nodes its grants cover, and nothing fleet-wide (stacks, jobs, routes, audit, users).
+ * The combination rule itself lives in protocol/node-roles.ts, shared with the UI.
  * Labels are read live at each check, so a node gaining or losing a label changes what a
  * label grant covers at once. A node a principal may not see is reported as absent
  * (`node_not_found`), never as forbidden, so names of other people's hosts do not leak.
  */
 import { DockfleetError } from '../../protocol/errors.ts';
+import { roleOnNode } from '../../protocol/node-roles.ts';
 import type { GrantRecord } from '../../store/access-store.ts';
 import type { UserRole } from '../../store/store.ts';
 
 export type LabelsOf = (node: string) => Record<string, string>;
-
-const RANK: Record<UserRole, number> = { viewer: 1, operator: 2, admin: 3 };
 
 export class NodeAccess {
   /** The role on every node; null for a scoped user. */
@@ -41,18 +41,12 @@ export class NodeAccess {
 
   /** The principal's role on a node, or null when the node is out of its sight. */
   roleOn(node: string): UserRole | null {
-    let best: UserRole | null = this.globalRole;
-    if (this.#grants.length === 0) return best;
-    let labels: Record<string, string> | null = null;
-    for (const g of this.#grants) {
-      let covers = g.node === node;
-      if (!covers && g.labelKey !== null) {
-        labels ??= this.#labelsOf(node);
-        covers = labels[g.labelKey] === g.labelValue;
-      }
-      if (covers && (best === null || RANK[g.role] > RANK[best])) best = g.role;
-    }
-    return best;
+    return roleOnNode(this.globalRole, this.#grants, node, () => this.#labelsOf(node));
+  }
+
+  /** The grants behind this access (node or label key/value and role; no secrets), for `/api/v1/me`. */
+  get grants(): readonly GrantRecord[] {
+    return this.#grants;
   }
 
   canSee(node: string): boolean {
