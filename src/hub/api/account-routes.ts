@@ -118,7 +118,9 @@ export function accountRoutes(app: App, deps: { store: Store; parse: Parse }): v
   app.get('/api/v1/me', (c) => {
     const p = c.get('principal');
     // scoped: the user sees only its granted nodes (the UI offers no fleet-wide pages); absent when false.
-    return c.json({ name: p.name, role: p.role, via: p.via, ...(p.access.scoped ? { scoped: true } : {}) });
+    // grants: node or label key/value and role (no ids or secrets), so the UI evaluates the role per node as the hub does.
+    const grants = p.access.grants.map((g) => ({ node: g.node, labelKey: g.labelKey, labelValue: g.labelValue, role: g.role }));
+    return c.json({ name: p.name, role: p.role, via: p.via, ...(p.access.scoped ? { scoped: true } : {}), grants });
   });
 
   app.delete('/api/v1/session', async (c) => {
