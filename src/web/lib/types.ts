@@ -1,4 +1,5 @@
 /** Shapes of what the hub and the Docker Engine API answer (only the fields the UI reads). */
+import type { NodeGrant } from '../../protocol/node-roles.ts';
 import type { PolicySummary } from '../../protocol/policy-summary.ts';
 
 export type NodeStatus = 'pending' | 'online' | 'offline' | 'revoked';
@@ -22,6 +23,8 @@ export interface Me {
   role: Role;
   /** Limited to granted nodes: nothing fleet-wide (stacks, jobs, routes, alerts, events, audit, people). */
   scoped?: boolean;
+  /** Node grants (by name or label key/value); lib/access.ts combines them with `role` per node. */
+  grants?: NodeGrant[];
 }
 
 export interface TokenInfo {
