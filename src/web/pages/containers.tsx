@@ -7,6 +7,7 @@ import { PruneDialog } from '../components/prune.tsx';
 import { Sparkline } from '../components/sparkline.tsx';
 import { toast } from '../components/toasts.tsx';
 import { ActionButton, Empty, ErrorState, Loading, PageHeader, StatusBadge, buttonClass, useTicker } from '../components/ui.tsx';
+import { canChange } from '../lib/access.ts';
 import { containerAction, removeContainer, type ContainerAction } from '../lib/actions.ts';
 import { ago, dateTime, labelMatches, ports, shortId, stateDetail } from '../lib/format.ts';
 import { fleet, fleetContainers } from '../lib/live.ts';
@@ -86,12 +87,14 @@ export function ContainersPage({ me }: { me: Me }): JSX.Element {
   };
   const sort = (q.get('sort') ?? 'node') as SortKey;
   const desc = q.get('dir') === 'desc';
-  const canWrite = me.role !== 'viewer';
 
   const all = useMemo(() => fleetContainers(f), [f.containers]);
   const nodeNames = useMemo(() => (f.nodes ?? []).map((n) => n.name).sort(), [f.nodes]);
   const nodeStatus = useMemo(() => new Map((f.nodes ?? []).map((n) => [n.name, n.status])), [f.nodes]);
   const nodeSeen = useMemo(() => new Map((f.nodes ?? []).map((n) => [n.name, n.lastSeen])), [f.nodes]);
+  // Per node, from the global role and the user's grants (a customer's operator grant, a viewer's grant on one node).
+  const writable = useMemo(() => new Set((f.nodes ?? []).filter((n) => canChange(me, n)).map((n) => n.name)), [f.nodes, me]);
+  const canWrite = writable.size > 0;
 
   const shown = useMemo(() => {
     const name = filters.name.toLowerCase();
@@ -247,7 +250,7 @@ export function ContainersPage({ me }: { me: Me }): JSX.Element {
                         <a class={buttonClass('ghost', true, 'icon-only')} href={containerPath(c, 'logs')} aria-label={`Logs of ${c.name}`} title="Logs">
                           <Icon name="logs" size={16} />
                         </a>
-                        <ContainerActions c={c} canWrite={canWrite && !offline} compact />
+                        <ContainerActions c={c} canWrite={writable.has(c.node) && !offline} compact />
                       </div>
                     </td>
                   </tr>
@@ -267,7 +270,7 @@ export function ContainersPage({ me }: { me: Me }): JSX.Element {
           )}
         </div>
       )}
-      {pruning && <PruneDialog kind="containers" nodes={nodeNames.filter((n) => nodeStatus.get(n) === 'online')} {...(filters.node ? { node: filters.node } : {})} onClose={() => setPruning(false)} />}
+      {pruning && <PruneDialog kind="containers" nodes={nodeNames.filter((n) => nodeStatus.get(n) === 'online' && writable.has(n))} {...(filters.node ? { node: filters.node } : {})} onClose={() => setPruning(false)} />}
     </>
   );
 }
