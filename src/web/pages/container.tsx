@@ -3,6 +3,7 @@ import type { JSX } from 'preact';
 import { useEffect, useMemo } from 'preact/hooks';
 import { Icon } from '../components/icons.tsx';
 import { AsyncView, ErrorState, KeyFacts, Loading, RawJson, StatusBadge, useAsync } from '../components/ui.tsx';
+import { canChange } from '../lib/access.ts';
 import { dockerPath, get } from '../lib/api.ts';
 import { ago, bytes, dateTime, shortId } from '../lib/format.ts';
 import { containerName, fleet } from '../lib/live.ts';
@@ -28,6 +29,8 @@ export function ContainerPage({ me, node, id, tab }: { me: Me; node: string; id:
   const name = info ? info.Name.replace(/^\//, '') : listed ? containerName(listed) : shortId(id);
   const state = info?.State.Status ?? listed?.State ?? '';
   const nodeOnline = f.nodes?.find((n) => n.name === node)?.status === 'online';
+  // The user's role on this node (global role and grants), as the hub will judge the action.
+  const mayChange = canChange(me, node);
 
   // Removed while shown (the stream no longer lists it and inspect says 404): back to the list.
   const gone = !listed && f.containers.has(node) && (inspect.error as { status?: number } | null)?.status === 404;
@@ -74,10 +77,10 @@ export function ContainerPage({ me, node, id, tab }: { me: Me; node: string; id:
           {(info || listed) && (
             <ContainerActions
               c={{ node, Id: info?.Id ?? listed!.Id, name, State: state }}
-              canWrite={me.role !== 'viewer' && nodeOnline}
+              canWrite={mayChange && nodeOnline}
             />
           )}
-          {info && me.role !== 'viewer' && nodeOnline && <ContainerMoreActions node={node} id={info.Id} name={name} paused={info.State.Paused === true} running={info.State.Running} />}
+          {info && mayChange && nodeOnline && <ContainerMoreActions node={node} id={info.Id} name={name} paused={info.State.Paused === true} running={info.State.Running} />}
         </div>
       </div>
       <nav class="tabs" aria-label="Container views">
@@ -98,9 +101,9 @@ export function ContainerPage({ me, node, id, tab }: { me: Me; node: string; id:
         info ? <LogsView key={`${node}/${id}`} node={node} id={id} name={name} tty={info.Config.Tty === true} running={info.State.Running} />
           : inspect.error ? <ErrorState error={inspect.error} onRetry={inspect.reload} title="Could not inspect this container" /> : <Loading label="Inspecting…" />
       ) : tab === 'files' ? (
-        <ContainerFilesView key={`${node}/${id}`} node={node} id={id} name={name} canWrite={me.role !== 'viewer' && nodeOnline} />
+        <ContainerFilesView key={`${node}/${id}`} node={node} id={id} name={name} canWrite={mayChange && nodeOnline} />
       ) : info ? (
-        <TerminalView key={`${node}/${id}`} node={node} id={id} name={name} running={info.State.Running} canWrite={me.role !== 'viewer'} />
+        <TerminalView key={`${node}/${id}`} node={node} id={id} name={name} running={info.State.Running} canWrite={mayChange} />
       ) : inspect.error ? (
         <ErrorState error={inspect.error} onRetry={inspect.reload} title="Could not inspect this container" />
       ) : (
