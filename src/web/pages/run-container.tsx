@@ -5,6 +5,7 @@ import type { JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { toast } from '../components/toasts.tsx';
 import { InlineError, PageHeader, SubmitButton, buttonClass } from '../components/ui.tsx';
+import { canChange } from '../lib/access.ts';
 import { dockerPath, errorMessage, get, post } from '../lib/api.ts';
 import { EMPTY_SPEC, specFromInspect, specToCreateBody, type InspectForSpec, type RunSpec } from '../lib/container-spec.ts';
 import { pullImage, type PullState } from '../lib/image-pull.ts';
@@ -97,7 +98,8 @@ export function RunContainerPage({ me }: { me: Me }): JSX.Element {
   const f = useStore(fleet);
   const loc = useLocation();
   const from = loc.query.get('from');
-  const online = (f.nodes ?? []).filter((n) => n.status === 'online');
+  // Only the nodes the user may change (its global role, or an operator grant there).
+  const online = (f.nodes ?? []).filter((n) => n.status === 'online' && canChange(me, n));
   const [node, setNode] = useState(loc.query.get('node') ?? (from ? from.split('/')[0]! : ''));
   const [spec, setSpec] = useState<RunSpec>(EMPTY_SPEC);
   const [errors, setErrors] = useState<Partial<Record<Field, string>>>({});
@@ -107,7 +109,7 @@ export function RunContainerPage({ me }: { me: Me }): JSX.Element {
   const [pull, setPull] = useState<PullState | null>(null);
   const [busy, setBusy] = useState(false);
   const [refused, setRefused] = useState<string | null>(null);
-  const can = me.role !== 'viewer';
+  const can = node ? canChange(me, node) : online.length > 0;
 
   useEffect(() => { if (!node && online[0]) setNode(online[0].name); }, [online.length]);
   useEffect(() => { void get<RegistryView[]>('/api/v1/registries').then(setRegistries, () => setRegistries([])); }, []);
@@ -153,7 +155,7 @@ export function RunContainerPage({ me }: { me: Me }): JSX.Element {
       <PageHeader title={from ? 'Duplicate a container' : 'Run a container'} sub="Created through the node's Docker endpoint: its host policy decides what is allowed.">
         <a class={buttonClass('ghost')} href="/containers">Cancel</a>
       </PageHeader>
-      {!can && <p class="notice" role="note">Viewers cannot run containers.</p>}
+      {!can && <p class="notice" role="note">Your role on this node does not allow running containers (viewers may only read).</p>}
       <form class="deploy-form" onSubmit={(e) => void submit(e)} noValidate>
         <div class="field">
           <label for="run-node">Node</label>
