@@ -146,7 +146,9 @@ export async function buildUi(): Promise<UiAssets> {
   const rel = (abs: string): string => abs.slice(PROJECT_DIR.length).replace(/\\/g, '/');
   const urlOf = (relPath: string): string => ASSET_PREFIX + basename(relPath);
 
-  const entryRel = Object.keys(meta.outputs).find((o) => meta.outputs[o]?.entryPoint !== undefined && o.endsWith('.js'));
+  // Every `import()` target is an entry point in the metafile too (a lazy page): pick main.tsx's output.
+  const entryIn = rel(ENTRY);
+  const entryRel = Object.keys(meta.outputs).find((o) => meta.outputs[o]?.entryPoint === entryIn && o.endsWith('.js'));
   if (!entryRel) throw new Error('UI build produced no entry script');
   const entryMeta = meta.outputs[entryRel]!;
   const staticJs = staticClosure(meta, entryRel);
