@@ -11,26 +11,35 @@ import { match, navigate, onLinkClick, useLocation } from './lib/router.ts';
 import { loadSession, session, signOut } from './lib/session.ts';
 import { useStore } from './lib/store.ts';
 import type { Me } from './lib/types.ts';
-import { AccountPage } from './pages/account.tsx';
-import { PeoplePage } from './pages/people.tsx';
-import { AuditPage } from './pages/audit.tsx';
-import { ContainerPage } from './pages/container.tsx';
+import { lazyPage } from './lib/lazy-page.tsx';
 import { ContainersPage } from './pages/containers.tsx';
-import { RunContainerPage } from './pages/run-container.tsx';
-import { ContainerEditPage } from './pages/container-edit.tsx';
-import { JobPage } from './pages/job.tsx';
-import { JobsPage } from './pages/jobs.tsx';
-import { RoutesPage } from './pages/routes.tsx';
-import { StackDeployPage } from './pages/stack-deploy.tsx';
-import { StackPage } from './pages/stack.tsx';
-import { StacksPage } from './pages/stacks.tsx';
-import { FleetResources, ImagesPage, NetworksPage, VolumesPage } from './pages/resources.tsx';
 import { NodesPage } from './pages/nodes.tsx';
 import { SignInPage } from './pages/sign-in.tsx';
 import { EDGE_SIGN_IN_PATH, EdgeSignInPage, edgeSignInHost } from './pages/edge-sign-in.tsx';
-import { VolumeFilesPage } from './pages/volume-files.tsx';
-import { EventsPage } from './pages/events.tsx';
-import { AlertsPage } from './pages/alerts.tsx';
+
+// Nodes (the landing page), Containers and sign-in come with the first load; every other page is a
+// chunk of its own, fetched when its route is first visited (issue 12: first load ≤ 60 KB of gzipped JS).
+// The container detail page is lazy too: it carries logs, files, the terminal and its actions.
+const ContainerPage = lazyPage(() => import('./pages/container.tsx').then((m) => m.ContainerPage), 'Loading the container…');
+const RunContainerPage = lazyPage(() => import('./pages/run-container.tsx').then((m) => m.RunContainerPage));
+const ContainerEditPage = lazyPage(() => import('./pages/container-edit.tsx').then((m) => m.ContainerEditPage));
+const resources = (): Promise<typeof import('./pages/resources.tsx')> => import('./pages/resources.tsx');
+const FleetResources = lazyPage(() => resources().then((m) => m.FleetResources));
+const ImagesPage = lazyPage(() => resources().then((m) => m.ImagesPage));
+const VolumesPage = lazyPage(() => resources().then((m) => m.VolumesPage));
+const NetworksPage = lazyPage(() => resources().then((m) => m.NetworksPage));
+const VolumeFilesPage = lazyPage(() => import('./pages/volume-files.tsx').then((m) => m.VolumeFilesPage));
+const StacksPage = lazyPage(() => import('./pages/stacks.tsx').then((m) => m.StacksPage));
+const StackDeployPage = lazyPage(() => import('./pages/stack-deploy.tsx').then((m) => m.StackDeployPage));
+const StackPage = lazyPage(() => import('./pages/stack.tsx').then((m) => m.StackPage));
+const JobsPage = lazyPage(() => import('./pages/jobs.tsx').then((m) => m.JobsPage));
+const JobPage = lazyPage(() => import('./pages/job.tsx').then((m) => m.JobPage));
+const RoutesPage = lazyPage(() => import('./pages/routes.tsx').then((m) => m.RoutesPage));
+const AlertsPage = lazyPage(() => import('./pages/alerts.tsx').then((m) => m.AlertsPage));
+const EventsPage = lazyPage(() => import('./pages/events.tsx').then((m) => m.EventsPage));
+const AuditPage = lazyPage(() => import('./pages/audit.tsx').then((m) => m.AuditPage));
+const PeoplePage = lazyPage(() => import('./pages/people.tsx').then((m) => m.PeoplePage));
+const AccountPage = lazyPage(() => import('./pages/account.tsx').then((m) => m.AccountPage));
 
 export function App(): JSX.Element {
   const s = useStore(session);
