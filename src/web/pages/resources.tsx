@@ -12,6 +12,7 @@ import { CreateNetworkDialog, CreateVolumeDialog } from '../components/resource-
 import { VolumeFilesButton } from '../components/volume-files-button.tsx';
 import { toast } from '../components/toasts.tsx';
 import { ActionButton, AsyncView, Empty, KeyFacts, Loading, PageHeader, RawJson, buttonClass, useAsync } from '../components/ui.tsx';
+import { canChange } from '../lib/access.ts';
 import { apiNodePath, dockerPath, errorMessage, get, request } from '../lib/api.ts';
 import { ago, bytes, dateTime, plural, shortId } from '../lib/format.ts';
 import { containerName, fleet } from '../lib/live.ts';
@@ -160,11 +161,12 @@ export function FleetResources({ me, kind }: { me: Me; kind: Kind }): JSX.Elemen
   const [dialog, setDialog] = useState<'prune' | 'create' | null>(null);
   const [inspecting, setInspecting] = useState<Row | null>(null);
   const nodes = useMemo(() => visibleNodes(f.nodes), [f.nodes]);
-  const online = nodes.filter((n) => n.status === 'online').map((n) => n.name);
+  // Create and prune act on the online nodes the user may change (global role or an operator grant there).
+  const online = nodes.filter((n) => n.status === 'online' && canChange(me, n)).map((n) => n.name);
   const { rows, errors } = useFleetInventory(kind, nodes, bump);
   const usage = useMemo(() => usageOf(kind, f.containers), [kind, f.containers]);
   const columns = useMemo(() => columnsFor(kind, usage), [kind, usage]);
-  const canWrite = me.role !== 'viewer';
+  const canWrite = nodes.some((n) => canChange(me, n));
   const title = TITLE[kind];
   useEffect(() => { document.title = `${title} · dockfleet`; }, [title]);
 
@@ -257,7 +259,7 @@ export function FleetResources({ me, kind }: { me: Me; kind: Kind }): JSX.Elemen
                       <div class="row-actions">
                         {kind === 'volumes' && <VolumeFilesButton node={r.node} volume={(r.item as DockerVolume).Name} />}
                         <button type="button" class={buttonClass('ghost', true)} disabled={r.stale} aria-label={`Inspect ${label} on ${r.node}`} onClick={() => setInspecting(r)}>Inspect</button>
-                        {canWrite && !builtin && !r.stale && (
+                        {canChange(me, r.node) && !builtin && !r.stale && (
                           <ActionButton small variant="danger" what={`Remove ${label}`} aria-label={`Remove ${label} on ${r.node}`} confirm={askRemove(r)} onClick={remove(r)}>Remove</ActionButton>
                         )}
                       </div>
