@@ -23,6 +23,10 @@ export function NodesPage({ me }: { me: Me }): JSX.Element {
   const [enrolling, setEnrolling] = useState(false);
   useTicker(15_000);
   const isAdmin = me.role === 'admin';
+  // Node labels stay a global admin/operator action, never a per-node one: a label can bring a node
+  // under someone's label grant (widening what another user reaches), so an operator *grant* on this
+  // node (a customer, or a global viewer) is not enough. The hub refuses it the same way.
+  const canLabel = !me.scoped && (me.role === 'admin' || me.role === 'operator');
   const nodes = f.nodes;
   const online = nodes?.filter((n) => n.status === 'online').length ?? 0;
 
@@ -52,7 +56,7 @@ export function NodesPage({ me }: { me: Me }): JSX.Element {
       ) : (
         <div class="node-grid">
           {[...nodes].sort((a, b) => Number(a.status === 'revoked') - Number(b.status === 'revoked') || a.name.localeCompare(b.name)).map((n) => (
-            <NodeCard key={n.name} node={n} isAdmin={isAdmin} canLabel={me.role === 'admin' || me.role === 'operator'} />
+            <NodeCard key={n.name} node={n} isAdmin={isAdmin} canLabel={canLabel} />
           ))}
         </div>
       )}
