@@ -7,6 +7,7 @@ import type { JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { toast } from '../components/toasts.tsx';
 import { AsyncView, InlineError, PageHeader, SubmitButton, buttonClass, useAsync } from '../components/ui.tsx';
+import { canChange } from '../lib/access.ts';
 import { del, dockerPath, errorMessage, get, post } from '../lib/api.ts';
 import { recreateBody, specFromInspect, type InspectForSpec, type RunSpec } from '../lib/container-spec.ts';
 import { navigate } from '../lib/router.ts';
@@ -82,7 +83,7 @@ export function ContainerEditPage({ me, node, id }: { me: Me; node: string; id: 
             <ContainerFields spec={spec} set={(f, v) => setSpec((s) => (s ? { ...s, [f]: v } : s))} errors={errors} only={EDITABLE} />
             {refused && <InlineError>{refused}</InlineError>}
             <div class="form-actions">
-              <SubmitButton busy={busy} disabled={me.role === 'viewer'}>Recreate</SubmitButton>
+              <SubmitButton busy={busy} disabled={!canChange(me, node)}>Recreate</SubmitButton>
             </div>
           </form>
         ) : <></>}

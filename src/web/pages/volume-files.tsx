@@ -5,6 +5,7 @@ import { Dialog, confirmAction } from '../components/dialog.tsx';
 import { Icon } from '../components/icons.tsx';
 import { toast } from '../components/toasts.tsx';
 import { ActionButton, Empty, ErrorState, InlineError, Loading, PageHeader, SubmitButton, buttonClass, useAsync } from '../components/ui.tsx';
+import { canChange } from '../lib/access.ts';
 import { ApiError, UI_HEADER, apiNodePath, del, errorMessage, get, post } from '../lib/api.ts';
 import { ago, bytes, dateTime, fileMode } from '../lib/format.ts';
 import { useLocation } from '../lib/router.ts';
@@ -53,7 +54,7 @@ export function VolumeFilesPage({ me, node, volume }: { me: Me; node: string; vo
   const [renaming, setRenaming] = useState<FileEntry | null>(null);
   const [dragging, setDragging] = useState(false);
   const fileInput = useRef<HTMLInputElement>(null);
-  const canWrite = me.role !== 'viewer';
+  const canWrite = canChange(me, node);
   const filesHref = (p: string): string => `/nodes/${encodeURIComponent(node)}/volumes/${encodeURIComponent(volume)}/files${p === '/' ? '' : `?path=${encodeURIComponent(p)}`}`;
 
   const patch = (id: number, u: Partial<Upload>): void => setUploads((list) => list.map((x) => (x.id === id ? { ...x, ...u } : x)));
