@@ -1,5 +1,5 @@
 /**
- * The web UI's budget: JavaScript of the first load (gzipped, target ≤ 300 KB) and time to a
+ * The web UI's budget: JavaScript of the first load (gzipped, target ≤ 60 KB = 61,440 B, issue 12) and time to a
  * meaningful paint of the fleet pages with 100 nodes and 2,000 containers (target < 1 s),
  * beside the same pages for an empty fleet in the same run. The hub runs as its own process;
  * 100 simulated agents (the real protocol, 20 containers each) feed it; Debian's chromium
@@ -21,6 +21,8 @@ const NODES = Number(process.env.BENCH_UI_NODES ?? 100);
 const CONTAINERS_PER_NODE = Number(process.env.BENCH_UI_CONTAINERS ?? 20);
 const LOADS = Number(process.env.BENCH_UI_LOADS ?? 7);
 const PASSWORD = 'benchmark passphrase';
+/** Gzipped JavaScript before the first screen (issue 12: ≤ 60 KB); pages off it are lazy chunks. */
+const JS_BUDGET = 60 * 1024;
 
 type Ready = (expect: { nodes: number; containers: number }) => boolean;
 
@@ -92,7 +94,7 @@ try {
     bench: 'web-ui',
     at: new Date().toISOString(),
     machine: machineFacts(),
-    firstLoad: { gzipBytes: firstLoadBytes(assets), jsGzipBytes: firstLoadJsBytes(assets), budgetJsGzipBytes: 300 * 1024 },
+    firstLoad: { gzipBytes: firstLoadBytes(assets), jsGzipBytes: firstLoadJsBytes(assets), budgetJsGzipBytes: JS_BUDGET, withinBudget: firstLoadJsBytes(assets) <= JS_BUDGET },
     fleet: { nodes: NODES, containers: NODES * CONTAINERS_PER_NODE },
     loadsPerPage: LOADS,
     baselineEmptyFleetMs: empty,

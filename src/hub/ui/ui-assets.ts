@@ -186,7 +186,7 @@ export function firstLoadBytes(assets: UiAssets): number {
   return total;
 }
 
-/** The same, JavaScript only (the 300 KB budget). */
+/** The same, JavaScript only (the budget: ≤ 60 KB gzipped, issue 12). */
 export function firstLoadJsBytes(assets: UiAssets): number {
   let total = 0;
   for (const p of assets.firstLoad) {
