@@ -12,7 +12,6 @@ import { CreateNetworkDialog, CreateVolumeDialog } from '../components/resource-
 import { VolumeFilesButton } from '../components/volume-files-button.tsx';
 import { toast } from '../components/toasts.tsx';
 import { ActionButton, AsyncView, Empty, KeyFacts, Loading, PageHeader, RawJson, buttonClass, useAsync } from '../components/ui.tsx';
-import { canChange } from '../lib/access.ts';
 import { apiNodePath, dockerPath, errorMessage, get, request } from '../lib/api.ts';
 import { ago, bytes, dateTime, plural, shortId } from '../lib/format.ts';
 import { containerName, fleet } from '../lib/live.ts';
@@ -134,9 +133,31 @@ function nameCell(kind: Kind, r: Row): ComponentChildren {
   return <><span class="strong">{n.Name}</span>{BUILTIN_NETWORKS.has(n.Name) && <span class="chip">built-in</span>}{n.Internal && <span class="chip">internal</span>}</>;
 }
 
+/** Why a row of an offline node cannot be acted on (its engine is out of reach). */
+const staleReason = (node: string): string => `${node} is offline: this is its last known list, actions wait until it is back`;
+
+/** A row action that cannot run now, disabled with its reason (hover title and accessible name). */
+function UnavailableAction({ label, what, reason }: { label: string; what: string; reason: string }): JSX.Element {
+  return <button type="button" class={buttonClass('ghost', true)} disabled title={reason} aria-label={`${what}: ${reason}`}>{label}</button>;
+}
+
+/** Over the table: which nodes' items are last known, and since when. */
+function StaleNotes({ kind, nodes }: { kind: Kind; nodes: NodeView[] }): JSX.Element {
+  return (
+    <>
+      {nodes.map((n) => (
+        <p key={n.name} class="muted small stale-note" role="note">
+          <span class="badge badge-stale">last known</span> {n.name} is {n.status}: its {kind} are shown as it last reported them
+          {n.lastSeen ? <> (<span title={dateTime(n.lastSeen)}>{ago(n.lastSeen)}</span>)</> : null}; changes wait until it is back.
+        </p>
+      ))}
+    </>
+  );
+}
+
 function cell(kind: Kind, col: Column, r: Row, usage: Map<string, string[]>): ComponentChildren {
   if (col.key === 'name') return nameCell(kind, r);
-  if (col.key === 'node') return <>{r.node}{r.stale && <div class="muted small">last known</div>}</>;
+  if (col.key === 'node') return <>{r.node}{r.stale && <div><span class="badge badge-stale">last known</span></div>}</>;
   if (col.key === 'size') return bytes((r.item as DockerImage).Size);
   if (col.key === 'created') {
     const t = kind === 'images' ? (r.item as DockerImage).Created : (r.item as DockerVolume).CreatedAt ?? null;
@@ -161,12 +182,11 @@ export function FleetResources({ me, kind }: { me: Me; kind: Kind }): JSX.Elemen
   const [dialog, setDialog] = useState<'prune' | 'create' | null>(null);
   const [inspecting, setInspecting] = useState<Row | null>(null);
   const nodes = useMemo(() => visibleNodes(f.nodes), [f.nodes]);
-  // Create and prune act on the online nodes the user may change (global role or an operator grant there).
-  const online = nodes.filter((n) => n.status === 'online' && canChange(me, n)).map((n) => n.name);
+  const online = nodes.filter((n) => n.status === 'online').map((n) => n.name);
   const { rows, errors } = useFleetInventory(kind, nodes, bump);
   const usage = useMemo(() => usageOf(kind, f.containers), [kind, f.containers]);
   const columns = useMemo(() => columnsFor(kind, usage), [kind, usage]);
-  const canWrite = nodes.some((n) => canChange(me, n));
+  const canWrite = me.role !== 'viewer';
   const title = TITLE[kind];
   useEffect(() => { document.title = `${title} · dockfleet`; }, [title]);
 
@@ -239,6 +259,7 @@ export function FleetResources({ me, kind }: { me: Me; kind: Kind }): JSX.Elemen
       </form>
 
       {errors.map(([n, e]) => <p key={n} class="warn-text small">Could not read {kind} of {n}: {e}</p>)}
+      <StaleNotes kind={kind} nodes={nodes.filter((n) => n.status !== 'online' && (!nodeFilter || n.name === nodeFilter))} />
       {f.nodes === null || rows === null ? <Loading label={`Loading ${kind}…`} /> : nodes.length === 0 ? (
         <Empty title="No node to show"><p>{title} live on nodes. Enroll a node (or approve a pending one) first.</p><a class={buttonClass('primary')} href="/nodes">Go to nodes</a></Empty>
       ) : shown.length === 0 ? (
@@ -257,10 +278,20 @@ export function FleetResources({ me, kind }: { me: Me; kind: Kind }): JSX.Elemen
                     {columns.map((c) => <td key={c.key} data-label={c.label} class={c.key === 'name' ? 'cell-name' : c.key === 'subnet' ? 'mono' : undefined}>{cell(kind, c, r, usage)}</td>)}
                     <td class="cell-actions">
                       <div class="row-actions">
-                        {kind === 'volumes' && <VolumeFilesButton node={r.node} volume={(r.item as DockerVolume).Name} />}
-                        <button type="button" class={buttonClass('ghost', true)} disabled={r.stale} aria-label={`Inspect ${label} on ${r.node}`} onClick={() => setInspecting(r)}>Inspect</button>
-                        {canChange(me, r.node) && !builtin && !r.stale && (
-                          <ActionButton small variant="danger" what={`Remove ${label}`} aria-label={`Remove ${label} on ${r.node}`} confirm={askRemove(r)} onClick={remove(r)}>Remove</ActionButton>
+                        {r.stale ? (
+                          <>
+                            {kind === 'volumes' && <UnavailableAction label="Files" what={`Files of ${label}`} reason={staleReason(r.node)} />}
+                            <UnavailableAction label="Inspect" what={`Inspect ${label} on ${r.node}`} reason={staleReason(r.node)} />
+                            {canWrite && !builtin && <UnavailableAction label="Remove" what={`Remove ${label} on ${r.node}`} reason={staleReason(r.node)} />}
+                          </>
+                        ) : (
+                          <>
+                            {kind === 'volumes' && <VolumeFilesButton node={r.node} volume={(r.item as DockerVolume).Name} />}
+                            <button type="button" class={buttonClass('ghost', true)} aria-label={`Inspect ${label} on ${r.node}`} onClick={() => setInspecting(r)}>Inspect</button>
+                            {canWrite && !builtin && (
+                              <ActionButton small variant="danger" what={`Remove ${label}`} aria-label={`Remove ${label} on ${r.node}`} confirm={askRemove(r)} onClick={remove(r)}>Remove</ActionButton>
+                            )}
+                          </>
                         )}
                       </div>
                     </td>
