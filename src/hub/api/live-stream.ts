@@ -3,12 +3,15 @@
  * ({node, items}) on every change. Changes are coalesced per client and flushed a few times a
  * second, so a burst of engine events costs one message. A client that cannot keep up (more
  * than MAX_BUFFERED bytes waiting) is dropped, not buffered without end; EventSource
- * reconnects by itself and gets a fresh snapshot.
+ * reconnects by itself and gets a fresh snapshot. When the user's access changes (a grant added
+ * or removed, role or scope changed, the user disabled or signed out) the stream is ended the same
+ * way, so the reconnect carries the new access (access/access-watch.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { toDockfleetError } from '../../protocol/errors.ts';
-import type { Principals } from '../auth/principals.ts';
+import type { Principal, Principals } from '../auth/principals.ts';
 import type { NodeAccess } from '../access/node-access.ts';
+import { watchAccess } from '../access/access-watch.ts';
 import type { InventoryCache } from '../inventory-cache.ts';
 import type { NodeRegistry } from '../node-registry.ts';
 
@@ -50,19 +53,24 @@ export class LiveStream {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let access: NodeAccess;
+    let principal: Principal;
     try {
-      access = (await this.#principals.fromRequest(req)).access;
+      principal = await this.#principals.fromRequest(req);
     } catch (err) {
       const e = toDockfleetError(err);
       res.writeHead(e.status, { 'content-type': 'application/json' }).end(JSON.stringify(e.toJSON()));
       return;
     }
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' });
-    const client: Client = { res, access, nodes: true, containers: new Set(this.#registry.list().map((n) => this.#registry.byName(n.name)!.id)) };
+    const client: Client = { res, access: principal.access, nodes: true, containers: new Set(this.#registry.list().map((n) => this.#registry.byName(n.name)!.id)) };
     this.#clients.add(client);
     const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
+    const stopWatch = watchAccess(principal, () => this.#principals.fromRequest(req), () => {
+      this.#clients.delete(client);
+      res.end();
+    });
     res.once('close', () => {
+      stopWatch();
       clearInterval(keepalive);
       this.#clients.delete(client);
     });
