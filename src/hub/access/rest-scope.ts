@@ -2,15 +2,17 @@
  * Node scope on the REST API, after authentication: a route under /api/v1/nodes/NAME is
  * answered only for a node the principal sees (else node_not_found, as for a node that does not
  * exist), and a change there needs operator or admin on that node. A scoped user ("customer")
- * reaches only its own account and its nodes: every other route is refused, deny by default,
- * so a route added later is closed to customers until it filters by node itself.
+ * reaches only its own account, its nodes, and the lists that filter themselves by node (events,
+ * routes): every other route is refused, deny by default, so a route added later is closed to
+ * customers until it filters by node itself.
  */
 import type { MiddlewareHandler } from 'hono';
 import type { AuthVariables } from '../auth/rest-auth.ts';
 
 const NODE_ROUTE = /^\/api\/v1\/nodes\/([^/]+)(\/.*)?$/;
-/** What a scoped user may reach besides /api/v1/nodes…: its account, tokens and certificates. */
-const SCOPED_ALLOWED = /^\/api\/v1\/(?:nodes|me|me\/.*|session|tokens|tokens\/[^/]+|client-certs|client-certs\/[^/]+)$/;
+/** What a scoped user may reach besides /api/v1/nodes…: its account, tokens and certificates, and
+ * the events and ingress routes lists (each answers only the granted nodes' entries). */
+const SCOPED_ALLOWED = /^\/api\/v1\/(?:nodes|me|me\/.*|session|tokens|tokens\/[^/]+|client-certs|client-certs\/[^/]+|events|events\/stream|routes)$/;
 const READ_ONLY = new Set(['GET', 'HEAD']);
 
 export function restScope(): MiddlewareHandler<{ Variables: AuthVariables }> {

@@ -17,12 +17,15 @@ export interface EventFilter {
   after?: number | undefined;
   /** At most this many, the newest. */
   limit?: number | undefined;
+  /** Only events of nodes the caller may see (a scoped user's grants); applied before the limit. */
+  visible?: ((node: string) => boolean) | undefined;
 }
 
 export const DEFAULT_CAPACITY = 5_000;
 
 export function matchesEvent(e: FleetEvent, f: EventFilter): boolean {
   if (f.node && e.node !== f.node) return false;
+  if (f.visible && !f.visible(e.node)) return false;
   if (f.type && e.type !== f.type) return false;
   // "exec_start: sh" and "health_status: healthy" match their stem too.
   if (f.action && e.action !== f.action && !e.action.startsWith(`${f.action}:`)) return false;

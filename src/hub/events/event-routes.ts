@@ -3,6 +3,8 @@
  * bounded ring) and `GET /api/v1/events/stream?…` (Server-Sent Events: each new event that
  * matches, as `event: docker`; a client that reconnects with Last-Event-ID gets what it
  * missed from the ring first). A client that cannot keep up is dropped, not buffered.
+ * A scoped user ("customer") gets only the events of the nodes its grants cover; its stream
+ * ends when its access changes (the browser reconnects under the new access).
  */
 import type { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
@@ -10,6 +12,9 @@ import { z } from 'zod';
 import type { FleetEvents } from './fleet-events.ts';
 import type { FleetEvent } from '../../protocol/fleet-events.ts';
 import { matchesEvent, type EventFilter } from './event-ring.ts';
+import { watchAccess } from '../access/access-watch.ts';
+import type { AuthVariables } from '../auth/rest-auth.ts';
+import type { NodeAccess } from '../access/node-access.ts';
 
 const MAX_PENDING = 1_000;
 
@@ -32,11 +37,18 @@ function toFilter(q: z.infer<typeof filterQuery>): EventFilter {
   return f;
 }
 
-export function eventRoutes(app: Hono<any>, events: FleetEvents, parse: Parse): void {
-  app.get('/api/v1/events', (c) => c.json(events.query({ limit: 500, ...toFilter(parse(filterQuery, c.req.query())) })));
+/** Global users see every node's events; a scoped user only its granted nodes' (labels read live). */
+function visibleTo(access: NodeAccess): EventFilter {
+  return access.scoped ? { visible: (node) => access.canSee(node) } : {};
+}
+
+export function eventRoutes(app: Hono<{ Variables: AuthVariables }>, events: FleetEvents, parse: Parse): void {
+  app.get('/api/v1/events', (c) => c.json(events.query({ limit: 500, ...toFilter(parse(filterQuery, c.req.query())), ...visibleTo(c.get('principal').access) })));
 
   app.get('/api/v1/events/stream', (c) => {
-    const filter = toFilter(parse(filterQuery, c.req.query()));
+    const filter = { ...toFilter(parse(filterQuery, c.req.query())), ...visibleTo(c.get('principal').access) };
+    const principal = c.get('principal');
+    const reauthenticate = c.get('reauthenticate');
     const lastId = Number(c.req.header('last-event-id'));
     return streamSSE(c, async (stream) => {
       const pending: FleetEvent[] = [];
@@ -51,10 +63,15 @@ export function eventRoutes(app: Hono<any>, events: FleetEvents, parse: Parse): 
       };
       events.on('event', listener);
       stream.onAbort(() => wake?.());
+      let accessChanged = false;
+      const stopWatch = watchAccess(principal, reauthenticate, () => {
+        accessChanged = true;
+        wake?.();
+      });
       try {
         if (Number.isInteger(lastId) && lastId > 0) pending.unshift(...events.query({ ...live, after: lastId }).reverse());
         await stream.writeSSE({ event: 'ready', data: '{}' });
-        while (!stream.aborted && !dropped) {
+        while (!stream.aborted && !dropped && !accessChanged) {
           if (pending.length === 0) {
             await new Promise<void>((resolve) => {
               wake = resolve;
@@ -68,6 +85,7 @@ export function eventRoutes(app: Hono<any>, events: FleetEvents, parse: Parse): 
           await stream.writeSSE({ event: 'docker', id: String(e.seq), data: JSON.stringify(e) });
         }
       } finally {
+        stopWatch();
         events.off('event', listener);
       }
     });
