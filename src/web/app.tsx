@@ -80,12 +80,12 @@ const NAV: NavItem[] = [
   { href: '/containers', label: 'Containers', icon: 'containers', active: (p) => p.startsWith('/containers') },
   { href: '/stacks', label: 'Stacks', icon: 'stacks', active: (p) => p.startsWith('/stacks'), fleetWide: true },
   { href: '/jobs', label: 'Jobs', icon: 'jobs', active: (p) => p.startsWith('/jobs'), fleetWide: true },
-  { href: '/routes', label: 'Routes', icon: 'link', active: (p) => p.startsWith('/routes'), fleetWide: true },
+  { href: '/routes', label: 'Routes', icon: 'link', active: (p) => p.startsWith('/routes') },
   { href: '/images', label: 'Images', icon: 'images', active: (p) => p === '/images' || /^\/nodes\/[^/]+\/images$/.test(p) },
   { href: '/volumes', label: 'Volumes', icon: 'volumes', active: (p) => p === '/volumes' || /^\/nodes\/[^/]+\/volumes(\/|$)/.test(p) },
   { href: '/networks', label: 'Networks', icon: 'networks', active: (p) => p === '/networks' || /^\/nodes\/[^/]+\/networks$/.test(p) },
   { href: '/alerts', label: 'Alerts', icon: 'info', active: (p) => p.startsWith('/alerts'), fleetWide: true },
-  { href: '/events', label: 'Events', icon: 'jobs', active: (p) => p.startsWith('/events'), fleetWide: true },
+  { href: '/events', label: 'Events', icon: 'jobs', active: (p) => p.startsWith('/events') },
   { href: '/audit', label: 'Audit', icon: 'audit', active: (p) => p.startsWith('/audit'), fleetWide: true },
   { href: '/people', label: 'People', icon: 'account', active: (p) => p.startsWith('/people'), fleetWide: true },
   { href: '/account', label: 'Account', icon: 'account', active: (p) => p.startsWith('/account') },
@@ -207,7 +207,7 @@ function FleetWideOnly(): JSX.Element {
     <Title title="Not available">
       <div class="state state-empty">
         <h1 class="state-title">Not available to your account</h1>
-        <p class="state-body">This page covers the whole fleet; your account sees only the nodes granted to it.</p>
+        <p class="state-body">Your account reaches only the hosts granted to it; this page covers the whole fleet.</p>
         <a class={buttonClass('primary')} href="/nodes">Go to your nodes</a>
       </div>
     </Title>
