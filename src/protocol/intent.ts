@@ -1,0 +1,148 @@
+/**
+ * Signed intent: what an operator's key signs, and how a host reads it (issue 13).
+ *
+ * A host whose local policy file has `signedIntent` runs mutating work (or all work) only when it
+ * carries a signature, by an operator key that file lists, over one *intent*:
+ *
+ *   { v: 1, key, node, op, body, nonce, iat, exp, user? }
+ *
+ * - `key`: the signer's public key in its policy-file form, `ed25519:<base64url of 32 bytes>`.
+ * - `node`: the node's name on its hub (a signature for one node is refused by every other).
+ * - `op`: the exact operation, `docker <METHOD> <path and query as the engine receives them>`,
+ *   or `job <kind>` for a job (its canonical form is the body).
+ * - `body`: `sha256:<hex>` of the exact request body (the empty body included), or `stream` when
+ *   the body follows in sealed frames (intent-stream.ts), which bind every byte to this intent.
+ * - `nonce`: 16–32 random bytes, base64url; a host accepts each nonce once until `exp`.
+ * - `iat`, `exp`: milliseconds since the epoch; `exp - iat` is at most five minutes.
+ * - `user`: the name the signer goes by, for people reading logs; never trusted for access.
+ *
+ * On the wire (HTTP header `X-Dockfleet-Intent`, or a job's `intent` field) an intent is
+ * `<base64url(JSON)>.<base64url(signature)>`, and the signature is Ed25519 over the ASCII bytes
+ * of `dockfleet-intent-v1.<base64url(JSON)>`: the verifier checks the very bytes it parses.
+ *
+ * This file is shared by the agent, the CLI and the browser: no Node-only imports. Signing and
+ * verifying live with each platform (lib/intent-keys.ts in Node, WebCrypto in the browser).
+ */
+import { z } from 'zod';
+
+export const INTENT_HEADER = 'x-dockfleet-intent';
+export const INTENT_VERSION = 1;
+export const INTENT_DOMAIN = 'dockfleet-intent-v1';
+/** The longest an intent may live, and how far a signer's clock may run ahead of the host's. */
+export const MAX_INTENT_LIFETIME_MS = 5 * 60_000;
+export const CLOCK_SKEW_MS = 30_000;
+/** A whole intent header, bounded before anything is decoded. */
+export const MAX_INTENT_LENGTH = 16 * 1024;
+
+export const OPERATOR_KEY_PREFIX = 'ed25519:';
+/** `ed25519:` and the 32-byte public key in base64url without padding (43 characters). */
+export const OPERATOR_KEY = /^ed25519:[A-Za-z0-9_-]{43}$/;
+export const BODY_DIGEST = /^sha256:[0-9a-f]{64}$/;
+export const STREAM_BODY = 'stream';
+
+export const intentClaims = z.strictObject({
+  v: z.literal(INTENT_VERSION),
+  key: z.string().regex(OPERATOR_KEY),
+  node: z.string().min(1).max(128),
+  op: z.string().min(1).max(8192),
+  body: z.union([z.string().regex(BODY_DIGEST), z.literal(STREAM_BODY)]),
+  nonce: z.string().regex(/^[A-Za-z0-9_-]{22,43}$/),
+  iat: z.number().int().nonnegative(),
+  exp: z.number().int().nonnegative(),
+  user: z.string().max(128).optional(),
+});
+export type IntentClaims = z.infer<typeof intentClaims>;
+
+/** A decoded intent: its claims, the exact bytes that were signed, and the signature. */
+export interface DecodedIntent {
+  claims: IntentClaims;
+  signedBytes: Uint8Array;
+  signature: Uint8Array;
+}
+
+/** The operation string for a Docker call: method and the path with its query, unchanged. */
+export function dockerOp(method: string, pathAndQuery: string): string {
+  return `docker ${method.toUpperCase()} ${pathAndQuery}`;
+}
+
+/** The operation string for a job of this kind (its canonical form is the signed body). */
+export function jobOp(kind: string): string {
+  return `job ${kind}`;
+}
+
+/** The bytes an intent signature covers: the domain, a dot, and the payload as sent. */
+export function intentSigningBytes(payloadB64: string): Uint8Array {
+  return new TextEncoder().encode(`${INTENT_DOMAIN}.${payloadB64}`);
+}
+
+/** The wire form of a signed intent. */
+export function encodeIntent(payloadB64: string, signature: Uint8Array): string {
+  return `${payloadB64}.${toBase64Url(signature)}`;
+}
+
+/** The payload half of the wire form, for the signer to sign. */
+export function intentPayload(claims: IntentClaims): string {
+  return toBase64Url(new TextEncoder().encode(JSON.stringify(claims)));
+}
+
+/** Reads the wire form; a message for people when it is not an intent at all. */
+export function decodeIntent(wire: string): { ok: true; intent: DecodedIntent } | { ok: false; reason: string } {
+  if (wire.length > MAX_INTENT_LENGTH) return { ok: false, reason: 'the signed intent is too long' };
+  const parts = wire.split('.');
+  if (parts.length !== 2 || parts[0] === '' || parts[1] === '') return { ok: false, reason: 'the signed intent is not in the form PAYLOAD.SIGNATURE' };
+  let json: unknown;
+  let signature: Uint8Array;
+  try {
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(fromBase64Url(parts[0]!)));
+    signature = fromBase64Url(parts[1]!);
+  } catch {
+    return { ok: false, reason: 'the signed intent is not valid base64url JSON' };
+  }
+  const parsed = intentClaims.safeParse(json);
+  if (!parsed.success) return { ok: false, reason: `the signed intent is malformed (${parsed.error.issues[0]?.path.join('.') || 'claims'}: ${parsed.error.issues[0]?.message ?? 'invalid'})` };
+  if (signature.length !== 64) return { ok: false, reason: 'the signed intent has no Ed25519 signature' };
+  return { ok: true, intent: { claims: parsed.data, signedBytes: intentSigningBytes(parts[0]!), signature } };
+}
+
+/** The 32 raw bytes of an operator key in its policy-file form (throws on anything else). */
+export function operatorKeyBytes(key: string): Uint8Array {
+  if (!OPERATOR_KEY.test(key)) throw new Error('an operator key looks like ed25519: followed by 43 base64url characters');
+  return fromBase64Url(key.slice(OPERATOR_KEY_PREFIX.length));
+}
+
+export function operatorKeyOf(raw: Uint8Array): string {
+  if (raw.length !== 32) throw new Error('an Ed25519 public key is 32 bytes');
+  return `${OPERATOR_KEY_PREFIX}${toBase64Url(raw)}`;
+}
+
+/**
+ * JSON with object keys sorted (at every depth) and no whitespace: the one form of a value that
+ * the signer and the host both compute, for jobs. Only plain JSON values are allowed.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value === 'boolean' || typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new Error('canonical JSON has no NaN or Infinity');
+    return JSON.stringify(value);
+  }
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  throw new Error(`canonical JSON cannot hold a ${typeof value}`);
+}
+
+export function toBase64Url(bytes: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]!);
+  return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+export function fromBase64Url(text: string): Uint8Array {
+  if (!/^[A-Za-z0-9_-]*$/.test(text)) throw new Error('not base64url');
+  const bin = atob(text.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (text.length % 4)) % 4));
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
