@@ -171,3 +171,38 @@ test('alerts: one message per incident, retried on 500, resolved once, nothing r
   const ids = new Set(rx.got.filter((g) => g.answered === 200 && g.body?.event === 'opened').map((g) => g.body.incident.id));
   assert.equal(ids.size, 3, 'three incidents, one opening message each');
 });
+
+test('a node already offline when the hub starts: one alert after the grace, counted from the hub\'s start', { timeout: 90_000 }, async (t) => {
+  const rx = await startReceiver();
+  const dir = await mkdtemp(join(tmpdir(), 'dockfleet-alerts-start-'));
+  const hubDir = join(dir, 'hub');
+  const port = await freePort();
+  let hub: TestHub | undefined;
+  t.after(async () => {
+    await hub?.stop();
+    await rx.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  // First run: the node enrolls, connects and leaves; the hub stops long before its (60 s) grace ends.
+  hub = await startTestHub({ dataDir: hubDir, port, run: { alertTuning: { offlineGraceMs: 60_000 } } });
+  assert.equal((await hub.api('POST', '/api/v1/alert-receivers', { name: 'ops', format: 'json', url: `${rx.url}/hook` })).status, 201);
+  const agent = await startTestAgent({ hubUrl: hub.url, code: await mintCode(hub, 'box-c'), name: 'box-c', stateDir: join(dir, 'c') });
+  await agent.waitConnected();
+  await agent.stop();
+  await hub.stop({ keepData: true });
+  assert.equal(rx.got.length, 0, 'nothing sent in the first run');
+
+  // Second run: box-c never comes back. The clock starts at the hub's start (its last heartbeat is older).
+  const grace = 2_500;
+  const started = Date.now();
+  hub = await startTestHub({ dataDir: hubDir, port, run: { alertTuning: { offlineGraceMs: grace, delivery: { retryBaseMs: 300 } } } });
+  assert.equal((await hub.api('GET', '/api/v1/nodes')).json.find((n: { name: string }) => n.name === 'box-c')?.status, 'offline');
+  await until('the node-offline alert', () => delivered(rx, 'node-offline', 'opened').length > 0, 30_000);
+  const openedAt = Date.parse(delivered(rx, 'node-offline', 'opened')[0]!.body.incident.openedAt);
+  assert.ok(openedAt - started >= grace, `opened ${openedAt - started} ms after the start, before the ${grace} ms grace`);
+  await new Promise((r) => setTimeout(r, 3_000)); // several more looks of the source
+  assert.equal(delivered(rx, 'node-offline', 'opened').length, 1, 'exactly one alert');
+  assert.equal(rx.got.length, 1, 'and nothing else');
+  const incidents = (await hub.api('GET', '/api/v1/alerts')).json.filter((i: { kind: string }) => i.kind === 'node-offline');
+  assert.deepEqual(incidents.map((i: { subject: string; state: string }) => [i.subject, i.state]), [['box-c', 'open']]);
+});
