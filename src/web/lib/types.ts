@@ -343,6 +343,8 @@ export interface AlertReceiver {
   enabled: boolean;
   createdAt: string;
   lastDelivery: { event: string; state: 'pending' | 'sent' | 'failed'; attempts: number; lastStatus: number | null; lastError: string | null; at: string | null } | null;
+  /** The latest test send (kept by the hub), null until the first. */
+  lastTest: { at: string; ok: boolean; status: number | null; error: string | null } | null;
 }
 
 /** POST /api/v1/alert-receivers/ID/test. */
