@@ -10,8 +10,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { AxeBuilder } from '@axe-core/playwright';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { assertAccessible } from './support/axe.ts';
 import { launchBrowser, openAsFirstAdmin, screenshot } from './support/browser.ts';
 import { engineRequest, runContainer, startEngines, stopEngines, type TestEngine } from './support/engines.ts';
 import { mintCode, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
@@ -27,13 +27,6 @@ let allowed = '';
 let browser: Browser | undefined;
 let context: BrowserContext;
 let page: Page;
-
-async function assertAccessible(p: Page, where: string): Promise<void> {
-  const result = await new AxeBuilder({ page: p }).analyze();
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('; ')}`);
-  assert.deepEqual(bad, [], `axe at ${where}`);
-}
 
 const sockA = () => engines[0]!.socketPath;
 const sockB = () => engines[1]!.socketPath;

@@ -4,12 +4,10 @@
  * its env and recreating it keeps its named volume's data; axe finds nothing serious at 1280 and
  * 390 px. */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { AxeBuilder } from '@axe-core/playwright';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { launchBrowser, reportTrouble, screenshot } from './support/browser.ts';
+import { assertAccessible } from './support/axe.ts';
+import { launchBrowser, openAsFirstAdmin, screenshot } from './support/browser.ts';
 import { BUSYBOX_IMAGE, containerLogs, engineRequest, runContainer, waitContainer } from './support/engines.ts';
 import { waitFor } from './support/hub-fixture.ts';
 import { startNodeRig, stopNodeRig, type NodeRig } from './support/node-rig.ts';
@@ -20,29 +18,13 @@ let browser: Browser;
 let context: BrowserContext;
 let page: Page;
 
-async function assertAccessible(p: Page, where: string): Promise<void> {
-  const result = await new AxeBuilder({ page: p }).analyze();
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('; ')}`);
-  assert.deepEqual(bad, [], `axe at ${where}`);
-}
-
 const sock = () => rig.engine!.socketPath;
 const inspect = async (name: string) => (await engineRequest(sock(), 'GET', `/containers/${name}/json`)).json;
 
 before(async () => {
   rig = await startNodeRig('webrun', NODE);
   browser = await launchBrowser();
-  context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
-  reportTrouble(context);
-  page = await context.newPage();
-  page.setDefaultTimeout(15_000);
-  await page.goto(rig.hub!.url);
-  await page.getByLabel('Setup code').fill((await readFile(join(rig.hubDir!, 'setup.code'), 'utf8')).trim());
-  await page.getByLabel('Username').fill('ada');
-  await page.getByLabel('Password').fill('a long enough passphrase');
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await page.getByRole('link', { name: 'Nodes' }).waitFor();
+  ({ context, page } = await openAsFirstAdmin(browser, { url: rig.hub!.url, dataDir: rig.hubDir! }, 'Nodes'));
 });
 
 after(async () => {
