@@ -111,6 +111,21 @@ test('alerts: one message per incident, retried on 500, resolved once, nothing r
   assert.equal(rx.got[0]?.body.event, 'test');
   assert.equal(rx.got[0]?.headers.authorization, 'Bearer hdrsecret456');
   assert.equal(rx.got[0]?.path, '/hook?key=urlsecret123');
+  // The test's outcome is kept as the receiver's latest test (no incident, no delivery is made).
+  const afterTest = (await hub.api('GET', '/api/v1/alert-receivers')).json[0];
+  assert.deepEqual({ ...afterTest.lastTest, at: undefined }, { ok: true, status: 200, error: null, at: undefined });
+  assert.ok(Date.now() - Date.parse(afterTest.lastTest.at) < 10_000);
+  assert.equal(afterTest.lastDelivery, null, 'a test is not an incident\'s delivery');
+  assert.deepEqual((await hub.api('GET', '/api/v1/alerts')).json, []);
+  // A failing test is kept too, with what went wrong; a later success replaces it.
+  rx.failNext = 1;
+  assert.deepEqual((await hub.api('POST', `/api/v1/alert-receivers/${created.json.id}/test`)).json, { ok: false, status: 500, error: 'HTTP 500' });
+  assert.deepEqual((await hub.api('GET', '/api/v1/alert-receivers')).json[0].lastTest.status, 500);
+  assert.equal((await hub.api('GET', '/api/v1/alert-receivers')).json[0].lastTest.ok, false);
+  await hub.api('POST', `/api/v1/alert-receivers/${created.json.id}/test`);
+  const lastTest = (await hub.api('GET', '/api/v1/alert-receivers')).json[0].lastTest;
+  assert.equal(lastTest.ok, true);
+  rx.got.splice(0); // the three test sends; what follows counts incidents only
 
   const hubUrl = hub.url;
   const withEngine = await startTestAgent({ hubUrl, code: await mintCode(hub, 'box-a'), name: 'box-a', docker: engine.dockerHost, stateDir: join(dir, 'a') });
@@ -155,6 +170,7 @@ test('alerts: one message per incident, retried on 500, resolved once, nothing r
   await hub.stop({ keepData: true });
   hub = await startTestHub({ dataDir: hubDir, port, run: { alertTuning: { ...tuning, offlineGraceMs: 15_000 } } });
   await withEngine.waitConnected(2, 30_000);
+  assert.deepEqual((await hub.api('GET', '/api/v1/alert-receivers')).json[0].lastTest, lastTest, 'the latest test survives the restart');
   await new Promise((r) => setTimeout(r, 4_000));
   assert.deepEqual(rx.got.slice(before).map((g) => `${g.body?.incident?.kind} ${g.body?.event}`), [], 'nothing resent after the restart');
 

@@ -117,6 +117,11 @@ test('admin: add a receiver through the form, test it, see the node-offline inci
   assert.ok(test, 'the receiver got the test message');
   assert.equal(test.path, '/hook?key=urlsecret123');
   assert.equal(test.auth, 'Bearer hdrsecret456');
+  // The hub keeps the outcome as the receiver's latest test: it is still there after a reload.
+  await page.reload();
+  const kept = page.locator('tr[data-receiver="ops"] .last-test');
+  await kept.waitFor();
+  assert.match(await kept.innerText(), /^Last test: delivered HTTP 200 · \S/);
 
   // The agent stops: the incident appears without a reload, its delivery sent exactly once.
   await agent!.stop();

@@ -28,6 +28,14 @@ export interface IncidentRecord {
   resolvedAt: number | null;
 }
 
+/** A receiver's latest test send: when, whether it answered 2xx, its status, the error. */
+export interface ReceiverTestRecord {
+  at: number;
+  ok: boolean;
+  status: number | null;
+  error: string | null;
+}
+
 export interface ReceiverRecord {
   id: string;
   name: string;
@@ -39,6 +47,8 @@ export interface ReceiverRecord {
   headerNames: string[];
   enabled: boolean;
   createdAt: number;
+  /** The latest test send (null until the first); kept by `recordReceiverTest`, untouched by updates. */
+  lastTest: ReceiverTestRecord | null;
 }
 
 export interface DeliveryRecord {
@@ -75,6 +85,8 @@ export interface AlertStore {
   updateReceiver(record: ReceiverRecord): Promise<void>;
   /** False when there was no such receiver; its deliveries go with it. */
   deleteReceiver(id: string): Promise<boolean>;
+  /** Keeps the outcome of a test send as the receiver's latest (no incident or delivery is made). */
+  recordReceiverTest(id: string, test: ReceiverTestRecord): Promise<void>;
 
   dueDeliveries(now: number, limit: number): Promise<DeliveryRecord[]>;
   nextDeliveryAt(): Promise<number | null>;

@@ -69,11 +69,13 @@ export function alertRoutes(app: App, alerts: Alerts, parse: Parse): void {
     return c.json({ id: c.req.param('id'), removed: true });
   });
 
-  /** Sends a made-up incident now and says what the receiver answered (nothing is stored). */
+  /** Sends a made-up incident now and says what the receiver answered; the outcome is kept as the
+   * receiver's latest test (no incident or delivery is stored). */
   app.post('/api/v1/alert-receivers/:id/test', async (c) => {
     admin(c);
     const receiver = await alerts.receivers.require(c.req.param('id'));
     const outcome = await alerts.worker.send(receiver, 'test', Alerts.testIncident());
+    await alerts.store.recordReceiverTest(receiver.id, { at: Date.now(), ...outcome });
     return c.json(outcome);
   });
 }

@@ -53,6 +53,8 @@ export interface ReceiverView {
   headerNames: string[];
   enabled: boolean;
   createdAt: string;
+  /** The latest test send, kept across restarts: when, 2xx or not, the HTTP status, the error. */
+  lastTest: { at: string; ok: boolean; status: number | null; error: string | null } | null;
 }
 
 const context = (id: string): string => `alert-receiver:${id}`;
@@ -79,7 +81,7 @@ export class Receivers {
 
   async create(body: ReceiverBody): Promise<ReceiverView> {
     const id = `rcv_${randomUUID()}`;
-    const record = this.#sealed(id, body.name, body.format, { url: body.url, headers: body.headers ?? {} }, body.enabled ?? true, Date.now());
+    const record = this.#sealed(id, body.name, body.format, { url: body.url, headers: body.headers ?? {} }, body.enabled ?? true, Date.now(), null);
     await this.#store.insertReceiver(record);
     return viewOf(record);
   }
@@ -88,7 +90,7 @@ export class Receivers {
     const current = await this.require(id);
     const target = this.target(current);
     const next = this.#sealed(id, patch.name ?? current.name, patch.format ?? current.format,
-      { url: patch.url ?? target.url, headers: patch.headers ?? target.headers }, patch.enabled ?? current.enabled, current.createdAt);
+      { url: patch.url ?? target.url, headers: patch.headers ?? target.headers }, patch.enabled ?? current.enabled, current.createdAt, current.lastTest);
     await this.#store.updateReceiver(next);
     return viewOf(next);
   }
@@ -101,9 +103,10 @@ export class Receivers {
     return JSON.parse(this.#box.openText(record.sealedTarget, context(record.id))) as ReceiverTarget;
   }
 
-  #sealed(id: string, name: string, format: ReceiverRecord['format'], target: ReceiverTarget, enabled: boolean, createdAt: number): ReceiverRecord {
+  #sealed(id: string, name: string, format: ReceiverRecord['format'], target: ReceiverTarget, enabled: boolean, createdAt: number,
+    lastTest: ReceiverRecord['lastTest']): ReceiverRecord {
     return {
-      id, name, format, enabled, createdAt,
+      id, name, format, enabled, createdAt, lastTest,
       sealedTarget: this.#box.seal(JSON.stringify(target), context(id)),
       targetHint: hintOf(target.url),
       headerNames: Object.keys(target.headers).sort(),
@@ -112,5 +115,8 @@ export class Receivers {
 }
 
 export function viewOf(r: ReceiverRecord): ReceiverView {
-  return { id: r.id, name: r.name, format: r.format, target: r.targetHint, headerNames: r.headerNames, enabled: r.enabled, createdAt: new Date(r.createdAt).toISOString() };
+  return {
+    id: r.id, name: r.name, format: r.format, target: r.targetHint, headerNames: r.headerNames, enabled: r.enabled, createdAt: new Date(r.createdAt).toISOString(),
+    lastTest: r.lastTest && { at: new Date(r.lastTest.at).toISOString(), ok: r.lastTest.ok, status: r.lastTest.status, error: r.lastTest.error },
+  };
 }

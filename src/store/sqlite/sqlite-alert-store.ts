@@ -1,7 +1,7 @@
 /** AlertStore on the hub's SQLite database (the alerts migration's tables). */
 import type Database from 'better-sqlite3';
 import { DockfleetError } from '../../protocol/errors.ts';
-import type { AlertEvent, AlertStore, DeliveryRecord, IncidentRecord, IncidentSeverity, ReceiverRecord } from '../alert-store.ts';
+import type { AlertEvent, AlertStore, DeliveryRecord, IncidentRecord, IncidentSeverity, ReceiverRecord, ReceiverTestRecord } from '../alert-store.ts';
 import { StatementCache, translateStorageFailures } from './statement-cache.ts';
 
 interface IncidentRow {
@@ -11,6 +11,7 @@ interface IncidentRow {
 interface ReceiverRow {
   id: string; name: string; format: ReceiverRecord['format']; sealed_target: string; target_hint: string;
   header_names_json: string; enabled: number; created_at: number;
+  last_test_at: number | null; last_test_ok: number | null; last_test_status: number | null; last_test_error: string | null;
 }
 interface DeliveryRow {
   id: string; incident_id: string; event: AlertEvent; receiver_id: string; state: DeliveryRecord['state']; attempts: number;
@@ -24,6 +25,7 @@ const incidentFrom = (r: IncidentRow): IncidentRecord => ({
 const receiverFrom = (r: ReceiverRow): ReceiverRecord => ({
   id: r.id, name: r.name, format: r.format, sealedTarget: r.sealed_target, targetHint: r.target_hint,
   headerNames: JSON.parse(r.header_names_json) as string[], enabled: r.enabled === 1, createdAt: r.created_at,
+  lastTest: r.last_test_at === null ? null : { at: r.last_test_at, ok: r.last_test_ok === 1, status: r.last_test_status, error: r.last_test_error },
 });
 const deliveryFrom = (r: DeliveryRow): DeliveryRecord => ({
   id: r.id, incidentId: r.incident_id, event: r.event, receiverId: r.receiver_id, state: r.state, attempts: r.attempts,
@@ -112,6 +114,11 @@ export class SqliteAlertStore implements AlertStore {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw new DockfleetError('conflict', `a receiver named ${r.name} exists already`);
       throw err;
     }
+  }
+
+  async recordReceiverTest(id: string, t: ReceiverTestRecord): Promise<void> {
+    this.#sql.get('UPDATE alert_receivers SET last_test_at = ?, last_test_ok = ?, last_test_status = ?, last_test_error = ? WHERE id = ?')
+      .run(t.at, t.ok ? 1 : 0, t.status, t.error, id);
   }
 
   async deleteReceiver(id: string): Promise<boolean> {

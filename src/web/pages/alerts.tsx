@@ -134,6 +134,13 @@ function DeliveryState({ d }: { d: DeliveryShown }): JSX.Element {
 // ---------------------------------------------------------------------------------------------
 // Receivers (admin)
 
+type TestOutcome = { ok: boolean; status: number | null; error: string | null };
+/** What the receiver answered a test: "HTTP 200", "HTTP 500 — …", "connection refused". */
+const answerWords = (o: TestOutcome): string =>
+  `${o.status !== null ? `HTTP ${o.status}` : o.error ?? 'no answer'}${!o.ok && o.error && o.status !== null ? ` — ${o.error}` : ''}`;
+/** A test send's outcome in words: "Test delivered (HTTP 200)" or "Test failed: HTTP 500 — …". */
+const testWords = (o: TestOutcome): string => (o.ok ? `Test delivered (${answerWords(o)})` : `Test failed: ${answerWords(o)}`);
+
 function ReceiversCard(): JSX.Element {
   const receivers = useAsync((signal) => get<AlertReceiver[]>('/api/v1/alert-receivers', { signal }), []);
   const [tested, setTested] = useState<Record<string, string>>({});
@@ -156,8 +163,8 @@ function ReceiversCard(): JSX.Element {
     setTested((t) => ({ ...t, [r.id]: 'Sending…' }));
     try {
       const o = await post<AlertTestOutcome>(`/api/v1/alert-receivers/${enc(r.id)}/test`);
-      const what = o.status !== null ? `HTTP ${o.status}` : o.error ?? 'no answer';
-      setTested((t) => ({ ...t, [r.id]: o.ok ? `Test delivered (${what})` : `Test failed: ${what}${o.error && o.status !== null ? ` — ${o.error}` : ''}` }));
+      setTested((t) => ({ ...t, [r.id]: testWords(o) }));
+      receivers.reload(); // the hub keeps the outcome as the receiver's latest test
     } catch (err) {
       setTested((t) => ({ ...t, [r.id]: `Test failed: ${errorMessage(err)}` }));
     }
@@ -189,6 +196,12 @@ function ReceiversCard(): JSX.Element {
                     <td data-label="Enabled">{r.enabled ? <span class="badge badge-ok">enabled</span> : <span class="badge badge-muted">disabled</span>}</td>
                     <td data-label="Latest delivery" class="small">
                       {r.lastDelivery ? <><DeliveryState d={r.lastDelivery} />{r.lastDelivery.at && <> · {ago(r.lastDelivery.at)}</>}</> : <span class="muted">none yet</span>}
+                      {r.lastTest && (
+                        <div class="last-test">
+                          Last test: <span class={`badge ${r.lastTest.ok ? 'badge-ok' : 'badge-bad'}`}>{r.lastTest.ok ? 'delivered' : 'failed'}</span>{' '}
+                          {answerWords(r.lastTest)} · <time dateTime={r.lastTest.at} title={dateTime(r.lastTest.at)}>{ago(r.lastTest.at)}</time>
+                        </div>
+                      )}
                       {tested[r.id] && <div role="status" class="test-result">{tested[r.id]}</div>}
                     </td>
                     <td class="cell-actions">
