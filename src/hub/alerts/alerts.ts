@@ -15,9 +15,9 @@ import { DeliveryWorker, type DeliveryTuning } from './delivery-worker.ts';
 import { IncidentBook } from './incident-book.ts';
 import { Receivers } from './receivers.ts';
 import { ContainerSource, type ContainerLoopTuning } from './sources/container-source.ts';
-import { JobFailureSource } from './sources/job-failure-source.ts';
+import { jobFailureSource } from './sources/job-failure-source.ts';
 import { NodeOfflineSource } from './sources/node-offline-source.ts';
-import { StackDriftSource } from './sources/stack-drift-source.ts';
+import { stackDriftSource } from './sources/stack-drift-source.ts';
 
 export interface AlertTuning {
   /** How long a node may be away before it is an incident (default 30 s). */
@@ -61,8 +61,8 @@ export class Alerts {
     const sources: AlertSource[] = [
       new NodeOfflineSource(deps.registry, deps.tuning?.offlineGraceMs ?? OFFLINE_GRACE_DEFAULT_MS),
       new ContainerSource(deps.registry, deps.inventory, deps.tuning?.containerLoop ?? {}),
-      new StackDriftSource(deps.stackStatus),
-      new JobFailureSource(deps.jobs),
+      stackDriftSource(deps.stackStatus),
+      jobFailureSource(deps.jobs),
       ...(deps.extraSources ?? []),
     ];
     for (const source of sources) alerts.#stops.push(source.start(alerts.book));

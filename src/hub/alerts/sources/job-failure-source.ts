@@ -9,27 +9,26 @@ import type { AlertSource, ConditionSink } from '../alert-source.ts';
 
 const KIND = 'job-failed';
 
-export class JobFailureSource implements AlertSource {
-  readonly kind = KIND;
-  readonly #jobs: JobQueue;
+function look(sink: ConditionSink, job: JobView): void {
+  const key = `${KIND}:${job.kind}:${job.stack}:${job.node}`;
+  if (job.state === 'succeeded') return sink.clear(key);
+  if (job.state !== 'failed') return;
+  const why = job.error ? `${job.errorCode ? `${job.errorCode}: ` : ''}${job.error}` : 'no reason given';
+  sink.raise(KIND, {
+    key, severity: 'warning', node: job.node, subject: job.stack,
+    title: `${job.kind} of ${job.stack} failed on ${job.node}`,
+    detail: `Job ${job.id} failed: ${why.slice(0, 1000)}`,
+  });
+}
 
-  constructor(jobs: JobQueue) {
-    this.#jobs = jobs;
-  }
-
-  start(sink: ConditionSink): () => void {
-    const onFinished = (job: JobView): void => {
-      const key = `${KIND}:${job.kind}:${job.stack}:${job.node}`;
-      if (job.state === 'succeeded') return sink.clear(key);
-      if (job.state !== 'failed') return;
-      const why = job.error ? `${job.errorCode ? `${job.errorCode}: ` : ''}${job.error}` : 'no reason given';
-      sink.raise(KIND, {
-        key, severity: 'warning', node: job.node, subject: job.stack,
-        title: `${job.kind} of ${job.stack} failed on ${job.node}`,
-        detail: `Job ${job.id} failed: ${why.slice(0, 1000)}`,
-      });
-    };
-    this.#jobs.on('finished', onFinished);
-    return () => this.#jobs.off('finished', onFinished);
-  }
+/** Watches the queue's finished jobs. */
+export function jobFailureSource(jobs: JobQueue): AlertSource {
+  return {
+    kind: KIND,
+    start(sink) {
+      const onFinished = (job: JobView): void => look(sink, job);
+      jobs.on('finished', onFinished);
+      return () => jobs.off('finished', onFinished);
+    },
+  };
 }
