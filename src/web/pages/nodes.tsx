@@ -123,7 +123,7 @@ function NodeCard({ node: n, isAdmin, canLabel }: { node: NodeView; isAdmin: boo
             {n.status !== 'revoked' && (canLabel ? (
               <button type="button" class={buttonClass('link', true)} onClick={() => setEditingLabels(true)}>Edit labels<span class="sr-only"> of {n.name}</span></button>
             ) : (
-              <button type="button" class={buttonClass('link', true)} disabled title="Editing labels needs an operator or admin">Edit labels<span class="sr-only"> of {n.name} (needs an operator or admin)</span></button>
+              <button type="button" class={buttonClass('link', true)} disabled title="Editing labels needs the operator or admin role across the fleet">Edit labels<span class="sr-only"> of {n.name} (needs the operator or admin role across the fleet)</span></button>
             ))}
           </dd>
         </div>
