@@ -35,10 +35,28 @@ const containersReady: Ready = ({ containers }) => {
   return containers === 0 ? !!document.querySelector('main h1') : text.includes(`${containers.toLocaleString('en-US')} on`) || text.includes(`${containers} on`);
 };
 
-/** Loads `url`; returns ms from navigation start until `ready` holds, and first contentful paint. */
+/**
+ * Loads `url`; returns ms from navigation start until `ready` holds, and first contentful paint.
+ * Chromium aborts loads (ERR_NETWORK_CHANGED) when engines on the machine add bridges or veths:
+ * such a load is not a measurement, so it is made again.
+ */
 async function timeLoad(page: Page, url: string, ready: Ready, expect: { nodes: number; containers: number }): Promise<{ readyMs: number; fcpMs: number | null }> {
-  await page.goto(url, { waitUntil: 'commit' });
-  await page.waitForFunction(ready, expect, { timeout: 30_000, polling: 'raf' });
+  for (let attempt = 1; ; attempt++) {
+    let dropped = false;
+    const onFailed = (req: { failure(): { errorText: string } | null }): void => void (dropped ||= /ERR_NETWORK_CHANGED/.test(req.failure()?.errorText ?? ''));
+    page.on('requestfailed', onFailed);
+    try {
+      await page.goto(url, { waitUntil: 'commit' });
+      await page.waitForFunction(ready, expect, { timeout: 30_000, polling: 'raf' });
+      if (!dropped) break;
+    } catch (err) {
+      if (attempt >= 5 || !(dropped || /ERR_NETWORK_CHANGED/.test((err as Error).message))) throw err;
+    } finally {
+      page.off('requestfailed', onFailed);
+    }
+    if (attempt >= 5) throw new Error(`${url}: the network changed under every load`);
+    await new Promise((r) => setTimeout(r, 250 * attempt));
+  }
   return page.evaluate(() => ({
     readyMs: performance.now(),
     fcpMs: performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? null,
