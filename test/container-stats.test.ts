@@ -112,6 +112,24 @@ test('when the page stops watching, the agent stops sampling; a new page gets th
   }
 });
 
+test('forty containers watched at once all get points within seconds (the engine answers each one-shot call after about 1 s, so asking a few at a time fell behind)', async () => {
+  const many: string[] = [];
+  for (let i = 0; i < 40; i += 8) many.push(...await Promise.all(Array.from({ length: 8 }, () => runContainer(rig.engine, { cmd: ['sh', '-c', 'while :; do sleep 1; done'] }))));
+  const feed = await openFeed(many.map((id) => `c=${NODE}/${id}`).join('&'));
+  try {
+    assert.equal(feed.res.statusCode, 200);
+    const started = Date.now();
+    // Two points each: what a sparkline needs to draw a line.
+    const lagging = () => many.filter((id) => pointsOf(feed, id).length < 2);
+    await waitFor(() => lagging().length === 0, 12_000, 'two points for every container').catch(() => {
+      assert.fail(`${lagging().length} of ${many.length} containers had fewer than two points after ${Date.now() - started} ms`);
+    });
+    assert.ok(Date.now() - started < 12_000);
+  } finally {
+    feed.close();
+  }
+});
+
 test('the feed refuses bad input and callers without credentials', async () => {
   const bad = await openFeed('c=not-a-node-and-id');
   assert.equal(bad.res.statusCode, 400);

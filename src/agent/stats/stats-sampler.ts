@@ -1,21 +1,20 @@
 /**
- * Samples what the hub's open stats streams name, and nothing else: a timer runs only while at
- * least one stream is open, each tick asks the engine for a one-shot stats answer per watched
- * container (a few at a time), turns it into a point with the previous sample's counters (a
- * container's first sample gives counters only, no point), and hands the tick's line to every
- * stream. Memory is bounded: one set of counters per watched container, forgotten when no
- * stream names it any more.
+ * Samples what the hub's open stats streams name, and nothing else: while at least one stream is
+ * open, each watched container has an engine stats stream of its own (container-feed.ts), and a
+ * timer gathers, once a tick, the points that arrived since the last one and hands the tick's
+ * line to every stream. Memory is bounded: one feed per watched container (at most
+ * MAX_WATCHED_PER_NODE), closed when no stream names it any more. When the last stream closes,
+ * the feeds are kept LINGER_MS so a hub that reopens its stream with a changed set (a page
+ * scrolled) does not restart every feed; then sampling stops.
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../../lib/logger.ts';
 import { MAX_WATCHED_PER_NODE, STATS_INTERVAL_MS, type ContainerPoint, type StatsLine } from '../../protocol/stats.ts';
 import type { EngineClient } from '../engine-client.ts';
+import { ContainerFeed } from './container-feed.ts';
 import { HostUsage } from './host-usage.ts';
-import { countersOf, pointOf, type Counters, type EngineStats } from './stats-math.ts';
 
-/** Engine calls in flight at once per tick. */
-const CONCURRENCY = 8;
-const ENGINE_TIMEOUT_MS = 5_000;
+const LINGER_MS = 2_000;
 
 export interface StatsWatch {
   readonly ids: readonly string[];
@@ -28,9 +27,10 @@ export class StatsSampler extends EventEmitter<{ tick: [StatsLine] }> {
   readonly #log: Logger;
   readonly #intervalMs: number;
   readonly #watches = new Set<StatsWatch>();
-  readonly #counters = new Map<string, Counters>();
+  readonly #feeds = new Map<string, ContainerFeed>();
   readonly #host = new HostUsage();
   #timer: NodeJS.Timeout | null = null;
+  #linger: NodeJS.Timeout | null = null;
   #ticking = false;
   /** Ticks run since start (diagnostics and tests). */
   ticks = 0;
@@ -46,27 +46,40 @@ export class StatsSampler extends EventEmitter<{ tick: [StatsLine] }> {
     return this.#timer !== null;
   }
 
+  /** Containers with an open engine stats feed now (diagnostics and tests). */
+  get feeds(): number {
+    return this.#feeds.size;
+  }
+
   /** Starts sampling what `watch` names; the returned function stops it. */
   watch(watch: StatsWatch): () => void {
     this.#watches.add(watch);
+    if (this.#linger) clearTimeout(this.#linger);
+    this.#linger = null;
+    this.#sync();
     if (!this.#timer) {
       this.#log.info({ containers: watch.ids.length, host: watch.host }, 'stats sampling started');
       this.#timer = setInterval(() => void this.#tick(), this.#intervalMs);
-      void this.#tick();
     }
     return () => {
       if (!this.#watches.delete(watch)) return;
-      if (this.#watches.size === 0) this.stop();
-      else this.#forgetUnwatched();
+      if (this.#watches.size > 0) return this.#sync();
+      this.#linger ??= setTimeout(() => {
+        this.#linger = null;
+        if (this.#watches.size === 0) this.stop();
+      }, LINGER_MS);
     };
   }
 
   stop(): void {
     this.#watches.clear();
+    if (this.#linger) clearTimeout(this.#linger);
+    this.#linger = null;
+    for (const feed of this.#feeds.values()) feed.close();
+    this.#feeds.clear();
     if (!this.#timer) return;
     clearInterval(this.#timer);
     this.#timer = null;
-    this.#counters.clear();
     this.#host.reset();
     this.#log.info('stats sampling stopped');
   }
@@ -81,29 +94,29 @@ export class StatsSampler extends EventEmitter<{ tick: [StatsLine] }> {
     return { ids: [...ids], host };
   }
 
-  #forgetUnwatched(): void {
-    const { ids } = this.#wanted();
-    const keep = new Set(ids);
-    for (const id of this.#counters.keys()) if (!keep.has(id)) this.#counters.delete(id);
+  /** Opens a feed for each newly watched container and closes those nobody names any more. */
+  #sync(): void {
+    const keep = new Set(this.#wanted().ids);
+    for (const [id, feed] of this.#feeds) {
+      if (keep.has(id)) continue;
+      feed.close();
+      this.#feeds.delete(id);
+    }
+    for (const id of keep) if (!this.#feeds.has(id)) this.#feeds.set(id, new ContainerFeed(this.#engine.socketPath, id));
   }
 
   async #tick(): Promise<void> {
-    // A slow engine makes ticks skip rather than pile up.
     if (this.#ticking || this.#watches.size === 0) return;
     this.#ticking = true;
     try {
-      const { ids, host } = this.#wanted();
-      const points: ContainerPoint[] = [];
-      let next = 0;
-      const worker = async (): Promise<void> => {
-        while (next < ids.length) {
-          const id = ids[next++]!;
-          const point = await this.#sampleOne(id);
-          if (point) points.push(point);
-        }
-      };
-      const [hostPoint] = await Promise.all([host ? this.#host.sample() : Promise.resolve(null), ...Array.from({ length: Math.min(CONCURRENCY, ids.length) }, worker)]);
+      const { host } = this.#wanted();
+      const hostPoint = host ? await this.#host.sample() : null;
       if (this.#watches.size === 0) return;
+      const points: ContainerPoint[] = [];
+      for (const feed of this.#feeds.values()) {
+        const p = feed.take();
+        if (p) points.push(p);
+      }
       this.ticks++;
       const line: StatsLine = { at: Date.now(), containers: points, ...(hostPoint ? { host: hostPoint } : {}) };
       for (const w of [...this.#watches]) {
@@ -116,28 +129,5 @@ export class StatsSampler extends EventEmitter<{ tick: [StatsLine] }> {
     } finally {
       this.#ticking = false;
     }
-  }
-
-  /** One container's point, or null when it is gone or not running (its counters are forgotten). */
-  async #sampleOne(id: string): Promise<ContainerPoint | null> {
-    let stats: EngineStats;
-    try {
-      stats = await this.#engine.json<EngineStats>({ path: `/containers/${id}/stats?stream=false&one-shot=true`, timeoutMs: ENGINE_TIMEOUT_MS });
-    } catch {
-      this.#counters.delete(id);
-      return null;
-    }
-    const atMs = Date.now();
-    const now = countersOf(stats, atMs);
-    // A stopped container answers with zeros: nothing to show.
-    if (now.systemTotal === 0) {
-      this.#counters.delete(id);
-      return null;
-    }
-    const before = this.#counters.get(id) ?? null;
-    if (this.#watches.size > 0) this.#counters.set(id, now);
-    // The first sample only sets the counters: with nothing to compare, CPU and the rates would
-    // read 0, a false dip on every chart each time sampling (re)starts.
-    return before ? pointOf(id, stats, now, before) : null;
   }
 }
