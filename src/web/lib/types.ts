@@ -21,7 +21,7 @@ export interface NodeView {
 export interface Me {
   name: string;
   role: Role;
-  /** Limited to granted nodes: nothing fleet-wide (stacks, jobs, routes, alerts, events, audit, people). */
+  /** Limited to granted nodes: nothing fleet-wide (stacks, jobs, alerts, audit, people); events and routes come filtered. */
   scoped?: boolean;
   /** Node grants (by name or label key/value); lib/access.ts combines them with `role` per node. */
   grants?: NodeGrant[];
