@@ -16,7 +16,7 @@ export function lazyPage<P extends object>(load: Loader<P>, label = 'Loading…'
   let loaded: ComponentType<P> | null = null;
   let pending: Promise<ComponentType<P>> | null = null;
   const fetchPage = (): Promise<ComponentType<P>> => {
-    pending ??= load().then(
+    pending ??= withRetries(load).then(
       (c) => (loaded = c),
       (err: unknown) => {
         pending = null; // a Retry fetches again
@@ -52,6 +52,18 @@ export function lazyPage<P extends object>(load: Loader<P>, label = 'Loading…'
     }
     return <Loading label={label} />;
   };
+}
+
+/** A dropped fetch (Chromium aborts loads when the host's network changes) is tried twice more, quietly. */
+async function withRetries<T>(load: () => Promise<T>): Promise<T> {
+  for (const wait of [300, 1000]) {
+    try {
+      return await load();
+    } catch {
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+  return load();
 }
 
 /** Browsers word a failed chunk fetch tersely ("Failed to fetch dynamically imported module: …"). */
