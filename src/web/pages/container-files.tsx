@@ -11,16 +11,17 @@
 import type { JSX } from 'preact';
 import { useRef, useState } from 'preact/hooks';
 import { confirmAction } from '../components/dialog.tsx';
+import { FileTable } from '../components/file-table.tsx';
 import { Icon } from '../components/icons.tsx';
 import { toast } from '../components/toasts.tsx';
 import { AsyncView, ErrorState, InlineError, buttonClass, useAsync } from '../components/ui.tsx';
 import { dockerPath, errorMessage, request } from '../lib/api.ts';
-import { ago, bytes, dateTime, fileMode } from '../lib/format.ts';
+import { ago, bytes } from '../lib/format.ts';
 import { fleet } from '../lib/live.ts';
 import { policyAllows, policyRefusal } from '../lib/policy.ts';
 import { useLocation } from '../lib/router.ts';
 import { useStore } from '../lib/store.ts';
-import { tarOneFile, walkTar, type TarEntry, type TarKind } from '../lib/tar.ts';
+import { tarOneFile, walkTar, type TarEntry } from '../lib/tar.ts';
 
 const LIST_BYTE_CAP = 64 * 1024 * 1024;
 const LIST_ENTRY_CAP = 2000;
@@ -112,8 +113,6 @@ async function downloadFile(node: string, id: string, path: string, name: string
   if (!data) throw new Error(`${name} is not a regular file.`);
   saveBlob(new Blob([data as Uint8Array<ArrayBuffer>]), name);
 }
-
-const kindOf = (k: TarKind): string => (k === 'dir' ? 'dir' : k === 'symlink' ? 'symlink' : 'file');
 
 export function ContainerFilesView({ node, id, name, canWrite }: { node: string; id: string; name: string; canWrite: boolean }): JSX.Element {
   const view = useStore(fleet).nodes?.find((n) => n.name === node);
@@ -208,62 +207,24 @@ export function ContainerFilesView({ node, id, name, canWrite }: { node: string;
             </button>
           </div>
         ) : (
-          <div class="table-wrap">
-            <table class="table responsive files-table">
-              <caption class="sr-only">Files in {dir} of {name}</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Size</th>
-                  <th scope="col">Modified</th>
-                  <th scope="col">Mode</th>
-                  <th scope="col"><span class="sr-only">Actions</span></th>
-                </tr>
-              </thead>
-              <tbody>
-                {dir !== '/' && (
-                  <tr><td data-label="Name" class="cell-name" colSpan={5}><a href={href(normalizePath(`${dir}/..`))}><Icon name="folder" size={16} /> .. <span class="sr-only">(parent folder)</span></a></td></tr>
+          <FileTable caption={`Files in ${dir} of ${name}`} dir={dir} entries={l.entries} href={href}
+            rowOf={(e) => ({ name: e.path, path: join(dir, e.path), kind: e.kind, size: e.size, mode: e.mode, modified: e.mtime.toISOString(), linkTarget: e.linkTarget })}
+            actions={(e, { path }) => (
+              <>
+                {e.kind === 'file' && (
+                  <button type="button" class={buttonClass('ghost', true)} disabled={busy === path} onClick={() => void download(path, e.path)} aria-label={`Download ${e.path}`}>
+                    <Icon name="download" size={15} />Download
+                  </button>
                 )}
-                {l.entries.length === 0 && <tr><td colSpan={5} class="muted">This folder is empty.</td></tr>}
-                {l.entries.map((e) => {
-                  const path = join(dir, e.path);
-                  return (
-                    <tr key={e.path}>
-                      <td data-label="Name" class="cell-name">
-                        {e.kind === 'dir' ? (
-                          <a href={href(path)} class="file-link"><Icon name="folder" size={16} /><span class="break">{e.path}</span></a>
-                        ) : (
-                          <span class="file-link">
-                            <Icon name={e.kind === 'symlink' ? 'link' : 'file'} size={16} /><span class="break">{e.path}</span>
-                            {e.kind === 'symlink' && <span class="muted small"> → {e.linkTarget}</span>}
-                            {e.kind === 'other' && <span class="muted small"> (special file)</span>}
-                          </span>
-                        )}
-                      </td>
-                      <td data-label="Size">{e.kind === 'dir' ? '—' : bytes(e.size)}</td>
-                      <td data-label="Modified" title={dateTime(e.mtime.toISOString())}>{ago(e.mtime.toISOString())}</td>
-                      <td data-label="Mode" class="mono small">{fileMode(e.mode, kindOf(e.kind))}</td>
-                      <td class="cell-actions">
-                        <div class="row-actions">
-                          {e.kind === 'file' && (
-                            <button type="button" class={buttonClass('ghost', true)} disabled={busy === path} onClick={() => void download(path, e.path)} aria-label={`Download ${e.path}`}>
-                              <Icon name="download" size={15} />Download
-                            </button>
-                          )}
-                          {e.kind === 'dir' && (
-                            <a class={buttonClass('ghost', true)} href={archivePath(node, id, path)} download={`${e.path}.tar`} aria-label={`Download ${e.path} as tar`}>
-                              <Icon name="download" size={15} />Tar
-                            </a>
-                          )}
-                        </div>
-                      </td>
-                    </tr>
-                  );
-                })}
-              </tbody>
-            </table>
+                {e.kind === 'dir' && (
+                  <a class={buttonClass('ghost', true)} href={archivePath(node, id, path)} download={`${e.path}.tar`} aria-label={`Download ${e.path} as tar`}>
+                    <Icon name="download" size={15} />Tar
+                  </a>
+                )}
+              </>
+            )}>
             {l.incomplete && <p class="warn-text small table-note">This folder is large: the list stopped after {l.entries.length} entries and {bytes(LIST_BYTE_CAP)} read, so some entries are missing. Open a folder further down.</p>}
-          </div>
+          </FileTable>
         )}
       </AsyncView>
     </section>

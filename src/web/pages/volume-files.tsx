@@ -2,12 +2,13 @@
 import type { JSX } from 'preact';
 import { useRef, useState } from 'preact/hooks';
 import { Dialog, confirmAction } from '../components/dialog.tsx';
+import { FileTable } from '../components/file-table.tsx';
 import { Icon } from '../components/icons.tsx';
 import { toast } from '../components/toasts.tsx';
 import { ActionButton, Empty, ErrorState, InlineError, Loading, PageHeader, SubmitButton, buttonClass, useAsync } from '../components/ui.tsx';
 import { canChange } from '../lib/access.ts';
 import { ApiError, UI_HEADER, apiNodePath, del, errorMessage, get, post } from '../lib/api.ts';
-import { ago, bytes, dateTime, fileMode } from '../lib/format.ts';
+import { bytes } from '../lib/format.ts';
 import { useLocation } from '../lib/router.ts';
 import type { FileEntry, FileListing, Me } from '../lib/types.ts';
 
@@ -211,71 +212,26 @@ export function VolumeFilesPage({ me, node, volume }: { me: Me; node: string; vo
             {entries.length === 0 && dir === '/' ? (
               <Empty title="This volume is empty">{canWrite && <p>Upload files or drop them here.</p>}</Empty>
             ) : (
-              <div class="table-wrap">
-                <table class="table responsive files-table">
-                  <caption class="sr-only">Files in {dir}</caption>
-                  <thead>
-                    <tr>
-                      <th scope="col">Name</th>
-                      <th scope="col">Size</th>
-                      <th scope="col">Modified</th>
-                      <th scope="col">Mode</th>
-                      <th scope="col"><span class="sr-only">Actions</span></th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {dir !== '/' && (
-                      <tr>
-                        <td data-label="Name" class="cell-name" colSpan={5}>
-                          <a href={filesHref(normalizePath(`${dir}/..`))}><Icon name="folder" size={16} /> .. <span class="sr-only">(parent folder)</span></a>
-                        </td>
-                      </tr>
+              <FileTable caption={`Files in ${dir}`} dir={dir} entries={entries} href={filesHref}
+                rowOf={(e) => ({ name: e.name, path: joinPath(dir, e.name), kind: e.type, size: e.size, mode: e.mode, modified: e.modifiedAt, linkTarget: e.linkTarget })}
+                actions={(e, { path }) => (
+                  <>
+                    {e.type === 'file' && (
+                      <a class={buttonClass('ghost', true)} href={`${base}?path=${encodeURIComponent(apiPath(path))}&download=1`} download={e.name}>
+                        <Icon name="download" size={15} />
+                        Download
+                      </a>
                     )}
-                    {entries.length === 0 && (
-                      <tr><td colSpan={5} class="muted">This folder is empty.</td></tr>
+                    {canWrite && (
+                      <>
+                        <button type="button" class={buttonClass('ghost', true)} onClick={() => setRenaming(e)}>Rename</button>
+                        <ActionButton small variant="danger" what={`Delete ${e.name}`} confirm={askRemove(e)} onClick={() => removeEntry(e)}>Delete</ActionButton>
+                      </>
                     )}
-                    {entries.map((e) => {
-                      const path = joinPath(dir, e.name);
-                      return (
-                        <tr key={e.name}>
-                          <td data-label="Name" class="cell-name">
-                            {e.type === 'dir' ? (
-                              <a href={filesHref(path)} class="file-link"><Icon name="folder" size={16} /><span class="break">{e.name}</span></a>
-                            ) : (
-                              <span class="file-link">
-                                <Icon name={e.type === 'symlink' ? 'link' : 'file'} size={16} />
-                                <span class="break">{e.name}</span>
-                                {e.type === 'symlink' && e.linkTarget && <span class="muted small"> → {e.linkTarget}</span>}
-                                {e.type === 'other' && <span class="muted small"> (special file)</span>}
-                              </span>
-                            )}
-                          </td>
-                          <td data-label="Size">{e.type === 'dir' ? '—' : bytes(e.size)}</td>
-                          <td data-label="Modified" title={dateTime(e.modifiedAt)}>{ago(e.modifiedAt)}</td>
-                          <td data-label="Mode" class="mono small">{fileMode(e.mode, e.type)}</td>
-                          <td class="cell-actions">
-                            <div class="row-actions">
-                              {e.type === 'file' && (
-                                <a class={buttonClass('ghost', true)} href={`${base}?path=${encodeURIComponent(apiPath(path))}&download=1`} download={e.name}>
-                                  <Icon name="download" size={15} />
-                                  Download
-                                </a>
-                              )}
-                              {canWrite && (
-                                <>
-                                  <button type="button" class={buttonClass('ghost', true)} onClick={() => setRenaming(e)}>Rename</button>
-                                  <ActionButton small variant="danger" what={`Delete ${e.name}`} confirm={askRemove(e)} onClick={() => removeEntry(e)}>Delete</ActionButton>
-                                </>
-                              )}
-                            </div>
-                          </td>
-                        </tr>
-                      );
-                    })}
-                  </tbody>
-                </table>
+                  </>
+                )}>
                 {listing.data.truncated && <p class="warn-text small table-note">This folder holds more entries than the node lists at once; only the first {entries.length} are shown.</p>}
-              </div>
+              </FileTable>
             )}
           </>
         )}
