@@ -1,9 +1,10 @@
 /** A node's labels: shown as key=value chips, edited in a dialog by admins and operators. */
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
-import { apiNodePath, errorMessage, json } from '../lib/api.ts';
+import { apiNodePath, json } from '../lib/api.ts';
 import { toast } from './toasts.tsx';
 import { Dialog } from './dialog.tsx';
+import { useFormSubmit } from './form-submit.ts';
 import { InlineError, SubmitButton, buttonClass } from './ui.tsx';
 
 const KEY = /^[a-z0-9](?:[a-z0-9]|[.-](?=[a-z0-9]))*$/;
@@ -26,8 +27,7 @@ export function LabelsDialog({ node, labels, onClose }: { node: string; labels: 
     const r = Object.entries(labels).sort(([a], [b]) => a.localeCompare(b)).map(([key, value]) => ({ key, value }));
     return r.length > 0 ? r : [{ key: '', value: '' }];
   });
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, setError, run } = useFormSubmit();
   const set = (i: number, patch: Partial<Row>): void => setRows((rs) => rs.map((r, j) => (j === i ? { ...r, ...patch } : r)));
 
   const submit = async (e: Event): Promise<void> => {
@@ -45,17 +45,11 @@ export function LabelsDialog({ node, labels, onClose }: { node: string; labels: 
     for (const [k, v] of Object.entries(next)) if (labels[k] !== v) change[k] = v;
     for (const k of Object.keys(labels)) if (!(k in next)) change[k] = null;
     if (Object.keys(change).length === 0) return onClose();
-    setBusy(true);
-    setError(null);
-    try {
+    await run(async () => {
       await json('PUT', apiNodePath(node, '/labels'), { body: { labels: change } });
       toast.success(`${node}: labels saved`);
       onClose();
-    } catch (err) {
-      setError(errorMessage(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (

@@ -2,11 +2,12 @@
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import { Dialog, confirmAction } from '../components/dialog.tsx';
+import { useFormSubmit } from '../components/form-submit.ts';
 import { toast } from '../components/toasts.tsx';
 import {
   ActionButton, AsyncView, CopyField, Empty, InlineError, KeyFacts, PageHeader, SubmitButton, buttonClass, useAsync,
 } from '../components/ui.tsx';
-import { del, errorMessage, get, post } from '../lib/api.ts';
+import { del, get, post } from '../lib/api.ts';
 import { ago, dateTime } from '../lib/format.ts';
 import type { Me, TokenInfo as BaseToken } from '../lib/types.ts';
 
@@ -38,8 +39,7 @@ function PasswordCard(): JSX.Element {
   const [current, setCurrent] = useState('');
   const [next, setNext] = useState('');
   const [again, setAgain] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, setError, run } = useFormSubmit();
   const [done, setDone] = useState(false);
 
   const submit = async (e: Event): Promise<void> => {
@@ -54,19 +54,14 @@ function PasswordCard(): JSX.Element {
       setError('Use at least 8 characters.');
       return;
     }
-    setBusy(true);
-    try {
+    await run(async () => {
       await post('/api/v1/me/password', { current, next }, { quiet401: true });
       setCurrent('');
       setNext('');
       setAgain('');
       setDone(true);
       toast.success('Password changed; your other sessions were signed out');
-    } catch (err) {
-      setError(errorMessage(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (
@@ -154,22 +149,15 @@ function TokensCard(): JSX.Element {
 function NewTokenDialog({ onClose, onCreated }: { onClose: () => void; onCreated: () => void }): JSX.Element {
   const [name, setName] = useState('');
   const [days, setDays] = useState('90');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, run } = useFormSubmit();
   const [created, setCreated] = useState<{ name: string; token: string } | null>(null);
 
   const submit = async (e: Event): Promise<void> => {
     e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
+    await run(async () => {
       setCreated(await post<{ name: string; token: string }>('/api/v1/tokens', { name: name.trim(), expiresInDays: Number(days) }));
       onCreated();
-    } catch (err) {
-      setError(errorMessage(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   if (created) {

@@ -4,9 +4,10 @@
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import { Dialog } from '../components/dialog.tsx';
+import { useFormSubmit } from '../components/form-submit.ts';
 import { toast } from '../components/toasts.tsx';
 import { ActionButton, AsyncView, CopyField, Empty, InlineError, PageHeader, SubmitButton, buttonClass, useAsync } from '../components/ui.tsx';
-import { del, errorMessage, get, json, post } from '../lib/api.ts';
+import { del, get, json, post } from '../lib/api.ts';
 import { ago, dateTime } from '../lib/format.ts';
 
 type Role = 'admin' | 'operator' | 'viewer';
@@ -88,23 +89,16 @@ function NewUserDialog({ onClose, onDone }: { onClose: () => void; onDone: () =>
   const [name, setName] = useState('');
   const [role, setRole] = useState<Role | 'granted'>('viewer');
   const [pw, setPw] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, run } = useFormSubmit();
   const submit = async (e: Event): Promise<void> => {
     e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
+    await run(async () => {
       await post('/api/v1/users', { name: name.trim(), role: role === 'granted' ? 'viewer' : role, ...(pw ? { password: pw } : {}) });
       if (role === 'granted') await patch(name.trim(), { scoped: true });
       toast.success(`User ${name.trim()} created`);
       onDone();
       onClose();
-    } catch (err) {
-      setError(errorMessage(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   return (
     <Dialog title="New user" onClose={onClose} busy={busy}>
@@ -138,21 +132,15 @@ function RoleSelect({ id, value, onChange }: { id: string; value: Role | 'grante
 
 function AccessDialog({ user, onClose, onDone }: { user: UserRow; onClose: () => void; onDone: () => void }): JSX.Element {
   const [role, setRole] = useState<Role | 'granted'>(user.scoped ? 'granted' : user.role);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, run } = useFormSubmit();
   const submit = async (e: Event): Promise<void> => {
     e.preventDefault();
-    setBusy(true);
-    try {
+    await run(async () => {
       await patch(user.name, role === 'granted' ? { scoped: true } : { scoped: false, role });
       toast.success(`Access of ${user.name} changed`);
       onDone();
       onClose();
-    } catch (err) {
-      setError(errorMessage(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   return (
     <Dialog title={`Access of ${user.name}`} onClose={onClose} busy={busy}>
@@ -172,22 +160,15 @@ function GrantsDialog({ name, onClose }: { name: string; onClose: () => void }):
   const grants = useAsync((signal) => get<Grant[]>(userPath(name, '/grants'), { signal }), [name]);
   const [target, setTarget] = useState('');
   const [role, setRole] = useState<'operator' | 'viewer'>('viewer');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, run } = useFormSubmit();
   const add = async (e: Event): Promise<void> => {
     e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
+    await run(async () => {
       const t = target.trim();
       await post(userPath(name, '/grants'), { ...(t.includes('=') ? { selector: t } : { node: t }), role });
       setTarget('');
       grants.reload();
-    } catch (err) {
-      setError(errorMessage(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   return (
     <Dialog title={`Grants of ${name}`} onClose={onClose} wide footer={<button type="button" class={buttonClass('primary')} onClick={onClose}>Done</button>}>
