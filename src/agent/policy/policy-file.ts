@@ -87,10 +87,17 @@
  * A create that names no PidsLimit (the CLI sends 0) gets no limit, as the engine has no
  * default: unlimitedPids only stops a limit being lifted. CPU shares and I/O weights pass:
  * they weigh a container against its siblings under the engine's cgroup, not against the host.
+ *
+ * `signedIntent` (optional; issue 13): `{ "operators": ["ed25519:…"], "require": "mutations" | "all" }`.
+ * Present, the agent runs work in scope only with a valid signature by one of these keys
+ * (src/agent/intent/): "mutations" = every Docker call but GET/HEAD, every job, every volume-file
+ * write; "all" = every Docker call, job and volume-file call. Every key must be in the form
+ * `dockfleet operator-key show` prints; an empty list is an error (remove the section instead).
  */
 import { readFile } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { z } from 'zod';
+import { OPERATOR_KEY } from '../../protocol/intent.ts';
 
 export const SECTION_NAMES = [
   'ping', 'version', 'info', 'events', 'system', 'containers', 'exec', 'archive', 'images',
@@ -142,10 +149,28 @@ const allowSchema = z.strictObject({
   }).prefault({}),
 });
 
+/** `signedIntent`: which operator keys this host obeys, and for what (issue 13). */
+const signedIntentSchema = z.strictObject({
+  operators: z
+    .array(z.string().regex(OPERATOR_KEY, 'must be an operator key as `dockfleet operator-key show` prints it (ed25519: and 43 base64url characters)'))
+    .min(1, 'must list at least one operator key (remove signedIntent to stop requiring signatures)')
+    .max(1000, 'may list at most 1000 operator keys'),
+  require: z.enum(['mutations', 'all'], { error: 'must be "mutations" or "all"' }),
+});
+
 const fileSchema = z.strictObject({
   sections: z.partialRecord(z.enum(SECTION_NAMES), z.boolean()).optional(),
   allow: allowSchema.optional(),
+  signedIntent: signedIntentSchema.optional(),
 });
+
+/** On a host that asks for signatures: the keys it obeys, and whether reads need one too. */
+export interface SignedIntentPolicy {
+  /** Operator keys in policy-file form, without duplicates. */
+  readonly operators: readonly string[];
+  /** "mutations": every Docker call but GET/HEAD, every job and volume-file write; "all": every call. */
+  readonly require: 'mutations' | 'all';
+}
 
 export interface PolicyAllow {
   readonly privileged: boolean;
@@ -181,6 +206,8 @@ export interface ResourceAllow {
 export interface Policy {
   readonly sections: Readonly<Record<SectionName, boolean>>;
   readonly allow: PolicyAllow;
+  /** Present when this host runs only signed work (src/agent/intent/); null otherwise. */
+  readonly signedIntent: SignedIntentPolicy | null;
   /** Where the policy came from, for refusal messages: a file path or "the default policy". */
   readonly source: string;
 }
@@ -197,12 +224,17 @@ function deepFreeze(policy: Policy): Policy {
   Object.freeze(policy.allow.resources.cgroupParents);
   Object.freeze(policy.allow.resources);
   Object.freeze(policy.allow);
+  if (policy.signedIntent) {
+    Object.freeze(policy.signedIntent.operators);
+    Object.freeze(policy.signedIntent);
+  }
   return Object.freeze(policy);
 }
 
 export const DEFAULT_POLICY: Policy = deepFreeze({
   sections: sectionsFrom(DEFAULT_ON),
   allow: allowSchema.parse({}),
+  signedIntent: null,
   source: 'the default policy',
 });
 
@@ -231,10 +263,11 @@ export function parsePolicy(text: string, path: string): Policy {
     const where = issue ? describePath(issue.path) : 'the top level';
     throw new Error(`policy file ${path} is invalid at ${where}: ${issue?.message ?? 'unknown problem'}`);
   }
-  const { sections, allow } = parsed.data;
+  const { sections, allow, signedIntent } = parsed.data;
   return deepFreeze({
     sections: sections === undefined ? sectionsFrom(DEFAULT_ON) : sectionsFrom((name) => sections[name] === true),
     allow: allow ?? allowSchema.parse({}),
+    signedIntent: signedIntent ? { operators: [...new Set(signedIntent.operators)], require: signedIntent.require } : null,
     source: path,
   });
 }
