@@ -219,3 +219,21 @@ test('a grant revoked while the page is open: node-a\'s containers leave the pag
   console.log(`# node-a's containers left the customer's page ${took} ms after the grant was revoked`);
   await ctx.close();
 });
+
+test('a grant added while the page is open: its new rights show without a reload (the page reads the user again when the hub ends its live feed)', { timeout: 60_000 }, async () => {
+  const { ctx, p } = await signIn('vop', 1280);
+  const main = p.locator('main');
+  await visit(p, '/containers', main.getByRole('link', { name: 'b-web', exact: true }));
+  await main.getByRole('button', { name: 'Stop a-web' }).waitFor();
+  assert.equal(await main.getByRole('button', { name: 'Stop b-web' }).count(), 0, 'no Stop on node-b before the grant');
+  await p.evaluate(() => { (window as unknown as { notReloaded: boolean }).notReloaded = true; });
+  const grant = await hub.api('POST', '/api/v1/users/vop/grants', { node: 'node-b', role: 'operator' });
+  assert.equal(grant.status, 201, JSON.stringify(grant.json));
+  try {
+    await main.getByRole('button', { name: 'Stop b-web' }).waitFor({ timeout: 10_000 });
+    assert.equal(await p.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded), true, 'the page was not reloaded');
+  } finally {
+    assert.equal((await hub.api('DELETE', `/api/v1/users/vop/grants/${grant.json.id}`)).status, 200);
+    await ctx.close();
+  }
+});

@@ -4,7 +4,7 @@
  * and keeps trying the stream.
  */
 import { ApiError, apiNodePath, get } from './api.ts';
-import { session } from './session.ts';
+import { refreshMe, session } from './session.ts';
 import { createStore } from './store.ts';
 import type { DockerContainer, FleetContainer, NodeView } from './types.ts';
 
@@ -29,6 +29,9 @@ let pollTimer: ReturnType<typeof setTimeout> | null = null;
 let retryTimer: ReturnType<typeof setTimeout> | null = null;
 let running = false;
 let failures = 0;
+/** Whether the stream has opened before: a later open is a reconnect, after which the user's
+ * grants may differ (the hub ends live streams when they change). */
+let openedBefore = false;
 
 const POLL_MS = 4000;
 
@@ -65,6 +68,8 @@ function openStream(): void {
   source.addEventListener('open', () => {
     failures = 0;
     stopPolling();
+    if (openedBefore) void refreshMe();
+    openedBefore = true;
     fleet.set((s) => ({ ...s, mode: 'live', error: null }));
   });
   source.addEventListener('nodes', (e) => {

@@ -33,6 +33,17 @@ export async function loadSession(): Promise<void> {
   }
 }
 
+/** Reads /api/v1/me again (after the live feed reconnects: the hub ends a user's streams when
+ * its grants or role change) and updates the session only when something changed. */
+export async function refreshMe(): Promise<void> {
+  const now = session.get();
+  if (now.status !== 'signedIn') return;
+  try {
+    const me = await get<Me>('/api/v1/me', { quiet401: true });
+    if (JSON.stringify(me) !== JSON.stringify(now.me)) session.set({ status: 'signedIn', me });
+  } catch { /* the live feed's own fallback notices a signed-out session */ }
+}
+
 export async function signIn(username: string, password: string): Promise<void> {
   await post('/api/v1/session', { username, password }, { quiet401: true });
   await loadSession();
