@@ -33,8 +33,10 @@ export const isStackDeployPath = (path: string): boolean => DEPLOY_PATH.test(pat
 const VALIDATE_PATH = /^\/api\/v1\/stacks\/[^/]+\/validate$/;
 export const isReadOnlyPost = (path: string): boolean => VALIDATE_PATH.test(path);
 
+/** Stacks and node labels are fleet-wide: the global role decides (a scoped user has none). */
 function assertOperator(principal: Principal): void {
-  if (principal.role !== 'admin' && principal.role !== 'operator') throw new DockfleetError('forbidden', 'changing stacks and labels needs an admin or operator');
+  const role = principal.access.globalRole;
+  if (role !== 'admin' && role !== 'operator') throw new DockfleetError('forbidden', 'changing stacks and labels needs an admin or operator');
 }
 
 function stackName(c: Context): string {

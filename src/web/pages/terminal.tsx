@@ -71,7 +71,7 @@ export function TerminalView({ node, id, name, running, canWrite }: { node: stri
     escaped.current = e.key === 'Escape';
   };
 
-  if (!canWrite) return <Empty title="Terminals need the operator or admin role">Viewers may read logs and inspect containers, not run commands in them.</Empty>;
+  if (!canWrite) return <Empty title="Terminals need the operator or admin role on this node">With the viewer role here you may read logs and inspect containers, not run commands in them.</Empty>;
   if (!execAllowed) return <Empty title="This host's policy does not allow terminals">{policyRefusal(nodeView, 'exec')}</Empty>;
   if (!running) return <Empty title={`${name} is not running`}>Start the container to open a terminal in it.</Empty>;
 
