@@ -12,6 +12,7 @@ import type { JobStore } from './job-store.ts';
 import type { StackStore } from './stack-store.ts';
 import type { CertStore } from './cert-store.ts';
 import type { AlertStore } from './alert-store.ts';
+import type { OperatorKeyStore } from '../hub/operator-keys/operator-key-store.ts';
 
 export type NodeState = 'pending' | 'active' | 'revoked';
 
@@ -145,6 +146,8 @@ export interface Store {
   readonly access: AccessStore;
   /** Registry credentials, secrets sealed (hub/registry-auth/). */
   readonly registries: RegistryStore;
+  /** Operator keys' public halves, per user (hub/operator-keys/). */
+  readonly operatorKeys: OperatorKeyStore;
   /** Applies pending migrations; returns the names it applied, in order. */
   migrate(): Promise<string[]>;
   close(): Promise<void>;
