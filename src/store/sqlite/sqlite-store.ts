@@ -20,6 +20,8 @@ import type { AccessStore } from '../access-store.ts';
 import { SqliteRegistryStore } from '../../hub/registry-auth/sqlite-registry-store.ts';
 import type { RegistryStore } from '../../hub/registry-auth/registry-store.ts';
 import { StatementCache, translateStorageFailures } from './statement-cache.ts';
+import { SqliteOperatorKeyStore } from '../../hub/operator-keys/sqlite-operator-key-store.ts';
+import type { OperatorKeyStore } from '../../hub/operator-keys/operator-key-store.ts';
 
 interface NodeRow {
   id: string;
@@ -66,6 +68,7 @@ export class SqliteStore implements Store {
   readonly alerts: AlertStore;
   readonly access: AccessStore;
   readonly registries: RegistryStore;
+  readonly operatorKeys: OperatorKeyStore;
 
   constructor(file: string) {
     this.#db = new Database(file);
@@ -80,6 +83,7 @@ export class SqliteStore implements Store {
     this.alerts = new SqliteAlertStore(this.#db);
     this.access = new SqliteAccessStore(this.#db);
     this.registries = new SqliteRegistryStore(this.#db);
+    this.operatorKeys = new SqliteOperatorKeyStore(this.#db);
   }
 
   #stmt(sql: string): Database.Statement {
