@@ -26,6 +26,12 @@
 import { z } from 'zod';
 
 export const INTENT_HEADER = 'x-dockfleet-intent';
+/** `sealed` on a request whose body (or a hijacked call's stdin) travels in sealed frames. */
+export const INTENT_BODY_HEADER = 'x-dockfleet-intent-body';
+export const SEALED_BODY = 'sealed';
+/** Set by the hub only (a client's are dropped): the user it names, and its audit row, for the host's log. */
+export const ACTOR_HEADER = 'x-dockfleet-actor';
+export const AUDIT_REF_HEADER = 'x-dockfleet-audit-ref';
 export const INTENT_VERSION = 1;
 export const INTENT_DOMAIN = 'dockfleet-intent-v1';
 /** The longest an intent may live, and how far a signer's clock may run ahead of the host's. */
