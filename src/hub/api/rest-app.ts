@@ -10,6 +10,7 @@ import { certificateRoutes } from './certificate-routes.ts';
 import { alertRoutes } from '../alerts/alert-routes.ts';
 import type { Alerts } from '../alerts/alerts.ts';
 import { registryRoutes } from '../registry-auth/registry-routes.ts';
+import { operatorKeyRoutes } from '../operator-keys/operator-key-routes.ts';
 import type { RegistryAuth } from '../registry-auth/registry-auth.ts';
 import type { EdgeCertificates } from '../edge/certs/edge-certificates.ts';
 import type { EdgeSignIn } from '../edge/access/edge-sign-in.ts';
@@ -132,6 +133,7 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
 
   accountRoutes(app, { store, parse: parseBody });
   accessRoutes(app, { store, parse: parseBody });
+  operatorKeyRoutes(app, { store, parse: parseBody });
   if (deps.jobs) jobRoutes(app, deps.jobs);
   if (deps.stacks) stackRoutes(app, deps.stacks, parseBody);
   if (deps.routes) routeRoutes(app, deps.routes);
