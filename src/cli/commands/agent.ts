@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { agentConfigFrom } from '../../agent/config.ts';
 import { runAgent } from '../../agent/run-agent.ts';
+import { AGENT_AUDIT_USAGE, runAgentAudit } from '../../agent/audit/audit-command.ts';
 import { createLogger } from '../../lib/logger.ts';
 import type { Command } from '../command.ts';
 import { untilSignal } from '../until-signal.ts';
@@ -15,8 +16,11 @@ export const agentCommand: Command = {
   --docker URL  the engine's socket (default unix:///var/run/docker.sock)
   --name NAME   the node's name (required with a join token)
   --policy FILE this host's Docker API policy (default /etc/dockfleet/agent-policy.json; built-in
-                defaults when absent; set only on this host, never from the hub)`,
+                defaults when absent; set only on this host, never from the hub)
+
+${AGENT_AUDIT_USAGE}`,
   async run(args) {
+    if (args[0] === 'audit') return runAgentAudit(args.slice(1));
     const { values } = parseArgs({
       args, strict: true,
       options: { hub: { type: 'string' }, code: { type: 'string' }, state: { type: 'string' }, docker: { type: 'string' }, name: { type: 'string' }, policy: { type: 'string' } },
