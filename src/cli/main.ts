@@ -12,6 +12,7 @@ import { labelCommand } from './commands/label.ts';
 import { stackCommand } from './commands/stack.ts';
 import { routesCommand } from './commands/routes.ts';
 import { certsCommand } from './commands/certs.ts';
+import { operatorKeyCommand } from './commands/operator-key.ts';
 import { startCommand } from './commands/start.ts';
 
 const COMMANDS: Record<string, Command> = {
@@ -33,6 +34,7 @@ const COMMANDS: Record<string, Command> = {
   job: jobShowCommand,
   routes: routesCommand,
   certs: certsCommand,
+  'operator-key': operatorKeyCommand,
 };
 
 function overview(): string {
