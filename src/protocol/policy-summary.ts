@@ -2,7 +2,8 @@
  * What a node's local policy allows, as the agent reports it to the hub (an inventory message,
  * `{ t: 'policy', summary }`, first on every inventory stream) and the hub shows it in node views
  * (`policy`), so the UI can say per node what it allows and disable what it refuses. Only what
- * the policy itself says: sections on/off and the allow flags; never the policy file's path.
+ * the policy itself says: sections on/off, the allow flags, and whether the host requires signed
+ * intent (with the fingerprints of the operator keys it lists); never the policy file's path.
  */
 import { z } from 'zod';
 
@@ -28,6 +29,15 @@ export const policySummary = z.object({
     capabilities: z.array(z.string().max(64)).max(128),
     remoteBuildContexts: z.boolean(),
   }),
+  /**
+   * Issue 13: null when the host runs unsigned work; else what needs a signature and the short
+   * fingerprints (lib/operator-key-fingerprint.ts) of the operator keys its policy file lists.
+   * Optional so a summary from an agent older than this field still parses (read it as unknown).
+   */
+  signedIntent: z.object({
+    require: z.enum(['mutations', 'all']),
+    operators: z.array(z.string().regex(/^[0-9a-f]{20}$/)).max(1000),
+  }).nullable().optional(),
 });
 export type PolicySummary = z.infer<typeof policySummary>;
 

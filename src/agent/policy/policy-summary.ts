@@ -1,9 +1,11 @@
 /**
  * The agent's policy, summarised for the hub (src/protocol/policy-summary.ts): which sections are
- * on and the allow flags the UI needs. The policy file's own path is left out; the bind-mount
+ * on and the allow flags the UI needs, and whether the host requires signed intent, naming its
+ * operator keys by fingerprint. The policy file's own path is left out; the bind-mount
  * directories are what the policy itself lists.
  */
 import { SUMMARY_SECTIONS, type PolicySummary, type SummarySection } from '../../protocol/policy-summary.ts';
+import { operatorKeyFingerprint } from '../../lib/operator-key-fingerprint.ts';
 import type { Policy } from './policy-file.ts';
 
 /** The built-in default policy's source starts so (see policy-file.ts), also when the file is missing. */
@@ -25,5 +27,8 @@ export function summarisePolicy(policy: Policy): PolicySummary {
       capabilities: [...a.capabilities],
       remoteBuildContexts: a.remoteBuildContexts,
     },
+    signedIntent: policy.signedIntent === null
+      ? null
+      : { require: policy.signedIntent.require, operators: policy.signedIntent.operators.map(operatorKeyFingerprint) },
   };
 }
