@@ -9,6 +9,8 @@
 import { jobResult, type JobRequest, type JobResult } from '../../protocol/jobs.ts';
 import type { ErrorCode } from '../../protocol/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
+import type { AuditOrigin } from '../audit/audit-origin.ts';
+import type { HostAuditLog } from '../audit/host-audit.ts';
 import { JobExecution } from './job-execution.ts';
 import type { JobLedger, LedgerRecord } from './job-ledger.ts';
 import type { StackJobRunner } from './job-runner.ts';
@@ -30,6 +32,8 @@ export interface AgentJobsOptions {
   log: Logger;
   /** The agent's lifetime: aborting it stops running jobs without finishing them (they resume on the next start). */
   signal: AbortSignal;
+  /** The host's own audit log: each job started, finished or refused is recorded there. */
+  audit?: HostAuditLog;
 }
 
 export class AgentJobs {
@@ -57,7 +61,14 @@ export class AgentJobs {
     return resumed;
   }
 
-  deliver(request: JobRequest): Delivery {
+  /** `from`: who the hub says asked (for the host's audit log only). */
+  deliver(request: JobRequest, from: AuditOrigin = {}): Delivery {
+    const delivery = this.#decide(request, from);
+    if (delivery.kind === 'refused') this.#audit(request, from, { result: 'refused', reason: delivery.message });
+    return delivery;
+  }
+
+  #decide(request: JobRequest, from: AuditOrigin): Delivery {
     const { node, ledger } = this.#opts;
     if (request.node !== node) return { kind: 'refused', code: 'job_misdirected', message: `job ${request.id} is for node ${request.node}; this is ${node}` };
     const running = this.#running.get(request.id);
@@ -68,7 +79,7 @@ export class AgentJobs {
       return { kind: 'refused', code: 'job_expired', message: `job ${request.id} expired at ${new Date(request.expiresAt).toISOString()} before it started` };
     }
     // New, or accepted before and waiting (for its secrets, after a restart): run it now.
-    const live = this.#launch(request, record);
+    const live = this.#launch(request, record, from);
     return { kind: 'live', execution: live.execution, accepted: live.accepted };
   }
 
@@ -77,7 +88,15 @@ export class AgentJobs {
     await Promise.all([...this.#running.values()].map((r) => r.settled));
   }
 
-  #launch(request: JobRequest, record: Readonly<LedgerRecord> | null): { execution: JobExecution; accepted: Promise<{ code: ErrorCode; message: string } | null> } {
+  /** One line in the host's audit log for this job: `job KIND` on its stack, its id as the ref when the hub gave none. */
+  #audit(request: JobRequest, from: AuditOrigin, what: { result: 'ok' | 'failed' | 'refused'; reason?: string; started?: boolean }): void {
+    this.#opts.audit?.append({
+      op: `job ${request.kind}${what.started ? ' started' : ''}`, target: request.stack, result: what.result,
+      ...(what.reason === undefined ? {} : { reason: what.reason }), ...from, ref: from.ref ?? `job ${request.id}`,
+    });
+  }
+
+  #launch(request: JobRequest, record: Readonly<LedgerRecord> | null, from: AuditOrigin = {}): { execution: JobExecution; accepted: Promise<{ code: ErrorCode; message: string } | null> } {
     const { ledger, seal, log } = this.#opts;
     const execution = new JobExecution(request, ledger, new SecretRedactor(request.secrets));
     const accepted = record
@@ -91,19 +110,24 @@ export class AgentJobs {
       );
     const entry = { execution, accepted, settled: Promise.resolve() };
     this.#running.set(request.id, entry);
-    entry.settled = this.#run(execution, accepted, record?.state === 'started').finally(() => this.#running.delete(request.id));
+    entry.settled = this.#run(execution, accepted, record?.state === 'started', from).finally(() => this.#running.delete(request.id));
     return entry;
   }
 
-  async #run(execution: JobExecution, accepted: Promise<unknown>, wasStarted: boolean): Promise<void> {
+  async #run(execution: JobExecution, accepted: Promise<{ message: string } | null>, wasStarted: boolean, from: AuditOrigin): Promise<void> {
     const { ledger, runner, log, signal } = this.#opts;
-    if ((await accepted) !== null) return execution.abandon();
+    const notRecorded = await accepted;
+    if (notRecorded !== null) {
+      this.#audit(execution.request, from, { result: 'failed', reason: notRecorded.message });
+      return execution.abandon();
+    }
     const release = await this.#locks.acquire(execution.request.stack);
     try {
       if (signal.aborted) return execution.abandon();
       const startedAt = Date.now();
       await ledger.start(execution.id, startedAt);
       log.info({ job: execution.id, kind: execution.request.kind, stack: execution.request.stack, resumed: wasStarted }, wasStarted ? 'job resumed' : 'job started');
+      this.#audit(execution.request, from, { result: 'ok', started: true, ...(wasStarted ? { reason: 'resumed after the agent restarted' } : {}) });
       let result: JobResult;
       try {
         const raw = await runner.run(execution.request, execution.context(signal, wasStarted));
@@ -118,6 +142,10 @@ export class AgentJobs {
       const final: JobResult = { ...result, error };
       await ledger.finish(execution.id, final);
       log.info({ job: execution.id, state: final.state, revision: final.revision, rolledBack: final.rolledBack }, 'job finished');
+      this.#audit(execution.request, from, {
+        result: final.state === 'succeeded' ? 'ok' : 'failed',
+        reason: final.error ?? `revision ${final.revision}${final.rolledBack ? ', rolled back' : ''}`,
+      });
       execution.finish(final);
     } catch (err) {
       log.error({ err, job: execution.id }, 'job ledger write failed; the job stays unfinished and resumes on the next start');

@@ -13,6 +13,7 @@ import { parseJsonLine } from '../../lib/ndjson.ts';
 import { readBounded } from '../../lib/read-bounded.ts';
 import type { Logger } from '../../lib/logger.ts';
 import type { AgentJobs } from './agent-jobs.ts';
+import { auditOrigin } from '../audit/audit-origin.ts';
 
 /** A job carries its whole normalised project and its secret files (base64). */
 export const MAX_JOB_BODY = 4 * 1024 * 1024;
@@ -40,7 +41,7 @@ async function serveDelivery(jobs: AgentJobs, req: Http2ServerRequest, res: Http
     const issue = parsed.error.issues[0];
     return refuse(res, 'validation_failed', `the job body is not a job: ${issue?.path.join('.') || '(top level)'}: ${issue?.code ?? 'invalid'}`);
   }
-  const delivery = jobs.deliver(parsed.data);
+  const delivery = jobs.deliver(parsed.data, auditOrigin(req.headers));
   if (delivery.kind === 'refused') return refuse(res, delivery.code, delivery.message);
   if (delivery.kind === 'finished') {
     open(res);

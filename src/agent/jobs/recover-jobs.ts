@@ -4,6 +4,7 @@
  * half-deployed waiting for the hub), and make the JOBS_PATH handler.
  */
 import type { Logger } from '../../lib/logger.ts';
+import type { HostAuditLog } from '../audit/host-audit.ts';
 import { AgentJobs } from './agent-jobs.ts';
 import { JobLedger } from './job-ledger.ts';
 import type { StackJobRunner } from './job-runner.ts';
@@ -24,9 +25,10 @@ export async function recoverJobs(opts: {
   runner: StackJobRunner;
   log: Logger;
   signal: AbortSignal;
+  audit?: HostAuditLog;
 }): Promise<AgentJobsStarted> {
   const ledger = await JobLedger.open(opts.stateDir, opts.log);
-  const jobs = new AgentJobs({ node: opts.node, ledger, seal: new SecretSeal(opts.identity), runner: opts.runner, log: opts.log, signal: opts.signal });
+  const jobs = new AgentJobs({ node: opts.node, ledger, seal: new SecretSeal(opts.identity), runner: opts.runner, log: opts.log, signal: opts.signal, ...(opts.audit ? { audit: opts.audit } : {}) });
   const resumed = jobs.recover();
   if (resumed > 0) opts.log.info({ resumed }, 'resuming jobs interrupted by the last stop');
   return {
