@@ -8,10 +8,35 @@ export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const SCREENSHOTS = 'test-output/screenshots';
 
 export async function launchBrowser(): Promise<Browser> {
-  return chromium.launch({
+  const browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
+  // Every page of this browser navigates steadily (see gotoSteadily): tests' engines change the
+  // host's interfaces at any time, and a dropped navigation is not what a UI test is about.
+  const newContext = browser.newContext.bind(browser);
+  browser.newContext = async (...args) => {
+    const context = await newContext(...args);
+    const newPage = context.newPage.bind(context);
+    context.newPage = async () => steadyPage(await newPage());
+    return context;
+  };
+  return browser;
+}
+
+function steadyPage(page: Page): Page {
+  const goto = page.goto.bind(page);
+  page.goto = async (url, options) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await goto(url, options);
+      } catch (err) {
+        if (attempt >= 4 || !/ERR_NETWORK_CHANGED/.test((err as Error).message)) throw err;
+        await new Promise((r) => setTimeout(r, 250 * attempt));
+      }
+    }
+  };
+  return page;
 }
 
 export async function screenshot(page: Page, name: string): Promise<void> {
