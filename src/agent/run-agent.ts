@@ -4,6 +4,8 @@ import type { Logger } from '../lib/logger.ts';
 import { dockerErrorBody } from '../protocol/docker-tunnel.ts';
 import { DockfleetError } from '../protocol/errors.ts';
 import type { AgentConfig } from './config.ts';
+import { auditVolumeFiles } from './audit/audited-volume-files.ts';
+import { HostAuditLog } from './audit/host-audit.ts';
 import { createEngineProxy } from './docker/engine-proxy.ts';
 import { createContainerDialer } from './edge/container-dialer.ts';
 import { EngineClient } from './engine-client.ts';
@@ -70,6 +72,8 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
   // A malformed policy file stops the agent before it connects: fail closed.
   const policy = await AgentPolicy.load(config.policyFile);
   const identity = await loadOrEnroll(config, log);
+  // The host's own record of every mutating action, executed or refused (`dockfleet agent audit`).
+  const audit = HostAuditLog.open(config.stateDir, log);
   const engine = new EngineClient(config.dockerHost);
   const inventory = new InventoryWatcher(engine, log);
   // The watcher stops with the agent, also when the channel ends for good (revoked).
@@ -82,7 +86,7 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
   const drift = new DriftWatcher(stackEngine, stackState);
   const runner = hooks.runner ?? new StackApplier({ engine: stackEngine, policy: gate, state: stackState, onChange: () => drift.poke() });
   // Jobs interrupted by the last stop resume now, before the hub can deliver anything.
-  const jobs = await recoverJobs({ stateDir: config.stateDir, node: identity.node, identity, runner, log, signal: stop.signal });
+  const jobs = await recoverJobs({ stateDir: config.stateDir, node: identity.node, identity, runner, log, signal: stop.signal, audit });
   const watching = Promise.all([inventory.run(stop.signal), drift.run(stop.signal)]);
   // Samples only while the hub holds a stats stream open (someone is looking at a page).
   const stats = new StatsSampler(engine, log);
@@ -95,8 +99,8 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
         handler: createTunnelHandler({
           identity, inventory, log,
           // The policy's host pass asks the same engine, and resolves paths on this host.
-          docker: createEngineProxy(engine, gate, log),
-          volumeFiles: guardedVolumeFiles(policy, createVolumeFilesHandler(new VolumeFiles({ resolveMountpoint: engineMountpoints(engine) }), log), log),
+          docker: createEngineProxy(engine, gate, log, { audit }),
+          volumeFiles: auditVolumeFiles(audit, guardedVolumeFiles(policy, createVolumeFilesHandler(new VolumeFiles({ resolveMountpoint: engineMountpoints(engine) }), log), log)),
           jobs: jobs.handler,
           stacksStatus: createStacksStatusHandler(drift),
           policySummary: summarisePolicy(policy.policy),
@@ -114,5 +118,6 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
     await jobs.settle(5_000);
     await watching;
     engine.close();
+    audit.close();
   }
 }
