@@ -84,8 +84,8 @@ export function createConnectServer(target: HubTarget, node: string, options: Co
           pipeline(req, call.sealer, send({ ...headers, ...call.headers }), () => {});
           return;
         }
-        const length = call.body !== null || hadLength ? { 'content-length': String(call.body?.length ?? 0) } : {};
-        send({ ...headers, ...call.headers, ...length }).end(call.body ?? undefined);
+        if (call.body !== null || hadLength) headers['content-length'] = String(call.body?.length ?? 0);
+        send({ ...headers, ...call.headers }).end(call.body ?? undefined);
       },
       (err: Error) => {
         const body = dockerErrorBody(`dockfleet connect: could not read the request body: ${err.message}`);
@@ -101,7 +101,10 @@ export function createConnectServer(target: HubTarget, node: string, options: Co
         const { hubPath, enginePath } = hubPaths(base, req.url ?? '/', target.url);
         const method = req.method ?? 'POST';
         const signed = signer === null ? null : signHijack(signer, node, method, enginePath, body);
-        const out = hubRequest(method, hubPath, { ...clientRequestHeaders(req.headers), ...signed?.headers, connection: 'Upgrade', upgrade: 'tcp' });
+        const headers: Record<string, string | string[]> = { ...clientRequestHeaders(req.headers), ...signed?.headers, connection: 'Upgrade', upgrade: 'tcp' };
+        // Signed, the body is the JSON body's frames and seal: the hub reads exactly that much.
+        if (signed) headers['content-length'] = String(signed.body.length);
+        const out = hubRequest(method, hubPath, headers);
         out.once('upgrade', (hubRes, hubSocket: Socket, hubHead: Buffer) => {
           client.write(http1Head(101, hubRes.headers));
           if (hubHead.length > 0) client.write(hubHead);
@@ -119,7 +122,7 @@ export function createConnectServer(target: HubTarget, node: string, options: Co
           hubRes.pipe(client);
         });
         out.once('error', (err) => client.end(http1JsonAnswer(502, cannotReach(err))));
-        out.end(body);
+        out.end(signed?.body ?? body);
       },
       (err: Error) => client.end(http1JsonAnswer(400, dockerErrorBody(err.message))),
     );

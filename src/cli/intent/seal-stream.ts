@@ -39,21 +39,39 @@ export class SealStream extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    let offset = 0;
-    while (offset < chunk.length) {
-      const take = Math.min(chunk.length - offset, MAX_SEGMENT - this.#unsealed);
-      const part = offset === 0 && take === chunk.length ? chunk : chunk.subarray(offset, offset + take);
-      this.#data(part);
-      offset += take;
-      if (this.#unsealed === MAX_SEGMENT) this.#seal(false);
-    }
+    for (const frame of this.#frames(chunk)) this.push(frame);
     if (this.#unsealed > 0) this.#watchIdle();
     callback();
   }
 
+  /**
+   * Frames `bytes` at once and seals them (not final), for a body that must end at a seal
+   * before the rest of the stream follows: a hijacked call's JSON body, whose stdin continues
+   * the same stream. Returns the frames to send; this stream goes on from there.
+   */
+  sealedPrefix(bytes: Buffer): Buffer {
+    if (bytes.length === 0) return Buffer.alloc(0);
+    const frames = this.#frames(bytes);
+    if (this.#unsealed > 0) frames.push(this.#seal(false));
+    return Buffer.concat(frames);
+  }
+
+  /** Data frames for `chunk`, with a seal wherever MAX_SEGMENT bytes are unsealed. */
+  #frames(chunk: Buffer): Buffer[] {
+    const frames: Buffer[] = [];
+    let offset = 0;
+    while (offset < chunk.length) {
+      const take = Math.min(chunk.length - offset, MAX_SEGMENT - this.#unsealed);
+      frames.push(this.#data(offset === 0 && take === chunk.length ? chunk : chunk.subarray(offset, offset + take)));
+      offset += take;
+      if (this.#unsealed === MAX_SEGMENT) frames.push(this.#seal(false));
+    }
+    return frames;
+  }
+
   override _flush(callback: TransformCallback): void {
     this.#stopIdleCheck();
-    this.#seal(true);
+    this.push(this.#seal(true));
     callback();
   }
 
@@ -62,29 +80,29 @@ export class SealStream extends Transform {
     callback(error);
   }
 
-  #data(part: Buffer): void {
+  #data(part: Buffer): Buffer {
     this.#hash.update(part);
     const frame = Buffer.allocUnsafe(FRAME_HEAD_BYTES + part.length);
     frame[0] = FRAME_DATA;
     frame.writeUInt32BE(part.length, 1);
     part.copy(frame, FRAME_HEAD_BYTES);
-    this.push(frame);
     this.#unsealed += part.length;
     this.#total += BigInt(part.length);
     this.#fresh = true;
+    return frame;
   }
 
-  #seal(final: boolean): void {
+  #seal(final: boolean): Buffer {
     const digest = this.#hash.copy().digest('hex');
     const signature = this.#signer.signBytes(sealSigningBytes(this.#nonce, this.#index, final, this.#total, digest));
     const frame = Buffer.allocUnsafe(FRAME_HEAD_BYTES + SEAL_BODY_BYTES);
     frame[0] = FRAME_SEAL;
     frame.writeUInt32BE(SEAL_BODY_BYTES, 1);
     frame.set(sealBody(this.#index, final, this.#total, signature), FRAME_HEAD_BYTES);
-    this.push(frame);
     this.#index += 1n;
     this.#unsealed = 0;
     this.seals += 1;
+    return frame;
   }
 
   /**
@@ -102,7 +120,7 @@ export class SealStream extends Transform {
         this.#fresh = false;
         return void this.#watchIdle();
       }
-      this.#seal(false);
+      this.push(this.#seal(false));
     });
   }
 

@@ -8,7 +8,7 @@ import { MAX_SEGMENT } from '../../protocol/intent-stream.ts';
 import type { IntentSigner } from '../../lib/intent-keys.ts';
 import { readBounded } from '../../lib/read-bounded.ts';
 import { SealStream } from './seal-stream.ts';
-import { INTENT_BODY_HEADER, SEALED_BODY, signRequest } from './sign-request.ts';
+import { signRequest } from './sign-request.ts';
 
 /** The longest body that is read whole and signed by its digest; longer ones are sealed. */
 export const MAX_DIGEST_BODY = MAX_SEGMENT;
@@ -58,11 +58,14 @@ export async function signCall(signer: IntentSigner, node: string, req: Incoming
 }
 
 /**
- * Signs a hijacked call (exec start, attach): the JSON body the client sent before the upgrade
- * is bound by its digest, and everything the client writes after the 101 (stdin) goes through
- * the returned sealer, whose seals name this intent's nonce.
+ * Signs a hijacked call (exec start, attach) as one sealed stream: the JSON body the client
+ * sent before the upgrade goes first, framed and sealed (`body`, to send with its length as
+ * Content-Length), and everything the client writes after the 101 (stdin) continues the same
+ * stream through `sealer`, whose end (the client's half-close) is the final seal. So the stdin
+ * is bound to this very call and body.
  */
-export function signHijack(signer: IntentSigner, node: string, method: string, enginePath: string, body: Buffer): { headers: Record<string, string>; sealer: SealStream } {
-  const { headers, claims } = signRequest(signer, node, method, enginePath, body);
-  return { headers: { ...headers, [INTENT_BODY_HEADER]: SEALED_BODY }, sealer: new SealStream(signer, claims.nonce) };
+export function signHijack(signer: IntentSigner, node: string, method: string, enginePath: string, jsonBody: Buffer): { headers: Record<string, string>; body: Buffer; sealer: SealStream } {
+  const { headers, claims } = signRequest(signer, node, method, enginePath, 'stream');
+  const sealer = new SealStream(signer, claims.nonce);
+  return { headers, body: sealer.sealedPrefix(jsonBody), sealer };
 }
