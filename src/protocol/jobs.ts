@@ -10,6 +10,7 @@
  * before anything else, and then answered from the ledger.
  */
 import { z } from 'zod';
+import { canonicalJson } from './intent.ts';
 import { STACK_NAME, stackRevision } from './stacks.ts';
 
 export const JOBS_PATH = '/_dockfleet/v1/jobs';
@@ -34,8 +35,20 @@ export const jobRequest = z.strictObject({
   createdAt: z.number(),
   /** After this the agent refuses to start it (it may still report one it already ran). */
   expiresAt: z.number(),
+  /** The operator's signed intent (op `job <kind>`, body jobSignedBody), for hosts that require one. */
+  intent: z.string().max(16 * 1024).optional(),
 });
 export type JobRequest = z.infer<typeof jobRequest>;
+
+/**
+ * What a job's signed intent covers as its body: canonical JSON of the job without the fields the
+ * hub sets or the signature itself (id, intent, createdAt, expiresAt). The CLI signs
+ * `sha256:` of these bytes; the host computes them again from what it received.
+ */
+export function jobSignedBody(job: Omit<JobRequest, 'id' | 'createdAt' | 'expiresAt'> & Partial<Pick<JobRequest, 'id' | 'createdAt' | 'expiresAt'>>): string {
+  const { id: _id, intent: _intent, createdAt: _created, expiresAt: _expires, ...signed } = job;
+  return canonicalJson(signed);
+}
 
 export const jobStep = z.strictObject({
   name: z.string().max(200),

@@ -61,6 +61,11 @@ export class AgentJobs {
     return resumed;
   }
 
+  /** Whether this job is running or in the ledger already (a redelivery: its intent was checked once). */
+  knows(id: string): boolean {
+    return this.#running.has(id) || this.#opts.ledger.get(id) !== null;
+  }
+
   /** `from`: who the hub says asked (for the host's audit log only). */
   deliver(request: JobRequest, from: AuditOrigin = {}): Delivery {
     const delivery = this.#decide(request, from);

@@ -5,9 +5,16 @@
  * `accepted`, then the steps and log lines as they happen, then `done` with the result. A job
  * already finished is answered at once from the ledger; a job running now is joined.
  * The delivery's stream closing (the hub gone) only stops the listening, never the job.
+ *
+ * On a host that requires signed intent, a job it does not know yet runs only with a valid
+ * `intent` over `job <kind>` and the digest of jobSignedBody(job); a redelivery of a job already
+ * in the ledger is answered from it without spending the nonce again.
  */
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import { jobRequest, type JobEvent } from '../../protocol/jobs.ts';
+import { jobRequest, jobSignedBody, type JobEvent } from '../../protocol/jobs.ts';
+import { jobOp } from '../../protocol/intent.ts';
+import { bodyMatches } from '../intent/intent-verifier.ts';
+import { callHints, intentRefusalText, type IntentGuard } from '../intent/intent-guard.ts';
 import type { ErrorCode } from '../../protocol/errors.ts';
 import { parseJsonLine } from '../../lib/ndjson.ts';
 import { readBounded } from '../../lib/read-bounded.ts';
@@ -20,9 +27,9 @@ export const MAX_JOB_BODY = 4 * 1024 * 1024;
 
 type Handler = (req: Http2ServerRequest, res: Http2ServerResponse) => void;
 
-export function createJobsHandler(jobs: AgentJobs, log: Logger): Handler {
+export function createJobsHandler(jobs: AgentJobs, log: Logger, guard: IntentGuard | null = null): Handler {
   return (req, res) => {
-    serveDelivery(jobs, req, res).catch((err: unknown) => {
+    serveDelivery(jobs, req, res, guard).catch((err: unknown) => {
       log.error({ err }, 'job delivery failed');
       if (!res.headersSent) refuse(res, 'internal', 'the agent could not answer this delivery');
       else res.destroy();
@@ -30,7 +37,7 @@ export function createJobsHandler(jobs: AgentJobs, log: Logger): Handler {
   };
 }
 
-async function serveDelivery(jobs: AgentJobs, req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
+async function serveDelivery(jobs: AgentJobs, req: Http2ServerRequest, res: Http2ServerResponse, guard: IntentGuard | null): Promise<void> {
   const raw = await readBounded(req as AsyncIterable<Buffer>, MAX_JOB_BODY);
   if (raw === null) return refuse(res, 'payload_too_large', `a job body may be at most ${MAX_JOB_BODY} bytes`);
   const json = parseJsonLine(raw.toString('utf8'));
@@ -41,7 +48,17 @@ async function serveDelivery(jobs: AgentJobs, req: Http2ServerRequest, res: Http
     const issue = parsed.error.issues[0];
     return refuse(res, 'validation_failed', `the job body is not a job: ${issue?.path.join('.') || '(top level)'}: ${issue?.code ?? 'invalid'}`);
   }
-  const delivery = jobs.deliver(parsed.data, auditOrigin(req.headers));
+  const job = parsed.data;
+  if (guard?.requires('job', req.method) && !jobs.knows(job.id)) {
+    const op = jobOp(job.kind);
+    const checked = guard.check(job.intent, { op, bodyMode: 'digest' });
+    const reason = !checked.ok ? checked.reason : bodyMatches(checked.claims, Buffer.from(jobSignedBody(job))) ? null : 'the job is not the one that was signed';
+    if (reason !== null) {
+      guard.refused({ op: `${op} ${job.id}`, target: job.stack, reason, hints: callHints(req), ...(checked.claims ? { claims: checked.claims } : {}) });
+      return refuse(res, 'forbidden', intentRefusalText(guard.node, reason).slice(0, 2_000));
+    }
+  }
+  const delivery = jobs.deliver(job, auditOrigin(req.headers));
   if (delivery.kind === 'refused') return refuse(res, delivery.code, delivery.message);
   if (delivery.kind === 'finished') {
     open(res);

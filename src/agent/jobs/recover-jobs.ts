@@ -5,6 +5,7 @@
  */
 import type { Logger } from '../../lib/logger.ts';
 import type { HostAuditLog } from '../audit/host-audit.ts';
+import type { IntentGuard } from '../intent/intent-guard.ts';
 import { AgentJobs } from './agent-jobs.ts';
 import { JobLedger } from './job-ledger.ts';
 import type { StackJobRunner } from './job-runner.ts';
@@ -26,6 +27,8 @@ export async function recoverJobs(opts: {
   log: Logger;
   signal: AbortSignal;
   audit?: HostAuditLog;
+  /** Signed intent on this host (jobs-handler.ts checks each new job against it). */
+  intent?: IntentGuard;
 }): Promise<AgentJobsStarted> {
   const ledger = await JobLedger.open(opts.stateDir, opts.log);
   const jobs = new AgentJobs({ node: opts.node, ledger, seal: new SecretSeal(opts.identity), runner: opts.runner, log: opts.log, signal: opts.signal, ...(opts.audit ? { audit: opts.audit } : {}) });
@@ -33,7 +36,7 @@ export async function recoverJobs(opts: {
   if (resumed > 0) opts.log.info({ resumed }, 'resuming jobs interrupted by the last stop');
   return {
     jobs,
-    handler: createJobsHandler(jobs, opts.log),
+    handler: createJobsHandler(jobs, opts.log, opts.intent ?? null),
     async settle(ms) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([jobs.idle(), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
