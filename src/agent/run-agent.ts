@@ -104,6 +104,7 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
           jobs: jobs.handler,
           stacksStatus: createStacksStatusHandler(drift),
           policySummary: summarisePolicy(policy.policy),
+          audit,
           edgeDial: createContainerDialer(engine, log, () => { const v = policy.checkIngress(); return v.allowed ? null : v.reason; }),
           stats: createStatsStreamHandler(stats),
         }),
