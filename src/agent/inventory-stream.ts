@@ -10,21 +10,28 @@ import type { Http2ServerResponse } from 'node:http2';
 import type { InventoryMessage, InventorySection } from '../protocol/inventory.ts';
 import type { PolicySummary } from '../protocol/policy-summary.ts';
 import type { InventoryWatcher } from './inventory-watcher.ts';
+import type { HostAuditLog } from './audit/host-audit.ts';
 
-/** `policy`, when given, is the first line of every stream: the hub shows what this host allows. */
-export function streamInventory(watcher: InventoryWatcher, res: Http2ServerResponse, policy?: PolicySummary): void {
+/** `policy`, when given, is the first line of every stream: the hub shows what this host allows.
+ * `audit`, when given: its head is sent at the start and after each entry (newest only, coalesced). */
+export function streamInventory(watcher: InventoryWatcher, res: Http2ServerResponse, policy?: PolicySummary, audit?: HostAuditLog): void {
   res.writeHead(200, { 'content-type': 'application/x-ndjson' });
   /** Sections whose newest version this stream has not written yet. */
   const dirty = new Set<InventorySection>();
   let engineDirty = true;
   let waiting = false;
   let policyDue = policy !== undefined;
+  let auditDue = audit !== undefined;
 
   /** The next message to write, taken off the marks at the moment it is built (so it is the newest). */
   const next = (): InventoryMessage | null => {
     if (policyDue && policy) {
       policyDue = false;
       return { t: 'policy', summary: policy };
+    }
+    if (auditDue && audit) {
+      auditDue = false;
+      return { t: 'auditHead', ...audit.head() };
     }
     if (engineDirty) {
       engineDirty = false;
@@ -64,7 +71,12 @@ export function streamInventory(watcher: InventoryWatcher, res: Http2ServerRespo
   for (const [section] of watcher.snapshot()) dirty.add(section);
   watcher.on('section', onSection);
   watcher.on('engine', onEngine);
+  const stopAudit = audit?.onAppend(() => {
+    auditDue = true;
+    if (!waiting) flush();
+  });
   res.once('close', () => {
+    stopAudit?.();
     watcher.off('section', onSection);
     watcher.off('engine', onEngine);
     res.off('drain', flush);

@@ -16,6 +16,7 @@ import type { Logger } from '../lib/logger.ts';
 import type { AgentIdentity } from './identity.ts';
 import type { InventoryWatcher } from './inventory-watcher.ts';
 import { streamInventory } from './inventory-stream.ts';
+import type { HostAuditLog } from './audit/host-audit.ts';
 import type { PolicySummary } from '../protocol/policy-summary.ts';
 
 export interface TunnelDeps {
@@ -36,6 +37,8 @@ export interface TunnelDeps {
   stats?: TunnelHandler;
   /** What this host's policy allows, sent first on each inventory stream. */
   policySummary?: PolicySummary;
+  /** The host's own audit log, whose head the inventory stream reports. */
+  audit?: HostAuditLog;
 }
 
 export type TunnelHandler = (req: Http2ServerRequest, res: Http2ServerResponse) => void | Promise<void>;
@@ -56,7 +59,7 @@ export function createTunnelHandler(deps: TunnelDeps): TunnelHandler {
       res.end();
       return;
     }
-    if (path === INVENTORY_PATH && req.method === 'GET') return streamInventory(deps.inventory, res, deps.policySummary);
+    if (path === INVENTORY_PATH && req.method === 'GET') return streamInventory(deps.inventory, res, deps.policySummary, deps.audit);
     if (path === ROTATE_PATH && req.method === 'POST') return void rotate(deps, req, res);
     if (path === JOBS_PATH && req.method === 'POST' && deps.jobs) return void deps.jobs(req, res);
     if (path === STACKS_STATUS_PATH && req.method === 'GET' && deps.stacksStatus) return void deps.stacksStatus(req, res);

@@ -40,6 +40,8 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
   readonly #pending = new Map<string, PendingWaiter>();
   /** Each node's policy as its agent last reported it (kept while offline; not persisted: null until it reports after a hub start). */
   readonly #policies = new Map<string, PolicySummary>();
+  /** Each node's host audit head as its agent last reported it (in memory only). */
+  readonly #auditHeads = new Map<string, { seq: number; hash: string }>();
   #labelsOf: (name: string) => Record<string, string> = () => ({});
   #flushTimer: NodeJS.Timeout | null = null;
   #sweepTimer: NodeJS.Timeout | null = null;
@@ -140,6 +142,7 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
       counts: this.#inventory.counts(node.id),
       labels: this.#labelsOf(node.name),
       policy: this.#policies.get(node.id) ?? null,
+      hostAudit: this.#auditHeads.get(node.id) ?? null,
     };
   }
 
@@ -232,6 +235,7 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
 
   async #onInventory(nodeId: string, msg: InventoryMessage): Promise<void> {
     if (msg.t === 'section') return this.#inventory.setSection(nodeId, msg.section, msg.items, msg.at);
+    if (msg.t === 'auditHead') return void this.#auditHeads.set(nodeId, { seq: msg.seq, hash: msg.hash });
     if (msg.t === 'policy') {
       this.#policies.set(nodeId, msg.summary);
       this.emit('changed');

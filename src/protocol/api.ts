@@ -23,6 +23,8 @@ export const nodeView = z.object({
   labels: z.record(z.string(), z.string()),
   /** What the node's local policy allows, as its agent last reported it; null until it has. */
   policy: policySummary.nullable(),
+  /** The head of the host's own audit log as its agent last reported it (not persisted); null until it has. */
+  hostAudit: z.object({ seq: z.number(), hash: z.string() }).nullable(),
 });
 export type NodeView = z.infer<typeof nodeView>;
 

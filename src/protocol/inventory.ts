@@ -34,6 +34,8 @@ export const inventoryMessage = z.union([
   z.object({ t: z.literal('engine'), state: z.literal('down'), error: z.string().max(500) }),
   z.object({ t: z.literal('section'), section: z.enum(INVENTORY_SECTIONS), items: z.array(item), at: z.number() }),
   policyMessage,
+  /** The head of the host's own audit log (src/agent/audit/), for the hub to compare with its own. */
+  z.object({ t: z.literal('auditHead'), seq: z.number().int().nonnegative(), hash: z.string().regex(/^[0-9a-f]{64}$/) }),
 ]);
 export type InventoryMessage = z.infer<typeof inventoryMessage>;
 
