@@ -161,5 +161,5 @@ test('a hijacked call: the JSON body ends at a seal, and stdin continues the sam
   await new Promise((r) => sealer.on('end', r));
   check.end();
   assert.equal(check.out.data.toString(), `${json}stdin bytes`);
-  assert.deepEqual(check.out.seals.map((s) => s.index), [0n, 1n, 2n]);
+  assert.deepEqual(check.out.seals.map((s) => [s.index, s.final]), [[0n, false], [1n, true]]);
 });
