@@ -6,10 +6,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import { FRAME_DATA, FRAME_HEAD_BYTES, FRAME_SEAL, MAX_SEGMENT, readSeal, sealSigningBytes } from '../src/protocol/intent-stream.ts';
-import { decodeIntent, INTENT_HEADER } from '../src/protocol/intent.ts';
+import { INTENT_BODY_HEADER, INTENT_HEADER, decodeIntent } from '../src/protocol/intent.ts';
 import { IntentSigner, generateOperatorKey, verifyBytes } from '../src/lib/intent-keys.ts';
 import { SealStream } from '../src/cli/intent/seal-stream.ts';
-import { INTENT_BODY_HEADER, bodyDigest, signRequest } from '../src/cli/intent/sign-request.ts';
+import { bodyDigest, signRequest } from '../src/cli/intent/sign-request.ts';
 
 const signer = new IntentSigner(generateOperatorKey().privateKeyPem, 'ana');
 const nonce = randomBytes(18).toString('base64url');

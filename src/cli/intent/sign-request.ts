@@ -5,11 +5,8 @@
  * that is streamed (`'stream'`) is bound by the seals of seal-stream.ts, which name the nonce.
  */
 import { createHash } from 'node:crypto';
-import { INTENT_HEADER, STREAM_BODY, dockerOp, type IntentClaims } from '../../protocol/intent.ts';
+import { INTENT_BODY_HEADER, INTENT_HEADER, SEALED_BODY, STREAM_BODY, dockerOp, type IntentClaims } from '../../protocol/intent.ts';
 import type { IntentSigner } from '../../lib/intent-keys.ts';
-
-export const INTENT_BODY_HEADER = 'x-dockfleet-intent-body';
-export const SEALED_BODY = 'sealed';
 
 export interface SignedRequest {
   headers: Record<string, string>;
