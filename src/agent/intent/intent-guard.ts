@@ -75,6 +75,11 @@ export class IntentGuard {
   }
 }
 
+/** The operation a volume-file call signs: method, and the agent's path and query as received. */
+export function volumeFilesOp(method: string, pathAndQuery: string): string {
+  return `volume-files ${method.toUpperCase()} ${pathAndQuery}`;
+}
+
 /** The Docker-format message of a refusal for want of a valid signature. */
 export function intentRefusalText(node: string, reason: string): string {
   return `dockfleet: this host requires signed intent: ${reason}. Use \`dockfleet connect ${node} --socket PATH\` or the web UI, which sign each call with your operator key.`;
