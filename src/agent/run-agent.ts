@@ -6,6 +6,7 @@ import { DockfleetError } from '../protocol/errors.ts';
 import type { AgentConfig } from './config.ts';
 import { auditVolumeFiles } from './audit/audited-volume-files.ts';
 import { HostAuditLog } from './audit/host-audit.ts';
+import { IntentGuard } from './intent/intent-guard.ts';
 import { createEngineProxy } from './docker/engine-proxy.ts';
 import { createContainerDialer } from './edge/container-dialer.ts';
 import { EngineClient } from './engine-client.ts';
@@ -74,6 +75,8 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
   const identity = await loadOrEnroll(config, log);
   // The host's own record of every mutating action, executed or refused (`dockfleet agent audit`).
   const audit = HostAuditLog.open(config.stateDir, log);
+  // Signed intent, when the local policy asks for it (its nonces live in the state dir).
+  const intent = IntentGuard.open({ node: identity.node, policy: policy.policy.signedIntent, stateDir: config.stateDir, audit, log });
   const engine = new EngineClient(config.dockerHost);
   const inventory = new InventoryWatcher(engine, log);
   // The watcher stops with the agent, also when the channel ends for good (revoked).
@@ -86,7 +89,7 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
   const drift = new DriftWatcher(stackEngine, stackState);
   const runner = hooks.runner ?? new StackApplier({ engine: stackEngine, policy: gate, state: stackState, onChange: () => drift.poke() });
   // Jobs interrupted by the last stop resume now, before the hub can deliver anything.
-  const jobs = await recoverJobs({ stateDir: config.stateDir, node: identity.node, identity, runner, log, signal: stop.signal, audit });
+  const jobs = await recoverJobs({ stateDir: config.stateDir, node: identity.node, identity, runner, log, signal: stop.signal, audit, intent });
   const watching = Promise.all([inventory.run(stop.signal), drift.run(stop.signal)]);
   // Samples only while the hub holds a stats stream open (someone is looking at a page).
   const stats = new StatsSampler(engine, log);
@@ -99,8 +102,8 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
         handler: createTunnelHandler({
           identity, inventory, log,
           // The policy's host pass asks the same engine, and resolves paths on this host.
-          docker: createEngineProxy(engine, gate, log, { audit }),
-          volumeFiles: auditVolumeFiles(audit, guardedVolumeFiles(policy, createVolumeFilesHandler(new VolumeFiles({ resolveMountpoint: engineMountpoints(engine) }), log), log)),
+          docker: createEngineProxy(engine, gate, log, { audit, intent }),
+          volumeFiles: auditVolumeFiles(audit, guardedVolumeFiles(policy, createVolumeFilesHandler(new VolumeFiles({ resolveMountpoint: engineMountpoints(engine) }), log, intent), log)),
           jobs: jobs.handler,
           stacksStatus: createStacksStatusHandler(drift),
           policySummary: summarisePolicy(policy.policy),
@@ -120,5 +123,6 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
     await watching;
     engine.close();
     audit.close();
+    intent.close();
   }
 }
