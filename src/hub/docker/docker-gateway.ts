@@ -46,7 +46,7 @@ export class DockerGateway {
 
   /** Who may do what where; then the intent (for a change) before anything is forwarded; then
    * a place under the user's cap. Returns how to end the call: its outcome and its place. */
-  async #admit(req: IncomingMessage, hijack: boolean): Promise<{ route: DockerRoute; principal: Principal; end: (status: number) => void }> {
+  async #admit(req: IncomingMessage, hijack: boolean): Promise<{ route: DockerRoute; principal: Principal; auditRef: number | null; end: (status: number) => void }> {
     const route = parseDockerRoute(req.url ?? '');
     if (!route) throw new DockfleetError('not_found', `no Docker endpoint at ${req.url}; use /docker/nodes/NAME/ or /docker/fleet/`);
     const principal = await this.#deps.principals.fromRequest(req, hijack);
@@ -67,7 +67,7 @@ export class DockerGateway {
       call?.finish(toDockfleetError(err).status);
       throw err;
     }
-    return { route, principal, end: (status) => { release(); call?.finish(status); } };
+    return { route, principal, auditRef: call?.id ?? null, end: (status) => { release(); call?.finish(status); } };
   }
 
   async handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -76,12 +76,12 @@ export class DockerGateway {
     try {
       const admitted = await this.#admit(req, false);
       end = admitted.end;
-      const { route, principal } = admitted;
+      const { route, principal, auditRef } = admitted;
       if (route.kind === 'fleet') {
         status = await answerFleet(this.#deps.registry, route.enginePath, req, res, this.#fleetDeadlineMs, (node) => principal.access.canSee(node));
       } else {
         await this.#deps.registryAuth?.applyToRequest(req.method ?? 'GET', route.enginePath, req.headers);
-        const outcome = await proxyToAgent(this.#deps.registry.requireLink(route.node), `${DOCKER_PREFIX}${route.enginePath}`, req, res);
+        const outcome = await proxyToAgent(this.#deps.registry.requireLink(route.node), `${DOCKER_PREFIX}${route.enginePath}`, req, res, { actor: principal.name, auditRef });
         status = outcome.status;
         if (outcome.refusedByPolicy) this.#deps.log.info({ user: principal.name, node: route.node, method: req.method, path: route.enginePath.split('?')[0] }, 'call refused by host policy');
       }
@@ -101,9 +101,9 @@ export class DockerGateway {
     try {
       const admitted = await this.#admit(req, true);
       end = admitted.end;
-      const { route } = admitted;
+      const { route, principal, auditRef } = admitted;
       if (route.kind !== 'node') throw new DockfleetError('not_found', 'attach and exec need a node: /docker/nodes/NAME/');
-      status = await hijackToNode(this.#deps.registry.requireLink(route.node), route.enginePath, req, socket, head);
+      status = await hijackToNode(this.#deps.registry.requireLink(route.node), route.enginePath, req, socket, head, { actor: principal.name, auditRef });
     } catch (err) {
       const e = toDockfleetError(err);
       if (e.code === 'internal') this.#deps.log.error({ err }, 'docker gateway hijack failure');

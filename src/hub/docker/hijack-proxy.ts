@@ -14,17 +14,18 @@ import { cancelUnlessDone } from '../../lib/h2-channel.ts';
 import { http1Head } from '../../lib/http1-head.ts';
 import { readUpgradeBody } from '../../lib/upgrade-body.ts';
 import { writeDockerErrorToSocket } from './docker-errors.ts';
-import { CLIENT_ONLY_HEADERS, responseHeaders } from './node-proxy.ts';
+import { CLIENT_ONLY_HEADERS, intentForwardHeaders, responseHeaders, type CallOrigin } from './node-proxy.ts';
 
 const HIJACK_DROPPED_HEADERS = new Set([...CLIENT_ONLY_HEADERS, 'content-length']);
 
-export async function hijackToNode(link: AgentLink, enginePath: string, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<number> {
+export async function hijackToNode(link: AgentLink, enginePath: string, req: IncomingMessage, socket: Duplex, head: Buffer, origin: CallOrigin = {}): Promise<number> {
   const { body, rest } = await readUpgradeBody(socket, head, req.headers['content-length']);
   const stream = link.openStream(
     {
       ':method': req.method ?? 'POST',
       ':path': `${DOCKER_PREFIX}${enginePath}`,
       ...clientRequestHeaders(req.headers, HIJACK_DROPPED_HEADERS),
+      ...intentForwardHeaders(req.headers, origin),
       [UPGRADE_HEADER]: 'tcp',
       [BODY_LENGTH_HEADER]: String(body.length),
     },

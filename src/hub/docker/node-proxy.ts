@@ -3,11 +3,16 @@
  * the agent, and the answer streams back, both ways with backpressure. A client that goes away
  * cancels the stream, which stops the engine call on the host (log follows, stats, events).
  * A bulk answer yields to interactive calls on the same link (link-qos.ts).
+ *
+ * Signed intent (issue 13): the client's `x-dockfleet-intent` and `x-dockfleet-intent-body` go
+ * to the agent unchanged (every other x-dockfleet-* header of the client's is dropped), and the
+ * hub adds its own `x-dockfleet-actor` and `x-dockfleet-audit-ref` for the host's log.
  */
 import http2, { type IncomingHttpHeaders as H2Headers } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream';
 import { POLICY_REFUSAL_HEADER, clientRequestHeaders, forwardableHeaders } from '../../protocol/docker-tunnel.ts';
+import { ACTOR_HEADER, AUDIT_REF_HEADER, INTENT_BODY_HEADER, INTENT_HEADER } from '../../protocol/intent.ts';
 import { DockfleetError } from '../../protocol/errors.ts';
 import { cancelUnlessDone } from '../../lib/h2-channel.ts';
 import { relay } from '../../lib/relay.ts';
@@ -18,6 +23,24 @@ import { writeDockerError } from './docker-errors.ts';
 /** Headers the client sends that are for the hub, not for the agent or the engine (and every
  * x-dockfleet-* header, dropped by clientRequestHeaders). */
 export const CLIENT_ONLY_HEADERS = new Set(['authorization', 'cookie', 'origin', 'referer']);
+
+/** Who the hub says is asking, for the host's audit log (the client can never set these). */
+export interface CallOrigin {
+  actor?: string;
+  auditRef?: number | null;
+}
+
+/** The signed-intent headers the client sent (passed on unchanged) and the hub's own hints. */
+export function intentForwardHeaders(headers: IncomingMessage['headers'], origin: CallOrigin = {}): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of [INTENT_HEADER, INTENT_BODY_HEADER]) {
+    const value = headers[name];
+    if (typeof value === 'string') out[name] = value;
+  }
+  if (origin.actor !== undefined) out[ACTOR_HEADER] = origin.actor;
+  if (origin.auditRef !== undefined && origin.auditRef !== null) out[AUDIT_REF_HEADER] = String(origin.auditRef);
+  return out;
+}
 
 /** Response headers from the agent, ready for an HTTP/1.1 client. */
 export function responseHeaders(headers: H2Headers): Record<string, string | string[]> {
@@ -31,7 +54,7 @@ export interface ProxyOutcome {
 }
 
 /** Streams the client's request to `agentPath` on the node's agent and the answer back. */
-export function proxyToAgent(link: AgentLink, agentPath: string, req: IncomingMessage, res: ServerResponse): Promise<ProxyOutcome> {
+export function proxyToAgent(link: AgentLink, agentPath: string, req: IncomingMessage, res: ServerResponse, origin: CallOrigin = {}): Promise<ProxyOutcome> {
   let refusedByPolicy = false;
   return new Promise<number>((resolve) => {
     // A client that left while the hub was still checking it: its 'close' has been and gone.
@@ -40,7 +63,7 @@ export function proxyToAgent(link: AgentLink, agentPath: string, req: IncomingMe
     let stream: http2.ClientHttp2Stream;
     try {
       stream = link.openStream(
-        { ':method': req.method ?? 'GET', ':path': agentPath, ...clientRequestHeaders(req.headers, CLIENT_ONLY_HEADERS) },
+        { ':method': req.method ?? 'GET', ':path': agentPath, ...clientRequestHeaders(req.headers, CLIENT_ONLY_HEADERS), ...intentForwardHeaders(req.headers, origin) },
         { endStream: !hasBody },
       );
     } catch (err) {
