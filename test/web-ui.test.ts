@@ -123,6 +123,8 @@ test('a terminal in the container: type a command, read its output', async () =>
   await page.keyboard.type('echo hi-$((6*7))');
   await page.keyboard.press('Enter');
   await waitFor(async () => ((await page.locator('.xterm-rows').textContent()) ?? '').includes('hi-42'), 10_000, 'terminal output');
+  // xterm's own stylesheet is in force: its input textarea is hidden, not a box under the screen.
+  assert.equal(await page.locator('.xterm-helper-textarea').evaluate((el) => getComputedStyle(el).opacity), '0', "xterm's stylesheet is loaded");
   await screenshot(page, 'terminal-1280');
 });
 

@@ -8,7 +8,7 @@
  */
 import { FitAddon } from '@xterm/addon-fit';
 import { Terminal } from '@xterm/xterm';
-import '@xterm/xterm/css/xterm.css';
+// xterm's stylesheet comes with the first load (main.tsx): esbuild's CSS for a lazy chunk is never linked.
 
 export type TermState =
   | { state: 'connecting' }
