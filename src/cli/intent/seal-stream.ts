@@ -62,7 +62,7 @@ export class SealStream extends Transform {
     let offset = 0;
     while (offset < chunk.length) {
       const take = Math.min(chunk.length - offset, MAX_SEGMENT - this.#unsealed);
-      frames.push(this.#data(offset === 0 && take === chunk.length ? chunk : chunk.subarray(offset, offset + take)));
+      this.#data(offset === 0 && take === chunk.length ? chunk : chunk.subarray(offset, offset + take), frames);
       offset += take;
       if (this.#unsealed === MAX_SEGMENT) frames.push(this.#seal(false));
     }
@@ -80,16 +80,16 @@ export class SealStream extends Transform {
     callback(error);
   }
 
-  #data(part: Buffer): Buffer {
+  /** A data frame as its 5-byte head and the bytes themselves: the body is never copied. */
+  #data(part: Buffer, frames: Buffer[]): void {
     this.#hash.update(part);
-    const frame = Buffer.allocUnsafe(FRAME_HEAD_BYTES + part.length);
-    frame[0] = FRAME_DATA;
-    frame.writeUInt32BE(part.length, 1);
-    part.copy(frame, FRAME_HEAD_BYTES);
+    const head = Buffer.allocUnsafe(FRAME_HEAD_BYTES);
+    head[0] = FRAME_DATA;
+    head.writeUInt32BE(part.length, 1);
+    frames.push(head, part);
     this.#unsealed += part.length;
     this.#total += BigInt(part.length);
     this.#fresh = true;
-    return frame;
   }
 
   #seal(final: boolean): Buffer {
