@@ -306,6 +306,6 @@ test('no private key ever appears in an API answer, a CLI line or the hub\'s log
   }
   assert.ok(secrets.length >= 2, 'there are private keys to look for');
   const seen = [...answers, hub.stdout(), hub.stderr()].join('\n');
-  assert.ok(hub.stderr().length + hub.stdout().length > 1000, 'the hub logged (debug level)');
+  assert.match(hub.stderr(), /"name":"hub"/, 'the hub\'s log is captured');
   for (const secret of secrets) assert.ok(!seen.includes(secret), 'a private key leaked');
 });
