@@ -11,6 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import https from 'node:https';
+import tls from 'node:tls';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -314,4 +315,93 @@ test('on an "all" host an unsigned read is refused and a signed one works', asyn
   const ok = await docker('GET', path, { headers: signedHeaders('GET', path) });
   assert.equal(ok.status, 200, ok.text);
   assert.ok(Array.isArray(ok.json));
+});
+
+// --- hijacked calls (exec start) ----------------------------------------------------
+
+/** The signer's side of one sealed stream, segment by segment (each call: a data frame and its seal). */
+class Sealer {
+  readonly #hash = createHash('sha256');
+  #index = 0n;
+  #total = 0n;
+  constructor(readonly nonce: string) {}
+  segment(data: Buffer, final = false): Buffer {
+    this.#hash.update(data);
+    this.#total += BigInt(data.length);
+    const sig = signer.signBytes(sealSigningBytes(this.nonce, this.#index, final, this.#total, this.#hash.copy().digest('hex')));
+    const out = Buffer.concat([frameHead(FRAME_DATA, data.length), data, frameHead(FRAME_SEAL, 81), sealBody(this.#index, final, this.#total, sig)]);
+    this.#index++;
+    return out;
+  }
+}
+
+/** Raw HTTP/1.1 upgrade through the hub: writes the head and body, then `after(socket)` once 101 came. */
+function hijack(path: string, headers: Record<string, string>, body: Buffer, after: (socket: tls.TLSSocket) => void): Promise<{ head: string; output: string }> {
+  return new Promise((resolve, reject) => {
+    const url = new URL(hub.url);
+    const socket = tls.connect({ host: url.hostname, port: Number(url.port), ca: hub.caPem, servername: 'localhost' });
+    let raw = Buffer.alloc(0);
+    let upgraded = false;
+    socket.on('secureConnect', () => {
+      const lines = [`POST /docker/nodes/${NODE}${path} HTTP/1.1`, `Host: ${url.host}`, `Authorization: Bearer ${hub.token}`, 'Content-Type: application/json',
+        'Connection: Upgrade', 'Upgrade: tcp', `Content-Length: ${body.length}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+      socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+      socket.write(body);
+    });
+    socket.on('data', (chunk: Buffer) => {
+      raw = Buffer.concat([raw, chunk]);
+      if (!upgraded && raw.includes('\r\n\r\n') && raw.toString('latin1').startsWith('HTTP/1.1 101')) {
+        upgraded = true;
+        after(socket);
+      }
+    });
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const text = raw.toString('latin1');
+      const at = text.indexOf('\r\n\r\n');
+      resolve({ head: text.slice(0, at), output: text.slice(at + 4) });
+    });
+    setTimeout(() => socket.destroy(), 15_000).unref();
+  });
+}
+
+async function execFor(cmd: string[]): Promise<string> {
+  const path = `${API}/containers/${box}/exec`;
+  const body = Buffer.from(JSON.stringify({ Cmd: cmd, AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: false }));
+  const res = await docker('POST', path, { headers: { ...signedHeaders('POST', path, body), 'content-type': 'application/json' }, body });
+  assert.equal(res.status, 201, res.text);
+  return res.json.Id as string;
+}
+
+test('a signed exec start with a sealed body and sealed stdin works; stdin that is not sealed ends the call', async () => {
+  const id = await execFor(['sh', '-c', 'read line; echo "got:$line"']);
+  const path = `${API}/exec/${id}/start`;
+  const { wire, claims } = signer.intent(NODE, dockerOp('POST', path), 'stream');
+  const sealer = new Sealer(claims.nonce);
+  const ok = await hijack(path, { [INTENT_HEADER]: wire, [INTENT_BODY_HEADER]: SEALED_BODY }, sealer.segment(Buffer.from(JSON.stringify({ Detach: false, Tty: false }))), (socket) => {
+    socket.write(sealer.segment(Buffer.from('sealed-hello\n'), true));
+  });
+  assert.match(ok.head, /^HTTP\/1\.1 101/);
+  assert.match(ok.output, /got:sealed-hello/);
+
+  // Signed over its JSON body only (digest): stdin bytes would be unsigned, so the call ends without them.
+  const id2 = await execFor(['sh', '-c', 'read line; echo "got:$line"']);
+  const path2 = `${API}/exec/${id2}/start`;
+  const startBody = Buffer.from(JSON.stringify({ Detach: false, Tty: false }));
+  const cut = await hijack(path2, signedHeaders('POST', path2, startBody), startBody, (socket) => socket.write('unsigned-hello\n'));
+  assert.doesNotMatch(cut.output, /got:unsigned-hello/);
+  await auditedRefusal(/stdin of a signed exec or attach call must be sealed/);
+
+  // A sealed stdin altered in flight: the call ends, and the altered line never reaches the process.
+  const id3 = await execFor(['sh', '-c', 'read line; echo "got:$line"']);
+  const path3 = `${API}/exec/${id3}/start`;
+  const third = signer.intent(NODE, dockerOp('POST', path3), 'stream');
+  const sealer3 = new Sealer(third.claims.nonce);
+  const bad = await hijack(path3, { [INTENT_HEADER]: third.wire, [INTENT_BODY_HEADER]: SEALED_BODY }, sealer3.segment(startBody), (socket) => {
+    const frames = sealer3.segment(Buffer.from('sealed-hello\n'), true);
+    frames[5] = 'X'.charCodeAt(0);
+    socket.write(frames);
+  });
+  assert.doesNotMatch(bad.output, /got:/);
+  await auditedRefusal(/seal 1 does not verify/);
 });
