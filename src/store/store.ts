@@ -13,6 +13,7 @@ import type { StackStore } from './stack-store.ts';
 import type { CertStore } from './cert-store.ts';
 import type { AlertStore } from './alert-store.ts';
 import type { OperatorKeyStore } from '../hub/operator-keys/operator-key-store.ts';
+import type { AuditChainStore } from '../hub/audit-chain/sqlite-audit-chain.ts';
 
 export type NodeState = 'pending' | 'active' | 'revoked';
 
@@ -148,6 +149,8 @@ export interface Store {
   readonly registries: RegistryStore;
   /** Operator keys' public halves, per user (hub/operator-keys/). */
   readonly operatorKeys: OperatorKeyStore;
+  /** The hub's audit log's hash chain (src/hub/audit-chain/). */
+  readonly auditChain: AuditChainStore;
   /** Applies pending migrations; returns the names it applied, in order. */
   migrate(): Promise<string[]>;
   close(): Promise<void>;

@@ -22,6 +22,7 @@ import type { RegistryStore } from '../../hub/registry-auth/registry-store.ts';
 import { StatementCache, translateStorageFailures } from './statement-cache.ts';
 import { SqliteOperatorKeyStore } from '../../hub/operator-keys/sqlite-operator-key-store.ts';
 import type { OperatorKeyStore } from '../../hub/operator-keys/operator-key-store.ts';
+import { AUDIT_CHAIN_MIGRATION, SqliteAuditChain } from '../../hub/audit-chain/sqlite-audit-chain.ts';
 
 interface NodeRow {
   id: string;
@@ -69,6 +70,7 @@ export class SqliteStore implements Store {
   readonly access: AccessStore;
   readonly registries: RegistryStore;
   readonly operatorKeys: OperatorKeyStore;
+  readonly auditChain: SqliteAuditChain;
 
   constructor(file: string) {
     this.#db = new Database(file);
@@ -84,6 +86,7 @@ export class SqliteStore implements Store {
     this.access = new SqliteAccessStore(this.#db);
     this.registries = new SqliteRegistryStore(this.#db);
     this.operatorKeys = new SqliteOperatorKeyStore(this.#db);
+    this.auditChain = new SqliteAuditChain(this.#db);
   }
 
   #stmt(sql: string): Database.Statement {
@@ -91,7 +94,10 @@ export class SqliteStore implements Store {
   }
 
   async migrate(): Promise<string[]> {
-    return applyMigrations(this.#db);
+    const applied = applyMigrations(this.#db);
+    // Rows from before the audit chain are chained once, as they are when it is created.
+    if (applied.includes(AUDIT_CHAIN_MIGRATION)) this.auditChain.seedExisting();
+    return applied;
   }
 
   async close(): Promise<void> {
@@ -299,20 +305,31 @@ export class SqliteStore implements Store {
   }
 
   async appendAudit(entry: AuditEntry): Promise<void> {
-    this.#stmt('INSERT INTO audit_log (at, user, node, method, path, status, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(entry.at, entry.user, entry.node, entry.method, entry.path, entry.status, entry.at);
+    // Each audit write and its chain entry (src/hub/audit-chain/) are one transaction.
+    this.#db.transaction(() => {
+      const id = Number(this.#stmt('INSERT INTO audit_log (at, user, node, method, path, status, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+        .run(entry.at, entry.user, entry.node, entry.method, entry.path, entry.status, entry.at).lastInsertRowid);
+      this.auditChain.append('record', id, { at: entry.at, user: entry.user, node: entry.node, method: entry.method, path: entry.path, status: entry.status, finishedAt: entry.at, bytes: null });
+    })();
   }
 
   async beginAudit(intent: AuditIntent): Promise<number> {
     // Committed on return: in WAL mode the row is in the log file before the call goes on, so
     // a hub killed mid-call leaves it behind (synchronous=NORMAL: a power cut may still lose it).
-    return Number(this.#stmt('INSERT INTO audit_log (at, user, node, method, path) VALUES (?, ?, ?, ?, ?)')
-      .run(intent.startedAt, intent.user, intent.node, intent.method, intent.path).lastInsertRowid);
+    return this.#db.transaction(() => {
+      const id = Number(this.#stmt('INSERT INTO audit_log (at, user, node, method, path) VALUES (?, ?, ?, ?, ?)')
+        .run(intent.startedAt, intent.user, intent.node, intent.method, intent.path).lastInsertRowid);
+      this.auditChain.append('intent', id, { at: intent.startedAt, user: intent.user, node: intent.node, method: intent.method, path: intent.path });
+      return id;
+    })();
   }
 
   async finishAudit(id: number, outcome: AuditOutcome): Promise<void> {
-    this.#stmt('UPDATE audit_log SET status = ?, finished_at = ?, bytes = ? WHERE id = ?')
-      .run(outcome.status, outcome.finishedAt, outcome.bytes, id);
+    this.#db.transaction(() => {
+      if (this.#stmt('UPDATE audit_log SET status = ?, finished_at = ?, bytes = ? WHERE id = ?').run(outcome.status, outcome.finishedAt, outcome.bytes, id).changes === 1) {
+        this.auditChain.append('outcome', id, { status: outcome.status, finishedAt: outcome.finishedAt, bytes: outcome.bytes });
+      }
+    })();
   }
 
   async queryAudit(query: AuditQuery): Promise<AuditRow[]> {

@@ -1,0 +1,118 @@
+/**
+ * Checks the hub's audit log against its chain (`dockfleet audit verify`, GET /api/v1/audit/verify).
+ * Two walks, read-only, in one read transaction:
+ * 1. the chain itself: seq follows seq, each `prev` is the hash before it, each hash matches its
+ *    entry (an edited, removed or reordered chain entry breaks here);
+ * 2. the chain replayed into the rows it says were written, compared with `audit_log` in id order:
+ *    a row whose columns differ was edited, a row the chain names but the table lacks was deleted,
+ *    a row the chain never saw was inserted behind the hub's back.
+ * Then the highest ids SQLite ever handed out (sqlite_sequence) must be the chain's last ones, so
+ * rows cut off the end of both tables are noticed too. The first problem is reported.
+ */
+import type Database from 'better-sqlite3';
+import { GENESIS, applyEntry, chainHash, type ChainKind, type ChainedRow } from './chain-entry.ts';
+
+export type HubAuditProblemKind = 'chain-edited' | 'chain-gap' | 'chain-prev' | 'chain-unfit' | 'row-edited' | 'row-deleted' | 'row-inserted' | 'tail-missing' | 'no-chain';
+
+export interface HubAuditProblem {
+  kind: HubAuditProblemKind;
+  /** The chain entry's seq, when the problem is in the chain. */
+  seq: number | null;
+  /** The audit row's id, when the problem is about a row. */
+  auditId: number | null;
+  message: string;
+}
+
+export interface HubAuditReport {
+  ok: boolean;
+  /** Chain entries walked, and audit rows compared. */
+  entries: number;
+  rows: number;
+  head: { seq: number; hash: string };
+  problem: HubAuditProblem | null;
+}
+
+interface ChainRowDb { seq: number; kind: string; audit_id: number; record: string; prev: string; hash: string }
+interface AuditRowDb { id: number; at: number; user: string; node: string | null; method: string; path: string; status: number | null; finished_at: number | null; bytes: number | null }
+
+const COLUMNS: Array<[keyof ChainedRow, keyof AuditRowDb]> = [
+  ['at', 'at'], ['user', 'user'], ['node', 'node'], ['method', 'method'], ['path', 'path'], ['status', 'status'], ['finishedAt', 'finished_at'], ['bytes', 'bytes'],
+];
+
+export function verifyHubAudit(db: Database.Database): HubAuditReport {
+  return db.transaction(() => walk(db))();
+}
+
+function walk(db: Database.Database): HubAuditReport {
+  let head = { seq: 0, hash: GENESIS };
+  let entries = 0;
+  let rows = 0;
+  const done = (problem: HubAuditProblem | null): HubAuditReport => ({ ok: problem === null, entries, rows, head, problem });
+  const hasChain = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_chain'").get();
+  if (!hasChain) return done({ kind: 'no-chain', seq: null, auditId: null, message: 'this database has no audit chain yet: start the hub on it once (the migration creates and seeds it)' });
+
+  const expected = new Map<number, ChainedRow>();
+  for (const raw of db.prepare('SELECT seq, kind, audit_id, record, prev, hash FROM audit_chain ORDER BY seq').iterate() as IterableIterator<ChainRowDb>) {
+    const at = `chain entry seq ${raw.seq} (audit row ${raw.audit_id}, ${raw.kind})`;
+    if (raw.seq !== head.seq + 1) {
+      return done({ kind: 'chain-gap', seq: raw.seq, auditId: raw.audit_id, message: `${at}: expected seq ${head.seq + 1}, so a chain entry was removed or renumbered` });
+    }
+    if (raw.prev !== head.hash) {
+      return done({ kind: 'chain-prev', seq: raw.seq, auditId: raw.audit_id, message: `${at}: prev does not match the hash of seq ${head.seq}: entries were removed or reordered` });
+    }
+    if (chainHash({ seq: raw.seq, kind: raw.kind as ChainKind, auditId: raw.audit_id, record: raw.record, prev: raw.prev }) !== raw.hash) {
+      return done({ kind: 'chain-edited', seq: raw.seq, auditId: raw.audit_id, message: `${at}: hash mismatch: the chain entry was edited` });
+    }
+    let record: Record<string, unknown>;
+    try {
+      record = JSON.parse(raw.record) as Record<string, unknown>;
+    } catch {
+      return done({ kind: 'chain-edited', seq: raw.seq, auditId: raw.audit_id, message: `${at}: its record is not JSON` });
+    }
+    const next = applyEntry(expected.get(raw.audit_id), raw.kind as ChainKind, record);
+    if (!next) return done({ kind: 'chain-unfit', seq: raw.seq, auditId: raw.audit_id, message: `${at}: does not fit the entries before it (${raw.kind === 'outcome' ? 'an outcome of a row never begun' : 'the row was begun already'})` });
+    expected.set(raw.audit_id, next);
+    head = { seq: raw.seq, hash: raw.hash };
+    entries++;
+  }
+
+  // Both sides in id order; the first id where they differ is the first bad row.
+  const chained = [...expected.keys()].sort((a, b) => a - b);
+  let k = 0;
+  for (const row of db.prepare('SELECT id, at, user, node, method, path, status, finished_at, bytes FROM audit_log ORDER BY id').iterate() as IterableIterator<AuditRowDb>) {
+    if (k < chained.length && chained[k]! < row.id) {
+      return done({ kind: 'row-deleted', seq: null, auditId: chained[k]!, message: `audit row ${chained[k]} is in the chain but not in the audit log: it was deleted (${describe(expected.get(chained[k]!)!)})` });
+    }
+    const want = chained[k] === row.id ? expected.get(row.id) : undefined;
+    if (!want) return done({ kind: 'row-inserted', seq: null, auditId: row.id, message: `audit row ${row.id} is not in the chain: it was written behind the hub's back (${describe(fromDb(row))})` });
+    for (const [field, column] of COLUMNS) {
+      if (want[field] !== row[column]) {
+        return done({ kind: 'row-edited', seq: null, auditId: row.id, message: `audit row ${row.id} was edited: ${field} is ${JSON.stringify(row[column])}, the chain recorded ${JSON.stringify(want[field])}` });
+      }
+    }
+    k++;
+    rows++;
+  }
+  if (k < chained.length) {
+    return done({ kind: 'row-deleted', seq: null, auditId: chained[k]!, message: `audit row ${chained[k]} is in the chain but not in the audit log: it was deleted (${describe(expected.get(chained[k]!)!)})` });
+  }
+
+  // AUTOINCREMENT's high-water marks: ids handed out beyond the chain's end mean its tail was cut off.
+  const marks = new Map((db.prepare("SELECT name, seq FROM sqlite_sequence WHERE name IN ('audit_chain', 'audit_log')").all() as Array<{ name: string; seq: number }>).map((r) => [r.name, r.seq]));
+  const lastAudit = chained.length ? chained[chained.length - 1]! : 0;
+  if ((marks.get('audit_chain') ?? 0) > head.seq) {
+    return done({ kind: 'tail-missing', seq: head.seq + 1, auditId: null, message: `chain entries after seq ${head.seq} (up to ${marks.get('audit_chain')}) were removed from its end` });
+  }
+  if ((marks.get('audit_log') ?? 0) > lastAudit) {
+    return done({ kind: 'tail-missing', seq: null, auditId: lastAudit + 1, message: `audit rows after ${lastAudit} (up to ${marks.get('audit_log')}) were removed from the end of the log and its chain` });
+  }
+  return done(null);
+}
+
+function fromDb(row: AuditRowDb): ChainedRow {
+  return { at: row.at, user: row.user, node: row.node, method: row.method, path: row.path, status: row.status, finishedAt: row.finished_at, bytes: row.bytes };
+}
+
+function describe(row: ChainedRow): string {
+  return `${row.user} ${row.method} ${row.path}${row.node ? ` on ${row.node}` : ''} at ${new Date(row.at).toISOString()}`;
+}
