@@ -67,6 +67,21 @@ export interface RequestOptions {
   headers?: Record<string, string>;
 }
 
+/**
+ * Signs Docker calls for hosts that require signed intent (lib/signing.ts installs it): headers
+ * to add, and the body to send instead when it travels in sealed frames.
+ */
+export type DockerSigner = (method: string, path: string, body: BodyInit | undefined) => Promise<{ headers: Record<string, string>; body?: BodyInit }>;
+let dockerSigner: DockerSigner | null = null;
+export function setDockerSigner(fn: DockerSigner): void {
+  dockerSigner = fn;
+}
+
+/** The intent headers (and sealed body) for a Docker call, for callers that fetch() themselves. */
+export async function signDocker(method: string, path: string, body?: BodyInit): Promise<{ headers: Record<string, string>; body?: BodyInit }> {
+  return dockerSigner && path.startsWith('/docker/nodes/') ? dockerSigner(method, path, body) : { headers: {} };
+}
+
 export async function request(method: string, path: string, opts: RequestOptions = {}): Promise<Response> {
   const headers: Record<string, string> = { Accept: 'application/json', ...opts.headers };
   if (method !== 'GET' && method !== 'HEAD') headers[UI_HEADER] = '1';
@@ -75,6 +90,11 @@ export async function request(method: string, path: string, opts: RequestOptions
   else if (opts.body !== undefined) {
     headers['Content-Type'] = 'application/json';
     body = JSON.stringify(opts.body);
+  }
+  if (dockerSigner && path.startsWith('/docker/nodes/')) {
+    const signed = await dockerSigner(method, path, body);
+    Object.assign(headers, signed.headers);
+    if (signed.body !== undefined) body = signed.body;
   }
   let res: Response;
   try {

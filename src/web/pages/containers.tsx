@@ -12,6 +12,7 @@ import { containerAction, removeContainer, type ContainerAction } from '../lib/a
 import { ago, dateTime, labelMatches, ports, shortId, stateDetail } from '../lib/format.ts';
 import { fleet, fleetContainers } from '../lib/live.ts';
 import { setQuery, useLocation } from '../lib/router.ts';
+import { useSigningBlock } from '../lib/signing.ts';
 import { useStore } from '../lib/store.ts';
 import type { FleetContainer, Me } from '../lib/types.ts';
 
@@ -26,7 +27,9 @@ function containerPath(c: { node: string; Id: string }, tab = ''): string {
 }
 
 export function ContainerActions({ c, canWrite, compact }: { c: { node: string; Id: string; name: string; State: string }; canWrite: boolean; compact?: boolean }): JSX.Element | null {
+  const unsignable = useSigningBlock(c.node);
   if (!canWrite) return null;
+  if (unsignable) return <SigningNeeded reason={unsignable} />;
   const running = c.State === 'running' || c.State === 'restarting' || c.State === 'paused';
   const run = (action: ContainerAction) => async (): Promise<void> => {
     const done = await containerAction(c.node, c.Id, action);
@@ -55,6 +58,15 @@ export function ContainerActions({ c, canWrite, compact }: { c: { node: string; 
       )}
       <ActionButton small variant="danger" what={`Remove ${c.name}`} aria-label={`Remove ${c.name}`} confirm={askRemove} onClick={remove}>Remove</ActionButton>
     </div>
+  );
+}
+
+/** In place of actions a signed host would refuse: why, and where to fix it. */
+export function SigningNeeded({ reason }: { reason: string }): JSX.Element {
+  return (
+    <p class="signing-needed small" role="note">
+      {reason} <a href="/account#signing-keys">Signing keys</a>
+    </p>
   );
 }
 
