@@ -121,23 +121,8 @@ export function operatorKeyOf(raw: Uint8Array): string {
   return `${OPERATOR_KEY_PREFIX}${toBase64Url(raw)}`;
 }
 
-/**
- * JSON with object keys sorted (at every depth) and no whitespace: the one form of a value that
- * the signer and the host both compute, for jobs. Only plain JSON values are allowed.
- */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value === 'boolean' || typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) throw new Error('canonical JSON has no NaN or Infinity');
-    return JSON.stringify(value);
-  }
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-  }
-  throw new Error(`canonical JSON cannot hold a ${typeof value}`);
-}
+/** Canonical JSON (canonical-json.ts), the signed form of a job. */
+export { canonicalJson } from './canonical-json.ts';
 
 export function toBase64Url(bytes: Uint8Array): string {
   let s = '';

@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import { COMPOSE_LABELS, STACK_LABELS, type StackProject, type StackService } from '../../protocol/stacks.ts';
 import { hasServiceFiles, serviceFileDigests } from './service-files.ts';
+import { canonicalJson } from '../../protocol/canonical-json.ts';
 
 /** What Debian's docker-compose v1 reads (it warns on nothing older than this). */
 export const COMPOSE_VERSION_LABEL = '1.29.2';
@@ -34,16 +35,6 @@ export function serviceNetworks(project: StackProject, service: string): Network
     const aliases = [service, ...spec.networks[key]!.aliases.filter((a) => a !== service)];
     return { key, name: net?.name ?? `${project.name}_${key}`, aliases };
   });
-}
-
-/** JSON with sorted keys: the same value always gives the same bytes (hashing, not signing). */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
 }
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');

@@ -6,24 +6,11 @@
  */
 import { createHash } from 'node:crypto';
 import type { StackProject } from '../../../protocol/stacks.ts';
+import { canonicalJson } from '../../../protocol/canonical-json.ts';
 
 const DOMAIN = 'dockfleet.stack-project.v1\n';
 
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value === 'boolean' || typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) throw new TypeError('canonical JSON holds finite numbers only');
-    return JSON.stringify(value);
-  }
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, item]) => item !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(',')}}`;
-  }
-  throw new TypeError(`canonical JSON cannot hold a ${typeof value}`);
-}
+export { canonicalJson };
 
 /**
  * `secretEnvDigests`: a digest of each secret value (secret env and secret files) by name, as
