@@ -13,6 +13,7 @@ import { stackCommand } from './commands/stack.ts';
 import { routesCommand } from './commands/routes.ts';
 import { certsCommand } from './commands/certs.ts';
 import { operatorKeyCommand } from './commands/operator-key.ts';
+import { auditCommand } from './commands/audit.ts';
 import { startCommand } from './commands/start.ts';
 
 const COMMANDS: Record<string, Command> = {
@@ -35,6 +36,7 @@ const COMMANDS: Record<string, Command> = {
   routes: routesCommand,
   certs: certsCommand,
   'operator-key': operatorKeyCommand,
+  audit: auditCommand,
 };
 
 function overview(): string {
