@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { HostAuditLog } from '../src/agent/audit/host-audit.ts';
+import { entryLine } from '../src/agent/audit/entry-line.ts';
 import { verifyAuditFile } from '../src/agent/audit/verify-audit.ts';
 import { runContainer } from './support/engines.ts';
 import { waitFor } from './support/hub-fixture.ts';
@@ -95,11 +96,9 @@ describe('the chain', () => {
   test('an entry rewritten with a fresh hash still breaks the chain at the next one (prev mismatch)', async () => {
     const log = logOf(4);
     const lines = log.lines();
-    const { entryHash } = await import('../src/agent/audit/audit-entry.ts');
     const forged = JSON.parse(lines[1]!);
     forged.target = 'someone-else';
-    forged.hash = entryHash(forged);
-    lines[1] = JSON.stringify(forged);
+    lines[1] = entryLine(forged).line;
     log.write(lines);
     const { problem } = await verifyAuditFile(log.path);
     assert.equal(problem?.kind, 'prev-mismatch');
@@ -131,7 +130,8 @@ describe('the chain', () => {
     assert.deepEqual(report.tears.map((t) => t.line), [4]);
     assert.equal(report.head.seq, 5);
     // The torn line edited afterwards no longer matches its marker.
-    lines[3] = lines[3]!.replace('"seq"', '"SEQ"');
+    assert.notEqual(lines[3]!.indexOf('"op"'), -1);
+    lines[3] = lines[3]!.replace('"op"', '"OP"');
     log.write(lines);
     assert.equal((await verifyAuditFile(log.path)).problem?.kind, 'tear-mismatch');
   });

@@ -30,7 +30,8 @@ export async function runAgentAudit(args: string[]): Promise<void> {
   if (positionals.length > 0) throw new UsageError(`agent audit takes no arguments (got "${positionals[0]}")`);
   const path = join(resolve(values.state ?? AGENT_DEFAULTS.state), AUDIT_FILE);
   const bytes = await readLog(path);
-  const report = verifyAuditBytes(bytes);
+  // Verifying needs no parsed entries (the raw-byte scan is enough); showing parses each line.
+  const report = verifyAuditBytes(bytes, { entries: false });
   if (values.verify) return printVerdict(path, report, values.json === true);
   const entries = readableEntries(bytes);
   process.stdout.write(values.json ? `${JSON.stringify(entries)}\n` : table(entries));
@@ -47,15 +48,15 @@ async function readLog(path: string): Promise<Buffer> {
 }
 
 function printVerdict(path: string, report: AuditReport, json: boolean): void {
-  const { problem, head, tears, entries } = report;
+  const { problem, head, tears, count } = report;
   if (json) {
-    process.stdout.write(`${JSON.stringify({ ok: problem === null, path, entries: entries.length, head, tears, problem })}\n`);
+    process.stdout.write(`${JSON.stringify({ ok: problem === null, path, entries: count, head, tears, problem })}\n`);
     if (!problem) return;
   }
   // Exit 1 through the CLI's one-line error (after the JSON verdict when --json asked for it).
   if (problem) throw new DockfleetError('state_corrupt', `${path}: ${problem.message}`);
   const torn = tears.length === 0 ? '' : `; ${tears.length} recorded tear${tears.length === 1 ? '' : 's'} (line ${tears.map((t) => t.line).join(', ')}: a write cut off by a crash, kept as written)`;
-  process.stdout.write(`ok: ${entries.length} entries, the chain holds to seq ${head.seq} (hash ${head.hash})${torn}\n`);
+  process.stdout.write(`ok: ${count} entries, the chain holds to seq ${head.seq} (hash ${head.hash})${torn}\n`);
 }
 
 /** Every line that holds an entry, whether or not the chain holds (showing is not verifying). */

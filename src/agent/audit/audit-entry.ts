@@ -1,21 +1,23 @@
 /**
- * One entry of the host's own audit log (issue 13): what it holds, how its hash is made, and how a
- * line of `audit.log` is read back. Shared by the writer (host-audit.ts) and the verifier
- * (verify-audit.ts), so both agree on the bytes that are hashed.
+ * One entry of the host's own audit log (issue 13): what it holds and how a line of `audit.log` is
+ * read back for showing. Shared by the writer (host-audit.ts, entry-line.ts) and the verifier
+ * (verify-audit.ts, scan-entry-line.ts). No imports beyond Node's own: `agent audit --verify` loads
+ * this and nothing else of the agent.
  *
  * An entry is `{seq, time, op, target, result, status?, reason?, user?, key?, ref?, tear?, prev, hash}`;
- * `hash` is SHA-256 (hex) over the canonical JSON of the entry without `hash`, and `prev` is the hash
- * of the entry before it (GENESIS for the first), so an edit, a removal or a swap breaks the chain.
+ * `prev` is the hash of the entry before it (GENESIS for the first), so an edit, a removal or a swap
+ * breaks the chain. How `hash` is made and how a line is laid out: entry-line.ts.
  */
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
-import { canonicalJson } from '../../protocol/intent.ts';
 
 export const AUDIT_FILE = 'audit.log';
 /** The `prev` of the first entry. */
 export const GENESIS = '0'.repeat(64);
 /** The operation a tear marker records (a line cut off by a crash, kept as it was written). */
 export const TEAR_OP = 'audit torn-write';
+/** How a line ends: `,"hash":"` + 64 hex + `"}` after the canonical JSON's last member (entry-line.ts). */
+export const HASH_MEMBER_PREFIX = ',"hash":"';
+export const HASH_SUFFIX_BYTES = HASH_MEMBER_PREFIX.length + 64 + 2;
 /** Longest text kept in any one field: a huge query string cannot bloat the log. */
 export const MAX_FIELD = 2048;
 
@@ -40,30 +42,21 @@ export interface TearRecord {
   sha256: string;
 }
 
-const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
-const text = z.string().max(MAX_FIELD);
-
-export const auditEntry = z.strictObject({
-  seq: z.number().int().positive(),
-  time: z.string(),
-  op: text,
-  target: text,
-  result: z.enum(['ok', 'failed', 'refused']),
-  status: z.number().int().optional(),
-  reason: text.optional(),
-  user: text.optional(),
-  key: text.optional(),
-  ref: text.optional(),
-  tear: z.strictObject({ line: z.number().int().positive(), bytes: z.number().int().nonnegative(), sha256: hex64 }).optional(),
-  prev: hex64,
-  hash: hex64,
-});
-export type AuditEntry = z.infer<typeof auditEntry>;
-
-/** The hash an entry must carry: SHA-256 over its canonical JSON without `hash`. */
-export function entryHash(entry: Omit<AuditEntry, 'hash'> & { hash?: string }): string {
-  const { hash: _ignored, ...rest } = entry;
-  return createHash('sha256').update(canonicalJson(rest)).digest('hex');
+/** One entry as written: the members in the order of its canonical JSON, `hash` last. */
+export interface AuditEntry {
+  seq: number;
+  time: string;
+  op: string;
+  target: string;
+  result: AuditResult;
+  status?: number;
+  reason?: string;
+  user?: string;
+  key?: string;
+  ref?: string;
+  tear?: TearRecord;
+  prev: string;
+  hash: string;
 }
 
 /** Parses one line (without its newline); null when it is not an entry at all. */
@@ -83,7 +76,7 @@ const isText = (v: unknown): boolean => typeof v === 'string' && v.length <= MAX
 const isOptText = (v: unknown): boolean => v === undefined || isText(v);
 const isCount = (v: unknown, min: number): boolean => typeof v === 'number' && Number.isInteger(v) && v >= min;
 
-/** The same rules as `auditEntry`, checked by hand: verify runs this 100,000 times a second or so. */
+/** An entry's shape, checked by hand (showing the log runs this once a line). */
 function isEntry(raw: unknown): raw is AuditEntry {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return false;
   const e = raw as Record<string, unknown>;
@@ -93,8 +86,13 @@ function isEntry(raw: unknown): raw is AuditEntry {
   if (e.status !== undefined && !isCount(e.status, Number.MIN_SAFE_INTEGER)) return false;
   if (!isOptText(e.reason) || !isOptText(e.user) || !isOptText(e.key) || !isOptText(e.ref)) return false;
   if (typeof e.prev !== 'string' || !HEX64.test(e.prev) || typeof e.hash !== 'string' || !HEX64.test(e.hash)) return false;
-  if (e.tear !== undefined) return auditEntry.shape.tear.safeParse(e.tear).success;
-  return true;
+  return e.tear === undefined || isTear(e.tear);
+}
+
+function isTear(raw: unknown): boolean {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return false;
+  const t = raw as Record<string, unknown>;
+  return Object.keys(t).length === 3 && isCount(t.line, 1) && isCount(t.bytes, 0) && typeof t.sha256 === 'string' && HEX64.test(t.sha256);
 }
 
 /** Cuts a field to MAX_FIELD characters (marking the cut) so every entry stays small. */

@@ -17,9 +17,11 @@ import { closeSync, fstatSync, mkdirSync, openSync, readSync, writeSync } from '
 import { join } from 'node:path';
 import type { Logger } from '../../lib/logger.ts';
 import {
-  AUDIT_FILE, GENESIS, TEAR_OP, clip, entryHash, parseEntryLine, sha256Hex,
+  AUDIT_FILE, GENESIS, TEAR_OP, clip, sha256Hex,
   type AuditEntry, type AuditInput, type TearRecord,
 } from './audit-entry.ts';
+import { entryLine } from './entry-line.ts';
+import { scanEntryLine } from './scan-entry-line.ts';
 
 export type { AuditInput, AuditResult } from './audit-entry.ts';
 
@@ -108,9 +110,9 @@ export class HostAuditLog {
 
   #write(fields: Omit<AuditEntry, 'seq' | 'time' | 'prev' | 'hash'>): void {
     const body = { seq: this.#head.seq + 1, time: new Date().toISOString(), ...fields, prev: this.#head.hash };
-    const hash = entryHash(body);
-    // Written in reading order (seq first); the hash is over the canonical form, so order is free.
-    writeAll(this.#fd!, Buffer.from(`${JSON.stringify({ ...body, hash })}\n`));
+    // The canonical JSON with the hash last (entry-line.ts): what the verifier hashes as read.
+    const { line, hash } = entryLine(body);
+    writeAll(this.#fd!, Buffer.from(`${line}\n`));
     this.#head = { seq: body.seq, hash };
   }
 }
@@ -131,10 +133,10 @@ function writeAll(fd: number, buf: Buffer): void {
   while (done < buf.length) done += writeSync(fd, buf, done, buf.length - done);
 }
 
-/** A whole, correctly hashed entry, or null. */
-function validEntry(line: Buffer): AuditEntry | null {
-  const entry = parseEntryLine(line.toString('utf8'));
-  return entry && entryHash(entry) === entry.hash ? entry : null;
+/** A whole, correctly hashed entry's seq and hash, or null. */
+function validEntry(line: Buffer): AuditHead | null {
+  const entry = scanEntryLine(line);
+  return entry && entry.hashOk ? { seq: entry.seq, hash: entry.hash } : null;
 }
 
 interface Tail {
@@ -171,7 +173,7 @@ function readTail(fd: number): Tail {
     for (let k = 0; k < lines.length; k++) {
       const line = lines[k]!;
       const entry = validEntry(line.bytes);
-      if (entry) return { head: { seq: entry.seq, hash: entry.hash }, unterminated, torn };
+      if (entry) return { head: entry, unterminated, torn };
       if (k === 0) torn = line;
       // An unreadable line further back was already there: verify reports it; the head is still found.
     }
