@@ -17,6 +17,8 @@ import type { AgentIdentity } from './identity.ts';
 import type { InventoryWatcher } from './inventory-watcher.ts';
 import { streamInventory } from './inventory-stream.ts';
 import type { HostAuditLog } from './audit/host-audit.ts';
+import { serveAuditFeed } from './audit/audit-feed.ts';
+import { AUDIT_FEED_PATH } from '../protocol/audit-feed.ts';
 import type { PolicySummary } from '../protocol/policy-summary.ts';
 
 export interface TunnelDeps {
@@ -65,6 +67,7 @@ export function createTunnelHandler(deps: TunnelDeps): TunnelHandler {
     if (path === STACKS_STATUS_PATH && req.method === 'GET' && deps.stacksStatus) return void deps.stacksStatus(req, res);
     if (path === EDGE_DIAL_PATH && deps.edgeDial) return void deps.edgeDial(req, res);
     if (path === STATS_PATH && req.method === 'GET' && deps.stats) return void deps.stats(req, res);
+    if (path === AUDIT_FEED_PATH && req.method === 'GET' && deps.audit) return void serveAuditFeed(deps.audit, req, res);
     sendJson(res, 404, { message: `no such agent endpoint ${path}` });
   };
 }
