@@ -22,7 +22,7 @@ test('store: migrations apply once and report what they applied', async (t) => {
   t.after(() => rm(dir, { recursive: true, force: true }));
   const file = join(dir, 'db.sqlite');
   const first = new SqliteStore(file);
-  assert.deepEqual(await first.migrate(), ['20261122T180000-initial.sql', '20261122T190000-client-certs-audit.sql', '20261122T200000-accounts-sessions.sql', '20261123T090000-audit-intent.sql', '20261201T120000-admin-token-principal.sql', '20261201T150000-jobs.sql', '20261201T150100-stacks.sql', '20261201T180000-edge-certificates.sql', '20261201T191000-registry-credentials.sql', '20261201T194000-access-grants.sql', '20261201T195000-alerts.sql', '20261201T214000-alert-receiver-tests.sql', '20261201T221000-operator-keys.sql']);
+  assert.deepEqual(await first.migrate(), ['20261122T180000-initial.sql', '20261122T190000-client-certs-audit.sql', '20261122T200000-accounts-sessions.sql', '20261123T090000-audit-intent.sql', '20261201T120000-admin-token-principal.sql', '20261201T150000-jobs.sql', '20261201T150100-stacks.sql', '20261201T180000-edge-certificates.sql', '20261201T191000-registry-credentials.sql', '20261201T194000-access-grants.sql', '20261201T195000-alerts.sql', '20261201T214000-alert-receiver-tests.sql', '20261201T221000-operator-keys.sql', '20261201T222000-audit-chain.sql', '20261201T223000-job-intents.sql']);
   await first.close();
   const second = new SqliteStore(file);
   assert.deepEqual(await second.migrate(), []);

@@ -16,7 +16,8 @@ import { STACK_NAME, stackRevision } from './stacks.ts';
 export const JOBS_PATH = '/_dockfleet/v1/jobs';
 export const JOB_KINDS = ['deploy', 'rollback', 'remove'] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
-export const JOB_STATES = ['queued', 'running', 'succeeded', 'failed'] as const;
+/** `awaiting-signature`: filed for a signed rollout, not delivered until its operator's intent arrives (issue 13). */
+export const JOB_STATES = ['awaiting-signature', 'queued', 'running', 'succeeded', 'failed'] as const;
 export type JobState = (typeof JOB_STATES)[number];
 
 export const JOB_ID = /^job_[0-9a-z]{20,40}$/;

@@ -31,6 +31,12 @@ export interface JobRecord {
   deliveredAt: number | null;
   deliveryError: string | null;
   logsDropped: number;
+  /** The operator's signed intent (wire form) the host will check, or null (unsigned job). */
+  intent: string | null;
+  /** A signed rollout's job that the rollout has not reached yet: never delivered while true. */
+  held: boolean;
+  /** When an `awaiting-signature` job fails for want of its signature, or null. */
+  signBy: number | null;
 }
 
 export interface JobLogLine {
@@ -66,8 +72,14 @@ export interface JobStore {
   getJob(id: string): Promise<JobRecord | null>;
   /** Newest first. */
   listJobs(filter: JobFilter): Promise<JobRecord[]>;
-  /** Queued and running jobs, oldest first (of one node, or of all). */
+  /** Queued and running jobs that are not held, oldest first (of one node, or of all). */
   openJobs(node?: string): Promise<JobRecord[]>;
+  /** awaiting-signature → queued with its intent; false when the job was not awaiting one. */
+  attachIntent(id: string, intent: string): Promise<boolean>;
+  /** The rollout reached the job: it may be delivered (once signed). */
+  release(id: string): Promise<void>;
+  /** Jobs awaiting a signature or held by their rollout, oldest first. */
+  signingJobs(): Promise<JobRecord[]>;
   /** The soonest expiry among queued jobs, or null. */
   nextExpiry(): Promise<number | null>;
   /** A delivery is under way: counts it. */
@@ -76,7 +88,7 @@ export interface JobStore {
   setDeliveryError(id: string, error: string | null): Promise<void>;
   /** queued → running; false when the job was not queued. */
   markRunning(id: string, at: number): Promise<boolean>;
-  /** queued|running → succeeded|failed; false when it was final already. */
+  /** awaiting-signature|queued|running → succeeded|failed; false when it was final already. */
   finishJob(id: string, finish: JobFinish): Promise<boolean>;
   /** Steps (upserted by name and start) and log lines (bounded), in one transaction. */
   recordProgress(id: string, steps: readonly JobStep[], logs: readonly JobLogLine[]): Promise<void>;

@@ -14,6 +14,7 @@ import type { AgentLink } from '../gateway/agent-link.ts';
 import type { NodeRegistry } from '../node-registry.ts';
 import { deliverJob } from './job-delivery.ts';
 import { DEFAULT_JOB_RETENTION, type JobQueue, type JobRetention } from './job-queue.ts';
+import { failIfIntentExpired, sweepSigningDeadlines } from './signing-deadlines.ts';
 
 export interface DispatcherOptions {
   queue: JobQueue;
@@ -27,6 +28,8 @@ export interface DispatcherOptions {
   /** Finished jobs kept (default: the newest 10,000, none past 30 days); pruned at start and every pruneEveryMs. */
   retention?: JobRetention;
   pruneEveryMs?: number;
+  /** How often jobs awaiting a signature (or held, signed, by their rollout) are checked for their deadlines. */
+  signingSweepMs?: number;
 }
 
 const MAX_TIMER_MS = 60 * 60 * 1000;
@@ -47,6 +50,8 @@ export class JobDispatcher {
   readonly #retention: JobRetention;
   readonly #pruneEveryMs: number;
   #pruneTimer: NodeJS.Timeout | null = null;
+  readonly #signingSweepMs: number;
+  #signingTimer: NodeJS.Timeout | null = null;
   #expiryTimer: NodeJS.Timeout | null = null;
   #expiryAt = Infinity;
 
@@ -59,6 +64,7 @@ export class JobDispatcher {
     this.#maxBad = opts.maxBadDeliveries ?? 5;
     this.#retention = opts.retention ?? DEFAULT_JOB_RETENTION;
     this.#pruneEveryMs = opts.pruneEveryMs ?? 60 * 60 * 1000;
+    this.#signingSweepMs = opts.signingSweepMs ?? 5_000;
   }
 
   /** Follows link-ups and new jobs; fails jobs that expired while the hub was down. */
@@ -68,6 +74,14 @@ export class JobDispatcher {
       this.kick(job.node);
       void this.#scheduleExpiry();
     });
+    this.#queue.on('ready', (node) => {
+      this.kick(node);
+      void this.#scheduleExpiry();
+    });
+    this.#signingTimer = setInterval(() => {
+      sweepSigningDeadlines(this.#queue).catch((err: unknown) => this.#log.error({ err }, 'signed-job deadline sweep failed'));
+    }, this.#signingSweepMs);
+    this.#signingTimer.unref();
     await this.#sweepExpired();
     await this.#prune();
     this.#pruneTimer = setInterval(() => void this.#prune(), this.#pruneEveryMs);
@@ -103,6 +117,7 @@ export class JobDispatcher {
     this.#closing.abort();
     if (this.#expiryTimer) clearTimeout(this.#expiryTimer);
     if (this.#pruneTimer) clearInterval(this.#pruneTimer);
+    if (this.#signingTimer) clearInterval(this.#signingTimer);
     await Promise.allSettled([...this.#draining.values()].map((s) => s.done));
   }
 
@@ -122,6 +137,10 @@ export class JobDispatcher {
       if (!job) return;
       if (job.state === 'queued' && job.expiresAt <= Date.now()) {
         await this.#expire(job);
+        continue;
+      }
+      if (await failIfIntentExpired(this.#queue, job)) {
+        this.#log.info({ job: job.id, node }, 'signed job failed: its intent expired before the host was reached');
         continue;
       }
       this.#inFlight.add(job.id);

@@ -4,16 +4,20 @@
  * the job it filed before, also when the submits race. Transitions go through here, so
  * `finished` fires once per job; the dispatcher (job-dispatcher.ts) carries jobs to agents.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { DockfleetError } from '../../protocol/errors.ts';
-import { jobRequest, type JobKind, type JobRequest, type JobResult, type JobStep } from '../../protocol/jobs.ts';
+import { jobRequest, jobSignedBody, type JobKind, type JobRequest, type JobResult, type JobStep } from '../../protocol/jobs.ts';
+import { decodeIntent, jobOp } from '../../protocol/intent.ts';
+import { verifyBytes } from '../../lib/intent-keys.ts';
 import type { StackRevision } from '../../protocol/stacks.ts';
 import type { JobLogLine, JobRecord, JobStore } from '../../store/job-store.ts';
 import type { SecretBox } from '../secret-box.ts';
 import { jobDetail, jobView, type JobDetail, type JobView } from './job-views.ts';
 
 export const DEFAULT_JOB_EXPIRY_MS = 24 * 60 * 60 * 1000;
+/** A job filed for signing fails when its signature has not come this long after filing. */
+export const SIGNATURE_WAIT_MS = 5 * 60 * 1000;
 
 /** How long finished jobs (with their steps and log lines) are kept: the newest `keepFinished`,
  * none older than `maxAgeMs`; a job that finished less than `minAgeMs` ago is always kept (a
@@ -42,6 +46,9 @@ export interface FileJobInput {
   createdBy: string;
   /** Default 24 h. */
   expiresInMs?: number;
+  /** Filed for signing (issue 13): `awaiting-signature` until its intent arrives; `held` until
+   * its rollout reaches it as well. */
+  signing?: { held: boolean };
 }
 
 export interface JobQueueEvents {
@@ -49,6 +56,8 @@ export interface JobQueueEvents {
   filed: [JobView];
   /** A job became final (succeeded or failed). */
   finished: [JobView];
+  /** A job may now be delivered (signed, or released by its rollout): its node. */
+  ready: [string];
 }
 
 /** `job_` and 24 lowercase base-36 characters (about 124 random bits). */
@@ -79,12 +88,13 @@ export class JobQueue extends EventEmitter<JobQueueEvents> {
     const now = Date.now();
     const record: JobRecord = {
       id, kind: input.kind, node: input.node, stack: input.stack, revision: input.target?.revision ?? null,
-      idempotencyKey: input.idempotencyKey, state: 'queued',
+      idempotencyKey: input.idempotencyKey, state: input.signing ? 'awaiting-signature' : 'queued',
       request: JSON.stringify({ target: input.target }),
       secrets: this.#box.seal(JSON.stringify({ env: input.secrets.env, files: input.secrets.files }), id),
       createdBy: input.createdBy, createdAt: now, expiresAt: now + (input.expiresInMs ?? DEFAULT_JOB_EXPIRY_MS),
       startedAt: null, finishedAt: null, result: null, errorCode: null, error: null,
       attempts: 0, deliveredAt: null, deliveryError: null, logsDropped: 0,
+      intent: null, held: input.signing?.held ?? false, signBy: input.signing ? now + SIGNATURE_WAIT_MS : null,
     };
     // Checked before it is stored: a job the agent's schema would refuse never enters the queue.
     const check = jobRequest.safeParse(this.#toRequest(record, input.secrets));
@@ -153,6 +163,53 @@ export class JobQueue extends EventEmitter<JobQueueEvents> {
     });
   }
 
+  // ---- signed jobs (issue 13) ----
+
+  /** The exact bytes the host will check the job's intent against (jobSignedBody of what it will receive). */
+  async signedBody(id: string): Promise<string> {
+    const job = await this.#store.getJob(id);
+    if (!job) throw new DockfleetError('not_found', `no job ${id}`);
+    return jobSignedBody(this.request(job));
+  }
+
+  /**
+   * Stores an operator's intent with a job awaiting one, and lets it go. The hub checks what it
+   * can (form, Ed25519 signature, node, operation, body digest) so a mistake is answered here
+   * with its reason; the host checks again and alone decides (its own keys, nonce, time).
+   */
+  async attachIntent(id: string, wire: string): Promise<JobView> {
+    const job = await this.#store.getJob(id);
+    if (!job) throw new DockfleetError('not_found', `no job ${id}`);
+    if (job.state !== 'awaiting-signature') throw new DockfleetError('invalid_state', `job ${id} is ${job.state}, not awaiting a signature`);
+    const decoded = decodeIntent(wire);
+    if (!decoded.ok) throw new DockfleetError('validation_failed', `intent: ${decoded.reason}`);
+    const { claims, signedBytes, signature } = decoded.intent;
+    const body = `sha256:${createHash('sha256').update(jobSignedBody(this.request(job))).digest('hex')}`;
+    const wrong = !verifyBytes(claims.key, signedBytes, signature) ? 'its signature does not verify'
+      : claims.node !== job.node ? `it is signed for node ${claims.node}, and the job is for ${job.node}`
+      : claims.op !== jobOp(job.kind) ? `it is signed for "${claims.op}", and the job is "${jobOp(job.kind)}"`
+      : claims.body !== body ? 'it signs another job body than this job\'s'
+      : claims.exp <= Date.now() ? 'it has expired' : null;
+    if (wrong !== null) throw new DockfleetError('validation_failed', `intent: ${wrong}`);
+    if (!(await this.#store.attachIntent(id, wire))) throw new DockfleetError('invalid_state', `job ${id} is no longer awaiting a signature`);
+    const signed = await this.#store.getJob(id);
+    if (signed && !signed.held) this.emit('ready', signed.node);
+    return jobView(signed ?? job);
+  }
+
+  /** A rollout reached the job: deliverable once signed (a no-op for a job that was never held). */
+  async release(id: string): Promise<void> {
+    const job = await this.#store.getJob(id);
+    if (!job?.held) return;
+    await this.#store.release(id);
+    if (job.state === 'queued') this.emit('ready', job.node);
+  }
+
+  /** Jobs awaiting a signature, or signed and held by their rollout. */
+  signingJobs(): Promise<JobRecord[]> {
+    return this.#store.signingJobs();
+  }
+
   // ---- for the dispatcher ----
 
   /** Queued and running jobs, oldest first. */
@@ -202,6 +259,9 @@ export class JobQueue extends EventEmitter<JobQueueEvents> {
 
   #toRequest(job: JobRecord, secrets: JobSecrets): JobRequest {
     const { target } = JSON.parse(job.request) as { target: JobRequest['target'] };
-    return { id: job.id, kind: job.kind, node: job.node, stack: job.stack, target, secrets, createdAt: job.createdAt, expiresAt: job.expiresAt };
+    return {
+      id: job.id, kind: job.kind, node: job.node, stack: job.stack, target, secrets, createdAt: job.createdAt, expiresAt: job.expiresAt,
+      ...(job.intent === null ? {} : { intent: job.intent }),
+    };
   }
 }

@@ -29,6 +29,9 @@ interface JobRow {
   delivered_at: number | null;
   delivery_error: string | null;
   logs_dropped: number;
+  intent: string | null;
+  held: number;
+  sign_by: number | null;
 }
 
 function fromRow(row: JobRow): JobRecord {
@@ -40,6 +43,7 @@ function fromRow(row: JobRow): JobRecord {
     result: row.result === null ? null : (JSON.parse(row.result) as JobResult),
     errorCode: row.error_code, error: row.error, attempts: row.attempts,
     deliveredAt: row.delivered_at, deliveryError: row.delivery_error, logsDropped: row.logs_dropped,
+    intent: row.intent, held: row.held === 1, signBy: row.sign_by,
   };
 }
 
@@ -102,13 +106,15 @@ export class SqliteJobStore implements JobStore {
 
   async insertJob(job: JobRecord): Promise<{ inserted: boolean; job: JobRecord }> {
     const info = this.#sql.get(`INSERT INTO jobs (id, kind, node, stack, revision, idempotency_key, state, request, secrets,
-        created_by, created_at, expires_at, started_at, finished_at, result, error_code, error, attempts, delivered_at, delivery_error, logs_dropped)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        created_by, created_at, expires_at, started_at, finished_at, result, error_code, error, attempts, delivered_at, delivery_error, logs_dropped,
+        intent, held, sign_by)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT (idempotency_key) DO NOTHING`).run(
       job.id, job.kind, job.node, job.stack, job.revision, job.idempotencyKey, job.state, job.request, job.secrets,
       job.createdBy, job.createdAt, job.expiresAt, job.startedAt, job.finishedAt,
       job.result === null ? null : JSON.stringify(job.result), job.errorCode, job.error,
       job.attempts, job.deliveredAt, job.deliveryError, job.logsDropped,
+      job.intent, job.held ? 1 : 0, job.signBy,
     );
     const row = this.#sql.get('SELECT * FROM jobs WHERE idempotency_key = ?').get(job.idempotencyKey) as JobRow;
     return { inserted: info.changes === 1, job: fromRow(row) };
@@ -126,8 +132,22 @@ export class SqliteJobStore implements JobStore {
   }
 
   async openJobs(node?: string): Promise<JobRecord[]> {
-    const rows = this.#sql.get(`SELECT * FROM jobs WHERE state IN ('queued', 'running') AND (@node IS NULL OR node = @node)
+    const rows = this.#sql.get(`SELECT * FROM jobs WHERE state IN ('queued', 'running') AND held = 0 AND (@node IS NULL OR node = @node)
       ORDER BY seq`).all({ node: node ?? null }) as JobRow[];
+    return rows.map(fromRow);
+  }
+
+  async attachIntent(id: string, intent: string): Promise<boolean> {
+    return this.#sql.get("UPDATE jobs SET state = 'queued', intent = ?, sign_by = NULL WHERE id = ? AND state = 'awaiting-signature'").run(intent, id).changes === 1;
+  }
+
+  async release(id: string): Promise<void> {
+    this.#sql.get('UPDATE jobs SET held = 0 WHERE id = ? AND held = 1').run(id);
+  }
+
+  async signingJobs(): Promise<JobRecord[]> {
+    const rows = this.#sql.get(`SELECT * FROM jobs WHERE state = 'awaiting-signature' OR (held = 1 AND state = 'queued')
+      ORDER BY seq`).all() as JobRow[];
     return rows.map(fromRow);
   }
 
@@ -151,7 +171,7 @@ export class SqliteJobStore implements JobStore {
   async finishJob(id: string, finish: JobFinish): Promise<boolean> {
     return this.#sql.get(`UPDATE jobs SET state = ?, result = ?, error_code = ?, error = ?, finished_at = ?,
         started_at = COALESCE(started_at, ?), delivery_error = NULL
-      WHERE id = ? AND state IN ('queued', 'running')`).run(
+      WHERE id = ? AND state IN ('awaiting-signature', 'queued', 'running')`).run(
       finish.state, finish.result === null ? null : JSON.stringify(finish.result), finish.errorCode, finish.error, finish.at, finish.at, id,
     ).changes === 1;
   }
