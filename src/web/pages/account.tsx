@@ -1,4 +1,4 @@
-/** The signed-in user: password, personal API tokens, sign out. */
+/** The signed-in user: password, personal API tokens, signing keys, sign out. */
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import { Dialog, confirmAction } from '../components/dialog.tsx';
@@ -10,6 +10,7 @@ import {
 import { del, get, post } from '../lib/api.ts';
 import { ago, dateTime } from '../lib/format.ts';
 import type { Me, TokenInfo as BaseToken } from '../lib/types.ts';
+import { SigningKeysCard } from './account-signing-keys.tsx';
 
 /** A token as listed: when it expires and when it was last used (at most a minute stale). */
 type TokenInfo = BaseToken & { expiresAt?: string | null; lastUsedAt?: string | null };
@@ -25,6 +26,7 @@ export function AccountPage({ me }: { me: Me }): JSX.Element {
         </section>
         <PasswordCard />
         <TokensCard />
+        <SigningKeysCard me={me} />
       </div>
     </>
   );

@@ -1,0 +1,161 @@
+/**
+ * The web UI signs its container actions (issue 13): the page makes a WebCrypto Ed25519 key on
+ * Account → Signing keys, the host's policy file lists that key, and then stop and start from the
+ * Containers list work on the signed host, with the browser's key in the host's own audit log.
+ * A browser without the key sees the actions disabled with the reason; the admin token alone is
+ * refused by the host. Real chromium, real hub, real `dockfleet agent` process, private dockerd.
+ *
+ * DOCKFLEET_TEST_UI_UNSIGNED=1 makes the page forget its key before acting (the stop must then
+ * not happen: the proof that the test exercises the signing).
+ */
+import assert from 'node:assert/strict';
+import https from 'node:https';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { assertAccessible } from './support/axe.ts';
+import { gotoSteadily, launchBrowser, openAsFirstAdmin, reportTrouble, screenshot } from './support/browser.ts';
+import { engineRequest, runContainer, startEngines, stopEngines, type TestEngine } from './support/engines.ts';
+import { mintCode, nodeStatus, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
+import { freePort, spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
+
+const NODE = 'signed-ui';
+const PASSWORD = 'a long enough passphrase';
+
+let engine: TestEngine;
+let hub: TestHub;
+let dir: string;
+let agent: DockfleetProcess | undefined;
+let browser: Browser;
+let context: BrowserContext;
+let page: Page;
+let other: BrowserContext | undefined;
+let publicKey: string;
+let box: string;
+
+async function running(id: string): Promise<boolean> {
+  const r = await engineRequest(engine.socketPath, 'GET', `/containers/${id}/json`);
+  return r.json?.State?.Running === true;
+}
+
+async function hostAudit(): Promise<Array<Record<string, any>>> {
+  const text = await readFile(join(dir, 'agent', 'audit.log'), 'utf8').catch(() => '');
+  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
+before(async () => {
+  [engine] = (await startEngines(1, { prefix: 'web-signed' })) as [TestEngine];
+  dir = await mkdtemp(join(tmpdir(), 'dockfleet-web-signed-'));
+  hub = await startTestHub({ dataDir: join(dir, 'hub'), port: await freePort() });
+  browser = await launchBrowser();
+  ({ context, page } = await openAsFirstAdmin(browser, hub, 'Nodes'));
+  box = await runContainer(engine, { name: 'box' });
+});
+
+after(async () => {
+  await other?.close().catch(() => {});
+  await browser?.close();
+  await agent?.stop();
+  await hub?.stop();
+  if (engine) await stopEngines([engine]);
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+test('Account → Signing keys makes a non-extractable key in the browser and registers its public half; the host is then started with a policy listing it', async () => {
+  await gotoSteadily(page, `${hub.url}/account`);
+  await page.getByRole('heading', { name: 'Signing keys' }).waitFor();
+  await page.getByText('This browser has no signing key.').waitFor();
+  await page.getByRole('button', { name: 'Make a signing key in this browser' }).click();
+  publicKey = ((await page.getByLabel('Public key', { exact: true }).textContent()) ?? '').trim();
+  assert.match(publicKey, /^ed25519:[A-Za-z0-9_-]{43}$/);
+  const line = ((await page.getByLabel('Policy file line').textContent()) ?? '').trim();
+  assert.equal(line, `"signedIntent": { "operators": ["${publicKey}"], "require": "mutations" }`);
+  // The key in IndexedDB is a CryptoKey the page itself cannot export.
+  const extractable = await page.evaluate(() => new Promise<string>((resolve) => {
+    const req = indexedDB.open('dockfleet');
+    req.onsuccess = () => {
+      const get = req.result.transaction('operator-keys').objectStore('operator-keys').get('ada');
+      get.onsuccess = () => resolve(`${get.result.keyPair.privateKey.extractable}/${get.result.keyPair.privateKey.algorithm.name}`);
+    };
+  }));
+  assert.equal(extractable, 'false/Ed25519');
+  // The hub lists it, as this browser's.
+  const fingerprint = ((await page.getByTestId('browser-key-fingerprint').textContent()) ?? '').trim();
+  await page.getByRole('row', { name: new RegExp(fingerprint) }).getByText('this browser').waitFor();
+  await screenshot(page, 'signing-keys-1280');
+
+  const sections = Object.fromEntries(['ping', 'version', 'info', 'events', 'system', 'containers', 'exec', 'archive', 'images', 'volumes', 'networks'].map((s) => [s, true]));
+  await writeFile(join(dir, 'policy.json'), JSON.stringify({ sections, signedIntent: { operators: [publicKey], require: 'mutations' } }));
+  agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', await mintCode(hub, NODE), '--state', join(dir, 'agent'),
+    '--docker', engine.dockerHost, '--policy', join(dir, 'policy.json')]);
+  await agent.waitForLine(new RegExp(`agent ${NODE} connected`));
+  await waitFor(async () => (await nodeStatus(hub, NODE)) === 'online', 10_000, 'node online');
+});
+
+test('stop and start from the Containers list work on the signed host, and the host\'s own log names the browser\'s key', async () => {
+  await gotoSteadily(page, `${hub.url}/containers`);
+  if (process.env.DOCKFLEET_TEST_UI_UNSIGNED === '1') {
+    // Sends the stop with no intent: the host must refuse it.
+    await page.evaluate(async (id) => void await fetch(`/docker/nodes/signed-ui/containers/${id}/stop`, { method: 'POST', headers: { 'X-Dockfleet-UI': '1' } }), box);
+  } else {
+    await page.getByRole('button', { name: 'Stop box' }).click();
+  }
+  await waitFor(async () => !(await running(box)), 15_000, 'box stopped by the signed UI call');
+  await page.getByRole('button', { name: 'Start box' }).click();
+  await waitFor(async () => running(box), 15_000, 'box started again by the signed UI call');
+  const log = await hostAudit();
+  const stop = log.find((e) => e.op === `POST /containers/${box}/stop`);
+  const start = log.find((e) => e.op === `POST /containers/${box}/start`);
+  assert.equal(stop?.result, 'ok');
+  assert.equal(stop?.key, publicKey);
+  assert.equal(start?.result, 'ok');
+  assert.equal(start?.key, publicKey);
+  assert.equal(stop?.user, 'ada');
+});
+
+test('another browser signed in as the same user, without the key, sees the signed host\'s actions disabled with the reason', async () => {
+  other = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
+  reportTrouble(other);
+  const p = await other.newPage();
+  p.setDefaultTimeout(15_000);
+  await gotoSteadily(p, hub.url);
+  await p.getByLabel('Username').fill('ada');
+  await p.getByLabel('Password').fill(PASSWORD);
+  await p.getByRole('button', { name: 'Sign in' }).click();
+  await p.getByRole('link', { name: 'Containers' }).first().click();
+  await p.getByText(`${NODE} requires signed intent, and this browser has no signing key`).first().waitFor();
+  assert.equal(await p.getByRole('button', { name: 'Stop box' }).count(), 0);
+  assert.equal(await p.getByRole('link', { name: 'Signing keys' }).first().getAttribute('href'), '/account#signing-keys');
+  await screenshot(p, 'signing-needed-1280');
+});
+
+test('a stop sent with the admin token and no intent is refused by the host', async () => {
+  const answer = await new Promise<{ status: number; text: string; policy: unknown }>((resolve, reject) => {
+    const req = https.request(new URL(`/docker/nodes/${NODE}/containers/${box}/stop`, hub.url), {
+      method: 'POST', headers: { authorization: `Bearer ${hub.token}`, 'content-length': '0' }, ca: hub.caPem, agent: false,
+    }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text, policy: res.headers['x-dockfleet-policy'] }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  assert.equal(answer.status, 403, answer.text);
+  assert.equal(answer.policy, 'refused');
+  assert.match(answer.text, /requires signed intent/);
+  assert.ok(await running(box), 'the container still runs');
+});
+
+test('Account with its signing keys passes axe at 1280 and 390 px', async () => {
+  await gotoSteadily(page, `${hub.url}/account`);
+  await page.getByLabel('Public key', { exact: true }).waitFor();
+  await assertAccessible(page, 'account 1280');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.getByLabel('Public key', { exact: true }).waitFor();
+  await assertAccessible(page, 'account 390');
+  await screenshot(page, 'signing-keys-390');
+  await page.setViewportSize({ width: 1280, height: 900 });
+});
