@@ -53,6 +53,8 @@ export const deployStackBody = z.strictObject({
   parallel: z.number().int().min(1).max(1000).optional(),
   gate: healthGate.partial().optional(),
   idempotencyKey: z.string().min(1).max(200).optional(),
+  /** File every job of the rollout for the operator to sign first (issue 13): the answer's `signing`. */
+  sign: z.boolean().optional(),
 });
 export type DeployStackBody = z.infer<typeof deployStackBody>;
 
@@ -63,7 +65,11 @@ export type ValidateComposeBody = z.infer<typeof validateComposeBody>;
 export const rollbackStackBody = z.strictObject({
   to: z.number().int().positive().optional(),
   idempotencyKey: z.string().min(1).max(200).optional(),
+  sign: z.boolean().optional(),
 });
+
+/** `POST /api/v1/jobs/ID/intent`: the operator's signed intent for a job awaiting one. */
+export const jobIntentBody = z.strictObject({ intent: z.string().min(1).max(16 * 1024) });
 
 export const STACK_ROLLOUT_STATES = ['running', 'succeeded', 'failed'] as const;
 
@@ -103,4 +109,17 @@ export interface RolloutStarted {
   revision: number;
   rollout: string;
   jobs: string[];
+  /** With `sign`: every job of the rollout, awaiting its operator's signature. */
+  signing?: SigningProposal;
+}
+
+/**
+ * A signed rollout's proposal: its order and every job as the host will check it. The signer
+ * recomputes what it can of each `signedBody` (jobSignedBody) and signs only what it asked for.
+ */
+export interface SigningProposal {
+  kind: 'deploy' | 'rollback' | 'remove';
+  parallel: number;
+  nodes: string[];
+  jobs: Array<{ id: string; node: string; signedBody: string }>;
 }

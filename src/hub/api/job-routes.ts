@@ -1,10 +1,12 @@
 /** Jobs over REST: the history per node and per stack (newest first), and one job with its
  * steps, timings and log lines. Anyone signed in may read (viewers too); jobs are filed by the
- * stack routes, never here. Secrets are never part of an answer. */
+ * stack routes, never here. Secrets are never part of an answer. An admin or operator attaches
+ * the signed intent of a job awaiting one (issue 13): `POST /api/v1/jobs/ID/intent {intent}`. */
 import type { Hono } from 'hono';
 import { z } from 'zod';
 import { DockfleetError } from '../../protocol/errors.ts';
 import { JOB_ID } from '../../protocol/jobs.ts';
+import { jobIntentBody } from '../../protocol/stack-api.ts';
 import type { AuthVariables } from '../auth/rest-auth.ts';
 import type { JobQueue } from '../jobs/job-queue.ts';
 import { apiJob, apiJobDetail } from '../jobs/job-views.ts';
@@ -23,6 +25,22 @@ export function jobRoutes(app: Hono<{ Variables: AuthVariables }>, jobs: JobQueu
       throw new DockfleetError('validation_failed', `${issue?.path.join('.') || 'query'}: ${issue?.message ?? 'invalid'}`);
     }
     return c.json((await jobs.list(parsed.data)).map(apiJob));
+  });
+
+  app.post('/api/v1/jobs/:id/intent', async (c) => {
+    const role = c.get('principal').access.globalRole;
+    if (role !== 'admin' && role !== 'operator') throw new DockfleetError('forbidden', 'signing jobs needs an admin or operator');
+    const id = c.req.param('id');
+    if (!JOB_ID.test(id)) throw new DockfleetError('not_found', `no job ${id}`);
+    let raw: unknown;
+    try {
+      raw = await c.req.json();
+    } catch {
+      throw new DockfleetError('validation_failed', 'the body is not JSON');
+    }
+    const parsed = jobIntentBody.safeParse(raw);
+    if (!parsed.success) throw new DockfleetError('validation_failed', `${parsed.error.issues[0]?.path.join('.') || 'body'}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+    return c.json(apiJob(await jobs.attachIntent(id, parsed.data.intent)));
   });
 
   app.get('/api/v1/jobs/:id', async (c) => {

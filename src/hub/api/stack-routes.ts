@@ -92,12 +92,13 @@ export function stackRoutes(app: App, deps: StackRoutesDeps, parse: Parse): void
     assertOperator(principal);
     const name = stackName(c);
     const body = await parse(c, rollbackStackBody);
-    return c.json(await stacks.rollback(name, body.to, body.idempotencyKey, principal.name), 202);
+    return c.json(await stacks.rollback(name, body.to, body.idempotencyKey, principal.name, body.sign === true), 202);
   });
 
   app.delete('/api/v1/stacks/:name', async (c) => {
     const principal = c.get('principal');
     assertOperator(principal);
-    return c.json(await stacks.remove(stackName(c), principal.name), 202);
+    // `?sign=true`: the removal's jobs wait for the operator's signature (a DELETE has no body).
+    return c.json(await stacks.remove(stackName(c), principal.name, c.req.query('sign') === 'true'), 202);
   });
 }

@@ -93,6 +93,7 @@ export class RolloutRunner {
       const jobs: StackJobView[] = [];
       for (const node of plan[wave]!) {
         const job = await this.#jobs.file(await this.#hooks.jobFor(rollout, node));
+        await this.#jobs.release(job.id); // a signed rollout's job, filed up front, now has its turn
         if (!jobIds.includes(job.id)) jobIds.push(job.id);
         await this.#hooks.filed(rollout, job);
         jobs.push(job);

@@ -29,12 +29,18 @@ export interface FileJobInput {
   idempotencyKey: string;
   createdBy: string;
   expiresInMs?: number;
+  /** Filed for the operator to sign (issue 13); `held` until the rollout reaches its wave. */
+  signing?: { held: boolean };
 }
 
 export interface StackJobs {
   file(input: FileJobInput): Promise<StackJobView>;
   /** Resolves when the job is final (succeeded|failed). */
   wait(id: string, signal?: AbortSignal): Promise<StackJobView>;
+  /** The rollout reached the job: a held signed job may go once signed (a no-op otherwise). */
+  release(id: string): Promise<void>;
+  /** The exact bytes the host will check a signed job's intent against. */
+  signedBody(id: string): Promise<string>;
 }
 
 /** Seals text with the hub's key (kept outside the database), bound to `context`, and opens it

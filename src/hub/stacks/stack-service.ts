@@ -10,12 +10,12 @@
 import { randomBytes } from 'node:crypto';
 import { DockfleetError } from '../../protocol/errors.ts';
 import { healthGate, type StacksStatusMessage } from '../../protocol/stacks.ts';
-import { parseSelector, type DeployStackBody, type RolloutStarted, type StackTarget, type ValidateComposeBody } from '../../protocol/stack-api.ts';
+import { parseSelector, type DeployStackBody, type RolloutStarted, type SigningProposal, type StackTarget, type ValidateComposeBody } from '../../protocol/stack-api.ts';
 import type { Logger } from '../../lib/logger.ts';
 import type { RevisionRecord, RolloutKind, RolloutRecord, StackStore } from '../../store/stack-store.ts';
 import type { NodeRegistry } from '../node-registry.ts';
 import type { NodeLabels } from './node-labels.ts';
-import { RolloutRunner } from './rollout-runner.ts';
+import { RolloutRunner, waves } from './rollout-runner.ts';
 import type { ComposeFrontDoor, FileJobInput, SecretSealer, StackJobView, StackJobs } from './stack-ports.ts';
 
 export interface StackServiceDeps {
@@ -102,10 +102,10 @@ export class StackService {
       targetSpec, parallel, createdBy: who, createdAt: at,
     });
     const { rollout } = await store.createRevision(stack, at, build, (revision) => this.#rollout(stack, 'deploy', revision, nodes, parallel, key, who, at), key);
-    return this.#start(rollout);
+    return this.#start(rollout, body.sign === true);
   }
 
-  async rollback(stack: string, to: number | undefined, clientKey: string | undefined, who: string): Promise<RolloutStarted> {
+  async rollback(stack: string, to: number | undefined, clientKey: string | undefined, who: string, sign = false): Promise<RolloutStarted> {
     const record = await this.#requireStack(stack);
     const revisions = await this.#deps.store.listRevisions(stack);
     const target = to === undefined ? revisions.find((r) => r.revision < record.currentRevision) : revisions.find((r) => r.revision === to);
@@ -119,10 +119,10 @@ export class StackService {
     const key = clientKey === undefined ? `rollback:${stack}:${randomBytes(12).toString('hex')}` : `rollback:${stack}:client:${clientKey}`;
     const rollout = this.#rollout(stack, 'rollback', target.revision, nodes, target.parallel, key, who, Date.now());
     const started = await this.#deps.store.startRollout(rollout, { currentRevision: target.revision });
-    return this.#start(started.rollout);
+    return this.#start(started.rollout, sign);
   }
 
-  async remove(stack: string, who: string): Promise<RolloutStarted> {
+  async remove(stack: string, who: string, sign = false): Promise<RolloutStarted> {
     const record = await this.#requireStack(stack);
     const nodes = await this.#nodesHolding(stack);
     const at = Date.now();
@@ -130,9 +130,9 @@ export class StackService {
     const started = await this.#deps.store.startRollout(rollout, { removedAt: at });
     if (nodes.length === 0) {
       await this.#deps.store.updateRollout(rollout.id, { state: 'succeeded', finishedAt: at });
-      return { stack, revision: record.currentRevision, rollout: rollout.id, jobs: [] };
+      return { stack, revision: record.currentRevision, rollout: rollout.id, jobs: [], ...(sign ? { signing: { kind: 'remove', parallel: rollout.parallel, nodes: [], jobs: [] } } : {}) };
     }
-    return this.#start(started.rollout);
+    return this.#start(started.rollout, sign);
   }
 
   /** The nodes a target names, in order; unknown, revoked or pending nodes are refused. */
@@ -186,9 +186,26 @@ export class StackService {
     };
   }
 
-  async #start(rollout: RolloutRecord): Promise<RolloutStarted> {
+  async #start(rollout: RolloutRecord, sign = false): Promise<RolloutStarted> {
+    // Signed: every job of the rollout is filed first, awaiting its signature (those of later
+    // waves held as well), so the operator signs them all now; the runner then finds them by
+    // their idempotency keys, wave by wave, as it would have filed them.
+    const signing = sign && rollout.state === 'running' ? await this.#fileForSigning(rollout) : undefined;
     const jobs = rollout.state === 'running' ? await this.runner.start(rollout) : rollout.jobIds;
-    return { stack: rollout.stack, revision: rollout.revision, rollout: rollout.id, jobs };
+    return { stack: rollout.stack, revision: rollout.revision, rollout: rollout.id, jobs, ...(signing ? { signing } : {}) };
+  }
+
+  async #fileForSigning(rollout: RolloutRecord): Promise<SigningProposal> {
+    const { jobs } = this.#deps;
+    const proposal: SigningProposal = { kind: rollout.kind, parallel: rollout.parallel, nodes: [...rollout.nodes], jobs: [] };
+    const plan = waves(rollout.nodes, rollout.parallel);
+    for (let wave = rollout.wave; wave < plan.length; wave++) {
+      for (const node of plan[wave]!) {
+        const job = await jobs.file({ ...(await this.#jobFor(rollout, node)), signing: { held: wave > rollout.wave } });
+        proposal.jobs.push({ id: job.id, node, signedBody: await jobs.signedBody(job.id) });
+      }
+    }
+    return proposal;
   }
 
   async #jobFor(rollout: RolloutRecord, node: string): Promise<FileJobInput> {
