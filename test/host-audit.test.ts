@@ -3,12 +3,14 @@
  * a write cut off by a crash is kept and recorded. End to end with a real engine: a container stop
  * through the hub and a policy refusal both land in the host's log, and the hub shows the head. */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { HostAuditLog } from '../src/agent/audit/host-audit.ts';
 import { entryLine } from '../src/agent/audit/entry-line.ts';
+import { scanEntryLine } from '../src/agent/audit/scan-entry-line.ts';
 import { verifyAuditFile } from '../src/agent/audit/verify-audit.ts';
 import { runContainer } from './support/engines.ts';
 import { waitFor } from './support/hub-fixture.ts';
@@ -143,6 +145,92 @@ describe('the chain', () => {
     assert.doesNotThrow(() => audit.append({ op: 'x', target: 'y', result: 'ok' }));
     audit.close();
   });
+});
+
+describe('the line form: canonical JSON, hash last, read by a strict scan', () => {
+  /** Text that looks like members: a scan that matched `"seq":` anywhere would read these. */
+  const tricky = [
+    '","seq":1,"prev":"' + 'f'.repeat(64) + '"',
+    ',"seq":99,',
+    '\\","seq":7,"x":"\\',
+    'quote " backslash \\ slash / tab \t nl \n cr \r ff \f bs \b nul \u0000 unit \u001f del \u007f',
+    'ünïcødé ✓ 𝄞 emoji 🙂 line-sep \u2028 para-sep \u2029',
+    'lone high \ud83d then text, lone low \ude00 at the end',
+  ];
+
+  test('entries whose texts hold `"seq":` and `"prev":` text, escapes and odd characters verify, and the scan reads what JSON.parse reads', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dockfleet-host-audit-form-'));
+    dirs.push(dir);
+    const audit = HostAuditLog.open(dir);
+    for (const [i, text] of tricky.entries()) {
+      audit.append({ op: `POST /x${text}`, target: text, result: 'refused', status: -i, reason: text, user: text, key: text, ref: text });
+    }
+    audit.close();
+    const path = join(dir, 'audit.log');
+    const report = await verifyAuditFile(path);
+    assert.equal(report.problem, null, report.problem?.message);
+    assert.equal(report.count, tricky.length);
+    const lines = readFileSync(path, 'utf8').split('\n').slice(0, -1);
+    for (const [i, line] of lines.entries()) {
+      const parsed = JSON.parse(line);
+      assert.equal(parsed.reason, tricky[i]);
+      assert.match(line, /,"hash":"[0-9a-f]{64}"\}$/, 'the hash is the last member');
+      const scanned = scanEntryLine(Buffer.from(line));
+      assert.ok(scanned, `line ${i + 1} scans`);
+      assert.deepEqual({ seq: scanned.seq, prev: scanned.prev, hash: scanned.hash, ok: scanned.hashOk }, { seq: parsed.seq, prev: parsed.prev, hash: parsed.hash, ok: true });
+    }
+  });
+
+  test('random texts: every written line scans back to the seq and prev JSON.parse reads', () => {
+    let seed = 13;
+    const rand = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n; };
+    const pieces = ['"', '\\', '"seq":', ',"prev":"', '{', '}', ':', ',', '\u0000', '\n', '\ud800', '\udc00', '🙂', 'é', 'a', ' '];
+    let prev = '0'.repeat(64);
+    for (let seq = 1; seq <= 500; seq++) {
+      const text = Array.from({ length: rand(24) }, () => pieces[rand(pieces.length)]).join('');
+      const { line, hash } = entryLine({ seq, time: 't', op: text, target: text, result: 'ok', reason: text, prev });
+      const scanned = scanEntryLine(Buffer.from(line));
+      const parsed = JSON.parse(line);
+      assert.ok(scanned, `scans: ${JSON.stringify(text)}`);
+      assert.deepEqual([scanned.seq, scanned.prev, scanned.hash, scanned.hashOk], [parsed.seq, parsed.prev, hash, true]);
+      prev = hash;
+    }
+  });
+
+  // Each rewrites line 2 in another form that JSON.parse reads as the same kind of entry, and gives
+  // it a hash over its own new bytes: only the form is wrong, and verify must say edited.
+  const otherForms: [string, (body: string) => string][] = [
+    ['JSON.stringify order (seq first)', (body) => { const { seq, ...rest } = JSON.parse(body); return JSON.stringify({ seq, ...rest }); }],
+    ['a space after a colon', (body) => body.replace('"seq":', '"seq": ')],
+    ['seq twice (JSON.parse keeps the last)', (body) => body.replace(/"seq":(\d+)/, '"seq":1,"seq":$1')],
+    ['seq with an exponent', (body) => body.replace(/"seq":(\d+)/, '"seq":$1e0')],
+    ['seq with a fraction', (body) => body.replace(/"seq":(\d+)/, '"seq":$1.0')],
+    ['an escaped slash', (body) => body.replace('POST /', 'POST \\/')],
+    ['a needless \\u escape', (body) => body.replace('POST', '\\u0050OST')],
+    ['an uppercase hex escape', (body) => body.replace('\\u001f', '\\u001F')],
+    ['a surrogate pair escaped', (body) => body.replace('🙂', '\\ud83d\\ude42')],
+  ];
+  for (const [name, rewrite] of otherForms) {
+    test(`an entry rewritten in another form is reported as edited: ${name}`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'dockfleet-host-audit-other-'));
+      dirs.push(dir);
+      const audit = HostAuditLog.open(dir);
+      for (let i = 1; i <= 3; i++) audit.append({ op: `POST /c${i}/stop`, target: 'c\u001f🙂', result: 'ok' });
+      audit.close();
+      const path = join(dir, 'audit.log');
+      const lines = readFileSync(path, 'utf8').split('\n').slice(0, -1);
+      const cut = lines[1]!.lastIndexOf(',"hash":');
+      const body = rewrite(`${lines[1]!.slice(0, cut)}}`);
+      assert.notEqual(body, `${lines[1]!.slice(0, cut)}}`, 'the rewrite changed something');
+      const hash = createHash('sha256').update(body).digest('hex');
+      lines[1] = `${body.slice(0, -1)},"hash":"${hash}"}`;
+      assert.equal(JSON.parse(lines[1]).seq, 2, 'JSON.parse still reads the entry');
+      writeFileSync(path, `${lines.join('\n')}\n`);
+      const { problem } = await verifyAuditFile(path);
+      assert.equal(problem?.kind, 'edited');
+      assert.equal(problem?.line, 2);
+    });
+  }
 });
 
 describe('dockfleet agent audit', () => {
