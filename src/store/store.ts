@@ -121,6 +121,8 @@ export interface AuditRow {
 export interface AuditQuery {
   user?: string;
   node?: string;
+  /** Only rows on these nodes (what a non-admin may see). */
+  nodes?: readonly string[];
   since?: number;
   until?: number;
   limit: number;

@@ -337,6 +337,7 @@ export class SqliteStore implements Store {
     const args: Array<string | number> = [];
     if (query.user !== undefined) { where.push('user = ?'); args.push(query.user); }
     if (query.node !== undefined) { where.push('node = ?'); args.push(query.node); }
+    if (query.nodes !== undefined) { where.push('node IN (SELECT value FROM json_each(?))'); args.push(JSON.stringify(query.nodes)); }
     if (query.since !== undefined) { where.push('at >= ?'); args.push(query.since); }
     if (query.until !== undefined) { where.push('at < ?'); args.push(query.until); }
     if (query.before !== undefined) { where.push('id < ?'); args.push(query.before); }
