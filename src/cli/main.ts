@@ -1,61 +1,52 @@
 /** The `dockfleet` command: dispatches to a subcommand; failures are one line on stderr. */
 import { DockfleetError } from '../protocol/errors.ts';
 import { UsageError, type Command } from './command.ts';
-import { agentCommand } from './commands/agent.ts';
-import { connectCommand } from './commands/connect.ts';
-import { dockerEnvCommand } from './commands/docker-env.ts';
-import { hubCommand } from './commands/hub.ts';
-import { jobShowCommand, jobsCommand } from './commands/jobs.ts';
-import { approveCommand, enrollCommand, joinTokenCommand, nodesCommand, revokeCommand, rotateCommand } from './commands/node-admin.ts';
-import { setupCodeCommand } from './commands/setup-code.ts';
-import { labelCommand } from './commands/label.ts';
-import { stackCommand } from './commands/stack.ts';
-import { routesCommand } from './commands/routes.ts';
-import { certsCommand } from './commands/certs.ts';
-import { operatorKeyCommand } from './commands/operator-key.ts';
-import { auditCommand } from './commands/audit.ts';
-import { startCommand } from './commands/start.ts';
-
-const COMMANDS: Record<string, Command> = {
-  hub: hubCommand,
-  agent: agentCommand,
-  start: startCommand,
-  enroll: enrollCommand,
-  'join-token': joinTokenCommand,
-  approve: approveCommand,
-  nodes: nodesCommand,
-  revoke: revokeCommand,
-  rotate: rotateCommand,
-  'docker-env': dockerEnvCommand,
-  connect: connectCommand,
-  'setup-code': setupCodeCommand,
-  label: labelCommand,
-  stack: stackCommand,
-  jobs: jobsCommand,
-  job: jobShowCommand,
-  routes: routesCommand,
-  certs: certsCommand,
-  'operator-key': operatorKeyCommand,
-  audit: auditCommand,
+/**
+ * Each command's module is loaded only when that command runs (through tsx, loading the whole CLI
+ * costs seconds: `agent audit --verify` on a host should not pay for the hub's import graph).
+ */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  hub: async () => (await import('./commands/hub.ts')).hubCommand,
+  agent: async () => (await import('./commands/agent.ts')).agentCommand,
+  start: async () => (await import('./commands/start.ts')).startCommand,
+  enroll: async () => (await import('./commands/node-admin.ts')).enrollCommand,
+  'join-token': async () => (await import('./commands/node-admin.ts')).joinTokenCommand,
+  approve: async () => (await import('./commands/node-admin.ts')).approveCommand,
+  nodes: async () => (await import('./commands/node-admin.ts')).nodesCommand,
+  revoke: async () => (await import('./commands/node-admin.ts')).revokeCommand,
+  rotate: async () => (await import('./commands/node-admin.ts')).rotateCommand,
+  'docker-env': async () => (await import('./commands/docker-env.ts')).dockerEnvCommand,
+  connect: async () => (await import('./commands/connect.ts')).connectCommand,
+  'setup-code': async () => (await import('./commands/setup-code.ts')).setupCodeCommand,
+  label: async () => (await import('./commands/label.ts')).labelCommand,
+  stack: async () => (await import('./commands/stack.ts')).stackCommand,
+  jobs: async () => (await import('./commands/jobs.ts')).jobsCommand,
+  job: async () => (await import('./commands/jobs.ts')).jobShowCommand,
+  routes: async () => (await import('./commands/routes.ts')).routesCommand,
+  certs: async () => (await import('./commands/certs.ts')).certsCommand,
+  'operator-key': async () => (await import('./commands/operator-key.ts')).operatorKeyCommand,
+  audit: async () => (await import('./commands/audit.ts')).auditCommand,
 };
 
-function overview(): string {
+async function overview(): Promise<string> {
   const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
-  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  const commands = await Promise.all(Object.entries(COMMANDS).map(async ([name, load]) => [name, await load()] as const));
+  const lines = commands.map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
   return `dockfleet — one control plane for many Docker hosts\n\nUsage: dockfleet COMMAND [options]   (dockfleet COMMAND --help)\n\n${lines.join('\n')}\n`;
 }
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(overview());
+    process.stdout.write(await overview());
     return name === undefined ? 2 : 0;
   }
-  const command = COMMANDS[name];
-  if (!command) {
+  const load = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!load) {
     process.stderr.write(`dockfleet: unknown command "${name}" (see dockfleet --help)\n`);
     return 2;
   }
+  const command = await load();
   if (args.includes('--help') || args.includes('-h')) {
     process.stdout.write(`${command.usage}\n`);
     return 0;
