@@ -13,14 +13,7 @@ import { AGENT_DEFAULTS } from '../config.ts';
 import { AUDIT_FILE, parseEntryLine, type AuditEntry } from './audit-entry.ts';
 import { verifyAuditBytes, type AuditReport } from './verify-audit.ts';
 
-export const AGENT_AUDIT_USAGE = `dockfleet agent audit [--state DIR] [--verify] [--json]
-
-  Shows this host's own audit log (DIR/audit.log): every mutating action the agent executed or
-  refused here, who the hub said asked for it and the signing key when there was one.
-  --state DIR  the agent's state directory (default ./agent-state)
-  --verify     check the hash chain: exit 0 when it holds, 1 naming the first edited, removed or
-               reordered entry (its line number and seq)
-  --json       one JSON array of the entries (with --verify: one JSON object with the verdict)`;
+export { AGENT_AUDIT_USAGE } from './audit-usage.ts';
 
 export async function runAgentAudit(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({

@@ -1,10 +1,11 @@
+/**
+ * `dockfleet agent`: runs the agent, or (`agent audit`) reads this host's audit log. Each loads its
+ * own modules when it runs: `agent audit --verify` loads only src/agent/audit/ (and Node's own),
+ * not the agent's runtime.
+ */
 import { parseArgs } from 'node:util';
-import { agentConfigFrom } from '../../agent/config.ts';
-import { runAgent } from '../../agent/run-agent.ts';
-import { AGENT_AUDIT_USAGE, runAgentAudit } from '../../agent/audit/audit-command.ts';
-import { createLogger } from '../../lib/logger.ts';
+import { AGENT_AUDIT_USAGE } from '../../agent/audit/audit-usage.ts';
 import type { Command } from '../command.ts';
-import { untilSignal } from '../until-signal.ts';
 
 export const agentCommand: Command = {
   summary: 'run the agent beside a Docker engine (dials out; listens on no port)',
@@ -20,11 +21,14 @@ export const agentCommand: Command = {
 
 ${AGENT_AUDIT_USAGE}`,
   async run(args) {
-    if (args[0] === 'audit') return runAgentAudit(args.slice(1));
+    if (args[0] === 'audit') return (await import('../../agent/audit/audit-command.ts')).runAgentAudit(args.slice(1));
     const { values } = parseArgs({
       args, strict: true,
       options: { hub: { type: 'string' }, code: { type: 'string' }, state: { type: 'string' }, docker: { type: 'string' }, name: { type: 'string' }, policy: { type: 'string' } },
     });
+    const [{ agentConfigFrom }, { runAgent }, { createLogger }, { untilSignal }] = await Promise.all([
+      import('../../agent/config.ts'), import('../../agent/run-agent.ts'), import('../../lib/logger.ts'), import('../until-signal.ts'),
+    ]);
     const config = agentConfigFrom(values);
     const log = createLogger('agent');
     const stop = new AbortController();
