@@ -86,7 +86,7 @@ const NAV: NavItem[] = [
   { href: '/networks', label: 'Networks', icon: 'networks', active: (p) => p === '/networks' || /^\/nodes\/[^/]+\/networks$/.test(p) },
   { href: '/alerts', label: 'Alerts', icon: 'info', active: (p) => p.startsWith('/alerts'), fleetWide: true },
   { href: '/events', label: 'Events', icon: 'jobs', active: (p) => p.startsWith('/events') },
-  { href: '/audit', label: 'Audit', icon: 'audit', active: (p) => p.startsWith('/audit'), fleetWide: true },
+  { href: '/audit', label: 'Audit', icon: 'audit', active: (p) => p.startsWith('/audit') },
   { href: '/people', label: 'People', icon: 'account', active: (p) => p.startsWith('/people'), fleetWide: true },
   { href: '/account', label: 'Account', icon: 'account', active: (p) => p.startsWith('/account') },
 ];

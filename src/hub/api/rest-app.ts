@@ -22,7 +22,7 @@ import { STACK_DEPLOY_MAX_BODY, isReadOnlyPost, isStackDeployPath, stackRoutes, 
 import type { z } from 'zod';
 import { DockfleetError, toDockfleetError } from '../../protocol/errors.ts';
 import {
-  auditQuery, createClientCertBody, createEnrollmentBody, createJoinTokenBody, createTokenBody, createUserBody, enrollBody,
+  createClientCertBody, createEnrollmentBody, createJoinTokenBody, createTokenBody, createUserBody, enrollBody,
 } from '../../protocol/api.ts';
 import { INVENTORY_SECTIONS, NOOP_PATH, type InventorySection } from '../../protocol/inventory.ts';
 import type { Store } from '../../store/store.ts';
@@ -40,6 +40,7 @@ import { rotateNodeKey } from '../key-rotation.ts';
 import type { NodeRegistry } from '../node-registry.ts';
 import { issueClientCert, type HubPki } from '../pki.ts';
 import type { SetupCode } from '../auth/setup-code.ts';
+import { auditRoutes } from '../audit-chain/audit-routes.ts';
 
 export interface RestDeps {
   store: Store;
@@ -230,12 +231,8 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
     return c.json({ serial, revoked: true });
   });
 
-  app.get('/api/v1/audit', async (c) => {
-    admin(c);
-    const q = parseWith(auditQuery, c.req.query());
-    const rows = await audit.query(q);
-    return c.json(rows.map((r) => ({ ...r, time: new Date(r.at).toISOString() })));
-  });
+  // The audit log, its chain's verdict and each host log's agreement (hub/audit-chain/).
+  auditRoutes(app, { store, registry, audit, log, parse: parseWith });
 
   return app;
 }
