@@ -6,13 +6,17 @@ import type { RolloutStarted, RolloutView, StackListItem } from '../../protocol/
 import { UsageError, type Command } from '../command.ts';
 import { TARGET_HELP, TARGET_OPTIONS, callHub, resolveTarget, type HubTarget } from '../hub-client.ts';
 import { readEnvFile, readNamedFiles } from './stack-files.ts';
+import { chooseSigner, localProject } from './stack-sign-choice.ts';
+import { signRollout, type Asked } from '../stack-signing/sign-rollout.ts';
 
 const OPTIONS = {
   ...TARGET_OPTIONS,
   file: { type: 'string', short: 'f' }, node: { type: 'string' }, nodes: { type: 'string' }, selector: { type: 'string' },
   'env-file': { type: 'string' }, 'secret-env-file': { type: 'string' }, parallel: { type: 'string' },
   wait: { type: 'boolean' }, json: { type: 'boolean' }, to: { type: 'string' }, 'idempotency-key': { type: 'string' },
+  sign: { type: 'boolean' }, 'no-sign': { type: 'boolean' }, key: { type: 'string' }, 'trust-hub': { type: 'boolean' },
 } as const;
+const SIGN_FLAGS = ['sign', 'no-sign', 'key'];
 /** --wait asks for the rollout this often: a deploy takes seconds, and 500 ms added up to half a second to each (bench/stack-deploy). */
 const WAIT_POLL_MS = 100;
 
@@ -60,16 +64,28 @@ async function deploy(args: ReturnType<typeof parse>): Promise<void> {
     throw new DockfleetError('bad_request', `cannot read the compose file at ${values.file}`);
   }
   const parallel = positiveInt(values.parallel, '--parallel');
+  const env = values['env-file'] === undefined ? undefined : await readEnvFile(values['env-file']);
+  const secretEnv = values['secret-env-file'] === undefined ? undefined : await readEnvFile(values['secret-env-file']);
+  const files = await readNamedFiles(values.file, compose);
   const body = {
-    compose, target: targetSpec,
-    files: await readNamedFiles(values.file, compose),
-    ...(values['env-file'] === undefined ? {} : { env: await readEnvFile(values['env-file']) }),
-    ...(values['secret-env-file'] === undefined ? {} : { secretEnv: await readEnvFile(values['secret-env-file']) }),
+    compose, target: targetSpec, files,
+    ...(env === undefined ? {} : { env }),
+    ...(secretEnv === undefined ? {} : { secretEnv }),
     ...(parallel === undefined ? {} : { parallel }),
     ...idempotency(values),
   };
   const target = resolveTarget(values);
-  await finish(target, (await callHub(target, 'POST', stackPath(name, '/deploy'), body)) as RolloutStarted, values.wait === true);
+  const signer = await chooseSigner(values, target, { deployTo: targetSpec });
+  if (!signer) return finish(target, (await callHub(target, 'POST', stackPath(name, '/deploy'), body)) as RolloutStarted, values.wait === true);
+  // Parsed here with the hub's own parser, before anything is filed: what the signature may cover.
+  const local = localProject({ stack: name, yaml: compose, env: env ?? {}, secretEnv: secretEnv ?? {}, files });
+  const asked: Asked = {
+    kind: 'deploy', stack: name, ...local, parallel: parallel ?? 1,
+    nodes: 'node' in targetSpec ? [targetSpec.node as string] : 'nodes' in targetSpec ? (targetSpec.nodes as string[]) : null,
+  };
+  const started = (await callHub(target, 'POST', stackPath(name, '/deploy'), { ...body, sign: true })) as RolloutStarted;
+  await signRollout(target, started, asked, signer);
+  await finish(target, started, values.wait === true);
 }
 
 /** `--idempotency-key K`: a repeated command with the same key returns what the first one filed. */
@@ -90,7 +106,7 @@ function oneName(positionals: string[]): string {
 }
 
 function only(values: Record<string, unknown>, allowed: string[]): void {
-  const own = ['file', 'node', 'nodes', 'selector', 'env-file', 'secret-env-file', 'parallel', 'wait', 'json', 'to', 'idempotency-key'];
+  const own = ['file', 'node', 'nodes', 'selector', 'env-file', 'secret-env-file', 'parallel', 'wait', 'json', 'to', 'idempotency-key', 'sign', 'no-sign', 'key', 'trust-hub'];
   for (const key of own) if (values[key] !== undefined && !allowed.includes(key)) throw new UsageError(`unknown option --${key}`);
 }
 
@@ -100,8 +116,9 @@ export const stackCommand: Command = {
                        [--env-file F] [--secret-env-file F] [--parallel N] [--idempotency-key K] [--wait]
 dockfleet stack ls [--json]
 dockfleet stack history NAME [--json]
-dockfleet stack rollback NAME [--to REV] [--idempotency-key K] [--wait]
+dockfleet stack rollback NAME [--to REV] [--idempotency-key K] [--trust-hub] [--wait]
 dockfleet stack rm NAME [--wait]
+        deploy, rollback and rm also take [--sign | --no-sign] [--key ID]
 
 deploy, rollback and rm print the jobs they filed, the last one on the last line of stdout.
 --wait follows the rollout: exit 0 when every target is healthy, 1 when it failed (a failed
@@ -111,6 +128,11 @@ deploy is rolled back on its node; the nodes after it keep their revision).
 same jobs (safe to retry after a lost answer). One rollout runs per stack at a time: another
 is refused with [rollout_in_progress] until it ends.
 Files the Compose file names (env_file, secrets and configs with file:) are read relative to it.
+Signing (hosts whose policy requires signed intent): with an operator key on this machine, the
+jobs are signed when a target node requires it (--sign: always; --no-sign: never). The CLI
+checks every job the hub proposes against the Compose file parsed here and refuses to sign on
+any difference; a rollback is signed only to a revision this CLI signed before (--trust-hub
+signs the hub's revision after showing its services and images).
 
 ${TARGET_HELP}`,
   async run(argv) {
@@ -119,7 +141,7 @@ ${TARGET_HELP}`,
     const { values, positionals } = args;
     switch (sub) {
       case 'deploy':
-        only(values, ['file', 'node', 'nodes', 'selector', 'env-file', 'secret-env-file', 'parallel', 'wait', 'idempotency-key']);
+        only(values, ['file', 'node', 'nodes', 'selector', 'env-file', 'secret-env-file', 'parallel', 'wait', 'idempotency-key', ...SIGN_FLAGS]);
         return deploy(args);
       case 'ls': {
         only(values, ['json']);
@@ -139,17 +161,24 @@ ${TARGET_HELP}`,
         return table(rows);
       }
       case 'rollback': {
-        only(values, ['to', 'wait', 'idempotency-key']);
+        only(values, ['to', 'wait', 'idempotency-key', 'trust-hub', ...SIGN_FLAGS]);
         const to = positiveInt(values.to, '--to');
         const target = resolveTarget(values);
+        const name = oneName(positionals);
         const body = { ...(to === undefined ? {} : { to }), ...idempotency(values) };
-        const started = (await callHub(target, 'POST', stackPath(oneName(positionals), '/rollback'), body)) as RolloutStarted;
+        const signer = await chooseSigner(values, target, { stack: name });
+        const started = (await callHub(target, 'POST', stackPath(name, '/rollback'), signer ? { ...body, sign: true } : body)) as RolloutStarted;
+        if (signer) await signRollout(target, started, { kind: 'rollback', stack: name, to: to ?? null, trustHub: values['trust-hub'] === true }, signer);
         return finish(target, started, values.wait === true);
       }
       case 'rm': {
-        only(values, ['wait']);
+        only(values, ['wait', ...SIGN_FLAGS]);
         const target = resolveTarget(values);
-        return finish(target, (await callHub(target, 'DELETE', stackPath(oneName(positionals)))) as RolloutStarted, values.wait === true);
+        const name = oneName(positionals);
+        const signer = await chooseSigner(values, target, { stack: name });
+        const started = (await callHub(target, 'DELETE', stackPath(name, signer ? '?sign=true' : ''))) as RolloutStarted;
+        if (signer) await signRollout(target, started, { kind: 'remove', stack: name }, signer);
+        return finish(target, started, values.wait === true);
       }
       default:
         throw new UsageError(sub === undefined ? 'expected deploy, ls, history, rollback or rm' : `unknown stack command "${sub}"`);
