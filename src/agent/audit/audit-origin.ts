@@ -1,8 +1,8 @@
 /**
- * Who the hub says asked for an action, for the host's audit log: the user it names
- * (`x-dockfleet-actor`) and its own audit row (`x-dockfleet-audit-ref`). Hints for people reading
- * the log, never trusted for access; the signing key, when there is one, comes from the verified
- * intent instead.
+ * Who asked for an action, for the host's audit log: the user the hub names (`x-dockfleet-actor`)
+ * and its own audit row (`x-dockfleet-audit-ref`) — hints for people reading the log, never trusted
+ * for access — and the operator key that signed the call, which only the code that verified the
+ * signature can note (`noteSigner`), never a header.
  */
 import { ACTOR_HEADER, AUDIT_REF_HEADER } from '../../protocol/intent.ts';
 
@@ -26,5 +26,21 @@ export function auditOrigin(headers: Headers): AuditOrigin {
   const ref = one(headers[AUDIT_REF_HEADER]);
   if (user !== undefined) origin.user = user;
   if (ref !== undefined) origin.ref = ref;
+  return origin;
+}
+
+/** The key whose signature over each request was verified (weakly held: gone with the request). */
+const signers = new WeakMap<object, string>();
+
+/** Records that `req` carried a valid signature by `key` (called after the signature verified). */
+export function noteSigner(req: object, key: string): void {
+  signers.set(req, key);
+}
+
+/** The hub's hints from `req`'s headers, and the signing key when its signature was verified. */
+export function auditOriginOf(req: { headers: Headers }): AuditOrigin {
+  const origin = auditOrigin(req.headers);
+  const key = signers.get(req);
+  if (key !== undefined) origin.key = key;
   return origin;
 }

@@ -1,7 +1,8 @@
 /**
  * The volume-file browser in the host's audit log: every write (PUT upload, POST mkdir/rename,
  * DELETE) is recorded once its answer is out — ok (2xx), refused (403: the local policy or a path
- * outside the volume) or failed — with the volume as the target and the hub's named user. Reads
+ * outside the volume) or failed — with the volume as the target, the hub's named user and the key
+ * that signed the write when it was signed (noted by the handler once it verified). Reads
  * are not recorded. A refusal for want of a signature is recorded by the intent guard itself (its
  * answer carries `x-dockfleet-policy: refused`), so it is not recorded twice.
  */
@@ -9,7 +10,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { POLICY_REFUSAL_HEADER } from '../../protocol/docker-tunnel.ts';
 import { VOLUME_FILES_PREFIX } from '../../protocol/volume-files.ts';
 import type { TunnelHandler } from '../tunnel-handler.ts';
-import { auditOrigin } from './audit-origin.ts';
+import { auditOriginOf } from './audit-origin.ts';
 import type { HostAuditLog } from './host-audit.ts';
 
 const WRITES = new Set(['PUT', 'POST', 'DELETE']);
@@ -25,7 +26,6 @@ export function auditVolumeFiles(audit: HostAuditLog, handler: TunnelHandler): T
 }
 
 function watch(audit: HostAuditLog, req: Http2ServerRequest, res: Http2ServerResponse): void {
-  const origin = auditOrigin(req.headers);
   const url = req.url.startsWith(`${AGENT_PREFIX}/`) ? req.url.slice(AGENT_PREFIX.length) : req.url;
   const pathname = url.split('?')[0] ?? url;
   const target = decodeURIComponent(pathname.split('/')[2] ?? '') || '-';
@@ -46,7 +46,7 @@ function watch(audit: HostAuditLog, req: Http2ServerRequest, res: Http2ServerRes
     const result = status >= 200 && status < 300 ? 'ok' : status === 403 ? 'refused' : 'failed';
     audit.append({
       op: `${req.method} ${url}`, target, result, ...(status ? { status } : {}),
-      reason: reasonOf(detail, status) ?? (status ? undefined : 'the stream ended before an answer'), ...origin,
+      reason: reasonOf(detail, status) ?? (status ? undefined : 'the stream ended before an answer'), ...auditOriginOf(req),
     });
   };
   res.once('finish', record);
