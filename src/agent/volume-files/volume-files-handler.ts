@@ -29,6 +29,7 @@ import { MAX_OP_BODY, parseVolumeFilesQuery, summariseIssues, volumeFilesOp, typ
 import { matchVolumeFilesPath } from './volume-files-route.ts';
 import { Readable } from 'node:stream';
 import { bodyMatches } from '../intent/intent-verifier.ts';
+import { noteSigner } from '../audit/audit-origin.ts';
 import { callHints, intentHeaders, intentRefusalText, volumeFilesOp as signedVolumeOp, type IntentGuard } from '../intent/intent-guard.ts';
 
 /** A signed volume-file body is read whole and digested before anything is written. */
@@ -78,7 +79,9 @@ async function checkSigned(guard: IntentGuard, req: Http2ServerRequest): Promise
   if (!checked.ok) return checked.reason;
   const body = req.stream.endAfterHeaders ? Buffer.alloc(0) : await readBounded(req as AsyncIterable<Buffer>, MAX_SIGNED_VOLUME_BODY);
   if (body === null) return `a signed volume-file body may be at most ${MAX_SIGNED_VOLUME_BODY} bytes`;
-  return bodyMatches(checked.claims, body) ? body : 'the body is not the one that was signed';
+  if (!bodyMatches(checked.claims, body)) return 'the body is not the one that was signed';
+  noteSigner(req, checked.claims.key);
+  return body;
 }
 
 async function serve(files: VolumeFiles, log: Logger, req: Http2ServerRequest, res: Http2ServerResponse, body: Buffer | null = null): Promise<void> {
