@@ -20,7 +20,7 @@ import { parseJsonLine } from '../../lib/ndjson.ts';
 import { readBounded } from '../../lib/read-bounded.ts';
 import type { Logger } from '../../lib/logger.ts';
 import type { AgentJobs } from './agent-jobs.ts';
-import { auditOrigin } from '../audit/audit-origin.ts';
+import { auditOriginOf, noteSigner } from '../audit/audit-origin.ts';
 
 /** A job carries its whole normalised project and its secret files (base64). */
 export const MAX_JOB_BODY = 4 * 1024 * 1024;
@@ -57,8 +57,9 @@ async function serveDelivery(jobs: AgentJobs, req: Http2ServerRequest, res: Http
       guard.refused({ op: `${op} ${job.id}`, target: job.stack, reason, hints: callHints(req), ...(checked.claims ? { claims: checked.claims } : {}) });
       return refuse(res, 'forbidden', intentRefusalText(guard.node, reason).slice(0, 2_000));
     }
+    if (checked.ok) noteSigner(req, checked.claims.key);
   }
-  const delivery = jobs.deliver(job, auditOrigin(req.headers));
+  const delivery = jobs.deliver(job, auditOriginOf(req));
   if (delivery.kind === 'refused') return refuse(res, delivery.code, delivery.message);
   if (delivery.kind === 'finished') {
     open(res);
