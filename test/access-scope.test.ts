@@ -74,7 +74,7 @@ test('REST: the customer lists only its node, and the other node is absent by ev
   // The same answer as a node that does not exist: names of other hosts do not leak.
   assert.equal((await asCustomer('GET', '/api/v1/nodes/no-such-node')).json.error.code, 'node_not_found');
   // Events and routes are answered filtered to the customer's nodes (test/web-node-roles.test.ts).
-  for (const path of ['/api/v1/stacks', '/api/v1/jobs', '/api/v1/audit', '/api/v1/users', '/api/v1/enrollments', '/api/v1/alerts', '/api/v1/certificates']) {
+  for (const path of ['/api/v1/stacks', '/api/v1/jobs', '/api/v1/users', '/api/v1/enrollments', '/api/v1/alerts', '/api/v1/certificates']) {
     assert.equal((await asCustomer('GET', path)).status, 403, path);
   }
   // Stats are a stream of their own (not the REST app): the same rule, node by node.
