@@ -7,6 +7,7 @@ import { Empty, ErrorState, Spinner, buttonClass } from '../components/ui.tsx';
 import { apiNodePath } from '../lib/api.ts';
 import { fleet } from '../lib/live.ts';
 import { policyAllows, policyRefusal } from '../lib/policy.ts';
+import { USE_CONNECT, signedIntentOf } from '../lib/signing.ts';
 import { useStore } from '../lib/store.ts';
 import type { TermSession, TermState } from '../term/xterm-session.ts';
 
@@ -20,7 +21,9 @@ export function TerminalView({ node, id, name, running, canWrite }: { node: stri
   const [loadError, setLoadError] = useState<string | null>(null);
   const [attempt, setAttempt] = useState(0);
   const nodeView = useStore(fleet).nodes?.find((n) => n.name === node);
-  const execAllowed = policyAllows(nodeView, 'exec');
+  // A terminal's stdin would have to be sealed frame by frame: the UI leaves that to `dockfleet connect`.
+  const signedHost = signedIntentOf(nodeView) !== null;
+  const execAllowed = policyAllows(nodeView, 'exec') && !signedHost;
   /** Set by Escape: the next Tab leaves the terminal instead of reaching the shell. */
   const escaped = useRef(false);
 
@@ -72,6 +75,7 @@ export function TerminalView({ node, id, name, running, canWrite }: { node: stri
   };
 
   if (!canWrite) return <Empty title="Terminals need the operator or admin role on this node">With the viewer role here you may read logs and inspect containers, not run commands in them.</Empty>;
+  if (signedHost) return <Empty title="Terminals on this host are not signed by the web UI">{USE_CONNECT} (<code>dockfleet connect {node} --socket PATH</code>, then <code>docker exec -it</code>)</Empty>;
   if (!execAllowed) return <Empty title="This host's policy does not allow terminals">{policyRefusal(nodeView, 'exec')}</Empty>;
   if (!running) return <Empty title={`${name} is not running`}>Start the container to open a terminal in it.</Empty>;
 

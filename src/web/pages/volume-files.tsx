@@ -9,7 +9,10 @@ import { ActionButton, Empty, ErrorState, InlineError, Loading, PageHeader, Subm
 import { canChange } from '../lib/access.ts';
 import { ApiError, UI_HEADER, apiNodePath, del, errorMessage, get, post } from '../lib/api.ts';
 import { bytes } from '../lib/format.ts';
+import { fleet } from '../lib/live.ts';
 import { useLocation } from '../lib/router.ts';
+import { USE_CONNECT, signedIntentOf } from '../lib/signing.ts';
+import { useStore } from '../lib/store.ts';
 import type { FileEntry, FileListing, Me } from '../lib/types.ts';
 
 export function joinPath(dir: string, name: string): string {
@@ -55,7 +58,9 @@ export function VolumeFilesPage({ me, node, volume }: { me: Me; node: string; vo
   const [renaming, setRenaming] = useState<FileEntry | null>(null);
   const [dragging, setDragging] = useState(false);
   const fileInput = useRef<HTMLInputElement>(null);
-  const canWrite = canChange(me, node);
+  // The web UI does not sign volume-file writes: on a signed host the browser is read-only.
+  const signedHost = signedIntentOf(useStore(fleet).nodes?.find((n) => n.name === node)) !== null;
+  const canWrite = canChange(me, node) && !signedHost;
   const filesHref = (p: string): string => `/nodes/${encodeURIComponent(node)}/volumes/${encodeURIComponent(volume)}/files${p === '/' ? '' : `?path=${encodeURIComponent(p)}`}`;
 
   const patch = (id: number, u: Partial<Upload>): void => setUploads((list) => list.map((x) => (x.id === id ? { ...x, ...u } : x)));
@@ -141,6 +146,7 @@ export function VolumeFilesPage({ me, node, volume }: { me: Me; node: string; vo
           })}
         </ol>
       </nav>
+      {signedHost && canChange(me, node) && <p class="muted small" role="note">{USE_CONNECT} The web UI shows this volume's files read-only.</p>}
       <PageHeader title={<span class="break">{volume}</span>} sub={<>files in <code>{dir}</code> on {node}</>}>
         {canWrite && (
           <>
