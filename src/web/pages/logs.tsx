@@ -7,7 +7,7 @@ import type { JSX } from 'preact';
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { Icon } from '../components/icons.tsx';
 import { Spinner, buttonClass } from '../components/ui.tsx';
-import { dockerPath, errorFrom } from '../lib/api.ts';
+import { dockerPath, errorFrom, signDocker } from '../lib/api.ts';
 import { BoundedLines, LogDecoder, linesToText, type LogLine } from '../lib/docker-stream.ts';
 
 export const LOG_CAPACITY = 5000;
@@ -55,7 +55,9 @@ export function LogsView({ node, id, name, tty, running }: { node: string; id: s
     const url = dockerPath(node, `/containers/${encodeURIComponent(id)}/logs?follow=1&stdout=1&stderr=1&timestamps=1&tail=${tail}`);
     void (async () => {
       try {
-        const res = await fetch(url, { signal: ac.signal, credentials: 'same-origin', headers: { Accept: 'application/octet-stream, text/plain, */*' } });
+        // A host requiring signed intent for "all" calls wants this read signed too.
+        const { headers: intent } = await signDocker('GET', url);
+        const res = await fetch(url, { signal: ac.signal, credentials: 'same-origin', headers: { Accept: 'application/octet-stream, text/plain, */*', ...intent } });
         if (!res.ok) throw await errorFrom(res);
         if (!res.body) throw new Error('This browser cannot stream responses.');
         setStatus('streaming');
