@@ -97,7 +97,7 @@ export function EventsPage(): JSX.Element {
             <li key={e.seq} class="timeline-item">
               <time class="muted small nowrap" dateTime={new Date(e.time).toISOString()}>{dateTime(e.time)}</time>
               <span> <a href={`/events${qs({ ...filter, node: e.node })}`} style={{ textDecoration: 'underline' }}>{e.node}</a>: {e.type} {link(e)} <strong>{e.action}</strong></span>
-              {Object.keys(e.detail).length > 0 && <span class="muted small"> ({Object.entries(e.detail).map(([k, v]) => `${k} ${v}`).join(', ')})</span>}
+              {Object.keys(e.detail).length > 0 && <span class="muted small break"> ({Object.entries(e.detail).map(([k, v]) => `${k} ${v}`).join(', ')})</span>}
             </li>
           ))}
         </ol>
