@@ -35,6 +35,7 @@ let jobId = '';
 
 /** axe-core over what `include` selects (the whole page by default): nothing serious or critical. */
 async function assertAccessible(p: Page, where: string, include?: string): Promise<void> {
+  const t0 = Date.now();
   let builder = new AxeBuilder({ page: p });
   if (include) builder = builder.include(include);
   const result = await builder.analyze();
@@ -42,11 +43,21 @@ async function assertAccessible(p: Page, where: string, include?: string): Promi
     .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('; ')}`);
   assert.deepEqual(bad, [], `axe at ${where}`);
   assert.ok(result.passes.length > 5, `axe ran its rules at ${where} (${result.passes.length} passed)`);
+  if (process.env.A11Y_TIMES) process.stderr.write(`axe at ${where}: ${Date.now() - t0} ms\n`);
 }
 
+/** The document does not scroll sideways; on failure, names the widest elements that stick out. */
 async function assertNoSidewaysScroll(p: Page, where: string): Promise<void> {
-  const over = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  assert.ok(over <= 1, `${where} scrolls sideways by ${over} px`);
+  const { over, culprits } = await p.evaluate(() => {
+    const width = window.innerWidth;
+    const out = [...document.querySelectorAll('body *')]
+      .map((el) => ({ el, right: el.getBoundingClientRect().right }))
+      .filter((x) => x.right > width + 1 && !x.el.closest('.sr-only'))
+      .slice(-4)
+      .map((x) => `${x.el.tagName.toLowerCase()}${x.el.className && typeof x.el.className === 'string' ? `.${x.el.className.trim().split(/\s+/).join('.')}` : ''} (right ${Math.round(x.right)})`);
+    return { over: document.documentElement.scrollWidth - width, culprits: out };
+  });
+  assert.ok(over <= 1, `${where} scrolls sideways by ${over} px: ${culprits.join(', ')}`);
 }
 
 /** Visits PATH and waits for its heading, `ready` when given, and no loading spinner left. A load
@@ -55,13 +66,16 @@ async function assertNoSidewaysScroll(p: Page, where: string): Promise<void> {
 async function visit(p: Page, path: string, heading: string | RegExp, ready?: (p: Page) => Locator): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     const timeout = attempt >= 3 ? 15_000 : 8_000;
+    const t0 = Date.now();
     try {
       await gotoSteadily(p, `${hub!.url}${path}`);
       await p.getByRole('heading', { level: 1, name: heading }).first().waitFor({ timeout });
       if (ready) await ready(p).first().waitFor({ timeout });
       await waitFor(async () => (await p.locator('.state-loading').count()) === 0, timeout, `${path} to finish loading`, 50);
+      if (process.env.A11Y_TIMES) process.stderr.write(`${path} ready in ${Date.now() - t0} ms\n`);
       return;
     } catch (err) {
+      if (process.env.A11Y_TIMES) process.stderr.write(`${path}: attempt ${attempt} failed after ${Date.now() - t0} ms: ${(err as Error).message.split('\n')[0]}; page: ${(await p.locator('body').innerText().catch(() => '')).slice(0, 200)}\n`);
       if (attempt >= 3) throw new Error(`${path}: ${(err as Error).message}\n${await p.locator('body').innerText().catch(() => '')}`);
     }
   }
@@ -203,7 +217,7 @@ test('the main dialogs, open: enroll, prune plan, create volume, confirm remove'
   await assertAccessible(page, 'the enroll dialog', 'dialog[open]');
   await page.getByLabel('Node name').fill('a11y-02');
   await page.locator('dialog[open]').getByRole('button', { name: 'Create enrollment code' }).click();
-  await page.locator('dialog[open]').getByLabel('Enrollment code').waitFor();
+  await page.locator('dialog[open]').getByLabel('Agent command').waitFor();
   await assertAccessible(page, 'the enroll dialog with its code', 'dialog[open]');
   await page.keyboard.press('Escape');
   await page.locator('dialog[open]').waitFor({ state: 'detached' });
