@@ -7,11 +7,13 @@ import { Dialog } from '../components/dialog.tsx';
 import { toast } from '../components/toasts.tsx';
 import { ActionButton, InlineError, SubmitButton, buttonClass } from '../components/ui.tsx';
 import { dockerPath, errorMessage, post } from '../lib/api.ts';
+import { useSigningBlock } from '../lib/signing.ts';
 
 
 const SIGNALS = ['SIGKILL', 'SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGQUIT'];
 
 export function ContainerMoreActions({ node, id, name, paused, running }: { node: string; id: string; name: string; paused: boolean; running: boolean }): JSX.Element {
+  const unsignable = useSigningBlock(node);
   const [dialog, setDialog] = useState<'rename' | 'kill' | null>(null);
   const [value, setValue] = useState('');
   const [busy, setBusy] = useState(false);
@@ -38,6 +40,8 @@ export function ContainerMoreActions({ node, id, name, paused, running }: { node
       setBusy(false);
     }
   };
+  // ContainerActions beside these already says why a signed host's actions are not offered.
+  if (unsignable) return <></>;
   return (
     <>
       <a class={buttonClass('default', true)} href={`${base}/edit`}>Change<span class="sr-only"> {name}</span></a>
