@@ -5,11 +5,15 @@
  * two (verifyAuditBytes vs read + parse), so the process start is seen apart. The log is written
  * by the real HostAuditLog, entries shaped like the agent's. Writes bench/results/host-audit.json.
  *
+ * Verify hashes each line's raw bytes and scans out seq and prev (scan-entry-line.ts); the CLI
+ * loads only src/agent/audit/ for it. The load average at start and end is written beside the times
+ * (other sessions share the machine).
+ *
  * Knobs (env): BENCH_ENTRIES=100000 BENCH_RUNS=5
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HostAuditLog } from '../src/agent/audit/host-audit.ts';
 import { verifyAuditBytes } from '../src/agent/audit/verify-audit.ts';
@@ -20,6 +24,7 @@ import { machineFacts } from './lib/machine.ts';
 const ENTRIES = envInt('BENCH_ENTRIES', 100_000);
 const RUNS = envInt('BENCH_RUNS', 5);
 
+const loadAtStart = loadavg().map((l) => Math.round(l * 100) / 100);
 const dir = mkdtempSync(join(tmpdir(), 'dockfleet-bench-host-audit-'));
 try {
   const writeStart = performance.now();
@@ -58,7 +63,7 @@ try {
   }
   // The same work in this process, without any process start.
   const inProcess = (fn: () => void): number[] => Array.from({ length: RUNS }, () => { const s = performance.now(); fn(); return performance.now() - s; });
-  const verifyInProcess = inProcess(() => { if (verifyAuditBytes(readFileSync(path)).problem) throw new Error('chain broken'); });
+  const verifyInProcess = inProcess(() => { if (verifyAuditBytes(readFileSync(path), { entries: false }).problem) throw new Error('chain broken'); });
   const parseInProcess = inProcess(() => { for (const line of readFileSync(path, 'utf8').split('\n')) if (line) JSON.parse(line); });
   // A bare process start with the loader: what every CLI call pays before any work.
   const startOnly = Array.from({ length: RUNS }, () => timeProcess(['--import', 'tsx', '-e', '0']).ms);
@@ -67,6 +72,8 @@ try {
   const result = {
     bench: 'host-audit',
     when: new Date().toISOString(),
+    loadAverageAtStart: loadAtStart,
+    loadAverageAtEnd: loadavg().map((l) => Math.round(l * 100) / 100),
     entries: ENTRIES,
     fileBytes: bytes,
     runs: RUNS,
