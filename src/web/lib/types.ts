@@ -16,6 +16,8 @@ export interface NodeView {
   labels?: Record<string, string>;
   /** What the node's local policy allows, as its agent last reported it; null (or absent) until it has. */
   policy?: PolicySummary | null;
+  /** The head of the host's own audit log, as its agent last reported it. */
+  hostAudit?: { seq: number; hash: string } | null;
 }
 
 export interface Me {

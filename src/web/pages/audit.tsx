@@ -1,4 +1,6 @@
-/** Who did what, where, when (admins only): each row a sentence, the raw call one click away. */
+/** Who did what, where, when (admins: everything; others: the nodes they may act on): each row a
+ * sentence, the raw call one click away. Filtered to one node, rows the host's own log lacks are
+ * marked and the host's entries the hub has no row for are listed below. */
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import { Empty, ErrorState, Loading, PageHeader, SubmitButton, buttonClass, useAsync } from '../components/ui.tsx';
@@ -7,6 +9,7 @@ import { dateTime } from '../lib/format.ts';
 import { navigate, useLocation } from '../lib/router.ts';
 import type { AuditRow } from '../lib/types.ts';
 import { auditWords } from '../lib/audit-words.ts';
+import { agreementWords, fetchAgreement, type AuditAgreement } from '../lib/audit-agreement.ts';
 
 /** datetime-local value (local time) → epoch ms, or '' */
 function toEpoch(v: string): string {
@@ -58,6 +61,12 @@ export function AuditPage(): JSX.Element {
     (signal) => get<AuditRow[]>(`/api/v1/audit${qs(params)}`, { signal }),
     [params.user, params.node, params.since, params.until, params.limit],
   );
+  // Filtered to one node: how its host's own log compares (null when it cannot be asked).
+  const agreement = useAsync(
+    (signal): Promise<AuditAgreement | null> => (params.node ? fetchAgreement(params.node, signal).catch(() => null) : Promise.resolve(null)),
+    [params.node, state.data],
+  ).data ?? null;
+  const hubOnly = new Set(agreement?.hubOnly.map((r) => r.id) ?? []);
 
   const submit = (e: Event): void => {
     e.preventDefault();
@@ -106,6 +115,12 @@ export function AuditPage(): JSX.Element {
               </button>
             </div>
           </form>
+          {agreement && (
+            <p class={`table-note${agreement.state === 'differ' ? ' bad-text' : ' muted'}`} role="status">
+              Compared with {params.node}'s own log: {agreementWords(agreement)}{agreement.state !== 'unknown' ? ` (through host entry ${agreement.checkedThrough})` : ''}.
+              {agreement.hostChainProblem && ` ${agreement.hostChainProblem}.`}
+            </p>
+          )}
           {state.data === undefined ? (
             state.error ? <ErrorState error={state.error} onRetry={state.reload} title="Could not load the audit log" /> : <Loading label="Loading the audit log…" />
           ) : state.data.length === 0 ? (
@@ -132,7 +147,10 @@ export function AuditPage(): JSX.Element {
                           <code class="mono small break"><strong>{r.method}</strong> {r.path} → {r.status ?? r.outcome}</code>
                         </details>
                       </td>
-                      <td data-label="Status"><Outcome row={r} /></td>
+                      <td data-label="Status">
+                        <Outcome row={r} />
+                        {hubOnly.has(Number(r.id)) && <> <span class="badge badge-bad" title="the hub recorded this call on the host, but the host's own log has no entry for it">not in the host's log</span></>}
+                      </td>
                     </tr>
                   ))}
                 </tbody>
@@ -140,8 +158,44 @@ export function AuditPage(): JSX.Element {
               <p class="muted small table-note">{state.data.length} entries{state.data.length >= Number(params.limit) ? ` (the newest ${params.limit}; narrow the filters or raise the limit for more)` : ''}.</p>
             </div>
           )}
+          {agreement && agreement.hostOnly.length > 0 && <HostOnly node={params.node} agreement={agreement} />}
         </>
       )}
     </>
+  );
+}
+
+/** Entries in the host's own log that no hub row accounts for. */
+function HostOnly({ node, agreement }: { node: string; agreement: AuditAgreement }): JSX.Element {
+  return (
+    <section class="table-wrap" aria-labelledby="host-only-title">
+      <h2 id="host-only-title" class="section-title">In {node}'s own log only</h2>
+      <p class="muted small">{agreement.hostOnlyCount} {agreement.hostOnlyCount === 1 ? 'entry' : 'entries'} of the host's log name no row of the hub's (deleted at the hub, or never recorded there).</p>
+      <table class="table responsive audit-table">
+        <caption class="sr-only">Host log entries the hub has no row for</caption>
+        <thead>
+          <tr>
+            <th scope="col">Time</th>
+            <th scope="col">Host entry</th>
+            <th scope="col">Result</th>
+          </tr>
+        </thead>
+        <tbody>
+          {agreement.hostOnly.map((e) => (
+            <tr key={String(e.seq)}>
+              <td data-label="Time" class="nowrap">{dateTime(e.time)}</td>
+              <td data-label="Host entry" class="break">
+                <code class="mono small break">{e.op}</code> by {e.user ?? 'someone the hub did not name'}
+                <span class="muted small"> · entry {e.seq}{e.ref ? ` · hub row ${e.ref}` : ' · no hub row named'}</span>
+              </td>
+              <td data-label="Result">
+                <span class={`badge badge-${e.result === 'ok' ? 'ok' : e.result === 'refused' ? 'warn' : 'bad'}`}>{e.result}{e.status !== undefined ? ` ${e.status}` : ''}</span>{' '}
+                <span class="badge badge-bad">not in the hub's log</span>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
   );
 }

@@ -13,6 +13,8 @@ import { apiNodePath, errorMessage, post } from '../lib/api.ts';
 import { ago, bytes, dateTime } from '../lib/format.ts';
 import { fleet } from '../lib/live.ts';
 import { policyExtras, policyOverview } from '../lib/policy.ts';
+import { canChange } from '../lib/access.ts';
+import { HostLogAgreement } from './node-audit-agreement.tsx';
 import { useStore } from '../lib/store.ts';
 import type { EnrollmentCreated, Me, NodeView } from '../lib/types.ts';
 
@@ -56,7 +58,7 @@ export function NodesPage({ me }: { me: Me }): JSX.Element {
       ) : (
         <div class="node-grid">
           {[...nodes].sort((a, b) => Number(a.status === 'revoked') - Number(b.status === 'revoked') || a.name.localeCompare(b.name)).map((n) => (
-            <NodeCard key={n.name} node={n} isAdmin={isAdmin} canLabel={canLabel} />
+            <NodeCard key={n.name} node={n} isAdmin={isAdmin} canLabel={canLabel} canAudit={canChange(me, n)} />
           ))}
         </div>
       )}
@@ -65,7 +67,7 @@ export function NodesPage({ me }: { me: Me }): JSX.Element {
   );
 }
 
-function NodeCard({ node: n, isAdmin, canLabel }: { node: NodeView; isAdmin: boolean; canLabel: boolean }): JSX.Element {
+function NodeCard({ node: n, isAdmin, canLabel, canAudit }: { node: NodeView; isAdmin: boolean; canLabel: boolean; canAudit: boolean }): JSX.Element {
   const enc = encodeURIComponent(n.name);
   const [editingLabels, setEditingLabels] = useState(false);
   const usable = n.status === 'online' || n.status === 'offline';
@@ -116,6 +118,12 @@ function NodeCard({ node: n, isAdmin, canLabel }: { node: NodeView; isAdmin: boo
           <dt>Policy</dt>
           <dd><PolicyFacts node={n} /></dd>
         </div>
+        {canAudit && (n.status === 'online' || n.status === 'offline') && (
+          <div>
+            <dt>Host log</dt>
+            <dd><HostLogAgreement node={n} /></dd>
+          </div>
+        )}
         <div>
           <dt>Labels</dt>
           <dd class="labels-dd">
