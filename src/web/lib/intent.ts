@@ -12,7 +12,7 @@
  */
 import {
   INTENT_BODY_HEADER, INTENT_HEADER, INTENT_VERSION, SEALED_BODY, STREAM_BODY, dockerOp, encodeIntent, intentPayload, intentSigningBytes,
-  toBase64Url, type IntentClaims,
+  jobOp, toBase64Url, type IntentClaims,
 } from '../../protocol/intent.ts';
 import { FRAME_DATA, FRAME_SEAL, MAX_SEGMENT, SEAL_BODY_BYTES, frameHead, sealBody, sealSigningBytes } from '../../protocol/intent-stream.ts';
 import type { BrowserKey } from './operator-key.ts';
@@ -96,4 +96,27 @@ export async function signDockerCall(
   }
   const { wire, claims } = await signIntent(key, node, op, STREAM_BODY);
   return { headers: { [INTENT_HEADER]: wire, [INTENT_BODY_HEADER]: SEALED_BODY }, body: await sealedFrames(key, claims.nonce, bytes) as BodyInit };
+}
+
+/**
+ * Signs every job of a rollout the hub filed awaiting signatures (`"sign": true` on deploy), one
+ * intent per job over `job <kind>` and `sha256:` of its signedBody, and hands each to the hub
+ * (POST /api/v1/jobs/ID/intent). The browser checks only that each job is for the stack and kind
+ * it asked for on a node the proposal names: the page's code comes from the hub, so a deeper
+ * check here would guard against nothing the hub could not also change (the CLI's is the strong one).
+ */
+export async function signRollout(
+  key: BrowserKey, stack: string, proposal: { kind: string; nodes: string[]; jobs: Array<{ id: string; node: string; signedBody: string }> },
+  attach: (jobId: string, intent: string) => Promise<void>,
+): Promise<void> {
+  for (const job of proposal.jobs) {
+    const body = JSON.parse(job.signedBody) as { kind?: unknown; stack?: unknown; node?: unknown };
+    if (body.stack !== stack || body.kind !== proposal.kind || body.node !== job.node || !proposal.nodes.includes(job.node)) {
+      throw new Error(`the hub proposed job ${job.id} for ${String(body.kind)} of ${String(body.stack)} on ${String(body.node)}, not what was asked: nothing was signed`);
+    }
+  }
+  for (const job of proposal.jobs) {
+    const { wire } = await signIntent(key, job.node, jobOp(proposal.kind), `sha256:${await sha256Hex(new TextEncoder().encode(job.signedBody))}`);
+    await attach(job.id, wire);
+  }
 }

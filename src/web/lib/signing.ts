@@ -9,7 +9,7 @@
  * key the host does not list, the action is disabled with the reason and a way to fix it, rather
  * than sent to be refused.
  */
-import { ApiError, setDockerSigner } from './api.ts';
+import { ApiError, post, setDockerSigner } from './api.ts';
 import { fleet } from './live.ts';
 import { browserKey, loadBrowserKey, type BrowserKey } from './operator-key.ts';
 import { session } from './session.ts';
@@ -88,3 +88,25 @@ async function dockerIntent(method: string, path: string, body: BodyInit | undef
 }
 
 setDockerSigner(dockerIntent);
+
+/**
+ * This browser's key when a stack deploy should ask the hub to hold its jobs for signing: the
+ * browser has a key and some node of the fleet requires signed intent (jobs for unsigned nodes
+ * are signed too, which they ignore). Null: deploy as before, unsigned.
+ */
+export async function deploySigner(): Promise<BrowserKey | null> {
+  const s = session.get();
+  if (s.status !== 'signedIn' || !(fleet.get().nodes ?? []).some((n) => signedIntentOf(n) !== null)) return null;
+  return loadBrowserKey(s.me.name);
+}
+
+/** Signs the jobs of a rollout the hub holds for signing, and lets each go. */
+export async function signRolloutJobs(key: BrowserKey, stack: string, proposal: Parameters<typeof import('./intent.ts')['signRollout']>[2]): Promise<void> {
+  const { signRollout } = await import('./intent.ts');
+  try {
+    await signRollout(key, stack, proposal, async (id, intent) => void await post(`/api/v1/jobs/${encodeURIComponent(id)}/intent`, { intent }));
+  } catch (err) {
+    throw new ApiError(err instanceof ApiError ? err.status : 400, 'signing_failed',
+      `The deploy was filed but its jobs could not be signed (${err instanceof Error ? err.message : String(err)}); unsigned jobs fail after five minutes.`);
+  }
+}

@@ -1,6 +1,8 @@
 /** Stack calls whose answers the generic helpers would flatten: a refused deploy's per-line
  * Compose problems (400 `error.errors`). */
 import { ApiError, UI_HEADER, errorFrom, post } from './api.ts';
+import type { SigningProposal } from '../../protocol/stack-api.ts';
+import { deploySigner, signRolloutJobs } from './signing.ts';
 import type { ComposeIssue, RolloutStarted, StackTargetSpec } from './types.ts';
 
 export interface DeployInput {
@@ -11,6 +13,8 @@ export interface DeployInput {
   parallel?: number;
   gate?: { stableMs?: number; deadlineMs?: number };
   idempotencyKey?: string;
+  /** Hold the jobs for this browser's signature (issue 13): set by deployStack itself. */
+  sign?: boolean;
 }
 
 /** Refused before anything was queued, with each problem's place and line. */
@@ -20,7 +24,9 @@ export class ComposeRefusedError extends ApiError {
   }
 }
 
-export async function deployStack(name: string, body: DeployInput): Promise<RolloutStarted> {
+export async function deployStack(name: string, input: DeployInput): Promise<RolloutStarted> {
+  const signer = await deploySigner();
+  const body: DeployInput = signer ? { ...input, sign: true } : input;
   let res: Response;
   try {
     res = await fetch(`/api/v1/stacks/${encodeURIComponent(name)}/deploy`, {
@@ -43,7 +49,9 @@ export async function deployStack(name: string, body: DeployInput): Promise<Roll
     throw new ApiError(400, e?.code ?? 'http_400', e?.message ?? 'bad request');
   }
   if (!res.ok) throw await errorFrom(res);
-  return (await res.json()) as RolloutStarted;
+  const started = (await res.json()) as RolloutStarted & { signing?: SigningProposal };
+  if (signer && started.signing) await signRolloutJobs(signer, name, started.signing);
+  return started;
 }
 
 /** The hub's check of a Compose file, storing nothing: every problem with its path and line. */
