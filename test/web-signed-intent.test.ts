@@ -134,7 +134,8 @@ test('another browser signed in as the same user, without the key, sees the sign
   await p.getByLabel('Username').fill('ada');
   await p.getByLabel('Password').fill(PASSWORD);
   await p.getByRole('button', { name: 'Sign in' }).click();
-  await p.getByRole('link', { name: 'Containers' }).first().click();
+  await p.getByRole('link', { name: 'Nodes' }).first().waitFor();
+  await gotoSteadily(p, `${hub.url}/containers`);
   await p.getByText(`${NODE} requires signed intent, and this browser has no signing key`).first().waitFor();
   assert.equal(await p.getByRole('button', { name: 'Stop box', exact: true }).count(), 0);
   assert.equal(await p.getByRole('link', { name: 'Signing keys' }).first().getAttribute('href'), '/account#signing-keys');
@@ -142,6 +143,7 @@ test('another browser signed in as the same user, without the key, sees the sign
 });
 
 test('a stop sent with the admin token and no intent is refused by the host', async () => {
+  await waitFor(async () => (await nodeStatus(hub, NODE)) === 'online', 20_000, 'node online');
   const answer = await new Promise<{ status: number; text: string; policy: unknown }>((resolve, reject) => {
     const req = https.request(new URL(`/docker/nodes/${NODE}/containers/${box}/stop`, hub.url), {
       method: 'POST', headers: { authorization: `Bearer ${hub.token}`, 'content-length': '0' }, ca: hub.caPem, agent: false,
