@@ -14,11 +14,15 @@ import { runContainer } from './support/engines.ts';
 import { waitFor } from './support/hub-fixture.ts';
 import { startNodeRig, stopNodeRig, type NodeRig } from './support/node-rig.ts';
 import { spawnDockfleet } from './support/processes.ts';
+import { gotoSteadily, launchBrowser, openAsFirstAdmin } from './support/browser.ts';
+import { assertAccessible } from './support/axe.ts';
 
 const NODE = 'chained';
 let rig: NodeRig | undefined;
 /** The hub's row ids of the stops, in order. */
 const stops: number[] = [];
+/** The audit row the deletion test removed, to put back. */
+let deleted: Record<string, unknown> | undefined;
 
 async function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const p = spawnDockfleet(args);
@@ -131,6 +135,7 @@ describe('agreement with the host', () => {
 
   test('a hub row deleted in the sqlite file: audit verify names it; the host entry is in hostOnly', async () => {
     const id = stops[2]!;
+    deleted = withDb((db) => db.prepare('SELECT * FROM audit_log WHERE id = ?').get(id) as Record<string, unknown>);
     withDb((db) => db.prepare('DELETE FROM audit_log WHERE id = ?').run(id));
     const bad = await verify();
     assert.equal(bad.code, 1);
@@ -173,5 +178,45 @@ describe('who sees which rows', () => {
     const scoped = await hub.api('GET', '/api/v1/audit?limit=1000', undefined, op.json.token);
     assert.equal(scoped.status, 200, JSON.stringify(scoped.json));
     assert.deepEqual([...new Set(scoped.json.map((r: { node: string }) => r.node))], [NODE]);
+  });
+});
+
+describe('the UI', () => {
+  test('the node card says whether the host log agrees, links the audit page, which lists the one-sided entries; axe clean at 1280 and 390', async () => {
+    const browser = await launchBrowser();
+    try {
+      const { context, page } = await openAsFirstAdmin(browser, { url: rig!.hub.url, dataDir: rig!.hubDir }, 'Nodes');
+      await gotoSteadily(page, `${rig!.hub.url}/nodes`);
+      const card = page.getByRole('article', { name: NODE });
+      // The row deleted at the hub above: the host has an entry the hub lacks.
+      await card.getByText('Host log differs: 1 entry on one side only').waitFor();
+      for (const width of [1280, 390]) {
+        await page.setViewportSize({ width, height: 900 });
+        await assertAccessible(page, `nodes at ${width}`);
+      }
+      await page.setViewportSize({ width: 1280, height: 900 });
+      await card.getByRole('link', { name: `Audit log of ${NODE}` }).click();
+      await page.waitForURL(/\/audit\?node=chained/);
+      const hostOnly = page.getByRole('region', { name: `In ${NODE}'s own log only` });
+      await hostOnly.getByText(`hub row ${stops[2]}`).waitFor();
+      await page.getByRole('status').filter({ hasText: `Compared with ${NODE}'s own log: Host log differs` }).waitFor();
+      for (const width of [1280, 390]) {
+        await page.setViewportSize({ width, height: 900 });
+        await assertAccessible(page, `audit at ${width}`);
+      }
+
+      // Put the row back as it was: the hub's chain holds again and the logs agree.
+      withDb((db) => {
+        const cols = Object.keys(deleted!);
+        db.prepare(`INSERT INTO audit_log (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`).run(...cols.map((c) => deleted![c]));
+      });
+      assert.equal((await verify()).code, 0);
+      await page.setViewportSize({ width: 1280, height: 900 });
+      await gotoSteadily(page, `${rig!.hub.url}/nodes`);
+      await page.getByRole('article', { name: NODE }).getByText('Host log agrees').waitFor();
+      await context.close();
+    } finally {
+      await browser.close();
+    }
   });
 });
