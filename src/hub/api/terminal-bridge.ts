@@ -12,6 +12,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
 import { BODY_LENGTH_HEADER, DOCKER_PREFIX, UPGRADED_HEADER, UPGRADE_HEADER } from '../../protocol/docker-tunnel.ts';
 import { DockfleetError, toDockfleetError } from '../../protocol/errors.ts';
+import { ACTOR_HEADER, AUDIT_REF_HEADER } from '../../protocol/intent.ts';
 import { cancelUnlessDone } from '../../lib/h2-channel.ts';
 import { http1JsonAnswer } from '../../lib/http1-head.ts';
 import type { Logger } from '../../lib/logger.ts';
@@ -75,9 +76,11 @@ export class TerminalBridge {
     let query: z.infer<typeof terminalQuery>;
     let call: AuditCall | null = null;
     let release: (() => void) | null = null;
+    let principalName = '';
     try {
       assertOwnOrigin(req.headers.origin, req.headers.host);
       const principal = await this.#deps.principals.fromRequest(req, true);
+      principalName = principal.name;
       assertDockerAllowed(principal, 'POST', true, node!);
       const parsed = terminalQuery.safeParse(Object.fromEntries(url.searchParams));
       if (!parsed.success) throw new DockfleetError('validation_failed', 'cols, rows and cmd must be valid');
@@ -88,7 +91,7 @@ export class TerminalBridge {
       link = this.#deps.registry.requireLink(node!);
       const created = await link.requestJson({
         method: 'POST', path: `${DOCKER_PREFIX}/containers/${encodeURIComponent(container!)}/exec`,
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', [ACTOR_HEADER]: principal.name, [AUDIT_REF_HEADER]: String(call.id) },
         body: Buffer.from(JSON.stringify({
           AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: true,
           Cmd: [query.cmd], Env: ['TERM=xterm-256color'], ConsoleSize: [query.rows, query.cols],
@@ -110,16 +113,18 @@ export class TerminalBridge {
       release?.();
       session.finish(101);
     });
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#bridge(ws, link, execId, query));
+    const origin = { [ACTOR_HEADER]: principalName, [AUDIT_REF_HEADER]: String(session.id) };
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#bridge(ws, link, execId, query, origin));
   }
 
-  #bridge(ws: WebSocket, link: AgentLink, execId: string, size: { cols: number; rows: number }): void {
+  /** `origin`: who the hub says is asking, for the host's audit log (never trusted there for access). */
+  #bridge(ws: WebSocket, link: AgentLink, execId: string, size: { cols: number; rows: number }, origin: Record<string, string>): void {
     const body = Buffer.from(JSON.stringify({ Detach: false, Tty: true, ConsoleSize: [size.rows, size.cols] }));
     let stream: http2.ClientHttp2Stream;
     try {
       stream = link.openStream({
         ':method': 'POST', ':path': `${DOCKER_PREFIX}/exec/${execId}/start`, 'content-type': 'application/json',
-        [UPGRADE_HEADER]: 'tcp', [BODY_LENGTH_HEADER]: String(body.length),
+        [UPGRADE_HEADER]: 'tcp', [BODY_LENGTH_HEADER]: String(body.length), ...origin,
       }, { endStream: false });
     } catch (err) {
       return ws.close(1011, toDockfleetError(err).message.slice(0, 120));

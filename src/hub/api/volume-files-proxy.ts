@@ -40,7 +40,7 @@ export async function proxyVolumeFiles(
       call = await deps.audit.begin({ user: principal.name, node: route.node, method: req.method ?? 'GET', path: `/volumes/${route.volume}/files${route.search}` });
     }
     release = deps.caps.acquire(principal.userId, principal.name);
-    status = (await proxyToAgent(deps.registry.requireLink(route.node), volumeFilesPath(route.volume, route.search), req, res)).status;
+    status = (await proxyToAgent(deps.registry.requireLink(route.node), volumeFilesPath(route.volume, route.search), req, res, { actor: principal.name, auditRef: call?.id ?? null })).status;
   } catch (err) {
     const e = toDockfleetError(err);
     if (e.code === 'internal') deps.log.error({ err }, 'volume files proxy failed');
