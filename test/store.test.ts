@@ -1,12 +1,14 @@
 /** The embedded store: migrations, name uniqueness, atomic redemption, durability. */
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import Database from 'better-sqlite3';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
+import { applyMigrations } from '../src/store/sqlite/migrate.ts';
 import { DockfleetError } from '../src/protocol/errors.ts';
 import type { NodeKeyRecord, NodeRecord } from '../src/store/store.ts';
 
@@ -101,4 +103,31 @@ test('store: an audit intent is a row before its outcome; old rows keep their ti
   const [finished] = await b.queryAudit({ limit: 1, since: 150 });
   assert.deepEqual([finished!.status, finished!.finishedAt, finished!.bytes], [200, 250, 7]);
   await b.close();
+});
+
+test('store: the job-intents migration keeps every job with its steps and log lines, and they still cascade with their job', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'dockfleet-store-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const all = fileURLToPath(new URL('../src/store/sqlite/migrations/', import.meta.url));
+  const before = join(dir, 'before');
+  await mkdir(before);
+  for (const f of readdirSync(all).filter((f) => f < '20261201T223000')) await copyFile(join(all, f), join(before, f));
+  const db = new Database(join(dir, 'db.sqlite'));
+  t.after(() => db.close());
+  db.pragma('foreign_keys = ON');
+  applyMigrations(db, `${before}/`);
+  db.prepare(`INSERT INTO jobs (id, kind, node, stack, revision, idempotency_key, state, request, secrets, created_by, created_at, expires_at)
+    VALUES ('job_old', 'deploy', 'n1', 's', 1, 'k1', 'succeeded', '{}', 'sealed', 'me', 1, 2)`).run();
+  db.prepare("INSERT INTO job_steps (job_id, name, started_at, state) VALUES ('job_old', 'pull', 1, 'succeeded')").run();
+  db.prepare("INSERT INTO job_logs (job_id, seq, at, line) VALUES ('job_old', 1, 1, 'pulled')").run();
+  assert.deepEqual(applyMigrations(db, all), ['20261201T223000-job-intents.sql']);
+  const job = db.prepare("SELECT state, intent, held, sign_by FROM jobs WHERE id = 'job_old'").get();
+  assert.deepEqual({ ...(job as object) }, { state: 'succeeded', intent: null, held: 0, sign_by: null });
+  assert.equal((db.prepare("SELECT COUNT(*) AS n FROM job_steps WHERE job_id = 'job_old'").get() as { n: number }).n, 1);
+  assert.equal((db.prepare("SELECT COUNT(*) AS n FROM job_logs WHERE job_id = 'job_old'").get() as { n: number }).n, 1);
+  db.prepare(`INSERT INTO jobs (id, kind, node, stack, revision, idempotency_key, state, request, secrets, created_by, created_at, expires_at, held, sign_by)
+    VALUES ('job_new', 'deploy', 'n1', 's', 2, 'k2', 'awaiting-signature', '{}', 'sealed', 'me', 3, 4, 1, 5)`).run();
+  assert.throws(() => db.prepare("INSERT INTO job_steps (job_id, name, started_at, state) VALUES ('job_gone', 'x', 1, 'running')").run(), /FOREIGN KEY/);
+  db.prepare("DELETE FROM jobs WHERE id = 'job_old'").run();
+  assert.equal((db.prepare('SELECT COUNT(*) AS n FROM job_steps').get() as { n: number }).n, 0, 'steps cascade with their job');
 });
