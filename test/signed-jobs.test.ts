@@ -13,7 +13,11 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
+import { chooseLocalKey, readLocalKey } from '../src/cli/intent/operator-key-file.ts';
+import { sweepSigningDeadlines } from '../src/hub/jobs/signing-deadlines.ts';
+import { jobOp } from '../src/protocol/intent.ts';
 import { BUSYBOX_IMAGE, engineRequest, startEngines, stopEngines, type TestEngine } from './support/engines.ts';
 import { mintCode, nodeStatus, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
 import { spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
@@ -190,4 +194,31 @@ test('rollback to a revision this CLI signed is signed and runs; to one it never
   assert.match(refused.stderr, /refusing to sign the rollback of web to revision 3: this CLI never signed that revision/);
   assert.match(refused.stderr, /--trust-hub/);
   assert.equal(await releaseOf('web'), 'one', 'nothing changed on the host');
+});
+
+test('a signed job whose intent expires before its host is reached fails saying so; one never signed fails after 5 minutes', { timeout: 60_000 }, async () => {
+  const signer = readLocalKey(chooseLocalKey(undefined, join(home, 'operator-keys'))!, join(home, 'operator-keys'));
+  const input = {
+    kind: 'remove' as const, node: NODE, stack: 'late', target: null, secrets: { env: {}, files: {} }, createdBy: 'test',
+  };
+  // Held by its rollout (a later wave), signed with a 1 s intent, released after it expired.
+  const held = await hub.hub.jobs.file({ ...input, idempotencyKey: `test:late:${Date.now()}`, signing: { held: true } });
+  const body = await hub.hub.jobs.signedBody(held.id);
+  const intent = signer.intent(NODE, jobOp('remove'), `sha256:${createHash('sha256').update(body).digest('hex')}`, 1_000).wire;
+  await hub.hub.jobs.attachIntent(held.id, intent);
+  await new Promise((r) => setTimeout(r, 1_200));
+  await hub.hub.jobs.release(held.id);
+  const done = await hub.hub.jobs.wait(held.id, AbortSignal.timeout(10_000));
+  assert.equal(done.state, 'failed');
+  assert.equal(done.errorCode, 'intent_expired');
+  assert.equal(done.error, 'its signature expired before the host was reached: deploy again');
+  assert.equal((await hub.hub.jobs.get(held.id))!.attempts, 0, 'never sent to the host');
+
+  const unsigned = await hub.hub.jobs.file({ ...input, idempotencyKey: `test:unsigned:${Date.now()}`, signing: { held: false } });
+  assert.equal(await sweepSigningDeadlines(hub.hub.jobs, Date.now() + 4 * 60_000), 0, 'not yet');
+  // This one, and the jobs the refused signings above left awaiting theirs.
+  assert.ok(await sweepSigningDeadlines(hub.hub.jobs, Date.now() + 5 * 60_000 + 1_000) >= 1);
+  const missing = (await hub.hub.jobs.get(unsigned.id))!;
+  assert.equal(missing.state, 'failed');
+  assert.equal(missing.errorCode, 'signature_missing');
 });
