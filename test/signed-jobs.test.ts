@@ -143,10 +143,17 @@ test('a hub that changes the job between filing and signing gets no signature: t
     const deploy = await cli(await deployArgs('tampered', 'one'));
     assert.notEqual(deploy.code, 0);
     assert.match(deploy.stderr, /refusing to sign the deploy job for node signed-jobs-1: the hub's target\.project\.services\.web\.image differs/);
-    const listed = (await hub.api('GET', '/api/v1/jobs?stack=tampered')).json as Array<{ id: string; state: string }>;
+    const listed = (await hub.api('GET', '/api/v1/jobs?stack=tampered')).json as Array<{ id: string; state: string; errorCode: string; error: string }>;
     assert.equal(listed.length, 1);
-    assert.equal(listed[0]!.state, 'awaiting-signature', 'unsigned, never delivered');
-    assert.equal((await hub.hub.jobs.get(listed[0]!.id))!.attempts, 0);
+    // Declined by the CLI: the job fails at once, unsigned and never delivered, and the rollout ends.
+    assert.equal(listed[0]!.state, 'failed');
+    assert.equal(listed[0]!.errorCode, 'signature_declined');
+    assert.match(listed[0]!.error, /the operator declined to sign it: refusing to sign the deploy job .*target\.project\.services\.web\.image/);
+    const detail = (await hub.hub.jobs.get(listed[0]!.id))!;
+    assert.equal(detail.attempts, 0);
+    assert.equal(detail.steps.length, 0);
+    assert.equal(await releaseOf('tampered'), undefined);
+    await waitFor(async () => (await hub.api('GET', '/api/v1/stacks/tampered')).json.rollouts?.[0]?.state === 'failed', 5_000, 'the rollout ended (the stack is free again)');
   } finally {
     jobs.signedBody = original;
     db.close();
@@ -194,6 +201,12 @@ test('rollback to a revision this CLI signed is signed and runs; to one it never
   assert.match(refused.stderr, /refusing to sign the rollback of web to revision 3: this CLI never signed that revision/);
   assert.match(refused.stderr, /--trust-hub/);
   assert.equal(await releaseOf('web'), 'one', 'nothing changed on the host');
+
+  // --trust-hub: the hub's revision 3 is shown (services and images), then signed as it is.
+  const trusted = await cli(['stack', 'rollback', 'web', '--to', '3', '--trust-hub', '--wait']);
+  assert.equal(trusted.code, 0, `${trusted.stdout}\n${trusted.stderr}`);
+  assert.match(trusted.stderr, /--trust-hub: signing revision 3 of web as the hub has it:\n {2}web: dockfleet-test\/busybox:latest/);
+  assert.equal(await releaseOf('web'), 'three');
 });
 
 test('a signed job whose intent expires before its host is reached fails saying so; one never signed fails after 5 minutes', { timeout: 60_000 }, async () => {

@@ -71,6 +71,9 @@ export const rollbackStackBody = z.strictObject({
 /** `POST /api/v1/jobs/ID/intent`: the operator's signed intent for a job awaiting one. */
 export const jobIntentBody = z.strictObject({ intent: z.string().min(1).max(16 * 1024) });
 
+/** `POST /api/v1/jobs/ID/decline`: the operator's CLI refused to sign the job, and why. */
+export const jobDeclineBody = z.strictObject({ reason: z.string().min(1).max(1_000) });
+
 export const STACK_ROLLOUT_STATES = ['running', 'succeeded', 'failed'] as const;
 
 export interface StackNodeView {

@@ -26,10 +26,27 @@ const fail = (message: string): never => {
   throw new DockfleetError('forbidden', message);
 };
 
-/** Checks the whole proposal, signs every job, records what was signed, then hands the intents to the hub. */
+/**
+ * Checks the whole proposal, signs every job, records what was signed, then hands the intents to
+ * the hub. On a refusal the jobs are declined (an honest hub ends the rollout at once; any other
+ * fails them when their signatures are 5 minutes overdue) and the refusal is thrown.
+ */
 export async function signRollout(target: HubTarget, started: RolloutStarted, asked: Asked, signer: IntentSigner, out: NodeJS.WritableStream = process.stderr): Promise<void> {
   const proposal = started.signing;
   if (!proposal) return fail('the hub did not file the jobs for signing (is it older than this CLI?); nothing was signed');
+  try {
+    await checkAndSign(target, proposal, asked, signer, out);
+  } catch (err) {
+    if (err instanceof DockfleetError && err.code === 'forbidden') {
+      for (const job of proposal.jobs) {
+        await callHub(target, 'POST', `/api/v1/jobs/${job.id}/decline`, { reason: err.message.slice(0, 1_000) }).catch(() => undefined);
+      }
+    }
+    throw err;
+  }
+}
+
+async function checkAndSign(target: HubTarget, proposal: SigningProposal, asked: Asked, signer: IntentSigner, out: NodeJS.WritableStream): Promise<void> {
   checkRollout(proposal, asked);
   const bodies: Array<{ id: string; node: string; body: string; job: ProposedJob }> = [];
   for (const job of proposal.jobs) {

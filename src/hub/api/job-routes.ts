@@ -1,12 +1,15 @@
 /** Jobs over REST: the history per node and per stack (newest first), and one job with its
  * steps, timings and log lines. Anyone signed in may read (viewers too); jobs are filed by the
  * stack routes, never here. Secrets are never part of an answer. An admin or operator attaches
- * the signed intent of a job awaiting one (issue 13): `POST /api/v1/jobs/ID/intent {intent}`. */
+ * the signed intent of a job awaiting one (issue 13), `POST /api/v1/jobs/ID/intent {intent}`, or
+ * declines to sign it, `POST /api/v1/jobs/ID/decline {reason}` (it fails at once). */
 import type { Hono } from 'hono';
 import { z } from 'zod';
 import { DockfleetError } from '../../protocol/errors.ts';
 import { JOB_ID } from '../../protocol/jobs.ts';
-import { jobIntentBody } from '../../protocol/stack-api.ts';
+import { jobDeclineBody, jobIntentBody } from '../../protocol/stack-api.ts';
+import type { Context } from 'hono';
+import type { ZodType } from 'zod';
 import type { AuthVariables } from '../auth/rest-auth.ts';
 import type { JobQueue } from '../jobs/job-queue.ts';
 import { apiJob, apiJobDetail } from '../jobs/job-views.ts';
@@ -28,19 +31,13 @@ export function jobRoutes(app: Hono<{ Variables: AuthVariables }>, jobs: JobQueu
   });
 
   app.post('/api/v1/jobs/:id/intent', async (c) => {
-    const role = c.get('principal').access.globalRole;
-    if (role !== 'admin' && role !== 'operator') throw new DockfleetError('forbidden', 'signing jobs needs an admin or operator');
-    const id = c.req.param('id');
-    if (!JOB_ID.test(id)) throw new DockfleetError('not_found', `no job ${id}`);
-    let raw: unknown;
-    try {
-      raw = await c.req.json();
-    } catch {
-      throw new DockfleetError('validation_failed', 'the body is not JSON');
-    }
-    const parsed = jobIntentBody.safeParse(raw);
-    if (!parsed.success) throw new DockfleetError('validation_failed', `${parsed.error.issues[0]?.path.join('.') || 'body'}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
-    return c.json(apiJob(await jobs.attachIntent(id, parsed.data.intent)));
+    const { id, body } = await signingCall(c, jobIntentBody);
+    return c.json(apiJob(await jobs.attachIntent(id, body.intent)));
+  });
+
+  app.post('/api/v1/jobs/:id/decline', async (c) => {
+    const { id, body } = await signingCall(c, jobDeclineBody);
+    return c.json(apiJob(await jobs.decline(id, body.reason)));
   });
 
   app.get('/api/v1/jobs/:id', async (c) => {
@@ -49,4 +46,21 @@ export function jobRoutes(app: Hono<{ Variables: AuthVariables }>, jobs: JobQueu
     if (!job) throw new DockfleetError('not_found', `no job ${id}`);
     return c.json(apiJobDetail(job));
   });
+}
+
+/** A signing call's job id and body, for an admin or operator. */
+async function signingCall<T>(c: Context<{ Variables: AuthVariables }>, schema: ZodType<T>): Promise<{ id: string; body: T }> {
+  const role = c.get('principal').access.globalRole;
+  if (role !== 'admin' && role !== 'operator') throw new DockfleetError('forbidden', 'signing jobs needs an admin or operator');
+  const id = c.req.param('id') ?? '';
+  if (!JOB_ID.test(id)) throw new DockfleetError('not_found', `no job ${id}`);
+  let raw: unknown;
+  try {
+    raw = await c.req.json();
+  } catch {
+    throw new DockfleetError('validation_failed', 'the body is not JSON');
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) throw new DockfleetError('validation_failed', `${parsed.error.issues[0]?.path.join('.') || 'body'}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  return { id, body: parsed.data };
 }

@@ -197,6 +197,18 @@ export class JobQueue extends EventEmitter<JobQueueEvents> {
     return jobView(signed ?? job);
   }
 
+  /**
+   * The operator's CLI refused to sign the job (the hub's proposal differed from what was asked):
+   * it fails at once, so its rollout ends now rather than when the signature would be overdue.
+   */
+  async decline(id: string, reason: string): Promise<JobView> {
+    const job = await this.#store.getJob(id);
+    if (!job) throw new DockfleetError('not_found', `no job ${id}`);
+    if (job.state !== 'awaiting-signature') throw new DockfleetError('invalid_state', `job ${id} is ${job.state}, not awaiting a signature`);
+    await this.finish(id, { errorCode: 'signature_declined', error: `the operator declined to sign it: ${reason}`.slice(0, 2_000) });
+    return jobView((await this.#store.getJob(id)) ?? job);
+  }
+
   /** A rollout reached the job: deliverable once signed (a no-op for a job that was never held). */
   async release(id: string): Promise<void> {
     const job = await this.#store.getJob(id);
