@@ -28,15 +28,28 @@ export async function chooseSigner(
 ): Promise<IntentSigner | null> {
   if (values.sign && values['no-sign']) throw new UsageError('give --sign or --no-sign, not both');
   if (values['no-sign']) return null;
-  const signer = loadOperatorSigner(values.key === undefined ? {} : { key: values.key });
+  const key = values.key === undefined ? {} : { key: values.key };
   if (values.sign) {
+    const signer = loadOperatorSigner(key);
     if (!signer) throw new DockfleetError('bad_request', '--sign needs an operator key on this machine: create one with `dockfleet operator-key create`');
     return signer;
   }
-  if (!signer) return null;
+  let signer: IntentSigner | null;
+  let unusable: unknown = null;
+  try {
+    signer = loadOperatorSigner(key);
+  } catch (err) {
+    // A key here that cannot be used (several and no default, a loose file mode) matters only
+    // when a target host requires signatures.
+    signer = null;
+    unusable = err;
+  }
+  if (!signer && unusable === null) return null;
   const nodes = (await callHub(target, 'GET', '/api/v1/nodes')) as NodeSummary[];
   const names = await targetNames(target, on);
-  return nodes.some((n) => names(n) && n.policy?.signedIntent) ? signer : null;
+  if (!nodes.some((n) => names(n) && n.policy?.signedIntent)) return null;
+  if (unusable !== null) throw unusable;
+  return signer;
 }
 
 async function targetNames(target: HubTarget, on: Parameters<typeof chooseSigner>[2]): Promise<(n: NodeSummary) => boolean> {
