@@ -62,6 +62,7 @@ async function checkAndSign(target: HubTarget, proposal: SigningProposal, asked:
     // Signed are the bytes computed here, which equal the hub's (its canonical form was checked).
     if (canonicalJson(expected) !== body) fail(refusal(asked.kind, node, 'job body', 'is not in canonical form'));
   }
+  if (asked.kind === 'deploy' && bodies.length > 0) await checkRevisionIsNew(asked.stack, bodies[0]!.job);
   const intents = bodies.map(({ id, node, body }) => ({
     id, wire: signer.intent(node, jobOp(asked.kind), `sha256:${createHash('sha256').update(body).digest('hex')}`, MAX_INTENT_LIFETIME_MS).wire,
   }));
@@ -99,6 +100,15 @@ function deployJob(asked: Extract<Asked, { kind: 'deploy' }>, node: string, prop
     target: { stack: asked.stack, revision, project: asked.project, gate: asked.gate, digest },
     secrets: asked.secrets,
   };
+}
+
+/** A revision number this CLI signed before names that project for good: a hub that reuses it for another gets no signature. */
+async function checkRevisionIsNew(stack: string, job: ProposedJob): Promise<void> {
+  const target = job.target as StackRevision;
+  const before = await readSigned(stack, target.revision);
+  if (before && (before.digest !== target.digest || canonicalJson(before.project) !== canonicalJson(target.project))) {
+    fail(`refusing to sign: the hub names this deploy revision ${target.revision} of ${stack}, which this CLI signed before for another project; nothing was signed`);
+  }
 }
 
 function removeJob(stack: string, node: string): unknown {
