@@ -96,6 +96,8 @@ function docker(method: string, path: string, opts: { headers?: Record<string, s
       });
     });
     req.on('error', reject);
+    // Every call has a deadline: a hang fails the test with what was seen, never stalls the run.
+    req.setTimeout(30_000, () => req.destroy(new Error(`${method} ${path} got no answer in 30 s; agent log tail: ${agent?.stderr().slice(-2000)}`)));
     if (opts.chunks) {
       // Sent in parts, the way a streamed upload arrives.
       for (const c of opts.chunks) req.write(c);
@@ -265,8 +267,8 @@ async function fileSize(id: string, path: string): Promise<number | null> {
   return stat ? (JSON.parse(Buffer.from(String(stat), 'base64').toString()) as { size: number }).size : null;
 }
 
-async function sealedUpload(name: string, content: Buffer, alter: (frames: Frame[]) => Frame[]): Promise<Answer> {
-  const path = `${API}/containers/${box}/archive?path=/tmp`;
+async function sealedUpload(name: string, content: Buffer, alter: (frames: Frame[]) => Frame[], container = box): Promise<Answer> {
+  const path = `${API}/containers/${container}/archive?path=/tmp`;
   const { wire, claims } = signer.intent(NODE, dockerOp('PUT', path), 'stream');
   const frames = alter(sealedFrames(await tarOf(name, content), claims.nonce));
   return docker('PUT', path, {
