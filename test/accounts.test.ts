@@ -140,7 +140,7 @@ test('the user admin and the admin token stay apart: sign-in, /me, tokens and au
     const made = await call('POST', '/api/v1/setup', { on: other, body: { username: 'admin', password: 'the first admin password', setupCode: code } });
     assert.equal(made.status, 201, JSON.stringify(made.json));
     const cookie = cookieOf(made);
-    assert.deepEqual((await call('GET', '/api/v1/me', { on: other, cookie })).json, { name: 'admin', role: 'admin', via: 'session' });
+    assert.deepEqual((await call('GET', '/api/v1/me', { on: other, cookie })).json, { name: 'admin', role: 'admin', via: 'session', grants: [] });
     assert.deepEqual((await call('GET', '/api/v1/tokens', { on: other, cookie })).json, [], 'the admin token is not the user admin\'s token');
     assert.equal((await other.api('POST', '/api/v1/tokens', { name: 'from-token' })).status, 201);
     const audit = (await other.api('GET', '/api/v1/audit')).json as Array<{ user: string; path: string }>;
@@ -212,7 +212,7 @@ test('dockfleet hub prints the setup code on stdout while setup is needed, never
 });
 
 test('the session cookie authenticates; changes need the UI header (CSRF guard)', async () => {
-  assert.deepEqual((await call('GET', '/api/v1/me', { cookie: adminCookie })).json, { name: 'ada', role: 'admin', via: 'session' });
+  assert.deepEqual((await call('GET', '/api/v1/me', { cookie: adminCookie })).json, { name: 'ada', role: 'admin', via: 'session', grants: [] });
   assert.equal((await call('GET', '/api/v1/me')).status, 401);
   const forged = await call('POST', '/api/v1/tokens', { cookie: adminCookie, body: { name: 'x' } });
   assert.equal(forged.status, 403);
