@@ -151,8 +151,8 @@ test('the customer, in the browser at 1280 and 390 px: node-a only, Stop and Sta
     const trouble: string[] = [];
     p.on('response', (res) => { if (res.status() >= 400) trouble.push(`${res.status()} ${res.request().method()} ${new URL(res.url()).pathname}`); });
     const links = (await p.locator('nav#main-nav a').allTextContents()).map((l) => l.trim());
-    for (const hidden of ['Stacks', 'Jobs', 'Audit', 'Alerts', 'People']) assert.ok(!links.includes(hidden), `${hidden} not in the nav at ${width}: ${links.join(', ')}`);
-    assert.ok(links.includes('Events') && links.includes('Routes'), `Events and Routes in the nav at ${width}`);
+    for (const hidden of ['Stacks', 'Jobs', 'Alerts', 'People']) assert.ok(!links.includes(hidden), `${hidden} not in the nav at ${width}: ${links.join(', ')}`);
+    assert.ok(links.includes('Events') && links.includes('Routes') && links.includes('Audit'), `Events, Routes and Audit (filtered to its nodes) in the nav at ${width}`);
 
     const main = p.locator('main');
     await visit(p, '/containers', main.getByRole('link', { name: 'a-job', exact: true }));
@@ -178,7 +178,12 @@ test('the customer, in the browser at 1280 and 390 px: node-a only, Stop and Sta
     assert.equal(await main.getByRole('button', { name: /Edit labels of node-a/ }).isDisabled(), true, `no label editing for a scoped operator at ${width}`);
     await assertAccessible(p, `customer nodes, ${width} px`);
 
-    for (const path of ['/stacks', '/jobs', '/audit']) {
+    // The audit page answers the customer's own changes on node-a (the stop and start above), nothing of node-b.
+    await visit(p, '/audit', main.getByText('node-a').first());
+    assert.doesNotMatch(await main.innerText(), /node-b|b-web/, `no audit row of node-b at ${width}`);
+    await assertAccessible(p, `customer audit, ${width} px`);
+
+    for (const path of ['/stacks', '/jobs']) {
       await visit(p, path, main.getByText('Your account reaches only the hosts granted to it'));
     }
     await assertAccessible(p, `customer on a fleet-wide page, ${width} px`);

@@ -128,7 +128,7 @@ test('the customer, signed in, gets a shell of its own nodes: only the pages it 
     p.on('response', (res) => { if (res.status() >= 400) trouble.push(`${res.status()} ${res.request().method()} ${new URL(res.url()).pathname}`); });
     p.on('pageerror', (err) => trouble.push(`page error: ${err.message}`));
     const links = await nav.locator('a').allTextContents();
-    assert.deepEqual(links.map((l) => l.trim()), ['Nodes', 'Containers', 'Routes', 'Images', 'Volumes', 'Networks', 'Events', 'Account'], `nav at ${width}`);
+    assert.deepEqual(links.map((l) => l.trim()), ['Nodes', 'Containers', 'Routes', 'Images', 'Volumes', 'Networks', 'Events', 'Audit', 'Account'], `nav at ${width}`);
 
     await p.goto(`${hub.url}/nodes`);
     await p.locator('main').getByText('shop-01').first().waitFor();

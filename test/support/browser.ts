@@ -26,14 +26,21 @@ export async function launchBrowser(): Promise<Browser> {
 
 function steadyPage(page: Page): Page {
   const goto = page.goto.bind(page);
+  // A load whose own scripts Chromium dropped leaves a blank page behind a "successful" goto.
+  let dropped = 0;
+  page.on('requestfailed', (req) => {
+    if (/ERR_NETWORK_CHANGED/.test(req.failure()?.errorText ?? '') && req.resourceType() === 'script') dropped++;
+  });
   page.goto = async (url, options) => {
     for (let attempt = 1; ; attempt++) {
+      const before = dropped;
       try {
-        return await goto(url, options);
+        const answer = await goto(url, options);
+        if (dropped === before || attempt >= 4) return answer;
       } catch (err) {
         if (attempt >= 4 || !/ERR_NETWORK_CHANGED/.test((err as Error).message)) throw err;
-        await new Promise((r) => setTimeout(r, 250 * attempt));
       }
+      await new Promise((r) => setTimeout(r, 250 * attempt));
     }
   };
   return page;
