@@ -6,6 +6,7 @@
  * socket queues ahead of every other call on that link.
  */
 import { constants, type ClientHttp2Session, type Http2Stream, type ServerHttp2Session, type Settings } from 'node:http2';
+import type { Readable } from 'node:stream';
 
 /** Before the first round trip is measured: room for a long link. */
 export const STREAM_WINDOW_INITIAL = 8 * 1024 * 1024;
@@ -102,6 +103,21 @@ export function startHeartbeat(session: AnySession, opts: HeartbeatOptions): () 
 export function cancelUnlessDone(stream: Http2Stream): void {
   if (stream.closed || stream.destroyed || (stream.readableEnded && stream.writableEnded)) return;
   stream.close(constants.NGHTTP2_CANCEL);
+}
+
+/**
+ * Sends `source` as the body of an HTTP/2 stream, with backpressure, and never destroys the
+ * stream itself: a source that fails cancels it (RST_STREAM), and a stream that closes (its
+ * answer is whole, or it was reset) stops the copy. Not stream.pipeline: on the stream's
+ * 'close' it destroys the stream at once, and Node (20) then drops the stream's handle before
+ * the RST_STREAM that close() was about to send — nghttp2 keeps the stream open and asks for
+ * its queued body forever (empty DATA frames, the event loop held, memory without bound). Seen
+ * when an engine answered an upload with 404 before reading it.
+ */
+export function sendBody(source: Readable, stream: Http2Stream): void {
+  source.pipe(stream);
+  source.once('error', () => cancelUnlessDone(stream));
+  stream.once('close', () => source.unpipe(stream));
 }
 
 /**

@@ -10,11 +10,10 @@
  */
 import http2, { type IncomingHttpHeaders as H2Headers } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream';
 import { POLICY_REFUSAL_HEADER, clientRequestHeaders, forwardableHeaders } from '../../protocol/docker-tunnel.ts';
 import { ACTOR_HEADER, AUDIT_REF_HEADER, INTENT_BODY_HEADER, INTENT_HEADER } from '../../protocol/intent.ts';
 import { DockfleetError } from '../../protocol/errors.ts';
-import { cancelUnlessDone } from '../../lib/h2-channel.ts';
+import { cancelUnlessDone, sendBody } from '../../lib/h2-channel.ts';
 import { relay } from '../../lib/relay.ts';
 import type { AgentLink } from '../gateway/agent-link.ts';
 import { BULK_AFTER_BYTES } from '../gateway/link-qos.ts';
@@ -107,6 +106,15 @@ export function proxyToAgent(link: AgentLink, agentPath: string, req: IncomingMe
     res.once('close', () => {
       cancelUnlessDone(stream);
     });
-    if (hasBody) pipeline(req, stream, () => {});
+    if (hasBody) {
+      sendBody(req, stream);
+      // The answer is whole while the client still sends its body (the engine answered before
+      // reading it: a 404, a refusal): stop sending, and reset the stream.
+      stream.once('end', () => {
+        if (stream.writableFinished) return;
+        req.unpipe(stream);
+        cancelUnlessDone(stream);
+      });
+    }
   }).then((status) => ({ status, refusedByPolicy }));
 }
