@@ -9,3 +9,15 @@ export const AUDIT_FEED_PATH = '/_dockfleet/v1/audit';
 export const AUDIT_FEED_PAGE = 256;
 /** Bytes in one answer, about (a page stops after the entry that passes this). */
 export const AUDIT_FEED_MAX_BYTES = 1024 * 1024;
+
+/** What the hub keeps of one host entry, and shows (the agreement's `hostOnly`). */
+export interface HostEntry {
+  seq: number;
+  time: string;
+  op: string;
+  target: string;
+  result: string;
+  status?: number;
+  user?: string;
+  ref?: string;
+}

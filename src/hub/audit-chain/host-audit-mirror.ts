@@ -15,6 +15,7 @@ import { GENESIS, TEAR_OP, parseEntryLine } from '../../agent/audit/audit-entry.
 import { entryHash } from '../../agent/audit/entry-line.ts';
 import type { AgentLink } from '../gateway/agent-link.ts';
 import type { NodeRegistry } from '../node-registry.ts';
+import type { HostEntry } from '../../protocol/audit-feed.ts';
 
 /** Newest host entries kept in memory per node. */
 export const MAX_KEPT = 20_000;
@@ -22,17 +23,8 @@ export const MAX_KEPT = 20_000;
 const MAX_PAGES = 400;
 const PAGE_BYTES = 4 * 1024 * 1024;
 
-/** What the comparison needs of one host entry. */
-export interface HostEntry {
-  seq: number;
-  time: string;
-  op: string;
-  target: string;
-  result: string;
-  status?: number;
-  user?: string;
-  ref?: string;
-}
+/** What the comparison needs of one host entry (shared with the UI). */
+export type { HostEntry };
 
 export interface HostMirror {
   /** The head the agent last reported (null before its first report). */

@@ -1,17 +1,10 @@
 /** Whether a host's own audit log and the hub's agree (GET /api/v1/nodes/NAME/audit-agreement),
  * as the node card and the audit page show it. */
 import { apiNodePath, get } from './api.ts';
+import type { HostEntry } from '../../protocol/audit-feed.ts';
 
-export interface HostOnlyEntry {
-  seq: number;
-  time: string;
-  op: string;
-  target: string;
-  result: string;
-  status?: number;
-  user?: string;
-  ref?: string;
-}
+/** A host entry the hub has no row for (src/protocol/audit-feed.ts). */
+export type HostOnlyEntry = HostEntry;
 
 export interface AuditAgreement {
   node: string;
