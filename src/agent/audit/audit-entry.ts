@@ -42,18 +42,11 @@ export interface TearRecord {
   sha256: string;
 }
 
-/** One entry as written: the members in the order of its canonical JSON, `hash` last. */
-export interface AuditEntry {
+/** One entry as written: what the caller gave, with its place in the chain (canonical JSON
+ * orders the members, `hash` last). */
+export interface AuditEntry extends AuditInput {
   seq: number;
   time: string;
-  op: string;
-  target: string;
-  result: AuditResult;
-  status?: number;
-  reason?: string;
-  user?: string;
-  key?: string;
-  ref?: string;
   tear?: TearRecord;
   prev: string;
   hash: string;

@@ -10,22 +10,14 @@
  */
 import { createHash } from 'node:crypto';
 import { canonicalJson } from '../../protocol/intent.ts';
+import type { AuditRow } from '../../store/store.ts';
 
 export const GENESIS = '0'.repeat(64);
 
 export type ChainKind = 'intent' | 'outcome' | 'record';
 
 /** The audit_log columns as the chain records them (at and finishedAt in ms since the epoch). */
-export interface ChainedRow {
-  at: number;
-  user: string;
-  node: string | null;
-  method: string;
-  path: string;
-  status: number | null;
-  finishedAt: number | null;
-  bytes: number | null;
-}
+export type ChainedRow = Omit<AuditRow, 'id'>;
 
 export type IntentRecord = Pick<ChainedRow, 'at' | 'user' | 'node' | 'method' | 'path'>;
 export type OutcomeRecord = Pick<ChainedRow, 'status' | 'finishedAt' | 'bytes'>;
