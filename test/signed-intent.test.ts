@@ -319,6 +319,42 @@ test('on an "all" host an unsigned read is refused and a signed one works', asyn
   assert.ok(Array.isArray(ok.json));
 });
 
+test('on an "all" host a forged signature, a replay, an unknown claim or another path gets no answer from the engine, read or change', async () => {
+  // A read is verified while the engine already works on it: what must hold is that none of its
+  // answer leaves the host unless the check passed.
+  const path = `${API}/containers/json`;
+  const forged = (op: string): string => {
+    const now = Date.now();
+    const claims: IntentClaims = { v: 1, key: signer.publicKey, node: NODE, op, body: digest(), nonce: `forged${now}${'x'.repeat(20)}`, iat: now, exp: now + 60_000 };
+    const other = intentPayload({ ...claims, op: dockerOp('GET', '/_ping') });
+    return encodeIntent(intentPayload(claims), signer.signBytes(intentSigningBytes(other)));
+  };
+  const noList = (res: Answer, what = 'replay'): void => assert.ok(!Array.isArray(res.json) && !res.text.includes(box), `${what}: no container list leaked: ${res.text.slice(0, 200)}`);
+  for (const [what, headers, reason] of [
+    ['forged read', { [INTENT_HEADER]: forged(dockerOp('GET', path)) }, /its signature does not verify/],
+    ['read signed for another path', signedHeaders('GET', `${API}/images/json`), /was signed for "docker GET \/v1.41\/images\/json"/],
+    ['read with an unknown claim', { [INTENT_HEADER]: craftedIntent({ op: dockerOp('GET', path), body: digest(), ...({ admin: true } as object) }) }, /malformed \(admin: not a claim\)/],
+  ] as const) {
+    const res = await docker('GET', path, { headers });
+    assertRefused(res, reason);
+    noList(res, what);
+    await auditedRefusal(reason);
+  }
+  const once = signedHeaders('GET', path);
+  assert.equal((await docker('GET', path, { headers: once })).status, 200);
+  const replay = await docker('GET', path, { headers: once });
+  assertRefused(replay, /already used \(a replay\)/);
+  noList(replay);
+
+  const stop = `${API}/containers/${box}/stop?t=0`;
+  assertRefused(await docker('POST', stop, { headers: { [INTENT_HEADER]: forged(dockerOp('POST', stop)) } }), /its signature does not verify/);
+  assert.equal(await running(box), true, 'the forged stop did not reach the engine');
+  // The engine connection a refused read was cut on is not reused: the next signed read works.
+  const ok = await docker('GET', path, { headers: signedHeaders('GET', path) });
+  assert.equal(ok.status, 200, ok.text);
+  assert.ok(Array.isArray(ok.json));
+});
+
 // --- hijacked calls (exec start) ----------------------------------------------------
 
 /** The signer's side of one sealed stream, segment by segment (each call: a data frame and its seal). */

@@ -125,8 +125,13 @@ export function createEngineProxy(engine: EngineTarget, gate: DockerGate, log: L
     // Signed intent first: nothing about this call is believed before its signature is.
     const { intent, sealed } = intentHeaders(req);
     const required = guard?.requires('docker', method) ?? false;
-    if (required) {
-      const checked = guard!.check(intent, { op: dockerOp(method, path), bodyMode: sealed ? 'stream' : 'digest' });
+    const target = { op: dockerOp(method, path), bodyMode: sealed ? 'stream' : 'digest' } as const;
+    // A plain read on a host that requires "all" is checked while the engine already works on
+    // it (`signedAsSent`, below): its answer is withheld until then, and the call is cut off when the
+    // check fails. Anything that can change the host is checked before the engine hears of it.
+    let overlapped = required && !mutating && !sealed && !upgrade;
+    if (required && !overlapped) {
+      const checked = guard!.check(intent, target);
       claims = checked.claims;
       if (!checked.ok) return refuse(403, checked.reason, true);
     } else if (sealed) {
@@ -176,9 +181,29 @@ export function createEngineProxy(engine: EngineTarget, gate: DockerGate, log: L
         return refuse(413, `request body over ${MAX_INSPECTED_BODY} bytes cannot be inspected by this host's policy`, false);
       }
     }
-    if (digestChecked && claims && !bodyMatches(claims, body ?? Buffer.alloc(0))) return refuse(403, 'the body is not the one that was signed', true);
+    /** The intent and body of a digest-signed call: true when they hold (refused otherwise). */
+    let settled = false;
+    const signedAsSent = (): boolean => {
+      if (settled) return true;
+      settled = true;
+      if (overlapped) {
+        overlapped = false;
+        const checked = guard!.check(intent, target);
+        claims = checked.claims;
+        if (!checked.ok) {
+          refuse(403, checked.reason, true);
+          return false;
+        }
+      }
+      if (digestChecked && claims && !bodyMatches(claims, body ?? Buffer.alloc(0))) {
+        refuse(403, 'the body is not the one that was signed', true);
+        return false;
+      }
+      return true;
+    };
+    if (!overlapped && !signedAsSent()) return;
     const verdict = await gate.check(method, path, body);
-    if (!verdict.allowed) return refuse(403, verdict.reason, false);
+    if (!verdict.allowed) return void (signedAsSent() && refuse(403, verdict.reason, false));
     // The hub's caller may have gone while the host was being checked.
     if (res.stream.destroyed) return void bodyStream?.destroy();
     const headers = forwardableHeaders(req.headers as Record<string, string | string[] | undefined>, new Set(AGENT_ONLY_HEADERS));
@@ -206,9 +231,12 @@ export function createEngineProxy(engine: EngineTarget, gate: DockerGate, log: L
           relay(engineRes, res.stream);
         },
         (err) => {
+          if (!signedAsSent()) return;
           if (!unsealFailed) sendError(res, 502, `dockfleet agent could not reach the Docker engine: ${err.message}`);
         },
       );
+      // Synchronously, before any answer from the engine can be read: the overlapped read's check.
+      if (!signedAsSent()) return void abortCall();
       // The hub (or its client) went away: stop the engine call too (log follows, stats, …).
       res.once('close', abortCall);
       return;
