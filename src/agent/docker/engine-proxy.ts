@@ -9,6 +9,9 @@
  * way to the engine (a seal that fails aborts the engine call; the engine only ever saw bytes
  * whose seals verified). A hijacked call's JSON body is checked the same way, and its stdin
  * after the upgrade is unsealed when the intent says `stream` (and refused when it does not).
+ * The one exception to "before": a plain read on a host that requires "all" is sent to the
+ * engine first and checked in the same tick, before its answer can be read (a failed check
+ * cuts the engine call off), so the signature costs a read no more than the engine's own time.
  * Every mutating call executed, and every refusal, goes to the host's audit log.
  */
 import http, { type IncomingMessage } from 'node:http';
