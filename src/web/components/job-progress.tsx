@@ -6,6 +6,7 @@ import type { JSX } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { get, errorMessage } from '../lib/api.ts';
 import { dateTime } from '../lib/format.ts';
+import { signingFailure } from '../lib/job-signing-words.ts';
 import type { JobDetail, JobStep } from '../lib/types.ts';
 import { StateBadge } from './state-badge.tsx';
 import { ErrorState, Loading, Spinner } from './ui.tsx';
@@ -70,7 +71,8 @@ export function JobProgress({ id, onFinal, heading = 'h2' }: { id: string; onFin
   const { job, error } = useJob(id, onFinal);
   if (!job) return error ? <ErrorState error={error} title="Could not load the job" /> : <Loading label="Loading the job…" />;
   const H = heading;
-  const live = job.state === 'queued' || job.state === 'running';
+  const live = job.state === 'awaiting-signature' || job.state === 'queued' || job.state === 'running';
+  const unsigned = signingFailure(job);
   return (
     <section class="job-progress" aria-label={`Job ${job.id}`} aria-busy={live ? 'true' : 'false'}>
       <div class="job-head">
@@ -81,13 +83,14 @@ export function JobProgress({ id, onFinal, heading = 'h2' }: { id: string; onFin
           <StateBadge state={job.state} />
           {live && <Spinner />}
           {job.rolledBack && job.kind === 'deploy' && <span class="badge badge-warn" title="the deploy failed and the previous revision was put back">rolled back</span>}
+          {unsigned && <span class="badge badge-warn" title={unsigned.hint}>{unsigned.label}</span>}
         </span>
       </div>
       <dl class="kv small">
         <div><dt>Job</dt><dd class="mono">{job.id}</dd></div>
         <div><dt>Revision</dt><dd>{job.revision ?? '—'}</dd></div>
         <div><dt>Filed</dt><dd>{dateTime(job.createdAt)} by {job.createdBy}</dd></div>
-        <div><dt>Started</dt><dd>{job.startedAt ? dateTime(job.startedAt) : job.state === 'queued' ? 'waiting for the node' : '—'}</dd></div>
+        <div><dt>Started</dt><dd>{job.startedAt ? dateTime(job.startedAt) : job.state === 'queued' ? 'waiting for the node' : job.state === 'awaiting-signature' ? "waiting for its operator's signature" : '—'}</dd></div>
         <div><dt>Took</dt><dd>{ms(job.startedAt ?? job.createdAt, job.finishedAt)}{live ? ' so far' : ''}</dd></div>
         {job.attempts > 1 && <div><dt>Deliveries</dt><dd>{job.attempts}</dd></div>}
       </dl>

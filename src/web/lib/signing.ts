@@ -66,6 +66,23 @@ export function useSigningBlock(nodeName: string, reads = false): string | null 
   return signingBlock(node, key, reads);
 }
 
+/**
+ * signingBlock for several nodes at once (a stack's targets, the rows of a list): the reason for
+ * each node this browser cannot sign for, by name; nodes it can sign for, or need not, are absent.
+ */
+export function useSigningBlocks(nodeNames: readonly string[]): Map<string, string> {
+  const key = useBrowserKey();
+  const f = useStore(fleet);
+  const blocks = new Map<string, string>();
+  for (const name of nodeNames) {
+    const node = f.nodes?.find((n) => n.name === name);
+    if (!signedIntentOf(node)) continue;
+    const reason = key === undefined ? `Checking this browser's signing key for ${name}…` : signingBlock(node, key);
+    if (reason) blocks.set(name, reason);
+  }
+  return blocks;
+}
+
 const NODE_PATH = /^\/docker\/nodes\/([^/?#]+)(\/[^?#]*)?(\?[^#]*)?$/;
 
 /**

@@ -1,6 +1,7 @@
 /** Stack calls whose answers the generic helpers would flatten: a refused deploy's per-line
- * Compose problems (400 `error.errors`). */
-import { ApiError, UI_HEADER, errorFrom, post } from './api.ts';
+ * Compose problems (400 `error.errors`); and the rollouts a browser with a key signs (deploy,
+ * rollback, removal: the hub files their jobs awaiting the signature, this browser signs each). */
+import { ApiError, UI_HEADER, del, errorFrom, post } from './api.ts';
 import type { SigningProposal } from '../../protocol/stack-api.ts';
 import { deploySigner, signRolloutJobs } from './signing.ts';
 import type { ComposeIssue, RolloutStarted, StackTargetSpec } from './types.ts';
@@ -50,6 +51,22 @@ export async function deployStack(name: string, input: DeployInput): Promise<Rol
   }
   if (!res.ok) throw await errorFrom(res);
   const started = (await res.json()) as RolloutStarted & { signing?: SigningProposal };
+  if (signer && started.signing) await signRolloutJobs(signer, name, started.signing);
+  return started;
+}
+
+/** A rollback to revision `to`; signed like a deploy when this browser signs for the fleet. */
+export async function rollbackStack(name: string, to: number): Promise<RolloutStarted> {
+  const signer = await deploySigner();
+  const started = await post<RolloutStarted & { signing?: SigningProposal }>(`/api/v1/stacks/${encodeURIComponent(name)}/rollback`, signer ? { to, sign: true } : { to });
+  if (signer && started.signing) await signRolloutJobs(signer, name, started.signing);
+  return started;
+}
+
+/** Removes the stack from its nodes; signed like a deploy (a DELETE has no body: `?sign=true`). */
+export async function removeStack(name: string): Promise<RolloutStarted> {
+  const signer = await deploySigner();
+  const started = await del<RolloutStarted & { signing?: SigningProposal }>(`/api/v1/stacks/${encodeURIComponent(name)}${signer ? '?sign=true' : ''}`);
   if (signer && started.signing) await signRolloutJobs(signer, name, started.signing);
   return started;
 }

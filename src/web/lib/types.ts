@@ -269,7 +269,8 @@ export interface ComposeIssue {
   message: string;
 }
 
-export type JobState = 'queued' | 'running' | 'succeeded' | 'failed';
+/** The hub's job states, from its own list: `awaiting-signature` until the operator's intent arrives (issue 13). */
+export type JobState = import('../../protocol/jobs.ts').JobState;
 
 export interface JobView {
   id: string;

@@ -2,7 +2,8 @@
  * keeping its volumes (container-spec.ts's recreateBody). Each step goes through the Docker
  * endpoint, so the host's policy judges it; if the new container is refused, the old one is
  * given back its name (and started again if it was running). Networks beyond the first are
- * connected before the start. */
+ * connected before the start. On a host that requires signed intent every step is signed with
+ * this browser's key (lib/api.ts); without a key the host lists, Recreate is disabled with the reason. */
 import type { JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { toast } from '../components/toasts.tsx';
@@ -11,7 +12,9 @@ import { canChange } from '../lib/access.ts';
 import { del, dockerPath, errorMessage, get, post } from '../lib/api.ts';
 import { recreateBody, specFromInspect, type InspectForSpec, type RunSpec } from '../lib/container-spec.ts';
 import { navigate } from '../lib/router.ts';
+import { useSigningBlock } from '../lib/signing.ts';
 import type { Me } from '../lib/types.ts';
+import { SigningNeeded } from './containers.tsx';
 import { ContainerFields } from './run-container.tsx';
 
 const EDITABLE = ['env', 'labels', 'ports', 'restart', 'memoryMb', 'cpus', 'pids'] as const;
@@ -51,6 +54,7 @@ export function ContainerEditPage({ me, node, id }: { me: Me; node: string; id: 
   const [busy, setBusy] = useState(false);
   const [refused, setRefused] = useState<string | null>(null);
   useEffect(() => { if (inspect.data) setSpec(specFromInspect(inspect.data)); }, [inspect.data]);
+  const unsignable = useSigningBlock(node);
   const back = `/containers/${encodeURIComponent(node)}/${encodeURIComponent(id)}`;
 
   const submit = async (e: Event): Promise<void> => {
@@ -82,8 +86,9 @@ export function ContainerEditPage({ me, node, id }: { me: Me; node: string; id: 
           <form class="deploy-form" onSubmit={(ev) => void submit(ev)} noValidate>
             <ContainerFields spec={spec} set={(f, v) => setSpec((s) => (s ? { ...s, [f]: v } : s))} errors={errors} only={EDITABLE} />
             {refused && <InlineError>{refused}</InlineError>}
+            {canChange(me, node) && unsignable && <SigningNeeded reason={unsignable} />}
             <div class="form-actions">
-              <SubmitButton busy={busy} disabled={!canChange(me, node)}>Recreate</SubmitButton>
+              <SubmitButton busy={busy} disabled={!canChange(me, node) || unsignable !== null}>Recreate</SubmitButton>
             </div>
           </form>
         ) : <></>}

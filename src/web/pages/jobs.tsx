@@ -4,6 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { StateBadge } from '../components/state-badge.tsx';
 import { Empty, ErrorState, Loading, PageHeader, SubmitButton, buttonClass, useAsync } from '../components/ui.tsx';
 import { get, qs } from '../lib/api.ts';
+import { signingFailure } from '../lib/job-signing-words.ts';
 import { ago, dateTime } from '../lib/format.ts';
 import { navigate, useLocation } from '../lib/router.ts';
 import type { JobView } from '../lib/types.ts';
@@ -67,7 +68,9 @@ export function JobsPage(): JSX.Element {
               </tr>
             </thead>
             <tbody>
-              {state.data.map((j) => (
+              {state.data.map((j) => {
+                const unsigned = signingFailure(j);
+                return (
                 <tr key={j.id}>
                   <td data-label="Job"><a href={`/jobs/${encodeURIComponent(j.id)}`}>{j.kind}</a> <span class="mono small muted">{j.id}</span></td>
                   <td data-label="Stack"><a href={`/stacks/${encodeURIComponent(j.stack)}`}>{j.stack}</a></td>
@@ -76,11 +79,14 @@ export function JobsPage(): JSX.Element {
                   <td data-label="State">
                     <StateBadge state={j.state} />
                     {j.rolledBack && j.kind === 'deploy' && <span class="badge badge-warn">rolled back</span>}
+                    {unsigned && <span class="badge badge-warn" title={unsigned.hint}>{unsigned.label}</span>}
+                    {j.state === 'awaiting-signature' && <div class="small muted">sent to {j.node} once its operator signs it</div>}
                     {j.error && <div class="small bad-text clamp" title={j.error}>{j.errorCode ? `${j.errorCode}: ` : ''}{j.error}</div>}
                   </td>
                   <td data-label="Filed" class="nowrap" title={dateTime(j.createdAt)}>{ago(j.createdAt)}</td>
                 </tr>
-              ))}
+                );
+              })}
             </tbody>
           </table>
           <p class="muted small table-note">{state.data.length} jobs{state.data.length >= Number(params.limit) ? ` (the newest ${params.limit})` : ''}.</p>

@@ -3,6 +3,9 @@
  * items with a node column, search, sort and a node filter kept in the URL. Lists come from the
  * hub's inventory (GET /api/v1/nodes/NAME/KIND), so an offline node shows what it last reported,
  * marked as such. Create volumes and networks; prune shows what it will remove first.
+ * On a node that requires signed intent these calls are signed with this browser's key (lib/api.ts);
+ * where this browser cannot sign for a node, its Remove is disabled with the reason, and Create and
+ * Prune offer only the nodes it can sign for (disabled with the reason when there are none).
  */
 import type { ComponentChildren, JSX } from 'preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
@@ -16,8 +19,10 @@ import { apiNodePath, dockerPath, errorMessage, get, request } from '../lib/api.
 import { ago, bytes, dateTime, plural, shortId } from '../lib/format.ts';
 import { containerName, fleet } from '../lib/live.ts';
 import { navigate, setQuery, useLocation } from '../lib/router.ts';
+import { useSigningBlocks } from '../lib/signing.ts';
 import { useStore } from '../lib/store.ts';
 import type { DockerContainer, DockerImage, DockerNetwork, DockerVolume, Me, NodeView } from '../lib/types.ts';
+import { SigningNeeded } from './containers.tsx';
 
 export type Kind = 'images' | 'volumes' | 'networks';
 type Item = DockerImage | DockerVolume | DockerNetwork;
@@ -182,7 +187,11 @@ export function FleetResources({ me, kind }: { me: Me; kind: Kind }): JSX.Elemen
   const [dialog, setDialog] = useState<'prune' | 'create' | null>(null);
   const [inspecting, setInspecting] = useState<Row | null>(null);
   const nodes = useMemo(() => visibleNodes(f.nodes), [f.nodes]);
-  const online = nodes.filter((n) => n.status === 'online').map((n) => n.name);
+  const reachable = nodes.filter((n) => n.status === 'online').map((n) => n.name);
+  // Nodes whose host would refuse this browser's unsigned (or wrongly signed) changes.
+  const unsignable = useSigningBlocks(nodes.map((n) => n.name));
+  const online = reachable.filter((n) => !unsignable.has(n));
+  const noneSignable = reachable.length > 0 && online.length === 0 ? unsignable.get(reachable[0]!) : undefined;
   const { rows, errors } = useFleetInventory(kind, nodes, bump);
   const usage = useMemo(() => usageOf(kind, f.containers), [kind, f.containers]);
   const columns = useMemo(() => columnsFor(kind, usage), [kind, usage]);
@@ -236,11 +245,17 @@ export function FleetResources({ me, kind }: { me: Me; kind: Kind }): JSX.Elemen
   return (
     <>
       <PageHeader title={title} sub={rows ? `${plural(rows.length, NOUN[kind])} on ${plural(nodes.length, 'node')}` : undefined}>
-        {canWrite && kind !== 'images' && online.length > 0 && (
-          <button type="button" class={buttonClass('primary')} onClick={() => setDialog('create')}>Create {NOUN[kind]}…</button>
+        {canWrite && kind !== 'images' && reachable.length > 0 && (
+          <button type="button" class={buttonClass('primary')} onClick={() => setDialog('create')} disabled={noneSignable !== undefined}
+            title={noneSignable}>Create {NOUN[kind]}…</button>
         )}
-        {canWrite && online.length > 0 && <button type="button" class={buttonClass('default')} onClick={() => setDialog('prune')}>Prune…</button>}
+        {canWrite && reachable.length > 0 && (
+          <button type="button" class={buttonClass('default')} onClick={() => setDialog('prune')} disabled={noneSignable !== undefined} title={noneSignable}>Prune…</button>
+        )}
       </PageHeader>
+      {canWrite && [...unsignable].filter(([n]) => reachable.includes(n) && (!nodeFilter || n === nodeFilter)).map(([n, reason]) => (
+        <SigningNeeded key={n} reason={`${reason} Its ${kind} can be read here but not changed.`} />
+      ))}
 
       <form class="filters" role="search" aria-label={`Filter ${kind}`} onSubmit={(e) => e.preventDefault()}>
         <div class="field">
@@ -288,7 +303,10 @@ export function FleetResources({ me, kind }: { me: Me; kind: Kind }): JSX.Elemen
                           <>
                             {kind === 'volumes' && <VolumeFilesButton node={r.node} volume={(r.item as DockerVolume).Name} />}
                             <button type="button" class={buttonClass('ghost', true)} aria-label={`Inspect ${label} on ${r.node}`} onClick={() => setInspecting(r)}>Inspect</button>
-                            {canWrite && !builtin && (
+                            {canWrite && !builtin && unsignable.has(r.node) && (
+                              <UnavailableAction label="Remove" what={`Remove ${label} on ${r.node}`} reason={unsignable.get(r.node)!} />
+                            )}
+                            {canWrite && !builtin && !unsignable.has(r.node) && (
                               <ActionButton small variant="danger" what={`Remove ${label}`} aria-label={`Remove ${label} on ${r.node}`} confirm={askRemove(r)} onClick={remove(r)}>Remove</ActionButton>
                             )}
                           </>
@@ -306,8 +324,8 @@ export function FleetResources({ me, kind }: { me: Me; kind: Kind }): JSX.Elemen
       {dialog === 'prune' && (
         <PruneDialog kind={kind} nodes={online} {...(nodeFilter && online.includes(nodeFilter) ? { node: nodeFilter } : {})} onClose={() => setDialog(null)} onDone={reload} />
       )}
-      {dialog === 'create' && kind === 'volumes' && <CreateVolumeDialog nodes={online} {...(nodeFilter ? { node: nodeFilter } : {})} onClose={() => setDialog(null)} onCreated={reload} />}
-      {dialog === 'create' && kind === 'networks' && <CreateNetworkDialog nodes={online} {...(nodeFilter ? { node: nodeFilter } : {})} onClose={() => setDialog(null)} onCreated={reload} />}
+      {dialog === 'create' && kind === 'volumes' && <CreateVolumeDialog nodes={online} {...(nodeFilter && online.includes(nodeFilter) ? { node: nodeFilter } : {})} onClose={() => setDialog(null)} onCreated={reload} />}
+      {dialog === 'create' && kind === 'networks' && <CreateNetworkDialog nodes={online} {...(nodeFilter && online.includes(nodeFilter) ? { node: nodeFilter } : {})} onClose={() => setDialog(null)} onCreated={reload} />}
     </>
   );
 }

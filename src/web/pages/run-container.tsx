@@ -1,6 +1,8 @@
 /** Run a container from a form: node, image (pulled with live per-layer progress, with stored
  * registry credentials if chosen), and its settings. Created through the hub's Docker endpoint,
- * so the host's policy judges it; a refusal shows the daemon's own words. */
+ * so the host's policy judges it; a refusal shows the daemon's own words. On a host that requires
+ * signed intent the calls are signed with this browser's key (lib/api.ts), and the form's submit
+ * is disabled with the reason when this browser cannot sign for the chosen node. */
 import type { JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { toast } from '../components/toasts.tsx';
@@ -11,8 +13,10 @@ import { EMPTY_SPEC, specFromInspect, specToCreateBody, type InspectForSpec, typ
 import { pullImage, type PullState } from '../lib/image-pull.ts';
 import { fleet } from '../lib/live.ts';
 import { navigate, useLocation } from '../lib/router.ts';
+import { useSigningBlock } from '../lib/signing.ts';
 import { useStore } from '../lib/store.ts';
 import type { Me } from '../lib/types.ts';
+import { SigningNeeded } from './containers.tsx';
 
 interface RegistryView { id: string; server: string; username: string }
 
@@ -110,6 +114,7 @@ export function RunContainerPage({ me }: { me: Me }): JSX.Element {
   const [busy, setBusy] = useState(false);
   const [refused, setRefused] = useState<string | null>(null);
   const can = node ? canChange(me, node) : online.length > 0;
+  const unsignable = useSigningBlock(node);
 
   useEffect(() => { if (!node && online[0]) setNode(online[0].name); }, [online.length]);
   useEffect(() => { void get<RegistryView[]>('/api/v1/registries').then(setRegistries, () => setRegistries([])); }, []);
@@ -188,8 +193,9 @@ export function RunContainerPage({ me }: { me: Me }): JSX.Element {
         <ContainerFields spec={spec} set={set} errors={errors} />
         <PullProgress state={pull} />
         {refused && <InlineError>{refused}</InlineError>}
+        {can && unsignable && <SigningNeeded reason={unsignable} />}
         <div class="form-actions">
-          <SubmitButton busy={busy} disabled={!can}>Run container</SubmitButton>
+          <SubmitButton busy={busy} disabled={!can || unsignable !== null}>Run container</SubmitButton>
         </div>
       </form>
     </>

@@ -12,9 +12,11 @@ import { ErrorState, InlineError, Loading, PageHeader, SubmitButton, buttonClass
 import { errorMessage, get } from '../lib/api.ts';
 import { fleet } from '../lib/live.ts';
 import { useLocation } from '../lib/router.ts';
+import { useSigningBlocks } from '../lib/signing.ts';
 import { ComposeRefusedError, deployStack, parseEnvLines, validateCompose, type DeployInput } from '../lib/stack-api.ts';
 import { useStore } from '../lib/store.ts';
 import type { ComposeIssue, Me, RevisionDetail, RevisionSummary, RolloutStarted, RolloutView } from '../lib/types.ts';
+import { SigningNeeded } from './containers.tsx';
 import { VIEWER_REASON, canChangeStacks } from './stacks.tsx';
 
 const STACK_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -100,6 +102,12 @@ function DeployForm({ me, name: initialName, base }: { me: Me; name: string; bas
   const [started, setStarted] = useState<RolloutStarted | null>(null);
   const idempotencyKey = useRef(typeof crypto.randomUUID === 'function' ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`);
   const check = useComposeCheck(name, compose, envText, secrets.map((s) => s.name.trim()));
+  // A target host that requires signed intent from a key this browser does not hold would refuse
+  // the jobs: say so, and do not send them.
+  const eq = selector.indexOf('=');
+  const targets = kind === 'node' ? (node ? [node] : []) : kind === 'nodes' ? many
+    : eq > 0 ? nodes.filter((n) => n.labels?.[selector.slice(0, eq).trim()] === selector.slice(eq + 1).trim()).map((n) => n.name) : [];
+  const unsignable = [...useSigningBlocks(targets).values()];
 
   useEffect(() => {
     if (!node && nodes.length > 0 && kind === 'node') setNode(nodes[0]!.name);
@@ -259,8 +267,9 @@ function DeployForm({ me, name: initialName, base }: { me: Me; name: string; bas
           </div>
         </div>
         <InlineError>{error}</InlineError>
+        {can && unsignable.map((reason) => <SigningNeeded key={reason} reason={reason} />)}
         <div class="form-actions">
-          <SubmitButton busy={busy} disabled={!can}>Deploy</SubmitButton>
+          <SubmitButton busy={busy} disabled={!can || unsignable.length > 0}>Deploy</SubmitButton>
           {!can && <span class="muted small">{VIEWER_REASON}</span>}
         </div>
       </form>

@@ -1,5 +1,7 @@
 /** One stack: each node's revision and state with its drift, the revision history with a diff
- * between any two revisions, rollback to a chosen revision, removal, recent rollouts. */
+ * between any two revisions, rollback to a chosen revision, removal, recent rollouts. Rollback
+ * and removal are signed by this browser's key where a node requires signed intent, and
+ * disabled with the reason where this browser cannot sign for one of the stack's nodes. */
 import type { JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { confirmAction } from '../components/dialog.tsx';
@@ -8,9 +10,12 @@ import { RevisionDiff } from '../components/revision-diff.tsx';
 import { StateBadge } from '../components/state-badge.tsx';
 import { toast } from '../components/toasts.tsx';
 import { ActionButton, AsyncView, PageHeader, buttonClass, useAsync } from '../components/ui.tsx';
-import { del, get, post } from '../lib/api.ts';
+import { get } from '../lib/api.ts';
 import { ago, dateTime } from '../lib/format.ts';
+import { useSigningBlocks } from '../lib/signing.ts';
+import { removeStack, rollbackStack } from '../lib/stack-api.ts';
 import type { Me, RevisionSummary, RolloutStarted, StackDetail, StackTargetSpec } from '../lib/types.ts';
+import { SigningNeeded } from './containers.tsx';
 import { VIEWER_REASON, canChangeStacks } from './stacks.tsx';
 
 const REFRESH_MS = 2000;
@@ -31,9 +36,13 @@ export function StackPage({ me, name }: { me: Me; name: string }): JSX.Element {
     return () => clearInterval(t);
   }, [name]);
   const can = canChangeStacks(me);
+  // Its nodes' jobs need this browser's signature where a node requires signed intent.
+  const unsignable = [...useSigningBlocks(stack.data?.nodes.map((n) => n.node) ?? []).values()];
+  const blocked = unsignable[0];
+  const why = !can ? VIEWER_REASON : blocked;
 
   const rollback = async (to: number): Promise<void> => {
-    const r = await post<RolloutStarted>(`/api/v1/stacks/${enc}/rollback`, { to });
+    const r = await rollbackStack(name, to);
     toast.success(`${name}: rolling back to revision ${to}`);
     setActive(r);
     stack.reload();
@@ -45,7 +54,7 @@ export function StackPage({ me, name }: { me: Me; name: string }): JSX.Element {
     danger: true,
   });
   const remove = async (): Promise<void> => {
-    const r = await del<RolloutStarted>(`/api/v1/stacks/${enc}`);
+    const r = await removeStack(name);
     toast.success(`${name}: removal started`);
     setActive(r);
     stack.reload();
@@ -68,9 +77,10 @@ export function StackPage({ me, name }: { me: Me; name: string }): JSX.Element {
           >
             {can ? <a class={buttonClass('primary')} href={`/stacks/deploy?stack=${enc}`}>Deploy a new revision</a>
               : <button type="button" class={buttonClass('primary')} disabled title={VIEWER_REASON}>Deploy a new revision</button>}
-            <ActionButton variant="danger" what={`Remove ${name}`} confirm={askRemove} onClick={remove} disabled={!can} title={can ? undefined : VIEWER_REASON}>Remove</ActionButton>
+            <ActionButton variant="danger" what={`Remove ${name}`} confirm={askRemove} onClick={remove} disabled={why !== undefined} title={why}>Remove</ActionButton>
           </PageHeader>
           {!can && <p class="notice" role="note">{VIEWER_REASON}</p>}
+          {can && unsignable.map((reason) => <SigningNeeded key={reason} reason={reason} />)}
           {active && (
             <section class="card" aria-label="Latest action">
               {active.jobs.length === 0 ? <p>Nothing to do: no node held the stack.</p> : active.jobs.map((id) => <JobProgress key={id} id={id} heading="h3" />)}
@@ -124,7 +134,7 @@ export function StackPage({ me, name }: { me: Me; name: string }): JSX.Element {
                           <td class="row-actions">
                             {r.revision !== s.revision && (
                               <ActionButton small what={`Roll back to ${r.revision}`} confirm={askRollback(r.revision)} onClick={() => rollback(r.revision)}
-                                disabled={!can || s.nodes.length === 0} title={!can ? VIEWER_REASON : s.nodes.length === 0 ? 'the stack is on no node' : undefined}>
+                                disabled={why !== undefined || s.nodes.length === 0} title={why ?? (s.nodes.length === 0 ? 'the stack is on no node' : undefined)}>
                                 Roll back to {r.revision}
                               </ActionButton>
                             )}
