@@ -68,6 +68,9 @@ export function newJobId(): string {
   return `job_${id}`;
 }
 
+/** A signed rollout's job of a later wave whose rollout stopped first (StackJobs.abandonHeld). */
+export const ROLLOUT_STOPPED_CODE = 'rollout_stopped';
+
 export class JobQueue extends EventEmitter<JobQueueEvents> {
   readonly #store: JobStore;
   readonly #box: SecretBox;
@@ -215,6 +218,16 @@ export class JobQueue extends EventEmitter<JobQueueEvents> {
     if (!job?.held) return;
     await this.#store.release(id);
     if (job.state === 'queued') this.emit('ready', job.node);
+  }
+
+  async abandonHeld(idempotencyKeys: readonly string[], reason: string): Promise<number> {
+    const keys = new Set(idempotencyKeys);
+    let failed = 0;
+    for (const job of await this.#store.signingJobs()) {
+      if (!job.held || !keys.has(job.idempotencyKey)) continue;
+      if (await this.finish(job.id, { errorCode: ROLLOUT_STOPPED_CODE, error: reason.slice(0, 2_000) })) failed++;
+    }
+    return failed;
   }
 
   /** Jobs awaiting a signature, or signed and held by their rollout. */

@@ -1,7 +1,8 @@
 /**
  * Carries a rollout to its nodes in waves of `parallel`: files one job per node of the wave,
  * waits for all of them, and stops at the first failed node (the nodes after it are never
- * given a job, so they stay on their old revision). Progress is stored after every wave, and
+ * given a job, so they stay on their old revision; a signed rollout's jobs for them, filed and
+ * signed up front, fail at once with the reason). Progress is stored after every wave, and
  * a hub that starts again resumes every running rollout at its stored wave: re-filing that
  * wave's jobs with the same idempotency keys returns the jobs already filed.
  */
@@ -16,6 +17,8 @@ export interface RolloutHooks {
   filed(rollout: RolloutRecord, job: StackJobView): Promise<void>;
   /** A job is final. */
   finished(rollout: RolloutRecord, job: StackJobView): Promise<void>;
+  /** The rollout stopped before `nodes` had their turn (their jobs, if filed up front, are dropped). */
+  stopped(rollout: RolloutRecord, nodes: readonly string[], reason: string): Promise<void>;
 }
 
 export function waves(nodes: readonly string[], parallel: number): string[][] {
@@ -111,6 +114,7 @@ export class RolloutRunner {
           state: 'failed', stoppedAtNode: failed.node, error: `${failed.node}: ${failed.error ?? 'the job failed'}`, finishedAt: Date.now(),
         });
         this.#log.warn({ rollout: rollout.id, stack: rollout.stack, node: failed.node }, 'stack rollout stopped at a failed node');
+        await this.#hooks.stopped(rollout, plan.slice(wave + 1).flat(), `the rollout stopped at ${failed.node} before this node's turn`);
         return;
       }
       await this.#store.updateRollout(rollout.id, { wave: wave + 1 });

@@ -41,6 +41,11 @@ export interface StackJobs {
   release(id: string): Promise<void>;
   /** The exact bytes the host will check a signed job's intent against. */
   signedBody(id: string): Promise<string>;
+  /**
+   * A rollout stopped before these jobs' turn: those still held (filed up front for signing)
+   * fail now with `reason`, rather than wait for a deadline. Returns how many.
+   */
+  abandonHeld(idempotencyKeys: readonly string[], reason: string): Promise<number>;
 }
 
 /** Seals text with the hub's key (kept outside the database), bound to `context`, and opens it

@@ -65,7 +65,7 @@ export class StackService {
     this.#deps = deps;
     this.runner = new RolloutRunner({
       store: deps.store, jobs: deps.jobs, log: deps.log,
-      hooks: { jobFor: (r, n) => this.#jobFor(r, n), filed: (r, j) => this.#filed(r, j), finished: (r, j) => this.#finished(r, j) },
+      hooks: { jobFor: (r, n) => this.#jobFor(r, n), filed: (r, j) => this.#filed(r, j), finished: (r, j) => this.#finished(r, j), stopped: (r, n, why) => this.#stopped(r, n, why) },
     });
   }
 
@@ -209,12 +209,18 @@ export class StackService {
   }
 
   async #jobFor(rollout: RolloutRecord, node: string): Promise<FileJobInput> {
-    const base = { kind: rollout.kind, node, stack: rollout.stack, idempotencyKey: `${rollout.idempotencyKey}:${rollout.stack}:${rollout.revision}:${node}`, createdBy: rollout.createdBy };
+    const base = { kind: rollout.kind, node, stack: rollout.stack, idempotencyKey: jobKey(rollout, node), createdBy: rollout.createdBy };
     if (rollout.kind === 'remove') return { ...base, target: null, secrets: { env: {}, files: {} } };
     const revision = await this.#deps.store.getRevision(rollout.stack, rollout.revision);
     if (!revision) throw new DockfleetError('state_corrupt', `stack ${rollout.stack} revision ${rollout.revision} is missing`);
     const opened = JSON.parse(this.#deps.secrets.openText(revision.sealedSecrets, sealContext(rollout.stack, rollout.revision))) as SealedSecrets;
     return { ...base, target: revision.target, secrets: { env: opened.jobEnv ?? opened.secretEnv, files: opened.secretFiles } };
+  }
+
+  /** A signed rollout's later jobs, filed up front and signed, fail now rather than at their deadline. */
+  async #stopped(rollout: RolloutRecord, nodes: readonly string[], reason: string): Promise<void> {
+    const dropped = await this.#deps.jobs.abandonHeld(nodes.map((node) => jobKey(rollout, node)), reason);
+    if (dropped > 0) this.#deps.log.info({ rollout: rollout.id, stack: rollout.stack, jobs: dropped }, 'dropped the held jobs of a stopped rollout');
   }
 
   async #filed(rollout: RolloutRecord, job: StackJobView): Promise<void> {
@@ -249,4 +255,9 @@ const sealContext = (stack: string, revision: number): string => `stack-revision
  * holds only the database test guesses of a weak secret offline. */
 function secretDigest(box: SecretSealer, stack: string, name: string, value: string): string {
   return box.digest(`dockfleet.stack-secret.v2\0${stack}\0${name}\0${value}`);
+}
+
+/** The idempotency key of a rollout's job for one node: the same when the rollout resumes or files up front. */
+function jobKey(rollout: RolloutRecord, node: string): string {
+  return `${rollout.idempotencyKey}:${rollout.stack}:${rollout.revision}:${node}`;
 }
