@@ -1,0 +1,243 @@
+/**
+ * The edge when the app answers before the client is done sending: an upload the app refuses
+ * with 413 at once and then hangs up on, and a WebSocket-style upgrade whose app resets the
+ * connection while the client is still sending. The client gets the answer (or sees its
+ * connection end), and afterwards hub and agent stay responsive and keep their memory: the
+ * same runaway the gateway once had (gateway-early-answer.test.ts: a stream destroyed before
+ * its RST_STREAM went out, nghttp2 asking for its queued body forever, the event loop held)
+ * must not happen on the edge's dial streams either. Hub and agent run as processes of their
+ * own, so a relapse fails here (no answer within the deadline, memory climbing) instead of
+ * stalling the test runner.
+ */
+import assert from 'node:assert/strict';
+import https from 'node:https';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import tls from 'node:tls';
+import { after, before, test } from 'node:test';
+import { runContainer, startEngines, stopEngines, type TestEngine } from './support/engines.ts';
+import { hubRequest } from './support/hub-request.ts';
+import { nodeImage } from './support/node-image.ts';
+import { freePort, spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
+
+const MiB = 1024 * 1024;
+const NODE = 'early-edge';
+const UPLOAD = 64 * MiB;
+/**
+ * What hub or agent may grow by over the whole run. Every hop passes the body with backpressure
+ * (a few MiB of windows and socket buffers at most), so neither needs anything near the
+ * upload's 64 MiB; the runaway this guards against grew ~100 MB/s, past this within a second.
+ */
+const RSS_GROWTH_MIB = 64;
+/** What either may grow by while it is idle after the answers (a few seconds of samples). */
+const RSS_IDLE_CLIMB_MIB = 16;
+
+/** The app: 413 for any upload to /early at once, then the connection closed; /ok answers; an
+ * upgrade to /abrupt gets 101, and once 256 KiB of the client's bytes have arrived the app
+ * resets the connection (TCP RST) while the client is still sending. */
+const SERVER = String.raw`
+import http from 'node:http';
+const server = http.createServer((req, res) => {
+  if (req.url.startsWith('/early')) {
+    res.writeHead(413, { 'content-type': 'text/plain', connection: 'close' });
+    res.end('too large\n');
+    res.once('finish', () => setTimeout(() => req.socket.destroy(), 10));
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'text/plain' });
+  res.end('ok\n');
+});
+server.on('upgrade', (req, socket) => {
+  socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+  let seen = 0;
+  socket.on('data', (c) => {
+    seen += c.length;
+    if (seen >= 256 * 1024) socket.resetAndDestroy();
+  });
+  socket.on('error', () => {});
+});
+server.listen(8080);
+console.log('early app listening');
+`;
+
+let engine: TestEngine | undefined;
+let hub: DockfleetProcess | undefined;
+let agent: DockfleetProcess | undefined;
+let work = '';
+let hubUrl = '';
+let caPem = '';
+let edgePort = 0;
+
+async function rssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** One request to the edge; resolves with the status, or 'no answer' after `deadlineMs`. */
+function edgeRequest(host: string, path: string, deadlineMs: number): Promise<number | 'no answer'> {
+  return new Promise((resolve) => {
+    const req = https.request({ host: '127.0.0.1', port: edgePort, servername: host, path, headers: { host }, rejectUnauthorized: false, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => { clearTimeout(timer); resolve(res.statusCode ?? 0); });
+    });
+    const timer = setTimeout(() => { req.destroy(); resolve('no answer'); }, deadlineMs);
+    req.on('error', () => { clearTimeout(timer); resolve('no answer'); });
+    req.end();
+  });
+}
+
+/** A 64 MiB upload in 1 MiB writes, each after the last drained (so the answer comes long before
+ * the body is through); resolves with the status once the answer is whole, or 'no answer'. */
+function upload(chunked: boolean, deadlineMs: number): Promise<number | 'no answer'> {
+  return new Promise((resolve) => {
+    const headers: Record<string, string> = { host: 'early.test', 'content-type': 'application/octet-stream' };
+    if (!chunked) headers['content-length'] = String(UPLOAD);
+    let done = false;
+    const finish = (v: number | 'no answer'): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      req.destroy();
+      resolve(v);
+    };
+    const req = https.request({ host: '127.0.0.1', port: edgePort, servername: 'early.test', path: '/early', method: 'PUT', headers, rejectUnauthorized: false, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => finish(res.statusCode ?? 0));
+    });
+    const timer = setTimeout(() => finish('no answer'), deadlineMs);
+    req.on('error', () => { /* the edge may stop taking the rest of the body: the answer decides */ });
+    const chunk = Buffer.alloc(MiB, 7);
+    let sent = 0;
+    const more = (): void => {
+      while (!done && sent < UPLOAD) {
+        sent += MiB;
+        const last = sent >= UPLOAD;
+        const ok = last ? (req.end(chunk), true) : req.write(chunk);
+        if (!ok) return void req.once('drain', more);
+      }
+    };
+    more();
+  });
+}
+
+/** An upgrade to /abrupt, then 1 MiB writes until the connection ends; resolves with how it went. */
+function abruptUpgrade(deadlineMs: number): Promise<{ upgraded: boolean; ended: boolean; sentMiB: number; head: string }> {
+  return new Promise((resolve) => {
+    let upgraded = false;
+    let head = '';
+    let sent = 0;
+    let done = false;
+    const socket = tls.connect({ host: '127.0.0.1', port: edgePort, servername: 'early.test', ALPNProtocols: ['http/1.1'], rejectUnauthorized: false });
+    const finish = (ended: boolean): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ upgraded, ended, sentMiB: sent, head: head.slice(0, 200) });
+    };
+    const timer = setTimeout(() => finish(false), deadlineMs);
+    const chunk = Buffer.alloc(MiB, 9);
+    const more = (): void => {
+      while (!done && !socket.destroyed && !socket.writableEnded) {
+        sent++;
+        if (!socket.write(chunk)) return void socket.once('drain', more);
+      }
+    };
+    socket.on('data', (c: Buffer) => {
+      if (upgraded) return;
+      head += c.toString('latin1');
+      if (!head.includes('\r\n\r\n')) return;
+      upgraded = head.startsWith('HTTP/1.1 101');
+      if (upgraded) more();
+      else finish(true);
+    });
+    socket.once('secureConnect', () => {
+      socket.write('GET /abrupt HTTP/1.1\r\nHost: early.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+    });
+    socket.once('end', () => finish(true));
+    socket.once('close', () => finish(true));
+    socket.on('error', () => finish(true));
+  });
+}
+
+/** Hub and agent answer quickly, and neither's memory climbs over `ms` of samples. */
+async function assertCalm(what: string, startHub: number, startAgent: number): Promise<void> {
+  const t0 = Date.now();
+  const health = await hubRequest(hubUrl, caPem, '/healthz', { timeoutMs: 1000 }).catch((e: Error) => ({ status: 0, text: e.message }));
+  assert.equal(health.status, 200, `${what}: hub /healthz: ${health.text}`);
+  const ok = await edgeRequest('early.test', '/ok', 1000);
+  assert.equal(ok, 200, `${what}: a second request through the edge (hub and agent) within 1 s`);
+  assert.ok(Date.now() - t0 < 2000, `${what}: both answered in ${Date.now() - t0} ms`);
+  const hubSamples: number[] = [];
+  const agentSamples: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    hubSamples.push(await rssMiB(hub!.pid));
+    agentSamples.push(await rssMiB(agent!.pid));
+    await sleep(400);
+  }
+  const report = `hub ${hubSamples.map((n) => n.toFixed(0)).join(',')} MiB (started ${startHub.toFixed(0)}); agent ${agentSamples.map((n) => n.toFixed(0)).join(',')} MiB (started ${startAgent.toFixed(0)})`;
+  for (const [name, samples, start] of [['hub', hubSamples, startHub], ['agent', agentSamples, startAgent]] as const) {
+    assert.ok(Math.max(...samples) - start < RSS_GROWTH_MIB, `${what}: ${name} grew past ${RSS_GROWTH_MIB} MiB: ${report}`);
+    assert.ok(samples.at(-1)! - samples[0]! < RSS_IDLE_CLIMB_MIB, `${what}: ${name} kept climbing while idle: ${report}`);
+  }
+}
+
+before(async () => {
+  [engine] = await startEngines(1, { prefix: 'edgeearly' }) as [TestEngine];
+  work = await mkdtemp(join(tmpdir(), 'dockfleet-edge-early-'));
+  edgePort = await freePort();
+  hub = spawnDockfleet(['hub', '--data', join(work, 'hub'), '--listen', '127.0.0.1:0', '--edge-listen', `127.0.0.1:${edgePort}`]);
+  hubUrl = /hub ready (https:\S+)/.exec(await hub.waitForLine(/hub ready https:/, 30_000))![1]!;
+  const token = (await readFile(join(work, 'hub', 'admin.token'), 'utf8')).trim();
+  caPem = await readFile(join(work, 'hub', 'pki', 'ca.pem'), 'utf8');
+  const code = await hubRequest(hubUrl, caPem, '/api/v1/enrollments', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: NODE }) });
+  assert.equal(code.status, 201, code.text);
+  agent = spawnDockfleet(['agent', '--hub', hubUrl, '--code', code.json.code, '--state', join(work, 'agent'), '--docker', engine.dockerHost, '--policy', join(work, 'no-policy.json')]);
+  await agent.waitForLine(new RegExp(`agent ${NODE} connected`), 30_000);
+  const appDir = join(work, 'app');
+  await mkdir(appDir);
+  await writeFile(join(appDir, 'server.mjs'), SERVER);
+  await runContainer(engine, {
+    name: 'early-app', image: await nodeImage(engine), cmd: ['node', '/app/server.mjs'],
+    labels: { 'dockfleet.ingress.host': 'early.test', 'dockfleet.ingress.port': '8080' },
+    config: { ExposedPorts: { '8080/tcp': {} } }, hostConfig: { Binds: [`${appDir}:/app:ro`] },
+  });
+  const deadline = Date.now() + 30_000;
+  let last: number | 'no answer' = 'no answer';
+  while (Date.now() < deadline && (last = await edgeRequest('early.test', '/ok', 2000)) !== 200) await sleep(200);
+  assert.equal(last, 200, 'the app serves through the edge');
+});
+
+after(async () => {
+  if (process.env.Y2_DEBUG) for (const p of [hub, agent]) { const a = (await readFile(`/proc/${p!.pid}/stat`, 'utf8')).split(' '); await sleep(1000); const b = (await readFile(`/proc/${p!.pid}/stat`, 'utf8')).split(' '); console.error('CPU ticks/s', p === hub ? 'hub' : 'agent', Number(b[13]) - Number(a[13]), Number(b[14]) - Number(a[14]), 'rss', await rssMiB(p!.pid)); }
+  if (process.env.Y2_DEBUG) console.error('HUB', hub?.stdout().slice(-4000), hub?.stderr().slice(-2000), 'AGENT', agent?.stdout().slice(-3000));
+  if (agent) await agent.stop();
+  if (hub) await hub.stop();
+  if (engine) await stopEngines([engine]);
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+test('an upload the app answers with 413 before reading it: the client gets the answer, hub and agent stay calm', { timeout: 120_000 }, async () => {
+  const startHub = await rssMiB(hub!.pid);
+  const startAgent = await rssMiB(agent!.pid);
+  for (let i = 0; i < 4; i++) {
+    const chunked = i % 2 === 1;
+    const status = await upload(chunked, 10_000);
+    assert.equal(status, 413, `upload ${i + 1} (${chunked ? 'chunked' : 'sized'})`);
+    await assertCalm(`after upload ${i + 1}`, startHub, startAgent);
+  }
+});
+
+test('an upgraded connection the app resets while the client sends: the client sees it end, hub and agent stay calm', { timeout: 120_000 }, async () => {
+  const startHub = await rssMiB(hub!.pid);
+  const startAgent = await rssMiB(agent!.pid);
+  for (let i = 0; i < 4; i++) {
+    const result = await abruptUpgrade(10_000);
+    assert.ok(result.upgraded, `upgrade ${i + 1} got its 101: ${JSON.stringify(result.head)}`);
+    assert.ok(result.ended, `upgrade ${i + 1}: the client's connection ended once the app reset it (sent ${result.sentMiB} MiB)`);
+    await assertCalm(`after upgrade ${i + 1}`, startHub, startAgent);
+  }
+});
