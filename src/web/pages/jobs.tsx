@@ -72,7 +72,7 @@ export function JobsPage(): JSX.Element {
                 const unsigned = signingFailure(j);
                 return (
                 <tr key={j.id}>
-                  <td data-label="Job"><a href={`/jobs/${encodeURIComponent(j.id)}`}>{j.kind}</a> <span class="mono small muted">{j.id}</span></td>
+                  <td data-label="Job"><a href={`/jobs/${encodeURIComponent(j.id)}`}>{j.kind}</a><div class="mono small muted">{j.id}</div></td>
                   <td data-label="Stack"><a href={`/stacks/${encodeURIComponent(j.stack)}`}>{j.stack}</a></td>
                   <td data-label="Node"><a href={`/jobs${qs({ node: j.node })}`}>{j.node}</a></td>
                   <td data-label="Revision">{j.revision ?? '—'}</td>
