@@ -48,6 +48,12 @@ export const ERROR_CODES = {
   job_misdirected: { status: 421, retryable: false },
   /** A stack already has a rollout running (deploy, rollback or removal): one at a time per stack. */
   rollout_in_progress: { status: 409, retryable: true },
+  /** The hub's master key (secrets at rest) was not found, and its data directory holds secrets sealed under one. */
+  master_key_missing: { status: 500, retryable: false },
+  /** A master key file readable by group or others, of the wrong size, or inside the data directory: the hub will not use it. */
+  master_key_unsafe: { status: 500, retryable: false },
+  /** The master key given is not the one this data directory's secrets were sealed under (or two different keys were found). */
+  master_key_mismatch: { status: 500, retryable: false },
   internal: { status: 500, retryable: true },
 } as const satisfies Record<string, { status: number; retryable: boolean }>;
 
