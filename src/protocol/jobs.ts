@@ -12,9 +12,10 @@
 import { z } from 'zod';
 import { canonicalJson } from './intent.ts';
 import { STACK_NAME, stackRevision } from './stacks.ts';
+import { volumeJobOutput, volumeJobSpec } from './volume-backup.ts';
 
 export const JOBS_PATH = '/_dockfleet/v1/jobs';
-export const JOB_KINDS = ['deploy', 'rollback', 'remove'] as const;
+export const JOB_KINDS = ['deploy', 'rollback', 'remove', 'volume-backup', 'volume-restore', 'volume-snapshots'] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 /** `awaiting-signature`: filed for a signed rollout, not delivered until its operator's intent arrives (issue 13). */
 export const JOB_STATES = ['awaiting-signature', 'queued', 'running', 'succeeded', 'failed'] as const;
@@ -27,7 +28,8 @@ export const jobRequest = z.strictObject({
   id: z.string().regex(JOB_ID),
   kind: z.enum(JOB_KINDS),
   node: z.string(),
-  stack: z.string().regex(STACK_NAME),
+  /** '' for volume jobs (they name their volume in `volume`). */
+  stack: z.union([z.string().regex(STACK_NAME), z.literal('')]),
   /** deploy: the revision to apply; rollback: the revision to return to (the agent's own
    * snapshot when it holds it, else this); remove: null. */
   target: stackRevision.nullable(),
@@ -38,6 +40,8 @@ export const jobRequest = z.strictObject({
   expiresAt: z.number(),
   /** The operator's signed intent (op `job <kind>`, body jobSignedBody), for hosts that require one. */
   intent: z.string().max(16 * 1024).optional(),
+  /** volume-backup, volume-restore, volume-snapshots: which volume, which repository (volume-backup.ts). */
+  volume: volumeJobSpec.optional(),
 });
 export type JobRequest = z.infer<typeof jobRequest>;
 
@@ -68,6 +72,8 @@ export const jobResult = z.strictObject({
   rolledBack: z.boolean(),
   startedAt: z.number(),
   finishedAt: z.number(),
+  /** What a volume job did (its snapshot, the snapshots listed, an escrowed key). */
+  volume: volumeJobOutput.optional(),
 });
 export type JobResult = z.infer<typeof jobResult>;
 

@@ -49,6 +49,8 @@ export interface FileJobInput {
   /** Filed for signing (issue 13): `awaiting-signature` until its intent arrives; `held` until
    * its rollout reaches it as well. */
   signing?: { held: boolean };
+  /** Volume jobs (issue 14): the volume and repository (stack is ''). */
+  volume?: JobRequest['volume'];
 }
 
 export interface JobQueueEvents {
@@ -92,7 +94,7 @@ export class JobQueue extends EventEmitter<JobQueueEvents> {
     const record: JobRecord = {
       id, kind: input.kind, node: input.node, stack: input.stack, revision: input.target?.revision ?? null,
       idempotencyKey: input.idempotencyKey, state: input.signing ? 'awaiting-signature' : 'queued',
-      request: JSON.stringify({ target: input.target }),
+      request: JSON.stringify({ target: input.target, ...(input.volume ? { volume: input.volume } : {}) }),
       secrets: this.#box.seal(JSON.stringify({ env: input.secrets.env, files: input.secrets.files }), id),
       createdBy: input.createdBy, createdAt: now, expiresAt: now + (input.expiresInMs ?? DEFAULT_JOB_EXPIRY_MS),
       startedAt: null, finishedAt: null, result: null, errorCode: null, error: null,
@@ -283,10 +285,10 @@ export class JobQueue extends EventEmitter<JobQueueEvents> {
   }
 
   #toRequest(job: JobRecord, secrets: JobSecrets): JobRequest {
-    const { target } = JSON.parse(job.request) as { target: JobRequest['target'] };
+    const { target, volume } = JSON.parse(job.request) as { target: JobRequest['target']; volume?: JobRequest['volume'] };
     return {
       id: job.id, kind: job.kind, node: job.node, stack: job.stack, target, secrets, createdAt: job.createdAt, expiresAt: job.expiresAt,
-      ...(job.intent === null ? {} : { intent: job.intent }),
+      ...(job.intent === null ? {} : { intent: job.intent }), ...(volume ? { volume } : {}),
     };
   }
 }
