@@ -2,7 +2,8 @@
  * The web UI signs its container actions (issue 13): the page makes a WebCrypto Ed25519 key on
  * Account → Signing keys, the host's policy file lists that key, and then stop and start from the
  * Containers list work on the signed host, with the browser's key in the host's own audit log.
- * A browser without the key sees the actions disabled with the reason; the admin token alone is
+ * Run a container from the form works there too, signed. A browser without the key sees the
+ * actions disabled with the reason, the Run form's submit included; the admin token alone is
  * refused by the host. Real chromium, real hub, real `dockfleet agent` process, private dockerd.
  *
  * DOCKFLEET_TEST_UI_UNSIGNED=1 makes the page forget its key before acting (the stop must then
@@ -17,7 +18,7 @@ import { after, before, test } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { assertAccessible } from './support/axe.ts';
 import { gotoSteadily, launchBrowser, openAsFirstAdmin, reportTrouble, screenshot } from './support/browser.ts';
-import { engineRequest, runContainer, startEngines, stopEngines, type TestEngine } from './support/engines.ts';
+import { BUSYBOX_IMAGE, engineRequest, runContainer, startEngines, stopEngines, type TestEngine } from './support/engines.ts';
 import { mintCode, nodeStatus, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
 import { freePort, spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
 
@@ -140,6 +141,73 @@ test('another browser signed in as the same user, without the key, sees the sign
   assert.equal(await p.getByRole('button', { name: 'Stop box', exact: true }).count(), 0);
   assert.equal(await p.getByRole('link', { name: 'Signing keys' }).first().getAttribute('href'), '/account#signing-keys');
   await screenshot(p, 'signing-needed-1280');
+});
+
+test('Run a container from the form on the signed host: the calls are signed, the container runs on the engine, the host logs the key', { timeout: 60_000 }, async () => {
+  for (let attempt = 1; ; attempt++) {
+    await gotoSteadily(page, `${hub.url}/containers/run`);
+    try {
+      await page.getByLabel('Image', { exact: true }).waitFor({ timeout: 8_000 });
+      break;
+    } catch (err) {
+      if (attempt >= 3) throw err;
+    }
+  }
+  await page.getByLabel('Node', { exact: true }).selectOption(NODE);
+  await page.getByLabel('Image', { exact: true }).fill(BUSYBOX_IMAGE);
+  await page.getByLabel('Name', { exact: true }).fill('from-form');
+  await page.getByLabel('Command', { exact: true }).fill('sleep 600');
+  assert.equal(await page.getByText('requires signed intent').count(), 0, 'no signing reason for a browser the host lists');
+  await page.getByRole('button', { name: 'Run container' }).click();
+  const made = await waitFor(async () => {
+    const r = await engineRequest(engine.socketPath, 'GET', '/containers/from-form/json');
+    return r.json?.State?.Running === true ? r.json : null;
+  }, 15_000, 'from-form running on the engine');
+  const entries = await waitFor(async () => {
+    const log = await hostAudit();
+    const create = log.find((e) => e.op === 'POST /containers/create');
+    const start = log.find((e) => e.op === `POST /containers/${made.Id}/start`);
+    return create && start ? { create, start } : null;
+  }, 5_000, 'the create and start in the host log')
+    .catch(async (err) => assert.fail(`${(err as Error).message}; the log has ${JSON.stringify((await hostAudit()).map((e) => [e.op, e.result]))}`));
+  for (const e of [entries.create, entries.start]) {
+    assert.equal(e.result, 'ok');
+    assert.equal(e.key, publicKey, `${e.op} signed by the browser's key`);
+  }
+  await page.getByRole('heading', { name: /from-form/ }).first().waitFor();
+});
+
+test('the browser without the key sees Run a container disabled with the reason for the signed node; Run, Change and Images pass axe at 1280', { timeout: 60_000 }, async () => {
+  const p = await other!.newPage();
+  p.setDefaultTimeout(15_000);
+  for (let attempt = 1; ; attempt++) {
+    await gotoSteadily(p, `${hub.url}/containers/run`);
+    try {
+      await p.getByLabel('Image', { exact: true }).waitFor({ timeout: 8_000 });
+      break;
+    } catch (err) {
+      if (attempt >= 3) throw err;
+    }
+  }
+  await p.getByLabel('Node', { exact: true }).selectOption(NODE);
+  await p.getByLabel('Image', { exact: true }).fill(BUSYBOX_IMAGE);
+  await p.getByText(`${NODE} requires signed intent, and this browser has no signing key`).waitFor();
+  assert.equal(await p.getByRole('button', { name: 'Run container' }).isDisabled(), true, 'Run container is disabled');
+  await assertAccessible(p, 'run without a key 1280');
+  await screenshot(p, 'run-no-key-1280');
+  // Change a container: Recreate disabled with the reason.
+  await gotoSteadily(p, `${hub.url}/containers/${NODE}/${box}/edit`);
+  await p.getByText(`${NODE} requires signed intent, and this browser has no signing key`).waitFor();
+  assert.equal(await p.getByRole('button', { name: 'Recreate' }).isDisabled(), true, 'Recreate is disabled');
+  await assertAccessible(p, 'change without a key 1280');
+  // Images: readable, but Remove and Prune are disabled with the reason.
+  await gotoSteadily(p, `${hub.url}/images`);
+  await p.getByText(/Its images can be read here but not changed/).waitFor();
+  assert.equal(await p.getByRole('button', { name: 'Prune…' }).isDisabled(), true, 'Prune is disabled');
+  const remove = p.getByRole('button', { name: new RegExp(`^Remove ${BUSYBOX_IMAGE.replace(/[.:/]/g, '\\$&')} on ${NODE}: ${NODE} requires signed intent`) });
+  assert.equal(await remove.first().isDisabled(), true, 'an image\'s Remove is disabled with the reason');
+  await assertAccessible(p, 'images without a key 1280');
+  await p.close();
 });
 
 test('a stop sent with the admin token and no intent is refused by the host', async () => {
