@@ -93,6 +93,12 @@
  * (src/agent/intent/): "mutations" = every Docker call but GET/HEAD, every job, every volume-file
  * write; "all" = every Docker call, job and volume-file call. Every key must be in the form
  * `dockfleet operator-key show` prints; an empty list is an error (remove the section instead).
+ *
+ * `backups` (optional; issue 14): present, the hub's volume backup, restore and snapshot jobs
+ * run here (src/agent/backup/); absent, they are refused. `{ "custody": "escrow" | "host-only" |
+ * "hub-managed" (default escrow), "repository": "/srv/backups" or a restic URL (the default
+ * repository), "repositoryPaths": ["/srv/backups"] (path repositories must resolve under one;
+ * omitted = anywhere but the engine's data root and the system's own directories) }`.
  */
 import { readFile } from 'node:fs/promises';
 import { posix } from 'node:path';
@@ -158,10 +164,23 @@ const signedIntentSchema = z.strictObject({
   require: z.enum(['mutations', 'all'], { error: 'must be "mutations" or "all"' }),
 });
 
+/** `backups`: this host runs volume backup jobs, with its key custody and where repositories may be. */
+const backupsSchema = z.strictObject({
+  custody: z.enum(['host-only', 'escrow', 'hub-managed'], { error: 'must be "host-only", "escrow" or "hub-managed"' }).default('escrow'),
+  repository: z.string().min(2).max(4_096).nullable().default(null),
+  repositoryPaths: z.array(absolutePath).nullable().default(null),
+});
+export interface BackupsPolicy {
+  readonly custody: 'host-only' | 'escrow' | 'hub-managed';
+  readonly repository: string | null;
+  readonly repositoryPaths: readonly string[] | null;
+}
+
 const fileSchema = z.strictObject({
   sections: z.partialRecord(z.enum(SECTION_NAMES), z.boolean()).optional(),
   allow: allowSchema.optional(),
   signedIntent: signedIntentSchema.optional(),
+  backups: backupsSchema.optional(),
 });
 
 /** On a host that asks for signatures: the keys it obeys, and whether reads need one too. */
@@ -208,6 +227,8 @@ export interface Policy {
   readonly allow: PolicyAllow;
   /** Present when this host runs only signed work (src/agent/intent/); null otherwise. */
   readonly signedIntent: SignedIntentPolicy | null;
+  /** Present when this host runs volume backup jobs (issue 14); null otherwise. */
+  readonly backups?: BackupsPolicy | null;
   /** Where the policy came from, for refusal messages: a file path or "the default policy". */
   readonly source: string;
 }
@@ -263,11 +284,12 @@ export function parsePolicy(text: string, path: string): Policy {
     const where = issue ? describePath(issue.path) : 'the top level';
     throw new Error(`policy file ${path} is invalid at ${where}: ${issue?.message ?? 'unknown problem'}`);
   }
-  const { sections, allow, signedIntent } = parsed.data;
+  const { sections, allow, signedIntent, backups } = parsed.data;
   return deepFreeze({
     sections: sections === undefined ? sectionsFrom(DEFAULT_ON) : sectionsFrom((name) => sections[name] === true),
     allow: allow ?? allowSchema.parse({}),
     signedIntent: signedIntent ? { operators: [...new Set(signedIntent.operators)], require: signedIntent.require } : null,
+    backups: backups ? Object.freeze({ ...backups, repositoryPaths: backups.repositoryPaths ? Object.freeze([...backups.repositoryPaths]) : null }) : null,
     source: path,
   });
 }
