@@ -15,6 +15,7 @@ import { startEdgeListener, type RunningEdge } from '../src/hub/edge/edge-listen
 import { EdgeProxy } from '../src/hub/edge/edge-proxy.ts';
 import { LISTENER_DEFAULTS } from '../src/hub/listener/listener-limits.ts';
 import { loadOrCreateHubPki } from '../src/hub/pki.ts';
+import { SecretBox } from '../src/hub/secret-box.ts';
 import { silentLogger } from '../src/lib/logger.ts';
 import { startEngines, stopEngines, type TestEngine } from './support/engines.ts';
 import { startEdgeApp, type EdgeApp } from './support/edge-app.ts';
@@ -98,7 +99,7 @@ before(async () => {
     'dockfleet.ingress.2.host': 'grpc.test', 'dockfleet.ingress.2.port': '9090', 'dockfleet.ingress.2.protocol': 'h2c',
     'dockfleet.ingress.3.host': 'gate.test', 'dockfleet.ingress.3.port': '8081', 'dockfleet.ingress.3.access': 'users',
   });
-  const pki = await loadOrCreateHubPki(join(dir, 'gated-pki'), { hosts: ['gate.test'] });
+  const pki = await loadOrCreateHubPki(join(dir, 'gated-pki'), { hosts: ['gate.test'], secrets: new SecretBox(Buffer.alloc(32, 1)) });
   gated = await startEdgeListener({
     host: '127.0.0.1', port: 0, limits: LISTENER_DEFAULTS, log: silentLogger(),
     certificate: () => ({ cert: pki.serverCertPem, key: pki.serverKeyPem }),
@@ -321,7 +322,7 @@ test('the access gate is asked before any dial: its refusal goes out as it is (H
 });
 
 test('edge connections to one node are capped below the link\'s stream limit: past the cap a 503 page, while the node\'s own Docker API still answers; a closed connection frees its place', { timeout: 60_000 }, async () => {
-  const pki = await loadOrCreateHubPki(join(dir, 'capped-pki'), { hosts: ['app.test'] });
+  const pki = await loadOrCreateHubPki(join(dir, 'capped-pki'), { hosts: ['app.test'], secrets: new SecretBox(Buffer.alloc(32, 1)) });
   const proxy = new EdgeProxy({ routes: hub.hub.routes, registry: hub.hub.registry, log: silentLogger(), maxStreamsPerLink: 2 });
   const capped = await startEdgeListener({
     host: '127.0.0.1', port: 0, limits: LISTENER_DEFAULTS, log: silentLogger(),

@@ -196,7 +196,7 @@ test('the hub SIGKILLed with one job running and two queued: after a restart all
     const code = enroll.stdout().trim().split('\n').at(-1)!;
     // Filed into the hub's own database from here (the stack routes will file them for real).
     const store = new SqliteStore(join(dataDir, 'dockfleet.db'));
-    const queue = new JobQueue(store.jobs, await SecretBox.open(dataDir));
+    const queue = new JobQueue(store.jobs, await SecretBox.open({ dataDir }));
     const filed: JobView[] = [];
     for (let i = 0; i < 3; i++) filed.push(await queue.file(jobFor('survivor', 'kept')));
     const seen: string[] = [];

@@ -12,6 +12,7 @@ import { after, before, test } from 'node:test';
 import type { FileJobInput } from '../src/hub/jobs/job-queue.ts';
 import { mintCode, startTestHub, type TestHub } from './support/hub-fixture.ts';
 import { emptyRevision, startJobAgent, succeed, type JobAgent } from './support/job-agent.ts';
+import { defaultMasterKeyFile } from '../src/hub/backup/master-key.ts';
 
 const BIN = fileURLToPath(new URL('../bin/dockfleet.js', import.meta.url));
 const SECRET = 'pl4nted-S3CRET-value-7f3a9c';
@@ -74,7 +75,7 @@ test('a key reused for another node or stack is refused with idempotency_conflic
 });
 
 test('secrets: sealed in the database (its file and WAL never hold them), delivered to the agent, never in API answers or logs', async () => {
-  const key = await stat(join(hub.dataDir, 'secrets.key'));
+  const key = await stat(defaultMasterKeyFile(hub.dataDir)); // the master key, beside DIR
   assert.equal(key.mode & 0o777, 0o600);
   assert.equal(key.size, 32);
   const filed = await hub.hub.jobs.file(job('secret', {

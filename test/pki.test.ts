@@ -12,8 +12,12 @@ import { connect } from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import { issueClientCert, loadOrCreateHubPki } from '../src/hub/pki.ts';
 import type { HubPki } from '../src/hub/pki.ts';
+import { SecretBox } from '../src/hub/secret-box.ts';
 import type * as X509 from '@peculiar/x509';
 import { caDigest, peerChainDer, verifyChainToPinnedCa } from '../src/protocol/ca-digest.ts';
+
+/** Seals the test CAs' private keys on disk, as the hub's master key does. */
+const secrets = new SecretBox(Buffer.alloc(32, 1));
 
 const tmpDirs: string[] = [];
 const servers: Server[] = [];
@@ -94,9 +98,9 @@ test.after(async () => {
 });
 
 const dir = await tempDir();
-const pki = await loadOrCreateHubPki(dir, { hosts: ['hub.example.test', '10.1.2.3'] });
+const pki = await loadOrCreateHubPki(dir, { hosts: ['hub.example.test', '10.1.2.3'], secrets });
 const port = await serve(pki);
-const otherPki = await loadOrCreateHubPki(await tempDir(), { hosts: [] });
+const otherPki = await loadOrCreateHubPki(await tempDir(), { hosts: [], secrets });
 const otherPort = await serve(otherPki);
 
 test('server chain verifies against the CA via normal TLS', async () => {
@@ -155,7 +159,7 @@ test('verifyChainToPinnedCa rejects an expired chain', async (t) => {
 });
 
 test('reload from disk keeps the CA; key files are 0600', async () => {
-  const again = await loadOrCreateHubPki(dir, { hosts: ['hub.example.test'] });
+  const again = await loadOrCreateHubPki(dir, { hosts: ['hub.example.test'], secrets });
   assert.equal(again.caDigest, pki.caDigest);
   assert.equal(again.serverCertPem, pki.serverCertPem, 'server cert reused when hosts are covered');
   assert.equal(again.caKeyPem, pki.caKeyPem);
@@ -166,8 +170,8 @@ test('reload from disk keeps the CA; key files are 0600', async () => {
 
 test('a new host re-issues the server cert under the same CA', async () => {
   const d = await tempDir();
-  const first = await loadOrCreateHubPki(d, { hosts: ['a.example.test'] });
-  const second = await loadOrCreateHubPki(d, { hosts: ['b.example.test', '192.0.2.7'] });
+  const first = await loadOrCreateHubPki(d, { hosts: ['a.example.test'], secrets });
+  const second = await loadOrCreateHubPki(d, { hosts: ['b.example.test', '192.0.2.7'], secrets });
   assert.equal(second.caDigest, first.caDigest);
   assert.notEqual(second.serverCertPem, first.serverCertPem);
   const leaf = new X509Certificate(second.serverCertPem);
@@ -183,7 +187,7 @@ test('tlsCertFile/tlsKeyFile: served as-is, digest of the last certificate, priv
   const keyFile = join(d, 'privkey.pem');
   await writeFile(certFile, otherPki.serverCertPem);
   await writeFile(keyFile, otherPki.serverKeyPem);
-  const custom = await loadOrCreateHubPki(d, { hosts: [], tlsCertFile: certFile, tlsKeyFile: keyFile });
+  const custom = await loadOrCreateHubPki(d, { hosts: [], tlsCertFile: certFile, tlsKeyFile: keyFile, secrets });
   assert.equal(custom.serverCertPem, otherPki.serverCertPem);
   assert.equal(custom.caDigest, otherPki.caDigest);
   assert.notEqual(caDigest(custom.caCertPem), custom.caDigest);

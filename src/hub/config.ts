@@ -9,6 +9,8 @@ export interface HubConfig {
   readonly port: number;
   readonly tlsCertFile: string | null;
   readonly tlsKeyFile: string | null;
+  /** `--master-key FILE`: the master key's file (outside DIR); null: the environment, systemd, or the default beside DIR (backup/master-key.ts). */
+  readonly masterKeyFile?: string | null;
   readonly listener: ListenerLimits;
   /** The public edge port for apps published by labels (`--edge-listen`); null: no edge. */
   readonly edge: { readonly host: string; readonly port: number } | null;
@@ -34,6 +36,7 @@ export interface HubFlags {
   listen?: string | undefined;
   'tls-cert'?: string | undefined;
   'tls-key'?: string | undefined;
+  'master-key'?: string | undefined;
   'max-connections-per-address'?: string | undefined;
   'max-agent-links-per-address'?: string | undefined;
   'edge-listen'?: string | undefined;
@@ -57,6 +60,7 @@ export function hubConfigFrom(flags: HubFlags): HubConfig {
     port,
     tlsCertFile: cert === null ? null : resolve(cert),
     tlsKeyFile: key === null ? null : resolve(key),
+    masterKeyFile: flags['master-key'] === undefined ? null : resolve(flags['master-key']),
     edge: flags['edge-listen'] === undefined ? null : Object.freeze(parseHostPort(flags['edge-listen'], '--edge-listen')),
     edgeHttp: edgeHttpFrom(flags),
     acme: acmeFrom(flags),

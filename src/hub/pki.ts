@@ -1,13 +1,20 @@
-/** Hub PKI: a private CA (ECDSA P-256), the hub's TLS server certificate, and client certificates. */
+/**
+ * Hub PKI: a private CA (ECDSA P-256), the hub's TLS server certificate, and client certificates.
+ * Certificates are plain PEM in DIR/pki/; the CA's and the server's private keys are sealed there
+ * under the hub's master key (secret-box.ts, bound to their purpose), so a copy of DIR alone holds
+ * neither. A plain key file from an older hub is sealed in place on first start (atomically).
+ */
 // tsyringe, a dependency of @peculiar/x509, needs the Reflect metadata polyfill loaded first.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { KeyObject, X509Certificate, createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { caDigest } from '../protocol/ca-digest.ts';
+import { DockfleetError } from '../protocol/errors.ts';
+import type { SecretBox } from './secret-box.ts';
 
 x509.cryptoProvider.set(globalThis.crypto);
 
@@ -31,9 +38,19 @@ export interface HubPki {
 
 export interface HubPkiOptions {
   hosts: string[];
+  /** Seals the CA's and the server's private keys on disk (the hub's master key). */
+  secrets: SecretBox;
   tlsCertFile?: string;
   tlsKeyFile?: string;
 }
+
+export const CA_KEY_FILE = 'ca-key.pem';
+export const SERVER_KEY_FILE = 'server-key.pem';
+/** What each sealed key is bound to: the CA's key does not open as the server's, or anywhere else. */
+const CA_KEY_CONTEXT = 'hub-pki:ca-key';
+const SERVER_KEY_CONTEXT = 'hub-pki:server-key';
+const SEALED_PREFIX = 'v1.';
+const PEM_PRIVATE_KEY = 'PRIVATE KEY-----';
 
 interface KeyPairPem {
   certPem: string;
@@ -44,7 +61,7 @@ interface KeyPairPem {
 export async function loadOrCreateHubPki(dir: string, opts: HubPkiOptions): Promise<HubPki> {
   const pkiDir = join(dir, 'pki');
   await mkdir(pkiDir, { recursive: true, mode: 0o700 });
-  const ca = await loadOrCreateCa(pkiDir);
+  const ca = await loadOrCreateCa(pkiDir, opts.secrets);
   const base = { caCertPem: ca.certPem, caKeyPem: ca.keyPem };
 
   if (opts.tlsCertFile !== undefined || opts.tlsKeyFile !== undefined) {
@@ -59,7 +76,7 @@ export async function loadOrCreateHubPki(dir: string, opts: HubPkiOptions): Prom
     return { ...base, serverCertPem: chain.join(''), serverKeyPem, caDigest: caDigest(top) };
   }
 
-  const server = await loadOrIssueServer(pkiDir, ca, opts.hosts);
+  const server = await loadOrIssueServer(pkiDir, ca, opts.hosts, opts.secrets);
   return { ...base, serverCertPem: server.certPem + ca.certPem, serverKeyPem: server.keyPem, caDigest: caDigest(ca.certPem) };
 }
 
@@ -85,14 +102,16 @@ export async function issueClientCert(
   return { certPem: toPem(cert), serialHex: cert.serialNumber.toLowerCase(), notAfter };
 }
 
-async function loadOrCreateCa(pkiDir: string): Promise<KeyPairPem> {
+async function loadOrCreateCa(pkiDir: string, secrets: SecretBox): Promise<KeyPairPem> {
   const certPath = join(pkiDir, 'ca.pem');
-  const keyPath = join(pkiDir, 'ca-key.pem');
-  const [certPem, keyPem] = await Promise.all([readOptional(certPath), readOptional(keyPath)]);
-  if (certPem !== undefined && keyPem !== undefined) {
+  const keyPath = join(pkiDir, CA_KEY_FILE);
+  const [certPem, stored] = await Promise.all([readOptional(certPath), readKeyFile(keyPath, CA_KEY_CONTEXT, secrets)]);
+  const keyPem = stored?.pem;
+  if (certPem !== undefined && stored !== undefined) {
     const cert = new X509Certificate(certPem);
-    if (!cert.checkPrivateKey(createPrivateKey(keyPem))) throw new Error(`${keyPath} does not match ${certPath}`);
-    return { certPem: cert.toString(), keyPem };
+    if (!cert.checkPrivateKey(createPrivateKey(stored.pem))) throw new Error(`${keyPath} does not match ${certPath}`);
+    if (stored.plain) await writeSealedKey(keyPath, stored.pem, CA_KEY_CONTEXT, secrets);
+    return { certPem: cert.toString(), keyPem: stored.pem };
   }
   if (certPem !== undefined || keyPem !== undefined) {
     // A new CA would silently invalidate every enrolled agent's pinned digest.
@@ -117,16 +136,18 @@ async function loadOrCreateCa(pkiDir: string): Promise<KeyPairPem> {
     ],
   });
   const ca = { certPem: toPem(cert), keyPem: exportKeyPem(keys.privateKey) };
-  await writeSecret(keyPath, ca.keyPem);
+  await writeSealedKey(keyPath, ca.keyPem, CA_KEY_CONTEXT, secrets);
   await writeFile(certPath, ca.certPem, { mode: 0o644 });
   return ca;
 }
 
-async function loadOrIssueServer(pkiDir: string, ca: KeyPairPem, hosts: string[]): Promise<KeyPairPem> {
+async function loadOrIssueServer(pkiDir: string, ca: KeyPairPem, hosts: string[], secrets: SecretBox): Promise<KeyPairPem> {
   const certPath = join(pkiDir, 'server.pem');
-  const keyPath = join(pkiDir, 'server-key.pem');
+  const keyPath = join(pkiDir, SERVER_KEY_FILE);
   const wanted = sanNames([...hosts, 'localhost', '127.0.0.1', '::1', hostname()]);
-  const [certPem, keyPem] = await Promise.all([readOptional(certPath), readOptional(keyPath)]);
+  // The CA opened, so the master key is right: a server key that does not open is only re-issued.
+  const [certPem, stored] = await Promise.all([readOptional(certPath), readKeyFile(keyPath, SERVER_KEY_CONTEXT, secrets).catch(() => undefined)]);
+  const keyPem = stored?.pem;
   let previous: SanName[] = [];
   if (certPem !== undefined && keyPem !== undefined) {
     const leaf = parseCert(certPem);
@@ -135,7 +156,10 @@ async function loadOrIssueServer(pkiDir: string, ca: KeyPairPem, hosts: string[]
       previous = leafSanNames(leaf);
       const fresh = Date.parse(leaf.validTo) - Date.now() > RENEW_BEFORE_MS;
       const covers = wanted.every((n) => previous.some((p) => p.type === n.type && p.value === n.value));
-      if (fresh && covers && keyMatches(leaf, keyPem)) return { certPem: leaf.toString(), keyPem };
+      if (fresh && covers && keyMatches(leaf, keyPem)) {
+        if (stored?.plain) await writeSealedKey(keyPath, keyPem, SERVER_KEY_CONTEXT, secrets);
+        return { certPem: leaf.toString(), keyPem };
+      }
     }
   }
 
@@ -155,7 +179,7 @@ async function loadOrIssueServer(pkiDir: string, ca: KeyPairPem, hosts: string[]
     },
   );
   const server = { certPem: toPem(cert), keyPem: exportKeyPem(keys.privateKey) };
-  await writeSecret(keyPath, server.keyPem);
+  await writeSealedKey(keyPath, server.keyPem, SERVER_KEY_CONTEXT, secrets);
   await writeFile(certPath, server.certPem, { mode: 0o644 });
   return server;
 }
@@ -272,7 +296,47 @@ async function readOptional(path: string): Promise<string | undefined> {
   }
 }
 
-async function writeSecret(path: string, data: string): Promise<void> {
-  await writeFile(path, data, { mode: 0o600 });
+/** A private key file: sealed (this hub's form) or plain PEM (an older hub's, sealed on load). */
+async function readKeyFile(path: string, context: string, secrets: SecretBox): Promise<{ pem: string; plain: boolean } | undefined> {
+  const text = await readOptional(path);
+  if (text === undefined) return undefined;
+  if (text.includes(PEM_PRIVATE_KEY)) return { pem: text, plain: true };
+  const sealed = text.trim();
+  if (!sealed.startsWith(SEALED_PREFIX)) throw new DockfleetError('state_corrupt', `${path} is neither a sealed key nor a PEM private key`);
+  try {
+    return { pem: secrets.openText(sealed, context), plain: false };
+  } catch {
+    throw new DockfleetError('master_key_mismatch', `the master key given does not open ${path}: it is not the key this data directory was sealed under. Nothing was changed`);
+  }
+}
+
+/** Seals a PEM key into PATH (0600): temporary file, fsync, rename over, fsync the folder. */
+async function writeSealedKey(path: string, pem: string, context: string, secrets: SecretBox): Promise<void> {
+  const temp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    const fh = await open(temp, 'wx', 0o600);
+    try {
+      await fh.writeFile(`${secrets.seal(pem, context)}\n`);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(temp, path);
+  } catch (err) {
+    await unlink(temp).catch(() => {});
+    throw err;
+  }
   await chmod(path, 0o600);
+  const dir = await open(dirname(path), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}
+
+/** True when DIR's CA key is sealed: DIR was sealed under a master key, so none may be made afresh. */
+export async function hubKeysSealed(dataDir: string): Promise<boolean> {
+  const text = await readOptional(join(dataDir, 'pki', CA_KEY_FILE));
+  return text !== undefined && !text.includes(PEM_PRIVATE_KEY);
 }

@@ -11,7 +11,7 @@ import { SetupCode } from './auth/setup-code.ts';
 import { buildHub, type Hub } from './build-hub.ts';
 import type { AlertTuning } from './alerts/alerts.ts';
 import type { HubConfig } from './config.ts';
-import { loadOrCreateHubPki } from './pki.ts';
+import { hubKeysSealed, loadOrCreateHubPki } from './pki.ts';
 import { SecretBox } from './secret-box.ts';
 import { ConnectionGuard } from './listener/connection-guard.ts';
 import { AGENT_LINKS_FULL_ANSWER, bodyStalledAnswer, isAgentUpgrade } from './listener/limit-answers.ts';
@@ -59,8 +59,10 @@ export interface RunHubOptions {
 export async function runHub(config: HubConfig, log: Logger, options: RunHubOptions = {}): Promise<RunningHub> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const acmeTrust = config.acme === null ? null : await loadAcmeTrust(config.acme); // a bad --acme-ca stops the hub before it listens
+  // The master key first, from outside DIR; a missing or wrong one stops the hub before DIR changes.
+  const secrets = await SecretBox.open({ dataDir: config.dataDir, file: config.masterKeyFile ?? null, create: !(await hubKeysSealed(config.dataDir)) });
   const pki = await loadOrCreateHubPki(config.dataDir, {
-    hosts: [config.host],
+    hosts: [config.host], secrets,
     ...(config.tlsCertFile && config.tlsKeyFile ? { tlsCertFile: config.tlsCertFile, tlsKeyFile: config.tlsKeyFile } : {}),
   });
   // Created private first: SQLite gives its -wal and -shm files the database file's mode.
@@ -71,7 +73,6 @@ export async function runHub(config: HubConfig, log: Logger, options: RunHubOpti
   await ensureAdminToken(config.dataDir, store);
   const setupCode = await SetupCode.open(config.dataDir, store); // DIR/setup.code while no one can sign in yet
 
-  const secrets = await SecretBox.open(config.dataDir); // DIR/secrets.key, beside admin.token, never in the database
   const hub = await buildHub({ store, pki, log, setupCode, secrets, ...(options.alertTuning ? { alertTuning: options.alertTuning } : {}) });
   const server = https.createServer(
     {

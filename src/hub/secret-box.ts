@@ -1,18 +1,16 @@
 /**
- * Secrets at rest at the hub: AES-256-GCM (node:crypto) under a master key kept outside the
- * database, in DIR/secrets.key (32 random bytes, 0600, made on first start beside
- * admin.token). A copy of the database alone reveals no secret. Each sealed value is bound to
- * what it belongs to (the associated data, e.g. a job id), so a sealed value moved to another
- * row does not open there.
+ * Secrets at rest at the hub: AES-256-GCM (node:crypto) under the hub's master key, which is
+ * kept outside the data directory and the database (where it comes from: backup/master-key.ts).
+ * A copy of the database, or of the whole data directory, reveals no secret. Each sealed value is
+ * bound to what it belongs to (the associated data, e.g. a job id), so a sealed value moved to
+ * another row does not open there.
  *
  * Sealed form: `v1.` + base64url(12-byte IV ‖ ciphertext ‖ 16-byte tag).
  */
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
-import { chmod, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { DockfleetError } from '../protocol/errors.ts';
+import { loadMasterKey, type MasterKeyOptions } from './backup/master-key.ts';
 
-export const SECRETS_KEY_FILE = 'secrets.key';
 const KEY_BYTES = 32;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
@@ -24,35 +22,20 @@ export class SecretBox {
   readonly #digestKey: Buffer;
 
   constructor(key: Buffer) {
-    if (key.length !== KEY_BYTES) throw new DockfleetError('state_corrupt', `the secret key must be ${KEY_BYTES} bytes`);
+    if (key.length !== KEY_BYTES) throw new DockfleetError('state_corrupt', `the master key must be ${KEY_BYTES} bytes`);
     this.#key = Buffer.from(key);
     this.#digestKey = Buffer.from(hkdfSync('sha256', this.#key, Buffer.alloc(0), 'dockfleet.secret-digest.v1', KEY_BYTES));
   }
 
   /** A keyed digest (HMAC-SHA256, hex): equal inputs give equal digests, but without this
-   * hub's secrets.key nobody can test a guessed value against one (e.g. from a database copy). */
+   * hub's master key nobody can test a guessed value against one (e.g. from a database copy). */
   digest(data: string): string {
     return createHmac('sha256', this.#digestKey).update(data, 'utf8').digest('hex');
   }
 
-  /** Reads DIR/secrets.key, making it (0600) on first start. A key of the wrong size stops the hub. */
-  static async open(dataDir: string): Promise<SecretBox> {
-    const file = join(dataDir, SECRETS_KEY_FILE);
-    let key: Buffer;
-    try {
-      key = await readFile(file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      key = randomBytes(KEY_BYTES);
-      // wx: two hubs starting on one fresh DIR never write two different keys.
-      await writeFile(file, key, { mode: 0o600, flag: 'wx' }).catch(async (e: NodeJS.ErrnoException) => {
-        if (e.code !== 'EEXIST') throw e;
-        key = await readFile(file);
-      });
-    }
-    await chmod(file, 0o600);
-    if (key.length !== KEY_BYTES) throw new DockfleetError('state_corrupt', `${file} must hold exactly ${KEY_BYTES} bytes`);
-    return new SecretBox(key);
+  /** The box under the hub's master key, found (or on a first start made) as master-key.ts says. */
+  static async open(opts: MasterKeyOptions): Promise<SecretBox> {
+    return new SecretBox((await loadMasterKey(opts)).key);
   }
 
   /** Encrypts `plaintext`, bound to `context` (it must be given again to open it). */
@@ -75,7 +58,7 @@ export class SecretBox {
       return Buffer.concat([decipher.update(raw.subarray(IV_BYTES, raw.length - TAG_BYTES)), decipher.final()]);
     } catch {
       // No detail: the reason (wrong key, tampered value) must not echo any of the value.
-      throw new DockfleetError('state_corrupt', 'a sealed secret does not open under this hub\'s secrets.key');
+      throw new DockfleetError('state_corrupt', 'a sealed secret does not open under this hub\'s master key');
     }
   }
 

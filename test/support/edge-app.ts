@@ -6,6 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadOrCreateHubPki } from '../../src/hub/pki.ts';
+import { SecretBox } from '../../src/hub/secret-box.ts';
 import { runContainer, type TestEngine } from './engines.ts';
 import { nodeImage } from './node-image.ts';
 
@@ -145,7 +146,7 @@ export interface EdgeApp {
 /** Starts the app with `labels`, exposing all its ports; resolves once the container runs (its servers follow within ~100 ms). */
 export async function startEdgeApp(engine: TestEngine, name: string, labels: Record<string, string>): Promise<EdgeApp> {
   const dir = await mkdtemp(join(tmpdir(), 'dockfleet-edge-app-'));
-  const tls = await loadOrCreateHubPki(join(dir, 'ca'), { hosts: ['tls.test'] });
+  const tls = await loadOrCreateHubPki(join(dir, 'ca'), { hosts: ['tls.test'], secrets: new SecretBox(Buffer.alloc(32, 1)) });
   await writeFile(join(dir, 'server.mjs'), SERVER);
   await writeFile(join(dir, 'tls.crt'), tls.serverCertPem);
   await writeFile(join(dir, 'tls.key'), tls.serverKeyPem);

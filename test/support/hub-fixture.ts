@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { defaultMasterKeyFile } from '../../src/hub/backup/master-key.ts';
 import { hubConfigFrom } from '../../src/hub/config.ts';
 import { runHub, type RunHubOptions, type RunningHub } from '../../src/hub/run-hub.ts';
 import { silentLogger, type Logger } from '../../src/lib/logger.ts';
@@ -47,7 +48,10 @@ export async function startTestHub(opts: { dataDir?: string; port?: number; log?
     async stop(stopOpts = {}) {
       agent.destroy();
       await running.close();
-      if (!stopOpts.keepData && !opts.dataDir) await rm(dataDir, { recursive: true, force: true });
+      if (!stopOpts.keepData && !opts.dataDir) {
+        await rm(dataDir, { recursive: true, force: true });
+        await rm(defaultMasterKeyFile(dataDir), { force: true }); // the master key lives beside DIR, not in it
+      }
     },
   };
 }

@@ -12,6 +12,7 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadOrCreateHubPki } from '../../src/hub/pki.ts';
+import { SecretBox } from '../../src/hub/secret-box.ts';
 import { freePort } from './processes.ts';
 
 export const PEBBLE = '/usr/bin/pebble';
@@ -64,7 +65,7 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
   };
   try {
     // Pebble's HTTPS identity: a private CA and a 127.0.0.1 certificate (the hub's own PKI code makes both).
-    const pki = await loadOrCreateHubPki(join(dir, 'tls'), { hosts: ['127.0.0.1', 'localhost'] });
+    const pki = await loadOrCreateHubPki(join(dir, 'tls'), { hosts: ['127.0.0.1', 'localhost'], secrets: new SecretBox(Buffer.alloc(32, 1)) });
     const caFile = join(dir, 'ca.pem');
     await writeFile(caFile, pki.caCertPem);
     await writeFile(join(dir, 'cert.pem'), pki.serverCertPem);

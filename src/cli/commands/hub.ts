@@ -8,13 +8,16 @@ import { untilSignal } from '../until-signal.ts';
 
 export const hubCommand: Command = {
   summary: 'run the hub (control plane)',
-  usage: `dockfleet hub [--data DIR] [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE] [--max-connections-per-address N] [--max-agent-links-per-address N] [--edge-listen HOST:PORT]
+  usage: `dockfleet hub [--data DIR] [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE] [--master-key FILE] [--max-connections-per-address N] [--max-agent-links-per-address N] [--edge-listen HOST:PORT]
           [--edge-http HOST:PORT] [--acme-directory URL [--acme-email EMAIL] [--acme-ca FILE]] [--public-url URL]
 
   --data DIR          state: CA, database, admin.token, and setup.code until the first admin exists (default ./data)
   --listen HOST:PORT  the one HTTPS port for UI, API, agents and Docker endpoints (default 127.0.0.1:7443)
   --tls-cert FILE     serve this certificate chain instead of one from the hub's private CA
   --tls-key FILE      its private key
+  --master-key FILE   the master key that seals the hub's secrets (32 bytes, 0600, outside DIR; made on first start);
+                      default DIR.master.key beside DIR; DOCKFLEET_MASTER_KEY (base64), the systemd credential
+                      dockfleet-master-key or DOCKFLEET_MASTER_KEY_FILE also give it
   --max-connections-per-address N   connections one client address may hold at once, agent links apart (default 256)
   --max-agent-links-per-address N   agent links one address (a site's NAT) may hold (default 4096)
   --edge-listen HOST:PORT  public HTTPS for apps published by dockfleet.ingress.* labels (off by default)
@@ -26,7 +29,7 @@ export const hubCommand: Command = {
   async run(args) {
     const { values } = parseArgs({
       args, strict: true,
-      options: { data: { type: 'string' }, listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'max-connections-per-address': { type: 'string' }, 'max-agent-links-per-address': { type: 'string' }, 'edge-listen': { type: 'string' },
+      options: { data: { type: 'string' }, listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'master-key': { type: 'string' }, 'max-connections-per-address': { type: 'string' }, 'max-agent-links-per-address': { type: 'string' }, 'edge-listen': { type: 'string' },
         'edge-http': { type: 'string' }, 'acme-directory': { type: 'string' }, 'acme-email': { type: 'string' }, 'acme-ca': { type: 'string' }, 'public-url': { type: 'string' } },
     });
     const config = hubConfigFrom(values);

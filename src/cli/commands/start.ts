@@ -38,10 +38,10 @@ async function engineAnswers(dockerHost: string): Promise<boolean> {
 
 export const startCommand: Command = {
   summary: 'run a hub and, if a local Docker engine answers, an agent for it (what `npm start` runs)',
-  usage: `dockfleet start [--data DIR] [--listen HOST:PORT] [--docker unix:///var/run/docker.sock]`,
+  usage: `dockfleet start [--data DIR] [--listen HOST:PORT] [--master-key FILE] [--docker unix:///var/run/docker.sock]`,
   async run(args) {
-    const { values } = parseArgs({ args, strict: true, options: { data: { type: 'string' }, listen: { type: 'string' }, docker: { type: 'string' } } });
-    const hubConfig = hubConfigFrom({ data: values.data, listen: values.listen });
+    const { values } = parseArgs({ args, strict: true, options: { data: { type: 'string' }, listen: { type: 'string' }, 'master-key': { type: 'string' }, docker: { type: 'string' } } });
+    const hubConfig = hubConfigFrom({ data: values.data, listen: values.listen, 'master-key': values['master-key'] });
     const hub = await runHub(hubConfig, createLogger('hub'));
     const stateDir = join(hubConfig.dataDir, LOCAL_AGENT_DIR);
     const agentConfig = agentConfigFrom({ hub: hub.url, state: stateDir, docker: values.docker });
