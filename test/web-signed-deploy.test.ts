@@ -162,6 +162,7 @@ test('a deploy from Stacks → Deploy to the signed host: its job is filed await
   const entry = await hostEntryFor('deploy', id);
   assert.equal(entry.result, 'ok');
   assert.equal(entry.key, publicKey, 'the host log names the browser\'s key');
+  assert.equal(entry.user, 'ada', 'and the user the signer named in its intent (the hub names none for a job)');
   await screenshot(page, 'signed-deploy-1280');
 });
 

@@ -29,18 +29,24 @@ export function auditOrigin(headers: Headers): AuditOrigin {
   return origin;
 }
 
-/** The key whose signature over each request was verified (weakly held: gone with the request). */
-const signers = new WeakMap<object, string>();
+/** The key (and the name its signer goes by) whose signature over each request was verified (weakly held: gone with the request). */
+const signers = new WeakMap<object, { key: string; user?: string }>();
 
-/** Records that `req` carried a valid signature by `key` (called after the signature verified). */
-export function noteSigner(req: object, key: string): void {
-  signers.set(req, key);
+/** Records that `req` carried a valid signature by `signer.key` (called after the signature verified). */
+export function noteSigner(req: object, signer: { key: string; user?: string }): void {
+  signers.set(req, { key: signer.key, ...(signer.user !== undefined ? { user: signer.user } : {}) });
 }
 
-/** The hub's hints from `req`'s headers, and the signing key when its signature was verified. */
+/**
+ * The hub's hints from `req`'s headers, and the signing key when its signature was verified; the
+ * user is the hub's word, else the name the signer put in the intent (as for Docker calls).
+ */
 export function auditOriginOf(req: { headers: Headers }): AuditOrigin {
   const origin = auditOrigin(req.headers);
-  const key = signers.get(req);
-  if (key !== undefined) origin.key = key;
+  const signer = signers.get(req);
+  if (signer !== undefined) {
+    origin.key = signer.key;
+    if (origin.user === undefined && signer.user !== undefined) origin.user = signer.user.slice(0, 256);
+  }
   return origin;
 }

@@ -57,7 +57,7 @@ async function serveDelivery(jobs: AgentJobs, req: Http2ServerRequest, res: Http
       guard.refused({ op: `${op} ${job.id}`, target: job.stack, reason, hints: callHints(req), ...(checked.claims ? { claims: checked.claims } : {}) });
       return refuse(res, 'forbidden', intentRefusalText(guard.node, reason).slice(0, 2_000));
     }
-    if (checked.ok) noteSigner(req, checked.claims.key);
+    if (checked.ok) noteSigner(req, checked.claims);
   }
   const delivery = jobs.deliver(job, auditOriginOf(req));
   if (delivery.kind === 'refused') return refuse(res, delivery.code, delivery.message);

@@ -80,7 +80,7 @@ async function checkSigned(guard: IntentGuard, req: Http2ServerRequest): Promise
   const body = req.stream.endAfterHeaders ? Buffer.alloc(0) : await readBounded(req as AsyncIterable<Buffer>, MAX_SIGNED_VOLUME_BODY);
   if (body === null) return `a signed volume-file body may be at most ${MAX_SIGNED_VOLUME_BODY} bytes`;
   if (!bodyMatches(checked.claims, body)) return 'the body is not the one that was signed';
-  noteSigner(req, checked.claims.key);
+  noteSigner(req, checked.claims);
   return body;
 }
 
