@@ -39,6 +39,7 @@ const RSS_IDLE_CLIMB_MIB = 16;
 const SERVER = String.raw`
 import http from 'node:http';
 const server = http.createServer((req, res) => {
+  req.on('error', () => {});
   if (req.url.startsWith('/early')) {
     res.writeHead(413, { 'content-type': 'text/plain', connection: 'close' });
     res.end('too large\n');
@@ -104,8 +105,9 @@ function upload(chunked: boolean, deadlineMs: number): Promise<number | 'no answ
       resolve(v);
     };
     const req = https.request({ host: '127.0.0.1', port: edgePort, servername: 'early.test', path: '/early', method: 'PUT', headers, rejectUnauthorized: false, agent: false }, (res) => {
-      res.resume();
-      res.on('end', () => finish(res.statusCode ?? 0));
+      let text = '';
+      res.on('data', (c: Buffer) => { if (text.length < 2000) text += c.toString(); });
+      res.on('end', () => { if (res.statusCode !== 413) console.error('UPLOAD ANSWER', res.statusCode, text.replace(/<[^>]+>/g, ' ').slice(0, 600)); finish(res.statusCode ?? 0); });
     });
     const timer = setTimeout(() => finish('no answer'), deadlineMs);
     req.on('error', () => { /* the edge may stop taking the rest of the body: the answer decides */ });

@@ -8,8 +8,8 @@
  * connections are closed at once (the hub keeps some for reuse; none may outlive the container).
  */
 import net from 'node:net';
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import { pipeline } from 'node:stream';
+import type { Http2ServerRequest, Http2ServerResponse, Http2Stream } from 'node:http2';
+import { cancelUnlessDone } from '../../lib/h2-channel.ts';
 import { EDGE_DIAL_REASON_HEADER, parseEdgeDial, type EdgeDialRefusal } from '../../protocol/edge-dial.ts';
 import type { EngineClient } from '../engine-client.ts';
 import type { Logger } from '../../lib/logger.ts';
@@ -17,6 +17,36 @@ import type { TunnelHandler } from '../tunnel-handler.ts';
 import { RunningAddresses } from './running-addresses.ts';
 
 const CONNECT_TIMEOUT_MS = 5_000;
+
+/**
+ * The stream is the connection from here on: the hub's bytes in, the container's out, each end a
+ * half-close. The request side is read through the compatibility layer (piping the raw stream
+ * both ways at once cut downloads whose client paused — seen in edge-proxy.test). Nothing here
+ * destroys the HTTP/2 stream: destroyed while the hub still sends (the container answered an
+ * upload early and hung up), Node drops its handle before the RST_STREAM goes out and nghttp2
+ * spins on it forever (see sendBody in h2-channel.ts). However the container's connection ends
+ * (its FIN, a reset, the container stopped), what it sent arrives whole and the stream's side
+ * ends after it: a reset sent at once could overtake the last DATA (a 413 lost, seen in
+ * edge-early-answer.test), and HTTP framing or the app's own protocol tells a cut answer. Once
+ * that end is sent the stream is cancelled, so that a hub still sending stops.
+ */
+function passBytes(req: Http2ServerRequest, socket: net.Socket, stream: Http2Stream): void {
+  req.pipe(socket);
+  socket.pipe(stream);
+  socket.once('close', () => {
+    req.unpipe(socket);
+    socket.unpipe(stream);
+    if (!stream.writableEnded) stream.end();
+    if (stream.writableFinished) cancelUnlessDone(stream);
+    else stream.once('finish', () => cancelUnlessDone(stream));
+  });
+  // The hub reset the stream, or it closed before both sides were through: the container's
+  // connection goes too. (After a clean end both ways the socket finishes what it was given.)
+  stream.once('close', () => {
+    socket.unpipe(stream);
+    if (!(stream.readableEnded && stream.writableFinished)) socket.destroy();
+  });
+}
 
 function refuse(res: Http2ServerResponse, status: number, reason: EdgeDialRefusal, message: string): void {
   const body = JSON.stringify({ reason, message });
@@ -65,20 +95,17 @@ export function createContainerDialer(engine: EngineClient, log: Logger, permit:
       if (sockets.size === 0 && open.get(dial.containerId) === sockets) open.delete(dial.containerId);
     });
     socket.setTimeout(CONNECT_TIMEOUT_MS, () => socket.destroy(new Error('connect timed out')));
-    socket.once('error', (err) => {
-      if (!res.headersSent) return refuse(res, 502, 'connect_failed', `port ${dial.port} of the container refused: ${err.message}`);
-      res.stream.close();
+    // Every error is heard (the pipe below adds no listener of its own that survives the first).
+    let connected = false;
+    socket.on('error', (err) => {
+      if (!connected) refuse(res, 502, 'connect_failed', `port ${dial.port} of the container refused: ${err.message}`);
+      else log.debug({ err, container: dial.containerId.slice(0, 12) }, 'edge connection ended');
     });
     socket.once('connect', () => {
+      connected = true;
       socket.setTimeout(0);
       res.writeHead(200);
-      // The stream is the connection from here on: the hub's bytes in, the container's out. (The
-      // request side is read through the compatibility layer: piping the raw stream both ways
-      // at once cut downloads whose client paused — seen in edge-proxy.test.)
-      pipeline(req, socket, () => {});
-      pipeline(socket, res.stream, (err) => {
-        if (err) log.debug({ err, container: dial.containerId.slice(0, 12) }, 'edge connection ended');
-      });
+      passBytes(req, socket, res.stream);
     });
     req.stream.once('close', () => { if (!socket.destroyed && !res.headersSent) socket.destroy(); });
   };
