@@ -16,6 +16,7 @@ import { AgentIdentity } from './identity.ts';
 import { InventoryWatcher } from './inventory-watcher.ts';
 import type { StackJobRunner } from './jobs/job-runner.ts';
 import { recoverJobs } from './jobs/recover-jobs.ts';
+import { startVolumeBackups } from './backup/start-volume-backups.ts';
 import { StackStateDir } from './stacks/desired-state.ts';
 import { DriftWatcher } from './stacks/drift-watch.ts';
 import { StackEngine } from './stacks/stack-engine.ts';
@@ -87,7 +88,9 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
   const stackState = new StackStateDir(config.stateDir);
   const stackEngine = new StackEngine(engine);
   const drift = new DriftWatcher(stackEngine, stackState);
-  const runner = hooks.runner ?? new StackApplier({ engine: stackEngine, policy: gate, state: stackState, onChange: () => drift.poke() });
+  const stackRunner = hooks.runner ?? new StackApplier({ engine: stackEngine, policy: gate, state: stackState, onChange: () => drift.poke() });
+  // Volume backups (issue 14): containers a cut-short backup stopped start again before jobs resume.
+  const runner = await startVolumeBackups({ stateDir: config.stateDir, node: identity.node, engine, policy, log, stacks: stackRunner });
   // Jobs interrupted by the last stop resume now, before the hub can deliver anything.
   const jobs = await recoverJobs({ stateDir: config.stateDir, node: identity.node, identity, runner, log, signal: stop.signal, audit, intent });
   const watching = Promise.all([inventory.run(stop.signal), drift.run(stop.signal)]);
