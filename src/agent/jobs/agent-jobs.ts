@@ -96,7 +96,7 @@ export class AgentJobs {
   /** One line in the host's audit log for this job: `job KIND` on its stack, its id as the ref when the hub gave none. */
   #audit(request: JobRequest, from: AuditOrigin, what: { result: 'ok' | 'failed' | 'refused'; reason?: string; started?: boolean }): void {
     this.#opts.audit?.append({
-      op: `job ${request.kind}${what.started ? ' started' : ''}`, target: request.stack, result: what.result,
+      op: `job ${request.kind}${what.started ? ' started' : ''}`, target: request.stack || `volume ${request.volume?.volume ?? ''}`, result: what.result,
       ...(what.reason === undefined ? {} : { reason: what.reason }), ...from, ref: from.ref ?? `job ${request.id}`,
     });
   }

@@ -54,7 +54,7 @@ async function serveDelivery(jobs: AgentJobs, req: Http2ServerRequest, res: Http
     const checked = guard.check(job.intent, { op, bodyMode: 'digest' });
     const reason = !checked.ok ? checked.reason : bodyMatches(checked.claims, Buffer.from(jobSignedBody(job))) ? null : 'the job is not the one that was signed';
     if (reason !== null) {
-      guard.refused({ op: `${op} ${job.id}`, target: job.stack, reason, hints: callHints(req), ...(checked.claims ? { claims: checked.claims } : {}) });
+      guard.refused({ op: `${op} ${job.id}`, target: job.stack || `volume ${job.volume?.volume ?? ''}`, reason, hints: callHints(req), ...(checked.claims ? { claims: checked.claims } : {}) });
       return refuse(res, 'forbidden', intentRefusalText(guard.node, reason).slice(0, 2_000));
     }
     if (checked.ok) noteSigner(req, checked.claims);
