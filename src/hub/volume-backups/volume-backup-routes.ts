@@ -1,0 +1,83 @@
+/**
+ * Volume backups over REST (issue 14): each call files a durable job for the node's agent,
+ * which does the work with restic (src/agent/backup/). An admin, or an operator of the node.
+ *
+ *   POST /api/v1/nodes/NAME/volumes/VOLUME/backups    {repository?, retention?, revealTo?, secretEnv?} → 202 job
+ *   POST /api/v1/nodes/NAME/volumes/VOLUME/restores   {repository?, snapshot?, to?, secretEnv?}       → 202 job
+ *   POST /api/v1/nodes/NAME/volumes/VOLUME/snapshots  {repository?, secretEnv?}  → 200 {job, snapshots}
+ *        (a read carried out as a job: it waits up to 2 minutes for the agent's answer)
+ *
+ * `repository` omitted: the host's own default (its policy's backups.repository). `secretEnv`
+ * (a URL repository's credentials; RESTIC_PASSWORD on a hub-managed host) is sealed into the
+ * job's secrets and never given back. An `Idempotency-Key` header makes a repeated call file
+ * nothing new.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Context, Hono } from 'hono';
+import type { ZodType } from 'zod';
+import { DockfleetError } from '../../protocol/errors.ts';
+import type { JobKind } from '../../protocol/jobs.ts';
+import { fileBackupBody, fileRestoreBody, listSnapshotsBody, VOLUME_NAME, type VolumeJobSpec } from '../../protocol/volume-backup.ts';
+import type { AuthVariables } from '../auth/rest-auth.ts';
+import type { JobQueue } from '../jobs/job-queue.ts';
+import { apiJob } from '../jobs/job-views.ts';
+import type { NodeRegistry } from '../node-registry.ts';
+
+type App = Hono<{ Variables: AuthVariables }>;
+type Parse = <T>(c: Context, schema: ZodType<T>) => Promise<T>;
+
+const SNAPSHOT_WAIT_MS = 120_000;
+
+export interface VolumeBackupRoutesDeps {
+  jobs: JobQueue;
+  registry: NodeRegistry;
+}
+
+function target(c: Context<{ Variables: AuthVariables }>, registry: NodeRegistry): { node: string; volume: string } {
+  const node = registry.require(c.req.param('name') ?? '').name;
+  const role = c.get('principal').access.roleOn(node);
+  if (role !== 'admin' && role !== 'operator') throw new DockfleetError('forbidden', `volume backups on ${node} need an admin or an operator of the node`);
+  const volume = c.req.param('volume') ?? '';
+  if (!VOLUME_NAME.test(volume)) throw new DockfleetError('validation_failed', 'volume: not a Docker volume name');
+  return { node, volume };
+}
+
+async function file(c: Context<{ Variables: AuthVariables }>, jobs: JobQueue, kind: JobKind, node: string, volume: VolumeJobSpec, secretEnv: Record<string, string>) {
+  const key = c.req.header('idempotency-key');
+  return jobs.file({
+    kind, node, stack: '', target: null, volume,
+    secrets: { env: secretEnv, files: {} },
+    idempotencyKey: key ? `volume:${node}:${key}` : `volume:${randomUUID()}`,
+    createdBy: c.get('principal').name,
+  });
+}
+
+export function volumeBackupRoutes(app: App, deps: VolumeBackupRoutesDeps, parse: Parse): void {
+  const { jobs, registry } = deps;
+
+  app.post('/api/v1/nodes/:name/volumes/:volume/backups', async (c) => {
+    const { node, volume } = target(c, registry);
+    const body = await parse(c, fileBackupBody);
+    const spec: VolumeJobSpec = { volume, repository: body.repository, ...(body.retention ? { retention: body.retention } : {}), ...(body.revealTo ? { revealTo: body.revealTo } : {}) };
+    return c.json(apiJob(await file(c, jobs, 'volume-backup', node, spec, body.secretEnv)), 202);
+  });
+
+  app.post('/api/v1/nodes/:name/volumes/:volume/restores', async (c) => {
+    const { node, volume } = target(c, registry);
+    const body = await parse(c, fileRestoreBody);
+    const spec: VolumeJobSpec = { volume, repository: body.repository, ...(body.snapshot ? { snapshot: body.snapshot } : {}), ...(body.to ? { to: body.to } : {}) };
+    return c.json(apiJob(await file(c, jobs, 'volume-restore', node, spec, body.secretEnv)), 202);
+  });
+
+  app.post('/api/v1/nodes/:name/volumes/:volume/snapshots', async (c) => {
+    const { node, volume } = target(c, registry);
+    const body = await parse(c, listSnapshotsBody);
+    const filed = await file(c, jobs, 'volume-snapshots', node, { volume, repository: body.repository }, body.secretEnv);
+    const timeout = AbortSignal.timeout(SNAPSHOT_WAIT_MS);
+    const done = await jobs.wait(filed.id, timeout).catch(() => null);
+    if (!done) throw new DockfleetError('node_timeout', `node ${node} did not list the snapshots within ${SNAPSHOT_WAIT_MS / 1000} s (job ${filed.id} stays queued)`);
+    const detail = await jobs.get(filed.id);
+    if (done.state !== 'succeeded') throw new DockfleetError('invalid_state', `listing the snapshots failed: ${done.error ?? 'no reason given'} (job ${filed.id})`);
+    return c.json({ job: apiJob(done), repository: detail?.result?.volume?.repository ?? null, snapshots: detail?.result?.volume?.snapshots ?? [] });
+  });
+}
