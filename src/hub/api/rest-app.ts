@@ -41,6 +41,7 @@ import type { NodeRegistry } from '../node-registry.ts';
 import { issueClientCert, type HubPki } from '../pki.ts';
 import type { SetupCode } from '../auth/setup-code.ts';
 import { auditRoutes } from '../audit-chain/audit-routes.ts';
+import { volumeBackupRoutes } from '../volume-backups/volume-backup-routes.ts';
 
 export interface RestDeps {
   store: Store;
@@ -136,6 +137,7 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
   accessRoutes(app, { store, parse: parseBody });
   operatorKeyRoutes(app, { store, parse: parseBody });
   if (deps.jobs) jobRoutes(app, deps.jobs);
+  if (deps.jobs) volumeBackupRoutes(app, { jobs: deps.jobs, registry }, parseBody);
   if (deps.stacks) stackRoutes(app, deps.stacks, parseBody);
   if (deps.routes) routeRoutes(app, deps.routes);
   if (deps.edgeSignIn) edgeSignInRoutes(app, deps.edgeSignIn, parseBody);
