@@ -1,0 +1,130 @@
+/**
+ * `dockfleet volume backup|snapshots|restore`: volume backups as jobs the node's agent runs with
+ * restic (CONTRACT.md, "Backup and recovery"). A backup or restore prints its job id on the last
+ * line of stdout; --wait follows the job to its end (exit 0 succeeded, 1 failed, with the
+ * reason). A first backup under escrow custody makes the repository's key: its recovery code is
+ * sealed by the agent to a one-off age key this command holds in memory, and printed once here.
+ */
+import { parseArgs } from 'node:util';
+import { Decrypter, armor, generateX25519Identity, identityToRecipient } from 'age-encryption';
+import type { BackupRepository } from '../../protocol/volume-backup.ts';
+import { UsageError, type Command } from '../command.ts';
+import { TARGET_HELP, TARGET_OPTIONS, callHub, resolveTarget, type HubTarget } from '../hub-client.ts';
+
+const WAIT_POLL_MS = 250;
+
+interface JobDetail {
+  id: string;
+  state: string;
+  error: string | null;
+  steps: Array<{ name: string; state: string }>;
+  result: { volume?: { repository: string; snapshot: string | null; volume: string | null; escrowedKey?: string; recoveryCodeSealed?: string } } | null;
+}
+
+interface SnapshotItem {
+  id: string;
+  shortId: string;
+  time: string;
+  hostname: string;
+  tags: string[];
+  paths: string[];
+}
+
+function repository(flag: string | undefined): BackupRepository | null {
+  if (flag === undefined) return null;
+  if (flag === 'hub') return { kind: 'hub' };
+  if (flag.startsWith('/')) return { kind: 'path', path: flag };
+  if (/^[a-z0-9]+:/.test(flag)) return { kind: 'url', url: flag };
+  throw new UsageError('--repo is an absolute path on the host, a restic repository URL, or "hub"');
+}
+
+function volumePath(node: string, volume: string, tail: string): string {
+  return `/api/v1/nodes/${encodeURIComponent(node)}/volumes/${encodeURIComponent(volume)}/${tail}`;
+}
+
+async function follow(target: HubTarget, id: string): Promise<JobDetail> {
+  for (;;) {
+    const job = (await callHub(target, 'GET', `/api/v1/jobs/${encodeURIComponent(id)}`)) as JobDetail;
+    if (job.state === 'succeeded' || job.state === 'failed') return job;
+    await new Promise((r) => setTimeout(r, WAIT_POLL_MS));
+  }
+}
+
+async function report(job: JobDetail, identity: string | null): Promise<void> {
+  const out = job.result?.volume;
+  if (out?.recoveryCodeSealed && identity) {
+    const d = new Decrypter();
+    d.addIdentity(identity);
+    const code = await d.decrypt(armor.decode(out.recoveryCodeSealed), 'text');
+    process.stdout.write(`recovery code (shown once; give it to the host's owner — the hub holds the key only wrapped under it): ${code}\n`);
+  }
+  if (job.state === 'failed') throw new Error(`job ${job.id} failed: ${job.error ?? 'no reason given'}`);
+  if (out?.snapshot) process.stdout.write(`snapshot ${out.snapshot} of ${out.volume ?? '?'} in ${out.repository}\n`);
+}
+
+export const volumeCommand: Command = {
+  summary: 'back volumes up with restic, list their snapshots, restore them',
+  usage: `dockfleet volume backup NODE VOLUME [--repo PATH|URL|hub] [--keep-last N] [--wait]
+dockfleet volume snapshots NODE VOLUME [--repo PATH|URL|hub] [--json]
+dockfleet volume restore NODE VOLUME [--snapshot ID] [--to NEWVOLUME] [--repo PATH|URL|hub] [--wait]
+
+--repo      the repository (default: the host's own, backups.repository in its policy file)
+--wait      follow the job: exit 0 when it succeeded, 1 when it failed (with the reason)
+--json      snapshots: an array of {id, shortId, time, hostname, tags, paths}, oldest first
+--to        restore into this volume (created when missing) instead of VOLUME
+The host's policy file must have a "backups" section; a volume in use by a running container
+is not restored over.
+
+${TARGET_HELP}`,
+  async run(args) {
+    const { values, positionals } = parseArgs({
+      args, strict: true, allowPositionals: true,
+      options: {
+        ...TARGET_OPTIONS, wait: { type: 'boolean' }, json: { type: 'boolean' }, repo: { type: 'string' },
+        snapshot: { type: 'string' }, to: { type: 'string' }, 'keep-last': { type: 'string' },
+      },
+    });
+    const [sub, node, volume, ...rest] = positionals;
+    if (!sub || !['backup', 'snapshots', 'restore'].includes(sub)) throw new UsageError('expected: volume backup|snapshots|restore NODE VOLUME');
+    if (!node || !volume || rest.length > 0) throw new UsageError(`expected: volume ${sub} NODE VOLUME`);
+    const target = resolveTarget(values);
+    const repo = repository(values.repo);
+    if (sub === 'snapshots') {
+      const listed = (await callHub(target, 'POST', volumePath(node, volume, 'snapshots'), { repository: repo })) as { repository: string | null; snapshots: SnapshotItem[] };
+      if (values.json) {
+        process.stdout.write(`${JSON.stringify(listed.snapshots, null, 2)}\n`);
+        return;
+      }
+      if (listed.snapshots.length === 0) {
+        process.stdout.write(`no snapshots of ${volume} on ${node} in ${listed.repository ?? 'the repository'}\n`);
+        return;
+      }
+      const rows = [['ID', 'TIME', 'HOST', 'TAGS'], ...listed.snapshots.map((s) => [s.shortId, s.time.replace(/\.\d+/, ''), s.hostname, s.tags.join(',')])];
+      const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+      process.stdout.write(rows.map((r) => `${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`).join(''));
+      return;
+    }
+    let filed: { id: string };
+    let identity: string | null = null;
+    if (sub === 'backup') {
+      if (values['keep-last'] !== undefined && !/^[1-9]\d{0,3}$/.test(values['keep-last'])) throw new UsageError('--keep-last must be a number from 1');
+      identity = await generateX25519Identity();
+      filed = (await callHub(target, 'POST', volumePath(node, volume, 'backups'), {
+        repository: repo, revealTo: await identityToRecipient(identity),
+        ...(values['keep-last'] ? { retention: { keepLast: Number(values['keep-last']) } } : {}),
+      })) as { id: string };
+    } else {
+      filed = (await callHub(target, 'POST', volumePath(node, volume, 'restores'), {
+        repository: repo, ...(values.snapshot ? { snapshot: values.snapshot } : {}), ...(values.to ? { to: values.to } : {}),
+      })) as { id: string };
+    }
+    if (!values.wait) {
+      if (identity) process.stderr.write('note: a first backup under escrow custody shows its recovery code only with --wait (it stays readable on the host, in the agent\'s state dir)\n');
+      process.stdout.write(`${filed.id}\n`);
+      return;
+    }
+    const job = await follow(target, filed.id);
+    await report(job, identity);
+    process.stdout.write(`${filed.id}\n`);
+  },
+};
