@@ -22,6 +22,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   stack: async () => (await import('./commands/stack.ts')).stackCommand,
   jobs: async () => (await import('./commands/jobs.ts')).jobsCommand,
   job: async () => (await import('./commands/jobs.ts')).jobShowCommand,
+  volume: async () => (await import('./commands/volume.ts')).volumeCommand,
   routes: async () => (await import('./commands/routes.ts')).routesCommand,
   certs: async () => (await import('./commands/certs.ts')).certsCommand,
   'operator-key': async () => (await import('./commands/operator-key.ts')).operatorKeyCommand,
