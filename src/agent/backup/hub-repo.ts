@@ -10,16 +10,12 @@
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isRepoName } from '../../protocol/restic-reverse.ts';
+
+export { isRepoName };
 
 /** The bridge's unix socket in the agent's state directory (0600, the agent's user only). */
 export const RESTIC_SOCKET_NAME = 'restic.sock';
-
-/** A repository name: what a volume may be called (Docker's rule), bounded; one path segment. */
-const REPO_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
-
-export function isRepoName(name: string): boolean {
-  return REPO_NAME.test(name);
-}
 
 export function resticSocketPath(stateDir: string): string {
   return join(stateDir, RESTIC_SOCKET_NAME);
