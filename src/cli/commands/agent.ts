@@ -22,6 +22,7 @@ export const agentCommand: Command = {
 ${AGENT_AUDIT_USAGE}`,
   async run(args) {
     if (args[0] === 'audit') return (await import('../../agent/audit/audit-command.ts')).runAgentAudit(args.slice(1));
+    if (args[0] === 'restic-bridge') return (await import('../../agent/backup/restic-bridge.ts')).runResticBridge(args.slice(1));
     const { values } = parseArgs({
       args, strict: true,
       options: { hub: { type: 'string' }, code: { type: 'string' }, state: { type: 'string' }, docker: { type: 'string' }, name: { type: 'string' }, policy: { type: 'string' } },
