@@ -17,6 +17,7 @@ import { InventoryWatcher } from './inventory-watcher.ts';
 import type { StackJobRunner } from './jobs/job-runner.ts';
 import { recoverJobs } from './jobs/recover-jobs.ts';
 import { startVolumeBackups } from './backup/start-volume-backups.ts';
+import { listenResticBridge } from './backup/restic-bridge-socket.ts';
 import { StackStateDir } from './stacks/desired-state.ts';
 import { DriftWatcher } from './stacks/drift-watch.ts';
 import { StackEngine } from './stacks/stack-engine.ts';
@@ -97,12 +98,14 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
   // Samples only while the hub holds a stats stream open (someone is looking at a page).
   const stats = new StatsSampler(engine, log);
   stop.signal.addEventListener('abort', () => stats.stop(), { once: true });
+  // restic's way to the hub's repositories (<state>/restic.sock, relayed over the channel).
+  const resticBridge = await listenResticBridge(config.stateDir, log);
   try {
     await runChannel(
       {
         hubUrl: config.hubUrl ?? new URL(identity.hubUrl),
         identity,
-        handler: createTunnelHandler({
+        handler: resticBridge.wrap(createTunnelHandler({
           identity, inventory, log,
           // The policy's host pass asks the same engine, and resolves paths on this host.
           docker: createEngineProxy(engine, gate, log, { audit, intent }),
@@ -113,7 +116,7 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
           audit,
           edgeDial: createContainerDialer(engine, log, () => { const v = policy.checkIngress(); return v.allowed ? null : v.reason; }),
           stats: createStatsStreamHandler(stats),
-        }),
+        })),
         log,
         onConnected: () => hooks.onConnected?.(identity.node),
         onPending: () => hooks.onPending?.(identity.node),
@@ -127,5 +130,6 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
     engine.close();
     audit.close();
     intent.close();
+    await resticBridge.close();
   }
 }
