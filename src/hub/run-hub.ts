@@ -26,6 +26,7 @@ import { loadAcmeTrust, startAcme } from './edge/acme/start-acme.ts';
 import type { AcmeManager } from './edge/acme/acme-manager.ts';
 import type { AcmeTuning } from './edge/acme/acme-schedule.ts';
 import { listenOn } from '../lib/listen.ts';
+import { serveResticRepos } from './restic-repo/reverse-links.ts';
 
 export const HUB_INFO_FILE = 'hub.json';
 export const DATABASE_FILE = 'dockfleet.db';
@@ -74,6 +75,7 @@ export async function runHub(config: HubConfig, log: Logger, options: RunHubOpti
   const setupCode = await SetupCode.open(config.dataDir, store); // DIR/setup.code while no one can sign in yet
 
   const hub = await buildHub({ store, pki, log, setupCode, secrets, ...(options.alertTuning ? { alertTuning: options.alertTuning } : {}) });
+  const resticRepos = await serveResticRepos(hub.registry, config.dataDir, log); // DIR/restic: volume backups' ciphertext, over each agent's link
   const server = https.createServer(
     {
       cert: pki.serverCertPem,
@@ -143,6 +145,7 @@ export async function runHub(config: HubConfig, log: Logger, options: RunHubOpti
       edge?.close();
       server.close();
       guard.close();
+      resticRepos.close();
       await hub.close();
       server.closeAllConnections();
       await store.close();
