@@ -164,15 +164,20 @@ export class VolumeBackupRunner {
   async #backup(job: JobRequest, spec: VolumeJobSpec, repo: ResolvedRepository, policy: BackupsPolicy, ctx: JobContext): Promise<VolumeJobOutput> {
     const mountpoint = await this.#mountpoint(spec.volume);
     if (!mountpoint) throw new JobFailure(`there is no volume ${spec.volume} on this host`);
-    const { password, created } = await this.#open(job, spec, repo, policy, ctx, true);
     const using = await this.#using(spec.volume);
     const toStop = using.filter((c) => c.running && c.labels[STOP_LABEL] === 'true');
-    const call = { repo: repo.repo, options: repo.options, env: job.secrets.env, cacheDir: await this.#home(), signal: ctx.signal, password };
+    const base = { repo: repo.repo, options: repo.options, env: job.secrets.env, cacheDir: await this.#home(), signal: ctx.signal };
+    let call = { ...base, password: '' };
+    let created: VolumeJobOutput | null = null;
     let summary: Record<string, unknown> | null = null;
     await this.#deps.stops.around(job.id, spec.volume, toStop.map((c) => c.id), async () => {
       await this.#hook(ctx, 'pre', using);
       for (const c of toStop) c.running = false;
     }, async () => {
+      // The repository is opened (or made) with the containers stopped: whatever fails from here, they start again.
+      const opened = await this.#open(job, spec, repo, policy, ctx, true);
+      call = { ...base, password: opened.password };
+      created = opened.created;
       let lines = 0;
       let last = 0;
       await ctx.step(`back up volume ${spec.volume}`, () => restic({
@@ -199,8 +204,9 @@ export class VolumeBackupRunner {
     if (keep.length > 0) {
       await ctx.step('forget and prune per the retention', () => restic({ ...call, args: ['forget', '--prune', '--host', this.#deps.node, '--tag', `node=${this.#deps.node},volume=${spec.volume}`, ...keep] }));
     }
+    const made0 = created as VolumeJobOutput | null;
     return {
-      ...(created ?? {}), repository: repo.label, snapshot, volume: spec.volume, custody: policy.custody,
+      ...(made0 ?? {}), repository: repo.label, snapshot, volume: spec.volume, custody: policy.custody,
       filesNew: Number(made?.files_new ?? 0), bytesAdded: Number(made?.data_added ?? 0),
     };
   }
