@@ -45,7 +45,7 @@ export interface HubDeps {
   setupCode?: SetupCode | null;
   pki: HubPki;
   log: Logger;
-  /** Seals secrets at rest (DIR/secrets.key). */
+  /** Seals secrets at rest (the master key, kept outside DIR: backup/master-key.ts). */
   secrets: SecretBox;
   fleetDeadlineMs?: number;
   handshakeTimeoutMs?: number;
