@@ -251,7 +251,7 @@ export class StackService {
 const sealContext = (stack: string, revision: number): string => `stack-revision:${stack}:${revision}`;
 
 /** Equal secret values give equal digests (so equal intent), bound to the stack and name. Keyed
- * (HMAC under a key derived from secrets.key): the digest stored in a revision lets no one who
+ * (HMAC under a key derived from the master key): the digest stored in a revision lets no one who
  * holds only the database test guesses of a weak secret offline. */
 function secretDigest(box: SecretSealer, stack: string, name: string, value: string): string {
   return box.digest(`dockfleet.stack-secret.v2\0${stack}\0${name}\0${value}`);

@@ -1,6 +1,6 @@
 /**
  * The edge session on one app host: the `df_edge` cookie. Its value is sealed (AES-256-GCM under
- * the hub's secrets.key, secret-box.ts) with the host name in the associated data, so a cookie
+ * the hub's master key, secret-box.ts) with the host name in the associated data, so a cookie
  * copied to another host does not open there; inside are the hub session it hangs on (its hash),
  * the user and an expiry. Nothing about it is stored: the hub session is looked up on each
  * request, so signing out at the hub, a password change that ends sessions, or a disabled user

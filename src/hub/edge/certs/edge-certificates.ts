@@ -66,7 +66,7 @@ export class EdgeCertificates implements EdgeCertificateBook {
       try {
         book.#index(record, opts.secrets.openText(record.sealedKey, sealContext(record.id)));
       } catch (err) {
-        opts.log.error({ id: record.id, names: record.names, code: (err as { code?: string }).code }, 'edge certificate left out: its key does not open under this hub\'s secrets.key');
+        opts.log.error({ id: record.id, names: record.names, code: (err as { code?: string }).code }, 'edge certificate left out: its key does not open under this hub\'s master key');
       }
     }
     return book;
