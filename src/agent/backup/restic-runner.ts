@@ -15,6 +15,17 @@ const MAX_LINE = 64 * 1024;
 /** What is kept of stdout: a snapshot list is one JSON document (about 400 bytes a snapshot). */
 const MAX_STDOUT = 8 * 1024 * 1024;
 
+/**
+ * The job's secret environment that restic may see: a storage backend's credentials only. Never
+ * PATH, LD_*, RESTIC_PASSWORD_COMMAND or anything else that would let the job's filer run a
+ * program on this host through restic's environment.
+ */
+const BACKEND_ENV = /^(AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN|DEFAULT_REGION|PROFILE)|B2_ACCOUNT_(ID|KEY)|AZURE_ACCOUNT_(NAME|KEY|SAS)|GOOGLE_PROJECT_ID|OS_[A-Z_]+|ST_(AUTH|USER|KEY))$/;
+
+export function backendEnv(env: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => BACKEND_ENV.test(name)));
+}
+
 export interface ResticCall {
   repo: string;
   password: string;
@@ -51,7 +62,7 @@ export function restic(call: ResticCall): Promise<ResticOutcome> {
     const child = spawn(RESTIC_BIN, ['--no-cache', ...(call.options ?? []), ...call.args], {
       env: {
         PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: call.cacheDir, RESTIC_CACHE_DIR: call.cacheDir,
-        ...call.env, RESTIC_REPOSITORY: call.repo, RESTIC_PASSWORD: call.password,
+        ...backendEnv(call.env ?? {}), RESTIC_REPOSITORY: call.repo, RESTIC_PASSWORD: call.password,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
       ...(call.cwd ? { cwd: call.cwd } : {}),
