@@ -105,9 +105,8 @@ function upload(chunked: boolean, deadlineMs: number): Promise<number | 'no answ
       resolve(v);
     };
     const req = https.request({ host: '127.0.0.1', port: edgePort, servername: 'early.test', path: '/early', method: 'PUT', headers, rejectUnauthorized: false, agent: false }, (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => { if (text.length < 2000) text += c.toString(); });
-      res.on('end', () => { if (res.statusCode !== 413) console.error('UPLOAD ANSWER', res.statusCode, text.replace(/<[^>]+>/g, ' ').slice(0, 600)); finish(res.statusCode ?? 0); });
+      res.resume();
+      res.on('end', () => finish(res.statusCode ?? 0));
     });
     const timer = setTimeout(() => finish('no answer'), deadlineMs);
     req.on('error', () => { /* the edge may stop taking the rest of the body: the answer decides */ });
@@ -214,8 +213,6 @@ before(async () => {
 });
 
 after(async () => {
-  if (process.env.Y2_DEBUG) for (const p of [hub, agent]) { const a = (await readFile(`/proc/${p!.pid}/stat`, 'utf8')).split(' '); await sleep(1000); const b = (await readFile(`/proc/${p!.pid}/stat`, 'utf8')).split(' '); console.error('CPU ticks/s', p === hub ? 'hub' : 'agent', Number(b[13]) - Number(a[13]), Number(b[14]) - Number(a[14]), 'rss', await rssMiB(p!.pid)); }
-  if (process.env.Y2_DEBUG) console.error('HUB', hub?.stdout().slice(-4000), hub?.stderr().slice(-2000), 'AGENT', agent?.stdout().slice(-3000));
   if (agent) await agent.stop();
   if (hub) await hub.stop();
   if (engine) await stopEngines([engine]);
