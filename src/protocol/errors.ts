@@ -54,6 +54,12 @@ export const ERROR_CODES = {
   master_key_unsafe: { status: 500, retryable: false },
   /** The master key given is not the one this data directory's secrets were sealed under (or two different keys were found). */
   master_key_mismatch: { status: 500, retryable: false },
+  /** A hub backup archive that the passphrase or identity given does not open. */
+  backup_key_wrong: { status: 401, retryable: false },
+  /** A hub backup archive that is damaged, truncated, tampered with, or not a dockfleet backup at all. */
+  backup_damaged: { status: 400, retryable: false },
+  /** A hub backup archive from a newer dockfleet (its format or database schema is unknown here). */
+  backup_too_new: { status: 400, retryable: false },
   internal: { status: 500, retryable: true },
 } as const satisfies Record<string, { status: number; retryable: boolean }>;
 
