@@ -47,7 +47,7 @@ export interface HubPkiOptions {
 export const CA_KEY_FILE = 'ca-key.pem';
 export const SERVER_KEY_FILE = 'server-key.pem';
 /** What each sealed key is bound to: the CA's key does not open as the server's, or anywhere else. */
-const CA_KEY_CONTEXT = 'hub-pki:ca-key';
+export const CA_KEY_CONTEXT = 'hub-pki:ca-key';
 const SERVER_KEY_CONTEXT = 'hub-pki:server-key';
 const SEALED_PREFIX = 'v1.';
 const PEM_PRIVATE_KEY = 'PRIVATE KEY-----';
