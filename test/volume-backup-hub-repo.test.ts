@@ -79,6 +79,47 @@ async function filesContaining(dir: string, needle: string): Promise<string[]> {
   return hits;
 }
 
+/** A raw HTTP/2 session to repository `repo` through the agent's socket, as restic's own would be. */
+async function rawRepoSession(stateDir: string, repo: string): Promise<http2.ClientHttp2Session> {
+  const sock = net.connect(resticSocketPath(stateDir));
+  await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
+  sock.write(`${JSON.stringify({ repo })}\n`);
+  const answer = await firstLine(sock);
+  if (!answer.startsWith('{"ok":true}')) throw new Error(`agent refused: ${answer}`);
+  const session = http2.connect('http://localhost', { createConnection: () => sock });
+  session.on('error', () => {});
+  return session;
+}
+
+function firstLine(sock: net.Socket): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    const onData = (c: Buffer): void => {
+      got += c.toString('latin1');
+      const end = got.indexOf('\n');
+      if (end < 0) return;
+      sock.off('data', onData);
+      sock.pause();
+      // Nothing follows the answer until this side speaks HTTP/2 first.
+      resolve(got.slice(0, end));
+    };
+    sock.on('data', onData);
+    sock.once('close', () => reject(new Error(`closed after ${JSON.stringify(got)}`)));
+  });
+}
+
+async function call(session: http2.ClientHttp2Session, method: string, path: string, body?: Buffer): Promise<{ status: number; body: Buffer }> {
+  const stream = session.request({ ':method': method, ':path': path }, { endStream: body === undefined });
+  if (body !== undefined) stream.end(body);
+  const chunks: Buffer[] = [];
+  let status = 0;
+  stream.once('response', (h) => (status = Number(h[':status'])));
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return { status, body: Buffer.concat(chunks) };
+}
+
+const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
 async function makeData(dir: string): Promise<void> {
   await mkdir(join(dir, 'small', 'deeper'), { recursive: true });
   for (let i = 0; i < 200; i++) await writeFile(join(dir, 'small', `f${i}.txt`), `file ${i}\n`.repeat(1 + (i % 50)));
@@ -98,6 +139,9 @@ describe('volume backup to the hub over the agent channel', { skip: !HAS_RESTIC 
   let stateB: string;
   let data: string;
   let cache: string;
+  let repoRoot: string;
+  /** The hub's DIR/restic is a small tmpfs of its own where mounting is allowed (the full-disk case). */
+  let mounted = false;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dockfleet-hub-repo-'));
@@ -107,6 +151,9 @@ describe('volume backup to the hub over the agent channel', { skip: !HAS_RESTIC 
     data = join(dir, 'data');
     cache = join(dir, 'cache');
     await makeData(data);
+    repoRoot = join(hubDir, 'restic');
+    await mkdir(repoRoot, { recursive: true });
+    mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256m,mode=0700', 'tmpfs', repoRoot]).status === 0;
     port = await freePort();
     hub = await startTestHub({ dataDir: hubDir, port });
     const start = async (node: string, state: string): Promise<DockfleetProcess> => {
@@ -121,6 +168,7 @@ describe('volume backup to the hub over the agent channel', { skip: !HAS_RESTIC 
     await agentA?.stop();
     await agentB?.stop();
     await hub?.stop({ keepData: true });
+    if (mounted) spawnSync('umount', [repoRoot]);
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
@@ -145,5 +193,138 @@ describe('volume backup to the hub over the agent channel', { skip: !HAS_RESTIC 
     const [want, got] = await Promise.all([hashTree(data), hashTree(join(target, list[0]!.paths[0]!))]);
     assert.equal(got.size, want.size);
     assert.deepEqual(got, want);
+  });
+
+  it('another node reaches none of this node\'s repositories', { timeout: 60_000 }, async () => {
+    // The same name from node-b is node-b's own (empty) repository, even with the right password.
+    const theirs = await restic(stateB, 'vol1', ['snapshots'], { cacheDir: join(dir, 'cache-b') }).done;
+    assert.notEqual(theirs.code, 0);
+    assert.match(theirs.stderr, /Is there a repository at the following location\?/);
+    const packs = await readdir(join(repoRoot, 'node-a', 'vol1', 'data'), { recursive: true });
+    const pack = packs.map(String).find((p) => /[0-9a-f]{64}$/.test(p))!.slice(-64);
+    const before = await hashTree(join(repoRoot, 'node-a'));
+    const session = await rawRepoSession(stateB, 'vol1');
+    try {
+      assert.equal((await call(session, 'GET', `/data/${pack}`)).status, 404);
+      assert.equal((await call(session, 'HEAD', '/config')).status, 404);
+      for (const path of ['/data/../../node-a/vol1/config', '/../node-a/vol1/config', '/config/../../node-a/vol1/config', '/%2e%2e/node-a/vol1/config', '/keys/../config']) {
+        assert.equal((await call(session, 'GET', path)).status, 404, path);
+      }
+      const blob = randomBytes(1000);
+      assert.equal((await call(session, 'POST', `/keys/${sha256(blob)}`, blob)).status, 404);
+    } finally {
+      session.destroy();
+    }
+    // A repository name that is not one path segment never leaves node-b's agent.
+    await assert.rejects(rawRepoSession(stateB, '../node-a/vol1'), /agent refused: \{"ok":false/);
+    assert.deepEqual(await hashTree(join(repoRoot, 'node-a')), before);
+  });
+
+  it('a wrong repository password fails with restic\'s own error', { timeout: 60_000 }, async () => {
+    const wrong = await restic(stateA, 'vol1', ['snapshots'], { cacheDir: cache, password: 'not the password' }).done;
+    assert.notEqual(wrong.code, 0);
+    assert.match(wrong.stderr, /wrong password or no key found/);
+  });
+
+  it('the hub holds only ciphertext: a marker planted in the data is nowhere under DIR/restic', async () => {
+    assert.equal((await filesContaining(data, MARKER)).length, 1);
+    assert.deepEqual(await filesContaining(repoRoot, MARKER), []);
+    assert.deepEqual(await filesContaining(repoRoot, 'plain text that must not reach the hub'), []);
+  });
+
+  it('files are written once, named by their hash, bounded, and read by range', { timeout: 60_000 }, async () => {
+    const session = await rawRepoSession(stateA, 'vol1');
+    try {
+      const x = randomBytes(4096);
+      const y = randomBytes(4096);
+      assert.equal((await call(session, 'POST', `/locks/${sha256(y)}`, x)).status, 400);
+      assert.equal((await call(session, 'HEAD', `/locks/${sha256(y)}`)).status, 404);
+      assert.equal((await call(session, 'POST', `/locks/${sha256(x)}`, x)).status, 200);
+      assert.equal((await call(session, 'POST', `/locks/${sha256(x)}`, x)).status, 200, 'the same bytes again are fine');
+      const ranged = await new Promise<{ status: number; body: Buffer }>((resolve) => {
+        const stream = session.request({ ':method': 'GET', ':path': `/locks/${sha256(x)}`, range: 'bytes=100-199' });
+        const chunks: Buffer[] = [];
+        let status = 0;
+        stream.once('response', (h) => (status = Number(h[':status'])));
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.once('end', () => resolve({ status, body: Buffer.concat(chunks) }));
+      });
+      assert.equal(ranged.status, 206);
+      assert.deepEqual(ranged.body, x.subarray(100, 200));
+      assert.equal((await call(session, 'DELETE', `/locks/${sha256(x)}`)).status, 200);
+      const config = await readFile(join(repoRoot, 'node-a', 'vol1', 'config'));
+      assert.equal((await call(session, 'POST', '/config', randomBytes(config.length))).status, 403);
+      assert.deepEqual((await call(session, 'GET', '/config')).body, config);
+      const big = randomBytes(2 * 1024 * 1024);
+      assert.equal((await call(session, 'POST', `/keys/${sha256(big)}`, big)).status, 413);
+      assert.equal((await call(session, 'HEAD', `/keys/${sha256(big)}`)).status, 404);
+      const listed = await call(session, 'GET', '/keys/');
+      assert.equal(listed.status, 200);
+      assert.equal((JSON.parse(listed.body.toString()) as unknown[]).length, 1);
+    } finally {
+      session.destroy();
+    }
+    assert.deepEqual(await readdir(join(repoRoot, '.tmp')), []);
+  });
+
+  it('a full disk answers 507 and leaves no partial file', { timeout: 60_000 }, async (t) => {
+    if (!mounted && !process.env.CI) return t.skip('cannot mount a small tmpfs here');
+    assert.ok(mounted, 'mounting a tmpfs is needed for this test');
+    const filler = join(repoRoot, 'filler');
+    const free = (): number => {
+      const df = spawnSync('df', ['--output=avail', '-B1', repoRoot], { encoding: 'utf8' });
+      return Number(df.stdout.trim().split('\n').pop());
+    };
+    await writeFile(filler, Buffer.alloc(Math.max(0, free() - 1024 * 1024)));
+    const session = await rawRepoSession(stateA, 'vol1');
+    try {
+      const pack = randomBytes(4 * 1024 * 1024);
+      assert.equal((await call(session, 'POST', `/data/${sha256(pack)}`, pack)).status, 507);
+      assert.equal((await call(session, 'HEAD', `/data/${sha256(pack)}`)).status, 404);
+      assert.deepEqual(await readdir(join(repoRoot, '.tmp')), []);
+    } finally {
+      session.destroy();
+      await rm(filler, { force: true });
+    }
+  });
+
+  it('a hub restarted mid-backup fails restic cleanly; the next backup and restic check pass', { timeout: 240_000 }, async () => {
+    const more = join(dir, 'more');
+    await mkdir(more);
+    for (let i = 0; i < 8; i++) await writeFile(join(more, `r${i}.bin`), randomBytes(16 * 1024 * 1024));
+    let progress = 0;
+    let stopped: Promise<void> | null = null;
+    const run = restic(stateA, 'vol1', ['backup', '--json', more], {
+      cacheDir: cache,
+      onStdout: (text) => {
+        for (const line of text.split('\n')) {
+          const m = /"bytes_done":(\d+)/.exec(line);
+          if (m) progress = Math.max(progress, Number(m[1]));
+        }
+        if (progress > 20 * 1024 * 1024 && !stopped) stopped = hub.stop({ keepData: true });
+      },
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const first = await Promise.race([run.done, new Promise<null>((r) => (timer = setTimeout(() => r(null), 120_000)))]);
+    clearTimeout(timer);
+    if (first === null) run.kill();
+    assert.ok(stopped, 'the backup was under way when the hub stopped');
+    await stopped;
+    assert.ok(first, 'restic ended by itself after the hub went away');
+    assert.notEqual(first.code, 0, 'restic did not report success for a cut-short backup');
+    const linesBefore = agentA.lineCount();
+    hub = await startTestHub({ dataDir: hubDir, port });
+    await agentA.waitForLine(/agent node-a connected/, 30_000, linesBefore);
+    // What the cut-short upload had half-written is gone.
+    assert.deepEqual(await readdir(join(repoRoot, '.tmp')), []);
+    const again = await restic(stateA, 'vol1', ['backup', '--json', more], { cacheDir: cache }).done;
+    assert.equal(again.code, 0, again.stderr);
+    // restic 0.14 leaves the cut-short backup's lock behind, and an exclusive lock (check, prune)
+    // refuses any other lock; `unlock` removes only locks whose process is gone.
+    const unlock = await restic(stateA, 'vol1', ['unlock'], { cacheDir: cache }).done;
+    assert.equal(unlock.code, 0, unlock.stderr);
+    const check = await restic(stateA, 'vol1', ['check'], { cacheDir: cache }).done;
+    assert.equal(check.code, 0, check.stderr + check.stdout);
+    assert.match(check.stdout, /no errors were found/);
   });
 });
