@@ -20,6 +20,7 @@ import { startHubProcess } from './lib/dockfleet-procs.ts';
 import { envInt } from './lib/env-int.ts';
 import { machineFacts } from './lib/machine.ts';
 import { freePort, peakRssBytes, rssBytes, sleep } from './lib/proc.ts';
+import { removeHubData } from '../test/support/hub-fixture.ts';
 
 type Mode = 'idle' | 'trickle' | 'healthz';
 
@@ -166,7 +167,7 @@ async function main(): Promise<void> {
     console.log(`wrote ${out}`);
   } finally {
     await hub.child.stop();
-    await rm(dataDir, { recursive: true, force: true });
+    await removeHubData(dataDir);
   }
 }
 

@@ -17,6 +17,7 @@ import { machineFacts } from './lib/machine.ts';
 import { cpuTotalSeconds, freePort, sleep, type Child } from './lib/proc.ts';
 import { runContainer, startEngines, stopEngines, type TestEngine } from '../test/support/engines.ts';
 import { launchBrowser } from '../test/support/browser.ts';
+import { removeHubData } from '../test/support/hub-fixture.ts';
 
 const CONTAINERS = Number(process.env.BENCH_STATS_CONTAINERS ?? 200);
 const WINDOW_S = Number(process.env.BENCH_STATS_WINDOW_S ?? 20);
@@ -155,6 +156,6 @@ runBench('container-stats', async () => {
     await agent?.stop();
     await hub?.child.stop();
     if (engine) await stopEngines([engine]);
-    await rm(dataDir, { recursive: true, force: true });
+    await removeHubData(dataDir);
   }
 });

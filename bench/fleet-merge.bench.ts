@@ -27,6 +27,7 @@ import { startSampler } from './lib/sampler.ts';
 import { summarize, type LatencySummary } from './lib/stats.ts';
 import { envInt } from './lib/env-int.ts';
 import { benchLog, runBench } from './lib/bench-run.ts';
+import { removeHubData } from '../test/support/hub-fixture.ts';
 
 const RESULTS = process.env.BENCH_OUT ?? join(ROOT, 'bench', 'results', 'fleet-merge.json');
 const envCount = (name: string, fallback: number): number => envInt(name, fallback, { integer: true });
@@ -180,7 +181,7 @@ async function main(): Promise<void> {
   } finally {
     await sim?.stop(5_000);
     await hub?.child.stop(5_000);
-    await rm(dataDir, { recursive: true, force: true });
+    await removeHubData(dataDir);
     tempDirs.delete(dataDir);
   }
   const lat = (k: string): LatencySummary => (result[k] as { latencyMs: LatencySummary }).latencyMs;

@@ -21,6 +21,7 @@ import { HubHttp, runPool } from './lib/hub-http.ts';
 import { cpuSeconds, freePort, peakRssBytes, rssBytes, sleep, startChild, type Child } from './lib/proc.ts';
 import { median, summarize, type LatencySummary } from './lib/stats.ts';
 import { envInt } from './lib/env-int.ts';
+import { removeHubData } from '../test/support/hub-fixture.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const RESULTS = join(ROOT, 'bench', 'results', 'fleet-scale.json');
@@ -272,7 +273,7 @@ async function runScale(n: number): Promise<Record<string, unknown>> {
   } finally {
     await sim?.stop(5_000);
     await hub?.child.stop(5_000);
-    await rm(dataDir, { recursive: true, force: true });
+    await removeHubData(dataDir);
     tempDirs.delete(dataDir);
   }
 }

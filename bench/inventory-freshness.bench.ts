@@ -8,7 +8,7 @@ import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runContainer, engineRequest, startEngines, stopEngines } from '../test/support/engines.ts';
-import { mintCode, startTestHub } from '../test/support/hub-fixture.ts';
+import { mintCode, startTestHub, removeHubData } from '../test/support/hub-fixture.ts';
 import { startTestAgent } from '../test/support/agent-fixture.ts';
 
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 100);
@@ -70,5 +70,5 @@ try {
   await agent.stop();
   await hub.stop();
   await stopEngines([engine!]);
-  await rm(dataDir, { recursive: true, force: true });
+  await removeHubData(dataDir);
 }

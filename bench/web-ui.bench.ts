@@ -16,6 +16,7 @@ import { freePort } from './lib/proc.ts';
 import { summarize } from './lib/stats.ts';
 import { buildUi, firstLoadBytes, firstLoadJsBytes } from '../src/hub/ui/ui-assets.ts';
 import { launchBrowser } from '../test/support/browser.ts';
+import { removeHubData } from '../test/support/hub-fixture.ts';
 
 const NODES = Number(process.env.BENCH_UI_NODES ?? 100);
 const CONTAINERS_PER_NODE = Number(process.env.BENCH_UI_CONTAINERS ?? 20);
@@ -127,5 +128,5 @@ try {
   await fleet?.stop();
   await browser.close();
   await hub.child.stop();
-  await rm(dataDir, { recursive: true, force: true });
+  await removeHubData(dataDir);
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { addressKey, LoginLimiter } from '../src/hub/auth/login-limiter.ts';
-import { startTestHub, type TestHub } from './support/hub-fixture.ts';
+import { startTestHub, type TestHub, removeHubData } from './support/hub-fixture.ts';
 import { freePort, spawnDockfleet } from './support/processes.ts';
 
 let hub: TestHub;
@@ -179,7 +179,7 @@ test('a hub that ran for days on admin.token alone: after an upgrade the same co
     assert.equal((await call('POST', '/api/v1/setup', { on: later, body: { username: 'eve', password: 'another long password', setupCode: code } })).json.error.code, 'invalid_state');
     await later.stop({ keepData: true });
   } finally {
-    await rm(dataDir, { recursive: true, force: true });
+    await removeHubData(dataDir);
   }
 });
 
@@ -207,7 +207,7 @@ test('dockfleet hub prints the setup code on stdout while setup is needed, never
     assert.ok(!p.stderr().includes(code), 'the code never reaches the structured logs');
   } finally {
     await p.stop();
-    await rm(dataDir, { recursive: true, force: true });
+    await removeHubData(dataDir);
   }
 });
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import type { JobEvent } from '../src/protocol/jobs.ts';
-import { mintCode, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
+import { mintCode, startTestHub, waitFor, type TestHub, removeHubData } from './support/hub-fixture.ts';
 import { deliver, makeJob, resultOf } from './support/job-kit.ts';
 import { freePort } from './support/processes.ts';
 
@@ -24,7 +24,7 @@ let hub: TestHub | null = null;
 after(async () => {
   for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   await hub?.stop();
-  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+  for (const dir of dirs) await removeHubData(dir);
 });
 
 function startAgentProcess(settings: Record<string, unknown>): { child: ChildProcess; output: () => string; exited: Promise<unknown> } {

@@ -16,7 +16,7 @@ import { formatMessage } from '../src/hub/alerts/alert-formats.ts';
 import { Alerts } from '../src/hub/alerts/alerts.ts';
 import { startTestAgent, type TestAgent } from './support/agent-fixture.ts';
 import { runContainer, startEngines, stopEngines, type TestEngine } from './support/engines.ts';
-import { mintCode, startTestHub, type TestHub } from './support/hub-fixture.ts';
+import { mintCode, startTestHub, type TestHub, removeHubData } from './support/hub-fixture.ts';
 import { freePort } from './support/processes.ts';
 
 interface Received { path: string; headers: http.IncomingHttpHeaders; body: any; answered: number }
@@ -86,7 +86,7 @@ test('alerts: one message per incident, retried on 500, resolved once, nothing r
     await hub?.stop();
     if (engine) await stopEngines([engine]);
     await rx.close();
-    await rm(dir, { recursive: true, force: true });
+    await removeHubData(dir);
   });
   [engine] = (await startEngines(1, { prefix: 'alerts' })) as [TestEngine];
   const tuning = { offlineGraceMs: 1_500, delivery: { retryBaseMs: 300 }, containerLoop: { restarts: 3, windowMs: 60_000 } };
@@ -197,7 +197,7 @@ test('a node already offline when the hub starts: one alert after the grace, cou
   t.after(async () => {
     await hub?.stop();
     await rx.close();
-    await rm(dir, { recursive: true, force: true });
+    await removeHubData(dir);
   });
   // First run: the node enrolls, connects and leaves; the hub stops long before its (60 s) grace ends.
   hub = await startTestHub({ dataDir: hubDir, port, run: { alertTuning: { offlineGraceMs: 60_000 } } });

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { freePort, spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
 import { NO_ENGINE } from './support/agent-fixture.ts';
+import { removeHubData } from './support/hub-fixture.ts';
 
 let dataDir: string;
 let hub: DockfleetProcess;
@@ -27,7 +28,7 @@ before(async () => {
 after(async () => {
   for (const p of running) await p.stop();
   await hub.stop();
-  await rm(dataDir, { recursive: true, force: true });
+  await removeHubData(dataDir);
 });
 
 test('the hub prepares its data dir: private CA, database, admin.token (0600)', async () => {

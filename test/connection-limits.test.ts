@@ -14,7 +14,7 @@ import { runHub, type RunningHub } from '../src/hub/run-hub.ts';
 import { silentLogger } from '../src/lib/logger.ts';
 import { runContainer, startEngines, stopEngines, type TestEngine } from './support/engines.ts';
 import { startTestAgent, NO_ENGINE, type TestAgent } from './support/agent-fixture.ts';
-import { waitFor } from './support/hub-fixture.ts';
+import { waitFor, removeHubData } from './support/hub-fixture.ts';
 
 interface Hub { running: RunningHub; dir: string; token: string; port: number }
 
@@ -31,7 +31,7 @@ async function startHub(listener: Partial<HubConfig['listener']>): Promise<Hub> 
 async function stopHub(hub: Hub | undefined): Promise<void> {
   if (!hub) return;
   await hub.running.close();
-  await rm(hub.dir, { recursive: true, force: true });
+  await removeHubData(hub.dir);
 }
 
 function connectTls(hub: Hub): Promise<tls.TLSSocket> {

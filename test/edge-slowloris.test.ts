@@ -20,6 +20,7 @@ import { hubConfigFrom, type HubConfig } from '../src/hub/config.ts';
 import { runHub, type RunningHub } from '../src/hub/run-hub.ts';
 import { silentLogger } from '../src/lib/logger.ts';
 import { EDGE_H2_MAX_STREAMS } from '../src/hub/edge/edge-h2-limits.ts';
+import { removeHubData } from './support/hub-fixture.ts';
 
 interface Edge { running: RunningHub; dir: string; port: number }
 
@@ -36,7 +37,7 @@ async function startEdge(listener: Partial<HubConfig['listener']>): Promise<Edge
 async function stopEdge(edge: Edge | undefined): Promise<void> {
   if (!edge) return;
   await edge.running.close();
-  await rm(edge.dir, { recursive: true, force: true });
+  await removeHubData(edge.dir);
 }
 
 let edge: Edge;

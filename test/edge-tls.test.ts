@@ -18,6 +18,7 @@ import { hubConfigFrom } from '../src/hub/config.ts';
 import { runHub, type RunningHub } from '../src/hub/run-hub.ts';
 import { silentLogger } from '../src/lib/logger.ts';
 import { makeAlpnChallenge, makeCa, makeLeaf, type TestCa, type TestLeaf } from './support/test-certs.ts';
+import { removeHubData } from './support/hub-fixture.ts';
 
 let dir: string;
 let hub: RunningHub;
@@ -36,7 +37,7 @@ before(async () => {
 
 after(async () => {
   await hub?.close();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  if (dir) await removeHubData(dir);
 });
 
 const fingerprintOf = (pem: string): string => new X509Certificate(pem).fingerprint256;

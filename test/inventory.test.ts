@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { engineRequest, runContainer, startEngines, stopEngines, type TestEngine } from './support/engines.ts';
-import { mintCode, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
+import { mintCode, startTestHub, waitFor, type TestHub, removeHubData } from './support/hub-fixture.ts';
 import { freePort, spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
 
 let engines: TestEngine[];
@@ -40,7 +40,7 @@ after(async () => {
   for (const a of agents) await a.stop();
   await hub.stop();
   await stopEngines(engines);
-  await rm(hubDir, { recursive: true, force: true });
+  await removeHubData(hubDir);
 });
 
 test('each node reports its own engine: version, host facts, images', async () => {

@@ -12,7 +12,7 @@ import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
 import { SecretBox } from '../src/hub/secret-box.ts';
 import { JobQueue, type FileJobInput } from '../src/hub/jobs/job-queue.ts';
 import type { JobView } from '../src/hub/jobs/job-views.ts';
-import { mintCode, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
+import { mintCode, startTestHub, waitFor, type TestHub, removeHubData } from './support/hub-fixture.ts';
 import { beginEvents, emptyRevision, send, startJobAgent, succeed, type JobAgent } from './support/job-agent.ts';
 import { freePort, spawnDockfleet } from './support/processes.ts';
 
@@ -225,6 +225,6 @@ test('the hub SIGKILLed with one job running and two queued: after a restart all
     await store.close();
   } finally {
     await proc.stop();
-    await rm(dataDir, { recursive: true, force: true });
+    await removeHubData(dataDir);
   }
 });

@@ -11,7 +11,7 @@ import { DEFAULT_JOB_RETENTION, JobQueue, newJobId } from '../src/hub/jobs/job-q
 import { SecretBox } from '../src/hub/secret-box.ts';
 import type { JobRecord } from '../src/store/job-store.ts';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
-import { startTestHub } from './support/hub-fixture.ts';
+import { startTestHub, removeHubData } from './support/hub-fixture.ts';
 
 const DAY = 24 * 60 * 60 * 1000;
 
@@ -34,7 +34,7 @@ async function withStore(run: (store: SqliteStore, file: string) => Promise<void
     await run(store, file);
   } finally {
     await store.close();
-    await rm(dir, { recursive: true, force: true });
+    await removeHubData(dir);
   }
 }
 
@@ -101,6 +101,6 @@ test('a hub prunes at start: a job finished 40 days ago is gone, one from yester
       await hub.stop();
     }
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    await removeHubData(dir);
   }
 });

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { freePort, spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
 import { NO_ENGINE } from './support/agent-fixture.ts';
+import { removeHubData } from './support/hub-fixture.ts';
 
 let dataDir: string;
 let port: number;
@@ -61,7 +62,7 @@ before(async () => {
 after(async () => {
   for (const a of agents.values()) await a.stop();
   await hub.stop();
-  await rm(dataDir, { recursive: true, force: true });
+  await removeHubData(dataDir);
 });
 
 test('a 5 s stall of the agent raises no false alarm', async () => {

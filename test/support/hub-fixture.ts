@@ -78,3 +78,9 @@ export async function nodeStatus(hub: TestHub, name: string): Promise<string | u
   const res = await hub.api('GET', '/api/v1/nodes');
   return (res.json as Array<{ name: string; status: string }>).find((n) => n.name === name)?.status;
 }
+
+/** Removes a temp dir a test or bench used as a hub's DIR, and the master key the hub made beside it (DIR.master.key). */
+export async function removeHubData(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+  await rm(defaultMasterKeyFile(dir), { force: true });
+}
