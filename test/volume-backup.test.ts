@@ -305,6 +305,17 @@ describe('volume backups with restic', { skip: !CI && !haveRestic ? 'restic is n
     assert.deepEqual((await readdir(join(stateDir, 'backup-stops'))).filter((n) => n.endsWith('.json')), []);
   });
 
+  test('a volume backed up to the hub repository (over the agent\'s channel) restores byte for byte', async () => {
+    const source = await createVolume('hub-bound');
+    await fillMixed(source);
+    const backup = await cli('volume', 'backup', NODE, 'hub-bound', '--repo', 'hub', '--wait');
+    assert.equal(backup.code, 0, backup.stderr);
+    assert.match(backup.stdout, /^snapshot [0-9a-f]{8,64} of hub-bound in hub:volumes$/m);
+    const restore = await cli('volume', 'restore', NODE, 'hub-bound', '--repo', 'hub', '--to', 'hub-bound-copy', '--wait');
+    assert.equal(restore.code, 0, restore.stderr);
+    assert.deepEqual(await manifest((await mountpoint('hub-bound-copy'))!), await manifest(source));
+  });
+
   test('a host whose policy has no backups section refuses volume jobs, saying so', async () => {
     await agent!.stop();
     await writeFile(policyFile, JSON.stringify({}));
