@@ -12,10 +12,10 @@
 import { z } from 'zod';
 import { canonicalJson } from './intent.ts';
 import { STACK_NAME, stackRevision } from './stacks.ts';
-import { volumeJobOutput, volumeJobSpec } from './volume-backup.ts';
+import { volumeJobOutput, volumeJobSpec, volumePoliciesSpec } from './volume-backup.ts';
 
 export const JOBS_PATH = '/_dockfleet/v1/jobs';
-export const JOB_KINDS = ['deploy', 'rollback', 'remove', 'volume-backup', 'volume-restore', 'volume-snapshots'] as const;
+export const JOB_KINDS = ['deploy', 'rollback', 'remove', 'volume-backup', 'volume-restore', 'volume-snapshots', 'volume-policies'] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 /** `awaiting-signature`: filed for a signed rollout, not delivered until its operator's intent arrives (issue 13). */
 export const JOB_STATES = ['awaiting-signature', 'queued', 'running', 'succeeded', 'failed'] as const;
@@ -42,6 +42,8 @@ export const jobRequest = z.strictObject({
   intent: z.string().max(16 * 1024).optional(),
   /** volume-backup, volume-restore, volume-snapshots: which volume, which repository (volume-backup.ts). */
   volume: volumeJobSpec.optional(),
+  /** volume-policies: the node's whole set of backup policies (volume-backup.ts). */
+  policies: volumePoliciesSpec.optional(),
 });
 export type JobRequest = z.infer<typeof jobRequest>;
 

@@ -98,3 +98,87 @@ export const listSnapshotsBody = z.strictObject({
   repository: backupRepository.nullable().default(null),
   secretEnv: z.record(z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/), z.string().max(8_192)).default({}),
 });
+
+/**
+ * Per-volume backup policies (issue 14, items 4–5), carried out by the agent on its own clock.
+ * `every`: an interval (`30m`, `6h`, `24h`, `7d`; at least 1 minute) or a daily time in UTC
+ * (`03:30`). `verifyEvery`: an interval (default `24h`). Intervals under a minute (`10s`) are
+ * taken only where DOCKFLEET_TEST_BACKUP_INTERVALS=1 is set (tests), at the hub and the agent.
+ */
+export const INTERVAL = /^([1-9][0-9]{0,5})(s|m|h|d)$/;
+export const DAILY_TIME = /^([01][0-9]|2[0-3]):([0-5][0-9])$/;
+const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+export const MIN_INTERVAL_MS = 60_000;
+
+/** An interval in ms, or null when it is not one (or shorter than allowed). */
+export function intervalMs(text: string, allowShort = process.env.DOCKFLEET_TEST_BACKUP_INTERVALS === '1'): number | null {
+  const m = INTERVAL.exec(text);
+  if (!m) return null;
+  const ms = Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+  if (ms > 366 * UNIT_MS.d) return null;
+  return ms >= MIN_INTERVAL_MS || allowShort ? ms : null;
+}
+
+const scheduleText = z.string().max(16).refine((s) => DAILY_TIME.test(s) || intervalMs(s) !== null, 'an interval of at least 1m such as 6h or 24h, or a daily UTC time such as 03:30');
+const intervalText = z.string().max(16).refine((s) => intervalMs(s) !== null, 'an interval of at least 1m such as 24h');
+
+export const volumeBackupPolicy = z.strictObject({
+  volume: z.string().regex(VOLUME_NAME),
+  every: scheduleText,
+  retention: backupRetention,
+  repository: backupRepository.nullable(),
+  verifyEvery: intervalText,
+  /** When the hub stored this policy (ms): the verification alert counts from here until a first success. */
+  setAt: z.number().int().nonnegative(),
+});
+export type VolumeBackupPolicy = z.infer<typeof volumeBackupPolicy>;
+
+/** A `volume-policies` job: the node's whole set (idempotent); an agent keeps the highest revision it was given. */
+export const volumePoliciesSpec = z.strictObject({
+  revision: z.number().int().nonnegative(),
+  policies: z.array(volumeBackupPolicy).max(1_000),
+});
+export type VolumePoliciesSpec = z.infer<typeof volumePoliciesSpec>;
+
+/** `PUT /api/v1/nodes/NAME/volumes/VOLUME/backup-policy` */
+export const putPolicyBody = z.strictObject({
+  every: scheduleText,
+  retention: backupRetention.default({}),
+  repository: backupRepository.nullable().default(null),
+  verifyEvery: intervalText.default('24h'),
+});
+
+/** What the agent reports of the runs the hub did not file: the latest backup and verification per volume. */
+export const backupOutcome = z.strictObject({
+  at: z.number(),
+  ok: z.boolean(),
+  snapshot: z.string().max(64).nullable(),
+  bytesAdded: z.number().int().nonnegative().nullable(),
+  durationMs: z.number().int().nonnegative(),
+  error: z.string().max(2_000).nullable(),
+});
+export type BackupOutcome = z.infer<typeof backupOutcome>;
+
+export const verifyOutcome = z.strictObject({
+  at: z.number(),
+  ok: z.boolean(),
+  snapshot: z.string().max(64).nullable(),
+  files: z.number().int().nonnegative(),
+  bytes: z.number().int().nonnegative(),
+  durationMs: z.number().int().nonnegative(),
+  /** "verified", or what differed / why it could not be checked. */
+  detail: z.string().max(2_000),
+});
+export type VerifyOutcome = z.infer<typeof verifyOutcome>;
+
+export const volumeBackupReport = z.strictObject({
+  volume: z.string().regex(VOLUME_NAME),
+  backup: backupOutcome.nullable(),
+  verify: verifyOutcome.nullable(),
+});
+export type VolumeBackupReport = z.infer<typeof volumeBackupReport>;
+
+/** The agent's answer on BACKUP_REPORTS_PATH: every volume's latest, now and on each change (NDJSON). */
+export const BACKUP_REPORTS_PATH = '/_dockfleet/v1/volume-backups/reports';
+export const backupReportsMessage = z.strictObject({ reports: z.array(volumeBackupReport).max(10_000) });
+export type BackupReportsMessage = z.infer<typeof backupReportsMessage>;

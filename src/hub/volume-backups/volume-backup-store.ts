@@ -1,0 +1,102 @@
+/**
+ * What the hub keeps of per-volume backup policies (issue 14): each node's policies with the
+ * revision of its set, and per volume the latest backup and verification its agent reported
+ * (the volume-backup-policies migration's tables), on the hub's SQLite database.
+ */
+import type Database from 'better-sqlite3';
+import { StatementCache } from '../../store/sqlite/statement-cache.ts';
+import type { BackupOutcome, VerifyOutcome, VolumeBackupPolicy } from '../../protocol/volume-backup.ts';
+
+export interface PolicyRecord {
+  node: string;
+  volume: string;
+  policy: VolumeBackupPolicy;
+  setBy: string;
+}
+
+export interface StatusRecord {
+  node: string;
+  volume: string;
+  lastBackup: BackupOutcome | null;
+  lastVerify: VerifyOutcome | null;
+  lastVerifiedOkAt: number | null;
+  updatedAt: number;
+}
+
+export interface VolumeBackupStore {
+  policies(node?: string): Promise<PolicyRecord[]>;
+  /** Stores (or replaces) one policy and returns the node's new set revision. */
+  putPolicy(record: PolicyRecord): Promise<number>;
+  /** Removes one policy; null when there was none, else the node's new set revision. */
+  deletePolicy(node: string, volume: string): Promise<number | null>;
+  status(node: string, volume: string): Promise<StatusRecord | null>;
+  /** Keeps the newer of what is stored and what is reported, per field. */
+  recordReport(node: string, volume: string, backup: BackupOutcome | null, verify: VerifyOutcome | null): Promise<void>;
+}
+
+interface PolicyRow { node: string; volume: string; policy: string; set_by: string }
+interface StatusRow { node: string; volume: string; last_backup: string | null; last_verify: string | null; last_verified_ok_at: number | null; updated_at: number }
+
+const statusFrom = (r: StatusRow): StatusRecord => ({
+  node: r.node, volume: r.volume, updatedAt: r.updated_at, lastVerifiedOkAt: r.last_verified_ok_at,
+  lastBackup: r.last_backup === null ? null : JSON.parse(r.last_backup) as BackupOutcome,
+  lastVerify: r.last_verify === null ? null : JSON.parse(r.last_verify) as VerifyOutcome,
+});
+
+export class SqliteVolumeBackupStore implements VolumeBackupStore {
+  readonly #db: Database.Database;
+  readonly #sql: StatementCache;
+
+  constructor(db: Database.Database) {
+    this.#db = db;
+    this.#sql = new StatementCache(db);
+  }
+
+  async policies(node?: string): Promise<PolicyRecord[]> {
+    const rows = (node === undefined
+      ? this.#sql.get('SELECT * FROM volume_backup_policies ORDER BY node, volume').all()
+      : this.#sql.get('SELECT * FROM volume_backup_policies WHERE node = ? ORDER BY volume').all(node)) as PolicyRow[];
+    return rows.map((r) => ({ node: r.node, volume: r.volume, policy: JSON.parse(r.policy) as VolumeBackupPolicy, setBy: r.set_by }));
+  }
+
+  #bump(node: string): number {
+    const row = this.#sql.get(`INSERT INTO volume_backup_policy_revisions (node, revision) VALUES (?, 1)
+      ON CONFLICT (node) DO UPDATE SET revision = revision + 1 RETURNING revision`).get(node) as { revision: number };
+    return row.revision;
+  }
+
+  async putPolicy(r: PolicyRecord): Promise<number> {
+    return this.#db.transaction(() => {
+      this.#sql.get(`INSERT INTO volume_backup_policies (node, volume, policy, set_at, set_by) VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (node, volume) DO UPDATE SET policy = excluded.policy, set_at = excluded.set_at, set_by = excluded.set_by`)
+        .run(r.node, r.volume, JSON.stringify(r.policy), r.policy.setAt, r.setBy);
+      return this.#bump(r.node);
+    })();
+  }
+
+  async deletePolicy(node: string, volume: string): Promise<number | null> {
+    return this.#db.transaction(() => {
+      const gone = this.#sql.get('DELETE FROM volume_backup_policies WHERE node = ? AND volume = ?').run(node, volume).changes === 1;
+      return gone ? this.#bump(node) : null;
+    })();
+  }
+
+  async status(node: string, volume: string): Promise<StatusRecord | null> {
+    const row = this.#sql.get('SELECT * FROM volume_backup_status WHERE node = ? AND volume = ?').get(node, volume) as StatusRow | undefined;
+    return row ? statusFrom(row) : null;
+  }
+
+  async recordReport(node: string, volume: string, backup: BackupOutcome | null, verify: VerifyOutcome | null): Promise<void> {
+    this.#db.transaction(() => {
+      const row = this.#sql.get('SELECT * FROM volume_backup_status WHERE node = ? AND volume = ?').get(node, volume) as StatusRow | undefined;
+      const was = row ? statusFrom(row) : null;
+      const lastBackup = backup && (!was?.lastBackup || backup.at >= was.lastBackup.at) ? backup : was?.lastBackup ?? null;
+      const lastVerify = verify && (!was?.lastVerify || verify.at >= was.lastVerify.at) ? verify : was?.lastVerify ?? null;
+      const okAt = verify?.ok && verify.at > (was?.lastVerifiedOkAt ?? 0) ? verify.at : was?.lastVerifiedOkAt ?? null;
+      this.#sql.get(`INSERT INTO volume_backup_status (node, volume, last_backup, last_verify, last_verified_ok_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+        ON CONFLICT (node, volume) DO UPDATE SET last_backup = excluded.last_backup, last_verify = excluded.last_verify,
+          last_verified_ok_at = excluded.last_verified_ok_at, updated_at = excluded.updated_at`)
+        .run(node, volume, lastBackup ? JSON.stringify(lastBackup) : null, lastVerify ? JSON.stringify(lastVerify) : null, okAt, Date.now());
+    })();
+  }
+}
