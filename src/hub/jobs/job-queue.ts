@@ -51,6 +51,8 @@ export interface FileJobInput {
   signing?: { held: boolean };
   /** Volume jobs (issue 14): the volume and repository (stack is ''). */
   volume?: JobRequest['volume'];
+  /** volume-policies jobs: the node's whole set of backup policies. */
+  policies?: JobRequest['policies'];
 }
 
 export interface JobQueueEvents {
@@ -94,7 +96,7 @@ export class JobQueue extends EventEmitter<JobQueueEvents> {
     const record: JobRecord = {
       id, kind: input.kind, node: input.node, stack: input.stack, revision: input.target?.revision ?? null,
       idempotencyKey: input.idempotencyKey, state: input.signing ? 'awaiting-signature' : 'queued',
-      request: JSON.stringify({ target: input.target, ...(input.volume ? { volume: input.volume } : {}) }),
+      request: JSON.stringify({ target: input.target, ...(input.volume ? { volume: input.volume } : {}), ...(input.policies ? { policies: input.policies } : {}) }),
       secrets: this.#box.seal(JSON.stringify({ env: input.secrets.env, files: input.secrets.files }), id),
       createdBy: input.createdBy, createdAt: now, expiresAt: now + (input.expiresInMs ?? DEFAULT_JOB_EXPIRY_MS),
       startedAt: null, finishedAt: null, result: null, errorCode: null, error: null,
@@ -285,10 +287,10 @@ export class JobQueue extends EventEmitter<JobQueueEvents> {
   }
 
   #toRequest(job: JobRecord, secrets: JobSecrets): JobRequest {
-    const { target, volume } = JSON.parse(job.request) as { target: JobRequest['target']; volume?: JobRequest['volume'] };
+    const { target, volume, policies } = JSON.parse(job.request) as { target: JobRequest['target']; volume?: JobRequest['volume']; policies?: JobRequest['policies'] };
     return {
       id: job.id, kind: job.kind, node: job.node, stack: job.stack, target, secrets, createdAt: job.createdAt, expiresAt: job.expiresAt,
-      ...(job.intent === null ? {} : { intent: job.intent }), ...(volume ? { volume } : {}),
+      ...(job.intent === null ? {} : { intent: job.intent }), ...(volume ? { volume } : {}), ...(policies ? { policies } : {}),
     };
   }
 }
