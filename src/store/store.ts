@@ -4,6 +4,7 @@
  * A method that fails because the storage is full, failing or read-only rejects with the
  * DockfleetError `storage_full`, so callers refuse changes instead of acting unrecorded.
  */
+import type { VolumeBackupStore } from '../hub/volume-backups/volume-backup-store.ts';
 import type { RegistryStore } from '../hub/registry-auth/registry-store.ts';
 import type { EngineFacts, InventorySection } from '../protocol/inventory.ts';
 import type { CodeKind } from '../protocol/enrollment-code.ts';
@@ -153,6 +154,8 @@ export interface Store {
   readonly operatorKeys: OperatorKeyStore;
   /** The hub's audit log's hash chain (src/hub/audit-chain/). */
   readonly auditChain: AuditChainStore;
+  /** Per-volume backup policies and the latest outcomes agents reported (hub/volume-backups/). */
+  readonly volumeBackups: VolumeBackupStore;
   /** Applies pending migrations; returns the names it applied, in order. */
   migrate(): Promise<string[]>;
   close(): Promise<void>;
