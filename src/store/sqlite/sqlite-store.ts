@@ -22,6 +22,7 @@ import type { RegistryStore } from '../../hub/registry-auth/registry-store.ts';
 import { StatementCache, translateStorageFailures } from './statement-cache.ts';
 import { SqliteOperatorKeyStore } from '../../hub/operator-keys/sqlite-operator-key-store.ts';
 import type { OperatorKeyStore } from '../../hub/operator-keys/operator-key-store.ts';
+import { SqliteVolumeBackupStore } from '../../hub/volume-backups/volume-backup-store.ts';
 import { AUDIT_CHAIN_MIGRATION, SqliteAuditChain } from '../../hub/audit-chain/sqlite-audit-chain.ts';
 
 interface NodeRow {
@@ -71,6 +72,7 @@ export class SqliteStore implements Store {
   readonly registries: RegistryStore;
   readonly operatorKeys: OperatorKeyStore;
   readonly auditChain: SqliteAuditChain;
+  readonly volumeBackups: SqliteVolumeBackupStore;
 
   constructor(file: string) {
     this.#db = new Database(file);
@@ -87,6 +89,7 @@ export class SqliteStore implements Store {
     this.registries = new SqliteRegistryStore(this.#db);
     this.operatorKeys = new SqliteOperatorKeyStore(this.#db);
     this.auditChain = new SqliteAuditChain(this.#db);
+    this.volumeBackups = new SqliteVolumeBackupStore(this.#db);
   }
 
   #stmt(sql: string): Database.Statement {
