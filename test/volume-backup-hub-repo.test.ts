@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { hubRepoArgs, resticSocketPath } from '../src/agent/backup/hub-repo.ts';
+import { NOOP_PATH } from '../src/protocol/inventory.ts';
 import { NO_ENGINE } from './support/agent-fixture.ts';
 import { mintCode, startTestHub, type TestHub } from './support/hub-fixture.ts';
 import { freePort, spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
@@ -286,6 +287,40 @@ describe('volume backup to the hub over the agent channel', { skip: !HAS_RESTIC 
       session.destroy();
       await rm(filler, { force: true });
     }
+  });
+
+  it('management calls on the link go first while restic uploads over it', { timeout: 120_000 }, async () => {
+    const bulk = join(dir, 'bulk');
+    await mkdir(bulk);
+    for (let i = 0; i < 6; i++) await writeFile(join(bulk, `b${i}.bin`), randomBytes(16 * 1024 * 1024));
+    const link = hub.hub.registry.requireLink('node-a');
+    const noop = async (): Promise<number> => {
+      const start = performance.now();
+      const { status } = await link.requestJson({ method: 'GET', path: NOOP_PATH, timeoutMs: 10_000 });
+      assert.equal(status, 204);
+      return performance.now() - start;
+    };
+    let uploading = false;
+    const run = restic(stateA, 'vol1', ['backup', '--json', bulk], {
+      cacheDir: cache,
+      onStdout: (text) => { if (/"bytes_done":[1-9]/.test(text)) uploading = true; },
+    });
+    const during: number[] = [];
+    let ended = false;
+    void run.done.then(() => (ended = true));
+    while (!ended) {
+      if (uploading) during.push(await noop());
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const done = await run.done;
+    assert.equal(done.code, 0, done.stderr);
+    assert.ok(during.length >= 5, `only ${during.length} calls landed during the upload`);
+    during.sort((a, b) => a - b);
+    const p50 = during[Math.floor(during.length / 2)]!;
+    // The uploads yielded to the calls (link-qos.ts), and the calls were not stuck behind them.
+    assert.ok(link.qos.yields > 0, 'restic uploads never yielded to a management call');
+    assert.ok(p50 < 250, `management calls took ${p50.toFixed(1)} ms (p50) during the upload`);
+    console.log(`noop during upload: n=${during.length} p50=${p50.toFixed(1)} ms max=${during.at(-1)!.toFixed(1)} ms yields=${link.qos.yields}`);
   });
 
   it('a hub restarted mid-backup fails restic cleanly; the next backup and restic check pass', { timeout: 240_000 }, async () => {
