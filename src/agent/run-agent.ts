@@ -18,6 +18,7 @@ import type { StackJobRunner } from './jobs/job-runner.ts';
 import { recoverJobs } from './jobs/recover-jobs.ts';
 import { startVolumeBackups } from './backup/start-volume-backups.ts';
 import { listenResticBridge } from './backup/restic-bridge-socket.ts';
+import { withBackupReports } from './backup/backup-report-stream.ts';
 import { StackStateDir } from './stacks/desired-state.ts';
 import { DriftWatcher } from './stacks/drift-watch.ts';
 import { StackEngine } from './stacks/stack-engine.ts';
@@ -91,10 +92,12 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
   const drift = new DriftWatcher(stackEngine, stackState);
   const stackRunner = hooks.runner ?? new StackApplier({ engine: stackEngine, policy: gate, state: stackState, onChange: () => drift.poke() });
   // Volume backups (issue 14): containers a cut-short backup stopped start again before jobs resume.
-  const runner = await startVolumeBackups({ stateDir: config.stateDir, node: identity.node, engine, policy, log, stacks: stackRunner });
+  const backups = await startVolumeBackups({ stateDir: config.stateDir, node: identity.node, engine, policy, log, stacks: stackRunner });
+  const runner = backups.runner;
   // Jobs interrupted by the last stop resume now, before the hub can deliver anything.
   const jobs = await recoverJobs({ stateDir: config.stateDir, node: identity.node, identity, runner, log, signal: stop.signal, audit, intent });
-  const watching = Promise.all([inventory.run(stop.signal), drift.run(stop.signal)]);
+  // Per-volume backup policies run on the agent's own clock, also while the hub is away.
+  const watching = Promise.all([inventory.run(stop.signal), drift.run(stop.signal), backups.schedule.run(stop.signal)]);
   // Samples only while the hub holds a stats stream open (someone is looking at a page).
   const stats = new StatsSampler(engine, log);
   stop.signal.addEventListener('abort', () => stats.stop(), { once: true });
@@ -105,7 +108,7 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
       {
         hubUrl: config.hubUrl ?? new URL(identity.hubUrl),
         identity,
-        handler: resticBridge.wrap(createTunnelHandler({
+        handler: withBackupReports(backups.reports, resticBridge.wrap(createTunnelHandler({
           identity, inventory, log,
           // The policy's host pass asks the same engine, and resolves paths on this host.
           docker: createEngineProxy(engine, gate, log, { audit, intent }),
@@ -116,7 +119,7 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
           audit,
           edgeDial: createContainerDialer(engine, log, () => { const v = policy.checkIngress(); return v.allowed ? null : v.reason; }),
           stats: createStatsStreamHandler(stats),
-        })),
+        }))),
         log,
         onConnected: () => hooks.onConnected?.(identity.node),
         onPending: () => hooks.onPending?.(identity.node),
