@@ -34,13 +34,21 @@ export async function listenResticBridge(stateDir: string, log: Logger): Promise
     conn.once('close', () => connections.delete(conn));
     void serveBridge(conn, parking, log);
   });
-  // A socket left by an agent that died is in the way; nothing else lives at this path.
-  await rm(path, { force: true });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => resolve());
-  });
-  await chmod(path, 0o600);
+  try {
+    // A socket left by an agent that died is in the way; nothing else lives at this path.
+    await rm(path, { force: true });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => resolve());
+    });
+    await chmod(path, 0o600);
+  } catch (err) {
+    // Backups to the hub need it; the rest of the agent does not (a state dir whose path is too
+    // long for a unix socket, say), so the agent runs on and restic's bridge says why it cannot.
+    log.warn({ err, path }, 'no restic bridge socket: backups to the hub repository will fail on this host');
+    server.close();
+    return { wrap: (handler) => parking.wrap(handler), close: async () => parking.close() };
+  }
   return {
     wrap: (handler) => parking.wrap(handler),
     async close() {

@@ -100,9 +100,13 @@ export class ResticReverseLinks {
       const status = Number(headers[':status']);
       const repo = String(headers[RESTIC_REPO_HEADER] ?? '');
       if (status !== 200) {
-        if (status === 404) state.unsupported = true;
         cancelUnlessDone(stream);
-        this.#log.debug({ node: link.nodeName, status }, 'agent does not carry restic connections');
+        if (status === 404) {
+          state.unsupported = true;
+          this.#log.debug({ node: link.nodeName }, 'agent does not carry restic connections');
+        } else {
+          setTimeout(() => this.#park(link, state), REPARK_AFTER_MS).unref();
+        }
         return;
       }
       if (!isRepoName(repo)) {
