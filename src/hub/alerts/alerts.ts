@@ -24,6 +24,8 @@ export interface AlertTuning {
   offlineGraceMs: number;
   containerLoop: Partial<ContainerLoopTuning>;
   delivery: Partial<DeliveryTuning>;
+  /** How old a volume's last successful backup verification may be (default one day). */
+  backupVerifyMaxAgeMs: number;
 }
 
 export const OFFLINE_GRACE_DEFAULT_MS = 30_000;

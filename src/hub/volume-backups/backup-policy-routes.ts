@@ -1,0 +1,96 @@
+/**
+ * Per-volume backup policies over REST (issue 14, items 4–5). An admin, or an operator of the
+ * node. Each change files a `volume-policies` job carrying the node's whole set (idempotent:
+ * its key is the set's revision), which the agent keeps and carries out on its own clock.
+ *
+ *   GET    /api/v1/nodes/NAME/volumes/VOLUME/backup-policy  → {policy, status}  (404: none)
+ *   PUT    /api/v1/nodes/NAME/volumes/VOLUME/backup-policy  {every, retention?, repository?, verifyEvery?} → {policy, job}
+ *   DELETE /api/v1/nodes/NAME/volumes/VOLUME/backup-policy  → {job}  (404: none)
+ *   GET    /api/v1/nodes/NAME/volumes/VOLUME/backup-status  → {node, volume, policy, lastBackup, lastVerified, lastVerifiedOkAt}
+ */
+import type { Context, Hono } from 'hono';
+import type { ZodType } from 'zod';
+import { DockfleetError } from '../../protocol/errors.ts';
+import { putPolicyBody, VOLUME_NAME, type VolumeBackupPolicy } from '../../protocol/volume-backup.ts';
+import type { AuthVariables } from '../auth/rest-auth.ts';
+import type { JobQueue } from '../jobs/job-queue.ts';
+import { apiJob } from '../jobs/job-views.ts';
+import type { NodeRegistry } from '../node-registry.ts';
+import type { StatusRecord, VolumeBackupStore } from './volume-backup-store.ts';
+
+type App = Hono<{ Variables: AuthVariables }>;
+type Parse = <T>(c: Context, schema: ZodType<T>) => Promise<T>;
+
+export interface BackupPolicyRoutesDeps {
+  jobs: JobQueue;
+  registry: NodeRegistry;
+  store: VolumeBackupStore;
+}
+
+function target(c: Context<{ Variables: AuthVariables }>, registry: NodeRegistry, write: boolean): { node: string; volume: string } {
+  const node = registry.require(c.req.param('name') ?? '').name;
+  const access = c.get('principal').access;
+  const role = access.roleOn(node);
+  if (write ? role !== 'admin' && role !== 'operator' : !access.canSee(node)) {
+    throw new DockfleetError('forbidden', `volume backup policies on ${node} need an admin or an operator of the node`);
+  }
+  const volume = c.req.param('volume') ?? '';
+  if (!VOLUME_NAME.test(volume)) throw new DockfleetError('validation_failed', 'volume: not a Docker volume name');
+  return { node, volume };
+}
+
+/** The status as the node's volume view shows it. */
+export function statusView(node: string, volume: string, policy: VolumeBackupPolicy | null, status: StatusRecord | null): Record<string, unknown> {
+  const verify = status?.lastVerify ?? null;
+  return {
+    node, volume, policy,
+    lastBackup: status?.lastBackup ? { ...status.lastBackup, at: new Date(status.lastBackup.at).toISOString() } : null,
+    lastVerified: verify ? { ...verify, at: new Date(verify.at).toISOString() } : null,
+    lastVerifiedOkAt: status?.lastVerifiedOkAt ? new Date(status.lastVerifiedOkAt).toISOString() : null,
+  };
+}
+
+/** Files the node's whole policy set at this revision (the same revision files nothing new). */
+async function sendPolicies(deps: BackupPolicyRoutesDeps, node: string, revision: number, by: string) {
+  const policies = (await deps.store.policies(node)).map((r) => r.policy);
+  return deps.jobs.file({
+    kind: 'volume-policies', node, stack: '', target: null, secrets: { env: {}, files: {} },
+    policies: { revision, policies }, idempotencyKey: `volume-policies:${node}:${revision}`, createdBy: by,
+  });
+}
+
+export function backupPolicyRoutes(app: App, deps: BackupPolicyRoutesDeps, parse: Parse): void {
+  const { registry, store } = deps;
+  const path = '/api/v1/nodes/:name/volumes/:volume/backup-policy';
+  const find = async (node: string, volume: string) => (await store.policies(node)).find((r) => r.volume === volume)?.policy ?? null;
+
+  app.get(path, async (c) => {
+    const { node, volume } = target(c, registry, false);
+    const policy = await find(node, volume);
+    if (!policy) throw new DockfleetError('not_found', `volume ${volume} on ${node} has no backup policy`);
+    return c.json({ policy, status: statusView(node, volume, policy, await store.status(node, volume)) });
+  });
+
+  app.put(path, async (c) => {
+    const { node, volume } = target(c, registry, true);
+    const body = await parse(c, putPolicyBody);
+    const was = await find(node, volume);
+    // An update keeps when the policy was first set: the verification alert counts from there.
+    const policy: VolumeBackupPolicy = { volume, ...body, setAt: was?.setAt ?? Date.now() };
+    const by = c.get('principal').name;
+    const revision = await store.putPolicy({ node, volume, policy, setBy: by });
+    return c.json({ policy, job: apiJob(await sendPolicies(deps, node, revision, by)) });
+  });
+
+  app.delete(path, async (c) => {
+    const { node, volume } = target(c, registry, true);
+    const revision = await store.deletePolicy(node, volume);
+    if (revision === null) throw new DockfleetError('not_found', `volume ${volume} on ${node} has no backup policy`);
+    return c.json({ job: apiJob(await sendPolicies(deps, node, revision, c.get('principal').name)) });
+  });
+
+  app.get('/api/v1/nodes/:name/volumes/:volume/backup-status', async (c) => {
+    const { node, volume } = target(c, registry, false);
+    return c.json(statusView(node, volume, await find(node, volume), await store.status(node, volume)));
+  });
+}
