@@ -38,6 +38,8 @@ import { EdgeSignIn } from './edge/access/edge-sign-in.ts';
 import { EdgeCertificates } from './edge/certs/edge-certificates.ts';
 import { Alerts, type AlertTuning } from './alerts/alerts.ts';
 import { RegistryAuth } from './registry-auth/registry-auth.ts';
+import { BackupVerifySource } from './alerts/sources/backup-verify-source.ts';
+import { BackupReportFeed } from './volume-backups/backup-report-feed.ts';
 
 export interface HubDeps {
   store: Store;
@@ -92,7 +94,11 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
   const routes = new RouteTable(registry, inventory);
   const edgeSignIn = new EdgeSignIn({ store, secrets: deps.secrets, routes, labelsOf: (name) => stacks.routes.labels.of(name) });
   const edgeCertificates = await EdgeCertificates.open({ store: store.certs, secrets: deps.secrets, log });
-  const alerts = await Alerts.start({ store: store.alerts, secrets: deps.secrets, log, registry, inventory, jobs, stackStatus, tuning: deps.alertTuning ?? {} });
+  const backupReports = new BackupReportFeed(registry, store.volumeBackups, log);
+  const alerts = await Alerts.start({
+    store: store.alerts, secrets: deps.secrets, log, registry, inventory, jobs, stackStatus, tuning: deps.alertTuning ?? {},
+    extraSources: [new BackupVerifySource(store.volumeBackups, deps.alertTuning?.backupVerifyMaxAgeMs)],
+  });
   const principals = new Principals(store, (name) => stacks.routes.labels.of(name));
   const audit = new AuditLog(store, log);
   const caps = new StreamCaps(deps.streamsPerUser);
@@ -148,6 +154,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
     alerts,
     async close() {
       await alerts.close();
+      await backupReports.close();
       routes.close();
       live.close();
       events.close();
