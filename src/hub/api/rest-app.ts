@@ -42,6 +42,7 @@ import { issueClientCert, type HubPki } from '../pki.ts';
 import type { SetupCode } from '../auth/setup-code.ts';
 import { auditRoutes } from '../audit-chain/audit-routes.ts';
 import { volumeBackupRoutes } from '../volume-backups/volume-backup-routes.ts';
+import { backupPolicyRoutes } from '../volume-backups/backup-policy-routes.ts';
 
 export interface RestDeps {
   store: Store;
@@ -138,6 +139,7 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
   operatorKeyRoutes(app, { store, parse: parseBody });
   if (deps.jobs) jobRoutes(app, deps.jobs);
   if (deps.jobs) volumeBackupRoutes(app, { jobs: deps.jobs, registry }, parseBody);
+  if (deps.jobs) backupPolicyRoutes(app, { jobs: deps.jobs, registry, store: store.volumeBackups }, parseBody);
   if (deps.stacks) stackRoutes(app, deps.stacks, parseBody);
   if (deps.routes) routeRoutes(app, deps.routes);
   if (deps.edgeSignIn) edgeSignInRoutes(app, deps.edgeSignIn, parseBody);
