@@ -27,6 +27,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   certs: async () => (await import('./commands/certs.ts')).certsCommand,
   'operator-key': async () => (await import('./commands/operator-key.ts')).operatorKeyCommand,
   audit: async () => (await import('./commands/audit.ts')).auditCommand,
+  backup: async () => (await import('./commands/backup.ts')).backupCommand,
+  restore: async () => (await import('./commands/backup.ts')).restoreCommand,
 };
 
 async function overview(): Promise<string> {
