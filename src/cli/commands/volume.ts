@@ -62,15 +62,71 @@ async function report(job: JobDetail, identity: string | null): Promise<void> {
   if (out?.snapshot) process.stdout.write(`snapshot ${out.snapshot} of ${out.volume ?? '?'} in ${out.repository}\n`);
 }
 
+interface BackupStatus {
+  policy: Record<string, unknown> | null;
+  lastBackup: { at: string; ok: boolean; snapshot: string | null; bytesAdded: number | null; durationMs: number; error: string | null } | null;
+  lastVerified: { at: string; ok: boolean; snapshot: string | null; detail: string } | null;
+  lastVerifiedOkAt: string | null;
+}
+
+/** The snapshot last verified and the last scheduled one, marked in the list. */
+function withStatus(snapshots: SnapshotItem[], status: BackupStatus): Array<SnapshotItem & Record<string, unknown>> {
+  return snapshots.map((s) => ({
+    ...s,
+    ...(status.lastVerified && status.lastVerified.snapshot === s.id ? { verified: { at: status.lastVerified.at, ok: status.lastVerified.ok, detail: status.lastVerified.detail } } : {}),
+    ...(status.lastBackup && status.lastBackup.snapshot === s.id ? { backup: { at: status.lastBackup.at, bytesAdded: status.lastBackup.bytesAdded, durationMs: status.lastBackup.durationMs } } : {}),
+  }));
+}
+
+function statusLines(status: BackupStatus): string {
+  const b = status.lastBackup;
+  const v = status.lastVerified;
+  return `last scheduled backup: ${b ? `${b.at} ${b.ok ? `ok, snapshot ${b.snapshot ?? '?'}, ${b.bytesAdded ?? 0} bytes added` : `FAILED: ${b.error ?? ''}`}` : 'none'}\n`
+    + `last verified: ${v ? `${v.at} ${v.ok ? `ok (${v.detail}), snapshot ${v.snapshot ?? '?'}` : `FAILED: ${v.detail}`}` : 'never'}\n`;
+}
+
+function count(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^[1-9]\d{0,3}$/.test(value)) throw new UsageError(`--${flag} must be a number from 1`);
+  return Number(value);
+}
+
+async function policyCommand(target: HubTarget, node: string, volume: string, repo: BackupRepository | null, values: Record<string, string | boolean | undefined>): Promise<void> {
+  const path = volumePath(node, volume, 'backup-policy');
+  const str = (name: string): string | undefined => (typeof values[name] === 'string' ? values[name] : undefined);
+  let out: unknown;
+  if (values.off) {
+    out = await callHub(target, 'DELETE', path);
+    if (!values.json) process.stdout.write(`backup policy of ${volume} on ${node} removed\n`);
+  } else if (str('every') !== undefined) {
+    const retention = { keepLast: count('keep-last', str('keep-last')), keepDaily: count('keep-daily', str('keep-daily')), keepWeekly: count('keep-weekly', str('keep-weekly')) };
+    out = await callHub(target, 'PUT', path, {
+      every: str('every'), repository: repo, retention: Object.fromEntries(Object.entries(retention).filter(([, v]) => v !== undefined)),
+      ...(str('verify-every') ? { verifyEvery: str('verify-every') } : {}),
+    });
+    if (!values.json) process.stdout.write(`${volume} on ${node}: backed up every ${str('every')}, verified every ${str('verify-every') ?? '24h'}\n`);
+  } else {
+    out = await callHub(target, 'GET', path);
+    if (!values.json) process.stdout.write(`${JSON.stringify((out as { policy: unknown }).policy)}\n${statusLines((out as { status: BackupStatus }).status)}`);
+  }
+  if (values.json) process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+}
+
 export const volumeCommand: Command = {
   summary: 'back volumes up with restic, list their snapshots, restore them',
   usage: `dockfleet volume backup NODE VOLUME [--repo PATH|URL|hub] [--keep-last N] [--wait]
 dockfleet volume snapshots NODE VOLUME [--repo PATH|URL|hub] [--json]
 dockfleet volume restore NODE VOLUME [--snapshot ID] [--to NEWVOLUME] [--repo PATH|URL|hub] [--wait]
+dockfleet volume policy NODE VOLUME [--every 24h|03:30] [--keep-last N] [--keep-daily N] [--keep-weekly N]
+          [--repo PATH|URL|hub] [--verify-every 24h] [--off] [--json]
 
 --repo      the repository (default: the host's own, backups.repository in its policy file)
 --wait      follow the job: exit 0 when it succeeded, 1 when it failed (with the reason)
---json      snapshots: an array of {id, shortId, time, hostname, tags, paths}, oldest first
+--json      snapshots: an array of {id, shortId, time, hostname, tags, paths}, oldest first; the snapshot
+            last verified carries verified {at, ok, detail}, the last scheduled one backup {at, bytesAdded, durationMs}
+policy      with --every: the agent backs VOLUME up on its own clock (an interval such as 6h, or a daily
+            UTC time such as 03:30), forgets per --keep-*, and test-restores the latest snapshot every
+            --verify-every (default 24h); --off removes the policy; neither: shows it and its status
 --to        restore into this volume (created when missing) instead of VOLUME
 The host's policy file must have a "backups" section; a volume in use by a running container
 is not restored over.
@@ -82,19 +138,23 @@ ${TARGET_HELP}`,
       options: {
         ...TARGET_OPTIONS, wait: { type: 'boolean' }, json: { type: 'boolean' }, repo: { type: 'string' },
         snapshot: { type: 'string' }, to: { type: 'string' }, 'keep-last': { type: 'string' },
+        every: { type: 'string' }, 'keep-daily': { type: 'string' }, 'keep-weekly': { type: 'string' }, 'verify-every': { type: 'string' }, off: { type: 'boolean' },
       },
     });
     const [sub, node, volume, ...rest] = positionals;
-    if (!sub || !['backup', 'snapshots', 'restore'].includes(sub)) throw new UsageError('expected: volume backup|snapshots|restore NODE VOLUME');
+    if (!sub || !['backup', 'snapshots', 'restore', 'policy'].includes(sub)) throw new UsageError('expected: volume backup|snapshots|restore|policy NODE VOLUME');
     if (!node || !volume || rest.length > 0) throw new UsageError(`expected: volume ${sub} NODE VOLUME`);
     const target = resolveTarget(values);
     const repo = repository(values.repo);
+    if (sub === 'policy') return policyCommand(target, node, volume, repo, values);
     if (sub === 'snapshots') {
       const listed = (await callHub(target, 'POST', volumePath(node, volume, 'snapshots'), { repository: repo })) as { repository: string | null; snapshots: SnapshotItem[] };
+      const status = (await callHub(target, 'GET', volumePath(node, volume, 'backup-status'))) as BackupStatus;
       if (values.json) {
-        process.stdout.write(`${JSON.stringify(listed.snapshots, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify(withStatus(listed.snapshots, status), null, 2)}\n`);
         return;
       }
+      process.stdout.write(statusLines(status));
       if (listed.snapshots.length === 0) {
         process.stdout.write(`no snapshots of ${volume} on ${node} in ${listed.repository ?? 'the repository'}\n`);
         return;
