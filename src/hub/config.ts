@@ -2,6 +2,8 @@
 import { resolve } from 'node:path';
 import { parseHostPort } from '../lib/host-port.ts';
 import { LISTENER_DEFAULTS, type ListenerLimits } from './listener/listener-limits.ts';
+import type { BackupScheduleSettings } from './backup/backup-schedule.ts';
+import { backupScheduleFrom } from './backup/backup-schedule-config.ts';
 
 export interface HubConfig {
   readonly dataDir: string;
@@ -20,6 +22,13 @@ export interface HubConfig {
   readonly acme: AcmeConfig | null;
   /** The hub's address as browsers reach it (`--public-url`), for the edge's sign-in redirects; null: the --listen address. */
   readonly publicUrl: string | null;
+  /** Scheduled backups of the hub by itself (`--backup-every`, `--backup-dir`, `--backup-keep`, `--backup-recipient`; DOCKFLEET_BACKUP_* too); null: none. */
+  readonly backup?: HubBackupConfig | null;
+}
+
+export interface HubBackupConfig extends BackupScheduleSettings {
+  /** An age recipient (age1…); null: the passphrase from DOCKFLEET_BACKUP_PASSPHRASE(_FILE), read at start. */
+  readonly recipient: string | null;
 }
 
 export interface AcmeConfig {
@@ -45,11 +54,16 @@ export interface HubFlags {
   'acme-email'?: string | undefined;
   'acme-ca'?: string | undefined;
   'public-url'?: string | undefined;
+  'backup-every'?: string | undefined;
+  'backup-dir'?: string | undefined;
+  'backup-keep'?: string | undefined;
+  'backup-recipient'?: string | undefined;
+  'backup-no-master-key'?: boolean | undefined;
 }
 
 export const HUB_DEFAULTS = { data: './data', listen: '127.0.0.1:7443' } as const;
 
-export function hubConfigFrom(flags: HubFlags): HubConfig {
+export function hubConfigFrom(flags: HubFlags, env: NodeJS.ProcessEnv = process.env): HubConfig {
   const { host, port } = parseHostPort(flags.listen ?? HUB_DEFAULTS.listen, '--listen');
   const cert = flags['tls-cert'] ?? null;
   const key = flags['tls-key'] ?? null;
@@ -65,6 +79,7 @@ export function hubConfigFrom(flags: HubFlags): HubConfig {
     edgeHttp: edgeHttpFrom(flags),
     acme: acmeFrom(flags),
     publicUrl: publicUrlFrom(flags['public-url']),
+    backup: backupScheduleFrom(flags, env),
     listener: Object.freeze({
       ...LISTENER_DEFAULTS,
       perAddress: positiveInt(flags['max-connections-per-address'], LISTENER_DEFAULTS.perAddress, '--max-connections-per-address'),
