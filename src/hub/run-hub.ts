@@ -13,6 +13,8 @@ import type { AlertTuning } from './alerts/alerts.ts';
 import type { HubConfig } from './config.ts';
 import { hubKeysSealed, loadOrCreateHubPki } from './pki.ts';
 import { SecretBox } from './secret-box.ts';
+import { loadMasterKey } from './backup/master-key.ts';
+import { prepareBackupSchedule } from './backup/backup-schedule.ts';
 import { ConnectionGuard } from './listener/connection-guard.ts';
 import { AGENT_LINKS_FULL_ANSWER, bodyStalledAnswer, isAgentUpgrade } from './listener/limit-answers.ts';
 import { httpServerTimeouts } from './listener/listener-limits.ts';
@@ -61,7 +63,9 @@ export async function runHub(config: HubConfig, log: Logger, options: RunHubOpti
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const acmeTrust = config.acme === null ? null : await loadAcmeTrust(config.acme); // a bad --acme-ca stops the hub before it listens
   // The master key first, from outside DIR; a missing or wrong one stops the hub before DIR changes.
-  const secrets = await SecretBox.open({ dataDir: config.dataDir, file: config.masterKeyFile ?? null, create: !(await hubKeysSealed(config.dataDir)) });
+  const masterKey = await loadMasterKey({ dataDir: config.dataDir, file: config.masterKeyFile ?? null, create: !(await hubKeysSealed(config.dataDir)) });
+  const secrets = new SecretBox(masterKey.key);
+  const backups = config.backup ? await prepareBackupSchedule(config.backup, config.dataDir) : null; // no folder or key: stop before listening
   const pki = await loadOrCreateHubPki(config.dataDir, {
     hosts: [config.host], secrets,
     ...(config.tlsCertFile && config.tlsKeyFile ? { tlsCertFile: config.tlsCertFile, tlsKeyFile: config.tlsKeyFile } : {}),
@@ -75,6 +79,7 @@ export async function runHub(config: HubConfig, log: Logger, options: RunHubOpti
   const setupCode = await SetupCode.open(config.dataDir, store); // DIR/setup.code while no one can sign in yet
 
   const hub = await buildHub({ store, pki, log, setupCode, secrets, ...(options.alertTuning ? { alertTuning: options.alertTuning } : {}) });
+  const backupSchedule = await backups?.start({ masterKey: masterKey.key, alerts: hub.alerts.book, log }) ?? null;
   const resticRepos = await serveResticRepos(hub.registry, config.dataDir, log); // DIR/restic: volume backups' ciphertext, over each agent's link
   const server = https.createServer(
     {
@@ -141,6 +146,7 @@ export async function runHub(config: HubConfig, log: Logger, options: RunHubOpti
     acme,
     async close() {
       await acme?.close();
+      await backupSchedule?.close();
       edgeHttp?.close();
       edge?.close();
       server.close();
