@@ -289,7 +289,8 @@ async function writeMember(entry: AsyncIterable<unknown>, path: string, target: 
     }
     await fh.sync();
   } catch (err) {
-    throw diskError(err, target);
+    const code = (err as NodeJS.ErrnoException).code;
+    throw code === 'ENOSPC' || code === 'EDQUOT' ? diskError(err, target) : err; // anything else: the archive's stream (damage), told by unpackError
   } finally {
     await fh.close();
   }

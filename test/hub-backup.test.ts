@@ -1,0 +1,307 @@
+/**
+ * Hub backup and restore end to end: a hub process on a fixed port, a private engine and a real
+ * `dockfleet agent` enrolled to it. State is made (a user with a password, an API token, a user
+ * client certificate, a stack deployed with its jobs, audit rows), `dockfleet backup` runs while
+ * a client keeps calling the API, the hub stops, `dockfleet restore` fills a fresh directory and a
+ * hub starts on it at the same address: the same agent comes back on its identity with no new
+ * code, and everything checks out. Then the faults (each a clear error, nothing written) and the
+ * schedule (archives per period, the newest N kept).
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { Decrypter, Encrypter, generateIdentity, identityToRecipient } from 'age-encryption';
+import { extract as tarExtract, pack as tarPack } from 'tar-stream';
+import { BUSYBOX_IMAGE, startEngines, stopEngines, type TestEngine } from './support/engines.ts';
+import { waitFor } from './support/hub-fixture.ts';
+import { freePort, spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
+
+const PASSPHRASE = 'correct horse battery staple';
+let engine: TestEngine | undefined;
+let hubProc: DockfleetProcess | undefined;
+let agent: DockfleetProcess | undefined;
+let work: string;
+let hubDir: string;
+let listen: string;
+let archive: string;
+const mounts: string[] = [];
+
+interface CliResult { code: number | null; stdout: string; stderr: string }
+async function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  const p = spawnDockfleet(args, { DOCKFLEET_HUB: undefined, DOCKFLEET_TOKEN: undefined, DOCKFLEET_BACKUP_PASSPHRASE: undefined, ...env });
+  const { code } = await p.exited;
+  return { code, stdout: p.stdout(), stderr: p.stderr() };
+}
+const cli = (dir: string, ...args: string[]): Promise<CliResult> => run([...args, '--data', dir]);
+const lastLine = (r: CliResult): string => r.stdout.trimEnd().split('\n').at(-1)!;
+
+async function startHub(dir: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<DockfleetProcess> {
+  const p = spawnDockfleet(['hub', '--data', dir, '--listen', listen, ...extra], env);
+  await p.waitForLine(/^hub ready /, 30_000);
+  return p;
+}
+
+interface Call { status: number; json: any; headers: Record<string, string | string[] | undefined> }
+async function call(dir: string, method: string, path: string, opts: { token?: string; body?: unknown; cookie?: string; cert?: { cert: string; key: string } } = {}): Promise<Call> {
+  const ca = await readFile(join(dir, 'pki', 'ca.pem'), 'utf8');
+  const payload = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
+  return new Promise((resolve, reject) => {
+    const req = https.request(`https://${listen}${path}`, {
+      method, ca, ...(opts.cert ?? {}),
+      headers: {
+        ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...(opts.cookie ? { cookie: opts.cookie } : {}),
+        ...(payload ? { 'content-type': 'application/json' } : {}),
+      },
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json: unknown = text;
+        try { json = JSON.parse(text); } catch { /* not JSON */ }
+        resolve({ status: res.statusCode ?? 0, json, headers: res.headers });
+      });
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+async function restore(file: string, target: string, env: NodeJS.ProcessEnv = { DOCKFLEET_BACKUP_PASSPHRASE: PASSPHRASE }, extra: string[] = []): Promise<CliResult> {
+  return run(['restore', file, '--data', target, ...extra], env);
+}
+
+/** Decrypts an archive, lets EDIT change its members, and encrypts it again (a crafted archive). */
+async function craft(from: string, to: string, edit: (members: Map<string, Buffer>) => void): Promise<void> {
+  const dec = new Decrypter();
+  dec.addPassphrase(PASSPHRASE);
+  const plain = await dec.decrypt(await readFile(from));
+  const members = new Map<string, Buffer>();
+  const ex = tarExtract();
+  const reading = (async () => {
+    for await (const entry of ex) {
+      const chunks: Buffer[] = [];
+      for await (const c of entry) chunks.push(c as Buffer);
+      members.set(entry.header.name, Buffer.concat(chunks));
+    }
+  })();
+  ex.end(Buffer.from(plain));
+  await reading;
+  edit(members);
+  const pk = tarPack();
+  for (const [name, bytes] of members) pk.entry({ name, size: bytes.length }, bytes);
+  pk.finalize();
+  const chunks: Buffer[] = [];
+  for await (const c of pk) chunks.push(c as Buffer);
+  const enc = new Encrypter();
+  enc.setPassphrase(PASSPHRASE);
+  enc.setScryptWorkFactor(12);
+  await writeFile(to, await enc.encrypt(Buffer.concat(chunks)));
+}
+
+function editManifest(members: Map<string, Buffer>, change: (m: any) => void): void {
+  const manifest = JSON.parse(members.get('manifest.json')!.toString('utf8'));
+  change(manifest);
+  members.set('manifest.json', Buffer.from(JSON.stringify(manifest)));
+}
+
+async function tmpfs(name: string, size: string): Promise<string> {
+  const dir = join(work, name);
+  await mkdir(dir);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', dir]);
+  mounts.push(dir);
+  return dir;
+}
+
+before(async () => {
+  [engine] = await startEngines(1, { prefix: 'hubbackup' });
+  work = await mkdtemp(join(tmpdir(), 'dockfleet-hub-backup-'));
+  hubDir = join(work, 'hub');
+  listen = `127.0.0.1:${await freePort()}`;
+  archive = join(work, 'hub.age');
+  hubProc = await startHub(hubDir);
+  const code = lastLine(await cli(hubDir, 'enroll', 'n1'));
+  agent = spawnDockfleet(['agent', '--hub', `https://${listen}`, '--code', code, '--state', join(work, 'agent'),
+    '--docker', engine!.dockerHost, '--policy', join(work, 'no-policy.json')]);
+  await agent.waitForLine(/agent n1 connected/, 30_000);
+});
+
+after(async () => {
+  await agent?.stop();
+  await hubProc?.stop();
+  for (const dir of mounts.reverse()) {
+    try { execFileSync('umount', [dir]); } catch { /* already gone */ }
+  }
+  if (engine) await stopEngines([engine]);
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+test('a running hub backed up, restored into a fresh directory at the same address: the agent, users, tokens, client certificates, stacks, jobs and the audit chain come back', { timeout: 300_000 }, async () => {
+  const admin = (await readFile(join(hubDir, 'admin.token'), 'utf8')).trim();
+  const made = await call(hubDir, 'POST', '/api/v1/users', { token: admin, body: { name: 'olga', role: 'admin', password: 'a long password 42' } });
+  assert.equal(made.status, 201, JSON.stringify(made.json));
+  const userToken = made.json.token as string;
+  const personal = await call(hubDir, 'POST', '/api/v1/tokens', { token: userToken, body: { name: 'ci' } });
+  assert.equal(personal.status, 201, JSON.stringify(personal.json));
+  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const cert = await call(hubDir, 'POST', '/api/v1/client-certs', { token: userToken, body: { publicKey: publicKey.export({ type: 'spki', format: 'pem' }) } });
+  assert.equal(cert.status, 201, JSON.stringify(cert.json));
+  const clientCert = { cert: cert.json.certPem as string, key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string };
+
+  const compose = join(work, 'web.yml');
+  await writeFile(compose, ['services:', '  app:', `    image: ${BUSYBOX_IMAGE}`, "    command: ['sleep', '3600']", ''].join('\n'));
+  const deploy = await cli(hubDir, 'stack', 'deploy', 'web', '-f', compose, '--node', 'n1', '--wait');
+  assert.equal(deploy.code, 0, deploy.stderr);
+  const jobId = lastLine(deploy);
+  const before = { jobs: JSON.parse((await cli(hubDir, 'jobs', '--json')).stdout), history: JSON.parse((await cli(hubDir, 'stack', 'history', 'web', '--json')).stdout) };
+  const hubInfo = JSON.parse(await readFile(join(hubDir, 'hub.json'), 'utf8'));
+
+  // A client keeps calling the API for as long as the backup runs: none of its calls may fail.
+  let calling = true;
+  const answers: number[] = [];
+  const client = (async () => {
+    while (calling) answers.push((await call(hubDir, 'GET', '/api/v1/nodes', { token: personal.json.token })).status);
+  })();
+  const backup = await run(['backup', '--data', hubDir, '--out', archive], { DOCKFLEET_BACKUP_PASSPHRASE: PASSPHRASE });
+  calling = false;
+  await client;
+  assert.equal(backup.code, 0, backup.stderr);
+  assert.match(backup.stdout, /backup written: .*master key included/);
+  assert.ok(answers.length > 0 && answers.every((s) => s === 200), `the hub kept answering during the backup: ${answers.join(',')}`);
+  assert.deepEqual((await readdir(work)).filter((n) => n.startsWith('.hub.age')), [], 'no temp or staging file left');
+  const raw = await readFile(archive);
+  for (const secret of [admin, userToken, 'a long password 42', (await readFile(join(work, 'hub.master.key'))).toString('latin1')]) {
+    assert.equal(raw.includes(Buffer.from(secret, 'latin1')), false, 'the archive is encrypted: no secret shows in it');
+  }
+
+  await hubProc!.stop();
+  hubProc = undefined;
+  const restored = join(work, 'restored');
+  const res = await restore(archive, restored);
+  assert.equal(res.code, 0, res.stderr);
+  assert.match(res.stdout, /audit chain holds/);
+  assert.ok(existsSync(join(work, 'restored.master.key')), 'the master key is written beside the new directory');
+
+  const connectsBefore = agent!.stdout().split('\n').filter((l) => /agent n1 connected/.test(l)).length;
+  hubProc = await startHub(restored);
+  await waitFor(() => agent!.stdout().split('\n').filter((l) => /agent n1 connected/.test(l)).length > connectsBefore, 30_000, 'the agent reconnecting on its existing identity', 200);
+  const nodes = JSON.parse((await cli(restored, 'nodes', '--json')).stdout) as Array<{ name: string; status: string }>;
+  assert.deepEqual(nodes.map((n) => [n.name, n.status]), [['n1', 'online']], 'the same node, online, no re-enrollment');
+  assert.doesNotMatch(agent!.stderr(), /code_used|code_invalid|code_expired|node_revoked|key_retired/, 'no enrollment was attempted or refused');
+
+  assert.equal(JSON.parse(await readFile(join(restored, 'hub.json'), 'utf8')).caDigest, hubInfo.caDigest, 'the same CA: the agent\'s pinned digest still holds');
+  const signIn = await call(restored, 'POST', '/api/v1/session', { body: { username: 'olga', password: 'a long password 42' } });
+  assert.equal(signIn.status, 200, 'the user signs in with the same password');
+  assert.equal((await call(restored, 'GET', '/api/v1/nodes', { token: personal.json.token })).status, 200, 'the API token works');
+  assert.equal((await call(restored, 'GET', '/api/v1/nodes', { token: admin })).status, 200, 'admin.token works');
+  const ping = await call(restored, 'GET', '/docker/nodes/n1/_ping', { cert: clientCert });
+  assert.equal(ping.status, 200, `the user's client certificate reaches the node: ${JSON.stringify(ping.json)}`);
+
+  assert.deepEqual(JSON.parse((await cli(restored, 'stack', 'history', 'web', '--json')).stdout), before.history, 'the stack and its revisions');
+  const jobs = JSON.parse((await cli(restored, 'jobs', '--json')).stdout) as Array<{ id: string; state: string }>;
+  assert.deepEqual(jobs.map((j) => [j.id, j.state]).sort(), (before.jobs as Array<{ id: string; state: string }>).map((j) => [j.id, j.state]).sort());
+  assert.ok(jobs.some((j) => j.id === jobId && j.state === 'succeeded'));
+  const verify = await cli(restored, 'audit', 'verify');
+  assert.equal(verify.code, 0, verify.stderr);
+  assert.match(verify.stdout, /^ok: [1-9]\d* audit rows/);
+});
+
+test('faults: wrong passphrase, a flipped byte, a truncated or foreign file, a newer format or schema, a non-empty target: each a clear error and nothing written', { timeout: 240_000 }, async () => {
+  assert.ok(existsSync(archive), 'needs the archive of the first test');
+  const target = join(work, 'faulty');
+  const nothingWritten = async (what: string): Promise<void> => {
+    assert.equal(existsSync(target), false, `${what}: the target was not created`);
+    assert.equal(existsSync(`${target}.master.key`), false, `${what}: no key written`);
+    assert.deepEqual((await readdir(work)).filter((n) => n.startsWith('.faulty')), [], `${what}: no temp folder left`);
+  };
+  const expectFailure = async (file: string, code: string, pattern: RegExp, what: string, env?: NodeJS.ProcessEnv): Promise<void> => {
+    const r = await restore(file, target, env);
+    assert.equal(r.code, 1, `${what}: ${r.stdout}`);
+    assert.match(r.stderr, new RegExp(`\\[${code}\\]`), `${what}: ${r.stderr}`);
+    assert.match(r.stderr, pattern, what);
+    await nothingWritten(what);
+  };
+
+  await expectFailure(archive, 'backup_key_wrong', /passphrase does not open/, 'wrong passphrase', { DOCKFLEET_BACKUP_PASSPHRASE: 'not the passphrase' });
+
+  const bytes = await readFile(archive);
+  const flipped = Buffer.from(bytes);
+  flipped[Math.floor(flipped.length / 2)]! ^= 0x01;
+  await writeFile(join(work, 'flipped.age'), flipped);
+  await expectFailure(join(work, 'flipped.age'), 'backup_damaged', /damaged/, 'a flipped byte');
+
+  await writeFile(join(work, 'truncated.age'), bytes.subarray(0, bytes.length - 1000));
+  await expectFailure(join(work, 'truncated.age'), 'backup_damaged', /damaged or truncated/, 'a truncated archive');
+
+  await writeFile(join(work, 'foreign.tar'), randomBytes(4096));
+  await expectFailure(join(work, 'foreign.tar'), 'backup_damaged', /not a dockfleet backup/, 'a foreign file');
+
+  const notOurs = new Encrypter();
+  notOurs.setPassphrase(PASSPHRASE);
+  notOurs.setScryptWorkFactor(12);
+  await writeFile(join(work, 'other.age'), await notOurs.encrypt('just some text, not a tar'));
+  await expectFailure(join(work, 'other.age'), 'backup_damaged', /not a dockfleet backup/, 'an age file that is not our archive');
+
+  await craft(archive, join(work, 'newer-format.age'), (m) => editManifest(m, (x) => (x.formatVersion = 2)));
+  await expectFailure(join(work, 'newer-format.age'), 'backup_too_new', /newer dockfleet/, 'a newer archive format');
+
+  await craft(archive, join(work, 'newer-schema.age'), (m) => editManifest(m, (x) => (x.schemaVersion = '29991231T000000-from-the-future.sql')));
+  await expectFailure(join(work, 'newer-schema.age'), 'backup_too_new', /newer dockfleet/, 'a newer schema');
+
+  await craft(archive, join(work, 'extra-member.age'), (m) => m.set('data/../../escape', Buffer.from('x')));
+  await expectFailure(join(work, 'extra-member.age'), 'backup_damaged', /may not be restored|does not list/, 'a member outside the manifest, with a path trick');
+
+  await craft(archive, join(work, 'edited-member.age'), (m) => m.set('data/admin.token', Buffer.from('dft_forged\n'.padEnd(m.get('data/admin.token')!.length, 'x'))));
+  await expectFailure(join(work, 'edited-member.age'), 'backup_damaged', /SHA-256/, 'a member edited after the manifest was made');
+
+  await mkdir(target);
+  await writeFile(join(target, 'keep-me'), 'mine');
+  const busy = await restore(archive, target);
+  assert.equal(busy.code, 1);
+  assert.match(busy.stderr, /\[conflict\]/);
+  assert.equal(await readFile(join(target, 'keep-me'), 'utf8'), 'mine', 'a non-empty target is left as it was');
+  await rm(target, { recursive: true });
+});
+
+test('a full disk while writing a backup and while restoring: a clear error, no partial file', { timeout: 240_000 }, async () => {
+  assert.ok(existsSync(archive), 'needs the archive of the first test');
+  const small = await tmpfs('small-out', '256k');
+  const dataDir = join(work, 'restored'); // the hub of the first test runs on it
+  const b = await run(['backup', '--data', dataDir, '--out', join(small, 'hub.age')], { DOCKFLEET_BACKUP_PASSPHRASE: PASSPHRASE });
+  assert.equal(b.code, 1, b.stdout);
+  assert.match(b.stderr, /\[insufficient_storage\]/);
+  assert.deepEqual(await readdir(small), [], 'nothing left on the full disk');
+
+  const tiny = await tmpfs('small-restore', '300k');
+  const r = await restore(archive, join(tiny, 'hub'));
+  assert.equal(r.code, 1, r.stdout);
+  assert.match(r.stderr, /\[insufficient_storage\]/);
+  assert.deepEqual(await readdir(tiny), [], 'no folder, no key, no temp folder');
+});
+
+test('scheduled backups: a hub with a short period writes archives to an age recipient and keeps only N; the newest restores with the identity', { timeout: 240_000 }, async () => {
+  await hubProc?.stop();
+  hubProc = undefined;
+  const backups = join(work, 'scheduled');
+  await mkdir(backups);
+  const identity = await generateIdentity();
+  const recipient = await identityToRecipient(identity);
+  await writeFile(join(work, 'identity.txt'), `${identity}\n`, { mode: 0o600 });
+  hubProc = await startHub(join(work, 'restored'), ['--backup-every', '2s', '--backup-dir', backups, '--backup-keep', '2', '--backup-recipient', recipient]);
+  await waitFor(() => (hubProc!.stderr().match(/scheduled hub backup written/g) ?? []).length >= 4, 60_000, 'four scheduled backups', 250);
+  const files = (await readdir(backups)).filter((n) => !n.startsWith('.'));
+  assert.equal(files.length, 2, `only the newest two are kept: ${files.join(', ')}`);
+  assert.ok(files.every((n) => /^dockfleet-hub-\d{8}T\d{9}Z\.age$/.test(n)));
+  await hubProc.stop();
+  hubProc = undefined;
+  const r = await restore(join(backups, files.sort().at(-1)!), join(work, 'from-schedule'), {}, ['--identity', join(work, 'identity.txt'), '--master-key', join(work, 'scheduled.key')]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /audit chain holds/);
+  assert.ok(existsSync(join(work, 'from-schedule', 'pki', 'ca.pem')));
+});
