@@ -271,12 +271,17 @@ test('faults: wrong passphrase, a flipped byte, a truncated or foreign file, a n
 
 test('a full disk while writing a backup and while restoring: a clear error, no partial file', { timeout: 240_000 }, async () => {
   assert.ok(existsSync(archive), 'needs the archive of the first test');
-  const small = await tmpfs('small-out', '256k');
   const dataDir = join(work, 'restored'); // the hub of the first test runs on it
-  const b = await run(['backup', '--data', dataDir, '--out', join(small, 'hub.age')], { DOCKFLEET_BACKUP_PASSPHRASE: PASSPHRASE });
-  assert.equal(b.code, 1, b.stdout);
-  assert.match(b.stderr, /\[insufficient_storage\]/);
-  assert.deepEqual(await readdir(small), [], 'nothing left on the full disk');
+  // Too small for the database copy; then room for the copy but not for the archive beside it.
+  const archiveSize = (await readFile(archive)).length;
+  for (const [size, stage] of [['128k', /for the database copy/], [`${Math.ceil((archiveSize * 1.5) / 4096) * 4}k`, /no space left writing/]] as const) {
+    const small = await tmpfs(`small-out-${size}`, size);
+    const b = await run(['backup', '--data', dataDir, '--out', join(small, 'hub.age')], { DOCKFLEET_BACKUP_PASSPHRASE: PASSPHRASE });
+    assert.equal(b.code, 1, b.stdout);
+    assert.match(b.stderr, /\[insufficient_storage\]/);
+    assert.match(b.stderr, stage);
+    assert.deepEqual(await readdir(small), [], 'nothing left on the full disk');
+  }
 
   const tiny = await tmpfs('small-restore', '300k');
   const r = await restore(archive, join(tiny, 'hub'));
