@@ -1,8 +1,10 @@
 /**
  * The edge when the app answers before the client is done sending: an upload the app refuses
  * with 413 at once and then hangs up on, and a WebSocket-style upgrade whose app resets the
- * connection while the client is still sending. The client gets the answer (or sees its
- * connection end), and afterwards hub and agent stay responsive and keep their memory: the
+ * connection while the client is still sending; and close-delimited answers (HTTP/1.0 style)
+ * the app ends cleanly or resets midway. The client gets the answer (or sees its
+ * connection end; a reset answer always as cut, never whole), and afterwards hub and agent
+ * stay responsive and keep their memory: the
  * same runaway the gateway once had (gateway-early-answer.test.ts: a stream destroyed before
  * its RST_STREAM went out, nghttp2 asking for its queued body forever, the event loop held)
  * must not happen on the edge's dial streams either. Hub and agent run as processes of their
@@ -38,6 +40,7 @@ const RSS_IDLE_CLIMB_MIB = 16;
  * resets the connection (TCP RST) while the client is still sending. */
 const SERVER = String.raw`
 import http from 'node:http';
+import net from 'node:net';
 const server = http.createServer((req, res) => {
   req.on('error', () => {});
   if (req.url.startsWith('/early')) {
@@ -59,6 +62,23 @@ server.on('upgrade', (req, socket) => {
   socket.on('error', () => {});
 });
 server.listen(8080);
+// Port 8081 answers close-delimited, HTTP/1.0 style (no Content-Length, no chunking): the end of
+// the connection is the end of the body. /whole: 512 KiB, then a clean close (FIN). /cut: 256 KiB,
+// then a pause (so the head and some body reach the client) and a TCP reset.
+const CUT_PART = Buffer.alloc(256 * 1024, 97);
+net.createServer((socket) => {
+  socket.on('error', () => {});
+  let head = '';
+  socket.on('data', (c) => {
+    if (head.includes('\r\n\r\n')) return;
+    head += c.toString('latin1');
+    if (!head.includes('\r\n\r\n')) return;
+    socket.write('HTTP/1.0 200 OK\r\ncontent-type: application/octet-stream\r\n\r\n');
+    socket.write(CUT_PART);
+    if (head.startsWith('GET /whole')) return void socket.end(CUT_PART);
+    setTimeout(() => socket.resetAndDestroy(), 200);
+  });
+}).listen(8081);
 console.log('early app listening');
 `;
 
@@ -164,6 +184,33 @@ function abruptUpgrade(deadlineMs: number): Promise<{ upgraded: boolean; ended: 
   });
 }
 
+/** A GET of a close-delimited answer: its status, the bytes that came, and whether the client saw it end whole. */
+function closeDelimited(path: string, deadlineMs: number): Promise<{ status: number; bytes: number; how: 'whole' | 'cut' | 'no answer' }> {
+  return new Promise((resolve) => {
+    let status = 0;
+    let bytes = 0;
+    let done = false;
+    const finish = (how: 'whole' | 'cut' | 'no answer'): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      req.destroy();
+      resolve({ status, bytes, how });
+    };
+    const req = https.request({ host: '127.0.0.1', port: edgePort, servername: 'closing.test', path, headers: { host: 'closing.test' }, rejectUnauthorized: false, agent: false }, (res) => {
+      status = res.statusCode ?? 0;
+      res.on('data', (c: Buffer) => { bytes += c.length; });
+      res.once('end', () => finish('whole'));
+      res.once('aborted', () => finish('cut'));
+      res.once('error', () => finish('cut'));
+      res.once('close', () => finish(res.complete ? 'whole' : 'cut'));
+    });
+    const timer = setTimeout(() => finish('no answer'), deadlineMs);
+    req.on('error', () => finish('cut'));
+    req.end();
+  });
+}
+
 /** Hub and agent answer quickly, and neither's memory climbs over `ms` of samples. */
 async function assertCalm(what: string, startHub: number, startAgent: number): Promise<void> {
   const t0 = Date.now();
@@ -203,8 +250,11 @@ before(async () => {
   await writeFile(join(appDir, 'server.mjs'), SERVER);
   await runContainer(engine, {
     name: 'early-app', image: await nodeImage(engine), cmd: ['node', '/app/server.mjs'],
-    labels: { 'dockfleet.ingress.host': 'early.test', 'dockfleet.ingress.port': '8080' },
-    config: { ExposedPorts: { '8080/tcp': {} } }, hostConfig: { Binds: [`${appDir}:/app:ro`] },
+    labels: {
+      'dockfleet.ingress.host': 'early.test', 'dockfleet.ingress.port': '8080',
+      'dockfleet.ingress.1.host': 'closing.test', 'dockfleet.ingress.1.port': '8081',
+    },
+    config: { ExposedPorts: { '8080/tcp': {}, '8081/tcp': {} } }, hostConfig: { Binds: [`${appDir}:/app:ro`] },
   });
   const deadline = Date.now() + 30_000;
   let last: number | 'no answer' = 'no answer';
@@ -239,4 +289,23 @@ test('an upgraded connection the app resets while the client sends: the client s
     assert.ok(result.ended, `upgrade ${i + 1}: the client's connection ended once the app reset it (sent ${result.sentMiB} MiB)`);
     await assertCalm(`after upgrade ${i + 1}`, startHub, startAgent);
   }
+});
+
+test('a close-delimited answer the app ends cleanly reaches the client whole', { timeout: 60_000 }, async () => {
+  for (let i = 0; i < 3; i++) {
+    const r = await closeDelimited('/whole', 10_000);
+    assert.deepEqual(r, { status: 200, bytes: 512 * 1024, how: 'whole' }, `answer ${i + 1}`);
+  }
+});
+
+test('a close-delimited answer the app resets midway reaches the client as cut, never as a whole 200', { timeout: 60_000 }, async () => {
+  for (let i = 0; i < 3; i++) {
+    const r = await closeDelimited('/cut', 10_000);
+    assert.equal(r.status, 200, `answer ${i + 1}: the head came (${JSON.stringify(r)})`);
+    assert.equal(r.how, 'cut', `answer ${i + 1}: the client saw the reset as a cut (${JSON.stringify(r)})`);
+    assert.ok(r.bytes <= 256 * 1024, `answer ${i + 1}: no more than the app sent (${r.bytes})`);
+  }
+  const startHub = await rssMiB(hub!.pid);
+  const startAgent = await rssMiB(agent!.pid);
+  await assertCalm('after the cut answers', startHub, startAgent);
 });

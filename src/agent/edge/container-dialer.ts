@@ -19,26 +19,45 @@ import { RunningAddresses } from './running-addresses.ts';
 const CONNECT_TIMEOUT_MS = 5_000;
 
 /**
+ * After the container's answer ended cleanly, how long and how much of the hub's rest (an upload
+ * the app did not want) is read and dropped before the stream is cancelled. The hub stops sending
+ * as soon as its client has the answer, so a few seconds cover any real exchange, and 256 MiB at
+ * link speed takes well under that; past either, the hub is either stalled or ignoring the end.
+ */
+const LINGER_MS = 10_000;
+const LINGER_BYTES = 256 * 1024 * 1024;
+
+/**
  * The stream is the connection from here on: the hub's bytes in, the container's out, each end a
  * half-close. The request side is read through the compatibility layer (piping the raw stream
  * both ways at once cut downloads whose client paused — seen in edge-proxy.test). Nothing here
  * destroys the HTTP/2 stream: destroyed while the hub still sends (the container answered an
  * upload early and hung up), Node drops its handle before the RST_STREAM goes out and nghttp2
- * spins on it forever (see sendBody in h2-channel.ts). However the container's connection ends
- * (its FIN, a reset, the container stopped), what it sent arrives whole and the stream's side
- * ends after it: a reset sent at once could overtake the last DATA (a 413 lost, seen in
- * edge-early-answer.test), and HTTP framing or the app's own protocol tells a cut answer. Once
- * that end is sent the stream is cancelled, so that a hub still sending stops.
+ * spins on it forever (see sendBody in h2-channel.ts); it is closed with a CANCEL instead.
+ *
+ * How the container's connection ended decides what the hub sees:
+ * - its FIN came (the app finished its answer, even if it then reset the connection because it
+ *   left our upload unread): the stream's side ends after every byte the app sent, with no reset
+ *   (a RST_STREAM can overtake queued DATA, and the hub drops what it had not read: a 413 became
+ *   a 502, seen in edge-early-answer.test). Then, like an HTTP server's lingering close, what
+ *   the hub still sends is read and dropped until it ends or cancels the stream (bounded above).
+ *   The FIN is known by the socket's 'end', or by a write failing with EPIPE: Linux reports a
+ *   reset as EPIPE only once the peer's FIN came (CLOSE_WAIT), as ECONNRESET before; and our
+ *   write can meet the reset before our read meets the FIN (then Node never emits 'end').
+ * - no FIN (reset mid-answer, the container stopped or killed): cancelled at once, so the hub
+ *   sees an aborted stream and an answer cut short (close-delimited ones too) never looks whole.
  */
 function passBytes(req: Http2ServerRequest, socket: net.Socket, stream: Http2Stream): void {
   req.pipe(socket);
   socket.pipe(stream);
+  let failure: NodeJS.ErrnoException | undefined;
+  socket.once('error', (err) => { failure = err; });
   socket.once('close', () => {
     req.unpipe(socket);
     socket.unpipe(stream);
+    if (!(socket.readableEnded || failure?.code === 'EPIPE')) return cancelUnlessDone(stream);
     if (!stream.writableEnded) stream.end();
-    if (stream.writableFinished) cancelUnlessDone(stream);
-    else stream.once('finish', () => cancelUnlessDone(stream));
+    linger(req, stream);
   });
   // The hub reset the stream, or it closed before both sides were through: the container's
   // connection goes too. (After a clean end both ways the socket finishes what it was given.)
@@ -46,6 +65,27 @@ function passBytes(req: Http2ServerRequest, socket: net.Socket, stream: Http2Str
     socket.unpipe(stream);
     if (!(stream.readableEnded && stream.writableFinished)) socket.destroy();
   });
+}
+
+/** Reads and drops the hub's rest until it ends or cancels the stream, or the bounds run out; then cancels. */
+function linger(req: Http2ServerRequest, stream: Http2Stream): void {
+  if (stream.closed || stream.destroyed || req.readableEnded) return;
+  let dropped = 0;
+  const stop = (): void => {
+    clearTimeout(timer);
+    req.removeListener('data', count);
+    cancelUnlessDone(stream);
+  };
+  const count = (chunk: Buffer): void => {
+    dropped += chunk.length;
+    if (dropped > LINGER_BYTES) stop();
+  };
+  const timer = setTimeout(stop, LINGER_MS);
+  timer.unref();
+  req.on('data', count);
+  req.once('end', stop);
+  stream.once('close', () => clearTimeout(timer));
+  req.resume();
 }
 
 function refuse(res: Http2ServerResponse, status: number, reason: EdgeDialRefusal, message: string): void {

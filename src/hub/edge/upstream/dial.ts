@@ -5,7 +5,7 @@
  * the client gets (503 when the container is not running, 502 when it refused the port or the
  * node is gone), carried by DialRefused.
  */
-import type { ClientHttp2Stream } from 'node:http2';
+import { constants, type ClientHttp2Stream } from 'node:http2';
 import { EDGE_DIAL_REASON_HEADER, edgeDialPath } from '../../../protocol/edge-dial.ts';
 import { cancelUnlessDone } from '../../../lib/h2-channel.ts';
 import type { NodeRegistry } from '../../node-registry.ts';
@@ -55,6 +55,51 @@ export function notRunningPage(target: DialTarget): EdgePage {
   return routeDownPage(target.route, 503, `Container ${target.containerName} on node ${target.node} is not running.`);
 }
 
+/**
+ * Makes the dial stream's destroy() safe for everyone who holds it as a socket (Node's HTTP
+ * client destroys its socket when the app's side ends, even while the request body is still
+ * being sent; TLS and stream.pipeline destroy on errors): an open stream is closed with CANCEL
+ * instead (cancelUnlessDone), and Node destroys it itself once the RST_STREAM is out. Destroyed
+ * at once, Node (20) drops the handle before that RST goes out and nghttp2 asks for the queued
+ * body forever: the runaway sendBody's comment in h2-channel.ts tells of. A stream whose both
+ * sides have ended is left to close when its last DATA is out (the agent reads what is left).
+ */
+function closeInsteadOfDestroy(stream: ClientHttp2Stream): void {
+  const destroy = stream.destroy.bind(stream);
+  // The error a caller destroyed it with (an idle timeout, say) is the one it errors with when Node destroys it.
+  let reason: Error | undefined;
+  stream.destroy = (err?: Error): ClientHttp2Stream => {
+    reason ??= err;
+    if (stream.closed || stream.destroyed || stream.session === undefined || stream.session.destroyed) return destroy(err ?? reason);
+    cancelUnlessDone(stream);
+    return stream;
+  };
+}
+
+export class DialReset extends Error {
+  constructor(code: number) {
+    super(`the connection to the app was reset (HTTP/2 error code ${code})`);
+  }
+}
+
+/**
+ * A reset is not an end. Node ends a stream's readable side when a RST_STREAM arrives, and to
+ * whoever reads it as a socket that is the app's FIN: an answer whose length is the connection's
+ * (HTTP/1.0 style) would look whole when the app was reset, killed or stopped midway (the agent
+ * cancels the stream then, container-dialer.ts). Such an end errors the stream instead.
+ */
+function resetIsNoEnd(stream: ClientHttp2Stream): void {
+  const emit = stream.emit.bind(stream) as (event: string | symbol, ...args: unknown[]) => boolean;
+  stream.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
+    const code = stream.rstCode;
+    if (event === 'end' && code !== undefined && code !== constants.NGHTTP2_NO_ERROR) {
+      stream.destroy(new DialReset(code));
+      return false;
+    }
+    return emit(event, ...args);
+  }) as typeof stream.emit;
+}
+
 /** Opens a connection to the target; rejects with DialRefused saying why not. */
 export function dialContainer(links: LinkSource, target: DialTarget): Promise<ClientHttp2Stream> {
   let stream: ClientHttp2Stream;
@@ -70,6 +115,8 @@ export function dialContainer(links: LinkSource, target: DialTarget): Promise<Cl
     stream = link.openStream({ ':method': 'POST', ':path': edgeDialPath(target.containerId, target.port) }, { endStream: false });
     openDials.set(link, open + 1);
     stream.once('close', () => openDials.set(link, (openDials.get(link) ?? 1) - 1));
+    closeInsteadOfDestroy(stream);
+    resetIsNoEnd(stream);
   } catch {
     return Promise.reject(new DialRefused(offlinePage(target)));
   }

@@ -40,7 +40,8 @@ export function forwardHttp1(x: Exchange, agent: DialAgent): void {
     });
     upstream.on('error', (err) => {
       if (clientGone) return;
-      if (answered) return abortResponse(x.res);
+      // The answer was relayed whole (the app hung up on the rest of an upload): it stands.
+      if (answered) return void (x.res.writableEnded || abortResponse(x.res));
       if (mayRetry && upstream.reusedSocket && bodyless && IDEMPOTENT.has(method) && !(err instanceof IdleTimeout)) return attempt(false);
       sendFailurePage(x, err);
     });
