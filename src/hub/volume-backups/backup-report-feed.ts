@@ -6,22 +6,20 @@
  * A malformed line is skipped; a stream that ends while the link is up is opened again (at
  * growing intervals if the agent refuses it, e.g. an older agent answers 404).
  */
-import http2 from 'node:http2';
-import { LineTooLongError, NdjsonSplitter, parseJsonLine } from '../../lib/ndjson.ts';
+import { parseJsonLine } from '../../lib/ndjson.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { BACKUP_REPORTS_PATH, backupReportsMessage, type BackupReportsMessage } from '../../protocol/volume-backup.ts';
 import type { AgentLink } from '../gateway/agent-link.ts';
+import { followAgentLines } from '../gateway/follow-agent-lines.ts';
 import type { NodeRegistry } from '../node-registry.ts';
 import type { VolumeBackupStore } from './volume-backup-store.ts';
 
 const MAX_LINE = 8 * 1024 * 1024;
-const RETRY_MIN_MS = 1_000;
-const RETRY_MAX_MS = 60_000;
 
 export class BackupReportFeed {
   readonly #store: VolumeBackupStore;
   readonly #log: Logger;
-  readonly #onLinked = (link: AgentLink): void => this.#follow(link, 0);
+  readonly #onLinked = (link: AgentLink): void => this.#follow(link);
   readonly #registry: NodeRegistry;
   /** Settles when every report received so far is stored (tests, shutdown). */
   #writing: Promise<void> = Promise.resolve();
@@ -38,40 +36,10 @@ export class BackupReportFeed {
     await this.#writing;
   }
 
-  #follow(link: AgentLink, failures: number): void {
-    if (link.closed) return;
-    let stream: http2.ClientHttp2Stream;
-    try {
-      stream = link.openStream({ ':method': 'GET', ':path': BACKUP_REPORTS_PATH }, { endStream: true });
-    } catch {
-      return;
-    }
-    const splitter = new NdjsonSplitter(MAX_LINE);
-    let ok = false;
-    stream.once('response', (headers) => {
-      ok = headers[':status'] === 200;
-      if (!ok) stream.close(http2.constants.NGHTTP2_CANCEL);
-    });
-    stream.on('data', (chunk: Buffer) => {
-      let lines: string[];
-      try {
-        lines = splitter.push(chunk);
-      } catch (err) {
-        if (!(err instanceof LineTooLongError)) throw err;
-        this.#log.warn({ node: link.nodeName }, 'backup report line too long; reopening the stream');
-        ok = false;
-        stream.close(http2.constants.NGHTTP2_CANCEL);
-        return;
-      }
-      for (const line of lines) this.#accept(link, line);
-    });
-    stream.on('error', () => {});
-    stream.once('close', () => {
-      if (link.closed) return;
-      const delay = ok ? RETRY_MIN_MS : Math.min(RETRY_MIN_MS * 2 ** failures, RETRY_MAX_MS);
-      setTimeout(() => this.#follow(link, ok ? 0 : failures + 1), delay).unref();
-    });
+  #follow(link: AgentLink): void {
+    followAgentLines(link, { path: BACKUP_REPORTS_PATH, maxLine: MAX_LINE, what: 'backup report', log: this.#log, onLine: (l, line) => this.#accept(l, line) });
   }
+
 
   #accept(link: AgentLink, line: string): void {
     const parsed = parseJsonLine(line);
