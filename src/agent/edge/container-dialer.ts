@@ -23,6 +23,7 @@ const CONNECT_TIMEOUT_MS = 5_000;
  * the app did not want) is read and dropped before the stream is cancelled. The hub stops sending
  * as soon as its client has the answer, so a few seconds cover any real exchange, and 256 MiB at
  * link speed takes well under that; past either, the hub is either stalled or ignoring the end.
+ * The same time bounds reading the app's last bytes after a write it refused (below).
  */
 const LINGER_MS = 10_000;
 const LINGER_BYTES = 256 * 1024 * 1024;
@@ -36,26 +37,24 @@ const LINGER_BYTES = 256 * 1024 * 1024;
  * spins on it forever (see sendBody in h2-channel.ts); it is closed with a CANCEL instead.
  *
  * How the container's connection ended decides what the hub sees:
- * - its FIN came (the app finished its answer, even if it then reset the connection because it
- *   left our upload unread): the stream's side ends after every byte the app sent, with no reset
- *   (a RST_STREAM can overtake queued DATA, and the hub drops what it had not read: a 413 became
- *   a 502, seen in edge-early-answer.test). Then, like an HTTP server's lingering close, what
- *   the hub still sends is read and dropped until it ends or cancels the stream (bounded above).
- *   The FIN is known by the socket's 'end', or by a write failing with EPIPE: Linux reports a
- *   reset as EPIPE only once the peer's FIN came (CLOSE_WAIT), as ECONNRESET before; and our
- *   write can meet the reset before our read meets the FIN (then Node never emits 'end').
- * - no FIN (reset mid-answer, the container stopped or killed): cancelled at once, so the hub
- *   sees an aborted stream and an answer cut short (close-delimited ones too) never looks whole.
+ * - its FIN came and everything before it was read (the app finished its answer, even if it then
+ *   reset the connection because it left our upload unread): the stream's side ends after every
+ *   byte the app sent, with no reset (a RST_STREAM can overtake queued DATA, and the hub drops
+ *   what it had not read: a 413 became a 502, seen in edge-early-answer.test). Then, like an
+ *   HTTP server's lingering close, what the hub still sends is read and dropped until it ends
+ *   or cancels the stream (bounded above).
+ * - anything else (reset mid-answer, the container stopped or killed, the app's rest not read in
+ *   time): cancelled at once, so the hub sees an aborted stream and an answer cut short
+ *   (close-delimited ones too) never looks whole.
  */
 function passBytes(req: Http2ServerRequest, socket: net.Socket, stream: Http2Stream): void {
   req.pipe(socket);
   socket.pipe(stream);
-  let failure: NodeJS.ErrnoException | undefined;
-  socket.once('error', (err) => { failure = err; });
+  readToTheEndAfterRefusedWrite(socket, () => req.unpipe(socket));
   socket.once('close', () => {
     req.unpipe(socket);
     socket.unpipe(stream);
-    if (!(socket.readableEnded || failure?.code === 'EPIPE')) return cancelUnlessDone(stream);
+    if (!socket.readableEnded) return cancelUnlessDone(stream);
     if (!stream.writableEnded) stream.end();
     linger(req, stream);
   });
@@ -65,6 +64,37 @@ function passBytes(req: Http2ServerRequest, socket: net.Socket, stream: Http2Str
     socket.unpipe(stream);
     if (!(stream.readableEnded && stream.writableFinished)) socket.destroy();
   });
+}
+
+/**
+ * A write the app refused with EPIPE (Linux's word for a reset that came after the app's FIN)
+ * must not throw away what the app sent before that FIN: Node destroys a socket on any write
+ * error, and a destroyed socket's unread bytes are gone — the app's 413 sat in the kernel while
+ * the agent's write to it failed first (seen in edge-early-answer.test: a 502 instead). So the
+ * destroy waits until the app's bytes are read to their end (the kernel still holds them and
+ * the FIN), bounded by LINGER_MS; `stopWriting` stops the hub's bytes going to it meanwhile.
+ * (The write error also marks the socket's readable side errored, which stops all reading:
+ * that mark is cleared here, the one use of Node's stream internals in this file.)
+ * Any other failure (ECONNRESET: a reset with no FIN, the answer cut) destroys at once.
+ */
+function readToTheEndAfterRefusedWrite(socket: net.Socket, stopWriting: () => void): void {
+  const destroy = socket.destroy.bind(socket);
+  let holding = false;
+  socket.destroy = (err?: Error): net.Socket => {
+    if (holding && err) return socket;
+    if (holding || !err || (err as NodeJS.ErrnoException).code !== 'EPIPE' || socket.destroyed || socket.readableEnded) return destroy(err);
+    holding = true;
+    stopWriting();
+    // Node marks the reading side failed as well on a write error (no more reads, what comes is
+    // dropped); the app's bytes are still to be read, so that mark is taken back and reading goes on.
+    (socket as unknown as { _readableState: { errored: Error | null } })._readableState.errored = null;
+    socket.read(0);
+    const timer = setTimeout(() => destroy(err), LINGER_MS);
+    timer.unref();
+    socket.once('end', () => { clearTimeout(timer); destroy(err); });
+    socket.once('close', () => clearTimeout(timer));
+    return socket;
+  };
 }
 
 /** Reads and drops the hub's rest until it ends or cancels the stream, or the bounds run out; then cancels. */
