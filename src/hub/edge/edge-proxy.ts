@@ -24,6 +24,7 @@ import {
   badRequestPage, routeDownPage, sendEdgeAnswer, sendEdgePage, unknownHostPage, writeEdgeAnswer, writeEdgePage, type EdgePage,
 } from './edge-pages.ts';
 import { POOL_DEFAULTS, type BackendTarget, type PoolLimits } from './upstream/backend-target.ts';
+import { lingerOnEarlyClose } from './lingering-close.ts';
 import { DialAgent } from './upstream/dial-agent.ts';
 import { DialRefused, EDGE_STREAMS_PER_LINK, dialContainer, notRunningPage, offlinePage, type LinkSource } from './upstream/dial.ts';
 import { forwardH2c } from './upstream/forward-h2c.ts';
@@ -85,6 +86,7 @@ export class EdgeProxy {
   }
 
   readonly handleRequest = (req: EdgeRequest, res: EdgeResponse): void => {
+    if (req.httpVersionMajor === 1) lingerOnEarlyClose(req as IncomingMessage);
     void this.#request(req, res).catch((err: unknown) => {
       this.#opts.log.warn({ err }, 'edge request failed');
       sendEdgePage(res, routeDownPage(requestHost(req), 502, 'The edge could not reach the app.'));
