@@ -1,6 +1,8 @@
 /**
  * The edge when the app answers before the client is done sending: an upload the app refuses
- * with 413 at once and then hangs up on, and a WebSocket-style upgrade whose app resets the
+ * with 413 at once and then hangs up on (with a lingering close: its 413 must reach the client
+ * every time; and with a reset, which may destroy the 413 before anyone reads it: 413 or 502,
+ * never a hang), and a WebSocket-style upgrade whose app resets the
  * connection while the client is still sending; and close-delimited answers (HTTP/1.0 style)
  * the app ends cleanly or resets midway. The client gets the answer (or sees its
  * connection end; a reset answer always as cut, never whole), and afterwards hub and agent
