@@ -5,6 +5,7 @@
  * DockfleetError `storage_full`, so callers refuse changes instead of acting unrecorded.
  */
 import type { VolumeBackupStore } from '../hub/volume-backups/volume-backup-store.ts';
+import type { RebuildStore } from '../hub/rebuild/rebuild-store.ts';
 import type { RegistryStore } from '../hub/registry-auth/registry-store.ts';
 import type { EngineFacts, InventorySection } from '../protocol/inventory.ts';
 import type { CodeKind } from '../protocol/enrollment-code.ts';
@@ -156,6 +157,8 @@ export interface Store {
   readonly auditChain: AuditChainStore;
   /** Per-volume backup policies and the latest outcomes agents reported (hub/volume-backups/). */
   readonly volumeBackups: VolumeBackupStore;
+  /** Escrowed volume keys, replacement codes and host rebuilds (hub/rebuild/). */
+  readonly rebuilds: RebuildStore;
   /** Applies pending migrations; returns the names it applied, in order. */
   migrate(): Promise<string[]>;
   close(): Promise<void>;
