@@ -23,6 +23,7 @@ import { StatementCache, translateStorageFailures } from './statement-cache.ts';
 import { SqliteOperatorKeyStore } from '../../hub/operator-keys/sqlite-operator-key-store.ts';
 import type { OperatorKeyStore } from '../../hub/operator-keys/operator-key-store.ts';
 import { SqliteVolumeBackupStore } from '../../hub/volume-backups/volume-backup-store.ts';
+import { SqliteRebuildStore } from '../../hub/rebuild/rebuild-store.ts';
 import { AUDIT_CHAIN_MIGRATION, SqliteAuditChain } from '../../hub/audit-chain/sqlite-audit-chain.ts';
 
 interface NodeRow {
@@ -73,6 +74,7 @@ export class SqliteStore implements Store {
   readonly operatorKeys: OperatorKeyStore;
   readonly auditChain: SqliteAuditChain;
   readonly volumeBackups: SqliteVolumeBackupStore;
+  readonly rebuilds: SqliteRebuildStore;
 
   constructor(file: string) {
     this.#db = new Database(file);
@@ -90,6 +92,7 @@ export class SqliteStore implements Store {
     this.operatorKeys = new SqliteOperatorKeyStore(this.#db);
     this.auditChain = new SqliteAuditChain(this.#db);
     this.volumeBackups = new SqliteVolumeBackupStore(this.#db);
+    this.rebuilds = new SqliteRebuildStore(this.#db);
   }
 
   #stmt(sql: string): Database.Statement {
