@@ -274,7 +274,7 @@ export type JobState = import('../../protocol/jobs.ts').JobState;
 
 export interface JobView {
   id: string;
-  kind: 'deploy' | 'rollback' | 'remove';
+  kind: import('../../protocol/jobs.ts').JobKind;
   node: string;
   stack: string;
   state: JobState;
@@ -302,6 +302,8 @@ export interface JobDetail extends JobView {
   steps: JobStep[];
   logs: Array<{ at: string | null; line: string }>;
   logsDropped: number;
+  /** The agent's result once final; volume jobs carry their snapshot(s) and, for a new escrowed key, the sealed recovery code. */
+  result?: { volume?: import('../../protocol/volume-backup.ts').VolumeJobOutput } | null;
 }
 
 /** GET /api/v1/alerts: incidents newest first, each with its deliveries per receiver. */
