@@ -29,6 +29,7 @@ const ImagesPage = lazyPage(() => resources().then((m) => m.ImagesPage));
 const VolumesPage = lazyPage(() => resources().then((m) => m.VolumesPage));
 const NetworksPage = lazyPage(() => resources().then((m) => m.NetworksPage));
 const VolumeFilesPage = lazyPage(() => import('./pages/volume-files.tsx').then((m) => m.VolumeFilesPage));
+const VolumeBackupsPage = lazyPage(() => import('./pages/volume-backups.tsx').then((m) => m.VolumeBackupsPage), 'Loading the backups…');
 const StacksPage = lazyPage(() => import('./pages/stacks.tsx').then((m) => m.StacksPage));
 const StackDeployPage = lazyPage(() => import('./pages/stack-deploy.tsx').then((m) => m.StackDeployPage));
 const StackPage = lazyPage(() => import('./pages/stack.tsx').then((m) => m.StackPage));
@@ -236,6 +237,8 @@ function Routes({ path, me }: { path: string; me: Me }): JSX.Element | null {
   if ((m = match('/nodes/:node/volumes', path))) return <Title title="Volumes"><VolumesPage me={me} node={m.node!} /></Title>;
   if ((m = match('/nodes/:node/networks', path))) return <Title title="Networks"><NetworksPage me={me} node={m.node!} /></Title>;
   if ((m = match('/nodes/:node/volumes/:vol/files', path))) return <Title title="Files"><VolumeFilesPage me={me} node={m.node!} volume={m.vol!} /></Title>;
+  // VolumeBackupsPage sets the document title itself (the volume's name).
+  if ((m = match('/nodes/:node/volumes/:vol/backups', path))) return <VolumeBackupsPage me={me} node={m.node!} volume={m.vol!} />;
   if (match('/stacks', path)) return <Title title="Stacks"><StacksPage me={me} /></Title>;
   if (match('/stacks/deploy', path)) return <Title title="Deploy a stack"><StackDeployPage me={me} /></Title>;
   if ((m = match('/stacks/:name', path))) return <Title title={m.name!}><StackPage me={me} name={m.name!} /></Title>;
