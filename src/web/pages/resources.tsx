@@ -13,6 +13,7 @@ import { Dialog, confirmAction } from '../components/dialog.tsx';
 import { BUILTIN_NETWORKS, PruneDialog, imageLabel } from '../components/prune.tsx';
 import { CreateNetworkDialog, CreateVolumeDialog } from '../components/resource-create.tsx';
 import { VolumeFilesButton } from '../components/volume-files-button.tsx';
+import { BackupSummary } from '../components/backup-status.tsx';
 import { toast } from '../components/toasts.tsx';
 import { ActionButton, AsyncView, Empty, KeyFacts, Loading, PageHeader, RawJson, buttonClass, useAsync } from '../components/ui.tsx';
 import { apiNodePath, dockerPath, errorMessage, get, request } from '../lib/api.ts';
@@ -96,6 +97,8 @@ function columnsFor(kind: Kind, usage: Map<string, string[]>): Column[] {
       { key: 'name', label: 'Name', value: (r) => (r.item as DockerVolume).Name }, node,
       { key: 'driver', label: 'Driver', value: (r) => (r.item as DockerVolume).Driver },
       { key: 'created', label: 'Created', value: (r) => Date.parse((r.item as DockerVolume).CreatedAt ?? '') || 0 }, used,
+      // Read per row from the hub (last backup, last verified, the unverified warning); it links to the volume's backups page.
+      { key: 'backup', label: 'Backups', value: () => '' },
     ];
   }
   return [
@@ -168,6 +171,7 @@ function cell(kind: Kind, col: Column, r: Row, usage: Map<string, string[]>): Co
     const t = kind === 'images' ? (r.item as DockerImage).Created : (r.item as DockerVolume).CreatedAt ?? null;
     return <span title={dateTime(t)}>{ago(t)}</span>;
   }
+  if (col.key === 'backup') return <BackupSummary node={r.node} volume={(r.item as DockerVolume).Name} />;
   if (col.key === 'used') {
     const u = users(kind, usage, r);
     return u.length ? <span title={u.join(', ')}>{kind === 'volumes' ? u.join(', ') : plural(u.length, 'container')}</span> : <span class="muted">unused</span>;
