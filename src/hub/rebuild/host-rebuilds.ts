@@ -1,0 +1,358 @@
+/**
+ * A lost host rebuilt from the hub's record (issue 14, item 6). When a replacement enrolls with
+ * a `--replace` code it takes over the node (takeOver: one transaction), and the hub then
+ * carries out a recorded sequence:
+ *   1. restore each volume the hub knows NAME backed up (latest snapshot, same volume name),
+ *      one `volume-restore` job at a time; a failure stops the rebuild with its reason;
+ *   2. once every restore succeeded, deploy each stack NAME held, at the stack's current
+ *      revision, as a rollout to NAME alone (the normal rollout machinery);
+ *   3. done, or failed with the step and the reason (an alert is raised: rebuild-alert-source.ts).
+ * Every step's outcome is stored before the next begins, and every job and rollout is filed
+ * under an idempotency key of the rebuild, so a hub restarted midway resumes where it stood.
+ *
+ * Which volumes (the source of truth): the hub's own record of NAME's backups: its backup
+ * policies and the volume-backup jobs that succeeded on it (for each volume, the repository of
+ * its newest successful backup job, else its policy's). Snapshots are not listed first: the
+ * restore job asks restic for the latest one tagged with NAME and the volume.
+ */
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { DockfleetError, toDockfleetError } from '../../protocol/errors.ts';
+import type { BackupRepository, VolumeJobSpec } from '../../protocol/volume-backup.ts';
+import type { Logger } from '../../lib/logger.ts';
+import type { NodeKeyRecord, Store } from '../../store/store.ts';
+import type { RolloutRecord } from '../../store/stack-store.ts';
+import type { AuditLog } from '../audit-log.ts';
+import type { JobQueue } from '../jobs/job-queue.ts';
+import type { NodeRegistry } from '../node-registry.ts';
+import type { SecretBox } from '../secret-box.ts';
+import type { StackService } from '../stacks/stack-service.ts';
+import type { RebuildRecord, StackStep, VolumeStep } from './rebuild-record.ts';
+import { ESCROW_FILES } from '../../protocol/escrow-files.ts';
+
+/** What the operator gave with `--replace` for the restores, sealed until they are filed. */
+export interface ReplaceSecrets {
+  recoveryCode?: string;
+  resticPassword?: string;
+}
+
+export interface HostRebuildsDeps {
+  store: Store;
+  jobs: JobQueue;
+  stacks: StackService;
+  registry: NodeRegistry;
+  secrets: SecretBox;
+  audit: AuditLog;
+  log: Logger;
+  /** How often a running rollout's state is read (tests shorten it). */
+  pollMs?: number;
+}
+
+export interface HostRebuildsEvents {
+  /** A rebuild's record changed (stored first). */
+  changed: [RebuildRecord];
+}
+
+const codeContext = (secretHash: string): string => `replace-code:${secretHash}`;
+const rebuildContext = (id: string): string => `node-rebuild:${id}`;
+const WHO = 'host-rebuild';
+
+export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
+  readonly #deps: HostRebuildsDeps;
+  readonly #records = new Map<string, RebuildRecord>();
+  readonly #running = new Map<string, Promise<void>>();
+  readonly #abort = new AbortController();
+  readonly #onFinished = (view: { id: string; kind: string; state: string }): void => {
+    if (view.kind === 'volume-backup' && view.state === 'succeeded') void this.#keepEscrow(view.id);
+  };
+
+  constructor(deps: HostRebuildsDeps) {
+    super();
+    this.#deps = deps;
+  }
+
+  /** Loads every rebuild, resumes the unfinished ones, and starts keeping escrowed keys. */
+  async start(): Promise<void> {
+    this.#deps.jobs.on('finished', this.#onFinished);
+    await this.#backfillEscrow();
+    for (const { record } of await this.#deps.store.rebuilds.rebuilds()) {
+      this.#records.set(record.node, record);
+      if (record.state === 'restoring' || record.state === 'deploying') {
+        this.#deps.log.info({ node: record.node, rebuild: record.id, state: record.state }, 'resuming host rebuild');
+        this.#run(record);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#deps.jobs.off('finished', this.#onFinished);
+    this.#abort.abort();
+    await Promise.allSettled([...this.#running.values()]);
+  }
+
+  view(node: string): RebuildRecord | null {
+    return this.#records.get(node) ?? null;
+  }
+
+  list(): RebuildRecord[] {
+    return [...this.#records.values()];
+  }
+
+  /** Settles when the node's rebuild stops running (tests). */
+  async settled(node: string): Promise<void> {
+    await this.#running.get(node);
+  }
+
+  // ---- the replacement code and the takeover (called by Enrollment) ----
+
+  async mintCode(code: Parameters<Store['rebuilds']['insertReplaceCode']>[0], secrets: ReplaceSecrets): Promise<void> {
+    const name = code.nodeName!;
+    const node = this.#deps.registry.byName(name);
+    if (!node) throw new DockfleetError('node_not_found', `no node named ${name} to replace (--replace takes over an existing node; without it, enroll a new one)`);
+    if (node.state === 'revoked') throw new DockfleetError('invalid_state', `node ${name} is revoked; a revoked node is not taken over (enroll the host under a new name)`);
+    if (node.state === 'pending') throw new DockfleetError('invalid_state', `node ${name} is pending approval, so it has nothing to rebuild; approve or revoke it`);
+    const sealed = Object.keys(secrets).length > 0 ? this.#deps.secrets.seal(JSON.stringify(secrets), codeContext(code.secretHash)) : null;
+    await this.#deps.store.rebuilds.insertReplaceCode(code, name, sealed);
+  }
+
+  async isReplaceCode(secretHash: string): Promise<boolean> {
+    return (await this.#deps.store.rebuilds.replaceCode(secretHash)) !== null;
+  }
+
+  /** The replacement takes over `name`: old keys retired, its key active, the rebuild recorded and started. */
+  async takeOver(secretHash: string, name: string, publicKey: { keyId: string; pem: string }): Promise<void> {
+    const { store, registry, secrets, audit, log } = this.#deps;
+    const mark = await store.rebuilds.replaceCode(secretHash);
+    if (!mark || mark.node !== name) throw new DockfleetError('code_invalid', 'unknown enrollment code');
+    const node = registry.byName(name);
+    if (!node || node.state !== 'active') throw new DockfleetError('invalid_state', `node ${name} can no longer be taken over (it is ${node ? node.state : 'gone'})`);
+    const given: ReplaceSecrets = mark.sealedSecrets ? JSON.parse(secrets.openText(mark.sealedSecrets, codeContext(secretHash))) as ReplaceSecrets : {};
+    const at = Date.now();
+    const id = `rbd_${randomBytes(12).toString('hex')}`;
+    const record: RebuildRecord = {
+      id, node: name, state: 'restoring', startedAt: at, finishedAt: null, custody: '', error: null,
+      volumes: await this.#planVolumes(name), stacks: await this.#planStacks(name),
+    };
+    record.custody = custodyNote(record.volumes, given);
+    const key: NodeKeyRecord = { keyId: publicKey.keyId, nodeId: node.id, publicKey: publicKey.pem, state: 'active', createdAt: at };
+    const sealed = Object.keys(given).length > 0 ? secrets.seal(JSON.stringify(given), rebuildContext(id)) : null;
+    await store.rebuilds.takeOver(secretHash, key, { record, sealedSecrets: sealed });
+    // The old host, if it is still connected, is cut off now; its key is refused from here on.
+    registry.link(node.id)?.close({ t: 'error', code: 'key_retired', message: `node ${name} was taken over by a replacement host` });
+    audit.record({ user: WHO, node: name, method: 'REPLACE', path: `/api/v1/enroll node ${name}: key ${publicKey.keyId} replaces the old host's key; rebuild ${id}`, status: 201 });
+    log.info({ node: name, rebuild: id, volumes: record.volumes.length, stacks: record.stacks.length }, 'a replacement host took over the node; rebuilding it');
+    this.#records.set(name, record);
+    this.emit('changed', record);
+    this.#run(record);
+  }
+
+  // ---- the plan ----
+
+  async #planVolumes(node: string): Promise<VolumeStep[]> {
+    const { store } = this.#deps;
+    const steps = new Map<string, VolumeStep>();
+    const step = (volume: string, repository: BackupRepository | null, label: string | null): VolumeStep => ({
+      volume, repository, repositoryLabel: label, escrowed: false, job: null, state: 'pending', snapshot: null, error: null,
+    });
+    for (const p of await store.volumeBackups.policies(node)) steps.set(p.volume, step(p.volume, p.policy.repository, p.policy.repository?.kind === 'hub' ? 'hub:volumes' : null));
+    const backups = (await store.jobs.listJobs({ node, limit: 10_000 }))
+      .filter((j) => j.kind === 'volume-backup' && j.state === 'succeeded')
+      .sort((a, b) => a.createdAt - b.createdAt);
+    for (const job of backups) {
+      const spec = (JSON.parse(job.request) as { volume?: VolumeJobSpec }).volume;
+      if (!spec) continue;
+      steps.set(spec.volume, step(spec.volume, spec.repository, job.result?.volume?.repository ?? null));
+    }
+    const escrows = await store.rebuilds.escrows(node);
+    for (const s of steps.values()) s.escrowed = escrows.some((e) => e.repository === s.repositoryLabel) || (s.repositoryLabel === null && escrows.length > 0);
+    return [...steps.values()].sort((a, b) => a.volume.localeCompare(b.volume));
+  }
+
+  async #planStacks(node: string): Promise<StackStep[]> {
+    const stacks = this.#deps.store.stacks;
+    const held = (await stacks.listStackNodes()).filter((n) => n.node === node);
+    const steps: StackStep[] = [];
+    for (const h of held) {
+      const stack = await stacks.getStack(h.stack);
+      if (!stack || stack.removedAt !== null || stack.currentRevision === 0) continue;
+      steps.push({ stack: h.stack, revision: stack.currentRevision, rollout: null, state: 'pending', error: null });
+    }
+    return steps.sort((a, b) => a.stack.localeCompare(b.stack));
+  }
+
+  // ---- the sequence ----
+
+  #run(record: RebuildRecord): void {
+    if (this.#running.has(record.node)) return;
+    const run = this.#carry(record)
+      .catch(async (err: unknown) => {
+        if (this.#abort.signal.aborted) return; // the hub is stopping: resumed at its next start
+        this.#deps.log.error({ err, node: record.node }, 'host rebuild stopped on an internal error');
+        await this.#fail(record, `the rebuild stopped on an internal error: ${toDockfleetError(err).message}`).catch(() => {});
+      })
+      .finally(() => this.#running.delete(record.node));
+    this.#running.set(record.node, run);
+  }
+
+  async #save(record: RebuildRecord): Promise<void> {
+    await this.#deps.store.rebuilds.saveRebuild(record);
+    this.#records.set(record.node, record);
+    this.emit('changed', record);
+  }
+
+  async #fail(record: RebuildRecord, error: string): Promise<void> {
+    record.state = 'failed';
+    record.error = error;
+    record.finishedAt = Date.now();
+    await this.#save(record);
+    this.#deps.log.warn({ node: record.node, rebuild: record.id, error }, 'host rebuild failed');
+  }
+
+  async #carry(record: RebuildRecord): Promise<void> {
+    if (record.state === 'restoring') {
+      for (const step of record.volumes) {
+        if (step.state === 'succeeded') continue;
+        const failed = await this.#restore(record, step);
+        if (failed) return this.#fail(record, `restoring volume ${step.volume} failed, so no stack was deployed over missing data: ${failed}`);
+      }
+      record.state = 'deploying';
+      await this.#save(record);
+    }
+    if (record.state === 'deploying') {
+      for (const step of record.stacks) {
+        if (step.state === 'succeeded') continue;
+        const failed = await this.#deploy(record, step);
+        if (failed) return this.#fail(record, `deploying stack ${step.stack} failed: ${failed}`);
+      }
+      record.state = 'done';
+      record.finishedAt = Date.now();
+      await this.#save(record);
+      this.#deps.log.info({ node: record.node, rebuild: record.id }, 'host rebuild done');
+    }
+  }
+
+  /** Files (or finds again) the restore job of one volume and waits for it; the reason when it failed. */
+  async #restore(record: RebuildRecord, step: VolumeStep): Promise<string | null> {
+    const { jobs } = this.#deps;
+    const job = await jobs.file({
+      kind: 'volume-restore', node: record.node, stack: '', target: null,
+      volume: { volume: step.volume, repository: step.repository, to: step.volume },
+      secrets: await this.#restoreSecrets(record, step),
+      idempotencyKey: `rebuild:${record.id}:restore:${step.volume}`, createdBy: WHO,
+    });
+    if (step.job !== job.id || step.state !== 'running') {
+      step.job = job.id;
+      step.state = 'running';
+      await this.#save(record);
+    }
+    const done = await jobs.wait(job.id, this.#abort.signal);
+    const detail = await jobs.get(job.id);
+    step.state = done.state === 'succeeded' ? 'succeeded' : 'failed';
+    step.snapshot = detail?.result?.volume?.snapshot ?? null;
+    step.error = done.state === 'succeeded' ? null : done.error ?? 'the restore job failed without a reason';
+    await this.#save(record);
+    return step.error;
+  }
+
+  async #restoreSecrets(record: RebuildRecord, step: VolumeStep): Promise<{ env: Record<string, string>; files: Record<string, string> }> {
+    const { store, secrets } = this.#deps;
+    const sealed = (await store.rebuilds.rebuilds()).find((r) => r.record.id === record.id)?.sealedSecrets ?? null;
+    const given: ReplaceSecrets = sealed ? JSON.parse(secrets.openText(sealed, rebuildContext(record.id))) as ReplaceSecrets : {};
+    const env: Record<string, string> = given.resticPassword ? { RESTIC_PASSWORD: given.resticPassword } : {};
+    const files: Record<string, string> = {};
+    const escrows = await store.rebuilds.escrows(record.node);
+    const escrow = escrows.find((e) => e.repository === step.repositoryLabel) ?? (step.repositoryLabel === null ? escrows[0] : undefined);
+    if (escrow && given.recoveryCode) {
+      files[ESCROW_FILES.wrappedKey] = Buffer.from(escrow.wrappedKey).toString('base64');
+      files[ESCROW_FILES.recoveryCode] = Buffer.from(given.recoveryCode).toString('base64');
+    }
+    return { env, files };
+  }
+
+  /** Deploys one stack's current revision to the node as a rollout of its own; the reason when it failed. */
+  async #deploy(record: RebuildRecord, step: StackStep): Promise<string | null> {
+    const { store, stacks } = this.#deps;
+    const stack = await store.stacks.getStack(step.stack);
+    if (!stack || stack.removedAt !== null) {
+      step.state = 'succeeded';
+      step.error = 'the stack was removed since; nothing to deploy';
+      await this.#save(record);
+      return null;
+    }
+    const at = Date.now();
+    const rollout: RolloutRecord = {
+      id: `rol_${randomBytes(12).toString('hex')}`, stack: step.stack, kind: 'deploy', revision: stack.currentRevision, nodes: [record.node],
+      parallel: 1, wave: 0, state: 'running', stoppedAtNode: null, error: null, jobIds: [],
+      idempotencyKey: `rebuild:${record.id}:${step.stack}`, createdBy: WHO, createdAt: at, finishedAt: null,
+    };
+    let started: RolloutRecord | null = null;
+    while (!started) {
+      try {
+        started = (await store.stacks.startRollout(rollout, { currentRevision: stack.currentRevision })).rollout;
+      } catch (err) {
+        if (toDockfleetError(err).code !== 'rollout_in_progress') throw err;
+        await this.#sleep(); // another rollout of the stack first; this one follows it
+      }
+    }
+    if (step.rollout !== started.id || step.state !== 'running') {
+      step.rollout = started.id;
+      step.revision = started.revision;
+      step.state = 'running';
+      await this.#save(record);
+    }
+    if (started.state === 'running') await stacks.runner.start(started);
+    for (;;) {
+      const now = await store.stacks.getRollout(started.id);
+      if (!now) throw new DockfleetError('state_corrupt', `rollout ${started.id} is missing`);
+      if (now.state !== 'running') {
+        step.state = now.state === 'succeeded' ? 'succeeded' : 'failed';
+        step.error = now.state === 'succeeded' ? null : now.error ?? 'the rollout failed without a reason';
+        await this.#save(record);
+        return step.error;
+      }
+      await this.#sleep();
+    }
+  }
+
+  #sleep(): Promise<void> {
+    const ms = this.#deps.pollMs ?? 500;
+    return new Promise((resolve, reject) => {
+      const signal = this.#abort.signal;
+      if (signal.aborted) return reject(new DockfleetError('hub_unreachable', 'the hub is stopping'));
+      const t = setTimeout(() => { signal.removeEventListener('abort', stop); resolve(); }, ms);
+      const stop = (): void => { clearTimeout(t); reject(new DockfleetError('hub_unreachable', 'the hub is stopping')); };
+      signal.addEventListener('abort', stop, { once: true });
+    });
+  }
+
+  // ---- escrowed keys ----
+
+  async #keepEscrow(jobId: string): Promise<void> {
+    try {
+      const job = await this.#deps.store.jobs.getJob(jobId);
+      const out = job?.result?.volume;
+      if (!job || !out?.escrowedKey) return;
+      await this.#deps.store.rebuilds.putEscrow({ node: job.node, repository: out.repository, wrappedKey: out.escrowedKey, createdAt: job.finishedAt ?? Date.now(), jobId });
+    } catch (err) {
+      this.#deps.log.error({ err, job: jobId }, 'could not keep an escrowed backup key');
+    }
+  }
+
+  /** Keys escrowed by jobs that finished before this table existed (or while the hub was down). */
+  async #backfillEscrow(): Promise<void> {
+    for (const job of await this.#deps.store.jobs.listJobs({ limit: 10_000 })) {
+      if (job.kind === 'volume-backup' && job.state === 'succeeded' && job.result?.volume?.escrowedKey) await this.#keepEscrow(job.id);
+    }
+  }
+}
+
+function custodyNote(volumes: readonly VolumeStep[], given: ReplaceSecrets): string {
+  if (volumes.length === 0) return 'no volume of this node has a backup the hub knows of';
+  if (volumes.some((v) => v.escrowed)) {
+    return given.recoveryCode
+      ? 'escrow: the hub sends the escrowed key with the recovery code given, sealed in each restore job; the new host unwraps it'
+      : 'escrow: the hub holds the escrowed key, but no recovery code was given with --replace, so the restores can open the repository only if the key file is placed on the new host';
+  }
+  if (given.resticPassword) return 'hub-managed: the restore jobs carry the repository password given with --replace, sealed';
+  return 'host-only (or hub-managed without a password given): the hub holds no key; place the key file on the new host in STATE/backup-keys/ before the restores run, or they fail';
+}
