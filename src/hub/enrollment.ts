@@ -9,6 +9,7 @@ import { hashSecret, mintCode, parseCode } from '../protocol/enrollment-code.ts'
 import { keyIdOf, parseEd25519PublicKey } from '../protocol/node-keys.ts';
 import type { NodeKeyRecord, NodeRecord, Store } from '../store/store.ts';
 import type { NodeRegistry } from './node-registry.ts';
+import type { HostRebuilds, ReplaceSecrets } from './rebuild/host-rebuilds.ts';
 
 export const DEFAULT_CODE_TTL_S = 15 * 60;
 export const DEFAULT_JOIN_TTL_S = 24 * 3600;
@@ -17,6 +18,8 @@ export class Enrollment {
   readonly #store: Store;
   readonly #registry: NodeRegistry;
   readonly #caDigest: string;
+  /** Codes that take over an existing node, and the rebuild that follows (hub/rebuild/). */
+  #replacements: HostRebuilds | null = null;
 
   constructor(store: Store, registry: NodeRegistry, caDigest: string) {
     this.#store = store;
@@ -24,12 +27,20 @@ export class Enrollment {
     this.#caDigest = caDigest;
   }
 
-  async createCode(name: string, ttlSeconds = DEFAULT_CODE_TTL_S): Promise<{ name: string; code: string; expiresAt: string }> {
-    this.#assertNameFree(name);
+  useReplacements(replacements: HostRebuilds): void {
+    this.#replacements = replacements;
+  }
+
+  /** `replace`: a code for a host that takes over the existing node NAME (`enroll NAME --replace`). */
+  async createCode(name: string, ttlSeconds = DEFAULT_CODE_TTL_S, replace: ReplaceSecrets | null = null): Promise<{ name: string; code: string; expiresAt: string }> {
+    if (replace === null) this.#assertNameFree(name);
+    else if (!this.#replacements) throw new DockfleetError('invalid_state', 'this hub cannot replace nodes');
     const { code, secretHash } = mintCode('single', this.#caDigest);
     const now = Date.now();
     const expiresAt = now + ttlSeconds * 1000;
-    await this.#store.insertCode({ secretHash, kind: 'single', nodeName: name, createdAt: now, expiresAt, usedAt: null });
+    const record = { secretHash, kind: 'single' as const, nodeName: name, createdAt: now, expiresAt, usedAt: null };
+    if (replace === null) await this.#store.insertCode(record);
+    else await this.#replacements!.mintCode(record, replace);
     return { name, code, expiresAt: new Date(expiresAt).toISOString() };
   }
 
@@ -58,10 +69,15 @@ export class Enrollment {
     }
     const publicKey = parseEd25519PublicKey(body.publicKey);
     if (!publicKey) throw new DockfleetError('validation_failed', 'publicKey must be an Ed25519 public key (PEM)');
+    const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    if (record.kind === 'single' && (await this.#replacements?.isReplaceCode(secretHash))) {
+      if (await this.#store.getNodeKey(keyIdOf(publicKeyPem))) throw new DockfleetError('validation_failed', 'this public key is already enrolled');
+      await this.#replacements!.takeOver(secretHash, name, { keyId: keyIdOf(publicKeyPem), pem: publicKeyPem });
+      return this.#registry.byName(name)!;
+    }
     this.#assertNameFree(name);
 
     const nodeId = randomUUID();
-    const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
     const node: NodeRecord = {
       id: nodeId, name, state: record.kind === 'single' ? 'active' : 'pending',
       createdAt: now, approvedAt: record.kind === 'single' ? now : null, revokedAt: null, lastSeen: null, facts: null,
