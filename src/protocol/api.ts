@@ -25,13 +25,21 @@ export const nodeView = z.object({
   policy: policySummary.nullable(),
   /** The head of the host's own audit log as its agent last reported it (not persisted); null until it has. */
   hostAudit: z.object({ seq: z.number(), hash: z.string() }).nullable(),
+  /** The node's latest rebuild after a replacement host took it over (GET /api/v1/nodes/NAME/rebuild); null when none. */
+  rebuild: z.record(z.string(), z.unknown()).nullable().optional(),
 });
 export type NodeView = z.infer<typeof nodeView>;
 
 export const createEnrollmentBody = z.object({
   name: nodeNameSchema,
   ttlSeconds: z.number().int().min(1).max(7 * 24 * 3600).optional(),
-});
+  /** A code for a host that takes over the existing node NAME, which the hub then rebuilds (issue 14). */
+  replace: z.boolean().optional(),
+  /** With replace, escrow custody: the recovery code that unwraps the escrowed volume keys (sealed at once). */
+  recoveryCode: z.string().min(8).max(200).optional(),
+  /** With replace, hub-managed custody: the repositories' password for the restores (sealed at once). */
+  resticPassword: z.string().min(1).max(8_192).optional(),
+}).refine((b) => b.replace === true || (b.recoveryCode === undefined && b.resticPassword === undefined), 'recoveryCode and resticPassword go with replace: true');
 export const enrollmentCreated = z.object({ name: z.string(), code: z.string(), expiresAt: z.string() });
 
 export const createJoinTokenBody = z.object({ ttlSeconds: z.number().int().min(1).max(365 * 24 * 3600).optional() });
