@@ -43,6 +43,8 @@ import type { SetupCode } from '../auth/setup-code.ts';
 import { auditRoutes } from '../audit-chain/audit-routes.ts';
 import { volumeBackupRoutes } from '../volume-backups/volume-backup-routes.ts';
 import { backupPolicyRoutes } from '../volume-backups/backup-policy-routes.ts';
+import type { HostRebuilds } from '../rebuild/host-rebuilds.ts';
+import { rebuildView } from '../rebuild/rebuild-record.ts';
 
 export interface RestDeps {
   store: Store;
@@ -70,6 +72,8 @@ export interface RestDeps {
   events?: FleetEvents | null;
   /** Incidents and receivers (hub/alerts/); without them the alert routes are absent. */
   alerts?: Alerts | null;
+  /** Host rebuilds after `enroll NAME --replace` (hub/rebuild/); without them no `rebuild` field or route. */
+  rebuilds?: HostRebuilds | null;
 }
 
 const MAX_BODY = 64 * 1024;
@@ -148,7 +152,17 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
   if (deps.events) eventRoutes(app, deps.events, parseWith);
   if (deps.registryAuth) registryRoutes(app, deps.registryAuth, parseBody);
 
-  app.get('/api/v1/nodes', (c) => c.json(registry.list().filter((n) => c.get('principal').access.canSee(n.name))));
+  const withRebuild = <T extends { name: string }>(n: T): T => {
+    const rebuild = deps.rebuilds?.view(n.name);
+    return rebuild ? { ...n, rebuild: rebuildView(rebuild) } : n;
+  };
+  app.get('/api/v1/nodes', (c) => c.json(registry.list().filter((n) => c.get('principal').access.canSee(n.name)).map(withRebuild)));
+  app.get('/api/v1/nodes/:name/rebuild', (c) => {
+    const node = registry.require(c.req.param('name'));
+    const rebuild = deps.rebuilds?.view(node.name);
+    if (!rebuild) throw new DockfleetError('not_found', `node ${node.name} has not been rebuilt (enroll a replacement with --replace)`);
+    return c.json(rebuildView(rebuild));
+  });
   app.get('/api/v1/nodes/:name', (c) => c.json(registry.view(registry.require(c.req.param('name')))));
 
   for (const section of INVENTORY_SECTIONS) {
@@ -163,7 +177,10 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
   app.post('/api/v1/enrollments', async (c) => {
     admin(c);
     const body = await parseBody(c, createEnrollmentBody);
-    return c.json(await enrollment.createCode(body.name, body.ttlSeconds), 201);
+    const replace = body.replace === true
+      ? { ...(body.recoveryCode === undefined ? {} : { recoveryCode: body.recoveryCode }), ...(body.resticPassword === undefined ? {} : { resticPassword: body.resticPassword }) }
+      : null;
+    return c.json({ ...(await enrollment.createCode(body.name, body.ttlSeconds, replace)), ...(replace ? { replace: true } : {}) }, 201);
   });
   app.post('/api/v1/join-tokens', async (c) => {
     admin(c);
