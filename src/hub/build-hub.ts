@@ -40,6 +40,8 @@ import { Alerts, type AlertTuning } from './alerts/alerts.ts';
 import { RegistryAuth } from './registry-auth/registry-auth.ts';
 import { BackupVerifySource } from './alerts/sources/backup-verify-source.ts';
 import { BackupReportFeed } from './volume-backups/backup-report-feed.ts';
+import { HostRebuilds } from './rebuild/host-rebuilds.ts';
+import { RebuildAlertSource } from './rebuild/rebuild-alert-source.ts';
 
 export interface HubDeps {
   store: Store;
@@ -95,12 +97,15 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
   const edgeSignIn = new EdgeSignIn({ store, secrets: deps.secrets, routes, labelsOf: (name) => stacks.routes.labels.of(name) });
   const edgeCertificates = await EdgeCertificates.open({ store: store.certs, secrets: deps.secrets, log });
   const backupReports = new BackupReportFeed(registry, store.volumeBackups, log);
+  const audit = new AuditLog(store, log);
+  const rebuilds = new HostRebuilds({ store, jobs, stacks: stacks.service, registry, secrets: deps.secrets, audit, log });
+  enrollment.useReplacements(rebuilds);
+  await rebuilds.start();
   const alerts = await Alerts.start({
     store: store.alerts, secrets: deps.secrets, log, registry, inventory, jobs, stackStatus, tuning: deps.alertTuning ?? {},
-    extraSources: [new BackupVerifySource(store.volumeBackups, deps.alertTuning?.backupVerifyMaxAgeMs)],
+    extraSources: [new BackupVerifySource(store.volumeBackups, deps.alertTuning?.backupVerifyMaxAgeMs), new RebuildAlertSource(rebuilds)],
   });
   const principals = new Principals(store, (name) => stacks.routes.labels.of(name));
-  const audit = new AuditLog(store, log);
   const caps = new StreamCaps(deps.streamsPerUser);
   const registryAuth = new RegistryAuth(store.registries, deps.secrets);
   const docker = new DockerGateway({
@@ -113,7 +118,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
     ...(deps.limiter === undefined ? {} : { limiter: deps.limiter }),
   });
   const events = new FleetEvents(registry, log);
-  const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log, setupCode: deps.setupCode ?? null, jobs, stacks: stacks.routes, routes, edgeSignIn, edgeCertificates, registryAuth, events, alerts });
+  const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log, setupCode: deps.setupCode ?? null, jobs, stacks: stacks.routes, routes, edgeSignIn, edgeCertificates, registryAuth, events, alerts, rebuilds });
   const restListener = getRequestListener(app.fetch);
   const assets = await buildUi();
   log.info(describeUi(assets), 'web UI built');
@@ -154,6 +159,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
     alerts,
     async close() {
       await alerts.close();
+      await rebuilds.close();
       await backupReports.close();
       routes.close();
       live.close();
