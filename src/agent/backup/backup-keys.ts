@@ -13,7 +13,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Encrypter, armor } from 'age-encryption';
+import { Decrypter, Encrypter, armor } from 'age-encryption';
 import { z } from 'zod';
 import type { CustodyMode } from '../../protocol/volume-backup.ts';
 import { writeFileDurably } from '../../lib/write-file-durably.ts';
@@ -99,5 +99,24 @@ export class BackupKeys {
         recoveryCodeSealed: opts.revealTo ? await ageArmored(recoveryCode, { recipient: opts.revealTo }) : null,
       },
     };
+  }
+
+  /**
+   * A replacement host (issue 14, item 6): the escrowed key the hub kept, unwrapped with the
+   * operator's recovery code, becomes this host's key file for the repository, so later backups
+   * go on in the same repository. Null when the code does not open it.
+   */
+  async adoptEscrowed(repository: string, wrappedKey: string, recoveryCode: string): Promise<string | null> {
+    let password: string;
+    try {
+      const d = new Decrypter();
+      d.addPassphrase(recoveryCode.trim());
+      password = await d.decrypt(armor.decode(wrappedKey), 'text');
+    } catch {
+      return null;
+    }
+    await mkdir(this.#dir, { recursive: true, mode: 0o700 });
+    await writeFileDurably(this.#path(repository), `${JSON.stringify({ v: 1, repository, password, recoveryCode: recoveryCode.trim(), createdAt: Date.now() } satisfies KeyFile)}\n`, 0o600);
+    return password;
   }
 }

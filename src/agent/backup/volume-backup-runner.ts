@@ -15,6 +15,7 @@ import type { VolumeJobOutput, VolumeJobSpec, SnapshotSummary } from '../../prot
 import type { JobContext } from '../jobs/job-runner.ts';
 import type { BackupsPolicy } from '../policy/policy-file.ts';
 import type { StackEngine } from '../stacks/stack-engine.ts';
+import { ESCROW_FILES } from '../../protocol/escrow-files.ts';
 import { BackupKeys } from './backup-keys.ts';
 import { BackupRefused, resolveRepository, type ResolvedRepository } from './backup-repository.ts';
 import { STOP_LABEL, type BackupStops } from './backup-stops.ts';
@@ -100,6 +101,14 @@ export class VolumeBackupRunner {
         await ctx.step('initialise the repository', () => restic({ ...call, password: known.password, args: ['init'] }));
         return { password: known.password, created: null };
       }
+    }
+    // A replacement host: the hub sent the escrowed key and the operator's recovery code.
+    const wrapped = job.secrets.files[ESCROW_FILES.wrappedKey];
+    const code = job.secrets.files[ESCROW_FILES.recoveryCode];
+    if (wrapped && code) {
+      const password = await ctx.step('unwrap the escrowed key with the recovery code', () => this.#keys.adoptEscrowed(repo.label, Buffer.from(wrapped, 'base64').toString('utf8'), Buffer.from(code, 'base64').toString('utf8')));
+      if (password === null) throw new JobFailure(`the recovery code given does not open the escrowed key of ${repo.label}`);
+      return { password, created: null };
     }
     // No key here: only a repository that does not exist yet may get a new one.
     const exists = await this.#exists(repo, call);
