@@ -1,15 +1,20 @@
 /** Client commands that manage nodes through the hub's REST API. */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { enrollmentCreated, joinTokenCreated, type NodeView } from '../../protocol/api.ts';
 import { UsageError, type Command } from '../command.ts';
 import { TARGET_HELP, TARGET_OPTIONS, callHub, resolveTarget } from '../hub-client.ts';
 
-const OPTIONS = { ...TARGET_OPTIONS, ttl: { type: 'string' }, json: { type: 'boolean' } } as const;
+const OPTIONS = {
+  ...TARGET_OPTIONS, ttl: { type: 'string' }, json: { type: 'boolean' },
+  replace: { type: 'boolean' }, 'recovery-code-file': { type: 'string' }, 'restic-password-file': { type: 'string' },
+} as const;
+type Extra = 'ttl' | 'json' | 'replace' | 'recovery-code-file' | 'restic-password-file';
 
 /** Parses a command's flags; `allowed` names the options beyond the hub-target ones. */
-function parse(args: string[], allowed: Array<'ttl' | 'json'> = []) {
+function parse(args: string[], allowed: Extra[] = []) {
   const parsed = parseArgs({ args, strict: true, allowPositionals: true, options: OPTIONS });
-  for (const extra of ['ttl', 'json'] as const) {
+  for (const extra of ['ttl', 'json', 'replace', 'recovery-code-file', 'restic-password-file'] as const) {
     if (parsed.values[extra] !== undefined && !allowed.includes(extra)) throw new UsageError(`unknown option --${extra}`);
   }
   return parsed;
@@ -41,20 +46,48 @@ function nodeAction(action: 'approve' | 'revoke' | 'rotate', summary: string, do
   };
 }
 
+/** A secret from a file, trimmed; a clear error when it cannot be read or is empty. */
+function secretFile(flag: string, path: string | undefined): string | undefined {
+  if (path === undefined) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8').trim();
+  } catch (err) {
+    throw new UsageError(`--${flag}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  if (text === '') throw new UsageError(`--${flag}: ${path} is empty`);
+  return text;
+}
+
 export const enrollCommand: Command = {
-  summary: 'mint a single-use enrollment code for a new node',
-  usage: `dockfleet enroll NAME [--ttl 15m]
+  summary: 'mint a single-use enrollment code for a new node, or (--replace) for a host that takes over NAME',
+  usage: `dockfleet enroll NAME [--ttl 15m] [--replace [--recovery-code-file FILE] [--restic-password-file FILE]]
 
 Prints the agent command line, then the code alone on the last line of stdout.
 The code embeds the digest of the hub's CA, so the agent verifies the hub on first contact.
 
+  --replace                     a code for a replacement host that takes over the existing node NAME:
+                                its old key is revoked when the new host enrolls, and the hub then
+                                restores NAME's volumes and deploys its stacks there
+                                (progress: GET /api/v1/nodes/NAME/rebuild, or dockfleet nodes --json)
+  --recovery-code-file FILE     escrow custody: the recovery code that opens the escrowed volume keys
+  --restic-password-file FILE   hub-managed custody: the repositories' password for the restores
+
 ${TARGET_HELP}`,
   async run(args) {
-    const { values, positionals } = parse(args, ['ttl']);
+    const { values, positionals } = parse(args, ['ttl', 'replace', 'recovery-code-file', 'restic-password-file']);
     const name = oneName(positionals);
     const target = resolveTarget(values);
     const ttlSeconds = parseTtl(values.ttl);
-    const res = enrollmentCreated.parse(await callHub(target, 'POST', '/api/v1/enrollments', { name, ...(ttlSeconds ? { ttlSeconds } : {}) }));
+    const recoveryCode = secretFile('recovery-code-file', values['recovery-code-file']);
+    const resticPassword = secretFile('restic-password-file', values['restic-password-file']);
+    if (!values.replace && (recoveryCode !== undefined || resticPassword !== undefined)) throw new UsageError('--recovery-code-file and --restic-password-file go with --replace');
+    const body = {
+      name, ...(ttlSeconds ? { ttlSeconds } : {}), ...(values.replace ? { replace: true } : {}),
+      ...(recoveryCode === undefined ? {} : { recoveryCode }), ...(resticPassword === undefined ? {} : { resticPassword }),
+    };
+    const res = enrollmentCreated.parse(await callHub(target, 'POST', '/api/v1/enrollments', body));
+    if (values.replace) process.stdout.write(`# a replacement for ${name}: when it enrolls, the old host's key is revoked and the hub rebuilds ${name} there\n`);
     process.stdout.write(`# on the Docker host of ${name} (code valid until ${res.expiresAt}, single use):\n`);
     process.stdout.write(`#   dockfleet agent --hub ${target.url.origin} --code ${res.code}\n`);
     process.stdout.write(`${res.code}\n`);
