@@ -45,11 +45,13 @@ export function VolumeBackupsPage({ me, node, volume }: { me: Me; node: string; 
     status.reload();
     snapshots?.reload();
   }, [status.reload, snapshots?.reload]);
-  // Scheduled runs report on the agent's clock: read the status again now and then while the page is open.
+  // Scheduled runs report on the agent's clock: read the status again now and then while the page
+  // is open, and soon after a read that failed (a dropped connection).
+  const failed = Boolean(status.error);
   useEffect(() => {
-    const t = setInterval(() => status.reload(), 15_000);
+    const t = setInterval(() => status.reload(), failed ? 3_000 : 15_000);
     return () => clearInterval(t);
-  }, [status.reload]);
+  }, [status.reload, failed]);
   const [policyKey, setPolicyKey] = useState(0);
 
   return (
