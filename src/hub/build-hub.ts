@@ -96,7 +96,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
   const routes = new RouteTable(registry, inventory);
   const edgeSignIn = new EdgeSignIn({ store, secrets: deps.secrets, routes, labelsOf: (name) => stacks.routes.labels.of(name) });
   const edgeCertificates = await EdgeCertificates.open({ store: store.certs, secrets: deps.secrets, log });
-  const backupReports = new BackupReportFeed(registry, store.volumeBackups, log);
+  const backupReports = new BackupReportFeed(registry, store.volumeBackups, log, { jobs, records: store });
   const audit = new AuditLog(store, log);
   const rebuilds = new HostRebuilds({ store, jobs, stacks: stacks.service, registry, secrets: deps.secrets, audit, log });
   enrollment.useReplacements(rebuilds);
