@@ -180,5 +180,8 @@ export type VolumeBackupReport = z.infer<typeof volumeBackupReport>;
 
 /** The agent's answer on BACKUP_REPORTS_PATH: every volume's latest, now and on each change (NDJSON). */
 export const BACKUP_REPORTS_PATH = '/_dockfleet/v1/volume-backups/reports';
-export const backupReportsMessage = z.strictObject({ reports: z.array(volumeBackupReport).max(10_000) });
+/** A key a scheduled backup made under escrow custody: wrapped under the recovery code, which stays on the host. */
+export const escrowReport = z.strictObject({ repository: z.string().max(4_096), escrowedKey: z.string().max(8_000), createdAt: z.number() });
+export type EscrowReport = z.infer<typeof escrowReport>;
+export const backupReportsMessage = z.strictObject({ reports: z.array(volumeBackupReport).max(10_000), escrows: z.array(escrowReport).max(1_000).optional() });
 export type BackupReportsMessage = z.infer<typeof backupReportsMessage>;

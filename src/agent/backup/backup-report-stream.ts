@@ -1,6 +1,7 @@
 /**
  * The agent's answer on BACKUP_REPORTS_PATH: every volume's latest scheduled backup and
- * verification as one NDJSON line now, then again on each change. It coalesces like the stack
+ * verification (and the wrapped keys scheduled backups made under escrow custody) as one
+ * NDJSON line now, then again on each change. It coalesces like the stack
  * status stream: while the hub reads slowly only the newest set waits, as a mark. The hub
  * opens it on every link, so what happened while it was away arrives when the link returns.
  */
@@ -18,7 +19,7 @@ export function createBackupReportsHandler(reports: BackupReports): (req: Http2S
       waiting = false;
       if (!dirty || res.closed || res.destroyed) return;
       dirty = false;
-      const message: BackupReportsMessage = { reports: reports.list() };
+      const message: BackupReportsMessage = { reports: reports.list(), escrows: reports.escrows() };
       if (!res.write(`${JSON.stringify(message)}\n`)) {
         waiting = true;
         res.once('drain', flush);

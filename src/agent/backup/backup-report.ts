@@ -9,14 +9,16 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { writeFileDurably } from '../../lib/write-file-durably.ts';
-import { volumeBackupReport, type BackupOutcome, type VerifyOutcome, type VolumeBackupReport } from '../../protocol/volume-backup.ts';
+import { escrowReport, volumeBackupReport, type BackupOutcome, type EscrowReport, type VerifyOutcome, type VolumeBackupReport } from '../../protocol/volume-backup.ts';
 
 export const REPORTS_FILE = 'backup-reports.json';
-const reportsFile = z.strictObject({ reports: z.array(volumeBackupReport).max(10_000) });
+const reportsFile = z.strictObject({ reports: z.array(volumeBackupReport).max(10_000), escrows: z.array(escrowReport).max(1_000).optional() });
 
 export class BackupReports extends EventEmitter<{ change: [] }> {
   readonly #path: string;
   readonly #byVolume = new Map<string, VolumeBackupReport>();
+  /** Keys scheduled backups made under escrow custody, wrapped: kept until the hub has them (it keeps the first per repository). */
+  readonly #escrows = new Map<string, EscrowReport>();
   #writing: Promise<void> = Promise.resolve();
 
   private constructor(stateDir: string) {
@@ -34,7 +36,10 @@ export class BackupReports extends EventEmitter<{ change: [] }> {
         raw = JSON.parse(text);
       } catch { /* started afresh below */ }
       const parsed = reportsFile.safeParse(raw);
-      if (parsed.success) for (const r of parsed.data.reports) reports.#byVolume.set(r.volume, r);
+      if (parsed.success) {
+        for (const r of parsed.data.reports) reports.#byVolume.set(r.volume, r);
+        for (const e of parsed.data.escrows ?? []) reports.#escrows.set(e.repository, e);
+      }
     }
     return reports;
   }
@@ -45,6 +50,17 @@ export class BackupReports extends EventEmitter<{ change: [] }> {
 
   list(): VolumeBackupReport[] {
     return [...this.#byVolume.values()].sort((a, b) => a.volume.localeCompare(b.volume));
+  }
+
+  escrows(): EscrowReport[] {
+    return [...this.#escrows.values()];
+  }
+
+  /** A scheduled backup made this repository's key under escrow: the wrapped form goes to the hub with the reports. */
+  recordEscrow(escrow: EscrowReport): Promise<void> {
+    if (this.#escrows.has(escrow.repository)) return this.#writing;
+    this.#escrows.set(escrow.repository, escrow);
+    return this.#persist();
   }
 
   recordBackup(volume: string, outcome: BackupOutcome): Promise<void> {
@@ -58,8 +74,12 @@ export class BackupReports extends EventEmitter<{ change: [] }> {
   #set(volume: string, change: Partial<Pick<VolumeBackupReport, 'backup' | 'verify'>>): Promise<void> {
     const was = this.#byVolume.get(volume) ?? { volume, backup: null, verify: null };
     this.#byVolume.set(volume, { ...was, ...change });
+    return this.#persist();
+  }
+
+  #persist(): Promise<void> {
     // Writes run one after another, each with the whole set as it is then.
-    this.#writing = this.#writing.then(() => writeFileDurably(this.#path, `${JSON.stringify({ reports: this.list() })}\n`)).catch(() => {});
+    this.#writing = this.#writing.then(() => writeFileDurably(this.#path, `${JSON.stringify({ reports: this.list(), escrows: this.escrows() })}\n`)).catch(() => {});
     this.emit('change');
     return this.#writing;
   }

@@ -159,6 +159,12 @@ export class BackupSchedule {
       at: result.finishedAt, ok: result.state === 'succeeded', snapshot: out?.snapshot ?? null, bytesAdded: out?.bytesAdded ?? null,
       durationMs: Math.max(0, result.finishedAt - result.startedAt), error: result.error === null ? null : result.error.slice(0, 2_000),
     });
+    // A first backup under escrow custody made the key: the hub keeps the wrapped form; the
+    // recovery code stays in the host's key file (`dockfleet agent backup-recovery-code`).
+    if (out?.escrowedKey) {
+      await this.#deps.reports.recordEscrow({ repository: out.repository, escrowedKey: out.escrowedKey, createdAt: result.finishedAt });
+      log.warn({ volume: policy.volume, repository: out.repository }, 'a scheduled backup made a new escrowed repository key; read its recovery code on this host with `dockfleet agent backup-recovery-code --state DIR`');
+    }
     log.info({ volume: policy.volume, state: result.state, snapshot: out?.snapshot ?? null, error: result.error }, 'scheduled backup finished');
   }
 

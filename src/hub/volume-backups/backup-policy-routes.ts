@@ -7,16 +7,19 @@
  *   PUT    /api/v1/nodes/NAME/volumes/VOLUME/backup-policy  {every, retention?, repository?, verifyEvery?} → {policy, job}
  *   DELETE /api/v1/nodes/NAME/volumes/VOLUME/backup-policy  → {job}  (404: none)
  *   GET    /api/v1/nodes/NAME/volumes/VOLUME/backup-status  → {node, volume, policy, lastBackup, lastVerified, lastVerifiedOkAt}
+ *   GET    /api/v1/nodes/NAME/backup-status                 → {node, volumes: [that, per volume with a policy or a recorded backup]}
+ * "lastBackup" is the newest backup of the volume, whoever asked for it: the agent's schedule
+ * or a job the hub filed (CLI, UI, a rebuild).
  */
 import type { Context, Hono } from 'hono';
-import type { ZodType } from 'zod';
+import { z, type ZodType } from 'zod';
 import { DockfleetError } from '../../protocol/errors.ts';
 import { putPolicyBody, VOLUME_NAME, type VolumeBackupPolicy } from '../../protocol/volume-backup.ts';
 import type { AuthVariables } from '../auth/rest-auth.ts';
 import type { JobQueue } from '../jobs/job-queue.ts';
-import { apiJob } from '../jobs/job-views.ts';
 import type { NodeRegistry } from '../node-registry.ts';
 import type { StatusRecord, VolumeBackupStore } from './volume-backup-store.ts';
+import { filedAnswer } from './volume-backup-routes.ts';
 
 type App = Hono<{ Variables: AuthVariables }>;
 type Parse = <T>(c: Context, schema: ZodType<T>) => Promise<T>;
@@ -50,13 +53,17 @@ export function statusView(node: string, volume: string, policy: VolumeBackupPol
   };
 }
 
-/** Files the node's whole policy set at this revision (the same revision files nothing new). */
-async function sendPolicies(deps: BackupPolicyRoutesDeps, node: string, revision: number, by: string) {
+const putBody = putPolicyBody.extend({ sign: z.boolean().optional() });
+
+/** Files the node's whole policy set at this revision (the same revision files nothing new); signed: held for the signature. */
+async function sendPolicies(deps: BackupPolicyRoutesDeps, node: string, revision: number, by: string, sign: boolean) {
   const policies = (await deps.store.policies(node)).map((r) => r.policy);
-  return deps.jobs.file({
+  const job = await deps.jobs.file({
     kind: 'volume-policies', node, stack: '', target: null, secrets: { env: {}, files: {} },
     policies: { revision, policies }, idempotencyKey: `volume-policies:${node}:${revision}`, createdBy: by,
+    ...(sign ? { signing: { held: false } } : {}),
   });
+  return filedAnswer(deps.jobs, job, sign);
 }
 
 export function backupPolicyRoutes(app: App, deps: BackupPolicyRoutesDeps, parse: Parse): void {
@@ -73,20 +80,29 @@ export function backupPolicyRoutes(app: App, deps: BackupPolicyRoutesDeps, parse
 
   app.put(path, async (c) => {
     const { node, volume } = target(c, registry, true);
-    const body = await parse(c, putPolicyBody);
+    const { sign, ...body } = await parse(c, putBody);
     const was = await find(node, volume);
     // An update keeps when the policy was first set: the verification alert counts from there.
     const policy: VolumeBackupPolicy = { volume, ...body, setAt: was?.setAt ?? Date.now() };
     const by = c.get('principal').name;
     const revision = await store.putPolicy({ node, volume, policy, setBy: by });
-    return c.json({ policy, job: apiJob(await sendPolicies(deps, node, revision, by)) });
+    return c.json({ policy, job: await sendPolicies(deps, node, revision, by, sign === true) });
   });
 
   app.delete(path, async (c) => {
     const { node, volume } = target(c, registry, true);
     const revision = await store.deletePolicy(node, volume);
     if (revision === null) throw new DockfleetError('not_found', `volume ${volume} on ${node} has no backup policy`);
-    return c.json({ job: apiJob(await sendPolicies(deps, node, revision, c.get('principal').name)) });
+    return c.json({ job: await sendPolicies(deps, node, revision, c.get('principal').name, c.req.query('sign') === 'true') });
+  });
+
+  app.get('/api/v1/nodes/:name/backup-status', async (c) => {
+    const node = registry.require(c.req.param('name') ?? '').name;
+    if (!c.get('principal').access.canSee(node)) throw new DockfleetError('forbidden', `volume backups on ${node} need access to the node`);
+    const policies = new Map((await store.policies(node)).map((r) => [r.volume, r.policy]));
+    const statuses = new Map((await store.statuses(node)).map((s) => [s.volume, s]));
+    const volumes = [...new Set([...policies.keys(), ...statuses.keys()])].sort();
+    return c.json({ node, volumes: volumes.map((v) => statusView(node, v, policies.get(v) ?? null, statuses.get(v) ?? null)) });
   });
 
   app.get('/api/v1/nodes/:name/volumes/:volume/backup-status', async (c) => {

@@ -11,22 +11,31 @@
  * (a URL repository's credentials; RESTIC_PASSWORD on a hub-managed host) is sealed into the
  * job's secrets and never given back. An `Idempotency-Key` header makes a repeated call file
  * nothing new.
+ *
+ * `"sign": true` (issue 13, for hosts that require signed intent): the job is filed
+ * `awaiting-signature` and the answer adds `signing: {jobs: [{id, node, signedBody}]}`, the exact
+ * bytes the host will check; the caller signs them (POST /api/v1/jobs/ID/intent) or declines. A
+ * signed snapshots call answers 202 `{job, signing}` at once: the list is the job's result.
  */
 import { randomUUID } from 'node:crypto';
 import type { Context, Hono } from 'hono';
-import type { ZodType } from 'zod';
+import { z, type ZodType } from 'zod';
 import { DockfleetError } from '../../protocol/errors.ts';
 import type { JobKind } from '../../protocol/jobs.ts';
 import { fileBackupBody, fileRestoreBody, listSnapshotsBody, VOLUME_NAME, type VolumeJobSpec } from '../../protocol/volume-backup.ts';
 import type { AuthVariables } from '../auth/rest-auth.ts';
 import type { JobQueue } from '../jobs/job-queue.ts';
-import { apiJob } from '../jobs/job-views.ts';
+import { apiJob, type JobView } from '../jobs/job-views.ts';
 import type { NodeRegistry } from '../node-registry.ts';
 
 type App = Hono<{ Variables: AuthVariables }>;
 type Parse = <T>(c: Context, schema: ZodType<T>) => Promise<T>;
 
 const SNAPSHOT_WAIT_MS = 120_000;
+const signFlag = { sign: z.boolean().optional() };
+const backupBody = fileBackupBody.extend(signFlag);
+const restoreBody = fileRestoreBody.extend(signFlag);
+const snapshotsBody = listSnapshotsBody.extend(signFlag);
 
 export interface VolumeBackupRoutesDeps {
   jobs: JobQueue;
@@ -42,14 +51,22 @@ function target(c: Context<{ Variables: AuthVariables }>, registry: NodeRegistry
   return { node, volume };
 }
 
-async function file(c: Context<{ Variables: AuthVariables }>, jobs: JobQueue, kind: JobKind, node: string, volume: VolumeJobSpec, secretEnv: Record<string, string>) {
+async function file(c: Context<{ Variables: AuthVariables }>, jobs: JobQueue, kind: JobKind, node: string, volume: VolumeJobSpec, secretEnv: Record<string, string>, sign: boolean) {
   const key = c.req.header('idempotency-key');
   return jobs.file({
     kind, node, stack: '', target: null, volume,
     secrets: { env: secretEnv, files: {} },
     idempotencyKey: key ? `volume:${node}:${key}` : `volume:${randomUUID()}`,
     createdBy: c.get('principal').name,
+    ...(sign ? { signing: { held: false } } : {}),
   });
+}
+
+/** The answer to a filing: the job, and for a signed one the bytes its host will check. */
+export async function filedAnswer(jobs: JobQueue, job: JobView, sign: boolean): Promise<Record<string, unknown>> {
+  if (!sign) return apiJob(job);
+  const signing = job.state === 'awaiting-signature' ? { jobs: [{ id: job.id, node: job.node, signedBody: await jobs.signedBody(job.id) }] } : { jobs: [] };
+  return { ...apiJob(job), signing };
 }
 
 export function volumeBackupRoutes(app: App, deps: VolumeBackupRoutesDeps, parse: Parse): void {
@@ -57,22 +74,26 @@ export function volumeBackupRoutes(app: App, deps: VolumeBackupRoutesDeps, parse
 
   app.post('/api/v1/nodes/:name/volumes/:volume/backups', async (c) => {
     const { node, volume } = target(c, registry);
-    const body = await parse(c, fileBackupBody);
+    const body = await parse(c, backupBody);
     const spec: VolumeJobSpec = { volume, repository: body.repository, ...(body.retention ? { retention: body.retention } : {}), ...(body.revealTo ? { revealTo: body.revealTo } : {}) };
-    return c.json(apiJob(await file(c, jobs, 'volume-backup', node, spec, body.secretEnv)), 202);
+    const sign = body.sign === true;
+    return c.json(await filedAnswer(jobs, await file(c, jobs, 'volume-backup', node, spec, body.secretEnv, sign), sign), 202);
   });
 
   app.post('/api/v1/nodes/:name/volumes/:volume/restores', async (c) => {
     const { node, volume } = target(c, registry);
-    const body = await parse(c, fileRestoreBody);
+    const body = await parse(c, restoreBody);
     const spec: VolumeJobSpec = { volume, repository: body.repository, ...(body.snapshot ? { snapshot: body.snapshot } : {}), ...(body.to ? { to: body.to } : {}) };
-    return c.json(apiJob(await file(c, jobs, 'volume-restore', node, spec, body.secretEnv)), 202);
+    const sign = body.sign === true;
+    return c.json(await filedAnswer(jobs, await file(c, jobs, 'volume-restore', node, spec, body.secretEnv, sign), sign), 202);
   });
 
   app.post('/api/v1/nodes/:name/volumes/:volume/snapshots', async (c) => {
     const { node, volume } = target(c, registry);
-    const body = await parse(c, listSnapshotsBody);
-    const filed = await file(c, jobs, 'volume-snapshots', node, { volume, repository: body.repository }, body.secretEnv);
+    const body = await parse(c, snapshotsBody);
+    const sign = body.sign === true;
+    const filed = await file(c, jobs, 'volume-snapshots', node, { volume, repository: body.repository }, body.secretEnv, sign);
+    if (sign) return c.json({ job: apiJob(filed), signing: (await filedAnswer(jobs, filed, true)).signing }, 202);
     const timeout = AbortSignal.timeout(SNAPSHOT_WAIT_MS);
     const done = await jobs.wait(filed.id, timeout).catch(() => null);
     if (!done) throw new DockfleetError('node_timeout', `node ${node} did not list the snapshots within ${SNAPSHOT_WAIT_MS / 1000} s (job ${filed.id} stays queued)`);

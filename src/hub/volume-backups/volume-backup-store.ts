@@ -30,6 +30,8 @@ export interface VolumeBackupStore {
   /** Removes one policy; null when there was none, else the node's new set revision. */
   deletePolicy(node: string, volume: string): Promise<number | null>;
   status(node: string, volume: string): Promise<StatusRecord | null>;
+  /** Every volume's status on the node, by volume name. */
+  statuses(node: string): Promise<StatusRecord[]>;
   /** Keeps the newer of what is stored and what is reported, per field. */
   recordReport(node: string, volume: string, backup: BackupOutcome | null, verify: VerifyOutcome | null): Promise<void>;
 }
@@ -84,6 +86,10 @@ export class SqliteVolumeBackupStore implements VolumeBackupStore {
   async status(node: string, volume: string): Promise<StatusRecord | null> {
     const row = this.#sql.get('SELECT * FROM volume_backup_status WHERE node = ? AND volume = ?').get(node, volume) as StatusRow | undefined;
     return row ? statusFrom(row) : null;
+  }
+
+  async statuses(node: string): Promise<StatusRecord[]> {
+    return (this.#sql.get('SELECT * FROM volume_backup_status WHERE node = ? ORDER BY volume').all(node) as StatusRow[]).map(statusFrom);
   }
 
   async recordReport(node: string, volume: string, backup: BackupOutcome | null, verify: VerifyOutcome | null): Promise<void> {
