@@ -44,7 +44,7 @@ import { auditRoutes } from '../audit-chain/audit-routes.ts';
 import { volumeBackupRoutes } from '../volume-backups/volume-backup-routes.ts';
 import { backupPolicyRoutes } from '../volume-backups/backup-policy-routes.ts';
 import type { HostRebuilds } from '../rebuild/host-rebuilds.ts';
-import { rebuildView } from '../rebuild/rebuild-record.ts';
+import { rebuildView, retryRebuildBody } from '../rebuild/rebuild-record.ts';
 
 export interface RestDeps {
   store: Store;
@@ -162,6 +162,13 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
     const rebuild = deps.rebuilds?.view(node.name);
     if (!rebuild) throw new DockfleetError('not_found', `node ${node.name} has not been rebuilt (enroll a replacement with --replace)`);
     return c.json(rebuildView(rebuild));
+  });
+  app.post('/api/v1/nodes/:name/rebuild', async (c) => {
+    admin(c);
+    const node = registry.require(c.req.param('name'));
+    if (!deps.rebuilds) throw new DockfleetError('not_found', 'this hub does not rebuild hosts');
+    const body = await parseBody(c, retryRebuildBody);
+    return c.json(rebuildView(await deps.rebuilds.retry(node.name, body, c.get('principal').name)), 202);
   });
   app.get('/api/v1/nodes/:name', (c) => c.json(registry.view(registry.require(c.req.param('name')))));
 
