@@ -10,6 +10,11 @@
  * Every step's outcome is stored before the next begins, and every job and rollout is filed
  * under an idempotency key of the rebuild, so a hub restarted midway resumes where it stood.
  *
+ * A failed rebuild is retried (`retry`, POST /api/v1/nodes/NAME/rebuild): a new rebuild with a
+ * new id (so its jobs are filed anew) that keeps every step the failed one finished and runs
+ * the rest, with the secrets given then (a corrected recovery code or password) over the ones
+ * given before.
+ *
  * Which volumes (the source of truth): the hub's own record of NAME's backups: its backup
  * policies and the volume-backup jobs that succeeded on it (for each volume, the repository of
  * its newest successful backup job, else its policy's). Snapshots are not listed first: the
@@ -144,6 +149,38 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
     this.#records.set(name, record);
     this.emit('changed', record);
     this.#run(record);
+  }
+
+  /** A new rebuild of `name` from where its failed one stood; the new record (running). */
+  async retry(name: string, given: ReplaceSecrets, by: string): Promise<RebuildRecord> {
+    const { store, registry, secrets, audit, log } = this.#deps;
+    const node = registry.byName(name);
+    if (!node) throw new DockfleetError('node_not_found', `no node named ${name}`);
+    const was = this.#records.get(name);
+    if (!was) throw new DockfleetError('not_found', `node ${name} has not been rebuilt (enroll a replacement with --replace)`);
+    if (was.state !== 'failed' || this.#running.has(name)) throw new DockfleetError('invalid_state', `the rebuild of ${name} is ${was.state}; only a failed rebuild is retried`);
+    if (node.state !== 'active') throw new DockfleetError('invalid_state', `node ${name} is ${node.state}; a rebuild runs on an active node`);
+    const stored = (await store.rebuilds.rebuilds()).find((r) => r.record.id === was.id);
+    const before: ReplaceSecrets = stored?.sealedSecrets ? JSON.parse(secrets.openText(stored.sealedSecrets, rebuildContext(was.id))) as ReplaceSecrets : {};
+    const merged: ReplaceSecrets = { ...before, ...given };
+    const id = `rbd_${randomBytes(12).toString('hex')}`;
+    // The plan made afresh (a backup or an escrowed key may have arrived since), each step the failed rebuild finished kept as it was.
+    const doneVolumes = new Map(was.volumes.filter((v) => v.state === 'succeeded').map((v) => [v.volume, v]));
+    const doneStacks = new Map(was.stacks.filter((s) => s.state === 'succeeded').map((s) => [s.stack, s]));
+    const volumes = (await this.#planVolumes(name)).map((v) => doneVolumes.get(v.volume) ?? v);
+    const stacks = (await this.#planStacks(name)).map((s) => doneStacks.get(s.stack) ?? s);
+    const record: RebuildRecord = { id, node: name, state: 'restoring', startedAt: Date.now(), finishedAt: null, custody: custodyNote(volumes, merged), volumes, stacks, error: null };
+    const sealed = Object.keys(merged).length > 0 ? secrets.seal(JSON.stringify(merged), rebuildContext(id)) : null;
+    if (!await store.rebuilds.retryRebuild(was.id, { record, sealedSecrets: sealed })) {
+      throw new DockfleetError('invalid_state', `the rebuild of ${name} changed meanwhile; read it again`);
+    }
+    const changed = [given.recoveryCode ? 'a new recovery code' : null, given.resticPassword ? 'a new restic password' : null].filter(Boolean).join(' and ');
+    audit.record({ user: by, node: name, method: 'REBUILD', path: `/api/v1/nodes/${name}/rebuild: rebuild ${id} retries ${was.id}${changed ? ` with ${changed}` : ''}`, status: 202 });
+    log.info({ node: name, rebuild: id, previous: was.id }, 'retrying a failed host rebuild');
+    this.#records.set(name, record);
+    this.emit('changed', record);
+    this.#run(record);
+    return record;
   }
 
   // ---- the plan ----

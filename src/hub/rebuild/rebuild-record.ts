@@ -8,7 +8,14 @@
  *   done       every volume restored and every stack deployed
  *   failed     a step failed: `error` says which and why; later steps were not run
  */
+import { z } from 'zod';
 import type { BackupRepository } from '../../protocol/volume-backup.ts';
+
+/** `POST /api/v1/nodes/NAME/rebuild`: retry a failed rebuild, optionally with a corrected recovery code or password (sealed, never shown). */
+export const retryRebuildBody = z.strictObject({
+  recoveryCode: z.string().min(8).max(200).optional(),
+  resticPassword: z.string().min(1).max(8_192).optional(),
+});
 
 export const REBUILD_STATES = ['restoring', 'deploying', 'done', 'failed'] as const;
 export type RebuildState = (typeof REBUILD_STATES)[number];

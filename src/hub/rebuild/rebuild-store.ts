@@ -30,6 +30,8 @@ export interface RebuildStore {
   replaceCode(secretHash: string): Promise<{ node: string; sealedSecrets: string | null } | null>;
   takeOver(secretHash: string, key: NodeKeyRecord, rebuild: StoredRebuild): Promise<void>;
   saveRebuild(record: RebuildRecord): Promise<void>;
+  /** A new rebuild in place of the node's failed one `previousId`; false when that is no longer the node's failed rebuild. */
+  retryRebuild(previousId: string, next: StoredRebuild): Promise<boolean>;
   rebuilds(): Promise<StoredRebuild[]>;
 }
 
@@ -96,6 +98,15 @@ export class SqliteRebuildStore implements RebuildStore {
   /** Stores a rebuild's progress (its secrets stay as they were). */
   async saveRebuild(record: RebuildRecord): Promise<void> {
     this.#sql.get('UPDATE node_rebuilds SET state = ?, record = ?, updated_at = ? WHERE id = ?').run(record.state, JSON.stringify(record), Date.now(), record.id);
+  }
+
+  async retryRebuild(previousId: string, next: StoredRebuild): Promise<boolean> {
+    return this.#db.transaction(() => {
+      const row = this.#sql.get('SELECT id, state FROM node_rebuilds WHERE node = ?').get(next.record.node) as { id: string; state: string } | undefined;
+      if (row?.id !== previousId || row.state !== 'failed') return false;
+      this.#put(next);
+      return true;
+    })();
   }
 
   async rebuilds(): Promise<StoredRebuild[]> {
