@@ -13,6 +13,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   'join-token': async () => (await import('./commands/node-admin.ts')).joinTokenCommand,
   approve: async () => (await import('./commands/node-admin.ts')).approveCommand,
   nodes: async () => (await import('./commands/node-admin.ts')).nodesCommand,
+  node: async () => (await import('./commands/node-admin.ts')).nodeCommand,
   revoke: async () => (await import('./commands/node-admin.ts')).revokeCommand,
   rotate: async () => (await import('./commands/node-admin.ts')).rotateCommand,
   'docker-env': async () => (await import('./commands/docker-env.ts')).dockerEnvCommand,
