@@ -11,7 +11,7 @@
  * One file per repository, named by the SHA-256 of its resolved location.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Decrypter, Encrypter, armor } from 'age-encryption';
 import { z } from 'zod';
@@ -49,6 +49,35 @@ async function ageArmored(plain: string, to: { passphrase?: string; recipient?: 
   if (to.passphrase !== undefined) e.setPassphrase(to.passphrase);
   if (to.recipient !== undefined) e.addRecipient(to.recipient);
   return armor.encode(await e.encrypt(plain));
+}
+
+/** An escrow recovery code kept on this host (`dockfleet agent backup-recovery-code`). */
+export interface KeptRecoveryCode {
+  repository: string;
+  recoveryCode: string;
+  createdAt: number;
+}
+
+/**
+ * The recovery codes in STATE/backup-keys/ (escrow custody), oldest key first: how the operator
+ * reads the code of a key a scheduled backup made, which no one was shown. A damaged file is an error.
+ */
+export async function keptRecoveryCodes(stateDir: string): Promise<KeptRecoveryCode[]> {
+  const dir = join(stateDir, KEYS_DIR);
+  const names = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [] as string[];
+    throw err;
+  });
+  const out: KeptRecoveryCode[] = [];
+  for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
+    let parsed: ReturnType<typeof keyFile.safeParse> | null = null;
+    try {
+      parsed = keyFile.safeParse(JSON.parse(await readFile(join(dir, name), 'utf8')));
+    } catch { /* reported below */ }
+    if (!parsed?.success) throw new Error(`the key file ${join(dir, name)} is damaged`);
+    if (parsed.data.recoveryCode !== null) out.push({ repository: parsed.data.repository, recoveryCode: parsed.data.recoveryCode, createdAt: parsed.data.createdAt });
+  }
+  return out.sort((a, b) => a.createdAt - b.createdAt);
 }
 
 export class BackupKeys {

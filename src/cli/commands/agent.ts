@@ -1,11 +1,38 @@
 /**
- * `dockfleet agent`: runs the agent, or (`agent audit`) reads this host's audit log. Each loads its
+ * `dockfleet agent`: runs the agent, or (`agent audit`) reads this host's audit log, or
+ * (`agent backup-recovery-code`) prints the escrow recovery codes kept on this host. Each loads its
  * own modules when it runs: `agent audit --verify` loads only src/agent/audit/ (and Node's own),
  * not the agent's runtime.
  */
 import { parseArgs } from 'node:util';
 import { AGENT_AUDIT_USAGE } from '../../agent/audit/audit-usage.ts';
-import type { Command } from '../command.ts';
+import { UsageError, type Command } from '../command.ts';
+
+const RECOVERY_CODE_USAGE = `dockfleet agent backup-recovery-code [--state DIR] [--repository LABEL]
+
+  Prints the escrow recovery code of this host's volume backup repositories, read from the
+  agent's key files (DIR/backup-keys/, 0600), for a key that a scheduled backup made and no one
+  was shown. Keep it off the host: with it, the hub's escrowed key opens the repository on a
+  replacement host (dockfleet enroll NAME --replace --recovery-code-file F).
+  --repository LABEL  the repository as backups name it (hub:volumes, a path, a URL); needed
+                      when the host has more than one. The code is alone on the last line.`;
+
+async function printRecoveryCodes(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({ args, strict: true, allowPositionals: true, options: { state: { type: 'string' }, repository: { type: 'string' } } });
+  if (positionals.length > 0) throw new UsageError('backup-recovery-code takes no arguments');
+  const { keptRecoveryCodes } = await import('../../agent/backup/backup-keys.ts');
+  const state = values.state ?? './agent-state';
+  const all = await keptRecoveryCodes(state);
+  const codes = values.repository === undefined ? all : all.filter((k) => k.repository === values.repository);
+  if (codes.length === 0) {
+    throw new Error(values.repository === undefined
+      ? `no escrow recovery code is kept in ${state}/backup-keys (no repository was made here under escrow custody)`
+      : `no escrow recovery code is kept for ${values.repository} (kept: ${all.map((k) => k.repository).join(', ') || 'none'})`);
+  }
+  if (codes.length > 1) throw new UsageError(`this host holds ${codes.length} recovery codes; name one with --repository (${codes.map((k) => k.repository).join(', ')})`);
+  const kept = codes[0]!;
+  process.stdout.write(`# recovery code of ${kept.repository} (key made ${new Date(kept.createdAt).toISOString()}); keep it off this host\n${kept.recoveryCode}\n`);
+}
 
 export const agentCommand: Command = {
   summary: 'run the agent beside a Docker engine (dials out; listens on no port)',
@@ -19,9 +46,12 @@ export const agentCommand: Command = {
   --policy FILE this host's Docker API policy (default /etc/dockfleet/agent-policy.json; built-in
                 defaults when absent; set only on this host, never from the hub)
 
-${AGENT_AUDIT_USAGE}`,
+${AGENT_AUDIT_USAGE}
+
+${RECOVERY_CODE_USAGE}`,
   async run(args) {
     if (args[0] === 'audit') return (await import('../../agent/audit/audit-command.ts')).runAgentAudit(args.slice(1));
+    if (args[0] === 'backup-recovery-code') return printRecoveryCodes(args.slice(1));
     if (args[0] === 'restic-bridge') return (await import('../../agent/backup/restic-bridge.ts')).runResticBridge(args.slice(1));
     const { values } = parseArgs({
       args, strict: true,

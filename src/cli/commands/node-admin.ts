@@ -137,3 +137,39 @@ ${TARGET_HELP}`,
 export const approveCommand = nodeAction('approve', 'approve a pending node (joined with a join token)', (n) => `node ${n} approved`);
 export const revokeCommand = nodeAction('revoke', "revoke a node: its credential stops working at once, for good", (n) => `node ${n} revoked`);
 export const rotateCommand = nodeAction('rotate', "replace a node's key without downtime", (n) => `node ${n} key rotated`);
+
+/** `dockfleet node rebuild NAME`: retry a failed host rebuild (POST /api/v1/nodes/NAME/rebuild). */
+export const nodeCommand: Command = {
+  summary: 'node operations: rebuild NAME retries a failed host rebuild',
+  usage: `dockfleet node rebuild NAME [--recovery-code-file FILE] [--restic-password-file FILE] [--wait]
+
+Starts a new rebuild of NAME from where its failed one stood: the volumes already restored and
+the stacks already deployed are kept, the rest run again (new jobs). Admins only.
+
+  --recovery-code-file FILE     a corrected escrow recovery code (replaces the one given before)
+  --restic-password-file FILE   a corrected repository password (hub-managed custody)
+  --wait                        wait for the rebuild to finish: exit 0 when done, 1 when it failed
+
+${TARGET_HELP}`,
+  async run(args) {
+    const parsed = parseArgs({ args, strict: true, allowPositionals: true, options: { ...OPTIONS, wait: { type: 'boolean' } } });
+    const { values } = parsed;
+    for (const extra of ['ttl', 'json', 'replace'] as const) if (values[extra] !== undefined) throw new UsageError(`unknown option --${extra}`);
+    const [verb, ...rest] = parsed.positionals;
+    if (verb !== 'rebuild') throw new UsageError(verb === undefined ? 'expected a subcommand: rebuild NAME' : `unknown subcommand "${verb}" (expected rebuild)`);
+    const name = oneName(rest);
+    const target = resolveTarget(values);
+    const recoveryCode = secretFile('recovery-code-file', values['recovery-code-file']);
+    const resticPassword = secretFile('restic-password-file', values['restic-password-file']);
+    const path = `/api/v1/nodes/${encodeURIComponent(name)}/rebuild`;
+    let view = await callHub(target, 'POST', path, { ...(recoveryCode === undefined ? {} : { recoveryCode }), ...(resticPassword === undefined ? {} : { resticPassword }) }) as { id: string; state: string; error: string | null };
+    process.stdout.write(`# rebuild of ${name} started again; progress: dockfleet nodes --json, or GET ${path}\n${view.id}\n`);
+    if (!values.wait) return;
+    while (view.state !== 'done' && view.state !== 'failed') {
+      await new Promise((r) => setTimeout(r, 1_000));
+      view = await callHub(target, 'GET', path) as typeof view;
+    }
+    if (view.state === 'failed') throw new Error(`the rebuild of ${name} failed: ${view.error ?? 'no reason given'}`);
+    process.stdout.write(`rebuild of ${name} done\n`);
+  },
+};
