@@ -4,12 +4,20 @@
  * line of stdout; --wait follows the job to its end (exit 0 succeeded, 1 failed, with the
  * reason). A first backup under escrow custody makes the repository's key: its recovery code is
  * sealed by the agent to a one-off age key this command holds in memory, and printed once here.
+ *
+ * On a node whose policy requires signed intent, with an operator key on this machine (or
+ * `--sign`; `--no-sign` never), the job is filed for signing and signed here only when every
+ * field of the hub's proposal is what was asked (volume-signing/).
  */
 import { parseArgs } from 'node:util';
 import { Decrypter, armor, generateX25519Identity, identityToRecipient } from 'age-encryption';
-import type { BackupRepository } from '../../protocol/volume-backup.ts';
+import type { IntentSigner } from '../../lib/intent-keys.ts';
+import type { BackupRepository, VolumeJobSpec } from '../../protocol/volume-backup.ts';
 import { UsageError, type Command } from '../command.ts';
 import { TARGET_HELP, TARGET_OPTIONS, callHub, resolveTarget, type HubTarget } from '../hub-client.ts';
+import { signVolumeJob, type VolumeSigning } from '../volume-signing/sign-volume-job.ts';
+import type { AskedPolicy, VolumeJobKind } from '../volume-signing/expected-job.ts';
+import { chooseSigner } from './stack-sign-choice.ts';
 
 const WAIT_POLL_MS = 250;
 
@@ -85,6 +93,14 @@ function statusLines(status: BackupStatus): string {
     + `last verified: ${v ? `${v.at} ${v.ok ? `ok (${v.detail}), snapshot ${v.snapshot ?? '?'}` : `FAILED: ${v.detail}`}` : 'never'}\n`;
 }
 
+/** Snapshots on a signed host: the listing job is signed here, then followed to its result. */
+async function signedSnapshots(target: HubTarget, node: string, volume: string, repo: BackupRepository | null, signer: IntentSigner): Promise<{ repository: string | null; snapshots: SnapshotItem[] }> {
+  const filed = await fileJob(target, 'volume-snapshots', volumePath(node, volume, 'snapshots'), node, { volume, repository: repo }, { repository: repo }, signer);
+  const job = await follow(target, filed.id) as JobDetail & { result: { volume?: { snapshots?: SnapshotItem[] } } | null };
+  if (job.state === 'failed') throw new Error(`listing the snapshots failed: ${job.error ?? 'no reason given'} (job ${job.id})`);
+  return { repository: job.result?.volume?.repository ?? null, snapshots: job.result?.volume?.snapshots ?? [] };
+}
+
 function count(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   if (!/^[1-9]\d{0,3}$/.test(value)) throw new UsageError(`--${flag} must be a number from 1`);
@@ -94,22 +110,49 @@ function count(flag: string, value: string | undefined): number | undefined {
 async function policyCommand(target: HubTarget, node: string, volume: string, repo: BackupRepository | null, values: Record<string, string | boolean | undefined>): Promise<void> {
   const path = volumePath(node, volume, 'backup-policy');
   const str = (name: string): string | undefined => (typeof values[name] === 'string' ? values[name] : undefined);
+  const trustHub = values['trust-hub'] === true;
   let out: unknown;
   if (values.off) {
-    out = await callHub(target, 'DELETE', path);
+    const signer = await signerFor(values, target, node);
+    out = await callHub(target, 'DELETE', signer ? `${path}?sign=true` : path);
+    if (signer) await signVolumeJob(target, (out as { job: Filed }).job, { kind: 'volume-policies', node, volume, policy: null, trustHub }, signer);
     if (!values.json) process.stdout.write(`backup policy of ${volume} on ${node} removed\n`);
   } else if (str('every') !== undefined) {
     const retention = { keepLast: count('keep-last', str('keep-last')), keepDaily: count('keep-daily', str('keep-daily')), keepWeekly: count('keep-weekly', str('keep-weekly')) };
-    out = await callHub(target, 'PUT', path, {
-      every: str('every'), repository: repo, retention: Object.fromEntries(Object.entries(retention).filter(([, v]) => v !== undefined)),
-      ...(str('verify-every') ? { verifyEvery: str('verify-every') } : {}),
-    });
-    if (!values.json) process.stdout.write(`${volume} on ${node}: backed up every ${str('every')}, verified every ${str('verify-every') ?? '24h'}\n`);
+    const policy: AskedPolicy = {
+      every: str('every')!, repository: repo, verifyEvery: str('verify-every') ?? '24h',
+      retention: Object.fromEntries(Object.entries(retention).filter(([, v]) => v !== undefined)),
+    };
+    const signer = await signerFor(values, target, node);
+    out = await callHub(target, 'PUT', path, { ...policy, ...(signer ? { sign: true } : {}) });
+    if (signer) await signVolumeJob(target, (out as { job: Filed }).job, { kind: 'volume-policies', node, volume, policy, trustHub }, signer);
+    if (!values.json) process.stdout.write(`${volume} on ${node}: backed up every ${policy.every}, verified every ${policy.verifyEvery}\n`);
   } else {
     out = await callHub(target, 'GET', path);
     if (!values.json) process.stdout.write(`${JSON.stringify((out as { policy: unknown }).policy)}\n${statusLines((out as { status: BackupStatus }).status)}`);
   }
   if (values.json) process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+}
+
+/** A filed job as the hub answers it; `signing` when it was filed for signing. */
+interface Filed {
+  id: string;
+  signing?: VolumeSigning;
+}
+
+/** This machine's operator key when the node requires signed intent (stack-sign-choice.ts decides, as for stacks). */
+function signerFor(values: Record<string, string | boolean | undefined>, target: HubTarget, node: string): Promise<IntentSigner | null> {
+  const pick = (k: string): string | boolean | undefined => values[k];
+  return chooseSigner({ sign: pick('sign') as boolean | undefined, 'no-sign': pick('no-sign') as boolean | undefined, key: pick('key') as string | undefined }, target, { deployTo: { node } });
+}
+
+/** Files one backup, restore or snapshots job, signed when the node requires it. */
+async function fileJob(target: HubTarget, kind: VolumeJobKind, path: string, node: string, spec: VolumeJobSpec, body: Record<string, unknown>, signer: IntentSigner | null): Promise<Filed> {
+  const answer = (await callHub(target, 'POST', path, signer ? { ...body, sign: true } : body)) as Filed & { job?: Filed };
+  // A signed snapshots call answers {job, signing}; the others the job itself.
+  const filed: Filed = answer.job ? { ...answer.job, ...(answer.signing ? { signing: answer.signing } : {}) } : answer;
+  if (signer) await signVolumeJob(target, filed, { kind, node, spec }, signer);
+  return filed;
 }
 
 export const volumeCommand: Command = {
@@ -118,7 +161,8 @@ export const volumeCommand: Command = {
 dockfleet volume snapshots NODE VOLUME [--repo PATH|URL|hub] [--json]
 dockfleet volume restore NODE VOLUME [--snapshot ID] [--to NEWVOLUME] [--repo PATH|URL|hub] [--wait]
 dockfleet volume policy NODE VOLUME [--every 24h|03:30] [--keep-last N] [--keep-daily N] [--keep-weekly N]
-          [--repo PATH|URL|hub] [--verify-every 24h] [--off] [--json]
+          [--repo PATH|URL|hub] [--verify-every 24h] [--off] [--trust-hub] [--json]
+        each also takes [--sign | --no-sign] [--key ID]
 
 --repo      the repository (default: the host's own, backups.repository in its policy file)
 --wait      follow the job: exit 0 when it succeeded, 1 when it failed (with the reason)
@@ -130,6 +174,11 @@ policy      with --every: the agent backs VOLUME up on its own clock (an interva
 --to        restore into this volume (created when missing) instead of VOLUME
 The host's policy file must have a "backups" section; a volume in use by a running container
 is not restored over.
+Signing (hosts whose policy requires signed intent): with an operator key on this machine, the
+job is signed when NODE requires it (--sign: always; --no-sign: never), after the CLI checked
+every field the hub proposes against what was asked; any difference declines the job, naming
+the field. A policy job carries the node's whole set: the other volumes' policies must be those
+this CLI signed last (--trust-hub signs the hub's after showing them).
 
 ${TARGET_HELP}`,
   async run(args) {
@@ -139,6 +188,7 @@ ${TARGET_HELP}`,
         ...TARGET_OPTIONS, wait: { type: 'boolean' }, json: { type: 'boolean' }, repo: { type: 'string' },
         snapshot: { type: 'string' }, to: { type: 'string' }, 'keep-last': { type: 'string' },
         every: { type: 'string' }, 'keep-daily': { type: 'string' }, 'keep-weekly': { type: 'string' }, 'verify-every': { type: 'string' }, off: { type: 'boolean' },
+        sign: { type: 'boolean' }, 'no-sign': { type: 'boolean' }, key: { type: 'string' }, 'trust-hub': { type: 'boolean' },
       },
     });
     const [sub, node, volume, ...rest] = positionals;
@@ -146,9 +196,12 @@ ${TARGET_HELP}`,
     if (!node || !volume || rest.length > 0) throw new UsageError(`expected: volume ${sub} NODE VOLUME`);
     const target = resolveTarget(values);
     const repo = repository(values.repo);
+    if (sub !== 'policy' && values['trust-hub']) throw new UsageError('--trust-hub is for volume policy');
     if (sub === 'policy') return policyCommand(target, node, volume, repo, values);
+    const signer = await signerFor(values, target, node);
     if (sub === 'snapshots') {
-      const listed = (await callHub(target, 'POST', volumePath(node, volume, 'snapshots'), { repository: repo })) as { repository: string | null; snapshots: SnapshotItem[] };
+      const listed = signer ? await signedSnapshots(target, node, volume, repo, signer)
+        : (await callHub(target, 'POST', volumePath(node, volume, 'snapshots'), { repository: repo })) as { repository: string | null; snapshots: SnapshotItem[] };
       const status = (await callHub(target, 'GET', volumePath(node, volume, 'backup-status'))) as BackupStatus;
       if (values.json) {
         process.stdout.write(`${JSON.stringify(withStatus(listed.snapshots, status), null, 2)}\n`);
@@ -169,14 +222,15 @@ ${TARGET_HELP}`,
     if (sub === 'backup') {
       if (values['keep-last'] !== undefined && !/^[1-9]\d{0,3}$/.test(values['keep-last'])) throw new UsageError('--keep-last must be a number from 1');
       identity = await generateX25519Identity();
-      filed = (await callHub(target, 'POST', volumePath(node, volume, 'backups'), {
-        repository: repo, revealTo: await identityToRecipient(identity),
-        ...(values['keep-last'] ? { retention: { keepLast: Number(values['keep-last']) } } : {}),
-      })) as { id: string };
+      const spec: VolumeJobSpec = {
+        volume, repository: repo, ...(values['keep-last'] ? { retention: { keepLast: Number(values['keep-last']) } } : {}), revealTo: await identityToRecipient(identity),
+      };
+      const { volume: _v, ...body } = spec;
+      filed = await fileJob(target, 'volume-backup', volumePath(node, volume, 'backups'), node, spec, body, signer);
     } else {
-      filed = (await callHub(target, 'POST', volumePath(node, volume, 'restores'), {
-        repository: repo, ...(values.snapshot ? { snapshot: values.snapshot } : {}), ...(values.to ? { to: values.to } : {}),
-      })) as { id: string };
+      const spec: VolumeJobSpec = { volume, repository: repo, ...(values.snapshot ? { snapshot: values.snapshot } : {}), ...(values.to ? { to: values.to } : {}) };
+      const { volume: _v, ...body } = spec;
+      filed = await fileJob(target, 'volume-restore', volumePath(node, volume, 'restores'), node, spec, body, signer);
     }
     if (!values.wait) {
       if (identity) process.stderr.write('note: a first backup under escrow custody shows its recovery code only with --wait (it stays readable on the host, in the agent\'s state dir)\n');
