@@ -7,7 +7,7 @@
  */
 import type { JSX } from 'preact';
 import { ago, dateTime, shortId } from '../lib/format.ts';
-import { backupsHref, loadStatus, unverifiedReason, type BackupStatus } from '../lib/volume-backups.ts';
+import { backupsHref, loadRowStatus, unverifiedReason, type BackupStatus } from '../lib/volume-backups.ts';
 import { useAsync } from './ui.tsx';
 
 function When({ at }: { at: string }): JSX.Element {
@@ -57,7 +57,7 @@ export function BackupFacts({ status }: { status: BackupStatus }): JSX.Element {
 
 /** One Volumes row's backup cell: reads the volume's status and links to its backups page. */
 export function BackupSummary({ node, volume }: { node: string; volume: string }): JSX.Element {
-  const state = useAsync((signal) => loadStatus(node, volume, signal), [node, volume]);
+  const state = useAsync((signal) => loadRowStatus(node, volume, signal), [node, volume]);
   const s = state.data;
   const link = <a href={backupsHref(node, volume)} aria-label={`Backups of ${volume} on ${node}`}>Backups</a>;
   if (!s) return <div class="backup-summary small">{state.error ? <span class="muted">status unavailable</span> : <span class="muted">…</span>} {link}</div>;

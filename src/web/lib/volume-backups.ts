@@ -42,6 +42,38 @@ export function backupsHref(node: string, volume: string): string {
 export const loadStatus = (node: string, volume: string, signal?: AbortSignal): Promise<BackupStatus> =>
   get<BackupStatus>(volumePath(node, volume, 'backup-status'), signal ? { signal } : {});
 
+/** `GET /api/v1/nodes/NAME/backup-status`: every volume's status on the node. */
+export interface NodeBackupStatus { node: string; volumes: BackupStatus[] }
+
+/** Rows rendered together share one read of their node's statuses (this long). */
+const NODE_READ_SHARED_MS = 1_000;
+const nodeReads = new Map<string, { at: number; read: Promise<NodeBackupStatus> }>();
+
+function readNodeStatus(node: string): Promise<NodeBackupStatus> {
+  const held = nodeReads.get(node);
+  if (held && Date.now() - held.at < NODE_READ_SHARED_MS) return held.read;
+  const read = get<NodeBackupStatus>(apiNodePath(node, '/backup-status'));
+  const entry = { at: Date.now(), read };
+  nodeReads.set(node, entry);
+  read.catch(() => { if (nodeReads.get(node) === entry) nodeReads.delete(node); });
+  return read;
+}
+
+/**
+ * One Volumes row's status, from one call per node that all the node's rows share (a volume the
+ * hub has nothing on reads as no policy, no backup). The row's own signal stops only its wait.
+ */
+export async function loadRowStatus(node: string, volume: string, signal?: AbortSignal): Promise<BackupStatus> {
+  const read = readNodeStatus(node);
+  const all = signal
+    ? await Promise.race([read, new Promise<never>((_, reject) => {
+      if (signal.aborted) reject(signal.reason);
+      signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+    })])
+    : await read;
+  return all.volumes.find((v) => v.volume === volume) ?? { node, volume, policy: null, lastBackup: null, lastVerified: null, lastVerifiedOkAt: null };
+}
+
 /**
  * Why the volume's backups are not proven, in words; null when they are (or when there is no
  * policy, which the alert does not judge either). The rule is the alert's: the last successful

@@ -97,7 +97,7 @@ function columnsFor(kind: Kind, usage: Map<string, string[]>): Column[] {
       { key: 'name', label: 'Name', value: (r) => (r.item as DockerVolume).Name }, node,
       { key: 'driver', label: 'Driver', value: (r) => (r.item as DockerVolume).Driver },
       { key: 'created', label: 'Created', value: (r) => Date.parse((r.item as DockerVolume).CreatedAt ?? '') || 0 }, used,
-      // Read per row from the hub (last backup, last verified, the unverified warning); it links to the volume's backups page.
+      // From one read of the node's backup statuses that its rows share (last backup, last verified, the unverified warning); it links to the volume's backups page.
       { key: 'backup', label: 'Backups', value: () => '' },
     ];
   }
