@@ -3,13 +3,13 @@
  * the one typed) and shows it live — its steps and log lines, restic's progress among them — as
  * any job does (job-progress.tsx). Like the CLI, it sends a throwaway age recipient made in this
  * browser, so when the backup makes an escrowed key its recovery code can be shown here once;
- * the identity lives only in this component's memory.
+ * the identity lives only in this component's memory. On a signed host the job is signed with
+ * this browser's key before it is sent.
  */
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
-import { post } from '../lib/api.ts';
-import type { JobDetail, JobView } from '../lib/types.ts';
-import { parseRepository, volumePath } from '../lib/volume-backups.ts';
+import type { JobDetail } from '../lib/types.ts';
+import { fileVolumeJob, parseRepository } from '../lib/volume-backups.ts';
 import { useFormSubmit } from './form-submit.ts';
 import { JobProgress } from './job-progress.tsx';
 import { InlineError, SubmitButton } from './ui.tsx';
@@ -38,7 +38,7 @@ export function BackupNow({ node, volume, blocked, onDone }: { node: string; vol
     void form.run(async () => {
       const { identity, recipient } = await revealKey();
       setCode(null);
-      const filed = await post<JobView>(volumePath(node, volume, 'backups'), { repository: parseRepository(repo), revealTo: recipient });
+      const filed = await fileVolumeJob(node, volume, 'backups', { repository: parseRepository(repo), revealTo: recipient });
       setJob({ id: filed.id, identity });
     });
   };

@@ -7,8 +7,7 @@
  */
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
-import { del, json } from '../lib/api.ts';
-import { parseRepository, repositoryText, retentionText, volumePath, type BackupRetention, type VolumeBackupPolicy } from '../lib/volume-backups.ts';
+import { parseRepository, repositoryText, retentionText, saveVolumePolicy, type BackupRetention, type VolumeBackupPolicy } from '../lib/volume-backups.ts';
 import { confirmAction } from './dialog.tsx';
 import { useFormSubmit } from './form-submit.ts';
 import { toast } from './toasts.tsx';
@@ -55,7 +54,7 @@ export function BackupPolicyForm({ node, volume, policy, blocked, canWrite, onSa
     void form.run(async () => {
       const retention = retentionFrom([['keepLast', 'Keep last', keepLast], ['keepDaily', 'Keep daily', keepDaily], ['keepWeekly', 'Keep weekly', keepWeekly]]);
       const body = { every: every.trim(), retention, repository: parseRepository(repo), verifyEvery: verifyEvery.trim() || '24h' };
-      await json('PUT', volumePath(node, volume, 'backup-policy'), { body });
+      await saveVolumePolicy(node, volume, body);
       toast.success(`Backup policy of ${volume} saved: every ${body.every}, ${retentionText(retention)}`);
       onSaved();
     });
@@ -64,7 +63,7 @@ export function BackupPolicyForm({ node, volume, policy, blocked, canWrite, onSa
     const ok = await confirmAction({ title: 'Turn scheduled backups off?', body: <p>{volume} on {node} is no longer backed up or verified on a schedule. Its snapshots stay in the repository.</p>, confirmLabel: 'Turn off', danger: true });
     if (!ok) return;
     await form.run(async () => {
-      await del(volumePath(node, volume, 'backup-policy'));
+      await saveVolumePolicy(node, volume, null);
       toast.success(`Scheduled backups of ${volume} turned off`);
       onSaved();
     });

@@ -6,10 +6,8 @@
  */
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
-import { post } from '../lib/api.ts';
 import { ago, dateTime } from '../lib/format.ts';
-import type { JobView } from '../lib/types.ts';
-import { parseRepository, volumePath, type BackupStatus, type SnapshotList, type SnapshotSummary } from '../lib/volume-backups.ts';
+import { fileVolumeJob, parseRepository, type BackupStatus, type SnapshotList, type SnapshotSummary } from '../lib/volume-backups.ts';
 import { Dialog } from './dialog.tsx';
 import { useFormSubmit } from './form-submit.ts';
 import { JobProgress } from './job-progress.tsx';
@@ -28,7 +26,7 @@ function RestoreDialog({ node, volume, snapshot, repository, onClose, onFiled }:
     void form.run(async () => {
       if (into === 'new' && !VOLUME_NAME.test(to.trim())) throw new Error('A volume name uses letters, digits, "_", "." and "-", and starts with a letter or digit.');
       if (into === 'new' && to.trim() === volume) throw new Error(`That is ${volume} itself: choose "Into ${volume}" to restore over it.`);
-      const filed = await post<JobView>(volumePath(node, volume, 'restores'), {
+      const filed = await fileVolumeJob(node, volume, 'restores', {
         repository: parseRepository(repository), snapshot: snapshot.id, ...(into === 'new' ? { to: to.trim() } : {}),
       });
       onFiled(filed.id);

@@ -3,9 +3,12 @@
  * shapes they answer with, the "not verified for a day" rule (the same one as the hub's
  * `backup-unverified` alert), and repositories typed as text ("/srv/backups", "hub", a restic URL).
  */
-import { apiNodePath, get } from './api.ts';
-import { signedIntentOf } from './signing.ts';
-import type { NodeView } from './types.ts';
+import { ApiError, apiNodePath, del, get, json, post } from './api.ts';
+import { fleet } from './live.ts';
+import { loadBrowserKey, type BrowserKey } from './operator-key.ts';
+import { session } from './session.ts';
+import { signedIntentOf, signingBlock, useSigningBlock } from './signing.ts';
+import type { JobDetail, JobView } from './types.ts';
 import type { BackupRepository, BackupRetention, SnapshotSummary, VolumeBackupPolicy } from '../../protocol/volume-backup.ts';
 
 export type { BackupRepository, BackupRetention, SnapshotSummary, VolumeBackupPolicy };
@@ -109,11 +112,80 @@ export function retentionText(r: BackupRetention): string {
 }
 
 /**
- * Why this UI cannot file volume jobs on the node; null when it can. Every volume job (backup,
- * restore, snapshot list, policy set) is a job the host checks like a deploy, and the hub does
- * not yet hold volume jobs for a browser's signature.
+ * Why this browser cannot file volume jobs on the node; null when it can. Every volume job
+ * (backup, restore, snapshot list, policy set) is a job the host checks like a deploy: on a
+ * signed host this browser signs it, so only a missing or unlisted key blocks (signing.ts).
  */
-export function volumeJobBlock(node: Pick<NodeView, 'name' | 'policy'> | null | undefined): string | null {
-  if (!node || !signedIntentOf(node)) return null;
-  return `${node.name} requires signed intent, and volume backup jobs cannot be signed from the web UI yet: the host would refuse them.`;
+export function useVolumeJobBlock(node: string): string | null {
+  return useSigningBlock(node);
+}
+
+type Proposal = { jobs: Array<{ id: string; node: string; signedBody: string }> };
+
+/** This browser's key when the node requires signed intent; null when it need not sign. */
+async function volumeSigner(node: string): Promise<BrowserKey | null> {
+  const view = fleet.get().nodes?.find((n) => n.name === node);
+  if (!signedIntentOf(view)) return null;
+  const s = session.get();
+  const key = s.status === 'signedIn' ? await loadBrowserKey(s.me.name) : null;
+  const block = signingBlock(view, key);
+  if (block) throw new ApiError(403, 'signed_intent_required', block);
+  return key;
+}
+
+/**
+ * Signs the one job the hub filed for this browser: it must be of the kind asked, for this node
+ * and volume (a policy set: holding the volume's policy, or not after a removal). The page's code
+ * comes from the hub, so this guards against mistakes, not a hub that lies (the CLI's is the strong check).
+ */
+async function signVolumeJob(key: BrowserKey, node: string, volume: string, kind: string, proposal: Proposal | undefined, keeps = true): Promise<void> {
+  if (!proposal || proposal.jobs.length !== 1) throw new ApiError(502, 'signing_failed', 'The hub did not file the job for this browser to sign.');
+  const job = proposal.jobs[0]!;
+  const body = JSON.parse(job.signedBody) as { volume?: { volume?: unknown }; policies?: { policies?: Array<{ volume?: unknown }> } };
+  const names = kind === 'volume-policies' ? body.policies?.policies?.some((p) => p.volume === volume) === keeps : body.volume?.volume === volume;
+  try {
+    if (!names) throw new Error(`the hub proposed a ${kind} job that is not for ${volume}`);
+    const { signRollout } = await import('./intent.ts');
+    await signRollout(key, '', { kind, nodes: [node], jobs: proposal.jobs }, async (id, intent) => void await post(`/api/v1/jobs/${encodeURIComponent(id)}/intent`, { intent }));
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    await post(`/api/v1/jobs/${encodeURIComponent(job.id)}/decline`, { reason: reason.slice(0, 1_000) }).catch(() => undefined);
+    throw new ApiError(err instanceof ApiError ? err.status : 400, 'signing_failed', `The ${kind} job was filed but not signed (${reason}), so the host will not run it.`);
+  }
+}
+
+/** Files a backup or restore (POST), signed by this browser on a host that requires it. */
+export async function fileVolumeJob(node: string, volume: string, rest: 'backups' | 'restores', body: Record<string, unknown>): Promise<JobView> {
+  const key = await volumeSigner(node);
+  const filed = await post<JobView & { signing?: Proposal }>(volumePath(node, volume, rest), key ? { ...body, sign: true } : body);
+  if (key) await signVolumeJob(key, node, volume, rest === 'backups' ? 'volume-backup' : 'volume-restore', filed.signing);
+  return filed;
+}
+
+/** Sets (body) or removes (null) the volume's policy; its volume-policies job signed where the host requires it. */
+export async function saveVolumePolicy(node: string, volume: string, body: Record<string, unknown> | null): Promise<void> {
+  const key = await volumeSigner(node);
+  const path = volumePath(node, volume, 'backup-policy');
+  const answer = body === null
+    ? await del<{ job: { signing?: Proposal } }>(key ? `${path}?sign=true` : path)
+    : await json<{ job: { signing?: Proposal } }>('PUT', path, { body: key ? { ...body, sign: true } : body });
+  if (key) await signVolumeJob(key, node, volume, 'volume-policies', answer.job.signing, body !== null);
+}
+
+const FOLLOW_MS = 500;
+
+/** The snapshot list. On a signed host the listing job is signed here, then followed to its result. */
+export async function listSnapshots(node: string, volume: string, repository: BackupRepository | null, signal?: AbortSignal): Promise<SnapshotList> {
+  const key = await volumeSigner(node);
+  const opts = signal ? { signal } : {};
+  if (!key) return post<SnapshotList>(volumePath(node, volume, 'snapshots'), { repository }, opts);
+  const filed = await post<{ job: JobView; signing?: Proposal }>(volumePath(node, volume, 'snapshots'), { repository, sign: true }, opts);
+  await signVolumeJob(key, node, volume, 'volume-snapshots', filed.signing);
+  for (;;) {
+    const job = await get<JobDetail>(`/api/v1/jobs/${encodeURIComponent(filed.job.id)}`, opts);
+    if (job.state === 'failed') throw new ApiError(409, 'invalid_state', `listing the snapshots failed: ${job.error ?? 'no reason given'} (job ${job.id})`);
+    if (job.state === 'succeeded') return { repository: job.result?.volume?.repository ?? null, snapshots: (job.result?.volume?.snapshots ?? []) as SnapshotSummary[] };
+    await new Promise((r) => setTimeout(r, FOLLOW_MS));
+    signal?.throwIfAborted();
+  }
 }

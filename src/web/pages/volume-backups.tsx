@@ -3,8 +3,9 @@
  * last backup and the last verification as the agent reported them (with the warning the
  * `backup-unverified` alert raises), Back up now with live progress, the snapshots with Restore,
  * and the policy form. Everything goes through the hub's volume routes, which file jobs for the
- * node's agent (restic does the work there). On a host that requires signed intent the actions
- * are disabled with the reason: the hub does not hold volume jobs for a browser's signature yet.
+ * node's agent (restic does the work there). On a host that requires signed intent this browser
+ * signs each job with its key (lib/volume-backups.ts); without a key the host lists, the actions
+ * are disabled with the reason.
  */
 import type { JSX } from 'preact';
 import { useCallback, useEffect, useState } from 'preact/hooks';
@@ -14,17 +15,16 @@ import { BackupPolicyForm } from '../components/backup-policy-form.tsx';
 import { BackupSnapshots } from '../components/backup-snapshots.tsx';
 import { AsyncView, PageHeader, buttonClass, useAsync, type AsyncState } from '../components/ui.tsx';
 import { canChange } from '../lib/access.ts';
-import { post } from '../lib/api.ts';
 import { fleet } from '../lib/live.ts';
 import { useStore } from '../lib/store.ts';
 import type { Me } from '../lib/types.ts';
-import { loadStatus, parseRepository, repositoryText, volumeJobBlock, volumePath, type SnapshotList } from '../lib/volume-backups.ts';
+import { listSnapshots, loadStatus, parseRepository, repositoryText, useVolumeJobBlock, type SnapshotList } from '../lib/volume-backups.ts';
 
 /** The snapshots call files a job and waits for the agent: asked for once per visit and after each backup,
  * from the policy's repository (else the host's default). */
 function useSnapshots(node: string, volume: string, enabled: boolean, repository: string): AsyncState<SnapshotList> | null {
   const state = useAsync((signal) => (enabled
-    ? post<SnapshotList>(volumePath(node, volume, 'snapshots'), { repository: parseRepository(repository) }, { signal })
+    ? listSnapshots(node, volume, parseRepository(repository), signal)
     : Promise.resolve({ repository: null, snapshots: [] })), [node, volume, enabled, repository]);
   return enabled ? state : null;
 }
@@ -33,7 +33,7 @@ export function VolumeBackupsPage({ me, node, volume }: { me: Me; node: string; 
   const view = useStore(fleet).nodes?.find((n) => n.name === node);
   const status = useAsync((signal) => loadStatus(node, volume, signal), [node, volume]);
   const writer = canChange(me, node);
-  const blocked = volumeJobBlock(view);
+  const blocked = useVolumeJobBlock(node);
   const online = view?.status === 'online';
   const snapshotsBlock = !writer ? 'Listing snapshots needs an admin or an operator of the node.'
     : blocked ?? (online ? null : `${node} is ${view?.status ?? 'unknown'}: its snapshots can be listed when it is back.`);
