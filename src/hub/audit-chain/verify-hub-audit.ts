@@ -1,11 +1,13 @@
 /**
  * Checks the hub's audit log against its chain (`dockfleet audit verify`, GET /api/v1/audit/verify).
- * Two walks, read-only, in one read transaction:
- * 1. the chain itself: seq follows seq, each `prev` is the hash before it, each hash matches its
- *    entry (an edited, removed or reordered chain entry breaks here);
- * 2. the chain replayed into the rows it says were written, compared with `audit_log` in id order:
- *    a row whose columns differ was edited, a row the chain names but the table lacks was deleted,
- *    a row the chain never saw was inserted behind the hub's back.
+ * Two walks, read-only, in one read transaction, in bounded memory (no row is held past its turn):
+ * 1. the chain itself, in seq order: seq follows seq, each `prev` is the hash before it, each hash
+ *    matches its entry (an edited, removed or reordered chain entry breaks here), and each entry fits
+ *    those before it (an outcome needs its row begun, a row is begun once: one bit per audit id);
+ * 2. the chain replayed into the rows it says were written, one audit id at a time (its entries in
+ *    seq order, through the audit_id index), merged with `audit_log` in id order: a row whose columns
+ *    differ was edited, a row the chain names but the table lacks was deleted, a row the chain never
+ *    saw was inserted behind the hub's back.
  * Then the highest ids SQLite ever handed out (sqlite_sequence) must be the chain's last ones, so
  * rows cut off the end of both tables are noticed too. The first problem is reported.
  */
@@ -51,7 +53,7 @@ function walk(db: Database.Database): HubAuditReport {
   const hasChain = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_chain'").get();
   if (!hasChain) return done({ kind: 'no-chain', seq: null, auditId: null, message: 'this database has no audit chain yet: start the hub on it once (the migration creates and seeds it)' });
 
-  const expected = new Map<number, ChainedRow>();
+  const begun = new BegunIds();
   for (const raw of db.prepare('SELECT seq, kind, audit_id, record, prev, hash FROM audit_chain ORDER BY seq').iterate() as IterableIterator<ChainRowDb>) {
     const at = `chain entry seq ${raw.seq} (audit row ${raw.audit_id}, ${raw.kind})`;
     if (raw.seq !== head.seq + 1) {
@@ -63,43 +65,31 @@ function walk(db: Database.Database): HubAuditReport {
     if (chainHash({ seq: raw.seq, kind: raw.kind as ChainKind, auditId: raw.audit_id, record: raw.record, prev: raw.prev }) !== raw.hash) {
       return done({ kind: 'chain-edited', seq: raw.seq, auditId: raw.audit_id, message: `${at}: hash mismatch: the chain entry was edited` });
     }
-    let record: Record<string, unknown>;
-    try {
-      record = JSON.parse(raw.record) as Record<string, unknown>;
-    } catch {
-      return done({ kind: 'chain-edited', seq: raw.seq, auditId: raw.audit_id, message: `${at}: its record is not JSON` });
-    }
-    const next = applyEntry(expected.get(raw.audit_id), raw.kind as ChainKind, record);
-    if (!next) return done({ kind: 'chain-unfit', seq: raw.seq, auditId: raw.audit_id, message: `${at}: does not fit the entries before it (${raw.kind === 'outcome' ? 'an outcome of a row never begun' : 'the row was begun already'})` });
-    expected.set(raw.audit_id, next);
+    const record = parseRecord(raw.record);
+    if (!record) return done({ kind: 'chain-edited', seq: raw.seq, auditId: raw.audit_id, message: `${at}: its record is not a JSON object` });
+    // applyEntry's own rule, on a bit: an outcome needs the row begun before it; a row is begun once.
+    const fits = raw.kind === 'outcome' ? begun.has(raw.audit_id) : !begun.has(raw.audit_id);
+    if (!fits) return done(unfit(raw, at));
+    if (raw.kind !== 'outcome') begun.add(raw.audit_id);
     head = { seq: raw.seq, hash: raw.hash };
     entries++;
   }
 
   // Both sides in id order; the first id where they differ is the first bad row.
-  const chained = [...expected.keys()].sort((a, b) => a - b);
-  let k = 0;
-  for (const row of db.prepare('SELECT id, at, user, node, method, path, status, finished_at, bytes FROM audit_log ORDER BY id').iterate() as IterableIterator<AuditRowDb>) {
-    if (k < chained.length && chained[k]! < row.id) {
-      return done({ kind: 'row-deleted', seq: null, auditId: chained[k]!, message: `audit row ${chained[k]} is in the chain but not in the audit log: it was deleted (${describe(expected.get(chained[k]!)!)})` });
-    }
-    const want = chained[k] === row.id ? expected.get(row.id) : undefined;
-    if (!want) return done({ kind: 'row-inserted', seq: null, auditId: row.id, message: `audit row ${row.id} is not in the chain: it was written behind the hub's back (${describe(fromDb(row))})` });
-    for (const [field, column] of COLUMNS) {
-      if (want[field] !== row[column]) {
-        return done({ kind: 'row-edited', seq: null, auditId: row.id, message: `audit row ${row.id} was edited: ${field} is ${JSON.stringify(row[column])}, the chain recorded ${JSON.stringify(want[field])}` });
-      }
-    }
-    k++;
-    rows++;
-  }
-  if (k < chained.length) {
-    return done({ kind: 'row-deleted', seq: null, auditId: chained[k]!, message: `audit row ${chained[k]} is in the chain but not in the audit log: it was deleted (${describe(expected.get(chained[k]!)!)})` });
+  let lastAudit = 0;
+  const chained = replayed(db);
+  try {
+    const problem = compareRows(db, chained, (id) => {
+      lastAudit = id;
+      rows++;
+    });
+    if (problem) return done(problem);
+  } finally {
+    chained.return(undefined); // closes its statement when a problem ends the walk early
   }
 
   // AUTOINCREMENT's high-water marks: ids handed out beyond the chain's end mean its tail was cut off.
   const marks = new Map((db.prepare("SELECT name, seq FROM sqlite_sequence WHERE name IN ('audit_chain', 'audit_log')").all() as Array<{ name: string; seq: number }>).map((r) => [r.name, r.seq]));
-  const lastAudit = chained.length ? chained[chained.length - 1]! : 0;
   if ((marks.get('audit_chain') ?? 0) > head.seq) {
     return done({ kind: 'tail-missing', seq: head.seq + 1, auditId: null, message: `chain entries after seq ${head.seq} (up to ${marks.get('audit_chain')}) were removed from its end` });
   }
@@ -107,6 +97,89 @@ function walk(db: Database.Database): HubAuditReport {
     return done({ kind: 'tail-missing', seq: null, auditId: lastAudit + 1, message: `audit rows after ${lastAudit} (up to ${marks.get('audit_log')}) were removed from the end of the log and its chain` });
   }
   return done(null);
+}
+
+/** Merges the replayed rows with `audit_log`, both in id order; calls MATCHED for each row that agrees. */
+function compareRows(db: Database.Database, chained: Generator<{ auditId: number; row: ChainedRow }>, matched: (id: number) => void): HubAuditProblem | null {
+  let next = chained.next();
+  for (const row of db.prepare('SELECT id, at, user, node, method, path, status, finished_at, bytes FROM audit_log ORDER BY id').iterate() as IterableIterator<AuditRowDb>) {
+    if (!next.done && next.value.auditId < row.id) {
+      return { kind: 'row-deleted', seq: null, auditId: next.value.auditId, message: `audit row ${next.value.auditId} is in the chain but not in the audit log: it was deleted (${describe(next.value.row)})` };
+    }
+    const want = !next.done && next.value.auditId === row.id ? next.value.row : undefined;
+    if (!want) return { kind: 'row-inserted', seq: null, auditId: row.id, message: `audit row ${row.id} is not in the chain: it was written behind the hub's back (${describe(fromDb(row))})` };
+    for (const [field, column] of COLUMNS) {
+      if (want[field] !== row[column]) {
+        return { kind: 'row-edited', seq: null, auditId: row.id, message: `audit row ${row.id} was edited: ${field} is ${JSON.stringify(row[column])}, the chain recorded ${JSON.stringify(want[field])}` };
+      }
+    }
+    matched(row.id);
+    next = chained.next();
+  }
+  if (!next.done) {
+    return { kind: 'row-deleted', seq: null, auditId: next.value.auditId, message: `audit row ${next.value.auditId} is in the chain but not in the audit log: it was deleted (${describe(next.value.row)})` };
+  }
+  return null;
+}
+
+/**
+ * The rows the chain says were written, one per audit id in id order: each id's entries folded in
+ * seq order (the audit_id index gives them so). Walk 1 has checked that they fit.
+ */
+function* replayed(db: Database.Database): Generator<{ auditId: number; row: ChainedRow }> {
+  let auditId: number | null = null;
+  let row: ChainedRow | undefined;
+  for (const raw of db.prepare('SELECT audit_id, kind, record FROM audit_chain ORDER BY audit_id, seq').iterate() as IterableIterator<Pick<ChainRowDb, 'audit_id' | 'kind' | 'record'>>) {
+    if (raw.audit_id !== auditId) {
+      if (auditId !== null && row) yield { auditId, row };
+      auditId = raw.audit_id;
+      row = undefined;
+    }
+    row = applyEntry(row, raw.kind as ChainKind, parseRecord(raw.record) ?? {}) ?? row;
+  }
+  if (auditId !== null && row) yield { auditId, row };
+}
+
+/** The audit ids begun so far: a bit each for the ids the hub hands out (1, 2, 3 …), a set for any other. */
+class BegunIds {
+  static readonly #BITMAP_IDS = 1 << 27; // 16 MiB of bits at most; past it (a tampered id) the set takes over
+  #bits = new Uint8Array(1024);
+  readonly #other = new Set<number>();
+
+  has(id: number): boolean {
+    if (!BegunIds.#inBitmap(id)) return this.#other.has(id);
+    return id >> 3 < this.#bits.length && (this.#bits[id >> 3]! & (1 << (id & 7))) !== 0;
+  }
+
+  add(id: number): void {
+    if (!BegunIds.#inBitmap(id)) {
+      this.#other.add(id);
+      return;
+    }
+    if (id >> 3 >= this.#bits.length) {
+      const grown = new Uint8Array(Math.max(this.#bits.length * 2, (id >> 3) + 1));
+      grown.set(this.#bits);
+      this.#bits = grown;
+    }
+    this.#bits[id >> 3]! |= 1 << (id & 7);
+  }
+
+  static #inBitmap(id: number): boolean {
+    return Number.isInteger(id) && id >= 0 && id < BegunIds.#BITMAP_IDS;
+  }
+}
+
+function parseRecord(text: string): Record<string, unknown> | null {
+  try {
+    const value = JSON.parse(text) as unknown;
+    return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+function unfit(raw: ChainRowDb, at: string): HubAuditProblem {
+  return { kind: 'chain-unfit', seq: raw.seq, auditId: raw.audit_id, message: `${at}: does not fit the entries before it (${raw.kind === 'outcome' ? 'an outcome of a row never begun' : 'the row was begun already'})` };
 }
 
 function fromDb(row: AuditRowDb): ChainedRow {
