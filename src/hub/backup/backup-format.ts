@@ -1,6 +1,7 @@
 /**
  * What a hub backup archive holds, and the checks its names and manifest must pass.
- * Inside the age encryption is one tar stream:
+ * Inside the age encryption is one tar stream, compressed with brotli from format 2 on (format 1:
+ * the tar as it is; backup-compression.ts):
  *   manifest.json          first: format, versions, the hub it came from, and every member's size and SHA-256
  *   data/<path>            the hub's data directory (the database as an online-backup copy, pki/, admin.token, acme/ …)
  *   master.key             the hub's master key (32 bytes), unless the backup was made with --no-master-key
@@ -11,7 +12,9 @@ import { z } from 'zod';
 
 export const BACKUP_FORMAT = 'dockfleet-hub-backup';
 /** Raised when the layout or manifest changes so that an older dockfleet could not restore it. */
-export const BACKUP_FORMAT_VERSION = 1;
+export const BACKUP_FORMAT_VERSION = 2;
+/** The formats this dockfleet restores: 1 (uncompressed tar) and 2 (brotli-compressed tar). */
+export const READABLE_FORMAT_VERSIONS: readonly number[] = [1, 2];
 export const MANIFEST_MEMBER = 'manifest.json';
 export const MASTER_KEY_MEMBER = 'master.key';
 export const DATA_PREFIX = 'data/';
@@ -32,6 +35,8 @@ export const manifestSchema = z.object({
   createdAt: z.string(),
   hub: z.object({ url: z.string().nullable(), caDigest: z.string().nullable() }),
   masterKeyIncluded: z.boolean(),
+  /** How the tar is compressed inside the encryption (format 2 on; a format-1 manifest has no such field). */
+  compression: z.enum(['none', 'brotli']).optional(),
   members: z.array(z.object({ path: z.string(), size: z.number().int().nonnegative(), sha256: sha256Hex })),
 });
 

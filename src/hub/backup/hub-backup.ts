@@ -11,11 +11,13 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { lstat, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { pack as tarPack, type Pack } from 'tar-stream';
 import { DockfleetError } from '../../protocol/errors.ts';
 import { CA_KEY_CONTEXT, CA_KEY_FILE, hubKeysSealed } from '../pki.ts';
 import { SecretBox } from '../secret-box.ts';
 import { writeEncrypted, type SealTo } from './backup-archive.ts';
+import { ARCHIVE_COMPRESSION, compressor } from './backup-compression.ts';
 import {
   BACKUP_FORMAT, BACKUP_FORMAT_VERSION, DATA_PREFIX, EXCLUDED_FROM_DATA, MANIFEST_MEMBER, MASTER_KEY_MEMBER, dockfleetVersion,
   isSafeMemberName, type BackupManifest, type ManifestMember,
@@ -87,19 +89,25 @@ export async function createHubBackup(opts: HubBackupOptions): Promise<HubBackup
       createdAt: new Date().toISOString(),
       hub: hubInfo(small),
       masterKeyIncluded: opts.masterKey !== null,
+      compression: ARCHIVE_COMPRESSION,
       members,
     };
     const tar = tarPack();
     const feeding = feed(tar, manifest, dbCopy, small, opts.masterKey);
     feeding.catch((err: Error) => tar.destroy(err));
+    // tar → brotli → age: the pipeline passes a failure either way (age's destroy reaches the pack).
+    const squeezed = compressor(members.reduce((sum, m) => sum + m.size, 0));
+    const squeezing = pipeline(tar, squeezed);
+    squeezing.catch(() => {}); // its error surfaces through the write (age reads SQUEEZED)
     let size: number;
     try {
-      size = await writeEncrypted(tar, opts.sealTo, out);
+      size = await writeEncrypted(squeezed, opts.sealTo, out);
     } catch (err) {
       feeding.catch(() => {}); // the pack was destroyed under it; the write's error is the one to tell
       throw err;
     }
     await feeding;
+    await squeezing;
     return { file: out, size, manifest, skipped };
   } finally {
     await rm(staging, { recursive: true, force: true });

@@ -1,7 +1,7 @@
 /**
  * `dockfleet restore FILE --data NEWDIR`: everything is checked before anything is in place.
- * The archive is decrypted as a stream into a private folder BESIDE NEWDIR (same filesystem);
- * the manifest comes first and must be a known format and schema; every member must be listed,
+ * The archive is decrypted (and, format 2, decompressed) as a stream into a private folder BESIDE
+ * NEWDIR (same filesystem); the manifest comes first and must be a known format and schema; every member must be listed,
  * safely named, of its listed size and SHA-256, and every listed member present. The database
  * copy must pass SQLite's integrity check, is migrated when older (the store's own migrations),
  * and its audit chain must hold. The master key, when carried, must open the restored CA key.
@@ -22,8 +22,9 @@ import { verifyHubAudit } from '../audit-chain/verify-hub-audit.ts';
 import { CA_KEY_CONTEXT, CA_KEY_FILE } from '../pki.ts';
 import { SecretBox } from '../secret-box.ts';
 import { bodyError, openEncrypted, syncDir, type OpenWith } from './backup-archive.ts';
+import { decompressed, type Compression } from './backup-compression.ts';
 import {
-  BACKUP_FORMAT, BACKUP_FORMAT_VERSION, DATA_PREFIX, MANIFEST_MAX_BYTES, MANIFEST_MEMBER, MASTER_KEY_MEMBER, isSafeMemberName, manifestSchema,
+  BACKUP_FORMAT, DATA_PREFIX, MANIFEST_MAX_BYTES, MANIFEST_MEMBER, MASTER_KEY_MEMBER, READABLE_FORMAT_VERSIONS, isSafeMemberName, manifestSchema,
   type BackupManifest, type ManifestMember,
 } from './backup-format.ts';
 import { defaultMasterKeyFile, MASTER_KEY_BYTES } from './master-key.ts';
@@ -110,9 +111,16 @@ export async function restoreHubBackup(opts: HubRestoreOptions): Promise<HubRest
 
 /** Reads the tar: the manifest first, then each member checked against it while it is written. */
 async function unpack(plain: Readable, file: string, staging: string, target: string): Promise<{ manifest: BackupManifest; masterKey: Buffer | null }> {
+  let source: Readable;
+  let compression: Compression;
+  try {
+    ({ stream: source, compression } = await decompressed(plain));
+  } catch (err) {
+    throw unpackError(err, file, target);
+  }
   const extract = tarExtract();
-  plain.on('error', (err) => extract.destroy(err));
-  plain.pipe(extract);
+  source.on('error', (err) => extract.destroy(err));
+  source.pipe(extract);
   let manifest: BackupManifest | null = null;
   const listed = new Map<string, ManifestMember>();
   const seen = new Set<string>();
@@ -125,6 +133,7 @@ async function unpack(plain: Readable, file: string, staging: string, target: st
           throw new DockfleetError('backup_damaged', `${file} is not a dockfleet backup: its first member is not ${MANIFEST_MEMBER}`);
         }
         manifest = parseManifest(await collect(entry, MANIFEST_MAX_BYTES), file);
+        compressionAgrees(manifest, compression, file);
         for (const m of manifest.members) listed.set(m.path, m);
         continue;
       }
@@ -164,13 +173,13 @@ function parseManifest(bytes: Buffer, file: string): BackupManifest {
   }
   const head = raw as { format?: unknown; formatVersion?: unknown };
   if (head?.format !== BACKUP_FORMAT) throw new DockfleetError('backup_damaged', `${file} is not a dockfleet backup (its manifest names no ${BACKUP_FORMAT} format)`);
-  if (typeof head.formatVersion === 'number' && head.formatVersion > BACKUP_FORMAT_VERSION) {
-    throw new DockfleetError('backup_too_new', `${file} was made by a newer dockfleet: archive format ${head.formatVersion}, this dockfleet reads up to ${BACKUP_FORMAT_VERSION}; restore with that version or newer`);
+  if (typeof head.formatVersion === 'number' && head.formatVersion > Math.max(...READABLE_FORMAT_VERSIONS)) {
+    throw new DockfleetError('backup_too_new', `${file} was made by a newer dockfleet: archive format ${head.formatVersion}, this dockfleet reads up to ${Math.max(...READABLE_FORMAT_VERSIONS)}; restore with that version or newer`);
   }
   const parsed = manifestSchema.safeParse(raw);
   if (!parsed.success) throw new DockfleetError('backup_damaged', `${file}: its manifest does not have the expected fields (${parsed.error.issues[0]?.path.join('.') ?? '?'})`);
   const manifest = parsed.data;
-  if (manifest.formatVersion !== BACKUP_FORMAT_VERSION) throw new DockfleetError('backup_damaged', `${file}: unknown archive format ${manifest.formatVersion}`);
+  if (!READABLE_FORMAT_VERSIONS.includes(manifest.formatVersion)) throw new DockfleetError('backup_damaged', `${file}: unknown archive format ${manifest.formatVersion}`);
   const known = knownMigrations();
   if (!known.includes(manifest.schemaVersion) && manifest.schemaVersion > known.at(-1)!) {
     throw new DockfleetError('backup_too_new', `${file} was made by a newer dockfleet (${manifest.dockfleetVersion}): its database schema ${manifest.schemaVersion} is newer than this dockfleet's ${known.at(-1)}; restore with that version or newer`);
@@ -181,6 +190,14 @@ function parseManifest(bytes: Buffer, file: string): BackupManifest {
     paths.add(m.path);
   }
   return manifest;
+}
+
+/** Format 1 is an uncompressed tar with no word on it; from format 2 the manifest names what the stream is. */
+function compressionAgrees(manifest: BackupManifest, found: Compression, file: string): void {
+  const declared = manifest.compression ?? 'none';
+  if (manifest.formatVersion === 1 && manifest.compression !== undefined) throw new DockfleetError('backup_damaged', `${file}: a format-1 manifest names a compression`);
+  if (manifest.formatVersion >= 2 && manifest.compression === undefined) throw new DockfleetError('backup_damaged', `${file}: its format-${manifest.formatVersion} manifest names no compression`);
+  if (declared !== found) throw new DockfleetError('backup_damaged', `${file}: its manifest says the archive is compressed with ${declared}, but it is ${found === 'none' ? 'not compressed' : `compressed with ${found}`}`);
 }
 
 /** Integrity, schema (newer refused, older migrated with the store's migrations), in that order. */
