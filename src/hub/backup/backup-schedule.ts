@@ -5,6 +5,8 @@
  * PATH (at once when there is none), so restarts do not skip or double a period. A failure is
  * logged and raised as a `hub-backup` alert; the next success clears it. The passphrase or
  * recipient was read at start from the environment or a file (backup-secrets.ts), never the database.
+ * Each archive is made on a worker thread (hub-backup-off-thread.ts): the hub keeps answering while
+ * age's scrypt and the compression run.
  */
 import { readdir, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -12,7 +14,7 @@ import type { Logger } from '../../lib/logger.ts';
 import type { ConditionSink } from '../alerts/alert-source.ts';
 import { encrypterFor, type SealTo } from './backup-archive.ts';
 import { sealToFrom } from './backup-secrets.ts';
-import { createHubBackup } from './hub-backup.ts';
+import { createHubBackupOffThread } from './hub-backup-off-thread.ts';
 
 export const HUB_BACKUP_ALERT = 'hub-backup';
 const ALERT_KEY = `${HUB_BACKUP_ALERT}:failed`;
@@ -69,7 +71,7 @@ export class BackupSchedule {
     const name = `dockfleet-hub-${new Date().toISOString().replace(/[-:.]/g, '')}.age`; // …20261201T235557289Z.age
     const out = join(settings.dir, name);
     try {
-      const result = await createHubBackup({
+      const result = await createHubBackupOffThread({
         dataDir: this.#deps.dataDir, out, sealTo: this.#deps.sealTo,
         masterKey: settings.includeMasterKey ? this.#deps.masterKey : null,
       });
