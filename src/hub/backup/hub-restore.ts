@@ -348,6 +348,10 @@ function unpackError(err: unknown, file: string, target: string): DockfleetError
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOSPC' || code === 'EDQUOT') return diskError(err, target);
   const message = (err as Error).message ?? String(err);
+  if (typeof code === 'string' && /^(ERR__ERROR_|Z_)/.test(code)) {
+    // zlib's own error (age's are plain errors): the plaintext is neither a tar nor brotli.
+    return new DockfleetError('backup_damaged', `${file} is not a dockfleet backup: the decrypted content is not its archive (${message})`);
+  }
   if (/tar|header|Unexpected end/i.test(message) && !/chunk|tag|final|ciphertext/i.test(message)) {
     return new DockfleetError('backup_damaged', `${file} is not a dockfleet backup: the decrypted content is not its archive (${message})`);
   }
