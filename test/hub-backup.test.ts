@@ -16,6 +16,8 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { brotliCompressSync, brotliDecompressSync } from 'node:zlib';
+import Database from 'better-sqlite3';
 import { Decrypter, Encrypter, generateIdentity, identityToRecipient } from 'age-encryption';
 import { extract as tarExtract, pack as tarPack } from 'tar-stream';
 import { BUSYBOX_IMAGE, startEngines, stopEngines, type TestEngine } from './support/engines.ts';
@@ -77,11 +79,21 @@ async function restore(file: string, target: string, env: NodeJS.ProcessEnv = { 
   return run(['restore', file, '--data', target, ...extra], env);
 }
 
-/** Decrypts an archive, lets EDIT change its members, and encrypts it again (a crafted archive). */
-async function craft(from: string, to: string, edit: (members: Map<string, Buffer>) => void): Promise<void> {
+/** The tar inside an archive: decrypted, and decompressed when it is brotli (format 2; format 1 is a plain tar). */
+async function tarOf(from: string): Promise<{ tar: Buffer; compressed: boolean }> {
   const dec = new Decrypter();
   dec.addPassphrase(PASSPHRASE);
-  const plain = await dec.decrypt(await readFile(from));
+  const plain = Buffer.from(await dec.decrypt(await readFile(from)));
+  const compressed = plain.subarray(257, 262).toString('latin1') !== 'ustar';
+  return { tar: compressed ? brotliDecompressSync(plain) : plain, compressed };
+}
+
+/**
+ * Decrypts an archive, lets EDIT change its members, and encrypts it again (a crafted archive),
+ * compressed as it was unless COMPRESS says otherwise (false: a plain tar, as format 1 wrote it).
+ */
+async function craft(from: string, to: string, edit: (members: Map<string, Buffer>) => void, compress?: boolean): Promise<void> {
+  const { tar: plain, compressed } = await tarOf(from);
   const members = new Map<string, Buffer>();
   const ex = tarExtract();
   const reading = (async () => {
@@ -99,10 +111,11 @@ async function craft(from: string, to: string, edit: (members: Map<string, Buffe
   pk.finalize();
   const chunks: Buffer[] = [];
   for await (const c of pk) chunks.push(c as Buffer);
+  const tar = Buffer.concat(chunks);
   const enc = new Encrypter();
   enc.setPassphrase(PASSPHRASE);
   enc.setScryptWorkFactor(12);
-  await writeFile(to, await enc.encrypt(Buffer.concat(chunks)));
+  await writeFile(to, await enc.encrypt((compress ?? compressed) ? brotliCompressSync(tar) : tar));
 }
 
 function editManifest(members: Map<string, Buffer>, change: (m: any) => void): void {
@@ -248,7 +261,7 @@ test('faults: wrong passphrase, a flipped byte, a truncated or foreign file, a n
   await writeFile(join(work, 'other.age'), await notOurs.encrypt('just some text, not a tar'));
   await expectFailure(join(work, 'other.age'), 'backup_damaged', /not a dockfleet backup/, 'an age file that is not our archive');
 
-  await craft(archive, join(work, 'newer-format.age'), (m) => editManifest(m, (x) => (x.formatVersion = 2)));
+  await craft(archive, join(work, 'newer-format.age'), (m) => editManifest(m, (x) => (x.formatVersion = 3)));
   await expectFailure(join(work, 'newer-format.age'), 'backup_too_new', /newer dockfleet/, 'a newer archive format');
 
   await craft(archive, join(work, 'newer-schema.age'), (m) => editManifest(m, (x) => (x.schemaVersion = '29991231T000000-from-the-future.sql')));
@@ -272,9 +285,13 @@ test('faults: wrong passphrase, a flipped byte, a truncated or foreign file, a n
 test('a full disk while writing a backup and while restoring: a clear error, no partial file', { timeout: 240_000 }, async () => {
   assert.ok(existsSync(archive), 'needs the archive of the first test');
   const dataDir = join(work, 'restored'); // the hub of the first test runs on it
-  // Too small for the database copy; then room for the copy but not for the archive beside it.
+  // Too small for the database copy; then room for the copy (its pages, as the online backup copies
+  // them) and half the (compressed) archive beside it.
   const archiveSize = (await readFile(archive)).length;
-  for (const [size, stage] of [['128k', /for the database copy/], [`${Math.ceil((archiveSize * 1.5) / 4096) * 4}k`, /no space left writing/]] as const) {
+  const live = new Database(join(dataDir, 'dockfleet.db'), { readonly: true, fileMustExist: true });
+  const copySize = (live.pragma('page_count', { simple: true }) as number) * (live.pragma('page_size', { simple: true }) as number);
+  live.close();
+  for (const [size, stage] of [['128k', /for the database copy/], [`${Math.ceil((copySize + archiveSize / 2) / 4096) * 4}k`, /no space left writing/]] as const) {
     const small = await tmpfs(`small-out-${size}`, size);
     const b = await run(['backup', '--data', dataDir, '--out', join(small, 'hub.age')], { DOCKFLEET_BACKUP_PASSPHRASE: PASSPHRASE });
     assert.equal(b.code, 1, b.stdout);
@@ -310,3 +327,98 @@ test('scheduled backups: a hub with a short period writes archives to an age rec
   assert.match(r.stdout, /audit chain holds/);
   assert.ok(existsSync(join(work, 'from-schedule', 'pki', 'ca.pem')));
 });
+
+test('archives are format 2, brotli inside the encryption (smaller than the data); a format-1 archive (a plain tar) still restores; a manifest that misstates the compression is refused', { timeout: 240_000 }, async () => {
+  assert.ok(existsSync(archive), 'needs the archive of the first test');
+  const { tar, compressed } = await tarOf(archive);
+  assert.equal(compressed, true, 'the tar is compressed inside the encryption');
+  const manifest = await firstMember(tar);
+  assert.equal(manifest.formatVersion, 2);
+  assert.equal(manifest.compression, 'brotli');
+  const total = (manifest.members as Array<{ size: number }>).reduce((sum, m) => sum + m.size, 0);
+  const size = (await readFile(archive)).length;
+  assert.ok(size < total / 2, `the archive (${size} bytes) is well under its members (${total} bytes)`);
+
+  // Format 1, as the first version wrote it: no compression field, the tar as it is.
+  const format1 = join(work, 'format-1.age');
+  await craft(archive, format1, (m) => editManifest(m, (x) => { x.formatVersion = 1; delete x.compression; }), false);
+  assert.equal((await tarOf(format1)).compressed, false);
+  const r = await restore(format1, join(work, 'from-format-1'), undefined, ['--master-key', join(work, 'format-1.key')]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /audit chain holds/);
+  assert.ok(existsSync(join(work, 'from-format-1', 'dockfleet.db')));
+
+  for (const [name, edit, compress] of [
+    ['says-brotli-is-plain', (x: any) => (x.compression = 'none'), true],
+    ['says-plain-is-brotli', () => {}, false],
+    ['format-1-names-brotli', (x: any) => (x.formatVersion = 1), true],
+  ] as const) {
+    const file = join(work, `${name}.age`);
+    await craft(archive, file, (m) => editManifest(m, edit), compress);
+    const bad = await restore(file, join(work, `from-${name}`));
+    assert.equal(bad.code, 1, `${name}: ${bad.stdout}`);
+    assert.match(bad.stderr, /backup_damaged|compress/, name);
+    assert.equal(existsSync(join(work, `from-${name}`)), false, `${name}: nothing written`);
+  }
+});
+
+test('a scheduled passphrase backup runs off the event loop: /healthz sampled every 50 ms answers within 200 ms throughout', { timeout: 240_000 }, async () => {
+  await hubProc?.stop();
+  hubProc = undefined;
+  const dir = join(work, 'busy-hub');
+  const backups = join(work, 'scheduled-passphrase');
+  await mkdir(backups);
+  // An archive "just written": the next one is due one period after it, once the hub is up and sampled.
+  const every = 8_000;
+  const placeholder = join(backups, 'dockfleet-hub-20000101T000000000Z.age');
+  await writeFile(placeholder, 'placeholder');
+  const due = Date.now() + every;
+  hubProc = await startHub(dir, ['--backup-every', `${every / 1000}s`, '--backup-dir', backups, '--backup-keep', '5'], { DOCKFLEET_BACKUP_PASSPHRASE: PASSPHRASE });
+  const ca = await readFile(join(dir, 'pki', 'ca.pem'), 'utf8');
+  const agentKeepAlive = new https.Agent({ keepAlive: true, maxSockets: 1, ca });
+  const samples: Array<{ at: number; ms: number }> = [];
+  const health = (): Promise<number> => new Promise((resolve, reject) => {
+    const t = performance.now();
+    https.get(`https://${listen}/healthz`, { agent: agentKeepAlive }, (res) => {
+      res.resume();
+      res.on('end', () => (res.statusCode === 200 ? resolve(performance.now() - t) : reject(new Error(`healthz ${res.statusCode}`))));
+    }).on('error', reject);
+  });
+  try {
+    const started = Date.now();
+    assert.ok(started < due - 2_000, `sampling starts before the backup is due (${due - started} ms to go)`);
+    let written = 0;
+    while (Date.now() < started + 60_000) {
+      const at = Date.now();
+      samples.push({ at, ms: await health() });
+      if (written === 0 && /scheduled hub backup written/.test(hubProc.stderr())) written = Date.now();
+      if (written !== 0 && Date.now() > written + 500) break;
+      await new Promise((r) => setTimeout(r, Math.max(0, 50 - (Date.now() - at))));
+    }
+    assert.ok(written !== 0, `the scheduled backup was written: ${hubProc.stderr().slice(-2000)}`);
+    const during = samples.filter((s) => s.at >= due - 500 && s.at <= written);
+    assert.ok(during.length >= 10, `sampled while the backup ran (${during.length} samples)`);
+    const worst = samples.reduce((max, s) => Math.max(max, s.ms), 0);
+    assert.ok(worst < 200, `every /healthz answered within 200 ms; the slowest took ${Math.round(worst)} ms (${samples.length} samples, backup ${written - due} ms)`);
+  } finally {
+    agentKeepAlive.destroy();
+    await hubProc.stop();
+    hubProc = undefined;
+  }
+  const files = (await readdir(backups)).filter((n) => n !== 'dockfleet-hub-20000101T000000000Z.age' && !n.startsWith('.'));
+  assert.equal(files.length, 1, files.join(', '));
+  const r = await restore(join(backups, files[0]!), join(work, 'from-busy'), undefined, ['--master-key', join(work, 'busy.key')]);
+  assert.equal(r.code, 0, r.stderr);
+});
+
+async function firstMember(tar: Buffer): Promise<any> {
+  const ex = tarExtract();
+  ex.end(tar);
+  for await (const entry of ex) {
+    const chunks: Buffer[] = [];
+    for await (const c of entry) chunks.push(c as Buffer);
+    ex.destroy();
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  }
+  throw new Error('an empty tar');
+}
