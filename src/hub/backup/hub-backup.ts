@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { lstat, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { lstat, mkdtemp, readdir, readFile, rm, stat, statfs } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { pack as tarPack, type Pack } from 'tar-stream';
@@ -71,7 +71,10 @@ export async function createHubBackup(opts: HubBackupOptions): Promise<HubBackup
     try {
       ({ schemaVersion } = await snapshotDatabase(dbFile, dbCopy));
     } catch (err) {
-      throw stagingError(err, out);
+      // SQLite may tell a full disk only as "disk I/O error": ask the filesystem whether the copy had room.
+      const free = await statfs(staging).then((f) => f.bavail * f.bsize, () => Infinity);
+      const needed = await stat(dbFile).then((i) => i.size, () => 0);
+      throw free < needed ? stagingError(Object.assign(new Error('no space'), { code: 'ENOSPC' }), out) : stagingError(err, out);
     }
     if (schemaVersion === null) throw new DockfleetError('invalid_state', `${dbFile} has no schema yet: start the hub on ${dataDir} once`);
     const skipped: string[] = [];
