@@ -284,7 +284,7 @@ describe('volume backups with restic', { skip: !CI && !haveRestic ? 'restic is n
     assert.equal(JSON.parse(listed.stdout).length, 3);
     const plain = await cli('volume', 'snapshots', NODE, 'shop-data');
     assert.equal(plain.code, 0);
-    assert.match(plain.stdout, /^ID\s+TIME\s+HOST\s+TAGS/);
+    assert.match(plain.stdout, /^last backup: .*\nlast verified: .*\nID\s+TIME\s+HOST\s+TAGS/);
   });
 
   test('an agent SIGKILLed mid-backup starts the stopped container when it returns, and finishes the job', async () => {

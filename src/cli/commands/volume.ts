@@ -89,7 +89,7 @@ function withStatus(snapshots: SnapshotItem[], status: BackupStatus): Array<Snap
 function statusLines(status: BackupStatus): string {
   const b = status.lastBackup;
   const v = status.lastVerified;
-  return `last scheduled backup: ${b ? `${b.at} ${b.ok ? `ok, snapshot ${b.snapshot ?? '?'}, ${b.bytesAdded ?? 0} bytes added` : `FAILED: ${b.error ?? ''}`}` : 'none'}\n`
+  return `last backup: ${b ? `${b.at} ${b.ok ? `ok, snapshot ${b.snapshot ?? '?'}, ${b.bytesAdded ?? 0} bytes added` : `FAILED: ${b.error ?? ''}`}` : 'none'}\n`
     + `last verified: ${v ? `${v.at} ${v.ok ? `ok (${v.detail}), snapshot ${v.snapshot ?? '?'}` : `FAILED: ${v.detail}`}` : 'never'}\n`;
 }
 
