@@ -13,6 +13,7 @@ import { z } from 'zod';
 import { canonicalJson } from './intent.ts';
 import { STACK_NAME, stackRevision } from './stacks.ts';
 import { volumeJobOutput, volumeJobSpec, volumePoliciesSpec } from './volume-backup.ts';
+import { signableJob } from './hub-kept-secrets.ts';
 
 export const JOBS_PATH = '/_dockfleet/v1/jobs';
 export const JOB_KINDS = ['deploy', 'rollback', 'remove', 'volume-backup', 'volume-restore', 'volume-snapshots', 'volume-policies'] as const;
@@ -49,12 +50,13 @@ export type JobRequest = z.infer<typeof jobRequest>;
 
 /**
  * What a job's signed intent covers as its body: canonical JSON of the job without the fields the
- * hub sets or the signature itself (id, intent, createdAt, expiresAt). The CLI signs
+ * hub sets or the signature itself (id, intent, createdAt, expiresAt), and a volume job's
+ * hub-kept secret file (hub-kept-secrets.ts). The CLI signs
  * `sha256:` of these bytes; the host computes them again from what it received.
  */
 export function jobSignedBody(job: Omit<JobRequest, 'id' | 'createdAt' | 'expiresAt'> & Partial<Pick<JobRequest, 'id' | 'createdAt' | 'expiresAt'>>): string {
   const { id: _id, intent: _intent, createdAt: _created, expiresAt: _expires, ...signed } = job;
-  return canonicalJson(signed);
+  return canonicalJson(signableJob(signed));
 }
 
 export const jobStep = z.strictObject({
