@@ -4,12 +4,17 @@
  * its key is the set's revision), which the agent keeps and carries out on its own clock.
  *
  *   GET    /api/v1/nodes/NAME/volumes/VOLUME/backup-policy  → {policy, status}  (404: none)
- *   PUT    /api/v1/nodes/NAME/volumes/VOLUME/backup-policy  {every, retention?, repository?, verifyEvery?} → {policy, job}
+ *   PUT    /api/v1/nodes/NAME/volumes/VOLUME/backup-policy  {every, retention?, repository?, verifyEvery?, secretEnv?} → {policy, secretEnvNames, job}
  *   DELETE /api/v1/nodes/NAME/volumes/VOLUME/backup-policy  → {job}  (404: none)
  *   GET    /api/v1/nodes/NAME/volumes/VOLUME/backup-status  → {node, volume, policy, lastBackup, lastVerified, lastVerifiedOkAt}
  *   GET    /api/v1/nodes/NAME/backup-status                 → {node, volumes: [that, per volume with a policy or a recorded backup]}
  * "lastBackup" is the newest backup of the volume, whoever asked for it: the agent's schedule
  * or a job the hub filed (CLI, UI, a rebuild).
+ *
+ * `secretEnv` (a URL repository's credentials, e.g. AWS_SECRET_ACCESS_KEY) is sealed and sent
+ * to the agent in each policies job with the hub-managed repository password
+ * (hub-kept-secrets.ts); answers show its names only (`secretEnvNames`). Omitted on a PUT, the
+ * ones set before are kept; `{}` removes them.
  */
 import type { Context, Hono } from 'hono';
 import { z, type ZodType } from 'zod';
@@ -20,6 +25,7 @@ import type { JobQueue } from '../jobs/job-queue.ts';
 import type { NodeRegistry } from '../node-registry.ts';
 import type { StatusRecord, VolumeBackupStore } from './volume-backup-store.ts';
 import { filedAnswer } from './volume-backup-routes.ts';
+import type { HubKeptSecrets } from './hub-kept-secrets.ts';
 
 type App = Hono<{ Variables: AuthVariables }>;
 type Parse = <T>(c: Context, schema: ZodType<T>) => Promise<T>;
@@ -28,6 +34,8 @@ export interface BackupPolicyRoutesDeps {
   jobs: JobQueue;
   registry: NodeRegistry;
   store: VolumeBackupStore;
+  /** Hub-kept passwords and policy environments; without it policies jobs carry no secrets. */
+  kept?: HubKeptSecrets | undefined;
 }
 
 function target(c: Context<{ Variables: AuthVariables }>, registry: NodeRegistry, write: boolean): { node: string; volume: string } {
@@ -53,13 +61,17 @@ export function statusView(node: string, volume: string, policy: VolumeBackupPol
   };
 }
 
-const putBody = putPolicyBody.extend({ sign: z.boolean().optional() });
+const putBody = putPolicyBody.extend({
+  sign: z.boolean().optional(),
+  secretEnv: z.record(z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/), z.string().min(1).max(8_192)).refine((e) => Object.keys(e).length <= 32, 'at most 32 variables').optional(),
+});
 
 /** Files the node's whole policy set at this revision (the same revision files nothing new); signed: held for the signature. */
 async function sendPolicies(deps: BackupPolicyRoutesDeps, node: string, revision: number, by: string, sign: boolean) {
   const policies = (await deps.store.policies(node)).map((r) => r.policy);
+  const files = deps.kept ? await deps.kept.forPolicies(node, policies) : {};
   const job = await deps.jobs.file({
-    kind: 'volume-policies', node, stack: '', target: null, secrets: { env: {}, files: {} },
+    kind: 'volume-policies', node, stack: '', target: null, secrets: { env: {}, files },
     policies: { revision, policies }, idempotencyKey: `volume-policies:${node}:${revision}`, createdBy: by,
     ...(sign ? { signing: { held: false } } : {}),
   });
@@ -75,24 +87,28 @@ export function backupPolicyRoutes(app: App, deps: BackupPolicyRoutesDeps, parse
     const { node, volume } = target(c, registry, false);
     const policy = await find(node, volume);
     if (!policy) throw new DockfleetError('not_found', `volume ${volume} on ${node} has no backup policy`);
-    return c.json({ policy, status: statusView(node, volume, policy, await store.status(node, volume)) });
+    return c.json({ policy, secretEnvNames: await deps.kept?.policyEnvNames(node, volume) ?? [], status: statusView(node, volume, policy, await store.status(node, volume)) });
   });
 
   app.put(path, async (c) => {
     const { node, volume } = target(c, registry, true);
-    const { sign, ...body } = await parse(c, putBody);
+    const { sign, secretEnv, ...body } = await parse(c, putBody);
+    if (secretEnv !== undefined && Object.keys(secretEnv).length > 0 && !deps.kept) throw new DockfleetError('validation_failed', 'secretEnv: this hub keeps no secrets for backup policies');
     const was = await find(node, volume);
     // An update keeps when the policy was first set: the verification alert counts from there.
     const policy: VolumeBackupPolicy = { volume, ...body, setAt: was?.setAt ?? Date.now() };
     const by = c.get('principal').name;
+    if (secretEnv !== undefined) await deps.kept?.setPolicyEnv(node, volume, secretEnv);
     const revision = await store.putPolicy({ node, volume, policy, setBy: by });
-    return c.json({ policy, job: await sendPolicies(deps, node, revision, by, sign === true) });
+    const job = await sendPolicies(deps, node, revision, by, sign === true);
+    return c.json({ policy, secretEnvNames: await deps.kept?.policyEnvNames(node, volume) ?? [], job });
   });
 
   app.delete(path, async (c) => {
     const { node, volume } = target(c, registry, true);
     const revision = await store.deletePolicy(node, volume);
     if (revision === null) throw new DockfleetError('not_found', `volume ${volume} on ${node} has no backup policy`);
+    await deps.kept?.setPolicyEnv(node, volume, null);
     return c.json({ job: await sendPolicies(deps, node, revision, c.get('principal').name, c.req.query('sign') === 'true') });
   });
 

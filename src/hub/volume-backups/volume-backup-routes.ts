@@ -10,7 +10,8 @@
  * `repository` omitted: the host's own default (its policy's backups.repository). `secretEnv`
  * (a URL repository's credentials; RESTIC_PASSWORD on a hub-managed host) is sealed into the
  * job's secrets and never given back. An `Idempotency-Key` header makes a repeated call file
- * nothing new.
+ * nothing new. The hub adds what it keeps (hub-kept-secrets.ts): the repository's hub-managed
+ * password, made on the first backup to it, sealed in the job and left out of its signed body.
  *
  * `"sign": true` (issue 13, for hosts that require signed intent): the job is filed
  * `awaiting-signature` and the answer adds `signing: {jobs: [{id, node, signedBody}]}`, the exact
@@ -27,6 +28,7 @@ import type { AuthVariables } from '../auth/rest-auth.ts';
 import type { JobQueue } from '../jobs/job-queue.ts';
 import { apiJob, type JobView } from '../jobs/job-views.ts';
 import type { NodeRegistry } from '../node-registry.ts';
+import type { HubKeptSecrets } from './hub-kept-secrets.ts';
 
 type App = Hono<{ Variables: AuthVariables }>;
 type Parse = <T>(c: Context, schema: ZodType<T>) => Promise<T>;
@@ -40,6 +42,7 @@ const snapshotsBody = listSnapshotsBody.extend(signFlag);
 export interface VolumeBackupRoutesDeps {
   jobs: JobQueue;
   registry: NodeRegistry;
+  kept?: HubKeptSecrets | undefined;
 }
 
 function target(c: Context<{ Variables: AuthVariables }>, registry: NodeRegistry): { node: string; volume: string } {
@@ -51,11 +54,13 @@ function target(c: Context<{ Variables: AuthVariables }>, registry: NodeRegistry
   return { node, volume };
 }
 
-async function file(c: Context<{ Variables: AuthVariables }>, jobs: JobQueue, kind: JobKind, node: string, volume: VolumeJobSpec, secretEnv: Record<string, string>, sign: boolean) {
+async function file(c: Context<{ Variables: AuthVariables }>, deps: VolumeBackupRoutesDeps, kind: Extract<JobKind, 'volume-backup' | 'volume-restore' | 'volume-snapshots'>, node: string, volume: VolumeJobSpec, secretEnv: Record<string, string>, sign: boolean) {
+  const { jobs, kept } = deps;
   const key = c.req.header('idempotency-key');
+  const files = kept ? await kept.forVolumeJob(node, kind, volume.repository) : {};
   return jobs.file({
     kind, node, stack: '', target: null, volume,
-    secrets: { env: secretEnv, files: {} },
+    secrets: { env: secretEnv, files },
     idempotencyKey: key ? `volume:${node}:${key}` : `volume:${randomUUID()}`,
     createdBy: c.get('principal').name,
     ...(sign ? { signing: { held: false } } : {}),
@@ -77,7 +82,7 @@ export function volumeBackupRoutes(app: App, deps: VolumeBackupRoutesDeps, parse
     const body = await parse(c, backupBody);
     const spec: VolumeJobSpec = { volume, repository: body.repository, ...(body.retention ? { retention: body.retention } : {}), ...(body.revealTo ? { revealTo: body.revealTo } : {}) };
     const sign = body.sign === true;
-    return c.json(await filedAnswer(jobs, await file(c, jobs, 'volume-backup', node, spec, body.secretEnv, sign), sign), 202);
+    return c.json(await filedAnswer(jobs, await file(c, deps, 'volume-backup', node, spec, body.secretEnv, sign), sign), 202);
   });
 
   app.post('/api/v1/nodes/:name/volumes/:volume/restores', async (c) => {
@@ -85,14 +90,14 @@ export function volumeBackupRoutes(app: App, deps: VolumeBackupRoutesDeps, parse
     const body = await parse(c, restoreBody);
     const spec: VolumeJobSpec = { volume, repository: body.repository, ...(body.snapshot ? { snapshot: body.snapshot } : {}), ...(body.to ? { to: body.to } : {}) };
     const sign = body.sign === true;
-    return c.json(await filedAnswer(jobs, await file(c, jobs, 'volume-restore', node, spec, body.secretEnv, sign), sign), 202);
+    return c.json(await filedAnswer(jobs, await file(c, deps, 'volume-restore', node, spec, body.secretEnv, sign), sign), 202);
   });
 
   app.post('/api/v1/nodes/:name/volumes/:volume/snapshots', async (c) => {
     const { node, volume } = target(c, registry);
     const body = await parse(c, snapshotsBody);
     const sign = body.sign === true;
-    const filed = await file(c, jobs, 'volume-snapshots', node, { volume, repository: body.repository }, body.secretEnv, sign);
+    const filed = await file(c, deps, 'volume-snapshots', node, { volume, repository: body.repository }, body.secretEnv, sign);
     if (sign) return c.json({ job: apiJob(filed), signing: (await filedAnswer(jobs, filed, true)).signing }, 202);
     const timeout = AbortSignal.timeout(SNAPSHOT_WAIT_MS);
     const done = await jobs.wait(filed.id, timeout).catch(() => null);

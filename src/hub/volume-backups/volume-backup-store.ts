@@ -1,7 +1,9 @@
 /**
  * What the hub keeps of per-volume backup policies (issue 14): each node's policies with the
  * revision of its set, and per volume the latest backup and verification its agent reported
- * (the volume-backup-policies migration's tables), on the hub's SQLite database.
+ * (the volume-backup-policies migration's tables), on the hub's SQLite database; and, sealed
+ * by the caller (hub-kept-secrets.ts), the passwords of hub-managed repositories and each
+ * policy's environment for a URL repository (the volume-backup-repo-keys migration).
  */
 import type Database from 'better-sqlite3';
 import { StatementCache } from '../../store/sqlite/statement-cache.ts';
@@ -34,6 +36,14 @@ export interface VolumeBackupStore {
   statuses(node: string): Promise<StatusRecord[]>;
   /** Keeps the newer of what is stored and what is reported, per field. */
   recordReport(node: string, volume: string, backup: BackupOutcome | null, verify: VerifyOutcome | null): Promise<void>;
+  /** A hub-managed repository's sealed password; null when none was made. */
+  repoKey(node: string, repository: string): Promise<string | null>;
+  /** Keeps a sealed password unless one is there already; returns the one kept (the first wins). */
+  putRepoKey(node: string, repository: string, sealedPassword: string, createdAt: number): Promise<string>;
+  /** A policy's sealed environment and its variable names; null when none. */
+  policySecrets(node: string, volume: string): Promise<{ sealedEnv: string; names: string[] } | null>;
+  /** Sets (null: removes) a policy's sealed environment. */
+  setPolicySecrets(node: string, volume: string, secrets: { sealedEnv: string; names: string[] } | null): Promise<void>;
 }
 
 interface PolicyRow { node: string; volume: string; policy: string; set_by: string }
@@ -90,6 +100,34 @@ export class SqliteVolumeBackupStore implements VolumeBackupStore {
 
   async statuses(node: string): Promise<StatusRecord[]> {
     return (this.#sql.get('SELECT * FROM volume_backup_status WHERE node = ? ORDER BY volume').all(node) as StatusRow[]).map(statusFrom);
+  }
+
+  async repoKey(node: string, repository: string): Promise<string | null> {
+    const row = this.#sql.get('SELECT sealed_password FROM volume_backup_repo_keys WHERE node = ? AND repository = ?').get(node, repository) as { sealed_password: string } | undefined;
+    return row?.sealed_password ?? null;
+  }
+
+  async putRepoKey(node: string, repository: string, sealedPassword: string, createdAt: number): Promise<string> {
+    return this.#db.transaction(() => {
+      this.#sql.get('INSERT INTO volume_backup_repo_keys (node, repository, sealed_password, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (node, repository) DO NOTHING')
+        .run(node, repository, sealedPassword, createdAt);
+      return (this.#sql.get('SELECT sealed_password FROM volume_backup_repo_keys WHERE node = ? AND repository = ?').get(node, repository) as { sealed_password: string }).sealed_password;
+    })();
+  }
+
+  async policySecrets(node: string, volume: string): Promise<{ sealedEnv: string; names: string[] } | null> {
+    const row = this.#sql.get('SELECT sealed_env, names FROM volume_backup_policy_secrets WHERE node = ? AND volume = ?').get(node, volume) as { sealed_env: string; names: string } | undefined;
+    return row ? { sealedEnv: row.sealed_env, names: JSON.parse(row.names) as string[] } : null;
+  }
+
+  async setPolicySecrets(node: string, volume: string, secrets: { sealedEnv: string; names: string[] } | null): Promise<void> {
+    if (secrets === null) {
+      this.#sql.get('DELETE FROM volume_backup_policy_secrets WHERE node = ? AND volume = ?').run(node, volume);
+      return;
+    }
+    this.#sql.get(`INSERT INTO volume_backup_policy_secrets (node, volume, sealed_env, names, updated_at) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT (node, volume) DO UPDATE SET sealed_env = excluded.sealed_env, names = excluded.names, updated_at = excluded.updated_at`)
+      .run(node, volume, secrets.sealedEnv, JSON.stringify(secrets.names), Date.now());
   }
 
   async recordReport(node: string, volume: string, backup: BackupOutcome | null, verify: VerifyOutcome | null): Promise<void> {
