@@ -18,7 +18,9 @@
  * Which volumes (the source of truth): the hub's own record of NAME's backups: its backup
  * policies and the volume-backup jobs that succeeded on it (for each volume, the repository of
  * its newest successful backup job, else its policy's). Snapshots are not listed first: the
- * restore job asks restic for the latest one tagged with NAME and the volume.
+ * restore job asks restic for the latest one tagged with NAME and the volume. Hub-managed
+ * custody: each restore carries the password the hub made for that repository
+ * (volume-backups/hub-kept-secrets.ts); a password given with --restic-password-file wins.
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -34,6 +36,7 @@ import type { SecretBox } from '../secret-box.ts';
 import type { StackService } from '../stacks/stack-service.ts';
 import type { RebuildRecord, StackStep, VolumeStep } from './rebuild-record.ts';
 import { ESCROW_FILES } from '../../protocol/escrow-files.ts';
+import type { HubKeptSecrets } from '../volume-backups/hub-kept-secrets.ts';
 
 /** What the operator gave with `--replace` for the restores, sealed until they are filed. */
 export interface ReplaceSecrets {
@@ -49,6 +52,8 @@ export interface HostRebuildsDeps {
   secrets: SecretBox;
   audit: AuditLog;
   log: Logger;
+  /** Hub-managed repository passwords: a restore carries its repository's (no --restic-password-file needed). */
+  volumeKeys?: HubKeptSecrets;
   /** How often a running rollout's state is read (tests shorten it). */
   pollMs?: number;
 }
@@ -296,7 +301,8 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
     const sealed = (await store.rebuilds.rebuilds()).find((r) => r.record.id === record.id)?.sealedSecrets ?? null;
     const given: ReplaceSecrets = sealed ? JSON.parse(secrets.openText(sealed, rebuildContext(record.id))) as ReplaceSecrets : {};
     const env: Record<string, string> = given.resticPassword ? { RESTIC_PASSWORD: given.resticPassword } : {};
-    const files: Record<string, string> = {};
+    // Hub-managed: the password the hub made for the repository (a host under other custody ignores it).
+    const files: Record<string, string> = this.#deps.volumeKeys ? await this.#deps.volumeKeys.forVolumeJob(record.node, 'volume-restore', step.repository) : {};
     const escrows = await store.rebuilds.escrows(record.node);
     const escrow = escrows.find((e) => e.repository === step.repositoryLabel) ?? (step.repositoryLabel === null ? escrows[0] : undefined);
     if (escrow && given.recoveryCode) {
@@ -391,5 +397,5 @@ function custodyNote(volumes: readonly VolumeStep[], given: ReplaceSecrets): str
       : 'escrow: the hub holds the escrowed key, but no recovery code was given with --replace, so the restores can open the repository only if the key file is placed on the new host';
   }
   if (given.resticPassword) return 'hub-managed: the restore jobs carry the repository password given with --replace, sealed';
-  return 'host-only (or hub-managed without a password given): the hub holds no key; place the key file on the new host in STATE/backup-keys/ before the restores run, or they fail';
+  return 'hub-managed: the restore jobs carry the password the hub keeps for each repository, sealed; host-only: the hub holds no key, so place the key file on the new host in STATE/backup-keys/ before the restores run, or they fail';
 }
