@@ -44,6 +44,7 @@ import { auditRoutes } from '../audit-chain/audit-routes.ts';
 import { volumeBackupRoutes } from '../volume-backups/volume-backup-routes.ts';
 import { backupPolicyRoutes } from '../volume-backups/backup-policy-routes.ts';
 import type { HostRebuilds } from '../rebuild/host-rebuilds.ts';
+import type { HubKeptSecrets } from '../volume-backups/hub-kept-secrets.ts';
 import { rebuildView, retryRebuildBody } from '../rebuild/rebuild-record.ts';
 
 export interface RestDeps {
@@ -74,6 +75,8 @@ export interface RestDeps {
   alerts?: Alerts | null;
   /** Host rebuilds after `enroll NAME --replace` (hub/rebuild/); without them no `rebuild` field or route. */
   rebuilds?: HostRebuilds | null;
+  /** Hub-managed backup passwords and policy credentials (volume-backups/hub-kept-secrets.ts). */
+  volumeKeys?: HubKeptSecrets | null;
 }
 
 const MAX_BODY = 64 * 1024;
@@ -142,8 +145,8 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
   accessRoutes(app, { store, parse: parseBody });
   operatorKeyRoutes(app, { store, parse: parseBody });
   if (deps.jobs) jobRoutes(app, deps.jobs);
-  if (deps.jobs) volumeBackupRoutes(app, { jobs: deps.jobs, registry }, parseBody);
-  if (deps.jobs) backupPolicyRoutes(app, { jobs: deps.jobs, registry, store: store.volumeBackups }, parseBody);
+  if (deps.jobs) volumeBackupRoutes(app, { jobs: deps.jobs, registry, kept: deps.volumeKeys ?? undefined }, parseBody);
+  if (deps.jobs) backupPolicyRoutes(app, { jobs: deps.jobs, registry, store: store.volumeBackups, kept: deps.volumeKeys ?? undefined }, parseBody);
   if (deps.stacks) stackRoutes(app, deps.stacks, parseBody);
   if (deps.routes) routeRoutes(app, deps.routes);
   if (deps.edgeSignIn) edgeSignInRoutes(app, deps.edgeSignIn, parseBody);
