@@ -41,6 +41,7 @@ import { RegistryAuth } from './registry-auth/registry-auth.ts';
 import { BackupVerifySource } from './alerts/sources/backup-verify-source.ts';
 import { BackupReportFeed } from './volume-backups/backup-report-feed.ts';
 import { HostRebuilds } from './rebuild/host-rebuilds.ts';
+import { HubKeptSecrets } from './volume-backups/hub-kept-secrets.ts';
 import { RebuildAlertSource } from './rebuild/rebuild-alert-source.ts';
 
 export interface HubDeps {
@@ -98,7 +99,8 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
   const edgeCertificates = await EdgeCertificates.open({ store: store.certs, secrets: deps.secrets, log });
   const backupReports = new BackupReportFeed(registry, store.volumeBackups, log, { jobs, records: store });
   const audit = new AuditLog(store, log);
-  const rebuilds = new HostRebuilds({ store, jobs, stacks: stacks.service, registry, secrets: deps.secrets, audit, log });
+  const volumeKeys = new HubKeptSecrets(store.volumeBackups, deps.secrets);
+  const rebuilds = new HostRebuilds({ store, jobs, stacks: stacks.service, registry, secrets: deps.secrets, audit, log, volumeKeys });
   enrollment.useReplacements(rebuilds);
   await rebuilds.start();
   const alerts = await Alerts.start({
@@ -118,7 +120,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
     ...(deps.limiter === undefined ? {} : { limiter: deps.limiter }),
   });
   const events = new FleetEvents(registry, log);
-  const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log, setupCode: deps.setupCode ?? null, jobs, stacks: stacks.routes, routes, edgeSignIn, edgeCertificates, registryAuth, events, alerts, rebuilds });
+  const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log, setupCode: deps.setupCode ?? null, jobs, stacks: stacks.routes, routes, edgeSignIn, edgeCertificates, registryAuth, events, alerts, rebuilds, volumeKeys });
   const restListener = getRequestListener(app.fetch);
   const assets = await buildUi();
   log.info(describeUi(assets), 'web UI built');
