@@ -7,6 +7,13 @@
  * verified (backup-verify.ts). Never two runs at once per volume. Due is judged from the last
  * run (backup-report.ts), so after downtime a volume catches up once, not once per missed slot.
  *
+ * What the hub keeps for the policies (hub-kept-secrets.ts: a hub-managed repository's password,
+ * a URL repository's credentials) comes sealed in the policies job's secrets; it is kept in
+ * POLICY_SECRETS_FILE sealed as the job ledger seals a job's secrets (SecretSeal: a key derived
+ * from this agent's own key, bound to the set's revision), and opened only for a run's restic.
+ * Sealed under a key that has since rotated, it no longer opens: those runs fail, saying so,
+ * until the hub sends the set again.
+ *
  * Schedules: an interval (`6h`: due that long after the last attempt; at once when never run)
  * or a daily UTC time (`03:30`: due when that time has passed since the last attempt, or since
  * the policy was set).
@@ -14,16 +21,21 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { z } from 'zod';
 import type { Logger } from '../../lib/logger.ts';
 import { writeFileDurably } from '../../lib/write-file-durably.ts';
 import type { JobRequest, JobResult } from '../../protocol/jobs.ts';
 import { DAILY_TIME, intervalMs, volumePoliciesSpec, type VolumeBackupPolicy, type VolumePoliciesSpec } from '../../protocol/volume-backup.ts';
+import { decodeHubKept } from '../../protocol/hub-kept-secrets.ts';
 import type { JobContext } from '../jobs/job-runner.ts';
+import { SecretSeal, sealedSecrets, type StateKeySource } from '../jobs/secret-seal.ts';
 import type { BackupReports } from './backup-report.ts';
 import type { BackupVerifier } from './backup-verify.ts';
 import type { VolumeBackupRunner } from './volume-backup-runner.ts';
 
 export const POLICIES_FILE = 'backup-policies.json';
+export const POLICY_SECRETS_FILE = 'backup-policy-secrets.json';
+const sealContext = (revision: number): string => `backup-policies:${revision}`;
 const TICK_MS = 1_000;
 
 export interface BackupScheduleDeps {
@@ -34,6 +46,8 @@ export interface BackupScheduleDeps {
   reports: BackupReports;
   log: Logger;
   now?: () => number;
+  /** The agent's identity: seals what the hub keeps for the policies. Without it they are not kept. */
+  keys?: StateKeySource;
 }
 
 /** When a backup under `every` is due, given the last attempt (null: never) and when the policy was set. */
@@ -57,10 +71,12 @@ export class BackupSchedule {
   /** Volumes with a backup or verification running now. */
   readonly #busy = new Set<string>();
   readonly #running = new Set<Promise<void>>();
+  readonly #seal: SecretSeal | null;
 
   constructor(deps: BackupScheduleDeps) {
     this.#deps = deps;
     this.#path = join(deps.stateDir, POLICIES_FILE);
+    this.#seal = deps.keys ? new SecretSeal(deps.keys) : null;
   }
 
   get policies(): readonly VolumeBackupPolicy[] {
@@ -90,6 +106,13 @@ export class BackupSchedule {
       ctx.log(`kept revision ${this.#set.revision}; this job carries the older revision ${spec.revision}`);
       return result(null);
     }
+    const kept = decodeHubKept(job.secrets.files);
+    if (!kept) return result('the secrets the hub keeps for these policies came malformed; the set held is kept');
+    const volumes = Object.entries(kept.volumes).filter(([volume]) => spec.policies.some((p) => p.volume === volume));
+    if (volumes.length > 0 && !this.#seal) return result('this agent cannot keep the secrets of backup policies (no identity to seal them)');
+    // The secrets first: a set on disk is never newer than the secrets beside it.
+    await ctx.step('keep the policies\' secrets, sealed', () => writeFileDurably(join(this.#deps.stateDir, POLICY_SECRETS_FILE), `${JSON.stringify(volumes.length === 0 ? null
+      : { revision: spec.revision, sealed: this.#seal!.seal(sealContext(spec.revision), { env: {}, files: Object.fromEntries(volumes.map(([v, env]) => [v, JSON.stringify(env)])) }) })}\n`, 0o600));
     await ctx.step(`keep ${spec.policies.length} backup polic${spec.policies.length === 1 ? 'y' : 'ies'} (revision ${spec.revision})`, () => writeFileDurably(this.#path, `${JSON.stringify(spec)}\n`));
     this.#set = spec;
     for (const p of spec.policies) ctx.log(`${p.volume}: every ${p.every}, verify every ${p.verifyEvery}`);
@@ -142,12 +165,32 @@ export class BackupSchedule {
     this.#running.add(run);
   }
 
+  /** What the hub keeps for one policy, opened for one run: {} when nothing is kept; null when it cannot be opened. */
+  async #secretEnv(volume: string): Promise<Record<string, string> | null> {
+    const text = await readFile(join(this.#deps.stateDir, POLICY_SECRETS_FILE), 'utf8').catch(() => 'null');
+    let raw: unknown = null;
+    try {
+      raw = JSON.parse(text);
+    } catch { /* treated as damaged below */ }
+    if (raw === null) return {};
+    const parsed = z.strictObject({ revision: z.number().int(), sealed: sealedSecrets }).safeParse(raw);
+    const opened = parsed.success && this.#seal ? this.#seal.open(sealContext(parsed.data.revision), parsed.data.sealed) : null;
+    if (!opened || !parsed.success || parsed.data.revision !== this.#set.revision) return null;
+    const env = opened.files[volume];
+    return env === undefined ? {} : JSON.parse(env) as Record<string, string>;
+  }
+
   async #backup(policy: VolumeBackupPolicy, signal: AbortSignal): Promise<void> {
     const { log, node } = this.#deps;
     const now = Date.now();
+    const env = await this.#secretEnv(policy.volume);
+    if (env === null) {
+      await this.#deps.reports.recordBackup(policy.volume, { at: Date.now(), ok: false, snapshot: null, bytesAdded: null, durationMs: 0, error: 'the secrets the hub keeps for this policy cannot be opened here (sealed under an older agent key, or damaged); they return with the hub\'s next policies job' });
+      return;
+    }
     const hasRetention = Object.values(policy.retention).some((v) => v !== undefined);
     const job: JobRequest = {
-      id: `job_${randomBase36(24)}`, kind: 'volume-backup', node, stack: '', target: null, secrets: { env: {}, files: {} },
+      id: `job_${randomBase36(24)}`, kind: 'volume-backup', node, stack: '', target: null, secrets: { env, files: {} },
       createdAt: now, expiresAt: now + 86_400_000,
       volume: { volume: policy.volume, repository: policy.repository, ...(hasRetention ? { retention: policy.retention } : {}) },
     };
@@ -169,7 +212,10 @@ export class BackupSchedule {
   }
 
   async #verify(policy: VolumeBackupPolicy, signal: AbortSignal): Promise<void> {
-    const outcome = await this.#deps.verifier.verify(policy, signal);
+    const env = await this.#secretEnv(policy.volume);
+    const outcome = env === null
+      ? { at: Date.now(), ok: false, snapshot: null, files: 0, bytes: 0, durationMs: 0, detail: 'not verified: the secrets the hub keeps for this policy cannot be opened here; they return with the hub\'s next policies job' }
+      : await this.#deps.verifier.verify(policy, signal, env);
     if (signal.aborted) return;
     await this.#deps.reports.recordVerify(policy.volume, outcome);
     this.#deps.log.info({ volume: policy.volume, ok: outcome.ok, snapshot: outcome.snapshot, detail: outcome.detail }, 'scheduled verification finished');

@@ -20,7 +20,7 @@ import type { BackupsPolicy } from '../policy/policy-file.ts';
 import type { StackEngine } from '../stacks/stack-engine.ts';
 import { BackupKeys } from './backup-keys.ts';
 import { resolveRepository } from './backup-repository.ts';
-import { explain, restic, RESTIC_BIN } from './restic-runner.ts';
+import { backendEnv, explain, restic, RESTIC_BIN } from './restic-runner.ts';
 
 export const SCRATCH_DIR = 'backup-verify';
 /** A listing longer than this is not verified here (it says so). */
@@ -53,7 +53,8 @@ export class BackupVerifier {
     this.#keys = new BackupKeys(deps.stateDir);
   }
 
-  async verify(policy: VolumeBackupPolicy, signal: AbortSignal): Promise<VerifyOutcome> {
+  /** `env`: what the hub keeps for the policy (its hub-managed password, a URL repository's credentials), opened for this run only. */
+  async verify(policy: VolumeBackupPolicy, signal: AbortSignal, env: Readonly<Record<string, string>> = {}): Promise<VerifyOutcome> {
     const started = Date.now();
     const outcome = (ok: boolean, detail: string, snapshot: string | null, files = 0, bytes = 0): VerifyOutcome => ({
       at: Date.now(), ok, snapshot, files, bytes, durationMs: Date.now() - started, detail: detail.slice(0, 2_000),
@@ -65,11 +66,11 @@ export class BackupVerifier {
       if (!backups) throw new NotVerified('this host\'s policy has no backups section');
       const info = await this.#deps.engine.must('GET', '/info') as { DockerRootDir?: unknown };
       const repo = await resolveRepository(policy.repository, backups, { dataRoot: typeof info?.DockerRootDir === 'string' ? info.DockerRootDir : null, stateDir: this.#deps.stateDir });
-      const key = await this.#keys.password(repo.label, backups.custody, { mayCreate: false });
+      const key = await this.#keys.password(repo.label, backups.custody, { hubPassword: env.RESTIC_PASSWORD, mayCreate: false });
       if (!key) throw new NotVerified(`this host holds no key for ${repo.label}`);
       const home = join(this.#deps.stateDir, 'restic-home');
       await mkdir(home, { recursive: true, mode: 0o700 });
-      const call = { repo: repo.repo, options: repo.options, password: key.password, cacheDir: home, signal };
+      const call = { repo: repo.repo, options: repo.options, password: key.password, env: { ...env }, cacheDir: home, signal };
       const tags = ['--host', this.#deps.node, '--tag', `node=${this.#deps.node},volume=${policy.volume}`];
       const listed = await restic({ ...call, args: ['snapshots', '--json', '--latest', '1', ...tags] });
       const latest = (JSON.parse(listed.stdout.trim() || '[]') as Array<{ id?: unknown; time?: unknown }>).sort((a, b) => String(a.time).localeCompare(String(b.time))).at(-1);
@@ -118,9 +119,9 @@ export class BackupVerifier {
   }
 
   /** SHA-256 of every regular file in `restic dump SNAPSHOT /` (a tar of the snapshot), by listing path. */
-  async #dumpHashes(call: { repo: string; options: string[]; password: string; cacheDir: string; signal: AbortSignal }, snapshot: string): Promise<Map<string, string>> {
+  async #dumpHashes(call: { repo: string; options: string[]; password: string; env: Record<string, string>; cacheDir: string; signal: AbortSignal }, snapshot: string): Promise<Map<string, string>> {
     const child = spawn(RESTIC_BIN, ['--no-cache', ...call.options, 'dump', snapshot, '/'], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: call.cacheDir, RESTIC_CACHE_DIR: call.cacheDir, RESTIC_REPOSITORY: call.repo, RESTIC_PASSWORD: call.password },
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: call.cacheDir, RESTIC_CACHE_DIR: call.cacheDir, ...backendEnv(call.env), RESTIC_REPOSITORY: call.repo, RESTIC_PASSWORD: call.password },
       stdio: ['ignore', 'pipe', 'pipe'], signal: call.signal, killSignal: 'SIGINT',
     });
     let stderr = '';

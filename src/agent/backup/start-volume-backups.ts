@@ -7,6 +7,7 @@
 import type { Logger } from '../../lib/logger.ts';
 import type { EngineClient } from '../engine-client.ts';
 import type { StackJobRunner } from '../jobs/job-runner.ts';
+import type { StateKeySource } from '../jobs/secret-seal.ts';
 import type { AgentPolicy } from '../policy/policy.ts';
 import { StackEngine } from '../stacks/stack-engine.ts';
 import { BackupReports } from './backup-report.ts';
@@ -23,7 +24,7 @@ export interface VolumeBackups {
   reports: BackupReports;
 }
 
-export async function startVolumeBackups(opts: { stateDir: string; node: string; engine: EngineClient; policy: AgentPolicy; log: Logger; stacks: StackJobRunner }): Promise<VolumeBackups> {
+export async function startVolumeBackups(opts: { stateDir: string; node: string; engine: EngineClient; policy: AgentPolicy; log: Logger; stacks: StackJobRunner; keys?: StateKeySource }): Promise<VolumeBackups> {
   const engine = new StackEngine(opts.engine);
   const stops = new BackupStops(opts.stateDir, engine, opts.log);
   try {
@@ -35,7 +36,7 @@ export async function startVolumeBackups(opts: { stateDir: string; node: string;
   const volumes = new VolumeBackupRunner({ node: opts.node, stateDir: opts.stateDir, engine, stops, policy: () => opts.policy.policy.backups });
   const reports = await BackupReports.open(opts.stateDir);
   const verifier = new BackupVerifier({ node: opts.node, stateDir: opts.stateDir, engine, policy: () => opts.policy.policy.backups });
-  const schedule = new BackupSchedule({ node: opts.node, stateDir: opts.stateDir, runner: volumes, verifier, reports, log: opts.log });
+  const schedule = new BackupSchedule({ node: opts.node, stateDir: opts.stateDir, runner: volumes, verifier, reports, log: opts.log, ...(opts.keys ? { keys: opts.keys } : {}) });
   await schedule.load();
   return { runner: routeVolumeJobs(opts.stacks, volumes, schedule), schedule, reports };
 }

@@ -7,6 +7,10 @@
  * `dockfleet.backup.pre` / `.post` run inside their container before and after. Every failure
  * is a failed result with restic's reason in words; nothing is left stopped.
  *
+ * The restic environment is the job's own `secretEnv` over what the hub keeps for the repository
+ * (hub-kept-secrets.ts: the hub-managed password, a policy's URL credentials); restic sees only
+ * the password and a storage backend's credential variables.
+ *
  * Run again after a crash (`resumed`), a job converges: a backup makes a new snapshot, a restore
  * writes the same files again.
  */
@@ -16,6 +20,7 @@ import type { JobContext } from '../jobs/job-runner.ts';
 import type { BackupsPolicy } from '../policy/policy-file.ts';
 import type { StackEngine } from '../stacks/stack-engine.ts';
 import { ESCROW_FILES } from '../../protocol/escrow-files.ts';
+import { decodeHubKept } from '../../protocol/hub-kept-secrets.ts';
 import { BackupKeys } from './backup-keys.ts';
 import { BackupRefused, resolveRepository, type ResolvedRepository } from './backup-repository.ts';
 import { STOP_LABEL, type BackupStops } from './backup-stops.ts';
@@ -64,6 +69,10 @@ export class VolumeBackupRunner {
     });
     const spec = job.volume;
     if (!spec) return done(`a ${job.kind} job without its volume`);
+    const kept = decodeHubKept(job.secrets.files);
+    if (!kept) return done('the secrets the hub keeps for this repository came malformed; nothing was run');
+    // One environment for every restic call of the job: the filer's secretEnv wins over the hub's.
+    job = { ...job, secrets: { env: { ...kept.env, ...job.secrets.env }, files: job.secrets.files } };
     const policy = this.#deps.policy();
     if (!policy) return done(`this host's policy has no backups section, so volume backups, restores and snapshot lists do not run here (add "backups": {} to turn them on)`);
     try {
