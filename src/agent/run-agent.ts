@@ -92,7 +92,7 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
   const drift = new DriftWatcher(stackEngine, stackState);
   const stackRunner = hooks.runner ?? new StackApplier({ engine: stackEngine, policy: gate, state: stackState, onChange: () => drift.poke() });
   // Volume backups (issue 14): containers a cut-short backup stopped start again before jobs resume.
-  const backups = await startVolumeBackups({ stateDir: config.stateDir, node: identity.node, engine, policy, log, stacks: stackRunner });
+  const backups = await startVolumeBackups({ stateDir: config.stateDir, node: identity.node, engine, policy, log, stacks: stackRunner, keys: identity });
   const runner = backups.runner;
   // Jobs interrupted by the last stop resume now, before the hub can deliver anything.
   const jobs = await recoverJobs({ stateDir: config.stateDir, node: identity.node, identity, runner, log, signal: stop.signal, audit, intent });
