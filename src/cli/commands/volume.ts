@@ -18,6 +18,7 @@ import { TARGET_HELP, TARGET_OPTIONS, callHub, resolveTarget, type HubTarget } f
 import { signVolumeJob, type VolumeSigning } from '../volume-signing/sign-volume-job.ts';
 import type { AskedPolicy, VolumeJobKind } from '../volume-signing/expected-job.ts';
 import { chooseSigner } from './stack-sign-choice.ts';
+import { readEnvFile } from './stack-files.ts';
 
 const WAIT_POLL_MS = 250;
 
@@ -123,13 +124,17 @@ async function policyCommand(target: HubTarget, node: string, volume: string, re
       every: str('every')!, repository: repo, verifyEvery: str('verify-every') ?? '24h',
       retention: Object.fromEntries(Object.entries(retention).filter(([, v]) => v !== undefined)),
     };
+    // The repository's credentials: kept by the hub, sealed; outside the signed policy, never shown back.
+    const secretFile = str('secret-env-file');
+    const secretEnv = secretFile === undefined ? undefined : await readEnvFile(secretFile);
     const signer = await signerFor(values, target, node);
-    out = await callHub(target, 'PUT', path, { ...policy, ...(signer ? { sign: true } : {}) });
+    out = await callHub(target, 'PUT', path, { ...policy, ...(secretEnv ? { secretEnv } : {}), ...(signer ? { sign: true } : {}) });
     if (signer) await signVolumeJob(target, (out as { job: Filed }).job, { kind: 'volume-policies', node, volume, policy, trustHub }, signer);
     if (!values.json) process.stdout.write(`${volume} on ${node}: backed up every ${policy.every}, verified every ${policy.verifyEvery}\n`);
   } else {
     out = await callHub(target, 'GET', path);
-    if (!values.json) process.stdout.write(`${JSON.stringify((out as { policy: unknown }).policy)}\n${statusLines((out as { status: BackupStatus }).status)}`);
+    const names = (out as { secretEnvNames?: string[] }).secretEnvNames ?? [];
+    if (!values.json) process.stdout.write(`${JSON.stringify((out as { policy: unknown }).policy)}\n${names.length > 0 ? `secret environment: ${names.join(', ')} (values kept by the hub, not shown)\n` : ''}${statusLines((out as { status: BackupStatus }).status)}`);
   }
   if (values.json) process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
 }
@@ -161,7 +166,7 @@ export const volumeCommand: Command = {
 dockfleet volume snapshots NODE VOLUME [--repo PATH|URL|hub] [--json]
 dockfleet volume restore NODE VOLUME [--snapshot ID] [--to NEWVOLUME] [--repo PATH|URL|hub] [--wait]
 dockfleet volume policy NODE VOLUME [--every 24h|03:30] [--keep-last N] [--keep-daily N] [--keep-weekly N]
-          [--repo PATH|URL|hub] [--verify-every 24h] [--off] [--trust-hub] [--json]
+          [--repo PATH|URL|hub] [--verify-every 24h] [--secret-env-file F] [--off] [--trust-hub] [--json]
         each also takes [--sign | --no-sign] [--key ID]
 
 --repo      the repository (default: the host's own, backups.repository in its policy file)
@@ -171,6 +176,9 @@ dockfleet volume policy NODE VOLUME [--every 24h|03:30] [--keep-last N] [--keep-
 policy      with --every: the agent backs VOLUME up on its own clock (an interval such as 6h, or a daily
             UTC time such as 03:30), forgets per --keep-*, and test-restores the latest snapshot every
             --verify-every (default 24h); --off removes the policy; neither: shows it and its status
+--secret-env-file  policy: KEY=value lines for a URL repository (AWS_SECRET_ACCESS_KEY, …), kept by
+            the hub sealed and sent to the agent with the policy; shown back by name only (omitted:
+            the ones set before are kept; an empty file removes them)
 --to        restore into this volume (created when missing) instead of VOLUME
 The host's policy file must have a "backups" section; a volume in use by a running container
 is not restored over.
@@ -187,7 +195,7 @@ ${TARGET_HELP}`,
       options: {
         ...TARGET_OPTIONS, wait: { type: 'boolean' }, json: { type: 'boolean' }, repo: { type: 'string' },
         snapshot: { type: 'string' }, to: { type: 'string' }, 'keep-last': { type: 'string' },
-        every: { type: 'string' }, 'keep-daily': { type: 'string' }, 'keep-weekly': { type: 'string' }, 'verify-every': { type: 'string' }, off: { type: 'boolean' },
+        every: { type: 'string' }, 'keep-daily': { type: 'string' }, 'keep-weekly': { type: 'string' }, 'verify-every': { type: 'string' }, off: { type: 'boolean' }, 'secret-env-file': { type: 'string' },
         sign: { type: 'boolean' }, 'no-sign': { type: 'boolean' }, key: { type: 'string' }, 'trust-hub': { type: 'boolean' },
       },
     });
@@ -197,6 +205,7 @@ ${TARGET_HELP}`,
     const target = resolveTarget(values);
     const repo = repository(values.repo);
     if (sub !== 'policy' && values['trust-hub']) throw new UsageError('--trust-hub is for volume policy');
+    if ((sub !== 'policy' || values.every === undefined) && values['secret-env-file'] !== undefined) throw new UsageError('--secret-env-file is for volume policy with --every');
     if (sub === 'policy') return policyCommand(target, node, volume, repo, values);
     const signer = await signerFor(values, target, node);
     if (sub === 'snapshots') {
