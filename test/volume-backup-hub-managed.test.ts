@@ -21,6 +21,7 @@ import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
+import { HUB_KEPT_FILE } from '../src/protocol/hub-kept-secrets.ts';
 import { DATABASE_FILE } from '../src/hub/run-hub.ts';
 import { engineRequest, startEngines, stopEngines, type TestEngine } from './support/engines.ts';
 import { mintCode, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
@@ -177,6 +178,12 @@ describe('hub-managed backup custody, unattended', { skip: !CI && !haveRestic ? 
     assert.equal(filed.status, 202, JSON.stringify(filed.json));
     const body = JSON.parse(filed.json.signing.jobs[0].signedBody);
     assert.deepEqual(body.secrets, { env: {}, files: {} });
+    // …while the job the agent will receive does carry the password, sealed in its secrets.
+    const record = (await hub!.hub.jobs.signingJobs()).find((j) => j.id === filed.json.id);
+    assert.ok(record);
+    assert.deepEqual(Object.keys(hub!.hub.jobs.request(record).secrets.files), [HUB_KEPT_FILE]);
+    // The signature still covers the rest: the volume and its repository.
+    assert.deepEqual(body.volume, { volume: HUB_VOL, repository: { kind: 'hub' } });
     assert.equal((await api('POST', `/api/v1/jobs/${filed.json.id}/decline`, { reason: 'test' })).status, 200);
   });
 
