@@ -9,33 +9,10 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { BACKUP_REPORTS_PATH, type BackupReportsMessage } from '../../protocol/volume-backup.ts';
 import type { TunnelHandler } from '../tunnel-handler.ts';
 import type { BackupReports } from './backup-report.ts';
+import { coalescedFeed } from '../coalesced-feed.ts';
 
 export function createBackupReportsHandler(reports: BackupReports): (req: Http2ServerRequest, res: Http2ServerResponse) => void {
-  return (_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-    let dirty = true;
-    let waiting = false;
-    const flush = (): void => {
-      waiting = false;
-      if (!dirty || res.closed || res.destroyed) return;
-      dirty = false;
-      const message: BackupReportsMessage = { reports: reports.list(), escrows: reports.escrows() };
-      if (!res.write(`${JSON.stringify(message)}\n`)) {
-        waiting = true;
-        res.once('drain', flush);
-      }
-    };
-    const onChange = (): void => {
-      dirty = true;
-      if (!waiting) flush();
-    };
-    reports.on('change', onChange);
-    res.once('close', () => {
-      reports.off('change', onChange);
-      res.off('drain', flush);
-    });
-    flush();
-  };
+  return coalescedFeed(reports, (): BackupReportsMessage => ({ reports: reports.list(), escrows: reports.escrows() }));
 }
 
 /** The tunnel handler with GET BACKUP_REPORTS_PATH answered here, everything else passed on. */

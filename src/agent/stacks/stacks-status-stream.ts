@@ -5,30 +5,8 @@
  */
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { DriftWatcher } from './drift-watch.ts';
+import { coalescedFeed } from '../coalesced-feed.ts';
 
 export function createStacksStatusHandler(watcher: DriftWatcher): (req: Http2ServerRequest, res: Http2ServerResponse) => void {
-  return (_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-    let dirty = true;
-    let waiting = false;
-    const flush = (): void => {
-      waiting = false;
-      if (!dirty || res.closed || res.destroyed) return;
-      dirty = false;
-      if (!res.write(`${JSON.stringify(watcher.status)}\n`)) {
-        waiting = true;
-        res.once('drain', flush);
-      }
-    };
-    const onChange = (): void => {
-      dirty = true;
-      if (!waiting) flush();
-    };
-    watcher.on('change', onChange);
-    res.once('close', () => {
-      watcher.off('change', onChange);
-      res.off('drain', flush);
-    });
-    flush();
-  };
+  return coalescedFeed(watcher, () => watcher.status);
 }
