@@ -284,14 +284,24 @@ test('faults: wrong passphrase, a flipped byte, a truncated or foreign file, a n
 
 test('a full disk while writing a backup and while restoring: a clear error, no partial file', { timeout: 240_000 }, async () => {
   assert.ok(existsSync(archive), 'needs the archive of the first test');
-  const dataDir = join(work, 'restored'); // the hub of the first test runs on it
-  // Too small for the database copy; then room for the copy (its pages, as the online backup copies
-  // them) and half the (compressed) archive beside it.
-  const archiveSize = (await readFile(archive)).length;
+  // A still copy of the first test's hub (restored from its archive), so the database cannot grow
+  // between measuring it and backing it up: the second disk has room for the copy and half the
+  // (compressed) archive.
+  const dataDir = join(work, 'still');
+  const restored = await restore(archive, dataDir);
+  assert.equal(restored.code, 0, restored.stderr);
   const live = new Database(join(dataDir, 'dockfleet.db'), { readonly: true, fileMustExist: true });
   const copySize = (live.pragma('page_count', { simple: true }) as number) * (live.pragma('page_size', { simple: true }) as number);
   live.close();
-  for (const [size, stage] of [['128k', /for the database copy/], [`${Math.ceil((copySize + archiveSize / 2) / 4096) * 4}k`, /no space left writing/]] as const) {
+  // A small hub's archive compresses to a few KiB, too little to overflow a disk on its own: a file
+  // of incompressible bytes in DIR (every file of DIR goes into the archive) makes it at least
+  // that big. The copy needs a few pages more than its own (the staging folder, SQLite's journal
+  // while it copies): 16 KiB of room for those; then half the incompressible file, so the archive
+  // cannot fit beside the copy.
+  const incompressible = 512 * 1024;
+  await writeFile(join(dataDir, 'incompressible.bin'), randomBytes(incompressible));
+  const slack = 16 * 1024;
+  for (const [size, stage] of [['128k', /for the database copy/], [`${Math.ceil((copySize + slack + incompressible / 2) / 4096) * 4}k`, /no space left writing/]] as const) {
     const small = await tmpfs(`small-out-${size}`, size);
     const b = await run(['backup', '--data', dataDir, '--out', join(small, 'hub.age')], { DOCKFLEET_BACKUP_PASSPHRASE: PASSPHRASE });
     assert.equal(b.code, 1, b.stdout);
