@@ -40,7 +40,15 @@ export interface ResticCall {
   cacheDir: string;
   /** Where restic runs (a backup of `.` stores the volume's files at the snapshot's root). */
   cwd?: string;
+  /**
+   * Ends restic (SIGINT, then SIGKILL) when it has not exited within this time: restic 0.14 waits
+   * without limit on a repository server that accepts the connection and never answers.
+   */
+  timeoutMs?: number;
 }
+
+/** How long a call that only opens the repository (cat config, init, snapshots) may take. */
+export const OPEN_TIMEOUT_MS = 30_000;
 
 export interface ResticOutcome {
   code: number;
@@ -70,6 +78,12 @@ export function restic(call: ResticCall): Promise<ResticOutcome> {
     });
     let stdout = '';
     let stderr = '';
+    let timedOut = false;
+    const timer = call.timeoutMs === undefined ? null : setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGINT');
+      setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
+    }, call.timeoutMs);
     const lines = call.onJson ? createInterface({ input: child.stdout }) : null;
     const onJson = call.onJson;
     if (lines && onJson) {
@@ -95,6 +109,11 @@ export function restic(call: ResticCall): Promise<ResticOutcome> {
     });
     child.on('close', (code) => {
       lines?.close();
+      if (timer) clearTimeout(timer);
+      if (timedOut) {
+        reject(new ResticError('unreachable', `the repository did not answer within ${Math.round(call.timeoutMs! / 1000)} s, so restic was stopped (restic: ${lastLines(stderr) || 'no message'})`));
+        return;
+      }
       const exit = code ?? -1;
       if (exit === 0 || exit === 3) resolve({ code: exit, stdout, stderr });
       else reject(explain(stderr, exit));
@@ -107,13 +126,14 @@ export function explain(stderr: string, code: number): ResticError {
   const said = lastLines(stderr);
   if (/wrong password|no key found/i.test(stderr)) return new ResticError('wrong-password', `the repository's password is wrong (restic: ${said})`);
   if (/no space left on device|disk quota exceeded/i.test(stderr)) return new ResticError('disk-full', `the disk is full (restic: ${said})`);
+  // Before 'no repository': restic says "unable to open config file" also when the server is not there at all.
+  if (/connection refused|no such host|timeout|network is unreachable|dial tcp|permission denied|read-only file system/i.test(stderr)) {
+    return new ResticError('unreachable', `the repository cannot be reached or written (restic: ${said})`);
+  }
   if (/repository does not exist|unable to open config file|Is there a repository at the following location/i.test(stderr)) {
     return new ResticError('no-repository', `there is no restic repository there yet (restic: ${said})`);
   }
   if (/repository is already locked|unable to create lock/i.test(stderr)) return new ResticError('locked', `the repository is locked by another restic run (restic: ${said})`);
-  if (/connection refused|no such host|timeout|network is unreachable|dial tcp|permission denied|read-only file system/i.test(stderr)) {
-    return new ResticError('unreachable', `the repository cannot be reached or written (restic: ${said})`);
-  }
   return new ResticError('other', `restic failed (exit ${code}): ${said || 'no message'}`);
 }
 

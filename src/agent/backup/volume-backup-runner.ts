@@ -25,7 +25,7 @@ import { BackupKeys } from './backup-keys.ts';
 import { BackupRefused, resolveRepository, type ResolvedRepository } from './backup-repository.ts';
 import { STOP_LABEL, type BackupStops } from './backup-stops.ts';
 import { execInContainer } from './container-exec.ts';
-import { restic, ResticError } from './restic-runner.ts';
+import { OPEN_TIMEOUT_MS, restic, ResticError } from './restic-runner.ts';
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -99,7 +99,8 @@ export class VolumeBackupRunner {
   /** The password, making the repository (and, unless hub-managed, its key) on first use. */
   async #open(job: JobRequest, spec: VolumeJobSpec, repo: ResolvedRepository, policy: BackupsPolicy, ctx: JobContext, mayCreate: boolean): Promise<{ password: string; created: VolumeJobOutput | null }> {
     const hubPassword = job.secrets.env.RESTIC_PASSWORD;
-    const call = { repo: repo.repo, options: repo.options, env: job.secrets.env, cacheDir: await this.#home(), signal: ctx.signal };
+    // Every call here only opens or makes the repository: bounded, so a silent server fails the job in time.
+    const call = { repo: repo.repo, options: repo.options, env: job.secrets.env, cacheDir: await this.#home(), signal: ctx.signal, timeoutMs: OPEN_TIMEOUT_MS };
     const known = await this.#keys.password(repo.label, policy.custody, { hubPassword, mayCreate: false });
     if (known) {
       try {
@@ -138,7 +139,7 @@ export class VolumeBackupRunner {
     return this.#cacheDir();
   }
 
-  async #exists(repo: ResolvedRepository, call: { repo: string; options: string[]; env: Record<string, string>; cacheDir: string; signal: AbortSignal }): Promise<boolean> {
+  async #exists(repo: ResolvedRepository, call: { repo: string; options: string[]; env: Record<string, string>; cacheDir: string; signal: AbortSignal; timeoutMs: number }): Promise<boolean> {
     if (repo.repo.startsWith('/')) return stat(join(repo.repo, 'config')).then(() => true, () => false);
     try {
       await restic({ ...call, password: 'dockfleet-probe-not-a-key', args: ['cat', 'config'] });
@@ -249,6 +250,10 @@ export class VolumeBackupRunner {
     }).then((out) => {
       for (const line of out.stdout.split('\n').filter((l) => l.trim() !== '').slice(-5)) ctx.log(line.slice(0, 500));
       return out;
+    }, (err: unknown) => {
+      // restic may have written part of the snapshot: say so, so nobody takes the volume as restored.
+      const why = err instanceof Error ? err.message : String(err);
+      throw new JobFailure(`the restore into volume ${target} is incomplete: ${why}; volume ${target} holds only part of the snapshot (free room and restore again)`);
     }));
     const restored = (await this.#list(call, spec.volume)).filter((s) => snapshot === 'latest' || s.id.startsWith(snapshot) || s.shortId === snapshot);
     return { repository: repo.label, snapshot: restored.at(-1)?.id ?? null, volume: target, custody: policy.custody };
