@@ -38,6 +38,11 @@ import type { RebuildRecord, StackStep, VolumeStep } from './rebuild-record.ts';
 import { ESCROW_FILES } from '../../protocol/escrow-files.ts';
 import type { HubKeptSecrets } from '../volume-backups/hub-kept-secrets.ts';
 
+/** Restore jobs filed per volume when the hub's repository connection drops under one. */
+const RESTORE_ATTEMPTS = 3;
+/** restic's words when its connection to the hub repository (the rclone bridge) went away mid-run. */
+const LOST_HUB_REPOSITORY = /repository at rclone:.*(error talking HTTP to rclone|context canceled|connection (reset|refused|closed)|EOF)/i;
+
 /** What the operator gave with `--replace` for the restores, sealed until they are filed. */
 export interface ReplaceSecrets {
   recoveryCode?: string;
@@ -273,27 +278,39 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
     }
   }
 
-  /** Files (or finds again) the restore job of one volume and waits for it; the reason when it failed. */
+  /**
+   * Files (or finds again) the restore job of one volume and waits for it; the reason when it
+   * failed. A restore from the hub's own repository that lost its connection to the hub (the hub
+   * restarted under it, the link dropped) is filed again, up to RESTORE_ATTEMPTS in all: restoring
+   * the same snapshot again converges, and a replacement should not fail for a hub restart.
+   */
   async #restore(record: RebuildRecord, step: VolumeStep): Promise<string | null> {
     const { jobs } = this.#deps;
-    const job = await jobs.file({
-      kind: 'volume-restore', node: record.node, stack: '', target: null,
-      volume: { volume: step.volume, repository: step.repository, to: step.volume },
-      secrets: await this.#restoreSecrets(record, step),
-      idempotencyKey: `rebuild:${record.id}:restore:${step.volume}`, createdBy: WHO,
-    });
-    if (step.job !== job.id || step.state !== 'running') {
-      step.job = job.id;
-      step.state = 'running';
+    for (let attempt = 1; ; attempt++) {
+      const job = await jobs.file({
+        kind: 'volume-restore', node: record.node, stack: '', target: null,
+        volume: { volume: step.volume, repository: step.repository, to: step.volume },
+        secrets: await this.#restoreSecrets(record, step),
+        idempotencyKey: `rebuild:${record.id}:restore:${step.volume}${attempt > 1 ? `:${attempt}` : ''}`, createdBy: WHO,
+      });
+      if (step.job !== job.id || step.state !== 'running') {
+        step.job = job.id;
+        step.state = 'running';
+        await this.#save(record);
+      }
+      const done = await jobs.wait(job.id, this.#abort.signal);
+      const detail = await jobs.get(job.id);
+      const error = done.state === 'succeeded' ? null : done.error ?? 'the restore job failed without a reason';
+      if (error !== null && attempt < RESTORE_ATTEMPTS && LOST_HUB_REPOSITORY.test(error)) {
+        this.#deps.log.warn({ node: record.node, rebuild: record.id, volume: step.volume, attempt }, 'a restore lost its connection to the hub repository; filing it again');
+        continue;
+      }
+      step.state = error === null ? 'succeeded' : 'failed';
+      step.snapshot = detail?.result?.volume?.snapshot ?? null;
+      step.error = error;
       await this.#save(record);
+      return step.error;
     }
-    const done = await jobs.wait(job.id, this.#abort.signal);
-    const detail = await jobs.get(job.id);
-    step.state = done.state === 'succeeded' ? 'succeeded' : 'failed';
-    step.snapshot = detail?.result?.volume?.snapshot ?? null;
-    step.error = done.state === 'succeeded' ? null : done.error ?? 'the restore job failed without a reason';
-    await this.#save(record);
-    return step.error;
   }
 
   async #restoreSecrets(record: RebuildRecord, step: VolumeStep): Promise<{ env: Record<string, string>; files: Record<string, string> }> {
