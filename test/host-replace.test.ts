@@ -10,15 +10,16 @@
  * restarted mid-rebuild resumes it with the same jobs.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { BUSYBOX_IMAGE, containerLogs, engineRequest, startEngines, stopEngines, type TestEngine } from './support/engines.ts';
+import { BUSYBOX_IMAGE, containerLogs, engineRequest, stopEngines, type TestEngine } from './support/engines.ts';
 import { mintCode, removeHubData, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
 import { freePort, spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
+import { fileHashes, lastLine, replaceRig } from './support/replace-rig.ts';
 
 const NODE = 'store-01';
 const STACK = 'notes';
@@ -37,37 +38,20 @@ const agents: DockfleetProcess[] = [];
 const written = new Map<string, string>();
 let recoveryCode = '';
 
-async function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const p = spawnDockfleet([...args, '--data', hubDir], { DOCKFLEET_HUB: undefined, DOCKFLEET_TOKEN: undefined });
-  const { code } = await p.exited;
-  return { code, stdout: p.stdout(), stderr: p.stderr() };
-}
-
-const lastLine = (text: string): string => text.trim().split('\n').at(-1)!.trim();
-
-async function newEngine(prefix: string): Promise<TestEngine> {
-  const [engine] = (await startEngines(1, { prefix })) as [TestEngine];
-  engines.push(engine);
-  return engine;
-}
-
-async function startAgent(engine: TestEngine, stateDir: string, code?: string): Promise<DockfleetProcess> {
-  const p = spawnDockfleet(['agent', '--hub', hub!.url, ...(code ? ['--code', code] : []), '--state', stateDir, '--docker', engine.dockerHost, '--policy', policyFile]);
-  agents.push(p);
-  await p.waitForLine(new RegExp(`agent ${NODE} connected`), 30_000);
-  return p;
-}
+const rig = replaceRig({
+  node: NODE, engines, agents,
+  get hub() { return hub; },
+  get hubDir() { return hubDir; },
+  get policyFile() { return policyFile; },
+});
+const { cli, newEngine, startAgent } = rig;
+const hashes = fileHashes;
 
 async function mountpoint(engine: TestEngine, name: string): Promise<string | null> {
   const res = await engineRequest(engine.socketPath, 'GET', `/volumes/${name}`);
   return res.status === 200 ? String(res.json.Mountpoint) : null;
 }
 
-async function hashes(root: string): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  for (const name of (await readdir(root)).sort()) out.set(name, createHash('sha256').update(await readFile(join(root, name))).digest('hex'));
-  return out;
-}
 
 async function stackContainers(engine: TestEngine): Promise<Array<Record<string, any>>> {
   const filters = encodeURIComponent(JSON.stringify({ label: [`com.docker.compose.project=${STACK}`] }));
