@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -114,6 +114,19 @@ describe('volume backup faults', { skip: !CI && !haveRestic ? 'restic is not ins
     assert.equal(roomy.code, 0, roomy.stderr);
     assert.match(roomy.stdout, /^snapshot [0-9a-f]{8,64} of bulky in /m);
     assert.ok(await running(appId));
+  });
+
+  test('a repository on a disk that is no longer mounted is not made again underneath: the backup fails in words and writes nothing there', async () => {
+    const disk = join(repoDir, 'usb');
+    await mountTmpfs(disk, '64m');
+    const first = await cli('volume', 'backup', NODE, 'bulky', '--repo', join(disk, 'repo'), '--wait');
+    assert.equal(first.code, 0, first.stderr);
+    await execFileP('umount', [disk]);
+    mounts.splice(mounts.indexOf(disk), 1);
+    assert.deepEqual(await readdir(disk), [], 'the bare mountpoint is empty');
+    const failed = await failingBackup('bulky', join(disk, 'repo'), appId);
+    assert.match(failed.stderr, /the repository .*usb\/repo was there before and is gone now \(a disk that is not mounted\?\)/);
+    assert.deepEqual(await readdir(disk), [], 'no new repository was made on the disk underneath');
   });
 
   test('a restore into a new volume whose disk is too small fails in words and says the restore is incomplete', async () => {

@@ -28,6 +28,7 @@ import { execInContainer } from './container-exec.ts';
 import { OPEN_TIMEOUT_MS, restic, ResticError } from './restic-runner.ts';
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { SEEN_FILE, SeenRepositories } from './seen-repositories.ts';
 
 export const PRE_LABEL = 'dockfleet.backup.pre';
 export const POST_LABEL = 'dockfleet.backup.post';
@@ -56,10 +57,12 @@ class JobFailure extends Error {}
 export class VolumeBackupRunner {
   readonly #deps: VolumeBackupDeps;
   readonly #keys: BackupKeys;
+  readonly #seen: SeenRepositories;
 
   constructor(deps: VolumeBackupDeps) {
     this.#deps = deps;
     this.#keys = new BackupKeys(deps.stateDir);
+    this.#seen = new SeenRepositories(deps.stateDir);
   }
 
   async run(job: JobRequest, ctx: JobContext): Promise<JobResult> {
@@ -105,10 +108,15 @@ export class VolumeBackupRunner {
     if (known) {
       try {
         await restic({ ...call, password: known.password, args: ['cat', 'config'] });
+        await this.#seen.add(repo.label);
         return { password: known.password, created: null };
       } catch (err) {
         if (!(err instanceof ResticError) || err.kind !== 'no-repository' || !mayCreate) throw err;
+        if (await this.#seen.has(repo.label)) {
+          throw new JobFailure(`the repository ${repo.label} was there before and is gone now (a disk that is not mounted?); this host will not make a new one in its place — mount it again, or, to start afresh there, take it out of the agent's ${SEEN_FILE}`);
+        }
         await ctx.step('initialise the repository', () => restic({ ...call, password: known.password, args: ['init'] }));
+        await this.#seen.add(repo.label);
         return { password: known.password, created: null };
       }
     }
@@ -127,6 +135,7 @@ export class VolumeBackupRunner {
     const made = await this.#keys.password(repo.label, policy.custody, { hubPassword, mayCreate: true, revealTo: spec.revealTo });
     if (!made) throw new JobFailure('no key could be made for the repository');
     await ctx.step('initialise the repository', () => restic({ ...call, password: made.password, args: ['init'] }));
+    await this.#seen.add(repo.label);
     const created: VolumeJobOutput = { repository: repo.label, snapshot: null, volume: null, custody: policy.custody };
     if (made.created?.escrowedKey) created.escrowedKey = made.created.escrowedKey;
     if (made.created?.recoveryCodeSealed) created.recoveryCodeSealed = made.created.recoveryCodeSealed;
