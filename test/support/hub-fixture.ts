@@ -7,6 +7,7 @@ import { defaultMasterKeyFile } from '../../src/hub/backup/master-key.ts';
 import { hubConfigFrom } from '../../src/hub/config.ts';
 import { runHub, type RunHubOptions, type RunningHub } from '../../src/hub/run-hub.ts';
 import { silentLogger, type Logger } from '../../src/lib/logger.ts';
+import { existsSync, rmSync } from 'node:fs';
 
 export interface TestHub extends RunningHub {
   dataDir: string;
@@ -16,8 +17,23 @@ export interface TestHub extends RunningHub {
   stop(opts?: { keepData?: boolean }): Promise<void>;
 }
 
+/**
+ * Hub data dirs started here, and those this fixture made. At exit: a DIR this fixture made is
+ * removed if a test kept it (a hub restarted with `stop({ keepData })` on the same DIR is not the
+ * fixture's to remove when it stops); and a DIR that is gone loses the master key the hub made
+ * beside it (DIR.master.key) too.
+ */
+const startedDirs = new Set<string>();
+const madeDirs = new Set<string>();
+process.once('exit', () => {
+  for (const dir of madeDirs) rmSync(dir, { recursive: true, force: true });
+  for (const dir of startedDirs) if (!existsSync(dir)) rmSync(defaultMasterKeyFile(dir), { force: true });
+});
+
 export async function startTestHub(opts: { dataDir?: string; port?: number; log?: Logger; edgeListen?: string; run?: RunHubOptions } = {}): Promise<TestHub> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'dockfleet-hub-')));
+  if (opts.dataDir === undefined) madeDirs.add(dataDir);
+  startedDirs.add(dataDir);
   const running = await runHub(hubConfigFrom({ data: dataDir, listen: `127.0.0.1:${opts.port ?? 0}`, 'edge-listen': opts.edgeListen }), opts.log ?? silentLogger(), opts.run ?? {});
   const token = (await readFile(join(dataDir, 'admin.token'), 'utf8')).trim();
   const agent = new https.Agent({ ca: running.caPem, keepAlive: true });
