@@ -195,6 +195,11 @@ export class StackService {
     return { stack: rollout.stack, revision: rollout.revision, rollout: rollout.id, jobs, ...(signing ? { signing } : {}) };
   }
 
+  /** A rollout started elsewhere (a host rebuild) whose jobs its host will only run signed: filed for signing, as #start does. */
+  fileForSigning(rollout: RolloutRecord): Promise<SigningProposal> {
+    return this.#fileForSigning(rollout);
+  }
+
   async #fileForSigning(rollout: RolloutRecord): Promise<SigningProposal> {
     const { jobs } = this.#deps;
     const proposal: SigningProposal = { kind: rollout.kind, parallel: rollout.parallel, nodes: [...rollout.nodes], jobs: [] };
