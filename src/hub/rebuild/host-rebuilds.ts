@@ -21,6 +21,13 @@
  * restore job asks restic for the latest one tagged with NAME and the volume. Hub-managed
  * custody: each restore carries the password the hub made for that repository
  * (volume-backups/hub-kept-secrets.ts); a password given with --restic-password-file wins.
+ *
+ * Signed intent (issue 13): nothing is filed until the node's agent has reported its policy
+ * since this hub started (after a takeover, the NEW host's). When it requires signed intent,
+ * each restore job is filed awaiting a signature and each rollout's jobs are filed for signing,
+ * the step says `awaiting-signature` and the record's `waiting` says what the operator must do.
+ * A restore whose signature did not come in time (or expired on the way) is filed again: the
+ * rebuild waits for the operator, it does not fail for their absence.
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -30,6 +37,9 @@ import type { Logger } from '../../lib/logger.ts';
 import type { NodeKeyRecord, Store } from '../../store/store.ts';
 import type { RolloutRecord } from '../../store/stack-store.ts';
 import type { AuditLog } from '../audit-log.ts';
+import type { AgentLink } from '../gateway/agent-link.ts';
+import { INTENT_EXPIRED_CODE, SIGNATURE_MISSING_CODE } from '../jobs/signing-deadlines.ts';
+import type { PolicySummary } from '../../protocol/policy-summary.ts';
 import type { JobQueue } from '../jobs/job-queue.ts';
 import type { NodeRegistry } from '../node-registry.ts';
 import type { SecretBox } from '../secret-box.ts';
@@ -77,6 +87,13 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
   readonly #records = new Map<string, RebuildRecord>();
   readonly #running = new Map<string, Promise<void>>();
   readonly #abort = new AbortController();
+  /** Each node's policy as its agent reported it on a link made since this hub started (a takeover forgets the old host's). */
+  readonly #reported = new Map<string, PolicySummary>();
+  readonly #onLinked = (link: AgentLink): void => {
+    link.on('inventory', (msg) => {
+      if (msg.t === 'policy' && this.#deps.registry.link(link.nodeId) === link) this.#reported.set(link.nodeName, msg.summary);
+    });
+  };
   readonly #onFinished = (view: { id: string; kind: string; state: string }): void => {
     if (view.kind === 'volume-backup' && view.state === 'succeeded') void this.#keepEscrow(view.id);
   };
@@ -89,6 +106,7 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
   /** Loads every rebuild, resumes the unfinished ones, and starts keeping escrowed keys. */
   async start(): Promise<void> {
     this.#deps.jobs.on('finished', this.#onFinished);
+    this.#deps.registry.on('linked', this.#onLinked);
     await this.#backfillEscrow();
     for (const { record } of await this.#deps.store.rebuilds.rebuilds()) {
       this.#records.set(record.node, record);
@@ -101,6 +119,7 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
 
   async close(): Promise<void> {
     this.#deps.jobs.off('finished', this.#onFinished);
+    this.#deps.registry.off('linked', this.#onLinked);
     this.#abort.abort();
     await Promise.allSettled([...this.#running.values()]);
   }
@@ -152,7 +171,9 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
     const key: NodeKeyRecord = { keyId: publicKey.keyId, nodeId: node.id, publicKey: publicKey.pem, state: 'active', createdAt: at };
     const sealed = Object.keys(given).length > 0 ? secrets.seal(JSON.stringify(given), rebuildContext(id)) : null;
     await store.rebuilds.takeOver(secretHash, key, { record, sealedSecrets: sealed });
-    // The old host, if it is still connected, is cut off now; its key is refused from here on.
+    // The old host, if it is still connected, is cut off now; its key is refused from here on,
+    // and its policy no longer decides whether the rebuild's jobs need signatures.
+    this.#reported.delete(name);
     registry.link(node.id)?.close({ t: 'error', code: 'key_retired', message: `node ${name} was taken over by a replacement host` });
     audit.record({ user: WHO, node: name, method: 'REPLACE', path: `/api/v1/enroll node ${name}: key ${publicKey.keyId} replaces the old host's key; rebuild ${id}`, status: 201 });
     log.info({ node: name, rebuild: id, volumes: record.volumes.length, stacks: record.stacks.length }, 'a replacement host took over the node; rebuilding it');
@@ -286,20 +307,31 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
    */
   async #restore(record: RebuildRecord, step: VolumeStep): Promise<string | null> {
     const { jobs } = this.#deps;
-    for (let attempt = 1; ; attempt++) {
+    const signing = await this.#requiresSignature(record);
+    for (let attempt = 1, round = 1; ; attempt++) {
       const job = await jobs.file({
         kind: 'volume-restore', node: record.node, stack: '', target: null,
         volume: { volume: step.volume, repository: step.repository, to: step.volume },
         secrets: await this.#restoreSecrets(record, step),
-        idempotencyKey: `rebuild:${record.id}:restore:${step.volume}${attempt > 1 ? `:${attempt}` : ''}`, createdBy: WHO,
+        idempotencyKey: `rebuild:${record.id}:restore:${step.volume}${attempt > 1 ? `:${attempt}` : ''}${round > 1 ? `:signed-${round}` : ''}`, createdBy: WHO,
+        ...(signing ? { signing: { held: false } } : {}),
       });
-      if (step.job !== job.id || step.state !== 'running') {
+      if (job.state === 'awaiting-signature') {
+        await this.#awaitSignature(record, step, job.id, `the restore of volume ${step.volume}`);
+      } else if (step.job !== job.id || step.state !== 'running') {
         step.job = job.id;
         step.state = 'running';
         await this.#save(record);
       }
       const done = await jobs.wait(job.id, this.#abort.signal);
       const detail = await jobs.get(job.id);
+      if (done.errorCode === SIGNATURE_MISSING_CODE || done.errorCode === INTENT_EXPIRED_CODE) {
+        // No signature in time, or it expired on the way: filed again, still waiting for the operator.
+        this.#deps.log.info({ node: record.node, rebuild: record.id, volume: step.volume, round }, 'a restore job was not signed in time; filing it again for signing');
+        attempt--;
+        round++;
+        continue;
+      }
       const error = done.state === 'succeeded' ? null : done.error ?? 'the restore job failed without a reason';
       if (error !== null && attempt < RESTORE_ATTEMPTS && LOST_HUB_REPOSITORY.test(error)) {
         this.#deps.log.warn({ node: record.node, rebuild: record.id, volume: step.volume, attempt }, 'a restore lost its connection to the hub repository; filing it again');
@@ -311,6 +343,39 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
       await this.#save(record);
       return step.error;
     }
+  }
+
+  /**
+   * Whether the node's host requires signed intent for mutations (a restore, a deploy), from the
+   * policy its agent reported since this hub started; waits for that report (a replacement that
+   * has not connected yet has none), saying so in the record.
+   */
+  async #requiresSignature(record: RebuildRecord): Promise<boolean> {
+    let summary = this.#reported.get(record.node);
+    if (!summary) {
+      await this.#note(record, `the rebuild waits for node ${record.node}'s agent to connect and report its policy (whether its jobs must be signed)`);
+      while (!(summary = this.#reported.get(record.node))) await this.#sleep();
+      await this.#note(record, null);
+    }
+    return (summary.signedIntent ?? null) !== null;
+  }
+
+  async #note(record: RebuildRecord, waiting: string | null): Promise<void> {
+    if ((record.waiting ?? null) === waiting) return;
+    record.waiting = waiting;
+    await this.#save(record);
+  }
+
+  /** Marks the step as waiting for the operator's signature of job `id` and waits until the job leaves that state. */
+  async #awaitSignature(record: RebuildRecord, step: VolumeStep | StackStep, id: string, what: string): Promise<void> {
+    if ('job' in step) step.job = id;
+    step.state = 'awaiting-signature';
+    record.waiting = `${what} waits for the operator's signature: node ${record.node} requires signed intent; run \`dockfleet node rebuild ${record.node} --sign\` (each signature lives 5 minutes)`;
+    await this.#save(record);
+    while ((await this.#deps.jobs.get(id))?.state === 'awaiting-signature') await this.#sleep();
+    step.state = 'running';
+    record.waiting = null;
+    await this.#save(record);
   }
 
   async #restoreSecrets(record: RebuildRecord, step: VolumeStep): Promise<{ env: Record<string, string>; files: Record<string, string> }> {
@@ -360,7 +425,13 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
       step.state = 'running';
       await this.#save(record);
     }
-    if (started.state === 'running') await stacks.runner.start(started);
+    if (started.state === 'running' && await this.#requiresSignature(record)) {
+      const proposal = await stacks.fileForSigning(started);
+      await stacks.runner.start(started);
+      for (const job of proposal.jobs) {
+        if ((await this.#deps.jobs.get(job.id))?.state === 'awaiting-signature') await this.#awaitSignature(record, step, job.id, `the deploy of stack ${step.stack}`);
+      }
+    } else if (started.state === 'running') await stacks.runner.start(started);
     for (;;) {
       const now = await store.stacks.getRollout(started.id);
       if (!now) throw new DockfleetError('state_corrupt', `rollout ${started.id} is missing`);

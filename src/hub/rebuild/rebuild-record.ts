@@ -7,6 +7,10 @@
  *   deploying  the node's stacks, their current revisions, through the rollout machinery
  *   done       every volume restored and every stack deployed
  *   failed     a step failed: `error` says which and why; later steps were not run
+ *
+ * On a host whose policy requires signed intent (issue 13) a step's job is filed for signing and
+ * the step is `awaiting-signature` until the operator signs it (`dockfleet node rebuild NAME
+ * --sign`); `waiting` says so meanwhile. The rebuild waits; it does not fail for it.
  */
 import { z } from 'zod';
 import type { BackupRepository } from '../../protocol/volume-backup.ts';
@@ -19,7 +23,7 @@ export const retryRebuildBody = z.strictObject({
 
 export const REBUILD_STATES = ['restoring', 'deploying', 'done', 'failed'] as const;
 export type RebuildState = (typeof REBUILD_STATES)[number];
-export type StepState = 'pending' | 'running' | 'succeeded' | 'failed';
+export type StepState = 'pending' | 'awaiting-signature' | 'running' | 'succeeded' | 'failed';
 
 export interface VolumeStep {
   volume: string;
@@ -55,6 +59,8 @@ export interface RebuildRecord {
   volumes: VolumeStep[];
   stacks: StackStep[];
   error: string | null;
+  /** What the rebuild waits for now, when it waits on someone (the operator's signature); absent or null otherwise. */
+  waiting?: string | null;
 }
 
 /** The REST and `nodes --json` form: times as ISO strings. */
@@ -63,6 +69,6 @@ export function rebuildView(r: RebuildRecord): Record<string, unknown> {
   return {
     id: r.id, node: r.node, state: r.state, startedAt: iso(r.startedAt), finishedAt: iso(r.finishedAt), custody: r.custody,
     volumes: r.volumes.map((v) => ({ volume: v.volume, repository: v.repositoryLabel, escrowed: v.escrowed, job: v.job, state: v.state, snapshot: v.snapshot, error: v.error })),
-    stacks: r.stacks, error: r.error,
+    stacks: r.stacks, error: r.error, waiting: r.waiting ?? null,
   };
 }
