@@ -39,9 +39,9 @@ const { cli, newEngine, startAgent } = replaceRig({
   get policyFile() { return policyFile; },
 });
 
-/** The CLI with the test's operator home (its signing key). */
+/** `dockfleet operator-key ARGS` with the test's operator home (its signing key stays local). */
 async function operatorCli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const p = spawnDockfleet([...args, '--data', hubDir], { DOCKFLEET_HUB: undefined, DOCKFLEET_TOKEN: undefined, DOCKFLEET_HOME: home });
+  const p = spawnDockfleet(args, { DOCKFLEET_HUB: undefined, DOCKFLEET_TOKEN: undefined, DOCKFLEET_HOME: home });
   const { code } = await p.exited;
   return { code, stdout: p.stdout(), stderr: p.stderr() };
 }
@@ -98,8 +98,11 @@ describe('a host rebuild on a replacement that requires signed intent', { skip: 
     await engineA.stop();
 
     // The replacement's policy requires signed intent from the test's operator key.
-    assert.equal((await operatorCli('operator-key', 'create', '--name', 'drill')).code, 0);
-    const key = /ed25519:[A-Za-z0-9_-]{43}/.exec((await operatorCli('operator-key', 'show')).stdout)![0];
+    const created = await operatorCli('operator-key', 'create', '--name', 'drill', '--data', hubDir);
+    assert.equal(created.code, 0, created.stderr);
+    const shown = await operatorCli('operator-key', 'show');
+    const key = /ed25519:[A-Za-z0-9_-]{43}/.exec(shown.stdout)?.[0];
+    assert.ok(key, `${shown.stdout}\n${shown.stderr}`);
     await writeFile(policyFile, JSON.stringify({ backups: { repository: 'hub' }, signedIntent: { operators: [key], require: 'mutations' } }));
     const codeFile = join(dir, 'recovery.txt');
     await writeFile(codeFile, `${recovery}\n`, { mode: 0o600 });
