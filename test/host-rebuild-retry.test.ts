@@ -37,14 +37,10 @@ const rig = replaceRig({
   get hubDir() { return hubDir; },
   get policyFile() { return policyFile; },
 });
-const { cli, newEngine, startAgent } = rig;
+const { cli, newEngine, startAgent, rebuild } = rig;
 const hashes = fileHashes;
 
 
-async function rebuild(): Promise<any> {
-  const res = await hub!.api('GET', `/api/v1/nodes/${NODE}/rebuild`);
-  return res.status === 200 ? res.json : null;
-}
 
 async function secretFile(text: string): Promise<string> {
   const file = join(dir, `secret-${randomBytes(4).toString('hex')}.txt`);

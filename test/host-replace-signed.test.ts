@@ -13,10 +13,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { BUSYBOX_IMAGE, engineRequest, stopEngines, type TestEngine } from './support/engines.ts';
+import { engineRequest, stopEngines, type TestEngine } from './support/engines.ts';
 import { mintCode, removeHubData, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
 import { freePort, spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
-import { lastLine, replaceRig } from './support/replace-rig.ts';
+import { HASHING_STACK_COMPOSE, lastLine, replaceRig } from './support/replace-rig.ts';
 
 const NODE = 'vault-01';
 const STACK = 'ledger';
@@ -32,7 +32,7 @@ let home = '';
 const engines: TestEngine[] = [];
 const agents: DockfleetProcess[] = [];
 
-const { cli, newEngine, startAgent } = replaceRig({
+const { cli, newEngine, startAgent, rebuild } = replaceRig({
   node: NODE, engines, agents,
   get hub() { return hub; },
   get hubDir() { return hubDir; },
@@ -46,22 +46,8 @@ async function operatorCli(...args: string[]): Promise<{ code: number | null; st
   return { code, stdout: p.stdout(), stderr: p.stderr() };
 }
 
-async function rebuild(): Promise<any> {
-  const res = await hub!.api('GET', `/api/v1/nodes/${NODE}/rebuild`);
-  return res.status === 200 ? res.json : null;
-}
 
-const COMPOSE = [
-  'services:',
-  '  app:',
-  `    image: ${BUSYBOX_IMAGE}`,
-  '    command: ["sh", "-c", "sha256sum /data/* ; sleep 3600"]',
-  '    volumes:',
-  '      - data:/data',
-  'volumes:',
-  '  data: {}',
-  '',
-].join('\n');
+const COMPOSE = HASHING_STACK_COMPOSE;
 
 describe('a host rebuild on a replacement that requires signed intent', { skip: !CI && !haveRestic ? 'restic is not installed' : false, timeout: 600_000 }, () => {
   before(async () => {

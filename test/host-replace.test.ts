@@ -16,10 +16,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { BUSYBOX_IMAGE, containerLogs, engineRequest, stopEngines, type TestEngine } from './support/engines.ts';
+import { containerLogs, engineRequest, stopEngines, type TestEngine } from './support/engines.ts';
 import { mintCode, removeHubData, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
 import { freePort, spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
-import { fileHashes, lastLine, replaceRig } from './support/replace-rig.ts';
+import { HASHING_STACK_COMPOSE, fileHashes, lastLine, replaceRig } from './support/replace-rig.ts';
 
 const NODE = 'store-01';
 const STACK = 'notes';
@@ -44,7 +44,7 @@ const rig = replaceRig({
   get hubDir() { return hubDir; },
   get policyFile() { return policyFile; },
 });
-const { cli, newEngine, startAgent } = rig;
+const { cli, newEngine, startAgent, rebuild } = rig;
 const hashes = fileHashes;
 
 async function mountpoint(engine: TestEngine, name: string): Promise<string | null> {
@@ -58,10 +58,6 @@ async function stackContainers(engine: TestEngine): Promise<Array<Record<string,
   return (await engineRequest(engine.socketPath, 'GET', `/containers/json?all=1&filters=${filters}`)).json as Array<Record<string, any>>;
 }
 
-async function rebuild(): Promise<any> {
-  const res = await hub!.api('GET', `/api/v1/nodes/${NODE}/rebuild`);
-  return res.status === 200 ? res.json : null;
-}
 
 async function finalRebuild(id: string | null, timeoutMs = 180_000): Promise<any> {
   return waitFor(async () => {
@@ -79,18 +75,7 @@ async function replaceCode(code: string): Promise<string> {
   return lastLine(res.stdout);
 }
 
-const COMPOSE = [
-  'services:',
-  '  app:',
-  `    image: ${BUSYBOX_IMAGE}`,
-  // The stack's own container proves it sees the data: it prints the hashes of /data at start.
-  '    command: ["sh", "-c", "sha256sum /data/* ; sleep 3600"]',
-  '    volumes:',
-  '      - data:/data',
-  'volumes:',
-  '  data: {}',
-  '',
-].join('\n');
+const COMPOSE = HASHING_STACK_COMPOSE;
 
 describe('a lost host rebuilt from the hub\'s record', { skip: !CI && !haveRestic ? 'restic is not installed' : false, timeout: 600_000 }, () => {
   before(async () => {

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startEngines, type TestEngine } from './engines.ts';
+import { BUSYBOX_IMAGE, startEngines, type TestEngine } from './engines.ts';
 import type { TestHub } from './hub-fixture.ts';
 import { spawnDockfleet, type DockfleetProcess } from './processes.ts';
 
@@ -33,6 +33,11 @@ export function replaceRig(ctx: ReplaceRigContext) {
       ctx.engines.push(engine);
       return engine;
     },
+    /** The node's current rebuild (GET /api/v1/nodes/NODE/rebuild), or null before there is one. */
+    async rebuild(): Promise<any> {
+      const res = await ctx.hub!.api('GET', `/api/v1/nodes/${encodeURIComponent(ctx.node)}/rebuild`);
+      return res.status === 200 ? res.json : null;
+    },
     /** An agent process for the node on `engine`, enrolled with `code` (or already enrolled in `stateDir`). */
     async startAgent(engine: TestEngine, stateDir: string, code?: string): Promise<DockfleetProcess> {
       const p = spawnDockfleet(['agent', '--hub', ctx.hub!.url, ...(code ? ['--code', code] : []), '--state', stateDir, '--docker', engine.dockerHost, '--policy', ctx.policyFile]);
@@ -42,6 +47,19 @@ export function replaceRig(ctx: ReplaceRigContext) {
     },
   };
 }
+
+/** A stack whose container proves it sees its volume's data: it prints the SHA-256 of each file in /data at start. */
+export const HASHING_STACK_COMPOSE = [
+  'services:',
+  '  app:',
+  `    image: ${BUSYBOX_IMAGE}`,
+  '    command: ["sh", "-c", "sha256sum /data/* ; sleep 3600"]',
+  '    volumes:',
+  '      - data:/data',
+  'volumes:',
+  '  data: {}',
+  '',
+].join('\n');
 
 export const lastLine = (text: string): string => text.trim().split('\n').at(-1)!.trim();
 
