@@ -28,6 +28,11 @@
  * the step says `awaiting-signature` and the record's `waiting` says what the operator must do.
  * A restore whose signature did not come in time (or expired on the way) is filed again: the
  * rebuild waits for the operator, it does not fail for their absence.
+ *
+ * The new host's agent, though, must connect: before its first step a rebuild waits for the
+ * node's agent to link and report its policy, at most `linkWaitMs` (default 30 min); a
+ * replacement that enrolled and never connected fails the rebuild with what to do (start the
+ * agent, then retry), which raises its alert. A retry waits again, from its own start.
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -48,6 +53,8 @@ import type { RebuildRecord, StackStep, VolumeStep } from './rebuild-record.ts';
 import { ESCROW_FILES } from '../../protocol/escrow-files.ts';
 import type { HubKeptSecrets } from '../volume-backups/hub-kept-secrets.ts';
 
+/** How long a rebuild waits for its node's agent to connect and report its policy (a replacement that never does fails it). */
+export const DEFAULT_LINK_WAIT_MS = 30 * 60_000;
 /** Restore jobs filed per volume when the hub's repository connection drops under one. */
 const RESTORE_ATTEMPTS = 3;
 /** restic's words when its connection to the hub repository (the rclone bridge) went away mid-run. */
@@ -71,7 +78,12 @@ export interface HostRebuildsDeps {
   volumeKeys?: HubKeptSecrets;
   /** How often a running rollout's state is read (tests shorten it). */
   pollMs?: number;
+  /** How long the rebuild waits for the node's agent to connect before it fails (default DEFAULT_LINK_WAIT_MS; tests shorten it). */
+  linkWaitMs?: number;
 }
+
+/** The rebuild timings a hub may be given (tests shorten them). */
+export type RebuildTuning = Pick<HostRebuildsDeps, 'pollMs' | 'linkWaitMs'>;
 
 export interface HostRebuildsEvents {
   /** A rebuild's record changed (stored first). */
@@ -255,8 +267,11 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
     const run = this.#carry(record)
       .catch(async (err: unknown) => {
         if (this.#abort.signal.aborted) return; // the hub is stopping: resumed at its next start
+        const error = toDockfleetError(err);
+        // The replacement's agent never connected: its words say what to do; anything else is ours.
+        if (error.code === 'node_offline') return this.#fail(record, error.message).catch(() => {});
         this.#deps.log.error({ err, node: record.node }, 'host rebuild stopped on an internal error');
-        await this.#fail(record, `the rebuild stopped on an internal error: ${toDockfleetError(err).message}`).catch(() => {});
+        await this.#fail(record, `the rebuild stopped on an internal error: ${error.message}`).catch(() => {});
       })
       .finally(() => this.#running.delete(record.node));
     this.#running.set(record.node, run);
@@ -271,12 +286,15 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
   async #fail(record: RebuildRecord, error: string): Promise<void> {
     record.state = 'failed';
     record.error = error;
+    record.waiting = null;
     record.finishedAt = Date.now();
     await this.#save(record);
     this.#deps.log.warn({ node: record.node, rebuild: record.id, error }, 'host rebuild failed');
   }
 
   async #carry(record: RebuildRecord): Promise<void> {
+    // Nothing runs, and nothing is called done, until the new host's agent is here.
+    if (record.state === 'restoring' || record.state === 'deploying') await this.#awaitLink(record);
     if (record.state === 'restoring') {
       for (const step of record.volumes) {
         if (step.state === 'succeeded') continue;
@@ -351,13 +369,30 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
    * has not connected yet has none), saying so in the record.
    */
   async #requiresSignature(record: RebuildRecord): Promise<boolean> {
-    let summary = this.#reported.get(record.node);
-    if (!summary) {
-      await this.#note(record, `the rebuild waits for node ${record.node}'s agent to connect and report its policy (whether its jobs must be signed)`);
-      while (!(summary = this.#reported.get(record.node))) await this.#sleep();
-      await this.#note(record, null);
-    }
+    const summary = await this.#awaitLink(record);
     return (summary.signedIntent ?? null) !== null;
+  }
+
+  /**
+   * The policy the node's agent reported on a link made since this hub started; waits for it
+   * (saying so in the record) at most linkWaitMs, then throws `node_offline` in words that say
+   * what to do. Only the agent's absence is bounded here: a signature is waited for without limit.
+   */
+  async #awaitLink(record: RebuildRecord): Promise<PolicySummary> {
+    let summary = this.#reported.get(record.node);
+    if (summary) return summary;
+    const limitMs = this.#deps.linkWaitMs ?? DEFAULT_LINK_WAIT_MS;
+    const deadline = Date.now() + limitMs;
+    await this.#note(record, `the rebuild waits for node ${record.node}'s agent to connect and report its policy (whether its jobs must be signed); it fails if the agent has not connected within ${spoken(limitMs)}`);
+    while (!(summary = this.#reported.get(record.node))) {
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new DockfleetError('node_offline', `the replacement host for ${record.node} enrolled but did not connect within ${spoken(limitMs)}; start its agent, then run \`dockfleet node rebuild ${record.node}\``);
+      }
+      await this.#sleep(left);
+    }
+    await this.#note(record, null);
+    return summary;
   }
 
   async #note(record: RebuildRecord, waiting: string | null): Promise<void> {
@@ -445,8 +480,9 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
     }
   }
 
-  #sleep(): Promise<void> {
-    const ms = this.#deps.pollMs ?? 500;
+  /** One poll interval (or `atMost`, when shorter); rejects when the hub stops. */
+  #sleep(atMost = Infinity): Promise<void> {
+    const ms = Math.min(this.#deps.pollMs ?? 500, atMost);
     return new Promise((resolve, reject) => {
       const signal = this.#abort.signal;
       if (signal.aborted) return reject(new DockfleetError('hub_unreachable', 'the hub is stopping'));
@@ -475,6 +511,11 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
       if (job.kind === 'volume-backup' && job.state === 'succeeded' && job.result?.volume?.escrowedKey) await this.#keepEscrow(job.id);
     }
   }
+}
+
+/** A wait's length as the operator reads it: `30 min`, `90 s`. */
+function spoken(ms: number): string {
+  return ms >= 60_000 && ms % 60_000 === 0 ? `${ms / 60_000} min` : `${Math.round(ms / 1000)} s`;
 }
 
 function custodyNote(volumes: readonly VolumeStep[], given: ReplaceSecrets): string {
