@@ -40,7 +40,7 @@ import { Alerts, type AlertTuning } from './alerts/alerts.ts';
 import { RegistryAuth } from './registry-auth/registry-auth.ts';
 import { BackupVerifySource } from './alerts/sources/backup-verify-source.ts';
 import { BackupReportFeed } from './volume-backups/backup-report-feed.ts';
-import { HostRebuilds } from './rebuild/host-rebuilds.ts';
+import { HostRebuilds, type RebuildTuning } from './rebuild/host-rebuilds.ts';
 import { HubKeptSecrets } from './volume-backups/hub-kept-secrets.ts';
 import { RebuildAlertSource } from './rebuild/rebuild-alert-source.ts';
 
@@ -59,6 +59,8 @@ export interface HubDeps {
   streamsPerUser?: number;
   /** Alert timings (offline grace, restart loop, delivery retries); tests shorten them. */
   alertTuning?: Partial<AlertTuning>;
+  /** Host rebuild timings (how long a replacement's agent may take to connect); tests shorten them. */
+  rebuildTuning?: RebuildTuning;
 }
 
 export interface Hub {
@@ -100,7 +102,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
   const backupReports = new BackupReportFeed(registry, store.volumeBackups, log, { jobs, records: store });
   const audit = new AuditLog(store, log);
   const volumeKeys = new HubKeptSecrets(store.volumeBackups, deps.secrets);
-  const rebuilds = new HostRebuilds({ store, jobs, stacks: stacks.service, registry, secrets: deps.secrets, audit, log, volumeKeys });
+  const rebuilds = new HostRebuilds({ store, jobs, stacks: stacks.service, registry, secrets: deps.secrets, audit, log, volumeKeys, ...deps.rebuildTuning });
   enrollment.useReplacements(rebuilds);
   await rebuilds.start();
   const alerts = await Alerts.start({

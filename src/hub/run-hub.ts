@@ -10,6 +10,7 @@ import { ensureAdminToken } from './admin-token.ts';
 import { SetupCode } from './auth/setup-code.ts';
 import { buildHub, type Hub } from './build-hub.ts';
 import type { AlertTuning } from './alerts/alerts.ts';
+import type { RebuildTuning } from './rebuild/host-rebuilds.ts';
 import type { HubConfig } from './config.ts';
 import { hubKeysSealed, loadOrCreateHubPki } from './pki.ts';
 import { SecretBox } from './secret-box.ts';
@@ -56,6 +57,8 @@ export interface RunHubOptions {
   acmeTuning?: Partial<AcmeTuning>;
   /** Alert timings (offline grace, restart loop, delivery retries). */
   alertTuning?: Partial<AlertTuning>;
+  /** Host rebuild timings (how long a replacement's agent may take to connect). */
+  rebuildTuning?: RebuildTuning;
 }
 
 
@@ -78,7 +81,7 @@ export async function runHub(config: HubConfig, log: Logger, options: RunHubOpti
   await ensureAdminToken(config.dataDir, store);
   const setupCode = await SetupCode.open(config.dataDir, store); // DIR/setup.code while no one can sign in yet
 
-  const hub = await buildHub({ store, pki, log, setupCode, secrets, ...(options.alertTuning ? { alertTuning: options.alertTuning } : {}) });
+  const hub = await buildHub({ store, pki, log, setupCode, secrets, ...(options.alertTuning ? { alertTuning: options.alertTuning } : {}), ...(options.rebuildTuning ? { rebuildTuning: options.rebuildTuning } : {}) });
   const backupSchedule = await backups?.start({ masterKey: masterKey.key, alerts: hub.alerts.book, log }) ?? null;
   const resticRepos = await serveResticRepos(hub.registry, config.dataDir, log); // DIR/restic: volume backups' ciphertext, over each agent's link
   const server = https.createServer(
