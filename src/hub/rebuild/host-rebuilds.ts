@@ -50,7 +50,9 @@ import type { NodeRegistry } from '../node-registry.ts';
 import type { SecretBox } from '../secret-box.ts';
 import type { StackService } from '../stacks/stack-service.ts';
 import type { RebuildRecord, StackStep, VolumeStep } from './rebuild-record.ts';
+import { signingView, type RebuildSigning } from './rebuild-signing.ts';
 import { ESCROW_FILES } from '../../protocol/escrow-files.ts';
+import { HUB_KEPT_FILE, decodeHubKept, encodeHubKept } from '../../protocol/hub-kept-secrets.ts';
 import type { HubKeptSecrets } from '../volume-backups/hub-kept-secrets.ts';
 
 /** How long a rebuild waits for its node's agent to connect and report its policy (a replacement that never does fails it). */
@@ -99,6 +101,8 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
   readonly #records = new Map<string, RebuildRecord>();
   readonly #running = new Map<string, Promise<void>>();
   readonly #abort = new AbortController();
+  /** The job each step waits on for the operator's signature, by node then step (`volume:NAME`, `stack:NAME`). */
+  readonly #awaiting = new Map<string, Map<string, string>>();
   /** Each node's policy as its agent reported it on a link made since this hub started (a takeover forgets the old host's). */
   readonly #reported = new Map<string, PolicySummary>();
   readonly #onLinked = (link: AgentLink): void => {
@@ -142,6 +146,17 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
 
   list(): RebuildRecord[] {
     return [...this.#records.values()];
+  }
+
+  /**
+   * The jobs the node's rebuild waits on for the operator's signature, each with its step as the
+   * record has it and the exact body the signature must cover (rebuild-signing.ts); for
+   * `dockfleet node rebuild NAME --sign`.
+   */
+  async signing(node: string): Promise<RebuildSigning> {
+    const record = this.#records.get(node);
+    if (!record) throw new DockfleetError('not_found', `node ${node} has not been rebuilt (enroll a replacement with --replace)`);
+    return signingView(record, this.#awaiting.get(node) ?? new Map(), this.#deps.jobs);
   }
 
   /** Settles when the node's rebuild stops running (tests). */
@@ -404,10 +419,17 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
   /** Marks the step as waiting for the operator's signature of job `id` and waits until the job leaves that state. */
   async #awaitSignature(record: RebuildRecord, step: VolumeStep | StackStep, id: string, what: string): Promise<void> {
     if ('job' in step) step.job = id;
+    const key = 'job' in step ? `volume:${step.volume}` : `stack:${step.stack}`;
+    const awaiting = this.#awaiting.get(record.node) ?? new Map<string, string>();
+    this.#awaiting.set(record.node, awaiting.set(key, id));
     step.state = 'awaiting-signature';
     record.waiting = `${what} waits for the operator's signature: node ${record.node} requires signed intent; run \`dockfleet node rebuild ${record.node} --sign\` (each signature lives 5 minutes)`;
     await this.#save(record);
-    while ((await this.#deps.jobs.get(id))?.state === 'awaiting-signature') await this.#sleep();
+    try {
+      while ((await this.#deps.jobs.get(id))?.state === 'awaiting-signature') await this.#sleep();
+    } finally {
+      if (awaiting.get(key) === id) awaiting.delete(key);
+    }
     step.state = 'running';
     record.waiting = null;
     await this.#save(record);
@@ -417,9 +439,15 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
     const { store, secrets } = this.#deps;
     const sealed = (await store.rebuilds.rebuilds()).find((r) => r.record.id === record.id)?.sealedSecrets ?? null;
     const given: ReplaceSecrets = sealed ? JSON.parse(secrets.openText(sealed, rebuildContext(record.id))) as ReplaceSecrets : {};
-    const env: Record<string, string> = given.resticPassword ? { RESTIC_PASSWORD: given.resticPassword } : {};
     // Hub-managed: the password the hub made for the repository (a host under other custody ignores it).
     const files: Record<string, string> = this.#deps.volumeKeys ? await this.#deps.volumeKeys.forVolumeJob(record.node, 'volume-restore', step.repository) : {};
+    // A password given with --replace wins over the hub's, and travels with it in the hub-kept
+    // file: the agent reads RESTIC_PASSWORD from there alike, and a signed body never carries it.
+    if (given.resticPassword) {
+      const kept = decodeHubKept(files) ?? { env: {}, volumes: {} };
+      files[HUB_KEPT_FILE] = encodeHubKept({ ...kept, env: { ...kept.env, RESTIC_PASSWORD: given.resticPassword } });
+    }
+    const env: Record<string, string> = {};
     const escrows = await store.rebuilds.escrows(record.node);
     const escrow = escrows.find((e) => e.repository === step.repositoryLabel) ?? (step.repositoryLabel === null ? escrows[0] : undefined);
     if (escrow && given.recoveryCode) {
