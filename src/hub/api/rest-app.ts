@@ -166,6 +166,14 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
     if (!rebuild) throw new DockfleetError('not_found', `node ${node.name} has not been rebuilt (enroll a replacement with --replace)`);
     return c.json(rebuildView(rebuild));
   });
+  // The jobs a rebuild waits on for a signature, with the bodies to sign (rebuild/rebuild-signing.ts).
+  app.get('/api/v1/nodes/:name/rebuild/signing', async (c) => {
+    const role = c.get('principal').access.globalRole;
+    if (role !== 'admin' && role !== 'operator') throw new DockfleetError('forbidden', 'signing jobs needs an admin or operator');
+    const node = registry.require(c.req.param('name'));
+    if (!deps.rebuilds) throw new DockfleetError('not_found', 'this hub does not rebuild hosts');
+    return c.json(await deps.rebuilds.signing(node.name));
+  });
   app.post('/api/v1/nodes/:name/rebuild', async (c) => {
     admin(c);
     const node = registry.require(c.req.param('name'));
