@@ -10,6 +10,7 @@
  * custody alone) and a storage backend's credential variables, never anything that runs code.
  */
 import { z } from 'zod';
+import { ESCROW_FILES } from './escrow-files.ts';
 
 export const HUB_KEPT_FILE = 'dockfleet-hub-kept';
 
@@ -41,9 +42,14 @@ export function decodeHubKept(files: Readonly<Record<string, string>>): HubKeptS
   }
 }
 
-/** The job as its signature covers it: a volume job less the hub-kept file. Other kinds unchanged. */
+/**
+ * The job as its signature covers it: a volume job less the hub-kept file and a rebuild's escrow
+ * files (escrow-files.ts: the wrapped key the hub holds, and the recovery code, which no signer
+ * is shown). Other kinds unchanged.
+ */
 export function signableJob<T extends { kind: string; secrets?: { env: Record<string, string>; files: Record<string, string> } }>(job: T): T {
-  if (!job.kind.startsWith('volume-') || !job.secrets || !(HUB_KEPT_FILE in job.secrets.files)) return job;
-  const { [HUB_KEPT_FILE]: _kept, ...files } = job.secrets.files;
+  const unsigned = [HUB_KEPT_FILE, ESCROW_FILES.wrappedKey, ESCROW_FILES.recoveryCode];
+  if (!job.kind.startsWith('volume-') || !job.secrets || !unsigned.some((name) => name in job.secrets!.files)) return job;
+  const files = Object.fromEntries(Object.entries(job.secrets.files).filter(([name]) => !unsigned.includes(name)));
   return { ...job, secrets: { env: job.secrets.env, files } };
 }
