@@ -4,6 +4,8 @@ import { parseArgs } from 'node:util';
 import { enrollmentCreated, joinTokenCreated, type NodeView } from '../../protocol/api.ts';
 import { UsageError, type Command } from '../command.ts';
 import { TARGET_HELP, TARGET_OPTIONS, callHub, resolveTarget } from '../hub-client.ts';
+import { loadOperatorSigner } from '../intent/operator-key-file.ts';
+import { signRebuild } from '../rebuild-signing/sign-rebuild.ts';
 
 const OPTIONS = {
   ...TARGET_OPTIONS, ttl: { type: 'string' }, json: { type: 'boolean' },
@@ -138,10 +140,14 @@ export const approveCommand = nodeAction('approve', 'approve a pending node (joi
 export const revokeCommand = nodeAction('revoke', "revoke a node: its credential stops working at once, for good", (n) => `node ${n} revoked`);
 export const rotateCommand = nodeAction('rotate', "replace a node's key without downtime", (n) => `node ${n} key rotated`);
 
-/** `dockfleet node rebuild NAME`: retry a failed host rebuild (POST /api/v1/nodes/NAME/rebuild). */
+/**
+ * `dockfleet node rebuild NAME`: retry a failed host rebuild (POST /api/v1/nodes/NAME/rebuild);
+ * with --sign, sign the jobs a rebuild waits on instead (rebuild-signing/).
+ */
 export const nodeCommand: Command = {
-  summary: 'node operations: rebuild NAME retries a failed host rebuild',
+  summary: 'node operations: rebuild NAME retries a failed host rebuild, or (--sign) signs what it waits on',
   usage: `dockfleet node rebuild NAME [--recovery-code-file FILE] [--restic-password-file FILE] [--wait]
+dockfleet node rebuild NAME --sign [--wait] [--key KEY]
 
 Starts a new rebuild of NAME from where its failed one stood: the volumes already restored and
 the stacks already deployed are kept, the rest run again (new jobs). Admins only.
@@ -150,14 +156,37 @@ the stacks already deployed are kept, the rest run again (new jobs). Admins only
   --restic-password-file FILE   a corrected repository password (hub-managed custody)
   --wait                        wait for the rebuild to finish: exit 0 when done, 1 when it failed
 
+With --sign, nothing is retried: on a replacement that requires signed intent, the rebuild's
+restores and deploys wait for the operator's signature (awaiting-signature). --sign checks each
+waiting job against the rebuild's record (the node; a volume-restore of the step's volume from
+its repository, no secret; a deploy of the step's stack at its revision, as this CLI signed that
+revision before, else shown and signed as the hub has it), signs it with the local operator key
+and prints one line per job on stderr. A job that differs is declined at the hub, naming the
+field, nothing is signed, and the command exits 1. Admins and operators.
+
+  --sign                        sign the jobs the rebuild waits on now (none waiting: says so, exit 0)
+  --wait                        with --sign: keep signing steps as they come (the deploys follow the
+                                restores) until the rebuild is done (exit 0) or failed (exit 1)
+  --key KEY                     the operator key to sign with (default: this machine's default key)
+
 ${TARGET_HELP}`,
   async run(args) {
-    const parsed = parseArgs({ args, strict: true, allowPositionals: true, options: { ...OPTIONS, wait: { type: 'boolean' } } });
+    const parsed = parseArgs({ args, strict: true, allowPositionals: true, options: { ...OPTIONS, wait: { type: 'boolean' }, sign: { type: 'boolean' }, key: { type: 'string' } } });
     const { values } = parsed;
     for (const extra of ['ttl', 'json', 'replace'] as const) if (values[extra] !== undefined) throw new UsageError(`unknown option --${extra}`);
     const [verb, ...rest] = parsed.positionals;
     if (verb !== 'rebuild') throw new UsageError(verb === undefined ? 'expected a subcommand: rebuild NAME' : `unknown subcommand "${verb}" (expected rebuild)`);
     const name = oneName(rest);
+    if (values.key !== undefined && !values.sign) throw new UsageError('--key goes with --sign');
+    if (values.sign) {
+      if (values['recovery-code-file'] !== undefined || values['restic-password-file'] !== undefined) {
+        throw new UsageError('--sign signs what the rebuild waits on; --recovery-code-file and --restic-password-file go with a retry (without --sign)');
+      }
+      const signer = loadOperatorSigner(values.key === undefined ? {} : { key: values.key });
+      if (!signer) throw new UsageError('--sign needs an operator key on this machine (dockfleet operator-key create)');
+      await signRebuild(resolveTarget(values), name, signer, { wait: values.wait === true });
+      return;
+    }
     const target = resolveTarget(values);
     const recoveryCode = secretFile('recovery-code-file', values['recovery-code-file']);
     const resticPassword = secretFile('restic-password-file', values['restic-password-file']);
