@@ -1,17 +1,19 @@
 /**
  * A volume's backup policy: how often (an interval or a daily UTC time), what to keep (last,
  * daily, weekly), where (the host's default, a path, `hub` or a restic URL) and how often to
- * prove the latest snapshot restores; or off. Saving PUTs the policy (DELETE for off), and the
+ * prove the latest snapshot restores, a URL repository's credentials (backup-credentials.tsx:
+ * write-only, only their names shown); or off. Saving PUTs the policy (DELETE for off), and the
  * hub sends the node's whole set to its agent as a volume-policies job; the hub's words on a
  * bad value are shown as they come.
  */
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
-import { parseRepository, repositoryText, retentionText, saveVolumePolicy, type BackupRetention, type VolumeBackupPolicy } from '../lib/volume-backups.ts';
+import { loadPolicySecretNames, parseRepository, repositoryText, retentionText, saveVolumePolicy, type BackupRetention, type VolumeBackupPolicy } from '../lib/volume-backups.ts';
 import { confirmAction } from './dialog.tsx';
 import { useFormSubmit } from './form-submit.ts';
 import { toast } from './toasts.tsx';
-import { InlineError, SubmitButton, buttonClass } from './ui.tsx';
+import { InlineError, SubmitButton, buttonClass, useAsync } from './ui.tsx';
+import { BackupCredentials, credentialsToSend, type CredentialRow } from './backup-credentials.tsx';
 
 const COUNT = /^[1-9][0-9]{0,3}$/;
 
@@ -46,6 +48,11 @@ export function BackupPolicyForm({ node, volume, policy, blocked, canWrite, onSa
   const [keepWeekly, setKeepWeekly] = useState(String(policy?.retention.keepWeekly ?? '4'));
   const [repo, setRepo] = useState(repositoryText(policy?.repository ?? null));
   const [verifyEvery, setVerifyEvery] = useState(policy?.verifyEvery ?? '24h');
+  const [credentials, setCredentials] = useState<CredentialRow[]>([]);
+  const [removeCredentials, setRemoveCredentials] = useState(false);
+  // Only names: the hub never answers with a credential's value.
+  const kept = useAsync((signal) => (policy ? loadPolicySecretNames(node, volume, signal) : Promise.resolve([])), [node, volume, policy?.setAt]);
+  const keptNames = kept.data ?? (kept.error ? [] : null);
   const form = useFormSubmit();
   const disabled = blocked !== null || !canWrite;
 
@@ -53,8 +60,12 @@ export function BackupPolicyForm({ node, volume, policy, blocked, canWrite, onSa
     e.preventDefault();
     void form.run(async () => {
       const retention = retentionFrom([['keepLast', 'Keep last', keepLast], ['keepDaily', 'Keep daily', keepDaily], ['keepWeekly', 'Keep weekly', keepWeekly]]);
-      const body = { every: every.trim(), retention, repository: parseRepository(repo), verifyEvery: verifyEvery.trim() || '24h' };
+      const secretEnv = credentialsToSend(credentials, removeCredentials);
+      const body = { every: every.trim(), retention, repository: parseRepository(repo), verifyEvery: verifyEvery.trim() || '24h', ...(secretEnv ? { secretEnv } : {}) };
       await saveVolumePolicy(node, volume, body);
+      // Write-only: forgotten here once the hub has them.
+      setCredentials([]);
+      setRemoveCredentials(false);
       toast.success(`Backup policy of ${volume} saved: every ${body.every}, ${retentionText(retention)}`);
       onSaved();
     });
@@ -85,7 +96,8 @@ export function BackupPolicyForm({ node, volume, policy, blocked, canWrite, onSa
             <Field id="pol-keep-weekly" label="Keep weekly" value={keepWeekly} set={setKeepWeekly} />
           </div>
           <Field id="pol-repo" label="Policy repository" value={repo} set={setRepo} placeholder="the host's default"
-            hint="Blank: the host's default. A host path, hub, or a restic URL (scheduled backups to a URL need its credentials on the host)." />
+            hint="Blank: the host's default. A host path, hub, or a restic URL (s3:…, b2:…, rest:…; its credentials below)." />
+          <BackupCredentials rows={credentials} setRows={setCredentials} kept={keptNames} remove={removeCredentials} setRemove={setRemoveCredentials} />
         </fieldset>
         {blocked && <p class="warn-text small" role="note">{blocked}</p>}
         {!canWrite && <p class="muted small" role="note">Only an admin or an operator of {node} changes backup policies.</p>}

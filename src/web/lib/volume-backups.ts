@@ -45,6 +45,16 @@ export function backupsHref(node: string, volume: string): string {
 export const loadStatus = (node: string, volume: string, signal?: AbortSignal): Promise<BackupStatus> =>
   get<BackupStatus>(volumePath(node, volume, 'backup-status'), signal ? { signal } : {});
 
+/** The names of the credentials (`secretEnv`) the hub keeps for the volume's policy; never their values. None without a policy. */
+export async function loadPolicySecretNames(node: string, volume: string, signal?: AbortSignal): Promise<string[]> {
+  try {
+    return (await get<{ secretEnvNames?: string[] }>(volumePath(node, volume, 'backup-policy'), signal ? { signal } : {})).secretEnvNames ?? [];
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) return [];
+    throw err;
+  }
+}
+
 /** `GET /api/v1/nodes/NAME/backup-status`: every volume's status on the node. */
 export interface NodeBackupStatus { node: string; volumes: BackupStatus[] }
 
