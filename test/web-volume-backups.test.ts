@@ -8,12 +8,14 @@
  * container uses shows the host's refusal; the policy form's values read back from the API; a
  * volume whose last verification failed and whose last good one is two days old (reported by the
  * agent through its real report stream, seeded in its state dir) shows the warning in the
- * Volumes list and on its page; axe finds nothing serious at 1280 and 390 px.
+ * Volumes list and on its page; a URL repository's credentials set in the form are kept at the
+ * hub by name only (not in any answer, not in clear in its database file) and kept when the
+ * policy is saved again without them; axe finds nothing serious at 1280 and 390 px.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -30,6 +32,9 @@ const OLD = 'ledger-old';
 const CI = process.env.CI === 'true';
 const haveRestic = existsSync('/usr/bin/restic');
 const DAY = 86_400_000;
+const CRED_VOLUME = 'shop-cred';
+/** A URL repository nothing listens at: restic says at once that it cannot open it. */
+const S3_URL = 's3:http://127.0.0.1:1/dockfleet-webvb';
 
 let engine: TestEngine | undefined;
 let hub: TestHub | undefined;
@@ -216,6 +221,66 @@ describe('volume backups in the web UI', { skip: !CI && !haveRestic ? 'restic is
     await form.getByRole('button', { name: 'Save policy' }).click();
     await form.locator('.inline-error').getByText(/interval/).waitFor();
     assert.equal((await hub!.api('GET', `/api/v1/nodes/${NODE}/volumes/${VOLUME}/backup-policy`)).json.policy.every, '6h');
+  });
+
+  test('a URL repository\'s credentials set in the form are kept by name only: not in the API\'s answers, not in clear in the database file', async () => {
+    await createVolume(CRED_VOLUME);
+    const keyId = `AKIA${randomBytes(8).toString('hex').toUpperCase()}`;
+    const secret = `webvb-secret-${randomBytes(16).toString('hex')}`;
+    await page.goto(`${hub!.url}/nodes/${NODE}/volumes/${CRED_VOLUME}/backups`);
+    const form = page.getByRole('form', { name: `Backup policy of ${CRED_VOLUME}` });
+    await form.waitFor({ timeout: 30_000 });
+    await form.locator('.kept-credentials').getByText('Credentials kept: none').waitFor();
+    await form.getByLabel('Policy repository').fill(S3_URL);
+    await form.getByRole('button', { name: 'Add a credential' }).click();
+    await form.getByRole('button', { name: 'Add a credential' }).click();
+    await form.getByLabel('Credential 1 name').fill('AWS_ACCESS_KEY_ID');
+    await form.getByLabel('Credential 1 value').fill(keyId);
+    assert.equal(await form.getByLabel('Credential 1 value').getAttribute('type'), 'password');
+    // A bad name is refused in words before anything is sent.
+    await form.getByLabel('Credential 2 name').fill('aws secret');
+    await form.getByLabel('Credential 2 value').fill(secret);
+    await form.getByRole('button', { name: 'Turn on scheduled backups' }).click();
+    await form.locator('.inline-error').getByText(/Credential "aws secret": names are capital letters/).waitFor();
+    assert.equal((await hub!.api('GET', `/api/v1/nodes/${NODE}/volumes/${CRED_VOLUME}/backup-policy`)).status, 404);
+    await form.getByLabel('Credential 2 name').fill('AWS_SECRET_ACCESS_KEY');
+    await form.getByRole('button', { name: 'Turn on scheduled backups' }).click();
+    const kept = page.locator('.backup-policy .kept-credentials');
+    await kept.getByText('AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY').waitFor();
+    assert.equal(await page.getByLabel('Credential 1 value').count(), 0, 'the values are forgotten once sent');
+    assert.ok(!((await page.content()).includes(secret)), 'the page never shows the value');
+
+    const policy = await hub!.api('GET', `/api/v1/nodes/${NODE}/volumes/${CRED_VOLUME}/backup-policy`);
+    assert.equal(policy.status, 200, JSON.stringify(policy.json));
+    assert.deepEqual(policy.json.policy.repository, { kind: 'url', url: S3_URL });
+    assert.deepEqual(policy.json.secretEnvNames, ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']);
+    const answers = JSON.stringify([policy.json, await status(CRED_VOLUME), (await hub!.api('GET', `/api/v1/jobs?node=${NODE}`)).json]);
+    for (const value of [secret, keyId]) assert.ok(!answers.includes(value), 'no answer carries a credential\'s value');
+
+    // The database file and its WAL hold the names (so the search reads the right bytes), never a value in clear.
+    const dbFiles = (await readdir(hub!.dataDir)).filter((f) => f.startsWith('dockfleet.db'));
+    const bytes = Buffer.concat(await Promise.all(dbFiles.map((f) => readFile(join(hub!.dataDir, f)))));
+    assert.ok(bytes.includes('AWS_SECRET_ACCESS_KEY'), `the names are in ${dbFiles.join(', ')}`);
+    assert.ok(!bytes.includes(secret) && !bytes.includes(keyId), 'no credential value in clear in the database');
+
+    // Saved again without credential rows: nothing is sent for them, so the hub keeps them.
+    await form.getByLabel('Every', { exact: true }).fill('12h');
+    await form.getByRole('button', { name: 'Save policy' }).click();
+    await page.locator('.backup-policy').getByText(/Every 12h/).waitFor();
+    const again = await hub!.api('GET', `/api/v1/nodes/${NODE}/volumes/${CRED_VOLUME}/backup-policy`);
+    assert.deepEqual(again.json.secretEnvNames, ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']);
+
+    // The page with the credential rows open passes axe at both widths.
+    await page.getByRole('button', { name: 'Add a credential' }).click();
+    await page.getByLabel('Credential 1 name').waitFor();
+    await assertAccessible(page, 'volume backups credentials 1280');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.waitForTimeout(200);
+    await screenshot(page, 'volume-backups-credentials-390');
+    await assertAccessible(page, 'volume backups credentials 390');
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 1, `no sideways scroll at 390 px (${overflow} px)`);
+    await page.setViewportSize({ width: 1280, height: 900 });
   });
 
   test('the backups page has no serious accessibility violation at 1280 and 390 px', async () => {
