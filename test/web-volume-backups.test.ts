@@ -281,6 +281,12 @@ describe('volume backups in the web UI', { skip: !CI && !haveRestic ? 'restic is
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 1, `no sideways scroll at 390 px (${overflow} px)`);
     await page.setViewportSize({ width: 1280, height: 900 });
+
+    // Removing them is asked for in so many words: the empty row is ignored, `{}` is sent.
+    await form.getByLabel('Remove the kept credentials').check();
+    await form.getByRole('button', { name: 'Save policy' }).click();
+    await kept.getByText('Credentials kept: none').waitFor();
+    assert.deepEqual((await hub!.api('GET', `/api/v1/nodes/${NODE}/volumes/${CRED_VOLUME}/backup-policy`)).json.secretEnvNames, []);
   });
 
   test('the backups page has no serious accessibility violation at 1280 and 390 px', async () => {
