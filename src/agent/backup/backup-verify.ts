@@ -20,6 +20,7 @@ import type { BackupsPolicy } from '../policy/policy-file.ts';
 import type { StackEngine } from '../stacks/stack-engine.ts';
 import { BackupKeys } from './backup-keys.ts';
 import { resolveRepository } from './backup-repository.ts';
+import { inRepoTurn } from './repo-turns.ts';
 import { backendEnv, explain, restic, RESTIC_BIN } from './restic-runner.ts';
 
 export const SCRATCH_DIR = 'backup-verify';
@@ -80,7 +81,7 @@ export class BackupVerifier {
       await mkdir(scratch, { recursive: true, mode: 0o700 });
       await restic({ ...call, args: ['restore', snapshot, '--target', scratch] });
       const differences = await compareTree(scratch, entries);
-      const sums = await this.#dumpHashes(call, snapshot);
+      const sums = await inRepoTurn(call.repo, 'shared', () => this.#dumpHashes(call, latest.id as string));
       let bytes = 0;
       let files = 0;
       for (const entry of entries) {

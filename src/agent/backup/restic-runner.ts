@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { parseJsonLine } from '../../lib/ndjson.ts';
+import { inRepoTurn, needsRepoAlone } from './repo-turns.ts';
 
 export const RESTIC_BIN = process.env.DOCKFLEET_RESTIC ?? '/usr/bin/restic';
 const MAX_STDERR = 16 * 1024;
@@ -64,8 +65,30 @@ export class ResticError extends Error {
   }
 }
 
-/** Runs restic; resolves with its output when it exits 0 (or 3: some files unreadable, snapshot made), else throws a ResticError. */
-export function restic(call: ResticCall): Promise<ResticOutcome> {
+/** How long a run waits out a lock another host's restic holds on a shared repository. */
+const LOCKED_RETRY_MS = 60_000;
+const LOCKED_PAUSE_MS = 2_000;
+
+/**
+ * Runs restic; resolves with its output when it exits 0 (or 3: some files unreadable, snapshot
+ * made), else throws a ResticError. Runs take turns at their repository with this agent's other
+ * runs (repo-turns.ts); a lock held elsewhere is waited out for up to a minute, since a run that
+ * meets a lock has changed nothing.
+ */
+export async function restic(call: ResticCall): Promise<ResticOutcome> {
+  const kind = needsRepoAlone(call.args) ? 'exclusive' : 'shared';
+  const giveUpAt = Date.now() + LOCKED_RETRY_MS;
+  for (;;) {
+    try {
+      return await inRepoTurn(call.repo, kind, () => runOnce(call));
+    } catch (err) {
+      if (!(err instanceof ResticError && err.kind === 'locked') || Date.now() >= giveUpAt || call.signal?.aborted) throw err;
+    }
+    await new Promise((r) => setTimeout(r, LOCKED_PAUSE_MS));
+  }
+}
+
+function runOnce(call: ResticCall): Promise<ResticOutcome> {
   return new Promise((resolve, reject) => {
     const child = spawn(RESTIC_BIN, ['--no-cache', ...(call.options ?? []), ...call.args], {
       env: {
