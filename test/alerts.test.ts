@@ -140,7 +140,7 @@ test('alerts: one message per incident, retried on 500, resolved once, nothing r
   agents.splice(agents.indexOf(leaving), 1);
   await until('the node-offline alert', () => delivered(rx, 'node-offline', 'opened').length === 1);
   const offlineTries = rx.got.filter((g) => g.body?.incident?.kind === 'node-offline');
-  assert.deepEqual(offlineTries.map((g) => g.answered), [500, 200], 'one failed try, then one delivery');
+  assert.deepEqual(offlineTries.map((g) => g.answered), [500, 200], `one failed try, then one delivery (all sends: ${JSON.stringify(rx.got.map((g) => [g.body?.incident?.kind ?? g.body?.event, g.body?.event, g.body?.incident?.node, g.answered]))})`);
   assert.equal(offlineTries[0]!.body.incident.id, offlineTries[1]!.body.incident.id);
   assert.equal(offlineTries[1]!.body.incident.node, 'box-b');
 
