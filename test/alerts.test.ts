@@ -4,6 +4,7 @@
  * restarting in a loop on a real engine, a failing deploy job — one resolve message when the
  * node comes back, a retry when it answers 500 before 200, and nothing again after a hub
  * restart. Receiver secrets never show in answers or in the database file. Plus the formats.
+ * @serial-lane: it times deliveries and retries closely, so it runs with no other file beside it.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
