@@ -10,12 +10,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { engineRequest, stopEngines, type TestEngine } from './support/engines.ts';
-import { mintCode, removeHubData, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
+import { engineRequest, type TestEngine } from './support/engines.ts';
+import { mintCode, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
 import { freePort, type DockfleetProcess } from './support/processes.ts';
 import { fileHashes, lastLine, replaceRig } from './support/replace-rig.ts';
 
@@ -37,7 +37,7 @@ const rig = replaceRig({
   get hubDir() { return hubDir; },
   get policyFile() { return policyFile; },
 });
-const { cli, newEngine, startAgent, rebuild } = rig;
+const { cli, newEngine, startAgent, rebuild, teardown } = rig;
 const hashes = fileHashes;
 
 
@@ -62,13 +62,7 @@ describe('a failed host rebuild retried', { skip: !CI && !haveRestic ? 'restic i
     hub = await startTestHub({ dataDir: hubDir, port: await freePort() });
   });
 
-  after(async () => {
-    await Promise.allSettled(agents.map((a) => a.stop()));
-    await hub?.stop();
-    await stopEngines(engines);
-    if (hubDir) await removeHubData(hubDir);
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => teardown(dir));
 
   test('a rebuild that failed on a wrong recovery code is started again with the right one and restores the volume byte for byte', async () => {
     const engineA = await newEngine('retry-a');

@@ -8,13 +8,13 @@
  * the alert clears.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { enrollAgent } from '../src/agent/enroll.ts';
-import { stopEngines, type TestEngine } from './support/engines.ts';
-import { mintCode, removeHubData, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
+import type { TestEngine } from './support/engines.ts';
+import { mintCode, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
 import type { DockfleetProcess } from './support/processes.ts';
 import { replaceRig } from './support/replace-rig.ts';
 
@@ -28,7 +28,7 @@ let policyFile = '';
 const engines: TestEngine[] = [];
 const agents: DockfleetProcess[] = [];
 
-const { newEngine, startAgent, rebuild } = replaceRig({
+const { newEngine, startAgent, rebuild, teardown } = replaceRig({
   node: NODE, engines, agents,
   get hub() { return hub; },
   get hubDir() { return hubDir; },
@@ -49,13 +49,7 @@ describe('a rebuild whose replacement never connects', { timeout: 120_000 }, () 
     hub = await startTestHub({ dataDir: hubDir, run: { rebuildTuning: { linkWaitMs: LINK_WAIT_MS, pollMs: 100 } } });
   });
 
-  after(async () => {
-    await Promise.allSettled(agents.map((a) => a.stop()));
-    await hub?.stop();
-    await stopEngines(engines);
-    if (hubDir) await removeHubData(hubDir);
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => teardown(dir));
 
   test('fails after the link wait with what to do, and a retry once the agent is up ends done', async () => {
     const hubUrl = new URL(hub!.url);

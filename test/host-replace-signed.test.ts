@@ -13,13 +13,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { containerLogs, engineRequest, stopEngines, type TestEngine } from './support/engines.ts';
-import { mintCode, removeHubData, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
+import { containerLogs, engineRequest, type TestEngine } from './support/engines.ts';
+import { mintCode, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
 import { freePort, spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
 import { HASHING_STACK_COMPOSE, fileHashes, lastLine, replaceRig } from './support/replace-rig.ts';
 
@@ -41,7 +41,7 @@ let engineB: TestEngine | undefined;
 const engines: TestEngine[] = [];
 const agents: DockfleetProcess[] = [];
 
-const { cli, newEngine, startAgent, rebuild } = replaceRig({
+const { cli, newEngine, startAgent, rebuild, teardown } = replaceRig({
   node: NODE, engines, agents,
   get hub() { return hub; },
   get hubDir() { return hubDir; },
@@ -81,13 +81,7 @@ describe('a host rebuild on a replacement that requires signed intent', { skip: 
     hub = await startTestHub({ dataDir: hubDir, port: await freePort() });
   });
 
-  after(async () => {
-    await Promise.allSettled(agents.map((a) => a.stop()));
-    await hub?.stop();
-    await stopEngines(engines);
-    if (hubDir) await removeHubData(hubDir);
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => teardown(dir));
 
   test('unsigned, the rebuild waits for the operator\'s signature, says so, and does not fail', async () => {
     // Host A, unsigned: a stack whose volume is backed up to the hub.

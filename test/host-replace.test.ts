@@ -12,12 +12,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { containerLogs, engineRequest, stopEngines, type TestEngine } from './support/engines.ts';
-import { mintCode, removeHubData, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
+import { containerLogs, engineRequest, type TestEngine } from './support/engines.ts';
+import { mintCode, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
 import { freePort, spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
 import { HASHING_STACK_COMPOSE, fileHashes, lastLine, replaceRig } from './support/replace-rig.ts';
 
@@ -44,7 +44,7 @@ const rig = replaceRig({
   get hubDir() { return hubDir; },
   get policyFile() { return policyFile; },
 });
-const { cli, newEngine, startAgent, rebuild } = rig;
+const { cli, newEngine, startAgent, rebuild, teardown } = rig;
 const hashes = fileHashes;
 
 async function mountpoint(engine: TestEngine, name: string): Promise<string | null> {
@@ -87,13 +87,7 @@ describe('a lost host rebuilt from the hub\'s record', { skip: !CI && !haveResti
     hub = await startTestHub({ dataDir: hubDir, port });
   });
 
-  after(async () => {
-    await Promise.allSettled(agents.map((a) => a.stop()));
-    await hub?.stop();
-    await stopEngines(engines);
-    if (hubDir) await removeHubData(hubDir);
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => teardown(dir));
 
   test('enroll --replace is refused for a node that does not exist, with the reason; plain enroll of an existing name stays name_taken', async () => {
     const missing = await cli('enroll', 'no-such-node', '--replace');

@@ -1,14 +1,14 @@
 /**
- * What the host-replacement tests share (test/host-replace.test.ts, test/host-rebuild-retry.test.ts):
+ * What the host-replacement tests share (host-replace, host-rebuild-retry, host-rebuild-stall, host-replace-signed):
  * the CLI against the hub's data dir, fresh private engines, an agent process for NODE on one, and
  * the SHA-256 of every file in a directory. The tests keep their own hub and dirs (they restart
  * the hub midway): the helpers read them through `ctx` at each call.
  */
 import { createHash } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BUSYBOX_IMAGE, startEngines, type TestEngine } from './engines.ts';
-import type { TestHub } from './hub-fixture.ts';
+import { BUSYBOX_IMAGE, startEngines, stopEngines, type TestEngine } from './engines.ts';
+import { removeHubData, type TestHub } from './hub-fixture.ts';
 import { spawnDockfleet, type DockfleetProcess } from './processes.ts';
 
 export interface ReplaceRigContext {
@@ -37,6 +37,14 @@ export function replaceRig(ctx: ReplaceRigContext) {
     async rebuild(): Promise<any> {
       const res = await ctx.hub!.api('GET', `/api/v1/nodes/${encodeURIComponent(ctx.node)}/rebuild`);
       return res.status === 200 ? res.json : null;
+    },
+    /** After the tests: the agents, the hub, the engines, the hub's data (and its master key) and `dir` go. */
+    async teardown(dir: string): Promise<void> {
+      await Promise.allSettled(ctx.agents.map((a) => a.stop()));
+      await ctx.hub?.stop();
+      await stopEngines(ctx.engines);
+      if (ctx.hubDir) await removeHubData(ctx.hubDir);
+      if (dir) await rm(dir, { recursive: true, force: true });
     },
     /** An agent process for the node on `engine`, enrolled with `code` (or already enrolled in `stateDir`). */
     async startAgent(engine: TestEngine, stateDir: string, code?: string): Promise<DockfleetProcess> {
