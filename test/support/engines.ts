@@ -710,8 +710,17 @@ function busyboxTar(workDir: string): Promise<Buffer> {
 async function importBusybox(engine: TestEngine, tar: Buffer): Promise<void> {
   const [repo, tag] = BUSYBOX_IMAGE.split(':') as [string, string];
   const changes = encodeURIComponent('CMD ["sh"]');
-  const r = await engineRequest(engine.socketPath, 'POST',
+  const post = () => engineRequest(engine.socketPath, 'POST',
     `/images/create?fromSrc=-&repo=${encodeURIComponent(repo)}&tag=${tag}&changes=${changes}`, tar, { timeoutMs: 60_000 });
+  // Once in a suite run with two files starting engines together, the import's connection broke
+  // (EPIPE) on an engine that was up: try once more, and then say what the engine logged.
+  const r = await post().catch(async (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE' && err.code !== 'ECONNRESET') throw err;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    return post().catch((again: Error) => {
+      throw new Error(`${engine.name}: importing ${BUSYBOX_IMAGE}: ${err.message}, then ${again.message}\n--- dockerd log (tail) ---\n${engine.logTail(40)}`);
+    });
+  });
   if (r.status !== 200 || /"error"/.test(r.text)) {
     throw new Error(`${engine.name}: importing ${BUSYBOX_IMAGE} failed (${r.status}): ${r.text.trim()}`);
   }
