@@ -3,6 +3,7 @@
  * frames, CLI output) carries one of these codes. Codes are never reused or renamed; tests
  * assert codes, not messages.
  */
+import { z } from 'zod';
 export const ERROR_CODES = {
   bad_request: { status: 400, retryable: false },
   validation_failed: { status: 400, retryable: false },
@@ -91,6 +92,15 @@ export class DockfleetError extends Error {
 export interface ErrorBody {
   error: { code: ErrorCode; message: string };
 }
+
+/** Every REST error answer (4xx, 5xx): `{error: {code, message}}`; a refused Compose file adds each problem. */
+export const errorAnswer = z.object({
+  error: z.object({
+    code: z.enum(Object.keys(ERROR_CODES) as [ErrorCode, ...ErrorCode[]]),
+    message: z.string(),
+    errors: z.array(z.object({ path: z.string(), line: z.number().int().nullable(), message: z.string() })).optional(),
+  }),
+});
 
 /** Turns anything thrown into a DockfleetError at an edge; unknown errors become `internal`
  * with a generic message so internals (paths, secrets) never leak to a caller. */
