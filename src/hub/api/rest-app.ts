@@ -46,6 +46,7 @@ import { backupPolicyRoutes } from '../volume-backups/backup-policy-routes.ts';
 import type { HostRebuilds } from '../rebuild/host-rebuilds.ts';
 import type { HubKeptSecrets } from '../volume-backups/hub-kept-secrets.ts';
 import { rebuildView, retryRebuildBody } from '../rebuild/rebuild-record.ts';
+import { openApiRoutes } from '../openapi/openapi-routes.ts';
 
 export interface RestDeps {
   store: Store;
@@ -272,6 +273,8 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
 
   // The audit log, its chain's verdict and each host log's agreement (hub/audit-chain/).
   auditRoutes(app, { store, registry, audit, log, parse: parseWith });
+  // The whole API as OpenAPI 3.1, from the operations each route file declares (hub/openapi/).
+  openApiRoutes(app);
 
   return app;
 }
