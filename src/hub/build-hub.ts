@@ -82,6 +82,8 @@ export interface Hub {
   edgeCertificates: EdgeCertificates;
   /** Incidents from every alert source, delivered to the admin's receivers. */
   alerts: Alerts;
+  /** The REST API's Hono app (its route table is what the OpenAPI document must cover). */
+  restApp: { routes: ReadonlyArray<{ method: string; path: string }> };
   close(): Promise<void>;
 }
 
@@ -161,6 +163,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
     edgeSignIn,
     edgeCertificates,
     alerts,
+    restApp: app,
     async close() {
       await alerts.close();
       await rebuilds.close();
