@@ -75,3 +75,30 @@ export const auditQuery = z.object({
 
 export const credentialsBody = z.object({ username: z.string().min(1).max(64), password: z.string().min(1).max(1024) });
 export const changePasswordBody = z.object({ current: z.string().min(1).max(1024), next: z.string().min(1).max(1024) });
+
+// Answers of the REST API's own routes (rest-app.ts, account and access routes), as the OpenAPI document shows them.
+const isoTime = z.string();
+export const enrollmentCodeCreated = enrollmentCreated.extend({ replace: z.literal(true).optional() });
+export const userCreated = z.object({ name: z.string(), role: z.enum(USER_ROLES), token: z.string() });
+export const tokenCreated = z.object({ name: z.string(), token: z.string(), expiresAt: isoTime });
+export const tokenSummary = z.object({ id: z.string(), name: z.string(), createdAt: isoTime.nullable(), expiresAt: isoTime.nullable(), lastUsedAt: isoTime.nullable() });
+export const clientCertRevoked = z.object({ serial: z.string(), revoked: z.literal(true) });
+export const pingAnswer = z.object({ status: z.number().int(), roundTripMicros: z.number().int() });
+export const keyRotated = z.looseObject({ name: z.string() });
+/** Inventory items are the engine's own objects (Docker's list answers), passed through. */
+export const inventoryItems = z.array(z.looseObject({}));
+export const signedInUser = z.object({ name: z.string(), role: z.enum(USER_ROLES) });
+export const grantView = z.object({ id: z.string(), node: z.string().nullable(), selector: z.string().nullable(), role: z.string(), createdAt: isoTime });
+export const meView = z.object({
+  name: z.string(), role: z.enum(USER_ROLES), via: z.string(), scoped: z.literal(true).optional(),
+  grants: z.array(z.object({ node: z.string().nullable(), labelKey: z.string().nullable(), labelValue: z.string().nullable(), role: z.string() })),
+});
+export const userSummary = z.object({
+  name: z.string(), role: z.enum(USER_ROLES), scoped: z.boolean(), hasPassword: z.boolean(), builtIn: z.boolean(),
+  createdAt: isoTime, disabledAt: isoTime.nullable(), grants: z.array(grantView),
+});
+export const userChanged = z.object({ name: z.string(), role: z.enum(USER_ROLES), scoped: z.boolean(), disabled: z.boolean() });
+export const pendingCode = z.object({ id: z.string(), kind: z.enum(['code', 'join-token']), node: z.string().nullable(), createdAt: isoTime, expiresAt: isoTime });
+export const auditRow = z.looseObject({ id: z.number().int(), at: z.number(), time: isoTime, startedAt: isoTime, status: z.number().int().nullable(), user: z.string(), node: z.string().nullable(), method: z.string(), path: z.string() });
+/** A plain acknowledgement: `{removed: true}`, `{revoked: true}` and the like, with the thing's id. */
+export const done = (flag: string) => z.looseObject({ [flag]: z.literal(true) });

@@ -126,3 +126,46 @@ export interface SigningProposal {
   nodes: string[];
   jobs: Array<{ id: string; node: string; signedBody: string }>;
 }
+
+// Answers of the job and stack routes, as the OpenAPI document shows them (times as ISO strings).
+const iso = z.string();
+export const apiJobView = z.object({
+  id: z.string(), kind: z.enum(['deploy', 'rollback', 'remove', 'volume-backup', 'volume-restore', 'volume-snapshots', 'volume-policies']),
+  node: z.string(), stack: z.string(), state: z.enum(['awaiting-signature', 'queued', 'running', 'succeeded', 'failed']),
+  createdAt: iso, finishedAt: iso.nullable(), revision: z.number().int().nullable(), rolledBack: z.boolean(),
+  error: z.string().nullable(), errorCode: z.string().nullable(),
+});
+export const apiJobDetailView = apiJobView.extend({
+  createdBy: z.string(), startedAt: iso.nullable(), expiresAt: iso, attempts: z.number().int(), deliveryError: z.string().nullable(),
+  result: z.looseObject({}).nullable(),
+  steps: z.array(z.looseObject({ name: z.string(), startedAt: iso.nullable(), finishedAt: iso.nullable() })),
+  logs: z.array(z.object({ at: iso.nullable(), line: z.string() })), logsDropped: z.number().int(),
+});
+const signingJob = z.object({ id: z.string(), node: z.string(), signedBody: z.string() });
+/** A filed job as the volume routes answer it; with `sign`, the bytes its host will check. */
+export const filedJobAnswer = apiJobView.extend({ signing: z.object({ jobs: z.array(signingJob) }).optional() });
+const rolloutKind = z.enum(['deploy', 'rollback', 'remove']);
+export const rolloutStartedView = z.object({
+  stack: z.string(), revision: z.number().int(), rollout: z.string(), jobs: z.array(z.string()),
+  signing: z.object({ kind: rolloutKind, parallel: z.number().int(), nodes: z.array(z.string()), jobs: z.array(signingJob) }).optional(),
+});
+export const rolloutViewSchema = z.object({
+  id: z.string(), stack: z.string(), kind: rolloutKind, revision: z.number().int(), nodes: z.array(z.string()), parallel: z.number().int(),
+  state: z.enum(STACK_ROLLOUT_STATES), stoppedAtNode: z.string().nullable(), error: z.string().nullable(), jobs: z.array(z.string()),
+  createdBy: z.string(), createdAt: iso, finishedAt: iso.nullable(),
+});
+export const stackListItemView = z.object({ name: z.string(), revision: z.number().int(), nodes: z.array(z.object({ node: z.string(), revision: z.number().int(), status: z.string() })) });
+export const stackRevisionSummary = z.looseObject({
+  revision: z.number().int(), createdAt: iso, createdBy: z.string(), digest: z.string(), parallel: z.number().int(), services: z.array(z.string()),
+  env: z.record(z.string(), z.string()), secretEnv: z.array(z.string()), secretFiles: z.array(z.string()), files: z.array(z.string()),
+});
+export const stackRevisionDetail = stackRevisionSummary.extend({ compose: z.string(), project: z.looseObject({}) });
+export const stackDetailView = z.object({
+  name: z.string(), revision: z.number().int(), createdAt: iso.nullable(), removedAt: iso.nullable(), drifted: z.boolean(),
+  nodes: z.array(z.object({
+    node: z.string(), revision: z.number().int(), status: z.string(), updatedAt: iso,
+    drift: z.array(z.object({ service: z.string().nullable(), container: z.string().nullable(), kind: z.string(), detail: z.string() })),
+  })),
+  rollouts: z.array(rolloutViewSchema),
+});
+export const composeCheck = z.object({ errors: z.array(z.object({ path: z.string(), line: z.number().int().nullable(), message: z.string() })) });

@@ -8,7 +8,9 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Context, Hono } from 'hono';
 import { DockfleetError } from '../../protocol/errors.ts';
-import { changePasswordBody, createUserBody, credentialsBody } from '../../protocol/api.ts';
+import { changePasswordBody, createUserBody, credentialsBody, done, meView, signedInUser, tokenSummary } from '../../protocol/api.ts';
+import { z } from 'zod';
+import { describeRoutes } from '../openapi/operations.ts';
 import type { Store } from '../../store/store.ts';
 import type { Logger } from '../../lib/logger.ts';
 import type { Attempt, Reservation } from '../auth/attempt-limiter.ts';
@@ -36,6 +38,17 @@ function admitted(c: Context, reservation: Reservation, what: string): Attempt {
   c.header('retry-after', String(seconds));
   throw new DockfleetError('rate_limited', `too many failed ${what}; try again in ${seconds} s`);
 }
+
+describeRoutes('accounts', [
+  { method: 'get', path: '/api/v1/setup', summary: 'Whether first-run setup is still needed', responses: { 200: z.object({ needed: z.boolean() }) }, public: true },
+  { method: 'post', path: '/api/v1/setup', summary: 'First-run setup: the first admin, with the hub machine\'s setup code', body: setupBody, responses: { 201: signedInUser }, public: true },
+  { method: 'post', path: '/api/v1/session', summary: 'Sign in (sets the session cookie)', body: credentialsBody, responses: { 200: signedInUser }, public: true },
+  { method: 'get', path: '/api/v1/me', summary: 'The caller: name, role and grants', responses: { 200: meView } },
+  { method: 'delete', path: '/api/v1/session', summary: 'Sign out', responses: { 200: done('signedOut') } },
+  { method: 'post', path: '/api/v1/me/password', summary: 'Change the caller\'s password (ends its other sessions)', body: changePasswordBody, responses: { 200: z.object({ changed: z.literal(true), otherSessionsEnded: z.number().int() }) } },
+  { method: 'get', path: '/api/v1/tokens', summary: 'The caller\'s API tokens (never the secret)', responses: { 200: z.array(tokenSummary) } },
+  { method: 'delete', path: '/api/v1/tokens/{id}', summary: 'Revoke one of the caller\'s tokens', responses: { 200: done('revoked') } },
+]);
 
 /** Routes that work without signing in: setup and sign-in. */
 export function publicAccountRoutes(

@@ -7,13 +7,21 @@
  */
 import type { Context, Hono } from 'hono';
 import type { ZodType } from 'zod';
-import { addCertificateBody } from '../../protocol/ingress.ts';
+import { z } from 'zod';
+import { addCertificateBody, certificateView } from '../../protocol/ingress.ts';
+import { describeRoutes } from '../openapi/operations.ts';
 import { assertAdmin } from '../auth/principals.ts';
 import type { AuthVariables } from '../auth/rest-auth.ts';
 import type { EdgeCertificates } from '../edge/certs/edge-certificates.ts';
 
 type App = Hono<{ Variables: AuthVariables }>;
 type Parse = <T>(c: Context, schema: ZodType<T>) => Promise<T>;
+
+describeRoutes('edge', [
+  { method: 'get', path: '/api/v1/certificates', summary: 'The edge\'s certificates (never a key)', responses: { 200: z.array(certificateView) } },
+  { method: 'post', path: '/api/v1/certificates', summary: 'Add a supplied certificate and its key (admin)', body: addCertificateBody, responses: { 201: certificateView } },
+  { method: 'delete', path: '/api/v1/certificates/{id}', summary: 'Remove a certificate (admin)', responses: { 200: certificateView.extend({ removed: z.literal(true) }) } },
+]);
 
 export function certificateRoutes(app: App, book: EdgeCertificates, parse: Parse): void {
   app.get('/api/v1/certificates', (c) => c.json(book.list()));

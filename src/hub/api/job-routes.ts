@@ -7,7 +7,8 @@ import type { Hono } from 'hono';
 import { z } from 'zod';
 import { DockfleetError } from '../../protocol/errors.ts';
 import { JOB_ID } from '../../protocol/jobs.ts';
-import { jobDeclineBody, jobIntentBody } from '../../protocol/stack-api.ts';
+import { apiJobDetailView, apiJobView, jobDeclineBody, jobIntentBody } from '../../protocol/stack-api.ts';
+import { describeRoutes } from '../openapi/operations.ts';
 import type { Context } from 'hono';
 import type { ZodType } from 'zod';
 import type { AuthVariables } from '../auth/rest-auth.ts';
@@ -19,6 +20,13 @@ const jobsQuery = z.object({
   stack: z.string().min(1).max(100).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
+
+describeRoutes('jobs', [
+  { method: 'get', path: '/api/v1/jobs', summary: 'Jobs, newest first, by node or stack', query: jobsQuery, responses: { 200: z.array(apiJobView) } },
+  { method: 'post', path: '/api/v1/jobs/{id}/intent', summary: 'Attach the signed intent of a job awaiting one (admin or operator)', body: jobIntentBody, responses: { 200: apiJobView } },
+  { method: 'post', path: '/api/v1/jobs/{id}/decline', summary: 'Decline to sign a job: it fails at once (admin or operator)', body: jobDeclineBody, responses: { 200: apiJobView } },
+  { method: 'get', path: '/api/v1/jobs/{id}', summary: 'One job with its steps, timings and log lines', responses: { 200: apiJobDetailView } },
+]);
 
 export function jobRoutes(app: Hono<{ Variables: AuthVariables }>, jobs: JobQueue): void {
   app.get('/api/v1/jobs', async (c) => {

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { AuthVariables } from '../auth/rest-auth.ts';
 import { openApiDocument } from './document.ts';
 import { describeRoutes } from './operations.ts';
+import './core-operations.ts';
 
 describeRoutes('meta', [
   { method: 'get', path: '/api/v1/openapi.json', summary: 'This document: the REST API in OpenAPI 3.1', responses: { 200: z.looseObject({ openapi: z.string().regex(/^3\.1\.\d+$/), paths: z.record(z.string(), z.unknown()) }) } },
