@@ -185,3 +185,12 @@ export const escrowReport = z.strictObject({ repository: z.string().max(4_096), 
 export type EscrowReport = z.infer<typeof escrowReport>;
 export const backupReportsMessage = z.strictObject({ reports: z.array(volumeBackupReport).max(10_000), escrows: z.array(escrowReport).max(1_000).optional() });
 export type BackupReportsMessage = z.infer<typeof backupReportsMessage>;
+
+// Answers of the volume backup routes, as the OpenAPI document shows them (times as ISO strings).
+const atIso = z.string();
+export const volumeBackupStatusView = z.object({
+  node: z.string(), volume: z.string(), policy: volumeBackupPolicy.nullable(),
+  lastBackup: backupOutcome.extend({ at: atIso }).nullable(),
+  lastVerified: verifyOutcome.extend({ at: atIso }).nullable(),
+  lastVerifiedOkAt: atIso.nullable(),
+});

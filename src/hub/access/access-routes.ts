@@ -7,7 +7,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Context, Hono } from 'hono';
 import { z } from 'zod';
-import { USER_ROLES } from '../../protocol/api.ts';
+import { done, grantView as grantAnswer, pendingCode, USER_ROLES, userChanged, userSummary } from '../../protocol/api.ts';
+import { describeRoutes } from '../openapi/operations.ts';
 import { DockfleetError } from '../../protocol/errors.ts';
 import type { Store, UserRecord } from '../../store/store.ts';
 import { ADMIN_USER_ID } from '../admin-token.ts';
@@ -35,6 +36,17 @@ export const createGrantBody = z.object({
 
 /** A code's id in answers: the first 16 hex digits of its secret's hash (never the secret). */
 const codeId = (secretHash: string): string => secretHash.slice(0, 16);
+
+describeRoutes('access', [
+  { method: 'get', path: '/api/v1/users', summary: 'Every user with its role, scope and grants (admin)', responses: { 200: z.array(userSummary) } },
+  { method: 'patch', path: '/api/v1/users/{name}', summary: 'Change a user\'s role or scope, disable or enable it (admin)', body: changeUserBody, responses: { 200: userChanged } },
+  { method: 'post', path: '/api/v1/users/{name}/password', summary: 'Set a temporary password, shown once; the user\'s sessions end (admin)', responses: { 200: z.object({ name: z.string(), temporaryPassword: z.string() }) } },
+  { method: 'get', path: '/api/v1/users/{name}/grants', summary: 'A user\'s node grants (admin)', responses: { 200: z.array(grantAnswer) } },
+  { method: 'post', path: '/api/v1/users/{name}/grants', summary: 'Grant a role on a node or on nodes with a label (admin)', body: createGrantBody, responses: { 201: grantAnswer } },
+  { method: 'delete', path: '/api/v1/users/{name}/grants/{id}', summary: 'Remove a grant (admin)', responses: { 200: done('removed') } },
+  { method: 'get', path: '/api/v1/enrollments', summary: 'Pending enrollment codes and join tokens, never their secret (admin)', responses: { 200: z.array(pendingCode) } },
+  { method: 'delete', path: '/api/v1/enrollments/{id}', summary: 'Revoke a pending code or join token (admin)', responses: { 200: done('revoked') } },
+]);
 
 export function accessRoutes(app: App, deps: { store: Store; parse: Parse }): void {
   const { store, parse } = deps;

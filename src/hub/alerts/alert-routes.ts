@@ -12,6 +12,22 @@ import type { AuthVariables } from '../auth/rest-auth.ts';
 import { assertAdmin } from '../auth/principals.ts';
 import { Alerts } from './alerts.ts';
 import { receiverBody, receiverPatch } from './receivers.ts';
+import { describeRoutes } from '../openapi/operations.ts';
+
+const iso_ = z.string();
+const sendOutcome = z.object({ ok: z.boolean(), status: z.number().int().nullable(), error: z.string().nullable() });
+const receiverView = z.object({
+  id: z.string(), name: z.string(), format: z.string(), target: z.string(), headerNames: z.array(z.string()), enabled: z.boolean(), createdAt: iso_,
+  lastTest: sendOutcome.extend({ at: iso_ }).nullable(),
+});
+const incidentView = z.object({
+  id: z.string(), key: z.string(), kind: z.string(), severity: z.string(), state: z.string(), node: z.string().nullable(), subject: z.string(),
+  title: z.string(), detail: z.string(), openedAt: iso_.nullable(), updatedAt: iso_.nullable(), resolvedAt: iso_.nullable(),
+  deliveries: z.array(z.object({
+    receiver: z.string(), receiverId: z.string(), event: z.string(), state: z.string(), attempts: z.number().int(),
+    nextAttemptAt: iso_.nullable(), lastStatus: z.number().int().nullable(), lastError: z.string().nullable(), sentAt: iso_.nullable(),
+  })),
+});
 
 type Parse = <T>(c: Context, schema: z.ZodType<T>) => Promise<T>;
 type App = Hono<{ Variables: AuthVariables }>;
@@ -29,6 +45,18 @@ function apiIncident(i: IncidentRecord, deliveries: DeliveryRecord[], names: Map
     })),
   };
 }
+
+describeRoutes('alerts', [
+  { method: 'get', path: '/api/v1/alerts', summary: 'Recent incidents with their deliveries\' state', query: alertsQuery, responses: { 200: z.array(incidentView) } },
+  {
+    method: 'get', path: '/api/v1/alert-receivers', summary: 'Alert receivers (targets as scheme and host only) and each one\'s latest delivery (admin)',
+    responses: { 200: z.array(receiverView.extend({ lastDelivery: z.object({ event: z.string(), state: z.string(), attempts: z.number().int(), lastStatus: z.number().int().nullable(), lastError: z.string().nullable(), at: iso_.nullable() }).nullable() })) },
+  },
+  { method: 'post', path: '/api/v1/alert-receivers', summary: 'Add a receiver (admin)', body: receiverBody, responses: { 201: receiverView } },
+  { method: 'patch', path: '/api/v1/alert-receivers/{id}', summary: 'Change a receiver (admin)', body: receiverPatch, responses: { 200: receiverView } },
+  { method: 'delete', path: '/api/v1/alert-receivers/{id}', summary: 'Remove a receiver (admin)', responses: { 200: z.object({ id: z.string(), removed: z.literal(true) }) } },
+  { method: 'post', path: '/api/v1/alert-receivers/{id}/test', summary: 'Send a made-up incident now and say what the receiver answered (admin)', responses: { 200: sendOutcome } },
+]);
 
 export function alertRoutes(app: App, alerts: Alerts, parse: Parse): void {
   const admin = (c: Context<{ Variables: AuthVariables }>): void => assertAdmin(c.get('principal'));

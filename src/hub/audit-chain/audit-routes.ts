@@ -8,7 +8,19 @@
 import type { Context, Hono } from 'hono';
 import type { z } from 'zod';
 import { DockfleetError } from '../../protocol/errors.ts';
-import { auditQuery } from '../../protocol/api.ts';
+import { auditQuery, auditRow } from '../../protocol/api.ts';
+import { z as zod } from 'zod';
+import { describeRoutes } from '../openapi/operations.ts';
+
+describeRoutes('audit', [
+  { method: 'get', path: '/api/v1/audit', summary: 'The audit log, newest first (admins: all; others: the nodes they act on)', query: auditQuery, responses: { 200: zod.array(auditRow) } },
+  { method: 'get', path: '/api/v1/audit/verify', summary: 'The hub\'s audit chain verdict (admin)', responses: { 200: zod.looseObject({ ok: zod.boolean() }) } },
+  {
+    method: 'get', path: '/api/v1/nodes/{name}/audit-agreement', summary: 'Whether the host\'s own audit log and the hub\'s agree',
+    query: zod.object({ full: zod.enum(['0', '1']).optional() }),
+    responses: { 200: zod.looseObject({ node: zod.string(), state: zod.string(), hostHead: zod.object({ seq: zod.number().int(), hash: zod.string() }).nullable(), checkedThrough: zod.number().int(), hubOnlyCount: zod.number().int(), hostOnlyCount: zod.number().int() }) },
+  },
+]);
 import type { Logger } from '../../lib/logger.ts';
 import type { Store } from '../../store/store.ts';
 import type { AuditLog } from '../audit-log.ts';

@@ -15,6 +15,7 @@ import { matchesEvent, type EventFilter } from './event-ring.ts';
 import { watchAccess } from '../access/access-watch.ts';
 import type { AuthVariables } from '../auth/rest-auth.ts';
 import type { NodeAccess } from '../access/node-access.ts';
+import { describeRoutes } from '../openapi/operations.ts';
 
 const MAX_PENDING = 1_000;
 
@@ -26,6 +27,15 @@ const filterQuery = z.object({
   limit: z.coerce.number().int().min(1).max(5_000).optional(),
   after: z.coerce.number().int().min(0).optional(),
 });
+
+const fleetEvent = z.object({
+  seq: z.number().int(), node: z.string(), time: z.number(), type: z.string(), action: z.string(), id: z.string(), name: z.string(), detail: z.record(z.string(), z.string()),
+});
+
+describeRoutes('events', [
+  { method: 'get', path: '/api/v1/events', summary: 'The fleet\'s Docker events, newest first', query: filterQuery, responses: { 200: z.array(fleetEvent) } },
+  { method: 'get', path: '/api/v1/events/stream', summary: 'New Docker events as Server-Sent Events (`event: docker`, data: one event)', query: filterQuery, responses: { 200: 'text/event-stream' } },
+]);
 
 type Parse = <T>(schema: z.ZodType<T>, value: unknown) => T;
 

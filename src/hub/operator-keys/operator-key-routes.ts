@@ -17,6 +17,15 @@ import type { Store } from '../../store/store.ts';
 import { assertAdmin } from '../auth/principals.ts';
 import type { AuthVariables } from '../auth/rest-auth.ts';
 import type { OperatorKeyRecord } from './operator-key-store.ts';
+import { z as zod } from 'zod';
+import { describeRoutes } from '../openapi/operations.ts';
+
+const keyView = zod.object({ id: zod.string(), publicKey: zod.string(), name: zod.string(), user: zod.string(), createdAt: zod.string(), revokedAt: zod.string().nullable() });
+describeRoutes('operator keys', [
+  { method: 'get', path: '/api/v1/operator-keys', summary: 'The caller\'s operator keys (`?all=1`: everyone\'s, admins only)', query: zod.object({ all: zod.string().optional() }), responses: { 200: zod.array(keyView) } },
+  { method: 'post', path: '/api/v1/operator-keys', summary: 'Register a public key the caller signs intents with', body: createOperatorKeyBody, responses: { 201: keyView } },
+  { method: 'delete', path: '/api/v1/operator-keys/{id}', summary: 'Revoke an operator key', responses: { 200: zod.object({ id: zod.string(), revoked: zod.literal(true), revokedAt: zod.string() }) } },
+]);
 
 type App = Hono<{ Variables: AuthVariables }>;
 type Parse = <T>(c: Context, schema: z.ZodType<T>) => Promise<T>;

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { assertAdmin } from '../auth/principals.ts';
 import type { AuthVariables } from '../auth/rest-auth.ts';
 import type { RegistryAuth } from './registry-auth.ts';
+import { describeRoutes } from '../openapi/operations.ts';
 
 type App = Hono<{ Variables: AuthVariables }>;
 type Parse = <T>(c: Context, schema: z.ZodType<T>) => Promise<T>;
@@ -20,6 +21,13 @@ export const createRegistryBody = z.object({
   username: z.string().min(1).max(256),
   password: z.string().min(1).max(4096),
 }).strict();
+
+const registryView = z.object({ id: z.string(), server: z.string(), username: z.string(), createdBy: z.string(), createdAt: z.string() });
+describeRoutes('registries', [
+  { method: 'get', path: '/api/v1/registries', summary: 'Registry credentials: hosts and usernames, never secrets', responses: { 200: z.array(registryView) } },
+  { method: 'post', path: '/api/v1/registries', summary: 'Add a registry credential (admin)', body: createRegistryBody, responses: { 201: registryView } },
+  { method: 'delete', path: '/api/v1/registries/{id}', summary: 'Remove a registry credential (admin)', responses: { 200: z.object({ id: z.string(), removed: z.literal(true) }) } },
+]);
 
 export function registryRoutes(app: App, auth: RegistryAuth, parse: Parse): void {
   app.get('/api/v1/registries', async (c) => c.json(await auth.list()));

@@ -19,7 +19,9 @@
 import type { Context, Hono } from 'hono';
 import { z, type ZodType } from 'zod';
 import { DockfleetError } from '../../protocol/errors.ts';
-import { putPolicyBody, VOLUME_NAME, type VolumeBackupPolicy } from '../../protocol/volume-backup.ts';
+import { putPolicyBody, VOLUME_NAME, volumeBackupPolicy, volumeBackupStatusView, type VolumeBackupPolicy } from '../../protocol/volume-backup.ts';
+import { filedJobAnswer } from '../../protocol/stack-api.ts';
+import { describeRoutes } from '../openapi/operations.ts';
 import type { AuthVariables } from '../auth/rest-auth.ts';
 import type { JobQueue } from '../jobs/job-queue.ts';
 import type { NodeRegistry } from '../node-registry.ts';
@@ -65,6 +67,15 @@ const putBody = putPolicyBody.extend({
   sign: z.boolean().optional(),
   secretEnv: z.record(z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/), z.string().min(1).max(8_192)).refine((e) => Object.keys(e).length <= 32, 'at most 32 variables').optional(),
 });
+
+const policyPath = '/api/v1/nodes/{name}/volumes/{volume}/backup-policy';
+describeRoutes('volume backups', [
+  { method: 'get', path: policyPath, summary: 'The volume\'s backup policy and status', responses: { 200: z.object({ policy: volumeBackupPolicy, secretEnvNames: z.array(z.string()), status: volumeBackupStatusView }) } },
+  { method: 'put', path: policyPath, summary: 'Set the volume\'s backup policy (files a volume-policies job)', body: putBody, responses: { 200: z.object({ policy: volumeBackupPolicy, secretEnvNames: z.array(z.string()), job: filedJobAnswer }) } },
+  { method: 'delete', path: policyPath, summary: 'Remove the volume\'s backup policy (`?sign=true` for a signed job)', query: z.object({ sign: z.enum(['true', 'false']).optional() }), responses: { 200: z.object({ job: filedJobAnswer }) } },
+  { method: 'get', path: '/api/v1/nodes/{name}/backup-status', summary: 'Every volume of the node with a policy or a recorded backup', responses: { 200: z.object({ node: z.string(), volumes: z.array(volumeBackupStatusView) }) } },
+  { method: 'get', path: '/api/v1/nodes/{name}/volumes/{volume}/backup-status', summary: 'The volume\'s latest backup and verification', responses: { 200: volumeBackupStatusView } },
+]);
 
 /** Files the node's whole policy set at this revision (the same revision files nothing new); signed: held for the signature. */
 async function sendPolicies(deps: BackupPolicyRoutesDeps, node: string, revision: number, by: string, sign: boolean) {

@@ -29,6 +29,9 @@ import type { JobQueue } from '../jobs/job-queue.ts';
 import { apiJob, type JobView } from '../jobs/job-views.ts';
 import type { NodeRegistry } from '../node-registry.ts';
 import type { HubKeptSecrets } from './hub-kept-secrets.ts';
+import { apiJobView, filedJobAnswer } from '../../protocol/stack-api.ts';
+import { snapshotSummary } from '../../protocol/volume-backup.ts';
+import { describeRoutes } from '../openapi/operations.ts';
 
 type App = Hono<{ Variables: AuthVariables }>;
 type Parse = <T>(c: Context, schema: ZodType<T>) => Promise<T>;
@@ -38,6 +41,19 @@ const signFlag = { sign: z.boolean().optional() };
 const backupBody = fileBackupBody.extend(signFlag);
 const restoreBody = fileRestoreBody.extend(signFlag);
 const snapshotsBody = listSnapshotsBody.extend(signFlag);
+
+const volumePath = '/api/v1/nodes/{name}/volumes/{volume}';
+describeRoutes('volume backups', [
+  { method: 'post', path: `${volumePath}/backups`, summary: 'Back the volume up now (files a job; `Idempotency-Key` header honoured)', body: backupBody, responses: { 202: filedJobAnswer } },
+  { method: 'post', path: `${volumePath}/restores`, summary: 'Restore the volume from a snapshot (files a job)', body: restoreBody, responses: { 202: filedJobAnswer } },
+  {
+    method: 'post', path: `${volumePath}/snapshots`, summary: 'List the volume\'s snapshots (a job; waits up to 2 minutes for the agent)', body: snapshotsBody,
+    responses: {
+      200: z.object({ job: apiJobView, repository: z.string().nullable(), snapshots: z.array(snapshotSummary) }),
+      202: z.object({ job: apiJobView, signing: filedJobAnswer.shape.signing }),
+    },
+  },
+]);
 
 export interface VolumeBackupRoutesDeps {
   jobs: JobQueue;
