@@ -6,7 +6,9 @@
  */
 import { parseArgs } from 'node:util';
 import { AGENT_AUDIT_USAGE } from '../../agent/audit/audit-usage.ts';
+import { LOG_FLAGS_HELP, LOG_FLAG_OPTIONS, logSettingsFrom } from '../../lib/log-settings.ts';
 import { UsageError, type Command } from '../command.ts';
+import { AGENT_INSTALL_USAGE } from '../install/install-usage.ts';
 
 const RECOVERY_CODE_USAGE = `dockfleet agent backup-recovery-code [--state DIR] [--repository LABEL]
 
@@ -37,6 +39,7 @@ async function printRecoveryCodes(args: string[]): Promise<void> {
 export const agentCommand: Command = {
   summary: 'run the agent beside a Docker engine (dials out; listens on no port)',
   usage: `dockfleet agent --hub URL [--code CODE] [--state DIR] [--docker unix:///var/run/docker.sock] [--name NAME] [--policy FILE]
+                [--log-level LEVEL] [--log-format json|pretty]
 
   --hub URL     the hub, e.g. https://hub.example:7443 (HTTPS_PROXY/NO_PROXY are honoured)
   --code CODE   enrollment code or join token; needed only the first time
@@ -45,6 +48,9 @@ export const agentCommand: Command = {
   --name NAME   the node's name (required with a join token)
   --policy FILE this host's Docker API policy (default /etc/dockfleet/agent-policy.json; built-in
                 defaults when absent; set only on this host, never from the hub)
+${LOG_FLAGS_HELP}
+
+${AGENT_INSTALL_USAGE}
 
 ${AGENT_AUDIT_USAGE}
 
@@ -52,16 +58,18 @@ ${RECOVERY_CODE_USAGE}`,
   async run(args) {
     if (args[0] === 'audit') return (await import('../../agent/audit/audit-command.ts')).runAgentAudit(args.slice(1));
     if (args[0] === 'backup-recovery-code') return printRecoveryCodes(args.slice(1));
+    if (args[0] === 'install' || args[0] === 'uninstall') return (await import('../install/agent-install-command.ts')).runAgentInstallCommand(args[0], args.slice(1));
     if (args[0] === 'restic-bridge') return (await import('../../agent/backup/restic-bridge.ts')).runResticBridge(args.slice(1));
     const { values } = parseArgs({
       args, strict: true,
-      options: { hub: { type: 'string' }, code: { type: 'string' }, state: { type: 'string' }, docker: { type: 'string' }, name: { type: 'string' }, policy: { type: 'string' } },
+      options: { hub: { type: 'string' }, code: { type: 'string' }, state: { type: 'string' }, docker: { type: 'string' }, name: { type: 'string' }, policy: { type: 'string' }, ...LOG_FLAG_OPTIONS },
     });
+    const logSettings = logSettingsFrom(values);
     const [{ agentConfigFrom }, { runAgent }, { createLogger }, { untilSignal }] = await Promise.all([
       import('../../agent/config.ts'), import('../../agent/run-agent.ts'), import('../../lib/logger.ts'), import('../until-signal.ts'),
     ]);
     const config = agentConfigFrom(values);
-    const log = createLogger('agent');
+    const log = createLogger('agent', logSettings);
     const stop = new AbortController();
     void untilSignal().then(() => stop.abort());
     await runAgent(config, log, stop.signal, {

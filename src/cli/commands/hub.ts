@@ -3,7 +3,9 @@ import { hubConfigFrom } from '../../hub/config.ts';
 import { runHub } from '../../hub/run-hub.ts';
 import { printSetupCode } from './setup-code.ts';
 import { createLogger } from '../../lib/logger.ts';
+import { LOG_FLAGS_HELP, LOG_FLAG_OPTIONS, logSettingsFrom } from '../../lib/log-settings.ts';
 import type { Command } from '../command.ts';
+import { HUB_INSTALL_USAGE } from '../install/install-usage.ts';
 import { untilSignal } from '../until-signal.ts';
 
 export const hubCommand: Command = {
@@ -11,6 +13,7 @@ export const hubCommand: Command = {
   usage: `dockfleet hub [--data DIR] [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE] [--master-key FILE] [--max-connections-per-address N] [--max-agent-links-per-address N] [--edge-listen HOST:PORT]
           [--edge-http HOST:PORT] [--acme-directory URL [--acme-email EMAIL] [--acme-ca FILE]] [--public-url URL]
           [--backup-every DURATION --backup-dir PATH [--backup-keep N] [--backup-recipient AGE_KEY] [--backup-no-master-key]]
+          [--log-level LEVEL] [--log-format json|pretty]
 
   --data DIR          state: CA, database, admin.token, and setup.code until the first admin exists (default ./data)
   --listen HOST:PORT  the one HTTPS port for UI, API, agents and Docker endpoints (default 127.0.0.1:7443)
@@ -30,16 +33,21 @@ export const hubCommand: Command = {
   --backup-every DURATION  back the hub up by itself every DURATION (24h, 30m, 90s) into --backup-dir PATH, keeping
                            the newest --backup-keep N (default 7); encrypted to DOCKFLEET_BACKUP_PASSPHRASE (or _FILE)
                            or --backup-recipient age1…; --backup-no-master-key leaves the master key out
-                           (DOCKFLEET_BACKUP_EVERY, _DIR, _KEEP, _RECIPIENT also set them)`,
+                           (DOCKFLEET_BACKUP_EVERY, _DIR, _KEEP, _RECIPIENT also set them)
+${LOG_FLAGS_HELP}
+
+${HUB_INSTALL_USAGE}`,
   async run(args) {
+    if (args[0] === 'install' || args[0] === 'uninstall') return (await import('../install/hub-install-command.ts')).runHubInstallCommand(args[0], args.slice(1));
     const { values } = parseArgs({
       args, strict: true,
       options: { data: { type: 'string' }, listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'master-key': { type: 'string' }, 'max-connections-per-address': { type: 'string' }, 'max-agent-links-per-address': { type: 'string' }, 'edge-listen': { type: 'string' },
         'edge-http': { type: 'string' }, 'acme-directory': { type: 'string' }, 'acme-email': { type: 'string' }, 'acme-ca': { type: 'string' }, 'public-url': { type: 'string' },
-        'backup-every': { type: 'string' }, 'backup-dir': { type: 'string' }, 'backup-keep': { type: 'string' }, 'backup-recipient': { type: 'string' }, 'backup-no-master-key': { type: 'boolean' } },
+        'backup-every': { type: 'string' }, 'backup-dir': { type: 'string' }, 'backup-keep': { type: 'string' }, 'backup-recipient': { type: 'string' }, 'backup-no-master-key': { type: 'boolean' }, ...LOG_FLAG_OPTIONS },
     });
+    const logSettings = logSettingsFrom(values);
     const config = hubConfigFrom(values);
-    const log = createLogger('hub');
+    const log = createLogger('hub', logSettings);
     const running = await runHub(config, log);
     await printSetupCode(config.dataDir);
     process.stdout.write(`hub ready ${running.url}\n`);
