@@ -158,10 +158,13 @@ export class WindowSizer {
   }
 
   /** Sends one ping now and feeds its round trip in (with too many outstanding, the next
-   * probe will do). */
-  probe(): void {
+   * probe will do); `onRtt` also hears it (the hub's metrics). */
+  probe(onRtt?: (ms: number) => void): void {
     const s = this.#session;
     if (s.destroyed || s.closed || s.connecting) return;
-    pingForRtt(s, (ms) => this.sample(ms));
+    pingForRtt(s, (ms) => {
+      this.sample(ms);
+      onRtt?.(ms);
+    });
   }
 }

@@ -18,6 +18,8 @@ import type { Logger } from '../../lib/logger.ts';
 
 export interface AgentLinkEvents {
   inventory: [InventoryMessage];
+  /** A ping's round trip on this link, in ms (measured on the agent's heartbeats; metrics). */
+  roundTrip: [ms: number];
   close: [];
 }
 
@@ -86,7 +88,7 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
     const probe = (): void => {
       probedAt = Date.now();
       probes++;
-      windows.probe();
+      windows.probe((ms) => this.emit('roundTrip', ms));
     };
     if (this.#session.connecting) this.#session.once('connect', probe);
     else probe();
@@ -101,6 +103,11 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Bytes this link's socket carried each way so far (still readable once it closed; metrics). */
+  get bytes(): { toAgent: number; fromAgent: number } {
+    return { toAgent: this.#socket.bytesWritten, fromAgent: this.#socket.bytesRead };
   }
 
   /** Sends a request through the agent; resolves with the response head and its body stream. */
