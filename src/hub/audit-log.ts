@@ -39,6 +39,7 @@ export class AuditLog {
   readonly #log: Logger;
   /** Rows without an outcome that started before this are from an earlier run of the hub. */
   readonly #bootedAt = Date.now();
+  #writeFailures = 0;
 
   constructor(store: Store, log: Logger) {
     this.#store = store;
@@ -48,7 +49,7 @@ export class AuditLog {
   /** A call that is already over, in one step. Never fails the caller (sign-in attempts). */
   record(entry: Omit<AuditEntry, 'at'> & { at?: number }): void {
     const row: AuditEntry = { ...entry, at: entry.at ?? Date.now(), path: entry.path.slice(0, MAX_PATH) };
-    this.#store.appendAudit(row).catch((err) => this.#log.error({ err }, 'could not write the audit log'));
+    this.#store.appendAudit(row).catch((err) => (this.#writeFailures++, this.#log.error({ err }, 'could not write the audit log')));
   }
 
   /** Writes the intent before the call goes on; throws (storage_full) when it cannot. */
@@ -58,6 +59,7 @@ export class AuditLog {
     try {
       id = await this.#store.beginAudit({ ...intent, path: intent.path.slice(0, MAX_PATH), startedAt });
     } catch (err) {
+      this.#writeFailures++;
       this.#log.error({ err, code: toDockfleetError(err).code }, 'could not write the audit log: refusing the call');
       throw new DockfleetError('storage_full', 'the hub cannot write its audit log (its storage is full, failing or read-only), so it refuses changes until it can; reads go on', { cause: err });
     }
@@ -69,9 +71,14 @@ export class AuditLog {
         if (done) return;
         done = true;
         this.#store.finishAudit(id, { status, finishedAt: Date.now(), bytes })
-          .catch((err) => this.#log.error({ err, id }, 'could not write an audit outcome; the row reads as interrupted'));
+          .catch((err) => (this.#writeFailures++, this.#log.error({ err, id }, 'could not write an audit outcome; the row reads as interrupted')));
       },
     };
+  }
+
+  /** Rows (intents, outcomes, records) the hub could not write since it started (metrics). */
+  get writeFailures(): number {
+    return this.#writeFailures;
   }
 
   async query(q: AuditQuery): Promise<AuditView[]> {

@@ -67,6 +67,11 @@ export class TerminalBridge {
     this.#deps = deps;
   }
 
+  /** Open terminal sessions (metrics). */
+  get sessionCount(): number {
+    return this.#wss.clients.size;
+  }
+
   async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => {});
     const url = new URL(req.url ?? '/', 'https://hub.invalid');
