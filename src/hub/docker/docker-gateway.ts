@@ -20,6 +20,7 @@ import { hijackToNode } from './hijack-proxy.ts';
 import { proxyToAgent } from './node-proxy.ts';
 import { StreamCaps } from './stream-caps.ts';
 import type { RegistryAuth } from '../registry-auth/registry-auth.ts';
+import type { GatewayCall } from '../metrics/hub-metrics.ts';
 
 export interface DockerGatewayDeps {
   registry: NodeRegistry;
@@ -31,6 +32,8 @@ export interface DockerGatewayDeps {
   caps?: StreamCaps;
   /** Stored registry credentials, set as X-Registry-Auth on a pull that names one. */
   registryAuth?: RegistryAuth;
+  /** Counts each call as it ends (hub/metrics/). */
+  metrics?: { gatewayCall(call: GatewayCall): void };
 }
 
 export class DockerGateway {
@@ -71,8 +74,10 @@ export class DockerGateway {
   }
 
   async handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const startedAt = process.hrtime.bigint();
     let end: ((status: number) => void) | null = null;
     let status: number;
+    let refusedByPolicy = false;
     try {
       const admitted = await this.#admit(req, false);
       end = admitted.end;
@@ -83,6 +88,7 @@ export class DockerGateway {
         await this.#deps.registryAuth?.applyToRequest(req.method ?? 'GET', route.enginePath, req.headers);
         const outcome = await proxyToAgent(this.#deps.registry.requireLink(route.node), `${DOCKER_PREFIX}${route.enginePath}`, req, res, { actor: principal.name, auditRef });
         status = outcome.status;
+        refusedByPolicy = outcome.refusedByPolicy;
         if (outcome.refusedByPolicy) this.#deps.log.info({ user: principal.name, node: route.node, method: req.method, path: route.enginePath.split('?')[0] }, 'call refused by host policy');
       }
     } catch (err) {
@@ -92,9 +98,11 @@ export class DockerGateway {
       status = e.status;
     }
     end?.(status);
+    this.#deps.metrics?.gatewayCall({ url: req.url ?? '', status, startedAt, refusedByPolicy });
   }
 
   async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const startedAt = process.hrtime.bigint();
     let end: ((status: number) => void) | null = null;
     let status: number;
     socket.on('error', () => {});
@@ -110,6 +118,7 @@ export class DockerGateway {
       writeDockerErrorToSocket(socket, e);
       status = e.status;
     }
+    this.#deps.metrics?.gatewayCall({ url: req.url ?? '', status, startedAt, refusedByPolicy: false });
     // A hijacked stream ends when its connection does: its place is held until then.
     if (status !== 101 || socket.destroyed || !end) return void end?.(status);
     const ended = end;
