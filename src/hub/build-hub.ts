@@ -43,6 +43,8 @@ import { BackupReportFeed } from './volume-backups/backup-report-feed.ts';
 import { HostRebuilds, type RebuildTuning } from './rebuild/host-rebuilds.ts';
 import { HubKeptSecrets } from './volume-backups/hub-kept-secrets.ts';
 import { RebuildAlertSource } from './rebuild/rebuild-alert-source.ts';
+import { HubMetrics } from './metrics/hub-metrics.ts';
+import { isMetricsRequest, serveMetrics } from './metrics/metrics-endpoint.ts';
 
 export interface HubDeps {
   store: Store;
@@ -61,6 +63,8 @@ export interface HubDeps {
   alertTuning?: Partial<AlertTuning>;
   /** Host rebuild timings (how long a replacement's agent may take to connect); tests shorten them. */
   rebuildTuning?: RebuildTuning;
+  /** SHA-256 of the scrape token (DIR/metrics.token), which opens GET /metrics only; null: admins only. */
+  scrapeTokenHash?: string | null;
 }
 
 export interface Hub {
@@ -114,8 +118,13 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
   const principals = new Principals(store, (name) => stacks.routes.labels.of(name));
   const caps = new StreamCaps(deps.streamsPerUser);
   const registryAuth = new RegistryAuth(store.registries, deps.secrets);
+  // Prometheus metrics (hub/metrics/): reads the parts below at scrape time; counts Docker calls.
+  const metrics = new HubMetrics({
+    registry, inventory, jobs, auditWriteFailures: () => audit.writeFailures,
+    sseClients: () => ({ live: live.clientCount, stats: statsEvents.clientCount }), terminalSessions: () => terminals.sessionCount,
+  });
   const docker = new DockerGateway({
-    registry, principals, audit, log, caps, registryAuth,
+    registry, principals, audit, log, caps, registryAuth, metrics,
     ...(deps.fleetDeadlineMs === undefined ? {} : { fleetDeadlineMs: deps.fleetDeadlineMs }),
   });
   const gateway = new AgentGateway({
@@ -136,6 +145,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
 
   return {
     requestListener(req, res) {
+      if (isMetricsRequest(req)) return void serveMetrics({ metrics, principals, scrapeTokenHash: deps.scrapeTokenHash ?? null, log }, req, res);
       if (ui(req, res)) return;
       const url = req.url ?? '';
       // Streams stay out of the REST framework so they keep Node's backpressure end to end.
