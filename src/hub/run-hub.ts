@@ -30,6 +30,7 @@ import type { AcmeManager } from './edge/acme/acme-manager.ts';
 import type { AcmeTuning } from './edge/acme/acme-schedule.ts';
 import { listenOn } from '../lib/listen.ts';
 import { serveResticRepos } from './restic-repo/reverse-links.ts';
+import { ensureScrapeToken } from './metrics/scrape-token.ts';
 
 export const HUB_INFO_FILE = 'hub.json';
 export const DATABASE_FILE = 'dockfleet.db';
@@ -81,7 +82,8 @@ export async function runHub(config: HubConfig, log: Logger, options: RunHubOpti
   await ensureAdminToken(config.dataDir, store);
   const setupCode = await SetupCode.open(config.dataDir, store); // DIR/setup.code while no one can sign in yet
 
-  const hub = await buildHub({ store, pki, log, setupCode, secrets, ...(options.alertTuning ? { alertTuning: options.alertTuning } : {}), ...(options.rebuildTuning ? { rebuildTuning: options.rebuildTuning } : {}) });
+  const scrapeTokenHash = await ensureScrapeToken(config.dataDir); // DIR/metrics.token: opens GET /metrics only
+  const hub = await buildHub({ store, pki, log, setupCode, secrets, scrapeTokenHash, ...(options.alertTuning ? { alertTuning: options.alertTuning } : {}), ...(options.rebuildTuning ? { rebuildTuning: options.rebuildTuning } : {}) });
   const backupSchedule = await backups?.start({ masterKey: masterKey.key, alerts: hub.alerts.book, log }) ?? null;
   const resticRepos = await serveResticRepos(hub.registry, config.dataDir, log); // DIR/restic: volume backups' ciphertext, over each agent's link
   const server = https.createServer(
