@@ -84,7 +84,7 @@ export const tokenCreated = z.object({ name: z.string(), token: z.string(), expi
 export const tokenSummary = z.object({ id: z.string(), name: z.string(), createdAt: isoTime.nullable(), expiresAt: isoTime.nullable(), lastUsedAt: isoTime.nullable() });
 export const clientCertRevoked = z.object({ serial: z.string(), revoked: z.literal(true) });
 export const pingAnswer = z.object({ status: z.number().int(), roundTripMicros: z.number().int() });
-export const keyRotated = z.looseObject({ name: z.string() });
+export const keyRotated = z.object({ keyId: z.string() });
 /** Inventory items are the engine's own objects (Docker's list answers), passed through. */
 export const inventoryItems = z.array(z.looseObject({}));
 export const signedInUser = z.object({ name: z.string(), role: z.enum(USER_ROLES) });
