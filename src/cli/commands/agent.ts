@@ -70,6 +70,8 @@ ${RECOVERY_CODE_USAGE}`,
     ]);
     const config = agentConfigFrom(values);
     const log = createLogger('agent', logSettings);
+    // Never the code: only where the agent will look and what it will use.
+    log.debug({ hub: config.hubUrl?.origin ?? null, state: config.stateDir, docker: config.dockerHost, policy: config.policyFile, logLevel: logSettings.level }, 'configuration read');
     const stop = new AbortController();
     void untilSignal().then(() => stop.abort());
     await runAgent(config, log, stop.signal, {

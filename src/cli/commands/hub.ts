@@ -48,6 +48,7 @@ ${HUB_INSTALL_USAGE}`,
     const logSettings = logSettingsFrom(values);
     const config = hubConfigFrom(values);
     const log = createLogger('hub', logSettings);
+    log.debug({ data: config.dataDir, listen: `${config.host}:${config.port}`, edge: config.edge !== null, acme: config.acme !== null, logLevel: logSettings.level }, 'configuration read');
     const running = await runHub(config, log);
     await printSetupCode(config.dataDir);
     process.stdout.write(`hub ready ${running.url}\n`);
