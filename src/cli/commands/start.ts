@@ -13,6 +13,7 @@ import { hubConfigFrom } from '../../hub/config.ts';
 import { runHub } from '../../hub/run-hub.ts';
 import { printSetupCode } from './setup-code.ts';
 import { createLogger } from '../../lib/logger.ts';
+import { LOG_FLAGS_HELP, LOG_FLAG_OPTIONS, logSettingsFrom } from '../../lib/log-settings.ts';
 import type { Command } from '../command.ts';
 import { untilSignal } from '../until-signal.ts';
 
@@ -38,11 +39,14 @@ async function engineAnswers(dockerHost: string): Promise<boolean> {
 
 export const startCommand: Command = {
   summary: 'run a hub and, if a local Docker engine answers, an agent for it (what `npm start` runs)',
-  usage: `dockfleet start [--data DIR] [--listen HOST:PORT] [--master-key FILE] [--docker unix:///var/run/docker.sock]`,
+  usage: `dockfleet start [--data DIR] [--listen HOST:PORT] [--master-key FILE] [--docker unix:///var/run/docker.sock] [--log-level LEVEL] [--log-format json|pretty]
+
+${LOG_FLAGS_HELP}`,
   async run(args) {
-    const { values } = parseArgs({ args, strict: true, options: { data: { type: 'string' }, listen: { type: 'string' }, 'master-key': { type: 'string' }, docker: { type: 'string' } } });
+    const { values } = parseArgs({ args, strict: true, options: { data: { type: 'string' }, listen: { type: 'string' }, 'master-key': { type: 'string' }, docker: { type: 'string' }, ...LOG_FLAG_OPTIONS } });
+    const logSettings = logSettingsFrom(values);
     const hubConfig = hubConfigFrom({ data: values.data, listen: values.listen, 'master-key': values['master-key'] });
-    const hub = await runHub(hubConfig, createLogger('hub'));
+    const hub = await runHub(hubConfig, createLogger('hub', logSettings));
     const stateDir = join(hubConfig.dataDir, LOCAL_AGENT_DIR);
     const agentConfig = agentConfigFrom({ hub: hub.url, state: stateDir, docker: values.docker });
     const stop = new AbortController();
@@ -50,7 +54,7 @@ export const startCommand: Command = {
     if (await engineAnswers(agentConfig.dockerHost)) {
       let code: string | null = null;
       if (!(await AgentIdentity.load(stateDir))) code = (await hub.hub.enrollment.createCode(localNodeName())).code;
-      agent = runAgent({ ...agentConfig, code }, createLogger('agent'), stop.signal, {
+      agent = runAgent({ ...agentConfig, code }, createLogger('agent', logSettings), stop.signal, {
         onConnected: (node) => process.stdout.write(`agent ${node} connected\n`),
       }).catch((err: Error) => void process.stderr.write(`dockfleet: local agent stopped: ${err.message}\n`));
     } else {
