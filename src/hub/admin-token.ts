@@ -21,9 +21,8 @@ export function newToken(): string {
   return `dft_${randomBytes(32).toString('base64url')}`;
 }
 
-/** Makes sure DIR/admin.token exists and that the store knows its hash. */
-export async function ensureAdminToken(dataDir: string, store: Store): Promise<void> {
-  const file = join(dataDir, ADMIN_TOKEN_FILE);
+/** The token in `file` (made 0600 with a new token when absent), as its hash: the file is the only place it is kept in clear. */
+export async function ensureTokenFile(file: string): Promise<string> {
   let token: string;
   try {
     token = (await readFile(file, 'utf8')).trim();
@@ -33,7 +32,12 @@ export async function ensureAdminToken(dataDir: string, store: Store): Promise<v
     await writeFile(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
   }
   await chmod(file, 0o600);
-  const hash = hashToken(token);
+  return hashToken(token);
+}
+
+/** Makes sure DIR/admin.token exists and that the store knows its hash. */
+export async function ensureAdminToken(dataDir: string, store: Store): Promise<void> {
+  const hash = await ensureTokenFile(join(dataDir, ADMIN_TOKEN_FILE));
   if (!(await store.getUser(ADMIN_USER_ID))) {
     await store.insertUser({ id: ADMIN_USER_ID, name: ADMIN_TOKEN_PRINCIPAL, role: 'admin', createdAt: Date.now(), disabledAt: null });
   }

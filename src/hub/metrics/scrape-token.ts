@@ -6,27 +6,16 @@
  * To change it, delete the file and restart the hub.
  */
 import { timingSafeEqual } from 'node:crypto';
-import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { hashToken, newToken } from '../admin-token.ts';
+import { ensureTokenFile, hashToken } from '../admin-token.ts';
 
 export const SCRAPE_TOKEN_FILE = 'metrics.token';
 
 const BEARER = /^Bearer ([A-Za-z0-9_.~+/=-]{16,512})$/;
 
 /** Makes sure DIR/metrics.token exists (0600) and returns the hash the hub checks against. */
-export async function ensureScrapeToken(dataDir: string): Promise<string> {
-  const file = join(dataDir, SCRAPE_TOKEN_FILE);
-  let token: string;
-  try {
-    token = (await readFile(file, 'utf8')).trim();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    token = newToken();
-    await writeFile(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
-  }
-  await chmod(file, 0o600);
-  return hashToken(token);
+export function ensureScrapeToken(dataDir: string): Promise<string> {
+  return ensureTokenFile(join(dataDir, SCRAPE_TOKEN_FILE));
 }
 
 /** Whether an Authorization header carries the scrape token. */
