@@ -36,7 +36,7 @@ async function overview(): Promise<string> {
   const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
   const commands = await Promise.all(Object.entries(COMMANDS).map(async ([name, load]) => [name, await load()] as const));
   const lines = commands.map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
-  return `dockfleet — one control plane for many Docker hosts\n\nUsage: dockfleet COMMAND [options]   (dockfleet COMMAND --help)\n\n${lines.join('\n')}\n`;
+  return `dockfleet — one control plane for many Docker hosts\n\nUsage: dockfleet COMMAND [options]   (dockfleet COMMAND --help; dockfleet --version)\n\n${lines.join('\n')}\n`;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -44,6 +44,12 @@ export async function main(argv: string[]): Promise<number> {
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(await overview());
     return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    const { readFile } = await import('node:fs/promises');
+    const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    process.stdout.write(`${pkg.version}\n`);
+    return 0;
   }
   const load = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (!load) {
