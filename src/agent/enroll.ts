@@ -7,6 +7,7 @@ import { parseCode } from '../protocol/enrollment-code.ts';
 import { parseJsonLine } from '../lib/ndjson.ts';
 import { dialHub } from './hub-dialer.ts';
 import { AgentIdentity } from './identity.ts';
+import { UpgradeFiles } from './upgrade/upgrade-files.ts';
 
 export async function enrollAgent(opts: { hubUrl: URL; code: string; name?: string | undefined; stateDir: string }): Promise<AgentIdentity> {
   const code = parseCode(opts.code);
@@ -43,5 +44,8 @@ export async function enrollAgent(opts: { hubUrl: URL; code: string; name?: stri
     throw new DockfleetError(errCode, typeof error?.message === 'string' ? error.message : `hub answered ${status}`);
   }
   const result = enrolled.parse(body);
-  return AgentIdentity.save(opts.stateDir, { hubUrl: opts.hubUrl.href, node: result.name, caPem }, key.privateKeyPem);
+  const identity = await AgentIdentity.save(opts.stateDir, { hubUrl: opts.hubUrl.href, node: result.name, caPem }, key.privateKeyPem);
+  // Pinned once, here: a later hub cannot swap the key that signs the code this host runs.
+  if (result.releaseKey !== undefined) await new UpgradeFiles(opts.stateDir).pinReleaseKey(result.releaseKey);
+  return identity;
 }

@@ -51,7 +51,8 @@ export const enrollBody = z.object({
   name: nodeNameSchema.optional(),
   publicKey: z.string().max(1000),
 });
-export const enrolled = z.object({ name: z.string(), status: z.enum(NODE_STATUSES) });
+/** `releaseKey`: the fleet's release key, which the agent pins for good (hub started with --release-key). */
+export const enrolled = z.object({ name: z.string(), status: z.enum(NODE_STATUSES), releaseKey: z.string().regex(/^ed25519:[A-Za-z0-9_-]{43}$/).optional() });
 
 export const USER_ROLES = ['admin', 'operator', 'viewer'] as const;
 export const createUserBody = z.object({

@@ -1,0 +1,64 @@
+/**
+ * Stages a release beside the running version: verify it against the release key pinned at
+ * enrollment (alone: whatever the hub said), unpack it into <state>/versions/<v>/, check that it is
+ * the version it claims, give it the running installation's node_modules when the lockfiles match,
+ * and record the switch in upgrade.json for the launcher. Nothing is installed unless all holds.
+ */
+import { readFile, realpath, rename, rm, stat, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { verifyRelease } from '../../lib/release-keys.ts';
+import { CODE_ROOT, runningVersion } from './code-root.ts';
+import { extractRelease } from './extract-release.ts';
+import type { UpgradeFiles } from './upgrade-files.ts';
+
+export type StageOutcome = { ok: true; from: string; to: string } | { ok: false; reason: string };
+
+export async function stageRelease(files: UpgradeFiles, pkg: Buffer, signature: unknown, to: string, trialMs: number): Promise<StageOutcome> {
+  const key = await files.releaseKey();
+  if (key === null) return { ok: false, reason: 'this agent was enrolled without a release key, so it accepts no upgrades (enroll it again from a hub started with --release-key)' };
+  const check = verifyRelease(pkg, signature, key, to);
+  if (!check.ok) return check;
+  const from = runningVersion();
+  if (from === to) return { ok: false, reason: `version ${to} is already running` };
+  const dest = files.versionDir(to);
+  const partial = `${dest}.partial-${process.pid}`;
+  await rm(partial, { recursive: true, force: true });
+  try {
+    await extractRelease(pkg, partial);
+    const refusal = await checkTree(partial, to);
+    if (refusal !== null) {
+      await rm(partial, { recursive: true, force: true });
+      return { ok: false, reason: refusal };
+    }
+    await symlink(await realpath(join(CODE_ROOT, 'node_modules')), join(partial, 'node_modules'), 'dir');
+    // A version left by an earlier, failed attempt is replaced (never the running one: checked above).
+    await rm(dest, { recursive: true, force: true });
+    await rename(partial, dest);
+  } catch (err) {
+    await rm(partial, { recursive: true, force: true });
+    return { ok: false, reason: `could not unpack the release: ${(err as Error).message}` };
+  }
+  await files.setPending({ from, to, trialMs });
+  return { ok: true, from, to };
+}
+
+/** Why an unpacked tree cannot run here, or null. */
+async function checkTree(dir: string, version: string): Promise<string | null> {
+  let pkg: { name?: unknown; version?: unknown };
+  try {
+    pkg = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as typeof pkg;
+  } catch {
+    return 'the release holds no readable package.json';
+  }
+  if (pkg.name !== 'dockfleet' || pkg.version !== version) return `the release's package.json says ${String(pkg.name)} ${String(pkg.version)}, not dockfleet ${version}`;
+  if (!(await stat(join(dir, 'bin', 'dockfleet.js')).catch(() => null))?.isFile()) return 'the release has no bin/dockfleet.js';
+  const [theirs, ours] = await Promise.all([
+    readFile(join(dir, 'package-lock.json')).catch(() => null),
+    readFile(join(CODE_ROOT, 'package-lock.json')).catch(() => null),
+  ]);
+  if (theirs === null) return 'the release has no package-lock.json';
+  if (ours === null || !theirs.equals(ours)) {
+    return "the release's dependencies differ from the running version's (package-lock.json); installing dependencies is not supported yet";
+  }
+  return null;
+}
