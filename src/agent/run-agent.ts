@@ -34,6 +34,8 @@ import { createStatsStreamHandler } from './stats/stats-stream.ts';
 import { engineMountpoints } from './volume-files/engine-mountpoints.ts';
 import { createVolumeFilesHandler } from './volume-files/volume-files-handler.ts';
 import { VolumeFiles } from './volume-files/volume-files.ts';
+import { runningVersion } from './upgrade/code-root.ts';
+import { withUpgrades } from './upgrade/upgrade-handler.ts';
 
 export interface AgentHooks {
   /** Called each time the channel is up (the CLI prints `agent NAME connected`). */
@@ -108,7 +110,8 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
       {
         hubUrl: config.hubUrl ?? new URL(identity.hubUrl),
         identity,
-        handler: withBackupReports(backups.reports, resticBridge.wrap(createTunnelHandler({
+        agentVersion: runningVersion(),
+        handler: withUpgrades(config.stateDir, log, withBackupReports(backups.reports, resticBridge.wrap(createTunnelHandler({
           identity, inventory, log,
           // The policy's host pass asks the same engine, and resolves paths on this host.
           docker: createEngineProxy(engine, gate, log, { audit, intent }),
@@ -119,7 +122,7 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
           audit,
           edgeDial: createContainerDialer(engine, log, () => { const v = policy.checkIngress(); return v.allowed ? null : v.reason; }),
           stats: createStatsStreamHandler(stats),
-        }))),
+        })))),
         log,
         onConnected: () => hooks.onConnected?.(identity.node),
         onPending: () => hooks.onPending?.(identity.node),

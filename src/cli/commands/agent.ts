@@ -74,8 +74,17 @@ ${RECOVERY_CODE_USAGE}`,
     log.debug({ hub: config.hubUrl?.origin ?? null, state: config.stateDir, docker: config.dockerHost, policy: config.policyFile, logLevel: logSettings.level }, 'configuration read');
     const stop = new AbortController();
     void untilSignal().then(() => stop.abort());
+    // Agents that pinned a release key run under their launcher, which can switch versions (issue 16).
+    const launched = await (await import('../../agent/launcher/launch.ts')).maybeLaunch(config, args, log, stop.signal);
+    if (launched !== null) {
+      process.exitCode = launched;
+      return;
+    }
     await runAgent(config, log, stop.signal, {
-      onConnected: (node) => process.stdout.write(`agent ${node} connected\n`),
+      onConnected: (node) => {
+        process.stdout.write(`agent ${node} connected\n`);
+        process.send?.({ t: 'connected' });
+      },
       onPending: (node) => process.stdout.write(`agent ${node} pending approval\n`),
     });
   },
