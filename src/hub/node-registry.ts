@@ -138,6 +138,7 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
       status: this.status(node),
       lastSeen: lastSeen === null ? null : new Date(lastSeen).toISOString(),
       engine: { version: facts?.version ?? null, ...engine },
+      agentVersion: link?.agentVersion ?? null,
       host: facts ? { os: facts.os, arch: facts.arch, cpus: facts.cpus, memoryBytes: facts.memoryBytes, hostname: facts.hostname } : null,
       counts: this.#inventory.counts(node.id),
       labels: this.#labelsOf(node.name),

@@ -19,6 +19,8 @@ export const nodeView = z.object({
     .object({ os: z.string(), arch: z.string(), cpus: z.number(), memoryBytes: z.number(), hostname: z.string() })
     .nullable(),
   counts: z.object({ containers: z.number(), running: z.number(), images: z.number(), volumes: z.number(), networks: z.number() }),
+  /** The agent's version as it said when it connected; null while offline (issue 16). */
+  agentVersion: z.string().nullable(),
   /** Node labels (`dockfleet label`), which stack selectors match. */
   labels: z.record(z.string(), z.string()),
   /** What the node's local policy allows, as its agent last reported it; null until it has. */

@@ -49,6 +49,10 @@ export const ERROR_CODES = {
   job_misdirected: { status: 421, retryable: false },
   /** A stack already has a rollout running (deploy, rollback or removal): one at a time per stack. */
   rollout_in_progress: { status: 409, retryable: true },
+  /** A release whose signature does not verify against the fleet's release key (issue 16). */
+  release_unsigned: { status: 422, retryable: false },
+  /** A feature that needs the hub started with --release-key. */
+  release_key_missing: { status: 409, retryable: false },
   /** The hub's master key (secrets at rest) was not found, and its data directory holds secrets sealed under one. */
   master_key_missing: { status: 500, retryable: false },
   /** A master key file readable by group or others, of the wrong size, or inside the data directory: the hub will not use it. */

@@ -121,7 +121,7 @@ export class AgentGateway {
       }
     }
     await hs.sendLast({ t: 'welcome', v: PROTOCOL_VERSION, node: node.name, heartbeatMs: HEARTBEAT_MS, deadAfterMs: DEAD_AFTER_MS });
-    return new AgentLink({ socket: hs.release(), nodeId: node.id, nodeName: node.name, keyId: key.keyId, log: this.#log });
+    return new AgentLink({ socket: hs.release(), nodeId: node.id, nodeName: node.name, keyId: key.keyId, log: this.#log, agentVersion: auth.agentVersion });
   }
 }
 

@@ -50,6 +50,8 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
   readonly nodeName: string;
   keyId: string;
   readonly connectedAt = Date.now();
+  /** The version the agent said it runs (its handshake), shown per node and awaited by upgrades. */
+  readonly agentVersion: string;
   lastSeen = Date.now();
   readonly #socket: TLSSocket;
   readonly #session: ClientHttp2Session;
@@ -58,8 +60,9 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
   readonly #log: Logger;
   #closed = false;
 
-  constructor(opts: { socket: TLSSocket; nodeId: string; nodeName: string; keyId: string; log: Logger }) {
+  constructor(opts: { socket: TLSSocket; nodeId: string; nodeName: string; keyId: string; log: Logger; agentVersion?: string }) {
     super();
+    this.agentVersion = opts.agentVersion ?? 'dev';
     this.nodeId = opts.nodeId;
     this.nodeName = opts.nodeName;
     this.keyId = opts.keyId;
