@@ -47,6 +47,9 @@ import type { HostRebuilds } from '../rebuild/host-rebuilds.ts';
 import type { HubKeptSecrets } from '../volume-backups/hub-kept-secrets.ts';
 import { rebuildView, retryRebuildBody } from '../rebuild/rebuild-record.ts';
 import { openApiRoutes } from '../openapi/openapi-routes.ts';
+import type { AgentUpgrades } from '../releases/agent-upgrades.ts';
+import type { ReleaseStore } from '../releases/release-store.ts';
+import { RELEASES_PATH, RELEASE_UPLOAD_MAX_BODY, releaseRoutes } from '../releases/release-routes.ts';
 
 export interface RestDeps {
   store: Store;
@@ -78,6 +81,8 @@ export interface RestDeps {
   rebuilds?: HostRebuilds | null;
   /** Hub-managed backup passwords and policy credentials (volume-backups/hub-kept-secrets.ts). */
   volumeKeys?: HubKeptSecrets | null;
+  /** Agent releases and their rollouts (issue 16); null: a hub without --release-key. */
+  releases?: { store: ReleaseStore; upgrades: AgentUpgrades } | null;
 }
 
 const MAX_BODY = 64 * 1024;
@@ -117,7 +122,8 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
   app.notFound((c) => c.json(new DockfleetError('not_found', `no route ${c.req.method} ${c.req.path}`).toJSON(), 404));
   const limitTo = (maxSize: number) => bodyLimit({ maxSize, onError: () => { throw new DockfleetError('payload_too_large', `request body exceeds ${maxSize} bytes`); } });
   const [smallBody, deployBody] = [limitTo(MAX_BODY), limitTo(STACK_DEPLOY_MAX_BODY)];
-  app.use('*', (c, next) => (isStackDeployPath(c.req.path) ? deployBody : smallBody)(c, next));
+  const releaseBody = limitTo(RELEASE_UPLOAD_MAX_BODY);
+  app.use('*', (c, next) => (c.req.path === RELEASES_PATH ? releaseBody : isStackDeployPath(c.req.path) ? deployBody : smallBody)(c, next));
 
   app.get('/healthz', (c) => c.json({ ok: true }));
 
@@ -126,7 +132,9 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
     const body = await parseBody(c, enrollBody);
     const node = await enrollment.enroll(body);
     log.info({ node: node.name, state: node.state }, 'node enrolled');
-    return c.json({ name: node.name, status: registry.status(node) }, 201);
+    // The fleet's release key, which the agent pins for good (issue 16).
+    const releaseKey = deps.releases?.store.releaseKey ?? null;
+    return c.json({ name: node.name, status: registry.status(node), ...(releaseKey === null ? {} : { releaseKey }) }, 201);
   });
 
   publicAccountRoutes(app, { store, audit, log, parse: parseBody, setupCode: deps.setupCode });
@@ -148,6 +156,7 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
   if (deps.jobs) jobRoutes(app, deps.jobs);
   if (deps.jobs) volumeBackupRoutes(app, { jobs: deps.jobs, registry, kept: deps.volumeKeys ?? undefined }, parseBody);
   if (deps.jobs) backupPolicyRoutes(app, { jobs: deps.jobs, registry, store: store.volumeBackups, kept: deps.volumeKeys ?? undefined }, parseBody);
+  releaseRoutes(app, { releases: deps.releases?.store ?? null, upgrades: deps.releases?.upgrades ?? null, parse: parseBody });
   if (deps.stacks) stackRoutes(app, deps.stacks, parseBody);
   if (deps.routes) routeRoutes(app, deps.routes);
   if (deps.edgeSignIn) edgeSignInRoutes(app, deps.edgeSignIn, parseBody);
