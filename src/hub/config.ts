@@ -1,4 +1,5 @@
 /** The hub's configuration: defaults, then flags; validated once, frozen. */
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseHostPort } from '../lib/host-port.ts';
 import { LISTENER_DEFAULTS, type ListenerLimits } from './listener/listener-limits.ts';
@@ -24,6 +25,8 @@ export interface HubConfig {
   readonly publicUrl: string | null;
   /** Scheduled backups of the hub by itself (`--backup-every`, `--backup-dir`, `--backup-keep`, `--backup-recipient`; DOCKFLEET_BACKUP_* too); null: none. */
   readonly backup?: HubBackupConfig | null;
+  /** The fleet's release key (`ed25519:…`) that agents pin at enrollment; null: no agent releases. */
+  readonly releaseKey?: string | null;
 }
 
 export interface HubBackupConfig extends BackupScheduleSettings {
@@ -58,6 +61,7 @@ export interface HubFlags {
   'backup-dir'?: string | undefined;
   'backup-keep'?: string | undefined;
   'backup-recipient'?: string | undefined;
+  'release-key'?: string | undefined;
   'backup-no-master-key'?: boolean | undefined;
 }
 
@@ -80,12 +84,24 @@ export function hubConfigFrom(flags: HubFlags, env: NodeJS.ProcessEnv = process.
     acme: acmeFrom(flags),
     publicUrl: publicUrlFrom(flags['public-url']),
     backup: backupScheduleFrom(flags, env),
+    releaseKey: releaseKeyFrom(flags['release-key'] ?? env.DOCKFLEET_RELEASE_KEY),
     listener: Object.freeze({
       ...LISTENER_DEFAULTS,
       perAddress: positiveInt(flags['max-connections-per-address'], LISTENER_DEFAULTS.perAddress, '--max-connections-per-address'),
       agentLinksPerAddress: positiveInt(flags['max-agent-links-per-address'], LISTENER_DEFAULTS.agentLinksPerAddress, '--max-agent-links-per-address'),
     }),
   });
+}
+
+/** --release-key / DOCKFLEET_RELEASE_KEY: the key itself (`ed25519:…`, from `dockfleet release-key create`) or a file holding it. */
+function releaseKeyFrom(value: string | undefined): string | null {
+  if (value === undefined || value === '') return null;
+  let key = value.trim();
+  if (!key.startsWith('ed25519:')) {
+    try { key = readFileSync(resolve(value), 'utf8').trim(); } catch { throw new Error(`--release-key wants a release key (ed25519:…) or a file holding one; cannot read "${value}"`); }
+  }
+  if (!/^ed25519:[A-Za-z0-9_-]{43}$/.test(key)) throw new Error('--release-key: not a release key (ed25519: and 43 base64url characters)');
+  return key;
 }
 
 /** An https origin (no path, query or credentials): where browsers are sent to sign in for the edge. */
