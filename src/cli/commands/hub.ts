@@ -13,7 +13,7 @@ export const hubCommand: Command = {
   usage: `dockfleet hub [--data DIR] [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE] [--master-key FILE] [--max-connections-per-address N] [--max-agent-links-per-address N] [--edge-listen HOST:PORT]
           [--edge-http HOST:PORT] [--acme-directory URL [--acme-email EMAIL] [--acme-ca FILE]] [--public-url URL]
           [--backup-every DURATION --backup-dir PATH [--backup-keep N] [--backup-recipient AGE_KEY] [--backup-no-master-key]]
-          [--log-level LEVEL] [--log-format json|pretty]
+          [--release-key KEY|FILE] [--log-level LEVEL] [--log-format json|pretty]
 
   --data DIR          state: CA, database, admin.token, and setup.code until the first admin exists (default ./data)
   --listen HOST:PORT  the one HTTPS port for UI, API, agents and Docker endpoints (default 127.0.0.1:7443)
@@ -30,6 +30,8 @@ export const hubCommand: Command = {
   --acme-email EMAIL       the ACME account's contact address
   --acme-ca FILE           extra roots (PEM) to trust for the ACME server's own HTTPS
   --public-url URL         the hub as browsers reach it (behind a proxy or NAT), for the edge's sign-in redirects
+  --release-key KEY|FILE   the fleet's release key (from dockfleet release-key create; or DOCKFLEET_RELEASE_KEY):
+                           agents enrolled from now on pin it and accept releases it signed (agents upgrade)
   --backup-every DURATION  back the hub up by itself every DURATION (24h, 30m, 90s) into --backup-dir PATH, keeping
                            the newest --backup-keep N (default 7); encrypted to DOCKFLEET_BACKUP_PASSPHRASE (or _FILE)
                            or --backup-recipient age1…; --backup-no-master-key leaves the master key out
@@ -43,7 +45,7 @@ ${HUB_INSTALL_USAGE}`,
       args, strict: true,
       options: { data: { type: 'string' }, listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'master-key': { type: 'string' }, 'max-connections-per-address': { type: 'string' }, 'max-agent-links-per-address': { type: 'string' }, 'edge-listen': { type: 'string' },
         'edge-http': { type: 'string' }, 'acme-directory': { type: 'string' }, 'acme-email': { type: 'string' }, 'acme-ca': { type: 'string' }, 'public-url': { type: 'string' },
-        'backup-every': { type: 'string' }, 'backup-dir': { type: 'string' }, 'backup-keep': { type: 'string' }, 'backup-recipient': { type: 'string' }, 'backup-no-master-key': { type: 'boolean' }, ...LOG_FLAG_OPTIONS },
+        'backup-every': { type: 'string' }, 'backup-dir': { type: 'string' }, 'backup-keep': { type: 'string' }, 'backup-recipient': { type: 'string' }, 'backup-no-master-key': { type: 'boolean' }, 'release-key': { type: 'string' }, ...LOG_FLAG_OPTIONS },
     });
     const logSettings = logSettingsFrom(values);
     const config = hubConfigFrom(values);
