@@ -83,7 +83,7 @@ export async function runHub(config: HubConfig, log: Logger, options: RunHubOpti
   const setupCode = await SetupCode.open(config.dataDir, store); // DIR/setup.code while no one can sign in yet
 
   const scrapeTokenHash = await ensureScrapeToken(config.dataDir); // DIR/metrics.token: opens GET /metrics only
-  const hub = await buildHub({ store, pki, log, setupCode, secrets, scrapeTokenHash, ...(options.alertTuning ? { alertTuning: options.alertTuning } : {}), ...(options.rebuildTuning ? { rebuildTuning: options.rebuildTuning } : {}) });
+  const hub = await buildHub({ store, pki, log, setupCode, secrets, scrapeTokenHash, releases: config.releaseKey ? { dir: join(config.dataDir, 'releases'), key: config.releaseKey } : null, ...(options.alertTuning ? { alertTuning: options.alertTuning } : {}), ...(options.rebuildTuning ? { rebuildTuning: options.rebuildTuning } : {}) });
   const backupSchedule = await backups?.start({ masterKey: masterKey.key, alerts: hub.alerts.book, log }) ?? null;
   const resticRepos = await serveResticRepos(hub.registry, config.dataDir, log); // DIR/restic: volume backups' ciphertext, over each agent's link
   const server = https.createServer(
