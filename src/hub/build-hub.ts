@@ -10,6 +10,8 @@ import type { Store } from '../store/store.ts';
 import type { SetupCode } from './auth/setup-code.ts';
 import type { Logger } from '../lib/logger.ts';
 import { buildRestApp } from './api/rest-app.ts';
+import { AgentUpgrades } from './releases/agent-upgrades.ts';
+import { ReleaseStore } from './releases/release-store.ts';
 import { FleetEvents } from './events/fleet-events.ts';
 import { Enrollment } from './enrollment.ts';
 import { LiveStream, LIVE_STREAM_PATH } from './api/live-stream.ts';
@@ -65,6 +67,8 @@ export interface HubDeps {
   rebuildTuning?: RebuildTuning;
   /** SHA-256 of the scrape token (DIR/metrics.token), which opens GET /metrics only; null: admins only. */
   scrapeTokenHash?: string | null;
+  /** Agent releases (DIR/releases) and the fleet's release key; null: the hub offers none (issue 16). */
+  releases?: { dir: string; key: string } | null;
 }
 
 export interface Hub {
@@ -133,7 +137,9 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
     ...(deps.limiter === undefined ? {} : { limiter: deps.limiter }),
   });
   const events = new FleetEvents(registry, log);
-  const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log, setupCode: deps.setupCode ?? null, jobs, stacks: stacks.routes, routes, edgeSignIn, edgeCertificates, registryAuth, events, alerts, rebuilds, volumeKeys });
+  const releaseStore = deps.releases ? new ReleaseStore(deps.releases.dir, deps.releases.key) : null;
+  const releases = releaseStore ? { store: releaseStore, upgrades: new AgentUpgrades({ registry, releases: releaseStore, log }) } : null;
+  const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log, setupCode: deps.setupCode ?? null, jobs, stacks: stacks.routes, routes, edgeSignIn, edgeCertificates, registryAuth, events, alerts, rebuilds, volumeKeys, releases });
   const restListener = getRequestListener(app.fetch);
   const assets = await buildUi();
   log.info(describeUi(assets), 'web UI built');
