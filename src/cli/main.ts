@@ -30,6 +30,9 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   audit: async () => (await import('./commands/audit.ts')).auditCommand,
   backup: async () => (await import('./commands/backup.ts')).backupCommand,
   restore: async () => (await import('./commands/backup.ts')).restoreCommand,
+  'release-key': async () => (await import('./commands/release.ts')).releaseKeyCommand,
+  release: async () => (await import('./commands/release.ts')).releaseCommand,
+  agents: async () => (await import('./commands/agents.ts')).agentsCommand,
 };
 
 async function overview(): Promise<string> {
