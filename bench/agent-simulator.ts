@@ -182,7 +182,7 @@ export function simulatedTunnelHandler(node: string, docker?: SimulatedDocker, j
       // Stays open, as a real agent's stream does while it watches the engine.
       return;
     }
-    if (docker && path !== undefined && path.startsWith('/docker/')) {
+    if (docker && path?.startsWith('/docker/')) {
       // A stalled node holds the request; the hub's deadline cancels the stream.
       if (docker.stalled()) return;
       if (DOCKER_CONTAINERS_PATH.test(path) && req.method === 'GET') {

@@ -10,7 +10,7 @@
  * Knobs (env): BENCH_IDLE=10000 BENCH_TRICKLE=2000 BENCH_PER_ADDRESS=200 BENCH_AFTER_MS=30000
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';

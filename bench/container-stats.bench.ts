@@ -7,7 +7,7 @@
  * per second), with stats streamed and — in the same run, same page — with the feed switched off
  * (localStorage dockfleet.stats=off). Writes bench/results/container-stats.json.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';

@@ -15,7 +15,7 @@
  * BENCH_DEAD_REQUESTS=20 BENCH_CONCURRENT=4 BENCH_CPU_PROF=DIR. Kills only the pids it started.
  */
 import { rmSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ROOT, childEnv, startHubProcess, type HubProcess } from './lib/dockfleet-procs.ts';

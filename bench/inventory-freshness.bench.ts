@@ -4,7 +4,7 @@
  * the baseline of the same container showing in the engine's own /containers/json.
  * Writes bench/results/inventory-freshness.json.
  */
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runContainer, engineRequest, startEngines, stopEngines } from '../test/support/engines.ts';

@@ -5,7 +5,7 @@
  * 100 simulated agents (the real protocol, 20 containers each) feed it; Debian's chromium
  * loads the pages. Writes bench/results/web-ui.json.
  */
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';

@@ -4,7 +4,7 @@
  * personal tokens, and the live stream. */
 import assert from 'node:assert/strict';
 import https from 'node:https';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -219,7 +219,7 @@ test('the session cookie authenticates; changes need the UI header (CSRF guard)'
   assert.equal(forged.json.error.code, 'forbidden');
   const fine = await call('POST', '/api/v1/tokens', { cookie: adminCookie, ui: true, body: { name: 'ci' } });
   assert.equal(fine.status, 201);
-  assert.equal((await call('GET', '/api/v1/nodes', { cookie: 'df_session=' + 'A'.repeat(43) })).status, 401);
+  assert.equal((await call('GET', '/api/v1/nodes', { cookie: `df_session=${'A'.repeat(43)}` })).status, 401);
 });
 
 test('personal tokens: shown once, listed without the secret, revocable', async () => {

@@ -25,7 +25,7 @@ before(async () => {
   engine = (await startEngines(1, { prefix: 'remote', importImage: false }))[0]!;
   work = await mkdtemp(join(tmpdir(), 'dockfleet-remote-'));
   hub = await startTestHub();
-  server = createServer((req, res) => {
+  server = createServer((_req, res) => {
     fetched++;
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.end('FROM scratch\nLABEL secret="only-on-this-host-loopback"\n');

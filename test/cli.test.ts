@@ -1,7 +1,7 @@
 /** The `dockfleet` command as scripts use it: output lines, JSON shapes, exit codes, and
  * one-line errors, through real processes against a real hub. */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';

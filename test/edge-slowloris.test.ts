@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';

@@ -51,7 +51,7 @@ function pidsReferencing(dir: string): number[] {
   for (const e of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;
     try {
-      if (fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').includes(dir + '/')) pids.push(Number(e));
+      if (fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').includes(`${dir}/`)) pids.push(Number(e));
     } catch { /* gone */ }
   }
   return pids;

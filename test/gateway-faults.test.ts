@@ -1,11 +1,11 @@
 /** The agents' gateway under hostile or broken clients: every case is refused with a clear
  * error code, and the hub stays up and keeps serving well-behaved agents. */
 import assert from 'node:assert/strict';
-import http2 from 'node:http2';
+import type http2 from 'node:http2';
 import tls from 'node:tls';
 import { after, before, test } from 'node:test';
 import { connectOnce } from '../src/agent/hub-channel.ts';
-import { AgentIdentity } from '../src/agent/identity.ts';
+import type { AgentIdentity } from '../src/agent/identity.ts';
 import { enrollAgent } from '../src/agent/enroll.ts';
 import { silentLogger } from '../src/lib/logger.ts';
 import { GATEWAY_PATH, GATEWAY_SUBPROTOCOL } from '../src/protocol/handshake.ts';

@@ -150,7 +150,7 @@ describe('the chain', () => {
 describe('the line form: canonical JSON, hash last, read by a strict scan', () => {
   /** Text that looks like members: a scan that matched `"seq":` anywhere would read these. */
   const tricky = [
-    '","seq":1,"prev":"' + 'f'.repeat(64) + '"',
+    `","seq":1,"prev":"${'f'.repeat(64)}"`,
     ',"seq":99,',
     '\\","seq":7,"x":"\\',
     'quote " backslash \\ slash / tab \t nl \n cr \r ff \f bs \b nul \u0000 unit \u001f del \u007f',
@@ -291,7 +291,7 @@ describe('an agent with a real engine', () => {
     const path = join(dir, 'agent', 'audit.log');
     const report = await waitFor(async () => {
       const r = await verifyAuditFile(path).catch(() => null);
-      return r && r.entries.some((e) => e.result === 'refused') ? r : null;
+      return r?.entries.some((e) => e.result === 'refused') ? r : null;
     }, 10_000, 'both calls in the host log');
     assert.equal(report.problem, null);
     const stopped = report.entries.find((e) => e.op === `POST /containers/${id}/stop`);

@@ -80,7 +80,7 @@ function directives(text: string): Array<[string, string]> {
     return [l.slice(0, i), l.slice(i + 1)];
   });
 }
-const valueOf = (text: string, key: string): string | undefined => directives(text).find(([k]) => k === key)?.[1];
+const directiveValue = (text: string, key: string): string | undefined => directives(text).find(([k]) => k === key)?.[1];
 
 const HARDENING: Record<string, string | RegExp> = {
   NoNewPrivileges: 'yes',
@@ -106,7 +106,7 @@ const HARDENING: Record<string, string | RegExp> = {
 
 function assertHardened(text: string): void {
   for (const [key, want] of Object.entries(HARDENING)) {
-    const got = valueOf(text, key);
+    const got = directiveValue(text, key);
     assert.ok(got !== undefined, `${key}= is in the unit`);
     if (typeof want === 'string') assert.equal(got, want, key);
     else assert.match(got, want, key);
@@ -131,15 +131,15 @@ describe('installed as systemd services', { timeout: 180_000 }, () => {
       assertVerifies(path);
       assertHardened(text);
     }
-    assert.equal(valueOf(agent, 'StateDirectory'), 'dockfleet-agent');
-    assert.match(valueOf(agent, 'ExecStart')!, / agent --hub https:\/\/hub\.example:7443 --state \/var\/lib\/dockfleet-agent /);
-    assert.match(valueOf(agent, 'ExecStart')!, /^\/\S+\/node \/\S+\/bin\/dockfleet\.js /, 'absolute node and dockfleet paths');
-    assert.equal(valueOf(agent, 'RestrictAddressFamilies'), 'AF_UNIX AF_INET AF_INET6 AF_NETLINK');
+    assert.equal(directiveValue(agent, 'StateDirectory'), 'dockfleet-agent');
+    assert.match(directiveValue(agent, 'ExecStart')!, / agent --hub https:\/\/hub\.example:7443 --state \/var\/lib\/dockfleet-agent /);
+    assert.match(directiveValue(agent, 'ExecStart')!, /^\/\S+\/node \/\S+\/bin\/dockfleet\.js /, 'absolute node and dockfleet paths');
+    assert.equal(directiveValue(agent, 'RestrictAddressFamilies'), 'AF_UNIX AF_INET AF_INET6 AF_NETLINK');
     assert.ok(directives(agent).some(([k, v]) => k === 'ReadWritePaths' && v === '-/var/lib/docker/volumes'));
-    assert.equal(valueOf(hub, 'StateDirectory'), 'dockfleet-hub');
-    assert.equal(valueOf(hub, 'CapabilityBoundingSet'), 'CAP_NET_BIND_SERVICE', 'port 443 needs exactly this');
+    assert.equal(directiveValue(hub, 'StateDirectory'), 'dockfleet-hub');
+    assert.equal(directiveValue(hub, 'CapabilityBoundingSet'), 'CAP_NET_BIND_SERVICE', 'port 443 needs exactly this');
     const hubOnHighPort = hubUnitText({ ...common, dataDir: HUB_DATA_DIR, masterKeyFile: `${HUB_DATA_DIR}.master.key`, listen: [] });
-    assert.equal(valueOf(hubOnHighPort, 'CapabilityBoundingSet'), '', 'no capability at all on 7443');
+    assert.equal(directiveValue(hubOnHighPort, 'CapabilityBoundingSet'), '', 'no capability at all on 7443');
   });
 
   test('agent install enrolls once, writes a unit without the code, whose ExecStart connects the agent; uninstall removes it', async () => {
@@ -169,7 +169,7 @@ describe('installed as systemd services', { timeout: 180_000 }, () => {
       assert.ok(directives(text).some(([k, v]) => k === 'ReadWritePaths' && v === state), 'a --state outside /var/lib is made writable');
 
       // The unit's own command line, by hand: the agent comes up on the enrolled identity alone.
-      const argv = shellSplit(valueOf(text, 'ExecStart')!);
+      const argv = shellSplit(directiveValue(text, 'ExecStart')!);
       assert.equal(argv[0], realpathSync(process.execPath), 'absolute node');
       assert.equal(argv[1], programPaths().dockfleet, 'absolute dockfleet');
       agent = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -200,7 +200,7 @@ describe('installed as systemd services', { timeout: 180_000 }, () => {
     assert.ok(existsSync(`${data}.master.key`), 'the master key exists before the first start');
     const writable = directives(text).filter(([k]) => k === 'ReadWritePaths').map(([, v]) => v);
     assert.deepEqual(writable, [data, `-${data}.master.key`]);
-    assert.match(valueOf(text, 'ExecStart')!, new RegExp(` hub --data ${data} --listen 127\\.0\\.0\\.1:7443 --log-level warn$`));
+    assert.match(directiveValue(text, 'ExecStart')!, new RegExp(` hub --data ${data} --listen 127\\.0\\.0\\.1:7443 --log-level warn$`));
     const uninstall = spawnDockfleet(['hub', 'uninstall', '--unit-dir', units]);
     assert.equal((await uninstall.exited).code, 0, uninstall.stderr());
     assert.ok(!existsSync(unitPath));

@@ -19,7 +19,6 @@ const LABEL = 'y'.repeat(8000);
 let engine: TestEngine;
 let hub: TestHub;
 let rig: NodeRig | undefined;
-let agent: DockfleetProcess;
 
 /** A small deterministic generator (mulberry32), so a failing run can be replayed. */
 function generator(seed: number): () => number {
@@ -35,7 +34,7 @@ function generator(seed: number): () => number {
 
 before(async () => {
   rig = await startNodeRig('soak', NODE);
-  ({ engine, hub, agent } = rig);
+  ({ engine, hub } = rig);
 });
 
 after(() => stopNodeRig({ ...rig }));

@@ -3,7 +3,7 @@
  * and comes back under a running agent is reported and re-listed; the hub's view survives
  * its own restart. */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';

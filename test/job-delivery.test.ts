@@ -4,7 +4,7 @@
  * Real hub (TLS, SQLite), real agent channel; the agent's side is a test handler (job-agent.ts).
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';

@@ -212,5 +212,5 @@ test('Debian\'s prometheus scrapes the hub over https with the scrape token, and
   assert.equal(await value(`sum(dockfleet_gateway_requests_total{node="${NODE}",section="volumes"})`, (v) => v >= 3), 3);
   assert.ok(await value('dockfleet_agent_heartbeat_round_trip_seconds_count', (v) => v >= 1) >= 1);
   const running = await query(`dockfleet_node_containers{state="running"}`);
-  assert.deepEqual(running?.map((r) => r.metric['node']), [NODE]);
+  assert.deepEqual(running?.map((r) => r.metric.node), [NODE]);
 });

@@ -82,6 +82,7 @@ describe('resource controls refused by default, each allowed by its key', () => 
     ['CpuRealtimeRuntime -1 (no limit)', { CpuRealtimeRuntime: -1 }, /realtimeCpu/, { realtimeCpu: true }],
     ['ulimit rtprio', { Ulimits: [{ Name: 'rtprio', Soft: 99, Hard: 99 }] }, /ulimit rtprio.*realtimeCpu is false/, { realtimeCpu: true }],
     ['unlimited nofile', { Ulimits: [{ Name: 'nofile', Soft: -1, Hard: -1 }] }, /unlimited ulimit "nofile".*allow\.resources\.unlimitedUlimits is false/, { unlimitedUlimits: true }],
+    // biome-ignore lint/correctness/noPrecisionLoss: 2^64-1 as a JSON number is the point: it reads back as 2^64, still unlimited
     ['nproc as 2^64-1', { Ulimits: [{ Name: 'nproc', Soft: 1024, Hard: 18446744073709551615 }] }, /unlimited ulimit "nproc"/, { unlimitedUlimits: true }],
     ['memlock past the tmpfs cap', { Ulimits: [{ Name: 'memlock', Soft: 8 * GiB, Hard: 8 * GiB }] }, /memlock above 1 GiB/, { unlimitedUlimits: true }],
   ];

@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import { DockfleetError } from '../src/protocol/errors.ts';
 import { keyIdOf } from '../src/protocol/node-keys.ts';
 import { createPublicKey } from 'node:crypto';
-import { mintCode, nodeStatus, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
+import { mintCode, nodeStatus, startTestHub, type TestHub } from './support/hub-fixture.ts';
 import { startTestAgent } from './support/agent-fixture.ts';
 import { authFrameFor, openRawClient } from './support/raw-gateway-client.ts';
 

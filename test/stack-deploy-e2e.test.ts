@@ -16,7 +16,6 @@ const NODE = 'shop-01';
 const SECRET = 'pw-5ecret-e2e-value';
 let engine: TestEngine;
 let hub: TestHub;
-let agent: DockfleetProcess;
 let rig: NodeRig | undefined;
 let work: string;
 
@@ -70,7 +69,7 @@ async function assertNowhereIn(dir: string, needle: string): Promise<void> {
 
 before(async () => {
   rig = await startNodeRig('stacke2e', NODE);
-  ({ engine, hub, agent, dir: work } = rig);
+  ({ engine, hub, dir: work } = rig);
   // Given as DB_SECRET, read by the service as DB_PASSWORD: the agent must get it under the latter.
   await writeFile(join(work, 'secret.env'), `DB_SECRET=${SECRET}\n`);
 });

@@ -104,7 +104,8 @@ test('a selector rollout goes in waves of one and stops at the node whose engine
   assert.ok(['rolled-back', 'failed'].includes(nodeOf(item, 'n2')!.status), nodeOf(item, 'n2')!.status);
   assert.deepEqual([nodeOf(item, 'n3')!.revision, nodeOf(item, 'n3')!.status], [1, 'healthy'], 'the node after the failed one keeps revision 1');
 
-  const byNode = (await jobs('web')).reduce<Record<string, number>>((acc, j) => ({ ...acc, [j.node]: (acc[j.node] ?? 0) + 1 }), {});
+  const byNode: Record<string, number> = {};
+  for (const j of await jobs('web')) byNode[j.node] = (byNode[j.node] ?? 0) + 1;
   assert.deepEqual(byNode, { n1: 2, n2: 2, n3: 1 }, 'n3 was never given the revision 2 job');
   const n2 = await containers('n2', 'web');
   assert.deepEqual(n2.map((c) => [c.Labels['com.docker.compose.service'], c.State]), [['app', 'running']], 'n2 runs revision 1 whole');

@@ -564,9 +564,9 @@ describe('HTTP/2 endpoint', () => {
     });
 
     test('rename to ../x is refused; so is a rename "to" that only decodes to ../x (JSON is not URL-decoded)', async () => {
-      const escape = await post(name, { path: 'hello.txt' }, { op: 'rename', to: '../x' });
-      assert.equal(escape.status, 403);
-      assert.match(message(escape), /escapes the volume/);
+      const escaping = await post(name, { path: 'hello.txt' }, { op: 'rename', to: '../x' });
+      assert.equal(escaping.status, 403);
+      assert.match(message(escaping), /escapes the volume/);
       const literal = await post(name, { path: 'hello.txt' }, { op: 'rename', to: '%2e%2e/hello.txt' });
       assert.equal(literal.status, 200);
       assert.ok(fs.existsSync(path.join(dir, '%2e%2e', 'hello.txt')));

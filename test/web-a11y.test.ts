@@ -8,7 +8,7 @@
  * failure), and at 390 px nothing scrolls sideways. The main dialogs (enroll, prune plan, create
  * volume, confirm remove) are opened once each, with axe run on the open dialog. */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';

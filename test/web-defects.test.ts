@@ -34,7 +34,6 @@ let hub: TestHub | undefined;
 let openAgent: DockfleetProcess | undefined;
 let strictAgent: DockfleetProcess | undefined;
 let browser: Browser | undefined;
-let context: BrowserContext;
 let page: Page;
 let webId: string;
 
@@ -92,7 +91,7 @@ before(async () => {
   await engineRequest(engine.socketPath, 'POST', '/volumes/create', { Name: 'site' });
 
   browser = await launchBrowser();
-  ({ context, page } = await openAsFirstAdmin(browser, hub, 'Containers'));
+  ({ page } = await openAsFirstAdmin(browser, hub, 'Containers'));
 });
 
 after(async () => {

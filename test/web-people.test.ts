@@ -19,7 +19,6 @@ import { spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
 let rig: NodeRig | undefined;
 let hub: TestHub;
 let browser: Browser;
-let context: BrowserContext;
 let page: Page;
 let second: TestEngine[] = [];
 let secondAgent: DockfleetProcess | undefined;
@@ -37,7 +36,7 @@ before(async () => {
   hub = rig.hub;
   work = await mkdtemp(join(tmpdir(), 'dockfleet-webpp-'));
   browser = await launchBrowser();
-  ({ context, page } = await openAsFirstAdmin(browser, hub, 'People'));
+  ({ page } = await openAsFirstAdmin(browser, hub, 'People'));
 });
 
 after(async () => {

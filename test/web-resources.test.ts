@@ -21,7 +21,7 @@ const A = 'res-a';
 const B = 'res-b';
 let engines: TestEngine[] = [];
 let hub: TestHub | undefined;
-let agents: DockfleetProcess[] = [];
+const agents: DockfleetProcess[] = [];
 let dir = '';
 let allowed = '';
 let browser: Browser | undefined;

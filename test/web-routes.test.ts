@@ -24,7 +24,6 @@ let rig: NodeRig | undefined;
 let engine: TestEngine;
 let hub: TestHub;
 let browser: Browser;
-let context: BrowserContext;
 let page: Page;
 let shopId: string;
 
@@ -74,7 +73,7 @@ before(async () => {
   rig = await startNodeRig('webrt', NODE);
   ({ engine, hub } = rig);
   browser = await launchBrowser();
-  ({ context, page } = await openAsFirstAdmin(browser, hub, 'Routes'));
+  ({ page } = await openAsFirstAdmin(browser, hub, 'Routes'));
 });
 
 after(async () => {

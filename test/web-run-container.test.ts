@@ -15,7 +15,6 @@ import { startNodeRig, stopNodeRig, type NodeRig } from './support/node-rig.ts';
 const NODE = 'run-01';
 let rig: Partial<NodeRig> = {};
 let browser: Browser;
-let context: BrowserContext;
 let page: Page;
 
 const sock = () => rig.engine!.socketPath;
@@ -24,7 +23,7 @@ const inspect = async (name: string) => (await engineRequest(sock(), 'GET', `/co
 before(async () => {
   rig = await startNodeRig('webrun', NODE);
   browser = await launchBrowser();
-  ({ context, page } = await openAsFirstAdmin(browser, { url: rig.hub!.url, dataDir: rig.hubDir! }, 'Nodes'));
+  ({ page } = await openAsFirstAdmin(browser, { url: rig.hub!.url, dataDir: rig.hubDir! }, 'Nodes'));
 });
 
 after(async () => {

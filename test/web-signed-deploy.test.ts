@@ -28,7 +28,6 @@ let hub: TestHub;
 let dir: string;
 let agent: DockfleetProcess | undefined;
 let browser: Browser;
-let context: BrowserContext;
 let page: Page;
 let other: BrowserContext | undefined;
 let publicKey: string;
@@ -92,7 +91,7 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'dockfleet-web-sdeploy-'));
   hub = await startTestHub({ dataDir: join(dir, 'hub'), port: await freePort() });
   browser = await launchBrowser();
-  ({ context, page } = await openAsFirstAdmin(browser, hub, 'Stacks'));
+  ({ page } = await openAsFirstAdmin(browser, hub, 'Stacks'));
   page.on('response', (res) => {
     const m = /\/api\/v1\/jobs\/([^/]+)\/intent$/.exec(new URL(res.url()).pathname);
     if (m && res.request().method() === 'POST') intents.set(decodeURIComponent(m[1]!), res.status());

@@ -30,7 +30,6 @@ let hub: TestHub;
 let dir: string;
 let agent: DockfleetProcess | undefined;
 let browser: Browser;
-let context: BrowserContext;
 let page: Page;
 let other: BrowserContext | undefined;
 let publicKey: string;
@@ -51,7 +50,7 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'dockfleet-web-signed-'));
   hub = await startTestHub({ dataDir: join(dir, 'hub'), port: await freePort() });
   browser = await launchBrowser();
-  ({ context, page } = await openAsFirstAdmin(browser, hub, 'Nodes'));
+  ({ page } = await openAsFirstAdmin(browser, hub, 'Nodes'));
   box = await runContainer(engine, { name: 'box' });
 });
 

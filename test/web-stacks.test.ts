@@ -19,12 +19,10 @@ const USER = 'grace';
 const PASSWORD = 'a long enough passphrase';
 let engine: TestEngine;
 let hub: TestHub;
-let agent: DockfleetProcess;
 let browser: Browser;
 let context: BrowserContext;
 let page: Page;
 let rig: NodeRig | undefined;
-let work: string;
 
 function compose(release: string): string {
   return [
@@ -65,7 +63,7 @@ async function deployFromForm(): Promise<string[]> {
 
 before(async () => {
   rig = await startNodeRig('webstk', NODE);
-  ({ engine, hub, agent, dir: work } = rig);
+  ({ engine, hub } = rig);
   browser = await launchBrowser();
   context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
   reportTrouble(context);

@@ -152,7 +152,7 @@ async function loadOrIssueServer(pkiDir: string, ca: KeyPairPem, hosts: string[]
   if (certPem !== undefined && keyPem !== undefined) {
     const leaf = parseCert(certPem);
     const caCert = new X509Certificate(ca.certPem);
-    if (leaf && leaf.checkIssued(caCert) && leaf.verify(caCert.publicKey)) {
+    if (leaf?.checkIssued(caCert) && leaf.verify(caCert.publicKey)) {
       previous = leafSanNames(leaf);
       const fresh = Date.parse(leaf.validTo) - Date.now() > RENEW_BEFORE_MS;
       const covers = wanted.every((n) => previous.some((p) => p.type === n.type && p.value === n.value));

@@ -237,8 +237,8 @@ function trySignal(pid: number, sig: NodeJS.Signals): void {
  */
 function processesOf(dir: string): number[] {
   const procs = listProcs();
-  const needle = dir.endsWith('/') ? dir : dir + '/';
-  const roots = procs.filter((p) => p.pid !== process.pid && OUR_COMMS.has(p.comm) && (p.cmdline + ' ').includes(needle));
+  const needle = dir.endsWith('/') ? dir : `${dir}/`;
+  const roots = procs.filter((p) => p.pid !== process.pid && OUR_COMMS.has(p.comm) && (`${p.cmdline} `).includes(needle));
   const children = new Map<number, number[]>();
   for (const p of procs) {
     const list = children.get(p.ppid) ?? [];
@@ -270,7 +270,7 @@ function killProcessesOfSync(dir: string, extraPids: number[] = []): void {
 function mountsUnder(dir: string): string[] {
   let info = '';
   try { info = fs.readFileSync('/proc/self/mountinfo', 'utf8'); } catch { return []; }
-  const prefix = dir.endsWith('/') ? dir : dir + '/';
+  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
   const points: string[] = [];
   for (const line of info.split('\n')) {
     const mp = line.split(' ')[4];
@@ -510,7 +510,7 @@ class Engine implements TestEngine {
       child = spawn(this.dockerd, this.args(), {
         stdio: ['ignore', log, log],
         detached: true, // own process group: terminal signals go to us, we decide
-        env: { ...process.env, PATH: SYS_PATH + ':' + (process.env.PATH ?? '') },
+        env: { ...process.env, PATH: `${SYS_PATH}:${process.env.PATH ?? ''}` },
       });
     } finally {
       fs.closeSync(log);
@@ -582,7 +582,7 @@ class Engine implements TestEngine {
    */
   private async reapContainerd(): Promise<void> {
     const pidFile = path.join(this.execRoot, 'containerd', 'containerd.pid');
-    const needle = this.dir + '/';
+    const needle = `${this.dir}/`;
     const running = (): number[] => listProcs()
       .filter((p) => p.comm === 'containerd' && p.state !== 'Z' && p.cmdline.includes(needle))
       .map((p) => p.pid);

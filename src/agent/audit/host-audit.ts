@@ -136,7 +136,7 @@ function writeAll(fd: number, buf: Buffer): void {
 /** A whole, correctly hashed entry's seq and hash, or null. */
 function validEntry(line: Buffer): AuditHead | null {
   const entry = scanEntryLine(line);
-  return entry && entry.hashOk ? { seq: entry.seq, hash: entry.hash } : null;
+  return entry?.hashOk ? { seq: entry.seq, hash: entry.hash } : null;
 }
 
 interface Tail {

@@ -39,7 +39,6 @@ export interface ScannedEntry {
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const COMMA = 0x2c;
-const COLON = 0x3a;
 const OPEN = 0x7b;
 const CLOSE_BYTE = Buffer.from('}');
 const PREFIX_BYTES = Buffer.from(HASH_MEMBER_PREFIX);

@@ -66,9 +66,9 @@ export function verifyAuditBytes(bytes: Buffer, opts: { entries?: boolean } = {}
     start = end + 1;
     const entry = scanEntryLine(raw);
     // The last line has no newline: a write cut off that no start of the agent has recorded yet.
-    if (nl === -1 && (!entry || !entry.hashOk)) return fail('torn', line, null, tornText(raw.length));
+    if (nl === -1 && (!entry?.hashOk)) return fail('torn', line, null, tornText(raw.length));
     if (pending) {
-      if (!entry || !entry.tearOp || !entry.tear) return fail('unreadable', pending.line, null, 'not an audit entry: the line was edited or damaged');
+      if (!entry?.tearOp || !entry.tear) return fail('unreadable', pending.line, null, 'not an audit entry: the line was edited or damaged');
       if (entry.tear.line !== pending.line || entry.tear.bytes !== pending.bytes.length || entry.tear.sha256 !== sha256Hex(pending.bytes)) {
         return fail('tear-mismatch', pending.line, null, `the torn line does not match the tear recorded at line ${line}: it was edited`);
       }

@@ -66,7 +66,6 @@ async function preflight(ctx: ApplyContext, req: ApplyRequest, plan: StackPlan, 
     if (refused) return `volume ${vol.key}: ${refused}`;
   }
   for (const step of plan.services) {
-    const spec = project.services[step.service]!;
     if (step.action.kind === 'keep') continue;
     if (hasServiceFiles(project, step.service)) {
       const files = serviceFiles(project, step.service, req.secretFiles);

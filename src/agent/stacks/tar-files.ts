@@ -31,7 +31,7 @@ export async function tarFiles(files: readonly TarFile[]): Promise<Buffer> {
     archive.once('end', resolve);
     archive.once('error', reject);
   });
-  files.forEach((file, i) => archive.entry({ name: names[i]!, mode: file.mode & 0o7777, uid: 0, gid: 0, mtime: new Date() }, file.content));
+  for (const [i, file] of files.entries()) archive.entry({ name: names[i]!, mode: file.mode & 0o7777, uid: 0, gid: 0, mtime: new Date() }, file.content);
   archive.finalize();
   await ended;
   return Buffer.concat(chunks);

@@ -29,12 +29,12 @@ function section(name: string, directives: Directive[]): string {
 }
 
 export function renderUnit(unit: UnitFile): string {
-  return [
+  return `${[
     unit.header.map((l) => `# ${l}`).join('\n'),
     section('Unit', unit.unit),
     section('Service', unit.service),
     section('Install', unit.install),
-  ].join('\n\n') + '\n';
+  ].join('\n\n')}\n`;
 }
 
 /**

@@ -6,7 +6,7 @@
  * browser does not read fast enough pauses the exec stream instead of piling up.
  */
 import type { IncomingMessage } from 'node:http';
-import http2 from 'node:http2';
+import type http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';

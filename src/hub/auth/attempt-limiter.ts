@@ -40,7 +40,7 @@ export class AttemptLimiter<Kind extends string> {
     for (const [kind, id] of keys) wait = Math.max(wait, this.#waitFor(this.#rules[kind], this.#buckets.get(`${kind}:${id}`), now));
     if (wait > 0) return { ok: false, retryAfterMs: wait };
     const names = keys.map(([kind, id]) => `${kind}:${id}`);
-    names.forEach((name, i) => this.#record(name, this.#rules[keys[i]![0]], now));
+    for (const [i, name] of names.entries()) this.#record(name, this.#rules[keys[i]![0]], now);
     return { ok: true, attempt: new Attempt(names, (clear) => this.#giveBack(names, now, clear)) };
   }
 

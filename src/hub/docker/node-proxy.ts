@@ -8,7 +8,8 @@
  * to the agent unchanged (every other x-dockfleet-* header of the client's is dropped), and the
  * hub adds its own `x-dockfleet-actor` and `x-dockfleet-audit-ref` for the host's log.
  */
-import http2, { type IncomingHttpHeaders as H2Headers } from 'node:http2';
+import type http2 from 'node:http2';
+import type { IncomingHttpHeaders as H2Headers } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { POLICY_REFUSAL_HEADER, clientRequestHeaders, forwardableHeaders } from '../../protocol/docker-tunnel.ts';
 import { ACTOR_HEADER, AUDIT_REF_HEADER, INTENT_BODY_HEADER, INTENT_HEADER } from '../../protocol/intent.ts';

@@ -186,7 +186,7 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
     const mark = await store.rebuilds.replaceCode(secretHash);
     if (!mark || mark.node !== name) throw new DockfleetError('code_invalid', 'unknown enrollment code');
     const node = registry.byName(name);
-    if (!node || node.state !== 'active') throw new DockfleetError('invalid_state', `node ${name} can no longer be taken over (it is ${node ? node.state : 'gone'})`);
+    if (node?.state !== 'active') throw new DockfleetError('invalid_state', `node ${name} can no longer be taken over (it is ${node ? node.state : 'gone'})`);
     const given: ReplaceSecrets = mark.sealedSecrets ? JSON.parse(secrets.openText(mark.sealedSecrets, codeContext(secretHash))) as ReplaceSecrets : {};
     const at = Date.now();
     const id = `rbd_${randomBytes(12).toString('hex')}`;

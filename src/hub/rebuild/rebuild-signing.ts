@@ -40,7 +40,7 @@ export async function signingView(record: RebuildRecord, awaiting: ReadonlyMap<s
   const jobFor = async (key: string): Promise<RebuildSigningJob | null> => {
     const id = awaiting.get(key);
     const job = id === undefined ? null : await jobs.get(id);
-    if (!job || job.state !== 'awaiting-signature') return null;
+    if (job?.state !== 'awaiting-signature') return null;
     return { id: job.id, node: job.node, kind: job.kind, signedBody: await jobs.signedBody(job.id) };
   };
   for (const v of record.volumes) {

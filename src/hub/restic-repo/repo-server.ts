@@ -10,7 +10,7 @@
  * disk answers 507 and leaves no partial file.
  */
 import { createHash } from 'node:crypto';
-import { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { open, rm } from 'node:fs/promises';
 import { cancelUnlessDone } from '../../lib/h2-channel.ts';
 import type { Logger } from '../../lib/logger.ts';

@@ -73,7 +73,7 @@ export class BackupReportFeed {
   /** One hub-filed volume-backup job's outcome, as the volume's latest backup (when newer). */
   async #recordJob(id: string): Promise<void> {
     const job = await this.#more.records?.jobs.getJob(id);
-    if (!job || job.kind !== 'volume-backup' || job.finishedAt === null || (job.state !== 'succeeded' && job.state !== 'failed')) return;
+    if (job?.kind !== 'volume-backup' || job.finishedAt === null || (job.state !== 'succeeded' && job.state !== 'failed')) return;
     let spec: VolumeJobSpec | undefined;
     try {
       spec = (JSON.parse(job.request) as { volume?: VolumeJobSpec }).volume;

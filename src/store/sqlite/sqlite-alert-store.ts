@@ -84,7 +84,7 @@ export class SqliteAlertStore implements AlertStore {
 
   #fileDeliveries(incidentId: string, event: AlertEvent, receiverIds: string[], deliveryIds: string[], at: number): void {
     const insert = this.#sql.get(INSERT_DELIVERY);
-    receiverIds.forEach((receiverId, n) => insert.run(deliveryIds[n], incidentId, event, receiverId, at, at));
+    for (const [n, receiverId] of receiverIds.entries()) insert.run(deliveryIds[n], incidentId, event, receiverId, at, at);
   }
 
   async listReceivers(): Promise<ReceiverRecord[]> {

@@ -94,7 +94,7 @@ export function labelMatches(labels: Record<string, string> | null | undefined, 
   if (!f) return true;
   if (!labels) return false;
   const eq = f.indexOf('=');
-  if (eq < 0) return Object.prototype.hasOwnProperty.call(labels, f);
+  if (eq < 0) return  Object.hasOwn(labels, f);
   const k = f.slice(0, eq).trim();
   const v = f.slice(eq + 1).trim();
   return labels[k] === v;

@@ -44,8 +44,8 @@ function middle(a: string[], b: string[], offset: number): DiffLine[] {
   const m = b.length;
   const out: DiffLine[] = [];
   if (n * m > MAX_CELLS) {
-    a.forEach((t, i) => out.push({ kind: 'del', text: t, oldLine: offset + i + 1, newLine: null }));
-    b.forEach((t, j) => out.push({ kind: 'add', text: t, oldLine: null, newLine: offset + j + 1 }));
+    for (const [i, t] of a.entries()) out.push({ kind: 'del', text: t, oldLine: offset + i + 1, newLine: null });
+    for (const [j, t] of b.entries()) out.push({ kind: 'add', text: t, oldLine: null, newLine: offset + j + 1 });
     return out;
   }
   // lcs[i][j]: LCS length of a[i..] and b[j..], in one flat array.

@@ -23,6 +23,7 @@ export const statsPoints = createStore<ReadonlyMap<string, ReadonlyArray<Contain
 const watched = new Map<string, number>();
 let source: EventSource | null = null;
 let openFor = '';
+// biome-ignore lint/correctness/noUnusedVariables: read by `timer ??=` below, which keeps one reopen pending
 let timer: ReturnType<typeof setTimeout> | null = null;
 
 export const containerKey = (node: string, id: string): string => `c:${node}/${id}`;

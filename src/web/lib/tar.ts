@@ -158,7 +158,7 @@ class ByteReader {
  */
 export async function walkTar(
   stream: ReadableStream<Uint8Array>,
-  visit: (e: TarEntry, data: Uint8Array | null) => 'stop' | 'want' | void,
+  visit: (e: TarEntry, data: Uint8Array | null) => 'stop' | 'want' | undefined,
 ): Promise<void> {
   const reader = stream.getReader();
   const r = new ByteReader(reader);

@@ -149,7 +149,7 @@ async function volumeSigner(node: string): Promise<BrowserKey | null> {
  * comes from the hub, so this guards against mistakes, not a hub that lies (the CLI's is the strong check).
  */
 async function signVolumeJob(key: BrowserKey, node: string, volume: string, kind: string, proposal: Proposal | undefined, keeps = true): Promise<void> {
-  if (!proposal || proposal.jobs.length !== 1) throw new ApiError(502, 'signing_failed', 'The hub did not file the job for this browser to sign.');
+  if (proposal?.jobs.length !== 1) throw new ApiError(502, 'signing_failed', 'The hub did not file the job for this browser to sign.');
   const job = proposal.jobs[0]!;
   const body = JSON.parse(job.signedBody) as { volume?: { volume?: unknown }; policies?: { policies?: Array<{ volume?: unknown }> } };
   const names = kind === 'volume-policies' ? body.policies?.policies?.some((p) => p.volume === volume) === keeps : body.volume?.volume === volume;

@@ -91,7 +91,7 @@ export function ContainerEditPage({ me, node, id }: { me: Me; node: string; id: 
               <SubmitButton busy={busy} disabled={!canChange(me, node) || unsignable !== null}>Recreate</SubmitButton>
             </div>
           </form>
-        ) : <></>}
+        ) : null}
       </AsyncView>
     </>
   );

@@ -12,7 +12,7 @@ import { useSigningBlock } from '../lib/signing.ts';
 
 const SIGNALS = ['SIGKILL', 'SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGQUIT'];
 
-export function ContainerMoreActions({ node, id, name, paused, running }: { node: string; id: string; name: string; paused: boolean; running: boolean }): JSX.Element {
+export function ContainerMoreActions({ node, id, name, paused, running }: { node: string; id: string; name: string; paused: boolean; running: boolean }): JSX.Element | null {
   const unsignable = useSigningBlock(node);
   const [dialog, setDialog] = useState<'rename' | 'kill' | null>(null);
   const [value, setValue] = useState('');
@@ -41,7 +41,7 @@ export function ContainerMoreActions({ node, id, name, paused, running }: { node
     }
   };
   // ContainerActions beside these already says why a signed host's actions are not offered.
-  if (unsignable) return <></>;
+  if (unsignable) return null;
   return (
     <>
       <a class={buttonClass('default', true)} href={`${base}/edit`}>Change<span class="sr-only"> {name}</span></a>

@@ -126,7 +126,7 @@ function Overview({ info }: { info: ContainerInspect }): JSX.Element {
   const rp = info.HostConfig?.RestartPolicy;
   const portMap = info.NetworkSettings?.Ports ?? {};
   const published = Object.entries(portMap).flatMap(([k, v]) =>
-    v && v.length ? v.map((b) => `${b.HostIp && b.HostIp !== '0.0.0.0' && b.HostIp !== '::' ? `${b.HostIp}:` : ''}${b.HostPort}→${k}`) : [k],
+    v?.length ? v.map((b) => `${b.HostIp && b.HostIp !== '0.0.0.0' && b.HostIp !== '::' ? `${b.HostIp}:` : ''}${b.HostPort}→${k}`) : [k],
   );
   const uniquePublished = [...new Set(published)];
   const networks = Object.entries(info.NetworkSettings?.Networks ?? {});

@@ -1,22 +1,22 @@
 /** Nodes: status, engine, host facts, counts; enroll, approve, rotate, revoke. */
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
-import { Dialog, confirmAction } from '../components/dialog.tsx';
+import { confirmAction } from '../components/dialog.tsx';
 import { EnrollDialog } from '../components/enroll-dialog.tsx';
 import { LabelChips, LabelsDialog } from '../components/node-labels.tsx';
 import { HostUse } from '../components/sparkline.tsx';
 import { toast } from '../components/toasts.tsx';
 import {
-  ActionButton, CopyField, Empty, ErrorState, InlineError, Loading, PageHeader, StatusBadge, SubmitButton, buttonClass, useTicker,
+  ActionButton, Empty, ErrorState, Loading, PageHeader, StatusBadge, buttonClass, useTicker,
 } from '../components/ui.tsx';
-import { apiNodePath, errorMessage, post } from '../lib/api.ts';
+import { apiNodePath, post } from '../lib/api.ts';
 import { ago, bytes, dateTime } from '../lib/format.ts';
 import { fleet } from '../lib/live.ts';
 import { policyExtras, policyOverview } from '../lib/policy.ts';
 import { canChange } from '../lib/access.ts';
 import { HostLogAgreement } from './node-audit-agreement.tsx';
 import { useStore } from '../lib/store.ts';
-import type { EnrollmentCreated, Me, NodeView } from '../lib/types.ts';
+import type { Me, NodeView } from '../lib/types.ts';
 
 const NODE_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 

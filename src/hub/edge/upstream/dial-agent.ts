@@ -15,7 +15,7 @@ import http from 'node:http';
 import type { ClientHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import { type BackendTarget, type PoolLimits } from './backend-target.ts';
+import type { BackendTarget, PoolLimits } from './backend-target.ts';
 import { dialContainer, type LinkSource } from './dial.ts';
 
 /** The options a pooled request carries for the agent (beside Node's own). */

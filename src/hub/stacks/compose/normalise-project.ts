@@ -71,7 +71,7 @@ export function normaliseTopLevel(
         if (found.secret && kind === 'configs') throw new ValueError(`variable ${name} is secret: use a secret, not a config`);
         return Buffer.from(found.value, 'utf8').toString('base64');
       }
-      throw new ValueError('give `file`, `environment`' + (kind === 'configs' ? ' or `content`' : ''));
+      throw new ValueError(`give \`file\`, \`environment\`${kind === 'configs' ? ' or `content`' : ''}`);
     } catch (err) {
       if (!(err instanceof ValueError)) throw err;
       problems.push({ path: [kind, key], message: err.message });
