@@ -4,8 +4,8 @@
  * the version it claims, give it the running installation's node_modules when the lockfiles match,
  * and record the switch in upgrade.json for the launcher. Nothing is installed unless all holds.
  */
-import { readFile, realpath, rename, rm, stat, symlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile, realpath, rename, rm, stat, symlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { verifyRelease } from '../../lib/release-keys.ts';
 import { CODE_ROOT, runningVersion } from './code-root.ts';
 import { extractRelease } from './extract-release.ts';
@@ -22,6 +22,7 @@ export async function stageRelease(files: UpgradeFiles, pkg: Buffer, signature: 
   if (from === to) return { ok: false, reason: `version ${to} is already running` };
   const dest = files.versionDir(to);
   const partial = `${dest}.partial-${process.pid}`;
+  await mkdir(dirname(dest), { recursive: true, mode: 0o700 });
   await rm(partial, { recursive: true, force: true });
   try {
     await extractRelease(pkg, partial);
