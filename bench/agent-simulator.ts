@@ -134,14 +134,26 @@ export function fakeDockerContainers(node: string, count: number, at = Date.now(
       NetworkSettings: {
         Networks: {
           bridge: {
-            IPAMConfig: null, Links: null, Aliases: null, NetworkID: createHash('sha256').update('bridge').digest('hex'),
-            EndpointID: running ? createHash('sha256').update(`${id}/ep`).digest('hex') : '', Gateway: running ? '172.17.0.1' : '',
-            IPAddress: running ? `172.17.0.${i + 2}` : '', IPPrefixLen: running ? 16 : 0, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0,
-            MacAddress: running ? `02:42:ac:11:00:${(i + 2).toString(16).padStart(2, '0')}` : '', DriverOpts: null,
+            IPAMConfig: null,
+            Links: null,
+            Aliases: null,
+            NetworkID: createHash('sha256').update('bridge').digest('hex'),
+            EndpointID: running ? createHash('sha256').update(`${id}/ep`).digest('hex') : '',
+            Gateway: running ? '172.17.0.1' : '',
+            IPAddress: running ? `172.17.0.${i + 2}` : '',
+            IPPrefixLen: running ? 16 : 0,
+            IPv6Gateway: '',
+            GlobalIPv6Address: '',
+            GlobalIPv6PrefixLen: 0,
+            MacAddress: running ? `02:42:ac:11:00:${(i + 2).toString(16).padStart(2, '0')}` : '',
+            DriverOpts: null,
           },
         },
       },
-      Mounts: i % 4 === 0 ? [{ Type: 'volume', Name: `${role}-data`, Source: `/var/lib/docker/volumes/${role}-data/_data`, Destination: '/data', Driver: 'local', Mode: 'z', RW: true, Propagation: '' }] : [],
+      Mounts:
+        i % 4 === 0
+          ? [{ Type: 'volume', Name: `${role}-data`, Source: `/var/lib/docker/volumes/${role}-data/_data`, Destination: '/data', Driver: 'local', Mode: 'z', RW: true, Propagation: '' }]
+          : [],
     };
   });
 }
@@ -159,8 +171,14 @@ export function simulatedTunnelHandler(node: string, docker?: SimulatedDocker, j
   let containersBody: string | null = null;
   const jobHandler: JobHandler | null = jobs ? simulatedJobHandler(node, jobs) : null;
   const facts = {
-    version: '27.3.1', apiVersion: '1.47', os: 'Ubuntu 24.04.1 LTS', arch: 'x86_64',
-    kernel: '6.8.0-45-generic', cpus: 4, memoryBytes: 8 * 1024 ** 3, hostname: node,
+    version: '27.3.1',
+    apiVersion: '1.47',
+    os: 'Ubuntu 24.04.1 LTS',
+    arch: 'x86_64',
+    kernel: '6.8.0-45-generic',
+    cpus: 4,
+    memoryBytes: 8 * 1024 ** 3,
+    hostname: node,
   };
   return (req: Http2ServerRequest, res: Http2ServerResponse) => {
     const path = req.url.split('?')[0];
@@ -327,7 +345,12 @@ async function main(argv: string[]): Promise<void> {
       token: { type: 'string' },
       'token-file': { type: 'string' },
       count: { type: 'string' },
-      prefix: { type: 'string', default: `sim-${hostname().toLowerCase().replace(/[^a-z0-9-]/g, '')}`.slice(0, 40) },
+      prefix: {
+        type: 'string',
+        default: `sim-${hostname()
+          .toLowerCase()
+          .replace(/[^a-z0-9-]/g, '')}`.slice(0, 40),
+      },
       concurrency: { type: 'string', default: '32' },
       'watch-stdin': { type: 'boolean', default: false },
       'docker-containers': { type: 'string', default: '0' },
@@ -337,7 +360,9 @@ async function main(argv: string[]): Promise<void> {
     },
   });
   if (!values.hub || !values.ca || !values.count || (!values.token && !values['token-file'])) {
-    process.stderr.write('usage: agent-simulator.ts --hub URL --ca FILE (--token T | --token-file FILE) --count N --prefix P [--concurrency C] [--watch-stdin] [--docker-containers K] [--control-stdin] [--jobs] [--job-delay-ms D]\n');
+    process.stderr.write(
+      'usage: agent-simulator.ts --hub URL --ca FILE (--token T | --token-file FILE) --count N --prefix P [--concurrency C] [--watch-stdin] [--docker-containers K] [--control-stdin] [--jobs] [--job-delay-ms D]\n',
+    );
     process.exitCode = 2;
     return;
   }
@@ -350,9 +375,7 @@ async function main(argv: string[]): Promise<void> {
 
   let jobDelayMs = Number(values['job-delay-ms']);
   if (!Number.isFinite(jobDelayMs) || jobDelayMs < 0) throw new Error(`--job-delay-ms must be a non-negative number, got ${values['job-delay-ms']}`);
-  const jobs: SimulatedJobsOptions | undefined = values.jobs
-    ? { delayMs: () => jobDelayMs, onJob: (j) => void process.stdout.write(`job ${j.id} ${j.node} ${j.seenAt.toFixed(3)}\n`) }
-    : undefined;
+  const jobs: SimulatedJobsOptions | undefined = values.jobs ? { delayMs: () => jobDelayMs, onJob: (j) => void process.stdout.write(`job ${j.id} ${j.node} ${j.seenAt.toFixed(3)}\n`) } : undefined;
 
   let printed = -1;
   let timer: NodeJS.Timeout | null = null;
@@ -366,7 +389,14 @@ async function main(argv: string[]): Promise<void> {
   };
   const started = Date.now();
   fleet = await startSimulatedFleet({
-    hubUrl: values.hub, caPem, token, count, namePrefix: values.prefix!, concurrency: Number(values.concurrency), dockerContainers, jobs,
+    hubUrl: values.hub,
+    caPem,
+    token,
+    count,
+    namePrefix: values.prefix!,
+    concurrency: Number(values.concurrency),
+    dockerContainers,
+    jobs,
     // Reaching everyone (or losing everyone) is printed at once; in between, at most every 250 ms.
     onChange: (n) => {
       if (n === count || n === 0) print();

@@ -32,39 +32,42 @@ async function client(mode: Mode, port: number, count: number, firstAddress: num
   let closedByHub = 0;
   let leaving = false;
   const say = (line: string): void => void process.stdout.write(`${line}\n`);
-  const open = (i: number): Promise<void> => new Promise((resolve) => {
-    const localAddress = `127.0.0.${firstAddress + Math.floor(i / perAddress)}`;
-    // localAddress goes on to net.connect (tls's option type leaves it out).
-    const socket = tls.connect({ host: '127.0.0.1', port, localAddress, rejectUnauthorized: false } as tls.ConnectionOptions);
-    socket.on('error', () => {});
-    socket.on('data', () => {});
-    let secured = false;
-    socket.once('secureConnect', () => {
-      secured = true;
-      opened++;
-      if (mode === 'healthz') {
-        socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
-      } else if (mode === 'trickle') {
-        socket.write('POST /api/v1/enroll HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n{');
-        const timer = setInterval(() => socket.write(' '), 10_000);
-        socket.once('close', () => clearInterval(timer));
-      }
-      sockets.add(socket);
-      if (mode !== 'healthz') resolve();
+  const open = (i: number): Promise<void> =>
+    new Promise((resolve) => {
+      const localAddress = `127.0.0.${firstAddress + Math.floor(i / perAddress)}`;
+      // localAddress goes on to net.connect (tls's option type leaves it out).
+      const socket = tls.connect({ host: '127.0.0.1', port, localAddress, rejectUnauthorized: false } as tls.ConnectionOptions);
+      socket.on('error', () => {});
+      socket.on('data', () => {});
+      let secured = false;
+      socket.once('secureConnect', () => {
+        secured = true;
+        opened++;
+        if (mode === 'healthz') {
+          socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
+        } else if (mode === 'trickle') {
+          socket.write('POST /api/v1/enroll HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n{');
+          const timer = setInterval(() => socket.write(' '), 10_000);
+          socket.once('close', () => clearInterval(timer));
+        }
+        sockets.add(socket);
+        if (mode !== 'healthz') resolve();
+      });
+      socket.once('close', () => {
+        sockets.delete(socket);
+        if (!secured) failed++;
+        else if (!leaving && mode !== 'healthz') closedByHub++;
+        resolve();
+      });
     });
-    socket.once('close', () => {
-      sockets.delete(socket);
-      if (!secured) failed++;
-      else if (!leaving && mode !== 'healthz') closedByHub++;
-      resolve();
-    });
-  });
   const t0 = Date.now();
   const inFlight = 64;
   let next = 0;
-  await Promise.all(Array.from({ length: inFlight }, async () => {
-    while (next < count) await open(next++);
-  }));
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next < count) await open(next++);
+    }),
+  );
   say(`opened ${JSON.stringify({ opened, failed, openNow: sockets.size, ms: Date.now() - t0 })}`);
   for await (const line of createInterface({ input: process.stdin })) {
     if (line === 'status') say(`status ${JSON.stringify({ opened, failed, closedByHub, openNow: sockets.size })}`);
@@ -78,10 +81,15 @@ async function client(mode: Mode, port: number, count: number, firstAddress: num
 }
 
 // ---- bench mode ----
-interface FloodClient { ready: Promise<Record<string, number>>; ask(line: string, reply: string): Promise<Record<string, number>> }
+interface FloodClient {
+  ready: Promise<Record<string, number>>;
+  ask(line: string, reply: string): Promise<Record<string, number>>;
+}
 
 function startClient(mode: Mode, port: number, count: number, firstAddress: number, perAddress: number): FloodClient {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), 'client', mode, String(port), String(count), String(firstAddress), String(perAddress)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), 'client', mode, String(port), String(count), String(firstAddress), String(perAddress)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   const waiting: Array<{ prefix: string; resolve: (v: Record<string, number>) => void }> = [];
   createInterface({ input: child.stdout! }).on('line', (line) => {
     const i = waiting.findIndex((w) => line.startsWith(`${w.prefix} `));
@@ -129,7 +137,9 @@ async function flood(pid: number, port: number, parts: Array<{ mode: Mode; count
   const after = rssBytes(pid);
   const sum = (rows: Array<Record<string, number>>, key: string): number => rows.reduce((a, r) => a + (r[key] ?? 0), 0);
   return {
-    parts, sourceAddresses: firstAddress - 2, openMs,
+    parts,
+    sourceAddresses: firstAddress - 2,
+    openMs,
     connections: { opened: sum(opened, 'opened'), failed: sum(opened, 'failed'), openAfter2s: sum(status, 'openNow'), closedByHubBeforeLeaving: sum(left, 'closedByHub') },
     rssMB: { before: mb(before), whenAllOpened: mb(during), twoSecondsLater: mb(held), peak: mb(peak), [`${afterMs / 1000}sAfter`]: mb(after) },
   };
@@ -149,7 +159,16 @@ async function main(): Promise<void> {
     console.log(`hub idle: ${idleAtStart} MB RSS`);
     const baseline = await flood(hub.child.pid, port, [{ mode: 'healthz', count: IDLE + TRICKLE }], PER_ADDRESS, AFTER_MS);
     console.log('healthz flood', JSON.stringify(baseline));
-    const held = await flood(hub.child.pid, port, [{ mode: 'idle', count: IDLE }, { mode: 'trickle', count: TRICKLE }], PER_ADDRESS, AFTER_MS);
+    const held = await flood(
+      hub.child.pid,
+      port,
+      [
+        { mode: 'idle', count: IDLE },
+        { mode: 'trickle', count: TRICKLE },
+      ],
+      PER_ADDRESS,
+      AFTER_MS,
+    );
     console.log('idle + trickle flood', JSON.stringify(held));
     const result = {
       bench: 'connection-flood',

@@ -28,7 +28,15 @@ const PASSWORD = 'benchmark passphrase';
  * below the fold, and the page streams only rows on screen — the first run's 99 of 200). */
 const VIEWPORT = { width: 1280, height: 400 + CONTAINERS * 70 };
 
-interface Window { seconds: number; hubCpuPercent: number; agentCpuPercent: number; fps: number; sparklinesWithData: number; sparklinesOnScreen: number; containersInStatsStream: number }
+interface Window {
+  seconds: number;
+  hubCpuPercent: number;
+  agentCpuPercent: number;
+  fps: number;
+  sparklinesWithData: number;
+  sparklinesOnScreen: number;
+  containersInStatsStream: number;
+}
 
 /** How many containers the page's newest stats stream named (read from its URL). */
 let lastStreamContainers = 0;
@@ -57,9 +65,23 @@ async function measureWindow(page: Page, hub: Child, agent: Child): Promise<Wind
   });
   const sparklinesWithData = await page.evaluate(() => [...document.querySelectorAll('.sparkline polyline')].filter((p) => (p.getAttribute('points') ?? '') !== '').length);
   // Why a sparkline may have no data: off screen (the page streams only visible rows) or not asked for.
-  const sparklinesOnScreen = await page.evaluate(() => [...document.querySelectorAll('.sparkline')].filter((el) => { const r = el.getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight; }).length);
+  const sparklinesOnScreen = await page.evaluate(
+    () =>
+      [...document.querySelectorAll('.sparkline')].filter((el) => {
+        const r = el.getBoundingClientRect();
+        return r.bottom > 0 && r.top < innerHeight;
+      }).length,
+  );
   const pct = (s: number): number => Math.round((s / seconds) * 1000) / 10;
-  return { seconds: Math.round(seconds * 10) / 10, hubCpuPercent: pct(hubCpu), agentCpuPercent: pct(agentCpu), fps: Math.round((frames / seconds) * 10) / 10, sparklinesWithData, sparklinesOnScreen, containersInStatsStream: lastStreamContainers };
+  return {
+    seconds: Math.round(seconds * 10) / 10,
+    hubCpuPercent: pct(hubCpu),
+    agentCpuPercent: pct(agentCpu),
+    fps: Math.round((frames / seconds) * 10) / 10,
+    sparklinesWithData,
+    sparklinesOnScreen,
+    containersInStatsStream: lastStreamContainers,
+  };
 }
 
 /** Opens /containers with every row rendered and on screen. */
@@ -90,8 +112,11 @@ runBench('container-stats', async () => {
     benchLog(`starting ${CONTAINERS} containers`);
     const ids: string[] = [];
     for (let i = 0; i < CONTAINERS; i += 8) {
-      ids.push(...await Promise.all(Array.from({ length: Math.min(8, CONTAINERS - i) }, (_, k) =>
-        runContainer(engine!, { name: `s${String(i + k).padStart(3, '0')}`, cmd: ['sh', '-c', 'while :; do sleep 1; done'] }))));
+      ids.push(
+        ...(await Promise.all(
+          Array.from({ length: Math.min(8, CONTAINERS - i) }, (_, k) => runContainer(engine!, { name: `s${String(i + k).padStart(3, '0')}`, cmd: ['sh', '-c', 'while :; do sleep 1; done'] })),
+        )),
+      );
     }
     hub = await startHubProcess(join(dataDir, 'hub'), `127.0.0.1:${await freePort()}`);
     const policyFile = join(dataDir, 'policy.json');
@@ -101,7 +126,11 @@ runBench('container-stats', async () => {
 
     const { request } = await import('node:https');
     await new Promise<void>((resolve, reject) => {
-      const req = request(new URL('/api/v1/users', hub!.url), { method: 'POST', ca: hub!.caPem, headers: { authorization: `Bearer ${hub!.token}`, 'content-type': 'application/json' } }, (res) => (res.resume(), res.on('end', resolve)));
+      const req = request(
+        new URL('/api/v1/users', hub!.url),
+        { method: 'POST', ca: hub!.caPem, headers: { authorization: `Bearer ${hub!.token}`, 'content-type': 'application/json' } },
+        (res) => (res.resume(), res.on('end', resolve)),
+      );
       req.on('error', reject);
       req.end(JSON.stringify({ name: 'bench', role: 'admin', password: PASSWORD }));
     });
@@ -126,7 +155,8 @@ runBench('container-stats', async () => {
     await page.evaluate(() => localStorage.removeItem('dockfleet.stats'));
     await openAllRows(page, hub.url);
     // Every sparkline has a line (two points) before the window opens.
-    await page.waitForFunction((n) => [...document.querySelectorAll('.sparkline polyline')].filter((p) => (p.getAttribute('points') ?? '') !== '').length >= n, CONTAINERS, { timeout: 60_000, polling: 500 })
+    await page
+      .waitForFunction((n) => [...document.querySelectorAll('.sparkline polyline')].filter((p) => (p.getAttribute('points') ?? '') !== '').length >= n, CONTAINERS, { timeout: 60_000, polling: 500 })
       .catch(() => benchLog('not every sparkline had a line after 60 s; measuring anyway (see sparklinesWithData)'));
     benchLog('measuring with stats');
     const withStats = await measureWindow(page, hub.child, agent);

@@ -71,7 +71,10 @@ const BIG_MIB = envInt('BENCH_BIG_MIB', 1024);
 const STREAM_REPS = Math.max(1, envInt('BENCH_STREAM_REPS', 2));
 const MANY_CLIENTS = envInt('BENCH_MANY_CLIENTS', 200);
 const MANY_MS = envInt('BENCH_MANY_MS', 10_000);
-const MANY_INTERVALS = (process.env.BENCH_MANY_INTERVALS ?? '5000,1000').split(',').map(Number).filter((n) => n > 0);
+const MANY_INTERVALS = (process.env.BENCH_MANY_INTERVALS ?? '5000,1000')
+  .split(',')
+  .map(Number)
+  .filter((n) => n > 0);
 const WATCHDOG_MS = envInt('BENCH_WATCHDOG_MS', 600_000);
 const RTT_SUBNET = '10.231.77';
 const RTT_ONE_WAY_MS = 25;
@@ -119,14 +122,20 @@ async function clientCertTarget(hub: HubProcess): Promise<Target> {
   const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const body = JSON.stringify({ publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString() });
   const issued = await new Promise<{ certPem: string; caPem: string }>((resolve, reject) => {
-    const req = httpsRequest(new URL('/api/v1/client-certs', hub.url), {
-      method: 'POST', ca: hub.caPem, agent: false,
-      headers: { authorization: `Bearer ${hub.token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-    }, (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => (res.statusCode === 201 ? resolve(JSON.parse(text)) : reject(new Error(`client-certs: HTTP ${res.statusCode} ${text}`))));
-    });
+    const req = httpsRequest(
+      new URL('/api/v1/client-certs', hub.url),
+      {
+        method: 'POST',
+        ca: hub.caPem,
+        agent: false,
+        headers: { authorization: `Bearer ${hub.token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => (res.statusCode === 201 ? resolve(JSON.parse(text)) : reject(new Error(`client-certs: HTTP ${res.statusCode} ${text}`))));
+      },
+    );
     req.once('error', reject);
     req.end(body);
   });
@@ -168,10 +177,13 @@ async function smallCalls(ctx: Ctx): Promise<Record<string, unknown>> {
     ...(ctx.relay ? { nativeRelay: { client: new TimedClient(ctx.relay.target), prefix: '' } } : {}),
   };
   const cpuPids: Record<string, number> = { hub: ctx.pids.hub!, agent: ctx.pids.agent!, dockerd: ctx.pids.dockerd!, client: process.pid, ...(ctx.relay?.pids ?? {}) };
-  const cpuNow = (): Record<string, number> => Object.fromEntries(Object.entries(cpuPids).map(([k, pid]) => {
-    const c = cpuSeconds(pid);
-    return [k, c.user + c.system];
-  }));
+  const cpuNow = (): Record<string, number> =>
+    Object.fromEntries(
+      Object.entries(cpuPids).map(([k, pid]) => {
+        const c = cpuSeconds(pid);
+        return [k, c.user + c.system];
+      }),
+    );
 
   /** `n` calls per client in interleaved blocks, each call followed by `gapMs` of silence. */
   const series = async (path: string, n: number, gapMs: number): Promise<SmallSeries> => {
@@ -199,8 +211,14 @@ async function smallCalls(ctx: Ctx): Promise<Record<string, unknown>> {
     });
     return {
       latencyMs,
-      overheadMs: Object.fromEntries(Object.keys(clients).filter((k) => k !== 'direct').map((k) => [k, overhead(k)])),
-      cpuMicrosPerRequest: Object.fromEntries(Object.entries(cpu).map(([k, byProc]) => [k, Object.fromEntries(Object.entries(byProc).map(([p, s]) => [p, Math.round((s / samples[k]!.length) * 1e6)]))])),
+      overheadMs: Object.fromEntries(
+        Object.keys(clients)
+          .filter((k) => k !== 'direct')
+          .map((k) => [k, overhead(k)]),
+      ),
+      cpuMicrosPerRequest: Object.fromEntries(
+        Object.entries(cpu).map(([k, byProc]) => [k, Object.fromEntries(Object.entries(byProc).map(([p, s]) => [p, Math.round((s / samples[k]!.length) * 1e6)]))]),
+      ),
     };
   };
 
@@ -252,7 +270,11 @@ async function makeBigContainer(engine: TestEngine): Promise<BigContainer> {
   const id = await runContainer(engine, { name: 'big' });
   const fill = async (source: string): Promise<number> => {
     const t0 = Date.now();
-    const created = await engineRequest(engine.socketPath, 'POST', `/containers/${id}/exec`, { Cmd: ['dd', `if=${source}`, 'of=/big', 'bs=1M', `count=${BIG_MIB}`], AttachStdout: false, AttachStderr: false });
+    const created = await engineRequest(engine.socketPath, 'POST', `/containers/${id}/exec`, {
+      Cmd: ['dd', `if=${source}`, 'of=/big', 'bs=1M', `count=${BIG_MIB}`],
+      AttachStdout: false,
+      AttachStderr: false,
+    });
     if (created.status !== 201) throw new Error(`exec create: ${created.status} ${created.text}`);
     const execId = String(created.json.Id);
     const started = await engineRequest(engine.socketPath, 'POST', `/exec/${execId}/start`, { Detach: true });
@@ -344,7 +366,10 @@ async function streams(ctx: Ctx, big: BigContainer): Promise<Record<string, unkn
   const cpuPids = { dockerd: ctx.pids.dockerd! };
   const kinds = { export: `/containers/${big.id}/export`, archive: `/containers/${big.id}/archive?path=/big` };
   const relay = ctx.relay ? new TimedClient(ctx.relay.target) : null;
-  const runs: Record<string, { direct: TransferResult[]; hub: TransferResult[]; nativeRelay: TransferResult[] }> = { export: { direct: [], hub: [], nativeRelay: [] }, archive: { direct: [], hub: [], nativeRelay: [] } };
+  const runs: Record<string, { direct: TransferResult[]; hub: TransferResult[]; nativeRelay: TransferResult[] }> = {
+    export: { direct: [], hub: [], nativeRelay: [] },
+    archive: { direct: [], hub: [], nativeRelay: [] },
+  };
   try {
     for (let rep = 0; rep < STREAM_REPS; rep++) {
       for (const [kind, path] of Object.entries(kinds)) {
@@ -369,24 +394,29 @@ async function streams(ctx: Ctx, big: BigContainer): Promise<Record<string, unkn
     hub.close();
     relay?.close();
   }
-  const summary = Object.fromEntries(Object.entries(runs).map(([kind, r]) => {
-    const dMB = median(r.direct.map((x) => x.MBps));
-    const hMB = median(r.hub.map((x) => x.MBps));
-    const nMB = r.nativeRelay.length > 0 ? median(r.nativeRelay.map((x) => x.MBps)) : null;
-    const maxDelta = (proc: string): number => Math.max(...r.hub.map((x) => x.rss[proc]!.deltaBytes));
-    return [kind, {
-      bytes: r.hub[0]!.bytes,
-      directMBps: dMB,
-      hubMBps: hMB,
-      ratio: round(hMB / dMB, 3),
-      nativeRelayMBps: nMB,
-      nativeRelayRatio: nMB === null ? null : round(nMB / dMB, 3),
-      hubToNativeRelay: nMB === null ? null : round(hMB / nMB, 3),
-      hubRssDeltaMaxBytes: maxDelta('hub'),
-      agentRssDeltaMaxBytes: maxDelta('agent'),
-      withinTarget: { ratio: hMB / dMB >= TARGETS.streamRatio, rss: maxDelta('hub') <= TARGETS.streamRssDeltaBytes && maxDelta('agent') <= TARGETS.streamRssDeltaBytes },
-    }];
-  }));
+  const summary = Object.fromEntries(
+    Object.entries(runs).map(([kind, r]) => {
+      const dMB = median(r.direct.map((x) => x.MBps));
+      const hMB = median(r.hub.map((x) => x.MBps));
+      const nMB = r.nativeRelay.length > 0 ? median(r.nativeRelay.map((x) => x.MBps)) : null;
+      const maxDelta = (proc: string): number => Math.max(...r.hub.map((x) => x.rss[proc]!.deltaBytes));
+      return [
+        kind,
+        {
+          bytes: r.hub[0]!.bytes,
+          directMBps: dMB,
+          hubMBps: hMB,
+          ratio: round(hMB / dMB, 3),
+          nativeRelayMBps: nMB,
+          nativeRelayRatio: nMB === null ? null : round(nMB / dMB, 3),
+          hubToNativeRelay: nMB === null ? null : round(hMB / nMB, 3),
+          hubRssDeltaMaxBytes: maxDelta('hub'),
+          agentRssDeltaMaxBytes: maxDelta('agent'),
+          withinTarget: { ratio: hMB / dMB >= TARGETS.streamRatio, rss: maxDelta('hub') <= TARGETS.streamRssDeltaBytes && maxDelta('agent') <= TARGETS.streamRssDeltaBytes },
+        },
+      ];
+    }),
+  );
   return { bigFile: big, repetitions: STREAM_REPS, summary, runs };
 }
 
@@ -431,7 +461,12 @@ async function tcpBaseline(ns: DelayedNetns, bytes: number): Promise<{ bytes: nu
     });
     const t0 = performance.now();
     sender = startChild('ns-sender', 'ip', ['netns', 'exec', ns.name, process.execPath, '-e', NS_SENDER, ns.rootAddr, String(port), String(bytes)], { env: childEnv() });
-    const endAt = await Promise.race([done, sleep(300_000).then(() => { throw new Error('TCP baseline took over 300 s'); })]);
+    const endAt = await Promise.race([
+      done,
+      sleep(300_000).then(() => {
+        throw new Error('TCP baseline took over 300 s');
+      }),
+    ]);
     const seconds = (endAt - (firstAt || t0)) / 1000;
     return { bytes: received, seconds: round(seconds, 3), MBps: round(received / MB / seconds, 1) };
   } finally {
@@ -544,7 +579,15 @@ function exportLoop(target: Target, path: string): Background {
   };
 }
 
-async function runLoad(ctx: Ctx, label: string, target: Target, path: string, intervalMs: number, withExport: { target: Target; path: string } | null, clients = MANY_CLIENTS): Promise<Record<string, unknown>> {
+async function runLoad(
+  ctx: Ctx,
+  label: string,
+  target: Target,
+  path: string,
+  intervalMs: number,
+  withExport: { target: Target; path: string } | null,
+  clients = MANY_CLIENTS,
+): Promise<Record<string, unknown>> {
   log(`many: ${label}`);
   const child = startChild('load-client', process.execPath, ['--import', 'tsx', LOAD_CLIENT], { cwd: ROOT, env: childEnv() });
   let bg: Background | null = null;
@@ -570,14 +613,20 @@ async function runLoad(ctx: Ctx, label: string, target: Target, path: string, in
     const bgDone = bg ? await bg.stop() : null;
     bg = null;
     const result = JSON.parse(line) as LoadResult;
-    log(`many: ${label}: p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, ${result.requestsPerSecond} req/s, ${result.errors} errors${exportDuring !== null ? `, export ${exportDuring} MB/s meanwhile` : ''}`);
+    log(
+      `many: ${label}: p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, ${result.requestsPerSecond} req/s, ${result.errors} errors${exportDuring !== null ? `, export ${exportDuring} MB/s meanwhile` : ''}`,
+    );
     return {
       label,
       ...result,
       exportMBpsDuringRun: exportDuring,
       exportsCompleted: bgDone?.completed ?? null,
       cpuPercent: Object.fromEntries(Object.entries(windows).map(([k, w]) => [k, w.cpuPercent])),
-      peakRssBytes: Object.fromEntries(Object.entries(windows).filter(([k]) => k === 'hub' || k === 'agent').map(([k, w]) => [k, w.peakRss])),
+      peakRssBytes: Object.fromEntries(
+        Object.entries(windows)
+          .filter(([k]) => k === 'hub' || k === 'agent')
+          .map(([k, w]) => [k, w.peakRss]),
+      ),
     };
   } finally {
     if (bg) await bg.stop();
@@ -590,9 +639,14 @@ async function runLoad(ctx: Ctx, label: string, target: Target, path: string, in
  * in a separate load-generator process like the many-clients load), through the hub with the
  * export through the same agent, and direct with the export straight from the engine.
  */
-async function pingsDuringExport(ctx: Ctx, direct: Target, hubExport: { target: Target; path: string }, directExport: { target: Target; path: string }, relayExport: { target: Target; path: string } | null): Promise<Record<string, unknown>> {
-  const runOne = (label: string, target: Target, path: string, exp: { target: Target; path: string }): Promise<Record<string, unknown>> =>
-    runLoad(ctx, label, target, path, PING_INTERVAL_MS, exp, 1);
+async function pingsDuringExport(
+  ctx: Ctx,
+  direct: Target,
+  hubExport: { target: Target; path: string },
+  directExport: { target: Target; path: string },
+  relayExport: { target: Target; path: string } | null,
+): Promise<Record<string, unknown>> {
+  const runOne = (label: string, target: Target, path: string, exp: { target: Target; path: string }): Promise<Record<string, unknown>> => runLoad(ctx, label, target, path, PING_INTERVAL_MS, exp, 1);
   return {
     intervalMs: PING_INTERVAL_MS,
     direct: await runOne('one client, /_ping every 20 ms, direct, direct export running', direct, '/_ping', directExport),
@@ -615,7 +669,9 @@ async function many(ctx: Ctx, big: BigContainer): Promise<Record<string, unknown
       directWithExport: await runLoad(ctx, `${MANY_CLIENTS} clients ${how}, direct, direct export running`, direct, '/containers/json', intervalMs, directExport),
       hub: await runLoad(ctx, `${MANY_CLIENTS} clients ${how}, hub`, ctx.tokenTarget, hubPath, intervalMs, null),
       hubWithExport: await runLoad(ctx, `${MANY_CLIENTS} clients ${how}, hub, export running`, ctx.tokenTarget, hubPath, intervalMs, hubExport),
-      ...(relayExport ? { nativeRelayWithExport: await runLoad(ctx, `${MANY_CLIENTS} clients ${how}, native relay, export through it`, relayExport.target, '/containers/json', intervalMs, relayExport) } : {}),
+      ...(relayExport
+        ? { nativeRelayWithExport: await runLoad(ctx, `${MANY_CLIENTS} clients ${how}, native relay, export through it`, relayExport.target, '/containers/json', intervalMs, relayExport) }
+        : {}),
     };
   };
   const pingDuringExport = await pingsDuringExport(ctx, direct, hubExport, directExport, relayExport);
@@ -648,7 +704,10 @@ function printSummary(r: Record<string, any>): void {
       out.push(title, '  endpoint          direct p50/p99     hub token p50/p99 (Δ)                  hub cert p50/p99 (Δ)                   native relay p50/p99 (Δ)');
       for (const e of r.small.endpoints as SmallEndpointResult[]) {
         const { latencyMs: l, overheadMs: o } = pick(e);
-        const d = (k: string): string => (l[k] ? `${l[k]!.p50.toFixed(3)} / ${l[k]!.p99.toFixed(3)} (+${o[k]!.p50.toFixed(3)} / +${o[k]!.p99.toFixed(3)}) ${ok(o[k]!.p50 <= TARGETS.smallP50OverheadMs && o[k]!.p99 <= TARGETS.smallP99OverheadMs)}` : 'n/a');
+        const d = (k: string): string =>
+          l[k]
+            ? `${l[k]!.p50.toFixed(3)} / ${l[k]!.p99.toFixed(3)} (+${o[k]!.p50.toFixed(3)} / +${o[k]!.p99.toFixed(3)}) ${ok(o[k]!.p50 <= TARGETS.smallP50OverheadMs && o[k]!.p99 <= TARGETS.smallP99OverheadMs)}`
+            : 'n/a';
         out.push(`  ${e.path.padEnd(16)}  ${`${l.direct!.p50.toFixed(3)} / ${l.direct!.p99.toFixed(3)}`.padEnd(17)}  ${d('hubToken').padEnd(37)}  ${d('hubCert').padEnd(37)}  ${d('nativeRelay')}`);
       }
     };
@@ -660,8 +719,11 @@ function printSummary(r: Record<string, any>): void {
   if (r.stream) {
     out.push('', `Streams (${mib(r.stream.bigFile.fileBytes)} MiB file from ${r.stream.bigFile.source}), median of ${r.stream.repetitions}:`);
     for (const [kind, s] of Object.entries(r.stream.summary as Record<string, any>)) {
-      out.push(`  ${kind.padEnd(8)} direct ${s.directMBps} MB/s, hub ${s.hubMBps} MB/s, ratio ${s.ratio} ${ok(s.withinTarget.ratio)}; RSS peak−idle hub +${mib(s.hubRssDeltaMaxBytes)} MiB, agent +${mib(s.agentRssDeltaMaxBytes)} MiB ${ok(s.withinTarget.rss)}`);
-      if (s.nativeRelayMBps !== null) out.push(`  ${''.padEnd(8)} native relay (two nginx, TLS both hops) ${s.nativeRelayMBps} MB/s, ratio ${s.nativeRelayRatio}; hub / native relay ${s.hubToNativeRelay}`);
+      out.push(
+        `  ${kind.padEnd(8)} direct ${s.directMBps} MB/s, hub ${s.hubMBps} MB/s, ratio ${s.ratio} ${ok(s.withinTarget.ratio)}; RSS peak−idle hub +${mib(s.hubRssDeltaMaxBytes)} MiB, agent +${mib(s.agentRssDeltaMaxBytes)} MiB ${ok(s.withinTarget.rss)}`,
+      );
+      if (s.nativeRelayMBps !== null)
+        out.push(`  ${''.padEnd(8)} native relay (two nginx, TLS both hops) ${s.nativeRelayMBps} MB/s, ratio ${s.nativeRelayRatio}; hub / native relay ${s.hubToNativeRelay}`);
     }
     out.push(`  targets: ratio ≥ ${TARGETS.streamRatio}, RSS delta ≤ ${mib(TARGETS.streamRssDeltaBytes)} MiB`);
   }
@@ -672,12 +734,29 @@ function printSummary(r: Record<string, any>): void {
   }
   if (r.many) {
     out.push('', `Many at once: ${r.many.clients} clients on /containers/json for ${r.many.durationMs / 1000} s. p50 / p99 ms, req/s:`);
-    const line = (name: string, x: any): string => `  ${name.padEnd(36)} ${String(x.latencyMs.p50).padStart(9)} / ${String(x.latencyMs.p99).padStart(9)}  ${String(x.requestsPerSecond).padStart(8)} req/s  errors ${x.errors}${x.exportMBpsDuringRun !== null ? `  (export ${x.exportMBpsDuringRun} MB/s meanwhile)` : ''}`;
-    const group = (label: string, g: any): void => void out.push(line(`${label}, direct`, g.direct), line(`${label}, direct + export`, g.directWithExport), line(`${label}, hub`, g.hub), line(`${label}, hub + export`, g.hubWithExport), ...(g.nativeRelayWithExport ? [line(`${label}, native relay + export`, g.nativeRelayWithExport)] : []));
-    if (r.many.pingDuringExport) out.push(line('one /_ping per 20 ms + export, direct', r.many.pingDuringExport.direct), line('one /_ping per 20 ms + export, hub', r.many.pingDuringExport.hub), ...(r.many.pingDuringExport.nativeRelay ? [line('one /_ping per 20 ms + export, relay', r.many.pingDuringExport.nativeRelay)] : []));
+    const line = (name: string, x: any): string =>
+      `  ${name.padEnd(36)} ${String(x.latencyMs.p50).padStart(9)} / ${String(x.latencyMs.p99).padStart(9)}  ${String(x.requestsPerSecond).padStart(8)} req/s  errors ${x.errors}${x.exportMBpsDuringRun !== null ? `  (export ${x.exportMBpsDuringRun} MB/s meanwhile)` : ''}`;
+    const group = (label: string, g: any): void =>
+      void out.push(
+        line(`${label}, direct`, g.direct),
+        line(`${label}, direct + export`, g.directWithExport),
+        line(`${label}, hub`, g.hub),
+        line(`${label}, hub + export`, g.hubWithExport),
+        ...(g.nativeRelayWithExport ? [line(`${label}, native relay + export`, g.nativeRelayWithExport)] : []),
+      );
+    if (r.many.pingDuringExport)
+      out.push(
+        line('one /_ping per 20 ms + export, direct', r.many.pingDuringExport.direct),
+        line('one /_ping per 20 ms + export, hub', r.many.pingDuringExport.hub),
+        ...(r.many.pingDuringExport.nativeRelay ? [line('one /_ping per 20 ms + export, relay', r.many.pingDuringExport.nativeRelay)] : []),
+      );
     group('closed loop', r.many.closedLoop);
     for (const p of r.many.paced) group(`paced 1/${p.intervalMsPerClient / 1000} s`, p);
-    out.push(`  target: p99 < ${TARGETS.manyP99Ms} ms with the export: ${Object.entries(r.many.withinTarget).map(([k, v]) => `${k} ${ok(v as boolean)}`).join(', ')}`);
+    out.push(
+      `  target: p99 < ${TARGETS.manyP99Ms} ms with the export: ${Object.entries(r.many.withinTarget)
+        .map(([k, v]) => `${k} ${ok(v as boolean)}`)
+        .join(', ')}`,
+    );
   }
   process.stdout.write(`${out.join('\n')}\n`);
 }
@@ -721,7 +800,11 @@ async function main(): Promise<void> {
       }
     }
     const ctx: Ctx = {
-      engine: engine!, work, policyFile, hub, agent,
+      engine: engine!,
+      work,
+      policyFile,
+      hub,
+      agent,
       tokenTarget: { kind: 'https', base: hub.url, caPem: hub.caPem, headers: { authorization: `Bearer ${hub.token}` } },
       certTarget: await clientCertTarget(hub),
       pids: { hub: hub.child.pid, agent: agent.pid, dockerd: engine!.pid },
@@ -751,10 +834,20 @@ async function main(): Promise<void> {
     timestamp: new Date().toISOString(),
     durationMs: Date.now() - started,
     machine,
-    config: { phases: [...PHASES], smallN: SMALL_N, smallRounds: SMALL_ROUNDS, containers: CONTAINERS, bigMiB: BIG_MIB, streamReps: STREAM_REPS, manyClients: MANY_CLIENTS, manyMs: MANY_MS, manyIntervalsMs: MANY_INTERVALS },
+    config: {
+      phases: [...PHASES],
+      smallN: SMALL_N,
+      smallRounds: SMALL_ROUNDS,
+      containers: CONTAINERS,
+      bigMiB: BIG_MIB,
+      streamReps: STREAM_REPS,
+      manyClients: MANY_CLIENTS,
+      manyMs: MANY_MS,
+      manyIntervalsMs: MANY_INTERVALS,
+    },
     targets: TARGETS,
     notes: [
-      'Client, hub and agent are three processes; the engine is a private dockerd (vfs) on a unix socket. Everything shares this machine\'s cores.',
+      "Client, hub and agent are three processes; the engine is a private dockerd (vfs) on a unix socket. Everything shares this machine's cores.",
       'Latency is client-observed: request written → last body byte read, over keep-alive connections opened and warmed before measuring.',
       'small: the three clients run in interleaved blocks (direct, token, cert) × rounds; cpuMicrosPerRequest is the CPU time each process used per request during its blocks.',
       'MB/s is 10^6 bytes per second of body, from request written to last byte read. RSS is VmRSS sampled every 100 ms; idle is the median of 5 samples just before the transfer. stream.summary medians are nearest-rank: with 2 repetitions, the slower one; every run is in stream.runs.',

@@ -40,7 +40,10 @@ import { median } from './lib/stats.ts';
 
 const RESULTS = process.env.BENCH_OUT ?? join(ROOT, 'bench', 'results', 'edge-http.json');
 const LOAD_CLIENT = join(ROOT, 'bench', 'lib', 'load-client.ts');
-const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? '1,64,256').split(',').map(Number).filter((n) => n > 0);
+const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? '1,64,256')
+  .split(',')
+  .map(Number)
+  .filter((n) => n > 0);
 const RUN_MS = envInt('BENCH_RUN_MS', 5_000);
 const ROUNDS = Math.max(1, envInt('BENCH_ROUNDS', 3));
 const WARM_MS = envInt('BENCH_WARM_MS', 3_000);
@@ -50,7 +53,10 @@ type PathName = (typeof ALL_PATHS)[number];
 const PATHS = ALL_PATHS.filter((p) => (process.env.BENCH_PATHS ?? 'direct,nginx,edge').split(',').includes(p));
 const TARGETS = { p50OverNginxMs: 1, throughputVsNginx: 0.7 };
 /** Paced runs: these connection counts, all together at PACED_RPS requests per second (below every path's capacity). */
-const PACED = (process.env.BENCH_PACED ?? '64,256').split(',').map(Number).filter((n) => n > 0);
+const PACED = (process.env.BENCH_PACED ?? '64,256')
+  .split(',')
+  .map(Number)
+  .filter((n) => n > 0);
 const PACED_RPS = envInt('BENCH_PACED_RPS', 2_500);
 
 const log = benchLog;
@@ -77,7 +83,8 @@ async function load(rig: EdgeRig, path: PathName, target: Target, clients: numbe
   try {
     child.proc.stdin!.write(`${JSON.stringify({ target, path: '/small', clients, durationMs, intervalMs })}\n`);
     await child.waitForLine(/^ready$/, 60_000);
-    const pids: Record<string, number> = path === 'edge' ? { hub: rig.pids.hub, agent: rig.pids.agent, app: rig.pids.app } : path === 'nginx' ? { nginx: rig.pids.nginx, app: rig.pids.app } : { app: rig.pids.app };
+    const pids: Record<string, number> =
+      path === 'edge' ? { hub: rig.pids.hub, agent: rig.pids.agent, app: rig.pids.app } : path === 'nginx' ? { nginx: rig.pids.nginx, app: rig.pids.app } : { app: rig.pids.app };
     const sampler = startSampler({ ...pids, loadClient: child.pid }, 500);
     const resultLine = child.waitForLine(/^\{/, durationMs + 120_000);
     child.proc.stdin!.write('go\n');
@@ -85,8 +92,15 @@ async function load(rig: EdgeRig, path: PathName, target: Target, clients: numbe
     const windows = sampler.stop();
     const r = JSON.parse(line) as LoadResult;
     return {
-      path, clients, intervalMs, round: roundNo,
-      rps: r.requestsPerSecond, p50: r.latencyMs.p50, p99: r.latencyMs.p99, errors: r.errors, firstError: r.firstError,
+      path,
+      clients,
+      intervalMs,
+      round: roundNo,
+      rps: r.requestsPerSecond,
+      p50: r.latencyMs.p50,
+      p99: r.latencyMs.p99,
+      errors: r.errors,
+      firstError: r.firstError,
       cpuMicrosPerRequest: Object.fromEntries(Object.entries(windows).map(([k, w]) => [k, r.count > 0 ? Math.round((w.cpuS / r.count) * 1e6) : 0])),
       cpuPercent: Object.fromEntries(Object.entries(windows).map(([k, w]) => [k, w.cpuPercent])),
     };
@@ -143,7 +157,9 @@ async function main(): Promise<void> {
         const order = [...PATHS.slice(r % PATHS.length), ...PATHS.slice(0, r % PATHS.length)];
         for (const path of order) {
           const run = await load(rig, path, rig.targets[path], clients, RUN_MS, r);
-          log(`round ${r}/${ROUNDS} ${String(clients).padStart(3)} conns ${path.padEnd(6)} ${String(run.rps).padStart(8)} req/s  p50 ${run.p50} ms  p99 ${run.p99} ms${run.errors ? `  ${run.errors} errors (${run.firstError})` : ''}  cpu µs/req ${JSON.stringify(run.cpuMicrosPerRequest)}`);
+          log(
+            `round ${r}/${ROUNDS} ${String(clients).padStart(3)} conns ${path.padEnd(6)} ${String(run.rps).padStart(8)} req/s  p50 ${run.p50} ms  p99 ${run.p99} ms${run.errors ? `  ${run.errors} errors (${run.firstError})` : ''}  cpu µs/req ${JSON.stringify(run.cpuMicrosPerRequest)}`,
+          );
           if (run.errors > 0) throw new Error(`${path} at ${clients}: ${run.errors} errors, first: ${run.firstError}`);
           runs.push(run);
         }
@@ -153,7 +169,9 @@ async function main(): Promise<void> {
         const order = [...PATHS.slice(r % PATHS.length), ...PATHS.slice(0, r % PATHS.length)];
         for (const path of order) {
           const run = await load(rig, path, rig.targets[path], clients, RUN_MS, r, intervalMs);
-          log(`round ${r}/${ROUNDS} ${String(clients).padStart(3)} conns paced to ${PACED_RPS}/s ${path.padEnd(6)} ${String(run.rps).padStart(8)} req/s  p50 ${run.p50} ms  p99 ${run.p99} ms${run.errors ? `  ${run.errors} errors (${run.firstError})` : ''}`);
+          log(
+            `round ${r}/${ROUNDS} ${String(clients).padStart(3)} conns paced to ${PACED_RPS}/s ${path.padEnd(6)} ${String(run.rps).padStart(8)} req/s  p50 ${run.p50} ms  p99 ${run.p99} ms${run.errors ? `  ${run.errors} errors (${run.firstError})` : ''}`,
+          );
           if (run.errors > 0) throw new Error(`${path} at ${clients} paced: ${run.errors} errors, first: ${run.firstError}`);
           runs.push(run);
         }
@@ -164,20 +182,36 @@ async function main(): Promise<void> {
       timestamp: new Date().toISOString(),
       durationMs: Date.now() - started,
       machine: { ...machine, nginx: rig.nginx.version },
-      config: { concurrency: CONCURRENCY, paced: PACED, pacedRequestsPerSecond: PACED_RPS, runMs: RUN_MS, rounds: ROUNDS, warmMs: WARM_MS, path: '/small', responseBytes: 26, maxConnectionsPerAddress: 4096 },
+      config: {
+        concurrency: CONCURRENCY,
+        paced: PACED,
+        pacedRequestsPerSecond: PACED_RPS,
+        runMs: RUN_MS,
+        rounds: ROUNDS,
+        warmMs: WARM_MS,
+        path: '/small',
+        responseBytes: 26,
+        maxConnectionsPerAddress: 4096,
+      },
       targets: TARGETS,
       notes: [
         'direct: plain HTTP/1.1 keep-alive to the container address on the engine bridge (no TLS, no proxy): the floor.',
         'nginx: Debian nginx, one worker, TLS 1.3 (TLS_AES_128_GCM_SHA256), HTTP/1.1 keep-alive upstream pool, no buffering (config in nginxConfig).',
         'edge: the hub edge port, TLS 1.3; each client connection is one HTTP/2 stream on the agent link (itself TLS), the agent holds one TCP connection to the app per client connection.',
         'Closed loop (summary): each of N keep-alive connections sends its next GET as soon as the answer is read, so at 64 and 256 the machine is saturated and p50 is mostly queueing (N / throughput); medians over rounds; 2 cores shared by client, proxy processes and app.',
-        'Paced (paced): the same connections, each sending at most one GET per N/PACED_RPS seconds, so all paths carry the same load below saturation and latency is the path\'s own; rps there is the offered rate, not a capacity.',
+        "Paced (paced): the same connections, each sending at most one GET per N/PACED_RPS seconds, so all paths carry the same load below saturation and latency is the path's own; rps there is the offered rate, not a capacity.",
         'cpuMicrosPerRequest: CPU seconds each process used during the run divided by requests completed (loadClient is the client process).',
       ],
       nginxConfig: rig.nginx.config,
-      summary: summary(runs.filter((r) => r.intervalMs === 0), CONCURRENCY),
+      summary: summary(
+        runs.filter((r) => r.intervalMs === 0),
+        CONCURRENCY,
+      ),
       /** The same connections paced to PACED_RPS in all: latency below saturation, where queueing does not hide it. */
-      paced: summary(runs.filter((r) => r.intervalMs > 0), PACED),
+      paced: summary(
+        runs.filter((r) => r.intervalMs > 0),
+        PACED,
+      ),
       runs,
     };
   } finally {
@@ -197,7 +231,11 @@ async function main(): Promise<void> {
     const x = p[String(c)];
     return `  ${String(c).padStart(3)} conns: ${PATHS.map((q) => `${q} p50 ${x[q].p50} p99 ${x[q].p99}`).join(' | ')}${x.withinTarget ? `  edge p50 ${x.edgeP50OverNginxMs >= 0 ? '+' : ''}${x.edgeP50OverNginxMs} ms vs nginx (${x.withinTarget.p50 ? 'within' : 'OVER'} +${TARGETS.p50OverNginxMs})` : ''}`;
   });
-  process.stdout.write(['', 'edge-http: a 26-byte answer, closed loop', ...lines, `paced to ${PACED_RPS} req/s in all`, ...pacedLines, `wrote ${RESULTS} (${((Date.now() - started) / 1000).toFixed(0)} s)`, ''].join('\n'));
+  process.stdout.write(
+    ['', 'edge-http: a 26-byte answer, closed loop', ...lines, `paced to ${PACED_RPS} req/s in all`, ...pacedLines, `wrote ${RESULTS} (${((Date.now() - started) / 1000).toFixed(0)} s)`, ''].join(
+      '\n',
+    ),
+  );
 }
 
 runBench('edge-http', main);

@@ -66,9 +66,10 @@ function requestOptions(target: Target, method: string, path: string, headers: R
 /** Runs one transfer; resolves with the bytes the other end saw. */
 function transfer(target: Target, direction: Direction): Promise<number> {
   return new Promise((resolve, reject) => {
-    const { proto, ...opts } = direction === 'download'
-      ? requestOptions(target, 'GET', `/download?bytes=${BYTES}`, {})
-      : requestOptions(target, 'POST', '/upload', { 'content-length': String(BYTES), 'content-type': 'application/octet-stream' });
+    const { proto, ...opts } =
+      direction === 'download'
+        ? requestOptions(target, 'GET', `/download?bytes=${BYTES}`, {})
+        : requestOptions(target, 'POST', '/upload', { 'content-length': String(BYTES), 'content-type': 'application/octet-stream' });
     const req = proto.request(opts, (res) => {
       let bytes = 0;
       const chunks: Buffer[] = [];
@@ -86,13 +87,16 @@ function transfer(target: Target, direction: Direction): Promise<number> {
     req.setTimeout(300_000, () => req.destroy(new Error('no progress for 300 s')));
     if (direction === 'download') return void req.end();
     let left = BYTES;
-    Readable.from((function* body() {
-      while (left > 0) {
-        const chunk = left >= CHUNK.length ? CHUNK : CHUNK.subarray(0, left);
-        left -= chunk.length;
-        yield chunk;
-      }
-    })(), { objectMode: false }).pipe(req);
+    Readable.from(
+      (function* body() {
+        while (left > 0) {
+          const chunk = left >= CHUNK.length ? CHUNK : CHUNK.subarray(0, left);
+          left -= chunk.length;
+          yield chunk;
+        }
+      })(),
+      { objectMode: false },
+    ).pipe(req);
   });
 }
 
@@ -107,7 +111,9 @@ async function measure(rig: EdgeRig, path: PathName, direction: Direction, rep: 
   if (seen !== BYTES) throw new Error(`${path} ${direction}: the other end saw ${seen} bytes of ${BYTES}`);
   const gib = BYTES / 2 ** 30;
   return {
-    path, direction, rep,
+    path,
+    direction,
+    rep,
     seconds: round(seconds, 2),
     MBps: round(BYTES / 1e6 / seconds),
     rssGrowthMB: Object.fromEntries(Object.keys(watched).map((k) => [k, round((windows[k]!.peakRss - before[k]!) / 1e6)])),
@@ -128,24 +134,37 @@ async function main(): Promise<void> {
         const order = [...PATHS.slice(rep % PATHS.length), ...PATHS.slice(0, rep % PATHS.length)];
         for (const path of order) {
           const t = await measure(rig, path, direction, rep);
-          log(`rep ${rep}/${REPS} ${direction.padEnd(8)} ${path.padEnd(6)} ${String(t.MBps).padStart(7)} MB/s (${t.seconds} s)  RSS growth MB ${JSON.stringify(t.rssGrowthMB)}  CPU s/GiB ${JSON.stringify(t.cpuSecondsPerGiB)}`);
+          log(
+            `rep ${rep}/${REPS} ${direction.padEnd(8)} ${path.padEnd(6)} ${String(t.MBps).padStart(7)} MB/s (${t.seconds} s)  RSS growth MB ${JSON.stringify(t.rssGrowthMB)}  CPU s/GiB ${JSON.stringify(t.cpuSecondsPerGiB)}`,
+          );
           results.push(t);
         }
       }
     }
     const summary: Record<string, any> = {};
     for (const direction of ['download', 'upload'] as const) {
-      const per = Object.fromEntries(PATHS.map((p) => {
-        const mine = results.filter((r) => r.path === p && r.direction === direction);
-        const procs = Object.keys(mine[0]!.cpuSecondsPerGiB);
-        return [p, {
-          MBps: round(median(mine.map((r) => r.MBps))),
-          peakRssGrowthMB: Object.fromEntries(Object.keys(mine[0]!.rssGrowthMB).map((k) => [k, Math.max(...mine.map((r) => r.rssGrowthMB[k]!))])),
-          cpuSecondsPerGiB: Object.fromEntries(procs.map((k) => [k, round(median(mine.map((r) => r.cpuSecondsPerGiB[k]!)), 2)])),
-        }];
-      })) as unknown as Record<PathName, { MBps: number }>;
+      const per = Object.fromEntries(
+        PATHS.map((p) => {
+          const mine = results.filter((r) => r.path === p && r.direction === direction);
+          const procs = Object.keys(mine[0]!.cpuSecondsPerGiB);
+          return [
+            p,
+            {
+              MBps: round(median(mine.map((r) => r.MBps))),
+              peakRssGrowthMB: Object.fromEntries(Object.keys(mine[0]!.rssGrowthMB).map((k) => [k, Math.max(...mine.map((r) => r.rssGrowthMB[k]!))])),
+              cpuSecondsPerGiB: Object.fromEntries(procs.map((k) => [k, round(median(mine.map((r) => r.cpuSecondsPerGiB[k]!)), 2)])),
+            },
+          ];
+        }),
+      ) as unknown as Record<PathName, { MBps: number }>;
       const vsDirect = round(per.edge.MBps / per.direct.MBps, 3);
-      summary[direction] = { ...per, edgeVsDirect: vsDirect, edgeVsNginx: round(per.edge.MBps / per.nginx.MBps, 3), nginxVsDirect: round(per.nginx.MBps / per.direct.MBps, 3), withinTarget: vsDirect >= TARGET_VS_DIRECT };
+      summary[direction] = {
+        ...per,
+        edgeVsDirect: vsDirect,
+        edgeVsNginx: round(per.edge.MBps / per.nginx.MBps, 3),
+        nginxVsDirect: round(per.nginx.MBps / per.direct.MBps, 3),
+        withinTarget: vsDirect >= TARGET_VS_DIRECT,
+      };
     }
     out = {
       bench: 'edge-transfer',
@@ -158,7 +177,7 @@ async function main(): Promise<void> {
         'direct: plain HTTP to the container address on the engine bridge (no TLS): the floor; nginx and edge encrypt on the client hop, the edge again on the agent link.',
         'One transfer at a time on a fresh connection; the client is this process; medians over reps.',
         'rssGrowthMB: peak RSS during the transfer minus RSS just before (sampled every 100 ms); cpuSecondsPerGiB includes the client (this process) and the app.',
-        'The native two-nginx relay (lib/native-relay.ts) relays to a unix socket, not a container port, and needs nginx\'s stream module: not used here.',
+        "The native two-nginx relay (lib/native-relay.ts) relays to a unix socket, not a container port, and needs nginx's stream module: not used here.",
       ],
       summary,
       transfers: results,

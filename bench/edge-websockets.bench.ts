@@ -49,7 +49,14 @@ async function settledRss(pids: Record<string, number>): Promise<Record<string, 
   }
 }
 
-interface Opened { sockets: WebSocket[]; openMs: number[]; totalMs: number; closedEarly: () => number; failed: number; firstFailure: string | null }
+interface Opened {
+  sockets: WebSocket[];
+  openMs: number[];
+  totalMs: number;
+  closedEarly: () => number;
+  failed: number;
+  firstFailure: string | null;
+}
 
 /** Opens `count` WebSockets to `port` (TLS, no SNI, Host bench.test), `IN_FLIGHT` handshakes at a time. */
 async function openMany(port: number, caPem: string, count: number): Promise<Opened> {
@@ -58,56 +65,69 @@ async function openMany(port: number, caPem: string, count: number): Promise<Ope
   let closed = 0;
   let next = 0;
   const t0 = performance.now();
-  const one = (): Promise<void> => new Promise((resolve, reject) => {
-    const started = performance.now();
-    const ws = new WebSocket(`wss://127.0.0.1:${port}/ws`, { ca: caPem, headers: { host: EDGE_HOST }, perMessageDeflate: false, handshakeTimeout: HANDSHAKE_MS });
-    ws.once('open', () => {
-      openMs.push(performance.now() - started);
-      sockets.push(ws);
-      ws.once('close', () => closed++);
-      resolve();
+  const one = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const started = performance.now();
+      const ws = new WebSocket(`wss://127.0.0.1:${port}/ws`, { ca: caPem, headers: { host: EDGE_HOST }, perMessageDeflate: false, handshakeTimeout: HANDSHAKE_MS });
+      ws.once('open', () => {
+        openMs.push(performance.now() - started);
+        sockets.push(ws);
+        ws.once('close', () => closed++);
+        resolve();
+      });
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: HTTP ${res.statusCode}`)));
+      ws.once('error', reject);
     });
-    ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: HTTP ${res.statusCode}`)));
-    ws.once('error', reject);
-  });
   let firstFailure: string | null = null;
   let failed = 0;
   // After the first failure no new handshake starts (those in flight finish or fail): what opened stays open.
-  await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, count) }, async () => {
-    while (next < count && firstFailure === null) {
-      next++;
-      await one().catch((err: Error) => {
-        failed++;
-        firstFailure ??= `${err.message} (with ${sockets.length} open)`;
-      });
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(IN_FLIGHT, count) }, async () => {
+      while (next < count && firstFailure === null) {
+        next++;
+        await one().catch((err: Error) => {
+          failed++;
+          firstFailure ??= `${err.message} (with ${sockets.length} open)`;
+        });
+      }
+    }),
+  );
   return { sockets, openMs, totalMs: performance.now() - t0, closedEarly: () => closed, failed, firstFailure };
 }
 
 /** Every socket sends one message and must get it back. */
 async function echoAll(sockets: WebSocket[]): Promise<number> {
   let ok = 0;
-  await Promise.all(sockets.map((ws, i) => new Promise<void>((resolve) => {
-    if (ws.readyState !== WebSocket.OPEN) return resolve();
-    const text = `ping-${i}`;
-    const timer = setTimeout(resolve, 30_000);
-    ws.once('message', (data) => {
-      clearTimeout(timer);
-      if (data.toString() === text) ok++;
-      resolve();
-    });
-    ws.send(text);
-  })));
+  await Promise.all(
+    sockets.map(
+      (ws, i) =>
+        new Promise<void>((resolve) => {
+          if (ws.readyState !== WebSocket.OPEN) return resolve();
+          const text = `ping-${i}`;
+          const timer = setTimeout(resolve, 30_000);
+          ws.once('message', (data) => {
+            clearTimeout(timer);
+            if (data.toString() === text) ok++;
+            resolve();
+          });
+          ws.send(text);
+        }),
+    ),
+  );
   return ok;
 }
 
 async function closeAll(sockets: WebSocket[]): Promise<void> {
-  await Promise.all(sockets.map((ws) => new Promise<void>((resolve) => {
-    if (ws.readyState === WebSocket.CLOSED) return resolve();
-    ws.once('close', () => resolve());
-    ws.terminate();
-  })));
+  await Promise.all(
+    sockets.map(
+      (ws) =>
+        new Promise<void>((resolve) => {
+          if (ws.readyState === WebSocket.CLOSED) return resolve();
+          ws.once('close', () => resolve());
+          ws.terminate();
+        }),
+    ),
+  );
 }
 
 interface PathResult {
@@ -214,12 +234,18 @@ async function main(): Promise<void> {
   await mkdir(dirname(RESULTS), { recursive: true });
   await writeFile(RESULTS, `${JSON.stringify(out, null, 2)}\n`);
   const s = out.summary;
-  process.stdout.write(['', `edge-websockets: ${COUNT} idle WebSockets`,
-    ...(s.edgeReachedCount ? [] : [`  edge: only ${s.edgeOpened} of ${COUNT} opened: ${s.edgeFirstFailure}`]),
-    `  edge: hub ${s.hubBytesPerConnection} B + agent ${s.agentBytesPerConnection} B per connection; opened in ${s.edgeOpenSeconds} s (upgrade p50 ${out.edge.upgradeMs.p50} ms, p99 ${out.edge.upgradeMs.p99} ms)`,
-    `  nginx (${out.config.nginxCount}): ${s.nginxBytesPerConnection} B per connection; opened in ${out.nginx.openSeconds} s`,
-    `  app: ${s.appBytesPerConnection} B per connection`,
-    `wrote ${RESULTS} (${((Date.now() - started) / 1000).toFixed(0)} s)`, ''].join('\n'));
+  process.stdout.write(
+    [
+      '',
+      `edge-websockets: ${COUNT} idle WebSockets`,
+      ...(s.edgeReachedCount ? [] : [`  edge: only ${s.edgeOpened} of ${COUNT} opened: ${s.edgeFirstFailure}`]),
+      `  edge: hub ${s.hubBytesPerConnection} B + agent ${s.agentBytesPerConnection} B per connection; opened in ${s.edgeOpenSeconds} s (upgrade p50 ${out.edge.upgradeMs.p50} ms, p99 ${out.edge.upgradeMs.p99} ms)`,
+      `  nginx (${out.config.nginxCount}): ${s.nginxBytesPerConnection} B per connection; opened in ${out.nginx.openSeconds} s`,
+      `  app: ${s.appBytesPerConnection} B per connection`,
+      `wrote ${RESULTS} (${((Date.now() - started) / 1000).toFixed(0)} s)`,
+      '',
+    ].join('\n'),
+  );
 }
 
 runBench('edge-websockets', main);

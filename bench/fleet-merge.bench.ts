@@ -116,11 +116,30 @@ async function main(): Promise<void> {
   try {
     hub = await startHubProcess(dataDir, `127.0.0.1:${await freePort()}`);
     log(`hub ${hub.url} (pid ${hub.child.pid}); simulating ${NODES} nodes with ${PER_NODE} containers each`);
-    sim = startChild('agent-simulator', process.execPath, [
-      '--import', 'tsx', join(ROOT, 'bench', 'agent-simulator.ts'),
-      '--hub', hub.url, '--ca', hub.caFile, '--token-file', join(dataDir, 'admin.token'),
-      '--count', String(NODES), '--prefix', PREFIX, '--docker-containers', String(PER_NODE), '--control-stdin', '--watch-stdin',
-    ], { cwd: ROOT, env: childEnv() });
+    sim = startChild(
+      'agent-simulator',
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(ROOT, 'bench', 'agent-simulator.ts'),
+        '--hub',
+        hub.url,
+        '--ca',
+        hub.caFile,
+        '--token-file',
+        join(dataDir, 'admin.token'),
+        '--count',
+        String(NODES),
+        '--prefix',
+        PREFIX,
+        '--docker-containers',
+        String(PER_NODE),
+        '--control-stdin',
+        '--watch-stdin',
+      ],
+      { cwd: ROOT, env: childEnv() },
+    );
     const allConnected = sim.waitForLine(new RegExp(`^simulated ${NODES} connected$`), 180_000);
     await sim.waitForLine(/^enrolled \d+/, 180_000);
     await allConnected;
@@ -205,19 +224,21 @@ async function main(): Promise<void> {
     const r = result[k] as { latencyMs: LatencySummary; requestsPerSecond: number; responseBytes: number; cpuPercent: Record<string, number> };
     return `  ${label.padEnd(44)} p50 ${String(r.latencyMs.p50).padStart(8)} ms  p99 ${String(r.latencyMs.p99).padStart(8)} ms  ${String(r.requestsPerSecond).padStart(6)} req/s  ${(r.responseBytes / 1e6).toFixed(2)} MB/answer  hub CPU ${r.cpuPercent.hub}%  simulator CPU ${r.cpuPercent.simulator}%`;
   };
-  process.stdout.write([
-    '',
-    `Fleet merge of containers/json, ${NODES} nodes × ${PER_NODE} containers:`,
-    row('baseline: one node through the hub, sequential', 'baselineOneNode'),
-    row('fleet, all answering, sequential', 'healthySequential'),
-    row(`fleet, all answering, ${CONCURRENT} at once`, 'healthyConcurrent'),
-    row(`fleet, ${DEAD} stalled, sequential`, 'deadSequential'),
-    row(`fleet, ${DEAD} stalled, ${CONCURRENT} at once`, 'deadConcurrent'),
-    `  X-Dockfleet-Missing-Nodes named exactly ${(result.deadNodes as string[]).join(',')} on all ${DEAD_REQUESTS * 3} answers with stalled nodes (and was empty on every other); per-node deadline ${DEADLINE_MS} ms: stalled p99 − deadline = ${round(lat('deadSequential').p99 - DEADLINE_MS)} ms`,
-    '',
-    `wrote ${RESULTS} (${((Date.now() - started) / 1000).toFixed(0)} s)`,
-    '',
-  ].join('\n'));
+  process.stdout.write(
+    [
+      '',
+      `Fleet merge of containers/json, ${NODES} nodes × ${PER_NODE} containers:`,
+      row('baseline: one node through the hub, sequential', 'baselineOneNode'),
+      row('fleet, all answering, sequential', 'healthySequential'),
+      row(`fleet, all answering, ${CONCURRENT} at once`, 'healthyConcurrent'),
+      row(`fleet, ${DEAD} stalled, sequential`, 'deadSequential'),
+      row(`fleet, ${DEAD} stalled, ${CONCURRENT} at once`, 'deadConcurrent'),
+      `  X-Dockfleet-Missing-Nodes named exactly ${(result.deadNodes as string[]).join(',')} on all ${DEAD_REQUESTS * 3} answers with stalled nodes (and was empty on every other); per-node deadline ${DEADLINE_MS} ms: stalled p99 − deadline = ${round(lat('deadSequential').p99 - DEADLINE_MS)} ms`,
+      '',
+      `wrote ${RESULTS} (${((Date.now() - started) / 1000).toFixed(0)} s)`,
+      '',
+    ].join('\n'),
+  );
 }
 
 runBench('fleet-merge', main);

@@ -26,7 +26,10 @@ import { removeHubData } from '../test/support/hub-fixture.ts';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const RESULTS = join(ROOT, 'bench', 'results', 'fleet-scale.json');
 
-const AGENTS = (process.env.BENCH_AGENTS ?? '100,1000').split(',').map((s) => Number(s.trim())).filter((n) => Number.isInteger(n) && n > 0);
+const AGENTS = (process.env.BENCH_AGENTS ?? '100,1000')
+  .split(',')
+  .map((s) => Number(s.trim()))
+  .filter((n) => Number.isInteger(n) && n > 0);
 const SETTLE_MS = envInt('BENCH_SETTLE_MS', 10_000);
 const CPU_WINDOW_MS = envInt('BENCH_CPU_WINDOW_MS', 20_000);
 const PINGS = envInt('BENCH_PINGS', 2000);
@@ -83,7 +86,10 @@ async function measureCpu(pids: Record<string, number>, windowMs: number): Promi
   return out;
 }
 
-interface NodeList { name: string; status: string }
+interface NodeList {
+  name: string;
+  status: string;
+}
 
 /** Polls GET /api/v1/nodes until `n` nodes are online; returns when (ms epoch) it saw that. */
 async function waitOnline(http: HubHttp, n: number, timeoutMs: number, everyMs = 200): Promise<{ at: number; polls: number }> {
@@ -115,9 +121,7 @@ interface LatencyResult {
   requestsPerSecond: number;
 }
 
-async function measureLatency(
-  hubUrl: string, caPem: string, token: string, paths: () => string, total: number, clients: number, isPing: boolean,
-): Promise<LatencyResult> {
+async function measureLatency(hubUrl: string, caPem: string, token: string, paths: () => string, total: number, clients: number, isPing: boolean): Promise<LatencyResult> {
   const http = new HubHttp(hubUrl, caPem, token, clients);
   try {
     // Warm up the connections and the hub's code paths; not recorded.
@@ -174,11 +178,29 @@ async function runScale(n: number): Promise<Record<string, unknown>> {
     // Fleet: enroll + connect.
     since = Date.now();
     const prefix = `sim${n}`;
-    sim = startChild('agent-simulator', process.execPath, [
-      '--import', 'tsx', join(ROOT, 'bench', 'agent-simulator.ts'),
-      '--hub', hub.url, '--ca', join(dataDir, 'pki', 'ca.pem'), '--token-file', join(dataDir, 'admin.token'),
-      '--count', String(n), '--prefix', prefix, '--concurrency', String(CONNECT_CONCURRENCY), '--watch-stdin',
-    ], { cwd: ROOT, env: { ...process.env } });
+    sim = startChild(
+      'agent-simulator',
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(ROOT, 'bench', 'agent-simulator.ts'),
+        '--hub',
+        hub.url,
+        '--ca',
+        join(dataDir, 'pki', 'ca.pem'),
+        '--token-file',
+        join(dataDir, 'admin.token'),
+        '--count',
+        String(n),
+        '--prefix',
+        prefix,
+        '--concurrency',
+        String(CONNECT_CONCURRENCY),
+        '--watch-stdin',
+      ],
+      { cwd: ROOT, env: { ...process.env } },
+    );
     let simStats = { connects: 0, drops: 0 };
     sim.onLine((line) => {
       const m = /^stats connects=(\d+) drops=(\d+)$/.exec(line);

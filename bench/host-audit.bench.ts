@@ -30,10 +30,20 @@ try {
   const writeStart = performance.now();
   const audit = HostAuditLog.open(dir);
   for (let i = 0; i < ENTRIES; i++) {
-    const id = (i * 2654435761 % 2 ** 32).toString(16).padStart(8, '0').repeat(8);
-    audit.append(i % 10 === 0
-      ? { op: 'POST /containers/create', target: `web-${i}`, result: 'refused', status: 403, reason: 'privileged containers (allow.privileged is false in the host policy)', user: 'ann@example.com', ref: String(i) }
-      : { op: `POST /containers/${id}/stop`, target: id, result: 'ok', status: 204, user: 'ann@example.com', key: 'ed25519:AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcde', ref: String(i) });
+    const id = ((i * 2654435761) % 2 ** 32).toString(16).padStart(8, '0').repeat(8);
+    audit.append(
+      i % 10 === 0
+        ? {
+            op: 'POST /containers/create',
+            target: `web-${i}`,
+            result: 'refused',
+            status: 403,
+            reason: 'privileged containers (allow.privileged is false in the host policy)',
+            user: 'ann@example.com',
+            ref: String(i),
+          }
+        : { op: `POST /containers/${id}/stop`, target: id, result: 'ok', status: 204, user: 'ann@example.com', key: 'ed25519:AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcde', ref: String(i) },
+    );
   }
   audit.close();
   const writeMs = performance.now() - writeStart;
@@ -42,7 +52,10 @@ try {
 
   // The baseline process: same node and loader start, then read and JSON.parse every line.
   const baselineScript = join(dir, 'parse-only.ts');
-  writeFileSync(baselineScript, `import { readFileSync } from 'node:fs';\nlet n = 0;\nfor (const line of readFileSync(process.argv[2]!, 'utf8').split('\\n')) if (line) { JSON.parse(line); n++; }\nprocess.stdout.write(\`parsed \${n}\\n\`);\n`);
+  writeFileSync(
+    baselineScript,
+    `import { readFileSync } from 'node:fs';\nlet n = 0;\nfor (const line of readFileSync(process.argv[2]!, 'utf8').split('\\n')) if (line) { JSON.parse(line); n++; }\nprocess.stdout.write(\`parsed \${n}\\n\`);\n`,
+  );
 
   const timeProcess = (args: string[]): { ms: number; code: number | null; out: string } => {
     const start = performance.now();
@@ -62,13 +75,25 @@ try {
     baselineRuns.push(b.ms);
   }
   // The same work in this process, without any process start.
-  const inProcess = (fn: () => void): number[] => Array.from({ length: RUNS }, () => { const s = performance.now(); fn(); return performance.now() - s; });
-  const verifyInProcess = inProcess(() => { if (verifyAuditBytes(readFileSync(path), { entries: false }).problem) throw new Error('chain broken'); });
-  const parseInProcess = inProcess(() => { for (const line of readFileSync(path, 'utf8').split('\n')) if (line) JSON.parse(line); });
+  const inProcess = (fn: () => void): number[] =>
+    Array.from({ length: RUNS }, () => {
+      const s = performance.now();
+      fn();
+      return performance.now() - s;
+    });
+  const verifyInProcess = inProcess(() => {
+    if (verifyAuditBytes(readFileSync(path), { entries: false }).problem) throw new Error('chain broken');
+  });
+  const parseInProcess = inProcess(() => {
+    for (const line of readFileSync(path, 'utf8').split('\n')) if (line) JSON.parse(line);
+  });
   // A bare process start with the loader: what every CLI call pays before any work.
   const startOnly = Array.from({ length: RUNS }, () => timeProcess(['--import', 'tsx', '-e', '0']).ms);
 
-  const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return Math.round(s[Math.floor(s.length / 2)]! * 10) / 10; };
+  const median = (xs: number[]): number => {
+    const s = [...xs].sort((a, b) => a - b);
+    return Math.round(s[Math.floor(s.length / 2)]! * 10) / 10;
+  };
   const result = {
     bench: 'host-audit',
     when: new Date().toISOString(),

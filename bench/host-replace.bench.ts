@@ -54,16 +54,27 @@ async function mountpoint(engine: TestEngine, name: string): Promise<string> {
 
 async function hashes(root: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  for (const name of (await readdir(root)).sort()) out.set(name, createHash('sha256').update(await readFile(join(root, name))).digest('hex'));
+  for (const name of (await readdir(root)).sort())
+    out.set(
+      name,
+      createHash('sha256')
+        .update(await readFile(join(root, name)))
+        .digest('hex'),
+    );
   return out;
 }
 
 /** Until the container's log holds every file's hash (the app is up and reads its data). */
 async function readsItsData(engine: TestEngine, id: string, expect: Map<string, string>): Promise<void> {
-  await waitFor(async () => {
-    const logs = await containerLogs(engine, id);
-    return [...expect].every(([name, hash]) => logs.includes(`${hash}  /data/${name}`));
-  }, 600_000, 'the container to read its data', 100);
+  await waitFor(
+    async () => {
+      const logs = await containerLogs(engine, id);
+      return [...expect].every(([name, hash]) => logs.includes(`${hash}  /data/${name}`));
+    },
+    600_000,
+    'the container to read its data',
+    100,
+  );
 }
 
 runBench('host-replace', async () => {
@@ -82,7 +93,7 @@ runBench('host-replace', async () => {
     writeFileSync(join(dir, 'policy.json'), JSON.stringify({ backups: { repository: 'hub' } }));
     writeFileSync(join(dir, 'compose.yml'), COMPOSE);
     hub = await startTestHub({ dataDir: join(dir, 'hub'), port: await freePort() });
-    const [engineA] = await startEngines(1, { prefix: 'bench-replace-a' }) as [TestEngine];
+    const [engineA] = (await startEngines(1, { prefix: 'bench-replace-a' })) as [TestEngine];
     engines.push(engineA);
     const agentA = await agent(engineA, join(dir, 'agent-a'), await mintCode(hub, NODE));
     await cli(hub, 'stack', 'deploy', STACK, '-f', join(dir, 'compose.yml'), '--node', NODE, '--wait');
@@ -100,7 +111,7 @@ runBench('host-replace', async () => {
     benchLog('host A lost: agent stopped, engine and data root thrown away');
     await agentA.stop();
     await engineA.stop();
-    const [engineB] = await startEngines(1, { prefix: 'bench-replace-b' }) as [TestEngine];
+    const [engineB] = (await startEngines(1, { prefix: 'bench-replace-b' })) as [TestEngine];
     engines.push(engineB);
 
     // dockfleet: the replacement enrolls, the hub restores the volume and deploys the stack.
@@ -109,10 +120,15 @@ runBench('host-replace', async () => {
     const t0 = performance.now();
     await agent(engineB, join(dir, 'agent-b'), code);
     const enrolledMs = performance.now() - t0;
-    const done = await waitFor(async () => {
-      const r = (await hub!.api('GET', `/api/v1/nodes/${NODE}/rebuild`)).json;
-      return r?.state === 'done' || r?.state === 'failed' ? r : null;
-    }, 900_000, 'the rebuild', 100);
+    const done = await waitFor(
+      async () => {
+        const r = (await hub!.api('GET', `/api/v1/nodes/${NODE}/rebuild`)).json;
+        return r?.state === 'done' || r?.state === 'failed' ? r : null;
+      },
+      900_000,
+      'the rebuild',
+      100,
+    );
     if (done.state !== 'done') throw new Error(`the rebuild failed: ${done.error}`);
     const rebuildDoneMs = performance.now() - t0;
     const filters = encodeURIComponent(JSON.stringify({ label: [`com.docker.compose.project=${STACK}`] }));
@@ -133,9 +149,28 @@ runBench('host-replace', async () => {
     const t1 = performance.now();
     const made = await engineRequest(engineB.socketPath, 'POST', '/volumes/create', { Name: 'by-hand' });
     if (made.status !== 201) throw new Error(`volume create: ${made.text}`);
-    await run('restic', ['-r', join(dir, 'repo-copy'), '--cache-dir', join(dir, 'cache-by-hand'), 'restore', 'latest', '--host', NODE, '--tag', `node=${NODE},volume=${VOLUME}`, '--target', await mountpoint(engineB, 'by-hand')], { RESTIC_PASSWORD: password });
+    await run(
+      'restic',
+      [
+        '-r',
+        join(dir, 'repo-copy'),
+        '--cache-dir',
+        join(dir, 'cache-by-hand'),
+        'restore',
+        'latest',
+        '--host',
+        NODE,
+        '--tag',
+        `node=${NODE},volume=${VOLUME}`,
+        '--target',
+        await mountpoint(engineB, 'by-hand'),
+      ],
+      { RESTIC_PASSWORD: password },
+    );
     const created = await engineRequest(engineB.socketPath, 'POST', '/containers/create?name=by-hand', {
-      Image: BUSYBOX_IMAGE, Cmd: ['sh', '-c', 'sha256sum /data/* ; sleep 3600'], HostConfig: { Binds: ['by-hand:/data'] },
+      Image: BUSYBOX_IMAGE,
+      Cmd: ['sh', '-c', 'sha256sum /data/* ; sleep 3600'],
+      HostConfig: { Binds: ['by-hand:/data'] },
     });
     if (created.status !== 201) throw new Error(`container create: ${created.text}`);
     await engineRequest(engineB.socketPath, 'POST', `/containers/${created.json.Id}/start`);
@@ -157,7 +192,8 @@ runBench('host-replace', async () => {
       },
       byHand: { resticRestoreFromLocalCopyAndStartMs: Math.round(byHandMs), repositoryCopyMs: Math.round(copyMs) },
       dockfleetOverByHand: Math.round((dockfleetMs / byHandMs) * 100) / 100,
-      notes: 'dockfleet restores through the agent\'s channel from the hub\'s repository (restic-bridge), then deploys the stack through a rollout with its health gate; by hand restores from a local copy of the same repository files (copy time apart) and starts one container through the Engine API.',
+      notes:
+        "dockfleet restores through the agent's channel from the hub's repository (restic-bridge), then deploys the stack through a rollout with its health gate; by hand restores from a local copy of the same repository files (copy time apart) and starts one container through the Engine API.",
     };
     mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
     writeFileSync(join(ROOT, 'bench', 'results', 'host-replace.json'), `${JSON.stringify(out, null, 2)}\n`);

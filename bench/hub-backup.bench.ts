@@ -80,16 +80,26 @@ try {
     clearInterval(sampler);
     const restorePeak = Math.max(peak, process.memoryUsage().rss);
     rows.push({
-      encryptedTo: label, backupMs: Math.round(backup.ms), restoreMs: Math.round(restore.ms), archiveBytes: backup.value.size,
-      auditRowsVerified: restore.value.audit.rows, peakRssBytes: Math.max(backupPeak, restorePeak), rssBeforeBytes: rssBefore,
-      backupPeakRssBytes: backupPeak, restorePeakRssBytes: restorePeak, rssBeforeRestoreBytes: rssBeforeRestore,
+      encryptedTo: label,
+      backupMs: Math.round(backup.ms),
+      restoreMs: Math.round(restore.ms),
+      archiveBytes: backup.value.size,
+      auditRowsVerified: restore.value.audit.rows,
+      peakRssBytes: Math.max(backupPeak, restorePeak),
+      rssBeforeBytes: rssBefore,
+      backupPeakRssBytes: backupPeak,
+      restorePeakRssBytes: restorePeak,
+      rssBeforeRestoreBytes: rssBeforeRestore,
     });
     rmSync(target, { recursive: true, force: true });
   }
 
   // The event loop during a passphrase backup: in this thread (as before) and on a worker (as the schedule runs it).
   const stalls: Record<string, unknown>[] = [];
-  for (const [where, make] of [['in-thread', createHubBackup], ['worker-thread', createHubBackupOffThread]] as const) {
+  for (const [where, make] of [
+    ['in-thread', createHubBackup],
+    ['worker-thread', createHubBackupOffThread],
+  ] as const) {
     let last = performance.now();
     let worst = 0;
     const ticker = setInterval(() => {
@@ -113,7 +123,12 @@ try {
     seeded: { nodes: NODES, auditEntries: AUDIT, seedMs: Math.round(seed.ms), databaseBytes: dbBytes },
     dockfleet: rows,
     eventLoopDuringPassphraseBackup: stalls,
-    baseline: { copyDatabaseMs: Math.round(copy.ms), tarGzipMs: Math.round(tar.ms), tarGzipBytes: statSync(tgz).size, note: 'plain copy and tar|gzip: not encrypted, not checked, not consistent while the hub writes' },
+    baseline: {
+      copyDatabaseMs: Math.round(copy.ms),
+      tarGzipMs: Math.round(tar.ms),
+      tarGzipBytes: statSync(tgz).size,
+      note: 'plain copy and tar|gzip: not encrypted, not checked, not consistent while the hub writes',
+    },
   };
   writeFileSync(join(ROOT, 'bench', 'results', 'hub-backup.json'), `${JSON.stringify(result, null, 2)}\n`);
   process.stdout.write(`${JSON.stringify({ seeded: result.seeded, dockfleet: rows, eventLoop: stalls, baseline: result.baseline }, null, 2)}\n`);

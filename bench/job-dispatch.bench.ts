@@ -77,8 +77,12 @@ async function dispatchSeries(rig: JobFleetRig, label: string, count: number, cl
   const wallMs = Date.now() - t0;
   const cpuS = cpuOf(rig.hub.child.pid) - cpu0;
   return {
-    submitToAgentMs: summarize(toAgent), submitAnswerMs: summarize(answer), seenBeforeAnswer: seenBefore, errors,
-    hubCpuMicrosPerJob: Math.round((cpuS / Math.max(1, toAgent.length)) * 1e6), wallMs,
+    submitToAgentMs: summarize(toAgent),
+    submitAnswerMs: summarize(answer),
+    seenBeforeAnswer: seenBefore,
+    errors,
+    hubCpuMicrosPerJob: Math.round((cpuS / Math.max(1, toAgent.length)) * 1e6),
+    wallMs,
   };
 }
 
@@ -124,7 +128,7 @@ async function main(): Promise<void> {
       config: { agents: AGENTS, jobs: JOBS, pings: PINGS, concurrentClients: CLIENTS, simulatedJobDelayMs: 0 },
       targets: { submitToAgentP99Ms: TARGET_P99_MS },
       notes: [
-        'submitToAgentMs: preciseNow() just before the REST deploy is written → the simulated agent\'s JOBS_PATH handler called (performance.timeOrigin + performance.now() in each process, same machine clock).',
+        "submitToAgentMs: preciseNow() just before the REST deploy is written → the simulated agent's JOBS_PATH handler called (performance.timeOrigin + performance.now() in each process, same machine clock).",
         'submitAnswerMs: the same request until its 202 (the hub answers once the job is filed; delivery starts on the queue\'s "filed" event, so the agent often has the job first).',
         'Each deploy is a new stack (one service) to a random one of the connected nodes: the hub parses and validates the Compose file, stores the revision and rollout, files the job, delivers it.',
         'Baseline: GET /api/v1/nodes/X/ping to random nodes, sequential, same keep-alive client: the hub → agent round trip every delivery also makes.',
@@ -146,16 +150,18 @@ async function main(): Promise<void> {
   const s = out.sequential as Series;
   const c = out.concurrent as Series;
   const p = out.baselinePing as { clientMs: LatencySummary };
-  process.stdout.write([
-    '',
-    `job dispatch, ${AGENTS} simulated agents connected (ms, p50 / p99 / max)`,
-    `  baseline node ping           ${p.clientMs.p50} / ${p.clientMs.p99} / ${p.clientMs.max}`,
-    `  submit → agent, sequential   ${s.submitToAgentMs.p50} / ${s.submitToAgentMs.p99} / ${s.submitToAgentMs.max}  (202 after ${s.submitAnswerMs.p50} / ${s.submitAnswerMs.p99}; hub ${s.hubCpuMicrosPerJob} µs CPU/job; errors ${s.errors})`,
-    `  submit → agent, ${CLIENTS} clients    ${c.submitToAgentMs.p50} / ${c.submitToAgentMs.p99} / ${c.submitToAgentMs.max}  (${round((JOBS / c.wallMs) * 1000, 1)} jobs/s; errors ${c.errors})`,
-    `  target p99 ≤ ${TARGET_P99_MS} ms: sequential ${s.submitToAgentMs.p99 <= TARGET_P99_MS ? 'met' : 'MISSED'}, concurrent ${c.submitToAgentMs.p99 <= TARGET_P99_MS ? 'met' : 'MISSED'}`,
-    `wrote ${RESULTS} (${((Date.now() - started) / 1000).toFixed(0)} s)`,
-    '',
-  ].join('\n'));
+  process.stdout.write(
+    [
+      '',
+      `job dispatch, ${AGENTS} simulated agents connected (ms, p50 / p99 / max)`,
+      `  baseline node ping           ${p.clientMs.p50} / ${p.clientMs.p99} / ${p.clientMs.max}`,
+      `  submit → agent, sequential   ${s.submitToAgentMs.p50} / ${s.submitToAgentMs.p99} / ${s.submitToAgentMs.max}  (202 after ${s.submitAnswerMs.p50} / ${s.submitAnswerMs.p99}; hub ${s.hubCpuMicrosPerJob} µs CPU/job; errors ${s.errors})`,
+      `  submit → agent, ${CLIENTS} clients    ${c.submitToAgentMs.p50} / ${c.submitToAgentMs.p99} / ${c.submitToAgentMs.max}  (${round((JOBS / c.wallMs) * 1000, 1)} jobs/s; errors ${c.errors})`,
+      `  target p99 ≤ ${TARGET_P99_MS} ms: sequential ${s.submitToAgentMs.p99 <= TARGET_P99_MS ? 'met' : 'MISSED'}, concurrent ${c.submitToAgentMs.p99 <= TARGET_P99_MS ? 'met' : 'MISSED'}`,
+      `wrote ${RESULTS} (${((Date.now() - started) / 1000).toFixed(0)} s)`,
+      '',
+    ].join('\n'),
+  );
 }
 
 runBench('job-dispatch', main);

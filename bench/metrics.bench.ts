@@ -48,31 +48,36 @@ runBench('metrics', async () => {
 
     benchLog(`enrolling and connecting ${AGENTS} simulated agents`);
     const started = Date.now();
-    simulator.child = startChild('simulator', process.execPath, [
-      '--import', 'tsx', join(ROOT, 'bench', 'agent-simulator.ts'),
-      '--hub', hub.url, '--ca', caFile, '--token', hub.token, '--count', String(AGENTS), '--prefix', 'sim', '--watch-stdin',
-    ], { cwd: ROOT });
+    simulator.child = startChild(
+      'simulator',
+      process.execPath,
+      ['--import', 'tsx', join(ROOT, 'bench', 'agent-simulator.ts'), '--hub', hub.url, '--ca', caFile, '--token', hub.token, '--count', String(AGENTS), '--prefix', 'sim', '--watch-stdin'],
+      { cwd: ROOT },
+    );
     await simulator.child.waitForLine(new RegExp(`^simulated ${AGENTS} connected$`), 120_000 + AGENTS * 200);
     const connectMs = Date.now() - started;
     benchLog(`${AGENTS} connected in ${connectMs} ms; settling ${SETTLE_MS} ms`);
     await sleep(SETTLE_MS);
 
     /** One request, timed, with the CPU this process spent while it was in flight. */
-    const timed = (path: string, token: string): Promise<Sample> => new Promise((done, fail) => {
-      const cpu0 = process.cpuUsage();
-      const t0 = process.hrtime.bigint();
-      https.get(new URL(path, hub.url), { agent, headers: { authorization: `Bearer ${token}` } }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-          const cpu = process.cpuUsage(cpu0);
-          if (res.statusCode !== 200) return fail(new Error(`${path}: ${res.statusCode}`));
-          const body = Buffer.concat(chunks);
-          done({ ms, cpuMs: (cpu.user + cpu.system) / 1000, bytes: body.length, text: path === '/metrics' ? body.toString('utf8') : '' });
-        });
-      }).on('error', fail);
-    });
+    const timed = (path: string, token: string): Promise<Sample> =>
+      new Promise((done, fail) => {
+        const cpu0 = process.cpuUsage();
+        const t0 = process.hrtime.bigint();
+        https
+          .get(new URL(path, hub.url), { agent, headers: { authorization: `Bearer ${token}` } }, (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => {
+              const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+              const cpu = process.cpuUsage(cpu0);
+              if (res.statusCode !== 200) return fail(new Error(`${path}: ${res.statusCode}`));
+              const body = Buffer.concat(chunks);
+              done({ ms, cpuMs: (cpu.user + cpu.system) / 1000, bytes: body.length, text: path === '/metrics' ? body.toString('utf8') : '' });
+            });
+          })
+          .on('error', fail);
+      });
 
     for (let i = 0; i < WARMUP; i++) {
       await timed('/metrics', scrapeToken);
@@ -117,14 +122,18 @@ runBench('metrics', async () => {
         bytes: baseline[baseline.length - 1]!.bytes,
         cpuMsPerRequest: summarize(baseline.map((s) => s.cpuMs)),
       },
-      notes: 'CPU is this process (the hub, plus the bench\'s own HTTPS client for the one request in flight); the simulator runs in its own process.',
+      notes: "CPU is this process (the hub, plus the bench's own HTTPS client for the one request in flight); the simulator runs in its own process.",
       machine: machineFacts(),
     };
     await mkdir(dirname(RESULTS), { recursive: true });
     await writeFile(RESULTS, `${JSON.stringify(result, null, 2)}\n`);
-    benchLog(`/metrics with ${AGENTS} agents: p50 ${result.metrics.latencyMs.p50} ms, p99 ${result.metrics.latencyMs.p99} ms, ${result.metrics.bytes} bytes, ${series} series, ` +
-      `${cpuScrape.mean} ms CPU per scrape (${result.metrics.cpuShareOfCoreAtInterval.percent} % of a core at ${SCRAPE_INTERVAL_S} s)`);
-    benchLog(`baseline GET /api/v1/nodes: p50 ${result.baseline.latencyMs.p50} ms, p99 ${result.baseline.latencyMs.p99} ms, ${result.baseline.bytes} bytes, ${result.baseline.cpuMsPerRequest.mean} ms CPU`);
+    benchLog(
+      `/metrics with ${AGENTS} agents: p50 ${result.metrics.latencyMs.p50} ms, p99 ${result.metrics.latencyMs.p99} ms, ${result.metrics.bytes} bytes, ${series} series, ` +
+        `${cpuScrape.mean} ms CPU per scrape (${result.metrics.cpuShareOfCoreAtInterval.percent} % of a core at ${SCRAPE_INTERVAL_S} s)`,
+    );
+    benchLog(
+      `baseline GET /api/v1/nodes: p50 ${result.baseline.latencyMs.p50} ms, p99 ${result.baseline.latencyMs.p99} ms, ${result.baseline.bytes} bytes, ${result.baseline.cpuMsPerRequest.mean} ms CPU`,
+    );
     benchLog(`wrote ${RESULTS}`);
   } finally {
     agent.destroy();

@@ -64,7 +64,12 @@ function bigTar(mib: number): Readable {
   header.write('0000000\0', 108);
   header.write('0000000\0', 116);
   header.write(`${size.toString(8).padStart(11, '0')}\0`, 124);
-  header.write(`${Math.floor(Date.now() / 1000).toString(8).padStart(11, '0')}\0`, 136);
+  header.write(
+    `${Math.floor(Date.now() / 1000)
+      .toString(8)
+      .padStart(11, '0')}\0`,
+    136,
+  );
   header.write('        ', 148);
   header.write('0', 156);
   header.write('ustar\0', 257);
@@ -192,7 +197,9 @@ async function main(): Promise<void> {
       stream: { runs, meanMBps: { unsigned: mean('unsigned'), signed: mean('signed') }, bestMBps: { unsigned: best('unsigned'), signed: best('signed') }, signedOverUnsigned: ratio },
       targets: {
         p50DeltaMs: 0.3,
-        p50Met: Object.values(small).filter((s) => s.target).every((s) => s.p50DeltaMs <= 0.3),
+        p50Met: Object.values(small)
+          .filter((s) => s.target)
+          .every((s) => s.p50DeltaMs <= 0.3),
         streamRatio: 0.9,
         streamMet: ratio >= 0.9,
       },

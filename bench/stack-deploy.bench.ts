@@ -117,7 +117,9 @@ async function viaRest(rig: StackEngineRig, project: string): Promise<RunResult>
 async function viaCli(rig: StackEngineRig, project: string, file: string): Promise<RunResult> {
   const t0 = preciseNow();
   const child = spawn(process.execPath, [BIN, 'stack', 'deploy', project, '-f', file, '--node', rig.node, '--wait', '--data', rig.hub.dataDir], {
-    cwd: rig.work, env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: rig.work,
+    env: cliEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   let text = '';
   child.stdout.on('data', (c: Buffer) => (text += c.toString()));
@@ -192,7 +194,9 @@ async function main(): Promise<void> {
       durationMs: Date.now() - started,
       machine: { ...machine, dockerCompose: composeVersion },
       config: {
-        runs: RUNS, services: SERVICES, healthcheck: { interval: INTERVAL, timeout: '2s', retries: 3 },
+        runs: RUNS,
+        services: SERVICES,
+        healthcheck: { interval: INTERVAL, timeout: '2s', retries: 3 },
         gate: { stableMs: 10_000, deadlineMs: 120_000, note: 'the defaults (not set by the deploy); every service has a healthcheck, so the stable window never applies' },
         waitPollMs: { direct: 50, dockfleetRest: 50, agentGate: 200 },
       },
@@ -200,7 +204,7 @@ async function main(): Promise<void> {
       targets: { ratioToDirect: TARGET_RATIO },
       notes: [
         'direct: docker-compose v1 `up -d` (it waits for service_healthy dependencies itself), then the engine polled every 50 ms until all 5 containers run and are healthy.',
-        'dockfleet-rest: REST deploy → job final as GET /api/v1/jobs/ID (polled every 50 ms) shows it; the agent\'s gate polls the engine every 200 ms.',
+        "dockfleet-rest: REST deploy → job final as GET /api/v1/jobs/ID (polled every 50 ms) shows it; the agent's gate polls the engine every 200 ms.",
         'dockfleet-cli: the whole `dockfleet stack deploy --wait` process, Node and tsx start-up included (cliStartupMs: `dockfleet stack ls` for scale; composeStartupMs: `docker-compose version`).',
         'detail (dockfleet-rest, agent clock): submitToFirstStepMs, servicesMs (images resolved, policy checked, containers created and started, depends_on waits), gateMs, gateEndToSeenMs (result back at the hub and seen by the poll).',
         'Each run uses a fresh project name and is removed before the next (docker-compose down -t 1; dockfleet: DELETE /api/v1/stacks/NAME and its job); teardown is not timed.',
@@ -217,9 +221,18 @@ async function main(): Promise<void> {
   }
   await mkdir(dirname(RESULTS), { recursive: true });
   await writeFile(RESULTS, `${JSON.stringify(out, null, 2)}\n`);
-  const line = (p: PathName): string => `  ${p.padEnd(15)} median ${out.summary[p].median} ms (min ${out.summary[p].min}, max ${out.summary[p].max})${p === 'direct' ? '' : `  ×${out.ratioToDirect[p]} ${out.withinTarget[p] ? 'within' : 'OVER'} ${TARGET_RATIO}×`}`;
-  process.stdout.write(['', `deploy a ${SERVICES}-service stack to healthy, ${RUNS} runs each (healthcheck interval ${INTERVAL})`, ...PATHS.map(line),
-    `  CLI start-up: dockfleet ${out.cliStartupMs} ms, docker-compose ${out.composeStartupMs} ms`, `wrote ${RESULTS} (${((Date.now() - started) / 1000).toFixed(0)} s)`, ''].join('\n'));
+  const line = (p: PathName): string =>
+    `  ${p.padEnd(15)} median ${out.summary[p].median} ms (min ${out.summary[p].min}, max ${out.summary[p].max})${p === 'direct' ? '' : `  ×${out.ratioToDirect[p]} ${out.withinTarget[p] ? 'within' : 'OVER'} ${TARGET_RATIO}×`}`;
+  process.stdout.write(
+    [
+      '',
+      `deploy a ${SERVICES}-service stack to healthy, ${RUNS} runs each (healthcheck interval ${INTERVAL})`,
+      ...PATHS.map(line),
+      `  CLI start-up: dockfleet ${out.cliStartupMs} ms, docker-compose ${out.composeStartupMs} ms`,
+      `wrote ${RESULTS} (${((Date.now() - started) / 1000).toFixed(0)} s)`,
+      '',
+    ].join('\n'),
+  );
 }
 
 runBench('stack-deploy', main);

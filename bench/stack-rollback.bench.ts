@@ -149,7 +149,10 @@ async function scenario(rig: StackEngineRig, publish: Publish, failure: Failure,
   const back = running.length === 1 && running[0]!.Labels['bench.rev'] === '1';
   const sinceGate = (t: number | null): number | null => (t === null || gateFailedAt === null ? null : round(t - gateFailedAt));
   const result = {
-    stack, publish, failure, hostPort,
+    stack,
+    publish,
+    failure,
+    hostPort,
     gateMs: gate?.end ? round(gate.end - gate.start) : null,
     gateFailedAfterDeadline: gate?.end && failure === 'never-healthy' ? round(gate.end - gate.start - DEADLINE_MS) : null,
     restoreStepMs: restore?.end ? round(restore.end - restore.start) : null,
@@ -180,7 +183,9 @@ async function main(): Promise<void> {
     for (let rep = 0; rep < REPS; rep++) {
       for (const { publish, failure } of SCENARIOS) {
         const r = await scenario(rig, publish, failure, rep);
-        log(`${publish} ${failure} #${rep + 1}: gate failed → serving ${r.gateFailToServingAgainMs} ms, job final seen ${r.gateFailToJobFinalSeenMs} ms; ${r.badAnswers}/${r.probes} bad ${JSON.stringify(r.badKinds)}; revision 1 back: ${r.revision1Back}`);
+        log(
+          `${publish} ${failure} #${rep + 1}: gate failed → serving ${r.gateFailToServingAgainMs} ms, job final seen ${r.gateFailToJobFinalSeenMs} ms; ${r.badAnswers}/${r.probes} bad ${JSON.stringify(r.badKinds)}; revision 1 back: ${r.revision1Back}`,
+        );
         runs.push(r);
       }
     }
@@ -188,7 +193,9 @@ async function main(): Promise<void> {
       const mine = runs.filter((r) => r.publish === publish && r.failure === failure);
       const serving = mine.map((r) => r.gateFailToServingAgainMs as number | null).filter((v): v is number => v !== null);
       return {
-        publish, failure, runs: mine.length,
+        publish,
+        failure,
+        runs: mine.length,
         gateFailToServingAgainMs: { median: median(serving), max: Math.max(...serving) },
         gateFailToJobFinalSeenMs: { median: median(mine.map((r) => r.gateFailToJobFinalSeenMs)), max: Math.max(...mine.map((r) => r.gateFailToJobFinalSeenMs)) },
         gateMs: { median: median(mine.map((r) => r.gateMs)) },
@@ -212,7 +219,11 @@ async function main(): Promise<void> {
         'gateFailToJobFinalSeenMs: gate verdict → the job final as GET /api/v1/jobs/ID (polled every 50 ms) shows it (restore step, result back to the hub).',
         'revision1Back: after the job, exactly one running container, labelled bench.rev=1 (the revision 1 container itself, restarted for stop-first).',
       ],
-      compose: { revision1: compose(1, 'never-healthy', '127.0.0.1::8080'), revision2NeverHealthy: compose(2, 'never-healthy', '127.0.0.1::8080'), revision2CrashLoop: compose(2, 'crash-loop', '127.0.0.1::8080') },
+      compose: {
+        revision1: compose(1, 'never-healthy', '127.0.0.1::8080'),
+        revision2NeverHealthy: compose(2, 'never-healthy', '127.0.0.1::8080'),
+        revision2CrashLoop: compose(2, 'crash-loop', '127.0.0.1::8080'),
+      },
       summary,
       runs,
     };
@@ -221,8 +232,15 @@ async function main(): Promise<void> {
   }
   await mkdir(dirname(RESULTS), { recursive: true });
   await writeFile(RESULTS, `${JSON.stringify(out, null, 2)}\n`);
-  const lines = (out.summary as Array<Record<string, any>>).map((s) => `  ${`${s.publish} ${s.failure}`.padEnd(26)} serving again ${s.gateFailToServingAgainMs.median} ms (max ${s.gateFailToServingAgainMs.max})  job final ${s.gateFailToJobFinalSeenMs.median} ms  bad probes ${s.badAnswers.join(',')} of ${s.probes.join(',')}  ${s.withinTarget ? 'within' : 'OVER'} ${TARGET_MS / 1000} s`);
-  process.stdout.write(['', `failed gate → previous revision serving again (deadline ${DEADLINE_MS} ms, ${REPS} runs each)`, ...lines, `wrote ${RESULTS} (${((Date.now() - started) / 1000).toFixed(0)} s)`, ''].join('\n'));
+  const lines = (out.summary as Array<Record<string, any>>).map(
+    (s) =>
+      `  ${`${s.publish} ${s.failure}`.padEnd(26)} serving again ${s.gateFailToServingAgainMs.median} ms (max ${s.gateFailToServingAgainMs.max})  job final ${s.gateFailToJobFinalSeenMs.median} ms  bad probes ${s.badAnswers.join(',')} of ${s.probes.join(',')}  ${s.withinTarget ? 'within' : 'OVER'} ${TARGET_MS / 1000} s`,
+  );
+  process.stdout.write(
+    ['', `failed gate → previous revision serving again (deadline ${DEADLINE_MS} ms, ${REPS} runs each)`, ...lines, `wrote ${RESULTS} (${((Date.now() - started) / 1000).toFixed(0)} s)`, ''].join(
+      '\n',
+    ),
+  );
 }
 
 runBench('stack-rollback', main);

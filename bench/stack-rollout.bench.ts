@@ -77,9 +77,16 @@ async function rollout(rig: JobFleetRig, tag: string, parallel: number): Promise
   const spans = byWave.map((w) => [Math.min(...w), Math.max(...w)] as [number, number]);
   const gaps = spans.slice(1).map((s, i) => s[0] - spans[i]![1] - JOB_MS);
   return {
-    revision: rev, parallel, waves: spans.length, totalMs: round(totalMs),
-    submitAnswerMs: round(submitAnswerMs), hubCpuS: round(cpuS, 2), hubCpuPercentOfCore: round((cpuS / (totalMs / 1000)) * 100),
-    waveSpansMs: spans.map(([a, b]) => [round(a), round(b)]), interWaveGapMs: gaps.map((g) => round(g)), state: view.state,
+    revision: rev,
+    parallel,
+    waves: spans.length,
+    totalMs: round(totalMs),
+    submitAnswerMs: round(submitAnswerMs),
+    hubCpuS: round(cpuS, 2),
+    hubCpuPercentOfCore: round((cpuS / (totalMs / 1000)) * 100),
+    waveSpansMs: spans.map(([a, b]) => [round(a), round(b)]),
+    interWaveGapMs: gaps.map((g) => round(g)),
+    state: view.state,
   };
 }
 
@@ -122,10 +129,10 @@ async function main(): Promise<void> {
       machine,
       config: { agents: AGENTS, parallel: PARALLEL, simulatedJobMs: JOB_MS, reps: REPS, waves },
       notes: [
-        'totalMs: preciseNow() before the REST deploy → the rollout\'s finishedAt (hub clock, ms) as GET /api/v1/stacks/NAME/rollouts/ID shows it (polled every 100 ms, so the poll adds nothing to the figure).',
+        "totalMs: preciseNow() before the REST deploy → the rollout's finishedAt (hub clock, ms) as GET /api/v1/stacks/NAME/rollouts/ID shows it (polled every 100 ms, so the poll adds nothing to the figure).",
         'hubCpuS: hub utime+stime from /proc/PID/stat between the submit and the poll that saw the rollout final (includes those polls).',
         'floorMs = waves × simulated job time: what the rollout would take if the hub took no time at all.',
-        'interWaveGapMs: from the agents\' timestamps; what the hub spends between a wave finishing and the next wave\'s first job reaching its agent (result stored, rollout progress stored, jobs filed, delivered).',
+        "interWaveGapMs: from the agents' timestamps; what the hub spends between a wave finishing and the next wave's first job reaching its agent (result stored, rollout progress stored, jobs filed, delivered).",
         'oneWave: the same deploy with parallel = number of nodes, in the same run.',
         'The simulated agents also send their stack status (healthy, revision N) after each job, as a real agent does.',
       ],
@@ -142,15 +149,17 @@ async function main(): Promise<void> {
   await writeFile(RESULTS, `${JSON.stringify(out, null, 2)}\n`);
   const w = out.waves.summary;
   const o = out.oneWave.summary;
-  process.stdout.write([
-    '',
-    `rollout of one revision to ${AGENTS} simulated nodes (jobs ${JOB_MS} ms), ${REPS} runs`,
-    `  waves of ${PARALLEL}: total median ${w.totalMs.median} ms (min ${w.totalMs.min}, max ${w.totalMs.max}; floor ${out.floorMs} ms); hub CPU ${w.hubCpuS.median} s (${w.hubCpuPercentOfCore.median} % of a core); gap between waves p50 ${w.interWaveGapMs.p50} ms, p99 ${w.interWaveGapMs.p99} ms`,
-    `  one wave:    total median ${o.totalMs.median} ms (min ${o.totalMs.min}, max ${o.totalMs.max}); hub CPU ${o.hubCpuS.median} s`,
-    `  idle hub with ${AGENTS} agents: ${out.idleHubCpuPercentOfCore} % of a core; all rollouts succeeded: ${w.allSucceeded && o.allSucceeded}`,
-    `wrote ${RESULTS} (${((Date.now() - started) / 1000).toFixed(0)} s)`,
-    '',
-  ].join('\n'));
+  process.stdout.write(
+    [
+      '',
+      `rollout of one revision to ${AGENTS} simulated nodes (jobs ${JOB_MS} ms), ${REPS} runs`,
+      `  waves of ${PARALLEL}: total median ${w.totalMs.median} ms (min ${w.totalMs.min}, max ${w.totalMs.max}; floor ${out.floorMs} ms); hub CPU ${w.hubCpuS.median} s (${w.hubCpuPercentOfCore.median} % of a core); gap between waves p50 ${w.interWaveGapMs.p50} ms, p99 ${w.interWaveGapMs.p99} ms`,
+      `  one wave:    total median ${o.totalMs.median} ms (min ${o.totalMs.min}, max ${o.totalMs.max}); hub CPU ${o.hubCpuS.median} s`,
+      `  idle hub with ${AGENTS} agents: ${out.idleHubCpuPercentOfCore} % of a core; all rollouts succeeded: ${w.allSucceeded && o.allSucceeded}`,
+      `wrote ${RESULTS} (${((Date.now() - started) / 1000).toFixed(0)} s)`,
+      '',
+    ].join('\n'),
+  );
 }
 
 runBench('stack-rollout', main);

@@ -89,8 +89,11 @@ runBench('volume-backup', async () => {
     const hub = await startHubProcess(join(dir, 'hub'), `127.0.0.1:${await freePort()}`);
     stops.push(() => hub.child.stop());
     const agent = await startAgentProcess({
-      hub, name: 'bench-node', stateDir: join(dir, 'agent'),
-      docker: 'unix:///nonexistent/dockfleet-bench.sock', policyFile: join(dir, 'no-policy.json'),
+      hub,
+      name: 'bench-node',
+      stateDir: join(dir, 'agent'),
+      docker: 'unix:///nonexistent/dockfleet-bench.sock',
+      policyFile: join(dir, 'no-policy.json'),
     });
     stops.unshift(() => agent.stop());
 

@@ -28,8 +28,7 @@ const JS_BUDGET = 60 * 1024;
 type Ready = (expect: { nodes: number; containers: number }) => boolean;
 
 /** Every node card is on the page (or, for an empty fleet, the page's heading is). */
-const nodesReady: Ready = ({ nodes }) =>
-  nodes === 0 ? !!document.querySelector('main h1') : document.querySelectorAll('article.node-card').length === nodes;
+const nodesReady: Ready = ({ nodes }) => (nodes === 0 ? !!document.querySelector('main h1') : document.querySelectorAll('article.node-card').length === nodes);
 /** The containers page states the full count ("2,000 on 100 nodes"), i.e. every list is in. */
 const containersReady: Ready = ({ containers }) => {
   const text = document.querySelector('main')?.textContent ?? '';
@@ -66,7 +65,10 @@ async function timeLoad(page: Page, url: string, ready: Ready, expect: { nodes: 
 
 async function measure(page: Page, base: string, expect: { nodes: number; containers: number }) {
   const out: Record<string, { ready: ReturnType<typeof summarize>; fcp: ReturnType<typeof summarize> }> = {};
-  for (const [name, path, ready] of [['nodes', '/nodes', nodesReady], ['containers', '/containers', containersReady]] as const) {
+  for (const [name, path, ready] of [
+    ['nodes', '/nodes', nodesReady],
+    ['containers', '/containers', containersReady],
+  ] as const) {
     const readyMs: number[] = [];
     const fcp: number[] = [];
     await timeLoad(page, `${base}${path}`, ready, expect); // warm: caches, JIT
@@ -119,7 +121,7 @@ try {
     baselineEmptyFleetMs: empty,
     fullFleetMs: full,
     targetReadyMs: 1000,
-    notes: ['readyMs: navigation start → every node card rendered (/nodes) or the container count shown (/containers), in the page\'s own clock; fcpMs: first contentful paint.'],
+    notes: ["readyMs: navigation start → every node card rendered (/nodes) or the container count shown (/containers), in the page's own clock; fcpMs: first contentful paint."],
   };
   await mkdir('bench/results', { recursive: true });
   await writeFile('bench/results/web-ui.json', `${JSON.stringify(result, null, 2)}\n`);

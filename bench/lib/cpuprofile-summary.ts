@@ -9,9 +9,24 @@
  */
 import { readFileSync } from 'node:fs';
 
-interface CallFrame { functionName: string; url: string; lineNumber: number; columnNumber: number }
-interface ProfileNode { id: number; callFrame: CallFrame; children?: number[] }
-interface Profile { nodes: ProfileNode[]; startTime: number; endTime: number; samples: number[]; timeDeltas: number[] }
+interface CallFrame {
+  functionName: string;
+  url: string;
+  lineNumber: number;
+  columnNumber: number;
+}
+interface ProfileNode {
+  id: number;
+  callFrame: CallFrame;
+  children?: number[];
+}
+interface Profile {
+  nodes: ProfileNode[];
+  startTime: number;
+  endTime: number;
+  samples: number[];
+  timeDeltas: number[];
+}
 
 export interface ProfileSummary {
   totalMs: number;
@@ -65,7 +80,10 @@ export function summarizeProfile(file: string, top = 25, window?: { sinceMs?: nu
   }
   const busy = total - idle;
   const rank = (m: Map<string, number>): Array<[string, number, number]> =>
-    [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, top).map(([k, us]) => [k, Math.round(us / 100) / 10, Math.round((us / busy) * 1000) / 10]);
+    [...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([k, us]) => [k, Math.round(us / 100) / 10, Math.round((us / busy) * 1000) / 10]);
   return {
     totalMs: Math.round(total / 1000),
     idleMs: Math.round(idle / 1000),

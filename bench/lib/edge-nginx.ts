@@ -81,10 +81,29 @@ http {
 export async function startEdgeNginx(dir: string, upstream: string, opts: { keepalive?: number; workerConnections?: number } = {}): Promise<EdgeNginx> {
   if (!existsSync(NGINX_BINARY)) throw new Error(`no nginx at ${NGINX_BINARY} (apt-get install nginx, or set BENCH_NGINX)`);
   await mkdir(dir, { recursive: true });
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2',
-    '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
-  ], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '2',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ],
+    { stdio: 'ignore' },
+  );
   const port = await freePort();
   const config = nginxConfig(dir, port, upstream, { keepalive: opts.keepalive ?? 512, workerConnections: opts.workerConnections ?? 30_000 });
   await writeFile(join(dir, 'nginx.conf'), config);
@@ -92,7 +111,10 @@ export async function startEdgeNginx(dir: string, upstream: string, opts: { keep
   const deadline = Date.now() + 10_000;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+      const s = connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
       s.once('error', () => resolve(false));
     });
     if (ok) break;
@@ -104,7 +126,9 @@ export async function startEdgeNginx(dir: string, upstream: string, opts: { keep
     await sleep(50);
   }
   return {
-    child, port, config,
+    child,
+    port,
+    config,
     caPem: await readFile(join(dir, 'cert.pem'), 'utf8'),
     version: spawnSync(NGINX_BINARY, ['-v'], { encoding: 'utf8' }).stderr.trim(),
     stop: () => child.stop(2_000),

@@ -70,7 +70,8 @@ export function ensureOpenFiles(wanted: number): void {
   if (hard < wanted) throw new Error(`this bench needs ${wanted} open files; the hard limit here is ${hard} (raise it, e.g. ulimit -Hn, before the bench)`);
   if (process.env.DOCKFLEET_BENCH_REEXEC === '1') throw new Error(`open-files limit still below ${wanted} after prlimit`);
   const run = spawnSync('prlimit', [`--nofile=${wanted}:${wanted}`, '--', process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
-    stdio: 'inherit', env: { ...process.env, DOCKFLEET_BENCH_REEXEC: '1' },
+    stdio: 'inherit',
+    env: { ...process.env, DOCKFLEET_BENCH_REEXEC: '1' },
   });
   process.exit(run.status ?? 1);
 }
@@ -83,13 +84,26 @@ function limited(nofile: number, command: string, args: string[]): [string, stri
 
 async function startHub(dir: string, opts: Required<Pick<EdgeRigOptions, 'maxConnectionsPerAddress' | 'nofile'>>, edgePort: number): Promise<HubProcess> {
   const listen = `127.0.0.1:${await freePort()}`;
-  const [cmd, args] = limited(opts.nofile, process.execPath, [...nodeFlags('hub'), BIN, 'hub', '--data', dir, '--listen', listen,
-    '--edge-listen', `127.0.0.1:${edgePort}`, '--max-connections-per-address', String(opts.maxConnectionsPerAddress)]);
+  const [cmd, args] = limited(opts.nofile, process.execPath, [
+    ...nodeFlags('hub'),
+    BIN,
+    'hub',
+    '--data',
+    dir,
+    '--listen',
+    listen,
+    '--edge-listen',
+    `127.0.0.1:${edgePort}`,
+    '--max-connections-per-address',
+    String(opts.maxConnectionsPerAddress),
+  ]);
   const child = startChild('hub', cmd, args, { cwd: ROOT, env: childEnv() });
   const { line } = await child.waitForLine(/^hub ready /, 60_000);
   const caFile = join(dir, 'pki', 'ca.pem');
   return {
-    child, caFile, dataDir: dir,
+    child,
+    caFile,
+    dataDir: dir,
     url: line.slice('hub ready '.length).trim(),
     caPem: readFileSync(caFile, 'utf8'),
     token: readFileSync(join(dir, 'admin.token'), 'utf8').trim(),
@@ -100,8 +114,21 @@ async function startAgent(hub: HubProcess, engine: TestEngine, work: string, nof
   const policyFile = join(work, 'policy.json');
   await writeFile(policyFile, policyJson([...ALL_DOCKER_SECTIONS, 'ingress']));
   const code = await mintEnrollmentCode(hub, NODE);
-  const [cmd, args] = limited(nofile, process.execPath, [...nodeFlags(`agent-${NODE}`), BIN, 'agent', '--hub', hub.url, '--code', code,
-    '--state', join(work, 'agent'), '--docker', engine.dockerHost, '--policy', policyFile]);
+  const [cmd, args] = limited(nofile, process.execPath, [
+    ...nodeFlags(`agent-${NODE}`),
+    BIN,
+    'agent',
+    '--hub',
+    hub.url,
+    '--code',
+    code,
+    '--state',
+    join(work, 'agent'),
+    '--docker',
+    engine.dockerHost,
+    '--policy',
+    policyFile,
+  ]);
   const child = startChild(`agent-${NODE}`, cmd, args, { cwd: ROOT, env: childEnv() });
   await child.waitForLine(new RegExp(`^agent ${NODE} connected`), 60_000);
   return child;
@@ -115,7 +142,9 @@ async function startApp(engine: TestEngine, work: string, nofile: number): Promi
   await copyFile(join(ROOT, 'bench', 'lib', 'edge-backend.mjs'), join(appDir, 'server.mjs'));
   const image = await nodeImage(engine);
   const id = await runContainer(engine, {
-    name: 'edge-app', image, cmd: ['node', '/app/server.mjs'],
+    name: 'edge-app',
+    image,
+    cmd: ['node', '/app/server.mjs'],
     labels: { 'dockfleet.ingress.host': EDGE_HOST, 'dockfleet.ingress.port': String(APP_PORT) },
     config: { ExposedPorts: { [`${APP_PORT}/tcp`]: {} }, Env: [`PORT=${APP_PORT}`] },
     hostConfig: {
@@ -132,7 +161,11 @@ async function startApp(engine: TestEngine, work: string, nofile: number): Promi
   const deadline = Date.now() + 20_000;
   for (;;) {
     let pid = 0;
-    try { pid = Number(readFileSync(`/proc/${initPid}/task/${initPid}/children`, 'utf8').trim().split(/\s+/)[0] ?? 0); } catch { /* not yet */ }
+    try {
+      pid = Number(readFileSync(`/proc/${initPid}/task/${initPid}/children`, 'utf8').trim().split(/\s+/)[0] ?? 0);
+    } catch {
+      /* not yet */
+    }
     if (pid > 0 && (await answers({ kind: 'http', base: `http://${ip}:${APP_PORT}` }))) return { id, ip, port: APP_PORT, pid };
     if (Date.now() > deadline) throw new Error(`the app did not answer on ${ip}:${APP_PORT} within 20 s: ${lastAnswer}`);
     await sleep(100);
@@ -189,7 +222,14 @@ export async function startEdgeRig(opts: EdgeRigOptions): Promise<EdgeRig> {
     }
     if (!(await answers(targets.nginx))) throw new Error(`nginx did not serve the app: ${lastAnswer}`);
     return {
-      engine, work, hub, agent, nginx, edgePort, app, targets,
+      engine,
+      work,
+      hub,
+      agent,
+      nginx,
+      edgePort,
+      app,
+      targets,
       pids: { hub: hub.child.pid, agent: agent.pid, nginx: nginx.child.pid, app: app.pid, dockerd: engine.pid },
       stop,
     };

@@ -27,9 +27,7 @@ export class TimedClient {
   constructor(target: Target, maxSockets = 1) {
     this.#target = target;
     const common = { keepAlive: true, maxSockets, maxFreeSockets: maxSockets, keepAliveMsecs: 10_000 };
-    this.#agent = target.kind !== 'https'
-      ? new http.Agent(common)
-      : new https.Agent({ ...common, ca: target.caPem, ...(target.cert ? { cert: target.cert, key: target.key } : {}) });
+    this.#agent = target.kind !== 'https' ? new http.Agent(common) : new https.Agent({ ...common, ca: target.caPem, ...(target.cert ? { cert: target.cert, key: target.key } : {}) });
   }
 
   get label(): string {
@@ -62,12 +60,18 @@ export class TimedClient {
         req = http.request(new URL(path, this.#target.base), { method, agent: this.#agent, headers: { ...this.#target.headers }, ...(opts.signal ? { signal: opts.signal } : {}) }, onResponse);
       } else {
         const url = new URL(path, this.#target.base);
-        req = https.request(url, {
-          method, agent: this.#agent, headers: { ...this.#target.headers },
-          // '' sends no SNI and checks the certificate against the URL's host (an IP) despite a Host header.
-          ...(this.#target.servername !== undefined ? { servername: this.#target.servername } : {}),
-          ...(opts.signal ? { signal: opts.signal } : {}),
-        }, onResponse);
+        req = https.request(
+          url,
+          {
+            method,
+            agent: this.#agent,
+            headers: { ...this.#target.headers },
+            // '' sends no SNI and checks the certificate against the URL's host (an IP) despite a Host header.
+            ...(this.#target.servername !== undefined ? { servername: this.#target.servername } : {}),
+            ...(opts.signal ? { signal: opts.signal } : {}),
+          },
+          onResponse,
+        );
       }
       req.setTimeout(opts.timeoutMs ?? 60_000, () => req.destroy(new Error(`${method} ${path} on ${this.label}: timed out`)));
       req.once('error', reject);

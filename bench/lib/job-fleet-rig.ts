@@ -38,11 +38,33 @@ export async function startJobFleetRig(opts: { agents: number; prefix: string; j
   const seen = new Map<string, SeenJob>();
   const waiters = new Map<string, (j: SeenJob) => void>();
   since = Date.now();
-  const sim = startChild('agent-simulator', process.execPath, [
-    '--import', 'tsx', join(ROOT, 'bench', 'agent-simulator.ts'),
-    '--hub', hub.url, '--ca', hub.caFile, '--token', hub.token, '--count', String(opts.agents), '--prefix', opts.prefix,
-    '--concurrency', '64', '--watch-stdin', '--control-stdin', '--jobs', '--job-delay-ms', String(opts.jobDelayMs),
-  ], { cwd: ROOT, env: childEnv() });
+  const sim = startChild(
+    'agent-simulator',
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(ROOT, 'bench', 'agent-simulator.ts'),
+      '--hub',
+      hub.url,
+      '--ca',
+      hub.caFile,
+      '--token',
+      hub.token,
+      '--count',
+      String(opts.agents),
+      '--prefix',
+      opts.prefix,
+      '--concurrency',
+      '64',
+      '--watch-stdin',
+      '--control-stdin',
+      '--jobs',
+      '--job-delay-ms',
+      String(opts.jobDelayMs),
+    ],
+    { cwd: ROOT, env: childEnv() },
+  );
   sim.onLine((line) => {
     const m = /^job (\S+) (\S+) (\d+(?:\.\d+)?)$/.exec(line);
     if (!m) return;
@@ -70,7 +92,11 @@ export async function startJobFleetRig(opts: { agents: number; prefix: string; j
   const nodes = Array.from({ length: opts.agents }, (_, i) => `${opts.prefix}-${String(i).padStart(width, '0')}`);
   const http = new HubHttp(hub.url, hub.caPem, hub.token, 16);
   return {
-    hub, sim, http, nodes, phasesMs,
+    hub,
+    sim,
+    http,
+    nodes,
+    phasesMs,
     seen(jobId, timeoutMs = 30_000) {
       const known = seen.get(jobId);
       if (known) return Promise.resolve(known);

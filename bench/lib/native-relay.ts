@@ -76,7 +76,10 @@ async function waitListening(child: Child, port: number, dir: string, role: stri
   while (Date.now() < deadline) {
     if (child.proc.exitCode !== null) break;
     const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+      const s = connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
       s.once('error', () => resolve(false));
     });
     if (ok) return;
@@ -90,10 +93,29 @@ async function waitListening(child: Child, port: number, dir: string, role: stri
 /** Starts the two-nginx chain in front of `engineSocket`; `dir` holds its configs, key and logs. */
 export async function startRelayChain(nginx: NginxPaths, engineSocket: string, dir: string): Promise<RelayChain> {
   await mkdir(dir, { recursive: true });
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2',
-    '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
-  ], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '2',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ],
+    { stdio: 'ignore' },
+  );
   const hubPort = await freePort();
   const agentPort = await freePort();
   await writeFile(join(dir, 'agent.conf'), config(nginx, dir, 'agent', `127.0.0.1:${agentPort}`, `unix:${engineSocket}`, false));
@@ -101,7 +123,10 @@ export async function startRelayChain(nginx: NginxPaths, engineSocket: string, d
   const started: Child[] = [];
   const stop = async (): Promise<void> => void (await Promise.all(started.map((c) => c.stop(2_000))));
   try {
-    for (const [role, port] of [['agent', agentPort], ['hub', hubPort]] as const) {
+    for (const [role, port] of [
+      ['agent', agentPort],
+      ['hub', hubPort],
+    ] as const) {
       const child = startChild(`nginx-${role}`, nginx.binary, ['-p', dir, '-c', join(dir, `${role}.conf`), '-e', join(dir, `${role}.err`)]);
       started.push(child);
       await waitListening(child, port, dir, role);

@@ -90,7 +90,13 @@ export async function createDelayedNetns(opts: { tag: string; subnetPrefix: stri
   const rootQueue = 30_000 + (process.pid % 30_000);
   let rootRule = false;
   const ns: DelayedNetns = {
-    name, rootDev, nsDev, rootAddr, nsAddr, delayMs: opts.delayMs, method: 'netem',
+    name,
+    rootDev,
+    nsDev,
+    rootAddr,
+    nsAddr,
+    delayMs: opts.delayMs,
+    method: 'netem',
     exec: (cmd, args) => run('ip', ['netns', 'exec', name, cmd, ...args]),
     ping(count = 10) {
       if (!['/usr/bin/ping', '/bin/ping', '/usr/sbin/ping'].some((p) => existsSync(p))) return null;
@@ -100,15 +106,22 @@ export async function createDelayedNetns(opts: { tag: string; subnetPrefix: stri
       if (!rtt) throw new Error(`cannot read ping output: ${raw}`);
       return { minMs: Number(rtt[1]), avgMs: Number(rtt[2]), maxMs: Number(rtt[3]), mdevMs: Number(rtt[4]), lossPercent: Number(loss?.[1] ?? Number.NaN), raw: raw.trim() };
     },
-    delayStats: () => ns.method === 'netem'
-      ? {
-        root: run('tc', ['-s', 'qdisc', 'show', 'dev', rootDev]).trim(),
-        ns: run('ip', ['netns', 'exec', name, 'tc', '-s', 'qdisc', 'show', 'dev', nsDev]).trim(),
-      }
-      : {
-        root: `${run('iptables', ['-L', 'INPUT', '-v', '-n', '-x']).split('\n').filter((l) => l.includes(rootDev) || l.startsWith(' pkts') || /^\s*pkts/.test(l)).join('\n')}\nnfnetlink_queue: ${run('cat', ['/proc/net/netfilter/nfnetlink_queue']).split('\n').filter((l) => l.trim().startsWith(`${rootQueue} `)).join('\n')}`,
-        ns: `${run('ip', ['netns', 'exec', name, 'iptables', '-L', 'INPUT', '-v', '-n', '-x']).trim()}\nnfnetlink_queue: ${run('ip', ['netns', 'exec', name, 'cat', '/proc/net/netfilter/nfnetlink_queue']).trim()}`,
-      },
+    delayStats: () =>
+      ns.method === 'netem'
+        ? {
+            root: run('tc', ['-s', 'qdisc', 'show', 'dev', rootDev]).trim(),
+            ns: run('ip', ['netns', 'exec', name, 'tc', '-s', 'qdisc', 'show', 'dev', nsDev]).trim(),
+          }
+        : {
+            root: `${run('iptables', ['-L', 'INPUT', '-v', '-n', '-x'])
+              .split('\n')
+              .filter((l) => l.includes(rootDev) || l.startsWith(' pkts') || /^\s*pkts/.test(l))
+              .join('\n')}\nnfnetlink_queue: ${run('cat', ['/proc/net/netfilter/nfnetlink_queue'])
+              .split('\n')
+              .filter((l) => l.trim().startsWith(`${rootQueue} `))
+              .join('\n')}`,
+            ns: `${run('ip', ['netns', 'exec', name, 'iptables', '-L', 'INPUT', '-v', '-n', '-x']).trim()}\nnfnetlink_queue: ${run('ip', ['netns', 'exec', name, 'cat', '/proc/net/netfilter/nfnetlink_queue']).trim()}`,
+          },
     destroy() {
       if (destroyed) return;
       destroyed = true;
@@ -163,15 +176,17 @@ export async function tcpConnectRtt(host: string, port: number, count = 10): Pro
   const { connect } = await import('node:net');
   const out: number[] = [];
   for (let i = 0; i < count; i++) {
-    out.push(await new Promise<number>((resolve, reject) => {
-      const t0 = process.hrtime.bigint();
-      const s = connect({ host, port });
-      s.once('connect', () => {
-        resolve(Number(process.hrtime.bigint() - t0) / 1e6);
-        s.destroy();
-      });
-      s.once('error', reject);
-    }));
+    out.push(
+      await new Promise<number>((resolve, reject) => {
+        const t0 = process.hrtime.bigint();
+        const s = connect({ host, port });
+        s.once('connect', () => {
+          resolve(Number(process.hrtime.bigint() - t0) / 1e6);
+          s.destroy();
+        });
+        s.once('error', reject);
+      }),
+    );
   }
   return out;
 }

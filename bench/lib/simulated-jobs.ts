@@ -55,7 +55,10 @@ export function simulatedJobHandler(node: string, opts: SimulatedJobsOptions): J
     const job = parsed.data;
     const done = ledger.get(job.id);
     if (done) {
-      answer(out, [{ t: 'accepted', at: Date.now() }, { t: 'done', result: done }]);
+      answer(out, [
+        { t: 'accepted', at: Date.now() },
+        { t: 'done', result: done },
+      ]);
       out.end();
       return;
     }

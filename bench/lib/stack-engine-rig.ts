@@ -72,7 +72,12 @@ export async function startStackEngineRig(label: string, node = 'bench-host'): P
   }
   const http = new HubHttp(hub.url, hub.caPem, hub.token, 4);
   const rig: StackEngineRig = {
-    engine, hub, agent, node, work, http,
+    engine,
+    hub,
+    agent,
+    node,
+    work,
+    http,
     async deploy(stack, compose, gate) {
       const submitAt = preciseNow();
       const res = await http.request('POST', `/api/v1/stacks/${stack}/deploy`, { compose, target: { node }, ...(gate ? { gate } : {}) });
