@@ -42,9 +42,7 @@ export class EngineClient {
         resolve,
       );
       r.on('timeout', () => r.destroy(new DockfleetError('engine_unavailable', `engine did not answer ${req.path} in time`)));
-      r.on('error', (err) =>
-        reject(err instanceof DockfleetError ? err : new DockfleetError('engine_unavailable', `engine at ${this.socketPath}: ${(err as Error).message}`, { cause: err })),
-      );
+      r.on('error', (err) => reject(err instanceof DockfleetError ? err : new DockfleetError('engine_unavailable', `engine at ${this.socketPath}: ${(err as Error).message}`, { cause: err })));
       r.end(payload);
     });
   }

@@ -47,17 +47,19 @@ export function upgradeToGateway(socket: TLSSocket, hubUrl: URL, timeoutMs: numb
     req.once('response', (res) => {
       clearTimeout(timer);
       const status = res.statusCode ?? 0;
-      void readBounded(res as AsyncIterable<Buffer>, 4096).catch(() => null).then((body) => {
-        socket.destroy();
-        let reason = '';
-        try {
-          reason = String((JSON.parse(body?.toString('utf8') ?? '') as { message?: unknown }).message ?? '');
-        } catch {
-          // Not ours (a proxy's page): the status says enough.
-        }
-        const message = `hub ${hubUrl.host} refused the gateway upgrade: HTTP ${status}${reason ? ` (${reason.slice(0, 200)})` : ''}`;
-        reject(new DockfleetError(status >= 400 && status < 500 ? 'protocol_error' : 'hub_unreachable', message));
-      });
+      void readBounded(res as AsyncIterable<Buffer>, 4096)
+        .catch(() => null)
+        .then((body) => {
+          socket.destroy();
+          let reason = '';
+          try {
+            reason = String((JSON.parse(body?.toString('utf8') ?? '') as { message?: unknown }).message ?? '');
+          } catch {
+            // Not ours (a proxy's page): the status says enough.
+          }
+          const message = `hub ${hubUrl.host} refused the gateway upgrade: HTTP ${status}${reason ? ` (${reason.slice(0, 200)})` : ''}`;
+          reject(new DockfleetError(status >= 400 && status < 500 ? 'protocol_error' : 'hub_unreachable', message));
+        });
     });
     req.once('error', (err) => reject(new DockfleetError('hub_unreachable', `gateway upgrade: ${err.message}`, { cause: err })));
     req.end();

@@ -9,10 +9,7 @@ import http2, { type ServerHttp2Session } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { DockfleetError, isErrorCode } from '../protocol/errors.ts';
 import type { HandshakeStream } from '../protocol/gateway-stream.ts';
-import {
-  EKM_CONTEXT, EKM_LABEL, EKM_LENGTH, PROTOCOL_VERSION,
-  authPayload, errorFrame, hubFrame, parseFrame, type HubFrame,
-} from '../protocol/handshake.ts';
+import { EKM_CONTEXT, EKM_LABEL, EKM_LENGTH, PROTOCOL_VERSION, authPayload, errorFrame, hubFrame, parseFrame, type HubFrame } from '../protocol/handshake.ts';
 import { DEAD_AFTER_MS, HEARTBEAT_MS } from '../protocol/heartbeat.ts';
 import { Backoff, sleep } from '../lib/backoff.ts';
 import { H2_MAX_SESSION_MEMORY_MB, H2_SETTINGS, WindowSizer, startHeartbeat, widenSessionWindow } from '../lib/h2-channel.ts';
@@ -59,7 +56,10 @@ export async function connectOnce(opts: ChannelOptions, signal: AbortSignal): Pr
     const ekm = socket.exportKeyingMaterial(EKM_LENGTH, EKM_LABEL, EKM_CONTEXT);
     const { node, keyId } = opts.identity;
     hs.send({
-      t: 'auth', v: PROTOCOL_VERSION, node, keyId,
+      t: 'auth',
+      v: PROTOCOL_VERSION,
+      node,
+      keyId,
       sig: opts.identity.sign(authPayload(node, challenge.nonce, ekm)),
       agentVersion: opts.agentVersion ?? 'dev',
     });
@@ -140,7 +140,16 @@ export async function runChannel(opts: ChannelOptions, signal: AbortSignal): Pro
   while (!signal.aborted) {
     let failure: DockfleetError | null = null;
     try {
-      failure = await connectOnce({ ...opts, onConnected: () => { backoff.reset(); opts.onConnected?.(); } }, signal);
+      failure = await connectOnce(
+        {
+          ...opts,
+          onConnected: () => {
+            backoff.reset();
+            opts.onConnected?.();
+          },
+        },
+        signal,
+      );
     } catch (err) {
       failure = err instanceof DockfleetError ? err : new DockfleetError('hub_unreachable', (err as Error).message, { cause: err });
     }

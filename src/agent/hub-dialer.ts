@@ -28,7 +28,10 @@ export function hubAddress(hubUrl: URL): { host: string; port: number } {
 export function proxyFor(host: string, env: NodeJS.ProcessEnv = process.env): URL | null {
   const proxy = env.HTTPS_PROXY ?? env.https_proxy;
   if (!proxy) return null;
-  const noProxy = (env.NO_PROXY ?? env.no_proxy ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const noProxy = (env.NO_PROXY ?? env.no_proxy ?? '')
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean);
   const h = host.toLowerCase();
   for (const entry of noProxy) {
     if (entry === '*') return null;
@@ -47,8 +50,13 @@ function connectThroughProxy(proxy: URL, host: string, port: number, signal?: Ab
       headers['proxy-authorization'] = `Basic ${Buffer.from(auth).toString('base64')}`;
     }
     const req = http.request({
-      host: proxy.hostname.replace(/^\[|\]$/g, ''), port: proxy.port ? Number(proxy.port) : 80,
-      method: 'CONNECT', path: target, headers, timeout: DIAL_TIMEOUT_MS, ...(signal ? { signal } : {}),
+      host: proxy.hostname.replace(/^\[|\]$/g, ''),
+      port: proxy.port ? Number(proxy.port) : 80,
+      method: 'CONNECT',
+      path: target,
+      headers,
+      timeout: DIAL_TIMEOUT_MS,
+      ...(signal ? { signal } : {}),
     });
     req.once('connect', (res, socket) => {
       if (res.statusCode !== 200) {

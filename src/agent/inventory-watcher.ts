@@ -170,10 +170,12 @@ export class InventoryWatcher extends EventEmitter<InventoryEvents> {
     if (queued) return queued;
     const current = this.#inFlight.get(section);
     if (!current) return this.#startListing(section, signal);
-    const next = current.catch(() => {}).then(() => {
-      this.#queued.delete(section);
-      return this.#startListing(section, signal);
-    });
+    const next = current
+      .catch(() => {})
+      .then(() => {
+        this.#queued.delete(section);
+        return this.#startListing(section, signal);
+      });
     this.#queued.set(section, next);
     return next;
   }
@@ -219,10 +221,7 @@ export class InventoryWatcher extends EventEmitter<InventoryEvents> {
   }
 
   async #readFacts(signal: AbortSignal): Promise<EngineFacts> {
-    const [info, version] = await Promise.all([
-      this.#engine.json<Record<string, unknown>>({ path: '/info', signal }),
-      this.#engine.json<Record<string, unknown>>({ path: '/version', signal }),
-    ]);
+    const [info, version] = await Promise.all([this.#engine.json<Record<string, unknown>>({ path: '/info', signal }), this.#engine.json<Record<string, unknown>>({ path: '/version', signal })]);
     const str = (v: unknown): string => (typeof v === 'string' ? v : '');
     const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
     return {

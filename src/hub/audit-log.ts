@@ -70,7 +70,8 @@ export class AuditLog {
       finish: (status, bytes = null) => {
         if (done) return;
         done = true;
-        this.#store.finishAudit(id, { status, finishedAt: Date.now(), bytes })
+        this.#store
+          .finishAudit(id, { status, finishedAt: Date.now(), bytes })
           .catch((err) => (this.#writeFailures++, this.#log.error({ err, id }, 'could not write an audit outcome; the row reads as interrupted')));
       },
     };

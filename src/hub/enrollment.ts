@@ -79,8 +79,14 @@ export class Enrollment {
 
     const nodeId = randomUUID();
     const node: NodeRecord = {
-      id: nodeId, name, state: record.kind === 'single' ? 'active' : 'pending',
-      createdAt: now, approvedAt: record.kind === 'single' ? now : null, revokedAt: null, lastSeen: null, facts: null,
+      id: nodeId,
+      name,
+      state: record.kind === 'single' ? 'active' : 'pending',
+      createdAt: now,
+      approvedAt: record.kind === 'single' ? now : null,
+      revokedAt: null,
+      lastSeen: null,
+      facts: null,
     };
     const key: NodeKeyRecord = { keyId: keyIdOf(publicKeyPem), nodeId, publicKey: publicKeyPem, state: 'active', createdAt: now };
     if (await this.#store.getNodeKey(key.keyId)) throw new DockfleetError('validation_failed', 'this public key is already enrolled');

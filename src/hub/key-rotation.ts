@@ -16,8 +16,11 @@ import type { NodeRegistry } from './node-registry.ts';
 export async function rotateNodeKey(registry: NodeRegistry, store: Store, name: string): Promise<{ keyId: string }> {
   const link = registry.requireLink(name);
   const prepared = await link.requestJson({
-    method: 'POST', path: ROTATE_PATH, headers: { 'content-type': 'application/json' },
-    body: Buffer.from(JSON.stringify({ phase: 'prepare' })), timeoutMs: 10_000,
+    method: 'POST',
+    path: ROTATE_PATH,
+    headers: { 'content-type': 'application/json' },
+    body: Buffer.from(JSON.stringify({ phase: 'prepare' })),
+    timeoutMs: 10_000,
   });
   const parsed = rotatePrepared.safeParse(prepared.body);
   if (prepared.status !== 200 || !parsed.success) throw new DockfleetError('protocol_error', `node ${name} could not prepare a new key`);
@@ -29,8 +32,11 @@ export async function rotateNodeKey(registry: NodeRegistry, store: Store, name: 
   await store.replaceNodeKey(link.nodeId, { keyId, nodeId: link.nodeId, publicKey, state: 'active', createdAt: Date.now() }, Date.now());
   link.keyId = keyId;
   const committed = await link.requestJson({
-    method: 'POST', path: ROTATE_PATH, headers: { 'content-type': 'application/json' },
-    body: Buffer.from(JSON.stringify({ phase: 'commit', keyId })), timeoutMs: 10_000,
+    method: 'POST',
+    path: ROTATE_PATH,
+    headers: { 'content-type': 'application/json' },
+    body: Buffer.from(JSON.stringify({ phase: 'commit', keyId })),
+    timeoutMs: 10_000,
   });
   if (committed.status !== 200) throw new DockfleetError('protocol_error', `node ${name} did not commit its new key`);
   return { keyId };

@@ -83,10 +83,7 @@ export async function loadOrCreateHubPki(dir: string, opts: HubPkiOptions): Prom
 /** Issues a clientAuth certificate signed by the hub CA (default 365 days). */
 /** Certifies a client's own ECDSA P-256 public key (SPKI PEM) for clientAuth: the key pair is
  * made by the client, so the hub never holds a user's private key. */
-export async function issueClientCert(
-  pki: HubPki,
-  opts: { commonName: string; publicKeyPem: string; days?: number },
-): Promise<{ certPem: string; serialHex: string; notAfter: Date }> {
+export async function issueClientCert(pki: HubPki, opts: { commonName: string; publicKeyPem: string; days?: number }): Promise<{ certPem: string; serialHex: string; notAfter: Date }> {
   const days = opts.days ?? 365;
   if (!opts.commonName) throw new Error('commonName is required');
   if (!Number.isFinite(days) || days <= 0) throw new Error(`invalid certificate lifetime: ${days} days`);
@@ -172,10 +169,7 @@ async function loadOrIssueServer(pkiDir: string, ca: KeyPairPem, hosts: string[]
       commonName: 'dockfleet hub',
       publicKey: keys.publicKey,
       notAfter: new Date(Date.now() + 730 * DAY_MS),
-      extensions: [
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-        new x509.SubjectAlternativeNameExtension(names),
-      ],
+      extensions: [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]), new x509.SubjectAlternativeNameExtension(names)],
     },
   );
   const server = { certPem: toPem(cert), keyPem: exportKeyPem(keys.privateKey) };
@@ -185,10 +179,7 @@ async function loadOrIssueServer(pkiDir: string, ca: KeyPairPem, hosts: string[]
 }
 
 /** Signs an end-entity certificate with the hub CA; `extensions` adds EKU/SAN. */
-async function signLeaf(
-  ca: Pick<HubPki, 'caCertPem' | 'caKeyPem'>,
-  leaf: { commonName: string; publicKey: CryptoKey; notAfter: Date; extensions: x509.Extension[] },
-): Promise<x509.X509Certificate> {
+async function signLeaf(ca: Pick<HubPki, 'caCertPem' | 'caKeyPem'>, leaf: { commonName: string; publicKey: CryptoKey; notAfter: Date; extensions: x509.Extension[] }): Promise<x509.X509Certificate> {
   const caCert = new x509.X509Certificate(ca.caCertPem);
   const caSki = caCert.getExtension(x509.SubjectKeyIdentifierExtension);
   return x509.X509CertificateGenerator.create({
@@ -205,9 +196,7 @@ async function signLeaf(
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
       ...leaf.extensions,
       await x509.SubjectKeyIdentifierExtension.create(leaf.publicKey),
-      caSki
-        ? new x509.AuthorityKeyIdentifierExtension(caSki.keyId)
-        : await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey),
+      caSki ? new x509.AuthorityKeyIdentifierExtension(caSki.keyId) : await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey),
     ],
   });
 }
@@ -220,9 +209,7 @@ function sanNames(hosts: string[]): SanName[] {
   for (const raw of hosts) {
     const host = raw.trim().replace(/^\[(.*)\]$/, '$1');
     if (!host) continue;
-    const name: SanName = isIP(host)
-      ? { type: 'ip', value: canonicalIp(host) }
-      : { type: 'dns', value: host.toLowerCase().replace(/\.$/, '') };
+    const name: SanName = isIP(host) ? { type: 'ip', value: canonicalIp(host) } : { type: 'dns', value: host.toLowerCase().replace(/\.$/, '') };
     out.set(`${name.type}:${name.value}`, name);
   }
   return [...out.values()];
@@ -283,7 +270,7 @@ function toPem(cert: x509.X509Certificate): string {
 /** 16 random bytes as a positive, non-zero-led DER INTEGER in hex. */
 function randomSerialHex(): string {
   const bytes = randomBytes(16);
-  bytes[0] = (bytes[0]! & 0x7f) || 0x01;
+  bytes[0] = bytes[0]! & 0x7f || 0x01;
   return bytes.toString('hex');
 }
 

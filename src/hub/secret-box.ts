@@ -58,7 +58,7 @@ export class SecretBox {
       return Buffer.concat([decipher.update(raw.subarray(IV_BYTES, raw.length - TAG_BYTES)), decipher.final()]);
     } catch {
       // No detail: the reason (wrong key, tampered value) must not echo any of the value.
-      throw new DockfleetError('state_corrupt', 'a sealed secret does not open under this hub\'s master key');
+      throw new DockfleetError('state_corrupt', "a sealed secret does not open under this hub's master key");
     }
   }
 

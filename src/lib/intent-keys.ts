@@ -4,10 +4,7 @@
  * signed in one step. The browser does the same with WebCrypto (src/web/lib/).
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
-import {
-  INTENT_VERSION, MAX_INTENT_LIFETIME_MS, OPERATOR_KEY_PREFIX, encodeIntent, intentPayload, intentSigningBytes,
-  type IntentClaims,
-} from '../protocol/intent.ts';
+import { INTENT_VERSION, MAX_INTENT_LIFETIME_MS, OPERATOR_KEY_PREFIX, encodeIntent, intentPayload, intentSigningBytes, type IntentClaims } from '../protocol/intent.ts';
 
 export interface OperatorKeyPair {
   /** The public half in policy-file form. */
@@ -68,9 +65,14 @@ export class IntentSigner {
   intent(node: string, op: string, body: IntentClaims['body'], lifetimeMs = 60_000): { wire: string; claims: IntentClaims } {
     const iat = Date.now();
     const claims: IntentClaims = {
-      v: INTENT_VERSION, key: this.publicKey, node, op, body,
+      v: INTENT_VERSION,
+      key: this.publicKey,
+      node,
+      op,
+      body,
       nonce: randomBytes(18).toString('base64url'),
-      iat, exp: iat + Math.min(lifetimeMs, MAX_INTENT_LIFETIME_MS),
+      iat,
+      exp: iat + Math.min(lifetimeMs, MAX_INTENT_LIFETIME_MS),
       ...(this.#user !== undefined ? { user: this.#user } : {}),
     };
     const payload = intentPayload(claims);

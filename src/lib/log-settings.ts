@@ -51,15 +51,17 @@ export interface LogFlags {
 }
 
 export function logSettingsFrom(flags: LogFlags = {}, env: NodeJS.ProcessEnv = process.env): LogSettings {
-  const level = flags['log-level'] !== undefined
-    ? oneOf(LOG_LEVELS, flags['log-level'], '--log-level')
-    : env.DOCKFLEET_LOG_LEVEL !== undefined && env.DOCKFLEET_LOG_LEVEL !== ''
-      ? oneOf(LOG_LEVELS, env.DOCKFLEET_LOG_LEVEL, 'DOCKFLEET_LOG_LEVEL')
-      : 'info';
-  const format = flags['log-format'] !== undefined
-    ? oneOf(LOG_FORMATS, flags['log-format'], '--log-format')
-    : env.DOCKFLEET_LOG_FORMAT !== undefined && env.DOCKFLEET_LOG_FORMAT !== ''
-      ? oneOf(LOG_FORMATS, env.DOCKFLEET_LOG_FORMAT, 'DOCKFLEET_LOG_FORMAT')
-      : 'auto';
+  const level =
+    flags['log-level'] !== undefined
+      ? oneOf(LOG_LEVELS, flags['log-level'], '--log-level')
+      : env.DOCKFLEET_LOG_LEVEL !== undefined && env.DOCKFLEET_LOG_LEVEL !== ''
+        ? oneOf(LOG_LEVELS, env.DOCKFLEET_LOG_LEVEL, 'DOCKFLEET_LOG_LEVEL')
+        : 'info';
+  const format =
+    flags['log-format'] !== undefined
+      ? oneOf(LOG_FORMATS, flags['log-format'], '--log-format')
+      : env.DOCKFLEET_LOG_FORMAT !== undefined && env.DOCKFLEET_LOG_FORMAT !== ''
+        ? oneOf(LOG_FORMATS, env.DOCKFLEET_LOG_FORMAT, 'DOCKFLEET_LOG_FORMAT')
+        : 'auto';
   return Object.freeze({ level, format });
 }

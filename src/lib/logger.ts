@@ -11,9 +11,20 @@ import { logSettingsFrom, type LogSettings } from './log-settings.ts';
 export type { Logger };
 
 const REDACT = [
-  'token', 'secret', 'password', 'authorization', 'privateKey', 'key',
-  '*.token', '*.secret', '*.password', '*.authorization', '*.privateKey',
-  'headers.authorization', 'req.headers.authorization', 'req.headers.cookie',
+  'token',
+  'secret',
+  'password',
+  'authorization',
+  'privateKey',
+  'key',
+  '*.token',
+  '*.secret',
+  '*.password',
+  '*.authorization',
+  '*.privateKey',
+  'headers.authorization',
+  'req.headers.authorization',
+  'req.headers.cookie',
 ];
 
 /** Where log lines go: stderr unless a test hands its own stream (with `isTTY` to pose as a terminal). */
@@ -27,7 +38,7 @@ export interface LogOutput {
  * pid and hostname are left out (one process per terminal). Colour only on a terminal, and
  * never under NO_COLOR.
  */
-function prettyStream(output: NodeJS.WritableStream & { isTTY?: boolean } | null): DestinationStream {
+function prettyStream(output: (NodeJS.WritableStream & { isTTY?: boolean }) | null): DestinationStream {
   const tty = output === null ? process.stderr.isTTY === true : output.isTTY === true;
   const noColor = process.env.NO_COLOR !== undefined && process.env.NO_COLOR !== '';
   return PinoPretty({

@@ -18,18 +18,28 @@ export const POLICY_REFUSAL_HEADER = 'x-dockfleet-policy';
 /** Headers that describe one HTTP/1.1 connection and never cross a proxy (RFC 9110 §7.6.1),
  * plus those HTTP/2 forbids. */
 export const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
-  'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'http2-settings',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  'http2-settings',
 ]);
 
 /** Copies headers without hop-by-hop ones, pseudo-headers, or any name in `drop`. */
-export function forwardableHeaders(
-  headers: Record<string, string | string[] | undefined>,
-  drop: ReadonlySet<string> = new Set(),
-): Record<string, string | string[]> {
+export function forwardableHeaders(headers: Record<string, string | string[] | undefined>, drop: ReadonlySet<string> = new Set()): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   const connectionTokens = new Set(
-    String(headers.connection ?? '').toLowerCase().split(',').map((t) => t.trim()).filter(Boolean),
+    String(headers.connection ?? '')
+      .toLowerCase()
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean),
   );
   for (const [name, value] of Object.entries(headers)) {
     const lower = name.toLowerCase();
@@ -45,10 +55,7 @@ export const INTERNAL_HEADER_PREFIX = 'x-dockfleet-';
 
 /** A client's request headers as they may travel to an agent: forwardable, minus `drop`,
  * minus every internal header, whatever the client put there. */
-export function clientRequestHeaders(
-  headers: Record<string, string | string[] | undefined>,
-  drop: ReadonlySet<string> = new Set(),
-): Record<string, string | string[]> {
+export function clientRequestHeaders(headers: Record<string, string | string[] | undefined>, drop: ReadonlySet<string> = new Set()): Record<string, string | string[]> {
   const out = forwardableHeaders(headers, drop);
   for (const name of Object.keys(out)) if (name.startsWith(INTERNAL_HEADER_PREFIX)) delete out[name];
   return out;

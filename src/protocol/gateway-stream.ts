@@ -29,7 +29,9 @@ export const AGENT_STREAM_START = Buffer.from([0x82, 0xff, ...ENDLESS_LENGTH, 0,
 
 /** The Sec-WebSocket-Accept value for a client's Sec-WebSocket-Key (RFC 6455 §4.2.2). */
 export function websocketAccept(key: string): string {
-  return createHash('sha1').update(key + WEBSOCKET_GUID).digest('base64');
+  return createHash('sha1')
+    .update(key + WEBSOCKET_GUID)
+    .digest('base64');
 }
 
 export type UpgradeVerdict = { ok: true; response: string } | { ok: false; status: number; message: string };
@@ -63,7 +65,9 @@ export function refuseUpgrade(socket: Duplex, status: number, message: string): 
   const body = JSON.stringify({ message });
   // RFC 6455 §4.4: a version the server does not speak is answered with the one it does.
   const version = status === 426 ? 'Sec-WebSocket-Version: 13\r\n' : '';
-  socket.end(`HTTP/1.1 ${status} ${status === 426 ? 'Upgrade Required' : 'Bad Request'}\r\nConnection: close\r\n${version}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${status} ${status === 426 ? 'Upgrade Required' : 'Bad Request'}\r\nConnection: close\r\n${version}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
   setTimeout(() => socket.destroy(), 1_000).unref();
 }
 

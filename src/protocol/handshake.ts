@@ -20,10 +20,11 @@ export const EKM_LABEL = 'EXPORTER-dockfleet-gateway-v1';
 export const EKM_LENGTH = 32;
 export const EKM_CONTEXT = Buffer.alloc(0);
 
-const base64url = z.string().regex(/^[A-Za-z0-9_-]+$/).max(512);
-export const nodeNameSchema = z
+const base64url = z
   .string()
-  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'node names are 1–63 lowercase letters, digits or dashes, not starting with a dash');
+  .regex(/^[A-Za-z0-9_-]+$/)
+  .max(512);
+export const nodeNameSchema = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'node names are 1–63 lowercase letters, digits or dashes, not starting with a dash');
 
 export const challengeFrame = z.object({
   t: z.literal('challenge'),

@@ -51,10 +51,12 @@ export type RouteView = z.infer<typeof routeView>;
 export const routeViews = z.array(routeView);
 
 /** `POST /api/v1/certificates`: a certificate chain (leaf first) and its unencrypted private key, PEM. */
-export const addCertificateBody = z.object({
-  certPem: z.string().min(1).max(60_000),
-  keyPem: z.string().min(1).max(20_000),
-}).strict();
+export const addCertificateBody = z
+  .object({
+    certPem: z.string().min(1).max(60_000),
+    keyPem: z.string().min(1).max(20_000),
+  })
+  .strict();
 
 /** One edge certificate as `GET /api/v1/certificates` and `dockfleet certs ls --json` show it: never its key. */
 export const certificateView = z.object({

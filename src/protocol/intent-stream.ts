@@ -55,7 +55,12 @@ export function sealBody(index: bigint, final: boolean, total: bigint, signature
   return body;
 }
 
-export interface Seal { index: bigint; final: boolean; total: bigint; signature: Uint8Array }
+export interface Seal {
+  index: bigint;
+  final: boolean;
+  total: bigint;
+  signature: Uint8Array;
+}
 
 export function readSeal(body: Uint8Array): Seal | null {
   if (body.length !== SEAL_BODY_BYTES || (body[8] !== 0 && body[8] !== 1)) return null;

@@ -59,7 +59,10 @@ export interface IntentClaims {
   user?: string;
 }
 
-const isText = (min: number, max: number) => (x: unknown): boolean => typeof x === 'string' && x.length >= min && x.length <= max;
+const isText =
+  (min: number, max: number) =>
+  (x: unknown): boolean =>
+    typeof x === 'string' && x.length >= min && x.length <= max;
 const isMillis = (x: unknown): boolean => Number.isSafeInteger(x) && (x as number) >= 0;
 
 /**

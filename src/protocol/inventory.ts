@@ -39,9 +39,6 @@ export const inventoryMessage = z.union([
 ]);
 export type InventoryMessage = z.infer<typeof inventoryMessage>;
 
-export const rotateRequest = z.discriminatedUnion('phase', [
-  z.object({ phase: z.literal('prepare') }),
-  z.object({ phase: z.literal('commit'), keyId: z.string().regex(/^[0-9a-f]{32}$/) }),
-]);
+export const rotateRequest = z.discriminatedUnion('phase', [z.object({ phase: z.literal('prepare') }), z.object({ phase: z.literal('commit'), keyId: z.string().regex(/^[0-9a-f]{32}$/) })]);
 export const rotatePrepared = z.object({ keyId: z.string(), publicKey: z.string().max(1000), proof: z.string() });
 export type RotatePrepared = z.infer<typeof rotatePrepared>;

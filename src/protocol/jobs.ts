@@ -40,7 +40,10 @@ export const jobRequest = z.strictObject({
   /** After this the agent refuses to start it (it may still report one it already ran). */
   expiresAt: z.number(),
   /** The operator's signed intent (op `job <kind>`, body jobSignedBody), for hosts that require one. */
-  intent: z.string().max(16 * 1024).optional(),
+  intent: z
+    .string()
+    .max(16 * 1024)
+    .optional(),
   /** volume-backup, volume-restore, volume-snapshots: which volume, which repository (volume-backup.ts). */
   volume: volumeJobSpec.optional(),
   /** volume-policies: the node's whole set of backup policies (volume-backup.ts). */

@@ -23,12 +23,7 @@ const RANK: Record<NodeRole, number> = { viewer: 1, operator: 2, admin: 3 };
 
 /** The role on `node`, or null when the node is out of sight. `labelsOf` is called at most once,
  * and only when a label grant needs it (so callers may read labels live and lazily). */
-export function roleOnNode(
-  globalRole: NodeRole | null,
-  grants: readonly NodeGrant[],
-  node: string,
-  labelsOf: () => Readonly<Record<string, string>> | undefined,
-): NodeRole | null {
+export function roleOnNode(globalRole: NodeRole | null, grants: readonly NodeGrant[], node: string, labelsOf: () => Readonly<Record<string, string>> | undefined): NodeRole | null {
   let best = globalRole;
   if (grants.length === 0) return best;
   let labels: Readonly<Record<string, string>> | undefined | null = null;

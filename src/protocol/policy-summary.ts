@@ -9,8 +9,20 @@ import { z } from 'zod';
 
 /** The sections the UI asks about (a subset of the agent's SECTION_NAMES, same spelling). */
 export const SUMMARY_SECTIONS = [
-  'containers', 'exec', 'archive', 'images', 'imageExport', 'build', 'volumes', 'networks', 'distribution',
-  'events', 'plugins', 'swarm', 'volumeFiles', 'ingress',
+  'containers',
+  'exec',
+  'archive',
+  'images',
+  'imageExport',
+  'build',
+  'volumes',
+  'networks',
+  'distribution',
+  'events',
+  'plugins',
+  'swarm',
+  'volumeFiles',
+  'ingress',
 ] as const;
 export type SummarySection = (typeof SUMMARY_SECTIONS)[number];
 
@@ -34,10 +46,13 @@ export const policySummary = z.object({
    * fingerprints (lib/operator-key-fingerprint.ts) of the operator keys its policy file lists.
    * Optional so a summary from an agent older than this field still parses (read it as unknown).
    */
-  signedIntent: z.object({
-    require: z.enum(['mutations', 'all']),
-    operators: z.array(z.string().regex(/^[0-9a-f]{20}$/)).max(1000),
-  }).nullable().optional(),
+  signedIntent: z
+    .object({
+      require: z.enum(['mutations', 'all']),
+      operators: z.array(z.string().regex(/^[0-9a-f]{20}$/)).max(1000),
+    })
+    .nullable()
+    .optional(),
 });
 export type PolicySummary = z.infer<typeof policySummary>;
 

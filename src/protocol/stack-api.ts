@@ -41,10 +41,19 @@ export function parseSelector(text: string): { key: string; value: string } | nu
   return parsed.success ? parsed.data : null;
 }
 
-const envMap = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'variable names are letters, digits and underscores').max(256), z.string().max(65_536));
+const envMap = z.record(
+  z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'variable names are letters, digits and underscores')
+    .max(256),
+  z.string().max(65_536),
+);
 
 export const deployStackBody = z.strictObject({
-  compose: z.string().min(1).max(256 * 1024),
+  compose: z
+    .string()
+    .min(1)
+    .max(256 * 1024),
   env: envMap.optional(),
   secretEnv: envMap.optional(),
   /** base64 contents by the path written in the compose file (env_file, secrets, configs). */
@@ -69,7 +78,12 @@ export const rollbackStackBody = z.strictObject({
 });
 
 /** `POST /api/v1/jobs/ID/intent`: the operator's signed intent for a job awaiting one. */
-export const jobIntentBody = z.strictObject({ intent: z.string().min(1).max(16 * 1024) });
+export const jobIntentBody = z.strictObject({
+  intent: z
+    .string()
+    .min(1)
+    .max(16 * 1024),
+});
 
 /** `POST /api/v1/jobs/ID/decline`: the operator's CLI refused to sign the job, and why. */
 export const jobDeclineBody = z.strictObject({ reason: z.string().min(1).max(1_000) });
@@ -130,42 +144,84 @@ export interface SigningProposal {
 // Answers of the job and stack routes, as the OpenAPI document shows them (times as ISO strings).
 const iso = z.string();
 export const apiJobView = z.object({
-  id: z.string(), kind: z.enum(['deploy', 'rollback', 'remove', 'volume-backup', 'volume-restore', 'volume-snapshots', 'volume-policies']),
-  node: z.string(), stack: z.string(), state: z.enum(['awaiting-signature', 'queued', 'running', 'succeeded', 'failed']),
-  createdAt: iso, finishedAt: iso.nullable(), revision: z.number().int().nullable(), rolledBack: z.boolean(),
-  error: z.string().nullable(), errorCode: z.string().nullable(),
+  id: z.string(),
+  kind: z.enum(['deploy', 'rollback', 'remove', 'volume-backup', 'volume-restore', 'volume-snapshots', 'volume-policies']),
+  node: z.string(),
+  stack: z.string(),
+  state: z.enum(['awaiting-signature', 'queued', 'running', 'succeeded', 'failed']),
+  createdAt: iso,
+  finishedAt: iso.nullable(),
+  revision: z.number().int().nullable(),
+  rolledBack: z.boolean(),
+  error: z.string().nullable(),
+  errorCode: z.string().nullable(),
 });
 export const apiJobDetailView = apiJobView.extend({
-  createdBy: z.string(), startedAt: iso.nullable(), expiresAt: iso, attempts: z.number().int(), deliveryError: z.string().nullable(),
+  createdBy: z.string(),
+  startedAt: iso.nullable(),
+  expiresAt: iso,
+  attempts: z.number().int(),
+  deliveryError: z.string().nullable(),
   result: z.looseObject({}).nullable(),
   steps: z.array(z.looseObject({ name: z.string(), startedAt: iso.nullable(), finishedAt: iso.nullable() })),
-  logs: z.array(z.object({ at: iso.nullable(), line: z.string() })), logsDropped: z.number().int(),
+  logs: z.array(z.object({ at: iso.nullable(), line: z.string() })),
+  logsDropped: z.number().int(),
 });
 const signingJob = z.object({ id: z.string(), node: z.string(), signedBody: z.string() });
 /** A filed job as the volume routes answer it; with `sign`, the bytes its host will check. */
 export const filedJobAnswer = apiJobView.extend({ signing: z.object({ jobs: z.array(signingJob) }).optional() });
 const rolloutKind = z.enum(['deploy', 'rollback', 'remove']);
 export const rolloutStartedView = z.object({
-  stack: z.string(), revision: z.number().int(), rollout: z.string(), jobs: z.array(z.string()),
+  stack: z.string(),
+  revision: z.number().int(),
+  rollout: z.string(),
+  jobs: z.array(z.string()),
   signing: z.object({ kind: rolloutKind, parallel: z.number().int(), nodes: z.array(z.string()), jobs: z.array(signingJob) }).optional(),
 });
 export const rolloutViewSchema = z.object({
-  id: z.string(), stack: z.string(), kind: rolloutKind, revision: z.number().int(), nodes: z.array(z.string()), parallel: z.number().int(),
-  state: z.enum(STACK_ROLLOUT_STATES), stoppedAtNode: z.string().nullable(), error: z.string().nullable(), jobs: z.array(z.string()),
-  createdBy: z.string(), createdAt: iso, finishedAt: iso.nullable(),
+  id: z.string(),
+  stack: z.string(),
+  kind: rolloutKind,
+  revision: z.number().int(),
+  nodes: z.array(z.string()),
+  parallel: z.number().int(),
+  state: z.enum(STACK_ROLLOUT_STATES),
+  stoppedAtNode: z.string().nullable(),
+  error: z.string().nullable(),
+  jobs: z.array(z.string()),
+  createdBy: z.string(),
+  createdAt: iso,
+  finishedAt: iso.nullable(),
 });
 export const stackListItemView = z.object({ name: z.string(), revision: z.number().int(), nodes: z.array(z.object({ node: z.string(), revision: z.number().int(), status: z.string() })) });
 export const stackRevisionSummary = z.looseObject({
-  revision: z.number().int(), createdAt: iso, createdBy: z.string(), digest: z.string(), parallel: z.number().int(), services: z.array(z.string()),
-  env: z.record(z.string(), z.string()), secretEnv: z.array(z.string()), secretFiles: z.array(z.string()), files: z.array(z.string()),
+  revision: z.number().int(),
+  createdAt: iso,
+  createdBy: z.string(),
+  digest: z.string(),
+  parallel: z.number().int(),
+  services: z.array(z.string()),
+  env: z.record(z.string(), z.string()),
+  secretEnv: z.array(z.string()),
+  secretFiles: z.array(z.string()),
+  files: z.array(z.string()),
 });
 export const stackRevisionDetail = stackRevisionSummary.extend({ compose: z.string(), project: z.looseObject({}) });
 export const stackDetailView = z.object({
-  name: z.string(), revision: z.number().int(), createdAt: iso.nullable(), removedAt: iso.nullable(), drifted: z.boolean(),
-  nodes: z.array(z.object({
-    node: z.string(), revision: z.number().int(), status: z.string(), updatedAt: iso,
-    drift: z.array(z.object({ service: z.string().nullable(), container: z.string().nullable(), kind: z.string(), detail: z.string() })),
-  })),
+  name: z.string(),
+  revision: z.number().int(),
+  createdAt: iso.nullable(),
+  removedAt: iso.nullable(),
+  drifted: z.boolean(),
+  nodes: z.array(
+    z.object({
+      node: z.string(),
+      revision: z.number().int(),
+      status: z.string(),
+      updatedAt: iso,
+      drift: z.array(z.object({ service: z.string().nullable(), container: z.string().nullable(), kind: z.string(), detail: z.string() })),
+    }),
+  ),
   rollouts: z.array(rolloutViewSchema),
 });
 export const composeCheck = z.object({ errors: z.array(z.object({ path: z.string(), line: z.number().int().nullable(), message: z.string() })) });

@@ -78,9 +78,12 @@ export const stackService = z.strictObject({
   labels: stringMap,
   restart: z.enum(['no', 'always', 'on-failure', 'unless-stopped']),
   healthcheck: healthcheck.nullable(),
-  dependsOn: z.record(z.string(), z.strictObject({
-    condition: z.enum(['service_started', 'service_healthy', 'service_completed_successfully']),
-  })),
+  dependsOn: z.record(
+    z.string(),
+    z.strictObject({
+      condition: z.enum(['service_started', 'service_healthy', 'service_completed_successfully']),
+    }),
+  ),
   user: z.string().nullable(),
   workingDir: z.string().nullable(),
   capAdd: z.array(z.string()),
@@ -104,12 +107,26 @@ export const stackProject = z.strictObject({
   name: z.string().regex(STACK_NAME),
   services: z.record(z.string().regex(SERVICE_NAME), stackService),
   /** Compose key → engine network. `name` is the engine's name (default: PROJECT_KEY). */
-  networks: z.record(z.string(), z.strictObject({
-    name: z.string(), external: z.boolean(), driver: z.string().nullable(), labels: stringMap, internal: z.boolean(),
-  })),
-  volumes: z.record(z.string(), z.strictObject({
-    name: z.string(), external: z.boolean(), driver: z.string().nullable(), driverOpts: stringMap, labels: stringMap,
-  })),
+  networks: z.record(
+    z.string(),
+    z.strictObject({
+      name: z.string(),
+      external: z.boolean(),
+      driver: z.string().nullable(),
+      labels: stringMap,
+      internal: z.boolean(),
+    }),
+  ),
+  volumes: z.record(
+    z.string(),
+    z.strictObject({
+      name: z.string(),
+      external: z.boolean(),
+      driver: z.string().nullable(),
+      driverOpts: stringMap,
+      labels: stringMap,
+    }),
+  ),
   /** Secret and config files given at deploy: key → base64 contents. Secret contents travel in the job's secret part. */
   configs: z.record(z.string(), z.string()),
   secretFiles: z.array(z.string()),
@@ -151,12 +168,14 @@ export type DriftItem = z.infer<typeof driftItem>;
 export const STACKS_STATUS_PATH = '/_dockfleet/v1/stacks';
 export const stacksStatusMessage = z.strictObject({
   t: z.literal('stacks'),
-  stacks: z.array(z.strictObject({
-    stack: z.string(),
-    revision: z.number().int().nonnegative(),
-    state: z.enum(STACK_NODE_STATES),
-    drift: z.array(driftItem),
-    at: z.number(),
-  })),
+  stacks: z.array(
+    z.strictObject({
+      stack: z.string(),
+      revision: z.number().int().nonnegative(),
+      state: z.enum(STACK_NODE_STATES),
+      drift: z.array(driftItem),
+      at: z.number(),
+    }),
+  ),
 });
 export type StacksStatusMessage = z.infer<typeof stacksStatusMessage>;

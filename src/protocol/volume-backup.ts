@@ -18,8 +18,22 @@ export const CUSTODY_MODES = ['host-only', 'escrow', 'hub-managed'] as const;
 export type CustodyMode = (typeof CUSTODY_MODES)[number];
 
 export const backupRepository = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('path'), path: z.string().min(2).max(4_096).refine((p) => p.startsWith('/') && !p.includes('\0'), 'must be an absolute host path') }),
-  z.strictObject({ kind: z.literal('url'), url: z.string().min(3).max(4_096).regex(/^[a-z0-9]+:/, 'must be a restic repository URL such as sftp:… s3:… rest:…') }),
+  z.strictObject({
+    kind: z.literal('path'),
+    path: z
+      .string()
+      .min(2)
+      .max(4_096)
+      .refine((p) => p.startsWith('/') && !p.includes('\0'), 'must be an absolute host path'),
+  }),
+  z.strictObject({
+    kind: z.literal('url'),
+    url: z
+      .string()
+      .min(3)
+      .max(4_096)
+      .regex(/^[a-z0-9]+:/, 'must be a restic repository URL such as sftp:… s3:… rest:…'),
+  }),
   z.strictObject({ kind: z.literal('hub') }),
 ]);
 export type BackupRepository = z.infer<typeof backupRepository>;
@@ -119,8 +133,14 @@ export function intervalMs(text: string, allowShort = process.env.DOCKFLEET_TEST
   return ms >= MIN_INTERVAL_MS || allowShort ? ms : null;
 }
 
-const scheduleText = z.string().max(16).refine((s) => DAILY_TIME.test(s) || intervalMs(s) !== null, 'an interval of at least 1m such as 6h or 24h, or a daily UTC time such as 03:30');
-const intervalText = z.string().max(16).refine((s) => intervalMs(s) !== null, 'an interval of at least 1m such as 24h');
+const scheduleText = z
+  .string()
+  .max(16)
+  .refine((s) => DAILY_TIME.test(s) || intervalMs(s) !== null, 'an interval of at least 1m such as 6h or 24h, or a daily UTC time such as 03:30');
+const intervalText = z
+  .string()
+  .max(16)
+  .refine((s) => intervalMs(s) !== null, 'an interval of at least 1m such as 24h');
 
 export const volumeBackupPolicy = z.strictObject({
   volume: z.string().regex(VOLUME_NAME),
@@ -189,7 +209,9 @@ export type BackupReportsMessage = z.infer<typeof backupReportsMessage>;
 // Answers of the volume backup routes, as the OpenAPI document shows them (times as ISO strings).
 const atIso = z.string();
 export const volumeBackupStatusView = z.object({
-  node: z.string(), volume: z.string(), policy: volumeBackupPolicy.nullable(),
+  node: z.string(),
+  volume: z.string(),
+  policy: volumeBackupPolicy.nullable(),
   lastBackup: backupOutcome.extend({ at: atIso }).nullable(),
   lastVerified: verifyOutcome.extend({ at: atIso }).nullable(),
   lastVerifiedOkAt: atIso.nullable(),

@@ -52,8 +52,18 @@ export function App(): JSX.Element {
     return () => document.removeEventListener('click', onLinkClick);
   }, []);
   let body: JSX.Element;
-  if (s.status === 'loading') body = <div class="center-page"><Loading label="Loading dockfleet…" /></div>;
-  else if (s.status === 'error') body = <div class="center-page"><ErrorState title="The hub did not answer" error={s.message} onRetry={() => void loadSession()} /></div>;
+  if (s.status === 'loading')
+    body = (
+      <div class="center-page">
+        <Loading label="Loading dockfleet…" />
+      </div>
+    );
+  else if (s.status === 'error')
+    body = (
+      <div class="center-page">
+        <ErrorState title="The hub did not answer" error={s.message} onRetry={() => void loadSession()} />
+      </div>
+    );
   else if (s.status === 'signedOut') {
     const reason = s.reason ?? (handOff ? `Sign in to continue to ${edgeSignInHost()}.` : undefined);
     body = <SignInPage setupNeeded={s.setupNeeded} {...(reason ? { reason } : {})} />;
@@ -145,11 +155,23 @@ function Shell({ me }: { me: Me }): JSX.Element {
 
   return (
     <div class={`shell${menuOpen ? ' menu-open' : ''}`}>
-      <a class="skip-link" href="#main" onClick={(e) => { e.preventDefault(); mainRef.current?.focus(); }}>Skip to content</a>
+      <a
+        class="skip-link"
+        href="#main"
+        onClick={(e) => {
+          e.preventDefault();
+          mainRef.current?.focus();
+        }}
+      >
+        Skip to content
+      </a>
       <header class="sidebar">
         <div class="brand-row">
           <a class="brand" href="/nodes" aria-label="dockfleet home">
-            <svg viewBox="0 0 32 32" width="26" height="26" aria-hidden="true"><rect width="32" height="32" rx="7" fill="var(--accent)" /><path d="M7 19h18l-2 6H9z M9 13h4v4H9z M14 13h4v4h-4z M19 13h4v4h-4z M14 8h4v4h-4z" fill="#fff" /></svg>
+            <svg viewBox="0 0 32 32" width="26" height="26" aria-hidden="true">
+              <rect width="32" height="32" rx="7" fill="var(--accent)" />
+              <path d="M7 19h18l-2 6H9z M9 13h4v4H9z M14 13h4v4h-4z M19 13h4v4h-4z M14 8h4v4h-4z" fill="#fff" />
+            </svg>
             <span class="label">dockfleet</span>
           </a>
           <button type="button" class="icon-btn menu-btn" aria-expanded={menuOpen ? 'true' : 'false'} aria-controls="main-nav" onClick={() => setMenuOpen((o) => !o)}>
@@ -174,7 +196,9 @@ function Shell({ me }: { me: Me }): JSX.Element {
           <div class="nav-foot">
             <LiveIndicator />
             <div class="whoami">
-              <span class="who-name" title={me.name}>{me.name}</span>
+              <span class="who-name" title={me.name}>
+                {me.name}
+              </span>
               <span class="who-role">{me.scoped ? 'granted nodes' : me.role}</span>
             </div>
             <button type="button" class={buttonClass('ghost', true, 'signout')} onClick={() => void doSignOut()} disabled={signingOut} aria-busy={signingOut ? 'true' : undefined}>
@@ -209,7 +233,9 @@ function FleetWideOnly(): JSX.Element {
       <div class="state state-empty">
         <h1 class="state-title">Not available to your account</h1>
         <p class="state-body">Your account reaches only the hosts granted to it; this page covers the whole fleet.</p>
-        <a class={buttonClass('primary')} href="/nodes">Go to your nodes</a>
+        <a class={buttonClass('primary')} href="/nodes">
+          Go to your nodes
+        </a>
       </div>
     </Title>
   );
@@ -220,11 +246,31 @@ function Routes({ path, me }: { path: string; me: Me }): JSX.Element | null {
   if (path === '/' || path === '') return <Redirect to="/nodes" />;
   // A page across the fleet, reached by a link or typed URL: say so instead of asking the hub for a refusal.
   if (me.scoped && NAV.some((n) => n.fleetWide && n.active(path))) return <FleetWideOnly />;
-  if (match('/nodes', path)) return <Title title="Nodes"><NodesPage me={me} /></Title>;
+  if (match('/nodes', path))
+    return (
+      <Title title="Nodes">
+        <NodesPage me={me} />
+      </Title>
+    );
   if ((m = match('/nodes/:node', path))) return <Redirect to={`/containers?node=${encodeURIComponent(m.node!)}`} />;
-  if (match('/containers', path)) return <Title title="Containers"><ContainersPage me={me} /></Title>;
-  if (match('/containers/run', path)) return <Title title="Run a container"><RunContainerPage me={me} /></Title>;
-  if ((m = match('/containers/:node/:id/edit', path))) return <Title title="Change a container"><ContainerEditPage me={me} node={m.node!} id={m.id!} /></Title>;
+  if (match('/containers', path))
+    return (
+      <Title title="Containers">
+        <ContainersPage me={me} />
+      </Title>
+    );
+  if (match('/containers/run', path))
+    return (
+      <Title title="Run a container">
+        <RunContainerPage me={me} />
+      </Title>
+    );
+  if ((m = match('/containers/:node/:id/edit', path)))
+    return (
+      <Title title="Change a container">
+        <ContainerEditPage me={me} node={m.node!} id={m.id!} />
+      </Title>
+    );
   // ContainerPage sets the document title itself (the container's name).
   if ((m = match('/containers/:node/:id', path))) return <ContainerPage me={me} node={m.node!} id={m.id!} tab="overview" />;
   if ((m = match('/containers/:node/:id/logs', path))) return <ContainerPage me={me} node={m.node!} id={m.id!} tab="logs" />;
@@ -233,29 +279,108 @@ function Routes({ path, me }: { path: string; me: Me }): JSX.Element | null {
   if (match('/images', path)) return <FleetResources me={me} kind="images" />;
   if (match('/volumes', path)) return <FleetResources me={me} kind="volumes" />;
   if (match('/networks', path)) return <FleetResources me={me} kind="networks" />;
-  if ((m = match('/nodes/:node/images', path))) return <Title title="Images"><ImagesPage me={me} node={m.node!} /></Title>;
-  if ((m = match('/nodes/:node/volumes', path))) return <Title title="Volumes"><VolumesPage me={me} node={m.node!} /></Title>;
-  if ((m = match('/nodes/:node/networks', path))) return <Title title="Networks"><NetworksPage me={me} node={m.node!} /></Title>;
-  if ((m = match('/nodes/:node/volumes/:vol/files', path))) return <Title title="Files"><VolumeFilesPage me={me} node={m.node!} volume={m.vol!} /></Title>;
+  if ((m = match('/nodes/:node/images', path)))
+    return (
+      <Title title="Images">
+        <ImagesPage me={me} node={m.node!} />
+      </Title>
+    );
+  if ((m = match('/nodes/:node/volumes', path)))
+    return (
+      <Title title="Volumes">
+        <VolumesPage me={me} node={m.node!} />
+      </Title>
+    );
+  if ((m = match('/nodes/:node/networks', path)))
+    return (
+      <Title title="Networks">
+        <NetworksPage me={me} node={m.node!} />
+      </Title>
+    );
+  if ((m = match('/nodes/:node/volumes/:vol/files', path)))
+    return (
+      <Title title="Files">
+        <VolumeFilesPage me={me} node={m.node!} volume={m.vol!} />
+      </Title>
+    );
   // VolumeBackupsPage sets the document title itself (the volume's name).
   if ((m = match('/nodes/:node/volumes/:vol/backups', path))) return <VolumeBackupsPage me={me} node={m.node!} volume={m.vol!} />;
-  if (match('/stacks', path)) return <Title title="Stacks"><StacksPage me={me} /></Title>;
-  if (match('/stacks/deploy', path)) return <Title title="Deploy a stack"><StackDeployPage me={me} /></Title>;
-  if ((m = match('/stacks/:name', path))) return <Title title={m.name!}><StackPage me={me} name={m.name!} /></Title>;
-  if (match('/jobs', path)) return <Title title="Jobs"><JobsPage /></Title>;
-  if ((m = match('/jobs/:id', path))) return <Title title="Job"><JobPage id={m.id!} /></Title>;
-  if (match('/routes', path)) return <Title title="Routes"><RoutesPage /></Title>;
-  if (match('/alerts', path)) return <Title title="Alerts"><AlertsPage me={me} /></Title>;
-  if (match('/events', path)) return <Title title="Events"><EventsPage /></Title>;
-  if (match('/audit', path)) return <Title title="Audit"><AuditPage /></Title>;
-  if (match('/people', path)) return <Title title="People"><PeoplePage /></Title>;
-  if (match('/account', path)) return <Title title="Account"><AccountPage me={me} /></Title>;
+  if (match('/stacks', path))
+    return (
+      <Title title="Stacks">
+        <StacksPage me={me} />
+      </Title>
+    );
+  if (match('/stacks/deploy', path))
+    return (
+      <Title title="Deploy a stack">
+        <StackDeployPage me={me} />
+      </Title>
+    );
+  if ((m = match('/stacks/:name', path)))
+    return (
+      <Title title={m.name!}>
+        <StackPage me={me} name={m.name!} />
+      </Title>
+    );
+  if (match('/jobs', path))
+    return (
+      <Title title="Jobs">
+        <JobsPage />
+      </Title>
+    );
+  if ((m = match('/jobs/:id', path)))
+    return (
+      <Title title="Job">
+        <JobPage id={m.id!} />
+      </Title>
+    );
+  if (match('/routes', path))
+    return (
+      <Title title="Routes">
+        <RoutesPage />
+      </Title>
+    );
+  if (match('/alerts', path))
+    return (
+      <Title title="Alerts">
+        <AlertsPage me={me} />
+      </Title>
+    );
+  if (match('/events', path))
+    return (
+      <Title title="Events">
+        <EventsPage />
+      </Title>
+    );
+  if (match('/audit', path))
+    return (
+      <Title title="Audit">
+        <AuditPage />
+      </Title>
+    );
+  if (match('/people', path))
+    return (
+      <Title title="People">
+        <PeoplePage />
+      </Title>
+    );
+  if (match('/account', path))
+    return (
+      <Title title="Account">
+        <AccountPage me={me} />
+      </Title>
+    );
   return (
     <Title title="Not found">
       <div class="state state-empty">
         <h1 class="state-title">Page not found</h1>
-        <p class="state-body">Nothing lives at <code>{path}</code>.</p>
-        <a class={buttonClass('primary')} href="/nodes">Go to nodes</a>
+        <p class="state-body">
+          Nothing lives at <code>{path}</code>.
+        </p>
+        <a class={buttonClass('primary')} href="/nodes">
+          Go to nodes
+        </a>
       </div>
     </Title>
   );

@@ -17,7 +17,9 @@ export { AGENT_AUDIT_USAGE } from './audit-usage.ts';
 
 export async function runAgentAudit(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
-    args, strict: true, allowPositionals: true,
+    args,
+    strict: true,
+    allowPositionals: true,
     options: { state: { type: 'string' }, verify: { type: 'boolean' }, json: { type: 'boolean' } },
   });
   if (positionals.length > 0) throw new UsageError(`agent audit takes no arguments (got "${positionals[0]}")`);
@@ -69,7 +71,14 @@ function table(entries: AuditEntry[]): string {
     rows.push([String(e.seq), e.time, e.result, e.op, e.target, e.user ?? '-', e.key ? shortKey(e.key) : '-', oneLine(detail)]);
   }
   const widths = rows[0]!.map((_, i) => Math.min(60, Math.max(...rows.map((r) => r[i]!.length))));
-  return `${rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n')}\n`;
+  return `${rows
+    .map((r) =>
+      r
+        .map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n')}\n`;
 }
 
 /** `ed25519:AbCdEf…` — enough to tell keys apart in a table (--json has the whole key). */

@@ -45,8 +45,12 @@ function watch(audit: HostAuditLog, req: Http2ServerRequest, res: Http2ServerRes
     const status = res.headersSent ? res.statusCode : 0;
     const result = status >= 200 && status < 300 ? 'ok' : status === 403 ? 'refused' : 'failed';
     audit.append({
-      op: `${req.method} ${url}`, target, result, ...(status ? { status } : {}),
-      reason: reasonOf(detail, status) ?? (status ? undefined : 'the stream ended before an answer'), ...auditOriginOf(req),
+      op: `${req.method} ${url}`,
+      target,
+      result,
+      ...(status ? { status } : {}),
+      reason: reasonOf(detail, status) ?? (status ? undefined : 'the stream ended before an answer'),
+      ...auditOriginOf(req),
     });
   };
   res.once('finish', record);

@@ -16,10 +16,7 @@
 import { closeSync, fstatSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../../lib/logger.ts';
-import {
-  AUDIT_FILE, GENESIS, TEAR_OP, clip, sha256Hex,
-  type AuditEntry, type AuditInput, type TearRecord,
-} from './audit-entry.ts';
+import { AUDIT_FILE, GENESIS, TEAR_OP, clip, sha256Hex, type AuditEntry, type AuditInput, type TearRecord } from './audit-entry.ts';
 import { entryLine } from './entry-line.ts';
 import { scanEntryLine } from './scan-entry-line.ts';
 
@@ -77,7 +74,11 @@ export class HostAuditLog {
       return;
     }
     for (const listener of this.#listeners) {
-      try { listener(this.head()); } catch { /* a listener's trouble is not the log's */ }
+      try {
+        listener(this.head());
+      } catch {
+        /* a listener's trouble is not the log's */
+      }
     }
   }
 
@@ -87,7 +88,11 @@ export class HostAuditLog {
 
   #closeFd(): void {
     if (this.#fd === null) return;
-    try { closeSync(this.#fd); } catch { /* already gone */ }
+    try {
+      closeSync(this.#fd);
+    } catch {
+      /* already gone */
+    }
     this.#fd = null;
   }
 
@@ -100,7 +105,10 @@ export class HostAuditLog {
     if (tail.torn) {
       const tear: TearRecord = { line: countLines(this.#fd, tail.torn.offset) + 1, bytes: tail.torn.bytes.length, sha256: sha256Hex(tail.torn.bytes) };
       this.#write({
-        op: TEAR_OP, target: AUDIT_FILE, result: 'failed', tear,
+        op: TEAR_OP,
+        target: AUDIT_FILE,
+        result: 'failed',
+        tear,
         reason: `line ${tear.line} was cut off mid-write (${tear.bytes} bytes, kept as written); the chain continues from seq ${this.#head.seq}`,
       });
       this.tears.push(tear);

@@ -66,7 +66,7 @@ export function verifyAuditBytes(bytes: Buffer, opts: { entries?: boolean } = {}
     start = end + 1;
     const entry = scanEntryLine(raw);
     // The last line has no newline: a write cut off that no start of the agent has recorded yet.
-    if (nl === -1 && (!entry?.hashOk)) return fail('torn', line, null, tornText(raw.length));
+    if (nl === -1 && !entry?.hashOk) return fail('torn', line, null, tornText(raw.length));
     if (pending) {
       if (!entry?.tearOp || !entry.tear) return fail('unreadable', pending.line, null, 'not an audit entry: the line was edited or damaged');
       if (entry.tear.line !== pending.line || entry.tear.bytes !== pending.bytes.length || entry.tear.sha256 !== sha256Hex(pending.bytes)) {

@@ -73,7 +73,9 @@ export async function keptRecoveryCodes(stateDir: string): Promise<KeptRecoveryC
     let parsed: ReturnType<typeof keyFile.safeParse> | null = null;
     try {
       parsed = keyFile.safeParse(JSON.parse(await readFile(join(dir, name), 'utf8')));
-    } catch { /* reported below */ }
+    } catch {
+      /* reported below */
+    }
     if (!parsed?.success) throw new Error(`the key file ${join(dir, name)} is damaged`);
     if (parsed.data.recoveryCode !== null) out.push({ repository: parsed.data.repository, recoveryCode: parsed.data.recoveryCode, createdAt: parsed.data.createdAt });
   }

@@ -34,7 +34,9 @@ export class BackupReports extends EventEmitter<{ change: [] }> {
       let raw: unknown = null;
       try {
         raw = JSON.parse(text);
-      } catch { /* started afresh below */ }
+      } catch {
+        /* started afresh below */
+      }
       const parsed = reportsFile.safeParse(raw);
       if (parsed.success) {
         for (const r of parsed.data.reports) reports.#byVolume.set(r.volume, r);

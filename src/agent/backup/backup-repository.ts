@@ -49,13 +49,11 @@ export function withoutCredentials(url: string): string {
   return url.replace(/^([a-z0-9]+:(?:\/\/)?)[^/@]*@/i, '$1');
 }
 
-export async function resolveRepository(
-  wanted: BackupRepository | null, policy: BackupsPolicy, ctx: { dataRoot: string | null; stateDir: string },
-): Promise<ResolvedRepository> {
+export async function resolveRepository(wanted: BackupRepository | null, policy: BackupsPolicy, ctx: { dataRoot: string | null; stateDir: string }): Promise<ResolvedRepository> {
   let repo = wanted;
   if (repo === null) {
     const fallback = policy.repository;
-    if (fallback === null) throw new BackupRefused('the job names no repository and this host\'s policy sets no backups.repository');
+    if (fallback === null) throw new BackupRefused("the job names no repository and this host's policy sets no backups.repository");
     repo = fallback.startsWith('/') ? { kind: 'path', path: fallback } : fallback === 'hub' ? { kind: 'hub' } : { kind: 'url', url: fallback };
   }
   if (repo.kind === 'hub') {

@@ -90,7 +90,9 @@ export class BackupSchedule {
     let raw: unknown = null;
     try {
       raw = JSON.parse(text);
-    } catch { /* reported below */ }
+    } catch {
+      /* reported below */
+    }
     const parsed = volumePoliciesSpec.safeParse(raw);
     if (parsed.success) this.#set = parsed.data;
     else this.#deps.log.error({ file: this.#path }, 'the kept backup policies cannot be read; none run until the hub sends them again');
@@ -111,8 +113,17 @@ export class BackupSchedule {
     const volumes = Object.entries(kept.volumes).filter(([volume]) => spec.policies.some((p) => p.volume === volume));
     if (volumes.length > 0 && !this.#seal) return result('this agent cannot keep the secrets of backup policies (no identity to seal them)');
     // The secrets first: a set on disk is never newer than the secrets beside it.
-    await ctx.step('keep the policies\' secrets, sealed', () => writeFileDurably(join(this.#deps.stateDir, POLICY_SECRETS_FILE), `${JSON.stringify(volumes.length === 0 ? null
-      : { revision: spec.revision, sealed: this.#seal!.seal(sealContext(spec.revision), { env: {}, files: Object.fromEntries(volumes.map(([v, env]) => [v, JSON.stringify(env)])) }) })}\n`, 0o600));
+    await ctx.step("keep the policies' secrets, sealed", () =>
+      writeFileDurably(
+        join(this.#deps.stateDir, POLICY_SECRETS_FILE),
+        `${JSON.stringify(
+          volumes.length === 0
+            ? null
+            : { revision: spec.revision, sealed: this.#seal!.seal(sealContext(spec.revision), { env: {}, files: Object.fromEntries(volumes.map(([v, env]) => [v, JSON.stringify(env)])) }) },
+        )}\n`,
+        0o600,
+      ),
+    );
     await ctx.step(`keep ${spec.policies.length} backup polic${spec.policies.length === 1 ? 'y' : 'ies'} (revision ${spec.revision})`, () => writeFileDurably(this.#path, `${JSON.stringify(spec)}\n`));
     this.#set = spec;
     for (const p of spec.policies) ctx.log(`${p.volume}: every ${p.every}, verify every ${p.verifyEvery}`);
@@ -129,10 +140,14 @@ export class BackupSchedule {
       }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, TICK_MS);
-        signal.addEventListener('abort', () => {
-          clearTimeout(timer);
-          resolve();
-        }, { once: true });
+        signal.addEventListener(
+          'abort',
+          () => {
+            clearTimeout(timer);
+            resolve();
+          },
+          { once: true },
+        );
       });
     }
     await Promise.all([...this.#running]);
@@ -171,13 +186,15 @@ export class BackupSchedule {
     let raw: unknown = null;
     try {
       raw = JSON.parse(text);
-    } catch { /* treated as damaged below */ }
+    } catch {
+      /* treated as damaged below */
+    }
     if (raw === null) return {};
     const parsed = z.strictObject({ revision: z.number().int(), sealed: sealedSecrets }).safeParse(raw);
     const opened = parsed.success && this.#seal ? this.#seal.open(sealContext(parsed.data.revision), parsed.data.sealed) : null;
     if (!opened || !parsed.success || parsed.data.revision !== this.#set.revision) return null;
     const env = opened.files[volume];
-    return env === undefined ? {} : JSON.parse(env) as Record<string, string>;
+    return env === undefined ? {} : (JSON.parse(env) as Record<string, string>);
   }
 
   async #backup(policy: VolumeBackupPolicy, signal: AbortSignal): Promise<void> {
@@ -185,13 +202,26 @@ export class BackupSchedule {
     const now = Date.now();
     const env = await this.#secretEnv(policy.volume);
     if (env === null) {
-      await this.#deps.reports.recordBackup(policy.volume, { at: Date.now(), ok: false, snapshot: null, bytesAdded: null, durationMs: 0, error: 'the secrets the hub keeps for this policy cannot be opened here (sealed under an older agent key, or damaged); they return with the hub\'s next policies job' });
+      await this.#deps.reports.recordBackup(policy.volume, {
+        at: Date.now(),
+        ok: false,
+        snapshot: null,
+        bytesAdded: null,
+        durationMs: 0,
+        error: "the secrets the hub keeps for this policy cannot be opened here (sealed under an older agent key, or damaged); they return with the hub's next policies job",
+      });
       return;
     }
     const hasRetention = Object.values(policy.retention).some((v) => v !== undefined);
     const job: JobRequest = {
-      id: `job_${randomBase36(24)}`, kind: 'volume-backup', node, stack: '', target: null, secrets: { env, files: {} },
-      createdAt: now, expiresAt: now + 86_400_000,
+      id: `job_${randomBase36(24)}`,
+      kind: 'volume-backup',
+      node,
+      stack: '',
+      target: null,
+      secrets: { env, files: {} },
+      createdAt: now,
+      expiresAt: now + 86_400_000,
       volume: { volume: policy.volume, repository: policy.repository, ...(hasRetention ? { retention: policy.retention } : {}) },
     };
     log.info({ volume: policy.volume, run: job.id }, 'scheduled backup started');
@@ -199,23 +229,39 @@ export class BackupSchedule {
     if (signal.aborted) return; // stopped with the agent: not an outcome; due again on the next start
     const out = result.volume;
     await this.#deps.reports.recordBackup(policy.volume, {
-      at: result.finishedAt, ok: result.state === 'succeeded', snapshot: out?.snapshot ?? null, bytesAdded: out?.bytesAdded ?? null,
-      durationMs: Math.max(0, result.finishedAt - result.startedAt), error: result.error === null ? null : result.error.slice(0, 2_000),
+      at: result.finishedAt,
+      ok: result.state === 'succeeded',
+      snapshot: out?.snapshot ?? null,
+      bytesAdded: out?.bytesAdded ?? null,
+      durationMs: Math.max(0, result.finishedAt - result.startedAt),
+      error: result.error === null ? null : result.error.slice(0, 2_000),
     });
     // A first backup under escrow custody made the key: the hub keeps the wrapped form; the
     // recovery code stays in the host's key file (`dockfleet agent backup-recovery-code`).
     if (out?.escrowedKey) {
       await this.#deps.reports.recordEscrow({ repository: out.repository, escrowedKey: out.escrowedKey, createdAt: result.finishedAt });
-      log.warn({ volume: policy.volume, repository: out.repository }, 'a scheduled backup made a new escrowed repository key; read its recovery code on this host with `dockfleet agent backup-recovery-code --state DIR`');
+      log.warn(
+        { volume: policy.volume, repository: out.repository },
+        'a scheduled backup made a new escrowed repository key; read its recovery code on this host with `dockfleet agent backup-recovery-code --state DIR`',
+      );
     }
     log.info({ volume: policy.volume, state: result.state, snapshot: out?.snapshot ?? null, error: result.error }, 'scheduled backup finished');
   }
 
   async #verify(policy: VolumeBackupPolicy, signal: AbortSignal): Promise<void> {
     const env = await this.#secretEnv(policy.volume);
-    const outcome = env === null
-      ? { at: Date.now(), ok: false, snapshot: null, files: 0, bytes: 0, durationMs: 0, detail: 'not verified: the secrets the hub keeps for this policy cannot be opened here; they return with the hub\'s next policies job' }
-      : await this.#deps.verifier.verify(policy, signal, env);
+    const outcome =
+      env === null
+        ? {
+            at: Date.now(),
+            ok: false,
+            snapshot: null,
+            files: 0,
+            bytes: 0,
+            durationMs: 0,
+            detail: "not verified: the secrets the hub keeps for this policy cannot be opened here; they return with the hub's next policies job",
+          }
+        : await this.#deps.verifier.verify(policy, signal, env);
     if (signal.aborted) return;
     await this.#deps.reports.recordVerify(policy.volume, outcome);
     this.#deps.log.info({ volume: policy.volume, ok: outcome.ok, snapshot: outcome.snapshot, detail: outcome.detail }, 'scheduled verification finished');
@@ -231,7 +277,8 @@ function randomBase36(n: number): string {
 /** A scheduled run's context: steps run as they are, log lines go to the agent's log. */
 function quietContext(log: Logger, volume: string, signal: AbortSignal): JobContext {
   return {
-    signal, resumed: false,
+    signal,
+    resumed: false,
     step: (_name, run) => run(),
     log: (line) => log.debug({ volume }, line),
   };

@@ -58,14 +58,20 @@ export class BackupVerifier {
   async verify(policy: VolumeBackupPolicy, signal: AbortSignal, env: Readonly<Record<string, string>> = {}): Promise<VerifyOutcome> {
     const started = Date.now();
     const outcome = (ok: boolean, detail: string, snapshot: string | null, files = 0, bytes = 0): VerifyOutcome => ({
-      at: Date.now(), ok, snapshot, files, bytes, durationMs: Date.now() - started, detail: detail.slice(0, 2_000),
+      at: Date.now(),
+      ok,
+      snapshot,
+      files,
+      bytes,
+      durationMs: Date.now() - started,
+      detail: detail.slice(0, 2_000),
     });
     let snapshot: string | null = null;
     const scratch = join(this.#deps.stateDir, SCRATCH_DIR, `${policy.volume}-${randomBytes(6).toString('hex')}`);
     try {
       const backups = this.#deps.policy();
-      if (!backups) throw new NotVerified('this host\'s policy has no backups section');
-      const info = await this.#deps.engine.must('GET', '/info') as { DockerRootDir?: unknown };
+      if (!backups) throw new NotVerified("this host's policy has no backups section");
+      const info = (await this.#deps.engine.must('GET', '/info')) as { DockerRootDir?: unknown };
       const repo = await resolveRepository(policy.repository, backups, { dataRoot: typeof info?.DockerRootDir === 'string' ? info.DockerRootDir : null, stateDir: this.#deps.stateDir });
       const key = await this.#keys.password(repo.label, backups.custody, { hubPassword: env.RESTIC_PASSWORD, mayCreate: false });
       if (!key) throw new NotVerified(`this host holds no key for ${repo.label}`);
@@ -90,10 +96,16 @@ export class BackupVerifier {
         bytes += entry.size ?? 0;
         const expected = sums.get(entry.path);
         if (expected === undefined) differences.push(`${entry.path}: not in the snapshot's dump`);
-        else if (differences.length < 1_000 && await sha256Of(join(scratch, entry.path)) !== expected) differences.push(`${entry.path}: restored bytes differ from the snapshot's (SHA-256)`);
+        else if (differences.length < 1_000 && (await sha256Of(join(scratch, entry.path))) !== expected) differences.push(`${entry.path}: restored bytes differ from the snapshot's (SHA-256)`);
       }
       if (differences.length > 0) {
-        return outcome(false, `${differences.length} difference${differences.length > 1 ? 's' : ''} from the snapshot's listing: ${differences.slice(0, MAX_NAMED).join('; ')}`, snapshot, files, bytes);
+        return outcome(
+          false,
+          `${differences.length} difference${differences.length > 1 ? 's' : ''} from the snapshot's listing: ${differences.slice(0, MAX_NAMED).join('; ')}`,
+          snapshot,
+          files,
+          bytes,
+        );
       }
       return outcome(true, 'verified', snapshot, files, bytes);
     } catch (err) {
@@ -107,7 +119,8 @@ export class BackupVerifier {
     const entries: ListedNode[] = [];
     let tooMany = false;
     await restic({
-      ...call, args: ['ls', '--json', snapshot],
+      ...call,
+      args: ['ls', '--json', snapshot],
       onJson: (value) => {
         const v = value as Record<string, unknown>;
         if (v.struct_type !== 'node' || typeof v.path !== 'string') return;
@@ -123,7 +136,9 @@ export class BackupVerifier {
   async #dumpHashes(call: { repo: string; options: string[]; password: string; env: Record<string, string>; cacheDir: string; signal: AbortSignal }, snapshot: string): Promise<Map<string, string>> {
     const child = spawn(RESTIC_BIN, ['--no-cache', ...call.options, 'dump', snapshot, '/'], {
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: call.cacheDir, RESTIC_CACHE_DIR: call.cacheDir, ...backendEnv(call.env), RESTIC_REPOSITORY: call.repo, RESTIC_PASSWORD: call.password },
-      stdio: ['ignore', 'pipe', 'pipe'], signal: call.signal, killSignal: 'SIGINT',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      signal: call.signal,
+      killSignal: 'SIGINT',
     });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => {

@@ -33,7 +33,9 @@ export async function runResticBridge(args: string[]): Promise<void> {
   const sock = net.connect(resticSocketPath(values.state));
   await new Promise<void>((resolve, reject) => {
     sock.once('connect', resolve);
-    sock.once('error', (err) => reject(new Error(`restic bridge: no agent at ${resticSocketPath(values.state!)} (${(err as NodeJS.ErrnoException).code ?? err.message}); is \`dockfleet agent\` running with this --state?`)));
+    sock.once('error', (err) =>
+      reject(new Error(`restic bridge: no agent at ${resticSocketPath(values.state!)} (${(err as NodeJS.ErrnoException).code ?? err.message}); is \`dockfleet agent\` running with this --state?`)),
+    );
   });
   sock.write(`${JSON.stringify({ repo })}\n`);
   const rest = await readAnswer(sock);

@@ -92,8 +92,12 @@ function runOnce(call: ResticCall): Promise<ResticOutcome> {
   return new Promise((resolve, reject) => {
     const child = spawn(RESTIC_BIN, ['--no-cache', ...(call.options ?? []), ...call.args], {
       env: {
-        PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: call.cacheDir, RESTIC_CACHE_DIR: call.cacheDir,
-        ...backendEnv(call.env ?? {}), RESTIC_REPOSITORY: call.repo, RESTIC_PASSWORD: call.password,
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: call.cacheDir,
+        RESTIC_CACHE_DIR: call.cacheDir,
+        ...backendEnv(call.env ?? {}),
+        RESTIC_REPOSITORY: call.repo,
+        RESTIC_PASSWORD: call.password,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
       ...(call.cwd ? { cwd: call.cwd } : {}),
@@ -102,11 +106,14 @@ function runOnce(call: ResticCall): Promise<ResticOutcome> {
     let stdout = '';
     let stderr = '';
     let timedOut = false;
-    const timer = call.timeoutMs === undefined ? null : setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGINT');
-      setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
-    }, call.timeoutMs);
+    const timer =
+      call.timeoutMs === undefined
+        ? null
+        : setTimeout(() => {
+            timedOut = true;
+            child.kill('SIGINT');
+            setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
+          }, call.timeoutMs);
     const lines = call.onJson ? createInterface({ input: child.stdout }) : null;
     const onJson = call.onJson;
     if (lines && onJson) {
@@ -161,5 +168,11 @@ export function explain(stderr: string, code: number): ResticError {
 }
 
 function lastLines(text: string): string {
-  return text.split('\n').map((l) => l.trim()).filter((l) => l !== '').slice(-3).join(' | ').slice(0, 1_000);
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '')
+    .slice(-3)
+    .join(' | ')
+    .slice(0, 1_000);
 }

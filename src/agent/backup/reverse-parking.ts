@@ -43,7 +43,8 @@ export class ReverseParking {
     if (ready) return Promise.resolve(ready);
     return new Promise((resolve, reject) => {
       const waiter: Waiter = {
-        resolve, reject,
+        resolve,
+        reject,
         timer: setTimeout(() => {
           this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
           reject(new Error(`the hub did not take a restic connection within ${timeoutMs / 1000} s (is the agent connected?)`));

@@ -24,7 +24,15 @@ export interface VolumeBackups {
   reports: BackupReports;
 }
 
-export async function startVolumeBackups(opts: { stateDir: string; node: string; engine: EngineClient; policy: AgentPolicy; log: Logger; stacks: StackJobRunner; keys?: StateKeySource }): Promise<VolumeBackups> {
+export async function startVolumeBackups(opts: {
+  stateDir: string;
+  node: string;
+  engine: EngineClient;
+  policy: AgentPolicy;
+  log: Logger;
+  stacks: StackJobRunner;
+  keys?: StateKeySource;
+}): Promise<VolumeBackups> {
   const engine = new StackEngine(opts.engine);
   const stops = new BackupStops(opts.stateDir, engine, opts.log);
   try {

@@ -68,7 +68,13 @@ export class VolumeBackupRunner {
   async run(job: JobRequest, ctx: JobContext): Promise<JobResult> {
     const startedAt = Date.now();
     const done = (error: string | null, volume?: VolumeJobOutput): JobResult => ({
-      state: error === null ? 'succeeded' : 'failed', error, revision: 0, rolledBack: false, startedAt, finishedAt: Date.now(), ...(volume ? { volume } : {}),
+      state: error === null ? 'succeeded' : 'failed',
+      error,
+      revision: 0,
+      rolledBack: false,
+      startedAt,
+      finishedAt: Date.now(),
+      ...(volume ? { volume } : {}),
     });
     const spec = job.volume;
     if (!spec) return done(`a ${job.kind} job without its volume`);
@@ -91,7 +97,7 @@ export class VolumeBackupRunner {
   }
 
   async #dataRoot(): Promise<string | null> {
-    const info = await this.#deps.engine.must('GET', '/info') as { DockerRootDir?: unknown };
+    const info = (await this.#deps.engine.must('GET', '/info')) as { DockerRootDir?: unknown };
     return typeof info?.DockerRootDir === 'string' ? info.DockerRootDir : null;
   }
 
@@ -100,7 +106,14 @@ export class VolumeBackupRunner {
   }
 
   /** The password, making the repository (and, unless hub-managed, its key) on first use. */
-  async #open(job: JobRequest, spec: VolumeJobSpec, repo: ResolvedRepository, policy: BackupsPolicy, ctx: JobContext, mayCreate: boolean): Promise<{ password: string; created: VolumeJobOutput | null }> {
+  async #open(
+    job: JobRequest,
+    spec: VolumeJobSpec,
+    repo: ResolvedRepository,
+    policy: BackupsPolicy,
+    ctx: JobContext,
+    mayCreate: boolean,
+  ): Promise<{ password: string; created: VolumeJobOutput | null }> {
     const hubPassword = job.secrets.env.RESTIC_PASSWORD;
     // Every call here only opens or makes the repository: bounded, so a silent server fails the job in time.
     const call = { repo: repo.repo, options: repo.options, env: job.secrets.env, cacheDir: await this.#home(), signal: ctx.signal, timeoutMs: OPEN_TIMEOUT_MS };
@@ -113,7 +126,9 @@ export class VolumeBackupRunner {
       } catch (err) {
         if (!(err instanceof ResticError) || err.kind !== 'no-repository' || !mayCreate) throw err;
         if (await this.#seen.has(repo.label)) {
-          throw new JobFailure(`the repository ${repo.label} was there before and is gone now (a disk that is not mounted?); this host will not make a new one in its place — mount it again, or, to start afresh there, take it out of the agent's ${SEEN_FILE}`);
+          throw new JobFailure(
+            `the repository ${repo.label} was there before and is gone now (a disk that is not mounted?); this host will not make a new one in its place — mount it again, or, to start afresh there, take it out of the agent's ${SEEN_FILE}`,
+          );
         }
         await ctx.step('initialise the repository', () => restic({ ...call, password: known.password, args: ['init'] }));
         await this.#seen.add(repo.label);
@@ -124,7 +139,9 @@ export class VolumeBackupRunner {
     const wrapped = job.secrets.files[ESCROW_FILES.wrappedKey];
     const code = job.secrets.files[ESCROW_FILES.recoveryCode];
     if (wrapped && code) {
-      const password = await ctx.step('unwrap the escrowed key with the recovery code', () => this.#keys.adoptEscrowed(repo.label, Buffer.from(wrapped, 'base64').toString('utf8'), Buffer.from(code, 'base64').toString('utf8')));
+      const password = await ctx.step('unwrap the escrowed key with the recovery code', () =>
+        this.#keys.adoptEscrowed(repo.label, Buffer.from(wrapped, 'base64').toString('utf8'), Buffer.from(code, 'base64').toString('utf8')),
+      );
       if (password === null) throw new JobFailure(`the recovery code given does not open the escrowed key of ${repo.label}`);
       return { password, created: null };
     }
@@ -139,7 +156,8 @@ export class VolumeBackupRunner {
     const created: VolumeJobOutput = { repository: repo.label, snapshot: null, volume: null, custody: policy.custody };
     if (made.created?.escrowedKey) created.escrowedKey = made.created.escrowedKey;
     if (made.created?.recoveryCodeSealed) created.recoveryCodeSealed = made.created.recoveryCodeSealed;
-    if (policy.custody === 'escrow') ctx.log('a new repository key was made; its recovery code is in the result, sealed to whoever filed the job, and on this host in the agent\'s state dir (backup-keys/, 0600)');
+    if (policy.custody === 'escrow')
+      ctx.log("a new repository key was made; its recovery code is in the result, sealed to whoever filed the job, and on this host in the agent's state dir (backup-keys/, 0600)");
     return { password: made.password, created };
   }
 
@@ -149,7 +167,11 @@ export class VolumeBackupRunner {
   }
 
   async #exists(repo: ResolvedRepository, call: { repo: string; options: string[]; env: Record<string, string>; cacheDir: string; signal: AbortSignal; timeoutMs: number }): Promise<boolean> {
-    if (repo.repo.startsWith('/')) return stat(join(repo.repo, 'config')).then(() => true, () => false);
+    if (repo.repo.startsWith('/'))
+      return stat(join(repo.repo, 'config')).then(
+        () => true,
+        () => false,
+      );
     try {
       await restic({ ...call, password: 'dockfleet-probe-not-a-key', args: ['cat', 'config'] });
       return true;
@@ -170,7 +192,7 @@ export class VolumeBackupRunner {
 
   async #using(volume: string): Promise<UsingContainer[]> {
     const filters = encodeURIComponent(JSON.stringify({ volume: [volume] }));
-    const list = await this.#deps.engine.must('GET', `/containers/json?all=1&filters=${filters}`) as Array<Record<string, any>>;
+    const list = (await this.#deps.engine.must('GET', `/containers/json?all=1&filters=${filters}`)) as Array<Record<string, any>>;
     return list.map((c) => ({ id: String(c.Id), name: String(c.Names?.[0] ?? c.Id).replace(/^\//, ''), running: c.State === 'running', labels: (c.Labels ?? {}) as Record<string, string> }));
   }
 
@@ -198,31 +220,42 @@ export class VolumeBackupRunner {
     let call = { ...base, password: '' };
     let created: VolumeJobOutput | null = null;
     let summary: Record<string, unknown> | null = null;
-    await this.#deps.stops.around(job.id, spec.volume, toStop.map((c) => c.id), async () => {
-      await this.#hook(ctx, 'pre', using);
-      for (const c of toStop) c.running = false;
-    }, async () => {
-      // The repository is opened (or made) with the containers stopped: whatever fails from here, they start again.
-      const opened = await this.#open(job, spec, repo, policy, ctx, true);
-      call = { ...base, password: opened.password };
-      created = opened.created;
-      let lines = 0;
-      let last = 0;
-      await ctx.step(`back up volume ${spec.volume}`, () => restic({
-        ...call,
-        args: ['backup', '--json', '--host', this.#deps.node, '--tag', `dockfleet,node=${this.#deps.node},volume=${spec.volume}`, '.'],
-        cwd: mountpoint,
-        onJson: (value) => {
-          const msg = value as Record<string, unknown>;
-          if (msg.message_type === 'summary') summary = msg;
-          else if (msg.message_type === 'status' && lines < MAX_PROGRESS_LINES && Date.now() - last >= PROGRESS_EVERY_MS) {
-            last = Date.now();
-            lines++;
-            ctx.log(`progress ${Math.round(Number(msg.percent_done ?? 0) * 100)}%: ${Number(msg.files_done ?? 0)} of ${Number(msg.total_files ?? 0)} files, ${Number(msg.bytes_done ?? 0)} of ${Number(msg.total_bytes ?? 0)} bytes`);
-          } else if (msg.message_type === 'error') ctx.log(`restic: ${String((msg.error as { message?: unknown } | undefined)?.message ?? JSON.stringify(msg.error)).slice(0, 500)}`);
-        },
-      }));
-    }, (line) => ctx.log(line));
+    await this.#deps.stops.around(
+      job.id,
+      spec.volume,
+      toStop.map((c) => c.id),
+      async () => {
+        await this.#hook(ctx, 'pre', using);
+        for (const c of toStop) c.running = false;
+      },
+      async () => {
+        // The repository is opened (or made) with the containers stopped: whatever fails from here, they start again.
+        const opened = await this.#open(job, spec, repo, policy, ctx, true);
+        call = { ...base, password: opened.password };
+        created = opened.created;
+        let lines = 0;
+        let last = 0;
+        await ctx.step(`back up volume ${spec.volume}`, () =>
+          restic({
+            ...call,
+            args: ['backup', '--json', '--host', this.#deps.node, '--tag', `dockfleet,node=${this.#deps.node},volume=${spec.volume}`, '.'],
+            cwd: mountpoint,
+            onJson: (value) => {
+              const msg = value as Record<string, unknown>;
+              if (msg.message_type === 'summary') summary = msg;
+              else if (msg.message_type === 'status' && lines < MAX_PROGRESS_LINES && Date.now() - last >= PROGRESS_EVERY_MS) {
+                last = Date.now();
+                lines++;
+                ctx.log(
+                  `progress ${Math.round(Number(msg.percent_done ?? 0) * 100)}%: ${Number(msg.files_done ?? 0)} of ${Number(msg.total_files ?? 0)} files, ${Number(msg.bytes_done ?? 0)} of ${Number(msg.total_bytes ?? 0)} bytes`,
+                );
+              } else if (msg.message_type === 'error') ctx.log(`restic: ${String((msg.error as { message?: unknown } | undefined)?.message ?? JSON.stringify(msg.error)).slice(0, 500)}`);
+            },
+          }),
+        );
+      },
+      (line) => ctx.log(line),
+    );
     for (const c of using) if (toStop.some((s) => s.id === c.id)) c.running = true;
     const made = summary as Record<string, unknown> | null;
     const snapshot = typeof made?.snapshot_id === 'string' ? made.snapshot_id : null;
@@ -230,12 +263,19 @@ export class VolumeBackupRunner {
     await this.#hook(ctx, 'post', using);
     const keep = spec.retention ? retentionArgs(spec.retention) : [];
     if (keep.length > 0) {
-      await ctx.step('forget and prune per the retention', () => restic({ ...call, args: ['forget', '--prune', '--host', this.#deps.node, '--tag', `node=${this.#deps.node},volume=${spec.volume}`, ...keep] }));
+      await ctx.step('forget and prune per the retention', () =>
+        restic({ ...call, args: ['forget', '--prune', '--host', this.#deps.node, '--tag', `node=${this.#deps.node},volume=${spec.volume}`, ...keep] }),
+      );
     }
     const made0 = created as VolumeJobOutput | null;
     return {
-      ...(made0 ?? {}), repository: repo.label, snapshot, volume: spec.volume, custody: policy.custody,
-      filesNew: Number(made?.files_new ?? 0), bytesAdded: Number(made?.data_added ?? 0),
+      ...(made0 ?? {}),
+      repository: repo.label,
+      snapshot,
+      volume: spec.volume,
+      custody: policy.custody,
+      filesNew: Number(made?.files_new ?? 0),
+      bytesAdded: Number(made?.data_added ?? 0),
     };
   }
 
@@ -243,7 +283,10 @@ export class VolumeBackupRunner {
     const target = spec.to ?? spec.volume;
     const { password } = await this.#open(job, spec, repo, policy, ctx, false);
     const busy = (await this.#using(target)).filter((c) => c.running);
-    if (busy.length > 0) throw new JobFailure(`volume ${target} is in use by running container${busy.length > 1 ? 's' : ''} ${busy.map((c) => c.name).join(', ')}; stop ${busy.length > 1 ? 'them' : 'it'} or restore with --to NEWVOLUME`);
+    if (busy.length > 0)
+      throw new JobFailure(
+        `volume ${target} is in use by running container${busy.length > 1 ? 's' : ''} ${busy.map((c) => c.name).join(', ')}; stop ${busy.length > 1 ? 'them' : 'it'} or restore with --to NEWVOLUME`,
+      );
     let mountpoint = await this.#mountpoint(target);
     if (!mountpoint) {
       if (!spec.to) throw new JobFailure(`there is no volume ${target} on this host; name a new one with --to`);
@@ -254,16 +297,26 @@ export class VolumeBackupRunner {
     const call = { repo: repo.repo, options: repo.options, env: job.secrets.env, cacheDir: await this.#home(), signal: ctx.signal, password };
     const snapshot = spec.snapshot ?? 'latest';
     const dest = mountpoint;
-    await ctx.step(`restore ${snapshot === 'latest' ? 'the latest snapshot' : `snapshot ${snapshot}`} of ${spec.volume} into ${target}`, () => restic({
-      ...call, args: ['restore', snapshot, '--host', this.#deps.node, '--tag', `node=${this.#deps.node},volume=${spec.volume}`, '--target', dest],
-    }).then((out) => {
-      for (const line of out.stdout.split('\n').filter((l) => l.trim() !== '').slice(-5)) ctx.log(line.slice(0, 500));
-      return out;
-    }, (err: unknown) => {
-      // restic may have written part of the snapshot: say so, so nobody takes the volume as restored.
-      const why = err instanceof Error ? err.message : String(err);
-      throw new JobFailure(`the restore into volume ${target} is incomplete: ${why}; volume ${target} holds only part of the snapshot (free room and restore again)`);
-    }));
+    await ctx.step(`restore ${snapshot === 'latest' ? 'the latest snapshot' : `snapshot ${snapshot}`} of ${spec.volume} into ${target}`, () =>
+      restic({
+        ...call,
+        args: ['restore', snapshot, '--host', this.#deps.node, '--tag', `node=${this.#deps.node},volume=${spec.volume}`, '--target', dest],
+      }).then(
+        (out) => {
+          for (const line of out.stdout
+            .split('\n')
+            .filter((l) => l.trim() !== '')
+            .slice(-5))
+            ctx.log(line.slice(0, 500));
+          return out;
+        },
+        (err: unknown) => {
+          // restic may have written part of the snapshot: say so, so nobody takes the volume as restored.
+          const why = err instanceof Error ? err.message : String(err);
+          throw new JobFailure(`the restore into volume ${target} is incomplete: ${why}; volume ${target} holds only part of the snapshot (free room and restore again)`);
+        },
+      ),
+    );
     const restored = (await this.#list(call, spec.volume)).filter((s) => snapshot === 'latest' || s.id.startsWith(snapshot) || s.shortId === snapshot);
     return { repository: repo.label, snapshot: restored.at(-1)?.id ?? null, volume: target, custody: policy.custody };
   }
@@ -285,8 +338,11 @@ export class VolumeBackupRunner {
     }
     if (!Array.isArray(raw)) return [];
     return raw.map((s: Record<string, any>) => ({
-      id: String(s.id ?? '').slice(0, 64), shortId: String(s.short_id ?? '').slice(0, 64), time: String(s.time ?? '').slice(0, 64),
-      hostname: String(s.hostname ?? '').slice(0, 256), tags: (Array.isArray(s.tags) ? s.tags : []).slice(0, 20).map((t: unknown) => String(t).slice(0, 300)),
+      id: String(s.id ?? '').slice(0, 64),
+      shortId: String(s.short_id ?? '').slice(0, 64),
+      time: String(s.time ?? '').slice(0, 64),
+      hostname: String(s.hostname ?? '').slice(0, 256),
+      tags: (Array.isArray(s.tags) ? s.tags : []).slice(0, 20).map((t: unknown) => String(t).slice(0, 300)),
       paths: (Array.isArray(s.paths) ? s.paths : []).slice(0, 20).map((p: unknown) => String(p).slice(0, 4_096)),
     }));
   }

@@ -150,10 +150,7 @@ class RequestBody extends Writable {
   }
 }
 
-type BodyState =
-  | { kind: 'length'; left: number }
-  | { kind: 'chunked'; phase: 'size' | 'data' | 'data-crlf' | 'trailer'; left: number; line: string }
-  | { kind: 'close' };
+type BodyState = { kind: 'length'; left: number } | { kind: 'chunked'; phase: 'size' | 'data' | 'data-crlf' | 'trailer'; left: number; line: string } | { kind: 'close' };
 
 /** One request/response exchange on one connection. */
 class Exchange {
@@ -292,9 +289,13 @@ class Exchange {
       }
       this.#body = { kind: 'length', left: n };
     } else this.#body = { kind: 'close' };
-    this.#res = new EngineResponse(parsed, () => this.conn.resume(), () => {
-      if (!this.#responseDone) this.abort();
-    });
+    this.#res = new EngineResponse(
+      parsed,
+      () => this.conn.resume(),
+      () => {
+        if (!this.#responseDone) this.abort();
+      },
+    );
     this.#onResponse(this.#res);
     if (this.#body.kind === 'length' && this.#body.left === 0) this.#finishBody();
     return rest;

@@ -83,16 +83,24 @@ async function readExactly(req: Http2ServerRequest, length: number, limit: numbe
   const chunks: Buffer[] = [];
   let size = 0;
   while (size < length) {
-    const chunk = (req.read() as Buffer | null) ?? (await new Promise<Buffer | null>((resolve) => {
-      const done = (): void => {
-        req.off('readable', onReadable);
-        req.off('end', onEnd);
-      };
-      const onReadable = (): void => { done(); resolve((req.read() as Buffer | null) ?? Buffer.alloc(0)); };
-      const onEnd = (): void => { done(); resolve(null); };
-      req.once('readable', onReadable);
-      req.once('end', onEnd);
-    }));
+    const chunk =
+      (req.read() as Buffer | null) ??
+      (await new Promise<Buffer | null>((resolve) => {
+        const done = (): void => {
+          req.off('readable', onReadable);
+          req.off('end', onEnd);
+        };
+        const onReadable = (): void => {
+          done();
+          resolve((req.read() as Buffer | null) ?? Buffer.alloc(0));
+        };
+        const onEnd = (): void => {
+          done();
+          resolve(null);
+        };
+        req.once('readable', onReadable);
+        req.once('end', onEnd);
+      }));
     if (chunk === null) return null;
     const need = length - size;
     if (chunk.length > need) {
@@ -217,7 +225,7 @@ export function createEngineProxy(engine: EngineTarget, gate: DockerGate, log: L
     };
     if (!upgrade) {
       // An ordinary call: our own HTTP/1.1 client (engine-http.ts), the bulk path.
-      const bodySource = body !== null ? body : bodyStream ?? (req.stream.endAfterHeaders ? null : req);
+      const bodySource = body !== null ? body : (bodyStream ?? (req.stream.endAfterHeaders ? null : req));
       // A seal that fails: the engine call is cut off (it never saw the unverified bytes).
       let unsealFailed = false;
       let abortCall = (): void => {};

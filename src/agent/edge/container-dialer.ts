@@ -91,7 +91,10 @@ function readToTheEndAfterRefusedWrite(socket: net.Socket, stopWriting: () => vo
     socket.read(0);
     const timer = setTimeout(() => destroy(err), LINGER_MS);
     timer.unref();
-    socket.once('end', () => { clearTimeout(timer); destroy(err); });
+    socket.once('end', () => {
+      clearTimeout(timer);
+      destroy(err);
+    });
     socket.once('close', () => clearTimeout(timer));
     return socket;
   };
@@ -177,6 +180,8 @@ export function createContainerDialer(engine: EngineClient, log: Logger, permit:
       res.writeHead(200);
       passBytes(req, socket, res.stream);
     });
-    req.stream.once('close', () => { if (!socket.destroyed && !res.headersSent) socket.destroy(); });
+    req.stream.once('close', () => {
+      if (!socket.destroyed && !res.headersSent) socket.destroy();
+    });
   };
 }

@@ -27,8 +27,7 @@ export interface InspectAnswer {
 
 export type Lookup =
   /** `ports`: what the container's own ingress labels publish (labelledIngressPorts); fixed for its life. */
-  | { ok: true; address: string; ports: readonly number[] }
-  | { ok: false; reason: 'no_container' | 'not_running' | 'no_address' };
+  { ok: true; address: string; ports: readonly number[] } | { ok: false; reason: 'no_container' | 'not_running' | 'no_address' };
 
 const EVENTS_PATH = `/events?filters=${encodeURIComponent(JSON.stringify({ type: ['container', 'network'] }))}`;
 /** Bounds what is remembered (an entry is a container ID and an address). */
@@ -51,7 +50,8 @@ export function containerAddresses(inspect: InspectAnswer): string[] {
 export function exposedTcpPorts(inspect: InspectAnswer): number[] {
   return Object.keys(inspect.Config?.ExposedPorts ?? {})
     .map((key) => /^([1-9][0-9]{0,4})\/tcp$/.exec(key)?.[1])
-    .filter((p): p is string => p !== undefined).map(Number);
+    .filter((p): p is string => p !== undefined)
+    .map(Number);
 }
 
 /** Events after which a container's open connections are dead or soon will be. */
@@ -121,7 +121,8 @@ export class RunningAddresses {
   #subscribe(): void {
     if (this.#live || this.#subscribing || Date.now() < this.#retryAt) return;
     this.#subscribing = true;
-    void this.#follow().catch((err: unknown) => this.#log.debug({ err }, 'edge: engine events for dial addresses ended'))
+    void this.#follow()
+      .catch((err: unknown) => this.#log.debug({ err }, 'edge: engine events for dial addresses ended'))
       .finally(() => {
         this.#live = false;
         this.#subscribing = false;

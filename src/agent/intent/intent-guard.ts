@@ -65,7 +65,11 @@ export class IntentGuard {
   refused(what: { op: string; target: string; reason: string; status?: number; hints?: CallHints; claims?: IntentClaims }): void {
     this.#log.warn({ op: what.op.split('?')[0], reason: what.reason }, 'call refused: signed intent required');
     this.#audit?.append({
-      op: what.op, target: what.target, result: 'refused', status: what.status ?? 403, reason: what.reason,
+      op: what.op,
+      target: what.target,
+      result: 'refused',
+      status: what.status ?? 403,
+      reason: what.reason,
       ...hintFields(what.hints, what.claims),
     });
   }

@@ -13,9 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import { verifyBytes } from '../../lib/intent-keys.ts';
-import {
-  CLOCK_SKEW_MS, MAX_INTENT_LIFETIME_MS, STREAM_BODY, decodeIntent, type IntentClaims,
-} from '../../protocol/intent.ts';
+import { CLOCK_SKEW_MS, MAX_INTENT_LIFETIME_MS, STREAM_BODY, decodeIntent, type IntentClaims } from '../../protocol/intent.ts';
 import type { SignedIntentPolicy } from '../policy/policy-file.ts';
 import type { NonceStore } from './nonce-store.ts';
 

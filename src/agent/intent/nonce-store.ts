@@ -55,7 +55,10 @@ export class NonceStore {
       let out = '';
       for (const [nonce, exp] of live) {
         out += `${exp} ${nonce}\n`;
-        if (out.length > 1 << 20) { writeAllText(tmpFd, out); out = ''; }
+        if (out.length > 1 << 20) {
+          writeAllText(tmpFd, out);
+          out = '';
+        }
       }
       writeAllText(tmpFd, out);
       fsyncSync(tmpFd);
@@ -88,7 +91,11 @@ export class NonceStore {
   }
 
   close(): void {
-    try { closeSync(this.#fd); } catch { /* already closed */ }
+    try {
+      closeSync(this.#fd);
+    } catch {
+      /* already closed */
+    }
   }
 
   /** Drops expired nonces from memory (the file is compacted at the next open). */

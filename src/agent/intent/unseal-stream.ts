@@ -13,9 +13,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { verifyBytes } from '../../lib/intent-keys.ts';
-import {
-  FRAME_DATA, FRAME_HEAD_BYTES, FRAME_SEAL, MAX_SEGMENT, SEAL_BODY_BYTES, readSeal, sealSigningBytes,
-} from '../../protocol/intent-stream.ts';
+import { FRAME_DATA, FRAME_HEAD_BYTES, FRAME_SEAL, MAX_SEGMENT, SEAL_BODY_BYTES, readSeal, sealSigningBytes } from '../../protocol/intent-stream.ts';
 
 export class UnsealError extends Error {
   override name = 'UnsealError';

@@ -96,8 +96,12 @@ export class AgentJobs {
   /** One line in the host's audit log for this job: `job KIND` on its stack, its id as the ref when the hub gave none. */
   #audit(request: JobRequest, from: AuditOrigin, what: { result: 'ok' | 'failed' | 'refused'; reason?: string; started?: boolean }): void {
     this.#opts.audit?.append({
-      op: `job ${request.kind}${what.started ? ' started' : ''}`, target: request.stack || `volume ${request.volume?.volume ?? ''}`, result: what.result,
-      ...(what.reason === undefined ? {} : { reason: what.reason }), ...from, ref: from.ref ?? `job ${request.id}`,
+      op: `job ${request.kind}${what.started ? ' started' : ''}`,
+      target: request.stack || `volume ${request.volume?.volume ?? ''}`,
+      result: what.result,
+      ...(what.reason === undefined ? {} : { reason: what.reason }),
+      ...from,
+      ref: from.ref ?? `job ${request.id}`,
     });
   }
 
@@ -107,12 +111,12 @@ export class AgentJobs {
     const accepted = record
       ? Promise.resolve(null)
       : ledger.receive(request, seal.seal(request.id, request.secrets)).then(
-        () => null,
-        (err: unknown) => {
-          log.error({ err, job: request.id }, 'job could not be recorded; not run');
-          return { code: 'insufficient_storage' as const, message: `the agent could not record job ${request.id} in its state dir` };
-        },
-      );
+          () => null,
+          (err: unknown) => {
+            log.error({ err, job: request.id }, 'job could not be recorded; not run');
+            return { code: 'insufficient_storage' as const, message: `the agent could not record job ${request.id} in its state dir` };
+          },
+        );
     const entry = { execution, accepted, settled: Promise.resolve() };
     this.#running.set(request.id, entry);
     entry.settled = this.#run(execution, accepted, record?.state === 'started', from).finally(() => this.#running.delete(request.id));

@@ -87,8 +87,17 @@ export class JobLedger {
   async receive(request: JobRequest, sealed: SealedSecrets, now = Date.now()): Promise<void> {
     const { secrets: _secrets, ...plain } = request;
     this.#records.set(request.id, {
-      v: 1, request: plain, sealed, state: 'received', receivedAt: now, startedAt: null, runs: 0,
-      steps: [], logs: [], logsDropped: 0, result: null,
+      v: 1,
+      request: plain,
+      sealed,
+      state: 'received',
+      receivedAt: now,
+      startedAt: null,
+      runs: 0,
+      steps: [],
+      logs: [],
+      logsDropped: 0,
+      result: null,
     });
     await this.#persist(request.id);
   }
@@ -125,7 +134,10 @@ export class JobLedger {
       record.logsDropped++;
     }
     if (!this.#flushTimers.has(id)) {
-      this.#flushTimers.set(id, setTimeout(() => void this.#persist(id).catch((err: unknown) => this.#log.warn({ err, job: id }, 'job log lines not written')), LOG_FLUSH_MS));
+      this.#flushTimers.set(
+        id,
+        setTimeout(() => void this.#persist(id).catch((err: unknown) => this.#log.warn({ err, job: id }, 'job log lines not written')), LOG_FLUSH_MS),
+      );
     }
   }
 
@@ -150,21 +162,23 @@ export class JobLedger {
     if (timer) clearTimeout(timer);
     this.#flushTimers.delete(id);
     const previous = this.#writes.get(id) ?? Promise.resolve();
-    const write = previous.catch(() => {}).then(async () => {
-      const record = this.#records.get(id);
-      if (record) await writeFileDurably(join(this.#dir, `${id}.json`), `${JSON.stringify(record)}\n`);
-    });
+    const write = previous
+      .catch(() => {})
+      .then(async () => {
+        const record = this.#records.get(id);
+        if (record) await writeFileDurably(join(this.#dir, `${id}.json`), `${JSON.stringify(record)}\n`);
+      });
     this.#writes.set(id, write);
-    void write.finally(() => {
-      if (this.#writes.get(id) === write) this.#writes.delete(id);
-    }).catch(() => {});
+    void write
+      .finally(() => {
+        if (this.#writes.get(id) === write) this.#writes.delete(id);
+      })
+      .catch(() => {});
     return write;
   }
 
   async #prune(now = Date.now()): Promise<void> {
-    const finished = [...this.#records.values()]
-      .filter((r) => r.state === 'finished')
-      .sort((a, b) => (a.result?.finishedAt ?? 0) - (b.result?.finishedAt ?? 0));
+    const finished = [...this.#records.values()].filter((r) => r.state === 'finished').sort((a, b) => (a.result?.finishedAt ?? 0) - (b.result?.finishedAt ?? 0));
     let count = finished.length;
     for (const record of finished) {
       if (count <= LEDGER_LIMITS.keepFinished) break;

@@ -10,12 +10,7 @@ import { quote, type Say } from './refusal-text.ts';
 import type { Resolution } from './resolve-host-path.ts';
 
 /** Engine sockets whose exposure equals root on the host; their parent directories count too. */
-export const ENGINE_SOCKETS: readonly string[] = [
-  '/var/run/docker.sock',
-  '/run/docker.sock',
-  '/var/run/containerd/containerd.sock',
-  '/run/containerd/containerd.sock',
-];
+export const ENGINE_SOCKETS: readonly string[] = ['/var/run/docker.sock', '/run/docker.sock', '/var/run/containerd/containerd.sock', '/run/containerd/containerd.sock'];
 
 /** Any path ending like this is treated as an engine socket (rootless and custom setups). */
 const SOCKET_NAME = /(docker|containerd)\.sock$/;

@@ -68,7 +68,7 @@ export function engineHostView(engine: EngineClient): HostView {
     inspectContainer: (ref) => object(engine, `/containers/${encodeURIComponent(ref)}/json`),
     async listContainers() {
       const list = await answer(engine, '/containers/json?all=1');
-      if (!Array.isArray(list)) throw new HostViewError('the engine\'s container list is not a list');
+      if (!Array.isArray(list)) throw new HostViewError("the engine's container list is not a list");
       return list.filter(isRecord);
     },
     async listVolumes() {

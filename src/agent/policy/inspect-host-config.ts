@@ -12,8 +12,20 @@ import { checkVolumeDriverOptions } from './volume-driver-options.ts';
 
 /** Docker's default capability set, which `CapAdd` may repeat without any allowance. */
 export const DOCKER_DEFAULT_CAPABILITIES: ReadonlySet<string> = new Set([
-  'CHOWN', 'DAC_OVERRIDE', 'FSETID', 'FOWNER', 'MKNOD', 'NET_RAW', 'SETGID', 'SETUID', 'SETFCAP',
-  'SETPCAP', 'NET_BIND_SERVICE', 'SYS_CHROOT', 'KILL', 'AUDIT_WRITE',
+  'CHOWN',
+  'DAC_OVERRIDE',
+  'FSETID',
+  'FOWNER',
+  'MKNOD',
+  'NET_RAW',
+  'SETGID',
+  'SETUID',
+  'SETFCAP',
+  'SETPCAP',
+  'NET_BIND_SERVICE',
+  'SYS_CHROOT',
+  'KILL',
+  'AUDIT_WRITE',
 ]);
 
 const NAMESPACE_MODES = ['PidMode', 'IpcMode', 'NetworkMode', 'UTSMode', 'UsernsMode', 'CgroupnsMode'] as const;
@@ -21,8 +33,7 @@ const DEVICE_FIELDS = ['Devices', 'DeviceRequests', 'DeviceCgroupRules'] as cons
 
 type Check = (hc: JsonObject, allow: PolicyAllow, say: Say, where: string) => string | null;
 
-const privileged: Check = (hc, allow, say) =>
-  !allow.privileged && flagSet(hc, 'Privileged') ? say('privileged containers', 'allow.privileged is false') : null;
+const privileged: Check = (hc, allow, say) => (!allow.privileged && flagSet(hc, 'Privileged') ? say('privileged containers', 'allow.privileged is false') : null);
 
 /**
  * Security options that switch confinement off, read as the engine parses them: the bare words

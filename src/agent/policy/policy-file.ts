@@ -106,16 +106,49 @@ import { z } from 'zod';
 import { OPERATOR_KEY } from '../../protocol/intent.ts';
 
 export const SECTION_NAMES = [
-  'ping', 'version', 'info', 'events', 'system', 'containers', 'exec', 'archive', 'images',
-  'imageExport', 'build', 'session', 'volumes', 'networks', 'distribution', 'auth', 'plugins',
-  'swarm', 'nodes', 'services', 'tasks', 'secrets', 'configs', 'volumeFiles', 'ingress',
+  'ping',
+  'version',
+  'info',
+  'events',
+  'system',
+  'containers',
+  'exec',
+  'archive',
+  'images',
+  'imageExport',
+  'build',
+  'session',
+  'volumes',
+  'networks',
+  'distribution',
+  'auth',
+  'plugins',
+  'swarm',
+  'nodes',
+  'services',
+  'tasks',
+  'secrets',
+  'configs',
+  'volumeFiles',
+  'ingress',
 ] as const;
 
 export type SectionName = (typeof SECTION_NAMES)[number];
 
 const DEFAULT_ON: ReadonlySet<SectionName> = new Set<SectionName>([
-  'ping', 'version', 'info', 'events', 'system', 'containers', 'exec', 'images', 'build',
-  'volumes', 'networks', 'distribution', 'ingress',
+  'ping',
+  'version',
+  'info',
+  'events',
+  'system',
+  'containers',
+  'exec',
+  'images',
+  'build',
+  'volumes',
+  'networks',
+  'distribution',
+  'ingress',
 ]);
 
 const absolutePath = z
@@ -144,15 +177,22 @@ const allowSchema = z.strictObject({
   pluginInstall: z.boolean().default(false),
   containerWritableBindSources: z.boolean().default(false),
   remoteBuildContexts: z.boolean().default(false),
-  resources: z.strictObject({
-    negativeOomScoreAdj: z.boolean().default(false),
-    oomKillDisable: z.boolean().default(false),
-    unlimitedPids: z.boolean().default(false),
-    cgroupParents: z.array(cgroupParent).default([]),
-    maxTmpfsBytes: z.number().int().positive().nullable().default(1024 ** 3),
-    realtimeCpu: z.boolean().default(false),
-    unlimitedUlimits: z.boolean().default(false),
-  }).prefault({}),
+  resources: z
+    .strictObject({
+      negativeOomScoreAdj: z.boolean().default(false),
+      oomKillDisable: z.boolean().default(false),
+      unlimitedPids: z.boolean().default(false),
+      cgroupParents: z.array(cgroupParent).default([]),
+      maxTmpfsBytes: z
+        .number()
+        .int()
+        .positive()
+        .nullable()
+        .default(1024 ** 3),
+      realtimeCpu: z.boolean().default(false),
+      unlimitedUlimits: z.boolean().default(false),
+    })
+    .prefault({}),
 });
 
 /** `signedIntent`: which operator keys this host obeys, and for what (issue 13). */

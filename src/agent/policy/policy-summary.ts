@@ -27,8 +27,6 @@ export function summarisePolicy(policy: Policy): PolicySummary {
       capabilities: [...a.capabilities],
       remoteBuildContexts: a.remoteBuildContexts,
     },
-    signedIntent: policy.signedIntent === null
-      ? null
-      : { require: policy.signedIntent.require, operators: policy.signedIntent.operators.map(operatorKeyFingerprint) },
+    signedIntent: policy.signedIntent === null ? null : { require: policy.signedIntent.require, operators: policy.signedIntent.operators.map(operatorKeyFingerprint) },
   };
 }

@@ -119,7 +119,13 @@ export class AgentPolicy {
     if (PLUGIN_INSTALL_OPS.has(op) && !allow.pluginInstall) {
       return this.#refuse(section, 'installing, upgrading or reconfiguring plugins', 'allow.pluginInstall is false');
     }
-    if (op === 'ImageBuild' && !allow.hostNamespaces && queryOf(path).getAll('networkmode').some((m) => m.trim().toLowerCase() === 'host')) {
+    if (
+      op === 'ImageBuild' &&
+      !allow.hostNamespaces &&
+      queryOf(path)
+        .getAll('networkmode')
+        .some((m) => m.trim().toLowerCase() === 'host')
+    ) {
       return this.#refuse(section, 'builds on the host network, networkmode=host', 'allow.hostNamespaces is false');
     }
     if (op === 'ContainerStart' && !EMPTY_START_BODY.test(body?.toString('utf8') ?? 'absent')) {

@@ -64,8 +64,7 @@ function ipv4Number(address: string): number {
   return address.split('.').reduce((n, part) => n * 256 + Number(part), 0);
 }
 
-const inV4 = (address: string, base: string, bits: number): boolean =>
-  bits === 0 || ipv4Number(address) >>> (32 - bits) === ipv4Number(base) >>> (32 - bits);
+const inV4 = (address: string, base: string, bits: number): boolean => bits === 0 || ipv4Number(address) >>> (32 - bits) === ipv4Number(base) >>> (32 - bits);
 
 /** An IPv6 address's eight 16-bit groups (a dotted IPv4 tail becomes two); [] when unreadable. */
 function v6Groups(address: string): number[] {

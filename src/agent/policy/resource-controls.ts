@@ -37,7 +37,12 @@ function numberField(obj: JsonObject, name: string): number | null | typeof MALF
 }
 
 function bytes(n: number): string {
-  const units: Array<[number, string]> = [[1024 ** 4, 'TiB'], [1024 ** 3, 'GiB'], [1024 ** 2, 'MiB'], [1024, 'KiB']];
+  const units: Array<[number, string]> = [
+    [1024 ** 4, 'TiB'],
+    [1024 ** 3, 'GiB'],
+    [1024 ** 2, 'MiB'],
+    [1024, 'KiB'],
+  ];
   const unit = units.find(([size]) => n >= size && n % size === 0);
   return unit ? `${n / unit[0]} ${unit[1]}` : `${n} bytes`;
 }

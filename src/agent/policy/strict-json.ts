@@ -62,7 +62,11 @@ class Parser {
       return c === '{' ? this.#object(depth + 1) : this.#array(depth + 1);
     }
     if (c === '"') return this.#string();
-    for (const [word, value] of [['true', true], ['false', false], ['null', null]] as const) {
+    for (const [word, value] of [
+      ['true', true],
+      ['false', false],
+      ['null', null],
+    ] as const) {
       if (this.#text.startsWith(word, this.#at)) {
         this.#at += word.length;
         return value;

@@ -130,10 +130,19 @@ export async function applyStack(ctx: ApplyContext, req: ApplyRequest, workingDi
   }
   const bodies = new Map<string, Record<string, unknown>>();
   for (const step of plan.services) {
-    bodies.set(step.service, containerCreateBody({
-      project, service: step.service, revision, number: step.number, hash: desired.get(step.service)!.hash,
-      image: images.ids.get(step.service)!, secretEnv: req.secretEnv, workingDir,
-    }));
+    bodies.set(
+      step.service,
+      containerCreateBody({
+        project,
+        service: step.service,
+        revision,
+        number: step.number,
+        hash: desired.get(step.service)!.hash,
+        image: images.ids.get(step.service)!,
+        secretEnv: req.secretEnv,
+        workingDir,
+      }),
+    );
   }
   const refused = await ctx.step('check the host policy', () => preflight(ctx, req, plan, bodies));
   if (refused) return refusedEarly(refused);
@@ -196,7 +205,10 @@ export async function applyStack(ctx: ApplyContext, req: ApplyRequest, workingDi
     }
   });
   await ctx.state.write(stack, 'desired', {
-    v: 1, revision: req.target, state: 'healthy', updatedAt: Date.now(),
+    v: 1,
+    revision: req.target,
+    state: 'healthy',
+    updatedAt: Date.now(),
     services: Object.fromEntries([...desired].map(([s, d]) => [s, { hash: d.hash, imageId: d.imageId }])),
   });
   await ctx.state.remove(stack, 'journal');
@@ -208,8 +220,14 @@ export async function applyStack(ctx: ApplyContext, req: ApplyRequest, workingDi
  * revision or the new), before anything changes; the reason it could not, or null.
  */
 async function takeVolumeSnapshots(
-  ctx: ApplyContext, stack: string, target: StackProject, previous: DesiredFile, plan: StackPlan, images: ReadonlyMap<string, string>,
-  journal: JournalFile, note: () => Promise<void>,
+  ctx: ApplyContext,
+  stack: string,
+  target: StackProject,
+  previous: DesiredFile,
+  plan: StackPlan,
+  images: ReadonlyMap<string, string>,
+  journal: JournalFile,
+  note: () => Promise<void>,
 ): Promise<string | null> {
   const replaced = plan.services.filter((s) => s.action.kind === 'start-first' || s.action.kind === 'stop-first').map((s) => s.service);
   const imageOf = (service: string): string => previous.services[service]?.imageId ?? images.get(service)!;
@@ -219,11 +237,26 @@ async function takeVolumeSnapshots(
   }
   if (volumes.size === 0) return null;
   try {
-    await ctx.step('snapshot volumes', () => snapshotVolumes({
-      engine: ctx.engine, policy: ctx.policy, log: ctx.log,
-      paused: async (ids) => { journal.paused = ids; await note(); },
-      copied: async (copy) => { journal.volumes.push(copy); await note(); },
-    }, stack, previous.revision.revision, [...volumes.values()]));
+    await ctx.step('snapshot volumes', () =>
+      snapshotVolumes(
+        {
+          engine: ctx.engine,
+          policy: ctx.policy,
+          log: ctx.log,
+          paused: async (ids) => {
+            journal.paused = ids;
+            await note();
+          },
+          copied: async (copy) => {
+            journal.volumes.push(copy);
+            await note();
+          },
+        },
+        stack,
+        previous.revision.revision,
+        [...volumes.values()],
+      ),
+    );
     return null;
   } catch (err) {
     return `could not snapshot the volumes before the deploy, so nothing was changed: ${(err as Error).message}`;
@@ -232,8 +265,13 @@ async function takeVolumeSnapshots(
 
 /** One service: wait for its dependencies, set the old container aside, create and start the new. */
 async function applyService(
-  ctx: ApplyContext, req: ApplyRequest, step: ServiceStep, body: Record<string, unknown>,
-  current: Map<string, string>, journal: JournalFile, note: () => Promise<void>,
+  ctx: ApplyContext,
+  req: ApplyRequest,
+  step: ServiceStep,
+  body: Record<string, unknown>,
+  current: Map<string, string>,
+  journal: JournalFile,
+  note: () => Promise<void>,
 ): Promise<string | null> {
   const { project, revision, gate } = req.target;
   for (const dep of step.waitFor) {

@@ -46,7 +46,10 @@ const sha256 = (text: string): string => createHash('sha256').update(text).diges
  */
 export function configHash(project: StackProject, service: string, secretEnv: Readonly<Record<string, string>>, secretFiles: Readonly<Record<string, string>> = {}): string {
   const spec = project.services[service]!;
-  const secrets = spec.secretEnvironment.slice().sort().map((name) => [name, sha256(`dockfleet-secret\0${secretEnv[name] ?? ''}`)]);
+  const secrets = spec.secretEnvironment
+    .slice()
+    .sort()
+    .map((name) => [name, sha256(`dockfleet-secret\0${secretEnv[name] ?? ''}`)]);
   const volumes = spec.mounts.flatMap((m) => (m.type === 'volume' && m.source !== null ? [project.volumes[m.source]?.name ?? m.source] : []));
   const files = hasServiceFiles(project, service) ? { files: serviceFileDigests(project, service, secretFiles) } : {};
   return sha256(canonicalJson({ service: spec, networks: serviceNetworks(project, service), volumes, secrets, ...files }));
@@ -69,7 +72,10 @@ export interface SpecInput {
 }
 
 function dependsOnLabel(spec: StackService): string {
-  return Object.entries(spec.dependsOn).sort(([a], [b]) => a.localeCompare(b)).map(([name, d]) => `${name}:${d.condition}:false`).join(',');
+  return Object.entries(spec.dependsOn)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([name, d]) => `${name}:${d.condition}:false`)
+    .join(',');
 }
 
 function healthcheckBody(spec: StackService): Record<string, unknown> | undefined {
@@ -115,10 +121,7 @@ export function containerLabels(input: SpecInput): Record<string, string> {
 /** The `POST /containers/create` body. Secret values are in Env; never log this body. */
 export function containerCreateBody(input: SpecInput): Record<string, unknown> {
   const spec = input.project.services[input.service]!;
-  const env = [
-    ...Object.entries(spec.environment).map(([k, v]) => `${k}=${v}`),
-    ...spec.secretEnvironment.map((name) => `${name}=${input.secretEnv[name] ?? ''}`),
-  ];
+  const env = [...Object.entries(spec.environment).map(([k, v]) => `${k}=${v}`), ...spec.secretEnvironment.map((name) => `${name}=${input.secretEnv[name] ?? ''}`)];
   const exposed: Record<string, Record<string, never>> = {};
   const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
   for (const p of spec.ports) {

@@ -101,10 +101,14 @@ export class DriftWatcher extends EventEmitter<{ change: [] }> {
   /** Runs until `signal`: the event stream (reopened when it ends) and the periodic check. */
   async run(signal: AbortSignal): Promise<void> {
     const periodic = setInterval(() => void this.check().catch(() => {}), this.#periodMs);
-    signal.addEventListener('abort', () => {
-      clearInterval(periodic);
-      if (this.#timer) clearTimeout(this.#timer);
-    }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearInterval(periodic);
+        if (this.#timer) clearTimeout(this.#timer);
+      },
+      { once: true },
+    );
     await this.check().catch(() => {});
     const filters = encodeURIComponent(JSON.stringify({ type: ['container'], label: [COMPOSE_LABELS.project] }));
     while (!signal.aborted) {

@@ -30,13 +30,7 @@ function pullError(status: number, message: string, text: string): string | null
   return null;
 }
 
-export async function resolveImages(
-  engine: StackEngine,
-  policy: StackPolicy,
-  project: StackProject,
-  pinned: Readonly<Record<string, string>>,
-  log: (line: string) => void,
-): Promise<ImageResolution> {
+export async function resolveImages(engine: StackEngine, policy: StackPolicy, project: StackProject, pinned: Readonly<Record<string, string>>, log: (line: string) => void): Promise<ImageResolution> {
   const ids = new Map<string, string>();
   const byRef = new Map<string, string>();
   for (const [service, spec] of Object.entries(project.services)) {

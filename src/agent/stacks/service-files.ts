@@ -45,7 +45,10 @@ export function serviceFiles(project: StackProject, service: string, secretFiles
 /** For the config-hash: each file's path and a digest of its contents (a changed file replaces the container). */
 export function serviceFileDigests(project: StackProject, service: string, secretFiles: Readonly<Record<string, string>>): Array<[string, string]> {
   const spec = project.services[service]!;
-  const digest = (kind: string, text: string | undefined): string => createHash('sha256').update(`dockfleet-${kind}-file\0${text ?? ''}`).digest('hex');
+  const digest = (kind: string, text: string | undefined): string =>
+    createHash('sha256')
+      .update(`dockfleet-${kind}-file\0${text ?? ''}`)
+      .digest('hex');
   return [
     ...spec.secrets.map((s): [string, string] => [secretPath(s.target), digest('secret', secretFiles[s.source])]),
     ...spec.configs.map((c): [string, string] => [configPath(c.target), digest('config', project.configs[c.source])]),

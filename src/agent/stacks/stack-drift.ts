@@ -27,7 +27,12 @@ export function findDrift(desired: DesiredFile, containers: readonly ObservedCon
     }
   }
   for (const c of containers.filter((x) => !(x.service in services))) {
-    drift.push({ service: c.service || null, container: c.name, kind: 'added', detail: `${c.name} carries the project label but its service ${JSON.stringify(c.service)} is not in the desired revision` });
+    drift.push({
+      service: c.service || null,
+      container: c.name,
+      kind: 'added',
+      detail: `${c.name} carries the project label but its service ${JSON.stringify(c.service)} is not in the desired revision`,
+    });
   }
   return drift;
 }

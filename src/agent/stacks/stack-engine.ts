@@ -63,19 +63,24 @@ export class StackEngine {
   /** `PUT /containers/ID/archive?path=…` with a tar body (EngineClient sends JSON bodies only). */
   putArchive(id: string, path: string, tar: Buffer, timeoutMs = 60_000): Promise<EngineAnswer> {
     return new Promise((resolve, reject) => {
-      const req = http.request({
-        socketPath: this.#engine.socketPath, method: 'PUT', timeout: timeoutMs,
-        path: `/containers/${encodeURIComponent(id)}/archive?path=${encodeURIComponent(path)}`,
-        headers: { 'content-type': 'application/x-tar', 'content-length': tar.length },
-      }, (res) => {
-        void readBounded(res as AsyncIterable<Buffer>, 64 * 1024).then((raw) => {
-          const text = raw?.toString('utf8') ?? '';
-          const parsed = text.trim() === '' ? null : parseJsonLine(text.trim());
-          const json = parsed?.ok ? parsed.value : null;
-          const status = res.statusCode ?? 0;
-          resolve({ status, json, text, message: status >= 400 ? String((json as { message?: unknown } | null)?.message ?? text.slice(0, 300)).trim() : '' });
-        }, reject);
-      });
+      const req = http.request(
+        {
+          socketPath: this.#engine.socketPath,
+          method: 'PUT',
+          timeout: timeoutMs,
+          path: `/containers/${encodeURIComponent(id)}/archive?path=${encodeURIComponent(path)}`,
+          headers: { 'content-type': 'application/x-tar', 'content-length': tar.length },
+        },
+        (res) => {
+          void readBounded(res as AsyncIterable<Buffer>, 64 * 1024).then((raw) => {
+            const text = raw?.toString('utf8') ?? '';
+            const parsed = text.trim() === '' ? null : parseJsonLine(text.trim());
+            const json = parsed?.ok ? parsed.value : null;
+            const status = res.statusCode ?? 0;
+            resolve({ status, json, text, message: status >= 400 ? String((json as { message?: unknown } | null)?.message ?? text.slice(0, 300)).trim() : '' });
+          }, reject);
+        },
+      );
       req.on('timeout', () => req.destroy(new DockfleetError('engine_unavailable', 'engine did not answer an archive upload in time')));
       req.on('error', (err) => reject(err instanceof DockfleetError ? err : new DockfleetError('engine_unavailable', `engine at ${this.#engine.socketPath}: ${err.message}`)));
       req.end(tar);
@@ -91,8 +96,14 @@ export class StackEngine {
       return [];
     }
     const demux = new DockerDemuxer();
-    const text = demux.push(raw).map((frame) => Buffer.from(frame.data).toString('utf8')).join('');
-    return text.split('\n').filter((line) => line !== '').slice(-lines);
+    const text = demux
+      .push(raw)
+      .map((frame) => Buffer.from(frame.data).toString('utf8'))
+      .join('');
+    return text
+      .split('\n')
+      .filter((line) => line !== '')
+      .slice(-lines);
   }
 
   get client(): EngineClient {

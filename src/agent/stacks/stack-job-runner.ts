@@ -64,7 +64,7 @@ export class StackApplier implements StackJobRunner {
     const useSnapshot = snapshot !== null && (job.target === null || job.target.revision === snapshot.revision.revision);
     const target: StackRevision | null = useSnapshot ? snapshot.revision : job.target;
     if (!target) return { ok: false, error: 'nothing to roll back to: this host holds no earlier revision of the stack and the job names none', revision: 0, rolledBack: false };
-    ctx.log(`rolling back to revision ${target.revision}${useSnapshot ? ' (this host\'s snapshot, with the images it ran)' : ''}`);
+    ctx.log(`rolling back to revision ${target.revision}${useSnapshot ? " (this host's snapshot, with the images it ran)" : ''}`);
     return applyStack(ctx, { jobId: job.id, target, secretEnv: job.secrets.env, secretFiles: job.secrets.files, pinnedImages: useSnapshot ? snapshot.images : {} }, workingDir);
   }
 }

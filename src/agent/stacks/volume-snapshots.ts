@@ -65,7 +65,11 @@ export function snapshotName(volume: string, revision: number): string {
 
 function helperBody(stack: string, image: string, from: string, to: string): Record<string, unknown> {
   return {
-    Image: image, Entrypoint: ['sh', '-c', COPY_SCRIPT], Cmd: [], User: '0:0', WorkingDir: '/',
+    Image: image,
+    Entrypoint: ['sh', '-c', COPY_SCRIPT],
+    Cmd: [],
+    User: '0:0',
+    WorkingDir: '/',
     NetworkDisabled: true,
     Labels: { [SNAPSHOT_LABELS.helper]: 'volume-copy', [SNAPSHOT_LABELS.stack]: stack },
     HostConfig: {

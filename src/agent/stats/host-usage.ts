@@ -6,7 +6,11 @@
 import { readFile } from 'node:fs/promises';
 import type { HostPoint } from '../../protocol/stats.ts';
 
-interface CpuTimes { busy: number; total: number; cpus: number }
+interface CpuTimes {
+  busy: number;
+  total: number;
+  cpus: number;
+}
 
 export function parseProcStat(text: string): CpuTimes | null {
   const lines = text.split('\n');

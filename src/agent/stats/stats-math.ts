@@ -47,7 +47,10 @@ export function countersOf(stats: EngineStats, atMs: number): Counters {
     atMs,
     cpuTotal: num(stats.cpu_stats?.cpu_usage?.total_usage),
     systemTotal: num(stats.cpu_stats?.system_cpu_usage),
-    netRx, netTx, blkRead, blkWrite,
+    netRx,
+    netTx,
+    blkRead,
+    blkWrite,
   };
 }
 

@@ -14,7 +14,8 @@ export function createStatsStreamHandler(sampler: StatsSampler): (req: Http2Serv
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
     let blocked = false;
     const unwatch = sampler.watch({
-      ids, host,
+      ids,
+      host,
       onLine(line) {
         if (blocked || res.closed || res.destroyed) return;
         if (!res.write(`${JSON.stringify(line)}\n`)) {

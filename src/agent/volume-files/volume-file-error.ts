@@ -4,14 +4,7 @@
  */
 import { DockfleetError, type ErrorCode } from '../../protocol/errors.ts';
 
-export type VolumeFileErrorKind =
-  | 'bad_request'
-  | 'refused'
-  | 'not_found'
-  | 'conflict'
-  | 'length_required'
-  | 'too_large'
-  | 'no_space';
+export type VolumeFileErrorKind = 'bad_request' | 'refused' | 'not_found' | 'conflict' | 'length_required' | 'too_large' | 'no_space';
 
 /** Each kind is a code of the project's one error registry (statuses live there). */
 const CODE_OF: Readonly<Record<VolumeFileErrorKind, ErrorCode>> = {

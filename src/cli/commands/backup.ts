@@ -29,7 +29,9 @@ Volume backups under DIR/restic are not included (they are restic's own encrypte
   --master-key FILE   where the master key is, as for \`dockfleet hub\``,
   async run(args) {
     const { values, positionals } = parseArgs({
-      args, strict: true, allowPositionals: true,
+      args,
+      strict: true,
+      allowPositionals: true,
       options: { data: { type: 'string' }, out: { type: 'string' }, recipient: { type: 'string' }, 'no-master-key': { type: 'boolean' }, 'master-key': { type: 'string' } },
     });
     if (positionals.length > 0) throw new UsageError(`unexpected ${positionals[0]}`);
@@ -39,8 +41,10 @@ Volume backups under DIR/restic are not included (they are restic's own encrypte
     const masterKey = values['no-master-key'] ? null : (await loadMasterKey({ dataDir, file: values['master-key'] ?? null, create: false })).key;
     const result = await createHubBackup({ dataDir, out: values.out, sealTo, masterKey });
     for (const path of result.skipped) process.stderr.write(`dockfleet backup: left out ${path} (not a regular file)\n`);
-    process.stdout.write(`backup written: ${result.file} (${result.size} bytes; ${result.manifest.members.length} members; schema ${result.manifest.schemaVersion}; `
-      + `master key ${result.manifest.masterKeyIncluded ? 'included' : 'left out'}; encrypted to ${sealTo.kind === 'passphrase' ? 'a passphrase' : 'an age recipient'})\n`);
+    process.stdout.write(
+      `backup written: ${result.file} (${result.size} bytes; ${result.manifest.members.length} members; schema ${result.manifest.schemaVersion}; ` +
+        `master key ${result.manifest.masterKeyIncluded ? 'included' : 'left out'}; encrypted to ${sealTo.kind === 'passphrase' ? 'a passphrase' : 'an age recipient'})\n`,
+    );
   },
 };
 
@@ -62,7 +66,9 @@ different key). Start the hub on NEWDIR at the old address and the agents reconn
   --master-key FILE   write the archive's master key here instead (start the hub with the same flag)`,
   async run(args) {
     const { values, positionals } = parseArgs({
-      args, strict: true, allowPositionals: true,
+      args,
+      strict: true,
+      allowPositionals: true,
       options: { data: { type: 'string' }, identity: { type: 'string' }, 'master-key': { type: 'string' } },
     });
     if (positionals.length !== 1) throw new UsageError('give the archive: dockfleet restore FILE --data NEWDIR');

@@ -12,7 +12,13 @@ const OPTIONS = { ...TARGET_OPTIONS, cert: { type: 'string' }, key: { type: 'str
 
 function table(rows: string[][]): void {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+  for (const r of rows)
+    process.stdout.write(
+      `${r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd()}\n`,
+    );
 }
 
 async function readPem(path: string, what: string): Promise<string> {
@@ -29,7 +35,7 @@ function only(values: Record<string, unknown>, allowed: string[]): void {
 }
 
 export const certsCommand: Command = {
-  summary: 'the edge\'s TLS certificates: add your own (wildcards too), list them with ACME\'s, remove one',
+  summary: "the edge's TLS certificates: add your own (wildcards too), list them with ACME's, remove one",
   usage: `dockfleet certs add --cert FILE --key FILE   # a certificate chain (leaf first) and its unencrypted key, PEM
 dockfleet certs ls [--json]                  # [{id, source, names, notBefore, notAfter, fingerprint, issuer, acmeHost, createdAt}]
 dockfleet certs rm ID

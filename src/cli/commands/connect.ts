@@ -31,7 +31,10 @@ async function clearStaleSocket(path: string): Promise<void> {
   if (!info) return;
   if (!info.isSocket()) throw new UsageError(`${path} exists and is not a socket`);
   const live = await new Promise<boolean>((resolve) => {
-    const probe = net.connect(path, () => { probe.destroy(); resolve(true); });
+    const probe = net.connect(path, () => {
+      probe.destroy();
+      resolve(true);
+    });
     probe.once('error', () => resolve(false));
   });
   if (live) throw new UsageError(`${path} is in use by another process`);
@@ -50,8 +53,14 @@ export function createConnectServer(target: HubTarget, node: string, options: Co
   // A client's own x-dockfleet-* headers never travel: the intent is this process's to add.
   const hubRequest = (method: string, hubPath: string, headers: Record<string, string | string[]>): http.ClientRequest =>
     https.request({
-      protocol: target.url.protocol, hostname: target.url.hostname.replace(/^\[(.*)\]$/, '$1'), port: target.url.port, path: hubPath,
-      method, agent, ca: target.ca, headers: { ...headers, authorization: `Bearer ${target.token}` },
+      protocol: target.url.protocol,
+      hostname: target.url.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: target.url.port,
+      path: hubPath,
+      method,
+      agent,
+      ca: target.ca,
+      headers: { ...headers, authorization: `Bearer ${target.token}` },
     });
   const cannotReach = (err: Error): string => dockerErrorBody(`dockfleet connect: cannot reach the hub: ${err.message}`);
 
@@ -143,7 +152,9 @@ calls unsigned; such hosts then refuse changes.
 ${TARGET_HELP}`,
   async run(args) {
     const { values, positionals } = parseArgs({
-      args, strict: true, allowPositionals: true,
+      args,
+      strict: true,
+      allowPositionals: true,
       options: { ...TARGET_OPTIONS, socket: { type: 'string' }, key: { type: 'string' }, unsigned: { type: 'boolean' } },
     });
     if (positionals.length !== 1) throw new UsageError('expected exactly one NAME');
@@ -152,9 +163,11 @@ ${TARGET_HELP}`,
     const target = resolveTarget(values);
     const signer = values.unsigned ? null : loadOperatorSigner(values.key !== undefined ? { key: values.key } : {});
     if (signer === null) {
-      process.stderr.write(values.unsigned
-        ? 'dockfleet connect: --unsigned: calls go unsigned; hosts that require signed intent will refuse changes\n'
-        : 'dockfleet connect: no operator key on this machine (see dockfleet operator-key create): calls go unsigned, and hosts that require signed intent will refuse changes\n');
+      process.stderr.write(
+        values.unsigned
+          ? 'dockfleet connect: --unsigned: calls go unsigned; hosts that require signed intent will refuse changes\n'
+          : 'dockfleet connect: no operator key on this machine (see dockfleet operator-key create): calls go unsigned, and hosts that require signed intent will refuse changes\n',
+      );
     }
     await clearStaleSocket(values.socket);
     const server = createConnectServer(target, positionals[0]!, { signer });

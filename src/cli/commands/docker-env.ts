@@ -33,9 +33,7 @@ async function usableCert(dir: string): Promise<boolean> {
 export async function ensureClientCert(target: HubTarget, dir: string, renew: boolean): Promise<void> {
   if (!renew && (await usableCert(dir))) return;
   const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const issued = clientCertIssued.parse(
-    await callHub(target, 'POST', '/api/v1/client-certs', { publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString() }),
-  );
+  const issued = clientCertIssued.parse(await callHub(target, 'POST', '/api/v1/client-certs', { publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString() }));
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await writeFile(join(dir, 'key.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), { mode: 0o600 });
   await chmod(join(dir, 'key.pem'), 0o600);
@@ -44,7 +42,7 @@ export async function ensureClientCert(target: HubTarget, dir: string, renew: bo
 }
 
 export const dockerEnvCommand: Command = {
-  summary: "print the exports that point the stock docker CLI at NAME through the hub",
+  summary: 'print the exports that point the stock docker CLI at NAME through the hub',
   usage: `dockfleet docker-env NAME [--dir DIR] [--renew]
 
 Writes ca.pem, cert.pem and key.pem (a client certificate the hub issues to you; the key is
@@ -60,7 +58,9 @@ Use it as: eval "$(dockfleet docker-env NAME)"; docker ps
 ${TARGET_HELP}`,
   async run(args) {
     const { values, positionals } = parseArgs({
-      args, strict: true, allowPositionals: true,
+      args,
+      strict: true,
+      allowPositionals: true,
       options: { ...TARGET_OPTIONS, dir: { type: 'string' }, renew: { type: 'boolean' } },
     });
     if (positionals.length !== 1) throw new UsageError('expected exactly one NAME');
@@ -69,8 +69,6 @@ ${TARGET_HELP}`,
     await callHub(target, 'GET', `/api/v1/nodes/${encodeURIComponent(name)}`);
     const dir = resolve(values.dir ?? defaultCertDir(target));
     await ensureClientCert(target, dir, values.renew === true);
-    process.stdout.write(
-      `export DOCKER_HOST=tcp://${target.url.host}/docker/nodes/${name}\nexport DOCKER_TLS_VERIFY=1\nexport DOCKER_CERT_PATH=${dir}\n`,
-    );
+    process.stdout.write(`export DOCKER_HOST=tcp://${target.url.host}/docker/nodes/${name}\nexport DOCKER_TLS_VERIFY=1\nexport DOCKER_CERT_PATH=${dir}\n`);
   },
 };

@@ -29,7 +29,15 @@ interface ApiJobDetail extends ApiJob {
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => `${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`).join('');
+  return rows
+    .map(
+      (r) =>
+        `${r
+          .map((c, i) => c.padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd()}\n`,
+    )
+    .join('');
 }
 
 function took(from: string | null, to: string | null): string {
@@ -47,7 +55,9 @@ export const jobsCommand: Command = {
 ${TARGET_HELP}`,
   async run(args) {
     const { values, positionals } = parseArgs({
-      args, strict: true, allowPositionals: true,
+      args,
+      strict: true,
+      allowPositionals: true,
       options: { ...TARGET_OPTIONS, node: { type: 'string' }, stack: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } },
     });
     if (positionals.length > 0) throw new UsageError('jobs takes no arguments');

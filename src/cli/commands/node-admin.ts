@@ -8,8 +8,12 @@ import { loadOperatorSigner } from '../intent/operator-key-file.ts';
 import { signRebuild } from '../rebuild-signing/sign-rebuild.ts';
 
 const OPTIONS = {
-  ...TARGET_OPTIONS, ttl: { type: 'string' }, json: { type: 'boolean' },
-  replace: { type: 'boolean' }, 'recovery-code-file': { type: 'string' }, 'restic-password-file': { type: 'string' },
+  ...TARGET_OPTIONS,
+  ttl: { type: 'string' },
+  json: { type: 'boolean' },
+  replace: { type: 'boolean' },
+  'recovery-code-file': { type: 'string' },
+  'restic-password-file': { type: 'string' },
 } as const;
 type Extra = 'ttl' | 'json' | 'replace' | 'recovery-code-file' | 'restic-password-file';
 
@@ -85,8 +89,11 @@ ${TARGET_HELP}`,
     const resticPassword = secretFile('restic-password-file', values['restic-password-file']);
     if (!values.replace && (recoveryCode !== undefined || resticPassword !== undefined)) throw new UsageError('--recovery-code-file and --restic-password-file go with --replace');
     const body = {
-      name, ...(ttlSeconds ? { ttlSeconds } : {}), ...(values.replace ? { replace: true } : {}),
-      ...(recoveryCode === undefined ? {} : { recoveryCode }), ...(resticPassword === undefined ? {} : { resticPassword }),
+      name,
+      ...(ttlSeconds ? { ttlSeconds } : {}),
+      ...(values.replace ? { replace: true } : {}),
+      ...(recoveryCode === undefined ? {} : { recoveryCode }),
+      ...(resticPassword === undefined ? {} : { resticPassword }),
     };
     const res = enrollmentCreated.parse(await callHub(target, 'POST', '/api/v1/enrollments', body));
     if (values.replace) process.stdout.write(`# a replacement for ${name}: when it enrolls, the old host's key is revoked and the hub rebuilds ${name} there\n`);
@@ -132,12 +139,18 @@ ${TARGET_HELP}`,
       rows.push([n.name, n.status, n.engine.version ?? '-', `${n.counts.running}/${n.counts.containers}`, n.lastSeen ?? 'never']);
     }
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-    for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+    for (const r of rows)
+      process.stdout.write(
+        `${r
+          .map((c, i) => c.padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd()}\n`,
+      );
   },
 };
 
 export const approveCommand = nodeAction('approve', 'approve a pending node (joined with a join token)', (n) => `node ${n} approved`);
-export const revokeCommand = nodeAction('revoke', "revoke a node: its credential stops working at once, for good", (n) => `node ${n} revoked`);
+export const revokeCommand = nodeAction('revoke', 'revoke a node: its credential stops working at once, for good', (n) => `node ${n} revoked`);
 export const rotateCommand = nodeAction('rotate', "replace a node's key without downtime", (n) => `node ${n} key rotated`);
 
 /**
@@ -191,12 +204,16 @@ ${TARGET_HELP}`,
     const recoveryCode = secretFile('recovery-code-file', values['recovery-code-file']);
     const resticPassword = secretFile('restic-password-file', values['restic-password-file']);
     const path = `/api/v1/nodes/${encodeURIComponent(name)}/rebuild`;
-    let view = await callHub(target, 'POST', path, { ...(recoveryCode === undefined ? {} : { recoveryCode }), ...(resticPassword === undefined ? {} : { resticPassword }) }) as { id: string; state: string; error: string | null };
+    let view = (await callHub(target, 'POST', path, { ...(recoveryCode === undefined ? {} : { recoveryCode }), ...(resticPassword === undefined ? {} : { resticPassword }) })) as {
+      id: string;
+      state: string;
+      error: string | null;
+    };
     process.stdout.write(`# rebuild of ${name} started again; progress: dockfleet nodes --json, or GET ${path}\n${view.id}\n`);
     if (!values.wait) return;
     while (view.state !== 'done' && view.state !== 'failed') {
       await new Promise((r) => setTimeout(r, 1_000));
-      view = await callHub(target, 'GET', path) as typeof view;
+      view = (await callHub(target, 'GET', path)) as typeof view;
     }
     if (view.state === 'failed') throw new Error(`the rebuild of ${name} failed: ${view.error ?? 'no reason given'}`);
     process.stdout.write(`rebuild of ${name} done\n`);

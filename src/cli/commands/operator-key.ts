@@ -18,7 +18,11 @@ import { TARGET_HELP, TARGET_OPTIONS, callHub, resolveTarget, type TargetFlags }
 import { chooseLocalKey, defaultKeyId, localKeyIds, operatorKeyDir, readLocalKey, saveLocalKey } from '../intent/operator-key-file.ts';
 
 const OPTIONS = {
-  ...TARGET_OPTIONS, name: { type: 'string' }, json: { type: 'boolean' }, all: { type: 'boolean' }, delete: { type: 'boolean' },
+  ...TARGET_OPTIONS,
+  name: { type: 'string' },
+  json: { type: 'boolean' },
+  all: { type: 'boolean' },
+  delete: { type: 'boolean' },
 } as const;
 
 function only(values: Record<string, unknown>, allowed: string[], hub: boolean): void {
@@ -28,7 +32,13 @@ function only(values: Record<string, unknown>, allowed: string[], hub: boolean):
 
 function table(rows: string[][]): void {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+  for (const r of rows)
+    process.stdout.write(
+      `${r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd()}\n`,
+    );
 }
 
 function defaultName(): string {
@@ -56,8 +66,10 @@ async function create(values: TargetFlags & { name?: string | undefined }): Prom
     if (saved.isDefault) await rm(join(dir, 'default'), { force: true });
     throw err;
   }
-  process.stderr.write(`operator key ${id} saved to ${saved.file}${saved.isDefault ? ' (the default key)' : ''} and registered at the hub.\n`
-    + 'A host accepts it once its policy file lists it under signedIntent.operators:\n');
+  process.stderr.write(
+    `operator key ${id} saved to ${saved.file}${saved.isDefault ? ' (the default key)' : ''} and registered at the hub.\n` +
+      'A host accepts it once its policy file lists it under signedIntent.operators:\n',
+  );
   process.stdout.write(`${pair.publicKey}\n`);
 }
 
@@ -77,8 +89,7 @@ async function list(values: TargetFlags & { json?: boolean | undefined; all?: bo
   if (values.json) return void process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
   const lines = [['ID', 'NAME', ...(values.all ? ['USER'] : []), 'CREATED', 'STATE', 'HERE']];
   for (const k of rows) {
-    lines.push([k.id, k.name, ...(values.all ? [k.user] : []), k.createdAt, k.revokedAt === null ? 'current' : `revoked ${k.revokedAt}`,
-      k.local ? (k.default ? 'yes (default)' : 'yes') : '-']);
+    lines.push([k.id, k.name, ...(values.all ? [k.user] : []), k.createdAt, k.revokedAt === null ? 'current' : `revoked ${k.revokedAt}`, k.local ? (k.default ? 'yes (default)' : 'yes') : '-']);
   }
   table(lines);
 }
@@ -91,7 +102,8 @@ async function revoke(positionals: string[], values: TargetFlags & { delete?: bo
     // A prefix, as list shows ids: resolved against the hub's record of this user's keys.
     const mine = (await callHub(target, 'GET', '/api/v1/operator-keys')) as OperatorKeyView[];
     const matches = mine.filter((k) => k.id.startsWith(id));
-    if (matches.length !== 1) throw new DockfleetError(matches.length ? 'bad_request' : 'not_found', matches.length ? `${id} matches several of your keys; give more of it` : `no operator key ${id} of yours`);
+    if (matches.length !== 1)
+      throw new DockfleetError(matches.length ? 'bad_request' : 'not_found', matches.length ? `${id} matches several of your keys; give more of it` : `no operator key ${id} of yours`);
     id = matches[0]!.id;
   }
   await callHub(target, 'DELETE', `/api/v1/operator-keys/${encodeURIComponent(id)}`);

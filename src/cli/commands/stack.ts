@@ -11,10 +11,21 @@ import { signRollout, type Asked } from '../stack-signing/sign-rollout.ts';
 
 const OPTIONS = {
   ...TARGET_OPTIONS,
-  file: { type: 'string', short: 'f' }, node: { type: 'string' }, nodes: { type: 'string' }, selector: { type: 'string' },
-  'env-file': { type: 'string' }, 'secret-env-file': { type: 'string' }, parallel: { type: 'string' },
-  wait: { type: 'boolean' }, json: { type: 'boolean' }, to: { type: 'string' }, 'idempotency-key': { type: 'string' },
-  sign: { type: 'boolean' }, 'no-sign': { type: 'boolean' }, key: { type: 'string' }, 'trust-hub': { type: 'boolean' },
+  file: { type: 'string', short: 'f' },
+  node: { type: 'string' },
+  nodes: { type: 'string' },
+  selector: { type: 'string' },
+  'env-file': { type: 'string' },
+  'secret-env-file': { type: 'string' },
+  parallel: { type: 'string' },
+  wait: { type: 'boolean' },
+  json: { type: 'boolean' },
+  to: { type: 'string' },
+  'idempotency-key': { type: 'string' },
+  sign: { type: 'boolean' },
+  'no-sign': { type: 'boolean' },
+  key: { type: 'string' },
+  'trust-hub': { type: 'boolean' },
 } as const;
 const SIGN_FLAGS = ['sign', 'no-sign', 'key'];
 /** --wait asks for the rollout this often: a deploy takes seconds, and 500 ms added up to half a second to each (bench/stack-deploy). */
@@ -24,7 +35,13 @@ const stackPath = (name: string, rest = ''): string => `/api/v1/stacks/${encodeU
 
 function table(rows: string[][]): void {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+  for (const r of rows)
+    process.stdout.write(
+      `${r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd()}\n`,
+    );
 }
 
 function positiveInt(value: string | undefined, flag: string): number | undefined {
@@ -54,9 +71,17 @@ async function deploy(args: ReturnType<typeof parse>): Promise<void> {
   if (values.file === undefined) throw new UsageError('deploy needs -f FILE');
   const chosen = (['node', 'nodes', 'selector'] as const).filter((k) => values[k] !== undefined);
   if (chosen.length !== 1) throw new UsageError('give exactly one of --node, --nodes or --selector');
-  const targetSpec = values.node !== undefined ? { node: values.node }
-    : values.nodes !== undefined ? { nodes: values.nodes.split(',').map((n) => n.trim()).filter(Boolean) }
-    : { selector: values.selector! };
+  const targetSpec =
+    values.node !== undefined
+      ? { node: values.node }
+      : values.nodes !== undefined
+        ? {
+            nodes: values.nodes
+              .split(',')
+              .map((n) => n.trim())
+              .filter(Boolean),
+          }
+        : { selector: values.selector! };
   let compose: string;
   try {
     compose = await readFile(values.file, 'utf8');
@@ -68,7 +93,9 @@ async function deploy(args: ReturnType<typeof parse>): Promise<void> {
   const secretEnv = values['secret-env-file'] === undefined ? undefined : await readEnvFile(values['secret-env-file']);
   const files = await readNamedFiles(values.file, compose);
   const body = {
-    compose, target: targetSpec, files,
+    compose,
+    target: targetSpec,
+    files,
     ...(env === undefined ? {} : { env }),
     ...(secretEnv === undefined ? {} : { secretEnv }),
     ...(parallel === undefined ? {} : { parallel }),
@@ -80,7 +107,10 @@ async function deploy(args: ReturnType<typeof parse>): Promise<void> {
   // Parsed here with the hub's own parser, before anything is filed: what the signature may cover.
   const local = localProject({ stack: name, yaml: compose, env: env ?? {}, secretEnv: secretEnv ?? {}, files });
   const asked: Asked = {
-    kind: 'deploy', stack: name, ...local, parallel: parallel ?? 1,
+    kind: 'deploy',
+    stack: name,
+    ...local,
+    parallel: parallel ?? 1,
     nodes: 'node' in targetSpec ? [targetSpec.node as string] : 'nodes' in targetSpec ? (targetSpec.nodes as string[]) : null,
   };
   const started = (await callHub(target, 'POST', stackPath(name, '/deploy'), { ...body, sign: true })) as RolloutStarted;
@@ -154,7 +184,13 @@ ${TARGET_HELP}`,
       }
       case 'history': {
         only(values, ['json']);
-        const history = (await callHub(resolveTarget(values), 'GET', stackPath(oneName(positionals), '/history'))) as Array<{ revision: number; createdAt: string; createdBy: string; services: string[]; digest: string }>;
+        const history = (await callHub(resolveTarget(values), 'GET', stackPath(oneName(positionals), '/history'))) as Array<{
+          revision: number;
+          createdAt: string;
+          createdBy: string;
+          services: string[];
+          digest: string;
+        }>;
         if (values.json) return void process.stdout.write(`${JSON.stringify(history, null, 2)}\n`);
         const rows = [['REVISION', 'CREATED', 'BY', 'SERVICES', 'DIGEST']];
         for (const h of history) rows.push([String(h.revision), h.createdAt, h.createdBy, h.services.join(','), h.digest.slice(0, 12)]);

@@ -20,7 +20,11 @@ import { untilSignal } from '../until-signal.ts';
 const LOCAL_AGENT_DIR = 'local-agent';
 
 function localNodeName(): string {
-  const name = hostname().toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+/, '').slice(0, 63);
+  const name = hostname()
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+/, '')
+    .slice(0, 63);
   return name === '' ? 'local' : name;
 }
 
@@ -43,7 +47,11 @@ export const startCommand: Command = {
 
 ${LOG_FLAGS_HELP}`,
   async run(args) {
-    const { values } = parseArgs({ args, strict: true, options: { data: { type: 'string' }, listen: { type: 'string' }, 'master-key': { type: 'string' }, docker: { type: 'string' }, ...LOG_FLAG_OPTIONS } });
+    const { values } = parseArgs({
+      args,
+      strict: true,
+      options: { data: { type: 'string' }, listen: { type: 'string' }, 'master-key': { type: 'string' }, docker: { type: 'string' }, ...LOG_FLAG_OPTIONS },
+    });
     const logSettings = logSettingsFrom(values);
     const hubConfig = hubConfigFrom({ data: values.data, listen: values.listen, 'master-key': values['master-key'] });
     const hub = await runHub(hubConfig, createLogger('hub', logSettings));

@@ -90,14 +90,22 @@ function withStatus(snapshots: SnapshotItem[], status: BackupStatus): Array<Snap
 function statusLines(status: BackupStatus): string {
   const b = status.lastBackup;
   const v = status.lastVerified;
-  return `last backup: ${b ? `${b.at} ${b.ok ? `ok, snapshot ${b.snapshot ?? '?'}, ${b.bytesAdded ?? 0} bytes added` : `FAILED: ${b.error ?? ''}`}` : 'none'}\n`
-    + `last verified: ${v ? `${v.at} ${v.ok ? `ok (${v.detail}), snapshot ${v.snapshot ?? '?'}` : `FAILED: ${v.detail}`}` : 'never'}\n`;
+  return (
+    `last backup: ${b ? `${b.at} ${b.ok ? `ok, snapshot ${b.snapshot ?? '?'}, ${b.bytesAdded ?? 0} bytes added` : `FAILED: ${b.error ?? ''}`}` : 'none'}\n` +
+    `last verified: ${v ? `${v.at} ${v.ok ? `ok (${v.detail}), snapshot ${v.snapshot ?? '?'}` : `FAILED: ${v.detail}`}` : 'never'}\n`
+  );
 }
 
 /** Snapshots on a signed host: the listing job is signed here, then followed to its result. */
-async function signedSnapshots(target: HubTarget, node: string, volume: string, repo: BackupRepository | null, signer: IntentSigner): Promise<{ repository: string | null; snapshots: SnapshotItem[] }> {
+async function signedSnapshots(
+  target: HubTarget,
+  node: string,
+  volume: string,
+  repo: BackupRepository | null,
+  signer: IntentSigner,
+): Promise<{ repository: string | null; snapshots: SnapshotItem[] }> {
   const filed = await fileJob(target, 'volume-snapshots', volumePath(node, volume, 'snapshots'), node, { volume, repository: repo }, { repository: repo }, signer);
-  const job = await follow(target, filed.id) as JobDetail & { result: { volume?: { snapshots?: SnapshotItem[] } } | null };
+  const job = (await follow(target, filed.id)) as JobDetail & { result: { volume?: { snapshots?: SnapshotItem[] } } | null };
   if (job.state === 'failed') throw new Error(`listing the snapshots failed: ${job.error ?? 'no reason given'} (job ${job.id})`);
   return { repository: job.result?.volume?.repository ?? null, snapshots: job.result?.volume?.snapshots ?? [] };
 }
@@ -121,7 +129,9 @@ async function policyCommand(target: HubTarget, node: string, volume: string, re
   } else if (str('every') !== undefined) {
     const retention = { keepLast: count('keep-last', str('keep-last')), keepDaily: count('keep-daily', str('keep-daily')), keepWeekly: count('keep-weekly', str('keep-weekly')) };
     const policy: AskedPolicy = {
-      every: str('every')!, repository: repo, verifyEvery: str('verify-every') ?? '24h',
+      every: str('every')!,
+      repository: repo,
+      verifyEvery: str('verify-every') ?? '24h',
       retention: Object.fromEntries(Object.entries(retention).filter(([, v]) => v !== undefined)),
     };
     // The repository's credentials: kept by the hub, sealed; outside the signed policy, never shown back.
@@ -134,7 +144,10 @@ async function policyCommand(target: HubTarget, node: string, volume: string, re
   } else {
     out = await callHub(target, 'GET', path);
     const names = (out as { secretEnvNames?: string[] }).secretEnvNames ?? [];
-    if (!values.json) process.stdout.write(`${JSON.stringify((out as { policy: unknown }).policy)}\n${names.length > 0 ? `secret environment: ${names.join(', ')} (values kept by the hub, not shown)\n` : ''}${statusLines((out as { status: BackupStatus }).status)}`);
+    if (!values.json)
+      process.stdout.write(
+        `${JSON.stringify((out as { policy: unknown }).policy)}\n${names.length > 0 ? `secret environment: ${names.join(', ')} (values kept by the hub, not shown)\n` : ''}${statusLines((out as { status: BackupStatus }).status)}`,
+      );
   }
   if (values.json) process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
 }
@@ -191,12 +204,27 @@ this CLI signed last (--trust-hub signs the hub's after showing them).
 ${TARGET_HELP}`,
   async run(args) {
     const { values, positionals } = parseArgs({
-      args, strict: true, allowPositionals: true,
+      args,
+      strict: true,
+      allowPositionals: true,
       options: {
-        ...TARGET_OPTIONS, wait: { type: 'boolean' }, json: { type: 'boolean' }, repo: { type: 'string' },
-        snapshot: { type: 'string' }, to: { type: 'string' }, 'keep-last': { type: 'string' },
-        every: { type: 'string' }, 'keep-daily': { type: 'string' }, 'keep-weekly': { type: 'string' }, 'verify-every': { type: 'string' }, off: { type: 'boolean' }, 'secret-env-file': { type: 'string' },
-        sign: { type: 'boolean' }, 'no-sign': { type: 'boolean' }, key: { type: 'string' }, 'trust-hub': { type: 'boolean' },
+        ...TARGET_OPTIONS,
+        wait: { type: 'boolean' },
+        json: { type: 'boolean' },
+        repo: { type: 'string' },
+        snapshot: { type: 'string' },
+        to: { type: 'string' },
+        'keep-last': { type: 'string' },
+        every: { type: 'string' },
+        'keep-daily': { type: 'string' },
+        'keep-weekly': { type: 'string' },
+        'verify-every': { type: 'string' },
+        off: { type: 'boolean' },
+        'secret-env-file': { type: 'string' },
+        sign: { type: 'boolean' },
+        'no-sign': { type: 'boolean' },
+        key: { type: 'string' },
+        'trust-hub': { type: 'boolean' },
       },
     });
     const [sub, node, volume, ...rest] = positionals;
@@ -209,8 +237,9 @@ ${TARGET_HELP}`,
     if (sub === 'policy') return policyCommand(target, node, volume, repo, values);
     const signer = await signerFor(values, target, node);
     if (sub === 'snapshots') {
-      const listed = signer ? await signedSnapshots(target, node, volume, repo, signer)
-        : (await callHub(target, 'POST', volumePath(node, volume, 'snapshots'), { repository: repo })) as { repository: string | null; snapshots: SnapshotItem[] };
+      const listed = signer
+        ? await signedSnapshots(target, node, volume, repo, signer)
+        : ((await callHub(target, 'POST', volumePath(node, volume, 'snapshots'), { repository: repo })) as { repository: string | null; snapshots: SnapshotItem[] });
       const status = (await callHub(target, 'GET', volumePath(node, volume, 'backup-status'))) as BackupStatus;
       if (values.json) {
         process.stdout.write(`${JSON.stringify(withStatus(listed.snapshots, status), null, 2)}\n`);
@@ -223,7 +252,17 @@ ${TARGET_HELP}`,
       }
       const rows = [['ID', 'TIME', 'HOST', 'TAGS'], ...listed.snapshots.map((s) => [s.shortId, s.time.replace(/\.\d+/, ''), s.hostname, s.tags.join(',')])];
       const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-      process.stdout.write(rows.map((r) => `${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`).join(''));
+      process.stdout.write(
+        rows
+          .map(
+            (r) =>
+              `${r
+                .map((c, i) => c.padEnd(widths[i]!))
+                .join('  ')
+                .trimEnd()}\n`,
+          )
+          .join(''),
+      );
       return;
     }
     let filed: { id: string };
@@ -232,7 +271,10 @@ ${TARGET_HELP}`,
       if (values['keep-last'] !== undefined && !/^[1-9]\d{0,3}$/.test(values['keep-last'])) throw new UsageError('--keep-last must be a number from 1');
       identity = await generateX25519Identity();
       const spec: VolumeJobSpec = {
-        volume, repository: repo, ...(values['keep-last'] ? { retention: { keepLast: Number(values['keep-last']) } } : {}), revealTo: await identityToRecipient(identity),
+        volume,
+        repository: repo,
+        ...(values['keep-last'] ? { retention: { keepLast: Number(values['keep-last']) } } : {}),
+        revealTo: await identityToRecipient(identity),
       };
       const { volume: _v, ...body } = spec;
       filed = await fileJob(target, 'volume-backup', volumePath(node, volume, 'backups'), node, spec, body, signer);
@@ -242,7 +284,7 @@ ${TARGET_HELP}`,
       filed = await fileJob(target, 'volume-restore', volumePath(node, volume, 'restores'), node, spec, body, signer);
     }
     if (!values.wait) {
-      if (identity) process.stderr.write('note: a first backup under escrow custody shows its recovery code only with --wait (it stays readable on the host, in the agent\'s state dir)\n');
+      if (identity) process.stderr.write("note: a first backup under escrow custody shows its recovery code only with --wait (it stays readable on the host, in the agent's state dir)\n");
       process.stdout.write(`${filed.id}\n`);
       return;
     }

@@ -32,10 +32,18 @@ async function dockerRoot(dockerHost: string): Promise<string> {
 
 async function install(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
-    args, strict: true, allowPositionals: true,
+    args,
+    strict: true,
+    allowPositionals: true,
     options: {
-      hub: { type: 'string' }, code: { type: 'string' }, state: { type: 'string' }, docker: { type: 'string' },
-      policy: { type: 'string' }, name: { type: 'string' }, 'log-level': { type: 'string' }, 'unit-dir': { type: 'string' },
+      hub: { type: 'string' },
+      code: { type: 'string' },
+      state: { type: 'string' },
+      docker: { type: 'string' },
+      policy: { type: 'string' },
+      name: { type: 'string' },
+      'log-level': { type: 'string' },
+      'unit-dir': { type: 'string' },
     },
   });
   if (positionals.length > 0) throw new UsageError('agent install takes no arguments');
@@ -46,23 +54,28 @@ async function install(args: string[]): Promise<void> {
   const identity = await loadOrEnroll(config, createLogger('agent', logSettingsFrom({ 'log-level': values['log-level'] })));
   say(`enrolled as ${identity.node}; its identity is in ${config.stateDir}`);
   const placement = { unitName: AGENT_UNIT, unitDir: values['unit-dir'] ?? SYSTEM_UNIT_DIR };
-  const path = await writeUnit(placement, agentUnitText({
-    programs: programPaths(),
-    hubUrl: config.hubUrl!.toString().replace(/\/$/, ''),
-    stateDir: config.stateDir,
-    dockerHost: config.dockerHost,
-    policyFile: values.policy === undefined ? null : config.policyFile,
-    dockerRoot: await dockerRoot(config.dockerHost),
-    logLevel,
-    systemdVersion: await systemdVersion(),
-  }));
+  const path = await writeUnit(
+    placement,
+    agentUnitText({
+      programs: programPaths(),
+      hubUrl: config.hubUrl!.toString().replace(/\/$/, ''),
+      stateDir: config.stateDir,
+      dockerHost: config.dockerHost,
+      policyFile: values.policy === undefined ? null : config.policyFile,
+      dockerRoot: await dockerRoot(config.dockerHost),
+      logLevel,
+      systemdVersion: await systemdVersion(),
+    }),
+  );
   say(`wrote ${path}`);
   await enableNow(placement, say);
 }
 
 async function uninstall(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
-    args, strict: true, allowPositionals: true,
+    args,
+    strict: true,
+    allowPositionals: true,
     options: { 'unit-dir': { type: 'string' }, purge: { type: 'boolean' }, state: { type: 'string' } },
   });
   if (positionals.length > 0) throw new UsageError('agent uninstall takes no arguments');

@@ -36,7 +36,11 @@ export function agentUnitText(o: AgentUnitOptions): string {
   const restart = restartDirectives(o.systemdVersion);
   const state: Directive[] = ownState
     ? [
-        { key: 'StateDirectory', value: AGENT_STATE_NAME, why: `Its identity (pinned hub CA, private key), audit log and job ledger: ${AGENT_STATE_DIR}, made by systemd, writable despite ProtectSystem.` },
+        {
+          key: 'StateDirectory',
+          value: AGENT_STATE_NAME,
+          why: `Its identity (pinned hub CA, private key), audit log and job ledger: ${AGENT_STATE_DIR}, made by systemd, writable despite ProtectSystem.`,
+        },
         { key: 'StateDirectoryMode', value: '0700', why: 'Its private key is in there: root alone may list it.' },
       ]
     : [];
@@ -52,12 +56,10 @@ export function agentUnitText(o: AgentUnitOptions): string {
         { name: 'CAP_CHOWN', why: 'a file written into a volume keeps the owner the container gave it' },
         { name: 'CAP_FOWNER', why: 'set the mode of such a file (it belongs to the container user, not to root)' },
       ],
-      extraAddressFamilies: [
-        { name: 'AF_NETLINK', why: "list this host's own addresses (os.networkInterfaces), which the API policy checks build contexts against" },
-      ],
+      extraAddressFamilies: [{ name: 'AF_NETLINK', why: "list this host's own addresses (os.networkInterfaces), which the API policy checks build contexts against" }],
       readWritePaths: [
         ...(ownState ? [] : [{ path: o.stateDir, why: 'Its state directory (--state): identity, audit log, job ledger.' }]),
-        { path: `-${o.dockerRoot}/volumes`, why: 'The engine\'s volumes, which volume files, backups and restores read and write (skipped if absent).' },
+        { path: `-${o.dockerRoot}/volumes`, why: "The engine's volumes, which volume files, backups and restores read and write (skipped if absent)." },
       ],
       needsHome: [o.programs.node, o.programs.dockfleet, o.stateDir, socket, o.policyFile ?? ''].some(underHome),
       systemdVersion: o.systemdVersion,

@@ -19,10 +19,7 @@ export interface HardeningOptions {
 }
 
 /** Directives not set, and why: printed in the unit's header. */
-export const LEFT_OUT = [
-  'Not set: MemoryDenyWriteExecute (V8 compiles JavaScript into memory it then runs);',
-  'PrivateUsers (root mapped away would lose its rights on the files it must reach).',
-];
+export const LEFT_OUT = ['Not set: MemoryDenyWriteExecute (V8 compiles JavaScript into memory it then runs);', 'PrivateUsers (root mapped away would lose its rights on the files it must reach).'];
 
 /** Restart=on-failure, and how fast: a crash is retried for ever, never faster than every 5 s. */
 export function restartDirectives(systemdVersion: number | null): { unit: Directive[]; service: Directive[] } {
@@ -37,10 +34,13 @@ export function restartDirectives(systemdVersion: number | null): { unit: Direct
     );
   }
   return {
-    unit: [{
-      key: 'StartLimitIntervalSec', value: '0',
-      why: 'Never stop restarting it: a service that gives up stays down until someone notices\n(RestartSec in [Service] keeps the pace bounded).',
-    }],
+    unit: [
+      {
+        key: 'StartLimitIntervalSec',
+        value: '0',
+        why: 'Never stop restarting it: a service that gives up stays down until someone notices\n(RestartSec in [Service] keeps the pace bounded).',
+      },
+    ],
     service,
   };
 }
@@ -52,9 +52,10 @@ export function hardeningDirectives(opts: HardeningOptions): Directive[] {
     {
       key: 'CapabilityBoundingSet',
       value: opts.capabilities.map((c) => c.name).join(' '),
-      why: opts.capabilities.length === 0
-        ? 'It runs as root but holds no capability at all: it needs none.'
-        : `It runs as root with only these capabilities:\n${opts.capabilities.map((c) => `  ${c.name}: ${c.why}`).join('\n')}`,
+      why:
+        opts.capabilities.length === 0
+          ? 'It runs as root but holds no capability at all: it needs none.'
+          : `It runs as root with only these capabilities:\n${opts.capabilities.map((c) => `  ${c.name}: ${c.why}`).join('\n')}`,
     },
     { key: 'ProtectSystem', value: 'strict', why: 'The whole file system is read-only to it, but for the paths named below and its StateDirectory.' },
     opts.needsHome
@@ -75,8 +76,7 @@ export function hardeningDirectives(opts: HardeningOptions): Directive[] {
     {
       key: 'RestrictAddressFamilies',
       value: ['AF_UNIX', 'AF_INET', 'AF_INET6', ...opts.extraAddressFamilies.map((f) => f.name)].join(' '),
-      why: ['Sockets: unix (a local socket), IPv4 and IPv6 (HTTPS); nothing else (no raw packets).',
-        ...opts.extraAddressFamilies.map((f) => `${f.name}: ${f.why}`)].join('\n'),
+      why: ['Sockets: unix (a local socket), IPv4 and IPv6 (HTTPS); nothing else (no raw packets).', ...opts.extraAddressFamilies.map((f) => `${f.name}: ${f.why}`)].join('\n'),
     },
     { key: 'RestrictNamespaces', value: 'yes', why: 'It cannot make namespaces (the usual first step of a container escape).' },
     { key: 'LockPersonality', value: 'yes', why: 'It cannot switch execution domain (personality(2)).' },

@@ -28,8 +28,17 @@ async function prepareDataDir(dataDir: string): Promise<void> {
 
 async function install(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
-    args, strict: true, allowPositionals: true,
-    options: { data: { type: 'string' }, listen: { type: 'string' }, 'edge-listen': { type: 'string' }, 'edge-http': { type: 'string' }, 'log-level': { type: 'string' }, 'unit-dir': { type: 'string' } },
+    args,
+    strict: true,
+    allowPositionals: true,
+    options: {
+      data: { type: 'string' },
+      listen: { type: 'string' },
+      'edge-listen': { type: 'string' },
+      'edge-http': { type: 'string' },
+      'log-level': { type: 'string' },
+      'unit-dir': { type: 'string' },
+    },
   });
   if (positionals.length > 0) throw new UsageError('hub install takes no arguments');
   const logLevel = values['log-level'] === undefined ? null : logSettingsFrom({ 'log-level': values['log-level'] }, {}).level;
@@ -42,16 +51,26 @@ async function install(args: string[]): Promise<void> {
   const dataDir = resolve(values.data ?? HUB_DATA_DIR);
   if (dataDir !== HUB_DATA_DIR) await prepareDataDir(dataDir);
   const placement = { unitName: HUB_UNIT, unitDir: values['unit-dir'] ?? SYSTEM_UNIT_DIR };
-  const path = await writeUnit(placement, hubUnitText({
-    programs: programPaths(), dataDir, masterKeyFile: defaultMasterKeyFile(dataDir), listen, logLevel, systemdVersion: await systemdVersion(),
-  }));
+  const path = await writeUnit(
+    placement,
+    hubUnitText({
+      programs: programPaths(),
+      dataDir,
+      masterKeyFile: defaultMasterKeyFile(dataDir),
+      listen,
+      logLevel,
+      systemdVersion: await systemdVersion(),
+    }),
+  );
   say(`wrote ${path}`);
   await enableNow(placement, say);
 }
 
 async function uninstall(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
-    args, strict: true, allowPositionals: true,
+    args,
+    strict: true,
+    allowPositionals: true,
     options: { 'unit-dir': { type: 'string' }, purge: { type: 'boolean' }, data: { type: 'string' } },
   });
   if (positionals.length > 0) throw new UsageError('hub uninstall takes no arguments');
@@ -60,7 +79,12 @@ async function uninstall(args: string[]): Promise<void> {
   if (!values.purge) return;
   const dataDir = resolve(values.data ?? HUB_DATA_DIR);
   // Only a directory a hub made (it holds admin.token) is removed: --purge --data / must do nothing.
-  if (!(await stat(join(dataDir, 'admin.token')).then(() => true, () => false))) {
+  if (
+    !(await stat(join(dataDir, 'admin.token')).then(
+      () => true,
+      () => false,
+    ))
+  ) {
     say(`${dataDir} holds no hub data (no admin.token): left as it is`);
     return;
   }

@@ -48,20 +48,18 @@ export function hubUnitText(o: HubUnitOptions): string {
     ...hardeningDirectives({
       capabilities: low.length === 0 ? [] : [{ name: 'CAP_NET_BIND_SERVICE', why: `listen on ${low.map((l) => l.value).join(', ')} (a port below 1024)` }],
       extraAddressFamilies: [],
-      readWritePaths: ownState ? [] : [
-        { path: o.dataDir, why: 'Its data directory (--data): CA, database, admin.token.' },
-        { path: `-${o.masterKeyFile}`, why: 'The master key beside it (made at install; read at start).' },
-      ],
+      readWritePaths: ownState
+        ? []
+        : [
+            { path: o.dataDir, why: 'Its data directory (--data): CA, database, admin.token.' },
+            { path: `-${o.masterKeyFile}`, why: 'The master key beside it (made at install; read at start).' },
+          ],
       needsHome: [o.programs.node, o.programs.dockfleet, o.dataDir].some(underHome),
       systemdVersion: o.systemdVersion,
     }),
   ];
   return renderUnit({
-    header: [
-      `${HUB_UNIT}: the dockfleet hub (control plane).`,
-      'Written by `dockfleet hub install`; removed by `dockfleet hub uninstall`.',
-      ...LEFT_OUT,
-    ],
+    header: [`${HUB_UNIT}: the dockfleet hub (control plane).`, 'Written by `dockfleet hub install`; removed by `dockfleet hub uninstall`.', ...LEFT_OUT],
     unit: [
       { key: 'Description', value: 'dockfleet hub (control plane)', why: 'What systemctl status shows.' },
       { key: 'Wants', value: 'network-online.target', why: 'It listens on the network and may reach an ACME server: wait for the network.' },

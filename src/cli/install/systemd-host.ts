@@ -64,9 +64,11 @@ export async function enableNow(p: Placement, out: (line: string) => void): Prom
     out(`started ${p.unitName} (systemctl status ${p.unitName}; journalctl -u ${p.unitName})`);
     return;
   }
-  out(p.unitDir === SYSTEM_UNIT_DIR
-    ? `systemd is not running on this machine (no /run/systemd/system): nothing was started. Where it runs:`
-    : `the unit was written outside ${SYSTEM_UNIT_DIR}: nothing was started. To run it as a service:`);
+  out(
+    p.unitDir === SYSTEM_UNIT_DIR
+      ? `systemd is not running on this machine (no /run/systemd/system): nothing was started. Where it runs:`
+      : `the unit was written outside ${SYSTEM_UNIT_DIR}: nothing was started. To run it as a service:`,
+  );
   if (p.unitDir !== SYSTEM_UNIT_DIR) out(`  cp ${join(p.unitDir, p.unitName)} ${SYSTEM_UNIT_DIR}/`);
   out(`  systemctl daemon-reload && systemctl enable --now ${p.unitName}`);
 }
@@ -74,7 +76,10 @@ export async function enableNow(p: Placement, out: (line: string) => void): Prom
 /** Stops and disables the unit (when systemd runs it), then removes its file. */
 export async function removeUnit(p: Placement, out: (line: string) => void): Promise<void> {
   const path = join(p.unitDir, p.unitName);
-  const present = await stat(path).then(() => true, () => false);
+  const present = await stat(path).then(
+    () => true,
+    () => false,
+  );
   if (managesUnits(p)) {
     if (present) await systemctl(['disable', '--now', p.unitName]);
   } else if (present) {

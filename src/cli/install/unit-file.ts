@@ -29,12 +29,7 @@ function section(name: string, directives: Directive[]): string {
 }
 
 export function renderUnit(unit: UnitFile): string {
-  return `${[
-    unit.header.map((l) => `# ${l}`).join('\n'),
-    section('Unit', unit.unit),
-    section('Service', unit.service),
-    section('Install', unit.install),
-  ].join('\n\n')}\n`;
+  return `${[unit.header.map((l) => `# ${l}`).join('\n'), section('Unit', unit.unit), section('Service', unit.service), section('Install', unit.install)].join('\n\n')}\n`;
 }
 
 /**

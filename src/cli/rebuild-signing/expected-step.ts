@@ -70,7 +70,8 @@ async function deployExpectation(node: string, step: Extract<SigningStep, { step
     if (secretsDigest(secrets, signed.secrets.salt) !== signed.secrets.sha256) throw new Difference('secrets', `differ from those revision ${step.revision} was signed with`);
     return {
       expected: { kind: 'deploy', node, stack: step.stack, target: { stack: step.stack, revision: step.revision, project: signed.project, gate: signed.gate, digest: signed.digest }, secrets },
-      does, notes: [],
+      does,
+      notes: [],
     };
   }
   const project = stackProject.safeParse(target.project);
@@ -83,7 +84,8 @@ async function deployExpectation(node: string, step: Extract<SigningStep, { step
   if (names.length > 0) notes.push(`  with its secrets ${names.sort().join(', ')}`);
   return {
     expected: { kind: 'deploy', node, stack: step.stack, target: { stack: step.stack, revision: step.revision, project: target.project, gate: target.gate, digest: assigned.digest }, secrets },
-    does, notes,
+    does,
+    notes,
   };
 }
 

@@ -42,17 +42,20 @@ export async function signRebuild(target: HubTarget, node: string, signer: Inten
   const base = `/api/v1/nodes/${encodeURIComponent(node)}/rebuild`;
   let signed = 0;
   for (;;) {
-    const record = await callHub(target, 'GET', base) as RebuildView;
+    const record = (await callHub(target, 'GET', base)) as RebuildView;
     if (record.state === 'failed' && (opts.wait || signed > 0)) throw new Error(`the rebuild of ${node} failed: ${record.error ?? 'no reason given'}`);
     if (record.state === 'done' && (opts.wait || signed > 0)) {
       out.write(`the rebuild of ${node} is done\n`);
       return;
     }
-    const signing = await callHub(target, 'GET', `${base}/signing`) as Signing;
+    const signing = (await callHub(target, 'GET', `${base}/signing`)) as Signing;
     const steps = signing.rebuild === record.id ? signing.steps.filter((s) => stillWaits(record, s)) : [];
     signed += await signSteps(target, node, steps, signer, out);
     if (!opts.wait) {
-      if (signed === 0) out.write(`nothing of ${node}'s rebuild waits for a signature now (it is ${record.state}${record.state === 'done' || record.state === 'failed' ? '' : '; pass --wait to sign its steps as they come'})\n`);
+      if (signed === 0)
+        out.write(
+          `nothing of ${node}'s rebuild waits for a signature now (it is ${record.state}${record.state === 'done' || record.state === 'failed' ? '' : '; pass --wait to sign its steps as they come'})\n`,
+        );
       return;
     }
     await new Promise((r) => setTimeout(r, opts.pollMs ?? 1_000));

@@ -64,11 +64,17 @@ async function checkAndSign(target: HubTarget, proposal: SigningProposal, asked:
   }
   if (asked.kind === 'deploy' && bodies.length > 0) await checkRevisionIsNew(asked.stack, bodies[0]!.job);
   const intents = bodies.map(({ id, node, body }) => ({
-    id, wire: signer.intent(node, jobOp(asked.kind), `sha256:${createHash('sha256').update(body).digest('hex')}`, MAX_INTENT_LIFETIME_MS).wire,
+    id,
+    wire: signer.intent(node, jobOp(asked.kind), `sha256:${createHash('sha256').update(body).digest('hex')}`, MAX_INTENT_LIFETIME_MS).wire,
   }));
   if (asked.kind !== 'remove' && bodies.length > 0) {
     const first = bodies[0]!.job;
-    await recordSigned(first.target as StackRevision, first.secrets as JobSecretsShape, bodies.map((b) => b.node), signer.publicKey);
+    await recordSigned(
+      first.target as StackRevision,
+      first.secrets as JobSecretsShape,
+      bodies.map((b) => b.node),
+      signer.publicKey,
+    );
   }
   for (const { id, wire } of intents) await callHub(target, 'POST', `/api/v1/jobs/${id}/intent`, { intent: wire });
   out.write(`signed ${intents.length} ${asked.kind} job(s) with operator key ${signer.publicKey}\n`);
@@ -78,7 +84,7 @@ function checkRollout(proposal: SigningProposal, asked: Asked): void {
   if (proposal.kind !== asked.kind) fail(`refusing to sign: the hub filed a ${proposal.kind}, and this is a ${asked.kind}; nothing was signed`);
   const jobNodes = proposal.jobs.map((j) => j.node);
   if (new Set(jobNodes).size !== jobNodes.length || canonicalJson([...jobNodes].sort()) !== canonicalJson([...proposal.nodes].sort())) {
-    fail('refusing to sign: the hub\'s jobs are not one per node of its rollout; nothing was signed');
+    fail("refusing to sign: the hub's jobs are not one per node of its rollout; nothing was signed");
   }
   if (asked.kind === 'deploy') {
     if (proposal.parallel !== asked.parallel) fail(`refusing to sign: the hub's rollout runs ${proposal.parallel} node(s) at a time, and ${asked.parallel} was asked; nothing was signed`);
@@ -86,7 +92,7 @@ function checkRollout(proposal: SigningProposal, asked: Asked): void {
       fail(`refusing to sign: the hub's rollout targets ${proposal.nodes.join(', ') || 'no node'}, and ${asked.nodes.join(', ')} was asked; nothing was signed`);
     }
     if (asked.nodes !== null && canonicalJson(proposal.nodes) !== canonicalJson([...new Set(asked.nodes)])) {
-      fail('refusing to sign: the hub\'s rollout has the nodes in another order than asked; nothing was signed');
+      fail("refusing to sign: the hub's rollout has the nodes in another order than asked; nothing was signed");
     }
   }
 }
@@ -96,7 +102,9 @@ function deployJob(asked: Extract<Asked, { kind: 'deploy' }>, node: string, prop
   if (!assigned.ok) fail(refusal('deploy', node, assigned.field, 'is not in its form'));
   const { revision, digest } = assigned as { revision: number; digest: string };
   return {
-    kind: 'deploy', node, stack: asked.stack,
+    kind: 'deploy',
+    node,
+    stack: asked.stack,
     target: { stack: asked.stack, revision, project: asked.project, gate: asked.gate, digest },
     secrets: asked.secrets,
   };
@@ -120,7 +128,11 @@ function removeJob(stack: string, node: string): unknown {
  * the same project, gate, digest and secrets, to nodes it signed the stack for. With --trust-hub
  * (and no record) the hub's revision is shown and taken as it is.
  */
-async function rollbackExpectation(asked: Extract<Asked, { kind: 'rollback' }>, bodies: Array<{ node: string; job: ProposedJob }>, out: NodeJS.WritableStream): Promise<(node: string, job: ProposedJob) => unknown> {
+async function rollbackExpectation(
+  asked: Extract<Asked, { kind: 'rollback' }>,
+  bodies: Array<{ node: string; job: ProposedJob }>,
+  out: NodeJS.WritableStream,
+): Promise<(node: string, job: ProposedJob) => unknown> {
   const first = bodies[0]?.job;
   if (!first) return () => null;
   const assigned = hubAssigned(first);
@@ -130,7 +142,9 @@ async function rollbackExpectation(asked: Extract<Asked, { kind: 'rollback' }>, 
   const record = await readSigned(asked.stack, revision);
   if (!record) {
     if (!asked.trustHub) {
-      fail(`refusing to sign the rollback of ${asked.stack} to revision ${revision}: this CLI never signed that revision, so it cannot tell it is the one you deployed; see it with \`dockfleet stack history ${asked.stack}\` and pass --trust-hub to sign it as the hub has it`);
+      fail(
+        `refusing to sign the rollback of ${asked.stack} to revision ${revision}: this CLI never signed that revision, so it cannot tell it is the one you deployed; see it with \`dockfleet stack history ${asked.stack}\` and pass --trust-hub to sign it as the hub has it`,
+      );
     }
     const project = (first.target as { project?: StackProject }).project;
     out.write(`--trust-hub: signing revision ${revision} of ${asked.stack} as the hub has it:\n`);
@@ -139,13 +153,16 @@ async function rollbackExpectation(asked: Extract<Asked, { kind: 'rollback' }>, 
   }
   const nodes = await signedNodes(asked.stack);
   return (node, job) => {
-    if (!nodes.has(node) && !asked.trustHub) fail(`refusing to sign the rollback job for node ${node}: this CLI never signed ${asked.stack} for that node (pass --trust-hub to sign it anyway); nothing was signed`);
+    if (!nodes.has(node) && !asked.trustHub)
+      fail(`refusing to sign the rollback job for node ${node}: this CLI never signed ${asked.stack} for that node (pass --trust-hub to sign it anyway); nothing was signed`);
     const secrets = job.secrets as JobSecretsShape;
     if (secrets === null || typeof secrets !== 'object' || secretsDigest(secrets, record.secrets.salt) !== record.secrets.sha256) {
       fail(refusal('rollback', node, 'secrets', `differ from those revision ${revision} was signed with`));
     }
     return {
-      kind: 'rollback', node, stack: asked.stack,
+      kind: 'rollback',
+      node,
+      stack: asked.stack,
       target: { stack: asked.stack, revision, project: record.project, gate: record.gate, digest: record.digest },
       secrets,
     };

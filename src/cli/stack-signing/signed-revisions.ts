@@ -48,9 +48,16 @@ export async function recordSigned(target: StackRevision, secrets: JobSecretsSha
   const previous = await readSigned(target.stack, target.revision);
   const salt = randomBytes(16).toString('hex');
   const record: SignedRevision = {
-    v: 1, stack: target.stack, revision: target.revision, digest: target.digest, gate: target.gate, project: target.project,
+    v: 1,
+    stack: target.stack,
+    revision: target.revision,
+    digest: target.digest,
+    gate: target.gate,
+    project: target.project,
     secrets: { salt, sha256: secretsDigest(secrets, salt) },
-    nodes: [...new Set([...(previous?.nodes ?? []), ...nodes])].sort(), signedAt: new Date().toISOString(), key,
+    nodes: [...new Set([...(previous?.nodes ?? []), ...nodes])].sort(),
+    signedAt: new Date().toISOString(),
+    key,
   };
   const file = join(dir, `${target.revision}.json`);
   await writeFile(file, `${canonicalJson(record)}\n`, { mode: 0o600 });

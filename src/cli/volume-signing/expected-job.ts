@@ -21,13 +21,14 @@ export interface AskedPolicy {
   verifyEvery: string;
 }
 
-export type VolumeAsked =
-  | { kind: VolumeJobKind; node: string; spec: VolumeJobSpec }
-  | { kind: 'volume-policies'; node: string; volume: string; policy: AskedPolicy | null; trustHub: boolean };
+export type VolumeAsked = { kind: VolumeJobKind; node: string; spec: VolumeJobSpec } | { kind: 'volume-policies'; node: string; volume: string; policy: AskedPolicy | null; trustHub: boolean };
 
 /** A refusal with the field that differs (its path in the signed body). */
 export class Difference extends Error {
-  constructor(readonly field: string, readonly why = 'differs from what this CLI asked for') {
+  constructor(
+    readonly field: string,
+    readonly why = 'differs from what this CLI asked for',
+  ) {
     super(`${field} ${why}`);
   }
 }
@@ -45,7 +46,9 @@ const SET_AT_FORM = (v: unknown): v is number => typeof v === 'number' && Number
  * CLI's record. `others` lists the other volumes' policies the hub's set holds, for --trust-hub.
  */
 export function expectedPoliciesJob(
-  asked: Extract<VolumeAsked, { kind: 'volume-policies' }>, proposed: ProposedJob, signed: SignedPolicies | null,
+  asked: Extract<VolumeAsked, { kind: 'volume-policies' }>,
+  proposed: ProposedJob,
+  signed: SignedPolicies | null,
 ): { expected: Record<string, unknown>; policies: VolumeBackupPolicy[]; others: VolumeBackupPolicy[] } {
   const set = proposed.policies as { revision?: unknown; policies?: unknown } | null | undefined;
   if (set === null || typeof set !== 'object' || !Array.isArray(set.policies)) throw new Difference('policies', 'is not a policy set');
@@ -83,6 +86,7 @@ export function expectedPoliciesJob(
   }
   return {
     expected: { kind: 'volume-policies', node: asked.node, stack: '', target: null, secrets: NO_SECRETS, policies: { revision, policies } },
-    policies, others,
+    policies,
+    others,
   };
 }

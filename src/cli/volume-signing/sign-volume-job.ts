@@ -18,12 +18,15 @@ export interface VolumeSigning {
   jobs: Array<{ id: string; node: string; signedBody: string }>;
 }
 
-const refusal = (asked: VolumeAsked, what: string): DockfleetError =>
-  new DockfleetError('forbidden', `refusing to sign the ${asked.kind} job for node ${asked.node}: ${what}; nothing was signed`);
+const refusal = (asked: VolumeAsked, what: string): DockfleetError => new DockfleetError('forbidden', `refusing to sign the ${asked.kind} job for node ${asked.node}: ${what}; nothing was signed`);
 
 /** Checks, signs and hands the intent to the hub; on a refusal declines the job and throws. */
 export async function signVolumeJob(
-  target: HubTarget, filed: { id: string; signing?: VolumeSigning }, asked: VolumeAsked, signer: IntentSigner, out: NodeJS.WritableStream = process.stderr,
+  target: HubTarget,
+  filed: { id: string; signing?: VolumeSigning },
+  asked: VolumeAsked,
+  signer: IntentSigner,
+  out: NodeJS.WritableStream = process.stderr,
 ): Promise<void> {
   try {
     const { body, after } = await check(filed, asked, out);

@@ -21,27 +21,44 @@ type C = Context<{ Variables: AuthVariables }>;
 type Parse = <T>(c: C, schema: z.ZodType<T>) => Promise<T>;
 
 const LABEL_PART = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
-export const changeUserBody = z.object({
-  role: z.enum(USER_ROLES).optional(),
-  /** true: no global role; the user sees only the nodes its grants cover (a "customer"). */
-  scoped: z.boolean().optional(),
-  disabled: z.boolean().optional(),
-}).strict();
-export const createGrantBody = z.object({
-  node: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a node name').optional(),
-  /** key=value, matched against the node's labels (`dockfleet label`). */
-  selector: z.string().max(200).regex(/^[^=]+=[^=]*$/, 'a selector is key=value').optional(),
-  role: z.enum(['operator', 'viewer']),
-}).strict().refine((b) => (b.node === undefined) !== (b.selector === undefined), 'give either node or selector');
+export const changeUserBody = z
+  .object({
+    role: z.enum(USER_ROLES).optional(),
+    /** true: no global role; the user sees only the nodes its grants cover (a "customer"). */
+    scoped: z.boolean().optional(),
+    disabled: z.boolean().optional(),
+  })
+  .strict();
+export const createGrantBody = z
+  .object({
+    node: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a node name')
+      .optional(),
+    /** key=value, matched against the node's labels (`dockfleet label`). */
+    selector: z
+      .string()
+      .max(200)
+      .regex(/^[^=]+=[^=]*$/, 'a selector is key=value')
+      .optional(),
+    role: z.enum(['operator', 'viewer']),
+  })
+  .strict()
+  .refine((b) => (b.node === undefined) !== (b.selector === undefined), 'give either node or selector');
 
 /** A code's id in answers: the first 16 hex digits of its secret's hash (never the secret). */
 const codeId = (secretHash: string): string => secretHash.slice(0, 16);
 
 describeRoutes('access', [
   { method: 'get', path: '/api/v1/users', summary: 'Every user with its role, scope and grants (admin)', responses: { 200: z.array(userSummary) } },
-  { method: 'patch', path: '/api/v1/users/{name}', summary: 'Change a user\'s role or scope, disable or enable it (admin)', body: changeUserBody, responses: { 200: userChanged } },
-  { method: 'post', path: '/api/v1/users/{name}/password', summary: 'Set a temporary password, shown once; the user\'s sessions end (admin)', responses: { 200: z.object({ name: z.string(), temporaryPassword: z.string() }) } },
-  { method: 'get', path: '/api/v1/users/{name}/grants', summary: 'A user\'s node grants (admin)', responses: { 200: z.array(grantAnswer) } },
+  { method: 'patch', path: '/api/v1/users/{name}', summary: "Change a user's role or scope, disable or enable it (admin)", body: changeUserBody, responses: { 200: userChanged } },
+  {
+    method: 'post',
+    path: '/api/v1/users/{name}/password',
+    summary: "Set a temporary password, shown once; the user's sessions end (admin)",
+    responses: { 200: z.object({ name: z.string(), temporaryPassword: z.string() }) },
+  },
+  { method: 'get', path: '/api/v1/users/{name}/grants', summary: "A user's node grants (admin)", responses: { 200: z.array(grantAnswer) } },
   { method: 'post', path: '/api/v1/users/{name}/grants', summary: 'Grant a role on a node or on nodes with a label (admin)', body: createGrantBody, responses: { 201: grantAnswer } },
   { method: 'delete', path: '/api/v1/users/{name}/grants/{id}', summary: 'Remove a grant (admin)', responses: { 200: done('removed') } },
   { method: 'get', path: '/api/v1/enrollments', summary: 'Pending enrollment codes and join tokens, never their secret (admin)', responses: { 200: z.array(pendingCode) } },
@@ -60,11 +77,20 @@ export function accessRoutes(app: App, deps: { store: Store; parse: Parse }): vo
   app.get('/api/v1/users', async (c) => {
     admin(c);
     const users = await store.access.listUsers();
-    return c.json(await Promise.all(users.map(async (u) => ({
-      name: u.name, role: u.role, scoped: u.scoped, hasPassword: u.hasPassword, builtIn: u.id === ADMIN_USER_ID,
-      createdAt: new Date(u.createdAt).toISOString(), disabledAt: u.disabledAt === null ? null : new Date(u.disabledAt).toISOString(),
-      grants: (await store.access.listGrants(u.id)).map(grantView),
-    }))));
+    return c.json(
+      await Promise.all(
+        users.map(async (u) => ({
+          name: u.name,
+          role: u.role,
+          scoped: u.scoped,
+          hasPassword: u.hasPassword,
+          builtIn: u.id === ADMIN_USER_ID,
+          createdAt: new Date(u.createdAt).toISOString(),
+          disabledAt: u.disabledAt === null ? null : new Date(u.disabledAt).toISOString(),
+          grants: (await store.access.listGrants(u.id)).map(grantView),
+        })),
+      ),
+    );
   });
 
   app.patch('/api/v1/users/:name', async (c) => {
@@ -73,7 +99,7 @@ export function accessRoutes(app: App, deps: { store: Store; parse: Parse }): vo
     const body = await parse(c, changeUserBody);
     const me = c.get('principal');
     if ((user.id === me.userId || user.id === ADMIN_USER_ID) && (body.disabled === true || body.scoped === true || (body.role !== undefined && body.role !== 'admin'))) {
-      throw new DockfleetError('invalid_state', 'you cannot disable, scope or demote yourself or the hub\'s admin token');
+      throw new DockfleetError('invalid_state', "you cannot disable, scope or demote yourself or the hub's admin token");
     }
     const scoped = body.scoped ?? (await store.access.isScoped(user.id));
     const role = scoped ? 'viewer' : (body.role ?? user.role);
@@ -118,10 +144,15 @@ export function accessRoutes(app: App, deps: { store: Store; parse: Parse }): vo
   app.get('/api/v1/enrollments', async (c) => {
     admin(c);
     const codes = await store.access.listPendingCodes(Date.now());
-    return c.json(codes.map((k) => ({
-      id: codeId(k.secretHash), kind: k.kind === 'join' ? 'join-token' : 'code', node: k.nodeName,
-      createdAt: new Date(k.createdAt).toISOString(), expiresAt: new Date(k.expiresAt).toISOString(),
-    })));
+    return c.json(
+      codes.map((k) => ({
+        id: codeId(k.secretHash),
+        kind: k.kind === 'join' ? 'join-token' : 'code',
+        node: k.nodeName,
+        createdAt: new Date(k.createdAt).toISOString(),
+        expiresAt: new Date(k.expiresAt).toISOString(),
+      })),
+    );
   });
 
   app.delete('/api/v1/enrollments/:id', async (c) => {

@@ -25,16 +25,18 @@ export function watchAccess(initial: Principal, recheck: () => Promise<Principal
   const timer = setInterval(() => {
     if (busy || stopped) return;
     busy = true;
-    recheck().then(
-      (now) => accessKey(now) !== key,
-      () => true,
-    ).then((changed) => {
-      busy = false;
-      if (changed && !stopped) {
-        stop();
-        onChange();
-      }
-    });
+    recheck()
+      .then(
+        (now) => accessKey(now) !== key,
+        () => true,
+      )
+      .then((changed) => {
+        busy = false;
+        if (changed && !stopped) {
+          stop();
+          onChange();
+        }
+      });
   }, everyMs);
   timer.unref();
   const stop = (): void => {

@@ -40,8 +40,7 @@ export function formatMessage(format: ReceiverFormat, event: MessageEvent, i: In
   if (format === 'slack') {
     const mark = event === 'resolved' ? ':white_check_mark:' : i.severity === 'critical' ? ':rotating_light:' : ':warning:';
     const text = `${mark} ${title}`;
-    const context = [`*${i.kind}*`, i.node ? `node \`${i.node}\`` : null, `opened ${iso(i.openedAt)}`, i.resolvedAt ? `resolved ${iso(i.resolvedAt)}` : null]
-      .filter(Boolean).join(' · ');
+    const context = [`*${i.kind}*`, i.node ? `node \`${i.node}\`` : null, `opened ${iso(i.openedAt)}`, i.resolvedAt ? `resolved ${iso(i.resolvedAt)}` : null].filter(Boolean).join(' · ');
     return {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
@@ -59,8 +58,18 @@ export function formatMessage(format: ReceiverFormat, event: MessageEvent, i: In
       schema: JSON_SCHEMA_ID,
       event,
       incident: {
-        id: i.id, key: i.key, kind: i.kind, severity: i.severity, state: i.state, node: i.node, subject: i.subject,
-        title: i.title, detail: i.detail, openedAt: iso(i.openedAt), updatedAt: iso(i.updatedAt), resolvedAt: iso(i.resolvedAt),
+        id: i.id,
+        key: i.key,
+        kind: i.kind,
+        severity: i.severity,
+        state: i.state,
+        node: i.node,
+        subject: i.subject,
+        title: i.title,
+        detail: i.detail,
+        openedAt: iso(i.openedAt),
+        updatedAt: iso(i.updatedAt),
+        resolvedAt: iso(i.resolvedAt),
       },
       hub: hubUrl,
       sentAt: new Date().toISOString(),

@@ -17,16 +17,41 @@ import { describeRoutes } from '../openapi/operations.ts';
 const iso_ = z.string();
 const sendOutcome = z.object({ ok: z.boolean(), status: z.number().int().nullable(), error: z.string().nullable() });
 const receiverView = z.object({
-  id: z.string(), name: z.string(), format: z.string(), target: z.string(), headerNames: z.array(z.string()), enabled: z.boolean(), createdAt: iso_,
+  id: z.string(),
+  name: z.string(),
+  format: z.string(),
+  target: z.string(),
+  headerNames: z.array(z.string()),
+  enabled: z.boolean(),
+  createdAt: iso_,
   lastTest: sendOutcome.extend({ at: iso_ }).nullable(),
 });
 const incidentView = z.object({
-  id: z.string(), key: z.string(), kind: z.string(), severity: z.string(), state: z.string(), node: z.string().nullable(), subject: z.string(),
-  title: z.string(), detail: z.string(), openedAt: iso_.nullable(), updatedAt: iso_.nullable(), resolvedAt: iso_.nullable(),
-  deliveries: z.array(z.object({
-    receiver: z.string(), receiverId: z.string(), event: z.string(), state: z.string(), attempts: z.number().int(),
-    nextAttemptAt: iso_.nullable(), lastStatus: z.number().int().nullable(), lastError: z.string().nullable(), sentAt: iso_.nullable(),
-  })),
+  id: z.string(),
+  key: z.string(),
+  kind: z.string(),
+  severity: z.string(),
+  state: z.string(),
+  node: z.string().nullable(),
+  subject: z.string(),
+  title: z.string(),
+  detail: z.string(),
+  openedAt: iso_.nullable(),
+  updatedAt: iso_.nullable(),
+  resolvedAt: iso_.nullable(),
+  deliveries: z.array(
+    z.object({
+      receiver: z.string(),
+      receiverId: z.string(),
+      event: z.string(),
+      state: z.string(),
+      attempts: z.number().int(),
+      nextAttemptAt: iso_.nullable(),
+      lastStatus: z.number().int().nullable(),
+      lastError: z.string().nullable(),
+      sentAt: iso_.nullable(),
+    }),
+  ),
 });
 
 type Parse = <T>(c: Context, schema: z.ZodType<T>) => Promise<T>;
@@ -37,20 +62,49 @@ const iso = (ms: number | null): string | null => (ms === null ? null : new Date
 
 function apiIncident(i: IncidentRecord, deliveries: DeliveryRecord[], names: Map<string, string>): Record<string, unknown> {
   return {
-    id: i.id, key: i.key, kind: i.kind, severity: i.severity, state: i.state, node: i.node, subject: i.subject, title: i.title,
-    detail: i.detail, openedAt: iso(i.openedAt), updatedAt: iso(i.updatedAt), resolvedAt: iso(i.resolvedAt),
-    deliveries: deliveries.filter((d) => d.incidentId === i.id).map((d) => ({
-      receiver: names.get(d.receiverId) ?? d.receiverId, receiverId: d.receiverId, event: d.event, state: d.state, attempts: d.attempts,
-      nextAttemptAt: iso(d.nextAt), lastStatus: d.lastStatus, lastError: d.lastError, sentAt: iso(d.sentAt),
-    })),
+    id: i.id,
+    key: i.key,
+    kind: i.kind,
+    severity: i.severity,
+    state: i.state,
+    node: i.node,
+    subject: i.subject,
+    title: i.title,
+    detail: i.detail,
+    openedAt: iso(i.openedAt),
+    updatedAt: iso(i.updatedAt),
+    resolvedAt: iso(i.resolvedAt),
+    deliveries: deliveries
+      .filter((d) => d.incidentId === i.id)
+      .map((d) => ({
+        receiver: names.get(d.receiverId) ?? d.receiverId,
+        receiverId: d.receiverId,
+        event: d.event,
+        state: d.state,
+        attempts: d.attempts,
+        nextAttemptAt: iso(d.nextAt),
+        lastStatus: d.lastStatus,
+        lastError: d.lastError,
+        sentAt: iso(d.sentAt),
+      })),
   };
 }
 
 describeRoutes('alerts', [
-  { method: 'get', path: '/api/v1/alerts', summary: 'Recent incidents with their deliveries\' state', query: alertsQuery, responses: { 200: z.array(incidentView) } },
+  { method: 'get', path: '/api/v1/alerts', summary: "Recent incidents with their deliveries' state", query: alertsQuery, responses: { 200: z.array(incidentView) } },
   {
-    method: 'get', path: '/api/v1/alert-receivers', summary: 'Alert receivers (targets as scheme and host only) and each one\'s latest delivery (admin)',
-    responses: { 200: z.array(receiverView.extend({ lastDelivery: z.object({ event: z.string(), state: z.string(), attempts: z.number().int(), lastStatus: z.number().int().nullable(), lastError: z.string().nullable(), at: iso_.nullable() }).nullable() })) },
+    method: 'get',
+    path: '/api/v1/alert-receivers',
+    summary: "Alert receivers (targets as scheme and host only) and each one's latest delivery (admin)",
+    responses: {
+      200: z.array(
+        receiverView.extend({
+          lastDelivery: z
+            .object({ event: z.string(), state: z.string(), attempts: z.number().int(), lastStatus: z.number().int().nullable(), lastError: z.string().nullable(), at: iso_.nullable() })
+            .nullable(),
+        }),
+      ),
+    },
   },
   { method: 'post', path: '/api/v1/alert-receivers', summary: 'Add a receiver (admin)', body: receiverBody, responses: { 201: receiverView } },
   { method: 'patch', path: '/api/v1/alert-receivers/{id}', summary: 'Change a receiver (admin)', body: receiverPatch, responses: { 200: receiverView } },
@@ -75,10 +129,15 @@ export function alertRoutes(app: App, alerts: Alerts, parse: Parse): void {
     admin(c);
     const [views, recent] = await Promise.all([alerts.receivers.list(), alerts.store.recentDeliveries(500)]);
     // Each receiver's latest delivery: its health at a glance.
-    return c.json(views.map((v) => {
-      const last = recent.find((d) => d.receiverId === v.id) ?? null;
-      return { ...v, lastDelivery: last && { event: last.event, state: last.state, attempts: last.attempts, lastStatus: last.lastStatus, lastError: last.lastError, at: iso(last.sentAt ?? last.createdAt) } };
-    }));
+    return c.json(
+      views.map((v) => {
+        const last = recent.find((d) => d.receiverId === v.id) ?? null;
+        return {
+          ...v,
+          lastDelivery: last && { event: last.event, state: last.state, attempts: last.attempts, lastStatus: last.lastStatus, lastError: last.lastError, at: iso(last.sentAt ?? last.createdAt) },
+        };
+      }),
+    );
   });
 
   app.post('/api/v1/alert-receivers', async (c) => {

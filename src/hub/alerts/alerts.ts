@@ -76,8 +76,18 @@ export class Alerts {
   static testIncident(): IncidentRecord {
     const now = Date.now();
     return {
-      id: 'inc_test', key: 'test', kind: 'test', severity: 'warning', node: null, subject: 'dockfleet',
-      title: 'Test alert from dockfleet', detail: 'This receiver is set up correctly.', state: 'open', openedAt: now, updatedAt: now, resolvedAt: null,
+      id: 'inc_test',
+      key: 'test',
+      kind: 'test',
+      severity: 'warning',
+      node: null,
+      subject: 'dockfleet',
+      title: 'Test alert from dockfleet',
+      detail: 'This receiver is set up correctly.',
+      state: 'open',
+      openedAt: now,
+      updatedAt: now,
+      resolvedAt: null,
     };
   }
 

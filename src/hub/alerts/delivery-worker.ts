@@ -90,7 +90,9 @@ export class DeliveryWorker {
     const message = formatMessage(receiver.format, event, incident, this.#hubUrl);
     try {
       const res = await fetch(target.url, {
-        method: 'POST', body: message.body, redirect: 'manual',
+        method: 'POST',
+        body: message.body,
+        redirect: 'manual',
         headers: { 'user-agent': 'dockfleet-alerts/1', ...message.headers, ...target.headers },
         signal: AbortSignal.timeout(this.#tuning.timeoutMs),
       });
@@ -111,10 +113,14 @@ export class DeliveryWorker {
       });
       if (due.length === 0) return;
       let broken = false;
-      await Promise.all(due.map((d) => this.#attempt(d).catch((err: unknown) => {
-        broken = true;
-        this.#log.error({ err }, 'could not record an alert delivery attempt');
-      })));
+      await Promise.all(
+        due.map((d) =>
+          this.#attempt(d).catch((err: unknown) => {
+            broken = true;
+            this.#log.error({ err }, 'could not record an alert delivery attempt');
+          }),
+        ),
+      );
       if (broken) return; // tried again on the next poke or timer, not in a tight loop
     }
   }
@@ -123,9 +129,7 @@ export class DeliveryWorker {
     const [receiver, incident] = await Promise.all([this.#store.getReceiver(d.receiverId), this.#store.getIncident(d.incidentId)]);
     if (!receiver || !incident) return;
     const attempts = d.attempts + 1;
-    const outcome: SendOutcome = receiver.enabled
-      ? await this.send(receiver, d.event, incident)
-      : { ok: false, status: null, error: 'receiver disabled' };
+    const outcome: SendOutcome = receiver.enabled ? await this.send(receiver, d.event, incident) : { ok: false, status: null, error: 'receiver disabled' };
     const now = Date.now();
     if (outcome.ok) {
       await this.#store.recordAttempt(d.id, { state: 'sent', attempts, nextAt: null, lastStatus: outcome.status, lastError: null, sentAt: now });
@@ -135,7 +139,12 @@ export class DeliveryWorker {
     const delay = Math.min(this.#tuning.retryBaseMs * 2 ** (attempts - 1), this.#tuning.retryCapMs);
     this.#log.warn({ receiver: receiver.name, incident: incident.id, attempts, error: outcome.error }, last ? 'alert delivery failed for good' : 'alert delivery failed; will retry');
     await this.#store.recordAttempt(d.id, {
-      state: last ? 'failed' : 'pending', attempts, nextAt: last ? null : now + delay, lastStatus: outcome.status, lastError: outcome.error, sentAt: null,
+      state: last ? 'failed' : 'pending',
+      attempts,
+      nextAt: last ? null : now + delay,
+      lastStatus: outcome.status,
+      lastError: outcome.error,
+      sentAt: null,
     });
   }
 

@@ -52,11 +52,28 @@ export class IncidentBook extends EventEmitter<IncidentBookEvents> implements Co
         return;
       }
       const incident: IncidentRecord = {
-        id: `inc_${randomUUID()}`, key: c.key, kind, severity: c.severity, node: c.node, subject: c.subject, title: c.title,
-        detail: c.detail, state: 'open', openedAt: now, updatedAt: now, resolvedAt: null,
+        id: `inc_${randomUUID()}`,
+        key: c.key,
+        kind,
+        severity: c.severity,
+        node: c.node,
+        subject: c.subject,
+        title: c.title,
+        detail: c.detail,
+        state: 'open',
+        openedAt: now,
+        updatedAt: now,
+        resolvedAt: null,
       };
       const receivers = await this.#enabledReceivers();
-      if (!(await this.#store.openIncident(incident, receivers, receivers.map(() => randomUUID())))) return;
+      if (
+        !(await this.#store.openIncident(
+          incident,
+          receivers,
+          receivers.map(() => randomUUID()),
+        ))
+      )
+        return;
       this.#open.set(c.key, incident);
       this.#log.info({ incident: incident.id, key: c.key }, 'incident opened');
       this.emit('changed', incident);
@@ -70,7 +87,12 @@ export class IncidentBook extends EventEmitter<IncidentBookEvents> implements Co
       if (!open) return;
       const now = Date.now();
       const receivers = await this.#enabledReceivers();
-      await this.#store.resolveIncident(open.id, now, receivers, receivers.map(() => randomUUID()));
+      await this.#store.resolveIncident(
+        open.id,
+        now,
+        receivers,
+        receivers.map(() => randomUUID()),
+      );
       this.#open.delete(key);
       this.#log.info({ incident: open.id, key }, 'incident resolved');
       this.emit('changed', { ...open, state: 'resolved', resolvedAt: now, updatedAt: now });

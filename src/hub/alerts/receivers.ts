@@ -12,15 +12,21 @@ import type { SecretBox } from '../secret-box.ts';
 export const RECEIVER_FORMATS = ['json', 'ntfy', 'slack'] as const;
 
 const headerName = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/, 'a header name');
-const headerValue = z.string().max(4000).regex(/^[^\r\n]*$/, 'one line');
-const url = z.string().max(2000).refine((v) => {
-  try {
-    const u = new URL(v);
-    return u.protocol === 'https:' || u.protocol === 'http:';
-  } catch {
-    return false;
-  }
-}, 'an http or https URL');
+const headerValue = z
+  .string()
+  .max(4000)
+  .regex(/^[^\r\n]*$/, 'one line');
+const url = z
+  .string()
+  .max(2000)
+  .refine((v) => {
+    try {
+      const u = new URL(v);
+      return u.protocol === 'https:' || u.protocol === 'http:';
+    } catch {
+      return false;
+    }
+  }, 'an http or https URL');
 
 export const receiverBody = z.strictObject({
   name: z.string().trim().min(1).max(100),
@@ -89,8 +95,15 @@ export class Receivers {
   async update(id: string, patch: ReceiverPatch): Promise<ReceiverView> {
     const current = await this.require(id);
     const target = this.target(current);
-    const next = this.#sealed(id, patch.name ?? current.name, patch.format ?? current.format,
-      { url: patch.url ?? target.url, headers: patch.headers ?? target.headers }, patch.enabled ?? current.enabled, current.createdAt, current.lastTest);
+    const next = this.#sealed(
+      id,
+      patch.name ?? current.name,
+      patch.format ?? current.format,
+      { url: patch.url ?? target.url, headers: patch.headers ?? target.headers },
+      patch.enabled ?? current.enabled,
+      current.createdAt,
+      current.lastTest,
+    );
     await this.#store.updateReceiver(next);
     return viewOf(next);
   }
@@ -103,10 +116,14 @@ export class Receivers {
     return JSON.parse(this.#box.openText(record.sealedTarget, context(record.id))) as ReceiverTarget;
   }
 
-  #sealed(id: string, name: string, format: ReceiverRecord['format'], target: ReceiverTarget, enabled: boolean, createdAt: number,
-    lastTest: ReceiverRecord['lastTest']): ReceiverRecord {
+  #sealed(id: string, name: string, format: ReceiverRecord['format'], target: ReceiverTarget, enabled: boolean, createdAt: number, lastTest: ReceiverRecord['lastTest']): ReceiverRecord {
     return {
-      id, name, format, enabled, createdAt, lastTest,
+      id,
+      name,
+      format,
+      enabled,
+      createdAt,
+      lastTest,
       sealedTarget: this.#box.seal(JSON.stringify(target), context(id)),
       targetHint: hintOf(target.url),
       headerNames: Object.keys(target.headers).sort(),
@@ -116,7 +133,13 @@ export class Receivers {
 
 export function viewOf(r: ReceiverRecord): ReceiverView {
   return {
-    id: r.id, name: r.name, format: r.format, target: r.targetHint, headerNames: r.headerNames, enabled: r.enabled, createdAt: new Date(r.createdAt).toISOString(),
+    id: r.id,
+    name: r.name,
+    format: r.format,
+    target: r.targetHint,
+    headerNames: r.headerNames,
+    enabled: r.enabled,
+    createdAt: new Date(r.createdAt).toISOString(),
     lastTest: r.lastTest && { at: new Date(r.lastTest.at).toISOString(), ok: r.lastTest.ok, status: r.lastTest.status, error: r.lastTest.error },
   };
 }

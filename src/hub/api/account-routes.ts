@@ -41,20 +41,23 @@ function admitted(c: Context, reservation: Reservation, what: string): Attempt {
 
 describeRoutes('accounts', [
   { method: 'get', path: '/api/v1/setup', summary: 'Whether first-run setup is still needed', responses: { 200: z.object({ needed: z.boolean() }) }, public: true },
-  { method: 'post', path: '/api/v1/setup', summary: 'First-run setup: the first admin, with the hub machine\'s setup code', body: setupBody, responses: { 201: signedInUser }, public: true },
+  { method: 'post', path: '/api/v1/setup', summary: "First-run setup: the first admin, with the hub machine's setup code", body: setupBody, responses: { 201: signedInUser }, public: true },
   { method: 'post', path: '/api/v1/session', summary: 'Sign in (sets the session cookie)', body: credentialsBody, responses: { 200: signedInUser }, public: true },
   { method: 'get', path: '/api/v1/me', summary: 'The caller: name, role and grants', responses: { 200: meView } },
   { method: 'delete', path: '/api/v1/session', summary: 'Sign out', responses: { 200: done('signedOut') } },
-  { method: 'post', path: '/api/v1/me/password', summary: 'Change the caller\'s password (ends its other sessions)', body: changePasswordBody, responses: { 200: z.object({ changed: z.literal(true), otherSessionsEnded: z.number().int() }) } },
-  { method: 'get', path: '/api/v1/tokens', summary: 'The caller\'s API tokens (never the secret)', responses: { 200: z.array(tokenSummary) } },
-  { method: 'delete', path: '/api/v1/tokens/{id}', summary: 'Revoke one of the caller\'s tokens', responses: { 200: done('revoked') } },
+  {
+    method: 'post',
+    path: '/api/v1/me/password',
+    summary: "Change the caller's password (ends its other sessions)",
+    body: changePasswordBody,
+    responses: { 200: z.object({ changed: z.literal(true), otherSessionsEnded: z.number().int() }) },
+  },
+  { method: 'get', path: '/api/v1/tokens', summary: "The caller's API tokens (never the secret)", responses: { 200: z.array(tokenSummary) } },
+  { method: 'delete', path: '/api/v1/tokens/{id}', summary: "Revoke one of the caller's tokens", responses: { 200: done('revoked') } },
 ]);
 
 /** Routes that work without signing in: setup and sign-in. */
-export function publicAccountRoutes(
-  app: App,
-  deps: { store: Store; audit: AuditLog; log: Logger; parse: Parse; setupCode: SetupCode | null; limiter?: LoginLimiter; devices?: KnownDevices },
-): void {
+export function publicAccountRoutes(app: App, deps: { store: Store; audit: AuditLog; log: Logger; parse: Parse; setupCode: SetupCode | null; limiter?: LoginLimiter; devices?: KnownDevices }): void {
   const { store, audit, log, parse } = deps;
   const limiter = deps.limiter ?? new LoginLimiter();
   const devices = deps.devices ?? new KnownDevices();

@@ -18,7 +18,7 @@ type App = Hono<{ Variables: AuthVariables }>;
 type Parse = <T>(c: Context, schema: ZodType<T>) => Promise<T>;
 
 describeRoutes('edge', [
-  { method: 'get', path: '/api/v1/certificates', summary: 'The edge\'s certificates (never a key)', responses: { 200: z.array(certificateView) } },
+  { method: 'get', path: '/api/v1/certificates', summary: "The edge's certificates (never a key)", responses: { 200: z.array(certificateView) } },
   { method: 'post', path: '/api/v1/certificates', summary: 'Add a supplied certificate and its key (admin)', body: addCertificateBody, responses: { 201: certificateView } },
   { method: 'delete', path: '/api/v1/certificates/{id}', summary: 'Remove a certificate (admin)', responses: { 200: certificateView.extend({ removed: z.literal(true) }) } },
 ]);

@@ -13,13 +13,21 @@ import type { EdgeSignIn } from '../edge/access/edge-sign-in.ts';
 
 type Parse = <T>(c: Context, schema: z.ZodType<T>) => Promise<T>;
 
-export const handOffBody = z.object({
-  host: z.string().min(1).max(300),
-  return: z.string().min(1).max(2048),
-}).strict();
+export const handOffBody = z
+  .object({
+    host: z.string().min(1).max(300),
+    return: z.string().min(1).max(2048),
+  })
+  .strict();
 
 describeRoutes('edge', [
-  { method: 'post', path: '/api/v1/edge/hand-off', summary: 'A one-time sign-in code for an app host on the edge, as its callback URL', body: handOffBody, responses: { 200: z.object({ url: z.string(), expiresAt: z.string() }) } },
+  {
+    method: 'post',
+    path: '/api/v1/edge/hand-off',
+    summary: 'A one-time sign-in code for an app host on the edge, as its callback URL',
+    body: handOffBody,
+    responses: { 200: z.object({ url: z.string(), expiresAt: z.string() }) },
+  },
 ]);
 
 export function edgeSignInRoutes(app: Hono<{ Variables: AuthVariables }>, signIn: EdgeSignIn, parse: Parse): void {

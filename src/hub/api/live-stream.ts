@@ -65,10 +65,14 @@ export class LiveStream {
     const client: Client = { res, access: principal.access, nodes: true, containers: new Set(this.#registry.list().map((n) => this.#registry.byName(n.name)!.id)) };
     this.#clients.add(client);
     const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
-    const stopWatch = watchAccess(principal, () => this.#principals.fromRequest(req), () => {
-      this.#clients.delete(client);
-      res.end();
-    });
+    const stopWatch = watchAccess(
+      principal,
+      () => this.#principals.fromRequest(req),
+      () => {
+        this.#clients.delete(client);
+        res.end();
+      },
+    );
     res.once('close', () => {
       stopWatch();
       clearInterval(keepalive);

@@ -9,9 +9,7 @@ import { routeViews } from '../../protocol/ingress.ts';
 import { describeRoutes } from '../openapi/operations.ts';
 import type { RouteTable } from '../edge/route-table.ts';
 
-describeRoutes('edge', [
-  { method: 'get', path: '/api/v1/routes', summary: 'Every ingress route claimed by a container label', responses: { 200: routeViews } },
-]);
+describeRoutes('edge', [{ method: 'get', path: '/api/v1/routes', summary: 'Every ingress route claimed by a container label', responses: { 200: routeViews } }]);
 
 export function routeRoutes(app: Hono<{ Variables: AuthVariables }>, routes: RouteTable): void {
   app.get('/api/v1/routes', (c) => {

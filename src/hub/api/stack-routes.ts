@@ -8,8 +8,17 @@ import type { ZodType } from 'zod';
 import { DockfleetError } from '../../protocol/errors.ts';
 import { z } from 'zod';
 import {
-  composeCheck, deployStackBody, rollbackStackBody, rolloutStartedView, rolloutViewSchema, setNodeLabelsBody, stackDetailView, stackListItemView,
-  stackRevisionDetail, stackRevisionSummary, validateComposeBody,
+  composeCheck,
+  deployStackBody,
+  rollbackStackBody,
+  rolloutStartedView,
+  rolloutViewSchema,
+  setNodeLabelsBody,
+  stackDetailView,
+  stackListItemView,
+  stackRevisionDetail,
+  stackRevisionSummary,
+  validateComposeBody,
 } from '../../protocol/stack-api.ts';
 import { nodeView } from '../../protocol/api.ts';
 import { describeRoutes } from '../openapi/operations.ts';
@@ -52,16 +61,22 @@ function stackName(c: Context): string {
 }
 
 describeRoutes('stacks', [
-  { method: 'put', path: '/api/v1/nodes/{name}/labels', summary: 'Set the node\'s labels (admin or operator)', body: setNodeLabelsBody, responses: { 200: nodeView } },
+  { method: 'put', path: '/api/v1/nodes/{name}/labels', summary: "Set the node's labels (admin or operator)", body: setNodeLabelsBody, responses: { 200: nodeView } },
   { method: 'get', path: '/api/v1/stacks', summary: 'Every stack and where it runs', responses: { 200: z.array(stackListItemView) } },
   { method: 'get', path: '/api/v1/stacks/{name}', summary: 'One stack: its nodes, drift and recent rollouts', responses: { 200: stackDetailView } },
-  { method: 'get', path: '/api/v1/stacks/{name}/history', summary: 'The stack\'s revisions (never a secret value)', responses: { 200: z.array(stackRevisionSummary) } },
+  { method: 'get', path: '/api/v1/stacks/{name}/history', summary: "The stack's revisions (never a secret value)", responses: { 200: z.array(stackRevisionSummary) } },
   { method: 'get', path: '/api/v1/stacks/{name}/revisions/{rev}', summary: 'One revision with its Compose file', responses: { 200: stackRevisionDetail } },
   { method: 'get', path: '/api/v1/stacks/{name}/rollouts/{id}', summary: 'One rollout', responses: { 200: rolloutViewSchema } },
   { method: 'post', path: '/api/v1/stacks/{name}/validate', summary: 'Check a Compose file as a deploy would; nothing is stored', body: validateComposeBody, responses: { 200: composeCheck } },
   { method: 'post', path: '/api/v1/stacks/{name}/deploy', summary: 'Deploy a revision (admin or operator)', body: deployStackBody, responses: { 202: rolloutStartedView } },
   { method: 'post', path: '/api/v1/stacks/{name}/rollback', summary: 'Roll back to an earlier revision (admin or operator)', body: rollbackStackBody, responses: { 202: rolloutStartedView } },
-  { method: 'delete', path: '/api/v1/stacks/{name}', summary: 'Remove the stack from its nodes (admin or operator; `?sign=true` for signed jobs)', query: z.object({ sign: z.enum(['true', 'false']).optional() }), responses: { 202: rolloutStartedView } },
+  {
+    method: 'delete',
+    path: '/api/v1/stacks/{name}',
+    summary: 'Remove the stack from its nodes (admin or operator; `?sign=true` for signed jobs)',
+    query: z.object({ sign: z.enum(['true', 'false']).optional() }),
+    responses: { 202: rolloutStartedView },
+  },
 ]);
 
 export function stackRoutes(app: App, deps: StackRoutesDeps, parse: Parse): void {

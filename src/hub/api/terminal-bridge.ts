@@ -29,7 +29,12 @@ const resizeMessage = z.object({ type: z.literal('resize'), cols: z.number().int
 const terminalQuery = z.object({
   cols: z.coerce.number().int().min(1).max(1000).default(80),
   rows: z.coerce.number().int().min(1).max(1000).default(24),
-  cmd: z.string().min(1).max(200).regex(/^[^\0]+$/).default('/bin/sh'),
+  cmd: z
+    .string()
+    .min(1)
+    .max(200)
+    .regex(/^[^\0]+$/)
+    .default('/bin/sh'),
 });
 
 /** A browser always sends Origin on a WebSocket: it must be this hub's own https origin,
@@ -43,7 +48,7 @@ export function assertOwnOrigin(origin: string | undefined, host: string | undef
   } catch {
     own = null;
   }
-  if (own === null || origin !== own) throw new DockfleetError('forbidden', 'the terminal opens only from this hub\'s own https origin');
+  if (own === null || origin !== own) throw new DockfleetError('forbidden', "the terminal opens only from this hub's own https origin");
 }
 
 export function isTerminalPath(url: string): boolean {
@@ -95,12 +100,20 @@ export class TerminalBridge {
       release = this.#deps.caps.acquire(principal.userId, principal.name);
       link = this.#deps.registry.requireLink(node!);
       const created = await link.requestJson({
-        method: 'POST', path: `${DOCKER_PREFIX}/containers/${encodeURIComponent(container!)}/exec`,
+        method: 'POST',
+        path: `${DOCKER_PREFIX}/containers/${encodeURIComponent(container!)}/exec`,
         headers: { 'content-type': 'application/json', [ACTOR_HEADER]: principal.name, [AUDIT_REF_HEADER]: String(call.id) },
-        body: Buffer.from(JSON.stringify({
-          AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: true,
-          Cmd: [query.cmd], Env: ['TERM=xterm-256color'], ConsoleSize: [query.rows, query.cols],
-        })),
+        body: Buffer.from(
+          JSON.stringify({
+            AttachStdin: true,
+            AttachStdout: true,
+            AttachStderr: true,
+            Tty: true,
+            Cmd: [query.cmd],
+            Env: ['TERM=xterm-256color'],
+            ConsoleSize: [query.rows, query.cols],
+          }),
+        ),
         timeoutMs: 10_000,
       });
       if (created.status !== 201) throw new DockfleetError('bad_request', (created.body as { message?: string } | null)?.message ?? `exec create failed (${created.status})`);
@@ -127,10 +140,17 @@ export class TerminalBridge {
     const body = Buffer.from(JSON.stringify({ Detach: false, Tty: true, ConsoleSize: [size.rows, size.cols] }));
     let stream: http2.ClientHttp2Stream;
     try {
-      stream = link.openStream({
-        ':method': 'POST', ':path': `${DOCKER_PREFIX}/exec/${execId}/start`, 'content-type': 'application/json',
-        [UPGRADE_HEADER]: 'tcp', [BODY_LENGTH_HEADER]: String(body.length), ...origin,
-      }, { endStream: false });
+      stream = link.openStream(
+        {
+          ':method': 'POST',
+          ':path': `${DOCKER_PREFIX}/exec/${execId}/start`,
+          'content-type': 'application/json',
+          [UPGRADE_HEADER]: 'tcp',
+          [BODY_LENGTH_HEADER]: String(body.length),
+          ...origin,
+        },
+        { endStream: false },
+      );
     } catch (err) {
       return ws.close(1011, toDockfleetError(err).message.slice(0, 120));
     }
@@ -161,8 +181,10 @@ export class TerminalBridge {
         const parsed = parseJsonLine(buf.toString('utf8'));
         const resize = parsed.ok ? resizeMessage.safeParse(parsed.value) : null;
         if (resize?.success) {
-          void link.request({ method: 'POST', path: `${DOCKER_PREFIX}/exec/${execId}/resize?h=${resize.data.rows}&w=${resize.data.cols}`, timeoutMs: 5_000 })
-            .then((r) => r.stream.resume(), () => {});
+          void link.request({ method: 'POST', path: `${DOCKER_PREFIX}/exec/${execId}/resize?h=${resize.data.rows}&w=${resize.data.cols}`, timeoutMs: 5_000 }).then(
+            (r) => r.stream.resume(),
+            () => {},
+          );
           return;
         }
       }

@@ -14,11 +14,22 @@ import { describeRoutes } from '../openapi/operations.ts';
 
 describeRoutes('audit', [
   { method: 'get', path: '/api/v1/audit', summary: 'The audit log, newest first (admins: all; others: the nodes they act on)', query: auditQuery, responses: { 200: zod.array(auditRow) } },
-  { method: 'get', path: '/api/v1/audit/verify', summary: 'The hub\'s audit chain verdict (admin)', responses: { 200: zod.looseObject({ ok: zod.boolean() }) } },
+  { method: 'get', path: '/api/v1/audit/verify', summary: "The hub's audit chain verdict (admin)", responses: { 200: zod.looseObject({ ok: zod.boolean() }) } },
   {
-    method: 'get', path: '/api/v1/nodes/{name}/audit-agreement', summary: 'Whether the host\'s own audit log and the hub\'s agree',
+    method: 'get',
+    path: '/api/v1/nodes/{name}/audit-agreement',
+    summary: "Whether the host's own audit log and the hub's agree",
     query: zod.object({ full: zod.enum(['0', '1']).optional() }),
-    responses: { 200: zod.looseObject({ node: zod.string(), state: zod.string(), hostHead: zod.object({ seq: zod.number().int(), hash: zod.string() }).nullable(), checkedThrough: zod.number().int(), hubOnlyCount: zod.number().int(), hostOnlyCount: zod.number().int() }) },
+    responses: {
+      200: zod.looseObject({
+        node: zod.string(),
+        state: zod.string(),
+        hostHead: zod.object({ seq: zod.number().int(), hash: zod.string() }).nullable(),
+        checkedThrough: zod.number().int(),
+        hubOnlyCount: zod.number().int(),
+        hostOnlyCount: zod.number().int(),
+      }),
+    },
   },
 ]);
 import type { Logger } from '../../lib/logger.ts';
@@ -43,10 +54,13 @@ type C = Context<{ Variables: AuthVariables }>;
 /** The nodes where this principal may act (operator or admin there). */
 function actableNodes(c: C, registry: NodeRegistry): string[] {
   const access = c.get('principal').access;
-  return registry.list().map((n) => n.name).filter((name) => {
-    const role = access.roleOn(name);
-    return role === 'operator' || role === 'admin';
-  });
+  return registry
+    .list()
+    .map((n) => n.name)
+    .filter((name) => {
+      const role = access.roleOn(name);
+      return role === 'operator' || role === 'admin';
+    });
 }
 
 export function auditRoutes(app: Hono<{ Variables: AuthVariables }>, deps: AuditRouteDeps): HostAuditMirror {

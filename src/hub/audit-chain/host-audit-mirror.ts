@@ -66,7 +66,9 @@ export class HostAuditMirror {
       state.head = { seq: msg.seq, hash: msg.hash };
       if (msg.seq !== state.checkedThrough || msg.hash !== state.lastHash) this.#schedule(state);
     });
-    link.once('close', () => { if (state.link === link) state.link = null; });
+    link.once('close', () => {
+      if (state.link === link) state.link = null;
+    });
   }
 
   #fresh(node: string): NodeState {
@@ -124,7 +126,10 @@ export class HostAuditMirror {
       const raw = await readBounded(res.stream as AsyncIterable<Buffer>, PAGE_BYTES);
       if (raw === null) throw new DockfleetError('payload_too_large', `host audit page from ${link.nodeName} exceeds ${PAGE_BYTES} bytes`);
       if (res.status !== 200) throw new DockfleetError('protocol_error', `node ${link.nodeName} answered ${res.status} for its audit log`);
-      const lines = raw.toString('utf8').split('\n').filter((l) => l !== '');
+      const lines = raw
+        .toString('utf8')
+        .split('\n')
+        .filter((l) => l !== '');
       if (lines.length === 0) break;
       for (const line of lines) this.#take(state, line);
     }

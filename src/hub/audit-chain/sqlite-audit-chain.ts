@@ -29,8 +29,7 @@ export class SqliteAuditChain implements AuditChainStore {
   append(kind: ChainKind, auditId: number, record: IntentRecord | OutcomeRecord | WholeRecord): void {
     const last = this.#sql.get('SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1').get() as { seq: number; hash: string } | undefined;
     const entry = { seq: (last?.seq ?? 0) + 1, kind, auditId, record: recordText(record), prev: last?.hash ?? GENESIS };
-    this.#sql.get('INSERT INTO audit_chain (seq, kind, audit_id, record, prev, hash) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(entry.seq, entry.kind, entry.auditId, entry.record, entry.prev, chainHash(entry));
+    this.#sql.get('INSERT INTO audit_chain (seq, kind, audit_id, record, prev, hash) VALUES (?, ?, ?, ?, ?, ?)').run(entry.seq, entry.kind, entry.auditId, entry.record, entry.prev, chainHash(entry));
   }
 
   /** Chains every audit row written before the chain existed, in id order, as it is now. */

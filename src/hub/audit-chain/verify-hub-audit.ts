@@ -34,11 +34,35 @@ export interface HubAuditReport {
   problem: HubAuditProblem | null;
 }
 
-interface ChainRowDb { seq: number; kind: string; audit_id: number; record: string; prev: string; hash: string }
-interface AuditRowDb { id: number; at: number; user: string; node: string | null; method: string; path: string; status: number | null; finished_at: number | null; bytes: number | null }
+interface ChainRowDb {
+  seq: number;
+  kind: string;
+  audit_id: number;
+  record: string;
+  prev: string;
+  hash: string;
+}
+interface AuditRowDb {
+  id: number;
+  at: number;
+  user: string;
+  node: string | null;
+  method: string;
+  path: string;
+  status: number | null;
+  finished_at: number | null;
+  bytes: number | null;
+}
 
 const COLUMNS: Array<[keyof ChainedRow, keyof AuditRowDb]> = [
-  ['at', 'at'], ['user', 'user'], ['node', 'node'], ['method', 'method'], ['path', 'path'], ['status', 'status'], ['finishedAt', 'finished_at'], ['bytes', 'bytes'],
+  ['at', 'at'],
+  ['user', 'user'],
+  ['node', 'node'],
+  ['method', 'method'],
+  ['path', 'path'],
+  ['status', 'status'],
+  ['finishedAt', 'finished_at'],
+  ['bytes', 'bytes'],
 ];
 
 export function verifyHubAudit(db: Database.Database): HubAuditReport {
@@ -94,7 +118,12 @@ function walk(db: Database.Database): HubAuditReport {
     return done({ kind: 'tail-missing', seq: head.seq + 1, auditId: null, message: `chain entries after seq ${head.seq} (up to ${marks.get('audit_chain')}) were removed from its end` });
   }
   if ((marks.get('audit_log') ?? 0) > lastAudit) {
-    return done({ kind: 'tail-missing', seq: null, auditId: lastAudit + 1, message: `audit rows after ${lastAudit} (up to ${marks.get('audit_log')}) were removed from the end of the log and its chain` });
+    return done({
+      kind: 'tail-missing',
+      seq: null,
+      auditId: lastAudit + 1,
+      message: `audit rows after ${lastAudit} (up to ${marks.get('audit_log')}) were removed from the end of the log and its chain`,
+    });
   }
   return done(null);
 }
@@ -104,20 +133,35 @@ function compareRows(db: Database.Database, chained: Generator<{ auditId: number
   let next = chained.next();
   for (const row of db.prepare('SELECT id, at, user, node, method, path, status, finished_at, bytes FROM audit_log ORDER BY id').iterate() as IterableIterator<AuditRowDb>) {
     if (!next.done && next.value.auditId < row.id) {
-      return { kind: 'row-deleted', seq: null, auditId: next.value.auditId, message: `audit row ${next.value.auditId} is in the chain but not in the audit log: it was deleted (${describe(next.value.row)})` };
+      return {
+        kind: 'row-deleted',
+        seq: null,
+        auditId: next.value.auditId,
+        message: `audit row ${next.value.auditId} is in the chain but not in the audit log: it was deleted (${describe(next.value.row)})`,
+      };
     }
     const want = !next.done && next.value.auditId === row.id ? next.value.row : undefined;
     if (!want) return { kind: 'row-inserted', seq: null, auditId: row.id, message: `audit row ${row.id} is not in the chain: it was written behind the hub's back (${describe(fromDb(row))})` };
     for (const [field, column] of COLUMNS) {
       if (want[field] !== row[column]) {
-        return { kind: 'row-edited', seq: null, auditId: row.id, message: `audit row ${row.id} was edited: ${field} is ${JSON.stringify(row[column])}, the chain recorded ${JSON.stringify(want[field])}` };
+        return {
+          kind: 'row-edited',
+          seq: null,
+          auditId: row.id,
+          message: `audit row ${row.id} was edited: ${field} is ${JSON.stringify(row[column])}, the chain recorded ${JSON.stringify(want[field])}`,
+        };
       }
     }
     matched(row.id);
     next = chained.next();
   }
   if (!next.done) {
-    return { kind: 'row-deleted', seq: null, auditId: next.value.auditId, message: `audit row ${next.value.auditId} is in the chain but not in the audit log: it was deleted (${describe(next.value.row)})` };
+    return {
+      kind: 'row-deleted',
+      seq: null,
+      auditId: next.value.auditId,
+      message: `audit row ${next.value.auditId} is in the chain but not in the audit log: it was deleted (${describe(next.value.row)})`,
+    };
   }
   return null;
 }
@@ -179,7 +223,12 @@ function parseRecord(text: string): Record<string, unknown> | null {
 }
 
 function unfit(raw: ChainRowDb, at: string): HubAuditProblem {
-  return { kind: 'chain-unfit', seq: raw.seq, auditId: raw.audit_id, message: `${at}: does not fit the entries before it (${raw.kind === 'outcome' ? 'an outcome of a row never begun' : 'the row was begun already'})` };
+  return {
+    kind: 'chain-unfit',
+    seq: raw.seq,
+    auditId: raw.audit_id,
+    message: `${at}: does not fit the entries before it (${raw.kind === 'outcome' ? 'an outcome of a row never begun' : 'the row was begun already'})`,
+  };
 }
 
 function fromDb(row: AuditRowDb): ChainedRow {

@@ -43,7 +43,14 @@ export class LoginLimiter {
     const account = req.account.toLowerCase();
     if (req.device !== null) return this.#limiter.reserve([['device', `${account}\n${req.device}`]], now);
     const address = addressKey(req.address);
-    return this.#limiter.reserve([['pair', `${address}\n${account}`], ['address', address], ['account', account]], now);
+    return this.#limiter.reserve(
+      [
+        ['pair', `${address}\n${account}`],
+        ['address', address],
+        ['account', account],
+      ],
+      now,
+    );
   }
 
   /** One setup-code attempt from `address`. */
@@ -65,5 +72,8 @@ export function addressKey(address: string): string {
   const left = head === '' ? [] : head.split(':');
   const right = tail === '' ? [] : tail.split(':');
   const groups = address.includes('::') ? [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right] : left;
-  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`;
 }

@@ -33,7 +33,9 @@ function newCode(): string {
 
 /** What people type: case, spaces and dashes do not matter. */
 function digest(code: string): Buffer {
-  return createHash('sha256').update(code.toUpperCase().replace(/[\s-]+/g, '')).digest();
+  return createHash('sha256')
+    .update(code.toUpperCase().replace(/[\s-]+/g, ''))
+    .digest();
 }
 
 /** Reads DIR/setup.code: the code, or null when there is none (setup done, or never started). */
@@ -76,7 +78,7 @@ export class SetupCode {
    * missing or wrong, `invalid_state` while another setup holds it or after it was used. */
   claim(given: string | undefined): void {
     if (this.#hash === null) throw new DockfleetError('invalid_state', 'setup is done already; sign in instead');
-    const hint = 'setup needs the one-time setup code: run `dockfleet setup-code` on the hub\'s machine';
+    const hint = "setup needs the one-time setup code: run `dockfleet setup-code` on the hub's machine";
     if (given === undefined || given.trim() === '') throw new DockfleetError('setup_code_invalid', hint);
     if (!timingSafeEqual(digest(given), this.#hash)) throw new DockfleetError('setup_code_invalid', `wrong setup code; ${hint}`);
     if (this.#claimed) throw new DockfleetError('invalid_state', 'another setup with this code is under way');

@@ -29,16 +29,19 @@ export interface Plaintext extends AsyncIterable<unknown> {
 /** A web stream that reads PLAIN only as age asks for more (backpressure end to end). */
 function pulledFrom(plain: Plaintext): ReadableStream<Uint8Array> {
   const it = plain[Symbol.asyncIterator]();
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const next = await it.next();
-      if (next.done) controller.close();
-      else controller.enqueue(next.value as Uint8Array);
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        const next = await it.next();
+        if (next.done) controller.close();
+        else controller.enqueue(next.value as Uint8Array);
+      },
+      async cancel() {
+        await it.return?.();
+      },
     },
-    async cancel() {
-      await it.return?.();
-    },
-  }, { highWaterMark: 1 });
+    { highWaterMark: 1 },
+  );
 }
 
 export function encrypterFor(to: SealTo): Encrypter {
@@ -129,9 +132,12 @@ export async function openEncrypted(file: string, opener: OpenWith): Promise<Rea
 function headerError(err: unknown, file: string, opener: OpenWith): DockfleetError {
   const message = (err as Error).message ?? String(err);
   if (/no identity matched/.test(message)) {
-    return new DockfleetError('backup_key_wrong', opener.kind === 'passphrase'
-      ? `the passphrase does not open ${file} (a wrong passphrase, an archive made for an age recipient, or a damaged header)`
-      : `the identity does not open ${file} (it was made for another recipient or a passphrase, or its header is damaged)`);
+    return new DockfleetError(
+      'backup_key_wrong',
+      opener.kind === 'passphrase'
+        ? `the passphrase does not open ${file} (a wrong passphrase, an archive made for an age recipient, or a damaged header)`
+        : `the identity does not open ${file} (it was made for another recipient or a passphrase, or its header is damaged)`,
+    );
   }
   if (/work factor is too high/.test(message)) return new DockfleetError('backup_damaged', `${file} asks for an scrypt work factor beyond what this dockfleet accepts`);
   return new DockfleetError('backup_damaged', `${file} is damaged: its age header does not parse (${message})`);

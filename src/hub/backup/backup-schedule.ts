@@ -57,12 +57,15 @@ export class BackupSchedule {
 
   #arm(delayMs: number): void {
     if (this.#closed) return;
-    this.#timer = setTimeout(() => {
-      this.#running = this.#runOnce().finally(() => {
-        this.#running = null;
-        this.#arm(this.#deps.settings.everyMs);
-      });
-    }, Math.min(delayMs, 0x7fffffff));
+    this.#timer = setTimeout(
+      () => {
+        this.#running = this.#runOnce().finally(() => {
+          this.#running = null;
+          this.#arm(this.#deps.settings.everyMs);
+        });
+      },
+      Math.min(delayMs, 0x7fffffff),
+    );
     this.#timer.unref();
   }
 
@@ -72,7 +75,9 @@ export class BackupSchedule {
     const out = join(settings.dir, name);
     try {
       const result = await createHubBackupOffThread({
-        dataDir: this.#deps.dataDir, out, sealTo: this.#deps.sealTo,
+        dataDir: this.#deps.dataDir,
+        out,
+        sealTo: this.#deps.sealTo,
         masterKey: settings.includeMasterKey ? this.#deps.masterKey : null,
       });
       const removed = await this.#prune();
@@ -82,7 +87,10 @@ export class BackupSchedule {
       const message = err instanceof Error ? err.message : String(err);
       log.error({ err: message, dir: settings.dir }, 'scheduled hub backup failed');
       alerts.raise(HUB_BACKUP_ALERT, {
-        key: ALERT_KEY, severity: 'critical', node: null, subject: 'hub',
+        key: ALERT_KEY,
+        severity: 'critical',
+        node: null,
+        subject: 'hub',
         title: 'Scheduled hub backup failed',
         detail: `Writing a backup into ${settings.dir} failed: ${message.slice(0, 1000)}`,
       });
@@ -113,7 +121,11 @@ export class BackupSchedule {
  * What `dockfleet hub` does first when backups are scheduled: checks the folder and reads the
  * passphrase or recipient, so a missing key or folder stops the hub before it listens.
  */
-export async function prepareBackupSchedule(settings: BackupScheduleSettings & { recipient: string | null }, dataDir: string, env: NodeJS.ProcessEnv = process.env): Promise<{ start(deps: Pick<BackupScheduleDeps, 'masterKey' | 'alerts' | 'log'>): Promise<BackupSchedule> }> {
+export async function prepareBackupSchedule(
+  settings: BackupScheduleSettings & { recipient: string | null },
+  dataDir: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ start(deps: Pick<BackupScheduleDeps, 'masterKey' | 'alerts' | 'log'>): Promise<BackupSchedule> }> {
   const dir = resolve(settings.dir);
   const data = resolve(dataDir);
   if (dir === data || dir.startsWith(`${data}/`)) throw new Error(`--backup-dir ${dir} is inside the data directory: keep backups elsewhere`);

@@ -59,7 +59,10 @@ export async function openWithFrom(opts: { identityFile: string | null; env: Nod
     } catch (err) {
       throw new DockfleetError('bad_request', `cannot read the identity file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
     }
-    const identity = text.split('\n').map((l) => l.trim()).find((l) => l.startsWith('AGE-SECRET-KEY-'));
+    const identity = text
+      .split('\n')
+      .map((l) => l.trim())
+      .find((l) => l.startsWith('AGE-SECRET-KEY-'));
     if (identity === undefined) throw new DockfleetError('bad_request', `${path} holds no age identity (a line AGE-SECRET-KEY-1…)`);
     return { kind: 'identity', identity };
   }

@@ -16,9 +16,7 @@ export interface BackupJob {
   masterKey: Uint8Array | null;
 }
 
-export type BackupReply =
-  | { ok: true; result: Awaited<ReturnType<typeof createHubBackup>> }
-  | { ok: false; code: DockfleetError['code']; message: string };
+export type BackupReply = { ok: true; result: Awaited<ReturnType<typeof createHubBackup>> } | { ok: false; code: DockfleetError['code']; message: string };
 
 const port = parentPort;
 if (port === null) throw new Error('backup-worker.ts runs only as a worker thread');
@@ -26,9 +24,10 @@ port.once('message', (job: BackupJob) => {
   const masterKey = job.masterKey === null ? null : Buffer.from(job.masterKey.buffer, job.masterKey.byteOffset, job.masterKey.byteLength);
   createHubBackup({ dataDir: job.dataDir, out: job.out, sealTo: job.sealTo, masterKey })
     .then((result): BackupReply => ({ ok: true, result }))
-    .catch((err: unknown): BackupReply => err instanceof DockfleetError
-      ? { ok: false, code: err.code, message: err.message }
-      : { ok: false, code: 'internal', message: err instanceof Error ? err.message : String(err) })
+    .catch(
+      (err: unknown): BackupReply =>
+        err instanceof DockfleetError ? { ok: false, code: err.code, message: err.message } : { ok: false, code: 'internal', message: err instanceof Error ? err.message : String(err) },
+    )
     .then((reply) => {
       masterKey?.fill(0);
       port.postMessage(reply);

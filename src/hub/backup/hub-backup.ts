@@ -19,8 +19,16 @@ import { SecretBox } from '../secret-box.ts';
 import { writeEncrypted, type SealTo } from './backup-archive.ts';
 import { ARCHIVE_COMPRESSION, compressor } from './backup-compression.ts';
 import {
-  BACKUP_FORMAT, BACKUP_FORMAT_VERSION, DATA_PREFIX, EXCLUDED_FROM_DATA, MANIFEST_MEMBER, MASTER_KEY_MEMBER, dockfleetVersion,
-  isSafeMemberName, type BackupManifest, type ManifestMember,
+  BACKUP_FORMAT,
+  BACKUP_FORMAT_VERSION,
+  DATA_PREFIX,
+  EXCLUDED_FROM_DATA,
+  MANIFEST_MEMBER,
+  MASTER_KEY_MEMBER,
+  dockfleetVersion,
+  isSafeMemberName,
+  type BackupManifest,
+  type ManifestMember,
 } from './backup-format.ts';
 import { snapshotDatabase } from './sqlite-snapshot.ts';
 
@@ -45,7 +53,10 @@ export interface HubBackupResult {
   skipped: string[];
 }
 
-interface SmallMember { path: string; bytes: Buffer }
+interface SmallMember {
+  path: string;
+  bytes: Buffer;
+}
 
 export async function createHubBackup(opts: HubBackupOptions): Promise<HubBackupResult> {
   const dataDir = resolve(opts.dataDir);
@@ -72,17 +83,20 @@ export async function createHubBackup(opts: HubBackupOptions): Promise<HubBackup
       ({ schemaVersion } = await snapshotDatabase(dbFile, dbCopy));
     } catch (err) {
       // SQLite may tell a full disk only as "disk I/O error": ask the filesystem whether the copy had room.
-      const free = await statfs(staging).then((f) => f.bavail * f.bsize, () => Infinity);
-      const needed = await stat(dbFile).then((i) => i.size, () => 0);
+      const free = await statfs(staging).then(
+        (f) => f.bavail * f.bsize,
+        () => Infinity,
+      );
+      const needed = await stat(dbFile).then(
+        (i) => i.size,
+        () => 0,
+      );
       throw free < needed ? stagingError(Object.assign(new Error('no space'), { code: 'ENOSPC' }), out) : stagingError(err, out);
     }
     if (schemaVersion === null) throw new DockfleetError('invalid_state', `${dbFile} has no schema yet: start the hub on ${dataDir} once`);
     const skipped: string[] = [];
     const small = await readDataFiles(dataDir, skipped);
-    const members: ManifestMember[] = [
-      { path: `${DATA_PREFIX}${DATABASE_FILE}`, ...(await hashFile(dbCopy)) },
-      ...small.map((m) => ({ path: m.path, size: m.bytes.length, sha256: sha256(m.bytes) })),
-    ];
+    const members: ManifestMember[] = [{ path: `${DATA_PREFIX}${DATABASE_FILE}`, ...(await hashFile(dbCopy)) }, ...small.map((m) => ({ path: m.path, size: m.bytes.length, sha256: sha256(m.bytes) }))];
     if (opts.masterKey !== null) members.push({ path: MASTER_KEY_MEMBER, size: opts.masterKey.length, sha256: sha256(opts.masterKey) });
     const manifest: BackupManifest = {
       format: BACKUP_FORMAT,
@@ -120,9 +134,10 @@ export async function createHubBackup(opts: HubBackupOptions): Promise<HubBackup
 /** Writes the tar's entries in manifest order, each with backpressure. */
 async function feed(tar: Pack, manifest: BackupManifest, dbCopy: string, small: SmallMember[], masterKey: Buffer | null): Promise<void> {
   const mtime = new Date(manifest.createdAt);
-  const put = (name: string, bytes: Buffer): Promise<void> => new Promise((done, fail) => {
-    tar.entry({ name, size: bytes.length, mode: 0o600, mtime }, bytes, (err) => (err ? fail(err) : done()));
-  });
+  const put = (name: string, bytes: Buffer): Promise<void> =>
+    new Promise((done, fail) => {
+      tar.entry({ name, size: bytes.length, mode: 0o600, mtime }, bytes, (err) => (err ? fail(err) : done()));
+    });
   await put(MANIFEST_MEMBER, Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`));
   const dbMember = manifest.members[0]!;
   await new Promise<void>((done, fail) => {
@@ -170,7 +185,10 @@ async function checkMasterKeyOpensCa(dataDir: string, key: Buffer): Promise<void
   try {
     new SecretBox(key).open(sealed, CA_KEY_CONTEXT);
   } catch {
-    throw new DockfleetError('master_key_mismatch', `the master key given does not open ${join(dataDir, 'pki', CA_KEY_FILE)}: it is not this hub's key (give the right one with --master-key FILE, or back up with --no-master-key)`);
+    throw new DockfleetError(
+      'master_key_mismatch',
+      `the master key given does not open ${join(dataDir, 'pki', CA_KEY_FILE)}: it is not this hub's key (give the right one with --master-key FILE, or back up with --no-master-key)`,
+    );
   }
 }
 

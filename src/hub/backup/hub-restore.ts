@@ -24,8 +24,16 @@ import { SecretBox } from '../secret-box.ts';
 import { bodyError, openEncrypted, syncDir, type OpenWith } from './backup-archive.ts';
 import { decompressed, type Compression } from './backup-compression.ts';
 import {
-  BACKUP_FORMAT, DATA_PREFIX, MANIFEST_MAX_BYTES, MANIFEST_MEMBER, MASTER_KEY_MEMBER, READABLE_FORMAT_VERSIONS, isSafeMemberName, manifestSchema,
-  type BackupManifest, type ManifestMember,
+  BACKUP_FORMAT,
+  DATA_PREFIX,
+  MANIFEST_MAX_BYTES,
+  MANIFEST_MEMBER,
+  MASTER_KEY_MEMBER,
+  READABLE_FORMAT_VERSIONS,
+  isSafeMemberName,
+  manifestSchema,
+  type BackupManifest,
+  type ManifestMember,
 } from './backup-format.ts';
 import { defaultMasterKeyFile, MASTER_KEY_BYTES } from './master-key.ts';
 import { appliedMigrations } from './sqlite-snapshot.ts';
@@ -138,7 +146,8 @@ async function unpack(plain: Readable, file: string, staging: string, target: st
         continue;
       }
       const name = header.name;
-      if (header.type !== 'file' || !isSafeMemberName(name)) throw new DockfleetError('backup_damaged', `${file} holds a member that may not be restored: ${JSON.stringify(name)} (${header.type ?? 'unknown type'})`);
+      if (header.type !== 'file' || !isSafeMemberName(name))
+        throw new DockfleetError('backup_damaged', `${file} holds a member that may not be restored: ${JSON.stringify(name)} (${header.type ?? 'unknown type'})`);
       const want = listed.get(name);
       if (!want) throw new DockfleetError('backup_damaged', `${file} holds ${name}, which its manifest does not list`);
       if (seen.has(name)) throw new DockfleetError('backup_damaged', `${file} holds ${name} twice`);
@@ -174,7 +183,10 @@ function parseManifest(bytes: Buffer, file: string): BackupManifest {
   const head = raw as { format?: unknown; formatVersion?: unknown };
   if (head?.format !== BACKUP_FORMAT) throw new DockfleetError('backup_damaged', `${file} is not a dockfleet backup (its manifest names no ${BACKUP_FORMAT} format)`);
   if (typeof head.formatVersion === 'number' && head.formatVersion > Math.max(...READABLE_FORMAT_VERSIONS)) {
-    throw new DockfleetError('backup_too_new', `${file} was made by a newer dockfleet: archive format ${head.formatVersion}, this dockfleet reads up to ${Math.max(...READABLE_FORMAT_VERSIONS)}; restore with that version or newer`);
+    throw new DockfleetError(
+      'backup_too_new',
+      `${file} was made by a newer dockfleet: archive format ${head.formatVersion}, this dockfleet reads up to ${Math.max(...READABLE_FORMAT_VERSIONS)}; restore with that version or newer`,
+    );
   }
   const parsed = manifestSchema.safeParse(raw);
   if (!parsed.success) throw new DockfleetError('backup_damaged', `${file}: its manifest does not have the expected fields (${parsed.error.issues[0]?.path.join('.') ?? '?'})`);
@@ -182,7 +194,10 @@ function parseManifest(bytes: Buffer, file: string): BackupManifest {
   if (!READABLE_FORMAT_VERSIONS.includes(manifest.formatVersion)) throw new DockfleetError('backup_damaged', `${file}: unknown archive format ${manifest.formatVersion}`);
   const known = knownMigrations();
   if (!known.includes(manifest.schemaVersion) && manifest.schemaVersion > known.at(-1)!) {
-    throw new DockfleetError('backup_too_new', `${file} was made by a newer dockfleet (${manifest.dockfleetVersion}): its database schema ${manifest.schemaVersion} is newer than this dockfleet's ${known.at(-1)}; restore with that version or newer`);
+    throw new DockfleetError(
+      'backup_too_new',
+      `${file} was made by a newer dockfleet (${manifest.dockfleetVersion}): its database schema ${manifest.schemaVersion} is newer than this dockfleet's ${known.at(-1)}; restore with that version or newer`,
+    );
   }
   const paths = new Set<string>();
   for (const m of manifest.members) {
@@ -197,7 +212,8 @@ function compressionAgrees(manifest: BackupManifest, found: Compression, file: s
   const declared = manifest.compression ?? 'none';
   if (manifest.formatVersion === 1 && manifest.compression !== undefined) throw new DockfleetError('backup_damaged', `${file}: a format-1 manifest names a compression`);
   if (manifest.formatVersion >= 2 && manifest.compression === undefined) throw new DockfleetError('backup_damaged', `${file}: its format-${manifest.formatVersion} manifest names no compression`);
-  if (declared !== found) throw new DockfleetError('backup_damaged', `${file}: its manifest says the archive is compressed with ${declared}, but it is ${found === 'none' ? 'not compressed' : `compressed with ${found}`}`);
+  if (declared !== found)
+    throw new DockfleetError('backup_damaged', `${file}: its manifest says the archive is compressed with ${declared}, but it is ${found === 'none' ? 'not compressed' : `compressed with ${found}`}`);
 }
 
 /** Integrity, schema (newer refused, older migrated with the store's migrations), in that order. */
@@ -217,9 +233,13 @@ function checkAndMigrate(dbFile: string, manifest: BackupManifest, file: string)
   }
   const unknown = applied.filter((name) => !known.includes(name));
   if (unknown.length > 0) {
-    throw new DockfleetError('backup_too_new', `${file} was made by a newer dockfleet (${manifest.dockfleetVersion}): its database has migrations this dockfleet does not know (${unknown.join(', ')})`);
+    throw new DockfleetError(
+      'backup_too_new',
+      `${file} was made by a newer dockfleet (${manifest.dockfleetVersion}): its database has migrations this dockfleet does not know (${unknown.join(', ')})`,
+    );
   }
-  if (applied.at(-1) !== manifest.schemaVersion) throw new DockfleetError('backup_damaged', `${file}: the manifest's schema ${manifest.schemaVersion} is not the database's (${applied.at(-1) ?? 'none'})`);
+  if (applied.at(-1) !== manifest.schemaVersion)
+    throw new DockfleetError('backup_damaged', `${file}: the manifest's schema ${manifest.schemaVersion} is not the database's (${applied.at(-1) ?? 'none'})`);
   return known.filter((name) => !applied.includes(name));
 }
 
@@ -244,7 +264,9 @@ async function auditHolds(dbFile: string, file: string): Promise<{ rows: number;
 let migrationsCache: string[] | null = null;
 /** The migrations this dockfleet has, in order (the store applies them in name order). */
 function knownMigrations(): string[] {
-  migrationsCache ??= readdirSync(MIGRATIONS_DIR).filter((f) => f.endsWith('.sql')).sort();
+  migrationsCache ??= readdirSync(MIGRATIONS_DIR)
+    .filter((f) => f.endsWith('.sql'))
+    .sort();
   return migrationsCache;
 }
 
@@ -263,7 +285,8 @@ async function keyOpensCa(staging: string, key: Buffer, what: string): Promise<v
 async function readExistingKey(path: string): Promise<Buffer | null> {
   try {
     const info = await lstat(path);
-    if (!info.isFile() || info.size !== MASTER_KEY_BYTES) throw new DockfleetError('master_key_unsafe', `${path} exists but is not a ${MASTER_KEY_BYTES}-byte key file: move it away; nothing was written`);
+    if (!info.isFile() || info.size !== MASTER_KEY_BYTES)
+      throw new DockfleetError('master_key_unsafe', `${path} exists but is not a ${MASTER_KEY_BYTES}-byte key file: move it away; nothing was written`);
     return await readFile(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;

@@ -29,10 +29,7 @@ export const MASTER_KEY_CREDENTIAL = 'dockfleet-master-key';
 const LEGACY_KEY_FILE = 'secrets.key';
 const BASE64_KEY = /^[A-Za-z0-9+/_-]{43}=?$/;
 
-export type MasterKeySource =
-  | { kind: 'env' }
-  | { kind: 'credential'; path: string }
-  | { kind: 'file'; path: string; chosenBy: 'flag' | 'env' | 'default' };
+export type MasterKeySource = { kind: 'env' } | { kind: 'credential'; path: string } | { kind: 'file'; path: string; chosenBy: 'flag' | 'env' | 'default' };
 
 export interface MasterKeyOptions {
   dataDir: string;
@@ -72,9 +69,12 @@ export function masterKeySource(opts: Pick<MasterKeyOptions, 'dataDir' | 'file' 
 
 export function describeSource(source: MasterKeySource): string {
   switch (source.kind) {
-    case 'env': return `the ${MASTER_KEY_ENV} environment variable`;
-    case 'credential': return `the systemd credential ${source.path}`;
-    case 'file': return `the key file ${source.path}`;
+    case 'env':
+      return `the ${MASTER_KEY_ENV} environment variable`;
+    case 'credential':
+      return `the systemd credential ${source.path}`;
+    case 'file':
+      return `the key file ${source.path}`;
   }
 }
 
@@ -111,8 +111,11 @@ export async function loadMasterKey(opts: MasterKeyOptions): Promise<MasterKey> 
   }
   if (existing !== null) return { key: existing, source };
   if (!opts.create) {
-    throw new DockfleetError('master_key_missing', `no master key: ${target} does not exist, and ${dataDir} holds secrets sealed under a master key. `
-      + `Give it with --master-key FILE, ${MASTER_KEY_FILE_ENV}, ${MASTER_KEY_ENV} or the systemd credential ${MASTER_KEY_CREDENTIAL}`);
+    throw new DockfleetError(
+      'master_key_missing',
+      `no master key: ${target} does not exist, and ${dataDir} holds secrets sealed under a master key. ` +
+        `Give it with --master-key FILE, ${MASTER_KEY_FILE_ENV}, ${MASTER_KEY_ENV} or the systemd credential ${MASTER_KEY_CREDENTIAL}`,
+    );
   }
   const made = await installKeyFile(target, randomBytes(MASTER_KEY_BYTES));
   return { key: made, source };
@@ -209,8 +212,10 @@ async function syncDir(dir: string): Promise<void> {
 }
 
 function mismatch(legacyOrTarget: string, other: string): DockfleetError {
-  return new DockfleetError('master_key_mismatch', `two different master keys: ${legacyOrTarget} and ${other}. `
-    + 'Keep the one this data directory was sealed under and move the other away; nothing was changed');
+  return new DockfleetError(
+    'master_key_mismatch',
+    `two different master keys: ${legacyOrTarget} and ${other}. ` + 'Keep the one this data directory was sealed under and move the other away; nothing was changed',
+  );
 }
 
 function sameKey(a: Buffer, b: Buffer): boolean {

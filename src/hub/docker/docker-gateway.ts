@@ -70,7 +70,15 @@ export class DockerGateway {
       call?.finish(toDockfleetError(err).status);
       throw err;
     }
-    return { route, principal, auditRef: call?.id ?? null, end: (status) => { release(); call?.finish(status); } };
+    return {
+      route,
+      principal,
+      auditRef: call?.id ?? null,
+      end: (status) => {
+        release();
+        call?.finish(status);
+      },
+    };
   }
 
   async handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {

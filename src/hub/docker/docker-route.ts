@@ -1,7 +1,5 @@
 /** Where a /docker/… request goes: one node's engine API, or the fleet's merged lists. */
-export type DockerRoute =
-  | { kind: 'node'; node: string; enginePath: string }
-  | { kind: 'fleet'; enginePath: string };
+export type DockerRoute = { kind: 'node'; node: string; enginePath: string } | { kind: 'fleet'; enginePath: string };
 
 const NODE_ROUTE = /^\/docker\/nodes\/([a-z0-9][a-z0-9-]{0,62})(\/[^?#]*)?(\?.*)?$/;
 const FLEET_ROUTE = /^\/docker\/fleet(\/[^?#]*)?(\?.*)?$/;

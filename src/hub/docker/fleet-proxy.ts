@@ -21,9 +21,7 @@ type Item = Record<string, unknown> & { Labels?: Record<string, string> | null }
 
 function labelled(items: unknown, node: string): Item[] {
   if (!Array.isArray(items)) return [];
-  return items
-    .filter((i): i is Item => typeof i === 'object' && i !== null)
-    .map((item) => ({ ...item, Labels: { ...(item.Labels ?? {}), [NODE_LABEL]: node } }));
+  return items.filter((i): i is Item => typeof i === 'object' && i !== null).map((item) => ({ ...item, Labels: { ...(item.Labels ?? {}), [NODE_LABEL]: node } }));
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -33,13 +31,17 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
 }
 
 /** `canSee` limits the merge to the nodes the caller may see (its grants, hub/access/). */
-export async function answerFleet(
-  registry: NodeRegistry, enginePath: string, req: IncomingMessage, res: ServerResponse, deadlineMs: number, canSee: (node: string) => boolean,
-): Promise<number> {
+export async function answerFleet(registry: NodeRegistry, enginePath: string, req: IncomingMessage, res: ServerResponse, deadlineMs: number, canSee: (node: string) => boolean): Promise<number> {
   const [path, query = ''] = enginePath.split('?', 2) as [string, string?];
   const method = req.method ?? 'GET';
   if (PING_PATH.test(path) && (method === 'GET' || method === 'HEAD')) {
-    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'api-version': FLEET_API_VERSION, ostype: 'linux', 'docker-experimental': 'false', 'cache-control': 'no-cache, no-store, must-revalidate' });
+    res.writeHead(200, {
+      'content-type': 'text/plain; charset=utf-8',
+      'api-version': FLEET_API_VERSION,
+      ostype: 'linux',
+      'docker-experimental': 'false',
+      'cache-control': 'no-cache, no-store, must-revalidate',
+    });
     res.end(method === 'HEAD' ? undefined : 'OK');
     return 200;
   }
@@ -72,7 +74,12 @@ export async function answerFleet(
     const warnings = answers.flatMap((a) => ((a.body as { Warnings?: unknown } | null)?.Warnings as string[] | null) ?? []);
     sendJson(res, 200, { Volumes: volumes, Warnings: warnings }, headers);
   } else {
-    sendJson(res, 200, answers.flatMap((a) => labelled(a.body, a.node)), headers);
+    sendJson(
+      res,
+      200,
+      answers.flatMap((a) => labelled(a.body, a.node)),
+      headers,
+    );
   }
   return 200;
 }

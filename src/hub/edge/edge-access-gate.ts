@@ -12,12 +12,15 @@ export const EDGE_USER_HEADER = 'x-dockfleet-user';
 /** The edge's own session cookie on an app's host; never forwarded to the app. */
 export const EDGE_SESSION_COOKIE = 'df_edge';
 
-export type EdgeAdmission =
-  | { pass: true; user: string | null }
-  | { pass: false; status: number; headers: Record<string, string>; body: string };
+export type EdgeAdmission = { pass: true; user: string | null } | { pass: false; status: number; headers: Record<string, string>; body: string };
 
 /** The route a request matched: its host and path prefix, its access label, and the node its container runs on. */
-export interface EdgeRouteAccess { host: string; path: string; access: string; node: string }
+export interface EdgeRouteAccess {
+  host: string;
+  path: string;
+  access: string;
+  node: string;
+}
 
 export interface EdgeAccessGate {
   /** Called for every request and upgrade that matched a route, before any dial. */

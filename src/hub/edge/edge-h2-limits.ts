@@ -42,13 +42,19 @@ export function holdSessionToHeadDeadline(session: ServerHttp2Session, limits: L
   arm();
   session.on('stream', (stream) => {
     open++;
-    if (timer) { clearTimeout(timer); timer = null; }
+    if (timer) {
+      clearTimeout(timer);
+      timer = null;
+    }
     stream.once('close', () => {
       open--;
       if (open === 0 && !session.destroyed && !session.closed) arm();
     });
   });
-  session.once('close', () => { if (timer) clearTimeout(timer); timer = null; });
+  session.once('close', () => {
+    if (timer) clearTimeout(timer);
+    timer = null;
+  });
 }
 
 /** The answer for a cut HTTP/2 request body (the same error body as HTTP/1.1's 408). */
@@ -72,7 +78,9 @@ export function watchH2Body(req: Http2ServerRequest, res: Http2ServerResponse, s
     // RST_STREAM once the answer is out (NO_ERROR: the client may stop sending); a client that
     // never reads it loses the stream a second later anyway.
     stream.close(http2.constants.NGHTTP2_NO_ERROR);
-    setTimeout(() => { if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL); }, 1_000).unref();
+    setTimeout(() => {
+      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+    }, 1_000).unref();
   };
   // The stream's own timer restarts on every frame read or written on it.
   stream.setTimeout(stallMs, onQuiet);

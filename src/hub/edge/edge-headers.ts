@@ -61,7 +61,8 @@ export function requestProto(req: EdgeRequest): 'https' | 'http' {
 /** The Cookie header without the edge's own session cookie; null when nothing is left. */
 export function withoutEdgeCookie(cookie: string | string[] | undefined): string | null {
   if (cookie === undefined) return null;
-  const kept = (Array.isArray(cookie) ? cookie : [cookie]).flatMap((line) => line.split(';'))
+  const kept = (Array.isArray(cookie) ? cookie : [cookie])
+    .flatMap((line) => line.split(';'))
     .map((pair) => pair.trim())
     .filter((pair) => pair !== '' && pair.slice(0, pair.includes('=') ? pair.indexOf('=') : pair.length).trim() !== EDGE_SESSION_COOKIE);
   return kept.length === 0 ? null : kept.join('; ');

@@ -41,8 +41,7 @@ export interface RunningEdgeHttp {
 export async function startEdgeHttpListener(opts: EdgeHttpListenerOptions): Promise<RunningEdgeHttp> {
   const server = http.createServer({ ...httpServerTimeouts(opts.limits) }, (req, res) => answer(req, res, opts));
   const sockets = new Set<Socket>();
-  const cap = new AddressCap(opts.limits, (address) =>
-    opts.log.warn({ address, perAddress: opts.limits.perAddress }, 'edge HTTP port: connection cap reached for a client address; refusing more'));
+  const cap = new AddressCap(opts.limits, (address) => opts.log.warn({ address, perAddress: opts.limits.perAddress }, 'edge HTTP port: connection cap reached for a client address; refusing more'));
   // HTTP's own 'connection' listener starts parsing; it sees only the sockets the cap admits.
   const startHttp = server.listeners('connection') as Array<(socket: Socket) => void>;
   server.removeAllListeners('connection');

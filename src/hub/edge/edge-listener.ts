@@ -62,19 +62,29 @@ export async function startEdgeListener(opts: EdgeListenerOptions): Promise<Runn
   const contexts = new SecureContexts(opts.certificate);
   const fallback = opts.certificate('');
   const server = http2.createSecureServer({
-    cert: fallback.cert, key: fallback.key, minVersion: 'TLSv1.2', ...SERVER_CIPHER_PREFERENCE,
+    cert: fallback.cert,
+    key: fallback.key,
+    minVersion: 'TLSv1.2',
+    ...SERVER_CIPHER_PREFERENCE,
     allowHTTP1: true,
     ALPNProtocols: ['h2', 'http/1.1'],
     settings: EDGE_H2_SETTINGS,
     SNICallback: (name, done) => {
-      try { done(null, contexts.forName(name.toLowerCase())); } catch (err) { done(err as Error); }
+      try {
+        done(null, contexts.forName(name.toLowerCase()));
+      } catch (err) {
+        done(err as Error);
+      }
     },
     allowHalfOpen: true,
     handshakeTimeout: opts.limits.handshakeMs,
   });
   holdHttp1Fallback(server, opts.limits);
   const responder = new AlpnResponder({
-    board: opts.challenges ?? new ChallengeBoard(), normalContext: (name) => contexts.forName(name), fallback, handshakeMs: opts.limits.handshakeMs,
+    board: opts.challenges ?? new ChallengeBoard(),
+    normalContext: (name) => contexts.forName(name),
+    fallback,
+    handshakeMs: opts.limits.handshakeMs,
   });
   // The TLS server's own 'connection' listener starts TLS; it runs once the ClientHello has been
   // read (and put back), unless the hello offers acme-tls/1. The guard, attached below, wraps
@@ -92,8 +102,11 @@ export async function startEdgeListener(opts: EdgeListenerOptions): Promise<Runn
     });
   });
   const guard = new ConnectionGuard({
-    limits: opts.limits, log: opts.log, isAgentUpgrade: () => false,
-    stallAnswer: bodyStalledAnswer, agentLinksFullAnswer: '',
+    limits: opts.limits,
+    log: opts.log,
+    isAgentUpgrade: () => false,
+    stallAnswer: bodyStalledAnswer,
+    agentLinksFullAnswer: '',
   });
   guard.attach(server as unknown as Parameters<ConnectionGuard['attach']>[0]);
   server.on('session', (session) => holdSessionToHeadDeadline(session, opts.limits));

@@ -26,8 +26,10 @@ function escapeHtml(text: string): string {
 }
 
 export function edgePageHtml(page: EdgePage): string {
-  return `<!doctype html>\n<html><head><meta charset="utf-8"><title>${page.status} ${escapeHtml(page.title)}</title></head>\n`
-    + `<body><h1>${escapeHtml(page.title)}</h1>\n<p>${escapeHtml(page.detail)}</p>\n<p><small>dockfleet edge</small></p></body></html>\n`;
+  return (
+    `<!doctype html>\n<html><head><meta charset="utf-8"><title>${page.status} ${escapeHtml(page.title)}</title></head>\n` +
+    `<body><h1>${escapeHtml(page.title)}</h1>\n<p>${escapeHtml(page.detail)}</p>\n<p><small>dockfleet edge</small></p></body></html>\n`
+  );
 }
 
 export function unknownHostPage(host: string): EdgePage {

@@ -17,12 +17,8 @@ import { cancelUnlessDone } from '../../lib/h2-channel.ts';
 import type { Logger } from '../../lib/logger.ts';
 import type { IngressProtocol } from '../../protocol/ingress.ts';
 import { PUBLIC_ONLY_GATE, type EdgeAccessGate, type EdgeAdmission } from './edge-access-gate.ts';
-import {
-  edgeRequestHeaders, edgeUpgradeHeaders, http1RequestHead, requestHost, requestPath, type EdgeRequest, type EdgeResponse,
-} from './edge-headers.ts';
-import {
-  badRequestPage, routeDownPage, sendEdgeAnswer, sendEdgePage, unknownHostPage, writeEdgeAnswer, writeEdgePage, type EdgePage,
-} from './edge-pages.ts';
+import { edgeRequestHeaders, edgeUpgradeHeaders, http1RequestHead, requestHost, requestPath, type EdgeRequest, type EdgeResponse } from './edge-headers.ts';
+import { badRequestPage, routeDownPage, sendEdgeAnswer, sendEdgePage, unknownHostPage, writeEdgeAnswer, writeEdgePage, type EdgePage } from './edge-pages.ts';
 import { POOL_DEFAULTS, type BackendTarget, type PoolLimits } from './upstream/backend-target.ts';
 import { lingerOnEarlyClose } from './lingering-close.ts';
 import { DialAgent } from './upstream/dial-agent.ts';
@@ -44,7 +40,9 @@ export interface EdgeTarget {
   running: boolean;
   nodeOnline: boolean;
 }
-export interface EdgeRouteLookup { match(host: string, path: string): { host: string; path: string; target: EdgeTarget } | null }
+export interface EdgeRouteLookup {
+  match(host: string, path: string): { host: string; path: string; target: EdgeTarget } | null;
+}
 
 export interface EdgeProxyOptions {
   routes: EdgeRouteLookup;
@@ -64,7 +62,13 @@ export interface EdgeProxyOptions {
 export const EDGE_IDLE_MS = 60_000;
 export const EDGE_UPGRADE_IDLE_MS = 3_600_000;
 
-interface Matched { target: BackendTarget; access: string; idleMs: number; host: string; path: string }
+interface Matched {
+  target: BackendTarget;
+  access: string;
+  idleMs: number;
+  host: string;
+  path: string;
+}
 
 export class EdgeProxy {
   readonly #opts: EdgeProxyOptions;
@@ -79,8 +83,7 @@ export class EdgeProxy {
     this.#opts = opts;
     this.#gate = opts.access ?? PUBLIC_ONLY_GATE;
     const limits = { ...POOL_DEFAULTS, ...opts.pool };
-    this.#links = { requireLink: (node) => opts.registry.requireLink(node), maxStreamsPerLink: opts.maxStreamsPerLink ?? EDGE_STREAMS_PER_LINK,
-      openStreams: new WeakMap() };
+    this.#links = { requireLink: (node) => opts.registry.requireLink(node), maxStreamsPerLink: opts.maxStreamsPerLink ?? EDGE_STREAMS_PER_LINK, openStreams: new WeakMap() };
     this.http1 = new DialAgent(this.#links, limits);
     this.h2c = new H2cSessions(this.#links, limits);
   }
@@ -140,16 +143,20 @@ export class EdgeProxy {
     }
     if (socket.destroyed) return cancelUnlessDone(stream);
     // An upgrade gets a connection of its own (never a pooled one): after the app's 101 it is the client's.
-    const app: Duplex = found.target.protocol === 'https'
-      ? tls.connect({ socket: stream, servername: found.target.serverName, ALPNProtocols: ['http/1.1'], rejectUnauthorized: false })
-      : stream;
+    const app: Duplex = found.target.protocol === 'https' ? tls.connect({ socket: stream, servername: found.target.serverName, ALPNProtocols: ['http/1.1'], rejectUnauthorized: false }) : stream;
     // The app answers the upgrade itself (101 or not); from here on bytes pass as they are.
     app.write(headText);
     if (head.length > 0) app.write(head);
     const idleMs = Math.max(this.#opts.upgradeIdleMs ?? EDGE_UPGRADE_IDLE_MS, found.idleMs);
     const setIdle = (app as Duplex & { setTimeout(ms: number, cb: () => void): unknown }).setTimeout.bind(app);
-    setIdle(idleMs, () => { socket.destroy(); app.destroy(); });
-    pipeline(socket, app, () => { if (app === stream) cancelUnlessDone(stream); else app.destroy(); });
+    setIdle(idleMs, () => {
+      socket.destroy();
+      app.destroy();
+    });
+    pipeline(socket, app, () => {
+      if (app === stream) cancelUnlessDone(stream);
+      else app.destroy();
+    });
     pipeline(app, socket, () => socket.destroy());
   }
 
@@ -160,8 +167,13 @@ export class EdgeProxy {
     if (!match) return { page: unknownHostPage(host) };
     const { target } = match;
     const backend: BackendTarget = {
-      node: target.node, containerId: target.containerId, containerName: target.containerName, port: target.port,
-      protocol: target.protocol, serverName: match.host, route: `${match.host}${match.path === '/' ? '' : match.path}`,
+      node: target.node,
+      containerId: target.containerId,
+      containerName: target.containerName,
+      port: target.port,
+      protocol: target.protocol,
+      serverName: match.host,
+      route: `${match.host}${match.path === '/' ? '' : match.path}`,
     };
     if (!target.nodeOnline || !target.running) {
       // Whatever was kept for it is dead or soon will be.

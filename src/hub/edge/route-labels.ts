@@ -10,8 +10,16 @@
  * `.port` is taken on trust and a missing one leaves `port` null until the container runs).
  */
 import {
-  ACCESS, HOSTNAME, IDLE_TIMEOUT_MAX_S, IDLE_TIMEOUT_MIN_S, INGRESS_KEYS, INGRESS_PREFIX, INGRESS_PROTOCOLS, MAX_ROUTE_INDEX,
-  type IngressKey, type IngressProtocol,
+  ACCESS,
+  HOSTNAME,
+  IDLE_TIMEOUT_MAX_S,
+  IDLE_TIMEOUT_MIN_S,
+  INGRESS_KEYS,
+  INGRESS_PREFIX,
+  INGRESS_PROTOCOLS,
+  MAX_ROUTE_INDEX,
+  type IngressKey,
+  type IngressProtocol,
 } from '../../protocol/ingress.ts';
 import { accessProblem } from './access/access-levels.ts';
 
@@ -56,8 +64,7 @@ export function routesFromLabels(labels: Record<string, string>, exposed: readon
     if (!group) groups.set(index, (group = {}));
     group[name as IngressKey] = value;
   }
-  const claims = [...groups].sort(([a], [b]) => (a === '' ? -1 : b === '' ? 1 : Number(a) - Number(b)))
-    .map(([index, group]) => claimFrom(index, group, exposed));
+  const claims = [...groups].sort(([a], [b]) => (a === '' ? -1 : b === '' ? 1 : Number(a) - Number(b))).map(([index, group]) => claimFrom(index, group, exposed));
   if (unknown.length > 0) {
     const error = `unknown label ${unknown.sort().join(', ')} (known: ${INGRESS_KEYS.map((k) => `${INGRESS_PREFIX}[N.]${k}`).join(', ')})`;
     // The container's claims all carry it: a typo may have meant any of them.
@@ -75,7 +82,7 @@ function claimFrom(index: string, group: Partial<Record<IngressKey, string>>, ex
   const label = (key: IngressKey): string => `${INGRESS_PREFIX}${index === '' ? '' : `${index}.`}${key}`;
   const host = group.host ?? '';
   const path = group.path ?? '/';
-  const protocol = (INGRESS_PROTOCOLS as readonly string[]).includes(group.protocol ?? 'http') ? (group.protocol ?? 'http') as IngressProtocol : 'http';
+  const protocol = (INGRESS_PROTOCOLS as readonly string[]).includes(group.protocol ?? 'http') ? ((group.protocol ?? 'http') as IngressProtocol) : 'http';
   const access = group.access ?? 'public';
   const claim: RouteClaim = { index, host, path, port: null, protocol, access, idleTimeout: null, error: null };
   const fail = (error: string): RouteClaim => ({ ...claim, error });

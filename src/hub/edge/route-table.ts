@@ -98,20 +98,26 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
   }
 
   list(): RouteView[] {
-    return this.#liveClaims().map((c): RouteView => ({
-      host: c.claim.host,
-      path: c.claim.path,
-      node: this.#nodeName(c.nodeId),
-      container: c.container.name,
-      port: c.claim.port,
-      access: c.claim.access,
-      protocol: c.claim.protocol,
-      running: c.container.running,
-      nodeOnline: this.#online(c.nodeId),
-      tls: c.claim.error === null && c.conflict === null ? this.#tlsOf(c.claim.host) : NO_TLS,
-      error: c.claim.error ?? c.conflict,
-    })).sort((a, b) => a.host.localeCompare(b.host) || a.path.localeCompare(b.path)
-      || Number(a.error !== null) - Number(b.error !== null) || a.node.localeCompare(b.node) || a.container.localeCompare(b.container));
+    return this.#liveClaims()
+      .map(
+        (c): RouteView => ({
+          host: c.claim.host,
+          path: c.claim.path,
+          node: this.#nodeName(c.nodeId),
+          container: c.container.name,
+          port: c.claim.port,
+          access: c.claim.access,
+          protocol: c.claim.protocol,
+          running: c.container.running,
+          nodeOnline: this.#online(c.nodeId),
+          tls: c.claim.error === null && c.conflict === null ? this.#tlsOf(c.claim.host) : NO_TLS,
+          error: c.claim.error ?? c.conflict,
+        }),
+      )
+      .sort(
+        (a, b) =>
+          a.host.localeCompare(b.host) || a.path.localeCompare(b.path) || Number(a.error !== null) - Number(b.error !== null) || a.node.localeCompare(b.node) || a.container.localeCompare(b.container),
+      );
   }
 
   close(): void {
@@ -139,8 +145,7 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
 
   #rebuild(): void {
     const valid = this.#liveClaims().filter((c) => c.claim.error === null);
-    valid.sort((a, b) => a.container.created - b.container.created || compare(a.container.id, b.container.id)
-      || Number(a.claim.index || -1) - Number(b.claim.index || -1));
+    valid.sort((a, b) => a.container.created - b.container.created || compare(a.container.id, b.container.id) || Number(a.claim.index || -1) - Number(b.claim.index || -1));
     const winners = new Map<string, Claimed>();
     const byHost = new Map<string, Claimed[]>();
     for (const c of valid) {
@@ -163,10 +168,12 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
 
   /** Claims of nodes that still exist and are not revoked (a revoked node serves nothing). */
   #liveClaims(): Claimed[] {
-    return [...this.#claims].filter(([nodeId]) => {
-      const node = this.#registry.byId(nodeId);
-      return node !== null && node.state !== 'revoked';
-    }).flatMap(([, claims]) => claims);
+    return [...this.#claims]
+      .filter(([nodeId]) => {
+        const node = this.#registry.byId(nodeId);
+        return node !== null && node.state !== 'revoked';
+      })
+      .flatMap(([, claims]) => claims);
   }
 
   #target(c: Claimed): RouteTarget {

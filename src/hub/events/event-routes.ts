@@ -29,11 +29,18 @@ const filterQuery = z.object({
 });
 
 const fleetEvent = z.object({
-  seq: z.number().int(), node: z.string(), time: z.number(), type: z.string(), action: z.string(), id: z.string(), name: z.string(), detail: z.record(z.string(), z.string()),
+  seq: z.number().int(),
+  node: z.string(),
+  time: z.number(),
+  type: z.string(),
+  action: z.string(),
+  id: z.string(),
+  name: z.string(),
+  detail: z.record(z.string(), z.string()),
 });
 
 describeRoutes('events', [
-  { method: 'get', path: '/api/v1/events', summary: 'The fleet\'s Docker events, newest first', query: filterQuery, responses: { 200: z.array(fleetEvent) } },
+  { method: 'get', path: '/api/v1/events', summary: "The fleet's Docker events, newest first", query: filterQuery, responses: { 200: z.array(fleetEvent) } },
   { method: 'get', path: '/api/v1/events/stream', summary: 'New Docker events as Server-Sent Events (`event: docker`, data: one event)', query: filterQuery, responses: { 200: 'text/event-stream' } },
 ]);
 

@@ -35,8 +35,12 @@ export async function deliverJob(link: AgentLink, queue: JobQueue, job: JobRecor
   let res;
   try {
     res = await link.request({
-      method: 'POST', path: JOBS_PATH, headers: { 'content-type': 'application/json' },
-      body: Buffer.from(JSON.stringify(request)), timeoutMs: HEAD_TIMEOUT_MS, signal,
+      method: 'POST',
+      path: JOBS_PATH,
+      headers: { 'content-type': 'application/json' },
+      body: Buffer.from(JSON.stringify(request)),
+      timeoutMs: HEAD_TIMEOUT_MS,
+      signal,
     });
   } catch (err) {
     return { final: false, reason: (err as Error).message, protocol: false };

@@ -94,14 +94,30 @@ export class JobQueue extends EventEmitter<JobQueueEvents> {
     const id = newJobId();
     const now = Date.now();
     const record: JobRecord = {
-      id, kind: input.kind, node: input.node, stack: input.stack, revision: input.target?.revision ?? null,
-      idempotencyKey: input.idempotencyKey, state: input.signing ? 'awaiting-signature' : 'queued',
+      id,
+      kind: input.kind,
+      node: input.node,
+      stack: input.stack,
+      revision: input.target?.revision ?? null,
+      idempotencyKey: input.idempotencyKey,
+      state: input.signing ? 'awaiting-signature' : 'queued',
       request: JSON.stringify({ target: input.target, ...(input.volume ? { volume: input.volume } : {}), ...(input.policies ? { policies: input.policies } : {}) }),
       secrets: this.#box.seal(JSON.stringify({ env: input.secrets.env, files: input.secrets.files }), id),
-      createdBy: input.createdBy, createdAt: now, expiresAt: now + (input.expiresInMs ?? DEFAULT_JOB_EXPIRY_MS),
-      startedAt: null, finishedAt: null, result: null, errorCode: null, error: null,
-      attempts: 0, deliveredAt: null, deliveryError: null, logsDropped: 0,
-      intent: null, held: input.signing?.held ?? false, signBy: input.signing ? now + SIGNATURE_WAIT_MS : null,
+      createdBy: input.createdBy,
+      createdAt: now,
+      expiresAt: now + (input.expiresInMs ?? DEFAULT_JOB_EXPIRY_MS),
+      startedAt: null,
+      finishedAt: null,
+      result: null,
+      errorCode: null,
+      error: null,
+      attempts: 0,
+      deliveredAt: null,
+      deliveryError: null,
+      logsDropped: 0,
+      intent: null,
+      held: input.signing?.held ?? false,
+      signBy: input.signing ? now + SIGNATURE_WAIT_MS : null,
     };
     // Checked before it is stored: a job the agent's schema would refuse never enters the queue.
     const check = jobRequest.safeParse(this.#toRequest(record, input.secrets));
@@ -132,7 +148,9 @@ export class JobQueue extends EventEmitter<JobQueueEvents> {
   /** Drops finished jobs past the retention bound; returns how many. */
   prune(now = Date.now(), retention: JobRetention = DEFAULT_JOB_RETENTION): Promise<number> {
     return this.#store.pruneFinished({
-      keepFinished: retention.keepFinished, finishedBefore: now - retention.maxAgeMs, settledBefore: now - retention.minAgeMs,
+      keepFinished: retention.keepFinished,
+      finishedBefore: now - retention.maxAgeMs,
+      settledBefore: now - retention.minAgeMs,
     });
   }
 
@@ -156,17 +174,20 @@ export class JobQueue extends EventEmitter<JobQueueEvents> {
       // Listening before reading: a job that finishes in between is not missed.
       this.on('finished', done);
       signal?.addEventListener('abort', abort, { once: true });
-      this.#store.getJob(id).then((job) => {
-        if (!job) {
+      this.#store.getJob(id).then(
+        (job) => {
+          if (!job) {
+            cleanup();
+            reject(new DockfleetError('not_found', `no job ${id}`));
+          } else if (job.state === 'succeeded' || job.state === 'failed') {
+            done(jobView(job));
+          }
+        },
+        (err: unknown) => {
           cleanup();
-          reject(new DockfleetError('not_found', `no job ${id}`));
-        } else if (job.state === 'succeeded' || job.state === 'failed') {
-          done(jobView(job));
-        }
-      }, (err: unknown) => {
-        cleanup();
-        reject(err);
-      });
+          reject(err);
+        },
+      );
     });
   }
 
@@ -191,12 +212,20 @@ export class JobQueue extends EventEmitter<JobQueueEvents> {
     const decoded = decodeIntent(wire);
     if (!decoded.ok) throw new DockfleetError('validation_failed', `intent: ${decoded.reason}`);
     const { claims, signedBytes, signature } = decoded.intent;
-    const body = `sha256:${createHash('sha256').update(jobSignedBody(this.request(job))).digest('hex')}`;
-    const wrong = !verifyBytes(claims.key, signedBytes, signature) ? 'its signature does not verify'
-      : claims.node !== job.node ? `it is signed for node ${claims.node}, and the job is for ${job.node}`
-      : claims.op !== jobOp(job.kind) ? `it is signed for "${claims.op}", and the job is "${jobOp(job.kind)}"`
-      : claims.body !== body ? 'it signs another job body than this job\'s'
-      : claims.exp <= Date.now() ? 'it has expired' : null;
+    const body = `sha256:${createHash('sha256')
+      .update(jobSignedBody(this.request(job)))
+      .digest('hex')}`;
+    const wrong = !verifyBytes(claims.key, signedBytes, signature)
+      ? 'its signature does not verify'
+      : claims.node !== job.node
+        ? `it is signed for node ${claims.node}, and the job is for ${job.node}`
+        : claims.op !== jobOp(job.kind)
+          ? `it is signed for "${claims.op}", and the job is "${jobOp(job.kind)}"`
+          : claims.body !== body
+            ? "it signs another job body than this job's"
+            : claims.exp <= Date.now()
+              ? 'it has expired'
+              : null;
     if (wrong !== null) throw new DockfleetError('validation_failed', `intent: ${wrong}`);
     if (!(await this.#store.attachIntent(id, wire))) throw new DockfleetError('invalid_state', `job ${id} is no longer awaiting a signature`);
     const signed = await this.#store.getJob(id);
@@ -277,9 +306,10 @@ export class JobQueue extends EventEmitter<JobQueueEvents> {
 
   /** Makes the job final (once); emits `finished`. False when it was final already. */
   async finish(id: string, outcome: { result: JobResult } | { errorCode: string; error: string }): Promise<boolean> {
-    const finish = 'result' in outcome
-      ? { state: outcome.result.state, result: outcome.result, errorCode: null, error: outcome.result.error, at: Date.now() }
-      : { state: 'failed' as const, result: null, errorCode: outcome.errorCode, error: outcome.error, at: Date.now() };
+    const finish =
+      'result' in outcome
+        ? { state: outcome.result.state, result: outcome.result, errorCode: null, error: outcome.result.error, at: Date.now() }
+        : { state: 'failed' as const, result: null, errorCode: outcome.errorCode, error: outcome.error, at: Date.now() };
     if (!(await this.#store.finishJob(id, finish))) return false;
     const job = await this.#store.getJob(id);
     if (job) this.emit('finished', jobView(job));
@@ -289,8 +319,17 @@ export class JobQueue extends EventEmitter<JobQueueEvents> {
   #toRequest(job: JobRecord, secrets: JobSecrets): JobRequest {
     const { target, volume, policies } = JSON.parse(job.request) as { target: JobRequest['target']; volume?: JobRequest['volume']; policies?: JobRequest['policies'] };
     return {
-      id: job.id, kind: job.kind, node: job.node, stack: job.stack, target, secrets, createdAt: job.createdAt, expiresAt: job.expiresAt,
-      ...(job.intent === null ? {} : { intent: job.intent }), ...(volume ? { volume } : {}), ...(policies ? { policies } : {}),
+      id: job.id,
+      kind: job.kind,
+      node: job.node,
+      stack: job.stack,
+      target,
+      secrets,
+      createdAt: job.createdAt,
+      expiresAt: job.expiresAt,
+      ...(job.intent === null ? {} : { intent: job.intent }),
+      ...(volume ? { volume } : {}),
+      ...(policies ? { policies } : {}),
     };
   }
 }

@@ -36,19 +36,32 @@ export interface JobDetail extends JobView {
 
 export function jobView(job: JobRecord): JobView {
   return {
-    id: job.id, kind: job.kind, node: job.node, stack: job.stack, state: job.state,
-    createdAt: job.createdAt, finishedAt: job.finishedAt,
+    id: job.id,
+    kind: job.kind,
+    node: job.node,
+    stack: job.stack,
+    state: job.state,
+    createdAt: job.createdAt,
+    finishedAt: job.finishedAt,
     revision: job.result?.revision ?? job.revision,
     rolledBack: job.result?.rolledBack ?? false,
-    error: job.error, errorCode: job.errorCode,
+    error: job.error,
+    errorCode: job.errorCode,
   };
 }
 
 export function jobDetail(job: JobRecord, steps: JobStep[], logs: JobLogLine[]): JobDetail {
   return {
     ...jobView(job),
-    createdBy: job.createdBy, startedAt: job.startedAt, expiresAt: job.expiresAt, attempts: job.attempts,
-    deliveryError: job.deliveryError, result: job.result, steps, logs, logsDropped: job.logsDropped,
+    createdBy: job.createdBy,
+    startedAt: job.startedAt,
+    expiresAt: job.expiresAt,
+    attempts: job.attempts,
+    deliveryError: job.deliveryError,
+    result: job.result,
+    steps,
+    logs,
+    logsDropped: job.logsDropped,
   };
 }
 

@@ -35,7 +35,6 @@ export class StackStatusFeed {
     followAgentLines(link, { path: STACKS_STATUS_PATH, maxLine: MAX_LINE, what: 'stack status', log: this.#log, onLine: (l, line) => this.#accept(l, line) });
   }
 
-
   #accept(link: AgentLink, line: string): void {
     if (link.closed) return;
     const parsed = parseJsonLine(line);

@@ -38,8 +38,7 @@ export class ConnectionGuard {
 
   constructor(opts: ConnectionGuardOptions) {
     this.#opts = opts;
-    this.#cap = new AddressCap(opts.limits, (address) =>
-      opts.log.warn({ address, perAddress: opts.limits.perAddress }, 'connection cap reached for a client address; refusing more'));
+    this.#cap = new AddressCap(opts.limits, (address) => opts.log.warn({ address, perAddress: opts.limits.perAddress }, 'connection cap reached for a client address; refusing more'));
     this.#stalls = new BodyStallWatch(opts.limits.bodyStallMs, opts.stallAnswer);
   }
 
@@ -55,7 +54,9 @@ export class ConnectionGuard {
     });
     server.on('secureConnection', (socket: TLSSocket) => this.#handshakeDone(socket));
     // HTTP/2 streams share one socket: a listener that speaks HTTP/2 watches them per stream.
-    server.prependListener('request', (req, res) => { if (req.httpVersionMajor !== 2) this.#stalls.watch(req, res); });
+    server.prependListener('request', (req, res) => {
+      if (req.httpVersionMajor !== 2) this.#stalls.watch(req, res);
+    });
   }
 
   /** Wraps the hub's upgrade listener: agent-gateway upgrades move to the agent-link budget. */

@@ -9,12 +9,14 @@ import { isDockerUrl } from '../docker/docker-route.ts';
 
 function answer(url: string, err: DockfleetError): string {
   const body = isDockerUrl(url) ? dockerErrorBody(`${err.message} [${err.code}]`) : JSON.stringify(err.toJSON());
-  return http1Head(err.status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(body),
-    'x-dockfleet-error': err.code,
-    connection: 'close',
-  }) + body;
+  return (
+    http1Head(err.status, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      'x-dockfleet-error': err.code,
+      connection: 'close',
+    }) + body
+  );
 }
 
 export function bodyStalledAnswer(req: IncomingMessage, stalledMs: number): string {

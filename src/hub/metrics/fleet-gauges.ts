@@ -19,9 +19,9 @@ export function registerFleetGauges(register: Registry, registry: NodeRegistry, 
   const nodes = new Gauge({ name: 'dockfleet_nodes', help: 'Nodes by state (pending, online, offline, revoked).', labelNames: ['state'], registers: [register], collect: () => fill() });
   const connected = new Gauge({ name: 'dockfleet_agents_connected', help: 'Agents with a live link to this hub.', registers: [register] });
   const containers = new Gauge({ name: 'dockfleet_node_containers', help: 'Containers on each node by state, as its agent last reported them.', labelNames: ['node', 'state'], registers: [register] });
-  const cpus = new Gauge({ name: 'dockfleet_node_cpus', help: 'CPUs of each node\'s engine host, as its agent reported them.', labelNames: ['node'], registers: [register] });
-  const memory = new Gauge({ name: 'dockfleet_node_memory_bytes', help: 'Memory of each node\'s engine host, as its agent reported it.', labelNames: ['node'], registers: [register] });
-  const engineUp = new Gauge({ name: 'dockfleet_node_engine_up', help: '1 when the node\'s agent reports its engine reachable, else 0.', labelNames: ['node'], registers: [register] });
+  const cpus = new Gauge({ name: 'dockfleet_node_cpus', help: "CPUs of each node's engine host, as its agent reported them.", labelNames: ['node'], registers: [register] });
+  const memory = new Gauge({ name: 'dockfleet_node_memory_bytes', help: "Memory of each node's engine host, as its agent reported it.", labelNames: ['node'], registers: [register] });
+  const engineUp = new Gauge({ name: 'dockfleet_node_engine_up', help: "1 when the node's agent reports its engine reachable, else 0.", labelNames: ['node'], registers: [register] });
 
   const fill = (): void => {
     for (const g of [nodes, containers, cpus, memory, engineUp]) g.reset();

@@ -65,12 +65,25 @@ export class HubMetrics {
     for (const name of MISNAMED_DEFAULTS) register.removeSingleMetric(name);
     registerFleetGauges(register, sources.registry, sources.inventory);
 
-    const reconnects = new Counter({ name: 'dockfleet_agent_reconnects_total', help: 'Links of a node that came up again after its first since the hub started.', labelNames: ['node'], registers: [register] });
-    const rtt = new Histogram({ name: 'dockfleet_agent_heartbeat_round_trip_seconds', help: 'Round trips of the hub\'s pings on agent links, sent on the agents\' heartbeats.', buckets: RTT_BUCKETS, registers: [register] });
+    const reconnects = new Counter({
+      name: 'dockfleet_agent_reconnects_total',
+      help: 'Links of a node that came up again after its first since the hub started.',
+      labelNames: ['node'],
+      registers: [register],
+    });
+    const rtt = new Histogram({
+      name: 'dockfleet_agent_heartbeat_round_trip_seconds',
+      help: "Round trips of the hub's pings on agent links, sent on the agents' heartbeats.",
+      buckets: RTT_BUCKETS,
+      registers: [register],
+    });
     const closedBytes = this.#closedBytes;
     const liveLinks = this.#liveLinks;
     new Counter({
-      name: 'dockfleet_agent_link_bytes_total', help: 'Bytes relayed over agent links (TLS payload), by direction.', labelNames: ['direction'], registers: [register],
+      name: 'dockfleet_agent_link_bytes_total',
+      help: 'Bytes relayed over agent links (TLS payload), by direction.',
+      labelNames: ['direction'],
+      registers: [register],
       collect() {
         let toAgents = closedBytes.toAgents;
         let fromAgents = closedBytes.fromAgents;
@@ -84,14 +97,27 @@ export class HubMetrics {
         this.inc({ direction: 'from_agents' }, fromAgents);
       },
     });
-    this.#calls = new Counter({ name: 'dockfleet_gateway_requests_total', help: 'Docker API calls through the hub by node, API section and HTTP status.', labelNames: ['node', 'section', 'status'], registers: [register] });
-    this.#latency = new Histogram({ name: 'dockfleet_gateway_request_duration_seconds', help: 'Duration of Docker API calls through the hub, until the answer ended (until the upgrade, for attach and exec).', labelNames: ['node', 'section'], buckets: LATENCY_BUCKETS, registers: [register] });
-    this.#refusals = new Counter({ name: 'dockfleet_policy_refusals_total', help: 'Docker API calls the node\'s host policy refused.', labelNames: ['node'], registers: [register] });
+    this.#calls = new Counter({
+      name: 'dockfleet_gateway_requests_total',
+      help: 'Docker API calls through the hub by node, API section and HTTP status.',
+      labelNames: ['node', 'section', 'status'],
+      registers: [register],
+    });
+    this.#latency = new Histogram({
+      name: 'dockfleet_gateway_request_duration_seconds',
+      help: 'Duration of Docker API calls through the hub, until the answer ended (until the upgrade, for attach and exec).',
+      labelNames: ['node', 'section'],
+      buckets: LATENCY_BUCKETS,
+      registers: [register],
+    });
+    this.#refusals = new Counter({ name: 'dockfleet_policy_refusals_total', help: "Docker API calls the node's host policy refused.", labelNames: ['node'], registers: [register] });
 
     const { jobs } = sources;
     const jobStates = new Gauge({ name: 'dockfleet_jobs', help: 'Jobs not yet finished, by state (awaiting-signature, queued, running).', labelNames: ['state'], registers: [register] });
     new Gauge({
-      name: 'dockfleet_job_queue_depth', help: 'Queued jobs the hub has not yet delivered to their agent.', registers: [register],
+      name: 'dockfleet_job_queue_depth',
+      help: 'Queued jobs the hub has not yet delivered to their agent.',
+      registers: [register],
       async collect() {
         const [open, signing] = await Promise.all([jobs.open(), jobs.signingJobs()]);
         const count = (state: string): number => open.filter((j) => j.state === state).length;
@@ -102,14 +128,19 @@ export class HubMetrics {
       },
     });
     new Counter({
-      name: 'dockfleet_audit_write_failures_total', help: 'Audit log rows the hub could not write since it started.', registers: [register],
+      name: 'dockfleet_audit_write_failures_total',
+      help: 'Audit log rows the hub could not write since it started.',
+      registers: [register],
       collect() {
         this.reset();
         this.inc(sources.auditWriteFailures());
       },
     });
     new Gauge({
-      name: 'dockfleet_sse_clients', help: 'Open server-sent event streams, by feed (live, stats).', labelNames: ['feed'], registers: [register],
+      name: 'dockfleet_sse_clients',
+      help: 'Open server-sent event streams, by feed (live, stats).',
+      labelNames: ['feed'],
+      registers: [register],
       collect() {
         const n = sources.sseClients();
         this.set({ feed: 'live' }, n.live);
@@ -117,7 +148,9 @@ export class HubMetrics {
       },
     });
     new Gauge({
-      name: 'dockfleet_terminal_sessions', help: 'Open web terminal sessions.', registers: [register],
+      name: 'dockfleet_terminal_sessions',
+      help: 'Open web terminal sessions.',
+      registers: [register],
       collect() {
         this.set(sources.terminalSessions());
       },
@@ -140,8 +173,7 @@ export class HubMetrics {
   /** Counts one Docker call through the hub (docker/docker-gateway.ts calls this as each ends). */
   gatewayCall(call: GatewayCall): void {
     const route = parseDockerRoute(call.url);
-    const node = route === null || (route.kind === 'node' && !this.#registry.byName(route.node)) ? UNKNOWN_NODE_LABEL
-      : route.kind === 'fleet' ? FLEET_NODE_LABEL : route.node;
+    const node = route === null || (route.kind === 'node' && !this.#registry.byName(route.node)) ? UNKNOWN_NODE_LABEL : route.kind === 'fleet' ? FLEET_NODE_LABEL : route.node;
     const section = route === null ? 'other' : dockerSection(route.enginePath);
     this.#calls.inc({ node, section, status: String(call.status) });
     this.#latency.observe({ node, section }, Number(process.hrtime.bigint() - call.startedAt) / 1e9);

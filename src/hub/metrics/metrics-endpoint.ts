@@ -40,4 +40,3 @@ export async function serveMetrics(deps: MetricsEndpointDeps, req: IncomingMessa
     res.end(text);
   }
 }
-

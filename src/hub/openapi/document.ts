@@ -35,7 +35,13 @@ function jsonSchema(schema: ZodType, io: 'input' | 'output', prefix: string, sha
 }
 
 const operationId = (op: ApiOperation): string =>
-  op.method + op.path.replace(/^\/api\/v1/, '').split(/[/{}-]+/).filter(Boolean).map((w) => w[0]!.toUpperCase() + w.slice(1)).join('');
+  op.method +
+  op.path
+    .replace(/^\/api\/v1/, '')
+    .split(/[/{}-]+/)
+    .filter(Boolean)
+    .map((w) => w[0]!.toUpperCase() + w.slice(1))
+    .join('');
 
 function parameters(op: ApiOperation, id: string, shared: Json): Json[] {
   const inPath = [...op.path.matchAll(/\{([^}]+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
@@ -56,9 +62,10 @@ export function openApiDocument(): Json {
     tags.add(op.tag);
     const responses: Json = {};
     for (const [status, answer] of Object.entries(op.responses)) {
-      responses[status] = answer === 'text/event-stream'
-        ? { description: 'Server-Sent Events', content: { 'text/event-stream': { schema: { type: 'string' } } } }
-        : { description: `${op.summary} (${status})`, content: { 'application/json': { schema: jsonSchema(answer, 'output', `${id}.${status}`, schemas) } } };
+      responses[status] =
+        answer === 'text/event-stream'
+          ? { description: 'Server-Sent Events', content: { 'text/event-stream': { schema: { type: 'string' } } } }
+          : { description: `${op.summary} (${status})`, content: { 'application/json': { schema: jsonSchema(answer, 'output', `${id}.${status}`, schemas) } } };
     }
     const error = { description: 'Refused or failed: `{error: {code, message}}` (CONTRACT.md error codes)', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
     responses['4XX'] = error;
@@ -86,8 +93,8 @@ export function openApiDocument(): Json {
     components: {
       schemas,
       securitySchemes: {
-        bearer: { type: 'http', scheme: 'bearer', description: 'An API token (`dockfleet token create`, or the hub\'s admin.token).' },
-        session: { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE, description: 'The web UI\'s session (changes also need the X-Dockfleet-UI header).' },
+        bearer: { type: 'http', scheme: 'bearer', description: "An API token (`dockfleet token create`, or the hub's admin.token)." },
+        session: { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE, description: "The web UI's session (changes also need the X-Dockfleet-UI header)." },
       },
     },
   };

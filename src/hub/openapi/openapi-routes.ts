@@ -11,7 +11,12 @@ import { describeRoutes } from './operations.ts';
 import './core-operations.ts';
 
 describeRoutes('meta', [
-  { method: 'get', path: '/api/v1/openapi.json', summary: 'This document: the REST API in OpenAPI 3.1', responses: { 200: z.looseObject({ openapi: z.string().regex(/^3\.1\.\d+$/), paths: z.record(z.string(), z.unknown()) }) } },
+  {
+    method: 'get',
+    path: '/api/v1/openapi.json',
+    summary: 'This document: the REST API in OpenAPI 3.1',
+    responses: { 200: z.looseObject({ openapi: z.string().regex(/^3\.1\.\d+$/), paths: z.record(z.string(), z.unknown()) }) },
+  },
 ]);
 
 export function openApiRoutes(app: Hono<{ Variables: AuthVariables }>): void {

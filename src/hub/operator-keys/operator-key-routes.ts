@@ -22,9 +22,20 @@ import { describeRoutes } from '../openapi/operations.ts';
 
 const keyView = zod.object({ id: zod.string(), publicKey: zod.string(), name: zod.string(), user: zod.string(), createdAt: zod.string(), revokedAt: zod.string().nullable() });
 describeRoutes('operator keys', [
-  { method: 'get', path: '/api/v1/operator-keys', summary: 'The caller\'s operator keys (`?all=1`: everyone\'s, admins only)', query: zod.object({ all: zod.string().optional() }), responses: { 200: zod.array(keyView) } },
+  {
+    method: 'get',
+    path: '/api/v1/operator-keys',
+    summary: "The caller's operator keys (`?all=1`: everyone's, admins only)",
+    query: zod.object({ all: zod.string().optional() }),
+    responses: { 200: zod.array(keyView) },
+  },
   { method: 'post', path: '/api/v1/operator-keys', summary: 'Register a public key the caller signs intents with', body: createOperatorKeyBody, responses: { 201: keyView } },
-  { method: 'delete', path: '/api/v1/operator-keys/{id}', summary: 'Revoke an operator key', responses: { 200: zod.object({ id: zod.string(), revoked: zod.literal(true), revokedAt: zod.string() }) } },
+  {
+    method: 'delete',
+    path: '/api/v1/operator-keys/{id}',
+    summary: 'Revoke an operator key',
+    responses: { 200: zod.object({ id: zod.string(), revoked: zod.literal(true), revokedAt: zod.string() }) },
+  },
 ]);
 
 type App = Hono<{ Variables: AuthVariables }>;
@@ -34,8 +45,12 @@ const DEFAULT_NAME = 'operator key';
 
 function view(r: OperatorKeyRecord, user: string): OperatorKeyView {
   return {
-    id: r.id, publicKey: r.publicKey, name: r.name, user,
-    createdAt: new Date(r.createdAt).toISOString(), revokedAt: r.revokedAt === null ? null : new Date(r.revokedAt).toISOString(),
+    id: r.id,
+    publicKey: r.publicKey,
+    name: r.name,
+    user,
+    createdAt: new Date(r.createdAt).toISOString(),
+    revokedAt: r.revokedAt === null ? null : new Date(r.revokedAt).toISOString(),
   };
 }
 
@@ -66,8 +81,12 @@ export function operatorKeyRoutes(app: App, deps: { store: Store; parse: Parse }
     const body = await deps.parse(c, createOperatorKeyBody);
     assertUsableKey(body.publicKey);
     const record: OperatorKeyRecord = {
-      id: operatorKeyFingerprint(body.publicKey), userId: principal.userId, publicKey: body.publicKey,
-      name: body.name ?? DEFAULT_NAME, createdAt: Date.now(), revokedAt: null,
+      id: operatorKeyFingerprint(body.publicKey),
+      userId: principal.userId,
+      publicKey: body.publicKey,
+      name: body.name ?? DEFAULT_NAME,
+      createdAt: Date.now(),
+      revokedAt: null,
     };
     if (!(await keys.insertOperatorKey(record))) {
       throw new DockfleetError('conflict', `operator key ${record.id} is registered already (a revoked key cannot come back: make a new one)`);

@@ -3,10 +3,22 @@ import type Database from 'better-sqlite3';
 import { StatementCache, translateStorageFailures } from '../../store/sqlite/statement-cache.ts';
 import type { OperatorKeyRecord, OperatorKeyStore, OperatorKeyWithUser } from './operator-key-store.ts';
 
-interface Row { id: string; user_id: string; public_key: string; name: string; created_at: number; revoked_at: number | null }
+interface Row {
+  id: string;
+  user_id: string;
+  public_key: string;
+  name: string;
+  created_at: number;
+  revoked_at: number | null;
+}
 
 const recordFrom = (r: Row): OperatorKeyRecord => ({
-  id: r.id, userId: r.user_id, publicKey: r.public_key, name: r.name, createdAt: r.created_at, revokedAt: r.revoked_at,
+  id: r.id,
+  userId: r.user_id,
+  publicKey: r.public_key,
+  name: r.name,
+  createdAt: r.created_at,
+  revokedAt: r.revoked_at,
 });
 
 export class SqliteOperatorKeyStore implements OperatorKeyStore {
@@ -17,8 +29,10 @@ export class SqliteOperatorKeyStore implements OperatorKeyStore {
   }
 
   async insertOperatorKey(r: OperatorKeyRecord): Promise<boolean> {
-    const info = this.#sql.get(`INSERT INTO operator_keys (id, user_id, public_key, name, created_at, revoked_at)
-      VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`).run(r.id, r.userId, r.publicKey, r.name, r.createdAt, r.revokedAt);
+    const info = this.#sql
+      .get(`INSERT INTO operator_keys (id, user_id, public_key, name, created_at, revoked_at)
+      VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+      .run(r.id, r.userId, r.publicKey, r.name, r.createdAt, r.revokedAt);
     return info.changes === 1;
   }
 
@@ -32,8 +46,10 @@ export class SqliteOperatorKeyStore implements OperatorKeyStore {
   }
 
   async listAllOperatorKeys(): Promise<OperatorKeyWithUser[]> {
-    const rows = this.#sql.get(`SELECT k.*, u.name AS user_name FROM operator_keys k JOIN users u ON u.id = k.user_id
-      ORDER BY k.created_at, k.id`).all() as Array<Row & { user_name: string }>;
+    const rows = this.#sql
+      .get(`SELECT k.*, u.name AS user_name FROM operator_keys k JOIN users u ON u.id = k.user_id
+      ORDER BY k.created_at, k.id`)
+      .all() as Array<Row & { user_name: string }>;
     return rows.map((r) => ({ ...recordFrom(r), userName: r.user_name }));
   }
 

@@ -187,12 +187,19 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
     if (!mark || mark.node !== name) throw new DockfleetError('code_invalid', 'unknown enrollment code');
     const node = registry.byName(name);
     if (node?.state !== 'active') throw new DockfleetError('invalid_state', `node ${name} can no longer be taken over (it is ${node ? node.state : 'gone'})`);
-    const given: ReplaceSecrets = mark.sealedSecrets ? JSON.parse(secrets.openText(mark.sealedSecrets, codeContext(secretHash))) as ReplaceSecrets : {};
+    const given: ReplaceSecrets = mark.sealedSecrets ? (JSON.parse(secrets.openText(mark.sealedSecrets, codeContext(secretHash))) as ReplaceSecrets) : {};
     const at = Date.now();
     const id = `rbd_${randomBytes(12).toString('hex')}`;
     const record: RebuildRecord = {
-      id, node: name, state: 'restoring', startedAt: at, finishedAt: null, custody: '', error: null,
-      volumes: await this.#planVolumes(name), stacks: await this.#planStacks(name),
+      id,
+      node: name,
+      state: 'restoring',
+      startedAt: at,
+      finishedAt: null,
+      custody: '',
+      error: null,
+      volumes: await this.#planVolumes(name),
+      stacks: await this.#planStacks(name),
     };
     record.custody = custodyNote(record.volumes, given);
     const key: NodeKeyRecord = { keyId: publicKey.keyId, nodeId: node.id, publicKey: publicKey.pem, state: 'active', createdAt: at };
@@ -219,7 +226,7 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
     if (was.state !== 'failed' || this.#running.has(name)) throw new DockfleetError('invalid_state', `the rebuild of ${name} is ${was.state}; only a failed rebuild is retried`);
     if (node.state !== 'active') throw new DockfleetError('invalid_state', `node ${name} is ${node.state}; a rebuild runs on an active node`);
     const stored = (await store.rebuilds.rebuilds()).find((r) => r.record.id === was.id);
-    const before: ReplaceSecrets = stored?.sealedSecrets ? JSON.parse(secrets.openText(stored.sealedSecrets, rebuildContext(was.id))) as ReplaceSecrets : {};
+    const before: ReplaceSecrets = stored?.sealedSecrets ? (JSON.parse(secrets.openText(stored.sealedSecrets, rebuildContext(was.id))) as ReplaceSecrets) : {};
     const merged: ReplaceSecrets = { ...before, ...given };
     const id = `rbd_${randomBytes(12).toString('hex')}`;
     // The plan made afresh (a backup or an escrowed key may have arrived since), each step the failed rebuild finished kept as it was.
@@ -229,7 +236,7 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
     const stacks = (await this.#planStacks(name)).map((s) => doneStacks.get(s.stack) ?? s);
     const record: RebuildRecord = { id, node: name, state: 'restoring', startedAt: Date.now(), finishedAt: null, custody: custodyNote(volumes, merged), volumes, stacks, error: null };
     const sealed = Object.keys(merged).length > 0 ? secrets.seal(JSON.stringify(merged), rebuildContext(id)) : null;
-    if (!await store.rebuilds.retryRebuild(was.id, { record, sealedSecrets: sealed })) {
+    if (!(await store.rebuilds.retryRebuild(was.id, { record, sealedSecrets: sealed }))) {
       throw new DockfleetError('invalid_state', `the rebuild of ${name} changed meanwhile; read it again`);
     }
     const changed = [given.recoveryCode ? 'a new recovery code' : null, given.resticPassword ? 'a new restic password' : null].filter(Boolean).join(' and ');
@@ -247,12 +254,17 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
     const { store } = this.#deps;
     const steps = new Map<string, VolumeStep>();
     const step = (volume: string, repository: BackupRepository | null, label: string | null): VolumeStep => ({
-      volume, repository, repositoryLabel: label, escrowed: false, job: null, state: 'pending', snapshot: null, error: null,
+      volume,
+      repository,
+      repositoryLabel: label,
+      escrowed: false,
+      job: null,
+      state: 'pending',
+      snapshot: null,
+      error: null,
     });
     for (const p of await store.volumeBackups.policies(node)) steps.set(p.volume, step(p.volume, p.policy.repository, p.policy.repository?.kind === 'hub' ? 'hub:volumes' : null));
-    const backups = (await store.jobs.listJobs({ node, limit: 10_000 }))
-      .filter((j) => j.kind === 'volume-backup' && j.state === 'succeeded')
-      .sort((a, b) => a.createdAt - b.createdAt);
+    const backups = (await store.jobs.listJobs({ node, limit: 10_000 })).filter((j) => j.kind === 'volume-backup' && j.state === 'succeeded').sort((a, b) => a.createdAt - b.createdAt);
     for (const job of backups) {
       const spec = (JSON.parse(job.request) as { volume?: VolumeJobSpec }).volume;
       if (!spec) continue;
@@ -343,10 +355,14 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
     const signing = await this.#requiresSignature(record);
     for (let attempt = 1, round = 1; ; attempt++) {
       const job = await jobs.file({
-        kind: 'volume-restore', node: record.node, stack: '', target: null,
+        kind: 'volume-restore',
+        node: record.node,
+        stack: '',
+        target: null,
         volume: { volume: step.volume, repository: step.repository, to: step.volume },
         secrets: await this.#restoreSecrets(record, step),
-        idempotencyKey: `rebuild:${record.id}:restore:${step.volume}${attempt > 1 ? `:${attempt}` : ''}${round > 1 ? `:signed-${round}` : ''}`, createdBy: WHO,
+        idempotencyKey: `rebuild:${record.id}:restore:${step.volume}${attempt > 1 ? `:${attempt}` : ''}${round > 1 ? `:signed-${round}` : ''}`,
+        createdBy: WHO,
         ...(signing ? { signing: { held: false } } : {}),
       });
       if (job.state === 'awaiting-signature') {
@@ -365,7 +381,7 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
         round++;
         continue;
       }
-      const error = done.state === 'succeeded' ? null : done.error ?? 'the restore job failed without a reason';
+      const error = done.state === 'succeeded' ? null : (done.error ?? 'the restore job failed without a reason');
       if (error !== null && attempt < RESTORE_ATTEMPTS && LOST_HUB_REPOSITORY.test(error)) {
         this.#deps.log.warn({ node: record.node, rebuild: record.id, volume: step.volume, attempt }, 'a restore lost its connection to the hub repository; filing it again');
         continue;
@@ -398,11 +414,17 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
     if (summary) return summary;
     const limitMs = this.#deps.linkWaitMs ?? DEFAULT_LINK_WAIT_MS;
     const deadline = Date.now() + limitMs;
-    await this.#note(record, `the rebuild waits for node ${record.node}'s agent to connect and report its policy (whether its jobs must be signed); it fails if the agent has not connected within ${spoken(limitMs)}`);
+    await this.#note(
+      record,
+      `the rebuild waits for node ${record.node}'s agent to connect and report its policy (whether its jobs must be signed); it fails if the agent has not connected within ${spoken(limitMs)}`,
+    );
     while (!(summary = this.#reported.get(record.node))) {
       const left = deadline - Date.now();
       if (left <= 0) {
-        throw new DockfleetError('node_offline', `the replacement host for ${record.node} enrolled but did not connect within ${spoken(limitMs)}; start its agent, then run \`dockfleet node rebuild ${record.node}\``);
+        throw new DockfleetError(
+          'node_offline',
+          `the replacement host for ${record.node} enrolled but did not connect within ${spoken(limitMs)}; start its agent, then run \`dockfleet node rebuild ${record.node}\``,
+        );
       }
       await this.#sleep(left);
     }
@@ -438,7 +460,7 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
   async #restoreSecrets(record: RebuildRecord, step: VolumeStep): Promise<{ env: Record<string, string>; files: Record<string, string> }> {
     const { store, secrets } = this.#deps;
     const sealed = (await store.rebuilds.rebuilds()).find((r) => r.record.id === record.id)?.sealedSecrets ?? null;
-    const given: ReplaceSecrets = sealed ? JSON.parse(secrets.openText(sealed, rebuildContext(record.id))) as ReplaceSecrets : {};
+    const given: ReplaceSecrets = sealed ? (JSON.parse(secrets.openText(sealed, rebuildContext(record.id))) as ReplaceSecrets) : {};
     // Hub-managed: the password the hub made for the repository (a host under other custody ignores it).
     const files: Record<string, string> = this.#deps.volumeKeys ? await this.#deps.volumeKeys.forVolumeJob(record.node, 'volume-restore', step.repository) : {};
     // A password given with --replace wins over the hub's, and travels with it in the hub-kept
@@ -469,9 +491,21 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
     }
     const at = Date.now();
     const rollout: RolloutRecord = {
-      id: `rol_${randomBytes(12).toString('hex')}`, stack: step.stack, kind: 'deploy', revision: stack.currentRevision, nodes: [record.node],
-      parallel: 1, wave: 0, state: 'running', stoppedAtNode: null, error: null, jobIds: [],
-      idempotencyKey: `rebuild:${record.id}:${step.stack}`, createdBy: WHO, createdAt: at, finishedAt: null,
+      id: `rol_${randomBytes(12).toString('hex')}`,
+      stack: step.stack,
+      kind: 'deploy',
+      revision: stack.currentRevision,
+      nodes: [record.node],
+      parallel: 1,
+      wave: 0,
+      state: 'running',
+      stoppedAtNode: null,
+      error: null,
+      jobIds: [],
+      idempotencyKey: `rebuild:${record.id}:${step.stack}`,
+      createdBy: WHO,
+      createdAt: at,
+      finishedAt: null,
     };
     let started: RolloutRecord | null = null;
     while (!started) {
@@ -488,7 +522,7 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
       step.state = 'running';
       await this.#save(record);
     }
-    if (started.state === 'running' && await this.#requiresSignature(record)) {
+    if (started.state === 'running' && (await this.#requiresSignature(record))) {
       const proposal = await stacks.fileForSigning(started);
       await stacks.runner.start(started);
       for (const job of proposal.jobs) {
@@ -500,7 +534,7 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
       if (!now) throw new DockfleetError('state_corrupt', `rollout ${started.id} is missing`);
       if (now.state !== 'running') {
         step.state = now.state === 'succeeded' ? 'succeeded' : 'failed';
-        step.error = now.state === 'succeeded' ? null : now.error ?? 'the rollout failed without a reason';
+        step.error = now.state === 'succeeded' ? null : (now.error ?? 'the rollout failed without a reason');
         await this.#save(record);
         return step.error;
       }
@@ -514,8 +548,14 @@ export class HostRebuilds extends EventEmitter<HostRebuildsEvents> {
     return new Promise((resolve, reject) => {
       const signal = this.#abort.signal;
       if (signal.aborted) return reject(new DockfleetError('hub_unreachable', 'the hub is stopping'));
-      const t = setTimeout(() => { signal.removeEventListener('abort', stop); resolve(); }, ms);
-      const stop = (): void => { clearTimeout(t); reject(new DockfleetError('hub_unreachable', 'the hub is stopping')); };
+      const t = setTimeout(() => {
+        signal.removeEventListener('abort', stop);
+        resolve();
+      }, ms);
+      const stop = (): void => {
+        clearTimeout(t);
+        reject(new DockfleetError('hub_unreachable', 'the hub is stopping'));
+      };
       signal.addEventListener('abort', stop, { once: true });
     });
   }

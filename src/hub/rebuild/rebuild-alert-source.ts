@@ -21,7 +21,10 @@ export class RebuildAlertSource implements AlertSource {
       const key = `${KIND}:${r.node}`;
       if (r.state !== 'failed') return sink.clear(key);
       sink.raise(KIND, {
-        key, severity: 'critical', node: r.node, subject: r.node,
+        key,
+        severity: 'critical',
+        node: r.node,
+        subject: r.node,
         title: `Rebuilding ${r.node} on its replacement host failed`,
         detail: (r.error ?? 'no reason recorded').slice(0, 2_000),
       });

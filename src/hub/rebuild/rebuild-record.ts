@@ -67,8 +67,15 @@ export interface RebuildRecord {
 export function rebuildView(r: RebuildRecord): Record<string, unknown> {
   const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
   return {
-    id: r.id, node: r.node, state: r.state, startedAt: iso(r.startedAt), finishedAt: iso(r.finishedAt), custody: r.custody,
+    id: r.id,
+    node: r.node,
+    state: r.state,
+    startedAt: iso(r.startedAt),
+    finishedAt: iso(r.finishedAt),
+    custody: r.custody,
     volumes: r.volumes.map((v) => ({ volume: v.volume, repository: v.repositoryLabel, escrowed: v.escrowed, job: v.job, state: v.state, snapshot: v.snapshot, error: v.error })),
-    stacks: r.stacks, error: r.error, waiting: r.waiting ?? null,
+    stacks: r.stacks,
+    error: r.error,
+    waiting: r.waiting ?? null,
   };
 }

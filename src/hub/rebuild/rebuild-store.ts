@@ -35,7 +35,13 @@ export interface RebuildStore {
   rebuilds(): Promise<StoredRebuild[]>;
 }
 
-interface EscrowRow { node: string; repository: string; wrapped_key: string; created_at: number; job_id: string }
+interface EscrowRow {
+  node: string;
+  repository: string;
+  wrapped_key: string;
+  created_at: number;
+  job_id: string;
+}
 
 export class SqliteRebuildStore implements RebuildStore {
   readonly #db: Database.Database;
@@ -48,8 +54,12 @@ export class SqliteRebuildStore implements RebuildStore {
 
   /** Keeps the first escrowed key of a repository (a key is made once; later results carry none). */
   async putEscrow(e: EscrowRecord): Promise<boolean> {
-    return this.#sql.get(`INSERT INTO volume_backup_escrow (node, repository, wrapped_key, created_at, job_id) VALUES (?, ?, ?, ?, ?)
-      ON CONFLICT (node, repository) DO NOTHING`).run(e.node, e.repository, e.wrappedKey, e.createdAt, e.jobId).changes === 1;
+    return (
+      this.#sql
+        .get(`INSERT INTO volume_backup_escrow (node, repository, wrapped_key, created_at, job_id) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT (node, repository) DO NOTHING`)
+        .run(e.node, e.repository, e.wrappedKey, e.createdAt, e.jobId).changes === 1
+    );
   }
 
   async escrows(node: string): Promise<EscrowRecord[]> {
@@ -60,10 +70,10 @@ export class SqliteRebuildStore implements RebuildStore {
   /** The enrollment code and its replacement mark, in one transaction. */
   async insertReplaceCode(code: CodeRecord, node: string, sealedSecrets: string | null): Promise<void> {
     this.#db.transaction(() => {
-      this.#sql.get('INSERT INTO enrollment_codes (secret_hash, kind, node_name, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?)')
+      this.#sql
+        .get('INSERT INTO enrollment_codes (secret_hash, kind, node_name, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?)')
         .run(code.secretHash, code.kind, code.nodeName, code.createdAt, code.expiresAt, code.usedAt);
-      this.#sql.get('INSERT INTO node_replacement_codes (secret_hash, node, sealed_secrets, created_at) VALUES (?, ?, ?, ?)')
-        .run(code.secretHash, node, sealedSecrets, code.createdAt);
+      this.#sql.get('INSERT INTO node_replacement_codes (secret_hash, node, sealed_secrets, created_at) VALUES (?, ?, ?, ?)').run(code.secretHash, node, sealedSecrets, code.createdAt);
     })();
   }
 
@@ -82,14 +92,14 @@ export class SqliteRebuildStore implements RebuildStore {
       const used = this.#sql.get('UPDATE enrollment_codes SET used_at = ? WHERE secret_hash = ? AND used_at IS NULL').run(at, secretHash).changes;
       if (used !== 1) throw new DockfleetError('code_used', 'enrollment code was already used');
       this.#sql.get("UPDATE node_keys SET state = 'retired', retired_at = ? WHERE node_id = ? AND state = 'active'").run(at, key.nodeId);
-      this.#sql.get('INSERT INTO node_keys (key_id, node_id, public_key, state, created_at) VALUES (?, ?, ?, ?, ?)')
-        .run(key.keyId, key.nodeId, key.publicKey, key.state, key.createdAt);
+      this.#sql.get('INSERT INTO node_keys (key_id, node_id, public_key, state, created_at) VALUES (?, ?, ?, ?, ?)').run(key.keyId, key.nodeId, key.publicKey, key.state, key.createdAt);
       this.#put(rebuild);
     })();
   }
 
   #put(r: StoredRebuild): void {
-    this.#sql.get(`INSERT INTO node_rebuilds (node, id, state, record, sealed_secrets, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+    this.#sql
+      .get(`INSERT INTO node_rebuilds (node, id, state, record, sealed_secrets, updated_at) VALUES (?, ?, ?, ?, ?, ?)
       ON CONFLICT (node) DO UPDATE SET id = excluded.id, state = excluded.state, record = excluded.record,
         sealed_secrets = excluded.sealed_secrets, updated_at = excluded.updated_at`)
       .run(r.record.node, r.record.id, r.record.state, JSON.stringify(r.record), r.sealedSecrets, Date.now());

@@ -23,7 +23,11 @@ export interface RegistryView {
 }
 
 const view = (r: RegistryCredentialRecord): RegistryView => ({
-  id: r.id, server: r.server, username: r.username, createdBy: r.createdBy, createdAt: new Date(r.createdAt).toISOString(),
+  id: r.id,
+  server: r.server,
+  username: r.username,
+  createdBy: r.createdBy,
+  createdAt: new Date(r.createdAt).toISOString(),
 });
 
 /** The registry host an image reference pulls from (Docker's rule: a first part with a dot, a
@@ -56,8 +60,12 @@ export class RegistryAuth {
   async add(input: { server: string; username: string; password: string }, createdBy: string): Promise<RegistryView> {
     const id = randomUUID();
     const record: RegistryCredentialRecord = {
-      id, server: input.server, username: input.username, sealedSecret: this.#secrets.seal(input.password, `registry:${id}`),
-      createdBy, createdAt: Date.now(),
+      id,
+      server: input.server,
+      username: input.username,
+      sealedSecret: this.#secrets.seal(input.password, `registry:${id}`),
+      createdBy,
+      createdAt: Date.now(),
     };
     if (!(await this.#store.insertRegistry(record))) throw new DockfleetError('name_taken', `credentials for ${input.server} exist already; remove them first`);
     return view(record);

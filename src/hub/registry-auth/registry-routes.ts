@@ -16,11 +16,13 @@ type Parse = <T>(c: Context, schema: z.ZodType<T>) => Promise<T>;
 /** A registry host: `name[.domain][:port]`, as the first part of an image reference. */
 const SERVER = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::\d{1,5})?$/;
 
-export const createRegistryBody = z.object({
-  server: z.string().regex(SERVER, 'a registry host such as registry.example.com or 127.0.0.1:5000'),
-  username: z.string().min(1).max(256),
-  password: z.string().min(1).max(4096),
-}).strict();
+export const createRegistryBody = z
+  .object({
+    server: z.string().regex(SERVER, 'a registry host such as registry.example.com or 127.0.0.1:5000'),
+    username: z.string().min(1).max(256),
+    password: z.string().min(1).max(4096),
+  })
+  .strict();
 
 const registryView = z.object({ id: z.string(), server: z.string(), username: z.string(), createdBy: z.string(), createdAt: z.string() });
 describeRoutes('registries', [

@@ -3,10 +3,22 @@ import type Database from 'better-sqlite3';
 import { StatementCache } from '../../store/sqlite/statement-cache.ts';
 import type { RegistryCredentialRecord, RegistryStore } from './registry-store.ts';
 
-interface Row { id: string; server: string; username: string; sealed_secret: string; created_by: string; created_at: number }
+interface Row {
+  id: string;
+  server: string;
+  username: string;
+  sealed_secret: string;
+  created_by: string;
+  created_at: number;
+}
 
 const recordFrom = (r: Row): RegistryCredentialRecord => ({
-  id: r.id, server: r.server, username: r.username, sealedSecret: r.sealed_secret, createdBy: r.created_by, createdAt: r.created_at,
+  id: r.id,
+  server: r.server,
+  username: r.username,
+  sealedSecret: r.sealed_secret,
+  createdBy: r.created_by,
+  createdAt: r.created_at,
 });
 
 export class SqliteRegistryStore implements RegistryStore {
@@ -26,8 +38,10 @@ export class SqliteRegistryStore implements RegistryStore {
   }
 
   async insertRegistry(r: RegistryCredentialRecord): Promise<boolean> {
-    const info = this.#sql.get(`INSERT INTO registry_credentials (id, server, username, sealed_secret, created_by, created_at)
-      VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (server) DO NOTHING`).run(r.id, r.server, r.username, r.sealedSecret, r.createdBy, r.createdAt);
+    const info = this.#sql
+      .get(`INSERT INTO registry_credentials (id, server, username, sealed_secret, created_by, created_at)
+      VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (server) DO NOTHING`)
+      .run(r.id, r.server, r.username, r.sealedSecret, r.createdBy, r.createdAt);
     return info.changes === 1;
   }
 

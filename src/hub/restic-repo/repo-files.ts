@@ -37,7 +37,10 @@ export class RepoDir {
   }
 
   async exists(): Promise<boolean> {
-    return stat(this.dir).then((s) => s.isDirectory(), () => false);
+    return stat(this.dir).then(
+      (s) => s.isDirectory(),
+      () => false,
+    );
   }
 
   /** restic's `POST /?create=true`: the repository's folders (data's subfolders come as needed). */

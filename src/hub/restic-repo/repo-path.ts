@@ -10,11 +10,7 @@ export type FileType = (typeof FILE_TYPES)[number];
 /** restic names every file but `config` by the SHA-256 of its contents, in hex. */
 export const FILE_NAME = /^[0-9a-f]{64}$/;
 
-export type RepoTarget =
-  | { kind: 'repo' }
-  | { kind: 'config' }
-  | { kind: 'dir'; type: FileType }
-  | { kind: 'file'; type: FileType; name: string };
+export type RepoTarget = { kind: 'repo' } | { kind: 'config' } | { kind: 'dir'; type: FileType } | { kind: 'file'; type: FileType; name: string };
 
 function isFileType(s: string): s is FileType {
   return (FILE_TYPES as readonly string[]).includes(s);

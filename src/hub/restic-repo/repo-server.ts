@@ -23,7 +23,10 @@ const V1 = 'application/vnd.x.restic.rest.v1';
 const WRITE_BATCH_BYTES = 1024 * 1024;
 
 class Refusal extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
   }
 }

@@ -32,7 +32,12 @@ export async function buildStacks(deps: {
   await labels.load();
   registry.showLabels((name) => labels.of(name));
   const service = new StackService({
-    store, registry, labels, jobs: deps.jobs, secrets: deps.secrets, log,
+    store,
+    registry,
+    labels,
+    jobs: deps.jobs,
+    secrets: deps.secrets,
+    log,
     compose: { parse: parseCompose, digest: projectDigest },
   });
   deps.onStatus?.((node, message) => {

@@ -65,7 +65,8 @@ export class RolloutRunner {
           rejectFiled(err);
           if (this.#abort.signal.aborted) return; // the hub is stopping: resumed at the next start
           this.#log.error({ err, rollout: rollout.id }, 'stack rollout failed');
-          await this.#store.updateRollout(rollout.id, { state: 'failed', error: 'the rollout stopped on an internal error', finishedAt: Date.now() })
+          await this.#store
+            .updateRollout(rollout.id, { state: 'failed', error: 'the rollout stopped on an internal error', finishedAt: Date.now() })
             .catch((e: unknown) => this.#log.error({ err: e }, 'could not record a failed rollout'));
         })
         .finally(() => this.#running.delete(rollout.id));
@@ -103,15 +104,20 @@ export class RolloutRunner {
       }
       await this.#store.updateRollout(rollout.id, { wave, jobIds });
       announce();
-      const finals = await Promise.all(jobs.map(async (job) => {
-        const final = await this.#jobs.wait(job.id, signal);
-        await this.#hooks.finished(rollout, final);
-        return final;
-      }));
+      const finals = await Promise.all(
+        jobs.map(async (job) => {
+          const final = await this.#jobs.wait(job.id, signal);
+          await this.#hooks.finished(rollout, final);
+          return final;
+        }),
+      );
       const failed = finals.find((j) => j.state === 'failed');
       if (failed) {
         await this.#store.updateRollout(rollout.id, {
-          state: 'failed', stoppedAtNode: failed.node, error: `${failed.node}: ${failed.error ?? 'the job failed'}`, finishedAt: Date.now(),
+          state: 'failed',
+          stoppedAtNode: failed.node,
+          error: `${failed.node}: ${failed.error ?? 'the job failed'}`,
+          finishedAt: Date.now(),
         });
         this.#log.warn({ rollout: rollout.id, stack: rollout.stack, node: failed.node }, 'stack rollout stopped at a failed node');
         await this.#hooks.stopped(rollout, plan.slice(wave + 1).flat(), `the rollout stopped at ${failed.node} before this node's turn`);

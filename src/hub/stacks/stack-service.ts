@@ -64,7 +64,9 @@ export class StackService {
   constructor(deps: StackServiceDeps) {
     this.#deps = deps;
     this.runner = new RolloutRunner({
-      store: deps.store, jobs: deps.jobs, log: deps.log,
+      store: deps.store,
+      jobs: deps.jobs,
+      log: deps.log,
       hooks: { jobFor: (r, n) => this.#jobFor(r, n), filed: (r, j) => this.#filed(r, j), finished: (r, j) => this.#finished(r, j), stopped: (r, n, why) => this.#stopped(r, n, why) },
     });
   }
@@ -94,12 +96,18 @@ export class StackService {
     const at = Date.now();
     const key = body.idempotencyKey === undefined ? `deploy:${stack}:${randomBytes(12).toString('hex')}` : `deploy:${stack}:client:${body.idempotencyKey}`;
     const build = (revision: number): RevisionRecord => ({
-      stack, revision, compose: body.compose, env,
+      stack,
+      revision,
+      compose: body.compose,
+      env,
       secretNames: { env: Object.keys(secretEnv).sort(), files: Object.keys(parsed.secretFiles).sort() },
       sealedSecrets: secrets.seal(JSON.stringify(sealed), sealContext(stack, revision)),
       fileNames: Object.keys(files).sort(),
       target: { stack, revision, project: parsed.project, gate, digest },
-      targetSpec, parallel, createdBy: who, createdAt: at,
+      targetSpec,
+      parallel,
+      createdBy: who,
+      createdAt: at,
     });
     const { rollout } = await store.createRevision(stack, at, build, (revision) => this.#rollout(stack, 'deploy', revision, nodes, parallel, key, who, at), key);
     return this.#start(rollout, body.sign === true);
@@ -139,7 +147,10 @@ export class StackService {
   resolveTarget(target: StackTarget): string[] {
     const { registry, labels } = this.#deps;
     if ('selector' in target) {
-      const usable = registry.list().filter((n) => n.status === 'online' || n.status === 'offline').map((n) => n.name);
+      const usable = registry
+        .list()
+        .filter((n) => n.status === 'online' || n.status === 'offline')
+        .map((n) => n.name);
       const nodes = labels.select(target.selector.key, target.selector.value, usable);
       if (nodes.length === 0) throw new DockfleetError('validation_failed', `target: no node carries the label ${target.selector.key}=${target.selector.value}`);
       return nodes;
@@ -181,8 +192,21 @@ export class StackService {
 
   #rollout(stack: string, kind: RolloutKind, revision: number, nodes: string[], parallel: number, key: string, who: string, at: number): RolloutRecord {
     return {
-      id: newId(), stack, kind, revision, nodes, parallel, wave: 0, state: 'running', stoppedAtNode: null, error: null,
-      jobIds: [], idempotencyKey: key, createdBy: who, createdAt: at, finishedAt: null,
+      id: newId(),
+      stack,
+      kind,
+      revision,
+      nodes,
+      parallel,
+      wave: 0,
+      state: 'running',
+      stoppedAtNode: null,
+      error: null,
+      jobIds: [],
+      idempotencyKey: key,
+      createdBy: who,
+      createdAt: at,
+      finishedAt: null,
     };
   }
 
@@ -224,7 +248,10 @@ export class StackService {
 
   /** A signed rollout's later jobs, filed up front and signed, fail now rather than at their deadline. */
   async #stopped(rollout: RolloutRecord, nodes: readonly string[], reason: string): Promise<void> {
-    const dropped = await this.#deps.jobs.abandonHeld(nodes.map((node) => jobKey(rollout, node)), reason);
+    const dropped = await this.#deps.jobs.abandonHeld(
+      nodes.map((node) => jobKey(rollout, node)),
+      reason,
+    );
     if (dropped > 0) this.#deps.log.info({ rollout: rollout.id, stack: rollout.stack, jobs: dropped }, 'dropped the held jobs of a stopped rollout');
   }
 

@@ -8,16 +8,36 @@ const iso = (ms: number | null): string | null => (ms === null ? null : new Date
 
 export function rolloutView(r: RolloutRecord): RolloutView {
   return {
-    id: r.id, stack: r.stack, kind: r.kind, revision: r.revision, nodes: r.nodes, parallel: r.parallel, state: r.state,
-    stoppedAtNode: r.stoppedAtNode, error: r.error, jobs: r.jobIds, createdBy: r.createdBy, createdAt: iso(r.createdAt)!, finishedAt: iso(r.finishedAt),
+    id: r.id,
+    stack: r.stack,
+    kind: r.kind,
+    revision: r.revision,
+    nodes: r.nodes,
+    parallel: r.parallel,
+    state: r.state,
+    stoppedAtNode: r.stoppedAtNode,
+    error: r.error,
+    jobs: r.jobIds,
+    createdBy: r.createdBy,
+    createdAt: iso(r.createdAt)!,
+    finishedAt: iso(r.finishedAt),
   };
 }
 
 function revisionSummary(r: RevisionRecord) {
   return {
-    revision: r.revision, createdAt: iso(r.createdAt), createdBy: r.createdBy, digest: r.target.digest, target: r.targetSpec,
-    parallel: r.parallel, gate: r.target.gate, services: Object.keys(r.target.project.services).sort(),
-    env: r.env, secretEnv: r.secretNames.env, secretFiles: r.secretNames.files, files: r.fileNames,
+    revision: r.revision,
+    createdAt: iso(r.createdAt),
+    createdBy: r.createdBy,
+    digest: r.target.digest,
+    target: r.targetSpec,
+    parallel: r.parallel,
+    gate: r.target.gate,
+    services: Object.keys(r.target.project.services).sort(),
+    env: r.env,
+    secretEnv: r.secretNames.env,
+    secretFiles: r.secretNames.files,
+    files: r.fileNames,
   };
 }
 
@@ -44,12 +64,21 @@ export class StackViews {
     const stack = await this.#store.getStack(name);
     if (!stack) throw new DockfleetError('not_found', `no stack named ${name}`);
     const nodes: StackNodeView[] = (await this.#store.listStackNodes(name)).map((n) => ({
-      node: n.node, revision: n.revision, status: n.state, drift: n.drift, updatedAt: iso(n.updatedAt)!,
+      node: n.node,
+      revision: n.revision,
+      status: n.state,
+      drift: n.drift,
+      updatedAt: iso(n.updatedAt)!,
     }));
     const rollouts = (await this.#store.listRollouts(name, 20)).map(rolloutView);
     return {
-      name, revision: stack.currentRevision, createdAt: iso(stack.createdAt), removedAt: iso(stack.removedAt),
-      drifted: nodes.some((n) => n.status === 'drifted' || n.drift.length > 0), nodes, rollouts,
+      name,
+      revision: stack.currentRevision,
+      createdAt: iso(stack.createdAt),
+      removedAt: iso(stack.removedAt),
+      drifted: nodes.some((n) => n.status === 'drifted' || n.drift.length > 0),
+      nodes,
+      rollouts,
     };
   }
 

@@ -262,7 +262,7 @@ export class StatsHub {
       if (r.lastWatched < cutoff && !this.#nodes.get(node)?.ids.has(id)) this.#containerRings.delete(key);
     }
     for (const [node, r] of this.#hostRings) {
-      if (r.lastWatched < cutoff && !(this.#nodes.get(node)?.hosts)) this.#hostRings.delete(node);
+      if (r.lastWatched < cutoff && !this.#nodes.get(node)?.hosts) this.#hostRings.delete(node);
     }
   }
 }

@@ -25,8 +25,7 @@ const INDEX_TEMPLATE = join(WEB_DIR, 'index.html');
 
 export const ASSET_PREFIX = '/assets/';
 
-export const UI_CSP =
-  "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'";
+export const UI_CSP = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'";
 
 export interface UiAsset {
   /** URL path, e.g. `/assets/main-ABCD1234.js` or `/index.html`. */
@@ -85,7 +84,10 @@ async function makeAsset(path: string, body: Buffer): Promise<UiAsset> {
     }),
   ]);
   return {
-    path, contentType, body, etag,
+    path,
+    contentType,
+    body,
+    etag,
     gzip: gz.length < body.length ? gz : null,
     br: br.length < body.length ? br : null,
   };

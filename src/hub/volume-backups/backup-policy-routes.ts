@@ -56,7 +56,9 @@ function target(c: Context<{ Variables: AuthVariables }>, registry: NodeRegistry
 export function statusView(node: string, volume: string, policy: VolumeBackupPolicy | null, status: StatusRecord | null): Record<string, unknown> {
   const verify = status?.lastVerify ?? null;
   return {
-    node, volume, policy,
+    node,
+    volume,
+    policy,
     lastBackup: status?.lastBackup ? { ...status.lastBackup, at: new Date(status.lastBackup.at).toISOString() } : null,
     lastVerified: verify ? { ...verify, at: new Date(verify.at).toISOString() } : null,
     lastVerifiedOkAt: status?.lastVerifiedOkAt ? new Date(status.lastVerifiedOkAt).toISOString() : null,
@@ -65,16 +67,41 @@ export function statusView(node: string, volume: string, policy: VolumeBackupPol
 
 const putBody = putPolicyBody.extend({
   sign: z.boolean().optional(),
-  secretEnv: z.record(z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/), z.string().min(1).max(8_192)).refine((e) => Object.keys(e).length <= 32, 'at most 32 variables').optional(),
+  secretEnv: z
+    .record(z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/), z.string().min(1).max(8_192))
+    .refine((e) => Object.keys(e).length <= 32, 'at most 32 variables')
+    .optional(),
 });
 
 const policyPath = '/api/v1/nodes/{name}/volumes/{volume}/backup-policy';
 describeRoutes('volume backups', [
-  { method: 'get', path: policyPath, summary: 'The volume\'s backup policy and status', responses: { 200: z.object({ policy: volumeBackupPolicy, secretEnvNames: z.array(z.string()), status: volumeBackupStatusView }) } },
-  { method: 'put', path: policyPath, summary: 'Set the volume\'s backup policy (files a volume-policies job)', body: putBody, responses: { 200: z.object({ policy: volumeBackupPolicy, secretEnvNames: z.array(z.string()), job: filedJobAnswer }) } },
-  { method: 'delete', path: policyPath, summary: 'Remove the volume\'s backup policy (`?sign=true` for a signed job)', query: z.object({ sign: z.enum(['true', 'false']).optional() }), responses: { 200: z.object({ job: filedJobAnswer }) } },
-  { method: 'get', path: '/api/v1/nodes/{name}/backup-status', summary: 'Every volume of the node with a policy or a recorded backup', responses: { 200: z.object({ node: z.string(), volumes: z.array(volumeBackupStatusView) }) } },
-  { method: 'get', path: '/api/v1/nodes/{name}/volumes/{volume}/backup-status', summary: 'The volume\'s latest backup and verification', responses: { 200: volumeBackupStatusView } },
+  {
+    method: 'get',
+    path: policyPath,
+    summary: "The volume's backup policy and status",
+    responses: { 200: z.object({ policy: volumeBackupPolicy, secretEnvNames: z.array(z.string()), status: volumeBackupStatusView }) },
+  },
+  {
+    method: 'put',
+    path: policyPath,
+    summary: "Set the volume's backup policy (files a volume-policies job)",
+    body: putBody,
+    responses: { 200: z.object({ policy: volumeBackupPolicy, secretEnvNames: z.array(z.string()), job: filedJobAnswer }) },
+  },
+  {
+    method: 'delete',
+    path: policyPath,
+    summary: "Remove the volume's backup policy (`?sign=true` for a signed job)",
+    query: z.object({ sign: z.enum(['true', 'false']).optional() }),
+    responses: { 200: z.object({ job: filedJobAnswer }) },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/nodes/{name}/backup-status',
+    summary: 'Every volume of the node with a policy or a recorded backup',
+    responses: { 200: z.object({ node: z.string(), volumes: z.array(volumeBackupStatusView) }) },
+  },
+  { method: 'get', path: '/api/v1/nodes/{name}/volumes/{volume}/backup-status', summary: "The volume's latest backup and verification", responses: { 200: volumeBackupStatusView } },
 ]);
 
 /** Files the node's whole policy set at this revision (the same revision files nothing new); signed: held for the signature. */
@@ -82,8 +109,14 @@ async function sendPolicies(deps: BackupPolicyRoutesDeps, node: string, revision
   const policies = (await deps.store.policies(node)).map((r) => r.policy);
   const files = deps.kept ? await deps.kept.forPolicies(node, policies) : {};
   const job = await deps.jobs.file({
-    kind: 'volume-policies', node, stack: '', target: null, secrets: { env: {}, files },
-    policies: { revision, policies }, idempotencyKey: `volume-policies:${node}:${revision}`, createdBy: by,
+    kind: 'volume-policies',
+    node,
+    stack: '',
+    target: null,
+    secrets: { env: {}, files },
+    policies: { revision, policies },
+    idempotencyKey: `volume-policies:${node}:${revision}`,
+    createdBy: by,
     ...(sign ? { signing: { held: false } } : {}),
   });
   return filedAnswer(deps.jobs, job, sign);
@@ -98,7 +131,7 @@ export function backupPolicyRoutes(app: App, deps: BackupPolicyRoutesDeps, parse
     const { node, volume } = target(c, registry, false);
     const policy = await find(node, volume);
     if (!policy) throw new DockfleetError('not_found', `volume ${volume} on ${node} has no backup policy`);
-    return c.json({ policy, secretEnvNames: await deps.kept?.policyEnvNames(node, volume) ?? [], status: statusView(node, volume, policy, await store.status(node, volume)) });
+    return c.json({ policy, secretEnvNames: (await deps.kept?.policyEnvNames(node, volume)) ?? [], status: statusView(node, volume, policy, await store.status(node, volume)) });
   });
 
   app.put(path, async (c) => {
@@ -112,7 +145,7 @@ export function backupPolicyRoutes(app: App, deps: BackupPolicyRoutesDeps, parse
     if (secretEnv !== undefined) await deps.kept?.setPolicyEnv(node, volume, secretEnv);
     const revision = await store.putPolicy({ node, volume, policy, setBy: by });
     const job = await sendPolicies(deps, node, revision, by, sign === true);
-    return c.json({ policy, secretEnvNames: await deps.kept?.policyEnvNames(node, volume) ?? [], job });
+    return c.json({ policy, secretEnvNames: (await deps.kept?.policyEnvNames(node, volume)) ?? [], job });
   });
 
   app.delete(path, async (c) => {

@@ -83,10 +83,19 @@ export class BackupReportFeed {
     if (!spec) return;
     const out = job.result?.volume;
     const startedAt = job.result?.startedAt ?? job.startedAt ?? job.finishedAt;
-    await this.#store.recordReport(job.node, spec.volume, {
-      at: job.finishedAt, ok: job.state === 'succeeded', snapshot: out?.snapshot ?? null, bytesAdded: out?.bytesAdded ?? null,
-      durationMs: Math.max(0, job.finishedAt - startedAt), error: job.error === null ? null : job.error.slice(0, 2_000),
-    }, null);
+    await this.#store.recordReport(
+      job.node,
+      spec.volume,
+      {
+        at: job.finishedAt,
+        ok: job.state === 'succeeded',
+        snapshot: out?.snapshot ?? null,
+        bytesAdded: out?.bytesAdded ?? null,
+        durationMs: Math.max(0, job.finishedAt - startedAt),
+        error: job.error === null ? null : job.error.slice(0, 2_000),
+      },
+      null,
+    );
   }
 
   async #backfill(): Promise<void> {
@@ -97,7 +106,6 @@ export class BackupReportFeed {
   #follow(link: AgentLink): void {
     followAgentLines(link, { path: BACKUP_REPORTS_PATH, maxLine: MAX_LINE, what: 'backup report', log: this.#log, onLine: (l, line) => this.#accept(l, line) });
   }
-
 
   #accept(link: AgentLink, line: string): void {
     const parsed = parseJsonLine(line);

@@ -65,7 +65,7 @@ export class HubKeptSecrets {
 
   async policyEnv(node: string, volume: string): Promise<Record<string, string> | null> {
     const kept = await this.#store.policySecrets(node, volume);
-    return kept ? JSON.parse(this.#box.openText(kept.sealedEnv, envContext(node, volume))) as Record<string, string> : null;
+    return kept ? (JSON.parse(this.#box.openText(kept.sealedEnv, envContext(node, volume))) as Record<string, string>) : null;
   }
 
   /** The names of a policy's environment (what GET shows). */

@@ -47,7 +47,10 @@ describeRoutes('volume backups', [
   { method: 'post', path: `${volumePath}/backups`, summary: 'Back the volume up now (files a job; `Idempotency-Key` header honoured)', body: backupBody, responses: { 202: filedJobAnswer } },
   { method: 'post', path: `${volumePath}/restores`, summary: 'Restore the volume from a snapshot (files a job)', body: restoreBody, responses: { 202: filedJobAnswer } },
   {
-    method: 'post', path: `${volumePath}/snapshots`, summary: 'List the volume\'s snapshots (a job; waits up to 2 minutes for the agent)', body: snapshotsBody,
+    method: 'post',
+    path: `${volumePath}/snapshots`,
+    summary: "List the volume's snapshots (a job; waits up to 2 minutes for the agent)",
+    body: snapshotsBody,
     responses: {
       200: z.object({ job: apiJobView, repository: z.string().nullable(), snapshots: z.array(snapshotSummary) }),
       202: z.object({ job: apiJobView, signing: filedJobAnswer.shape.signing }),
@@ -70,12 +73,24 @@ function target(c: Context<{ Variables: AuthVariables }>, registry: NodeRegistry
   return { node, volume };
 }
 
-async function file(c: Context<{ Variables: AuthVariables }>, deps: VolumeBackupRoutesDeps, kind: Extract<JobKind, 'volume-backup' | 'volume-restore' | 'volume-snapshots'>, node: string, volume: VolumeJobSpec, secretEnv: Record<string, string>, sign: boolean) {
+async function file(
+  c: Context<{ Variables: AuthVariables }>,
+  deps: VolumeBackupRoutesDeps,
+  kind: Extract<JobKind, 'volume-backup' | 'volume-restore' | 'volume-snapshots'>,
+  node: string,
+  volume: VolumeJobSpec,
+  secretEnv: Record<string, string>,
+  sign: boolean,
+) {
   const { jobs, kept } = deps;
   const key = c.req.header('idempotency-key');
   const files = kept ? await kept.forVolumeJob(node, kind, volume.repository) : {};
   return jobs.file({
-    kind, node, stack: '', target: null, volume,
+    kind,
+    node,
+    stack: '',
+    target: null,
+    volume,
     secrets: { env: secretEnv, files },
     idempotencyKey: key ? `volume:${node}:${key}` : `volume:${randomUUID()}`,
     createdBy: c.get('principal').name,

@@ -46,13 +46,28 @@ export interface VolumeBackupStore {
   setPolicySecrets(node: string, volume: string, secrets: { sealedEnv: string; names: string[] } | null): Promise<void>;
 }
 
-interface PolicyRow { node: string; volume: string; policy: string; set_by: string }
-interface StatusRow { node: string; volume: string; last_backup: string | null; last_verify: string | null; last_verified_ok_at: number | null; updated_at: number }
+interface PolicyRow {
+  node: string;
+  volume: string;
+  policy: string;
+  set_by: string;
+}
+interface StatusRow {
+  node: string;
+  volume: string;
+  last_backup: string | null;
+  last_verify: string | null;
+  last_verified_ok_at: number | null;
+  updated_at: number;
+}
 
 const statusFrom = (r: StatusRow): StatusRecord => ({
-  node: r.node, volume: r.volume, updatedAt: r.updated_at, lastVerifiedOkAt: r.last_verified_ok_at,
-  lastBackup: r.last_backup === null ? null : JSON.parse(r.last_backup) as BackupOutcome,
-  lastVerify: r.last_verify === null ? null : JSON.parse(r.last_verify) as VerifyOutcome,
+  node: r.node,
+  volume: r.volume,
+  updatedAt: r.updated_at,
+  lastVerifiedOkAt: r.last_verified_ok_at,
+  lastBackup: r.last_backup === null ? null : (JSON.parse(r.last_backup) as BackupOutcome),
+  lastVerify: r.last_verify === null ? null : (JSON.parse(r.last_verify) as VerifyOutcome),
 });
 
 export class SqliteVolumeBackupStore implements VolumeBackupStore {
@@ -65,21 +80,26 @@ export class SqliteVolumeBackupStore implements VolumeBackupStore {
   }
 
   async policies(node?: string): Promise<PolicyRecord[]> {
-    const rows = (node === undefined
-      ? this.#sql.get('SELECT * FROM volume_backup_policies ORDER BY node, volume').all()
-      : this.#sql.get('SELECT * FROM volume_backup_policies WHERE node = ? ORDER BY volume').all(node)) as PolicyRow[];
+    const rows = (
+      node === undefined
+        ? this.#sql.get('SELECT * FROM volume_backup_policies ORDER BY node, volume').all()
+        : this.#sql.get('SELECT * FROM volume_backup_policies WHERE node = ? ORDER BY volume').all(node)
+    ) as PolicyRow[];
     return rows.map((r) => ({ node: r.node, volume: r.volume, policy: JSON.parse(r.policy) as VolumeBackupPolicy, setBy: r.set_by }));
   }
 
   #bump(node: string): number {
-    const row = this.#sql.get(`INSERT INTO volume_backup_policy_revisions (node, revision) VALUES (?, 1)
-      ON CONFLICT (node) DO UPDATE SET revision = revision + 1 RETURNING revision`).get(node) as { revision: number };
+    const row = this.#sql
+      .get(`INSERT INTO volume_backup_policy_revisions (node, revision) VALUES (?, 1)
+      ON CONFLICT (node) DO UPDATE SET revision = revision + 1 RETURNING revision`)
+      .get(node) as { revision: number };
     return row.revision;
   }
 
   async putPolicy(r: PolicyRecord): Promise<number> {
     return this.#db.transaction(() => {
-      this.#sql.get(`INSERT INTO volume_backup_policies (node, volume, policy, set_at, set_by) VALUES (?, ?, ?, ?, ?)
+      this.#sql
+        .get(`INSERT INTO volume_backup_policies (node, volume, policy, set_at, set_by) VALUES (?, ?, ?, ?, ?)
         ON CONFLICT (node, volume) DO UPDATE SET policy = excluded.policy, set_at = excluded.set_at, set_by = excluded.set_by`)
         .run(r.node, r.volume, JSON.stringify(r.policy), r.policy.setAt, r.setBy);
       return this.#bump(r.node);
@@ -109,7 +129,8 @@ export class SqliteVolumeBackupStore implements VolumeBackupStore {
 
   async putRepoKey(node: string, repository: string, sealedPassword: string, createdAt: number): Promise<string> {
     return this.#db.transaction(() => {
-      this.#sql.get('INSERT INTO volume_backup_repo_keys (node, repository, sealed_password, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (node, repository) DO NOTHING')
+      this.#sql
+        .get('INSERT INTO volume_backup_repo_keys (node, repository, sealed_password, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (node, repository) DO NOTHING')
         .run(node, repository, sealedPassword, createdAt);
       return (this.#sql.get('SELECT sealed_password FROM volume_backup_repo_keys WHERE node = ? AND repository = ?').get(node, repository) as { sealed_password: string }).sealed_password;
     })();
@@ -125,7 +146,8 @@ export class SqliteVolumeBackupStore implements VolumeBackupStore {
       this.#sql.get('DELETE FROM volume_backup_policy_secrets WHERE node = ? AND volume = ?').run(node, volume);
       return;
     }
-    this.#sql.get(`INSERT INTO volume_backup_policy_secrets (node, volume, sealed_env, names, updated_at) VALUES (?, ?, ?, ?, ?)
+    this.#sql
+      .get(`INSERT INTO volume_backup_policy_secrets (node, volume, sealed_env, names, updated_at) VALUES (?, ?, ?, ?, ?)
       ON CONFLICT (node, volume) DO UPDATE SET sealed_env = excluded.sealed_env, names = excluded.names, updated_at = excluded.updated_at`)
       .run(node, volume, secrets.sealedEnv, JSON.stringify(secrets.names), Date.now());
   }
@@ -134,10 +156,11 @@ export class SqliteVolumeBackupStore implements VolumeBackupStore {
     this.#db.transaction(() => {
       const row = this.#sql.get('SELECT * FROM volume_backup_status WHERE node = ? AND volume = ?').get(node, volume) as StatusRow | undefined;
       const was = row ? statusFrom(row) : null;
-      const lastBackup = backup && (!was?.lastBackup || backup.at >= was.lastBackup.at) ? backup : was?.lastBackup ?? null;
-      const lastVerify = verify && (!was?.lastVerify || verify.at >= was.lastVerify.at) ? verify : was?.lastVerify ?? null;
-      const okAt = verify?.ok && verify.at > (was?.lastVerifiedOkAt ?? 0) ? verify.at : was?.lastVerifiedOkAt ?? null;
-      this.#sql.get(`INSERT INTO volume_backup_status (node, volume, last_backup, last_verify, last_verified_ok_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+      const lastBackup = backup && (!was?.lastBackup || backup.at >= was.lastBackup.at) ? backup : (was?.lastBackup ?? null);
+      const lastVerify = verify && (!was?.lastVerify || verify.at >= was.lastVerify.at) ? verify : (was?.lastVerify ?? null);
+      const okAt = verify?.ok && verify.at > (was?.lastVerifiedOkAt ?? 0) ? verify.at : (was?.lastVerifiedOkAt ?? null);
+      this.#sql
+        .get(`INSERT INTO volume_backup_status (node, volume, last_backup, last_verify, last_verified_ok_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
         ON CONFLICT (node, volume) DO UPDATE SET last_backup = excluded.last_backup, last_verify = excluded.last_verify,
           last_verified_ok_at = excluded.last_verified_ok_at, updated_at = excluded.updated_at`)
         .run(node, volume, lastBackup ? JSON.stringify(lastBackup) : null, lastVerify ? JSON.stringify(lastVerify) : null, okAt, Date.now());

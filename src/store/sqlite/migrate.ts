@@ -10,9 +10,14 @@ const NAME_PATTERN = /^\d{8}T\d{6}-[a-z0-9-]+\.sql$/;
 export function applyMigrations(db: Database.Database, dir = MIGRATIONS_DIR): string[] {
   db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)');
   const done = new Set(
-    db.prepare('SELECT name FROM schema_migrations').all().map((row) => (row as { name: string }).name),
+    db
+      .prepare('SELECT name FROM schema_migrations')
+      .all()
+      .map((row) => (row as { name: string }).name),
   );
-  const files = readdirSync(dir).filter((f) => f.endsWith('.sql')).sort();
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.sql'))
+    .sort();
   const applied: string[] = [];
   for (const file of files) {
     if (!NAME_PATTERN.test(file)) throw new Error(`migration file name ${file} is not <YYYYMMDDTHHMMSS>-<name>.sql`);

@@ -5,31 +5,84 @@ import type { AlertEvent, AlertStore, DeliveryRecord, IncidentRecord, IncidentSe
 import { StatementCache, translateStorageFailures } from './statement-cache.ts';
 
 interface IncidentRow {
-  id: string; key: string; kind: string; severity: IncidentSeverity; node: string | null; subject: string; title: string;
-  detail: string; state: IncidentRecord['state']; opened_at: number; updated_at: number; resolved_at: number | null;
+  id: string;
+  key: string;
+  kind: string;
+  severity: IncidentSeverity;
+  node: string | null;
+  subject: string;
+  title: string;
+  detail: string;
+  state: IncidentRecord['state'];
+  opened_at: number;
+  updated_at: number;
+  resolved_at: number | null;
 }
 interface ReceiverRow {
-  id: string; name: string; format: ReceiverRecord['format']; sealed_target: string; target_hint: string;
-  header_names_json: string; enabled: number; created_at: number;
-  last_test_at: number | null; last_test_ok: number | null; last_test_status: number | null; last_test_error: string | null;
+  id: string;
+  name: string;
+  format: ReceiverRecord['format'];
+  sealed_target: string;
+  target_hint: string;
+  header_names_json: string;
+  enabled: number;
+  created_at: number;
+  last_test_at: number | null;
+  last_test_ok: number | null;
+  last_test_status: number | null;
+  last_test_error: string | null;
 }
 interface DeliveryRow {
-  id: string; incident_id: string; event: AlertEvent; receiver_id: string; state: DeliveryRecord['state']; attempts: number;
-  next_at: number | null; last_status: number | null; last_error: string | null; created_at: number; sent_at: number | null;
+  id: string;
+  incident_id: string;
+  event: AlertEvent;
+  receiver_id: string;
+  state: DeliveryRecord['state'];
+  attempts: number;
+  next_at: number | null;
+  last_status: number | null;
+  last_error: string | null;
+  created_at: number;
+  sent_at: number | null;
 }
 
 const incidentFrom = (r: IncidentRow): IncidentRecord => ({
-  id: r.id, key: r.key, kind: r.kind, severity: r.severity, node: r.node, subject: r.subject, title: r.title, detail: r.detail,
-  state: r.state, openedAt: r.opened_at, updatedAt: r.updated_at, resolvedAt: r.resolved_at,
+  id: r.id,
+  key: r.key,
+  kind: r.kind,
+  severity: r.severity,
+  node: r.node,
+  subject: r.subject,
+  title: r.title,
+  detail: r.detail,
+  state: r.state,
+  openedAt: r.opened_at,
+  updatedAt: r.updated_at,
+  resolvedAt: r.resolved_at,
 });
 const receiverFrom = (r: ReceiverRow): ReceiverRecord => ({
-  id: r.id, name: r.name, format: r.format, sealedTarget: r.sealed_target, targetHint: r.target_hint,
-  headerNames: JSON.parse(r.header_names_json) as string[], enabled: r.enabled === 1, createdAt: r.created_at,
+  id: r.id,
+  name: r.name,
+  format: r.format,
+  sealedTarget: r.sealed_target,
+  targetHint: r.target_hint,
+  headerNames: JSON.parse(r.header_names_json) as string[],
+  enabled: r.enabled === 1,
+  createdAt: r.created_at,
   lastTest: r.last_test_at === null ? null : { at: r.last_test_at, ok: r.last_test_ok === 1, status: r.last_test_status, error: r.last_test_error },
 });
 const deliveryFrom = (r: DeliveryRow): DeliveryRecord => ({
-  id: r.id, incidentId: r.incident_id, event: r.event, receiverId: r.receiver_id, state: r.state, attempts: r.attempts,
-  nextAt: r.next_at, lastStatus: r.last_status, lastError: r.last_error, createdAt: r.created_at, sentAt: r.sent_at,
+  id: r.id,
+  incidentId: r.incident_id,
+  event: r.event,
+  receiverId: r.receiver_id,
+  state: r.state,
+  attempts: r.attempts,
+  nextAt: r.next_at,
+  lastStatus: r.last_status,
+  lastError: r.last_error,
+  createdAt: r.created_at,
+  sentAt: r.sent_at,
 });
 
 const INSERT_DELIVERY = `INSERT OR IGNORE INTO alert_deliveries (id, incident_id, event, receiver_id, state, attempts, next_at, created_at)
@@ -61,16 +114,17 @@ export class SqliteAlertStore implements AlertStore {
     return this.#db.transaction(() => {
       const taken = this.#sql.get(`SELECT 1 FROM alert_incidents WHERE key = ? AND state = 'open'`).get(i.key);
       if (taken) return false;
-      this.#sql.get(`INSERT INTO alert_incidents (id, key, kind, severity, node, subject, title, detail, state, opened_at, updated_at, resolved_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, NULL)`).run(i.id, i.key, i.kind, i.severity, i.node, i.subject, i.title, i.detail, i.openedAt, i.updatedAt);
+      this.#sql
+        .get(`INSERT INTO alert_incidents (id, key, kind, severity, node, subject, title, detail, state, opened_at, updated_at, resolved_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, NULL)`)
+        .run(i.id, i.key, i.kind, i.severity, i.node, i.subject, i.title, i.detail, i.openedAt, i.updatedAt);
       this.#fileDeliveries(i.id, 'opened', receiverIds, deliveryIds, i.openedAt);
       return true;
     })();
   }
 
   async updateIncident(id: string, f: { title: string; detail: string; severity: IncidentSeverity; updatedAt: number }): Promise<void> {
-    this.#sql.get(`UPDATE alert_incidents SET title = ?, detail = ?, severity = ?, updated_at = ? WHERE id = ? AND state = 'open'`)
-      .run(f.title, f.detail, f.severity, f.updatedAt, id);
+    this.#sql.get(`UPDATE alert_incidents SET title = ?, detail = ?, severity = ?, updated_at = ? WHERE id = ? AND state = 'open'`).run(f.title, f.detail, f.severity, f.updatedAt, id);
   }
 
   async resolveIncident(id: string, at: number, receiverIds: string[], deliveryIds: string[]): Promise<boolean> {
@@ -98,8 +152,10 @@ export class SqliteAlertStore implements AlertStore {
 
   async insertReceiver(r: ReceiverRecord): Promise<void> {
     try {
-      this.#sql.get(`INSERT INTO alert_receivers (id, name, format, sealed_target, target_hint, header_names_json, enabled, created_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(r.id, r.name, r.format, r.sealedTarget, r.targetHint, JSON.stringify(r.headerNames), r.enabled ? 1 : 0, r.createdAt);
+      this.#sql
+        .get(`INSERT INTO alert_receivers (id, name, format, sealed_target, target_hint, header_names_json, enabled, created_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+        .run(r.id, r.name, r.format, r.sealedTarget, r.targetHint, JSON.stringify(r.headerNames), r.enabled ? 1 : 0, r.createdAt);
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw new DockfleetError('conflict', `a receiver named ${r.name} exists already`);
       throw err;
@@ -108,7 +164,8 @@ export class SqliteAlertStore implements AlertStore {
 
   async updateReceiver(r: ReceiverRecord): Promise<void> {
     try {
-      this.#sql.get(`UPDATE alert_receivers SET name = ?, format = ?, sealed_target = ?, target_hint = ?, header_names_json = ?, enabled = ? WHERE id = ?`)
+      this.#sql
+        .get(`UPDATE alert_receivers SET name = ?, format = ?, sealed_target = ?, target_hint = ?, header_names_json = ?, enabled = ? WHERE id = ?`)
         .run(r.name, r.format, r.sealedTarget, r.targetHint, JSON.stringify(r.headerNames), r.enabled ? 1 : 0, r.id);
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw new DockfleetError('conflict', `a receiver named ${r.name} exists already`);
@@ -117,8 +174,7 @@ export class SqliteAlertStore implements AlertStore {
   }
 
   async recordReceiverTest(id: string, t: ReceiverTestRecord): Promise<void> {
-    this.#sql.get('UPDATE alert_receivers SET last_test_at = ?, last_test_ok = ?, last_test_status = ?, last_test_error = ? WHERE id = ?')
-      .run(t.at, t.ok ? 1 : 0, t.status, t.error, id);
+    this.#sql.get('UPDATE alert_receivers SET last_test_at = ?, last_test_ok = ?, last_test_status = ?, last_test_error = ? WHERE id = ?').run(t.at, t.ok ? 1 : 0, t.status, t.error, id);
   }
 
   async deleteReceiver(id: string): Promise<boolean> {
@@ -144,8 +200,12 @@ export class SqliteAlertStore implements AlertStore {
     return (this.#sql.get('SELECT * FROM alert_deliveries ORDER BY created_at DESC, id LIMIT ?').all(limit) as DeliveryRow[]).map(deliveryFrom);
   }
 
-  async recordAttempt(id: string, f: { state: DeliveryRecord['state']; attempts: number; nextAt: number | null; lastStatus: number | null; lastError: string | null; sentAt: number | null }): Promise<void> {
-    this.#sql.get('UPDATE alert_deliveries SET state = ?, attempts = ?, next_at = ?, last_status = ?, last_error = ?, sent_at = ? WHERE id = ?')
+  async recordAttempt(
+    id: string,
+    f: { state: DeliveryRecord['state']; attempts: number; nextAt: number | null; lastStatus: number | null; lastError: string | null; sentAt: number | null },
+  ): Promise<void> {
+    this.#sql
+      .get('UPDATE alert_deliveries SET state = ?, attempts = ?, next_at = ?, last_status = ?, last_error = ?, sent_at = ? WHERE id = ?')
       .run(f.state, f.attempts, f.nextAt, f.lastStatus, f.lastError, f.sentAt, id);
   }
 }

@@ -4,13 +4,28 @@ import type { CertificateRecord, CertStore } from '../cert-store.ts';
 import { StatementCache, translateStorageFailures } from './statement-cache.ts';
 
 interface CertificateRow {
-  id: string; source: string; acme_host: string | null; names_json: string; cert_pem: string; sealed_key: string;
-  fingerprint: string; not_before: number; not_after: number; created_at: number;
+  id: string;
+  source: string;
+  acme_host: string | null;
+  names_json: string;
+  cert_pem: string;
+  sealed_key: string;
+  fingerprint: string;
+  not_before: number;
+  not_after: number;
+  created_at: number;
 }
 
 const recordFrom = (r: CertificateRow): CertificateRecord => ({
-  id: r.id, source: r.source as CertificateRecord['source'], acmeHost: r.acme_host, names: JSON.parse(r.names_json) as string[],
-  certPem: r.cert_pem, sealedKey: r.sealed_key, fingerprint: r.fingerprint, notBefore: r.not_before, notAfter: r.not_after,
+  id: r.id,
+  source: r.source as CertificateRecord['source'],
+  acmeHost: r.acme_host,
+  names: JSON.parse(r.names_json) as string[],
+  certPem: r.cert_pem,
+  sealedKey: r.sealed_key,
+  fingerprint: r.fingerprint,
+  notBefore: r.not_before,
+  notAfter: r.not_after,
   createdAt: r.created_at,
 });
 

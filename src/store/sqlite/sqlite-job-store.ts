@@ -1,10 +1,7 @@
 /** JobStore on the hub's SQLite database (tables from the jobs migration). */
 import type Database from 'better-sqlite3';
 import type { JobResult, JobStep } from '../../protocol/jobs.ts';
-import {
-  MAX_JOB_LOG_LINES, MAX_JOB_LOG_LINE_BYTES, MAX_JOB_STEPS,
-  type JobFilter, type JobFinish, type JobLogLine, type JobRecord, type JobStore,
-} from '../job-store.ts';
+import { MAX_JOB_LOG_LINES, MAX_JOB_LOG_LINE_BYTES, MAX_JOB_STEPS, type JobFilter, type JobFinish, type JobLogLine, type JobRecord, type JobStore } from '../job-store.ts';
 import { StatementCache, translateStorageFailures } from './statement-cache.ts';
 
 interface JobRow {
@@ -36,21 +33,40 @@ interface JobRow {
 
 function fromRow(row: JobRow): JobRecord {
   return {
-    id: row.id, kind: row.kind, node: row.node, stack: row.stack, revision: row.revision,
-    idempotencyKey: row.idempotency_key, state: row.state, request: row.request, secrets: row.secrets,
-    createdBy: row.created_by, createdAt: row.created_at, expiresAt: row.expires_at,
-    startedAt: row.started_at, finishedAt: row.finished_at,
+    id: row.id,
+    kind: row.kind,
+    node: row.node,
+    stack: row.stack,
+    revision: row.revision,
+    idempotencyKey: row.idempotency_key,
+    state: row.state,
+    request: row.request,
+    secrets: row.secrets,
+    createdBy: row.created_by,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
     result: row.result === null ? null : (JSON.parse(row.result) as JobResult),
-    errorCode: row.error_code, error: row.error, attempts: row.attempts,
-    deliveredAt: row.delivered_at, deliveryError: row.delivery_error, logsDropped: row.logs_dropped,
-    intent: row.intent, held: row.held === 1, signBy: row.sign_by,
+    errorCode: row.error_code,
+    error: row.error,
+    attempts: row.attempts,
+    deliveredAt: row.delivered_at,
+    deliveryError: row.delivery_error,
+    logsDropped: row.logs_dropped,
+    intent: row.intent,
+    held: row.held === 1,
+    signBy: row.sign_by,
   };
 }
 
 /** Cuts a line to MAX_JOB_LOG_LINE_BYTES of UTF-8 without splitting a character. */
 function boundLine(line: string): string {
   if (Buffer.byteLength(line) <= MAX_JOB_LOG_LINE_BYTES) return line;
-  return Buffer.from(line).subarray(0, MAX_JOB_LOG_LINE_BYTES).toString('utf8').replace(/\uFFFD+$/, '');
+  return Buffer.from(line)
+    .subarray(0, MAX_JOB_LOG_LINE_BYTES)
+    .toString('utf8')
+    .replace(/\uFFFD+$/, '');
 }
 
 export class SqliteJobStore implements JobStore {
@@ -67,7 +83,8 @@ export class SqliteJobStore implements JobStore {
           const { n } = this.#sql.get('SELECT COUNT(*) AS n FROM job_steps WHERE job_id = ?').get(id) as { n: number };
           if (n >= MAX_JOB_STEPS) continue;
         }
-        this.#sql.get(`INSERT INTO job_steps (job_id, name, started_at, state, finished_at) VALUES (?, ?, ?, ?, ?)
+        this.#sql
+          .get(`INSERT INTO job_steps (job_id, name, started_at, state, finished_at) VALUES (?, ?, ?, ?, ?)
           ON CONFLICT (job_id, name, started_at) DO UPDATE SET state = excluded.state, finished_at = excluded.finished_at`)
           .run(id, s.name, s.startedAt, s.state, s.finishedAt);
       }
@@ -93,8 +110,10 @@ export class SqliteJobStore implements JobStore {
   async pruneFinished(rule: { keepFinished: number; finishedBefore: number; settledBefore: number }): Promise<number> {
     return this.#sql.db.transaction(() => {
       // The newest `keepFinished` finished jobs: everything finished before the last of them is beyond the count.
-      const edge = this.#sql.get(`SELECT finished_at AS at, seq FROM jobs WHERE state IN ('succeeded', 'failed')
-        ORDER BY finished_at DESC, seq DESC LIMIT 1 OFFSET ?`).get(Math.max(0, rule.keepFinished - 1)) as { at: number; seq: number } | undefined;
+      const edge = this.#sql
+        .get(`SELECT finished_at AS at, seq FROM jobs WHERE state IN ('succeeded', 'failed')
+        ORDER BY finished_at DESC, seq DESC LIMIT 1 OFFSET ?`)
+        .get(Math.max(0, rule.keepFinished - 1)) as { at: number; seq: number } | undefined;
       const doomed = `SELECT id FROM jobs WHERE state IN ('succeeded', 'failed') AND finished_at < @settled
         AND (finished_at < @before OR finished_at < @edgeAt OR (finished_at = @edgeAt AND seq < @edgeSeq))`;
       const args = { settled: rule.settledBefore, before: rule.finishedBefore, edgeAt: edge?.at ?? -1, edgeSeq: edge?.seq ?? -1 };
@@ -105,17 +124,38 @@ export class SqliteJobStore implements JobStore {
   }
 
   async insertJob(job: JobRecord): Promise<{ inserted: boolean; job: JobRecord }> {
-    const info = this.#sql.get(`INSERT INTO jobs (id, kind, node, stack, revision, idempotency_key, state, request, secrets,
+    const info = this.#sql
+      .get(`INSERT INTO jobs (id, kind, node, stack, revision, idempotency_key, state, request, secrets,
         created_by, created_at, expires_at, started_at, finished_at, result, error_code, error, attempts, delivered_at, delivery_error, logs_dropped,
         intent, held, sign_by)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-      ON CONFLICT (idempotency_key) DO NOTHING`).run(
-      job.id, job.kind, job.node, job.stack, job.revision, job.idempotencyKey, job.state, job.request, job.secrets,
-      job.createdBy, job.createdAt, job.expiresAt, job.startedAt, job.finishedAt,
-      job.result === null ? null : JSON.stringify(job.result), job.errorCode, job.error,
-      job.attempts, job.deliveredAt, job.deliveryError, job.logsDropped,
-      job.intent, job.held ? 1 : 0, job.signBy,
-    );
+      ON CONFLICT (idempotency_key) DO NOTHING`)
+      .run(
+        job.id,
+        job.kind,
+        job.node,
+        job.stack,
+        job.revision,
+        job.idempotencyKey,
+        job.state,
+        job.request,
+        job.secrets,
+        job.createdBy,
+        job.createdAt,
+        job.expiresAt,
+        job.startedAt,
+        job.finishedAt,
+        job.result === null ? null : JSON.stringify(job.result),
+        job.errorCode,
+        job.error,
+        job.attempts,
+        job.deliveredAt,
+        job.deliveryError,
+        job.logsDropped,
+        job.intent,
+        job.held ? 1 : 0,
+        job.signBy,
+      );
     const row = this.#sql.get('SELECT * FROM jobs WHERE idempotency_key = ?').get(job.idempotencyKey) as JobRow;
     return { inserted: info.changes === 1, job: fromRow(row) };
   }
@@ -126,14 +166,18 @@ export class SqliteJobStore implements JobStore {
   }
 
   async listJobs(filter: JobFilter): Promise<JobRecord[]> {
-    const rows = this.#sql.get(`SELECT * FROM jobs WHERE (@node IS NULL OR node = @node) AND (@stack IS NULL OR stack = @stack)
-      ORDER BY seq DESC LIMIT @limit`).all({ node: filter.node ?? null, stack: filter.stack ?? null, limit: filter.limit }) as JobRow[];
+    const rows = this.#sql
+      .get(`SELECT * FROM jobs WHERE (@node IS NULL OR node = @node) AND (@stack IS NULL OR stack = @stack)
+      ORDER BY seq DESC LIMIT @limit`)
+      .all({ node: filter.node ?? null, stack: filter.stack ?? null, limit: filter.limit }) as JobRow[];
     return rows.map(fromRow);
   }
 
   async openJobs(node?: string): Promise<JobRecord[]> {
-    const rows = this.#sql.get(`SELECT * FROM jobs WHERE state IN ('queued', 'running') AND held = 0 AND (@node IS NULL OR node = @node)
-      ORDER BY seq`).all({ node: node ?? null }) as JobRow[];
+    const rows = this.#sql
+      .get(`SELECT * FROM jobs WHERE state IN ('queued', 'running') AND held = 0 AND (@node IS NULL OR node = @node)
+      ORDER BY seq`)
+      .all({ node: node ?? null }) as JobRow[];
     return rows.map(fromRow);
   }
 
@@ -146,8 +190,10 @@ export class SqliteJobStore implements JobStore {
   }
 
   async signingJobs(): Promise<JobRecord[]> {
-    const rows = this.#sql.get(`SELECT * FROM jobs WHERE state = 'awaiting-signature' OR (held = 1 AND state = 'queued')
-      ORDER BY seq`).all() as JobRow[];
+    const rows = this.#sql
+      .get(`SELECT * FROM jobs WHERE state = 'awaiting-signature' OR (held = 1 AND state = 'queued')
+      ORDER BY seq`)
+      .all() as JobRow[];
     return rows.map(fromRow);
   }
 
@@ -169,11 +215,13 @@ export class SqliteJobStore implements JobStore {
   }
 
   async finishJob(id: string, finish: JobFinish): Promise<boolean> {
-    return this.#sql.get(`UPDATE jobs SET state = ?, result = ?, error_code = ?, error = ?, finished_at = ?,
+    return (
+      this.#sql
+        .get(`UPDATE jobs SET state = ?, result = ?, error_code = ?, error = ?, finished_at = ?,
         started_at = COALESCE(started_at, ?), delivery_error = NULL
-      WHERE id = ? AND state IN ('awaiting-signature', 'queued', 'running')`).run(
-      finish.state, finish.result === null ? null : JSON.stringify(finish.result), finish.errorCode, finish.error, finish.at, finish.at, id,
-    ).changes === 1;
+      WHERE id = ? AND state IN ('awaiting-signature', 'queued', 'running')`)
+        .run(finish.state, finish.result === null ? null : JSON.stringify(finish.result), finish.errorCode, finish.error, finish.at, finish.at, id).changes === 1
+    );
   }
 
   async recordProgress(id: string, steps: readonly JobStep[], logs: readonly JobLogLine[]): Promise<void> {
@@ -181,8 +229,12 @@ export class SqliteJobStore implements JobStore {
   }
 
   async steps(id: string): Promise<JobStep[]> {
-    const rows = this.#sql.get('SELECT name, state, started_at, finished_at FROM job_steps WHERE job_id = ? ORDER BY started_at, rowid').all(id) as
-      Array<{ name: string; state: JobStep['state']; started_at: number; finished_at: number | null }>;
+    const rows = this.#sql.get('SELECT name, state, started_at, finished_at FROM job_steps WHERE job_id = ? ORDER BY started_at, rowid').all(id) as Array<{
+      name: string;
+      state: JobStep['state'];
+      started_at: number;
+      finished_at: number | null;
+    }>;
     return rows.map((r) => ({ name: r.name, state: r.state, startedAt: r.started_at, finishedAt: r.finished_at }));
   }
 

@@ -1,37 +1,94 @@
 /** StackStore on the hub's SQLite database (tables from the stacks migration). */
 import type Database from 'better-sqlite3';
 import { DockfleetError } from '../../protocol/errors.ts';
-import type {
-  NodeLabelRow, RevisionRecord, RolloutPatch, RolloutRecord, StackNodeRecord, StackRecord, StackStore,
-} from '../stack-store.ts';
+import type { NodeLabelRow, RevisionRecord, RolloutPatch, RolloutRecord, StackNodeRecord, StackRecord, StackStore } from '../stack-store.ts';
 import { StatementCache, translateStorageFailures } from './statement-cache.ts';
 
 interface RevisionRow {
-  stack: string; revision: number; compose: string; env_json: string; secret_names_json: string; sealed_secrets: string;
-  file_names_json: string; target_json: string; target_spec_json: string; parallel: number; created_by: string; created_at: number;
+  stack: string;
+  revision: number;
+  compose: string;
+  env_json: string;
+  secret_names_json: string;
+  sealed_secrets: string;
+  file_names_json: string;
+  target_json: string;
+  target_spec_json: string;
+  parallel: number;
+  created_by: string;
+  created_at: number;
 }
 interface RolloutRow {
-  id: string; stack: string; kind: string; revision: number; nodes_json: string; parallel: number; wave: number; state: string;
-  stopped_at_node: string | null; error: string | null; job_ids_json: string; idempotency_key: string; created_by: string;
-  created_at: number; finished_at: number | null;
+  id: string;
+  stack: string;
+  kind: string;
+  revision: number;
+  nodes_json: string;
+  parallel: number;
+  wave: number;
+  state: string;
+  stopped_at_node: string | null;
+  error: string | null;
+  job_ids_json: string;
+  idempotency_key: string;
+  created_by: string;
+  created_at: number;
+  finished_at: number | null;
 }
-interface StackRow { name: string; created_at: number; current_revision: number; removed_at: number | null }
-interface StackNodeRow { stack: string; node: string; revision: number; state: string; drift_json: string; updated_at: number }
+interface StackRow {
+  name: string;
+  created_at: number;
+  current_revision: number;
+  removed_at: number | null;
+}
+interface StackNodeRow {
+  stack: string;
+  node: string;
+  revision: number;
+  state: string;
+  drift_json: string;
+  updated_at: number;
+}
 
 const stackFrom = (r: StackRow): StackRecord => ({ name: r.name, createdAt: r.created_at, currentRevision: r.current_revision, removedAt: r.removed_at });
 const revisionFrom = (r: RevisionRow): RevisionRecord => ({
-  stack: r.stack, revision: r.revision, compose: r.compose, env: JSON.parse(r.env_json), secretNames: JSON.parse(r.secret_names_json),
-  sealedSecrets: r.sealed_secrets, fileNames: JSON.parse(r.file_names_json), target: JSON.parse(r.target_json),
-  targetSpec: JSON.parse(r.target_spec_json), parallel: r.parallel, createdBy: r.created_by, createdAt: r.created_at,
+  stack: r.stack,
+  revision: r.revision,
+  compose: r.compose,
+  env: JSON.parse(r.env_json),
+  secretNames: JSON.parse(r.secret_names_json),
+  sealedSecrets: r.sealed_secrets,
+  fileNames: JSON.parse(r.file_names_json),
+  target: JSON.parse(r.target_json),
+  targetSpec: JSON.parse(r.target_spec_json),
+  parallel: r.parallel,
+  createdBy: r.created_by,
+  createdAt: r.created_at,
 });
 const rolloutFrom = (r: RolloutRow): RolloutRecord => ({
-  id: r.id, stack: r.stack, kind: r.kind as RolloutRecord['kind'], revision: r.revision, nodes: JSON.parse(r.nodes_json),
-  parallel: r.parallel, wave: r.wave, state: r.state as RolloutRecord['state'], stoppedAtNode: r.stopped_at_node, error: r.error,
-  jobIds: JSON.parse(r.job_ids_json), idempotencyKey: r.idempotency_key, createdBy: r.created_by, createdAt: r.created_at,
+  id: r.id,
+  stack: r.stack,
+  kind: r.kind as RolloutRecord['kind'],
+  revision: r.revision,
+  nodes: JSON.parse(r.nodes_json),
+  parallel: r.parallel,
+  wave: r.wave,
+  state: r.state as RolloutRecord['state'],
+  stoppedAtNode: r.stopped_at_node,
+  error: r.error,
+  jobIds: JSON.parse(r.job_ids_json),
+  idempotencyKey: r.idempotency_key,
+  createdBy: r.created_by,
+  createdAt: r.created_at,
   finishedAt: r.finished_at,
 });
 const stackNodeFrom = (r: StackNodeRow): StackNodeRecord => ({
-  stack: r.stack, node: r.node, revision: r.revision, state: r.state as StackNodeRecord['state'], drift: JSON.parse(r.drift_json), updatedAt: r.updated_at,
+  stack: r.stack,
+  node: r.node,
+  revision: r.revision,
+  state: r.state as StackNodeRecord['state'],
+  drift: JSON.parse(r.drift_json),
+  updatedAt: r.updated_at,
 });
 
 const INSERT_ROLLOUT = `INSERT INTO stack_rollouts (id, stack, kind, revision, nodes_json, parallel, wave, state, stopped_at_node, error,
@@ -68,7 +125,11 @@ export class SqliteStackStore implements StackStore {
   }
 
   async createRevision(
-    stack: string, at: number, build: (revision: number) => RevisionRecord, rollout: (revision: number) => RolloutRecord, idempotencyKey: string,
+    stack: string,
+    at: number,
+    build: (revision: number) => RevisionRecord,
+    rollout: (revision: number) => RolloutRecord,
+    idempotencyKey: string,
   ): Promise<{ created: boolean; rollout: RolloutRecord }> {
     return this.#sql.db.transaction(() => {
       const existing = this.#rolloutByKey(idempotencyKey);
@@ -77,11 +138,23 @@ export class SqliteStackStore implements StackStore {
       this.#sql.get('INSERT INTO stacks (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING').run(stack, at);
       const { last } = this.#sql.get('SELECT COALESCE(MAX(revision), 0) AS last FROM stack_revisions WHERE stack = ?').get(stack) as { last: number };
       const rev = build(last + 1);
-      this.#sql.get(`INSERT INTO stack_revisions (stack, revision, compose, env_json, secret_names_json, sealed_secrets, file_names_json,
-        target_json, target_spec_json, parallel, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
-        rev.stack, rev.revision, rev.compose, JSON.stringify(rev.env), JSON.stringify(rev.secretNames), rev.sealedSecrets,
-        JSON.stringify(rev.fileNames), JSON.stringify(rev.target), JSON.stringify(rev.targetSpec), rev.parallel, rev.createdBy, rev.createdAt,
-      );
+      this.#sql
+        .get(`INSERT INTO stack_revisions (stack, revision, compose, env_json, secret_names_json, sealed_secrets, file_names_json,
+        target_json, target_spec_json, parallel, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+        .run(
+          rev.stack,
+          rev.revision,
+          rev.compose,
+          JSON.stringify(rev.env),
+          JSON.stringify(rev.secretNames),
+          rev.sealedSecrets,
+          JSON.stringify(rev.fileNames),
+          JSON.stringify(rev.target),
+          JSON.stringify(rev.targetSpec),
+          rev.parallel,
+          rev.createdBy,
+          rev.createdAt,
+        );
       this.#sql.get('UPDATE stacks SET current_revision = ?, removed_at = NULL WHERE name = ?').run(rev.revision, stack);
       const record = rollout(rev.revision);
       this.#insertRollout(record);
@@ -111,9 +184,11 @@ export class SqliteStackStore implements StackStore {
   }
 
   async upsertStackNode(r: StackNodeRecord): Promise<void> {
-    this.#sql.get(`INSERT INTO stack_nodes (stack, node, revision, state, drift_json, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+    this.#sql
+      .get(`INSERT INTO stack_nodes (stack, node, revision, state, drift_json, updated_at) VALUES (?, ?, ?, ?, ?, ?)
       ON CONFLICT (stack, node) DO UPDATE SET revision = excluded.revision, state = excluded.state, drift_json = excluded.drift_json,
-      updated_at = excluded.updated_at`).run(r.stack, r.node, r.revision, r.state, JSON.stringify(r.drift), r.updatedAt);
+      updated_at = excluded.updated_at`)
+      .run(r.stack, r.node, r.revision, r.state, JSON.stringify(r.drift), r.updatedAt);
   }
 
   async deleteStackNode(stack: string, node: string): Promise<void> {
@@ -121,9 +196,7 @@ export class SqliteStackStore implements StackStore {
   }
 
   async listStackNodes(stack?: string): Promise<StackNodeRecord[]> {
-    const rows = stack === undefined
-      ? this.#sql.get('SELECT * FROM stack_nodes ORDER BY stack, node').all()
-      : this.#sql.get('SELECT * FROM stack_nodes WHERE stack = ? ORDER BY node').all(stack);
+    const rows = stack === undefined ? this.#sql.get('SELECT * FROM stack_nodes ORDER BY stack, node').all() : this.#sql.get('SELECT * FROM stack_nodes WHERE stack = ? ORDER BY node').all(stack);
     return (rows as StackNodeRow[]).map(stackNodeFrom);
   }
 
@@ -134,7 +207,12 @@ export class SqliteStackStore implements StackStore {
 
   async updateRollout(id: string, patch: RolloutPatch): Promise<void> {
     const columns: Record<keyof RolloutPatch, string> = {
-      wave: 'wave', state: 'state', stoppedAtNode: 'stopped_at_node', error: 'error', jobIds: 'job_ids_json', finishedAt: 'finished_at',
+      wave: 'wave',
+      state: 'state',
+      stoppedAtNode: 'stopped_at_node',
+      error: 'error',
+      jobIds: 'job_ids_json',
+      finishedAt: 'finished_at',
     };
     const keys = (Object.keys(patch) as Array<keyof RolloutPatch>).filter((k) => patch[k] !== undefined).sort();
     if (keys.length === 0) return;
@@ -162,10 +240,25 @@ export class SqliteStackStore implements StackStore {
   }
 
   #insertRollout(r: RolloutRecord): void {
-    this.#sql.get(INSERT_ROLLOUT).run(
-      r.id, r.stack, r.kind, r.revision, JSON.stringify(r.nodes), r.parallel, r.wave, r.state, r.stoppedAtNode, r.error,
-      JSON.stringify(r.jobIds), r.idempotencyKey, r.createdBy, r.createdAt, r.finishedAt,
-    );
+    this.#sql
+      .get(INSERT_ROLLOUT)
+      .run(
+        r.id,
+        r.stack,
+        r.kind,
+        r.revision,
+        JSON.stringify(r.nodes),
+        r.parallel,
+        r.wave,
+        r.state,
+        r.stoppedAtNode,
+        r.error,
+        JSON.stringify(r.jobIds),
+        r.idempotencyKey,
+        r.createdBy,
+        r.createdAt,
+        r.finishedAt,
+      );
   }
 }
 translateStorageFailures(SqliteStackStore);

@@ -3,7 +3,20 @@ import Database from 'better-sqlite3';
 import { DockfleetError } from '../../protocol/errors.ts';
 import type { InventorySection } from '../../protocol/inventory.ts';
 import type {
-  AuditEntry, AuditIntent, AuditOutcome, AuditQuery, AuditRow, ClientCertRecord, CodeRecord, InventoryRecord, NodeKeyRecord, NodeRecord, NodeState, SessionRecord, Store, TokenRecord,
+  AuditEntry,
+  AuditIntent,
+  AuditOutcome,
+  AuditQuery,
+  AuditRow,
+  ClientCertRecord,
+  CodeRecord,
+  InventoryRecord,
+  NodeKeyRecord,
+  NodeRecord,
+  NodeState,
+  SessionRecord,
+  Store,
+  TokenRecord,
   UserRecord,
 } from '../store.ts';
 import type { JobStore } from '../job-store.ts';
@@ -120,8 +133,7 @@ export class SqliteStore implements Store {
   }
 
   async getNodeByName(name: string): Promise<NodeRecord | null> {
-    const row = this.#stmt("SELECT * FROM nodes WHERE name = ? ORDER BY (state = 'revoked'), created_at DESC LIMIT 1")
-      .get(name) as NodeRow | undefined;
+    const row = this.#stmt("SELECT * FROM nodes WHERE name = ? ORDER BY (state = 'revoked'), created_at DESC LIMIT 1").get(name) as NodeRow | undefined;
     return row ? nodeFromRow(row) : null;
   }
 
@@ -132,16 +144,23 @@ export class SqliteStore implements Store {
 
   #insertNode(node: NodeRecord, key: NodeKeyRecord): void {
     try {
-      this.#stmt('INSERT INTO nodes (id, name, state, created_at, approved_at, revoked_at, last_seen, facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(node.id, node.name, node.state, node.createdAt, node.approvedAt, node.revokedAt, node.lastSeen, node.facts ? JSON.stringify(node.facts) : null);
+      this.#stmt('INSERT INTO nodes (id, name, state, created_at, approved_at, revoked_at, last_seen, facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
+        node.id,
+        node.name,
+        node.state,
+        node.createdAt,
+        node.approvedAt,
+        node.revokedAt,
+        node.lastSeen,
+        node.facts ? JSON.stringify(node.facts) : null,
+      );
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
         throw new DockfleetError('name_taken', `a node named ${node.name} already exists`);
       }
       throw err;
     }
-    this.#stmt('INSERT INTO node_keys (key_id, node_id, public_key, state, created_at) VALUES (?, ?, ?, ?, ?)')
-      .run(key.keyId, key.nodeId, key.publicKey, key.state, key.createdAt);
+    this.#stmt('INSERT INTO node_keys (key_id, node_id, public_key, state, created_at) VALUES (?, ?, ?, ?, ?)').run(key.keyId, key.nodeId, key.publicKey, key.state, key.createdAt);
   }
 
   async createNode(node: NodeRecord, key: NodeKeyRecord): Promise<void> {
@@ -180,23 +199,26 @@ export class SqliteStore implements Store {
   async replaceNodeKey(nodeId: string, key: NodeKeyRecord, at: number): Promise<void> {
     this.#db.transaction(() => {
       this.#stmt("UPDATE node_keys SET state = 'retired', retired_at = ? WHERE node_id = ? AND state = 'active'").run(at, nodeId);
-      this.#stmt('INSERT INTO node_keys (key_id, node_id, public_key, state, created_at) VALUES (?, ?, ?, ?, ?)')
-        .run(key.keyId, nodeId, key.publicKey, 'active', key.createdAt);
+      this.#stmt('INSERT INTO node_keys (key_id, node_id, public_key, state, created_at) VALUES (?, ?, ?, ?, ?)').run(key.keyId, nodeId, key.publicKey, 'active', key.createdAt);
     })();
   }
 
   async insertCode(code: CodeRecord): Promise<void> {
-    this.#stmt('INSERT INTO enrollment_codes (secret_hash, kind, node_name, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(code.secretHash, code.kind, code.nodeName, code.createdAt, code.expiresAt, code.usedAt);
+    this.#stmt('INSERT INTO enrollment_codes (secret_hash, kind, node_name, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?)').run(
+      code.secretHash,
+      code.kind,
+      code.nodeName,
+      code.createdAt,
+      code.expiresAt,
+      code.usedAt,
+    );
   }
 
   async getCode(secretHash: string): Promise<CodeRecord | null> {
     const row = this.#stmt('SELECT * FROM enrollment_codes WHERE secret_hash = ?').get(secretHash) as
       | { secret_hash: string; kind: CodeRecord['kind']; node_name: string | null; created_at: number; expires_at: number; used_at: number | null }
       | undefined;
-    return row
-      ? { secretHash: row.secret_hash, kind: row.kind, nodeName: row.node_name, createdAt: row.created_at, expiresAt: row.expires_at, usedAt: row.used_at }
-      : null;
+    return row ? { secretHash: row.secret_hash, kind: row.kind, nodeName: row.node_name, createdAt: row.created_at, expiresAt: row.expires_at, usedAt: row.used_at } : null;
   }
 
   async markCodeUsed(secretHash: string, at: number): Promise<boolean> {
@@ -212,8 +234,7 @@ export class SqliteStore implements Store {
   }
 
   async insertToken(token: TokenRecord): Promise<void> {
-    this.#stmt('INSERT INTO api_tokens (token_hash, name, user_id, created_at, revoked_at) VALUES (?, ?, ?, ?, ?)')
-      .run(token.tokenHash, token.name, token.userId, token.createdAt, token.revokedAt);
+    this.#stmt('INSERT INTO api_tokens (token_hash, name, user_id, created_at, revoked_at) VALUES (?, ?, ?, ?, ?)').run(token.tokenHash, token.name, token.userId, token.createdAt, token.revokedAt);
   }
 
   async getToken(tokenHash: string): Promise<TokenRecord | null> {
@@ -225,8 +246,7 @@ export class SqliteStore implements Store {
 
   async insertUser(user: UserRecord): Promise<void> {
     try {
-      this.#stmt('INSERT INTO users (id, name, role, created_at, disabled_at) VALUES (?, ?, ?, ?, ?)')
-        .run(user.id, user.name, user.role, user.createdAt, user.disabledAt);
+      this.#stmt('INSERT INTO users (id, name, role, created_at, disabled_at) VALUES (?, ?, ?, ?, ?)').run(user.id, user.name, user.role, user.createdAt, user.disabledAt);
     } catch (err) {
       if ((err as { code?: string }).code?.startsWith('SQLITE_CONSTRAINT')) throw new DockfleetError('name_taken', `a user named ${user.name} already exists`);
       throw err;
@@ -255,17 +275,29 @@ export class SqliteStore implements Store {
   }
 
   async createFirstPasswordUser(user: UserRecord, passwordHash: string): Promise<boolean> {
-    return this.#db.transaction(() => {
-      if (this.#stmt('SELECT 1 FROM users WHERE password_hash IS NOT NULL LIMIT 1').get() !== undefined) return false;
-      this.#stmt('INSERT INTO users (id, name, role, created_at, disabled_at, password_hash) VALUES (?, ?, ?, ?, ?, ?)')
-        .run(user.id, user.name, user.role, user.createdAt, user.disabledAt, passwordHash);
-      return true;
-    }).immediate();
+    return this.#db
+      .transaction(() => {
+        if (this.#stmt('SELECT 1 FROM users WHERE password_hash IS NOT NULL LIMIT 1').get() !== undefined) return false;
+        this.#stmt('INSERT INTO users (id, name, role, created_at, disabled_at, password_hash) VALUES (?, ?, ?, ?, ?, ?)').run(
+          user.id,
+          user.name,
+          user.role,
+          user.createdAt,
+          user.disabledAt,
+          passwordHash,
+        );
+        return true;
+      })
+      .immediate();
   }
 
   async listTokens(userId: string): Promise<TokenRecord[]> {
     const rows = this.#stmt('SELECT * FROM api_tokens WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at').all(userId) as Array<{
-      token_hash: string; name: string; user_id: string; created_at: number; revoked_at: number | null;
+      token_hash: string;
+      name: string;
+      user_id: string;
+      created_at: number;
+      revoked_at: number | null;
     }>;
     return rows.map((r) => ({ tokenHash: r.token_hash, name: r.name, userId: r.user_id, createdAt: r.created_at, revokedAt: r.revoked_at }));
   }
@@ -275,14 +307,11 @@ export class SqliteStore implements Store {
   }
 
   async insertSession(session: SessionRecord): Promise<void> {
-    this.#stmt('INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)')
-      .run(session.idHash, session.userId, session.createdAt, session.expiresAt);
+    this.#stmt('INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)').run(session.idHash, session.userId, session.createdAt, session.expiresAt);
   }
 
   async getSession(idHash: string): Promise<SessionRecord | null> {
-    const row = this.#stmt('SELECT * FROM sessions WHERE id_hash = ?').get(idHash) as
-      | { id_hash: string; user_id: string; created_at: number; expires_at: number }
-      | undefined;
+    const row = this.#stmt('SELECT * FROM sessions WHERE id_hash = ?').get(idHash) as { id_hash: string; user_id: string; created_at: number; expires_at: number } | undefined;
     return row ? { idHash: row.id_hash, userId: row.user_id, createdAt: row.created_at, expiresAt: row.expires_at } : null;
   }
 
@@ -295,8 +324,7 @@ export class SqliteStore implements Store {
   }
 
   async insertClientCert(cert: ClientCertRecord): Promise<void> {
-    this.#stmt('INSERT INTO client_certs (serial, user_id, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?)')
-      .run(cert.serial, cert.userId, cert.createdAt, cert.expiresAt, cert.revokedAt);
+    this.#stmt('INSERT INTO client_certs (serial, user_id, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?)').run(cert.serial, cert.userId, cert.createdAt, cert.expiresAt, cert.revokedAt);
   }
 
   async getClientCert(serial: string): Promise<ClientCertRecord | null> {
@@ -313,8 +341,17 @@ export class SqliteStore implements Store {
   async appendAudit(entry: AuditEntry): Promise<void> {
     // Each audit write and its chain entry (src/hub/audit-chain/) are one transaction.
     this.#db.transaction(() => {
-      const id = Number(this.#stmt('INSERT INTO audit_log (at, user, node, method, path, status, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-        .run(entry.at, entry.user, entry.node, entry.method, entry.path, entry.status, entry.at).lastInsertRowid);
+      const id = Number(
+        this.#stmt('INSERT INTO audit_log (at, user, node, method, path, status, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?)').run(
+          entry.at,
+          entry.user,
+          entry.node,
+          entry.method,
+          entry.path,
+          entry.status,
+          entry.at,
+        ).lastInsertRowid,
+      );
       this.auditChain.append('record', id, { at: entry.at, user: entry.user, node: entry.node, method: entry.method, path: entry.path, status: entry.status, finishedAt: entry.at, bytes: null });
     })();
   }
@@ -323,8 +360,9 @@ export class SqliteStore implements Store {
     // Committed on return: in WAL mode the row is in the log file before the call goes on, so
     // a hub killed mid-call leaves it behind (synchronous=NORMAL: a power cut may still lose it).
     return this.#db.transaction(() => {
-      const id = Number(this.#stmt('INSERT INTO audit_log (at, user, node, method, path) VALUES (?, ?, ?, ?, ?)')
-        .run(intent.startedAt, intent.user, intent.node, intent.method, intent.path).lastInsertRowid);
+      const id = Number(
+        this.#stmt('INSERT INTO audit_log (at, user, node, method, path) VALUES (?, ?, ?, ?, ?)').run(intent.startedAt, intent.user, intent.node, intent.method, intent.path).lastInsertRowid,
+      );
       this.auditChain.append('intent', id, { at: intent.startedAt, user: intent.user, node: intent.node, method: intent.method, path: intent.path });
       return id;
     })();
@@ -341,19 +379,38 @@ export class SqliteStore implements Store {
   async queryAudit(query: AuditQuery): Promise<AuditRow[]> {
     const where: string[] = [];
     const args: Array<string | number> = [];
-    if (query.user !== undefined) { where.push('user = ?'); args.push(query.user); }
-    if (query.node !== undefined) { where.push('node = ?'); args.push(query.node); }
-    if (query.nodes !== undefined) { where.push('node IN (SELECT value FROM json_each(?))'); args.push(JSON.stringify(query.nodes)); }
-    if (query.since !== undefined) { where.push('at >= ?'); args.push(query.since); }
-    if (query.until !== undefined) { where.push('at < ?'); args.push(query.until); }
-    if (query.before !== undefined) { where.push('id < ?'); args.push(query.before); }
+    if (query.user !== undefined) {
+      where.push('user = ?');
+      args.push(query.user);
+    }
+    if (query.node !== undefined) {
+      where.push('node = ?');
+      args.push(query.node);
+    }
+    if (query.nodes !== undefined) {
+      where.push('node IN (SELECT value FROM json_each(?))');
+      args.push(JSON.stringify(query.nodes));
+    }
+    if (query.since !== undefined) {
+      where.push('at >= ?');
+      args.push(query.since);
+    }
+    if (query.until !== undefined) {
+      where.push('at < ?');
+      args.push(query.until);
+    }
+    if (query.before !== undefined) {
+      where.push('id < ?');
+      args.push(query.before);
+    }
     const sql = `SELECT id, at, user, node, method, path, status, finished_at AS finishedAt, bytes FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
     return this.#stmt(sql).all(...args, query.limit) as AuditRow[];
   }
 
   async saveInventory(nodeId: string, section: InventorySection, items: unknown[], at: number): Promise<void> {
-    this.#stmt('INSERT INTO node_inventory (node_id, section, items, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (node_id, section) DO UPDATE SET items = excluded.items, updated_at = excluded.updated_at')
-      .run(nodeId, section, JSON.stringify(items), at);
+    this.#stmt(
+      'INSERT INTO node_inventory (node_id, section, items, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (node_id, section) DO UPDATE SET items = excluded.items, updated_at = excluded.updated_at',
+    ).run(nodeId, section, JSON.stringify(items), at);
   }
 
   async loadInventory(nodeId: string): Promise<InventoryRecord[]> {

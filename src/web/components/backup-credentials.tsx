@@ -8,7 +8,10 @@
 import type { JSX } from 'preact';
 import { buttonClass } from './ui.tsx';
 
-export interface CredentialRow { name: string; value: string }
+export interface CredentialRow {
+  name: string;
+  value: string;
+}
 
 /** The hub's rule for a variable name (protocol/volume-backup.ts). */
 const ENV_NAME = /^[A-Z][A-Z0-9_]{0,63}$/;
@@ -33,7 +36,13 @@ export function credentialsToSend(rows: readonly CredentialRow[], remove: boolea
   return env;
 }
 
-export function BackupCredentials({ rows, setRows, kept, remove, setRemove }: {
+export function BackupCredentials({
+  rows,
+  setRows,
+  kept,
+  remove,
+  setRemove,
+}: {
   rows: CredentialRow[];
   setRows: (update: (rows: CredentialRow[]) => CredentialRow[]) => void;
   /** The names the hub keeps for this policy (null while unknown). */
@@ -46,27 +55,41 @@ export function BackupCredentials({ rows, setRows, kept, remove, setRemove }: {
     <fieldset class="field backup-credentials" aria-describedby="cred-hint">
       <legend>Repository credentials</legend>
       <p class="hint" id="cred-hint">
-        For a URL repository: restic's environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, B2_ACCOUNT_KEY, …).
-        Encrypted at the hub, sent only to this node's agent with its policies, and never shown again.
+        For a URL repository: restic's environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, B2_ACCOUNT_KEY, …). Encrypted at the hub, sent only to this node's agent with its policies, and
+        never shown again.
       </p>
       <p class="small kept-credentials">
-        {kept === null ? <span class="muted">Reading which credentials the hub keeps…</span>
-          : kept.length === 0 ? <>Credentials kept: <strong>none</strong>.</>
-            : <>Credentials kept: <span class="mono">{kept.join(', ')}</span> (values not shown). Saving without new rows keeps them; new rows replace them all.</>}
+        {kept === null ? (
+          <span class="muted">Reading which credentials the hub keeps…</span>
+        ) : kept.length === 0 ? (
+          <>
+            Credentials kept: <strong>none</strong>.
+          </>
+        ) : (
+          <>
+            Credentials kept: <span class="mono">{kept.join(', ')}</span> (values not shown). Saving without new rows keeps them; new rows replace them all.
+          </>
+        )}
       </p>
       {rows.map((r, i) => (
         <div class="secret-row" key={i}>
-          <label class="sr-only" for={`cred-name-${i}`}>Credential {i + 1} name</label>
-          <input id={`cred-name-${i}`} class="mono" placeholder="AWS_ACCESS_KEY_ID" value={r.name} autocomplete="off" spellcheck={false}
-            onInput={(e) => edit(i, { name: e.currentTarget.value })} />
-          <label class="sr-only" for={`cred-value-${i}`}>Credential {i + 1} value</label>
-          <input id={`cred-value-${i}`} type="password" placeholder="value" value={r.value} autocomplete="new-password"
-            onInput={(e) => edit(i, { value: e.currentTarget.value })} />
-          <button type="button" class={buttonClass('ghost', true)} onClick={() => setRows((all) => all.filter((_, j) => j !== i))}>Remove<span class="sr-only"> credential {i + 1}</span></button>
+          <label class="sr-only" for={`cred-name-${i}`}>
+            Credential {i + 1} name
+          </label>
+          <input id={`cred-name-${i}`} class="mono" placeholder="AWS_ACCESS_KEY_ID" value={r.name} autocomplete="off" spellcheck={false} onInput={(e) => edit(i, { name: e.currentTarget.value })} />
+          <label class="sr-only" for={`cred-value-${i}`}>
+            Credential {i + 1} value
+          </label>
+          <input id={`cred-value-${i}`} type="password" placeholder="value" value={r.value} autocomplete="new-password" onInput={(e) => edit(i, { value: e.currentTarget.value })} />
+          <button type="button" class={buttonClass('ghost', true)} onClick={() => setRows((all) => all.filter((_, j) => j !== i))}>
+            Remove<span class="sr-only"> credential {i + 1}</span>
+          </button>
         </div>
       ))}
       <div class="form-actions">
-        <button type="button" class={buttonClass('default', true)} onClick={() => setRows((all) => [...all, { name: '', value: '' }])}>Add a credential</button>
+        <button type="button" class={buttonClass('default', true)} onClick={() => setRows((all) => [...all, { name: '', value: '' }])}>
+          Add a credential
+        </button>
         {kept !== null && kept.length > 0 && (
           <label class="check small">
             <input type="checkbox" checked={remove} onChange={(e) => setRemove(e.currentTarget.checked)} /> Remove the kept credentials

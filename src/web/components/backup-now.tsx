@@ -52,22 +52,44 @@ export function BackupNow({ node, volume, blocked, onDone }: { node: string; vol
 
   return (
     <section class="card backup-now" aria-labelledby="backup-now-title">
-      <h2 class="card-title" id="backup-now-title">Back up now</h2>
+      <h2 class="card-title" id="backup-now-title">
+        Back up now
+      </h2>
       <form onSubmit={submit}>
         <div class="field">
           <label for="bn-repo">Repository</label>
-          <input id="bn-repo" class="mono" value={repo} autocomplete="off" spellcheck={false} placeholder="the host's default" aria-describedby="bn-repo-hint"
-            onInput={(e) => setRepo(e.currentTarget.value)} />
-          <div class="hint" id="bn-repo-hint">Blank: the host's default. A host path (/srv/backups/…), <code>hub</code>, or a restic URL.</div>
+          <input
+            id="bn-repo"
+            class="mono"
+            value={repo}
+            autocomplete="off"
+            spellcheck={false}
+            placeholder="the host's default"
+            aria-describedby="bn-repo-hint"
+            onInput={(e) => setRepo(e.currentTarget.value)}
+          />
+          <div class="hint" id="bn-repo-hint">
+            Blank: the host's default. A host path (/srv/backups/…), <code>hub</code>, or a restic URL.
+          </div>
         </div>
-        {blocked && <p class="warn-text small" role="note">{blocked}</p>}
+        {blocked && (
+          <p class="warn-text small" role="note">
+            {blocked}
+          </p>
+        )}
         <InlineError>{form.error}</InlineError>
-        <SubmitButton busy={form.busy} disabled={blocked !== null}>Back up now</SubmitButton>
+        <SubmitButton busy={form.busy} disabled={blocked !== null}>
+          Back up now
+        </SubmitButton>
       </form>
       {code && (
         <div class="recovery-code" role="alert">
-          <p><strong>Recovery code</strong> (shown once; give it to the host's owner — the hub holds the repository key only wrapped under it):</p>
-          <p><code class="break">{code}</code></p>
+          <p>
+            <strong>Recovery code</strong> (shown once; give it to the host's owner — the hub holds the repository key only wrapped under it):
+          </p>
+          <p>
+            <code class="break">{code}</code>
+          </p>
         </div>
       )}
       {job && <JobProgress key={job.id} id={job.id} heading="h3" onFinal={final} />}

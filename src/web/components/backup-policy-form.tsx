@@ -21,9 +21,21 @@ function Field({ id, label, value, set, hint, placeholder }: { id: string; label
   return (
     <div class="field">
       <label for={id}>{label}</label>
-      <input id={id} class="mono" value={value} placeholder={placeholder} autocomplete="off" spellcheck={false}
-        {...(hint ? { 'aria-describedby': `${id}-hint` } : {})} onInput={(e) => set(e.currentTarget.value)} />
-      {hint && <div class="hint" id={`${id}-hint`}>{hint}</div>}
+      <input
+        id={id}
+        class="mono"
+        value={value}
+        placeholder={placeholder}
+        autocomplete="off"
+        spellcheck={false}
+        {...(hint ? { 'aria-describedby': `${id}-hint` } : {})}
+        onInput={(e) => set(e.currentTarget.value)}
+      />
+      {hint && (
+        <div class="hint" id={`${id}-hint`}>
+          {hint}
+        </div>
+      )}
     </div>
   );
 }
@@ -39,8 +51,20 @@ function retentionFrom(fields: Array<[keyof BackupRetention, string, string]>): 
   return out;
 }
 
-export function BackupPolicyForm({ node, volume, policy, blocked, canWrite, onSaved }: {
-  node: string; volume: string; policy: VolumeBackupPolicy | null; blocked: string | null; canWrite: boolean; onSaved: () => void;
+export function BackupPolicyForm({
+  node,
+  volume,
+  policy,
+  blocked,
+  canWrite,
+  onSaved,
+}: {
+  node: string;
+  volume: string;
+  policy: VolumeBackupPolicy | null;
+  blocked: string | null;
+  canWrite: boolean;
+  onSaved: () => void;
 }): JSX.Element {
   const [every, setEvery] = useState(policy?.every ?? '24h');
   const [keepLast, setKeepLast] = useState(String(policy?.retention.keepLast ?? ''));
@@ -59,7 +83,11 @@ export function BackupPolicyForm({ node, volume, policy, blocked, canWrite, onSa
   const save = (e: Event): void => {
     e.preventDefault();
     void form.run(async () => {
-      const retention = retentionFrom([['keepLast', 'Keep last', keepLast], ['keepDaily', 'Keep daily', keepDaily], ['keepWeekly', 'Keep weekly', keepWeekly]]);
+      const retention = retentionFrom([
+        ['keepLast', 'Keep last', keepLast],
+        ['keepDaily', 'Keep daily', keepDaily],
+        ['keepWeekly', 'Keep weekly', keepWeekly],
+      ]);
       const secretEnv = credentialsToSend(credentials, removeCredentials);
       const body = { every: every.trim(), retention, repository: parseRepository(repo), verifyEvery: verifyEvery.trim() || '24h', ...(secretEnv ? { secretEnv } : {}) };
       await saveVolumePolicy(node, volume, body);
@@ -71,7 +99,16 @@ export function BackupPolicyForm({ node, volume, policy, blocked, canWrite, onSa
     });
   };
   const turnOff = async (): Promise<void> => {
-    const ok = await confirmAction({ title: 'Turn scheduled backups off?', body: <p>{volume} on {node} is no longer backed up or verified on a schedule. Its snapshots stay in the repository.</p>, confirmLabel: 'Turn off', danger: true });
+    const ok = await confirmAction({
+      title: 'Turn scheduled backups off?',
+      body: (
+        <p>
+          {volume} on {node} is no longer backed up or verified on a schedule. Its snapshots stay in the repository.
+        </p>
+      ),
+      confirmLabel: 'Turn off',
+      danger: true,
+    });
     if (!ok) return;
     await form.run(async () => {
       await saveVolumePolicy(node, volume, null);
@@ -82,8 +119,18 @@ export function BackupPolicyForm({ node, volume, policy, blocked, canWrite, onSa
 
   return (
     <section class="card backup-policy" aria-labelledby="policy-title">
-      <h2 class="card-title" id="policy-title">Policy</h2>
-      <p class="small">{policy ? <>Every <strong>{policy.every}</strong>, {retentionText(policy.retention)}, verified every {policy.verifyEvery}, to {repositoryText(policy.repository) || "the host's default repository"}.</> : <span class="muted">No policy: this volume is backed up only when asked.</span>}</p>
+      <h2 class="card-title" id="policy-title">
+        Policy
+      </h2>
+      <p class="small">
+        {policy ? (
+          <>
+            Every <strong>{policy.every}</strong>, {retentionText(policy.retention)}, verified every {policy.verifyEvery}, to {repositoryText(policy.repository) || "the host's default repository"}.
+          </>
+        ) : (
+          <span class="muted">No policy: this volume is backed up only when asked.</span>
+        )}
+      </p>
       <form onSubmit={save} aria-label={`Backup policy of ${volume}`}>
         <fieldset disabled={disabled} style={{ border: 0, padding: 0, margin: 0, minWidth: 0 }}>
           <div class="field-row">
@@ -95,16 +142,36 @@ export function BackupPolicyForm({ node, volume, policy, blocked, canWrite, onSa
             <Field id="pol-keep-daily" label="Keep daily" value={keepDaily} set={setKeepDaily} />
             <Field id="pol-keep-weekly" label="Keep weekly" value={keepWeekly} set={setKeepWeekly} />
           </div>
-          <Field id="pol-repo" label="Policy repository" value={repo} set={setRepo} placeholder="the host's default"
-            hint="Blank: the host's default. A host path, hub, or a restic URL (s3:…, b2:…, rest:…; its credentials below)." />
+          <Field
+            id="pol-repo"
+            label="Policy repository"
+            value={repo}
+            set={setRepo}
+            placeholder="the host's default"
+            hint="Blank: the host's default. A host path, hub, or a restic URL (s3:…, b2:…, rest:…; its credentials below)."
+          />
           <BackupCredentials rows={credentials} setRows={setCredentials} kept={keptNames} remove={removeCredentials} setRemove={setRemoveCredentials} />
         </fieldset>
-        {blocked && <p class="warn-text small" role="note">{blocked}</p>}
-        {!canWrite && <p class="muted small" role="note">Only an admin or an operator of {node} changes backup policies.</p>}
+        {blocked && (
+          <p class="warn-text small" role="note">
+            {blocked}
+          </p>
+        )}
+        {!canWrite && (
+          <p class="muted small" role="note">
+            Only an admin or an operator of {node} changes backup policies.
+          </p>
+        )}
         <InlineError>{form.error}</InlineError>
         <div class="form-actions">
-          <SubmitButton busy={form.busy} disabled={disabled}>{policy ? 'Save policy' : 'Turn on scheduled backups'}</SubmitButton>
-          {policy && <button type="button" class={buttonClass('danger')} onClick={() => void turnOff()} disabled={disabled || form.busy}>Turn off</button>}
+          <SubmitButton busy={form.busy} disabled={disabled}>
+            {policy ? 'Save policy' : 'Turn on scheduled backups'}
+          </SubmitButton>
+          {policy && (
+            <button type="button" class={buttonClass('danger')} onClick={() => void turnOff()} disabled={disabled || form.busy}>
+              Turn off
+            </button>
+          )}
         </div>
       </form>
     </section>

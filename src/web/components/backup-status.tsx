@@ -17,7 +17,12 @@ function When({ at }: { at: string }): JSX.Element {
 export function UnverifiedBadge({ status }: { status: BackupStatus }): JSX.Element | null {
   const reason = unverifiedReason(status);
   if (!reason) return null;
-  return <span class="badge badge-warn backup-unverified" title={reason}><span class="dot" aria-hidden="true" />not verified for a day<span class="sr-only">: {reason}</span></span>;
+  return (
+    <span class="badge badge-warn backup-unverified" title={reason}>
+      <span class="dot" aria-hidden="true" />
+      not verified for a day<span class="sr-only">: {reason}</span>
+    </span>
+  );
 }
 
 function LastBackup({ status }: { status: BackupStatus }): JSX.Element {
@@ -25,8 +30,17 @@ function LastBackup({ status }: { status: BackupStatus }): JSX.Element {
   if (!b) return <span class="muted">no scheduled backup yet</span>;
   return (
     <>
-      <span class={`badge badge-${b.ok ? 'ok' : 'bad'}`}><span class="dot" aria-hidden="true" />{b.ok ? 'ok' : 'failed'}</span>{' '}
-      <When at={b.at} />{b.snapshot ? <> · snapshot <code>{shortId(b.snapshot)}</code></> : null}
+      <span class={`badge badge-${b.ok ? 'ok' : 'bad'}`}>
+        <span class="dot" aria-hidden="true" />
+        {b.ok ? 'ok' : 'failed'}
+      </span>{' '}
+      <When at={b.at} />
+      {b.snapshot ? (
+        <>
+          {' '}
+          · snapshot <code>{shortId(b.snapshot)}</code>
+        </>
+      ) : null}
       {!b.ok && b.error && <div class="small bad-text break">{b.error}</div>}
     </>
   );
@@ -37,10 +51,23 @@ function LastVerified({ status }: { status: BackupStatus }): JSX.Element {
   if (!v) return <span class="muted">never verified</span>;
   return (
     <>
-      <span class={`badge badge-${v.ok ? 'ok' : 'bad'}`}><span class="dot" aria-hidden="true" />{v.ok ? 'verified' : 'failed'}</span>{' '}
-      <When at={v.at} />{v.snapshot ? <> · snapshot <code>{shortId(v.snapshot)}</code></> : null}
+      <span class={`badge badge-${v.ok ? 'ok' : 'bad'}`}>
+        <span class="dot" aria-hidden="true" />
+        {v.ok ? 'verified' : 'failed'}
+      </span>{' '}
+      <When at={v.at} />
+      {v.snapshot ? (
+        <>
+          {' '}
+          · snapshot <code>{shortId(v.snapshot)}</code>
+        </>
+      ) : null}
       {!v.ok && <div class="small break verify-detail">{v.detail}</div>}
-      {!v.ok && status.lastVerifiedOkAt && <div class="small muted">last verified ok <When at={status.lastVerifiedOkAt} /></div>}
+      {!v.ok && status.lastVerifiedOkAt && (
+        <div class="small muted">
+          last verified ok <When at={status.lastVerifiedOkAt} />
+        </div>
+      )}
     </>
   );
 }
@@ -49,8 +76,18 @@ function LastVerified({ status }: { status: BackupStatus }): JSX.Element {
 export function BackupFacts({ status }: { status: BackupStatus }): JSX.Element {
   return (
     <dl class="kv backup-facts">
-      <div><dt>Last backup</dt><dd class="last-backup"><LastBackup status={status} /></dd></div>
-      <div><dt>Last verified</dt><dd class="last-verified"><LastVerified status={status} /> <UnverifiedBadge status={status} /></dd></div>
+      <div>
+        <dt>Last backup</dt>
+        <dd class="last-backup">
+          <LastBackup status={status} />
+        </dd>
+      </div>
+      <div>
+        <dt>Last verified</dt>
+        <dd class="last-verified">
+          <LastVerified status={status} /> <UnverifiedBadge status={status} />
+        </dd>
+      </div>
     </dl>
   );
 }
@@ -59,13 +96,30 @@ export function BackupFacts({ status }: { status: BackupStatus }): JSX.Element {
 export function BackupSummary({ node, volume }: { node: string; volume: string }): JSX.Element {
   const state = useAsync((signal) => loadRowStatus(node, volume, signal), [node, volume]);
   const s = state.data;
-  const link = <a href={backupsHref(node, volume)} aria-label={`Backups of ${volume} on ${node}`}>Backups</a>;
-  if (!s) return <div class="backup-summary small">{state.error ? <span class="muted">status unavailable</span> : <span class="muted">…</span>} {link}</div>;
+  const link = (
+    <a href={backupsHref(node, volume)} aria-label={`Backups of ${volume} on ${node}`}>
+      Backups
+    </a>
+  );
+  if (!s)
+    return (
+      <div class="backup-summary small">
+        {state.error ? <span class="muted">status unavailable</span> : <span class="muted">…</span>} {link}
+      </div>
+    );
   return (
     <div class="backup-summary small">
       {!s.policy && <span class="muted">no policy</span>}
-      {s.lastBackup && <div>backup <span class={s.lastBackup.ok ? '' : 'bad-text'}>{s.lastBackup.ok ? 'ok' : 'failed'}</span> <When at={s.lastBackup.at} /></div>}
-      {s.lastVerified && <div>verified <span class={s.lastVerified.ok ? '' : 'bad-text'}>{s.lastVerified.ok ? 'ok' : 'failed'}</span> <When at={s.lastVerified.at} /></div>}
+      {s.lastBackup && (
+        <div>
+          backup <span class={s.lastBackup.ok ? '' : 'bad-text'}>{s.lastBackup.ok ? 'ok' : 'failed'}</span> <When at={s.lastBackup.at} />
+        </div>
+      )}
+      {s.lastVerified && (
+        <div>
+          verified <span class={s.lastVerified.ok ? '' : 'bad-text'}>{s.lastVerified.ok ? 'ok' : 'failed'}</span> <When at={s.lastVerified.at} />
+        </div>
+      )}
       <UnverifiedBadge status={s} />
       <div>{link}</div>
     </div>

@@ -60,7 +60,10 @@ export function ComposeEditor({ id, value, onInput, issues, issuesTitle, checkin
       <div class="compose-frame">
         <div class="compose-gutter" ref={gutter} aria-hidden="true">
           {Array.from({ length: lines }, (_, i) => (
-            <div key={i} class={bad.has(i + 1) ? 'gutter-line bad' : 'gutter-line'} title={bad.get(i + 1)}>{bad.has(i + 1) ? '!' : ''}{i + 1}</div>
+            <div key={i} class={bad.has(i + 1) ? 'gutter-line bad' : 'gutter-line'} title={bad.get(i + 1)}>
+              {bad.has(i + 1) ? '!' : ''}
+              {i + 1}
+            </div>
           ))}
         </div>
         <textarea
@@ -78,8 +81,12 @@ export function ComposeEditor({ id, value, onInput, issues, issuesTitle, checkin
           onInput={(e) => onInput(e.currentTarget.value)}
           onScroll={(e) => setScrollTop(e.currentTarget.scrollTop)}
           onKeyDown={onKeyDown}
-          onKeyUp={(e) => { if (e.key === 'Escape') e.currentTarget.dataset.tabOut = '1'; }}
-          onBlur={(e) => { delete e.currentTarget.dataset.tabOut; }}
+          onKeyUp={(e) => {
+            if (e.key === 'Escape') e.currentTarget.dataset.tabOut = '1';
+          }}
+          onBlur={(e) => {
+            delete e.currentTarget.dataset.tabOut;
+          }}
         />
       </div>
       <div id={issuesId} class="compose-issues" aria-live="polite">
@@ -89,13 +96,19 @@ export function ComposeEditor({ id, value, onInput, issues, issuesTitle, checkin
           <p class="ok-text small">{issuesTitle}: no problems found.</p>
         ) : (
           <>
-            <p class="bad-text small"><strong>{issuesTitle}:</strong> {issues.length === 1 ? '1 problem' : `${issues.length} problems`}</p>
+            <p class="bad-text small">
+              <strong>{issuesTitle}:</strong> {issues.length === 1 ? '1 problem' : `${issues.length} problems`}
+            </p>
             <ul class="issue-list">
               {issues.map((i, n) => (
                 <li key={n}>
                   {i.line !== null ? (
-                    <button type="button" class="btn btn-link btn-sm" onClick={() => goTo(i.line!)}>Line {i.line}</button>
-                  ) : <span class="muted">—</span>}{' '}
+                    <button type="button" class="btn btn-link btn-sm" onClick={() => goTo(i.line!)}>
+                      Line {i.line}
+                    </button>
+                  ) : (
+                    <span class="muted">—</span>
+                  )}{' '}
                   {i.path && <code>{i.path}</code>} {i.message}
                 </li>
               ))}

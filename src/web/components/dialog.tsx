@@ -106,7 +106,9 @@ export function Dialog({ title, onClose, children, footer, wide, alert, busy }: 
       <div class="dialog-head">
         <h2 id={titleId}>{title}</h2>
         <button type="button" class="icon-btn" aria-label="Close" onClick={() => !busyRef.current && onClose()}>
-          <svg viewBox="0 0 16 16" width="16" height="16" aria-hidden="true"><path d="M3.5 3.5l9 9m0-9l-9 9" stroke="currentColor" stroke-width="1.6" fill="none" stroke-linecap="round" /></svg>
+          <svg viewBox="0 0 16 16" width="16" height="16" aria-hidden="true">
+            <path d="M3.5 3.5l9 9m0-9l-9 9" stroke="currentColor" stroke-width="1.6" fill="none" stroke-linecap="round" />
+          </svg>
         </button>
       </div>
       <div class="dialog-body">{children}</div>

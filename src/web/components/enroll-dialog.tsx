@@ -46,22 +46,42 @@ export function EnrollDialog({ onClose }: { onClose: () => void }): JSX.Element 
       onClose={onClose}
       busy={busy}
       wide={created !== null}
-      footer={created ? <button type="button" class={buttonClass('primary')} onClick={onClose}>Done</button> : undefined}
+      footer={
+        created ? (
+          <button type="button" class={buttonClass('primary')} onClick={onClose}>
+            Done
+          </button>
+        ) : undefined
+      }
     >
-      {created ? <CodeShown created={created} /> : (
+      {created ? (
+        <CodeShown created={created} />
+      ) : (
         <form onSubmit={(e) => void submit(e)} noValidate>
           <div class="field">
             <label for="enroll-name">Node name</label>
             <input
-              id="enroll-name" required autocomplete="off" autocapitalize="none" spellcheck={false} maxLength={63} placeholder="shop-01"
-              value={name} aria-describedby="enroll-name-hint" aria-invalid={error ? 'true' : undefined}
+              id="enroll-name"
+              required
+              autocomplete="off"
+              autocapitalize="none"
+              spellcheck={false}
+              maxLength={63}
+              placeholder="shop-01"
+              value={name}
+              aria-describedby="enroll-name-hint"
+              aria-invalid={error ? 'true' : undefined}
               onInput={(e) => setName(e.currentTarget.value.toLowerCase())}
             />
-            <div class="hint" id="enroll-name-hint">Lowercase letters, digits and dashes.</div>
+            <div class="hint" id="enroll-name-hint">
+              Lowercase letters, digits and dashes.
+            </div>
           </div>
           <InlineError>{error}</InlineError>
           <div class="form-actions">
-            <button type="button" class={buttonClass('default')} onClick={onClose} disabled={busy}>Cancel</button>
+            <button type="button" class={buttonClass('default')} onClick={onClose} disabled={busy}>
+              Cancel
+            </button>
             <SubmitButton busy={busy}>Create enrollment code</SubmitButton>
           </div>
         </form>
@@ -78,18 +98,28 @@ function CodeShown({ created }: { created: EnrollmentCreated }): JSX.Element {
   const command = `dockfleet agent --hub ${window.location.origin} --code ${created.code}`;
   return (
     <>
-      <p ref={heading} tabIndex={-1} data-enroll-code>Run this on the Docker host. The code works once and expires {ago(created.expiresAt)} ({dateTime(created.expiresAt)}).</p>
+      <p ref={heading} tabIndex={-1} data-enroll-code>
+        Run this on the Docker host. The code works once and expires {ago(created.expiresAt)} ({dateTime(created.expiresAt)}).
+      </p>
       <CopyField label="Agent command" value={command} />
       <p class="muted small">
-        The agent dials out to the hub and pins its certificate authority from the code; it never listens on a port. Use{' '}
-        <code>npx dockfleet agent …</code> where dockfleet is not installed globally, and add <code>--state DIR</code> to choose where it keeps its key.
+        The agent dials out to the hub and pins its certificate authority from the code; it never listens on a port. Use <code>npx dockfleet agent …</code> where dockfleet is not installed globally,
+        and add <code>--state DIR</code> to choose where it keeps its key.
       </p>
       <details>
         <summary>Just the code</summary>
         <CopyField label="Enrollment code" value={created.code} />
       </details>
       <p role="status" class={arrived ? 'ok-text' : 'muted'}>
-        {arrived ? <>Node <strong>{created.name}</strong> has connected ({node.status}).</> : <><Spinner /> Waiting for the agent of {created.name} to connect…</>}
+        {arrived ? (
+          <>
+            Node <strong>{created.name}</strong> has connected ({node.status}).
+          </>
+        ) : (
+          <>
+            <Spinner /> Waiting for the agent of {created.name} to connect…
+          </>
+        )}
       </p>
     </>
   );

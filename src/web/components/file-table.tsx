@@ -23,7 +23,15 @@ export interface FileRow {
 /** The folder above `dir` ("/" for anything directly under the root). */
 const parentOf = (dir: string): string => dir.replace(/\/+$/, '').replace(/\/[^/]*$/, '') || '/';
 
-export function FileTable<E>({ caption, dir, entries, rowOf, href, actions, children }: {
+export function FileTable<E>({
+  caption,
+  dir,
+  entries,
+  rowOf,
+  href,
+  actions,
+  children,
+}: {
   caption: string;
   dir: string;
   entries: readonly E[];
@@ -43,33 +51,57 @@ export function FileTable<E>({ caption, dir, entries, rowOf, href, actions, chil
             <th scope="col">Size</th>
             <th scope="col">Modified</th>
             <th scope="col">Mode</th>
-            <th scope="col"><span class="sr-only">Actions</span></th>
+            <th scope="col">
+              <span class="sr-only">Actions</span>
+            </th>
           </tr>
         </thead>
         <tbody>
           {dir !== '/' && (
-            <tr><td data-label="Name" class="cell-name" colSpan={5}><a href={href(parentOf(dir))}><Icon name="folder" size={16} /> .. <span class="sr-only">(parent folder)</span></a></td></tr>
+            <tr>
+              <td data-label="Name" class="cell-name" colSpan={5}>
+                <a href={href(parentOf(dir))}>
+                  <Icon name="folder" size={16} /> .. <span class="sr-only">(parent folder)</span>
+                </a>
+              </td>
+            </tr>
           )}
-          {entries.length === 0 && <tr><td colSpan={5} class="muted">This folder is empty.</td></tr>}
+          {entries.length === 0 && (
+            <tr>
+              <td colSpan={5} class="muted">
+                This folder is empty.
+              </td>
+            </tr>
+          )}
           {entries.map((entry) => {
             const r = rowOf(entry);
             return (
               <tr key={r.name}>
                 <td data-label="Name" class="cell-name">
                   {r.kind === 'dir' ? (
-                    <a href={href(r.path)} class="file-link"><Icon name="folder" size={16} /><span class="break">{r.name}</span></a>
+                    <a href={href(r.path)} class="file-link">
+                      <Icon name="folder" size={16} />
+                      <span class="break">{r.name}</span>
+                    </a>
                   ) : (
                     <span class="file-link">
-                      <Icon name={r.kind === 'symlink' ? 'link' : 'file'} size={16} /><span class="break">{r.name}</span>
+                      <Icon name={r.kind === 'symlink' ? 'link' : 'file'} size={16} />
+                      <span class="break">{r.name}</span>
                       {r.kind === 'symlink' && r.linkTarget && <span class="muted small"> → {r.linkTarget}</span>}
                       {r.kind === 'other' && <span class="muted small"> (special file)</span>}
                     </span>
                   )}
                 </td>
                 <td data-label="Size">{r.kind === 'dir' ? '—' : bytes(r.size)}</td>
-                <td data-label="Modified" title={dateTime(r.modified)}>{ago(r.modified)}</td>
-                <td data-label="Mode" class="mono small">{fileMode(r.mode, r.kind)}</td>
-                <td class="cell-actions"><div class="row-actions">{actions(entry, r)}</div></td>
+                <td data-label="Modified" title={dateTime(r.modified)}>
+                  {ago(r.modified)}
+                </td>
+                <td data-label="Mode" class="mono small">
+                  {fileMode(r.mode, r.kind)}
+                </td>
+                <td class="cell-actions">
+                  <div class="row-actions">{actions(entry, r)}</div>
+                </td>
               </tr>
             );
           })}

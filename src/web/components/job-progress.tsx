@@ -62,7 +62,10 @@ function StepRow({ step }: { step: JobStep }): JSX.Element {
     <li class={`step step-${step.state}`}>
       <StateBadge state={step.state} />
       <span class="step-name">{step.name}</span>
-      <span class="muted small step-time">{ms(step.startedAt, step.finishedAt)}{step.state === 'running' ? ' so far' : ''}</span>
+      <span class="muted small step-time">
+        {ms(step.startedAt, step.finishedAt)}
+        {step.state === 'running' ? ' so far' : ''}
+      </span>
     </li>
   );
 }
@@ -77,22 +80,58 @@ export function JobProgress({ id, onFinal, heading = 'h2' }: { id: string; onFin
     <section class="job-progress" aria-label={`Job ${job.id}`} aria-busy={live ? 'true' : 'false'}>
       <div class="job-head">
         <H class="job-title">
-          <a href={`/jobs/${encodeURIComponent(job.id)}`}>{job.kind} {job.stack}</a> on <a href={`/jobs?node=${encodeURIComponent(job.node)}`}>{job.node}</a>
+          <a href={`/jobs/${encodeURIComponent(job.id)}`}>
+            {job.kind} {job.stack}
+          </a>{' '}
+          on <a href={`/jobs?node=${encodeURIComponent(job.node)}`}>{job.node}</a>
         </H>
         <span role="status" aria-live="polite" class="job-state">
           <StateBadge state={job.state} />
           {live && <Spinner />}
-          {job.rolledBack && job.kind === 'deploy' && <span class="badge badge-warn" title="the deploy failed and the previous revision was put back">rolled back</span>}
-          {unsigned && <span class="badge badge-warn" title={unsigned.hint}>{unsigned.label}</span>}
+          {job.rolledBack && job.kind === 'deploy' && (
+            <span class="badge badge-warn" title="the deploy failed and the previous revision was put back">
+              rolled back
+            </span>
+          )}
+          {unsigned && (
+            <span class="badge badge-warn" title={unsigned.hint}>
+              {unsigned.label}
+            </span>
+          )}
         </span>
       </div>
       <dl class="kv small">
-        <div><dt>Job</dt><dd class="mono">{job.id}</dd></div>
-        <div><dt>Revision</dt><dd>{job.revision ?? '—'}</dd></div>
-        <div><dt>Filed</dt><dd>{dateTime(job.createdAt)} by {job.createdBy}</dd></div>
-        <div><dt>Started</dt><dd>{job.startedAt ? dateTime(job.startedAt) : job.state === 'queued' ? 'waiting for the node' : job.state === 'awaiting-signature' ? "waiting for its operator's signature" : '—'}</dd></div>
-        <div><dt>Took</dt><dd>{ms(job.startedAt ?? job.createdAt, job.finishedAt)}{live ? ' so far' : ''}</dd></div>
-        {job.attempts > 1 && <div><dt>Deliveries</dt><dd>{job.attempts}</dd></div>}
+        <div>
+          <dt>Job</dt>
+          <dd class="mono">{job.id}</dd>
+        </div>
+        <div>
+          <dt>Revision</dt>
+          <dd>{job.revision ?? '—'}</dd>
+        </div>
+        <div>
+          <dt>Filed</dt>
+          <dd>
+            {dateTime(job.createdAt)} by {job.createdBy}
+          </dd>
+        </div>
+        <div>
+          <dt>Started</dt>
+          <dd>{job.startedAt ? dateTime(job.startedAt) : job.state === 'queued' ? 'waiting for the node' : job.state === 'awaiting-signature' ? "waiting for its operator's signature" : '—'}</dd>
+        </div>
+        <div>
+          <dt>Took</dt>
+          <dd>
+            {ms(job.startedAt ?? job.createdAt, job.finishedAt)}
+            {live ? ' so far' : ''}
+          </dd>
+        </div>
+        {job.attempts > 1 && (
+          <div>
+            <dt>Deliveries</dt>
+            <dd>{job.attempts}</dd>
+          </div>
+        )}
       </dl>
       {job.deliveryError && live && <p class="muted small">Last delivery: {job.deliveryError}</p>}
       {job.error && (
@@ -102,11 +141,19 @@ export function JobProgress({ id, onFinal, heading = 'h2' }: { id: string; onFin
         </div>
       )}
       <h3 class="sub-title">Steps</h3>
-      {job.steps.length === 0 ? <p class="muted small">{live ? 'No step yet.' : 'No steps recorded.'}</p> : (
-        <ol class="steps">{job.steps.map((s, i) => <StepRow key={`${i}-${s.name}`} step={s} />)}</ol>
+      {job.steps.length === 0 ? (
+        <p class="muted small">{live ? 'No step yet.' : 'No steps recorded.'}</p>
+      ) : (
+        <ol class="steps">
+          {job.steps.map((s, i) => (
+            <StepRow key={`${i}-${s.name}`} step={s} />
+          ))}
+        </ol>
       )}
       <h3 class="sub-title">Log</h3>
-      {job.logs.length === 0 ? <p class="muted small">No log lines.</p> : (
+      {job.logs.length === 0 ? (
+        <p class="muted small">No log lines.</p>
+      ) : (
         <pre class="job-log" tabIndex={0} aria-label="Job log">
           {job.logsDropped > 0 && `… ${job.logsDropped} earlier lines dropped\n`}
           {job.logs.map((l) => `${l.at ? new Date(l.at).toLocaleTimeString() : ''}  ${l.line}`).join('\n')}

@@ -15,16 +15,25 @@ export function LabelChips({ labels }: { labels: Record<string, string> | undefi
   if (entries.length === 0) return <span class="muted small">no labels</span>;
   return (
     <ul class="label-chips" aria-label="Labels">
-      {entries.map(([k, v]) => <li key={k} class="chip mono">{k}={v}</li>)}
+      {entries.map(([k, v]) => (
+        <li key={k} class="chip mono">
+          {k}={v}
+        </li>
+      ))}
     </ul>
   );
 }
 
-interface Row { key: string; value: string }
+interface Row {
+  key: string;
+  value: string;
+}
 
 export function LabelsDialog({ node, labels, onClose }: { node: string; labels: Record<string, string>; onClose: () => void }): JSX.Element {
   const [rows, setRows] = useState<Row[]>(() => {
-    const r = Object.entries(labels).sort(([a], [b]) => a.localeCompare(b)).map(([key, value]) => ({ key, value }));
+    const r = Object.entries(labels)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([key, value]) => ({ key, value }));
     return r.length > 0 ? r : [{ key: '', value: '' }];
   });
   const { busy, error, setError, run } = useFormSubmit();
@@ -55,25 +64,42 @@ export function LabelsDialog({ node, labels, onClose }: { node: string; labels: 
   return (
     <Dialog title={`Labels of ${node}`} onClose={onClose} busy={busy}>
       <form onSubmit={(e) => void submit(e)} noValidate>
-        <p class="hint" id="labels-hint">Stacks deployed with a label selector (key=value) go to every node carrying that label at the time of the deploy.</p>
+        <p class="hint" id="labels-hint">
+          Stacks deployed with a label selector (key=value) go to every node carrying that label at the time of the deploy.
+        </p>
         {rows.map((r, i) => (
           <div class="label-row" key={i}>
-            <label class="sr-only" for={`label-key-${i}`}>Label {i + 1} key</label>
-            <input id={`label-key-${i}`} class="mono" placeholder="site" value={r.key} autocomplete="off" spellcheck={false} aria-describedby="labels-hint"
-              onInput={(e) => set(i, { key: e.currentTarget.value })} />
+            <label class="sr-only" for={`label-key-${i}`}>
+              Label {i + 1} key
+            </label>
+            <input
+              id={`label-key-${i}`}
+              class="mono"
+              placeholder="site"
+              value={r.key}
+              autocomplete="off"
+              spellcheck={false}
+              aria-describedby="labels-hint"
+              onInput={(e) => set(i, { key: e.currentTarget.value })}
+            />
             <span aria-hidden="true">=</span>
-            <label class="sr-only" for={`label-value-${i}`}>Label {i + 1} value</label>
-            <input id={`label-value-${i}`} class="mono" placeholder="shop" value={r.value} autocomplete="off" spellcheck={false}
-              onInput={(e) => set(i, { value: e.currentTarget.value })} />
+            <label class="sr-only" for={`label-value-${i}`}>
+              Label {i + 1} value
+            </label>
+            <input id={`label-value-${i}`} class="mono" placeholder="shop" value={r.value} autocomplete="off" spellcheck={false} onInput={(e) => set(i, { value: e.currentTarget.value })} />
             <button type="button" class={buttonClass('ghost', true)} onClick={() => setRows((rs) => rs.filter((_, j) => j !== i))}>
               Remove<span class="sr-only"> label {i + 1}</span>
             </button>
           </div>
         ))}
-        <button type="button" class={buttonClass('default', true)} onClick={() => setRows((rs) => [...rs, { key: '', value: '' }])}>Add a label</button>
+        <button type="button" class={buttonClass('default', true)} onClick={() => setRows((rs) => [...rs, { key: '', value: '' }])}>
+          Add a label
+        </button>
         <InlineError>{error}</InlineError>
         <div class="form-actions">
-          <button type="button" class={buttonClass('default')} onClick={onClose} disabled={busy}>Cancel</button>
+          <button type="button" class={buttonClass('default')} onClick={onClose} disabled={busy}>
+            Cancel
+          </button>
           <SubmitButton busy={busy}>Save labels</SubmitButton>
         </div>
       </form>

@@ -24,10 +24,23 @@ const ALL = '';
 const ACTIVE = new Set(['running', 'paused', 'restarting']);
 
 /** One thing the prune would remove. */
-export interface PruneItem { id: string; label: string; detail?: string }
+export interface PruneItem {
+  id: string;
+  label: string;
+  detail?: string;
+}
 
-interface NodePlan { node: string; items: PruneItem[]; error?: string }
-interface NodeResult { node: string; removed: string[]; space: number; error?: string }
+interface NodePlan {
+  node: string;
+  items: PruneItem[];
+  error?: string;
+}
+interface NodeResult {
+  node: string;
+  removed: string[];
+  space: number;
+  error?: string;
+}
 
 /** From Docker 23 (API 1.42) a volume prune takes only anonymous volumes unless `all` is set. */
 export function pruneTakesNamedVolumes(view: NodeView | undefined): boolean {
@@ -51,9 +64,7 @@ export function planFor(kind: PruneKind, view: NodeView | undefined, containers:
   }
   if (kind === 'images') {
     const used = new Set(containers.map((c) => c.ImageID).filter(Boolean));
-    return (items as DockerImage[])
-      .filter((img) => !used.has(img.Id) && (all || isDangling(img)))
-      .map((img) => ({ id: img.Id, label: imageLabel(img), detail: bytes(img.Size) }));
+    return (items as DockerImage[]).filter((img) => !used.has(img.Id) && (all || isDangling(img))).map((img) => ({ id: img.Id, label: imageLabel(img), detail: bytes(img.Size) }));
   }
   if (kind === 'volumes') {
     const used = new Set(containers.flatMap((c) => (c.Mounts ?? []).filter((m) => m.Type === 'volume' && m.Name).map((m) => m.Name!)));
@@ -63,8 +74,9 @@ export function planFor(kind: PruneKind, view: NodeView | undefined, containers:
       .map((v) => ({ id: v.Name, label: v.Name }));
   }
   // The engine prunes a network without endpoints: only running containers hold one.
-  const used = new Set(containers.filter((c) => ACTIVE.has(c.State))
-    .flatMap((c) => Object.entries(c.NetworkSettings?.Networks ?? {}).flatMap(([name, n]) => [name, n.NetworkID].filter(Boolean) as string[])));
+  const used = new Set(
+    containers.filter((c) => ACTIVE.has(c.State)).flatMap((c) => Object.entries(c.NetworkSettings?.Networks ?? {}).flatMap(([name, n]) => [name, n.NetworkID].filter(Boolean) as string[])),
+  );
   return (items as DockerNetwork[])
     .filter((n) => !BUILTIN_NETWORKS.has(n.Name) && n.Scope !== 'swarm' && !used.has(n.Id) && !used.has(n.Name))
     .map((n) => ({ id: n.Id, label: n.Name, detail: n.Driver }));
@@ -84,17 +96,26 @@ async function pruneNode(node: string, kind: PruneKind, all: boolean, plan: Prun
   const r = (await json<PruneAnswer>('POST', dockerPath(node, `/${kind}/prune${query}`))) ?? {};
   const name = (id: string): string => plan.find((p) => p.id === id || p.id === `sha256:${id}` || p.label === id)?.label ?? shortId(id);
   const removed =
-    kind === 'containers' ? (r.ContainersDeleted ?? []).map(name) :
-    kind === 'images' ? (r.ImagesDeleted ?? []).flatMap((d) => (d.Deleted ? [name(d.Deleted)] : [])) :
-    kind === 'volumes' ? r.VolumesDeleted ?? [] :
-    r.NetworksDeleted ?? [];
+    kind === 'containers'
+      ? (r.ContainersDeleted ?? []).map(name)
+      : kind === 'images'
+        ? (r.ImagesDeleted ?? []).flatMap((d) => (d.Deleted ? [name(d.Deleted)] : []))
+        : kind === 'volumes'
+          ? (r.VolumesDeleted ?? [])
+          : (r.NetworksDeleted ?? []);
   if (kind === 'containers') void refreshContainers(node);
   return { node, removed, space: r.SpaceReclaimed ?? 0 };
 }
 
 const NOUN: Record<PruneKind, string> = { containers: 'stopped container', images: 'image', volumes: 'volume', networks: 'network' };
 
-export function PruneDialog({ kind, nodes, node: initialNode, onClose, onDone }: {
+export function PruneDialog({
+  kind,
+  nodes,
+  node: initialNode,
+  onClose,
+  onDone,
+}: {
   kind: PruneKind;
   /** Nodes to choose from (online ones can be pruned); with more than one, "All nodes" is offered. */
   nodes: string[];
@@ -103,7 +124,7 @@ export function PruneDialog({ kind, nodes, node: initialNode, onClose, onDone }:
   onDone?: (message: string) => void;
 }): JSX.Element {
   const f = useStore(fleet);
-  const [node, setNode] = useState(initialNode ?? (nodes.length > 1 ? ALL : nodes[0] ?? ALL));
+  const [node, setNode] = useState(initialNode ?? (nodes.length > 1 ? ALL : (nodes[0] ?? ALL)));
   const [all, setAll] = useState(false);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
@@ -117,15 +138,21 @@ export function PruneDialog({ kind, nodes, node: initialNode, onClose, onDone }:
     if (kind === 'containers') return;
     const ctl = new AbortController();
     setInventory(null);
-    void Promise.all(targets.filter((n) => views.get(n)?.status === 'online').map(async (n): Promise<[string, unknown[] | string]> => {
-      try {
-        // Live from the engine, not the hub's inventory: some changes (a commit) send no event.
-        const live = await get<unknown[] | { Volumes?: unknown[] | null }>(dockerPath(n, kind === 'images' ? '/images/json' : `/${kind}`), { signal: ctl.signal });
-        return [n, Array.isArray(live) ? live : live.Volumes ?? []];
-      } catch (err) {
-        return [n, errorMessage(err)];
-      }
-    })).then((pairs) => { if (!ctl.signal.aborted) setInventory(new Map(pairs)); });
+    void Promise.all(
+      targets
+        .filter((n) => views.get(n)?.status === 'online')
+        .map(async (n): Promise<[string, unknown[] | string]> => {
+          try {
+            // Live from the engine, not the hub's inventory: some changes (a commit) send no event.
+            const live = await get<unknown[] | { Volumes?: unknown[] | null }>(dockerPath(n, kind === 'images' ? '/images/json' : `/${kind}`), { signal: ctl.signal });
+            return [n, Array.isArray(live) ? live : (live.Volumes ?? [])];
+          } catch (err) {
+            return [n, errorMessage(err)];
+          }
+        }),
+    ).then((pairs) => {
+      if (!ctl.signal.aborted) setInventory(new Map(pairs));
+    });
     return () => ctl.abort();
   }, [kind, targets]);
 
@@ -160,22 +187,49 @@ export function PruneDialog({ kind, nodes, node: initialNode, onClose, onDone }:
     setResults(out);
     const count = out.reduce((s, r) => s + r.removed.length, 0);
     const msg = `Removed ${plural(count, NOUN[kind])}${kind === 'networks' ? '' : `, reclaimed ${bytes(out.reduce((s, r) => s + r.space, 0))}`}.`;
-    if (out.some((r) => r.error)) setError(out.filter((r) => r.error).map((r) => `${r.node}: ${r.error}`).join(' · '));
+    if (out.some((r) => r.error))
+      setError(
+        out
+          .filter((r) => r.error)
+          .map((r) => `${r.node}: ${r.error}`)
+          .join(' · '),
+      );
     else toast.success(msg);
     onDone?.(msg);
   };
 
   if (results) {
     return (
-      <Dialog title={title} onClose={onClose} footer={<button type="button" class={buttonClass('primary')} onClick={onClose} data-autofocus="">Done</button>}>
+      <Dialog
+        title={title}
+        onClose={onClose}
+        footer={
+          <button type="button" class={buttonClass('primary')} onClick={onClose} data-autofocus="">
+            Done
+          </button>
+        }
+      >
         <div role="status">
           {results.map((r) => (
             <section key={r.node} aria-label={`Removed on ${r.node}`}>
               <h3>{r.node}</h3>
-              {r.error ? <p class="warn-text">{r.error}</p> : (
-                <p>Removed {plural(r.removed.length, NOUN[kind])}{kind === 'networks' ? '' : `, reclaimed ${bytes(r.space)}`}.</p>
+              {r.error ? (
+                <p class="warn-text">{r.error}</p>
+              ) : (
+                <p>
+                  Removed {plural(r.removed.length, NOUN[kind])}
+                  {kind === 'networks' ? '' : `, reclaimed ${bytes(r.space)}`}.
+                </p>
               )}
-              {r.removed.length > 0 && <ul>{r.removed.map((x) => <li key={x} class="break">{x}</li>)}</ul>}
+              {r.removed.length > 0 && (
+                <ul>
+                  {r.removed.map((x) => (
+                    <li key={x} class="break">
+                      {x}
+                    </li>
+                  ))}
+                </ul>
+              )}
             </section>
           ))}
         </div>
@@ -191,11 +245,17 @@ export function PruneDialog({ kind, nodes, node: initialNode, onClose, onDone }:
             <label for="prune-node">Node</label>
             <select id="prune-node" value={node} onChange={(e) => setNode(e.currentTarget.value)}>
               {nodes.length > 1 && <option value={ALL}>All nodes</option>}
-              {nodes.map((n) => <option key={n} value={n}>{n}</option>)}
+              {nodes.map((n) => (
+                <option key={n} value={n}>
+                  {n}
+                </option>
+              ))}
             </select>
           </div>
         ) : (
-          <p>Node: <strong>{node}</strong></p>
+          <p>
+            Node: <strong>{node}</strong>
+          </p>
         )}
         {kind === 'images' && (
           <div class="check">
@@ -209,24 +269,46 @@ export function PruneDialog({ kind, nodes, node: initialNode, onClose, onDone }:
             <label for="prune-all">Also remove named volumes no container uses</label>
           </div>
         )}
-        {!plans ? <Loading label="Working out what would be removed…" /> : (
+        {!plans ? (
+          <Loading label="Working out what would be removed…" />
+        ) : (
           <div aria-live="polite">
-            <p>{total === 0 ? `Nothing to remove: no ${kind === 'containers' ? 'stopped containers' : `unused ${kind}`}.` : <>These {plural(total, NOUN[kind])} will be removed{kind === 'volumes' ? ', with their data, for good' : ''}:</>}</p>
-            {plans.map((p) => (p.items.length > 0 || p.error) && (
-              <section key={p.node} aria-label={`To remove on ${p.node}`}>
-                <h3>{p.node}</h3>
-                {p.error && <p class="muted small">{p.error}</p>}
-                <ul>
-                  {p.items.map((it) => <li key={it.id}><span class="break">{it.label}</span>{it.detail && <span class="muted small"> · {it.detail}</span>}</li>)}
-                </ul>
-              </section>
-            ))}
+            <p>
+              {total === 0 ? (
+                `Nothing to remove: no ${kind === 'containers' ? 'stopped containers' : `unused ${kind}`}.`
+              ) : (
+                <>
+                  These {plural(total, NOUN[kind])} will be removed{kind === 'volumes' ? ', with their data, for good' : ''}:
+                </>
+              )}
+            </p>
+            {plans.map(
+              (p) =>
+                (p.items.length > 0 || p.error) && (
+                  <section key={p.node} aria-label={`To remove on ${p.node}`}>
+                    <h3>{p.node}</h3>
+                    {p.error && <p class="muted small">{p.error}</p>}
+                    <ul>
+                      {p.items.map((it) => (
+                        <li key={it.id}>
+                          <span class="break">{it.label}</span>
+                          {it.detail && <span class="muted small"> · {it.detail}</span>}
+                        </li>
+                      ))}
+                    </ul>
+                  </section>
+                ),
+            )}
           </div>
         )}
         <InlineError>{error}</InlineError>
         <div class="form-actions">
-          <button type="button" class={buttonClass('default')} onClick={onClose} disabled={busy}>Cancel</button>
-          <SubmitButton busy={busy} variant="danger" disabled={!plans || total === 0}>{total > 0 ? `Remove ${plural(total, NOUN[kind])}` : 'Prune'}</SubmitButton>
+          <button type="button" class={buttonClass('default')} onClick={onClose} disabled={busy}>
+            Cancel
+          </button>
+          <SubmitButton busy={busy} variant="danger" disabled={!plans || total === 0}>
+            {total > 0 ? `Remove ${plural(total, NOUN[kind])}` : 'Prune'}
+          </SubmitButton>
         </div>
       </form>
     </Dialog>

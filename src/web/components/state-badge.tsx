@@ -2,9 +2,17 @@
 import type { JSX } from 'preact';
 
 const TONE: Record<string, string> = {
-  healthy: 'ok', succeeded: 'ok',
-  deploying: 'info', running: 'info', queued: 'muted',
-  failed: 'bad', 'awaiting-signature': 'warn', 'rolled-back': 'warn', drifted: 'warn', removed: 'muted', skipped: 'muted',
+  healthy: 'ok',
+  succeeded: 'ok',
+  deploying: 'info',
+  running: 'info',
+  queued: 'muted',
+  failed: 'bad',
+  'awaiting-signature': 'warn',
+  'rolled-back': 'warn',
+  drifted: 'warn',
+  removed: 'muted',
+  skipped: 'muted',
 };
 
 const HINT: Record<string, string> = {

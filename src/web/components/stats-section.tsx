@@ -15,7 +15,13 @@ export function StatsSection({ node, id }: { node: string; id: string }): JSX.El
   useEffect(() => {
     let live = true;
     loading ??= import('./stats-chart.tsx').then((m) => m.default);
-    loading.then((c) => live && setCharts(() => c), () => { loading = null; if (live) setFailed(true); });
+    loading.then(
+      (c) => live && setCharts(() => c),
+      () => {
+        loading = null;
+        if (live) setFailed(true);
+      },
+    );
     return () => void (live = false);
   }, []);
   return (

@@ -32,20 +32,28 @@ export function ToastHost(): JSX.Element {
   return (
     <div class="toasts">
       <div aria-live="polite" class="toast-region">
-        {list.filter((t) => t.kind !== 'error').map((t) => (
-          <div key={t.id} class={`toast toast-${t.kind}`} role="status">
-            <span>{t.text}</span>
-            <button type="button" class="toast-close" aria-label="Dismiss" onClick={() => dismiss(t.id)}>×</button>
-          </div>
-        ))}
+        {list
+          .filter((t) => t.kind !== 'error')
+          .map((t) => (
+            <div key={t.id} class={`toast toast-${t.kind}`} role="status">
+              <span>{t.text}</span>
+              <button type="button" class="toast-close" aria-label="Dismiss" onClick={() => dismiss(t.id)}>
+                ×
+              </button>
+            </div>
+          ))}
       </div>
       <div aria-live="assertive" class="toast-region">
-        {list.filter((t) => t.kind === 'error').map((t) => (
-          <div key={t.id} class="toast toast-error" role="alert">
-            <span>{t.text}</span>
-            <button type="button" class="toast-close" aria-label="Dismiss" onClick={() => dismiss(t.id)}>×</button>
-          </div>
-        ))}
+        {list
+          .filter((t) => t.kind === 'error')
+          .map((t) => (
+            <div key={t.id} class="toast toast-error" role="alert">
+              <span>{t.text}</span>
+              <button type="button" class="toast-close" aria-label="Dismiss" onClick={() => dismiss(t.id)}>
+                ×
+              </button>
+            </div>
+          ))}
       </div>
     </div>
   );

@@ -84,10 +84,23 @@ export function SubmitButton({ busy, children, variant = 'primary', disabled }: 
 }
 
 const STATUS_TONE: Record<string, string> = {
-  online: 'ok', running: 'ok', up: 'ok', healthy: 'ok',
-  pending: 'warn', paused: 'warn', restarting: 'warn', created: 'info', starting: 'warn',
-  offline: 'muted', exited: 'muted', down: 'bad', unknown: 'muted',
-  revoked: 'bad', dead: 'bad', removing: 'warn', unhealthy: 'bad',
+  online: 'ok',
+  running: 'ok',
+  up: 'ok',
+  healthy: 'ok',
+  pending: 'warn',
+  paused: 'warn',
+  restarting: 'warn',
+  created: 'info',
+  starting: 'warn',
+  offline: 'muted',
+  exited: 'muted',
+  down: 'bad',
+  unknown: 'muted',
+  revoked: 'bad',
+  dead: 'bad',
+  removing: 'warn',
+  unhealthy: 'bad',
 };
 
 export function StatusBadge({ status, title }: { status: string; title?: string }): JSX.Element {
@@ -146,7 +159,9 @@ async function copyText(text: string): Promise<void> {
     try {
       await navigator.clipboard.writeText(text);
       return;
-    } catch { /* fall back below */ }
+    } catch {
+      /* fall back below */
+    }
   }
   const ta = document.createElement('textarea');
   ta.value = text;
@@ -171,10 +186,17 @@ export function CopyButton({ text, label = 'Copy', small }: { text: string; labe
     <button
       type="button"
       class={buttonClass('default', small ?? true)}
-      onClick={() => copyText(text).then(() => setCopied(true), (e: unknown) => toast.error(errorMessage(e)))}
+      onClick={() =>
+        copyText(text).then(
+          () => setCopied(true),
+          (e: unknown) => toast.error(errorMessage(e)),
+        )
+      }
     >
       {copied ? 'Copied' : label}
-      <span class="sr-only" aria-live="polite">{copied ? ' — copied to clipboard' : ''}</span>
+      <span class="sr-only" aria-live="polite">
+        {copied ? ' — copied to clipboard' : ''}
+      </span>
     </button>
   );
 }
@@ -183,7 +205,9 @@ export function CopyButton({ text, label = 'Copy', small }: { text: string; labe
 export function CopyField({ value, label }: { value: string; label: string }): JSX.Element {
   return (
     <div class="copy-field">
-      <code class="copy-value" aria-label={label}>{value}</code>
+      <code class="copy-value" aria-label={label}>
+        {value}
+      </code>
       <CopyButton text={value} label={`Copy`} />
     </div>
   );
@@ -192,12 +216,14 @@ export function CopyField({ value, label }: { value: string; label: string }): J
 export function KeyFacts({ items }: { items: Array<[string, ComponentChildren] | null | false> }): JSX.Element {
   return (
     <dl class="facts">
-      {items.filter((x): x is [string, ComponentChildren] => !!x).map(([k, v]) => (
-        <div class="fact" key={k}>
-          <dt>{k}</dt>
-          <dd>{v === '' || v === null || v === undefined ? '—' : v}</dd>
-        </div>
-      ))}
+      {items
+        .filter((x): x is [string, ComponentChildren] => !!x)
+        .map(([k, v]) => (
+          <div class="fact" key={k}>
+            <dt>{k}</dt>
+            <dd>{v === '' || v === null || v === undefined ? '—' : v}</dd>
+          </div>
+        ))}
     </dl>
   );
 }
@@ -264,7 +290,12 @@ export function useAsync<T>(fn: (signal: AbortSignal) => Promise<T>, deps: unkno
 }
 
 /** Renders loading / error / content for an AsyncState. */
-export function AsyncView<T>({ state, children, loadingLabel, errorTitle }: {
+export function AsyncView<T>({
+  state,
+  children,
+  loadingLabel,
+  errorTitle,
+}: {
   state: AsyncState<T>;
   children: (data: T) => ComponentChildren;
   loadingLabel?: string;
@@ -292,23 +323,23 @@ export function useTicker(ms: number): number {
   return n;
 }
 
-
 /** A responsive table with a screen-reader caption and plain column headers; the last column
  * holds row actions (its header is for screen readers only). `after` goes below the table. */
-export function DataTable({ caption, columns, after, children }: {
-  caption: ComponentChildren;
-  columns: string[];
-  after?: ComponentChildren;
-  children: ComponentChildren;
-}): JSX.Element {
+export function DataTable({ caption, columns, after, children }: { caption: ComponentChildren; columns: string[]; after?: ComponentChildren; children: ComponentChildren }): JSX.Element {
   return (
     <div class="table-wrap">
       <table class="table responsive">
         <caption class="sr-only">{caption}</caption>
         <thead>
           <tr>
-            {columns.map((c) => <th key={c} scope="col">{c}</th>)}
-            <th scope="col"><span class="sr-only">Actions</span></th>
+            {columns.map((c) => (
+              <th key={c} scope="col">
+                {c}
+              </th>
+            ))}
+            <th scope="col">
+              <span class="sr-only">Actions</span>
+            </th>
           </tr>
         </thead>
         <tbody>{children}</tbody>

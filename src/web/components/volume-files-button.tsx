@@ -15,12 +15,18 @@ export function VolumeFilesButton({ node, volume }: { node: string; volume: stri
   // browser opens read-only on a "mutations" host: volume-files.tsx).
   const signed = signedIntentOf(view) === 'all';
   if (policyAllows(view, 'volumeFiles') && !signed) {
-    return <a class={buttonClass('ghost', true)} href={href} aria-label={`Files of ${volume}`}><Icon name="folder" size={15} />Files</a>;
+    return (
+      <a class={buttonClass('ghost', true)} href={href} aria-label={`Files of ${volume}`}>
+        <Icon name="folder" size={15} />
+        Files
+      </a>
+    );
   }
-  const reason = signed ? `${USE_CONNECT} The web UI does not sign volume-file changes.` : policyRefusal(view, 'volumeFiles') ?? '';
+  const reason = signed ? `${USE_CONNECT} The web UI does not sign volume-file changes.` : (policyRefusal(view, 'volumeFiles') ?? '');
   return (
     <button type="button" class={buttonClass('ghost', true)} disabled title={reason} aria-label={`Files of ${volume}: ${reason}`}>
-      <Icon name="folder" size={15} />Files
+      <Icon name="folder" size={15} />
+      Files
     </button>
   );
 }

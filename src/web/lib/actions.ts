@@ -41,10 +41,13 @@ export async function prune(node: string, kind: PruneKind, opts: { allImages?: b
   const r = (await json<PruneResult>('POST', dockerPath(node, `/${kind}/prune${query}`))) ?? {};
   if (kind === 'containers') afterChange(node);
   const count =
-    kind === 'containers' ? r.ContainersDeleted?.length ?? 0 :
-    kind === 'images' ? (r.ImagesDeleted ?? []).filter((d) => d.Deleted).length :
-    kind === 'volumes' ? r.VolumesDeleted?.length ?? 0 :
-    r.NetworksDeleted?.length ?? 0;
+    kind === 'containers'
+      ? (r.ContainersDeleted?.length ?? 0)
+      : kind === 'images'
+        ? (r.ImagesDeleted ?? []).filter((d) => d.Deleted).length
+        : kind === 'volumes'
+          ? (r.VolumesDeleted?.length ?? 0)
+          : (r.NetworksDeleted?.length ?? 0);
   const noun = kind.slice(0, -1);
   if (count === 0 && !r.SpaceReclaimed) return `Nothing to prune on ${node}: no unused ${kind}.`;
   const space = kind === 'networks' ? '' : `, reclaimed ${bytes(r.SpaceReclaimed ?? 0)}`;

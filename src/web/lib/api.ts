@@ -31,8 +31,17 @@ function retryAfterSeconds(v: string | null): number | null {
 }
 
 const STATUS_TEXT: Record<number, string> = {
-  400: 'bad request', 401: 'not signed in', 403: 'not allowed', 404: 'not found', 409: 'conflict',
-  413: 'too large', 429: 'too many requests', 500: 'server error', 502: 'node unreachable', 503: 'unavailable', 504: 'timed out',
+  400: 'bad request',
+  401: 'not signed in',
+  403: 'not allowed',
+  404: 'not found',
+  409: 'conflict',
+  413: 'too large',
+  429: 'too many requests',
+  500: 'server error',
+  502: 'node unreachable',
+  503: 'unavailable',
+  504: 'timed out',
 };
 
 /** Reads an error body in either shape: REST `{error:{code,message}}` or Docker `{message}`. */
@@ -120,8 +129,7 @@ export async function json<T>(method: string, path: string, opts: RequestOptions
 }
 
 export const get = <T>(path: string, opts?: RequestOptions): Promise<T> => json<T>('GET', path, opts);
-export const post = <T>(path: string, body?: unknown, opts?: RequestOptions): Promise<T> =>
-  json<T>('POST', path, { ...opts, body });
+export const post = <T>(path: string, body?: unknown, opts?: RequestOptions): Promise<T> => json<T>('POST', path, { ...opts, body });
 export const del = <T>(path: string, opts?: RequestOptions): Promise<T> => json<T>('DELETE', path, opts);
 
 const enc = encodeURIComponent;

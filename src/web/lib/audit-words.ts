@@ -25,14 +25,25 @@ export interface AuditWords {
 const VERSION_PREFIX = /^\/v\d+(?:\.\d+)?(?=\/)/;
 
 const CONTAINER_VERBS: Record<string, string> = {
-  start: 'start', stop: 'stop', restart: 'restart', kill: 'kill', pause: 'pause',
-  unpause: 'unpause', wait: 'wait for', resize: 'resize the console of', attach: 'attach to',
-  update: 'change the resources of', export: 'export',
+  start: 'start',
+  stop: 'stop',
+  restart: 'restart',
+  kill: 'kill',
+  pause: 'pause',
+  unpause: 'unpause',
+  wait: 'wait for',
+  resize: 'resize the console of',
+  attach: 'attach to',
+  update: 'change the resources of',
+  export: 'export',
 };
 
 const PRUNE_WHAT: Record<string, string> = {
-  containers: 'stopped containers', images: 'unused images', volumes: 'unused volumes',
-  networks: 'unused networks', build: 'the build cache',
+  containers: 'stopped containers',
+  images: 'unused images',
+  volumes: 'unused volumes',
+  networks: 'unused networks',
+  build: 'the build cache',
 };
 
 const NODE_VERBS: Record<string, string> = { approve: 'approve', revoke: 'revoke', rotate: 'rotate the key of' };
@@ -132,18 +143,27 @@ function dockerPredicate(method: string, segs: string[], query: URLSearchParams,
 function restPredicate(method: string, segs: string[]): WordPart[] | null {
   const [, , what, id, op] = segs;
   switch (what) {
-    case 'setup': return ['set up the hub as its first admin'];
+    case 'setup':
+      return ['set up the hub as its first admin'];
     case 'session':
       if (method === 'DELETE') return ['sign out'];
       return ['sign in'];
-    case 'me': return id === 'password' ? ['change their password'] : null;
-    case 'tokens': return method === 'DELETE' ? ['revoke an API token'] : ['create an API token'];
-    case 'client-certs': return method === 'DELETE' ? [`revoke Docker client certificate ${id ?? ''}`.trim()] : ['get a Docker client certificate'];
-    case 'certificates': return method === 'DELETE' ? [`remove certificate ${id ?? ''}`.trim()] : ['add a certificate'];
-    case 'edge': return id === 'hand-off' ? ['sign in to an app behind the edge'] : null;
-    case 'enrollments': return ['create an enrollment code'];
-    case 'join-tokens': return ['create a join token'];
-    case 'users': return method === 'POST' && !id ? ['create a user'] : null;
+    case 'me':
+      return id === 'password' ? ['change their password'] : null;
+    case 'tokens':
+      return method === 'DELETE' ? ['revoke an API token'] : ['create an API token'];
+    case 'client-certs':
+      return method === 'DELETE' ? [`revoke Docker client certificate ${id ?? ''}`.trim()] : ['get a Docker client certificate'];
+    case 'certificates':
+      return method === 'DELETE' ? [`remove certificate ${id ?? ''}`.trim()] : ['add a certificate'];
+    case 'edge':
+      return id === 'hand-off' ? ['sign in to an app behind the edge'] : null;
+    case 'enrollments':
+      return ['create an enrollment code'];
+    case 'join-tokens':
+      return ['create a join token'];
+    case 'users':
+      return method === 'POST' && !id ? ['create a user'] : null;
     case 'nodes': {
       if (!id) return null;
       const link = { text: id, href: nodeHref(id) };
@@ -158,7 +178,8 @@ function restPredicate(method: string, segs: string[]): WordPart[] | null {
       const verb = op ? STACK_VERBS[op] : undefined;
       return verb ? [`${verb} stack `, link] : null;
     }
-    default: return null;
+    default:
+      return null;
   }
 }
 
@@ -185,13 +206,44 @@ export function auditWords(row: AuditWordsInput): AuditWords {
 
 /** Past forms of the first words the predicates start with ("roll back" → "rolled back"). */
 const PAST: Record<string, string> = {
-  add: 'added', approve: 'approved', attach: 'attached', build: 'built', call: 'called', change: 'changed',
-  connect: 'connected', create: 'created', delete: 'deleted', deploy: 'deployed', disconnect: 'disconnected',
-  export: 'exported', get: 'got', import: 'imported', kill: 'killed', load: 'loaded', open: 'opened',
-  pause: 'paused', prune: 'pruned', pull: 'pulled', push: 'pushed', remove: 'removed', rename: 'renamed',
-  resize: 'resized', restart: 'restarted', revoke: 'revoked', roll: 'rolled', rotate: 'rotated', run: 'ran',
-  set: 'set', sign: 'signed', start: 'started', stop: 'stopped', tag: 'tagged', unpause: 'unpaused',
-  upload: 'uploaded', validate: 'validated', wait: 'waited',
+  add: 'added',
+  approve: 'approved',
+  attach: 'attached',
+  build: 'built',
+  call: 'called',
+  change: 'changed',
+  connect: 'connected',
+  create: 'created',
+  delete: 'deleted',
+  deploy: 'deployed',
+  disconnect: 'disconnected',
+  export: 'exported',
+  get: 'got',
+  import: 'imported',
+  kill: 'killed',
+  load: 'loaded',
+  open: 'opened',
+  pause: 'paused',
+  prune: 'pruned',
+  pull: 'pulled',
+  push: 'pushed',
+  remove: 'removed',
+  rename: 'renamed',
+  resize: 'resized',
+  restart: 'restarted',
+  revoke: 'revoked',
+  roll: 'rolled',
+  rotate: 'rotated',
+  run: 'ran',
+  set: 'set',
+  sign: 'signed',
+  start: 'started',
+  stop: 'stopped',
+  tag: 'tagged',
+  unpause: 'unpaused',
+  upload: 'uploaded',
+  validate: 'validated',
+  wait: 'waited',
 };
 
 /** "create container " → "created container " (predicates are written in the base form). */

@@ -32,13 +32,27 @@ export interface RunSpec {
 }
 
 export const EMPTY_SPEC: RunSpec = {
-  image: '', name: '', command: '', env: '', ports: '', volumes: '', network: '', restart: 'no', labels: '', memoryMb: '', cpus: '', pids: '',
+  image: '',
+  name: '',
+  command: '',
+  env: '',
+  ports: '',
+  volumes: '',
+  network: '',
+  restart: 'no',
+  labels: '',
+  memoryMb: '',
+  cpus: '',
+  pids: '',
 };
 
 export type CreateBody = Record<string, unknown> & { Image: string; HostConfig: Record<string, unknown> };
 
 const lines = (s: string): Array<[number, string]> =>
-  s.split('\n').map((l, i): [number, string] => [i + 1, l.trim()]).filter(([, l]) => l !== '' && !l.startsWith('#'));
+  s
+    .split('\n')
+    .map((l, i): [number, string] => [i + 1, l.trim()])
+    .filter(([, l]) => l !== '' && !l.startsWith('#'));
 
 /** Splits a command line into words: spaces separate, quotes group, backslash escapes. */
 export function splitWords(s: string): string[] {
@@ -52,10 +66,17 @@ export function splitWords(s: string): string[] {
       if (ch === quote) quote = null;
       else if (ch === '\\' && quote === '"' && i + 1 < s.length) word += s[++i];
       else word += ch;
-    } else if (ch === '"' || ch === "'") { quote = ch; has = true; }
-    else if (ch === '\\' && i + 1 < s.length) { word += s[++i]; has = true; }
-    else if (/\s/.test(ch)) { if (has || word) out.push(word); word = ''; has = false; }
-    else word += ch;
+    } else if (ch === '"' || ch === "'") {
+      quote = ch;
+      has = true;
+    } else if (ch === '\\' && i + 1 < s.length) {
+      word += s[++i];
+      has = true;
+    } else if (/\s/.test(ch)) {
+      if (has || word) out.push(word);
+      word = '';
+      has = false;
+    } else word += ch;
   }
   if (quote) throw new Error(`unclosed ${quote} quote`);
   if (has || word) out.push(word);
@@ -67,7 +88,11 @@ export function joinWords(words: readonly string[]): string {
   return words.map((w) => (w !== '' && /^[\w@%+=:,./-]+$/.test(w) ? w : `"${w.replace(/(["\\])/g, '\\$1')}"`)).join(' ');
 }
 
-interface PortRule { hostIp: string; hostPort: string; containerPort: string }
+interface PortRule {
+  hostIp: string;
+  hostPort: string;
+  containerPort: string;
+}
 
 function parsePort(line: string): PortRule | null {
   const m = /^(?:(?:(\[[0-9a-fA-F:]+\]|[\d.]+):)?(\d{1,5})?:)?(\d{1,5})(\/(?:tcp|udp|sctp))?$/.exec(line);
@@ -93,23 +118,36 @@ export function specToCreateBody(spec: RunSpec): SpecResult {
     errors.name = 'Letters, digits, and _ . - only, starting with a letter or digit.';
   }
   let cmd: string[] = [];
-  try { cmd = splitWords(spec.command); } catch (e) { errors.command = (e as Error).message; }
+  try {
+    cmd = splitWords(spec.command);
+  } catch (e) {
+    errors.command = (e as Error).message;
+  }
   const env: string[] = [];
   for (const [n, l] of lines(spec.env)) {
-    if (!/^[^=\s][^=]*=/.test(l)) { errors.env = `Line ${n}: write KEY=value.`; break; }
+    if (!/^[^=\s][^=]*=/.test(l)) {
+      errors.env = `Line ${n}: write KEY=value.`;
+      break;
+    }
     env.push(l);
   }
   const labels: Record<string, string> = {};
   for (const [n, l] of lines(spec.labels)) {
     const i = l.indexOf('=');
-    if (i <= 0) { errors.labels = `Line ${n}: write key=value.`; break; }
+    if (i <= 0) {
+      errors.labels = `Line ${n}: write key=value.`;
+      break;
+    }
     labels[l.slice(0, i).trim()] = l.slice(i + 1).trim();
   }
   const exposed: Record<string, object> = {};
   const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
   for (const [n, l] of lines(spec.ports)) {
     const p = parsePort(l);
-    if (!p) { errors.ports = `Line ${n}: write HOST:CONTAINER such as 8080:80, or IP:HOST:CONTAINER/udp.`; break; }
+    if (!p) {
+      errors.ports = `Line ${n}: write HOST:CONTAINER such as 8080:80, or IP:HOST:CONTAINER/udp.`;
+      break;
+    }
     exposed[p.containerPort] = {};
     (bindings[p.containerPort] ??= []).push({ HostIp: p.hostIp, HostPort: p.hostPort });
   }
@@ -117,13 +155,19 @@ export function specToCreateBody(spec: RunSpec): SpecResult {
   for (const [n, l] of lines(spec.volumes)) {
     const parts = l.split(':');
     const ok = parts.length >= 2 && parts.length <= 3 && parts[0] !== '' && parts[1]!.startsWith('/') && (parts.length === 2 || /^(ro|rw|z|Z|ro,z|ro,Z|rw,z|rw,Z)$/.test(parts[2]!));
-    if (!ok) { errors.volumes = `Line ${n}: write VOLUME:/path or /host/path:/path, with :ro for read-only.`; break; }
+    if (!ok) {
+      errors.volumes = `Line ${n}: write VOLUME:/path or /host/path:/path, with :ro for read-only.`;
+      break;
+    }
     binds.push(l);
   }
   const num = (field: 'memoryMb' | 'cpus' | 'pids', v: string, integer: boolean): number | null => {
     if (!v.trim()) return null;
     const x = Number(v);
-    if (!Number.isFinite(x) || x <= 0 || (integer && !Number.isInteger(x))) { errors[field] = integer ? 'A whole number above 0, or empty.' : 'A number above 0, or empty.'; return null; }
+    if (!Number.isFinite(x) || x <= 0 || (integer && !Number.isInteger(x))) {
+      errors[field] = integer ? 'A whole number above 0, or empty.' : 'A number above 0, or empty.';
+      return null;
+    }
     return x;
   };
   const memory = num('memoryMb', spec.memoryMb, false);
@@ -150,8 +194,14 @@ export interface InspectForSpec {
   Name: string;
   Config: { Image?: string; Cmd?: string[] | null; Env?: string[] | null; Labels?: Record<string, string> | null; [k: string]: unknown };
   HostConfig?: {
-    RestartPolicy?: { Name?: string; MaximumRetryCount?: number }; PortBindings?: Record<string, Array<{ HostIp?: string; HostPort?: string }> | null> | null;
-    Binds?: string[] | null; NetworkMode?: string; Memory?: number; NanoCpus?: number; PidsLimit?: number | null; [k: string]: unknown;
+    RestartPolicy?: { Name?: string; MaximumRetryCount?: number };
+    PortBindings?: Record<string, Array<{ HostIp?: string; HostPort?: string }> | null> | null;
+    Binds?: string[] | null;
+    NetworkMode?: string;
+    Memory?: number;
+    NanoCpus?: number;
+    PidsLimit?: number | null;
+    [k: string]: unknown;
   };
   Mounts?: Array<{ Type?: string; Name?: string; Source?: string; Destination: string; RW?: boolean }>;
   NetworkSettings?: { Networks?: Record<string, EndpointInspect> | null } | null;
@@ -160,11 +210,13 @@ export interface InspectForSpec {
 /** A container's inspect as the form (for duplicate and edit). */
 export function specFromInspect(info: InspectForSpec): RunSpec {
   const hc = info.HostConfig ?? {};
-  const ports = Object.entries(hc.PortBindings ?? {}).flatMap(([ctr, list]) => (list ?? []).map((b) => {
-    const c = ctr.endsWith('/tcp') ? ctr.slice(0, -4) : ctr;
-    const ip = b.HostIp ? `${b.HostIp.includes(':') ? `[${b.HostIp}]` : b.HostIp}:` : '';
-    return b.HostPort || ip ? `${ip}${b.HostPort ?? ''}:${c}` : c;
-  }));
+  const ports = Object.entries(hc.PortBindings ?? {}).flatMap(([ctr, list]) =>
+    (list ?? []).map((b) => {
+      const c = ctr.endsWith('/tcp') ? ctr.slice(0, -4) : ctr;
+      const ip = b.HostIp ? `${b.HostIp.includes(':') ? `[${b.HostIp}]` : b.HostIp}:` : '';
+      return b.HostPort || ip ? `${ip}${b.HostPort ?? ''}:${c}` : c;
+    }),
+  );
   const restart = (hc.RestartPolicy?.Name ?? '') as RestartName | '';
   const network = hc.NetworkMode && hc.NetworkMode !== 'default' && hc.NetworkMode !== 'bridge' ? hc.NetworkMode : '';
   return {
@@ -176,7 +228,9 @@ export function specFromInspect(info: InspectForSpec): RunSpec {
     volumes: (hc.Binds ?? []).join('\n'),
     network,
     restart: restart === '' ? 'no' : restart,
-    labels: Object.entries(info.Config.Labels ?? {}).map(([k, v]) => `${k}=${v}`).join('\n'),
+    labels: Object.entries(info.Config.Labels ?? {})
+      .map(([k, v]) => `${k}=${v}`)
+      .join('\n'),
     memoryMb: hc.Memory ? String(+(hc.Memory / 1024 / 1024).toFixed(2)) : '',
     cpus: hc.NanoCpus ? String(hc.NanoCpus / 1e9) : '',
     pids: hc.PidsLimit && hc.PidsLimit > 0 ? String(hc.PidsLimit) : '',
@@ -185,7 +239,22 @@ export function specFromInspect(info: InspectForSpec): RunSpec {
 
 /** Config settings carried over as they are: the form does not show them, and they were the
  * user's (or the image's, which the new container would get anyway). */
-const CONFIG_CARRIED = ['Entrypoint', 'WorkingDir', 'User', 'Tty', 'OpenStdin', 'StdinOnce', 'AttachStdin', 'AttachStdout', 'AttachStderr', 'StopSignal', 'StopTimeout', 'Healthcheck', 'Shell', 'Domainname'] as const;
+const CONFIG_CARRIED = [
+  'Entrypoint',
+  'WorkingDir',
+  'User',
+  'Tty',
+  'OpenStdin',
+  'StdinOnce',
+  'AttachStdin',
+  'AttachStdout',
+  'AttachStderr',
+  'StopSignal',
+  'StopTimeout',
+  'Healthcheck',
+  'Shell',
+  'Domainname',
+] as const;
 
 /** HostConfig settings carried over only when they differ from what the engine fills in by
  * itself. Never MaskedPaths, ReadonlyPaths, or any other field the engine reports but nobody
@@ -221,7 +290,14 @@ const HOST_CARRIED: ReadonlyArray<[string, (v: unknown) => boolean]> = [
   ['CgroupParent', (v) => typeof v === 'string' && v !== ''],
   ['CgroupnsMode', (v) => typeof v === 'string' && v !== '' && v !== 'private' && v !== 'host'],
   ['Runtime', (v) => typeof v === 'string' && v !== '' && v !== 'runc'],
-  ['LogConfig', (v) => !!v && typeof v === 'object' && ((v as { Type?: string }).Type ?? '') !== '' && ((v as { Type?: string }).Type !== 'json-file' || Object.keys((v as { Config?: object }).Config ?? {}).length > 0)],
+  [
+    'LogConfig',
+    (v) =>
+      !!v &&
+      typeof v === 'object' &&
+      ((v as { Type?: string }).Type ?? '') !== '' &&
+      ((v as { Type?: string }).Type !== 'json-file' || Object.keys((v as { Config?: object }).Config ?? {}).length > 0),
+  ],
   // Resources the form does not show.
   ['CpuShares', (v) => typeof v === 'number' && v !== 0],
   ['CpuPeriod', (v) => typeof v === 'number' && v !== 0],

@@ -33,12 +33,17 @@ export function ago(t: string | number | null | undefined, now = Date.now(), sho
   const s = Math.round((d.getTime() - now) / 1000);
   const abs = Math.abs(s);
   const [v, unit]: [number, Intl.RelativeTimeFormatUnit] =
-    abs < 45 ? [s, 'second'] :
-    abs < 45 * 60 ? [Math.round(s / 60), 'minute'] :
-    abs < 22 * 3600 ? [Math.round(s / 3600), 'hour'] :
-    abs < 26 * 86400 ? [Math.round(s / 86400), 'day'] :
-    abs < 320 * 86400 ? [Math.round(s / (30 * 86400)), 'month'] :
-    [Math.round(s / (365 * 86400)), 'year'];
+    abs < 45
+      ? [s, 'second']
+      : abs < 45 * 60
+        ? [Math.round(s / 60), 'minute']
+        : abs < 22 * 3600
+          ? [Math.round(s / 3600), 'hour']
+          : abs < 26 * 86400
+            ? [Math.round(s / 86400), 'day']
+            : abs < 320 * 86400
+              ? [Math.round(s / (30 * 86400)), 'month']
+              : [Math.round(s / (365 * 86400)), 'year'];
   if (unit === 'second' && abs < 10) return 'just now';
   const f = short ? rtfShort : rtf;
   return f ? f.format(v, unit) : `${Math.abs(v)} ${unit}s ${v < 0 ? 'ago' : 'from now'}`;
@@ -94,7 +99,7 @@ export function labelMatches(labels: Record<string, string> | null | undefined, 
   if (!f) return true;
   if (!labels) return false;
   const eq = f.indexOf('=');
-  if (eq < 0) return  Object.hasOwn(labels, f);
+  if (eq < 0) return Object.hasOwn(labels, f);
   const k = f.slice(0, eq).trim();
   const v = f.slice(eq + 1).trim();
   return labels[k] === v;

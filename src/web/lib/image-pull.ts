@@ -5,7 +5,12 @@
  */
 import { dockerPath, request } from './api.ts';
 
-export interface LayerProgress { id: string; status: string; current: number; total: number }
+export interface LayerProgress {
+  id: string;
+  status: string;
+  current: number;
+  total: number;
+}
 
 export interface PullState {
   layers: LayerProgress[];
@@ -20,7 +25,8 @@ export function foldPullEvent(state: PullState, ev: { id?: string; status?: stri
   const i = layers.findIndex((l) => l.id === ev.id);
   const prev = i >= 0 ? layers[i]! : { id: ev.id, status: '', current: 0, total: 0 };
   const next = { id: ev.id, status: ev.status, current: ev.progressDetail?.current ?? (/complete|exists/i.test(ev.status) ? prev.total : prev.current), total: ev.progressDetail?.total ?? prev.total };
-  if (i >= 0) layers[i] = next; else layers.push(next);
+  if (i >= 0) layers[i] = next;
+  else layers.push(next);
   return { layers, message: state.message };
 }
 
@@ -47,7 +53,11 @@ export async function pullImage(node: string, image: string, opts: { registryId?
     for (const line of parts) {
       if (!line.trim()) continue;
       let ev: { id?: string; status?: string; error?: string; progressDetail?: { current?: number; total?: number } };
-      try { ev = JSON.parse(line) as typeof ev; } catch { continue; }
+      try {
+        ev = JSON.parse(line) as typeof ev;
+      } catch {
+        continue;
+      }
       if (ev.error) throw new Error(ev.error);
       state = foldPullEvent(state, ev);
     }

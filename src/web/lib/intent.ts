@@ -12,8 +12,18 @@
  * Loaded on demand by lib/signing.ts, off the first load.
  */
 import {
-  INTENT_BODY_HEADER, INTENT_HEADER, INTENT_VERSION, SEALED_BODY, STREAM_BODY, dockerOp, encodeIntent, intentPayload, intentSigningBytes,
-  jobOp, toBase64Url, type IntentClaims,
+  INTENT_BODY_HEADER,
+  INTENT_HEADER,
+  INTENT_VERSION,
+  SEALED_BODY,
+  STREAM_BODY,
+  dockerOp,
+  encodeIntent,
+  intentPayload,
+  intentSigningBytes,
+  jobOp,
+  toBase64Url,
+  type IntentClaims,
 } from '../../protocol/intent.ts';
 import { FRAME_DATA, FRAME_SEAL, MAX_SEGMENT, SEAL_BODY_BYTES, frameHead, sealBody, sealSigningBytes } from '../../protocol/intent-stream.ts';
 import { sha256 } from '@noble/hashes/sha2.js';
@@ -38,9 +48,15 @@ async function sha256Hex(bytes: Uint8Array): Promise<string> {
 export async function signIntent(key: BrowserKey, node: string, op: string, body: IntentClaims['body']): Promise<{ wire: string; claims: IntentClaims }> {
   const iat = Date.now();
   const claims: IntentClaims = {
-    v: INTENT_VERSION, key: key.publicKey, node, op, body,
+    v: INTENT_VERSION,
+    key: key.publicKey,
+    node,
+    op,
+    body,
     nonce: toBase64Url(crypto.getRandomValues(new Uint8Array(18))),
-    iat, exp: iat + INTENT_LIFETIME_MS, user: key.user,
+    iat,
+    exp: iat + INTENT_LIFETIME_MS,
+    user: key.user,
   };
   const payload = intentPayload(claims);
   return { wire: encodeIntent(payload, await sign(key, intentSigningBytes(payload))), claims };
@@ -87,9 +103,7 @@ async function sealedFrames(key: BrowserKey, nonce: string, data: Uint8Array): P
  * Headers (and, for a long body, the framed body) for one Docker call to `node`, whose path and
  * query are `enginePath` exactly as the hub passes them on to the host's engine.
  */
-export async function signDockerCall(
-  key: BrowserKey, node: string, method: string, enginePath: string, body: BodyInit | undefined,
-): Promise<{ headers: Record<string, string>; body?: BodyInit }> {
+export async function signDockerCall(key: BrowserKey, node: string, method: string, enginePath: string, body: BodyInit | undefined): Promise<{ headers: Record<string, string>; body?: BodyInit }> {
   const bytes = await bodyBytes(body);
   const op = dockerOp(method, enginePath);
   if (bytes.length <= MAX_SEGMENT) {
@@ -100,7 +114,7 @@ export async function signDockerCall(
     throw new Error(`this host requires signed intent, and the web UI signs uploads of at most ${MAX_SEALED_UPLOAD / 1024 / 1024} MiB: use \`dockfleet connect\` and \`docker cp\` for larger ones`);
   }
   const { wire, claims } = await signIntent(key, node, op, STREAM_BODY);
-  return { headers: { [INTENT_HEADER]: wire, [INTENT_BODY_HEADER]: SEALED_BODY }, body: await sealedFrames(key, claims.nonce, bytes) as BodyInit };
+  return { headers: { [INTENT_HEADER]: wire, [INTENT_BODY_HEADER]: SEALED_BODY }, body: (await sealedFrames(key, claims.nonce, bytes)) as BodyInit };
 }
 
 /**
@@ -111,7 +125,9 @@ export async function signDockerCall(
  * check here would guard against nothing the hub could not also change (the CLI's is the strong one).
  */
 export async function signRollout(
-  key: BrowserKey, stack: string, proposal: { kind: string; nodes: string[]; jobs: Array<{ id: string; node: string; signedBody: string }> },
+  key: BrowserKey,
+  stack: string,
+  proposal: { kind: string; nodes: string[]; jobs: Array<{ id: string; node: string; signedBody: string }> },
   attach: (jobId: string, intent: string) => Promise<void>,
 ): Promise<void> {
   for (const job of proposal.jobs) {

@@ -76,13 +76,17 @@ function openStream(): void {
     try {
       const nodes = JSON.parse((e as MessageEvent<string>).data) as NodeView[];
       if (Array.isArray(nodes)) setNodes(nodes);
-    } catch { /* a malformed event is skipped */ }
+    } catch {
+      /* a malformed event is skipped */
+    }
   });
   source.addEventListener('containers', (e) => {
     try {
       const d = JSON.parse((e as MessageEvent<string>).data) as { node: string; items: DockerContainer[] };
       if (d && typeof d.node === 'string' && Array.isArray(d.items)) setContainers(d.node, d.items);
-    } catch { /* skipped */ }
+    } catch {
+      /* skipped */
+    }
   });
   source.addEventListener('error', () => {
     if (source !== es) return;
@@ -121,7 +125,9 @@ async function pollOnce(): Promise<void> {
         .map(async (n) => {
           try {
             setContainers(n.name, await get<DockerContainer[]>(apiNodePath(n.name, '/containers')));
-          } catch { /* one node's failure leaves its last list */ }
+          } catch {
+            /* one node's failure leaves its last list */
+          }
         }),
     );
     fleet.set((s) => ({ ...s, error: null }));
@@ -170,7 +176,9 @@ export function stopLive(): void {
 export async function refreshContainers(node: string): Promise<void> {
   try {
     setContainers(node, await get<DockerContainer[]>(apiNodePath(node, '/containers')));
-  } catch { /* the stream will catch up */ }
+  } catch {
+    /* the stream will catch up */
+  }
 }
 
 export function containerName(c: DockerContainer): string {

@@ -38,7 +38,10 @@ function b64url(bytes: Uint8Array): string {
 /** The first 20 hex digits of SHA-256 over the raw public key, as the hub and the CLI name it. */
 export async function fingerprintOf(raw: Uint8Array): Promise<string> {
   const hash = new Uint8Array(await crypto.subtle.digest('SHA-256', raw as BufferSource));
-  return [...hash].map((b) => b.toString(16).padStart(2, '0')).join('').slice(0, 20);
+  return [...hash]
+    .map((b) => b.toString(16).padStart(2, '0'))
+    .join('')
+    .slice(0, 20);
 }
 
 function openDb(): Promise<IDBDatabase> {

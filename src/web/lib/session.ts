@@ -3,11 +3,7 @@ import { ApiError, del, get, post, setUnauthorizedHandler } from './api.ts';
 import { createStore } from './store.ts';
 import type { Me } from './types.ts';
 
-export type SessionState =
-  | { status: 'loading' }
-  | { status: 'signedOut'; setupNeeded: boolean; reason?: string }
-  | { status: 'signedIn'; me: Me }
-  | { status: 'error'; message: string };
+export type SessionState = { status: 'loading' } | { status: 'signedOut'; setupNeeded: boolean; reason?: string } | { status: 'signedIn'; me: Me } | { status: 'error'; message: string };
 
 export const session = createStore<SessionState>({ status: 'loading' });
 
@@ -41,7 +37,9 @@ export async function refreshMe(): Promise<void> {
   try {
     const me = await get<Me>('/api/v1/me', { quiet401: true });
     if (JSON.stringify(me) !== JSON.stringify(now.me)) session.set({ status: 'signedIn', me });
-  } catch { /* the live feed's own fallback notices a signed-out session */ }
+  } catch {
+    /* the live feed's own fallback notices a signed-out session */
+  }
 }
 
 export async function signIn(username: string, password: string): Promise<void> {

@@ -121,9 +121,12 @@ export async function deploySigner(): Promise<BrowserKey | null> {
 export async function signRolloutJobs(key: BrowserKey, stack: string, proposal: Parameters<typeof import('./intent.ts')['signRollout']>[2]): Promise<void> {
   const { signRollout } = await import('./intent.ts');
   try {
-    await signRollout(key, stack, proposal, async (id, intent) => void await post(`/api/v1/jobs/${encodeURIComponent(id)}/intent`, { intent }));
+    await signRollout(key, stack, proposal, async (id, intent) => void (await post(`/api/v1/jobs/${encodeURIComponent(id)}/intent`, { intent })));
   } catch (err) {
-    throw new ApiError(err instanceof ApiError ? err.status : 400, 'signing_failed',
-      `The deploy was filed but its jobs could not be signed (${err instanceof Error ? err.message : String(err)}); unsigned jobs fail after five minutes.`);
+    throw new ApiError(
+      err instanceof ApiError ? err.status : 400,
+      'signing_failed',
+      `The deploy was filed but its jobs could not be signed (${err instanceof Error ? err.message : String(err)}); unsigned jobs fail after five minutes.`,
+    );
   }
 }

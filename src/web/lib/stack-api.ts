@@ -20,7 +20,10 @@ export interface DeployInput {
 
 /** Refused before anything was queued, with each problem's place and line. */
 export class ComposeRefusedError extends ApiError {
-  constructor(message: string, readonly issues: ComposeIssue[]) {
+  constructor(
+    message: string,
+    readonly issues: ComposeIssue[],
+  ) {
     super(400, 'validation_failed', message);
   }
 }
@@ -44,7 +47,9 @@ export async function deployStack(name: string, input: DeployInput): Promise<Rol
     let parsed: { error?: { code?: string; message?: string; errors?: ComposeIssue[] } } = {};
     try {
       parsed = JSON.parse(text) as typeof parsed;
-    } catch { /* not JSON: a plain error below */ }
+    } catch {
+      /* not JSON: a plain error below */
+    }
     const e = parsed.error;
     if (e && Array.isArray(e.errors)) throw new ComposeRefusedError(e.message ?? 'the Compose file was refused', e.errors);
     throw new ApiError(400, e?.code ?? 'http_400', e?.message ?? 'bad request');

@@ -8,10 +8,22 @@ import { session } from './session.ts';
 import { createStore } from './store.ts';
 
 export interface ContainerPoint {
-  at: number; cpuPercent: number; memUsage: number; memLimit: number;
-  netRx: number; netTx: number; blkRead: number; blkWrite: number;
+  at: number;
+  cpuPercent: number;
+  memUsage: number;
+  memLimit: number;
+  netRx: number;
+  netTx: number;
+  blkRead: number;
+  blkWrite: number;
 }
-export interface HostPoint { at: number; cpuPercent: number; cpus: number; memUsed: number; memTotal: number }
+export interface HostPoint {
+  at: number;
+  cpuPercent: number;
+  cpus: number;
+  memUsed: number;
+  memTotal: number;
+}
 
 /** One minute at a point a second. */
 const POINTS = 60;
@@ -73,7 +85,9 @@ function reopen(): void {
       const d = JSON.parse((e as MessageEvent<string>).data) as { containers: Array<{ node: string; id: string; points: ContainerPoint[] }>; hosts: Array<{ node: string; points: HostPoint[] }> };
       statsPoints.set((prev) => new Map([...prev].filter(([k]) => !watched.has(k))));
       append([...d.containers.map((c) => [keyOf(c.node, c.id), c.points] as [string, ContainerPoint[]]), ...d.hosts.map((h) => [hostKey(h.node), h.points] as [string, HostPoint[]])]);
-    } catch { /* a malformed event is skipped */ }
+    } catch {
+      /* a malformed event is skipped */
+    }
   });
   es.addEventListener('tick', (e) => {
     try {
@@ -81,7 +95,9 @@ function reopen(): void {
       const entries: Array<[string, Array<ContainerPoint | HostPoint>]> = t.containers.map((c) => [keyOf(t.node, c.id), [{ ...c, at: t.at }]]);
       if (t.host) entries.push([hostKey(t.node), [{ ...t.host, at: t.at }]]);
       append(entries);
-    } catch { /* skipped */ }
+    } catch {
+      /* skipped */
+    }
   });
 }
 
@@ -92,7 +108,11 @@ function schedule(): void {
 /** localStorage `dockfleet.stats` = `off` turns the live feed off in this browser (the stats
  * benchmark measures the same page with and without it; also a way out on a slow machine). */
 const statsOff = (): boolean => {
-  try { return localStorage.getItem('dockfleet.stats') === 'off'; } catch { return false; }
+  try {
+    return localStorage.getItem('dockfleet.stats') === 'off';
+  } catch {
+    return false;
+  }
 };
 
 /** Watches a key (containerKey/hostKey) until the returned function is called. */

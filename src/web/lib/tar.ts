@@ -15,7 +15,9 @@ function octal(n: number, width: number): string {
 
 function header(name: string, size: number, mode: number, mtime: number, type: '0' | 'x'): Uint8Array {
   const h = new Uint8Array(BLOCK);
-  const put = (s: string, at: number, len: number): void => { h.set(enc.encode(s).subarray(0, len), at); };
+  const put = (s: string, at: number, len: number): void => {
+    h.set(enc.encode(s).subarray(0, len), at);
+  };
   put(name, 0, 100); // cut at 100 bytes: a longer name rides in the PAX header before it
   put(octal(mode & 0o7777, 8), 100, 8);
   put(octal(0, 8), 108, 8); // uid
@@ -83,7 +85,8 @@ function field(h: Uint8Array, at: number, len: number): string {
 }
 
 function num(h: Uint8Array, at: number, len: number): number {
-  if (h[at]! & 0x80) { // base-256 (GNU) for big values
+  if (h[at]! & 0x80) {
+    // base-256 (GNU) for big values
     let n = 0;
     for (let i = at + 1; i < at + len; i++) n = n * 256 + h[i]!;
     return n;
@@ -118,7 +121,10 @@ class ByteReader {
   private async fill(n: number): Promise<void> {
     while (this.buf.length < n && !this.done) {
       const { value, done } = await this.reader.read();
-      if (done) { this.done = true; break; }
+      if (done) {
+        this.done = true;
+        break;
+      }
       const next = new Uint8Array(this.buf.length + value.length);
       next.set(this.buf);
       next.set(value, this.buf.length);
@@ -140,7 +146,10 @@ class ByteReader {
       if (this.buf.length === 0) {
         if (this.done) return;
         const { value, done } = await this.reader.read();
-        if (done) { this.done = true; return; }
+        if (done) {
+          this.done = true;
+          return;
+        }
         this.buf = value;
       }
       const k = Math.min(n, this.buf.length);
@@ -156,10 +165,7 @@ class ByteReader {
  * bytes are read and handed to it) or return 'stop' to end the walk early. Without `want`,
  * file data is skipped, so a large folder is listed in bounded memory.
  */
-export async function walkTar(
-  stream: ReadableStream<Uint8Array>,
-  visit: (e: TarEntry, data: Uint8Array | null) => 'stop' | 'want' | undefined,
-): Promise<void> {
+export async function walkTar(stream: ReadableStream<Uint8Array>, visit: (e: TarEntry, data: Uint8Array | null) => 'stop' | 'want' | undefined): Promise<void> {
   const reader = stream.getReader();
   const r = new ByteReader(reader);
   let pax: Record<string, string> = {};

@@ -14,8 +14,23 @@ import type { BackupRepository, BackupRetention, SnapshotSummary, VolumeBackupPo
 export type { BackupRepository, BackupRetention, SnapshotSummary, VolumeBackupPolicy };
 
 /** One outcome as the hub answers it (times as ISO strings). */
-export interface BackupOutcomeView { at: string; ok: boolean; snapshot: string | null; bytesAdded: number | null; durationMs: number; error: string | null }
-export interface VerifyOutcomeView { at: string; ok: boolean; snapshot: string | null; files: number; bytes: number; durationMs: number; detail: string }
+export interface BackupOutcomeView {
+  at: string;
+  ok: boolean;
+  snapshot: string | null;
+  bytesAdded: number | null;
+  durationMs: number;
+  error: string | null;
+}
+export interface VerifyOutcomeView {
+  at: string;
+  ok: boolean;
+  snapshot: string | null;
+  files: number;
+  bytes: number;
+  durationMs: number;
+  detail: string;
+}
 
 /** `GET …/backup-status` */
 export interface BackupStatus {
@@ -28,7 +43,10 @@ export interface BackupStatus {
 }
 
 /** `POST …/snapshots` */
-export interface SnapshotList { repository: string | null; snapshots: SnapshotSummary[] }
+export interface SnapshotList {
+  repository: string | null;
+  snapshots: SnapshotSummary[];
+}
 
 /** The hub's alert limit: a policy's last good verification may be this old (hub/alerts/sources/backup-verify-source.ts). */
 export const VERIFY_MAX_AGE_MS = 86_400_000;
@@ -42,8 +60,7 @@ export function backupsHref(node: string, volume: string): string {
   return `/nodes/${encodeURIComponent(node)}/volumes/${encodeURIComponent(volume)}/backups`;
 }
 
-export const loadStatus = (node: string, volume: string, signal?: AbortSignal): Promise<BackupStatus> =>
-  get<BackupStatus>(volumePath(node, volume, 'backup-status'), signal ? { signal } : {});
+export const loadStatus = (node: string, volume: string, signal?: AbortSignal): Promise<BackupStatus> => get<BackupStatus>(volumePath(node, volume, 'backup-status'), signal ? { signal } : {});
 
 /** The names of the credentials (`secretEnv`) the hub keeps for the volume's policy; never their values. None without a policy. */
 export async function loadPolicySecretNames(node: string, volume: string, signal?: AbortSignal): Promise<string[]> {
@@ -56,7 +73,10 @@ export async function loadPolicySecretNames(node: string, volume: string, signal
 }
 
 /** `GET /api/v1/nodes/NAME/backup-status`: every volume's status on the node. */
-export interface NodeBackupStatus { node: string; volumes: BackupStatus[] }
+export interface NodeBackupStatus {
+  node: string;
+  volumes: BackupStatus[];
+}
 
 /** Rows rendered together share one read of their node's statuses (this long). */
 const NODE_READ_SHARED_MS = 1_000;
@@ -68,7 +88,9 @@ function readNodeStatus(node: string): Promise<NodeBackupStatus> {
   const read = get<NodeBackupStatus>(apiNodePath(node, '/backup-status'));
   const entry = { at: Date.now(), read };
   nodeReads.set(node, entry);
-  read.catch(() => { if (nodeReads.get(node) === entry) nodeReads.delete(node); });
+  read.catch(() => {
+    if (nodeReads.get(node) === entry) nodeReads.delete(node);
+  });
   return read;
 }
 
@@ -79,10 +101,13 @@ function readNodeStatus(node: string): Promise<NodeBackupStatus> {
 export async function loadRowStatus(node: string, volume: string, signal?: AbortSignal): Promise<BackupStatus> {
   const read = readNodeStatus(node);
   const all = signal
-    ? await Promise.race([read, new Promise<never>((_, reject) => {
-      if (signal.aborted) reject(signal.reason);
-      signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-    })])
+    ? await Promise.race([
+        read,
+        new Promise<never>((_, reject) => {
+          if (signal.aborted) reject(signal.reason);
+          signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+        }),
+      ])
     : await read;
   return all.volumes.find((v) => v.volume === volume) ?? { node, volume, policy: null, lastBackup: null, lastVerified: null, lastVerifiedOkAt: null };
 }
@@ -97,9 +122,7 @@ export function unverifiedReason(status: BackupStatus, now = Date.now()): string
   const okAt = status.lastVerifiedOkAt ? Date.parse(status.lastVerifiedOkAt) : null;
   if (now - (okAt ?? status.policy.setAt) <= VERIFY_MAX_AGE_MS) return null;
   const failed = status.lastVerified && !status.lastVerified.ok ? ` The last verification failed: ${status.lastVerified.detail}` : '';
-  return okAt === null
-    ? `No verification has succeeded since the policy was set, over a day ago.${failed}`
-    : `The last successful verification is over a day old.${failed}`;
+  return okAt === null ? `No verification has succeeded since the policy was set, over a day ago.${failed}` : `The last successful verification is over a day old.${failed}`;
 }
 
 /** A repository typed as text: blank is the host's default, `hub` the hub, `/…` a host path, else a restic URL. */
@@ -156,7 +179,7 @@ async function signVolumeJob(key: BrowserKey, node: string, volume: string, kind
   try {
     if (!names) throw new Error(`the hub proposed a ${kind} job that is not for ${volume}`);
     const { signRollout } = await import('./intent.ts');
-    await signRollout(key, '', { kind, nodes: [node], jobs: proposal.jobs }, async (id, intent) => void await post(`/api/v1/jobs/${encodeURIComponent(id)}/intent`, { intent }));
+    await signRollout(key, '', { kind, nodes: [node], jobs: proposal.jobs }, async (id, intent) => void (await post(`/api/v1/jobs/${encodeURIComponent(id)}/intent`, { intent })));
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     await post(`/api/v1/jobs/${encodeURIComponent(job.id)}/decline`, { reason: reason.slice(0, 1_000) }).catch(() => undefined);
@@ -176,9 +199,10 @@ export async function fileVolumeJob(node: string, volume: string, rest: 'backups
 export async function saveVolumePolicy(node: string, volume: string, body: Record<string, unknown> | null): Promise<void> {
   const key = await volumeSigner(node);
   const path = volumePath(node, volume, 'backup-policy');
-  const answer = body === null
-    ? await del<{ job: { signing?: Proposal } }>(key ? `${path}?sign=true` : path)
-    : await json<{ job: { signing?: Proposal } }>('PUT', path, { body: key ? { ...body, sign: true } : body });
+  const answer =
+    body === null
+      ? await del<{ job: { signing?: Proposal } }>(key ? `${path}?sign=true` : path)
+      : await json<{ job: { signing?: Proposal } }>('PUT', path, { body: key ? { ...body, sign: true } : body });
   if (key) await signVolumeJob(key, node, volume, 'volume-policies', answer.job.signing, body !== null);
 }
 

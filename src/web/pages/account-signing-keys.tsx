@@ -42,12 +42,13 @@ export function SigningKeysCard({ me }: { me: Me }): JSX.Element {
     });
   };
 
-  const askRevoke = (k: OperatorKeyView) => () => confirmAction({
-    title: `Revoke key ${k.name}?`,
-    body: <p>The hub marks it revoked{mine?.fingerprint === k.id ? ' and this browser forgets it' : ''}. Hosts whose policy file lists it still obey it until their owner removes it there.</p>,
-    confirmLabel: 'Revoke',
-    danger: true,
-  });
+  const askRevoke = (k: OperatorKeyView) => () =>
+    confirmAction({
+      title: `Revoke key ${k.name}?`,
+      body: <p>The hub marks it revoked{mine?.fingerprint === k.id ? ' and this browser forgets it' : ''}. Hosts whose policy file lists it still obey it until their owner removes it there.</p>,
+      confirmLabel: 'Revoke',
+      danger: true,
+    });
   const revoke = async (k: OperatorKeyView): Promise<void> => {
     await del(`/api/v1/operator-keys/${encodeURIComponent(k.id)}`);
     if (mine?.fingerprint === k.id) await forgetBrowserKey(me.name);
@@ -57,12 +58,16 @@ export function SigningKeysCard({ me }: { me: Me }): JSX.Element {
 
   return (
     <section class="card span-2" id="signing-keys" aria-labelledby="acc-signing">
-      <h2 id="acc-signing" class="card-title">Signing keys</h2>
+      <h2 id="acc-signing" class="card-title">
+        Signing keys
+      </h2>
       <p class="muted small">
-        A host whose policy file has <code>signedIntent</code> changes only what a key it lists has signed. This browser signs with a key
-        it made itself and cannot export; the CLI has its own (<code>dockfleet operator-key create</code>).
+        A host whose policy file has <code>signedIntent</code> changes only what a key it lists has signed. This browser signs with a key it made itself and cannot export; the CLI has its own (
+        <code>dockfleet operator-key create</code>).
       </p>
-      {mine === undefined ? null : mine ? <ThisBrowsersKey k={mine} /> : (
+      {mine === undefined ? null : mine ? (
+        <ThisBrowsersKey k={mine} />
+      ) : (
         <form class="signing-create" onSubmit={(e) => void create(e)}>
           <p>This browser has no signing key.</p>
           <div class="field">
@@ -75,31 +80,52 @@ export function SigningKeysCard({ me }: { me: Me }): JSX.Element {
       )}
       <h3 class="card-title">Your keys</h3>
       <AsyncView state={keys} loadingLabel="Loading keys…">
-        {(list) => list.length === 0 ? <Empty title="No signing keys" /> : (
-          <table class="table responsive">
-            <caption class="sr-only">Your signing keys</caption>
-            <thead>
-              <tr><th scope="col">Name</th><th scope="col">Fingerprint</th><th scope="col">Created</th><th scope="col">State</th><th scope="col"><span class="sr-only">Actions</span></th></tr>
-            </thead>
-            <tbody>
-              {list.map((k) => (
-                <tr key={k.id}>
-                  <td data-label="Name" class="strong">{k.name}{mine?.fingerprint === k.id && <span class="badge badge-info"> this browser</span>}</td>
-                  <td data-label="Fingerprint"><code>{k.id}</code></td>
-                  <td data-label="Created" title={dateTime(k.createdAt)}>{ago(k.createdAt)}</td>
-                  <td data-label="State">{k.revokedAt ? `revoked ${ago(k.revokedAt)}` : 'current'}</td>
-                  <td class="cell-actions">
-                    {!k.revokedAt && (
-                      <div class="row-actions">
-                        <ActionButton small variant="danger" what={`Revoke ${k.name}`} confirm={askRevoke(k)} onClick={() => revoke(k)}>Revoke</ActionButton>
-                      </div>
-                    )}
-                  </td>
+        {(list) =>
+          list.length === 0 ? (
+            <Empty title="No signing keys" />
+          ) : (
+            <table class="table responsive">
+              <caption class="sr-only">Your signing keys</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Name</th>
+                  <th scope="col">Fingerprint</th>
+                  <th scope="col">Created</th>
+                  <th scope="col">State</th>
+                  <th scope="col">
+                    <span class="sr-only">Actions</span>
+                  </th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+              </thead>
+              <tbody>
+                {list.map((k) => (
+                  <tr key={k.id}>
+                    <td data-label="Name" class="strong">
+                      {k.name}
+                      {mine?.fingerprint === k.id && <span class="badge badge-info"> this browser</span>}
+                    </td>
+                    <td data-label="Fingerprint">
+                      <code>{k.id}</code>
+                    </td>
+                    <td data-label="Created" title={dateTime(k.createdAt)}>
+                      {ago(k.createdAt)}
+                    </td>
+                    <td data-label="State">{k.revokedAt ? `revoked ${ago(k.revokedAt)}` : 'current'}</td>
+                    <td class="cell-actions">
+                      {!k.revokedAt && (
+                        <div class="row-actions">
+                          <ActionButton small variant="danger" what={`Revoke ${k.name}`} confirm={askRevoke(k)} onClick={() => revoke(k)}>
+                            Revoke
+                          </ActionButton>
+                        </div>
+                      )}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )
+        }
       </AsyncView>
     </section>
   );
@@ -108,13 +134,21 @@ export function SigningKeysCard({ me }: { me: Me }): JSX.Element {
 function ThisBrowsersKey({ k }: { k: BrowserKey }): JSX.Element {
   return (
     <div class="signing-mine">
-      <p>This browser's key: <strong>{k.name}</strong>, fingerprint <code data-testid="browser-key-fingerprint">{k.fingerprint}</code>.</p>
+      <p>
+        This browser's key: <strong>{k.name}</strong>, fingerprint <code data-testid="browser-key-fingerprint">{k.fingerprint}</code>.
+      </p>
       <p class="small">Its public key, as a host's policy file lists it:</p>
       <CopyField label="Public key" value={k.publicKey} />
-      <p class="small">For a host that should obey it, in its policy file (add it to <code>operators</code> if the section is there):</p>
+      <p class="small">
+        For a host that should obey it, in its policy file (add it to <code>operators</code> if the section is there):
+      </p>
       <CopyField label="Policy file line" value={policyLine(k.publicKey)} />
       <p class="muted small">
-        Forgetting it here (<button type="button" class={buttonClass('link', true)} onClick={() => void forget(k)}>forget this browser's key</button>) does not revoke it at the hub.
+        Forgetting it here (
+        <button type="button" class={buttonClass('link', true)} onClick={() => void forget(k)}>
+          forget this browser's key
+        </button>
+        ) does not revoke it at the hub.
       </p>
     </div>
   );
@@ -122,7 +156,7 @@ function ThisBrowsersKey({ k }: { k: BrowserKey }): JSX.Element {
 
 async function forget(k: BrowserKey): Promise<void> {
   const ok = await confirmAction({
-    title: 'Forget this browser\'s key?',
+    title: "Forget this browser's key?",
     body: <p>The private key is deleted from this browser for good. Revoke it in the list below too, and remove it from hosts' policy files.</p>,
     confirmLabel: 'Forget',
     danger: true,

@@ -4,9 +4,7 @@ import { useState } from 'preact/hooks';
 import { Dialog, confirmAction } from '../components/dialog.tsx';
 import { useFormSubmit } from '../components/form-submit.ts';
 import { toast } from '../components/toasts.tsx';
-import {
-  ActionButton, AsyncView, CopyField, Empty, InlineError, KeyFacts, PageHeader, SubmitButton, buttonClass, useAsync,
-} from '../components/ui.tsx';
+import { ActionButton, AsyncView, CopyField, Empty, InlineError, KeyFacts, PageHeader, SubmitButton, buttonClass, useAsync } from '../components/ui.tsx';
 import { del, get, post } from '../lib/api.ts';
 import { ago, dateTime } from '../lib/format.ts';
 import type { Me, TokenInfo as BaseToken } from '../lib/types.ts';
@@ -21,8 +19,15 @@ export function AccountPage({ me }: { me: Me }): JSX.Element {
       <PageHeader title="Account" />
       <div class="account-grid">
         <section class="card" aria-labelledby="acc-you">
-          <h2 id="acc-you" class="card-title">You</h2>
-          <KeyFacts items={[['Username', me.name], ['Role', <RoleText role={me.role} />]]} />
+          <h2 id="acc-you" class="card-title">
+            You
+          </h2>
+          <KeyFacts
+            items={[
+              ['Username', me.name],
+              ['Role', <RoleText role={me.role} />],
+            ]}
+          />
         </section>
         <PasswordCard />
         <TokensCard />
@@ -34,7 +39,11 @@ export function AccountPage({ me }: { me: Me }): JSX.Element {
 
 function RoleText({ role }: { role: Me['role'] }): JSX.Element {
   const what = role === 'admin' ? 'may do anything, manage nodes and read the audit log' : role === 'operator' ? 'may change containers and other Docker objects' : 'may only read';
-  return <span><strong>{role}</strong> <span class="muted">— {what}</span></span>;
+  return (
+    <span>
+      <strong>{role}</strong> <span class="muted">— {what}</span>
+    </span>
+  );
 }
 
 function PasswordCard(): JSX.Element {
@@ -68,7 +77,9 @@ function PasswordCard(): JSX.Element {
 
   return (
     <section class="card" aria-labelledby="acc-pw">
-      <h2 id="acc-pw" class="card-title">Change password</h2>
+      <h2 id="acc-pw" class="card-title">
+        Change password
+      </h2>
       <form onSubmit={(e) => void submit(e)}>
         <input type="text" name="username" autocomplete="username" class="sr-only" tabIndex={-1} aria-hidden="true" readOnly value="" />
         <div class="field">
@@ -84,7 +95,11 @@ function PasswordCard(): JSX.Element {
           <input id="pw-again" type="password" autocomplete="new-password" required value={again} onInput={(e) => setAgain(e.currentTarget.value)} />
         </div>
         <InlineError>{error}</InlineError>
-        {done && <p class="ok-text" role="status">Password changed. Other sessions were signed out.</p>}
+        {done && (
+          <p class="ok-text" role="status">
+            Password changed. Other sessions were signed out.
+          </p>
+        )}
         <SubmitButton busy={busy}>Change password</SubmitButton>
       </form>
     </section>
@@ -95,7 +110,8 @@ function TokensCard(): JSX.Element {
   const tokens = useAsync((signal) => get<TokenInfo[]>('/api/v1/tokens', { signal }), []);
   const [creating, setCreating] = useState(false);
 
-  const askRevoke = (t: TokenInfo) => () => confirmAction({
+  const askRevoke = (t: TokenInfo) => () =>
+    confirmAction({
       title: `Delete token ${t.name}?`,
       body: <p>Tools using this token stop working at once.</p>,
       confirmLabel: 'Delete',
@@ -110,10 +126,16 @@ function TokensCard(): JSX.Element {
   return (
     <section class="card span-2" aria-labelledby="acc-tokens">
       <div class="card-head">
-        <h2 id="acc-tokens" class="card-title">API tokens</h2>
-        <button type="button" class={buttonClass('primary', true)} onClick={() => setCreating(true)}>New token</button>
+        <h2 id="acc-tokens" class="card-title">
+          API tokens
+        </h2>
+        <button type="button" class={buttonClass('primary', true)} onClick={() => setCreating(true)}>
+          New token
+        </button>
       </div>
-      <p class="muted small">For the dockfleet CLI and scripts: <code>DOCKFLEET_TOKEN=…</code>, or <code>Authorization: Bearer …</code>. A token acts as you, with your role.</p>
+      <p class="muted small">
+        For the dockfleet CLI and scripts: <code>DOCKFLEET_TOKEN=…</code>, or <code>Authorization: Bearer …</code>. A token acts as you, with your role.
+      </p>
       <AsyncView state={tokens} loadingLabel="Loading tokens…">
         {(list) =>
           list.length === 0 ? (
@@ -122,18 +144,34 @@ function TokensCard(): JSX.Element {
             <table class="table responsive">
               <caption class="sr-only">Your API tokens</caption>
               <thead>
-                <tr><th scope="col">Name</th><th scope="col">Created</th><th scope="col">Expires</th><th scope="col">Last used</th><th scope="col"><span class="sr-only">Actions</span></th></tr>
+                <tr>
+                  <th scope="col">Name</th>
+                  <th scope="col">Created</th>
+                  <th scope="col">Expires</th>
+                  <th scope="col">Last used</th>
+                  <th scope="col">
+                    <span class="sr-only">Actions</span>
+                  </th>
+                </tr>
               </thead>
               <tbody>
                 {list.map((t) => (
                   <tr key={t.id}>
-                    <td data-label="Name" class="strong">{t.name}</td>
-                    <td data-label="Created" title={dateTime(t.createdAt)}>{ago(t.createdAt)}</td>
+                    <td data-label="Name" class="strong">
+                      {t.name}
+                    </td>
+                    <td data-label="Created" title={dateTime(t.createdAt)}>
+                      {ago(t.createdAt)}
+                    </td>
                     <td data-label="Expires">{t.expiresAt ? dateTime(t.expiresAt) : 'never'}</td>
-                    <td data-label="Last used" title={t.lastUsedAt ? dateTime(t.lastUsedAt) : undefined}>{t.lastUsedAt ? ago(t.lastUsedAt) : 'never'}</td>
+                    <td data-label="Last used" title={t.lastUsedAt ? dateTime(t.lastUsedAt) : undefined}>
+                      {t.lastUsedAt ? ago(t.lastUsedAt) : 'never'}
+                    </td>
                     <td class="cell-actions">
                       <div class="row-actions">
-                        <ActionButton small variant="danger" what={`Delete ${t.name}`} confirm={askRevoke(t)} onClick={() => revoke(t)}>Delete</ActionButton>
+                        <ActionButton small variant="danger" what={`Delete ${t.name}`} confirm={askRevoke(t)} onClick={() => revoke(t)}>
+                          Delete
+                        </ActionButton>
                       </div>
                     </td>
                   </tr>
@@ -164,8 +202,19 @@ function NewTokenDialog({ onClose, onCreated }: { onClose: () => void; onCreated
 
   if (created) {
     return (
-      <Dialog title={`Token ${created.name}`} onClose={onClose} wide footer={<button type="button" class={buttonClass('primary')} onClick={onClose}>Done</button>}>
-        <p><strong>Copy it now: it is shown only once.</strong> The hub keeps only its hash.</p>
+      <Dialog
+        title={`Token ${created.name}`}
+        onClose={onClose}
+        wide
+        footer={
+          <button type="button" class={buttonClass('primary')} onClick={onClose}>
+            Done
+          </button>
+        }
+      >
+        <p>
+          <strong>Copy it now: it is shown only once.</strong> The hub keeps only its hash.
+        </p>
         <CopyField label="API token" value={created.token} />
       </Dialog>
     );
@@ -183,7 +232,9 @@ function NewTokenDialog({ onClose, onCreated }: { onClose: () => void; onCreated
         </div>
         <InlineError>{error}</InlineError>
         <div class="form-actions">
-          <button type="button" class={buttonClass('default')} onClick={onClose} disabled={busy}>Cancel</button>
+          <button type="button" class={buttonClass('default')} onClick={onClose} disabled={busy}>
+            Cancel
+          </button>
           <SubmitButton busy={busy}>Create token</SubmitButton>
         </div>
       </form>

@@ -44,11 +44,15 @@ export function AlertsPage({ me }: { me: Me }): JSX.Element {
           return (
             <>
               <section class="card" style={SPACED} aria-labelledby="al-open">
-                <h2 id="al-open" class="card-title">Open incidents ({open.length})</h2>
+                <h2 id="al-open" class="card-title">
+                  Open incidents ({open.length})
+                </h2>
                 {open.length === 0 ? <Empty title="Nothing is wrong right now" /> : <IncidentList list={open} />}
               </section>
               <section class="card" style={SPACED} aria-labelledby="al-resolved">
-                <h2 id="al-resolved" class="card-title">Recently resolved</h2>
+                <h2 id="al-resolved" class="card-title">
+                  Recently resolved
+                </h2>
                 {resolved.length === 0 ? <p class="muted small">No incident has been resolved yet.</p> : <IncidentList list={resolved} />}
               </section>
             </>
@@ -63,7 +67,9 @@ export function AlertsPage({ me }: { me: Me }): JSX.Element {
 function IncidentList({ list }: { list: AlertIncident[] }): JSX.Element {
   return (
     <ul class="alert-list" style={{ listStyle: 'none', padding: 0, margin: 0 }}>
-      {list.map((i) => <IncidentItem key={i.id} i={i} />)}
+      {list.map((i) => (
+        <IncidentItem key={i.id} i={i} />
+      ))}
     </ul>
   );
 }
@@ -85,19 +91,55 @@ function IncidentItem({ i }: { i: AlertIncident }): JSX.Element {
   return (
     <li class="alert-item" data-kind={i.kind} style={{ borderTop: '1px solid var(--border)', padding: '12px 0', overflowWrap: 'anywhere' }}>
       <div>
-        <span class={`badge ${badge}`}>{i.state === 'resolved' ? 'resolved' : i.severity}</span>{' '}
-        <span class="muted small">{KIND_WORDS[i.kind] ?? i.kind}</span>
+        <span class={`badge ${badge}`}>{i.state === 'resolved' ? 'resolved' : i.severity}</span> <span class="muted small">{KIND_WORDS[i.kind] ?? i.kind}</span>
       </div>
-      <h3 class="strong" style={{ fontSize: '14px', margin: '6px 0 2px' }}>{i.title}</h3>
-      <p class="small" style={{ margin: '0 0 6px' }}>{i.detail}</p>
+      <h3 class="strong" style={{ fontSize: '14px', margin: '6px 0 2px' }}>
+        {i.title}
+      </h3>
+      <p class="small" style={{ margin: '0 0 6px' }}>
+        {i.detail}
+      </p>
       <p class="small muted" style={{ margin: 0 }}>
-        {i.node && <>Node <a style={UNDERLINED} href={`/containers${qs({ node: i.node })}`}>{i.node}</a> · </>}
-        {link ? <>Subject <a style={UNDERLINED} href={link}>{i.kind === 'job-failed' ? `job for ${i.subject}` : i.subject}</a> · </> : i.kind !== 'node-offline' ? <>Subject {i.subject} · </> : null}
-        Opened <time dateTime={i.openedAt} title={dateTime(i.openedAt)}>{ago(i.openedAt)}</time>
+        {i.node && (
+          <>
+            Node{' '}
+            <a style={UNDERLINED} href={`/containers${qs({ node: i.node })}`}>
+              {i.node}
+            </a>{' '}
+            ·{' '}
+          </>
+        )}
+        {link ? (
+          <>
+            Subject{' '}
+            <a style={UNDERLINED} href={link}>
+              {i.kind === 'job-failed' ? `job for ${i.subject}` : i.subject}
+            </a>{' '}
+            ·{' '}
+          </>
+        ) : i.kind !== 'node-offline' ? (
+          <>Subject {i.subject} · </>
+        ) : null}
+        Opened{' '}
+        <time dateTime={i.openedAt} title={dateTime(i.openedAt)}>
+          {ago(i.openedAt)}
+        </time>
         {' · '}
-        {i.resolvedAt
-          ? <>Resolved <time dateTime={i.resolvedAt} title={dateTime(i.resolvedAt)}>{ago(i.resolvedAt)}</time></>
-          : <>Updated <time dateTime={i.updatedAt} title={dateTime(i.updatedAt)}>{ago(i.updatedAt)}</time></>}
+        {i.resolvedAt ? (
+          <>
+            Resolved{' '}
+            <time dateTime={i.resolvedAt} title={dateTime(i.resolvedAt)}>
+              {ago(i.resolvedAt)}
+            </time>
+          </>
+        ) : (
+          <>
+            Updated{' '}
+            <time dateTime={i.updatedAt} title={dateTime(i.updatedAt)}>
+              {ago(i.updatedAt)}
+            </time>
+          </>
+        )}
       </p>
       <Deliveries list={i.deliveries} />
     </li>
@@ -105,7 +147,12 @@ function IncidentItem({ i }: { i: AlertIncident }): JSX.Element {
 }
 
 function Deliveries({ list }: { list: AlertDelivery[] }): JSX.Element {
-  if (list.length === 0) return <p class="small muted" style={{ margin: '6px 0 0' }}>Not sent: no receiver was enabled.</p>;
+  if (list.length === 0)
+    return (
+      <p class="small muted" style={{ margin: '6px 0 0' }}>
+        Not sent: no receiver was enabled.
+      </p>
+    );
   return (
     <ul class="small deliveries" aria-label="Deliveries" style={{ margin: '6px 0 0', paddingLeft: '18px' }}>
       {list.map((d) => (
@@ -126,7 +173,14 @@ function DeliveryState({ d }: { d: DeliveryShown }): JSX.Element {
     <>
       <span class={`badge ${cls}`}>{d.state}</span> {plural(d.attempts, 'attempt')}
       {answer && d.state !== 'sent' ? <>, last: {answer}</> : d.lastStatus !== null ? <>, HTTP {d.lastStatus}</> : null}
-      {d.state === 'pending' && d.nextAttemptAt && <>, next <time dateTime={d.nextAttemptAt} title={dateTime(d.nextAttemptAt)}>{ago(d.nextAttemptAt)}</time></>}
+      {d.state === 'pending' && d.nextAttemptAt && (
+        <>
+          , next{' '}
+          <time dateTime={d.nextAttemptAt} title={dateTime(d.nextAttemptAt)}>
+            {ago(d.nextAttemptAt)}
+          </time>
+        </>
+      )}
     </>
   );
 }
@@ -136,8 +190,7 @@ function DeliveryState({ d }: { d: DeliveryShown }): JSX.Element {
 
 type TestOutcome = { ok: boolean; status: number | null; error: string | null };
 /** What the receiver answered a test: "HTTP 200", "HTTP 500 — …", "connection refused". */
-const answerWords = (o: TestOutcome): string =>
-  `${o.status !== null ? `HTTP ${o.status}` : o.error ?? 'no answer'}${!o.ok && o.error && o.status !== null ? ` — ${o.error}` : ''}`;
+const answerWords = (o: TestOutcome): string => `${o.status !== null ? `HTTP ${o.status}` : (o.error ?? 'no answer')}${!o.ok && o.error && o.status !== null ? ` — ${o.error}` : ''}`;
 /** A test send's outcome in words: "Test delivered (HTTP 200)" or "Test failed: HTTP 500 — …". */
 const testWords = (o: TestOutcome): string => (o.ok ? `Test delivered (${answerWords(o)})` : `Test failed: ${answerWords(o)}`);
 
@@ -172,60 +225,107 @@ function ReceiversCard(): JSX.Element {
 
   return (
     <section class="card" aria-labelledby="al-rcv">
-      <h2 id="al-rcv" class="card-title">Receivers</h2>
-      <p class="muted small">Each incident is POSTed once when it opens and once when it resolves, retried with backoff until the receiver answers 2xx. Stored URLs and header values are sealed and never shown again.</p>
+      <h2 id="al-rcv" class="card-title">
+        Receivers
+      </h2>
+      <p class="muted small">
+        Each incident is POSTed once when it opens and once when it resolves, retried with backoff until the receiver answers 2xx. Stored URLs and header values are sealed and never shown again.
+      </p>
       <AsyncView state={receivers} loadingLabel="Loading receivers…" errorTitle="Could not load receivers">
-        {(list) => list.length === 0 ? <Empty title="No receivers yet">Alerts show on this page; add a receiver to have them sent too.</Empty> : (
-          <div class="table-wrap">
-            <table class="table responsive">
-              <caption class="sr-only">Alert receivers</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th><th scope="col">Format</th><th scope="col">Target</th><th scope="col">Enabled</th><th scope="col">Latest delivery</th>
-                  <th scope="col"><span class="sr-only">Actions</span></th>
-                </tr>
-              </thead>
-              <tbody>
-                {list.map((r) => (
-                  <tr key={r.id} data-receiver={r.name}>
-                    <td data-label="Name" class="strong">{r.name}</td>
-                    <td data-label="Format">{r.format}</td>
-                    <td data-label="Target" class="mono small" style={{ overflowWrap: 'anywhere' }}>
-                      {r.target}{r.headerNames.length > 0 && <div class="muted">headers: {r.headerNames.join(', ')}</div>}
-                    </td>
-                    <td data-label="Enabled">{r.enabled ? <span class="badge badge-ok">enabled</span> : <span class="badge badge-muted">disabled</span>}</td>
-                    <td data-label="Latest delivery" class="small">
-                      {r.lastDelivery ? <><DeliveryState d={r.lastDelivery} />{r.lastDelivery.at && <> · {ago(r.lastDelivery.at)}</>}</> : <span class="muted">none yet</span>}
-                      {r.lastTest && (
-                        <div class="last-test">
-                          Last test: <span class={`badge ${r.lastTest.ok ? 'badge-ok' : 'badge-bad'}`}>{r.lastTest.ok ? 'delivered' : 'failed'}</span>{' '}
-                          {answerWords(r.lastTest)} · <time dateTime={r.lastTest.at} title={dateTime(r.lastTest.at)}>{ago(r.lastTest.at)}</time>
-                        </div>
-                      )}
-                      {tested[r.id] && <div role="status" class="test-result">{tested[r.id]}</div>}
-                    </td>
-                    <td class="cell-actions">
-                      <div class="row-actions">
-                        <ActionButton small what={`Test ${r.name}`} aria-label={`Send a test to ${r.name}`} onClick={() => test(r)}>Test</ActionButton>
-                        <ActionButton small what={`Change ${r.name}`} aria-label={`${r.enabled ? 'Disable' : 'Enable'} ${r.name}`} onClick={() => toggle(r)}>{r.enabled ? 'Disable' : 'Enable'}</ActionButton>
-                        <ActionButton small variant="danger" what={`Delete ${r.name}`} aria-label={`Delete ${r.name}`}
-                          confirm={() => confirmAction({ title: `Delete receiver ${r.name}?`, body: <p>Alerts stop going to it; its stored URL and headers are gone.</p>, confirmLabel: 'Delete', danger: true })}
-                          onClick={() => remove(r)}>Delete</ActionButton>
-                      </div>
-                    </td>
+        {(list) =>
+          list.length === 0 ? (
+            <Empty title="No receivers yet">Alerts show on this page; add a receiver to have them sent too.</Empty>
+          ) : (
+            <div class="table-wrap">
+              <table class="table responsive">
+                <caption class="sr-only">Alert receivers</caption>
+                <thead>
+                  <tr>
+                    <th scope="col">Name</th>
+                    <th scope="col">Format</th>
+                    <th scope="col">Target</th>
+                    <th scope="col">Enabled</th>
+                    <th scope="col">Latest delivery</th>
+                    <th scope="col">
+                      <span class="sr-only">Actions</span>
+                    </th>
                   </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+                </thead>
+                <tbody>
+                  {list.map((r) => (
+                    <tr key={r.id} data-receiver={r.name}>
+                      <td data-label="Name" class="strong">
+                        {r.name}
+                      </td>
+                      <td data-label="Format">{r.format}</td>
+                      <td data-label="Target" class="mono small" style={{ overflowWrap: 'anywhere' }}>
+                        {r.target}
+                        {r.headerNames.length > 0 && <div class="muted">headers: {r.headerNames.join(', ')}</div>}
+                      </td>
+                      <td data-label="Enabled">{r.enabled ? <span class="badge badge-ok">enabled</span> : <span class="badge badge-muted">disabled</span>}</td>
+                      <td data-label="Latest delivery" class="small">
+                        {r.lastDelivery ? (
+                          <>
+                            <DeliveryState d={r.lastDelivery} />
+                            {r.lastDelivery.at && <> · {ago(r.lastDelivery.at)}</>}
+                          </>
+                        ) : (
+                          <span class="muted">none yet</span>
+                        )}
+                        {r.lastTest && (
+                          <div class="last-test">
+                            Last test: <span class={`badge ${r.lastTest.ok ? 'badge-ok' : 'badge-bad'}`}>{r.lastTest.ok ? 'delivered' : 'failed'}</span> {answerWords(r.lastTest)} ·{' '}
+                            <time dateTime={r.lastTest.at} title={dateTime(r.lastTest.at)}>
+                              {ago(r.lastTest.at)}
+                            </time>
+                          </div>
+                        )}
+                        {tested[r.id] && (
+                          <div role="status" class="test-result">
+                            {tested[r.id]}
+                          </div>
+                        )}
+                      </td>
+                      <td class="cell-actions">
+                        <div class="row-actions">
+                          <ActionButton small what={`Test ${r.name}`} aria-label={`Send a test to ${r.name}`} onClick={() => test(r)}>
+                            Test
+                          </ActionButton>
+                          <ActionButton small what={`Change ${r.name}`} aria-label={`${r.enabled ? 'Disable' : 'Enable'} ${r.name}`} onClick={() => toggle(r)}>
+                            {r.enabled ? 'Disable' : 'Enable'}
+                          </ActionButton>
+                          <ActionButton
+                            small
+                            variant="danger"
+                            what={`Delete ${r.name}`}
+                            aria-label={`Delete ${r.name}`}
+                            confirm={() =>
+                              confirmAction({ title: `Delete receiver ${r.name}?`, body: <p>Alerts stop going to it; its stored URL and headers are gone.</p>, confirmLabel: 'Delete', danger: true })
+                            }
+                            onClick={() => remove(r)}
+                          >
+                            Delete
+                          </ActionButton>
+                        </div>
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )
+        }
       </AsyncView>
       <AddReceiverForm onAdded={receivers.reload} />
     </section>
   );
 }
 
-interface HeaderRow { key: number; name: string; value: string }
+interface HeaderRow {
+  key: number;
+  name: string;
+  value: string;
+}
 
 function AddReceiverForm({ onAdded }: { onAdded: () => void }): JSX.Element {
   const id = useId();
@@ -265,7 +365,9 @@ function AddReceiverForm({ onAdded }: { onAdded: () => void }): JSX.Element {
 
   return (
     <form aria-labelledby={`${id}-h`} onSubmit={(e) => void submit(e)} style={{ marginTop: '18px' }}>
-      <h3 id={`${id}-h`} class="card-title">Add a receiver</h3>
+      <h3 id={`${id}-h`} class="card-title">
+        Add a receiver
+      </h3>
       <div class="field-row">
         <div class="field">
           <label for={`${id}-name`}>Receiver name</label>
@@ -297,11 +399,22 @@ function AddReceiverForm({ onAdded }: { onAdded: () => void }): JSX.Element {
               <input id={`${id}-hv${r.key}`} type="password" autocomplete="off" value={r.value} onInput={(e) => setRow(r.key, { value: e.currentTarget.value })} />
             </div>
             <div class="field" style={{ flex: '0 0 auto', justifyContent: 'flex-end' }}>
-              <button type="button" class={buttonClass('ghost', true)} aria-label={`Remove header ${n + 1}`} onClick={() => setRows((rs) => rs.filter((x) => x.key !== r.key))}>Remove</button>
+              <button type="button" class={buttonClass('ghost', true)} aria-label={`Remove header ${n + 1}`} onClick={() => setRows((rs) => rs.filter((x) => x.key !== r.key))}>
+                Remove
+              </button>
             </div>
           </div>
         ))}
-        <button type="button" class={buttonClass('default', true)} onClick={() => { setRows((rs) => [...rs, { key: nextKey, name: '', value: '' }]); setNextKey((k) => k + 1); }}>Add header</button>
+        <button
+          type="button"
+          class={buttonClass('default', true)}
+          onClick={() => {
+            setRows((rs) => [...rs, { key: nextKey, name: '', value: '' }]);
+            setNextKey((k) => k + 1);
+          }}
+        >
+          Add header
+        </button>
       </fieldset>
       <InlineError>{error}</InlineError>
       <SubmitButton busy={busy}>Add receiver</SubmitButton>

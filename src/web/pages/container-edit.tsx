@@ -53,7 +53,9 @@ export function ContainerEditPage({ me, node, id }: { me: Me; node: string; id: 
   const [errors, setErrors] = useState<Partial<Record<keyof RunSpec, string>>>({});
   const [busy, setBusy] = useState(false);
   const [refused, setRefused] = useState<string | null>(null);
-  useEffect(() => { if (inspect.data) setSpec(specFromInspect(inspect.data)); }, [inspect.data]);
+  useEffect(() => {
+    if (inspect.data) setSpec(specFromInspect(inspect.data));
+  }, [inspect.data]);
   const unsignable = useSigningBlock(node);
   const back = `/containers/${encodeURIComponent(node)}/${encodeURIComponent(id)}`;
 
@@ -79,19 +81,25 @@ export function ContainerEditPage({ me, node, id }: { me: Me; node: string; id: 
   return (
     <>
       <PageHeader title={`Change ${spec?.name ?? id}`} sub="Saving recreates the container from its image with these settings; its volumes and binds are kept.">
-        <a class={buttonClass('ghost')} href={back}>Cancel</a>
+        <a class={buttonClass('ghost')} href={back}>
+          Cancel
+        </a>
       </PageHeader>
       <AsyncView state={inspect} loadingLabel="Inspecting…" errorTitle="Could not inspect this container">
-        {() => spec ? (
-          <form class="deploy-form" onSubmit={(ev) => void submit(ev)} noValidate>
-            <ContainerFields spec={spec} set={(f, v) => setSpec((s) => (s ? { ...s, [f]: v } : s))} errors={errors} only={EDITABLE} />
-            {refused && <InlineError>{refused}</InlineError>}
-            {canChange(me, node) && unsignable && <SigningNeeded reason={unsignable} />}
-            <div class="form-actions">
-              <SubmitButton busy={busy} disabled={!canChange(me, node) || unsignable !== null}>Recreate</SubmitButton>
-            </div>
-          </form>
-        ) : null}
+        {() =>
+          spec ? (
+            <form class="deploy-form" onSubmit={(ev) => void submit(ev)} noValidate>
+              <ContainerFields spec={spec} set={(f, v) => setSpec((s) => (s ? { ...s, [f]: v } : s))} errors={errors} only={EDITABLE} />
+              {refused && <InlineError>{refused}</InlineError>}
+              {canChange(me, node) && unsignable && <SigningNeeded reason={unsignable} />}
+              <div class="form-actions">
+                <SubmitButton busy={busy} disabled={!canChange(me, node) || unsignable !== null}>
+                  Recreate
+                </SubmitButton>
+              </div>
+            </form>
+          ) : null
+        }
       </AsyncView>
     </>
   );

@@ -28,7 +28,13 @@ const LIST_ENTRY_CAP = 2000;
 const UPLOAD_CAP = 256 * 1024 * 1024;
 
 /** What `HEAD …/archive` says of a path (the X-Docker-Container-Path-Stat header). */
-export interface PathStat { name: string; size: number; mode: number; mtime: string; linkTarget: string }
+export interface PathStat {
+  name: string;
+  size: number;
+  mode: number;
+  mtime: string;
+  linkTarget: string;
+}
 
 const DIR_BIT = 2 ** 31; // Go's os.ModeDir
 
@@ -44,7 +50,12 @@ export function normalizePath(p: string | null): string {
 
 const join = (dir: string, name: string): string => `${dir.replace(/\/+$/, '')}/${name}`;
 
-interface Listing { stat: PathStat; isDir: boolean; entries: TarEntry[]; incomplete: boolean }
+interface Listing {
+  stat: PathStat;
+  isDir: boolean;
+  entries: TarEntry[];
+  incomplete: boolean;
+}
 
 function archivePath(node: string, id: string, path: string): string {
   return dockerPath(node, `/containers/${encodeURIComponent(id)}/archive?path=${encodeURIComponent(path)}`);
@@ -76,13 +87,21 @@ async function list(node: string, id: string, path: string, signal: AbortSignal)
   const root = stat.name === '/' || stat.name === '' ? '' : stat.name;
   let read = 0;
   let incomplete = false;
-  const counted = res.body!.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({
-    transform(chunk, ctl) { read += chunk.length; ctl.enqueue(chunk); },
-  }));
+  const counted = res.body!.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, ctl) {
+        read += chunk.length;
+        ctl.enqueue(chunk);
+      },
+    }),
+  );
   await walkTar(counted, (e) => {
     const name = childName(root, e.path);
     if (name) entries.push({ ...e, path: name });
-    if (entries.length >= LIST_ENTRY_CAP || read > LIST_BYTE_CAP) { incomplete = true; return 'stop'; }
+    if (entries.length >= LIST_ENTRY_CAP || read > LIST_BYTE_CAP) {
+      incomplete = true;
+      return 'stop';
+    }
     return undefined;
   });
   entries.sort((a, b) => Number(b.kind === 'dir') - Number(a.kind === 'dir') || a.path.localeCompare(b.path));
@@ -131,7 +150,9 @@ export function ContainerFilesView({ node, id, name, canWrite }: { node: string;
       <div class="card" role="status">
         <h2 class="card-title">Files are off on this host</h2>
         <p>{refusal}</p>
-        <p class="muted small">Reading and writing a container's files uses the Engine API's archive endpoints, which the agent on {node} refuses unless its policy file lists <code>archive</code>.</p>
+        <p class="muted small">
+          Reading and writing a container's files uses the Engine API's archive endpoints, which the agent on {node} refuses unless its policy file lists <code>archive</code>.
+        </p>
       </div>
     );
   }
@@ -139,17 +160,35 @@ export function ContainerFilesView({ node, id, name, canWrite }: { node: string;
   const download = async (path: string, fileName: string): Promise<void> => {
     setBusy(path);
     setFailure(null);
-    try { await downloadFile(node, id, path, fileName); } catch (err) { setFailure(errorMessage(err)); } finally { setBusy(null); }
+    try {
+      await downloadFile(node, id, path, fileName);
+    } catch (err) {
+      setFailure(errorMessage(err));
+    } finally {
+      setBusy(null);
+    }
   };
 
   const upload = async (files: FileList | null): Promise<void> => {
     const file = files?.[0];
     if (!file) return;
     setFailure(null);
-    if (file.size > UPLOAD_CAP) { setFailure(`${file.name} is ${bytes(file.size)}; the browser uploads up to ${bytes(UPLOAD_CAP)} at once.`); return; }
+    if (file.size > UPLOAD_CAP) {
+      setFailure(`${file.name} is ${bytes(file.size)}; the browser uploads up to ${bytes(UPLOAD_CAP)} at once.`);
+      return;
+    }
     const target = join(dir, file.name);
     if (listing.data?.entries.some((e) => e.path === file.name)) {
-      const ok = await confirmAction({ title: `Replace ${file.name}?`, body: <p><code>{target}</code> already exists in {name}. Replace it with the file you chose ({bytes(file.size)})?</p>, confirmLabel: 'Replace', danger: true });
+      const ok = await confirmAction({
+        title: `Replace ${file.name}?`,
+        body: (
+          <p>
+            <code>{target}</code> already exists in {name}. Replace it with the file you chose ({bytes(file.size)})?
+          </p>
+        ),
+        confirmLabel: 'Replace',
+        danger: true,
+      });
       if (!ok) return;
     }
     setBusy('upload');
@@ -169,27 +208,46 @@ export function ContainerFilesView({ node, id, name, canWrite }: { node: string;
   return (
     <section class="card" aria-labelledby="files-title">
       <div class="files-head">
-        <h2 class="card-title" id="files-title">Files in <code class="break">{dir}</code></h2>
+        <h2 class="card-title" id="files-title">
+          Files in <code class="break">{dir}</code>
+        </h2>
         <div class="row-actions">
           {canWrite && listing.data?.isDir && (
             <>
-              <input ref={fileInput} id="container-upload" type="file" class="sr-only" tabIndex={-1} aria-hidden="true" onChange={(e) => { void upload(e.currentTarget.files); e.currentTarget.value = ''; }} />
+              <input
+                ref={fileInput}
+                id="container-upload"
+                type="file"
+                class="sr-only"
+                tabIndex={-1}
+                aria-hidden="true"
+                onChange={(e) => {
+                  void upload(e.currentTarget.files);
+                  e.currentTarget.value = '';
+                }}
+              />
               <button type="button" class={buttonClass('primary', true)} disabled={busy === 'upload'} onClick={() => fileInput.current?.click()}>
-                <Icon name="upload" size={15} />{busy === 'upload' ? 'Uploading…' : 'Upload file'}
+                <Icon name="upload" size={15} />
+                {busy === 'upload' ? 'Uploading…' : 'Upload file'}
               </button>
             </>
           )}
           {listing.data?.isDir && (
             <a class={buttonClass('ghost', true)} href={archivePath(node, id, dir)} download={`${crumbs.at(-1) ?? 'root'}.tar`}>
-              <Icon name="download" size={15} />Download folder (tar)
+              <Icon name="download" size={15} />
+              Download folder (tar)
             </a>
           )}
-          <button type="button" class={buttonClass('ghost', true)} onClick={listing.reload}>Refresh</button>
+          <button type="button" class={buttonClass('ghost', true)} onClick={listing.reload}>
+            Refresh
+          </button>
         </div>
       </div>
       <nav class="crumbs" aria-label="Folder path">
         <ol>
-          <li><a href={href('/')}>/</a></li>
+          <li>
+            <a href={href('/')}>/</a>
+          </li>
           {crumbs.map((c, i) => (
             <li key={i} aria-current={i === crumbs.length - 1 ? 'page' : undefined}>
               {i === crumbs.length - 1 ? c : <a href={href(`/${crumbs.slice(0, i + 1).join('/')}`)}>{c}</a>}
@@ -199,33 +257,51 @@ export function ContainerFilesView({ node, id, name, canWrite }: { node: string;
       </nav>
       {failure && <InlineError>{failure}</InlineError>}
       <AsyncView state={listing} loadingLabel="Reading the folder…" errorTitle={`Could not read ${dir}`}>
-        {(l) => !l ? <ErrorState error="Files are off on this host." /> : !l.isDir ? (
-          <div>
-            <p><Icon name="file" size={16} /> <code class="break">{dir}</code> is a file of {bytes(l.stat.size)}, changed {ago(l.stat.mtime)}.</p>
-            <button type="button" class={buttonClass('default', true)} disabled={busy === dir} onClick={() => void download(dir, l.stat.name)}>
-              <Icon name="download" size={15} />Download {l.stat.name}
-            </button>
-          </div>
-        ) : (
-          <FileTable caption={`Files in ${dir} of ${name}`} dir={dir} entries={l.entries} href={href}
-            rowOf={(e) => ({ name: e.path, path: join(dir, e.path), kind: e.kind, size: e.size, mode: e.mode, modified: e.mtime.toISOString(), linkTarget: e.linkTarget })}
-            actions={(e, { path }) => (
-              <>
-                {e.kind === 'file' && (
-                  <button type="button" class={buttonClass('ghost', true)} disabled={busy === path} onClick={() => void download(path, e.path)} aria-label={`Download ${e.path}`}>
-                    <Icon name="download" size={15} />Download
-                  </button>
-                )}
-                {e.kind === 'dir' && (
-                  <a class={buttonClass('ghost', true)} href={archivePath(node, id, path)} download={`${e.path}.tar`} aria-label={`Download ${e.path} as tar`}>
-                    <Icon name="download" size={15} />Tar
-                  </a>
-                )}
-              </>
-            )}>
-            {l.incomplete && <p class="warn-text small table-note">This folder is large: the list stopped after {l.entries.length} entries and {bytes(LIST_BYTE_CAP)} read, so some entries are missing. Open a folder further down.</p>}
-          </FileTable>
-        )}
+        {(l) =>
+          !l ? (
+            <ErrorState error="Files are off on this host." />
+          ) : !l.isDir ? (
+            <div>
+              <p>
+                <Icon name="file" size={16} /> <code class="break">{dir}</code> is a file of {bytes(l.stat.size)}, changed {ago(l.stat.mtime)}.
+              </p>
+              <button type="button" class={buttonClass('default', true)} disabled={busy === dir} onClick={() => void download(dir, l.stat.name)}>
+                <Icon name="download" size={15} />
+                Download {l.stat.name}
+              </button>
+            </div>
+          ) : (
+            <FileTable
+              caption={`Files in ${dir} of ${name}`}
+              dir={dir}
+              entries={l.entries}
+              href={href}
+              rowOf={(e) => ({ name: e.path, path: join(dir, e.path), kind: e.kind, size: e.size, mode: e.mode, modified: e.mtime.toISOString(), linkTarget: e.linkTarget })}
+              actions={(e, { path }) => (
+                <>
+                  {e.kind === 'file' && (
+                    <button type="button" class={buttonClass('ghost', true)} disabled={busy === path} onClick={() => void download(path, e.path)} aria-label={`Download ${e.path}`}>
+                      <Icon name="download" size={15} />
+                      Download
+                    </button>
+                  )}
+                  {e.kind === 'dir' && (
+                    <a class={buttonClass('ghost', true)} href={archivePath(node, id, path)} download={`${e.path}.tar`} aria-label={`Download ${e.path} as tar`}>
+                      <Icon name="download" size={15} />
+                      Tar
+                    </a>
+                  )}
+                </>
+              )}
+            >
+              {l.incomplete && (
+                <p class="warn-text small table-note">
+                  This folder is large: the list stopped after {l.entries.length} entries and {bytes(LIST_BYTE_CAP)} read, so some entries are missing. Open a folder further down.
+                </p>
+              )}
+            </FileTable>
+          )
+        }
       </AsyncView>
     </section>
   );

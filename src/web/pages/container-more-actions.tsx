@@ -9,7 +9,6 @@ import { ActionButton, InlineError, SubmitButton, buttonClass } from '../compone
 import { dockerPath, errorMessage, post } from '../lib/api.ts';
 import { useSigningBlock } from '../lib/signing.ts';
 
-
 const SIGNALS = ['SIGKILL', 'SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGQUIT'];
 
 export function ContainerMoreActions({ node, id, name, paused, running }: { node: string; id: string; name: string; paused: boolean; running: boolean }): JSX.Element | null {
@@ -20,7 +19,11 @@ export function ContainerMoreActions({ node, id, name, paused, running }: { node
   const [error, setError] = useState<string | null>(null);
   const path = (rest: string): string => dockerPath(node, `/containers/${encodeURIComponent(id)}${rest}`);
   const base = `/containers/${encodeURIComponent(node)}/${encodeURIComponent(id.slice(0, 12))}`;
-  const open = (d: 'rename' | 'kill'): void => { setDialog(d); setValue(d === 'rename' ? name : 'SIGKILL'); setError(null); };
+  const open = (d: 'rename' | 'kill'): void => {
+    setDialog(d);
+    setValue(d === 'rename' ? name : 'SIGKILL');
+    setError(null);
+  };
   const submit = async (e: Event): Promise<void> => {
     e.preventDefault();
     setBusy(true);
@@ -44,30 +47,57 @@ export function ContainerMoreActions({ node, id, name, paused, running }: { node
   if (unsignable) return null;
   return (
     <>
-      <a class={buttonClass('default', true)} href={`${base}/edit`}>Change<span class="sr-only"> {name}</span></a>
-      <a class={buttonClass('default', true)} href={`/containers/run?from=${encodeURIComponent(`${node}/${id}`)}`}>Duplicate<span class="sr-only"> {name}</span></a>
-      <button type="button" class={buttonClass('default', true)} onClick={() => open('rename')}>Rename<span class="sr-only"> {name}</span></button>
+      <a class={buttonClass('default', true)} href={`${base}/edit`}>
+        Change<span class="sr-only"> {name}</span>
+      </a>
+      <a class={buttonClass('default', true)} href={`/containers/run?from=${encodeURIComponent(`${node}/${id}`)}`}>
+        Duplicate<span class="sr-only"> {name}</span>
+      </a>
+      <button type="button" class={buttonClass('default', true)} onClick={() => open('rename')}>
+        Rename<span class="sr-only"> {name}</span>
+      </button>
       {running && (
-        <ActionButton small what={`${paused ? 'unpause' : 'pause'} ${name}`} onClick={async () => { await post(path(paused ? '/unpause' : '/pause')); return `${name} ${paused ? 'unpaused' : 'paused'}.`; }}>
-          {paused ? 'Unpause' : 'Pause'}<span class="sr-only"> {name}</span>
+        <ActionButton
+          small
+          what={`${paused ? 'unpause' : 'pause'} ${name}`}
+          onClick={async () => {
+            await post(path(paused ? '/unpause' : '/pause'));
+            return `${name} ${paused ? 'unpaused' : 'paused'}.`;
+          }}
+        >
+          {paused ? 'Unpause' : 'Pause'}
+          <span class="sr-only"> {name}</span>
         </ActionButton>
       )}
-      {running && <button type="button" class={buttonClass('danger', true)} onClick={() => open('kill')}>Kill<span class="sr-only"> {name}</span></button>}
+      {running && (
+        <button type="button" class={buttonClass('danger', true)} onClick={() => open('kill')}>
+          Kill<span class="sr-only"> {name}</span>
+        </button>
+      )}
       {dialog && (
         <Dialog title={dialog === 'rename' ? `Rename ${name}` : `Kill ${name}`} onClose={() => setDialog(null)} busy={busy}>
           <form onSubmit={(e) => void submit(e)} noValidate>
             <div class="field">
               <label for="more-value">{dialog === 'rename' ? 'New name' : 'Signal'}</label>
-              {dialog === 'rename'
-                ? <input id="more-value" value={value} autocomplete="off" spellcheck={false} onInput={(e) => setValue(e.currentTarget.value)} />
-                : <select id="more-value" value={value} onChange={(e) => setValue(e.currentTarget.value)}>{SIGNALS.map((s) => <option key={s}>{s}</option>)}</select>}
+              {dialog === 'rename' ? (
+                <input id="more-value" value={value} autocomplete="off" spellcheck={false} onInput={(e) => setValue(e.currentTarget.value)} />
+              ) : (
+                <select id="more-value" value={value} onChange={(e) => setValue(e.currentTarget.value)}>
+                  {SIGNALS.map((s) => (
+                    <option key={s}>{s}</option>
+                  ))}
+                </select>
+              )}
             </div>
             {error && <InlineError>{error}</InlineError>}
-            <div class="form-actions"><SubmitButton busy={busy} variant={dialog === 'kill' ? 'danger' : 'primary'}>{dialog === 'rename' ? 'Rename' : 'Send signal'}</SubmitButton></div>
+            <div class="form-actions">
+              <SubmitButton busy={busy} variant={dialog === 'kill' ? 'danger' : 'primary'}>
+                {dialog === 'rename' ? 'Rename' : 'Send signal'}
+              </SubmitButton>
+            </div>
           </form>
         </Dialog>
       )}
     </>
   );
 }
-

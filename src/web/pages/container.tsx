@@ -58,8 +58,12 @@ export function ContainerPage({ me, node, id, tab }: { me: Me; node: string; id:
     <>
       <nav class="crumbs" aria-label="Breadcrumb">
         <ol>
-          <li><a href="/containers">Containers</a></li>
-          <li><a href={`/containers?node=${encodeURIComponent(node)}`}>{node}</a></li>
+          <li>
+            <a href="/containers">Containers</a>
+          </li>
+          <li>
+            <a href={`/containers?node=${encodeURIComponent(node)}`}>{node}</a>
+          </li>
           <li aria-current="page">{name}</li>
         </ol>
       </nav>
@@ -69,17 +73,12 @@ export function ContainerPage({ me, node, id, tab }: { me: Me; node: string; id:
             {name} {state && <StatusBadge status={state} />}
           </h1>
           <div class="page-sub">
-            {info ? info.Config.Image ?? info.Image : listed?.Image ?? ''} · on <a href={`/containers?node=${encodeURIComponent(node)}`}>{node}</a>
+            {info ? (info.Config.Image ?? info.Image) : (listed?.Image ?? '')} · on <a href={`/containers?node=${encodeURIComponent(node)}`}>{node}</a>
             {info && <> · {since(info)}</>}
           </div>
         </div>
         <div class="page-actions">
-          {(info || listed) && (
-            <ContainerActions
-              c={{ node, Id: info?.Id ?? listed!.Id, name, State: state }}
-              canWrite={mayChange && nodeOnline}
-            />
-          )}
+          {(info || listed) && <ContainerActions c={{ node, Id: info?.Id ?? listed!.Id, name, State: state }} canWrite={mayChange && nodeOnline} />}
           {info && mayChange && nodeOnline && <ContainerMoreActions node={node} id={info.Id} name={name} paused={info.State.Paused === true} running={info.State.Running} />}
         </div>
       </div>
@@ -95,11 +94,21 @@ export function ContainerPage({ me, node, id, tab }: { me: Me; node: string; id:
         <ErrorState title="This container no longer exists" error="It was removed. Going back to the list…" />
       ) : tab === 'overview' ? (
         <AsyncView state={inspect} loadingLabel="Inspecting…" errorTitle="Could not inspect this container">
-          {(d) => <>{d.State.Running && nodeOnline && <StatsSection key={`${node}/${d.Id}`} node={node} id={d.Id} />}<Overview info={d} /></>}
+          {(d) => (
+            <>
+              {d.State.Running && nodeOnline && <StatsSection key={`${node}/${d.Id}`} node={node} id={d.Id} />}
+              <Overview info={d} />
+            </>
+          )}
         </AsyncView>
       ) : tab === 'logs' ? (
-        info ? <LogsView key={`${node}/${id}`} node={node} id={id} name={name} tty={info.Config.Tty === true} running={info.State.Running} />
-          : inspect.error ? <ErrorState error={inspect.error} onRetry={inspect.reload} title="Could not inspect this container" /> : <Loading label="Inspecting…" />
+        info ? (
+          <LogsView key={`${node}/${id}`} node={node} id={id} name={name} tty={info.Config.Tty === true} running={info.State.Running} />
+        ) : inspect.error ? (
+          <ErrorState error={inspect.error} onRetry={inspect.reload} title="Could not inspect this container" />
+        ) : (
+          <Loading label="Inspecting…" />
+        )
       ) : tab === 'files' ? (
         <ContainerFilesView key={`${node}/${id}`} node={node} id={id} name={name} canWrite={mayChange && nodeOnline} />
       ) : info ? (
@@ -125,9 +134,7 @@ function Overview({ info }: { info: ContainerInspect }): JSX.Element {
   const cmd = [...(info.Config.Entrypoint ?? []), ...(info.Config.Cmd ?? [])];
   const rp = info.HostConfig?.RestartPolicy;
   const portMap = info.NetworkSettings?.Ports ?? {};
-  const published = Object.entries(portMap).flatMap(([k, v]) =>
-    v?.length ? v.map((b) => `${b.HostIp && b.HostIp !== '0.0.0.0' && b.HostIp !== '::' ? `${b.HostIp}:` : ''}${b.HostPort}→${k}`) : [k],
-  );
+  const published = Object.entries(portMap).flatMap(([k, v]) => (v?.length ? v.map((b) => `${b.HostIp && b.HostIp !== '0.0.0.0' && b.HostIp !== '::' ? `${b.HostIp}:` : ''}${b.HostPort}→${k}`) : [k]));
   const uniquePublished = [...new Set(published)];
   const networks = Object.entries(info.NetworkSettings?.Networks ?? {});
   const labels = Object.entries(info.Config.Labels ?? {}).sort(([a], [b]) => a.localeCompare(b));
@@ -156,7 +163,12 @@ function Overview({ info }: { info: ContainerInspect }): JSX.Element {
         <KeyFacts
           items={[
             ['ID', <code class="break">{info.Id}</code>],
-            ['Image', <span><span class="break">{info.Config.Image}</span> <span class="muted small mono">{shortId(info.Image)}</span></span>],
+            [
+              'Image',
+              <span>
+                <span class="break">{info.Config.Image}</span> <span class="muted small mono">{shortId(info.Image)}</span>
+              </span>,
+            ],
             ['Created', <span title={dateTime(info.Created)}>{ago(info.Created)}</span>],
             ['Command', cmd.length ? <code class="break">{cmd.join(' ')}</code> : '—'],
             info.Config.WorkingDir ? ['Working dir', <code>{info.Config.WorkingDir}</code>] : null,
@@ -173,7 +185,20 @@ function Overview({ info }: { info: ContainerInspect }): JSX.Element {
         <KeyFacts
           items={[
             ['Mode', info.HostConfig?.NetworkMode ?? '—'],
-            ['Ports', uniquePublished.length ? <span>{uniquePublished.map((p) => <span key={p} class="chip mono">{p}</span>)}</span> : '—'],
+            [
+              'Ports',
+              uniquePublished.length ? (
+                <span>
+                  {uniquePublished.map((p) => (
+                    <span key={p} class="chip mono">
+                      {p}
+                    </span>
+                  ))}
+                </span>
+              ) : (
+                '—'
+              ),
+            ],
             ...networks.map(([n, v]): [string, JSX.Element | string] => [n, v.IPAddress ? <code>{v.IPAddress}</code> : 'no address']),
           ]}
         />
@@ -184,7 +209,16 @@ function Overview({ info }: { info: ContainerInspect }): JSX.Element {
           <ul class="plain-list">
             {info.Mounts.map((m) => (
               <li key={m.Destination}>
-                <code>{m.Destination}</code> ← {m.Type === 'volume' ? <>volume <strong>{m.Name}</strong></> : <>{m.Type} <code class="break">{m.Source}</code></>}
+                <code>{m.Destination}</code> ←{' '}
+                {m.Type === 'volume' ? (
+                  <>
+                    volume <strong>{m.Name}</strong>
+                  </>
+                ) : (
+                  <>
+                    {m.Type} <code class="break">{m.Source}</code>
+                  </>
+                )}
                 {m.RW === false && <span class="chip">read-only</span>}
               </li>
             ))}
@@ -199,16 +233,25 @@ function Overview({ info }: { info: ContainerInspect }): JSX.Element {
           {labels.length ? (
             <dl class="kv-list">
               {labels.map(([k, v]) => (
-                <div key={k}><dt>{k}</dt><dd>{v || <span class="muted">(empty)</span>}</dd></div>
+                <div key={k}>
+                  <dt>{k}</dt>
+                  <dd>{v || <span class="muted">(empty)</span>}</dd>
+                </div>
               ))}
             </dl>
-          ) : <p class="muted">No labels.</p>}
+          ) : (
+            <p class="muted">No labels.</p>
+          )}
         </details>
         <details>
           <summary>Environment ({env.length})</summary>
           <p class="muted small">Values may hold secrets.</p>
           <ul class="plain-list mono small">
-            {env.map((e) => <li key={e} class="break">{e}</li>)}
+            {env.map((e) => (
+              <li key={e} class="break">
+                {e}
+              </li>
+            ))}
           </ul>
         </details>
         <RawJson value={info} summary="Raw JSON (docker inspect)" />

@@ -35,9 +35,14 @@ export function ContainerActions({ c, canWrite, compact }: { c: { node: string; 
     const done = await containerAction(c.node, c.Id, action);
     toast.success(`${c.name} ${done}`);
   };
-  const askRemove = () => confirmAction({
+  const askRemove = () =>
+    confirmAction({
       title: `Remove ${c.name}?`,
-      body: <p>The container <strong>{c.name}</strong> on <strong>{c.node}</strong> is deleted with its writable layer. Named volumes stay.</p>,
+      body: (
+        <p>
+          The container <strong>{c.name}</strong> on <strong>{c.node}</strong> is deleted with its writable layer. Named volumes stay.
+        </p>
+      ),
       confirmLabel: 'Remove',
       danger: true,
       checkbox: { label: 'Force: stop it first if it is running', checked: running },
@@ -50,13 +55,21 @@ export function ContainerActions({ c, canWrite, compact }: { c: { node: string; 
     <div class={`row-actions${compact ? ' compact' : ''}`}>
       {running ? (
         <>
-          <ActionButton small what={`Stop ${c.name}`} aria-label={`Stop ${c.name}`} onClick={run('stop')}>Stop</ActionButton>
-          <ActionButton small what={`Restart ${c.name}`} aria-label={`Restart ${c.name}`} onClick={run('restart')}>Restart</ActionButton>
+          <ActionButton small what={`Stop ${c.name}`} aria-label={`Stop ${c.name}`} onClick={run('stop')}>
+            Stop
+          </ActionButton>
+          <ActionButton small what={`Restart ${c.name}`} aria-label={`Restart ${c.name}`} onClick={run('restart')}>
+            Restart
+          </ActionButton>
         </>
       ) : (
-        <ActionButton small what={`Start ${c.name}`} aria-label={`Start ${c.name}`} onClick={run('start')}>Start</ActionButton>
+        <ActionButton small what={`Start ${c.name}`} aria-label={`Start ${c.name}`} onClick={run('start')}>
+          Start
+        </ActionButton>
       )}
-      <ActionButton small variant="danger" what={`Remove ${c.name}`} aria-label={`Remove ${c.name}`} confirm={askRemove} onClick={remove}>Remove</ActionButton>
+      <ActionButton small variant="danger" what={`Remove ${c.name}`} aria-label={`Remove ${c.name}`} confirm={askRemove} onClick={remove}>
+        Remove
+      </ActionButton>
     </div>
   );
 }
@@ -144,7 +157,9 @@ export function ContainersPage({ me }: { me: Me }): JSX.Element {
       <th key={k} scope="col" class={wide ? 'col-wide' : undefined} aria-sort={active ? (desc ? 'descending' : 'ascending') : undefined}>
         <button type="button" class="th-sort" onClick={() => setQuery({ sort: k === 'node' ? null : k, dir: active && !desc ? 'desc' : null })}>
           {label}
-          <span class="sort-mark" aria-hidden="true">{active ? (desc ? '▾' : '▴') : ''}</span>
+          <span class="sort-mark" aria-hidden="true">
+            {active ? (desc ? '▾' : '▴') : ''}
+          </span>
         </button>
       </th>
     );
@@ -165,7 +180,11 @@ export function ContainersPage({ me }: { me: Me }): JSX.Element {
           <label for="f-node">Node</label>
           <select id="f-node" value={filters.node} onChange={(e) => setQuery({ node: e.currentTarget.value })}>
             <option value="">All nodes</option>
-            {nodeNames.map((n) => <option key={n} value={n}>{n}</option>)}
+            {nodeNames.map((n) => (
+              <option key={n} value={n}>
+                {n}
+              </option>
+            ))}
             {filters.node && !nodeNames.includes(filters.node) && <option value={filters.node}>{filters.node}</option>}
           </select>
         </div>
@@ -173,7 +192,11 @@ export function ContainersPage({ me }: { me: Me }): JSX.Element {
           <label for="f-state">State</label>
           <select id="f-state" value={filters.state} onChange={(e) => setQuery({ state: e.currentTarget.value })}>
             <option value="">Any state</option>
-            {STATES.map((s) => <option key={s} value={s}>{s}</option>)}
+            {STATES.map((s) => (
+              <option key={s} value={s}>
+                {s}
+              </option>
+            ))}
           </select>
         </div>
         <div class="field">
@@ -201,7 +224,11 @@ export function ContainersPage({ me }: { me: Me }): JSX.Element {
         <Loading label="Loading containers…" />
       ) : all.length === 0 ? (
         <Empty title="No containers yet">
-          <p>{nodeNames.length === 0 ? 'Enroll a node first: its containers show up here.' : 'None of your nodes runs a container. Start one with the docker CLI through the hub (dockfleet docker-env NODE).'}</p>
+          <p>
+            {nodeNames.length === 0
+              ? 'Enroll a node first: its containers show up here.'
+              : 'None of your nodes runs a container. Start one with the docker CLI through the hub (dockfleet docker-env NODE).'}
+          </p>
         </Empty>
       ) : shown.length === 0 ? (
         <Empty title="No containers match these filters">
@@ -222,7 +249,9 @@ export function ContainersPage({ me }: { me: Me }): JSX.Element {
                 <th scope="col">CPU</th>
                 {sortHeader('created', 'Created', true)}
                 <th scope="col">Ports</th>
-                <th scope="col"><span class="sr-only">Actions</span></th>
+                <th scope="col">
+                  <span class="sr-only">Actions</span>
+                </th>
               </tr>
             </thead>
             <tbody>
@@ -232,14 +261,26 @@ export function ContainersPage({ me }: { me: Me }): JSX.Element {
                 return (
                   <tr key={`${c.node}/${c.Id}`} class={offline ? 'row-stale' : ''}>
                     <td data-label="Name" class="cell-name">
-                      <a href={containerPath(c)} class="strong-link">{c.name}</a>
+                      <a href={containerPath(c)} class="strong-link">
+                        {c.name}
+                      </a>
                       <div class="muted small mono">{shortId(c.Id)}</div>
                     </td>
                     <td data-label="Node">
-                      <a href={`/containers?node=${encodeURIComponent(c.node)}`} onClick={(e) => { e.preventDefault(); setQuery({ node: c.node }); }}>{c.node}</a>
+                      <a
+                        href={`/containers?node=${encodeURIComponent(c.node)}`}
+                        onClick={(e) => {
+                          e.preventDefault();
+                          setQuery({ node: c.node });
+                        }}
+                      >
+                        {c.node}
+                      </a>
                       {offline && <div class="muted small">node {nodeStatus.get(c.node) ?? 'gone'}</div>}
                     </td>
-                    <td data-label="Image" class="cell-image" title={c.Image}>{c.Image.startsWith('sha256:') ? shortId(c.Image) : c.Image}</td>
+                    <td data-label="Image" class="cell-image" title={c.Image}>
+                      {c.Image.startsWith('sha256:') ? shortId(c.Image) : c.Image}
+                    </td>
                     <td data-label="State">
                       {offline ? (
                         <LastKnownState state={c.State} status={nodeStatus.get(c.node) ?? 'gone'} since={nodeSeen.get(c.node) ?? null} />
@@ -253,9 +294,19 @@ export function ContainersPage({ me }: { me: Me }): JSX.Element {
                     <td data-label="CPU" class="cell-cpu">
                       {c.State === 'running' && !offline ? <Sparkline node={c.node} id={c.Id} name={c.name} /> : <span class="muted">—</span>}
                     </td>
-                    <td data-label="Created" class="nowrap col-wide" title={dateTime(c.Created)}>{ago(c.Created, Date.now(), true)}</td>
+                    <td data-label="Created" class="nowrap col-wide" title={dateTime(c.Created)}>
+                      {ago(c.Created, Date.now(), true)}
+                    </td>
                     <td data-label="Ports" class="cell-ports">
-                      {p.length === 0 ? <span class="muted">—</span> : p.map((s) => <span key={s} class="chip mono">{s}</span>)}
+                      {p.length === 0 ? (
+                        <span class="muted">—</span>
+                      ) : (
+                        p.map((s) => (
+                          <span key={s} class="chip mono">
+                            {s}
+                          </span>
+                        ))
+                      )}
                     </td>
                     <td class="cell-actions">
                       <div class="row-actions">
@@ -272,7 +323,8 @@ export function ContainersPage({ me }: { me: Me }): JSX.Element {
           </table>
           {(anyFilter || visible.length < shown.length) && (
             <p class="muted small table-note">
-              Showing {visible.length} of {shown.length}{anyFilter ? ` matching (${all.length} in all)` : ''}.{' '}
+              Showing {visible.length} of {shown.length}
+              {anyFilter ? ` matching (${all.length} in all)` : ''}.{' '}
               {visible.length < shown.length && (
                 <button type="button" class={buttonClass('link', true)} onClick={() => setLimit((l) => l + PAGE_ROWS)}>
                   Show {Math.min(PAGE_ROWS, shown.length - visible.length)} more
@@ -282,7 +334,14 @@ export function ContainersPage({ me }: { me: Me }): JSX.Element {
           )}
         </div>
       )}
-      {pruning && <PruneDialog kind="containers" nodes={nodeNames.filter((n) => nodeStatus.get(n) === 'online' && writable.has(n))} {...(filters.node ? { node: filters.node } : {})} onClose={() => setPruning(false)} />}
+      {pruning && (
+        <PruneDialog
+          kind="containers"
+          nodes={nodeNames.filter((n) => nodeStatus.get(n) === 'online' && writable.has(n))}
+          {...(filters.node ? { node: filters.node } : {})}
+          onClose={() => setPruning(false)}
+        />
+      )}
     </>
   );
 }

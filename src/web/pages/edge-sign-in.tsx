@@ -40,13 +40,19 @@ export function EdgeSignInPage({ me }: { me: Me }): JSX.Element {
         {error === null ? (
           <>
             <h1>Signing in to {host}</h1>
-            <p class="muted" role="status"><Spinner /> Continuing as <strong>{me.name}</strong>…</p>
+            <p class="muted" role="status">
+              <Spinner /> Continuing as <strong>{me.name}</strong>…
+            </p>
           </>
         ) : (
           <>
             <h1>Cannot sign in to {host || 'this app'}</h1>
-            <p class="inline-error" role="alert">{error}</p>
-            <a class={buttonClass('default')} href="/">Go to dockfleet</a>
+            <p class="inline-error" role="alert">
+              {error}
+            </p>
+            <a class={buttonClass('default')} href="/">
+              Go to dockfleet
+            </a>
           </>
         )}
       </div>

@@ -11,13 +11,16 @@ import { navigate, useLocation } from '../lib/router.ts';
 import { useStore } from '../lib/store.ts';
 import type { FleetEvent } from '../../protocol/fleet-events.ts';
 
-
 const KEEP = 300;
 const TYPES = ['container', 'image', 'volume', 'network'];
 
 function link(e: FleetEvent): JSX.Element {
   if (e.type === 'container' && !e.action.startsWith('destroy')) {
-    return <a href={`/containers/${encodeURIComponent(e.node)}/${encodeURIComponent(e.id)}`} class="strong-link break">{e.name}</a>;
+    return (
+      <a href={`/containers/${encodeURIComponent(e.node)}/${encodeURIComponent(e.id)}`} class="strong-link break">
+        {e.name}
+      </a>
+    );
   }
   return <span class="strong break">{e.name.length > 40 ? `${e.name.slice(0, 24)}…` : e.name}</span>;
 }
@@ -49,7 +52,9 @@ export function EventsPage(): JSX.Element {
           setEvents((list) => [e, ...(list ?? []).filter((x) => x.seq !== e.seq)].slice(0, KEEP));
         });
       })
-      .catch((err) => { if (!ctl.signal.aborted) setError(err); });
+      .catch((err) => {
+        if (!ctl.signal.aborted) setError(err);
+      });
     return () => {
       ctl.abort();
       source?.close();
@@ -62,20 +67,36 @@ export function EventsPage(): JSX.Element {
 
   return (
     <>
-      <PageHeader title="Events" sub={<span role="status">{live ? 'Live' : 'Connecting…'}{events ? ` · ${events.length} shown` : ''}</span>} />
+      <PageHeader
+        title="Events"
+        sub={
+          <span role="status">
+            {live ? 'Live' : 'Connecting…'}
+            {events ? ` · ${events.length} shown` : ''}
+          </span>
+        }
+      />
       <form class="filters" role="search" aria-label="Filter events" onSubmit={(e) => e.preventDefault()}>
         <div class="field">
           <label for="ev-node">Node</label>
           <select id="ev-node" value={filter.node} onChange={(e) => set('node', e.currentTarget.value)}>
             <option value="">All nodes</option>
-            {nodes.map((n) => <option key={n} value={n}>{n}</option>)}
+            {nodes.map((n) => (
+              <option key={n} value={n}>
+                {n}
+              </option>
+            ))}
           </select>
         </div>
         <div class="field">
           <label for="ev-type">Type</label>
           <select id="ev-type" value={filter.type} onChange={(e) => set('type', e.currentTarget.value)}>
             <option value="">All types</option>
-            {TYPES.map((t) => <option key={t} value={t}>{t}</option>)}
+            {TYPES.map((t) => (
+              <option key={t} value={t}>
+                {t}
+              </option>
+            ))}
           </select>
         </div>
         <div class="field">
@@ -88,16 +109,37 @@ export function EventsPage(): JSX.Element {
         </div>
       </form>
       {events === null ? (
-        error ? <ErrorState error={error} title="Could not load events" /> : <Loading label="Loading events…" />
+        error ? (
+          <ErrorState error={error} title="Could not load events" />
+        ) : (
+          <Loading label="Loading events…" />
+        )
       ) : events.length === 0 ? (
         <Empty title="No events yet">Events appear here as containers, images, volumes and networks change on your nodes.</Empty>
       ) : (
         <ol class="timeline" aria-label="Docker events, newest first">
           {events.map((e) => (
             <li key={e.seq} class="timeline-item">
-              <time class="muted small nowrap" dateTime={new Date(e.time).toISOString()}>{dateTime(e.time)}</time>
-              <span> <a href={`/events${qs({ ...filter, node: e.node })}`} style={{ textDecoration: 'underline' }}>{e.node}</a>: {e.type} {link(e)} <strong>{e.action}</strong></span>
-              {Object.keys(e.detail).length > 0 && <span class="muted small break"> ({Object.entries(e.detail).map(([k, v]) => `${k} ${v}`).join(', ')})</span>}
+              <time class="muted small nowrap" dateTime={new Date(e.time).toISOString()}>
+                {dateTime(e.time)}
+              </time>
+              <span>
+                {' '}
+                <a href={`/events${qs({ ...filter, node: e.node })}`} style={{ textDecoration: 'underline' }}>
+                  {e.node}
+                </a>
+                : {e.type} {link(e)} <strong>{e.action}</strong>
+              </span>
+              {Object.keys(e.detail).length > 0 && (
+                <span class="muted small break">
+                  {' '}
+                  (
+                  {Object.entries(e.detail)
+                    .map(([k, v]) => `${k} ${v}`)
+                    .join(', ')}
+                  )
+                </span>
+              )}
             </li>
           ))}
         </ol>

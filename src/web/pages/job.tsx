@@ -7,7 +7,9 @@ export function JobPage({ id }: { id: string }): JSX.Element {
   return (
     <>
       <PageHeader title="Job" sub={<span class="mono">{id}</span>}>
-        <a class={buttonClass('ghost')} href="/jobs">All jobs</a>
+        <a class={buttonClass('ghost')} href="/jobs">
+          All jobs
+        </a>
       </PageHeader>
       <JobProgress id={id} />
     </>

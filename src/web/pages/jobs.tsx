@@ -41,16 +41,26 @@ export function JobsPage(): JSX.Element {
         <div class="field">
           <label for="j-limit">Limit</label>
           <select id="j-limit" value={form.limit} onChange={(e) => setForm({ ...form, limit: e.currentTarget.value })}>
-            {['50', '100', '200', '500', '1000'].map((n) => <option key={n} value={n}>{n}</option>)}
+            {['50', '100', '200', '500', '1000'].map((n) => (
+              <option key={n} value={n}>
+                {n}
+              </option>
+            ))}
           </select>
         </div>
         <div class="filters-submit">
           <SubmitButton busy={false}>Apply</SubmitButton>
-          <button type="button" class={buttonClass('ghost')} onClick={() => navigate('/jobs', { replace: true })}>Reset</button>
+          <button type="button" class={buttonClass('ghost')} onClick={() => navigate('/jobs', { replace: true })}>
+            Reset
+          </button>
         </div>
       </form>
       {state.data === undefined ? (
-        state.error ? <ErrorState error={state.error} onRetry={state.reload} title="Could not load jobs" /> : <Loading label="Loading jobs…" />
+        state.error ? (
+          <ErrorState error={state.error} onRetry={state.reload} title="Could not load jobs" />
+        ) : (
+          <Loading label="Loading jobs…" />
+        )
       ) : state.data.length === 0 ? (
         <Empty title="No jobs match">Each deploy, rollback and removal files one job per node; they show here.</Empty>
       ) : (
@@ -71,25 +81,45 @@ export function JobsPage(): JSX.Element {
               {state.data.map((j) => {
                 const unsigned = signingFailure(j);
                 return (
-                <tr key={j.id}>
-                  <td data-label="Job"><a href={`/jobs/${encodeURIComponent(j.id)}`}>{j.kind}</a><div class="mono small muted">{j.id}</div></td>
-                  <td data-label="Stack"><a href={`/stacks/${encodeURIComponent(j.stack)}`}>{j.stack}</a></td>
-                  <td data-label="Node"><a href={`/jobs${qs({ node: j.node })}`}>{j.node}</a></td>
-                  <td data-label="Revision">{j.revision ?? '—'}</td>
-                  <td data-label="State">
-                    <StateBadge state={j.state} />
-                    {j.rolledBack && j.kind === 'deploy' && <span class="badge badge-warn">rolled back</span>}
-                    {unsigned && <span class="badge badge-warn" title={unsigned.hint}>{unsigned.label}</span>}
-                    {j.state === 'awaiting-signature' && <div class="small muted">sent to {j.node} once its operator signs it</div>}
-                    {j.error && <div class="small bad-text clamp" title={j.error}>{j.errorCode ? `${j.errorCode}: ` : ''}{j.error}</div>}
-                  </td>
-                  <td data-label="Filed" class="nowrap" title={dateTime(j.createdAt)}>{ago(j.createdAt)}</td>
-                </tr>
+                  <tr key={j.id}>
+                    <td data-label="Job">
+                      <a href={`/jobs/${encodeURIComponent(j.id)}`}>{j.kind}</a>
+                      <div class="mono small muted">{j.id}</div>
+                    </td>
+                    <td data-label="Stack">
+                      <a href={`/stacks/${encodeURIComponent(j.stack)}`}>{j.stack}</a>
+                    </td>
+                    <td data-label="Node">
+                      <a href={`/jobs${qs({ node: j.node })}`}>{j.node}</a>
+                    </td>
+                    <td data-label="Revision">{j.revision ?? '—'}</td>
+                    <td data-label="State">
+                      <StateBadge state={j.state} />
+                      {j.rolledBack && j.kind === 'deploy' && <span class="badge badge-warn">rolled back</span>}
+                      {unsigned && (
+                        <span class="badge badge-warn" title={unsigned.hint}>
+                          {unsigned.label}
+                        </span>
+                      )}
+                      {j.state === 'awaiting-signature' && <div class="small muted">sent to {j.node} once its operator signs it</div>}
+                      {j.error && (
+                        <div class="small bad-text clamp" title={j.error}>
+                          {j.errorCode ? `${j.errorCode}: ` : ''}
+                          {j.error}
+                        </div>
+                      )}
+                    </td>
+                    <td data-label="Filed" class="nowrap" title={dateTime(j.createdAt)}>
+                      {ago(j.createdAt)}
+                    </td>
+                  </tr>
                 );
               })}
             </tbody>
           </table>
-          <p class="muted small table-note">{state.data.length} jobs{state.data.length >= Number(params.limit) ? ` (the newest ${params.limit})` : ''}.</p>
+          <p class="muted small table-note">
+            {state.data.length} jobs{state.data.length >= Number(params.limit) ? ` (the newest ${params.limit})` : ''}.
+          </p>
         </div>
       )}
     </>

@@ -121,8 +121,12 @@ export function LogsView({ node, id, name, tty, running }: { node: string; id: s
     <section class="logs" aria-label={`Logs of ${name}`}>
       <div class="toolbar">
         <div class="field field-inline grow">
-          <label for="log-search" class="sr-only">Search logs</label>
-          <span class="input-icon"><Icon name="search" size={16} /></span>
+          <label for="log-search" class="sr-only">
+            Search logs
+          </label>
+          <span class="input-icon">
+            <Icon name="search" size={16} />
+          </span>
           <input id="log-search" type="search" placeholder="Search loaded lines" value={search} onInput={(e) => setSearch(e.currentTarget.value)} autocomplete="off" />
         </div>
         <div class="field field-inline">
@@ -146,13 +150,29 @@ export function LogsView({ node, id, name, tty, running }: { node: string; id: s
           <Icon name="download" size={15} />
           Download
         </button>
-        <button type="button" class={buttonClass('ghost', true)} onClick={() => { buffer.current.clear(); setVersion((v) => v + 1); }} disabled={all.length === 0}>
+        <button
+          type="button"
+          class={buttonClass('ghost', true)}
+          onClick={() => {
+            buffer.current.clear();
+            setVersion((v) => v + 1);
+          }}
+          disabled={all.length === 0}
+        >
           Clear
         </button>
       </div>
       <div class="log-status" role="status">
-        {status === 'connecting' && <><Spinner /> Connecting…</>}
-        {status === 'streaming' && <><span class="dot dot-live" aria-hidden="true" /> {running ? 'Following live output' : 'Loading'}</>}
+        {status === 'connecting' && (
+          <>
+            <Spinner /> Connecting…
+          </>
+        )}
+        {status === 'streaming' && (
+          <>
+            <span class="dot dot-live" aria-hidden="true" /> {running ? 'Following live output' : 'Loading'}
+          </>
+        )}
         {status === 'ended' && <>Stream ended{running ? '' : ' (the container is not running)'}.</>}
         {status === 'error' && <span class="bad-text">Logs failed: {error}</span>}
         <span class="muted">
@@ -166,7 +186,15 @@ export function LogsView({ node, id, name, tty, running }: { node: string; id: s
           </button>
         )}
       </div>
-      <LogViewport lines={shown} follow={follow} setFollow={setFollow} needle={needle} showTime={showTime} version={version} empty={status === 'connecting' ? 'Connecting…' : needle ? 'No loaded line matches.' : 'No output yet.'} />
+      <LogViewport
+        lines={shown}
+        follow={follow}
+        setFollow={setFollow}
+        needle={needle}
+        showTime={showTime}
+        version={version}
+        empty={status === 'connecting' ? 'Connecting…' : needle ? 'No loaded line matches.' : 'No output yet.'}
+      />
     </section>
   );
 }
@@ -188,7 +216,15 @@ function Highlight({ text, needle }: { text: string; needle: string }): JSX.Elem
   return <>{parts}</>;
 }
 
-function LogViewport({ lines, follow, setFollow, needle, showTime, version, empty }: {
+function LogViewport({
+  lines,
+  follow,
+  setFollow,
+  needle,
+  showTime,
+  version,
+  empty,
+}: {
   lines: readonly LogLine[];
   follow: boolean;
   setFollow: (f: boolean) => void;
@@ -264,25 +300,22 @@ function LogViewport({ lines, follow, setFollow, needle, showTime, version, empt
     const l = lines[i]!;
     rows.push(
       <div key={l.seq} class={`log-row log-${l.stream}`} style={{ top: `${i * ROW}px` }}>
-        {showTime && <span class="log-time" title={l.time ?? undefined}>{formatTime(l.time)}</span>}
+        {showTime && (
+          <span class="log-time" title={l.time ?? undefined}>
+            {formatTime(l.time)}
+          </span>
+        )}
         {l.stream === 'stderr' && <span class="sr-only">stderr: </span>}
-        <span class="log-text"><Highlight text={l.text} needle={needle} /></span>
+        <span class="log-text">
+          <Highlight text={l.text} needle={needle} />
+        </span>
       </div>,
     );
   }
 
   return (
     <div class="log-viewport-wrap">
-      <div
-        ref={ref}
-        class="log-viewport"
-        tabIndex={0}
-        role="log"
-        aria-label="Log output"
-        aria-live="off"
-        onScroll={onScroll}
-        onKeyDown={onKey}
-      >
+      <div ref={ref} class="log-viewport" tabIndex={0} role="log" aria-label="Log output" aria-live="off" onScroll={onScroll} onKeyDown={onKey}>
         {lines.length === 0 ? (
           <div class="log-empty muted">{empty}</div>
         ) : (

@@ -19,7 +19,9 @@ export function HostLogAgreement({ node }: { node: NodeView }): JSX.Element {
     <div class="policy-facts">
       <p class="policy-line">
         <span class={`badge${tone ? ` badge-${tone}` : ''}`}>{agreementWords(a)}</span>{' '}
-        <a href={href} style={{ textDecoration: 'underline' }}>Audit log<span class="sr-only"> of {node.name}</span></a>
+        <a href={href} style={{ textDecoration: 'underline' }}>
+          Audit log<span class="sr-only"> of {node.name}</span>
+        </a>
       </p>
       {a.state === 'unknown' && a.reason && <p class="policy-line muted small">{a.reason}.</p>}
       {a.state !== 'unknown' && <p class="policy-line muted small">Checked through host entry {a.checkedThrough}.</p>}

@@ -6,9 +6,7 @@ import { EnrollDialog } from '../components/enroll-dialog.tsx';
 import { LabelChips, LabelsDialog } from '../components/node-labels.tsx';
 import { HostUse } from '../components/sparkline.tsx';
 import { toast } from '../components/toasts.tsx';
-import {
-  ActionButton, Empty, ErrorState, Loading, PageHeader, StatusBadge, buttonClass, useTicker,
-} from '../components/ui.tsx';
+import { ActionButton, Empty, ErrorState, Loading, PageHeader, StatusBadge, buttonClass, useTicker } from '../components/ui.tsx';
 import { apiNodePath, post } from '../lib/api.ts';
 import { ago, bytes, dateTime } from '../lib/format.ts';
 import { fleet } from '../lib/live.ts';
@@ -34,10 +32,7 @@ export function NodesPage({ me }: { me: Me }): JSX.Element {
 
   return (
     <>
-      <PageHeader
-        title="Nodes"
-        sub={nodes ? `${nodes.length} ${nodes.length === 1 ? 'node' : 'nodes'}, ${online} online` : undefined}
-      >
+      <PageHeader title="Nodes" sub={nodes ? `${nodes.length} ${nodes.length === 1 ? 'node' : 'nodes'}, ${online} online` : undefined}>
         {isAdmin && (
           <button type="button" class={buttonClass('primary')} onClick={() => setEnrolling(true)}>
             Enroll node
@@ -45,7 +40,11 @@ export function NodesPage({ me }: { me: Me }): JSX.Element {
         )}
       </PageHeader>
       {nodes === null ? (
-        f.error ? <ErrorState error={f.error} title="Could not load nodes" /> : <Loading label="Loading nodes…" />
+        f.error ? (
+          <ErrorState error={f.error} title="Could not load nodes" />
+        ) : (
+          <Loading label="Loading nodes…" />
+        )
       ) : nodes.length === 0 ? (
         <Empty title="No nodes yet">
           <p>Enroll a Docker host: the hub gives you a one-time code and the command to run on that host. The agent only dials out, so hosts behind NAT work too.</p>
@@ -57,9 +56,11 @@ export function NodesPage({ me }: { me: Me }): JSX.Element {
         </Empty>
       ) : (
         <div class="node-grid">
-          {[...nodes].sort((a, b) => Number(a.status === 'revoked') - Number(b.status === 'revoked') || a.name.localeCompare(b.name)).map((n) => (
-            <NodeCard key={n.name} node={n} isAdmin={isAdmin} canLabel={canLabel} canAudit={canChange(me, n)} />
-          ))}
+          {[...nodes]
+            .sort((a, b) => Number(a.status === 'revoked') - Number(b.status === 'revoked') || a.name.localeCompare(b.name))
+            .map((n) => (
+              <NodeCard key={n.name} node={n} isAdmin={isAdmin} canLabel={canLabel} canAudit={canChange(me, n)} />
+            ))}
         </div>
       )}
       {enrolling && <EnrollDialog onClose={() => setEnrolling(false)} />}
@@ -75,7 +76,8 @@ function NodeCard({ node: n, isAdmin, canLabel, canAudit }: { node: NodeView; is
     await post(apiNodePath(n.name, `/${action}`));
     toast.success(action === 'approve' ? `${n.name} approved` : action === 'rotate' ? `${n.name}: new agent key in use; the old one no longer works` : `${n.name} revoked`);
   };
-  const askRevoke = () => confirmAction({
+  const askRevoke = () =>
+    confirmAction({
       title: `Revoke ${n.name}?`,
       body: <p>The agent's connection is cut at once and its key never works again. To manage this host again you will have to enroll it anew.</p>,
       confirmLabel: 'Revoke',
@@ -86,7 +88,9 @@ function NodeCard({ node: n, isAdmin, canLabel, canAudit }: { node: NodeView; is
     <article class={`card node-card status-${n.status}`} aria-labelledby={titleId}>
       <div class="node-card-head">
         <div>
-          <h2 id={titleId} class="node-name">{n.name}</h2>
+          <h2 id={titleId} class="node-name">
+            {n.name}
+          </h2>
           <div class="muted small">{n.host ? n.host.hostname : 'no host facts yet'}</div>
         </div>
         <StatusBadge status={n.status} />
@@ -95,8 +99,7 @@ function NodeCard({ node: n, isAdmin, canLabel, canAudit }: { node: NodeView; is
         <div>
           <dt>Engine</dt>
           <dd>
-            {n.engine.version ? `Docker ${n.engine.version}` : '—'}{' '}
-            {n.engine.state !== 'up' && <StatusBadge status={n.engine.state} {...(n.engine.error ? { title: n.engine.error } : {})} />}
+            {n.engine.version ? `Docker ${n.engine.version}` : '—'} {n.engine.state !== 'up' && <StatusBadge status={n.engine.state} {...(n.engine.error ? { title: n.engine.error } : {})} />}
             {n.engine.error && <div class="small bad-text">{n.engine.error}</div>}
           </dd>
         </div>
@@ -107,7 +110,9 @@ function NodeCard({ node: n, isAdmin, canLabel, canAudit }: { node: NodeView; is
         {n.status === 'online' && (
           <div>
             <dt>In use now</dt>
-            <dd><HostUse node={n.name} /></dd>
+            <dd>
+              <HostUse node={n.name} />
+            </dd>
           </div>
         )}
         <div>
@@ -116,23 +121,32 @@ function NodeCard({ node: n, isAdmin, canLabel, canAudit }: { node: NodeView; is
         </div>
         <div>
           <dt>Policy</dt>
-          <dd><PolicyFacts node={n} /></dd>
+          <dd>
+            <PolicyFacts node={n} />
+          </dd>
         </div>
         {canAudit && (n.status === 'online' || n.status === 'offline') && (
           <div>
             <dt>Host log</dt>
-            <dd><HostLogAgreement node={n} /></dd>
+            <dd>
+              <HostLogAgreement node={n} />
+            </dd>
           </div>
         )}
         <div>
           <dt>Labels</dt>
           <dd class="labels-dd">
             <LabelChips labels={n.labels} />
-            {n.status !== 'revoked' && (canLabel ? (
-              <button type="button" class={buttonClass('link', true)} onClick={() => setEditingLabels(true)}>Edit labels<span class="sr-only"> of {n.name}</span></button>
-            ) : (
-              <button type="button" class={buttonClass('link', true)} disabled title="Editing labels needs the operator or admin role across the fleet">Edit labels<span class="sr-only"> of {n.name} (needs the operator or admin role across the fleet)</span></button>
-            ))}
+            {n.status !== 'revoked' &&
+              (canLabel ? (
+                <button type="button" class={buttonClass('link', true)} onClick={() => setEditingLabels(true)}>
+                  Edit labels<span class="sr-only"> of {n.name}</span>
+                </button>
+              ) : (
+                <button type="button" class={buttonClass('link', true)} disabled title="Editing labels needs the operator or admin role across the fleet">
+                  Edit labels<span class="sr-only"> of {n.name} (needs the operator or admin role across the fleet)</span>
+                </button>
+              ))}
           </dd>
         </div>
       </dl>
@@ -140,12 +154,28 @@ function NodeCard({ node: n, isAdmin, canLabel, canAudit }: { node: NodeView; is
       <ul class="node-counts" aria-label="Inventory">
         <li>
           <a href={`/containers?node=${enc}`}>
-            <strong>{n.counts.running}<span class="of">/{n.counts.containers}</span></strong> <span>running</span>
+            <strong>
+              {n.counts.running}
+              <span class="of">/{n.counts.containers}</span>
+            </strong>{' '}
+            <span>running</span>
           </a>
         </li>
-        <li><a href={`/nodes/${enc}/images`}><strong>{n.counts.images}</strong> <span>images</span></a></li>
-        <li><a href={`/nodes/${enc}/volumes`}><strong>{n.counts.volumes}</strong> <span>volumes</span></a></li>
-        <li><a href={`/nodes/${enc}/networks`}><strong>{n.counts.networks}</strong> <span>networks</span></a></li>
+        <li>
+          <a href={`/nodes/${enc}/images`}>
+            <strong>{n.counts.images}</strong> <span>images</span>
+          </a>
+        </li>
+        <li>
+          <a href={`/nodes/${enc}/volumes`}>
+            <strong>{n.counts.volumes}</strong> <span>volumes</span>
+          </a>
+        </li>
+        <li>
+          <a href={`/nodes/${enc}/networks`}>
+            <strong>{n.counts.networks}</strong> <span>networks</span>
+          </a>
+        </li>
       </ul>
       {isAdmin && n.status !== 'revoked' && (
         <div class="card-actions">

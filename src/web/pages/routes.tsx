@@ -59,9 +59,14 @@ function Certificate({ tls }: { tls: RouteRow['tls'] }): JSX.Element {
 function EmptyRoutes(): JSX.Element {
   return (
     <Empty title="No routes yet">
-      <p>A container becomes reachable at a host name through the hub’s edge port (<code>dockfleet hub --edge-listen HOST:PORT</code>) when it carries ingress labels, on any node:</p>
-      <pre class="mono small">docker run -d --label dockfleet.ingress.host=shop.example.com \{'\n'}  --label dockfleet.ingress.port=8080 my/app</pre>
-      <p>Also <code>dockfleet.ingress.path</code> (a prefix), <code>.protocol</code> (http, h2c or https) and <code>.access</code> (public, users or a role); <code>dockfleet.ingress.1.host</code> and so on for several routes on one container. Mistakes in the labels show here, on the route’s row.</p>
+      <p>
+        A container becomes reachable at a host name through the hub’s edge port (<code>dockfleet hub --edge-listen HOST:PORT</code>) when it carries ingress labels, on any node:
+      </p>
+      <pre class="mono small">docker run -d --label dockfleet.ingress.host=shop.example.com \{'\n'} --label dockfleet.ingress.port=8080 my/app</pre>
+      <p>
+        Also <code>dockfleet.ingress.path</code> (a prefix), <code>.protocol</code> (http, h2c or https) and <code>.access</code> (public, users or a role); <code>dockfleet.ingress.1.host</code> and
+        so on for several routes on one container. Mistakes in the labels show here, on the route’s row.
+      </p>
     </Empty>
   );
 }
@@ -95,15 +100,20 @@ export function RoutesPage(): JSX.Element {
 
   const routes = state.data;
   const problems = routes?.filter((r) => r.error !== null).length ?? 0;
-  const sub = routes && routes.length > 0
-    ? `${routes.length} ${routes.length === 1 ? 'route' : 'routes'}${problems > 0 ? `, ${problems} not served because of ${problems === 1 ? 'a mistake or conflict' : 'mistakes or conflicts'}` : ''}`
-    : undefined;
+  const sub =
+    routes && routes.length > 0
+      ? `${routes.length} ${routes.length === 1 ? 'route' : 'routes'}${problems > 0 ? `, ${problems} not served because of ${problems === 1 ? 'a mistake or conflict' : 'mistakes or conflicts'}` : ''}`
+      : undefined;
 
   return (
     <>
       <PageHeader title="Routes" sub={sub} />
       {routes === undefined ? (
-        state.error ? <ErrorState error={state.error} onRetry={reload} title="Could not load routes" /> : <Loading label="Loading routes…" />
+        state.error ? (
+          <ErrorState error={state.error} onRetry={reload} title="Could not load routes" />
+        ) : (
+          <Loading label="Loading routes…" />
+        )
       ) : routes.length === 0 ? (
         <EmptyRoutes />
       ) : (
@@ -136,9 +146,13 @@ export function RoutesPage(): JSX.Element {
                     <td data-label="Container">
                       <a href={`/containers/${encodeURIComponent(r.node)}/${encodeURIComponent(id)}`}>{r.container}</a>
                     </td>
-                    <td data-label="Port" class="nowrap">{r.port ?? '—'} <span class="muted small">{r.protocol}</span></td>
+                    <td data-label="Port" class="nowrap">
+                      {r.port ?? '—'} <span class="muted small">{r.protocol}</span>
+                    </td>
                     <td data-label="Access">{r.access}</td>
-                    <td data-label="Certificate"><Certificate tls={r.tls} /></td>
+                    <td data-label="Certificate">
+                      <Certificate tls={r.tls} />
+                    </td>
                     <td data-label="Status">
                       <span class={`badge badge-${s.tone}`}>
                         <span class="dot" aria-hidden="true" />

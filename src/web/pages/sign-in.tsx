@@ -48,7 +48,7 @@ export function SignInPage({ setupNeeded, reason }: { setupNeeded: boolean; reas
         setNow(Date.now());
         setError('rate');
       } else if (err instanceof ApiError && err.code === 'setup_code_invalid') {
-        setError('Wrong setup code. Run `dockfleet setup-code` on the hub\'s machine to see it.');
+        setError("Wrong setup code. Run `dockfleet setup-code` on the hub's machine to see it.");
       } else if (err instanceof ApiError && (err.status === 401 || err.code === 'unauthenticated')) {
         setError('Wrong username or password.');
       } else {
@@ -66,35 +66,73 @@ export function SignInPage({ setupNeeded, reason }: { setupNeeded: boolean; reas
     <div class="auth-page">
       <div class="auth-card">
         <div class="auth-brand">
-          <svg viewBox="0 0 32 32" width="36" height="36" aria-hidden="true"><rect width="32" height="32" rx="7" fill="var(--accent)" /><path d="M7 19h18l-2 6H9z M9 13h4v4H9z M14 13h4v4h-4z M19 13h4v4h-4z M14 8h4v4h-4z" fill="#fff" /></svg>
+          <svg viewBox="0 0 32 32" width="36" height="36" aria-hidden="true">
+            <rect width="32" height="32" rx="7" fill="var(--accent)" />
+            <path d="M7 19h18l-2 6H9z M9 13h4v4H9z M14 13h4v4h-4z M19 13h4v4h-4z M14 8h4v4h-4z" fill="#fff" />
+          </svg>
           <span>dockfleet</span>
         </div>
         <h1>{setupNeeded ? 'Create the first account' : 'Sign in'}</h1>
         {setupNeeded ? (
           <p class="muted">
-            This hub has no users yet. The account you create now is its administrator. The setup code proves you
-            control the hub's machine: the hub printed it when it started, and <code>dockfleet setup-code</code> shows it.
+            This hub has no users yet. The account you create now is its administrator. The setup code proves you control the hub's machine: the hub printed it when it started, and{' '}
+            <code>dockfleet setup-code</code> shows it.
           </p>
         ) : (
-          reason && <p class="notice" role="status">{reason}</p>
+          reason && (
+            <p class="notice" role="status">
+              {reason}
+            </p>
+          )
         )}
         <form onSubmit={(e) => void submit(e)} novalidate={false}>
           {setupNeeded && (
             <div class="field">
               <label for="auth-setup-code">Setup code</label>
-              <input id="auth-setup-code" name="setup-code" autocomplete="one-time-code" autocapitalize="characters" spellcheck={false} required placeholder="XXXX-XXXX-XXXX-XXXX-XXXX" value={setupCode} onInput={(e) => setSetupCode(e.currentTarget.value)} autofocus />
+              <input
+                id="auth-setup-code"
+                name="setup-code"
+                autocomplete="one-time-code"
+                autocapitalize="characters"
+                spellcheck={false}
+                required
+                placeholder="XXXX-XXXX-XXXX-XXXX-XXXX"
+                value={setupCode}
+                onInput={(e) => setSetupCode(e.currentTarget.value)}
+                autofocus
+              />
             </div>
           )}
           <div class="field">
             <label for="auth-username">Username</label>
-            <input id="auth-username" name="username" autocomplete="username" autocapitalize="none" spellcheck={false} required value={username} onInput={(e) => setUsername(e.currentTarget.value)} autofocus={!setupNeeded} />
+            <input
+              id="auth-username"
+              name="username"
+              autocomplete="username"
+              autocapitalize="none"
+              spellcheck={false}
+              required
+              value={username}
+              onInput={(e) => setUsername(e.currentTarget.value)}
+              autofocus={!setupNeeded}
+            />
           </div>
           <div class="field">
             <label for="auth-password">Password</label>
-            <input id="auth-password" name="password" type="password" autocomplete={setupNeeded ? 'new-password' : 'current-password'} required value={password} onInput={(e) => setPassword(e.currentTarget.value)} />
+            <input
+              id="auth-password"
+              name="password"
+              type="password"
+              autocomplete={setupNeeded ? 'new-password' : 'current-password'}
+              required
+              value={password}
+              onInput={(e) => setPassword(e.currentTarget.value)}
+            />
           </div>
           <InlineError>{message}</InlineError>
-          <SubmitButton busy={busy} disabled={waitSeconds > 0}>{setupNeeded ? 'Create account' : 'Sign in'}</SubmitButton>
+          <SubmitButton busy={busy} disabled={waitSeconds > 0}>
+            {setupNeeded ? 'Create account' : 'Sign in'}
+          </SubmitButton>
         </form>
       </div>
     </div>

@@ -32,7 +32,10 @@ const EXAMPLE = `services:
 `;
 
 type TargetKind = 'node' | 'nodes' | 'selector';
-interface SecretRow { name: string; value: string }
+interface SecretRow {
+  name: string;
+  value: string;
+}
 
 /** Problems the hub's own check finds as you type (debounced; a newer text cancels the older
  * request). Secret variables are sent by name with a stand-in value: their values never leave
@@ -51,11 +54,22 @@ function useComposeCheck(stack: string, text: string, envText: string, secretNam
     const t = setTimeout(() => {
       const secretEnv = Object.fromEntries(secretNames.filter((n) => n).map((n) => [n, 'secret']));
       validateCompose(STACK_NAME.test(stack) ? stack : 'preview', { compose: text, env: parseEnvLines(envText).env, secretEnv }, abort.signal).then(
-        (found) => { setIssues(found); setChecking(false); },
-        (err: Error) => { if (err.name !== 'AbortError') { setIssues([]); setChecking(false); } },
+        (found) => {
+          setIssues(found);
+          setChecking(false);
+        },
+        (err: Error) => {
+          if (err.name !== 'AbortError') {
+            setIssues([]);
+            setChecking(false);
+          }
+        },
       );
     }, CHECK_DEBOUNCE_MS);
-    return () => { abort.abort(); clearTimeout(t); };
+    return () => {
+      abort.abort();
+      clearTimeout(t);
+    };
   }, [stack, text, envText, secretKey]);
   return { issues, checking };
 }
@@ -72,7 +86,12 @@ export function StackDeployPage({ me }: { me: Me }): JSX.Element {
       const newest = history[0];
       if (!newest) return null;
       return get<RevisionDetail>(`/api/v1/stacks/${encodeURIComponent(from)}/revisions/${newest.revision}`, { signal: ac.signal });
-    })().then((r) => setLoaded(r), (e: unknown) => { if (!ac.signal.aborted) setLoaded(e instanceof Error ? e : new Error(String(e))); });
+    })().then(
+      (r) => setLoaded(r),
+      (e: unknown) => {
+        if (!ac.signal.aborted) setLoaded(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
     return () => ac.abort();
   }, [from]);
   if (loaded === 'loading') return <Loading label="Loading the stack's newest revision…" />;
@@ -91,7 +110,13 @@ function DeployForm({ me, name: initialName, base }: { me: Me; name: string; bas
   const [node, setNode] = useState(t && 'node' in t ? t.node : '');
   const [many, setMany] = useState<string[]>(t && 'nodes' in t ? t.nodes : []);
   const [selector, setSelector] = useState(t && 'selector' in t ? `${t.selector.key}=${t.selector.value}` : '');
-  const [envText, setEnvText] = useState(base ? Object.entries(base.env).map(([k, v]) => `${k}=${v}`).join('\n') : '');
+  const [envText, setEnvText] = useState(
+    base
+      ? Object.entries(base.env)
+          .map(([k, v]) => `${k}=${v}`)
+          .join('\n')
+      : '',
+  );
   const [secrets, setSecrets] = useState<SecretRow[]>((base?.secretEnv ?? []).map((n) => ({ name: n, value: '' })));
   const [parallel, setParallel] = useState(String(base?.parallel ?? 1));
   const [stableS, setStableS] = useState(base ? String(base.gate.stableMs / 1000) : '');
@@ -101,12 +126,17 @@ function DeployForm({ me, name: initialName, base }: { me: Me; name: string; bas
   const [refused, setRefused] = useState<ComposeIssue[] | null>(null);
   const [started, setStarted] = useState<RolloutStarted | null>(null);
   const idempotencyKey = useRef(typeof crypto.randomUUID === 'function' ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`);
-  const check = useComposeCheck(name, compose, envText, secrets.map((s) => s.name.trim()));
+  const check = useComposeCheck(
+    name,
+    compose,
+    envText,
+    secrets.map((s) => s.name.trim()),
+  );
   // A target host that requires signed intent from a key this browser does not hold would refuse
   // the jobs: say so, and do not send them.
   const eq = selector.indexOf('=');
-  const targets = kind === 'node' ? (node ? [node] : []) : kind === 'nodes' ? many
-    : eq > 0 ? nodes.filter((n) => n.labels?.[selector.slice(0, eq).trim()] === selector.slice(eq + 1).trim()).map((n) => n.name) : [];
+  const targets =
+    kind === 'node' ? (node ? [node] : []) : kind === 'nodes' ? many : eq > 0 ? nodes.filter((n) => n.labels?.[selector.slice(0, eq).trim()] === selector.slice(eq + 1).trim()).map((n) => n.name) : [];
   const unsignable = [...useSigningBlocks(targets).values()];
 
   useEffect(() => {
@@ -174,21 +204,47 @@ function DeployForm({ me, name: initialName, base }: { me: Me; name: string; bas
   return (
     <>
       <PageHeader title={base ? `Deploy ${initialName}` : 'Deploy a stack'} sub={base ? `A new revision after revision ${base.revision}` : 'A new stack, or a new revision of one'}>
-        <a class={buttonClass('ghost')} href={base ? `/stacks/${encodeURIComponent(initialName)}` : '/stacks'}>Cancel</a>
+        <a class={buttonClass('ghost')} href={base ? `/stacks/${encodeURIComponent(initialName)}` : '/stacks'}>
+          Cancel
+        </a>
       </PageHeader>
-      {!can && <p class="notice" role="note">{VIEWER_REASON}</p>}
+      {!can && (
+        <p class="notice" role="note">
+          {VIEWER_REASON}
+        </p>
+      )}
       <form class="deploy-form" onSubmit={(e) => void submit(e)} noValidate>
         <div class="field">
           <label for="stack-name">Stack name</label>
-          <input id="stack-name" value={name} required maxLength={63} autocomplete="off" autocapitalize="none" spellcheck={false}
-            aria-describedby="stack-name-hint" onInput={(e) => setName(e.currentTarget.value.toLowerCase())} />
-          <div class="hint" id="stack-name-hint">The Compose project name on each host: lowercase letters, digits, dashes and underscores.</div>
+          <input
+            id="stack-name"
+            value={name}
+            required
+            maxLength={63}
+            autocomplete="off"
+            autocapitalize="none"
+            spellcheck={false}
+            aria-describedby="stack-name-hint"
+            onInput={(e) => setName(e.currentTarget.value.toLowerCase())}
+          />
+          <div class="hint" id="stack-name-hint">
+            The Compose project name on each host: lowercase letters, digits, dashes and underscores.
+          </div>
         </div>
         <div class="field">
           <label for="compose-text">Compose file</label>
-          <ComposeEditor id="compose-text" value={compose} onInput={onCompose} issues={issues} checking={check.checking && !refused}
-            issuesTitle={refused ? 'The hub refused the file' : 'Checked as you type'} describedBy="compose-hint" />
-          <div class="hint" id="compose-hint">Checked by the hub as you type (nothing is stored); the hub checks it again when you deploy, and nothing is queued for a file it refuses.</div>
+          <ComposeEditor
+            id="compose-text"
+            value={compose}
+            onInput={onCompose}
+            issues={issues}
+            checking={check.checking && !refused}
+            issuesTitle={refused ? 'The hub refused the file' : 'Checked as you type'}
+            describedBy="compose-hint"
+          />
+          <div class="hint" id="compose-hint">
+            Checked by the hub as you type (nothing is stored); the hub checks it again when you deploy, and nothing is queued for a file it refuses.
+          </div>
         </div>
         <fieldset class="field target-field">
           <legend>Target</legend>
@@ -205,7 +261,11 @@ function DeployForm({ me, name: initialName, base }: { me: Me; name: string; bas
               <label for="target-node">Node</label>
               <select id="target-node" value={node} onChange={(e) => setNode(e.currentTarget.value)}>
                 {nodes.length === 0 && <option value="">No nodes</option>}
-                {nodes.map((n) => <option key={n.name} value={n.name}>{n.name} ({n.status})</option>)}
+                {nodes.map((n) => (
+                  <option key={n.name} value={n.name}>
+                    {n.name} ({n.status})
+                  </option>
+                ))}
               </select>
             </div>
           )}
@@ -213,8 +273,7 @@ function DeployForm({ me, name: initialName, base }: { me: Me; name: string; bas
             <div class="check-list" role="group" aria-label="Nodes">
               {nodes.map((n) => (
                 <label key={n.name} class="check">
-                  <input type="checkbox" checked={many.includes(n.name)}
-                    onChange={(e) => setMany((m) => (e.currentTarget.checked ? [...m, n.name] : m.filter((x) => x !== n.name)))} />
+                  <input type="checkbox" checked={many.includes(n.name)} onChange={(e) => setMany((m) => (e.currentTarget.checked ? [...m, n.name] : m.filter((x) => x !== n.name)))} />
                   {n.name} <span class="muted small">({n.status})</span>
                 </label>
               ))}
@@ -223,39 +282,82 @@ function DeployForm({ me, name: initialName, base }: { me: Me; name: string; bas
           {kind === 'selector' && (
             <div class="field">
               <label for="target-selector">Label selector</label>
-              <input id="target-selector" value={selector} placeholder="site=shop" autocomplete="off" spellcheck={false}
-                aria-describedby="selector-hint" onInput={(e) => setSelector(e.currentTarget.value)} />
-              <div class="hint" id="selector-hint">key=value. Every node carrying that label when you deploy gets the stack; set labels on the Nodes page.</div>
+              <input
+                id="target-selector"
+                value={selector}
+                placeholder="site=shop"
+                autocomplete="off"
+                spellcheck={false}
+                aria-describedby="selector-hint"
+                onInput={(e) => setSelector(e.currentTarget.value)}
+              />
+              <div class="hint" id="selector-hint">
+                key=value. Every node carrying that label when you deploy gets the stack; set labels on the Nodes page.
+              </div>
             </div>
           )}
         </fieldset>
         <div class="field">
           <label for="stack-env">Environment</label>
-          <textarea id="stack-env" class="mono" rows={3} value={envText} spellcheck={false} placeholder="TAG=1.4.2" aria-describedby="env-hint"
-            onInput={(e) => setEnvText(e.currentTarget.value)} />
-          <div class="hint" id="env-hint">KEY=value per line, for <code>${'{VAR}'}</code> in the file. Stored with the revision and shown in its history.</div>
+          <textarea id="stack-env" class="mono" rows={3} value={envText} spellcheck={false} placeholder="TAG=1.4.2" aria-describedby="env-hint" onInput={(e) => setEnvText(e.currentTarget.value)} />
+          <div class="hint" id="env-hint">
+            KEY=value per line, for <code>${'{VAR}'}</code> in the file. Stored with the revision and shown in its history.
+          </div>
         </div>
         <fieldset class="field">
           <legend>Secret environment</legend>
-          <p class="hint" id="secret-hint">Encrypted at the hub and never shown again, not here, not in the API or job logs.{base && base.secretEnv.length > 0 ? ' The previous revision had the names below: enter their values again to deploy.' : ''}</p>
+          <p class="hint" id="secret-hint">
+            Encrypted at the hub and never shown again, not here, not in the API or job logs.
+            {base && base.secretEnv.length > 0 ? ' The previous revision had the names below: enter their values again to deploy.' : ''}
+          </p>
           {secrets.map((s, i) => (
             <div class="secret-row" key={i}>
-              <label class="sr-only" for={`secret-name-${i}`}>Secret {i + 1} name</label>
-              <input id={`secret-name-${i}`} class="mono" placeholder="DB_PASSWORD" value={s.name} autocomplete="off" spellcheck={false}
-                onInput={(e) => { const v = e.currentTarget.value; setSecrets((rows) => rows.map((r, j) => (j === i ? { ...r, name: v } : r))); }} />
-              <label class="sr-only" for={`secret-value-${i}`}>Secret {i + 1} value</label>
-              <input id={`secret-value-${i}`} type="password" placeholder="value" value={s.value} autocomplete="new-password" aria-describedby="secret-hint"
-                onInput={(e) => { const v = e.currentTarget.value; setSecrets((rows) => rows.map((r, j) => (j === i ? { ...r, value: v } : r))); }} />
-              <button type="button" class={buttonClass('ghost', true)} onClick={() => setSecrets((rows) => rows.filter((_, j) => j !== i))}>Remove<span class="sr-only"> secret {i + 1}</span></button>
+              <label class="sr-only" for={`secret-name-${i}`}>
+                Secret {i + 1} name
+              </label>
+              <input
+                id={`secret-name-${i}`}
+                class="mono"
+                placeholder="DB_PASSWORD"
+                value={s.name}
+                autocomplete="off"
+                spellcheck={false}
+                onInput={(e) => {
+                  const v = e.currentTarget.value;
+                  setSecrets((rows) => rows.map((r, j) => (j === i ? { ...r, name: v } : r)));
+                }}
+              />
+              <label class="sr-only" for={`secret-value-${i}`}>
+                Secret {i + 1} value
+              </label>
+              <input
+                id={`secret-value-${i}`}
+                type="password"
+                placeholder="value"
+                value={s.value}
+                autocomplete="new-password"
+                aria-describedby="secret-hint"
+                onInput={(e) => {
+                  const v = e.currentTarget.value;
+                  setSecrets((rows) => rows.map((r, j) => (j === i ? { ...r, value: v } : r)));
+                }}
+              />
+              <button type="button" class={buttonClass('ghost', true)} onClick={() => setSecrets((rows) => rows.filter((_, j) => j !== i))}>
+                Remove<span class="sr-only"> secret {i + 1}</span>
+              </button>
             </div>
           ))}
-          <button type="button" class={buttonClass('default', true)} onClick={() => setSecrets((rows) => [...rows, { name: '', value: '' }])}>Add a secret variable</button>
+          <button type="button" class={buttonClass('default', true)} onClick={() => setSecrets((rows) => [...rows, { name: '', value: '' }])}>
+            Add a secret variable
+          </button>
         </fieldset>
         <div class="field-row">
           <div class="field">
             <label for="stack-parallel">Parallel</label>
             <input id="stack-parallel" type="number" min={1} inputMode="numeric" value={parallel} aria-describedby="parallel-hint" onInput={(e) => setParallel(e.currentTarget.value)} />
-            <div class="hint" id="parallel-hint">Nodes per wave; the rollout stops at the first failed node.</div>
+            <div class="hint" id="parallel-hint">
+              Nodes per wave; the rollout stops at the first failed node.
+            </div>
           </div>
           <div class="field">
             <label for="gate-stable">Stable window (s)</label>
@@ -269,7 +371,9 @@ function DeployForm({ me, name: initialName, base }: { me: Me; name: string; bas
         <InlineError>{error}</InlineError>
         {can && unsignable.map((reason) => <SigningNeeded key={reason} reason={reason} />)}
         <div class="form-actions">
-          <SubmitButton busy={busy} disabled={!can || unsignable.length > 0}>Deploy</SubmitButton>
+          <SubmitButton busy={busy} disabled={!can || unsignable.length > 0}>
+            Deploy
+          </SubmitButton>
           {!can && <span class="muted small">{VIEWER_REASON}</span>}
         </div>
       </form>
@@ -290,17 +394,24 @@ function DeployProgress({ started }: { started: RolloutStarted }): JSX.Element {
         if (stop) return;
         setRollout(r);
         if (r.state !== 'running') return;
-      } catch { /* try again */ }
+      } catch {
+        /* try again */
+      }
       if (!stop) timer = setTimeout(() => void tick(), 1000);
     };
     void tick();
-    return () => { stop = true; if (timer) clearTimeout(timer); };
+    return () => {
+      stop = true;
+      if (timer) clearTimeout(timer);
+    };
   }, [started.rollout]);
   const jobs = rollout?.jobs ?? started.jobs;
   return (
     <>
       <PageHeader title={`Deploying ${started.stack}`} sub={`Revision ${started.revision}`}>
-        <a class={buttonClass('default')} href={`/stacks/${enc}`}>Go to the stack</a>
+        <a class={buttonClass('default')} href={`/stacks/${enc}`}>
+          Go to the stack
+        </a>
       </PageHeader>
       <p class="rollout-state" role="status" aria-live="polite">
         Rollout: <StateBadge state={rollout?.state ?? 'running'} />
@@ -308,7 +419,9 @@ function DeployProgress({ started }: { started: RolloutStarted }): JSX.Element {
         {rollout?.error && <span class="bad-text"> {rollout.error}</span>}
       </p>
       {jobs.length === 0 && <p class="muted">No job filed yet.</p>}
-      {jobs.map((id) => <JobProgress key={id} id={id} />)}
+      {jobs.map((id) => (
+        <JobProgress key={id} id={id} />
+      ))}
     </>
   );
 }

@@ -23,21 +23,36 @@ export function StacksPage({ me }: { me: Me }): JSX.Element {
   const can = canChangeStacks(me);
   const stacks = state.data;
   const deploy = can ? (
-    <a class={buttonClass('primary')} href="/stacks/deploy">Deploy a stack</a>
+    <a class={buttonClass('primary')} href="/stacks/deploy">
+      Deploy a stack
+    </a>
   ) : (
     <span class="disabled-action">
-      <button type="button" class={buttonClass('primary')} disabled aria-describedby="stacks-viewer">Deploy a stack</button>
-      <span id="stacks-viewer" class="muted small">{VIEWER_REASON}</span>
+      <button type="button" class={buttonClass('primary')} disabled aria-describedby="stacks-viewer">
+        Deploy a stack
+      </button>
+      <span id="stacks-viewer" class="muted small">
+        {VIEWER_REASON}
+      </span>
     </span>
   );
   return (
     <>
-      <PageHeader title="Stacks" sub={stacks ? `${stacks.length} ${stacks.length === 1 ? 'stack' : 'stacks'}` : undefined}>{deploy}</PageHeader>
+      <PageHeader title="Stacks" sub={stacks ? `${stacks.length} ${stacks.length === 1 ? 'stack' : 'stacks'}` : undefined}>
+        {deploy}
+      </PageHeader>
       {stacks === undefined ? (
-        state.error ? <ErrorState error={state.error} onRetry={state.reload} title="Could not load stacks" /> : <Loading label="Loading stacks…" />
+        state.error ? (
+          <ErrorState error={state.error} onRetry={state.reload} title="Could not load stacks" />
+        ) : (
+          <Loading label="Loading stacks…" />
+        )
       ) : stacks.length === 0 ? (
         <Empty title="No stacks yet">
-          <p>A stack is a Compose file the hub keeps as the truth for one node, a list of nodes, or every node with a label. Each deploy is a revision; a deploy that fails its health gate is rolled back whole.</p>
+          <p>
+            A stack is a Compose file the hub keeps as the truth for one node, a list of nodes, or every node with a label. Each deploy is a revision; a deploy that fails its health gate is rolled
+            back whole.
+          </p>
         </Empty>
       ) : (
         <div class="table-wrap">
@@ -53,10 +68,16 @@ export function StacksPage({ me }: { me: Me }): JSX.Element {
             <tbody>
               {stacks.map((s) => (
                 <tr key={s.name}>
-                  <td data-label="Stack"><a class="strong" href={`/stacks/${encodeURIComponent(s.name)}`}>{s.name}</a></td>
+                  <td data-label="Stack">
+                    <a class="strong" href={`/stacks/${encodeURIComponent(s.name)}`}>
+                      {s.name}
+                    </a>
+                  </td>
                   <td data-label="Revision">{s.revision}</td>
                   <td data-label="Nodes">
-                    {s.nodes.length === 0 ? <span class="muted">on no node</span> : (
+                    {s.nodes.length === 0 ? (
+                      <span class="muted">on no node</span>
+                    ) : (
                       <ul class="node-states">
                         {s.nodes.map((n) => (
                           <li key={n.node}>

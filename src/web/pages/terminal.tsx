@@ -38,8 +38,7 @@ export function TerminalView({ node, id, name, running, canWrite }: { node: stri
         host.current.textContent = '';
         const proto = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
         session.current = mod.startTerminal(host.current, {
-          url: (cols, rows) =>
-            `${proto}//${window.location.host}${apiNodePath(node, `/containers/${encodeURIComponent(id)}/terminal`)}?cols=${cols}&rows=${rows}&cmd=${encodeURIComponent(cmd)}`,
+          url: (cols, rows) => `${proto}//${window.location.host}${apiNodePath(node, `/containers/${encodeURIComponent(id)}/terminal`)}?cols=${cols}&rows=${rows}&cmd=${encodeURIComponent(cmd)}`,
           onState: (s) => {
             if (!cancelled) setState(s);
           },
@@ -75,7 +74,12 @@ export function TerminalView({ node, id, name, running, canWrite }: { node: stri
   };
 
   if (!canWrite) return <Empty title="Terminals need the operator or admin role on this node">With the viewer role here you may read logs and inspect containers, not run commands in them.</Empty>;
-  if (signedHost) return <Empty title="Terminals on this host are not signed by the web UI">{USE_CONNECT} (<code>dockfleet connect {node} --socket PATH</code>, then <code>docker exec -it</code>)</Empty>;
+  if (signedHost)
+    return (
+      <Empty title="Terminals on this host are not signed by the web UI">
+        {USE_CONNECT} (<code>dockfleet connect {node} --socket PATH</code>, then <code>docker exec -it</code>)
+      </Empty>
+    );
   if (!execAllowed) return <Empty title="This host's policy does not allow terminals">{policyRefusal(nodeView, 'exec')}</Empty>;
   if (!running) return <Empty title={`${name} is not running`}>Start the container to open a terminal in it.</Empty>;
 
@@ -95,19 +99,39 @@ export function TerminalView({ node, id, name, running, canWrite }: { node: stri
         <div class="field field-inline">
           <label for="term-cmd">Command</label>
           <input id="term-cmd" list="term-cmds" value={cmd} onInput={(e) => setCmd(e.currentTarget.value)} spellcheck={false} autocomplete="off" size={14} />
-          <datalist id="term-cmds">{COMMANDS.map((c) => <option key={c} value={c} />)}</datalist>
+          <datalist id="term-cmds">
+            {COMMANDS.map((c) => (
+              <option key={c} value={c} />
+            ))}
+          </datalist>
         </div>
         <button type="submit" class={buttonClass(connected ? 'default' : 'primary', true)} disabled={busy}>
           {connected ? 'Reconnect' : 'Connect'}
         </button>
         {connected && (
-          <button type="button" class={buttonClass('ghost', true)} onClick={() => { session.current?.dispose(); session.current = null; setState({ state: 'closed', code: 1000, reason: 'disconnected', clean: true, opened: true }); }}>
+          <button
+            type="button"
+            class={buttonClass('ghost', true)}
+            onClick={() => {
+              session.current?.dispose();
+              session.current = null;
+              setState({ state: 'closed', code: 1000, reason: 'disconnected', clean: true, opened: true });
+            }}
+          >
             Disconnect
           </button>
         )}
         <span class="term-status" role="status">
-          {busy && <><Spinner /> {state.state === 'loading' ? 'Loading terminal…' : 'Connecting…'}</>}
-          {connected && <><span class="dot dot-live" aria-hidden="true" /> Connected: {cmd}</>}
+          {busy && (
+            <>
+              <Spinner /> {state.state === 'loading' ? 'Loading terminal…' : 'Connecting…'}
+            </>
+          )}
+          {connected && (
+            <>
+              <span class="dot dot-live" aria-hidden="true" /> Connected: {cmd}
+            </>
+          )}
           {closed && (
             <span class={closed.opened && closed.code === 1000 ? 'muted' : 'bad-text'}>
               {closed.opened ? 'Session ended' : 'Could not connect'}

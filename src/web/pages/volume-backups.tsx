@@ -23,9 +23,10 @@ import { listSnapshots, loadStatus, parseRepository, repositoryText, useVolumeJo
 /** The snapshots call files a job and waits for the agent: asked for once per visit and after each backup,
  * from the policy's repository (else the host's default). */
 function useSnapshots(node: string, volume: string, enabled: boolean, repository: string): AsyncState<SnapshotList> | null {
-  const state = useAsync((signal) => (enabled
-    ? listSnapshots(node, volume, parseRepository(repository), signal)
-    : Promise.resolve({ repository: null, snapshots: [] })), [node, volume, enabled, repository]);
+  const state = useAsync(
+    (signal) => (enabled ? listSnapshots(node, volume, parseRepository(repository), signal) : Promise.resolve({ repository: null, snapshots: [] })),
+    [node, volume, enabled, repository],
+  );
   return enabled ? state : null;
 }
 
@@ -35,11 +36,14 @@ export function VolumeBackupsPage({ me, node, volume }: { me: Me; node: string; 
   const writer = canChange(me, node);
   const blocked = useVolumeJobBlock(node);
   const online = view?.status === 'online';
-  const snapshotsBlock = !writer ? 'Listing snapshots needs an admin or an operator of the node.'
-    : blocked ?? (online ? null : `${node} is ${view?.status ?? 'unknown'}: its snapshots can be listed when it is back.`);
+  const snapshotsBlock = !writer
+    ? 'Listing snapshots needs an admin or an operator of the node.'
+    : (blocked ?? (online ? null : `${node} is ${view?.status ?? 'unknown'}: its snapshots can be listed when it is back.`));
   const policyRepo = repositoryText(status.data?.policy?.repository ?? null);
   const snapshots = useSnapshots(node, volume, snapshotsBlock === null && status.data !== undefined, policyRepo);
-  useEffect(() => { document.title = `Backups of ${volume} · dockfleet`; }, [volume]);
+  useEffect(() => {
+    document.title = `Backups of ${volume} · dockfleet`;
+  }, [volume]);
 
   const refresh = useCallback((): void => {
     status.reload();
@@ -56,20 +60,54 @@ export function VolumeBackupsPage({ me, node, volume }: { me: Me; node: string; 
 
   return (
     <>
-      <PageHeader title={<>Backups of <span class="break">{volume}</span></>} sub={<>on {node}</>}>
-        <a class={buttonClass('ghost')} href={`/volumes?node=${encodeURIComponent(node)}`}>Volumes</a>
+      <PageHeader
+        title={
+          <>
+            Backups of <span class="break">{volume}</span>
+          </>
+        }
+        sub={<>on {node}</>}
+      >
+        <a class={buttonClass('ghost')} href={`/volumes?node=${encodeURIComponent(node)}`}>
+          Volumes
+        </a>
       </PageHeader>
       <section class="card backup-state" aria-labelledby="state-title">
-        <h2 class="card-title" id="state-title">State</h2>
+        <h2 class="card-title" id="state-title">
+          State
+        </h2>
         <AsyncView state={status} loadingLabel="Reading the backup state…" errorTitle="Could not read the backup state">
-          {(s) => <>{!s.policy && <p class="small"><span class="badge badge-muted no-policy"><span class="dot" aria-hidden="true" />no policy</span> Backups run only when asked.</p>}<BackupFacts status={s} /></>}
+          {(s) => (
+            <>
+              {!s.policy && (
+                <p class="small">
+                  <span class="badge badge-muted no-policy">
+                    <span class="dot" aria-hidden="true" />
+                    no policy
+                  </span>{' '}
+                  Backups run only when asked.
+                </p>
+              )}
+              <BackupFacts status={s} />
+            </>
+          )}
         </AsyncView>
       </section>
       {writer && <BackupNow node={node} volume={volume} blocked={blocked} onDone={refresh} />}
       <BackupSnapshots node={node} volume={volume} repository={policyRepo} list={snapshots} status={status.data} blocked={snapshotsBlock} />
       {status.data && (
-        <BackupPolicyForm key={`${policyKey}:${status.data.policy?.setAt ?? 'none'}`} node={node} volume={volume} policy={status.data.policy}
-          blocked={blocked} canWrite={writer} onSaved={() => { setPolicyKey((k) => k + 1); status.reload(); }} />
+        <BackupPolicyForm
+          key={`${policyKey}:${status.data.policy?.setAt ?? 'none'}`}
+          node={node}
+          volume={volume}
+          policy={status.data.policy}
+          blocked={blocked}
+          canWrite={writer}
+          onSaved={() => {
+            setPolicyKey((k) => k + 1);
+            status.reload();
+          }}
+        />
       )}
     </>
   );

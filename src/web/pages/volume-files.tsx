@@ -85,12 +85,18 @@ export function VolumeFilesPage({ me, node, volume }: { me: Me; node: string; vo
       try {
         const b = JSON.parse(xhr.responseText) as { error?: { message?: string }; message?: string };
         message = b.error?.message ?? b.message ?? message;
-      } catch { /* not JSON */ }
+      } catch {
+        /* not JSON */
+      }
       if (xhr.status === 409 && !overwrite) {
         patch(id, { state: 'conflict', error: message, xhr: undefined });
         void confirmAction({
           title: `Replace ${file.name}?`,
-          body: <p><code>{path}</code> already exists in the volume. Replace it with the file you chose ({bytes(file.size)})?</p>,
+          body: (
+            <p>
+              <code>{path}</code> already exists in the volume. Replace it with the file you chose ({bytes(file.size)})?
+            </p>
+          ),
           confirmLabel: 'Replace',
           danger: true,
         }).then((ok) => {
@@ -117,7 +123,20 @@ export function VolumeFilesPage({ me, node, volume }: { me: Me; node: string; vo
     const isDir = e.type === 'dir';
     return confirmAction({
       title: `Delete ${e.name}?`,
-      body: <p>{isDir ? <>The folder <code>{path}</code> and everything in it</> : <>The file <code>{path}</code></>} will be deleted from the volume <strong>{volume}</strong>. This cannot be undone.</p>,
+      body: (
+        <p>
+          {isDir ? (
+            <>
+              The folder <code>{path}</code> and everything in it
+            </>
+          ) : (
+            <>
+              The file <code>{path}</code>
+            </>
+          )}{' '}
+          will be deleted from the volume <strong>{volume}</strong>. This cannot be undone.
+        </p>
+      ),
       confirmLabel: 'Delete',
       danger: true,
     });
@@ -138,19 +157,53 @@ export function VolumeFilesPage({ me, node, volume }: { me: Me; node: string; vo
     <>
       <nav class="crumbs" aria-label="Breadcrumb">
         <ol>
-          <li><a href={`/nodes/${encodeURIComponent(node)}/volumes`}>Volumes on {node}</a></li>
-          <li><a href={filesHref('/')} aria-current={dir === '/' ? 'page' : undefined}>{volume}</a></li>
+          <li>
+            <a href={`/nodes/${encodeURIComponent(node)}/volumes`}>Volumes on {node}</a>
+          </li>
+          <li>
+            <a href={filesHref('/')} aria-current={dir === '/' ? 'page' : undefined}>
+              {volume}
+            </a>
+          </li>
           {crumbs.map((c, i) => {
             const p = `/${crumbs.slice(0, i + 1).join('/')}`;
-            return <li key={p}><a href={filesHref(p)} aria-current={p === dir ? 'page' : undefined}>{c}</a></li>;
+            return (
+              <li key={p}>
+                <a href={filesHref(p)} aria-current={p === dir ? 'page' : undefined}>
+                  {c}
+                </a>
+              </li>
+            );
           })}
         </ol>
       </nav>
-      {signedHost && canChange(me, node) && <p class="muted small" role="note">{USE_CONNECT} The web UI shows this volume's files read-only.</p>}
-      <PageHeader title={<span class="break">{volume}</span>} sub={<>files in <code>{dir}</code> on {node}</>}>
+      {signedHost && canChange(me, node) && (
+        <p class="muted small" role="note">
+          {USE_CONNECT} The web UI shows this volume's files read-only.
+        </p>
+      )}
+      <PageHeader
+        title={<span class="break">{volume}</span>}
+        sub={
+          <>
+            files in <code>{dir}</code> on {node}
+          </>
+        }
+      >
         {canWrite && (
           <>
-            <input ref={fileInput} type="file" multiple class="sr-only" tabIndex={-1} aria-hidden="true" onChange={(e) => { startUploads(e.currentTarget.files); e.currentTarget.value = ''; }} />
+            <input
+              ref={fileInput}
+              type="file"
+              multiple
+              class="sr-only"
+              tabIndex={-1}
+              aria-hidden="true"
+              onChange={(e) => {
+                startUploads(e.currentTarget.files);
+                e.currentTarget.value = '';
+              }}
+            />
             <button type="button" class={buttonClass('primary')} onClick={() => fileInput.current?.click()} disabled={forbidden}>
               <Icon name="upload" size={16} />
               Upload
@@ -174,16 +227,24 @@ export function VolumeFilesPage({ me, node, volume }: { me: Me; node: string; vo
               {u.state === 'uploading' && (
                 <>
                   <progress max={u.total || 1} value={u.loaded} aria-label={`Uploading ${u.name}`} />
-                  <span class="small muted">{u.total ? Math.floor((u.loaded / u.total) * 100) : 0}% of {bytes(u.total)}</span>
-                  <button type="button" class={buttonClass('ghost', true)} onClick={() => u.xhr?.abort()}>Cancel</button>
+                  <span class="small muted">
+                    {u.total ? Math.floor((u.loaded / u.total) * 100) : 0}% of {bytes(u.total)}
+                  </span>
+                  <button type="button" class={buttonClass('ghost', true)} onClick={() => u.xhr?.abort()}>
+                    Cancel
+                  </button>
                 </>
               )}
               {u.state === 'done' && <span class="ok-text small">Uploaded</span>}
               {u.state === 'conflict' && <span class="warn-text small">Already exists</span>}
               {u.state === 'error' && (
                 <>
-                  <span class="bad-text small" role="alert">Failed: {u.error}</span>
-                  <button type="button" class={buttonClass('ghost', true)} onClick={() => setUploads((l) => l.filter((x) => x.id !== u.id))}>Dismiss</button>
+                  <span class="bad-text small" role="alert">
+                    Failed: {u.error}
+                  </span>
+                  <button type="button" class={buttonClass('ghost', true)} onClick={() => setUploads((l) => l.filter((x) => x.id !== u.id))}>
+                    Dismiss
+                  </button>
                 </>
               )}
             </li>
@@ -218,7 +279,11 @@ export function VolumeFilesPage({ me, node, volume }: { me: Me; node: string; vo
             {entries.length === 0 && dir === '/' ? (
               <Empty title="This volume is empty">{canWrite && <p>Upload files or drop them here.</p>}</Empty>
             ) : (
-              <FileTable caption={`Files in ${dir}`} dir={dir} entries={entries} href={filesHref}
+              <FileTable
+                caption={`Files in ${dir}`}
+                dir={dir}
+                entries={entries}
+                href={filesHref}
                 rowOf={(e) => ({ name: e.name, path: joinPath(dir, e.name), kind: e.type, size: e.size, mode: e.mode, modified: e.modifiedAt, linkTarget: e.linkTarget })}
                 actions={(e, { path }) => (
                   <>
@@ -230,12 +295,17 @@ export function VolumeFilesPage({ me, node, volume }: { me: Me; node: string; vo
                     )}
                     {canWrite && (
                       <>
-                        <button type="button" class={buttonClass('ghost', true)} onClick={() => setRenaming(e)}>Rename</button>
-                        <ActionButton small variant="danger" what={`Delete ${e.name}`} confirm={askRemove(e)} onClick={() => removeEntry(e)}>Delete</ActionButton>
+                        <button type="button" class={buttonClass('ghost', true)} onClick={() => setRenaming(e)}>
+                          Rename
+                        </button>
+                        <ActionButton small variant="danger" what={`Delete ${e.name}`} confirm={askRemove(e)} onClick={() => removeEntry(e)}>
+                          Delete
+                        </ActionButton>
                       </>
                     )}
                   </>
-                )}>
+                )}
+              >
                 {listing.data.truncated && <p class="warn-text small table-note">This folder holds more entries than the node lists at once; only the first {entries.length} are shown.</p>}
               </FileTable>
             )}
@@ -278,7 +348,14 @@ export function VolumeFilesPage({ me, node, volume }: { me: Me; node: string; vo
   );
 }
 
-function NameDialog({ title, label, submitLabel, initial = '', onClose, onSubmit }: {
+function NameDialog({
+  title,
+  label,
+  submitLabel,
+  initial = '',
+  onClose,
+  onSubmit,
+}: {
   title: string;
   label: string;
   submitLabel: string;
@@ -310,19 +387,28 @@ function NameDialog({ title, label, submitLabel, initial = '', onClose, onSubmit
       <form onSubmit={(e) => void submit(e)}>
         <div class="field">
           <label for="name-dialog-input">{label}</label>
-          <input id="name-dialog-input" required value={name} autocomplete="off" spellcheck={false} onInput={(e) => setName(e.currentTarget.value)} onFocus={(e) => {
-            const el = e.currentTarget;
-            const dot = el.value.lastIndexOf('.');
-            el.setSelectionRange(0, dot > 0 ? dot : el.value.length);
-          }} />
+          <input
+            id="name-dialog-input"
+            required
+            value={name}
+            autocomplete="off"
+            spellcheck={false}
+            onInput={(e) => setName(e.currentTarget.value)}
+            onFocus={(e) => {
+              const el = e.currentTarget;
+              const dot = el.value.lastIndexOf('.');
+              el.setSelectionRange(0, dot > 0 ? dot : el.value.length);
+            }}
+          />
         </div>
         <InlineError>{error}</InlineError>
         <div class="form-actions">
-          <button type="button" class={buttonClass('default')} onClick={onClose} disabled={busy}>Cancel</button>
+          <button type="button" class={buttonClass('default')} onClick={onClose} disabled={busy}>
+            Cancel
+          </button>
           <SubmitButton busy={busy}>{submitLabel}</SubmitButton>
         </div>
       </form>
     </Dialog>
   );
 }
-

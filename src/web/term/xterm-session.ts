@@ -10,10 +10,7 @@ import { FitAddon } from '@xterm/addon-fit';
 import { Terminal } from '@xterm/xterm';
 // xterm's stylesheet comes with the first load (main.tsx): esbuild's CSS for a lazy chunk is never linked.
 
-export type TermState =
-  | { state: 'connecting' }
-  | { state: 'open' }
-  | { state: 'closed'; code: number; reason: string; clean: boolean; opened: boolean };
+export type TermState = { state: 'connecting' } | { state: 'open' } | { state: 'closed'; code: number; reason: string; clean: boolean; opened: boolean };
 
 export interface TermSession {
   focus(): void;
@@ -31,8 +28,22 @@ const THEME = {
   foreground: '#d8dee9',
   cursor: '#e5e9f0',
   selectionBackground: '#3b4a5e',
-  black: '#1b2129', red: '#f2777a', green: '#99cc99', yellow: '#ffcc66', blue: '#6699cc', magenta: '#cc99cc', cyan: '#66cccc', white: '#d8dee9',
-  brightBlack: '#5c6773', brightRed: '#ff8f8f', brightGreen: '#b5e0b5', brightYellow: '#ffe08a', brightBlue: '#8fb8e6', brightMagenta: '#e0b5e0', brightCyan: '#8fe0e0', brightWhite: '#ffffff',
+  black: '#1b2129',
+  red: '#f2777a',
+  green: '#99cc99',
+  yellow: '#ffcc66',
+  blue: '#6699cc',
+  magenta: '#cc99cc',
+  cyan: '#66cccc',
+  white: '#d8dee9',
+  brightBlack: '#5c6773',
+  brightRed: '#ff8f8f',
+  brightGreen: '#b5e0b5',
+  brightYellow: '#ffe08a',
+  brightBlue: '#8fb8e6',
+  brightMagenta: '#e0b5e0',
+  brightCyan: '#8fe0e0',
+  brightWhite: '#ffffff',
 };
 
 export function startTerminal(el: HTMLElement, opts: TermOptions): TermSession {
@@ -49,7 +60,9 @@ export function startTerminal(el: HTMLElement, opts: TermOptions): TermSession {
   term.open(el);
   try {
     fit.fit();
-  } catch { /* not laid out yet */ }
+  } catch {
+    /* not laid out yet */
+  }
 
   const encoder = new TextEncoder();
   let opened = false;
@@ -94,7 +107,9 @@ export function startTerminal(el: HTMLElement, opts: TermOptions): TermSession {
     fitTimer = setTimeout(() => {
       try {
         fit.fit();
-      } catch { /* hidden */ }
+      } catch {
+        /* hidden */
+      }
     }, 60);
   });
   ro.observe(el);

@@ -26,9 +26,11 @@ export class BackupVerifySource implements AlertSource {
     const look = (): void => {
       if (looking) return;
       looking = true;
-      void this.#look(sink).catch(() => {}).finally(() => {
-        looking = false;
-      });
+      void this.#look(sink)
+        .catch(() => {})
+        .finally(() => {
+          looking = false;
+        });
     };
     const timer = setInterval(look, Math.max(250, Math.min(60_000, Math.floor(this.#maxAgeMs / 4)))).unref();
     look();
@@ -47,7 +49,10 @@ export class BackupVerifySource implements AlertSource {
       const last = status?.lastVerify;
       const why = last && !last.ok ? ` The last verification (${new Date(last.at).toISOString()}) failed: ${last.detail.slice(0, 800)}` : '';
       sink.raise(KIND, {
-        key, severity: 'warning', node, subject: volume,
+        key,
+        severity: 'warning',
+        node,
+        subject: volume,
         title: `Backups of volume ${volume} on ${node} are not verified`,
         detail: `${okAt === null ? `No verification of ${volume} has succeeded since its policy was set (${new Date(policy.setAt).toISOString()}).` : `The last successful verification of ${volume} was at ${new Date(okAt).toISOString()}.`}${why}`,
       });

@@ -87,11 +87,12 @@ export class ContainerSource implements AlertSource {
       if (!unhealthy && !looping) continue; // held over a hub restart: leave it as it is
       const status = typeof raw.Status === 'string' ? raw.Status : raw.State;
       sink.raise(KIND, {
-        key, severity: 'warning', node: node.name, subject: name,
+        key,
+        severity: 'warning',
+        node: node.name,
+        subject: name,
         title: looping ? `Container ${name} on ${node.name} is restarting in a loop` : `Container ${name} on ${node.name} is unhealthy`,
-        detail: looping
-          ? `${name} restarted at least ${this.#tuning.restarts} times within ${Math.round(this.#tuning.windowMs / 60_000)} min.`
-          : `Its healthcheck reports it unhealthy (${status}).`,
+        detail: looping ? `${name} restarted at least ${this.#tuning.restarts} times within ${Math.round(this.#tuning.windowMs / 60_000)} min.` : `Its healthcheck reports it unhealthy (${status}).`,
       });
     }
     this.#seen.set(nodeId, after);

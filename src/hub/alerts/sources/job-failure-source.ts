@@ -15,7 +15,10 @@ function look(sink: ConditionSink, job: JobView): void {
   if (job.state !== 'failed') return;
   const why = job.error ? `${job.errorCode ? `${job.errorCode}: ` : ''}${job.error}` : 'no reason given';
   sink.raise(KIND, {
-    key, severity: 'warning', node: job.node, subject: job.stack,
+    key,
+    severity: 'warning',
+    node: job.node,
+    subject: job.stack,
     title: `${job.kind} of ${job.stack} failed on ${job.node}`,
     detail: `Job ${job.id} failed: ${why.slice(0, 1000)}`,
   });

@@ -15,9 +15,15 @@ function look(sink: ConditionSink, node: string, message: StacksStatusMessage): 
     if (s.state !== 'drifted') continue;
     const key = `${KIND}:${s.stack}:${node}`;
     holding.add(key);
-    const what = s.drift.slice(0, 5).map((d) => `${d.kind} ${d.service ?? d.container ?? ''}: ${d.detail}`.trim()).join('; ');
+    const what = s.drift
+      .slice(0, 5)
+      .map((d) => `${d.kind} ${d.service ?? d.container ?? ''}: ${d.detail}`.trim())
+      .join('; ');
     sink.raise(KIND, {
-      key, severity: 'warning', node, subject: s.stack,
+      key,
+      severity: 'warning',
+      node,
+      subject: s.stack,
       title: `Stack ${s.stack} drifted on ${node}`,
       detail: `Revision ${s.revision} no longer matches what runs${what ? `: ${what}` : ''}${s.drift.length > 5 ? ` (and ${s.drift.length - 5} more)` : ''}.`,
     });

@@ -31,8 +31,9 @@ function page(req: Req, status: number, title: string, detail: string, link: { h
     return { pass: false, status, headers: { ...headers, 'content-type': 'text/plain; charset=utf-8' }, body: `${title}: ${detail}\n` };
   }
   const more = link ? `\n<p><a href="${escapeHtml(link.href)}">${escapeHtml(link.text)}</a></p>` : '';
-  const body = `<!doctype html>\n<html><head><meta charset="utf-8"><title>${status} ${escapeHtml(title)}</title></head>\n`
-    + `<body><h1>${escapeHtml(title)}</h1>\n<p>${escapeHtml(detail)}</p>${more}\n<p><small>dockfleet edge</small></p></body></html>\n`;
+  const body =
+    `<!doctype html>\n<html><head><meta charset="utf-8"><title>${status} ${escapeHtml(title)}</title></head>\n` +
+    `<body><h1>${escapeHtml(title)}</h1>\n<p>${escapeHtml(detail)}</p>${more}\n<p><small>dockfleet edge</small></p></body></html>\n`;
   return { pass: false, status, headers: { ...headers, 'content-type': 'text/html; charset=utf-8' }, body };
 }
 
@@ -50,8 +51,13 @@ export function signInNeeded(req: Req, route: { host: string; path: string }, ex
 }
 
 export function roleNeeded(req: Req, route: { host: string; path: string; access: string }, user: { name: string; role: string }): Refusal {
-  return page(req, 403, `${routeName(route)} needs the ${route.access} role`,
-    `You are signed in as ${user.name}, who has the ${user.role} role. Ask an admin of the hub for ${route.access} or higher.`, null);
+  return page(
+    req,
+    403,
+    `${routeName(route)} needs the ${route.access} role`,
+    `You are signed in as ${user.name}, who has the ${user.role} role. Ask an admin of the hub for ${route.access} or higher.`,
+    null,
+  );
 }
 
 export function unknownAccess(req: Req, route: { host: string; path: string; access: string }): Refusal {
@@ -59,7 +65,12 @@ export function unknownAccess(req: Req, route: { host: string; path: string; acc
 }
 
 export function codeRefused(req: Req, route: { host: string; path: string }, extra: Record<string, string>): Refusal {
-  return page(req, 400, 'This sign-in link cannot be used',
+  return page(
+    req,
+    400,
+    'This sign-in link cannot be used',
     'It was used already, is too old, belongs to another host, or its hub sign-in has ended. Open the app again to sign in.',
-    { href: route.path, text: `Open ${routeName(route)}` }, extra);
+    { href: route.path, text: `Open ${routeName(route)}` },
+    extra,
+  );
 }

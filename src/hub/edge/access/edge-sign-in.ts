@@ -14,7 +14,9 @@ import { SignInGate } from './sign-in-gate.ts';
 import type { LabelsOf } from '../../access/node-access.ts';
 
 /** What the hand-off needs of the route table (route-table.ts's `match`, structurally). */
-export interface AccessRouteLookup { match(host: string, path: string): { path: string; target: { access: string } } | null }
+export interface AccessRouteLookup {
+  match(host: string, path: string): { path: string; target: { access: string } } | null;
+}
 
 export interface EdgeSignInOptions {
   store: Pick<Store, 'getSession' | 'getUser' | 'access'>;
@@ -50,8 +52,12 @@ export class EdgeSignIn {
   /** The gate for the edge proxy; `hubUrl` is where browsers are sent to sign in. */
   gate(hubUrl: string): SignInGate {
     return new SignInGate({
-      store: this.#opts.store, secrets: this.#opts.secrets, codes: this.codes, hubUrl,
-      ...(this.#opts.labelsOf ? { labelsOf: this.#opts.labelsOf } : {}), ...(this.#opts.now ? { now: this.#opts.now } : {}),
+      store: this.#opts.store,
+      secrets: this.#opts.secrets,
+      codes: this.codes,
+      hubUrl,
+      ...(this.#opts.labelsOf ? { labelsOf: this.#opts.labelsOf } : {}),
+      ...(this.#opts.now ? { now: this.#opts.now } : {}),
     });
   }
 

@@ -36,7 +36,9 @@ export function parseAppAuthority(raw: string, edgePort: number | null): AppAuth
 
 /** The return path as given, when it is a plain path on the app host; else validation_failed. */
 export function checkReturnPath(path: string): { path: string; pathname: string } {
-  const bad = (why: string): never => { throw new DockfleetError('validation_failed', `return: ${why}`); };
+  const bad = (why: string): never => {
+    throw new DockfleetError('validation_failed', `return: ${why}`);
+  };
   if (path.length === 0 || path.length > MAX_RETURN) bad(`must be 1 to ${MAX_RETURN} characters`);
   if (!path.startsWith('/') || path.startsWith('//')) bad('must be a path on the app host (starting with a single /)');
   if (/[\\\u0000-\u0020\u007f]/.test(path)) bad('has a backslash, a space or a control character');

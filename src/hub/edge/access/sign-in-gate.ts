@@ -35,7 +35,10 @@ export interface SignInGateOptions {
 }
 
 /** The user, and their role on the route's node (global role or grants; null: the node is out of their sight). */
-interface SignedIn { name: string; role: UserRole | null }
+interface SignedIn {
+  name: string;
+  role: UserRole | null;
+}
 
 export class SignInGate implements EdgeAccessGate {
   readonly #opts: SignInGateOptions;
@@ -103,7 +106,9 @@ export class SignInGate implements EdgeAccessGate {
     const expiresAt = Math.min(user.sessionExpiresAt, now + EDGE_SESSION_TTL_MS);
     const value = sealEdgeSession(this.#opts.secrets, { host: route.host, session: handOff.session, user: handOff.userId, expiresAt });
     return {
-      pass: false, status: 302, body: '',
+      pass: false,
+      status: 302,
+      body: '',
       headers: { location: handOff.returnPath, 'set-cookie': edgeSessionCookie(value, expiresAt - now), 'cache-control': 'no-store', ...noReferrer },
     };
   }

@@ -60,7 +60,9 @@ export class AcmeAccountFile {
   async #read(): Promise<AcmeAccount> {
     const file = join(this.#dir, ACCOUNT_FILE);
     let text: string | null = null;
-    try { text = await readFile(file, 'utf8'); } catch (err) {
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
     if (text === null) {
@@ -69,7 +71,9 @@ export class AcmeAccountFile {
       return this.#account;
     }
     let parsed: z.infer<typeof accountFile>;
-    try { parsed = accountFile.parse(JSON.parse(text)); } catch {
+    try {
+      parsed = accountFile.parse(JSON.parse(text));
+    } catch {
       throw new Error(`${file} is not a dockfleet ACME account file; move it away to register a new account`);
     }
     const key = AccountKey.fromPem(this.#secrets.openText(parsed.key, SEAL_CONTEXT));

@@ -118,7 +118,9 @@ export class AcmeClient {
   }
 
   #register(key: AccountKey, signal?: AbortSignal): Promise<string> {
-    this.#registering ??= this.#registerNow(key, signal).finally(() => { this.#registering = null; });
+    this.#registering ??= this.#registerNow(key, signal).finally(() => {
+      this.#registering = null;
+    });
     return this.#registering;
   }
 
@@ -183,7 +185,11 @@ function header(answer: AcmeAnswer, name: string): string | null {
 }
 
 function json(answer: AcmeAnswer): unknown {
-  try { return JSON.parse(answer.body.toString('utf8')); } catch { return null; }
+  try {
+    return JSON.parse(answer.body.toString('utf8'));
+  } catch {
+    return null;
+  }
 }
 
 function parse<T>(schema: z.ZodType<T>, answer: AcmeAnswer, what: string): T {

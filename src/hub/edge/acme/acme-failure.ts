@@ -26,9 +26,7 @@ export class AcmeFailure extends Error {
     const rawType = typeof doc.type === 'string' ? doc.type : null;
     const type = rawType?.startsWith(ACME_ERROR_PREFIX) ? rawType.slice(ACME_ERROR_PREFIX.length) : rawType;
     const detail = typeof doc.detail === 'string' ? doc.detail : `HTTP ${status ?? '?'}`;
-    const subs = Array.isArray(doc.subproblems)
-      ? doc.subproblems.map((s: { detail?: unknown }) => (typeof s?.detail === 'string' ? s.detail : '')).filter(Boolean)
-      : [];
+    const subs = Array.isArray(doc.subproblems) ? doc.subproblems.map((s: { detail?: unknown }) => (typeof s?.detail === 'string' ? s.detail : '')).filter(Boolean) : [];
     const text = [detail, ...subs].join('; ').slice(0, 500);
     return new AcmeFailure('problem', `ACME server refused ${context}: ${type ?? 'error'}: ${text}`, type);
   }

@@ -6,7 +6,11 @@
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 
-export interface Jws { protected: string; payload: string; signature: string }
+export interface Jws {
+  protected: string;
+  payload: string;
+  signature: string;
+}
 export type JwsSigner = { jwk: true } | { kid: string };
 
 export class AccountKey {

@@ -39,7 +39,7 @@ export async function alpnChallengeCertificate(host: string, keyAuthorization: s
   // extnValue holds the DER of `Authorization ::= OCTET STRING (SIZE (32))`.
   const authorization = Buffer.concat([Buffer.from([0x04, digest.length]), digest]);
   const serial = randomBytes(16);
-  serial[0] = (serial[0]! & 0x7f) || 0x01;
+  serial[0] = serial[0]! & 0x7f || 0x01;
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial.toString('hex'),
     name: [{ CN: [host] }],
@@ -47,10 +47,7 @@ export async function alpnChallengeCertificate(host: string, keyAuthorization: s
     notAfter: new Date(Date.now() + 7 * 86_400_000),
     keys,
     signingAlgorithm: SIGN_ALG,
-    extensions: [
-      new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: host }]),
-      new x509.Extension(ACME_IDENTIFIER_OID, true, authorization),
-    ],
+    extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: host }]), new x509.Extension(ACME_IDENTIFIER_OID, true, authorization)],
   });
   return { cert: new X509Certificate(Buffer.from(cert.rawData)).toString(), key: pemOf(keys.privateKey) };
 }

@@ -24,7 +24,10 @@ export interface OrderDeps {
   deadlineMs: number;
 }
 
-export interface IssuedCertificate { certPem: string; keyPem: string }
+export interface IssuedCertificate {
+  certPem: string;
+  keyPem: string;
+}
 
 export async function obtainCertificate(host: string, deps: OrderDeps): Promise<IssuedCertificate> {
   const tokens = new Set<string>();
@@ -91,7 +94,10 @@ async function authorize(host: string, url: string, deps: OrderDeps, tokens: Set
 }
 
 /** Reads until `settled`, waiting as the server asks (Retry-After) within bounds, until the deadline. */
-interface Polled<T> { value: T; retryAfterMs: number | null }
+interface Polled<T> {
+  value: T;
+  retryAfterMs: number | null;
+}
 
 async function poll<T>(read: () => Promise<Polled<T>>, settled: (t: T) => boolean, deadline: number, signal: AbortSignal, what: string): Promise<T> {
   let waitMs = 100;
@@ -112,7 +118,11 @@ function orderFailure(order: AcmeOrder, host: string): AcmeFailure {
 function checkIssued(chainPem: string, keyPem: string, host: string): void {
   const leafPem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(chainPem)?.[0];
   let leaf: X509Certificate;
-  try { leaf = new X509Certificate(leafPem ?? ''); } catch { throw new AcmeFailure('protocol', `the certificate issued for ${host} does not parse`); }
+  try {
+    leaf = new X509Certificate(leafPem ?? '');
+  } catch {
+    throw new AcmeFailure('protocol', `the certificate issued for ${host} does not parse`);
+  }
   if (leaf.checkHost(host) === undefined) throw new AcmeFailure('protocol', `the certificate issued for ${host} does not name it`);
   if (!leaf.checkPrivateKey(createPrivateKey(keyPem))) throw new AcmeFailure('protocol', `the certificate issued for ${host} is not for the key that was sent`);
 }

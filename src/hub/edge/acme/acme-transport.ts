@@ -58,21 +58,25 @@ export class AcmeTransport {
     if (req.body !== undefined) headers['content-length'] = String(Buffer.byteLength(req.body));
     return new Promise<AcmeAnswer>((resolve, reject) => {
       const unreachable = (why: string): AcmeFailure => new AcmeFailure('unreachable', `ACME server unreachable (${url.origin}): ${why}`);
-      const r = https.request(url, { method: req.method, headers, agent: fresh ? false : this.#agent, ...(fresh ? this.#freshTls : {}), timeout: this.#timeoutMs, ...(req.signal ? { signal: req.signal } : {}) }, (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > MAX_ANSWER_BYTES) {
-            res.destroy();
-            reject(new AcmeFailure('protocol', `ACME server sent more than ${MAX_ANSWER_BYTES} bytes for ${url.pathname}`));
-            return;
-          }
-          chunks.push(c);
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-        res.on('error', (err) => reject(unreachable(err.message)));
-      });
+      const r = https.request(
+        url,
+        { method: req.method, headers, agent: fresh ? false : this.#agent, ...(fresh ? this.#freshTls : {}), timeout: this.#timeoutMs, ...(req.signal ? { signal: req.signal } : {}) },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size > MAX_ANSWER_BYTES) {
+              res.destroy();
+              reject(new AcmeFailure('protocol', `ACME server sent more than ${MAX_ANSWER_BYTES} bytes for ${url.pathname}`));
+              return;
+            }
+            chunks.push(c);
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+          res.on('error', (err) => reject(unreachable(err.message)));
+        },
+      );
       r.on('timeout', () => r.destroy(new Error(`no answer within ${this.#timeoutMs} ms`)));
       r.on('error', (err: NodeJS.ErrnoException) => {
         if (err.name === 'AbortError') reject(new AcmeFailure('timeout', 'ACME order stopped: the hub is closing'));

@@ -24,7 +24,9 @@ export interface AcmeSettings {
 }
 
 /** What the ACME client trusts beyond the system roots, read before the hub listens (a bad `--acme-ca` stops it there). */
-export interface AcmeTrust { readonly extraCaPem: string | null }
+export interface AcmeTrust {
+  readonly extraCaPem: string | null;
+}
 
 export async function loadAcmeTrust(settings: AcmeSettings): Promise<AcmeTrust> {
   return { extraCaPem: settings.caFile === null ? null : await readCaFile(settings.caFile) };
@@ -63,13 +65,19 @@ export function startAcme(opts: StartAcmeOptions): AcmeManager {
 
 async function readCaFile(file: string): Promise<string> {
   let pem: string;
-  try { pem = await readFile(file, 'utf8'); } catch (err) {
+  try {
+    pem = await readFile(file, 'utf8');
+  } catch (err) {
     throw new Error(`--acme-ca ${file}: ${(err as Error).message}`);
   }
   const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
   if (blocks.length === 0) throw new Error(`--acme-ca ${file}: no PEM certificate in it`);
   for (const block of blocks) {
-    try { new X509Certificate(block); } catch { throw new Error(`--acme-ca ${file}: a certificate in it does not parse`); }
+    try {
+      new X509Certificate(block);
+    } catch {
+      throw new Error(`--acme-ca ${file}: a certificate in it does not parse`);
+    }
   }
   return blocks.join('\n');
 }

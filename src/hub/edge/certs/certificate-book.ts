@@ -10,7 +10,10 @@
 import type { RouteView } from '../../../protocol/ingress.ts';
 
 export type RouteTls = RouteView['tls'];
-export interface PemPair { cert: string; key: string }
+export interface PemPair {
+  cert: string;
+  key: string;
+}
 
 /** What ACME last did for a host (shown in the routes view; the served certificate stays until a new one is stored). */
 export interface AcmeHostState {

@@ -18,10 +18,7 @@ const CLIENT_HELLO = 1;
 const EXT_SERVER_NAME = 0;
 const EXT_ALPN = 16;
 
-export type HelloReading =
-  | { kind: 'more' }
-  | { kind: 'hello'; serverName: string | null; alpn: string[] }
-  | { kind: 'malformed'; reason: string };
+export type HelloReading = { kind: 'more' } | { kind: 'hello'; serverName: string | null; alpn: string[] } | { kind: 'malformed'; reason: string };
 
 const MORE: HelloReading = Object.freeze({ kind: 'more' });
 const malformed = (reason: string): HelloReading => ({ kind: 'malformed', reason });
@@ -68,9 +65,15 @@ function firstBytes(bytes: Buffer): HelloReading {
 class Reader {
   readonly #buf: Buffer;
   #at = 0;
-  constructor(buf: Buffer) { this.#buf = buf; }
-  get left(): number { return this.#buf.length - this.#at; }
-  u8(): number | null { return this.left >= 1 ? this.#buf[this.#at++]! : null; }
+  constructor(buf: Buffer) {
+    this.#buf = buf;
+  }
+  get left(): number {
+    return this.#buf.length - this.#at;
+  }
+  u8(): number | null {
+    return this.left >= 1 ? this.#buf[this.#at++]! : null;
+  }
   u16(): number | null {
     if (this.left < 2) return null;
     const v = this.#buf.readUInt16BE(this.#at);

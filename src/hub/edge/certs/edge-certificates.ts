@@ -66,7 +66,7 @@ export class EdgeCertificates implements EdgeCertificateBook {
       try {
         book.#index(record, opts.secrets.openText(record.sealedKey, sealContext(record.id)));
       } catch (err) {
-        opts.log.error({ id: record.id, names: record.names, code: (err as { code?: string }).code }, 'edge certificate left out: its key does not open under this hub\'s master key');
+        opts.log.error({ id: record.id, names: record.names, code: (err as { code?: string }).code }, "edge certificate left out: its key does not open under this hub's master key");
       }
     }
     return book;
@@ -148,9 +148,7 @@ export class EdgeCertificates implements EdgeCertificateBook {
   }
 
   list(): CertificateView[] {
-    return [...this.#byId.values()]
-      .sort((a, b) => a.record.createdAt - b.record.createdAt || a.record.id.localeCompare(b.record.id))
-      .map(viewOf);
+    return [...this.#byId.values()].sort((a, b) => a.record.createdAt - b.record.createdAt || a.record.id.localeCompare(b.record.id)).map(viewOf);
   }
 
   // --- the index ---
@@ -163,7 +161,7 @@ export class EdgeCertificates implements EdgeCertificateBook {
 
   #supplied(name: string): Entry[] {
     const dot = name.indexOf('.');
-    const wild = dot > 0 ? this.#wildcard.get(name.slice(dot + 1)) ?? [] : [];
+    const wild = dot > 0 ? (this.#wildcard.get(name.slice(dot + 1)) ?? []) : [];
     return [...longestFirst(this.#exact.get(name) ?? []), ...longestFirst(wild)];
   }
 
@@ -177,9 +175,16 @@ export class EdgeCertificates implements EdgeCertificateBook {
   #recordOf(source: CertificateRecord['source'], acmeHost: string | null, checked: ReturnType<typeof checkPair>): CertificateRecord {
     const id = randomBytes(6).toString('hex');
     return {
-      id, source, acmeHost, names: checked.names, certPem: checked.certPem,
+      id,
+      source,
+      acmeHost,
+      names: checked.names,
+      certPem: checked.certPem,
       sealedKey: this.#secrets.seal(checked.keyPem, sealContext(id)),
-      fingerprint: checked.fingerprint, notBefore: checked.notBefore, notAfter: checked.notAfter, createdAt: this.#now(),
+      fingerprint: checked.fingerprint,
+      notBefore: checked.notBefore,
+      notAfter: checked.notAfter,
+      createdAt: this.#now(),
     };
   }
 
@@ -241,7 +246,14 @@ function issuerOf(certPem: string): string {
 function viewOf(entry: Entry): CertificateView {
   const { record } = entry;
   return {
-    id: record.id, source: record.source, names: [...record.names], notBefore: iso(record.notBefore), notAfter: iso(record.notAfter),
-    fingerprint: record.fingerprint, issuer: entry.issuer, acmeHost: record.acmeHost, createdAt: iso(record.createdAt),
+    id: record.id,
+    source: record.source,
+    names: [...record.names],
+    notBefore: iso(record.notBefore),
+    notAfter: iso(record.notAfter),
+    fingerprint: record.fingerprint,
+    issuer: entry.issuer,
+    acmeHost: record.acmeHost,
+    createdAt: iso(record.createdAt),
   };
 }

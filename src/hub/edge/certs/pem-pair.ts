@@ -40,7 +40,10 @@ function namesOf(cert: X509Certificate): string[] {
   let raw: string[];
   if (san !== undefined && san !== '') {
     // Node quotes a value holding a separator (`DNS:"a,b"`): no valid host name does.
-    raw = san.split(', ').filter((e) => e.startsWith('DNS:')).map((e) => e.slice(4));
+    raw = san
+      .split(', ')
+      .filter((e) => e.startsWith('DNS:'))
+      .map((e) => e.slice(4));
   } else {
     const cn = cert.subject.split('\n').find((line) => line.startsWith('CN='));
     raw = cn === undefined ? [] : [cn.slice(3)];
@@ -78,11 +81,15 @@ export function checkPair(certPem: string, keyPem: string, now = Date.now()): Ch
   const key = readKey(keyPem);
   if (key.type !== 'private') refuse('keyPem: not a private key');
   let matches = false;
-  try { matches = leaf.checkPrivateKey(key); } catch { matches = false; }
+  try {
+    matches = leaf.checkPrivateKey(key);
+  } catch {
+    matches = false;
+  }
   if (!matches) refuse('keyPem: the key does not belong to the certificate (its public key differs)');
   const notBefore = Date.parse(leaf.validFrom);
   const notAfter = Date.parse(leaf.validTo);
-  if (!Number.isFinite(notBefore) || !Number.isFinite(notAfter)) refuse('certPem: the certificate\'s validity dates do not parse');
+  if (!Number.isFinite(notBefore) || !Number.isFinite(notAfter)) refuse("certPem: the certificate's validity dates do not parse");
   if (notAfter <= now) refuse(`certPem: the certificate expired on ${new Date(notAfter).toISOString()}`);
   return {
     certPem: blocks.map((b) => `${b.replace(/\r\n/g, '\n')}\n`).join(''),

@@ -33,7 +33,9 @@ function asSocket(stream: ClientHttp2Stream): Duplex {
   Object.assign(stream, { setKeepAlive: noop, setNoDelay: noop, ref: noop, unref: noop });
   // The app (or the agent) closed its side: the connection cannot carry another request. Close
   // ours too, so the stream ends both ways without a reset and leaves the pool.
-  stream.once('end', () => { if (!stream.writableEnded) stream.end(); });
+  stream.once('end', () => {
+    if (!stream.writableEnded) stream.end();
+  });
   return stream;
 }
 
@@ -56,15 +58,20 @@ export class DialAgent extends http.Agent {
   override createConnection(options: http.ClientRequestArgs, done?: (err: Error | null, socket: Duplex) => void): undefined {
     const target = (options as PooledRequestOptions).edgeTarget;
     this.dials++;
-    dialContainer(this.#links, target).then((stream) => {
-      if (target.protocol !== 'https') return done?.(null, asSocket(stream));
-      const socket = tls.connect({
-        socket: asSocket(stream), servername: target.serverName, ALPNProtocols: ['http/1.1'],
-        // Not verified, on purpose: see the file's header.
-        rejectUnauthorized: false,
-      });
-      done?.(null, socket);
-    }, (err: Error) => done?.(err, undefined as unknown as Duplex));
+    dialContainer(this.#links, target).then(
+      (stream) => {
+        if (target.protocol !== 'https') return done?.(null, asSocket(stream));
+        const socket = tls.connect({
+          socket: asSocket(stream),
+          servername: target.serverName,
+          ALPNProtocols: ['http/1.1'],
+          // Not verified, on purpose: see the file's header.
+          rejectUnauthorized: false,
+        });
+        done?.(null, socket);
+      },
+      (err: Error) => done?.(err, undefined as unknown as Duplex),
+    );
     return undefined;
   }
 

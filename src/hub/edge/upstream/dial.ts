@@ -109,8 +109,7 @@ export function dialContainer(links: LinkSource, target: DialTarget): Promise<Cl
     const open = openDials.get(link) ?? 0;
     const cap = links.maxStreamsPerLink ?? EDGE_STREAMS_PER_LINK;
     if (open >= cap) {
-      return Promise.reject(new DialRefused(routeDownPage(target.route, 503,
-        `Node ${target.node} holds as many edge connections as it may (${cap}); try again later.`)));
+      return Promise.reject(new DialRefused(routeDownPage(target.route, 503, `Node ${target.node} holds as many edge connections as it may (${cap}); try again later.`)));
     }
     stream = link.openStream({ ':method': 'POST', ':path': edgeDialPath(target.containerId, target.port) }, { endStream: false });
     openDials.set(link, open + 1);
@@ -139,7 +138,8 @@ export function dialContainer(links: LinkSource, target: DialTarget): Promise<Cl
       const reason = String(headers[EDGE_DIAL_REASON_HEADER] ?? '');
       if (reason === 'not_running' || reason === 'no_container' || reason === 'no_address') return refuse(notRunningPage(target));
       if (reason === 'policy') return refuse(routeDownPage(target.route, 502, `The policy on node ${target.node} does not let the edge reach its containers (sections.ingress).`));
-      if (reason === 'port_not_published') return refuse(routeDownPage(target.route, 502, `Container ${target.containerName} on node ${target.node} does not publish port ${target.port} by its labels.`));
+      if (reason === 'port_not_published')
+        return refuse(routeDownPage(target.route, 502, `Container ${target.containerName} on node ${target.node} does not publish port ${target.port} by its labels.`));
       refuse(routeDownPage(target.route, 502, `Container ${target.containerName} on node ${target.node} refused a connection on port ${target.port}.`));
     });
   });

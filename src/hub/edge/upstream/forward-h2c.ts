@@ -15,7 +15,11 @@ const { NGHTTP2_CANCEL } = http2.constants;
 function h2RequestHeaders(x: Exchange): OutgoingHttpHeaders {
   const { host, ...rest } = x.headers as HeaderMap & { host?: string };
   const out: OutgoingHttpHeaders = {
-    ':method': x.req.method ?? 'GET', ':path': x.path, ':scheme': 'http', ':authority': host ?? x.target.serverName, ...rest,
+    ':method': x.req.method ?? 'GET',
+    ':path': x.path,
+    ':scheme': 'http',
+    ':authority': host ?? x.target.serverName,
+    ...rest,
   };
   // HTTP/2 allows `te` with only this value; gRPC servers insist on it.
   if (/(^|,)\s*trailers\s*(;|,|$)/i.test(String(x.req.headers.te ?? ''))) out.te = 'trailers';
@@ -30,19 +34,24 @@ export function forwardH2c(x: Exchange, sessions: H2cSessions): void {
     clientGone = true;
     if (stream && !stream.destroyed) stream.close(NGHTTP2_CANCEL);
   });
-  sessions.session(x.target).then((session) => {
-    if (clientGone) return;
-    const bodyless = hasNoBody(x.req);
-    const upstream = session.request(h2RequestHeaders(x), { endStream: bodyless, waitForTrailers: !bodyless });
-    stream = upstream;
-    relay(x, upstream);
-    if (bodyless) return;
-    let trailers: HeaderMap | null = null;
-    upstream.once('wantTrailers', () => upstream.sendTrailers(trailers ?? {}));
-    passBody(x.req, upstream, (t) => { trailers = t; });
-  }, (err: unknown) => {
-    if (!clientGone) sendFailurePage(x, err);
-  });
+  sessions.session(x.target).then(
+    (session) => {
+      if (clientGone) return;
+      const bodyless = hasNoBody(x.req);
+      const upstream = session.request(h2RequestHeaders(x), { endStream: bodyless, waitForTrailers: !bodyless });
+      stream = upstream;
+      relay(x, upstream);
+      if (bodyless) return;
+      let trailers: HeaderMap | null = null;
+      upstream.once('wantTrailers', () => upstream.sendTrailers(trailers ?? {}));
+      passBody(x.req, upstream, (t) => {
+        trailers = t;
+      });
+    },
+    (err: unknown) => {
+      if (!clientGone) sendFailurePage(x, err);
+    },
+  );
 }
 
 function relay(x: Exchange, upstream: ClientHttp2Stream): void {
@@ -59,13 +68,17 @@ function relay(x: Exchange, upstream: ClientHttp2Stream): void {
     upstream.pipe(res, { end: false });
   });
   let trailers: HeaderMap | null = null;
-  upstream.once('trailers', (t: IncomingHttpHeaders) => { trailers = passableTrailers(t); });
+  upstream.once('trailers', (t: IncomingHttpHeaders) => {
+    trailers = passableTrailers(t);
+  });
   upstream.once('end', () => {
     if (!answered) return;
     if (trailers) res.addTrailers(trailers);
     res.end();
   });
-  upstream.on('error', (err) => { failure ??= err; });
+  upstream.on('error', (err) => {
+    failure ??= err;
+  });
   upstream.once('close', () => {
     // Ended cleanly, with or without trailers: 'end' finished the answer.
     if (upstream.rstCode === http2.constants.NGHTTP2_NO_ERROR && failure === null && upstream.readableEnded) return;

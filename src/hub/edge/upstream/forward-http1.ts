@@ -27,8 +27,14 @@ export function forwardHttp1(x: Exchange, agent: DialAgent): void {
 
   const attempt = (mayRetry: boolean): void => {
     const options: PooledRequestOptions = {
-      agent, method, path: x.path, headers, timeout: x.idleMs, setHost: false,
-      edgeKey: backendKey(x.target), edgeTarget: x.target,
+      agent,
+      method,
+      path: x.path,
+      headers,
+      timeout: x.idleMs,
+      setHost: false,
+      edgeKey: backendKey(x.target),
+      edgeTarget: x.target,
     };
     const upstream = http.request(options);
     current = upstream;

@@ -32,7 +32,9 @@ export class H2cSessions {
     if (known) return known;
     const made = this.#connect(key, target);
     this.#sessions.set(key, made);
-    made.catch(() => { if (this.#sessions.get(key) === made) this.#sessions.delete(key); });
+    made.catch(() => {
+      if (this.#sessions.get(key) === made) this.#sessions.delete(key);
+    });
     return made;
   }
 
@@ -41,12 +43,19 @@ export class H2cSessions {
     for (const [key, made] of this.#sessions) {
       if (key.split('|')[1] !== containerId) continue;
       this.#sessions.delete(key);
-      made.then((s) => s.destroy(), () => {});
+      made.then(
+        (s) => s.destroy(),
+        () => {},
+      );
     }
   }
 
   close(): void {
-    for (const made of this.#sessions.values()) made.then((s) => s.destroy(), () => {});
+    for (const made of this.#sessions.values())
+      made.then(
+        (s) => s.destroy(),
+        () => {},
+      );
     this.#sessions.clear();
   }
 

@@ -28,10 +28,13 @@ export function validateComposeSchema(value: unknown): ComposeProblem[] {
 
 function toPath(pointer: string): ComposePath {
   if (pointer === '') return [];
-  return pointer.slice(1).split('/').map((raw) => {
-    const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
-    return /^(0|[1-9][0-9]*)$/.test(seg) ? Number(seg) : seg;
-  });
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((raw) => {
+      const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+      return /^(0|[1-9][0-9]*)$/.test(seg) ? Number(seg) : seg;
+    });
 }
 
 function summarise(errors: ErrorObject[]): ComposeProblem[] {
@@ -69,7 +72,7 @@ function describe(errors: ErrorObject[]): string {
   const chosen = specific ?? errors[0];
   if (chosen === undefined) return 'does not match the Compose Specification';
   if (chosen.keyword === 'enum') {
-    return `must be one of ${((chosen.params as { allowedValues: unknown[] }).allowedValues).map((v) => JSON.stringify(v)).join(', ')}`;
+    return `must be one of ${(chosen.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
   }
   return chosen.message ?? 'does not match the Compose Specification';
 }

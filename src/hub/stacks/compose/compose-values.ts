@@ -6,7 +6,13 @@
 export class ValueError extends Error {}
 
 const DURATION_UNITS: Record<string, number> = {
-  ns: 1, us: 1e3, 'µs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9,
+  ns: 1,
+  us: 1e3,
+  µs: 1e3,
+  ms: 1e6,
+  s: 1e9,
+  m: 60e9,
+  h: 3600e9,
 };
 
 /** A Go duration ("1h2m3.5s", "500ms") or a plain number of seconds, in nanoseconds. */

@@ -14,9 +14,7 @@ export interface Variable {
 }
 export type Variables = ReadonlyMap<string, Variable>;
 
-export type Interpolated =
-  | { ok: true; value: string; secrets: string[] }
-  | { ok: false; message: string };
+export type Interpolated = { ok: true; value: string; secrets: string[] } | { ok: false; message: string };
 
 const NAME_START = /[A-Za-z_]/;
 const NAME_CHAR = /[A-Za-z0-9_]/;
@@ -99,9 +97,7 @@ function braced(inner: string, vars: Variables, secrets: Set<string>, depth: num
   return substitute(name, operator, rest.slice(operator.length), vars, secrets, depth);
 }
 
-function substitute(
-  name: string, operator: Operator | null, arg: string, vars: Variables, secrets: Set<string>, depth: number,
-): string {
+function substitute(name: string, operator: Operator | null, arg: string, vars: Variables, secrets: Set<string>, depth: number): string {
   const found = vars.get(name);
   const set = found !== undefined;
   const nonEmpty = set && found.value !== '';
@@ -115,15 +111,19 @@ function substitute(
     case null:
       if (!set) throw new InterpolationError(`variable ${name} is not set: give it in --env-file or --secret-env-file, or write \${${name}:-default}`);
       return use();
-    case ':-': return nonEmpty ? use() : sub();
-    case '-': return set ? use() : sub();
+    case ':-':
+      return nonEmpty ? use() : sub();
+    case '-':
+      return set ? use() : sub();
     case ':?':
       if (nonEmpty) return use();
       throw new InterpolationError(`variable ${name} is required: ${sub() || 'it is not set or empty'}`);
     case '?':
       if (set) return use();
       throw new InterpolationError(`variable ${name} is required: ${sub() || 'it is not set'}`);
-    case ':+': return nonEmpty ? sub() : '';
-    case '+': return set ? sub() : '';
+    case ':+':
+      return nonEmpty ? sub() : '';
+    case '+':
+      return set ? sub() : '';
   }
 }

@@ -33,9 +33,7 @@ function externalName(raw: Raw): { external: boolean; name: string | null } {
   return { external: external === true || external === 'true', name: null };
 }
 
-export function normaliseTopLevel(
-  stack: string, root: Raw, vars: Variables, files: Record<string, string>, problems: ComposeProblem[],
-): TopLevel {
+export function normaliseTopLevel(stack: string, root: Raw, vars: Variables, files: Record<string, string>, problems: ComposeProblem[]): TopLevel {
   const out: TopLevel = { networks: {}, volumes: {}, configs: {}, secretFiles: {} };
   const engineName = (key: string, raw: Raw): { name: string; external: boolean } => {
     const ext = externalName(raw);

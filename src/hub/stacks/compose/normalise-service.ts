@@ -24,9 +24,7 @@ const RESERVED_LABEL_PREFIXES = ['com.docker.compose.', 'dockfleet.stack.'];
 const RESTARTS = ['no', 'always', 'on-failure', 'unless-stopped'] as const;
 const CONDITIONS = ['service_started', 'service_healthy', 'service_completed_successfully'] as const;
 
-export function normaliseService(
-  name: string, raw: Raw, ctx: ServiceContext, problems: ComposeProblem[],
-): { service: StackService; secretValues: Record<string, string> } {
+export function normaliseService(name: string, raw: Raw, ctx: ServiceContext, problems: ComposeProblem[]): { service: StackService; secretValues: Record<string, string> } {
   const path: ComposePath = ['services', name];
   /** Runs one field's reading; a ValueError becomes a problem at `at`, and the field its fallback. */
   const read = <T>(key: string, fallback: T, fn: (value: unknown) => T): T => {
@@ -191,7 +189,7 @@ function words(value: unknown): string[] {
 function healthcheck(value: unknown): StackService['healthcheck'] {
   const raw = value as Raw;
   if (raw.disable === true) return { disable: true };
-  if (raw.test === undefined) throw new ValueError('healthcheck.test is required (dockfleet does not change the timings of an image\'s own check)');
+  if (raw.test === undefined) throw new ValueError("healthcheck.test is required (dockfleet does not change the timings of an image's own check)");
   const test = typeof raw.test === 'string' ? ['CMD-SHELL', raw.test] : stringList(raw.test);
   if (test.length === 0) throw new ValueError('healthcheck.test is empty');
   const ns = (key: string): number | null => (raw[key] === undefined ? null : durationNs(raw[key]));

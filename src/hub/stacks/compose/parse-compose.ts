@@ -37,14 +37,14 @@ export interface ComposeInput {
 
 export type ComposeResult =
   | {
-    ok: true;
-    project: StackProject;
-    /** Secret file contents (base64) by secret key: the job's `secrets.files`. */
-    secretFiles: Record<string, string>;
-    /** Every service variable listed in a `secretEnvironment`, with its value: the job's
-     * `secrets.env`. (Not the --secret-env-file values as given: `PW: "x${DB_PW}"` renders here.) */
-    secretEnv: Record<string, string>;
-  }
+      ok: true;
+      project: StackProject;
+      /** Secret file contents (base64) by secret key: the job's `secrets.files`. */
+      secretFiles: Record<string, string>;
+      /** Every service variable listed in a `secretEnvironment`, with its value: the job's
+       * `secrets.env`. (Not the --secret-env-file values as given: `PW: "x${DB_PW}"` renders here.) */
+      secretEnv: Record<string, string>;
+    }
   | { ok: false; errors: ComposeError[] };
 
 export const MAX_REPORTED_ERRORS = 100;
@@ -100,7 +100,9 @@ export function parseCompose(input: ComposeInput): ComposeResult {
   if (Object.keys(rawServices).length === 0) problems.push({ path: ['services'], message: 'a stack needs at least one service' });
   const top = normaliseTopLevel(input.stack, root, vars, input.files, problems);
   const ctx = {
-    vars, files: input.files, secretPaths: tree.secretPaths,
+    vars,
+    files: input.files,
+    secretPaths: tree.secretPaths,
     services: new Set(Object.keys(rawServices)),
     networks: new Set([...Object.keys(top.networks), 'default']),
     volumes: new Set(Object.keys(top.volumes)),
@@ -131,16 +133,22 @@ export function parseCompose(input: ComposeInput): ComposeResult {
   if (problems.length > 0) return fail(problems);
 
   const project: StackProject = {
-    name: input.stack, services, networks: top.networks, volumes: top.volumes,
-    configs: top.configs, secretFiles: Object.keys(top.secretFiles).sort(),
+    name: input.stack,
+    services,
+    networks: top.networks,
+    volumes: top.volumes,
+    configs: top.configs,
+    secretFiles: Object.keys(top.secretFiles).sort(),
   };
   addDefaultNetwork(input.stack, project);
   const checked = stackProject.safeParse(project);
   if (!checked.success) {
-    return fail(checked.error.issues.map((issue) => ({
-      path: issue.path.filter((seg): seg is string | number => typeof seg !== 'symbol'),
-      message: `cannot be carried to the host: ${issue.message}`,
-    })));
+    return fail(
+      checked.error.issues.map((issue) => ({
+        path: issue.path.filter((seg): seg is string | number => typeof seg !== 'symbol'),
+        message: `cannot be carried to the host: ${issue.message}`,
+      })),
+    );
   }
   return { ok: true, project: checked.data, secretFiles: top.secretFiles, secretEnv };
 }

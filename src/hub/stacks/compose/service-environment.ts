@@ -30,9 +30,7 @@ interface Value {
   secret: boolean;
 }
 
-export function serviceEnvironment(
-  raw: Record<string, unknown>, path: ComposePath, ctx: EnvironmentContext, problems: ComposeProblem[],
-): ServiceEnvironment {
+export function serviceEnvironment(raw: Record<string, unknown>, path: ComposePath, ctx: EnvironmentContext, problems: ComposeProblem[]): ServiceEnvironment {
   const merged = new Map<string, Value>();
   const bare = (key: string, at: ComposePath): void => {
     const found = ctx.vars.get(key);

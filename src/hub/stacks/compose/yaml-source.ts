@@ -12,9 +12,7 @@ export const MAX_COMPOSE_BYTES = 1024 * 1024;
 /** More aliases than this in one file is an alias bomb, not a Compose file. */
 export const MAX_ALIAS_COUNT = 200;
 
-export type YamlReadResult =
-  | { ok: true; source: YamlSource; value: unknown }
-  | { ok: false; errors: ComposeError[] };
+export type YamlReadResult = { ok: true; source: YamlSource; value: unknown } | { ok: false; errors: ComposeError[] };
 
 export class YamlSource {
   readonly #doc: Document;
@@ -40,11 +38,12 @@ export class YamlSource {
         errors: problems.map((err) => ({
           path: '',
           line: err.linePos?.[0].line ?? lines.linePos(err.pos[0]).line,
-          message: err.code === 'DUPLICATE_KEY'
-            ? `duplicate key ${JSON.stringify(keyAt(text, err.pos[0]))}: each key may appear once in a mapping`
-            : err.code === 'TAG_RESOLVE_FAILED'
-              ? `${firstLine(err.message).replace(/ at line.*$/, '')}: YAML tags such as !reset and !override are not supported`
-              : `invalid YAML: ${firstLine(err.message)}`,
+          message:
+            err.code === 'DUPLICATE_KEY'
+              ? `duplicate key ${JSON.stringify(keyAt(text, err.pos[0]))}: each key may appear once in a mapping`
+              : err.code === 'TAG_RESOLVE_FAILED'
+                ? `${firstLine(err.message).replace(/ at line.*$/, '')}: YAML tags such as !reset and !override are not supported`
+                : `invalid YAML: ${firstLine(err.message)}`,
         })),
       };
     }
