@@ -64,7 +64,10 @@ const asCustomer = (method: string, path: string, body?: unknown) => hub.api(met
 
 test('REST: the customer lists only its node, and the other node is absent by every path', async () => {
   const nodes = await asCustomer('GET', '/api/v1/nodes');
-  assert.deepEqual(nodes.json.map((n: { name: string }) => n.name), ['shop-01']);
+  assert.deepEqual(
+    nodes.json.map((n: { name: string }) => n.name),
+    ['shop-01'],
+  );
   assert.equal((await asCustomer('GET', '/api/v1/nodes/shop-01/containers')).status, 200);
   for (const path of ['/api/v1/nodes/other-01', '/api/v1/nodes/other-01/containers', '/api/v1/nodes/other-01/images', '/api/v1/nodes/other-01/ping']) {
     const res = await asCustomer('GET', path);
@@ -106,7 +109,10 @@ test('docker CLI with the customer certificate: its node works, the other node i
   assert.notEqual(inspect.code, 0);
   const removed = await docker(['kill', otherContainer]);
   assert.notEqual(removed.code, 0);
-  assert.equal((await hub.api('GET', '/api/v1/nodes/other-01/containers')).json.some((c: { Id: string }) => c.Id === otherContainer), true);
+  assert.equal(
+    (await hub.api('GET', '/api/v1/nodes/other-01/containers')).json.some((c: { Id: string }) => c.Id === otherContainer),
+    true,
+  );
 });
 
 test('live feed: the customer receives only its own node and containers', async () => {
@@ -114,8 +120,13 @@ test('live feed: the customer receives only its own node and containers', async 
     const req = httpsRequest(new URL('/api/v1/stream', hub.url), { ca: hub.caPem, headers: { authorization: `Bearer ${customerToken}` } }, (res) => {
       let body = '';
       res.setEncoding('utf8');
-      res.on('data', (c: string) => { body += c; });
-      setTimeout(() => { req.destroy(); resolve(body); }, 1_500);
+      res.on('data', (c: string) => {
+        body += c;
+      });
+      setTimeout(() => {
+        req.destroy();
+        resolve(body);
+      }, 1_500);
     });
     req.on('error', (err) => (err.message.includes('socket hang up') ? undefined : reject(err)));
     req.end();

@@ -17,33 +17,54 @@ let hub: TestHub;
 before(async () => (hub = await startTestHub()));
 after(() => hub.stop());
 
-interface Reply { status: number; json: any; headers: Record<string, string | string[] | undefined> }
+interface Reply {
+  status: number;
+  json: any;
+  headers: Record<string, string | string[] | undefined>;
+}
 
-interface CallOptions { body?: unknown; cookie?: string; ui?: boolean; token?: string; from?: string; on?: TestHub }
+interface CallOptions {
+  body?: unknown;
+  cookie?: string;
+  ui?: boolean;
+  token?: string;
+  from?: string;
+  on?: TestHub;
+}
 
 /** One request on its own connection; `from` picks the source address (127.0.0.N). */
 function call(method: string, path: string, opts: CallOptions = {}): Promise<Reply> {
   const target = opts.on ?? hub;
   return new Promise((resolve, reject) => {
     const payload = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
-    const req = https.request(new URL(path, target.url), {
-      method, ca: target.caPem, agent: false,
-      ...(opts.from ? { localAddress: opts.from } : {}),
-      headers: {
-        ...(payload ? { 'content-type': 'application/json' } : {}),
-        ...(opts.cookie ? { cookie: opts.cookie } : {}),
-        ...(opts.ui ? { 'x-dockfleet-ui': '1' } : {}),
-        ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
+    const req = https.request(
+      new URL(path, target.url),
+      {
+        method,
+        ca: target.caPem,
+        agent: false,
+        ...(opts.from ? { localAddress: opts.from } : {}),
+        headers: {
+          ...(payload ? { 'content-type': 'application/json' } : {}),
+          ...(opts.cookie ? { cookie: opts.cookie } : {}),
+          ...(opts.ui ? { 'x-dockfleet-ui': '1' } : {}),
+          ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
+        },
       },
-    }, (res) => {
-      let text = '';
-      res.on('data', (c) => (text += c));
-      res.on('end', () => {
-        let json: unknown = text;
-        try { json = JSON.parse(text); } catch { /* not JSON */ }
-        resolve({ status: res.statusCode ?? 0, json, headers: res.headers });
-      });
-    });
+      (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => {
+          let json: unknown = text;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            /* not JSON */
+          }
+          resolve({ status: res.statusCode ?? 0, json, headers: res.headers });
+        });
+      },
+    );
     req.on('error', reject);
     req.end(payload);
   });
@@ -109,15 +130,23 @@ test('first run on a second hub: the admin may be named admin, guesses are limit
     const code = (await readFile(join(other.dataDir, 'setup.code'), 'utf8')).trim();
     // Someone guessing the code from another address is slowed down…
     const guesses: Reply[] = [];
-    for (let i = 0; i < 12; i++) guesses.push(await call('POST', '/api/v1/setup', { on: other, from: '127.0.0.7', body: { username: 'mallory', password: 'a long guessing password', setupCode: `ZZZZ-ZZZZ-ZZZZ-ZZZZ-${String(i).padStart(4, 'Z')}` } }));
+    for (let i = 0; i < 12; i++)
+      guesses.push(
+        await call('POST', '/api/v1/setup', {
+          on: other,
+          from: '127.0.0.7',
+          body: { username: 'mallory', password: 'a long guessing password', setupCode: `ZZZZ-ZZZZ-ZZZZ-ZZZZ-${String(i).padStart(4, 'Z')}` },
+        }),
+      );
     assert.ok(count(guesses, 401) <= 10, `${count(guesses, 401)} guesses were checked`);
     const limited = guesses.at(-1)!;
     assert.equal(limited.status, 429);
     assert.equal(limited.json.error.code, 'rate_limited');
     assert.ok(Number(limited.headers['retry-after']) > 0);
     // …while the right code, from the hub's own operator, still works. Five at once: one admin.
-    const raced = await Promise.all(Array.from({ length: 5 }, (_, i) =>
-      call('POST', '/api/v1/setup', { on: other, body: { username: i === 0 ? 'admin' : `admin${i}`, password: 'the first admin password', setupCode: code } })));
+    const raced = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => call('POST', '/api/v1/setup', { on: other, body: { username: i === 0 ? 'admin' : `admin${i}`, password: 'the first admin password', setupCode: code } })),
+    );
     assert.equal(count(raced, 201), 1, raced.map((r) => r.status).join(' '));
     for (const r of raced.filter((x) => x.status !== 201)) assert.equal(r.json.error.code, 'invalid_state');
     const winner = raced.find((r) => r.status === 201)!.json.name as string;
@@ -141,12 +170,18 @@ test('the user admin and the admin token stay apart: sign-in, /me, tokens and au
     assert.equal(made.status, 201, JSON.stringify(made.json));
     const cookie = cookieOf(made);
     assert.deepEqual((await call('GET', '/api/v1/me', { on: other, cookie })).json, { name: 'admin', role: 'admin', via: 'session', grants: [] });
-    assert.deepEqual((await call('GET', '/api/v1/tokens', { on: other, cookie })).json, [], 'the admin token is not the user admin\'s token');
+    assert.deepEqual((await call('GET', '/api/v1/tokens', { on: other, cookie })).json, [], "the admin token is not the user admin's token");
     assert.equal((await other.api('POST', '/api/v1/tokens', { name: 'from-token' })).status, 201);
     const audit = (await other.api('GET', '/api/v1/audit')).json as Array<{ user: string; path: string }>;
-    assert.ok(audit.some((r) => r.user === 'admin' && r.path === '/api/v1/setup'), JSON.stringify(audit));
-    assert.ok(audit.some((r) => r.user === 'admin.token' && r.path === '/api/v1/tokens'), JSON.stringify(audit));
-    assert.ok(!audit.some((r) => r.user === 'admin' && r.path === '/api/v1/tokens'), 'the token\'s call is not put on the user admin');
+    assert.ok(
+      audit.some((r) => r.user === 'admin' && r.path === '/api/v1/setup'),
+      JSON.stringify(audit),
+    );
+    assert.ok(
+      audit.some((r) => r.user === 'admin.token' && r.path === '/api/v1/tokens'),
+      JSON.stringify(audit),
+    );
+    assert.ok(!audit.some((r) => r.user === 'admin' && r.path === '/api/v1/tokens'), "the token's call is not put on the user admin");
   } finally {
     await other.stop();
   }
@@ -289,8 +324,7 @@ test('wrong passwords are refused, then rate-limited with Retry-After', async ()
 
 test('60 wrong sign-ins at once for one account from one address: at most 5 passwords are checked', async () => {
   assert.equal((await call('POST', '/api/v1/users', { token: hub.token, body: { name: 'bob', role: 'viewer', password: 'bobs own passphrase' } })).status, 201);
-  const replies = await Promise.all(Array.from({ length: 60 }, (_, i) =>
-    call('POST', '/api/v1/session', { from: '127.0.0.21', body: { username: 'bob', password: `wrong guess ${i}` } })));
+  const replies = await Promise.all(Array.from({ length: 60 }, (_, i) => call('POST', '/api/v1/session', { from: '127.0.0.21', body: { username: 'bob', password: `wrong guess ${i}` } })));
   const checked = count(replies, 401);
   assert.ok(checked >= 1 && checked <= 5, `${checked} of 60 were checked against the password`);
   assert.equal(count(replies, 429), 60 - checked);
@@ -299,7 +333,7 @@ test('60 wrong sign-ins at once for one account from one address: at most 5 pass
   assert.ok(Number(limited.headers['retry-after']) > 0);
 });
 
-test('guessing from many addresses puts the account in back-off; its owner\'s known device still gets in', async () => {
+test("guessing from many addresses puts the account in back-off; its owner's known device still gets in", async () => {
   assert.equal((await call('POST', '/api/v1/users', { token: hub.token, body: { name: 'carol', role: 'operator', password: 'carols own passphrase' } })).status, 201);
   const first = await call('POST', '/api/v1/session', { from: '127.0.0.30', body: { username: 'carol', password: 'carols own passphrase' } });
   assert.equal(first.status, 200);
@@ -308,8 +342,9 @@ test('guessing from many addresses puts the account in back-off; its owner\'s kn
   const deviceLine = ([] as string[]).concat(first.headers['set-cookie'] ?? []).find((l) => l.startsWith('df_device='))!;
   for (const attr of ['HttpOnly', 'Secure', 'SameSite=Strict']) assert.ok(deviceLine.includes(attr), `${attr} in ${deviceLine}`);
   // Twelve addresses, five guesses each, all at once.
-  const replies = await Promise.all(Array.from({ length: 60 }, (_, i) =>
-    call('POST', '/api/v1/session', { from: `127.0.0.${31 + (i % 12)}`, body: { username: 'carol', password: `wrong guess ${i}` } })));
+  const replies = await Promise.all(
+    Array.from({ length: 60 }, (_, i) => call('POST', '/api/v1/session', { from: `127.0.0.${31 + (i % 12)}`, body: { username: 'carol', password: `wrong guess ${i}` } })),
+  );
   const checked = count(replies, 401);
   assert.ok(checked <= 10, `${checked} of 60 were checked against the password`);
   // A new browser with the right password waits out the account's back-off…

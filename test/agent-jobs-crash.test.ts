@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,10 +83,14 @@ test('an agent SIGKILLed mid-job finishes it on its next start without the hub, 
   assert.equal(resumedRun.secretHash, createHash('sha256').update(SECRET).digest('hex'), 'the resumed run got the secret back');
   assert.equal(names.filter((n) => n.startsWith(`${job.id}.snapshot.start.`)).length, 1, 'a step done before the crash is not redone');
   assert.equal(names.filter((n) => n.startsWith(`${job.id}.apply.start.`)).length, 2, 'the interrupted step is run again');
-  const record = await waitFor(async () => {
-    const r = JSON.parse(await readFile(join(state, 'jobs', `${job.id}.json`), 'utf8'));
-    return r.state === 'finished' ? r : null;
-  }, 5_000, 'the ledger to record the result');
+  const record = await waitFor(
+    async () => {
+      const r = JSON.parse(await readFile(join(state, 'jobs', `${job.id}.json`), 'utf8'));
+      return r.state === 'finished' ? r : null;
+    },
+    5_000,
+    'the ledger to record the result',
+  );
   assert.equal(record.runs, 2);
   assert.equal(record.result.state, 'succeeded');
   assert.equal(record.sealed, null, 'a finished job keeps no secrets, not even sealed');
@@ -95,7 +99,10 @@ test('an agent SIGKILLed mid-job finishes it on its next start without the hub, 
   hub = await startTestHub({ dataDir, port });
   await waitFor(() => second.output().includes(`connected ${NODE}`), 20_000, 'the restarted agent to reconnect');
   const again = await deliver(hub, NODE, job);
-  assert.deepEqual(again.events.map((e) => e.t), ['accepted', 'done']);
+  assert.deepEqual(
+    again.events.map((e) => e.t),
+    ['accepted', 'done'],
+  );
   assert.equal(resultOf(again)?.state, 'succeeded');
   assert.equal((await markerNames()).filter((n) => n.startsWith(`${job.id}.run.`)).length, 2, 'never run a third time');
   assert.equal(await stateHolds(state, SECRET), null, 'the secret is in the state dir');

@@ -59,7 +59,10 @@ test('a delivered job runs once and answers accepted, its steps and log lines as
   // The ledger holds it, finished, with its steps.
   const record = JSON.parse(await readFile(join(agent.stateDir, 'jobs', `${job.id}.json`), 'utf8'));
   assert.equal(record.state, 'finished');
-  assert.deepEqual(record.steps.map((s: { name: string; state: string }) => `${s.name}:${s.state}`), ['snapshot:succeeded', 'apply:succeeded']);
+  assert.deepEqual(
+    record.steps.map((s: { name: string; state: string }) => `${s.name}:${s.state}`),
+    ['snapshot:succeeded', 'apply:succeeded'],
+  );
 });
 
 test('the same job delivered again after it is done is answered from the ledger, not run again', async () => {
@@ -125,10 +128,14 @@ test('the hub going away mid-job does not stop it; the next delivery gets the re
   cancel.abort();
   const cut = await first.catch(() => null);
   assert.ok(!cut || !resultOf(cut), 'the cancelled delivery did not see the end');
-  await waitFor(async () => {
-    const text = await readFile(join(agent.stateDir, 'jobs', `${job.id}.json`), 'utf8');
-    return JSON.parse(text).state === 'finished';
-  }, 5_000, 'the job to finish with nobody listening');
+  await waitFor(
+    async () => {
+      const text = await readFile(join(agent.stateDir, 'jobs', `${job.id}.json`), 'utf8');
+      return JSON.parse(text).state === 'finished';
+    },
+    5_000,
+    'the job to finish with nobody listening',
+  );
   const again = await deliver(hub, NODE, job);
   assert.deepEqual(kinds(again.events), ['accepted', 'done']);
   assert.equal(resultOf(again)?.state, 'succeeded');

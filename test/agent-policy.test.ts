@@ -243,12 +243,40 @@ describe('bind mounts outside allow.bindMounts', () => {
 
 describe('container create bodies that pass', () => {
   const cliRun = {
-    Hostname: '', User: '', AttachStdout: true, Tty: false, Env: ['A=1'], Cmd: ['sh', '-c', 'echo hi'], Image: 'busybox', Volumes: {}, Labels: {},
+    Hostname: '',
+    User: '',
+    AttachStdout: true,
+    Tty: false,
+    Env: ['A=1'],
+    Cmd: ['sh', '-c', 'echo hi'],
+    Image: 'busybox',
+    Volumes: {},
+    Labels: {},
     HostConfig: {
-      Binds: ['data:/data', '/srv/app:/app:ro', '/data//cache/:/cache'], NetworkMode: 'default', PortBindings: { '80/tcp': [{ HostIp: '', HostPort: '8080' }] },
-      RestartPolicy: { Name: 'no', MaximumRetryCount: 0 }, AutoRemove: true, CapAdd: ['NET_BIND_SERVICE'], CapDrop: ['ALL'], CgroupnsMode: 'private',
-      Dns: [], IpcMode: 'private', Privileged: false, SecurityOpt: null, UTSMode: '', UsernsMode: '', PidMode: '', MaskedPaths: null, ReadonlyPaths: null,
-      Devices: [], DeviceCgroupRules: null, DeviceRequests: null, Mounts: [{ Type: 'tmpfs', Target: '/run', TmpfsOptions: { SizeBytes: 67108864 } }, { Type: 'volume', Source: 'logs', Target: '/logs' }],
+      Binds: ['data:/data', '/srv/app:/app:ro', '/data//cache/:/cache'],
+      NetworkMode: 'default',
+      PortBindings: { '80/tcp': [{ HostIp: '', HostPort: '8080' }] },
+      RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
+      AutoRemove: true,
+      CapAdd: ['NET_BIND_SERVICE'],
+      CapDrop: ['ALL'],
+      CgroupnsMode: 'private',
+      Dns: [],
+      IpcMode: 'private',
+      Privileged: false,
+      SecurityOpt: null,
+      UTSMode: '',
+      UsernsMode: '',
+      PidMode: '',
+      MaskedPaths: null,
+      ReadonlyPaths: null,
+      Devices: [],
+      DeviceCgroupRules: null,
+      DeviceRequests: null,
+      Mounts: [
+        { Type: 'tmpfs', Target: '/run', TmpfsOptions: { SizeBytes: 67108864 } },
+        { Type: 'volume', Source: 'logs', Target: '/logs' },
+      ],
     },
     NetworkingConfig: { EndpointsConfig: { default: {} } },
   };
@@ -299,7 +327,12 @@ describe('exec create, volume create, plugins and builds', () => {
     assert.deepEqual(volume({ Name: 'v', DriverOpts: { type: 'tmpfs', device: 'tmpfs' } }), { allowed: true });
   });
   test('plugin install is refused even with the plugins section on, unless allow.pluginInstall', () => {
-    for (const [method, path] of [['POST', '/v1.41/plugins/pull?remote=vieux/sshfs'], ['POST', '/v1.41/plugins/create?name=p'], ['POST', '/v1.41/plugins/p:latest/upgrade?remote=x'], ['POST', '/v1.41/plugins/p/set']] as const) {
+    for (const [method, path] of [
+      ['POST', '/v1.41/plugins/pull?remote=vieux/sshfs'],
+      ['POST', '/v1.41/plugins/create?name=p'],
+      ['POST', '/v1.41/plugins/p:latest/upgrade?remote=x'],
+      ['POST', '/v1.41/plugins/p/set'],
+    ] as const) {
       const verdict = plugins(false).check(method, path, null);
       assert.ok(!verdict.allowed, path);
       assert.match(verdict.reason, /plugins \(allow\.pluginInstall is false in \/etc\/dockfleet\/policy\.json\)$/);
@@ -392,8 +425,16 @@ describe('the policy file', () => {
     assert.equal(DEFAULT_POLICY.sections.archive, false);
     const { resources: _resources, ...allowFlat } = DEFAULT_POLICY.allow; // allow.resources: see resource-controls.test.ts
     assert.deepEqual(allowFlat, {
-      privileged: false, bindMounts: null, bindRoot: false, dockerSocket: false, hostNamespaces: false, capabilities: [], devices: false, pluginInstall: false,
-      containerWritableBindSources: false, remoteBuildContexts: false,
+      privileged: false,
+      bindMounts: null,
+      bindRoot: false,
+      dockerSocket: false,
+      hostNamespaces: false,
+      capabilities: [],
+      devices: false,
+      pluginInstall: false,
+      containerWritableBindSources: false,
+      remoteBuildContexts: false,
     });
   });
 
@@ -447,13 +488,17 @@ describe('the policy file', () => {
 
 test('every section has routes, and turning every section on opens them', () => {
   // volumeFiles guards the hub UI's file browser and ingress the edge's connections: neither is a Docker endpoint.
-  for (const name of SECTION_NAMES.filter((n) => n !== 'volumeFiles' && n !== 'ingress')) assert.ok(API_ROUTES.some((route) => route.section === name), name);
+  for (const name of SECTION_NAMES.filter((n) => n !== 'volumeFiles' && n !== 'ingress'))
+    assert.ok(
+      API_ROUTES.some((route) => route.section === name),
+      name,
+    );
   const all = policyWith({ sections: everything });
   for (const route of API_ROUTES) assert.equal(all.policy.sections[route.section], true);
   assert.deepEqual(all.check('POST', '/v1.41/services/create', Buffer.from('{}')), { allowed: true });
 });
 
-test('the edge\'s connections to containers are their own section, on by default and off when a sections list leaves it out', async () => {
+test("the edge's connections to containers are their own section, on by default and off when a sections list leaves it out", async () => {
   assert.deepEqual((await AgentPolicy.load(null)).checkIngress(), { allowed: true });
   const off = policyWith({ sections: { containers: true } }).checkIngress();
   assert.ok(!off.allowed);

@@ -37,7 +37,10 @@ async function startOn(damage: (dir: string) => Promise<void>): Promise<{ code: 
 }
 
 function assertOneClearLine(stderr: string, file: string): void {
-  const lines = stderr.trim().split('\n').filter((l) => l.startsWith('dockfleet agent:'));
+  const lines = stderr
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('dockfleet agent:'));
   assert.equal(lines.length, 1, `one error line, got:\n${stderr}`);
   const line = lines[0]!;
   assert.ok(line.includes(file), `names the file ${file}: ${line}`);

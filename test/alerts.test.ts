@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { readFile, mkdtemp, } from 'node:fs/promises';
+import { readFile, mkdtemp } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +20,12 @@ import { runContainer, startEngines, stopEngines, type TestEngine } from './supp
 import { mintCode, startTestHub, type TestHub, removeHubData } from './support/hub-fixture.ts';
 import { freePort } from './support/processes.ts';
 
-interface Received { path: string; headers: http.IncomingHttpHeaders; body: any; answered: number }
+interface Received {
+  path: string;
+  headers: http.IncomingHttpHeaders;
+  body: any;
+  answered: number;
+}
 
 /** A webhook receiver: records every POST; answers 500 to the next `failNext` ones. */
 async function startReceiver(): Promise<{ url: string; got: Received[]; failNext: number; close(): Promise<void> }> {
@@ -32,7 +37,11 @@ async function startReceiver(): Promise<{ url: string; got: Received[]; failNext
       const answered = rx.failNext > 0 ? (rx.failNext--, 500) : 200;
       const text = Buffer.concat(chunks).toString('utf8');
       let body: unknown = text;
-      try { body = JSON.parse(text); } catch { /* ntfy bodies are text */ }
+      try {
+        body = JSON.parse(text);
+      } catch {
+        /* ntfy bodies are text */
+      }
       rx.got.push({ path: req.url ?? '', headers: req.headers, body, answered });
       res.writeHead(answered).end();
     });
@@ -54,8 +63,7 @@ async function until<T>(what: string, fn: () => T | undefined | false | Promise<
   }
 }
 
-const delivered = (rx: { got: Received[] }, kind: string, event: string): Received[] =>
-  rx.got.filter((g) => g.answered === 200 && g.body?.incident?.kind === kind && g.body?.event === event);
+const delivered = (rx: { got: Received[] }, kind: string, event: string): Received[] => rx.got.filter((g) => g.answered === 200 && g.body?.incident?.kind === kind && g.body?.event === event);
 
 test('formats: generic JSON schema, ntfy publish headers, Slack text and blocks', () => {
   const i = { ...Alerts.testIncident(), kind: 'node-offline', severity: 'critical' as const, node: 'shop-01', title: 'Node shöp-01 is offline' };
@@ -116,7 +124,7 @@ test('alerts: one message per incident, retried on 500, resolved once, nothing r
   const afterTest = (await hub.api('GET', '/api/v1/alert-receivers')).json[0];
   assert.deepEqual({ ...afterTest.lastTest, at: undefined }, { ok: true, status: 200, error: null, at: undefined });
   assert.ok(Date.now() - Date.parse(afterTest.lastTest.at) < 10_000);
-  assert.equal(afterTest.lastDelivery, null, 'a test is not an incident\'s delivery');
+  assert.equal(afterTest.lastDelivery, null, "a test is not an incident's delivery");
   assert.deepEqual((await hub.api('GET', '/api/v1/alerts')).json, []);
   // A failing test is kept too, with what went wrong; a later success replaces it.
   rx.failNext = 1;
@@ -141,7 +149,11 @@ test('alerts: one message per incident, retried on 500, resolved once, nothing r
   agents.splice(agents.indexOf(leaving), 1);
   await until('the node-offline alert', () => delivered(rx, 'node-offline', 'opened').length === 1);
   const offlineTries = rx.got.filter((g) => g.body?.incident?.kind === 'node-offline');
-  assert.deepEqual(offlineTries.map((g) => g.answered), [500, 200], `one failed try, then one delivery (all sends: ${JSON.stringify(rx.got.map((g) => [g.body?.incident?.kind ?? g.body?.event, g.body?.event, g.body?.incident?.node, g.answered]))})`);
+  assert.deepEqual(
+    offlineTries.map((g) => g.answered),
+    [500, 200],
+    `one failed try, then one delivery (all sends: ${JSON.stringify(rx.got.map((g) => [g.body?.incident?.kind ?? g.body?.event, g.body?.event, g.body?.incident?.node, g.answered]))})`,
+  );
   assert.equal(offlineTries[0]!.body.incident.id, offlineTries[1]!.body.incident.id);
   assert.equal(offlineTries[1]!.body.incident.node, 'box-b');
 
@@ -152,7 +164,8 @@ test('alerts: one message per incident, retried on 500, resolved once, nothing r
 
   // A failing job: a deploy whose image cannot be pulled.
   const deploy = await hub.api('POST', '/api/v1/stacks/broken/deploy', {
-    compose: 'services:\n  app:\n    image: dockfleet-test/no-such-image:1\n', target: { node: 'box-a' },
+    compose: 'services:\n  app:\n    image: dockfleet-test/no-such-image:1\n',
+    target: { node: 'box-a' },
   });
   assert.equal(deploy.status, 202, JSON.stringify(deploy.json));
   const failed = await until('the job-failed alert', () => delivered(rx, 'job-failed', 'opened')[0], 90_000);
@@ -163,7 +176,10 @@ test('alerts: one message per incident, retried on 500, resolved once, nothing r
   const view = await hub.api('GET', '/api/v1/alerts');
   const offline = view.json.find((i: any) => i.kind === 'node-offline');
   assert.equal(offline.state, 'open');
-  assert.deepEqual(offline.deliveries.map((d: any) => [d.receiver, d.event, d.state, d.attempts, d.lastStatus]), [['ops', 'opened', 'sent', 2, 200]]);
+  assert.deepEqual(
+    offline.deliveries.map((d: any) => [d.receiver, d.event, d.state, d.attempts, d.lastStatus]),
+    [['ops', 'opened', 'sent', 2, 200]],
+  );
 
   // Restart the hub on the same data: the open incidents continue, nothing is sent again.
   await new Promise((r) => setTimeout(r, 1_000)); // let the loop's detail settle before the restart
@@ -173,7 +189,11 @@ test('alerts: one message per incident, retried on 500, resolved once, nothing r
   await withEngine.waitConnected(2, 30_000);
   assert.deepEqual((await hub.api('GET', '/api/v1/alert-receivers')).json[0].lastTest, lastTest, 'the latest test survives the restart');
   await new Promise((r) => setTimeout(r, 4_000));
-  assert.deepEqual(rx.got.slice(before).map((g) => `${g.body?.incident?.kind} ${g.body?.event}`), [], 'nothing resent after the restart');
+  assert.deepEqual(
+    rx.got.slice(before).map((g) => `${g.body?.incident?.kind} ${g.body?.event}`),
+    [],
+    'nothing resent after the restart',
+  );
 
   // The node comes back: exactly one resolve message.
   const back = await startTestAgent({ hubUrl, name: 'box-b', stateDir: join(dir, 'b') });
@@ -189,7 +209,7 @@ test('alerts: one message per incident, retried on 500, resolved once, nothing r
   assert.equal(ids.size, 3, 'three incidents, one opening message each');
 });
 
-test('a node already offline when the hub starts: one alert after the grace, counted from the hub\'s start', { timeout: 90_000 }, async (t) => {
+test("a node already offline when the hub starts: one alert after the grace, counted from the hub's start", { timeout: 90_000 }, async (t) => {
   const rx = await startReceiver();
   const dir = await mkdtemp(join(tmpdir(), 'dockfleet-alerts-start-'));
   const hubDir = join(dir, 'hub');
@@ -221,5 +241,8 @@ test('a node already offline when the hub starts: one alert after the grace, cou
   assert.equal(delivered(rx, 'node-offline', 'opened').length, 1, 'exactly one alert');
   assert.equal(rx.got.length, 1, 'and nothing else');
   const incidents = (await hub.api('GET', '/api/v1/alerts')).json.filter((i: { kind: string }) => i.kind === 'node-offline');
-  assert.deepEqual(incidents.map((i: { subject: string; state: string }) => [i.subject, i.state]), [['box-c', 'open']]);
+  assert.deepEqual(
+    incidents.map((i: { subject: string; state: string }) => [i.subject, i.state]),
+    [['box-c', 'open']],
+  );
 });

@@ -54,14 +54,20 @@ before(async () => {
     const stop = await rig.hub.api('POST', `/docker/nodes/${NODE}/v1.41/containers/${id}/stop?t=0`);
     assert.equal(stop.status, 204, JSON.stringify(stop.json));
   }
-  const rows = await waitFor(async () => {
-    const r = (await rig!.hub.api('GET', `/api/v1/audit?node=${NODE}`)).json as Array<{ id: number; path: string; status: number | null }>;
-    const done = r.filter((row) => /\/stop/.test(row.path) && row.status === 204);
-    return done.length === 3 ? done : null;
-  }, 10_000, 'three finished stops in the hub audit log');
+  const rows = await waitFor(
+    async () => {
+      const r = (await rig!.hub.api('GET', `/api/v1/audit?node=${NODE}`)).json as Array<{ id: number; path: string; status: number | null }>;
+      const done = r.filter((row) => /\/stop/.test(row.path) && row.status === 204);
+      return done.length === 3 ? done : null;
+    },
+    10_000,
+    'three finished stops in the hub audit log',
+  );
   stops.push(...rows.map((r) => r.id).sort((a, b) => a - b));
 });
-after(async () => { if (rig) await stopNodeRig(rig); });
+after(async () => {
+  if (rig) await stopNodeRig(rig);
+});
 
 describe('the hub chain', () => {
   test('holds: audit verify exits 0 (text and --json) and the REST verdict agrees', async () => {
@@ -104,11 +110,15 @@ describe('the hub chain', () => {
 });
 
 describe('agreement with the host', () => {
-  test("agree after stops through the hub", async () => {
-    const agreed = await waitFor(async () => {
-      const a = await agreement();
-      return a.state === 'agree' && a.checkedThrough >= 3 ? a : null;
-    }, 15_000, 'the host log and the hub agree');
+  test('agree after stops through the hub', async () => {
+    const agreed = await waitFor(
+      async () => {
+        const a = await agreement();
+        return a.state === 'agree' && a.checkedThrough >= 3 ? a : null;
+      },
+      15_000,
+      'the host log and the hub agree',
+    );
     assert.deepEqual(agreed.hubOnly, []);
     assert.deepEqual(agreed.hostOnly, []);
     assert.equal(agreed.hostChainProblem, null);
@@ -125,7 +135,10 @@ describe('agreement with the host', () => {
     try {
       const differs = await agreement('?full=1');
       assert.equal(differs.state, 'differ');
-      assert.deepEqual(differs.hubOnly.map((r: { id: number }) => r.id), [stops[1]]);
+      assert.deepEqual(
+        differs.hubOnly.map((r: { id: number }) => r.id),
+        [stops[1]],
+      );
       assert.match(differs.hostChainProblem, /an entry was removed or the entries reordered/);
     } finally {
       writeFileSync(file, original);
@@ -142,14 +155,17 @@ describe('agreement with the host', () => {
     assert.match(bad.stderr, new RegExp(`audit row ${id} is in the chain but not in the audit log: it was deleted`));
     const differs = await agreement();
     assert.equal(differs.state, 'differ');
-    assert.deepEqual(differs.hostOnly.map((e: { ref: string }) => e.ref), [String(id)]);
+    assert.deepEqual(
+      differs.hostOnly.map((e: { ref: string }) => e.ref),
+      [String(id)],
+    );
     assert.match(differs.hostOnly[0].op, /^POST \/containers\/.*\/stop$/);
     assert.deepEqual(differs.hubOnly, []);
   });
 });
 
 describe('who sees which rows', () => {
-  test('a non-admin with an operator grant sees only its node\'s rows; a viewer grant sees none; verify is for admins', async () => {
+  test("a non-admin with an operator grant sees only its node's rows; a viewer grant sees none; verify is for admins", async () => {
     const { hub } = rig!;
     // A row on another node (refused there) and hub-wide rows (the users made here).
     assert.equal((await hub.api('POST', '/api/v1/nodes/elsewhere/approve')).status, 404);
@@ -199,7 +215,10 @@ describe('the UI', () => {
       await page.waitForURL(/\/audit\?node=chained/);
       const hostOnly = page.getByRole('region', { name: `In ${NODE}'s own log only` });
       await hostOnly.getByText(`hub row ${stops[2]}`).waitFor();
-      await page.getByRole('status').filter({ hasText: `Compared with ${NODE}'s own log: Host log differs` }).waitFor();
+      await page
+        .getByRole('status')
+        .filter({ hasText: `Compared with ${NODE}'s own log: Host log differs` })
+        .waitFor();
       for (const width of [1280, 390]) {
         await page.setViewportSize({ width, height: 900 });
         await assertAccessible(page, `audit at ${width}`);

@@ -16,7 +16,15 @@ import { spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
 import WebSocket from 'ws';
 import { hubRequest } from './support/hub-request.ts';
 
-interface AuditView { id: number; method: string; path: string; status: number | null; startedAt: string; finishedAt: string | null; outcome: string }
+interface AuditView {
+  id: number;
+  method: string;
+  path: string;
+  status: number | null;
+  startedAt: string;
+  finishedAt: string | null;
+  outcome: string;
+}
 
 let engines: TestEngine[];
 let work: string;
@@ -70,7 +78,7 @@ test('a row carries the call’s start time, before its finish time, and its out
   const waited = await hubRequest(hubUrl, caPem, '/docker/nodes/audit-0/v1.41/containers/sleeper/wait', { method: 'POST', headers: auth(), timeoutMs: 15_000 });
   const answered = Date.now();
   assert.equal(waited.status, 200, waited.text);
-  const row = (await waitFor(async () => (await audit()).find((r) => r.path.endsWith('/containers/sleeper/wait') && r.status !== null), 5_000, 'the finished row'));
+  const row = await waitFor(async () => (await audit()).find((r) => r.path.endsWith('/containers/sleeper/wait') && r.status !== null), 5_000, 'the finished row');
   const started = Date.parse(row.startedAt);
   const finished = Date.parse(row.finishedAt ?? '');
   assert.ok(started >= sent - 5 && started <= sent + 300, `started ${started - sent} ms after the call was sent`);
@@ -83,7 +91,10 @@ test('a row carries the call’s start time, before its finish time, and its out
 test('a terminal session is in the audit log while it is open, and finishes when it closes', async () => {
   await runContainer(engines[0]!, { name: 'shell' });
   const ws = new WebSocket(`${hubUrl.replace(/^https/, 'wss')}/api/v1/nodes/audit-0/containers/shell/terminal`, { ca: caPem, headers: auth() });
-  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
   const open = await waitFor(async () => (await audit()).find((r) => r.path === '/containers/shell/exec (terminal)'), 5_000, 'the session row');
   assert.equal(open.outcome, 'running', 'the row is there while the session runs');
   ws.close();
@@ -96,7 +107,10 @@ test('a hub SIGKILLed during a slow docker cp leaves the row, read back as inter
   await runContainer(engines[0]!, { name: 'target' });
   // A tar upload that sends its first 512 bytes and then stalls.
   const upload: ClientRequest = https.request(new URL('/docker/nodes/audit-0/v1.41/containers/target/archive?path=/tmp', hubUrl), {
-    method: 'PUT', ca: caPem, agent: false, headers: { ...auth(), 'content-type': 'application/x-tar', 'transfer-encoding': 'chunked' },
+    method: 'PUT',
+    ca: caPem,
+    agent: false,
+    headers: { ...auth(), 'content-type': 'application/x-tar', 'transfer-encoding': 'chunked' },
   });
   upload.on('error', () => {});
   const sent = Date.now();

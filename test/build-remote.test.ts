@@ -34,7 +34,10 @@ before(async () => {
   port = (server.address() as { port: number }).port;
   const allowing = join(work, 'allow-remote.json');
   await writeFile(allowing, JSON.stringify({ allow: { remoteBuildContexts: true } }));
-  for (const [name, policy] of [['rb-default', undefined], ['rb-allowed', allowing]] as const) {
+  for (const [name, policy] of [
+    ['rb-default', undefined],
+    ['rb-allowed', allowing],
+  ] as const) {
     const agent = await startTestAgent({ hubUrl: hub.url, code: await mintCode(hub, name), docker: engine.dockerHost, ...(policy ? { policy } : {}) });
     await agent.waitConnected();
     agents.push(agent);
@@ -69,7 +72,13 @@ describe('through the hub', () => {
     });
   }
   test('git remotes and unknown schemes are refused too', async () => {
-    for (const remote of [`git://127.0.0.1:${port}/repo.git`, 'git@127.0.0.1:repo.git', `http://127.0.0.1:${port}/repo.git#main`, 'ssh://git@localhost/repo.git', `http://user:tok@127.0.0.1:${port}/x`]) {
+    for (const remote of [
+      `git://127.0.0.1:${port}/repo.git`,
+      'git@127.0.0.1:repo.git',
+      `http://127.0.0.1:${port}/repo.git#main`,
+      'ssh://git@localhost/repo.git',
+      `http://user:tok@127.0.0.1:${port}/x`,
+    ]) {
       const res = await build('rb-allowed', remote);
       assert.equal(res.status, 403, `${remote}: ${JSON.stringify(res.json)}`);
       assert.ok(!String(res.json.message).includes('tok@'), 'a token in the URL is not repeated');
@@ -86,9 +95,19 @@ describe('through the hub', () => {
 describe('addresses and spellings (pure)', () => {
   const own = new Set(['192.0.2.7', 'fd00::7']);
   for (const [address, why] of [
-    ['127.0.0.1', /loopback/], ['127.9.9.9', /loopback/], ['::1', /loopback/], ['::ffff:127.0.0.1', /loopback/], ['::ffff:7f00:1', /loopback/],
-    ['0.0.0.0', /unspecified/], ['::', /unspecified/], ['169.254.169.254', /link-local/], ['fe80::1', /link-local/],
-    ['192.0.2.7', /own addresses/], ['::ffff:192.0.2.7', /own addresses/], ['fd00:0::7', /own addresses/], ['64:ff9b::7f00:1', /loopback/],
+    ['127.0.0.1', /loopback/],
+    ['127.9.9.9', /loopback/],
+    ['::1', /loopback/],
+    ['::ffff:127.0.0.1', /loopback/],
+    ['::ffff:7f00:1', /loopback/],
+    ['0.0.0.0', /unspecified/],
+    ['::', /unspecified/],
+    ['169.254.169.254', /link-local/],
+    ['fe80::1', /link-local/],
+    ['192.0.2.7', /own addresses/],
+    ['::ffff:192.0.2.7', /own addresses/],
+    ['fd00:0::7', /own addresses/],
+    ['64:ff9b::7f00:1', /loopback/],
   ] as const) {
     test(`${address} is refused`, () => assert.match(forbiddenAddress(address, own) ?? '', why));
   }

@@ -71,7 +71,10 @@ test('--hub/--token/--ca and the DOCKFLEET_* variables reach the hub as --data d
   assert.equal(flags.code, 0, flags.stderr);
   const p = spawnDockfleet(['nodes', '--json'], { DOCKFLEET_HUB: hubUrl, DOCKFLEET_TOKEN: token, DOCKFLEET_CA: ca });
   assert.equal((await p.exited).code, 0, p.stderr());
-  assert.deepEqual(JSON.parse(p.stdout()).map((n: { name: string }) => n.name), JSON.parse(flags.stdout).map((n: { name: string }) => n.name));
+  assert.deepEqual(
+    JSON.parse(p.stdout()).map((n: { name: string }) => n.name),
+    JSON.parse(flags.stdout).map((n: { name: string }) => n.name),
+  );
   const wrong = await cli('nodes', '--hub', hubUrl, '--token', 'dft_not-a-real-token-at-all', '--ca', ca);
   assert.equal(wrong.code, 1);
   assert.equal(wrong.stderr.trim().split('\n').length, 1);

@@ -34,7 +34,10 @@ test('wordpress and mysql: health-gated depends_on, healthcheck durations, secre
   assert.deepEqual(wordpress.dependsOn, { db: { condition: 'service_healthy' } });
   assert.deepEqual(db.healthcheck, {
     test: ['CMD-SHELL', 'mysqladmin ping -h 127.0.0.1 -uroot -p$MYSQL_ROOT_PASSWORD'],
-    intervalNs: 10e9, timeoutNs: 5e9, retries: 5, startPeriodNs: 90e9,
+    intervalNs: 10e9,
+    timeoutNs: 5e9,
+    retries: 5,
+    startPeriodNs: 90e9,
   });
   assert.deepEqual(db.command, ['--default-authentication-plugin=mysql_native_password']);
   assert.equal(wordpress.image, 'wordpress:6.5-apache');
@@ -46,7 +49,9 @@ test('wordpress and mysql: health-gated depends_on, healthcheck durations, secre
   assert.deepEqual(db.secretEnvironment, ['MYSQL_PASSWORD', 'MYSQL_ROOT_PASSWORD']);
   assert.deepEqual(wordpress.secretEnvironment, ['WORDPRESS_DB_PASSWORD']);
   assert.deepEqual(result.secretEnv, {
-    MYSQL_ROOT_PASSWORD: 'r00t-Hunter2!', MYSQL_PASSWORD: 'wp-Hunter2!', WORDPRESS_DB_PASSWORD: 'wp-Hunter2!',
+    MYSQL_ROOT_PASSWORD: 'r00t-Hunter2!',
+    MYSQL_PASSWORD: 'wp-Hunter2!',
+    WORDPRESS_DB_PASSWORD: 'wp-Hunter2!',
   });
   assert.deepEqual(db.mounts, [{ type: 'volume', source: 'db_data', target: '/var/lib/mysql', readOnly: false }]);
   assert.equal(result.project.volumes.db_data?.name, 'blog_db_data');
@@ -93,10 +98,18 @@ test('anchors and merge keys are resolved; an alias bomb is refused', () => {
   assert.deepEqual(worker.mounts, [{ type: 'tmpfs', target: '/tmp', sizeBytes: 64 * 1024 * 1024 }]);
   // A key refused inside an anchor is reported at the anchor's own line.
   const inAnchor = errors(parse('x-d: &d\n  privileged: true\nservices:\n  web:\n    <<: *d\n    image: nginx\n'));
-  assert.deepEqual(inAnchor.map((e) => [e.path, e.line]), [['services.web.privileged', 2]]);
+  assert.deepEqual(
+    inAnchor.map((e) => [e.path, e.line]),
+    [['services.web.privileged', 2]],
+  );
 
   const levels = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]'];
-  for (let i = 1; i < 9; i += 1) levels.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
+  for (let i = 1; i < 9; i += 1)
+    levels.push(
+      `${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10)
+        .fill(`*${String.fromCharCode(96 + i)}`)
+        .join(',')}]`,
+    );
   const bomb = errors(parse(`x-bomb:\n${levels.map((l) => `  ${l}`).join('\n')}\nservices:\n  web:\n    image: nginx\n`));
   assert.match(bomb[0]?.message ?? '', /alias/i);
 });
@@ -110,14 +123,21 @@ test('env_file contents are merged in order, environment wins, quotes read as Co
   const result = ok(parse(yaml, { files, env: { HOSTNAME_VAR: 'box' }, secretEnv: { SECRET_KEY: 'k-123456' } }));
   const web = result.project.services.web;
   assert.deepEqual(web?.environment, {
-    GREETING: 'hello\nworld', HOST: 'box', LEVEL: 'warn', LITERAL: '${NOT_EXPANDED}', TZ: 'Europe/Berlin',
+    GREETING: 'hello\nworld',
+    HOST: 'box',
+    LEVEL: 'warn',
+    LITERAL: '${NOT_EXPANDED}',
+    TZ: 'Europe/Berlin',
   });
   assert.deepEqual(web?.secretEnvironment, ['API_KEY']);
   assert.deepEqual(result.secretEnv, { API_KEY: 'k-123456' });
   assert.ok(!JSON.stringify(result.project).includes('k-123456'));
 
   const missing = errors(parse(service('    env_file: absent.env\n')));
-  assert.deepEqual(missing.map((e) => [e.path, e.line]), [['services.web.env_file', 4]]);
+  assert.deepEqual(
+    missing.map((e) => [e.path, e.line]),
+    [['services.web.env_file', 4]],
+  );
   assert.match(missing[0]?.message ?? '', /absent\.env/);
 });
 
@@ -157,17 +177,26 @@ configs:
   for (const secret of ['pa55-word-from-file', b64('pa55-word-from-file'), 'api-key-value', b64('api-key-value')]) assert.ok(!json.includes(secret));
 
   const undeclared = errors(parse(service('    secrets: [nope]\n')));
-  assert.deepEqual(undeclared.map((e) => [e.path, e.line]), [['services.web.secrets[0]', 4]]);
+  assert.deepEqual(
+    undeclared.map((e) => [e.path, e.line]),
+    [['services.web.secrets[0]', 4]],
+  );
 });
 
 test('invalid YAML and duplicate keys are refused with their line', () => {
   const bad = errors(parse('services:\n  web:\n    image: nginx\n    ports: [80\n'));
   assert.equal(bad.length > 0, true);
-  assert.ok(bad.every((e) => typeof e.line === 'number' && e.line >= 4), JSON.stringify(bad));
+  assert.ok(
+    bad.every((e) => typeof e.line === 'number' && e.line >= 4),
+    JSON.stringify(bad),
+  );
   assert.match(bad[0]?.message ?? '', /invalid YAML/);
 
   const dup = errors(parse('services:\n  web:\n    image: nginx\n    image: httpd\n'));
-  assert.deepEqual(dup.map((e) => e.line), [4]);
+  assert.deepEqual(
+    dup.map((e) => e.line),
+    [4],
+  );
   assert.match(dup[0]?.message ?? '', /duplicate key "image"/);
 
   assert.ok(errors(parse('- just\n- a list\n')).length === 1);
@@ -182,16 +211,26 @@ test('a schema violation names its path and line', () => {
   assert.equal(found['services.web.restart']?.line, 7);
   assert.equal(found['services.web.healthcheck.interval']?.line, 9);
   const unknown = errors(parse(service('    imagee: typo\n')));
-  assert.deepEqual(unknown.map((e) => [e.path, e.line]), [['services.web.imagee', 4]]);
+  assert.deepEqual(
+    unknown.map((e) => [e.path, e.line]),
+    [['services.web.imagee', 4]],
+  );
   assert.match(unknown[0]?.message ?? '', /not a Compose Specification key/);
 });
 
 test('a key Compose allows but dockfleet does not carry is named with its line, never ignored', () => {
-  const result = errors(parse('services:\n  web:\n    image: nginx\n    build: .\n    network_mode: host\n    privileged: true\n    deploy:\n      replicas: 3\n    healthcheck:\n      test: ["CMD", "true"]\n      start_interval: 1s\n    volumes:\n      - type: bind\n        source: /srv\n        target: /srv\n        bind:\n          propagation: rshared\nprofiles_are_not_top_level: 1\n'));
+  const result = errors(
+    parse(
+      'services:\n  web:\n    image: nginx\n    build: .\n    network_mode: host\n    privileged: true\n    deploy:\n      replicas: 3\n    healthcheck:\n      test: ["CMD", "true"]\n      start_interval: 1s\n    volumes:\n      - type: bind\n        source: /srv\n        target: /srv\n        bind:\n          propagation: rshared\nprofiles_are_not_top_level: 1\n',
+    ),
+  );
   const byPath = new Map(result.map((e) => [e.path, e]));
   for (const [path, line] of [
-    ['services.web.build', 4], ['services.web.network_mode', 5], ['services.web.privileged', 6],
-    ['services.web.deploy.replicas', 8], ['services.web.healthcheck.start_interval', 11],
+    ['services.web.build', 4],
+    ['services.web.network_mode', 5],
+    ['services.web.privileged', 6],
+    ['services.web.deploy.replicas', 8],
+    ['services.web.healthcheck.start_interval', 11],
     ['services.web.volumes[0].bind.propagation', 17],
   ] as const) {
     assert.equal(byPath.get(path)?.line, line, `${path}: ${JSON.stringify(result)}`);
@@ -203,20 +242,41 @@ test('a key Compose allows but dockfleet does not carry is named with its line, 
 });
 
 test('interpolation follows Compose, and an unset variable without a default is an error naming it and its line', () => {
-  const vars = new Map([['SET', { value: 'v', secret: false }], ['EMPTY', { value: '', secret: false }], ['PW', { value: 's', secret: true }]]);
+  const vars = new Map([
+    ['SET', { value: 'v', secret: false }],
+    ['EMPTY', { value: '', secret: false }],
+    ['PW', { value: 's', secret: true }],
+  ]);
   const cases: Array<[string, string]> = [
-    ['$SET', 'v'], ['${SET}', 'v'], ['a${SET}b$SET.c', 'avbv.c'], ['$$SET', '$SET'], ['$${SET}', '${SET}'],
-    ['${UNSET:-def}', 'def'], ['${EMPTY:-def}', 'def'], ['${EMPTY-def}', ''], ['${UNSET-def}', 'def'],
-    ['${SET:+alt}', 'alt'], ['${EMPTY:+alt}', ''], ['${EMPTY+alt}', 'alt'], ['${UNSET+alt}', ''],
-    ['${UNSET:-${SET}-x}', 'v-x'], ['${SET:?boom}', 'v'], ['price: 5$$', 'price: 5$'],
+    ['$SET', 'v'],
+    ['${SET}', 'v'],
+    ['a${SET}b$SET.c', 'avbv.c'],
+    ['$$SET', '$SET'],
+    ['$${SET}', '${SET}'],
+    ['${UNSET:-def}', 'def'],
+    ['${EMPTY:-def}', 'def'],
+    ['${EMPTY-def}', ''],
+    ['${UNSET-def}', 'def'],
+    ['${SET:+alt}', 'alt'],
+    ['${EMPTY:+alt}', ''],
+    ['${EMPTY+alt}', 'alt'],
+    ['${UNSET+alt}', ''],
+    ['${UNSET:-${SET}-x}', 'v-x'],
+    ['${SET:?boom}', 'v'],
+    ['price: 5$$', 'price: 5$'],
   ];
   for (const [input, expected] of cases) {
     const out = interpolate(input, vars);
     assert.deepEqual(out.ok ? out.value : out, expected, input);
   }
   const failing: Array<[string, RegExp]> = [
-    ['${UNSET}', /UNSET is not set/], ['$UNSET', /UNSET is not set/], ['${EMPTY:?must be given}', /EMPTY is required: must be given/],
-    ['${UNSET?}', /UNSET is required/], ['a $ b', /literal \$/], ['${SET', /unclosed/], ['${1X}', /invalid variable name/],
+    ['${UNSET}', /UNSET is not set/],
+    ['$UNSET', /UNSET is not set/],
+    ['${EMPTY:?must be given}', /EMPTY is required: must be given/],
+    ['${UNSET?}', /UNSET is required/],
+    ['a $ b', /literal \$/],
+    ['${SET', /unclosed/],
+    ['${1X}', /invalid variable name/],
   ];
   for (const [input, pattern] of failing) {
     const out = interpolate(input, vars);
@@ -227,7 +287,10 @@ test('interpolation follows Compose, and an unset variable without a default is 
   assert.deepEqual(used.ok && used.secrets, ['PW']);
 
   const unset = errors(parse(service('    environment:\n      A: ${MISSING_VAR}\n')));
-  assert.deepEqual(unset.map((e) => [e.path, e.line]), [['services.web.environment.A', 5]]);
+  assert.deepEqual(
+    unset.map((e) => [e.path, e.line]),
+    [['services.web.environment.A', 5]],
+  );
   assert.match(unset[0]?.message ?? '', /MISSING_VAR/);
   const bare = errors(parse(service('    environment: [NOT_GIVEN]\n')));
   assert.match(bare[0]?.message ?? '', /NOT_GIVEN is not set/);
@@ -244,7 +307,9 @@ test('secret values never reach the project, its errors, or places outside envir
   assert.deepEqual(composite.project.services.web?.environment, { PLAIN: 'set' });
   assert.deepEqual(composite.secretEnv, { URL: `postgres://u:${secret}@db/x` });
   assert.ok(!JSON.stringify(composite.project).includes(secret));
-  const clash = errors(parse('services:\n  a:\n    image: x\n    environment: {PW: "${ONE}"}\n  b:\n    image: x\n    environment: {PW: "${TWO}"}\n', { secretEnv: { ONE: 'first-secret', TWO: 'second-secret' } }));
+  const clash = errors(
+    parse('services:\n  a:\n    image: x\n    environment: {PW: "${ONE}"}\n  b:\n    image: x\n    environment: {PW: "${TWO}"}\n', { secretEnv: { ONE: 'first-secret', TWO: 'second-secret' } }),
+  );
   assert.match(clash[0]?.message ?? '', /different secret value/);
   assert.ok(!JSON.stringify(clash).includes('first-secret') && !JSON.stringify(clash).includes('second-secret'));
   const both = errors(parse(service(''), { env: { PW: 'a' }, secretEnv: { PW: 'b' } }));
@@ -252,7 +317,8 @@ test('secret values never reach the project, its errors, or places outside envir
 });
 
 test('short syntax made long: ports, mounts, devices, durations, sizes; relative binds and unequal ranges refused', () => {
-  const result = ok(parse(`services:
+  const result = ok(
+    parse(`services:
   web:
     image: nginx
     container_name: web-1
@@ -274,7 +340,8 @@ test('short syntax made long: ports, mounts, devices, durations, sizes; relative
 volumes:
   data:
     external: true
-`));
+`),
+  );
   const web = result.project.services.web;
   assert.ok(web);
   assert.equal(web.containerName, 'web-1');
@@ -302,20 +369,40 @@ volumes:
   assert.deepEqual(web.dependsOn, { db: { condition: 'service_started' } });
   assert.deepEqual(result.project.volumes.data, { name: 'data', external: true, driver: null, driverOpts: {}, labels: {} });
 
-  const refused = errors(parse(service('    ports: ["8000-8010:80"]\n    volumes: ["./html:/usr/share/nginx/html", "nope:/x"]\n    restart: on-failure:3\n    labels: {com.docker.compose.project: other}\n    depends_on: [ghost]\n')));
-  assert.deepEqual(refused.map((e) => [e.path, e.line]), [
-    ['services.web.ports[0]', 4], ['services.web.volumes[0]', 5], ['services.web.volumes[1]', 5],
-    ['services.web.restart', 6], ['services.web.labels', 7], ['services.web.depends_on[0]', 8],
-  ]);
+  const refused = errors(
+    parse(
+      service(
+        '    ports: ["8000-8010:80"]\n    volumes: ["./html:/usr/share/nginx/html", "nope:/x"]\n    restart: on-failure:3\n    labels: {com.docker.compose.project: other}\n    depends_on: [ghost]\n',
+      ),
+    ),
+  );
+  assert.deepEqual(
+    refused.map((e) => [e.path, e.line]),
+    [
+      ['services.web.ports[0]', 4],
+      ['services.web.volumes[0]', 5],
+      ['services.web.volumes[1]', 5],
+      ['services.web.restart', 6],
+      ['services.web.labels', 7],
+      ['services.web.depends_on[0]', 8],
+    ],
+  );
   assert.match(refused[1]?.message ?? '', /relative host path/);
   assert.match(refused[2]?.message ?? '', /not declared/);
 });
 
 test('projectDigest: equal intent gives an equal digest whatever the key order; any change gives another', () => {
   const a = ok(parse(fixture('wordpress.yml'), { secretEnv: { DB_ROOT_PASSWORD: 'x', DB_PASSWORD: 'y' } })).project;
-  const reverseKeys = (value: unknown): unknown => (Array.isArray(value) ? value.map(reverseKeys)
-    : value !== null && typeof value === 'object' ? Object.fromEntries(Object.entries(value).reverse().map(([k, v]) => [k, reverseKeys(v)]))
-      : value);
+  const reverseKeys = (value: unknown): unknown =>
+    Array.isArray(value)
+      ? value.map(reverseKeys)
+      : value !== null && typeof value === 'object'
+        ? Object.fromEntries(
+            Object.entries(value)
+              .reverse()
+              .map(([k, v]) => [k, reverseKeys(v)]),
+          )
+        : value;
   const shuffled = reverseKeys(a) as typeof a;
   assert.notEqual(JSON.stringify(shuffled), JSON.stringify(a));
   const digests = { DB_PASSWORD: 'd1', DB_ROOT_PASSWORD: 'd2' };
@@ -330,10 +417,19 @@ test('projectDigest: equal intent gives an equal digest whatever the key order; 
 
 test('YAML that would change meaning unseen is refused: unresolved tags (!reset), !!binary, __proto__ keys', () => {
   const tag = errors(parse('services:\n  web:\n    image: nginx\n    ports: !reset []\n'));
-  assert.deepEqual(tag.map((e) => e.line), [4]);
+  assert.deepEqual(
+    tag.map((e) => e.line),
+    [4],
+  );
   assert.match(tag[0]?.message ?? '', /!reset/);
   const binary = errors(parse('services:\n  web:\n    image: nginx\n    labels: !!binary aGk=\n'));
-  assert.deepEqual(binary.map((e) => [e.path, e.line]), [['services.web.labels', 4]]);
+  assert.deepEqual(
+    binary.map((e) => [e.path, e.line]),
+    [['services.web.labels', 4]],
+  );
   const proto = errors(parse('services:\n  web:\n    image: nginx\n  __proto__:\n    image: evil\n'));
-  assert.deepEqual(proto.map((e) => [e.path, e.line]), [['services.__proto__', 4]]);
+  assert.deepEqual(
+    proto.map((e) => [e.path, e.line]),
+    [['services.__proto__', 4]],
+  );
 });

@@ -53,10 +53,7 @@ test('NO_PROXY and HTTPS_PROXY are read as curl reads them', () => {
 test('an agent behind a CONNECT proxy enrolls and connects through it', async () => {
   const code = await mintCode(hub, 'proxied');
   const hubPort = new URL(hub.url).port;
-  const agent = spawnDockfleet(
-    ['agent', '--hub', hub.url, '--code', code, '--state', join(hub.dataDir, 'agent-proxied'), '--docker', NO_ENGINE],
-    { HTTPS_PROXY: proxyUrl, NO_PROXY: '' },
-  );
+  const agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', code, '--state', join(hub.dataDir, 'agent-proxied'), '--docker', NO_ENGINE], { HTTPS_PROXY: proxyUrl, NO_PROXY: '' });
   try {
     await agent.waitForLine(/agent proxied connected/);
     assert.equal(await nodeStatus(hub, 'proxied'), 'online');

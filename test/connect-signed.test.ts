@@ -51,7 +51,16 @@ async function startConnect(socket: string, extra: string[] = []): Promise<Dockf
 /** The host's own audit log, as entries. */
 async function hostAudit(): Promise<Array<Record<string, unknown>>> {
   const text = await readFile(join(agent.stateDir, 'audit.log'), 'utf8').catch(() => '');
-  return text.split('\n').filter(Boolean).flatMap((l) => { try { return [JSON.parse(l) as Record<string, unknown>]; } catch { return []; } });
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    });
 }
 
 before(async () => {
@@ -63,10 +72,13 @@ before(async () => {
   await saveLocalKey(operatorKeyFingerprint(publicKey), key.privateKeyPem, join(home, 'operator-keys'));
   const policy = join(work, 'policy.json');
   const sections = ['ping', 'version', 'info', 'events', 'system', 'containers', 'exec', 'images', 'volumes', 'networks', 'archive'];
-  await writeFile(policy, JSON.stringify({
-    sections: Object.fromEntries(sections.map((s) => [s, true])),
-    signedIntent: { operators: [publicKey], require: 'mutations' },
-  }));
+  await writeFile(
+    policy,
+    JSON.stringify({
+      sections: Object.fromEntries(sections.map((s) => [s, true])),
+      signedIntent: { operators: [publicKey], require: 'mutations' },
+    }),
+  );
   hub = await startTestHub();
   agent = await startTestAgent({ hubUrl: hub.url, code: await mintCode(hub, 'vault'), docker: engine.dockerHost, policy });
   await agent.waitConnected();
@@ -107,19 +119,25 @@ test('connect signs with the local operator key: run, cp of 5 MiB, exec -i with 
   const stop = entries.find((e) => /\/containers\/[^/]+\/stop$/.test(String(e.op)) && e.result === 'ok');
   assert.ok(stop, `the stop is in the host's log: ${JSON.stringify(entries.slice(-5))}`);
   assert.equal(stop.key, publicKey);
-  assert.ok(entries.some((e) => /archive/.test(String(e.op)) && e.result === 'ok' && e.key === publicKey), 'the copy is in the host log, signed');
+  assert.ok(
+    entries.some((e) => /archive/.test(String(e.op)) && e.result === 'ok' && e.key === publicKey),
+    'the copy is in the host log, signed',
+  );
 });
 
 test('docker-compose (v1) through connect brings a busybox service up and down on the signed host', async () => {
   const env = socketEnv(signedSocket());
   const project = join(work, 'project');
   await mkdir(project, { recursive: true });
-  await writeFile(join(project, 'docker-compose.yml'), `version: "3"
+  await writeFile(
+    join(project, 'docker-compose.yml'),
+    `version: "3"
 services:
   box:
     image: ${BUSYBOX_IMAGE}
     command: sh -c "echo box up; sleep 600"
-`);
+`,
+  );
   await ok('docker-compose', ['-p', 'signedproj', 'up', '-d'], env, { cwd: project });
   assert.match(await ok(DOCKER_BIN, ['ps', '--format', '{{.Names}} {{.State}}'], env), /signedproj_box_1 running/);
   await ok('docker-compose', ['-p', 'signedproj', 'down'], env, { cwd: project });

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
-import { mkdtemp, readFile, } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -16,7 +16,12 @@ import { runContainer, startEngines, stopEngines, type TestEngine } from './supp
 import { startTestAgent, NO_ENGINE, type TestAgent } from './support/agent-fixture.ts';
 import { waitFor, removeHubData } from './support/hub-fixture.ts';
 
-interface Hub { running: RunningHub; dir: string; token: string; port: number }
+interface Hub {
+  running: RunningHub;
+  dir: string;
+  token: string;
+  port: number;
+}
 
 const SHORT = { handshakeMs: 1_000, headMs: 1_000, bodyStallMs: 1_000 };
 
@@ -69,8 +74,7 @@ function collect(socket: net.Socket): () => string {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function tokenRequestHead(hub: Hub, length: number): string {
-  return `POST /api/v1/tokens HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${hub.token}\r\n`
-    + `Content-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`;
+  return `POST /api/v1/tokens HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${hub.token}\r\n` + `Content-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`;
 }
 
 let engines: TestEngine[];
@@ -96,8 +100,10 @@ async function fetchJson(hub: Hub, method: string, path: string, body?: unknown)
   const socket = await connectTls(hub);
   const payload = body === undefined ? '' : JSON.stringify(body);
   const text = collect(socket);
-  socket.write(`${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${hub.token}\r\nConnection: close\r\n`
-    + `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`);
+  socket.write(
+    `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${hub.token}\r\nConnection: close\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`,
+  );
   await closedWithin(socket, 10_000);
   const [, bodyText = ''] = text().split('\r\n\r\n');
   return JSON.parse(bodyText);

@@ -5,26 +5,39 @@
 // that the host policy would judge as if the user had asked for them.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  EMPTY_SPEC, joinWords, recreateBody, specFromInspect, specToCreateBody, splitWords, type InspectForSpec, type RunSpec,
-} from '../src/web/lib/container-spec.ts';
+import { EMPTY_SPEC, joinWords, recreateBody, specFromInspect, specToCreateBody, splitWords, type InspectForSpec, type RunSpec } from '../src/web/lib/container-spec.ts';
 
 const spec = (over: Partial<RunSpec>): RunSpec => ({ ...EMPTY_SPEC, ...over });
 
 test('command words: quotes group, backslashes escape, and joinWords reads back the same', () => {
   assert.deepEqual(splitWords('sh -c "echo \\"hi\\" there" \'a b\' x\\ y ""'), ['sh', '-c', 'echo "hi" there', 'a b', 'x y', '']);
   assert.throws(() => splitWords('echo "open'), /unclosed " quote/);
-  for (const words of [['sh', '-c', 'echo "hi"; ls $HOME'], ['a b', '', 'c\\d'], ['plain', '--flag=1', '/p/a.t:h']]) {
+  for (const words of [
+    ['sh', '-c', 'echo "hi"; ls $HOME'],
+    ['a b', '', 'c\\d'],
+    ['plain', '--flag=1', '/p/a.t:h'],
+  ]) {
     assert.deepEqual(splitWords(joinWords(words)), words);
   }
 });
 
 test('a full form becomes the create body the Engine API takes', () => {
-  const r = specToCreateBody(spec({
-    image: 'nginx:1.27', name: 'web', command: 'nginx -g "daemon off;"', env: 'A=1\n# note\nB=two=2\n',
-    ports: '8080:80\n127.0.0.1:5353:53/udp\n[::1]:9000:9000\n443', volumes: 'data:/data\n/srv/site:/site:ro',
-    network: 'backend', restart: 'on-failure', labels: 'team=web\nempty=', memoryMb: '64', cpus: '0.5', pids: '100',
-  }));
+  const r = specToCreateBody(
+    spec({
+      image: 'nginx:1.27',
+      name: 'web',
+      command: 'nginx -g "daemon off;"',
+      env: 'A=1\n# note\nB=two=2\n',
+      ports: '8080:80\n127.0.0.1:5353:53/udp\n[::1]:9000:9000\n443',
+      volumes: 'data:/data\n/srv/site:/site:ro',
+      network: 'backend',
+      restart: 'on-failure',
+      labels: 'team=web\nempty=',
+      memoryMb: '64',
+      cpus: '0.5',
+      pids: '100',
+    }),
+  );
   assert.deepEqual(r.errors, {});
   assert.deepEqual(r.body, {
     Image: 'nginx:1.27',
@@ -35,20 +48,35 @@ test('a full form becomes the create body the Engine API takes', () => {
     HostConfig: {
       RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 0 },
       PortBindings: {
-        '80/tcp': [{ HostIp: '', HostPort: '8080' }], '53/udp': [{ HostIp: '127.0.0.1', HostPort: '5353' }],
-        '9000/tcp': [{ HostIp: '::1', HostPort: '9000' }], '443/tcp': [{ HostIp: '', HostPort: '' }],
+        '80/tcp': [{ HostIp: '', HostPort: '8080' }],
+        '53/udp': [{ HostIp: '127.0.0.1', HostPort: '5353' }],
+        '9000/tcp': [{ HostIp: '::1', HostPort: '9000' }],
+        '443/tcp': [{ HostIp: '', HostPort: '' }],
       },
       Binds: ['data:/data', '/srv/site:/site:ro'],
-      Memory: 64 * 1024 * 1024, NanoCpus: 500_000_000, PidsLimit: 100, NetworkMode: 'backend',
+      Memory: 64 * 1024 * 1024,
+      NanoCpus: 500_000_000,
+      PidsLimit: 100,
+      NetworkMode: 'backend',
     },
   });
 });
 
 test('bad input: every wrong field gets its own message and no body is made', () => {
-  const r = specToCreateBody(spec({
-    image: 'has space', name: '-bad', command: 'echo "x', env: 'NOEQUALS', ports: '70000:80', volumes: 'relative:path',
-    labels: '=v', memoryMb: '-1', cpus: 'lots', pids: '1.5',
-  }));
+  const r = specToCreateBody(
+    spec({
+      image: 'has space',
+      name: '-bad',
+      command: 'echo "x',
+      env: 'NOEQUALS',
+      ports: '70000:80',
+      volumes: 'relative:path',
+      labels: '=v',
+      memoryMb: '-1',
+      cpus: 'lots',
+      pids: '1.5',
+    }),
+  );
   assert.equal(r.body, null);
   assert.deepEqual(Object.keys(r.errors).sort(), ['command', 'cpus', 'env', 'image', 'labels', 'memoryMb', 'name', 'pids', 'ports', 'volumes']);
   assert.match(r.errors.env!, /Line 1/);
@@ -59,19 +87,44 @@ const inspected: InspectForSpec = {
   Id: 'a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9',
   Name: '/web-1',
   Config: {
-    Hostname: 'a1b2c3d4e5f6', Image: 'busybox:test', Cmd: ['sh', '-c', 'echo kept > /data/f; sleep 3600'],
-    Entrypoint: null, WorkingDir: '/srv', User: '1000', Tty: false, Env: ['PATH=/bin', 'MODE=one'], Labels: { team: 'web' },
-    Volumes: { '/cache': {} }, StopSignal: 'SIGINT',
+    Hostname: 'a1b2c3d4e5f6',
+    Image: 'busybox:test',
+    Cmd: ['sh', '-c', 'echo kept > /data/f; sleep 3600'],
+    Entrypoint: null,
+    WorkingDir: '/srv',
+    User: '1000',
+    Tty: false,
+    Env: ['PATH=/bin', 'MODE=one'],
+    Labels: { team: 'web' },
+    Volumes: { '/cache': {} },
+    StopSignal: 'SIGINT',
   },
   HostConfig: {
-    Binds: ['appdata:/data'], NetworkMode: 'appnet', PortBindings: { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: '8080' }], '53/udp': [{ HostIp: '', HostPort: '' }] },
-    RestartPolicy: { Name: 'unless-stopped', MaximumRetryCount: 0 }, Memory: 64 * 1024 * 1024, MemorySwap: 128 * 1024 * 1024, NanoCpus: 0, PidsLimit: null,
+    Binds: ['appdata:/data'],
+    NetworkMode: 'appnet',
+    PortBindings: { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: '8080' }], '53/udp': [{ HostIp: '', HostPort: '' }] },
+    RestartPolicy: { Name: 'unless-stopped', MaximumRetryCount: 0 },
+    Memory: 64 * 1024 * 1024,
+    MemorySwap: 128 * 1024 * 1024,
+    NanoCpus: 0,
+    PidsLimit: null,
     // What the engine fills in by itself:
-    MaskedPaths: ['/proc/asound', '/proc/kcore'], ReadonlyPaths: ['/proc/bus'], ShmSize: 64 * 1024 * 1024, IpcMode: 'private',
-    CgroupnsMode: 'private', LogConfig: { Type: 'json-file', Config: {} }, OomScoreAdj: 0, Privileged: false, CapAdd: null,
-    ConsoleSize: [0, 0], Isolation: '', CpuShares: 0,
+    MaskedPaths: ['/proc/asound', '/proc/kcore'],
+    ReadonlyPaths: ['/proc/bus'],
+    ShmSize: 64 * 1024 * 1024,
+    IpcMode: 'private',
+    CgroupnsMode: 'private',
+    LogConfig: { Type: 'json-file', Config: {} },
+    OomScoreAdj: 0,
+    Privileged: false,
+    CapAdd: null,
+    ConsoleSize: [0, 0],
+    Isolation: '',
+    CpuShares: 0,
     // What someone set:
-    CapDrop: ['NET_RAW'], ExtraHosts: ['db:10.0.0.5'], Init: true,
+    CapDrop: ['NET_RAW'],
+    ExtraHosts: ['db:10.0.0.5'],
+    Init: true,
   },
   Mounts: [
     { Type: 'volume', Name: 'appdata', Source: '/var/lib/docker/volumes/appdata/_data', Destination: '/data', RW: true },
@@ -88,9 +141,18 @@ const inspected: InspectForSpec = {
 test('inspect → form shows what the container was made with; the form makes the same settings again', () => {
   const form = specFromInspect(inspected);
   assert.deepEqual(form, {
-    image: 'busybox:test', name: 'web-1', command: 'sh -c "echo kept > /data/f; sleep 3600"', env: 'PATH=/bin\nMODE=one',
-    ports: '127.0.0.1:8080:80\n53/udp', volumes: 'appdata:/data', network: 'appnet', restart: 'unless-stopped', labels: 'team=web',
-    memoryMb: '64', cpus: '', pids: '',
+    image: 'busybox:test',
+    name: 'web-1',
+    command: 'sh -c "echo kept > /data/f; sleep 3600"',
+    env: 'PATH=/bin\nMODE=one',
+    ports: '127.0.0.1:8080:80\n53/udp',
+    volumes: 'appdata:/data',
+    network: 'appnet',
+    restart: 'unless-stopped',
+    labels: 'team=web',
+    memoryMb: '64',
+    cpus: '',
+    pids: '',
   });
   const body = specToCreateBody(form).body!;
   assert.deepEqual(body.Cmd, inspected.Config.Cmd);
@@ -106,11 +168,26 @@ test('recreate: the edits, the volumes (anonymous ones by name), the networks an
   const hc = b.HostConfig;
   assert.deepEqual(b.Env, ['PATH=/bin', 'MODE=two']);
   assert.equal(hc.Memory, 32 * 1024 * 1024);
-  for (const k of ['MaskedPaths', 'ReadonlyPaths', 'ShmSize', 'IpcMode', 'CgroupnsMode', 'LogConfig', 'OomScoreAdj', 'Privileged', 'CapAdd', 'ConsoleSize', 'Isolation', 'CpuShares', 'PidsLimit', 'NanoCpus']) {
+  for (const k of [
+    'MaskedPaths',
+    'ReadonlyPaths',
+    'ShmSize',
+    'IpcMode',
+    'CgroupnsMode',
+    'LogConfig',
+    'OomScoreAdj',
+    'Privileged',
+    'CapAdd',
+    'ConsoleSize',
+    'Isolation',
+    'CpuShares',
+    'PidsLimit',
+    'NanoCpus',
+  ]) {
     assert.equal(k in hc, false, `${k} is not sent back`);
   }
-  assert.equal('MemorySwap' in hc, false, 'the engine\'s 2× swap goes, above all when the memory limit changed');
-  assert.equal('Hostname' in b, false, 'the old container\'s ID as hostname is not carried');
+  assert.equal('MemorySwap' in hc, false, "the engine's 2× swap goes, above all when the memory limit changed");
+  assert.equal('Hostname' in b, false, "the old container's ID as hostname is not carried");
   assert.equal('Volumes' in b, false);
   assert.deepEqual(hc.CapDrop, ['NET_RAW']);
   assert.deepEqual(hc.ExtraHosts, ['db:10.0.0.5']);

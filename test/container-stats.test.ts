@@ -66,7 +66,11 @@ const ticks = (feed: Feed) => feed.events.filter((e) => e.event === 'tick').map(
 const pointsOf = (feed: Feed, id: string) => ticks(feed).flatMap((t) => t.containers.filter((c: { id: string }) => c.id === id));
 /** How many burner points the first page saw: the next page's history holds at least those. */
 let burnerPointsSeen = 0;
-const samplingLines = (what: 'started' | 'stopped') => rig.agent.stderr().split('\n').filter((l) => l.includes(`"stats sampling ${what}"`)).length;
+const samplingLines = (what: 'started' | 'stopped') =>
+  rig.agent
+    .stderr()
+    .split('\n')
+    .filter((l) => l.includes(`"stats sampling ${what}"`)).length;
 
 test('nothing is sampled while nobody watches', async () => {
   await new Promise((r) => setTimeout(r, 1500));
@@ -106,7 +110,12 @@ test('when the page stops watching, the agent stops sampling; a new page gets th
     assert.ok(burnerPointsSeen > 0 && history.containers[0].points.length >= burnerPointsSeen, `the hub kept the recent points (${history.containers[0].points.length} of ${burnerPointsSeen})`);
     await waitFor(() => pointsOf(feed, burner).length >= 2, 6_000, 'ticks again');
     // Sampling restarted: its first sample has nothing to compare with and must not show as a dip to 0 %.
-    assert.ok(pointsOf(feed, burner).every((p) => p.cpuPercent > 0), `a false zero after the restart: ${pointsOf(feed, burner).map((p) => p.cpuPercent).join(', ')}`);
+    assert.ok(
+      pointsOf(feed, burner).every((p) => p.cpuPercent > 0),
+      `a false zero after the restart: ${pointsOf(feed, burner)
+        .map((p) => p.cpuPercent)
+        .join(', ')}`,
+    );
   } finally {
     feed.close();
   }
@@ -114,7 +123,7 @@ test('when the page stops watching, the agent stops sampling; a new page gets th
 
 test('forty containers watched at once all get points within seconds (the engine answers each one-shot call after about 1 s, so asking a few at a time fell behind)', async () => {
   const many: string[] = [];
-  for (let i = 0; i < 40; i += 8) many.push(...await Promise.all(Array.from({ length: 8 }, () => runContainer(rig.engine, { cmd: ['sh', '-c', 'while :; do sleep 1; done'] }))));
+  for (let i = 0; i < 40; i += 8) many.push(...(await Promise.all(Array.from({ length: 8 }, () => runContainer(rig.engine, { cmd: ['sh', '-c', 'while :; do sleep 1; done'] })))));
   const feed = await openFeed(many.map((id) => `c=${NODE}/${id}`).join('&'));
   try {
     assert.equal(feed.res.statusCode, 200);
@@ -141,7 +150,11 @@ test('the feed refuses bad input and callers without credentials', async () => {
 });
 
 test('the arithmetic: docker stats formulas, restarts, /proc parsing, the ring', () => {
-  const a = { cpu_stats: { cpu_usage: { total_usage: 1e9 }, system_cpu_usage: 100e9, online_cpus: 2 }, memory_stats: { usage: 100, limit: 1000, stats: { inactive_file: 30 } }, networks: { eth0: { rx_bytes: 1000, tx_bytes: 0 } } };
+  const a = {
+    cpu_stats: { cpu_usage: { total_usage: 1e9 }, system_cpu_usage: 100e9, online_cpus: 2 },
+    memory_stats: { usage: 100, limit: 1000, stats: { inactive_file: 30 } },
+    networks: { eth0: { rx_bytes: 1000, tx_bytes: 0 } },
+  };
   const b = { ...a, cpu_stats: { cpu_usage: { total_usage: 2e9 }, system_cpu_usage: 102e9, online_cpus: 2 }, networks: { eth0: { rx_bytes: 3000, tx_bytes: 0 } } };
   const p = pointOf('a'.repeat(12), b, countersOf(b, 2000), countersOf(a, 1000));
   assert.equal(p.cpuPercent, 100); // 1 s of CPU over 2 s of two CPUs' system time × 2 CPUs

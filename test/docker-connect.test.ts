@@ -73,7 +73,9 @@ test('the docker CLI works over the local socket, hijacked calls included', asyn
 test('docker-compose (v1) brings a two-service project up, lists it, shows logs, takes it down', async () => {
   const project = join(work, 'project');
   await run('mkdir', ['-p', project], {});
-  await writeFile(join(project, 'docker-compose.yml'), `version: "3"
+  await writeFile(
+    join(project, 'docker-compose.yml'),
+    `version: "3"
 services:
   web:
     image: ${BUSYBOX_IMAGE}
@@ -85,7 +87,8 @@ services:
     volumes: [data:/data]
 volumes:
   data: {}
-`);
+`,
+  );
   await ok('docker-compose', ['-p', 'shop', 'up', '-d'], project);
   const ps = await ok('docker-compose', ['-p', 'shop', 'ps'], project);
   assert.match(ps, /shop_web_1\s.*Up/);

@@ -47,7 +47,9 @@ before(async () => {
   await writeFile(permissive, JSON.stringify({ sections: Object.fromEntries(on.map((s) => [s, true])) }));
   for (const [i, engine] of engines.entries()) {
     const agent = await startTestAgent({
-      hubUrl: hub.url, code: await mintCode(hub, `gw-${i}`), docker: engine.dockerHost,
+      hubUrl: hub.url,
+      code: await mintCode(hub, `gw-${i}`),
+      docker: engine.dockerHost,
       ...(i === 0 ? { policy: permissive } : {}),
     });
     await agent.waitConnected();
@@ -103,7 +105,12 @@ test('exec with and without -i, and attach', async () => {
   await ok(['run', '-d', '--name', 'ex', BUSYBOX_IMAGE, 'sleep', '600']);
   assert.equal(await ok(['exec', 'ex', 'sh', '-c', 'echo $((6*7))']), '42\n');
   const sum = await ok(['exec', '-i', 'ex', 'sha256sum'], { input: Buffer.alloc(1 << 20, 7) });
-  assert.equal(sum.split(' ')[0], createHash('sha256').update(Buffer.alloc(1 << 20, 7)).digest('hex'));
+  assert.equal(
+    sum.split(' ')[0],
+    createHash('sha256')
+      .update(Buffer.alloc(1 << 20, 7))
+      .digest('hex'),
+  );
   const code = await docker(['exec', 'ex', 'sh', '-c', 'exit 5']);
   assert.equal(code.code, 5);
   await ok(['run', '-d', '--name', 'talker', BUSYBOX_IMAGE, 'sh', '-c', 'for i in 1 2 3 4 5 6 7 8 9 10; do echo tick $i; sleep 0.3; done']);
@@ -120,10 +127,14 @@ test('exec -it under a real terminal (tmux), with the TTY size passed on', async
   try {
     await waitFor(async () => (await tmux('capture-pane', '-p', '-t', session)).stdout.includes('#'), 10_000, 'a shell prompt');
     await tmux('send-keys', '-t', session, 'stty size; echo tty-$((40+2))', 'Enter');
-    const screen = await waitFor(async () => {
-      const s = (await tmux('capture-pane', '-p', '-t', session)).stdout;
-      return s.includes('tty-42') ? s : null;
-    }, 10_000, 'the command output');
+    const screen = await waitFor(
+      async () => {
+        const s = (await tmux('capture-pane', '-p', '-t', session)).stdout;
+        return s.includes('tty-42') ? s : null;
+      },
+      10_000,
+      'the command output',
+    );
     assert.match(screen, /40 120/);
     await tmux('send-keys', '-t', session, 'exit', 'Enter');
   } finally {
@@ -154,7 +165,12 @@ test('cp both ways and export, byte for byte', async () => {
   assert.equal(inside.split(' ')[0], digest);
   await mkdir(join(work, 'out'), { recursive: true });
   await ok(['cp', 'files:/tmp/big.bin', join(work, 'out', 'back.bin')]);
-  assert.equal(createHash('sha256').update(await readFile(join(work, 'out', 'back.bin'))).digest('hex'), digest);
+  assert.equal(
+    createHash('sha256')
+      .update(await readFile(join(work, 'out', 'back.bin')))
+      .digest('hex'),
+    digest,
+  );
   const tar = await docker(['export', 'files'], { timeoutMs: 60_000 });
   assert.equal(tar.code, 0, tar.stderr);
   assert.ok(tar.stdoutBytes.length > payload.length);
@@ -252,14 +268,15 @@ async function fetchWithHeaders(url: string): Promise<{ headers: Headers; json: 
 /** GET /docker/nodes/gw-0/_ping with the admin token over `sockets` kept-alive connections. */
 function hubPinger(sockets: number): { agent: HttpsAgent; ping: () => Promise<number> } {
   const agent = new HttpsAgent({ keepAlive: true, maxSockets: sockets, ca: hub.caPem });
-  const ping = (): Promise<number> => new Promise((resolve, reject) => {
-    const req = httpsRequest(`${hub.url}/docker/nodes/gw-0/_ping`, { agent, headers: { authorization: `Bearer ${hub.token}` } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
+  const ping = (): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const req = httpsRequest(`${hub.url}/docker/nodes/gw-0/_ping`, { agent, headers: { authorization: `Bearer ${hub.token}` } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.end();
     });
-    req.on('error', reject);
-    req.end();
-  });
   return { agent, ping };
 }
 
@@ -296,7 +313,7 @@ test('an export yields to quick calls on the same node, arrives whole, and leave
     assert.equal(direct.code, 0, direct.stderr);
     const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
     assert.equal(tar.stdoutBytes.length, direct.stdoutBytes.length);
-    assert.equal(sha(tar.stdoutBytes), sha(direct.stdoutBytes), 'the export that yielded is byte for byte the engine\'s');
+    assert.equal(sha(tar.stdoutBytes), sha(direct.stdoutBytes), "the export that yielded is byte for byte the engine's");
     assert.ok(link.qos.yields > yieldsBefore, 'the export yielded to the pings');
     assert.equal(link.qos.interactive, 0, 'every call that began has ended');
     assert.equal(link.qos.closed(), false);
@@ -313,8 +330,14 @@ test('every mutating call is in the audit log with user, node, method, path and 
   const created = entries.find((e) => e.method === 'POST' && /\/containers\/create/.test(e.path));
   assert.ok(created, 'container create audited');
   assert.equal(created.user, 'admin.token', 'the admin token is its own principal');
-  assert.ok(entries.some((e) => /\/exec\/[0-9a-f]+\/start/.test(e.path) && e.status === 101), 'exec start audited as a hijack');
-  assert.ok(entries.some((e) => e.status === 403), 'policy refusals audited');
+  assert.ok(
+    entries.some((e) => /\/exec\/[0-9a-f]+\/start/.test(e.path) && e.status === 101),
+    'exec start audited as a hijack',
+  );
+  assert.ok(
+    entries.some((e) => e.status === 403),
+    'policy refusals audited',
+  );
   assert.ok(!entries.some((e) => e.method === 'GET'), 'reads are not audited');
 });
 
@@ -358,10 +381,14 @@ test('an engine that dies mid-stream ends the client’s stream; hub and agent s
   assert.ok(Date.now() - killedAt < 10_000);
   // The node itself stays online and reports its engine down; the next call fails clearly.
   assert.equal((await hub.api('GET', '/healthz')).status, 200);
-  const node = await waitFor(async () => {
-    const n = (await hub.api('GET', '/api/v1/nodes/gw-0')).json;
-    return n.engine.state === 'down' ? n : null;
-  }, 10_000, 'engine down reported');
+  const node = await waitFor(
+    async () => {
+      const n = (await hub.api('GET', '/api/v1/nodes/gw-0')).json;
+      return n.engine.state === 'down' ? n : null;
+    },
+    10_000,
+    'engine down reported',
+  );
   assert.equal(node.status, 'online');
   const ps = await docker(['ps']);
   assert.notEqual(ps.code, 0);

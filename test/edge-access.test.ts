@@ -17,9 +17,7 @@ import { EdgeSignIn } from '../src/hub/edge/access/edge-sign-in.ts';
 import { routesFromLabels } from '../src/hub/edge/route-labels.ts';
 import { roleAdmits } from '../src/hub/edge/access/access-levels.ts';
 import type { EdgeAdmission } from '../src/hub/edge/edge-access-gate.ts';
-import {
-  authority, changeUser, edgeCookieFrom, edgeGet, edgeSession, handOff, hubSignIn, startEdgeAccessRig, stopEdgeAccessRig, type EdgeAccessRig,
-} from './support/edge-access-rig.ts';
+import { authority, changeUser, edgeCookieFrom, edgeGet, edgeSession, handOff, hubSignIn, startEdgeAccessRig, stopEdgeAccessRig, type EdgeAccessRig } from './support/edge-access-rig.ts';
 import { hubRequest } from './support/hub-request.ts';
 
 const HTML = { accept: 'text/html,application/xhtml+xml' };
@@ -88,7 +86,7 @@ describe('the gate on its own', () => {
     assert.equal(!again.pass && again.status, 400, 'a used code is refused');
     const late = signIn.handOff(principal, 'app.test', '/');
     now += 30_001;
-    assert.equal((await callback(late.url).then((a) => !a.pass && a.status)), 400, 'a late code is refused');
+    assert.equal(await callback(late.url).then((a) => !a.pass && a.status), 400, 'a late code is refused');
   });
 
   test('a code is bound to its host and to the hub session it came from', async () => {
@@ -99,12 +97,17 @@ describe('the gate on its own', () => {
     const other = { ...principal, sessionHash: second.idHash };
     const pending = signIn.handOff(other, 'app.test', '/');
     await store.deleteSession(second.idHash);
-    assert.equal((await callback(pending.url).then((a) => !a.pass && a.status)), 400, 'the hub session ended before the callback');
+    assert.equal(await callback(pending.url).then((a) => !a.pass && a.status), 400, 'the hub session ended before the callback');
   });
 
   test('the hand-off refuses other sites, other ports, public and unknown hosts, and tokens', () => {
     const code = (host: string, back: string, who: object = principal) => {
-      try { signIn.handOff(who as typeof principal, host, back); return 'issued'; } catch (err) { return (err as { code: string }).code; }
+      try {
+        signIn.handOff(who as typeof principal, host, back);
+        return 'issued';
+      } catch (err) {
+        return (err as { code: string }).code;
+      }
     };
     for (const back of ['https://evil.test/', '//evil.test/', '/\\evil.test', 'evil', '/ok\r\nx: y', '']) assert.equal(code('app.test', back), 'validation_failed', back);
     assert.equal(code('app.test:9999', '/'), 'validation_failed', 'a port that is not the edge port');
@@ -119,7 +122,7 @@ describe('the gate on its own', () => {
   test('a session cookie opens only on its host, and not after it expires', async () => {
     const { url } = signIn.handOff(principal, 'app.test', '/');
     const made = await callback(url);
-    const cookie = !made.pass ? made.headers['set-cookie'] ?? '' : '';
+    const cookie = !made.pass ? (made.headers['set-cookie'] ?? '') : '';
     assert.match(cookie, /^df_edge=v1\.[A-Za-z0-9_-]+; Path=\/; HttpOnly; Secure; SameSite=Lax; Max-Age=43200$/);
     const pair = cookie.split(';')[0]!;
     const on = (host: string, access = 'users') => gate().admit(req('/', { ...HTML, cookie: pair }), { host, path: '/', access, node: 'n1' });
@@ -136,7 +139,7 @@ describe('the gate on its own', () => {
   test('a user granted only some nodes (a customer) passes only to apps on those nodes, by name or by label', async () => {
     const { url } = signIn.handOff(principal, 'app.test', '/');
     const made = await callback(url);
-    const pair = (!made.pass ? made.headers['set-cookie'] ?? '' : '').split(';')[0]!;
+    const pair = (!made.pass ? (made.headers['set-cookie'] ?? '') : '').split(';')[0]!;
     const on = (node: string, access = 'users') => gate().admit(req('/', { ...HTML, cookie: pair }), { host: 'app.test', path: '/', access, node });
     assert.deepEqual(await on('n1'), { pass: true, user: 'vic' }, 'a global viewer passes a users route anywhere');
     await store.access.setUserAccess('u1', 'viewer', true);
@@ -148,7 +151,13 @@ describe('the gate on its own', () => {
       const higher = await on('n2', 'operator');
       assert.equal(!higher.pass && higher.status, 403, 'a viewer grant does not pass an operator route');
       // By label: the gate asks the node's labels at each request.
-      const labelled = new EdgeSignIn({ store, secrets: new SecretBox(Buffer.alloc(32, 7)), routes, now: () => now, labelsOf: (n): Record<string, string> => (n === 'n3' ? { customer: 'acme' } : {}) });
+      const labelled = new EdgeSignIn({
+        store,
+        secrets: new SecretBox(Buffer.alloc(32, 7)),
+        routes,
+        now: () => now,
+        labelsOf: (n): Record<string, string> => (n === 'n3' ? { customer: 'acme' } : {}),
+      });
       await store.access.insertGrant({ id: 'g2', userId: 'u1', node: null, labelKey: 'customer', labelValue: 'acme', role: 'operator', createdAt: now });
       const byLabel = (node: string) => labelled.gate('https://hub.test:7443').admit(req('/', { ...HTML, cookie: pair }), { host: 'app.test', path: '/', access: 'operator', node });
       assert.deepEqual(await byLabel('n3'), { pass: true, user: 'vic' });
@@ -176,7 +185,7 @@ describe('through the edge', () => {
     if (rig) await stopEdgeAccessRig(rig);
   });
 
-  test('a browser without a session is sent to the hub\'s hand-off page with its host and path; other clients get 401', async () => {
+  test("a browser without a session is sent to the hub's hand-off page with its host and path; other clients get 401", async () => {
     const browser = await edgeGet(rig, 'app.test', '/cgi-bin/env?x=1', HTML);
     assert.equal(browser.status, 302);
     const to = new URL(String(browser.headers.location));
@@ -193,7 +202,7 @@ describe('through the edge', () => {
     assert.equal((await edgeGet(rig, 'open.test', '/cgi-bin/env')).status, 200, 'a public route needs nothing');
   });
 
-  test('after the hand-off the app receives the user\'s name, never a client\'s forgery, and never the edge cookie', async () => {
+  test("after the hand-off the app receives the user's name, never a client's forgery, and never the edge cookie", async () => {
     const session = await hubSignIn(rig, 'vic');
     const code = await handOff(rig, session, authority(rig, 'app.test'), '/cgi-bin/env?from=hand-off');
     assert.equal(code.status, 200);
@@ -260,27 +269,42 @@ describe('through the edge', () => {
   });
 
   test('a WebSocket upgrade is held to the same rule: 401 without a session (no redirect), through with one', async () => {
-    const upgrade = (cookie?: string) => new Promise<{ status: number; echo: string; location?: string }>((resolve, reject) => {
-      const req = https.request({
-        host: '127.0.0.1', port: rig.edgePort, servername: 'ws.test', path: '/socket',
-        headers: { host: authority(rig, 'ws.test'), connection: 'Upgrade', upgrade: 'websocket', ...HTML, ...(cookie ? { cookie } : {}) },
-        ca: rig.hub.caPem, checkServerIdentity: () => undefined, agent: false,
+    const upgrade = (cookie?: string) =>
+      new Promise<{ status: number; echo: string; location?: string }>((resolve, reject) => {
+        const req = https.request({
+          host: '127.0.0.1',
+          port: rig.edgePort,
+          servername: 'ws.test',
+          path: '/socket',
+          headers: { host: authority(rig, 'ws.test'), connection: 'Upgrade', upgrade: 'websocket', ...HTML, ...(cookie ? { cookie } : {}) },
+          ca: rig.hub.caPem,
+          checkServerIdentity: () => undefined,
+          agent: false,
+        });
+        req.on('response', (res) => {
+          res.resume();
+          resolve({ status: res.statusCode ?? 0, echo: '', ...(res.headers.location ? { location: res.headers.location } : {}) });
+        });
+        req.on('upgrade', (res, socket, head) => {
+          let text = head.toString();
+          socket.on('data', (c: Buffer) => {
+            text += c.toString();
+            if (text.includes('ping-access')) {
+              socket.destroy();
+              resolve({ status: res.statusCode ?? 0, echo: text });
+            }
+          });
+          socket.write('ping-access');
+        });
+        req.on('error', reject);
+        req.end();
       });
-      req.on('response', (res) => { res.resume(); resolve({ status: res.statusCode ?? 0, echo: '', ...(res.headers.location ? { location: res.headers.location } : {}) }); });
-      req.on('upgrade', (res, socket, head) => {
-        let text = head.toString();
-        socket.on('data', (c: Buffer) => { text += c.toString(); if (text.includes('ping-access')) { socket.destroy(); resolve({ status: res.statusCode ?? 0, echo: text }); } });
-        socket.write('ping-access');
-      });
-      req.on('error', reject);
-      req.end();
-    });
     const without = await upgrade();
     assert.equal(without.status, 401);
     assert.equal(without.location, undefined);
     const cookie = await edgeSession(rig, await hubSignIn(rig, 'vic'), 'ws.test');
     const other = await edgeSession(rig, await hubSignIn(rig, 'vic'), 'app.test');
-    assert.equal((await upgrade(other)).status, 401, 'another host\'s cookie does not open a WebSocket');
+    assert.equal((await upgrade(other)).status, 401, "another host's cookie does not open a WebSocket");
     const through = await upgrade(cookie);
     assert.equal(through.status, 101);
     assert.match(through.echo, /\r\nx-dockfleet-user: vic\r\n/i);
@@ -314,11 +338,15 @@ describe('through the edge', () => {
     assert.equal((await handOff(rig, session, authority(rig, 'typo.test'), '/')).status, 404, 'a route with a label mistake is not served');
     assert.equal((await handOff(rig, session, 'app.test:1', '/')).status, 400, 'not the edge port');
     const byToken = await hubRequest(rig.hub.url, rig.hub.caPem, '/api/v1/edge/hand-off', {
-      method: 'POST', headers: { authorization: `Bearer ${rig.hub.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ host: 'app.test', return: '/' }),
+      method: 'POST',
+      headers: { authorization: `Bearer ${rig.hub.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ host: 'app.test', return: '/' }),
     });
     assert.equal(byToken.status, 403);
     const crossSite = await hubRequest(rig.hub.url, rig.hub.caPem, '/api/v1/edge/hand-off', {
-      method: 'POST', headers: { cookie: session, 'content-type': 'application/json' }, body: JSON.stringify({ host: authority(rig, 'app.test'), return: '/' }),
+      method: 'POST',
+      headers: { cookie: session, 'content-type': 'application/json' },
+      body: JSON.stringify({ host: authority(rig, 'app.test'), return: '/' }),
     });
     assert.equal(crossSite.status, 403, 'a cookie without the UI header gets no code');
   });
@@ -330,7 +358,7 @@ describe('through the edge', () => {
     assert.equal((await edgeGet(rig, 'typo.test', '/')).status, 404, 'and not served');
   });
 
-  test('a code brought after its 30 s is refused; no code or cookie value appears in the hub\'s logs', async () => {
+  test("a code brought after its 30 s is refused; no code or cookie value appears in the hub's logs", async () => {
     assert.match(early.url, /code=/);
     await new Promise((r) => setTimeout(r, Math.max(0, early.at + 30_500 - Date.now())));
     const url = new URL(early.url);
@@ -346,7 +374,7 @@ describe('through the edge', () => {
   });
 });
 
-test('--public-url: the hub as browsers reach it, for the edge\'s sign-in redirects — an https origin, nothing else', async () => {
+test("--public-url: the hub as browsers reach it, for the edge's sign-in redirects — an https origin, nothing else", async () => {
   const { hubConfigFrom } = await import('../src/hub/config.ts');
   assert.equal(hubConfigFrom({}).publicUrl, null);
   assert.equal(hubConfigFrom({ 'public-url': 'https://Hub.Example.com:8443/' }).publicUrl, 'https://hub.example.com:8443');

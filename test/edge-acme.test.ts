@@ -53,24 +53,29 @@ interface AcmeHub {
 async function startAcmeHub(name: string, opts: { hubPort: number; edgePort: number; httpPort: number | null; email?: string; tuning?: Partial<AcmeTuning> }): Promise<AcmeHub> {
   const dataDir = join(dir, name);
   const config = hubConfigFrom({
-    data: dataDir, listen: `127.0.0.1:${opts.hubPort}`, 'edge-listen': `127.0.0.1:${opts.edgePort}`,
+    data: dataDir,
+    listen: `127.0.0.1:${opts.hubPort}`,
+    'edge-listen': `127.0.0.1:${opts.edgePort}`,
     ...(opts.httpPort === null ? {} : { 'edge-http': `127.0.0.1:${opts.httpPort}` }),
-    'acme-directory': pebble.directoryUrl, 'acme-email': opts.email ?? 'ops@example.com', 'acme-ca': pebble.caFile,
+    'acme-directory': pebble.directoryUrl,
+    'acme-email': opts.email ?? 'ops@example.com',
+    'acme-ca': pebble.caFile,
   });
   // The hub's log lines are kept: what ACME logs is checked for keys and tokens.
   const log = pino({ level: 'info' }, { write: (line: string) => void hubLog.push(line) });
   const running = await runHub(config, log, { acmeTuning: { ...TUNING, ...opts.tuning } });
   const token = (await readFile(join(dataDir, 'admin.token'), 'utf8')).trim();
   const client = new https.Agent({ ca: running.caPem, keepAlive: false });
-  const api: AcmeHub['api'] = (method, path, body) => new Promise((resolve, reject) => {
-    const req = https.request(new URL(path, running.url), { method, agent: client, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } }, (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: text === '' ? null : JSON.parse(text) }));
+  const api: AcmeHub['api'] = (method, path, body) =>
+    new Promise((resolve, reject) => {
+      const req = https.request(new URL(path, running.url), { method, agent: client, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } }, (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: text === '' ? null : JSON.parse(text) }));
+      });
+      req.on('error', reject);
+      req.end(body === undefined ? undefined : JSON.stringify(body));
     });
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
   const agentDir = join(dir, `${name}-agent`);
   let agent: TestAgent;
   const known = await readdir(agentDir).catch(() => []);
@@ -83,7 +88,10 @@ async function startAcmeHub(name: string, opts: { hubPort: number; edgePort: num
   }
   await agent.waitConnected(1, 15_000);
   return {
-    running, agent, dataDir, api,
+    running,
+    agent,
+    dataDir,
+    api,
     async close() {
       await agent.stop();
       client.destroy();
@@ -119,7 +127,11 @@ function fetchThroughEdge(port: number, host: string, root: string): Promise<{ s
   });
 }
 
-interface TlsView { state: string; notAfter: string | null; error: string | null }
+interface TlsView {
+  state: string;
+  notAfter: string | null;
+  error: string | null;
+}
 
 async function routeTls(hub: AcmeHub, host: string): Promise<TlsView | null> {
   const res = await hub.api('GET', '/api/v1/routes');
@@ -132,18 +144,32 @@ async function settled(hub: AcmeHub): Promise<void> {
   await waitFor(() => hub.running.acme!.ordersInFlight === 0, 15_000, 'ACME orders in flight to finish');
 }
 
-async function waitForServed(port: number, host: string, root: () => Promise<string>, what: string, accept: (c: X509Certificate) => boolean = () => true, timeoutMs = 30_000): Promise<X509Certificate> {
+async function waitForServed(
+  port: number,
+  host: string,
+  root: () => Promise<string>,
+  what: string,
+  accept: (c: X509Certificate) => boolean = () => true,
+  timeoutMs = 30_000,
+): Promise<X509Certificate> {
   let last = '';
-  return waitFor(async () => {
-    try {
-      const cert = await servedCertificate(port, host, await root());
-      last = `serial ${cert.serialNumber}`;
-      return accept(cert) ? cert : null;
-    } catch (err) {
-      last = (err as Error).message;
-      return null;
-    }
-  }, timeoutMs, what, 100).catch((e: Error) => { throw new Error(`${e.message}; last: ${last}`); });
+  return waitFor(
+    async () => {
+      try {
+        const cert = await servedCertificate(port, host, await root());
+        last = `serial ${cert.serialNumber}`;
+        return accept(cert) ? cert : null;
+      } catch (err) {
+        last = (err as Error).message;
+        return null;
+      }
+    },
+    timeoutMs,
+    what,
+    100,
+  ).catch((e: Error) => {
+    throw new Error(`${e.message}; last: ${last}`);
+  });
 }
 
 before(async () => {
@@ -157,10 +183,13 @@ before(async () => {
   }
   pebble = await startPebble({ httpPort: ports.http01Http, tlsPort: ports.alpnEdge });
   await runContainer(engine, {
-    name: 'web', cmd: ['sh', '-c', 'mkdir -p /www && echo hello-acme > /www/index.html && exec httpd -f -p 8080 -h /www'],
+    name: 'web',
+    cmd: ['sh', '-c', 'mkdir -p /www && echo hello-acme > /www/index.html && exec httpd -f -p 8080 -h /www'],
     labels: {
-      'dockfleet.ingress.host': WEB, 'dockfleet.ingress.port': '8080',
-      'dockfleet.ingress.1.host': OTHER, 'dockfleet.ingress.1.port': '8080',
+      'dockfleet.ingress.host': WEB,
+      'dockfleet.ingress.port': '8080',
+      'dockfleet.ingress.1.host': OTHER,
+      'dockfleet.ingress.1.port': '8080',
     },
     config: { ExposedPorts: { '8080/tcp': {} } },
   });
@@ -181,7 +210,9 @@ describe('HTTP-01 (the hub has --edge-http)', { skip }, () => {
   before(async () => {
     hub = await startAcmeHub('http01', { hubPort: ports.http01Hub, edgePort: ports.http01Edge, httpPort: ports.http01Http });
   });
-  after(async () => { await hub?.close(); });
+  after(async () => {
+    await hub?.close();
+  });
 
   test('a labelled host is served with a pebble certificate that a client trusting only pebble accepts', async () => {
     const cert = await waitForServed(edge(), WEB, root, `a pebble certificate for ${WEB}`);
@@ -204,8 +235,11 @@ describe('HTTP-01 (the hub has --edge-http)', { skip }, () => {
     assert.ok(db.includes(new X509Certificate(served.cert).raw) || db.includes(served.cert.split('\n')[1]!), 'the certificate itself is in the store');
     const keyDer = createPrivateKey(served.key).export({ type: 'pkcs8', format: 'der' });
     const keyLines = served.key.split('\n').filter((l) => l !== '' && !l.startsWith('-----'));
-    assert.ok(!db.includes(keyDer), 'the key\'s DER is not in the database file');
-    assert.ok(keyLines.every((l) => !db.includes(l)), 'no line of the key\'s PEM is in the database file');
+    assert.ok(!db.includes(keyDer), "the key's DER is not in the database file");
+    assert.ok(
+      keyLines.every((l) => !db.includes(l)),
+      "no line of the key's PEM is in the database file",
+    );
     assert.ok(!db.includes('PRIVATE KEY'), 'no PEM private key at all in the database file');
     const account = await readFile(join(hub.dataDir, 'acme', 'account.json'), 'utf8');
     assert.ok(!account.includes('PRIVATE KEY'));
@@ -230,7 +264,11 @@ describe('HTTP-01 (the hub has --edge-http)', { skip }, () => {
     let watching = true;
     const watch = (async () => {
       while (watching) {
-        try { seen.push((await servedCertificate(edge(), WEB, await root())).serialNumber); } catch { failures += 1; }
+        try {
+          seen.push((await servedCertificate(edge(), WEB, await root())).serialNumber);
+        } catch {
+          failures += 1;
+        }
       }
     })();
     hub.running.acme!.setRenewFraction(1);
@@ -240,24 +278,31 @@ describe('HTTP-01 (the hub has --edge-http)', { skip }, () => {
     await watch;
     assert.equal(failures, 0, 'every handshake during the renewal verified');
     const firstNew = seen.indexOf(renewed.serialNumber);
-    assert.ok(seen.slice(0, Math.max(firstNew, 0)).every((s) => s === firstSerial), 'only the old certificate before the new one');
+    assert.ok(
+      seen.slice(0, Math.max(firstNew, 0)).every((s) => s === firstSerial),
+      'only the old certificate before the new one',
+    );
     assert.ok(hub.running.acme!.ordersPlaced >= 1);
     firstSerial = renewed.serialNumber;
     const account = JSON.parse(await readFile(join(hub.dataDir, 'acme', 'account.json'), 'utf8'));
     assert.equal(account.contact, 'admin@example.com', 'the changed --acme-email was sent to the account');
   });
 
-  test('pebble refusing the challenge: the host says failed with pebble\'s reason, keeps its old certificate, and recovers on a retry', async () => {
+  test("pebble refusing the challenge: the host says failed with pebble's reason, keeps its old certificate, and recovers on a retry", async () => {
     await settled(hub);
     const before = (await servedCertificate(edge(), OTHER, await root())).serialNumber;
     await pebble.pointHost(OTHER, '127.0.0.2'); // pebble validates at an address where nothing listens
     hub.running.acme!.setRenewFraction(1);
     try {
-      const failed = await waitFor(async () => {
-        const t = await routeTls(hub, OTHER);
-        return t?.state === 'failed' ? t : null;
-      }, 15_000, 'the renewal of other.example.com to fail');
-      assert.match(failed.error ?? '', /^ACME server refused the http-01 challenge for other\.example\.com: connection: .*connection refused/, 'pebble\'s reason is shown');
+      const failed = await waitFor(
+        async () => {
+          const t = await routeTls(hub, OTHER);
+          return t?.state === 'failed' ? t : null;
+        },
+        15_000,
+        'the renewal of other.example.com to fail',
+      );
+      assert.match(failed.error ?? '', /^ACME server refused the http-01 challenge for other\.example\.com: connection: .*connection refused/, "pebble's reason is shown");
       assert.doesNotMatch(failed.error ?? '', /acme-challenge\/[A-Za-z0-9_-]{16,}/, 'no challenge token in the reason');
       assert.equal((await servedCertificate(edge(), OTHER, await root())).serialNumber, before, 'the old certificate is still served');
       assert.equal((await fetchThroughEdge(edge(), OTHER, await root())).status, 200);
@@ -276,12 +321,16 @@ describe('HTTP-01 (the hub has --edge-http)', { skip }, () => {
     await pebble.stopServer();
     hub.running.acme!.setRenewFraction(1);
     try {
-      const failed = await waitFor(async () => {
-        const t = await routeTls(hub, WEB);
-        return t?.state === 'failed' ? t : null;
-      }, 15_000, 'the renewal to fail while pebble is down');
+      const failed = await waitFor(
+        async () => {
+          const t = await routeTls(hub, WEB);
+          return t?.state === 'failed' ? t : null;
+        },
+        15_000,
+        'the renewal to fail while pebble is down',
+      );
       assert.match(failed.error ?? '', /^ACME server unreachable \(https:\/\/127\.0\.0\.1:\d+\): connect ECONNREFUSED/, 'the network reason is shown');
-      assert.ok(failed.notAfter, 'the old certificate\'s expiry is still shown');
+      assert.ok(failed.notAfter, "the old certificate's expiry is still shown");
       assert.equal((await servedCertificate(edge(), WEB, oldRoot)).serialNumber, before, 'the old certificate is still served');
       await pebble.startServer(); // a new pebble: a new root, and it has forgotten the account
       const renewed = await waitForServed(edge(), WEB, root, 'a certificate from the restarted pebble');
@@ -295,8 +344,14 @@ describe('HTTP-01 (the hub has --edge-http)', { skip }, () => {
 
   test('the hub logged its orders and failures with reasons, and no key or challenge token', () => {
     const acme = hubLog.filter((l) => l.includes('"msg":"acme: '));
-    assert.ok(acme.some((l) => l.includes('certificate stored')), 'orders are logged');
-    assert.ok(acme.some((l) => /order failed.*|"reason":"ACME server refused/.test(l)), 'failures are logged with the reason');
+    assert.ok(
+      acme.some((l) => l.includes('certificate stored')),
+      'orders are logged',
+    );
+    assert.ok(
+      acme.some((l) => /order failed.*|"reason":"ACME server refused/.test(l)),
+      'failures are logged with the reason',
+    );
     const all = hubLog.join('');
     assert.ok(!all.includes('PRIVATE KEY'), 'no key in the log');
     assert.doesNotMatch(all, /acme-challenge\/[A-Za-z0-9_-]{16,}/, 'no challenge token in the log');
@@ -310,7 +365,9 @@ describe('TLS-ALPN-01 (no --edge-http)', { skip }, () => {
   before(async () => {
     hub = await startAcmeHub('alpn', { hubPort: ports.alpnHub, edgePort: ports.alpnEdge, httpPort: null });
   });
-  after(async () => { await hub?.close(); });
+  after(async () => {
+    await hub?.close();
+  });
 
   test('the host is validated at the edge port and served with a pebble certificate', async () => {
     const root = (): Promise<string> => pebble.issuingRoot();
@@ -332,12 +389,18 @@ describe('ACME pieces without a server', () => {
       await writeFile(notPem, 'not a certificate\n');
       const port = await freePort();
       const config = hubConfigFrom({
-        data: join(scratch, 'hub'), listen: `127.0.0.1:${port}`, 'edge-listen': '127.0.0.1:0',
-        'acme-directory': 'https://127.0.0.1:9/dir', 'acme-ca': notPem,
+        data: join(scratch, 'hub'),
+        listen: `127.0.0.1:${port}`,
+        'edge-listen': '127.0.0.1:0',
+        'acme-directory': 'https://127.0.0.1:9/dir',
+        'acme-ca': notPem,
       });
       await assert.rejects(runHub(config, silentLogger()), new RegExp(`--acme-ca ${notPem}: no PEM certificate in it`));
       await new Promise<void>((resolve, reject) => {
-        const probe = net.createServer().once('error', reject).listen(port, '127.0.0.1', () => probe.close(() => resolve()));
+        const probe = net
+          .createServer()
+          .once('error', reject)
+          .listen(port, '127.0.0.1', () => probe.close(() => resolve()));
       });
     } finally {
       await rm(scratch, { recursive: true, force: true });
@@ -357,14 +420,21 @@ describe('ACME pieces without a server', () => {
 
   test('retries double from the first delay and stop growing at the cap', () => {
     const t = { retryFirstMs: 1_000, retryMaxMs: 10_000 };
-    assert.deepEqual([1, 2, 3, 4, 5, 50].map((n) => retryDelayMs(n, t)), [1_000, 2_000, 4_000, 8_000, 10_000, 10_000]);
+    assert.deepEqual(
+      [1, 2, 3, 4, 5, 50].map((n) => retryDelayMs(n, t)),
+      [1_000, 2_000, 4_000, 8_000, 10_000, 10_000],
+    );
     assert.throws(() => tuningFrom({ renewFraction: 0 }), /renewFraction/);
     assert.throws(() => tuningFrom({ retryFirstMs: -1 }), /retryFirstMs/);
   });
 
   test('a problem document becomes a reason with its type and detail, and challenge tokens are cut out', () => {
     const token = 'Zq3xK9vT1mWbR7pLcE2sYd';
-    const failure = AcmeFailure.fromProblem({ type: 'urn:ietf:params:acme:error:connection', detail: `Fetching http://a.example/.well-known/acme-challenge/${token}: refused` }, 400, 'the challenge').redacted([token]);
+    const failure = AcmeFailure.fromProblem(
+      { type: 'urn:ietf:params:acme:error:connection', detail: `Fetching http://a.example/.well-known/acme-challenge/${token}: refused` },
+      400,
+      'the challenge',
+    ).redacted([token]);
     assert.equal(failure.problemType, 'connection');
     assert.match(failure.message, /^ACME server refused the challenge: connection: Fetching .*acme-challenge\/…: refused$/);
     assert.ok(!failure.message.includes(token));

@@ -27,7 +27,15 @@ const logLines: string[] = [];
 const keysGiven: string[] = [];
 
 function captureLogger(): pino.Logger {
-  return pino({ level: 'trace' }, new Writable({ write(chunk, _enc, done) { logLines.push(String(chunk)); done(); } }));
+  return pino(
+    { level: 'trace' },
+    new Writable({
+      write(chunk, _enc, done) {
+        logLines.push(String(chunk));
+        done();
+      },
+    }),
+  );
 }
 
 async function startHub(): Promise<TestHub> {
@@ -75,7 +83,7 @@ function keyLines(keyPem: string): string[] {
 
 test('an exact certificate is served by SNI from the next handshake, and the answer carries no key', async () => {
   const leaf = await makeLeaf(caA, { names: ['shop.test'] });
-  await assert.rejects(served('shop.test', caA), 'before: the hub\'s own certificate does not verify against CA A');
+  await assert.rejects(served('shop.test', caA), "before: the hub's own certificate does not verify against CA A");
   const res = await add(leaf);
   assert.equal(res.status, 201, JSON.stringify(res.json));
   assert.deepEqual(Object.keys(res.json).sort(), ['acmeHost', 'createdAt', 'fingerprint', 'id', 'issuer', 'names', 'notAfter', 'notBefore', 'source']);
@@ -105,7 +113,7 @@ test('a wildcard covers exactly one label; an exact certificate comes before it'
   assert.equal((await served('two.apps.test', caB)).fingerprint256, fingerprintOf(wild));
 });
 
-test('supplied before ACME; removing a certificate falls back at once: exact, then wildcard, then ACME, then the hub\'s own', async () => {
+test("supplied before ACME; removing a certificate falls back at once: exact, then wildcard, then ACME, then the hub's own", async () => {
   const acme = await makeLeaf(caA, { names: ['three.apps.test'] });
   const exact = await makeLeaf(caA, { names: ['three.apps.test'] });
   keysGiven.push(acme.keyPem);
@@ -120,9 +128,12 @@ test('supplied before ACME; removing a certificate falls back at once: exact, th
   assert.equal((await served('three.apps.test', caA)).fingerprint256, fingerprintOf(acme), 'ACME once no supplied certificate covers it');
   assert.equal(hub.edgeCertificates.tlsOf('three.apps.test').state, 'valid');
   await assert.rejects(served('two.apps.test', caB), 'the wildcard is gone');
-  assert.match((await served('two.apps.test')).issuer, /dockfleet hub CA/, 'the hub\'s own certificate when nothing covers the name');
+  assert.match((await served('two.apps.test')).issuer, /dockfleet hub CA/, "the hub's own certificate when nothing covers the name");
   const list = (await hub.api('GET', '/api/v1/certificates')).json as Array<{ source: string; acmeHost: string | null }>;
-  assert.ok(list.some((c) => c.source === 'acme' && c.acmeHost === 'three.apps.test'), 'the list includes ACME certificates');
+  assert.ok(
+    list.some((c) => c.source === 'acme' && c.acmeHost === 'three.apps.test'),
+    'the list includes ACME certificates',
+  );
   assert.equal((await hub.api('DELETE', `/api/v1/certificates/${exactId}`)).json.error.code, 'not_found');
 });
 
@@ -187,14 +198,14 @@ test('the certificate states the routes view shows: supplied, valid, expiring, p
   const failed = book.tlsOf('young.test');
   assert.equal(failed.state, 'failed');
   assert.equal(failed.error, 'urn:ietf:params:acme:error:connection: refused');
-  assert.equal(failed.notAfter, new Date(new X509Certificate(young.certPem).validTo).toISOString(), 'a failed host keeps its old certificate\'s notAfter');
+  assert.equal(failed.notAfter, new Date(new X509Certificate(young.certPem).validTo).toISOString(), "a failed host keeps its old certificate's notAfter");
   assert.equal((await served('young.test', caA)).fingerprint256, fingerprintOf(young), 'and keeps serving it');
   book.setAcmeState('young.test', null);
   assert.equal(book.tlsOf('young.test').state, 'valid');
   await assert.rejects(book.putAcme('young.test', old.certPem, old.keyPem), /does not name young\.test/);
 });
 
-test('dockfleet certs add, ls and rm (on the hub\'s machine, --data)', async () => {
+test("dockfleet certs add, ls and rm (on the hub's machine, --data)", async () => {
   const leaf = await makeLeaf(caB, { names: ['cli.test', '*.cli.test'] });
   keysGiven.push(leaf.keyPem);
   await writeFile(join(dir, 'cli-cert.pem'), leaf.certPem);
@@ -238,7 +249,10 @@ test('certificates survive a restart, and no key is in the database file, an ans
   await hub.stop({ keepData: true });
   hub = await startHub();
   const afterList = (await hub.api('GET', '/api/v1/certificates')).json as Array<{ id: string }>;
-  assert.deepEqual(afterList.map((c) => c.id), beforeList.map((c) => c.id));
+  assert.deepEqual(
+    afterList.map((c) => c.id),
+    beforeList.map((c) => c.id),
+  );
   assert.equal((await served('one.apps.test', caA)).fingerprint256, fingerprintOf(kept.exact!));
   assert.equal((await served('shop.test', caA)).subject, 'CN=shop.test');
   // Everything the hub wrote to its database, WAL included, and every answer and log line.

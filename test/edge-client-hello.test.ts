@@ -32,7 +32,9 @@ before(async () => {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   port = (server.address() as net.AddressInfo).port;
 });
-after(() => { server?.close(); });
+after(() => {
+  server?.close();
+});
 
 /** The ClientHello bytes that `client()` sends to the capture server. */
 async function capture(client: () => Promise<unknown>): Promise<Buffer> {
@@ -45,14 +47,17 @@ async function capture(client: () => Promise<unknown>): Promise<Buffer> {
 }
 
 function run(cmd: string, args: string[]): Promise<void> {
-  return new Promise((resolve) => { execFile(cmd, args, { timeout: 20_000 }, () => resolve()); });
+  return new Promise((resolve) => {
+    execFile(cmd, args, { timeout: 20_000 }, () => resolve());
+  });
 }
 
-const nodeClient = (alpn: string[]) => () => new Promise((resolve) => {
-  const s = tls.connect({ host: '127.0.0.1', port, servername: 'hello.test', ALPNProtocols: alpn, rejectUnauthorized: false });
-  s.on('error', resolve);
-  s.on('close', resolve);
-});
+const nodeClient = (alpn: string[]) => () =>
+  new Promise((resolve) => {
+    const s = tls.connect({ host: '127.0.0.1', port, servername: 'hello.test', ALPNProtocols: alpn, rejectUnauthorized: false });
+    s.on('error', resolve);
+    s.on('close', resolve);
+  });
 
 function assertHello(reading: HelloReading, serverName: string | null, alpn: string[]): void {
   assert.equal(reading.kind, 'hello', JSON.stringify(reading));
@@ -68,17 +73,21 @@ test('real ClientHellos: Node (h2, http/1.1), Node and openssl offering acme-tls
   real.nodeAcme = { bytes: await capture(nodeClient(['acme-tls/1'])), serverName: 'hello.test', alpn: ['acme-tls/1'] };
   real.openssl = {
     bytes: await capture(() => run('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'acme.hello.test', '-alpn', 'acme-tls/1'])),
-    serverName: 'acme.hello.test', alpn: ['acme-tls/1'],
+    serverName: 'acme.hello.test',
+    alpn: ['acme-tls/1'],
   };
   real.curl = {
     bytes: await capture(() => run('curl', ['-sk', '--http2', '--max-time', '10', '--resolve', `curl.hello.test:${port}:127.0.0.1`, `https://curl.hello.test:${port}/`])),
-    serverName: 'curl.hello.test', alpn: ['h2', 'http/1.1'],
+    serverName: 'curl.hello.test',
+    alpn: ['h2', 'http/1.1'],
   };
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--host-resolver-rules=MAP browser.hello.test 127.0.0.1'] });
   try {
     const page = await browser.newPage({ ignoreHTTPSErrors: true });
     real.chromium = { bytes: await capture(() => page.goto(`https://browser.hello.test:${port}/`, { timeout: 15_000 })), serverName: 'browser.hello.test', alpn: ['h2', 'http/1.1'] };
-  } finally { await browser.close(); }
+  } finally {
+    await browser.close();
+  }
   for (const [client, hello] of Object.entries(real)) {
     const reading = readClientHello(hello.bytes);
     assert.equal(reading.kind, 'hello', `${client}: ${JSON.stringify(reading)}`);
@@ -116,7 +125,11 @@ function hello(extensions: Array<[number, Buffer]>, opts: { recordType?: number;
   const message = Buffer.concat([Buffer.from([opts.handshakeType ?? 1, 0, body.length >> 8, body.length & 0xff]), body]);
   return Buffer.concat([Buffer.from([opts.recordType ?? 22, 3, 1]), u16(message.length), message]);
 }
-function u16(n: number): Buffer { const b = Buffer.alloc(2); b.writeUInt16BE(n); return b; }
+function u16(n: number): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(n);
+  return b;
+}
 function sni(...names: string[]): Buffer {
   const list = Buffer.concat(names.map((n) => Buffer.concat([Buffer.from([0]), u16(n.length), Buffer.from(n)])));
   return Buffer.concat([u16(list.length), list]);
@@ -136,7 +149,14 @@ test('malformed input is refused with a reason', () => {
     ['an oversize record', Buffer.from([22, 3, 1, 0x40, 0x01]), /bad record length/],
     ['a ServerHello', hello([], { handshakeType: 2 }), /not a ClientHello/],
     ['a ClientHello over the limit', Buffer.from([22, 3, 1, 0, 4, 1, 0x01, 0x00, 0x00]), /too large/],
-    ['two server_name extensions', hello([[0, sni('a.test')], [0, sni('b.test')]]), /twice/],
+    [
+      'two server_name extensions',
+      hello([
+        [0, sni('a.test')],
+        [0, sni('b.test')],
+      ]),
+      /twice/,
+    ],
     ['two host names', hello([[0, sni('a.test', 'b.test')]]), /two host names/],
     ['a host name with a space', hello([[0, sni('a .test')]]), /bad host name/],
     ['an empty ALPN protocol', hello([[16, alpn('')]]), /bad ALPN protocol name/],
@@ -148,7 +168,10 @@ test('malformed input is refused with a reason', () => {
     if (reading.kind === 'malformed') assert.match(reading.reason, reason, what);
   }
   // Lengths that point past their container, at every level.
-  const good = hello([[0, sni('a.test')], [16, alpn('acme-tls/1')]]);
+  const good = hello([
+    [0, sni('a.test')],
+    [16, alpn('acme-tls/1')],
+  ]);
   assertHello(readClientHello(good), 'a.test', ['acme-tls/1']);
   // Offsets in `good`: the extensions' length (50), server_name's (54), its list's (56), the
   // name's (59), ALPN's (69), its list's (71).
@@ -179,7 +202,11 @@ test('random mutations of real ClientHellos and random bytes never throw', () =>
   }
   for (let i = 0; i < 5_000; i++) {
     const bytes = randomBytes(1 + (i % 300));
-    if (i % 2 === 0) { bytes[0] = 22; bytes[1] = 3; bytes[2] = 1; }
+    if (i % 2 === 0) {
+      bytes[0] = 22;
+      bytes[1] = 3;
+      bytes[2] = 1;
+    }
     assert.ok(['more', 'hello', 'malformed'].includes(readClientHello(bytes).kind));
   }
   assert.ok(hellos > 0, 'some mutations (inside the random field, say) still read as hellos');

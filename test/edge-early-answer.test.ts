@@ -122,10 +122,19 @@ function edgeRequest(host: string, path: string, deadlineMs: number): Promise<nu
   return new Promise((resolve) => {
     const req = https.request({ host: '127.0.0.1', port: edgePort, servername: host, path, headers: { host }, rejectUnauthorized: false, agent: false }, (res) => {
       res.resume();
-      res.on('end', () => { clearTimeout(timer); resolve(res.statusCode ?? 0); });
+      res.on('end', () => {
+        clearTimeout(timer);
+        resolve(res.statusCode ?? 0);
+      });
     });
-    const timer = setTimeout(() => { req.destroy(); resolve('no answer'); }, deadlineMs);
-    req.on('error', () => { clearTimeout(timer); resolve('no answer'); });
+    const timer = setTimeout(() => {
+      req.destroy();
+      resolve('no answer');
+    }, deadlineMs);
+    req.on('error', () => {
+      clearTimeout(timer);
+      resolve('no answer');
+    });
     req.end();
   });
 }
@@ -154,7 +163,9 @@ function upload(chunked: boolean, deadlineMs: number, path = '/early'): Promise<
     const timer = setTimeout(() => finish('no answer'), deadlineMs);
     // The edge may stop taking the rest of the body once it has answered: the answer decides.
     // A connection that fails before any answer is no hang, but the answer was lost.
-    req.on('error', (e: NodeJS.ErrnoException) => { if (!answered) finish(`lost (${e.code ?? e.message})`); });
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      if (!answered) finish(`lost (${e.code ?? e.message})`);
+    });
     const chunk = Buffer.alloc(MiB, 7);
     let sent = 0;
     const more = (): void => {
@@ -224,7 +235,9 @@ function closeDelimited(path: string, deadlineMs: number): Promise<{ status: num
     };
     const req = https.request({ host: '127.0.0.1', port: edgePort, servername: 'closing.test', path, headers: { host: 'closing.test' }, rejectUnauthorized: false, agent: false }, (res) => {
       status = res.statusCode ?? 0;
-      res.on('data', (c: Buffer) => { bytes += c.length; });
+      res.on('data', (c: Buffer) => {
+        bytes += c.length;
+      });
       res.once('end', () => finish('whole'));
       res.once('aborted', () => finish('cut'));
       res.once('error', () => finish('cut'));
@@ -252,21 +265,28 @@ async function assertCalm(what: string, startHub: number, startAgent: number): P
     await sleep(400);
   }
   const report = `hub ${hubSamples.map((n) => n.toFixed(0)).join(',')} MiB (started ${startHub.toFixed(0)}); agent ${agentSamples.map((n) => n.toFixed(0)).join(',')} MiB (started ${startAgent.toFixed(0)})`;
-  for (const [name, samples, start] of [['hub', hubSamples, startHub], ['agent', agentSamples, startAgent]] as const) {
+  for (const [name, samples, start] of [
+    ['hub', hubSamples, startHub],
+    ['agent', agentSamples, startAgent],
+  ] as const) {
     assert.ok(Math.max(...samples) - start < RSS_GROWTH_MIB, `${what}: ${name} grew past ${RSS_GROWTH_MIB} MiB: ${report}`);
     assert.ok(samples.at(-1)! - samples[0]! < RSS_IDLE_CLIMB_MIB, `${what}: ${name} kept climbing while idle: ${report}`);
   }
 }
 
 before(async () => {
-  [engine] = await startEngines(1, { prefix: 'edgeearly' }) as [TestEngine];
+  [engine] = (await startEngines(1, { prefix: 'edgeearly' })) as [TestEngine];
   work = await mkdtemp(join(tmpdir(), 'dockfleet-edge-early-'));
   edgePort = await freePort();
   hub = spawnDockfleet(['hub', '--data', join(work, 'hub'), '--listen', '127.0.0.1:0', '--edge-listen', `127.0.0.1:${edgePort}`]);
   hubUrl = /hub ready (https:\S+)/.exec(await hub.waitForLine(/hub ready https:/, 30_000))![1]!;
   const token = (await readFile(join(work, 'hub', 'admin.token'), 'utf8')).trim();
   caPem = await readFile(join(work, 'hub', 'pki', 'ca.pem'), 'utf8');
-  const code = await hubRequest(hubUrl, caPem, '/api/v1/enrollments', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: NODE }) });
+  const code = await hubRequest(hubUrl, caPem, '/api/v1/enrollments', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: NODE }),
+  });
   assert.equal(code.status, 201, code.text);
   agent = spawnDockfleet(['agent', '--hub', hubUrl, '--code', code.json.code, '--state', join(work, 'agent'), '--docker', engine.dockerHost, '--policy', join(work, 'no-policy.json')]);
   await agent.waitForLine(new RegExp(`agent ${NODE} connected`), 30_000);
@@ -274,12 +294,17 @@ before(async () => {
   await mkdir(appDir);
   await writeFile(join(appDir, 'server.mjs'), SERVER);
   await runContainer(engine, {
-    name: 'early-app', image: await nodeImage(engine), cmd: ['node', '/app/server.mjs'],
+    name: 'early-app',
+    image: await nodeImage(engine),
+    cmd: ['node', '/app/server.mjs'],
     labels: {
-      'dockfleet.ingress.host': 'early.test', 'dockfleet.ingress.port': '8080',
-      'dockfleet.ingress.1.host': 'closing.test', 'dockfleet.ingress.1.port': '8081',
+      'dockfleet.ingress.host': 'early.test',
+      'dockfleet.ingress.port': '8080',
+      'dockfleet.ingress.1.host': 'closing.test',
+      'dockfleet.ingress.1.port': '8081',
     },
-    config: { ExposedPorts: { '8080/tcp': {}, '8081/tcp': {} } }, hostConfig: { Binds: [`${appDir}:/app:ro`] },
+    config: { ExposedPorts: { '8080/tcp': {}, '8081/tcp': {} } },
+    hostConfig: { Binds: [`${appDir}:/app:ro`] },
   });
   const deadline = Date.now() + 30_000;
   let last: number | 'no answer' = 'no answer';

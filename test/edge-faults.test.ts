@@ -31,19 +31,32 @@ let agent: DockfleetProcess;
 let app: EdgeApp;
 let edgePort: number;
 
-interface Answer { status: number; headers: Record<string, unknown>; body: Buffer }
+interface Answer {
+  status: number;
+  headers: Record<string, unknown>;
+  body: Buffer;
+}
 
 function edgeGet(host: string, path: string, opts: { method?: string; headers?: Record<string, string>; body?: Readable } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = https.request({
-      host: '127.0.0.1', port: edgePort, servername: host, path, method: opts.method ?? 'GET',
-      headers: { host, ...opts.headers }, rejectUnauthorized: false, agent: false,
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port: edgePort,
+        servername: host,
+        path,
+        method: opts.method ?? 'GET',
+        headers: { host, ...opts.headers },
+        rejectUnauthorized: false,
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     // Nothing here may hang a test: a request that gets no answer at all fails.
     if (!opts.body) req.setTimeout(20_000, () => req.destroy(new Error(`no answer from ${host}${path} within 20 s`)));
@@ -66,7 +79,10 @@ function outcome(res: IncomingMessage, onData?: (bytes: number) => void): Promis
   return new Promise((resolve) => {
     let bytes = 0;
     const length = Number(res.headers['content-length']);
-    res.on('data', (c: Buffer) => { bytes += c.length; onData?.(bytes); });
+    res.on('data', (c: Buffer) => {
+      bytes += c.length;
+      onData?.(bytes);
+    });
     res.once('end', () => resolve({ how: bytes === length ? 'complete' : 'cut', bytes, at: Date.now() }));
     res.once('error', () => resolve({ how: 'cut', bytes, at: Date.now() }));
     res.once('aborted', () => resolve({ how: 'cut', bytes, at: Date.now() }));
@@ -94,23 +110,34 @@ function startAgent(args: string[]): DockfleetProcess {
 }
 
 before(async () => {
-  [engine] = await startEngines(1, { prefix: 'edgefault' }) as [TestEngine];
+  [engine] = (await startEngines(1, { prefix: 'edgefault' })) as [TestEngine];
   dir = await mkdtemp(join(tmpdir(), 'dockfleet-edge-faults-'));
   hub = await startTestHub({ dataDir: join(dir, 'hub'), edgeListen: '127.0.0.1:0' });
   edgePort = hub.edgePort!;
   agent = startAgent(['--hub', hub.url, '--code', await mintCode(hub, NODE)]);
   await agent.waitForLine(new RegExp(`agent ${NODE} connected`));
   app = await startEdgeApp(engine, 'faulty', {
-    'dockfleet.ingress.host': 'big.test', 'dockfleet.ingress.port': '8080', 'dockfleet.ingress.idle-timeout': '3',
-    'dockfleet.ingress.1.host': 'ws.test', 'dockfleet.ingress.1.port': '8080', 'dockfleet.ingress.1.idle-timeout': '1',
-    'dockfleet.ingress.2.host': 'up.test', 'dockfleet.ingress.2.port': '8080',
+    'dockfleet.ingress.host': 'big.test',
+    'dockfleet.ingress.port': '8080',
+    'dockfleet.ingress.idle-timeout': '3',
+    'dockfleet.ingress.1.host': 'ws.test',
+    'dockfleet.ingress.1.port': '8080',
+    'dockfleet.ingress.1.idle-timeout': '1',
+    'dockfleet.ingress.2.host': 'up.test',
+    'dockfleet.ingress.2.port': '8080',
   });
   let last = '';
-  await waitFor(async () => {
-    const r = await edgeGet('up.test', '/ready').catch((e: Error) => ({ status: 0, body: Buffer.from(e.message) }));
-    last = `${r.status} ${r.body.toString().slice(0, 300)}`;
-    return r.status === 200;
-  }, 30_000, 'the app to serve').catch((e: Error) => { throw new Error(`${e.message}; last answer: ${last}`); });
+  await waitFor(
+    async () => {
+      const r = await edgeGet('up.test', '/ready').catch((e: Error) => ({ status: 0, body: Buffer.from(e.message) }));
+      last = `${r.status} ${r.body.toString().slice(0, 300)}`;
+      return r.status === 200;
+    },
+    30_000,
+    'the app to serve',
+  ).catch((e: Error) => {
+    throw new Error(`${e.message}; last answer: ${last}`);
+  });
 });
 
 after(async () => {
@@ -121,14 +148,19 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-test('a client that stops reading a 512 MB download: hub memory stays bounded, others are served, and the stalled one ends by the route\'s idle time (3 s), freeing its connection', { timeout: 60_000 }, async () => {
+test("a client that stops reading a 512 MB download: hub memory stays bounded, others are served, and the stalled one ends by the route's idle time (3 s), freeing its connection", {
+  timeout: 60_000,
+}, async () => {
   const base = liveBytes();
   const openBefore = json(await edgeGet('big.test', '/connections')).open;
   const res = await openDownload('big.test', '/big?mb=512');
   assert.equal(res.statusCode, 200);
   let stalledAt = 0;
   const ended = outcome(res, (bytes) => {
-    if (stalledAt === 0 && bytes >= 8 * MB) { stalledAt = Date.now(); res.pause(); }
+    if (stalledAt === 0 && bytes >= 8 * MB) {
+      stalledAt = Date.now();
+      res.pause();
+    }
   });
   await waitFor(() => stalledAt > 0, 10_000, 'the first 8 MB');
   // While it stalls: the hub holds little, and other requests go through at once.
@@ -152,7 +184,7 @@ test('a client that stops reading a 512 MB download: hub memory stays bounded, o
   assert.ok(end.bytes < 512 * MB);
 });
 
-test('an idle WebSocket outlives the route\'s request idle time (1 s) and still echoes; a request that idles that long gets 504', { timeout: 60_000 }, async () => {
+test("an idle WebSocket outlives the route's request idle time (1 s) and still echoes; a request that idles that long gets 504", { timeout: 60_000 }, async () => {
   const slow = await edgeGet('ws.test', '/wait?ms=2500');
   assert.equal(slow.status, 504);
   assert.match(slow.body.toString(), /ws\.test/);
@@ -162,7 +194,10 @@ test('an idle WebSocket outlives the route\'s request idle time (1 s) and still 
     let closed = false;
     socket.on('data', (c: Buffer) => (text += c.toString()));
     socket.on('close', () => (closed = true));
-    await new Promise<void>((resolve, reject) => { socket.once('secureConnect', resolve); socket.once('error', reject); });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('secureConnect', resolve);
+      socket.once('error', reject);
+    });
     socket.write('GET /chat HTTP/1.1\r\nhost: ws.test\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\n');
     await waitFor(() => text.includes('\n'), 5_000, 'the 101 and the echoed head');
     assert.match(text, /^HTTP\/1\.1 101 /);
@@ -172,7 +207,9 @@ test('an idle WebSocket outlives the route\'s request idle time (1 s) and still 
     assert.equal(closed, false, 'the idle WebSocket was closed');
     socket.write('ping-2');
     await waitFor(() => text.includes('ping-2'), 5_000, 'the echo after 3.5 s idle');
-  } finally { socket.destroy(); }
+  } finally {
+    socket.destroy();
+  }
 });
 
 test('a 2 GiB upload arrives byte for byte (sha256 at the container), with bounded memory at the hub and the agent', { timeout: 600_000 }, async () => {
@@ -209,7 +246,9 @@ test('a 2 GiB upload arrives byte for byte (sha256 at the container), with bound
   assert.ok(agentPeak < 96 * MB, `the agent grew by ${Math.round(agentPeak / MB)} MB during the upload`);
 });
 
-test('the agent dials only a running container of its own engine, on a port its own labels publish: not an unknown ID, not a stopped container, not an unlabelled port, not a malformed request', { timeout: 60_000 }, async () => {
+test('the agent dials only a running container of its own engine, on a port its own labels publish: not an unknown ID, not a stopped container, not an unlabelled port, not a malformed request', {
+  timeout: 60_000,
+}, async () => {
   const link = hub.hub.registry.requireLink(NODE);
   const dial = async (path: string): Promise<{ status: number; reason: string }> => {
     const res = await link.request({ method: 'POST', path, timeoutMs: 10_000 });
@@ -223,7 +262,8 @@ test('the agent dials only a running container of its own engine, on a port its 
   assert.deepEqual(await dial('/_dockfleet/v1/edge/dial?container=..%2F..&port=80'), { status: 400, reason: 'bad_request' });
   // One that was just served and then stopped is refused at once (nothing remembered about it is trusted).
   const busy = await runContainer(engine, {
-    name: 'served-then-stopped', cmd: ['httpd', '-f', '-p', '8080'],
+    name: 'served-then-stopped',
+    cmd: ['httpd', '-f', '-p', '8080'],
     labels: { 'dockfleet.ingress.host': 'busy.test', 'dockfleet.ingress.port': '8080' },
     config: { ExposedPorts: { '8080/tcp': {}, '22/tcp': {} } },
   });
@@ -235,8 +275,10 @@ test('the agent dials only a running container of its own engine, on a port its 
   assert.deepEqual(await dial(edgeDialPath(unlabelled, 8080)), { status: 403, reason: 'port_not_published' });
   // A host label without a port publishes the single exposed port.
   const single = await runContainer(engine, {
-    name: 'one-exposed-port', cmd: ['httpd', '-f', '-p', '8080'],
-    labels: { 'dockfleet.ingress.host': 'single.test' }, config: { ExposedPorts: { '8080/tcp': {} } },
+    name: 'one-exposed-port',
+    cmd: ['httpd', '-f', '-p', '8080'],
+    labels: { 'dockfleet.ingress.host': 'single.test' },
+    config: { ExposedPorts: { '8080/tcp': {} } },
   });
   assert.equal((await dial(edgeDialPath(single, 8080))).status, 200);
   assert.equal((await engineRequest(engine.socketPath, 'POST', `/containers/${busy}/stop?t=0`)).status, 204);
@@ -246,21 +288,29 @@ test('the agent dials only a running container of its own engine, on a port its 
 test('the container stopped: 503 naming the route, never 404; started again: served within 2 s of its start', { timeout: 60_000 }, async () => {
   const stopped = await engineRequest(engine.socketPath, 'POST', `/containers/${app.id}/stop?t=1`);
   assert.equal(stopped.status, 204);
-  const down = await waitFor(async () => {
-    const r = await edgeGet('up.test', '/echo');
-    assert.notEqual(r.status, 404, 'a stopped container\'s route answered 404');
-    return r.status === 503 ? r : null;
-  }, 5_000, 'a 503');
+  const down = await waitFor(
+    async () => {
+      const r = await edgeGet('up.test', '/echo');
+      assert.notEqual(r.status, 404, "a stopped container's route answered 404");
+      return r.status === 503 ? r : null;
+    },
+    5_000,
+    'a 503',
+  );
   assert.match(down.body.toString(), /up\.test/);
   assert.match(down.body.toString(), /faulty.*not running/);
   const started = await engineRequest(engine.socketPath, 'POST', `/containers/${app.id}/start`);
   assert.equal(started.status, 204);
   const startedAt = Date.now();
-  await waitFor(async () => {
-    const r = await edgeGet('up.test', '/echo');
-    assert.notEqual(r.status, 404, 'a starting container\'s route answered 404');
-    return r.status === 200;
-  }, 2_000, 'the route to serve again within 2 s');
+  await waitFor(
+    async () => {
+      const r = await edgeGet('up.test', '/echo');
+      assert.notEqual(r.status, 404, "a starting container's route answered 404");
+      return r.status === 200;
+    },
+    2_000,
+    'the route to serve again within 2 s',
+  );
   assert.ok(Date.now() - startedAt < 2_000);
 });
 
@@ -268,14 +318,24 @@ test('the node goes offline mid-transfer: the download ends cut, not hung; new r
   const res = await openDownload('big.test', '/big?mb=2048');
   let killedAt = 0;
   const ended = outcome(res, (bytes) => {
-    if (killedAt === 0 && bytes >= 16 * MB) { killedAt = Date.now(); agent.signal('SIGKILL'); }
+    if (killedAt === 0 && bytes >= 16 * MB) {
+      killedAt = Date.now();
+      agent.signal('SIGKILL');
+    }
   });
   const end = await ended;
   assert.equal(end.how, 'cut');
   assert.ok(end.bytes < 2048 * MB);
   assert.ok(end.at - killedAt < 5_000, `the cut download took ${end.at - killedAt} ms to end`);
   await agent.exited;
-  const down = await waitFor(async () => { const r = await edgeGet('big.test', '/echo'); return r.status === 502 ? r : null; }, 5_000, 'a 502');
+  const down = await waitFor(
+    async () => {
+      const r = await edgeGet('big.test', '/echo');
+      return r.status === 502 ? r : null;
+    },
+    5_000,
+    'a 502',
+  );
   assert.match(down.body.toString(), /big\.test/);
   assert.match(down.body.toString(), new RegExp(`${NODE}.*(offline|went away|closed)`));
   agent = startAgent([]);
@@ -293,10 +353,14 @@ test('a host whose policy turns ingress off: the agent refuses every edge connec
   agent = spawnDockfleet(['agent', '--hub', hub.url, '--state', join(dir, 'agent'), '--docker', engine.dockerHost, '--policy', policy]);
   try {
     await agent.waitForLine(new RegExp(`agent ${NODE} connected`));
-    const refused = await waitFor(async () => {
-      const r = await edgeGet('up.test', '/ready');
-      return r.status === 502 ? r : null;
-    }, 10_000, 'the edge to be refused by policy');
+    const refused = await waitFor(
+      async () => {
+        const r = await edgeGet('up.test', '/ready');
+        return r.status === 502 ? r : null;
+      },
+      10_000,
+      'the edge to be refused by policy',
+    );
     assert.match(refused.body.toString(), /policy on node fault-host does not let the edge reach its containers \(sections\.ingress\)/);
     assert.equal((await hub.api('GET', `/api/v1/nodes/${NODE}/containers`)).status, 200);
   } finally {

@@ -41,19 +41,33 @@ const gate: EdgeAccessGate = {
   },
 };
 
-interface Answer { status: number; headers: IncomingHttpHeaders; body: Buffer; trailers: IncomingHttpHeaders }
+interface Answer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  trailers: IncomingHttpHeaders;
+}
 
 function h1(opts: { host: string; path?: string; method?: string; headers?: Record<string, string>; body?: string; port?: number }): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = https.request({
-      host: '127.0.0.1', port: opts.port ?? edgePort, servername: opts.host, path: opts.path ?? '/', method: opts.method ?? 'GET',
-      headers: { host: opts.host, ...opts.headers }, rejectUnauthorized: false, agent: false,
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), trailers: res.trailers }));
-      res.on('error', reject);
-    });
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port: opts.port ?? edgePort,
+        servername: opts.host,
+        path: opts.path ?? '/',
+        method: opts.method ?? 'GET',
+        headers: { host: opts.host, ...opts.headers },
+        rejectUnauthorized: false,
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), trailers: res.trailers }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(opts.body);
   });
@@ -74,8 +88,12 @@ function h2(session: ClientHttp2Session, headers: OutgoingHttpHeaders, body?: st
     let head: IncomingHttpHeaders = {};
     let tail: IncomingHttpHeaders = {};
     const chunks: Buffer[] = [];
-    stream.once('response', (h) => { head = h; });
-    stream.once('trailers', (t) => { tail = t; });
+    stream.once('response', (h) => {
+      head = h;
+    });
+    stream.once('trailers', (t) => {
+      tail = t;
+    });
     stream.on('data', (c: Buffer) => chunks.push(c));
     stream.once('end', () => resolve({ status: Number(head[':status']), headers: head, body: Buffer.concat(chunks), trailers: tail }));
     stream.once('error', reject);
@@ -86,32 +104,59 @@ function h2(session: ClientHttp2Session, headers: OutgoingHttpHeaders, body?: st
 const json = (a: Answer): any => JSON.parse(a.body.toString());
 
 before(async () => {
-  [engine] = await startEngines(1, { prefix: 'edgeproto' }) as [TestEngine];
+  [engine] = (await startEngines(1, { prefix: 'edgeproto' })) as [TestEngine];
   dir = await mkdtemp(join(tmpdir(), 'dockfleet-edge-proto-'));
   hub = await startTestHub({ dataDir: join(dir, 'hub'), edgeListen: '127.0.0.1:0' });
   edgePort = hub.edgePort!;
-  agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', await mintCode(hub, 'proto-host'), '--state', join(dir, 'agent'),
-    '--docker', engine.dockerHost, '--policy', join(dir, 'no-policy.json')]);
+  agent = spawnDockfleet([
+    'agent',
+    '--hub',
+    hub.url,
+    '--code',
+    await mintCode(hub, 'proto-host'),
+    '--state',
+    join(dir, 'agent'),
+    '--docker',
+    engine.dockerHost,
+    '--policy',
+    join(dir, 'no-policy.json'),
+  ]);
   await agent.waitForLine(/agent proto-host connected/);
   app = await startEdgeApp(engine, 'apps', {
-    'dockfleet.ingress.host': 'app.test', 'dockfleet.ingress.port': '8080',
-    'dockfleet.ingress.1.host': 'tls.test', 'dockfleet.ingress.1.port': '8443', 'dockfleet.ingress.1.protocol': 'https',
-    'dockfleet.ingress.2.host': 'grpc.test', 'dockfleet.ingress.2.port': '9090', 'dockfleet.ingress.2.protocol': 'h2c',
-    'dockfleet.ingress.3.host': 'gate.test', 'dockfleet.ingress.3.port': '8081', 'dockfleet.ingress.3.access': 'users',
+    'dockfleet.ingress.host': 'app.test',
+    'dockfleet.ingress.port': '8080',
+    'dockfleet.ingress.1.host': 'tls.test',
+    'dockfleet.ingress.1.port': '8443',
+    'dockfleet.ingress.1.protocol': 'https',
+    'dockfleet.ingress.2.host': 'grpc.test',
+    'dockfleet.ingress.2.port': '9090',
+    'dockfleet.ingress.2.protocol': 'h2c',
+    'dockfleet.ingress.3.host': 'gate.test',
+    'dockfleet.ingress.3.port': '8081',
+    'dockfleet.ingress.3.access': 'users',
   });
   const pki = await loadOrCreateHubPki(join(dir, 'gated-pki'), { hosts: ['gate.test'], secrets: new SecretBox(Buffer.alloc(32, 1)) });
   gated = await startEdgeListener({
-    host: '127.0.0.1', port: 0, limits: LISTENER_DEFAULTS, log: silentLogger(),
+    host: '127.0.0.1',
+    port: 0,
+    limits: LISTENER_DEFAULTS,
+    log: silentLogger(),
     certificate: () => ({ cert: pki.serverCertPem, key: pki.serverKeyPem }),
     proxy: new EdgeProxy({ routes: hub.hub.routes, registry: hub.hub.registry, log: silentLogger(), access: gate }),
   });
   let last = '';
   for (const host of ['app.test', 'tls.test', 'grpc.test']) {
-    await waitFor(async () => {
-      const r = await h1({ host, path: '/ready' }).catch((e: Error) => ({ status: 0, body: Buffer.from(e.message) }));
-      last = `${host}: ${r.status} ${r.body.toString().slice(0, 300)}`;
-      return r.status === 200;
-    }, 30_000, `${host} to serve`).catch((e: Error) => { throw new Error(`${e.message}; last answer: ${last}`); });
+    await waitFor(
+      async () => {
+        const r = await h1({ host, path: '/ready' }).catch((e: Error) => ({ status: 0, body: Buffer.from(e.message) }));
+        last = `${host}: ${r.status} ${r.body.toString().slice(0, 300)}`;
+        return r.status === 200;
+      },
+      30_000,
+      `${host} to serve`,
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}; last answer: ${last}`);
+    });
   }
 });
 
@@ -134,17 +179,22 @@ test('an HTTP/2 client (ALPN h2) gets the app through the edge; no pseudo-header
     assert.equal(seen.method, 'GET');
     assert.equal(seen.url, '/echo?x=1');
     assert.equal(seen.headers.host, 'app.test');
-    assert.deepEqual(Object.keys(seen.headers).filter((k) => k.startsWith(':')), []);
+    assert.deepEqual(
+      Object.keys(seen.headers).filter((k) => k.startsWith(':')),
+      [],
+    );
     const unknown = await h2(session, { ':path': '/', ':authority': 'nobody.test' });
     assert.equal(unknown.status, 404);
     assert.match(unknown.body.toString(), /nobody\.test/);
     // Connection-specific headers never reach an HTTP/2 client (Node would refuse to send them).
     assert.equal(res.headers.connection, undefined);
     assert.equal(res.headers['keep-alive'], undefined);
-  } finally { session.close(); }
+  } finally {
+    session.close();
+  }
 });
 
-test('X-Forwarded-For, -Proto and -Host are the edge\'s on HTTP/2 as on HTTP/1.1; Forwarded, X-Real-IP and the user header a client sent are dropped', { timeout: 60_000 }, async () => {
+test("X-Forwarded-For, -Proto and -Host are the edge's on HTTP/2 as on HTTP/1.1; Forwarded, X-Real-IP and the user header a client sent are dropped", { timeout: 60_000 }, async () => {
   const spoof = { 'x-forwarded-for': '6.6.6.6', 'x-forwarded-host': 'evil.test', 'x-forwarded-proto': 'http', forwarded: 'for=6.6.6.6', 'x-real-ip': '6.6.6.6', [EDGE_USER_HEADER]: 'mallory' };
   const session = await h2Session('app.test');
   try {
@@ -159,7 +209,9 @@ test('X-Forwarded-For, -Proto and -Host are the edge\'s on HTTP/2 as on HTTP/1.1
       assert.equal(headers[EDGE_USER_HEADER], undefined);
       assert.doesNotMatch(JSON.stringify(headers), /6\.6\.6\.6|evil\.test|mallory/);
     }
-  } finally { session.close(); }
+  } finally {
+    session.close();
+  }
 });
 
 test('trailers pass both ways between an HTTP/2 client and an HTTP/1.1 app', { timeout: 60_000 }, async () => {
@@ -171,7 +223,9 @@ test('trailers pass both ways between an HTTP/2 client and an HTTP/1.1 app', { t
     assert.equal(seen.bytes, 5);
     assert.deepEqual(seen.trailers, { 'x-client-trailer': 'sent' });
     assert.equal(res.trailers['x-app-trailer'], 'done');
-  } finally { session.close(); }
+  } finally {
+    session.close();
+  }
 });
 
 /** One gRPC message: flag 0, big-endian length, bytes. */
@@ -187,20 +241,31 @@ test('gRPC to an h2c app: a bidirectional stream (each answer before the next me
   const session = await h2Session('grpc.test');
   try {
     const before = json(await h2(session, { ':path': '/sessions', ':authority': 'grpc.test' }));
-    const stream = session.request({ ':method': 'POST', ':path': '/echo.Echo/Chat', ':authority': 'grpc.test', 'content-type': 'application/grpc', te: 'trailers' },
-      { endStream: false, waitForTrailers: true });
+    const stream = session.request(
+      { ':method': 'POST', ':path': '/echo.Echo/Chat', ':authority': 'grpc.test', 'content-type': 'application/grpc', te: 'trailers' },
+      { endStream: false, waitForTrailers: true },
+    );
     stream.once('wantTrailers', () => stream.sendTrailers({ 'x-client-trailer': 'bye' }));
     let received = Buffer.alloc(0);
     const waiters: Array<() => void> = [];
-    stream.on('data', (c: Buffer) => { received = Buffer.concat([received, c]); for (const w of waiters.splice(0)) w(); });
+    stream.on('data', (c: Buffer) => {
+      received = Buffer.concat([received, c]);
+      for (const w of waiters.splice(0)) w();
+    });
     const responseHead = new Promise<IncomingHttpHeaders>((resolve) => stream.once('response', resolve));
     const trailers = new Promise<IncomingHttpHeaders>((resolve) => stream.once('trailers', resolve));
-    const ended = new Promise<void>((resolve, reject) => { stream.once('end', resolve); stream.once('error', reject); });
+    const ended = new Promise<void>((resolve, reject) => {
+      stream.once('end', resolve);
+      stream.once('error', reject);
+    });
     const until = async (text: string): Promise<void> => {
       const deadline = Date.now() + 5_000;
       while (!received.includes(text)) {
         if (Date.now() > deadline) throw new Error(`no "${text}" within 5 s; got ${JSON.stringify(received.toString())}`);
-        await new Promise<void>((r) => { waiters.push(r); setTimeout(r, 100); });
+        await new Promise<void>((r) => {
+          waiters.push(r);
+          setTimeout(r, 100);
+        });
       }
     };
     stream.write(grpcFrame('one'));
@@ -221,14 +286,16 @@ test('gRPC to an h2c app: a bidirectional stream (each answer before the next me
     for (let i = 0; i < 10; i++) assert.equal((await h2(session, { ':path': `/plain/${i}`, ':authority': 'grpc.test' })).status, 200);
     const afterCalls = json(await h2(session, { ':path': '/sessions', ':authority': 'grpc.test' }));
     assert.equal(afterCalls.sessions, before.sessions, 'every call rode the one h2c session the edge keeps');
-  } finally { session.close(); }
+  } finally {
+    session.close();
+  }
   // An HTTP/1.1 client reaches the h2c app too (the edge speaks HTTP/2 to it).
   const plain = await h1({ host: 'grpc.test', path: '/plain' });
   assert.equal(plain.status, 200);
   assert.equal(json(plain).authority, 'grpc.test');
 });
 
-test('an https app: TLS to the container with the route\'s host as SNI (its certificate is not verified)', { timeout: 60_000 }, async () => {
+test("an https app: TLS to the container with the route's host as SNI (its certificate is not verified)", { timeout: 60_000 }, async () => {
   const session = await h2Session('tls.test');
   try {
     for (const res of [await h1({ host: 'tls.test', path: '/echo' }), await h2(session, { ':path': '/echo', ':authority': 'tls.test' })]) {
@@ -238,7 +305,9 @@ test('an https app: TLS to the container with the route\'s host as SNI (its cert
       assert.equal(seen.servername, 'tls.test');
       assert.equal(seen.headers.host, 'tls.test');
     }
-  } finally { session.close(); }
+  } finally {
+    session.close();
+  }
 });
 
 test('backend connections are kept: 20 requests, each on a new client connection, reach the app on one connection', { timeout: 60_000 }, async () => {
@@ -263,8 +332,14 @@ function rawUpgrade(port: number, host: string, headers: Record<string, string>,
     });
     let text = '';
     socket.on('data', (c: Buffer) => (text += c.toString()));
-    const timer = setTimeout(() => { socket.destroy(); resolve(text); }, ms);
-    socket.on('close', () => { clearTimeout(timer); resolve(text); });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(text);
+    }, ms);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(text);
+    });
     socket.on('error', reject);
   });
 }
@@ -286,7 +361,10 @@ test('the access gate is asked before any dial: its refusal goes out as it is (H
     const refusedUpgrade = await rawUpgrade(port, 'gate.test', {});
     assert.match(refusedUpgrade, /^HTTP\/1\.1 302 /);
     assert.match(refusedUpgrade, /\r\nlocation: https:\/\/hub\.test\/edge-sign-in\r\n/i);
-    assert.deepEqual(gateCalls.slice(0, 3).map((c) => [c.host, c.path, c.access]), Array(3).fill(['gate.test', '/', 'users']));
+    assert.deepEqual(
+      gateCalls.slice(0, 3).map((c) => [c.host, c.path, c.access]),
+      Array(3).fill(['gate.test', '/', 'users']),
+    );
 
     // Passed: the user header is the gate's (never the client's), the edge cookie is gone, other cookies stay.
     const cookies = 'other=1; df_edge=good; more=2';
@@ -316,17 +394,25 @@ test('the access gate is asked before any dial: its refusal goes out as it is (H
     // A public route passes with no user: a client's user header never gets through.
     const open = json(await h2(session, { ':path': '/echo', ':authority': 'app.test', [EDGE_USER_HEADER]: 'mallory' }));
     assert.equal(open.headers[EDGE_USER_HEADER], undefined);
-  } finally { session.close(); }
+  } finally {
+    session.close();
+  }
   const countAfter = json(await h1({ port, host: 'gate.test', path: '/connections', headers: { cookie: 'df_edge=good' } })).requests;
   assert.equal(countAfter - countBefore, 5, 'only the passed requests (and this count) reached the app');
 });
 
-test('edge connections to one node are capped below the link\'s stream limit: past the cap a 503 page, while the node\'s own Docker API still answers; a closed connection frees its place', { timeout: 60_000 }, async () => {
+test("edge connections to one node are capped below the link's stream limit: past the cap a 503 page, while the node's own Docker API still answers; a closed connection frees its place", {
+  timeout: 60_000,
+}, async () => {
   const pki = await loadOrCreateHubPki(join(dir, 'capped-pki'), { hosts: ['app.test'], secrets: new SecretBox(Buffer.alloc(32, 1)) });
   const proxy = new EdgeProxy({ routes: hub.hub.routes, registry: hub.hub.registry, log: silentLogger(), maxStreamsPerLink: 2 });
   const capped = await startEdgeListener({
-    host: '127.0.0.1', port: 0, limits: LISTENER_DEFAULTS, log: silentLogger(),
-    certificate: () => ({ cert: pki.serverCertPem, key: pki.serverKeyPem }), proxy,
+    host: '127.0.0.1',
+    port: 0,
+    limits: LISTENER_DEFAULTS,
+    log: silentLogger(),
+    certificate: () => ({ cert: pki.serverCertPem, key: pki.serverKeyPem }),
+    proxy,
   });
   const held: tls.TLSSocket[] = [];
   try {
@@ -337,7 +423,9 @@ test('edge connections to one node are capped below the link\'s stream limit: pa
       let text = '';
       socket.on('data', (c: Buffer) => (text += c.toString()));
       socket.write('GET /socket HTTP/1.1\r\nhost: app.test\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\n');
-      await waitFor(() => /^HTTP\/1\.1 101 /.test(text), 10_000, `upgrade ${i} to be answered`).catch((e: Error) => { throw new Error(`${e.message}: ${JSON.stringify(text)}`); });
+      await waitFor(() => /^HTTP\/1\.1 101 /.test(text), 10_000, `upgrade ${i} to be answered`).catch((e: Error) => {
+        throw new Error(`${e.message}: ${JSON.stringify(text)}`);
+      });
     }
     const refused = await h1({ port: capped.port, host: 'app.test', path: '/echo' });
     assert.equal(refused.status, 503);

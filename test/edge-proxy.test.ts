@@ -30,32 +30,46 @@ const SERVE = [
   'mkdir -p /www/cgi-bin',
   'echo hello-edge > /www/index.html',
   `dd if=/dev/urandom of=/www/big bs=${MB} count=50 2>/dev/null`,
-  "printf '#!/bin/sh\\necho \"Content-Type: text/plain\\r\"\\necho \"\\r\"\\nsha256sum\\n' > /www/cgi-bin/sum",
-  "printf '#!/bin/sh\\necho \"Content-Type: text/plain\\r\"\\necho \"\\r\"\\nenv\\n' > /www/cgi-bin/env",
+  'printf \'#!/bin/sh\\necho "Content-Type: text/plain\\r"\\necho "\\r"\\nsha256sum\\n\' > /www/cgi-bin/sum',
+  'printf \'#!/bin/sh\\necho "Content-Type: text/plain\\r"\\necho "\\r"\\nenv\\n\' > /www/cgi-bin/env',
   'chmod +x /www/cgi-bin/sum /www/cgi-bin/env',
   'sha256sum /www/big > /www/big.sha',
   // ws.test: answers any upgrade with 101, then echoes every byte (the request head first).
-  "printf '#!/bin/sh\\necho \"HTTP/1.1 101 Switching Protocols\\r\"\\necho \"Upgrade: websocket\\r\"\\necho \"Connection: Upgrade\\r\"\\necho \"\\r\"\\nexec cat\\n' > /ws.sh",
+  'printf \'#!/bin/sh\\necho "HTTP/1.1 101 Switching Protocols\\r"\\necho "Upgrade: websocket\\r"\\necho "Connection: Upgrade\\r"\\necho "\\r"\\nexec cat\\n\' > /ws.sh',
   'chmod +x /ws.sh',
   '( nc -ll -p 9000 -e /ws.sh & )',
   'exec httpd -f -p 8080 -h /www',
 ].join(' && ');
 
-interface Answer { status: number; headers: Record<string, unknown>; body: Buffer; reused: boolean }
+interface Answer {
+  status: number;
+  headers: Record<string, unknown>;
+  body: Buffer;
+  reused: boolean;
+}
 
 function edgeRequest(opts: { host?: string; path?: string; method?: string; headers?: Record<string, string>; body?: Readable; agent?: https.Agent; sink?: (chunk: Buffer) => void }): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const host = opts.host ?? 'app.test';
-    const req = https.request({
-      host: '127.0.0.1', port: edgePort, servername: host, path: opts.path ?? '/', method: opts.method ?? 'GET',
-      headers: { host, ...opts.headers }, ca: hub.caPem, checkServerIdentity: () => undefined,
-      agent: opts.agent ?? new https.Agent({ keepAlive: false }),
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => (opts.sink ? opts.sink(c) : chunks.push(c)));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), reused: req.reusedSocket }));
-      res.on('error', reject);
-    });
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port: edgePort,
+        servername: host,
+        path: opts.path ?? '/',
+        method: opts.method ?? 'GET',
+        headers: { host, ...opts.headers },
+        ca: hub.caPem,
+        checkServerIdentity: () => undefined,
+        agent: opts.agent ?? new https.Agent({ keepAlive: false }),
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => (opts.sink ? opts.sink(c) : chunks.push(c)));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), reused: req.reusedSocket }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     if (opts.body) opts.body.pipe(req);
     else req.end();
@@ -72,7 +86,7 @@ function liveBytes(): number {
 }
 
 before(async () => {
-  [engine] = await startEngines(1, { prefix: 'edge' }) as [TestEngine];
+  [engine] = (await startEngines(1, { prefix: 'edge' })) as [TestEngine];
   dir = await mkdtemp(join(tmpdir(), 'dockfleet-edge-'));
   hub = await startTestHub({ dataDir: join(dir, 'hub'), edgeListen: '127.0.0.1:0' });
   assert.ok(hub.edgePort, 'the hub opened its edge port');
@@ -80,19 +94,28 @@ before(async () => {
   agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', await mintCode(hub, 'edge-host'), '--state', join(dir, 'agent'), '--docker', engine.dockerHost]);
   await agent.waitForLine(/agent edge-host connected/);
   containerId = await runContainer(engine, {
-    name: 'web', cmd: ['sh', '-c', SERVE],
+    name: 'web',
+    cmd: ['sh', '-c', SERVE],
     labels: {
-      'dockfleet.ingress.host': 'app.test', 'dockfleet.ingress.port': '8080',
-      'dockfleet.ingress.1.host': 'ws.test', 'dockfleet.ingress.1.port': '9000',
+      'dockfleet.ingress.host': 'app.test',
+      'dockfleet.ingress.port': '8080',
+      'dockfleet.ingress.1.host': 'ws.test',
+      'dockfleet.ingress.1.port': '9000',
     },
     config: { ExposedPorts: { '8080/tcp': {}, '9000/tcp': {} } },
   });
   let last = '';
-  await waitFor(async () => {
-    const r = await edgeRequest({ path: '/big.sha' }).catch((e: Error) => ({ status: 0, body: Buffer.from(e.message) }));
-    last = `${r.status} ${r.body.toString().replace(/\n/g, " ").slice(0, 400)}`;
-    return r.status === 200;
-  }, 20_000, 'the route to serve').catch((e: Error) => { throw new Error(`${e.message}; last answer: ${last}`); });
+  await waitFor(
+    async () => {
+      const r = await edgeRequest({ path: '/big.sha' }).catch((e: Error) => ({ status: 0, body: Buffer.from(e.message) }));
+      last = `${r.status} ${r.body.toString().replace(/\n/g, ' ').slice(0, 400)}`;
+      return r.status === 200;
+    },
+    20_000,
+    'the route to serve',
+  ).catch((e: Error) => {
+    throw new Error(`${e.message}; last answer: ${last}`);
+  });
 });
 
 after(async () => {
@@ -115,7 +138,9 @@ test('keep-alive: a second request reuses the client connection', async () => {
     const second = await edgeRequest({ agent: keep });
     assert.equal(second.status, 200);
     assert.equal(second.reused, true);
-  } finally { keep.destroy(); }
+  } finally {
+    keep.destroy();
+  }
 });
 
 test('the edge sets X-Forwarded-* and replaces any a client sent', async () => {
@@ -135,25 +160,39 @@ test('50 MB down to a client that stops reading, and 50 MB up: byte for byte, hu
   let downBytes = 0;
   let heldDown = 0;
   const res = await new Promise<Answer>((resolve, reject) => {
-    const req = https.request({
-      host: '127.0.0.1', port: edgePort, servername: 'app.test', path: '/big', headers: { host: 'app.test' },
-      ca: hub.caPem, checkServerIdentity: () => undefined, agent: new https.Agent({ keepAlive: false }),
-    }, (answer) => {
-      let paused = false;
-      answer.on('data', (c: Buffer) => {
-        downBytes += c.length;
-        down.update(c);
-        if (paused || downBytes < 4 * MB) return;
-        // The client stops reading for a while: the edge must hold the rest back, not buffer it.
-        paused = true;
-        answer.pause();
-        // Two readings a second apart, the smaller kept: a transient is not a hold, a buffered body stays.
-        setTimeout(() => { heldDown = liveBytes() - base; }, 1_000);
-        setTimeout(() => { heldDown = Math.min(heldDown, liveBytes() - base); answer.resume(); }, 2_000);
-      });
-      answer.on('end', () => resolve({ status: answer.statusCode ?? 0, headers: answer.headers, body: Buffer.alloc(0), reused: false }));
-      answer.on('error', reject);
-    });
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port: edgePort,
+        servername: 'app.test',
+        path: '/big',
+        headers: { host: 'app.test' },
+        ca: hub.caPem,
+        checkServerIdentity: () => undefined,
+        agent: new https.Agent({ keepAlive: false }),
+      },
+      (answer) => {
+        let paused = false;
+        answer.on('data', (c: Buffer) => {
+          downBytes += c.length;
+          down.update(c);
+          if (paused || downBytes < 4 * MB) return;
+          // The client stops reading for a while: the edge must hold the rest back, not buffer it.
+          paused = true;
+          answer.pause();
+          // Two readings a second apart, the smaller kept: a transient is not a hold, a buffered body stays.
+          setTimeout(() => {
+            heldDown = liveBytes() - base;
+          }, 1_000);
+          setTimeout(() => {
+            heldDown = Math.min(heldDown, liveBytes() - base);
+            answer.resume();
+          }, 2_000);
+        });
+        answer.on('end', () => resolve({ status: answer.statusCode ?? 0, headers: answer.headers, body: Buffer.alloc(0), reused: false }));
+        answer.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -184,9 +223,14 @@ test('50 MB down to a client that stops reading, and 50 MB up: byte for byte, hu
 test('an upgrade (WebSocket) passes through: the app answers 101 and bytes flow both ways', async () => {
   const echoed = await new Promise<string>((resolve, reject) => {
     const req = https.request({
-      host: '127.0.0.1', port: edgePort, servername: 'ws.test', path: '/socket',
+      host: '127.0.0.1',
+      port: edgePort,
+      servername: 'ws.test',
+      path: '/socket',
       headers: { host: 'ws.test', connection: 'Upgrade', upgrade: 'websocket', 'x-forwarded-for': '6.6.6.6' },
-      ca: hub.caPem, checkServerIdentity: () => undefined, agent: new https.Agent({ keepAlive: false }),
+      ca: hub.caPem,
+      checkServerIdentity: () => undefined,
+      agent: new https.Agent({ keepAlive: false }),
     });
     req.on('response', (res) => reject(new Error(`no upgrade: ${res.statusCode}`)));
     req.on('upgrade', (res, socket, head) => {
@@ -194,7 +238,10 @@ test('an upgrade (WebSocket) passes through: the app answers 101 and bytes flow 
       let text = head.toString();
       socket.on('data', (c: Buffer) => {
         text += c.toString();
-        if (text.includes('ping-edge')) { socket.destroy(); resolve(text); }
+        if (text.includes('ping-edge')) {
+          socket.destroy();
+          resolve(text);
+        }
       });
       socket.write('ping-edge');
     });
@@ -245,7 +292,14 @@ test('a stopped container answers 503 within 2 s, naming the route', async () =>
   const stopped = await engineRequest(engine.socketPath, 'POST', `/containers/${containerId}/stop?t=0`);
   assert.equal(stopped.status, 204);
   const started = Date.now();
-  const res = await waitFor(async () => { const r = await edgeRequest({}); return r.status === 503 ? r : null; }, 2_000, 'a 503');
+  const res = await waitFor(
+    async () => {
+      const r = await edgeRequest({});
+      return r.status === 503 ? r : null;
+    },
+    2_000,
+    'a 503',
+  );
   assert.ok(Date.now() - started < 2_000);
   assert.match(res.body.toString(), /app\.test/);
   assert.match(res.body.toString(), /not running/);
@@ -255,7 +309,14 @@ test('a stopped container answers 503 within 2 s, naming the route', async () =>
 
 test('an offline node answers 502 with a page naming the route and the node', async () => {
   await agent.stop();
-  const res = await waitFor(async () => { const r = await edgeRequest({}); return r.status === 502 ? r : null; }, 5_000, 'a 502');
+  const res = await waitFor(
+    async () => {
+      const r = await edgeRequest({});
+      return r.status === 502 ? r : null;
+    },
+    5_000,
+    'a 502',
+  );
   assert.match(res.body.toString(), /app\.test/);
   assert.match(res.body.toString(), /edge-host/);
 });

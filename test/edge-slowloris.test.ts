@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
-import { mkdtemp, } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -22,7 +22,11 @@ import { silentLogger } from '../src/lib/logger.ts';
 import { EDGE_H2_MAX_STREAMS } from '../src/hub/edge/edge-h2-limits.ts';
 import { removeHubData } from './support/hub-fixture.ts';
 
-interface Edge { running: RunningHub; dir: string; port: number }
+interface Edge {
+  running: RunningHub;
+  dir: string;
+  port: number;
+}
 
 const SHORT = { handshakeMs: 1_000, headMs: 1_000, bodyStallMs: 1_000 };
 
@@ -41,8 +45,12 @@ async function stopEdge(edge: Edge | undefined): Promise<void> {
 }
 
 let edge: Edge;
-before(async () => { edge = await startEdge(SHORT); });
-after(async () => { await stopEdge(edge); });
+before(async () => {
+  edge = await startEdge(SHORT);
+});
+after(async () => {
+  await stopEdge(edge);
+});
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -70,8 +78,14 @@ function closedWithin(socket: net.Socket, withinMs: number): Promise<number> {
     if (socket.destroyed) return resolve(0);
     socket.on('error', () => {});
     socket.resume();
-    const timer = setTimeout(() => { socket.destroy(); reject(new Error(`still open after ${withinMs} ms`)); }, withinMs);
-    socket.once('close', () => { clearTimeout(timer); resolve(Date.now() - t0); });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`still open after ${withinMs} ms`));
+    }, withinMs);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve(Date.now() - t0);
+    });
   });
 }
 
@@ -91,12 +105,18 @@ async function h2Get(port: number, host = 'nowhere.test'): Promise<{ status: num
       let body = '';
       let status = 0;
       req.setEncoding('utf8');
-      req.on('response', (h) => { status = Number(h[':status']); });
-      req.on('data', (c: string) => { body += c; });
+      req.on('response', (h) => {
+        status = Number(h[':status']);
+      });
+      req.on('data', (c: string) => {
+        body += c;
+      });
       req.on('end', () => resolve({ status, body, alpn: session.alpnProtocol }));
       req.on('error', reject);
     });
-  } finally { session.destroy(); }
+  } finally {
+    session.destroy();
+  }
 }
 
 /** A whole HTTP/1.1 GET on its own connection; the raw answer. */
@@ -129,14 +149,18 @@ test('HTTP/1.1: a request head dribbled a line at a time is cut, and others are 
   assert.equal(socket.alpnProtocol, 'http/1.1');
   const text = collect(socket);
   socket.write('GET / HTTP/1.1\r\nHost: nowhere.test\r\n');
-  const dribble = setInterval(() => { if (!socket.destroyed) socket.write(`X-Slow-${Date.now()}: 1\r\n`); }, 150);
+  const dribble = setInterval(() => {
+    if (!socket.destroyed) socket.write(`X-Slow-${Date.now()}: 1\r\n`);
+  }, 150);
   try {
     const served = h2Get(edge.port);
     const ms = await closedWithin(socket, 4_000);
     assert.ok(ms >= 800, `closed after ${ms} ms, before the deadline`);
     assert.match(text(), /^HTTP\/1\.1 408 |^$/);
     assert.equal((await served).status, 404);
-  } finally { clearInterval(dribble); }
+  } finally {
+    clearInterval(dribble);
+  }
 });
 
 test('HTTP/1.1: a request body that stops arriving is cut', async () => {
@@ -171,13 +195,21 @@ test('HTTP/2: a session that sends no HEADERS is closed at the head deadline', a
   await new Promise((r) => session.once('connect', r));
   const t0 = Date.now();
   // PINGs are not requests: they must not keep the session alive.
-  const pinger = setInterval(() => { if (!session.destroyed) session.ping(() => {}); }, 200);
+  const pinger = setInterval(() => {
+    if (!session.destroyed) session.ping(() => {});
+  }, 200);
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('the idle HTTP/2 session is still open after 4 s')), 4_000);
-      session.once('close', () => { clearTimeout(timer); resolve(); });
+      session.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
     });
-  } finally { clearInterval(pinger); session.destroy(); }
+  } finally {
+    clearInterval(pinger);
+    session.destroy();
+  }
   const ms = Date.now() - t0;
   assert.ok(ms >= 800, `closed after ${ms} ms, before the deadline`);
 });
@@ -192,14 +224,18 @@ test('HTTP/2: a header block dribbled a byte at a time is cut, and others are se
   const block = Buffer.concat([Buffer.from([0x82, 0x87, 0x84]), literal(':authority', 'nowhere.test'), literal('x-slow', 'a'.repeat(100))]);
   const headers = frame(0x1, 0x5, 1, block);
   let sent = 0;
-  const dribble = setInterval(() => { if (!socket.destroyed && sent < headers.length) socket.write(headers.subarray(sent, ++sent)); }, 100);
+  const dribble = setInterval(() => {
+    if (!socket.destroyed && sent < headers.length) socket.write(headers.subarray(sent, ++sent));
+  }, 100);
   try {
     const served = h2Get(edge.port);
     const ms = await closedWithin(socket, 4_000);
     assert.ok(ms >= 800, `closed after ${ms} ms, before the deadline`);
     assert.ok(sent < headers.length, 'the whole head arrived before the cut');
     assert.equal((await served).status, 404);
-  } finally { clearInterval(dribble); }
+  } finally {
+    clearInterval(dribble);
+  }
 });
 
 test('HTTP/2: a stalled request body closes its stream, and the session goes on serving', async () => {
@@ -213,7 +249,10 @@ test('HTTP/2: a stalled request body closes its stream, and the session goes on 
     const t0 = Date.now();
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('the stalled stream is still open after 4 s')), 4_000);
-      stalled.once('close', () => { clearTimeout(timer); resolve(); });
+      stalled.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
     });
     const ms = Date.now() - t0;
     assert.ok(ms >= 800, `closed after ${ms} ms, before the deadline`);
@@ -225,7 +264,9 @@ test('HTTP/2: a stalled request body closes its stream, and the session goes on 
     });
     next.resume();
     assert.equal(status, 404);
-  } finally { session.destroy(); }
+  } finally {
+    session.destroy();
+  }
 });
 
 test('HTTP/2: a request body that trickles steadily is not cut', async () => {
@@ -235,7 +276,8 @@ test('HTTP/2: a request body that trickles steadily is not cut', async () => {
     const slow = session.request({ ':method': 'POST', ':path': '/upload', ':authority': 'nowhere.test' });
     slow.on('error', () => {});
     slow.resume();
-    for (let i = 0; i < 8; i++) { // one byte every 400 ms: 3.2 s, well past the 1 s stall deadline
+    for (let i = 0; i < 8; i++) {
+      // one byte every 400 ms: 3.2 s, well past the 1 s stall deadline
       assert.equal(slow.closed, false, `cut after ${i} bytes`);
       slow.write('x');
       await sleep(400);
@@ -244,7 +286,9 @@ test('HTTP/2: a request body that trickles steadily is not cut', async () => {
     slow.end();
     await new Promise((resolve) => slow.once('close', resolve));
     assert.equal(slow.rstCode, http2.constants.NGHTTP2_NO_ERROR);
-  } finally { session.destroy(); }
+  } finally {
+    session.destroy();
+  }
 });
 
 test('HTTP/2: the server announces bounded streams and header size', async () => {
@@ -262,7 +306,9 @@ test('HTTP/2: the server announces bounded streams and header size', async () =>
       big.once('close', () => resolve(`closed ${big.rstCode}`));
     });
     assert.doesNotMatch(outcome, /^status 404/, `the oversized head was served: ${outcome}`);
-  } finally { session.destroy(); }
+  } finally {
+    session.destroy();
+  }
 });
 
 test('HTTP/2: a client that sends requests and never reads is ended, and hub memory stays bounded', async () => {
@@ -298,12 +344,13 @@ test('the per-address cap holds HTTP/2 connections too', async () => {
   const sessions: http2.ClientHttp2Session[] = [];
   try {
     capped = await startEdge({ ...SHORT, headMs: 10_000, perAddress: 4 });
-    const open = (): Promise<http2.ClientHttp2Session> => new Promise((resolve, reject) => {
-      const s = http2.connect(`https://127.0.0.1:${capped!.port}`, { servername: 'nowhere.test', rejectUnauthorized: false });
-      s.once('connect', () => resolve(s));
-      s.once('error', reject);
-      s.once('close', () => reject(new Error('closed before connecting')));
-    });
+    const open = (): Promise<http2.ClientHttp2Session> =>
+      new Promise((resolve, reject) => {
+        const s = http2.connect(`https://127.0.0.1:${capped!.port}`, { servername: 'nowhere.test', rejectUnauthorized: false });
+        s.once('connect', () => resolve(s));
+        s.once('error', reject);
+        s.once('close', () => reject(new Error('closed before connecting')));
+      });
     for (let i = 0; i < 4; i++) sessions.push(await open());
     await assert.rejects(open(), 'a fifth connection from 127.0.0.1 was accepted');
     sessions.shift()!.destroy();

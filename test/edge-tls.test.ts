@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import http from 'node:http';
-import { mkdtemp, } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,7 +42,11 @@ after(async () => {
 
 const fingerprintOf = (pem: string): string => new X509Certificate(pem).fingerprint256;
 
-interface Handshake { fingerprint: string; alpn: string | false | null; closedByServerMs: number | null }
+interface Handshake {
+  fingerprint: string;
+  alpn: string | false | null;
+  closedByServerMs: number | null;
+}
 
 /** A TLS handshake offering ALPN; the certificate and protocol the edge chose, and how soon it closed (if it did within 3 s). */
 function handshake(servername: string, alpn: string[]): Promise<Handshake> {
@@ -50,8 +54,15 @@ function handshake(servername: string, alpn: string[]): Promise<Handshake> {
     const socket = tls.connect({ host: '127.0.0.1', port: hub.edgePort!, servername, ALPNProtocols: alpn, rejectUnauthorized: false }, () => {
       const done = Date.now();
       const result = { fingerprint: socket.getPeerX509Certificate()!.fingerprint256, alpn: socket.alpnProtocol ?? null };
-      const timer = setTimeout(() => { socket.destroy(); resolve({ ...result, closedByServerMs: null }); }, 3_000);
-      socket.once('end', () => { clearTimeout(timer); socket.destroy(); resolve({ ...result, closedByServerMs: Date.now() - done }); });
+      const timer = setTimeout(() => {
+        socket.destroy();
+        resolve({ ...result, closedByServerMs: null });
+      }, 3_000);
+      socket.once('end', () => {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve({ ...result, closedByServerMs: Date.now() - done });
+      });
       socket.resume();
     });
     socket.once('error', reject);
@@ -93,7 +104,9 @@ test('the challenge certificate is found without case, and a normal request stil
         socket.write('GET / HTTP/1.1\r\nHost: acme.test\r\nConnection: close\r\n\r\n');
       });
       let text = '';
-      socket.on('data', (c: Buffer) => { text += c.toString(); });
+      socket.on('data', (c: Buffer) => {
+        text += c.toString();
+      });
       socket.on('end', () => resolve(Number(text.split(' ')[1])));
       socket.on('error', reject);
     });
@@ -109,10 +122,18 @@ function rawClosedWithin(bytes: Buffer, withinMs: number): Promise<{ ms: number;
     const socket = net.connect({ host: '127.0.0.1', port: hub.edgePort! }, () => socket.write(bytes));
     const t0 = Date.now();
     let received = 0;
-    socket.on('data', (c: Buffer) => { received += c.length; });
+    socket.on('data', (c: Buffer) => {
+      received += c.length;
+    });
     socket.on('error', () => {});
-    const timer = setTimeout(() => { socket.destroy(); reject(new Error(`still open after ${withinMs} ms`)); }, withinMs);
-    socket.once('close', () => { clearTimeout(timer); resolve({ ms: Date.now() - t0, received }); });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`still open after ${withinMs} ms`));
+    }, withinMs);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve({ ms: Date.now() - t0, received });
+    });
   });
 }
 
@@ -149,7 +170,9 @@ function httpGet(path: string, opts: { host?: string; method?: string } = {}): P
     const req = http.request({ host: '127.0.0.1', port: hub.edgeHttpPort!, path, method: opts.method ?? 'GET', headers: { host: opts.host ?? 'shop.test' }, agent: false }, (res) => {
       let body = '';
       res.setEncoding('utf8');
-      res.on('data', (c: string) => { body += c; });
+      res.on('data', (c: string) => {
+        body += c;
+      });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
     });
     req.on('error', reject);
@@ -191,7 +214,12 @@ test('--edge-http: everything else is a 308 to HTTPS, same host, path and query,
 test('--edge-http: the edge port is left out of the redirect when it is 443', async () => {
   const { startEdgeHttpListener } = await import('../src/hub/edge/edge-http-listener.ts');
   const listener = await startEdgeHttpListener({
-    host: '127.0.0.1', port: 0, httpsPort: 443, limits: hubConfigFrom({}).listener, challenges: hub.edgeChallenges, log: silentLogger(),
+    host: '127.0.0.1',
+    port: 0,
+    httpsPort: 443,
+    limits: hubConfigFrom({}).listener,
+    challenges: hub.edgeChallenges,
+    log: silentLogger(),
   });
   try {
     const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
@@ -199,27 +227,41 @@ test('--edge-http: the edge port is left out of the redirect when it is 443', as
     });
     res.resume();
     assert.equal(res.headers.location, 'https://shop.test/a?b=c');
-  } finally { listener.close(); }
+  } finally {
+    listener.close();
+  }
 });
 
 test('--edge-http: the listener limits hold (a dribbled head, a stalled body, the per-address cap)', async () => {
-  const connect = (): Promise<net.Socket> => new Promise((resolve, reject) => {
-    const s = net.connect({ host: '127.0.0.1', port: hub.edgeHttpPort! }, () => resolve(s));
-    s.on('error', reject);
-  });
-  const closedWithin = (s: net.Socket, ms: number): Promise<number> => new Promise((resolve, reject) => {
-    const t0 = Date.now();
-    s.resume();
-    const timer = setTimeout(() => { s.destroy(); reject(new Error(`still open after ${ms} ms`)); }, ms);
-    s.once('close', () => { clearTimeout(timer); resolve(Date.now() - t0); });
-  });
+  const connect = (): Promise<net.Socket> =>
+    new Promise((resolve, reject) => {
+      const s = net.connect({ host: '127.0.0.1', port: hub.edgeHttpPort! }, () => resolve(s));
+      s.on('error', reject);
+    });
+  const closedWithin = (s: net.Socket, ms: number): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const t0 = Date.now();
+      s.resume();
+      const timer = setTimeout(() => {
+        s.destroy();
+        reject(new Error(`still open after ${ms} ms`));
+      }, ms);
+      s.once('close', () => {
+        clearTimeout(timer);
+        resolve(Date.now() - t0);
+      });
+    });
   const dribbler = await connect();
   dribbler.write('GET / HTTP/1.1\r\nHost: shop.test\r\n');
-  const drip = setInterval(() => { if (!dribbler.destroyed) dribbler.write(`X-${Date.now()}: 1\r\n`); }, 150);
+  const drip = setInterval(() => {
+    if (!dribbler.destroyed) dribbler.write(`X-${Date.now()}: 1\r\n`);
+  }, 150);
   try {
     const ms = await closedWithin(dribbler, 4_000);
     assert.ok(ms >= 800, `the dribbled head was cut after ${ms} ms`);
-  } finally { clearInterval(drip); }
+  } finally {
+    clearInterval(drip);
+  }
   const staller = await connect();
   // A GET with a body that stops (a POST is answered with Connection: close at once).
   staller.write('GET /x HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 100\r\n\r\n0123');
@@ -230,5 +272,7 @@ test('--edge-http: the listener limits hold (a dribbled head, a stalled body, th
     for (let i = 0; i < PER_ADDRESS; i++) held.push(await connect());
     const refused = await connect();
     assert.ok((await closedWithin(refused, 2_000)) < 1_000, 'a connection over the cap was held');
-  } finally { for (const s of held) s.destroy(); }
+  } finally {
+    for (const s of held) s.destroy();
+  }
 });

@@ -64,10 +64,11 @@ async function rawServer(onRequest: (socket: Socket, request: string, index: num
   return {
     path,
     received,
-    close: () => new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -172,7 +173,7 @@ test('request bodies: a buffer goes with its length, a stream of unknown length 
     assert.equal((await call(client, { method: 'POST', path: '/b', headers: {}, body: Readable.from([Buffer.from('abc'), Buffer.from('defgh')]) })).status, 201);
     assert.equal((await call(client, { method: 'PUT', path: '/c', headers: { 'content-length': '4' }, body: Readable.from([Buffer.from('wx'), Buffer.from('yz')]) })).status, 201);
     const wire = server.received.join('');
-    assert.match(wire, /^POST \/a HTTP\/1\.1\r\ncontent-type: application\/json\r\ncontent-length: 7\r\n\r\n\{"x":1\}/, 'the buffer\'s own length wins over a stale header');
+    assert.match(wire, /^POST \/a HTTP\/1\.1\r\ncontent-type: application\/json\r\ncontent-length: 7\r\n\r\n\{"x":1\}/, "the buffer's own length wins over a stale header");
     assert.ok(wire.includes('POST /b HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n5\r\ndefgh\r\n0\r\n\r\n'), wire);
     assert.ok(wire.includes('PUT /c HTTP/1.1\r\ncontent-length: 4\r\n\r\nwxyz'), wire);
     assert.equal(server.received.length, 1, 'all three on one kept-alive connection');
@@ -244,14 +245,17 @@ test('malformed answers are clear errors and the connection is dropped, not reus
 
 test('a kept-alive connection the engine closed is retried once for a GET, never for a POST', async () => {
   let closeNext = false;
-  const server = await rawServer((socket) => {
-    if (closeNext) {
-      closeNext = false;
-      socket.destroy();
-      return;
-    }
-    socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK');
-  }, (head) => Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0));
+  const server = await rawServer(
+    (socket) => {
+      if (closeNext) {
+        closeNext = false;
+        socket.destroy();
+        return;
+      }
+      socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK');
+    },
+    (head) => Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0),
+  );
   const client = new EngineHttp(server.path);
   try {
     assert.equal((await call(client)).body, 'OK');
@@ -295,12 +299,16 @@ test('aborting mid-body drops the connection; the engine sees it close', async (
   const client = new EngineHttp(server.path);
   try {
     const firstChunk = await new Promise<string>((resolve, reject) => {
-      const abort = client.request({ method: 'GET', path: '/containers/x/logs?follow=1', headers: {}, body: null }, (res) => {
-        res.once('data', (c: Buffer) => {
-          abort();
-          resolve(c.toString());
-        });
-      }, reject);
+      const abort = client.request(
+        { method: 'GET', path: '/containers/x/logs?follow=1', headers: {}, body: null },
+        (res) => {
+          res.once('data', (c: Buffer) => {
+            abort();
+            resolve(c.toString());
+          });
+        },
+        reject,
+      );
     });
     assert.equal(firstChunk, 'first');
     await closed;

@@ -5,10 +5,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
-import {
-  BUSYBOX_IMAGE, containerLogs, engineRequest, runContainer, startEngines, stopEngines, waitContainer,
-  type TestEngine,
-} from './support/engines.ts';
+import { BUSYBOX_IMAGE, containerLogs, engineRequest, runContainer, startEngines, stopEngines, waitContainer, type TestEngine } from './support/engines.ts';
 
 let engines: TestEngine[] = [];
 
@@ -38,7 +35,9 @@ function httpGet(url: string): Promise<{ status: number; body: string }> {
     const req = http.get(url, { agent: false }, (res) => {
       let body = '';
       res.setEncoding('utf8');
-      res.on('data', (c: string) => { body += c; });
+      res.on('data', (c: string) => {
+        body += c;
+      });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     });
     req.on('error', reject);
@@ -52,14 +51,19 @@ function pidsReferencing(dir: string): number[] {
     if (!/^\d+$/.test(e)) continue;
     try {
       if (fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').includes(`${dir}/`)) pids.push(Number(e));
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   return pids;
 }
 
 test('engines are distinct and answer /_ping and /version', async () => {
   assert.equal(engines.length, 2);
-  assert.deepEqual(engines.map((e) => e.name), ['harness-0', 'harness-1']);
+  assert.deepEqual(
+    engines.map((e) => e.name),
+    ['harness-0', 'harness-1'],
+  );
   assert.notEqual(engines[0]!.socketPath, engines[1]!.socketPath);
   assert.notEqual(engines[0]!.bridge, engines[1]!.bridge);
   for (const e of engines) {
@@ -79,8 +83,7 @@ test('engines are distinct and answer /_ping and /version', async () => {
 });
 
 test('the busybox image is on each engine and has its applets', async () => {
-  const applets = ['sh', 'sleep', 'echo', 'cat', 'ls', 'ps', 'top', 'env', 'id', 'true', 'false', 'yes', 'head', 'wc',
-    'dd', 'sha256sum', 'mkdir', 'rm', 'date', 'hostname', 'seq', 'grep', 'tail'];
+  const applets = ['sh', 'sleep', 'echo', 'cat', 'ls', 'ps', 'top', 'env', 'id', 'true', 'false', 'yes', 'head', 'wc', 'dd', 'sha256sum', 'mkdir', 'rm', 'date', 'hostname', 'seq', 'grep', 'tail'];
   for (const e of engines) {
     const img = await engineRequest(e.socketPath, 'GET', `/images/${BUSYBOX_IMAGE}/json`);
     assert.equal(img.status, 200, img.text);
@@ -99,7 +102,10 @@ test('a container run on engine A does not appear on engine B', async () => {
   const filters = encodeURIComponent(JSON.stringify({ label: ['dockfleet.test=isolation'] }));
   const onA = await engineRequest(a.socketPath, 'GET', `/containers/json?filters=${filters}`);
   const onB = await engineRequest(b.socketPath, 'GET', `/containers/json?all=1&filters=${filters}`);
-  assert.deepEqual(onA.json.map((c: { Id: string }) => c.Id), [id]);
+  assert.deepEqual(
+    onA.json.map((c: { Id: string }) => c.Id),
+    [id],
+  );
   assert.deepEqual(onB.json, []);
   assert.equal((await engineRequest(b.socketPath, 'GET', `/containers/${id}/json`)).status, 404);
   assert.equal((await engineRequest(b.socketPath, 'GET', '/containers/only-on-a/json')).status, 404);
@@ -117,9 +123,14 @@ test('a port published on 127.0.0.1 is reachable (userland proxy)', async () => 
   for (let i = 0; i < 100; i++) {
     try {
       const r = await httpGet(`http://127.0.0.1:${port}/`);
-      if (r.status === 200) { assert.equal(r.body, 'hello-from-busybox\n'); return; }
+      if (r.status === 200) {
+        assert.equal(r.body, 'hello-from-busybox\n');
+        return;
+      }
       last = r.status;
-    } catch (err) { last = err; }
+    } catch (err) {
+      last = err;
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
   assert.fail(`published port never answered: ${String(last)}`);

@@ -143,14 +143,15 @@ test('the REST API wants a valid bearer token everywhere but /healthz and enroll
 test('the hub negotiates AES-128-GCM first, over TLS 1.3 by default and 1.2 when asked', async () => {
   const { connect } = await import('node:tls');
   const url = new URL(hub.url);
-  const cipherOf = (opts: { maxVersion?: 'TLSv1.2' }): Promise<{ name: string; version: string }> => new Promise((resolve, reject) => {
-    const s = connect({ host: url.hostname, port: Number(url.port), ca: hub.caPem, servername: url.hostname, ...opts }, () => {
-      const c = s.getCipher();
-      s.destroy();
-      resolve({ name: c.standardName, version: c.version });
+  const cipherOf = (opts: { maxVersion?: 'TLSv1.2' }): Promise<{ name: string; version: string }> =>
+    new Promise((resolve, reject) => {
+      const s = connect({ host: url.hostname, port: Number(url.port), ca: hub.caPem, servername: url.hostname, ...opts }, () => {
+        const c = s.getCipher();
+        s.destroy();
+        resolve({ name: c.standardName, version: c.version });
+      });
+      s.once('error', reject);
     });
-    s.once('error', reject);
-  });
   assert.deepEqual(await cipherOf({}), { name: 'TLS_AES_128_GCM_SHA256', version: 'TLSv1.3' });
   assert.deepEqual(await cipherOf({ maxVersion: 'TLSv1.2' }), { name: 'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256', version: 'TLSv1.2' });
 });

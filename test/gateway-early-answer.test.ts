@@ -37,10 +37,18 @@ function upload(size: number, chunked: boolean, deadlineMs: number): Promise<num
     if (!chunked) headers['content-length'] = String(size);
     const req = https.request(new URL('/docker/nodes/early-0/v1.41/containers/no-such-container/archive?path=/tmp', hubUrl), { method: 'PUT', headers, ca: caPem, agent: false }, (res) => {
       res.resume();
-      res.on('end', () => { clearTimeout(timer); resolve(res.statusCode ?? 0); });
+      res.on('end', () => {
+        clearTimeout(timer);
+        resolve(res.statusCode ?? 0);
+      });
     });
-    const timer = setTimeout(() => { req.destroy(); resolve('no answer'); }, deadlineMs);
-    req.on('error', () => { /* the hub may stop reading the rest of the body: the answer decides */ });
+    const timer = setTimeout(() => {
+      req.destroy();
+      resolve('no answer');
+    }, deadlineMs);
+    req.on('error', () => {
+      /* the hub may stop reading the rest of the body: the answer decides */
+    });
     const body = Buffer.alloc(size, 7);
     for (let i = 0; i < size; i += 1 << 20) req.write(body.subarray(i, Math.min(size, i + (1 << 20))));
     req.end();
@@ -54,7 +62,11 @@ before(async () => {
   hubUrl = /hub ready (https:\S+)/.exec(await hub.waitForLine(/hub ready https:/, 30_000))![1]!;
   token = (await readFile(join(work, 'hub', 'admin.token'), 'utf8')).trim();
   caPem = await readFile(join(work, 'hub', 'pki', 'ca.pem'), 'utf8');
-  const code = await hubRequest(hubUrl, caPem, '/api/v1/enrollments', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'early-0' }) });
+  const code = await hubRequest(hubUrl, caPem, '/api/v1/enrollments', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'early-0' }),
+  });
   assert.equal(code.status, 201, code.text);
   const policy = join(work, 'policy.json');
   await writeFile(policy, JSON.stringify({ sections: { ping: true, version: true, containers: true, archive: true } }));

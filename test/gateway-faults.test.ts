@@ -156,40 +156,50 @@ async function withInventory(write: (res: http2.Http2ServerResponse) => void, bo
 }
 
 test('malformed inventory lines are ignored and the link stays up', async () => {
-  await withInventory((res) => {
-    res.writeHead(200);
-    res.write('not json\n{"t":"section","section":"containers","items":"nope","at":1}\n{"t":"section","section":"bogus","items":[],"at":1}\n');
-    res.write(`${JSON.stringify({ t: 'section', section: 'containers', items: [{ Id: 'good', State: 'running' }], at: Date.now() })}\n`);
-  }, async () => {
-    const res = await waitFor(async () => {
-      const r = await hub.api('GET', '/api/v1/nodes/target/containers');
-      return r.json.length === 1 ? r : null;
-    }, 5_000, 'the valid line to land');
-    assert.equal(res.json[0].Id, 'good');
-    assert.equal(await nodeStatus(hub, 'target'), 'online');
-    const ping = await hub.api('GET', '/api/v1/nodes/target/ping');
-    assert.equal(ping.json.status, 204);
-  });
+  await withInventory(
+    (res) => {
+      res.writeHead(200);
+      res.write('not json\n{"t":"section","section":"containers","items":"nope","at":1}\n{"t":"section","section":"bogus","items":[],"at":1}\n');
+      res.write(`${JSON.stringify({ t: 'section', section: 'containers', items: [{ Id: 'good', State: 'running' }], at: Date.now() })}\n`);
+    },
+    async () => {
+      const res = await waitFor(
+        async () => {
+          const r = await hub.api('GET', '/api/v1/nodes/target/containers');
+          return r.json.length === 1 ? r : null;
+        },
+        5_000,
+        'the valid line to land',
+      );
+      assert.equal(res.json[0].Id, 'good');
+      assert.equal(await nodeStatus(hub, 'target'), 'online');
+      const ping = await hub.api('GET', '/api/v1/nodes/target/ping');
+      assert.equal(ping.json.status, 204);
+    },
+  );
 });
 
 test('an oversized inventory line drops the link without the hub buffering it', async () => {
   let closed = false;
-  await withInventory((res) => {
-    res.writeHead(200);
-    const chunk = Buffer.alloc(1024 * 1024, 0x61);
-    let sent = 0;
-    const pump = (): void => {
-      while (sent < 40 && !res.destroyed) {
-        sent++;
-        if (!res.write(chunk)) return void res.once('drain', pump);
-      }
-    };
-    res.once('close', () => (closed = true));
-    pump();
-  }, async () => {
-    await waitFor(() => closed, 15_000, 'the hub to drop the link');
-    await waitFor(async () => (await nodeStatus(hub, 'target')) === 'offline', 3_000, 'offline');
-  });
+  await withInventory(
+    (res) => {
+      res.writeHead(200);
+      const chunk = Buffer.alloc(1024 * 1024, 0x61);
+      let sent = 0;
+      const pump = (): void => {
+        while (sent < 40 && !res.destroyed) {
+          sent++;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+      };
+      res.once('close', () => (closed = true));
+      pump();
+    },
+    async () => {
+      await waitFor(() => closed, 15_000, 'the hub to drop the link');
+      await waitFor(async () => (await nodeStatus(hub, 'target')) === 'offline', 3_000, 'offline');
+    },
+  );
   assert.equal((await hub.api('GET', '/healthz')).status, 200);
 });
 
@@ -225,7 +235,10 @@ test('a node reconnecting in a tight loop is refused with a retry time', async (
     if (frame.t === 'error') retryAfterMs = frame.retryAfterMs;
     client.terminate();
   }
-  assert.ok(codes.slice(0, 5).every((c) => c === 'welcome'), codes.join());
+  assert.ok(
+    codes.slice(0, 5).every((c) => c === 'welcome'),
+    codes.join(),
+  );
   assert.equal(codes.at(-1), 'rate_limited');
   assert.ok(retryAfterMs > 1_000 && retryAfterMs <= 10_000, `retry after ${retryAfterMs}`);
   assert.equal((await hub.api('GET', '/healthz')).status, 200);

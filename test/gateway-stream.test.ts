@@ -28,7 +28,10 @@ const closed = (): DockfleetError => new DockfleetError('hub_unreachable', 'clos
 const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 20));
 
 test('the frame headers are one FIN binary frame of 2^63 − 1 bytes; the agent masks with a zero key', () => {
-  for (const [start, masked] of [[HUB_STREAM_START, false], [AGENT_STREAM_START, true]] as const) {
+  for (const [start, masked] of [
+    [HUB_STREAM_START, false],
+    [AGENT_STREAM_START, true],
+  ] as const) {
     assert.equal(start[0], 0x82, 'FIN + binary opcode');
     assert.equal((start[1]! & 0x80) !== 0, masked);
     assert.equal(start[1]! & 0x7f, 127, '64-bit length follows');

@@ -18,18 +18,22 @@ import { startNodeRig, stopNodeRig, type NodeRig } from './support/node-rig.ts';
 import { spawnDockfleet } from './support/processes.ts';
 
 const dirs: string[] = [];
-after(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 
 /** A fresh state dir holding a log of `n` entries (written by the real HostAuditLog). */
 function logOf(n: number): { dir: string; path: string; lines: () => string[]; write: (lines: string[]) => void } {
   const dir = mkdtempSync(join(tmpdir(), 'dockfleet-host-audit-'));
   dirs.push(dir);
   const audit = HostAuditLog.open(dir);
-  for (let i = 1; i <= n; i++) audit.append({ op: `POST /containers/c${i}/stop`, target: `c${i}`, result: i % 3 === 0 ? 'refused' : 'ok', user: 'ann', ...(i % 3 === 0 ? { status: 403, reason: 'privileged' } : {}) });
+  for (let i = 1; i <= n; i++)
+    audit.append({ op: `POST /containers/c${i}/stop`, target: `c${i}`, result: i % 3 === 0 ? 'refused' : 'ok', user: 'ann', ...(i % 3 === 0 ? { status: 403, reason: 'privileged' } : {}) });
   audit.close();
   const path = join(dir, 'audit.log');
   return {
-    dir, path,
+    dir,
+    path,
     lines: () => readFileSync(path, 'utf8').split('\n').slice(0, -1),
     write: (lines) => writeFileSync(path, `${lines.join('\n')}\n`),
   };
@@ -47,7 +51,10 @@ describe('the chain', () => {
     const report = await verifyAuditFile(log.path);
     assert.equal(report.problem, null);
     assert.equal(report.entries.length, 5);
-    assert.deepEqual(report.entries.map((e) => e.seq), [1, 2, 3, 4, 5]);
+    assert.deepEqual(
+      report.entries.map((e) => e.seq),
+      [1, 2, 3, 4, 5],
+    );
     assert.equal(report.entries[0]!.prev, '0'.repeat(64));
     assert.equal(report.entries[1]!.prev, report.entries[0]!.hash);
     assert.equal(report.entries[2]!.result, 'refused');
@@ -129,7 +136,10 @@ describe('the chain', () => {
     assert.equal(marker.tear.line, 4);
     const report = await verifyAuditFile(log.path);
     assert.equal(report.problem, null);
-    assert.deepEqual(report.tears.map((t) => t.line), [4]);
+    assert.deepEqual(
+      report.tears.map((t) => t.line),
+      [4],
+    );
     assert.equal(report.head.seq, 5);
     // The torn line edited afterwards no longer matches its marker.
     assert.notEqual(lines[3]!.indexOf('"op"'), -1);
@@ -183,7 +193,10 @@ describe('the line form: canonical JSON, hash last, read by a strict scan', () =
 
   test('random texts: every written line scans back to the seq and prev JSON.parse reads', () => {
     let seed = 13;
-    const rand = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n; };
+    const rand = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
     const pieces = ['"', '\\', '"seq":', ',"prev":"', '{', '}', ':', ',', '\u0000', '\n', '\ud800', '\udc00', '🙂', 'é', 'a', ' '];
     let prev = '0'.repeat(64);
     for (let seq = 1; seq <= 500; seq++) {
@@ -200,7 +213,13 @@ describe('the line form: canonical JSON, hash last, read by a strict scan', () =
   // Each rewrites line 2 in another form that JSON.parse reads as the same kind of entry, and gives
   // it a hash over its own new bytes: only the form is wrong, and verify must say edited.
   const otherForms: [string, (body: string) => string][] = [
-    ['JSON.stringify order (seq first)', (body) => { const { seq, ...rest } = JSON.parse(body); return JSON.stringify({ seq, ...rest }); }],
+    [
+      'JSON.stringify order (seq first)',
+      (body) => {
+        const { seq, ...rest } = JSON.parse(body);
+        return JSON.stringify({ seq, ...rest });
+      },
+    ],
     ['a space after a colon', (body) => body.replace('"seq":', '"seq": ')],
     ['seq twice (JSON.parse keeps the last)', (body) => body.replace(/"seq":(\d+)/, '"seq":1,"seq":$1')],
     ['seq with an exponent', (body) => body.replace(/"seq":(\d+)/, '"seq":$1e0')],
@@ -275,8 +294,12 @@ describe('dockfleet agent audit', () => {
 
 describe('an agent with a real engine', () => {
   let rig: NodeRig | undefined;
-  before(async () => { rig = await startNodeRig('host-audit', 'audited'); });
-  after(async () => { if (rig) await stopNodeRig(rig); });
+  before(async () => {
+    rig = await startNodeRig('host-audit', 'audited');
+  });
+  after(async () => {
+    if (rig) await stopNodeRig(rig);
+  });
 
   test('a container stop through the hub is in the host log with the user the hub named; a policy refusal as refused; the hub shows the head', async () => {
     const { hub, engine, dir } = rig!;
@@ -289,10 +312,14 @@ describe('an agent with a real engine', () => {
     assert.equal((await hub.api('GET', '/docker/nodes/audited/v1.41/containers/json')).status, 200);
 
     const path = join(dir, 'agent', 'audit.log');
-    const report = await waitFor(async () => {
-      const r = await verifyAuditFile(path).catch(() => null);
-      return r?.entries.some((e) => e.result === 'refused') ? r : null;
-    }, 10_000, 'both calls in the host log');
+    const report = await waitFor(
+      async () => {
+        const r = await verifyAuditFile(path).catch(() => null);
+        return r?.entries.some((e) => e.result === 'refused') ? r : null;
+      },
+      10_000,
+      'both calls in the host log',
+    );
     assert.equal(report.problem, null);
     const stopped = report.entries.find((e) => e.op === `POST /containers/${id}/stop`);
     assert.ok(stopped, `the stop is recorded: ${JSON.stringify(report.entries)}`);
@@ -308,11 +335,15 @@ describe('an agent with a real engine', () => {
     const verified = await cli(['agent', 'audit', '--state', join(dir, 'agent'), '--verify']);
     assert.equal(verified.code, 0, verified.stderr);
 
-    const shown = await waitFor(async () => {
-      const nodes = await hub.api('GET', '/api/v1/nodes');
-      const node = (nodes.json as Array<{ name: string; hostAudit: { seq: number; hash: string } | null }>).find((n) => n.name === 'audited');
-      return node?.hostAudit?.seq === report.head.seq ? node.hostAudit : null;
-    }, 10_000, 'the host audit head in GET /api/v1/nodes');
+    const shown = await waitFor(
+      async () => {
+        const nodes = await hub.api('GET', '/api/v1/nodes');
+        const node = (nodes.json as Array<{ name: string; hostAudit: { seq: number; hash: string } | null }>).find((n) => n.name === 'audited');
+        return node?.hostAudit?.seq === report.head.seq ? node.hostAudit : null;
+      },
+      10_000,
+      'the host audit head in GET /api/v1/nodes',
+    );
     assert.deepEqual(shown, report.head);
   });
 });

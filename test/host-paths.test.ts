@@ -45,7 +45,11 @@ before(async () => {
   await writeFile(allowPlanted, JSON.stringify({ allow: { bindMounts: [planted] } }));
   const allowNested = join(work, 'allow-nested.json');
   await writeFile(allowNested, JSON.stringify({ allow: { containerWritableBindSources: true } }));
-  for (const [name, policy] of [['hp-default', undefined], ['hp-listed', allowPlanted], ['hp-nested', allowNested]] as const) {
+  for (const [name, policy] of [
+    ['hp-default', undefined],
+    ['hp-listed', allowPlanted],
+    ['hp-nested', allowNested],
+  ] as const) {
     const agent = await startTestAgent({ hubUrl: hub.url, code: await mintCode(hub, name), docker: engine!.dockerHost, ...(policy ? { policy } : {}) });
     await agent.waitConnected();
     agents.push(agent);
@@ -172,7 +176,7 @@ describe('between create and start, and writable directories', () => {
     assert.equal(same.status, 201, JSON.stringify(same.json));
     await engineRequest(engine.socketPath, 'DELETE', `/containers/${same.json.Id}?force=1`);
   });
-  test('a bind inside the engine\'s data root is refused', async () => {
+  test("a bind inside the engine's data root is refused", async () => {
     assertRefused(await create('hp-default', { Binds: [`${engine.dataRoot}/volumes:/v`] }), /engine's data/);
   });
   test('a bind of an ordinary temp dir works end to end', async () => {

@@ -32,15 +32,21 @@ const engines: TestEngine[] = [];
 const agents: DockfleetProcess[] = [];
 
 const rig = replaceRig({
-  node: NODE, engines, agents,
-  get hub() { return hub; },
-  get hubDir() { return hubDir; },
-  get policyFile() { return policyFile; },
+  node: NODE,
+  engines,
+  agents,
+  get hub() {
+    return hub;
+  },
+  get hubDir() {
+    return hubDir;
+  },
+  get policyFile() {
+    return policyFile;
+  },
 });
 const { cli, newEngine, startAgent, rebuild, teardown } = rig;
 const hashes = fileHashes;
-
-
 
 async function secretFile(text: string): Promise<string> {
   const file = join(dir, `secret-${randomBytes(4).toString('hex')}.txt`);
@@ -90,10 +96,15 @@ describe('a failed host rebuild retried', { skip: !CI && !haveRestic ? 'restic i
     const replace = await cli('enroll', NODE, '--replace', '--recovery-code-file', await secretFile('WRONG-WRONG-WRONG-WRONG-WRONG-WRONG'));
     assert.equal(replace.code, 0, replace.stderr);
     await startAgent(engineB, join(dir, 'agent-b'), lastLine(replace.stdout));
-    const failed = await waitFor(async () => {
-      const r = await rebuild();
-      return r?.state === 'failed' ? r : null;
-    }, 180_000, 'the rebuild to fail', 250);
+    const failed = await waitFor(
+      async () => {
+        const r = await rebuild();
+        return r?.state === 'failed' ? r : null;
+      },
+      180_000,
+      'the rebuild to fail',
+      250,
+    );
     assert.match(failed.error, /recovery code given does not open/);
     await waitFor(async () => (await openRebuildAlerts()).length === 1, 15_000, 'the rebuild alert');
 

@@ -29,10 +29,18 @@ const engines: TestEngine[] = [];
 const agents: DockfleetProcess[] = [];
 
 const { newEngine, startAgent, rebuild, teardown } = replaceRig({
-  node: NODE, engines, agents,
-  get hub() { return hub; },
-  get hubDir() { return hubDir; },
-  get policyFile() { return policyFile; },
+  node: NODE,
+  engines,
+  agents,
+  get hub() {
+    return hub;
+  },
+  get hubDir() {
+    return hubDir;
+  },
+  get policyFile() {
+    return policyFile;
+  },
 });
 
 async function openRebuildAlerts(): Promise<any[]> {
@@ -62,15 +70,37 @@ describe('a rebuild whose replacement never connects', { timeout: 120_000 }, () 
     const enrolledAt = Date.now();
     await enrollAgent({ hubUrl, code: minted.json.code, stateDir: stateB });
 
-    const waiting = await waitFor(async () => { const r = await rebuild(); return r?.waiting ? r : null; }, 5_000, 'the rebuild to wait for the agent');
+    const waiting = await waitFor(
+      async () => {
+        const r = await rebuild();
+        return r?.waiting ? r : null;
+      },
+      5_000,
+      'the rebuild to wait for the agent',
+    );
     assert.equal(waiting.state, 'restoring');
     assert.match(waiting.waiting, /waits for node stall-01's agent to connect .*within 3 s/);
 
-    const failed = await waitFor(async () => { const r = await rebuild(); return r?.state === 'failed' ? r : null; }, 15_000, 'the rebuild to fail', 100);
+    const failed = await waitFor(
+      async () => {
+        const r = await rebuild();
+        return r?.state === 'failed' ? r : null;
+      },
+      15_000,
+      'the rebuild to fail',
+      100,
+    );
     assert.ok(Date.now() - enrolledAt >= LINK_WAIT_MS, 'not before the wait passed');
     assert.equal(failed.error, 'the replacement host for stall-01 enrolled but did not connect within 3 s; start its agent, then run `dockfleet node rebuild stall-01`');
     assert.equal(failed.waiting, null);
-    const [alert] = await waitFor(async () => { const a = await openRebuildAlerts(); return a.length === 1 ? a : null; }, 10_000, 'the rebuild alert');
+    const [alert] = await waitFor(
+      async () => {
+        const a = await openRebuildAlerts();
+        return a.length === 1 ? a : null;
+      },
+      10_000,
+      'the rebuild alert',
+    );
     assert.match(alert.detail, /did not connect within 3 s; start its agent/);
 
     // The operator starts the agent on the replacement, then retries: the rebuild proceeds.
@@ -79,7 +109,15 @@ describe('a rebuild whose replacement never connects', { timeout: 120_000 }, () 
     const retried = await hub!.api('POST', `/api/v1/nodes/${NODE}/rebuild`, {});
     assert.equal(retried.status, 202, JSON.stringify(retried.json));
     assert.notEqual(retried.json.id, failed.id);
-    const done = await waitFor(async () => { const r = await rebuild(); return r?.state === 'done' ? r : null; }, 10_000, 'the retried rebuild to end', 100);
+    const done = await waitFor(
+      async () => {
+        const r = await rebuild();
+        return r?.state === 'done' ? r : null;
+      },
+      10_000,
+      'the retried rebuild to end',
+      100,
+    );
     assert.equal(done.error, null);
     assert.equal(done.waiting, null);
     await waitFor(async () => (await openRebuildAlerts()).length === 0, 10_000, 'the rebuild alert to clear');

@@ -42,10 +42,18 @@ const engines: TestEngine[] = [];
 const agents: DockfleetProcess[] = [];
 
 const { cli, newEngine, startAgent, rebuild, teardown } = replaceRig({
-  node: NODE, engines, agents,
-  get hub() { return hub; },
-  get hubDir() { return hubDir; },
-  get policyFile() { return policyFile; },
+  node: NODE,
+  engines,
+  agents,
+  get hub() {
+    return hub;
+  },
+  get hubDir() {
+    return hubDir;
+  },
+  get policyFile() {
+    return policyFile;
+  },
 });
 
 /** `dockfleet operator-key ARGS` with the test's operator home (its signing key stays local). */
@@ -62,12 +70,16 @@ async function signRebuild(...args: string[]): Promise<{ code: number | null; st
 
 /** The node's rebuild once `pick` accepts it (or it failed, which `pick` may accept or not). */
 async function rebuildWhen(what: string, pick: (r: any) => boolean, timeoutMs = 60_000): Promise<any> {
-  return waitFor(async () => {
-    const r = await rebuild();
-    return r && (r.state === 'failed' || pick(r)) ? r : null;
-  }, timeoutMs, what, 250);
+  return waitFor(
+    async () => {
+      const r = await rebuild();
+      return r && (r.state === 'failed' || pick(r)) ? r : null;
+    },
+    timeoutMs,
+    what,
+    250,
+  );
 }
-
 
 const COMPOSE = HASHING_STACK_COMPOSE;
 
@@ -83,7 +95,7 @@ describe('a host rebuild on a replacement that requires signed intent', { skip: 
 
   after(() => teardown(dir));
 
-  test('unsigned, the rebuild waits for the operator\'s signature, says so, and does not fail', async () => {
+  test("unsigned, the rebuild waits for the operator's signature, says so, and does not fail", async () => {
     // Host A, unsigned: a stack whose volume is backed up to the hub.
     const engineA = await newEngine('rsigned-a');
     const agentA = await startAgent(engineA, join(dir, 'agent-a'), await mintCode(hub!, NODE));
@@ -116,10 +128,15 @@ describe('a host rebuild on a replacement that requires signed intent', { skip: 
     engineB = await newEngine('rsigned-b');
     await startAgent(engineB, join(dir, 'agent-b'), lastLine(replaced.stdout));
 
-    const waiting = await waitFor(async () => {
-      const r = await rebuild();
-      return r && (r.state === 'failed' || r.volumes[0]?.state === 'awaiting-signature') ? r : null;
-    }, 60_000, 'the rebuild to wait for a signature', 250);
+    const waiting = await waitFor(
+      async () => {
+        const r = await rebuild();
+        return r && (r.state === 'failed' || r.volumes[0]?.state === 'awaiting-signature') ? r : null;
+      },
+      60_000,
+      'the rebuild to wait for a signature',
+      250,
+    );
     assert.equal(waiting.state, 'restoring', JSON.stringify(waiting));
     assert.equal(waiting.volumes[0].state, 'awaiting-signature');
     assert.match(waiting.waiting, new RegExp(`restore of volume ${VOLUME} waits for the operator's signature: node ${NODE} requires signed intent; run \`dockfleet node rebuild ${NODE} --sign\``));
@@ -153,7 +170,10 @@ describe('a host rebuild on a replacement that requires signed intent', { skip: 
     }
     const refused = await signRebuild();
     assert.equal(refused.code, 1, `${refused.stdout}\n${refused.stderr}`);
-    assert.match(refused.stderr, new RegExp(`refusing to sign the volume-restore job ${jobId} of ${NODE}'s rebuild \\(volume ${VOLUME}\\): the hub's volume\\.to differs from what the rebuild record says; nothing was signed`));
+    assert.match(
+      refused.stderr,
+      new RegExp(`refusing to sign the volume-restore job ${jobId} of ${NODE}'s rebuild \\(volume ${VOLUME}\\): the hub's volume\\.to differs from what the rebuild record says; nothing was signed`),
+    );
     assert.doesNotMatch(refused.stderr, /^signed:/m);
     const job = (await hub!.api('GET', `/api/v1/jobs/${jobId}`)).json as any;
     assert.equal(job.state, 'failed');
@@ -170,7 +190,7 @@ describe('a host rebuild on a replacement that requires signed intent', { skip: 
     assert.notEqual(again.volumes[0].job, jobId);
   });
 
-  test('--sign --wait signs the restore, then the deploy; the rebuild ends done with host A\'s files, and host B\'s audit log names the operator key', async () => {
+  test("--sign --wait signs the restore, then the deploy; the rebuild ends done with host A's files, and host B's audit log names the operator key", async () => {
     const signed = await signRebuild('--wait');
     assert.equal(signed.code, 0, `${signed.stdout}\n${signed.stderr}`);
     assert.match(signed.stderr, new RegExp(`^signed: restore volume ${VOLUME} from the latest snapshot of repository \\S+ on ${NODE} \\(job job_\\w+, operator key ${operatorKey}\\)$`, 'm'));
@@ -178,18 +198,28 @@ describe('a host rebuild on a replacement that requires signed intent', { skip: 
     assert.match(signed.stderr, new RegExp(`the rebuild of ${NODE} is done`));
     const done = await rebuild();
     assert.equal(done.state, 'done', JSON.stringify(done));
-    assert.deepEqual(done.volumes.map((v: any) => [v.volume, v.state]), [[VOLUME, 'succeeded']]);
-    assert.deepEqual(done.stacks.map((s: any) => [s.stack, s.state]), [[STACK, 'succeeded']]);
+    assert.deepEqual(
+      done.volumes.map((v: any) => [v.volume, v.state]),
+      [[VOLUME, 'succeeded']],
+    );
+    assert.deepEqual(
+      done.stacks.map((s: any) => [s.stack, s.state]),
+      [[STACK, 'succeeded']],
+    );
 
     // Host B has host A's files, and the stack's container reads them.
     const vol = await engineRequest(engineB!.socketPath, 'GET', `/volumes/${VOLUME}`);
     assert.deepEqual(await fileHashes(String(vol.json.Mountpoint)), written);
     const filters = encodeURIComponent(JSON.stringify({ label: [`com.docker.compose.project=${STACK}`] }));
-    const logs = await waitFor(async () => {
-      const list = (await engineRequest(engineB!.socketPath, 'GET', `/containers/json?filters=${filters}`)).json as any[];
-      const text = list[0] ? await containerLogs(engineB!, String(list[0].Id)) : '';
-      return text.includes('notes.txt') ? text : null;
-    }, 60_000, 'the stack on host B to hash its data');
+    const logs = await waitFor(
+      async () => {
+        const list = (await engineRequest(engineB!.socketPath, 'GET', `/containers/json?filters=${filters}`)).json as any[];
+        const text = list[0] ? await containerLogs(engineB!, String(list[0].Id)) : '';
+        return text.includes('notes.txt') ? text : null;
+      },
+      60_000,
+      'the stack on host B to hash its data',
+    );
     for (const [name, hash] of written) assert.ok(logs.includes(`${hash}  /data/${name}`), `the stack reads ${name} with host A's hash`);
 
     // Host B's own audit log: the signed restore and deploy, by the operator key.

@@ -39,10 +39,18 @@ const written = new Map<string, string>();
 let recoveryCode = '';
 
 const rig = replaceRig({
-  node: NODE, engines, agents,
-  get hub() { return hub; },
-  get hubDir() { return hubDir; },
-  get policyFile() { return policyFile; },
+  node: NODE,
+  engines,
+  agents,
+  get hub() {
+    return hub;
+  },
+  get hubDir() {
+    return hubDir;
+  },
+  get policyFile() {
+    return policyFile;
+  },
 });
 const { cli, newEngine, startAgent, rebuild, teardown } = rig;
 const hashes = fileHashes;
@@ -52,18 +60,21 @@ async function mountpoint(engine: TestEngine, name: string): Promise<string | nu
   return res.status === 200 ? String(res.json.Mountpoint) : null;
 }
 
-
 async function stackContainers(engine: TestEngine): Promise<Array<Record<string, any>>> {
   const filters = encodeURIComponent(JSON.stringify({ label: [`com.docker.compose.project=${STACK}`] }));
   return (await engineRequest(engine.socketPath, 'GET', `/containers/json?all=1&filters=${filters}`)).json as Array<Record<string, any>>;
 }
 
-
 async function finalRebuild(id: string | null, timeoutMs = 180_000): Promise<any> {
-  return waitFor(async () => {
-    const r = await rebuild();
-    return r && (id === null || r.id === id) && (r.state === 'done' || r.state === 'failed') ? r : null;
-  }, timeoutMs, 'the rebuild to finish', 250);
+  return waitFor(
+    async () => {
+      const r = await rebuild();
+      return r && (id === null || r.id === id) && (r.state === 'done' || r.state === 'failed') ? r : null;
+    },
+    timeoutMs,
+    'the rebuild to finish',
+    250,
+  );
 }
 
 /** A replacement code for NODE, with the recovery code in a file as an operator would give it. */
@@ -77,7 +88,7 @@ async function replaceCode(code: string): Promise<string> {
 
 const COMPOSE = HASHING_STACK_COMPOSE;
 
-describe('a lost host rebuilt from the hub\'s record', { skip: !CI && !haveRestic ? 'restic is not installed' : false, timeout: 600_000 }, () => {
+describe("a lost host rebuilt from the hub's record", { skip: !CI && !haveRestic ? 'restic is not installed' : false, timeout: 600_000 }, () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dockfleet-replace-'));
     hubDir = join(dir, 'hub');
@@ -121,7 +132,7 @@ describe('a lost host rebuilt from the hub\'s record', { skip: !CI && !haveResti
     // Host A is lost: its agent stops, its engine and data root are thrown away.
     await agentA.stop();
     await engineA.stop();
-    assert.equal(existsSync(engineA.dataRoot), false, 'engine A\'s data root is gone');
+    assert.equal(existsSync(engineA.dataRoot), false, "engine A's data root is gone");
 
     const engineB = await newEngine('replace-b');
     const code = await replaceCode(recoveryCode);
@@ -132,7 +143,7 @@ describe('a lost host rebuilt from the hub\'s record', { skip: !CI && !haveResti
     const old = spawnDockfleet(['agent', '--hub', hub!.url, '--state', stateA, '--docker', engineB.dockerHost, '--policy', policyFile]);
     agents.push(old);
     const exit = await Promise.race([old.exited, new Promise<null>((r) => setTimeout(() => r(null), 30_000))]);
-    assert.ok(exit, 'the old host\'s agent gives up');
+    assert.ok(exit, "the old host's agent gives up");
     assert.notEqual(exit.code, 0);
     assert.doesNotMatch(old.stdout(), /connected/);
     assert.match(old.stderr(), /key_retired|taken over|rotated away/);
@@ -140,22 +151,36 @@ describe('a lost host rebuilt from the hub\'s record', { skip: !CI && !haveResti
     const done = await finalRebuild(null);
     assert.equal(done.state, 'done', JSON.stringify(done));
     const tookMs = Date.now() - replacedAt;
-    assert.deepEqual(done.volumes.map((v: any) => [v.volume, v.state, v.escrowed]), [[VOLUME, 'succeeded', true]]);
-    assert.deepEqual(done.stacks.map((s: any) => [s.stack, s.state]), [[STACK, 'succeeded']]);
+    assert.deepEqual(
+      done.volumes.map((v: any) => [v.volume, v.state, v.escrowed]),
+      [[VOLUME, 'succeeded', true]],
+    );
+    assert.deepEqual(
+      done.stacks.map((s: any) => [s.stack, s.state]),
+      [[STACK, 'succeeded']],
+    );
 
     // Same files, same hashes, on the new engine.
     const rootB = (await mountpoint(engineB, VOLUME))!;
     assert.ok(rootB, 'the volume exists on B');
     assert.deepEqual(await hashes(rootB), written);
     // The stack's container on B reads them and prints the same hashes.
-    const containers = await waitFor(async () => {
-      const list = await stackContainers(engineB);
-      return list.length > 0 && list.every((c) => c.State === 'running') ? list : null;
-    }, 60_000, 'the stack running on B');
-    const logs = await waitFor(async () => {
-      const text = await containerLogs(engineB, String(containers[0]!.Id));
-      return text.includes('notes.txt') ? text : null;
-    }, 30_000, 'the stack container to hash its data');
+    const containers = await waitFor(
+      async () => {
+        const list = await stackContainers(engineB);
+        return list.length > 0 && list.every((c) => c.State === 'running') ? list : null;
+      },
+      60_000,
+      'the stack running on B',
+    );
+    const logs = await waitFor(
+      async () => {
+        const text = await containerLogs(engineB, String(containers[0]!.Id));
+        return text.includes('notes.txt') ? text : null;
+      },
+      30_000,
+      'the stack container to hash its data',
+    );
     for (const [name, hash] of written) assert.ok(logs.includes(`${hash}  /data/${name}`), `the stack reads ${name} with its hash`);
 
     // The node kept its name; the node list carries the rebuild; the audit log has the takeover.
@@ -176,10 +201,14 @@ describe('a lost host rebuilt from the hub\'s record', { skip: !CI && !haveResti
     assert.match(failed.error, new RegExp(`restoring volume ${VOLUME} failed, so no stack was deployed over missing data: .*recovery code given does not open`));
     assert.equal(failed.stacks[0].state, 'pending');
     assert.deepEqual(await stackContainers(engineC), [], 'no stack container on C');
-    const alerts = await waitFor(async () => {
-      const res = await hub!.api('GET', '/api/v1/alerts');
-      return JSON.stringify(res.json).includes(`host-rebuild:${NODE}`) ? res.json : null;
-    }, 15_000, 'the rebuild alert');
+    const alerts = await waitFor(
+      async () => {
+        const res = await hub!.api('GET', '/api/v1/alerts');
+        return JSON.stringify(res.json).includes(`host-rebuild:${NODE}`) ? res.json : null;
+      },
+      15_000,
+      'the rebuild alert',
+    );
     assert.ok(alerts);
   });
 
@@ -204,10 +233,14 @@ describe('a lost host rebuilt from the hub\'s record', { skip: !CI && !haveResti
     if (restoreJobs.length === 2) assert.equal(restoreJobs.filter((j) => j.state === 'failed').length, 1, 'the cut one failed, the second succeeded');
     assert.deepEqual(await hashes((await mountpoint(engineD, VOLUME))!), written);
     // The alert of the failed rebuild clears once a rebuild of the node is done.
-    await waitFor(async () => {
-      const res = await hub!.api('GET', '/api/v1/alerts');
-      const open = (res.json as any[]).filter((i) => String(i.key).startsWith("host-rebuild:") && i.resolvedAt === null);
-      return open.length === 0;
-    }, 15_000, 'the rebuild alert to clear');
+    await waitFor(
+      async () => {
+        const res = await hub!.api('GET', '/api/v1/alerts');
+        const open = (res.json as any[]).filter((i) => String(i.key).startsWith('host-rebuild:') && i.resolvedAt === null);
+        return open.length === 0;
+      },
+      15_000,
+      'the rebuild alert to clear',
+    );
   });
 });

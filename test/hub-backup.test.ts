@@ -34,7 +34,11 @@ let listen: string;
 let archive: string;
 const mounts: string[] = [];
 
-interface CliResult { code: number | null; stdout: string; stderr: string }
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
 async function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   const p = spawnDockfleet(args, { DOCKFLEET_HUB: undefined, DOCKFLEET_TOKEN: undefined, DOCKFLEET_BACKUP_PASSPHRASE: undefined, ...env });
   const { code } = await p.exited;
@@ -49,27 +53,42 @@ async function startHub(dir: string, extra: string[] = [], env: NodeJS.ProcessEn
   return p;
 }
 
-interface Call { status: number; json: any; headers: Record<string, string | string[] | undefined> }
+interface Call {
+  status: number;
+  json: any;
+  headers: Record<string, string | string[] | undefined>;
+}
 async function call(dir: string, method: string, path: string, opts: { token?: string; body?: unknown; cookie?: string; cert?: { cert: string; key: string } } = {}): Promise<Call> {
   const ca = await readFile(join(dir, 'pki', 'ca.pem'), 'utf8');
   const payload = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
   return new Promise((resolve, reject) => {
-    const req = https.request(`https://${listen}${path}`, {
-      method, ca, ...(opts.cert ?? {}),
-      headers: {
-        ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...(opts.cookie ? { cookie: opts.cookie } : {}),
-        ...(payload ? { 'content-type': 'application/json' } : {}),
+    const req = https.request(
+      `https://${listen}${path}`,
+      {
+        method,
+        ca,
+        ...(opts.cert ?? {}),
+        headers: {
+          ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
+          ...(opts.cookie ? { cookie: opts.cookie } : {}),
+          ...(payload ? { 'content-type': 'application/json' } : {}),
+        },
       },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json: unknown = text;
-        try { json = JSON.parse(text); } catch { /* not JSON */ }
-        resolve({ status: res.statusCode ?? 0, json, headers: res.headers });
-      });
-    });
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: unknown = text;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            /* not JSON */
+          }
+          resolve({ status: res.statusCode ?? 0, json, headers: res.headers });
+        });
+      },
+    );
     req.on('error', reject);
     req.end(payload);
   });
@@ -140,8 +159,7 @@ before(async () => {
   archive = join(work, 'hub.age');
   hubProc = await startHub(hubDir);
   const code = lastLine(await cli(hubDir, 'enroll', 'n1'));
-  agent = spawnDockfleet(['agent', '--hub', `https://${listen}`, '--code', code, '--state', join(work, 'agent'),
-    '--docker', engine!.dockerHost, '--policy', join(work, 'no-policy.json')]);
+  agent = spawnDockfleet(['agent', '--hub', `https://${listen}`, '--code', code, '--state', join(work, 'agent'), '--docker', engine!.dockerHost, '--policy', join(work, 'no-policy.json')]);
   await agent.waitForLine(/agent n1 connected/, 30_000);
 });
 
@@ -149,13 +167,19 @@ after(async () => {
   await agent?.stop();
   await hubProc?.stop();
   for (const dir of mounts.reverse()) {
-    try { execFileSync('umount', [dir]); } catch { /* already gone */ }
+    try {
+      execFileSync('umount', [dir]);
+    } catch {
+      /* already gone */
+    }
   }
   if (engine) await stopEngines([engine]);
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-test('a running hub backed up, restored into a fresh directory at the same address: the agent, users, tokens, client certificates, stacks, jobs and the audit chain come back', { timeout: 300_000 }, async () => {
+test('a running hub backed up, restored into a fresh directory at the same address: the agent, users, tokens, client certificates, stacks, jobs and the audit chain come back', {
+  timeout: 300_000,
+}, async () => {
   const admin = (await readFile(join(hubDir, 'admin.token'), 'utf8')).trim();
   const made = await call(hubDir, 'POST', '/api/v1/users', { token: admin, body: { name: 'olga', role: 'admin', password: 'a long password 42' } });
   assert.equal(made.status, 201, JSON.stringify(made.json));
@@ -187,7 +211,11 @@ test('a running hub backed up, restored into a fresh directory at the same addre
   assert.equal(backup.code, 0, backup.stderr);
   assert.match(backup.stdout, /backup written: .*master key included/);
   assert.ok(answers.length > 0 && answers.every((s) => s === 200), `the hub kept answering during the backup: ${answers.join(',')}`);
-  assert.deepEqual((await readdir(work)).filter((n) => n.startsWith('.hub.age')), [], 'no temp or staging file left');
+  assert.deepEqual(
+    (await readdir(work)).filter((n) => n.startsWith('.hub.age')),
+    [],
+    'no temp or staging file left',
+  );
   const raw = await readFile(archive);
   for (const secret of [admin, userToken, 'a long password 42', (await readFile(join(work, 'hub.master.key'))).toString('latin1')]) {
     assert.equal(raw.includes(Buffer.from(secret, 'latin1')), false, 'the archive is encrypted: no secret shows in it');
@@ -201,14 +229,30 @@ test('a running hub backed up, restored into a fresh directory at the same addre
   assert.match(res.stdout, /audit chain holds/);
   assert.ok(existsSync(join(work, 'restored.master.key')), 'the master key is written beside the new directory');
 
-  const connectsBefore = agent!.stdout().split('\n').filter((l) => /agent n1 connected/.test(l)).length;
+  const connectsBefore = agent!
+    .stdout()
+    .split('\n')
+    .filter((l) => /agent n1 connected/.test(l)).length;
   hubProc = await startHub(restored);
-  await waitFor(() => agent!.stdout().split('\n').filter((l) => /agent n1 connected/.test(l)).length > connectsBefore, 30_000, 'the agent reconnecting on its existing identity', 200);
+  await waitFor(
+    () =>
+      agent!
+        .stdout()
+        .split('\n')
+        .filter((l) => /agent n1 connected/.test(l)).length > connectsBefore,
+    30_000,
+    'the agent reconnecting on its existing identity',
+    200,
+  );
   const nodes = JSON.parse((await cli(restored, 'nodes', '--json')).stdout) as Array<{ name: string; status: string }>;
-  assert.deepEqual(nodes.map((n) => [n.name, n.status]), [['n1', 'online']], 'the same node, online, no re-enrollment');
+  assert.deepEqual(
+    nodes.map((n) => [n.name, n.status]),
+    [['n1', 'online']],
+    'the same node, online, no re-enrollment',
+  );
   assert.doesNotMatch(agent!.stderr(), /code_used|code_invalid|code_expired|node_revoked|key_retired/, 'no enrollment was attempted or refused');
 
-  assert.equal(JSON.parse(await readFile(join(restored, 'hub.json'), 'utf8')).caDigest, hubInfo.caDigest, 'the same CA: the agent\'s pinned digest still holds');
+  assert.equal(JSON.parse(await readFile(join(restored, 'hub.json'), 'utf8')).caDigest, hubInfo.caDigest, "the same CA: the agent's pinned digest still holds");
   const signIn = await call(restored, 'POST', '/api/v1/session', { body: { username: 'olga', password: 'a long password 42' } });
   assert.equal(signIn.status, 200, 'the user signs in with the same password');
   assert.equal((await call(restored, 'GET', '/api/v1/nodes', { token: personal.json.token })).status, 200, 'the API token works');
@@ -231,7 +275,11 @@ test('faults: wrong passphrase, a flipped byte, a truncated or foreign file, a n
   const nothingWritten = async (what: string): Promise<void> => {
     assert.equal(existsSync(target), false, `${what}: the target was not created`);
     assert.equal(existsSync(`${target}.master.key`), false, `${what}: no key written`);
-    assert.deepEqual((await readdir(work)).filter((n) => n.startsWith('.faulty')), [], `${what}: no temp folder left`);
+    assert.deepEqual(
+      (await readdir(work)).filter((n) => n.startsWith('.faulty')),
+      [],
+      `${what}: no temp folder left`,
+    );
   };
   const expectFailure = async (file: string, code: string, pattern: RegExp, what: string, env?: NodeJS.ProcessEnv): Promise<void> => {
     const r = await restore(file, target, env);
@@ -301,7 +349,10 @@ test('a full disk while writing a backup and while restoring: a clear error, no 
   const incompressible = 512 * 1024;
   await writeFile(join(dataDir, 'incompressible.bin'), randomBytes(incompressible));
   const slack = 16 * 1024;
-  for (const [size, stage] of [['128k', /for the database copy/], [`${Math.ceil((copySize + slack + incompressible / 2) / 4096) * 4}k`, /no space left writing/]] as const) {
+  for (const [size, stage] of [
+    ['128k', /for the database copy/],
+    [`${Math.ceil((copySize + slack + incompressible / 2) / 4096) * 4}k`, /no space left writing/],
+  ] as const) {
     const small = await tmpfs(`small-out-${size}`, size);
     const b = await run(['backup', '--data', dataDir, '--out', join(small, 'hub.age')], { DOCKFLEET_BACKUP_PASSPHRASE: PASSPHRASE });
     assert.equal(b.code, 1, b.stdout);
@@ -338,7 +389,9 @@ test('scheduled backups: a hub with a short period writes archives to an age rec
   assert.ok(existsSync(join(work, 'from-schedule', 'pki', 'ca.pem')));
 });
 
-test('archives are format 2, brotli inside the encryption (smaller than the data); a format-1 archive (a plain tar) still restores; a manifest that misstates the compression is refused', { timeout: 240_000 }, async () => {
+test('archives are format 2, brotli inside the encryption (smaller than the data); a format-1 archive (a plain tar) still restores; a manifest that misstates the compression is refused', {
+  timeout: 240_000,
+}, async () => {
   assert.ok(existsSync(archive), 'needs the archive of the first test');
   const { tar, compressed } = await tarOf(archive);
   assert.equal(compressed, true, 'the tar is compressed inside the encryption');
@@ -351,7 +404,16 @@ test('archives are format 2, brotli inside the encryption (smaller than the data
 
   // Format 1, as the first version wrote it: no compression field, the tar as it is.
   const format1 = join(work, 'format-1.age');
-  await craft(archive, format1, (m) => editManifest(m, (x) => { x.formatVersion = 1; delete x.compression; }), false);
+  await craft(
+    archive,
+    format1,
+    (m) =>
+      editManifest(m, (x) => {
+        x.formatVersion = 1;
+        delete x.compression;
+      }),
+    false,
+  );
   assert.equal((await tarOf(format1)).compressed, false);
   const r = await restore(format1, join(work, 'from-format-1'), undefined, ['--master-key', join(work, 'format-1.key')]);
   assert.equal(r.code, 0, r.stderr);
@@ -387,13 +449,16 @@ test('a scheduled passphrase backup runs off the event loop: /healthz sampled ev
   const ca = await readFile(join(dir, 'pki', 'ca.pem'), 'utf8');
   const agentKeepAlive = new https.Agent({ keepAlive: true, maxSockets: 1, ca });
   const samples: Array<{ at: number; ms: number }> = [];
-  const health = (): Promise<number> => new Promise((resolve, reject) => {
-    const t = performance.now();
-    https.get(`https://${listen}/healthz`, { agent: agentKeepAlive }, (res) => {
-      res.resume();
-      res.on('end', () => (res.statusCode === 200 ? resolve(performance.now() - t) : reject(new Error(`healthz ${res.statusCode}`))));
-    }).on('error', reject);
-  });
+  const health = (): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const t = performance.now();
+      https
+        .get(`https://${listen}/healthz`, { agent: agentKeepAlive }, (res) => {
+          res.resume();
+          res.on('end', () => (res.statusCode === 200 ? resolve(performance.now() - t) : reject(new Error(`healthz ${res.statusCode}`))));
+        })
+        .on('error', reject);
+    });
   try {
     const started = Date.now();
     assert.ok(started < due - 2_000, `sampling starts before the backup is due (${due - started} ms to go)`);

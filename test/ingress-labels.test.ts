@@ -23,16 +23,28 @@ test('no ingress labels: no claims', () => {
 });
 
 test('indexed routes are one claim each, in index order, beside the unindexed one', () => {
-  const claims = routesFromLabels({
-    'dockfleet.ingress.2.host': 'b.example.com', 'dockfleet.ingress.2.port': '9090', 'dockfleet.ingress.2.protocol': 'h2c',
-    'dockfleet.ingress.10.host': 'c.example.com', 'dockfleet.ingress.10.port': '80', 'dockfleet.ingress.10.access': 'users',
-    'dockfleet.ingress.host': 'a.example.com', 'dockfleet.ingress.port': '80', 'dockfleet.ingress.path': '/api/',
-  }, [80, 9090]);
-  assert.deepEqual(claims.map((c) => [c.index, c.host, c.path, c.port, c.protocol, c.access, c.error]), [
-    ['', 'a.example.com', '/api', 80, 'http', 'public', null],
-    ['2', 'b.example.com', '/', 9090, 'h2c', 'public', null],
-    ['10', 'c.example.com', '/', 80, 'http', 'users', null],
-  ]);
+  const claims = routesFromLabels(
+    {
+      'dockfleet.ingress.2.host': 'b.example.com',
+      'dockfleet.ingress.2.port': '9090',
+      'dockfleet.ingress.2.protocol': 'h2c',
+      'dockfleet.ingress.10.host': 'c.example.com',
+      'dockfleet.ingress.10.port': '80',
+      'dockfleet.ingress.10.access': 'users',
+      'dockfleet.ingress.host': 'a.example.com',
+      'dockfleet.ingress.port': '80',
+      'dockfleet.ingress.path': '/api/',
+    },
+    [80, 9090],
+  );
+  assert.deepEqual(
+    claims.map((c) => [c.index, c.host, c.path, c.port, c.protocol, c.access, c.error]),
+    [
+      ['', 'a.example.com', '/api', 80, 'http', 'public', null],
+      ['2', 'b.example.com', '/', 9090, 'h2c', 'public', null],
+      ['10', 'c.example.com', '/', 80, 'http', 'users', null],
+    ],
+  );
 });
 
 test('malformed values are errors on their claim, naming the label; the other claims stay good', () => {
@@ -88,8 +100,21 @@ test('host matching: lowercase, without port or trailing dot', () => {
 
 // --- the table, over a real InventoryCache and a stand-in for the registry's node records ---
 
-const quiet = { info() {}, warn() {}, error() {}, debug() {}, child() { return quiet; } } as unknown as Logger;
-const noStore = { async loadInventory() { return []; }, async saveInventory() {} } as unknown as Store;
+const quiet = {
+  info() {},
+  warn() {},
+  error() {},
+  debug() {},
+  child() {
+    return quiet;
+  },
+} as unknown as Logger;
+const noStore = {
+  async loadInventory() {
+    return [];
+  },
+  async saveInventory() {},
+} as unknown as Store;
 
 function fakeRegistry(nodes: Array<{ id: string; name: string; online: boolean }>): NodeRegistry {
   const registry = new EventEmitter() as EventEmitter & Record<string, unknown>;
@@ -97,7 +122,10 @@ function fakeRegistry(nodes: Array<{ id: string; name: string; online: boolean }
   Object.assign(registry, {
     list: () => nodes.map((n) => ({ name: n.name })),
     byName: (name: string) => nodes.find((n) => n.name === name) ?? null,
-    byId: (id: string) => { const n = byId(id); return n && { ...n, state: 'active' }; },
+    byId: (id: string) => {
+      const n = byId(id);
+      return n && { ...n, state: 'active' };
+    },
     status: (n: { id: string }) => (byId(n.id)?.online ? 'online' : 'offline'),
   });
   return registry as unknown as NodeRegistry;
@@ -111,7 +139,10 @@ test('two containers claiming one host+path: the one created first wins, in eith
   const labels = { 'dockfleet.ingress.host': 'shop.example.com' };
   for (const order of ['older-first', 'newer-first']) {
     const inventory = new InventoryCache(noStore, quiet);
-    const nodes = [{ id: 'n1', name: 'alpha', online: true }, { id: 'n2', name: 'beta', online: false }];
+    const nodes = [
+      { id: 'n1', name: 'alpha', online: true },
+      { id: 'n2', name: 'beta', online: false },
+    ];
     const table = new RouteTable(fakeRegistry(nodes), inventory);
     const older = container('b'.repeat(64), 'older', 1_000, labels);
     const newer = container('a'.repeat(64), 'newer', 2_000, { ...labels, 'dockfleet.ingress.1.host': 'other.example.com' });
@@ -152,10 +183,15 @@ test('claims made in the same second (the list has whole seconds) are settled by
 test('longest path prefix wins, by whole segments; a stopped container keeps its route with running false', () => {
   const inventory = new InventoryCache(noStore, quiet);
   const table = new RouteTable(fakeRegistry([{ id: 'n1', name: 'alpha', online: true }]), inventory);
-  inventory.setSection('n1', 'containers', [
-    container('1'.repeat(64), 'root', 1, { 'dockfleet.ingress.host': 'x.example.com' }),
-    container('2'.repeat(64), 'api', 2, { 'dockfleet.ingress.host': 'x.example.com', 'dockfleet.ingress.path': '/api' }, 'exited'),
-  ], 1);
+  inventory.setSection(
+    'n1',
+    'containers',
+    [
+      container('1'.repeat(64), 'root', 1, { 'dockfleet.ingress.host': 'x.example.com' }),
+      container('2'.repeat(64), 'api', 2, { 'dockfleet.ingress.host': 'x.example.com', 'dockfleet.ingress.path': '/api' }, 'exited'),
+    ],
+    1,
+  );
   assert.equal(table.match('x.example.com', '/api/v1')?.target.containerName, 'api');
   assert.equal(table.match('x.example.com', '/api')?.target.running, false);
   assert.equal(table.match('x.example.com', '/apiary')?.target.containerName, 'root');
@@ -163,7 +199,7 @@ test('longest path prefix wins, by whole segments; a stopped container keeps its
   table.close();
 });
 
-test('the agent\'s rule for which ports labels publish agrees with every valid route the hub reads from the same labels', () => {
+test("the agent's rule for which ports labels publish agrees with every valid route the hub reads from the same labels", () => {
   const cases: Array<[Record<string, string>, number[]]> = [
     [{ 'dockfleet.ingress.host': 'a.test', 'dockfleet.ingress.port': '8080' }, [8080, 22]],
     [{ 'dockfleet.ingress.host': 'a.test' }, [3000]],

@@ -75,10 +75,13 @@ async function stopChild(child: ChildProcess): Promise<void> {
 
 /** KEY=VALUE lines of a unit, comments dropped. */
 function directives(text: string): Array<[string, string]> {
-  return text.split('\n').filter((l) => /^[A-Za-z]+=/.test(l)).map((l) => {
-    const i = l.indexOf('=');
-    return [l.slice(0, i), l.slice(i + 1)];
-  });
+  return text
+    .split('\n')
+    .filter((l) => /^[A-Za-z]+=/.test(l))
+    .map((l) => {
+      const i = l.indexOf('=');
+      return [l.slice(0, i), l.slice(i + 1)];
+    });
 }
 const directiveValue = (text: string, key: string): string | undefined => directives(text).find(([k]) => k === key)?.[1];
 
@@ -111,7 +114,10 @@ function assertHardened(text: string): void {
     if (typeof want === 'string') assert.equal(got, want, key);
     else assert.match(got, want, key);
   }
-  assert.ok(directives(text).some(([k]) => k === 'CapabilityBoundingSet'), 'a capability bounding set');
+  assert.ok(
+    directives(text).some(([k]) => k === 'CapabilityBoundingSet'),
+    'a capability bounding set',
+  );
   // Every directive has its reason written above it.
   const lines = text.split('\n');
   lines.forEach((l, i) => {
@@ -123,9 +129,19 @@ describe('installed as systemd services', { timeout: 180_000 }, () => {
   test('the default units (state in StateDirectory) verify cleanly and carry the hardening', async () => {
     const dir = await scratch();
     const common = { programs: programPaths(), logLevel: null, systemdVersion: await systemdVersion() };
-    const agent = agentUnitText({ ...common, hubUrl: 'https://hub.example:7443', stateDir: AGENT_STATE_DIR, dockerHost: 'unix:///var/run/docker.sock', policyFile: null, dockerRoot: '/var/lib/docker' });
+    const agent = agentUnitText({
+      ...common,
+      hubUrl: 'https://hub.example:7443',
+      stateDir: AGENT_STATE_DIR,
+      dockerHost: 'unix:///var/run/docker.sock',
+      policyFile: null,
+      dockerRoot: '/var/lib/docker',
+    });
     const hub = hubUnitText({ ...common, dataDir: HUB_DATA_DIR, masterKeyFile: `${HUB_DATA_DIR}.master.key`, listen: [{ flag: 'listen', value: '0.0.0.0:443' }] });
-    for (const [name, text] of [['dockfleet-agent.service', agent], ['dockfleet-hub.service', hub]] as const) {
+    for (const [name, text] of [
+      ['dockfleet-agent.service', agent],
+      ['dockfleet-hub.service', hub],
+    ] as const) {
       const path = join(dir, name);
       await writeFile(path, text);
       assertVerifies(path);
@@ -150,8 +166,7 @@ describe('installed as systemd services', { timeout: 180_000 }, () => {
     const code = await mintCode(hub, 'svc-node');
     let agent: ChildProcess | null = null;
     try {
-      const install = spawnDockfleet(['agent', 'install', '--hub', hub.url, '--code', code, '--unit-dir', units, '--state', state,
-        '--docker', NO_ENGINE, '--policy', join(state, 'no-policy.json')]);
+      const install = spawnDockfleet(['agent', 'install', '--hub', hub.url, '--code', code, '--unit-dir', units, '--state', state, '--docker', NO_ENGINE, '--policy', join(state, 'no-policy.json')]);
       const { code: exit } = await install.exited;
       assert.equal(exit, 0, `install exits 0: ${install.stderr()}`);
       assert.match(install.stdout(), /enrolled as svc-node/);
@@ -166,7 +181,10 @@ describe('installed as systemd services', { timeout: 180_000 }, () => {
       assert.doesNotMatch(text, /--code/);
       assertVerifies(unitPath);
       assertHardened(text);
-      assert.ok(directives(text).some(([k, v]) => k === 'ReadWritePaths' && v === state), 'a --state outside /var/lib is made writable');
+      assert.ok(
+        directives(text).some(([k, v]) => k === 'ReadWritePaths' && v === state),
+        'a --state outside /var/lib is made writable',
+      );
 
       // The unit's own command line, by hand: the agent comes up on the enrolled identity alone.
       const argv = shellSplit(directiveValue(text, 'ExecStart')!);
@@ -198,7 +216,9 @@ describe('installed as systemd services', { timeout: 180_000 }, () => {
     assertVerifies(unitPath);
     assertHardened(text);
     assert.ok(existsSync(`${data}.master.key`), 'the master key exists before the first start');
-    const writable = directives(text).filter(([k]) => k === 'ReadWritePaths').map(([, v]) => v);
+    const writable = directives(text)
+      .filter(([k]) => k === 'ReadWritePaths')
+      .map(([, v]) => v);
     assert.deepEqual(writable, [data, `-${data}.master.key`]);
     assert.match(directiveValue(text, 'ExecStart')!, new RegExp(` hub --data ${data} --listen 127\\.0\\.0\\.1:7443 --log-level warn$`));
     const uninstall = spawnDockfleet(['hub', 'uninstall', '--unit-dir', units]);

@@ -14,7 +14,11 @@ import { bodyDigest, signRequest } from '../src/cli/intent/sign-request.ts';
 const signer = new IntentSigner(generateOperatorKey().privateKeyPem, 'ana');
 const nonce = randomBytes(18).toString('base64url');
 
-interface Decoded { data: Buffer; seals: { index: bigint; final: boolean; total: bigint }[]; maxUnsealed: number }
+interface Decoded {
+  data: Buffer;
+  seals: { index: bigint; final: boolean; total: bigint }[];
+  maxUnsealed: number;
+}
 
 /** Checks every frame as a host would; throws on the first thing wrong. */
 function decoder(key: string, streamNonce: string) {
@@ -124,7 +128,10 @@ test('a quiet source is sealed at once: a keystroke is released without waiting 
   await new Promise((r) => sealer.on('end', r));
   check.end();
   assert.equal(check.out.data.toString(), 'ls\n');
-  assert.deepEqual(check.out.seals.map((s) => s.final), [false, false, false, true]);
+  assert.deepEqual(
+    check.out.seals.map((s) => s.final),
+    [false, false, false, true],
+  );
 });
 
 test('an empty stream is one final seal over nothing', async () => {
@@ -161,5 +168,11 @@ test('a hijacked call: the JSON body ends at a seal, and stdin continues the sam
   await new Promise((r) => sealer.on('end', r));
   check.end();
   assert.equal(check.out.data.toString(), `${json}stdin bytes`);
-  assert.deepEqual(check.out.seals.map((s) => [s.index, s.final]), [[0n, false], [1n, true]]);
+  assert.deepEqual(
+    check.out.seals.map((s) => [s.index, s.final]),
+    [
+      [0n, false],
+      [1n, true],
+    ],
+  );
 });

@@ -30,9 +30,11 @@ function stallHub(ms: number): void {
 /** Runs `jobs` with at most `width` in flight. */
 async function inParallel(width: number, jobs: Array<() => Promise<unknown>>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < jobs.length) await jobs[next++]!();
-  }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < jobs.length) await jobs[next++]!();
+    }),
+  );
 }
 
 before(async () => {
@@ -56,7 +58,10 @@ test('large sections changing all at once: the hub ends equal to the engine, sec
     jobs.push(() => engineRequest(engine.socketPath, 'POST', '/networks/create', { Name: `big-net-${i}`, Labels: { 'dockfleet.test': LONG } }));
   }
   // Interleaved, so every section keeps changing while the others are being written.
-  const mixed = jobs.map((job, i) => ({ job, key: (i * 7919) % jobs.length })).sort((a, b) => a.key - b.key).map((j) => j.job);
+  const mixed = jobs
+    .map((job, i) => ({ job, key: (i * 7919) % jobs.length }))
+    .sort((a, b) => a.key - b.key)
+    .map((j) => j.job);
   await inParallel(6, mixed);
   const listed = await engineSections(engine);
   assert.ok(listed.containers.length >= 64 && listed.images.length >= 27 && listed.volumes.length >= 30 && listed.networks.length >= 9);
@@ -110,13 +115,18 @@ test('a container that starts and exits at once shows "exited" within a second',
     const id = await runContainer(engine, { name: `blink-${i}`, cmd: ['true'], labels: { 'dockfleet.test': LONG } });
     const started = Date.now();
     try {
-      await waitFor(async () => {
-        const list = (await hub.api('GET', `/api/v1/nodes/${NODE}/containers`)).json as Array<{ Id: string; State: string }>;
-        return list.find((c) => c.Id === id)?.State === 'exited';
-      }, 1_000, `blink-${i} exited in the hub`, 10);
+      await waitFor(
+        async () => {
+          const list = (await hub.api('GET', `/api/v1/nodes/${NODE}/containers`)).json as Array<{ Id: string; State: string }>;
+          return list.find((c) => c.Id === id)?.State === 'exited';
+        },
+        1_000,
+        `blink-${i} exited in the hub`,
+        10,
+      );
     } catch {
       const engineState = (await engineRequest(engine.socketPath, 'GET', `/containers/${id}/json`)).json?.State?.Status;
-      const hubState = ((await hub.api("GET", `/api/v1/nodes/${NODE}/containers`)).json as Array<{ Id: string; State: string }>).find((c) => c.Id === id)?.State;
+      const hubState = ((await hub.api('GET', `/api/v1/nodes/${NODE}/containers`)).json as Array<{ Id: string; State: string }>).find((c) => c.Id === id)?.State;
       late.push(`blink-${i} (engine: ${engineState}, hub: ${hubState}, ${Date.now() - started} ms)`);
     }
   }

@@ -74,59 +74,107 @@ test('after ~200 random changes the hub shows exactly what the engine lists', { 
   };
   const operations: Array<[weight: number, run: () => Promise<unknown>]> = [
     // The hub busy for a moment (it runs in this process): it stops reading, the agent's writes back up.
-    [2, async () => {
-      await new Promise((r) => setTimeout(r, 5));
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
-    }],
+    [
+      2,
+      async () => {
+        await new Promise((r) => setTimeout(r, 5));
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+      },
+    ],
     [4, () => createContainer(random() < 0.3, random() < 0.7)],
-    [2, async () => { const c = pick(containers); if (c) await engineRequest(sock, 'POST', `/containers/${c}/start`); }],
-    [2, async () => { const c = pick(containers); if (c) await engineRequest(sock, 'POST', `/containers/${c}/stop?t=0`); }],
-    [1, async () => { const c = pick(containers); if (c) await engineRequest(sock, 'POST', `/containers/${c}/kill`); }],
-    [1, async () => { const c = pick(containers); if (c) await engineRequest(sock, 'POST', `/containers/${c}/restart?t=0`); }],
-    [2, async () => {
-      const c = pick(containers);
-      if (!c) return;
-      containers.splice(containers.indexOf(c), 1);
-      await engineRequest(sock, 'DELETE', `/containers/${c}?force=1`);
-    }],
-    [1, async () => {
-      const c = pick(containers);
-      if (!c) return;
-      const name = `soak-c${serial++}`;
-      const res = await engineRequest(sock, 'POST', `/containers/${c}/rename?name=${name}`);
-      if (res.status === 204) containers.splice(containers.indexOf(c), 1, name);
-    }],
+    [
+      2,
+      async () => {
+        const c = pick(containers);
+        if (c) await engineRequest(sock, 'POST', `/containers/${c}/start`);
+      },
+    ],
+    [
+      2,
+      async () => {
+        const c = pick(containers);
+        if (c) await engineRequest(sock, 'POST', `/containers/${c}/stop?t=0`);
+      },
+    ],
+    [
+      1,
+      async () => {
+        const c = pick(containers);
+        if (c) await engineRequest(sock, 'POST', `/containers/${c}/kill`);
+      },
+    ],
+    [
+      1,
+      async () => {
+        const c = pick(containers);
+        if (c) await engineRequest(sock, 'POST', `/containers/${c}/restart?t=0`);
+      },
+    ],
+    [
+      2,
+      async () => {
+        const c = pick(containers);
+        if (!c) return;
+        containers.splice(containers.indexOf(c), 1);
+        await engineRequest(sock, 'DELETE', `/containers/${c}?force=1`);
+      },
+    ],
+    [
+      1,
+      async () => {
+        const c = pick(containers);
+        if (!c) return;
+        const name = `soak-c${serial++}`;
+        const res = await engineRequest(sock, 'POST', `/containers/${c}/rename?name=${name}`);
+        if (res.status === 204) containers.splice(containers.indexOf(c), 1, name);
+      },
+    ],
     [2, createVolume],
-    [1, async () => {
-      const v = pick(volumes);
-      if (!v) return;
-      volumes.splice(volumes.indexOf(v), 1);
-      await engineRequest(sock, 'DELETE', `/volumes/${v}?force=1`);
-    }],
+    [
+      1,
+      async () => {
+        const v = pick(volumes);
+        if (!v) return;
+        volumes.splice(volumes.indexOf(v), 1);
+        await engineRequest(sock, 'DELETE', `/volumes/${v}?force=1`);
+      },
+    ],
     [1, createNetwork],
-    [1, async () => {
-      const n = pick(networks);
-      if (!n) return;
-      networks.splice(networks.indexOf(n), 1);
-      await engineRequest(sock, 'DELETE', `/networks/${n}`);
-    }],
-    [1, async () => {
-      const n = pick(networks);
-      const c = pick(containers);
-      if (n && c) await engineRequest(sock, 'POST', `/networks/${n}/${random() < 0.6 ? 'connect' : 'disconnect'}`, { Container: c });
-    }],
+    [
+      1,
+      async () => {
+        const n = pick(networks);
+        if (!n) return;
+        networks.splice(networks.indexOf(n), 1);
+        await engineRequest(sock, 'DELETE', `/networks/${n}`);
+      },
+    ],
+    [
+      1,
+      async () => {
+        const n = pick(networks);
+        const c = pick(containers);
+        if (n && c) await engineRequest(sock, 'POST', `/networks/${n}/${random() < 0.6 ? 'connect' : 'disconnect'}`, { Container: c });
+      },
+    ],
     [2, importImage],
-    [1, async () => {
-      const tag = `t${serial++}`;
-      images.push(tag);
-      await engineRequest(sock, 'POST', `/images/${BUSYBOX_IMAGE}/tag?repo=dockfleet-test/soak&tag=${tag}`);
-    }],
-    [1, async () => {
-      const tag = pick(images);
-      if (!tag) return;
-      images.splice(images.indexOf(tag), 1);
-      await engineRequest(sock, 'DELETE', `/images/dockfleet-test/soak:${tag}?force=1`);
-    }],
+    [
+      1,
+      async () => {
+        const tag = `t${serial++}`;
+        images.push(tag);
+        await engineRequest(sock, 'POST', `/images/${BUSYBOX_IMAGE}/tag?repo=dockfleet-test/soak&tag=${tag}`);
+      },
+    ],
+    [
+      1,
+      async () => {
+        const tag = pick(images);
+        if (!tag) return;
+        images.splice(images.indexOf(tag), 1);
+        await engineRequest(sock, 'DELETE', `/images/dockfleet-test/soak:${tag}?force=1`);
+      },
+    ],
   ];
   const totalWeight = operations.reduce((sum, [w]) => sum + w, 0);
   const randomOperation = (): (() => Promise<unknown>) => {
@@ -143,12 +191,14 @@ test('after ~200 random changes the hub shows exactly what the engine lists', { 
   while (done < OPERATIONS) {
     const batch = Math.min(CHECK_EVERY, OPERATIONS - done);
     let issued = 0;
-    await Promise.all(Array.from({ length: WIDTH }, async () => {
-      while (issued < batch) {
-        issued++;
-        await randomOperation()();
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: WIDTH }, async () => {
+        while (issued < batch) {
+          issued++;
+          await randomOperation()();
+        }
+      }),
+    );
     done += batch;
     // Then one change in every section at once while the hub is busy: the agent's writes back
     // up, and all four sections wait for the same drain.

@@ -3,7 +3,7 @@
  * and comes back under a running agent is reported and re-listed; the hub's view survives
  * its own restart. */
 import assert from 'node:assert/strict';
-import { mkdtemp, } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -46,10 +46,14 @@ after(async () => {
 test('each node reports its own engine: version, host facts, images', async () => {
   for (const [i, engine] of engines.entries()) {
     const version = (await engineRequest(engine.socketPath, 'GET', '/version')).json;
-    const node = await waitFor(async () => {
-      const n = (await hub.api('GET', `/api/v1/nodes/host-${i}`)).json;
-      return n.engine.state === 'up' && n.engine.version ? n : null;
-    }, 5_000, 'engine facts');
+    const node = await waitFor(
+      async () => {
+        const n = (await hub.api('GET', `/api/v1/nodes/host-${i}`)).json;
+        return n.engine.state === 'up' && n.engine.version ? n : null;
+      },
+      5_000,
+      'engine facts',
+    );
     assert.equal(node.status, 'online');
     assert.equal(node.engine.version, version.Version);
     assert.ok(node.host.cpus >= 1);
@@ -58,7 +62,13 @@ test('each node reports its own engine: version, host facts, images', async () =
     assert.ok(images.some((img: { RepoTags?: string[] }) => img.RepoTags?.includes('dockfleet-test/busybox:latest')));
   }
   const list = (await hub.api('GET', '/api/v1/nodes')).json;
-  assert.deepEqual(list.map((n: { name: string; status: string }) => [n.name, n.status]), [['host-0', 'online'], ['host-1', 'online']]);
+  assert.deepEqual(
+    list.map((n: { name: string; status: string }) => [n.name, n.status]),
+    [
+      ['host-0', 'online'],
+      ['host-1', 'online'],
+    ],
+  );
 });
 
 test('a container started on a host is visible in the hub within 500 ms, on that node only', async () => {
@@ -88,10 +98,14 @@ test('stopping and removing a container is reflected too', async () => {
 test('an engine stopped under a running agent is reported; when it returns the inventory is re-listed', async () => {
   const engine = engines[1]!;
   await engine.kill();
-  const down = await waitFor(async () => {
-    const n = (await hub.api('GET', '/api/v1/nodes/host-1')).json;
-    return n.engine.state === 'down' ? n : null;
-  }, 10_000, 'engine down reported');
+  const down = await waitFor(
+    async () => {
+      const n = (await hub.api('GET', '/api/v1/nodes/host-1')).json;
+      return n.engine.state === 'down' ? n : null;
+    },
+    10_000,
+    'engine down reported',
+  );
   assert.equal(down.status, 'online', 'the agent itself stays connected');
   assert.match(down.engine.error, /engine/);
   await engine.start();

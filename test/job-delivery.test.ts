@@ -4,7 +4,7 @@
  * Real hub (TLS, SQLite), real agent channel; the agent's side is a test handler (job-agent.ts).
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -23,8 +23,14 @@ let seq = 0;
 function jobFor(node: string, stack = 'web', extra: Partial<FileJobInput> = {}): FileJobInput {
   const revision = ++seq;
   return {
-    kind: 'deploy', node, stack, target: emptyRevision(stack, revision), secrets: { env: {}, files: {} },
-    idempotencyKey: `test:${node}:${stack}:${revision}`, createdBy: 'test', ...extra,
+    kind: 'deploy',
+    node,
+    stack,
+    target: emptyRevision(stack, revision),
+    secrets: { env: {}, files: {} },
+    idempotencyKey: `test:${node}:${stack}:${revision}`,
+    createdBy: 'test',
+    ...extra,
   };
 }
 
@@ -52,8 +58,15 @@ test('a job filed for an online node reaches its agent at once and ends succeede
   assert.equal(agent.deliveries.length, 1);
   assert.equal(agent.deliveries[0]!.job.id, filed.id);
   const detail = (await hub.hub.jobs.get(filed.id))!;
-  assert.deepEqual(detail.steps.map((s) => [s.name, s.state]), [['apply', 'succeeded']], 'the step row was updated, not duplicated');
-  assert.deepEqual(detail.logs.map((l) => l.line), ['applying web']);
+  assert.deepEqual(
+    detail.steps.map((s) => [s.name, s.state]),
+    [['apply', 'succeeded']],
+    'the step row was updated, not duplicated',
+  );
+  assert.deepEqual(
+    detail.logs.map((l) => l.line),
+    ['applying web'],
+  );
   assert.ok(detail.startedAt !== null && detail.finishedAt !== null && detail.finishedAt >= detail.startedAt);
   assert.equal(detail.attempts, 1);
 });
@@ -84,7 +97,10 @@ test('a job filed while its node is offline waits, and runs when the node connec
   agents.push(agent);
   const done = await hub.hub.jobs.wait(filed.id, AbortSignal.timeout(10_000));
   assert.equal(done.state, 'succeeded');
-  assert.deepEqual(agent.deliveries.map((d) => d.job.id), [filed.id]);
+  assert.deepEqual(
+    agent.deliveries.map((d) => d.job.id),
+    [filed.id],
+  );
 });
 
 test('a link lost mid-job leaves it running; the agent back gets the same job again and finishes it', async () => {
@@ -99,19 +115,30 @@ test('a link lost mid-job leaves it running; the agent back gets the same job ag
   await first.stop();
   await new Promise((r) => setTimeout(r, 200));
   assert.equal((await hub.hub.jobs.get(filed.id))!.state, 'running', 'a lost link does not end the job');
-  const again = await agentFor('flaky', (job, res, n) => {
-    assert.equal(n, 1, 'the second agent process sees it once');
-    beginEvents(res);
-    send(res, { t: 'accepted', at: Date.now() });
-    send(res, { t: 'log', at: Date.now(), line: 'finished from the ledger' });
-    send(res, { t: 'done', result: { state: 'succeeded', error: null, revision: job.target!.revision, rolledBack: false, startedAt: job.createdAt, finishedAt: Date.now() } });
-    res.end();
-  }, first.stateDir);
+  const again = await agentFor(
+    'flaky',
+    (job, res, n) => {
+      assert.equal(n, 1, 'the second agent process sees it once');
+      beginEvents(res);
+      send(res, { t: 'accepted', at: Date.now() });
+      send(res, { t: 'log', at: Date.now(), line: 'finished from the ledger' });
+      send(res, { t: 'done', result: { state: 'succeeded', error: null, revision: job.target!.revision, rolledBack: false, startedAt: job.createdAt, finishedAt: Date.now() } });
+      res.end();
+    },
+    first.stateDir,
+  );
   const done = await hub.hub.jobs.wait(filed.id, AbortSignal.timeout(10_000));
   assert.equal(done.state, 'succeeded');
-  assert.deepEqual(again.deliveries.map((d) => d.job.id), [filed.id], 'the same id, delivered again');
+  assert.deepEqual(
+    again.deliveries.map((d) => d.job.id),
+    [filed.id],
+    'the same id, delivered again',
+  );
   const detail = (await hub.hub.jobs.get(filed.id))!;
-  assert.deepEqual(detail.logs.map((l) => l.line), ['pulling', 'finished from the ledger']);
+  assert.deepEqual(
+    detail.logs.map((l) => l.line),
+    ['pulling', 'finished from the ledger'],
+  );
   assert.equal(detail.attempts, 2);
 });
 
@@ -164,11 +191,18 @@ test('one job at a time per node: the second waits until the first is final', as
   const b = await hub.hub.jobs.file(jobFor('serial'));
   await waitFor(() => release !== null, 5_000, 'the first job to start');
   await new Promise((r) => setTimeout(r, 300));
-  assert.deepEqual(agent.deliveries.map((d) => d.job.id), [a.id], 'the second is not delivered while the first runs');
+  assert.deepEqual(
+    agent.deliveries.map((d) => d.job.id),
+    [a.id],
+    'the second is not delivered while the first runs',
+  );
   assert.equal((await hub.hub.jobs.get(b.id))!.state, 'queued');
   (release as unknown as () => void)();
   assert.equal((await hub.hub.jobs.wait(b.id, AbortSignal.timeout(5_000))).state, 'succeeded');
-  assert.deepEqual(agent.deliveries.map((d) => d.job.id), [a.id, b.id]);
+  assert.deepEqual(
+    agent.deliveries.map((d) => d.job.id),
+    [a.id, b.id],
+  );
 });
 
 test('a queued job whose node never comes back expires with job_expired', async () => {
@@ -201,7 +235,8 @@ test('the hub SIGKILLed with one job running and two queued: after a restart all
     for (let i = 0; i < 3; i++) filed.push(await queue.file(jobFor('survivor', 'kept')));
     const seen: string[] = [];
     const agent = await startJobAgent({
-      hubUrl, code,
+      hubUrl,
+      code,
       answer: (job, res, n) => {
         seen.push(job.id);
         if (job.id === filed[0]!.id && n === 1) {
@@ -216,8 +251,14 @@ test('the hub SIGKILLed with one job running and two queued: after a restart all
     await waitFor(async () => (await store.jobs.getJob(filed[0]!.id))?.state === 'running', 10_000, 'the first job to run');
     proc.signal('SIGKILL');
     await proc.exited;
-    assert.deepEqual((await store.jobs.openJobs('survivor')).map((j) => [j.id, j.state]),
-      [[filed[0]!.id, 'running'], [filed[1]!.id, 'queued'], [filed[2]!.id, 'queued']]);
+    assert.deepEqual(
+      (await store.jobs.openJobs('survivor')).map((j) => [j.id, j.state]),
+      [
+        [filed[0]!.id, 'running'],
+        [filed[1]!.id, 'queued'],
+        [filed[2]!.id, 'queued'],
+      ],
+    );
     proc = await startHub();
     await waitFor(async () => (await store.jobs.openJobs('survivor')).length === 0, 20_000, 'every job to finish after the restart');
     for (const job of filed) assert.equal((await store.jobs.getJob(job.id))!.state, 'succeeded');

@@ -23,8 +23,14 @@ let agent: JobAgent;
 
 function job(key: string, extra: Partial<FileJobInput> = {}): FileJobInput {
   return {
-    kind: 'deploy', node: 'qnode', stack: 'shop', target: emptyRevision('shop', 1),
-    secrets: { env: {}, files: {} }, idempotencyKey: key, createdBy: 'test', ...extra,
+    kind: 'deploy',
+    node: 'qnode',
+    stack: 'shop',
+    target: emptyRevision('shop', 1),
+    secrets: { env: {}, files: {} },
+    idempotencyKey: key,
+    createdBy: 'test',
+    ...extra,
   };
 }
 
@@ -42,7 +48,8 @@ function cli(...args: string[]): Promise<{ code: number | null; stdout: string; 
 before(async () => {
   hub = await startTestHub();
   agent = await startJobAgent({
-    hubUrl: hub.url, code: await mintCode(hub, 'qnode'),
+    hubUrl: hub.url,
+    code: await mintCode(hub, 'qnode'),
     // An agent that lets a secret slip into its log and error: the hub redacts it.
     answer: (j, res) => succeed(j, res, `connecting with password ${j.secrets.env.DB_PASSWORD ?? 'none'}`),
   });
@@ -78,9 +85,11 @@ test('secrets: sealed in the database (its file and WAL never hold them), delive
   const key = await stat(defaultMasterKeyFile(hub.dataDir)); // the master key, beside DIR
   assert.equal(key.mode & 0o777, 0o600);
   assert.equal(key.size, 32);
-  const filed = await hub.hub.jobs.file(job('secret', {
-    secrets: { env: { DB_PASSWORD: SECRET }, files: { 'api.key': Buffer.from(SECRET_FILE).toString('base64') } },
-  }));
+  const filed = await hub.hub.jobs.file(
+    job('secret', {
+      secrets: { env: { DB_PASSWORD: SECRET }, files: { 'api.key': Buffer.from(SECRET_FILE).toString('base64') } },
+    }),
+  );
   const done = await hub.hub.jobs.wait(filed.id, AbortSignal.timeout(5_000));
   assert.equal(done.state, 'succeeded');
   const delivered = agent.deliveries.find((d) => d.job.id === filed.id)!.job;
@@ -98,7 +107,10 @@ test('secrets: sealed in the database (its file and WAL never hold them), delive
     assert.equal(answer.status, 200);
     assert.equal(JSON.stringify(answer.json).includes(SECRET), false);
   }
-  assert.deepEqual(detail.json.logs.map((l: { line: string }) => l.line), ['connecting with password [secret]']);
+  assert.deepEqual(
+    detail.json.logs.map((l: { line: string }) => l.line),
+    ['connecting with password [secret]'],
+  );
 });
 
 test('REST: the history per node and per stack, newest first, and one job with steps and logs; viewers may read', async () => {
@@ -110,7 +122,10 @@ test('REST: the history per node and per stack, newest first, and one job with s
   for (const key of ['id', 'kind', 'node', 'stack', 'state', 'createdAt', 'finishedAt']) assert.ok(key in all.json[0], key);
   assert.match(all.json[0].createdAt, /^\d{4}-\d\d-\d\dT/);
   const blog = await hub.api('GET', '/api/v1/jobs?stack=blog');
-  assert.deepEqual(blog.json.map((j: { id: string }) => j.id), [other.id]);
+  assert.deepEqual(
+    blog.json.map((j: { id: string }) => j.id),
+    [other.id],
+  );
   assert.equal((await hub.api('GET', '/api/v1/jobs?limit=1')).json.length, 1);
   assert.equal((await hub.api('GET', '/api/v1/jobs?limit=0')).json.error.code, 'validation_failed');
   const missing = await hub.api('GET', '/api/v1/jobs/job_00000000000000000000');
@@ -120,11 +135,14 @@ test('REST: the history per node and per stack, newest first, and one job with s
   assert.equal(seen.status, 200);
   assert.equal(seen.json.state, 'succeeded');
   assert.equal(seen.json.revision, 3);
-  assert.deepEqual(seen.json.steps.map((s: { name: string; state: string }) => [s.name, s.state]), [['apply', 'succeeded']]);
+  assert.deepEqual(
+    seen.json.steps.map((s: { name: string; state: string }) => [s.name, s.state]),
+    [['apply', 'succeeded']],
+  );
   assert.equal((await hub.api('GET', '/api/v1/jobs', undefined, '')).status, 401);
 });
 
-test('CLI: dockfleet jobs --json prints CONTRACT.md\'s fields; job show prints steps and log lines', async () => {
+test("CLI: dockfleet jobs --json prints CONTRACT.md's fields; job show prints steps and log lines", async () => {
   const listed = await cli('jobs', '--stack', 'blog', '--json');
   assert.equal(listed.code, 0, listed.stderr);
   const jobs = JSON.parse(listed.stdout) as Array<Record<string, unknown>>;

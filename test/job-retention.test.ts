@@ -17,11 +17,30 @@ const DAY = 24 * 60 * 60 * 1000;
 
 function record(i: number, finishedAt: number | null, stack = 'ret'): JobRecord {
   return {
-    id: newJobId(), kind: 'remove', node: 'n1', stack, revision: null,
-    idempotencyKey: `ret:${i}:${randomBytes(4).toString('hex')}`, state: finishedAt === null ? 'queued' : 'succeeded',
-    request: JSON.stringify({ target: null }), secrets: 'v1.sealed', createdBy: 'test', createdAt: (finishedAt ?? Date.now()) - 1_000,
-    expiresAt: Date.now() + DAY, startedAt: finishedAt, finishedAt, result: null, errorCode: null, error: null,
-    attempts: 1, deliveredAt: null, deliveryError: null, logsDropped: 0, intent: null, held: false, signBy: null,
+    id: newJobId(),
+    kind: 'remove',
+    node: 'n1',
+    stack,
+    revision: null,
+    idempotencyKey: `ret:${i}:${randomBytes(4).toString('hex')}`,
+    state: finishedAt === null ? 'queued' : 'succeeded',
+    request: JSON.stringify({ target: null }),
+    secrets: 'v1.sealed',
+    createdBy: 'test',
+    createdAt: (finishedAt ?? Date.now()) - 1_000,
+    expiresAt: Date.now() + DAY,
+    startedAt: finishedAt,
+    finishedAt,
+    result: null,
+    errorCode: null,
+    error: null,
+    attempts: 1,
+    deliveredAt: null,
+    deliveryError: null,
+    logsDropped: 0,
+    intent: null,
+    held: false,
+    signBy: null,
   };
 }
 

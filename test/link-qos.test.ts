@@ -63,7 +63,12 @@ test('a gated relay stops reading while the gate is closed although its writer h
   const qos = new LinkQos();
   const source = new PassThrough();
   let written = 0;
-  const sink = new Writable({ write(chunk: Buffer, _enc, cb) { written += chunk.length; cb(); } });
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      written += chunk.length;
+      cb();
+    },
+  });
   const copy = relay(source, sink);
   const chunk = Buffer.alloc(64 * 1024, 7);
   source.write(chunk);
@@ -90,7 +95,13 @@ test('a gated relay stops reading while the gate is closed although its writer h
 test('a relay without a gate behaves as before: whole, in order', async () => {
   const parts = Array.from({ length: 50 }, (_, i) => Buffer.alloc(10_000, i));
   const got: Buffer[] = [];
-  const sink = new Writable({ write(chunk: Buffer, _enc, cb) { got.push(chunk); setImmediate(cb); }, highWaterMark: 1 });
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      got.push(chunk);
+      setImmediate(cb);
+    },
+    highWaterMark: 1,
+  });
   relay(Readable.from(parts), sink, { budgetBytes: 64 * 1024 });
   await new Promise((resolve) => sink.once('finish', resolve));
   assert.deepEqual(Buffer.concat(got), Buffer.concat(parts));

@@ -1,7 +1,7 @@
 /** Liveness across real processes: a 5 s stall raises no alarm, a dead link is seen within
  * 15 s, a SIGKILLed hub comes back with every agent on its own, a killed agent goes offline. */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';

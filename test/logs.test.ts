@@ -68,13 +68,16 @@ function underTerminal(args: string[]): { child: ChildProcess; output: () => str
 }
 
 function jsonLines(text: string): Array<Record<string, unknown>> {
-  return text.split('\n').filter((l) => l.trim() !== '').map((l) => {
-    try {
-      return JSON.parse(l) as Record<string, unknown>;
-    } catch {
-      throw new Error(`a log line on a pipe is not JSON: ${l}`);
-    }
-  });
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        throw new Error(`a log line on a pipe is not JSON: ${l}`);
+      }
+    });
 }
 
 async function waitForLog(proc: DockfleetProcess, pred: (line: Record<string, unknown>) => boolean, ms = 15_000): Promise<Record<string, unknown>> {
@@ -115,7 +118,9 @@ describe('readable logs', { timeout: 180_000 }, () => {
     try {
       await hub.waitFor(/hub ready https:\/\//);
       await hub.waitFor(/database migrations applied/);
-      const record = stripVTControlCharacters(hub.output()).split(/\r?\n/).find((l) => l.includes('database migrations applied'))!;
+      const record = stripVTControlCharacters(hub.output())
+        .split(/\r?\n/)
+        .find((l) => l.includes('database migrations applied'))!;
       assert.equal(JSON.parse(record).msg, 'database migrations applied');
     } finally {
       await hub.stop();
@@ -131,8 +136,14 @@ describe('readable logs', { timeout: 180_000 }, () => {
       assert.equal(seen.level, 20, 'a debug record');
       assert.equal(seen.name, 'hub');
       const infoLines = jsonLines(info.stderr());
-      assert.ok(infoLines.some((l) => l.msg === 'database migrations applied'), 'info records are there');
-      assert.ok(infoLines.every((l) => typeof l.level === 'number' && l.level >= 30), 'no debug record at info');
+      assert.ok(
+        infoLines.some((l) => l.msg === 'database migrations applied'),
+        'info records are there',
+      );
+      assert.ok(
+        infoLines.every((l) => typeof l.level === 'number' && l.level >= 30),
+        'no debug record at info',
+      );
       assert.ok(!info.stderr().includes('\x1b['), 'no colour escapes in JSON');
     } finally {
       await Promise.all([info.stop(), debug.stop()]);
@@ -149,16 +160,18 @@ describe('readable logs', { timeout: 180_000 }, () => {
       { args: hub, env: { DOCKFLEET_LOG_LEVEL: 'loud' }, names: /DOCKFLEET_LOG_LEVEL must be one of/ },
       { args: ['agent', '--hub', 'https://127.0.0.1:9', '--state', join(dir, 'agent'), '--log-level', 'nonsense'], names: /--log-level must be one of/ },
     ];
-    await Promise.all(cases.map(async (c) => {
-      const proc = spawnDockfleet(c.args, c.env);
-      const timer = setTimeout(() => void proc.stop(), 30_000);
-      after(() => clearTimeout(timer));
-      const { code } = await proc.exited;
-      assert.equal(code, 2, `${c.args.join(' ')}: exit 2 (stderr: ${proc.stderr()})`);
-      const lines = proc.stderr().trim().split('\n');
-      assert.equal(lines.length, 1, `one line: ${proc.stderr()}`);
-      assert.match(lines[0]!, c.names);
-    }));
+    await Promise.all(
+      cases.map(async (c) => {
+        const proc = spawnDockfleet(c.args, c.env);
+        const timer = setTimeout(() => void proc.stop(), 30_000);
+        after(() => clearTimeout(timer));
+        const { code } = await proc.exited;
+        assert.equal(code, 2, `${c.args.join(' ')}: exit 2 (stderr: ${proc.stderr()})`);
+        const lines = proc.stderr().trim().split('\n');
+        assert.equal(lines.length, 1, `one line: ${proc.stderr()}`);
+        assert.match(lines[0]!, c.names);
+      }),
+    );
   });
 
   test('the agent honours --log-level', async () => {
@@ -175,9 +188,15 @@ describe('readable logs', { timeout: 180_000 }, () => {
       const config = await waitForLog(loud, (l) => l.msg === 'configuration read');
       assert.equal(config.level, 20);
       assert.ok(!JSON.stringify(config).includes('code'), 'the configuration line never carries the code');
-      assert.ok(jsonLines(loud.stderr()).some((l) => l.msg === 'enrolled'), 'info records show at debug');
+      assert.ok(
+        jsonLines(loud.stderr()).some((l) => l.msg === 'enrolled'),
+        'info records show at debug',
+      );
       const quietLines = jsonLines(quiet.stderr());
-      assert.ok(quietLines.every((l) => (l.level as number) >= 40), `only warnings and worse at warn: ${quiet.stderr()}`);
+      assert.ok(
+        quietLines.every((l) => (l.level as number) >= 40),
+        `only warnings and worse at warn: ${quiet.stderr()}`,
+      );
       assert.ok(!quietLines.some((l) => l.msg === 'enrolled'));
     } finally {
       await Promise.all([loud.stop(), quiet.stop()]);

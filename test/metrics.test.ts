@@ -63,7 +63,7 @@ before(async () => {
   agent = await startTestAgent({ hubUrl: hub.url, code: await mintCode(hub, NODE), name: NODE, docker: engine.dockerHost });
   await agent.waitConnected();
   containerId = await runContainer(engine, { name: 'metered' });
-  await until('the container in the hub\'s inventory', async () => {
+  await until("the container in the hub's inventory", async () => {
     const res = await hub.api('GET', `/api/v1/nodes/${NODE}/containers`);
     return Array.isArray(res.json) && res.json.some((c: { Id: string; State: string }) => c.Id === containerId && c.State === 'running') ? true : null;
   });
@@ -88,7 +88,7 @@ test('the hub writes a scrape token to DIR/metrics.token, readable by its owner 
   assert.equal((await stat(join(hub.dataDir, 'metrics.token'))).mode & 0o777, 0o600);
 });
 
-test('GET /metrics without a token, with a wrong one, or with a viewer\'s token is refused in the API\'s error format', async () => {
+test("GET /metrics without a token, with a wrong one, or with a viewer's token is refused in the API's error format", async () => {
   const none = await get('/metrics');
   assert.equal(none.status, 401);
   assert.equal(JSON.parse(none.text).error.code, 'unauthenticated');
@@ -142,7 +142,7 @@ test('the output passes promtool check metrics, and holds no token and no contai
   assert.equal(sample(text, 'dockfleet_jobs{state="queued"}'), 0);
   assert.equal(sample(text, 'dockfleet_audit_write_failures_total'), 0);
   assert.equal(sample(text, 'dockfleet_terminal_sessions'), 0);
-  assert.ok(sample(text, 'process_cpu_seconds_total') !== null, 'prom-client\'s process metrics');
+  assert.ok(sample(text, 'process_cpu_seconds_total') !== null, "prom-client's process metrics");
 });
 
 test('an agent that connects again is counted as a reconnect of its node', async () => {
@@ -155,7 +155,7 @@ test('an agent that connects again is counted as a reconnect of its node', async
   assert.equal(sample(text, 'dockfleet_nodes{state="online"}'), 1);
 });
 
-test('Debian\'s prometheus scrapes the hub over https with the scrape token, and its queries see the fleet', async () => {
+test("Debian's prometheus scrapes the hub over https with the scrape token, and its queries see the fleet", async () => {
   const port = await freePort();
   await writeFile(join(dir, 'ca.pem'), hub.caPem);
   const config = [
@@ -174,10 +174,9 @@ test('Debian\'s prometheus scrapes the hub over https with the scrape token, and
     '',
   ].join('\n');
   await writeFile(join(dir, 'prometheus.yml'), config);
-  prometheus = spawn(PROMETHEUS, [
-    `--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'tsdb')}`,
-    `--web.listen-address=127.0.0.1:${port}`,
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  prometheus = spawn(PROMETHEUS, [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'tsdb')}`, `--web.listen-address=127.0.0.1:${port}`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   for (const s of [prometheus.stdout, prometheus.stderr]) s?.on('data', (c: Buffer) => void (prometheusLog = (prometheusLog + c.toString()).slice(-8_000)));
   await new Promise((r) => setTimeout(r, 0));
   // A few calls through the hub while Prometheus watches.
@@ -196,21 +195,30 @@ test('Debian\'s prometheus scrapes the hub over https with the scrape token, and
   };
   const value = async (expr: string, ok: (v: number) => boolean): Promise<number> => {
     try {
-      return await until(expr, async () => {
-        const result = await query(expr);
-        const v = result ? Number(result[0]!.value[1]) : null;
-        return v !== null && ok(v) ? v : null;
-      }, 60_000);
+      return await until(
+        expr,
+        async () => {
+          const result = await query(expr);
+          const v = result ? Number(result[0]!.value[1]) : null;
+          return v !== null && ok(v) ? v : null;
+        },
+        60_000,
+      );
     } catch (err) {
-      const targets = await fetch(`http://127.0.0.1:${port}/api/v1/targets`).then((r) => r.text()).catch(() => '(no answer)');
+      const targets = await fetch(`http://127.0.0.1:${port}/api/v1/targets`)
+        .then((r) => r.text())
+        .catch(() => '(no answer)');
       throw new Error(`${(err as Error).message}\ntargets: ${targets}\nprometheus: ${prometheusLog}`);
     }
   };
   assert.equal(await value('up{job="dockfleet"}', (v) => v === 1), 1);
   assert.equal(await value('dockfleet_nodes{state="online"}', (v) => v === 1), 1);
-  assert.ok(await value(`dockfleet_node_containers{node="${NODE}",state="running"}`, (v) => v >= 1) >= 1);
+  assert.ok((await value(`dockfleet_node_containers{node="${NODE}",state="running"}`, (v) => v >= 1)) >= 1);
   assert.equal(await value(`sum(dockfleet_gateway_requests_total{node="${NODE}",section="volumes"})`, (v) => v >= 3), 3);
-  assert.ok(await value('dockfleet_agent_heartbeat_round_trip_seconds_count', (v) => v >= 1) >= 1);
+  assert.ok((await value('dockfleet_agent_heartbeat_round_trip_seconds_count', (v) => v >= 1)) >= 1);
   const running = await query(`dockfleet_node_containers{state="running"}`);
-  assert.deepEqual(running?.map((r) => r.metric.node), [NODE]);
+  assert.deepEqual(
+    running?.map((r) => r.metric.node),
+    [NODE],
+  );
 });

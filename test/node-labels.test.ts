@@ -34,7 +34,7 @@ test('labels are set, shown in node views, and removed with null', async () => {
 });
 
 test('bad label keys and values are refused, and nothing changes', async () => {
-  for (const labels of [{ 'Role': 'x' }, { 'com.docker.thing': 'x' }, { 'a..b': 'x' }, { ['k'.repeat(129)]: 'x' }, { ok: 'bad\u0000value' }, { ok: 'v'.repeat(257) }]) {
+  for (const labels of [{ Role: 'x' }, { 'com.docker.thing': 'x' }, { 'a..b': 'x' }, { ['k'.repeat(129)]: 'x' }, { ok: 'bad\u0000value' }, { ok: 'v'.repeat(257) }]) {
     const res = await hub.api('PUT', '/api/v1/nodes/lab1/labels', { labels });
     assert.equal(res.status, 400, JSON.stringify(labels));
     assert.equal(res.json.error.code, 'validation_failed');

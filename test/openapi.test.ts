@@ -58,9 +58,11 @@ async function check(method: string, template: string, path: string, body?: unkn
 }
 
 before(async () => {
-  rig = await startNodeRig('openapi', NODE).catch(async (err) => { throw err; });
+  rig = await startNodeRig('openapi', NODE).catch(async (err) => {
+    throw err;
+  });
   await runContainer(rig.engine!, { name: 'oa-web', labels: { 'dockfleet.ingress.host': 'oa.example.test', 'dockfleet.ingress.port': '80' } });
-  await waitFor(async () => (await rig.hub!.api('GET', `/api/v1/nodes/${NODE}/containers`)).json.length > 0, 30_000, 'the container in the hub\'s inventory');
+  await waitFor(async () => (await rig.hub!.api('GET', `/api/v1/nodes/${NODE}/containers`)).json.length > 0, 30_000, "the container in the hub's inventory");
   const res = await rig.hub!.api('GET', '/api/v1/openapi.json');
   assert.equal(res.status, 200);
   doc = res.json;
@@ -72,9 +74,7 @@ after(async () => {
 });
 
 test('the document covers exactly the routes the hub serves under /api/v1, both ways', () => {
-  const served = new Set(rig.hub!.hub.restApp.routes
-    .filter((r) => r.method !== 'ALL' && r.path.startsWith('/api/v1/') && !r.path.includes('*'))
-    .map((r) => `${r.method} ${openApiPath(r.path)}`));
+  const served = new Set(rig.hub!.hub.restApp.routes.filter((r) => r.method !== 'ALL' && r.path.startsWith('/api/v1/') && !r.path.includes('*')).map((r) => `${r.method} ${openApiPath(r.path)}`));
   const documented = new Set(Object.entries(doc.paths as Json).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`)));
   assert.ok(served.size > 70, `only ${served.size} routes served?`);
   assert.deepEqual([...served].filter((k) => !documented.has(k)).sort(), [], 'served but not documented');
@@ -91,10 +91,16 @@ test('the document is OpenAPI 3.1: every operation answers, every $ref resolves,
     for (const [method, op] of Object.entries(ops as Json)) {
       assert.ok(!ids.has(op.operationId), `operationId ${op.operationId} twice`);
       ids.add(op.operationId);
-      assert.ok(Object.keys(op.responses).some((s) => /^2\d\d$/.test(s)), `${method} ${path} has no success answer`);
+      assert.ok(
+        Object.keys(op.responses).some((s) => /^2\d\d$/.test(s)),
+        `${method} ${path} has no success answer`,
+      );
       assert.ok(op.responses['4XX'] && op.responses['5XX'], `${method} ${path} documents no error answer`);
       for (const name of [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1])) {
-        assert.ok(op.parameters?.some((p: Json) => p.in === 'path' && p.name === name && p.required === true), `${method} ${path}: path parameter ${name}`);
+        assert.ok(
+          op.parameters?.some((p: Json) => p.in === 'path' && p.name === name && p.required === true),
+          `${method} ${path}: path parameter ${name}`,
+        );
       }
       for (const [status, r] of Object.entries(op.responses as Json)) for (const [type, media] of Object.entries(r.content as Json)) compile(media.schema, `${method} ${path} ${status} ${type}`);
       if (op.requestBody) compile(op.requestBody.content['application/json'].schema, `body ${method} ${path}`);
@@ -105,13 +111,16 @@ test('the document is OpenAPI 3.1: every operation answers, every $ref resolves,
   const refs: string[] = [];
   const walk = (node: unknown): void => {
     if (Array.isArray(node)) node.forEach(walk);
-    else if (node && typeof node === 'object') for (const [k, v] of Object.entries(node)) (k === '$ref' && typeof v === 'string' ? refs.push(v) : walk(v));
+    else if (node && typeof node === 'object') for (const [k, v] of Object.entries(node)) k === '$ref' && typeof v === 'string' ? refs.push(v) : walk(v);
   };
   walk(doc);
   assert.ok(refs.length > 0);
   for (const ref of refs) {
     assert.ok(ref.startsWith('#/'), `${ref} is not local`);
-    const target = ref.slice(2).split('/').reduce<any>((at, part) => at?.[part.replace(/~1/g, '/').replace(/~0/g, '~')], doc);
+    const target = ref
+      .slice(2)
+      .split('/')
+      .reduce<any>((at, part) => at?.[part.replace(/~1/g, '/').replace(/~0/g, '~')], doc);
     assert.ok(target !== undefined, `${ref} resolves to nothing`);
   }
 });
@@ -223,10 +232,14 @@ test('real answers match the schemas documented for their status, successes and 
   const bad = await check('POST', '/api/v1/stacks/{name}/deploy', '/api/v1/stacks/oa/deploy', { compose: 'services:\n  web:\n    ports: 12\n', target: { node: NODE } }, 400);
   assert.ok(Array.isArray(bad.error.errors), 'a refused Compose file lists its problems');
   const started = await check('POST', '/api/v1/stacks/{name}/deploy', '/api/v1/stacks/oa/deploy', { compose, target: { node: NODE } }, 202);
-  const job = await waitFor(async () => {
-    const j = (await rig.hub!.api('GET', `/api/v1/jobs/${started.jobs[0]}`)).json;
-    return j.state === 'succeeded' || j.state === 'failed' ? j : null;
-  }, 120_000, 'the deploy job');
+  const job = await waitFor(
+    async () => {
+      const j = (await rig.hub!.api('GET', `/api/v1/jobs/${started.jobs[0]}`)).json;
+      return j.state === 'succeeded' || j.state === 'failed' ? j : null;
+    },
+    120_000,
+    'the deploy job',
+  );
   assert.equal(job.state, 'succeeded', JSON.stringify(job));
   await check('GET', '/api/v1/jobs/{id}', `/api/v1/jobs/${started.jobs[0]}`, undefined, 200);
   await check('GET', '/api/v1/jobs', `/api/v1/jobs?node=${NODE}`, undefined, 200);

@@ -43,7 +43,10 @@ async function api(method: string, path: string, user: string | null, body?: unk
 /** `dockfleet operator-key ARGS` as USER, with ~/.dockfleet at HOME. */
 async function cli(home: string, user: string | null, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const p = spawnDockfleet(['operator-key', ...args], {
-    DOCKFLEET_HOME: home, DOCKFLEET_HUB: hubUrl, DOCKFLEET_TOKEN: user === null ? adminToken : tokens[user]!, DOCKFLEET_CA: caFile,
+    DOCKFLEET_HOME: home,
+    DOCKFLEET_HUB: hubUrl,
+    DOCKFLEET_TOKEN: user === null ? adminToken : tokens[user]!,
+    DOCKFLEET_CA: caFile,
   });
   const { code } = await p.exited;
   answers.push(p.stdout(), p.stderr());
@@ -62,7 +65,11 @@ before(async () => {
   caFile = join(dir, 'hub', 'pki', 'ca.pem');
   caPem = await readFile(caFile, 'utf8');
   adminToken = (await readFile(join(dir, 'hub', 'admin.token'), 'utf8')).trim();
-  for (const [name, role] of [['alice', 'operator'], ['bob', 'viewer'], ['carol', 'viewer']] as const) {
+  for (const [name, role] of [
+    ['alice', 'operator'],
+    ['bob', 'viewer'],
+    ['carol', 'viewer'],
+  ] as const) {
     const res = await api('POST', '/api/v1/users', null, { name, role });
     assert.equal(res.status, 201, res.text);
     tokens[name] = res.json.token;
@@ -92,12 +99,14 @@ test('create makes the key here (0600 in a 0700 directory, the first one the def
 
   const listed = await api('GET', '/api/v1/operator-keys', 'alice');
   assert.equal(listed.status, 200);
-  assert.deepEqual(listed.json.map((k: { id: string; publicKey: string; name: string; user: string; revokedAt: null }) => [k.id, k.publicKey, k.name, k.user, k.revokedAt]),
-    [[aliceId, aliceKey, 'laptop', 'alice', null]]);
+  assert.deepEqual(
+    listed.json.map((k: { id: string; publicKey: string; name: string; user: string; revokedAt: null }) => [k.id, k.publicKey, k.name, k.user, k.revokedAt]),
+    [[aliceId, aliceKey, 'laptop', 'alice', null]],
+  );
   assert.deepEqual(Object.keys(listed.json[0]).sort(), ['createdAt', 'id', 'name', 'publicKey', 'revokedAt', 'user']);
 });
 
-test('show prints the key alone, as a policy file takes it, and the local private key matches the hub\'s record', async () => {
+test("show prints the key alone, as a policy file takes it, and the local private key matches the hub's record", async () => {
   const shown = await cli(home('alice'), 'alice', 'show');
   assert.equal(shown.code, 0, shown.stderr);
   assert.equal(shown.stdout, `${aliceKey}\n`);
@@ -144,7 +153,10 @@ test('list marks which keys are on this machine; revoke keeps the key file unles
   assert.equal(listed.code, 0, listed.stderr);
   const rows = JSON.parse(listed.stdout) as Array<{ id: string; name: string; local: boolean; default: boolean; revokedAt: string | null }>;
   assert.equal(rows.length, 3);
-  assert.deepEqual(rows.find((r) => r.id === aliceId), { ...rows.find((r) => r.id === aliceId), local: true, default: true, name: 'laptop' });
+  assert.deepEqual(
+    rows.find((r) => r.id === aliceId),
+    { ...rows.find((r) => r.id === aliceId), local: true, default: true, name: 'laptop' },
+  );
   assert.equal(rows.find((r) => r.id === desktopId)?.local, false, 'a key made on another machine is not here');
   const table = await cli(home('alice'), 'alice', 'list');
   assert.match(table.stdout, /^ID\s+NAME\s+CREATED\s+STATE\s+HERE/);
@@ -189,18 +201,21 @@ test('a key registered twice is a 409, whoever registers it; a malformed key is 
   assert.deepEqual((await api('GET', '/api/v1/operator-keys', 'bob')).json, [], 'nothing was stored for bob');
 });
 
-test('admins see every user\'s keys with the user\'s name; others see and revoke only their own', async () => {
+test("admins see every user's keys with the user's name; others see and revoke only their own", async () => {
   const bobsKey = generateOperatorKey().publicKey;
   const created = await api('POST', '/api/v1/operator-keys', 'bob', { publicKey: bobsKey, name: 'bob laptop' });
   assert.equal(created.status, 201, created.text);
   assert.equal(created.json.user, 'bob');
 
-  assert.deepEqual((await api('GET', '/api/v1/operator-keys', 'bob')).json.map((k: { id: string }) => k.id), [created.json.id]);
+  assert.deepEqual(
+    (await api('GET', '/api/v1/operator-keys', 'bob')).json.map((k: { id: string }) => k.id),
+    [created.json.id],
+  );
   const notAdmin = await api('GET', '/api/v1/operator-keys?all=1', 'bob');
   assert.equal(notAdmin.status, 403);
   assert.equal(notAdmin.json.error.code, 'forbidden');
   const othersKey = await api('DELETE', `/api/v1/operator-keys/${aliceId}`, 'bob');
-  assert.equal(othersKey.status, 404, 'another user\'s key reads as absent');
+  assert.equal(othersKey.status, 404, "another user's key reads as absent");
   assert.equal((await api('GET', '/api/v1/operator-keys', 'alice')).json.find((k: { id: string }) => k.id === aliceId).revokedAt, null);
 
   const all = await api('GET', '/api/v1/operator-keys?all=1', null);
@@ -223,17 +238,23 @@ test('a scoped user holds keys of its own too', async () => {
   const key = generateOperatorKey().publicKey;
   const created = await api('POST', '/api/v1/operator-keys', 'carol', { publicKey: key, name: 'customer key' });
   assert.equal(created.status, 201, created.text);
-  assert.deepEqual((await api('GET', '/api/v1/operator-keys', 'carol')).json.map((k: { publicKey: string }) => k.publicKey), [key]);
+  assert.deepEqual(
+    (await api('GET', '/api/v1/operator-keys', 'carol')).json.map((k: { publicKey: string }) => k.publicKey),
+    [key],
+  );
   assert.equal((await api('GET', '/api/v1/operator-keys?all=1', 'carol')).status, 403);
   assert.equal((await api('DELETE', `/api/v1/operator-keys/${created.json.id}`, 'carol')).status, 200);
 });
 
-test('registering and revoking keys is in the hub\'s audit log, by user and outcome', async () => {
+test("registering and revoking keys is in the hub's audit log, by user and outcome", async () => {
   const rows = (await api('GET', '/api/v1/audit?limit=500', null)).json as Array<{ user: string; method: string; path: string; status: number }>;
   const mine = rows.filter((r) => r.path.startsWith('/api/v1/operator-keys'));
   assert.ok(mine.some((r) => r.user === 'alice' && r.method === 'POST' && r.status === 201));
   assert.ok(mine.some((r) => r.user === 'alice' && r.method === 'DELETE' && r.status === 200));
-  assert.ok(mine.some((r) => r.user === 'bob' && r.method === 'POST' && r.status === 409), 'a refused registration too');
+  assert.ok(
+    mine.some((r) => r.user === 'bob' && r.method === 'POST' && r.status === 409),
+    'a refused registration too',
+  );
   assert.ok(mine.some((r) => r.user === 'bob' && r.method === 'DELETE' && r.status === 404));
 });
 
@@ -296,7 +317,7 @@ test('a host requiring signed intent reports it, naming its keys by the fingerpr
   await agent.stop();
 });
 
-test('no private key ever appears in an API answer, a CLI line or the hub\'s log', async () => {
+test("no private key ever appears in an API answer, a CLI line or the hub's log", async () => {
   const secrets: string[] = [];
   for (const name of ['alice', 'alice-desktop']) {
     for (const file of await pemFiles(name)) {
@@ -306,6 +327,6 @@ test('no private key ever appears in an API answer, a CLI line or the hub\'s log
   }
   assert.ok(secrets.length >= 2, 'there are private keys to look for');
   const seen = [...answers, hub.stdout(), hub.stderr()].join('\n');
-  assert.match(hub.stderr(), /"name":"hub"/, 'the hub\'s log is captured');
+  assert.match(hub.stderr(), /"name":"hub"/, "the hub's log is captured");
   for (const secret of secrets) assert.ok(!seen.includes(secret), 'a private key leaked');
 });

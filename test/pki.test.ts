@@ -83,10 +83,7 @@ async function selfSignedClientCert(commonName: string): Promise<{ cert: string;
     name: [{ CN: [commonName] }],
     keys,
     signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
-    extensions: [
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
-    ],
+    extensions: [new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true), new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])],
   });
   const key = KeyObject.from(keys.privateKey).export({ type: 'pkcs8', format: 'pem' }).toString();
   return { cert: cert.toString('pem'), key };
@@ -139,10 +136,7 @@ test("verifyChainToPinnedCa rejects a different hub presented with the first hub
   // A foreign leaf spliced in front of the pinned CA is caught by the signature check.
   const [otherLeaf] = chain;
   const [, ourCa] = await fetchChain(port);
-  assert.throws(
-    () => verifyChainToPinnedCa([otherLeaf!, ourCa!], pki.caDigest, '127.0.0.1'),
-    /hub certificate is not signed by the pinned CA/,
-  );
+  assert.throws(() => verifyChainToPinnedCa([otherLeaf!, ourCa!], pki.caDigest, '127.0.0.1'), /hub certificate is not signed by the pinned CA/);
 });
 
 test('verifyChainToPinnedCa rejects hosts outside the SANs', async () => {
@@ -198,7 +192,9 @@ test('tlsCertFile/tlsKeyFile: served as-is, digest of the last certificate, priv
 async function clientWithOwnKey(hub: HubPki, commonName: string, days?: number) {
   const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const issued = await issueClientCert(hub, {
-    commonName, publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(), ...(days ? { days } : {}),
+    commonName,
+    publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+    ...(days ? { days } : {}),
   });
   return { ...issued, keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
 }

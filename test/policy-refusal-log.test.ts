@@ -19,7 +19,12 @@ let agent: DockfleetProcess;
 const hubLines: Array<Record<string, unknown>> = [];
 
 before(async () => {
-  const sink = new Writable({ write(chunk: Buffer, _enc, done) { for (const l of chunk.toString().split('\n')) if (l) hubLines.push(JSON.parse(l)); done(); } });
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const l of chunk.toString().split('\n')) if (l) hubLines.push(JSON.parse(l));
+      done();
+    },
+  });
   hub = await startTestHub({ log: pino({ level: 'info' }, sink) });
   dir = await mkdtemp(join(tmpdir(), 'dockfleet-refusal-log-'));
   const code = await mintCode(hub, 'logged');
@@ -36,7 +41,11 @@ after(async () => {
 
 /** The agent's structured log lines (pino JSON on stderr). */
 function logLines(): Array<Record<string, unknown>> {
-  return agent.stderr().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return agent
+    .stderr()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 test('a refused container create is logged on the host with method, path and reason, without the body', async () => {
@@ -55,10 +64,16 @@ test('a refused section and an unknown endpoint are logged too', async () => {
   const before = logLines().length;
   assert.equal((await hub.api('GET', '/docker/nodes/logged/v1.43/containers/x/export')).status, 403);
   assert.equal((await hub.api('GET', '/docker/nodes/logged/v1.43/nothing-here')).status, 403);
-  const lines = await waitFor(() => {
-    const fresh = logLines().slice(before).filter((l) => /refused/.test(String(l.msg)));
-    return fresh.length >= 2 ? fresh : null;
-  }, 5_000, 'two more refusals in the agent log');
+  const lines = await waitFor(
+    () => {
+      const fresh = logLines()
+        .slice(before)
+        .filter((l) => /refused/.test(String(l.msg)));
+      return fresh.length >= 2 ? fresh : null;
+    },
+    5_000,
+    'two more refusals in the agent log',
+  );
   assert.match(String(lines[0]!.reason), /sections\.archive is not true/);
   assert.match(String(lines[1]!.reason), /not a Docker Engine API endpoint/);
 });
@@ -70,21 +85,40 @@ test('a refused volume file browse and a refused hijacked call are logged too', 
   // A hijacked call (Upgrade: tcp) into a section that is off: BuildKit sessions.
   const status = await new Promise<number>((resolve, reject) => {
     const req = httpsRequest(`${hub.url}/docker/nodes/logged/v1.43/session`, {
-      method: 'POST', ca: hub.caPem,
+      method: 'POST',
+      ca: hub.caPem,
       headers: { authorization: `Bearer ${hub.token}`, connection: 'Upgrade', upgrade: 'h2c', 'content-length': '0' },
     });
-    req.once('response', (res) => { res.resume(); resolve(res.statusCode ?? 0); });
-    req.once('upgrade', (res, socket) => { socket.destroy(); resolve(res.statusCode ?? 0); });
+    req.once('response', (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.once('upgrade', (res, socket) => {
+      socket.destroy();
+      resolve(res.statusCode ?? 0);
+    });
     req.once('error', reject);
     req.end();
   });
   assert.equal(status, 403);
-  const lines = await waitFor(() => {
-    const fresh = logLines().slice(before).filter((l) => /refused/.test(String(l.msg)));
-    return fresh.length >= 2 ? fresh : null;
-  }, 5_000, 'two more refusals in the agent log');
-  assert.ok(lines.some((l) => /volumeFiles is not true/.test(String(l.reason)) && /\/volumes\/data\/files/.test(String(l.path))), JSON.stringify(lines));
-  assert.ok(lines.some((l) => /sections\.session is not true/.test(String(l.reason)) && l.path === '/v1.43/session'), JSON.stringify(lines));
+  const lines = await waitFor(
+    () => {
+      const fresh = logLines()
+        .slice(before)
+        .filter((l) => /refused/.test(String(l.msg)));
+      return fresh.length >= 2 ? fresh : null;
+    },
+    5_000,
+    'two more refusals in the agent log',
+  );
+  assert.ok(
+    lines.some((l) => /volumeFiles is not true/.test(String(l.reason)) && /\/volumes\/data\/files/.test(String(l.path))),
+    JSON.stringify(lines),
+  );
+  assert.ok(
+    lines.some((l) => /sections\.session is not true/.test(String(l.reason)) && l.path === '/v1.43/session'),
+    JSON.stringify(lines),
+  );
 });
 
 test('the hub logs a call that the host refused, with who, where and what, never the body', async () => {

@@ -31,8 +31,7 @@ before(async () => {
   await writeFile(policyPath, JSON.stringify(STRICT));
   [engine] = (await startEngines(1, { prefix: 'polsum' })) as [TestEngine];
   hub = await startTestHub({ dataDir: join(dir, 'hub') });
-  agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', await mintCode(hub, 'strict-01'), '--state', join(dir, 'agent'),
-    '--docker', engine.dockerHost, '--policy', policyPath]);
+  agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', await mintCode(hub, 'strict-01'), '--state', join(dir, 'agent'), '--docker', engine.dockerHost, '--policy', policyPath]);
   await agent.waitForLine(/agent strict-01 connected/);
 });
 
@@ -68,10 +67,14 @@ test('the default policy: custom false, exec and ingress on, archive and volume 
 });
 
 test('the hub shows what the agent reported, in the node list and the node view, and keeps it offline', async () => {
-  const view = await waitFor(async () => {
-    const res = await hub!.api('GET', '/api/v1/nodes/strict-01');
-    return res.json?.policy ? res.json : null;
-  }, 10_000, 'the node view to carry the policy');
+  const view = await waitFor(
+    async () => {
+      const res = await hub!.api('GET', '/api/v1/nodes/strict-01');
+      return res.json?.policy ? res.json : null;
+    },
+    10_000,
+    'the node view to carry the policy',
+  );
   assert.deepEqual(view.policy, summarisePolicy(await loadPolicy(policyPath)));
   const list = (await hub!.api('GET', '/api/v1/nodes')).json as Array<{ name: string; policy: unknown }>;
   assert.deepEqual(list.find((n) => n.name === 'strict-01')?.policy, view.policy);

@@ -28,10 +28,24 @@ before(async () => {
   server = `127.0.0.1:${port}`;
   image = `${server}/test/busybox:1`;
   await writeFile(join(dir, 'htpasswd'), execFileSync('htpasswd', ['-Bbn', USER, PASSWORD]));
-  await writeFile(join(dir, 'registry.yml'), [
-    'version: 0.1', 'log:', '  level: error', 'storage:', '  filesystem:', `    rootdirectory: ${join(dir, 'registry-data')}`,
-    'http:', `  addr: ${server}`, 'auth:', '  htpasswd:', '    realm: dockfleet-test', `    path: ${join(dir, 'htpasswd')}`, '',
-  ].join('\n'));
+  await writeFile(
+    join(dir, 'registry.yml'),
+    [
+      'version: 0.1',
+      'log:',
+      '  level: error',
+      'storage:',
+      '  filesystem:',
+      `    rootdirectory: ${join(dir, 'registry-data')}`,
+      'http:',
+      `  addr: ${server}`,
+      'auth:',
+      '  htpasswd:',
+      '    realm: dockfleet-test',
+      `    path: ${join(dir, 'htpasswd')}`,
+      '',
+    ].join('\n'),
+  );
   registryProc = spawn('docker-registry', ['serve', join(dir, 'registry.yml')], { stdio: 'ignore' });
   await waitFor(async () => (await fetch(`http://${server}/v2/`).catch(() => null))?.status === 401, 15_000, 'the registry');
   // Put an image there straight from the engine, then forget it locally.
@@ -53,7 +67,9 @@ after(async () => {
 const hub = () => rig.hub!;
 const pull = (headers: Record<string, string> = {}) =>
   hubRequest(hub().url, hub().caPem, `/docker/nodes/${NODE}/images/create?fromImage=${encodeURIComponent(image)}`, {
-    method: 'POST', headers: { authorization: `Bearer ${hub().token}`, ...headers }, timeoutMs: 60_000,
+    method: 'POST',
+    headers: { authorization: `Bearer ${hub().token}`, ...headers },
+    timeoutMs: 60_000,
   });
 
 test('an admin stores credentials; the API lists host and user, never the password, and the database holds it only sealed', async () => {
@@ -67,7 +83,10 @@ test('an admin stores credentials; the API lists host and user, never the passwo
   const again = await hub().api('POST', '/api/v1/registries', { server, username: USER, password: PASSWORD });
   assert.equal(again.status, 409);
   const list = await hub().api('GET', '/api/v1/registries');
-  assert.deepEqual(list.json.map((r: { server: string; username: string }) => [r.server, r.username]), [[server, USER]]);
+  assert.deepEqual(
+    list.json.map((r: { server: string; username: string }) => [r.server, r.username]),
+    [[server, USER]],
+  );
   assert.equal(JSON.stringify(list.json).includes(PASSWORD), false);
   const dbFiles = (await readdir(rig.hubDir!)).filter((f) => f.startsWith('dockfleet.db'));
   assert.ok(dbFiles.length > 0);
@@ -82,9 +101,19 @@ test('a pull without credentials is refused by the registry; naming the stored c
   const id = (await hub().api('GET', '/api/v1/registries')).json[0].id as string;
   const ok = await pull({ 'x-dockfleet-registry': id, 'x-dockfleet-ui': '1' });
   assert.equal(ok.status, 200);
-  const events = ok.text.trim().split('\n').map((l) => JSON.parse(l) as { status?: string; error?: string; id?: string });
-  assert.equal(events.some((e) => e.error), false, ok.text);
-  assert.ok(events.some((e) => /Pull complete|Already exists|Downloaded newer image/.test(e.status ?? '')), ok.text);
+  const events = ok.text
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { status?: string; error?: string; id?: string });
+  assert.equal(
+    events.some((e) => e.error),
+    false,
+    ok.text,
+  );
+  assert.ok(
+    events.some((e) => /Pull complete|Already exists|Downloaded newer image/.test(e.status ?? '')),
+    ok.text,
+  );
   const present = await engineRequest(rig.engine!.socketPath, 'GET', `/images/${encodeURIComponent(image)}/json`);
   assert.equal(present.status, 200);
 });
@@ -92,7 +121,8 @@ test('a pull without credentials is refused by the registry; naming the stored c
 test('credentials are only sent to their own registry, only for a pull, and removing them stops their use', async () => {
   const id = (await hub().api('GET', '/api/v1/registries')).json[0].id as string;
   const elsewhere = await hubRequest(hub().url, hub().caPem, `/docker/nodes/${NODE}/images/create?fromImage=${encodeURIComponent('example.org/x/y:1')}`, {
-    method: 'POST', headers: { authorization: `Bearer ${hub().token}`, 'x-dockfleet-registry': id },
+    method: 'POST',
+    headers: { authorization: `Bearer ${hub().token}`, 'x-dockfleet-registry': id },
   });
   assert.equal(elsewhere.status, 400);
   assert.match(elsewhere.text, new RegExp(`for ${server.replace(/[.]/g, '\\.')}`));

@@ -34,16 +34,42 @@ function refused(verdict: ReturnType<AgentPolicy['check']>, reason: RegExp): voi
 
 /** A container with moderate limits, what a careful compose file asks for. */
 const MODERATE = hc({
-  PidsLimit: 100, OomScoreAdj: 100, OomKillDisable: false, Memory: 256 * 1024 ** 2, CgroupParent: '', ShmSize: 64 * 1024 ** 2,
-  Tmpfs: { '/run': 'rw,noexec,size=64m' }, Mounts: [{ Type: 'tmpfs', Target: '/cache', TmpfsOptions: { SizeBytes: 32 * 1024 ** 2 } }],
-  Ulimits: [{ Name: 'nofile', Soft: 1024, Hard: 4096 }], CpuRealtimePeriod: 0, CpuRealtimeRuntime: 0, CpuShares: 512, BlkioWeight: 300,
+  PidsLimit: 100,
+  OomScoreAdj: 100,
+  OomKillDisable: false,
+  Memory: 256 * 1024 ** 2,
+  CgroupParent: '',
+  ShmSize: 64 * 1024 ** 2,
+  Tmpfs: { '/run': 'rw,noexec,size=64m' },
+  Mounts: [{ Type: 'tmpfs', Target: '/cache', TmpfsOptions: { SizeBytes: 32 * 1024 ** 2 } }],
+  Ulimits: [{ Name: 'nofile', Soft: 1024, Hard: 4096 }],
+  CpuRealtimePeriod: 0,
+  CpuRealtimeRuntime: 0,
+  CpuShares: 512,
+  BlkioWeight: 300,
 });
 
 describe('security options that unconfine, in every spelling the engine accepts', () => {
   const unconfining = [
-    'disable', ' disable', 'DISABLE', 'label=disable', 'label:disable', 'label=DISABLE', 'Label = disable', 'label=type:spc_t', 'label:type:unconfined_t',
-    'label=user:system_u', 'label=role:system_r', 'writable-cgroups', 'writable-cgroups=true', 'writable-cgroups=1', 'writable-cgroups:TRUE',
-    'apparmor=unconfined', 'apparmor:unconfined', 'seccomp=unconfined', 'systempaths=unconfined',
+    'disable',
+    ' disable',
+    'DISABLE',
+    'label=disable',
+    'label:disable',
+    'label=DISABLE',
+    'Label = disable',
+    'label=type:spc_t',
+    'label:type:unconfined_t',
+    'label=user:system_u',
+    'label=role:system_r',
+    'writable-cgroups',
+    'writable-cgroups=true',
+    'writable-cgroups=1',
+    'writable-cgroups:TRUE',
+    'apparmor=unconfined',
+    'apparmor:unconfined',
+    'seccomp=unconfined',
+    'systempaths=unconfined',
   ];
   for (const opt of unconfining) {
     test(JSON.stringify(opt), () => {
@@ -52,8 +78,17 @@ describe('security options that unconfine, in every spelling the engine accepts'
     });
   }
   test('options that keep the container confined pass', () => {
-    const harmless = ['no-new-privileges', 'no-new-privileges=true', 'no-new-privileges:false', 'label=level:s0:c100,c200', 'label=filetype:container_file_t',
-      'apparmor=docker-default', 'seccomp=builtin', 'writable-cgroups=false', 'writable-cgroups=0'];
+    const harmless = [
+      'no-new-privileges',
+      'no-new-privileges=true',
+      'no-new-privileges:false',
+      'label=level:s0:c100,c200',
+      'label=filetype:container_file_t',
+      'apparmor=docker-default',
+      'seccomp=builtin',
+      'writable-cgroups=false',
+      'writable-cgroups=0',
+    ];
     assert.deepEqual(create(defaults, hc({ SecurityOpt: harmless })), { allowed: true });
   });
 });
@@ -131,7 +166,13 @@ describe('container update bodies', () => {
 describe('the policy file’s allow.resources', () => {
   test('defaults, and the startup line names what differs', () => {
     assert.deepEqual(DEFAULT_POLICY.allow.resources, {
-      negativeOomScoreAdj: false, oomKillDisable: false, unlimitedPids: false, cgroupParents: [], maxTmpfsBytes: GiB, realtimeCpu: false, unlimitedUlimits: false,
+      negativeOomScoreAdj: false,
+      oomKillDisable: false,
+      unlimitedPids: false,
+      cgroupParents: [],
+      maxTmpfsBytes: GiB,
+      realtimeCpu: false,
+      unlimitedUlimits: false,
     });
     assert.ok(Object.isFrozen(DEFAULT_POLICY.allow.resources));
     assert.doesNotMatch(defaults.summary(), /resources/);
@@ -151,7 +192,10 @@ describe('end to end: through the hub against a real engine', () => {
   let hub: TestHub;
   let work: string;
   const agents: TestAgent[] = [];
-  const OPEN = { privileged: true, resources: { negativeOomScoreAdj: true, oomKillDisable: true, unlimitedPids: true, cgroupParents: ['/dockfleet-res'], maxTmpfsBytes: null, realtimeCpu: true, unlimitedUlimits: true } };
+  const OPEN = {
+    privileged: true,
+    resources: { negativeOomScoreAdj: true, oomKillDisable: true, unlimitedPids: true, cgroupParents: ['/dockfleet-res'], maxTmpfsBytes: null, realtimeCpu: true, unlimitedUlimits: true },
+  };
 
   before(async () => {
     engines = await startEngines(1, { prefix: 'res' });
@@ -160,7 +204,10 @@ describe('end to end: through the hub against a real engine', () => {
     const open = join(work, 'policy-open.json');
     await writeFile(open, JSON.stringify({ allow: OPEN }));
     // Two nodes on one engine: one with the default policy, one whose file allows every control.
-    for (const [name, policy] of [['res-default', undefined], ['res-open', open]] as const) {
+    for (const [name, policy] of [
+      ['res-default', undefined],
+      ['res-open', open],
+    ] as const) {
       const agent = await startTestAgent({ hubUrl: hub.url, code: await mintCode(hub, name), docker: engines[0]!.dockerHost, ...(policy ? { policy } : {}) });
       await agent.waitConnected();
       agents.push(agent);
@@ -224,7 +271,10 @@ describe('end to end: through the hub against a real engine', () => {
     const env = { ...parseExports(p.stdout()), DOCKER_CLI_HINTS: 'false' };
     const res = await run(DOCKER_BIN, ['create', '--pids-limit', '-1', '--oom-score-adj', '-10', BUSYBOX_IMAGE, 'true'], env);
     assert.notEqual(res.code, 0);
-    assert.match(res.stderr, /Error response from daemon: dockfleet policy on this host refuses an unlimited HostConfig\.PidsLimit \(-1\) \(allow\.resources\.unlimitedPids is false in the default policy/);
+    assert.match(
+      res.stderr,
+      /Error response from daemon: dockfleet policy on this host refuses an unlimited HostConfig\.PidsLimit \(-1\) \(allow\.resources\.unlimitedPids is false in the default policy/,
+    );
     const plain = await run(DOCKER_BIN, ['create', '--pids-limit', '100', '--tmpfs', '/run:size=64m', BUSYBOX_IMAGE, 'true'], env);
     assert.equal(plain.code, 0, plain.stderr);
   });

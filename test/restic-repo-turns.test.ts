@@ -70,7 +70,7 @@ describe('restic runs take turns at a repository', { skip: !CI && !existsSync(RE
       await new Promise((r) => setTimeout(r, 3_000));
       other.kill('SIGCONT');
       await backup;
-      assert.equal(await otherDone, 0, 'the other process\'s rebuild-index passed');
+      assert.equal(await otherDone, 0, "the other process's rebuild-index passed");
     } finally {
       if (other.exitCode === null) {
         other.kill('SIGCONT');

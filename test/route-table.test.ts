@@ -53,15 +53,38 @@ after(async () => {
 test('a container started with labels is routable within a second; stopped it stays, marked; removed it is gone', async () => {
   const started = Date.now();
   const id = await runContainer(engine, {
-    name: 'shop', config: exposing(8080),
-    labels: { 'dockfleet.ingress.host': 'shop.example.test', 'dockfleet.ingress.1.host': 'api.example.test', 'dockfleet.ingress.1.path': '/v1', 'dockfleet.ingress.1.port': '8080', 'dockfleet.ingress.1.protocol': 'h2c' },
+    name: 'shop',
+    config: exposing(8080),
+    labels: {
+      'dockfleet.ingress.host': 'shop.example.test',
+      'dockfleet.ingress.1.host': 'api.example.test',
+      'dockfleet.ingress.1.path': '/v1',
+      'dockfleet.ingress.1.port': '8080',
+      'dockfleet.ingress.1.protocol': 'h2c',
+    },
   });
   // Listed from create on (not running, port unknown); served once the list shows it running.
-  const route = await waitFor(async () => { const r = await routeOf('shop', 'shop.example.test'); return r?.running && r; }, 1_000, 'the running route in GET /api/v1/routes');
+  const route = await waitFor(
+    async () => {
+      const r = await routeOf('shop', 'shop.example.test');
+      return r?.running && r;
+    },
+    1_000,
+    'the running route in GET /api/v1/routes',
+  );
   const tookMs = Date.now() - started;
   assert.deepEqual(route, {
-    host: 'shop.example.test', path: '/', node: NODE, container: 'shop', port: 8080, access: 'public', protocol: 'http',
-    running: true, nodeOnline: true, tls: { state: 'none', notAfter: null, error: null }, error: null,
+    host: 'shop.example.test',
+    path: '/',
+    node: NODE,
+    container: 'shop',
+    port: 8080,
+    access: 'public',
+    protocol: 'http',
+    running: true,
+    nodeOnline: true,
+    tls: { state: 'none', notAfter: null, error: null },
+    error: null,
   });
   assert.equal((await routeOf('shop', 'api.example.test'))?.protocol, 'h2c');
   const match = hub.hub.routes.match('API.example.test:443', '/v1/items');
@@ -91,7 +114,14 @@ test('a second container claiming one host+path shows its conflict; the first ke
   const typo = await runContainer(engine, { name: 'typo', config: exposing(80, 443), labels: { 'dockfleet.ingress.host': 'typo.example.test' } });
   const wrongPort = await runContainer(engine, { name: 'wrong-port', config: exposing(80), labels: { 'dockfleet.ingress.host': 'wp.example.test', 'dockfleet.ingress.port': '9999' } });
 
-  const loser = await waitFor(async () => { const r = await routeOf('blog-b', 'blog.example.test'); return r?.running && r; }, 2_000, 'the second claim');
+  const loser = await waitFor(
+    async () => {
+      const r = await routeOf('blog-b', 'blog.example.test');
+      return r?.running && r;
+    },
+    2_000,
+    'the second claim',
+  );
   assert.equal(loser.error, `conflict: blog.example.test/ already served by ${NODE}/blog-a`);
   assert.equal((await routeOf('blog-a'))?.error, null);
   assert.equal(hub.hub.routes.match('blog.example.test', '/')?.target.containerId, first);
@@ -116,7 +146,7 @@ test('a second container claiming one host+path shows its conflict; the first ke
   for (const c of [second, typo, wrongPort]) await engineRequest(engine.socketPath, 'DELETE', `/containers/${c}?force=1`);
 });
 
-test("a node going offline keeps its routes, marked offline", async () => {
+test('a node going offline keeps its routes, marked offline', async () => {
   await runContainer(engine, { name: 'late', config: exposing(80), labels: { 'dockfleet.ingress.host': 'late.example.test' } });
   await waitFor(async () => (await routeOf('late'))?.nodeOnline === true, 2_000, 'the route online');
   await agent.stop();

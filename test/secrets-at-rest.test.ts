@@ -90,16 +90,22 @@ async function snapshot(dir: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const f of await filesUnder(dir)) {
     const s = await stat(f);
-    out[f] = `${createHash('sha256').update(await readFile(f)).digest('hex')} ${s.mtimeMs} ${(s.mode & 0o777).toString(8)}`;
+    out[f] = `${createHash('sha256')
+      .update(await readFile(f))
+      .digest('hex')} ${s.mtimeMs} ${(s.mode & 0o777).toString(8)}`;
   }
   return out;
 }
 
 async function rolloutDone(hub: TestHub, stack: string, id: string): Promise<{ state: string }> {
-  return waitFor(async () => {
-    const r = await hub.api('GET', `/api/v1/stacks/${stack}/rollouts/${id}`);
-    return r.json.state !== 'running' && r.json;
-  }, 15_000, `rollout ${id}`);
+  return waitFor(
+    async () => {
+      const r = await hub.api('GET', `/api/v1/stacks/${stack}/rollouts/${id}`);
+      return r.json.state !== 'running' && r.json;
+    },
+    15_000,
+    `rollout ${id}`,
+  );
 }
 
 async function servedFingerprint(hub: TestHub): Promise<string> {
@@ -207,10 +213,14 @@ async function plant(source: Source): Promise<Planted> {
   const caKey = box.openText((await readFile(join(dataDir, 'pki', 'ca-key.pem'), 'utf8')).trim(), 'hub-pki:ca-key');
   const serverKey = box.openText((await readFile(join(dataDir, 'pki', 'server-key.pem'), 'utf8')).trim(), 'hub-pki:server-key');
   const needles = [
-    ...forms('stack secret env', Buffer.from(secretEnv)), ...forms('later stack secret env', Buffer.from(laterEnv)),
+    ...forms('stack secret env', Buffer.from(secretEnv)),
+    ...forms('later stack secret env', Buffer.from(laterEnv)),
     ...forms('registry password', Buffer.from(registryPassword)),
-    ...forms('receiver token', Buffer.from(receiverToken)), ...forms('receiver URL path', Buffer.from(hookPath)),
-    ...keyForms('edge certificate key', leaf.keyPem), ...keyForms('CA key', caKey), ...keyForms('server key', serverKey),
+    ...forms('receiver token', Buffer.from(receiverToken)),
+    ...forms('receiver URL path', Buffer.from(hookPath)),
+    ...keyForms('edge certificate key', leaf.keyPem),
+    ...keyForms('CA key', caKey),
+    ...keyForms('server key', serverKey),
     ...forms('master key', key),
   ];
   return { dir, dataDir, port, key, agentState, needles, receiverId: rcv.json.id, hook, secretEnv, fingerprint };
@@ -229,7 +239,10 @@ async function assertNothingFound(p: Planted): Promise<void> {
   await rm(copy, { recursive: true, force: true });
   await cp(p.dataDir, copy, { recursive: true });
   const all = await Promise.all((await filesUnder(copy)).map(async (f) => ({ name: f.slice(copy.length + 1), bytes: await readFile(f) })));
-  assert.ok(all.some((f) => f.name === join('pki', 'ca-key.pem')), 'the copy has the CA key file');
+  assert.ok(
+    all.some((f) => f.name === join('pki', 'ca-key.pem')),
+    'the copy has the CA key file',
+  );
   assert.deepEqual(hitsIn(all, p.needles), [], 'the data directory holds a secret');
   assert.ok(!all.some((f) => f.name === 'secrets.key'), 'no key file inside DIR');
 }
@@ -245,12 +258,12 @@ async function assertSecretsWork(p: Planted): Promise<void> {
   const rb = await hub.api('POST', '/api/v1/stacks/sec/rollback', { to: 1 });
   assert.equal(rb.status, 202, JSON.stringify(rb.json));
   assert.equal((await rolloutDone(hub, 'sec', rb.json.rollout)).state, 'succeeded');
-  assert.equal(agent.deliveries.at(-1)!.job.secrets.env.TOKEN, p.secretEnv, 'revision 1\'s sealed secret env reaches the agent after the restart');
+  assert.equal(agent.deliveries.at(-1)!.job.secrets.env.TOKEN, p.secretEnv, "revision 1's sealed secret env reaches the agent after the restart");
   const sent = await hub.api('POST', `/api/v1/alert-receivers/${p.receiverId}/test`);
   assert.equal(sent.status, 200, JSON.stringify(sent.json));
   const delivery = p.hook.seen.at(-1)!;
   assert.match(delivery.path, /^\/hook-[0-9a-f]{24}$/);
-  assert.match(String(delivery.headers.authorization), /^Bearer receiver-token-[0-9a-f]{24}$/, 'the receiver\'s sealed header opened');
+  assert.match(String(delivery.headers.authorization), /^Bearer receiver-token-[0-9a-f]{24}$/, "the receiver's sealed header opened");
   const regs = await hub.api('GET', '/api/v1/registries');
   assert.equal(regs.json.length, 1);
   await hub.stop({ keepData: true });
@@ -356,13 +369,16 @@ test('a key file open to others (0644), or of the wrong size, is refused', async
   }
 });
 
-test('an old hub\'s DIR/secrets.key and plain PEM keys: moved out and sealed on start, secrets still open; two different keys stop the hub', async () => {
+test("an old hub's DIR/secrets.key and plain PEM keys: moved out and sealed on start, secrets still open; two different keys stop the hub", async () => {
   const p = filePlanted!;
   for (const k of ENV_KEYS) delete process.env[k];
   const keyFile = defaultMasterKeyFile(p.dataDir);
   const box = new SecretBox(p.key);
   // Put DIR back the way hubs before this kept it: the key inside, the private keys in plain PEM.
-  for (const [file, context] of [['ca-key.pem', 'hub-pki:ca-key'], ['server-key.pem', 'hub-pki:server-key']] as const) {
+  for (const [file, context] of [
+    ['ca-key.pem', 'hub-pki:ca-key'],
+    ['server-key.pem', 'hub-pki:server-key'],
+  ] as const) {
     const path = join(p.dataDir, 'pki', file);
     await writeFile(path, box.openText((await readFile(path, 'utf8')).trim(), context), { mode: 0o600 });
   }
@@ -385,7 +401,11 @@ test('an old hub\'s DIR/secrets.key and plain PEM keys: moved out and sealed on 
     assert.ok(!text.includes('PRIVATE KEY'), `${file} is sealed`);
     assert.equal((await stat(join(p.dataDir, 'pki', file))).mode & 0o777, 0o600);
   }
-  assert.deepEqual((await readdir(join(p.dataDir, 'pki'))).filter((f) => f.endsWith('.tmp')), [], 'no temporary file left');
+  assert.deepEqual(
+    (await readdir(join(p.dataDir, 'pki'))).filter((f) => f.endsWith('.tmp')),
+    [],
+    'no temporary file left',
+  );
   await assertNothingFound(p);
   await assertSecretsWork(p);
 });

@@ -19,9 +19,7 @@ import { createHash } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import tarStream from 'tar-stream';
 import { IntentSigner, generateOperatorKey } from '../src/lib/intent-keys.ts';
-import {
-  INTENT_BODY_HEADER, INTENT_HEADER, SEALED_BODY, dockerOp, encodeIntent, intentPayload, intentSigningBytes, type IntentClaims,
-} from '../src/protocol/intent.ts';
+import { INTENT_BODY_HEADER, INTENT_HEADER, SEALED_BODY, dockerOp, encodeIntent, intentPayload, intentSigningBytes, type IntentClaims } from '../src/protocol/intent.ts';
 import { FRAME_DATA, FRAME_SEAL, MAX_SEGMENT, frameHead, sealBody, sealSigningBytes } from '../src/protocol/intent-stream.ts';
 import { emptyRevision } from './support/job-agent.ts';
 import { BUSYBOX_IMAGE, engineRequest, runContainer, startEngines, stopEngines, type TestEngine } from './support/engines.ts';
@@ -29,7 +27,7 @@ import { mintCode, nodeStatus, startTestHub, waitFor, type TestHub } from './sup
 import { freePort, spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
 
 const NODE = 'signed-1';
-const API = "/v1.41";
+const API = '/v1.41';
 const enforcementOff = process.env.DOCKFLEET_TEST_INTENT_OFF === '1';
 const listed = generateOperatorKey();
 const unlisted = generateOperatorKey();
@@ -48,8 +46,7 @@ function policy(require: 'mutations' | 'all'): string {
 }
 
 async function startAgent(code?: string): Promise<void> {
-  agent = spawnDockfleet(['agent', '--hub', hub.url, ...(code ? ['--code', code] : []), '--state', join(dir, 'agent'),
-    '--docker', engine.dockerHost, '--policy', join(dir, 'policy.json')]);
+  agent = spawnDockfleet(['agent', '--hub', hub.url, ...(code ? ['--code', code] : []), '--state', join(dir, 'agent'), '--docker', engine.dockerHost, '--policy', join(dir, 'policy.json')]);
   await agent.waitForLine(new RegExp(`agent ${NODE} connected`));
   await waitFor(async () => (await nodeStatus(hub, NODE)) === 'online', 10_000, 'node online');
 }
@@ -76,7 +73,12 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-interface Answer { status: number; text: string; json: any; headers: Record<string, string | string[] | undefined> }
+interface Answer {
+  status: number;
+  text: string;
+  json: any;
+  headers: Record<string, string | string[] | undefined>;
+}
 
 /** One Docker call through the hub with the admin token (what a compromised hub holds). */
 function docker(method: string, path: string, opts: { headers?: Record<string, string>; body?: Buffer; chunks?: Buffer[] } = {}): Promise<Answer> {
@@ -91,7 +93,11 @@ function docker(method: string, path: string, opts: { headers?: Record<string, s
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString();
         let json: any = null;
-        try { json = JSON.parse(text); } catch { /* not JSON */ }
+        try {
+          json = JSON.parse(text);
+        } catch {
+          /* not JSON */
+        }
         resolve({ status: res.statusCode ?? 0, text, json, headers: res.headers });
       });
     });
@@ -136,7 +142,10 @@ async function running(id: string): Promise<boolean> {
 
 async function hostAudit(): Promise<Array<Record<string, any>>> {
   const text = await readFile(join(dir, 'agent', 'audit.log'), 'utf8').catch(() => '');
-  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, any>);
 }
 
 async function auditedRefusal(reason: RegExp): Promise<Record<string, any>> {
@@ -186,7 +195,10 @@ test('an expired intent and one that lives over five minutes are refused', async
   const now = Date.now();
   assertRefused(await docker('POST', path, { headers: { [INTENT_HEADER]: craftedIntent({ op: dockerOp('POST', path), body: digest(), iat: now - 120_000, exp: now - 60_000 }) } }), /it expired at/);
   assertRefused(await docker('POST', path, { headers: { [INTENT_HEADER]: craftedIntent({ op: dockerOp('POST', path), body: digest(), iat: now, exp: now + 6 * 60_000 }) } }), /lifetime is 360000 ms/);
-  assertRefused(await docker('POST', path, { headers: { [INTENT_HEADER]: craftedIntent({ op: dockerOp('POST', path), body: digest(), iat: now + 5 * 60_000, exp: now + 6 * 60_000 }) } }), /in the future/);
+  assertRefused(
+    await docker('POST', path, { headers: { [INTENT_HEADER]: craftedIntent({ op: dockerOp('POST', path), body: digest(), iat: now + 5 * 60_000, exp: now + 6 * 60_000 }) } }),
+    /in the future/,
+  );
   assert.equal(await running(box), true);
 });
 
@@ -216,8 +228,13 @@ test('a valid signed stop works; the same header again, and again after an agent
 test('a job written straight into the hub database is refused by the agent, and the host logs it', async () => {
   // What a compromised hub can do: file a job itself (no operator signed it).
   const filed = await hub.hub.jobs.file({
-    kind: 'deploy', node: NODE, stack: 'evil', target: emptyRevision('evil', 1), secrets: { env: {}, files: {} },
-    idempotencyKey: `test:${NODE}:evil:1`, createdBy: 'hub-db',
+    kind: 'deploy',
+    node: NODE,
+    stack: 'evil',
+    target: emptyRevision('evil', 1),
+    secrets: { env: {}, files: {} },
+    idempotencyKey: `test:${NODE}:evil:1`,
+    createdBy: 'hub-db',
   });
   const done = await hub.hub.jobs.wait(filed.id, AbortSignal.timeout(15_000));
   assert.equal(done.state, 'failed');
@@ -238,7 +255,10 @@ async function tarOf(name: string, content: Buffer): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-interface Frame { kind: 'D' | 'S'; bytes: Buffer }
+interface Frame {
+  kind: 'D' | 'S';
+  bytes: Buffer;
+}
 
 /** The body as the signer frames it: data frames of `segment` bytes, each followed by its seal. */
 function sealedFrames(body: Buffer, nonce: string, segment = MAX_SEGMENT): Frame[] {
@@ -287,12 +307,17 @@ test('a valid sealed upload works', async () => {
 });
 
 const tampering: Array<[string, (frames: Frame[]) => Frame[], RegExp]> = [
-  ['one byte flipped in the second segment', (frames) => frames.map((f, i) => {
-    if (i !== 2) return f;
-    const bytes = Buffer.from(f.bytes);
-    bytes[1000] = bytes[1000]! ^ 0x01;
-    return { ...f, bytes };
-  }), /seal 1 does not verify/],
+  [
+    'one byte flipped in the second segment',
+    (frames) =>
+      frames.map((f, i) => {
+        if (i !== 2) return f;
+        const bytes = Buffer.from(f.bytes);
+        bytes[1000] = bytes[1000]! ^ 0x01;
+        return { ...f, bytes };
+      }),
+    /seal 1 does not verify/,
+  ],
   ['truncated (the final seal and what precedes it dropped)', (frames) => frames.slice(0, -3), /ended without its final seal/],
   ['two segments swapped', (frames) => [frames[0]!, frames[1]!, frames[4]!, frames[5]!, frames[2]!, frames[3]!, ...frames.slice(6)], /seal 2 arrived where seal 1 was due|does not verify/],
   ['extended after the final seal', (frames) => [...frames, { kind: 'D', bytes: Buffer.concat([frameHead(FRAME_DATA, 3), Buffer.from('xyz')]) }], /after the final seal/],
@@ -381,8 +406,16 @@ function hijack(path: string, headers: Record<string, string>, body: Buffer, aft
     let raw = Buffer.alloc(0);
     let upgraded = false;
     socket.on('secureConnect', () => {
-      const lines = [`POST /docker/nodes/${NODE}${path} HTTP/1.1`, `Host: ${url.host}`, `Authorization: Bearer ${hub.token}`, 'Content-Type: application/json',
-        'Connection: Upgrade', 'Upgrade: tcp', `Content-Length: ${body.length}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+      const lines = [
+        `POST /docker/nodes/${NODE}${path} HTTP/1.1`,
+        `Host: ${url.host}`,
+        `Authorization: Bearer ${hub.token}`,
+        'Content-Type: application/json',
+        'Connection: Upgrade',
+        'Upgrade: tcp',
+        `Content-Length: ${body.length}`,
+        ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+      ];
       socket.write(`${lines.join('\r\n')}\r\n\r\n`);
       socket.write(body);
     });

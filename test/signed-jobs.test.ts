@@ -62,7 +62,10 @@ async function deployArgs(stack: string, release: string): Promise<string[]> {
 
 async function hostAudit(): Promise<Array<Record<string, any>>> {
   const text = await readFile(join(work, 'agent', 'audit.log'), 'utf8').catch(() => '');
-  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, any>);
 }
 
 async function releaseOf(stack: string): Promise<string | undefined> {
@@ -87,12 +90,14 @@ before(async () => {
   assert.equal(shown.code, 0, shown.stderr);
   publicKey = /ed25519:[A-Za-z0-9_-]{43}/.exec(shown.stdout)![0];
   const sections = ['ping', 'version', 'info', 'events', 'system', 'containers', 'exec', 'images', 'volumes', 'networks'];
-  await writeFile(join(work, 'policy.json'), JSON.stringify({
-    sections: Object.fromEntries(sections.map((s) => [s, true])),
-    ...(process.env.DOCKFLEET_TEST_INTENT_OFF === '1' ? {} : { signedIntent: { operators: [publicKey], require: 'mutations' } }),
-  }));
-  agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', await mintCode(hub, NODE), '--state', join(work, 'agent'),
-    '--docker', engine.dockerHost, '--policy', join(work, 'policy.json')]);
+  await writeFile(
+    join(work, 'policy.json'),
+    JSON.stringify({
+      sections: Object.fromEntries(sections.map((s) => [s, true])),
+      ...(process.env.DOCKFLEET_TEST_INTENT_OFF === '1' ? {} : { signedIntent: { operators: [publicKey], require: 'mutations' } }),
+    }),
+  );
+  agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', await mintCode(hub, NODE), '--state', join(work, 'agent'), '--docker', engine.dockerHost, '--policy', join(work, 'policy.json')]);
   await agent.waitForLine(new RegExp(`agent ${NODE} connected`));
   await waitFor(async () => (await nodeStatus(hub, NODE)) === 'online', 10_000, 'node online');
   // The CLI decides to sign from the node's policy summary: wait until the hub has it.
@@ -170,8 +175,14 @@ test("a signed job's intent moved onto a second job is refused by the host (its 
   const original = JSON.parse(signed.request);
   const secrets = { env: { TOKEN: 'tok-5ecret' }, files: {} };
   const copy = await hub.hub.jobs.file({
-    kind: 'deploy', node: NODE, stack: 'web', target: original.target, secrets,
-    idempotencyKey: `test:replay:${Date.now()}`, createdBy: 'hub-db', signing: { held: false },
+    kind: 'deploy',
+    node: NODE,
+    stack: 'web',
+    target: original.target,
+    secrets,
+    idempotencyKey: `test:replay:${Date.now()}`,
+    createdBy: 'hub-db',
+    signing: { held: false },
   });
   assert.equal(await hub.hub.jobs.signedBody(copy.id), await hub.hub.jobs.signedBody(signed.id), 'the copy is the signed job body');
   const attached = await hub.api('POST', `/api/v1/jobs/${copy.id}/intent`, { intent: signed.intent });
@@ -212,7 +223,12 @@ test('rollback to a revision this CLI signed is signed and runs; to one it never
 test('a signed job whose intent expires before its host is reached fails saying so; one never signed fails after 5 minutes', { timeout: 60_000 }, async () => {
   const signer = readLocalKey(chooseLocalKey(undefined, join(home, 'operator-keys'))!, join(home, 'operator-keys'));
   const input = {
-    kind: 'remove' as const, node: NODE, stack: 'late', target: null, secrets: { env: {}, files: {} }, createdBy: 'test',
+    kind: 'remove' as const,
+    node: NODE,
+    stack: 'late',
+    target: null,
+    secrets: { env: {}, files: {} },
+    createdBy: 'test',
   };
   // Held by its rollout (a later wave), signed with a 1 s intent, released after it expired.
   const held = await hub.hub.jobs.file({ ...input, idempotencyKey: `test:late:${Date.now()}`, signing: { held: true } });
@@ -230,7 +246,7 @@ test('a signed job whose intent expires before its host is reached fails saying 
   const unsigned = await hub.hub.jobs.file({ ...input, idempotencyKey: `test:unsigned:${Date.now()}`, signing: { held: false } });
   assert.equal(await sweepSigningDeadlines(hub.hub.jobs, Date.now() + 4 * 60_000), 0, 'not yet');
   // This one, and the jobs the refused signings above left awaiting theirs.
-  assert.ok(await sweepSigningDeadlines(hub.hub.jobs, Date.now() + 5 * 60_000 + 1_000) >= 1);
+  assert.ok((await sweepSigningDeadlines(hub.hub.jobs, Date.now() + 5 * 60_000 + 1_000)) >= 1);
   const missing = (await hub.hub.jobs.get(unsigned.id))!;
   assert.equal(missing.state, 'failed');
   assert.equal(missing.errorCode, 'signature_missing');

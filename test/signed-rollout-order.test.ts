@@ -25,7 +25,8 @@ before(async () => {
   hub = await startTestHub();
   for (const name of ['wave-a', 'wave-b', 'wave-c']) {
     const agent = await startJobAgent({
-      hubUrl: hub.url, code: await mintCode(hub, name),
+      hubUrl: hub.url,
+      code: await mintCode(hub, name),
       answer: async (job, res) => {
         await new Promise((r) => setTimeout(r, 400));
         if (job.stack === 'stops' && job.node === 'wave-a') fail(job, res);
@@ -60,14 +61,17 @@ test('sign: every job filed awaiting its signature; signed all at once, the seco
   assert.equal(res.status, 202, JSON.stringify(res.json));
   const signing = res.json.signing as { kind: string; parallel: number; nodes: string[]; jobs: Array<{ id: string; node: string; signedBody: string }> };
   assert.deepEqual([signing.kind, signing.parallel, signing.nodes], ['deploy', 1, ['wave-a', 'wave-b']]);
-  assert.deepEqual(signing.jobs.map((j) => j.node), ['wave-a', 'wave-b']);
+  assert.deepEqual(
+    signing.jobs.map((j) => j.node),
+    ['wave-a', 'wave-b'],
+  );
   const states = async (): Promise<string[]> => Promise.all(signing.jobs.map(async (j) => (await hub.api('GET', `/api/v1/jobs/${j.id}`)).json.state as string));
   assert.deepEqual(await states(), ['awaiting-signature', 'awaiting-signature']);
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(agents[0]!.deliveries.length + agents[1]!.deliveries.length, 0, 'nothing delivered before it is signed');
 
   // An intent over another body is refused by the hub with its reason, and changes nothing.
-  const [a, b] = signing.jobs as [typeof signing.jobs[0], typeof signing.jobs[0]];
+  const [a, b] = signing.jobs as [(typeof signing.jobs)[0], (typeof signing.jobs)[0]];
   const wrong = await hub.api('POST', `/api/v1/jobs/${a.id}/intent`, { intent: signer.intent('wave-a', jobOp('deploy'), sha(b.signedBody)).wire });
   assert.equal(wrong.status, 400);
   assert.match(wrong.json.error.message, /signs another job body/);
@@ -106,5 +110,9 @@ test('a signed rollout that stops at a failed node drops its later, already sign
   const rollout = (await hub.api('GET', '/api/v1/stacks/stops')).json;
   assert.match(JSON.stringify(rollout), /wave-a/);
   await new Promise((r) => setTimeout(r, 500));
-  assert.deepEqual(agents.map((a, i) => a.deliveries.length - before[i]!), [1, 0, 0], 'only wave-a ever got its job');
+  assert.deepEqual(
+    agents.map((a, i) => a.deliveries.length - before[i]!),
+    [1, 0, 0],
+    'only wave-a ever got its job',
+  );
 });

@@ -44,12 +44,20 @@ const lastLine = (text: string): string => text.trimEnd().split('\n').at(-1) ?? 
 
 async function hostAudit(): Promise<Array<Record<string, any>>> {
   const text = await readFile(join(work, 'agent', 'audit.log'), 'utf8').catch(() => '');
-  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, any>);
 }
 
 async function hostEntry(kind: string, jobId: string): Promise<Record<string, any>> {
-  return waitFor(async () => (await hostAudit()).find((e) => e.op === `job ${kind}` && e.result === 'ok' && String(e.ref ?? '').includes(jobId))
-    ?? (await hostAudit()).filter((e) => e.op === `job ${kind}` && e.result === 'ok').at(-1), 10_000, `job ${jobId} in the host log`);
+  return waitFor(
+    async () =>
+      (await hostAudit()).find((e) => e.op === `job ${kind}` && e.result === 'ok' && String(e.ref ?? '').includes(jobId)) ??
+      (await hostAudit()).filter((e) => e.op === `job ${kind}` && e.result === 'ok').at(-1),
+    10_000,
+    `job ${jobId} in the host log`,
+  );
 }
 
 async function createVolume(name: string, content: string): Promise<void> {
@@ -89,13 +97,15 @@ describe('signed volume jobs', { skip: !CI && !haveRestic ? 'restic is not insta
     assert.equal((await cli(['operator-key', 'create', '--name', 'laptop'])).code, 0);
     cliKey = /ed25519:[A-Za-z0-9_-]{43}/.exec((await cli(['operator-key', 'show'])).stdout)![0];
     const sections = Object.fromEntries(['ping', 'version', 'info', 'events', 'system', 'containers', 'exec', 'images', 'volumes', 'networks'].map((s) => [s, true]));
-    await writeFile(join(work, 'policy.json'), JSON.stringify({
-      sections,
-      ...(process.env.DOCKFLEET_TEST_INTENT_OFF === '1' ? {} : { signedIntent: { operators: [cliKey, browserKey], require: 'mutations' } }),
-      backups: { repository: join(work, 'repos', 'main'), repositoryPaths: [join(work, 'repos')] },
-    }));
-    agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', await mintCode(hub, NODE), '--state', join(work, 'agent'),
-      '--docker', engine.dockerHost, '--policy', join(work, 'policy.json')]);
+    await writeFile(
+      join(work, 'policy.json'),
+      JSON.stringify({
+        sections,
+        ...(process.env.DOCKFLEET_TEST_INTENT_OFF === '1' ? {} : { signedIntent: { operators: [cliKey, browserKey], require: 'mutations' } }),
+        backups: { repository: join(work, 'repos', 'main'), repositoryPaths: [join(work, 'repos')] },
+      }),
+    );
+    agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', await mintCode(hub, NODE), '--state', join(work, 'agent'), '--docker', engine.dockerHost, '--policy', join(work, 'policy.json')]);
     await agent.waitForLine(new RegExp(`agent ${NODE} connected`), 30_000);
     await waitFor(async () => (await nodeStatus(hub!, NODE)) === 'online', 10_000, 'node online');
     // The CLI and the UI decide to sign from the node's policy summary: wait until the hub has it.
@@ -195,7 +205,7 @@ describe('signed volume jobs', { skip: !CI && !haveRestic ? 'restic is not insta
     await waitFor(async () => button.isEnabled(), 15_000, 'Back up now enabled on the signed host');
     const answer = page.waitForResponse((r) => r.request().method() === 'POST' && /\/volumes\/ledger\/backups$/.test(new URL(r.url()).pathname));
     await button.click();
-    const filed = await (await answer).json() as { id: string; signing?: { jobs: Array<{ id: string }> } };
+    const filed = (await (await answer).json()) as { id: string; signing?: { jobs: Array<{ id: string }> } };
     assert.equal(filed.signing?.jobs[0]?.id, filed.id, 'filed for signing');
     const state = page.locator('.backup-now .job-progress .job-state');
     await state.getByText(/succeeded|failed/).waitFor({ timeout: 120_000 });

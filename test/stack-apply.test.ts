@@ -49,10 +49,7 @@ test('a 3-service stack with depends_on service_healthy comes up healthy, with C
   // Debian's docker-compose v1, with the same file, on the host's engine.
   const dir = await mkdtemp(join(tmpdir(), 'dockfleet-compose-'));
   try {
-    await writeFile(join(dir, 'docker-compose.yml'), [
-      "version: '3.8'", 'services:',
-      ...['db', 'api', 'web'].flatMap((s) => [`  ${s}:`, `    image: ${BUSYBOX_IMAGE}`]),
-    ].join('\n'));
+    await writeFile(join(dir, 'docker-compose.yml'), ["version: '3.8'", 'services:', ...['db', 'api', 'web'].flatMap((s) => [`  ${s}:`, `    image: ${BUSYBOX_IMAGE}`])].join('\n'));
     const ps = await run('docker-compose', ['-p', 'shop', 'ps'], { DOCKER_HOST: rig.engine.dockerHost }, { cwd: dir });
     assert.equal(ps.code, 0, ps.stderr);
     for (const name of ['shop_api_1', 'shop_db_1', 'shop_web_1']) assert.match(ps.stdout, new RegExp(`${name}\\s.*Up`), ps.stdout);
@@ -98,9 +95,13 @@ test('a name clash with a container outside the stack fails cleanly and leaves t
 });
 
 test('remove takes the containers and networks away and keeps named volumes', async () => {
-  const p = project('gone', { a: service({ mounts: [{ type: 'volume', source: 'data', target: '/data', readOnly: false }] }) }, {
-    volumes: { data: { name: 'gone_data', external: false, driver: null, driverOpts: {}, labels: {} } },
-  });
+  const p = project(
+    'gone',
+    { a: service({ mounts: [{ type: 'volume', source: 'data', target: '/data', readOnly: false }] }) },
+    {
+      volumes: { data: { name: 'gone_data', external: false, driver: null, driverOpts: {}, labels: {} } },
+    },
+  );
   const deployed = await rig.run('deploy', 'gone', revision(p, 1));
   assert.equal(deployed.result.state, 'succeeded', deployed.result.error ?? '');
   assert.deepEqual(await rig.names('volumes', 'gone'), ['gone_data']);

@@ -26,9 +26,7 @@ async function cli(...args: string[]): Promise<{ code: number | null; stdout: st
 }
 
 function composeFile(revision: 'good' | 'crash'): string {
-  const worker = revision === 'good'
-    ? "    command: ['sh', '-c', 'echo worker up; exec sleep 3600']"
-    : "    command: ['sh', '-c', 'echo worker cannot start: missing config >&2; exit 3']";
+  const worker = revision === 'good' ? "    command: ['sh', '-c', 'echo worker up; exec sleep 3600']" : "    command: ['sh', '-c', 'echo worker cannot start: missing config >&2; exit 3']";
   return [
     'services:',
     '  db:',
@@ -90,7 +88,10 @@ test('stack deploy --wait brings a compose project up healthy on the node; docke
 
   const containers = await stackContainers();
   assert.equal(containers.length, 2);
-  assert.ok(containers.every((c) => c.State === 'running'), JSON.stringify(containers.map((c) => [c.Names, c.State])));
+  assert.ok(
+    containers.every((c) => c.State === 'running'),
+    JSON.stringify(containers.map((c) => [c.Names, c.State])),
+  );
   const db = containers.find((c) => c.Labels['com.docker.compose.service'] === 'db')!;
   const env = (await engineRequest(engine.socketPath, 'GET', `/containers/${db.Names[0]!.slice(1)}/json`)).json.Config.Env as string[];
   assert.ok(env.includes(`DB_PASSWORD=${SECRET}`), 'the secret reaches the container, and only there');
@@ -121,23 +122,34 @@ test('a crash-looping revision fails the gate and the whole stack is rolled back
   assert.equal(ls[0]!.nodes[0]!.status, 'rolled-back');
   assert.equal(ls[0]!.nodes[0]!.revision, 1, 'the node is back on revision 1');
 
-  const after = await waitFor(async () => {
-    const now = await stackContainers();
-    return now.every((c) => c.State === 'running') ? now : null;
-  }, 15_000, 'the previous revision running again');
+  const after = await waitFor(
+    async () => {
+      const now = await stackContainers();
+      return now.every((c) => c.State === 'running') ? now : null;
+    },
+    15_000,
+    'the previous revision running again',
+  );
   assert.deepEqual(after.map((c) => c.Names[0]).sort(), before);
-  assert.ok(after.every((c) => c.Labels.release === undefined || c.Labels.release === 'good'), 'revision 1 serves again');
+  assert.ok(
+    after.every((c) => c.Labels.release === undefined || c.Labels.release === 'good'),
+    'revision 1 serves again',
+  );
 
   const show = await cli('job', 'show', jobId, '--json');
   assert.equal(show.code, 0, show.stderr);
   const detail = JSON.parse(show.stdout) as { state: string; error: string | null; steps: unknown[] };
   assert.equal(detail.state, 'failed');
   assert.match(String(detail.error), /worker/);
-  assert.match(String(detail.error), /missing config/, 'the failing service\'s last log lines');
+  assert.match(String(detail.error), /missing config/, "the failing service's last log lines");
   assert.ok(detail.steps.length > 0);
 
   const history = JSON.parse((await cli('stack', 'history', 'shop', '--json')).stdout) as Array<{ revision: number }>;
-  assert.deepEqual(history.map((r) => r.revision), [2, 1], 'revisions, newest first');
+  assert.deepEqual(
+    history.map((r) => r.revision),
+    [2, 1],
+    'revisions, newest first',
+  );
 });
 
 test('the secret value is in no record: not the hub database, not the agent state dir, not an API answer', async () => {

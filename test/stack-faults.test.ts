@@ -19,9 +19,23 @@ const agents = new Map<NodeName, DockfleetProcess>();
 let hub: TestHub;
 let work: string;
 
-interface CliResult { code: number | null; stdout: string; stderr: string }
-interface LsItem { name: string; revision: number; nodes: Array<{ node: string; revision: number; status: string }> }
-interface JobItem { id: string; node: string; stack: string; state: string; kind: string }
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+interface LsItem {
+  name: string;
+  revision: number;
+  nodes: Array<{ node: string; revision: number; status: string }>;
+}
+interface JobItem {
+  id: string;
+  node: string;
+  stack: string;
+  state: string;
+  kind: string;
+}
 
 async function cli(...args: string[]): Promise<CliResult> {
   const p = spawnDockfleet([...args, '--data', hub.dataDir], { DOCKFLEET_HUB: undefined, DOCKFLEET_TOKEN: undefined });
@@ -44,8 +58,18 @@ async function jobs(stack: string): Promise<JobItem[]> {
 }
 
 async function startAgent(node: NodeName, code?: string): Promise<void> {
-  const p = spawnDockfleet(['agent', '--hub', hub.url, ...(code === undefined ? [] : ['--code', code]), '--state', join(work, `agent-${node}`),
-    '--docker', engines[node].dockerHost, '--policy', join(work, 'no-policy.json')]);
+  const p = spawnDockfleet([
+    'agent',
+    '--hub',
+    hub.url,
+    ...(code === undefined ? [] : ['--code', code]),
+    '--state',
+    join(work, `agent-${node}`),
+    '--docker',
+    engines[node].dockerHost,
+    '--policy',
+    join(work, 'no-policy.json'),
+  ]);
   agents.set(node, p);
   await p.waitForLine(new RegExp(`agent ${node} connected`), 30_000);
 }
@@ -88,7 +112,14 @@ test('a selector rollout goes in waves of one and stops at the node whose engine
   const v1 = await composeFile('web-v1', { app: { healthy: true } });
   const first = await cli('stack', 'deploy', 'web', '-f', v1, '--selector', 'role=web', '--parallel', '1', '--wait');
   assert.equal(first.code, 0, `${first.stdout}\n${first.stderr}`);
-  assert.deepEqual((await ls('web'))!.nodes.map((n) => [n.node, n.revision, n.status]), [['n1', 1, 'healthy'], ['n2', 1, 'healthy'], ['n3', 1, 'healthy']]);
+  assert.deepEqual(
+    (await ls('web'))!.nodes.map((n) => [n.node, n.revision, n.status]),
+    [
+      ['n1', 1, 'healthy'],
+      ['n2', 1, 'healthy'],
+      ['n3', 1, 'healthy'],
+    ],
+  );
 
   // Revision 2 adds a service whose container name is already taken on n2's engine, outside the stack.
   await runContainer(engines.n2, { name: 'web_extra_1' });
@@ -108,9 +139,16 @@ test('a selector rollout goes in waves of one and stops at the node whose engine
   for (const j of await jobs('web')) byNode[j.node] = (byNode[j.node] ?? 0) + 1;
   assert.deepEqual(byNode, { n1: 2, n2: 2, n3: 1 }, 'n3 was never given the revision 2 job');
   const n2 = await containers('n2', 'web');
-  assert.deepEqual(n2.map((c) => [c.Labels['com.docker.compose.service'], c.State]), [['app', 'running']], 'n2 runs revision 1 whole');
+  assert.deepEqual(
+    n2.map((c) => [c.Labels['com.docker.compose.service'], c.State]),
+    [['app', 'running']],
+    'n2 runs revision 1 whole',
+  );
   const n3 = await containers('n3', 'web');
-  assert.deepEqual(n3.map((c) => c.Labels['com.docker.compose.service']), ['app']);
+  assert.deepEqual(
+    n3.map((c) => c.Labels['com.docker.compose.service']),
+    ['app'],
+  );
   await engineRequest(engines.n2.socketPath, 'DELETE', '/containers/web_extra_1?force=1');
 });
 
@@ -119,14 +157,22 @@ test('drift (a container removed, one added by hand) reaches stack ls and the AP
   await runContainer(engines.n3, { name: 'web_byhand_1', labels: { 'com.docker.compose.project': 'web', 'com.docker.compose.service': 'byhand' } });
   await engineRequest(engines.n1.socketPath, 'DELETE', `/containers/${app.Id}?force=1`);
   const t0 = Date.now();
-  await waitFor(async () => {
-    const item = await ls('web');
-    return nodeOf(item, 'n1')?.status === 'drifted' && nodeOf(item, 'n3')?.status === 'drifted';
-  }, 10_000, 'stack ls shows n1 and n3 drifted', 250);
+  await waitFor(
+    async () => {
+      const item = await ls('web');
+      return nodeOf(item, 'n1')?.status === 'drifted' && nodeOf(item, 'n3')?.status === 'drifted';
+    },
+    10_000,
+    'stack ls shows n1 and n3 drifted',
+    250,
+  );
   const seconds = (Date.now() - t0) / 1000;
   const detail = (await hub.api('GET', '/api/v1/stacks/web')).json as { drifted: boolean; nodes: Array<{ node: string; drift: Array<Record<string, unknown>> }> };
   assert.equal(detail.drifted, true);
-  assert.ok(detail.nodes.find((n) => n.node === 'n1')!.drift.some((d) => JSON.stringify(d).includes('app')), JSON.stringify(detail.nodes));
+  assert.ok(
+    detail.nodes.find((n) => n.node === 'n1')!.drift.some((d) => JSON.stringify(d).includes('app')),
+    JSON.stringify(detail.nodes),
+  );
   assert.ok(detail.nodes.find((n) => n.node === 'n3')!.drift.length > 0, JSON.stringify(detail.nodes));
   assert.ok(seconds <= 10, `drift seen after ${seconds} s`);
   t.diagnostic(`drift in stack ls after ${seconds.toFixed(2)} s`);
@@ -166,10 +212,15 @@ test('an agent SIGKILLed during the gate wait ends its job on a whole revision w
   agent.signal('SIGKILL');
   await agent.exited;
   await startAgent('n1');
-  const job = await waitFor(async () => {
-    const j = (await hub.api('GET', `/api/v1/jobs/${jobId}`)).json as { state: string };
-    return j.state === 'succeeded' || j.state === 'failed' ? j : null;
-  }, 90_000, 'the job final', 500);
+  const job = await waitFor(
+    async () => {
+      const j = (await hub.api('GET', `/api/v1/jobs/${jobId}`)).json as { state: string };
+      return j.state === 'succeeded' || j.state === 'failed' ? j : null;
+    },
+    90_000,
+    'the job final',
+    500,
+  );
   t.diagnostic(`the interrupted job ended ${job.state}`);
   const now = await containers('n1', 'slow');
   assert.equal(now.length, 1, JSON.stringify(now.map((c) => c.Names)));
@@ -201,22 +252,37 @@ test('a node offline when the job is filed runs it when it returns', { timeout: 
   await startAgent('n3');
   await waitFor(async () => (await hub.api('GET', `/api/v1/jobs/${jobId}`)).json.state === 'succeeded', 60_000, 'the job done', 250);
   assert.deepEqual([nodeOf(await ls('solo'), 'n3')!.status], ['healthy']);
-  assert.deepEqual((await containers('n3', 'solo')).map((c) => c.State), ['running']);
+  assert.deepEqual(
+    (await containers('n3', 'solo')).map((c) => c.State),
+    ['running'],
+  );
 });
 
-test('a node that gains a selector\'s label after the deploy gets the stack at the next deploy, not before', { timeout: 120_000 }, async () => {
+test("a node that gains a selector's label after the deploy gets the stack at the next deploy, not before", { timeout: 120_000 }, async () => {
   assert.equal((await cli('label', 'n1', 'tier=edge')).code, 0);
   const file = await composeFile('edge', { proxy: { healthy: true } });
   const first = await cli('stack', 'deploy', 'edge', '-f', file, '--selector', 'tier=edge', '--wait');
   assert.equal(first.code, 0, first.stderr);
   assert.equal((await cli('label', 'n2', 'tier=edge')).code, 0);
   await new Promise((r) => setTimeout(r, 3_000));
-  assert.deepEqual((await jobs('edge')).map((j) => j.node), ['n1']);
-  assert.deepEqual((await ls('edge'))!.nodes.map((n) => n.node), ['n1']);
+  assert.deepEqual(
+    (await jobs('edge')).map((j) => j.node),
+    ['n1'],
+  );
+  assert.deepEqual(
+    (await ls('edge'))!.nodes.map((n) => n.node),
+    ['n1'],
+  );
   assert.deepEqual(await containers('n2', 'edge'), []);
   const second = await cli('stack', 'deploy', 'edge', '-f', file, '--selector', 'tier=edge', '--wait');
   assert.equal(second.code, 0, second.stderr);
-  assert.deepEqual((await ls('edge'))!.nodes.map((n) => [n.node, n.status]), [['n1', 'healthy'], ['n2', 'healthy']]);
+  assert.deepEqual(
+    (await ls('edge'))!.nodes.map((n) => [n.node, n.status]),
+    [
+      ['n1', 'healthy'],
+      ['n2', 'healthy'],
+    ],
+  );
 });
 
 test('the same idempotency key from the CLI twice gives one revision and one job per node', { timeout: 120_000 }, async () => {
@@ -227,6 +293,9 @@ test('the same idempotency key from the CLI twice gives one revision and one job
   assert.equal(b.code, 0, b.stderr);
   assert.deepEqual(b.stdout.trim().split('\n').slice(0, 2), a.stdout.trim().split('\n'), 'the same jobs');
   const history = JSON.parse((await cli('stack', 'history', 'dup', '--json')).stdout) as Array<{ revision: number }>;
-  assert.deepEqual(history.map((r) => r.revision), [1]);
+  assert.deepEqual(
+    history.map((r) => r.revision),
+    [1],
+  );
   assert.deepEqual((await jobs('dup')).map((j) => j.node).sort(), ['n2', 'n3']);
 });

@@ -18,7 +18,11 @@ let work: string;
 let hubDir: string;
 let hubUrl: string;
 
-interface CliResult { code: number | null; stdout: string; stderr: string }
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
 async function cli(...args: string[]): Promise<CliResult> {
   const p = spawnDockfleet([...args, '--data', hubDir], { DOCKFLEET_HUB: undefined, DOCKFLEET_TOKEN: undefined });
   const { code } = await p.exited;
@@ -52,8 +56,7 @@ before(async () => {
   for (const [i, engine] of engines.entries()) {
     const name = `c${i + 1}`;
     const code = lastLine(await cli('enroll', name));
-    const agent = spawnDockfleet(['agent', '--hub', hubUrl, '--code', code, '--state', join(work, `agent-${name}`),
-      '--docker', engine.dockerHost, '--policy', join(work, 'no-policy.json')]);
+    const agent = spawnDockfleet(['agent', '--hub', hubUrl, '--code', code, '--state', join(work, `agent-${name}`), '--docker', engine.dockerHost, '--policy', join(work, 'no-policy.json')]);
     await agent.waitForLine(new RegExp(`agent ${name} connected`), 30_000);
     agents.push(agent);
     assert.equal((await cli('label', name, 'pool=a')).code, 0);
@@ -82,21 +85,43 @@ test('a hub SIGKILLed mid-rollout, with a job queued, resumes and completes afte
   await new Promise((r) => setTimeout(r, 1_000));
   await startHub();
 
-  const done = await waitFor(async () => {
-    const r = await cli('stack', 'ls', '--json');
-    if (r.code !== 0) return null;
-    const pool = (JSON.parse(r.stdout) as Array<{ name: string; nodes: Array<{ node: string; revision: number; status: string }> }>).find((s) => s.name === 'pool');
-    return pool && pool.nodes.length === 2 && pool.nodes.every((n) => n.status === 'healthy') ? pool : null;
-  }, 120_000, 'the rollout completed on both nodes', 1_000);
-  assert.deepEqual(done.nodes.map((n) => [n.node, n.revision]), [['c1', 1], ['c2', 1]]);
+  const done = await waitFor(
+    async () => {
+      const r = await cli('stack', 'ls', '--json');
+      if (r.code !== 0) return null;
+      const pool = (JSON.parse(r.stdout) as Array<{ name: string; nodes: Array<{ node: string; revision: number; status: string }> }>).find((s) => s.name === 'pool');
+      return pool && pool.nodes.length === 2 && pool.nodes.every((n) => n.status === 'healthy') ? pool : null;
+    },
+    120_000,
+    'the rollout completed on both nodes',
+    1_000,
+  );
+  assert.deepEqual(
+    done.nodes.map((n) => [n.node, n.revision]),
+    [
+      ['c1', 1],
+      ['c2', 1],
+    ],
+  );
   await waitFor(async () => (await jobState(sideJob)) === 'succeeded', 60_000, 'the queued job ran', 500);
 
   const poolJobs = JSON.parse((await cli('jobs', '--stack', 'pool', '--json')).stdout) as Array<{ node: string; state: string }>;
-  assert.deepEqual(poolJobs.map((j) => [j.node, j.state]).sort(), [['c1', 'succeeded'], ['c2', 'succeeded']], 'one job per node');
+  assert.deepEqual(
+    poolJobs.map((j) => [j.node, j.state]).sort(),
+    [
+      ['c1', 'succeeded'],
+      ['c2', 'succeeded'],
+    ],
+    'one job per node',
+  );
   for (const [i, engine] of engines.entries()) {
     const filters = encodeURIComponent(JSON.stringify({ label: ['com.docker.compose.project=pool'] }));
     const list = (await engineRequest(engine.socketPath, 'GET', `/containers/json?all=1&filters=${filters}`)).json as Array<{ State: string }>;
-    assert.deepEqual(list.map((c) => c.State), ['running'], `c${i + 1} runs the stack once`);
+    assert.deepEqual(
+      list.map((c) => c.State),
+      ['running'],
+      `c${i + 1} runs the stack once`,
+    );
     const dir = join(work, `agent-c${i + 1}`, 'jobs');
     for (const file of (await readdir(dir)).filter((f) => f.endsWith('.json'))) {
       const record = JSON.parse(await readFile(join(dir, file), 'utf8')) as { request: { id: string }; runs: number };

@@ -23,7 +23,10 @@ test('services come in dependency order, and a cycle is refused with its path', 
   });
   assert.deepEqual(dependencyOrder(p), ['db', 'api', 'web']);
   const cyclic = project('loop', { a: service({ dependsOn: { b: { condition: 'service_started' } } }), b: service({ dependsOn: { a: { condition: 'service_started' } } }) });
-  assert.throws(() => dependencyOrder(cyclic), (err: Error & { code?: string }) => err.code === 'validation_failed' && /cycle: a → b → a/.test(err.message));
+  assert.throws(
+    () => dependencyOrder(cyclic),
+    (err: Error & { code?: string }) => err.code === 'validation_failed' && /cycle: a → b → a/.test(err.message),
+  );
   const unknown = project('x', { a: service({ dependsOn: { nope: { condition: 'service_started' } } }) });
   assert.throws(() => dependencyOrder(unknown), /nope/);
 });
@@ -32,7 +35,13 @@ test('a first deploy creates the default network and every service, numbered 1 i
   const p = project('shop', { web: service(), db: service() });
   const plan = planStack(p, desiredOf(p), { containers: [], networks: ['bridge'], volumes: [] });
   assert.deepEqual(plan.createNetworks, [{ key: 'default', name: 'shop_default' }]);
-  assert.deepEqual(plan.services.map((s) => [s.service, s.action.kind, s.name]), [['db', 'create', 'shop_db_1'], ['web', 'create', 'shop_web_1']]);
+  assert.deepEqual(
+    plan.services.map((s) => [s.service, s.action.kind, s.name]),
+    [
+      ['db', 'create', 'shop_db_1'],
+      ['web', 'create', 'shop_web_1'],
+    ],
+  );
 });
 
 test('an unchanged running service is kept; a changed one is replaced start-first unless a name or host port is fixed', () => {
@@ -42,12 +51,7 @@ test('an unchanged running service is kept; a changed one is replaced start-firs
     ported: service({ ports: [{ target: 80, published: 8080, hostIp: '127.0.0.1', protocol: 'tcp' }], environment: { V: '2' } }),
     named: service({ containerName: 'shop-named', environment: { V: '2' } }),
   });
-  const observed = [
-    running(p, 'same'),
-    running(p, 'free', { configHash: 'old' }),
-    running(p, 'ported', { configHash: 'old' }),
-    running(p, 'named', { configHash: 'old', name: 'shop-named' }),
-  ];
+  const observed = [running(p, 'same'), running(p, 'free', { configHash: 'old' }), running(p, 'ported', { configHash: 'old' }), running(p, 'named', { configHash: 'old', name: 'shop-named' })];
   const plan = planStack(p, desiredOf(p), { containers: observed, networks: ['shop_default'], volumes: [] });
   const byName = Object.fromEntries(plan.services.map((s) => [s.service, s]));
   assert.equal(byName.same!.action.kind, 'keep');
@@ -63,10 +67,17 @@ test('a stopped container or another image is not kept; a service gone from the 
   const p = project('shop', { a: service(), b: service() });
   const plan = planStack(p, desiredOf(p), {
     containers: [running(p, 'a', { running: false }), running(p, 'b', { imageId: 'sha256:other' }), running(p, 'old', { configHash: 'x' })],
-    networks: ['shop_default'], volumes: [],
+    networks: ['shop_default'],
+    volumes: [],
   });
-  assert.deepEqual(plan.services.map((s) => s.action.kind), ['start-first', 'start-first']);
-  assert.deepEqual(plan.removeContainers.map((c) => c.service), ['old']);
+  assert.deepEqual(
+    plan.services.map((s) => s.action.kind),
+    ['start-first', 'start-first'],
+  );
+  assert.deepEqual(
+    plan.removeContainers.map((c) => c.service),
+    ['old'],
+  );
 });
 
 test('the config-hash follows the config and the secret values, not the revision; secrets appear only in Env', () => {

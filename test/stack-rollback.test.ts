@@ -83,7 +83,11 @@ test('a crash loop fails the gate at once, long before the deadline', async () =
 test('a host port already taken fails the deploy and leaves the old revision', async () => {
   const before1 = await rig.containers('app');
   const taken = await freePort();
-  const holder = await runContainer(rig.engine, { name: 'port-holder', hostConfig: { PortBindings: { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: String(taken) }] } }, config: { ExposedPorts: { '80/tcp': {} } } });
+  const holder = await runContainer(rig.engine, {
+    name: 'port-holder',
+    hostConfig: { PortBindings: { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: String(taken) }] } },
+    config: { ExposedPorts: { '80/tcp': {} } },
+  });
   try {
     const moved = app(4, { b: { ports: [{ target: 80, published: taken, hostIp: '127.0.0.1', protocol: 'tcp' }] } });
     const { result } = await rig.run('deploy', 'app', revision(moved, 4));
@@ -99,12 +103,22 @@ test('a host port already taken fails the deploy and leaves the old revision', a
 test('a rollback job returns to the snapshot of the previous revision', async () => {
   const rev1 = await rig.containers('app');
   const rev5 = await deployed(5);
-  assert.notDeepEqual(Object.values(rev5).map((c) => c.hash).sort(), Object.values(rev1).map((c) => c.hash).sort());
+  assert.notDeepEqual(
+    Object.values(rev5)
+      .map((c) => c.hash)
+      .sort(),
+    Object.values(rev1)
+      .map((c) => c.hash)
+      .sort(),
+  );
   assert.equal((await rig.state.read('app', 'snapshot'))?.revision.revision, 1);
   const { result } = await rig.run('rollback', 'app', null);
   assert.equal(result.state, 'succeeded', result.error ?? '');
   assert.equal(result.revision, 1);
-  const hashes = (c: Record<string, { hash: string; service: string }>) => Object.values(c).map((x) => `${x.service}:${x.hash}`).sort();
+  const hashes = (c: Record<string, { hash: string; service: string }>) =>
+    Object.values(c)
+      .map((x) => `${x.service}:${x.hash}`)
+      .sort();
   assert.deepEqual(hashes(await rig.containers('app')), hashes(rev1));
 });
 
@@ -124,7 +138,10 @@ test('an apply cut short by a crash is finished when the job runs again', async 
   assert.equal(result.state, 'succeeded', result.error ?? '');
   assert.ok(logs.some((l) => /cut short/.test(l)));
   const after6 = await rig.containers('app');
-  assert.deepEqual(Object.keys(after6).filter((n) => n.includes('dfold')), []);
+  assert.deepEqual(
+    Object.keys(after6).filter((n) => n.includes('dfold')),
+    [],
+  );
   assert.equal(Object.keys(after6).length, 3);
   assert.ok(Object.values(after6).every((c) => c.state === 'running'));
   assert.notDeepEqual(after6, before1);

@@ -38,16 +38,16 @@ async function deploy(secret: string): Promise<void> {
 function storedTargets(): StackRevision[] {
   const db = new Database(join(hub.dataDir, 'dockfleet.db'), { readonly: true, fileMustExist: true });
   try {
-    return (db.prepare("SELECT target_json FROM stack_revisions WHERE stack = 'vault' ORDER BY revision").all() as Array<{ target_json: string }>)
-      .map((r) => JSON.parse(r.target_json) as StackRevision);
+    return (db.prepare("SELECT target_json FROM stack_revisions WHERE stack = 'vault' ORDER BY revision").all() as Array<{ target_json: string }>).map(
+      (r) => JSON.parse(r.target_json) as StackRevision,
+    );
   } finally {
     db.close();
   }
 }
 
 /** An unkeyed digest of a guessed value, the way anyone could compute it without the hub's key. */
-const unkeyed = (stack: string, name: string, value: string): string =>
-  createHash('sha256').update(`dockfleet.stack-secret.v1\0${stack}\0${name}\0${value}`).digest('hex');
+const unkeyed = (stack: string, name: string, value: string): string => createHash('sha256').update(`dockfleet.stack-secret.v1\0${stack}\0${name}\0${value}`).digest('hex');
 
 test('equal intent keeps an equal digest; a different secret value changes it', async () => {
   await deploy(WEAK);

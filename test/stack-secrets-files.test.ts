@@ -28,15 +28,19 @@ const SECRET = 'pa55-in-a-file-7f3e';
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
 
 function app(config: string) {
-  return project('files', {
-    api: service({
-      // Reads both files as its first act: they must be there before it starts.
-      command: ['sh', '-c', 'cat /run/secrets/api_key; echo; cat /etc/app/app.ini; stat -c "%a %u" /run/secrets/api_key; touch /tmp/ok; exec sleep 3600'],
-      healthcheck: shellCheck('test -f /tmp/ok'),
-      secrets: [{ source: 'api_key', target: 'api_key' }],
-      configs: [{ source: 'app_ini', target: '/etc/app/app.ini' }],
-    }),
-  }, { configs: { app_ini: b64(config) }, secretFiles: ['api_key'] });
+  return project(
+    'files',
+    {
+      api: service({
+        // Reads both files as its first act: they must be there before it starts.
+        command: ['sh', '-c', 'cat /run/secrets/api_key; echo; cat /etc/app/app.ini; stat -c "%a %u" /run/secrets/api_key; touch /tmp/ok; exec sleep 3600'],
+        healthcheck: shellCheck('test -f /tmp/ok'),
+        secrets: [{ source: 'api_key', target: 'api_key' }],
+        configs: [{ source: 'app_ini', target: '/etc/app/app.ini' }],
+      }),
+    },
+    { configs: { app_ini: b64(config) }, secretFiles: ['api_key'] },
+  );
 }
 
 async function allFiles(dir: string): Promise<string> {
@@ -61,7 +65,10 @@ test('a changed config file replaces the container', async () => {
   const { result } = await rig.run('deploy', 'files', revision(app('[main]\nmode=two\n'), 2, { stableMs: 300 }), { files: { api_key: b64(SECRET) }, applier: withArchive });
   assert.equal(result.state, 'succeeded', result.error ?? '');
   const after2 = await rig.containers('files');
-  assert.notDeepEqual(Object.values(after2).map((c) => c.hash), Object.values(before1).map((c) => c.hash));
+  assert.notDeepEqual(
+    Object.values(after2).map((c) => c.hash),
+    Object.values(before1).map((c) => c.hash),
+  );
   const name = Object.keys(after2)[0]!;
   assert.match((await rig.stackEngine.logTail(name, 10)).join('\n'), /mode=two/);
 });

@@ -24,18 +24,24 @@ const mount = { type: 'volume' as const, source: 'data', target: '/data', readOn
 /** Revision 1 writes its marker once (a restart keeps what the volume holds); revision 2
  * overwrites it, adds a file, removes one, and crashes. */
 function vault(n: number) {
-  const script = n === 1
-    ? '[ -f /data/marker ] || { echo rev1 > /data/marker; echo keep > /data/keep; mkdir -p /data/sub; echo deep > /data/sub/file; chown 65534:65534 /data/sub/file; }; exec sleep 3600'
-    : 'echo rev2 > /data/marker; echo junk > /data/junk; rm /data/keep; sleep 1; exit 3';
-  return project('vault', {
-    db: service({ command: ['sh', '-c', script], mounts: [mount], labels: { 'dockfleet.snapshot-volumes': 'true' } }),
-  }, { volumes });
+  const script =
+    n === 1
+      ? '[ -f /data/marker ] || { echo rev1 > /data/marker; echo keep > /data/keep; mkdir -p /data/sub; echo deep > /data/sub/file; chown 65534:65534 /data/sub/file; }; exec sleep 3600'
+      : 'echo rev2 > /data/marker; echo junk > /data/junk; rm /data/keep; sleep 1; exit 3';
+  return project(
+    'vault',
+    {
+      db: service({ command: ['sh', '-c', script], mounts: [mount], labels: { 'dockfleet.snapshot-volumes': 'true' } }),
+    },
+    { volumes },
+  );
 }
 
 /** A file's bytes and owner in a volume, read through a throwaway container (the test's own, not the applier's). */
 async function readVolume(path: string): Promise<string> {
   const create = await engineRequest(rig.engine.socketPath, 'POST', '/containers/create', {
-    Image: 'dockfleet-test/busybox:latest', Cmd: ['sh', '-c', `cat /v/${path} 2>&1; stat -c %u /v/${path} 2>&1; true`],
+    Image: 'dockfleet-test/busybox:latest',
+    Cmd: ['sh', '-c', `cat /v/${path} 2>&1; stat -c %u /v/${path} 2>&1; true`],
     HostConfig: { Mounts: [{ Type: 'volume', Source: 'vault_data', Target: '/v', ReadOnly: true }] },
   });
   assert.equal(create.status, 201, create.text);
@@ -50,7 +56,7 @@ async function readVolume(path: string): Promise<string> {
   }
 }
 
-test('a failed gate restores the snapshot of a labelled service\'s volume before the old container starts again', async () => {
+test("a failed gate restores the snapshot of a labelled service's volume before the old container starts again", async () => {
   const first = await rig.run('deploy', 'vault', revision(vault(1), 1, { stableMs: 500 }));
   assert.equal(first.result.state, 'succeeded', first.result.error ?? '');
   assert.match(await readVolume('marker'), /^rev1\n0$/);
@@ -62,7 +68,7 @@ test('a failed gate restores the snapshot of a labelled service\'s volume before
   assert.ok(steps.includes('snapshot volumes'), steps.join(', '));
   assert.ok(steps.includes('service db: stop-first'), `a service whose volumes are snapshotted never runs twice: ${steps.join(', ')}`);
 
-  assert.match(await readVolume('marker'), /^rev1\n0$/, 'revision 1\'s marker is back');
+  assert.match(await readVolume('marker'), /^rev1\n0$/, "revision 1's marker is back");
   assert.match(await readVolume('keep'), /^keep\n0$/, 'a file revision 2 removed is back');
   assert.match(await readVolume('sub/file'), /^deep\n65534$/, 'owners are kept');
   assert.match(await readVolume('junk'), /No such file/, 'a file revision 2 added is gone');
@@ -71,7 +77,10 @@ test('a failed gate restores the snapshot of a labelled service\'s volume before
   assert.equal(containers.vault_db_1?.state, 'running');
 
   const snaps = await engineRequest(rig.engine.socketPath, 'GET', `/volumes?filters=${encodeURIComponent(JSON.stringify({ label: ['dockfleet.snapshot.of=vault_data'] }))}`);
-  assert.deepEqual((snaps.json.Volumes as Array<{ Name: string; Labels: Record<string, string> }>).map((v) => [v.Name, v.Labels['dockfleet.snapshot.revision']]), [['vault_data_snapshot_r1', '1']]);
+  assert.deepEqual(
+    (snaps.json.Volumes as Array<{ Name: string; Labels: Record<string, string> }>).map((v) => [v.Name, v.Labels['dockfleet.snapshot.revision']]),
+    [['vault_data_snapshot_r1', '1']],
+  );
   const helpers = await engineRequest(rig.engine.socketPath, 'GET', `/containers/json?all=1&filters=${encodeURIComponent(JSON.stringify({ label: ['dockfleet.helper'] }))}`);
   assert.deepEqual(helpers.json, [], 'no helper container is left');
 });
@@ -86,6 +95,9 @@ test('a later deploy keeps only the newest snapshot of each volume', async () =>
   const next = await rig.run('deploy', 'vault', revision(again, 4, { stableMs: 500 }));
   assert.equal(next.result.state, 'succeeded', next.result.error ?? '');
   const snaps = await engineRequest(rig.engine.socketPath, 'GET', `/volumes?filters=${encodeURIComponent(JSON.stringify({ label: ['dockfleet.snapshot.of=vault_data'] }))}`);
-  assert.deepEqual((snaps.json.Volumes as Array<{ Name: string }>).map((v) => v.Name), ['vault_data_snapshot_r3']);
+  assert.deepEqual(
+    (snaps.json.Volumes as Array<{ Name: string }>).map((v) => v.Name),
+    ['vault_data_snapshot_r3'],
+  );
   assert.match(await readVolume('marker'), /^rev1\n0$/, 'a passing deploy leaves the data as it is');
 });

@@ -46,7 +46,9 @@ function get(port: number): Promise<string> {
     const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 1_000 }, (res) => {
       let body = '';
       res.setEncoding('utf8');
-      res.on('data', (c: string) => { body += c; });
+      res.on('data', (c: string) => {
+        body += c;
+      });
       res.on('end', () => (res.statusCode === 200 ? resolve(body.trim()) : reject(new Error(`HTTP ${res.statusCode}`))));
       res.on('error', reject);
     });
@@ -77,7 +79,8 @@ function poll(port: number) {
     }
   })();
   return {
-    answers, errors,
+    answers,
+    errors,
     async stop() {
       stopped = true;
       await loop;
@@ -110,7 +113,10 @@ test('a service on an ephemeral host port is replaced start-first: its client se
   assert.ok(steps.includes('service web: start-first'), steps.join(', '));
   assert.deepEqual(seen.errors, [], 'no request to the old revision failed');
   assert.ok(seen.answers.length >= 10, `only ${seen.answers.length} answers`);
-  assert.ok(seen.answers.every((a) => a === 'rev1'), 'every answer came from revision 1');
+  assert.ok(
+    seen.answers.every((a) => a === 'rev1'),
+    'every answer came from revision 1',
+  );
   assert.deepEqual(Object.keys(await rig.containers('site')), ['site_web_1']);
   assert.equal(await publishedPort('site_web_1'), port);
 });
@@ -141,7 +147,10 @@ test('a service on a fixed host port is replaced stop-first, and a failed deploy
   assert.ok(steps.includes('service web: stop-first'), steps.join(', '));
   assert.ok(seen.errors.length > 0, 'stop-first leaves a gap');
   assert.ok(Number.isFinite(seen.longestGapMs), 'revision 1 serves again');
-  assert.ok(seen.answers.every((a) => a === 'rev1'), 'every answer came from revision 1');
+  assert.ok(
+    seen.answers.every((a) => a === 'rev1'),
+    'every answer came from revision 1',
+  );
   assert.deepEqual(Object.keys(await rig.containers('fixed')), ['fixed_web_1']);
   t.diagnostic(`stop-first failing deploy: job ${jobMs} ms, gap in service ${seen.longestGapMs} ms (gate deadline 4000 ms)`);
 });

@@ -23,25 +23,36 @@ function failRolledBack(job: JobRequest, res: Http2ServerResponse): void {
   const at = Date.now();
   beginEvents(res);
   send(res, { t: 'accepted', at });
-  send(res, { t: 'done', result: { state: 'failed', error: 'web: health gate failed', revision: Math.max(0, (job.target?.revision ?? 1) - 1), rolledBack: true, startedAt: at, finishedAt: Date.now() } });
+  send(res, {
+    t: 'done',
+    result: { state: 'failed', error: 'web: health gate failed', revision: Math.max(0, (job.target?.revision ?? 1) - 1), rolledBack: true, startedAt: at, finishedAt: Date.now() },
+  });
   res.end();
 }
 
 const deliveredTo = (node: string, stack: string): JobRequest[] =>
-  agents.find((a) => a.node === node)!.deliveries.map((d) => d.job).filter((j) => j.stack === stack);
+  agents
+    .find((a) => a.node === node)!
+    .deliveries.map((d) => d.job)
+    .filter((j) => j.stack === stack);
 
 async function rolloutDone(stack: string, id: string): Promise<any> {
-  return waitFor(async () => {
-    const r = await hub.api('GET', `/api/v1/stacks/${stack}/rollouts/${id}`);
-    return r.json.state !== 'running' && r.json;
-  }, 15_000, `rollout ${id}`);
+  return waitFor(
+    async () => {
+      const r = await hub.api('GET', `/api/v1/stacks/${stack}/rollouts/${id}`);
+      return r.json.state !== 'running' && r.json;
+    },
+    15_000,
+    `rollout ${id}`,
+  );
 }
 
 before(async () => {
   hub = await startTestHub();
   for (const name of ['n1', 'n2', 'n3']) {
     const agent = await startJobAgent({
-      hubUrl: hub.url, code: await mintCode(hub, name),
+      hubUrl: hub.url,
+      code: await mintCode(hub, name),
       answer: (job, res) => (failing.has(name) && job.kind === 'deploy' ? failRolledBack(job, res) : succeed(job, res)),
     });
     await agent.waitConnected();
@@ -67,7 +78,10 @@ test('an invalid Compose file is refused with path and line before anything is s
       assert.equal(typeof e.path, 'string');
       assert.equal(typeof e.message, 'string');
     }
-    assert.ok(res.json.error.errors.some((e: { line: number | null }) => typeof e.line === 'number' && e.line >= 2), JSON.stringify(res.json.error.errors));
+    assert.ok(
+      res.json.error.errors.some((e: { line: number | null }) => typeof e.line === 'number' && e.line >= 2),
+      JSON.stringify(res.json.error.errors),
+    );
   }
   assert.equal((await hub.api('GET', '/api/v1/stacks/bad')).status, 404);
   assert.equal((await hub.api('GET', '/api/v1/jobs')).json.length, jobsBefore);
@@ -78,9 +92,15 @@ test('validate checks a Compose file as a deploy would, and stores, queues and a
   const auditBefore = (await hub.api('GET', '/api/v1/audit?limit=1000')).json.length;
   const bad = await hub.api('POST', '/api/v1/stacks/draft/validate', { compose: 'services:\n  web:\n    image: busybox\n    ports: 12\n' });
   assert.equal(bad.status, 200, JSON.stringify(bad.json));
-  assert.ok(bad.json.errors.some((e: { path: string; line: number | null }) => /services\.web\.ports/.test(e.path) && e.line === 4), JSON.stringify(bad.json));
+  assert.ok(
+    bad.json.errors.some((e: { path: string; line: number | null }) => /services\.web\.ports/.test(e.path) && e.line === 4),
+    JSON.stringify(bad.json),
+  );
   const unset = await hub.api('POST', '/api/v1/stacks/draft/validate', { compose: 'services:\n  web:\n    image: ${IMAGE}\n' });
-  assert.ok(unset.json.errors.some((e: { message: string }) => /IMAGE/.test(e.message)), 'an unset variable is a problem');
+  assert.ok(
+    unset.json.errors.some((e: { message: string }) => /IMAGE/.test(e.message)),
+    'an unset variable is a problem',
+  );
   const set = await hub.api('POST', '/api/v1/stacks/draft/validate', { compose: 'services:\n  web:\n    image: ${IMAGE}\n', env: { IMAGE: 'busybox' } });
   assert.deepEqual(set.json, { errors: [] });
   assert.equal((await hub.api('GET', '/api/v1/stacks/draft')).status, 404);
@@ -105,7 +125,14 @@ test('a deploy to 3 nodes in waves of 1 stops at the failed 2nd node: the 3rd ne
   assert.deepEqual(jobs.map((j) => j.node).sort(), ['n1', 'n2']);
   const ls = (await hub.api('GET', '/api/v1/stacks')).json as Array<{ name: string; revision: number; nodes: unknown[] }>;
   const waves = ls.find((s) => s.name === 'waves');
-  assert.deepEqual(waves, { name: 'waves', revision: 1, nodes: [{ node: 'n1', revision: 1, status: 'healthy' }, { node: 'n2', revision: 0, status: 'rolled-back' }] });
+  assert.deepEqual(waves, {
+    name: 'waves',
+    revision: 1,
+    nodes: [
+      { node: 'n1', revision: 1, status: 'healthy' },
+      { node: 'n2', revision: 0, status: 'rolled-back' },
+    ],
+  });
 });
 
 test('a repeated submit with the same idempotency key returns the same revision and jobs', async () => {
@@ -149,7 +176,10 @@ test('rollback files jobs that carry the earlier revision', async () => {
   assert.equal(last.target?.project.services.web?.environment.MODE, 'one');
   const stack = (await hub.api('GET', '/api/v1/stacks/rb')).json;
   assert.equal(stack.revision, 1);
-  assert.deepEqual(stack.nodes.map((n: { node: string; revision: number; status: string }) => [n.node, n.revision, n.status]), [['n3', 1, 'healthy']]);
+  assert.deepEqual(
+    stack.nodes.map((n: { node: string; revision: number; status: string }) => [n.node, n.revision, n.status]),
+    [['n3', 1, 'healthy']],
+  );
 });
 
 test('secret values reach the agent but never the API answers or the database file', async () => {
@@ -160,7 +190,14 @@ test('secret values reach the agent but never the API answers or the database fi
   const job = deliveredTo('n2', 'sec')[0]!;
   assert.equal(job.secrets.env.TOKEN, SECRET, 'the job carries the value to the agent');
   assert.ok(!JSON.stringify(job.target).includes(SECRET), 'never inside the project');
-  for (const path of ['/api/v1/stacks', '/api/v1/stacks/sec', '/api/v1/stacks/sec/history', '/api/v1/stacks/sec/revisions/1', `/api/v1/stacks/sec/rollouts/${res.json.rollout}`, '/api/v1/jobs?stack=sec']) {
+  for (const path of [
+    '/api/v1/stacks',
+    '/api/v1/stacks/sec',
+    '/api/v1/stacks/sec/history',
+    '/api/v1/stacks/sec/revisions/1',
+    `/api/v1/stacks/sec/rollouts/${res.json.rollout}`,
+    '/api/v1/jobs?stack=sec',
+  ]) {
     const answer = await hub.api('GET', path);
     assert.equal(answer.status, 200, path);
     assert.ok(!JSON.stringify(answer.json).includes(SECRET), `${path} shows the secret`);

@@ -32,7 +32,9 @@ function fill(file: string): void {
     for (const size of [1 << 20, 4096, 1]) {
       const chunk = Buffer.alloc(size, 1);
       for (;;) {
-        try { writeSync(fd, chunk); } catch (err) {
+        try {
+          writeSync(fd, chunk);
+        } catch (err) {
           if ((err as NodeJS.ErrnoException).code === 'ENOSPC') break;
           throw err;
         }
@@ -75,7 +77,9 @@ test('docker create is refused with storage_full and creates nothing on the host
   assert.match(res.stderr, /Error response from daemon: .*audit log.*\[storage_full\]/);
   assert.equal((await engineRequest(engines[0]!.socketPath, 'GET', '/containers/unaudited/json')).status, 404, 'no container was made');
   const raw = await hubRequest(hub.url, hub.caPem, '/docker/nodes/full-0/v1.41/containers/create?name=unaudited2', {
-    method: 'POST', headers: { authorization: `Bearer ${hub.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ Image: BUSYBOX_IMAGE }),
+    method: 'POST',
+    headers: { authorization: `Bearer ${hub.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ Image: BUSYBOX_IMAGE }),
   });
   assert.equal(raw.status, 507);
   assert.equal(raw.headers['x-dockfleet-error'], 'storage_full');

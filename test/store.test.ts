@@ -24,7 +24,27 @@ test('store: migrations apply once and report what they applied', async (t) => {
   t.after(() => rm(dir, { recursive: true, force: true }));
   const file = join(dir, 'db.sqlite');
   const first = new SqliteStore(file);
-  assert.deepEqual(await first.migrate(), ['20261122T180000-initial.sql', '20261122T190000-client-certs-audit.sql', '20261122T200000-accounts-sessions.sql', '20261123T090000-audit-intent.sql', '20261201T120000-admin-token-principal.sql', '20261201T150000-jobs.sql', '20261201T150100-stacks.sql', '20261201T180000-edge-certificates.sql', '20261201T191000-registry-credentials.sql', '20261201T194000-access-grants.sql', '20261201T195000-alerts.sql', '20261201T214000-alert-receiver-tests.sql', '20261201T221000-operator-keys.sql', '20261201T222000-audit-chain.sql', '20261201T223000-job-intents.sql', '20261201T234500-volume-backup-jobs.sql', '20261202T090000-volume-backup-policies.sql', '20261203T100000-host-rebuilds.sql', '20261204T090000-volume-backup-repo-keys.sql']);
+  assert.deepEqual(await first.migrate(), [
+    '20261122T180000-initial.sql',
+    '20261122T190000-client-certs-audit.sql',
+    '20261122T200000-accounts-sessions.sql',
+    '20261123T090000-audit-intent.sql',
+    '20261201T120000-admin-token-principal.sql',
+    '20261201T150000-jobs.sql',
+    '20261201T150100-stacks.sql',
+    '20261201T180000-edge-certificates.sql',
+    '20261201T191000-registry-credentials.sql',
+    '20261201T194000-access-grants.sql',
+    '20261201T195000-alerts.sql',
+    '20261201T214000-alert-receiver-tests.sql',
+    '20261201T221000-operator-keys.sql',
+    '20261201T222000-audit-chain.sql',
+    '20261201T223000-job-intents.sql',
+    '20261201T234500-volume-backup-jobs.sql',
+    '20261202T090000-volume-backup-policies.sql',
+    '20261203T100000-host-rebuilds.sql',
+    '20261204T090000-volume-backup-repo-keys.sql',
+  ]);
   await first.close();
   const second = new SqliteStore(file);
   assert.deepEqual(await second.migrate(), []);
@@ -34,7 +54,10 @@ test('store: migrations apply once and report what they applied', async (t) => {
 test('store: a live name is unique, a revoked name can be enrolled again', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'dockfleet-store-'));
   const store = new SqliteStore(join(dir, 'db.sqlite'));
-  t.after(async () => { await store.close(); await rm(dir, { recursive: true, force: true }); });
+  t.after(async () => {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
   await store.migrate();
   await store.createNode(node('n1', 'alpha'), key('k1'.padEnd(32, '0'), 'n1'));
   await assert.rejects(store.createNode(node('n2', 'alpha'), key('k2'.padEnd(32, '0'), 'n2')), (e: unknown) => e instanceof DockfleetError && e.code === 'name_taken');
@@ -43,13 +66,19 @@ test('store: a live name is unique, a revoked name can be enrolled again', async
   assert.equal((await store.getNodeKey('k1'.padEnd(32, '0')))?.state, 'retired', 'revoking retires the keys');
   await store.createNode(node('n3', 'alpha'), key('k3'.padEnd(32, '0'), 'n3'));
   const listed = await store.listNodes();
-  assert.deepEqual(listed.map((n) => [n.name, n.id]), [['alpha', 'n3']]);
+  assert.deepEqual(
+    listed.map((n) => [n.name, n.id]),
+    [['alpha', 'n3']],
+  );
 });
 
 test('store: redeeming a code is all or nothing', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'dockfleet-store-'));
   const store = new SqliteStore(join(dir, 'db.sqlite'));
-  t.after(async () => { await store.close(); await rm(dir, { recursive: true, force: true }); });
+  t.after(async () => {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
   await store.migrate();
   const now = Date.now();
   await store.createNode(node('n0', 'taken'), key('a'.repeat(32), 'n0'));
@@ -120,7 +149,13 @@ test('store: the job-intents migration keeps every job with its steps and log li
     VALUES ('job_old', 'deploy', 'n1', 's', 1, 'k1', 'succeeded', '{}', 'sealed', 'me', 1, 2)`).run();
   db.prepare("INSERT INTO job_steps (job_id, name, started_at, state) VALUES ('job_old', 'pull', 1, 'succeeded')").run();
   db.prepare("INSERT INTO job_logs (job_id, seq, at, line) VALUES ('job_old', 1, 1, 'pulled')").run();
-  assert.deepEqual(applyMigrations(db, all), ['20261201T223000-job-intents.sql', '20261201T234500-volume-backup-jobs.sql', '20261202T090000-volume-backup-policies.sql', '20261203T100000-host-rebuilds.sql', '20261204T090000-volume-backup-repo-keys.sql']);
+  assert.deepEqual(applyMigrations(db, all), [
+    '20261201T223000-job-intents.sql',
+    '20261201T234500-volume-backup-jobs.sql',
+    '20261202T090000-volume-backup-policies.sql',
+    '20261203T100000-host-rebuilds.sql',
+    '20261204T090000-volume-backup-repo-keys.sql',
+  ]);
   const job = db.prepare("SELECT state, intent, held, sign_by FROM jobs WHERE id = 'job_old'").get();
   assert.deepEqual({ ...(job as object) }, { state: 'succeeded', intent: null, held: 0, sign_by: null });
   assert.equal((db.prepare("SELECT COUNT(*) AS n FROM job_steps WHERE job_id = 'job_old'").get() as { n: number }).n, 1);

@@ -60,37 +60,56 @@ test('the 65th concurrent stream of one user is refused with too_many_streams; o
   other.req.destroy();
   // A client that leaves frees its place.
   held[0]!.req.destroy();
-  const again = await waitFor(async () => {
-    const next = await events(hub.token);
-    if (next.res.statusCode === 200) return next;
-    await next.body();
-    return null;
-  }, 5_000, 'a freed place', 100);
+  const again = await waitFor(
+    async () => {
+      const next = await events(hub.token);
+      if (next.res.statusCode === 200) return next;
+      await next.body();
+      return null;
+    },
+    5_000,
+    'a freed place',
+    100,
+  );
   assert.equal(again.res.statusCode, 200);
   for (const h of held) h.req.destroy();
   again.req.destroy();
   // Every place is free again once the streams are gone.
-  await waitFor(async () => {
-    const batch = await Promise.all(Array.from({ length: CAP }, () => events(hub.token)));
-    const all = batch.every((b) => b.res.statusCode === 200);
-    for (const b of batch) b.req.destroy();
-    return all;
-  }, 10_000, 'all places free', 200);
+  await waitFor(
+    async () => {
+      const batch = await Promise.all(Array.from({ length: CAP }, () => events(hub.token)));
+      const all = batch.every((b) => b.res.statusCode === 200);
+      for (const b of batch) b.req.destroy();
+      return all;
+    },
+    10_000,
+    'all places free',
+    200,
+  );
 });
 
 test('clients that leave before their answer (even while the hub is still checking them) free their places', async () => {
-  const leaving = Array.from({ length: 200 }, (_, i) => new Promise<void>((resolve) => {
-    const req = https.request(new URL('/docker/nodes/cap-0/v1.41/events', hub.url), { ca: hub.caPem, agent: false, headers: { authorization: `Bearer ${hub.token}` } });
-    req.on('error', () => {});
-    req.on('close', () => resolve());
-    req.on('socket', (s) => s.once('secureConnect', () => setTimeout(() => req.destroy(), i % 7)));
-    req.end();
-  }));
+  const leaving = Array.from(
+    { length: 200 },
+    (_, i) =>
+      new Promise<void>((resolve) => {
+        const req = https.request(new URL('/docker/nodes/cap-0/v1.41/events', hub.url), { ca: hub.caPem, agent: false, headers: { authorization: `Bearer ${hub.token}` } });
+        req.on('error', () => {});
+        req.on('close', () => resolve());
+        req.on('socket', (s) => s.once('secureConnect', () => setTimeout(() => req.destroy(), i % 7)));
+        req.end();
+      }),
+  );
   await Promise.all(leaving);
-  await waitFor(async () => {
-    const batch = await Promise.all(Array.from({ length: CAP }, () => events(hub.token)));
-    const all = batch.every((b) => b.res.statusCode === 200);
-    for (const b of batch) b.req.destroy();
-    return all;
-  }, 10_000, 'every place free after the leavers', 500);
+  await waitFor(
+    async () => {
+      const batch = await Promise.all(Array.from({ length: CAP }, () => events(hub.token)));
+      const all = batch.every((b) => b.res.statusCode === 200);
+      for (const b of batch) b.req.destroy();
+      return all;
+    },
+    10_000,
+    'every place free after the leavers',
+    500,
+  );
 });

@@ -24,7 +24,8 @@ before(async () => {
   const made = await hub.api('POST', '/api/v1/users', { name: 'olga', role: 'operator', password: 'a long enough password 1' });
   assert.equal(made.status, 201, JSON.stringify(made.json));
   const signedIn = await hubRequest(hub.url, hub.caPem, '/api/v1/session', {
-    method: 'POST', headers: { 'content-type': 'application/json' },
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ username: 'olga', password: 'a long enough password 1' }),
   });
   assert.equal(signedIn.status, 200, signedIn.text);
@@ -41,8 +42,14 @@ after(async () => {
 function open(headers: Record<string, string>): Promise<number> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(`${hub.url.replace(/^https/, 'wss')}${path}`, { ca: hub.caPem, headers });
-    ws.once('open', () => { ws.close(); resolve(101); });
-    ws.once('unexpected-response', (_req, res) => { res.resume(); resolve(res.statusCode ?? 0); });
+    ws.once('open', () => {
+      ws.close();
+      resolve(101);
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
     ws.once('error', reject);
   });
 }

@@ -61,7 +61,10 @@ async function running(id: string): Promise<boolean> {
 async function containerActions(id: string, since: number, until: number): Promise<string[]> {
   const filters = encodeURIComponent(JSON.stringify({ container: [id], type: ['container'] }));
   const res = await engineRequest(engine!.socketPath, 'GET', `/events?since=${since}&until=${until}&filters=${filters}`);
-  return res.text.split('\n').filter((l) => l.trim() !== '').map((l) => String(JSON.parse(l).Action));
+  return res.text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => String(JSON.parse(l).Action));
 }
 
 /** A backup of `volume` to `repo` that must fail: the stop-labelled container was stopped and runs again. */
@@ -105,7 +108,7 @@ describe('volume backup faults', { skip: !CI && !haveRestic ? 'restic is not ins
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  test('a repository on a disk the backup overflows fails the job with restic\'s reason, the container runs again, and a later backup to a roomy repository works', async () => {
+  test("a repository on a disk the backup overflows fails the job with restic's reason, the container runs again, and a later backup to a roomy repository works", async () => {
     const small = join(repoDir, 'small');
     await mountTmpfs(small, '6m');
     const failed = await failingBackup('bulky', join(small, 'repo'), appId);
@@ -151,7 +154,10 @@ describe('volume backup faults', { skip: !CI && !haveRestic ? 'restic is not ins
 
   test('a repository server that accepts and never answers fails the backup within 60 s (the agent stops restic after 30 s), and the container runs again', { timeout: 120_000 }, async () => {
     const sockets = new Set<Socket>();
-    const silent: Server = createServer((s) => { sockets.add(s); s.on('error', () => undefined); });
+    const silent: Server = createServer((s) => {
+      sockets.add(s);
+      s.on('error', () => undefined);
+    });
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     const port = (silent.address() as { port: number }).port;
     try {

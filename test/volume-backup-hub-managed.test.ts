@@ -60,8 +60,11 @@ async function api(method: string, path: string, body?: unknown): Promise<{ stat
 
 async function startAgent(stateDir: string, code: string): Promise<DockfleetProcess> {
   const policyFile = join(dir, 'policy.json');
-  const agent = spawnDockfleet(['agent', '--hub', hub!.url, '--code', code, '--state', stateDir, '--docker', engine!.dockerHost, '--policy', policyFile],
-    { ...KNOB, DOCKFLEET_RESTIC: join(dir, 'restic-wrap.sh'), DOCKFLEET_LOG_LEVEL: 'debug' });
+  const agent = spawnDockfleet(['agent', '--hub', hub!.url, '--code', code, '--state', stateDir, '--docker', engine!.dockerHost, '--policy', policyFile], {
+    ...KNOB,
+    DOCKFLEET_RESTIC: join(dir, 'restic-wrap.sh'),
+    DOCKFLEET_LOG_LEVEL: 'debug',
+  });
   agents.push(agent);
   await agent.waitForLine(new RegExp(`agent ${NODE} connected`), 30_000);
   return agent;
@@ -75,7 +78,13 @@ async function mountpoint(name: string): Promise<string | null> {
 async function hashes(root: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   for (const name of (await readdir(root, { recursive: true })).map(String).sort()) {
-    if ((await stat(join(root, name))).isFile()) out.set(name, createHash('sha256').update(await readFile(join(root, name))).digest('hex'));
+    if ((await stat(join(root, name))).isFile())
+      out.set(
+        name,
+        createHash('sha256')
+          .update(await readFile(join(root, name)))
+          .digest('hex'),
+      );
   }
   return out;
 }
@@ -110,7 +119,12 @@ describe('hub-managed backup custody, unattended', { skip: !CI && !haveRestic ? 
     await writeFile(join(dir, 'restic-wrap.sh'), `#!/bin/sh\nif [ -n "$AWS_ACCESS_KEY_ID" ]; then printf '%s\\n' "$AWS_ACCESS_KEY_ID" >> '${wrapLog}'; fi\nexec /usr/bin/restic "$@"\n`);
     await chmod(join(dir, 'restic-wrap.sh'), 0o755);
     await writeFile(join(dir, 'policy.json'), JSON.stringify({ backups: { custody: 'hub-managed', repository: 'hub', repositoryPaths: [repoDir] } }));
-    const sink = new Writable({ write(chunk, _enc, done) { hubLog += chunk.toString(); done(); } });
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        hubLog += chunk.toString();
+        done();
+      },
+    });
     hub = await startTestHub({ dataDir: hubDir, log: pino({ level: 'debug' }, sink) });
     await startAgent(join(dir, 'agent-a'), await mintCode(hub, NODE));
     for (const volume of [HUB_VOL, URL_VOL]) {
@@ -138,11 +152,16 @@ describe('hub-managed backup custody, unattended', { skip: !CI && !haveRestic ? 
   test('a scheduled backup to the hub repository runs with no password given by anyone, and restores byte for byte', { timeout: 300_000 }, async () => {
     const set = await cli('volume', 'policy', NODE, HUB_VOL, '--every', '5s', '--repo', 'hub', '--json');
     assert.equal(set.code, 0, set.stderr);
-    const backedUp = await waitFor(async () => {
-      const s = await status(HUB_VOL);
-      if (s.lastBackup && !s.lastBackup.ok) throw new Error(`the scheduled backup failed: ${s.lastBackup.error}`);
-      return s.lastBackup?.ok && s.lastBackup.snapshot ? s.lastBackup : null;
-    }, 120_000, 'a scheduled hub-managed backup', 250);
+    const backedUp = await waitFor(
+      async () => {
+        const s = await status(HUB_VOL);
+        if (s.lastBackup && !s.lastBackup.ok) throw new Error(`the scheduled backup failed: ${s.lastBackup.error}`);
+        return s.lastBackup?.ok && s.lastBackup.snapshot ? s.lastBackup : null;
+      },
+      120_000,
+      'a scheduled hub-managed backup',
+      250,
+    );
     assert.ok(backedUp.snapshot);
     const restored = await cli('volume', 'restore', NODE, HUB_VOL, '--repo', 'hub', '--to', `${HUB_VOL}-copy`, '--wait');
     assert.equal(restored.code, 0, restored.stderr + restored.stdout);
@@ -156,14 +175,19 @@ describe('hub-managed backup custody, unattended', { skip: !CI && !haveRestic ? 
     const set = await cli('volume', 'policy', NODE, URL_VOL, '--every', '5s', '--repo', url, '--secret-env-file', envFile, '--json');
     assert.equal(set.code, 0, set.stderr);
     assert.deepEqual(JSON.parse(set.stdout).secretEnvNames, ['AWS_ACCESS_KEY_ID']);
-    await waitFor(async () => {
-      const s = await status(URL_VOL);
-      if (s.lastBackup && !s.lastBackup.ok) throw new Error(`the scheduled backup failed: ${s.lastBackup.error}`);
-      return s.lastBackup?.ok && s.lastBackup.snapshot;
-    }, 120_000, 'a scheduled backup to the URL repository', 250);
+    await waitFor(
+      async () => {
+        const s = await status(URL_VOL);
+        if (s.lastBackup && !s.lastBackup.ok) throw new Error(`the scheduled backup failed: ${s.lastBackup.error}`);
+        return s.lastBackup?.ok && s.lastBackup.snapshot;
+      },
+      120_000,
+      'a scheduled backup to the URL repository',
+      250,
+    );
     // restic itself ran with the credential in its environment.
-    assert.ok((await readFile(wrapLog, 'utf8')).split('\n').includes(MARKER), 'the credential reached restic\'s environment');
-    assert.ok(existsSync(join(repoDir, 'by-url', 'config')), 'the repository is at the URL\'s path');
+    assert.ok((await readFile(wrapLog, 'utf8')).split('\n').includes(MARKER), "the credential reached restic's environment");
+    assert.ok(existsSync(join(repoDir, 'by-url', 'config')), "the repository is at the URL's path");
     const shown = await api('GET', `/api/v1/nodes/${NODE}/volumes/${URL_VOL}/backup-policy`);
     assert.equal(shown.status, 200);
     assert.deepEqual(shown.json.secretEnvNames, ['AWS_ACCESS_KEY_ID']);
@@ -196,10 +220,15 @@ describe('hub-managed backup custody, unattended', { skip: !CI && !haveRestic ? 
     const replace = await api('POST', '/api/v1/enrollments', { name: NODE, replace: true });
     assert.equal(replace.status, 201, JSON.stringify(replace.json));
     await startAgent(join(dir, 'agent-b'), replace.json.code);
-    const done = await waitFor(async () => {
-      const r = (await api('GET', `/api/v1/nodes/${NODE}/rebuild`)).json;
-      return r?.state === 'done' || r?.state === 'failed' ? r : null;
-    }, 180_000, 'the rebuild to finish', 250);
+    const done = await waitFor(
+      async () => {
+        const r = (await api('GET', `/api/v1/nodes/${NODE}/rebuild`)).json;
+        return r?.state === 'done' || r?.state === 'failed' ? r : null;
+      },
+      180_000,
+      'the rebuild to finish',
+      250,
+    );
     assert.equal(done.state, 'done', JSON.stringify(done));
     assert.deepEqual(await hashes((await mountpoint(HUB_VOL))!), written);
   });
@@ -220,12 +249,12 @@ describe('hub-managed backup custody, unattended', { skip: !CI && !haveRestic ? 
     for (const j of jobs) await api('GET', `/api/v1/jobs/${j.id}`);
     await api('GET', `/api/v1/nodes/${NODE}/backup-status`);
     for (const secret of [...passwords, MARKER]) {
-      assert.deepEqual(await filesHolding(hubDir, secret), [], 'in the hub\'s data dir (database, WAL)');
+      assert.deepEqual(await filesHolding(hubDir, secret), [], "in the hub's data dir (database, WAL)");
       assert.ok(!answers.some((a) => a.includes(secret)), 'in an API or CLI answer');
-      assert.ok(!hubLog.includes(secret), 'in the hub\'s log');
-      for (const a of agents) assert.ok(!a.stdout().includes(secret) && !a.stderr().includes(secret), 'in an agent\'s output');
-      assert.deepEqual(await filesHolding(join(dir, 'agent-a'), secret), [], 'in the first agent\'s state dir');
-      assert.deepEqual(await filesHolding(join(dir, 'agent-b'), secret), [], 'in the replacement\'s state dir');
+      assert.ok(!hubLog.includes(secret), "in the hub's log");
+      for (const a of agents) assert.ok(!a.stdout().includes(secret) && !a.stderr().includes(secret), "in an agent's output");
+      assert.deepEqual(await filesHolding(join(dir, 'agent-a'), secret), [], "in the first agent's state dir");
+      assert.deepEqual(await filesHolding(join(dir, 'agent-b'), secret), [], "in the replacement's state dir");
     }
     assert.ok(hubLog.length > 0 && agents[0]!.stderr().length > 0, 'the logs searched are not empty');
   });

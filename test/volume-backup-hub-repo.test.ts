@@ -32,7 +32,12 @@ interface ResticRun {
 }
 
 /** Runs the real restic against NAME at the hub, through the agent whose state is `stateDir`. */
-function restic(stateDir: string, repo: string, args: string[], opts: { password?: string; cacheDir: string; onStdout?: (s: string) => void }): { done: Promise<ResticRun>; kill: () => void; stderr: () => string } {
+function restic(
+  stateDir: string,
+  repo: string,
+  args: string[],
+  opts: { password?: string; cacheDir: string; onStdout?: (s: string) => void },
+): { done: Promise<ResticRun>; kill: () => void; stderr: () => string } {
   const { repo: r, options } = hubRepoArgs(stateDir, repo);
   const child = spawn('restic', ['-r', r, ...options, '--cache-dir', opts.cacheDir, ...args], {
     env: { ...process.env, RESTIC_PASSWORD: opts.password ?? PASSWORD },
@@ -46,7 +51,13 @@ function restic(stateDir: string, repo: string, args: string[], opts: { password
   });
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const done = new Promise<ResticRun>((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
-  return { done, kill: () => { if (child.exitCode === null) child.kill('SIGKILL'); }, stderr: () => stderr };
+  return {
+    done,
+    kill: () => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    },
+    stderr: () => stderr,
+  };
 }
 
 async function hashTree(dir: string): Promise<Map<string, string>> {
@@ -196,13 +207,16 @@ describe('volume backup to the hub over the agent channel', { skip: !HAS_RESTIC 
     assert.deepEqual(got, want);
   });
 
-  it('another node reaches none of this node\'s repositories', { timeout: 60_000 }, async () => {
+  it("another node reaches none of this node's repositories", { timeout: 60_000 }, async () => {
     // The same name from node-b is node-b's own (empty) repository, even with the right password.
     const theirs = await restic(stateB, 'vol1', ['snapshots'], { cacheDir: join(dir, 'cache-b') }).done;
     assert.notEqual(theirs.code, 0);
     assert.match(theirs.stderr, /Is there a repository at the following location\?/);
     const packs = await readdir(join(repoRoot, 'node-a', 'vol1', 'data'), { recursive: true });
-    const pack = packs.map(String).find((p) => /[0-9a-f]{64}$/.test(p))!.slice(-64);
+    const pack = packs
+      .map(String)
+      .find((p) => /[0-9a-f]{64}$/.test(p))!
+      .slice(-64);
     const before = await hashTree(join(repoRoot, 'node-a'));
     const session = await rawRepoSession(stateB, 'vol1');
     try {
@@ -221,7 +235,7 @@ describe('volume backup to the hub over the agent channel', { skip: !HAS_RESTIC 
     assert.deepEqual(await hashTree(join(repoRoot, 'node-a')), before);
   });
 
-  it('a wrong repository password fails with restic\'s own error', { timeout: 60_000 }, async () => {
+  it("a wrong repository password fails with restic's own error", { timeout: 60_000 }, async () => {
     const wrong = await restic(stateA, 'vol1', ['snapshots'], { cacheDir: cache, password: 'not the password' }).done;
     assert.notEqual(wrong.code, 0);
     assert.match(wrong.stderr, /wrong password or no key found/);
@@ -303,7 +317,9 @@ describe('volume backup to the hub over the agent channel', { skip: !HAS_RESTIC 
     let uploading = false;
     const run = restic(stateA, 'vol1', ['backup', '--json', bulk], {
       cacheDir: cache,
-      onStdout: (text) => { if (/"bytes_done":[1-9]/.test(text)) uploading = true; },
+      onStdout: (text) => {
+        if (/"bytes_done":[1-9]/.test(text)) uploading = true;
+      },
     });
     const during: number[] = [];
     let ended = false;

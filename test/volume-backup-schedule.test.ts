@@ -120,7 +120,9 @@ describe('scheduled volume backups and their verification', { skip: !CI && !have
     assert.equal((await hub!.api('GET', `/api/v1/nodes/${NODE}/volumes/${VOLUME}/backup-policy`)).status, 404);
   });
 
-  test('the agent backs up on its own, also while the hub is away; retention keeps N; verification shows; a broken repository fails it and raises the alert until it verifies again', { timeout: 900_000 }, async () => {
+  test('the agent backs up on its own, also while the hub is away; retention keeps N; verification shows; a broken repository fails it and raises the alert until it verifies again', {
+    timeout: 900_000,
+  }, async () => {
     const set = await cli('volume', 'policy', NODE, VOLUME, '--every', '4s', '--keep-last', '2', '--verify-every', '6s', '--json');
     assert.equal(set.code, 0, set.stderr);
     const filed = JSON.parse(set.stdout);
@@ -130,40 +132,63 @@ describe('scheduled volume backups and their verification', { skip: !CI && !have
 
     // Two backups on the agent's own clock, each reported with its snapshot.
     const seen = new Set<string>();
-    await waitFor(async () => {
-      const s = await status();
-      if (s.lastBackup?.ok && s.lastBackup.snapshot) seen.add(s.lastBackup.snapshot);
-      return seen.size >= 2;
-    }, 90_000, 'two scheduled backups reported', 250);
+    await waitFor(
+      async () => {
+        const s = await status();
+        if (s.lastBackup?.ok && s.lastBackup.snapshot) seen.add(s.lastBackup.snapshot);
+        return seen.size >= 2;
+      },
+      90_000,
+      'two scheduled backups reported',
+      250,
+    );
 
     // The hub stops; the agent keeps backing up and keeps the outcomes.
     await hub!.stop({ keepData: true });
     hub = undefined;
     const stoppedAt = Date.now();
-    const whileAway = await waitFor(async () => {
-      const mine = (await agentReports()).find((r) => r.volume === VOLUME);
-      return mine?.backup?.ok && mine.backup.at > stoppedAt + 1_000 ? mine.backup : null;
-    }, 60_000, 'a backup while the hub is away');
+    const whileAway = await waitFor(
+      async () => {
+        const mine = (await agentReports()).find((r) => r.volume === VOLUME);
+        return mine?.backup?.ok && mine.backup.at > stoppedAt + 1_000 ? mine.backup : null;
+      },
+      60_000,
+      'a backup while the hub is away',
+    );
 
     // The hub comes back: what happened while it was away arrives.
     hub = await startHub();
-    await waitFor(async () => {
-      const s = await status();
-      return s.lastBackup && Date.parse(s.lastBackup.at) >= whileAway.at ? s : null;
-    }, 60_000, 'the outcome from while the hub was away');
+    await waitFor(
+      async () => {
+        const s = await status();
+        return s.lastBackup && Date.parse(s.lastBackup.at) >= whileAway.at ? s : null;
+      },
+      60_000,
+      'the outcome from while the hub was away',
+    );
 
     // Retention: only the last 2 snapshots are kept.
-    const kept = await waitFor(async () => {
-      const list = await snapshots();
-      return list.length === 2 ? list : null;
-    }, 60_000, 'retention to keep 2 snapshots', 1_000);
+    const kept = await waitFor(
+      async () => {
+        const list = await snapshots();
+        return list.length === 2 ? list : null;
+      },
+      60_000,
+      'retention to keep 2 snapshots',
+      1_000,
+    );
     assert.equal(kept.length, 2);
 
     // A verification ran and shows, in the status and on the snapshot it checked.
-    const verified = await waitFor(async () => {
-      const s = await status();
-      return s.lastVerified?.ok ? s : null;
-    }, 60_000, 'a successful verification', 250);
+    const verified = await waitFor(
+      async () => {
+        const s = await status();
+        return s.lastVerified?.ok ? s : null;
+      },
+      60_000,
+      'a successful verification',
+      250,
+    );
     assert.equal(verified.lastVerified.detail, 'verified');
     assert.ok(verified.lastVerified.files >= 2, JSON.stringify(verified.lastVerified));
     assert.ok(verified.lastVerifiedOkAt);
@@ -187,24 +212,39 @@ describe('scheduled volume backups and their verification', { skip: !CI && !have
       originals.push({ path: p.path, at, bytes });
     }
     const failedAt = Date.now();
-    const failed = await waitFor(async () => {
-      const s = await status();
-      return s.lastVerified && !s.lastVerified.ok && Date.parse(s.lastVerified.at) > failedAt ? s : null;
-    }, 60_000, 'a failed verification', 250);
+    const failed = await waitFor(
+      async () => {
+        const s = await status();
+        return s.lastVerified && !s.lastVerified.ok && Date.parse(s.lastVerified.at) > failedAt ? s : null;
+      },
+      60_000,
+      'a failed verification',
+      250,
+    );
     assert.match(failed.lastVerified.detail, /not verified|difference/);
     assert.match(failed.lastVerified.detail, /ciphertext verification failed|differ/);
     // The CLI shows it too (a later verification of the still-damaged repository fails as well).
     let shown = '';
-    await waitFor(async () => {
-      shown = (await cli('volume', 'snapshots', NODE, VOLUME)).stdout;
-      return /last verified: .*FAILED/.test(shown);
-    }, 20_000, 'the CLI to show the failed verification', 1_000).catch((err: Error) => assert.fail(`${err.message}; it printed: ${shown}`));
+    await waitFor(
+      async () => {
+        shown = (await cli('volume', 'snapshots', NODE, VOLUME)).stdout;
+        return /last verified: .*FAILED/.test(shown);
+      },
+      20_000,
+      'the CLI to show the failed verification',
+      1_000,
+    ).catch((err: Error) => assert.fail(`${err.message}; it printed: ${shown}`));
 
     // No success within the limit: the alert names node and volume.
-    const open = await waitFor(async () => {
-      const i = await incident();
-      return i?.state === 'open' ? i : null;
-    }, VERIFY_MAX_AGE_MS + 30_000, 'the backup-unverified alert', 500);
+    const open = await waitFor(
+      async () => {
+        const i = await incident();
+        return i?.state === 'open' ? i : null;
+      },
+      VERIFY_MAX_AGE_MS + 30_000,
+      'the backup-unverified alert',
+      500,
+    );
     assert.match(open.title, new RegExp(`${VOLUME}.*${NODE}`));
 
     // The packs are repaired: a verification succeeds and the alert resolves.

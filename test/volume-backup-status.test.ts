@@ -89,23 +89,33 @@ describe('volume backup status and escrow from scheduled backups', { skip: !CI &
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  test('a backup the hub filed is the volume\'s last backup, per volume and in the one call per node', async () => {
+  test("a backup the hub filed is the volume's last backup, per volume and in the one call per node", async () => {
     const before = await hub!.api('GET', `/api/v1/nodes/${NODE}/volumes/${ON_DEMAND}/backup-status`);
     assert.equal(before.status, 200);
     assert.equal(before.json.lastBackup, null);
 
     const backup = await cli('volume', 'backup', NODE, ON_DEMAND, '--wait');
     assert.equal(backup.code, 0, backup.stderr);
-    const jobId = backup.stdout.trim().split('\n').find((l) => /^job_/.test(l.trim()))?.trim() ?? /(job_[a-z0-9]+)/.exec(backup.stdout)?.[1];
+    const jobId =
+      backup.stdout
+        .trim()
+        .split('\n')
+        .find((l) => /^job_/.test(l.trim()))
+        ?.trim() ?? /(job_[a-z0-9]+)/.exec(backup.stdout)?.[1];
     assert.ok(jobId, backup.stdout);
     const job = await hub!.api('GET', `/api/v1/jobs/${jobId}`);
     const snapshot = job.json.result.volume.snapshot as string;
     assert.match(snapshot, /^[0-9a-f]{8,64}$/); // restic's summary gives the short id
 
-    const status = await waitFor(async () => {
-      const s = await hub!.api('GET', `/api/v1/nodes/${NODE}/volumes/${ON_DEMAND}/backup-status`);
-      return s.json.lastBackup ? s.json : null;
-    }, 15_000, 'the hub-filed backup in the status', 200);
+    const status = await waitFor(
+      async () => {
+        const s = await hub!.api('GET', `/api/v1/nodes/${NODE}/volumes/${ON_DEMAND}/backup-status`);
+        return s.json.lastBackup ? s.json : null;
+      },
+      15_000,
+      'the hub-filed backup in the status',
+      200,
+    );
     assert.equal(status.lastBackup.ok, true);
     assert.equal(status.lastBackup.snapshot, snapshot);
     assert.equal(status.lastBackup.at, job.json.finishedAt);
@@ -125,10 +135,15 @@ describe('volume backup status and escrow from scheduled backups', { skip: !CI &
     // A failed hub-filed backup is newer, so it is the last backup now, with its reason.
     const failed = await hub!.api('POST', `/api/v1/nodes/${NODE}/volumes/no-such-volume/backups`, {});
     assert.equal(failed.status, 202, JSON.stringify(failed.json));
-    const gone = await waitFor(async () => {
-      const s = await hub!.api('GET', `/api/v1/nodes/${NODE}/volumes/no-such-volume/backup-status`);
-      return s.json.lastBackup ? s.json : null;
-    }, 30_000, 'the failed backup in the status', 200);
+    const gone = await waitFor(
+      async () => {
+        const s = await hub!.api('GET', `/api/v1/nodes/${NODE}/volumes/no-such-volume/backup-status`);
+        return s.json.lastBackup ? s.json : null;
+      },
+      30_000,
+      'the failed backup in the status',
+      200,
+    );
     assert.equal(gone.lastBackup.ok, false);
     assert.match(gone.lastBackup.error, /there is no volume no-such-volume/);
 
@@ -136,15 +151,20 @@ describe('volume backup status and escrow from scheduled backups', { skip: !CI &
     assert.equal((await hub!.api('GET', '/api/v1/nodes/nobody/backup-status')).status, 404);
   });
 
-  test('a scheduled backup that makes a repository\'s key under escrow sends the wrapped key to the hub; the recovery code is printed on the host and opens it', async () => {
+  test("a scheduled backup that makes a repository's key under escrow sends the wrapped key to the hub; the recovery code is printed on the host and opens it", async () => {
     const scheduledRepo = join(repoDir, 'scheduled');
     const set = await hub!.api('PUT', `/api/v1/nodes/${NODE}/volumes/${SCHEDULED}/backup-policy`, { every: '1h', repository: { kind: 'path', path: scheduledRepo } });
     assert.equal(set.status, 200, JSON.stringify(set.json));
 
-    const status = await waitFor(async () => {
-      const s = await hub!.api('GET', `/api/v1/nodes/${NODE}/volumes/${SCHEDULED}/backup-status`);
-      return s.json.lastBackup?.ok ? s.json : null;
-    }, 90_000, 'the scheduled backup', 250);
+    const status = await waitFor(
+      async () => {
+        const s = await hub!.api('GET', `/api/v1/nodes/${NODE}/volumes/${SCHEDULED}/backup-status`);
+        return s.json.lastBackup?.ok ? s.json : null;
+      },
+      90_000,
+      'the scheduled backup',
+      250,
+    );
 
     const row = await waitFor(async () => escrowRows().find((r) => r.repository === scheduledRepo) ?? null, 15_000, 'the escrowed key at the hub', 200);
     assert.equal(row.node, NODE);
@@ -175,7 +195,10 @@ describe('volume backup status and escrow from scheduled backups', { skip: !CI &
     const password = await d.decrypt(armor.decode(row.wrapped_key), 'text');
     const listed = await restic({ repo: scheduledRepo, options: [], env: {}, password, cacheDir: join(dir, 'restic-cache'), signal: AbortSignal.timeout(60_000), args: ['snapshots', '--json'] });
     const snaps = JSON.parse(listed.stdout) as Array<{ id: string }>;
-    assert.ok(snaps.some((s) => s.id.startsWith(status.lastBackup.snapshot)), listed.stdout);
+    assert.ok(
+      snaps.some((s) => s.id.startsWith(status.lastBackup.snapshot)),
+      listed.stdout,
+    );
 
     const wrong = await run(['agent', 'backup-recovery-code', '--state', stateDir, '--repository', '/nowhere']);
     assert.notEqual(wrong.code, 0);

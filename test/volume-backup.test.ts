@@ -76,7 +76,12 @@ async function manifest(root: string): Promise<string[]> {
       else if (st.isDirectory()) {
         out.push(`D ${at} ${mode} ${st.uid}:${st.gid}`);
         await walk(at);
-      } else out.push(`F ${at} ${mode} ${st.uid}:${st.gid} ${st.size} ${createHash('sha256').update(await readFile(path)).digest('hex')}`);
+      } else
+        out.push(
+          `F ${at} ${mode} ${st.uid}:${st.gid} ${st.size} ${createHash('sha256')
+            .update(await readFile(path))
+            .digest('hex')}`,
+        );
     }
   };
   await walk('');
@@ -103,17 +108,25 @@ async function jobDetail(id: string): Promise<any> {
 }
 
 async function finalJob(id: string, timeoutMs = 120_000): Promise<any> {
-  return waitFor(async () => {
-    const job = await jobDetail(id);
-    return job.state === 'succeeded' || job.state === 'failed' ? job : null;
-  }, timeoutMs, `job ${id} to finish`, 100);
+  return waitFor(
+    async () => {
+      const job = await jobDetail(id);
+      return job.state === 'succeeded' || job.state === 'failed' ? job : null;
+    },
+    timeoutMs,
+    `job ${id} to finish`,
+    100,
+  );
 }
 
 /** The engine's events for one container between two instants (seconds). */
 async function containerActions(id: string, since: number, until: number): Promise<string[]> {
   const filters = encodeURIComponent(JSON.stringify({ container: [id], type: ['container'] }));
   const res = await engineRequest(engine!.socketPath, 'GET', `/events?since=${since}&until=${until}&filters=${filters}`);
-  return res.text.split('\n').filter((l) => l.trim() !== '').map((l) => String(JSON.parse(l).Action));
+  return res.text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => String(JSON.parse(l).Action));
 }
 
 describe('volume backups with restic', { skip: !CI && !haveRestic ? 'restic is not installed' : false }, () => {
@@ -154,7 +167,7 @@ describe('volume backups with restic', { skip: !CI && !haveRestic ? 'restic is n
     assert.ok(escrowed.includes('BEGIN AGE ENCRYPTED FILE'));
     assert.ok(!JSON.stringify(job).includes(code!), 'the recovery code itself never reaches the hub in the clear');
     const keyFile = (await readdir(join(stateDir, 'backup-keys')))[0]!;
-    assert.equal(((await lstat(join(stateDir, 'backup-keys', keyFile))).mode & 0o777), 0o600);
+    assert.equal((await lstat(join(stateDir, 'backup-keys', keyFile))).mode & 0o777, 0o600);
     const password = JSON.parse(await readFile(join(stateDir, 'backup-keys', keyFile), 'utf8')).password as string;
     assert.ok(!JSON.stringify(job).includes(password), 'the repository password never reaches the hub');
     const d = new Decrypter();
@@ -173,7 +186,7 @@ describe('volume backups with restic', { skip: !CI && !haveRestic ? 'restic is n
     const copy = await mountpoint('shop-data-copy');
     assert.ok(copy, 'restore --to created the new volume');
     assert.deepEqual(await manifest(copy!), await manifest(source));
-    assert.equal((await manifest(source)).length, 8, "every kind of entry is compared");
+    assert.equal((await manifest(source)).length, 8, 'every kind of entry is compared');
 
     // By snapshot id as well, into yet another volume.
     const byId = await cli('volume', 'restore', NODE, 'shop-data', '--snapshot', snapshots[0]!.id.slice(0, 8), '--to', 'shop-data-copy2', '--wait');
@@ -194,7 +207,8 @@ describe('volume backups with restic', { skip: !CI && !haveRestic ? 'restic is n
   test('a container labelled dockfleet.backup.stop is stopped during the backup and running after; pre and post commands run inside it', async () => {
     await createVolume('app-data');
     const id = await runContainer(engine!, {
-      name: 'app', hostConfig: { Binds: ['app-data:/data'] },
+      name: 'app',
+      hostConfig: { Binds: ['app-data:/data'] },
       labels: {
         'dockfleet.backup.stop': 'true',
         'dockfleet.backup.pre': 'echo dumped > /data/pre-dump.sql',
@@ -223,7 +237,8 @@ describe('volume backups with restic', { skip: !CI && !haveRestic ? 'restic is n
   test('a failing pre command aborts the backup, and the container still runs', async () => {
     await createVolume('pre-fails');
     const id = await runContainer(engine!, {
-      name: 'pre-fails-app', hostConfig: { Binds: ['pre-fails:/data'] },
+      name: 'pre-fails-app',
+      hostConfig: { Binds: ['pre-fails:/data'] },
       labels: { 'dockfleet.backup.stop': 'true', 'dockfleet.backup.pre': 'echo cannot dump >&2; exit 7' },
     });
     const backup = await cli('volume', 'backup', NODE, 'pre-fails', '--wait');
@@ -258,7 +273,7 @@ describe('volume backups with restic', { skip: !CI && !haveRestic ? 'restic is n
     await engineRequest(engine!.socketPath, 'DELETE', `/containers/${id}?force=1`);
   });
 
-  test('a repository path inside the engine\'s data root or outside backups.repositoryPaths is refused', async () => {
+  test("a repository path inside the engine's data root or outside backups.repositoryPaths is refused", async () => {
     const inRoot = await cli('volume', 'backup', NODE, 'app-data', '--repo', join(engine!.dataRoot, 'sneaky'), '--wait');
     assert.equal(inRoot.code, 1);
     assert.match(inRoot.stderr, /repositoryPaths|data root/);
@@ -268,10 +283,7 @@ describe('volume backups with restic', { skip: !CI && !haveRestic ? 'restic is n
   });
 
   test('two backups of one volume at once: the second waits for the first, and both succeed', async () => {
-    const [a, b] = await Promise.all([
-      hub!.api('POST', `/api/v1/nodes/${NODE}/volumes/shop-data/backups`, {}),
-      hub!.api('POST', `/api/v1/nodes/${NODE}/volumes/shop-data/backups`, {}),
-    ]);
+    const [a, b] = await Promise.all([hub!.api('POST', `/api/v1/nodes/${NODE}/volumes/shop-data/backups`, {}), hub!.api('POST', `/api/v1/nodes/${NODE}/volumes/shop-data/backups`, {})]);
     assert.equal(a.status, 202, JSON.stringify(a.json));
     assert.equal(b.status, 202, JSON.stringify(b.json));
     const [ja, jb] = await Promise.all([finalJob(a.json.id), finalJob(b.json.id)]);
@@ -302,10 +314,13 @@ describe('volume backups with restic', { skip: !CI && !haveRestic ? 'restic is n
     const job = await finalJob(filed.json.id, 180_000);
     assert.equal(job.state, 'succeeded', job.error);
     assert.ok(await running(id), 'running again after the agent returned');
-    assert.deepEqual((await readdir(join(stateDir, 'backup-stops'))).filter((n) => n.endsWith('.json')), []);
+    assert.deepEqual(
+      (await readdir(join(stateDir, 'backup-stops'))).filter((n) => n.endsWith('.json')),
+      [],
+    );
   });
 
-  test('a volume backed up to the hub repository (over the agent\'s channel) restores byte for byte', async () => {
+  test("a volume backed up to the hub repository (over the agent's channel) restores byte for byte", async () => {
     const source = await createVolume('hub-bound');
     await fillMixed(source);
     const backup = await cli('volume', 'backup', NODE, 'hub-bound', '--repo', 'hub', '--wait');

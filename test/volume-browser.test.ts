@@ -20,14 +20,20 @@ let viewerToken: string;
 function call(method: string, path: string, opts: { body?: Buffer | string; token?: string } = {}): Promise<{ status: number; text: string; headers: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
     const body = typeof opts.body === 'string' ? Buffer.from(opts.body) : opts.body;
-    const req = https.request(new URL(path, hub.url), {
-      method, ca: hub.caPem, agent: false,
-      headers: { authorization: `Bearer ${opts.token ?? hub.token}`, ...(body ? { 'content-length': body.length, 'content-type': 'application/octet-stream' } : {}) },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
-    });
+    const req = https.request(
+      new URL(path, hub.url),
+      {
+        method,
+        ca: hub.caPem,
+        agent: false,
+        headers: { authorization: `Bearer ${opts.token ?? hub.token}`, ...(body ? { 'content-length': body.length, 'content-type': 'application/octet-stream' } : {}) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });

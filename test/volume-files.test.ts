@@ -108,7 +108,10 @@ async function tree(dir: string): Promise<string[]> {
 }
 
 async function noTempFiles(dir: string): Promise<void> {
-  assert.deepEqual((await tree(dir)).filter((n) => path.basename(n).startsWith(TEMP_PREFIX)), []);
+  assert.deepEqual(
+    (await tree(dir)).filter((n) => path.basename(n).startsWith(TEMP_PREFIX)),
+    [],
+  );
 }
 
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -250,7 +253,10 @@ describe('check-then-open races', () => {
       await flipper;
     }
     assert.equal(outcomes.get(SECRET), undefined, `outcomes: ${JSON.stringify([...outcomes])}`);
-    assert.deepEqual([...outcomes.keys()].filter((k) => !['inside\n', 'refused', 'not_found'].includes(k)), []);
+    assert.deepEqual(
+      [...outcomes.keys()].filter((k) => !['inside\n', 'refused', 'not_found'].includes(k)),
+      [],
+    );
   });
 });
 
@@ -261,15 +267,18 @@ describe('VolumeFiles', () => {
     const listing = await files.list(name, '');
     assert.equal(listing.path, '.');
     assert.equal(listing.truncated, false);
-    assert.deepEqual(listing.entries.map((e) => [e.name, e.type]), [
-      ['sub', 'dir'],
-      ['data.bin', 'file'],
-      ['etc-link', 'symlink'],
-      ['hello.txt', 'file'],
-      ['inner-file-link', 'symlink'],
-      ['inner-link', 'symlink'],
-      ['secret-link', 'symlink'],
-    ]);
+    assert.deepEqual(
+      listing.entries.map((e) => [e.name, e.type]),
+      [
+        ['sub', 'dir'],
+        ['data.bin', 'file'],
+        ['etc-link', 'symlink'],
+        ['hello.txt', 'file'],
+        ['inner-file-link', 'symlink'],
+        ['inner-link', 'symlink'],
+        ['secret-link', 'symlink'],
+      ],
+    );
     const byName = new Map(listing.entries.map((e) => [e.name, e]));
     assert.equal(byName.get('etc-link')?.linkTarget, '/etc');
     assert.equal(byName.get('inner-link')?.linkTarget, 'sub');
@@ -277,7 +286,10 @@ describe('VolumeFiles', () => {
     assert.match(byName.get('hello.txt')?.mode ?? '', /^[0-7]{4}$/);
     assert.match(byName.get('hello.txt')?.modifiedAt ?? '', /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     assert.equal(byName.get('hello.txt')?.linkTarget, undefined);
-    assert.deepEqual((await files.list(name, 'inner-link')).entries.map((e) => e.name), ['deeper', 'nested.txt']);
+    assert.deepEqual(
+      (await files.list(name, 'inner-link')).entries.map((e) => e.name),
+      ['deeper', 'nested.txt'],
+    );
     assert.equal((await files.list(name, 'inner-link')).path, 'inner-link');
   });
 
@@ -341,9 +353,11 @@ describe('VolumeFiles', () => {
   test('an upload over the limit leaves nothing behind', async () => {
     const { name, dir } = await makeVolume();
     const before = await tree(dir);
-    const big = Readable.from((function* () {
-      for (let i = 0; i < 5; i++) yield Buffer.alloc(20 * 1024, i);
-    })());
+    const big = Readable.from(
+      (function* () {
+        for (let i = 0; i < 5; i++) yield Buffer.alloc(20 * 1024, i);
+      })(),
+    );
     await failsWith(files.write(name, 'big.bin', big, { overwrite: false }), 'too_large');
     await failsWith(files.write(name, 'big.bin', Readable.from([]), { overwrite: false, expectedBytes: MAX_UPLOAD + 1 }), 'too_large');
     assert.deepEqual(await tree(dir), before);
@@ -352,10 +366,12 @@ describe('VolumeFiles', () => {
   test('an upload that fails or ends short leaves nothing behind, and an overwrite keeps the old file', async () => {
     const { name, dir } = await makeVolume();
     const before = await tree(dir);
-    const failing = Readable.from((async function* () {
-      yield Buffer.from('partial');
-      throw new Error('connection lost');
-    })());
+    const failing = Readable.from(
+      (async function* () {
+        yield Buffer.from('partial');
+        throw new Error('connection lost');
+      })(),
+    );
     await assert.rejects(files.write(name, 'partial.txt', failing, { overwrite: false }), /connection lost/);
     await failsWith(files.write(name, 'short.txt', Readable.from([Buffer.from('abc')]), { overwrite: false, expectedBytes: 10 }), 'bad_request', /3 of 10/);
     await failsWith(files.write(name, 'hello.txt', Readable.from([Buffer.from('abc')]), { overwrite: true, expectedBytes: 10 }), 'bad_request');
@@ -403,7 +419,10 @@ describe('VolumeFiles', () => {
     assert.ok(fs.existsSync('/etc/passwd'));
     assert.equal(await fsp.readFile(path.join(outside, 'secret.txt'), 'utf8'), SECRET);
     assert.ok(fs.existsSync(path.join(dir, 'sub', 'nested.txt')));
-    assert.deepEqual((await files.list(name, '')).entries.map((e) => e.name), ['sub', 'data.bin', 'hello.txt', 'inner-file-link']);
+    assert.deepEqual(
+      (await files.list(name, '')).entries.map((e) => e.name),
+      ['sub', 'data.bin', 'hello.txt', 'inner-file-link'],
+    );
   });
 
   test('a recursive remove does not follow links inside the tree', async () => {
@@ -488,8 +507,7 @@ const url = (volume: string, query: Record<string, string> = {}): string => {
   return volumeFilesPath(volume, qs === '' ? '' : `?${qs}`);
 };
 const rawUrl = (volume: string, rawQuery: string): string => `${VOLUME_FILES_PREFIX}/${volume}/files?${rawQuery}`;
-const put = (volume: string, query: Record<string, string>, body: Buffer | string): Promise<Reply> =>
-  call('PUT', url(volume, query), body, { 'content-length': Buffer.byteLength(body) });
+const put = (volume: string, query: Record<string, string>, body: Buffer | string): Promise<Reply> => call('PUT', url(volume, query), body, { 'content-length': Buffer.byteLength(body) });
 const post = (volume: string, query: Record<string, string>, op: unknown): Promise<Reply> => call('POST', url(volume, query), JSON.stringify(op));
 
 describe('HTTP/2 endpoint', () => {
@@ -541,7 +559,10 @@ describe('HTTP/2 endpoint', () => {
     test('%252e%252e arrives as the directory name "%2e%2e"', async () => {
       const reply = await call('GET', rawUrl(name, 'path=%252e%252e'));
       assert.equal(reply.status, 200);
-      assert.deepEqual(json<VolumeListing>(reply).entries.map((e) => e.name), ['x']);
+      assert.deepEqual(
+        json<VolumeListing>(reply).entries.map((e) => e.name),
+        ['x'],
+      );
     });
 
     test('the listing shows the link to /etc as a link', async () => {
@@ -614,8 +635,14 @@ describe('HTTP/2 endpoint', () => {
       assert.equal(reply.headers['content-type'], 'application/json');
       const listing = json<VolumeListing>(reply);
       assert.equal(listing.path, '.');
-      assert.deepEqual(listing.entries.map((e) => e.name), ['sub', 'data.bin', 'etc-link', 'hello.txt', 'inner-file-link', 'inner-link', 'secret-link']);
-      assert.deepEqual(json<VolumeListing>(await call('GET', url(name, { path: 'sub' }))).entries.map((e) => e.name), ['deeper', 'nested.txt']);
+      assert.deepEqual(
+        listing.entries.map((e) => e.name),
+        ['sub', 'data.bin', 'etc-link', 'hello.txt', 'inner-file-link', 'inner-link', 'secret-link'],
+      );
+      assert.deepEqual(
+        json<VolumeListing>(await call('GET', url(name, { path: 'sub' }))).entries.map((e) => e.name),
+        ['deeper', 'nested.txt'],
+      );
     });
 
     test('download: exact bytes, content-length, attachment with the real name', async () => {

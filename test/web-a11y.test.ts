@@ -39,8 +39,15 @@ async function assertAccessible(p: Page, where: string, include?: string): Promi
   let builder = new AxeBuilder({ page: p });
   if (include) builder = builder.include(include);
   const result = await builder.analyze();
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('; ')}`);
+  const bad = result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map(
+      (v) =>
+        `${v.id} (${v.impact}): ${v.help} — ${v.nodes
+          .slice(0, 3)
+          .map((n) => n.target.join(' '))
+          .join('; ')}`,
+    );
   assert.deepEqual(bad, [], `axe at ${where}`);
   assert.ok(result.passes.length > 5, `axe ran its rules at ${where} (${result.passes.length} passed)`);
   if (process.env.A11Y_TIMES) process.stderr.write(`axe at ${where}: ${Date.now() - t0} ms\n`);
@@ -75,8 +82,22 @@ async function visit(p: Page, path: string, heading: string | RegExp, ready?: (p
       if (process.env.A11Y_TIMES) process.stderr.write(`${path} ready in ${Date.now() - t0} ms\n`);
       return;
     } catch (err) {
-      if (process.env.A11Y_TIMES) process.stderr.write(`${path}: attempt ${attempt} failed after ${Date.now() - t0} ms: ${(err as Error).message.split('\n')[0]}; page: ${(await p.locator('body').innerText().catch(() => '')).slice(0, 200)}\n`);
-      if (attempt >= 3) throw new Error(`${path}: ${(err as Error).message}\n${await p.locator('body').innerText().catch(() => '')}`);
+      if (process.env.A11Y_TIMES)
+        process.stderr.write(
+          `${path}: attempt ${attempt} failed after ${Date.now() - t0} ms: ${(err as Error).message.split('\n')[0]}; page: ${(
+            await p
+              .locator('body')
+              .innerText()
+              .catch(() => '')
+          ).slice(0, 200)}\n`,
+        );
+      if (attempt >= 3)
+        throw new Error(
+          `${path}: ${(err as Error).message}\n${await p
+            .locator('body')
+            .innerText()
+            .catch(() => '')}`,
+        );
     }
   }
 }
@@ -93,8 +114,10 @@ before(async () => {
   // A running container writing into a volume, and a second, stopped one (the "exited" badge).
   await engineRequest(engine.socketPath, 'POST', '/volumes/create', { Name: 'shop-data' });
   containerId = await runContainer(engine, {
-    name: 'shop', cmd: ['sh', '-c', 'echo ready > /data/hello.txt; mkdir -p /srv/app && echo hi > /srv/app/app.ini; while true; do echo tick; sleep 2; done'],
-    hostConfig: { Binds: ['shop-data:/data'] }, labels: { 'dockfleet.ingress.host': 'shop.test', 'dockfleet.ingress.port': '8080' },
+    name: 'shop',
+    cmd: ['sh', '-c', 'echo ready > /data/hello.txt; mkdir -p /srv/app && echo hi > /srv/app/app.ini; while true; do echo tick; sleep 2; done'],
+    hostConfig: { Binds: ['shop-data:/data'] },
+    labels: { 'dockfleet.ingress.host': 'shop.test', 'dockfleet.ingress.port': '8080' },
   });
   await runContainer(engine, { name: 'done', cmd: ['true'] });
 
@@ -108,10 +131,15 @@ before(async () => {
   const compose = `services:\n  web:\n    image: ${BUSYBOX_IMAGE}\n    command: ['sleep', '3600']\n`;
   const deploy = await hub.api('POST', '/api/v1/stacks/shopfront/deploy', { compose, target: { node: NODE }, gate: { stableMs: 500, deadlineMs: 60_000 } });
   assert.equal(deploy.status, 202, JSON.stringify(deploy.json));
-  jobId = await waitFor(async () => {
-    const jobs = (await hub!.api('GET', '/api/v1/jobs')).json as Array<{ id: string; state: string }>;
-    return jobs.find((j) => j.state === 'succeeded' || j.state === 'failed')?.id;
-  }, 120_000, 'the stack job to end', 200);
+  jobId = await waitFor(
+    async () => {
+      const jobs = (await hub!.api('GET', '/api/v1/jobs')).json as Array<{ id: string; state: string }>;
+      return jobs.find((j) => j.state === 'succeeded' || j.state === 'failed')?.id;
+    },
+    120_000,
+    'the stack job to end',
+    200,
+  );
 
   browser = await launchBrowser();
 });
@@ -153,7 +181,11 @@ test('before signing in: the setup page, then the sign-in page, at 1280 and 390 
   }
 });
 
-interface Route { path: () => string; heading: string | RegExp; ready?: (p: Page) => Locator }
+interface Route {
+  path: () => string;
+  heading: string | RegExp;
+  ready?: (p: Page) => Locator;
+}
 
 const c = (tab = ''): string => `/containers/${NODE}/${containerId}${tab}`;
 const ROUTES: Route[] = [

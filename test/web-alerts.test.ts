@@ -20,7 +20,11 @@ import { startEngines, stopEngines, type TestEngine } from './support/engines.ts
 import { mintCode, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
 import { freePort, spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
 
-interface Received { path: string; auth: string | undefined; body: any }
+interface Received {
+  path: string;
+  auth: string | undefined;
+  body: any;
+}
 
 const NODE = 'alerts-01';
 let engine: TestEngine | undefined;
@@ -34,7 +38,11 @@ const receiver = http.createServer((req, res) => {
   req.on('data', (c: Buffer) => chunks.push(c));
   req.on('end', () => {
     let body: unknown = null;
-    try { body = JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch { /* not JSON */ }
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch {
+      /* not JSON */
+    }
     got.push({ path: req.url ?? '', auth: req.headers.authorization, body });
     res.writeHead(200).end();
   });
@@ -48,8 +56,7 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'dockfleet-web-alerts-'));
   [engine] = (await startEngines(1, { prefix: 'walerts' })) as [TestEngine];
   hub = await startTestHub({ dataDir: join(dir, 'hub'), port: await freePort(), run: { alertTuning: { offlineGraceMs: 1_000, delivery: { retryBaseMs: 300 } } } });
-  agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', await mintCode(hub, NODE), '--state', join(dir, 'agent'),
-    '--docker', engine.dockerHost, '--policy', join(dir, 'no-policy.json')]);
+  agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', await mintCode(hub, NODE), '--state', join(dir, 'agent'), '--docker', engine.dockerHost, '--policy', join(dir, 'no-policy.json')]);
   await agent.waitForLine(new RegExp(`agent ${NODE} connected`));
   browser = await launchBrowser();
 });
@@ -73,18 +80,35 @@ async function newPage(): Promise<Page> {
 
 async function assertAccessible(page: Page, where: string): Promise<void> {
   const result = await new AxeBuilder({ page }).analyze();
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('; ')}`);
+  const bad = result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map(
+      (v) =>
+        `${v.id} (${v.impact}): ${v.help} — ${v.nodes
+          .slice(0, 3)
+          .map((n) => n.target.join(' '))
+          .join('; ')}`,
+    );
   assert.deepEqual(bad, [], `axe at ${where}`);
 }
 
 test('admin: add a receiver through the form, test it, see the node-offline incident delivered; a viewer sees no settings', { timeout: 120_000 }, async () => {
   const page = await newPage();
   // A fresh engine's bridge can make chromium see a network change and drop the first load: retry it.
-  await waitFor(async () => {
-    await page.goto(hub!.url).catch(() => undefined);
-    return page.getByLabel('Setup code').waitFor({ timeout: 3000 }).then(() => true, () => false);
-  }, 30_000, 'the sign-up page');
+  await waitFor(
+    async () => {
+      await page.goto(hub!.url).catch(() => undefined);
+      return page
+        .getByLabel('Setup code')
+        .waitFor({ timeout: 3000 })
+        .then(
+          () => true,
+          () => false,
+        );
+    },
+    30_000,
+    'the sign-up page',
+  );
   await page.getByLabel('Setup code').fill((await readFile(join(hub!.dataDir, 'setup.code'), 'utf8')).trim());
   await page.getByLabel('Username').fill('mara');
   await page.getByLabel('Password').fill('a long enough passphrase');

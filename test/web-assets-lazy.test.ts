@@ -27,7 +27,11 @@ after(async () => {
 async function assertAccessible(p: Page, where: string): Promise<void> {
   const result = await new AxeBuilder({ page: p }).analyze();
   const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  assert.deepEqual(bad.map((v) => `${v.id}: ${v.help}`), [], `axe at ${where}`);
+  assert.deepEqual(
+    bad.map((v) => `${v.id}: ${v.help}`),
+    [],
+    `axe at ${where}`,
+  );
   assert.ok(result.passes.length > 10, `axe ran its rules at ${where}`);
 }
 
@@ -36,7 +40,11 @@ test('pages load on first visit; a chunk that fails shows an error with a Retry 
   const scripts = new Map<string, string>(); // URL path → body, every script the page fetched
   page.on('response', (res) => {
     const path = new URL(res.url()).pathname;
-    if (path.startsWith('/assets/') && path.endsWith('.js') && res.ok()) void res.text().then((t) => scripts.set(path, t), () => {});
+    if (path.startsWith('/assets/') && path.endsWith('.js') && res.ok())
+      void res.text().then(
+        (t) => scripts.set(path, t),
+        () => {},
+      );
   });
   try {
     await page.reload();

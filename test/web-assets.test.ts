@@ -23,7 +23,11 @@ before(async () => {
 
 after(() => new Promise<void>((r) => server.close(() => r())));
 
-interface Got { status: number; headers: http.IncomingHttpHeaders; body: Buffer }
+interface Got {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
 
 function get(path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Got> {
   return new Promise((resolve, reject) => {
@@ -44,22 +48,32 @@ test('builds quickly, with hashed names, and a small first load', () => {
   // Issue 12's budget: ≤ 60 KB of gzipped JavaScript before the first screen (pages off it are lazy).
   assert.ok(firstLoadJsBytes(assets) <= 60 * 1024, `first-load JS is ${firstLoadJsBytes(assets)} B gzipped, over 61,440 B`);
   assert.ok(bytes > 10_000 && bytes <= 320 * 1024, `first load is ${bytes} B gzipped`);
-  assert.ok(assets.firstLoad.some((p) => p.endsWith('.css')), 'the stylesheet loads first');
+  assert.ok(
+    assets.firstLoad.some((p) => p.endsWith('.css')),
+    'the stylesheet loads first',
+  );
 });
 
 test('xterm.js is a lazy chunk, not part of the first load', () => {
-  const first = assets.firstLoad.filter((p) => p.endsWith('.js')).map((p) => assets.assets.get(p)!.body.toString()).join('\n');
+  const first = assets.firstLoad
+    .filter((p) => p.endsWith('.js'))
+    .map((p) => assets.assets.get(p)!.body.toString())
+    .join('\n');
   assert.ok(!first.includes('xterm-helper-textarea'), 'xterm code is in the first load');
   const lazy = [...assets.assets.values()].filter((a) => a.path.endsWith('.js') && !assets.firstLoad.includes(a.path));
-  assert.ok(lazy.some((a) => a.body.toString().includes('xterm-helper-textarea')), 'no lazy chunk holds xterm');
+  assert.ok(
+    lazy.some((a) => a.body.toString().includes('xterm-helper-textarea')),
+    'no lazy chunk holds xterm',
+  );
 });
 
 /** The JavaScript of the first load, and of every chunk loaded only later. */
 function jsSplit(): { first: string; lazy: { path: string; body: string }[] } {
-  const first = assets.firstLoad.filter((p) => p.endsWith('.js')).map((p) => assets.assets.get(p)!.body.toString()).join('\n');
-  const lazy = [...assets.assets.values()]
-    .filter((a) => a.path.endsWith('.js') && !assets.firstLoad.includes(a.path))
-    .map((a) => ({ path: a.path, body: a.body.toString() }));
+  const first = assets.firstLoad
+    .filter((p) => p.endsWith('.js'))
+    .map((p) => assets.assets.get(p)!.body.toString())
+    .join('\n');
+  const lazy = [...assets.assets.values()].filter((a) => a.path.endsWith('.js') && !assets.firstLoad.includes(a.path)).map((a) => ({ path: a.path, body: a.body.toString() }));
   return { first, lazy };
 }
 
@@ -72,7 +86,10 @@ test('pages off the first screen are lazy chunks; the landing pages are not', as
     ['AuditPage', 'Loading the audit log'],
   ] as const) {
     assert.ok(!first.includes(unique), `${page}'s code is in the first load`);
-    assert.ok(lazy.some((c) => c.body.includes(unique)), `no lazy chunk holds ${page}`);
+    assert.ok(
+      lazy.some((c) => c.body.includes(unique)),
+      `no lazy chunk holds ${page}`,
+    );
   }
   // Nodes and Containers are the landing pages: their code comes with the first load.
   assert.ok(first.includes('Loading nodes'), 'the Nodes page is not in the first load');

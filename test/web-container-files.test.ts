@@ -28,8 +28,15 @@ let id = '';
 
 async function assertAccessible(p: Page, where: string): Promise<void> {
   const result = await new AxeBuilder({ page: p }).analyze();
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('; ')}`);
+  const bad = result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map(
+      (v) =>
+        `${v.id} (${v.impact}): ${v.help} — ${v.nodes
+          .slice(0, 3)
+          .map((n) => n.target.join(' '))
+          .join('; ')}`,
+    );
   assert.deepEqual(bad, [], `axe at ${where}`);
 }
 
@@ -69,7 +76,7 @@ test('where the policy turns archive on: list a folder, download a file as itsel
   await page.getByRole('link', { name: 'app', exact: true }).click();
   await page.getByRole('link', { name: 'conf', exact: true }).click();
   await page.getByRole('cell', { name: 'app.ini', exact: true }).waitFor();
-  assert.match(await page.getByRole('heading', { name: /Files in/ }).textContent() ?? '', /\/srv\/app\/conf/);
+  assert.match((await page.getByRole('heading', { name: /Files in/ }).textContent()) ?? '', /\/srv\/app\/conf/);
   await assertAccessible(page, 'container files, 1280 px');
   await screenshot(page, 'container-files-1280');
 
@@ -86,9 +93,15 @@ test('where the policy turns archive on: list a folder, download a file as itsel
   await page.setViewportSize({ width: 390, height: 844 });
   await assertAccessible(page, 'container files, 390 px');
   const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  const wide = over <= 1 ? [] : await page.evaluate(() => [...document.querySelectorAll('body *')]
-    .filter((el) => el.getBoundingClientRect().right > window.innerWidth + 1)
-    .slice(0, 6).map((el) => `${el.tagName.toLowerCase()}.${el.className} ${Math.round(el.getBoundingClientRect().right)}`));
+  const wide =
+    over <= 1
+      ? []
+      : await page.evaluate(() =>
+          [...document.querySelectorAll('body *')]
+            .filter((el) => el.getBoundingClientRect().right > window.innerWidth + 1)
+            .slice(0, 6)
+            .map((el) => `${el.tagName.toLowerCase()}.${el.className} ${Math.round(el.getBoundingClientRect().right)}`),
+        );
   assert.ok(over <= 1, `scrolls sideways by ${over} px: ${wide.join(', ')}`);
   await screenshot(page, 'container-files-390');
   await page.setViewportSize({ width: 1280, height: 900 });
@@ -98,7 +111,7 @@ test('where the policy leaves archive off: the tab says why and offers nothing',
   await page.goto(`${hub!.url}/containers/${OFF}/${id.slice(0, 12)}/files`);
   const notice = page.getByRole('status').filter({ hasText: 'Files are off on this host' });
   await notice.waitFor();
-  assert.match(await notice.textContent() ?? '', new RegExp(`policy of ${OFF} does not allow container files`));
+  assert.match((await notice.textContent()) ?? '', new RegExp(`policy of ${OFF} does not allow container files`));
   assert.equal(await page.getByRole('button', { name: 'Upload file' }).count(), 0);
   await assertAccessible(page, 'container files refused, 1280 px');
   await page.setViewportSize({ width: 390, height: 844 });

@@ -22,7 +22,9 @@ import { spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
 
 /** The default sections, plus the volume file browser (off by default). */
 const OPEN_POLICY = {
-  sections: Object.fromEntries(['ping', 'version', 'info', 'events', 'system', 'containers', 'exec', 'images', 'build', 'volumes', 'networks', 'distribution', 'ingress', 'volumeFiles'].map((s) => [s, true])),
+  sections: Object.fromEntries(
+    ['ping', 'version', 'info', 'events', 'system', 'containers', 'exec', 'images', 'build', 'volumes', 'networks', 'distribution', 'ingress', 'volumeFiles'].map((s) => [s, true]),
+  ),
 };
 const STRICT_POLICY = {
   sections: { ping: true, version: true, info: true, events: true, system: true, containers: true, images: true, volumes: true, networks: true },
@@ -38,8 +40,7 @@ let page: Page;
 let webId: string;
 
 async function agentFor(node: string, policy: string): Promise<DockfleetProcess> {
-  const agent = spawnDockfleet(['agent', '--hub', hub!.url, '--code', await mintCode(hub!, node), '--state', join(dir, `agent-${node}`),
-    '--docker', engine!.dockerHost, '--policy', policy]);
+  const agent = spawnDockfleet(['agent', '--hub', hub!.url, '--code', await mintCode(hub!, node), '--state', join(dir, `agent-${node}`), '--docker', engine!.dockerHost, '--policy', policy]);
   await agent.waitForLine(new RegExp(`agent ${node} connected`));
   return agent;
 }
@@ -49,7 +50,13 @@ async function assertAccessible(where: string): Promise<void> {
   const result = await new AxeBuilder({ page }).analyze();
   const found = result.violations
     .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => `${n.target.join(' ')} ${n.failureSummary ?? ''}`).join('; ')}`);
+    .map(
+      (v) =>
+        `${v.id} (${v.impact}): ${v.help} — ${v.nodes
+          .slice(0, 3)
+          .map((n) => `${n.target.join(' ')} ${n.failureSummary ?? ''}`)
+          .join('; ')}`,
+    );
   assert.deepEqual(found, [], `axe at ${where}`);
   assert.ok(result.passes.length > 10, `axe ran its rules at ${where}`);
 }
@@ -111,7 +118,11 @@ test('containers table: fits at 1280, 1024 and 390 px, row buttons named with th
   assert.equal(await page.getByRole('button', { name: 'Restart web-1' }).count(), 1);
   assert.equal(await page.getByRole('button', { name: 'Start stopped-3' }).count(), 1);
   assert.equal(await page.getByRole('button', { name: 'Stop', exact: true }).count(), 0, 'no row button is named only "Stop"');
-  for (const [width, height] of [[1280, 900], [1024, 800], [390, 844]] as const) {
+  for (const [width, height] of [
+    [1280, 900],
+    [1024, 800],
+    [390, 844],
+  ] as const) {
     await page.setViewportSize({ width, height });
     await stop.waitFor();
     await page.waitForTimeout(100);
@@ -130,10 +141,13 @@ test('dark colour scheme: badges and primary buttons keep 4.5:1 (axe, nodes and 
     await assertAccessible('the containers page, dark');
     await page.goto(`${hub!.url}/nodes`);
     await page.getByRole('button', { name: 'Enroll node' }).first().waitFor();
-    const contrast = await page.getByRole('button', { name: 'Enroll node' }).first().evaluate((el) => {
-      const s = getComputedStyle(el);
-      return { color: s.color, background: s.backgroundColor };
-    });
+    const contrast = await page
+      .getByRole('button', { name: 'Enroll node' })
+      .first()
+      .evaluate((el) => {
+        const s = getComputedStyle(el);
+        return { color: s.color, background: s.backgroundColor };
+      });
     assert.notEqual(contrast.color, 'rgb(255, 255, 255)', `dark-mode primary buttons do not put white on the light accent (${JSON.stringify(contrast)})`);
     await assertAccessible('the nodes page, dark');
     await screenshot(page, 'defects-nodes-dark');

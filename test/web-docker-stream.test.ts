@@ -2,10 +2,7 @@
 // Run: node --import tsx --test src/web/lib/docker-stream.test.ts
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  BoundedLines, DockerDemuxer, LineSplitter, LogDecoder, demuxAll, encodeFrame, linesToText, parseFrameHeader, splitTimestamp, stripAnsi,
-  type LogLine,
-} from '../src/web/lib/docker-stream.ts';
+import { BoundedLines, DockerDemuxer, LineSplitter, LogDecoder, demuxAll, encodeFrame, linesToText, parseFrameHeader, splitTimestamp, stripAnsi, type LogLine } from '../src/web/lib/docker-stream.ts';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -114,17 +111,23 @@ test('LogDecoder: multiplexed body with timestamps, split UTF-8 and interleaved 
       ],
       `cut at ${cut}`,
     );
-    assert.deepEqual(lines.map((l) => l.seq), [0, 1, 2]);
+    assert.deepEqual(
+      lines.map((l) => l.seq),
+      [0, 1, 2],
+    );
   }
 });
 
 test('LogDecoder: TTY body is raw text', () => {
   const d = new LogDecoder({ tty: true, timestamps: true });
   const lines = [...d.push(enc.encode('2024-01-01T00:00:00Z \x1b[1mbold\x1b[0m\r\n2024-01-01T00:00:01Z next\r\n'))];
-  assert.deepEqual(lines.map((l) => [l.stream, l.time, l.text]), [
-    ['stdout', '2024-01-01T00:00:00Z', 'bold'],
-    ['stdout', '2024-01-01T00:00:01Z', 'next'],
-  ]);
+  assert.deepEqual(
+    lines.map((l) => [l.stream, l.time, l.text]),
+    [
+      ['stdout', '2024-01-01T00:00:00Z', 'bold'],
+      ['stdout', '2024-01-01T00:00:01Z', 'next'],
+    ],
+  );
 });
 
 test('BoundedLines keeps only the newest lines', () => {

@@ -55,13 +55,23 @@ before(async () => {
   rig = await startEdgeAccessRig('webaccess');
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
-      '--host-resolver-rules=MAP app.test 127.0.0.1, MAP app2.test 127.0.0.1, MAP ops.test 127.0.0.1'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-dev-shm-usage',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--host-resolver-rules=MAP app.test 127.0.0.1, MAP app2.test 127.0.0.1, MAP ops.test 127.0.0.1',
+    ],
   });
   ada = await newContext();
   page = await ada.newPage();
   page.setDefaultTimeout(15_000);
-  page.on('request', (req) => { if (req.url().includes('/.dockfleet/auth')) callbacks.push(req.url()); });
+  page.on('request', (req) => {
+    if (req.url().includes('/.dockfleet/auth')) callbacks.push(req.url());
+  });
 });
 
 after(async () => {
@@ -69,7 +79,7 @@ after(async () => {
   if (rig) await stopEdgeAccessRig(rig);
 });
 
-test('a users route sends the browser to the hub\'s sign-in, then back to the page it asked for, with the user\'s name', async () => {
+test("a users route sends the browser to the hub's sign-in, then back to the page it asked for, with the user's name", async () => {
   await visit(page, app('app.test', '/cgi-bin/env?from=browser'));
   await page.getByText(`Sign in to continue to app.test:${rig.edgePort}.`).waitFor();
   assert.equal(new URL(page.url()).origin, rig.hub.url);
@@ -98,12 +108,17 @@ test('a users route sends the browser to the hub\'s sign-in, then back to the pa
 
 test('a second app host needs its own hand-off (no cookie sharing), which passes by itself while signed in at the hub', async () => {
   const visited: string[] = [];
-  const onNav = (frame: import('playwright-core').Frame): void => { if (frame === page.mainFrame()) visited.push(frame.url()); };
+  const onNav = (frame: import('playwright-core').Frame): void => {
+    if (frame === page.mainFrame()) visited.push(frame.url());
+  };
   page.on('framenavigated', onNav);
   await visit(page, app('app2.test'), app('app2.test'));
   page.off('framenavigated', onNav);
   assert.match(await page.locator('body').innerText(), /^HTTP_X_DOCKFLEET_USER=ada$/m);
-  assert.ok(visited.some((u) => u.startsWith(`${rig.hub.url}/edge-sign-in?`)), `went through the hub: ${visited.join(' → ')}`);
+  assert.ok(
+    visited.some((u) => u.startsWith(`${rig.hub.url}/edge-sign-in?`)),
+    `went through the hub: ${visited.join(' → ')}`,
+  );
   const first = (await ada.cookies(app('app.test', '/'))).find((c) => c.name === 'df_edge');
   const second = (await ada.cookies(app('app2.test', '/'))).find((c) => c.name === 'df_edge');
   assert.ok(first && second && first.value !== second.value && second.domain === 'app2.test');

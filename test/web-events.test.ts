@@ -23,11 +23,26 @@ test('the ring keeps only the newest events and filters them newest first', () =
     ring.push({ node: i % 2 ? 'n2' : 'n1', time: i, type: 'container', action: i === 3 ? 'health_status: healthy' : 'start', id: `id${name}`, name, detail: {} });
   }
   assert.equal(ring.size, 3);
-  assert.deepEqual(ring.query().map((e) => e.name), ['d', 'c', 'b']);
-  assert.deepEqual(ring.query({ node: 'n2' }).map((e) => e.name), ['d', 'b']);
-  assert.deepEqual(ring.query({ action: 'health_status' }).map((e) => e.name), ['d']);
-  assert.deepEqual(ring.query({ after: 3 }).map((e) => e.seq), [4]);
-  assert.deepEqual(ring.query({ limit: 1 }).map((e) => e.name), ['d']);
+  assert.deepEqual(
+    ring.query().map((e) => e.name),
+    ['d', 'c', 'b'],
+  );
+  assert.deepEqual(
+    ring.query({ node: 'n2' }).map((e) => e.name),
+    ['d', 'b'],
+  );
+  assert.deepEqual(
+    ring.query({ action: 'health_status' }).map((e) => e.name),
+    ['d'],
+  );
+  assert.deepEqual(
+    ring.query({ after: 3 }).map((e) => e.seq),
+    [4],
+  );
+  assert.deepEqual(
+    ring.query({ limit: 1 }).map((e) => e.name),
+    ['d'],
+  );
 });
 
 test('a Docker event line becomes a fleet event; anything else is refused', () => {
@@ -49,7 +64,8 @@ describe('fleet events from a real engine', () => {
   test('a container started on the node shows up in the history and on the live stream, filtered', async () => {
     const seen: Array<{ name: string; action: string; node: string }> = [];
     const req = https.request(new URL('/api/v1/events/stream?type=container&name=evt-web', rig.hub.url), {
-      ca: rig.hub.caPem, headers: { authorization: `Bearer ${rig.hub.token}` },
+      ca: rig.hub.caPem,
+      headers: { authorization: `Bearer ${rig.hub.token}` },
     });
     const ready = new Promise<void>((resolve, reject) => {
       req.on('response', (res) => {
@@ -72,16 +88,23 @@ describe('fleet events from a real engine', () => {
     try {
       await runContainer(rig.engine, { name: 'evt-web' });
       await runContainer(rig.engine, { name: 'other' });
-      const history = await waitFor(async () => {
-        const r = await rig.hub.api('GET', '/api/v1/events?node=evt-01&type=container&action=start');
-        return r.json.some((e: { name: string }) => e.name === 'evt-web') && r.json.some((e: { name: string }) => e.name === 'other') ? r.json : null;
-      }, 20_000, 'start events in the history');
+      const history = await waitFor(
+        async () => {
+          const r = await rig.hub.api('GET', '/api/v1/events?node=evt-01&type=container&action=start');
+          return r.json.some((e: { name: string }) => e.name === 'evt-web') && r.json.some((e: { name: string }) => e.name === 'other') ? r.json : null;
+        },
+        20_000,
+        'start events in the history',
+      );
       assert.ok(history.every((e: { type: string; action: string; node: string }) => e.type === 'container' && e.action === 'start' && e.node === 'evt-01'));
       const byName = await rig.hub.api('GET', '/api/v1/events?name=evt-web');
       assert.ok(byName.json.length >= 2, 'create and start of evt-web');
       assert.ok(byName.json.every((e: { name: string }) => e.name === 'evt-web'));
       await waitFor(() => seen.some((e) => e.action === 'start' && e.name === 'evt-web'), 10_000, 'the start on the live stream');
-      assert.ok(seen.every((e) => e.name === 'evt-web' && e.node === 'evt-01'), 'the stream applies its filter');
+      assert.ok(
+        seen.every((e) => e.name === 'evt-web' && e.node === 'evt-01'),
+        'the stream applies its filter',
+      );
       const bad = await rig.hub.api('GET', '/api/v1/events?limit=0');
       assert.equal(bad.status, 400);
       const anon = await rig.hub.api('GET', '/api/v1/events', undefined, '');
@@ -114,8 +137,15 @@ describe('fleet events from a real engine', () => {
 
     async function assertAccessible(where: string): Promise<void> {
       const result = await new AxeBuilder({ page }).analyze();
-      const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
-        .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('; ')}`);
+      const bad = result.violations
+        .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+        .map(
+          (v) =>
+            `${v.id} (${v.impact}): ${v.help} — ${v.nodes
+              .slice(0, 3)
+              .map((n) => n.target.join(' '))
+              .join('; ')}`,
+        );
       assert.deepEqual(bad, [], `axe at ${where}`);
     }
 
@@ -124,7 +154,10 @@ describe('fleet events from a real engine', () => {
       await page.getByRole('heading', { name: 'Events', level: 1 }).waitFor();
       await page.getByRole('status').filter({ hasText: 'Live' }).waitFor();
       await runContainer(rig.engine, { name: 'evt-live' });
-      const item = page.locator('li.timeline-item').filter({ hasText: 'evt-live' }).filter({ hasText: /\bstart\b/ });
+      const item = page
+        .locator('li.timeline-item')
+        .filter({ hasText: 'evt-live' })
+        .filter({ hasText: /\bstart\b/ });
       await item.first().waitFor();
       assert.match(await item.first().innerText(), /evt-01: container evt-live start/);
       await assertAccessible('events, 1280 px');

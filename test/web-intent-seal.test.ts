@@ -39,5 +39,8 @@ test('a 3.5 MiB upload sealed by the web UI unseals on the host to the same byte
   const tampered = Buffer.from(framed);
   tampered[Math.floor(framed.length * 0.6)]! ^= 1;
   const strict = new Unsealer(key.publicKey, decoded.intent.claims.nonce);
-  assert.throws(() => { strict.push(tampered); strict.end(); }, /seal \d+ does not verify|frame/);
+  assert.throws(() => {
+    strict.push(tampered);
+    strict.end();
+  }, /seal \d+ does not verify|frame/);
 });

@@ -25,8 +25,15 @@ const PASSWORD = 'a long enough passphrase';
 
 async function assertAccessible(p: Page, where: string): Promise<void> {
   const result = await new AxeBuilder({ page: p }).analyze();
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('; ')}`);
+  const bad = result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map(
+      (v) =>
+        `${v.id} (${v.impact}): ${v.help} — ${v.nodes
+          .slice(0, 3)
+          .map((n) => n.target.join(' '))
+          .join('; ')}`,
+    );
   assert.deepEqual(bad, [], `axe at ${where}`);
 }
 
@@ -61,7 +68,13 @@ async function visit(p: Page, path: string, ready: Locator): Promise<void> {
       await ready.waitFor({ timeout: attempt >= 4 ? 15_000 : 6_000 });
       return;
     } catch (err) {
-      if (attempt >= 4) throw new Error(`${(err as Error).message}\n${await p.locator('main').innerText().catch(() => '')}`);
+      if (attempt >= 4)
+        throw new Error(
+          `${(err as Error).message}\n${await p
+            .locator('main')
+            .innerText()
+            .catch(() => '')}`,
+        );
     }
   }
 }
@@ -80,8 +93,7 @@ async function signIn(name: string, width: number): Promise<{ ctx: BrowserContex
 }
 
 const ingress = (host: string) => ({ 'dockfleet.ingress.host': host, 'dockfleet.ingress.port': '80' });
-const containerState = async (engine: TestEngine, name: string): Promise<string> =>
-  (await engineRequest(engine.socketPath, 'GET', `/containers/${name}/json`)).json.State.Status;
+const containerState = async (engine: TestEngine, name: string): Promise<string> => (await engineRequest(engine.socketPath, 'GET', `/containers/${name}/json`)).json.State.Status;
 
 before(async () => {
   engines = await startEngines(2, { prefix: 'nroles' });
@@ -97,10 +109,14 @@ before(async () => {
   for (const node of ['node-a', 'node-b']) {
     await waitFor(async () => (await hub.api('GET', `/api/v1/nodes/${node}/containers`)).json.length >= (node === 'node-a' ? 2 : 1), 15_000, `inventory of ${node}`);
   }
-  await waitFor(async () => {
-    const nodes = new Set((await hub.api('GET', '/api/v1/events')).json.map((e: { node: string }) => e.node));
-    return nodes.has('node-a') && nodes.has('node-b');
-  }, 15_000, 'events of both nodes');
+  await waitFor(
+    async () => {
+      const nodes = new Set((await hub.api('GET', '/api/v1/events')).json.map((e: { node: string }) => e.node));
+      return nodes.has('node-a') && nodes.has('node-b');
+    },
+    15_000,
+    'events of both nodes',
+  );
   browser = await launchBrowser();
   // The first admin's setup, so that the sign-in page is the one the others see.
   const setup = await browser.newContext({ ignoreHTTPSErrors: true });
@@ -123,7 +139,7 @@ after(async () => {
   if (engines.length) await stopEngines(engines);
 });
 
-test('REST and Docker: the customer gets node-a\'s events, routes and fleet containers only (the admin gets both nodes\')', async () => {
+test("REST and Docker: the customer gets node-a's events, routes and fleet containers only (the admin gets both nodes')", async () => {
   const asCust = (path: string) => hub.api('GET', path, undefined, tokens.cust);
   const events = await asCust('/api/v1/events');
   assert.equal(events.status, 200, JSON.stringify(events.json));
@@ -134,7 +150,10 @@ test('REST and Docker: the customer gets node-a\'s events, routes and fleet cont
 
   const routes = await asCust('/api/v1/routes');
   assert.equal(routes.status, 200, JSON.stringify(routes.json));
-  assert.deepEqual(routes.json.map((r: { host: string; node: string }) => `${r.host}@${r.node}`), ['a.example.test@node-a']);
+  assert.deepEqual(
+    routes.json.map((r: { host: string; node: string }) => `${r.host}@${r.node}`),
+    ['a.example.test@node-a'],
+  );
   const all = (await hub.api('GET', '/api/v1/routes')).json.map((r: { host: string }) => r.host).sort();
   assert.deepEqual(all, ['a.example.test', 'b.example.test']);
 
@@ -142,14 +161,15 @@ test('REST and Docker: the customer gets node-a\'s events, routes and fleet cont
   assert.equal(fleet.status, 200);
   const names = fleet.json.map((c: { Names: string[] }) => c.Names[0]!.replace(/^\//, '')).sort();
   assert.deepEqual(names, ['a-job', 'a-web']);
-
 });
 
 test('the customer, in the browser at 1280 and 390 px: node-a only, Stop and Start on its rows, its events only, no fleet-wide pages', { timeout: 180_000 }, async () => {
   for (const width of [1280, 390]) {
     const { ctx, p } = await signIn('cust', width);
     const trouble: string[] = [];
-    p.on('response', (res) => { if (res.status() >= 400) trouble.push(`${res.status()} ${res.request().method()} ${new URL(res.url()).pathname}`); });
+    p.on('response', (res) => {
+      if (res.status() >= 400) trouble.push(`${res.status()} ${res.request().method()} ${new URL(res.url()).pathname}`);
+    });
     const links = (await p.locator('nav#main-nav a').allTextContents()).map((l) => l.trim());
     for (const hidden of ['Stacks', 'Jobs', 'Alerts', 'People']) assert.ok(!links.includes(hidden), `${hidden} not in the nav at ${width}: ${links.join(', ')}`);
     assert.ok(links.includes('Events') && links.includes('Routes') && links.includes('Audit'), `Events, Routes and Audit (filtered to its nodes) in the nav at ${width}`);
@@ -192,7 +212,7 @@ test('the customer, in the browser at 1280 and 390 px: node-a only, Stop and Sta
   }
 });
 
-test('a global viewer with an operator grant on node-a: offered Stop on node-a\'s rows, not node-b\'s; the hub allows the first and refuses the second', { timeout: 60_000 }, async () => {
+test("a global viewer with an operator grant on node-a: offered Stop on node-a's rows, not node-b's; the hub allows the first and refuses the second", { timeout: 60_000 }, async () => {
   const { ctx, p } = await signIn('vop', 1280);
   const main = p.locator('main');
   await visit(p, '/containers', main.getByRole('link', { name: 'b-web', exact: true }));
@@ -210,11 +230,13 @@ test('a global viewer with an operator grant on node-a: offered Stop on node-a\'
   assert.equal((await asVop('/docker/nodes/node-a/containers/a-web/start')).status, 204);
 });
 
-test('a grant revoked while the page is open: node-a\'s containers leave the page within seconds, without a reload', { timeout: 60_000 }, async () => {
+test("a grant revoked while the page is open: node-a's containers leave the page within seconds, without a reload", { timeout: 60_000 }, async () => {
   const { ctx, p } = await signIn('cust', 1280);
   const main = p.locator('main');
   await visit(p, '/containers', main.getByRole('link', { name: 'a-job', exact: true }));
-  await p.evaluate(() => { (window as unknown as { notReloaded: boolean }).notReloaded = true; });
+  await p.evaluate(() => {
+    (window as unknown as { notReloaded: boolean }).notReloaded = true;
+  });
   const grants = (await hub.api('GET', '/api/v1/users/cust/grants')).json as Array<{ id: string }>;
   for (const g of grants) assert.equal((await hub.api('DELETE', `/api/v1/users/cust/grants/${g.id}`)).status, 200);
   const started = Date.now();
@@ -231,7 +253,9 @@ test('a grant added while the page is open: its new rights show without a reload
   await visit(p, '/containers', main.getByRole('link', { name: 'b-web', exact: true }));
   await main.getByRole('button', { name: 'Stop a-web' }).waitFor();
   assert.equal(await main.getByRole('button', { name: 'Stop b-web' }).count(), 0, 'no Stop on node-b before the grant');
-  await p.evaluate(() => { (window as unknown as { notReloaded: boolean }).notReloaded = true; });
+  await p.evaluate(() => {
+    (window as unknown as { notReloaded: boolean }).notReloaded = true;
+  });
   const grant = await hub.api('POST', '/api/v1/users/vop/grants', { node: 'node-b', role: 'operator' });
   assert.equal(grant.status, 201, JSON.stringify(grant.json));
   try {

@@ -33,15 +33,29 @@ const VIEWS = [
 ] as const;
 
 const row = (name: string, node: string) =>
-  page.locator('tbody tr').filter({ hasText: name }).filter({ has: page.locator('td[data-label="Node"]', { hasText: node }) });
+  page
+    .locator('tbody tr')
+    .filter({ hasText: name })
+    .filter({ has: page.locator('td[data-label="Node"]', { hasText: node }) });
 
 before(async () => {
   engines = await startEngines(2, { prefix: 'weboff' });
   dir = await mkdtemp(join(tmpdir(), 'dockfleet-weboff-'));
   hub = await startTestHub({ dataDir: join(dir, 'hub') });
   for (const [i, name] of [UP, GONE].entries()) {
-    const agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', await mintCode(hub, name), '--state', join(dir, `agent-${name}`),
-      '--docker', engines[i]!.dockerHost, '--policy', join(dir, 'no-policy.json')]);
+    const agent = spawnDockfleet([
+      'agent',
+      '--hub',
+      hub.url,
+      '--code',
+      await mintCode(hub, name),
+      '--state',
+      join(dir, `agent-${name}`),
+      '--docker',
+      engines[i]!.dockerHost,
+      '--policy',
+      join(dir, 'no-policy.json'),
+    ]);
     agents.push(agent);
     await agent.waitForLine(new RegExp(`agent ${name} connected`));
   }
@@ -50,11 +64,15 @@ before(async () => {
   await engineRequest(engines[1]!.socketPath, 'POST', '/volumes/create', { Name: 'gone-data' });
   await engineRequest(engines[1]!.socketPath, 'POST', '/networks/create', { Name: 'gone-net' });
   // The hub's inventory holds both nodes' lists before the second agent goes.
-  await waitFor(async () => {
-    const vols = await hub!.api('GET', `/api/v1/nodes/${GONE}/volumes`);
-    const nets = await hub!.api('GET', `/api/v1/nodes/${GONE}/networks`);
-    return vols.json.some((v: { Name: string }) => v.Name === 'gone-data') && nets.json.some((n: { Name: string }) => n.Name === 'gone-net');
-  }, 15_000, 'the hub to know gone-data and gone-net');
+  await waitFor(
+    async () => {
+      const vols = await hub!.api('GET', `/api/v1/nodes/${GONE}/volumes`);
+      const nets = await hub!.api('GET', `/api/v1/nodes/${GONE}/networks`);
+      return vols.json.some((v: { Name: string }) => v.Name === 'gone-data') && nets.json.some((n: { Name: string }) => n.Name === 'gone-net');
+    },
+    15_000,
+    'the hub to know gone-data and gone-net',
+  );
   browser = await launchBrowser();
   ({ page } = await openAsFirstAdmin(browser, { url: hub.url, dataDir: join(dir, 'hub') }, 'Nodes'));
 });
@@ -101,7 +119,7 @@ async function checkView(view: (typeof VIEWS)[number], width: number): Promise<v
   assert.ok(over <= 1, `${where} scrolls sideways by ${over} px`);
 }
 
-test('an offline node\'s images, volumes and networks show as last known, with actions disabled and why, at 1280 and 390 px', { timeout: 120_000 }, async () => {
+test("an offline node's images, volumes and networks show as last known, with actions disabled and why, at 1280 and 390 px", { timeout: 120_000 }, async () => {
   const goneAgent = agents[1]!;
   await goneAgent.stop(); // SIGTERM to that agent's own pid
   await waitFor(async () => (await nodeStatus(hub!, GONE)) === 'offline', 15_000, `${GONE} to be offline`);

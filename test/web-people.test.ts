@@ -26,8 +26,15 @@ let work: string;
 
 async function assertAccessible(p: Page, where: string): Promise<void> {
   const result = await new AxeBuilder({ page: p }).analyze();
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('; ')}`);
+  const bad = result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map(
+      (v) =>
+        `${v.id} (${v.impact}): ${v.help} — ${v.nodes
+          .slice(0, 3)
+          .map((n) => n.target.join(' '))
+          .join('; ')}`,
+    );
   assert.deepEqual(bad, [], `axe at ${where}`);
 }
 
@@ -91,7 +98,10 @@ test('the admin creates a customer, grants one node, resets its password and rev
   await page.getByRole('button', { name: 'Done' }).click();
   await page.getByRole('button', { name: 'Revoke code for spare-01' }).click();
   await page.getByRole('button', { name: 'Revoke code for spare-01' }).waitFor({ state: 'detached' });
-  assert.equal((await hub.api('GET', '/api/v1/enrollments')).json.some((c: { node: string }) => c.node === 'spare-01'), false);
+  assert.equal(
+    (await hub.api('GET', '/api/v1/enrollments')).json.some((c: { node: string }) => c.node === 'spare-01'),
+    false,
+  );
   await assertAccessible(page, 'people page, 1280 px');
   await page.setViewportSize({ width: 390, height: 844 });
   await assertAccessible(page, 'people page, 390 px');
@@ -105,7 +115,10 @@ test('the admin creates a customer, grants one node, resets its password and rev
 test('the customer, signed in, gets a shell of its own nodes: only the pages it may use, nothing of the other node, nothing failing', { timeout: 120_000 }, async () => {
   await runContainer(rig!.engine, { name: 'mine' });
   await runContainer(second[0]!, { name: 'theirs' });
-  for (const [engine, vol] of [[rig!.engine, 'mine-data'], [second[0]!, 'theirs-data']] as const) {
+  for (const [engine, vol] of [
+    [rig!.engine, 'mine-data'],
+    [second[0]!, 'theirs-data'],
+  ] as const) {
     assert.equal((await engineRequest(engine.socketPath, 'POST', '/volumes/create', { Name: vol })).status, 201);
   }
   await waitFor(async () => (await hub.api('GET', '/api/v1/nodes/later-01/containers')).json.length > 0, 15_000, 'inventory of later-01');
@@ -124,10 +137,16 @@ test('the customer, signed in, gets a shell of its own nodes: only the pages it 
     await nav.waitFor({ state: 'attached' }); // behind the Menu button at 390 px
     // From here on, nothing the page asks for may be refused or fail.
     const trouble: string[] = [];
-    p.on('response', (res) => { if (res.status() >= 400) trouble.push(`${res.status()} ${res.request().method()} ${new URL(res.url()).pathname}`); });
+    p.on('response', (res) => {
+      if (res.status() >= 400) trouble.push(`${res.status()} ${res.request().method()} ${new URL(res.url()).pathname}`);
+    });
     p.on('pageerror', (err) => trouble.push(`page error: ${err.message}`));
     const links = await nav.locator('a').allTextContents();
-    assert.deepEqual(links.map((l) => l.trim()), ['Nodes', 'Containers', 'Routes', 'Images', 'Volumes', 'Networks', 'Events', 'Audit', 'Account'], `nav at ${width}`);
+    assert.deepEqual(
+      links.map((l) => l.trim()),
+      ['Nodes', 'Containers', 'Routes', 'Images', 'Volumes', 'Networks', 'Events', 'Audit', 'Account'],
+      `nav at ${width}`,
+    );
 
     await p.goto(`${hub.url}/nodes`);
     await p.locator('main').getByText('shop-01').first().waitFor();
@@ -140,7 +159,11 @@ test('the customer, signed in, gets a shell of its own nodes: only the pages it 
     const containers = await p.locator('main').innerText();
     assert.doesNotMatch(containers, /later-01|theirs/, `no container or filter of the other node at ${width}`);
 
-    for (const [kind, mine] of [['images', 'dockfleet-test/busybox'], ['volumes', 'mine-data'], ['networks', 'bridge']] as const) {
+    for (const [kind, mine] of [
+      ['images', 'dockfleet-test/busybox'],
+      ['volumes', 'mine-data'],
+      ['networks', 'bridge'],
+    ] as const) {
       await p.goto(`${hub.url}/${kind}`);
       await p.locator('main tbody').getByText(mine).first().waitFor();
       await assertAccessible(p, `customer ${kind} page, ${width} px`);

@@ -31,7 +31,11 @@ let page: Page;
 const sockA = () => engines[0]!.socketPath;
 const sockB = () => engines[1]!.socketPath;
 const status = async (sock: string, path: string) => (await engineRequest(sock, 'GET', path)).status;
-const row = (name: string, node: string) => page.locator('tbody tr').filter({ hasText: name }).filter({ has: page.locator('td[data-label="Node"]', { hasText: node }) });
+const row = (name: string, node: string) =>
+  page
+    .locator('tbody tr')
+    .filter({ hasText: name })
+    .filter({ has: page.locator('td[data-label="Node"]', { hasText: node }) });
 
 before(async () => {
   engines = await startEngines(2, { prefix: 'webres' });
@@ -42,8 +46,7 @@ before(async () => {
   await writeFile(policy, JSON.stringify({ allow: { bindMounts: [allowed] } }));
   hub = await startTestHub({ dataDir: join(dir, 'hub') });
   for (const [i, name] of [A, B].entries()) {
-    const agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', await mintCode(hub, name), '--state', join(dir, `agent-${name}`),
-      '--docker', engines[i]!.dockerHost, '--policy', policy]);
+    const agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', await mintCode(hub, name), '--state', join(dir, `agent-${name}`), '--docker', engines[i]!.dockerHost, '--policy', policy]);
     agents.push(agent);
     await agent.waitForLine(new RegExp(`agent ${name} connected`));
   }
@@ -87,7 +90,7 @@ test('the volumes view lists both nodes with a node column; node filter (in the 
   await screenshot(page, 'resources-images-1280');
 });
 
-test('create a volume and a network through the forms; a bind outside the policy is refused in the daemon\'s words', { timeout: 60_000 }, async () => {
+test("create a volume and a network through the forms; a bind outside the policy is refused in the daemon's words", { timeout: 60_000 }, async () => {
   await page.goto(`${hub!.url}/volumes`);
   await page.getByRole('button', { name: 'Create volume…' }).click();
   const dlg = page.getByRole('dialog');
@@ -193,7 +196,12 @@ test('at phone width the fleet views pass axe and do not scroll sideways', { tim
   }
   await screenshot(page, 'resources-networks-390');
   await page.getByRole('button', { name: 'Prune…' }).click();
-  await page.getByRole('alertdialog').getByRole('region').first().waitFor().catch(() => {});
+  await page
+    .getByRole('alertdialog')
+    .getByRole('region')
+    .first()
+    .waitFor()
+    .catch(() => {});
   await assertAccessible(page, 'prune dialog, 390 px');
   await page.setViewportSize({ width: 1280, height: 900 });
   await waitFor(() => true, 10, 'noop');

@@ -27,7 +27,13 @@ let browser: Browser;
 let page: Page;
 let shopId: string;
 
-interface ApiRoute { host: string; container: string; error: string | null; running: boolean; nodeOnline: boolean }
+interface ApiRoute {
+  host: string;
+  container: string;
+  error: string | null;
+  running: boolean;
+  nodeOnline: boolean;
+}
 
 async function apiRoutes(): Promise<ApiRoute[]> {
   return (await hub.api('GET', '/api/v1/routes')).json as ApiRoute[];
@@ -39,7 +45,8 @@ function labelled(name: string, labels: Record<string, string>, port: number): P
 
 /** The table row whose Route cell reads exactly `route` and whose Container cell reads `container`. */
 function row(route: string, container: string): Locator {
-  return page.locator('tr.route-row')
+  return page
+    .locator('tr.route-row')
     .filter({ has: page.locator('td[data-label="Route"]', { hasText: new RegExp(`^${route.replace(/\./g, '\\.')}$`) }) })
     .filter({ has: page.locator('td[data-label="Container"]', { hasText: new RegExp(`^${container}$`) }) });
 }
@@ -51,7 +58,13 @@ async function cell(r: Locator, label: string): Promise<string> {
 /** axe-core over the whole page (the shell and the routes table): no violations of any impact. */
 async function assertAccessible(p: Page, where: string): Promise<void> {
   const result = await new AxeBuilder({ page: p }).analyze();
-  const found = result.violations.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('; ')}`);
+  const found = result.violations.map(
+    (v) =>
+      `${v.id} (${v.impact}): ${v.help} — ${v.nodes
+        .slice(0, 3)
+        .map((n) => n.target.join(' '))
+        .join('; ')}`,
+  );
   assert.deepEqual(found, [], `axe at ${where}`);
   assert.ok(result.passes.length > 10, `axe ran its rules at ${where} (${result.passes.length} passed)`);
 }
@@ -128,15 +141,42 @@ test('a good route, a malformed label and two containers claiming one host: each
 
   // The page and the API agree on which rows are not served.
   const api = await apiRoutes();
-  assert.deepEqual(api.filter((r) => r.error !== null).map((r) => r.container).sort(), ['blog-b', 'broken']);
+  assert.deepEqual(
+    api
+      .filter((r) => r.error !== null)
+      .map((r) => r.container)
+      .sort(),
+    ['blog-b', 'broken'],
+  );
   assert.match((await page.locator('.page-sub').textContent()) ?? '', /4 routes, 2 not served/);
 });
 
 test('a certificate supplied for a host shows on its row as supplied, with its expiry', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'dockfleet-webrt-cert-'));
   try {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '90',
-      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-subj', '/CN=shop.test', '-addext', 'subjectAltName=DNS:shop.test'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '90',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+        '-subj',
+        '/CN=shop.test',
+        '-addext',
+        'subjectAltName=DNS:shop.test',
+      ],
+      { stdio: 'ignore' },
+    );
     const certPem = await readFile(join(dir, 'cert.pem'), 'utf8');
     const added = await hub.api('POST', '/api/v1/certificates', { certPem, keyPem: await readFile(join(dir, 'key.pem'), 'utf8') });
     assert.equal(added.status, 201, JSON.stringify(added.json));

@@ -31,7 +31,7 @@ after(async () => {
   await stopNodeRig(rig);
 });
 
-test('the run form: a bind of / is refused in the host policy\'s own words; a good spec runs with its settings', { timeout: 60_000 }, async () => {
+test("the run form: a bind of / is refused in the host policy's own words; a good spec runs with its settings", { timeout: 60_000 }, async () => {
   await page.goto(`${rig.hub!.url}/containers/run`);
   await page.getByRole('heading', { name: 'Run a container' }).waitFor();
   await page.getByLabel('Node').selectOption(NODE);
@@ -74,10 +74,20 @@ test('change the env and recreate: a new container, the same volume, and the fil
   // Stopping `sleep` under sh waits out the engine's 10 s grace, so allow for it; a refusal fails at once with its words.
   const outcome = await Promise.race([
     page.waitForURL((u) => /\/containers\/run-01\/[0-9a-f]{12}$/.test(u.pathname) && !u.pathname.endsWith(before.Id.slice(0, 12)), { timeout: 40_000 }).then(() => null),
-    page.locator('.inline-error').waitFor({ timeout: 40_000 }).then(async () => (await page.locator('.inline-error').textContent()) ?? 'an error with no text'),
+    page
+      .locator('.inline-error')
+      .waitFor({ timeout: 40_000 })
+      .then(async () => (await page.locator('.inline-error').textContent()) ?? 'an error with no text'),
   ]);
   assert.equal(outcome, null, `the recreate was refused: ${outcome}`);
-  const after = await waitFor(async () => { const i = await inspect('web-1'); return i?.Id && i.Id !== before.Id && i.State.Running ? i : null; }, 15_000, 'the recreated container');
+  const after = await waitFor(
+    async () => {
+      const i = await inspect('web-1');
+      return i?.Id && i.Id !== before.Id && i.State.Running ? i : null;
+    },
+    15_000,
+    'the recreated container',
+  );
   assert.ok(after.Config.Env.includes('MODE=two'));
   assert.equal(after.Config.Labels.team, 'web');
   assert.equal((await engineRequest(sock(), 'GET', `/containers/${before.Id}/json`)).status, 404, 'the old container is gone');

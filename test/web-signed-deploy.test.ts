@@ -57,17 +57,23 @@ async function stackContainers(): Promise<Array<{ State: string; Labels: Record<
 
 async function hostAudit(): Promise<Array<Record<string, any>>> {
   const text = await readFile(join(dir, 'agent', 'audit.log'), 'utf8').catch(() => '');
-  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 }
 
 /** The host's log entry for job `id` (op `job KIND`, the stack as target; its ref names the job
  * unless the hub gave its own audit ref, then the newest such entry). */
 async function hostEntryFor(kind: string, id: string): Promise<Record<string, any>> {
-  return waitFor(async () => {
-    const done = (await hostAudit()).filter((e) => e.op === `job ${kind}` && e.target === STACK);
-    return done.find((e) => e.ref === `job ${id}`) ?? done.at(-1);
-  }, 10_000, `job ${id} in the host log`)
-    .catch(async (err) => assert.fail(`${(err as Error).message}; the log has ${JSON.stringify((await hostAudit()).map((e) => [e.op, e.result, e.reason]))}`));
+  return waitFor(
+    async () => {
+      const done = (await hostAudit()).filter((e) => e.op === `job ${kind}` && e.target === STACK);
+      return done.find((e) => e.ref === `job ${id}`) ?? done.at(-1);
+    },
+    10_000,
+    `job ${id} in the host log`,
+  ).catch(async (err) => assert.fail(`${(err as Error).message}; the log has ${JSON.stringify((await hostAudit()).map((e) => [e.op, e.result, e.reason]))}`));
 }
 
 /** Waits for the first job on the page to end; returns its final state text. */
@@ -103,8 +109,7 @@ before(async () => {
   assert.match(publicKey, /^ed25519:[A-Za-z0-9_-]{43}$/);
   const sections = Object.fromEntries(['ping', 'version', 'info', 'events', 'system', 'containers', 'exec', 'images', 'volumes', 'networks'].map((s) => [s, true]));
   await writeFile(join(dir, 'policy.json'), JSON.stringify({ sections, signedIntent: { operators: [publicKey], require: 'mutations' } }));
-  agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', await mintCode(hub, NODE), '--state', join(dir, 'agent'),
-    '--docker', engine.dockerHost, '--policy', join(dir, 'policy.json')]);
+  agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', await mintCode(hub, NODE), '--state', join(dir, 'agent'), '--docker', engine.dockerHost, '--policy', join(dir, 'policy.json')]);
   await agent.waitForLine(new RegExp(`agent ${NODE} connected`));
   await waitFor(async () => (await nodeStatus(hub, NODE)) === 'online', 10_000, 'node online');
   // The UI decides to sign from the node's policy summary: wait until the hub has it.
@@ -146,21 +151,25 @@ async function deployFromForm(release: string, first: boolean): Promise<{ jobs: 
   return rolloutAnswer(page, () => page.getByRole('button', { name: 'Deploy', exact: true }).click(), 'POST', new RegExp(`^/api/v1/stacks/${STACK}/deploy$`));
 }
 
-test('a deploy from Stacks → Deploy to the signed host: its job is filed awaiting a signature, the browser signs it, the host runs it and logs the browser\'s key', { timeout: 150_000 }, async () => {
+test("a deploy from Stacks → Deploy to the signed host: its job is filed awaiting a signature, the browser signs it, the host runs it and logs the browser's key", { timeout: 150_000 }, async () => {
   const started = await deployFromForm('one', true);
   // Filed for signing: the hub's answer carries the proposal, every job in it.
   assert.equal(started.jobs.length, 1);
-  assert.deepEqual(started.signing?.jobs.map((j) => j.id), started.jobs, 'the deploy was filed awaiting the browser\'s signature');
+  assert.deepEqual(
+    started.signing?.jobs.map((j) => j.id),
+    started.jobs,
+    "the deploy was filed awaiting the browser's signature",
+  );
   const id = started.jobs[0]!;
   assert.equal(await jobOutcome(page), 'succeeded');
-  assert.equal(intents.get(id), 200, 'the browser posted the job\'s intent and the hub took it');
+  assert.equal(intents.get(id), 200, "the browser posted the job's intent and the hub took it");
   const running = await stackContainers();
   assert.equal(running.length, 1);
   assert.equal(running[0]!.State, 'running');
   assert.equal(running[0]!.Labels.release, 'one');
   const entry = await hostEntryFor('deploy', id);
   assert.equal(entry.result, 'ok');
-  assert.equal(entry.key, publicKey, 'the host log names the browser\'s key');
+  assert.equal(entry.key, publicKey, "the host log names the browser's key");
   assert.equal(entry.user, 'ada', 'and the user the signer named in its intent (the hub names none for a job)');
   await screenshot(page, 'signed-deploy-1280');
 });
@@ -173,15 +182,22 @@ test('a rollback and a removal from the stack page are signed by the browser too
 
   await openSteadily(page, `${hub.url}/stacks/${STACK}`, (p) => p.getByRole('button', { name: 'Roll back to 1' }));
   await page.getByRole('button', { name: 'Roll back to 1' }).click();
-  const rollback = await rolloutAnswer(page, () => page.getByRole('alertdialog').getByRole('button', { name: 'Roll back to 1' }).click(),
-    'POST', new RegExp(`^/api/v1/stacks/${STACK}/rollback$`));
-  assert.deepEqual(rollback.signing?.jobs.map((j) => j.id), rollback.jobs, 'the rollback was filed awaiting the signature');
+  const rollback = await rolloutAnswer(page, () => page.getByRole('alertdialog').getByRole('button', { name: 'Roll back to 1' }).click(), 'POST', new RegExp(`^/api/v1/stacks/${STACK}/rollback$`));
+  assert.deepEqual(
+    rollback.signing?.jobs.map((j) => j.id),
+    rollback.jobs,
+    'the rollback was filed awaiting the signature',
+  );
   assert.equal(await jobOutcome(page), 'succeeded');
   assert.equal(intents.get(rollback.jobs[0]!), 200);
-  const back = await waitFor(async () => {
-    const c = await stackContainers();
-    return c.length === 1 && c[0]!.State === 'running' ? c : null;
-  }, 15_000, 'revision 1 running');
+  const back = await waitFor(
+    async () => {
+      const c = await stackContainers();
+      return c.length === 1 && c[0]!.State === 'running' ? c : null;
+    },
+    15_000,
+    'revision 1 running',
+  );
   assert.equal(back[0]!.Labels.release, 'one', 'revision 1 is back on the engine');
   assert.equal((await hostEntryFor('rollback', rollback.jobs[0]!)).key, publicKey);
 
@@ -189,12 +205,15 @@ test('a rollback and a removal from the stack page are signed by the browser too
   await page.getByRole('button', { name: 'Remove', exact: true }).click();
   const confirm = page.getByRole('alertdialog');
   await confirm.getByLabel(`Type ${STACK} to confirm`).fill(STACK);
-  const removal = await rolloutAnswer(page, () => confirm.getByRole('button', { name: 'Remove stack' }).click(),
-    'DELETE', new RegExp(`^/api/v1/stacks/${STACK}\\?sign=true$`));
-  assert.deepEqual(removal.signing?.jobs.map((j) => j.id), removal.jobs, 'the removal was filed awaiting the signature');
+  const removal = await rolloutAnswer(page, () => confirm.getByRole('button', { name: 'Remove stack' }).click(), 'DELETE', new RegExp(`^/api/v1/stacks/${STACK}\\?sign=true$`));
+  assert.deepEqual(
+    removal.signing?.jobs.map((j) => j.id),
+    removal.jobs,
+    'the removal was filed awaiting the signature',
+  );
   assert.equal(await jobOutcome(page), 'succeeded');
   assert.equal(intents.get(removal.jobs[0]!), 200);
-  await waitFor(async () => (await stackContainers()).length === 0, 15_000, 'the stack\'s container gone from the engine');
+  await waitFor(async () => (await stackContainers()).length === 0, 15_000, "the stack's container gone from the engine");
   assert.equal((await hostEntryFor('remove', removal.jobs[0]!)).key, publicKey);
 });
 
@@ -233,14 +252,17 @@ test('a job awaiting its signature reads "awaiting signature" on Jobs and on its
   await screenshot(page, 'jobs-awaiting-signature-1280');
   await openSteadily(page, `${hub.url}/jobs/${id}`, (p) => p.locator('.job-state'));
   await page.locator('.job-state').getByText('awaiting signature', { exact: true }).waitFor();
-  await page.getByText('waiting for its operator\'s signature').waitFor();
+  await page.getByText("waiting for its operator's signature").waitFor();
   await assertAccessible(page, 'job awaiting a signature 1280');
 
   const declined = await hub.api('POST', `/api/v1/jobs/${id}/decline`, { reason: 'not what I asked for' });
   assert.equal(declined.status, 200, JSON.stringify(declined.json));
   await page.locator('.job-state').getByText('signature declined').waitFor();
   await openSteadily(page, `${hub.url}/jobs?stack=held`, (p) => p.getByRole('row', { name: new RegExp(id) }));
-  await page.getByRole('row', { name: new RegExp(id) }).getByText('signature declined').waitFor();
+  await page
+    .getByRole('row', { name: new RegExp(id) })
+    .getByText('signature declined')
+    .waitFor();
   await assertAccessible(page, 'jobs with a declined signature 1280');
   assert.equal((await hub.api('GET', `/api/v1/jobs/${id}`)).json.errorCode, 'signature_declined');
 });

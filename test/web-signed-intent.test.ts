@@ -42,7 +42,10 @@ async function running(id: string): Promise<boolean> {
 
 async function hostAudit(): Promise<Array<Record<string, any>>> {
   const text = await readFile(join(dir, 'agent', 'audit.log'), 'utf8').catch(() => '');
-  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 }
 
 before(async () => {
@@ -73,32 +76,37 @@ test('Account → Signing keys makes a non-extractable key in the browser and re
   const line = ((await page.getByLabel('Policy file line').textContent()) ?? '').trim();
   assert.equal(line, `"signedIntent": { "operators": ["${publicKey}"], "require": "mutations" }`);
   // The key in IndexedDB is a CryptoKey the page itself cannot export.
-  const extractable = await page.evaluate(() => new Promise<string>((resolve) => {
-    const req = indexedDB.open('dockfleet');
-    req.onsuccess = () => {
-      const get = req.result.transaction('operator-keys').objectStore('operator-keys').get('ada');
-      get.onsuccess = () => resolve(`${get.result.keyPair.privateKey.extractable}/${get.result.keyPair.privateKey.algorithm.name}`);
-    };
-  }));
+  const extractable = await page.evaluate(
+    () =>
+      new Promise<string>((resolve) => {
+        const req = indexedDB.open('dockfleet');
+        req.onsuccess = () => {
+          const get = req.result.transaction('operator-keys').objectStore('operator-keys').get('ada');
+          get.onsuccess = () => resolve(`${get.result.keyPair.privateKey.extractable}/${get.result.keyPair.privateKey.algorithm.name}`);
+        };
+      }),
+  );
   assert.equal(extractable, 'false/Ed25519');
   // The hub lists it, as this browser's.
   const fingerprint = ((await page.getByTestId('browser-key-fingerprint').textContent()) ?? '').trim();
-  await page.getByRole('row', { name: new RegExp(fingerprint) }).getByText('this browser').waitFor();
+  await page
+    .getByRole('row', { name: new RegExp(fingerprint) })
+    .getByText('this browser')
+    .waitFor();
   await screenshot(page, 'signing-keys-1280');
 
   const sections = Object.fromEntries(['ping', 'version', 'info', 'events', 'system', 'containers', 'exec', 'archive', 'images', 'volumes', 'networks'].map((s) => [s, true]));
   await writeFile(join(dir, 'policy.json'), JSON.stringify({ sections, signedIntent: { operators: [publicKey], require: 'mutations' } }));
-  agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', await mintCode(hub, NODE), '--state', join(dir, 'agent'),
-    '--docker', engine.dockerHost, '--policy', join(dir, 'policy.json')]);
+  agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', await mintCode(hub, NODE), '--state', join(dir, 'agent'), '--docker', engine.dockerHost, '--policy', join(dir, 'policy.json')]);
   await agent.waitForLine(new RegExp(`agent ${NODE} connected`));
   await waitFor(async () => (await nodeStatus(hub, NODE)) === 'online', 10_000, 'node online');
 });
 
-test('stop and start from the Containers list work on the signed host, and the host\'s own log names the browser\'s key', async () => {
+test("stop and start from the Containers list work on the signed host, and the host's own log names the browser's key", async () => {
   await gotoSteadily(page, `${hub.url}/containers`);
   if (process.env.DOCKFLEET_TEST_UI_UNSIGNED === '1') {
     // Sends the stop with no intent: the host must refuse it.
-    await page.evaluate(async (id) => void await fetch(`/docker/nodes/signed-ui/containers/${id}/stop`, { method: 'POST', headers: { 'X-Dockfleet-UI': '1' } }), box);
+    await page.evaluate(async (id) => void (await fetch(`/docker/nodes/signed-ui/containers/${id}/stop`, { method: 'POST', headers: { 'X-Dockfleet-UI': '1' } })), box);
   } else {
     await page.getByRole('button', { name: 'Stop box', exact: true }).click();
   }
@@ -107,8 +115,9 @@ test('stop and start from the Containers list work on the signed host, and the h
   await waitFor(async () => running(box), 15_000, 'box started again by the signed UI call');
   // The host writes its log entry once the answer is out.
   const stop = await waitFor(async () => (await hostAudit()).find((e) => e.op === `POST /containers/${box}/stop`), 5_000, 'the stop in the host log');
-  const start = await waitFor(async () => (await hostAudit()).find((e) => e.op === `POST /containers/${box}/start`), 5_000, 'the start in the host log')
-    .catch(async (err) => assert.fail(`${(err as Error).message}; the log has ${JSON.stringify((await hostAudit()).map((e) => [e.op, e.result, e.reason]))}`));
+  const start = await waitFor(async () => (await hostAudit()).find((e) => e.op === `POST /containers/${box}/start`), 5_000, 'the start in the host log').catch(async (err) =>
+    assert.fail(`${(err as Error).message}; the log has ${JSON.stringify((await hostAudit()).map((e) => [e.op, e.result, e.reason]))}`),
+  );
   assert.equal(stop?.result, 'ok');
   assert.equal(stop?.key, publicKey);
   assert.equal(start?.result, 'ok');
@@ -116,7 +125,7 @@ test('stop and start from the Containers list work on the signed host, and the h
   assert.equal(stop?.user, 'ada');
 });
 
-test('another browser signed in as the same user, without the key, sees the signed host\'s actions disabled with the reason', async () => {
+test("another browser signed in as the same user, without the key, sees the signed host's actions disabled with the reason", async () => {
   other = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
   reportTrouble(other);
   const p = await other.newPage();
@@ -158,22 +167,32 @@ test('Run a container from the form on the signed host: the calls are signed, th
   await page.getByLabel('Command', { exact: true }).fill('sleep 600');
   assert.equal(await page.getByText('requires signed intent').count(), 0, 'no signing reason for a browser the host lists');
   await page.getByRole('button', { name: 'Run container' }).click();
-  const made = await waitFor(async () => {
-    const r = await engineRequest(engine.socketPath, 'GET', '/containers/from-form/json');
-    return r.json?.State?.Running === true ? r.json : null;
-  }, 15_000, 'from-form running on the engine');
-  const entries = await waitFor(async () => {
-    const log = await hostAudit();
-    const create = log.find((e) => e.op === 'POST /containers/create');
-    const start = log.find((e) => e.op === `POST /containers/${made.Id}/start`);
-    return create && start ? { create, start } : null;
-  }, 5_000, 'the create and start in the host log')
-    .catch(async (err) => assert.fail(`${(err as Error).message}; the log has ${JSON.stringify((await hostAudit()).map((e) => [e.op, e.result]))}`));
+  const made = await waitFor(
+    async () => {
+      const r = await engineRequest(engine.socketPath, 'GET', '/containers/from-form/json');
+      return r.json?.State?.Running === true ? r.json : null;
+    },
+    15_000,
+    'from-form running on the engine',
+  );
+  const entries = await waitFor(
+    async () => {
+      const log = await hostAudit();
+      const create = log.find((e) => e.op === 'POST /containers/create');
+      const start = log.find((e) => e.op === `POST /containers/${made.Id}/start`);
+      return create && start ? { create, start } : null;
+    },
+    5_000,
+    'the create and start in the host log',
+  ).catch(async (err) => assert.fail(`${(err as Error).message}; the log has ${JSON.stringify((await hostAudit()).map((e) => [e.op, e.result]))}`));
   for (const e of [entries.create, entries.start]) {
     assert.equal(e.result, 'ok');
     assert.equal(e.key, publicKey, `${e.op} signed by the browser's key`);
   }
-  await page.getByRole('heading', { name: /from-form/ }).first().waitFor();
+  await page
+    .getByRole('heading', { name: /from-form/ })
+    .first()
+    .waitFor();
 });
 
 test('the browser without the key sees Run a container disabled with the reason for the signed node; Run, Change and Images pass axe at 1280', { timeout: 60_000 }, async () => {
@@ -204,7 +223,7 @@ test('the browser without the key sees Run a container disabled with the reason 
   await p.getByText(/Its images can be read here but not changed/).waitFor();
   assert.equal(await p.getByRole('button', { name: 'Prune…' }).isDisabled(), true, 'Prune is disabled');
   const remove = p.getByRole('button', { name: new RegExp(`^Remove ${BUSYBOX_IMAGE.replace(/[.:/]/g, '\\$&')} on ${NODE}: ${NODE} requires signed intent`) });
-  assert.equal(await remove.first().isDisabled(), true, 'an image\'s Remove is disabled with the reason');
+  assert.equal(await remove.first().isDisabled(), true, "an image's Remove is disabled with the reason");
   await assertAccessible(p, 'images without a key 1280');
   await p.close();
 });
@@ -212,13 +231,20 @@ test('the browser without the key sees Run a container disabled with the reason 
 test('a stop sent with the admin token and no intent is refused by the host', async () => {
   await waitFor(async () => (await nodeStatus(hub, NODE)) === 'online', 20_000, 'node online');
   const answer = await new Promise<{ status: number; text: string; policy: unknown }>((resolve, reject) => {
-    const req = https.request(new URL(`/docker/nodes/${NODE}/containers/${box}/stop`, hub.url), {
-      method: 'POST', headers: { authorization: `Bearer ${hub.token}`, 'content-length': '0' }, ca: hub.caPem, agent: false,
-    }, (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text, policy: res.headers['x-dockfleet-policy'] }));
-    });
+    const req = https.request(
+      new URL(`/docker/nodes/${NODE}/containers/${box}/stop`, hub.url),
+      {
+        method: 'POST',
+        headers: { authorization: `Bearer ${hub.token}`, 'content-length': '0' },
+        ca: hub.caPem,
+        agent: false,
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text, policy: res.headers['x-dockfleet-policy'] }));
+      },
+    );
     req.on('error', reject);
     req.end();
   });

@@ -53,11 +53,16 @@ async function deployFromForm(): Promise<string[]> {
   const job = page.locator('.job-progress').first();
   await job.waitFor();
   const seen = new Set<string>();
-  await waitFor(async () => {
-    const text = (await job.locator('.job-state').textContent()) ?? '';
-    for (const s of ['queued', 'running', 'succeeded', 'failed']) if (text.includes(s)) seen.add(s);
-    return seen.has('succeeded') || seen.has('failed');
-  }, 90_000, 'the job to end', 100);
+  await waitFor(
+    async () => {
+      const text = (await job.locator('.job-state').textContent()) ?? '';
+      for (const s of ['queued', 'running', 'succeeded', 'failed']) if (text.includes(s)) seen.add(s);
+      return seen.has('succeeded') || seen.has('failed');
+    },
+    90_000,
+    'the job to end',
+    100,
+  );
   return [...seen];
 }
 
@@ -112,7 +117,7 @@ test('deploying a busybox stack from the UI shows live progress and ends healthy
   await screenshot(page, 'stack-deploy-progress-1280');
   assert.ok(seen.includes('queued') || seen.includes('running'), `progress was shown while the job ran (${seen.join(', ')})`);
   assert.ok(seen.includes('succeeded'), `the job succeeded (${seen.join(', ')})`);
-  assert.ok((await page.locator('.job-progress .steps li').count()) > 0, 'the job\'s steps are listed');
+  assert.ok((await page.locator('.job-progress .steps li').count()) > 0, "the job's steps are listed");
   const list = (await hub.api('GET', '/api/v1/stacks')).json;
   assert.deepEqual(list, [{ name: 'shop', revision: 1, nodes: [{ node: NODE, revision: 1, status: 'healthy' }] }]);
   const running = await stackContainers();
@@ -156,16 +161,23 @@ test('rollback from the UI asks first, then puts revision 1 back', { timeout: 12
   const stack = (await hub.api('GET', '/api/v1/stacks/shop')).json;
   assert.equal(stack.revision, 1);
   assert.equal(stack.nodes[0].revision, 1);
-  const running = await waitFor(async () => {
-    const c = await stackContainers();
-    return c.length === 1 && c[0]!.State === 'running' ? c : null;
-  }, 15_000, 'revision 1 running');
+  const running = await waitFor(
+    async () => {
+      const c = await stackContainers();
+      return c.length === 1 && c[0]!.State === 'running' ? c : null;
+    },
+    15_000,
+    'revision 1 running',
+  );
   assert.equal(running[0]!.Labels.release, 'one');
   await screenshot(page, 'stack-rollback-1280');
   await page.goto(`${hub.url}/jobs?stack=shop`);
   await page.getByRole('row', { name: /rollback/ }).waitFor();
   assert.equal(await page.getByRole('row', { name: /deploy|rollback/ }).count(), 3, 'two deploys and a rollback');
-  await page.getByRole('row', { name: /rollback/ }).getByRole('link', { name: 'rollback' }).click();
+  await page
+    .getByRole('row', { name: /rollback/ })
+    .getByRole('link', { name: 'rollback' })
+    .click();
   await page.getByRole('heading', { name: /rollback shop/ }).waitFor();
   await screenshot(page, 'job-1280');
 });
@@ -190,7 +202,12 @@ test('phone width: stacks, a stack and the editor fit without sideways scrolling
   const phone = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
   await phone.addCookies(await context.cookies());
   const small = await phone.newPage();
-  for (const [path, ready] of [['/stacks', 'healthy'], ['/stacks/shop', 'Compare revisions'], ['/stacks/deploy', 'Compose file'], ['/jobs', 'rollback']] as const) {
+  for (const [path, ready] of [
+    ['/stacks', 'healthy'],
+    ['/stacks/shop', 'Compare revisions'],
+    ['/stacks/deploy', 'Compose file'],
+    ['/jobs', 'rollback'],
+  ] as const) {
     await small.goto(`${hub.url}${path}`);
     await small.getByText(ready).first().waitFor();
     const overflow = await small.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);

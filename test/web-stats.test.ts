@@ -21,7 +21,11 @@ let burner: string;
 async function noSeriousViolations(p: Page, what: string): Promise<void> {
   const result = await new AxeBuilder({ page: p }).analyze();
   const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  assert.deepEqual(bad.map((v) => `${v.id}: ${v.nodes[0]?.target}`), [], `${what}: axe violations`);
+  assert.deepEqual(
+    bad.map((v) => `${v.id}: ${v.nodes[0]?.target}`),
+    [],
+    `${what}: axe violations`,
+  );
 }
 
 before(async () => {
@@ -49,23 +53,34 @@ test('the Containers list shows a live CPU sparkline for a busy container', asyn
   await gotoSteadily(page, `${rig.hub.url}/containers`);
   const spark = page.locator(`[data-stats="c:${NODE}/${burner}"]`);
   await spark.waitFor();
-  await page.waitForFunction((sel) => {
-    const v = document.querySelector(sel)?.querySelector('.sparkline-value')?.textContent ?? '';
-    return Number.parseFloat(v) > 50 && (document.querySelector(sel)?.querySelector('polyline')?.getAttribute('points') ?? '') !== '';
-  }, `[data-stats="c:${NODE}/${burner}"]`, { timeout: 10_000 });
+  await page.waitForFunction(
+    (sel) => {
+      const v = document.querySelector(sel)?.querySelector('.sparkline-value')?.textContent ?? '';
+      return Number.parseFloat(v) > 50 && (document.querySelector(sel)?.querySelector('polyline')?.getAttribute('points') ?? '') !== '';
+    },
+    `[data-stats="c:${NODE}/${burner}"]`,
+    { timeout: 10_000 },
+  );
   await screenshot(page, 'stats-containers-1280');
   await noSeriousViolations(page, 'containers 1280');
 });
 
 test('the detail page loads the charts as a lazy chunk and draws CPU over 50 %', async () => {
   const chunks: string[] = [];
-  page.on('response', (r) => { if (r.url().includes('/assets/chunk-')) chunks.push(r.url()); });
+  page.on('response', (r) => {
+    if (r.url().includes('/assets/chunk-')) chunks.push(r.url());
+  });
   await gotoSteadily(page, `${rig.hub.url}/containers/${NODE}/${burner}`);
   await page.getByRole('heading', { name: 'Resource use' }).waitFor();
   const cpu = page.getByRole('img', { name: /^CPU: CPU \d/ });
   await cpu.waitFor();
-  await page.waitForFunction(() => /CPU: CPU (\d+\.\d) %/.exec(document.querySelector('[aria-label^="CPU: CPU"]')?.getAttribute('aria-label') ?? '')?.[1] !== undefined
-    && Number(/CPU: CPU (\d+\.\d) %/.exec(document.querySelector('[aria-label^="CPU: CPU"]')!.getAttribute('aria-label')!)![1]) > 50, undefined, { timeout: 10_000 });
+  await page.waitForFunction(
+    () =>
+      /CPU: CPU (\d+\.\d) %/.exec(document.querySelector('[aria-label^="CPU: CPU"]')?.getAttribute('aria-label') ?? '')?.[1] !== undefined &&
+      Number(/CPU: CPU (\d+\.\d) %/.exec(document.querySelector('[aria-label^="CPU: CPU"]')!.getAttribute('aria-label')!)![1]) > 50,
+    undefined,
+    { timeout: 10_000 },
+  );
   assert.ok(chunks.length > 0, 'a lazy chunk was fetched for the charts');
   await screenshot(page, 'stats-detail-1280');
   await noSeriousViolations(page, 'detail 1280');

@@ -42,7 +42,7 @@ after(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-test('first visit offers setup, which asks for the hub machine\'s setup code; the new admin lands on the fleet', async () => {
+test("first visit offers setup, which asks for the hub machine's setup code; the new admin lands on the fleet", async () => {
   await page.goto(hub.url);
   await page.getByLabel('Username').waitFor();
   await screenshot(page, 'setup-1280');
@@ -50,7 +50,10 @@ test('first visit offers setup, which asks for the hub machine\'s setup code; th
   await page.getByLabel('Username').fill(USER);
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Create account' }).click();
-  await page.getByText(/setup code/i).and(page.getByRole('alert')).waitFor();
+  await page
+    .getByText(/setup code/i)
+    .and(page.getByRole('alert'))
+    .waitFor();
   const code = (await readFile(join(hub.dataDir, 'setup.code'), 'utf8')).trim();
   await page.getByLabel('Setup code').fill(code);
   await page.getByLabel('Password').fill(PASSWORD);
@@ -76,7 +79,10 @@ test('enroll a node from the UI: the command is shown, and the node comes online
   await writeFile(policy, JSON.stringify({ sections: Object.fromEntries(on.map((s) => [s, true])) }));
   agent = await startTestAgent({ hubUrl: hub.url, code, docker: engine.dockerHost, policy });
   // No reload: the page updates from the live stream.
-  await page.getByRole('article', { name: /shop-01/ }).getByText('online').waitFor({ timeout: 10_000 });
+  await page
+    .getByRole('article', { name: /shop-01/ })
+    .getByText('online')
+    .waitFor({ timeout: 10_000 });
   await screenshot(page, 'nodes-1280');
 });
 
@@ -102,13 +108,22 @@ test('logs follow live, with stderr told apart', async () => {
   const { json } = await engineRequest(engine.socketPath, 'GET', '/containers/web-1/json');
   await page.goto(`${hub.url}/containers/shop-01/${json.Id}/logs`);
   const output = page.getByLabel('Log output');
-  await output.getByText(/tick \d+/).first().waitFor();
+  await output
+    .getByText(/tick \d+/)
+    .first()
+    .waitFor();
   const before = (await output.textContent())?.match(/tick (\d+)/g)?.length ?? 0;
   await page.waitForTimeout(1_500);
   const later = (await output.textContent())?.match(/tick (\d+)/g)?.length ?? 0;
   assert.ok(later > before, `log lines keep arriving (${before} → ${later})`);
-  const stderrClass = await output.getByText(/warn \d+/).first().evaluate((el) => el.closest('.log-row')?.className ?? '');
-  const stdoutClass = await output.getByText(/tick \d+/).first().evaluate((el) => el.closest('.log-row')?.className ?? '');
+  const stderrClass = await output
+    .getByText(/warn \d+/)
+    .first()
+    .evaluate((el) => el.closest('.log-row')?.className ?? '');
+  const stdoutClass = await output
+    .getByText(/tick \d+/)
+    .first()
+    .evaluate((el) => el.closest('.log-row')?.className ?? '');
   assert.notEqual(stderrClass, stdoutClass, 'stderr lines look different');
   await screenshot(page, 'logs-1280');
 });
@@ -140,7 +155,10 @@ test('volume files: upload, list, download; escape attempts are refused', async 
   await page.getByRole('link', { name: 'notes.txt' }).or(page.getByText('notes.txt')).first().waitFor();
   const [download] = await Promise.all([
     page.waitForEvent('download'),
-    page.getByRole('row', { name: /notes\.txt/ }).getByRole('link', { name: 'Download' }).click(),
+    page
+      .getByRole('row', { name: /notes\.txt/ })
+      .getByRole('link', { name: 'Download' })
+      .click(),
   ]);
   assert.equal(await readFile((await download.path())!, 'utf8'), 'uploaded from the browser\n');
   await screenshot(page, 'files-1280');
@@ -173,7 +191,10 @@ test('images, volumes and networks of a node: list, inspect, remove with confirm
   await image.waitFor();
   await image.getByRole('button', { name: 'Inspect' }).click();
   const inspect = page.getByRole('dialog');
-  await inspect.getByText(/^sha256:[0-9a-f]{64}$/).first().waitFor();
+  await inspect
+    .getByText(/^sha256:[0-9a-f]{64}$/)
+    .first()
+    .waitFor();
   await screenshot(page, 'images-inspect-1280');
   await inspect.getByRole('button', { name: 'Close' }).first().click();
 

@@ -76,14 +76,19 @@ async function watchJob(card: ReturnType<Page['locator']>): Promise<{ seen: stri
   const seen = new Set<string>();
   let liveLog = false;
   await card.waitFor();
-  await waitFor(async () => {
-    const text = (await card.locator('.job-state').textContent()) ?? '';
-    const states = ['queued', 'running', 'succeeded', 'failed'].filter((s) => text.includes(s));
-    for (const s of states) seen.add(s);
-    const final = seen.has('succeeded') || seen.has('failed');
-    if (!final && (await card.locator('.job-log').count()) > 0) liveLog = true;
-    return final;
-  }, 120_000, 'the job to end', 100);
+  await waitFor(
+    async () => {
+      const text = (await card.locator('.job-state').textContent()) ?? '';
+      const states = ['queued', 'running', 'succeeded', 'failed'].filter((s) => text.includes(s));
+      for (const s of states) seen.add(s);
+      const final = seen.has('succeeded') || seen.has('failed');
+      if (!final && (await card.locator('.job-log').count()) > 0) liveLog = true;
+      return final;
+    },
+    120_000,
+    'the job to end',
+    100,
+  );
   return { seen: [...seen], liveLog };
 }
 
@@ -131,7 +136,7 @@ describe('volume backups in the web UI', { skip: !CI && !haveRestic ? 'restic is
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  test('the Volumes list shows each volume\'s backups: no policy, or the warning when the last good verification is over a day old', async () => {
+  test("the Volumes list shows each volume's backups: no policy, or the warning when the last good verification is over a day old", async () => {
     await page.goto(`${hub!.url}/volumes`);
     const fresh = page.getByRole('row').filter({ hasText: VOLUME });
     await fresh.getByText('no policy').waitFor();
@@ -155,7 +160,10 @@ describe('volume backups in the web UI', { skip: !CI && !haveRestic ? 'restic is
     await page.getByRole('heading', { name: `Backups of ${VOLUME}` }).waitFor();
     await page.locator('.backup-state').getByText('no policy').waitFor();
     // Before the first backup there is no repository yet: the host says so.
-    await page.locator('.backup-snapshots').getByText(/No snapshots of shop-data|no repository at .* yet/).waitFor({ timeout: 60_000 });
+    await page
+      .locator('.backup-snapshots')
+      .getByText(/No snapshots of shop-data|no repository at .* yet/)
+      .waitFor({ timeout: 60_000 });
     await page.getByRole('button', { name: 'Back up now' }).click();
     const card = page.locator('.backup-now .job-progress');
     const { seen, liveLog } = await watchJob(card);
@@ -164,10 +172,13 @@ describe('volume backups in the web UI', { skip: !CI && !haveRestic ? 'restic is
     assert.ok(seen.includes('queued') || seen.includes('running'), `progress showed while the job ran (${seen.join(', ')})`);
     assert.ok(liveLog, 'log lines showed before the job ended');
     const steps = await card.locator('.steps li').allTextContents();
-    assert.ok(steps.some((s) => /back up volume shop-data/.test(s)), steps.join(' | '));
+    assert.ok(
+      steps.some((s) => /back up volume shop-data/.test(s)),
+      steps.join(' | '),
+    );
     const log = (await card.locator('.job-log').textContent()) ?? '';
     const made = /snapshot ([0-9a-f]{8,64}): (\d+) new files/.exec(log);
-    assert.match(log, /progress \d+%: \d+ of \d+ files/, 'restic\'s progress lines reach the log');
+    assert.match(log, /progress \d+%: \d+ of \d+ files/, "restic's progress lines reach the log");
     assert.ok(made, `the log names the new snapshot: ${log}`);
     // Escrow custody (the host's default): the first backup made the key, its recovery code shows once.
     assert.match((await page.locator('.recovery-code').textContent()) ?? '', /Recovery code.*[A-Z0-9]{4}/s);
@@ -176,7 +187,7 @@ describe('volume backups in the web UI', { skip: !CI && !haveRestic ? 'restic is
     assert.equal(await page.locator('.snapshot-table tbody tr').count(), 1);
   });
 
-  test('a snapshot restored from the table into a new volume holds the same file on the engine; over a volume in use the host\'s refusal shows', { timeout: 240_000 }, async () => {
+  test("a snapshot restored from the table into a new volume holds the same file on the engine; over a volume in use the host's refusal shows", { timeout: 240_000 }, async () => {
     const row = page.locator('.snapshot-table tbody tr').first();
     await row.getByRole('button', { name: /^Restore snapshot/ }).click();
     const dialog = page.getByRole('dialog');
@@ -209,7 +220,10 @@ describe('volume backups in the web UI', { skip: !CI && !haveRestic ? 'restic is
     await form.getByLabel('Keep daily').fill('');
     await form.getByLabel('Keep weekly').fill('2');
     await form.getByRole('button', { name: 'Turn on scheduled backups' }).click();
-    await page.locator('.backup-policy').getByText(/Every 6h, keep last 3, 2 weekly, verified every 12h/).waitFor();
+    await page
+      .locator('.backup-policy')
+      .getByText(/Every 6h, keep last 3, 2 weekly, verified every 12h/)
+      .waitFor();
     const res = await hub!.api('GET', `/api/v1/nodes/${NODE}/volumes/${VOLUME}/backup-policy`);
     assert.equal(res.status, 200, JSON.stringify(res.json));
     assert.equal(res.json.policy.every, '6h');
@@ -219,11 +233,14 @@ describe('volume backups in the web UI', { skip: !CI && !haveRestic ? 'restic is
     // A bad value comes back in the hub's words and changes nothing.
     await form.getByLabel('Every', { exact: true }).fill('often');
     await form.getByRole('button', { name: 'Save policy' }).click();
-    await form.locator('.inline-error').getByText(/interval/).waitFor();
+    await form
+      .locator('.inline-error')
+      .getByText(/interval/)
+      .waitFor();
     assert.equal((await hub!.api('GET', `/api/v1/nodes/${NODE}/volumes/${VOLUME}/backup-policy`)).json.policy.every, '6h');
   });
 
-  test('a URL repository\'s credentials set in the form are kept by name only: not in the API\'s answers, not in clear in the database file', async () => {
+  test("a URL repository's credentials set in the form are kept by name only: not in the API's answers, not in clear in the database file", async () => {
     await createVolume(CRED_VOLUME);
     const keyId = `AKIA${randomBytes(8).toString('hex').toUpperCase()}`;
     const secret = `webvb-secret-${randomBytes(16).toString('hex')}`;
@@ -241,21 +258,24 @@ describe('volume backups in the web UI', { skip: !CI && !haveRestic ? 'restic is
     await form.getByLabel('Credential 2 name').fill('aws secret');
     await form.getByLabel('Credential 2 value').fill(secret);
     await form.getByRole('button', { name: 'Turn on scheduled backups' }).click();
-    await form.locator('.inline-error').getByText(/Credential "aws secret": names are capital letters/).waitFor();
+    await form
+      .locator('.inline-error')
+      .getByText(/Credential "aws secret": names are capital letters/)
+      .waitFor();
     assert.equal((await hub!.api('GET', `/api/v1/nodes/${NODE}/volumes/${CRED_VOLUME}/backup-policy`)).status, 404);
     await form.getByLabel('Credential 2 name').fill('AWS_SECRET_ACCESS_KEY');
     await form.getByRole('button', { name: 'Turn on scheduled backups' }).click();
     const kept = page.locator('.backup-policy .kept-credentials');
     await kept.getByText('AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY').waitFor();
     assert.equal(await page.getByLabel('Credential 1 value').count(), 0, 'the values are forgotten once sent');
-    assert.ok(!((await page.content()).includes(secret)), 'the page never shows the value');
+    assert.ok(!(await page.content()).includes(secret), 'the page never shows the value');
 
     const policy = await hub!.api('GET', `/api/v1/nodes/${NODE}/volumes/${CRED_VOLUME}/backup-policy`);
     assert.equal(policy.status, 200, JSON.stringify(policy.json));
     assert.deepEqual(policy.json.policy.repository, { kind: 'url', url: S3_URL });
     assert.deepEqual(policy.json.secretEnvNames, ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']);
     const answers = JSON.stringify([policy.json, await status(CRED_VOLUME), (await hub!.api('GET', `/api/v1/jobs?node=${NODE}`)).json]);
-    for (const value of [secret, keyId]) assert.ok(!answers.includes(value), 'no answer carries a credential\'s value');
+    for (const value of [secret, keyId]) assert.ok(!answers.includes(value), "no answer carries a credential's value");
 
     // The database file and its WAL hold the names (so the search reads the right bytes), never a value in clear.
     const dbFiles = (await readdir(hub!.dataDir)).filter((f) => f.startsWith('dockfleet.db'));
@@ -266,7 +286,10 @@ describe('volume backups in the web UI', { skip: !CI && !haveRestic ? 'restic is
     // Saved again without credential rows: nothing is sent for them, so the hub keeps them.
     await form.getByLabel('Every', { exact: true }).fill('12h');
     await form.getByRole('button', { name: 'Save policy' }).click();
-    await page.locator('.backup-policy').getByText(/Every 12h/).waitFor();
+    await page
+      .locator('.backup-policy')
+      .getByText(/Every 12h/)
+      .waitFor();
     const again = await hub!.api('GET', `/api/v1/nodes/${NODE}/volumes/${CRED_VOLUME}/backup-policy`);
     assert.deepEqual(again.json.secretEnvNames, ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']);
 

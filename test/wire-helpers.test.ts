@@ -53,7 +53,10 @@ test('enrollment codes carry the CA digest and a secret stored only as a hash', 
   assert.ok(!secretHash.includes(parsed.secret));
   assert.equal(parseCode(mintCode('join', digest).code).kind, 'join');
   for (const bad of ['', 'DFE1-xyz', `DFX1-${digest}-${'0'.repeat(32)}`, `DFE1-${digest}-${'g'.repeat(32)}`]) {
-    assert.throws(() => parseCode(bad), (e: unknown) => e instanceof DockfleetError && e.code === 'code_invalid');
+    assert.throws(
+      () => parseCode(bad),
+      (e: unknown) => e instanceof DockfleetError && e.code === 'code_invalid',
+    );
   }
 });
 
@@ -80,7 +83,10 @@ test('reconnect limiter lets a backing-off agent through and stops a tight loop'
     assert.equal(limiter.attempt('good', now), 0);
   }
   const results = Array.from({ length: 20 }, (_, i) => limiter.attempt('bad', 1_000 + i * 10));
-  assert.equal(results.slice(0, 12).every((r) => r === 0), true);
+  assert.equal(
+    results.slice(0, 12).every((r) => r === 0),
+    true,
+  );
   assert.ok(results[12]! > 9_000 && results[12]! <= 10_000);
   assert.equal(limiter.attempt('bad', 1_000 + 19 * 10 + 10_001), 0, 'allowed again once the window has passed');
 });

@@ -21,13 +21,19 @@ export interface TestAgent {
 export async function startTestAgent(opts: { hubUrl: string; code?: string; name?: string; stateDir?: string; docker?: string; policy?: string }): Promise<TestAgent> {
   const stateDir = opts.stateDir ?? (await mkdtemp(join(tmpdir(), 'dockfleet-agent-')));
   const config = agentConfigFrom({
-    hub: opts.hubUrl, code: opts.code, name: opts.name, state: stateDir, docker: opts.docker ?? NO_ENGINE,
+    hub: opts.hubUrl,
+    code: opts.code,
+    name: opts.name,
+    state: stateDir,
+    docker: opts.docker ?? NO_ENGINE,
     // A test never reads the machine's own policy file: the built-in defaults, or the one given.
     policy: opts.policy ?? join(stateDir, 'no-policy.json'),
   });
   const stop = new AbortController();
   const agent: TestAgent = {
-    stateDir, connects: 0, pending: 0,
+    stateDir,
+    connects: 0,
+    pending: 0,
     done: Promise.resolve(),
     async waitConnected(count = 1, timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;

@@ -67,7 +67,10 @@ export function reportTrouble(context: BrowserContext): void {
  * nav link named `landmark` shows.
  */
 export async function openAsFirstAdmin(
-  browser: Browser, hub: { url: string; dataDir: string }, landmark: string, options: { acceptDownloads?: boolean } = {},
+  browser: Browser,
+  hub: { url: string; dataDir: string },
+  landmark: string,
+  options: { acceptDownloads?: boolean } = {},
 ): Promise<{ context: BrowserContext; page: Page }> {
   const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 }, ...options });
   reportTrouble(context);

@@ -22,9 +22,9 @@ export type TestUser = keyof typeof USERS;
 const SERVE = [
   'mkdir -p /www/cgi-bin',
   'echo hello-app > /www/index.html',
-  "printf '#!/bin/sh\\necho \"Content-Type: text/plain\\r\"\\necho \"\\r\"\\nenv\\n' > /www/cgi-bin/env",
+  'printf \'#!/bin/sh\\necho "Content-Type: text/plain\\r"\\necho "\\r"\\nenv\\n\' > /www/cgi-bin/env',
   'chmod +x /www/cgi-bin/env',
-  "printf '#!/bin/sh\\necho \"HTTP/1.1 101 Switching Protocols\\r\"\\necho \"Upgrade: websocket\\r\"\\necho \"Connection: Upgrade\\r\"\\necho \"\\r\"\\nexec cat\\n' > /ws.sh",
+  'printf \'#!/bin/sh\\necho "HTTP/1.1 101 Switching Protocols\\r"\\necho "Upgrade: websocket\\r"\\necho "Connection: Upgrade\\r"\\necho "\\r"\\nexec cat\\n\' > /ws.sh',
   'chmod +x /ws.sh',
   '( nc -ll -p 9000 -e /ws.sh & )',
   'exec httpd -f -p 8080 -h /www',
@@ -32,12 +32,23 @@ const SERVE = [
 
 /** app.test and app2.test: any user; ops.test: operator or admin; ws.test: WebSocket, any user; open.test: public; typo.test: an unknown role. */
 export const LABELS: Record<string, string> = {
-  'dockfleet.ingress.host': 'app.test', 'dockfleet.ingress.port': '8080', 'dockfleet.ingress.access': 'users',
-  'dockfleet.ingress.1.host': 'app2.test', 'dockfleet.ingress.1.port': '8080', 'dockfleet.ingress.1.access': 'users',
-  'dockfleet.ingress.2.host': 'ops.test', 'dockfleet.ingress.2.port': '8080', 'dockfleet.ingress.2.access': 'operator',
-  'dockfleet.ingress.3.host': 'ws.test', 'dockfleet.ingress.3.port': '9000', 'dockfleet.ingress.3.access': 'users',
-  'dockfleet.ingress.4.host': 'open.test', 'dockfleet.ingress.4.port': '8080',
-  'dockfleet.ingress.5.host': 'typo.test', 'dockfleet.ingress.5.port': '8080', 'dockfleet.ingress.5.access': 'staff',
+  'dockfleet.ingress.host': 'app.test',
+  'dockfleet.ingress.port': '8080',
+  'dockfleet.ingress.access': 'users',
+  'dockfleet.ingress.1.host': 'app2.test',
+  'dockfleet.ingress.1.port': '8080',
+  'dockfleet.ingress.1.access': 'users',
+  'dockfleet.ingress.2.host': 'ops.test',
+  'dockfleet.ingress.2.port': '8080',
+  'dockfleet.ingress.2.access': 'operator',
+  'dockfleet.ingress.3.host': 'ws.test',
+  'dockfleet.ingress.3.port': '9000',
+  'dockfleet.ingress.3.access': 'users',
+  'dockfleet.ingress.4.host': 'open.test',
+  'dockfleet.ingress.4.port': '8080',
+  'dockfleet.ingress.5.host': 'typo.test',
+  'dockfleet.ingress.5.port': '8080',
+  'dockfleet.ingress.5.access': 'staff',
 };
 
 export interface EdgeAccessRig {
@@ -50,26 +61,49 @@ export interface EdgeAccessRig {
   logs: string[];
 }
 
-export interface EdgeAnswer { status: number; headers: Record<string, string | string[] | undefined>; text: string }
+export interface EdgeAnswer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+}
 
 export async function startEdgeAccessRig(prefix: string): Promise<EdgeAccessRig> {
   const rig: Partial<EdgeAccessRig> = { logs: [] };
   try {
     [rig.engine] = (await startEngines(1, { prefix })) as [TestEngine];
     rig.dir = await mkdtemp(join(tmpdir(), `dockfleet-${prefix}-`));
-    const sink = new Writable({ write(chunk: Buffer, _enc, done) { rig.logs!.push(chunk.toString()); done(); } });
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        rig.logs!.push(chunk.toString());
+        done();
+      },
+    });
     rig.hub = await startTestHub({ dataDir: join(rig.dir, 'hub'), edgeListen: '127.0.0.1:0', log: pino({ level: 'debug' }, sink) });
     if (!rig.hub.edgePort) throw new Error('the hub opened no edge port');
     rig.edgePort = rig.hub.edgePort;
-    rig.agent = spawnDockfleet(['agent', '--hub', rig.hub.url, '--code', await mintCode(rig.hub, 'app-host'), '--state', join(rig.dir, 'agent'),
-      '--docker', rig.engine.dockerHost, '--policy', join(rig.dir, 'no-policy.json')]);
+    rig.agent = spawnDockfleet([
+      'agent',
+      '--hub',
+      rig.hub.url,
+      '--code',
+      await mintCode(rig.hub, 'app-host'),
+      '--state',
+      join(rig.dir, 'agent'),
+      '--docker',
+      rig.engine.dockerHost,
+      '--policy',
+      join(rig.dir, 'no-policy.json'),
+    ]);
     await rig.agent.waitForLine(/agent app-host connected/);
     for (const [name, role] of Object.entries(USERS)) {
       const made = await rig.hub.api('POST', '/api/v1/users', { name, role, password: PASSWORD });
       if (made.status !== 201) throw new Error(`user ${name}: ${JSON.stringify(made.json)}`);
     }
     await runContainer(rig.engine, {
-      name: 'app', cmd: ['sh', '-c', SERVE], labels: LABELS, config: { ExposedPorts: { '8080/tcp': {}, '9000/tcp': {} } },
+      name: 'app',
+      cmd: ['sh', '-c', SERVE],
+      labels: LABELS,
+      config: { ExposedPorts: { '8080/tcp': {}, '9000/tcp': {} } },
     });
     const done = rig as EdgeAccessRig;
     await waitFor(async () => (await edgeGet(done, 'open.test', '/').catch(() => null))?.status === 200, 20_000, 'the public route to serve');
@@ -95,15 +129,25 @@ export function authority(rig: EdgeAccessRig, host: string): string {
 /** One request to the edge port as a client of `host` would send it. */
 export function edgeGet(rig: EdgeAccessRig, host: string, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<EdgeAnswer> {
   return new Promise((resolve, reject) => {
-    const req = https.request({
-      host: '127.0.0.1', port: rig.edgePort, servername: host, path, method,
-      headers: { host: authority(rig, host), ...headers }, ca: rig.hub.caPem, checkServerIdentity: () => undefined, agent: false,
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port: rig.edgePort,
+        servername: host,
+        path,
+        method,
+        headers: { host: authority(rig, host), ...headers },
+        ca: rig.hub.caPem,
+        checkServerIdentity: () => undefined,
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString() }));
+        res.on('error', reject);
+      },
+    );
     req.setTimeout(10_000, () => req.destroy(new Error(`${method} ${host}${path} timed out`)));
     req.on('error', reject);
     req.end();
@@ -113,7 +157,9 @@ export function edgeGet(rig: EdgeAccessRig, host: string, path: string, headers:
 /** Signs `user` in at the hub as the UI does; the `df_session=…` pair. */
 export async function hubSignIn(rig: EdgeAccessRig, user: TestUser): Promise<string> {
   const res = await hubRequest(rig.hub.url, rig.hub.caPem, '/api/v1/session', {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: user, password: PASSWORD }),
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: user, password: PASSWORD }),
   });
   const cookie = [res.headers['set-cookie'] ?? []].flat().find((c) => c.startsWith('df_session='));
   if (res.status !== 200 || !cookie) throw new Error(`sign-in of ${user}: ${res.status} ${res.text}`);
@@ -123,7 +169,8 @@ export async function hubSignIn(rig: EdgeAccessRig, user: TestUser): Promise<str
 /** The hub page's request for a code: POST /api/v1/edge/hand-off with the session cookie. */
 export function handOff(rig: EdgeAccessRig, session: string, host: string, returnTo: string): Promise<HubAnswer> {
   return hubRequest(rig.hub.url, rig.hub.caPem, '/api/v1/edge/hand-off', {
-    method: 'POST', headers: { cookie: session, 'x-dockfleet-ui': '1', 'content-type': 'application/json' },
+    method: 'POST',
+    headers: { cookie: session, 'x-dockfleet-ui': '1', 'content-type': 'application/json' },
     body: JSON.stringify({ host, return: returnTo }),
   });
 }

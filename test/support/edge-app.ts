@@ -151,7 +151,10 @@ export async function startEdgeApp(engine: TestEngine, name: string, labels: Rec
   await writeFile(join(dir, 'tls.crt'), tls.serverCertPem);
   await writeFile(join(dir, 'tls.key'), tls.serverKeyPem);
   const id = await runContainer(engine, {
-    name, image: await nodeImage(engine), cmd: ['node', '/app/server.mjs'], labels,
+    name,
+    image: await nodeImage(engine),
+    cmd: ['node', '/app/server.mjs'],
+    labels,
     config: { ExposedPorts: Object.fromEntries(Object.values(APP_PORTS).map((p) => [`${p}/tcp`, {}])) },
     hostConfig: { Binds: [`${dir}:/app:ro`] },
   });

@@ -25,8 +25,29 @@ export const BUSYBOX_IMAGE = 'dockfleet-test/busybox:latest';
 
 /** Applets that must exist in the test image (everything `busybox --list` prints is added too). */
 const REQUIRED_APPLETS = [
-  'sh', 'sleep', 'echo', 'cat', 'ls', 'ps', 'top', 'env', 'id', 'true', 'false', 'yes', 'head', 'wc',
-  'dd', 'sha256sum', 'mkdir', 'rm', 'date', 'hostname', 'seq', 'grep', 'tail',
+  'sh',
+  'sleep',
+  'echo',
+  'cat',
+  'ls',
+  'ps',
+  'top',
+  'env',
+  'id',
+  'true',
+  'false',
+  'yes',
+  'head',
+  'wc',
+  'dd',
+  'sha256sum',
+  'mkdir',
+  'rm',
+  'date',
+  'hostname',
+  'seq',
+  'grep',
+  'tail',
 ];
 
 const BASE_PREFIX = 'dockfleet-eng-';
@@ -120,13 +141,7 @@ export interface RunContainerOptions {
  * One Engine API call over a unix socket. `body`: undefined → no body;
  * Buffer/Uint8Array → sent raw as application/x-tar; anything else → JSON.
  */
-export function engineRequest(
-  socketPath: string,
-  method: string,
-  urlPath: string,
-  body?: unknown,
-  opts: EngineRequestOptions = {},
-): Promise<EngineResponse> {
+export function engineRequest(socketPath: string, method: string, urlPath: string, body?: unknown, opts: EngineRequestOptions = {}): Promise<EngineResponse> {
   let payload: Buffer | undefined;
   const headers: Record<string, string> = { Host: 'docker' };
   if (body instanceof Uint8Array) {
@@ -150,7 +165,11 @@ export function engineRequest(
         const text = Buffer.concat(chunks).toString('utf8');
         let json: any = null;
         if (text.trim() !== '') {
-          try { json = JSON.parse(text); } catch { json = null; }
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = null;
+          }
         }
         resolve({ status: res.statusCode ?? 0, json, text, headers: res.headers });
       });
@@ -158,7 +177,10 @@ export function engineRequest(
     const timer = setTimeout(() => {
       req.destroy(new Error(`engineRequest ${method} ${urlPath} on ${socketPath}: timed out after ${timeoutMs} ms`));
     }, timeoutMs);
-    req.on('error', (err) => { clearTimeout(timer); reject(err); });
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
     req.end(payload);
   });
 }
@@ -191,7 +213,14 @@ export async function runContainer(engine: TestEngine, opts: RunContainerOptions
 // ---------------------------------------------------------------------------
 // Process / mount / network helpers (sync, so the exit handler can use them)
 
-interface ProcInfo { pid: number; ppid: number; comm: string; state: string; startTime: string; cmdline: string }
+interface ProcInfo {
+  pid: number;
+  ppid: number;
+  comm: string;
+  state: string;
+  startTime: string;
+  cmdline: string;
+}
 
 function readProc(pid: number): ProcInfo | null {
   try {
@@ -200,7 +229,11 @@ function readProc(pid: number): ProcInfo | null {
     const comm = stat.slice(stat.indexOf('(') + 1, close);
     const rest = stat.slice(close + 2).split(' ');
     let cmdline = '';
-    try { cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim(); } catch { /* gone */ }
+    try {
+      cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+    } catch {
+      /* gone */
+    }
     return { pid, ppid: Number(rest[1]), comm, state: rest[0] ?? '?', startTime: rest[19] ?? '', cmdline };
   } catch {
     return null;
@@ -227,7 +260,11 @@ function sleepSync(ms: number): void {
 }
 
 function trySignal(pid: number, sig: NodeJS.Signals): void {
-  try { process.kill(pid, sig); } catch { /* already gone */ }
+  try {
+    process.kill(pid, sig);
+  } catch {
+    /* already gone */
+  }
 }
 
 /**
@@ -238,7 +275,7 @@ function trySignal(pid: number, sig: NodeJS.Signals): void {
 function processesOf(dir: string): number[] {
   const procs = listProcs();
   const needle = dir.endsWith('/') ? dir : `${dir}/`;
-  const roots = procs.filter((p) => p.pid !== process.pid && OUR_COMMS.has(p.comm) && (`${p.cmdline} `).includes(needle));
+  const roots = procs.filter((p) => p.pid !== process.pid && OUR_COMMS.has(p.comm) && `${p.cmdline} `.includes(needle));
   const children = new Map<number, number[]>();
   for (const p of procs) {
     const list = children.get(p.ppid) ?? [];
@@ -269,7 +306,11 @@ function killProcessesOfSync(dir: string, extraPids: number[] = []): void {
 
 function mountsUnder(dir: string): string[] {
   let info = '';
-  try { info = fs.readFileSync('/proc/self/mountinfo', 'utf8'); } catch { return []; }
+  try {
+    info = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return [];
+  }
   const prefix = dir.endsWith('/') ? dir : `${dir}/`;
   const points: string[] = [];
   for (const line of info.split('\n')) {
@@ -287,7 +328,11 @@ function unmountAllSync(dir: string): void {
     const points = mountsUnder(dir);
     if (points.length === 0) return;
     for (const mp of points) {
-      try { execFileSync('umount', ['-l', mp], { stdio: 'ignore', env: { ...process.env, PATH: SYS_PATH } }); } catch { /* try again */ }
+      try {
+        execFileSync('umount', ['-l', mp], { stdio: 'ignore', env: { ...process.env, PATH: SYS_PATH } });
+      } catch {
+        /* try again */
+      }
     }
   }
 }
@@ -299,7 +344,11 @@ function ipSync(args: string[]): string {
 /** Interface → IPv4 CIDRs, from `ip -o -4 addr show`. */
 function ipv4Addresses(): Array<{ dev: string; cidr: string }> {
   let out = '';
-  try { out = ipSync(['-o', '-4', 'addr', 'show']); } catch { return []; }
+  try {
+    out = ipSync(['-o', '-4', 'addr', 'show']);
+  } catch {
+    return [];
+  }
   const res: Array<{ dev: string; cidr: string }> = [];
   for (const line of out.split('\n')) {
     const m = /^\d+:\s+(\S+)\s+inet\s+(\S+)/.exec(line);
@@ -314,13 +363,21 @@ function linkExists(name: string): boolean {
 
 function deleteLinkSync(name: string): void {
   if (!linkExists(name)) return;
-  try { ipSync(['link', 'del', name]); } catch { /* best effort */ }
+  try {
+    ipSync(['link', 'del', name]);
+  } catch {
+    /* best effort */
+  }
 }
 
 /** Remove a cgroup subtree (cgroupfs only allows rmdir, deepest first) in every mounted hierarchy. */
 function removeCgroupSync(cgroupParent: string): void {
   let info = '';
-  try { info = fs.readFileSync('/proc/self/mountinfo', 'utf8'); } catch { return; }
+  try {
+    info = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return;
+  }
   const roots = new Set<string>();
   for (const line of info.split('\n')) {
     const sep = line.indexOf(' - ');
@@ -330,9 +387,17 @@ function removeCgroupSync(cgroupParent: string): void {
   }
   const rmTree = (d: string): void => {
     let entries: fs.Dirent[] = [];
-    try { entries = fs.readdirSync(d, { withFileTypes: true }); } catch { return; }
+    try {
+      entries = fs.readdirSync(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
     for (const e of entries) if (e.isDirectory()) rmTree(path.join(d, e.name));
-    try { fs.rmdirSync(d); } catch { /* busy or gone */ }
+    try {
+      fs.rmdirSync(d);
+    } catch {
+      /* busy or gone */
+    }
   };
   for (const root of roots) rmTree(path.join(root, cgroupParent.replace(/^\/+/, '')));
 }
@@ -350,23 +415,43 @@ interface EngineState {
 
 /** Everything that can be torn down without dockerd's help. Sync; safe in an exit handler. */
 function forceCleanupSync(state: EngineState, extraPids: number[] = []): void {
-  try { killProcessesOfSync(state.dir, extraPids); } catch { /* best effort */ }
-  try { unmountAllSync(state.dir); } catch { /* best effort */ }
+  try {
+    killProcessesOfSync(state.dir, extraPids);
+  } catch {
+    /* best effort */
+  }
+  try {
+    unmountAllSync(state.dir);
+  } catch {
+    /* best effort */
+  }
   try {
     // Bridges dockerd made for user-defined networks (10.214.N.x) and our own.
     const pool = `10.214.${state.net}.`;
     for (const a of ipv4Addresses()) if (a.cidr.startsWith(pool)) deleteLinkSync(a.dev);
     deleteLinkSync(state.bridge);
-  } catch { /* best effort */ }
-  try { removeCgroupSync(state.cgroupParent); } catch { /* best effort */ }
-  try { fs.rmSync(state.dir, { recursive: true, force: true, maxRetries: 3 }); } catch { /* best effort */ }
+  } catch {
+    /* best effort */
+  }
+  try {
+    removeCgroupSync(state.cgroupParent);
+  } catch {
+    /* best effort */
+  }
+  try {
+    fs.rmSync(state.dir, { recursive: true, force: true, maxRetries: 3 });
+  } catch {
+    /* best effort */
+  }
 }
 
 function removeBaseIfEmpty(base: string): void {
   try {
     const left = fs.readdirSync(base).filter((e) => e !== 'owner.json' && e !== 'image');
     if (left.length === 0) fs.rmSync(base, { recursive: true, force: true, maxRetries: 3 });
-  } catch { /* gone */ }
+  } catch {
+    /* gone */
+  }
 }
 
 /** Clean up after earlier runs whose owning process is gone (e.g. a SIGKILLed test). */
@@ -376,7 +461,11 @@ function reapStaleRunsSync(): void {
 
 function reapStaleRunsIn(tmp: string): void {
   let entries: string[] = [];
-  try { entries = fs.readdirSync(tmp); } catch { return; }
+  try {
+    entries = fs.readdirSync(tmp);
+  } catch {
+    return;
+  }
   for (const e of entries) {
     if (!e.startsWith(BASE_PREFIX)) continue;
     const base = path.join(tmp, e);
@@ -387,21 +476,38 @@ function reapStaleRunsIn(tmp: string): void {
       stale = !p || p.startTime !== owner.startTime;
     } catch {
       // No owner file: only stale once it is clearly not a run that is just starting.
-      try { stale = Date.now() - fs.statSync(base).mtimeMs > 60_000; } catch { stale = false; }
+      try {
+        stale = Date.now() - fs.statSync(base).mtimeMs > 60_000;
+      } catch {
+        stale = false;
+      }
     }
     if (!stale) continue;
     let subs: string[] = [];
-    try { subs = fs.readdirSync(base); } catch { /* gone */ }
+    try {
+      subs = fs.readdirSync(base);
+    } catch {
+      /* gone */
+    }
     for (const s of subs) {
       const dir = path.join(base, s);
       try {
         const st = JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as EngineState;
         forceCleanupSync({ ...st, dir });
       } catch {
-        try { killProcessesOfSync(dir); unmountAllSync(dir); } catch { /* best effort */ }
+        try {
+          killProcessesOfSync(dir);
+          unmountAllSync(dir);
+        } catch {
+          /* best effort */
+        }
       }
     }
-    try { fs.rmSync(base, { recursive: true, force: true, maxRetries: 3 }); } catch { /* best effort */ }
+    try {
+      fs.rmSync(base, { recursive: true, force: true, maxRetries: 3 });
+    } catch {
+      /* best effort */
+    }
   }
 }
 
@@ -439,20 +545,36 @@ function installExitHooks(): void {
 function tailOf(file: string, lines = 40): string {
   try {
     const text = fs.readFileSync(file, 'utf8');
-    return text.split('\n').slice(-lines - 1).join('\n').trimEnd();
+    return text
+      .split('\n')
+      .slice(-lines - 1)
+      .join('\n')
+      .trimEnd();
   } catch {
     return '(no log)';
   }
 }
 
 function findDockerd(): string {
-  const candidates = [process.env.DOCKFLEET_DOCKERD, '/usr/sbin/dockerd', '/usr/bin/dockerd',
-    ...(process.env.PATH ?? '').split(':').filter(Boolean).map((d) => path.join(d, 'dockerd'))];
+  const candidates = [
+    process.env.DOCKFLEET_DOCKERD,
+    '/usr/sbin/dockerd',
+    '/usr/bin/dockerd',
+    ...(process.env.PATH ?? '')
+      .split(':')
+      .filter(Boolean)
+      .map((d) => path.join(d, 'dockerd')),
+  ];
   for (const c of candidates) {
     if (!c) continue;
-    try { fs.accessSync(c, fs.constants.X_OK); return c; } catch { /* next */ }
+    try {
+      fs.accessSync(c, fs.constants.X_OK);
+      return c;
+    } catch {
+      /* next */
+    }
   }
-  throw new Error('startEngines: dockerd not found (looked in /usr/sbin, /usr/bin and PATH). Install Debian\'s docker.io: apt-get install -y docker.io');
+  throw new Error("startEngines: dockerd not found (looked in /usr/sbin, /usr/bin and PATH). Install Debian's docker.io: apt-get install -y docker.io");
 }
 
 class Engine implements TestEngine {
@@ -467,7 +589,12 @@ class Engine implements TestEngine {
   private exited: Promise<void> = Promise.resolve();
   private stopped = false;
 
-  constructor(readonly name: string, readonly base: string, readonly state: EngineState, private readonly dockerd: string) {
+  constructor(
+    readonly name: string,
+    readonly base: string,
+    readonly state: EngineState,
+    private readonly dockerd: string,
+  ) {
     this.socketPath = path.join(state.dir, 'docker.sock');
     this.dockerHost = `unix://${this.socketPath}`;
     this.dataRoot = path.join(state.dir, 'data');
@@ -476,24 +603,40 @@ class Engine implements TestEngine {
     this.subnet = `10.213.${state.net}.0/24`;
   }
 
-  get dir(): string { return this.state.dir; }
-  get bridge(): string { return this.state.bridge; }
-  get running(): boolean { return this.child !== null; }
+  get dir(): string {
+    return this.state.dir;
+  }
+  get bridge(): string {
+    return this.state.bridge;
+  }
+  get running(): boolean {
+    return this.child !== null;
+  }
 
-  logTail(lines = 40): string { return tailOf(this.logFile, lines); }
+  logTail(lines = 40): string {
+    return tailOf(this.logFile, lines);
+  }
 
   private args(): string[] {
     return [
-      '-H', this.dockerHost,
-      '--data-root', this.dataRoot,
-      '--exec-root', this.execRoot,
-      '--pidfile', path.join(this.dir, 'dockerd.pid'),
-      '--config-file', path.join(this.dir, 'daemon.json'),
+      '-H',
+      this.dockerHost,
+      '--data-root',
+      this.dataRoot,
+      '--exec-root',
+      this.execRoot,
+      '--pidfile',
+      path.join(this.dir, 'dockerd.pid'),
+      '--config-file',
+      path.join(this.dir, 'daemon.json'),
       '--storage-driver=vfs',
       `--bridge=${this.bridge}`,
       `--default-address-pool=base=10.214.${this.state.net}.0/24,size=28`,
       `--cgroup-parent=${this.state.cgroupParent}`,
-      '--iptables=false', '--ip6tables=false', '--ip-forward=false', '--ip-masq=false',
+      '--iptables=false',
+      '--ip6tables=false',
+      '--ip-forward=false',
+      '--ip-masq=false',
       '--userland-proxy=true',
     ];
   }
@@ -535,17 +678,18 @@ class Engine implements TestEngine {
       throw new Error(`${this.name}: dockerd did not come up (${why}).\n--- ${this.logFile} (tail) ---\n${this.logTail(40)}`);
     };
     const early: { why: string | null } = { why: null };
-    void Promise.race([
-      spawnError.then((e) => `spawn failed: ${e.message}`),
-      this.exited.then(() => `dockerd exited with ${exitInfo}`),
-    ]).then((why) => { early.why = why; });
+    void Promise.race([spawnError.then((e) => `spawn failed: ${e.message}`), this.exited.then(() => `dockerd exited with ${exitInfo}`)]).then((why) => {
+      early.why = why;
+    });
     while (true) {
       if (early.why !== null) return fail(early.why);
       if (Date.now() > deadline) return fail(`no answer on /_ping within ${STARTUP_DEADLINE_MS / 1000}s`);
       try {
         const r = await engineRequest(this.socketPath, 'GET', '/_ping', undefined, { timeoutMs: 2_000 });
         if (r.status === 200 && r.text === 'OK') return;
-      } catch { /* not listening yet */ }
+      } catch {
+        /* not listening yet */
+      }
       await new Promise((r) => setTimeout(r, 25));
     }
   }
@@ -558,7 +702,9 @@ class Engine implements TestEngine {
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
       this.exited.then(() => false),
-      new Promise<boolean>((r) => { timer = setTimeout(() => r(true), deadlineMs); }),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(true), deadlineMs);
+      }),
     ]);
     clearTimeout(timer);
     if (timedOut) {
@@ -583,9 +729,10 @@ class Engine implements TestEngine {
   private async reapContainerd(): Promise<void> {
     const pidFile = path.join(this.execRoot, 'containerd', 'containerd.pid');
     const needle = `${this.dir}/`;
-    const running = (): number[] => listProcs()
-      .filter((p) => p.comm === 'containerd' && p.state !== 'Z' && p.cmdline.includes(needle))
-      .map((p) => p.pid);
+    const running = (): number[] =>
+      listProcs()
+        .filter((p) => p.comm === 'containerd' && p.state !== 'Z' && p.cmdline.includes(needle))
+        .map((p) => p.pid);
     const pause = () => new Promise((r) => setTimeout(r, 20));
     let until = Date.now() + 3_000;
     while (running().length > 0 && Date.now() < until) await pause();
@@ -611,10 +758,11 @@ class Engine implements TestEngine {
       try {
         const list = await engineRequest(this.socketPath, 'GET', '/containers/json', undefined, { timeoutMs: 5_000 });
         if (Array.isArray(list.json)) {
-          await Promise.all(list.json.map((c: { Id: string }) =>
-            engineRequest(this.socketPath, 'POST', `/containers/${c.Id}/kill`, undefined, { timeoutMs: 5_000 }).catch(() => undefined)));
+          await Promise.all(list.json.map((c: { Id: string }) => engineRequest(this.socketPath, 'POST', `/containers/${c.Id}/kill`, undefined, { timeoutMs: 5_000 }).catch(() => undefined)));
         }
-      } catch { /* engine not answering: SIGTERM/SIGKILL below still apply */ }
+      } catch {
+        /* engine not answering: SIGTERM/SIGKILL below still apply */
+      }
       await this.terminate('SIGTERM');
     }
     forceCleanupSync(this.state, this.pid > 0 ? [this.pid] : []);
@@ -677,7 +825,7 @@ let imageTar: Promise<Buffer> | undefined;
 function busyboxTar(workDir: string): Promise<Buffer> {
   imageTar ??= (async () => {
     const busybox = [process.env.DOCKFLEET_BUSYBOX, '/bin/busybox', '/usr/bin/busybox'].find((p) => p && fs.existsSync(p));
-    if (!busybox) throw new Error('startEngines: /bin/busybox not found. Install Debian\'s busybox-static: apt-get install -y busybox-static');
+    if (!busybox) throw new Error("startEngines: /bin/busybox not found. Install Debian's busybox-static: apt-get install -y busybox-static");
     if (!isStaticElf(busybox)) throw new Error(`startEngines: ${busybox} is not a static x86-64 binary. Install busybox-static instead of busybox`);
     const stage = path.join(workDir, 'image');
     await fsp.mkdir(path.join(stage, 'bin'), { recursive: true });
@@ -689,8 +837,13 @@ function busyboxTar(workDir: string): Promise<Buffer> {
     let applets: string[] = [];
     try {
       const { stdout } = await execFileP(busybox, ['--list']);
-      applets = stdout.split('\n').map((s) => s.trim()).filter((s) => s && !s.includes('/'));
-    } catch { /* fall back to the required list */ }
+      applets = stdout
+        .split('\n')
+        .map((s) => s.trim())
+        .filter((s) => s && !s.includes('/'));
+    } catch {
+      /* fall back to the required list */
+    }
     for (const a of new Set([...REQUIRED_APPLETS, ...applets])) {
       if (a === 'busybox') continue;
       await fsp.symlink('busybox', path.join(stage, 'bin', a));
@@ -698,20 +851,23 @@ function busyboxTar(workDir: string): Promise<Buffer> {
     await fsp.writeFile(path.join(stage, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
     await fsp.writeFile(path.join(stage, 'etc', 'group'), 'root:x:0:\nnogroup:x:65534:\n');
     const { stdout } = await execFileP('tar', ['--numeric-owner', '--owner=0', '--group=0', '-C', stage, '-cf', '-', '.'], {
-      encoding: 'buffer', maxBuffer: 256 * 1024 * 1024, env: { ...process.env, PATH: SYS_PATH },
+      encoding: 'buffer',
+      maxBuffer: 256 * 1024 * 1024,
+      env: { ...process.env, PATH: SYS_PATH },
     });
     await fsp.rm(stage, { recursive: true, force: true });
     return stdout;
   })();
-  imageTar.catch(() => { imageTar = undefined; });
+  imageTar.catch(() => {
+    imageTar = undefined;
+  });
   return imageTar;
 }
 
 async function importBusybox(engine: TestEngine, tar: Buffer): Promise<void> {
   const [repo, tag] = BUSYBOX_IMAGE.split(':') as [string, string];
   const changes = encodeURIComponent('CMD ["sh"]');
-  const post = () => engineRequest(engine.socketPath, 'POST',
-    `/images/create?fromSrc=-&repo=${encodeURIComponent(repo)}&tag=${tag}&changes=${changes}`, tar, { timeoutMs: 60_000 });
+  const post = () => engineRequest(engine.socketPath, 'POST', `/images/create?fromSrc=-&repo=${encodeURIComponent(repo)}&tag=${tag}&changes=${changes}`, tar, { timeoutMs: 60_000 });
   // Once in a suite run with two files starting engines together, the import's connection broke
   // (EPIPE) on an engine that was up: try once more, and then say what the engine logged.
   const r = await post().catch(async (err: NodeJS.ErrnoException) => {
@@ -753,19 +909,21 @@ export async function startEngines(count: number, opts: StartEnginesOptions = {}
 
   const prefix = opts.prefix ?? 'engine';
   const engines: Engine[] = [];
-  const results = await Promise.allSettled(Array.from({ length: count }, async (_, i) => {
-    const dir = path.join(base, `e${i}`);
-    await fsp.mkdir(dir, { mode: 0o700 });
-    const { bridge, net } = await allocateBridge();
-    const state: EngineState = { name: `${prefix}-${i}`, dir, bridge, net, cgroupParent: `/dockfleet-test-${path.basename(base).slice(BASE_PREFIX.length)}-e${i}` };
-    await fsp.writeFile(path.join(dir, 'state.json'), JSON.stringify(state));
-    await fsp.writeFile(path.join(dir, 'daemon.json'), '{}\n');
-    const engine = new Engine(state.name, base, state, dockerd);
-    engines.push(engine);
-    live.add(engine); // so cleanup covers the bridge even if dockerd never starts
-    await engine.start();
-    return engine;
-  }));
+  const results = await Promise.allSettled(
+    Array.from({ length: count }, async (_, i) => {
+      const dir = path.join(base, `e${i}`);
+      await fsp.mkdir(dir, { mode: 0o700 });
+      const { bridge, net } = await allocateBridge();
+      const state: EngineState = { name: `${prefix}-${i}`, dir, bridge, net, cgroupParent: `/dockfleet-test-${path.basename(base).slice(BASE_PREFIX.length)}-e${i}` };
+      await fsp.writeFile(path.join(dir, 'state.json'), JSON.stringify(state));
+      await fsp.writeFile(path.join(dir, 'daemon.json'), '{}\n');
+      const engine = new Engine(state.name, base, state, dockerd);
+      engines.push(engine);
+      live.add(engine); // so cleanup covers the bridge even if dockerd never starts
+      await engine.start();
+      return engine;
+    }),
+  );
 
   const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
   try {
@@ -812,7 +970,7 @@ export async function containerLogs(engine: TestEngine, id: string): Promise<str
   });
   // Frames: [stream, 0, 0, 0, size(4, BE)] + payload.
   let out = '';
-  for (let off = 0; off + 8 <= raw.length;) {
+  for (let off = 0; off + 8 <= raw.length; ) {
     const size = raw.readUInt32BE(off + 4);
     out += raw.subarray(off + 8, off + 8 + size).toString('utf8');
     off += 8 + size;

@@ -40,19 +40,28 @@ export async function startTestHub(opts: { dataDir?: string; port?: number; log?
   const api: TestHub['api'] = (method, path, body, useToken = token) =>
     new Promise((resolve, reject) => {
       const payload = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-      const req = https.request(new URL(path, running.url), {
-        method, agent,
-        headers: { ...(useToken ? { authorization: `Bearer ${useToken}` } : {}), ...(payload ? { 'content-type': 'application/json' } : {}) },
-      }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json: unknown = null;
-          try { json = JSON.parse(text); } catch { json = text; }
-          resolve({ status: res.statusCode ?? 0, json });
-        });
-      });
+      const req = https.request(
+        new URL(path, running.url),
+        {
+          method,
+          agent,
+          headers: { ...(useToken ? { authorization: `Bearer ${useToken}` } : {}), ...(payload ? { 'content-type': 'application/json' } : {}) },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let json: unknown = null;
+            try {
+              json = JSON.parse(text);
+            } catch {
+              json = text;
+            }
+            resolve({ status: res.statusCode ?? 0, json });
+          });
+        },
+      );
       req.on('error', reject);
       req.end(payload);
     });

@@ -15,7 +15,13 @@ export function oneFileTar(name: string, content: string): Buffer {
   field(108, 8, '0000000\0');
   field(116, 8, '0000000\0');
   field(124, 12, `${data.length.toString(8).padStart(11, '0')}\0`);
-  field(136, 12, `${Math.floor(Date.now() / 1000).toString(8).padStart(11, '0')}\0`);
+  field(
+    136,
+    12,
+    `${Math.floor(Date.now() / 1000)
+      .toString(8)
+      .padStart(11, '0')}\0`,
+  );
   field(148, 8, '        ');
   field(156, 1, '0');
   field(257, 8, 'ustar\u000000');
@@ -29,7 +35,9 @@ export function oneFileTar(name: string, content: string): Buffer {
 
 /** Imports a tiny image REPO:TAG (with LABELs), like `docker import`; returns nothing, throws on failure. */
 export async function importTinyImage(engine: TestEngine, repo: string, tag: string, labels: Record<string, string> = {}): Promise<void> {
-  const changes = Object.entries(labels).map(([k, v]) => `&changes=${encodeURIComponent(`LABEL ${k}="${v}"`)}`).join('');
+  const changes = Object.entries(labels)
+    .map(([k, v]) => `&changes=${encodeURIComponent(`LABEL ${k}="${v}"`)}`)
+    .join('');
   const tar = oneFileTar(`${repo.replace(/\W/g, '-')}-${tag}.txt`, `${repo}:${tag}\n`);
   const res = await engineRequest(engine.socketPath, 'POST', `/images/create?fromSrc=-&repo=${encodeURIComponent(repo)}&tag=${encodeURIComponent(tag)}${changes}`, tar, { timeoutMs: 60_000 });
   if (res.status !== 200 || /"error"/.test(res.text)) throw new Error(`import ${repo}:${tag} failed (${res.status}): ${res.text.trim().slice(0, 300)}`);
@@ -101,4 +109,3 @@ export async function waitSectionsEqual(hub: TestHub, node: string, engine: Test
     await new Promise((r) => setTimeout(r, 50));
   }
 }
-

@@ -19,13 +19,19 @@ import { NO_ENGINE } from './agent-fixture.ts';
 const settings = JSON.parse(process.env.DOCKFLEET_TEST_JOB_AGENT ?? '{}') as { hub: string; code?: string; name: string; state: string; markers: string; stepMs: number };
 const STEPS = ['snapshot', 'apply', 'gate'];
 
-const exists = (path: string): Promise<boolean> => access(path).then(() => true, () => false);
+const exists = (path: string): Promise<boolean> =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
 
 const markerRunner: StackJobRunner = {
   async run(job, ctx) {
     const startedAt = Date.now();
     const runs = (await readdir(settings.markers)).filter((n) => n.startsWith(`${job.id}.run.`)).length;
-    const secretHash = createHash('sha256').update(job.secrets.env.API_TOKEN ?? '').digest('hex');
+    const secretHash = createHash('sha256')
+      .update(job.secrets.env.API_TOKEN ?? '')
+      .digest('hex');
     await writeFile(join(settings.markers, `${job.id}.run.${runs + 1}`), JSON.stringify({ resumed: ctx.resumed, secretHash, pid: process.pid }));
     for (const step of STEPS) {
       const done = join(settings.markers, `${job.id}.${step}.done`);

@@ -57,7 +57,12 @@ export async function startJobAgent(opts: { hubUrl: string; code?: string; state
   const identity = (await AgentIdentity.load(stateDir)) ?? (await enrollAgent({ hubUrl, code: opts.code!, stateDir }));
   const stop = new AbortController();
   const agent: JobAgent = {
-    node: identity.node, stateDir, connects: 0, deliveries: [], statusStreams: new Set(), answer: opts.answer,
+    node: identity.node,
+    stateDir,
+    connects: 0,
+    deliveries: [],
+    statusStreams: new Set(),
+    answer: opts.answer,
     async waitConnected(count = 1, timeoutMs = 15_000) {
       const deadline = Date.now() + timeoutMs;
       while (agent.connects < count) {
@@ -95,11 +100,17 @@ export async function startJobAgent(opts: { hubUrl: string; code?: string; state
     res.writeHead(404);
     res.end();
   };
-  const running = runChannel({
-    hubUrl, identity, handler, log: silentLogger(),
-    backoff: new Backoff({ initialMs: 50, maxMs: 500 }),
-    onConnected: () => void agent.connects++,
-  }, stop.signal);
+  const running = runChannel(
+    {
+      hubUrl,
+      identity,
+      handler,
+      log: silentLogger(),
+      backoff: new Backoff({ initialMs: 50, maxMs: 500 }),
+      onConnected: () => void agent.connects++,
+    },
+    stop.signal,
+  );
   running.catch(() => {});
   return agent;
 }
@@ -107,7 +118,8 @@ export async function startJobAgent(opts: { hubUrl: string; code?: string; state
 /** A minimal revision of a stack with no services (the hub's queue does not look inside). */
 export function emptyRevision(stack: string, revision: number): NonNullable<JobRequest['target']> {
   return {
-    stack, revision,
+    stack,
+    revision,
     project: { name: stack, services: {}, networks: {}, volumes: {}, configs: {}, secretFiles: [] },
     gate: { stableMs: 0, deadlineMs: 1_000 },
     digest: '0'.repeat(64),

@@ -23,14 +23,36 @@ export function revision(stack: string, rev = 1): StackRevision {
     name: stack,
     services: {
       web: {
-        image: 'busybox:latest', containerName: null, command: ['sleep', '3600'], entrypoint: null,
-        environment: { MODE: 'test' }, secretEnvironment: ['API_TOKEN'], ports: [], mounts: [], networks: {}, labels: {},
-        restart: 'no' as const, healthcheck: null, dependsOn: {}, user: null, workingDir: null, capAdd: [], capDrop: [], devices: [],
-        resources: { memoryBytes: null, nanoCpus: null, pidsLimit: null }, logging: null, extraHosts: [], secrets: [], configs: [],
+        image: 'busybox:latest',
+        containerName: null,
+        command: ['sleep', '3600'],
+        entrypoint: null,
+        environment: { MODE: 'test' },
+        secretEnvironment: ['API_TOKEN'],
+        ports: [],
+        mounts: [],
+        networks: {},
+        labels: {},
+        restart: 'no' as const,
+        healthcheck: null,
+        dependsOn: {},
+        user: null,
+        workingDir: null,
+        capAdd: [],
+        capDrop: [],
+        devices: [],
+        resources: { memoryBytes: null, nanoCpus: null, pidsLimit: null },
+        logging: null,
+        extraHosts: [],
+        secrets: [],
+        configs: [],
         stopGracePeriodNs: null,
       },
     },
-    networks: {}, volumes: {}, configs: {}, secretFiles: [],
+    networks: {},
+    volumes: {},
+    configs: {},
+    secretFiles: [],
   };
   return { stack, revision: rev, project, gate: { stableMs: 0, deadlineMs: 5_000 }, digest: createHash('sha256').update(JSON.stringify(project)).digest('hex') };
 }
@@ -39,8 +61,15 @@ export function makeJob(node: string, overrides: Partial<JobRequest> = {}): JobR
   const stack = overrides.stack ?? 'shop';
   const now = Date.now();
   return {
-    id: newJobId(), kind: 'deploy', node, stack, target: revision(stack),
-    secrets: { env: {}, files: {} }, createdAt: now, expiresAt: now + 3_600_000, ...overrides,
+    id: newJobId(),
+    kind: 'deploy',
+    node,
+    stack,
+    target: revision(stack),
+    secrets: { env: {}, files: {} },
+    createdAt: now,
+    expiresAt: now + 3_600_000,
+    ...overrides,
   };
 }
 
@@ -55,7 +84,14 @@ export interface DeliveryAnswer {
 export async function deliver(hub: TestHub, node: string, body: unknown, opts: { onEvent?: (e: JobEvent) => void; signal?: AbortSignal; raw?: Buffer } = {}): Promise<DeliveryAnswer> {
   const link = hub.hub.registry.requireLink(node);
   const payload = opts.raw ?? Buffer.from(JSON.stringify(body));
-  const res = await link.request({ method: 'POST', path: JOBS_PATH, headers: { 'content-type': 'application/json' }, body: payload, timeoutMs: 30_000, ...(opts.signal ? { signal: opts.signal } : {}) });
+  const res = await link.request({
+    method: 'POST',
+    path: JOBS_PATH,
+    headers: { 'content-type': 'application/json' },
+    body: payload,
+    timeoutMs: 30_000,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
   const events: JobEvent[] = [];
   let buffered = '';
   await new Promise<void>((resolve) => {
@@ -143,7 +179,8 @@ export async function startJobAgent(opts: { hubUrl: string; code: string; name: 
   const config = agentConfigFrom({ hub: opts.hubUrl, code: opts.code, name: opts.name, state: stateDir, docker: NO_ENGINE, policy: join(stateDir, 'no-policy.json') });
   const stop = new AbortController();
   const agent: JobTestAgent = {
-    stateDir, connects: 0,
+    stateDir,
+    connects: 0,
     async stop() {
       stop.abort();
       await done.catch(() => {});

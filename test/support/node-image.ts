@@ -20,7 +20,11 @@ export const NODE_IMAGE = 'dockfleet-test/node:latest';
 
 const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => fs.existsSync(p));
 
-interface ImageFile { path: string; source: string; mode: number }
+interface ImageFile {
+  path: string;
+  source: string;
+  mode: number;
+}
 
 /** The files of the image: `node` at /usr/bin/node and /bin/node, each library at the path ldd names. */
 async function imageFiles(): Promise<ImageFile[]> {
@@ -75,21 +79,28 @@ async function importImage(engine: TestEngine): Promise<string> {
   const changes = encodeURIComponent('CMD ["node"]');
   const pack = await packImage();
   const text = await new Promise<string>((resolve, reject) => {
-    const req = http.request({
-      socketPath: engine.socketPath, method: 'POST', agent: false,
-      path: `/images/create?fromSrc=-&repo=${encodeURIComponent(repo)}&tag=${tag}&changes=${changes}`,
-      headers: { Host: 'docker', 'Content-Type': 'application/x-tar' },
-    }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${res.statusCode}: ${body.trim()}`))));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      {
+        socketPath: engine.socketPath,
+        method: 'POST',
+        agent: false,
+        path: `/images/create?fromSrc=-&repo=${encodeURIComponent(repo)}&tag=${tag}&changes=${changes}`,
+        headers: { Host: 'docker', 'Content-Type': 'application/x-tar' },
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${res.statusCode}: ${body.trim()}`))));
+        res.on('error', reject);
+      },
+    );
     req.setTimeout(120_000, () => req.destroy(new Error('timed out after 120 s')));
     req.on('error', reject);
     pack.on('error', (err) => req.destroy(err));
     pack.pipe(req);
-  }).catch((err: Error) => { throw new Error(`${engine.name}: importing ${NODE_IMAGE} failed: ${err.message}`); });
+  }).catch((err: Error) => {
+    throw new Error(`${engine.name}: importing ${NODE_IMAGE} failed: ${err.message}`);
+  });
   if (/"error"/.test(text)) throw new Error(`${engine.name}: importing ${NODE_IMAGE} failed: ${text.trim()}`);
   return NODE_IMAGE;
 }

@@ -26,8 +26,7 @@ export async function startNodeRig(prefix: string, node: string): Promise<NodeRi
   const hubDir = join(dir, 'hub');
   const port = await freePort();
   const hub = await startTestHub({ dataDir: hubDir, port });
-  const agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', await mintCode(hub, node), '--state', join(dir, 'agent'),
-    '--docker', engine.dockerHost, '--policy', join(dir, 'no-policy.json')]);
+  const agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', await mintCode(hub, node), '--state', join(dir, 'agent'), '--docker', engine.dockerHost, '--policy', join(dir, 'no-policy.json')]);
   await agent.waitForLine(new RegExp(`agent ${node} connected`));
   return { engine, hub, dir, hubDir, port, agent };
 }

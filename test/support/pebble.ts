@@ -53,7 +53,11 @@ export interface Pebble {
   close(): Promise<void>;
 }
 
-interface Child { process: ChildProcess; exited: Promise<void>; output: () => string }
+interface Child {
+  process: ChildProcess;
+  exited: Promise<void>;
+  output: () => string;
+}
 
 export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
   const dir = await mkdtemp(join(tmpdir(), 'dockfleet-pebble-'));
@@ -72,23 +76,27 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
     await writeFile(join(dir, 'key.pem'), pki.serverKeyPem, { mode: 0o600 });
 
     const [acmePort, managementPort, dnsPort, challManagementPort] = await distinctFreePorts(4);
-    await writeFile(join(dir, 'pebble.json'), JSON.stringify({
-      pebble: {
-        listenAddress: `127.0.0.1:${acmePort}`,
-        managementListenAddress: `127.0.0.1:${managementPort}`,
-        certificate: join(dir, 'cert.pem'),
-        privateKey: join(dir, 'key.pem'),
-        httpPort: opts.httpPort,
-        tlsPort: opts.tlsPort,
-        ocspResponderURL: '',
-        externalAccountBindingRequired: false,
-      },
-    }));
+    await writeFile(
+      join(dir, 'pebble.json'),
+      JSON.stringify({
+        pebble: {
+          listenAddress: `127.0.0.1:${acmePort}`,
+          managementListenAddress: `127.0.0.1:${managementPort}`,
+          certificate: join(dir, 'cert.pem'),
+          privateKey: join(dir, 'key.pem'),
+          httpPort: opts.httpPort,
+          tlsPort: opts.tlsPort,
+          ocspResponderURL: '',
+          externalAccountBindingRequired: false,
+        },
+      }),
+    );
 
-    const dns = spawnChild(CHALLTESTSRV, [
-      '-dns01', `127.0.0.1:${dnsPort}`, '-management', `127.0.0.1:${challManagementPort}`,
-      '-http01', '', '-https01', '', '-tlsalpn01', '', '-defaultIPv4', '127.0.0.1', '-defaultIPv6', '',
-    ], {});
+    const dns = spawnChild(
+      CHALLTESTSRV,
+      ['-dns01', `127.0.0.1:${dnsPort}`, '-management', `127.0.0.1:${challManagementPort}`, '-http01', '', '-https01', '', '-tlsalpn01', '', '-defaultIPv4', '127.0.0.1', '-defaultIPv6', ''],
+      {},
+    );
     children.push(dns);
     const challtestsrv = `http://127.0.0.1:${challManagementPort}`;
     await waitUntil(() => plainPost(`${challtestsrv}/clear-a`, { host: 'ready.invalid' }), 10_000, 'pebble-challtestsrv', dns);
@@ -99,8 +107,7 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
       if (server) return;
       // No random sleeps before validating, no valid nonce rejected, no authorization reused
       // (every order is validated, so a refused challenge shows on a renewal too).
-      server = spawnChild(PEBBLE, ['-config', join(dir, 'pebble.json'), '-dnsserver', `127.0.0.1:${dnsPort}`],
-        { PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0' });
+      server = spawnChild(PEBBLE, ['-config', join(dir, 'pebble.json'), '-dnsserver', `127.0.0.1:${dnsPort}`], { PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0' });
       children.push(server);
       const started = server;
       await waitUntil(() => httpsGet(directoryUrl, pki.caCertPem), 15_000, 'pebble', started);
@@ -112,8 +119,12 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
       caFile,
       caPem: pki.caCertPem,
       issuingRoot: () => httpsGet(`${management}/roots/0`, pki.caCertPem),
-      async pointHost(host, address) { await plainPost(`${challtestsrv}/add-a`, { host, addresses: [address] }); },
-      async unpointHost(host) { await plainPost(`${challtestsrv}/clear-a`, { host }); },
+      async pointHost(host, address) {
+        await plainPost(`${challtestsrv}/add-a`, { host, addresses: [address] });
+      },
+      async unpointHost(host) {
+        await plainPost(`${challtestsrv}/clear-a`, { host });
+      },
       async stopServer() {
         const running = server;
         server = null;
@@ -132,14 +143,21 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
 function spawnChild(bin: string, args: string[], env: Record<string, string>): Child {
   const child = spawn(bin, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  const keep = (c: Buffer): void => { out = (out + c.toString()).slice(-20_000); };
+  const keep = (c: Buffer): void => {
+    out = (out + c.toString()).slice(-20_000);
+  };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
   const exited = new Promise<void>((resolve) => {
     child.once('exit', () => resolve());
-    child.once('error', (err) => { out += `\n${err.message}`; resolve(); });
+    child.once('error', (err) => {
+      out += `\n${err.message}`;
+      resolve();
+    });
   });
-  process.once('exit', () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+  process.once('exit', () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
   return { process: child, exited, output: () => out };
 }
 
@@ -161,7 +179,10 @@ async function distinctFreePorts(n: number): Promise<number[]> {
 async function waitUntil(attempt: () => Promise<unknown>, timeoutMs: number, what: string, child: Child): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    try { await attempt(); return; } catch (err) {
+    try {
+      await attempt();
+      return;
+    } catch (err) {
       const p = child.process;
       if (p.exitCode !== null || p.signalCode !== null) throw new Error(`${what} exited: ${child.output().slice(-1500)}`);
       if (Date.now() > deadline) throw new Error(`${what} did not answer in ${timeoutMs} ms (${(err as Error).message}): ${child.output().slice(-1500)}`);

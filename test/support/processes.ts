@@ -55,7 +55,9 @@ export function spawnDockfleet(args: string[], env: NodeJS.ProcessEnv = {}): Doc
     async waitForLine(pattern, timeoutMs = 15_000, fromLine = 0) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
-        const hit = lines().slice(fromLine).find((l) => pattern.test(l));
+        const hit = lines()
+          .slice(fromLine)
+          .find((l) => pattern.test(l));
         if (hit) return hit;
         if (child.exitCode !== null || child.signalCode !== null) {
           throw new Error(`process exited (${child.exitCode ?? child.signalCode}) before printing ${pattern}; stderr: ${err.slice(-800)}`);

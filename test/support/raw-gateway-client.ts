@@ -35,19 +35,30 @@ export async function openRawClient(hubUrl: string, caPem: string, opts: RawClie
   });
   socket.on('error', () => {});
   const key = randomBytes(16).toString('base64');
-  socket.write([
-    `GET ${GATEWAY_PATH} HTTP/1.1`, `Host: ${url.host}`, 'Connection: Upgrade', 'Upgrade: websocket',
-    `Sec-WebSocket-Key: ${key}`, 'Sec-WebSocket-Version: 13', `Sec-WebSocket-Protocol: ${opts.protocol ?? GATEWAY_SUBPROTOCOL}`, '', '',
-  ].join('\r\n'));
+  socket.write(
+    [
+      `GET ${GATEWAY_PATH} HTTP/1.1`,
+      `Host: ${url.host}`,
+      'Connection: Upgrade',
+      'Upgrade: websocket',
+      `Sec-WebSocket-Key: ${key}`,
+      'Sec-WebSocket-Version: 13',
+      `Sec-WebSocket-Protocol: ${opts.protocol ?? GATEWAY_SUBPROTOCOL}`,
+      '',
+      '',
+    ].join('\r\n'),
+  );
   let buffer = Buffer.alloc(0);
   const frames: any[] = [];
   const waiters: Array<() => void> = [];
   let headDone = false;
   let started = false;
-  const closed = new Promise<void>((resolve) => socket.once('close', () => {
-    for (const w of waiters.splice(0)) w();
-    resolve();
-  }));
+  const closed = new Promise<void>((resolve) =>
+    socket.once('close', () => {
+      for (const w of waiters.splice(0)) w();
+      resolve();
+    }),
+  );
   const upgraded = new Promise<void>((resolve, reject) => {
     socket.once('close', () => reject(new Error('closed before the upgrade')));
     socket.on('data', (chunk: Buffer) => {
@@ -80,7 +91,9 @@ export async function openRawClient(hubUrl: string, caPem: string, opts: RawClie
   await upgraded;
   let read = 0;
   return {
-    tls: socket, frames, closed,
+    tls: socket,
+    frames,
+    closed,
     send: (line) => void socket.write(`${typeof line === 'string' ? line : JSON.stringify(line)}\n`),
     sendRaw: (bytes) => void socket.write(bytes),
     terminate: () => void socket.destroy(),
@@ -93,7 +106,10 @@ export async function openRawClient(hubUrl: string, caPem: string, opts: RawClie
         if (left <= 0) throw new Error('no frame in time');
         await new Promise<void>((r) => {
           const t = setTimeout(r, left);
-          waiters.push(() => { clearTimeout(t); r(); });
+          waiters.push(() => {
+            clearTimeout(t);
+            r();
+          });
         });
       }
       return frames[read++];

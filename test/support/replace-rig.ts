@@ -74,6 +74,12 @@ export const lastLine = (text: string): string => text.trim().split('\n').at(-1)
 /** File name → SHA-256 of each file directly in `root`. */
 export async function fileHashes(root: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  for (const name of (await readdir(root)).sort()) out.set(name, createHash('sha256').update(await readFile(join(root, name))).digest('hex'));
+  for (const name of (await readdir(root)).sort())
+    out.set(
+      name,
+      createHash('sha256')
+        .update(await readFile(join(root, name)))
+        .digest('hex'),
+    );
   return out;
 }

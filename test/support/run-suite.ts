@@ -20,7 +20,13 @@ const TEST_DIR = new URL('..', import.meta.url).pathname;
 const SERIAL = /from 'playwright-core'|support\/browser\.ts'|@serial-lane/;
 
 async function lanes(only: string[]): Promise<{ parallel: string[]; serial: string[] }> {
-  const files = only.length > 0 ? only : (await readdir(TEST_DIR)).filter((f) => f.endsWith('.test.ts')).sort().map((f) => join('test', f));
+  const files =
+    only.length > 0
+      ? only
+      : (await readdir(TEST_DIR))
+          .filter((f) => f.endsWith('.test.ts'))
+          .sort()
+          .map((f) => join('test', f));
   const parallel: string[] = [];
   const serial: string[] = [];
   for (const file of files) (SERIAL.test(await readFile(file, 'utf8')) ? serial : parallel).push(file);

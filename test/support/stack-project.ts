@@ -5,11 +5,29 @@ import { BUSYBOX_IMAGE } from './engines.ts';
 
 export function service(over: Partial<StackService> = {}): StackService {
   return {
-    image: BUSYBOX_IMAGE, containerName: null, command: ['sleep', '3600'], entrypoint: null,
-    environment: {}, secretEnvironment: [], ports: [], mounts: [], networks: {}, labels: {},
-    restart: 'no', healthcheck: null, dependsOn: {}, user: null, workingDir: null,
-    capAdd: [], capDrop: [], devices: [], resources: { memoryBytes: null, nanoCpus: null, pidsLimit: null },
-    logging: null, extraHosts: [], secrets: [], configs: [],
+    image: BUSYBOX_IMAGE,
+    containerName: null,
+    command: ['sleep', '3600'],
+    entrypoint: null,
+    environment: {},
+    secretEnvironment: [],
+    ports: [],
+    mounts: [],
+    networks: {},
+    labels: {},
+    restart: 'no',
+    healthcheck: null,
+    dependsOn: {},
+    user: null,
+    workingDir: null,
+    capAdd: [],
+    capDrop: [],
+    devices: [],
+    resources: { memoryBytes: null, nanoCpus: null, pidsLimit: null },
+    logging: null,
+    extraHosts: [],
+    secrets: [],
+    configs: [],
     // busybox's sleep as pid 1 ignores SIGTERM: do not wait 10 s for it.
     stopGracePeriodNs: 1_000_000_000,
     ...over,
@@ -22,7 +40,9 @@ export function project(name: string, services: Record<string, StackService>, ov
 
 export function revision(p: StackProject, n: number, gate: { stableMs?: number; deadlineMs?: number } = {}): StackRevision {
   return {
-    stack: p.name, revision: n, project: p,
+    stack: p.name,
+    revision: n,
+    project: p,
     gate: { stableMs: gate.stableMs ?? 1_000, deadlineMs: gate.deadlineMs ?? 30_000 },
     digest: createHash('sha256').update(JSON.stringify(p)).digest('hex'),
   };

@@ -22,7 +22,12 @@ export interface StackRig {
   stateDir: string;
   applier: StackApplier;
   /** `applier`: another applier on the same engine and state (one with another policy, say). */
-  run(kind: JobKind, stack: string, target: StackRevision | null, opts?: { secrets?: Record<string, string>; files?: Record<string, string>; ctx?: Partial<JobContext>; applier?: StackApplier }): Promise<{ result: JobResult; logs: string[]; steps: string[] }>;
+  run(
+    kind: JobKind,
+    stack: string,
+    target: StackRevision | null,
+    opts?: { secrets?: Record<string, string>; files?: Record<string, string>; ctx?: Partial<JobContext>; applier?: StackApplier },
+  ): Promise<{ result: JobResult; logs: string[]; steps: string[] }>;
   /** An applier on this engine and state under another host policy (the policy file's JSON). */
   applierWith(policy: unknown): Promise<StackApplier>;
   /** The project's containers: name → config-hash, running. */
@@ -41,16 +46,29 @@ export async function startStackRig(prefix: string): Promise<StackRig> {
   const applier = new StackApplier({ engine: stackEngine, policy, state });
   const filter = (stack: string): string => encodeURIComponent(JSON.stringify({ label: [`com.docker.compose.project=${stack}`] }));
   return {
-    engine, stackEngine, state, stateDir, applier,
+    engine,
+    stackEngine,
+    state,
+    stateDir,
+    applier,
     async run(kind, stack, target, opts = {}) {
       const logs: string[] = [];
       const steps: string[] = [];
       const job: JobRequest = {
-        id: `job_${randomBytes(12).toString('hex')}`, kind, node: 'n1', stack, target,
-        secrets: { env: opts.secrets ?? {}, files: opts.files ?? {} }, createdAt: Date.now(), expiresAt: Date.now() + 3_600_000,
+        id: `job_${randomBytes(12).toString('hex')}`,
+        kind,
+        node: 'n1',
+        stack,
+        target,
+        secrets: { env: opts.secrets ?? {}, files: opts.files ?? {} },
+        createdAt: Date.now(),
+        expiresAt: Date.now() + 3_600_000,
       };
       const ctx: JobContext = {
-        step: async (name, run) => { steps.push(name); return run(); },
+        step: async (name, run) => {
+          steps.push(name);
+          return run();
+        },
         log: (line) => logs.push(line),
         signal: new AbortController().signal,
         resumed: false,

@@ -32,12 +32,13 @@ function keyPem(key: CryptoKey): string {
 export async function makeCa(name = `test CA ${randomBytes(3).toString('hex')}`): Promise<TestCa> {
   const keys = await crypto.subtle.generateKey(EC, true, ['sign', 'verify']);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: serial(), name: `CN=${name}`, keys, signingAlgorithm: SIGN,
-    notBefore: new Date(Date.now() - DAY), notAfter: new Date(Date.now() + 3650 * DAY),
-    extensions: [
-      new x509.BasicConstraintsExtension(true, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-    ],
+    serialNumber: serial(),
+    name: `CN=${name}`,
+    keys,
+    signingAlgorithm: SIGN,
+    notBefore: new Date(Date.now() - DAY),
+    notAfter: new Date(Date.now() + 3650 * DAY),
+    extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)],
   });
   return { certPem: cert.toString('pem'), name, keys };
 }
@@ -76,12 +77,13 @@ export async function makeAlpnChallenge(host: string, keyAuthorization: string):
   const keys = await crypto.subtle.generateKey(EC, true, ['sign', 'verify']);
   const digest = Buffer.from(await crypto.subtle.digest('SHA-256', Buffer.from(keyAuthorization)));
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: serial(), name: `CN=${host}`, keys, signingAlgorithm: SIGN,
-    notBefore: new Date(Date.now() - DAY), notAfter: new Date(Date.now() + 7 * DAY),
-    extensions: [
-      new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: host }]),
-      new x509.Extension('1.3.6.1.5.5.7.1.31', true, Buffer.concat([Buffer.from([0x04, 0x20]), digest])),
-    ],
+    serialNumber: serial(),
+    name: `CN=${host}`,
+    keys,
+    signingAlgorithm: SIGN,
+    notBefore: new Date(Date.now() - DAY),
+    notAfter: new Date(Date.now() + 7 * DAY),
+    extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: host }]), new x509.Extension('1.3.6.1.5.5.7.1.31', true, Buffer.concat([Buffer.from([0x04, 0x20]), digest]))],
   });
   const pem = cert.toString('pem');
   return { cert: pem, key: keyPem(keys.privateKey), fingerprint: new X509Certificate(pem).fingerprint256 };
