@@ -114,7 +114,7 @@ test('a malformed upgrade request gets a clear HTTP error, not a hang', async ()
     await new Promise<void>((resolve) => socket.once('close', () => resolve()));
     return answer;
   };
-  const key = 'Sec-WebSocket-Key: ' + Buffer.alloc(16, 7).toString('base64');
+  const key = `Sec-WebSocket-Key: ${Buffer.alloc(16, 7).toString('base64')}`;
   const protocol = `Sec-WebSocket-Protocol: ${GATEWAY_SUBPROTOCOL}`;
   const noKey = await ask(['Sec-WebSocket-Version: 13', protocol]);
   assert.match(noKey, /^HTTP\/1\.1 400 /);

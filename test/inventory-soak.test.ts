@@ -8,7 +8,6 @@ import { engineRequest, runContainer, BUSYBOX_IMAGE, type TestEngine } from './s
 import type { TestHub } from './support/hub-fixture.ts';
 import { importTinyImage, waitSectionsEqual } from './support/inventory-compare.ts';
 import { startNodeRig, stopNodeRig, type NodeRig } from './support/node-rig.ts';
-import type { DockfleetProcess } from './support/processes.ts';
 
 const NODE = 'soak-host';
 const OPERATIONS = 200;

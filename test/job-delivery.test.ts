@@ -104,7 +104,7 @@ test('a job filed while its node is offline waits, and runs when the node connec
 });
 
 test('a link lost mid-job leaves it running; the agent back gets the same job again and finishes it', async () => {
-  const first = await agentFor('flaky', (job, res) => {
+  const first = await agentFor('flaky', (_job, res) => {
     beginEvents(res);
     send(res, { t: 'accepted', at: Date.now() });
     send(res, { t: 'log', at: Date.now(), line: 'pulling' });

@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import { run } from './support/docker-cli.ts';
 import { BUSYBOX_IMAGE, engineRequest, type TestEngine } from './support/engines.ts';
 import { waitFor, type TestHub } from './support/hub-fixture.ts';
-import { spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
+import { spawnDockfleet } from './support/processes.ts';
 import { startNodeRig, stopNodeRig, type NodeRig } from './support/node-rig.ts';
 
 const NODE = 'shop-01';

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { AxeBuilder } from '@axe-core/playwright';
-import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
+import type { Browser, Locator, Page } from 'playwright-core';
 import { gotoSteadily, launchBrowser, openAsFirstAdmin, reportTrouble } from './support/browser.ts';
 import { BUSYBOX_IMAGE, engineRequest, runContainer, startEngines, stopEngines, type TestEngine } from './support/engines.ts';
 import { mintCode, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
@@ -28,7 +28,6 @@ let hub: TestHub | undefined;
 let agent: TestAgent | undefined;
 let dir = '';
 let browser: Browser | undefined;
-let context: BrowserContext;
 let page: Page;
 let containerId = '';
 let jobId = '';
@@ -163,7 +162,7 @@ test('before signing in: the setup page, then the sign-in page, at 1280 and 390 
     await assertNoSidewaysScroll(p, `setup, ${width} px`);
     await ctx.close();
   }
-  ({ context, page } = await openAsFirstAdmin(browser!, { url: hub!.url, dataDir: join(dir, 'hub') }, 'Nodes'));
+  ({ page } = await openAsFirstAdmin(browser!, { url: hub!.url, dataDir: join(dir, 'hub') }, 'Nodes'));
   assert.equal((await hub!.api('POST', '/api/v1/users', { name: 'grace', role: 'viewer', password: PASSWORD })).status, 201);
   for (const width of [1280, 390]) {
     const ctx = await browser!.newContext({ ignoreHTTPSErrors: true, viewport: { width, height: 844 } });

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { AxeBuilder } from '@axe-core/playwright';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { launchBrowser, openAsFirstAdmin, reportTrouble } from './support/browser.ts';
 import { engineRequest, runContainer, startEngines, stopEngines, type TestEngine } from './support/engines.ts';
 import { type TestHub, waitFor } from './support/hub-fixture.ts';

@@ -10,7 +10,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { assertAccessible } from './support/axe.ts';
 import { launchBrowser, openAsFirstAdmin, screenshot } from './support/browser.ts';
 import { engineRequest, runContainer, startEngines, stopEngines, type TestEngine } from './support/engines.ts';
@@ -25,7 +25,6 @@ const agents: DockfleetProcess[] = [];
 let dir = '';
 let allowed = '';
 let browser: Browser | undefined;
-let context: BrowserContext;
 let page: Page;
 
 const sockA = () => engines[0]!.socketPath;
@@ -54,7 +53,7 @@ before(async () => {
   await engineRequest(sockB(), 'POST', '/volumes/create', { Name: 'beta-data' });
   await engineRequest(sockA(), 'POST', '/networks/create', { Name: 'alpha-net' });
   browser = await launchBrowser();
-  ({ context, page } = await openAsFirstAdmin(browser, { url: hub.url, dataDir: join(dir, 'hub') }, 'Nodes'));
+  ({ page } = await openAsFirstAdmin(browser, { url: hub.url, dataDir: join(dir, 'hub') }, 'Nodes'));
 });
 
 after(async () => {

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { AxeBuilder } from '@axe-core/playwright';
-import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
+import type { Browser, Locator, Page } from 'playwright-core';
 import { launchBrowser, openAsFirstAdmin, screenshot } from './support/browser.ts';
 import { engineRequest, runContainer, type TestEngine } from './support/engines.ts';
 import { waitFor, type TestHub } from './support/hub-fixture.ts';

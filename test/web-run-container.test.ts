@@ -5,7 +5,7 @@
  * 390 px. */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { assertAccessible } from './support/axe.ts';
 import { launchBrowser, openAsFirstAdmin, screenshot } from './support/browser.ts';
 import { BUSYBOX_IMAGE, containerLogs, engineRequest, runContainer, waitContainer } from './support/engines.ts';

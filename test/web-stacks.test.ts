@@ -11,7 +11,6 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { launchBrowser, reportTrouble, screenshot } from './support/browser.ts';
 import { BUSYBOX_IMAGE, engineRequest, type TestEngine } from './support/engines.ts';
 import { waitFor, type TestHub } from './support/hub-fixture.ts';
-import type { DockfleetProcess } from './support/processes.ts';
 import { startNodeRig, stopNodeRig, type NodeRig } from './support/node-rig.ts';
 
 const NODE = 'shop-01';

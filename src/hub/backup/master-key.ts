@@ -214,7 +214,7 @@ async function syncDir(dir: string): Promise<void> {
 function mismatch(legacyOrTarget: string, other: string): DockfleetError {
   return new DockfleetError(
     'master_key_mismatch',
-    `two different master keys: ${legacyOrTarget} and ${other}. ` + 'Keep the one this data directory was sealed under and move the other away; nothing was changed',
+    `two different master keys: ${legacyOrTarget} and ${other}. Keep the one this data directory was sealed under and move the other away; nothing was changed`,
   );
 }
 

@@ -16,8 +16,6 @@ import { HostLogAgreement } from './node-audit-agreement.tsx';
 import { useStore } from '../lib/store.ts';
 import type { Me, NodeView } from '../lib/types.ts';
 
-const NODE_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
-
 export function NodesPage({ me }: { me: Me }): JSX.Element {
   const f = useStore(fleet);
   const [enrolling, setEnrolling] = useState(false);
