@@ -17,6 +17,15 @@ import { enableNow, removeUnit, SYSTEM_UNIT_DIR, systemdVersion, writeUnit } fro
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
 
 /** The engine's data root, from the engine itself when it answers; Docker's default otherwise. */
+/** The host paths the policy's backups section writes repositories under: repositoryPaths, else a path default repository. */
+async function backupPaths(policyFile: string | null): Promise<string[]> {
+  const { loadPolicy } = await import('../../agent/policy/policy-file.ts');
+  const backups = (await loadPolicy(policyFile)).backups;
+  if (!backups) return [];
+  if (backups.repositoryPaths) return [...backups.repositoryPaths];
+  return backups.repository?.startsWith('/') ? [backups.repository] : [];
+}
+
 async function dockerRoot(dockerHost: string): Promise<string> {
   const engine = new EngineClient(dockerHost);
   try {
@@ -63,6 +72,7 @@ async function install(args: string[]): Promise<void> {
       dockerHost: config.dockerHost,
       policyFile: values.policy === undefined ? null : config.policyFile,
       dockerRoot: await dockerRoot(config.dockerHost),
+      backupPaths: await backupPaths(config.policyFile),
       logLevel,
       systemdVersion: await systemdVersion(),
     }),

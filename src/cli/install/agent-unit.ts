@@ -23,6 +23,8 @@ export interface AgentUnitOptions {
   policyFile: string | null;
   /** The engine's data root (docker info's DockerRootDir), whose volumes/ the agent reads and writes. */
   dockerRoot: string;
+  /** Host paths its policy's backups section writes restic repositories under (repositoryPaths, or a path repository). */
+  backupPaths: readonly string[];
   logLevel: string | null;
   systemdVersion: number | null;
 }
@@ -60,6 +62,7 @@ export function agentUnitText(o: AgentUnitOptions): string {
       readWritePaths: [
         ...(ownState ? [] : [{ path: o.stateDir, why: 'Its state directory (--state): identity, audit log, job ledger.' }]),
         { path: `-${o.dockerRoot}/volumes`, why: "The engine's volumes, which volume files, backups and restores read and write (skipped if absent)." },
+        ...o.backupPaths.map((path) => ({ path: `-${path}`, why: "Where its policy's backups keep restic repositories on this host (skipped if absent; reinstall after changing the policy's paths)." })),
       ],
       needsHome: [o.programs.node, o.programs.dockfleet, o.stateDir, socket, o.policyFile ?? ''].some(underHome),
       systemdVersion: o.systemdVersion,
