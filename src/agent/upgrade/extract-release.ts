@@ -32,6 +32,8 @@ export async function extractRelease(pkg: Buffer, dest: string): Promise<void> {
   let bytes = 0;
   const done = new Promise<void>((resolve, reject) => {
     extract.on('entry', (header, stream, next) => {
+      // A refusal destroys the extractor, and with it this entry's stream: its error is the refusal, reported once below.
+      stream.on('error', () => {});
       const fail = (message: string): void => {
         stream.resume();
         extract.destroy(new Error(message));
@@ -67,6 +69,7 @@ export async function extractRelease(pkg: Buffer, dest: string): Promise<void> {
   });
   const gunzip = createGunzip();
   gunzip.on('error', (err) => extract.destroy(new Error(`the release is not a gzipped tar: ${err.message}`)));
+  extract.on('error', () => gunzip.destroy());
   Readable.from([pkg]).pipe(gunzip).pipe(extract);
   await done;
 }
