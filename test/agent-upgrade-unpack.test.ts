@@ -19,7 +19,7 @@ type Entry = { name: string; type?: 'file' | 'directory' | 'symlink' | 'link'; b
 async function tgz(entries: Entry[]): Promise<Buffer> {
   const pack = tarStream.pack();
   const chunks: Buffer[] = [];
-  pack.on('data', (c: Buffer) => chunks.push(c));
+  pack.on('data', (c: unknown) => chunks.push(c as Buffer));
   const done = new Promise((resolve) => pack.on('end', resolve));
   for (const e of entries) {
     await new Promise<void>((resolve, reject) => {
