@@ -20,10 +20,13 @@ async function tgz(entries: Entry[]): Promise<Buffer> {
   const pack = tarStream.pack();
   const chunks: Buffer[] = [];
   pack.on('data', (c: unknown) => chunks.push(c as Buffer));
-  const done = new Promise((resolve) => pack.on('end', resolve));
+  const done = new Promise<void>((resolve) => pack.on('end', () => resolve()));
   for (const e of entries) {
     await new Promise<void>((resolve, reject) => {
-      pack.entry({ name: e.name, type: e.type ?? 'file', ...(e.linkname ? { linkname: e.linkname } : {}) }, e.type === 'file' || e.type === undefined ? (e.body ?? '') : undefined, (err) => (err ? reject(err) : resolve()));
+      const header = { name: e.name, type: e.type ?? 'file', ...(e.linkname ? { linkname: e.linkname } : {}) };
+      const cb = (err?: Error | null): void => (err ? reject(err) : resolve());
+      if (header.type === 'file') pack.entry(header, e.body ?? '', cb);
+      else pack.entry(header, cb);
     });
   }
   pack.finalize();
