@@ -18,6 +18,8 @@ export interface NodeView {
   policy?: PolicySummary | null;
   /** The head of the host's own audit log, as its agent last reported it. */
   hostAudit?: { seq: number; hash: string } | null;
+  /** The agent's version as it said when it connected; null while offline. */
+  agentVersion?: string | null;
 }
 
 export interface Me {

@@ -1,6 +1,7 @@
 /** Nodes: status, engine, host facts, counts; enroll, approve, rotate, revoke. */
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
+import { AgentRollout } from '../components/agent-rollout.tsx';
 import { confirmAction } from '../components/dialog.tsx';
 import { EnrollDialog } from '../components/enroll-dialog.tsx';
 import { LabelChips, LabelsDialog } from '../components/node-labels.tsx';
@@ -37,6 +38,7 @@ export function NodesPage({ me }: { me: Me }): JSX.Element {
           </button>
         )}
       </PageHeader>
+      {isAdmin && <AgentRollout />}
       {nodes === null ? (
         f.error ? (
           <ErrorState error={f.error} title="Could not load nodes" />
@@ -100,6 +102,10 @@ function NodeCard({ node: n, isAdmin, canLabel, canAudit }: { node: NodeView; is
             {n.engine.version ? `Docker ${n.engine.version}` : '—'} {n.engine.state !== 'up' && <StatusBadge status={n.engine.state} {...(n.engine.error ? { title: n.engine.error } : {})} />}
             {n.engine.error && <div class="small bad-text">{n.engine.error}</div>}
           </dd>
+        </div>
+        <div>
+          <dt>Agent</dt>
+          <dd>{n.agentVersion ?? '—'}</dd>
         </div>
         <div>
           <dt>Host</dt>
