@@ -1,9 +1,9 @@
 /**
  * `npm pack` makes a package that installs and runs the way a user's machine would: the tarball
  * holds only what runs, `npm install FILE.tgz` into an empty folder brings every runtime
- * dependency (better-sqlite3 builds from source there, so this file is @serial-lane: a native
- * build wants the machine to itself), and the installed `dockfleet` answers `--version` and
- * starts a hub.
+ * dependency (better-sqlite3 builds from source there), and the installed `dockfleet` answers
+ * `--version` and starts a hub. It runs in the suite's two-at-a-time lane: the native build is
+ * CPU-heavy but times nothing, and alone it would add its 2–3 minutes to the suite's length.
  *
  * The install prefers this machine's npm cache and asks the registry only for what the cache lacks
  * (`--prefer-offline`): `npm ci` caches the short form of each package's metadata, an install of
