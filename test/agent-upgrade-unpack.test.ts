@@ -37,7 +37,7 @@ async function tgz(entries: Entry[]): Promise<Buffer> {
 const work = await mkdtemp(join(tmpdir(), 'dockfleet-unpack-'));
 after(() => rm(work, { recursive: true, force: true }));
 
-test('entry names: npm pack\'s package/ prefix is dropped; climbing out and absolute names are refused', () => {
+test("entry names: npm pack's package/ prefix is dropped; climbing out and absolute names are refused", () => {
   assert.equal(safeEntryPath('package/src/a.ts'), 'src/a.ts');
   assert.equal(safeEntryPath('./bin/dockfleet.js'), 'bin/dockfleet.js');
   assert.equal(typeof safeEntryPath('../etc/passwd'), 'object');
@@ -48,7 +48,13 @@ test('entry names: npm pack\'s package/ prefix is dropped; climbing out and abso
 
 test('a well-formed release unpacks into its directory', async () => {
   const dest = join(work, 'ok');
-  await extractRelease(await tgz([{ name: 'package/package.json', body: '{}' }, { name: 'package/src/a.ts', body: 'x' }]), dest);
+  await extractRelease(
+    await tgz([
+      { name: 'package/package.json', body: '{}' },
+      { name: 'package/src/a.ts', body: 'x' },
+    ]),
+    dest,
+  );
   assert.equal(await readFile(join(dest, 'src', 'a.ts'), 'utf8'), 'x');
 });
 
@@ -56,7 +62,13 @@ for (const [what, entries] of [
   ['a name that climbs out', [{ name: 'src/../../escaped.txt', body: 'x' }]],
   ['an absolute name', [{ name: join(work, 'absolute.txt'), body: 'x' }]],
   ['a symbolic link', [{ name: 'src/link', type: 'symlink', linkname: '/etc' }]],
-  ['a hard link', [{ name: 'src/a.ts', body: 'x' }, { name: 'src/hard', type: 'link', linkname: '/etc/passwd' }]],
+  [
+    'a hard link',
+    [
+      { name: 'src/a.ts', body: 'x' },
+      { name: 'src/hard', type: 'link', linkname: '/etc/passwd' },
+    ],
+  ],
 ] as Array<[string, Entry[]]>) {
   test(`a release holding ${what} is refused and writes nothing outside`, async () => {
     const before = (await readdir(work)).sort();

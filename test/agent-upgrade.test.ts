@@ -73,10 +73,9 @@ before(async () => {
   delete process.env.DOCKFLEET_RELEASE_KEY;
   stateDir = join(work, 'agent-state');
   const code = await mintCode(hub, 'up1');
-  agent = spawnDockfleet(
-    ['agent', '--hub', hub.url, '--code', code, '--state', stateDir, '--docker', engines[0]!.dockerHost, '--policy', join(work, 'no-policy.json')],
-    { DOCKFLEET_UPGRADE_TRIAL_MS: String(TRIAL_MS) },
-  );
+  agent = spawnDockfleet(['agent', '--hub', hub.url, '--code', code, '--state', stateDir, '--docker', engines[0]!.dockerHost, '--policy', join(work, 'no-policy.json')], {
+    DOCKFLEET_UPGRADE_TRIAL_MS: String(TRIAL_MS),
+  });
   await agent.waitForLine(/agent up1 connected/, 60_000);
 });
 

@@ -4,10 +4,7 @@
  * and the agent checks again alone before installing anything. Ed25519 through intent-keys.ts.
  */
 import { createHash } from 'node:crypto';
-import {
-  RELEASE_SIGNATURE_VERSION, releaseSignature, releaseSigningBytes,
-  type ReleaseManifest, type ReleaseSignature,
-} from '../protocol/releases.ts';
+import { RELEASE_SIGNATURE_VERSION, releaseSignature, releaseSigningBytes, type ReleaseManifest, type ReleaseSignature } from '../protocol/releases.ts';
 import { IntentSigner, generateOperatorKey, verifyBytes, type OperatorKeyPair } from './intent-keys.ts';
 
 export function generateReleaseKey(): OperatorKeyPair {

@@ -41,7 +41,13 @@ export function releaseSigningBytes(manifest: ReleaseManifest): Buffer {
 }
 
 /** POST /api/v1/releases: the package (base64) and its signature document. */
-export const addReleaseBody = z.object({ package: z.string().min(1).max(Math.ceil((MAX_RELEASE_BYTES * 4) / 3) + 4), signature: releaseSignature });
+export const addReleaseBody = z.object({
+  package: z
+    .string()
+    .min(1)
+    .max(Math.ceil((MAX_RELEASE_BYTES * 4) / 3) + 4),
+  signature: releaseSignature,
+});
 export const releaseView = z.object({ version: releaseVersionSchema, sha256: z.string(), size: z.number().int(), addedAt: z.string() });
 export type ReleaseView = z.infer<typeof releaseView>;
 
@@ -50,7 +56,11 @@ export const startUpgradeBody = z.object({
   to: releaseVersionSchema,
   parallel: z.number().int().min(1).max(1000).optional(),
   /** Node names; all online nodes when left out. */
-  nodes: z.array(z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/)).min(1).max(10_000).optional(),
+  nodes: z
+    .array(z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/))
+    .min(1)
+    .max(10_000)
+    .optional(),
 });
 export const UPGRADE_NODE_STATES = ['waiting', 'sending', 'restarting', 'succeeded', 'failed', 'skipped'] as const;
 export const upgradeNodeView = z.object({

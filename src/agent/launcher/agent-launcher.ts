@@ -42,10 +42,14 @@ export class AgentLauncher {
     const left = await this.#files.pending();
     if (left !== null) await this.#rollBack(left, 'the launcher stopped while the new version was on trial');
     return new Promise<number>((resolve) => {
-      signal.addEventListener('abort', () => {
-        this.#stopping = true;
-        void this.#stopChild().then(() => resolve(0));
-      }, { once: true });
+      signal.addEventListener(
+        'abort',
+        () => {
+          this.#stopping = true;
+          void this.#stopChild().then(() => resolve(0));
+        },
+        { once: true },
+      );
       void this.#start(resolve);
     });
   }
@@ -103,7 +107,9 @@ export class AgentLauncher {
       this.#switching = true;
       void this.#stopChild()
         .then(() => this.#rollBack(upgrade, `version ${upgrade.to} did not reconnect within ${Math.round(upgrade.trialMs / 1000)} s`))
-        .finally(() => { this.#switching = false; })
+        .finally(() => {
+          this.#switching = false;
+        })
         .then(() => this.#start(finish));
     }, upgrade.trialMs);
     this.#trial = { upgrade, timer };

@@ -44,7 +44,10 @@ export async function extractRelease(pkg: Buffer, dest: string): Promise<void> {
       if (header.type === 'directory') {
         stream.resume();
         if (rel === '') return next();
-        mkdir(join(dest, rel), { recursive: true, mode: 0o755 }).then(() => next(), (err: Error) => extract.destroy(err));
+        mkdir(join(dest, rel), { recursive: true, mode: 0o755 }).then(
+          () => next(),
+          (err: Error) => extract.destroy(err),
+        );
         return;
       }
       if (header.type !== 'file') return fail(`entry ${JSON.stringify(header.name)} is a ${header.type ?? 'special entry'}; releases hold only files and directories`);
@@ -61,7 +64,10 @@ export async function extractRelease(pkg: Buffer, dest: string): Promise<void> {
         const mode = (header.mode ?? 0o644) & 0o755;
         mkdir(dirname(target), { recursive: true, mode: 0o755 })
           .then(() => writeFile(target, Buffer.concat(chunks), { mode, flag: 'wx' }))
-          .then(() => next(), (err: Error) => extract.destroy(err));
+          .then(
+            () => next(),
+            (err: Error) => extract.destroy(err),
+          );
       });
     });
     extract.on('finish', resolve);

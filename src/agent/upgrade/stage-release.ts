@@ -53,10 +53,7 @@ async function checkTree(dir: string, version: string): Promise<string | null> {
   }
   if (pkg.name !== 'dockfleet' || pkg.version !== version) return `the release's package.json says ${String(pkg.name)} ${String(pkg.version)}, not dockfleet ${version}`;
   if (!(await stat(join(dir, 'bin', 'dockfleet.js')).catch(() => null))?.isFile()) return 'the release has no bin/dockfleet.js';
-  const [theirs, ours] = await Promise.all([
-    readFile(join(dir, 'package-lock.json')).catch(() => null),
-    readFile(join(CODE_ROOT, 'package-lock.json')).catch(() => null),
-  ]);
+  const [theirs, ours] = await Promise.all([readFile(join(dir, 'package-lock.json')).catch(() => null), readFile(join(CODE_ROOT, 'package-lock.json')).catch(() => null)]);
   if (theirs === null) return 'the release has no package-lock.json';
   if (ours === null || !theirs.equals(ours)) {
     return "the release's dependencies differ from the running version's (package-lock.json); installing dependencies is not supported yet";

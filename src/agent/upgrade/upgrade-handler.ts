@@ -7,9 +7,7 @@
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Logger } from '../../lib/logger.ts';
 import { readBounded } from '../../lib/read-bounded.ts';
-import {
-  AGENT_UPGRADE_PATH, AGENT_UPGRADE_RESULT_PATH, MAX_RELEASE_BYTES, RELEASE_SIGNATURE_HEADER, releaseVersionSchema,
-} from '../../protocol/releases.ts';
+import { AGENT_UPGRADE_PATH, AGENT_UPGRADE_RESULT_PATH, MAX_RELEASE_BYTES, RELEASE_SIGNATURE_HEADER, releaseVersionSchema } from '../../protocol/releases.ts';
 import type { TunnelHandler } from '../tunnel-handler.ts';
 import { stageRelease } from './stage-release.ts';
 import { UpgradeFiles } from './upgrade-files.ts';

@@ -17,7 +17,7 @@ function printRollout(r: RolloutView): void {
 }
 
 export const agentsCommand: Command = {
-  summary: 'upgrade the fleet\'s agents to a signed release, in waves',
+  summary: "upgrade the fleet's agents to a signed release, in waves",
   usage: `dockfleet agents upgrade --to VERSION [--parallel N] [--nodes A,B] [--wait]
 dockfleet agents upgrades [--json]
 
@@ -29,7 +29,9 @@ dockfleet agents upgrades [--json]
 ${TARGET_HELP}`,
   async run(args) {
     const { values, positionals } = parseArgs({
-      args, strict: true, allowPositionals: true,
+      args,
+      strict: true,
+      allowPositionals: true,
       options: { ...TARGET_OPTIONS, to: { type: 'string' }, parallel: { type: 'string' }, nodes: { type: 'string' }, wait: { type: 'boolean' }, json: { type: 'boolean' } },
     });
     const target = resolveTarget(values);
@@ -43,7 +45,10 @@ ${TARGET_HELP}`,
     if (!values.to) throw new UsageError('--to VERSION is required');
     const parallel = values.parallel === undefined ? undefined : Number(values.parallel);
     if (parallel !== undefined && !(Number.isInteger(parallel) && parallel > 0)) throw new UsageError('--parallel wants a positive whole number');
-    const nodes = values.nodes?.split(',').map((n) => n.trim()).filter((n) => n !== '');
+    const nodes = values.nodes
+      ?.split(',')
+      .map((n) => n.trim())
+      .filter((n) => n !== '');
     let rollout = (await callHub(target, 'POST', '/api/v1/agent-upgrades', { to: values.to, ...(parallel ? { parallel } : {}), ...(nodes ? { nodes } : {}) })) as RolloutView;
     if (values.wait) {
       while (rollout.state === 'running') {
@@ -53,6 +58,7 @@ ${TARGET_HELP}`,
       printRollout(rollout);
     }
     process.stdout.write(`${rollout.id}\n`);
-    if (values.wait && rollout.state !== 'succeeded') throw new Error(`the upgrade to ${rollout.to} failed: ${rollout.nodes.find((n) => n.state === 'failed')?.reason ?? 'see dockfleet agents upgrades'}`);
+    if (values.wait && rollout.state !== 'succeeded')
+      throw new Error(`the upgrade to ${rollout.to} failed: ${rollout.nodes.find((n) => n.state === 'failed')?.reason ?? 'see dockfleet agents upgrades'}`);
   },
 };

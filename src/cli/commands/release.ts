@@ -42,7 +42,7 @@ async function versionOf(pkgPath: string, given: string | undefined): Promise<st
 }
 
 export const releaseCommand: Command = {
-  summary: 'sign an agent release, add it to the hub, list the hub\'s releases',
+  summary: "sign an agent release, add it to the hub, list the hub's releases",
   usage: `dockfleet release sign PACKAGE.tgz --key FILE [--version V]   # writes PACKAGE.tgz.sig
 dockfleet release add PACKAGE.tgz [--signature FILE]              # default PACKAGE.tgz.sig
 dockfleet release ls [--json]
@@ -53,7 +53,9 @@ dockfleet release ls [--json]
 ${TARGET_HELP}`,
   async run(args) {
     const { values, positionals } = parseArgs({
-      args, strict: true, allowPositionals: true,
+      args,
+      strict: true,
+      allowPositionals: true,
       options: { ...TARGET_OPTIONS, key: { type: 'string' }, version: { type: 'string' }, signature: { type: 'string' }, json: { type: 'boolean' } },
     });
     const [sub, pkgPath, ...rest] = positionals;
@@ -71,7 +73,11 @@ ${TARGET_HELP}`,
       if (!pkgPath) throw new UsageError('usage: dockfleet release add PACKAGE.tgz [--signature FILE]');
       const [pkg, sig] = await Promise.all([readFile(pkgPath), readFile(values.signature ?? `${pkgPath}.sig`, 'utf8')]);
       let signature: unknown;
-      try { signature = JSON.parse(sig); } catch { throw new Error('the signature file is not JSON (made by dockfleet release sign?)'); }
+      try {
+        signature = JSON.parse(sig);
+      } catch {
+        throw new Error('the signature file is not JSON (made by dockfleet release sign?)');
+      }
       const added = (await callHub(target, 'POST', '/api/v1/releases', { package: pkg.toString('base64'), signature })) as ReleaseView;
       process.stdout.write(`release ${added.version} added (${added.size} bytes)\n${added.version}\n`);
       return;

@@ -8,10 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../lib/logger.ts';
 import { DockfleetError } from '../../protocol/errors.ts';
-import {
-  AGENT_UPGRADE_PATH, AGENT_UPGRADE_RESULT_PATH, RELEASE_SIGNATURE_HEADER, upgradeResult,
-  type RolloutView,
-} from '../../protocol/releases.ts';
+import { AGENT_UPGRADE_PATH, AGENT_UPGRADE_RESULT_PATH, RELEASE_SIGNATURE_HEADER, upgradeResult, type RolloutView } from '../../protocol/releases.ts';
 import type { AgentLink } from '../gateway/agent-link.ts';
 import type { NodeRegistry } from '../node-registry.ts';
 import type { ReleaseStore } from './release-store.ts';
@@ -50,12 +47,22 @@ export class AgentUpgrades {
     if ([...this.#rollouts.values()].some((r) => r.state === 'running')) throw new DockfleetError('rollout_in_progress', 'an agent upgrade is already rolling out');
     const release = await this.#releases.get(req.to);
     if (!release) throw new DockfleetError('not_found', `no release ${req.to} on this hub (dockfleet release add)`);
-    const names = req.nodes ?? this.#registry.list().filter((n) => n.status === 'online').map((n) => n.name);
+    const names =
+      req.nodes ??
+      this.#registry
+        .list()
+        .filter((n) => n.status === 'online')
+        .map((n) => n.name);
     for (const name of names) this.#registry.require(name);
     if (names.length === 0) throw new DockfleetError('invalid_state', 'no online node to upgrade');
     const parallel = req.parallel ?? 1;
     const rollout: RolloutView = {
-      id: randomUUID(), to: req.to, parallel, state: 'running', createdAt: new Date().toISOString(), finishedAt: null,
+      id: randomUUID(),
+      to: req.to,
+      parallel,
+      state: 'running',
+      createdAt: new Date().toISOString(),
+      finishedAt: null,
       nodes: names.map((node, i) => ({ node, wave: Math.floor(i / parallel) + 1, state: 'waiting', from: null, reason: null, startedAt: null, finishedAt: null })),
     };
     this.#rollouts.set(rollout.id, rollout);
@@ -95,9 +102,11 @@ export class AgentUpgrades {
     const back = this.#nextLink(n.node, link);
     try {
       const answer = await link.requestJson({
-        method: 'POST', path: `${AGENT_UPGRADE_PATH}?to=${encodeURIComponent(to)}`,
+        method: 'POST',
+        path: `${AGENT_UPGRADE_PATH}?to=${encodeURIComponent(to)}`,
         headers: { [RELEASE_SIGNATURE_HEADER]: Buffer.from(JSON.stringify(release.signature)).toString('base64url'), 'content-type': 'application/gzip' },
-        body: release.pkg, timeoutMs: 120_000,
+        body: release.pkg,
+        timeoutMs: 120_000,
       });
       if (answer.status !== 202) {
         back.cancel();

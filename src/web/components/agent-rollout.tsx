@@ -13,7 +13,10 @@ export function AgentRollout(): JSX.Element | null {
   useEffect(() => {
     let live = true;
     const load = (): void => {
-      get<RolloutView[]>('/api/v1/agent-upgrades').then((list) => live && setLatest(list[0] ?? null), () => {});
+      get<RolloutView[]>('/api/v1/agent-upgrades').then(
+        (list) => live && setLatest(list[0] ?? null),
+        () => {},
+      );
     };
     load();
     const timer = setInterval(load, POLL_MS);
