@@ -266,6 +266,14 @@ test('real answers match the schemas documented for their status, successes and 
   await check('POST', '/api/v1/nodes/{name}/volumes/{volume}/restores', `${n}/volumes/oa-data/restores`, { sign: true }, 202);
   await check('POST', '/api/v1/nodes/{name}/volumes/{volume}/snapshots', `${n}/volumes/oa-data/snapshots`, { sign: true }, 202);
 
+  // Agent releases: this hub has no release key, so it lists none and refuses changes (test/agent-upgrade.test.ts covers the rest).
+  await check('GET', '/api/v1/releases', '/api/v1/releases', undefined, 200);
+  const unsignedRelease = { v: 1, manifest: { name: 'dockfleet', version: '1.0.0', sha256: '0'.repeat(64), size: 1 }, key: `ed25519:${'A'.repeat(43)}`, sig: 'A'.repeat(86) };
+  await check('POST', '/api/v1/releases', '/api/v1/releases', { package: 'AA==', signature: unsignedRelease }, 409);
+  await check('GET', '/api/v1/agent-upgrades', '/api/v1/agent-upgrades', undefined, 200);
+  await check('POST', '/api/v1/agent-upgrades', '/api/v1/agent-upgrades', { to: '1.0.0' }, 409);
+  await check('GET', '/api/v1/agent-upgrades/{id}', '/api/v1/agent-upgrades/none', undefined, 404);
+
   // Last, what changes the node itself.
   await check('DELETE', '/api/v1/stacks/{name}', '/api/v1/stacks/oa?sign=true', undefined);
   await check('POST', '/api/v1/nodes/{name}/rotate', `${n}/rotate`, undefined, 200);
