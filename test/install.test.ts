@@ -153,7 +153,10 @@ describe('installed as systemd services', { timeout: 180_000 }, () => {
     assert.match(directiveValue(agent, 'ExecStart')!, /^\/\S+\/node \/\S+\/bin\/dockfleet\.js /, 'absolute node and dockfleet paths');
     assert.equal(directiveValue(agent, 'RestrictAddressFamilies'), 'AF_UNIX AF_INET AF_INET6 AF_NETLINK');
     assert.ok(directives(agent).some(([k, v]) => k === 'ReadWritePaths' && v === '-/var/lib/docker/volumes'));
-    assert.ok(directives(agent).some(([k, v]) => k === 'ReadWritePaths' && v === '-/srv/backups'), 'the policy\'s backup repositories stay writable');
+    assert.ok(
+      directives(agent).some(([k, v]) => k === 'ReadWritePaths' && v === '-/srv/backups'),
+      "the policy's backup repositories stay writable",
+    );
     assert.equal(directiveValue(hub, 'StateDirectory'), 'dockfleet-hub');
     assert.equal(directiveValue(hub, 'CapabilityBoundingSet'), 'CAP_NET_BIND_SERVICE', 'port 443 needs exactly this');
     const hubOnHighPort = hubUnitText({ ...common, dataDir: HUB_DATA_DIR, masterKeyFile: `${HUB_DATA_DIR}.master.key`, listen: [] });

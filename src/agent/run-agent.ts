@@ -111,18 +111,32 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
         hubUrl: config.hubUrl ?? new URL(identity.hubUrl),
         identity,
         agentVersion: runningVersion(),
-        handler: withUpgrades(config.stateDir, log, withBackupReports(backups.reports, resticBridge.wrap(createTunnelHandler({
-          identity, inventory, log,
-          // The policy's host pass asks the same engine, and resolves paths on this host.
-          docker: createEngineProxy(engine, gate, log, { audit, intent }),
-          volumeFiles: auditVolumeFiles(audit, guardedVolumeFiles(policy, createVolumeFilesHandler(new VolumeFiles({ resolveMountpoint: engineMountpoints(engine) }), log, intent), log)),
-          jobs: jobs.handler,
-          stacksStatus: createStacksStatusHandler(drift),
-          policySummary: summarisePolicy(policy.policy),
-          audit,
-          edgeDial: createContainerDialer(engine, log, () => { const v = policy.checkIngress(); return v.allowed ? null : v.reason; }),
-          stats: createStatsStreamHandler(stats),
-        })))),
+        handler: withUpgrades(
+          config.stateDir,
+          log,
+          withBackupReports(
+            backups.reports,
+            resticBridge.wrap(
+              createTunnelHandler({
+                identity,
+                inventory,
+                log,
+                // The policy's host pass asks the same engine, and resolves paths on this host.
+                docker: createEngineProxy(engine, gate, log, { audit, intent }),
+                volumeFiles: auditVolumeFiles(audit, guardedVolumeFiles(policy, createVolumeFilesHandler(new VolumeFiles({ resolveMountpoint: engineMountpoints(engine) }), log, intent), log)),
+                jobs: jobs.handler,
+                stacksStatus: createStacksStatusHandler(drift),
+                policySummary: summarisePolicy(policy.policy),
+                audit,
+                edgeDial: createContainerDialer(engine, log, () => {
+                  const v = policy.checkIngress();
+                  return v.allowed ? null : v.reason;
+                }),
+                stats: createStatsStreamHandler(stats),
+              }),
+            ),
+          ),
+        ),
         log,
         onConnected: () => hooks.onConnected?.(identity.node),
         onPending: () => hooks.onPending?.(identity.node),

@@ -116,7 +116,14 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
   enrollment.useReplacements(rebuilds);
   await rebuilds.start();
   const alerts = await Alerts.start({
-    store: store.alerts, secrets: deps.secrets, log, registry, inventory, jobs, stackStatus, tuning: deps.alertTuning ?? {},
+    store: store.alerts,
+    secrets: deps.secrets,
+    log,
+    registry,
+    inventory,
+    jobs,
+    stackStatus,
+    tuning: deps.alertTuning ?? {},
     extraSources: [new BackupVerifySource(store.volumeBackups, deps.alertTuning?.backupVerifyMaxAgeMs), new RebuildAlertSource(rebuilds)],
   });
   const principals = new Principals(store, (name) => stacks.routes.labels.of(name));
@@ -124,22 +131,55 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
   const registryAuth = new RegistryAuth(store.registries, deps.secrets);
   // Prometheus metrics (hub/metrics/): reads the parts below at scrape time; counts Docker calls.
   const metrics = new HubMetrics({
-    registry, inventory, jobs, auditWriteFailures: () => audit.writeFailures,
-    sseClients: () => ({ live: live.clientCount, stats: statsEvents.clientCount }), terminalSessions: () => terminals.sessionCount,
+    registry,
+    inventory,
+    jobs,
+    auditWriteFailures: () => audit.writeFailures,
+    sseClients: () => ({ live: live.clientCount, stats: statsEvents.clientCount }),
+    terminalSessions: () => terminals.sessionCount,
   });
   const docker = new DockerGateway({
-    registry, principals, audit, log, caps, registryAuth, metrics,
+    registry,
+    principals,
+    audit,
+    log,
+    caps,
+    registryAuth,
+    metrics,
     ...(deps.fleetDeadlineMs === undefined ? {} : { fleetDeadlineMs: deps.fleetDeadlineMs }),
   });
   const gateway = new AgentGateway({
-    store, registry, log,
+    store,
+    registry,
+    log,
     ...(deps.handshakeTimeoutMs === undefined ? {} : { handshakeTimeoutMs: deps.handshakeTimeoutMs }),
     ...(deps.limiter === undefined ? {} : { limiter: deps.limiter }),
   });
   const events = new FleetEvents(registry, log);
   const releaseStore = deps.releases ? new ReleaseStore(deps.releases.dir, deps.releases.key) : null;
   const releases = releaseStore ? { store: releaseStore, upgrades: new AgentUpgrades({ registry, releases: releaseStore, log }) } : null;
-  const app = buildRestApp({ store, registry, inventory, enrollment, principals, audit, pki: deps.pki, log, setupCode: deps.setupCode ?? null, jobs, stacks: stacks.routes, routes, edgeSignIn, edgeCertificates, registryAuth, events, alerts, rebuilds, volumeKeys, releases });
+  const app = buildRestApp({
+    store,
+    registry,
+    inventory,
+    enrollment,
+    principals,
+    audit,
+    pki: deps.pki,
+    log,
+    setupCode: deps.setupCode ?? null,
+    jobs,
+    stacks: stacks.routes,
+    routes,
+    edgeSignIn,
+    edgeCertificates,
+    registryAuth,
+    events,
+    alerts,
+    rebuilds,
+    volumeKeys,
+    releases,
+  });
   const restListener = getRequestListener(app.fetch);
   const assets = await buildUi();
   log.info(describeUi(assets), 'web UI built');

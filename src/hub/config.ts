@@ -98,7 +98,11 @@ function releaseKeyFrom(value: string | undefined): string | null {
   if (value === undefined || value === '') return null;
   let key = value.trim();
   if (!key.startsWith('ed25519:')) {
-    try { key = readFileSync(resolve(value), 'utf8').trim(); } catch { throw new Error(`--release-key wants a release key (ed25519:…) or a file holding one; cannot read "${value}"`); }
+    try {
+      key = readFileSync(resolve(value), 'utf8').trim();
+    } catch {
+      throw new Error(`--release-key wants a release key (ed25519:…) or a file holding one; cannot read "${value}"`);
+    }
   }
   if (!/^ed25519:[A-Za-z0-9_-]{43}$/.test(key)) throw new Error('--release-key: not a release key (ed25519: and 43 base64url characters)');
   return key;
@@ -108,7 +112,11 @@ function releaseKeyFrom(value: string | undefined): string | null {
 function publicUrlFrom(value: string | undefined): string | null {
   if (value === undefined) return null;
   let url: URL;
-  try { url = new URL(value); } catch { throw new Error(`--public-url wants an https URL such as https://hub.example.com, not "${value}"`); }
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error(`--public-url wants an https URL such as https://hub.example.com, not "${value}"`);
+  }
   if (url.protocol !== 'https:' || url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '' || (url.pathname !== '/' && url.pathname !== '')) {
     throw new Error(`--public-url wants an https origin without path, query or credentials, not "${value}"`);
   }
@@ -123,7 +131,7 @@ function positiveInt(value: string | undefined, fallback: number, flag: string):
 
 function edgeHttpFrom(flags: HubFlags): HubConfig['edgeHttp'] {
   if (flags['edge-http'] === undefined) return null;
-  if (flags['edge-listen'] === undefined) throw new Error('--edge-http needs --edge-listen (it redirects to the edge\'s HTTPS port)');
+  if (flags['edge-listen'] === undefined) throw new Error("--edge-http needs --edge-listen (it redirects to the edge's HTTPS port)");
   return Object.freeze(parseHostPort(flags['edge-http'], '--edge-http'));
 }
 
@@ -134,9 +142,13 @@ function acmeFrom(flags: HubFlags): AcmeConfig | null {
     if (flags['acme-ca'] !== undefined) throw new Error('--acme-ca needs --acme-directory');
     return null;
   }
-  if (flags['edge-listen'] === undefined) throw new Error('--acme-directory needs --edge-listen (certificates are for the edge\'s hosts)');
+  if (flags['edge-listen'] === undefined) throw new Error("--acme-directory needs --edge-listen (certificates are for the edge's hosts)");
   let url: URL;
-  try { url = new URL(directory); } catch { throw new Error(`--acme-directory wants a URL, not "${directory}"`); }
+  try {
+    url = new URL(directory);
+  } catch {
+    throw new Error(`--acme-directory wants a URL, not "${directory}"`);
+  }
   if (url.protocol !== 'https:') throw new Error(`--acme-directory must be an https:// URL, not "${directory}"`);
   const email = flags['acme-email'] ?? null;
   if (email !== null && !/^[^\s@<>,;:]+@[^\s@<>,;:]+$/.test(email)) throw new Error(`--acme-email wants an email address, not "${email}"`);

@@ -172,10 +172,14 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
     return new Promise((resolve, reject) => {
       const waiter: PendingWaiter = { admit: resolve, reject };
       this.#pending.set(nodeId, waiter);
-      signal.addEventListener('abort', () => {
-        if (this.#pending.get(nodeId) === waiter) this.#pending.delete(nodeId);
-        reject(new DockfleetError('handshake_timeout', 'connection closed while pending'));
-      }, { once: true });
+      signal.addEventListener(
+        'abort',
+        () => {
+          if (this.#pending.get(nodeId) === waiter) this.#pending.delete(nodeId);
+          reject(new DockfleetError('handshake_timeout', 'connection closed while pending'));
+        },
+        { once: true },
+      );
     });
   }
 

@@ -62,7 +62,6 @@ export interface RunHubOptions {
   rebuildTuning?: RebuildTuning;
 }
 
-
 export async function runHub(config: HubConfig, log: Logger, options: RunHubOptions = {}): Promise<RunningHub> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const acmeTrust = config.acme === null ? null : await loadAcmeTrust(config.acme); // a bad --acme-ca stops the hub before it listens
@@ -71,7 +70,8 @@ export async function runHub(config: HubConfig, log: Logger, options: RunHubOpti
   const secrets = new SecretBox(masterKey.key);
   const backups = config.backup ? await prepareBackupSchedule(config.backup, config.dataDir) : null; // no folder or key: stop before listening
   const pki = await loadOrCreateHubPki(config.dataDir, {
-    hosts: [config.host], secrets,
+    hosts: [config.host],
+    secrets,
     ...(config.tlsCertFile && config.tlsKeyFile ? { tlsCertFile: config.tlsCertFile, tlsKeyFile: config.tlsKeyFile } : {}),
   });
   // Created private first: SQLite gives its -wal and -shm files the database file's mode.
@@ -83,8 +83,18 @@ export async function runHub(config: HubConfig, log: Logger, options: RunHubOpti
   const setupCode = await SetupCode.open(config.dataDir, store); // DIR/setup.code while no one can sign in yet
 
   const scrapeTokenHash = await ensureScrapeToken(config.dataDir); // DIR/metrics.token: opens GET /metrics only
-  const hub = await buildHub({ store, pki, log, setupCode, secrets, scrapeTokenHash, releases: config.releaseKey ? { dir: join(config.dataDir, 'releases'), key: config.releaseKey } : null, ...(options.alertTuning ? { alertTuning: options.alertTuning } : {}), ...(options.rebuildTuning ? { rebuildTuning: options.rebuildTuning } : {}) });
-  const backupSchedule = await backups?.start({ masterKey: masterKey.key, alerts: hub.alerts.book, log }) ?? null;
+  const hub = await buildHub({
+    store,
+    pki,
+    log,
+    setupCode,
+    secrets,
+    scrapeTokenHash,
+    releases: config.releaseKey ? { dir: join(config.dataDir, 'releases'), key: config.releaseKey } : null,
+    ...(options.alertTuning ? { alertTuning: options.alertTuning } : {}),
+    ...(options.rebuildTuning ? { rebuildTuning: options.rebuildTuning } : {}),
+  });
+  const backupSchedule = (await backups?.start({ masterKey: masterKey.key, alerts: hub.alerts.book, log })) ?? null;
   const resticRepos = await serveResticRepos(hub.registry, config.dataDir, log); // DIR/restic: volume backups' ciphertext, over each agent's link
   const server = https.createServer(
     {
@@ -107,8 +117,11 @@ export async function runHub(config: HubConfig, log: Logger, options: RunHubOpti
     hub.requestListener,
   );
   const guard = new ConnectionGuard({
-    limits: config.listener, log, isAgentUpgrade,
-    stallAnswer: bodyStalledAnswer, agentLinksFullAnswer: AGENT_LINKS_FULL_ANSWER,
+    limits: config.listener,
+    log,
+    isAgentUpgrade,
+    stallAnswer: bodyStalledAnswer,
+    agentLinksFullAnswer: AGENT_LINKS_FULL_ANSWER,
   });
   guard.attach(server);
   server.on('upgrade', guard.guardUpgrades(hub.upgradeListener));
@@ -123,20 +136,44 @@ export async function runHub(config: HubConfig, log: Logger, options: RunHubOpti
   hub.routes.showTls(book.tlsOf);
   const edgeChallenges = new ChallengeBoard();
   const hubPair = { cert: pki.serverCertPem, key: pki.serverKeyPem };
-  const edge: RunningEdge | null = config.edge === null ? null : await startEdgeListener({
-    ...config.edge, limits: config.listener, log, challenges: edgeChallenges,
-    certificate: (name) => book.forServerName(name) ?? hubPair,
-    // Routes marked `users` or a role send browsers to this hub's URL to sign in.
-    proxy: new EdgeProxy({ routes: hub.routes, registry: hub.registry, log, access: hub.edgeSignIn.gate(config.publicUrl ?? url) }),
-  });
+  const edge: RunningEdge | null =
+    config.edge === null
+      ? null
+      : await startEdgeListener({
+          ...config.edge,
+          limits: config.listener,
+          log,
+          challenges: edgeChallenges,
+          certificate: (name) => book.forServerName(name) ?? hubPair,
+          // Routes marked `users` or a role send browsers to this hub's URL to sign in.
+          proxy: new EdgeProxy({ routes: hub.routes, registry: hub.registry, log, access: hub.edgeSignIn.gate(config.publicUrl ?? url) }),
+        });
   if (edge) hub.edgeSignIn.servesOn(edge.port);
-  const edgeHttp: RunningEdgeHttp | null = config.edgeHttp === null || edge === null ? null : await startEdgeHttpListener({
-    ...config.edgeHttp, httpsPort: edge.port, limits: config.listener, challenges: edgeChallenges, log,
-  });
-  const acme = config.acme === null || acmeTrust === null || edge === null ? null : startAcme({
-    settings: config.acme, trust: acmeTrust, hasHttpPort: edgeHttp !== null, dataDir: config.dataDir, secrets,
-    routes: hub.routes, book, board: edgeChallenges, log, ...(options.acmeTuning ? { tuning: options.acmeTuning } : {}),
-  });
+  const edgeHttp: RunningEdgeHttp | null =
+    config.edgeHttp === null || edge === null
+      ? null
+      : await startEdgeHttpListener({
+          ...config.edgeHttp,
+          httpsPort: edge.port,
+          limits: config.listener,
+          challenges: edgeChallenges,
+          log,
+        });
+  const acme =
+    config.acme === null || acmeTrust === null || edge === null
+      ? null
+      : startAcme({
+          settings: config.acme,
+          trust: acmeTrust,
+          hasHttpPort: edgeHttp !== null,
+          dataDir: config.dataDir,
+          secrets,
+          routes: hub.routes,
+          book,
+          board: edgeChallenges,
+          log,
+          ...(options.acmeTuning ? { tuning: options.acmeTuning } : {}),
+        });
   await writeFile(join(config.dataDir, HUB_INFO_FILE), `${JSON.stringify({ url, caDigest: pki.caDigest }, null, 2)}\n`);
 
   return {

@@ -15,9 +15,7 @@ export const nodeView = z.object({
     state: z.enum(['up', 'down', 'unknown']),
     error: z.string().optional(),
   }),
-  host: z
-    .object({ os: z.string(), arch: z.string(), cpus: z.number(), memoryBytes: z.number(), hostname: z.string() })
-    .nullable(),
+  host: z.object({ os: z.string(), arch: z.string(), cpus: z.number(), memoryBytes: z.number(), hostname: z.string() }).nullable(),
   counts: z.object({ containers: z.number(), running: z.number(), images: z.number(), volumes: z.number(), networks: z.number() }),
   /** The agent's version as it said when it connected; null while offline (issue 16). */
   agentVersion: z.string().nullable(),
@@ -32,19 +30,33 @@ export const nodeView = z.object({
 });
 export type NodeView = z.infer<typeof nodeView>;
 
-export const createEnrollmentBody = z.object({
-  name: nodeNameSchema,
-  ttlSeconds: z.number().int().min(1).max(7 * 24 * 3600).optional(),
-  /** A code for a host that takes over the existing node NAME, which the hub then rebuilds (issue 14). */
-  replace: z.boolean().optional(),
-  /** With replace, escrow custody: the recovery code that unwraps the escrowed volume keys (sealed at once). */
-  recoveryCode: z.string().min(8).max(200).optional(),
-  /** With replace, hub-managed custody: the repositories' password for the restores (sealed at once). */
-  resticPassword: z.string().min(1).max(8_192).optional(),
-}).refine((b) => b.replace === true || (b.recoveryCode === undefined && b.resticPassword === undefined), 'recoveryCode and resticPassword go with replace: true');
+export const createEnrollmentBody = z
+  .object({
+    name: nodeNameSchema,
+    ttlSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 24 * 3600)
+      .optional(),
+    /** A code for a host that takes over the existing node NAME, which the hub then rebuilds (issue 14). */
+    replace: z.boolean().optional(),
+    /** With replace, escrow custody: the recovery code that unwraps the escrowed volume keys (sealed at once). */
+    recoveryCode: z.string().min(8).max(200).optional(),
+    /** With replace, hub-managed custody: the repositories' password for the restores (sealed at once). */
+    resticPassword: z.string().min(1).max(8_192).optional(),
+  })
+  .refine((b) => b.replace === true || (b.recoveryCode === undefined && b.resticPassword === undefined), 'recoveryCode and resticPassword go with replace: true');
 export const enrollmentCreated = z.object({ name: z.string(), code: z.string(), expiresAt: z.string() });
 
-export const createJoinTokenBody = z.object({ ttlSeconds: z.number().int().min(1).max(365 * 24 * 3600).optional() });
+export const createJoinTokenBody = z.object({
+  ttlSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(365 * 24 * 3600)
+    .optional(),
+});
 export const joinTokenCreated = z.object({ token: z.string(), expiresAt: z.string() });
 
 export const enrollBody = z.object({
@@ -54,7 +66,14 @@ export const enrollBody = z.object({
   publicKey: z.string().max(1000),
 });
 /** `releaseKey`: the fleet's release key, which the agent pins for good (hub started with --release-key). */
-export const enrolled = z.object({ name: z.string(), status: z.enum(NODE_STATUSES), releaseKey: z.string().regex(/^ed25519:[A-Za-z0-9_-]{43}$/).optional() });
+export const enrolled = z.object({
+  name: z.string(),
+  status: z.enum(NODE_STATUSES),
+  releaseKey: z
+    .string()
+    .regex(/^ed25519:[A-Za-z0-9_-]{43}$/)
+    .optional(),
+});
 
 export const USER_ROLES = ['admin', 'operator', 'viewer'] as const;
 export const createUserBody = z.object({
@@ -93,15 +112,34 @@ export const inventoryItems = z.array(z.looseObject({}));
 export const signedInUser = z.object({ name: z.string(), role: z.enum(USER_ROLES) });
 export const grantView = z.object({ id: z.string(), node: z.string().nullable(), selector: z.string().nullable(), role: z.string(), createdAt: isoTime });
 export const meView = z.object({
-  name: z.string(), role: z.enum(USER_ROLES), via: z.string(), scoped: z.literal(true).optional(),
+  name: z.string(),
+  role: z.enum(USER_ROLES),
+  via: z.string(),
+  scoped: z.literal(true).optional(),
   grants: z.array(z.object({ node: z.string().nullable(), labelKey: z.string().nullable(), labelValue: z.string().nullable(), role: z.string() })),
 });
 export const userSummary = z.object({
-  name: z.string(), role: z.enum(USER_ROLES), scoped: z.boolean(), hasPassword: z.boolean(), builtIn: z.boolean(),
-  createdAt: isoTime, disabledAt: isoTime.nullable(), grants: z.array(grantView),
+  name: z.string(),
+  role: z.enum(USER_ROLES),
+  scoped: z.boolean(),
+  hasPassword: z.boolean(),
+  builtIn: z.boolean(),
+  createdAt: isoTime,
+  disabledAt: isoTime.nullable(),
+  grants: z.array(grantView),
 });
 export const userChanged = z.object({ name: z.string(), role: z.enum(USER_ROLES), scoped: z.boolean(), disabled: z.boolean() });
 export const pendingCode = z.object({ id: z.string(), kind: z.enum(['code', 'join-token']), node: z.string().nullable(), createdAt: isoTime, expiresAt: isoTime });
-export const auditRow = z.looseObject({ id: z.number().int(), at: z.number(), time: isoTime, startedAt: isoTime, status: z.number().int().nullable(), user: z.string(), node: z.string().nullable(), method: z.string(), path: z.string() });
+export const auditRow = z.looseObject({
+  id: z.number().int(),
+  at: z.number(),
+  time: isoTime,
+  startedAt: isoTime,
+  status: z.number().int().nullable(),
+  user: z.string(),
+  node: z.string().nullable(),
+  method: z.string(),
+  path: z.string(),
+});
 /** A plain acknowledgement: `{removed: true}`, `{revoked: true}` and the like, with the thing's id. */
 export const done = (flag: string) => z.looseObject({ [flag]: z.literal(true) });

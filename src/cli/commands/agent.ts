@@ -27,9 +27,11 @@ async function printRecoveryCodes(args: string[]): Promise<void> {
   const all = await keptRecoveryCodes(state);
   const codes = values.repository === undefined ? all : all.filter((k) => k.repository === values.repository);
   if (codes.length === 0) {
-    throw new Error(values.repository === undefined
-      ? `no escrow recovery code is kept in ${state}/backup-keys (no repository was made here under escrow custody)`
-      : `no escrow recovery code is kept for ${values.repository} (kept: ${all.map((k) => k.repository).join(', ') || 'none'})`);
+    throw new Error(
+      values.repository === undefined
+        ? `no escrow recovery code is kept in ${state}/backup-keys (no repository was made here under escrow custody)`
+        : `no escrow recovery code is kept for ${values.repository} (kept: ${all.map((k) => k.repository).join(', ') || 'none'})`,
+    );
   }
   if (codes.length > 1) throw new UsageError(`this host holds ${codes.length} recovery codes; name one with --repository (${codes.map((k) => k.repository).join(', ')})`);
   const kept = codes[0]!;
@@ -61,12 +63,16 @@ ${RECOVERY_CODE_USAGE}`,
     if (args[0] === 'install' || args[0] === 'uninstall') return (await import('../install/agent-install-command.ts')).runAgentInstallCommand(args[0], args.slice(1));
     if (args[0] === 'restic-bridge') return (await import('../../agent/backup/restic-bridge.ts')).runResticBridge(args.slice(1));
     const { values } = parseArgs({
-      args, strict: true,
+      args,
+      strict: true,
       options: { hub: { type: 'string' }, code: { type: 'string' }, state: { type: 'string' }, docker: { type: 'string' }, name: { type: 'string' }, policy: { type: 'string' }, ...LOG_FLAG_OPTIONS },
     });
     const logSettings = logSettingsFrom(values);
     const [{ agentConfigFrom }, { runAgent }, { createLogger }, { untilSignal }] = await Promise.all([
-      import('../../agent/config.ts'), import('../../agent/run-agent.ts'), import('../../lib/logger.ts'), import('../until-signal.ts'),
+      import('../../agent/config.ts'),
+      import('../../agent/run-agent.ts'),
+      import('../../lib/logger.ts'),
+      import('../until-signal.ts'),
     ]);
     const config = agentConfigFrom(values);
     const log = createLogger('agent', logSettings);

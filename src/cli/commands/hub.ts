@@ -42,10 +42,30 @@ ${HUB_INSTALL_USAGE}`,
   async run(args) {
     if (args[0] === 'install' || args[0] === 'uninstall') return (await import('../install/hub-install-command.ts')).runHubInstallCommand(args[0], args.slice(1));
     const { values } = parseArgs({
-      args, strict: true,
-      options: { data: { type: 'string' }, listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'master-key': { type: 'string' }, 'max-connections-per-address': { type: 'string' }, 'max-agent-links-per-address': { type: 'string' }, 'edge-listen': { type: 'string' },
-        'edge-http': { type: 'string' }, 'acme-directory': { type: 'string' }, 'acme-email': { type: 'string' }, 'acme-ca': { type: 'string' }, 'public-url': { type: 'string' },
-        'backup-every': { type: 'string' }, 'backup-dir': { type: 'string' }, 'backup-keep': { type: 'string' }, 'backup-recipient': { type: 'string' }, 'backup-no-master-key': { type: 'boolean' }, 'release-key': { type: 'string' }, ...LOG_FLAG_OPTIONS },
+      args,
+      strict: true,
+      options: {
+        data: { type: 'string' },
+        listen: { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'master-key': { type: 'string' },
+        'max-connections-per-address': { type: 'string' },
+        'max-agent-links-per-address': { type: 'string' },
+        'edge-listen': { type: 'string' },
+        'edge-http': { type: 'string' },
+        'acme-directory': { type: 'string' },
+        'acme-email': { type: 'string' },
+        'acme-ca': { type: 'string' },
+        'public-url': { type: 'string' },
+        'backup-every': { type: 'string' },
+        'backup-dir': { type: 'string' },
+        'backup-keep': { type: 'string' },
+        'backup-recipient': { type: 'string' },
+        'backup-no-master-key': { type: 'boolean' },
+        'release-key': { type: 'string' },
+        ...LOG_FLAG_OPTIONS,
+      },
     });
     const logSettings = logSettingsFrom(values);
     const config = hubConfigFrom(values);

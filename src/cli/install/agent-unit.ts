@@ -62,7 +62,10 @@ export function agentUnitText(o: AgentUnitOptions): string {
       readWritePaths: [
         ...(ownState ? [] : [{ path: o.stateDir, why: 'Its state directory (--state): identity, audit log, job ledger.' }]),
         { path: `-${o.dockerRoot}/volumes`, why: "The engine's volumes, which volume files, backups and restores read and write (skipped if absent)." },
-        ...o.backupPaths.map((path) => ({ path: `-${path}`, why: "Where its policy's backups keep restic repositories on this host (skipped if absent; reinstall after changing the policy's paths)." })),
+        ...o.backupPaths.map((path) => ({
+          path: `-${path}`,
+          why: "Where its policy's backups keep restic repositories on this host (skipped if absent; reinstall after changing the policy's paths).",
+        })),
       ],
       needsHome: [o.programs.node, o.programs.dockfleet, o.stateDir, socket, o.policyFile ?? ''].some(underHome),
       systemdVersion: o.systemdVersion,

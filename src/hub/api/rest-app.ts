@@ -21,14 +21,12 @@ import type { FleetEvents } from '../events/fleet-events.ts';
 import { STACK_DEPLOY_MAX_BODY, isReadOnlyPost, isStackDeployPath, stackRoutes, type StackRoutesDeps } from './stack-routes.ts';
 import type { z } from 'zod';
 import { DockfleetError, toDockfleetError } from '../../protocol/errors.ts';
-import {
-  createClientCertBody, createEnrollmentBody, createJoinTokenBody, createTokenBody, createUserBody, enrollBody,
-} from '../../protocol/api.ts';
+import { createClientCertBody, createEnrollmentBody, createJoinTokenBody, createTokenBody, createUserBody, enrollBody } from '../../protocol/api.ts';
 import { INVENTORY_SECTIONS, NOOP_PATH, type InventorySection } from '../../protocol/inventory.ts';
 import type { Store } from '../../store/store.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { hashToken, newToken } from '../admin-token.ts';
-import { AuditLog, isMutating } from '../audit-log.ts';
+import { type AuditLog, isMutating } from '../audit-log.ts';
 import { restAuth, type AuthVariables } from '../auth/rest-auth.ts';
 import { restScope } from '../access/rest-scope.ts';
 import { accessRoutes } from '../access/access-routes.ts';
@@ -120,7 +118,13 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
     return c.json(e.toJSON(), e.status as 400);
   });
   app.notFound((c) => c.json(new DockfleetError('not_found', `no route ${c.req.method} ${c.req.path}`).toJSON(), 404));
-  const limitTo = (maxSize: number) => bodyLimit({ maxSize, onError: () => { throw new DockfleetError('payload_too_large', `request body exceeds ${maxSize} bytes`); } });
+  const limitTo = (maxSize: number) =>
+    bodyLimit({
+      maxSize,
+      onError: () => {
+        throw new DockfleetError('payload_too_large', `request body exceeds ${maxSize} bytes`);
+      },
+    });
   const [smallBody, deployBody] = [limitTo(MAX_BODY), limitTo(STACK_DEPLOY_MAX_BODY)];
   const releaseBody = limitTo(RELEASE_UPLOAD_MAX_BODY);
   app.use('*', (c, next) => (c.req.path === RELEASES_PATH ? releaseBody : isStackDeployPath(c.req.path) ? deployBody : smallBody)(c, next));
@@ -169,7 +173,14 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
     const rebuild = deps.rebuilds?.view(n.name);
     return rebuild ? { ...n, rebuild: rebuildView(rebuild) } : n;
   };
-  app.get('/api/v1/nodes', (c) => c.json(registry.list().filter((n) => c.get('principal').access.canSee(n.name)).map(withRebuild)));
+  app.get('/api/v1/nodes', (c) =>
+    c.json(
+      registry
+        .list()
+        .filter((n) => c.get('principal').access.canSee(n.name))
+        .map(withRebuild),
+    ),
+  );
   app.get('/api/v1/nodes/:name/rebuild', (c) => {
     const node = registry.require(c.req.param('name'));
     const rebuild = deps.rebuilds?.view(node.name);
@@ -205,9 +216,10 @@ export function buildRestApp(deps: RestDeps): Hono<{ Variables: AuthVariables }>
   app.post('/api/v1/enrollments', async (c) => {
     admin(c);
     const body = await parseBody(c, createEnrollmentBody);
-    const replace = body.replace === true
-      ? { ...(body.recoveryCode === undefined ? {} : { recoveryCode: body.recoveryCode }), ...(body.resticPassword === undefined ? {} : { resticPassword: body.resticPassword }) }
-      : null;
+    const replace =
+      body.replace === true
+        ? { ...(body.recoveryCode === undefined ? {} : { recoveryCode: body.recoveryCode }), ...(body.resticPassword === undefined ? {} : { resticPassword: body.resticPassword }) }
+        : null;
     return c.json({ ...(await enrollment.createCode(body.name, body.ttlSeconds, replace)), ...(replace ? { replace: true } : {}) }, 201);
   });
   app.post('/api/v1/join-tokens', async (c) => {

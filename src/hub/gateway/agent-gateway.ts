@@ -11,10 +11,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { DockfleetError, toDockfleetError } from '../../protocol/errors.ts';
 import { AGENT_STREAM_START, HUB_STREAM_START, HandshakeStream, answerUpgrade, refuseUpgrade } from '../../protocol/gateway-stream.ts';
-import {
-  EKM_CONTEXT, EKM_LABEL, EKM_LENGTH, PROTOCOL_VERSION,
-  authFrame, authPayload, parseFrame, type AuthFrame, type ErrorFrame,
-} from '../../protocol/handshake.ts';
+import { EKM_CONTEXT, EKM_LABEL, EKM_LENGTH, PROTOCOL_VERSION, authFrame, authPayload, parseFrame, type AuthFrame, type ErrorFrame } from '../../protocol/handshake.ts';
 import { DEAD_AFTER_MS, HEARTBEAT_MS } from '../../protocol/heartbeat.ts';
 import { verifySignature } from '../../protocol/node-keys.ts';
 import type { Store } from '../../store/store.ts';
@@ -110,8 +107,12 @@ export class AgentGateway {
       // The agent has nothing to say while it waits: any line, or a hang-up, ends the wait.
       const approved = new AbortController();
       const stray = hs.next(null, closedDuringHandshake, approved.signal).then(
-        () => { throw new DockfleetError('protocol_error', 'frame sent while pending'); },
-        (err: unknown) => { if (!approved.signal.aborted) throw err; },
+        () => {
+          throw new DockfleetError('protocol_error', 'frame sent while pending');
+        },
+        (err: unknown) => {
+          if (!approved.signal.aborted) throw err;
+        },
       );
       try {
         await Promise.race([this.#registry.waitForApproval(node.id, signal), stray]);
