@@ -12,7 +12,8 @@ import { logSettingsFrom } from '../../lib/log-settings.ts';
 import { UsageError } from '../command.ts';
 import { AGENT_STATE_DIR, AGENT_UNIT, agentUnitText } from './agent-unit.ts';
 import { programPaths } from './program-paths.ts';
-import { enableNow, removeUnit, SYSTEM_UNIT_DIR, systemdVersion, writeUnit } from './systemd-host.ts';
+import { enableNow, SYSTEM_UNIT_DIR, systemdVersion, writeUnit } from './systemd-host.ts';
+import { uninstallUnit } from './uninstall-args.ts';
 
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
 
@@ -82,17 +83,9 @@ async function install(args: string[]): Promise<void> {
 }
 
 async function uninstall(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: { 'unit-dir': { type: 'string' }, purge: { type: 'boolean' }, state: { type: 'string' } },
-  });
-  if (positionals.length > 0) throw new UsageError('agent uninstall takes no arguments');
-  if (values.state !== undefined && !values.purge) throw new UsageError('--state is read only with --purge');
-  await removeUnit({ unitName: AGENT_UNIT, unitDir: values['unit-dir'] ?? SYSTEM_UNIT_DIR }, say);
-  if (!values.purge) return;
-  const stateDir = agentConfigFrom({ state: values.state ?? AGENT_STATE_DIR }).stateDir;
+  const { purge, dir } = await uninstallUnit(args, 'agent', AGENT_UNIT, 'state', say);
+  if (!purge) return;
+  const stateDir = agentConfigFrom({ state: dir ?? AGENT_STATE_DIR }).stateDir;
   // Only a directory that holds an agent identity is removed: --purge --state / must do nothing.
   if (!(await AgentIdentity.load(stateDir))) {
     say(`${stateDir} holds no agent identity: left as it is`);

@@ -11,7 +11,8 @@ import { logSettingsFrom } from '../../lib/log-settings.ts';
 import { UsageError } from '../command.ts';
 import { HUB_DATA_DIR, HUB_UNIT, hubUnitText } from './hub-unit.ts';
 import { programPaths } from './program-paths.ts';
-import { enableNow, removeUnit, SYSTEM_UNIT_DIR, systemdVersion, writeUnit } from './systemd-host.ts';
+import { enableNow, SYSTEM_UNIT_DIR, systemdVersion, writeUnit } from './systemd-host.ts';
+import { uninstallUnit } from './uninstall-args.ts';
 
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
 const LISTEN_FLAGS = ['listen', 'edge-listen', 'edge-http'] as const;
@@ -67,17 +68,9 @@ async function install(args: string[]): Promise<void> {
 }
 
 async function uninstall(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: { 'unit-dir': { type: 'string' }, purge: { type: 'boolean' }, data: { type: 'string' } },
-  });
-  if (positionals.length > 0) throw new UsageError('hub uninstall takes no arguments');
-  if (values.data !== undefined && !values.purge) throw new UsageError('--data is read only with --purge');
-  await removeUnit({ unitName: HUB_UNIT, unitDir: values['unit-dir'] ?? SYSTEM_UNIT_DIR }, say);
-  if (!values.purge) return;
-  const dataDir = resolve(values.data ?? HUB_DATA_DIR);
+  const { purge, dir } = await uninstallUnit(args, 'hub', HUB_UNIT, 'data', say);
+  if (!purge) return;
+  const dataDir = resolve(dir ?? HUB_DATA_DIR);
   // Only a directory a hub made (it holds admin.token) is removed: --purge --data / must do nothing.
   if (
     !(await stat(join(dataDir, 'admin.token')).then(
