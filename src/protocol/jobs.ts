@@ -16,7 +16,7 @@ import { volumeJobOutput, volumeJobSpec, volumePoliciesSpec } from './volume-bac
 import { signableJob } from './hub-kept-secrets.ts';
 
 export const JOBS_PATH = '/_dockfleet/v1/jobs';
-export const JOB_KINDS = ['deploy', 'rollback', 'remove', 'volume-backup', 'volume-restore', 'volume-snapshots', 'volume-policies'] as const;
+export const JOB_KINDS = ['deploy', 'rollback', 'remove', 'volume-backup', 'volume-restore', 'volume-snapshots', 'volume-policies', 'agent-upgrade'] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 /** `awaiting-signature`: filed for a signed rollout, not delivered until its operator's intent arrives (issue 13). */
 export const JOB_STATES = ['awaiting-signature', 'queued', 'running', 'succeeded', 'failed'] as const;

@@ -6,6 +6,7 @@
  */
 import type { VolumeBackupStore } from '../hub/volume-backups/volume-backup-store.ts';
 import type { RebuildStore } from '../hub/rebuild/rebuild-store.ts';
+import type { AgentUpgradeStore } from '../hub/releases/upgrade-store.ts';
 import type { RegistryStore } from '../hub/registry-auth/registry-store.ts';
 import type { EngineFacts, InventorySection } from '../protocol/inventory.ts';
 import type { CodeKind } from '../protocol/enrollment-code.ts';
@@ -159,6 +160,8 @@ export interface Store {
   readonly volumeBackups: VolumeBackupStore;
   /** Escrowed volume keys, replacement codes and host rebuilds (hub/rebuild/). */
   readonly rebuilds: RebuildStore;
+  /** Agent upgrade rollouts and their per-node steps (hub/releases/). */
+  readonly agentUpgrades: AgentUpgradeStore;
   /** Applies pending migrations; returns the names it applied, in order. */
   migrate(): Promise<string[]>;
   close(): Promise<void>;

@@ -53,6 +53,8 @@ export interface FileJobInput {
   volume?: JobRequest['volume'];
   /** volume-policies jobs: the node's whole set of backup policies. */
   policies?: JobRequest['policies'];
+  /** Carried out by the hub itself (agent-upgrade): held for good, so it is never delivered. */
+  hubRun?: boolean;
 }
 
 export interface JobQueueEvents {
@@ -116,7 +118,7 @@ export class JobQueue extends EventEmitter<JobQueueEvents> {
       deliveryError: null,
       logsDropped: 0,
       intent: null,
-      held: input.signing?.held ?? false,
+      held: input.signing?.held ?? input.hubRun ?? false,
       signBy: input.signing ? now + SIGNATURE_WAIT_MS : null,
     };
     // Checked before it is stored: a job the agent's schema would refuse never enters the queue.

@@ -37,6 +37,7 @@ import { SqliteOperatorKeyStore } from '../../hub/operator-keys/sqlite-operator-
 import type { OperatorKeyStore } from '../../hub/operator-keys/operator-key-store.ts';
 import { SqliteVolumeBackupStore } from '../../hub/volume-backups/volume-backup-store.ts';
 import { SqliteRebuildStore } from '../../hub/rebuild/rebuild-store.ts';
+import { SqliteAgentUpgradeStore } from '../../hub/releases/upgrade-store.ts';
 import { AUDIT_CHAIN_MIGRATION, SqliteAuditChain } from '../../hub/audit-chain/sqlite-audit-chain.ts';
 
 interface NodeRow {
@@ -88,6 +89,7 @@ export class SqliteStore implements Store {
   readonly auditChain: SqliteAuditChain;
   readonly volumeBackups: SqliteVolumeBackupStore;
   readonly rebuilds: SqliteRebuildStore;
+  readonly agentUpgrades: SqliteAgentUpgradeStore;
 
   constructor(file: string) {
     this.#db = new Database(file);
@@ -106,6 +108,7 @@ export class SqliteStore implements Store {
     this.auditChain = new SqliteAuditChain(this.#db);
     this.volumeBackups = new SqliteVolumeBackupStore(this.#db);
     this.rebuilds = new SqliteRebuildStore(this.#db);
+    this.agentUpgrades = new SqliteAgentUpgradeStore(this.#db);
   }
 
   #stmt(sql: string): Database.Statement {
