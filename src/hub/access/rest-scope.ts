@@ -11,8 +11,9 @@ import type { AuthVariables } from '../auth/rest-auth.ts';
 
 const NODE_ROUTE = /^\/api\/v1\/nodes\/([^/]+)(\/.*)?$/;
 /** What a scoped user may reach besides /api/v1/nodes…: its account, tokens, certificates and operator keys, and
- * the events, ingress routes and audit lists (each answers only the granted nodes' entries). */
-const SCOPED_ALLOWED = /^\/api\/v1\/(?:nodes|me|me\/.*|session|tokens|tokens\/[^/]+|client-certs|client-certs\/[^/]+|operator-keys|operator-keys\/[^/]+|events|events\/stream|routes|audit)$/;
+ * the events, ingress routes, audit and agent-upgrade lists (each answers only the granted nodes' entries). */
+const SCOPED_ALLOWED =
+  /^\/api\/v1\/(?:nodes|me|me\/.*|session|tokens|tokens\/[^/]+|client-certs|client-certs\/[^/]+|operator-keys|operator-keys\/[^/]+|events|events\/stream|routes|audit|agent-upgrades|agent-upgrades\/[^/]+)$/;
 const READ_ONLY = new Set(['GET', 'HEAD']);
 
 export function restScope(): MiddlewareHandler<{ Variables: AuthVariables }> {

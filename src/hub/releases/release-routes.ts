@@ -8,7 +8,7 @@ import { assertAdmin } from '../auth/principals.ts';
 import type { AuthVariables } from '../auth/rest-auth.ts';
 import { describeRoutes } from '../openapi/operations.ts';
 import { DockfleetError } from '../../protocol/errors.ts';
-import { addReleaseBody, releaseView, rolloutView, startUpgradeBody } from '../../protocol/releases.ts';
+import { addReleaseBody, releaseView, rolloutView, startUpgradeBody, type RolloutView } from '../../protocol/releases.ts';
 import type { AgentUpgrades } from './agent-upgrades.ts';
 import type { ReleaseStore } from './release-store.ts';
 
@@ -38,15 +38,23 @@ export function releaseRoutes(app: App, deps: { releases: ReleaseStore | null; u
     if (!releases) throw missing();
     return c.json(await releases.add(Buffer.from(body.package, 'base64'), body.signature), 201);
   });
-  app.get('/api/v1/agent-upgrades', (c) => c.json(upgrades ? upgrades.list() : []));
+  // Node-scoped users see only their nodes' steps (a rollout with none of them is hidden).
+  const inSight = (c: Context<{ Variables: AuthVariables }>, rollout: RolloutView): RolloutView | null => {
+    const access = c.get('principal').access;
+    const nodes = rollout.nodes.filter((n) => access.canSee(n.node));
+    if (nodes.length === rollout.nodes.length) return rollout;
+    return nodes.length === 0 ? null : { ...rollout, nodes };
+  };
+  app.get('/api/v1/agent-upgrades', (c) => c.json(upgrades ? upgrades.list().flatMap((r) => inSight(c, r) ?? []) : []));
   app.post('/api/v1/agent-upgrades', async (c) => {
     assertAdmin(c.get('principal'));
     const body = await parse(c, startUpgradeBody);
     if (!upgrades) throw missing();
-    return c.json(await upgrades.start(body), 202);
+    return c.json(await upgrades.start(body, c.get('principal').name), 202);
   });
   app.get('/api/v1/agent-upgrades/:id', (c) => {
-    const rollout = upgrades?.get(c.req.param('id')) ?? null;
+    const found = upgrades?.get(c.req.param('id')) ?? null;
+    const rollout = found ? inSight(c, found) : null;
     if (!rollout) throw new DockfleetError('not_found', 'no such agent upgrade');
     return c.json(rollout);
   });
