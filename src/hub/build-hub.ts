@@ -157,7 +157,8 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
   });
   const events = new FleetEvents(registry, log);
   const releaseStore = deps.releases ? new ReleaseStore(deps.releases.dir, deps.releases.key) : null;
-  const releases = releaseStore ? { store: releaseStore, upgrades: new AgentUpgrades({ registry, releases: releaseStore, log }) } : null;
+  const releases = releaseStore ? { store: releaseStore, upgrades: new AgentUpgrades({ registry, releases: releaseStore, store: store.agentUpgrades, jobs, log }) } : null;
+  await releases?.upgrades.resume(); // before the hub listens: a resumed rollout sees its agents link again
   const app = buildRestApp({
     store,
     registry,
@@ -221,6 +222,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
     alerts,
     restApp: app,
     async close() {
+      releases?.upgrades.close();
       await alerts.close();
       await rebuilds.close();
       await backupReports.close();
