@@ -46,6 +46,11 @@ export class AgentUpgrades {
   readonly #reconnectWaitMs: number;
   readonly #rollouts = new Map<string, Running>();
   readonly #waits = new Set<() => void>();
+  /** Who waits for each node's next link: one registry listener for all of them (a wave of 100 would be 100). */
+  readonly #linkWaiters = new Map<string, Set<(link: AgentLink) => void>>();
+  readonly #onLinked = (link: AgentLink): void => {
+    for (const waiter of [...(this.#linkWaiters.get(link.nodeName) ?? [])]) waiter(link);
+  };
   #closed = false;
 
   constructor(opts: { registry: NodeRegistry; releases: ReleaseStore; store: AgentUpgradeStore; jobs: JobQueue; log: Logger; reconnectWaitMs?: number }) {
@@ -55,6 +60,7 @@ export class AgentUpgrades {
     this.#jobs = opts.jobs;
     this.#log = opts.log;
     this.#reconnectWaitMs = opts.reconnectWaitMs ?? DEFAULT_RECONNECT_WAIT_MS;
+    this.#registry.on('linked', this.#onLinked);
   }
 
   /** Loads the recent rollouts and resumes the running ones (call before agents can link). */
@@ -73,6 +79,7 @@ export class AgentUpgrades {
   close(): void {
     this.#closed = true;
     for (const cancel of [...this.#waits]) cancel();
+    this.#registry.off('linked', this.#onLinked);
   }
 
   list(): RolloutView[] {
@@ -273,19 +280,21 @@ export class AgentUpgrades {
     let cancel = (): void => {};
     const promise = new Promise<AgentLink | null>((resolve) => {
       const onLinked = (link: AgentLink): void => {
-        if (link.nodeName !== name || link === previous) return;
-        done(link);
+        if (link !== previous) done(link);
       };
       const timer = setTimeout(() => done(null), this.#reconnectWaitMs);
+      const waiters = this.#linkWaiters.get(name) ?? new Set();
       const done = (link: AgentLink | null): void => {
         clearTimeout(timer);
-        this.#registry.off('linked', onLinked);
+        waiters.delete(onLinked);
+        if (waiters.size === 0 && this.#linkWaiters.get(name) === waiters) this.#linkWaiters.delete(name);
         this.#waits.delete(cancel);
         resolve(link);
       };
       cancel = () => done(null);
       this.#waits.add(cancel);
-      this.#registry.on('linked', onLinked);
+      waiters.add(onLinked);
+      this.#linkWaiters.set(name, waiters);
     });
     return { promise, cancel };
   }
