@@ -22,8 +22,12 @@
  *   `job ID NODE SEEN_AT` (SEEN_AT: epoch ms, sub-ms precision). With --control-stdin,
  *   `job-delay MS` changes the delay (acknowledged with `job-delay MS`).
  * Identities live in memory only, so a restarted hub sees the same nodes come back.
+ * As a library, `upgrade: { releaseKey, restartMs }` makes nodes answer the agent upgrade endpoint
+ * (lib/simulated-upgrade.ts: the release verified with the pinned key, then a restart of a fixed
+ * time, back on the new version), and fleet.restart() restarts nodes the same way with no upgrade.
  */
 import { createHash, createPrivateKey, type KeyObject } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { hostname } from 'node:os';
@@ -38,6 +42,7 @@ import { INVENTORY_PATH, NOOP_PATH, type InventoryMessage } from '../src/protoco
 import { generateNodeKey, keyIdOf, signWith } from '../src/protocol/node-keys.ts';
 import { HubHttp, runPool } from './lib/hub-http.ts';
 import { simulatedJobHandler, type JobHandler, type SimulatedJobsOptions } from './lib/simulated-jobs.ts';
+import { simulatedUpgradeHandler, type SimulatedUpgradeOptions } from './lib/simulated-upgrade.ts';
 
 export interface SimulatedFleetOptions {
   hubUrl: string | URL;
@@ -56,6 +61,8 @@ export interface SimulatedFleetOptions {
   dockerContainers?: number;
   /** Answer stack jobs and the stack status stream (default: both get 404, as before). */
   jobs?: SimulatedJobsOptions;
+  /** Answer the agent upgrade endpoint (verify, then restart on the new version). */
+  upgrade?: SimulatedUpgradeOptions;
 }
 
 export interface SimulatedFleet {
@@ -70,6 +77,10 @@ export interface SimulatedFleet {
   stallDocker(nodes: readonly string[], stalled: boolean): void;
   /** Nodes whose Docker paths are stalled now. */
   stalledNodes(): string[];
+  /** Drops these nodes' channels; each comes back after `ms` on the same version (a restart without upgrade). */
+  restart(nodes: readonly string[], ms: number): void;
+  /** The version each node reports now. */
+  versionOf(node: string): string | undefined;
 }
 
 interface SimNode {
@@ -77,6 +88,10 @@ interface SimNode {
   identity: ChannelIdentity;
   connected: boolean;
   everConnected: boolean;
+  version: string;
+  /** The current channel's life; aborting it with `restartMs` set restarts the node. */
+  life: AbortController | null;
+  restartMs: number | null;
 }
 
 /** runChannel asks its backoff for a delay each time a connection ends (or fails): that is the
@@ -167,7 +182,7 @@ export interface SimulatedDocker {
 
 /** The agent side of the tunnel without an engine: 204 for the no-op, a fixed inventory, and
  * (with `docker`) a fake container list on the Docker path. */
-export function simulatedTunnelHandler(node: string, docker?: SimulatedDocker, jobs?: SimulatedJobsOptions): TunnelHandler {
+export function simulatedTunnelHandler(node: string, docker?: SimulatedDocker, jobs?: SimulatedJobsOptions, extra?: (req: Http2ServerRequest, res: Http2ServerResponse) => boolean): TunnelHandler {
   let containersBody: string | null = null;
   const jobHandler: JobHandler | null = jobs ? simulatedJobHandler(node, jobs) : null;
   const facts = {
@@ -188,6 +203,7 @@ export function simulatedTunnelHandler(node: string, docker?: SimulatedDocker, j
       return;
     }
     if (jobHandler?.(req, res)) return;
+    if (extra?.(req, res)) return;
     if (path === INVENTORY_PATH && req.method === 'GET') {
       const at = now();
       const lines: InventoryMessage[] = [
@@ -258,7 +274,7 @@ export async function startSimulatedFleet(opts: SimulatedFleetOptions): Promise<
   try {
     await runPool(names.length, Math.min(concurrency, 16), async (i) => {
       const identity = await enrollOne(http, names[i]!);
-      sims[i] = { name: names[i]!, identity: { ...identity, caPem: opts.caPem }, connected: false, everConnected: false };
+      sims[i] = { name: names[i]!, identity: { ...identity, caPem: opts.caPem }, connected: false, everConnected: false, version: 'bench-sim', life: null, restartMs: null };
     });
   } finally {
     http.close();
@@ -276,22 +292,51 @@ export async function startSimulatedFleet(opts: SimulatedFleetOptions): Promise<
     opts.onChange?.(connected);
   };
   const abort = new AbortController();
+  setMaxListeners(0, abort.signal); // each node's channel life listens to it
   const gate = new Gate(concurrency);
   const stalled = new Set<string>();
   const dockerContainers = opts.dockerContainers ?? 0;
   const running = sims.map(async (sim) => {
+    const upgrade = opts.upgrade;
+    const restartInto = (version: string, ms: number): void => {
+      sim.version = version;
+      sim.restartMs = ms;
+      sim.life?.abort();
+    };
+    const upgradeHandler = upgrade ? simulatedUpgradeHandler(upgrade, (version) => restartInto(version, upgrade.restartMs)) : undefined;
     const release = await gate.acquire();
     // A node that cannot connect must not hold its slot forever.
     const slotTimer = setTimeout(release, 15_000);
     try {
-      if (abort.signal.aborted) return;
+      while (!abort.signal.aborted) {
+        sim.life = new AbortController();
+        const life = sim.life;
+        const stop = (): void => life.abort();
+        abort.signal.addEventListener('abort', stop, { once: true });
+        await runOnce(life.signal);
+        abort.signal.removeEventListener('abort', stop);
+        if (abort.signal.aborted || sim.restartMs === null) break;
+        const wait = sim.restartMs;
+        sim.restartMs = null;
+        setConnected(sim, false);
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    } catch (err) {
+      failures.push({ node: sim.name, error: (err as Error).message });
+    } finally {
+      clearTimeout(slotTimer);
+      release();
+      setConnected(sim, false);
+    }
+
+    async function runOnce(signal: AbortSignal): Promise<void> {
       await runChannel(
         {
           hubUrl,
           identity: sim.identity,
-          handler: simulatedTunnelHandler(sim.name, dockerContainers > 0 ? { containers: dockerContainers, stalled: () => stalled.has(sim.name) } : undefined, opts.jobs),
+          handler: simulatedTunnelHandler(sim.name, dockerContainers > 0 ? { containers: dockerContainers, stalled: () => stalled.has(sim.name) } : undefined, opts.jobs, upgradeHandler),
           log,
-          agentVersion: 'bench-sim',
+          agentVersion: sim.version,
           backoff: new TrackingBackoff({ initialMs: 100, maxMs: 10_000 }, () => {
             drops++;
             setConnected(sim, false);
@@ -304,14 +349,8 @@ export async function startSimulatedFleet(opts: SimulatedFleetOptions): Promise<
             release();
           },
         },
-        abort.signal,
+        signal,
       );
-    } catch (err) {
-      failures.push({ node: sim.name, error: (err as Error).message });
-    } finally {
-      clearTimeout(slotTimer);
-      release();
-      setConnected(sim, false);
     }
   });
 
@@ -328,6 +367,15 @@ export async function startSimulatedFleet(opts: SimulatedFleetOptions): Promise<
       }
     },
     stalledNodes: () => [...stalled].sort(),
+    restart(nodes, ms) {
+      for (const n of nodes) {
+        const sim = sims.find((s) => s.name === n);
+        if (!sim) throw new Error(`no simulated node ${n}`);
+        sim.restartMs = ms;
+        sim.life?.abort();
+      }
+    },
+    versionOf: (node) => sims.find((s) => s.name === node)?.version,
     async stop() {
       abort.abort();
       await Promise.allSettled(running);
