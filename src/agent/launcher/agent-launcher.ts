@@ -4,11 +4,15 @@
  * asks to switch (it staged a verified release and wrote upgrade.json), the launcher stops it and
  * starts the new version; if that one does not report "connected" within the trial (60 s), or
  * exits first, the launcher stops it, goes back to the old version and records why
- * (upgrade-result.json), which the old agent then reports to the hub. It runs only for agents
+ * (upgrade-result.json), which the old agent then reports to the hub. Once a new version is kept,
+ * versions older than the one it replaced are removed. A version directory gone from under it
+ * (deleted by hand) is said in one line, and the launcher runs the version before it, or the
+ * installed checkout. It runs only for agents
  * that pinned a release key at enrollment: the others cannot be upgraded, so they run in-process.
  * Parent and child talk over Node's IPC channel; a child whose launcher dies stops too.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../lib/logger.ts';
 import { CODE_ROOT } from '../upgrade/code-root.ts';
@@ -26,6 +30,8 @@ export class AgentLauncher {
   readonly #args: string[];
   readonly #log: Logger;
   #child: ChildProcess | null = null;
+  /** The version the child runs (null: the installed checkout). */
+  #version: string | null = null;
   #trial: Trial | null = null;
   #switching = false;
   #stopping = false;
@@ -55,7 +61,10 @@ export class AgentLauncher {
   }
 
   async #start(finish: (code: number) => void): Promise<void> {
-    const version = await this.#files.current();
+    let record = await this.#files.currentRecord();
+    if (record.version !== null && !(await this.#isInstalled(record.version))) record = await this.#fallBack(record.version, record.previous);
+    const version = record.version;
+    this.#version = version;
     const root = version === null ? CODE_ROOT : this.#files.versionDir(version);
     const child = spawn(process.execPath, [join(root, 'bin', 'dockfleet.js'), 'agent', ...this.#args], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -83,12 +92,30 @@ export class AgentLauncher {
 
   async #onConnected(): Promise<void> {
     const trial = this.#trial;
-    if (!trial) return;
+    // Only the version on trial settles it (not one the launcher fell back to).
+    if (!trial || this.#version !== trial.upgrade.to) return;
     clearTimeout(trial.timer);
     this.#trial = null;
     await this.#files.setResult({ from: trial.upgrade.from, to: trial.upgrade.to, ok: true, reason: null, at: Date.now() });
     await this.#files.setPending(null);
     this.#log.info({ version: trial.upgrade.to }, 'new version connected; upgrade kept');
+    // Keep the new version and the one it replaced (for a rollback); older ones only take space.
+    const pruned = await this.#files.pruneVersions([trial.upgrade.to, trial.upgrade.from]).catch((err: Error) => {
+      this.#log.warn({ err: err.message }, 'could not remove old versions');
+      return [];
+    });
+    if (pruned.length > 0) this.#log.info({ removed: pruned }, 'old versions removed');
+  }
+
+  /** current.json names a version whose directory is gone: run the one before it, or the checkout. */
+  async #fallBack(missing: string, previous: string | null): Promise<{ version: string | null; previous: null }> {
+    const version = previous !== null && previous !== missing && (await this.#isInstalled(previous)) ? previous : null;
+    this.#log.error(
+      { missing, dir: this.#files.versionDir(missing), running: version ?? 'installed' },
+      `version ${missing} is missing (${this.#files.versionDir(missing)} was removed); running ${version ?? 'the installed checkout'} instead`,
+    );
+    await this.#files.setCurrent(version, null);
+    return { version, previous: null };
   }
 
   async #switch(finish: (code: number) => void): Promise<void> {
@@ -97,7 +124,10 @@ export class AgentLauncher {
     this.#switching = true;
     try {
       await this.#stopChild();
-      await this.#files.setCurrent(upgrade.to);
+      // Remember from's own fallback, so that a rollback restores it whole.
+      upgrade.fromPrevious = (await this.#files.currentRecord()).previous;
+      await this.#files.setPending(upgrade);
+      await this.#files.setCurrent(upgrade.to, upgrade.from);
     } finally {
       this.#switching = false;
     }
@@ -119,13 +149,12 @@ export class AgentLauncher {
     this.#log.warn({ from: upgrade.from, to: upgrade.to, reason }, 'going back to the previous version');
     // `from` is a version installed under versions/, or the checkout's own version.
     const installed = await this.#isInstalled(upgrade.from);
-    await this.#files.setCurrent(installed ? upgrade.from : null);
+    await this.#files.setCurrent(installed ? upgrade.from : null, installed ? (upgrade.fromPrevious ?? null) : null);
     await this.#files.setResult({ from: upgrade.from, to: upgrade.to, ok: false, reason, at: Date.now() });
     await this.#files.setPending(null);
   }
 
   async #isInstalled(version: string): Promise<boolean> {
-    const { stat } = await import('node:fs/promises');
     return (await stat(join(this.#files.versionDir(version), 'bin', 'dockfleet.js')).catch(() => null)) !== null;
   }
 

@@ -3,11 +3,12 @@
  * release) and its launcher (which switches to it and back):
  *   release-key.pub       the release key pinned at enrollment (never replaced afterwards)
  *   versions/<v>/         installed releases, each beside the others
- *   current.json          {version}: the release the launcher runs (absent: the installed checkout)
- *   upgrade.json          {from, to, trialMs}: a switch asked for and not yet settled
+ *   current.json          {version, previous}: the release the launcher runs (absent or null: the
+ *                         installed checkout) and the one it ran before (the fallback, kept by pruning)
+ *   upgrade.json          {from, to, trialMs, fromPrevious}: a switch asked for and not yet settled
  *   upgrade-result.json   how the last switch ended ({from, to, ok, reason, at})
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { writeFileDurably } from '../../lib/write-file-durably.ts';
@@ -19,8 +20,22 @@ const CURRENT_FILE = 'current.json';
 const UPGRADE_FILE = 'upgrade.json';
 const RESULT_FILE = 'upgrade-result.json';
 
-export const pendingUpgrade = z.object({ from: z.string(), to: releaseVersionSchema, trialMs: z.number().int().positive() });
+/** `fromPrevious` is added by the launcher when it switches: what `from` had as its fallback. */
+export const pendingUpgrade = z.object({
+  from: z.string(),
+  to: releaseVersionSchema,
+  trialMs: z.number().int().positive(),
+  fromPrevious: z.string().nullable().optional(),
+});
 export type PendingUpgrade = z.infer<typeof pendingUpgrade>;
+
+const currentRecord = z.object({ version: releaseVersionSchema.nullable(), previous: z.string().nullable().optional() });
+export interface CurrentRecord {
+  /** null: the installed checkout. */
+  version: string | null;
+  /** The version that ran before `version` (a version under versions/, or the checkout's version). */
+  previous: string | null;
+}
 
 async function readJson<T>(path: string, schema: z.ZodType<T>): Promise<T | null> {
   let text: string;
@@ -62,12 +77,30 @@ export class UpgradeFiles {
   }
 
   async current(): Promise<string | null> {
-    return (await readJson(join(this.stateDir, CURRENT_FILE), z.object({ version: releaseVersionSchema })))?.version ?? null;
+    return (await this.currentRecord()).version;
   }
 
-  /** null: run the installed checkout. */
-  async setCurrent(version: string | null): Promise<void> {
-    await writeFileDurably(join(this.stateDir, CURRENT_FILE), `${JSON.stringify({ version })}\n`);
+  async currentRecord(): Promise<CurrentRecord> {
+    const record = await readJson(join(this.stateDir, CURRENT_FILE), currentRecord);
+    return { version: record?.version ?? null, previous: record?.previous ?? null };
+  }
+
+  /** version null: run the installed checkout. */
+  async setCurrent(version: string | null, previous: string | null = null): Promise<void> {
+    await writeFileDurably(join(this.stateDir, CURRENT_FILE), `${JSON.stringify({ version, previous })}\n`);
+  }
+
+  /** The installed versions (whole ones: not a staging's .partial-* directory). */
+  async installedVersions(): Promise<string[]> {
+    const names = await readdir(join(this.stateDir, VERSIONS_DIR)).catch(() => [] as string[]);
+    return names.filter((name) => !name.includes('.partial-') && releaseVersionSchema.safeParse(name).success);
+  }
+
+  /** Removes every installed version but `keep` (the current one and the one before, for a rollback); returns what went. */
+  async pruneVersions(keep: string[]): Promise<string[]> {
+    const gone = (await this.installedVersions()).filter((v) => !keep.includes(v));
+    for (const version of gone) await rm(this.versionDir(version), { recursive: true, force: true });
+    return gone;
   }
 
   pending(): Promise<PendingUpgrade | null> {
