@@ -6,19 +6,17 @@
  * signed by another key even when the hub hands it over.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { generateReleaseKey, signRelease } from '../src/lib/release-keys.ts';
 import { startEngines, stopEngines, type TestEngine } from './support/engines.ts';
 import { mintCode, startTestHub, type TestHub } from './support/hub-fixture.ts';
 import { spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
+import { buildRelease as buildReleaseIn } from './support/release-builder.ts';
 
-const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const TRIAL_MS = 8_000;
 const RUNNING_VERSION = (JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -32,17 +30,8 @@ const releaseKey = generateReleaseKey();
 let keyFile: string;
 
 /** A release package built from this checkout: its code, with `version` in package.json and `patch` applied. */
-async function buildRelease(version: string, patch?: (dir: string) => Promise<void>): Promise<string> {
-  const dir = join(work, `build-${version}`);
-  await mkdir(dir);
-  for (const part of ['src', 'bin', 'package.json', 'package-lock.json']) await cp(join(ROOT, part), join(dir, part), { recursive: true });
-  const pkg = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as { version: string };
-  pkg.version = version;
-  await writeFile(join(dir, 'package.json'), `${JSON.stringify(pkg, null, 2)}\n`);
-  await patch?.(dir);
-  const out = join(work, `dockfleet-${version}.tgz`);
-  await run('tar', ['-czf', out, '-C', dir, 'src', 'bin', 'package.json', 'package-lock.json']);
-  return out;
+function buildRelease(version: string, patch?: (dir: string) => Promise<void>): Promise<string> {
+  return buildReleaseIn(work, version, patch);
 }
 
 async function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
