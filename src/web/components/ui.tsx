@@ -101,6 +101,11 @@ const STATUS_TONE: Record<string, string> = {
   dead: 'bad',
   removing: 'warn',
   unhealthy: 'bad',
+  succeeded: 'ok',
+  failed: 'bad',
+  waiting: 'info',
+  sending: 'warn',
+  skipped: 'muted',
 };
 
 export function StatusBadge({ status, title }: { status: string; title?: string }): JSX.Element {
