@@ -1,7 +1,9 @@
 /** The edge port: a container labelled `dockfleet.ingress.host` on a private engine is reachable
  * at that host on the hub's edge port, through its agent's own connection (real hub, real agent
  * process, real engine). Keep-alive, 50 MB each way byte for byte with bounded hub memory, the
- * pages for an unknown host, a stopped container and an offline node, and smuggling refused. */
+ * pages for an unknown host, a stopped container and an offline node, and smuggling refused.
+ * @serial-lane: what the hub holds in flight is the link's window, sized from its measured round
+ * trip; beside another busy test file the round trip grows, and so would what "bounded" means. */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import https from 'node:https';
