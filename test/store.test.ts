@@ -44,6 +44,7 @@ test('store: migrations apply once and report what they applied', async (t) => {
     '20261202T090000-volume-backup-policies.sql',
     '20261203T100000-host-rebuilds.sql',
     '20261204T090000-volume-backup-repo-keys.sql',
+    '20261205T120000-agent-upgrade-rollouts.sql',
   ]);
   await first.close();
   const second = new SqliteStore(file);
@@ -155,6 +156,7 @@ test('store: the job-intents migration keeps every job with its steps and log li
     '20261202T090000-volume-backup-policies.sql',
     '20261203T100000-host-rebuilds.sql',
     '20261204T090000-volume-backup-repo-keys.sql',
+    '20261205T120000-agent-upgrade-rollouts.sql',
   ]);
   const job = db.prepare("SELECT state, intent, held, sign_by FROM jobs WHERE id = 'job_old'").get();
   assert.deepEqual({ ...(job as object) }, { state: 'succeeded', intent: null, held: 0, sign_by: null });
