@@ -153,7 +153,7 @@ after(async () => {
 
 test('before signing in: the setup page, then the sign-in page, at 1280 and 390 px', { timeout: 60_000 }, async () => {
   for (const width of [1280, 390]) {
-    const ctx = await browser!.newContext({ ignoreHTTPSErrors: true, viewport: { width, height: 844 } });
+    const ctx = await browser!.newContext({ ignoreHTTPSErrors: true, viewport: { width, height: 844 }, reducedMotion: 'reduce' });
     reportTrouble(ctx);
     const p = await ctx.newPage();
     p.setDefaultTimeout(15_000);
@@ -165,7 +165,7 @@ test('before signing in: the setup page, then the sign-in page, at 1280 and 390 
   ({ page } = await openAsFirstAdmin(browser!, { url: hub!.url, dataDir: join(dir, 'hub') }, 'Nodes'));
   assert.equal((await hub!.api('POST', '/api/v1/users', { name: 'grace', role: 'viewer', password: PASSWORD })).status, 201);
   for (const width of [1280, 390]) {
-    const ctx = await browser!.newContext({ ignoreHTTPSErrors: true, viewport: { width, height: 844 } });
+    const ctx = await browser!.newContext({ ignoreHTTPSErrors: true, viewport: { width, height: 844 }, reducedMotion: 'reduce' });
     reportTrouble(ctx);
     const p = await ctx.newPage();
     p.setDefaultTimeout(15_000);
@@ -192,7 +192,7 @@ const ROUTES: Route[] = [
   { path: () => '/containers', heading: 'Containers', ready: (p) => p.getByRole('link', { name: 'shop', exact: true }) },
   { path: () => c(), heading: /shop/, ready: (p) => p.getByRole('heading', { name: 'Resource use' }) },
   { path: () => c('/logs'), heading: /shop/, ready: (p) => p.getByText('tick') },
-  { path: () => c('/terminal'), heading: /shop/, ready: (p) => p.locator('.xterm') },
+  { path: () => c('/terminal'), heading: /shop/, ready: (p) => p.getByText(/Connected: /) },
   { path: () => c('/files'), heading: /shop/, ready: (p) => p.getByRole('heading', { name: /Files in/ }) },
   { path: () => c('/edit'), heading: 'Change shop', ready: (p) => p.getByRole('button', { name: 'Recreate' }) },
   { path: () => '/containers/run', heading: 'Run a container', ready: (p) => p.getByLabel('Image', { exact: true }) },
