@@ -113,7 +113,7 @@ test('admin: add a receiver through the form, test it, see the node-offline inci
   await page.getByLabel('Username').fill('mara');
   await page.getByLabel('Password').fill('a long enough passphrase');
   await page.getByRole('button', { name: 'Create account' }).click();
-  await page.getByRole('link', { name: 'Alerts' }).click();
+  await page.getByRole('link', { name: 'Alerts', exact: true }).click();
   await page.getByRole('heading', { name: 'Alerts', level: 1 }).waitFor();
   await page.getByText('Nothing is wrong right now').waitFor();
 

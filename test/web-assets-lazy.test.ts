@@ -55,7 +55,7 @@ test('pages load on first visit; a chunk that fails shows an error with a Retry 
     assert.ok(!holds('retried with backoff until the receiver answers 2xx'), 'the Alerts page came with the first load');
     const before = scripts.size;
 
-    await page.getByRole('link', { name: 'Alerts' }).click();
+    await page.getByRole('link', { name: 'Alerts', exact: true }).click();
     await page.getByRole('heading', { name: 'Alerts' }).waitFor();
     await page.waitForLoadState('networkidle');
     assert.ok(scripts.size > before, 'visiting Alerts fetched no new script');
@@ -65,7 +65,7 @@ test('pages load on first visit; a chunk that fails shows an error with a Retry 
     // The network drops every script request: the People page cannot arrive.
     let offline = true;
     await page.route('**/assets/*.js', (route) => (offline ? route.abort('internetdisconnected') : route.continue()));
-    await page.getByRole('link', { name: 'People' }).click();
+    await page.getByRole('link', { name: 'People', exact: true }).click();
     const alert = page.getByRole('alert').filter({ hasText: 'This page could not be loaded' });
     await alert.waitFor();
     assert.match(await alert.innerText(), /Check the connection/);

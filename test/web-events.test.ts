@@ -129,7 +129,7 @@ describe('fleet events from a real engine', () => {
       await page.getByLabel('Username').fill('mara');
       await page.getByLabel('Password').fill('a long enough passphrase');
       await page.getByRole('button', { name: 'Create account' }).click();
-      await page.getByRole('link', { name: 'Events' }).waitFor();
+      await page.getByRole('link', { name: 'Events', exact: true }).waitFor();
     });
     after(async () => {
       await browser?.close();
@@ -150,7 +150,7 @@ describe('fleet events from a real engine', () => {
     }
 
     test('the events page shows a new event live, filters by name, and passes axe at 1280 and 390 px', { timeout: 60_000 }, async () => {
-      await page.getByRole('link', { name: 'Events' }).click();
+      await page.getByRole('link', { name: 'Events', exact: true }).click();
       await page.getByRole('heading', { name: 'Events', level: 1 }).waitFor();
       await page.getByRole('status').filter({ hasText: 'Live' }).waitFor();
       await runContainer(rig.engine, { name: 'evt-live' });

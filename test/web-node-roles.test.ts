@@ -126,7 +126,7 @@ before(async () => {
   await sp.getByLabel('Username').fill('ada');
   await sp.getByLabel('Password').fill(PASSWORD);
   await sp.getByRole('button', { name: 'Create account' }).click();
-  await sp.getByRole('link', { name: 'Nodes' }).waitFor({ timeout: 15_000 });
+  await sp.getByRole('link', { name: 'Nodes', exact: true }).waitFor({ timeout: 15_000 });
   await setup.close();
   await createUser('cust', true);
   await createUser('vop', false);

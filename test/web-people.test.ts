@@ -55,7 +55,7 @@ after(async () => {
 });
 
 test('enroll dialog: focus stays in the dialog when the code shows, and it says when the agent arrives', { timeout: 90_000 }, async () => {
-  await page.getByRole('link', { name: 'Nodes' }).click();
+  await page.getByRole('link', { name: 'Nodes', exact: true }).click();
   await page.getByRole('button', { name: 'Enroll node' }).first().click();
   await page.getByLabel('Node name').fill('later-01');
   await page.getByRole('button', { name: 'Create enrollment code' }).click();
@@ -75,7 +75,7 @@ test('enroll dialog: focus stays in the dialog when the code shows, and it says 
 
 test('the admin creates a customer, grants one node, resets its password and revokes a pending code', { timeout: 60_000 }, async () => {
   await hub.api('POST', '/api/v1/enrollments', { name: 'spare-01' });
-  await page.getByRole('link', { name: 'People' }).click();
+  await page.getByRole('link', { name: 'People', exact: true }).click();
   await page.getByRole('heading', { name: 'People', level: 1 }).waitFor();
   await page.getByRole('button', { name: 'New user' }).click();
   await page.getByLabel('Username').fill('cust');

@@ -95,14 +95,14 @@ after(async () => {
 });
 
 test('with no labelled container, the page says how to publish a route', async () => {
-  await page.getByRole('link', { name: 'Routes' }).click();
+  await page.getByRole('link', { name: 'Routes', exact: true }).click();
   await page.getByRole('heading', { name: 'Routes', level: 1 }).waitFor();
   await page.getByText('No routes yet').waitFor();
   const empty = (await page.locator('.state-empty').textContent()) ?? '';
   assert.match(empty, /--label dockfleet\.ingress\.host=/);
   assert.match(empty, /dockfleet\.ingress\.port=/);
   assert.match(empty, /--edge-listen/);
-  assert.equal(await page.getByRole('link', { name: 'Routes' }).getAttribute('aria-current'), 'page');
+  assert.equal(await page.getByRole('link', { name: 'Routes', exact: true }).getAttribute('aria-current'), 'page');
   await assertAccessible(page, 'the empty state, 1280 px');
 });
 
