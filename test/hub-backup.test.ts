@@ -434,14 +434,15 @@ test('archives are format 2, brotli inside the encryption (smaller than the data
   }
 });
 
-test('a scheduled passphrase backup runs off the event loop: /healthz sampled every 50 ms answers within 200 ms throughout', { timeout: 240_000 }, async () => {
+test('a scheduled passphrase backup runs off the event loop: /healthz sampled every 50 ms never waits half as long as the passphrase scrypt blocks a loop', { timeout: 240_000 }, async () => {
   await hubProc?.stop();
   hubProc = undefined;
   const dir = join(work, 'busy-hub');
   const backups = join(work, 'scheduled-passphrase');
   await mkdir(backups);
-  // An archive "just written": the next one is due one period after it, once the hub is up and sampled.
-  const every = 8_000;
+  // An archive "just written": the next one is due one period after it, once the hub is up and
+  // sampled (a hub starting beside the suite's other files has taken over 8 s).
+  const every = 20_000;
   const placeholder = join(backups, 'dockfleet-hub-20000101T000000000Z.age');
   await writeFile(placeholder, 'placeholder');
   const due = Date.now() + every;
@@ -473,8 +474,20 @@ test('a scheduled passphrase backup runs off the event loop: /healthz sampled ev
     assert.ok(written !== 0, `the scheduled backup was written: ${hubProc.stderr().slice(-2000)}`);
     const during = samples.filter((s) => s.at >= due - 500 && s.at <= written);
     assert.ok(during.length >= 10, `sampled while the backup ran (${during.length} samples)`);
+    // The baseline, measured now under the same load: age's scrypt for one passphrase stanza, on
+    // this test's own loop. Were the hub to run it on its loop, a sample would wait about that
+    // long (a fixed 200 ms bound failed once on CI, with the other lane running beside it).
+    const t = performance.now();
+    const onLoop = new Encrypter();
+    onLoop.setPassphrase(PASSPHRASE);
+    await onLoop.encrypt('x');
+    const blocking = performance.now() - t;
     const worst = samples.reduce((max, s) => Math.max(max, s.ms), 0);
-    assert.ok(worst < 200, `every /healthz answered within 200 ms; the slowest took ${Math.round(worst)} ms (${samples.length} samples, backup ${written - due} ms)`);
+    const slow = samples.filter((s) => s.ms >= 200).length;
+    assert.ok(
+      worst < blocking / 2,
+      `every /healthz answered within half the ${Math.round(blocking)} ms the scrypt blocks a loop; the slowest took ${Math.round(worst)} ms (${slow} of ${samples.length} samples over 200 ms, backup ${written - due} ms)`,
+    );
   } finally {
     agentKeepAlive.destroy();
     await hubProc.stop();
