@@ -3,6 +3,7 @@
  * visiting Alerts fetches its chunk then and shows the page; a chunk that cannot be fetched shows
  * the app's error state with a Retry that, once the network is back, brings the page (axe-core
  * finds no serious or critical violation in that error state at 1280 and 390 px).
+ * A read that never reached the hub (a network blip) is sent again, twice at most.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -79,6 +80,46 @@ test('pages load on first visit; a chunk that fails shows an error with a Retry 
     await alert.getByRole('button', { name: 'Retry' }).click();
     await page.getByRole('heading', { name: 'People' }).waitFor();
     assert.equal(await alert.count(), 0, 'the error stayed after the page arrived');
+  } finally {
+    await context.close();
+  }
+});
+
+test('a read that never reached the hub is sent again, twice at most: a blip goes unseen, an outage shows its error', async () => {
+  const context = await browser!.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  try {
+    await page.goto(hub!.url);
+    await page.getByLabel('Username').fill('ada');
+    await page.getByLabel('Password').fill('a long enough passphrase');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    const people = page.getByRole('link', { name: 'People', exact: true });
+    await people.waitFor();
+
+    // The first two tries of the users list never reach the hub; the third does.
+    let tries = 0;
+    let dropFirst = 2;
+    await page.route('**/api/v1/users', (route) => {
+      if (route.request().method() !== 'GET') return route.continue();
+      tries++;
+      return tries <= dropFirst ? route.abort('internetdisconnected') : route.continue();
+    });
+    await people.click();
+    const users = page.getByRole('table', { name: 'Users' });
+    await users.getByRole('cell', { name: 'ada', exact: true }).waitFor();
+    assert.equal(tries, 3, 'two dropped tries and the one that arrived');
+    assert.equal(await page.getByText('The hub could not be reached').count(), 0);
+
+    // Down for good: three tries, then the page says so.
+    await page.getByRole('link', { name: 'Nodes', exact: true }).click();
+    await page.getByRole('heading', { name: 'Nodes' }).first().waitFor();
+    tries = 0;
+    dropFirst = Number.POSITIVE_INFINITY;
+    await people.click();
+    await page.getByText('The hub could not be reached').first().waitFor();
+    assert.equal(tries, 3, 'a read is tried three times in all');
+    assert.equal(await users.count(), 0);
   } finally {
     await context.close();
   }

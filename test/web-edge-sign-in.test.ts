@@ -5,8 +5,8 @@
  * and returns to other sites are refused; signing out at the hub ends the app's session. */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { CHROMIUM, reportTrouble, screenshot } from './support/browser.ts';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchBrowser, reportTrouble, screenshot } from './support/browser.ts';
 import { PASSWORD, startEdgeAccessRig, stopEdgeAccessRig, type EdgeAccessRig } from './support/edge-access-rig.ts';
 
 let rig: EdgeAccessRig;
@@ -53,19 +53,8 @@ async function signInOnHub(p: Page, user: string): Promise<void> {
 
 before(async () => {
   rig = await startEdgeAccessRig('webaccess');
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-dev-shm-usage',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-      '--host-resolver-rules=MAP app.test 127.0.0.1, MAP app2.test 127.0.0.1, MAP ops.test 127.0.0.1',
-    ],
-  });
+  // launchBrowser's pages redo a load whose scripts Chromium dropped when the engine's veths came up.
+  browser = await launchBrowser(['--host-resolver-rules=MAP app.test 127.0.0.1, MAP app2.test 127.0.0.1, MAP ops.test 127.0.0.1']);
   ada = await newContext();
   page = await ada.newPage();
   page.setDefaultTimeout(15_000);

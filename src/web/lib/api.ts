@@ -91,6 +91,9 @@ export async function signDocker(method: string, path: string, body?: BodyInit):
   return dockerSigner && path.startsWith('/docker/nodes/') ? dockerSigner(method, path, body) : { headers: {} };
 }
 
+/** Pauses before a read that failed to reach the hub is sent again. */
+const NETWORK_RETRIES_MS = [250, 1_000];
+
 export async function request(method: string, path: string, opts: RequestOptions = {}): Promise<Response> {
   const headers: Record<string, string> = { Accept: 'application/json', ...opts.headers };
   if (method !== 'GET' && method !== 'HEAD') headers[UI_HEADER] = '1';
@@ -106,11 +109,20 @@ export async function request(method: string, path: string, opts: RequestOptions
     if (signed.body !== undefined) body = signed.body;
   }
   let res: Response;
-  try {
-    res = await fetch(path, { method, headers, body: body ?? null, credentials: 'same-origin', signal: opts.signal ?? null });
-  } catch (err) {
-    if ((err as Error).name === 'AbortError') throw err;
-    throw new ApiError(0, 'network', 'The hub could not be reached. Check your connection.');
+  for (let attempt = 1; ; attempt++) {
+    try {
+      res = await fetch(path, { method, headers, body: body ?? null, credentials: 'same-origin', signal: opts.signal ?? null });
+      break;
+    } catch (err) {
+      if ((err as Error).name === 'AbortError') throw err;
+      // A read that never reached the hub is safe to send again: a blip (Wi-Fi roaming, a VPN
+      // coming up, the browser dropping requests when interfaces change) should not become an
+      // error on the page. Changes are never resent: the person decides.
+      if ((method !== 'GET' && method !== 'HEAD') || attempt > NETWORK_RETRIES_MS.length || opts.signal?.aborted) {
+        throw new ApiError(0, 'network', 'The hub could not be reached. Check your connection.');
+      }
+      await new Promise((resolve) => setTimeout(resolve, NETWORK_RETRIES_MS[attempt - 1]));
+    }
   }
   // 304 from a Docker action means "already so" (start a running container): not a failure.
   if (!res.ok && res.status !== 304) {
