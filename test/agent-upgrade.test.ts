@@ -6,19 +6,21 @@
  * signed by another key even when the hub hands it over.
  */
 import assert from 'node:assert/strict';
-import { cp, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, lstat, mkdtemp, readFile, readdir, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { generateReleaseKey, signRelease } from '../src/lib/release-keys.ts';
 import { startEngines, stopEngines, type TestEngine } from './support/engines.ts';
-import { mintCode, startTestHub, type TestHub } from './support/hub-fixture.ts';
+import { mintCode, startTestHub, waitFor, type TestHub } from './support/hub-fixture.ts';
 import { spawnDockfleet, type DockfleetProcess } from './support/processes.ts';
-import { buildRelease as buildReleaseIn } from './support/release-builder.ts';
+import { buildRelease as buildReleaseIn, pinOtherVersion } from './support/release-builder.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const TRIAL_MS = 8_000;
+// shlex is a run-time package the agent never loads: a copy at a made-up version runs as well as the real one.
+const SHLEX = (JSON.parse(await readFile(join(ROOT, 'node_modules', 'shlex', 'package.json'), 'utf8')) as { version: string }).version;
 const RUNNING_VERSION = (JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
 let work: string;
@@ -30,8 +32,15 @@ const releaseKey = generateReleaseKey();
 let keyFile: string;
 
 /** A release package built from this checkout: its code, with `version` in package.json and `patch` applied. */
-function buildRelease(version: string, patch?: (dir: string) => Promise<void>): Promise<string> {
-  return buildReleaseIn(work, version, patch);
+function buildRelease(version: string, patch?: (dir: string) => Promise<void>, opts?: { withDependencies?: boolean }): Promise<string> {
+  return buildReleaseIn(work, version, patch, opts);
+}
+
+async function publish(pkg: string): Promise<void> {
+  const signed = await cli(['release', 'sign', pkg, '--key', keyFile]);
+  assert.equal(signed.code, 0, signed.stderr);
+  const added = await cli(['release', 'add', pkg]);
+  assert.equal(added.code, 0, added.stderr);
 }
 
 async function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -88,12 +97,7 @@ describe('signed, staged agent self-update', { timeout: 300_000 }, () => {
       assert.ok(text.includes('await dialHub(opts.hubUrl, '));
       await writeFile(file, text.replace('await dialHub(opts.hubUrl, ', "await dialHub(new URL('https://127.0.0.1:9/'), "));
     });
-    for (const pkg of [good, bad]) {
-      const signed = await cli(['release', 'sign', pkg, '--key', keyFile]);
-      assert.equal(signed.code, 0, signed.stderr);
-      const added = await cli(['release', 'add', pkg]);
-      assert.equal(added.code, 0, added.stderr);
-    }
+    for (const pkg of [good, bad]) await publish(pkg);
   });
 
   test('the agent pinned the release key at enrollment and reports its version', async () => {
@@ -147,5 +151,46 @@ describe('signed, staged agent self-update', { timeout: 300_000 }, () => {
     assert.deepEqual((await readdir(join(stateDir, 'versions'))).sort(), ['0.0.0-bad', '0.0.0-good']);
     await assert.rejects(stat(join(stateDir, 'versions', '0.0.0-evil')));
     assert.deepEqual(await nodeView('up1').then((n) => [n.status, n.agentVersion]), ['online', '0.0.0-good']);
+  });
+
+  test('a release whose lock pins another version of a run-time package, without it: refused, saying what differs', async () => {
+    await publish(await buildRelease('0.0.0-newdeps', pinOtherVersion('shlex', '3.0.99', false)));
+    const res = await cli(['agents', 'upgrade', '--to', '0.0.0-newdeps', '--wait']);
+    assert.equal(res.code, 1, res.stdout);
+    assert.match(res.stderr, new RegExp(`shlex 3\\.0\\.99 \\(found ${SHLEX.replaceAll('.', '\\.')}\\)`));
+    assert.match(res.stderr, /release pack --with-dependencies/);
+    await assert.rejects(stat(join(stateDir, 'versions', '0.0.0-newdeps')));
+    assert.deepEqual(await nodeView('up1').then((n) => [n.status, n.agentVersion]), ['online', '0.0.0-good']);
+  });
+
+  test('the same change carried in the release: the agent runs it with its own node_modules', { timeout: 180_000 }, async () => {
+    await publish(await buildRelease('0.0.0-bundled', pinOtherVersion('shlex', '3.0.99', true), { withDependencies: true }));
+    const from = agent.lineCount();
+    const res = await cli(['agents', 'upgrade', '--to', '0.0.0-bundled', '--wait']);
+    assert.equal(res.code, 0, `${res.stdout}\n${res.stderr}`);
+    await agent.waitForLine(/agent up1 connected/, 30_000, from);
+    assert.deepEqual(await nodeView('up1').then((n) => [n.status, n.agentVersion]), ['online', '0.0.0-bundled']);
+    assert.match(await childCommandLine(), /versions\/0\.0\.0-bundled\/bin\/dockfleet\.js agent/);
+    const modules = join(stateDir, 'versions', '0.0.0-bundled', 'node_modules');
+    const st = await lstat(modules);
+    assert.ok(st.isDirectory() && !st.isSymbolicLink(), 'the release runs with the node_modules it carried');
+    assert.equal(JSON.parse(await readFile(join(modules, 'shlex', 'package.json'), 'utf8')).version, '3.0.99');
+  });
+
+  test('releases that borrow the carried node_modules keep the version that carried it from being pruned', { timeout: 180_000 }, async () => {
+    for (const version of ['0.0.0-borrow1', '0.0.0-borrow2']) {
+      await publish(await buildRelease(version, pinOtherVersion('shlex', '3.0.99', false)));
+      const res = await cli(['agents', 'upgrade', '--to', version, '--wait']);
+      assert.equal(res.code, 0, `${res.stdout}\n${res.stderr}`);
+      // The launcher says so on stderr (its log), right before it prunes.
+      const kept = new RegExp(`"version":"${version.replaceAll('.', '\\.')}".*upgrade kept`);
+      await waitFor(() => kept.test(agent.stderr()), 30_000, `${version} kept`);
+      assert.equal(await realpath(join(stateDir, 'versions', version, 'node_modules')), await realpath(join(stateDir, 'versions', '0.0.0-bundled', 'node_modules')));
+    }
+    // The launcher prunes right after it keeps a version: 0.0.0-good went with the first, and the
+    // second would take 0.0.0-bundled, whose node_modules both borrow.
+    await new Promise((r) => setTimeout(r, 1_000));
+    assert.deepEqual((await readdir(join(stateDir, 'versions'))).filter((v) => !v.includes('.partial-')).sort(), ['0.0.0-borrow1', '0.0.0-borrow2', '0.0.0-bundled']);
+    assert.deepEqual(await nodeView('up1').then((n) => [n.status, n.agentVersion]), ['online', '0.0.0-borrow2']);
   });
 });

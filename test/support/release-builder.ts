@@ -1,34 +1,58 @@
 /**
- * Agent releases for self-update tests (issue 16), built from this checkout: its code with another
- * version in package.json (and, for a bad release, a patch), packed as a gzipped tar, then signed
+ * Agent releases for self-update tests (issue 16), built from this checkout: its code (and, for a
+ * bad release, a patch), packed by `dockfleet release pack` with another version, then signed
  * with a test release key and added to a hub's store through the real `dockfleet release` CLI.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { spawnDockfleet } from './processes.ts';
 
-const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** The version in this checkout's package.json: what an agent run from it reports. */
 export const CHECKOUT_VERSION = (JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
-/** A release package built in `work` from this checkout: its code, with `version` in package.json and `patch` applied. */
-export async function buildRelease(work: string, version: string, patch?: (dir: string) => Promise<void>): Promise<string> {
+/**
+ * A release package built in `work` from this checkout by `dockfleet release pack`: its code with
+ * `patch` applied. With dependencies, the build's node_modules links each of the checkout's
+ * packages (so that a patch can put a changed copy of one in its place) and the release carries them.
+ */
+export async function buildRelease(work: string, version: string, patch?: (dir: string) => Promise<void>, opts: { withDependencies?: boolean } = {}): Promise<string> {
   const dir = join(work, `build-${version}`);
   await mkdir(dir);
   for (const part of ['src', 'bin', 'package.json', 'package-lock.json']) await cp(join(ROOT, part), join(dir, part), { recursive: true });
-  const pkg = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as { version: string };
-  pkg.version = version;
-  await writeFile(join(dir, 'package.json'), `${JSON.stringify(pkg, null, 2)}\n`);
+  if (opts.withDependencies) {
+    await mkdir(join(dir, 'node_modules'));
+    for (const name of await readdir(join(ROOT, 'node_modules'))) await symlink(join(ROOT, 'node_modules', name), join(dir, 'node_modules', name));
+  }
   await patch?.(dir);
+  const p = spawnDockfleet(['release', 'pack', '--from', dir, '--version', version, '--out', work, ...(opts.withDependencies ? ['--with-dependencies'] : [])]);
+  const { code } = await p.exited;
+  assert.equal(code, 0, `dockfleet release pack: ${p.stderr()}`);
   const out = join(work, `dockfleet-${version}.tgz`);
-  await run('tar', ['-czf', out, '-C', dir, 'src', 'bin', 'package.json', 'package-lock.json']);
+  assert.equal(p.stdout().trim().split('\n').at(-1), out);
   return out;
+}
+
+/** A patch that gives the release's lock another version of `name` (a run-time package); with `copy`, also a copy of the package at that version in its node_modules. */
+export function pinOtherVersion(name: string, version: string, copy: boolean): (dir: string) => Promise<void> {
+  return async (dir) => {
+    const lockFile = join(dir, 'package-lock.json');
+    const lock = JSON.parse(await readFile(lockFile, 'utf8')) as { packages: Record<string, { version: string; dev?: boolean }> };
+    const entry = lock.packages[`node_modules/${name}`];
+    assert.ok(entry && !entry.dev, `${name} is a run-time package of the lock`);
+    entry.version = version;
+    await writeFile(lockFile, JSON.stringify(lock, null, 2));
+    if (!copy) return;
+    const target = join(dir, 'node_modules', name);
+    await rm(target);
+    await cp(join(ROOT, 'node_modules', name), target, { recursive: true });
+    const pkg = JSON.parse(await readFile(join(target, 'package.json'), 'utf8')) as { version: string };
+    pkg.version = version;
+    await writeFile(join(target, 'package.json'), JSON.stringify(pkg));
+  };
 }
 
 /** A patch that makes a release unable to connect: it dials a port where no hub listens. */

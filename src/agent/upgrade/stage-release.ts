@@ -1,13 +1,15 @@
 /**
  * Stages a release beside the running version: verify it against the release key pinned at
  * enrollment (alone: whatever the hub said), unpack it into <state>/versions/<v>/, check that it is
- * the version it claims, give it the running installation's node_modules when the lockfiles match,
- * and record the switch in upgrade.json for the launcher. Nothing is installed unless all holds.
+ * the version it claims, settle which node_modules it runs with (its own, or the running agent's
+ * when that holds every package its lock pins: dependencies.ts), and record the switch in
+ * upgrade.json for the launcher. Nothing is installed unless all holds.
  */
 import { mkdir, readFile, realpath, rename, rm, stat, symlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { verifyRelease } from '../../lib/release-keys.ts';
-import { CODE_ROOT, runningVersion } from './code-root.ts';
+import { runningVersion } from './code-root.ts';
+import { dependencyGap, runningModulesDir } from './dependencies.ts';
 import { extractRelease } from './extract-release.ts';
 import type { UpgradeFiles } from './upgrade-files.ts';
 
@@ -31,7 +33,12 @@ export async function stageRelease(files: UpgradeFiles, pkg: Buffer, signature: 
       await rm(partial, { recursive: true, force: true });
       return { ok: false, reason: refusal };
     }
-    await symlink(await realpath(join(CODE_ROOT, 'node_modules')), join(partial, 'node_modules'), 'dir');
+    const modules = await modulesFor(partial);
+    if ('refused' in modules) {
+      await rm(partial, { recursive: true, force: true });
+      return { ok: false, reason: modules.refused };
+    }
+    if (modules.borrowed) await symlink(await realpath(modules.dir), join(partial, 'node_modules'), 'dir');
     // A version left by an earlier, failed attempt is replaced (never the running one: checked above).
     await rm(dest, { recursive: true, force: true });
     await rename(partial, dest);
@@ -53,10 +60,18 @@ async function checkTree(dir: string, version: string): Promise<string | null> {
   }
   if (pkg.name !== 'dockfleet' || pkg.version !== version) return `the release's package.json says ${String(pkg.name)} ${String(pkg.version)}, not dockfleet ${version}`;
   if (!(await stat(join(dir, 'bin', 'dockfleet.js')).catch(() => null))?.isFile()) return 'the release has no bin/dockfleet.js';
-  const [theirs, ours] = await Promise.all([readFile(join(dir, 'package-lock.json')).catch(() => null), readFile(join(CODE_ROOT, 'package-lock.json')).catch(() => null)]);
-  if (theirs === null) return 'the release has no package-lock.json';
-  if (ours === null || !theirs.equals(ours)) {
-    return "the release's dependencies differ from the running version's (package-lock.json); installing dependencies is not supported yet";
-  }
   return null;
+}
+
+/** The node_modules an unpacked release in `dir` will run with: its own, or the running agent's (to link). */
+async function modulesFor(dir: string): Promise<{ dir: string; borrowed: boolean } | { refused: string }> {
+  const own = join(dir, 'node_modules');
+  if ((await stat(own).catch(() => null))?.isDirectory()) {
+    const gap = await dependencyGap(dir, own);
+    return gap === null ? { dir: own, borrowed: false } : { refused: `the release's own node_modules does not match its package-lock.json: ${gap}` };
+  }
+  const running = runningModulesDir();
+  const gap = await dependencyGap(dir, running);
+  if (gap === null) return { dir: running, borrowed: true };
+  return { refused: `the release's dependencies differ from this agent's (${running}): ${gap}; build the release with them (dockfleet release pack --with-dependencies)` };
 }

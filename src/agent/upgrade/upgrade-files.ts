@@ -8,7 +8,7 @@
  *   upgrade.json          {from, to, trialMs, fromPrevious}: a switch asked for and not yet settled
  *   upgrade-result.json   how the last switch ended ({from, to, ok, reason, at})
  */
-import { readFile, readdir, rm } from 'node:fs/promises';
+import { readFile, readdir, realpath, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { writeFileDurably } from '../../lib/write-file-durably.ts';
@@ -96,9 +96,19 @@ export class UpgradeFiles {
     return names.filter((name) => !name.includes('.partial-') && releaseVersionSchema.safeParse(name).success);
   }
 
-  /** Removes every installed version but `keep` (the current one and the one before, for a rollback); returns what went. */
+  /**
+   * Removes every installed version but `keep` (the current one and the one before, for a rollback)
+   * and those whose own node_modules a kept version borrows (a release without its dependencies
+   * links to the tree of the version it was staged under); returns what went.
+   */
   async pruneVersions(keep: string[]): Promise<string[]> {
-    const gone = (await this.installedVersions()).filter((v) => !keep.includes(v));
+    const lent = await Promise.all(keep.map((v) => realpath(join(this.versionDir(v), 'node_modules')).catch(() => null)));
+    const gone: string[] = [];
+    for (const v of await this.installedVersions()) {
+      if (keep.includes(v)) continue;
+      const dir = await realpath(this.versionDir(v)).catch(() => this.versionDir(v));
+      if (!lent.some((target) => target?.startsWith(`${dir}/`))) gone.push(v);
+    }
     for (const version of gone) await rm(this.versionDir(version), { recursive: true, force: true });
     return gone;
   }

@@ -1,15 +1,17 @@
 /**
  * `dockfleet release-key create` and `dockfleet release sign|add|ls` (issue 16): the release key
- * is made and kept by whoever builds agent releases (never on the hub); `sign` writes
+ * is made and kept by whoever builds agent releases (never on the hub); `pack` makes a release
+ * from a checkout; `sign` writes
  * PACKAGE.tgz.sig beside a package; `add` hands package and signature to the hub, which checks
  * them against its --release-key before offering them to agents.
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateReleaseKey, signRelease } from '../../lib/release-keys.ts';
 import { releaseVersionSchema, type ReleaseView } from '../../protocol/releases.ts';
 import { UsageError, type Command } from '../command.ts';
+import { RUNNING_TREE, packRelease } from '../release/pack-release.ts';
 import { TARGET_HELP, TARGET_OPTIONS, callHub, resolveTarget } from '../hub-client.ts';
 
 export const releaseKeyCommand: Command = {
@@ -43,23 +45,46 @@ async function versionOf(pkgPath: string, given: string | undefined): Promise<st
 
 export const releaseCommand: Command = {
   summary: "sign an agent release, add it to the hub, list the hub's releases",
-  usage: `dockfleet release sign PACKAGE.tgz --key FILE [--version V]   # writes PACKAGE.tgz.sig
+  usage: `dockfleet release pack [--version V] [--with-dependencies] [--from DIR] [--out DIR]
+dockfleet release sign PACKAGE.tgz --key FILE [--version V]   # writes PACKAGE.tgz.sig
 dockfleet release add PACKAGE.tgz [--signature FILE]              # default PACKAGE.tgz.sig
 dockfleet release ls [--json]
 
-  A release is the agent's code as a gzipped tar (src, bin, package.json, package-lock.json, as
-  npm pack makes it). The version is read from dockfleet-V.tgz unless --version is given; the
-  agent checks that the package's package.json says the same.
+  A release is the agent's code as a gzipped tar (src, bin, package.json, package-lock.json).
+  pack makes one from a checkout (--from, default the one this command runs from) as
+  OUT/dockfleet-V.tgz (V default: the checkout's version). An agent runs a release with its own
+  packages when every run-time package the release's lock pins is there at that version;
+  otherwise the release must carry them (--with-dependencies: the checkout's node_modules, about
+  35 MB). The version is read from dockfleet-V.tgz unless --version is given; the agent checks
+  that the package's package.json says the same.
 ${TARGET_HELP}`,
   async run(args) {
     const { values, positionals } = parseArgs({
       args,
       strict: true,
       allowPositionals: true,
-      options: { ...TARGET_OPTIONS, key: { type: 'string' }, version: { type: 'string' }, signature: { type: 'string' }, json: { type: 'boolean' } },
+      options: {
+        ...TARGET_OPTIONS,
+        key: { type: 'string' },
+        version: { type: 'string' },
+        signature: { type: 'string' },
+        json: { type: 'boolean' },
+        from: { type: 'string' },
+        out: { type: 'string' },
+        'with-dependencies': { type: 'boolean' },
+      },
     });
     const [sub, pkgPath, ...rest] = positionals;
     if (rest.length > 0) throw new UsageError('too many arguments');
+    if (sub === 'pack') {
+      if (pkgPath !== undefined) throw new UsageError('usage: dockfleet release pack [--version V] [--with-dependencies] [--from DIR] [--out DIR]');
+      const from = resolve(values.from ?? RUNNING_TREE);
+      const version = releaseVersionSchema.parse(values.version ?? (JSON.parse(await readFile(join(from, 'package.json'), 'utf8')) as { version?: unknown }).version);
+      const out = join(resolve(values.out ?? '.'), `dockfleet-${version}.tgz`);
+      const { files } = await packRelease({ from, version, withDependencies: values['with-dependencies'] === true, out });
+      process.stdout.write(`packed ${version} (${files} files${values['with-dependencies'] ? ', with dependencies' : ''})\n${out}\n`);
+      return;
+    }
     if (sub === 'sign') {
       if (!pkgPath || !values.key) throw new UsageError('usage: dockfleet release sign PACKAGE.tgz --key FILE');
       const [pkg, keyPem] = await Promise.all([readFile(pkgPath), readFile(values.key, 'utf8')]);
@@ -88,6 +113,6 @@ ${TARGET_HELP}`,
       else for (const r of list) process.stdout.write(`${r.version}\t${r.size}\t${r.sha256.slice(0, 16)}\t${r.addedAt}\n`);
       return;
     }
-    throw new UsageError('usage: dockfleet release sign|add|ls');
+    throw new UsageError('usage: dockfleet release pack|sign|add|ls');
   },
 };
