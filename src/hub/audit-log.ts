@@ -61,6 +61,8 @@ export class AuditLog {
     } catch (err) {
       this.#writeFailures++;
       this.#log.error({ err, code: toDockfleetError(err).code }, 'could not write the audit log: refusing the call');
+      // Same refusal, honest reason: a database that cannot be reached is not a full disk.
+      if (err instanceof DockfleetError && err.code === 'store_unavailable') throw err;
       throw new DockfleetError('storage_full', 'the hub cannot write its audit log (its storage is full, failing or read-only), so it refuses changes until it can; reads go on', { cause: err });
     }
     let done = false;

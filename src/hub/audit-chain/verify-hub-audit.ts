@@ -34,7 +34,7 @@ export interface HubAuditReport {
   problem: HubAuditProblem | null;
 }
 
-interface ChainRowDb {
+export interface ChainRowDb {
   seq: number;
   kind: string;
   audit_id: number;
@@ -42,7 +42,7 @@ interface ChainRowDb {
   prev: string;
   hash: string;
 }
-interface AuditRowDb {
+export interface AuditRowDb {
   id: number;
   at: number;
   user: string;
@@ -54,7 +54,7 @@ interface AuditRowDb {
   bytes: number | null;
 }
 
-const COLUMNS: Array<[keyof ChainedRow, keyof AuditRowDb]> = [
+export const COLUMNS: Array<[keyof ChainedRow, keyof AuditRowDb]> = [
   ['at', 'at'],
   ['user', 'user'],
   ['node', 'node'],
@@ -79,22 +79,8 @@ function walk(db: Database.Database): HubAuditReport {
 
   const begun = new BegunIds();
   for (const raw of db.prepare('SELECT seq, kind, audit_id, record, prev, hash FROM audit_chain ORDER BY seq').iterate() as IterableIterator<ChainRowDb>) {
-    const at = `chain entry seq ${raw.seq} (audit row ${raw.audit_id}, ${raw.kind})`;
-    if (raw.seq !== head.seq + 1) {
-      return done({ kind: 'chain-gap', seq: raw.seq, auditId: raw.audit_id, message: `${at}: expected seq ${head.seq + 1}, so a chain entry was removed or renumbered` });
-    }
-    if (raw.prev !== head.hash) {
-      return done({ kind: 'chain-prev', seq: raw.seq, auditId: raw.audit_id, message: `${at}: prev does not match the hash of seq ${head.seq}: entries were removed or reordered` });
-    }
-    if (chainHash({ seq: raw.seq, kind: raw.kind as ChainKind, auditId: raw.audit_id, record: raw.record, prev: raw.prev }) !== raw.hash) {
-      return done({ kind: 'chain-edited', seq: raw.seq, auditId: raw.audit_id, message: `${at}: hash mismatch: the chain entry was edited` });
-    }
-    const record = parseRecord(raw.record);
-    if (!record) return done({ kind: 'chain-edited', seq: raw.seq, auditId: raw.audit_id, message: `${at}: its record is not a JSON object` });
-    // applyEntry's own rule, on a bit: an outcome needs the row begun before it; a row is begun once.
-    const fits = raw.kind === 'outcome' ? begun.has(raw.audit_id) : !begun.has(raw.audit_id);
-    if (!fits) return done(unfit(raw, at));
-    if (raw.kind !== 'outcome') begun.add(raw.audit_id);
+    const problem = checkChainEntry(raw, head, begun);
+    if (problem) return done(problem);
     head = { seq: raw.seq, hash: raw.hash };
     entries++;
   }
@@ -128,40 +114,65 @@ function walk(db: Database.Database): HubAuditReport {
   return done(null);
 }
 
+/**
+ * One chain entry against the head before it (both engines' walks): its seq follows, its prev is
+ * that head's hash, its hash is its own, its record is JSON, and it fits what was begun (an outcome
+ * needs its row begun before it; a row is begun once). Records the row as begun when it begins one.
+ */
+export function checkChainEntry(raw: ChainRowDb, head: { seq: number; hash: string }, begun: BegunIds): HubAuditProblem | null {
+  const at = `chain entry seq ${raw.seq} (audit row ${raw.audit_id}, ${raw.kind})`;
+  if (raw.seq !== head.seq + 1) return { kind: 'chain-gap', seq: raw.seq, auditId: raw.audit_id, message: `${at}: expected seq ${head.seq + 1}, so a chain entry was removed or renumbered` };
+  if (raw.prev !== head.hash) return { kind: 'chain-prev', seq: raw.seq, auditId: raw.audit_id, message: `${at}: prev does not match the hash of seq ${head.seq}: entries were removed or reordered` };
+  if (chainHash({ seq: raw.seq, kind: raw.kind as ChainKind, auditId: raw.audit_id, record: raw.record, prev: raw.prev }) !== raw.hash) {
+    return { kind: 'chain-edited', seq: raw.seq, auditId: raw.audit_id, message: `${at}: hash mismatch: the chain entry was edited` };
+  }
+  if (!parseRecord(raw.record)) return { kind: 'chain-edited', seq: raw.seq, auditId: raw.audit_id, message: `${at}: its record is not a JSON object` };
+  const fits = raw.kind === 'outcome' ? begun.has(raw.audit_id) : !begun.has(raw.audit_id);
+  if (!fits) return unfit(raw, at);
+  if (raw.kind !== 'outcome') begun.add(raw.audit_id);
+  return null;
+}
+
 /** Merges the replayed rows with `audit_log`, both in id order; calls MATCHED for each row that agrees. */
 function compareRows(db: Database.Database, chained: Generator<{ auditId: number; row: ChainedRow }>, matched: (id: number) => void): HubAuditProblem | null {
   let next = chained.next();
   for (const row of db.prepare('SELECT id, at, user, node, method, path, status, finished_at, bytes FROM audit_log ORDER BY id').iterate() as IterableIterator<AuditRowDb>) {
-    if (!next.done && next.value.auditId < row.id) {
-      return {
-        kind: 'row-deleted',
-        seq: null,
-        auditId: next.value.auditId,
-        message: `audit row ${next.value.auditId} is in the chain but not in the audit log: it was deleted (${describe(next.value.row)})`,
-      };
-    }
-    const want = !next.done && next.value.auditId === row.id ? next.value.row : undefined;
-    if (!want) return { kind: 'row-inserted', seq: null, auditId: row.id, message: `audit row ${row.id} is not in the chain: it was written behind the hub's back (${describe(fromDb(row))})` };
-    for (const [field, column] of COLUMNS) {
-      if (want[field] !== row[column]) {
-        return {
-          kind: 'row-edited',
-          seq: null,
-          auditId: row.id,
-          message: `audit row ${row.id} was edited: ${field} is ${JSON.stringify(row[column])}, the chain recorded ${JSON.stringify(want[field])}`,
-        };
-      }
-    }
+    const problem = checkRow(row, next.done ? undefined : next.value);
+    if (problem) return problem;
     matched(row.id);
     next = chained.next();
   }
-  if (!next.done) {
-    return {
-      kind: 'row-deleted',
-      seq: null,
-      auditId: next.value.auditId,
-      message: `audit row ${next.value.auditId} is in the chain but not in the audit log: it was deleted (${describe(next.value.row)})`,
-    };
+  return next.done ? null : rowDeleted(next.value);
+}
+
+/** Chained rows with no audit_log row at their place were deleted. */
+export function rowDeleted(chained: { auditId: number; row: ChainedRow }): HubAuditProblem {
+  return {
+    kind: 'row-deleted',
+    seq: null,
+    auditId: chained.auditId,
+    message: `audit row ${chained.auditId} is in the chain but not in the audit log: it was deleted (${describe(chained.row)})`,
+  };
+}
+
+/**
+ * One audit_log row against the next row the chain replays (both engines' merges, both in id
+ * order): a chained row before it was deleted, a row with no chained twin was inserted, a column
+ * that differs was edited. Null when they agree.
+ */
+export function checkRow(row: AuditRowDb, chained: { auditId: number; row: ChainedRow } | undefined): HubAuditProblem | null {
+  if (chained && chained.auditId < row.id) return rowDeleted(chained);
+  const want = chained?.auditId === row.id ? chained.row : undefined;
+  if (!want) return { kind: 'row-inserted', seq: null, auditId: row.id, message: `audit row ${row.id} is not in the chain: it was written behind the hub's back (${describe(fromDb(row))})` };
+  for (const [field, column] of COLUMNS) {
+    if (want[field] !== row[column]) {
+      return {
+        kind: 'row-edited',
+        seq: null,
+        auditId: row.id,
+        message: `audit row ${row.id} was edited: ${field} is ${JSON.stringify(row[column])}, the chain recorded ${JSON.stringify(want[field])}`,
+      };
+    }
   }
   return null;
 }
@@ -185,7 +196,7 @@ function* replayed(db: Database.Database): Generator<{ auditId: number; row: Cha
 }
 
 /** The audit ids begun so far: a bit each for the ids the hub hands out (1, 2, 3 …), a set for any other. */
-class BegunIds {
+export class BegunIds {
   static readonly #BITMAP_IDS = 1 << 27; // 16 MiB of bits at most; past it (a tampered id) the set takes over
   #bits = new Uint8Array(1024);
   readonly #other = new Set<number>();
@@ -213,7 +224,7 @@ class BegunIds {
   }
 }
 
-function parseRecord(text: string): Record<string, unknown> | null {
+export function parseRecord(text: string): Record<string, unknown> | null {
   try {
     const value = JSON.parse(text) as unknown;
     return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : null;
@@ -222,7 +233,7 @@ function parseRecord(text: string): Record<string, unknown> | null {
   }
 }
 
-function unfit(raw: ChainRowDb, at: string): HubAuditProblem {
+export function unfit(raw: ChainRowDb, at: string): HubAuditProblem {
   return {
     kind: 'chain-unfit',
     seq: raw.seq,
@@ -231,10 +242,10 @@ function unfit(raw: ChainRowDb, at: string): HubAuditProblem {
   };
 }
 
-function fromDb(row: AuditRowDb): ChainedRow {
+export function fromDb(row: AuditRowDb): ChainedRow {
   return { at: row.at, user: row.user, node: row.node, method: row.method, path: row.path, status: row.status, finishedAt: row.finished_at, bytes: row.bytes };
 }
 
-function describe(row: ChainedRow): string {
+export function describe(row: ChainedRow): string {
   return `${row.user} ${row.method} ${row.path}${row.node ? ` on ${row.node}` : ''} at ${new Date(row.at).toISOString()}`;
 }

@@ -1,25 +1,8 @@
 /** OperatorKeyStore on the hub's SQLite database (the operator-keys migration's table). */
 import type Database from 'better-sqlite3';
 import { StatementCache, translateStorageFailures } from '../../store/sqlite/statement-cache.ts';
+import { type OperatorKeyRow, operatorKeyFrom, operatorKeyValues } from './operator-key-rows.ts';
 import type { OperatorKeyRecord, OperatorKeyStore, OperatorKeyWithUser } from './operator-key-store.ts';
-
-interface Row {
-  id: string;
-  user_id: string;
-  public_key: string;
-  name: string;
-  created_at: number;
-  revoked_at: number | null;
-}
-
-const recordFrom = (r: Row): OperatorKeyRecord => ({
-  id: r.id,
-  userId: r.user_id,
-  publicKey: r.public_key,
-  name: r.name,
-  createdAt: r.created_at,
-  revokedAt: r.revoked_at,
-});
 
 export class SqliteOperatorKeyStore implements OperatorKeyStore {
   readonly #sql: StatementCache;
@@ -32,25 +15,25 @@ export class SqliteOperatorKeyStore implements OperatorKeyStore {
     const info = this.#sql
       .get(`INSERT INTO operator_keys (id, user_id, public_key, name, created_at, revoked_at)
       VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
-      .run(r.id, r.userId, r.publicKey, r.name, r.createdAt, r.revokedAt);
+      .run(...operatorKeyValues(r));
     return info.changes === 1;
   }
 
   async getOperatorKey(id: string): Promise<OperatorKeyRecord | null> {
-    const row = this.#sql.get('SELECT * FROM operator_keys WHERE id = ?').get(id) as Row | undefined;
-    return row ? recordFrom(row) : null;
+    const row = this.#sql.get('SELECT * FROM operator_keys WHERE id = ?').get(id) as OperatorKeyRow | undefined;
+    return row ? operatorKeyFrom(row) : null;
   }
 
   async listOperatorKeys(userId: string): Promise<OperatorKeyRecord[]> {
-    return (this.#sql.get('SELECT * FROM operator_keys WHERE user_id = ? ORDER BY created_at, id').all(userId) as Row[]).map(recordFrom);
+    return (this.#sql.get('SELECT * FROM operator_keys WHERE user_id = ? ORDER BY created_at, id').all(userId) as OperatorKeyRow[]).map(operatorKeyFrom);
   }
 
   async listAllOperatorKeys(): Promise<OperatorKeyWithUser[]> {
     const rows = this.#sql
       .get(`SELECT k.*, u.name AS user_name FROM operator_keys k JOIN users u ON u.id = k.user_id
       ORDER BY k.created_at, k.id`)
-      .all() as Array<Row & { user_name: string }>;
-    return rows.map((r) => ({ ...recordFrom(r), userName: r.user_name }));
+      .all() as Array<OperatorKeyRow & { user_name: string }>;
+    return rows.map((r) => ({ ...operatorKeyFrom(r), userName: r.user_name }));
   }
 
   async revokeOperatorKey(id: string, at: number): Promise<boolean> {

@@ -8,6 +8,8 @@ import type Database from 'better-sqlite3';
 import { DockfleetError } from '../../protocol/errors.ts';
 import type { CodeRecord, NodeKeyRecord } from '../../store/store.ts';
 import { StatementCache } from '../../store/sqlite/statement-cache.ts';
+import { codeValues } from '../../store/rows/store-rows.ts';
+import { type EscrowRow, escrowFrom, escrowValues, type RebuildRow, type ReplaceCodeRow, replaceCodeFrom, storedRebuildFrom } from './rebuild-rows.ts';
 import type { RebuildRecord } from './rebuild-record.ts';
 
 export interface EscrowRecord {
@@ -35,14 +37,6 @@ export interface RebuildStore {
   rebuilds(): Promise<StoredRebuild[]>;
 }
 
-interface EscrowRow {
-  node: string;
-  repository: string;
-  wrapped_key: string;
-  created_at: number;
-  job_id: string;
-}
-
 export class SqliteRebuildStore implements RebuildStore {
   readonly #db: Database.Database;
   readonly #sql: StatementCache;
@@ -58,28 +52,26 @@ export class SqliteRebuildStore implements RebuildStore {
       this.#sql
         .get(`INSERT INTO volume_backup_escrow (node, repository, wrapped_key, created_at, job_id) VALUES (?, ?, ?, ?, ?)
       ON CONFLICT (node, repository) DO NOTHING`)
-        .run(e.node, e.repository, e.wrappedKey, e.createdAt, e.jobId).changes === 1
+        .run(...escrowValues(e)).changes === 1
     );
   }
 
   async escrows(node: string): Promise<EscrowRecord[]> {
     const rows = this.#sql.get('SELECT * FROM volume_backup_escrow WHERE node = ? ORDER BY created_at DESC').all(node) as EscrowRow[];
-    return rows.map((r) => ({ node: r.node, repository: r.repository, wrappedKey: r.wrapped_key, createdAt: r.created_at, jobId: r.job_id }));
+    return rows.map(escrowFrom);
   }
 
   /** The enrollment code and its replacement mark, in one transaction. */
   async insertReplaceCode(code: CodeRecord, node: string, sealedSecrets: string | null): Promise<void> {
     this.#db.transaction(() => {
-      this.#sql
-        .get('INSERT INTO enrollment_codes (secret_hash, kind, node_name, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?)')
-        .run(code.secretHash, code.kind, code.nodeName, code.createdAt, code.expiresAt, code.usedAt);
+      this.#sql.get('INSERT INTO enrollment_codes (secret_hash, kind, node_name, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?)').run(...codeValues(code));
       this.#sql.get('INSERT INTO node_replacement_codes (secret_hash, node, sealed_secrets, created_at) VALUES (?, ?, ?, ?)').run(code.secretHash, node, sealedSecrets, code.createdAt);
     })();
   }
 
   async replaceCode(secretHash: string): Promise<{ node: string; sealedSecrets: string | null } | null> {
-    const row = this.#sql.get('SELECT node, sealed_secrets FROM node_replacement_codes WHERE secret_hash = ?').get(secretHash) as { node: string; sealed_secrets: string | null } | undefined;
-    return row ? { node: row.node, sealedSecrets: row.sealed_secrets } : null;
+    const row = this.#sql.get('SELECT node, sealed_secrets FROM node_replacement_codes WHERE secret_hash = ?').get(secretHash) as ReplaceCodeRow | undefined;
+    return row ? replaceCodeFrom(row) : null;
   }
 
   /**
@@ -120,7 +112,7 @@ export class SqliteRebuildStore implements RebuildStore {
   }
 
   async rebuilds(): Promise<StoredRebuild[]> {
-    const rows = this.#sql.get('SELECT record, sealed_secrets FROM node_rebuilds ORDER BY node').all() as Array<{ record: string; sealed_secrets: string | null }>;
-    return rows.map((r) => ({ record: JSON.parse(r.record) as RebuildRecord, sealedSecrets: r.sealed_secrets }));
+    const rows = this.#sql.get('SELECT record, sealed_secrets FROM node_rebuilds ORDER BY node').all() as RebuildRow[];
+    return rows.map(storedRebuildFrom);
   }
 }

@@ -6,8 +6,7 @@
 import type Database from 'better-sqlite3';
 import type { RolloutView } from '../../protocol/releases.ts';
 import { StatementCache } from '../../store/sqlite/statement-cache.ts';
-
-type NodeStep = RolloutView['nodes'][number];
+import { type NodeStep, type RolloutRow, rolloutValues, type StepRow, stepChangeValues, stepValues, storedRolloutFrom, ms } from './upgrade-rows.ts';
 
 export interface StoredRollout {
   view: RolloutView;
@@ -24,32 +23,6 @@ export interface AgentUpgradeStore {
   recent(limit: number): Promise<StoredRollout[]>;
 }
 
-interface RolloutRow {
-  id: string;
-  to_version: string;
-  parallel: number;
-  state: RolloutView['state'];
-  created_by: string;
-  created_at: number;
-  finished_at: number | null;
-}
-
-interface StepRow {
-  rollout_id: string;
-  position: number;
-  node: string;
-  wave: number;
-  state: NodeStep['state'];
-  from_version: string | null;
-  reason: string | null;
-  started_at: number | null;
-  finished_at: number | null;
-  job_id: string | null;
-}
-
-const ms = (iso: string | null): number | null => (iso === null ? null : Date.parse(iso));
-const iso = (at: number | null): string | null => (at === null ? null : new Date(at).toISOString());
-
 export class SqliteAgentUpgradeStore implements AgentUpgradeStore {
   readonly #db: Database.Database;
   readonly #sql: StatementCache;
@@ -59,23 +32,19 @@ export class SqliteAgentUpgradeStore implements AgentUpgradeStore {
     this.#sql = new StatementCache(db);
   }
 
-  async insertRollout({ view, jobIds, createdBy }: StoredRollout): Promise<void> {
+  async insertRollout(rollout: StoredRollout): Promise<void> {
     this.#db.transaction(() => {
-      this.#sql
-        .get('INSERT INTO agent_upgrade_rollouts (id, to_version, parallel, state, created_by, created_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-        .run(view.id, view.to, view.parallel, view.state, createdBy, ms(view.createdAt), ms(view.finishedAt));
+      this.#sql.get('INSERT INTO agent_upgrade_rollouts (id, to_version, parallel, state, created_by, created_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?)').run(...rolloutValues(rollout));
       const insert = this.#sql.get(`INSERT INTO agent_upgrade_nodes (rollout_id, position, node, wave, state, from_version, reason, started_at, finished_at, job_id)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
-      for (const [i, n] of view.nodes.entries()) {
-        insert.run(view.id, i, n.node, n.wave, n.state, n.from, n.reason, ms(n.startedAt), ms(n.finishedAt), jobIds[i] ?? null);
-      }
+      for (const [i, n] of rollout.view.nodes.entries()) insert.run(...stepValues(rollout.view.id, i, n, rollout.jobIds[i] ?? null));
     })();
   }
 
   async saveStep(rolloutId: string, position: number, n: NodeStep): Promise<void> {
     this.#sql
       .get('UPDATE agent_upgrade_nodes SET state = ?, from_version = ?, reason = ?, started_at = ?, finished_at = ? WHERE rollout_id = ? AND position = ?')
-      .run(n.state, n.from, n.reason, ms(n.startedAt), ms(n.finishedAt), rolloutId, position);
+      .run(...stepChangeValues(n), rolloutId, position);
   }
 
   async finishRollout(id: string, state: 'succeeded' | 'failed', finishedAt: string): Promise<void> {
@@ -90,27 +59,7 @@ export class SqliteAgentUpgradeStore implements AgentUpgradeStore {
     const steps = this.#sql.get('SELECT * FROM agent_upgrade_nodes WHERE rollout_id = ? ORDER BY position');
     return rows.map((r) => {
       const nodes = steps.all(r.id) as StepRow[];
-      return {
-        view: {
-          id: r.id,
-          to: r.to_version,
-          parallel: r.parallel,
-          state: r.state,
-          createdAt: iso(r.created_at)!,
-          finishedAt: iso(r.finished_at),
-          nodes: nodes.map((n) => ({
-            node: n.node,
-            wave: n.wave,
-            state: n.state,
-            from: n.from_version,
-            reason: n.reason,
-            startedAt: iso(n.started_at),
-            finishedAt: iso(n.finished_at),
-          })),
-        },
-        jobIds: nodes.map((n) => n.job_id ?? ''),
-        createdBy: r.created_by,
-      };
+      return storedRolloutFrom(r, nodes);
     });
   }
 }

@@ -7,6 +7,7 @@
  */
 import type Database from 'better-sqlite3';
 import { StatementCache } from '../../store/sqlite/statement-cache.ts';
+import { type PolicyRow, policyFrom, policyValues, type StatusRow, statusFrom } from './volume-backup-rows.ts';
 import type { BackupOutcome, VerifyOutcome, VolumeBackupPolicy } from '../../protocol/volume-backup.ts';
 
 export interface PolicyRecord {
@@ -46,30 +47,6 @@ export interface VolumeBackupStore {
   setPolicySecrets(node: string, volume: string, secrets: { sealedEnv: string; names: string[] } | null): Promise<void>;
 }
 
-interface PolicyRow {
-  node: string;
-  volume: string;
-  policy: string;
-  set_by: string;
-}
-interface StatusRow {
-  node: string;
-  volume: string;
-  last_backup: string | null;
-  last_verify: string | null;
-  last_verified_ok_at: number | null;
-  updated_at: number;
-}
-
-const statusFrom = (r: StatusRow): StatusRecord => ({
-  node: r.node,
-  volume: r.volume,
-  updatedAt: r.updated_at,
-  lastVerifiedOkAt: r.last_verified_ok_at,
-  lastBackup: r.last_backup === null ? null : (JSON.parse(r.last_backup) as BackupOutcome),
-  lastVerify: r.last_verify === null ? null : (JSON.parse(r.last_verify) as VerifyOutcome),
-});
-
 export class SqliteVolumeBackupStore implements VolumeBackupStore {
   readonly #db: Database.Database;
   readonly #sql: StatementCache;
@@ -85,7 +62,7 @@ export class SqliteVolumeBackupStore implements VolumeBackupStore {
         ? this.#sql.get('SELECT * FROM volume_backup_policies ORDER BY node, volume').all()
         : this.#sql.get('SELECT * FROM volume_backup_policies WHERE node = ? ORDER BY volume').all(node)
     ) as PolicyRow[];
-    return rows.map((r) => ({ node: r.node, volume: r.volume, policy: JSON.parse(r.policy) as VolumeBackupPolicy, setBy: r.set_by }));
+    return rows.map(policyFrom);
   }
 
   #bump(node: string): number {
@@ -101,7 +78,7 @@ export class SqliteVolumeBackupStore implements VolumeBackupStore {
       this.#sql
         .get(`INSERT INTO volume_backup_policies (node, volume, policy, set_at, set_by) VALUES (?, ?, ?, ?, ?)
         ON CONFLICT (node, volume) DO UPDATE SET policy = excluded.policy, set_at = excluded.set_at, set_by = excluded.set_by`)
-        .run(r.node, r.volume, JSON.stringify(r.policy), r.policy.setAt, r.setBy);
+        .run(...policyValues(r));
       return this.#bump(r.node);
     })();
   }

@@ -1,37 +1,21 @@
 /** AccessStore on the hub's SQLite database (the access-grants migration's columns and table). */
 import type Database from 'better-sqlite3';
 import type { AccessStore, GrantRecord, PendingCode, TokenSummary, TokenUse, UserSummary } from '../access-store.ts';
+import {
+  type GrantRow,
+  grantFrom,
+  grantValues,
+  type PendingCodeRow,
+  pendingCodeFrom,
+  type TokenSummaryRow,
+  type TokenUseRow,
+  tokenSummaryFrom,
+  tokenUseFrom,
+  type UserSummaryRow,
+  userSummaryFrom,
+} from '../rows/access-rows.ts';
 import type { UserRole } from '../store.ts';
 import { StatementCache } from './statement-cache.ts';
-
-interface GrantRow {
-  id: string;
-  user_id: string;
-  node_name: string | null;
-  label_key: string | null;
-  label_value: string | null;
-  role: GrantRecord['role'];
-  created_at: number;
-}
-interface UserRow {
-  id: string;
-  name: string;
-  role: UserRole;
-  scoped: number;
-  has_password: number;
-  created_at: number;
-  disabled_at: number | null;
-}
-
-const grantFrom = (r: GrantRow): GrantRecord => ({
-  id: r.id,
-  userId: r.user_id,
-  node: r.node_name,
-  labelKey: r.label_key,
-  labelValue: r.label_value,
-  role: r.role,
-  createdAt: r.created_at,
-});
 
 export class SqliteAccessStore implements AccessStore {
   readonly #db: Database.Database;
@@ -46,8 +30,8 @@ export class SqliteAccessStore implements AccessStore {
     const rows = this.#sql
       .get(`SELECT id, name, role, scoped, password_hash IS NOT NULL AS has_password, created_at, disabled_at
       FROM users ORDER BY name`)
-      .all() as UserRow[];
-    return rows.map((r) => ({ id: r.id, name: r.name, role: r.role, scoped: r.scoped === 1, hasPassword: r.has_password === 1, createdAt: r.created_at, disabledAt: r.disabled_at }));
+      .all() as UserSummaryRow[];
+    return rows.map(userSummaryFrom);
   }
 
   async isScoped(userId: string): Promise<boolean> {
@@ -74,9 +58,7 @@ export class SqliteAccessStore implements AccessStore {
   }
 
   async insertGrant(g: GrantRecord): Promise<void> {
-    this.#sql
-      .get('INSERT INTO node_grants (id, user_id, node_name, label_key, label_value, role, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(g.id, g.userId, g.node, g.labelKey, g.labelValue, g.role, g.createdAt);
+    this.#sql.get('INSERT INTO node_grants (id, user_id, node_name, label_key, label_value, role, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)').run(...grantValues(g));
   }
 
   async deleteGrant(userId: string, id: string): Promise<boolean> {
@@ -84,8 +66,8 @@ export class SqliteAccessStore implements AccessStore {
   }
 
   async tokenUse(tokenHash: string): Promise<TokenUse | null> {
-    const row = this.#sql.get('SELECT expires_at, last_used_at FROM api_tokens WHERE token_hash = ?').get(tokenHash) as { expires_at: number | null; last_used_at: number | null } | undefined;
-    return row ? { expiresAt: row.expires_at, lastUsedAt: row.last_used_at } : null;
+    const row = this.#sql.get('SELECT expires_at, last_used_at FROM api_tokens WHERE token_hash = ?').get(tokenHash) as TokenUseRow | undefined;
+    return row ? tokenUseFrom(row) : null;
   }
 
   async setTokenExpiry(tokenHash: string, expiresAt: number | null): Promise<void> {
@@ -97,25 +79,17 @@ export class SqliteAccessStore implements AccessStore {
   }
 
   async listTokenSummaries(userId: string): Promise<TokenSummary[]> {
-    const rows = this.#sql.get('SELECT token_hash, name, created_at, expires_at, last_used_at FROM api_tokens WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at').all(userId) as Array<{
-      token_hash: string;
-      name: string;
-      created_at: number;
-      expires_at: number | null;
-      last_used_at: number | null;
-    }>;
-    return rows.map((r) => ({ tokenHash: r.token_hash, name: r.name, createdAt: r.created_at, expiresAt: r.expires_at, lastUsedAt: r.last_used_at }));
+    const rows = this.#sql
+      .get('SELECT token_hash, name, created_at, expires_at, last_used_at FROM api_tokens WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at')
+      .all(userId) as TokenSummaryRow[];
+    return rows.map(tokenSummaryFrom);
   }
 
   async listPendingCodes(now: number): Promise<PendingCode[]> {
-    const rows = this.#sql.get('SELECT secret_hash, kind, node_name, created_at, expires_at FROM enrollment_codes WHERE used_at IS NULL AND expires_at > ? ORDER BY created_at').all(now) as Array<{
-      secret_hash: string;
-      kind: PendingCode['kind'];
-      node_name: string | null;
-      created_at: number;
-      expires_at: number;
-    }>;
-    return rows.map((r) => ({ secretHash: r.secret_hash, kind: r.kind, nodeName: r.node_name, createdAt: r.created_at, expiresAt: r.expires_at }));
+    const rows = this.#sql
+      .get('SELECT secret_hash, kind, node_name, created_at, expires_at FROM enrollment_codes WHERE used_at IS NULL AND expires_at > ? ORDER BY created_at')
+      .all(now) as PendingCodeRow[];
+    return rows.map(pendingCodeFrom);
   }
 
   async revokeCode(secretHash: string, now: number): Promise<boolean> {

@@ -2,88 +2,8 @@
 import type Database from 'better-sqlite3';
 import { DockfleetError } from '../../protocol/errors.ts';
 import type { AlertEvent, AlertStore, DeliveryRecord, IncidentRecord, IncidentSeverity, ReceiverRecord, ReceiverTestRecord } from '../alert-store.ts';
+import { type DeliveryRow, deliveryFrom, type IncidentRow, incidentFrom, type ReceiverRow, receiverFrom } from '../rows/alert-rows.ts';
 import { StatementCache, translateStorageFailures } from './statement-cache.ts';
-
-interface IncidentRow {
-  id: string;
-  key: string;
-  kind: string;
-  severity: IncidentSeverity;
-  node: string | null;
-  subject: string;
-  title: string;
-  detail: string;
-  state: IncidentRecord['state'];
-  opened_at: number;
-  updated_at: number;
-  resolved_at: number | null;
-}
-interface ReceiverRow {
-  id: string;
-  name: string;
-  format: ReceiverRecord['format'];
-  sealed_target: string;
-  target_hint: string;
-  header_names_json: string;
-  enabled: number;
-  created_at: number;
-  last_test_at: number | null;
-  last_test_ok: number | null;
-  last_test_status: number | null;
-  last_test_error: string | null;
-}
-interface DeliveryRow {
-  id: string;
-  incident_id: string;
-  event: AlertEvent;
-  receiver_id: string;
-  state: DeliveryRecord['state'];
-  attempts: number;
-  next_at: number | null;
-  last_status: number | null;
-  last_error: string | null;
-  created_at: number;
-  sent_at: number | null;
-}
-
-const incidentFrom = (r: IncidentRow): IncidentRecord => ({
-  id: r.id,
-  key: r.key,
-  kind: r.kind,
-  severity: r.severity,
-  node: r.node,
-  subject: r.subject,
-  title: r.title,
-  detail: r.detail,
-  state: r.state,
-  openedAt: r.opened_at,
-  updatedAt: r.updated_at,
-  resolvedAt: r.resolved_at,
-});
-const receiverFrom = (r: ReceiverRow): ReceiverRecord => ({
-  id: r.id,
-  name: r.name,
-  format: r.format,
-  sealedTarget: r.sealed_target,
-  targetHint: r.target_hint,
-  headerNames: JSON.parse(r.header_names_json) as string[],
-  enabled: r.enabled === 1,
-  createdAt: r.created_at,
-  lastTest: r.last_test_at === null ? null : { at: r.last_test_at, ok: r.last_test_ok === 1, status: r.last_test_status, error: r.last_test_error },
-});
-const deliveryFrom = (r: DeliveryRow): DeliveryRecord => ({
-  id: r.id,
-  incidentId: r.incident_id,
-  event: r.event,
-  receiverId: r.receiver_id,
-  state: r.state,
-  attempts: r.attempts,
-  nextAt: r.next_at,
-  lastStatus: r.last_status,
-  lastError: r.last_error,
-  createdAt: r.created_at,
-  sentAt: r.sent_at,
-});
 
 const INSERT_DELIVERY = `INSERT OR IGNORE INTO alert_deliveries (id, incident_id, event, receiver_id, state, attempts, next_at, created_at)
   VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)`;

@@ -1,33 +1,8 @@
 /** CertStore on the hub's SQLite database (the edge-certificates migration's table). */
 import type Database from 'better-sqlite3';
 import type { CertificateRecord, CertStore } from '../cert-store.ts';
+import { type CertificateRow, certificateValues, certificateFrom } from '../rows/cert-rows.ts';
 import { StatementCache, translateStorageFailures } from './statement-cache.ts';
-
-interface CertificateRow {
-  id: string;
-  source: string;
-  acme_host: string | null;
-  names_json: string;
-  cert_pem: string;
-  sealed_key: string;
-  fingerprint: string;
-  not_before: number;
-  not_after: number;
-  created_at: number;
-}
-
-const recordFrom = (r: CertificateRow): CertificateRecord => ({
-  id: r.id,
-  source: r.source as CertificateRecord['source'],
-  acmeHost: r.acme_host,
-  names: JSON.parse(r.names_json) as string[],
-  certPem: r.cert_pem,
-  sealedKey: r.sealed_key,
-  fingerprint: r.fingerprint,
-  notBefore: r.not_before,
-  notAfter: r.not_after,
-  createdAt: r.created_at,
-});
 
 const INSERT = `INSERT INTO edge_certificates (id, source, acme_host, names_json, cert_pem, sealed_key, fingerprint, not_before, not_after, created_at)
   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
@@ -41,7 +16,7 @@ export class SqliteCertStore implements CertStore {
   }
 
   async listCertificates(): Promise<CertificateRecord[]> {
-    return (this.#sql.get('SELECT * FROM edge_certificates ORDER BY created_at, id').all() as CertificateRow[]).map(recordFrom);
+    return (this.#sql.get('SELECT * FROM edge_certificates ORDER BY created_at, id').all() as CertificateRow[]).map(certificateFrom);
   }
 
   async insertCertificate(record: CertificateRecord): Promise<void> {
@@ -62,7 +37,7 @@ export class SqliteCertStore implements CertStore {
   }
 
   #insert(r: CertificateRecord): void {
-    this.#sql.get(INSERT).run(r.id, r.source, r.acmeHost, JSON.stringify(r.names), r.certPem, r.sealedKey, r.fingerprint, r.notBefore, r.notAfter, r.createdAt);
+    this.#sql.get(INSERT).run(...certificateValues(r));
   }
 }
 

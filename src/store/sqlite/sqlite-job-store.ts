@@ -1,73 +1,9 @@
 /** JobStore on the hub's SQLite database (tables from the jobs migration). */
 import type Database from 'better-sqlite3';
-import type { JobResult, JobStep } from '../../protocol/jobs.ts';
-import { MAX_JOB_LOG_LINES, MAX_JOB_LOG_LINE_BYTES, MAX_JOB_STEPS, type JobFilter, type JobFinish, type JobLogLine, type JobRecord, type JobStore } from '../job-store.ts';
+import type { JobStep } from '../../protocol/jobs.ts';
+import { MAX_JOB_LOG_LINES, MAX_JOB_STEPS, type JobFilter, type JobFinish, type JobLogLine, type JobRecord, type JobStore } from '../job-store.ts';
+import { boundLogLine, type JobRow, jobFrom, jobValues, resultValue, type StepRow, stepFrom } from '../rows/job-rows.ts';
 import { StatementCache, translateStorageFailures } from './statement-cache.ts';
-
-interface JobRow {
-  id: string;
-  kind: JobRecord['kind'];
-  node: string;
-  stack: string;
-  revision: number | null;
-  idempotency_key: string;
-  state: JobRecord['state'];
-  request: string;
-  secrets: string;
-  created_by: string;
-  created_at: number;
-  expires_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-  result: string | null;
-  error_code: string | null;
-  error: string | null;
-  attempts: number;
-  delivered_at: number | null;
-  delivery_error: string | null;
-  logs_dropped: number;
-  intent: string | null;
-  held: number;
-  sign_by: number | null;
-}
-
-function fromRow(row: JobRow): JobRecord {
-  return {
-    id: row.id,
-    kind: row.kind,
-    node: row.node,
-    stack: row.stack,
-    revision: row.revision,
-    idempotencyKey: row.idempotency_key,
-    state: row.state,
-    request: row.request,
-    secrets: row.secrets,
-    createdBy: row.created_by,
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    startedAt: row.started_at,
-    finishedAt: row.finished_at,
-    result: row.result === null ? null : (JSON.parse(row.result) as JobResult),
-    errorCode: row.error_code,
-    error: row.error,
-    attempts: row.attempts,
-    deliveredAt: row.delivered_at,
-    deliveryError: row.delivery_error,
-    logsDropped: row.logs_dropped,
-    intent: row.intent,
-    held: row.held === 1,
-    signBy: row.sign_by,
-  };
-}
-
-/** Cuts a line to MAX_JOB_LOG_LINE_BYTES of UTF-8 without splitting a character. */
-function boundLine(line: string): string {
-  if (Buffer.byteLength(line) <= MAX_JOB_LOG_LINE_BYTES) return line;
-  return Buffer.from(line)
-    .subarray(0, MAX_JOB_LOG_LINE_BYTES)
-    .toString('utf8')
-    .replace(/\uFFFD+$/, '');
-}
 
 export class SqliteJobStore implements JobStore {
   readonly kind = 'jobs' as const;
@@ -94,7 +30,7 @@ export class SqliteJobStore implements JobStore {
       let seq = last;
       let dropped = 0;
       for (const l of logs) {
-        const line = boundLine(l.line);
+        const line = boundLogLine(l.line);
         if (this.#sql.get('SELECT 1 FROM job_logs WHERE job_id = ? AND at = ? AND line = ?').get(id, l.at, line)) continue;
         if (count >= MAX_JOB_LOG_LINES) {
           dropped++;
@@ -130,39 +66,14 @@ export class SqliteJobStore implements JobStore {
         intent, held, sign_by)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT (idempotency_key) DO NOTHING`)
-      .run(
-        job.id,
-        job.kind,
-        job.node,
-        job.stack,
-        job.revision,
-        job.idempotencyKey,
-        job.state,
-        job.request,
-        job.secrets,
-        job.createdBy,
-        job.createdAt,
-        job.expiresAt,
-        job.startedAt,
-        job.finishedAt,
-        job.result === null ? null : JSON.stringify(job.result),
-        job.errorCode,
-        job.error,
-        job.attempts,
-        job.deliveredAt,
-        job.deliveryError,
-        job.logsDropped,
-        job.intent,
-        job.held ? 1 : 0,
-        job.signBy,
-      );
+      .run(...jobValues(job));
     const row = this.#sql.get('SELECT * FROM jobs WHERE idempotency_key = ?').get(job.idempotencyKey) as JobRow;
-    return { inserted: info.changes === 1, job: fromRow(row) };
+    return { inserted: info.changes === 1, job: jobFrom(row) };
   }
 
   async getJob(id: string): Promise<JobRecord | null> {
     const row = this.#sql.get('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
-    return row ? fromRow(row) : null;
+    return row ? jobFrom(row) : null;
   }
 
   async listJobs(filter: JobFilter): Promise<JobRecord[]> {
@@ -170,7 +81,7 @@ export class SqliteJobStore implements JobStore {
       .get(`SELECT * FROM jobs WHERE (@node IS NULL OR node = @node) AND (@stack IS NULL OR stack = @stack)
       ORDER BY seq DESC LIMIT @limit`)
       .all({ node: filter.node ?? null, stack: filter.stack ?? null, limit: filter.limit }) as JobRow[];
-    return rows.map(fromRow);
+    return rows.map(jobFrom);
   }
 
   async openJobs(node?: string): Promise<JobRecord[]> {
@@ -178,7 +89,7 @@ export class SqliteJobStore implements JobStore {
       .get(`SELECT * FROM jobs WHERE state IN ('queued', 'running') AND held = 0 AND (@node IS NULL OR node = @node)
       ORDER BY seq`)
       .all({ node: node ?? null }) as JobRow[];
-    return rows.map(fromRow);
+    return rows.map(jobFrom);
   }
 
   async attachIntent(id: string, intent: string): Promise<boolean> {
@@ -194,7 +105,7 @@ export class SqliteJobStore implements JobStore {
       .get(`SELECT * FROM jobs WHERE state = 'awaiting-signature' OR (held = 1 AND state = 'queued')
       ORDER BY seq`)
       .all() as JobRow[];
-    return rows.map(fromRow);
+    return rows.map(jobFrom);
   }
 
   async nextExpiry(): Promise<number | null> {
@@ -220,7 +131,7 @@ export class SqliteJobStore implements JobStore {
         .get(`UPDATE jobs SET state = ?, result = ?, error_code = ?, error = ?, finished_at = ?,
         started_at = COALESCE(started_at, ?), delivery_error = NULL
       WHERE id = ? AND state IN ('awaiting-signature', 'queued', 'running')`)
-        .run(finish.state, finish.result === null ? null : JSON.stringify(finish.result), finish.errorCode, finish.error, finish.at, finish.at, id).changes === 1
+        .run(finish.state, resultValue(finish.result), finish.errorCode, finish.error, finish.at, finish.at, id).changes === 1
     );
   }
 
@@ -229,13 +140,8 @@ export class SqliteJobStore implements JobStore {
   }
 
   async steps(id: string): Promise<JobStep[]> {
-    const rows = this.#sql.get('SELECT name, state, started_at, finished_at FROM job_steps WHERE job_id = ? ORDER BY started_at, rowid').all(id) as Array<{
-      name: string;
-      state: JobStep['state'];
-      started_at: number;
-      finished_at: number | null;
-    }>;
-    return rows.map((r) => ({ name: r.name, state: r.state, startedAt: r.started_at, finishedAt: r.finished_at }));
+    const rows = this.#sql.get('SELECT name, state, started_at, finished_at FROM job_steps WHERE job_id = ? ORDER BY started_at, rowid').all(id) as StepRow[];
+    return rows.map(stepFrom);
   }
 
   async logs(id: string): Promise<JobLogLine[]> {

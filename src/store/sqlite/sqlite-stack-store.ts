@@ -1,95 +1,22 @@
 /** StackStore on the hub's SQLite database (tables from the stacks migration). */
 import type Database from 'better-sqlite3';
 import { DockfleetError } from '../../protocol/errors.ts';
+import {
+  type RevisionRow,
+  type RolloutRow,
+  revisionFrom,
+  revisionValues,
+  rolloutFrom,
+  rolloutPatchColumns,
+  rolloutValues,
+  type StackNodeRow,
+  type StackRow,
+  stackFrom,
+  stackNodeFrom,
+  stackNodeValues,
+} from '../rows/stack-rows.ts';
 import type { NodeLabelRow, RevisionRecord, RolloutPatch, RolloutRecord, StackNodeRecord, StackRecord, StackStore } from '../stack-store.ts';
 import { StatementCache, translateStorageFailures } from './statement-cache.ts';
-
-interface RevisionRow {
-  stack: string;
-  revision: number;
-  compose: string;
-  env_json: string;
-  secret_names_json: string;
-  sealed_secrets: string;
-  file_names_json: string;
-  target_json: string;
-  target_spec_json: string;
-  parallel: number;
-  created_by: string;
-  created_at: number;
-}
-interface RolloutRow {
-  id: string;
-  stack: string;
-  kind: string;
-  revision: number;
-  nodes_json: string;
-  parallel: number;
-  wave: number;
-  state: string;
-  stopped_at_node: string | null;
-  error: string | null;
-  job_ids_json: string;
-  idempotency_key: string;
-  created_by: string;
-  created_at: number;
-  finished_at: number | null;
-}
-interface StackRow {
-  name: string;
-  created_at: number;
-  current_revision: number;
-  removed_at: number | null;
-}
-interface StackNodeRow {
-  stack: string;
-  node: string;
-  revision: number;
-  state: string;
-  drift_json: string;
-  updated_at: number;
-}
-
-const stackFrom = (r: StackRow): StackRecord => ({ name: r.name, createdAt: r.created_at, currentRevision: r.current_revision, removedAt: r.removed_at });
-const revisionFrom = (r: RevisionRow): RevisionRecord => ({
-  stack: r.stack,
-  revision: r.revision,
-  compose: r.compose,
-  env: JSON.parse(r.env_json),
-  secretNames: JSON.parse(r.secret_names_json),
-  sealedSecrets: r.sealed_secrets,
-  fileNames: JSON.parse(r.file_names_json),
-  target: JSON.parse(r.target_json),
-  targetSpec: JSON.parse(r.target_spec_json),
-  parallel: r.parallel,
-  createdBy: r.created_by,
-  createdAt: r.created_at,
-});
-const rolloutFrom = (r: RolloutRow): RolloutRecord => ({
-  id: r.id,
-  stack: r.stack,
-  kind: r.kind as RolloutRecord['kind'],
-  revision: r.revision,
-  nodes: JSON.parse(r.nodes_json),
-  parallel: r.parallel,
-  wave: r.wave,
-  state: r.state as RolloutRecord['state'],
-  stoppedAtNode: r.stopped_at_node,
-  error: r.error,
-  jobIds: JSON.parse(r.job_ids_json),
-  idempotencyKey: r.idempotency_key,
-  createdBy: r.created_by,
-  createdAt: r.created_at,
-  finishedAt: r.finished_at,
-});
-const stackNodeFrom = (r: StackNodeRow): StackNodeRecord => ({
-  stack: r.stack,
-  node: r.node,
-  revision: r.revision,
-  state: r.state as StackNodeRecord['state'],
-  drift: JSON.parse(r.drift_json),
-  updatedAt: r.updated_at,
-});
 
 const INSERT_ROLLOUT = `INSERT INTO stack_rollouts (id, stack, kind, revision, nodes_json, parallel, wave, state, stopped_at_node, error,
   job_ids_json, idempotency_key, created_by, created_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
@@ -141,20 +68,7 @@ export class SqliteStackStore implements StackStore {
       this.#sql
         .get(`INSERT INTO stack_revisions (stack, revision, compose, env_json, secret_names_json, sealed_secrets, file_names_json,
         target_json, target_spec_json, parallel, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-        .run(
-          rev.stack,
-          rev.revision,
-          rev.compose,
-          JSON.stringify(rev.env),
-          JSON.stringify(rev.secretNames),
-          rev.sealedSecrets,
-          JSON.stringify(rev.fileNames),
-          JSON.stringify(rev.target),
-          JSON.stringify(rev.targetSpec),
-          rev.parallel,
-          rev.createdBy,
-          rev.createdAt,
-        );
+        .run(...revisionValues(rev));
       this.#sql.get('UPDATE stacks SET current_revision = ?, removed_at = NULL WHERE name = ?').run(rev.revision, stack);
       const record = rollout(rev.revision);
       this.#insertRollout(record);
@@ -188,7 +102,7 @@ export class SqliteStackStore implements StackStore {
       .get(`INSERT INTO stack_nodes (stack, node, revision, state, drift_json, updated_at) VALUES (?, ?, ?, ?, ?, ?)
       ON CONFLICT (stack, node) DO UPDATE SET revision = excluded.revision, state = excluded.state, drift_json = excluded.drift_json,
       updated_at = excluded.updated_at`)
-      .run(r.stack, r.node, r.revision, r.state, JSON.stringify(r.drift), r.updatedAt);
+      .run(...stackNodeValues(r));
   }
 
   async deleteStackNode(stack: string, node: string): Promise<void> {
@@ -206,18 +120,9 @@ export class SqliteStackStore implements StackStore {
   }
 
   async updateRollout(id: string, patch: RolloutPatch): Promise<void> {
-    const columns: Record<keyof RolloutPatch, string> = {
-      wave: 'wave',
-      state: 'state',
-      stoppedAtNode: 'stopped_at_node',
-      error: 'error',
-      jobIds: 'job_ids_json',
-      finishedAt: 'finished_at',
-    };
-    const keys = (Object.keys(patch) as Array<keyof RolloutPatch>).filter((k) => patch[k] !== undefined).sort();
-    if (keys.length === 0) return;
-    const values = keys.map((k) => (k === 'jobIds' ? JSON.stringify(patch.jobIds) : patch[k]));
-    this.#sql.get(`UPDATE stack_rollouts SET ${keys.map((k) => `${columns[k]} = ?`).join(', ')} WHERE id = ?`).run(...values, id);
+    const { columns, values } = rolloutPatchColumns(patch);
+    if (columns.length === 0) return;
+    this.#sql.get(`UPDATE stack_rollouts SET ${columns.map((c) => `${c} = ?`).join(', ')} WHERE id = ?`).run(...values, id);
   }
 
   async listRunningRollouts(): Promise<RolloutRecord[]> {
@@ -240,25 +145,7 @@ export class SqliteStackStore implements StackStore {
   }
 
   #insertRollout(r: RolloutRecord): void {
-    this.#sql
-      .get(INSERT_ROLLOUT)
-      .run(
-        r.id,
-        r.stack,
-        r.kind,
-        r.revision,
-        JSON.stringify(r.nodes),
-        r.parallel,
-        r.wave,
-        r.state,
-        r.stoppedAtNode,
-        r.error,
-        JSON.stringify(r.jobIds),
-        r.idempotencyKey,
-        r.createdBy,
-        r.createdAt,
-        r.finishedAt,
-      );
+    this.#sql.get(INSERT_ROLLOUT).run(...rolloutValues(r));
   }
 }
 translateStorageFailures(SqliteStackStore);

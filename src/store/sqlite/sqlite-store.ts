@@ -22,6 +22,23 @@ import type {
 import type { JobStore } from '../job-store.ts';
 import type { StackStore } from '../stack-store.ts';
 import type { CertStore } from '../cert-store.ts';
+import {
+  type CodeRow,
+  codeFrom,
+  codeValues,
+  factsValue,
+  type InventoryRow,
+  inventoryFrom,
+  type NodeRow,
+  nodeFrom,
+  nodeValues,
+  type SessionRow,
+  sessionFrom,
+  type TokenRow,
+  tokenFrom,
+  type UserRow,
+  userFrom,
+} from '../rows/store-rows.ts';
 import { applyMigrations } from './migrate.ts';
 import { SqliteJobStore } from './sqlite-job-store.ts';
 import { SqliteStackStore } from './sqlite-stack-store.ts';
@@ -39,42 +56,6 @@ import { SqliteVolumeBackupStore } from '../../hub/volume-backups/volume-backup-
 import { SqliteRebuildStore } from '../../hub/rebuild/rebuild-store.ts';
 import { SqliteAgentUpgradeStore } from '../../hub/releases/upgrade-store.ts';
 import { AUDIT_CHAIN_MIGRATION, SqliteAuditChain } from '../../hub/audit-chain/sqlite-audit-chain.ts';
-
-interface NodeRow {
-  id: string;
-  name: string;
-  state: NodeState;
-  created_at: number;
-  approved_at: number | null;
-  revoked_at: number | null;
-  last_seen: number | null;
-  facts: string | null;
-}
-
-interface UserRow {
-  id: string;
-  name: string;
-  role: UserRecord['role'];
-  created_at: number;
-  disabled_at: number | null;
-}
-
-function userFromRow(row: UserRow | undefined): UserRecord | null {
-  return row ? { id: row.id, name: row.name, role: row.role, createdAt: row.created_at, disabledAt: row.disabled_at } : null;
-}
-
-function nodeFromRow(row: NodeRow): NodeRecord {
-  return {
-    id: row.id,
-    name: row.name,
-    state: row.state,
-    createdAt: row.created_at,
-    approvedAt: row.approved_at,
-    revokedAt: row.revoked_at,
-    lastSeen: row.last_seen,
-    facts: row.facts === null ? null : (JSON.parse(row.facts) as NodeRecord['facts']),
-  };
-}
 
 export class SqliteStore implements Store {
   readonly #db: Database.Database;
@@ -131,32 +112,23 @@ export class SqliteStore implements Store {
     // records shows its newest one (as revoked) until the name is enrolled again.
     const rows = this.#stmt("SELECT * FROM nodes ORDER BY name, (state <> 'revoked'), created_at").all() as NodeRow[];
     const byName = new Map<string, NodeRecord>();
-    for (const row of rows) byName.set(row.name, nodeFromRow(row));
+    for (const row of rows) byName.set(row.name, nodeFrom(row));
     return [...byName.values()];
   }
 
   async getNodeByName(name: string): Promise<NodeRecord | null> {
     const row = this.#stmt("SELECT * FROM nodes WHERE name = ? ORDER BY (state = 'revoked'), created_at DESC LIMIT 1").get(name) as NodeRow | undefined;
-    return row ? nodeFromRow(row) : null;
+    return row ? nodeFrom(row) : null;
   }
 
   async getNodeById(id: string): Promise<NodeRecord | null> {
     const row = this.#stmt('SELECT * FROM nodes WHERE id = ?').get(id) as NodeRow | undefined;
-    return row ? nodeFromRow(row) : null;
+    return row ? nodeFrom(row) : null;
   }
 
   #insertNode(node: NodeRecord, key: NodeKeyRecord): void {
     try {
-      this.#stmt('INSERT INTO nodes (id, name, state, created_at, approved_at, revoked_at, last_seen, facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
-        node.id,
-        node.name,
-        node.state,
-        node.createdAt,
-        node.approvedAt,
-        node.revokedAt,
-        node.lastSeen,
-        node.facts ? JSON.stringify(node.facts) : null,
-      );
+      this.#stmt('INSERT INTO nodes (id, name, state, created_at, approved_at, revoked_at, last_seen, facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(...nodeValues(node));
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
         throw new DockfleetError('name_taken', `a node named ${node.name} already exists`);
@@ -189,7 +161,7 @@ export class SqliteStore implements Store {
   }
 
   async setNodeFacts(id: string, facts: NodeRecord['facts']): Promise<void> {
-    this.#stmt('UPDATE nodes SET facts = ? WHERE id = ?').run(facts ? JSON.stringify(facts) : null, id);
+    this.#stmt('UPDATE nodes SET facts = ? WHERE id = ?').run(factsValue(facts), id);
   }
 
   async getNodeKey(keyId: string): Promise<NodeKeyRecord | null> {
@@ -207,21 +179,12 @@ export class SqliteStore implements Store {
   }
 
   async insertCode(code: CodeRecord): Promise<void> {
-    this.#stmt('INSERT INTO enrollment_codes (secret_hash, kind, node_name, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?)').run(
-      code.secretHash,
-      code.kind,
-      code.nodeName,
-      code.createdAt,
-      code.expiresAt,
-      code.usedAt,
-    );
+    this.#stmt('INSERT INTO enrollment_codes (secret_hash, kind, node_name, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?)').run(...codeValues(code));
   }
 
   async getCode(secretHash: string): Promise<CodeRecord | null> {
-    const row = this.#stmt('SELECT * FROM enrollment_codes WHERE secret_hash = ?').get(secretHash) as
-      | { secret_hash: string; kind: CodeRecord['kind']; node_name: string | null; created_at: number; expires_at: number; used_at: number | null }
-      | undefined;
-    return row ? { secretHash: row.secret_hash, kind: row.kind, nodeName: row.node_name, createdAt: row.created_at, expiresAt: row.expires_at, usedAt: row.used_at } : null;
+    const row = this.#stmt('SELECT * FROM enrollment_codes WHERE secret_hash = ?').get(secretHash) as CodeRow | undefined;
+    return row ? codeFrom(row) : null;
   }
 
   async markCodeUsed(secretHash: string, at: number): Promise<boolean> {
@@ -241,10 +204,8 @@ export class SqliteStore implements Store {
   }
 
   async getToken(tokenHash: string): Promise<TokenRecord | null> {
-    const row = this.#stmt('SELECT * FROM api_tokens WHERE token_hash = ?').get(tokenHash) as
-      | { token_hash: string; name: string; user_id: string; created_at: number; revoked_at: number | null }
-      | undefined;
-    return row ? { tokenHash: row.token_hash, name: row.name, userId: row.user_id, createdAt: row.created_at, revokedAt: row.revoked_at } : null;
+    const row = this.#stmt('SELECT * FROM api_tokens WHERE token_hash = ?').get(tokenHash) as TokenRow | undefined;
+    return row ? tokenFrom(row) : null;
   }
 
   async insertUser(user: UserRecord): Promise<void> {
@@ -257,11 +218,11 @@ export class SqliteStore implements Store {
   }
 
   async getUser(id: string): Promise<UserRecord | null> {
-    return userFromRow(this.#stmt('SELECT * FROM users WHERE id = ?').get(id) as UserRow | undefined);
+    return userFrom(this.#stmt('SELECT * FROM users WHERE id = ?').get(id) as UserRow | undefined);
   }
 
   async getUserByName(name: string): Promise<UserRecord | null> {
-    return userFromRow(this.#stmt('SELECT * FROM users WHERE name = ?').get(name) as UserRow | undefined);
+    return userFrom(this.#stmt('SELECT * FROM users WHERE name = ?').get(name) as UserRow | undefined);
   }
 
   async getPasswordHash(userId: string): Promise<string | null> {
@@ -295,14 +256,8 @@ export class SqliteStore implements Store {
   }
 
   async listTokens(userId: string): Promise<TokenRecord[]> {
-    const rows = this.#stmt('SELECT * FROM api_tokens WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at').all(userId) as Array<{
-      token_hash: string;
-      name: string;
-      user_id: string;
-      created_at: number;
-      revoked_at: number | null;
-    }>;
-    return rows.map((r) => ({ tokenHash: r.token_hash, name: r.name, userId: r.user_id, createdAt: r.created_at, revokedAt: r.revoked_at }));
+    const rows = this.#stmt('SELECT * FROM api_tokens WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at').all(userId) as TokenRow[];
+    return rows.map(tokenFrom);
   }
 
   async revokeToken(tokenHash: string, userId: string, at: number): Promise<boolean> {
@@ -314,8 +269,8 @@ export class SqliteStore implements Store {
   }
 
   async getSession(idHash: string): Promise<SessionRecord | null> {
-    const row = this.#stmt('SELECT * FROM sessions WHERE id_hash = ?').get(idHash) as { id_hash: string; user_id: string; created_at: number; expires_at: number } | undefined;
-    return row ? { idHash: row.id_hash, userId: row.user_id, createdAt: row.created_at, expiresAt: row.expires_at } : null;
+    const row = this.#stmt('SELECT * FROM sessions WHERE id_hash = ?').get(idHash) as SessionRow | undefined;
+    return row ? sessionFrom(row) : null;
   }
 
   async deleteSession(idHash: string): Promise<void> {
@@ -417,12 +372,8 @@ export class SqliteStore implements Store {
   }
 
   async loadInventory(nodeId: string): Promise<InventoryRecord[]> {
-    const rows = this.#stmt('SELECT section, items, updated_at FROM node_inventory WHERE node_id = ?').all(nodeId) as Array<{
-      section: InventorySection;
-      items: string;
-      updated_at: number;
-    }>;
-    return rows.map((r) => ({ section: r.section, items: JSON.parse(r.items) as unknown[], updatedAt: r.updated_at }));
+    const rows = this.#stmt('SELECT section, items, updated_at FROM node_inventory WHERE node_id = ?').all(nodeId) as InventoryRow[];
+    return rows.map(inventoryFrom);
   }
 }
 
