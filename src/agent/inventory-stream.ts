@@ -5,12 +5,15 @@
  * stays bounded however fast the engine changes. Nothing is dropped under backpressure: a
  * section stays marked until its newest version has been handed to the stream, and on
  * 'drain' the newest version of every section still marked is written.
+ * When the hub asks (HOST_USAGE_QUERY), the host's use is reported every HOST_USAGE_REPORT_MS,
+ * coalesced the same way (only the newest report waits).
  */
 import type { Http2ServerResponse } from 'node:http2';
-import type { InventoryMessage, InventorySection } from '../protocol/inventory.ts';
+import { HOST_USAGE_QUERY, type HostUsageMessage, type InventoryMessage, type InventorySection } from '../protocol/inventory.ts';
 import type { PolicySummary } from '../protocol/policy-summary.ts';
 import type { InventoryWatcher } from './inventory-watcher.ts';
 import type { HostAuditLog } from './audit/host-audit.ts';
+import { HOST_USAGE_REPORT_MS, HostUsageReport } from './host-usage-report.ts';
 
 /** `policy`, when given, is the first line of every stream: the hub shows what this host allows.
  * `audit`, when given: its head is sent at the start and after each entry (newest only, coalesced). */
@@ -22,6 +25,7 @@ export function streamInventory(watcher: InventoryWatcher, res: Http2ServerRespo
   let waiting = false;
   let policyDue = policy !== undefined;
   let auditDue = audit !== undefined;
+  let usageDue: HostUsageMessage | null = null;
 
   /** The next message to write, taken off the marks at the moment it is built (so it is the newest). */
   const next = (): InventoryMessage | null => {
@@ -32,6 +36,11 @@ export function streamInventory(watcher: InventoryWatcher, res: Http2ServerRespo
     if (auditDue && audit) {
       auditDue = false;
       return { t: 'auditHead', ...audit.head() };
+    }
+    if (usageDue) {
+      const usage = usageDue;
+      usageDue = null;
+      return usage;
     }
     if (engineDirty) {
       engineDirty = false;
@@ -75,11 +84,31 @@ export function streamInventory(watcher: InventoryWatcher, res: Http2ServerRespo
     auditDue = true;
     if (!waiting) flush();
   });
+  const usageAsked = res.req.url.split('?')[1]?.split('&').includes(HOST_USAGE_QUERY) === true;
+  const usageTimer = usageAsked ? reportHostUsage() : null;
   res.once('close', () => {
+    if (usageTimer) clearInterval(usageTimer);
     stopAudit?.();
     watcher.off('section', onSection);
     watcher.off('engine', onEngine);
     res.off('drain', flush);
   });
   flush();
+
+  function reportHostUsage(): NodeJS.Timeout {
+    const report = new HostUsageReport();
+    const started = report.start();
+    const timer = setInterval(() => {
+      void started
+        .then(() => report.next())
+        .then((usage) => {
+          if (res.closed || res.destroyed) return;
+          usageDue = usage;
+          if (!waiting) flush();
+        })
+        .catch(() => {}); // never thrown today (each reading has a fallback); a missed report is harmless
+    }, HOST_USAGE_REPORT_MS);
+    timer.unref();
+    return timer;
+  }
 }

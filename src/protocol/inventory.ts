@@ -29,6 +29,21 @@ export const engineFacts = z.object({
 });
 export type EngineFacts = z.infer<typeof engineFacts>;
 
+/** The hub asks for host-usage reports by opening the inventory stream with this query; an
+ * agent that predates them ignores the query (and sends none), and a hub that predates them
+ * never asks, so neither side ever sees a message it does not know. */
+export const HOST_USAGE_QUERY = 'hostUsage=1';
+/** How often an agent that was asked reports its host's use (tests shorten it, see src/agent/host-usage-report.ts). */
+export const HOST_USAGE_EVERY_MS = 15_000;
+/** The agent host's use since its previous report: CPU busy share over all CPUs (0..1) and
+ * available memory (MemAvailable). Each field is optional: a host that cannot tell leaves it out. */
+export const hostUsageMessage = z.object({
+  t: z.literal('hostUsage'),
+  cpuBusyRatio: z.number().min(0).max(1).optional(),
+  memoryAvailableBytes: z.number().nonnegative().optional(),
+});
+export type HostUsageMessage = z.infer<typeof hostUsageMessage>;
+
 export const inventoryMessage = z.union([
   z.object({ t: z.literal('engine'), state: z.literal('up'), facts: engineFacts }),
   z.object({ t: z.literal('engine'), state: z.literal('down'), error: z.string().max(500) }),
@@ -36,6 +51,7 @@ export const inventoryMessage = z.union([
   policyMessage,
   /** The head of the host's own audit log (src/agent/audit/), for the hub to compare with its own. */
   z.object({ t: z.literal('auditHead'), seq: z.number().int().nonnegative(), hash: z.string().regex(/^[0-9a-f]{64}$/) }),
+  hostUsageMessage,
 ]);
 export type InventoryMessage = z.infer<typeof inventoryMessage>;
 
