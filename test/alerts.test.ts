@@ -147,7 +147,9 @@ test('alerts: one message per incident, retried on 500, resolved once, nothing r
   rx.failNext = 1;
   await leaving.stop();
   agents.splice(agents.indexOf(leaving), 1);
-  await until('the node-offline alert', () => delivered(rx, 'node-offline', 'opened').length === 1);
+  await until('the node-offline alert', () => delivered(rx, 'node-offline', 'opened').length === 1).catch((err: Error) => {
+    throw new Error(`${err.message}; the receiver got ${JSON.stringify(rx.got.map((g) => [g.answered, g.body?.event, g.body?.incident?.kind, g.body?.incident?.node]))}`);
+  });
   const offlineTries = rx.got.filter((g) => g.body?.incident?.kind === 'node-offline');
   assert.deepEqual(
     offlineTries.map((g) => g.answered),

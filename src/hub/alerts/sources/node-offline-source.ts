@@ -1,14 +1,16 @@
 /**
  * Nodes offline: an approved node whose agent has been away longer than a grace period
- * (default 30 s; a reconnect within it raises nothing). The clock starts at the later of the
- * node's last heartbeat and the hub's own start, so restarting the hub does not turn every
- * node that has not reconnected yet into an incident. Revoked nodes raise nothing.
+ * (default 30 s; a reconnect within it raises nothing). The clock starts at the latest of the
+ * node's last heartbeat, its enrollment (or approval) and the hub's own start, so restarting the
+ * hub does not turn every node that has not reconnected yet into an incident, nor is a node
+ * enrolled a moment ago that has not connected yet. Revoked nodes raise nothing.
  */
 import type { NodeRegistry } from '../../node-registry.ts';
 import type { AlertSource, ConditionSink } from '../alert-source.ts';
 
 const KIND = 'node-offline';
 const TICK_MS = 1_000;
+const CHANGED_DELAY_MS = 100;
 
 export class NodeOfflineSource implements AlertSource {
   readonly kind = KIND;
@@ -25,12 +27,21 @@ export class NodeOfflineSource implements AlertSource {
 
   start(sink: ConditionSink): () => void {
     const look = (): void => this.#look(sink);
-    this.#registry.on('changed', look);
+    // A look walks every node: a burst of changes (a fleet reconnecting) gets one, shortly after.
+    let soon: NodeJS.Timeout | null = null;
+    const lookSoon = (): void => {
+      soon ??= setTimeout(() => {
+        soon = null;
+        look();
+      }, CHANGED_DELAY_MS);
+    };
+    this.#registry.on('changed', lookSoon);
     const timer = setInterval(look, Math.min(TICK_MS, this.#graceMs)).unref();
     look();
     return () => {
       clearInterval(timer);
-      this.#registry.off('changed', look);
+      if (soon) clearTimeout(soon);
+      this.#registry.off('changed', lookSoon);
     };
   }
 
@@ -45,7 +56,10 @@ export class NodeOfflineSource implements AlertSource {
       }
       if (view.status !== 'offline') continue;
       const lastSeen = view.lastSeen === null ? 0 : Date.parse(view.lastSeen);
-      const since = Math.max(this.#seenOnline.get(view.name) ?? 0, Number.isNaN(lastSeen) ? 0 : lastSeen, this.#startedAt);
+      // A node enrolled a moment ago has not had the time to connect yet.
+      const record = this.#registry.byName(view.name);
+      const activeSince = Math.max(record?.createdAt ?? 0, record?.approvedAt ?? 0);
+      const since = Math.max(this.#seenOnline.get(view.name) ?? 0, Number.isNaN(lastSeen) ? 0 : lastSeen, this.#startedAt, activeSince);
       const open = sink.openKeys(key).has(key);
       if (!open && now - since < this.#graceMs) continue;
       holding.add(key);
