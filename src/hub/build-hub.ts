@@ -11,6 +11,7 @@ import type { SetupCode } from './auth/setup-code.ts';
 import type { Logger } from '../lib/logger.ts';
 import { buildRestApp } from './api/rest-app.ts';
 import { AgentUpgrades } from './releases/agent-upgrades.ts';
+import { LocalLeases, type Leases } from './cluster/lease.ts';
 import { ReleaseStore } from './releases/release-store.ts';
 import { FleetEvents } from './events/fleet-events.ts';
 import { Enrollment } from './enrollment.ts';
@@ -69,6 +70,10 @@ export interface HubDeps {
   scrapeTokenHash?: string | null;
   /** Agent releases (DIR/releases) and the fleet's release key; null: the hub offers none (issue 16). */
   releases?: { dir: string; key: string } | null;
+  /** The hub replicas agents may dial, handed to them at their handshake (issue 17); absent: a single hub. */
+  agentReplicas?: () => string[];
+  /** Work that one replica at a time must do (cluster/lease.ts); absent: this hub alone holds every lease. Closed with the hub. */
+  leases?: Leases;
 }
 
 export interface Hub {
@@ -92,11 +97,14 @@ export interface Hub {
   alerts: Alerts;
   /** The REST API's Hono app (its route table is what the OpenAPI document must cover). */
   restApp: { routes: ReadonlyArray<{ method: string; path: string }> };
+  /** The agents' door (a replica drains it before closing: cluster/drain.ts). */
+  gateway: AgentGateway;
   close(): Promise<void>;
 }
 
 export async function buildHub(deps: HubDeps): Promise<Hub> {
   const { store, log } = deps;
+  const leases = deps.leases ?? new LocalLeases();
   const inventory = new InventoryCache(store, log);
   const registry = new NodeRegistry(store, inventory, log);
   await registry.init();
@@ -125,6 +133,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
     stackStatus,
     tuning: deps.alertTuning ?? {},
     extraSources: [new BackupVerifySource(store.volumeBackups, deps.alertTuning?.backupVerifyMaxAgeMs), new RebuildAlertSource(rebuilds)],
+    leases,
   });
   const principals = new Principals(store, (name) => stacks.routes.labels.of(name));
   const caps = new StreamCaps(deps.streamsPerUser);
@@ -154,10 +163,11 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
     log,
     ...(deps.handshakeTimeoutMs === undefined ? {} : { handshakeTimeoutMs: deps.handshakeTimeoutMs }),
     ...(deps.limiter === undefined ? {} : { limiter: deps.limiter }),
+    ...(deps.agentReplicas === undefined ? {} : { replicas: deps.agentReplicas }),
   });
   const events = new FleetEvents(registry, log);
   const releaseStore = deps.releases ? new ReleaseStore(deps.releases.dir, deps.releases.key) : null;
-  const releases = releaseStore ? { store: releaseStore, upgrades: new AgentUpgrades({ registry, releases: releaseStore, store: store.agentUpgrades, jobs, log }) } : null;
+  const releases = releaseStore ? { store: releaseStore, upgrades: new AgentUpgrades({ registry, releases: releaseStore, store: store.agentUpgrades, jobs, log, leases }) } : null;
   await releases?.upgrades.resume(); // before the hub listens: a resumed rollout sees its agents link again
   const app = buildRestApp({
     store,
@@ -215,6 +225,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
     enrollment,
     jobs,
     stackStatus,
+    gateway,
     secrets: deps.secrets,
     routes,
     edgeSignIn,
@@ -223,6 +234,7 @@ export async function buildHub(deps: HubDeps): Promise<Hub> {
     restApp: app,
     async close() {
       releases?.upgrades.close();
+      await leases.close();
       await alerts.close();
       await rebuilds.close();
       await backupReports.close();

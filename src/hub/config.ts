@@ -27,7 +27,29 @@ export interface HubConfig {
   readonly backup?: HubBackupConfig | null;
   /** The fleet's release key (`ed25519:…`) that agents pin at enrollment; null: no agent releases. */
   readonly releaseKey?: string | null;
+  /** Where the hub keeps its records (`--store`, DOCKFLEET_STORE): SQLite in DIR (the default) or a PostgreSQL database. */
+  readonly store?: StoreConfig;
+  /** Hub replicas (`--bus nats://…`, DOCKFLEET_BUS, with --replica-id, --peer-listen, --peer-url, --cluster-name); null: a single hub. */
+  readonly cluster?: ClusterConfig | null;
 }
+
+export interface ClusterConfig {
+  /** nats:// URLs of the bus (a password in them is never shown). */
+  readonly servers: readonly string[];
+  /** Names the cluster's subjects and buckets on the NATS server (default `fleet`). */
+  readonly name: string;
+  /** This replica's id; null: the one kept in DIR/replica-id (made on first start). */
+  readonly replicaId: string | null;
+  /** Where the peer port listens (the other replicas call it; mutual TLS). */
+  readonly peerHost: string;
+  readonly peerPort: number;
+  /** The peer port's URL as the other replicas reach it; null: https://<peer host>:<port>. */
+  readonly peerUrl: string | null;
+  /** How long a stopping replica lets calls in flight finish after telling its agents to move (`--drain-timeout`, default 30 s). */
+  readonly drainTimeoutMs?: number;
+}
+
+export type StoreConfig = { readonly kind: 'sqlite' } | { readonly kind: 'postgres'; readonly url: string };
 
 export interface HubBackupConfig extends BackupScheduleSettings {
   /** An age recipient (age1…); null: the passphrase from DOCKFLEET_BACKUP_PASSPHRASE(_FILE), read at start. */
@@ -63,9 +85,16 @@ export interface HubFlags {
   'backup-recipient'?: string | undefined;
   'release-key'?: string | undefined;
   'backup-no-master-key'?: boolean | undefined;
+  store?: string | undefined;
+  bus?: string | undefined;
+  'cluster-name'?: string | undefined;
+  'replica-id'?: string | undefined;
+  'drain-timeout'?: string | undefined;
+  'peer-listen'?: string | undefined;
+  'peer-url'?: string | undefined;
 }
 
-export const HUB_DEFAULTS = { data: './data', listen: '127.0.0.1:7443' } as const;
+export const HUB_DEFAULTS = { data: './data', listen: '127.0.0.1:7443', peerPort: 7444, clusterName: 'fleet', drainTimeoutMs: 30_000 } as const;
 
 export function hubConfigFrom(flags: HubFlags, env: NodeJS.ProcessEnv = process.env): HubConfig {
   const { host, port } = parseHostPort(flags.listen ?? HUB_DEFAULTS.listen, '--listen');
@@ -85,6 +114,8 @@ export function hubConfigFrom(flags: HubFlags, env: NodeJS.ProcessEnv = process.
     publicUrl: publicUrlFrom(flags['public-url']),
     backup: backupScheduleFrom(flags, env),
     releaseKey: releaseKeyFrom(flags['release-key'] ?? env.DOCKFLEET_RELEASE_KEY),
+    store: storeFrom(flags.store ?? env.DOCKFLEET_STORE, flags, env),
+    cluster: clusterFrom(flags, env, host),
     listener: Object.freeze({
       ...LISTENER_DEFAULTS,
       perAddress: positiveInt(flags['max-connections-per-address'], LISTENER_DEFAULTS.perAddress, '--max-connections-per-address'),
@@ -92,6 +123,87 @@ export function hubConfigFrom(flags: HubFlags, env: NodeJS.ProcessEnv = process.
     }),
   });
 }
+
+/** --store / DOCKFLEET_STORE: `sqlite` (the default: DIR/dockfleet.db) or a postgres:// URL. The
+ * URL's password never appears in an error (prefer the environment: flags show in `ps`). */
+function storeFrom(value: string | undefined, flags: HubFlags, env: NodeJS.ProcessEnv): StoreConfig {
+  if (value === undefined || value === '' || value === 'sqlite') return Object.freeze({ kind: 'sqlite' as const });
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error('--store wants sqlite or a postgres://user:password@host:port/database URL');
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') throw new Error(`--store wants sqlite or a postgres:// URL, not a ${url.protocol.replace(/:$/, '')} URL`);
+  if (backupScheduleFrom(flags, env) !== null) {
+    throw new Error("scheduled hub backups (--backup-every) copy the SQLite file in DIR; with --store postgres://, back the database up with PostgreSQL's own tools (pg_dump) and DIR apart");
+  }
+  return Object.freeze({ kind: 'postgres' as const, url: value });
+}
+
+/** --bus / DOCKFLEET_BUS: nats:// URLs (comma-separated) of the bus that makes this hub one
+ * replica of several. Replicas share their records, so it needs --store postgres://. The peer port
+ * defaults to --listen's host, port 7444; a wildcard host needs --peer-url (others must dial a name). */
+function clusterFrom(flags: HubFlags, env: NodeJS.ProcessEnv, listenHost: string): ClusterConfig | null {
+  const value = flags.bus ?? env.DOCKFLEET_BUS;
+  const others = (['cluster-name', 'replica-id', 'peer-listen', 'peer-url', 'drain-timeout'] as const).filter((f) => flags[f] !== undefined);
+  if (value === undefined || value === '') {
+    if (others.length > 0) throw new Error(`--${others[0]} needs --bus nats://…`);
+    return null;
+  }
+  const servers = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  for (const server of servers) {
+    let url: URL;
+    try {
+      url = new URL(server);
+    } catch {
+      throw new Error(`--bus wants nats://host:port URLs, not "${redactNatsUrl(server)}"`);
+    }
+    if (url.protocol !== 'nats:' && url.protocol !== 'tls:') throw new Error(`--bus wants nats:// URLs, not a ${url.protocol.replace(/:$/, '')} URL`);
+  }
+  if (servers.length === 0) throw new Error('--bus wants at least one nats:// URL');
+  if ((flags.store ?? env.DOCKFLEET_STORE ?? 'sqlite').startsWith('postgres') === false) {
+    throw new Error("--bus needs --store postgres://… (the replicas share one PostgreSQL database; SQLite in DIR is one hub's alone)");
+  }
+  const name = flags['cluster-name'] ?? HUB_DEFAULTS.clusterName;
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw new Error(`--cluster-name wants 1-64 of A-Z a-z 0-9 _ -, not "${name}"`);
+  const replicaId = flags['replica-id'] ?? null;
+  if (replicaId !== null && !REPLICA_ID.test(replicaId)) throw new Error(`--replica-id wants 1-63 lowercase letters, digits or dashes, not "${replicaId}"`);
+  const peer = parseHostPort(flags['peer-listen'] ?? `${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${HUB_DEFAULTS.peerPort}`, '--peer-listen');
+  let peerUrl: string | null = null;
+  if (flags['peer-url'] !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(flags['peer-url']);
+    } catch {
+      throw new Error(`--peer-url wants an https URL such as https://replica-a.internal:7444, not "${flags['peer-url']}"`);
+    }
+    if (url.protocol !== 'https:' || url.username !== '' || url.password !== '' || (url.pathname !== '/' && url.pathname !== ''))
+      throw new Error(`--peer-url wants an https origin, not "${flags['peer-url']}"`);
+    peerUrl = url.origin;
+  } else if (peer.host === '0.0.0.0' || peer.host === '::') throw new Error('--peer-listen on every address needs --peer-url: the URL the other replicas dial');
+  return Object.freeze({ servers: Object.freeze(servers), name, replicaId, peerHost: peer.host, peerPort: peer.port, peerUrl, drainTimeoutMs: drainTimeoutFrom(flags['drain-timeout']) });
+}
+
+/** --drain-timeout: 1s to 1h (90s, 5m); default 30 s. */
+function drainTimeoutFrom(text: string | undefined): number {
+  if (text === undefined) return HUB_DEFAULTS.drainTimeoutMs;
+  const m = /^([1-9][0-9]{0,4})(s|m)$/.exec(text.trim());
+  const ms = m ? Number(m[1]) * (m[2] === 'm' ? 60_000 : 1_000) : NaN;
+  if (!(ms >= 1_000 && ms <= 3_600_000)) throw new Error(`--drain-timeout wants 1s to 60m, such as 30s or 2m, not "${text}"`);
+  return ms;
+}
+
+/** A NATS URL fit for an error: its user and password hidden (as the bus's own redaction, without loading NATS). */
+function redactNatsUrl(url: string): string {
+  return url.replace(/^([a-z]+:\/\/)[^@/]*@/i, '$1[redacted]@');
+}
+
+/** What a replica id may be (it names the replica's certificate). */
+export const REPLICA_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 /** --release-key / DOCKFLEET_RELEASE_KEY: the key itself (`ed25519:…`, from `dockfleet release-key create`) or a file holding it. */
 function releaseKeyFrom(value: string | undefined): string | null {

@@ -68,6 +68,12 @@ export class InventoryCache extends EventEmitter<InventoryEvents> {
     this.emit('changed', nodeId, section);
   }
 
+  /** A section another replica's link reported (cluster/view-feed.ts): shown, not persisted (its holder does). */
+  showSection(nodeId: string, section: InventorySection, items: unknown[], at: number): void {
+    this.#entry(nodeId).sections.set(section, { items, updatedAt: at });
+    this.emit('changed', nodeId, section);
+  }
+
   #markDirty(nodeId: string, section: InventorySection): void {
     let dirty = this.#dirty.get(nodeId);
     if (!dirty) this.#dirty.set(nodeId, (dirty = new Set()));

@@ -14,7 +14,7 @@ import type { Store } from '../store/store.ts';
 import type { NodeRegistry } from './node-registry.ts';
 
 export async function rotateNodeKey(registry: NodeRegistry, store: Store, name: string): Promise<{ keyId: string }> {
-  const link = registry.requireLink(name);
+  const link = registry.requireLocalLink(name); // the new key is recorded on the link itself
   const prepared = await link.requestJson({
     method: 'POST',
     path: ROTATE_PATH,

@@ -2,16 +2,29 @@
  * Who the nodes are and how they are: durable records from the store, live links from the
  * gateway, inventory from the cache. Status is derived, never stored: revoked and pending come
  * from the record, online/offline from whether a link is up.
+ *
+ * With hub replicas (issue 17; absent on a single hub, whose behaviour this leaves unchanged) a
+ * RegistryCluster is joined: each local link claims its node (the newest link wins; a link whose
+ * claim is superseded or lost is closed and never answers for that node again), a node held by
+ * another live replica is online here too and reached through a RemoteLink to it, nobody holding
+ * it is offline at once, and with the bus down a node not held here fails at once with
+ * bus_unavailable. Record changes (enrolment, approval, revocation) are announced on the bus and
+ * every replica reloads that record from the store (all of them when the bus comes back). What
+ * each holder's agents report (inventory, engine, version, policy, host use, events) reaches
+ * every replica's views through the view feed (cluster/view-feed.ts).
  */
 import { EventEmitter } from 'node:events';
 import { DockfleetError } from '../protocol/errors.ts';
-import type { NodeStatus, NodeView } from '../protocol/api.ts';
+import type { HostUsage, NodeStatus, NodeView } from '../protocol/api.ts';
 import { DEAD_AFTER_MS } from '../protocol/heartbeat.ts';
 import type { InventoryMessage } from '../protocol/inventory.ts';
 import type { PolicySummary } from '../protocol/policy-summary.ts';
 import type { NodeRecord, Store } from '../store/store.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { AgentLink } from './gateway/agent-link.ts';
+import type { OwnerAnswer } from './cluster/ownership.ts';
+import { ViewFeed } from './cluster/view-feed.ts';
+import type { FleetEvent } from '../protocol/fleet-events.ts';
 import type { InventoryCache } from './inventory-cache.ts';
 
 const LAST_SEEN_FLUSH_MS = 10_000;
@@ -22,11 +35,53 @@ interface PendingWaiter {
   reject: (reason: DockfleetError) => void;
 }
 
+/** The order localeCompare gives, at a fraction of its cost per comparison (a list sorts every node). */
+const byName = new Intl.Collator();
+
+/** What callers of a node need from its link: the local AgentLink, or a RemoteLink through the replica holding it. */
+export type NodeLink = Pick<AgentLink, 'nodeId' | 'nodeName' | 'closed' | 'qos' | 'request' | 'requestJson' | 'openStream'>;
+
+export interface ClusterEvents {
+  /** This replica's claim on the node (by id) at `epoch` is superseded: close that link. */
+  lost: [nodeId: string, epoch: number];
+  /** This replica claimed the node again after the bus came back: the link's epoch is now `to`. */
+  renewed: [nodeId: string, from: number, to: number];
+  /** Who holds what (or who is alive) may have changed. */
+  owners: [];
+  /** The bus is back: what it says can be trusted again. */
+  up: [];
+  /** Some replica changed this node's record (by id). */
+  nodeChanged: [nodeId: string];
+  /** Some replica filed work for this node (by name). */
+  nudged: [nodeName: string];
+}
+
+/** The cluster as the registry sees it (cluster/replica.ts): ownership, remote links, two bus messages, and
+ * byte subjects for the view feed (cluster/view-feed.ts). */
+export interface RegistryCluster extends EventEmitter<ClusterEvents> {
+  readonly replicaId: string;
+  readonly busUp: boolean;
+  readonly maxPayload: number;
+  localEpoch(nodeId: string): number | undefined;
+  listen(subject: string, handle: (data: Uint8Array) => void): void;
+  send(subject: string, data: Uint8Array): boolean;
+  claim(nodeId: string): Promise<{ won: true; epoch: number } | { won: false; reason: 'superseded' | 'bus_down' }>;
+  /** Gives the claim up if it is still this replica's at `epoch` (compare-and-set). */
+  release(nodeId: string, epoch: number): Promise<void>;
+  owner(nodeId: string): OwnerAnswer;
+  remote(node: { id: string; name: string }, replica: string, epoch: number): NodeLink | null;
+  publish(subject: 'nodes.changed' | 'jobs.nudge', value: string): void;
+}
+
 export interface RegistryEvents {
   /** Something any node view shows may have changed (status, record, facts). */
   changed: [];
   /** A node's link is up (attached; any link it replaced is closed already). */
   linked: [link: AgentLink];
+  /** Another replica filed work for this node: deliver it if its link is here. */
+  nudged: [nodeName: string];
+  /** Docker events another replica's agents reported (cluster/view-feed.ts). */
+  remoteEvents: [events: Array<Omit<FleetEvent, 'seq'>>];
 }
 
 export class NodeRegistry extends EventEmitter<RegistryEvents> {
@@ -42,7 +97,14 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
   readonly #policies = new Map<string, PolicySummary>();
   /** Each node's host audit head as its agent last reported it (in memory only). */
   readonly #auditHeads = new Map<string, { seq: number; hash: string }>();
+  /** Each online node's host use as its agent last reported it (not persisted; forgotten when its link closes). */
+  readonly #usage = new Map<string, HostUsage>();
   #labelsOf: (name: string) => Record<string, string> = () => ({});
+  #cluster: RegistryCluster | null = null;
+  /** What the other replicas' agents report, shown here too (with replicas only). */
+  #feed: ViewFeed | null = null;
+  /** The epoch each local link's claim landed at (with replicas only). */
+  readonly #claims = new WeakMap<AgentLink, number>();
   #flushTimer: NodeJS.Timeout | null = null;
   #sweepTimer: NodeJS.Timeout | null = null;
 
@@ -82,6 +144,7 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
     if (previous !== undefined) this.#byId.delete(previous);
     this.#byId.set(node.id, node);
     this.#idByName.set(node.name, node.id);
+    this.#cluster?.publish('nodes.changed', node.id);
     this.emit('changed');
   }
 
@@ -101,22 +164,168 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
     return node;
   }
 
+  /** The node's link held by this hub (replica), if any: jobs and per-link state use it alone. */
   link(nodeId: string): AgentLink | null {
     return this.#links.get(nodeId) ?? null;
   }
 
-  /** The live link of an online node, or a node_offline/node_not_found error. */
-  requireLink(name: string): AgentLink {
+  /** The link held here for a node by name, or node_offline (for what must run on the agent's own link). */
+  requireLocalLink(name: string): AgentLink {
     const node = this.require(name);
     const link = this.#links.get(node.id);
-    if (!link) throw new DockfleetError('node_offline', `node ${name} is ${this.status(node)}`);
+    if (!link) throw new DockfleetError('node_offline', `node ${name} is ${this.status(node)}${this.#cluster ? ` on replica ${this.#cluster.replicaId}` : ''}`);
     return link;
+  }
+
+  /** A call's way to an online node: the link held here, else (replicas) one through the replica that holds it;
+   * node_offline when nobody holds it, bus_unavailable when the bus is down and it is not held here. */
+  requireLink(name: string): NodeLink {
+    const node = this.require(name);
+    const link = this.#links.get(node.id);
+    if (link) return link;
+    const cluster = this.#cluster;
+    if (cluster && node.state === 'active') {
+      const owner = cluster.owner(node.id);
+      if (owner.state === 'unknown') {
+        throw new DockfleetError(
+          'bus_unavailable',
+          `node ${name} is not connected to replica ${cluster.replicaId} and the cluster bus is down: which replica holds it cannot be known now; try again, or through the replica it is connected to`,
+        );
+      }
+      if (owner.state === 'held' && owner.replica !== cluster.replicaId) {
+        const remote = cluster.remote(node, owner.replica, owner.epoch);
+        if (remote) return remote;
+      }
+    }
+    throw new DockfleetError('node_offline', `node ${name} is ${this.status(node)}`);
   }
 
   status(node: NodeRecord): NodeStatus {
     if (node.state === 'revoked') return 'revoked';
     if (node.state === 'pending') return 'pending';
-    return this.#links.has(node.id) ? 'online' : 'offline';
+    if (this.#links.has(node.id)) return 'online';
+    const owner = this.#cluster?.owner(node.id);
+    return owner?.state === 'held' && owner.replica !== this.#cluster?.replicaId ? 'online' : 'offline';
+  }
+
+  /** Joins the hub replicas: claims the links already here, then follows ownership and record changes. */
+  joinCluster(cluster: RegistryCluster): void {
+    this.#cluster = cluster;
+    cluster.on('lost', (nodeId, epoch) => {
+      const link = this.#links.get(nodeId);
+      if (!link || this.#claims.get(link) !== epoch) return;
+      this.#claims.delete(link);
+      this.#log.info({ node: link.nodeName, epoch }, 'another replica holds this node now; closing its link here');
+      link.close({ t: 'error', code: 'replaced', message: 'another connection of this node took over (at another hub replica)' });
+    });
+    cluster.on('renewed', (nodeId, from, to) => {
+      const link = this.#links.get(nodeId);
+      if (link && this.#claims.get(link) === from) this.#claims.set(link, to);
+    });
+    cluster.on('owners', () => this.emit('changed'));
+    cluster.on('nodeChanged', (id) => void this.#reload(id));
+    cluster.on('nudged', (name) => this.emit('nudged', name));
+    cluster.on('up', () => {
+      // Records may have changed while we could not hear; links that could not claim claim now.
+      void this.#reloadAll();
+      for (const link of this.#links.values()) if (!this.#claims.has(link)) void this.#claim(link);
+    });
+    for (const link of this.#links.values()) void this.#claim(link);
+    this.#feed = new ViewFeed(cluster, this, this.#inventory, this.#log, this.#links.values());
+  }
+
+  /** A holder elsewhere reported this for a node not linked here (view-feed.ts): shown, kept in memory only. */
+  takeRemoteReport(nodeId: string, msg: InventoryMessage): void {
+    if (msg.t === 'policy') this.#policies.set(nodeId, msg.summary);
+    else if (msg.t === 'auditHead') this.#auditHeads.set(nodeId, { seq: msg.seq, hash: msg.hash });
+    else if (msg.t === 'engine' && msg.state === 'up') {
+      const node = this.#byId.get(nodeId);
+      if (node) node.facts = msg.facts;
+    }
+  }
+
+  /** Something another replica's link reported changed a node view. */
+  remoteChanged(): void {
+    this.emit('changed');
+  }
+
+  /** Docker events another replica's agents reported (for FleetEvents). */
+  remoteEvents(events: Array<Omit<FleetEvent, 'seq'>>): void {
+    this.emit('remoteEvents', events);
+  }
+
+  /** A Docker event a link held here reported: passed on to the other replicas (FleetEvents calls it). */
+  shareEvent(event: Omit<FleetEvent, 'seq'>): void {
+    this.#feed?.shareEvent(event);
+  }
+
+  /** Whether this hub is one of several replicas. */
+  get clustered(): boolean {
+    return this.#cluster !== null;
+  }
+
+  /** Work was filed for `name`: tells the other replicas, whose link to it may be the one. */
+  nudge(name: string): void {
+    this.#cluster?.publish('jobs.nudge', name);
+  }
+
+  async #claim(link: AgentLink): Promise<void> {
+    const cluster = this.#cluster;
+    if (!cluster) return;
+    const result = await cluster.claim(link.nodeId).catch((err: Error) => {
+      this.#log.warn({ node: link.nodeName, err: err.message }, 'could not claim the node on the bus');
+      return null;
+    });
+    if (!result) return;
+    if (!result.won) {
+      // bus_down: the link serves calls made here; it claims when the bus is back.
+      if (result.reason === 'superseded') link.close({ t: 'error', code: 'replaced', message: 'another connection of this node took over (at another hub replica)' });
+      return;
+    }
+    if (link.closed || this.#links.get(link.nodeId) !== link) return void cluster.release(link.nodeId, result.epoch);
+    this.#claims.set(link, result.epoch);
+    this.emit('changed');
+  }
+
+  async #reloadAll(): Promise<void> {
+    try {
+      for (const node of await this.#store.listNodes()) await this.#apply(node);
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message }, 'could not reload node records');
+    }
+  }
+
+  async #reload(id: string): Promise<void> {
+    try {
+      const node = await this.#store.getNodeById(id);
+      if (node) await this.#apply(node);
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message, id }, 'could not reload a node record');
+    }
+  }
+
+  /** Takes a record another replica changed: approval admits a waiting agent, revocation ends its link here. */
+  async #apply(fresh: NodeRecord): Promise<void> {
+    const known = this.#byId.get(fresh.id);
+    if (known && known.state === fresh.state && known.name === fresh.name && known.revokedAt === fresh.revokedAt) return;
+    const link = this.#links.get(fresh.id);
+    const record: NodeRecord = { ...fresh, lastSeen: link ? link.lastSeen : (known?.lastSeen ?? fresh.lastSeen) };
+    const previous = this.#idByName.get(fresh.name);
+    if (previous !== undefined && previous !== fresh.id && fresh.state !== 'revoked') this.#byId.delete(previous);
+    this.#byId.set(fresh.id, record);
+    if (fresh.state !== 'revoked' || previous === undefined || previous === fresh.id) this.#idByName.set(fresh.name, fresh.id);
+    if (!known && fresh.state !== 'revoked') await this.#inventory.load(fresh.id);
+    if (fresh.state === 'active') {
+      this.#pending.get(fresh.id)?.admit();
+      this.#pending.delete(fresh.id);
+    } else if (fresh.state === 'revoked') {
+      const reason = new DockfleetError('node_revoked', `node ${fresh.name} was revoked`);
+      this.#pending.get(fresh.id)?.reject(reason);
+      this.#pending.delete(fresh.id);
+      link?.close({ t: 'error', code: reason.code, message: reason.message });
+      this.#inventory.drop(fresh.id);
+    }
+    this.emit('changed');
   }
 
   /** Where node views find each node's labels (the stacks' NodeLabels). */
@@ -125,7 +334,7 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
   }
 
   list(): NodeView[] {
-    return [...this.#byId.values()].sort((a, b) => a.name.localeCompare(b.name)).map((n) => this.view(n));
+    return [...this.#byId.values()].sort((a, b) => byName.compare(a.name, b.name)).map((n) => this.view(n));
   }
 
   view(node: NodeRecord): NodeView {
@@ -138,12 +347,13 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
       status: this.status(node),
       lastSeen: lastSeen === null ? null : new Date(lastSeen).toISOString(),
       engine: { version: facts?.version ?? null, ...engine },
-      agentVersion: link?.agentVersion ?? null,
+      agentVersion: link?.agentVersion ?? this.#feed?.agentVersion(node.id) ?? null,
       host: facts ? { os: facts.os, arch: facts.arch, cpus: facts.cpus, memoryBytes: facts.memoryBytes, hostname: facts.hostname } : null,
       counts: this.#inventory.counts(node.id),
       labels: this.#labelsOf(node.name),
       policy: this.#policies.get(node.id) ?? null,
       hostAudit: this.#auditHeads.get(node.id) ?? null,
+      usage: link ? (this.#usage.get(node.id) ?? null) : (this.#feed?.usage(node.id) ?? null),
     };
   }
 
@@ -154,14 +364,18 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
     if (previous) previous.close({ t: 'error', code: 'replaced', message: 'another connection of this node took over' });
     link.on('inventory', (msg) => void this.#onInventory(link.nodeId, msg));
     link.once('close', () => {
+      const epoch = this.#claims.get(link);
+      if (epoch !== undefined) void this.#cluster?.release(link.nodeId, epoch).catch(() => {});
       if (this.#links.get(link.nodeId) !== link) return;
       this.#links.delete(link.nodeId);
+      this.#usage.delete(link.nodeId);
       this.#inventory.forgetEngine(link.nodeId);
       void this.#touch(link.nodeId, link.lastSeen);
       this.#log.info({ node: link.nodeName }, 'node offline');
       this.emit('changed');
     });
     this.#log.info({ node: link.nodeName }, 'node online');
+    void this.#claim(link);
     this.emit('changed');
     this.emit('linked', link);
   }
@@ -192,6 +406,7 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
     this.#byId.set(node.id, updated);
     this.#pending.get(node.id)?.admit();
     this.#pending.delete(node.id);
+    this.#cluster?.publish('nodes.changed', node.id);
     this.emit('changed');
     return updated;
   }
@@ -208,6 +423,7 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
     this.#pending.delete(node.id);
     this.#links.get(node.id)?.close({ t: 'error', code: reason.code, message: reason.message });
     this.#inventory.drop(node.id);
+    this.#cluster?.publish('nodes.changed', node.id);
     this.#log.info({ node: name }, 'node revoked');
     this.emit('changed');
     return updated;
@@ -226,6 +442,7 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
   async close(): Promise<void> {
     if (this.#flushTimer) clearInterval(this.#flushTimer);
     if (this.#sweepTimer) clearInterval(this.#sweepTimer);
+    this.#feed?.close();
     await this.flushLastSeen();
     for (const waiter of this.#pending.values()) waiter.reject(new DockfleetError('hub_unreachable', 'hub is shutting down'));
     for (const link of this.#links.values()) link.close();
@@ -241,6 +458,7 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
   async #onInventory(nodeId: string, msg: InventoryMessage): Promise<void> {
     if (msg.t === 'section') return this.#inventory.setSection(nodeId, msg.section, msg.items, msg.at);
     if (msg.t === 'auditHead') return void this.#auditHeads.set(nodeId, { seq: msg.seq, hash: msg.hash });
+    if (msg.t === 'hostUsage') return void this.#usage.set(nodeId, { cpuBusyRatio: msg.cpuBusyRatio ?? null, memoryAvailableBytes: msg.memoryAvailableBytes ?? null, at: new Date().toISOString() });
     if (msg.t === 'policy') {
       this.#policies.set(nodeId, msg.summary);
       this.emit('changed');

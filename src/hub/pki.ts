@@ -86,6 +86,7 @@ export async function loadOrCreateHubPki(dir: string, opts: HubPkiOptions): Prom
 export async function issueClientCert(pki: HubPki, opts: { commonName: string; publicKeyPem: string; days?: number }): Promise<{ certPem: string; serialHex: string; notAfter: Date }> {
   const days = opts.days ?? 365;
   if (!opts.commonName) throw new Error('commonName is required');
+  if (opts.commonName.startsWith(REPLICA_CN_PREFIX)) throw new Error('that common name is kept for hub replicas');
   if (!Number.isFinite(days) || days <= 0) throw new Error(`invalid certificate lifetime: ${days} days`);
   const spki = createPublicKey(opts.publicKeyPem).export({ type: 'spki', format: 'der' });
   const publicKey = await globalThis.crypto.subtle.importKey('spki', spki, EC_ALG, true, ['verify']);
@@ -97,6 +98,33 @@ export async function issueClientCert(pki: HubPki, opts: { commonName: string; p
     extensions: [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])],
   });
   return { certPem: toPem(cert), serialHex: cert.serialNumber.toLowerCase(), notAfter };
+}
+
+/** The common name of a replica's peer certificate: node and user names cannot hold a colon, so no agent's or person's certificate can pass for a replica's. */
+export const REPLICA_CN_PREFIX = 'dockfleet-replica:';
+
+/** Whether a peer certificate (as TLS reports it) is a hub replica's: both ends of a peer link ask. */
+export function isReplicaCertificate(cert: { subject?: { CN?: string | string[] } } | null | undefined): boolean {
+  const cn = cert?.subject?.CN;
+  const name = Array.isArray(cn) ? cn[0] : cn;
+  return typeof name === 'string' && name.startsWith(REPLICA_CN_PREFIX);
+}
+
+/**
+ * A certificate for one hub replica's peer links (issue 17): serverAuth and clientAuth, so each
+ * replica both serves and dials its peers with it; a fresh key pair made here, never stored by
+ * the CA. The peer server accepts only this common name prefix.
+ */
+export async function issueReplicaCert(pki: Pick<HubPki, 'caCertPem' | 'caKeyPem'>, replicaId: string, hosts: string[], days = 30): Promise<{ certPem: string; keyPem: string }> {
+  if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(replicaId)) throw new Error(`replica ids are 1–63 lowercase letters, digits or dashes: ${JSON.stringify(replicaId)}`);
+  const keys = await generateKeys();
+  const cert = await signLeaf(pki, {
+    commonName: `${REPLICA_CN_PREFIX}${replicaId}`,
+    publicKey: keys.publicKey,
+    notAfter: new Date(Date.now() + days * DAY_MS),
+    extensions: [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]), new x509.SubjectAlternativeNameExtension(sanNames(hosts))],
+  });
+  return { certPem: toPem(cert), keyPem: exportKeyPem(keys.privateKey) };
 }
 
 async function loadOrCreateCa(pkiDir: string, secrets: SecretBox): Promise<KeyPairPem> {

@@ -3,7 +3,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
+import { PostgresStore } from '../store/postgres/postgres-store.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
+import type { Store } from '../store/store.ts';
 import { urlHost } from '../lib/host-port.ts';
 import type { Logger } from '../lib/logger.ts';
 import { ensureAdminToken } from './admin-token.ts';
@@ -31,6 +33,9 @@ import type { AcmeTuning } from './edge/acme/acme-schedule.ts';
 import { listenOn } from '../lib/listen.ts';
 import { serveResticRepos } from './restic-repo/reverse-links.ts';
 import { ensureScrapeToken } from './metrics/scrape-token.ts';
+import { DRAIN_TIMEOUT_MS, drain } from './cluster/drain.ts';
+import { Replica } from './cluster/replica.ts';
+import { PgLeases } from './cluster/lease.ts';
 
 export const HUB_INFO_FILE = 'hub.json';
 export const DATABASE_FILE = 'dockfleet.db';
@@ -40,6 +45,8 @@ export interface RunningHub {
   caDigest: string;
   caPem: string;
   hub: Hub;
+  /** This hub's place among the replicas, when `--bus` was given. */
+  replica: Replica | null;
   /** The edge port's number, when `--edge-listen` was given. */
   edgePort: number | null;
   /** The edge's plain-HTTP port's number (ACME HTTP-01, redirects), when `--edge-http` was given. */
@@ -60,6 +67,54 @@ export interface RunHubOptions {
   alertTuning?: Partial<AlertTuning>;
   /** Host rebuild timings (how long a replacement's agent may take to connect). */
   rebuildTuning?: RebuildTuning;
+  /** The hub replicas agents may dial (issue 17); with it, close() drains this replica's agents first. */
+  agentReplicas?: () => string[];
+  /** Replica timings (heartbeat, expiry, sweeps); tests shorten them. */
+  clusterTuning?: { heartbeatMs?: number; expireMs?: number; sweepMs?: number; sweepGraceMs?: number };
+}
+
+/** Resolves when no answer is still being written (`answering()` is 0), or after `ms`: a download
+ * whose agent side ended while its tail is still in this hub's buffers gets to finish. */
+function settled(answering: () => number, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const deadline = Date.now() + ms;
+    const check = (): void => {
+      if (answering() === 0 || Date.now() >= deadline) resolve();
+      else setTimeout(check, 50).unref();
+    };
+    check();
+  });
+}
+
+/** Ends each socket (what it holds is sent first) and resolves when all have closed, or after `ms`. */
+function hangUp(sockets: Set<TLSSocket>, ms: number): Promise<void> {
+  const open = [...sockets].filter((s) => !s.destroyed);
+  if (open.length === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    let left = open.length;
+    const timer = setTimeout(resolve, ms);
+    timer.unref();
+    for (const socket of open) {
+      socket.once('close', () => {
+        if (--left > 0) return;
+        clearTimeout(timer);
+        resolve();
+      });
+      socket.end();
+    }
+  });
+}
+
+/** The hub's records: SQLite in DIR, or the PostgreSQL database `--store` names (shared by replicas). */
+async function openStore(config: HubConfig, log: Logger): Promise<Store> {
+  if (config.store?.kind === 'postgres') {
+    const store = new PostgresStore(config.store.url);
+    log.info({ store: store.where }, 'records kept in PostgreSQL');
+    return store;
+  }
+  // Created private first: SQLite gives its -wal and -shm files the database file's mode.
+  await writeFile(join(config.dataDir, DATABASE_FILE), '', { flag: 'a', mode: 0o600 });
+  return new SqliteStore(join(config.dataDir, DATABASE_FILE));
 }
 
 export async function runHub(config: HubConfig, log: Logger, options: RunHubOptions = {}): Promise<RunningHub> {
@@ -74,15 +129,14 @@ export async function runHub(config: HubConfig, log: Logger, options: RunHubOpti
     secrets,
     ...(config.tlsCertFile && config.tlsKeyFile ? { tlsCertFile: config.tlsCertFile, tlsKeyFile: config.tlsKeyFile } : {}),
   });
-  // Created private first: SQLite gives its -wal and -shm files the database file's mode.
-  await writeFile(join(config.dataDir, DATABASE_FILE), '', { flag: 'a', mode: 0o600 });
-  const store = new SqliteStore(join(config.dataDir, DATABASE_FILE));
+  const store = await openStore(config, log);
   const applied = await store.migrate();
   if (applied.length > 0) log.info({ applied }, 'database migrations applied');
   await ensureAdminToken(config.dataDir, store);
   const setupCode = await SetupCode.open(config.dataDir, store); // DIR/setup.code while no one can sign in yet
 
   const scrapeTokenHash = await ensureScrapeToken(config.dataDir); // DIR/metrics.token: opens GET /metrics only
+  let replica: Replica | null = null;
   const hub = await buildHub({
     store,
     pki,
@@ -93,6 +147,12 @@ export async function runHub(config: HubConfig, log: Logger, options: RunHubOpti
     releases: config.releaseKey ? { dir: join(config.dataDir, 'releases'), key: config.releaseKey } : null,
     ...(options.alertTuning ? { alertTuning: options.alertTuning } : {}),
     ...(options.rebuildTuning ? { rebuildTuning: options.rebuildTuning } : {}),
+    ...(options.agentReplicas ? { agentReplicas: options.agentReplicas } : {}),
+    // Replicas hand agents every live replica's URL (the list is read at each handshake).
+    ...(!options.agentReplicas && config.cluster ? { agentReplicas: () => replica?.members.agentUrls() ?? [] } : {}),
+    // Replicas on one PostgreSQL: work that must run once is driven by the holder of its lease
+    // (advisory locks). A single hub, on either store, holds every lease itself: no connection, no polling.
+    ...(config.cluster && config.store?.kind === 'postgres' ? { leases: new PgLeases(config.store.url, log) } : {}),
   });
   const backupSchedule = (await backups?.start({ masterKey: masterKey.key, alerts: hub.alerts.book, log })) ?? null;
   const resticRepos = await serveResticRepos(hub.registry, config.dataDir, log); // DIR/restic: volume backups' ciphertext, over each agent's link
@@ -125,12 +185,43 @@ export async function runHub(config: HubConfig, log: Logger, options: RunHubOpti
   });
   guard.attach(server);
   server.on('upgrade', guard.guardUpgrades(hub.upgradeListener));
+  // Answers still being written (a drain lets them finish: settled() below).
+  let answering = 0;
+  server.on('request', (_req, res) => {
+    answering++;
+    res.once('close', () => answering--);
+  });
+  // Connections open, so that a drain can end them gracefully (hangUp() below).
+  const connections = new Set<TLSSocket>();
+  server.on('secureConnection', (socket: TLSSocket) => {
+    connections.add(socket);
+    socket.once('close', () => connections.delete(socket));
+  });
   server.on('tlsClientError', () => {});
   // No TLS 1.2 renegotiation: a connection keeps the client certificate it started with (the
   // principal cache relies on it), and a client cannot make the hub redo handshakes at will.
   server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation());
   const port = await listenOn(server, config.host, config.port);
   const url = `https://${urlHost(config.host, port)}`;
+  if (config.cluster) {
+    // Joined once listening: members announce this URL to agents. Links that came in before claim now.
+    replica = await Replica.start({
+      config: config.cluster,
+      dataDir: config.dataDir,
+      agentUrl: config.publicUrl ?? url,
+      pki,
+      log,
+      localLink: (name) => {
+        const node = hub.registry.byName(name);
+        const link = node ? hub.registry.link(node.id) : null;
+        return node && link ? { link, nodeId: node.id } : null;
+      },
+      ...(options.clusterTuning ? { tuning: options.clusterTuning } : {}),
+    });
+    hub.registry.joinCluster(replica);
+    // Agents hear of replicas joining and leaving on their link, not only at their next handshake.
+    replica.members.on('changed', () => hub.gateway.pushReplicas());
+  }
   // The edge: per server name a supplied or ACME certificate from the book, else the hub's own.
   const book = hub.edgeCertificates;
   hub.routes.showTls(book.tlsOf);
@@ -181,20 +272,42 @@ export async function runHub(config: HubConfig, log: Logger, options: RunHubOpti
     caDigest: pki.caDigest,
     caPem: pki.caCertPem,
     hub,
+    replica,
     edgePort: edge?.port ?? null,
     edgeHttpPort: edgeHttp?.port ?? null,
     edgeCertificates: book,
     edgeChallenges,
     acme,
     async close() {
+      // A replica hands its agents to the others before it goes, letting calls in flight end; the
+      // others list it last meanwhile, and it leaves itself out of the list it hands over.
+      const drainMs = config.cluster?.drainTimeoutMs ?? DRAIN_TIMEOUT_MS;
+      const drainUntil = Date.now() + drainMs;
+      const left = (): number => Math.max(0, drainUntil - Date.now());
+      await replica?.members.setDraining(true).catch(() => {});
+      const draining = hub.gateway.clustered;
+      if (draining) await drain(hub.gateway, drainMs, config.publicUrl ?? url);
       await acme?.close();
       await backupSchedule?.close();
       edgeHttp?.close();
       edge?.close();
-      server.close();
+      // Node's server.close() also destroys connections whose answer has finished, even with
+      // its tail still queued below Node: a draining replica stops listening after hangUp().
+      if (!draining) server.close();
       guard.close();
       resticRepos.close();
-      await hub.close();
+      await hub.close(); // live streams end here
+      // The agents' side of a call can end before its client has read the tail (a download still
+      // in this hub's buffers): connections still answering get what is left of the drain's bound.
+      if (draining) {
+        await settled(() => answering, left());
+        // A finished answer may still be on its way out (a slow reader's tail, queued below Node
+        // where no count sees it): each connection is ended, which sends all it holds first, and
+        // the client hangs up once it has read it, within what is left of the bound.
+        await hangUp(connections, left());
+        server.close();
+      }
+      await replica?.close(draining ? left() : 0); // after the links closed: off the member list, claims released, bus last
       server.closeAllConnections();
       await store.close();
     },

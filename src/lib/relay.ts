@@ -27,6 +27,18 @@ export interface Relay {
   gate(gate: FlowGate): void;
 }
 
+/**
+ * Whether a stream that emitted 'end' was in fact cut. Node ends an HTTP/2 stream that was reset
+ * by its peer (rstCode set) or destroyed with its session (a session.destroy() without an error:
+ * rstCode 0, but the stream is destroyed before its 'end', which never happens to a whole one).
+ * Ending the writer then would hand a truncated body to its reader as if whole (a chunked answer
+ * gets its last chunk); the caller destroys it instead.
+ */
+export function wasCut(stream: Readable): boolean {
+  const code = (stream as Readable & { rstCode?: number }).rstCode;
+  return stream.destroyed || (code !== undefined && code !== 0);
+}
+
 export function relay(from: Readable, to: Writable, opts: RelayOptions = {}): Relay {
   const budget = opts.budgetBytes ?? RELAY_BUDGET_BYTES;
   let gate: FlowGate | null = null;
@@ -48,7 +60,7 @@ export function relay(from: Readable, to: Writable, opts: RelayOptions = {}): Re
   to.on('drain', () => {
     if (!gate?.closed()) from.resume();
   });
-  if (opts.end !== false) from.once('end', () => to.end());
+  if (opts.end !== false) from.once('end', () => (wasCut(from) ? to.destroy() : to.end()));
   from.once('error', (err) => to.destroy(err));
   // A writer gone mid-copy (client hung up, stream reset): stop reading.
   to.once('error', () => from.destroy());
@@ -56,7 +68,12 @@ export function relay(from: Readable, to: Writable, opts: RelayOptions = {}): Re
     stopGate?.();
     if (!from.readableEnded) from.destroy();
   });
-  from.once('close', () => stopGate?.());
+  from.once('close', () => {
+    stopGate?.();
+    // Gone without an end (destroyed with its session, what it still held dropped): a cut, which
+    // the reader must see as one rather than wait on forever.
+    if (!from.readableEnded && opts.end !== false && !to.destroyed) to.destroy();
+  });
   return {
     gate(g: FlowGate): void {
       stopGate?.();

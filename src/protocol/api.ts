@@ -6,6 +6,10 @@ import { policySummary } from './policy-summary.ts';
 export const NODE_STATUSES = ['pending', 'online', 'offline', 'revoked'] as const;
 export type NodeStatus = (typeof NODE_STATUSES)[number];
 
+/** A node's host use (issue 16): each figure null when its agent could not tell; `at` is when the hub got it. */
+export const hostUsage = z.object({ cpuBusyRatio: z.number().nullable(), memoryAvailableBytes: z.number().nullable(), at: z.string() });
+export type HostUsage = z.infer<typeof hostUsage>;
+
 export const nodeView = z.object({
   name: z.string(),
   status: z.enum(NODE_STATUSES),
@@ -25,6 +29,9 @@ export const nodeView = z.object({
   policy: policySummary.nullable(),
   /** The head of the host's own audit log as its agent last reported it (not persisted); null until it has. */
   hostAudit: z.object({ seq: z.number(), hash: z.string() }).nullable(),
+  /** The host's use as its agent last reported it (CPU busy share 0..1 since the report before, available
+   * memory); null while offline or until a report came (an agent that predates these reports sends none). */
+  usage: hostUsage.nullable().optional(),
   /** The node's latest rebuild after a replacement host took it over (GET /api/v1/nodes/NAME/rebuild); null when none. */
   rebuild: z.record(z.string(), z.unknown()).nullable().optional(),
 });

@@ -24,6 +24,8 @@ export const ERROR_CODES = {
   node_timeout: { status: 504, retryable: true },
   engine_unavailable: { status: 502, retryable: true },
   hub_unreachable: { status: 503, retryable: true },
+  /** Hub replicas: the bus that says which replica holds a node is down, so a node not held here cannot be reached now. */
+  bus_unavailable: { status: 503, retryable: true },
   hub_untrusted: { status: 495, retryable: false },
   node_revoked: { status: 403, retryable: false },
   node_pending: { status: 403, retryable: true },
@@ -39,6 +41,8 @@ export const ERROR_CODES = {
   state_corrupt: { status: 500, retryable: false },
   /** The hub's own storage (its audit log) cannot be written: changes are refused, reads go on. */
   storage_full: { status: 507, retryable: true },
+  /** The hub's database (PostgreSQL) cannot be reached: changes that need it are refused, reads from memory go on. */
+  store_unavailable: { status: 503, retryable: true },
   /** One user holds as many concurrent Docker calls and streams as a hub allows. */
   too_many_streams: { status: 429, retryable: true },
   /** A queued job whose node did not take it before its expiry (default 24 h). */

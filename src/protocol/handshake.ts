@@ -45,13 +45,37 @@ export const pendingFrame = z.object({ t: z.literal('pending') });
 /** Sent by the hub while a node waits for approval, so the agent can tell a live hub from a dead one. */
 export const keepaliveFrame = z.object({ t: z.literal('keepalive') });
 
+/** Hub replicas an agent may dial (https:// URLs, all serving certificates from the one CA). */
+export const MAX_REPLICAS = 64;
+export const replicaListSchema = z.array(z.url({ protocol: /^https$/ }).max(2048)).max(MAX_REPLICAS);
+
 export const welcomeFrame = z.object({
   t: z.literal('welcome'),
   v: z.number().int(),
   node: nodeNameSchema,
   heartbeatMs: z.number().int().positive(),
   deadAfterMs: z.number().int().positive(),
+  /** Every replica this agent may dial (issue 17). Absent from a single hub, and ignored by
+   * agents that predate it (zod drops unknown keys), so old and new interoperate both ways. */
+  replicas: replicaListSchema.optional(),
 });
+
+/**
+ * Sent by a replica that is shutting down, in the GOAWAY's debug data (code NO_ERROR): "move to
+ * one of these". Calls already in flight on the link go on until they end; the agent dials
+ * another replica at once. An agent that predates it does not recognise the frame and simply
+ * sees a graceful GOAWAY: its link ends once the calls in flight have, and it redials.
+ */
+export const moveFrame = z.object({
+  t: z.literal('move'),
+  reason: z.literal('draining'),
+  replicas: replicaListSchema,
+});
+export type MoveFrame = z.infer<typeof moveFrame>;
+
+/** The hub's push of a changed replica list to a connected agent: PUT, JSON `{ replicas }`. */
+export const REPLICAS_PATH = '/_dockfleet/replicas';
+export const replicasMessage = z.object({ replicas: replicaListSchema });
 
 export const errorFrame = z.object({
   t: z.literal('error'),

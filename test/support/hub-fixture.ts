@@ -30,11 +30,23 @@ process.once('exit', () => {
   for (const dir of startedDirs) if (!existsSync(dir)) rmSync(defaultMasterKeyFile(dir), { force: true });
 });
 
-export async function startTestHub(opts: { dataDir?: string; port?: number; log?: Logger; edgeListen?: string; run?: RunHubOptions } = {}): Promise<TestHub> {
+export async function startTestHub(
+  opts: { dataDir?: string; port?: number; log?: Logger; edgeListen?: string; run?: RunHubOptions; store?: string; cluster?: { servers: string; replicaId: string } } = {},
+): Promise<TestHub> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'dockfleet-hub-')));
   if (opts.dataDir === undefined) madeDirs.add(dataDir);
   startedDirs.add(dataDir);
-  const running = await runHub(hubConfigFrom({ data: dataDir, listen: `127.0.0.1:${opts.port ?? 0}`, 'edge-listen': opts.edgeListen }), opts.log ?? silentLogger(), opts.run ?? {});
+  const running = await runHub(
+    hubConfigFrom({
+      data: dataDir,
+      listen: `127.0.0.1:${opts.port ?? 0}`,
+      'edge-listen': opts.edgeListen,
+      store: opts.store,
+      ...(opts.cluster ? { bus: opts.cluster.servers, 'replica-id': opts.cluster.replicaId, 'peer-listen': '127.0.0.1:0' } : {}),
+    }),
+    opts.log ?? silentLogger(),
+    opts.run ?? {},
+  );
   const token = (await readFile(join(dataDir, 'admin.token'), 'utf8')).trim();
   const agent = new https.Agent({ ca: running.caPem, keepAlive: true });
   const api: TestHub['api'] = (method, path, body, useToken = token) =>

@@ -76,10 +76,12 @@ export class AgentJobs {
   #decide(request: JobRequest, from: AuditOrigin): Delivery {
     const { node, ledger } = this.#opts;
     if (request.node !== node) return { kind: 'refused', code: 'job_misdirected', message: `job ${request.id} is for node ${request.node}; this is ${node}` };
-    const running = this.#running.get(request.id);
-    if (running) return { kind: 'live', execution: running.execution, accepted: running.accepted };
+    // The ledger first: a run whose result is recorded is finished, even in the moment before it
+    // leaves the running ones (a redelivery then gets the result, not a replay of its steps).
     const record = ledger.get(request.id);
     if (record?.state === 'finished' && record.result) return { kind: 'finished', result: record.result };
+    const running = this.#running.get(request.id);
+    if (running) return { kind: 'live', execution: running.execution, accepted: running.accepted };
     if (!record && request.expiresAt <= Date.now()) {
       return { kind: 'refused', code: 'job_expired', message: `job ${request.id} expired at ${new Date(request.expiresAt).toISOString()} before it started` };
     }

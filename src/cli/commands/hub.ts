@@ -13,7 +13,8 @@ export const hubCommand: Command = {
   usage: `dockfleet hub [--data DIR] [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE] [--master-key FILE] [--max-connections-per-address N] [--max-agent-links-per-address N] [--edge-listen HOST:PORT]
           [--edge-http HOST:PORT] [--acme-directory URL [--acme-email EMAIL] [--acme-ca FILE]] [--public-url URL]
           [--backup-every DURATION --backup-dir PATH [--backup-keep N] [--backup-recipient AGE_KEY] [--backup-no-master-key]]
-          [--release-key KEY|FILE] [--log-level LEVEL] [--log-format json|pretty]
+          [--release-key KEY|FILE] [--store sqlite|postgres://…]
+          [--bus nats://… [--replica-id ID] [--peer-listen HOST:PORT] [--peer-url URL] [--cluster-name NAME] [--drain-timeout 30s]] [--log-level LEVEL] [--log-format json|pretty]
 
   --data DIR          state: CA, database, admin.token, and setup.code until the first admin exists (default ./data)
   --listen HOST:PORT  the one HTTPS port for UI, API, agents and Docker endpoints (default 127.0.0.1:7443)
@@ -30,6 +31,17 @@ export const hubCommand: Command = {
   --acme-email EMAIL       the ACME account's contact address
   --acme-ca FILE           extra roots (PEM) to trust for the ACME server's own HTTPS
   --public-url URL         the hub as browsers reach it (behind a proxy or NAT), for the edge's sign-in redirects
+  --store sqlite|URL       where records live: sqlite (default, DIR/dockfleet.db) or postgres://user:pass@host/db, which
+                           several hub replicas share (DOCKFLEET_STORE too: better for the password than a flag)
+  --bus URL[,URL]          join the hub replicas that share this NATS bus (DOCKFLEET_BUS too; needs --store
+                           postgres://…): any replica reaches any agent; copy the first replica's DIR and its master
+                           key (without DIR/replica-id) to the others before they first start
+  --replica-id ID          this replica's name (1-63 of a-z 0-9 -; default: one made once and kept in DIR/replica-id)
+  --peer-listen HOST:PORT  the port the other replicas call (mutual TLS, replica certificates only;
+                           default --listen's host, port 7444)
+  --peer-url URL           that port as the others reach it (default https://HOST:PORT of --peer-listen)
+  --cluster-name NAME      names this cluster on the bus, so clusters can share a NATS server (default fleet)
+  --drain-timeout DURATION on SIGTERM, how long calls in flight may go on after the agents are told to move (default 30s)
   --release-key KEY|FILE   the fleet's release key (from dockfleet release-key create; or DOCKFLEET_RELEASE_KEY):
                            agents enrolled from now on pin it and accept releases it signed (agents upgrade)
   --backup-every DURATION  back the hub up by itself every DURATION (24h, 30m, 90s) into --backup-dir PATH, keeping
@@ -47,6 +59,7 @@ ${HUB_INSTALL_USAGE}`,
       options: {
         data: { type: 'string' },
         listen: { type: 'string' },
+        store: { type: 'string' },
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
         'master-key': { type: 'string' },
@@ -64,6 +77,12 @@ ${HUB_INSTALL_USAGE}`,
         'backup-recipient': { type: 'string' },
         'backup-no-master-key': { type: 'boolean' },
         'release-key': { type: 'string' },
+        bus: { type: 'string' },
+        'cluster-name': { type: 'string' },
+        'replica-id': { type: 'string' },
+        'drain-timeout': { type: 'string' },
+        'peer-listen': { type: 'string' },
+        'peer-url': { type: 'string' },
         ...LOG_FLAG_OPTIONS,
       },
     });

@@ -10,6 +10,7 @@ import type { JobQueue } from '../jobs/job-queue.ts';
 import type { StackStatusFeed } from '../jobs/stack-status-feed.ts';
 import type { NodeRegistry } from '../node-registry.ts';
 import type { SecretBox } from '../secret-box.ts';
+import { LocalLeases, type Leases } from '../cluster/lease.ts';
 import type { AlertSource } from './alert-source.ts';
 import { DeliveryWorker, type DeliveryTuning } from './delivery-worker.ts';
 import { IncidentBook } from './incident-book.ts';
@@ -40,7 +41,12 @@ export interface AlertsDeps {
   stackStatus: StackStatusFeed;
   tuning?: Partial<AlertTuning>;
   extraSources?: AlertSource[];
+  /** Who delivers when replicas share the store: the holder of `alert-deliveries` (default: this hub, alone). */
+  leases?: Leases;
 }
+
+/** The lease whose holder sends the cluster's alert deliveries. */
+export const DELIVERY_LEASE = 'alert-deliveries';
 
 export class Alerts {
   readonly store: AlertStore;
@@ -68,7 +74,9 @@ export class Alerts {
       ...(deps.extraSources ?? []),
     ];
     for (const source of sources) alerts.#stops.push(source.start(alerts.book));
-    alerts.worker.poke(); // deliveries left pending by the previous run
+    // Delivers (first what the previous run left pending) while this replica holds the lease.
+    const following = (deps.leases ?? new LocalLeases()).follow(DELIVERY_LEASE, (held) => alerts.worker.deliverWhile(held));
+    alerts.#stops.push(() => following.stop());
     return alerts;
   }
 

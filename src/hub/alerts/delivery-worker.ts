@@ -5,6 +5,12 @@
  * attempt it is failed. Because every attempt's outcome is stored, a restarted hub picks up
  * exactly the deliveries still pending. Errors are described without the URL (it may hold the
  * receiver's secret).
+ *
+ * With hub replicas (issue 17) the deliveries are read without being claimed, so the worker
+ * sends only while `deliverWhile` says it may: while this replica holds the `alert-deliveries`
+ * lease (alerts.ts follows it). Deliveries another replica filed are found by looking every
+ * `pollMs`; the others stay idle, and one of them takes over (and sends what is due at once)
+ * when the holder dies.
  */
 import type { AlertStore, DeliveryRecord, IncidentRecord, ReceiverRecord } from '../../store/alert-store.ts';
 import type { Logger } from '../../lib/logger.ts';
@@ -20,9 +26,11 @@ export interface DeliveryTuning {
   maxAttempts: number;
   /** Per attempt (default 10 s). */
   timeoutMs: number;
+  /** While delivering, how often to look for deliveries filed elsewhere (another replica's incidents; default 2 s). */
+  pollMs: number;
 }
 
-export const DELIVERY_DEFAULTS: DeliveryTuning = { retryBaseMs: 5_000, retryCapMs: 600_000, maxAttempts: 10, timeoutMs: 10_000 };
+export const DELIVERY_DEFAULTS: DeliveryTuning = { retryBaseMs: 5_000, retryCapMs: 600_000, maxAttempts: 10, timeoutMs: 10_000, pollMs: 2_000 };
 
 const BATCH = 20;
 
@@ -53,6 +61,9 @@ export class DeliveryWorker {
   #running: Promise<void> | null = null;
   #again = false;
   #closed = false;
+  /** Set while this replica may deliver (it holds the lease); aborted when it no longer may. */
+  #held: AbortSignal | null = null;
+  readonly #closing = new AbortController();
 
   constructor(opts: { store: AlertStore; receivers: Receivers; log: Logger; tuning?: Partial<DeliveryTuning>; hubUrl?: string | null }) {
     this.#store = opts.store;
@@ -62,9 +73,30 @@ export class DeliveryWorker {
     this.#hubUrl = opts.hubUrl ?? null;
   }
 
-  /** Looks for due deliveries now (called at start and whenever an incident changes). */
+  /** Delivers until `held` aborts (this replica lost the lease) or the worker closes: what is due now,
+   * whatever the book pokes for, and what is found every `pollMs`. */
+  async deliverWhile(held: AbortSignal): Promise<void> {
+    if (this.#closed || held.aborted) return;
+    this.#held = held;
+    const poll = setInterval(() => this.poke(), this.#tuning.pollMs).unref();
+    this.poke();
+    await new Promise<void>((resolve) => {
+      held.addEventListener('abort', () => resolve(), { once: true });
+      this.#closing.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    clearInterval(poll);
+    if (this.#held === held) this.#held = null;
+    if (this.#timer) clearTimeout(this.#timer);
+  }
+
+  /** Whether this replica may send now. */
+  #delivering(): boolean {
+    return !this.#closed && this.#held !== null && !this.#held.aborted;
+  }
+
+  /** Looks for due deliveries now (called at start, whenever an incident changes, and every `pollMs`). */
   poke(): void {
-    if (this.#closed) return;
+    if (!this.#delivering()) return;
     if (this.#running) {
       this.#again = true;
       return;
@@ -80,6 +112,7 @@ export class DeliveryWorker {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.#closing.abort();
     if (this.#timer) clearTimeout(this.#timer);
     await this.#running;
   }
@@ -106,7 +139,7 @@ export class DeliveryWorker {
 
   async #drain(): Promise<void> {
     for (;;) {
-      if (this.#closed) return;
+      if (!this.#delivering()) return;
       const due = await this.#store.dueDeliveries(Date.now(), BATCH).catch((err: unknown) => {
         this.#log.error({ err }, 'could not read due alert deliveries');
         return [];
@@ -149,9 +182,9 @@ export class DeliveryWorker {
   }
 
   async #schedule(): Promise<void> {
-    if (this.#closed) return;
+    if (!this.#delivering()) return;
     const next = await this.#store.nextDeliveryAt().catch(() => Date.now() + this.#tuning.retryBaseMs);
-    if (next === null || this.#closed) return;
+    if (next === null || !this.#delivering()) return;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = setTimeout(() => this.poke(), Math.max(0, next - Date.now())).unref();
   }

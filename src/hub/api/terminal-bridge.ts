@@ -19,7 +19,7 @@ import type { Logger } from '../../lib/logger.ts';
 import { parseJsonLine } from '../../lib/ndjson.ts';
 import type { AuditCall, AuditLog } from '../audit-log.ts';
 import { assertDockerAllowed, type Principals } from '../auth/principals.ts';
-import type { AgentLink } from '../gateway/agent-link.ts';
+import type { NodeLink } from '../node-registry.ts';
 import type { NodeRegistry } from '../node-registry.ts';
 import type { StreamCaps } from '../docker/stream-caps.ts';
 
@@ -82,7 +82,7 @@ export class TerminalBridge {
     const url = new URL(req.url ?? '/', 'https://hub.invalid');
     const [, node, container] = TERMINAL_PATH.exec(url.pathname) ?? [];
     let execId: string;
-    let link: AgentLink;
+    let link: NodeLink;
     let query: z.infer<typeof terminalQuery>;
     let call: AuditCall | null = null;
     let release: (() => void) | null = null;
@@ -136,7 +136,7 @@ export class TerminalBridge {
   }
 
   /** `origin`: who the hub says is asking, for the host's audit log (never trusted there for access). */
-  #bridge(ws: WebSocket, link: AgentLink, execId: string, size: { cols: number; rows: number }, origin: Record<string, string>): void {
+  #bridge(ws: WebSocket, link: NodeLink, execId: string, size: { cols: number; rows: number }, origin: Record<string, string>): void {
     const body = Buffer.from(JSON.stringify({ Detach: false, Tty: true, ConsoleSize: [size.rows, size.cols] }));
     let stream: http2.ClientHttp2Stream;
     try {

@@ -9,7 +9,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { BODY_LENGTH_HEADER, DOCKER_PREFIX, UPGRADED_HEADER, UPGRADE_HEADER, clientRequestHeaders } from '../../protocol/docker-tunnel.ts';
 import { DockfleetError } from '../../protocol/errors.ts';
-import type { AgentLink } from '../gateway/agent-link.ts';
+import type { NodeLink } from '../node-registry.ts';
 import { cancelUnlessDone } from '../../lib/h2-channel.ts';
 import { http1Head } from '../../lib/http1-head.ts';
 import { readUpgradeBody } from '../../lib/upgrade-body.ts';
@@ -18,7 +18,7 @@ import { CLIENT_ONLY_HEADERS, intentForwardHeaders, responseHeaders, type CallOr
 
 const HIJACK_DROPPED_HEADERS = new Set([...CLIENT_ONLY_HEADERS, 'content-length']);
 
-export async function hijackToNode(link: AgentLink, enginePath: string, req: IncomingMessage, socket: Duplex, head: Buffer, origin: CallOrigin = {}): Promise<number> {
+export async function hijackToNode(link: NodeLink, enginePath: string, req: IncomingMessage, socket: Duplex, head: Buffer, origin: CallOrigin = {}): Promise<number> {
   const { body, rest } = await readUpgradeBody(socket, head, req.headers['content-length']);
   const stream = link.openStream(
     {

@@ -16,7 +16,7 @@ import { ACTOR_HEADER, AUDIT_REF_HEADER, INTENT_BODY_HEADER, INTENT_HEADER } fro
 import { DockfleetError } from '../../protocol/errors.ts';
 import { cancelUnlessDone, sendBody } from '../../lib/h2-channel.ts';
 import { relay } from '../../lib/relay.ts';
-import type { AgentLink } from '../gateway/agent-link.ts';
+import type { NodeLink } from '../node-registry.ts';
 import { BULK_AFTER_BYTES } from '../gateway/link-qos.ts';
 import { writeDockerError } from './docker-errors.ts';
 
@@ -54,7 +54,7 @@ export interface ProxyOutcome {
 }
 
 /** Streams the client's request to `agentPath` on the node's agent and the answer back. */
-export function proxyToAgent(link: AgentLink, agentPath: string, req: IncomingMessage, res: ServerResponse, origin: CallOrigin = {}): Promise<ProxyOutcome> {
+export function proxyToAgent(link: NodeLink, agentPath: string, req: IncomingMessage, res: ServerResponse, origin: CallOrigin = {}): Promise<ProxyOutcome> {
   let refusedByPolicy = false;
   return new Promise<number>((resolve) => {
     // A client that left while the hub was still checking it: its 'close' has been and gone.

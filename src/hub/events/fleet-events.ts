@@ -3,7 +3,8 @@
  * the agent, as any Docker client would) and merges them into one bounded ring, newest last,
  * telling listeners as each arrives. A stream that ends while its node is online is opened
  * again (from the last event's time, so nothing in between is lost; at growing intervals if
- * the agent refuses it, e.g. a host policy without event access).
+ * the agent refuses it, e.g. a host policy without event access). With hub replicas, the events
+ * of agents held here are passed on to the others, and theirs arrive here (cluster/view-feed.ts).
  */
 import { EventEmitter } from 'node:events';
 import http2 from 'node:http2';
@@ -35,7 +36,14 @@ export class FleetEvents extends EventEmitter<FleetEventsEvents> {
     this.#ring = new EventRing(capacity);
     this.#log = log;
     registry.on('linked', (link) => this.#follow(link, 0, Math.floor(Date.now() / 1000), 0));
+    // Replicas: the events of agents held elsewhere arrive over the bus; those followed here go out.
+    registry.on('remoteEvents', (events) => {
+      for (const e of events) if (!this.#closed) this.emit('event', this.#ring.push(e));
+    });
+    this.#share = (e) => registry.shareEvent(e);
   }
+
+  readonly #share: (event: Omit<FleetEvent, 'seq'>) => void;
 
   query(f: EventFilter): FleetEvent[] {
     return this.#ring.query(f);
@@ -86,11 +94,21 @@ export class FleetEvents extends EventEmitter<FleetEventsEvents> {
         if (!event || event.time <= seenUpToMs) continue;
         seen = Math.max(seen, event.time);
         this.emit('event', this.#ring.push(event));
+        this.#share(event);
       }
     });
     stream.on('error', () => {});
+    // A link that closes (or is replaced while it drains, its calls in flight still running) stops
+    // being followed at once: this stream never ends by itself and would keep a drain waiting.
+    const stop = (): void => {
+      if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+    };
+    link.once('close', stop);
+    link.once('draining', stop);
     stream.once('close', () => {
-      if (link.closed || this.#closed) return;
+      link.off('close', stop);
+      link.off('draining', stop);
+      if (link.closed || link.draining || this.#closed) return;
       const delay = ok ? RETRY_MIN_MS : Math.min(RETRY_MIN_MS * 2 ** failures, RETRY_MAX_MS);
       const from = seen > 0 ? Math.floor(seen / 1000) : since;
       setTimeout(() => this.#follow(link, ok ? 0 : failures + 1, from, seen), delay).unref();

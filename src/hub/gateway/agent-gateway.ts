@@ -3,7 +3,9 @@
  * challenges, the agent signs (nonce + TLS exported keying material) with its own key, the hub
  * checks the key it holds, and the socket turns into an HTTP/2 session (AgentLink). Anything
  * out of order, oversized, malformed or slow is refused with an error line and a close; the
- * hub itself never throws.
+ * hub itself never throws. With several replicas (issue 17) the welcome carries the replicas
+ * agents may dial, a changed list is pushed to the agents linked here, and a draining gateway
+ * (cluster/drain.ts) refuses new links while it moves its agents elsewhere.
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -11,7 +13,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { DockfleetError, toDockfleetError } from '../../protocol/errors.ts';
 import { AGENT_STREAM_START, HUB_STREAM_START, HandshakeStream, answerUpgrade, refuseUpgrade } from '../../protocol/gateway-stream.ts';
-import { EKM_CONTEXT, EKM_LABEL, EKM_LENGTH, PROTOCOL_VERSION, authFrame, authPayload, parseFrame, type AuthFrame, type ErrorFrame } from '../../protocol/handshake.ts';
+import { EKM_CONTEXT, EKM_LABEL, EKM_LENGTH, MAX_REPLICAS, PROTOCOL_VERSION, REPLICAS_PATH, authFrame, authPayload, parseFrame, type AuthFrame, type ErrorFrame } from '../../protocol/handshake.ts';
 import { DEAD_AFTER_MS, HEARTBEAT_MS } from '../../protocol/heartbeat.ts';
 import { verifySignature } from '../../protocol/node-keys.ts';
 import type { Store } from '../../store/store.ts';
@@ -26,6 +28,10 @@ export interface GatewayOptions {
   log: Logger;
   handshakeTimeoutMs?: number;
   limiter?: ReconnectLimiter;
+  /** The replicas agents may dial (agent-facing https:// URLs); absent or empty for a single hub. */
+  replicas?: () => string[];
+  /** This replica's own agent-facing URL, left out of the list a draining replica hands out. */
+  selfUrl?: string;
 }
 
 const closedDuringHandshake = (): DockfleetError => new DockfleetError('handshake_timeout', 'connection closed during handshake');
@@ -37,6 +43,12 @@ export class AgentGateway {
   readonly #handshakeTimeoutMs: number;
   readonly #limiter: ReconnectLimiter;
   readonly #handshaking = new Set<Duplex>();
+  readonly #replicas: (() => string[]) | null;
+  readonly #selfUrl: string | null;
+  /** Links this gateway made that are still open (a drain moves them). */
+  readonly #links = new Set<AgentLink>();
+  #lastPushed = '';
+  #draining = false;
 
   constructor(opts: GatewayOptions) {
     this.#store = opts.store;
@@ -44,10 +56,60 @@ export class AgentGateway {
     this.#log = opts.log;
     this.#handshakeTimeoutMs = opts.handshakeTimeoutMs ?? 5_000;
     this.#limiter = opts.limiter ?? new ReconnectLimiter();
+    this.#replicas = opts.replicas ?? null;
+    this.#selfUrl = opts.selfUrl ?? null;
+  }
+
+  /** The replica list as agents get it now (empty: a single hub, say nothing). */
+  replicaList(): string[] {
+    if (!this.#replicas) return [];
+    try {
+      return [...new Set(this.#replicas())].slice(0, MAX_REPLICAS);
+    } catch (err) {
+      this.#log.warn({ err }, 'replica list unavailable');
+      return [];
+    }
+  }
+
+  /** True when this hub hands out a replica list (a cluster): its close drains its agents. */
+  get clustered(): boolean {
+    return this.#replicas !== null;
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** Stops taking agent links and returns those open now, with the list (less this replica) they
+   * should move to; used by cluster/drain.ts. */
+  beginDrain(selfUrl?: string): { links: AgentLink[]; replicas: string[] } {
+    this.#draining = true;
+    for (const socket of this.#handshaking) socket.destroy();
+    const own = selfUrl ?? this.#selfUrl;
+    const self = own ? new URL(own).origin : null;
+    const replicas = this.replicaList().filter((u) => new URL(u).origin !== self);
+    return { links: [...this.#links], replicas };
+  }
+
+  /** Tells the agents linked here about a changed replica list (members joined, left, drained).
+   * Agents that predate the list answer 404, which is fine: they keep their one hub. */
+  pushReplicas(): void {
+    const replicas = this.replicaList();
+    const text = JSON.stringify({ replicas });
+    if (this.#draining || replicas.length === 0 || text === this.#lastPushed) return;
+    this.#lastPushed = text;
+    const body = Buffer.from(text);
+    for (const link of this.#links) {
+      link
+        .requestJson({ method: 'PUT', path: REPLICAS_PATH, headers: { 'content-type': 'application/json' }, body, timeoutMs: 10_000, maxBytes: 4096 })
+        .catch((err: unknown) => this.#log.debug({ err, node: link.nodeName }, 'replica list not delivered'));
+    }
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => {});
+    // A draining replica takes no new agents: they dial another one.
+    if (this.#draining) return refuseUpgrade(socket, 503, 'this hub replica is draining; dial another');
     const verdict = answerUpgrade(req);
     if (!verdict.ok) return refuseUpgrade(socket, verdict.status, verdict.message);
     socket.write(Buffer.concat([Buffer.from(verdict.response, 'latin1'), HUB_STREAM_START]));
@@ -76,6 +138,8 @@ export class AgentGateway {
       const auth = await firstFrame(hs, abort.signal);
       const link = await this.#authenticate(hs, nonce, auth, abort.signal, timer);
       this.#handshaking.delete(tls);
+      this.#links.add(link);
+      link.once('close', () => this.#links.delete(link));
       this.#registry.attach(link);
     } catch (err) {
       if (abort.signal.aborted) return;
@@ -121,7 +185,8 @@ export class AgentGateway {
         clearInterval(keepAlive);
       }
     }
-    await hs.sendLast({ t: 'welcome', v: PROTOCOL_VERSION, node: node.name, heartbeatMs: HEARTBEAT_MS, deadAfterMs: DEAD_AFTER_MS });
+    const replicas = this.replicaList();
+    await hs.sendLast({ t: 'welcome', v: PROTOCOL_VERSION, node: node.name, heartbeatMs: HEARTBEAT_MS, deadAfterMs: DEAD_AFTER_MS, ...(replicas.length > 0 ? { replicas } : {}) });
     return new AgentLink({ socket: hs.release(), nodeId: node.id, nodeName: node.name, keyId: key.keyId, log: this.#log, agentVersion: auth.agentVersion });
   }
 }

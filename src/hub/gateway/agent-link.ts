@@ -8,12 +8,12 @@ import { EventEmitter } from 'node:events';
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { DockfleetError } from '../../protocol/errors.ts';
-import type { ErrorFrame } from '../../protocol/handshake.ts';
-import { INVENTORY_PATH, MAX_INVENTORY_LINE, inventoryMessage, type InventoryMessage } from '../../protocol/inventory.ts';
+import type { ErrorFrame, MoveFrame } from '../../protocol/handshake.ts';
+import { HOST_USAGE_QUERY, INVENTORY_PATH, MAX_INVENTORY_LINE, inventoryMessage, type InventoryMessage } from '../../protocol/inventory.ts';
 import { H2_MAX_SESSION_MEMORY_MB, H2_SETTINGS, WindowSizer, widenSessionWindow } from '../../lib/h2-channel.ts';
 import { LinkQos } from './link-qos.ts';
+import { requestJsonOver, requestOver, type OpenStream } from './link-requests.ts';
 import { NdjsonSplitter, parseJsonLine } from '../../lib/ndjson.ts';
-import { readBounded } from '../../lib/read-bounded.ts';
 import type { Logger } from '../../lib/logger.ts';
 
 export interface AgentLinkEvents {
@@ -21,6 +21,8 @@ export interface AgentLinkEvents {
   /** A ping's round trip on this link, in ms (measured on the agent's heartbeats; metrics). */
   roundTrip: [ms: number];
   close: [];
+  /** Told to move (drain): streams that follow the agent for as long as it is here (events, stats) end now. */
+  draining: [];
 }
 
 export interface AgentResponse {
@@ -59,6 +61,10 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
   readonly qos = new LinkQos();
   readonly #log: Logger;
   #closed = false;
+  #draining = false;
+  #inventoryStream: ClientHttp2Stream | null = null;
+  /** Calls open on the link (Node does not list a session's streams): a drain ends with the last. */
+  readonly #inFlight = new Set<ClientHttp2Stream>();
 
   constructor(opts: { socket: TLSSocket; nodeId: string; nodeName: string; keyId: string; log: Logger; agentVersion?: string }) {
     super();
@@ -108,6 +114,11 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
     return this.#closed;
   }
 
+  /** Told to move to another replica (its calls in flight may still be running). */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
   /** Bytes this link's socket carried each way so far (still readable once it closed; metrics). */
   get bytes(): { toAgent: number; fromAgent: number } {
     return { toAgent: this.#socket.bytesWritten, fromAgent: this.#socket.bytesRead };
@@ -116,36 +127,10 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
   /** Sends a request through the agent; resolves with the response head and its body stream. */
   request(req: LinkRequest): Promise<AgentResponse> {
     if (this.#closed) return Promise.reject(new DockfleetError('node_offline', `node ${this.nodeName} is offline`));
-    return new Promise((resolve, reject) => {
-      let stream: ClientHttp2Stream;
-      try {
-        stream = this.#newStream({ ':method': req.method, ':path': req.path, ...req.headers }, { endStream: req.body === undefined, signal: req.signal });
-      } catch (err) {
-        return reject(err);
-      }
-      let settled = false;
-      // Errors are built only when they are used: a stack trace per call is not free.
-      const fail = (make: () => DockfleetError): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        reject(make());
-      };
-      const timer = setTimeout(() => {
-        stream.close(http2.constants.NGHTTP2_CANCEL);
-        fail(() => new DockfleetError('node_timeout', `node ${this.nodeName} did not answer in ${req.timeoutMs} ms`));
-      }, req.timeoutMs ?? 30_000);
-      stream.once('response', (headers) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        resolve({ status: Number(headers[':status']), headers, stream });
-      });
-      stream.once('error', (err) => fail(() => new DockfleetError('node_offline', `node ${this.nodeName}: ${err.message}`, { cause: err })));
-      stream.once('close', () => fail(() => new DockfleetError('node_offline', `node ${this.nodeName} closed the stream`)));
-      if (req.body !== undefined) stream.end(req.body);
-    });
+    return requestOver(this.#open, this.nodeName, req);
   }
+
+  readonly #open: OpenStream = (headers, opts) => this.#newStream(headers, opts);
 
   /** Opens a raw stream to the agent (the Docker gateway pipes bytes through it). */
   openStream(headers: Record<string, string | string[]>, opts: { endStream: boolean }): ClientHttp2Stream {
@@ -154,8 +139,15 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
 
   #newStream(headers: Record<string, string | string[]>, opts: { endStream: boolean; signal?: AbortSignal }): ClientHttp2Stream {
     if (this.#closed) throw new DockfleetError('node_offline', `node ${this.nodeName} is offline`);
+    if (this.#draining) throw new DockfleetError('node_offline', `node ${this.nodeName} is moving to another hub replica; retry`);
     try {
-      return this.#session.request(headers, opts);
+      const stream = this.#session.request(headers, opts);
+      this.#inFlight.add(stream);
+      stream.once('close', () => {
+        this.#inFlight.delete(stream);
+        if (this.#draining) this.#endDrainWhenIdle();
+      });
+      return stream;
     } catch (err) {
       // The session is closing (GOAWAY sent or received) a moment before the link says so.
       throw new DockfleetError('node_offline', `node ${this.nodeName} is going away: ${(err as Error).message}`, { cause: err });
@@ -166,29 +158,23 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
   async requestJson(req: LinkRequest & { maxBytes?: number }): Promise<{ status: number; body: unknown }> {
     const endInteractive = this.qos.begin();
     try {
-      return await this.#requestJson(req);
+      if (this.#closed) throw new DockfleetError('node_offline', `node ${this.nodeName} is offline`);
+      return await requestJsonOver(this.#open, this.nodeName, req);
     } finally {
       endInteractive();
     }
   }
 
-  async #requestJson(req: LinkRequest & { maxBytes?: number }): Promise<{ status: number; body: unknown }> {
-    const res = await this.request(req);
-    const limit = req.maxBytes ?? 1024 * 1024;
-    const raw = await readBounded(res.stream as AsyncIterable<Buffer>, limit);
-    if (raw === null) {
-      res.stream.close(http2.constants.NGHTTP2_CANCEL);
-      throw new DockfleetError('payload_too_large', `answer from ${this.nodeName} exceeds ${limit} bytes`);
-    }
-    const text = raw.toString('utf8');
-    const parsed = text === '' ? { ok: true as const, value: null } : parseJsonLine(text);
-    if (!parsed.ok) throw new DockfleetError('protocol_error', `node ${this.nodeName} answered with malformed JSON`);
-    return { status: res.status, body: parsed.value };
-  }
-
   /** Closes the link, first telling the agent why (in the GOAWAY's debug data) when a reason is given. */
   close(reason?: ErrorFrame): void {
     if (this.#closed) return;
+    if (this.#draining) {
+      // Already told to move (drain): the registry forgets it now, so new calls go to the new
+      // holder, while the calls in flight end within the drain's bound.
+      this.#closed = true;
+      this.emit('close');
+      return;
+    }
     if (reason && !this.#session.destroyed) {
       const code = reason.code === 'protocol_error' ? http2.constants.NGHTTP2_PROTOCOL_ERROR : http2.constants.NGHTTP2_NO_ERROR;
       this.#session.goaway(code, 0, Buffer.from(JSON.stringify(reason)));
@@ -199,6 +185,41 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
       return;
     }
     this.#onClosed();
+  }
+
+  /**
+   * Hands the agent over (issue 17, cluster/drain.ts): tells it to move (GOAWAY NO_ERROR with the
+   * replicas to dial), takes no new calls, and lets the calls in flight end. Resolves when the
+   * link is closed; past `timeoutMs` the calls still open are cut.
+   */
+  drain(move: MoveFrame, timeoutMs: number): Promise<void> {
+    if (this.#closed || this.#session.destroyed) return Promise.resolve();
+    // The session's own end, not the link's 'close': a superseded claim closes the link early.
+    const ended = new Promise<void>((resolve) => this.#session.once('close', () => resolve()));
+    this.#draining = true;
+    if (!this.#session.destroyed) {
+      this.#session.goaway(http2.constants.NGHTTP2_NO_ERROR, 0, Buffer.from(JSON.stringify(move)));
+      // The inventory stream never ends by itself: the agent's new replica follows it now.
+      this.#inventoryStream?.close(http2.constants.NGHTTP2_CANCEL);
+      // Graceful: no new streams; the session ends when its last stream does.
+      this.#session.close();
+    }
+    this.emit('draining');
+    this.#endDrainWhenIdle();
+    const cut = setTimeout(() => this.#onClosed(), timeoutMs);
+    return ended.finally(() => clearTimeout(cut));
+  }
+
+  /**
+   * A drained link hangs up from this side, once every call on it has been read to its end: the
+   * agent waits for that (hub-channel.ts), since what Node has not parsed yet when the sender
+   * hangs up is lost. Node's own graceful close would wait for the agent to hang up instead.
+   */
+  #endDrainWhenIdle(): void {
+    if (this.#inFlight.size > 0) return;
+    setImmediate(() => {
+      if (this.#inFlight.size === 0) this.#teardown();
+    });
   }
 
   #onClosed(): void {
@@ -215,8 +236,19 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
   }
 
   #followInventory(): void {
-    if (this.#closed) return;
-    const stream = this.#session.request({ ':method': 'GET', ':path': INVENTORY_PATH });
+    // A session can be destroyed (or closing) a while before it says 'close', when its socket
+    // still has to finish: asking it for a stream then throws, and from a timer that would end
+    // the hub. The link is going; its 'close' does the rest.
+    if (this.#closed || this.#draining || this.#session.destroyed || this.#session.closed) return;
+    let stream: ClientHttp2Stream;
+    try {
+      // Host-usage reports too (an agent that predates them ignores the query).
+      stream = this.#session.request({ ':method': 'GET', ':path': `${INVENTORY_PATH}?${HOST_USAGE_QUERY}` });
+    } catch (err) {
+      this.#log.debug({ node: this.nodeName, err }, 'inventory stream not opened: the link is going');
+      return;
+    }
+    this.#inventoryStream = stream;
     const splitter = new NdjsonSplitter(MAX_INVENTORY_LINE);
     stream.on('data', (chunk: Buffer) => {
       let lines: string[];

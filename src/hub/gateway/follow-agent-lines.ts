@@ -1,7 +1,7 @@
 /**
  * Follows one long-lived NDJSON feed an agent serves (stack status, volume backup reports): opens
  * `GET path` on the link, hands each line to `onLine`, and opens it again when it closes while the
- * link lives — at once after a feed that answered 200, else with a doubling delay (1 s to 60 s), so
+ * link lives (and is not draining) — at once after a feed that answered 200, else with a doubling delay (1 s to 60 s), so
  * an agent without the feed is not asked again and again. A line over `maxLine` bytes resets the
  * stream (logged with `what`) rather than grow a buffer without end.
  */
@@ -23,7 +23,7 @@ export interface AgentLinesFeed {
 }
 
 export function followAgentLines(link: AgentLink, feed: AgentLinesFeed, failures = 0): void {
-  if (link.closed) return;
+  if (link.closed || link.draining) return;
   let stream: http2.ClientHttp2Stream;
   try {
     stream = link.openStream({ ':method': 'GET', ':path': feed.path }, { endStream: true });
@@ -50,8 +50,14 @@ export function followAgentLines(link: AgentLink, feed: AgentLinesFeed, failures
     for (const line of lines) feed.onLine(link, line);
   });
   stream.on('error', () => {});
+  // Told to move (drain): the feed never ends by itself and would hold the drain open; the agent's new replica follows it.
+  const stop = (): void => {
+    if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+  };
+  link.once('draining', stop);
   stream.once('close', () => {
-    if (link.closed) return;
+    link.off('draining', stop);
+    if (link.closed || link.draining) return;
     const delay = ok ? RETRY_MIN_MS : Math.min(RETRY_MIN_MS * 2 ** failures, RETRY_MAX_MS);
     setTimeout(() => followAgentLines(link, feed, ok ? 0 : failures + 1), delay).unref();
   });

@@ -5,7 +5,10 @@
  * stack deploy never runs beside another on the same node. A delivery that ends without a
  * final answer is tried again — at once on a new link, with growing pauses on the same one —
  * so delivery is at least once; the agent's ledger makes it exactly once. No polling: one
- * timer for the soonest expiry of a queued job.
+ * timer for the soonest expiry of a queued job. With hub replicas each replica delivers only
+ * to the links it holds itself (registry.link is local), and a job filed on one replica nudges
+ * the others over the bus, so the holder delivers it; the store's claim on a job is a
+ * compare-and-set, so it runs once.
  */
 import { DockfleetError } from '../../protocol/errors.ts';
 import type { JobRecord } from '../../store/job-store.ts';
@@ -70,12 +73,15 @@ export class JobDispatcher {
   /** Follows link-ups and new jobs; fails jobs that expired while the hub was down. */
   async start(): Promise<void> {
     this.#registry.on('linked', (link) => this.kick(link.nodeName));
+    this.#registry.on('nudged', (node) => this.kick(node));
     this.#queue.on('filed', (job) => {
       this.kick(job.node);
+      this.#registry.nudge(job.node);
       void this.#scheduleExpiry();
     });
     this.#queue.on('ready', (node) => {
       this.kick(node);
+      this.#registry.nudge(node);
       void this.#scheduleExpiry();
     });
     this.#signingTimer = setInterval(() => {

@@ -80,11 +80,15 @@ export class ResticReverseLinks {
       this.#links.delete(link);
       for (const session of state.sessions) session.destroy();
     });
+    // Told to move: the waiting stream would keep the drain open; sessions in use finish.
+    link.once('draining', () => {
+      if (state.parked) cancelUnlessDone(state.parked);
+    });
     this.#park(link, state);
   }
 
   #park(link: AgentLink, state: LinkState): void {
-    if (this.#closed || link.closed || state.unsupported || state.parked || state.sessions.size >= MAX_SESSIONS_PER_LINK) return;
+    if (this.#closed || link.closed || link.draining || state.unsupported || state.parked || state.sessions.size >= MAX_SESSIONS_PER_LINK) return;
     let stream: ClientHttp2Stream;
     try {
       stream = link.openStream({ ':method': 'POST', ':path': RESTIC_REVERSE_PATH }, { endStream: false });

@@ -5,7 +5,8 @@
  * scrolls reopens once, not per row. No watcher on a node: its stream is closed, and the agent
  * stops sampling. Memory is bounded: a ring of RING_POINTS per container and host, rings only
  * for what is watched (dropped STALE_MS after the last watcher leaves), and a cap on watched
- * containers per node (MAX_WATCHED_PER_NODE).
+ * containers per node (MAX_WATCHED_PER_NODE). With hub replicas, a node whose agent another
+ * replica holds is streamed through that replica (NodeRegistry.requireLink → RemoteLink).
  */
 import http2 from 'node:http2';
 import type { Logger } from '../../lib/logger.ts';
@@ -13,7 +14,7 @@ import { NdjsonSplitter } from '../../lib/ndjson.ts';
 import { parseJsonLine } from '../../lib/ndjson.ts';
 import { MAX_WATCHED_PER_NODE, statsLine, statsQuery, type ContainerPoint, type HostPoint } from '../../protocol/stats.ts';
 import type { AgentResponse } from '../gateway/agent-link.ts';
-import type { NodeRegistry } from '../node-registry.ts';
+import type { NodeLink, NodeRegistry } from '../node-registry.ts';
 import { StatsRing } from './stats-ring.ts';
 
 /** Two minutes at one point a second. */
@@ -166,9 +167,15 @@ export class StatsHub {
     const query = statsQuery(ids.sort(), w.hosts > 0);
     if (w.response && w.openQuery === query) return;
     const node = this.#registry.byName(w.name);
-    const link = node ? this.#registry.link(node.id) : null;
+    const local = node ? this.#registry.link(node.id) : null;
     this.#closeStream(w);
-    if (!link) return; // opened again when the node's link comes up ('linked')
+    // With replicas, a node held by another replica streams through it (a RemoteLink); one not
+    // reachable now is tried again a while later (its link may come up on any replica).
+    const link = local ?? this.#reachable(w.name);
+    if (!link) {
+      if (node && this.#registry.clustered) this.#retryLater(w);
+      return; // opened again when the node's link comes up here ('linked')
+    }
     w.openQuery = query;
     let response: AgentResponse;
     try {
@@ -209,6 +216,14 @@ export class StatsHub {
       w.openQuery = '';
       this.#retryLater(w);
     });
+  }
+
+  #reachable(name: string): NodeLink | null {
+    try {
+      return this.#registry.requireLink(name);
+    } catch {
+      return null;
+    }
   }
 
   #retryLater(w: NodeWatch): void {

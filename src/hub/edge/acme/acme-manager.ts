@@ -8,9 +8,15 @@
  * A failed order is recorded on the host (`failed` with the ACME server's reason or the network
  * error) and retried with a doubling, capped delay; the certificate the host had is served until
  * a new one is stored. Checks run at start, on every route change, and on an unref'd timer.
+ *
+ * Given `leases` (hub replicas, issue 17), orders are placed only while this replica holds the
+ * lease `acme-renewals`, so the replicas do not each order the same host from the CA; another
+ * replica takes over when the holder dies. Not wired in yet: the certificate book is loaded once
+ * at start, so the others would not serve what the holder stores until they restart.
  */
 import { isIP } from 'node:net';
 import type { Logger } from '../../../lib/logger.ts';
+import type { Leases } from '../../cluster/lease.ts';
 import type { RouteView } from '../../../protocol/ingress.ts';
 import type { EdgeCertificateBook } from '../certs/certificate-book.ts';
 import type { ChallengeBoard } from '../certs/challenge-board.ts';
@@ -34,7 +40,12 @@ export interface AcmeManagerOptions {
   challenge: ChallengeType;
   log: Logger;
   tuning?: Partial<AcmeTuning>;
+  /** Who orders when replicas share the store: the holder of `acme-renewals` (default: this hub, always). */
+  leases?: Leases;
 }
+
+/** The lease whose holder places the cluster's ACME orders. */
+export const ACME_LEASE = 'acme-renewals';
 
 interface HostState {
   failures: number;
@@ -54,6 +65,9 @@ export class AcmeManager {
   #checkQueued = false;
   #closed = false;
   #ordersPlaced = 0;
+  /** While this replica holds the lease (with `leases` only); aborted when it no longer does. */
+  #held: AbortSignal | null = null;
+  #following: { stop(): void } | null = null;
   readonly #onRoutes = (): void => this.#queueCheck();
 
   constructor(opts: AcmeManagerOptions) {
@@ -75,7 +89,29 @@ export class AcmeManager {
     this.#opts.routes.on('changed', this.#onRoutes);
     this.#timer = setInterval(() => this.#queueCheck(), this.#tuning.checkEveryMs);
     this.#timer.unref();
+    const { leases } = this.#opts;
+    if (leases) this.#following = leases.follow(ACME_LEASE, (held) => this.#orderWhile(held));
+    else this.#queueCheck();
+  }
+
+  /** Orders what is due while `held` lasts (this replica holds the lease) or until close. */
+  async #orderWhile(held: AbortSignal): Promise<void> {
+    if (this.#closed || held.aborted) return;
+    this.#held = held;
+    this.#opts.log.info('acme: ordering certificates from this replica');
     this.#queueCheck();
+    await new Promise<void>((resolve) => {
+      held.addEventListener('abort', () => resolve(), { once: true });
+      this.#abort.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    if (this.#held === held) this.#held = null;
+    this.#queue.length = 0; // orders in flight finish; nothing new starts here
+  }
+
+  /** Whether this replica may place orders now. */
+  #mayOrder(): boolean {
+    if (this.#closed) return false;
+    return this.#opts.leases === undefined || (this.#held !== null && !this.#held.aborted);
   }
 
   /** Orders running or waiting for a turn now. */
@@ -92,6 +128,7 @@ export class AcmeManager {
   /** Stops checking, abandons orders in flight (nothing half-done is stored) and waits for them. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#following?.stop();
     this.#opts.routes.off('changed', this.#onRoutes);
     if (this.#timer) clearInterval(this.#timer);
     for (const state of this.#hosts.values()) if (state.retryTimer) clearTimeout(state.retryTimer);
@@ -111,7 +148,7 @@ export class AcmeManager {
   }
 
   #check(): void {
-    if (this.#closed) return;
+    if (!this.#mayOrder()) return;
     const wanted = servedHosts(this.#opts.routes.list());
     for (const [host, state] of this.#hosts) {
       if (wanted.has(host) || this.#running.has(host)) continue;
@@ -132,7 +169,7 @@ export class AcmeManager {
   }
 
   #pump(): void {
-    while (!this.#closed && this.#running.size < this.#tuning.maxConcurrent && this.#queue.length > 0) {
+    while (this.#mayOrder() && this.#running.size < this.#tuning.maxConcurrent && this.#queue.length > 0) {
       const host = this.#queue.shift()!;
       const run = this.#order(host).finally(() => {
         this.#running.delete(host);

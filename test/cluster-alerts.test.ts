@@ -1,0 +1,138 @@
+/**
+ * Alert deliveries across hub replicas (issue 17): three in-process replicas on a private
+ * PostgreSQL and nats-server, a webhook receiver started here (a real HTTP server on 127.0.0.1
+ * that takes a second to answer, as a slow receiver would, so a second sender has time to read
+ * the same pending delivery), and two agents linked to the replicas.
+ * - A node going offline opens one incident, and its `opened` message is received exactly once,
+ *   although every replica looks for due deliveries: only the holder of `alert-deliveries` sends.
+ * - The holder stops: another replica takes the lease over, and the next node's incident is
+ *   received, again exactly once.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import http from 'node:http';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { after, before, test } from 'node:test';
+import { createLogger } from '../src/lib/logger.ts';
+import { startTestAgent, type TestAgent } from './support/agent-fixture.ts';
+import { mintCode, waitFor } from './support/hub-fixture.ts';
+import { startReplicas, type Replicas } from './support/replicas.ts';
+
+interface Received {
+  incident: string;
+  node: string | null;
+  event: string;
+}
+
+const ANSWER_AFTER_MS = 1_000;
+let cluster: Replicas;
+let work: string;
+const agents = new Map<string, TestAgent>();
+const got: Received[] = [];
+let server: http.Server;
+let receiverUrl: string;
+/** Each replica's log lines, by replica id. */
+const logs = new Map<string, string[]>();
+
+function replicaLog(replicaId: string) {
+  const lines: string[] = [];
+  logs.set(replicaId, lines);
+  return createLogger('hub', { level: 'info', format: 'json' }, { stream: new Writable({ write: (c, _e, cb) => (lines.push(...String(c).split('\n').filter(Boolean)), cb()) }) });
+}
+
+/** The replica that took `alert-deliveries` last (and still runs). */
+function deliveryHolder(): string | null {
+  let holder: string | null = null;
+  let at = -1;
+  for (const h of cluster.hubs) {
+    const id = h.replica!.replicaId;
+    for (const line of logs.get(id) ?? []) {
+      const r = JSON.parse(line) as { msg?: string; lease?: string; time?: number };
+      if (r.msg === 'lease taken: driving it here' && r.lease === 'alert-deliveries' && (r.time ?? 0) > at) [holder, at] = [id, r.time ?? 0];
+    }
+  }
+  return holder;
+}
+
+/** Every received message, counted by incident and event: each must be 1. */
+function counts(): Map<string, number> {
+  const byKey = new Map<string, number>();
+  for (const g of got) byKey.set(`${g.incident} ${g.node} ${g.event}`, (byKey.get(`${g.incident} ${g.node} ${g.event}`) ?? 0) + 1);
+  return byKey;
+}
+
+function assertOnceEach(): void {
+  for (const [key, n] of counts()) assert.equal(n, 1, `${key} was received ${n} times:\n${JSON.stringify(got, null, 1)}`);
+}
+
+/** Stops the node's agent, waits for its offline alert and then a while longer; returns what was received meanwhile. */
+async function nodeGoesOffline(name: string): Promise<Received[]> {
+  const from = got.length;
+  const before = got.filter((g) => g.node === name && g.event === 'opened').length;
+  await agents.get(name)!.stop();
+  agents.delete(name);
+  await waitFor(() => got.filter((g) => g.node === name && g.event === 'opened').length > before, 30_000, `the ${name} offline alert`, 100);
+  // Every replica has looked for due deliveries several times (every 200 ms) while the first send waited for its answer.
+  await new Promise((r) => setTimeout(r, 3 * ANSWER_AFTER_MS));
+  return got.slice(from);
+}
+
+before(async () => {
+  work = await mkdtemp(join(tmpdir(), 'dockfleet-cluster-alerts-'));
+  server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { event: string; incident: { id: string; node: string | null } };
+      got.push({ incident: body.incident.id, node: body.incident.node, event: body.event });
+      setTimeout(() => res.writeHead(200).end(), ANSWER_AFTER_MS);
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  receiverUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}/hook`;
+  cluster = await startReplicas(3, {
+    run: { alertTuning: { offlineGraceMs: 1_500, delivery: { retryBaseMs: 300, pollMs: 200 } } },
+    log: replicaLog,
+  });
+  const [a, b] = cluster.hubs as [NonNullable<(typeof cluster.hubs)[0]>, NonNullable<(typeof cluster.hubs)[1]>];
+  const created = await b.api('POST', '/api/v1/alert-receivers', { name: 'ops', format: 'json', url: receiverUrl });
+  assert.equal(created.status, 201, JSON.stringify(created.json));
+  for (const name of ['al-01', 'al-02']) {
+    const agent = await startTestAgent({ hubUrl: a.url, code: await mintCode(a, name), name, stateDir: join(work, name) });
+    agents.set(name, agent);
+    await agent.waitConnected();
+  }
+});
+
+after(async () => {
+  for (const agent of agents.values()) await agent.stop().catch(() => {});
+  await cluster?.close();
+  await new Promise<void>((r) => server?.close(() => r()));
+  await rm(work, { recursive: true, force: true });
+});
+
+test('a node offline on three replicas is one incident, received exactly once', { timeout: 60_000 }, async () => {
+  const since = await nodeGoesOffline('al-01');
+  assert.equal(since.filter((g) => g.node === 'al-01' && g.event === 'opened').length, 1, `one opened message for the node: ${JSON.stringify(got)}`);
+  assertOnceEach();
+});
+
+test('when the holder stops, another replica takes deliveries over and sends each once', { timeout: 90_000 }, async () => {
+  const holder = await waitFor(() => deliveryHolder(), 10_000, 'a replica to hold alert-deliveries');
+  const i = cluster.hubs.findIndex((h) => h.replica!.replicaId === holder);
+  const agent = agents.get('al-02')!;
+  const connects = agent.connects;
+  const [stopped] = cluster.hubs.splice(i, 1); // the others are closed with the cluster; this one here
+  await stopped!.stop();
+  await waitFor(() => deliveryHolder() !== null, 15_000, 'another replica to take alert-deliveries over');
+  assert.notEqual(deliveryHolder(), holder);
+  // The agents were linked to replica-a: if it was the one stopped, al-02 is back on another one first.
+  if (holder === 'replica-a') await agent.waitConnected(connects + 1, 30_000);
+  const since = await nodeGoesOffline('al-02');
+  assert.equal(since.filter((g) => g.node === 'al-02' && g.event === 'opened').length, 1, `one opened message for the node: ${JSON.stringify(got)}`);
+  assertOnceEach();
+});
