@@ -16,11 +16,17 @@
  *   --control-stdin: reads commands from stdin, one a line: `stall NAME[,NAME…]` makes those
  *   nodes stop answering Docker paths (requests are held, never answered; the channel and its
  *   heartbeats stay up), `unstall NAME[,NAME…]` undoes it; each is acknowledged on stdout with
- *   `stalled K` / `unstalled K` (K = nodes stalled now).
+ *   `stalled K` / `unstalled K` (K = nodes stalled now); `where NAME` answers `where NAME ORIGIN`
+ *   (the hub its link is on, or `none`).
  *   --jobs: nodes answer stack jobs (lib/simulated-jobs.ts: `accepted` at once, `done` after
  *   --job-delay-ms D, default 0) and the stack status stream; each first delivery is printed as
  *   `job ID NODE SEEN_AT` (SEEN_AT: epoch ms, sub-ms precision). With --control-stdin,
  *   `job-delay MS` changes the delay (acknowledged with `job-delay MS`).
+ *   --hubs URL,URL,…: hub replicas (issue 17): node i dials the i-th URL (mod their count) first
+ *   and keeps the replica list the hub's welcome hands it, as a real agent does (in memory), so it
+ *   moves on to another replica when its own dies or drains; prints `by-hub ORIGIN=K …` with the
+ *   stats line. --docker-ping: GET /docker[/vX.Y]/_ping answers OK. --export-bytes B: GET
+ *   /docker[/vX.Y]/containers/ID/export streams B bytes (a fake tar, with flow control).
  * Identities live in memory only, so a restarted hub sees the same nodes come back.
  * As a library, `upgrade: { releaseKey, restartMs }` makes nodes answer the agent upgrade endpoint
  * (lib/simulated-upgrade.ts: the release verified with the pinned key, then a restart of a fixed
@@ -35,10 +41,11 @@ import { pathToFileURL } from 'node:url';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { runChannel, type ChannelIdentity } from '../src/agent/hub-channel.ts';
+import { ReplicaList } from '../src/agent/replica-list.ts';
 import type { TunnelHandler } from '../src/agent/tunnel-handler.ts';
 import { Backoff, type BackoffOptions } from '../src/lib/backoff.ts';
 import { silentLogger, type Logger } from '../src/lib/logger.ts';
-import { INVENTORY_PATH, NOOP_PATH, type InventoryMessage } from '../src/protocol/inventory.ts';
+import { HOST_USAGE_QUERY, INVENTORY_PATH, NOOP_PATH, type InventoryMessage } from '../src/protocol/inventory.ts';
 import { generateNodeKey, keyIdOf, signWith } from '../src/protocol/node-keys.ts';
 import { HubHttp, runPool } from './lib/hub-http.ts';
 import { simulatedJobHandler, type JobHandler, type SimulatedJobsOptions } from './lib/simulated-jobs.ts';
@@ -59,10 +66,19 @@ export interface SimulatedFleetOptions {
   onChange?: (connected: number) => void;
   /** Fake containers each node lists on GET /docker[/vX.Y]/containers/json (default 0: 404). */
   dockerContainers?: number;
+  /** Answer GET /docker[/vX.Y]/_ping with 200 OK (default false: 404). */
+  dockerPing?: boolean;
+  /** Stream this many bytes on GET /docker[/vX.Y]/containers/ID/export (default 0: 404). */
+  exportBytes?: number;
+  /** Hub replicas: node i dials hubUrls[i % length] first, then follows the replica list the hub
+   * hands it (enrollment still goes through hubUrl). Without it every node dials hubUrl alone. */
+  hubUrls?: readonly string[];
   /** Answer stack jobs and the stack status stream (default: both get 404, as before). */
   jobs?: SimulatedJobsOptions;
   /** Answer the agent upgrade endpoint (verify, then restart on the new version). */
   upgrade?: SimulatedUpgradeOptions;
+  /** Report a fixed host use when the hub asks (default true); false: an agent that predates those reports. */
+  hostUsage?: boolean;
 }
 
 export interface SimulatedFleet {
@@ -73,6 +89,10 @@ export interface SimulatedFleet {
   failures(): Array<{ node: string; error: string }>;
   /** Since start: completed handshakes, and links or attempts that ended (drops include failed dials). */
   stats(): { connects: number; drops: number };
+  /** Connected nodes per hub origin (the replica each one's link is on now). */
+  connectedByHub(): Record<string, number>;
+  /** The origin of the hub this node's link is on now (null: not connected). */
+  hubOf(node: string): string | null;
   /** Makes these nodes hold Docker requests unanswered (true) or answer again (false). */
   stallDocker(nodes: readonly string[], stalled: boolean): void;
   /** Nodes whose Docker paths are stalled now. */
@@ -92,6 +112,8 @@ interface SimNode {
   /** The current channel's life; aborting it with `restartMs` set restarts the node. */
   life: AbortController | null;
   restartMs: number | null;
+  /** The origin of the hub (replica) its link is on, while connected. */
+  hub: string | null;
 }
 
 /** runChannel asks its backoff for a delay each time a connection ends (or fails): that is the
@@ -126,6 +148,27 @@ function fakeContainers(node: string, at: number): Array<Record<string, unknown>
 }
 
 const DOCKER_CONTAINERS_PATH = /^\/docker(?:\/v\d+\.\d+)?\/containers\/json$/;
+const DOCKER_PING_PATH = /^\/docker(?:\/v\d+\.\d+)?\/_ping$/;
+const DOCKER_EXPORT_PATH = /^\/docker(?:\/v\d+\.\d+)?\/containers\/[^/]+\/export$/;
+const EXPORT_CHUNK = Buffer.alloc(256 * 1024, 0x61);
+
+/** `total` bytes of EXPORT_CHUNK, waiting for 'drain' whenever the stream is full. */
+function streamBytes(res: Http2ServerResponse, total: number): void {
+  let left = total;
+  const pump = (): void => {
+    while (left > 0) {
+      const chunk = left >= EXPORT_CHUNK.length ? EXPORT_CHUNK : EXPORT_CHUNK.subarray(0, left);
+      left -= chunk.length;
+      if (!res.write(chunk)) {
+        res.once('drain', pump);
+        return;
+      }
+    }
+    res.end();
+  };
+  res.once('close', () => (left = 0));
+  pump();
+}
 
 /** `count` containers in the engine's GET /containers/json format (~1 KB of JSON each). */
 export function fakeDockerContainers(node: string, count: number, at = Date.now()): Array<Record<string, unknown>> {
@@ -176,13 +219,24 @@ export function fakeDockerContainers(node: string, count: number, at = Date.now(
 export interface SimulatedDocker {
   /** Fake containers on GET /docker[/vX.Y]/containers/json. */
   containers: number;
+  /** Answer GET /docker[/vX.Y]/_ping. */
+  ping?: boolean;
+  /** Bytes streamed on GET /docker[/vX.Y]/containers/ID/export (0: none). */
+  exportBytes?: number;
   /** While true, Docker requests are held and never answered. */
   stalled: () => boolean;
 }
 
-/** The agent side of the tunnel without an engine: 204 for the no-op, a fixed inventory, and
- * (with `docker`) a fake container list on the Docker path. */
-export function simulatedTunnelHandler(node: string, docker?: SimulatedDocker, jobs?: SimulatedJobsOptions, extra?: (req: Http2ServerRequest, res: Http2ServerResponse) => boolean): TunnelHandler {
+/** The agent side of the tunnel without an engine: 204 for the no-op, a fixed inventory (with
+ * one fixed host-usage report when the hub asks and `hostUsage`), and (with `docker`) a fake
+ * container list on the Docker path. */
+export function simulatedTunnelHandler(
+  node: string,
+  docker?: SimulatedDocker,
+  jobs?: SimulatedJobsOptions,
+  extra?: (req: Http2ServerRequest, res: Http2ServerResponse) => boolean,
+  hostUsage = true,
+): TunnelHandler {
   let containersBody: string | null = null;
   const jobHandler: JobHandler | null = jobs ? simulatedJobHandler(node, jobs) : null;
   const facts = {
@@ -211,6 +265,7 @@ export function simulatedTunnelHandler(node: string, docker?: SimulatedDocker, j
         // With a Docker container list, the inventory carries the same containers.
         { t: 'section', section: 'containers', items: docker ? fakeDockerContainers(node, docker.containers, at) : fakeContainers(node, at), at },
       ];
+      if (hostUsage && req.url.split('?')[1]?.split('&').includes(HOST_USAGE_QUERY)) lines.push({ t: 'hostUsage', cpuBusyRatio: 0.25, memoryAvailableBytes: 6 * 1024 ** 3 });
       res.writeHead(200, { 'content-type': 'application/x-ndjson' });
       res.write(lines.map((m) => `${JSON.stringify(m)}\n`).join(''));
       // Stays open, as a real agent's stream does while it watches the engine.
@@ -219,6 +274,16 @@ export function simulatedTunnelHandler(node: string, docker?: SimulatedDocker, j
     if (docker && path?.startsWith('/docker/')) {
       // A stalled node holds the request; the hub's deadline cancels the stream.
       if (docker.stalled()) return;
+      if (docker.ping && DOCKER_PING_PATH.test(path) && req.method === 'GET') {
+        res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': 2, 'api-version': '1.47' });
+        res.end('OK');
+        return;
+      }
+      if (docker.exportBytes && DOCKER_EXPORT_PATH.test(path) && req.method === 'GET') {
+        res.writeHead(200, { 'content-type': 'application/x-tar' });
+        streamBytes(res, docker.exportBytes);
+        return;
+      }
       if (DOCKER_CONTAINERS_PATH.test(path) && req.method === 'GET') {
         containersBody ??= JSON.stringify(fakeDockerContainers(node, docker.containers));
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(containersBody), 'api-version': '1.47' });
@@ -274,7 +339,7 @@ export async function startSimulatedFleet(opts: SimulatedFleetOptions): Promise<
   try {
     await runPool(names.length, Math.min(concurrency, 16), async (i) => {
       const identity = await enrollOne(http, names[i]!);
-      sims[i] = { name: names[i]!, identity: { ...identity, caPem: opts.caPem }, connected: false, everConnected: false, version: 'bench-sim', life: null, restartMs: null };
+      sims[i] = { name: names[i]!, identity: { ...identity, caPem: opts.caPem }, connected: false, everConnected: false, version: 'bench-sim', life: null, restartMs: null, hub: null };
     });
   } finally {
     http.close();
@@ -286,6 +351,7 @@ export async function startSimulatedFleet(opts: SimulatedFleetOptions): Promise<
   let drops = 0;
   const failures: Array<{ node: string; error: string }> = [];
   const setConnected = (sim: SimNode, up: boolean): void => {
+    if (!up) sim.hub = null;
     if (sim.connected === up) return;
     sim.connected = up;
     connected += up ? 1 : -1;
@@ -296,7 +362,11 @@ export async function startSimulatedFleet(opts: SimulatedFleetOptions): Promise<
   const gate = new Gate(concurrency);
   const stalled = new Set<string>();
   const dockerContainers = opts.dockerContainers ?? 0;
-  const running = sims.map(async (sim) => {
+  const docker = dockerContainers > 0 || opts.dockerPing || (opts.exportBytes ?? 0) > 0;
+  const hubUrls = opts.hubUrls && opts.hubUrls.length > 0 ? opts.hubUrls.map((u) => new URL(u)) : null;
+  const running = sims.map(async (sim, index) => {
+    // With replicas, this node's list (first its own replica, then what the hub hands it) outlives its channels.
+    const replicas = hubUrls ? await ReplicaList.open(null, hubUrls[index % hubUrls.length]!, log) : undefined;
     const upgrade = opts.upgrade;
     const restartInto = (version: string, ms: number): void => {
       sim.version = version;
@@ -334,8 +404,15 @@ export async function startSimulatedFleet(opts: SimulatedFleetOptions): Promise<
         {
           hubUrl,
           identity: sim.identity,
-          handler: simulatedTunnelHandler(sim.name, dockerContainers > 0 ? { containers: dockerContainers, stalled: () => stalled.has(sim.name) } : undefined, opts.jobs, upgradeHandler),
+          handler: simulatedTunnelHandler(
+            sim.name,
+            docker ? { containers: dockerContainers, ping: opts.dockerPing ?? false, exportBytes: opts.exportBytes ?? 0, stalled: () => stalled.has(sim.name) } : undefined,
+            opts.jobs,
+            upgradeHandler,
+            opts.hostUsage ?? true,
+          ),
           log,
+          ...(replicas ? { replicas, onReplicas: (list: string[]) => replicas.learn(list) } : {}),
           agentVersion: sim.version,
           backoff: new TrackingBackoff({ initialMs: 100, maxMs: 10_000 }, () => {
             drops++;
@@ -345,6 +422,7 @@ export async function startSimulatedFleet(opts: SimulatedFleetOptions): Promise<
             connects++;
             sim.everConnected = true;
             setConnected(sim, true);
+            sim.hub = (replicas ? replicas.current() : hubUrl).origin;
             clearTimeout(slotTimer);
             release();
           },
@@ -359,6 +437,12 @@ export async function startSimulatedFleet(opts: SimulatedFleetOptions): Promise<
     connectedCount: () => connected,
     failures: () => [...failures],
     stats: () => ({ connects, drops }),
+    hubOf: (node) => sims.find((s) => s.name === node)?.hub ?? null,
+    connectedByHub() {
+      const out: Record<string, number> = {};
+      for (const sim of sims) if (sim.connected && sim.hub) out[sim.hub] = (out[sim.hub] ?? 0) + 1;
+      return out;
+    },
     stallDocker(nodes, on) {
       for (const n of nodes) {
         if (!names.includes(n)) throw new Error(`no simulated node ${n}`);
@@ -405,11 +489,14 @@ async function main(argv: string[]): Promise<void> {
       'control-stdin': { type: 'boolean', default: false },
       jobs: { type: 'boolean', default: false },
       'job-delay-ms': { type: 'string', default: '0' },
+      hubs: { type: 'string' },
+      'docker-ping': { type: 'boolean', default: false },
+      'export-bytes': { type: 'string', default: '0' },
     },
   });
   if (!values.hub || !values.ca || !values.count || (!values.token && !values['token-file'])) {
     process.stderr.write(
-      'usage: agent-simulator.ts --hub URL --ca FILE (--token T | --token-file FILE) --count N --prefix P [--concurrency C] [--watch-stdin] [--docker-containers K] [--control-stdin] [--jobs] [--job-delay-ms D]\n',
+      'usage: agent-simulator.ts --hub URL --ca FILE (--token T | --token-file FILE) --count N --prefix P [--concurrency C] [--watch-stdin] [--docker-containers K] [--control-stdin] [--jobs] [--job-delay-ms D] [--hubs URL,URL,…] [--docker-ping] [--export-bytes B]\n',
     );
     process.exitCode = 2;
     return;
@@ -420,6 +507,15 @@ async function main(argv: string[]): Promise<void> {
   if (!Number.isInteger(count) || count < 1) throw new Error(`--count must be a positive integer, got ${values.count}`);
   const dockerContainers = Number(values['docker-containers']);
   if (!Number.isInteger(dockerContainers) || dockerContainers < 0) throw new Error(`--docker-containers must be a non-negative integer, got ${values['docker-containers']}`);
+
+  const exportBytes = Number(values['export-bytes']);
+  if (!Number.isSafeInteger(exportBytes) || exportBytes < 0) throw new Error(`--export-bytes must be a non-negative integer, got ${values['export-bytes']}`);
+  const hubUrls = values.hubs
+    ? values.hubs
+        .split(',')
+        .map((u) => u.trim())
+        .filter(Boolean)
+    : undefined;
 
   let jobDelayMs = Number(values['job-delay-ms']);
   if (!Number.isFinite(jobDelayMs) || jobDelayMs < 0) throw new Error(`--job-delay-ms must be a non-negative number, got ${values['job-delay-ms']}`);
@@ -444,6 +540,9 @@ async function main(argv: string[]): Promise<void> {
     namePrefix: values.prefix!,
     concurrency: Number(values.concurrency),
     dockerContainers,
+    dockerPing: values['docker-ping'],
+    exportBytes,
+    ...(hubUrls ? { hubUrls } : {}),
     jobs,
     // Reaching everyone (or losing everyone) is printed at once; in between, at most every 250 ms.
     onChange: (n) => {
@@ -477,6 +576,8 @@ async function main(argv: string[]): Promise<void> {
         jobDelayMs = Number(delay[1]);
         return void process.stdout.write(`job-delay ${jobDelayMs}\n`);
       }
+      const where = /^where (\S+)$/.exec(line.trim());
+      if (where) return void process.stdout.write(`where ${where[1]} ${fleet!.hubOf(where[1]!) ?? 'none'}\n`);
       const m = /^(stall|unstall) (\S+)$/.exec(line.trim());
       if (!m) return void process.stderr.write(`agent-simulator: unknown command "${line}"\n`);
       try {
@@ -491,7 +592,14 @@ async function main(argv: string[]): Promise<void> {
   let lastStats = '';
   setInterval(() => {
     const { connects, drops } = fleet!.stats();
-    const line = `stats connects=${connects} drops=${drops}`;
+    let line = `stats connects=${connects} drops=${drops}`;
+    if (hubUrls) {
+      const byHub = fleet!.connectedByHub();
+      line += `\nby-hub ${Object.keys(byHub)
+        .sort()
+        .map((h) => `${h}=${byHub[h]}`)
+        .join(' ')}`;
+    }
     if (line !== lastStats) process.stdout.write(`${line}\n`);
     lastStats = line;
   }, 2_000);
