@@ -2,7 +2,7 @@
  * download). Screenshots go to test-output/ (not committed). */
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const SCREENSHOTS = 'test-output/screenshots';
@@ -100,5 +100,22 @@ export async function gotoSteadily(page: Page, url: string, tries = 4): Promise<
       if (attempt >= tries || !/ERR_NETWORK_CHANGED/.test((err as Error).message)) throw err;
       await new Promise((r) => setTimeout(r, 250 * attempt));
     }
+  }
+}
+
+/**
+ * The texts of `items` once there is at least one. `allTextContents` does not wait: read just
+ * after a change (a select that sends the dialog back to "Loading…" on its next render) it can
+ * see the list between two renders, empty. Gives [] only if none appear within `timeoutMs`.
+ */
+export async function textsOnceListed(items: Locator, timeoutMs = 10_000): Promise<string[]> {
+  try {
+    await items.first().waitFor({ timeout: timeoutMs });
+  } catch {
+    return [];
+  }
+  for (const deadline = Date.now() + timeoutMs; ; await new Promise((r) => setTimeout(r, 50))) {
+    const texts = await items.allTextContents();
+    if (texts.length > 0 || Date.now() > deadline) return texts;
   }
 }
