@@ -153,6 +153,11 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
     return id === undefined ? null : (this.#byId.get(id) ?? null);
   }
 
+  /** Every node's record, in no particular order (cheaper than list() for a walk over all). */
+  records(): IterableIterator<NodeRecord> {
+    return this.#byId.values();
+  }
+
   byId(id: string): NodeRecord | null {
     return this.#byId.get(id) ?? null;
   }

@@ -20,6 +20,9 @@ export class IncidentBook extends EventEmitter<IncidentBookEvents> implements Co
   readonly #store: AlertStore;
   readonly #log: Logger;
   readonly #open = new Map<string, IncidentRecord>();
+  /** Raises waiting in the queue, by key: a source that says it again meanwhile (every second, for
+   * thousands of nodes) updates the waiting one instead of queueing another. */
+  readonly #waiting = new Map<string, { c: Condition }>();
   #queue: Promise<void> = Promise.resolve();
 
   constructor(store: AlertStore, log: Logger) {
@@ -40,7 +43,18 @@ export class IncidentBook extends EventEmitter<IncidentBookEvents> implements Co
   raise(kind: string, c: Condition): void {
     const current = this.#open.get(c.key);
     if (current && current.title === c.title && current.detail === c.detail && current.severity === c.severity) return;
+    const queued = this.#waiting.get(c.key);
+    if (queued) {
+      queued.c = c;
+      return;
+    }
+    const entry = { c };
+    this.#waiting.set(c.key, entry);
     this.#enqueue(async () => {
+      // Cleared (or cleared and raised again) while it waited: that later word stands.
+      if (this.#waiting.get(entry.c.key) !== entry) return;
+      this.#waiting.delete(entry.c.key);
+      c = entry.c;
       const open = this.#open.get(c.key);
       const now = Date.now();
       if (open) {
@@ -81,6 +95,7 @@ export class IncidentBook extends EventEmitter<IncidentBookEvents> implements Co
   }
 
   clear(key: string): void {
+    this.#waiting.delete(key);
     if (!this.#open.has(key)) return;
     this.#enqueue(async () => {
       const open = this.#open.get(key);
