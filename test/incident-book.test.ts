@@ -100,3 +100,19 @@ test('raise, clear, raise while the first waits: the clear is not swallowed, the
   assert.equal(stored.length, 1);
   assert.equal(stored[0]!.detail, 'fourth');
 });
+
+test('clearOthers and openKeys keep to their prefix, across kinds and nodes', async () => {
+  const book = new IncidentBook(store.alerts, silentLogger());
+  await book.load();
+  const keys = ['container:n1:web', 'container:n1:db', 'container:n10:web', 'container:n2:web', 'node-offline:n1', 'node-offlinex:n1'];
+  for (const key of keys) book.raise(key.split(':')[0]!, condition(key, 'holds'));
+  await book.settled();
+  assert.deepEqual([...book.openKeys('container:n1:').keys()].sort(), ['container:n1:db', 'container:n1:web']);
+  const spanning = [...book.openKeys('node-offline').keys()].filter((k) => k.endsWith(':n1'));
+  assert.deepEqual(spanning.sort(), ['node-offline:n1', 'node-offlinex:n1'], 'a prefix without a colon spans kinds');
+  book.clearOthers('container:n1:', new Set(['container:n1:web']));
+  await book.settled();
+  const open = (await store.alerts.openIncidents()).map((i) => i.key).filter((k) => keys.includes(k));
+  assert.deepEqual(open.sort(), keys.filter((k) => k !== 'container:n1:db').sort());
+  assert.deepEqual([...book.openKeys('container:').keys()].sort(), ['container:n10:web', 'container:n1:web', 'container:n2:web']);
+});

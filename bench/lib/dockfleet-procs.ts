@@ -40,8 +40,9 @@ export interface HubProcess {
   dataDir: string;
 }
 
-export async function startHubProcess(dataDir: string, listen: string, label = 'hub'): Promise<HubProcess> {
-  const child = startChild(label, process.execPath, [...nodeFlags(label), BIN, 'hub', '--data', dataDir, '--listen', listen], {
+/** `hubArgs`: more `dockfleet hub` flags (say, a higher per-address link cap). */
+export async function startHubProcess(dataDir: string, listen: string, label = 'hub', hubArgs: string[] = []): Promise<HubProcess> {
+  const child = startChild(label, process.execPath, [...nodeFlags(label), BIN, 'hub', '--data', dataDir, '--listen', listen, ...hubArgs], {
     cwd: ROOT,
     env: childEnv(),
   });

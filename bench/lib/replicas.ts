@@ -41,12 +41,30 @@ export interface ReplicaSet {
   dirs: string[];
 }
 
-export async function startReplicaSet(count: number, storeUrl: string, busUrl: string): Promise<ReplicaSet> {
+/** `hubArgs`: more `dockfleet hub` flags for every replica (say, a higher per-address link cap). */
+export async function startReplicaSet(count: number, storeUrl: string, busUrl: string, hubArgs: string[] = []): Promise<ReplicaSet> {
   const replicas: ReplicaProc[] = [];
   const dirs: string[] = [];
   const launch = async (r: ReplicaProc): Promise<void> => {
     const label = `replica-${r.id}`;
-    const args = [...nodeFlags(label), BIN, 'hub', '--data', r.dataDir, '--listen', `127.0.0.1:${r.port}`, '--store', storeUrl, '--bus', busUrl, '--replica-id', r.id, '--peer-listen', '127.0.0.1:0'];
+    const args = [
+      ...nodeFlags(label),
+      BIN,
+      'hub',
+      '--data',
+      r.dataDir,
+      '--listen',
+      `127.0.0.1:${r.port}`,
+      '--store',
+      storeUrl,
+      '--bus',
+      busUrl,
+      '--replica-id',
+      r.id,
+      '--peer-listen',
+      '127.0.0.1:0',
+      ...hubArgs,
+    ];
     const child = startChild(label, process.execPath, args, { cwd: ROOT, env: childEnv() });
     r.child = child;
     child.onLine((l) => {

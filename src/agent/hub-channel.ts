@@ -75,7 +75,9 @@ async function linkOnce(opts: ChannelOptions, signal: AbortSignal): Promise<Link
     if (challenge.t !== 'challenge') throw new DockfleetError('protocol_error', `hub sent ${challenge.t} before its challenge`);
     const ekm = socket.exportKeyingMaterial(EKM_LENGTH, EKM_LABEL, EKM_CONTEXT);
     const { node, keyId } = opts.identity;
-    hs.send({
+    // Awaited: HTTP/2 takes this socket over after the answer, and Node aborts the process (an
+    // assertion in its TLS layer) if the session writes while a write of ours is still in flight.
+    await hs.sendLast({
       t: 'auth',
       v: PROTOCOL_VERSION,
       node,

@@ -19,7 +19,7 @@ export interface IncidentBookEvents {
 export class IncidentBook extends EventEmitter<IncidentBookEvents> implements ConditionSink {
   readonly #store: AlertStore;
   readonly #log: Logger;
-  readonly #open = new Map<string, IncidentRecord>();
+  readonly #open = new OpenIncidents();
   /** Raises waiting in the queue, by key: a source that says it again meanwhile (every second, for
    * thousands of nodes) updates the waiting one instead of queueing another. */
   readonly #waiting = new Map<string, { c: Condition }>();
@@ -115,12 +115,12 @@ export class IncidentBook extends EventEmitter<IncidentBookEvents> implements Co
   }
 
   clearOthers(prefix: string, holding: ReadonlySet<string>): void {
-    for (const key of this.#open.keys()) if (key.startsWith(prefix) && !holding.has(key)) this.clear(key);
+    for (const [key] of [...this.#open.withPrefix(prefix)]) if (!holding.has(key)) this.clear(key);
   }
 
   openKeys(prefix: string): Map<string, number> {
     const keys = new Map<string, number>();
-    for (const [key, incident] of this.#open) if (key.startsWith(prefix)) keys.set(key, incident.updatedAt);
+    for (const [key, incident] of this.#open.withPrefix(prefix)) keys.set(key, incident.updatedAt);
     return keys;
   }
 
@@ -133,5 +133,51 @@ export class IncidentBook extends EventEmitter<IncidentBookEvents> implements Co
       // The condition is raised again on the source's next look; nothing is lost for good.
       this.#log.error({ err }, 'could not store an incident change');
     });
+  }
+}
+
+/**
+ * Open incidents by key, also grouped by kind (the key up to its first colon): a source asks for
+ * its own prefix once per node, and 10,000 open node-offline incidents must not make each
+ * container look walk them all.
+ */
+class OpenIncidents {
+  readonly #byKey = new Map<string, IncidentRecord>();
+  readonly #byKind = new Map<string, Map<string, IncidentRecord>>();
+
+  static #kind(key: string): string {
+    const colon = key.indexOf(':');
+    return colon < 0 ? key : key.slice(0, colon);
+  }
+
+  get(key: string): IncidentRecord | undefined {
+    return this.#byKey.get(key);
+  }
+
+  has(key: string): boolean {
+    return this.#byKey.has(key);
+  }
+
+  set(key: string, incident: IncidentRecord): void {
+    this.#byKey.set(key, incident);
+    const kind = OpenIncidents.#kind(key);
+    let group = this.#byKind.get(kind);
+    if (!group) this.#byKind.set(kind, (group = new Map()));
+    group.set(key, incident);
+  }
+
+  delete(key: string): void {
+    this.#byKey.delete(key);
+    const kind = OpenIncidents.#kind(key);
+    const group = this.#byKind.get(kind);
+    group?.delete(key);
+    if (group?.size === 0) this.#byKind.delete(kind);
+  }
+
+  /** Open incidents whose key starts with `prefix` (a prefix without a colon walks them all). */
+  *withPrefix(prefix: string): Generator<[string, IncidentRecord]> {
+    const colon = prefix.indexOf(':');
+    const within = colon < 0 ? this.#byKey : (this.#byKind.get(prefix.slice(0, colon)) ?? new Map<string, IncidentRecord>());
+    for (const entry of within) if (entry[0].startsWith(prefix)) yield entry;
   }
 }
