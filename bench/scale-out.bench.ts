@@ -43,9 +43,10 @@ const CONNECT_CONCURRENCY = envInt('BENCH_CONNECT_CONCURRENCY', 64, { integer: t
 const SKIP_BASELINE = process.env.BENCH_SKIP_BASELINE === '1';
 const TARGETS = { onlineAfterKillMs: 30_000, remoteP50AddedMs: 1, streamRatio: 0.8 };
 const REPLICAS = 3;
-/** Every simulated agent dials from 127.0.0.1: the hub's cap on links per address (4,096, a
- * site's NAT) is raised past N, as an operator with more hosts behind one NAT would. */
-const HUB_ARGS = ['--max-agent-links-per-address', String(AGENTS + 64)];
+/** Every simulated agent dials from 127.0.0.1: the hub's caps per address (4,096 agent links, a
+ * site's NAT; 256 connections still in their handshake) are raised past N, as an operator with
+ * more hosts behind one NAT would. */
+const HUB_ARGS = ['--max-agent-links-per-address', String(AGENTS + 64), '--max-connections-per-address', String(AGENTS + 64)];
 const PREFIX = 'so';
 
 const tempDirs = new Set<string>();
