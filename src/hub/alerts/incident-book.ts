@@ -115,7 +115,8 @@ export class IncidentBook extends EventEmitter<IncidentBookEvents> implements Co
   }
 
   clearOthers(prefix: string, holding: ReadonlySet<string>): void {
-    for (const [key] of [...this.#open.withPrefix(prefix)]) if (!holding.has(key)) this.clear(key);
+    // clear() only queues the change: nothing leaves #open while this walks it.
+    for (const [key] of this.#open.withPrefix(prefix)) if (!holding.has(key)) this.clear(key);
   }
 
   openKeys(prefix: string): Map<string, number> {
