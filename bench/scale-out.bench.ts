@@ -371,7 +371,7 @@ async function main(): Promise<void> {
     config: { agents: AGENTS, replicas: REPLICAS, pings: PINGS, streamBytes: STREAM_BYTES, streamRounds: STREAM_ROUNDS, settleMs: SETTLE_MS, connectConcurrency: CONNECT_CONCURRENCY },
     targets: TARGETS,
     notes: [
-      `Every hub and replica runs with ${HUB_ARGS.join(' ')}: all simulated agents dial from 127.0.0.1, and the default cap of 4,096 agent links per address (one site's NAT) would hold the rest back.`,
+      `Every hub and replica runs with ${HUB_ARGS.join(' ')}: all simulated agents dial from 127.0.0.1, and the default caps per address (4,096 agent links, one site's NAT; 256 connections still in their handshake) would hold the rest back.`,
       'Agents are bench/agent-simulator.ts processes speaking the real channel protocol; they answer _ping and stream the export from memory (no engine), so figures are hub and peer-link cost.',
       'Cluster: node i dials replica i mod 3 first and follows the replica list the hub hands it; the bench reads which replica holds each node from the simulator.',
       "Times to 'all connected' are from the simulator's own count (each agent's handshake done); 'online API' is GET /api/v1/nodes on every (surviving) replica showing all N online, polled every 200 ms.",
