@@ -1,6 +1,7 @@
 /**
  * Holds one TLS listener to its ListenerLimits: refuses a connection over its address's cap at
- * accept (before any TLS work), destroys one whose handshake has not finished in time, watches
+ * accept (before any TLS work), runs a bounded number of TLS handshakes at once (the rest wait
+ * their turn), destroys one whose handshake has not finished in time, watches
  * request bodies for stalls, and counts agent-gateway upgrades in their own budget. The head and
  * keep-alive deadlines are Node's own (httpServerTimeouts). Any listener the hub opens is
  * attached the same way.
@@ -12,6 +13,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../../lib/logger.ts';
 import { AddressCap, connectionKey } from './address-cap.ts';
 import { BodyStallWatch, type StallAnswer } from './body-stall-watch.ts';
+import { HandshakeAdmission } from './handshake-admission.ts';
 import type { ListenerLimits } from './listener-limits.ts';
 
 export type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -33,13 +35,25 @@ export class ConnectionGuard {
   readonly #opts: ConnectionGuardOptions;
   readonly #cap: AddressCap;
   readonly #stalls: BodyStallWatch;
-  /** Handshake deadlines of accepted connections whose TLS has not finished, by connection key. */
-  readonly #handshakes = new Map<string, NodeJS.Timeout>();
+  readonly #admission: HandshakeAdmission;
+  #queueFullWarned = false;
+  /** Accepted connections whose TLS has not finished (their deadline, and the socket admission
+   * knows them by), by connection key. */
+  readonly #handshakes = new Map<string, { timer: NodeJS.Timeout; socket: Socket }>();
 
   constructor(opts: ConnectionGuardOptions) {
     this.#opts = opts;
     this.#cap = new AddressCap(opts.limits, (address) => opts.log.warn({ address, perAddress: opts.limits.perAddress }, 'connection cap reached for a client address; refusing more'));
     this.#stalls = new BodyStallWatch(opts.limits.bodyStallMs, opts.stallAnswer);
+    // A connection may wait most of its deadline for a slot: a dialer waiting quietly costs
+    // less than one that was turned away and dials again.
+    const ms = opts.limits.handshakeMs;
+    this.#admission = new HandshakeAdmission({ slots: opts.limits.handshakeSlots, queue: opts.limits.handshakeQueue, maxWaitMs: Math.floor(ms * 0.7), slotMs: Math.min(2_000, Math.floor(ms / 2)) });
+  }
+
+  /** Handshakes running and waiting, and how many were turned away (for tests and figures). */
+  get admission(): HandshakeAdmission['counts'] {
+    return this.#admission.counts;
   }
 
   /** Call once, right after the server is created and before it listens. */
@@ -50,7 +64,19 @@ export class ConnectionGuard {
     server.removeAllListeners('connection');
     server.on('connection', (socket: Socket) => {
       if (!this.#admit(socket)) return;
-      for (const listener of wrapTls) listener.call(server, socket);
+      const start = (): void => {
+        if (socket.destroyed) return;
+        for (const listener of wrapTls) listener.call(server, socket);
+      };
+      // A slot is taken once the client has said something (its hello waits in the socket's
+      // buffer, where TLS finds it): a connection that stays silent costs no slot, only its
+      // deadline.
+      socket.once('readable', () => {
+        if (socket.destroyed || socket.readableLength === 0 || this.#admission.admit(socket, start)) return;
+        if (!this.#queueFullWarned) this.#opts.log.warn({ queue: this.#opts.limits.handshakeQueue }, 'TLS handshake queue full; closing new connections as they speak');
+        this.#queueFullWarned = true;
+        socket.destroy();
+      });
     });
     server.on('secureConnection', (socket: TLSSocket) => this.#handshakeDone(socket));
     // HTTP/2 streams share one socket: a listener that speaks HTTP/2 watches them per stream.
@@ -72,7 +98,7 @@ export class ConnectionGuard {
 
   close(): void {
     this.#stalls.close();
-    for (const timer of this.#handshakes.values()) clearTimeout(timer);
+    for (const { timer } of this.#handshakes.values()) clearTimeout(timer);
     this.#handshakes.clear();
   }
 
@@ -84,10 +110,11 @@ export class ConnectionGuard {
     }
     const key = connectionKey(socket)!;
     const timer = setTimeout(() => socket.destroy(), this.#opts.limits.handshakeMs).unref();
-    this.#handshakes.set(key, timer);
+    const pending = { timer, socket };
+    this.#handshakes.set(key, pending);
     socket.once('close', () => {
       clearTimeout(timer);
-      if (this.#handshakes.get(key) === timer) this.#handshakes.delete(key);
+      if (this.#handshakes.get(key) === pending) this.#handshakes.delete(key);
     });
     return true;
   }
@@ -95,9 +122,10 @@ export class ConnectionGuard {
   #handshakeDone(socket: TLSSocket): void {
     const key = connectionKey(socket);
     if (key === null) return;
-    const timer = this.#handshakes.get(key);
-    if (timer === undefined) return;
-    clearTimeout(timer);
+    const pending = this.#handshakes.get(key);
+    if (pending === undefined) return;
+    clearTimeout(pending.timer);
     this.#handshakes.delete(key);
+    this.#admission.done(pending.socket);
   }
 }

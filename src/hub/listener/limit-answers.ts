@@ -7,13 +7,14 @@ import { GATEWAY_PATH } from '../../protocol/handshake.ts';
 import { DockfleetError } from '../../protocol/errors.ts';
 import { isDockerUrl } from '../docker/docker-route.ts';
 
-function answer(url: string, err: DockfleetError): string {
+function answer(url: string, err: DockfleetError, retryAfterS?: number): string {
   const body = isDockerUrl(url) ? dockerErrorBody(`${err.message} [${err.code}]`) : JSON.stringify(err.toJSON());
   return (
     http1Head(err.status, {
       'content-type': 'application/json',
       'content-length': Buffer.byteLength(body),
       'x-dockfleet-error': err.code,
+      'retry-after': retryAfterS,
       connection: 'close',
     }) + body
   );
@@ -24,7 +25,8 @@ export function bodyStalledAnswer(req: IncomingMessage, stalledMs: number): stri
   return answer(req.url ?? '', new DockfleetError('body_stalled', `the request body stopped arriving (no byte for ${seconds} s)`));
 }
 
-export const AGENT_LINKS_FULL_ANSWER = answer(GATEWAY_PATH, new DockfleetError('rate_limited', 'too many agent links from this address; see the hub flag --max-agent-links-per-address'));
+/** Agents retry it no sooner than its Retry-After: a link may free up (a host replaced, a cap raised). */
+export const AGENT_LINKS_FULL_ANSWER = answer(GATEWAY_PATH, new DockfleetError('rate_limited', 'too many agent links from this address; see the hub flag --max-agent-links-per-address'), 30);
 
 export function isAgentUpgrade(req: IncomingMessage): boolean {
   return (req.url ?? '').split('?')[0] === GATEWAY_PATH;

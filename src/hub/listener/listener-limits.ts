@@ -1,6 +1,7 @@
 /**
  * The limits every hub listener holds a connection to: how long a TLS handshake, a request head
- * and a silent request body may take, and how many connections one client address may hold.
+ * and a silent request body may take, how many connections one client address may hold, and how
+ * many handshakes run at once.
  * Answers that are flowing or waiting (logs -f, events, exec, the agents' links) have no limit.
  */
 import type { ServerOptions } from 'node:https';
@@ -17,6 +18,10 @@ export interface ListenerLimits {
   readonly perAddress: number;
   /** Agent links one client address may hold (a site's NAT carries all its hosts' links). */
   readonly agentLinksPerAddress: number;
+  /** TLS handshakes run at once; more connections wait their turn (handshake-admission.ts). */
+  readonly handshakeSlots: number;
+  /** Connections that may wait for a handshake slot; past it they are closed at accept. */
+  readonly handshakeQueue: number;
 }
 
 export const LISTENER_DEFAULTS: ListenerLimits = Object.freeze({
@@ -25,6 +30,8 @@ export const LISTENER_DEFAULTS: ListenerLimits = Object.freeze({
   bodyStallMs: 30_000,
   perAddress: 256,
   agentLinksPerAddress: 4_096,
+  handshakeSlots: 128,
+  handshakeQueue: 16_384,
 });
 
 /** Node's own HTTP server timeouts that carry `headMs`: the head deadline (checked on a sweep
