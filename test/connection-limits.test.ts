@@ -1,7 +1,8 @@
 /** Connection limits on the hub's listener, with real TLS sockets on 127.0.0.1: a handshake, a
  * request head and a stalled request body each have a deadline; a body that keeps flowing, a
  * long answer (engine events through a real agent) and the agent's own link are never cut;
- * each client address holds a bounded number of connections. Timeouts are shortened to 1 s. */
+ * each client address holds a bounded number of connections, and an agent over its address's
+ * link budget is told to come back later. Timeouts are shortened to 1 s. */
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -9,7 +10,10 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { upgradeToGateway } from '../src/agent/gateway-upgrade.ts';
+import { dialHub } from '../src/agent/hub-dialer.ts';
 import { hubConfigFrom, type HubConfig } from '../src/hub/config.ts';
+import type { DockfleetError } from '../src/protocol/errors.ts';
 import { runHub, type RunningHub } from '../src/hub/run-hub.ts';
 import { silentLogger } from '../src/lib/logger.ts';
 import { runContainer, startEngines, stopEngines, type TestEngine } from './support/engines.ts';
@@ -175,7 +179,7 @@ test('each client address holds at most N connections; agents count apart', asyn
   let capAgent: TestAgent | undefined;
   const sockets: tls.TLSSocket[] = [];
   try {
-    capped = await startHub({ perAddress: 4, agentLinksPerAddress: 4 });
+    capped = await startHub({ perAddress: 4, agentLinksPerAddress: 1 });
     const code = (await fetchJson(capped, 'POST', '/api/v1/enrollments', { name: 'limits-cap' })).code as string;
     capAgent = await startTestAgent({ hubUrl: capped.running.url, code, docker: NO_ENGINE });
     await capAgent.waitConnected();
@@ -185,6 +189,18 @@ test('each client address holds at most N connections; agents count apart', asyn
     await sleep(100);
     sockets.push(await connectTls(capped));
     assert.equal(capAgent.connects, 1);
+    // A second agent link from this address is over its budget of one: the refusal says "not
+    // now" (rate_limited, retry in 30 s), which an agent waits out instead of giving up for good.
+    for (const s of sockets.splice(0)) s.destroy();
+    await sleep(100);
+    const { socket } = await dialHub(new URL(capped.running.url), { caPem: capped.running.caPem });
+    const refused = await upgradeToGateway(socket, new URL(capped.running.url), 5_000).then(
+      () => null,
+      (err: unknown) => err as DockfleetError,
+    );
+    assert.equal(refused?.code, 'rate_limited', `refusal: ${refused?.code} ${refused?.message}`);
+    assert.equal(refused?.cause, 30_000);
+    assert.match(refused.message, /too many agent links/);
   } finally {
     for (const s of sockets) s.destroy();
     await capAgent?.stop();

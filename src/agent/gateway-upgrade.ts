@@ -2,7 +2,8 @@
  * The agent's side of the gateway upgrade: asks the hub (over the dialed TLS socket) for the
  * WebSocket upgrade, checks the answer, and starts its half of the stream (gateway-stream.ts).
  * A hub that refuses with a 4xx will not change its mind (wrong path, old protocol): that is
- * fatal; a 5xx (a proxy in between with no hub behind it) is worth retrying.
+ * fatal, except 429, which says "not now"; a 5xx (a proxy in between with no hub behind it) is
+ * worth retrying, after its Retry-After when it has one.
  */
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -53,15 +54,28 @@ export function upgradeToGateway(socket: TLSSocket, hubUrl: URL, timeoutMs: numb
           socket.destroy();
           let reason = '';
           try {
-            reason = String((JSON.parse(body?.toString('utf8') ?? '') as { message?: unknown }).message ?? '');
+            // The gateway's own refusals say {message}; the listener's say {error: {message}}.
+            const parsed = JSON.parse(body?.toString('utf8') ?? '') as { message?: unknown; error?: { message?: unknown } };
+            reason = String(parsed.message ?? parsed.error?.message ?? '');
           } catch {
             // Not ours (a proxy's page): the status says enough.
           }
           const message = `hub ${hubUrl.host} refused the gateway upgrade: HTTP ${status}${reason ? ` (${reason.slice(0, 200)})` : ''}`;
+          // "Not now" (too many links from this address, too many agents at the door, a
+          // draining replica): retried, no sooner than the hub's Retry-After.
+          const retryAfterMs = retryAfter(res.headers['retry-after']);
+          if (status === 429) return reject(new DockfleetError('rate_limited', message, { cause: retryAfterMs ?? 30_000 }));
+          if (retryAfterMs !== undefined) return reject(new DockfleetError('rate_limited', message, { cause: retryAfterMs }));
           reject(new DockfleetError(status >= 400 && status < 500 ? 'protocol_error' : 'hub_unreachable', message));
         });
     });
     req.once('error', (err) => reject(new DockfleetError('hub_unreachable', `gateway upgrade: ${err.message}`, { cause: err })));
     req.end();
   });
+}
+
+/** Retry-After in whole seconds (the form the hub sends), as milliseconds; at most an hour. */
+function retryAfter(value: string | undefined): number | undefined {
+  if (value === undefined || !/^\d{1,6}$/.test(value.trim())) return undefined;
+  return Math.min(3_600, Number(value.trim())) * 1000;
 }

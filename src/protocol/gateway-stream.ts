@@ -18,6 +18,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { DockfleetError } from './errors.ts';
 import { GATEWAY_SUBPROTOCOL, MAX_HANDSHAKE_FRAME } from './handshake.ts';
+import { http1Head } from '../lib/http1-head.ts';
 
 const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const ENDLESS_LENGTH = [0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
@@ -60,13 +61,19 @@ export function answerUpgrade(req: IncomingMessage): UpgradeVerdict {
   return { ok: true, response };
 }
 
-/** An HTTP error answer to a refused upgrade, then the socket is closed. */
-export function refuseUpgrade(socket: Duplex, status: number, message: string): void {
+/** An HTTP error answer to a refused upgrade, then the socket is closed. `retryAfterS` (with a
+ * 429 or 503) says when to dial again. */
+export function refuseUpgrade(socket: Duplex, status: number, message: string, retryAfterS?: number): void {
   const body = JSON.stringify({ message });
-  // RFC 6455 §4.4: a version the server does not speak is answered with the one it does.
-  const version = status === 426 ? 'Sec-WebSocket-Version: 13\r\n' : '';
   socket.end(
-    `HTTP/1.1 ${status} ${status === 426 ? 'Upgrade Required' : 'Bad Request'}\r\nConnection: close\r\n${version}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    http1Head(status, {
+      connection: 'close',
+      // RFC 6455 §4.4: a version the server does not speak is answered with the one it does.
+      'sec-websocket-version': status === 426 ? 13 : undefined,
+      'retry-after': retryAfterS,
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+    }) + body,
   );
   setTimeout(() => socket.destroy(), 1_000).unref();
 }
