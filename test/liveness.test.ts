@@ -1,5 +1,6 @@
 /** Liveness across real processes: a 5 s stall raises no alarm, a dead link is seen within
- * 15 s, a SIGKILLed hub comes back with every agent on its own, a killed agent goes offline. */
+ * 15 s, a pause of both ends is not taken for a dead link, a SIGKILLed hub comes back with
+ * every agent on its own, a killed agent goes offline. */
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -92,6 +93,26 @@ test('a dead link is declared offline within 15 s, and the agent comes back afte
   agent.signal('SIGCONT');
   await agent.waitForLine(/agent blip connected/, 15_000, lines);
   assert.equal(await statusOf('blip'), 'online');
+});
+
+test('a 12 s pause of hub and agent together (a stalled machine) drops no link', async () => {
+  // Both sides' timers fire late on waking, before either has read what the other sent: a
+  // liveness check that judged then would call a live link dead (own-stall.ts).
+  const agent = agents.get('blip')!;
+  const lines = agent.lineCount();
+  hub.signal('SIGSTOP');
+  agent.signal('SIGSTOP');
+  await new Promise((r) => setTimeout(r, 12_000));
+  hub.signal('SIGCONT');
+  agent.signal('SIGCONT');
+  const seen = new Set<string>();
+  for (let i = 0; i < 20; i++) {
+    seen.add((await statusOf('blip'))!);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.deepEqual([...seen], ['online']);
+  const since = agent.stdout().split('\n').slice(lines).join('\n');
+  assert.doesNotMatch(since, /connected|silent/, 'the agent reconnected after the pause');
 });
 
 test('a hub killed with SIGKILL restarts and its agents come back on their own, nothing lost', async () => {

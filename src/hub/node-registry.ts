@@ -17,6 +17,7 @@ import { EventEmitter } from 'node:events';
 import { DockfleetError } from '../protocol/errors.ts';
 import type { HostUsage, NodeStatus, NodeView } from '../protocol/api.ts';
 import { DEAD_AFTER_MS } from '../protocol/heartbeat.ts';
+import { OwnStall } from '../lib/own-stall.ts';
 import type { InventoryMessage } from '../protocol/inventory.ts';
 import type { PolicySummary } from '../protocol/policy-summary.ts';
 import type { NodeRecord, Store } from '../store/store.ts';
@@ -107,6 +108,7 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
   readonly #claims = new WeakMap<AgentLink, number>();
   #flushTimer: NodeJS.Timeout | null = null;
   #sweepTimer: NodeJS.Timeout | null = null;
+  readonly #sweepStall = new OwnStall(SWEEP_MS);
 
   constructor(store: Store, inventory: InventoryCache, log: Logger) {
     super();
@@ -127,8 +129,10 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
     this.#sweepTimer.unref();
   }
 
-  /** One timer for every link: a link silent for DEAD_AFTER_MS (no ping, no message) is dead. */
+  /** One timer for every link: a link silent for DEAD_AFTER_MS (no ping, no message) is dead;
+   * not judged on a sweep that ran late (own-stall.ts). */
   #sweepSilentLinks(): void {
+    if (!this.#sweepStall.onTime()) return;
     const cutoff = Date.now() - DEAD_AFTER_MS;
     for (const link of this.#links.values()) {
       if (link.lastSeen < cutoff) {

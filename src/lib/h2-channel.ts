@@ -7,6 +7,7 @@
  */
 import { constants, type ClientHttp2Session, type Http2Stream, type ServerHttp2Session, type Settings } from 'node:http2';
 import type { Readable } from 'node:stream';
+import { OwnStall } from './own-stall.ts';
 
 /** Before the first round trip is measured: room for a long link. */
 export const STREAM_WINDOW_INITIAL = 8 * 1024 * 1024;
@@ -72,12 +73,14 @@ export interface HeartbeatOptions {
 }
 
 /** Sends an HTTP/2 PING every interval; declares the link dead when nothing has been
- * acknowledged for `deadAfterMs`. Returns a function that stops it. */
+ * acknowledged for `deadAfterMs` (not on a tick that came late: own-stall.ts). Returns a
+ * function that stops it. */
 export function startHeartbeat(session: AnySession, opts: HeartbeatOptions): () => void {
   let lastAck = Date.now();
+  const stall = new OwnStall(opts.intervalMs);
   const timer = setInterval(() => {
     if (session.destroyed) return stop();
-    if (Date.now() - lastAck > opts.deadAfterMs) {
+    if (stall.onTime() && Date.now() - lastAck > opts.deadAfterMs) {
       stop();
       opts.onDead();
       return;
