@@ -39,4 +39,7 @@ export function peekClientHello(socket: Socket, done: (reading: HelloReading) =>
   socket.on('readable', onReadable);
   socket.once('end', onGone);
   socket.once('close', onGone);
+  // The connection guard starts this once the first bytes are in (handshake admission): they
+  // wait in the buffer, and no new 'readable' announces them.
+  if (socket.readableLength > 0) onReadable();
 }
