@@ -11,7 +11,9 @@
  * events its FleetEvents follows go out in batches (bounded; the oldest dropped when a bus stalls).
  *
  * As receiver, a replica applies a holder's message to its InventoryCache and node views as its
- * own link would (memory only: the holder persists). Its data counts while ownership says that
+ * own link would (memory only: the holder persists). It asks the holders for everything when it
+ * starts or its bus comes back, and for single nodes (coalesced) when a link of its own closes;
+ * a holder answers each asker one pass at a time. Its data counts while ownership says that
  * replica holds the node at that epoch (or a newer epoch its copy has not seen yet): when the
  * holder changes or the node goes offline, the old holder's engine state, agent version and host
  * use stop showing, and a message at an older epoch than one already taken is ignored. A node
@@ -35,6 +37,10 @@ const FLUSH_MS = 50;
 /** Docker events waiting to go out, at most (the oldest are dropped beyond). */
 const MAX_PENDING_EVENTS = 2_000;
 const EVENT_BATCH = 500;
+/** Nodes asked for by name wait this long to go out together (a storm closes thousands of links). */
+const ASK_COALESCE_MS = 250;
+/** Node ids per ask message (well under the bus's 1 MiB). */
+const ASK_MAX_NODES = 5_000;
 
 type Kind = InventorySection | 'engine' | 'policy' | 'auditHead' | 'hostUsage';
 type EventBody = Omit<FleetEvent, 'seq'>;
@@ -77,6 +83,12 @@ export class ViewFeed {
   #timer: NodeJS.Timeout | null = null;
   #sending = false;
   #seq = 0;
+  /** Nodes to ask their holders about, waiting to go out together. */
+  readonly #askFor = new Set<string>();
+  #askTimer: NodeJS.Timeout | null = null;
+  /** Holder side: per asking replica, what it still waits for (everything, or these nodes);
+   * one answer at a time per asker, so asks that come in a burst cost one pass. */
+  readonly #owed = new Map<string, { whole: boolean; nodes: Set<string> }>();
   /** Receiver side. */
   readonly #remotes = new Map<string, Remote>();
   #closed = false;
@@ -101,15 +113,31 @@ export class ViewFeed {
     cluster.listen(forReplica(cluster.replicaId), (data) => void this.#receive(data));
     cluster.listen(EVENTS, (data) => void this.#receive(data));
     cluster.listen(ASK, (data) => {
-      const asker = new TextDecoder().decode(data);
-      if (asker !== cluster.replicaId) void this.#answer(asker);
+      // `ASKER` (everything) or `ASKER\nNODE,NODE,…` (these nodes).
+      const [asker = '', nodes] = new TextDecoder().decode(data).split('\n');
+      if (asker !== '' && asker !== cluster.replicaId) this.#owe(asker, nodes === undefined ? null : nodes.split(',').filter(Boolean));
     });
     this.ask();
   }
 
-  /** Asks every holder for the nodes it holds, whole (at start, when the bus is back, when a link here closed). */
+  /** Asks every holder for the nodes it holds, whole (at start, when the bus is back). */
   ask(): void {
     this.#cluster.send(ASK, new TextEncoder().encode(this.#cluster.replicaId));
+  }
+
+  /** Asks whoever holds `nodeId` for it, whole: together with the others asked for meanwhile. */
+  #askAbout(nodeId: string): void {
+    this.#askFor.add(nodeId);
+    if (this.#askTimer || this.#closed) return;
+    this.#askTimer = setTimeout(() => {
+      this.#askTimer = null;
+      const nodes = [...this.#askFor];
+      this.#askFor.clear();
+      for (let i = 0; i < nodes.length; i += ASK_MAX_NODES) {
+        this.#cluster.send(ASK, new TextEncoder().encode(`${this.#cluster.replicaId}\n${nodes.slice(i, i + ASK_MAX_NODES).join(',')}`));
+      }
+    }, ASK_COALESCE_MS);
+    this.#askTimer.unref();
   }
 
   /** The agent version another replica's link reported, while it counts. */
@@ -139,6 +167,8 @@ export class ViewFeed {
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
+    if (this.#askTimer) clearTimeout(this.#askTimer);
+    this.#askTimer = null;
   }
 
   // Holder side.
@@ -159,8 +189,10 @@ export class ViewFeed {
       this.#last.delete(nodeId);
       this.#dirty.delete(nodeId);
       this.#sentWhole.delete(nodeId);
-      // If another replica holds it now, what it sent while this link was closing was not applied: ask again.
-      this.ask();
+      // If another replica holds it now, what it sent while this link was closing was not applied:
+      // ask for this node again (not for everything: a storm closes thousands of links at once,
+      // and every replica answering every node for each was what ran one out of memory).
+      this.#askAbout(nodeId);
     });
   }
 
@@ -210,13 +242,34 @@ export class ViewFeed {
     if ([...this.#dirty.keys()].some((id) => this.#last.has(id)) || this.#events.length > 0) this.#schedule();
   }
 
-  /** Every node held here, whole, to the replica that asked. */
-  async #answer(asker: string): Promise<void> {
-    for (const nodeId of [...this.#last.keys()]) {
-      const link = this.#registry.link(nodeId);
-      const epoch = this.#cluster.localEpoch(nodeId);
-      if (link && epoch !== undefined) await this.#sendNode(forReplica(asker), link, epoch, null).catch(() => false);
+  /** Notes what `asker` asked for (null: every node held here) and answers it unless an answer
+   * to it is under way, which then takes this ask along. */
+  #owe(asker: string, nodes: string[] | null): void {
+    const owed = this.#owed.get(asker);
+    if (owed) {
+      if (nodes === null) owed.whole = true;
+      else for (const n of nodes) owed.nodes.add(n);
+      return;
     }
+    this.#owed.set(asker, { whole: nodes === null, nodes: new Set(nodes ?? []) });
+    void this.#answer(asker);
+  }
+
+  /** The nodes held here that `asker` asked for, whole, until it is owed nothing more. */
+  async #answer(asker: string): Promise<void> {
+    for (;;) {
+      const owed = this.#owed.get(asker);
+      if (!owed || this.#closed || (!owed.whole && owed.nodes.size === 0)) break;
+      const nodes = owed.whole ? [...this.#last.keys()] : [...owed.nodes].filter((id) => this.#last.has(id));
+      owed.whole = false;
+      owed.nodes.clear();
+      for (const nodeId of nodes) {
+        const link = this.#registry.link(nodeId);
+        const epoch = this.#cluster.localEpoch(nodeId);
+        if (link && epoch !== undefined) await this.#sendNode(forReplica(asker), link, epoch, null).catch(() => false);
+      }
+    }
+    this.#owed.delete(asker);
   }
 
   /** Sends one node's reports: `kinds` only, or everything (null). */
