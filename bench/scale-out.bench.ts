@@ -16,8 +16,9 @@
  *   node --import tsx bench/scale-out.bench.ts
  * Knobs (env): BENCH_AGENTS=10000  BENCH_PINGS=2000  BENCH_STREAM_MIB=1024  BENCH_STREAM_ROUNDS=3
  *              BENCH_SETTLE_MS=5000  BENCH_CONNECT_CONCURRENCY=64  BENCH_SKIP_BASELINE=1
+ *              BENCH_SIM_LOG=FILE (the simulator's lines, timestamped)
  */
-import { rmSync } from 'node:fs';
+import { appendFileSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -38,6 +39,8 @@ const AGENTS = envInt('BENCH_AGENTS', 10_000, { integer: true });
 const PINGS = envInt('BENCH_PINGS', 2000, { integer: true });
 const STREAM_BYTES = envInt('BENCH_STREAM_MIB', 1024, { integer: true }) * 1024 * 1024;
 const STREAM_ROUNDS = envInt('BENCH_STREAM_ROUNDS', 3, { integer: true });
+/** How long a fleet may take to come back before the run gives up: measured, not judged. */
+const BACK_TIMEOUT_MS = Math.max(180_000, AGENTS * 40);
 const SETTLE_MS = envInt('BENCH_SETTLE_MS', 5_000);
 const CONNECT_CONCURRENCY = envInt('BENCH_CONNECT_CONCURRENCY', 64, { integer: true });
 const SKIP_BASELINE = process.env.BENCH_SKIP_BASELINE === '1';
@@ -73,6 +76,9 @@ function startSim(hubUrl: string, caFile: string, tokenFile: string, hubs: strin
   args.push('--docker-ping', '--export-bytes', String(STREAM_BYTES));
   if (hubs) args.push('--hubs', hubs.join(','));
   const child = startChild('agent-simulator', process.execPath, args, { cwd: ROOT, env: childEnv() });
+  // BENCH_SIM_LOG=FILE: the simulator's lines, timestamped, to watch a long run as it goes.
+  const simLog = process.env.BENCH_SIM_LOG;
+  if (simLog) child.onLine((line, at) => appendFileSync(simLog, `${new Date(at).toISOString()} ${line}\n`));
   const counts: Array<{ k: number; at: number }> = [];
   let byHub: Record<string, number> = {};
   let stats = { connects: 0, drops: 0 };
@@ -216,7 +222,7 @@ async function runBaseline(): Promise<Record<string, unknown>> {
     hub = await startHubProcess(dataDir, listen, 'single-hub', HUB_ARGS);
     const readyAt = Date.now();
     await sim.waitCount((k) => k < AGENTS, killedAt, 30_000);
-    const backAt = await sim.waitCount((k) => k === AGENTS, killedAt, 180_000);
+    const backAt = await sim.waitCount((k) => k === AGENTS, killedAt, BACK_TIMEOUT_MS);
     const apiAt = await waitOnline(hub.url, hub.caPem, hub.token, AGENTS, 120_000);
     return {
       enrollMs: enrolled.at - t0,
@@ -285,7 +291,7 @@ async function runCluster(): Promise<Record<string, unknown>> {
     await Promise.all(s.replicas.map((_, i) => s.start(i)));
     const allReadyAt = Math.max(...s.replicas.map((r) => r.readyAt));
     await sim.waitCount((k) => k < AGENTS, coldKilledAt, 30_000);
-    const coldBackAt = await sim.waitCount((k) => k === AGENTS, coldKilledAt, 180_000);
+    const coldBackAt = await sim.waitCount((k) => k === AGENTS, coldKilledAt, BACK_TIMEOUT_MS);
     const coldApiAt = Math.max(...(await Promise.all(urls.map((u) => waitOnline(u, s.caPem, s.token, AGENTS, 120_000)))));
     await sleep(Math.max(SETTLE_MS, 2_500));
     const rssAfterCold = await rssPerReplica();
@@ -298,7 +304,7 @@ async function runCluster(): Promise<Record<string, unknown>> {
     const killedAt = Date.now();
     await s.kill(victim);
     await sim.waitCount((k) => k < AGENTS, killedAt, 30_000);
-    const backAt = await sim.waitCount((k) => k === AGENTS, killedAt, 180_000);
+    const backAt = await sim.waitCount((k) => k === AGENTS, killedAt, BACK_TIMEOUT_MS);
     const survivors = urls.filter((_, i) => i !== victim);
     const apiAt = Math.max(...(await Promise.all(survivors.map((u) => waitOnline(u, s.caPem, s.token, AGENTS, 120_000)))));
     // Calls to nodes that were on C succeed again through each survivor.
