@@ -67,12 +67,12 @@ export function refuseUpgrade(socket: Duplex, status: number, message: string, r
   const body = JSON.stringify({ message });
   socket.end(
     http1Head(status, {
-      connection: 'close',
+      Connection: 'close',
       // RFC 6455 §4.4: a version the server does not speak is answered with the one it does.
-      'sec-websocket-version': status === 426 ? 13 : undefined,
-      'retry-after': retryAfterS,
-      'content-type': 'application/json',
-      'content-length': Buffer.byteLength(body),
+      'Sec-WebSocket-Version': status === 426 ? 13 : undefined,
+      'Retry-After': retryAfterS,
+      'Content-Type': 'application/json',
+      'Content-Length': Buffer.byteLength(body),
     }) + body,
   );
   setTimeout(() => socket.destroy(), 1_000).unref();
