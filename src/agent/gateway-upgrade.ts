@@ -61,11 +61,10 @@ export function upgradeToGateway(socket: TLSSocket, hubUrl: URL, timeoutMs: numb
             // Not ours (a proxy's page): the status says enough.
           }
           const message = `hub ${hubUrl.host} refused the gateway upgrade: HTTP ${status}${reason ? ` (${reason.slice(0, 200)})` : ''}`;
-          // "Not now" (too many links from this address, too many agents at the door, a
-          // draining replica): retried, no sooner than the hub's Retry-After.
+          // "Not now" (a 429: too many links from this address; or any answer that says when to
+          // come back): retried, no sooner than its Retry-After.
           const retryAfterMs = retryAfter(res.headers['retry-after']);
-          if (status === 429) return reject(new DockfleetError('rate_limited', message, { cause: retryAfterMs ?? 30_000 }));
-          if (retryAfterMs !== undefined) return reject(new DockfleetError('rate_limited', message, { cause: retryAfterMs }));
+          if (status === 429 || retryAfterMs !== undefined) return reject(new DockfleetError('rate_limited', message, { cause: retryAfterMs ?? 30_000 }));
           reject(new DockfleetError(status >= 400 && status < 500 ? 'protocol_error' : 'hub_unreachable', message));
         });
     });

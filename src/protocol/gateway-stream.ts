@@ -61,16 +61,14 @@ export function answerUpgrade(req: IncomingMessage): UpgradeVerdict {
   return { ok: true, response };
 }
 
-/** An HTTP error answer to a refused upgrade, then the socket is closed. `retryAfterS` (with a
- * 429 or 503) says when to dial again. */
-export function refuseUpgrade(socket: Duplex, status: number, message: string, retryAfterS?: number): void {
+/** An HTTP error answer to a refused upgrade, then the socket is closed. */
+export function refuseUpgrade(socket: Duplex, status: number, message: string): void {
   const body = JSON.stringify({ message });
   socket.end(
     http1Head(status, {
       Connection: 'close',
       // RFC 6455 §4.4: a version the server does not speak is answered with the one it does.
       'Sec-WebSocket-Version': status === 426 ? 13 : undefined,
-      'Retry-After': retryAfterS,
       'Content-Type': 'application/json',
       'Content-Length': Buffer.byteLength(body),
     }) + body,
