@@ -4,7 +4,10 @@
  * bus drops it says so (`unsynced`) and keeps nothing it would pretend is fresh. When the bus
  * is back it starts a new watch, builds a fresh copy, and swaps it in whole (`synced`), so a
  * key deleted or changed during the outage is seen as such. Live changes after that arrive one
- * by one (`change`), in revision order.
+ * by one (`change`), in revision order. A watch has caught up once it delivered the bucket's
+ * last sequence (or nothing is pending, or the bucket is empty): keys that expire while it runs
+ * (members' records during a bus outage) leave the pending count behind. One that goes quiet
+ * before catching up (a server still recovering its store) is replaced.
  */
 import { EventEmitter } from 'node:events';
 import type { KV, KvWatchEntry } from '@nats-io/kv';
@@ -28,6 +31,8 @@ export interface KvMirrorEvents {
 }
 
 const RETRY_MS = 500;
+/** A watch not caught up that has delivered nothing for this long is judged again. */
+const QUIET_MS = 2_000;
 
 export class KvMirror extends EventEmitter<KvMirrorEvents> {
   readonly #bus: Bus;
@@ -131,26 +136,52 @@ export class KvMirror extends EventEmitter<KvMirrorEvents> {
       iter.stop();
       return;
     }
-    this.#stopWatch = () => iter.stop();
+    // Caught up once an entry at or past the bucket's last sequence (when the watch began) is
+    // in, or the watch says nothing is pending, or the bucket is empty. The last sequence, not
+    // only `delta`: a key that expires while the watch runs leaves the pending count behind.
+    let lastSeq = Number.POSITIVE_INFINITY;
+    let newest = 0;
+    let heard = Date.now();
     const swapIn = (): void => {
       if (this.#synced || generation !== this.#generation) return;
+      clearInterval(quiet);
       this.#entries = fresh;
       this.#synced = true;
       this.emit('synced');
     };
-    // An empty bucket delivers nothing: it is caught up at once.
-    void this.#kv
-      .status()
-      .then((s) => {
-        if (s.streamInfo.state.messages === 0) swapIn();
-      })
-      .catch(() => {});
+    const judge = (): void => {
+      void this.#kv
+        .status()
+        .then((s) => {
+          if (generation !== this.#generation || this.#synced) return;
+          lastSeq = s.streamInfo.state.last_seq;
+          if (s.streamInfo.state.messages === 0 || newest >= lastSeq) return swapIn();
+          if (Date.now() - heard < QUIET_MS) return;
+          this.#log.warn({ bucket: s.bucket }, 'bus watch went quiet before catching up; starting another');
+          this.#restart();
+        })
+        .catch(() => {});
+    };
+    // A watch that delivers nothing before catching up (a server still recovering its store)
+    // is judged again, and replaced if the bucket holds what it has not delivered.
+    const quiet = setInterval(() => {
+      if (this.#synced || generation !== this.#generation) clearInterval(quiet);
+      else if (Date.now() - heard >= QUIET_MS) judge();
+    }, QUIET_MS / 2);
+    quiet.unref();
+    this.#stopWatch = () => {
+      clearInterval(quiet);
+      iter.stop();
+    };
+    judge();
     for await (const e of iter) {
       if (generation !== this.#generation) break;
+      heard = Date.now();
       const entry = toMirrorEntry(e);
       if (!this.#synced) {
         fresh.set(entry.key, entry);
-        if (e.delta === 0) swapIn();
+        newest = Math.max(newest, entry.revision);
+        if (e.delta === 0 || newest >= lastSeq) swapIn();
         continue;
       }
       const known = this.#entries.get(entry.key);
