@@ -219,7 +219,7 @@ test('the agent moves to B: A and C follow within bounded time', { timeout: 60_0
     await waitFor(
       () => {
         const node = h.hub.registry.byName(NODE);
-        seen = node ? h.replica!.ownership.owner(node.id) : 'no such node';
+        seen = { owner: node ? h.replica!.ownership.owner(node.id) : 'no such node', membersSynced: h.replica!.members.synced, busUp: h.replica!.bus.up };
         return holderOf(h) === 'replica-b';
       },
       10_000,

@@ -348,6 +348,7 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
 
   view(node: NodeRecord): NodeView {
     const link = this.#links.get(node.id);
+    if (!link) this.#feed?.refresh(node.id);
     const lastSeen = link ? link.lastSeen : node.lastSeen;
     const engine = this.#inventory.engine(node.id);
     const facts = node.facts;

@@ -39,6 +39,8 @@ const MAX_PENDING_EVENTS = 2_000;
 const EVENT_BATCH = 500;
 /** Nodes asked for by name wait this long to go out together (a storm closes thousands of links). */
 const ASK_COALESCE_MS = 250;
+/** After the bus is back, the ask is repeated once this much later. */
+const REASK_MS = 1_000;
 /** Node ids per ask message (well under the bus's 1 MiB). */
 const ASK_MAX_NODES = 5_000;
 
@@ -103,10 +105,15 @@ export class ViewFeed {
     for (const link of held) this.#hold(link);
     cluster.on('owners', () => {
       this.#schedule(); // a claim landed or moved: held nodes not yet sent whole at their epoch go now
-      for (const nodeId of this.#remotes.keys()) this.#refresh(nodeId);
+      for (const nodeId of this.#remotes.keys()) this.refresh(nodeId);
     });
     cluster.on('up', () => {
+      // Replicas come back one by one, and what one sends before another's subscriptions are in
+      // again is lost: ask now and once more shortly, and send everything held here whole (one
+      // whose bus came back before ours asked while we could not hear it).
       this.ask();
+      setTimeout(() => this.#cluster.busUp && !this.#closed && this.ask(), REASK_MS).unref();
+      this.#sentWhole.clear();
       this.#schedule();
     });
     cluster.listen(SUBJECT, (data) => void this.#receive(data));
@@ -323,12 +330,13 @@ export class ViewFeed {
         remote.usage = { cpuBusyRatio: report.cpuBusyRatio ?? null, memoryAvailableBytes: report.memoryAvailableBytes ?? null, at: new Date().toISOString() };
       } else if (!mine) this.#registry.takeRemoteReport(nodeId, report);
     }
-    this.#refresh(nodeId);
+    this.refresh(nodeId);
     this.#registry.remoteChanged();
   }
 
-  /** Shows or stops showing a remote's engine state, as ownership now says. */
-  #refresh(nodeId: string): void {
+  /** Shows or stops showing a remote's engine state, as ownership now says (on each change of
+   * owners, and before a node's view is read: the change is told a moment after it is seen). */
+  refresh(nodeId: string): void {
     const remote = this.#remotes.get(nodeId);
     if (!remote) return;
     if (this.#registry.link(nodeId)) {
