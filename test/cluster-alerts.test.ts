@@ -4,7 +4,8 @@
  * that takes a second to answer, as a slow receiver would, so a second sender has time to read
  * the same pending delivery), and two agents linked to the replicas.
  * - A node going offline opens one incident, and its `opened` message is received exactly once,
- *   although every replica looks for due deliveries: only the holder of `alert-deliveries` sends.
+ *   although every replica looks for due deliveries: only the holder of `alert-deliveries` sends,
+ *   and only the holder of `alert-sources` judges (the others never try to open it).
  * - The holder stops: another replica takes the lease over, and the next node's incident is
  *   received, again exactly once.
  */
@@ -43,19 +44,22 @@ function replicaLog(replicaId: string) {
   return createLogger('hub', { level: 'info', format: 'json' }, { stream: new Writable({ write: (c, _e, cb) => (lines.push(...String(c).split('\n').filter(Boolean)), cb()) }) });
 }
 
-/** The replica that took `alert-deliveries` last (and still runs). */
-function deliveryHolder(): string | null {
+/** The running replica that took `lease` last. */
+function leaseHolder(lease = 'alert-deliveries'): string | null {
   let holder: string | null = null;
   let at = -1;
   for (const h of cluster.hubs) {
     const id = h.replica!.replicaId;
     for (const line of logs.get(id) ?? []) {
       const r = JSON.parse(line) as { msg?: string; lease?: string; time?: number };
-      if (r.msg === 'lease taken: driving it here' && r.lease === 'alert-deliveries' && (r.time ?? 0) > at) [holder, at] = [id, r.time ?? 0];
+      if (r.msg === 'lease taken: driving it here' && r.lease === lease && (r.time ?? 0) > at) [holder, at] = [id, r.time ?? 0];
     }
   }
   return holder;
 }
+
+/** Incidents each replica tried to open (its store's openIncident calls), by replica id. */
+const opensTried = new Map<string, number>();
 
 /** Every received message, counted by incident and event: each must be 1. */
 function counts(): Map<string, number> {
@@ -98,6 +102,12 @@ before(async () => {
     run: { alertTuning: { offlineGraceMs: 1_500, delivery: { retryBaseMs: 300, pollMs: 200 } } },
     log: replicaLog,
   });
+  for (const h of cluster.hubs) {
+    const store = h.hub.alerts.store;
+    const open = store.openIncident.bind(store);
+    const id = h.replica!.replicaId;
+    store.openIncident = (...args) => (opensTried.set(id, (opensTried.get(id) ?? 0) + 1), open(...args));
+  }
   const [a, b] = cluster.hubs as [NonNullable<(typeof cluster.hubs)[0]>, NonNullable<(typeof cluster.hubs)[1]>];
   const created = await b.api('POST', '/api/v1/alert-receivers', { name: 'ops', format: 'json', url: receiverUrl });
   assert.equal(created.status, 201, JSON.stringify(created.json));
@@ -115,21 +125,25 @@ after(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-test('a node offline on three replicas is one incident, received exactly once', { timeout: 60_000 }, async () => {
+test('a node offline on three replicas is one incident, judged by one replica and received exactly once', { timeout: 60_000 }, async () => {
   const since = await nodeGoesOffline('al-01');
   assert.equal(since.filter((g) => g.node === 'al-01' && g.event === 'opened').length, 1, `one opened message for the node: ${JSON.stringify(got)}`);
   assertOnceEach();
+  // Only the holder of alert-sources raised it: the others never went to the database with it.
+  const judge = leaseHolder('alert-sources');
+  assert.ok(judge, 'a replica holds alert-sources');
+  assert.deepEqual([...opensTried], [[judge, 1]], 'incidents each replica tried to open');
 });
 
 test('when the holder stops, another replica takes deliveries over and sends each once', { timeout: 90_000 }, async () => {
-  const holder = await waitFor(() => deliveryHolder(), 10_000, 'a replica to hold alert-deliveries');
+  const holder = await waitFor(() => leaseHolder(), 10_000, 'a replica to hold alert-deliveries');
   const i = cluster.hubs.findIndex((h) => h.replica!.replicaId === holder);
   const agent = agents.get('al-02')!;
   const connects = agent.connects;
   const [stopped] = cluster.hubs.splice(i, 1); // the others are closed with the cluster; this one here
   await stopped!.stop();
-  await waitFor(() => deliveryHolder() !== null, 15_000, 'another replica to take alert-deliveries over');
-  assert.notEqual(deliveryHolder(), holder);
+  await waitFor(() => leaseHolder() !== null, 15_000, 'another replica to take alert-deliveries over');
+  assert.notEqual(leaseHolder(), holder);
   // The agents were linked to replica-a: if it was the one stopped, al-02 is back on another one first.
   if (holder === 'replica-a') await agent.waitConnected(connects + 1, 30_000);
   const since = await nodeGoesOffline('al-02');

@@ -1,7 +1,10 @@
 /**
  * The hub's alerts, assembled: the registry of sources (nodes, containers, stacks, jobs; a later
  * kind is one more `AlertSource` passed in `extraSources`), the incident book they report to,
- * the receivers and the worker that delivers each incident's events to them.
+ * the receivers and the worker that delivers each incident's events to them. When replicas
+ * share the store, one judges (the holder of `alert-sources`: every replica sees the same
+ * fleet, and each raising the same 10,000 offline nodes at the database was what sank one) and
+ * one delivers (the holder of `alert-deliveries`).
  */
 import type { AlertStore, IncidentRecord } from '../../store/alert-store.ts';
 import type { Logger } from '../../lib/logger.ts';
@@ -41,12 +44,14 @@ export interface AlertsDeps {
   stackStatus: StackStatusFeed;
   tuning?: Partial<AlertTuning>;
   extraSources?: AlertSource[];
-  /** Who delivers when replicas share the store: the holder of `alert-deliveries` (default: this hub, alone). */
+  /** Who judges and who delivers when replicas share the store (default: this hub, alone). */
   leases?: Leases;
 }
 
 /** The lease whose holder sends the cluster's alert deliveries. */
 export const DELIVERY_LEASE = 'alert-deliveries';
+/** The lease whose holder runs the sources (raises and clears incidents). */
+export const SOURCES_LEASE = 'alert-sources';
 
 export class Alerts {
   readonly store: AlertStore;
@@ -73,10 +78,25 @@ export class Alerts {
       jobFailureSource(deps.jobs),
       ...(deps.extraSources ?? []),
     ];
-    for (const source of sources) alerts.#stops.push(source.start(alerts.book));
+    const leases = deps.leases ?? new LocalLeases();
+    // Judges while this replica holds the lease; taken again, it reads the open incidents afresh
+    // (the holder meanwhile opened and resolved some).
+    let fresh = true;
+    const judging = leases.follow(SOURCES_LEASE, async (held) => {
+      if (!fresh) await alerts.book.load();
+      fresh = false;
+      if (held.aborted) return;
+      const stops = sources.map((source) => source.start(alerts.book));
+      await new Promise((resolve) => held.addEventListener('abort', resolve, { once: true }));
+      for (const stop of stops) stop();
+      await alerts.book.settled();
+    });
     // Delivers (first what the previous run left pending) while this replica holds the lease.
-    const following = (deps.leases ?? new LocalLeases()).follow(DELIVERY_LEASE, (held) => alerts.worker.deliverWhile(held));
-    alerts.#stops.push(() => following.stop());
+    const delivering = leases.follow(DELIVERY_LEASE, (held) => alerts.worker.deliverWhile(held));
+    alerts.#stops.push(
+      () => judging.stop(),
+      () => delivering.stop(),
+    );
     return alerts;
   }
 

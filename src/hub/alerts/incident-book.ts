@@ -31,8 +31,12 @@ export class IncidentBook extends EventEmitter<IncidentBookEvents> implements Co
     this.#log = log;
   }
 
+  /** Reads the open incidents from the store (at start, and when this replica takes over judging). */
   async load(): Promise<void> {
-    for (const incident of await this.#store.openIncidents()) this.#open.set(incident.key, incident);
+    const open = await this.#store.openIncidents();
+    this.#open.clear();
+    this.#waiting.clear();
+    for (const incident of open) this.#open.set(incident.key, incident);
   }
 
   /** Resolves when every change asked for so far is stored (tests, close). */
@@ -165,6 +169,11 @@ class OpenIncidents {
     let group = this.#byKind.get(kind);
     if (!group) this.#byKind.set(kind, (group = new Map()));
     group.set(key, incident);
+  }
+
+  clear(): void {
+    this.#byKey.clear();
+    this.#byKind.clear();
   }
 
   delete(key: string): void {
