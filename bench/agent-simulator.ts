@@ -39,6 +39,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { hostname } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { createInterface } from 'node:readline';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { runChannel, type ChannelIdentity } from '../src/agent/hub-channel.ts';
 import { ReplicaList } from '../src/agent/replica-list.ts';
@@ -147,6 +148,8 @@ function fakeContainers(node: string, at: number): Array<Record<string, unknown>
   }));
 }
 
+/** A stats interval whose timers ran this late is reported. */
+const LAG_REPORT_MS = 500;
 const DOCKER_CONTAINERS_PATH = /^\/docker(?:\/v\d+\.\d+)?\/containers\/json$/;
 const DOCKER_PING_PATH = /^\/docker(?:\/v\d+\.\d+)?\/_ping$/;
 const DOCKER_EXPORT_PATH = /^\/docker(?:\/v\d+\.\d+)?\/containers\/[^/]+\/export$/;
@@ -590,7 +593,14 @@ async function main(argv: string[]): Promise<void> {
   }
   // Also keeps the process alive (the channels' timers are unref'd).
   let lastStats = '';
+  // How late this process's own timers ran: a simulator that stalls stops heartbeating, and the
+  // hubs drop its links as silent; the log should say which side was stuck.
+  const lag = monitorEventLoopDelay({ resolution: 20 });
+  lag.enable();
   setInterval(() => {
+    const lagMax = Math.round(lag.max / 1e6);
+    lag.reset();
+    if (lagMax >= LAG_REPORT_MS) process.stdout.write(`lag max=${lagMax}ms\n`);
     const { connects, drops } = fleet!.stats();
     let line = `stats connects=${connects} drops=${drops}`;
     if (hubUrls) {
