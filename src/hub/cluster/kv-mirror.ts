@@ -136,9 +136,10 @@ export class KvMirror extends EventEmitter<KvMirrorEvents> {
       iter.stop();
       return;
     }
-    // Caught up once an entry at or past the bucket's last sequence (when the watch began) is
-    // in, or the watch says nothing is pending, or the bucket is empty. The last sequence, not
-    // only `delta`: a key that expires while the watch runs leaves the pending count behind.
+    // Caught up once an entry at or past the bucket's last sequence (as the latest status read
+    // it: at the start, then on each quiet judgement) is in, or the watch says nothing is pending,
+    // or the bucket is empty. The last sequence, not only `delta`: a key that expires while the
+    // watch runs leaves the pending count behind.
     let lastSeq = Number.POSITIVE_INFINITY;
     let newest = 0;
     let heard = Date.now();
