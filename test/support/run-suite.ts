@@ -35,6 +35,8 @@ interface FileResult {
   code: number;
   timedOut: boolean;
   counts: Record<string, number>;
+  /** Each failed test and why, from the progress file. */
+  why: string[];
 }
 
 async function lanes(only: string[]): Promise<{ parallel: string[]; serial: string[] }> {
@@ -63,6 +65,17 @@ function unfinished(progressText: string): string[] {
     }
   }
   return open.map((entry) => entry.split('\t')[1]!);
+}
+
+/** The failed tests a progress file shows, each with why (not the suites that failed only because a test in them did). */
+function failuresIn(progressText: string): string[] {
+  return progressText
+    .split('\n')
+    .map((line) => line.split('\t'))
+    .filter(([kind, , , why]) => kind === 'end' && why !== undefined)
+    .map(([, , name, why]) => [name, JSON.parse(why!) as string])
+    .filter(([, why]) => !/^\d+ subtests? failed$/.test(why!))
+    .map(([name, why]) => `${name}: ${why}`);
 }
 
 /** The spec reporter's closing counts (`ℹ tests 12`, `ℹ fail 1` …). */
@@ -117,13 +130,14 @@ async function runFile(file: string): Promise<FileResult> {
   groups.delete(pid);
   killGroup(pid, 'SIGKILL'); // whatever the file left behind in its group
   const ms = Date.now() - started;
+  const progress = await readFile(progressFile, 'utf8').catch(() => '');
   let head = `# ${file}: ${(ms / 1000).toFixed(1)} s${code !== 0 ? `, exit ${code}` : ''}`;
   if (timedOut) {
-    const running = unfinished(await readFile(progressFile, 'utf8').catch(() => ''));
+    const running = unfinished(progress);
     head += `\n✖ ${file} was killed, still running after ${FILE_LIMIT_MS / 60_000} min, in: ${running.join(' › ') || '(no test had begun)'}`;
   }
   process.stdout.write(`${head}\n${output}${output.endsWith('\n') ? '' : '\n'}`);
-  return { file, ms, code: timedOut ? 124 : (code ?? 1), timedOut, counts: countsOf(output) };
+  return { file, ms, code: timedOut ? 124 : (code ?? 1), timedOut, counts: countsOf(output), why: failuresIn(progress) };
 }
 
 async function runLane(files: string[], concurrency: number): Promise<FileResult[]> {
@@ -145,6 +159,8 @@ function summary(name: string, results: FileResult[], ms: number): void {
       `#   slowest: ${slowest.map((r) => `${r.file} ${(r.ms / 1000).toFixed(0)} s`).join(', ')}\n` +
       (failed.length > 0 ? `#   failed: ${failed.map((r) => `${r.file}${r.timedOut ? ' (killed at its limit)' : ''}`).join(', ')}\n` : ''),
   );
+  // Said again last, where a CI log's tail shows it: each failed test and why.
+  for (const r of failed) for (const why of r.why.slice(0, 5)) process.stdout.write(`#   ✖ ${r.file} › ${why.replace(/\n/g, '\n#     ')}\n`);
 }
 
 const { parallel, serial } = await lanes(process.argv.slice(2));
