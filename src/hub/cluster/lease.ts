@@ -9,7 +9,10 @@
  * connection loses its leases with it (the server ends the session), and a follower that asks
  * every `retryMs` takes them over. The connection is checked every `retryMs` too: a failed or
  * slow check counts as lost (the session is ended, so the server lets the locks go), every drive
- * here is told to stop, and the replica asks again once it reconnects. On a single hub (without
+ * here is told to stop, and the replica asks again once it reconnects. A lease let go (its drive
+ * stopped, or the replica closing) is unlocked only once the drive has ended, so that what it
+ * was doing (a message half sent) is never done again by the next holder at the same time; a
+ * drive that ignores its signal for `letGoWaitMs` is let go anyway. On a single hub (without
  * --bus, on either store) every lease is held at once (`LocalLeases`).
  */
 import { createHash } from 'node:crypto';
@@ -55,6 +58,8 @@ interface Followed {
   drive: Drive;
   /** Set while this replica holds the lease and drives. */
   held: AbortController | null;
+  /** The drive running now: settles when it has ended. */
+  driving: Promise<void> | null;
   stopped: boolean;
 }
 
@@ -63,6 +68,8 @@ export interface PgLeaseOptions {
   retryMs?: number;
   /** How long a check or a lock call may take before the connection counts as lost (default 5000 ms). */
   timeoutMs?: number;
+  /** How long letting a lease go waits for its drive to end before it unlocks anyway (default 15000 ms). */
+  letGoWaitMs?: number;
 }
 
 export class PgLeases implements Leases {
@@ -70,6 +77,7 @@ export class PgLeases implements Leases {
   readonly #log: Logger;
   readonly #retryMs: number;
   readonly #timeoutMs: number;
+  readonly #letGoWaitMs: number;
   readonly #followed = new Set<Followed>();
   #client: pg.Client | null = null;
   #timer: NodeJS.Timeout | null = null;
@@ -77,23 +85,26 @@ export class PgLeases implements Leases {
   /** A follow came while a tick ran: tick again at once after it. */
   #again = false;
   #closed = false;
+  /** Leases being let go: their drives are ending, then they are unlocked. */
+  readonly #lettingGo = new Set<Promise<void>>();
 
   constructor(url: string, log: Logger, opts: PgLeaseOptions = {}) {
     this.#url = url;
     this.#log = log.child({ part: 'leases' });
     this.#retryMs = opts.retryMs ?? 2_000;
     this.#timeoutMs = opts.timeoutMs ?? 5_000;
+    this.#letGoWaitMs = opts.letGoWaitMs ?? 15_000;
   }
 
   follow(name: string, drive: Drive): { stop(): void } {
-    const f: Followed = { name, key: leaseKey(name), drive, held: null, stopped: false };
+    const f: Followed = { name, key: leaseKey(name), drive, held: null, driving: null, stopped: false };
     this.#followed.add(f);
     this.#start();
     void this.#tick();
     return {
       stop: () => {
         f.stopped = true;
-        void this.#letGo(f);
+        this.#track(this.#letGo(f));
       },
     };
   }
@@ -107,11 +118,15 @@ export class PgLeases implements Leases {
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
+    const driving: Promise<void>[] = [];
     for (const f of this.#followed) {
       f.stopped = true;
       f.held?.abort();
+      if (f.driving) driving.push(f.driving);
     }
     this.#followed.clear();
+    await this.#ended(driving, 'closing');
+    await Promise.all(this.#lettingGo); // each waits for its drive (bounded) before it unlocks
     const client = this.#client;
     this.#client = null;
     await client?.end().catch(() => {}); // the session's end lets every lock go
@@ -185,14 +200,33 @@ export class PgLeases implements Leases {
     const held = new AbortController();
     f.held = held;
     this.#log.info({ lease: f.name }, 'lease taken: driving it here');
-    void Promise.resolve()
+    const driving = Promise.resolve()
       .then(() => f.drive(held.signal))
-      .catch((err: unknown) => this.#log.error({ lease: f.name, err }, 'leased work failed'))
-      .finally(() => {
-        if (held.signal.aborted) return; // lost: asked for again while followed
-        f.stopped = true;
-        void this.#letGo(f);
-      });
+      .catch((err: unknown) => this.#log.error({ lease: f.name, err }, 'leased work failed'));
+    f.driving = driving;
+    void driving.finally(() => {
+      if (f.driving === driving) f.driving = null;
+      if (held.signal.aborted) return; // lost: asked for again while followed
+      f.stopped = true;
+      this.#track(this.#letGo(f));
+    });
+  }
+
+  /** Waits for drives told to stop to end, for `letGoWaitMs` at most. */
+  async #ended(driving: Promise<void>[], why: string): Promise<void> {
+    if (driving.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), this.#letGoWaitMs);
+    });
+    const outcome = await Promise.race([Promise.all(driving).then(() => 'ended' as const), late]);
+    clearTimeout(timer);
+    if (outcome === 'late') this.#log.warn({ why, waitedMs: this.#letGoWaitMs }, 'a leased drive did not end when told to; letting its lease go anyway');
+  }
+
+  #track(lettingGo: Promise<void>): void {
+    this.#lettingGo.add(lettingGo);
+    void lettingGo.finally(() => this.#lettingGo.delete(lettingGo));
   }
 
   async #letGo(f: Followed): Promise<void> {
@@ -201,6 +235,7 @@ export class PgLeases implements Leases {
     f.held = null;
     if (!held) return;
     held.abort();
+    if (f.driving) await this.#ended([f.driving], f.name);
     try {
       await this.#client?.query('SELECT pg_advisory_unlock($1::bigint)', [f.key]);
     } catch {
