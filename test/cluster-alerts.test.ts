@@ -2,12 +2,14 @@
  * Alert deliveries across hub replicas (issue 17): three in-process replicas on a private
  * PostgreSQL and nats-server, a webhook receiver started here (a real HTTP server on 127.0.0.1
  * that takes a second to answer, as a slow receiver would, so a second sender has time to read
- * the same pending delivery), and two agents linked to the replicas.
+ * the same pending delivery), and three agents linked to the replicas.
  * - A node going offline opens one incident, and its `opened` message is received exactly once,
  *   although every replica looks for due deliveries: only the holder of `alert-deliveries` sends,
  *   and only the holder of `alert-sources` judges (the others never try to open it).
- * - The holder stops: another replica takes the lease over, and the next node's incident is
- *   received, again exactly once.
+ * - The holder stops while a message is half sent (the receiver has it, and has not answered):
+ *   it finishes and records that send before its lease is let go, so the replica that takes the
+ *   lease over does not send it again; and the next node's incident is received, again exactly
+ *   once.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -140,7 +142,7 @@ before(async () => {
   const [a, b] = cluster.hubs as [NonNullable<(typeof cluster.hubs)[0]>, NonNullable<(typeof cluster.hubs)[1]>];
   const created = await b.api('POST', '/api/v1/alert-receivers', { name: 'ops', format: 'json', url: receiverUrl });
   assert.equal(created.status, 201, JSON.stringify(created.json));
-  for (const name of ['al-01', 'al-02']) {
+  for (const name of ['al-01', 'al-02', 'al-03']) {
     const agent = await startTestAgent({ hubUrl: a.url, code: await mintCode(a, name), name, stateDir: join(work, name) });
     agents.set(name, agent);
     await agent.waitConnected();
@@ -164,20 +166,30 @@ test('a node offline on three replicas is one incident, judged by one replica an
   assert.deepEqual([...opensTried], [[judge, 1]], 'incidents each replica tried to open');
 });
 
-test('when the holder stops, another replica takes deliveries over and sends each once', { timeout: 90_000 }, async () => {
+test('the holder stopped in the middle of a send finishes it; the next holder sends each message once', { timeout: 90_000 }, async () => {
   const holder = await waitFor(() => leaseHolder(), 10_000, 'a replica to hold alert-deliveries');
   const i = cluster.hubs.findIndex((h) => h.replica!.replicaId === holder);
-  const agent = agents.get('al-02')!;
+  const known = await settledIncidentsOf('al-02');
+  const from = got.length;
+  await agents.get('al-02')!.stop();
+  agents.delete('al-02');
+  // The receiver has the opened message and answers in a second: the holder is mid-send. Stop it now.
+  await waitFor(() => got.slice(from).some((g) => g.node === 'al-02' && g.event === 'opened' && !known.has(g.incident)), 30_000, 'the al-02 offline alert', 20);
+  const agent = agents.get('al-03')!;
   const connects = agent.connects;
   const [stopped] = cluster.hubs.splice(i, 1); // the others are closed with the cluster; this one here
   await stopped!.stop();
   await waitFor(() => leaseHolder() !== null, 15_000, 'another replica to take alert-deliveries over');
   assert.notEqual(leaseHolder(), holder);
-  // The agents were linked to replica-a: if it was the one stopped, al-02 is back on another one first.
+  // The new holder has looked for due deliveries several times: the half-sent one was not due.
+  await new Promise((r) => setTimeout(r, 3 * ANSWER_AFTER_MS));
+  const opened = got.slice(from).filter((g) => g.node === 'al-02' && g.event === 'opened');
+  assert.equal(opened.length, 1, `the half-sent message was received once: ${JSON.stringify(got)}`);
+  // The agents were linked to replica-a: if it was the one stopped, al-03 is back on another one first.
   if (holder === 'replica-a') await agent.waitConnected(connects + 1, 30_000);
   // Past the grace: had the move left the node unlinked that long, its incident is open by now.
   await new Promise((r) => setTimeout(r, 2_000));
-  const since = await nodeGoesOffline('al-02');
-  assert.equal(since.filter((g) => g.node === 'al-02' && g.event === 'opened').length, 1, `one opened message for the node: ${JSON.stringify(got)}`);
+  const since = await nodeGoesOffline('al-03');
+  assert.equal(since.filter((g) => g.node === 'al-03' && g.event === 'opened').length, 1, `one opened message for the node: ${JSON.stringify(got)}`);
   assertOnceEach();
 });

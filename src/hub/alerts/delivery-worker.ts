@@ -87,6 +87,9 @@ export class DeliveryWorker {
     clearInterval(poll);
     if (this.#held === held) this.#held = null;
     if (this.#timer) clearTimeout(this.#timer);
+    // The lease is let go only after this returns: a message being sent now is finished and
+    // recorded first, or the next holder would find it still due and send it again.
+    await this.#running;
   }
 
   /** Whether this replica may send now. */
