@@ -9,7 +9,8 @@
  *                   --count N --prefix P [--concurrency C] [--watch-stdin] \
  *                   [--docker-containers K] [--control-stdin]
  *   prints `enrolled N in MS ms`, then `simulated K connected` whenever K changes (and
- *   `stats connects=C drops=D` every 2 s when those moved); stops on SIGTERM/SIGINT
+ *   `stats connects=C drops=D` every 2 s when those moved; `heap=U/L MiB gc max=G ms` every 30 s,
+ *   and at once after `lag max=N ms` when its own timers ran late); stops on SIGTERM/SIGINT
  *   (and, with --watch-stdin, when its stdin closes, i.e. when the parent died).
  *   --docker-containers K: GET /docker[/vX.Y]/containers/json answers a JSON array of K fake
  *   containers in the engine's list format (without it, Docker paths get 404 as before).
@@ -39,7 +40,8 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { hostname } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { createInterface } from 'node:readline';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
 import { parseArgs } from 'node:util';
 import { runChannel, type ChannelIdentity } from '../src/agent/hub-channel.ts';
 import { ReplicaList } from '../src/agent/replica-list.ts';
@@ -150,6 +152,8 @@ function fakeContainers(node: string, at: number): Array<Record<string, unknown>
 
 /** A stats interval whose timers ran this late is reported. */
 const LAG_REPORT_MS = 500;
+/** The heap is printed this often even when the loop keeps time. */
+const HEAP_REPORT_MS = 30_000;
 const DOCKER_CONTAINERS_PATH = /^\/docker(?:\/v\d+\.\d+)?\/containers\/json$/;
 const DOCKER_PING_PATH = /^\/docker(?:\/v\d+\.\d+)?\/_ping$/;
 const DOCKER_EXPORT_PATH = /^\/docker(?:\/v\d+\.\d+)?\/containers\/[^/]+\/export$/;
@@ -595,12 +599,25 @@ async function main(argv: string[]): Promise<void> {
   let lastStats = '';
   // How late this process's own timers ran: a simulator that stalls stops heartbeating, and the
   // hubs drop its links as silent; the log should say which side was stuck.
+  // With it, the longest garbage collection and the heap against its limit: a heap near its
+  // limit collects again and again, and each full collection stops everything.
   const lag = monitorEventLoopDelay({ resolution: 20 });
   lag.enable();
+  let gcMax = 0;
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcMax = Math.max(gcMax, e.duration);
+  }).observe({ entryTypes: ['gc'] });
+  let heapReportedAt = 0;
   setInterval(() => {
     const lagMax = Math.round(lag.max / 1e6);
     lag.reset();
-    if (lagMax >= LAG_REPORT_MS) process.stdout.write(`lag max=${lagMax}ms\n`);
+    const heap = getHeapStatistics();
+    const mib = (n: number): number => Math.round(n / 2 ** 20);
+    const heapLine = `heap=${mib(heap.used_heap_size)}/${mib(heap.heap_size_limit)}MiB gc max=${Math.round(gcMax)}ms`;
+    gcMax = 0;
+    if (lagMax >= LAG_REPORT_MS) process.stdout.write(`lag max=${lagMax}ms ${heapLine}\n`);
+    else if (Date.now() - heapReportedAt >= HEAP_REPORT_MS) process.stdout.write(`${heapLine}\n`);
+    if (lagMax >= LAG_REPORT_MS || Date.now() - heapReportedAt >= HEAP_REPORT_MS) heapReportedAt = Date.now();
     const { connects, drops } = fleet!.stats();
     let line = `stats connects=${connects} drops=${drops}`;
     if (hubUrls) {
