@@ -17,6 +17,7 @@
  * Knobs (env): BENCH_AGENTS=10000  BENCH_PINGS=2000  BENCH_STREAM_MIB=1024  BENCH_STREAM_ROUNDS=3
  *              BENCH_SETTLE_MS=5000  BENCH_CONNECT_CONCURRENCY=64  BENCH_SKIP_BASELINE=1
  *              BENCH_SIM_LOG=FILE (the simulator's lines, timestamped)
+ *              BENCH_SIM_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR' (Node flags for the simulator)
  */
 import { appendFileSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
@@ -71,7 +72,9 @@ interface Sim {
 }
 
 function startSim(hubUrl: string, caFile: string, tokenFile: string, hubs: string[] | null): Sim {
-  const args = ['--import', 'tsx', join(ROOT, 'bench', 'agent-simulator.ts'), '--hub', hubUrl, '--ca', caFile, '--token-file', tokenFile];
+  // BENCH_SIM_NODE_ARGS: extra Node flags for the simulator (e.g. --cpu-prof --cpu-prof-dir=DIR, written when it stops).
+  const nodeArgs = (process.env.BENCH_SIM_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const args = [...nodeArgs, '--import', 'tsx', join(ROOT, 'bench', 'agent-simulator.ts'), '--hub', hubUrl, '--ca', caFile, '--token-file', tokenFile];
   args.push('--count', String(AGENTS), '--prefix', PREFIX, '--concurrency', String(CONNECT_CONCURRENCY), '--watch-stdin', '--control-stdin');
   args.push('--docker-ping', '--export-bytes', String(STREAM_BYTES));
   if (hubs) args.push('--hubs', hubs.join(','));
