@@ -43,6 +43,13 @@ export interface ChannelOptions {
   replicas?: ReplicaList;
   /** The hub's replica list, as its welcome carried it (absent from a single or older hub). */
   onReplicas?: (replicas: string[]) => Promise<void>;
+  /**
+   * A slot held from each dial until the link is up (welcomed, or parked as pending) or the
+   * attempt failed. A real agent has none. A process running thousands of simulated agents
+   * passes one, so that a reconnect storm handshakes a few at a time and its event loop keeps
+   * the linked ones' heartbeats on time.
+   */
+  dialGate?: (signal: AbortSignal) => Promise<() => void>;
 }
 
 /** Errors after which retrying cannot help: the agent stops and says why. */
@@ -213,12 +220,19 @@ export async function runChannel(opts: ChannelOptions, signal: AbortSignal): Pro
     let failure: DockfleetError | null = null;
     let connected = false;
     const hubUrl = replicas ? replicas.current() : opts.hubUrl;
+    let freeSlot = (): void => {};
     try {
+      if (opts.dialGate) freeSlot = await opts.dialGate(signal);
       const end = await linkOnce(
         {
           ...opts,
           hubUrl,
+          onPending: () => {
+            freeSlot();
+            opts.onPending?.();
+          },
           onConnected: () => {
+            freeSlot();
             connected = true;
             backoff.reset();
             opts.onConnected?.();
@@ -238,6 +252,8 @@ export async function runChannel(opts: ChannelOptions, signal: AbortSignal): Pro
       }
     } catch (err) {
       failure = err instanceof DockfleetError ? err : new DockfleetError('hub_unreachable', (err as Error).message, { cause: err });
+    } finally {
+      freeSlot();
     }
     if (signal.aborted) return;
     // The replica we were on gets one redial after a drop; a failed dial moves on to the next in turn.
