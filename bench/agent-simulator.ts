@@ -62,7 +62,9 @@ export interface SimulatedFleetOptions {
   count: number;
   /** Node names are `${namePrefix}-${i}` (lowercase letters, digits, dashes). */
   namePrefix: string;
-  /** Enrollments and first connects in flight at once (default 32). Reconnects are not gated. */
+  /** Enrollments, and dials (first connects and reconnects alike) in flight at once (default 32): a
+   * reconnect storm of thousands in this one process would otherwise stall its event loop past the
+   * heartbeat deadline, and the hubs would drop the agents that are linked. */
   concurrency?: number;
   log?: Logger;
   /** Called whenever the number of connected agents changes. */
@@ -311,9 +313,24 @@ class Gate {
   constructor(limit: number) {
     this.#free = limit;
   }
-  async acquire(): Promise<() => void> {
+  /** A slot, once one is free; rejects if `signal` aborts first. */
+  async acquire(signal?: AbortSignal): Promise<() => void> {
+    if (signal?.aborted) throw new Error('aborted');
     if (this.#free > 0) this.#free--;
-    else await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    else
+      await new Promise<void>((resolve, reject) => {
+        const waiter = (): void => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        const onAbort = (): void => {
+          const at = this.#waiters.indexOf(waiter);
+          if (at >= 0) this.#waiters.splice(at, 1);
+          reject(new Error('aborted'));
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+        this.#waiters.push(waiter);
+      });
     let released = false;
     return () => {
       if (released) return;
@@ -352,7 +369,7 @@ export async function startSimulatedFleet(opts: SimulatedFleetOptions): Promise<
     http.close();
   }
 
-  // 2. Connect: every node runs the real runChannel; first connects are staggered by a gate.
+  // 2. Connect: every node runs the real runChannel; each dial (first or again) waits for a slot of the gate.
   let connected = 0;
   let connects = 0;
   let drops = 0;
@@ -381,9 +398,6 @@ export async function startSimulatedFleet(opts: SimulatedFleetOptions): Promise<
       sim.life?.abort();
     };
     const upgradeHandler = upgrade ? simulatedUpgradeHandler(upgrade, (version) => restartInto(version, upgrade.restartMs)) : undefined;
-    const release = await gate.acquire();
-    // A node that cannot connect must not hold its slot forever.
-    const slotTimer = setTimeout(release, 15_000);
     try {
       while (!abort.signal.aborted) {
         sim.life = new AbortController();
@@ -401,8 +415,6 @@ export async function startSimulatedFleet(opts: SimulatedFleetOptions): Promise<
     } catch (err) {
       failures.push({ node: sim.name, error: (err as Error).message });
     } finally {
-      clearTimeout(slotTimer);
-      release();
       setConnected(sim, false);
     }
 
@@ -425,13 +437,13 @@ export async function startSimulatedFleet(opts: SimulatedFleetOptions): Promise<
             drops++;
             setConnected(sim, false);
           }),
+          // Every dial, the first and each reconnect, takes a slot until its link is up or it failed.
+          dialGate: (signal) => gate.acquire(signal),
           onConnected: () => {
             connects++;
             sim.everConnected = true;
             setConnected(sim, true);
             sim.hub = (replicas ? replicas.current() : hubUrl).origin;
-            clearTimeout(slotTimer);
-            release();
           },
         },
         signal,
