@@ -133,6 +133,30 @@ describe('cluster bus', { skip: skip ?? false }, () => {
     );
   });
 
+  test("a second process with a running replica's id refuses to start and names the other; that id restarted after a kill starts", async () => {
+    const c = cluster();
+    const first = await startReplica(c, 'twin');
+    const bus = await Bus.connect({ servers: [nats.url], cluster: c, name: 'twin-copy', log });
+    try {
+      await assert.rejects(
+        Members.join(bus, { id: 'twin', peerUrl: 'https://copy.peer:7443', agentUrl: 'https://copy.agents:8443', startedAt: Date.now(), draining: false }, log),
+        /replica id twin is in use by another running replica \(peer https:\/\/twin\.peer:7443/,
+      );
+      assert.deepEqual(
+        first.members.list().map((m) => [m.id, m.peerUrl]),
+        [['twin', 'https://twin.peer:7443']],
+        'the running one is untouched',
+      );
+      // Killed: its record is still there, but nobody refreshes it. The next run of that id starts.
+      await first.vanish();
+      const again = await Members.join(bus, { id: 'twin', peerUrl: 'https://twin.peer:7443', agentUrl: 'https://twin.agents:8443', startedAt: Date.now(), draining: false }, log);
+      assert.equal(again.self.id, 'twin');
+      await again.leave();
+    } finally {
+      await bus.close();
+    }
+  });
+
   test('two replicas claiming one node at once: exactly one holds it, every time', async () => {
     const c = cluster();
     const a = await startReplica(c, 'a');

@@ -76,6 +76,7 @@ export class Members extends EventEmitter<MembersEvents> {
     const expireMs = opts.expireMs ?? 5_000;
     const kv = await bus.kv('members', bucketOptions(expireMs));
     const members = new Members(bus, kv, MemberSchema.parse(self), log, opts);
+    await members.#refuseIfInUse();
     await members.#announce();
     await members.#mirror.start();
     members.#beat = setInterval(() => void members.#announce(), members.#heartbeatMs);
@@ -133,6 +134,37 @@ export class Members extends EventEmitter<MembersEvents> {
     this.#mirror.stop();
   };
 
+  /**
+   * Two running processes with one id (a copied data dir, or one --replica-id given twice) would
+   * each take the other's claims for its own. A record of this id that is still being refreshed
+   * is such a twin: refuse to start. One that stops changing (this id's last run, killed and
+   * restarted within the expiry) is not.
+   */
+  async #refuseIfInUse(): Promise<void> {
+    const key = kvKey(this.#self.id);
+    const first = await this.#kv.get(key);
+    if (first?.operation !== 'PUT') return;
+    const deadline = Date.now() + 2 * this.#heartbeatMs + 250;
+    while (Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(250, this.#heartbeatMs / 2)));
+      const now = await this.#kv.get(key);
+      if (now?.operation !== 'PUT') return;
+      if (now.revision !== first.revision) {
+        const twin = parseMember({ key, value: now.value, revision: now.revision });
+        throw new Error(
+          `replica id ${this.#self.id} is in use by another running replica${twin ? ` (peer ${twin.peerUrl}, agents ${twin.agentUrl})` : ''}: give each replica its own --replica-id, or its own data dir`,
+        );
+      }
+    }
+  }
+
+  /** Whether `info` is this id announced by another process (not this replica's own record, in any of its states). */
+  #isTwin(info: MemberInfo): boolean {
+    return info.id === this.#self.id && (info.startedAt !== this.#self.startedAt || info.peerUrl !== this.#self.peerUrl);
+  }
+
+  #twinWarnedAt = 0;
+
   readonly #announceSoon = (): void => {
     void this.#announce();
   };
@@ -153,7 +185,7 @@ export class Members extends EventEmitter<MembersEvents> {
     const inCopy = new Set<string>();
     for (const entry of this.#mirror.entries()) {
       const info = parseMember(entry);
-      if (!info) continue;
+      if (!info || this.#isTwin(info)) continue;
       inCopy.add(info.id);
       this.#see(info, now);
     }
@@ -162,6 +194,14 @@ export class Members extends EventEmitter<MembersEvents> {
 
   readonly #onChange = (entry: MirrorEntry): void => {
     const info = parseMember(entry);
+    if (info && this.#isTwin(info)) {
+      // Started alongside us past the check above (both at once): say so, at most once a minute.
+      if (Date.now() - this.#twinWarnedAt >= 60_000) {
+        this.#twinWarnedAt = Date.now();
+        this.#log.error({ replica: info.id, twinPeerUrl: info.peerUrl }, 'another running replica announces this replica id: node claims are shared with it; give each replica its own --replica-id');
+      }
+      return;
+    }
     if (info) this.#see(info, Date.now());
     else if (entry.value === null) {
       const gone = [...this.#live.values()].find((s) => kvKey(s.info.id) === entry.key);
