@@ -47,8 +47,8 @@ export interface ClusterEvents {
   lost: [nodeId: string, epoch: number];
   /** This replica claimed the node again after the bus came back: the link's epoch is now `to`. */
   renewed: [nodeId: string, from: number, to: number];
-  /** Who holds what (or who is alive) may have changed. */
-  owners: [];
+  /** Who holds what (or who is alive) may have changed: for these nodes (by id), or for any when null. */
+  owners: [nodes: ReadonlySet<string> | null];
   /** The bus is back: what it says can be trusted again. */
   up: [];
   /** Some replica changed this node's record (by id). */

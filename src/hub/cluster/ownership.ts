@@ -54,8 +54,8 @@ export interface OwnershipEvents {
   lost: [node: string, epoch: number];
   /** This replica re-claimed `node` after the bus came back (its claim was gone): new epoch. */
   renewed: [node: string, from: number, to: number];
-  /** The copy changed (any node's claim, or a fresh copy): what `owner()` answers may differ now. */
-  changed: [];
+  /** The copy changed: what `owner()` answers may differ now, for `node` (its claim changed) or, when null, for any (a fresh copy). */
+  changed: [node: string | null];
 }
 
 export interface OwnershipOptions {
@@ -200,8 +200,8 @@ export class Ownership extends EventEmitter<OwnershipEvents> {
   }
 
   readonly #onChange = (entry: MirrorEntry): void => {
-    this.emit('changed');
     const node = idFromKvKey(entry.key);
+    this.emit('changed', node);
     const mine = this.#held.get(node);
     if (mine === undefined || entry.revision <= mine) return;
     const record = parseClaim(entry);
@@ -213,7 +213,7 @@ export class Ownership extends EventEmitter<OwnershipEvents> {
   };
 
   readonly #onSynced = (): void => {
-    this.emit('changed');
+    this.emit('changed', null);
     this.#syncedAt = Date.now();
     for (const [node, epoch] of [...this.#unreleased]) {
       this.#unreleased.delete(node);

@@ -86,17 +86,24 @@ export class Replica extends EventEmitter<ClusterEvents> implements RegistryClus
     this.ownership.on('lost', (node, epoch) => this.emit('lost', node, epoch));
     this.ownership.on('renewed', (node, from, to) => this.emit('renewed', node, from, to));
     // One 'owners' for a burst of changes (a watch delivers claims in batches; a thousand agents
-    // connecting make a thousand): each one has every listener walk every node.
-    const owners = (): void => {
+    // connecting make a thousand), naming the nodes whose claims changed, so that a listener looks
+    // at those alone: walking every node on each of 10,000 connects was most of a replica's work.
+    // A fresh copy, a member coming or going and the bus going down name none: any node may differ.
+    let changed: Set<string> | null = new Set();
+    const owners = (node: string | null): void => {
+      if (node === null) changed = null;
+      else changed?.add(node);
       if (this.#ownersSoon) return;
       this.#ownersSoon = setImmediate(() => {
         this.#ownersSoon = null;
-        this.emit('owners');
+        const nodes = changed;
+        changed = new Set();
+        this.emit('owners', nodes);
       });
     };
     this.ownership.on('changed', owners);
-    this.members.on('changed', owners);
-    this.bus.on('down', owners);
+    this.members.on('changed', () => owners(null));
+    this.bus.on('down', () => owners(null));
     this.bus.on('up', () => this.emit('up'));
     this.#follow('nodes.changed', (id) => this.emit('nodeChanged', id));
     this.#follow('jobs.nudge', (name) => this.emit('nudged', name));

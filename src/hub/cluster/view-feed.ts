@@ -103,9 +103,9 @@ export class ViewFeed {
     this.#log = log.child({ part: 'view-feed' });
     registry.on('linked', (link) => this.#hold(link));
     for (const link of held) this.#hold(link);
-    cluster.on('owners', () => {
+    cluster.on('owners', (nodes) => {
       this.#schedule(); // a claim landed or moved: held nodes not yet sent whole at their epoch go now
-      for (const nodeId of this.#remotes.keys()) this.refresh(nodeId);
+      for (const nodeId of nodes ?? this.#remotes.keys()) this.refresh(nodeId);
     });
     cluster.on('up', () => {
       // Replicas come back one by one, and what one sends before another's subscriptions are in
