@@ -102,14 +102,24 @@ async function settledIncidentsOf(name: string): Promise<Set<string>> {
   return ids;
 }
 
-/** Stops the node's agent, waits for its offline alert and then a while longer; returns what was received meanwhile of incidents new since. */
-async function nodeGoesOffline(name: string): Promise<Received[]> {
+/**
+ * Stops the node's agent once its earlier incidents are over, and waits until the receiver has the
+ * opened message of a new one (its answer still a second away). Returns what was received since,
+ * of incidents new since, as a function to read it again later.
+ */
+async function stopUntilOpened(name: string): Promise<() => Received[]> {
   const known = await settledIncidentsOf(name);
   const from = got.length;
   const fresh = () => got.slice(from).filter((g) => !known.has(g.incident));
   await agents.get(name)!.stop();
   agents.delete(name);
-  await waitFor(() => fresh().some((g) => g.node === name && g.event === 'opened'), 30_000, `the ${name} offline alert`, 100);
+  await waitFor(() => fresh().some((g) => g.node === name && g.event === 'opened'), 30_000, `the ${name} offline alert`, 20);
+  return fresh;
+}
+
+/** Stops the node's agent, waits for its offline alert and then a while longer; returns what was received meanwhile of incidents new since. */
+async function nodeGoesOffline(name: string): Promise<Received[]> {
+  const fresh = await stopUntilOpened(name);
   // Every replica has looked for due deliveries several times (every 200 ms) while the first send waited for its answer.
   await new Promise((r) => setTimeout(r, 3 * ANSWER_AFTER_MS));
   return fresh();
@@ -169,12 +179,8 @@ test('a node offline on three replicas is one incident, judged by one replica an
 test('the holder stopped in the middle of a send finishes it; the next holder sends each message once', { timeout: 90_000 }, async () => {
   const holder = await waitFor(() => leaseHolder(), 10_000, 'a replica to hold alert-deliveries');
   const i = cluster.hubs.findIndex((h) => h.replica!.replicaId === holder);
-  const known = await settledIncidentsOf('al-02');
-  const from = got.length;
-  await agents.get('al-02')!.stop();
-  agents.delete('al-02');
   // The receiver has the opened message and answers in a second: the holder is mid-send. Stop it now.
-  await waitFor(() => got.slice(from).some((g) => g.node === 'al-02' && g.event === 'opened' && !known.has(g.incident)), 30_000, 'the al-02 offline alert', 20);
+  const fresh = await stopUntilOpened('al-02');
   const agent = agents.get('al-03')!;
   const connects = agent.connects;
   const [stopped] = cluster.hubs.splice(i, 1); // the others are closed with the cluster; this one here
@@ -183,7 +189,7 @@ test('the holder stopped in the middle of a send finishes it; the next holder se
   assert.notEqual(leaseHolder(), holder);
   // The new holder has looked for due deliveries several times: the half-sent one was not due.
   await new Promise((r) => setTimeout(r, 3 * ANSWER_AFTER_MS));
-  const opened = got.slice(from).filter((g) => g.node === 'al-02' && g.event === 'opened');
+  const opened = fresh().filter((g) => g.node === 'al-02' && g.event === 'opened');
   assert.equal(opened.length, 1, `the half-sent message was received once: ${JSON.stringify(got)}`);
   // The agents were linked to replica-a: if it was the one stopped, al-03 is back on another one first.
   if (holder === 'replica-a') await agent.waitConnected(connects + 1, 30_000);
