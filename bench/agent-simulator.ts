@@ -623,13 +623,14 @@ async function main(argv: string[]): Promise<void> {
   setInterval(() => {
     const lagMax = Math.round(lag.max / 1e6);
     lag.reset();
-    const heap = getHeapStatistics();
-    const mib = (n: number): number => Math.round(n / 2 ** 20);
-    const heapLine = `heap=${mib(heap.used_heap_size)}/${mib(heap.heap_size_limit)}MiB gc max=${Math.round(gcMax)}ms`;
+    const late = lagMax >= LAG_REPORT_MS;
+    if (late || Date.now() - heapReportedAt >= HEAP_REPORT_MS) {
+      const heap = getHeapStatistics();
+      const mib = (n: number): number => Math.round(n / 2 ** 20);
+      process.stdout.write(`${late ? `lag max=${lagMax}ms ` : ''}heap=${mib(heap.used_heap_size)}/${mib(heap.heap_size_limit)}MiB gc max=${Math.round(gcMax)}ms\n`);
+      heapReportedAt = Date.now();
+    }
     gcMax = 0;
-    if (lagMax >= LAG_REPORT_MS) process.stdout.write(`lag max=${lagMax}ms ${heapLine}\n`);
-    else if (Date.now() - heapReportedAt >= HEAP_REPORT_MS) process.stdout.write(`${heapLine}\n`);
-    if (lagMax >= LAG_REPORT_MS || Date.now() - heapReportedAt >= HEAP_REPORT_MS) heapReportedAt = Date.now();
     const { connects, drops } = fleet!.stats();
     let line = `stats connects=${connects} drops=${drops}`;
     if (hubUrls) {

@@ -55,6 +55,8 @@ export class Members extends EventEmitter<MembersEvents> {
   #beat: NodeJS.Timeout | null = null;
   #sweep: NodeJS.Timeout | null = null;
   #stopped = false;
+  /** When a twin announcing this id was last logged. */
+  #twinWarnedAt = 0;
 
   private constructor(bus: Bus, kv: Awaited<ReturnType<Bus['kv']>>, self: MemberInfo, log: Logger, opts: MembersOptions) {
     super();
@@ -162,8 +164,6 @@ export class Members extends EventEmitter<MembersEvents> {
   #isTwin(info: MemberInfo): boolean {
     return info.id === this.#self.id && (info.startedAt !== this.#self.startedAt || info.peerUrl !== this.#self.peerUrl);
   }
-
-  #twinWarnedAt = 0;
 
   readonly #announceSoon = (): void => {
     void this.#announce();
